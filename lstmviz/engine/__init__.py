@@ -1,0 +1,22 @@
+"""Pure-NumPy LSTM engine: the cell, the recorded forward pass, layers, layout converters.
+
+Nothing here imports Qt, TensorFlow, Keras or torch.
+"""
+
+from .cell import LSTMWeights, lstm_step, run_lstm
+from .model import Model, Node
+from .trace import GATES, QUANTITIES, SYMBOLS, TITLES, LayerTrace, Trace
+
+__all__ = [
+    "GATES",
+    "QUANTITIES",
+    "SYMBOLS",
+    "TITLES",
+    "LSTMWeights",
+    "LayerTrace",
+    "Model",
+    "Node",
+    "Trace",
+    "lstm_step",
+    "run_lstm",
+]

@@ -1,0 +1,227 @@
+"""The LSTM cell, in Keras's layout, and the recurrence that records everything.
+
+The six equations (Keras ``keras/src/layers/rnn/lstm.py``; gate order i, f, c, o)::
+
+    i = σ(x_t W_i + h_tm1 U_i + b_i)          input gate
+    f = σ(x_t W_f + h_tm1 U_f + b_f)          forget gate
+    g = tanh(x_t W_c + h_tm1 U_c + b_c)       candidate
+    o = σ(x_t W_o + h_tm1 U_o + b_o)          output gate
+    c = f * c_tm1 + i * g                     cell state
+    h = o * tanh(c)                           hidden state
+
+with σ = ``recurrent_activation`` and tanh = ``activation`` (both configurable).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..errors import InputError, ModelFileError
+from . import activations
+from .trace import LayerTrace
+
+# Keras blocks (i, f, c, o) -> internal blocks (i, f, o, c): the three gates contiguous.
+_TO_INTERNAL = (0, 1, 3, 2)
+
+
+@dataclass(frozen=True, eq=False)
+class LSTMWeights:
+    """One LSTM's weights in Keras's layout.
+
+    kernel ``(F, 4U)``, recurrent_kernel ``(U, 4U)``, bias ``(4U,)`` or None; gate order
+    i, f, c, o along the last axis.
+    """
+
+    kernel: np.ndarray
+    recurrent_kernel: np.ndarray
+    bias: np.ndarray | None = None
+    activation: str = "tanh"
+    recurrent_activation: str = "sigmoid"
+
+    def __post_init__(self) -> None:
+        k = np.ascontiguousarray(self.kernel, dtype=np.float32)
+        r = np.ascontiguousarray(self.recurrent_kernel, dtype=np.float32)
+        if k.ndim != 2 or r.ndim != 2 or r.shape[1] != 4 * r.shape[0] or k.shape[1] != r.shape[1]:
+            raise ModelFileError(
+                "LSTM weights do not fit together: expected kernel (F, 4U), recurrent_kernel "
+                f"(U, 4U); found kernel {k.shape}, recurrent_kernel {r.shape}"
+            )
+        object.__setattr__(self, "kernel", k)
+        object.__setattr__(self, "recurrent_kernel", r)
+        if self.bias is not None:
+            b = np.ascontiguousarray(self.bias, dtype=np.float32).reshape(-1)
+            if b.shape != (k.shape[1],):
+                raise ModelFileError(
+                    f"LSTM bias has shape {np.shape(self.bias)}; expected ({k.shape[1]},)"
+                )
+            object.__setattr__(self, "bias", b)
+        # validate the activation names now, not in the middle of a trace
+        activations.get(self.activation)
+        activations.get(self.recurrent_activation)
+
+    @property
+    def units(self) -> int:
+        return int(self.recurrent_kernel.shape[0])
+
+    @property
+    def input_dim(self) -> int:
+        return int(self.kernel.shape[0])
+
+    @property
+    def use_bias(self) -> bool:
+        return self.bias is not None
+
+    def gate(self, name: str) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        """``(W, U, b)`` of one gate (``"i"``, ``"f"``, ``"c"``, ``"o"``)."""
+        k = "ifco".index(name)
+        u = self.units
+        sl = slice(k * u, (k + 1) * u)
+        return (self.kernel[:, sl], self.recurrent_kernel[:, sl],
+                None if self.bias is None else self.bias[sl])
+
+    def _internal(self) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        u = self.units
+        perm = np.concatenate([np.arange(k * u, (k + 1) * u) for k in _TO_INTERNAL])
+        b = None if self.bias is None else self.bias[perm]
+        return (np.ascontiguousarray(self.kernel[:, perm]),
+                np.ascontiguousarray(self.recurrent_kernel[:, perm]), b)
+
+    @property
+    def n_params(self) -> int:
+        """``4·U·(F + U + 1)`` with bias, ``4·U·(F + U)`` without."""
+        u, f = self.units, self.input_dim
+        return 4 * u * (f + u + (1 if self.use_bias else 0))
+
+
+def _check_state(name: str, s: np.ndarray | None, batch: int, units: int) -> np.ndarray:
+    if s is None:
+        return np.zeros((batch, units), np.float32)
+    s = np.asarray(s, dtype=np.float32)
+    if s.ndim == 1:
+        s = np.broadcast_to(s, (batch, s.shape[0]))
+    if s.shape != (batch, units):
+        raise InputError(f"initial {name} has shape {s.shape}; expected ({batch}, {units})")
+    if not np.all(np.isfinite(s)):
+        raise InputError(f"initial {name} contains NaN or inf")
+    return np.array(s, dtype=np.float32, copy=True)
+
+
+def run_lstm(
+    x: np.ndarray,
+    weights: LSTMWeights,
+    *,
+    h0: np.ndarray | None = None,
+    c0: np.ndarray | None = None,
+    mask: np.ndarray | None = None,
+    go_backwards: bool = False,
+    name: str = "lstm",
+    layer_name: str | None = None,
+    direction: str = "forward",
+) -> LayerTrace:
+    """Run one LSTM over ``x`` ``(batch, T, F)`` and record every internal value.
+
+    ``mask`` ``(batch, T)`` marks the steps that count; at a masked step the state is carried
+    over unchanged (as in Keras). ``go_backwards`` processes the sequence from its end; the
+    trace is still indexed by input position.
+    """
+    x = np.asarray(x, dtype=np.float32)
+    if x.ndim != 3:
+        raise InputError(f"LSTM {name!r} expects input (batch, T, features); found shape {x.shape}")
+    batch, steps, feats = x.shape
+    if feats != weights.input_dim:
+        raise InputError(
+            f"LSTM {name!r} expects {weights.input_dim} input features; found {feats}"
+        )
+    units = weights.units
+    h_tm1 = _check_state("hidden state h0", h0, batch, units)
+    c_tm1 = _check_state("cell state c0", c0, batch, units)
+    h0_, c0_ = h_tm1.copy(), c_tm1.copy()
+    kernel, rec, bias = weights._internal()  # blocks i, f, o, c
+
+    # One GEMM for the input part of every step, written time-major: (T, B, 4U).
+    pre = np.empty((steps, batch, 4 * units), np.float32)
+    np.matmul(x.transpose(1, 0, 2), kernel, out=pre)  # (T, B, F) @ (F, 4U)
+    if bias is not None:
+        pre += bias
+    act = np.empty_like(pre)  # (T, B, 4U) i, f, o, g
+    cs = np.empty((steps, batch, units), np.float32)
+    hs = np.empty((steps, batch, units), np.float32)
+    rec_z = np.empty((batch, 4 * units), np.float32)  # h_tm1 @ U, reused every step
+    ig = np.empty((batch, units), np.float32)  # i * g, reused every step
+    sig = activations.get(weights.recurrent_activation)
+    tanh = activations.get(weights.activation)
+    m = None
+    if mask is not None:
+        m = np.asarray(mask, dtype=bool)
+        if m.shape != (batch, steps):
+            raise InputError(f"mask has shape {m.shape}; expected ({batch}, {steps})")
+        if m.all():
+            m = None
+    g3 = 3 * units
+    order = range(steps - 1, -1, -1) if go_backwards else range(steps)
+    for t in order:
+        z = pre[t]  # (B, 4U): x_t W + b, completed in place with h_tm1 U
+        np.matmul(h_tm1, rec, out=rec_z)
+        z += rec_z
+        a = act[t]
+        sig(z[:, :g3], a[:, :g3])  # i, f, o
+        tanh(z[:, g3:], a[:, g3:])  # g
+        i, f, o, g = (a[:, :units], a[:, units : 2 * units], a[:, 2 * units : g3], a[:, g3:])
+        c = cs[t]
+        np.multiply(f, c_tm1, out=c)  # c = f * c_tm1 + i * g
+        np.multiply(i, g, out=ig)
+        c += ig
+        h = hs[t]
+        tanh(c, h)  # h = o * tanh(c)
+        h *= o
+        if m is not None:
+            keep = ~m[:, t]
+            if keep.any():  # masked step: carry the state over
+                c[keep] = c_tm1[keep]
+                h[keep] = h_tm1[keep]
+        h_tm1, c_tm1 = h, c
+    return LayerTrace(
+        name=name,
+        weights=weights,
+        pre=pre,
+        act=act,
+        c=cs,
+        h=hs,
+        h0=h0_,
+        c0=c0_,
+        x=np.array(x, copy=True) if not x.flags.owndata else x,
+        mask=None if mask is None else np.asarray(mask, dtype=bool),
+        go_backwards=go_backwards,
+        layer_name=layer_name or name,
+        direction=direction,
+    )
+
+
+def lstm_step(
+    x_t: np.ndarray, h_tm1: np.ndarray, c_tm1: np.ndarray, weights: LSTMWeights
+) -> dict[str, np.ndarray]:
+    """One step, written plainly (the reference the fast loop is tested against).
+
+    ``x_t`` ``(B, F)``, ``h_tm1``/``c_tm1`` ``(B, U)``; returns a dict with the four
+    pre-activations ``z_i, z_f, z_c, z_o`` and ``i, f, g, o, c, h``.
+    """
+    sig = activations.get(weights.recurrent_activation)
+    act = activations.get(weights.activation)
+    x_t = np.asarray(x_t, np.float32)
+    h_tm1 = np.asarray(h_tm1, np.float32)
+    c_tm1 = np.asarray(c_tm1, np.float32)
+    z = x_t @ weights.kernel + h_tm1 @ weights.recurrent_kernel  # (B, 4U)
+    if weights.bias is not None:
+        z = z + weights.bias
+    u = weights.units
+    z_i, z_f, z_c, z_o = (z[:, k * u : (k + 1) * u] for k in range(4))
+    i = sig(z_i, np.empty_like(z_i))
+    f = sig(z_f, np.empty_like(z_f))
+    g = act(z_c, np.empty_like(z_c))
+    o = sig(z_o, np.empty_like(z_o))
+    c = f * c_tm1 + i * g
+    h = o * act(c, np.empty_like(c))
+    return {"z_i": z_i, "z_f": z_f, "z_c": z_c, "z_o": z_o,
+            "i": i, "f": f, "g": g, "o": o, "c": c, "h": h}

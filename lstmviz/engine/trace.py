@@ -1,0 +1,285 @@
+"""The trace: every internal value of every LSTM layer at every timestep, frozen.
+
+A :class:`LayerTrace` keeps its arrays time-major (``(T, batch, ...)``, the order the
+recurrence writes them) and hands them out batch-major, ``(batch, T, units)``, as read-only
+views. Index ``t`` is always the position in the *input* sequence, also for a layer that runs
+backwards (``go_backwards`` or the backward half of a Bidirectional).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from ..errors import LstmvizError
+
+if TYPE_CHECKING:
+    from .cell import LSTMWeights
+
+#: The six quantities shown everywhere, in display order, with their symbols.
+QUANTITIES: tuple[str, ...] = (
+    "forget_gate",
+    "input_gate",
+    "output_gate",
+    "candidate",
+    "cell",
+    "hidden",
+)
+SYMBOLS = {
+    "input_gate": "i",
+    "forget_gate": "f",
+    "candidate": "g",
+    "output_gate": "o",
+    "cell": "c",
+    "hidden": "h",
+}
+TITLES = {
+    "input_gate": "input gate i",
+    "forget_gate": "forget gate f",
+    "candidate": "candidate g",
+    "output_gate": "output gate o",
+    "cell": "cell state c",
+    "hidden": "hidden state h",
+}
+GATES = ("input_gate", "forget_gate", "output_gate")
+
+# Column blocks of the internal (T, B, 4U) buffers: i, f, o (the recurrent activation,
+# contiguous so one call covers them), then the candidate g.
+_BLOCK = {"input_gate": 0, "forget_gate": 1, "output_gate": 2, "candidate": 3}
+
+
+def _readonly(a: np.ndarray) -> np.ndarray:
+    a.flags.writeable = False
+    return a
+
+
+@dataclass(frozen=True, eq=False)
+class LayerTrace:
+    """Everything one LSTM layer (or one direction of a Bidirectional) computed.
+
+    Public arrays, each ``(batch, T, units)`` float32 and read-only:
+    ``input_gate``, ``forget_gate``, ``candidate``, ``output_gate``, ``cell``, ``hidden``,
+    and the pre-activations ``z_i``, ``z_f``, ``z_c``, ``z_o``.
+    """
+
+    name: str
+    weights: LSTMWeights
+    pre: np.ndarray  # (T, B, 4U) pre-activations, blocks i, f, o, c
+    act: np.ndarray  # (T, B, 4U) activations, blocks i, f, o, g
+    c: np.ndarray  # (T, B, U)
+    h: np.ndarray  # (T, B, U)
+    h0: np.ndarray  # (B, U) initial hidden state
+    c0: np.ndarray  # (B, U) initial cell state
+    x: np.ndarray  # (B, T, F) the layer's input sequence
+    mask: np.ndarray | None = None  # (B, T) bool, True where the step counts
+    go_backwards: bool = False
+    layer_name: str = ""  # the model layer this belongs to (the Bidirectional's name)
+    direction: str = "forward"  # "forward" or "backward"
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for a in (self.pre, self.act, self.c, self.h, self.h0, self.c0, self.x):
+            _readonly(a)
+
+    # --- shapes -------------------------------------------------------------------------
+    @property
+    def units(self) -> int:
+        return int(self.h.shape[2])
+
+    @property
+    def batch_size(self) -> int:
+        return int(self.h.shape[1])
+
+    @property
+    def timesteps(self) -> int:
+        return int(self.h.shape[0])
+
+    def _block(self, buf: np.ndarray, k: int) -> np.ndarray:
+        u = self.units
+        return buf[:, :, k * u : (k + 1) * u].transpose(1, 0, 2)
+
+    # --- the six quantities, (batch, T, units) ------------------------------------------
+    @property
+    def input_gate(self) -> np.ndarray:
+        return self._block(self.act, 0)
+
+    @property
+    def forget_gate(self) -> np.ndarray:
+        return self._block(self.act, 1)
+
+    @property
+    def output_gate(self) -> np.ndarray:
+        return self._block(self.act, 2)
+
+    @property
+    def candidate(self) -> np.ndarray:
+        return self._block(self.act, 3)
+
+    @property
+    def cell(self) -> np.ndarray:
+        return self.c.transpose(1, 0, 2)
+
+    @property
+    def hidden(self) -> np.ndarray:
+        return self.h.transpose(1, 0, 2)
+
+    # --- pre-activations ----------------------------------------------------------------
+    @property
+    def z_i(self) -> np.ndarray:
+        return self._block(self.pre, 0)
+
+    @property
+    def z_f(self) -> np.ndarray:
+        return self._block(self.pre, 1)
+
+    @property
+    def z_o(self) -> np.ndarray:
+        return self._block(self.pre, 2)
+
+    @property
+    def z_c(self) -> np.ndarray:
+        return self._block(self.pre, 3)
+
+    def get(self, quantity: str) -> np.ndarray:
+        """One quantity by name (``"forget_gate"``, ``"cell"``, ``"z_f"``, ...)."""
+        aliases = {"f": "forget_gate", "i": "input_gate", "o": "output_gate", "g": "candidate",
+                   "c": "cell", "h": "hidden", "forget": "forget_gate", "input": "input_gate",
+                   "output": "output_gate"}
+        quantity = aliases.get(quantity, quantity)
+        if quantity not in (*QUANTITIES, "z_i", "z_f", "z_c", "z_o"):
+            raise LstmvizError(
+                f"unknown quantity {quantity!r}; expected one of {', '.join(QUANTITIES)}"
+            )
+        return getattr(self, quantity)
+
+    def at(self, quantity: str, t: int, b: int = 0) -> np.ndarray:
+        """``quantity`` of batch item ``b`` at input position ``t``: ``(units,)``."""
+        if quantity in _BLOCK:
+            u = self.units
+            k = _BLOCK[quantity]
+            return self.act[t, b, k * u : (k + 1) * u]
+        if quantity == "cell":
+            return self.c[t, b]
+        if quantity == "hidden":
+            return self.h[t, b]
+        return self.get(quantity)[b, t]
+
+    # --- the step before t, in processing order ------------------------------------------
+    def prev_index(self, t: int) -> int | None:
+        """Input position of the step processed just before ``t`` (None: the initial state)."""
+        if self.go_backwards:
+            return t + 1 if t + 1 < self.timesteps else None
+        return t - 1 if t > 0 else None
+
+    @property
+    def processing_order(self) -> np.ndarray:
+        order = np.arange(self.timesteps)
+        return order[::-1] if self.go_backwards else order
+
+    @property
+    def cell_prev(self) -> np.ndarray:
+        """``c_{t-1}`` in processing order for every position t: ``(batch, T, units)``."""
+        return self._shift(self.c, self.c0)
+
+    @property
+    def hidden_prev(self) -> np.ndarray:
+        """``h_{t-1}`` in processing order for every position t: ``(batch, T, units)``."""
+        return self._shift(self.h, self.h0)
+
+    def _shift(self, buf: np.ndarray, first: np.ndarray) -> np.ndarray:
+        out = np.empty_like(buf)
+        if self.go_backwards:
+            out[:-1] = buf[1:]
+            out[-1] = first
+        else:
+            out[1:] = buf[:-1]
+            out[0] = first
+        return _readonly(out.transpose(1, 0, 2))
+
+    def prev_state(self, t: int, b: int = 0) -> tuple[np.ndarray, np.ndarray]:
+        """``(h_{t-1}, c_{t-1})`` of batch item ``b`` before the step at position ``t``."""
+        p = self.prev_index(t)
+        if p is None:
+            return self.h0[b], self.c0[b]
+        return self.h[p, b], self.c[p, b]
+
+    def contributions(self, t: int, b: int = 0) -> dict[str, dict[str, np.ndarray]]:
+        """Each gate's pre-activation split into ``W·x``, ``U·h`` and ``b`` for step ``t``.
+
+        Returns ``{gate: {"Wx": (units,), "Uh": (units,), "b": (units,), "z": (units,)}}``
+        with gate in ``("input_gate", "forget_gate", "candidate", "output_gate")``.
+        """
+        w = self.weights
+        u = self.units
+        h_tm1, _ = self.prev_state(t, b)
+        x_t = self.x[b, t]
+        wx = x_t @ w.kernel  # (4U,) Keras order i, f, c, o
+        uh = h_tm1 @ w.recurrent_kernel  # (4U,)
+        bias = w.bias if w.bias is not None else np.zeros(4 * u, np.float32)
+        out = {}
+        for k, gate in enumerate(("input_gate", "forget_gate", "candidate", "output_gate")):
+            sl = slice(k * u, (k + 1) * u)
+            out[gate] = {"Wx": wx[sl], "Uh": uh[sl], "b": bias[sl],
+                         "z": wx[sl] + uh[sl] + bias[sl]}
+        return out
+
+    @property
+    def nbytes(self) -> int:
+        return sum(a.nbytes for a in (self.pre, self.act, self.c, self.h))
+
+
+@dataclass(frozen=True, eq=False)
+class Trace:
+    """The result of :meth:`lstmviz.engine.model.Model.trace`.
+
+    ``output`` equals Keras's ``model(x)`` (a list for a multi-output model);
+    ``layers`` holds one :class:`LayerTrace` per LSTM layer in model order; a Bidirectional
+    contributes ``"<name>/forward"`` and ``"<name>/backward"``.
+    """
+
+    output: Any
+    layers: tuple[LayerTrace, ...]
+    inputs: Any
+    engine: str = "numpy"
+    step_output: np.ndarray | None = None  # (batch, T, K): the head applied to h_t at every t
+    layer_outputs: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def layer_names(self) -> list[str]:
+        return [lt.name for lt in self.layers]
+
+    def layer(self, name: str | int) -> LayerTrace:
+        """A :class:`LayerTrace` by its name in the file (or its index)."""
+        if isinstance(name, int):
+            try:
+                return self.layers[name]
+            except IndexError:
+                raise LstmvizError(
+                    f"layer index {name} out of range: the trace has {len(self.layers)} LSTM "
+                    "layer(s)"
+                ) from None
+        for lt in self.layers:
+            if lt.name == name:
+                return lt
+        # a Bidirectional by its own name: its forward half
+        for lt in self.layers:
+            if lt.layer_name == name:
+                return lt
+        raise LstmvizError(
+            f"no LSTM layer named {name!r} in the trace; LSTM layers: "
+            f"{', '.join(self.layer_names) or '(none)'}"
+        )
+
+    @property
+    def batch_size(self) -> int:
+        return self.layers[0].batch_size if self.layers else 0
+
+    @property
+    def timesteps(self) -> int:
+        return self.layers[0].timesteps if self.layers else 0
+
+    @property
+    def nbytes(self) -> int:
+        return sum(lt.nbytes for lt in self.layers)

@@ -1,0 +1,56 @@
+"""Reading and writing model files, inputs and sessions: safe by construction.
+
+No pickle, no code execution from a file; writes are atomic.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from ..engine.model import Model
+from ..errors import ModelFileError
+from . import keras as _keras
+
+#: Extensions lstmviz opens, and what each one is.
+MODEL_FORMATS: dict[str, str] = {
+    ".keras": "Keras 3 model (zip)",
+    ".h5": "Keras legacy HDF5 model (Keras 2 / tf.keras / Keras 3 legacy save)",
+    ".hdf5": "Keras legacy HDF5 model",
+}
+
+
+def load_model(path: str | os.PathLike[str]) -> Model:
+    """Open a model file and return an engine :class:`~lstmviz.engine.Model`.
+
+    Raises :class:`~lstmviz.LstmvizError` (naming the file) for anything that is not a model
+    lstmviz can run.
+    """
+    p = Path(path)
+    if not p.exists():
+        raise ModelFileError(f"{p}: no such file")
+    if p.is_dir():
+        raise ModelFileError(f"{p}: is a directory, not a model file")
+    try:
+        size = p.stat().st_size
+    except OSError as e:
+        raise ModelFileError(f"{p}: cannot read ({e.strerror})") from None
+    if size == 0:
+        raise ModelFileError(f"{p}: the file is empty")
+    kind = _keras.sniff(p)
+    if kind is None:
+        for loader in _extra_loaders():
+            m = loader(p)
+            if m is not None:
+                return m
+        raise ModelFileError(
+            f"{p}: not a model file lstmviz can read (neither a .keras zip nor an HDF5 file); "
+            f"supported formats: {', '.join(f'{k} ({v})' for k, v in MODEL_FORMATS.items())}"
+        )
+    model = _keras.LOADERS[kind](p)
+    model.source = str(p)
+    return model
+
+
+def _extra_loaders():  # other formats register here (PyTorch, ONNX, TF1 checkpoints)
+    return []
