@@ -129,7 +129,7 @@ def check_token_ids(ids: Any, vocab: int, name: str) -> Arr:
         if not np.all(np.equal(np.mod(a, 1), 0)):
             bad = a[np.mod(a, 1) != 0].ravel()[0]
             raise InputError(
-                f"Embedding {name!r} takes integer token ids; found non-integer value {bad!r}"
+                f"Embedding {name!r} takes integer token ids; found non-integer value {float(bad)!r}"
             )
     elif a.dtype.kind not in "iub":
         raise InputError(f"Embedding {name!r} takes integer token ids; found dtype {a.dtype}")
