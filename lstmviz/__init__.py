@@ -11,7 +11,8 @@ from __future__ import annotations
 from .engine import LayerTrace, Model, Trace
 from .errors import LstmvizError
 from .io import load_model
+from .io.session import Session
 
 __version__ = "0.1.0"
 
-__all__ = ["LayerTrace", "LstmvizError", "Model", "Trace", "__version__", "load_model"]
+__all__ = ["LayerTrace", "LstmvizError", "Model", "Session", "Trace", "__version__", "load_model"]
