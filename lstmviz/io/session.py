@@ -455,12 +455,15 @@ class Session:
         buf = io.BytesIO()
         np.savez(buf, **arrays)  # type: ignore[arg-type]
         text = json.dumps(doc, indent=1, ensure_ascii=False, allow_nan=False)
-        with atomic_open(p, "wb") as fh, zipfile.ZipFile(fh, "w") as zf:
-            zf.writestr(JSON_MEMBER, text, compress_type=zipfile.ZIP_DEFLATED)
-            zf.writestr(ARRAYS_MEMBER, buf.getbuffer(), compress_type=zipfile.ZIP_STORED)
-            if model_bytes is not None:
-                zf.writestr(doc["model"]["embedded"], model_bytes,
-                            compress_type=zipfile.ZIP_STORED)
+        try:
+            with atomic_open(p, "wb") as fh, zipfile.ZipFile(fh, "w") as zf:
+                zf.writestr(JSON_MEMBER, text, compress_type=zipfile.ZIP_DEFLATED)
+                zf.writestr(ARRAYS_MEMBER, buf.getbuffer(), compress_type=zipfile.ZIP_STORED)
+                if model_bytes is not None:
+                    zf.writestr(doc["model"]["embedded"], model_bytes,
+                                compress_type=zipfile.ZIP_STORED)
+        except OSError as e:  # disk full, permissions: the previous file is left as it was
+            raise LstmvizError(f"{p}: cannot write the session ({e.strerror or e})") from None
         if model_bytes is not None and embed_model:
             self.model_bytes = model_bytes
         return p
@@ -621,12 +624,12 @@ class _Reader:
             raise self.fail(f"{where} declares an invalid shape {shape}")
         n = math.prod(shape)
         if key.startswith("input_"):
-            if n > MAX_INPUT_ELEMENTS:
-                raise self.fail(f"{where}: input of shape {shape} ({n} elements) is too large; "
-                                f"the limit is {MAX_INPUT_ELEMENTS} elements")
             if len(shape) >= 2 and shape[1] > MAX_TIMESTEPS:
                 raise self.fail(f"{where}: input of shape {shape} has {shape[1]} timesteps; the "
                                 f"limit is {MAX_TIMESTEPS}")
+            if n > MAX_INPUT_ELEMENTS:
+                raise self.fail(f"{where}: input of shape {shape} ({n} elements) is too large; "
+                                f"the limit is {MAX_INPUT_ELEMENTS} elements")
         elif n > MAX_SNAPSHOT_ELEMENTS:
             raise self.fail(f"{where}: weight array of shape {shape} is too large to be real")
         need = n * dtype.itemsize
