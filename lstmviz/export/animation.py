@@ -1,0 +1,112 @@
+"""Stepping animations: one frame per timestep, the cursor moving and the future dimmed.
+
+GIF goes through imageio's pillow plugin, MP4 through imageio-ffmpeg (H.264, yuv420p,
+even frame sizes). Both are plain functions taking ``progress(i, n)`` and ``should_stop()``
+so the app can run them in a worker with a progress bar and a Cancel button; a cancelled
+export raises :class:`~lstmviz.export.formats.ExportCancelled` and leaves no file behind.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import LstmvizError, MissingDependencyError
+from ..io.atomic import atomic_open
+from .figure import GridFigure
+from .formats import ExportCancelled
+
+Progress = Callable[[int, int], None]
+ShouldStop = Callable[[], bool]
+
+MAX_FPS = 60.0
+
+
+def frames(grid: GridFigure, progress: Progress | None = None,
+           should_stop: ShouldStop | None = None, even: bool = False) -> Iterator[np.ndarray]:
+    """Yield one ``(H, W, 3)`` uint8 frame per timestep of ``grid``'s layer.
+
+    The layout is computed once, so every frame has the same size and panel positions.
+    """
+    n = grid.T
+    grid.set_step(0)
+    grid.freeze_layout()
+    for t in range(n):
+        if should_stop is not None and should_stop():
+            raise ExportCancelled(f"animation cancelled at frame {t} of {n}; nothing was written")
+        grid.set_step(t)
+        yield grid.rgb(even=even)
+        if progress is not None:
+            progress(t + 1, n)
+
+
+def _check_fps(fps: float) -> float:
+    fps = float(fps)
+    if not 0 < fps <= MAX_FPS:
+        raise LstmvizError(f"frames per second must be in (0, {MAX_FPS:g}]; got {fps:g}")
+    return fps
+
+
+def write_gif(path: str | os.PathLike[str], grid: GridFigure, fps: float = 4.0,
+              progress: Progress | None = None, should_stop: ShouldStop | None = None) -> Path:
+    """Write a looping GIF with one frame per timestep (atomically)."""
+    fps = _check_fps(fps)
+    try:
+        import imageio.v3 as iio
+    except ImportError:
+        raise MissingDependencyError("imageio", what="GIF export") from None
+    p = Path(path)
+    with atomic_open(p, "wb") as fh, iio.imopen(fh, "w", extension=".gif",
+                                                   plugin="pillow") as out:
+        for frame in frames(grid, progress, should_stop):
+            out.write(frame, duration=int(round(1000 / fps)), loop=0, is_batch=False)
+    return p
+
+
+def write_mp4(path: str | os.PathLike[str], grid: GridFigure, fps: float = 4.0,
+              progress: Progress | None = None, should_stop: ShouldStop | None = None,
+              quality: int = 8) -> Path:
+    """Write an H.264 MP4 (yuv420p) with one frame per timestep (atomically)."""
+    fps = _check_fps(fps)
+    try:
+        import imageio_ffmpeg
+    except ImportError:
+        raise MissingDependencyError("imageio_ffmpeg", "imageio-ffmpeg",
+                                     what="MP4 export") from None
+    p = Path(path)
+    d = p.parent if str(p.parent) else Path(".")
+    if not d.is_dir():
+        raise LstmvizError(f"{p}: directory {d} does not exist")
+    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".mp4", dir=d)
+    os.close(fd)
+    ok = False
+    writer: Any = None
+    try:
+        for frame in frames(grid, progress, should_stop, even=True):
+            if writer is None:
+                h, w = frame.shape[:2]
+                writer = imageio_ffmpeg.write_frames(
+                    tmp, (w, h), fps=fps, codec="libx264", pix_fmt_in="rgb24",
+                    pix_fmt_out="yuv420p", quality=quality, macro_block_size=1,
+                    ffmpeg_log_level="error", output_params=["-movflags", "+faststart"])
+                writer.send(None)
+            writer.send(np.ascontiguousarray(frame).tobytes())
+        if writer is not None:
+            writer.close()
+            writer = None
+        os.replace(tmp, p)
+        ok = True
+    finally:
+        if writer is not None:
+            with contextlib.suppress(OSError, RuntimeError):  # ffmpeg may be gone
+                writer.close()
+        if not ok:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+    return p

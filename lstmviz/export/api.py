@@ -1,0 +1,123 @@
+"""One entry point for every export format: :func:`export_trace`.
+
+The CLI (``lstmviz export``) and the app (File -> Export) both call it, so a figure, an
+animation or a data file looks the same whichever way it was made.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ..engine.trace import QUANTITIES
+from .data import Source, write_csv, write_json, write_npz
+from .formats import check_output
+from .selection import check_batch, check_step, check_units, pick_layer
+
+if TYPE_CHECKING:
+    from ..engine.trace import Trace
+
+Progress = Callable[[int, int], None]
+ShouldStop = Callable[[], bool]
+
+
+def token_labels_for(trace: Trace, source: Source | None, batch: int) -> list[str] | None:
+    """The input tokens of batch item ``batch`` as time-axis labels, when they can be made."""
+    if source is None or source.model is None:
+        return None
+    from ..io.inputs import token_labels
+
+    try:
+        labels = token_labels(source.model, trace.inputs, source.info, batch)
+    except (IndexError, ValueError, TypeError):
+        return None
+    return labels if len(labels) == trace.timesteps else None
+
+
+def export_trace(out: str | os.PathLike[str], trace: Trace, source: Source | None = None, *,
+                 layer: str | None = None, batch: int | None = None,
+                 quantities: Sequence[str] = QUANTITIES, units: Sequence[int] | None = None,
+                 step: int | None = None, style: str = "paper", force: bool = False,
+                 size: tuple[float, float] | None = None, dpi: float | None = None,
+                 fps: float = 4.0, values: bool = False, title: str | None = None,
+                 progress: Progress | None = None,
+                 should_stop: ShouldStop | None = None) -> Path:
+    """Export ``trace`` to ``out``; the format follows the extension.
+
+    Parameters
+    ----------
+    out : path
+        ``.png``, ``.svg``, ``.pdf`` (figure), ``.gif``, ``.mp4`` (one frame per timestep),
+        ``.npz``, ``.csv``, ``.json`` (data).
+    trace : Trace
+        The trace to export.
+    source : Source, optional
+        Model, model file, input and sidecar info: token labels, title and metadata.
+    layer : str, optional
+        Figures: the layer drawn (first LSTM layer by default). Data: only this layer
+        (all layers by default).
+    batch : int, optional
+        Figures: the batch item drawn (0 by default). Data: only this item (all by default).
+    quantities, units : optional
+        Which quantities (all six by default) and which units (all by default).
+    step : int, optional
+        Figures: the current timestep (cursor, future dimmed); ignored by animations, which
+        step through every timestep.
+    style : {"paper", "slide"}
+        Fonts and sizes for a paper column or a slide.
+    force : bool
+        Overwrite an existing file.
+    size, dpi, fps : optional
+        Figure size in inches, pixels per inch, animation frames per second.
+    values : bool
+        JSON: include every value (metadata only otherwise).
+    progress, should_stop : callables, optional
+        ``progress(i, n)`` while working; a true ``should_stop()`` cancels
+        (:class:`~lstmviz.export.formats.ExportCancelled`, nothing written).
+
+    Returns
+    -------
+    Path
+        The written file.
+    """
+    path, fmt = check_output(out, force=force)
+    if fmt in ("npz", "csv", "json"):
+        layers = None if layer is None else [pick_layer(trace, layer)]
+        for lt in layers or trace.layers:
+            check_units(units, lt)
+        bsel = None if batch is None else [check_batch(batch, trace)]
+        if fmt == "npz":
+            return write_npz(path, trace, source, layers, quantities, units, bsel)
+        if fmt == "csv":
+            return write_csv(path, trace, layers, quantities, units, bsel, progress,
+                             should_stop)
+        return write_json(path, trace, source, values, layers, quantities, units, bsel)
+
+    from .figure import GridFigure
+
+    b = check_batch(batch, trace)
+    lt = pick_layer(trace, layer)
+    kwargs: dict[str, Any] = dict(
+        layer=lt.name, batch=b, quantities=quantities, units=units, style=style,
+        labels=token_labels_for(trace, source, b),
+        model_name=source.model_name if source else "", title=title, size=size, dpi=dpi)
+    if fmt in ("png", "svg", "pdf"):
+        grid = GridFigure(trace, step=check_step(step, lt.timesteps), **kwargs)
+        if progress is not None:
+            progress(0, 1)
+        grid.save(path, fmt)
+        if progress is not None:
+            progress(1, 1)
+        return path
+
+    from .animation import write_gif, write_mp4
+    from .style import get_style
+
+    if dpi is None:
+        kwargs["dpi"] = get_style(style).animation_dpi
+    grid = GridFigure(trace, step=0, **kwargs)
+    if fmt == "gif":
+        return write_gif(path, grid, fps, progress, should_stop)
+    return write_mp4(path, grid, fps, progress, should_stop)

@@ -1,0 +1,122 @@
+"""Figure styles (paper column, slide) and the colour maps shared with the app.
+
+Colour maps are colour-blind safe: a sequential map (viridis) fixed to [0, 1] for the three
+gates; a diverging map (ColorBrewer RdBu, reversed: blue negative, red positive) fixed to
+[-1, 1] for the tanh-bounded candidate and hidden state; the same diverging map symmetric
+around 0 over the whole layer trace for the cell state, which is not bounded.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from ..errors import LstmvizError
+
+if TYPE_CHECKING:
+    from ..engine.trace import LayerTrace
+
+SEQUENTIAL = "viridis"
+DIVERGING = "RdBu_r"
+
+#: quantity -> matplotlib colour map name
+COLORMAPS: dict[str, str] = {
+    "input_gate": SEQUENTIAL,
+    "forget_gate": SEQUENTIAL,
+    "output_gate": SEQUENTIAL,
+    "candidate": DIVERGING,
+    "cell": DIVERGING,
+    "hidden": DIVERGING,
+}
+
+
+def levels_for(quantity: str, lt: LayerTrace) -> tuple[float, float]:
+    """Fixed colour levels: gates [0, 1], candidate/hidden [-1, 1], cell ±max|c| of the layer.
+
+    A layer with ``activation=None`` (linear candidate) can leave [-1, 1]; its candidate
+    and hidden state then get symmetric levels over the trace too.
+    """
+    if quantity in ("input_gate", "forget_gate", "output_gate"):
+        return 0.0, 1.0
+    a = lt.get(quantity)
+    m = float(np.max(np.abs(a))) if a.size else 0.0
+    if not np.isfinite(m):
+        m = 1.0
+    if quantity in ("candidate", "hidden") and m <= 1.0 + 1e-6:
+        return -1.0, 1.0
+    m = max(m, 1e-6)
+    return -m, m
+
+
+@dataclass(frozen=True)
+class Style:
+    """Sizes and fonts for one kind of figure."""
+
+    name: str
+    font_size: float
+    title_size: float
+    grid_size: tuple[float, float]  # inches, a 2 x 3 grid
+    single_size: tuple[float, float]  # inches, one plot
+    dpi: int  # PNG
+    animation_dpi: int  # GIF / MP4 frames
+    line_width: float
+    max_tick_labels: int  # token labels shown along the time axis before thinning
+    rc: dict[str, Any] = field(default_factory=dict)
+
+    def size_for(self, n_panels: int) -> tuple[float, float]:
+        if n_panels <= 1:
+            return self.single_size
+        w, h = self.grid_size
+        rows = (n_panels + 2) // 3
+        cols = min(3, n_panels)
+        # keep the panel size of the 2 x 3 grid for other counts
+        return (w * (0.25 + 0.75 * cols / 3), h * (0.2 + 0.8 * rows / 2))
+
+    def rc_params(self) -> dict[str, Any]:
+        base = {
+            "font.family": "DejaVu Sans",
+            "font.size": self.font_size,
+            "axes.titlesize": self.font_size,
+            "axes.labelsize": self.font_size,
+            "xtick.labelsize": self.font_size * 0.85,
+            "ytick.labelsize": self.font_size * 0.85,
+            "figure.titlesize": self.title_size,
+            "axes.linewidth": self.line_width * 0.8,
+            "xtick.major.width": self.line_width * 0.8,
+            "ytick.major.width": self.line_width * 0.8,
+            "xtick.major.size": 2.5 * self.line_width,
+            "ytick.major.size": 2.5 * self.line_width,
+            "lines.linewidth": self.line_width,
+            # real text in vector output: <text> elements in SVG, TrueType (Type 42) in PDF
+            "svg.fonttype": "none",
+            "pdf.fonttype": 42,
+            "ps.fonttype": 42,
+            "savefig.facecolor": "white",
+            "figure.facecolor": "white",
+            "image.interpolation": "nearest",
+        }
+        base.update(self.rc)
+        return base
+
+
+STYLES: dict[str, Style] = {
+    # a journal column: 7 pt text at 100 %; the six-panel grid spans the text width (7 in),
+    # one plot fits a single column (3.4 in)
+    "paper": Style("paper", font_size=7.0, title_size=8.0, grid_size=(7.0, 3.9),
+                   single_size=(3.4, 2.3), dpi=300, animation_dpi=150, line_width=0.8,
+                   max_tick_labels=40),
+    # a 16:9 slide: text readable from the back of a room
+    "slide": Style("slide", font_size=16.0, title_size=20.0, grid_size=(13.33, 7.2),
+                   single_size=(10.0, 5.6), dpi=150, animation_dpi=100, line_width=1.6,
+                   max_tick_labels=30),
+}
+
+
+def get_style(name: str) -> Style:
+    try:
+        return STYLES[name]
+    except KeyError:
+        raise LstmvizError(f"unknown style {name!r}; expected one of "
+                           f"{', '.join(STYLES)}") from None
