@@ -541,15 +541,18 @@ class Bidirectional(Layer):
         if initial_state is not None:
             fs, bs = initial_state[:2], initial_state[2:4]
         lf = self.forward.run(x, mask, ctx, initial_state=fs, trace_name=f"{self.name}/forward",
-                              layer_name=self.name, direction="forward", go_backwards=False)
+                              layer_name=self.name, direction="forward")
         lb = self.backward.run(x, mask, ctx, initial_state=bs,
                                trace_name=f"{self.name}/backward", layer_name=self.name,
-                               direction="backward", go_backwards=True)
+                               direction="backward")
         of = self.forward.outputs_from(lf, mask)
         ob = self.backward.outputs_from(lb, mask)
         yf, yb = of[0], ob[0]
-        if self.return_sequences:
-            yb = yb[:, ::-1]  # back to input order
+        if self.return_sequences:  # both back to input order
+            if self.backward.go_backwards:
+                yb = yb[:, ::-1]
+            if self.forward.go_backwards:
+                yf = yf[:, ::-1]
         mm = self.merge_mode
         if mm == "concat":
             ys = [np.concatenate([yf, yb], axis=-1)]

@@ -339,6 +339,8 @@ class _Builder:
                 )
             fwd = self.lstm(fwd_cfg, f"{name}/forward", path, arrs[:nf])
             bwd = self.lstm(bwd_cfg, f"{name}/backward", path, arrs[nf:])
+            if not isinstance(back_cfg, dict):  # Keras 2: the backward half is the inverse
+                bwd.go_backwards = not fwd.go_backwards
             mm = cfg.get("merge_mode", "concat")
             return L.Bidirectional(name, fwd, bwd, mm)
         if cls == "Embedding":
