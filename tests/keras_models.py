@@ -147,6 +147,27 @@ def conv_strided():
                              L.LSTM(3, return_sequences=True), L.Dense(1)])
 
 
+def relu_lstm():
+    keras = _keras()
+    L = keras.layers
+    return keras.Sequential([keras.Input((None, 4)),
+                             L.LSTM(5, activation="relu", return_sequences=True)])
+
+
+DENSE_ACTIVATIONS = ("relu", "sigmoid", "tanh", "softplus", "softsign", "selu", "elu",
+                     "gelu", "silu", "hard_sigmoid", "leaky_relu", "relu6", "mish",
+                     "hard_silu", "linear", "exponential", "log_softmax", "softmax")
+
+
+def dense_activations():
+    keras = _keras()
+    L = keras.layers
+    inp = keras.Input((None, 3))
+    h = L.LSTM(6, return_sequences=True)(inp)
+    outs = [L.Dense(4, activation=a, name=f"dense_{a}")(h) for a in DENSE_ACTIVATIONS]
+    return keras.Model(inp, L.Concatenate()(outs), name="dense_activations")
+
+
 def x_for(name: str, model, batch: int = 3, steps: int = 9, seed: int = 1):
     """A fitting random input for a model built above."""
     rng = np.random.default_rng(seed)
@@ -192,4 +213,6 @@ BUILDERS = {
     "kitchen_sink": kitchen_sink,
     "seq2seq": seq2seq,
     "conv_strided": conv_strided,
+    "relu_lstm": relu_lstm,
+    "dense_activations": dense_activations,
 }
