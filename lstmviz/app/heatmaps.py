@@ -1,0 +1,339 @@
+"""Units x time heatmaps of the six LSTM quantities, with a cursor at the current step.
+
+One :class:`pyqtgraph.ImageItem` per quantity, drawn once per trace with fixed colour levels
+(gates [0, 1], tanh-bounded values [-1, 1], the cell state symmetric around 0 over the trace).
+Stepping only moves a column outline (the cursor) and the rectangle that dims the future.
+Clicking a cell jumps to its timestep and selects its unit.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import QPointF, QRectF, Qt, Signal
+from PySide6.QtGui import QBrush, QColor, QFont, QPen
+from PySide6.QtWidgets import QGraphicsRectItem
+
+from ..engine.trace import GATES, QUANTITIES
+from .document import Document
+from .style import (
+    GATE_CMAP,
+    MEANINGS,
+    NORMAL,
+    QUANTITY_COLORS,
+    SHORT_TITLES,
+    SIGNED_CMAP,
+    Theme,
+    colormap,
+    downsample_image,
+)
+
+MAX_ROWS = 512
+MAX_COLS = 1600
+BOUNDED = {"sigmoid", "hard_sigmoid", "tanh", "softsign"}
+
+
+def levels_for(lt: Any, quantity: str) -> tuple[float, float]:
+    """Fixed colour levels of a quantity: [0, 1] for sigmoid gates, [-1, 1] for tanh-bounded
+    values, else symmetric around 0 over the whole layer trace."""
+    w = lt.weights
+    if quantity in GATES and w.recurrent_activation in ("sigmoid", "hard_sigmoid"):
+        return (0.0, 1.0)
+    if quantity == "candidate" and w.activation in BOUNDED:
+        return (-1.0, 1.0)
+    if quantity == "hidden" and w.activation in BOUNDED and w.recurrent_activation in (
+            "sigmoid", "hard_sigmoid"):
+        return (-1.0, 1.0)
+    m = float(np.abs(lt.get(quantity)).max()) if lt.timesteps else 1.0
+    m = m if np.isfinite(m) and m > 0 else 1.0
+    return (-m, m)
+
+
+def time_ticks(labels: list[str], n: int, max_labels: int = 24) -> list[tuple[float, str]]:
+    """Tick positions (column centres) and texts for a time axis of ``n`` steps."""
+    if n <= 0:
+        return []
+    if n <= max_labels and len(labels) >= n:
+        return [(t + 0.5, labels[t]) for t in range(n)]
+    raw = n / max_labels
+    mag = 10 ** np.floor(np.log10(raw))
+    step = int(next(m * mag for m in (1, 2, 5, 10) if m * mag >= raw))
+    return [(t + 0.5, str(t)) for t in range(0, n, step)]
+
+
+class Heatmap:
+    """One quantity's units x time image inside a plot, with its cursor and dimming."""
+
+    def __init__(self, plot: pg.PlotItem, bar: pg.ColorBarItem, quantity: str,
+                 layer: str | None) -> None:
+        self.plot = plot
+        self.bar = bar
+        self.quantity = quantity
+        self.layer = layer  # None: the document's selected layer
+        self.image = pg.ImageItem(axisOrder="row-major")
+        self.image.setZValue(-10)
+        plot.addItem(self.image)
+        bar.setImageItem(self.image)
+        self.dim = QGraphicsRectItem()
+        self.dim.setPen(QPen(Qt.PenStyle.NoPen))
+        self.dim.setZValue(5)
+        plot.vb.addItem(self.dim, ignoreBounds=True)
+        self.cursor = QGraphicsRectItem()
+        self.cursor.setBrush(QBrush(Qt.BrushStyle.NoBrush))
+        self.cursor.setZValue(10)
+        plot.vb.addItem(self.cursor, ignoreBounds=True)
+        self.row_mark = QGraphicsRectItem()
+        self.row_mark.setBrush(QBrush(Qt.BrushStyle.NoBrush))
+        self.row_mark.setZValue(9)
+        plot.vb.addItem(self.row_mark, ignoreBounds=True)
+        self.n_t = 0
+        self.n_rows = 0
+        self.rows: np.ndarray = np.zeros(0, np.int64)
+        self.data: np.ndarray | None = None  # (rows, T) as shown (before downsampling)
+        self.t = 0
+
+    def set_data(self, data: np.ndarray, rows: np.ndarray, levels: tuple[float, float]) -> None:
+        """``data`` is ``(len(rows), T)``: one row per shown unit."""
+        self.data = data
+        self.rows = rows
+        self.n_rows, self.n_t = data.shape
+        img = downsample_image(data, MAX_ROWS, MAX_COLS)
+        self.image.setImage(img, autoLevels=False, levels=levels)
+        self.bar.setLevels(levels)
+        self.image.setRect(QRectF(0, 0, max(self.n_t, 1), max(self.n_rows, 1)))
+        self.plot.vb.setLimits(xMin=-0.5, xMax=self.n_t + 0.5, yMin=-0.5, yMax=self.n_rows + 0.5)
+        self.plot.vb.setRange(xRange=(0, self.n_t), yRange=(0, self.n_rows), padding=0)
+
+    def set_t(self, t: int) -> None:
+        self.t = t
+        n = self.n_t
+        self.cursor.setRect(QRectF(t, 0, 1, self.n_rows))
+        self.dim.setRect(QRectF(t + 1, 0, max(n - t - 1, 0), self.n_rows))
+        self.dim.setVisible(t + 1 < n)
+
+    def mark_row(self, row: int | None) -> None:
+        if row is None:
+            self.row_mark.setVisible(False)
+            return
+        self.row_mark.setVisible(True)
+        self.row_mark.setRect(QRectF(0, row, max(self.n_t, 1), 1))
+
+    def cursor_t(self) -> int:
+        """The timestep the cursor outlines (for tests and tools)."""
+        return int(round(self.cursor.rect().x()))
+
+
+class HeatmapGrid(pg.GraphicsLayoutWidget):
+    """The six heatmaps of the selected layer (3 x 2), or -- in "all layers" mode -- forget
+    gate, cell and hidden state of every LSTM layer, one row per layer.
+
+    Signals
+    -------
+    hovered(str) : a description of the value under the mouse (for the status bar).
+    """
+
+    hovered = Signal(str)
+
+    def __init__(self, document: Document, parent: Any = None) -> None:
+        super().__init__(parent)
+        self.document = document
+        self.theme: Theme = NORMAL
+        self.all_layers = False
+        self.maps: dict[str, Heatmap] = {}
+        self.ci.setContentsMargins(4, 4, 4, 4)
+        self.ci.layout.setHorizontalSpacing(2)
+        self.ci.layout.setVerticalSpacing(4)
+        self.setBackground(self.theme.bg)
+        self._build()
+        document.trace_changed.connect(self._on_trace_changed)
+        document.layer_changed.connect(self._on_trace_changed)
+        document.batch_changed.connect(self._on_trace_changed)
+        document.filter_changed.connect(self._on_trace_changed)
+        document.t_changed.connect(self._on_t_changed)
+        document.selection_changed.connect(self._on_selection_changed)
+        self.scene().sigMouseClicked.connect(self._on_clicked)
+        self._hover_proxy = pg.SignalProxy(self.scene().sigMouseMoved, rateLimit=30,
+                                           slot=self._on_moved)
+        self.setToolTip("Click a cell: jump to its timestep and select its unit")
+
+    # --- layout ------------------------------------------------------------------------------
+    def cells(self) -> list[tuple[str | None, str]]:
+        if not self.all_layers:
+            return [(None, q) for q in QUANTITIES]
+        return [(name, q) for name in self.document.layer_names
+                for q in ("forget_gate", "cell", "hidden")]
+
+    def _build(self) -> None:
+        self.ci.clear()
+        self.maps = {}
+        cells = self.cells()
+        ncol = 3
+        first: pg.PlotItem | None = None
+        for k, (layer, q) in enumerate(cells):
+            r, c = divmod(k, ncol)
+            plot = self.ci.addPlot(row=r, col=2 * c)
+            plot.setMenuEnabled(False)
+            plot.hideButtons()
+            plot.vb.invertY(True)
+            plot.vb.setMouseEnabled(x=True, y=True)
+            plot.setDefaultPadding(0)
+            for ax in ("left", "bottom"):
+                plot.getAxis(ax).setZValue(20)
+            bar = pg.ColorBarItem(values=(0, 1), colorMap=colormap(
+                GATE_CMAP if q in GATES else SIGNED_CMAP), interactive=False, width=10)
+            self.ci.addItem(bar, row=r, col=2 * c + 1)
+            key = q if layer is None else f"{layer}:{q}"
+            hm = Heatmap(plot, bar, q, layer)
+            self.maps[key] = hm
+            self.ci.layout.setColumnStretchFactor(2 * c, 10)
+            self.ci.layout.setColumnStretchFactor(2 * c + 1, 0)
+            if first is None:
+                first = plot
+            else:
+                plot.setXLink(first)
+        self._apply_theme()
+
+    def _title_html(self, hm: Heatmap) -> str:
+        th = self.theme
+        color = QUANTITY_COLORS[hm.quantity]
+        name = SHORT_TITLES[hm.quantity]
+        if hm.layer is not None:
+            return (f"<span style='color:{color}; font-size:{th.title_px}px; font-weight:600'>"
+                    f"{hm.layer} · {name}</span>")
+        return (f"<span style='color:{color}; font-size:{th.title_px}px; font-weight:700'>"
+                f"{name}</span><br><span style='color:{th.muted}; "
+                f"font-size:{th.title_px - 2}px'>{MEANINGS[hm.quantity]}</span>")
+
+    def _apply_theme(self) -> None:
+        th = self.theme
+        self.setBackground(th.bg)
+        tick_font = QFont()
+        tick_font.setPixelSize(th.tick_px)
+        for hm in self.maps.values():
+            hm.plot.setTitle(self._title_html(hm))
+            for ax in ("left", "bottom"):
+                a = hm.plot.getAxis(ax)
+                a.setStyle(tickFont=tick_font, tickLength=-4)
+                a.setPen(pg.mkPen(th.muted))
+                a.setTextPen(pg.mkPen(th.fg))
+            hm.plot.getAxis("left").setWidth(int(th.tick_px * 2.6))
+            hm.plot.getAxis("bottom").setHeight(int(th.tick_px * 1.9))
+            hm.bar.axis.setStyle(tickFont=tick_font)
+            hm.bar.axis.setTextPen(pg.mkPen(th.fg))
+            hm.bar.axis.setWidth(int(th.tick_px * 2.8))
+            hm.cursor.setPen(pg.mkPen(th.accent, width=th.cursor_width, cosmetic=True))
+            hm.row_mark.setPen(pg.mkPen("#ffffff", width=max(1.0, th.cursor_width - 1),
+                                        style=Qt.PenStyle.DashLine, cosmetic=True))
+            hm.dim.setBrush(QBrush(QColor(0, 0, 0, th.dim_alpha)))
+            hm.plot.vb.setBackgroundColor(th.panel)
+
+    def set_theme(self, theme: Theme) -> None:
+        self.theme = theme
+        self._apply_theme()
+
+    def set_all_layers(self, on: bool) -> None:
+        """Show forget gate, cell and hidden state of every layer at once."""
+        if on == self.all_layers:
+            return
+        self.all_layers = on
+        self._build()
+        self._on_trace_changed()
+
+    # --- document -> view ------------------------------------------------------------------
+    def _layer_trace(self, hm: Heatmap) -> Any:
+        tr = self.document.trace
+        if tr is None:
+            return None
+        return self.document.layer_trace if hm.layer is None else tr.layer(hm.layer)
+
+    def _on_trace_changed(self, *_: Any) -> None:
+        doc = self.document
+        if doc.trace is None:
+            return
+        if self.all_layers and [k.split(":")[0] for k in self.maps][::3] != doc.layer_names:
+            self._build()
+        b = doc.batch
+        labels = doc.token_labels()
+        for hm in self.maps.values():
+            lt = self._layer_trace(hm)
+            if lt is None:
+                continue
+            rows = doc.rows if hm.layer is None else np.arange(lt.units)
+            if hm.layer is None and len(rows) == 0:
+                rows = np.arange(lt.units)
+            full = lt.get(hm.quantity)[min(b, lt.batch_size - 1)]  # (T, U)
+            data = full[:, rows].T if len(rows) != lt.units else full.T  # (R, T)
+            hm.set_data(np.asarray(data, dtype=np.float32), rows, levels_for(lt, hm.quantity))
+            ticks = time_ticks(labels if len(labels) == lt.timesteps else [], lt.timesteps)
+            hm.plot.getAxis("bottom").setTicks([ticks, []])
+            hm.plot.getAxis("left").setTicks([self._unit_ticks(rows), []])
+            hm.set_t(min(doc.t, max(lt.timesteps - 1, 0)))
+        self._on_selection_changed()
+
+    @staticmethod
+    def _unit_ticks(rows: np.ndarray, max_labels: int = 12) -> list[tuple[float, str]]:
+        n = len(rows)
+        step = max(1, -(-n // max_labels))
+        if step > 1:
+            step = next(s for s in (2, 4, 5, 8, 10, 16, 20, 25, 32, 50, 64, 100, 128, 200, 256,
+                                    500, 1000, 10**9) if s >= step)
+        return [(k + 0.5, str(int(rows[k]))) for k in range(0, n, step)]
+
+    def _on_t_changed(self, t: int) -> None:
+        for hm in self.maps.values():
+            hm.set_t(min(t, max(hm.n_t - 1, 0)))
+
+    def _on_selection_changed(self) -> None:
+        u = self.document.unit
+        for hm in self.maps.values():
+            hit = np.nonzero(hm.rows == u)[0]
+            hm.mark_row(int(hit[0]) if len(hit) and hm.layer is None else None)
+
+    # --- mouse ---------------------------------------------------------------------------------
+    def cell_at(self, scene_pos: QPointF) -> tuple[Heatmap, int, int] | None:
+        """(heatmap, t, unit) under a scene position, or None."""
+        for hm in self.maps.values():
+            if hm.plot.vb.sceneBoundingRect().contains(scene_pos) and hm.n_t:
+                p = hm.plot.vb.mapSceneToView(scene_pos)
+                t, r = int(np.floor(p.x())), int(np.floor(p.y()))
+                if 0 <= t < hm.n_t and 0 <= r < hm.n_rows:
+                    return hm, t, int(hm.rows[r])
+        return None
+
+    def scene_pos_of(self, key: str, t: int, unit_row: int) -> QPointF:
+        """Scene position of the centre of cell (row, t) of heatmap ``key`` (for tests)."""
+        hm = self.maps[key]
+        return hm.plot.vb.mapViewToScene(QPointF(t + 0.5, unit_row + 0.5))
+
+    def _on_clicked(self, ev: Any) -> None:
+        if ev.button() != Qt.MouseButton.LeftButton:
+            return
+        hit = self.cell_at(ev.scenePos())
+        if hit is None:
+            return
+        hm, t, unit = hit
+        ev.accept()
+        if hm.layer is not None and hm.layer != self.document.layer:
+            self.document.set_layer(hm.layer)
+        self.document.set_t(t)
+        units = self.document.selected_units
+        if ev.modifiers() & Qt.KeyboardModifier.ControlModifier:
+            units = [u for u in units if u != unit] if unit in units else [*units, unit]
+            self.document.set_units(units or [unit])
+        else:
+            self.document.set_units([unit, *[u for u in units if u != unit]][:6])
+
+    def _on_moved(self, args: Any) -> None:
+        hit = self.cell_at(args[0])
+        if hit is None:
+            return
+        hm, t, unit = hit
+        lt = self._layer_trace(hm)
+        if lt is None:
+            return
+        v = float(lt.at(hm.quantity, t, min(self.document.batch, lt.batch_size - 1))[unit])
+        labels = self.document.token_labels()
+        tok = f" ({labels[t]!r})" if t < len(labels) else ""
+        self.hovered.emit(f"{SHORT_TITLES[hm.quantity]} · unit {unit} · t = {t}{tok}: {v:+.3f}")

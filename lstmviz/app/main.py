@@ -1,0 +1,202 @@
+"""``lstmviz [MODEL] [--input FILE] [--text T] [--layer NAME] [--step T] [--size WxH]
+[--screenshot OUT.png] [--presentation]``: open the app, or render it headless to a PNG."""
+
+from __future__ import annotations
+
+import argparse
+import ctypes.util
+import os
+import re
+import sys
+from pathlib import Path
+from typing import Any
+
+from ..errors import LstmvizError
+
+XCB_CURSOR_HINT = (
+    "lstmviz: error: Qt cannot start its X11 (xcb) platform plugin because the library "
+    "libxcb-cursor.so.0 is missing.\n"
+    "Install it and start lstmviz again:\n"
+    "    sudo apt-get install libxcb-cursor0        (Debian, Ubuntu)\n"
+    "    sudo dnf install xcb-util-cursor           (Fedora)\n"
+    "Or run without a display: lstmviz MODEL --screenshot out.png"
+)
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    p = argparse.ArgumentParser(
+        prog="lstmviz",
+        description="Open an LSTM model and step through a sequence, watching every gate.",
+        epilog="Subcommands: lstmviz info|trace|train|export ... (see lstmviz SUBCOMMAND -h)")
+    p.add_argument("model", nargs="?", help="a .keras or .h5 model (default: a bundled example)")
+    p.add_argument("--input", help="input sequence, .npy or .csv")
+    p.add_argument("--text", help='input typed as text, e.g. "4 7 3" or "hello"')
+    p.add_argument("--layer", help="LSTM layer to show first")
+    p.add_argument("--step", type=int, default=0, help="timestep to show first")
+    p.add_argument("--size", default="1600x900", help="window size WxH (default 1600x900)")
+    p.add_argument("--screenshot", metavar="OUT.png",
+                   help="render the window without a display, save it as PNG and exit")
+    p.add_argument("--presentation", action="store_true",
+                   help="start in presentation mode (large fonts, full screen)")
+    a = p.parse_args(argv)
+    m = re.fullmatch(r"(\d+)[x×X](\d+)", a.size.strip())
+    if m is None or not (200 <= int(m.group(1)) <= 10000 and 200 <= int(m.group(2)) <= 10000):
+        raise LstmvizError(f"--size must look like 1600x900 (200..10000 each); got {a.size!r}")
+    a.width, a.height = int(m.group(1)), int(m.group(2))
+    if a.input is not None and a.text is not None:
+        raise LstmvizError("give either --input or --text, not both")
+    if a.step < 0:
+        raise LstmvizError(f"--step must be >= 0; got {a.step}")
+    if a.screenshot is not None and Path(a.screenshot).suffix.lower() != ".png":
+        raise LstmvizError(f"--screenshot must name a .png file; got {a.screenshot!r}")
+    return a
+
+
+def xcb_problem(env: dict[str, str] | None = None) -> str | None:
+    """The reason Qt's xcb plugin will fail to load, if we can tell before Qt aborts.
+
+    Qt's xcb platform plugin (used when ``QT_QPA_PLATFORM`` is unset or ``xcb`` and an X
+    display is set) needs ``libxcb-cursor.so.0`` since Qt 6.5; without it Qt prints a
+    generic message and aborts the process.
+    """
+    env = dict(os.environ if env is None else env)
+    platform = env.get("QT_QPA_PLATFORM", "")
+    if not sys.platform.startswith("linux"):
+        return None
+    if platform not in ("", "xcb") or not env.get("DISPLAY"):
+        return None
+    if platform == "" and env.get("WAYLAND_DISPLAY"):
+        return None  # Qt prefers wayland there
+    if _have_library("xcb-cursor", "libxcb-cursor.so.0"):
+        return None
+    return XCB_CURSOR_HINT
+
+
+def _have_library(name: str, soname: str) -> bool:
+    try:
+        ctypes.CDLL(soname)
+        return True
+    except OSError:
+        pass
+    return ctypes.util.find_library(name) is not None
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the app (or take a screenshot); returns the exit code."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    a = parse_args(argv)
+    if a.model is not None and not Path(a.model).is_file():
+        raise LstmvizError(f"{a.model}: no such model file")
+    if a.input is not None and not Path(a.input).is_file():
+        raise LstmvizError(f"{a.input}: no such input file")
+    if a.screenshot is not None:
+        os.environ["QT_QPA_PLATFORM"] = "offscreen"
+    else:
+        problem = xcb_problem()
+        if problem is not None:
+            print(problem, file=sys.stderr)
+            return 3
+    return _run(a)
+
+
+def _run(a: argparse.Namespace) -> int:
+    from PySide6.QtCore import QEventLoop, QTimer
+    from PySide6.QtWidgets import QApplication
+
+    app = QApplication.instance() or QApplication(["lstmviz"])
+    app.setApplicationName("lstmviz")
+    app.setOrganizationName("lstmviz")
+    from .main_window import MainWindow, _excepthook_for
+
+    window = MainWindow()
+    window.resize(a.width, a.height)
+    old_hook = sys.excepthook
+    sys.excepthook = _excepthook_for(window)
+    state: dict[str, Any] = {"ready": False}
+
+    def after_load() -> None:
+        doc = window.document
+        try:
+            if a.layer:
+                doc.set_layer(a.layer)
+            if a.step:
+                if doc.trace is not None and a.step >= doc.timesteps:
+                    raise LstmvizError(f"--step {a.step} is past the end: the input has "
+                                       f"{doc.timesteps} timesteps (0..{doc.timesteps - 1})")
+                doc.set_t(a.step)
+        except LstmvizError as e:
+            window.show_error(str(e))
+            state["error"] = str(e)
+        state["ready"] = True
+
+    model_path = a.model
+    if model_path is None:
+        from ..examples import default_example
+
+        ex = default_example()
+        model_path = str(ex.path) if ex is not None else None
+    if model_path is not None:
+        def when_traced() -> None:
+            doc = window.document
+            if doc.trace is not None and not doc.busy:
+                after_load()
+            else:
+                doc.trace_changed.connect(_once(after_load))
+
+        window.open_model(model_path, text=a.text, input_path=a.input, then=when_traced)
+    else:
+        state["ready"] = True
+    if a.presentation:
+        window.set_presentation(True, fullscreen=a.screenshot is None)
+
+    if a.screenshot is not None:
+        window.show()
+        loop = QEventLoop()
+        timer = QTimer()
+        timer.setInterval(20)
+
+        def poll() -> None:
+            if (state["ready"] and not window.runner.is_running() and not window.document.busy) \
+                    or window.last_error is not None:
+                loop.quit()
+
+        timer.timeout.connect(poll)
+        timer.start()
+        QTimer.singleShot(120_000, loop.quit)
+        loop.exec()
+        timer.stop()
+        sys.excepthook = old_hook
+        if window.last_error is not None and window.document.trace is None:
+            window.close()
+            raise LstmvizError(window.last_error)
+        for _ in range(3):
+            app.processEvents()
+        out = Path(a.screenshot)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        pixmap = window.grab()
+        if not pixmap.save(str(out), "PNG"):
+            window.close()
+            raise LstmvizError(f"{out}: could not write the screenshot")
+        print(f"wrote {out} ({pixmap.width()}x{pixmap.height()})")
+        window.close()
+        return 0 if window.last_error is None else 1
+
+    if a.presentation:
+        window.showFullScreen()
+    else:
+        window.show()
+    try:
+        return int(app.exec())
+    finally:
+        sys.excepthook = old_hook
+
+
+def _once(fn: Any) -> Any:
+    done = {"v": False}
+
+    def run(*_: Any) -> None:
+        if not done["v"]:
+            done["v"] = True
+            fn()
+
+    return run

@@ -1,0 +1,677 @@
+"""The main window: token strip, six heatmaps, line plots, bars, unit detail, output view,
+transport bar; menus, keyboard shortcuts, drag-and-drop, presentation mode.
+
+Extension API (for ``train_panel``, ``export_actions``, ``analysis``, ``session_actions``):
+``window.document``, ``window.menu(name)``, ``window.add_dock(widget, title, area)``,
+``window.plot_widgets()``, ``window.show_error(message)``, ``window.run_worker(fn, ...)``,
+``window.open_model(path)``, ``window.status(message)``. Each of those modules, when present,
+is imported at the end of ``__init__`` and its ``install(window)`` called.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import logging
+import os
+import platform
+import sys
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pyqtgraph as pg
+from PySide6.QtCore import QSettings, Qt, QTimer
+from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QKeySequence
+from PySide6.QtWidgets import (
+    QApplication,
+    QDockWidget,
+    QFileDialog,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QMainWindow,
+    QMenu,
+    QMessageBox,
+    QProgressBar,
+    QPushButton,
+    QScrollArea,
+    QSplitter,
+    QStackedWidget,
+    QVBoxLayout,
+    QWidget,
+)
+
+from ..errors import LstmvizError
+from .document import Document
+from .heatmaps import HeatmapGrid
+from .model_panel import ModelPanel, SelectionPanel
+from .plots import OutputView, StepBars, UnitLines
+from .style import NORMAL, PRESENTATION, Theme, stylesheet
+from .token_strip import InputEditor, TokenStrip
+from .transport import Transport
+from .unit_detail import UnitDetail
+from .workers import TaskRunner, Worker
+
+log = logging.getLogger(__name__)
+
+MENU_ORDER = ("File", "View", "Train", "Analysis", "Help")
+EXTENSIONS = ("train_panel", "export_actions", "analysis", "session_actions")
+MODEL_SUFFIXES = (".keras", ".h5", ".hdf5")
+INPUT_SUFFIXES = (".npy", ".csv", ".txt", ".tsv")
+MAX_RECENT = 10
+
+_configured = False
+
+
+def configure_pyqtgraph() -> None:
+    """Global pyqtgraph options, set once."""
+    global _configured
+    if not _configured:
+        pg.setConfigOptions(antialias=True, imageAxisOrder="row-major",
+                            background="#17191e", foreground="#e8e8ea")
+        _configured = True
+
+
+class MainWindow(QMainWindow):
+    """The lstmviz main window around one :class:`~lstmviz.app.document.Document`."""
+
+    def __init__(self, document: Document | None = None, install_extensions: bool = True,
+                 parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        configure_pyqtgraph()
+        self.setWindowTitle("lstmviz")
+        self.setAcceptDrops(True)
+        self.setDockOptions(QMainWindow.DockOption.AnimatedDocks
+                            | QMainWindow.DockOption.AllowTabbedDocks)
+        self.document = document if document is not None else Document(self)
+        self.runner = TaskRunner(self)
+        self.runner.failed.connect(self.show_error)
+        self.runner.running_changed.connect(self._on_running_changed)
+        self.runner.progress.connect(self._on_progress)
+        self.document.runner = self._trace_runner
+        self.document.failed.connect(self.show_error)
+        self.document.busy_changed.connect(self._on_busy_changed)
+        self.theme: Theme = NORMAL
+        self.presentation = False
+        self.last_error: str | None = None
+        self.error_dialog: QMessageBox | None = None
+        self.extension_modules: dict[str, Any] = {}
+        self._menus: dict[str, QMenu] = {}
+        self._docks_before: dict[QDockWidget, bool] = {}
+        self._recent_mem: list[str] = []
+
+        self._build_views()
+        self._build_menus()
+        self._build_shortcuts()
+        self._build_status()
+        self.document.model_changed.connect(self._on_model_changed)
+        self.document.trace_changed.connect(self._on_trace_changed)
+        self.heatmaps.hovered.connect(lambda s: self.statusBar().showMessage(s, 4000))
+        self.set_theme(NORMAL)
+        self.resize(1600, 900)
+        if install_extensions:
+            self._install_extensions()
+
+    # --- construction ----------------------------------------------------------------------
+    def _build_views(self) -> None:
+        doc = self.document
+        self.editor = InputEditor(doc)
+        self.editor.error.connect(self.show_error)
+        self.editor.load_requested.connect(self.choose_input)
+        self.token_strip = TokenStrip(doc)
+        self.heatmaps = HeatmapGrid(doc)
+        self.unit_lines = UnitLines(doc)
+        self.step_bars = StepBars(doc)
+        self.transport = Transport(doc)
+        self.unit_detail = UnitDetail(doc)
+        self.output_view = OutputView(doc)
+        self.model_panel = ModelPanel(doc)
+        self.selection_panel = SelectionPanel(doc)
+        self.selection_panel.error.connect(self.show_error)
+        self.selection_panel.all_layers_toggled.connect(self.heatmaps.set_all_layers)
+
+        main = QWidget()
+        v = QVBoxLayout(main)
+        v.setContentsMargins(6, 4, 6, 2)
+        v.setSpacing(3)
+        v.addWidget(self.editor)
+        v.addWidget(self.token_strip)
+        self.bottom = QSplitter(Qt.Orientation.Horizontal)
+        self.bottom.addWidget(self.unit_lines)
+        self.bottom.addWidget(self.step_bars)
+        self.bottom.setStretchFactor(0, 3)
+        self.bottom.setStretchFactor(1, 2)
+        self.vsplit = QSplitter(Qt.Orientation.Vertical)
+        self.vsplit.addWidget(self.heatmaps)
+        self.vsplit.addWidget(self.bottom)
+        self.vsplit.setStretchFactor(0, 5)
+        self.vsplit.setStretchFactor(1, 2)
+        self.vsplit.setSizes([560, 200])
+        v.addWidget(self.vsplit, 1)
+        v.addWidget(self.transport)
+
+        self.welcome = self._build_welcome()
+        self.stack = QStackedWidget()
+        self.stack.addWidget(self.welcome)
+        self.stack.addWidget(main)
+        self.setCentralWidget(self.stack)
+
+        left = QWidget()
+        lv = QVBoxLayout(left)
+        lv.setContentsMargins(4, 4, 4, 4)
+        g1 = QGroupBox("Model")
+        QVBoxLayout(g1).addWidget(self.model_panel)
+        g2 = QGroupBox("Show")
+        QVBoxLayout(g2).addWidget(self.selection_panel)
+        lv.addWidget(g1)
+        lv.addWidget(g2)
+        lv.addStretch(1)
+        scroll = QScrollArea()
+        scroll.setWidgetResizable(True)
+        scroll.setWidget(left)
+        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.model_dock = self.add_dock(scroll, "Model", Qt.DockWidgetArea.LeftDockWidgetArea)
+        self.model_dock.setMinimumWidth(230)
+
+        right = QSplitter(Qt.Orientation.Vertical)
+        right.addWidget(self.unit_detail)
+        right.addWidget(self.output_view)
+        right.setStretchFactor(0, 3)
+        right.setStretchFactor(1, 2)
+        self.detail_dock = self.add_dock(right, "Unit detail and output",
+                                         Qt.DockWidgetArea.RightDockWidgetArea)
+        self.detail_dock.setMinimumWidth(320)
+        self.resizeDocks([self.model_dock, self.detail_dock], [240, 340],
+                         Qt.Orientation.Horizontal)
+
+    def _build_welcome(self) -> QWidget:
+        w = QWidget()
+        v = QVBoxLayout(w)
+        v.addStretch(1)
+        title = QLabel("<div style='font-size:34px; font-weight:700'>lstmviz</div>"
+                       "<div style='font-size:18px; color:#9aa0a6'>Open up an LSTM and watch "
+                       "it think: every gate, cell and hidden state, step by step.</div>")
+        title.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        v.addWidget(title)
+        row = QHBoxLayout()
+        row.addStretch(1)
+        open_button = QPushButton("Open a model… (Ctrl+O)")
+        open_button.clicked.connect(self.choose_model)
+        row.addWidget(open_button)
+        row.addStretch(1)
+        v.addLayout(row)
+        self.welcome_examples = QVBoxLayout()
+        v.addLayout(self.welcome_examples)
+        hint = QLabel("or drop a .keras / .h5 model here")
+        hint.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        hint.setStyleSheet("color: #9aa0a6")
+        v.addWidget(hint)
+        v.addStretch(2)
+        return w
+
+    def _build_menus(self) -> None:
+        mb = self.menuBar()
+        for name in MENU_ORDER:
+            self.menu(name)
+        file = self.menu("File")
+        self._action(file, "&Open model…", self.choose_model, QKeySequence.StandardKey.Open)
+        self._action(file, "Open &input…", self.choose_input, "Ctrl+I")
+        self.examples_menu = file.addMenu("&Examples")
+        self.recent_menu = file.addMenu("&Recent")
+        self.examples_menu.aboutToShow.connect(self._fill_examples)
+        self.recent_menu.aboutToShow.connect(self._fill_recent)
+        self._fill_examples()
+        self._fill_recent()
+        file.addSeparator()
+        self._action(file, "Save &screenshot…", self.choose_screenshot, "Ctrl+Shift+S")
+        file.addSeparator()
+        self._action(file, "&Quit", self.close, QKeySequence.StandardKey.Quit)
+        view = self.menu("View")
+        self.presentation_action = self._action(view, "&Presentation mode",
+                                                self.toggle_presentation, "F11")
+        self.presentation_action.setCheckable(True)
+        self.all_layers_action = self._action(
+            view, "&All layers at once", lambda: self.selection_panel.all_layers.toggle())
+        view.addSeparator()
+        view.addAction(self.model_dock.toggleViewAction())
+        view.addAction(self.detail_dock.toggleViewAction())
+        helpm = self.menu("Help")
+        self._action(helpm, "&Keyboard shortcuts", self.show_shortcuts, "F1")
+        self._action(helpm, "&About lstmviz", self.show_about)
+        mb.setNativeMenuBar(False)
+
+    def _action(self, menu: QMenu | None, text: str, slot: Callable[[], Any],
+                shortcut: Any = None) -> QAction:
+        a = QAction(text, self)
+        if shortcut is not None:
+            a.setShortcut(QKeySequence(shortcut))
+        a.triggered.connect(lambda _=False: slot())
+        if menu is not None:
+            menu.addAction(a)
+        self.addAction(a)
+        return a
+
+    def _build_shortcuts(self) -> None:
+        tr = self.transport
+        keys: list[tuple[str, Callable[[], Any], tuple[Any, ...]]] = [
+            ("Step forward", tr.forward, (Qt.Key.Key_Right, Qt.Key.Key_PageDown)),
+            ("Step back", tr.back, (Qt.Key.Key_Left, Qt.Key.Key_PageUp)),
+            ("Go to start", tr.to_start, (Qt.Key.Key_Home,)),
+            ("Go to end", tr.to_end, (Qt.Key.Key_End,)),
+            ("Play / pause", tr.toggle_play, (Qt.Key.Key_Space,)),
+            ("Faster", tr.faster, (Qt.Key.Key_Plus, Qt.Key.Key_Equal)),
+            ("Slower", tr.slower, (Qt.Key.Key_Minus,)),
+            ("Leave presentation mode", lambda: self.set_presentation(False),
+             (Qt.Key.Key_Escape,)),
+        ]
+        self.key_actions: dict[str, QAction] = {}
+        for text, slot, ks in keys:
+            a = QAction(text, self)
+            a.setShortcuts([QKeySequence(k) for k in ks])
+            a.setShortcutContext(Qt.ShortcutContext.WindowShortcut)
+            a.triggered.connect(lambda _=False, s=slot: s())
+            self.addAction(a)
+            self.key_actions[text] = a
+
+    def _build_status(self) -> None:
+        sb = self.statusBar()
+        self.progress_bar = QProgressBar()
+        self.progress_bar.setMaximumWidth(220)
+        self.progress_bar.setVisible(False)
+        self.busy_label = QLabel()
+        self.engine_label = QLabel()
+        self.engine_label.setToolTip("What computed the trace shown")
+        sb.addPermanentWidget(self.busy_label)
+        sb.addPermanentWidget(self.progress_bar)
+        sb.addPermanentWidget(self.engine_label)
+
+    # --- public API for extensions -------------------------------------------------------------
+    def menu(self, name: str) -> QMenu:
+        """The top-level menu ``name`` ("File", "View", "Train", "Analysis", "Help"),
+        created on first use (in that order; other names go before Help)."""
+        m = self._menus.get(name)
+        if m is not None:
+            return m
+        m = QMenu(f"&{name}", self)
+        m.setObjectName(f"menu_{name.lower()}")
+        later = [self._menus[n] for n in MENU_ORDER[MENU_ORDER.index(name) + 1:]
+                 if n in self._menus] if name in MENU_ORDER else (
+            [self._menus["Help"]] if "Help" in self._menus else [])
+        if later:
+            self.menuBar().insertMenu(later[0].menuAction(), m)
+        else:
+            self.menuBar().addMenu(m)
+        self._menus[name] = m
+        return m
+
+    def add_dock(self, widget: QWidget, title: str,
+                 area: Qt.DockWidgetArea = Qt.DockWidgetArea.RightDockWidgetArea
+                 ) -> QDockWidget:
+        """Put ``widget`` in a dock titled ``title``; returns the dock."""
+        dock = QDockWidget(title, self)
+        dock.setObjectName(f"dock_{title.lower().replace(' ', '_')}")
+        dock.setWidget(widget)
+        dock.setFeatures(QDockWidget.DockWidgetFeature.DockWidgetMovable
+                         | QDockWidget.DockWidgetFeature.DockWidgetClosable
+                         | QDockWidget.DockWidgetFeature.DockWidgetFloatable)
+        self.addDockWidget(area, dock)
+        return dock
+
+    def plot_widgets(self) -> dict[str, Any]:
+        """Every named view: ``heatmap_<quantity>``, ``unit_lines``, ``bars_<quantity>``,
+        ``output`` (pyqtgraph PlotItems), ``token_strip``, ``unit_detail`` (widgets)."""
+        out: dict[str, Any] = {}
+        for key, hm in self.heatmaps.maps.items():
+            out[f"heatmap_{key}"] = hm.plot
+        out["unit_lines"] = self.unit_lines.plot
+        for q, p in self.step_bars.plots.items():
+            out[f"bars_{q}"] = p
+        out["output"] = self.output_view.plot
+        out["token_strip"] = self.token_strip
+        out["unit_detail"] = self.unit_detail
+        return out
+
+    def show_error(self, message: str) -> None:
+        """Show ``message`` in an error dialog (non-blocking); the app stays usable."""
+        self.last_error = str(message)
+        log.warning("%s", message)
+        self.statusBar().showMessage(str(message).splitlines()[0][:200], 10000)
+        if self.error_dialog is not None:
+            self.error_dialog.close()
+        box = QMessageBox(QMessageBox.Icon.Critical, "lstmviz", str(message),
+                          QMessageBox.StandardButton.Ok, self)
+        box.setWindowModality(Qt.WindowModality.WindowModal)
+        box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose, False)
+        self.error_dialog = box
+        box.open()
+
+    def run_worker(self, fn: Callable[..., Any], on_finished: Callable[[Any], None] | None = None,
+                   label: str = "", **kwargs: Any) -> Worker:
+        """Run ``fn(progress, should_stop)`` off the GUI thread; ``on_finished(result)`` runs
+        on the GUI thread. Errors go to :meth:`show_error`. A new call cancels the previous
+        one. Keyword arguments: ``on_failed``, ``on_partial``, ``on_progress``."""
+        return self.runner.start(fn, on_finished, label, **kwargs)
+
+    def status(self, message: str, ms: int = 5000) -> None:
+        self.statusBar().showMessage(message, ms)
+
+    # --- opening files -------------------------------------------------------------------------
+    def open_model(self, path: str | os.PathLike[str], x: Any = None,
+                   text: str | None = None, input_path: str | None = None,
+                   then: Callable[[], None] | None = None) -> Worker:
+        """Load the model at ``path`` in a worker and show it (with ``x``, ``text`` or
+        ``input_path`` as input, else its example input). ``then()`` runs once it is shown."""
+        path = str(path)
+
+        def load(progress: Any, should_stop: Any) -> Any:
+            from ..io import load_model
+            from ..io.inputs import load_input
+            from ..io.meta import load_info
+
+            model = load_model(path)
+            info = load_info(path)
+            xx = x
+            if xx is None and (text is not None or input_path is not None):
+                xx = load_input(model, path=input_path, text=text, info=info)
+            return model, info, xx
+
+        def loaded(result: Any) -> None:
+            model, info, xx = result
+            try:
+                self.document.set_model(model, path, info, xx)
+            except LstmvizError as e:
+                self.show_error(str(e))
+                return
+            self._add_recent(path)
+            if then is not None:
+                then()
+
+        self.status(f"Opening {path}…", 3000)
+        return self.run_worker(load, loaded, f"Opening {Path(path).name}")
+
+    def open_input(self, path: str | os.PathLike[str]) -> None:
+        """Read an input file (.npy / .csv) and trace the current model on it."""
+        if self.document.model is None:
+            self.show_error("Open a model before loading an input.")
+            return
+        path = str(path)
+        model, info = self.document.model, self.document.info
+
+        def read(progress: Any, should_stop: Any) -> Any:
+            from ..io.inputs import load_input
+
+            return load_input(model, path=path, info=info)
+
+        def loaded(x: Any) -> None:
+            try:
+                self.document.set_input(x)
+            except LstmvizError as e:
+                self.show_error(str(e))
+                return
+            self._add_recent(path)
+
+        self.run_worker(read, loaded, f"Reading {Path(path).name}")
+
+    def open_path(self, path: str | os.PathLike[str]) -> None:
+        """Open a model or an input file, by its suffix."""
+        p = Path(path)
+        suffix = p.suffix.lower()
+        if suffix in MODEL_SUFFIXES:
+            self.open_model(p)
+        elif suffix in INPUT_SUFFIXES:
+            self.open_input(p)
+        else:
+            self.show_error(f"{p}: cannot open files of type {suffix or '(none)'!r}; models are "
+                            f"{', '.join(MODEL_SUFFIXES)}, inputs {', '.join(INPUT_SUFFIXES)}")
+
+    def choose_model(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Open a model", self._last_dir(),
+                                              "Keras models (*.keras *.h5 *.hdf5);;All files (*)")
+        if path:
+            self.open_model(path)
+
+    def choose_input(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Open an input sequence", self._last_dir(),
+                                              "Inputs (*.npy *.csv *.txt);;All files (*)")
+        if path:
+            self.open_input(path)
+
+    def choose_screenshot(self) -> None:
+        path, _ = QFileDialog.getSaveFileName(self, "Save a screenshot", "lstmviz.png",
+                                              "PNG images (*.png)")
+        if path:
+            self.grab().save(path)
+            self.status(f"Saved {path}")
+
+    def open_example(self, name: str) -> None:
+        from ..examples import get_example
+
+        try:
+            ex = get_example(name)
+        except LstmvizError as e:
+            self.show_error(str(e))
+            return
+        self.open_model(ex.path)
+
+    def _fill_examples(self) -> None:
+        from ..examples import list_examples
+
+        self.examples_menu.clear()
+        try:
+            examples = list_examples()
+        except LstmvizError as e:
+            examples = []
+            log.warning("examples: %s", e)
+        for ex in examples:
+            a = self.examples_menu.addAction(ex.title)
+            a.setToolTip(ex.description)
+            a.setStatusTip(ex.description)
+            a.triggered.connect(lambda _=False, n=ex.name: self.open_example(n))
+        if not examples:
+            a = self.examples_menu.addAction("(no bundled examples)")
+            a.setEnabled(False)
+        self.examples_menu.setToolTipsVisible(True)
+        # the welcome page lists them too
+        while self.welcome_examples.count():
+            item = self.welcome_examples.takeAt(0)
+            if item.widget() is not None:
+                item.widget().deleteLater()
+        for ex in examples:
+            b = QPushButton(f"{ex.title}")
+            b.setToolTip(ex.description)
+            b.clicked.connect(lambda _=False, n=ex.name: self.open_example(n))
+            row = QHBoxLayout()
+            self.welcome_examples.addWidget(b, 0, Qt.AlignmentFlag.AlignHCenter)
+            del row
+
+    # --- recent files --------------------------------------------------------------------------
+    def _settings(self) -> QSettings | None:
+        if os.environ.get("LSTMVIZ_TESTING"):
+            return None
+        return QSettings("lstmviz", "lstmviz")
+
+    def recent_files(self) -> list[str]:
+        s = self._settings()
+        if s is None:
+            return list(self._recent_mem)
+        v = s.value("recent", [])
+        if isinstance(v, str):
+            v = [v]
+        return [str(p) for p in (v or [])]
+
+    def _add_recent(self, path: str) -> None:
+        path = str(Path(path).resolve())
+        items = [path, *[p for p in self.recent_files() if p != path]][:MAX_RECENT]
+        s = self._settings()
+        if s is None:
+            self._recent_mem = items
+        else:
+            s.setValue("recent", items)
+            s.setValue("last_dir", str(Path(path).parent))
+
+    def _last_dir(self) -> str:
+        s = self._settings()
+        return str(s.value("last_dir", "")) if s is not None else ""
+
+    def _fill_recent(self) -> None:
+        self.recent_menu.clear()
+        for p in self.recent_files():
+            a = self.recent_menu.addAction(p)
+            a.triggered.connect(lambda _=False, q=p: self.open_path(q))
+        if not self.recent_files():
+            a = self.recent_menu.addAction("(none yet)")
+            a.setEnabled(False)
+
+    # --- drag and drop -------------------------------------------------------------------------
+    def dragEnterEvent(self, event: QDragEnterEvent) -> None:
+        if event.mimeData().hasUrls():
+            event.acceptProposedAction()
+
+    def dropEvent(self, event: QDropEvent) -> None:
+        for url in event.mimeData().urls():
+            if url.isLocalFile():
+                self.open_path(url.toLocalFile())
+                event.acceptProposedAction()
+                return
+
+    # --- presentation mode ---------------------------------------------------------------------
+    def toggle_presentation(self) -> None:
+        self.set_presentation(not self.presentation)
+
+    def set_presentation(self, on: bool, fullscreen: bool = True) -> None:
+        """Presentation mode: full screen, large fonts, thick lines, side panels hidden."""
+        if on == self.presentation:
+            return
+        self.presentation = on
+        self.presentation_action.setChecked(on)
+        docks = [self.model_dock, self.detail_dock]
+        if on:
+            self._docks_before = {d: d.isVisible() for d in self.findChildren(QDockWidget)}
+            for d in docks:
+                d.setVisible(False)
+            self.set_theme(PRESENTATION)
+            if fullscreen:
+                self.showFullScreen()
+        else:
+            for d, vis in self._docks_before.items():
+                d.setVisible(vis)
+            self.set_theme(NORMAL)
+            if self.isFullScreen():
+                self.showNormal()
+
+    def set_theme(self, theme: Theme) -> None:
+        self.theme = theme
+        self.setStyleSheet(stylesheet(theme))
+        for v in (self.heatmaps, self.unit_lines, self.step_bars, self.token_strip,
+                  self.unit_detail, self.output_view, self.model_panel):
+            v.set_theme(theme)
+        self.step_bars.setVisible(True)
+        if theme is PRESENTATION:
+            self.vsplit.setSizes([700, 220])
+            self.bottom.setSizes([900, 700])
+
+    # --- dialogs -------------------------------------------------------------------------------
+    def show_about(self) -> None:
+        from .. import __version__
+
+        import numpy as np
+        import PySide6
+        from PySide6.QtCore import qVersion
+
+        QMessageBox.about(
+            self, "About lstmviz",
+            f"<h3>lstmviz {__version__}</h3><p>Open up an LSTM and watch it think.</p>"
+            f"<p>Python {platform.python_version()} · NumPy {np.__version__}<br>"
+            f"PySide6 {PySide6.__version__} (Qt {qVersion()}) · pyqtgraph {pg.__version__}<br>"
+            f"{platform.system()} {platform.machine()}</p>")
+
+    def show_shortcuts(self) -> None:
+        QMessageBox.information(
+            self, "Keyboard shortcuts",
+            "Right / PageDown: step forward\nLeft / PageUp: step back\nHome / End: start / end"
+            "\nSpace: play / pause\n+ / -: faster / slower\nF11: presentation mode (Esc leaves)"
+            "\nCtrl+O: open a model\nCtrl+I: open an input\n\nClick a heatmap cell to jump to "
+            "its step and select its unit; Ctrl+click adds a unit.")
+
+    # --- document -> window --------------------------------------------------------------------
+    def _on_model_changed(self) -> None:
+        doc = self.document
+        self.stack.setCurrentIndex(1)
+        name = Path(doc.model_path).name if doc.model_path else doc.model.name
+        title = doc.info.title if doc.info is not None and doc.info.title else ""
+        self.setWindowTitle(f"{title + ' — ' if title else ''}{name} — lstmviz")
+
+    def _on_trace_changed(self) -> None:
+        tr = self.document.trace
+        mb = tr.nbytes / 2**20 if tr is not None else 0
+        self.engine_label.setText(f"engine: {self.document.engine} · T = "
+                                  f"{self.document.timesteps} · {mb:.1f} MB")
+
+    def _trace_runner(self, fn: Callable[..., Any], on_done: Callable[[Any], None], label: str,
+                      on_failed: Callable[[str], None] | None = None) -> None:
+        self.run_worker(fn, on_done, label, on_failed=on_failed)
+
+    def _on_busy_changed(self, busy: bool, message: str) -> None:
+        self.busy_label.setText(message if busy else "")
+
+    def _on_running_changed(self, running: bool, label: str) -> None:
+        self.progress_bar.setVisible(running)
+        self.progress_bar.setRange(0, 0)
+        self.busy_label.setText(f"{label}…" if running and label else "")
+        if running:
+            QApplication.setOverrideCursor(Qt.CursorShape.BusyCursor)
+        else:
+            while QApplication.overrideCursor() is not None:
+                QApplication.restoreOverrideCursor()
+
+    def _on_progress(self, i: int, n: int) -> None:
+        self.progress_bar.setRange(0, max(n, 1))
+        self.progress_bar.setValue(i)
+
+    def closeEvent(self, event: QCloseEvent) -> None:
+        self.transport.set_playing(False)
+        self.runner.shutdown()
+        for mod in self.extension_modules.values():
+            fn = getattr(mod, "uninstall", None)
+            if fn is not None:
+                try:
+                    fn(self)
+                except Exception:  # noqa: BLE001 - closing must not fail
+                    log.error("uninstall failed:\n%s", traceback.format_exc())
+        super().closeEvent(event)
+
+    # --- extensions ----------------------------------------------------------------------------
+    def _install_extensions(self) -> None:
+        for name in EXTENSIONS:
+            full = f"lstmviz.app.{name}"
+            try:
+                if importlib.util.find_spec(full) is None:
+                    continue
+                mod = importlib.import_module(full)
+                mod.install(self)
+                self.extension_modules[name] = mod
+            except Exception as e:  # noqa: BLE001 - an extension never kills the app
+                log.error("extension %s failed:\n%s", full, traceback.format_exc())
+                msg = f"The {name.replace('_', ' ')} extension could not be loaded: " \
+                      f"{type(e).__name__}: {e}"
+                QTimer.singleShot(0, lambda m=msg: self.show_error(m))
+
+
+def _excepthook_for(window: MainWindow) -> Callable[..., None]:
+    """Uncaught exceptions in slots become an error dialog instead of a crash."""
+
+    def hook(etype: type[BaseException], value: BaseException, tb: Any) -> None:
+        if issubclass(etype, KeyboardInterrupt):
+            sys.__excepthook__(etype, value, tb)
+            return
+        text = "".join(traceback.format_exception(etype, value, tb))
+        log.error("uncaught exception:\n%s", text)
+        if isinstance(value, LstmvizError):
+            window.show_error(str(value))
+        else:
+            window.show_error(f"Unexpected error: {etype.__name__}: {value}\n\n"
+                              "Details were written to the log.")
+
+    return hook

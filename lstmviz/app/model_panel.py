@@ -1,0 +1,223 @@
+"""The model panel (layers, shapes, the parameter formula, what each LSTM hands on) and the
+selection panel (layer, batch item, unit filter, selected units)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
+)
+
+from ..errors import LstmvizError
+from .document import Document
+from .style import NORMAL, Theme
+
+
+def _esc(s: str) -> str:
+    return str(s).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def lstm_html(name: str, lay: Any, selected: bool, theme: Theme) -> str:
+    """One LSTM's shapes, parameter count with its formula, and what it returns."""
+    w = lay.weights
+    u, f = w.units, w.input_dim
+    n = 4 * u * (f + u + (1 if w.bias is not None else 0))
+    bias = "+1" if w.bias is not None else ""
+    ret = []
+    rs = getattr(lay, "return_sequences", False)
+    st = getattr(lay, "return_state", False)
+    ret.append("the whole h sequence (return_sequences)" if rs else "only the last h<sub>T</sub>")
+    if st:
+        ret.append("then h<sub>T</sub> and c<sub>T</sub> (return_state)")
+    border = "#56B4E9" if selected else "#2f333c"
+    bias_txt = f" · <span style='color:{theme.muted}'>b</span> {4 * u}" if bias else ""
+    return (
+        f"<div style='border-left:4px solid {border}; padding-left:6px; margin:4px 0'>"
+        f"<b>{_esc(name)}</b> LSTM({u})"
+        f"{' · runs backwards' if getattr(lay, 'go_backwards', False) else ''}<br>"
+        f"<span style='color:{theme.muted}'>W (kernel)</span> {f}×{4 * u} · "
+        f"<span style='color:{theme.muted}'>U (recurrent)</span> {u}×{4 * u}"
+        f"{bias_txt}<br>"
+        f"params = 4·U·(F+U{bias})<br>&nbsp;= 4·{u}·({f}+{u}{bias}) = <b>{n:,}</b><br>"
+        f"<span style='color:{theme.muted}'>hands on:</span> {'; '.join(ret)}</div>"
+    )
+
+
+class ModelPanel(QLabel):
+    """What the model is: title, description, each layer and its parameter count."""
+
+    def __init__(self, document: Document, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.document = document
+        self.theme = NORMAL
+        self.setTextFormat(Qt.TextFormat.RichText)
+        self.setWordWrap(True)
+        self.setAlignment(Qt.AlignmentFlag.AlignTop | Qt.AlignmentFlag.AlignLeft)
+        self.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        document.model_changed.connect(self.refresh)
+        document.layer_changed.connect(self.refresh)
+        document.trace_changed.connect(self.refresh)
+        self.refresh()
+
+    def set_theme(self, theme: Theme) -> None:
+        self.theme = theme
+        self.refresh()
+
+    def refresh(self, *_: Any) -> None:
+        doc = self.document
+        m = doc.model
+        th = self.theme
+        if m is None:
+            self.setText(f"<span style='color:{th.muted}'>No model open.</span>")
+            return
+        info = doc.info
+        title = info.title if info is not None and info.title else m.name
+        parts = [f"<div style='font-size:{th.title_px + 2}px'><b>{_esc(title)}</b></div>"]
+        if info is not None and info.description:
+            parts.append(f"<div style='color:{th.muted}'>{_esc(info.description)}</div>")
+        parts.append(f"<div style='margin-top:6px'>{m.n_params:,} parameters · "
+                     f"{_esc(m.format or 'model')}</div>")
+        for row in m.summary():
+            lay = m.layers[row["name"]]
+            if lay.kind == "LSTM":
+                parts.append(lstm_html(row["name"], lay, doc.layer == row["name"], th))
+            elif lay.kind == "Bidirectional":
+                for half in ("forward", "backward"):
+                    nm = f"{row['name']}/{half}"
+                    parts.append(lstm_html(nm, getattr(lay, half), doc.layer == nm, th))
+            elif lay.kind != "InputLayer":
+                parts.append(f"<div style='margin:3px 0'><b>{_esc(row['name'])}</b> "
+                             f"{_esc(row['kind'])} <span style='color:{th.muted}'>"
+                             f"{row['params']:,} params</span></div>")
+        self.setText("".join(parts))
+
+
+class SelectionPanel(QWidget):
+    """Layer (and "all layers"), batch item, unit filter and selected units."""
+
+    error = Signal(str)
+    all_layers_toggled = Signal(bool)
+
+    def __init__(self, document: Document, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.document = document
+        form = QFormLayout(self)
+        form.setContentsMargins(4, 4, 4, 4)
+        self.layer_combo = QComboBox()
+        self.layer_combo.setToolTip("The LSTM layer shown (stacked and bidirectional models "
+                                    "have several)")
+        self.layer_combo.activated.connect(self._on_layer_chosen)
+        self.all_layers = QCheckBox("all layers at once")
+        self.all_layers.setToolTip("Show forget gate, cell and hidden state of every layer")
+        self.all_layers.toggled.connect(self.all_layers_toggled)
+        lv = QVBoxLayout()
+        lv.setSpacing(2)
+        lv.addWidget(self.layer_combo)
+        lv.addWidget(self.all_layers)
+        form.addRow("Layer", lv)
+        self.batch_spin = QSpinBox()
+        self.batch_spin.setToolTip("Which sequence of the input batch is shown")
+        self.batch_spin.valueChanged.connect(self._on_batch)
+        form.addRow("Batch item", self.batch_spin)
+        self.filter_combo = QComboBox()
+        for label, mode in (("all units", "all"), ("most active", "active"),
+                            ("most saturated", "saturated"), ("typed list", "list")):
+            self.filter_combo.addItem(label, mode)
+        self.filter_combo.setToolTip("Which units the heatmaps and bars show")
+        self.filter_k = QSpinBox()
+        self.filter_k.setRange(1, 100000)
+        self.filter_k.setValue(16)
+        self.filter_k.setPrefix("top ")
+        self.filter_list = QLineEdit()
+        self.filter_list.setPlaceholderText("0-3, 7")
+        fl = QHBoxLayout()
+        fl.addWidget(self.filter_combo, 1)
+        fl.addWidget(self.filter_k)
+        fv = QVBoxLayout()
+        fv.setSpacing(2)
+        fv.addLayout(fl)
+        fv.addWidget(self.filter_list)
+        form.addRow("Show", fv)
+        self.filter_combo.activated.connect(self._apply_filter)
+        self.filter_k.editingFinished.connect(self._apply_filter)
+        self.filter_list.returnPressed.connect(self._apply_filter)
+        self.units_edit = QLineEdit()
+        self.units_edit.setToolTip("Units drawn in the line plot; the first one is explained "
+                                   "in the unit detail. Or click a heatmap row.")
+        self.units_edit.returnPressed.connect(self._on_units_typed)
+        form.addRow("Units", self.units_edit)
+        document.trace_changed.connect(self.refresh)
+        document.layer_changed.connect(self.refresh)
+        document.selection_changed.connect(self._on_selection)
+        document.batch_changed.connect(lambda b: self.batch_spin.setValue(b))
+        self.refresh()
+
+    def refresh(self, *_: Any) -> None:
+        doc = self.document
+        self.layer_combo.blockSignals(True)
+        self.layer_combo.clear()
+        for name in doc.layer_names:
+            lt = doc.trace.layer(name)
+            self.layer_combo.addItem(f"{name} ({lt.units} units)", name)
+        if doc.layer:
+            self.layer_combo.setCurrentIndex(max(0, doc.layer_names.index(doc.layer)))
+        self.layer_combo.blockSignals(False)
+        self.all_layers.setEnabled(len(doc.layer_names) > 1)
+        self.batch_spin.blockSignals(True)
+        n = doc.trace.batch_size if doc.trace is not None else 1
+        self.batch_spin.setRange(0, max(n - 1, 0))
+        self.batch_spin.setValue(doc.batch)
+        self.batch_spin.setSuffix(f" of {n}")
+        self.batch_spin.blockSignals(False)
+        self._on_selection()
+
+    def _on_selection(self) -> None:
+        if not self.units_edit.hasFocus():
+            self.units_edit.setText(", ".join(str(u) for u in self.document.selected_units))
+        mode, arg = self.document.unit_filter
+        self.filter_combo.setCurrentIndex(self.filter_combo.findData(mode))
+        self.filter_k.setVisible(mode in ("active", "saturated"))
+        self.filter_list.setVisible(mode == "list")
+
+    def _on_layer_chosen(self, i: int) -> None:
+        try:
+            self.document.set_layer(self.layer_combo.itemData(i))
+        except LstmvizError as e:
+            self.error.emit(str(e))
+
+    def _on_batch(self, b: int) -> None:
+        try:
+            self.document.set_batch(b)
+        except LstmvizError as e:
+            self.error.emit(str(e))
+
+    def _apply_filter(self, *_: Any) -> None:
+        mode = self.filter_combo.currentData()
+        self.filter_k.setVisible(mode in ("active", "saturated"))
+        self.filter_list.setVisible(mode == "list")
+        try:
+            if mode == "list":
+                if not self.filter_list.text().strip():
+                    self.filter_list.setFocus()
+                    return
+                self.document.set_unit_filter("list", self.filter_list.text())
+            else:
+                self.document.set_unit_filter(mode, self.filter_k.value())
+        except LstmvizError as e:
+            self.error.emit(str(e))
+
+    def _on_units_typed(self) -> None:
+        try:
+            self.document.set_units(self.document.parse_units(self.units_edit.text()))
+        except LstmvizError as e:
+            self.error.emit(str(e))

@@ -1,0 +1,332 @@
+"""Line plots of selected units over time, bars of all units at the current step, and the
+model's output (top-k / digit / bit) at the current step."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QFont
+from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QVBoxLayout, QWidget
+
+from ..engine.trace import QUANTITIES
+from .document import Document
+from .heatmaps import levels_for
+from .style import NORMAL, QUANTITY_COLORS, SHORT_TITLES, Theme, unit_color
+
+MAX_BARS = 128  # more units than this: a filled step curve instead of separate bars
+
+
+def _style_axes(plot: pg.PlotItem, theme: Theme) -> None:
+    f = QFont()
+    f.setPixelSize(theme.tick_px)
+    for ax in ("left", "bottom"):
+        a = plot.getAxis(ax)
+        a.setStyle(tickFont=f, tickLength=-4)
+        a.setPen(pg.mkPen(theme.muted))
+        a.setTextPen(pg.mkPen(theme.fg))
+    plot.getAxis("left").setWidth(int(theme.tick_px * 3.0))
+    plot.vb.setBackgroundColor(theme.panel)
+
+
+class UnitLines(QWidget):
+    """One quantity of the selected units over time, with a cursor at ``t``."""
+
+    def __init__(self, document: Document, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.document = document
+        self.theme = NORMAL
+        self.quantity = "hidden"
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(0, 0, 0, 0)
+        lay.setSpacing(2)
+        top = QHBoxLayout()
+        self.title = QLabel()
+        self.combo = QComboBox()
+        for q in QUANTITIES:
+            self.combo.addItem(SHORT_TITLES[q], q)
+        self.combo.setCurrentIndex(QUANTITIES.index(self.quantity))
+        self.combo.setToolTip("Which quantity to draw for the selected units")
+        self.combo.currentIndexChanged.connect(self._on_quantity)
+        top.addWidget(self.title, 1)
+        top.addWidget(self.combo)
+        lay.addLayout(top)
+        self.widget = pg.PlotWidget()
+        self.plot: pg.PlotItem = self.widget.getPlotItem()
+        self.plot.setMenuEnabled(False)
+        self.plot.hideButtons()
+        self.plot.showGrid(x=True, y=True, alpha=0.15)
+        self.plot.setClipToView(True)
+        self.plot.setDownsampling(auto=True, mode="peak")
+        self.legend = self.plot.addLegend(offset=(6, 4), labelTextColor="#e8e8ea",
+                                          brush=pg.mkBrush(0, 0, 0, 150))
+        lay.addWidget(self.widget, 1)
+        self.cursor = pg.InfiniteLine(angle=90, movable=False)
+        self.plot.addItem(self.cursor, ignoreBounds=True)
+        self.dots = pg.ScatterPlotItem(size=10, pen=pg.mkPen("w", width=1.5))
+        self.dots.setZValue(20)
+        self.plot.addItem(self.dots)
+        self.curves: list[pg.PlotDataItem] = []
+        self.set_theme(NORMAL)
+        document.trace_changed.connect(self.refresh)
+        document.layer_changed.connect(self.refresh)
+        document.batch_changed.connect(self.refresh)
+        document.selection_changed.connect(self.refresh)
+        document.t_changed.connect(self._on_t_changed)
+
+    def set_theme(self, theme: Theme) -> None:
+        self.theme = theme
+        self.widget.setBackground(theme.bg)
+        _style_axes(self.plot, theme)
+        self.cursor.setPen(pg.mkPen(theme.accent, width=theme.cursor_width))
+        self.refresh()
+
+    def _on_quantity(self, i: int) -> None:
+        self.quantity = self.combo.itemData(i)
+        self.refresh()
+
+    def _update_title(self) -> None:
+        th = self.theme
+        c = QUANTITY_COLORS[self.quantity]
+        self.title.setText(f"<span style='color:{c}; font-weight:700; font-size:{th.title_px}px'>"
+                           f"{SHORT_TITLES[self.quantity]}</span> of the selected units over "
+                           f"time <span style='color:{th.muted}'>(click a heatmap row to "
+                           "pick a unit)</span>")
+
+    def refresh(self, *_: Any) -> None:
+        self._update_title()
+        lt = self.document.layer_trace
+        for c in self.curves:
+            self.plot.removeItem(c)
+        self.curves = []
+        self.legend.clear()
+        if lt is None:
+            return
+        b = min(self.document.batch, lt.batch_size - 1)
+        data = lt.get(self.quantity)[b]  # (T, U)
+        xs = np.arange(lt.timesteps)
+        for k, u in enumerate(self.document.selected_units):
+            c = self.plot.plot(xs, np.ascontiguousarray(data[:, u]),
+                               pen=pg.mkPen(unit_color(k), width=self.theme.line_width),
+                               name=f"unit {u}")
+            self.curves.append(c)
+        lo, hi = levels_for(lt, self.quantity)
+        self.plot.setYRange(lo, hi, padding=0.05)
+        self.plot.setXRange(0, max(lt.timesteps - 1, 1), padding=0.02)
+        self._on_t_changed(self.document.t)
+
+    def _on_t_changed(self, t: int) -> None:
+        self.cursor.setValue(t)
+        lt = self.document.layer_trace
+        if lt is None or not self.curves:
+            self.dots.clear()
+            return
+        vals = lt.at(self.quantity, t, min(self.document.batch, lt.batch_size - 1))
+        units = self.document.selected_units
+        self.dots.setData(x=[t] * len(units), y=[float(vals[u]) for u in units],
+                          brush=[pg.mkBrush(unit_color(k)) for k in range(len(units))])
+
+
+class StepBars(pg.GraphicsLayoutWidget):
+    """All six quantities across the shown units at the current step (one small plot each)."""
+
+    def __init__(self, document: Document, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.document = document
+        self.theme = NORMAL
+        self.plots: dict[str, pg.PlotItem] = {}
+        self.items: dict[str, Any] = {}
+        self._bars = True
+        for k, q in enumerate(QUANTITIES):
+            p = self.addPlot(row=k // 3, col=k % 3)
+            p.setMenuEnabled(False)
+            p.hideButtons()
+            p.setMouseEnabled(x=False, y=False)
+            p.showGrid(y=True, alpha=0.15)
+            self.plots[q] = p
+        self.set_theme(NORMAL)
+        document.trace_changed.connect(self.rebuild)
+        document.layer_changed.connect(self.rebuild)
+        document.batch_changed.connect(self.rebuild)
+        document.filter_changed.connect(self.rebuild)
+        document.t_changed.connect(self._on_t_changed)
+
+    def set_theme(self, theme: Theme) -> None:
+        self.theme = theme
+        self.setBackground(theme.bg)
+        for q, p in self.plots.items():
+            _style_axes(p, theme)
+            p.getAxis("left").setWidth(int(theme.tick_px * 2.6))
+            p.setTitle(f"<span style='color:{QUANTITY_COLORS[q]}; font-size:{theme.tick_px}px;"
+                       f" font-weight:700'>{SHORT_TITLES[q]}</span>")
+        self.rebuild()
+
+    def rebuild(self, *_: Any) -> None:
+        lt = self.document.layer_trace
+        for q, p in self.plots.items():
+            if q in self.items:
+                p.removeItem(self.items.pop(q))
+        if lt is None:
+            return
+        rows = self.document.rows
+        n = len(rows)
+        self._bars = n <= MAX_BARS
+        for q, p in self.plots.items():
+            color = QUANTITY_COLORS[q]
+            if self._bars:
+                item = pg.BarGraphItem(x=np.arange(n), height=np.zeros(n), width=0.8,
+                                       brush=pg.mkBrush(color), pen=pg.mkPen(None))
+            else:
+                item = pg.PlotDataItem(np.arange(n + 1), np.zeros(n), stepMode="center",
+                                       fillLevel=0, brush=pg.mkBrush(color),
+                                       pen=pg.mkPen(color, width=1))
+            p.addItem(item)
+            self.items[q] = item
+            lo, hi = levels_for(lt, q)
+            p.setYRange(lo, hi, padding=0.05)
+            p.setXRange(-0.5, n - 0.5, padding=0.02)
+            ticks = [(k, str(int(rows[k]))) for k in range(0, n, max(1, -(-n // 6)))]
+            p.getAxis("bottom").setTicks([ticks, []])
+        self._on_t_changed(self.document.t)
+
+    def values(self, quantity: str) -> np.ndarray:
+        """Heights currently drawn for ``quantity`` (for tests)."""
+        item = self.items[quantity]
+        if isinstance(item, pg.BarGraphItem):
+            return np.asarray(item.opts["height"])
+        return np.asarray(item.yData)
+
+    def _on_t_changed(self, t: int) -> None:
+        lt = self.document.layer_trace
+        if lt is None or not self.items:
+            return
+        b = min(self.document.batch, lt.batch_size - 1)
+        t = min(t, lt.timesteps - 1)
+        rows = self.document.rows
+        for q, item in self.items.items():
+            v = lt.at(q, t, b)[rows]  # (R,)
+            if self._bars:
+                item.setOpts(height=v)
+            else:
+                item.setData(np.arange(len(rows) + 1), v)
+
+
+class OutputView(QWidget):
+    """What the model says at the current step: top-k tokens with probabilities, the
+    predicted digit, or the probability of a 1 bit."""
+
+    def __init__(self, document: Document, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.document = document
+        self.theme = NORMAL
+        self.k = 5
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(0, 0, 0, 0)
+        self.headline = QLabel()
+        self.headline.setWordWrap(True)
+        self.headline.setTextFormat(Qt.TextFormat.RichText)
+        lay.addWidget(self.headline)
+        self.widget = pg.PlotWidget()
+        self.plot: pg.PlotItem = self.widget.getPlotItem()
+        self.plot.setMenuEnabled(False)
+        self.plot.hideButtons()
+        self.plot.setMouseEnabled(x=False, y=False)
+        self.plot.vb.invertY(True)
+        self.bars = pg.BarGraphItem(x0=0, y=np.arange(self.k), height=0.7, width=np.zeros(self.k),
+                                    brush=pg.mkBrush("#56B4E9"), pen=pg.mkPen(None))
+        self.plot.addItem(self.bars)
+        self.texts = [pg.TextItem(anchor=(0, 0.5), color="#ffffff") for _ in range(self.k)]
+        for ti in self.texts:
+            self.plot.addItem(ti)
+        self.plot.setXRange(0, 1.0, padding=0)
+        self.plot.getAxis("bottom").setLabel("probability")
+        lay.addWidget(self.widget, 1)
+        self.shown: list[tuple[str, float]] = []
+        self.set_theme(NORMAL)
+        document.trace_changed.connect(self.refresh)
+        document.batch_changed.connect(self.refresh)
+        document.t_changed.connect(self.refresh)
+
+    def set_theme(self, theme: Theme) -> None:
+        self.theme = theme
+        self.widget.setBackground(theme.bg)
+        _style_axes(self.plot, theme)
+        f = QFont()
+        f.setPixelSize(theme.font_px)
+        for ti in self.texts:
+            ti.setFont(f)
+        self.plot.getAxis("left").setWidth(int(theme.tick_px * 3.2))
+        self.refresh()
+
+    def labels(self, k_total: int) -> list[str]:
+        return output_labels(self.document, k_total)
+
+    def refresh(self, *_: Any) -> None:
+        doc = self.document
+        tr = doc.trace
+        th = self.theme
+        self.shown = []
+        if tr is None or tr.step_output is None:
+            self.headline.setText(f"<span style='color:{th.muted}'>This model has no per-step "
+                                  "output to show.</span>")
+            self.bars.setOpts(width=np.zeros(self.k))
+            for ti in self.texts:
+                ti.setText("")
+            return
+        so = tr.step_output  # (B, T, K)
+        b = min(doc.batch, so.shape[0] - 1)
+        t = min(doc.t, so.shape[1] - 1)
+        p = np.asarray(so[b, t], dtype=np.float64)  # (K,)
+        labels = self.labels(p.shape[0])
+        if p.shape[0] == 1:  # a sigmoid: the probability of a 1 (the adder's sum bit)
+            prob = float(p[0])
+            bit = int(prob >= 0.5)
+            self.headline.setText(
+                f"<span style='font-size:{th.title_px}px'>output at t = {t}: "
+                f"<b style='color:#F0E442; font-size:{int(th.title_px * 1.5)}px'>{bit}</b>"
+                f"</span> <span style='color:{th.muted}'>(P(1) = {prob:.2f})</span>")
+            self.shown = [("1", prob), ("0", 1 - prob)]
+        else:
+            order = np.argsort(-p, kind="stable")[: self.k]
+            self.shown = [(labels[i], float(p[i])) for i in order]
+            best, pb = self.shown[0]
+            what = "next token" if doc.info is not None and doc.info.output_kind == "next-token" \
+                else "prediction"
+            self.headline.setText(
+                f"<span style='font-size:{th.title_px}px'>{what} at t = {t}: "
+                f"<b style='color:#F0E442; font-size:{int(th.title_px * 1.5)}px'>"
+                f"{_html(best)}</b></span> <span style='color:{th.muted}'>({pb:.0%})</span>")
+        n = len(self.shown)
+        widths = np.zeros(self.k)
+        widths[:n] = [v for _, v in self.shown]
+        brushes = [pg.mkBrush("#F0E442" if i == 0 else "#56B4E9") for i in range(self.k)]
+        self.bars.setOpts(width=widths, brushes=brushes)
+        self.plot.getAxis("left").setTicks([[(i, s) for i, (s, _) in enumerate(self.shown)], []])
+        for i, ti in enumerate(self.texts):
+            if i < n:
+                ti.setText(f" {self.shown[i][1]:.2f}")
+                ti.setPos(min(self.shown[i][1], 0.82), i)
+            else:
+                ti.setText("")
+        self.plot.setYRange(-0.5, self.k - 0.5, padding=0)
+
+
+def output_labels(doc: Document, k_total: int) -> list[str]:
+    """Names of the model's output classes (from its info, vocabulary, or 0..K-1)."""
+    info = doc.info
+    if info is not None:
+        if len(info.output_labels) == k_total:
+            return [_visible(s) for s in info.output_labels]
+        if info.token_kind in ("chars", "words") and len(info.vocab) == k_total:
+            return [_visible(s) for s in info.vocab]
+    return [str(i) for i in range(k_total)]
+
+
+def _visible(s: str) -> str:
+    return {" ": "␣", "\n": "⏎", "\t": "⇥", "": "∅"}.get(s, s)
+
+
+def _html(s: str) -> str:
+    return s.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")

@@ -1,0 +1,133 @@
+"""Look and feel: themes (normal and presentation), colour maps, colours per quantity.
+
+Colour maps are colour-blind safe: ``viridis`` (sequential) for the gates on [0, 1], the
+diverging ``CET-D1A`` (blue - grey - red) for signed values on [-1, 1] (candidate, hidden) and
+for the cell state (symmetric around 0 over the trace). Colours of the six quantities and of
+unit curves come from the Okabe-Ito palette.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+GATE_CMAP = "viridis"
+SIGNED_CMAP = "CET-D1A"
+
+#: Okabe-Ito: distinguishable with every common colour-vision deficiency.
+OKABE_ITO = ("#E69F00", "#56B4E9", "#009E73", "#F0E442", "#0072B2", "#D55E00", "#CC79A7",
+             "#FFFFFF")
+
+QUANTITY_COLORS = {
+    "forget_gate": "#E69F00",  # orange
+    "input_gate": "#009E73",  # bluish green
+    "output_gate": "#CC79A7",  # reddish purple
+    "candidate": "#56B4E9",  # sky blue
+    "cell": "#F0E442",  # yellow
+    "hidden": "#FF7F50",  # coral (vermillion, lightened for dark backgrounds)
+}
+
+#: What each quantity means, for titles a newcomer can read.
+MEANINGS = {
+    "forget_gate": "how much of the old cell state is kept",
+    "input_gate": "how much of the candidate is written",
+    "output_gate": "how much of the cell is shown as h",
+    "candidate": "new values proposed for the cell",
+    "cell": "the memory carried from step to step",
+    "hidden": "the output h, passed on to the next step",
+}
+
+SHORT_TITLES = {
+    "forget_gate": "forget gate f",
+    "input_gate": "input gate i",
+    "output_gate": "output gate o",
+    "candidate": "candidate g",
+    "cell": "cell state c",
+    "hidden": "hidden state h",
+}
+
+
+@dataclass(frozen=True)
+class Theme:
+    name: str
+    bg: str  # window background
+    panel: str  # plot background
+    fg: str  # text
+    muted: str  # secondary text, axes
+    accent: str  # current timestep
+    font_px: int  # base font size in pixels
+    title_px: int
+    tick_px: int
+    mono_px: int
+    line_width: float
+    cursor_width: float
+    dim_alpha: int  # 0..255 darkening of the not-yet-reached part
+
+
+NORMAL = Theme("normal", bg="#17191e", panel="#0f1115", fg="#e8e8ea", muted="#9aa0a6",
+               accent="#ffffff", font_px=14, title_px=15, tick_px=12, mono_px=15,
+               line_width=2.0, cursor_width=2.5, dim_alpha=150)
+PRESENTATION = Theme("presentation", bg="#000000", panel="#000000", fg="#ffffff",
+                     muted="#d0d0d0", accent="#ffffff", font_px=26, title_px=28, tick_px=24,
+                     mono_px=28, line_width=4.0, cursor_width=4.5, dim_alpha=170)
+
+
+def stylesheet(theme: Theme) -> str:
+    """The Qt style sheet of the widgets around the plots."""
+    return f"""
+    QWidget {{ background: {theme.bg}; color: {theme.fg}; font-size: {theme.font_px}px; }}
+    QMainWindow::separator {{ background: #2a2d35; width: 3px; height: 3px; }}
+    QDockWidget::title {{ background: #22252d; padding: 4px 8px; font-weight: bold; }}
+    QGroupBox {{ border: 1px solid #2f333c; border-radius: 6px; margin-top: 1.1em;
+                padding: 6px; font-weight: bold; }}
+    QGroupBox::title {{ subcontrol-origin: margin; left: 8px; padding: 0 4px; }}
+    QLineEdit, QComboBox, QSpinBox, QPlainTextEdit {{ background: #0f1115;
+                border: 1px solid #3a3f4b; border-radius: 4px; padding: 3px 6px; }}
+    QLineEdit:focus {{ border: 1px solid #56B4E9; }}
+    QPushButton, QToolButton {{ background: #262a33; border: 1px solid #3a3f4b;
+                border-radius: 5px; padding: 4px 10px; }}
+    QPushButton:hover, QToolButton:hover {{ background: #323743; }}
+    QPushButton:pressed, QToolButton:pressed, QToolButton:checked {{ background: #0072B2; }}
+    QSlider::groove:horizontal {{ height: 6px; background: #2f333c; border-radius: 3px; }}
+    QSlider::sub-page:horizontal {{ background: #56B4E9; border-radius: 3px; }}
+    QSlider::handle:horizontal {{ background: #ffffff; width: 16px; margin: -6px 0;
+                border-radius: 8px; }}
+    QMenuBar {{ background: #1d2026; }}
+    QMenuBar::item:selected, QMenu::item:selected {{ background: #0072B2; }}
+    QMenu {{ background: #1d2026; border: 1px solid #3a3f4b; }}
+    QStatusBar {{ background: #1d2026; color: {theme.muted}; }}
+    QToolTip {{ background: #262a33; color: #ffffff; border: 1px solid #56B4E9; }}
+    QScrollArea {{ border: none; }}
+    QTabBar::tab {{ background: #22252d; padding: 5px 12px; }}
+    QTabBar::tab:selected {{ background: #0072B2; }}
+    """
+
+
+def colormap(name: str):  # noqa: ANN201 - pyqtgraph ColorMap
+    import pyqtgraph as pg
+
+    return pg.colormap.get(name)
+
+
+def unit_color(k: int) -> str:
+    """Colour of the k-th selected unit's curve."""
+    return OKABE_ITO[(k + 5) % len(OKABE_ITO)] if k else "#56B4E9"
+
+
+def downsample_image(a: np.ndarray, max_rows: int, max_cols: int) -> np.ndarray:
+    """Block-average a ``(rows, cols)`` image to at most ``max_rows x max_cols``.
+
+    Large traces (1024 units x 10,000 steps) are drawn from this reduced copy: memory and
+    paint time stay bounded while the image still spans the full time axis.
+    """
+    r, c = a.shape
+    fr = max(1, -(-r // max_rows))
+    fc = max(1, -(-c // max_cols))
+    if fr == 1 and fc == 1:
+        return np.ascontiguousarray(a, dtype=np.float32)
+    rr, cc = -(-r // fr) * fr, -(-c // fc) * fc
+    if (rr, cc) != (r, c):
+        a = np.pad(a, ((0, rr - r), (0, cc - c)), mode="edge")
+    out = a.reshape(rr // fr, fr, cc // fc, fc).mean(axis=(1, 3), dtype=np.float32)
+    return np.ascontiguousarray(out)

@@ -1,0 +1,235 @@
+"""The input strip: the sequence as tokens, the current one boxed, the model's prediction
+under each, and an editor to type a new input or load a file."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from PySide6.QtCore import QRectF, Qt, Signal
+from PySide6.QtGui import QColor, QFont, QFontMetrics, QMouseEvent, QPainter, QPaintEvent, QPen
+from PySide6.QtWidgets import (
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QPushButton,
+    QSizePolicy,
+    QVBoxLayout,
+    QWidget,
+)
+
+from ..errors import LstmvizError
+from .document import Document
+from .plots import output_labels
+from .style import NORMAL, Theme
+
+HINTS = {
+    "digits": "digits, e.g. 4 7 3",
+    "bits": "two binary numbers, e.g. 1011 + 0110",
+    "chars": "any text",
+    "words": "words from the vocabulary",
+    "ids": "token ids, e.g. 3 1 4",
+    "floats": "numbers; one timestep per ';'",
+}
+
+
+class TokenStrip(QWidget):
+    """Paints the tokens around the current step; click a token to jump there."""
+
+    def __init__(self, document: Document, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.document = document
+        self.theme = NORMAL
+        self.first = 0  # first visible timestep
+        self._cells: list[tuple[int, QRectF]] = []
+        self._preds: list[str] | None = None
+        self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
+        self.setMouseTracking(False)
+        self.setToolTip("The input sequence (top) and the model's output at each step "
+                        "(bottom). Click a token to jump to it.")
+        document.trace_changed.connect(self._on_trace_changed)
+        document.batch_changed.connect(self._on_trace_changed)
+        document.t_changed.connect(self._on_t_changed)
+        self.set_theme(NORMAL)
+
+    def set_theme(self, theme: Theme) -> None:
+        self.theme = theme
+        self.font_ = QFont("DejaVu Sans Mono")
+        self.font_.setPixelSize(int(theme.font_px * 1.35))
+        self.small = QFont("DejaVu Sans Mono")
+        self.small.setPixelSize(theme.tick_px)
+        fm = QFontMetrics(self.font_)
+        sm = QFontMetrics(self.small)
+        self.row_h = fm.height() + 12
+        self.pred_h = sm.height() + 6
+        self.setFixedHeight(self.row_h + self.pred_h + sm.height() + 14)
+        self.update()
+
+    def _on_trace_changed(self, *_: Any) -> None:
+        self._preds = None
+        tr = self.document.trace
+        if tr is not None and tr.step_output is not None:
+            so = tr.step_output
+            b = min(self.document.batch, so.shape[0] - 1)
+            if so.shape[-1] == 1:
+                self._preds = [str(int(v >= 0.5)) for v in so[b, :, 0]]
+            else:
+                labels = output_labels(self.document, so.shape[-1])
+                self._preds = [labels[int(i)] for i in np.argmax(so[b], axis=-1)]
+        self.first = 0
+        self._on_t_changed(self.document.t)
+
+    def cell_width(self, labels: list[str]) -> int:
+        fm = QFontMetrics(self.font_)
+        sample = labels[:200]
+        w = max((fm.horizontalAdvance(s) for s in sample), default=10)
+        return int(min(max(w + 14, fm.height() * 1.3), 220))
+
+    def visible_range(self) -> tuple[int, int]:
+        labels = self.document.token_labels()
+        n = len(labels)
+        if not n:
+            return 0, 0
+        cw = self.cell_width(labels)
+        per = max(1, (self.width() - 70) // (cw + 4))
+        return self.first, min(n, self.first + per)
+
+    def _on_t_changed(self, t: int) -> None:
+        labels = self.document.token_labels()
+        n = len(labels)
+        if n:
+            cw = self.cell_width(labels)
+            per = max(1, (self.width() - 70) // (cw + 4))
+            if not self.first <= t < self.first + per or t >= self.first + per - 1:
+                self.first = max(0, min(t - per // 2, n - per))
+            if t < self.first:
+                self.first = t
+        self.update()
+
+    def paintEvent(self, event: QPaintEvent) -> None:
+        doc = self.document
+        th = self.theme
+        p = QPainter(self)
+        p.setRenderHint(QPainter.RenderHint.Antialiasing)
+        p.fillRect(self.rect(), QColor(th.bg))
+        labels = doc.token_labels()
+        self._cells = []
+        if not labels:
+            p.setPen(QColor(th.muted))
+            p.setFont(self.small)
+            p.drawText(self.rect(), Qt.AlignmentFlag.AlignCenter, "no input")
+            return
+        cw = self.cell_width(labels)
+        lo, hi = self.visible_range()
+        t = doc.t
+        x0 = 62
+        p.setFont(self.small)
+        p.setPen(QColor(th.muted))
+        p.drawText(QRectF(0, 4, x0 - 6, self.row_h), Qt.AlignmentFlag.AlignRight
+                   | Qt.AlignmentFlag.AlignVCenter, "input")
+        if self._preds is not None:
+            p.drawText(QRectF(0, self.row_h + 6, x0 - 6, self.pred_h),
+                       Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter, "output")
+        for k, i in enumerate(range(lo, hi)):
+            x = x0 + k * (cw + 4)
+            r = QRectF(x, 4, cw, self.row_h)
+            self._cells.append((i, r))
+            current = i == t
+            future = i > t
+            if current:
+                p.setPen(QPen(QColor(th.accent), 3))
+                p.setBrush(QColor("#0072B2"))
+            else:
+                p.setPen(QPen(QColor("#3a3f4b"), 1))
+                p.setBrush(QColor("#262a33" if not future else "#1a1c22"))
+            p.drawRoundedRect(r, 5, 5)
+            p.setFont(self.font_)
+            p.setPen(QColor(th.fg if not future else "#6b7078"))
+            p.drawText(r, Qt.AlignmentFlag.AlignCenter, labels[i])
+            if self._preds is not None and i < len(self._preds):
+                pr = QRectF(x, self.row_h + 6, cw, self.pred_h)
+                p.setFont(self.small)
+                p.setPen(QColor("#F0E442" if current else ("#b8b070" if not future
+                                                             else "#55544a")))
+                p.drawText(pr, Qt.AlignmentFlag.AlignCenter, self._preds[i])
+            p.setFont(self.small)
+            p.setPen(QColor(th.muted if not current else th.fg))
+            if current or (i % 5 == 0):
+                p.drawText(QRectF(x - 10, self.row_h + self.pred_h + 6, cw + 20,
+                                  self.small.pixelSize() + 6), Qt.AlignmentFlag.AlignCenter,
+                           f"t={i}" if current else str(i))
+        n = len(labels)
+        p.setFont(self.small)
+        p.setPen(QColor(th.muted))
+        if lo > 0:
+            p.drawText(QRectF(x0 - 20, 4, 18, self.row_h), Qt.AlignmentFlag.AlignCenter, "…")
+        if hi < n:
+            p.drawText(QRectF(self.width() - 20, 4, 18, self.row_h),
+                       Qt.AlignmentFlag.AlignCenter, "…")
+        p.end()
+
+    def mousePressEvent(self, event: QMouseEvent) -> None:
+        pos = event.position()
+        for i, r in self._cells:
+            if r.contains(pos) or (r.left() <= pos.x() <= r.right()):
+                self.document.set_t(i)
+                return
+        super().mousePressEvent(event)
+
+    def resizeEvent(self, event: Any) -> None:
+        super().resizeEvent(event)
+        self._on_t_changed(self.document.t)
+
+
+class InputEditor(QWidget):
+    """Type a new input (digits, text, bits...) or load one from a file."""
+
+    error = Signal(str)
+    load_requested = Signal()
+
+    def __init__(self, document: Document, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.document = document
+        lay = QHBoxLayout(self)
+        lay.setContentsMargins(0, 0, 0, 0)
+        self.label = QLabel("Input")
+        self.edit = QLineEdit()
+        self.edit.setClearButtonEnabled(True)
+        self.edit.returnPressed.connect(self.apply)
+        self.apply_button = QPushButton("Trace")
+        self.apply_button.setToolTip("Trace the typed input (Enter)")
+        self.apply_button.clicked.connect(self.apply)
+        self.load_button = QPushButton("Load .npy/.csv…")
+        self.load_button.clicked.connect(self.load_requested)
+        lay.addWidget(self.label)
+        lay.addWidget(self.edit, 1)
+        lay.addWidget(self.apply_button)
+        lay.addWidget(self.load_button)
+        document.input_changed.connect(self._on_input_changed)
+        document.model_changed.connect(self._on_model_changed)
+
+    def _on_model_changed(self) -> None:
+        info = self.document.info
+        kind = info.token_kind if info is not None else None
+        if kind is None and self.document.model is not None:
+            kind = "ids" if self.document.model.takes_tokens else "floats"
+        self.edit.setPlaceholderText(f"type {HINTS.get(kind or 'floats', 'an input')} and "
+                                     "press Enter")
+
+    def _on_input_changed(self) -> None:
+        try:
+            text = self.document.input_text()
+        except (LstmvizError, ValueError, IndexError):
+            text = ""
+        if len(text) > 5000:
+            text = ""
+            self.edit.setPlaceholderText("(long input loaded from a file)")
+        if not self.edit.hasFocus() or self.edit.text().strip() == "":
+            self.edit.setText(text)
+
+    def apply(self) -> None:
+        text = self.edit.text()
+        try:
+            self.document.set_text(text)
+        except LstmvizError as e:
+            self.error.emit(str(e))

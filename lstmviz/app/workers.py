@@ -1,0 +1,206 @@
+"""Long work off the GUI thread.
+
+Work is a plain function ``fn(progress, should_stop) -> result`` (testable without Qt):
+``progress(i, n)`` reports progress, ``progress.partial(obj)`` hands on a partial result,
+``should_stop()`` says the user cancelled or a newer task replaced this one. A
+:class:`Worker` runs it on a :class:`QThread`; a :class:`TaskRunner` runs one task at a
+time (a new start cancels the old one, Orange3's ``concurrent.py`` style) and sends every
+error to one handler. Widgets are only ever touched from the GUI thread: the worker's
+signals are queued to slots living there.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import traceback
+from collections.abc import Callable
+from typing import Any
+
+from PySide6.QtCore import QObject, QThread, Signal, Slot
+
+from ..errors import LstmvizError
+
+log = logging.getLogger(__name__)
+
+Task = Callable[..., Any]
+
+
+class Progress:
+    """The ``progress`` callable handed to a task: ``progress(i, n)`` (throttled to ~20 Hz,
+    the last step always reported) and ``progress.partial(obj)``."""
+
+    def __init__(self, worker: Worker, interval: float = 0.05) -> None:
+        self._worker = worker
+        self._interval = interval
+        self._last = 0.0
+
+    def __call__(self, i: int, n: int) -> None:
+        now = time.monotonic()
+        if i >= n or now - self._last >= self._interval:
+            self._last = now
+            self._worker.progress.emit(int(i), int(n))
+
+    def partial(self, obj: Any) -> None:
+        self._worker.partial.emit(obj)
+
+
+class Worker(QObject):
+    """Runs ``fn(progress, should_stop)`` once on its own :class:`QThread`.
+
+    Signals: ``progress(int, int)``, ``partial(object)``, ``finished(object)``,
+    ``failed(str)``, ``cancelled()``; then ``done()`` whatever the outcome.
+    """
+
+    progress = Signal(int, int)
+    partial = Signal(object)
+    finished = Signal(object)
+    failed = Signal(str)
+    cancelled = Signal()
+    done = Signal()
+    _go = Signal()
+
+    def __init__(self, fn: Task, label: str = "") -> None:
+        super().__init__()
+        self.fn = fn
+        self.label = label
+        self._stop = threading.Event()
+        self._thread = QThread()
+        self._thread.setObjectName(f"lstmviz worker: {label}")
+        self.moveToThread(self._thread)
+        self._go.connect(self._run)
+
+    def start(self) -> None:
+        self._thread.start()
+        self._go.emit()  # queued: runs _run in the worker thread
+
+    def stop(self) -> None:
+        """Ask the task to stop (it checks ``should_stop()``); its result is dropped."""
+        self._stop.set()
+
+    def should_stop(self) -> bool:
+        return self._stop.is_set()
+
+    def is_running(self) -> bool:
+        return self._thread.isRunning()
+
+    def wait(self, ms: int = 5000) -> bool:
+        """Wait for the thread to end (after :meth:`stop`); True when it ended."""
+        return bool(self._thread.wait(ms))
+
+    @Slot()
+    def _run(self) -> None:
+        try:
+            result = self.fn(Progress(self), self.should_stop)
+        except LstmvizError as e:
+            if not self.should_stop():
+                self.failed.emit(str(e))
+        except MemoryError:
+            self.failed.emit(f"{self.label or 'the task'}: out of memory")
+        except Exception as e:  # noqa: BLE001 - every error reaches the one dialog
+            log.error("worker %r failed:\n%s", self.label, traceback.format_exc())
+            if not self.should_stop():
+                self.failed.emit(f"{self.label or 'the task'} failed: {type(e).__name__}: {e}")
+        else:
+            if self.should_stop():
+                self.cancelled.emit()
+            else:
+                self.finished.emit(result)
+        finally:
+            self.done.emit()
+            self._thread.quit()
+
+
+class TaskRunner(QObject):
+    """One task at a time; a new :meth:`start` cancels the running one.
+
+    Signals: ``running_changed(bool, str)`` (busy, label), ``progress(int, int)``,
+    ``failed(str)`` -- every error of every task, for the one error dialog.
+    """
+
+    running_changed = Signal(bool, str)
+    progress = Signal(int, int)
+    failed = Signal(str)
+
+    def __init__(self, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self._current: Worker | None = None
+        self._alive: set[Worker] = set()  # keep Python refs until each thread ended
+
+    @property
+    def current(self) -> Worker | None:
+        return self._current
+
+    def start(self, fn: Task, on_finished: Callable[[Any], None] | None = None,
+              label: str = "", *, on_failed: Callable[[str], None] | None = None,
+              on_partial: Callable[[Any], None] | None = None,
+              on_progress: Callable[[int, int], None] | None = None) -> Worker:
+        """Run ``fn(progress, should_stop)`` in a worker thread; ``on_finished(result)`` is
+        called on the GUI thread unless a newer task replaced this one."""
+        self.cancel()
+        w = Worker(fn, label)
+        self._current = w
+        self._alive.add(w)
+
+        def is_current() -> bool:
+            return self._current is w
+
+        def finished(result: Any) -> None:
+            if is_current():
+                self._current = None
+                self.running_changed.emit(False, "")
+                if on_finished is not None:
+                    on_finished(result)
+
+        def failed(msg: str) -> None:
+            if is_current():
+                self._current = None
+                self.running_changed.emit(False, "")
+                if on_failed is not None:
+                    on_failed(msg)
+                self.failed.emit(msg)
+
+        def progress(i: int, n: int) -> None:
+            if is_current():
+                self.progress.emit(i, n)
+                if on_progress is not None:
+                    on_progress(i, n)
+
+        def partial(obj: Any) -> None:
+            if is_current() and on_partial is not None:
+                on_partial(obj)
+
+        w.finished.connect(finished)
+        w.failed.connect(failed)
+        w.progress.connect(progress)
+        w.partial.connect(partial)
+        w._thread.finished.connect(lambda: self._reap(w))
+        self.running_changed.emit(True, label)
+        w.start()
+        return w
+
+    def cancel(self) -> None:
+        """Stop the running task (if any); its result will be dropped."""
+        w = self._current
+        self._current = None
+        if w is not None:
+            w.stop()
+            self.running_changed.emit(False, "")
+
+    def is_running(self) -> bool:
+        return self._current is not None
+
+    def shutdown(self, timeout_ms: int = 10000) -> bool:
+        """Stop every task and wait for the threads (call when the window closes)."""
+        self.cancel()
+        ok = True
+        for w in list(self._alive):
+            w.stop()
+            ok = w.wait(timeout_ms) and ok
+            if ok:
+                self._alive.discard(w)
+        return ok
+
+    def _reap(self, w: Worker) -> None:
+        self._alive.discard(w)
