@@ -168,6 +168,22 @@ def dense_activations():
     return keras.Model(inp, L.Concatenate()(outs), name="dense_activations")
 
 
+def masking_lstm():
+    keras = _keras()
+    L = keras.layers
+    return keras.Sequential([keras.Input((None, 3)), L.Masking(0.0),
+                             L.LSTM(4, return_sequences=True), L.LSTM(3), L.Dense(2)])
+
+
+def nested():
+    keras = _keras()
+    L = keras.layers
+    inner = keras.Sequential([keras.Input((None, 3)), L.LSTM(4, return_sequences=True),
+                              L.Dense(3, activation="tanh")], name="inner")
+    inp = keras.Input((None, 3))
+    return keras.Model(inp, L.LSTM(2)(inner(inp)), name="outer")
+
+
 def x_for(name: str, model, batch: int = 3, steps: int = 9, seed: int = 1):
     """A fitting random input for a model built above."""
     rng = np.random.default_rng(seed)
@@ -189,6 +205,11 @@ def x_for(name: str, model, batch: int = 3, steps: int = 9, seed: int = 1):
         return rng.integers(0, 2, (batch, steps, 2)).astype(np.float32)
     if name == "kitchen_sink":
         return rng.normal(0, 1, (batch, 12, 3)).astype(np.float32)
+    if name == "masking_lstm":
+        x = rng.normal(0, 1, (batch, steps, 3)).astype(np.float32)
+        x[0, -2:] = 0.0  # padded tail
+        x[1, 3] = 0.0  # a masked step in the middle
+        return x
     if name == "seq2seq":
         return [rng.normal(0, 1, (batch, steps, 4)).astype(np.float32),
                 rng.normal(0, 1, (batch, 5, 3)).astype(np.float32)]
@@ -215,4 +236,6 @@ BUILDERS = {
     "conv_strided": conv_strided,
     "relu_lstm": relu_lstm,
     "dense_activations": dense_activations,
+    "masking_lstm": masking_lstm,
+    "nested": nested,
 }
