@@ -23,6 +23,7 @@ from .style import (
     MEANINGS,
     NORMAL,
     QUANTITY_COLORS,
+    SHORT_MEANINGS,
     SHORT_TITLES,
     SIGNED_CMAP,
     Theme,
@@ -63,6 +64,14 @@ def time_ticks(labels: list[str], n: int, max_labels: int = 24) -> list[tuple[fl
     return [(t + 0.5, str(t)) for t in range(0, n, step)]
 
 
+def set_title(plot: pg.PlotItem, html: str) -> None:
+    """Set a (possibly two-line) title and give its row the height it needs."""
+    plot.setTitle(html)
+    h = int(plot.titleLabel.item.boundingRect().height()) + 2
+    plot.titleLabel.setMaximumHeight(h)
+    plot.layout.setRowFixedHeight(0, h)
+
+
 class Heatmap:
     """One quantity's units x time image inside a plot, with its cursor and dimming."""
 
@@ -75,7 +84,7 @@ class Heatmap:
         self.image = pg.ImageItem(axisOrder="row-major")
         self.image.setZValue(-10)
         plot.addItem(self.image)
-        bar.setImageItem(self.image)
+        bar.setImageItem(self.image, insert_in=plot)
         self.dim = QGraphicsRectItem()
         self.dim.setPen(QPen(Qt.PenStyle.NoPen))
         self.dim.setZValue(5)
@@ -173,7 +182,7 @@ class HeatmapGrid(pg.GraphicsLayoutWidget):
         first: pg.PlotItem | None = None
         for k, (layer, q) in enumerate(cells):
             r, c = divmod(k, ncol)
-            plot = self.ci.addPlot(row=r, col=2 * c)
+            plot = self.ci.addPlot(row=r, col=c)
             plot.setMenuEnabled(False)
             plot.hideButtons()
             plot.vb.invertY(True)
@@ -183,12 +192,10 @@ class HeatmapGrid(pg.GraphicsLayoutWidget):
                 plot.getAxis(ax).setZValue(20)
             bar = pg.ColorBarItem(values=(0, 1), colorMap=colormap(
                 GATE_CMAP if q in GATES else SIGNED_CMAP), interactive=False, width=10)
-            self.ci.addItem(bar, row=r, col=2 * c + 1)
             key = q if layer is None else f"{layer}:{q}"
             hm = Heatmap(plot, bar, q, layer)
             self.maps[key] = hm
-            self.ci.layout.setColumnStretchFactor(2 * c, 10)
-            self.ci.layout.setColumnStretchFactor(2 * c + 1, 0)
+            self.ci.layout.setColumnStretchFactor(c, 1)
             if first is None:
                 first = plot
             else:
@@ -202,6 +209,10 @@ class HeatmapGrid(pg.GraphicsLayoutWidget):
         if hm.layer is not None:
             return (f"<span style='color:{color}; font-size:{th.title_px}px; font-weight:600'>"
                     f"{hm.layer} · {name}</span>")
+        if th.name == "presentation":
+            return (f"<span style='color:{color}; font-size:{th.title_px}px; "
+                    f"font-weight:700'>{name}</span><br><span style='color:{th.muted}; "
+                    f"font-size:{th.tick_px}px'>{SHORT_MEANINGS[hm.quantity]}</span>")
         return (f"<span style='color:{color}; font-size:{th.title_px}px; font-weight:700'>"
                 f"{name}</span><br><span style='color:{th.muted}; "
                 f"font-size:{th.title_px - 2}px'>{MEANINGS[hm.quantity]}</span>")
@@ -212,19 +223,19 @@ class HeatmapGrid(pg.GraphicsLayoutWidget):
         tick_font = QFont()
         tick_font.setPixelSize(th.tick_px)
         for hm in self.maps.values():
-            hm.plot.setTitle(self._title_html(hm))
+            set_title(hm.plot, self._title_html(hm))
             for ax in ("left", "bottom"):
                 a = hm.plot.getAxis(ax)
                 a.setStyle(tickFont=tick_font, tickLength=-4)
                 a.setPen(pg.mkPen(th.muted))
                 a.setTextPen(pg.mkPen(th.fg))
-            hm.plot.getAxis("left").setWidth(int(th.tick_px * 2.6))
+            hm.plot.getAxis("left").setWidth(int(th.tick_px * 2.4))
             hm.plot.getAxis("bottom").setHeight(int(th.tick_px * 1.9))
             hm.bar.axis.setStyle(tickFont=tick_font)
             hm.bar.axis.setTextPen(pg.mkPen(th.fg))
-            hm.bar.axis.setWidth(int(th.tick_px * 2.8))
+            hm.bar.axis.setWidth(int(th.tick_px * 2.5))
             hm.cursor.setPen(pg.mkPen(th.accent, width=th.cursor_width, cosmetic=True))
-            hm.row_mark.setPen(pg.mkPen("#ffffff", width=max(1.0, th.cursor_width - 1),
+            hm.row_mark.setPen(pg.mkPen("#ffffff", width=max(1.0, th.cursor_width / 2.5),
                                         style=Qt.PenStyle.DashLine, cosmetic=True))
             hm.dim.setBrush(QBrush(QColor(0, 0, 0, th.dim_alpha)))
             hm.plot.vb.setBackgroundColor(th.panel)
@@ -232,6 +243,7 @@ class HeatmapGrid(pg.GraphicsLayoutWidget):
     def set_theme(self, theme: Theme) -> None:
         self.theme = theme
         self._apply_theme()
+        self._on_trace_changed()
 
     def set_all_layers(self, on: bool) -> None:
         """Show forget gate, cell and hidden state of every layer at once."""
@@ -266,9 +278,14 @@ class HeatmapGrid(pg.GraphicsLayoutWidget):
             full = lt.get(hm.quantity)[min(b, lt.batch_size - 1)]  # (T, U)
             data = full[:, rows].T if len(rows) != lt.units else full.T  # (R, T)
             hm.set_data(np.asarray(data, dtype=np.float32), rows, levels_for(lt, hm.quantity))
-            ticks = time_ticks(labels if len(labels) == lt.timesteps else [], lt.timesteps)
+            ticks = time_ticks(labels if len(labels) == lt.timesteps else [], lt.timesteps,
+                               self.theme.max_time_labels)
             hm.plot.getAxis("bottom").setTicks([ticks, []])
-            hm.plot.getAxis("left").setTicks([self._unit_ticks(rows), []])
+            hm.plot.getAxis("left").setTicks([self._unit_ticks(rows,
+                                                               self.theme.max_unit_labels), []])
+            lo, hi = levels_for(lt, hm.quantity)
+            mid = (lo + hi) / 2
+            hm.bar.axis.setTicks([[(v, f"{v:.2g}") for v in (lo, mid, hi)], []])
             hm.set_t(min(doc.t, max(lt.timesteps - 1, 0)))
         self._on_selection_changed()
 

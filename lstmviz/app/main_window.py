@@ -141,8 +141,8 @@ class MainWindow(QMainWindow):
         self.bottom = QSplitter(Qt.Orientation.Horizontal)
         self.bottom.addWidget(self.unit_lines)
         self.bottom.addWidget(self.step_bars)
-        self.bottom.setStretchFactor(0, 3)
-        self.bottom.setStretchFactor(1, 2)
+        self.bottom.setStretchFactor(0, 1)
+        self.bottom.setStretchFactor(1, 1)
         self.vsplit = QSplitter(Qt.Orientation.Vertical)
         self.vsplit.addWidget(self.heatmaps)
         self.vsplit.addWidget(self.bottom)
@@ -320,14 +320,13 @@ class MainWindow(QMainWindow):
         return dock
 
     def plot_widgets(self) -> dict[str, Any]:
-        """Every named view: ``heatmap_<quantity>``, ``unit_lines``, ``bars_<quantity>``,
-        ``output`` (pyqtgraph PlotItems), ``token_strip``, ``unit_detail`` (widgets)."""
+        """Every named view: ``heatmap_<quantity>``, ``unit_lines``,
+        ``bars``, ``output`` (pyqtgraph PlotItems), ``token_strip``, ``unit_detail`` (widgets)."""
         out: dict[str, Any] = {}
         for key, hm in self.heatmaps.maps.items():
             out[f"heatmap_{key}"] = hm.plot
         out["unit_lines"] = self.unit_lines.plot
-        for q, p in self.step_bars.plots.items():
-            out[f"bars_{q}"] = p
+        out["bars"] = self.step_bars.plot
         out["output"] = self.output_view.plot
         out["token_strip"] = self.token_strip
         out["unit_detail"] = self.unit_detail
@@ -551,12 +550,14 @@ class MainWindow(QMainWindow):
             self._docks_before = {d: d.isVisible() for d in self.findChildren(QDockWidget)}
             for d in docks:
                 d.setVisible(False)
+            self.editor.setVisible(False)
             self.set_theme(PRESENTATION)
             if fullscreen:
                 self.showFullScreen()
         else:
             for d, vis in self._docks_before.items():
                 d.setVisible(vis)
+            self.editor.setVisible(True)
             self.set_theme(NORMAL)
             if self.isFullScreen():
                 self.showNormal()
@@ -569,8 +570,9 @@ class MainWindow(QMainWindow):
             v.set_theme(theme)
         self.step_bars.setVisible(True)
         if theme is PRESENTATION:
-            self.vsplit.setSizes([700, 220])
-            self.bottom.setSizes([900, 700])
+            self.vsplit.setSizes([600, 280])
+        else:
+            self.vsplit.setSizes([560, 200])
 
     # --- dialogs -------------------------------------------------------------------------------
     def show_about(self) -> None:

@@ -9,14 +9,27 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QFont
-from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QVBoxLayout, QWidget
+from PySide6.QtWidgets import (
+    QComboBox,
+    QHBoxLayout,
+    QLabel,
+    QSizePolicy,
+    QVBoxLayout,
+    QWidget,
+)
 
-from ..engine.trace import QUANTITIES
+from ..engine.trace import QUANTITIES, SYMBOLS
 from .document import Document
 from .heatmaps import levels_for
 from .style import NORMAL, QUANTITY_COLORS, SHORT_TITLES, Theme, unit_color
 
-MAX_BARS = 128  # more units than this: a filled step curve instead of separate bars
+MAX_BARS = 32  # more units than this: step curves instead of grouped bars
+
+
+def _style_legend(legend: pg.LegendItem, theme: Theme) -> None:
+    legend.opts["labelTextSize"] = f"{theme.tick_px}px"
+    for _sample, label in legend.items:
+        label.setText(label.text, size=f"{theme.tick_px}px")
 
 
 def _style_axes(plot: pg.PlotItem, theme: Theme) -> None:
@@ -44,6 +57,7 @@ class UnitLines(QWidget):
         lay.setSpacing(2)
         top = QHBoxLayout()
         self.title = QLabel()
+        self.title.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         self.combo = QComboBox()
         for q in QUANTITIES:
             self.combo.addItem(SHORT_TITLES[q], q)
@@ -80,6 +94,7 @@ class UnitLines(QWidget):
         self.theme = theme
         self.widget.setBackground(theme.bg)
         _style_axes(self.plot, theme)
+        _style_legend(self.legend, theme)
         self.cursor.setPen(pg.mkPen(theme.accent, width=theme.cursor_width))
         self.refresh()
 
@@ -90,10 +105,12 @@ class UnitLines(QWidget):
     def _update_title(self) -> None:
         th = self.theme
         c = QUANTITY_COLORS[self.quantity]
+        units = ", ".join(str(u) for u in self.document.selected_units[:6])
         self.title.setText(f"<span style='color:{c}; font-weight:700; font-size:{th.title_px}px'>"
-                           f"{SHORT_TITLES[self.quantity]}</span> of the selected units over "
-                           f"time <span style='color:{th.muted}'>(click a heatmap row to "
-                           "pick a unit)</span>")
+                           f"{SHORT_TITLES[self.quantity]}</span> over time · unit"
+                           f"{'s' if len(self.document.selected_units) > 1 else ''} {units}"
+                           f"<span style='color:{th.muted}'> · click a heatmap row to pick "
+                           "another</span>")
 
     def refresh(self, *_: Any) -> None:
         self._update_title()
@@ -129,23 +146,36 @@ class UnitLines(QWidget):
                           brush=[pg.mkBrush(unit_color(k)) for k in range(len(units))])
 
 
-class StepBars(pg.GraphicsLayoutWidget):
-    """All six quantities across the shown units at the current step (one small plot each)."""
+class StepBars(QWidget):
+    """All six quantities across the shown units at the current step, in one plot.
+
+    Up to ``MAX_BARS`` units: grouped bars (f, i, o, g, c, h side by side per unit, coloured
+    like the heatmap titles); more units: one step curve per quantity.
+    """
 
     def __init__(self, document: Document, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.document = document
         self.theme = NORMAL
-        self.plots: dict[str, pg.PlotItem] = {}
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(0, 0, 0, 0)
+        lay.setSpacing(2)
+        self.title = QLabel()
+        self.title.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        lay.addWidget(self.title)
+        self.widget = pg.PlotWidget()
+        self.plot: pg.PlotItem = self.widget.getPlotItem()
+        self.plot.setMenuEnabled(False)
+        self.plot.hideButtons()
+        self.plot.setMouseEnabled(x=True, y=False)
+        self.plot.showGrid(y=True, alpha=0.15)
+        self.zero = pg.InfiniteLine(pos=0, angle=0, pen=pg.mkPen("#6b7078", width=1))
+        self.plot.addItem(self.zero, ignoreBounds=True)
+        self.legend = self.plot.addLegend(offset=(-4, 2), colCount=6, labelTextColor="#e8e8ea",
+                                          brush=pg.mkBrush(0, 0, 0, 170))
+        lay.addWidget(self.widget, 1)
         self.items: dict[str, Any] = {}
         self._bars = True
-        for k, q in enumerate(QUANTITIES):
-            p = self.addPlot(row=k // 3, col=k % 3)
-            p.setMenuEnabled(False)
-            p.hideButtons()
-            p.setMouseEnabled(x=False, y=False)
-            p.showGrid(y=True, alpha=0.15)
-            self.plots[q] = p
         self.set_theme(NORMAL)
         document.trace_changed.connect(self.rebuild)
         document.layer_changed.connect(self.rebuild)
@@ -155,40 +185,42 @@ class StepBars(pg.GraphicsLayoutWidget):
 
     def set_theme(self, theme: Theme) -> None:
         self.theme = theme
-        self.setBackground(theme.bg)
-        for q, p in self.plots.items():
-            _style_axes(p, theme)
-            p.getAxis("left").setWidth(int(theme.tick_px * 2.6))
-            p.setTitle(f"<span style='color:{QUANTITY_COLORS[q]}; font-size:{theme.tick_px}px;"
-                       f" font-weight:700'>{SHORT_TITLES[q]}</span>")
+        self.widget.setBackground(theme.bg)
+        _style_axes(self.plot, theme)
+        _style_legend(self.legend, theme)
         self.rebuild()
 
     def rebuild(self, *_: Any) -> None:
         lt = self.document.layer_trace
-        for q, p in self.plots.items():
-            if q in self.items:
-                p.removeItem(self.items.pop(q))
+        for item in self.items.values():
+            self.plot.removeItem(item)
+        self.items = {}
+        self.legend.clear()
         if lt is None:
             return
         rows = self.document.rows
         n = len(rows)
         self._bars = n <= MAX_BARS
-        for q, p in self.plots.items():
+        width = 0.84 / len(QUANTITIES)
+        for k, q in enumerate(QUANTITIES):
             color = QUANTITY_COLORS[q]
             if self._bars:
-                item = pg.BarGraphItem(x=np.arange(n), height=np.zeros(n), width=0.8,
+                x = np.arange(n) - 0.42 + (k + 0.5) * width
+                item = pg.BarGraphItem(x=x, height=np.zeros(n), width=width * 0.92,
                                        brush=pg.mkBrush(color), pen=pg.mkPen(None))
             else:
-                item = pg.PlotDataItem(np.arange(n + 1), np.zeros(n), stepMode="center",
-                                       fillLevel=0, brush=pg.mkBrush(color),
-                                       pen=pg.mkPen(color, width=1))
-            p.addItem(item)
+                item = pg.PlotDataItem(np.arange(n + 1) - 0.5, np.zeros(n), stepMode="center",
+                                       pen=pg.mkPen(color, width=self.theme.line_width / 2))
+            self.plot.addItem(item)
+            self.legend.addItem(item, SYMBOLS[q])
             self.items[q] = item
-            lo, hi = levels_for(lt, q)
-            p.setYRange(lo, hi, padding=0.05)
-            p.setXRange(-0.5, n - 0.5, padding=0.02)
-            ticks = [(k, str(int(rows[k]))) for k in range(0, n, max(1, -(-n // 6)))]
-            p.getAxis("bottom").setTicks([ticks, []])
+        lo = min(levels_for(lt, q)[0] for q in QUANTITIES)
+        hi = max(levels_for(lt, q)[1] for q in QUANTITIES)
+        self.plot.setYRange(lo, hi, padding=0.05)
+        self.plot.setXRange(-0.6, n - 0.4, padding=0)
+        step = max(1, -(-n // 16))
+        self.plot.getAxis("bottom").setTicks([[(k, str(int(rows[k]))) for k in
+                                               range(0, n, step)], []])
         self._on_t_changed(self.document.t)
 
     def values(self, quantity: str) -> np.ndarray:
@@ -200,17 +232,24 @@ class StepBars(pg.GraphicsLayoutWidget):
 
     def _on_t_changed(self, t: int) -> None:
         lt = self.document.layer_trace
+        th = self.theme
         if lt is None or not self.items:
             return
         b = min(self.document.batch, lt.batch_size - 1)
         t = min(t, lt.timesteps - 1)
         rows = self.document.rows
+        self.title.setText(f"<span style='font-weight:700; font-size:{th.title_px}px'>all six "
+                           f"at t = {t}</span> <span style='color:{th.muted}'>· one group of "
+                           "bars per unit</span>")
+        xs = None
         for q, item in self.items.items():
             v = lt.at(q, t, b)[rows]  # (R,)
             if self._bars:
                 item.setOpts(height=v)
             else:
-                item.setData(np.arange(len(rows) + 1), v)
+                if xs is None:
+                    xs = np.arange(len(rows) + 1) - 0.5
+                item.setData(xs, v)
 
 
 class OutputView(QWidget):

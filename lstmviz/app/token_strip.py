@@ -79,6 +79,9 @@ class TokenStrip(QWidget):
         self.first = 0
         self._on_t_changed(self.document.t)
 
+    def label_width(self) -> int:
+        return QFontMetrics(self.small).horizontalAdvance("output") + 14
+
     def cell_width(self, labels: list[str]) -> int:
         fm = QFontMetrics(self.font_)
         sample = labels[:200]
@@ -91,7 +94,7 @@ class TokenStrip(QWidget):
         if not n:
             return 0, 0
         cw = self.cell_width(labels)
-        per = max(1, (self.width() - 70) // (cw + 4))
+        per = max(1, (self.width() - self.label_width() - 24) // (cw + 4))
         return self.first, min(n, self.first + per)
 
     def _on_t_changed(self, t: int) -> None:
@@ -99,7 +102,7 @@ class TokenStrip(QWidget):
         n = len(labels)
         if n:
             cw = self.cell_width(labels)
-            per = max(1, (self.width() - 70) // (cw + 4))
+            per = max(1, (self.width() - self.label_width() - 24) // (cw + 4))
             if not self.first <= t < self.first + per or t >= self.first + per - 1:
                 self.first = max(0, min(t - per // 2, n - per))
             if t < self.first:
@@ -122,7 +125,7 @@ class TokenStrip(QWidget):
         cw = self.cell_width(labels)
         lo, hi = self.visible_range()
         t = doc.t
-        x0 = 62
+        x0 = self.label_width()
         p.setFont(self.small)
         p.setPen(QColor(th.muted))
         p.drawText(QRectF(0, 4, x0 - 6, self.row_h), Qt.AlignmentFlag.AlignRight
