@@ -32,6 +32,10 @@ class LSTMWeights:
 
     kernel ``(F, 4U)``, recurrent_kernel ``(U, 4U)``, bias ``(4U,)`` or None; gate order
     i, f, c, o along the last axis.
+
+    ``projection`` ``(U, P)`` or None (issue 8, PyTorch ``proj_size`` / TF1 ``num_proj``):
+    when set, ``h = (o * tanh(c)) @ projection`` has P columns and recurrent_kernel is
+    ``(P, 4U)``; :func:`run_lstm` then uses :mod:`lstmviz.engine.projection`.
     """
 
     kernel: np.ndarray
@@ -39,11 +43,17 @@ class LSTMWeights:
     bias: np.ndarray | None = None
     activation: str = "tanh"
     recurrent_activation: str = "sigmoid"
+    projection: np.ndarray | None = None  # (U, P); issue 8 (proj_size), None = none
 
     def __post_init__(self) -> None:
         k = np.ascontiguousarray(self.kernel, dtype=np.float32)
         r = np.ascontiguousarray(self.recurrent_kernel, dtype=np.float32)
-        if k.ndim != 2 or r.ndim != 2 or r.shape[1] != 4 * r.shape[0] or k.shape[1] != r.shape[1]:
+        if self.projection is not None:  # issue 8: proj_size, checked in projection.py
+            from .projection import check_projection
+
+            check_projection(self, k, r)
+        elif (k.ndim != 2 or r.ndim != 2 or r.shape[1] != 4 * r.shape[0]
+              or k.shape[1] != r.shape[1]):
             raise ModelFileError(
                 "LSTM weights do not fit together: expected kernel (F, 4U), recurrent_kernel "
                 f"(U, 4U); found kernel {k.shape}, recurrent_kernel {r.shape}"
@@ -63,7 +73,12 @@ class LSTMWeights:
 
     @property
     def units(self) -> int:
-        return int(self.recurrent_kernel.shape[0])
+        return int(self.kernel.shape[1] // 4)  # == recurrent_kernel rows without projection
+
+    @property
+    def output_units(self) -> int:
+        """Columns of h: ``units``, or P with a ``projection`` (U, P)."""
+        return self.units if self.projection is None else int(self.projection.shape[1])
 
     @property
     def input_dim(self) -> int:
@@ -92,6 +107,9 @@ class LSTMWeights:
     def n_params(self) -> int:
         """``4·U·(F + U + 1)`` with bias, ``4·U·(F + U)`` without."""
         u, f = self.units, self.input_dim
+        if self.projection is not None:  # issue 8: 4·U·(F + P + 1) + U·P
+            p = self.output_units
+            return 4 * u * (f + p + (1 if self.use_bias else 0)) + u * p
         return 4 * u * (f + u + (1 if self.use_bias else 0))
 
 
@@ -126,6 +144,11 @@ def run_lstm(
     over unchanged (as in Keras). ``go_backwards`` processes the sequence from its end; the
     trace is still indexed by input position.
     """
+    if weights.projection is not None:  # issue 8: proj_size LSTMs run in projection.py
+        from .projection import run_lstm_projected
+
+        return run_lstm_projected(x, weights, h0=h0, c0=c0, mask=mask, go_backwards=go_backwards,
+                                  name=name, layer_name=layer_name, direction=direction)
     x = np.asarray(x, dtype=np.float32)
     if x.ndim != 3:
         raise InputError(f"LSTM {name!r} expects input (batch, T, features); found shape {x.shape}")
@@ -223,5 +246,7 @@ def lstm_step(
     o = sig(z_o, np.empty_like(z_o))
     c = f * c_tm1 + i * g
     h = o * act(c, np.empty_like(c))
+    if weights.projection is not None:  # issue 8: proj_size
+        h = h @ weights.projection  # (B, U) @ (U, P)
     return {"z_i": z_i, "z_f": z_f, "z_c": z_c, "z_o": z_o,
             "i": i, "f": f, "g": g, "o": o, "c": c, "h": h}

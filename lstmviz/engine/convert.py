@@ -75,6 +75,29 @@ def from_torch(weight_ih: Arr, weight_hh: Arr, bias_ih: Arr | None = None,
     return LSTMWeights(weight_ih.T, weight_hh.T, bias)
 
 
+def from_torch_proj(weight_ih: Arr, weight_hh: Arr, weight_hr: Arr, bias_ih: Arr | None = None,
+                    bias_hh: Arr | None = None) -> LSTMWeights:
+    """``torch.nn.LSTM(proj_size=P)`` weights of one layer and direction -> Keras layout with
+    ``projection`` (issue 8): weight_ih (4H, F), weight_hh (4H, P), weight_hr (P, H)."""
+    weight_ih, weight_hh, weight_hr = _f32(weight_ih), _f32(weight_hh), _f32(weight_hr)
+    if weight_hr.ndim != 2:
+        raise ModelFileError(f"PyTorch LSTM: weight_hr has shape {weight_hr.shape}; expected "
+                             "(proj_size, hidden)")
+    p, h = weight_hr.shape
+    _expect("weight_hh", weight_hh, (4 * h, p), "PyTorch")
+    if weight_ih.ndim != 2 or weight_ih.shape[0] != 4 * h:
+        raise ModelFileError(f"PyTorch LSTM: weight_ih has shape {weight_ih.shape}; expected "
+                             f"({4 * h}, input_size)")
+    bias = None
+    if bias_ih is not None or bias_hh is not None:
+        bi = _f32(bias_ih) if bias_ih is not None else np.zeros(4 * h, np.float32)
+        bh = _f32(bias_hh) if bias_hh is not None else np.zeros(4 * h, np.float32)
+        _expect("bias_ih", bi, (4 * h,), "PyTorch")
+        _expect("bias_hh", bh, (4 * h,), "PyTorch")
+        bias = bi + bh
+    return LSTMWeights(weight_ih.T, weight_hh.T, bias, projection=weight_hr.T)
+
+
 def to_torch(w: LSTMWeights) -> dict[str, Arr]:
     """Keras layout -> ``{"weight_ih", "weight_hh", "bias_ih", "bias_hh"}`` (bias_hh zero)."""
     u4 = 4 * w.units

@@ -86,6 +86,11 @@ class LayerTrace:
     # --- shapes -------------------------------------------------------------------------
     @property
     def units(self) -> int:
+        return int(self.c.shape[2])  # issue 8: c, not h (h has P columns with a projection)
+
+    @property
+    def hidden_units(self) -> int:
+        """Columns of ``hidden``: ``units``, or P for a projected (proj_size) LSTM."""
         return int(self.h.shape[2])
 
     @property

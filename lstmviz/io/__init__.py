@@ -11,12 +11,14 @@ from pathlib import Path
 from ..engine.model import Model
 from ..errors import ModelFileError
 from . import keras as _keras
+from . import more_formats as _more  # issue 8: PyTorch, ONNX, TF1 checkpoints
 
 #: Extensions lstmviz opens, and what each one is.
 MODEL_FORMATS: dict[str, str] = {
     ".keras": "Keras 3 model (zip)",
     ".h5": "Keras legacy HDF5 model (Keras 2 / tf.keras / Keras 3 legacy save)",
     ".hdf5": "Keras legacy HDF5 model",
+    **_more.FORMATS,  # issue 8: .pt .pth .bin .safetensors .onnx .index (TF1)
 }
 
 
@@ -27,6 +29,11 @@ def load_model(path: str | os.PathLike[str]) -> Model:
     lstmviz can run.
     """
     p = Path(path)
+    loader = _more.find_loader(p)  # issue 8: by name first (TF1 prefixes; .pt files are zips)
+    if loader is not None:
+        model = loader(p)
+        model.source = str(p)
+        return model
     if not p.exists():
         raise ModelFileError(f"{p}: no such file")
     if p.is_dir():
