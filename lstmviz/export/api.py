@@ -33,7 +33,9 @@ def token_labels_for(trace: Trace, source: Source | None, batch: int) -> list[st
         labels = token_labels(source.model, trace.inputs, source.info, batch)
     except (IndexError, ValueError, TypeError):
         return None
-    return labels if len(labels) == trace.timesteps else None
+    if len(labels) != trace.timesteps or labels == [f"x{t}" for t in range(len(labels))]:
+        return None  # no tokens to show: the time axis is labelled with t
+    return labels
 
 
 def export_trace(out: str | os.PathLike[str], trace: Trace, source: Source | None = None, *,

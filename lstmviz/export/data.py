@@ -149,7 +149,7 @@ def metadata(trace: Trace, source: Source | None = None,
     if source.input_text is not None:
         inp["text"] = source.input_text
     toks = _token_rows(trace, source)
-    if toks is not None:
+    if toks is not None and toks and toks[0] != [f"x{t}" for t in range(len(toks[0]))]:
         inp["tokens"] = toks
     if source.info is not None and source.info.task:
         model["task"] = source.info.task

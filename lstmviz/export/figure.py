@@ -22,7 +22,7 @@ from ..engine.trace import QUANTITIES, TITLES
 from ..errors import LstmvizError, MissingDependencyError
 from ..io.atomic import atomic_open
 from .selection import check_batch, check_step, check_units, pick_layer
-from .style import COLORMAPS, Style, get_style, levels_for
+from .style import Style, get_style, levels_for, mpl_colormap
 
 if TYPE_CHECKING:
     from ..engine.trace import Trace
@@ -142,7 +142,7 @@ class GridFigure:
                 ax = axes[k // ncols][k % ncols]
                 data = self.lt.get(q)[self.batch][:, list(self.units)].T  # (units, T)
                 lo, hi = levels_for(q, self.lt)
-                im = ax.imshow(data, cmap=COLORMAPS[q], vmin=lo, vmax=hi, aspect="auto",
+                im = ax.imshow(data, cmap=mpl_colormap(q), vmin=lo, vmax=hi, aspect="auto",
                                interpolation="nearest", origin="upper")
                 self.axes[q] = ax
                 self.images[q] = im
@@ -167,7 +167,9 @@ class GridFigure:
                 self._futures.append(fut)
             for k in range(n, nrows * ncols):
                 axes[k // ncols][k % ncols].set_visible(False)
-            self.suptitle = fig.suptitle("", fontweight="bold")
+            self.suptitle = fig.suptitle(
+                "", fontweight="bold",
+                fontsize=self.style.title_size if n > 1 else self.style.font_size * 1.1)
             self.figure = fig
         self.step: int | None = None
         self.set_step(step)

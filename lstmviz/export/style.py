@@ -1,14 +1,17 @@
 """Figure styles (paper column, slide) and the colour maps shared with the app.
 
-Colour maps are colour-blind safe: a sequential map (viridis) fixed to [0, 1] for the three
-gates; a diverging map (ColorBrewer RdBu, reversed: blue negative, red positive) fixed to
-[-1, 1] for the tanh-bounded candidate and hidden state; the same diverging map symmetric
-around 0 over the whole layer trace for the cell state, which is not bounded.
+Colour maps are colour-blind safe and the same as the app's (:mod:`lstmviz.app.style`): the
+sequential ``viridis`` fixed to [0, 1] for the three gates; the diverging ``CET-D1A``
+(Kovesi's perceptually uniform blue - white - red) fixed to [-1, 1] for the tanh-bounded
+candidate and hidden state, and symmetric around 0 over the whole layer trace for the cell
+state, which is not bounded. ``CET-D1A`` is read from the table pyqtgraph ships (without
+importing pyqtgraph or Qt); ColorBrewer's ``RdBu_r`` stands in if that table is missing.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -19,7 +22,8 @@ if TYPE_CHECKING:
     from ..engine.trace import LayerTrace
 
 SEQUENTIAL = "viridis"
-DIVERGING = "RdBu_r"
+DIVERGING = "CET-D1A"
+DIVERGING_FALLBACK = "RdBu_r"
 
 #: quantity -> matplotlib colour map name
 COLORMAPS: dict[str, str] = {
@@ -30,6 +34,40 @@ COLORMAPS: dict[str, str] = {
     "cell": DIVERGING,
     "hidden": DIVERGING,
 }
+
+
+def cet_table(name: str) -> np.ndarray | None:
+    """The ``(256, 3)`` RGB table of a CET colour map shipped with pyqtgraph, or None."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("pyqtgraph")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    p = Path(next(iter(spec.submodule_search_locations))) / "colors" / "maps" / f"{name}.csv"
+    try:
+        rows = [[float(v) for v in ln.split(",")[:3]]
+                for ln in p.read_text(encoding="ascii").splitlines()
+                if ln.strip() and not ln.lstrip().startswith(";")]
+    except (OSError, ValueError):
+        return None
+    a = np.asarray(rows, dtype=np.float64)
+    if a.ndim != 2 or a.shape[1] != 3 or len(a) < 2 or a.min() < 0 or a.max() > 1:
+        return None
+    return a
+
+
+def mpl_colormap(quantity: str) -> Any:
+    """The matplotlib colour map of ``quantity`` (imports matplotlib)."""
+    from matplotlib import colormaps
+    from matplotlib.colors import ListedColormap
+
+    name = COLORMAPS[quantity]
+    if name.startswith("CET-"):
+        table = cet_table(name)
+        if table is None:
+            return colormaps[DIVERGING_FALLBACK]
+        return ListedColormap(table, name=name)
+    return colormaps[name]
 
 
 def levels_for(quantity: str, lt: LayerTrace) -> tuple[float, float]:
@@ -108,7 +146,7 @@ STYLES: dict[str, Style] = {
                    single_size=(3.4, 2.3), dpi=300, animation_dpi=150, line_width=0.8,
                    max_tick_labels=40),
     # a 16:9 slide: text readable from the back of a room
-    "slide": Style("slide", font_size=16.0, title_size=20.0, grid_size=(13.33, 7.2),
+    "slide": Style("slide", font_size=16.0, title_size=20.0, grid_size=(40 / 3, 7.2),
                    single_size=(10.0, 5.6), dpi=150, animation_dpi=100, line_width=1.6,
                    max_tick_labels=30),
 }
