@@ -58,11 +58,19 @@ log = logging.getLogger(__name__)
 
 MENU_ORDER = ("File", "View", "Train", "Analysis", "Help")
 EXTENSIONS = ("train_panel", "export_actions", "analysis", "session_actions")
-MODEL_SUFFIXES = (".keras", ".h5", ".hdf5")
+MODEL_SUFFIXES = (".keras", ".h5", ".hdf5")  # more when lstmviz.io knows more formats
 INPUT_SUFFIXES = (".npy", ".csv", ".txt", ".tsv")
 MAX_RECENT = 10
 
 _configured = False
+
+
+def model_suffixes() -> tuple[str, ...]:
+    """File suffixes lstmviz can open as models."""
+    from .. import io
+
+    formats = getattr(io, "MODEL_FORMATS", None)
+    return tuple(formats) if formats else MODEL_SUFFIXES
 
 
 def configure_pyqtgraph() -> None:
@@ -204,7 +212,7 @@ class MainWindow(QMainWindow):
         v.addLayout(row)
         self.welcome_examples = QVBoxLayout()
         v.addLayout(self.welcome_examples)
-        hint = QLabel("or drop a .keras / .h5 model here")
+        hint = QLabel("or drop a model file (.keras, .h5, ...) here")
         hint.setAlignment(Qt.AlignmentFlag.AlignCenter)
         hint.setStyleSheet("color: #9aa0a6")
         v.addWidget(hint)
@@ -407,7 +415,7 @@ class MainWindow(QMainWindow):
             try:
                 self.document.set_input(x)
             except LstmvizError as e:
-                self.show_error(str(e))
+                self.show_error(f"{path}: {e}")
                 return
             self._add_recent(path)
 
@@ -417,17 +425,19 @@ class MainWindow(QMainWindow):
         """Open a model or an input file, by its suffix."""
         p = Path(path)
         suffix = p.suffix.lower()
-        if suffix in MODEL_SUFFIXES:
+        if suffix in model_suffixes():
             self.open_model(p)
         elif suffix in INPUT_SUFFIXES:
             self.open_input(p)
         else:
             self.show_error(f"{p}: cannot open files of type {suffix or '(none)'!r}; models are "
-                            f"{', '.join(MODEL_SUFFIXES)}, inputs {', '.join(INPUT_SUFFIXES)}")
+                            f"{', '.join(model_suffixes())}, inputs "
+                            f"{', '.join(INPUT_SUFFIXES)}")
 
     def choose_model(self) -> None:
+        pattern = " ".join(f"*{s}" for s in model_suffixes())
         path, _ = QFileDialog.getOpenFileName(self, "Open a model", self._last_dir(),
-                                              "Keras models (*.keras *.h5 *.hdf5);;All files (*)")
+                                              f"Models ({pattern});;All files (*)")
         if path:
             self.open_model(path)
 

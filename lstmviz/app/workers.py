@@ -18,7 +18,7 @@ import traceback
 from collections.abc import Callable
 from typing import Any
 
-from PySide6.QtCore import QObject, QThread, Signal, Slot
+from PySide6.QtCore import QObject, Qt, QThread, Signal, Slot
 
 from ..errors import LstmvizError
 
@@ -127,6 +127,7 @@ class TaskRunner(QObject):
         super().__init__(parent)
         self._current: Worker | None = None
         self._alive: set[Worker] = set()  # keep Python refs until each thread ended
+        self._relays: dict[Worker, _Relay] = {}
 
     @property
     def current(self) -> Worker | None:
@@ -171,11 +172,16 @@ class TaskRunner(QObject):
             if is_current() and on_partial is not None:
                 on_partial(obj)
 
-        w.finished.connect(finished)
-        w.failed.connect(failed)
-        w.progress.connect(progress)
-        w.partial.connect(partial)
-        w._thread.finished.connect(lambda: self._reap(w))
+        # a receiver living on the GUI thread: the callbacks run there, never in the worker
+        relay = _Relay(finished, failed, progress, partial, self)
+        queued = Qt.ConnectionType.QueuedConnection
+        w.finished.connect(relay.on_finished, queued)
+        w.failed.connect(relay.on_failed, queued)
+        w.progress.connect(relay.on_progress, queued)
+        w.partial.connect(relay.on_partial, queued)
+        w.done.connect(relay.on_done, queued)
+        relay.reaped.connect(lambda: self._reap(w, relay))
+        self._relays[w] = relay
         self.running_changed.emit(True, label)
         w.start()
         return w
@@ -202,5 +208,42 @@ class TaskRunner(QObject):
                 self._alive.discard(w)
         return ok
 
-    def _reap(self, w: Worker) -> None:
+    def _reap(self, w: Worker, relay: _Relay) -> None:
+        w.wait(1000)
         self._alive.discard(w)
+        self._relays.pop(w, None)
+        relay.setParent(None)
+        relay.deleteLater()
+
+
+class _Relay(QObject):
+    """Receives one worker's signals on the GUI thread and calls plain callbacks."""
+
+    reaped = Signal()
+
+    def __init__(self, finished: Callable[[Any], None], failed: Callable[[str], None],
+                 progress: Callable[[int, int], None], partial: Callable[[Any], None],
+                 parent: QObject) -> None:
+        super().__init__(parent)
+        self._finished, self._failed = finished, failed
+        self._progress, self._partial = progress, partial
+
+    @Slot(object)
+    def on_finished(self, result: Any) -> None:
+        self._finished(result)
+
+    @Slot(str)
+    def on_failed(self, msg: str) -> None:
+        self._failed(msg)
+
+    @Slot(int, int)
+    def on_progress(self, i: int, n: int) -> None:
+        self._progress(i, n)
+
+    @Slot(object)
+    def on_partial(self, obj: Any) -> None:
+        self._partial(obj)
+
+    @Slot()
+    def on_done(self) -> None:
+        self.reaped.emit()

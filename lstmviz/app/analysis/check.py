@@ -1,0 +1,232 @@
+"""Check my LSTM: load a student's .npz, show the diagnosis, highlight the divergence."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import QRectF
+from PySide6.QtWidgets import (
+    QComboBox,
+    QFileDialog,
+    QHBoxLayout,
+    QLabel,
+    QPlainTextEdit,
+    QPushButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from ...analysis import Diagnosis, diagnose
+from ...engine.trace import TITLES
+from ...errors import LstmvizError
+from .common import Panel, hint, style_plot, time_ticks
+
+HIGHLIGHT = "#ff3355"
+
+
+class CheckPanel(Panel):
+    """"Check my LSTM": compares a student's arrays with the model on the current input.
+
+    ``window`` (optional) gives access to the main heatmaps, where diverged cells are
+    outlined in red."""
+
+    def __init__(self, document, window: Any = None, parent: QWidget | None = None) -> None:
+        super().__init__(document, parent)
+        self.window = window
+        self.student: dict[str, Any] | None = None
+        self.student_path: str | None = None
+        self.diagnosis: Diagnosis | None = None
+        self._overlays: dict[str, pg.ScatterPlotItem] = {}
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(4, 4, 4, 4)
+        row = QHBoxLayout()
+        self.load_btn = QPushButton("Load student arrays…")
+        self.load_btn.setToolTip("A .npz with 'hidden' (batch, T, units) and optionally 'cell', "
+                                 "gates, 'h0'/'c0', 'layer' -- computed by your own LSTM on "
+                                 "this model's weights and the current input")
+        self.load_btn.clicked.connect(self.choose_file)
+        row.addWidget(self.load_btn)
+        self.goto_btn = QPushButton("Go to first divergence")
+        self.goto_btn.setEnabled(False)
+        self.goto_btn.clicked.connect(self.go_to_divergence)
+        row.addWidget(self.goto_btn)
+        row.addWidget(QLabel("show"))
+        self.quantity = QComboBox()
+        self.quantity.currentIndexChanged.connect(lambda *_: self._draw())
+        row.addWidget(self.quantity)
+        row.addStretch(1)
+        lay.addLayout(row)
+        self.text = QPlainTextEdit()
+        self.text.setReadOnly(True)
+        self.text.setMaximumHeight(170)
+        self.text.setPlainText("Load the arrays your own LSTM computed (see the seed homework: "
+                               "np.savez('mine.npz', hidden=outputs, cell=cells)) to compare "
+                               "them with this model, step by step.")
+        lay.addWidget(self.text)
+        self.plot_widget = pg.PlotWidget()
+        self.plot = self.plot_widget.getPlotItem()
+        style_plot(self.plot, "|student − model|", "unit", "t")
+        self.plot.vb.invertY(True)
+        self.image = pg.ImageItem(axisOrder="row-major")
+        self.image.setColorMap(pg.colormap.get("inferno"))
+        self.plot.addItem(self.image)
+        self.bar = pg.ColorBarItem(values=(0, 1), colorMap=pg.colormap.get("inferno"),
+                                   interactive=False, width=10)
+        self.bar.setImageItem(self.image, insert_in=self.plot)
+        self.first_box = pg.QtWidgets.QGraphicsRectItem(0, 0, 1, 1)
+        self.first_box.setPen(pg.mkPen(HIGHLIGHT, width=3))
+        self.first_box.setVisible(False)
+        self.plot.addItem(self.first_box)
+        self.cursor = pg.InfiniteLine(0, pen=pg.mkPen("#888888", style=2))
+        self.plot.addItem(self.cursor)
+        lay.addWidget(self.plot_widget, 1)
+        lay.addWidget(hint("Red outlines on the main heatmaps mark the cells outside tolerance "
+                           "(current batch item); the box marks the first divergence."))
+        document.filter_changed.connect(self._update_overlays)
+
+    # --- loading ----------------------------------------------------------------------------
+    def choose_file(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Student arrays", "",
+                                              "NumPy archives (*.npz)")
+        if path:
+            self.load(path)
+
+    def load(self, student: str | dict[str, Any]) -> None:
+        """Diagnose ``student`` (a .npz path or a dict) against the current model and input."""
+        self.student = student if isinstance(student, dict) else None
+        self.student_path = None if isinstance(student, dict) else str(student)
+        self._run()
+
+    def refresh(self) -> None:
+        if self.student is not None or self.student_path is not None:
+            self._run()
+
+    def _run(self) -> None:
+        doc = self.document
+        if doc.model is None:
+            self.error.emit("open a model first")
+            return
+        try:
+            d = diagnose(doc.model, doc.x, self.student if self.student is not None
+                         else self.student_path)
+        except LstmvizError as e:
+            self.diagnosis = None
+            self.text.setPlainText(f"Could not compare: {e}")
+            self.goto_btn.setEnabled(False)
+            self._clear_overlays()
+            self.error.emit(str(e))
+            return
+        self.diagnosis = d
+        src = Path(self.student_path).name if self.student_path else "student arrays"
+        self.text.setPlainText(f"{src}\n{d.summary()}")
+        self.goto_btn.setEnabled(not d.ok and d.first_step is not None)
+        self.quantity.blockSignals(True)
+        self.quantity.clear()
+        for q in d.errors:
+            self.quantity.addItem(TITLES.get(q, q), q)
+        first = d.first_quantity if d.first_quantity in d.errors else None
+        idx = self.quantity.findData(first or "hidden")
+        self.quantity.setCurrentIndex(max(idx, 0))
+        self.quantity.blockSignals(False)
+        if not d.ok and d.layer != doc.layer:
+            doc.set_layer(d.layer)
+        self._draw()
+        self._update_overlays()
+
+    # --- drawing ----------------------------------------------------------------------------
+    def _draw(self) -> None:
+        d = self.diagnosis
+        lt = self.lt
+        q = self.quantity.currentData()
+        if d is None or lt is None or q is None or q not in d.errors:
+            self.image.clear()
+            self.first_box.setVisible(False)
+            return
+        b = min(self.document.batch, d.errors[q].shape[0] - 1)
+        err = d.errors[q][b].T  # (U, T)
+        hi = float(max(err.max(), d.atol * 10))
+        self.image.setImage(err, autoLevels=False, levels=(0, hi))
+        self.bar.setLevels((0, hi))
+        self.image.setRect(QRectF(0, 0, err.shape[1], err.shape[0]))
+        self.plot.getAxis("bottom").setTicks(
+            [time_ticks(self.document.token_labels(), err.shape[1]), []])
+        show = (d.first_step is not None and d.first_unit is not None
+                and d.first_batch == b and d.first_quantity == q)
+        if show:
+            self.first_box.setRect(QRectF(d.first_step, d.first_unit, 1, 1))
+        self.first_box.setVisible(bool(show))
+        self.plot.setTitle(f"|student − model| of {TITLES.get(q, q)} "
+                           f"(max {d.max_error.get(q, 0):.2g})", color="#e8e8ea")
+        self.on_t(self.document.t)
+
+    def on_t(self, t: int) -> None:
+        self.cursor.setValue(t + 0.5)
+
+    def go_to_divergence(self) -> None:
+        d = self.diagnosis
+        if d is None or d.first_step is None:
+            return
+        doc = self.document
+        if d.layer != doc.layer:
+            doc.set_layer(d.layer)
+        if d.first_batch is not None:
+            doc.set_batch(d.first_batch)
+        if d.first_unit is not None and d.first_unit < doc.layer_trace.units:
+            doc.set_units([d.first_unit, *[u for u in doc.selected_units
+                                            if u != d.first_unit]])
+        doc.set_t(d.first_step)
+
+    # --- the main window's heatmaps -------------------------------------------------------
+    def _heatmaps(self) -> dict[str, Any]:
+        if self.window is None or not hasattr(self.window, "plot_widgets"):
+            return {}
+        try:
+            widgets = self.window.plot_widgets()
+        except (AttributeError, RuntimeError):
+            return {}
+        return {k[len("heatmap_"):]: v for k, v in widgets.items()
+                if k.startswith("heatmap_") and ":" not in k}
+
+    def _clear_overlays(self) -> None:
+        for item in self._overlays.values():
+            item.setData([], [])
+
+    def _update_overlays(self) -> None:
+        d = self.diagnosis
+        doc = self.document
+        maps = self._heatmaps()
+        if d is None or d.ok or doc.layer != d.layer:
+            self._clear_overlays()
+            return
+        rows = np.asarray(doc.rows)
+        b = doc.batch
+        for q, plot in maps.items():
+            item = self._overlays.get(q)
+            if item is None:
+                item = pg.ScatterPlotItem(symbol="s", size=1.0, pxMode=False,
+                                          brush=pg.mkBrush(None), pen=pg.mkPen(HIGHLIGHT, width=2))
+                item.setZValue(30)
+                plot.addItem(item)
+                self._overlays[q] = item
+            bad = d.diverged(q)
+            if bad is None or b >= bad.shape[0]:
+                item.setData([], [])
+                continue
+            ts, us = np.nonzero(bad[b])  # (T, U) -> cells
+            where = {int(u): k for k, u in enumerate(rows)} if len(rows) else {}
+            keep = [(t, where[u]) for t, u in zip(ts, us, strict=True) if u in where]
+            if len(keep) > 4000:  # the outline is a hint, not a census
+                keep = keep[:4000]
+            if keep:
+                xs, ys = np.asarray(keep, float).T
+                item.setData(xs + 0.5, ys + 0.5)
+            else:
+                item.setData([], [])
+
+    def overlay_points(self, quantity: str) -> int:
+        """How many cells are outlined on a main heatmap (for tests)."""
+        item = self._overlays.get(quantity)
+        return 0 if item is None else len(item.data)

@@ -1,0 +1,129 @@
+"""Shared parts of the analysis panels: a base panel that recomputes lazily, plot styling."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import Signal
+from PySide6.QtGui import QFont, QShowEvent
+from PySide6.QtWidgets import QLabel, QWidget
+
+from ...errors import LstmvizError
+from ..style import NORMAL, OKABE_ITO
+
+MUTED = "#9aa0a6"
+KEPT = "#0072B2"  # blue: what the cell keeps
+WRITTEN = "#E69F00"  # orange: what it writes
+GATE_COLORS = {"input_gate": "#009E73", "forget_gate": "#D55E00", "output_gate": "#CC79A7"}
+SERIES = OKABE_ITO
+
+
+def style_plot(plot: pg.PlotItem, title: str = "", left: str = "", bottom: str = "") -> None:
+    """Axes and fonts like the main window's plots."""
+    f = QFont()
+    f.setPixelSize(NORMAL.tick_px)
+    for ax in ("left", "bottom"):
+        a = plot.getAxis(ax)
+        a.setStyle(tickFont=f, tickLength=-4)
+        a.setPen(pg.mkPen(NORMAL.muted))
+        a.setTextPen(pg.mkPen(NORMAL.fg))
+    if title:
+        plot.setTitle(title, color=NORMAL.fg, size=f"{NORMAL.title_px}px")
+    if left:
+        plot.setLabel("left", left, color=NORMAL.muted)
+    if bottom:
+        plot.setLabel("bottom", bottom, color=NORMAL.muted)
+    plot.setMenuEnabled(False)
+    plot.hideButtons()
+    plot.vb.setBackgroundColor(NORMAL.panel)
+    plot.showGrid(x=False, y=True, alpha=0.15)
+
+
+def time_ticks(labels: list[str], n: int, max_labels: int = 24) -> list[tuple[float, str]]:
+    step = max(1, -(-n // max_labels))
+    if len(labels) != n:
+        return [(t, str(t)) for t in range(0, n, step)]
+    return [(t, labels[t]) for t in range(0, n, step)]
+
+
+def hint(text: str) -> QLabel:
+    lab = QLabel(text)
+    lab.setWordWrap(True)
+    lab.setStyleSheet(f"color: {MUTED};")
+    return lab
+
+
+class Panel(QWidget):
+    """Base of every analysis panel.
+
+    Connects to the document and recomputes in :meth:`refresh` when the trace, layer or batch
+    item changes -- but only while visible (a hidden dock costs nothing); ``t`` changes call
+    :meth:`on_t`. Errors go to ``error`` (the window shows them in its dialog).
+    """
+
+    error = Signal(str)
+
+    def __init__(self, document: Any, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.document = document
+        self._dirty = True
+        document.trace_changed.connect(self._changed)
+        document.layer_changed.connect(self._changed)
+        document.batch_changed.connect(self._changed)
+        document.t_changed.connect(self._on_t_changed)
+        document.selection_changed.connect(self._on_selection_changed)
+
+    # the document's state, guarded
+    @property
+    def lt(self) -> Any:
+        return self.document.layer_trace
+
+    def _changed(self, *_: Any) -> None:
+        self._dirty = True
+        if self.isVisible():
+            self._safe_refresh()
+
+    def showEvent(self, event: QShowEvent) -> None:
+        super().showEvent(event)
+        if self._dirty:
+            self._safe_refresh()
+
+    def _safe_refresh(self) -> None:
+        self._dirty = False
+        if self.lt is None:
+            return
+        try:
+            self.refresh()
+        except LstmvizError as e:
+            self.error.emit(str(e))
+
+    def ensure_fresh(self) -> None:
+        """Recompute now if anything changed (tests and screenshots of hidden panels)."""
+        if self._dirty:
+            self._safe_refresh()
+
+    def _on_t_changed(self, t: int) -> None:
+        if self.isVisible() and not self._dirty and self.lt is not None:
+            self.on_t(t)
+
+    def _on_selection_changed(self) -> None:
+        if self.isVisible() and not self._dirty and self.lt is not None:
+            self.on_selection()
+
+    # to override
+    def refresh(self) -> None:
+        """Recompute from the document's current trace."""
+
+    def on_t(self, t: int) -> None:
+        """Move to step ``t``."""
+
+    def on_selection(self) -> None:
+        """The selected units changed."""
+
+
+def zscore(a: np.ndarray) -> np.ndarray:
+    a = np.asarray(a, np.float64)
+    sd = a.std()
+    return (a - a.mean()) / sd if sd > 1e-12 else a - a.mean()

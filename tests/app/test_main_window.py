@@ -1,0 +1,305 @@
+"""Drive the real main window headless: keys, clicks, input editing, layers, presentation
+mode, errors; and check what the views hold against the trace."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PySide6.QtCore import QPoint, Qt
+
+from lstmviz.engine.trace import QUANTITIES
+
+from .models import digit_info, digit_model
+
+
+def _views_at(window, t):
+    """Assert every view shows timestep t of the document's trace."""
+    doc = window.document
+    lt = doc.layer_trace
+    b = doc.batch
+    for q in QUANTITIES:
+        hm = window.heatmaps.maps[q]
+        assert hm.cursor_t() == t
+        assert hm.dim.rect().left() == t + 1
+        np.testing.assert_array_equal(hm.data, lt.get(q)[b][:, doc.rows].T)
+        np.testing.assert_array_equal(window.step_bars.values(q), lt.get(q)[b, t][doc.rows])
+    assert window.unit_lines.cursor.value() == t
+    assert window.transport.slider.value() == t
+    assert window.transport.t_label.text().startswith(f"t = {t} /")
+    u = doc.unit
+    eq = window.unit_detail.values
+    assert eq["t"] == t and eq["u"] == u
+    assert eq["forget_gate"]["value"] == pytest.approx(float(lt.forget_gate[b, t, u]))
+    assert eq["c"] == pytest.approx(float(lt.cell[b, t, u]))
+    assert eq["h"] == pytest.approx(float(lt.hidden[b, t, u]))
+
+
+def test_window_shows_the_trace(digit_window):
+    w = digit_window
+    assert w.stack.currentIndex() == 1  # not the welcome page
+    _views_at(w, 0)
+    lt = w.document.layer_trace
+    # fixed colour levels: gates [0, 1], tanh-bounded [-1, 1], cell symmetric over the trace
+    assert tuple(w.heatmaps.maps["forget_gate"].image.getLevels()) == (0.0, 1.0)
+    assert tuple(w.heatmaps.maps["hidden"].image.getLevels()) == (-1.0, 1.0)
+    m = float(np.abs(lt.cell).max())
+    assert tuple(w.heatmaps.maps["cell"].image.getLevels()) == pytest.approx((-m, m))
+    # titles a newcomer can read
+    title = w.heatmaps.maps["forget_gate"].plot.titleLabel.text
+    assert "forget gate f" in title and "old cell state is kept" in title
+    # x ticks are the input tokens
+    ticks = w.heatmaps.maps["cell"].plot.getAxis("bottom")._tickLevels[0]
+    assert [s for _, s in ticks] == ["4", "7", "3", "9", "1", "2"]
+    assert "engine: NumPy" in w.engine_label.text()
+
+
+def test_step_with_keys(digit_window, qtbot):
+    w = digit_window
+    qtbot.keyClick(w, Qt.Key.Key_Right)
+    qtbot.keyClick(w, Qt.Key.Key_Right)
+    assert w.document.t == 2
+    _views_at(w, 2)
+    qtbot.keyClick(w, Qt.Key.Key_Left)
+    assert w.document.t == 1
+    qtbot.keyClick(w, Qt.Key.Key_End)
+    assert w.document.t == 5
+    _views_at(w, 5)
+    qtbot.keyClick(w, Qt.Key.Key_PageUp)
+    assert w.document.t == 4
+    qtbot.keyClick(w, Qt.Key.Key_Home)
+    assert w.document.t == 0
+    qtbot.keyClick(w, Qt.Key.Key_PageDown)
+    assert w.document.t == 1
+    speed = w.transport.speed
+    qtbot.keyClick(w, Qt.Key.Key_Plus)
+    assert w.transport.speed > speed
+    qtbot.keyClick(w, Qt.Key.Key_Minus)
+    assert w.transport.speed == speed
+
+
+def test_play_runs_to_the_end(digit_window, qtbot):
+    w = digit_window
+    for _ in range(6):
+        w.transport.faster()
+    qtbot.keyClick(w, Qt.Key.Key_Space)
+    assert w.transport.playing
+    qtbot.waitUntil(lambda: not w.transport.playing, timeout=5000)
+    assert w.document.t == 5
+    _views_at(w, 5)
+
+
+def test_click_heatmap_jumps_and_selects_unit(digit_window, qtbot):
+    w = digit_window
+    qtbot.waitUntil(lambda: w.heatmaps.maps["input_gate"].plot.vb.width() > 10)
+    view = w.heatmaps
+    scene_pos = view.scene_pos_of("input_gate", 4, 7)
+    pos = view.mapFromScene(scene_pos)
+    qtbot.mouseClick(view.viewport(), Qt.MouseButton.LeftButton, pos=QPoint(pos.x(), pos.y()))
+    assert w.document.t == 4
+    assert w.document.unit == 7
+    _views_at(w, 4)
+    assert w.unit_detail.values["u"] == 7
+    hm = w.heatmaps.maps["forget_gate"]
+    assert hm.row_mark.isVisible() and hm.row_mark.rect().top() == 7
+
+
+def test_token_strip_click(digit_window, qtbot):
+    w = digit_window
+    strip = w.token_strip
+    strip.repaint()
+    i, rect = strip._cells[3]
+    qtbot.mouseClick(strip, Qt.MouseButton.LeftButton, pos=rect.center().toPoint())
+    assert w.document.t == 3
+
+
+def test_edit_input_retraces(digit_window, qtbot):
+    w = digit_window
+    w.editor.edit.setFocus()
+    w.editor.edit.clear()
+    qtbot.keyClicks(w.editor.edit, "1 2 3 4 5 6 7 8")
+    with qtbot.waitSignal(w.document.trace_changed):
+        qtbot.keyClick(w.editor.edit, Qt.Key.Key_Return)
+    assert w.document.timesteps == 8
+    expected = digit_model().trace(np.eye(10, dtype=np.float32)[[list(range(1, 9))]])
+    np.testing.assert_allclose(w.heatmaps.maps["cell"].data,
+                               expected.layer("lstm").cell[0].T, rtol=1e-6)
+    ticks = w.heatmaps.maps["cell"].plot.getAxis("bottom")._tickLevels[0]
+    assert [s for _, s in ticks] == [str(i) for i in range(1, 9)]
+    # a bad input: dialog, nothing changed, still usable
+    w.editor.edit.setText("1 2 x")
+    w.editor.apply()
+    assert "only 0-9" in w.last_error
+    assert w.error_dialog.isVisible()
+    w.error_dialog.close()
+    assert w.document.timesteps == 8
+    w.document.set_t(2)
+    _views_at(w, 2)
+
+
+def test_switch_layer_and_all_layers(window, qtbot):
+    w = window
+    w.document.set_model(digit_model(stacked=True), None, digit_info())
+    combo = w.selection_panel.layer_combo
+    assert combo.count() == 2
+    w.document.set_t(3)
+    combo.setCurrentIndex(1)
+    combo.activated.emit(1)
+    assert w.document.layer == "lstm_b"
+    assert w.heatmaps.maps["hidden"].data.shape == (12, 6)
+    _views_at(w, 3)
+    w.selection_panel.all_layers.setChecked(True)
+    assert set(w.heatmaps.maps) == {f"{n}:{q}" for n in ("lstm_a", "lstm_b")
+                                    for q in ("forget_gate", "cell", "hidden")}
+    lt_a = w.document.trace.layer("lstm_a")
+    np.testing.assert_array_equal(w.heatmaps.maps["lstm_a:cell"].data, lt_a.cell[0].T)
+    assert w.heatmaps.maps["lstm_a:cell"].cursor_t() == 3
+    w.selection_panel.all_layers.setChecked(False)
+    assert "forget_gate" in w.heatmaps.maps
+
+
+def test_unit_filter_from_panel(digit_window):
+    w = digit_window
+    sp = w.selection_panel
+    sp.filter_combo.setCurrentIndex(sp.filter_combo.findData("active"))
+    sp.filter_k.setValue(3)
+    sp._apply_filter()
+    assert len(w.document.rows) == 3
+    assert w.heatmaps.maps["forget_gate"].data.shape == (3, 6)
+    _views_at(w, 0)
+    sp.filter_combo.setCurrentIndex(sp.filter_combo.findData("list"))
+    sp.filter_list.setText("9, 1")
+    sp._apply_filter()
+    assert list(w.document.rows) == [9, 1]  # in the order typed
+
+
+def test_presentation_mode(digit_window, qtbot):
+    w = digit_window
+    assert w.model_dock.isVisible()
+    qtbot.keyClick(w, Qt.Key.Key_F11)
+    assert w.presentation
+    assert not w.model_dock.isVisible() and not w.detail_dock.isVisible()
+    assert w.theme.font_px >= 24 and w.theme.tick_px >= 24
+    assert w.heatmaps.maps["forget_gate"].plot.getAxis("bottom").style["tickFont"].pixelSize() \
+        >= 24
+    qtbot.keyClick(w, Qt.Key.Key_Right)
+    _views_at(w, 1)
+    qtbot.keyClick(w, Qt.Key.Key_Escape)
+    assert not w.presentation
+    assert w.model_dock.isVisible()
+
+
+def test_open_bad_file_shows_dialog(window, qtbot, tmp_path):
+    w = window
+    bad = tmp_path / "broken.keras"
+    bad.write_bytes(b"this is not a zip file")
+    with qtbot.waitSignal(w.runner.failed, timeout=10000):
+        w.open_model(bad)
+    assert "broken.keras" in w.last_error
+    assert w.error_dialog.isVisible()
+    w.error_dialog.close()
+    w.activateWindow()
+    qtbot.waitUntil(w.isActiveWindow)
+    # still usable: open a real model afterwards
+    w.document.set_model(digit_model(), None, digit_info())
+    qtbot.keyClick(w, Qt.Key.Key_Right)
+    assert w.document.t == 1
+    # an input the model cannot take
+    arr = tmp_path / "wrong.npy"
+    np.save(arr, np.zeros((5, 3), np.float32))
+    w.open_input(arr)
+    qtbot.waitUntil(lambda: "wrong.npy" in (w.last_error or ""), timeout=10000)
+    assert "expects 10 features" in w.last_error
+    w.open_path(tmp_path / "notes.txt.zip")
+    assert "cannot open files of type '.zip'" in w.last_error
+
+
+def test_output_view_and_strip(char_window):
+    w = char_window
+    doc = w.document
+    doc.set_t(2)
+    so = doc.trace.step_output[0, 2]
+    best = int(np.argmax(so))
+    label, p = w.output_view.shown[0]
+    assert label == doc.info.vocab[best].replace(" ", "␣")
+    assert p == pytest.approx(float(so[best]))
+    assert w.token_strip._preds[2] == label
+
+
+def test_plot_widgets_menus_docks(digit_window):
+    import pyqtgraph as pg
+    from PySide6.QtWidgets import QLabel
+
+    w = digit_window
+    pw = w.plot_widgets()
+    for q in QUANTITIES:
+        assert isinstance(pw[f"heatmap_{q}"], pg.PlotItem)
+    assert isinstance(pw["unit_lines"], pg.PlotItem)
+    assert isinstance(pw["bars"], pg.PlotItem)
+    titles = [a.text() for a in w.menuBar().actions()]
+    assert titles == ["&File", "&View", "&Train", "&Analysis", "&Help"]
+    assert w.menu("Train") is w.menu("Train")
+    extra = w.menu("Tools")
+    assert [a.text() for a in w.menuBar().actions()][-2:] == ["&Tools", "&Help"]
+    assert extra.title() == "&Tools"
+    dock = w.add_dock(QLabel("hi"), "Extra")
+    assert dock.widget().text() == "hi"
+
+
+def test_unit_equations_match_contributions(digit_window):
+    from lstmviz.app.unit_detail import unit_equations
+
+    lt = digit_window.document.layer_trace
+    for t in (0, 3):
+        contrib = lt.contributions(t, 0)
+        v = unit_equations(lt, t, 0, 4)
+        for gate in ("input_gate", "forget_gate", "candidate", "output_gate"):
+            for k in ("Wx", "Uh", "b", "z"):
+                assert v[gate][k] == pytest.approx(float(contrib[gate][k][4]), abs=1e-5)
+        c_prev = lt.prev_state(t, 0)[1][4]
+        f, i, g = (v[q]["value"] for q in ("forget_gate", "input_gate", "candidate"))
+        assert v["c"] == pytest.approx(f * c_prev + i * g, abs=1e-5)
+    text = digit_window.unit_detail.text()
+    assert "f = σ(W" in text and "c = f·c_prev + i·g" in text and "h = o·tanh(c)" in text
+
+
+def test_extensions_install_and_failures_are_dialogs(qtbot, monkeypatch):
+    import importlib.util
+    import sys
+    import types
+
+    from lstmviz.app import main_window as mw
+
+    installed = []
+    good = types.ModuleType("lstmviz.app.session_actions")
+    good.install = lambda win: installed.append(win)
+    bad = types.ModuleType("lstmviz.app.export_actions")
+
+    def boom(win):
+        raise RuntimeError("export broke")
+
+    bad.install = boom
+    monkeypatch.setitem(sys.modules, "lstmviz.app.session_actions", good)
+    monkeypatch.setitem(sys.modules, "lstmviz.app.export_actions", bad)
+    real = importlib.util.find_spec
+
+    def find_spec(name, *a):
+        if name in ("lstmviz.app.session_actions", "lstmviz.app.export_actions"):
+            return object()
+        if name.startswith("lstmviz.app.") and name.rsplit(".", 1)[1] in mw.EXTENSIONS:
+            return None
+        return real(name, *a)
+
+    monkeypatch.setattr(importlib.util, "find_spec", find_spec)
+    w = mw.MainWindow()
+    qtbot.addWidget(w)
+    assert installed == [w]
+    qtbot.waitUntil(lambda: w.last_error is not None, timeout=3000)
+    assert "export broke" in w.last_error
+    w.error_dialog.close()
+    w.close()
+
+
+def test_welcome_page_without_model(window):
+    assert window.stack.currentIndex() == 0
+    window.transport.forward()  # no crash without a trace
+    assert window.document.trace is None

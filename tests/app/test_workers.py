@@ -1,0 +1,88 @@
+"""Workers: results, errors, cancellation, clean shutdown."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+from lstmviz.app.workers import TaskRunner, Worker
+from lstmviz.errors import LstmvizError
+
+
+def test_worker_runs_off_the_gui_thread(qtbot):
+    main = threading.get_ident()
+    seen = {}
+
+    def fn(progress, should_stop):
+        seen["thread"] = threading.get_ident()
+        progress(1, 2)
+        progress.partial("half")
+        progress(2, 2)
+        return 42
+
+    w = Worker(fn, "test")
+    partials = []
+    w.partial.connect(partials.append)
+    with qtbot.waitSignal(w.finished, timeout=5000) as blocker:
+        w.start()
+    assert blocker.args == [42]
+    assert seen["thread"] != main
+    assert partials == ["half"]
+    assert w.wait(2000)
+
+
+def test_errors_reach_one_handler(qtbot):
+    runner = TaskRunner()
+
+    def bad(progress, should_stop):
+        raise LstmvizError("model.keras: layer 'gru' (GRU) is not supported")
+
+    with qtbot.waitSignal(runner.failed, timeout=5000) as blocker:
+        runner.start(bad, lambda r: None, "bad")
+    assert "layer 'gru'" in blocker.args[0]
+
+    def crash(progress, should_stop):
+        raise ZeroDivisionError("boom")
+
+    with qtbot.waitSignal(runner.failed, timeout=5000) as blocker:
+        runner.start(crash, None, "crash")
+    assert blocker.args[0] == "crash failed: ZeroDivisionError: boom"
+    assert runner.shutdown(5000)
+
+
+def test_new_start_cancels_old(qtbot):
+    runner = TaskRunner()
+    got = []
+    release = threading.Event()
+
+    def slow(progress, should_stop):
+        release.wait(5)
+        while not should_stop():
+            time.sleep(0.005)
+        return "slow"
+
+    def fast(progress, should_stop):
+        return "fast"
+
+    w1 = runner.start(slow, got.append, "slow")
+    runner.start(fast, got.append, "fast")
+    release.set()
+    qtbot.waitUntil(lambda: got == ["fast"], timeout=5000)
+    assert w1.should_stop()
+    assert runner.shutdown(5000)
+    with qtbot.waitSignal(w1.done, timeout=5000, raising=False):
+        pass  # any late signal of the stopped worker must be dropped
+    assert got == ["fast"]
+
+
+def test_shutdown_stops_running_workers(qtbot):
+    runner = TaskRunner()
+
+    def loop(progress, should_stop):
+        while not should_stop():
+            time.sleep(0.005)
+
+    w = runner.start(loop, None, "loop")
+    assert runner.is_running()
+    assert runner.shutdown(5000)
+    assert not w.is_running()
