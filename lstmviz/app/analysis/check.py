@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QRectF
+from PySide6.QtCore import QRectF, Qt
 from PySide6.QtWidgets import (
     QComboBox,
     QFileDialog,
@@ -40,6 +40,7 @@ class CheckPanel(Panel):
         self.student_path: str | None = None
         self.diagnosis: Diagnosis | None = None
         self._overlays: dict[str, pg.ScatterPlotItem] = {}
+        self._trace_id = 0
         lay = QVBoxLayout(self)
         lay.setContentsMargins(4, 4, 4, 4)
         row = QHBoxLayout()
@@ -80,7 +81,7 @@ class CheckPanel(Panel):
         self.first_box.setPen(pg.mkPen(HIGHLIGHT, width=3))
         self.first_box.setVisible(False)
         self.plot.addItem(self.first_box)
-        self.cursor = pg.InfiniteLine(0, pen=pg.mkPen("#888888", style=2))
+        self.cursor = pg.InfiniteLine(0, pen=pg.mkPen("#888888", style=Qt.PenStyle.DashLine))
         self.plot.addItem(self.cursor)
         lay.addWidget(self.plot_widget, 1)
         lay.addWidget(hint("Red outlines on the main heatmaps mark the cells outside tolerance "
@@ -101,8 +102,13 @@ class CheckPanel(Panel):
         self._run()
 
     def refresh(self) -> None:
-        if self.student is not None or self.student_path is not None:
-            self._run()
+        if self.student is None and self.student_path is None:
+            return
+        if self.diagnosis is None or self._trace_id != id(self.document.trace):
+            self._run()  # a new model or input: compare again
+        else:
+            self._draw()
+            self._update_overlays()
 
     def _run(self) -> None:
         doc = self.document
@@ -120,6 +126,7 @@ class CheckPanel(Panel):
             self.error.emit(str(e))
             return
         self.diagnosis = d
+        self._trace_id = id(doc.trace)
         src = Path(self.student_path).name if self.student_path else "student arrays"
         self.text.setPlainText(f"{src}\n{d.summary()}")
         self.goto_btn.setEnabled(not d.ok and d.first_step is not None)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pyqtgraph as pg
+from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QSpinBox, QVBoxLayout, QWidget
 
 from ...analysis import decompose, mean_lifetime, retention
@@ -60,15 +61,15 @@ class DecompositionPanel(Panel):
         self.cell_curve = self.bars.plot(pen=pg.mkPen("#ffffff", width=2), symbol="o",
                                          symbolSize=5, symbolBrush="#ffffff")
         self.bars.addLine(y=0, pen=pg.mkPen("#555a66"))
-        self.cursor = pg.InfiniteLine(0, pen=pg.mkPen("#ffffff", width=1, style=2))
+        self.cursor = pg.InfiniteLine(0, pen=pg.mkPen("#ffffff", width=1, style=Qt.PenStyle.DashLine))
         self.bars.addItem(self.cursor)
         self.life = self.view.addPlot(row=1, col=0)
         style_plot(self.life, "retention of the value written at t", "fraction kept", "t")
         self.life.setYRange(0, 1.05)
         self.life.setXLink(self.bars)
         self.ret_curve = self.life.plot(pen=pg.mkPen(KEPT, width=2), stepMode=None)
-        self.life.addLine(y=0.5, pen=pg.mkPen("#555a66", style=2))
-        self.life_cursor = pg.InfiniteLine(0, pen=pg.mkPen("#ffffff", width=1, style=2))
+        self.life.addLine(y=0.5, pen=pg.mkPen("#555a66", style=Qt.PenStyle.DashLine))
+        self.life_cursor = pg.InfiniteLine(0, pen=pg.mkPen("#ffffff", width=1, style=Qt.PenStyle.DashLine))
         self.life.addItem(self.life_cursor)
         self.units_plot = self.view.addPlot(row=2, col=0)
         style_plot(self.units_plot, "median memory lifetime per unit (half-life, steps)",

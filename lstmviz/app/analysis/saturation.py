@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pyqtgraph as pg
+from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QDoubleSpinBox, QHBoxLayout, QLabel, QVBoxLayout, QWidget
 
 from ...analysis import dead_units, gate_histograms, saturation_split
@@ -43,7 +44,7 @@ class SaturationPanel(Panel):
                    "fraction right-saturated (open)", "fraction left-saturated (closed)")
         self.scatter_plot.setXRange(0, 1)
         self.scatter_plot.setYRange(0, 1)
-        self.scatter_plot.plot([0, 1], [1, 0], pen=pg.mkPen("#555a66", style=2))
+        self.scatter_plot.plot([0, 1], [1, 0], pen=pg.mkPen("#555a66", style=Qt.PenStyle.DashLine))
         self.legend = self.scatter_plot.addLegend(offset=(-5, 5))
         self.scatters = {}
         for g in GATES:
@@ -60,8 +61,8 @@ class SaturationPanel(Panel):
         self.hist_curves = {g: self.hist_plot.plot(stepMode="center",
                                                     pen=pg.mkPen(GATE_COLORS[g], width=2))
                             for g in GATES}
-        self.low_line = self.hist_plot.addLine(x=0.1, pen=pg.mkPen("#888888", style=2))
-        self.high_line = self.hist_plot.addLine(x=0.9, pen=pg.mkPen("#888888", style=2))
+        self.low_line = self.hist_plot.addLine(x=0.1, pen=pg.mkPen("#888888", style=Qt.PenStyle.DashLine))
+        self.high_line = self.hist_plot.addLine(x=0.9, pen=pg.mkPen("#888888", style=Qt.PenStyle.DashLine))
         self.dead_label = QLabel()
         self.dead_label.setWordWrap(True)
         lay.addWidget(self.dead_label)

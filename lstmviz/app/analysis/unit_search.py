@@ -113,7 +113,7 @@ class UnitSearchPanel(Panel):
                                            stepMode=None)
         self.unit_curves = [self.plot.plot(pen=pg.mkPen(SERIES[k], width=2), name=f"#{k + 1}")
                             for k in range(3)]
-        self.cursor = pg.InfiniteLine(0, pen=pg.mkPen("#888888", style=2))
+        self.cursor = pg.InfiniteLine(0, pen=pg.mkPen("#888888", style=Qt.PenStyle.DashLine))
         self.plot.addItem(self.cursor)
         split.addWidget(self.plot_widget)
         split.setStretchFactor(1, 1)

@@ -1,0 +1,219 @@
+"""What-if panel: change the input at one step, see every quantity diverge downstream."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import QRectF
+from PySide6.QtWidgets import (
+    QComboBox,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QPushButton,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
+)
+
+from ...analysis import WhatIf, what_if
+from ...engine.trace import QUANTITIES, SYMBOLS, TITLES
+from ...errors import LstmvizError
+from .common import Panel, hint, style_plot, time_ticks
+
+
+def token_choices(document: Any) -> list[tuple[str, Any]]:
+    """``(label, value)`` for every input a step can be changed to (vocabulary, digits, bit
+    pairs); empty for free-form feature vectors."""
+    model, info = document.model, document.info
+    if model.takes_tokens:
+        n = model.embedding.input_dim
+        vocab = info.vocab if info is not None and info.vocab else []
+        out = []
+        for i in range(n):
+            tok = vocab[i] if i < len(vocab) else str(i)
+            out.append(({" ": "␣", "\n": "⏎", "\t": "⇥"}.get(tok, tok) + f"  (id {i})", i))
+        return out
+    f = model.input_features
+    if f == 10 and info is not None and info.token_kind == "digits":
+        return [(str(d), np.eye(10, dtype=np.float32)[d]) for d in range(10)]
+    if f == 2 and info is not None and info.token_kind == "bits":
+        return [(f"{a}{b}", np.array([a, b], np.float32)) for a in (0, 1) for b in (0, 1)]
+    return []
+
+
+class WhatIfPanel(Panel):
+    """Pick a step and a new input; see the divergence of every quantity over time (max over
+    units), the difference heatmap of one quantity, and how the output changes."""
+
+    def __init__(self, document, parent: QWidget | None = None) -> None:
+        super().__init__(document, parent)
+        self.result: WhatIf | None = None
+        self._choices: list[tuple[str, Any]] = []
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(4, 4, 4, 4)
+        row = QHBoxLayout()
+        row.addWidget(QLabel("At step"))
+        self.step = QSpinBox()
+        self.step.setToolTip("The timestep whose input changes (defaults to the current one)")
+        row.addWidget(self.step)
+        row.addWidget(QLabel("use"))
+        self.token = QComboBox()
+        self.token.setToolTip("The new input at that step")
+        row.addWidget(self.token, 1)
+        self.values = QLineEdit()
+        self.values.setPlaceholderText("feature values, e.g. 0.5 -1 2")
+        row.addWidget(self.values, 1)
+        self.run_btn = QPushButton("Compare")
+        self.run_btn.setToolTip("Retrace with the changed input and diff everything (Ctrl+W)")
+        self.run_btn.setShortcut("Ctrl+W")
+        self.run_btn.clicked.connect(self.run)
+        row.addWidget(self.run_btn)
+        self.apply_btn = QPushButton("Use this input")
+        self.apply_btn.setToolTip("Make the changed input the document's input")
+        self.apply_btn.setEnabled(False)
+        self.apply_btn.clicked.connect(self.apply)
+        row.addWidget(self.apply_btn)
+        lay.addLayout(row)
+        row2 = QHBoxLayout()
+        row2.addWidget(QLabel("difference of"))
+        self.quantity = QComboBox()
+        for q in QUANTITIES:
+            self.quantity.addItem(TITLES[q], q)
+        self.quantity.setCurrentIndex(QUANTITIES.index("hidden"))
+        self.quantity.currentIndexChanged.connect(lambda *_: self._draw())
+        row2.addWidget(self.quantity)
+        self.summary = QLabel()
+        row2.addWidget(self.summary, 1)
+        lay.addLayout(row2)
+        self.view = pg.GraphicsLayoutWidget()
+        lay.addWidget(self.view, 1)
+        self.div_plot = self.view.addPlot(row=0, col=0)
+        style_plot(self.div_plot, "max |after − before| over units", "", "t")
+        self.div_plot.vb.invertY(True)
+        self.div_image = pg.ImageItem(axisOrder="row-major")
+        self.div_image.setColorMap(pg.colormap.get("inferno"))
+        self.div_plot.addItem(self.div_image)
+        self.div_plot.getAxis("left").setTicks(
+            [[(k + 0.5, SYMBOLS[q]) for k, q in enumerate(QUANTITIES)], []])
+        self.diff_plot = self.view.addPlot(row=1, col=0)
+        style_plot(self.diff_plot, "after − before", "unit", "t")
+        self.diff_plot.vb.invertY(True)
+        self.diff_plot.setXLink(self.div_plot)
+        self.diff_image = pg.ImageItem(axisOrder="row-major")
+        self.diff_image.setColorMap(pg.colormap.get("CET-D1"))
+        self.diff_plot.addItem(self.diff_image)
+        self.out_plot = self.view.addPlot(row=2, col=0)
+        style_plot(self.out_plot, "output change (max over classes)", "", "t")
+        self.out_plot.setXLink(self.div_plot)
+        self.out_curve = self.out_plot.plot(pen=pg.mkPen("#E69F00", width=2), symbol="o",
+                                            symbolSize=5)
+        self.marks = []
+        for p in (self.div_plot, self.diff_plot, self.out_plot):
+            line = pg.InfiniteLine(0, pen=pg.mkPen("#56B4E9", width=2))
+            p.addItem(line)
+            self.marks.append(line)
+        self.view.ci.layout.setRowStretchFactor(0, 2)
+        self.view.ci.layout.setRowStretchFactor(1, 3)
+        self.view.ci.layout.setRowStretchFactor(2, 2)
+        lay.addWidget(hint("Blue line: the changed step. A forward LSTM cannot change before "
+                           "it; a backward one changes only before it."))
+
+    def refresh(self) -> None:
+        doc = self.document
+        lt = self.lt
+        self.step.setRange(0, lt.timesteps - 1)
+        self.step.setValue(min(doc.t, lt.timesteps - 1))
+        self._choices = token_choices(doc)
+        self.token.clear()
+        for label, _ in self._choices:
+            self.token.addItem(label)
+        self.token.setVisible(bool(self._choices))
+        self.values.setVisible(not self._choices)
+        self.result = None
+        self.apply_btn.setEnabled(False)
+        self._draw()
+
+    def on_t(self, t: int) -> None:
+        if self.result is None:
+            self.step.setValue(t)
+
+    def new_value(self) -> Any:
+        if self._choices:
+            k = self.token.currentIndex()
+            if k < 0:
+                raise LstmvizError("pick the new input")
+            return self._choices[k][1]
+        try:
+            vals = [float(v) for v in self.values.text().replace(",", " ").split()]
+        except ValueError:
+            raise LstmvizError(f"could not read numbers from {self.values.text()!r}") from None
+        return np.asarray(vals, np.float32)
+
+    def run(self) -> None:
+        doc = self.document
+        if doc.model is None or doc.trace is None:
+            return
+        try:
+            self.result = what_if(doc.model, doc.x, self.step.value(), self.new_value(),
+                                  batch=doc.batch, before=doc.trace)
+        except LstmvizError as e:
+            self.result = None
+            self.error.emit(str(e))
+            return
+        self.apply_btn.setEnabled(True)
+        self._draw()
+
+    def apply(self) -> None:
+        if self.result is not None:
+            x = self.result.x_after
+            self.result = None
+            self.document.set_input(x)
+
+    def _draw(self) -> None:
+        r = self.result
+        lt = self.lt
+        if r is None or lt is None:
+            for im in (self.div_image, self.diff_image):
+                im.clear()
+            self.out_curve.setData([], [])
+            self.summary.setText("Pick a step and a new input, then Compare.")
+            return
+        div = r.divergence[lt.name]
+        mat = np.stack([div[q] for q in QUANTITIES])  # (6, T)
+        hi = float(max(mat.max(), 1e-6))
+        self.div_image.setImage(mat, autoLevels=False, levels=(0, hi))
+        self.div_image.setRect(QRectF(0, 0, mat.shape[1], mat.shape[0]))
+        q = self.quantity.currentData()
+        d = r.diff(lt.name, q).T  # (U, T)
+        m = float(max(np.abs(d).max(), 1e-6))
+        self.diff_image.setImage(d, autoLevels=False, levels=(-m, m))
+        self.diff_image.setRect(QRectF(0, 0, d.shape[1], d.shape[0]))
+        self.diff_plot.setTitle(f"after − before: {TITLES[q]} (±{m:.2g})", color="#e8e8ea")
+        ticks = time_ticks(self.document.token_labels(), lt.timesteps)
+        for p in (self.div_plot, self.diff_plot, self.out_plot):
+            p.getAxis("bottom").setTicks([ticks, []])
+        for line in self.marks:
+            line.setValue(r.t + 0.5)
+        if r.output_change is not None:
+            x = np.arange(len(r.output_change)) + 0.5
+            self.out_curve.setData(x, r.output_change)
+        else:
+            self.out_curve.setData([], [])
+        first = r.first_affected(lt.name)
+        before = np.asarray(r.before.output)
+        after = np.asarray(r.after.output)
+        out_txt = ""
+        if before.shape == after.shape and before.ndim >= 2:
+            bo, ao = before[r.batch], after[r.batch]
+            if bo.ndim == 2:
+                bo, ao = bo[-1], ao[-1]
+            if bo.shape[-1] > 1:
+                out_txt = f" · final output argmax {int(np.argmax(bo))} → {int(np.argmax(ao))}"
+            else:
+                out_txt = f" · final output {float(bo.ravel()[0]):.3f} → {float(ao.ravel()[0]):.3f}"
+        self.summary.setText(
+            f"changed step {r.t}: first affected step {first}, largest change "
+            f"{hi:.3g}{out_txt}")
