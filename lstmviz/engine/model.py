@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import InputError, LstmvizError
+from ..errors import InputError, LstmvizError, ModelFileError
 from .layers import LSTM, Bidirectional, Context, Embedding, InputLayer, Layer
 from .trace import Trace
 
@@ -257,20 +257,27 @@ class Model:
                 continue
             if only is not None and node.key not in only:
                 continue
+            ms = [masks.get(r) for r in node.inputs]
+            kw: dict[str, Any] = {}
             try:
                 ins = [values[r] for r in node.inputs]
+                if "initial_state" in node.kwargs:
+                    kw["initial_state"] = [values[r] for r in node.kwargs["initial_state"]]
+                if "mask" in node.kwargs:
+                    ms = [values[r] for r in node.kwargs["mask"]]
             except KeyError as e:
                 raise LstmvizError(f"{self._src}: layer {node.layer.name!r} needs tensor {e} "
                                    "that nothing produced") from None
-            ms = [masks.get(r) for r in node.inputs]
-            kw: dict[str, Any] = {}
             if "_consts" in node.kwargs:
                 kw["_consts"] = node.kwargs["_consts"]
-            if "initial_state" in node.kwargs:
-                kw["initial_state"] = [values[r] for r in node.kwargs["initial_state"]]
-            if "mask" in node.kwargs:
-                ms = [values[r] for r in node.kwargs["mask"]]
-            outs, out_masks = node.layer(ins, ms, ctx, **kw)
+            try:
+                outs, out_masks = node.layer(ins, ms, ctx, **kw)
+            except (ValueError, IndexError, TypeError) as e:
+                # weights or a config from a file that do not fit what flows in: say where
+                shapes = ", ".join(str(getattr(a, "shape", "?")) for a in ins) or "none"
+                raise ModelFileError(
+                    f"{self._src}: layer {node.layer.name!r} ({node.layer.kind}) cannot run on "
+                    f"its input (shapes {shapes}): {e}") from None
             for i, (o, m) in enumerate(zip(outs, out_masks, strict=True)):
                 values[(node.layer.name, node.index, i)] = o
                 masks[(node.layer.name, node.index, i)] = m

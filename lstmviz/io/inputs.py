@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import re
+import tokenize
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -29,7 +30,10 @@ def _check_shape(shape: tuple[int, ...], source: str) -> None:
     if n > MAX_INPUT_ELEMENTS:
         raise InputError(f"{source}: array of shape {shape} ({n} elements) is too large; the "
                          f"limit is {MAX_INPUT_ELEMENTS} elements")
-    if len(shape) >= 2 and shape[-2 if len(shape) == 3 else 1] > MAX_TIMESTEPS:
+    # (T,), (T, F) or (batch, T), (batch, T, F): the time axis is 0, either of 0/1, or 1
+    t = shape[0] if len(shape) == 1 else max(shape) if len(shape) == 2 else \
+        shape[-2] if len(shape) >= 3 else 0
+    if t > MAX_TIMESTEPS:
         raise InputError(f"{source}: {shape} has more than {MAX_TIMESTEPS} timesteps")
 
 
@@ -53,7 +57,8 @@ def read_array(path: str | os.PathLike[str]) -> np.ndarray:
             return np.load(p, allow_pickle=False)
         except InputError:
             raise
-        except (ValueError, OSError, EOFError) as e:
+        except (ValueError, OSError, EOFError, SyntaxError, tokenize.TokenError) as e:
+            # numpy parses the header's dict literal with tokenize/ast: damage shows up as these
             raise InputError(f"{p}: not a readable .npy file ({e})") from None
     if suffix in (".csv", ".txt", ".tsv"):
         if p.stat().st_size > 4 * MAX_INPUT_ELEMENTS:

@@ -63,6 +63,15 @@ def _read_dataset(ds: Any, where: str) -> np.ndarray:
         raise ModelFileError(f"{where}: weight array of shape {ds.shape} is too large to be real")
     if ds.dtype.kind not in "fiub":
         raise ModelFileError(f"{where}: weight array has non-numeric dtype {ds.dtype}")
+    nbytes = n * ds.dtype.itemsize
+    if nbytes > 2**24:  # a big array must really be in the file, not only declared
+        try:
+            stored = int(ds.id.get_storage_size())
+        except (OSError, RuntimeError, ValueError):
+            stored = 0
+        if stored * MAX_COMPRESSION_RATIO < nbytes:
+            raise ModelFileError(f"{where}: weight array of shape {ds.shape} declares {nbytes} "
+                                 f"bytes but the file stores {stored}: refused")
     try:
         return np.asarray(ds[()], dtype=np.float32)
     except (OSError, ValueError, TypeError) as e:
@@ -208,6 +217,23 @@ def _activation_name(layer: str, value: Any, source: str) -> str:
     )
 
 
+def _flag(cfg: dict[str, Any], key: str, default: bool) -> bool:
+    """A boolean config entry; anything but true/false/null is a malformed file (a value such
+    as ``1.5`` or ``"x"`` is refused rather than reinterpreted)."""
+    v = cfg.get(key, default)
+    if v is None:
+        return default
+    if not isinstance(v, bool):
+        raise TypeError(f"{key!r} must be true or false; found {v!r:.40}")
+    return v
+
+
+def _is_ref(item: list[Any]) -> bool:
+    """``[layer name, node index, tensor index, ...]`` with real indices."""
+    return (isinstance(item[0], str) and all(
+        isinstance(v, int) and not isinstance(v, bool) and 0 <= v < 2**31 for v in item[1:3]))
+
+
 def _first(v: Any) -> Any:
     return v[0] if isinstance(v, (list, tuple)) else v
 
@@ -299,7 +325,7 @@ class _Builder:
             raise ModelFileError(f"{self.source}: layer {name!r}: config is not an object")
         try:
             return self._layer(cls, cfg, name, path)
-        except (KeyError, TypeError, ValueError, IndexError) as e:
+        except (KeyError, TypeError, ValueError, IndexError, AttributeError) as e:
             raise ModelFileError(
                 f"{self.source}: layer {name!r} ({cls}): malformed config ({type(e).__name__}: "
                 f"{e})"
@@ -329,8 +355,8 @@ class _Builder:
             bwd_cfg = back_cfg["config"] if isinstance(back_cfg, dict) else fwd_cfg
             if arrs is None:
                 arrs = self.take(path, ["k", "r", "b", "k", "r", "b"], cls)
-            nf = 3 if fwd_cfg.get("use_bias", True) else 2
-            nb = 3 if bwd_cfg.get("use_bias", True) else 2
+            nf = 3 if _flag(fwd_cfg, "use_bias", True) else 2
+            nb = 3 if _flag(bwd_cfg, "use_bias", True) else 2
             if len(arrs) != nf + nb:
                 raise ModelFileError(
                     f"{self.source}: layer {name!r} (Bidirectional): expected {nf + nb} weight "
@@ -346,9 +372,9 @@ class _Builder:
         if cls == "Embedding":
             (emb,) = self.take(path, ["embeddings"], cls)
             self.check_shape(path, "embeddings", emb, (cfg.get("input_dim"), cfg.get("output_dim")))
-            return L.Embedding(name, emb, bool(cfg.get("mask_zero", False)))
+            return L.Embedding(name, emb, _flag(cfg, "mask_zero", False))
         if cls == "Dense":
-            names = ["kernel", "bias"] if cfg.get("use_bias", True) else ["kernel"]
+            names = ["kernel", "bias"] if _flag(cfg, "use_bias", True) else ["kernel"]
             arrs = self.take(path, names, cls)
             self.check_shape(path, "kernel", arrs[0], (None, cfg.get("units")))
             bias = arrs[1] if len(arrs) > 1 else None
@@ -361,10 +387,12 @@ class _Builder:
                     f"{self.source}: layer {name!r} (Conv1D): data_format "
                     f"{cfg.get('data_format')!r} is not supported (channels_last only)"
                 )
-            names = ["kernel", "bias"] if cfg.get("use_bias", True) else ["kernel"]
+            names = ["kernel", "bias"] if _flag(cfg, "use_bias", True) else ["kernel"]
             arrs = self.take(path, names, cls)
             k = int(_first(cfg.get("kernel_size", 1)))
             self.check_shape(path, "kernel", arrs[0], (k, None, cfg.get("filters")))
+            if len(arrs) > 1:
+                self.check_shape(path, "bias", arrs[1], (arrs[0].shape[-1],))
             return L.Conv1D(name, arrs[0], arrs[1] if len(arrs) > 1 else None,
                             strides=int(_first(cfg.get("strides", 1))),
                             padding=str(cfg.get("padding", "valid")),
@@ -399,17 +427,19 @@ class _Builder:
                 )
             return L.TimeDistributed(name, self._layer(icls, inner["config"], name, path))
         if cls == "LayerNormalization":
-            names = [n for n, on in (("gamma", cfg.get("scale", True)),
-                                     ("beta", cfg.get("center", True))) if on]
+            names = [n for n, on in (("gamma", _flag(cfg, "scale", True)),
+                                     ("beta", _flag(cfg, "center", True))) if on]
             arrs = dict(zip(names, self.take(path, names, cls), strict=True))
             return L.LayerNormalization(name, arrs.get("gamma"), arrs.get("beta"),
                                         float(cfg.get("epsilon", 1e-3)), cfg.get("axis", -1),
-                                        bool(cfg.get("rms_scaling", False)))
+                                        _flag(cfg, "rms_scaling", False))
         if cls == "BatchNormalization":
-            names = [n for n, on in (("gamma", cfg.get("scale", True)),
-                                     ("beta", cfg.get("center", True))) if on]
+            names = [n for n, on in (("gamma", _flag(cfg, "scale", True)),
+                                     ("beta", _flag(cfg, "center", True))) if on]
             names += ["moving_mean", "moving_variance"]
             arrs = dict(zip(names, self.take(path, names, cls), strict=True))
+            for n in names:  # one value per channel, the same number for each
+                self.check_shape(path, n, arrs[n], (arrs["moving_mean"].size,))
             axis = _first(cfg.get("axis", -1))
             return L.BatchNormalization(name, arrs.get("gamma"), arrs.get("beta"),
                                         arrs["moving_mean"], arrs["moving_variance"],
@@ -425,12 +455,12 @@ class _Builder:
 
     def lstm(self, cfg: dict[str, Any], name: str, path: list[str],
              arrs: list[np.ndarray] | None = None) -> L.LSTM:
-        if cfg.get("stateful"):
+        if _flag(cfg, "stateful", False):
             pass  # traced from a zero (or given) state, as a fresh stateful layer would be
-        if cfg.get("time_major"):
+        if _flag(cfg, "time_major", False):
             raise UnsupportedLayerError(f"{self.source}: layer {name!r}: time_major LSTM is not "
                                         "supported")
-        use_bias = bool(cfg.get("use_bias", True))
+        use_bias = _flag(cfg, "use_bias", True)
         if arrs is None:
             names = ["kernel", "recurrent_kernel", "bias"] if use_bias else \
                 ["kernel", "recurrent_kernel"]
@@ -451,11 +481,11 @@ class _Builder:
         if a == "hard_sigmoid" and self.keras2:
             a = "hard_sigmoid_keras2"
         w = LSTMWeights(arrs[0], arrs[1], bias, activation=a, recurrent_activation=rec)
-        return L.LSTM(name, w, return_sequences=bool(cfg.get("return_sequences", False)),
-                      return_state=bool(cfg.get("return_state", False)),
-                      go_backwards=bool(cfg.get("go_backwards", False)),
-                      zero_output_for_mask=bool(cfg.get("zero_output_for_mask", False)),
-                      stateful=bool(cfg.get("stateful", False)))
+        return L.LSTM(name, w, return_sequences=_flag(cfg, "return_sequences", False),
+                      return_state=_flag(cfg, "return_state", False),
+                      go_backwards=_flag(cfg, "go_backwards", False),
+                      zero_output_for_mask=_flag(cfg, "zero_output_for_mask", False),
+                      stateful=_flag(cfg, "stateful", False))
 
     # ---- models ---------------------------------------------------------------------------
     def model(self, cls: str, cfg: dict[str, Any], path: list[str]) -> Model:
@@ -499,8 +529,15 @@ class _Builder:
     def _refs_v3(self, obj: Any) -> list[TensorRef]:
         out: list[TensorRef] = []
         if _is_tensor_ref(obj):
-            h = obj["config"]["keras_history"]
-            out.append((str(h[0]), int(h[1]), int(h[2])))
+            cfg = obj.get("config")
+            h = cfg.get("keras_history") if isinstance(cfg, dict) else None
+            if not (isinstance(h, list) and len(h) == 3 and isinstance(h[0], str)
+                    and all(isinstance(v, int) and not isinstance(v, bool) and 0 <= v < 2**31
+                            for v in h[1:])):
+                raise ModelFileError(f"{self.source}: malformed tensor reference "
+                                     f"{str(obj)[:120]} (expected keras_history "
+                                     "[layer name, node index, tensor index])")
+            out.append((h[0], h[1], h[2]))
         elif isinstance(obj, (list, tuple)):
             for o in obj:
                 out += self._refs_v3(o)
@@ -522,6 +559,9 @@ class _Builder:
     def _parse_node(self, raw: Any) -> tuple[list[TensorRef], dict[str, list[TensorRef]], bool]:
         if isinstance(raw, dict) and "args" in raw:  # Keras 3
             args = raw.get("args", [])
+            if not isinstance(args, list) or not isinstance(raw.get("kwargs") or {}, dict):
+                raise ModelFileError(f"{self.source}: malformed inbound node {str(raw)[:120]} "
+                                     "(args must be a list, kwargs an object)")
             ins = self._refs_v3(args)
             nested = bool(args) and isinstance(args[0], list)
             kw: dict[str, Any] = {}
@@ -538,8 +578,8 @@ class _Builder:
         if isinstance(raw, list):  # Keras 2: [[name, node, tensor, kwargs], ...]
             ins, kw = [], {}
             for item in raw:
-                if not isinstance(item, list) or len(item) < 3:
-                    raise ModelFileError(f"{self.source}: malformed inbound node {item!r}")
+                if not (isinstance(item, list) and len(item) >= 3 and _is_ref(item)):
+                    raise ModelFileError(f"{self.source}: malformed inbound node {item!r:.120}")
                 ins.append((str(item[0]), int(item[1]), int(item[2])))
                 if len(item) > 3 and isinstance(item[3], dict):
                     for key in ("initial_state", "mask"):
@@ -557,7 +597,7 @@ class _Builder:
         for item in v:
             if _is_tensor_ref(item):
                 refs += self._refs_v3(item)
-            elif isinstance(item, list) and len(item) >= 3:
+            elif isinstance(item, list) and len(item) >= 3 and _is_ref(item):
                 refs.append((str(item[0]), int(item[1]), int(item[2])))
             else:
                 raise ModelFileError(f"{self.source}: malformed {what} entry {item!r}")
@@ -581,8 +621,14 @@ class _Builder:
             if isinstance(lay, L.InputLayer):
                 pending.append(Node(lay, 0, []))
                 continue
+            if not isinstance(raw_nodes, list):
+                raise ModelFileError(f"{self.source}: layer {lname!r}: inbound_nodes must be a "
+                                     f"list; found {raw_nodes!r:.60}")
             for ni, raw in enumerate(raw_nodes):
                 ins, kw, nested = self._parse_node(raw)
+                if not ins:
+                    raise ModelFileError(f"{self.source}: layer {lname!r}: call #{ni} has no "
+                                         "input tensors")
                 pending.append(Node(lay, ni, ins, kw, nested))
         inputs = self._io_refs(cfg.get("input_layers"), "input_layers")
         outputs = self._io_refs(cfg.get("output_layers"), "output_layers")
@@ -768,6 +814,28 @@ def load_keras_zip(path: Path) -> Model:
     return model
 
 
+def _load_h5_model(f: Any, source: str) -> Model:
+    raw = f.attrs.get("model_config")
+    if raw is None:
+        if "layer_names" in f.attrs:
+            raise ModelFileError(
+                f"{source}: this HDF5 file holds weights only (save_weights), no model "
+                "config; save the whole model with model.save(...)"
+            )
+        raise ModelFileError(f"{source}: HDF5 file without a Keras model_config attribute")
+    if isinstance(raw, str):  # h5py hands undecodable bytes over as surrogates
+        raw = raw.encode("utf-8", "surrogateescape")
+    if not isinstance(raw, bytes):
+        raise ModelFileError(f"{source}: the model_config attribute is not text "
+                             f"({type(raw).__name__})")
+    config = _parse_json(raw, "model_config", source)
+    kv = f.attrs.get("keras_version", "2")
+    kv = kv.decode("utf-8", "replace") if isinstance(kv, bytes) else str(kv)
+    if "model_weights" not in f:
+        raise ModelFileError(f"{source}: no model_weights group: the weights are missing")
+    return _top_model(config, source, LegacyH5Weights(f["model_weights"], source), kv)
+
+
 def load_keras_h5(path: Path) -> Model:
     """A legacy HDF5 model (Keras 2, tf.keras, or Keras 3's legacy ``.h5`` save)."""
     import h5py
@@ -779,27 +847,9 @@ def load_keras_h5(path: Path) -> Model:
         raise ModelFileError(f"{source}: not a readable HDF5 file ({e})") from None
     with f:
         try:
-            raw = f.attrs.get("model_config")
-        except (OSError, RuntimeError) as e:
-            raise ModelFileError(f"{source}: damaged HDF5 attributes ({e})") from None
-        if raw is None:
-            if "layer_names" in f.attrs:
-                raise ModelFileError(
-                    f"{source}: this HDF5 file holds weights only (save_weights), no model "
-                    "config; save the whole model with model.save(...)"
-                )
-            raise ModelFileError(f"{source}: HDF5 file without a Keras model_config attribute")
-        if isinstance(raw, bytes):
-            raw = raw.decode("utf-8", "replace")
-        config = _parse_json(str(raw).encode(), "model_config", source)
-        kv = f.attrs.get("keras_version", "2")
-        kv = kv.decode() if isinstance(kv, bytes) else str(kv)
-        if "model_weights" not in f:
-            raise ModelFileError(f"{source}: no model_weights group: the weights are missing")
-        try:
-            model = _top_model(config, source, LegacyH5Weights(f["model_weights"], source), kv)
-        except (OSError, RuntimeError, KeyError) as e:
-            raise ModelFileError(f"{source}: damaged weights: {e}") from None
+            model = _load_h5_model(f, source)
+        except (OSError, RuntimeError, KeyError) as e:  # h5py's errors on a damaged file
+            raise ModelFileError(f"{source}: damaged HDF5 file ({e})") from None
     model.format = "h5"
     return model
 

@@ -29,6 +29,7 @@ import os
 import shutil
 import tempfile
 import time
+import tokenize
 import zipfile
 import zlib
 from collections.abc import Sequence
@@ -615,7 +616,7 @@ class _Reader:
                 shape, fortran, dtype = np.lib.format.read_array_header_2_0(fh)
             else:
                 raise ValueError(f"unsupported .npy version {version}")
-        except (ValueError, OSError, EOFError, TypeError, SyntaxError) as e:
+        except (ValueError, OSError, EOFError, TypeError, SyntaxError, tokenize.TokenError) as e:
             raise self.fail(f"{where} has a damaged header ({e})") from None
         if dtype.hasobject or dtype.kind not in _ARRAY_DTYPE_KINDS:
             raise self.fail(f"{where} has dtype {dtype}; only numeric arrays are read (never "
