@@ -36,12 +36,11 @@ def frames(grid: GridFigure, progress: Progress | None = None,
     """
     n = grid.T
     grid.set_step(0)
-    grid.freeze_layout()
+    grid.start_frames()
     for t in range(n):
         if should_stop is not None and should_stop():
             raise ExportCancelled(f"animation cancelled at frame {t} of {n}; nothing was written")
-        grid.set_step(t)
-        yield grid.rgb(even=even)
+        yield grid.frame(t, even=even)
         if progress is not None:
             progress(t + 1, n)
 

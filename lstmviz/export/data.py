@@ -274,11 +274,10 @@ def write_csv(path: str | os.PathLike[str], trace: Trace,
                              for q, v in zip(quantities, row, strict=True)]
                     fh.write("".join(lines))
                     done += 1
-                    if done % 64 == 0 or done == total:
-                        if should_stop is not None and should_stop():
-                            raise ExportCancelled("CSV export cancelled; nothing was written")
-                        if progress is not None:
-                            progress(done, total)
+                    if should_stop is not None and should_stop():
+                        raise ExportCancelled("CSV export cancelled; nothing was written")
+                    if progress is not None and (done % 16 == 0 or done == total):
+                        progress(done, total)
     return Path(path)
 
 
