@@ -47,6 +47,7 @@ def engine_model(spec: ModelSpec, weights: dict[str, list[np.ndarray]],
         raise ModelFileError(f"{src}: snapshot lacks weights for {e}") from None
     m.format = "keras"
     m.source = ""
+    m.meta["training_spec"] = (spec, weights)  # lets the Keras engine rebuild the model
     return m
 
 

@@ -109,6 +109,8 @@ class Task:
     defaults: TrainConfig = TrainConfig()
     #: the file name (stem) of the bundled example
     example_name: str = ""
+    #: what the held-out accuracy measures
+    heldout_note: str = ""
 
     # ---- data ------------------------------------------------------------------------------
     def batch(self, rng: np.random.Generator, batch_size: int, step: int = 0) -> Batch:
@@ -233,6 +235,7 @@ class DigitSum(Task):
     #: shorter length is learned too)
     train_length = 12
     heldout_lengths = (1, 2, 3, 5, 8, 12)
+    heldout_note = "the final answer for 3000 unseen numbers of 1 to 12 digits"
 
     @property
     def output_labels(self) -> list[str]:
@@ -322,6 +325,7 @@ class BinaryAddition(Task):
                            steps_per_epoch=100)
     train_length = 10
     heldout_length = 20
+    heldout_note = "per bit, on unseen 20- and 40-bit additions; trained on 10 bits"
 
     @property
     def output_labels(self) -> list[str]:
@@ -408,6 +412,7 @@ class ToyClassification(Task):
     defaults = TrainConfig(epochs=6, batch_size=64, learning_rate=0.01, units=16,
                            steps_per_epoch=60)
     length = 6
+    heldout_note = "the seed's 6 sequences and 1000 unseen generated ones"
 
     @property
     def output_labels(self) -> list[str]:
@@ -471,6 +476,7 @@ class _LanguageModel(Task):
     embed_dim = 16
     heldout_fraction = 0.1
     output_kind = "next-token"
+    heldout_note = "next-token accuracy on the last 10% of the corpus, never trained on"
 
     def tokenize(self, text: str) -> list[str]:
         raise NotImplementedError
