@@ -1,0 +1,250 @@
+"""ONNX graphs with LSTM ops: exported from torch in the test, checked against onnxruntime."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import lstmviz
+from lstmviz.engine import convert
+from lstmviz.engine.cell import LSTMWeights
+from lstmviz.errors import ModelFileError, UnsupportedLayerError
+
+onnx = pytest.importorskip("onnx")
+ort = pytest.importorskip("onnxruntime")
+from onnx import TensorProto, helper, numpy_helper  # noqa: E402
+
+ATOL = 1e-5
+
+
+def _x(batch=3, steps=7, feats=4, seed=0):
+    return np.random.default_rng(seed).normal(size=(batch, steps, feats)).astype(np.float32)
+
+
+def _ort(path, feeds):
+    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    return sess.run(None, feeds)
+
+
+# ---------------------------------------------------------------------------- from torch
+# torch.onnx's legacy exporter traces the module and warns about what it cannot record
+_EXPORT_WARNINGS = [pytest.mark.filterwarnings("ignore::torch.jit.TracerWarning"),
+                    pytest.mark.filterwarnings("ignore::UserWarning:torch.*")]
+
+
+@_EXPORT_WARNINGS[0]
+@_EXPORT_WARNINGS[1]
+@pytest.mark.parametrize("batch_first", [True, False])
+def test_torch_export_bidirectional_two_layers(tmp_path, batch_first):
+    torch = pytest.importorskip("torch")
+    torch.manual_seed(0)
+
+    class Net(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.rnn = torch.nn.LSTM(4, 5, num_layers=2, bidirectional=True,
+                                     batch_first=batch_first)
+            self.fc = torch.nn.Linear(10, 3)
+
+        def forward(self, x):
+            y, _ = self.rnn(x)
+            return self.fc(y), y
+
+    net = Net().eval()
+    x = _x()
+    xt = x if batch_first else x.transpose(1, 0, 2).copy()
+    axes = {0: "batch", 1: "time"} if batch_first else {0: "time", 1: "batch"}
+    path = tmp_path / "net.onnx"
+    torch.onnx.export(net, (torch.from_numpy(xt),), str(path), dynamo=False,
+                      input_names=["x"], output_names=["logits", "seq"],
+                      dynamic_axes={"x": axes, "logits": axes, "seq": axes})
+    model = lstmviz.load_model(path)
+    assert model.format == "onnx"
+    assert model.lstm_trace_names == ["lstm_l0/forward", "lstm_l0/backward",
+                                      "lstm_l1/forward", "lstm_l1/backward"]
+    assert model.meta["onnx"]["time_major"] is (not batch_first)
+    assert model.input_features == 4
+
+    ref = _ort(path, {"x": xt})
+    with torch.no_grad():
+        t_logits, t_seq = (v.numpy() for v in net(torch.from_numpy(xt)))
+    trace = model.trace(x)  # always batch-first
+    logits, seq = trace.output
+    if not batch_first:  # outputs declared (time, batch, ...) come back batch-first
+        ref = [r.transpose(1, 0, 2) for r in ref]
+        t_logits, t_seq = t_logits.transpose(1, 0, 2), t_seq.transpose(1, 0, 2)
+    np.testing.assert_allclose(logits, ref[0], atol=ATOL)
+    np.testing.assert_allclose(seq, ref[1], atol=ATOL)
+    np.testing.assert_allclose(logits, t_logits, atol=ATOL)
+    # the gates are the engine's; the halves' hidden states are torch's
+    np.testing.assert_allclose(trace.layer("lstm_l1/forward").hidden, t_seq[..., :5], atol=ATOL)
+    np.testing.assert_allclose(trace.layer("lstm_l1/backward").hidden, t_seq[..., 5:], atol=ATOL)
+    lt = trace.layer("lstm_l0/forward")
+    assert lt.forget_gate.shape == (3, 7, 5)
+    assert float(lt.forget_gate.min()) > 0 and float(lt.forget_gate.max()) < 1
+
+
+@_EXPORT_WARNINGS[0]
+@_EXPORT_WARNINGS[1]
+def test_torch_export_single_layer_with_initial_state_inputs(tmp_path):
+    torch = pytest.importorskip("torch")
+    torch.manual_seed(1)
+    lstm = torch.nn.LSTM(4, 6, batch_first=True).eval()
+
+    class Net(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.lstm = lstm
+
+        def forward(self, x, h0, c0):
+            y, (h, c) = self.lstm(x, (h0, c0))
+            return y, h, c
+
+    x = _x(2, 5)
+    h0 = np.random.default_rng(2).normal(size=(1, 2, 6)).astype(np.float32)
+    c0 = np.random.default_rng(3).normal(size=(1, 2, 6)).astype(np.float32)
+    path = tmp_path / "state.onnx"
+    torch.onnx.export(Net().eval(), tuple(torch.from_numpy(a) for a in (x, h0, c0)), str(path),
+                      dynamo=False, input_names=["x", "h0", "c0"], output_names=["y", "h", "c"])
+    model = lstmviz.load_model(path)
+    ref = _ort(path, {"x": x, "h0": h0, "c0": c0})
+    out = model.trace([x, h0, c0]).output
+    for a, b in zip(out, ref, strict=True):
+        np.testing.assert_allclose(a, b, atol=ATOL)
+    lt = model.trace([x, h0, c0]).layer("lstm_l0")
+    np.testing.assert_allclose(lt.h0, h0[0], atol=0)
+
+
+# ---------------------------------------------------------------------------- hand-built
+def _lstm_graph(path, ws, direction, x_shape, initial=None, layout=0, extra_nodes=(),
+                outputs=("Y", "Y_h", "Y_c")):
+    o = convert.to_onnx(*ws)
+    h = ws[0].units
+    dirs = len(ws)
+    inits = [numpy_helper.from_array(o["W"], "W"), numpy_helper.from_array(o["R"], "R"),
+             numpy_helper.from_array(o["B"], "B")]
+    ins = ["X", "W", "R", "B", ""]
+    if initial is not None:
+        inits += [numpy_helper.from_array(initial[0], "h0"),
+                  numpy_helper.from_array(initial[1], "c0")]
+        ins += ["h0", "c0"]
+    node = helper.make_node("LSTM", ins, ["Y", "Y_h", "Y_c"], name="the_lstm", hidden_size=h,
+                            direction=direction, layout=layout)
+    b, t = (x_shape[0], x_shape[1]) if layout else (x_shape[1], x_shape[0])
+    y_shape = [b, t, dirs, h] if layout else [t, dirs, b, h]
+    s_shape = [b, dirs, h] if layout else [dirs, b, h]
+    shapes = {"Y": y_shape, "Y_h": s_shape, "Y_c": s_shape}
+    outs = [helper.make_tensor_value_info(n, TensorProto.FLOAT, shapes.get(n)) for n in outputs]
+    graph = helper.make_graph([node, *extra_nodes], "g",
+                              [helper.make_tensor_value_info("X", TensorProto.FLOAT,
+                                                             list(x_shape))], outs, inits)
+    m = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 14)])
+    m.ir_version = 8
+    onnx.save(m, str(path))
+    return path
+
+
+def _w(f, u, seed):
+    rng = np.random.default_rng(seed)
+    return LSTMWeights(rng.normal(0, 0.6, (f, 4 * u)), rng.normal(0, 0.6, (u, 4 * u)),
+                       rng.normal(0, 0.6, 4 * u))
+
+
+@pytest.mark.parametrize("direction", ["forward", "reverse", "bidirectional"])
+def test_hand_built_lstm_with_initial_state(tmp_path, direction):
+    dirs = 2 if direction == "bidirectional" else 1
+    ws = [_w(3, 4, s) for s in range(dirs)]
+    rng = np.random.default_rng(9)
+    h0 = rng.normal(size=(dirs, 2, 4)).astype(np.float32)
+    c0 = rng.normal(size=(dirs, 2, 4)).astype(np.float32)
+    path = _lstm_graph(tmp_path / "h.onnx", ws, direction, [6, 2, 3], (h0, c0))
+    model = lstmviz.load_model(path)
+    x = _x(2, 6, 3)
+    y, yh, yc = _ort(path, {"X": x.transpose(1, 0, 2).copy()})
+    trace = model.trace(x)
+    # Y (T, dirs, B, H) is not (T, batch)-first, so it stays as ONNX returns it
+    np.testing.assert_allclose(trace.output[0], y, atol=ATOL)
+    np.testing.assert_allclose(trace.output[1], yh, atol=ATOL)
+    np.testing.assert_allclose(trace.output[2], yc, atol=ATOL)
+    names = (["lstm_l0/forward", "lstm_l0/backward"] if dirs == 2 else ["lstm_l0"])
+    assert model.lstm_trace_names == names
+    for d, name in enumerate(names):
+        lt = trace.layer(name)
+        np.testing.assert_allclose(lt.hidden, y[:, d].transpose(1, 0, 2), atol=ATOL)
+        np.testing.assert_allclose(lt.h0, h0[d])
+    if direction == "reverse":
+        assert trace.layer("lstm_l0").go_backwards
+
+
+def test_layout_1_matches_layout_0(tmp_path):
+    ws = [_w(3, 4, 0), _w(3, 4, 1)]
+    p0 = _lstm_graph(tmp_path / "l0.onnx", ws, "bidirectional", [6, 2, 3])
+    p1 = _lstm_graph(tmp_path / "l1.onnx", ws, "bidirectional", [2, 6, 3], layout=1)
+    x = _x(2, 6, 3)
+    m0, m1 = lstmviz.load_model(p0), lstmviz.load_model(p1)
+    assert m0.meta["onnx"]["time_major"] and not m1.meta["onnx"]["time_major"]
+    y0, h0, _ = m0.trace(x).output
+    y1, h1, _ = m1.trace(x).output
+    np.testing.assert_allclose(y1, y0.transpose(2, 0, 1, 3), atol=ATOL)  # (B, T, dirs, H)
+    np.testing.assert_allclose(h1, h0.transpose(1, 0, 2), atol=ATOL)
+
+
+# ---------------------------------------------------------------------------- errors
+def test_bad_onnx_files(tmp_path):
+    # no LSTM op
+    w = numpy_helper.from_array(np.ones((3, 2), np.float32), "w")
+    g = helper.make_graph([helper.make_node("MatMul", ["x", "w"], ["y"])], "mm",
+                          [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 2])], [w])
+    path = tmp_path / "mm.onnx"
+    onnx.save(helper.make_model(g), str(path))
+    with pytest.raises(ModelFileError, match="no LSTM op in the ONNX graph.*MatMul"):
+        lstmviz.load_model(path)
+
+    junk = tmp_path / "junk.onnx"
+    junk.write_bytes(b"\xff\x00not a protobuf" * 20)
+    with pytest.raises(ModelFileError, match="not an ONNX model"):
+        lstmviz.load_model(junk)
+
+    # an op lstmviz does not interpret, named
+    erf = helper.make_node("Erf", ["Y_h"], ["E"], name="odd")
+    path = _lstm_graph(tmp_path / "erf.onnx", [_w(3, 4, 0)], "forward", [6, 2, 3],
+                       extra_nodes=[erf], outputs=("E",))
+    with pytest.raises(UnsupportedLayerError, match="'odd' is op 'Erf'"):
+        lstmviz.load_model(path)
+
+    # peepholes / sequence_lens
+    ws = [_w(3, 4, 0)]
+    path = _lstm_graph(tmp_path / "ok.onnx", ws, "forward", [6, 2, 3])
+    m = onnx.load(str(path))
+    m.graph.node[0].input[4] = "X"  # any name: sequence_lens given
+    onnx.save(m, str(tmp_path / "lens.onnx"))
+    with pytest.raises(UnsupportedLayerError, match="sequence_lens"):
+        lstmviz.load_model(tmp_path / "lens.onnx")
+
+    with pytest.raises(ModelFileError, match="no such file"):
+        lstmviz.load_model(tmp_path / "absent.onnx")
+
+
+def test_loading_onnx_never_imports_tensorflow(tmp_path):
+    path = _lstm_graph(tmp_path / "a.onnx", [_w(3, 4, 0)], "forward", [6, 2, 3])
+    code = (
+        "import sys, numpy as np, lstmviz\n"
+        f"m = lstmviz.load_model({str(path)!r}); m.trace(np.ones((2, 6, 3), np.float32))\n"
+        "bad = [k for k in ('tensorflow', 'keras', 'torch') if k in sys.modules]\n"
+        "assert not bad, bad\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
+    code = (
+        "import sys\nsys.modules['onnx'] = None\nimport lstmviz\n"
+        "try:\n"
+        f"    lstmviz.load_model({str(path)!r})\n"
+        "except lstmviz.LstmvizError as e:\n"
+        "    assert 'pip install onnx' in str(e), e\n"
+        "else:\n"
+        "    raise SystemExit('no error without onnx')\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
