@@ -166,7 +166,8 @@ def _run(a: argparse.Namespace) -> int:
         loop.exec()
         timer.stop()
         sys.excepthook = old_hook
-        if window.last_error is not None and window.document.trace is None:
+        if window.last_error is not None and (window.document.trace is None
+                                              or "error" in state):
             window.close()
             raise LstmvizError(window.last_error)
         for _ in range(3):
@@ -178,8 +179,10 @@ def _run(a: argparse.Namespace) -> int:
             window.close()
             raise LstmvizError(f"{out}: could not write the screenshot")
         print(f"wrote {out} ({pixmap.width()}x{pixmap.height()})")
+        if window.last_error is not None:
+            print(f"lstmviz: warning: {window.last_error}", file=sys.stderr)
         window.close()
-        return 0 if window.last_error is None else 1
+        return 0
 
     if a.presentation:
         window.showFullScreen()

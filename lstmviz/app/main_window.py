@@ -181,16 +181,19 @@ class MainWindow(QMainWindow):
         scroll.setWidget(left)
         scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self.model_dock = self.add_dock(scroll, "Model", Qt.DockWidgetArea.LeftDockWidgetArea)
-        self.model_dock.setMinimumWidth(230)
+        self.model_dock.setMinimumWidth(200)
 
         right = QSplitter(Qt.Orientation.Vertical)
-        right.addWidget(self.unit_detail)
+        detail_scroll = QScrollArea()
+        detail_scroll.setWidgetResizable(True)
+        detail_scroll.setWidget(self.unit_detail)
+        right.addWidget(detail_scroll)
         right.addWidget(self.output_view)
         right.setStretchFactor(0, 3)
         right.setStretchFactor(1, 2)
         self.detail_dock = self.add_dock(right, "Unit detail and output",
                                          Qt.DockWidgetArea.RightDockWidgetArea)
-        self.detail_dock.setMinimumWidth(320)
+        self.detail_dock.setMinimumWidth(260)
         self.resizeDocks([self.model_dock, self.detail_dock], [240, 340],
                          Qt.Orientation.Horizontal)
 
@@ -202,6 +205,7 @@ class MainWindow(QMainWindow):
                        "<div style='font-size:18px; color:#9aa0a6'>Open up an LSTM and watch "
                        "it think: every gate, cell and hidden state, step by step.</div>")
         title.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        title.setWordWrap(True)
         v.addWidget(title)
         row = QHBoxLayout()
         row.addStretch(1)

@@ -22,7 +22,7 @@ from PySide6.QtWidgets import (
 from ...analysis import Diagnosis, diagnose
 from ...engine.trace import TITLES
 from ...errors import LstmvizError
-from .common import Panel, hint, style_plot, time_ticks
+from .common import Panel, hint, show_image, style_plot, time_ticks
 
 HIGHLIGHT = "#ff3355"
 
@@ -62,7 +62,7 @@ class CheckPanel(Panel):
         lay.addLayout(row)
         self.text = QPlainTextEdit()
         self.text.setReadOnly(True)
-        self.text.setMaximumHeight(170)
+        self.text.setMaximumHeight(120)
         self.text.setPlainText("Load the arrays your own LSTM computed (see the seed homework: "
                                "np.savez('mine.npz', hidden=outputs, cell=cells)) to compare "
                                "them with this model, step by step.")
@@ -105,12 +105,12 @@ class CheckPanel(Panel):
         if self.student is None and self.student_path is None:
             return
         if self.diagnosis is None or self._trace_id != id(self.document.trace):
-            self._run()  # a new model or input: compare again
+            self._run(quiet=True)  # a new model or input: compare again
         else:
             self._draw()
             self._update_overlays()
 
-    def _run(self) -> None:
+    def _run(self, quiet: bool = False) -> None:
         doc = self.document
         if doc.model is None:
             self.error.emit("open a model first")
@@ -123,7 +123,8 @@ class CheckPanel(Panel):
             self.text.setPlainText(f"Could not compare: {e}")
             self.goto_btn.setEnabled(False)
             self._clear_overlays()
-            self.error.emit(str(e))
+            if not quiet:
+                self.error.emit(str(e))
             return
         self.diagnosis = d
         self._trace_id = id(doc.trace)
@@ -155,11 +156,10 @@ class CheckPanel(Panel):
         b = min(self.document.batch, d.errors[q].shape[0] - 1)
         err = d.errors[q][b].T  # (U, T)
         hi = float(max(err.max(), d.atol * 10))
-        self.image.setImage(err, autoLevels=False, levels=(0, hi))
+        show_image(self.plot, self.image, err, (0, hi))
         self.bar.setLevels((0, hi))
-        self.image.setRect(QRectF(0, 0, err.shape[1], err.shape[0]))
         self.plot.getAxis("bottom").setTicks(
-            [time_ticks(self.document.token_labels(), err.shape[1]), []])
+            [time_ticks(self.document.token_labels(), err.shape[1], offset=0.5), []])
         show = (d.first_step is not None and d.first_unit is not None
                 and d.first_batch == b and d.first_quantity == q)
         if show:
@@ -213,8 +213,9 @@ class CheckPanel(Panel):
         for q, plot in maps.items():
             item = self._overlays.get(q)
             if item is None:
-                item = pg.ScatterPlotItem(symbol="s", size=1.0, pxMode=False,
-                                          brush=pg.mkBrush(None), pen=pg.mkPen(HIGHLIGHT, width=2))
+                item = pg.ScatterPlotItem(symbol="s", size=0.72, pxMode=False,
+                                          brush=pg.mkBrush(None),
+                                          pen=pg.mkPen(255, 51, 85, 230, width=1.5))
                 item.setZValue(30)
                 plot.addItem(item)
                 self._overlays[q] = item

@@ -7,7 +7,6 @@ from typing import Any
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QRectF
 from PySide6.QtWidgets import (
     QComboBox,
     QFileDialog,
@@ -24,7 +23,7 @@ from PySide6.QtWidgets import (
 from ...analysis import Comparison, align_units
 from ...engine.trace import GATES, QUANTITIES, TITLES
 from ...errors import LstmvizError
-from .common import Panel, hint, style_plot, time_ticks
+from .common import Panel, hint, show_image, style_plot, time_ticks
 
 
 class ComparePanel(Panel):
@@ -178,14 +177,13 @@ class ComparePanel(Panel):
             m = float(np.nanmax(np.abs(np.concatenate([a_img, np.nan_to_num(b_img)]))))
             lv = (-max(m, 1e-6), max(m, 1e-6))
         dm = float(max(np.nanmax(np.abs(d_img)) if np.isfinite(d_img).any() else 0, 1e-6))
-        for im, img, levels in zip(self.images, (a_img, np.nan_to_num(b_img),
-                                                 np.nan_to_num(d_img)),
-                                   (lv, lv, (-dm, dm)), strict=True):
-            im.setImage(img, autoLevels=False, levels=levels)
-            im.setRect(QRectF(0, 0, img.shape[1], img.shape[0]))
+        for p, im, img, levels in zip(self.plots, self.images,
+                                      (a_img, np.nan_to_num(b_img), np.nan_to_num(d_img)),
+                                      (lv, lv, (-dm, dm)), strict=True):
+            show_image(p, im, img, levels)
             im.setColorMap(pg.colormap.get("viridis" if q in GATES and im is not self.images[2]
                                            else "CET-D1"))
-        ticks = time_ticks(doc.token_labels(), lta.timesteps)
+        ticks = time_ticks(doc.token_labels(), lta.timesteps, offset=0.5)
         for p in self.plots:
             p.getAxis("bottom").setTicks([ticks, []])
         self.plots[0].setTitle(f"A: {la} — {lta.name}", color="#e8e8ea")

@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QRectF, Qt
+from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
     QComboBox,
     QDoubleSpinBox,
@@ -31,7 +31,7 @@ from ...analysis import CorpusStore, PatternResult, find_pattern, open_corpus, s
     trace_corpus
 from ...errors import InputError, LstmvizError
 from ..workers import TaskRunner
-from .common import Panel, hint, style_plot
+from .common import Panel, hint, show_image, style_plot
 
 SOURCES = ("Random inputs", "Text file…", ".npy file…", "Current input")
 WINDOW = 80
@@ -168,6 +168,7 @@ class CorpusPanel(Panel):
         self.table.setSelectionBehavior(QTableWidget.SelectionBehavior.SelectRows)
         self.table.setToolTip("Click: show the match; double-click: open that sequence in the "
                               "main view")
+        self.table.horizontalHeader().setStretchLastSection(True)
         self.table.cellClicked.connect(self._on_match)
         self.table.cellDoubleClicked.connect(self._open_match)
         lay.addWidget(self.table, 1)
@@ -294,12 +295,10 @@ class CorpusPanel(Panel):
         self.position = int(pos)
         w = st.window(pos, pos + WINDOW)  # (L, U)
         img = w.T  # (U, L)
-        self.image.setImage(img, autoLevels=False, levels=(-1, 1))
-        self.image.setRect(QRectF(pos, 0, img.shape[1], img.shape[0]))
+        show_image(self.plot, self.image, img, (-1, 1), x0=pos)
         lo, hi = self.region.getRegion()
         if not pos <= lo < hi <= pos + img.shape[1]:
             self.region.setRegion((pos + 5, pos + 8))
-        self.plot.setXRange(pos, pos + img.shape[1], padding=0)
         self._label_ticks(pos, img.shape[1])
         self._mark_matches()
 

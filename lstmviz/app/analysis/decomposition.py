@@ -135,7 +135,10 @@ class DecompositionPanel(Panel):
         t = min(t, lt.timesteps - 1)
         self.cursor.setValue(t)
         self.life_cursor.setValue(t)
-        self.ret_curve.setData(np.arange(lt.timesteps), retention(lt, t, b)[:, u])
+        ret = retention(lt, t, b)[:, u]  # (T,)
+        steps = np.arange(lt.timesteps)
+        after = steps <= t if lt.go_backwards else steps >= t
+        self.ret_curve.setData(steps[after], ret[after])
         life = self.lifetimes[u]
         life_s = "outlives the input" if not np.isfinite(life) else f"{life:.0f} steps"
         self.readout.setText(

@@ -143,7 +143,7 @@ class UnitSearchPanel(Panel):
         self.probe.clear()
         for n in names:
             self.probe.addItem(probes.PROBES[n], n)
-        default = "carry_in" if "carry_in" in names else current
+        default = "carry_out" if "carry_out" in names else current
         idx = self.probe.findData(default)
         self.probe.setCurrentIndex(max(idx, 0))
         self.probe.blockSignals(False)

@@ -6,7 +6,6 @@ from typing import Any
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QRectF
 from PySide6.QtWidgets import (
     QComboBox,
     QHBoxLayout,
@@ -21,7 +20,7 @@ from PySide6.QtWidgets import (
 from ...analysis import WhatIf, what_if
 from ...engine.trace import QUANTITIES, SYMBOLS, TITLES
 from ...errors import LstmvizError
-from .common import Panel, hint, style_plot, time_ticks
+from .common import Panel, hint, show_image, style_plot, time_ticks
 
 
 def token_choices(document: Any) -> list[tuple[str, Any]]:
@@ -184,15 +183,13 @@ class WhatIfPanel(Panel):
         div = r.divergence[lt.name]
         mat = np.stack([div[q] for q in QUANTITIES])  # (6, T)
         hi = float(max(mat.max(), 1e-6))
-        self.div_image.setImage(mat, autoLevels=False, levels=(0, hi))
-        self.div_image.setRect(QRectF(0, 0, mat.shape[1], mat.shape[0]))
+        show_image(self.div_plot, self.div_image, mat, (0, hi))
         q = self.quantity.currentData()
         d = r.diff(lt.name, q).T  # (U, T)
         m = float(max(np.abs(d).max(), 1e-6))
-        self.diff_image.setImage(d, autoLevels=False, levels=(-m, m))
-        self.diff_image.setRect(QRectF(0, 0, d.shape[1], d.shape[0]))
+        show_image(self.diff_plot, self.diff_image, d, (-m, m))
         self.diff_plot.setTitle(f"after − before: {TITLES[q]} (±{m:.2g})", color="#e8e8ea")
-        ticks = time_ticks(self.document.token_labels(), lt.timesteps)
+        ticks = time_ticks(self.document.token_labels(), lt.timesteps, offset=0.5)
         for p in (self.div_plot, self.diff_plot, self.out_plot):
             p.getAxis("bottom").setTicks([ticks, []])
         for line in self.marks:

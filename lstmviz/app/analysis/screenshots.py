@@ -1,0 +1,168 @@
+"""Render the analysis panels to PNG files for the README.
+
+    python -m lstmviz.app.analysis.screenshots docs/screenshots
+
+Uses the bundled examples when present (binary addition for unit search, digit sum for the
+rest, the character model for the corpus); run under ``xvfb-run`` or
+``QT_QPA_PLATFORM=offscreen``.
+"""
+
+from __future__ import annotations
+
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+
+def _example(name: str):
+    from ...examples import get_example
+    from ...io import load_model
+
+    try:
+        ex = get_example(name)
+    except Exception:  # noqa: BLE001 - a missing example just skips its picture
+        return None
+    return load_model(ex.path), ex
+
+
+def buggy_student(lt) -> dict[str, np.ndarray]:
+    """A from-scratch LSTM with the forget and input gates swapped (for the picture)."""
+    w = lt.weights
+    u = w.units
+    W, U, b = (np.asarray(a, float) for a in (w.kernel, w.recurrent_kernel, w.bias))
+    sig = lambda z: 1 / (1 + np.exp(-z))  # noqa: E731
+    x = np.asarray(lt.x, float)
+    h = np.zeros((x.shape[0], u))
+    c = np.zeros((x.shape[0], u))
+    hs, cs = [], []
+    for x_t in x.transpose(1, 0, 2):
+        z = x_t @ W + h @ U + b
+        f = sig(z[:, :u])  # wrong: i's block
+        i = sig(z[:, u : 2 * u])  # wrong: f's block
+        g = np.tanh(z[:, 2 * u : 3 * u])
+        o = sig(z[:, 3 * u :])
+        c = f * c + i * g
+        h = o * np.tanh(c)
+        hs.append(h)
+        cs.append(c)
+    return {"hidden": np.stack(hs, 1), "cell": np.stack(cs, 1)}
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    out = Path(argv[0] if argv else "docs/screenshots")
+    out.mkdir(parents=True, exist_ok=True)
+    from PySide6.QtWidgets import QApplication
+
+    app = QApplication.instance() or QApplication([])
+    from ..main_window import MainWindow
+
+    win = MainWindow()
+    win.resize(1600, 900)
+    win.show()
+    panels = win.analysis_panels
+    docs = win.analysis_docks
+    written = []
+
+    def shoot(key: str, name: str, whole: bool = False, size=(1250, 600)) -> None:
+        for k, d in docs.items():
+            d.setVisible(k == key)
+        dock = docs[key]
+        if not whole:
+            dock.setFloating(True)
+            dock.resize(*size)
+        dock.raise_()
+        for _ in range(5):
+            app.processEvents()
+        panels[key].ensure_fresh()
+        for _ in range(5):
+            app.processEvents()
+        img = (win if whole else dock).grab()
+        p = out / f"analysis_{name}.png"
+        img.save(str(p))
+        written.append(p)
+        dock.setFloating(False)
+
+    digits = _example("digit_sum")
+    if digits is not None:
+        model, ex = digits
+        win.document.set_model(model, ex.path, ex.info)
+        win.document.set_text("4 7 3 9 1 8 2 6 5 3 7 1")
+        win.document.set_t(5)
+        shoot("decomposition", "decomposition")
+        shoot("saturation", "saturation")
+        wi = panels["what_if"]
+        docs["what_if"].show()
+        app.processEvents()
+        wi.ensure_fresh()
+        wi.step.setValue(3)
+        wi.token.setCurrentIndex(0)
+        wi.run()
+        shoot("what_if", "what_if")
+        # compare: the bundled model against itself with noise -- a "later snapshot"
+        cp = panels["compare"]
+        cp.pin_current()
+        lt = win.document.layer_trace
+        from ...engine.cell import LSTMWeights
+
+        rng = np.random.default_rng(0)
+        lay = model.lstm(lt.name)
+        old = lay.weights
+        perm = rng.permutation(old.units)
+        cols = np.concatenate([perm + k * old.units for k in range(4)])
+        lay.weights = LSTMWeights(old.kernel[:, cols] + rng.normal(0, 0.05, old.kernel.shape),
+                                  old.recurrent_kernel[np.ix_(perm, cols)], old.bias[cols],
+                                  old.activation, old.recurrent_activation)
+        win.document.retrace()
+        shoot("compare", "compare")
+        lay.weights = old
+        win.document.retrace()
+        cp.clear()
+        ck = panels["check"]
+        docs["check"].show()
+        app.processEvents()
+        ck.load(buggy_student(win.document.layer_trace))
+        for k, d in docs.items():
+            d.setVisible(k == "check")
+        win.resizeDocks([docs["check"]], [430], __import__("PySide6.QtCore").QtCore.Qt
+                        .Orientation.Vertical)
+        shoot("check", "check", whole=True)
+    adder = _example("binary_addition")
+    if adder is not None:
+        model, ex = adder
+        win.document.set_model(model, ex.path, ex.info)
+        from ...analysis.probes import carry_in  # noqa: F401 - the probe the panel picks
+
+        rng = np.random.default_rng(3)
+        x = rng.integers(0, 2, (8, 24, 2)).astype(np.float32)
+        win.document.set_input(x)
+        shoot("unit_search", "unit_search")
+    text = _example("char_textgen") or digits
+    if text is not None:
+        model, ex = text
+        win.document.set_model(model, ex.path, ex.info)
+        cp = panels["corpus"]
+        docs["corpus"].show()
+        app.processEvents()
+        from .corpus import random_corpus
+
+        seqs = random_corpus(model, ex.info, 400, 60)
+        store_dir = Path(tempfile.mkdtemp(prefix="lstmviz-shot-"))
+        from ...analysis import trace_corpus
+
+        cp.vocab = list(ex.info.vocab) if ex.info is not None else []
+        cp.set_store(trace_corpus(model, seqs, store_dir / "store"))
+        cp.region.setRegion((12, 15))
+        cp.threshold.setValue(0.2)
+        cp.find()
+        shoot("corpus", "corpus", size=(1250, 700))
+    for p in written:
+        print(p)
+    win.close()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
