@@ -26,6 +26,7 @@ cause                          what the student did
 ``recurrent_transposed``       ``h · U_k^T`` per gate (PyTorch's ``weight_hh`` layout)
 ``recurrent_missing``          ``h_{t-1}`` never fed back
 ``x_h_swapped``                ``x`` through the recurrent kernel and ``h`` through the kernel
+``activation_not_tanh``        tanh used where the model's activation is another one
 ``initial_state_nonzero``      started from a non-zero state (estimated from the first steps)
 ``initial_state_ignored``      started from zeros instead of the given ``h0``/``c0``
 =============================  ===============================================================
@@ -257,6 +258,12 @@ def _simulate(lt: LayerTrace, w: LSTMWeights, h0: np.ndarray, c0: np.ndarray, *,
     out = {q: np.zeros((batch, n, u)) for q in ORDER}
     h = np.array(h0, np.float64)
     c = np.array(c0, np.float64)
+    with np.errstate(over="ignore", invalid="ignore"):
+        _loop(order, zx, rec, h, c, m, out, sig, tanh_g, tanh_c, u, use_o, squash_cell)
+    return out
+
+
+def _loop(order, zx, rec, h, c, m, out, sig, tanh_g, tanh_c, u, use_o, squash_cell) -> None:
     for t in order:
         z = zx[:, t] + h @ rec  # (B, 4U)
         i = sig(z[:, :u])
@@ -274,7 +281,6 @@ def _simulate(lt: LayerTrace, w: LSTMWeights, h0: np.ndarray, c0: np.ndarray, *,
         for q, v in zip(ORDER, (i, f, g, o, c_new, h_new), strict=True):
             out[q][:, t] = v
         h, c = h_new, c_new
-    return out
 
 
 def _run(lt: LayerTrace, w: LSTMWeights, h0: np.ndarray, c0: np.ndarray) -> Sim:
@@ -374,6 +380,11 @@ def _hypotheses(lt: LayerTrace, w: LSTMWeights, h0: np.ndarray, c0: np.ndarray,
                          f"{rec_act}", lambda: _simulate(lt, w, h0, c0, gate_act=act)))
         hyps.append(_Hyp("cell_sigmoid", f"h = o·{rec_act}(c) instead of o·{act}(c)",
                          lambda: _simulate(lt, w, h0, c0, cell_act=rec_act)))
+    if act != "tanh":
+        hyps.append(_Hyp("activation_not_tanh", f"tanh used where the model's activation is "
+                         f"{act} (e.g. LSTM(activation=None) in the model, the textbook tanh "
+                         "in the student's code)",
+                         lambda: _run(lt, _weights(w, activation="tanh"), h0, c0)))
     if act not in ("linear", None):
         hyps.append(_Hyp("cell_tanh_missing", f"{act} on the cell state missing: h = o·c "
                          f"instead of o·{act}(c)",
@@ -420,8 +431,12 @@ def _score(sim: Sim, st: dict[str, Any], valid: np.ndarray, lt: LayerTrace, atol
     worst = 0.0
     for q in ORDER:
         if q in st:
-            d = np.abs(sim[q] - st[q]) / _tol(st[q], atol, rtol)  # (B, T, U)
-            worst = max(worst, float(d[valid].max(initial=0.0)))
+            with np.errstate(over="ignore", invalid="ignore"):
+                d = np.abs(sim[q] - st[q]) / _tol(st[q], atol, rtol)  # (B, T, U)
+            d = d[valid]
+            if not np.all(np.isfinite(d)):
+                return float("inf")
+            worst = max(worst, float(d.max(initial=0.0)))
     last = lt.processing_order[-1]
     for q, src in (("state_h", "hidden"), ("state_c", "cell")):
         if q in st:
@@ -463,13 +478,17 @@ def _fit_initial_state(lt: LayerTrace, w: LSTMWeights, st: dict[str, Any],
             q = p.copy()
             q[:, j] += eps
             jac[:, :, j] = (resid(q) - r) / eps
+        if not (np.all(np.isfinite(jac)) and np.all(np.isfinite(r))):
+            break
         jtj = np.einsum("bri,brj->bij", jac, jac)  # (B, 2U, 2U)
         jtr = np.einsum("bri,br->bi", jac, r)  # (B, 2U)
         step = np.stack([np.linalg.lstsq(jtj[b] + lam[b] * np.diag(np.diag(jtj[b]) + 1e-12),
                                          -jtr[b], rcond=None)[0] for b in range(batch)])
         trial = p + step
         r_new = resid(trial)
-        cost_new = (r_new * r_new).sum(axis=1)
+        with np.errstate(over="ignore", invalid="ignore"):
+            cost_new = (r_new * r_new).sum(axis=1)
+        cost_new = np.where(np.isfinite(cost_new), cost_new, np.inf)
         better = cost_new < cost
         p[better] = trial[better]
         r[better] = r_new[better]
@@ -626,15 +645,18 @@ def diagnose(model: Model, x: Any, student: dict[str, Any] | str | os.PathLike[s
     tried: list[tuple[str, str, float]] = []
     best: tuple[str, str, float] | None = None
     for hyp in _hypotheses(lt, w, h0, c0, given_state=init is not None):
-        s = _score(hyp.run(), st, valid, lt, atol, rtol)
+        with np.errstate(over="ignore", invalid="ignore"):  # a wrong guess may blow up
+            sim = hyp.run()
+        s = _score(sim, st, valid, lt, atol, rtol)
         tried.append((hyp.key, hyp.text, s))
         if s <= 1.0 and (best is None or s < best[2]):
             best = (hyp.key, hyp.text, s)
     est = None
     if best is None and w.units <= 64:
         # a different initial state: fit it to the first steps, then check every step
-        h_e, c_e = _fit_initial_state(lt, w, st, h0, c0)
-        s = _score(_simulate(lt, w, h_e, c_e), st, valid, lt, atol, rtol)
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            h_e, c_e = _fit_initial_state(lt, w, st, h0, c0)
+            s = _score(_simulate(lt, w, h_e, c_e), st, valid, lt, atol, rtol)
         moved = float(max(np.abs(h_e - h0).max(), np.abs(c_e - c0).max()))
         text = ("initial state: the run starts from a non-zero state "
                 f"(estimated from the first steps: |h0| ≤ {np.abs(h_e).max():.2f}, "

@@ -192,7 +192,7 @@ def available(x: np.ndarray, tokens: Tokens | None = None) -> list[str]:
     a = np.asarray(x[0] if isinstance(x, list) else x)
     names = ["position"]
     if a.ndim == 3 and a.shape[2] == 2 and np.all((a == 0) | (a == 1)):
-        names += ["carry_in", "carry_out"]
+        names += ["carry_out", "carry_in"]
     if tokens is not None:
         names += ["inside_quotes", "bracket_depth"]
     return names
