@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import LstmvizError, MissingDependencyError
-from ..io.atomic import atomic_open
+from ..io.atomic import atomic_open, new_file_mode
 from .figure import GridFigure
 from .formats import ExportCancelled
 
@@ -84,6 +84,8 @@ def write_mp4(path: str | os.PathLike[str], grid: GridFigure, fps: float = 4.0,
         raise LstmvizError(f"{p}: directory {d} does not exist")
     fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".mp4", dir=d)
     os.close(fd)
+    with contextlib.suppress(OSError):
+        os.chmod(tmp, new_file_mode(p))
     ok = False
     writer: Any = None
     try:

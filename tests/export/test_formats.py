@@ -86,3 +86,21 @@ def test_export_package_imports_no_qt_no_tensorflow_no_matplotlib():
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                        timeout=120)
     assert r.returncode == 0, r.stdout + r.stderr
+
+
+def test_written_files_get_normal_permissions(tmp_path):
+    """atomic_open's temporary file comes from mkstemp (0o600); the result must not."""
+    import os
+
+    from lstmviz.io.atomic import atomic_write_text
+
+    p = tmp_path / "a.json"
+    old = os.umask(0o022)
+    try:
+        atomic_write_text(p, "{}")
+    finally:
+        os.umask(old)
+    assert p.stat().st_mode & 0o777 == 0o644
+    p.chmod(0o640)
+    atomic_write_text(p, "[]")  # replacing keeps the file's permissions
+    assert p.stat().st_mode & 0o777 == 0o640
