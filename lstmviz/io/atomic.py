@@ -15,6 +15,28 @@ from typing import IO
 from ..errors import LstmvizError
 
 
+def _umask() -> int:
+    try:  # Linux: read it without changing it (os.umask is process-wide)
+        with open("/proc/self/status", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def new_file_mode(path: str | os.PathLike[str]) -> int:
+    """Permissions for a file written at ``path``: those of the file it replaces, else
+    ``0o666`` less the umask (what ``open()`` would give; ``mkstemp`` alone gives 0o600)."""
+    try:
+        return os.stat(path).st_mode & 0o7777
+    except OSError:
+        return 0o666 & ~_umask()
+
+
 @contextlib.contextmanager
 def atomic_open(path: str | os.PathLike[str], mode: str = "wb") -> Iterator[IO]:
     """Open a temporary file beside ``path``; on success it replaces ``path`` atomically."""
@@ -28,6 +50,8 @@ def atomic_open(path: str | os.PathLike[str], mode: str = "wb") -> Iterator[IO]:
         raise LstmvizError(f"{p}: cannot write there ({e.strerror})") from None
     ok = False
     try:
+        with contextlib.suppress(OSError):  # mkstemp's 0o600 would hide the file from others
+            os.chmod(tmp, new_file_mode(p))
         with os.fdopen(fd, mode) as fh:
             yield fh
             fh.flush()
