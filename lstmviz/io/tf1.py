@@ -15,8 +15,8 @@ The cells are found by their variable names, as TF1 writes them::
 
 ``forget_bias`` (1.0 by default for both cells) is not stored in a checkpoint: it is folded
 into the forget-gate bias using the sidecar's ``extra.tf1.forget_bias`` (default 1.0).
-What the names cannot say comes from the sidecar ``<stem>.lstmviz.json``, key ``extra.tf1``
-(:data:`OPTIONS`).
+What the names cannot say comes from the sidecar ``model.ckpt.lstmviz.json`` (or
+``model.lstmviz.json``), key ``extra.tf1`` (:data:`OPTIONS`).
 """
 
 from __future__ import annotations
@@ -53,17 +53,29 @@ _CELL = re.compile(r"^(?P<path>(?:.*/)?(?P<kind>basic_lstm_cell|lstm_cell)(?:_\d
 _PEEPHOLES = ("w_f_diag", "w_i_diag", "w_o_diag")
 
 
+def sidecar_path(prefix: Path) -> Path:
+    """The checkpoint's sidecar: ``model.ckpt.lstmviz.json`` (what the app finds beside the
+    ``.index`` it opened), else an existing ``model.lstmviz.json`` (beside the prefix)."""
+    canonical = info_path(Path(str(prefix) + ".index"))
+    if canonical.is_file():
+        return canonical
+    alt = info_path(prefix)
+    return alt if alt.is_file() else canonical
+
+
 def _sidecar_hint(prefix: Path, opts: dict[str, Any]) -> str:
     doc = json.dumps({"format_version": 1, "extra": {"tf1": opts}})
-    where = info_path(prefix)
+    where = sidecar_path(prefix)
     extra = ' (or add the "tf1" entry to its "extra" object)' if where.exists() else ""
     return f"write {where} containing {doc}{extra}"
 
 
 def read_options(prefix: Path) -> dict[str, Any]:
-    info = load_info(prefix)
+    side = sidecar_path(prefix)
+    # load_info takes a model path and looks beside it for "<stem>.lstmviz.json"
+    info = load_info(side.with_name(side.name[: -len(".lstmviz.json")] + ".model"))
     opts = {} if info is None else info.extra.get("tf1", {})
-    where = str(info_path(prefix))
+    where = str(side)
     if not isinstance(opts, dict):
         raise ModelFileError(f"{where}: extra.tf1 must be a JSON object")
     unknown = sorted(set(opts) - set(OPTIONS))

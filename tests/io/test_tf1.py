@@ -102,11 +102,35 @@ def test_seed_stacked_4_5_with_tf1_math(tmp_path):
     np.testing.assert_allclose(trace.layer("lstm_l0").z_f[:, 0], z_f, atol=ATOL)
 
     # forget_bias from the sidecar; no head
-    (tmp_path / "model.lstmviz.json").write_text(json.dumps(
+    (tmp_path / "model.ckpt.lstmviz.json").write_text(json.dumps(
         {"format_version": 1, "extra": {"tf1": {"forget_bias": 0.0, "head": None}}}))
     model = lstmviz.load_model(prefix)
     np.testing.assert_allclose(model.trace(SEED_X).output,
                                tf1_reference(SEED_X, cells, forget_bias=0.0), atol=ATOL)
+
+
+def test_stack_bidirectional_with_tf1_math(tmp_path):
+    """stack_bidirectional_dynamic_rnn names: layer k = fw and bw cells over layer k-1's
+    concatenated outputs."""
+    rng = np.random.default_rng(4)
+    v, ref_in = {}, SEED_X.astype(np.float64)
+    f = 6
+    for k in range(2):
+        outs = []
+        for d in ("fw", "bw"):
+            scope = f"stack_bidirectional_rnn/cell_{k}/bidirectional_rnn/{d}/lstm_cell"
+            kern = rng.normal(0, 0.5, (f + 3, 12)).astype(np.float32)
+            bias = rng.normal(0, 0.5, 12).astype(np.float32)
+            v[scope + "/kernel"], v[scope + "/bias"] = kern, bias
+            x = ref_in if d == "fw" else ref_in[:, ::-1]
+            y = tf1_reference(x, [(kern, bias)])
+            outs.append(y if d == "fw" else y[:, ::-1])
+        ref_in = np.concatenate(outs, axis=-1)
+        f = 6
+    model = lstmviz.load_model(write_checkpoint(tmp_path / "bi.ckpt", v))
+    assert model.lstm_trace_names == ["lstm_l0/forward", "lstm_l0/backward",
+                                      "lstm_l1/forward", "lstm_l1/backward"]
+    np.testing.assert_allclose(model.trace(SEED_X).output, ref_in, atol=ATOL)
 
 
 _REAL_TF1 = textwrap.dedent("""
@@ -189,9 +213,10 @@ def test_bad_checkpoints(tmp_path):
         "decoder/lstm_cell/bias": np.zeros(20, np.float32)})
     with pytest.raises(ModelFileError) as e:
         lstmviz.load_model(two)
-    assert str(tmp_path / "two.lstmviz.json") in str(e.value) and '"cells"' in str(e.value)
-    (tmp_path / "two.lstmviz.json").write_text(json.dumps({"format_version": 1, "extra": {"tf1": {
-        "cells": ["rnn/multi_rnn_cell/cell_0/lstm_cell", "rnn/multi_rnn_cell/cell_1/lstm_cell"]}}}))
+    assert str(tmp_path / "two.ckpt.lstmviz.json") in str(e.value) and '"cells"' in str(e.value)
+    (tmp_path / "two.lstmviz.json").write_text(json.dumps(  # beside the prefix works too
+        {"format_version": 1, "extra": {"tf1": {"cells": [
+            "rnn/multi_rnn_cell/cell_0/lstm_cell", "rnn/multi_rnn_cell/cell_1/lstm_cell"]}}}))
     model = lstmviz.load_model(two)
     assert model.meta["tf1"]["ignored"] == ["decoder/lstm_cell/bias", "decoder/lstm_cell/kernel"]
 
