@@ -1,0 +1,283 @@
+"""The Analysis panels, headless, on real documents (engine models and bundled examples)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from lstmviz.analysis import decompose, probes, rank_units
+from lstmviz.engine.cell import LSTMWeights
+from lstmviz.engine.layers import LSTM, Dense, InputLayer
+from lstmviz.engine.model import Model, Node
+from lstmviz.io.meta import ModelInfo
+
+from .models import char_model, digit_info, digit_model
+
+
+def bits_model(units: int = 4, seed: int = 0):
+    """Bit pairs -> LSTM -> Dense(1, sigmoid), random weights (shaped like the adder)."""
+    rng = np.random.default_rng(seed)
+    w = LSTMWeights(rng.normal(0, 1.5, (2, 4 * units)), rng.normal(0, 0.8, (units, 4 * units)),
+                    rng.normal(0, 0.5, 4 * units))
+    nodes = [Node(InputLayer("bits", (None, None, 2)), 0, []),
+             Node(LSTM("lstm", w, return_sequences=True), 0, [("bits", 0, 0)]),
+             Node(Dense("sum_bit", rng.normal(0, 1, (units, 1)), np.zeros(1), "sigmoid"), 0,
+                  [("lstm", 0, 0)])]
+    info = ModelInfo(task="binary-addition", token_kind="bits", example="1011 + 0110")
+    return Model("adder", nodes, [("bits", 0, 0)], [("sum_bit", 0, 0)]), info
+
+
+@pytest.fixture
+def panels(qtbot, document):
+    from lstmviz.app.analysis import make_panels
+
+    ps = make_panels(document)
+    for p in ps.values():
+        qtbot.addWidget(p)
+        p.resize(900, 500)
+    return ps
+
+
+def _show(qtbot, panel):
+    panel.show()
+    qtbot.waitExposed(panel)
+    panel.ensure_fresh()
+    return panel
+
+
+def test_install_adds_menu_and_docks(qtbot):
+    from lstmviz.app.main_window import MainWindow
+
+    w = MainWindow()
+    qtbot.addWidget(w)
+    assert "analysis" in w.extension_modules, w.last_error
+    menu = w.menu("Analysis")
+    titles = [a.text() for a in menu.actions()]
+    assert titles == ["Decomposition", "Unit search", "What-if", "Compare", "Saturation",
+                      "Check my LSTM", "Corpus"]
+    assert all(not d.isVisible() for d in w.analysis_docks.values())
+    w.document.set_model(digit_model(), None, digit_info())
+    w.show()
+    qtbot.waitExposed(w)
+    menu.actions()[0].trigger()
+    assert w.analysis_docks["decomposition"].isVisible()
+    assert w.analysis_panels["decomposition"].kept is not None
+    assert w.last_error is None
+    w.close()
+
+
+def test_decomposition_panel(qtbot, document, panels):
+    document.set_model(digit_model(), None, digit_info())
+    p = _show(qtbot, panels["decomposition"])
+    lt = document.layer_trace
+    kept, written = decompose(lt)
+    u = document.unit
+    np.testing.assert_allclose(p.kept_item.opts["y1"], kept[0, :, u])
+    x, y = p.cell_curve.getData()
+    np.testing.assert_allclose(y, lt.cell[0, :, u])
+    # diverging stack: the bar tops end at c where kept and written share a sign
+    k0, k1, w0, w1 = (np.asarray(p.kept_item.opts["y0"]), np.asarray(p.kept_item.opts["y1"]),
+                      np.asarray(p.written_item.opts["y0"]), np.asarray(p.written_item.opts["y1"]))
+    same = np.sign(k1) == np.sign(w1 - w0)
+    np.testing.assert_allclose(w1[same], lt.cell[0, same, u], atol=1e-6)
+    document.set_t(3)
+    assert p.cursor.value() == 3
+    assert "t=3" in p.readout.text()
+    rx, ry = p.ret_curve.getData()
+    assert rx[0] == 3 and ry[0] == 1.0
+    p.unit_box.setValue(7)
+    assert document.unit == 7
+    np.testing.assert_allclose(p.cell_curve.getData()[1], lt.cell[0, :, 7])
+
+
+def test_unit_search_probe_regex_paint(qtbot, document, panels):
+    m, info = bits_model()
+    document.set_model(m, None, info)
+    x = np.random.default_rng(0).integers(0, 2, (6, 16, 2)).astype(np.float32)
+    document.set_input(x)
+    p = _show(qtbot, panels["unit_search"])
+    assert p.probe.currentData() == "carry_out"
+    expect = rank_units(document.layer_trace, probes.carry_out(x), "cell")
+    assert p.ranked == expect
+    assert p.table.rowCount() == 4 and p.table.item(0, 1).text() == str(expect[0][0])
+    p.quantity.setCurrentIndex(p.quantity.findData("hidden"))
+    assert p.ranked == rank_units(document.layer_trace, probes.carry_out(x), "hidden")
+    p._on_row_clicked(1, 0)
+    assert document.selected_units[0] == p.ranked[1][0]
+    # painted mask on the current batch item
+    document.set_t(4)
+    p.toggle_current()
+    assert p.source.currentText() == "Painted mask"
+    sig = p.signal
+    assert sig[0, 4] == 1 and np.nansum(sig) == 1 and np.isnan(sig[1]).all()
+    p.clear_paint()
+    assert "constant" in p.status.text()
+
+
+def test_unit_search_regex_on_text(qtbot, document, panels):
+    m, info = char_model()
+    document.set_model(m, None, info)
+    document.set_text("hello world hello")
+    p = _show(qtbot, panels["unit_search"])
+    p.source.setCurrentText("Regex")
+    p.regex.setText("l+")
+    p.search()
+    assert p.signal[0].tolist() == [1.0 if c == "l" else 0.0 for c in "hello world hello"]
+    assert len(p.ranked) == 16
+    p.source.setCurrentText("Probe")
+    assert "inside_quotes" in [p.probe.itemData(k) for k in range(p.probe.count())]
+
+
+def test_what_if_panel(qtbot, document, panels):
+    document.set_model(digit_model(), None, digit_info())
+    document.set_text("4 7 3 9 1 2")
+    p = _show(qtbot, panels["what_if"])
+    assert p.token.count() == 10
+    p.step.setValue(2)
+    p.token.setCurrentIndex(8)
+    p.run()
+    r = p.result
+    assert r is not None and r.t == 2
+    img = p.div_image.image
+    assert img.shape == (6, 6)
+    assert np.all(img[:, :2] == 0) and img[:, 2].max() > 0
+    assert "first affected step 2" in p.summary.text()
+    p.apply()
+    assert np.argmax(np.asarray(document.x)[0, 2]) == 8
+
+
+def test_compare_panel(qtbot, document, panels, tmp_path):
+    document.set_model(digit_model(seed=0), None, digit_info())
+    p = _show(qtbot, panels["compare"])
+    assert p.comparison is None
+    p.pin_current()
+    document.set_model(digit_model(seed=1), None, digit_info())
+    p.ensure_fresh()
+    c = p.comparison
+    assert c is not None and len(c.order) == 10
+    assert p.table.rowCount() == 10
+    assert p.images[2].image.shape == (10, document.timesteps)
+    # the same model against itself: perfect alignment, zero difference
+    p.clear()
+    document.set_model(digit_model(seed=1), None, digit_info())
+    p.pin_current()
+    p.ensure_fresh()
+    np.testing.assert_allclose(p.comparison.r, 1.0, atol=1e-6)
+    assert np.abs(p.images[2].image).max() < 1e-6
+
+
+def test_saturation_panel(qtbot, document, panels):
+    document.set_model(digit_model(), None, digit_info())
+    p = _show(qtbot, panels["saturation"])
+    lt = document.layer_trace
+    xs, ys = p.scatters["forget_gate"].getData()
+    f = np.asarray(lt.forget_gate)
+    np.testing.assert_allclose(xs, (f < 0.1).mean(axis=(0, 1)))
+    np.testing.assert_allclose(ys, (f > 0.9).mean(axis=(0, 1)))
+    assert "dead" in p.dead_label.text().lower()
+    p.low.setValue(0.2)
+    xs2, _ = p.scatters["forget_gate"].getData()
+    np.testing.assert_allclose(xs2, (f < 0.2).mean(axis=(0, 1)))
+
+
+def _buggy(lt):
+    from tests.analysis.test_diagnose import student_lstm
+
+    w = lt.weights
+    return student_lstm(np.asarray(lt.x, float), w.kernel.astype(float),
+                        w.recurrent_kernel.astype(float), w.bias.astype(float), bug="swap_i_f")
+
+
+def test_check_panel_highlights_divergence(qtbot, window, tmp_path):
+    from lstmviz.app.analysis import install
+
+    install(window)
+    window.document.set_model(digit_model(), None, digit_info())
+    window.document.set_text("4 7 3 9 1 2 5")
+    st = _buggy(window.document.layer_trace)
+    path = tmp_path / "mine.npz"
+    np.savez(path, hidden=st["hidden"], cell=st["cell"])
+    dock = window.analysis_docks["check"]
+    dock.show()
+    p = window.analysis_panels["check"]
+    p.load(str(path))
+    d = p.diagnosis
+    assert d is not None and d.cause == "swap_i_f"
+    assert "i and f swapped" in p.text.toPlainText()
+    assert p.overlay_points("cell") > 0 and p.overlay_points("hidden") > 0
+    assert p.overlay_points("forget_gate") == 0  # the student gave no gates
+    assert p.image.image.shape == (10, 7)
+    assert p.goto_btn.isEnabled()
+    window.document.set_t(5)
+    p.go_to_divergence()
+    assert window.document.t == d.first_step
+    assert window.document.unit == d.first_unit
+    # a correct student: nothing outlined
+    lt = window.document.layer_trace
+    from tests.analysis.test_diagnose import student_lstm
+
+    w = lt.weights
+    good = student_lstm(np.asarray(lt.x, float), w.kernel.astype(float),
+                        w.recurrent_kernel.astype(float), w.bias.astype(float))
+    p.load(good)
+    assert p.diagnosis.ok and p.overlay_points("cell") == 0
+    assert "matches the model" in p.text.toPlainText()
+
+
+def test_check_panel_bad_file(qtbot, document, panels, tmp_path):
+    document.set_model(digit_model(), None, digit_info())
+    p = _show(qtbot, panels["check"])
+    bad = tmp_path / "bad.npz"
+    np.savez(bad, hidden=np.zeros((1, 3, 10)))
+    with qtbot.waitSignal(p.error, timeout=2000) as sig:
+        p.load(str(bad))
+    assert "expected (batch, T, units)" in sig.args[0]
+    assert "Could not compare" in p.text.toPlainText()
+
+
+def test_corpus_panel_traces_and_finds(qtbot, document, panels, tmp_path):
+    m, info = char_model()
+    document.set_model(m, None, info)
+    p = _show(qtbot, panels["corpus"])
+    from lstmviz.app.analysis.corpus import random_corpus, text_corpus
+
+    seqs = random_corpus(m, info, 60, 30)
+    p.start(seqs, tmp_path / "store")
+    qtbot.waitUntil(lambda: p.store is not None, timeout=30000)
+    assert p.store.n_steps == 1800 and p.store.complete
+    assert p.image.image.shape == (16, 80)
+    p.region.setRegion((5, 8))
+    p.threshold.setValue(0.0)
+    p.find()
+    r = p.result
+    if r is None:  # no unit on over the whole range: the error names it
+        pytest.skip("random weights gave no unit >= 0 over the range")
+    assert p.table.rowCount() == len(r.matches) > 0
+    assert p.table.item(0, 4).text()  # a text snippet
+    p._on_match(0, 0)
+    assert p.position <= r.matches[0].start
+    p._open_match(0, 0)
+    assert document.t == r.matches[0].t
+    ids = text_corpus(m, info, "hello world " * 10, 20)
+    assert ids.shape == (6, 20)
+
+
+def test_corpus_panel_stop(qtbot, document, panels, tmp_path):
+    document.set_model(digit_model(), None, digit_info())
+    p = _show(qtbot, panels["corpus"])
+    seqs = np.eye(10, dtype=np.float32)[np.random.default_rng(0).integers(0, 10, (4000, 50))]
+    p.start(seqs, tmp_path / "stopped")
+    w = p.runner.current
+    assert w is not None
+    with qtbot.waitSignal(w.done, timeout=30000):
+        p.stop()
+    assert p.trace_btn.isEnabled() and not p.stop_btn.isEnabled()
+
+
+def test_panels_paint(qtbot, document, panels):
+    """Every panel really paints (PySide6/pyqtgraph pairs that crash on paint fail here)."""
+    document.set_model(digit_model(), None, digit_info())
+    for p in panels.values():
+        _show(qtbot, p)
+        img = p.grab().toImage()
+        assert img.width() > 100 and img.height() > 100
