@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -52,26 +52,48 @@ def _check_fps(fps: float) -> float:
     return fps
 
 
-def write_gif(path: str | os.PathLike[str], grid: GridFigure, fps: float = 4.0,
-              progress: Progress | None = None, should_stop: ShouldStop | None = None) -> Path:
-    """Write a looping GIF with one frame per timestep (atomically)."""
+def fit_frame(frame: np.ndarray, size: tuple[int, int] | None, even: bool) -> np.ndarray:
+    """``frame`` as ``(H, W, 3)`` uint8, padded with white or cropped to ``size = (H, W)``
+    (the first frame's size: a video has one frame size), or to even sizes."""
+    f = np.asarray(frame)
+    if f.ndim != 3 or f.shape[2] not in (3, 4) or f.dtype != np.uint8:
+        raise LstmvizError(f"animation frames must be (H, W, 3) uint8; got {f.shape} {f.dtype}")
+    f = f[:, :, :3]
+    if size is None:
+        h, w = f.shape[:2]
+        size = (h + h % 2, w + w % 2) if even else (h, w)
+    if f.shape[:2] == size:
+        return np.ascontiguousarray(f)
+    out = np.full((*size, 3), 255, np.uint8)
+    h, w = min(size[0], f.shape[0]), min(size[1], f.shape[1])
+    out[:h, :w] = f[:h, :w]
+    return out
+
+
+def write_gif_frames(path: str | os.PathLike[str], frames_: Iterable[np.ndarray],
+                     fps: float = 4.0) -> Path:
+    """Write ``(H, W, 3)`` uint8 frames as a looping GIF (atomically). The iterable may raise
+    :class:`ExportCancelled` to abandon the file."""
     fps = _check_fps(fps)
     try:
         import imageio.v3 as iio
     except ImportError:
         raise MissingDependencyError("imageio", what="GIF export") from None
     p = Path(path)
+    size = None
     with atomic_open(p, "wb") as fh, iio.imopen(fh, "w", extension=".gif",
                                                    plugin="pillow") as out:
-        for frame in frames(grid, progress, should_stop):
-            out.write(frame, duration=int(round(1000 / fps)), loop=0, is_batch=False)
+        for frame in frames_:
+            f = fit_frame(frame, size, even=False)
+            size = f.shape[:2]
+            out.write(f, duration=int(round(1000 / fps)), loop=0, is_batch=False)
     return p
 
 
-def write_mp4(path: str | os.PathLike[str], grid: GridFigure, fps: float = 4.0,
-              progress: Progress | None = None, should_stop: ShouldStop | None = None,
-              quality: int = 8) -> Path:
-    """Write an H.264 MP4 (yuv420p) with one frame per timestep (atomically)."""
+def write_mp4_frames(path: str | os.PathLike[str], frames_: Iterable[np.ndarray],
+                     fps: float = 4.0, quality: int = 8) -> Path:
+    """Write ``(H, W, 3)`` uint8 frames as an H.264 MP4 (yuv420p, sizes padded to even),
+    atomically. The iterable may raise :class:`ExportCancelled` to abandon the file."""
     fps = _check_fps(fps)
     try:
         import imageio_ffmpeg
@@ -88,19 +110,22 @@ def write_mp4(path: str | os.PathLike[str], grid: GridFigure, fps: float = 4.0,
         os.chmod(tmp, new_file_mode(p))
     ok = False
     writer: Any = None
+    size = None
     try:
-        for frame in frames(grid, progress, should_stop, even=True):
+        for frame in frames_:
+            f = fit_frame(frame, size, even=True)
             if writer is None:
-                h, w = frame.shape[:2]
+                size = f.shape[:2]
                 writer = imageio_ffmpeg.write_frames(
-                    tmp, (w, h), fps=fps, codec="libx264", pix_fmt_in="rgb24",
+                    tmp, (size[1], size[0]), fps=fps, codec="libx264", pix_fmt_in="rgb24",
                     pix_fmt_out="yuv420p", quality=quality, macro_block_size=1,
                     ffmpeg_log_level="error", output_params=["-movflags", "+faststart"])
                 writer.send(None)
-            writer.send(np.ascontiguousarray(frame).tobytes())
-        if writer is not None:
-            writer.close()
-            writer = None
+            writer.send(f.tobytes())
+        if writer is None:
+            raise LstmvizError(f"{p}: no frames to write")
+        writer.close()
+        writer = None
         os.replace(tmp, p)
         ok = True
     finally:
@@ -111,3 +136,19 @@ def write_mp4(path: str | os.PathLike[str], grid: GridFigure, fps: float = 4.0,
             with contextlib.suppress(OSError):
                 os.unlink(tmp)
     return p
+
+
+def write_gif(path: str | os.PathLike[str], grid: GridFigure, fps: float = 4.0,
+              progress: Progress | None = None, should_stop: ShouldStop | None = None) -> Path:
+    """Write a looping GIF of ``grid`` with one frame per timestep (atomically)."""
+    _check_fps(fps)
+    return write_gif_frames(path, frames(grid, progress, should_stop), fps)
+
+
+def write_mp4(path: str | os.PathLike[str], grid: GridFigure, fps: float = 4.0,
+              progress: Progress | None = None, should_stop: ShouldStop | None = None,
+              quality: int = 8) -> Path:
+    """Write an H.264 MP4 of ``grid`` with one frame per timestep (atomically)."""
+    _check_fps(fps)
+    return write_mp4_frames(path, frames(grid, progress, should_stop, even=True), fps,
+                            quality)
