@@ -183,7 +183,7 @@ def _arrange(paths: list[str], prefix: Path) -> list[list[str]]:
             have = ", ".join(sorted(slots.values()))
             raise ModelFileError(
                 f"{prefix}: LSTM layer {k} is missing"
-                + (" (no cell_{k} variables)".format(k=k) if not dirs else
+                + (f" (no cell_{k} variables)" if not dirs else
                    f" its {'forward (fw)' if 'fw' not in dirs else 'backward (bw)'} cell")
                 + f"; cells found: {have}")
     return layers

@@ -248,9 +248,8 @@ def check_options(opts: dict[str, Any], where: str) -> dict[str, Any]:
              "embedding": (str, type(None)), "state_dict_key": (str,)}
     for k, v in opts.items():
         if not isinstance(v, kinds[k]) or (k == "input_size" and isinstance(v, bool)):
-            raise ModelFileError(f"{where}: torch option {k!r} must be "
-                                 f"{' or '.join('null' if t is type(None) else t.__name__ for t in kinds[k])}"
-                                 f"; got {v!r}")
+            want = " or ".join("null" if t is type(None) else t.__name__ for t in kinds[k])
+            raise ModelFileError(f"{where}: torch option {k!r} must be {want}; got {v!r}")
     if opts.get("head_on", "all") not in HEAD_ON:
         raise ModelFileError(f"{where}: head_on must be one of {HEAD_ON}; got {opts['head_on']!r}")
     return dict(opts)
@@ -427,7 +426,8 @@ def _lstm_stack(sd: dict[str, np.ndarray], p: Path, prefix: str, cell: bool
                         f"x {proj or hidden} outputs of layer {k - 1}")
             dirs.append(w)
         stack.append(dirs)
-    assert hidden is not None and in_dim is not None
+    assert hidden is not None
+    assert in_dim is not None
     info = {"num_layers": len(layers), "bidirectional": len(sfxs) == 2, "num_directions":
             len(sfxs), "hidden_size": hidden, "proj_size": proj, "input_size": in_dim,
             "bias": stack[0][0].use_bias, "lstm_cell": cell}

@@ -84,7 +84,8 @@ def test_torch_export_bidirectional_two_layers(tmp_path, batch_first):
     np.testing.assert_allclose(trace.layer("lstm_l1/backward").hidden, t_seq[..., 5:], atol=ATOL)
     lt = trace.layer("lstm_l0/forward")
     assert lt.forget_gate.shape == (3, 7, 5)
-    assert float(lt.forget_gate.min()) > 0 and float(lt.forget_gate.max()) < 1
+    assert float(lt.forget_gate.min()) > 0
+    assert float(lt.forget_gate.max()) < 1
 
 
 @_EXPORT_WARNINGS[0]
@@ -185,7 +186,8 @@ def test_layout_1_matches_layout_0(tmp_path):
     p1 = _lstm_graph(tmp_path / "l1.onnx", ws, "bidirectional", [2, 6, 3], layout=1)
     x = _x(2, 6, 3)
     m0, m1 = lstmviz.load_model(p0), lstmviz.load_model(p1)
-    assert m0.meta["onnx"]["time_major"] and not m1.meta["onnx"]["time_major"]
+    assert m0.meta["onnx"]["time_major"]
+    assert not m1.meta["onnx"]["time_major"]
     y0, h0, _ = m0.trace(x).output
     y1, h1, _ = m1.trace(x).output
     np.testing.assert_allclose(y1, y0.transpose(2, 0, 1, 3), atol=ATOL)  # (B, T, dirs, H)
@@ -201,19 +203,19 @@ def test_bad_onnx_files(tmp_path):
                           [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 2])], [w])
     path = tmp_path / "mm.onnx"
     onnx.save(helper.make_model(g), str(path))
-    with pytest.raises(ModelFileError, match="no LSTM op in the ONNX graph.*MatMul"):
+    with pytest.raises(ModelFileError, match=r"no LSTM op in the ONNX graph.*MatMul"):
         lstmviz.load_model(path)
 
     junk = tmp_path / "junk.onnx"
     junk.write_bytes(b"\xff\x00not a protobuf" * 20)
-    with pytest.raises(ModelFileError, match="not an ONNX model"):
+    with pytest.raises(ModelFileError, match=r"not an ONNX model"):
         lstmviz.load_model(junk)
 
     # an op lstmviz does not interpret, named
     erf = helper.make_node("Erf", ["Y_h"], ["E"], name="odd")
     path = _lstm_graph(tmp_path / "erf.onnx", [_w(3, 4, 0)], "forward", [6, 2, 3],
                        extra_nodes=[erf], outputs=("E",))
-    with pytest.raises(UnsupportedLayerError, match="'odd' is op 'Erf'"):
+    with pytest.raises(UnsupportedLayerError, match=r"'odd' is op 'Erf'"):
         lstmviz.load_model(path)
 
     # peepholes / sequence_lens
@@ -222,10 +224,10 @@ def test_bad_onnx_files(tmp_path):
     m = onnx.load(str(path))
     m.graph.node[0].input[4] = "X"  # any name: sequence_lens given
     onnx.save(m, str(tmp_path / "lens.onnx"))
-    with pytest.raises(UnsupportedLayerError, match="sequence_lens"):
+    with pytest.raises(UnsupportedLayerError, match=r"sequence_lens"):
         lstmviz.load_model(tmp_path / "lens.onnx")
 
-    with pytest.raises(ModelFileError, match="no such file"):
+    with pytest.raises(ModelFileError, match=r"no such file"):
         lstmviz.load_model(tmp_path / "absent.onnx")
 
 

@@ -160,17 +160,21 @@ def test_proj_size(tmp_path, suffix):
     assert model.meta["torch"]["proj_size"] == 2
     x = _x()
     with torch.no_grad():
-        y, (h_n, c_n) = net.rnn(torch.from_numpy(x))
+        y, (_h_n, c_n) = net.rnn(torch.from_numpy(x))
         ref = net.fc(y).numpy()
     trace = model.trace(x)
     np.testing.assert_allclose(trace.output, ref, atol=ATOL)
     lt = trace.layer("lstm_l1/forward")
-    assert lt.units == 6 and lt.hidden_units == 2
-    assert lt.cell.shape == (3, 7, 6) and lt.forget_gate.shape == (3, 7, 6)
-    assert lt.hidden.shape == (3, 7, 2) and lt.hidden_prev.shape == (3, 7, 2)
+    assert lt.units == 6
+    assert lt.hidden_units == 2
+    assert lt.cell.shape == (3, 7, 6)
+    assert lt.forget_gate.shape == (3, 7, 6)
+    assert lt.hidden.shape == (3, 7, 2)
+    assert lt.hidden_prev.shape == (3, 7, 2)
     np.testing.assert_allclose(lt.hidden, y.numpy()[..., :2], atol=ATOL)
     np.testing.assert_allclose(lt.cell[:, -1], c_n[2].numpy(), atol=ATOL)
-    assert lt.at("hidden", 3).shape == (2,) and lt.at("cell", 3).shape == (6,)
+    assert lt.at("hidden", 3).shape == (2,)
+    assert lt.at("cell", 3).shape == (6,)
     # contributions split z over W·x, U·h, b with the projected h
     parts = lt.contributions(3, 1)
     np.testing.assert_allclose(parts["forget_gate"]["z"], lt.z_f[1, 3], atol=ATOL)
@@ -181,7 +185,8 @@ def test_projection_engine_matches_reference_step():
     u, p, f = 5, 3, 4
     w = LSTMWeights(rng.normal(size=(f, 4 * u)), rng.normal(size=(p, 4 * u)),
                     rng.normal(size=4 * u), projection=rng.normal(size=(u, p)))
-    assert w.units == 5 and w.output_units == 3
+    assert w.units == 5
+    assert w.output_units == 3
     assert w.n_params == 4 * u * (f + p + 1) + u * p
     x = _x(2, 6, f)
     mask = np.ones((2, 6), bool)
@@ -197,7 +202,7 @@ def test_projection_engine_matches_reference_step():
             np.testing.assert_allclose(lt.forget_gate[:, t], ref["f"], atol=ATOL)
             np.testing.assert_allclose(lt.cell[:, t], c, atol=ATOL)
             np.testing.assert_allclose(lt.hidden[:, t], h, atol=ATOL)
-    with pytest.raises(LstmvizError, match="recurrent_kernel"):
+    with pytest.raises(LstmvizError, match=r"recurrent_kernel"):
         LSTMWeights(rng.normal(size=(f, 4 * u)), rng.normal(size=(u, 4 * u)),
                     projection=rng.normal(size=(u, p)))
 
@@ -205,7 +210,8 @@ def test_projection_engine_matches_reference_step():
 def test_embedding_lstm_linear(tmp_path):
     net = _Net(embed=11).eval()
     model = lstmviz.load_model(_save(net.state_dict(), tmp_path / "charlm.pt"))
-    assert model.takes_tokens and model.embedding.name == "embed"
+    assert model.takes_tokens
+    assert model.embedding.name == "embed"
     ids = np.random.default_rng(1).integers(0, 11, size=(2, 9))
     with torch.no_grad():
         ref = net(torch.from_numpy(ids)).numpy()
@@ -256,24 +262,24 @@ def test_bad_files_name_what_is_missing(tmp_path):
     sd = lstm.state_dict()
 
     empty = _save({}, tmp_path / "empty.pt")
-    with pytest.raises(ModelFileError, match="empty"):
+    with pytest.raises(ModelFileError, match=r"empty"):
         lstmviz.load_model(empty)
 
     no_hh1 = _save({k: v for k, v in sd.items() if k != "weight_hh_l1"}, tmp_path / "no_hh.pt")
-    with pytest.raises(ModelFileError, match="missing 'weight_hh_l1'"):
+    with pytest.raises(ModelFileError, match=r"missing 'weight_hh_l1'"):
         lstmviz.load_model(no_hh1)
 
     no_b = _save({k: v for k, v in sd.items() if k != "bias_hh_l0"}, tmp_path / "no_b.pt")
-    with pytest.raises(ModelFileError, match="missing 'bias_hh_l0'"):
+    with pytest.raises(ModelFileError, match=r"missing 'bias_hh_l0'"):
         lstmviz.load_model(no_b)
 
     gap = _save({k.replace("_l1", "_l2"): v for k, v in sd.items()}, tmp_path / "gap.pt")
-    with pytest.raises(ModelFileError, match="weight_ih_l1"):
+    with pytest.raises(ModelFileError, match=r"weight_ih_l1"):
         lstmviz.load_model(gap)
 
     conv = _save({"conv.weight": torch.zeros(3, 3, 3), "conv.bias": torch.zeros(3)},
                  tmp_path / "conv.safetensors")
-    with pytest.raises(ModelFileError, match="no nn.LSTM weights.*weight_ih_l0.*conv.weight"):
+    with pytest.raises(ModelFileError, match=r"no nn.LSTM weights.*weight_ih_l0.*conv.weight"):
         lstmviz.load_model(conv)
 
     whole = tmp_path / "whole.pt"
@@ -283,20 +289,21 @@ def test_bad_files_name_what_is_missing(tmp_path):
 
     junk = tmp_path / "junk.pt"
     junk.write_bytes(b"definitely not a torch file")
-    with pytest.raises(ModelFileError, match="not a readable torch.save file"):
+    with pytest.raises(ModelFileError, match=r"not a readable torch.save file"):
         lstmviz.load_model(junk)
 
     st = tmp_path / "junk.safetensors"
     st.write_bytes((10**9).to_bytes(8, "little") + b"{}")
-    with pytest.raises(ModelFileError, match="header length"):
+    with pytest.raises(ModelFileError, match=r"header length"):
         lstmviz.load_model(st)
 
-    with pytest.raises(ModelFileError, match="no such file"):
+    with pytest.raises(ModelFileError, match=r"no such file"):
         lstmviz.load_model(tmp_path / "missing.pt")
 
     bad_shape = dict(sd)
     bad_shape["weight_ih_l1"] = torch.zeros(20, 7)
-    with pytest.raises(ModelFileError, match=r"weight_ih_l1 has shape \(20, 7\); expected \(20, 5\)"):
+    with pytest.raises(ModelFileError,
+                       match=r"weight_ih_l1 has shape \(20, 7\); expected \(20, 5\)"):
         lstmviz.load_model(_save(bad_shape, tmp_path / "shape.pt"))
 
 
@@ -309,7 +316,9 @@ def test_ambiguous_files_say_what_json_to_write(tmp_path):
     with pytest.raises(ModelFileError) as e:
         lstmviz.load_model(path)
     msg = str(e.value)
-    assert str(side) in msg and '"lstm_prefix": "dec."' in msg and "'enc.'" in msg
+    assert str(side) in msg
+    assert '"lstm_prefix": "dec."' in msg
+    assert "'enc.'" in msg
     _sidecar(path, {"lstm_prefix": "enc."})
     model = lstmviz.load_model(path)
     assert model.lstm("lstm_l0").weights.units == 5
@@ -321,21 +330,23 @@ def test_ambiguous_files_say_what_json_to_write(tmp_path):
     with pytest.raises(ModelFileError) as e:
         lstmviz.load_model(path)
     msg = str(e.value)
-    assert "norm.weight (5,)" in msg and '"head": "out."' in msg and "extra.lstmviz.json" in msg
+    assert "norm.weight (5,)" in msg
+    assert '"head": "out."' in msg
+    assert "extra.lstmviz.json" in msg
     _sidecar(path, {"head": None})
     assert list(lstmviz.load_model(path).layers) == ["input", "lstm_l0"]
     _sidecar(path, {"head": "norm."})
-    with pytest.raises(ModelFileError, match="not an nn.Linear"):
+    with pytest.raises(ModelFileError, match=r"not an nn.Linear"):
         lstmviz.load_model(path)
 
     _sidecar(path, {"batch_first": "yes"})
-    with pytest.raises(ModelFileError, match="batch_first.*bool"):
+    with pytest.raises(ModelFileError, match=r"batch_first.*bool"):
         lstmviz.load_model(path)
     _sidecar(path, {"lstm_prefx": "rnn."})
-    with pytest.raises(ModelFileError, match="unknown torch option.*lstm_prefx"):
+    with pytest.raises(ModelFileError, match=r"unknown torch option.*lstm_prefx"):
         lstmviz.load_model(path)
     _sidecar(path, {"input_size": 7, "head": None})
-    with pytest.raises(ModelFileError, match="input_size 7"):
+    with pytest.raises(ModelFileError, match=r"input_size 7"):
         lstmviz.load_model(path)
     assert torch_format.load_torch(path, input_size=4).meta["torch"]["input_size"] == 4
 
