@@ -1,0 +1,478 @@
+"""File → Save Session… / Open Session…, autosave, and the restore offer after a crash.
+
+``install(window)`` (called by the main window) adds the menu entries, starts the autosave
+timer (every 30 s, and at each training snapshot when the training panel announces one),
+and -- when a previous lstmviz died without closing (crash, ``kill -9``) -- offers to restore
+its last autosave. Autosaves and instance markers live in the user's data directory
+(``QStandardPaths.AppDataLocation``; ``LSTMVIZ_DATA_DIR`` overrides it, and tests never touch
+the real one).
+
+Files in the data directory, per running window ``<pid>-<n>``:
+``running-<pid>-<n>.lock`` (removed on a clean exit) and ``autosave-<pid>-<n>.lstmviz``;
+``last-session.lstmviz`` is the session at the last clean exit, ``recovered.lstmviz`` the
+autosave of the last crash once it was offered.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import logging
+import os
+import re
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PySide6.QtCore import QObject, QStandardPaths, QTimer
+from PySide6.QtGui import QAction, QKeySequence
+from PySide6.QtWidgets import QFileDialog, QMessageBox
+
+from ..errors import LstmvizError
+from ..io.session import SUFFIX, Session
+
+log = logging.getLogger(__name__)
+
+AUTOSAVE_MS = 30_000
+_LOCK_RE = re.compile(r"running-(\d+)-(\d+)\.lock$")
+_counter = itertools.count()
+
+
+def data_dir() -> Path:
+    """Where autosaves go: ``$LSTMVIZ_DATA_DIR``, else (in tests) a temporary directory,
+    else Qt's per-user application data directory."""
+    env = os.environ.get("LSTMVIZ_DATA_DIR")
+    if env:
+        p = Path(env)
+    elif os.environ.get("LSTMVIZ_TESTING"):
+        p = Path(tempfile.gettempdir()) / f"lstmviz-testing-{os.getpid()}"
+    else:
+        loc = QStandardPaths.writableLocation(QStandardPaths.StandardLocation.AppDataLocation)
+        p = Path(loc) if loc else Path.home() / ".local" / "share" / "lstmviz"
+    p.mkdir(parents=True, exist_ok=True)
+    return p
+
+
+def _pid_alive(pid: int) -> bool:
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    except OSError:
+        return False
+    return True
+
+
+# ------------------------------------------------------------------------------------------
+# training snapshots <-> session snapshots
+# ------------------------------------------------------------------------------------------
+def snapshot_to_dict(snap: Any) -> dict[str, Any]:
+    """A :class:`lstmviz.train.core.Snapshot` as a session snapshot (JSON + arrays)."""
+    layers = list(snap.weights)
+    weights = [np.asarray(a) for k in layers for a in snap.weights[k]]
+    spec = snap.spec
+    return {"epoch": int(snap.epoch), "batch": int(snap.batch), "weights": weights,
+            "step": int(snap.step), "layers": layers,
+            "counts": [len(snap.weights[k]) for k in layers],
+            "metrics": {k: float(v) for k, v in dict(snap.metrics).items()},
+            "spec": {"config": spec.config, "name": spec.name,
+                     "keras_version": spec.keras_version}}
+
+
+def dict_to_snapshot(d: dict[str, Any]) -> Any:
+    """The inverse of :func:`snapshot_to_dict` (raises LstmvizError when it does not fit)."""
+    from ..train.core import ModelSpec, Snapshot
+
+    try:
+        layers, counts, spec = d["layers"], d["counts"], d["spec"]
+        ws = list(d["weights"])
+        if sum(counts) != len(ws) or len(layers) != len(counts):
+            raise ValueError("layer counts do not match the weights")
+        weights, i = {}, 0
+        for k, n in zip(layers, counts, strict=True):
+            weights[str(k)] = ws[i:i + n]
+            i += n
+        return Snapshot(int(d["epoch"]), int(d["batch"]), int(d.get("step", 0)), weights,
+                        ModelSpec(spec["config"], str(spec.get("name", "training")),
+                                  str(spec.get("keras_version", "3"))),
+                        {str(k): float(v) for k, v in (d.get("metrics") or {}).items()})
+    except (KeyError, TypeError, ValueError) as e:
+        raise LstmvizError(f"session: a training snapshot is malformed ({e})") from None
+
+
+# ------------------------------------------------------------------------------------------
+class SessionActions(QObject):
+    """The session menu entries, autosave and restore of one main window."""
+
+    def __init__(self, window: Any) -> None:
+        super().__init__(window)
+        self.window = window
+        self.dir = data_dir()
+        tag = f"{os.getpid()}-{next(_counter)}"
+        self.lock_path = self.dir / f"running-{tag}.lock"
+        self.autosave_path = self.dir / f"autosave-{tag}{SUFFIX}"
+        self.restore_box: QMessageBox | None = None
+        self.restore_candidate: Path | None = None
+        self.session_path: Path | None = None  # the file last saved to / opened
+        self.loaded_snapshots: list[dict[str, Any]] = []  # from an opened session
+        self.last_autosave: float | None = None
+        self._closed = False
+        self._build_menu()
+        self.timer = QTimer(self)
+        self.timer.setInterval(AUTOSAVE_MS)
+        self.timer.timeout.connect(self.autosave)
+        self.timer.start()
+        self._write_lock()
+        self._connect_training()
+
+    # ---- menu -------------------------------------------------------------------------------
+    def _build_menu(self) -> None:
+        w = self.window
+        file = w.menu("File")
+        before = next((a for a in file.actions() if a.isSeparator()), None)
+
+        def action(text: str, slot: Callable[[], Any], key: str, tip: str) -> QAction:
+            a = QAction(text, w)
+            a.setShortcut(QKeySequence(key))
+            a.setStatusTip(tip)
+            a.setToolTip(tip)
+            a.triggered.connect(lambda _=False: slot())
+            file.insertAction(before, a) if before is not None else file.addAction(a)
+            w.addAction(a)
+            return a
+
+        self.open_action = action("Open &session…", self.choose_open, "Ctrl+Shift+O",
+                                  "Open a saved .lstmviz session: model, input, selection, "
+                                  "view and training timeline")
+        self.save_action = action("Save s&ession…", self.choose_save, "Ctrl+Alt+S",
+                                  "Save everything you set up to a .lstmviz file")
+        self.embed_action = QAction("Embed the model in saved sessions", w)
+        self.embed_action.setCheckable(True)
+        self.embed_action.setChecked(True)
+        self.embed_action.setStatusTip("Store the model file inside the session, so it opens "
+                                       "on another machine or after the model file changed")
+        if before is not None:
+            file.insertAction(before, self.embed_action)
+        else:
+            file.addAction(self.embed_action)
+
+    # ---- the current state --------------------------------------------------------------------
+    def current_session(self) -> Session | None:
+        """The window's state as a :class:`Session` (None when no model is open)."""
+        doc = self.window.document
+        if doc.model is None:
+            return None
+        text = None
+        with contextlib.suppress(LstmvizError, ValueError, IndexError, TypeError):
+            text = doc.input_text() if callable(getattr(doc, "input_text", None)) else None
+        view: dict[str, Any] = {}
+        mode, arg = getattr(doc, "unit_filter", ("all", None))
+        view["unit_filter"] = [mode, list(arg) if isinstance(arg, (list, tuple)) else arg]
+        panel = getattr(self.window, "selection_panel", None)
+        box = getattr(panel, "all_layers", None)
+        if box is not None and hasattr(box, "isChecked"):
+            view["all_layers"] = bool(box.isChecked())
+        snaps = self._training_snapshots()
+        s = Session.from_document(doc, view=view, snapshots=snaps)
+        s.input_text = text or None
+        s.engine = "numpy"
+        if s.model_path and not Path(s.model_path).is_file():
+            s.model_path = None
+        return s
+
+    def _training_snapshots(self) -> list[dict[str, Any]]:
+        panel = getattr(self.window, "train_panel", None)
+        snaps = getattr(panel, "snapshots", None) if panel is not None else None
+        if callable(snaps):
+            snaps = snaps()
+        if not snaps:
+            return list(self.loaded_snapshots)
+        out = []
+        for s in snaps:
+            try:
+                out.append(s if isinstance(s, dict) else snapshot_to_dict(s))
+            except (AttributeError, TypeError, ValueError) as e:
+                log.warning("snapshot not saved: %s", e)
+        return out
+
+    def _connect_training(self) -> None:
+        """Autosave at each training snapshot, when the training panel says when."""
+        panel = getattr(self.window, "train_panel", None)
+        for name in ("snapshot_added", "snapshot_taken", "snapshots_changed"):
+            sig = getattr(panel, name, None) if panel is not None else None
+            if sig is not None and hasattr(sig, "connect"):
+                sig.connect(lambda *_: self.autosave())
+                return
+
+    # ---- saving -------------------------------------------------------------------------------
+    def save_session(self, path: str | os.PathLike[str], embed: bool | None = None) -> Path:
+        """Save the current state to ``path`` (``.lstmviz`` added when missing)."""
+        s = self.current_session()
+        if s is None:
+            raise LstmvizError("nothing to save: open a model first")
+        p = Path(path)
+        if p.suffix.lower() != SUFFIX:
+            p = p.with_name(p.name + SUFFIX)
+        embed = self.embed_action.isChecked() if embed is None else embed
+        s.save(p, embed_model=bool(embed and s.model_path))
+        self.session_path = p
+        with contextlib.suppress(AttributeError):
+            self.window._add_recent(str(p))
+        self.window.status(f"Saved session {p}")
+        return p
+
+    def choose_save(self) -> None:
+        doc = self.window.document
+        if doc.model is None:
+            self.window.show_error("Nothing to save yet: open a model first.")
+            return
+        stem = Path(doc.model_path).stem if doc.model_path else "session"
+        start = str(self.session_path or Path.cwd() / f"{stem}{SUFFIX}")
+        path, _ = QFileDialog.getSaveFileName(self.window, "Save session", start,
+                                              f"lstmviz sessions (*{SUFFIX})")
+        if path:
+            try:
+                self.save_session(path)
+            except LstmvizError as e:
+                self.window.show_error(str(e))
+
+    def autosave(self) -> Path | None:
+        """Write the autosave file now (nothing when no model is open)."""
+        if self._closed:
+            return None
+        try:
+            s = self.current_session()
+            if s is None:
+                return None
+            # embed small models: the autosave must survive the model file changing
+            small = s.model_path and Path(s.model_path).stat().st_size <= 64 * 2**20
+            s.save(self.autosave_path, embed_model=bool(small))
+        except (LstmvizError, OSError) as e:
+            log.warning("autosave failed: %s", e)
+            self.window.status(f"Autosave failed: {e}", 8000)
+            return None
+        self.last_autosave = time.time()
+        return self.autosave_path
+
+    # ---- opening ------------------------------------------------------------------------------
+    def choose_open(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self.window, "Open session", "",
+                                              f"lstmviz sessions (*{SUFFIX});;All files (*)")
+        if path:
+            self.open_session(path)
+
+    def open_session(self, path: str | os.PathLike[str],
+                     then: Callable[[], None] | None = None) -> Any:
+        """Read a session in a worker, then show its model, input, selection and view.
+
+        Errors (a damaged file, a missing model) go to the window's error dialog; the model
+        shown before stays.
+        """
+        path = str(path)
+
+        def load(progress: Any, should_stop: Any) -> Any:
+            from ..io.meta import load_info
+
+            s = Session.load(path)
+            model = self._model_for(s)
+            info = None
+            if s.model_path and Path(s.model_path).is_file():
+                with contextlib.suppress(LstmvizError):
+                    info = load_info(s.model_path)
+            return s, model, info
+
+        def loaded(result: Any) -> None:
+            s, model, info = result
+            self._show(s, model, info, path, then)
+
+        self.window.status(f"Opening session {path}…", 3000)
+        return self.window.run_worker(load, loaded, f"Opening {Path(path).name}")
+
+    def _model_for(self, s: Session) -> Any:
+        if s.model_path or s.model_bytes is not None:
+            return s.load_model()
+        for snap in reversed(s.snapshots):  # a model that only lived in a training run
+            if "spec" in snap:
+                return dict_to_snapshot(snap).engine_model()
+        raise LstmvizError(f"{s.source}: the session names no model")
+
+    def _show(self, s: Session, model: Any, info: Any, path: str,
+              then: Callable[[], None] | None) -> None:
+        doc = self.window.document
+        mpath = s.model_path if s.model_path and Path(s.model_path).is_file() else None
+        try:
+            doc.set_model(model, mpath, info, s.input)
+        except LstmvizError as e:
+            self.window.show_error(f"{path}: {e}")
+            return
+        self.session_path = Path(path)
+        self.loaded_snapshots = list(s.snapshots)
+        with contextlib.suppress(AttributeError):
+            self.window._add_recent(path)
+        done = {"v": False, "connected": False}
+
+        def apply(*_: Any) -> None:
+            if done["v"] or doc.trace is None or doc.busy:
+                return
+            done["v"] = True
+            if done["connected"]:
+                doc.trace_changed.disconnect(apply)
+            problems = self._apply_selection(s)
+            msgs = s.warnings + problems
+            self.window.status("; ".join(msgs) if msgs else f"Opened session {path}", 10000)
+            if s.warnings:
+                self.window.show_error("The session opened, with a warning:\n" +
+                                       "\n".join(s.warnings))
+            if then is not None:
+                then()
+
+        if doc.trace is not None and not doc.busy:
+            apply()
+        else:
+            done["connected"] = True
+            doc.trace_changed.connect(apply)
+
+    def _apply_selection(self, s: Session) -> list[str]:
+        doc = self.window.document
+        problems: list[str] = []
+        steps: list[tuple[str, Callable[[], Any]]] = []
+        if s.layer:
+            steps.append(("layer", lambda: doc.set_layer(s.layer)))
+        steps.append(("batch item", lambda: doc.set_batch(s.batch)))
+        if s.units:
+            steps.append(("units", lambda: doc.set_units(s.units)))
+        uf = s.view.get("unit_filter")
+        if isinstance(uf, list) and len(uf) == 2 and isinstance(uf[0], str) and uf[0] != "all":
+            steps.append(("unit filter", lambda: doc.set_unit_filter(uf[0], uf[1])))
+        steps.append(("timestep", lambda: doc.set_t(s.t)))
+        for what, fn in steps:
+            try:
+                fn()
+            except (LstmvizError, TypeError, ValueError) as e:
+                problems.append(f"{what} not restored: {e}")
+        box = getattr(getattr(self.window, "selection_panel", None), "all_layers", None)
+        if isinstance(s.view.get("all_layers"), bool) and box is not None:
+            box.setChecked(s.view["all_layers"])
+        return problems
+
+    # ---- crash detection ------------------------------------------------------------------
+    def _write_lock(self) -> None:
+        try:
+            self.lock_path.write_text(f"{os.getpid()}\n{time.time()}\n")
+        except OSError as e:
+            log.warning("cannot write %s: %s", self.lock_path, e)
+
+    def stale_autosaves(self) -> list[tuple[Path, Path | None]]:
+        """``(lock, autosave or None)`` of every lstmviz that ended without closing."""
+        out = []
+        for lock in self.dir.glob("running-*.lock"):
+            m = _LOCK_RE.search(lock.name)
+            if m is None or lock == self.lock_path or _pid_alive(int(m.group(1))):
+                continue
+            auto = self.dir / f"autosave-{m.group(1)}-{m.group(2)}{SUFFIX}"
+            out.append((lock, auto if auto.is_file() else None))
+        # temporary files of writes a kill interrupted
+        for tmp in self.dir.glob(f".autosave-*{SUFFIX}.*.tmp"):
+            m = re.match(r"\.autosave-(\d+)-", tmp.name)
+            if m and not _pid_alive(int(m.group(1))):
+                with contextlib.suppress(OSError):
+                    tmp.unlink()
+        return sorted(out, key=lambda la: la[1].stat().st_mtime if la[1] else 0)
+
+    def offer_restore(self) -> QMessageBox | None:
+        """After an unclean exit, ask (without blocking) whether to restore its autosave."""
+        stale = self.stale_autosaves()
+        if not stale:
+            return None
+        newest = None
+        for lock, auto in stale:
+            if auto is not None:
+                target = self.dir / f"recovered{SUFFIX}"
+                try:
+                    os.replace(auto, target)
+                    newest = target
+                except OSError as e:
+                    log.warning("cannot keep %s: %s", auto, e)
+            with contextlib.suppress(OSError):
+                lock.unlink()
+        if newest is None:
+            return None
+        self.restore_candidate = newest
+        when = time.strftime("%H:%M on %d %b", time.localtime(newest.stat().st_mtime))
+        try:
+            s = Session.load(newest)
+            what = Path(s.model_path).name if s.model_path else "a model from training"
+        except LstmvizError as e:
+            log.warning("the crashed session cannot be read: %s", e)
+            return None
+        box = QMessageBox(QMessageBox.Icon.Question, "Restore session?",
+                          f"lstmviz did not close cleanly last time.\n\nRestore the session "
+                          f"autosaved at {when} ({what})?",
+                          QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
+                          self.window)
+        box.setInformativeText(f"It is kept in {newest}; File → Open session… opens it later.")
+        box.setDefaultButton(QMessageBox.StandardButton.Yes)
+        box.finished.connect(self._on_restore_answer)
+        self.restore_box = box
+        box.open()
+        return box
+
+    def _on_restore_answer(self, result: int) -> None:
+        box, self.restore_box = self.restore_box, None
+        yes = box is not None and box.clickedButton() is box.button(
+            QMessageBox.StandardButton.Yes)
+        if yes and self.restore_candidate is not None:
+            self.open_session(self.restore_candidate)
+
+    # ---- clean exit ---------------------------------------------------------------------------
+    def close(self) -> None:
+        """A clean exit: keep the session as ``last-session.lstmviz``, drop the marker."""
+        if self._closed:
+            return
+        self._closed = True
+        self.timer.stop()
+        if self.restore_box is not None:
+            self.restore_box.close()
+        try:
+            s = self.current_session()
+            if s is not None:
+                s.save(self.dir / f"last-session{SUFFIX}")
+        except (LstmvizError, OSError) as e:
+            log.warning("could not keep the last session: %s", e)
+        for p in (self.autosave_path, self.lock_path):
+            with contextlib.suppress(OSError):
+                p.unlink()
+
+
+def install(window: Any) -> SessionActions:
+    """Add File → Save/Open Session, autosave and the restore offer to ``window``."""
+    actions = SessionActions(window)
+    window.session_actions = actions
+    original_open_path = window.open_path
+
+    def open_path(path: str | os.PathLike[str]) -> None:  # drops, Recent: sessions too
+        if Path(path).suffix.lower() == SUFFIX:
+            actions.open_session(path)
+        else:
+            original_open_path(path)
+
+    window.open_path = open_path
+    mods = getattr(window, "extension_modules", None)
+    if isinstance(mods, dict):  # so closing the window calls uninstall() even when installed
+        mods.setdefault("session_actions", sys.modules[__name__])  # by hand
+    QTimer.singleShot(0, actions.offer_restore)
+    return actions
+
+
+def uninstall(window: Any) -> None:
+    actions = getattr(window, "session_actions", None)
+    if actions is not None:
+        actions.close()

@@ -1,0 +1,331 @@
+"""File → Save/Open Session, autosave, restore after a crash (kill -9), on the real window."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PySide6.QtWidgets import QFileDialog, QMessageBox
+
+from lstmviz import Session
+from lstmviz.app import session_actions as SA
+from lstmviz.examples import EXAMPLES_DIR
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def data_dir(tmp_path, monkeypatch):
+    d = tmp_path / "data"
+    monkeypatch.setenv("LSTMVIZ_DATA_DIR", str(d))
+    return d
+
+
+@pytest.fixture
+def models(tmp_path):
+    """Copies of two bundled examples (with their sidecars), so tests may change them."""
+    out = {}
+    for name in ("stacked_lstm", "digit_sum"):
+        src = EXAMPLES_DIR / f"{name}.keras"
+        if not src.is_file():
+            pytest.skip(f"bundled example {name} missing")
+        shutil.copy(src, tmp_path / src.name)
+        side = EXAMPLES_DIR / f"{name}.lstmviz.json"
+        if side.is_file():
+            shutil.copy(side, tmp_path / side.name)
+        out[name] = tmp_path / src.name
+    return out
+
+
+def _make_window(qtbot):
+    from lstmviz.app.main_window import MainWindow
+
+    w = MainWindow(install_extensions=False)
+    qtbot.addWidget(w)
+    w.show()
+    qtbot.waitExposed(w)
+    return w
+
+
+@pytest.fixture
+def window(qtbot, data_dir):
+    w = _make_window(qtbot)
+    actions = SA.install(w)
+    yield w
+    if w.error_dialog is not None:
+        w.error_dialog.close()
+    if actions.restore_box is not None:
+        actions.restore_box.close()
+    w.close()
+
+
+def _settled(w):
+    return (w.document.trace is not None and not w.document.busy
+            and not w.runner.is_running())
+
+
+def _open(qtbot, w, path):
+    w.open_model(path)
+    qtbot.waitUntil(lambda: _settled(w) and w.document.model_path == str(path), timeout=20000)
+
+
+def _open_session(qtbot, w, path):
+    done = []
+    w.session_actions.open_session(path, then=lambda: done.append(1))
+    qtbot.waitUntil(lambda: bool(done) or w.last_error is not None, timeout=20000)
+
+
+def test_menu_entries(window):
+    texts = [a.text() for a in window.menu("File").actions()]
+    assert "Save s&ession…" in texts and "Open &session…" in texts
+    assert window.session_actions.save_action.shortcut().toString() == "Ctrl+Alt+S"
+    assert window.session_actions.timer.isActive()
+    assert window.session_actions.timer.interval() == 30_000
+
+
+def test_save_and_open_session_restores_everything(qtbot, window, models, tmp_path):
+    w, doc = window, window.document
+    _open(qtbot, w, models["stacked_lstm"])
+    names = doc.layer_names
+    assert len(names) == 2
+    doc.set_layer(names[1])
+    doc.set_units([1, 3])
+    doc.set_unit_filter("list", [0, 1, 3])
+    doc.set_t(doc.timesteps - 2)
+    state = (doc.layer, doc.selected_units, doc.t, doc.batch, doc.unit_filter)
+    x = np.array(doc.x, copy=True)
+    p = w.session_actions.save_session(tmp_path / "mine")  # suffix added
+    assert p.name == "mine.lstmviz" and p.is_file()
+
+    _open(qtbot, w, models["digit_sum"])  # something else on screen
+    assert doc.layer != state[0]
+    _open_session(qtbot, w, p)
+    assert w.last_error is None
+    assert doc.model_path == str(models["stacked_lstm"])
+    assert (doc.layer, doc.selected_units, doc.t, doc.batch, doc.unit_filter) == state
+    np.testing.assert_array_equal(doc.x, x)
+    assert "Opened session" in w.statusBar().currentMessage()
+
+
+def test_save_and_open_through_the_menu_dialogs(qtbot, window, models, tmp_path, monkeypatch):
+    w = window
+    _open(qtbot, w, models["digit_sum"])
+    w.document.set_t(2)
+    target = tmp_path / "via_menu.lstmviz"
+    monkeypatch.setattr(QFileDialog, "getSaveFileName", lambda *a, **k: (str(target), ""))
+    w.session_actions.save_action.trigger()
+    assert Session.load(target).t == 2
+    w.document.set_t(0)
+    monkeypatch.setattr(QFileDialog, "getOpenFileName", lambda *a, **k: (str(target), ""))
+    w.session_actions.open_action.trigger()
+    qtbot.waitUntil(lambda: w.document.t == 2, timeout=20000)
+
+
+def test_embedded_model_opens_when_the_file_is_gone(qtbot, window, models, tmp_path):
+    w = window
+    _open(qtbot, w, models["digit_sum"])
+    w.document.set_t(3)
+    p = w.session_actions.save_session(tmp_path / "e.lstmviz", embed=True)
+    plain = w.session_actions.save_session(tmp_path / "p.lstmviz", embed=False)
+    _open(qtbot, w, models["stacked_lstm"])
+    models["digit_sum"].unlink()
+    before = w.document.model
+    _open_session(qtbot, w, plain)  # no model anywhere: an error, the model shown stays
+    assert "missing" in w.last_error and w.document.model is before
+    w.error_dialog.close()
+    w.last_error = None
+    _open_session(qtbot, w, p)
+    assert w.document.model.name == "digit_sum" and w.document.t == 3
+    assert "embedded" in w.last_error  # told which copy is shown
+
+
+def test_changed_model_file_warns(qtbot, window, models, tmp_path):
+    w = window
+    _open(qtbot, w, models["digit_sum"])
+    p = w.session_actions.save_session(tmp_path / "s.lstmviz", embed=False)
+    with open(models["digit_sum"], "ab") as fh:
+        fh.write(b"\0")  # still loads (zip comment-ish tail), but the hash differs
+    _open_session(qtbot, w, p)
+    assert w.last_error is not None and "changed since the session was saved" in w.last_error
+
+
+def test_damaged_session_keeps_the_model_shown(qtbot, window, models, tmp_path):
+    w = window
+    _open(qtbot, w, models["digit_sum"])
+    before = w.document.model
+    bad = tmp_path / "bad.lstmviz"
+    good = w.session_actions.save_session(tmp_path / "good.lstmviz")
+    bad.write_bytes(good.read_bytes()[: good.stat().st_size // 2])
+    _open_session(qtbot, w, bad)
+    assert w.last_error is not None and "bad.lstmviz" in w.last_error
+    assert w.error_dialog is not None and w.error_dialog.isVisible()
+    assert w.document.model is before
+
+
+def test_open_path_and_drop_route_sessions(qtbot, window, models, tmp_path):
+    w = window
+    _open(qtbot, w, models["digit_sum"])
+    w.document.set_t(4)
+    p = w.session_actions.save_session(tmp_path / "d.lstmviz")
+    w.document.set_t(0)
+    w.open_path(str(p))
+    qtbot.waitUntil(lambda: w.document.t == 4, timeout=20000)
+
+
+def test_autosave_writes_the_current_state(qtbot, window, models, data_dir):
+    w, a = window, window.session_actions
+    assert a.autosave() is None  # nothing open yet: nothing written
+    _open(qtbot, w, models["stacked_lstm"])
+    w.document.set_t(2)
+    p = a.autosave()
+    assert p == a.autosave_path and p.parent == data_dir
+    s = Session.load(p)
+    assert s.t == 2 and s.model_path == str(models["stacked_lstm"])
+    assert s.model_bytes is not None  # small models are embedded in autosaves
+    a.timer.setInterval(50)  # the timer writes it too
+    w.document.set_t(1)
+    qtbot.waitUntil(lambda: Session.load(a.autosave_path).t == 1, timeout=5000)
+
+
+def test_clean_exit_leaves_no_marker(qtbot, data_dir, models):
+    w = _make_window(qtbot)
+    a = SA.install(w)
+    _open(qtbot, w, models["digit_sum"])
+    a.autosave()
+    assert a.lock_path.is_file() and a.autosave_path.is_file()
+    w.close()
+    assert not a.lock_path.exists() and not a.autosave_path.exists()
+    assert Session.load(data_dir / "last-session.lstmviz").model_path == str(models["digit_sum"])
+    w2 = _make_window(qtbot)
+    a2 = SA.install(w2)
+    assert a2.offer_restore() is None  # a clean exit: nothing to offer
+    w2.close()
+
+
+def _dead_pid() -> int:
+    pid = 999_999
+    while SA._pid_alive(pid):
+        pid -= 1
+    return pid
+
+
+def test_restore_offer_after_an_unclean_exit(qtbot, data_dir, models):
+    data_dir.mkdir(parents=True)
+    pid = _dead_pid()
+    Session(model_path=str(models["stacked_lstm"]), t=1, layer=None,
+            units=[2]).save(data_dir / f"autosave-{pid}-0.lstmviz")
+    (data_dir / f"running-{pid}-0.lock").write_text(f"{pid}\n")
+    w = _make_window(qtbot)
+    a = SA.install(w)
+    qtbot.waitUntil(lambda: a.restore_box is not None and a.restore_box.isVisible(),
+                    timeout=5000)
+    assert "did not close cleanly" in a.restore_box.text()
+    assert not (data_dir / f"running-{pid}-0.lock").exists()  # offered once only
+    a.restore_box.button(QMessageBox.StandardButton.Yes).click()
+    qtbot.waitUntil(lambda: _settled(w) and w.document.t == 1, timeout=20000)
+    assert w.document.model_path == str(models["stacked_lstm"])
+    assert w.document.selected_units == [2]
+    assert (data_dir / "recovered.lstmviz").is_file()
+    w.close()
+
+
+def test_restore_declined(qtbot, data_dir, models):
+    data_dir.mkdir(parents=True)
+    pid = _dead_pid()
+    Session(model_path=str(models["digit_sum"]), t=1).save(data_dir / f"autosave-{pid}-3.lstmviz")
+    (data_dir / f"running-{pid}-3.lock").write_text(f"{pid}\n")
+    w = _make_window(qtbot)
+    a = SA.install(w)
+    qtbot.waitUntil(lambda: a.restore_box is not None, timeout=5000)
+    a.restore_box.button(QMessageBox.StandardButton.No).click()
+    assert w.document.model is None and not w.runner.is_running()
+    assert a.stale_autosaves() == []
+    w.close()
+
+
+CHILD = r"""
+import sys, time
+from PySide6.QtWidgets import QApplication
+app = QApplication(["lstmviz"])
+from lstmviz.app.main_window import MainWindow
+w = MainWindow()
+w.open_model(sys.argv[1])
+def ready():
+    d = w.document
+    if d.trace is None or d.busy or w.runner.is_running():
+        return False
+    d.set_t(3)
+    w.session_actions.autosave()
+    print("ready", flush=True)
+    return True
+while not ready():
+    app.processEvents()
+    time.sleep(0.01)
+while True:
+    app.processEvents()
+    time.sleep(0.05)
+"""
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="SIGKILL is POSIX")
+def test_kill_9_then_next_start_offers_restore(qtbot, data_dir, models):
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "LSTMVIZ_DATA_DIR": str(data_dir),
+           "QT_QPA_PLATFORM": "offscreen"}
+    proc = subprocess.Popen([sys.executable, "-c", CHILD, str(models["digit_sum"])],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                            cwd=ROOT)
+    try:
+        line = proc.stdout.readline()
+        assert line.strip() == "ready", proc.stderr.read()[-3000:]
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        proc.stdout.close()
+        proc.stderr.close()
+    assert list(data_dir.glob("running-*.lock"))  # the killed app could not clean up
+    w = _make_window(qtbot)
+    a = SA.install(w)
+    qtbot.waitUntil(lambda: a.restore_box is not None, timeout=5000)
+    a.restore_box.button(QMessageBox.StandardButton.Yes).click()
+    qtbot.waitUntil(lambda: _settled(w) and w.document.t == 3, timeout=20000)
+    assert w.document.model_path == str(models["digit_sum"])
+    w.close()
+
+
+def test_training_snapshots_round_trip(tmp_path):
+    from lstmviz.train.core import ModelSpec, Snapshot
+
+    spec = ModelSpec({"class_name": "Sequential", "config": {"layers": []}}, "m", "3.15")
+    snaps = [Snapshot(e, 2, 10 * e, {"lstm": [np.full((3, 8), e, np.float32),
+                                              np.ones((2, 8), np.float32)],
+                                     "dense": [np.zeros((2, 1), np.float32)]},
+                      spec, {"loss": 1.0 / (e + 1)}) for e in range(3)]
+    s = Session(model_path=None, snapshots=[SA.snapshot_to_dict(sn) for sn in snaps])
+    back = Session.load(s.save(tmp_path / "t.lstmviz"))
+    assert back == s
+    again = [SA.dict_to_snapshot(d) for d in back.snapshots]
+    for a, b in zip(snaps, again, strict=True):
+        assert (a.epoch, a.batch, a.step, a.metrics) == (b.epoch, b.batch, b.step, b.metrics)
+        assert a.spec.config == b.spec.config
+        assert a.weights.keys() == b.weights.keys()
+        for k in a.weights:
+            for x, y in zip(a.weights[k], b.weights[k], strict=True):
+                np.testing.assert_array_equal(x, y)
+
+
+def test_data_dir_never_the_real_one_in_tests(monkeypatch):
+    monkeypatch.delenv("LSTMVIZ_DATA_DIR", raising=False)
+    assert os.environ.get("LSTMVIZ_TESTING")
+    d = SA.data_dir()
+    assert str(d).startswith(str(Path(__import__("tempfile").gettempdir())))
+    time.sleep(0)
