@@ -256,6 +256,9 @@ def trace_corpus(
     CorpusStore
         Opened on the written directory.
     """
+    if len(model.inputs) != 1:
+        raise LstmvizError(f"{model.source or model.name}: corpus tracing needs a single-input "
+                           f"model; this one has {len(model.inputs)} inputs")
     if dtype not in ("float16", "float32"):
         raise LstmvizError(f"dtype must be 'float16' or 'float32'; got {dtype!r}")
     for q in quantities:

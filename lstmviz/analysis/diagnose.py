@@ -27,6 +27,7 @@ cause                          what the student did
 ``recurrent_missing``          ``h_{t-1}`` never fed back
 ``x_h_swapped``                ``x`` through the recurrent kernel and ``h`` through the kernel
 ``activation_not_tanh``        tanh used where the model's activation is another one
+``h_c_swapped``                h returned as c and c as h
 ``initial_state_nonzero``      started from a non-zero state (estimated from the first steps)
 ``initial_state_ignored``      started from zeros instead of the given ``h0``/``c0``
 =============================  ===============================================================
@@ -409,6 +410,14 @@ def _hypotheses(lt: LayerTrace, w: LSTMWeights, h0: np.ndarray, c0: np.ndarray,
         hyps.append(_Hyp("x_h_swapped", "input and hidden state swapped: x·U + h·W",
                          lambda: _run(lt, _weights(w, kernel=w.recurrent_kernel,
                                                    rec=w.kernel), h0, c0)))
+    def swapped_states() -> Sim:
+        ref = _run(lt, w, h0, c0)
+        ref["hidden"], ref["cell"] = ref["cell"], ref["hidden"]
+        return ref
+
+    hyps.append(_Hyp("h_c_swapped", "hidden and cell state swapped: the cell state is returned "
+                     "as h and the hidden state as c (check the order of (h, c) in your return "
+                     "and unpacking)", swapped_states))
     hyps.append(_Hyp("recurrent_missing", "h_{t-1} never fed back: the recurrent term h·U is "
                      "missing", lambda: _run(lt, _weights(w, rec=np.zeros_like(
                          w.recurrent_kernel)), h0, c0)))

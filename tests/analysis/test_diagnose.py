@@ -213,3 +213,10 @@ def test_second_layer_of_stacked_model():
     d = diagnose(m, x, {"hidden": st["hidden"], "layer": "lstm_2"})
     assert d.layer == "lstm_2"
     assert d.cause == "candidate_sigmoid"
+
+
+def test_h_c_swapped(wide_model):
+    m, x = wide_model
+    st = _run_student(m, x, None)
+    d = diagnose(m, x, {"hidden": st["cell"], "cell": st["hidden"]})
+    assert d.cause == "h_c_swapped", d.summary()

@@ -78,14 +78,14 @@ class CheckPanel(Panel):
                                    interactive=False, width=10)
         self.bar.setImageItem(self.image, insert_in=self.plot)
         self.first_box = pg.QtWidgets.QGraphicsRectItem(0, 0, 1, 1)
-        self.first_box.setPen(pg.mkPen(HIGHLIGHT, width=3))
+        self.first_box.setPen(pg.mkPen("#00e5ff", width=3))
         self.first_box.setVisible(False)
         self.plot.addItem(self.first_box)
         self.cursor = pg.InfiniteLine(0, pen=pg.mkPen("#888888", style=Qt.PenStyle.DashLine))
         self.plot.addItem(self.cursor)
         lay.addWidget(self.plot_widget, 1)
         lay.addWidget(hint("Red outlines on the main heatmaps mark the cells outside tolerance "
-                           "(current batch item); the box marks the first divergence."))
+                           "(current batch item); the cyan box marks the first divergence."))
         document.filter_changed.connect(self._update_overlays)
 
     # --- loading ----------------------------------------------------------------------------

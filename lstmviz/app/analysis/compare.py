@@ -11,6 +11,7 @@ from PySide6.QtWidgets import (
     QComboBox,
     QFileDialog,
     QHBoxLayout,
+    QHeaderView,
     QLabel,
     QPushButton,
     QSplitter,
@@ -87,6 +88,7 @@ class ComparePanel(Panel):
         self.table = QTableWidget(0, 3)
         self.table.setHorizontalHeaderLabels(["A unit", "B unit", "r"])
         self.table.verticalHeader().setVisible(False)
+        self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
         self.table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
         self.table.setToolTip("Each unit of A and the unit of B whose time course matches it "
                               "best (|r|, one-to-one); a negative r is a flipped unit")

@@ -124,11 +124,15 @@ def main(argv: list[str] | None = None) -> int:
         docs["check"].show()
         app.processEvents()
         ck.load(buggy_student(win.document.layer_trace))
+        from PySide6.QtCore import Qt
+
         for k, d in docs.items():
             d.setVisible(k == "check")
-        win.resizeDocks([docs["check"]], [430], __import__("PySide6.QtCore").QtCore.Qt
-                        .Orientation.Vertical)
+        win.resize(1600, 1150)
+        win.document.set_t(2)
+        win.resizeDocks([docs["check"]], [400], Qt.Orientation.Vertical)
         shoot("check", "check", whole=True)
+        win.resize(1600, 900)
     adder = _example("binary_addition")
     if adder is not None:
         model, ex = adder
