@@ -28,7 +28,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         prog="lstmviz",
         description="Open an LSTM model and step through a sequence, watching every gate.",
         epilog="Subcommands: lstmviz info|trace|train|export ... (see lstmviz SUBCOMMAND -h)")
-    p.add_argument("model", nargs="?", help="a .keras or .h5 model (default: a bundled example)")
+    p.add_argument("model", nargs="?", help="a .keras or .h5 model, or a .lstmviz session "
+                   "(default: a bundled example)")
     p.add_argument("--input", help="input sequence, .npy or .csv")
     p.add_argument("--text", help='input typed as text, e.g. "4 7 3" or "hello"')
     p.add_argument("--layer", help="LSTM layer to show first")
@@ -143,7 +144,11 @@ def _run(a: argparse.Namespace) -> int:
             else:
                 doc.trace_changed.connect(_once(after_load))
 
-        window.open_model(model_path, text=a.text, input_path=a.input, then=when_traced)
+        if Path(model_path).suffix.lower() == ".lstmviz" and hasattr(window, "session_actions"):
+            # a saved session (issue 7: lstmviz.app.session_actions)
+            window.session_actions.open_session(model_path, then=when_traced)
+        else:
+            window.open_model(model_path, text=a.text, input_path=a.input, then=when_traced)
     else:
         state["ready"] = True
     if a.presentation:
