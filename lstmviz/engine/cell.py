@@ -14,12 +14,13 @@ with σ = ``recurrent_activation`` and tanh = ``activation`` (both configurable)
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 
-from ..errors import InputError, ModelFileError
-from . import activations
+from ..errors import InputError, LstmvizError, ModelFileError
+from . import _accel, activations
 from .trace import LayerTrace
 
 # Keras blocks (i, f, c, o) -> internal blocks (i, f, o, c): the three gates contiguous.
@@ -46,8 +47,10 @@ class LSTMWeights:
     projection: np.ndarray | None = None  # (U, P); issue 8 (proj_size), None = none
 
     def __post_init__(self) -> None:
-        k = np.ascontiguousarray(self.kernel, dtype=np.float32)
-        r = np.ascontiguousarray(self.recurrent_kernel, dtype=np.float32)
+        # Own read-only float32 copies: the weights are immutable, so the internal
+        # (gate-permuted) copies below can be cached safely.
+        k = _frozen_f32(self.kernel)
+        r = _frozen_f32(self.recurrent_kernel)
         if self.projection is not None:  # issue 8: proj_size, checked in projection.py
             from .projection import check_projection
 
@@ -61,7 +64,7 @@ class LSTMWeights:
         object.__setattr__(self, "kernel", k)
         object.__setattr__(self, "recurrent_kernel", r)
         if self.bias is not None:
-            b = np.ascontiguousarray(self.bias, dtype=np.float32).reshape(-1)
+            b = _frozen_f32(np.reshape(self.bias, -1))
             if b.shape != (k.shape[1],):
                 raise ModelFileError(
                     f"LSTM bias has shape {np.shape(self.bias)}; expected ({k.shape[1]},)"
@@ -97,11 +100,22 @@ class LSTMWeights:
                 None if self.bias is None else self.bias[sl])
 
     def _internal(self) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
-        u = self.units
-        perm = np.concatenate([np.arange(k * u, (k + 1) * u) for k in _TO_INTERNAL])
-        b = None if self.bias is None else self.bias[perm]
-        return (np.ascontiguousarray(self.kernel[:, perm]),
-                np.ascontiguousarray(self.recurrent_kernel[:, perm]), b)
+        """``(kernel, recurrent_kernel, bias)`` with gate blocks i, f, o, c (read-only).
+
+        Computed once per weights object (the permutation of a 1024-unit layer costs
+        ~50 ms, more than a 100-step trace).
+        """
+        cached = self.__dict__.get("_internal_cache")
+        if cached is None:
+            def perm(a: np.ndarray) -> np.ndarray:  # (..., 4U) blocks i,f,c,o -> i,f,o,c
+                u = a.shape[-1] // 4
+                blocks = a.reshape(*a.shape[:-1], 4, u)[..., list(_TO_INTERNAL), :]
+                return _frozen_f32(blocks.reshape(a.shape))
+
+            cached = (perm(self.kernel), perm(self.recurrent_kernel),
+                      None if self.bias is None else perm(self.bias))
+            object.__setattr__(self, "_internal_cache", cached)
+        return cached
 
     @property
     def n_params(self) -> int:
@@ -111,6 +125,17 @@ class LSTMWeights:
             p = self.output_units
             return 4 * u * (f + p + (1 if self.use_bias else 0)) + u * p
         return 4 * u * (f + u + (1 if self.use_bias else 0))
+
+
+# Activations that mix the units of a gate (not elementwise): applied gate by gate.
+_ACROSS_UNITS = frozenset({"softmax", "log_softmax"})
+
+
+def _frozen_f32(a: np.ndarray) -> np.ndarray:
+    """A read-only C-contiguous float32 copy of ``a``."""
+    out = np.array(a, dtype=np.float32, order="C", copy=True)
+    out.flags.writeable = False
+    return out
 
 
 def _check_state(name: str, s: np.ndarray | None, batch: int, units: int) -> np.ndarray:
@@ -137,12 +162,18 @@ def run_lstm(
     name: str = "lstm",
     layer_name: str | None = None,
     direction: str = "forward",
+    accelerate: bool | None = None,
 ) -> LayerTrace:
     """Run one LSTM over ``x`` ``(batch, T, F)`` and record every internal value.
 
     ``mask`` ``(batch, T)`` marks the steps that count; at a masked step the state is carried
     over unchanged (as in Keras). ``go_backwards`` processes the sequence from its end; the
     trace is still indexed by input position.
+
+    ``accelerate``: None (default) runs the recurrence in the optional compiled kernel
+    (:mod:`lstmviz.engine._accel`) when it is built and knows both activations, else in the
+    NumPy loop below; False forces the NumPy loop (the reference); True requires the kernel.
+    ``LayerTrace.meta["engine"]`` records which one ran.
     """
     if weights.projection is not None:  # issue 8: proj_size LSTMs run in projection.py
         from .projection import run_lstm_projected
@@ -162,19 +193,6 @@ def run_lstm(
     c_tm1 = _check_state("cell state c0", c0, batch, units)
     h0_, c0_ = h_tm1.copy(), c_tm1.copy()
     kernel, rec, bias = weights._internal()  # blocks i, f, o, c
-
-    # One GEMM for the input part of every step, written time-major: (T, B, 4U).
-    pre = np.empty((steps, batch, 4 * units), np.float32)
-    np.matmul(x.transpose(1, 0, 2), kernel, out=pre)  # (T, B, F) @ (F, 4U)
-    if bias is not None:
-        pre += bias
-    act = np.empty_like(pre)  # (T, B, 4U) i, f, o, g
-    cs = np.empty((steps, batch, units), np.float32)
-    hs = np.empty((steps, batch, units), np.float32)
-    rec_z = np.empty((batch, 4 * units), np.float32)  # h_tm1 @ U, reused every step
-    ig = np.empty((batch, units), np.float32)  # i * g, reused every step
-    sig = activations.get(weights.recurrent_activation)
-    tanh = activations.get(weights.activation)
     m = None
     if mask is not None:
         m = np.asarray(mask, dtype=bool)
@@ -182,14 +200,94 @@ def run_lstm(
             raise InputError(f"mask has shape {m.shape}; expected ({batch}, {steps})")
         if m.all():
             m = None
+
+    if accelerate is None:
+        accelerate = _accel.supports(weights.recurrent_activation, weights.activation)
+    elif accelerate and not _accel.supports(weights.recurrent_activation, weights.activation):
+        raise LstmvizError(
+            f"LSTM {name!r}: the compiled kernel cannot run it ({_accel.describe()}; "
+            f"activations {weights.recurrent_activation!r}/{weights.activation!r}, kernel "
+            f"knows {', '.join(_accel.ACT_CODES)}); use accelerate=None or False"
+        )
+
+    # The input part of every step, time-major (T, B, 4U): x W + b, with no copy of x.
+    pre = np.empty((steps, batch, 4 * units), np.float32)
+    if accelerate:  # bias fill + one sgemm per batch item into the strided rows of `pre`
+        _accel.project(x, kernel, bias, pre)
+    else:  # one GEMM per batch item (or per step when there are fewer steps than items)
+        if batch <= steps:
+            for b in range(batch):
+                np.matmul(x[b], kernel, out=pre[:, b, :])  # (T, F) @ (F, 4U)
+        else:
+            for t in range(steps):
+                np.matmul(x[:, t, :], kernel, out=pre[t])  # (B, F) @ (F, 4U)
+        if bias is not None:
+            pre += bias
+    act = np.empty_like(pre)  # (T, B, 4U) i, f, o, g
+    cs = np.empty((steps, batch, units), np.float32)
+    hs = np.empty((steps, batch, units), np.float32)
+    if accelerate:  # the same recurrence in C (lstmviz/engine/_lstm_kernel.c)
+        _accel.run(pre, act, cs, hs, h_tm1, c_tm1, rec, m, go_backwards,
+                   weights.recurrent_activation, weights.activation)
+    else:
+        _recurrence(pre, act, cs, hs, h_tm1, c_tm1, rec, m, go_backwards,
+                    activations.get(weights.recurrent_activation),
+                    activations.get(weights.activation),
+                    per_gate=weights.recurrent_activation in _ACROSS_UNITS)
+    return LayerTrace(
+        name=name,
+        weights=weights,
+        pre=pre,
+        act=act,
+        c=cs,
+        h=hs,
+        h0=h0_,
+        c0=c0_,
+        x=np.array(x, copy=True) if not x.flags.owndata else x,
+        mask=None if mask is None else np.asarray(mask, dtype=bool),
+        go_backwards=go_backwards,
+        layer_name=layer_name or name,
+        direction=direction,
+        meta={"engine": "c" if accelerate else "numpy"},
+    )
+
+
+def _recurrence(
+    pre: np.ndarray,
+    act: np.ndarray,
+    cs: np.ndarray,
+    hs: np.ndarray,
+    h_tm1: np.ndarray,
+    c_tm1: np.ndarray,
+    rec: np.ndarray,
+    m: np.ndarray | None,
+    go_backwards: bool,
+    sig: Callable[[np.ndarray, np.ndarray], np.ndarray],
+    tanh: Callable[[np.ndarray, np.ndarray], np.ndarray],
+    per_gate: bool = False,
+) -> None:
+    """The NumPy reference recurrence, in place (blocks i, f, o, g; see :func:`run_lstm`).
+
+    ``pre`` ``(T, B, 4U)`` holds ``x W + b`` on entry and ``z`` on return; ``act``, ``cs``,
+    ``hs`` are written; ``m`` ``(B, T)`` bool or None.  ``per_gate``: apply ``sig`` to each
+    gate's block on its own (softmax-like activations mix the units of one gate only).
+    """
+    steps, batch, u4 = pre.shape
+    units = u4 // 4
     g3 = 3 * units
+    rec_z = np.empty((batch, u4), np.float32)  # h_tm1 @ U, reused every step
+    ig = np.empty((batch, units), np.float32)  # i * g, reused every step
     order = range(steps - 1, -1, -1) if go_backwards else range(steps)
     for t in order:
         z = pre[t]  # (B, 4U): x_t W + b, completed in place with h_tm1 U
         np.matmul(h_tm1, rec, out=rec_z)
         z += rec_z
         a = act[t]
-        sig(z[:, :g3], a[:, :g3])  # i, f, o
+        if per_gate:
+            for k in range(3):
+                sig(z[:, k * units : (k + 1) * units], a[:, k * units : (k + 1) * units])
+        else:
+            sig(z[:, :g3], a[:, :g3])  # i, f, o in one call
         tanh(z[:, g3:], a[:, g3:])  # g
         i, f, o, g = (a[:, :units], a[:, units : 2 * units], a[:, 2 * units : g3], a[:, g3:])
         c = cs[t]
@@ -205,21 +303,6 @@ def run_lstm(
                 c[keep] = c_tm1[keep]
                 h[keep] = h_tm1[keep]
         h_tm1, c_tm1 = h, c
-    return LayerTrace(
-        name=name,
-        weights=weights,
-        pre=pre,
-        act=act,
-        c=cs,
-        h=hs,
-        h0=h0_,
-        c0=c0_,
-        x=np.array(x, copy=True) if not x.flags.owndata else x,
-        mask=None if mask is None else np.asarray(mask, dtype=bool),
-        go_backwards=go_backwards,
-        layer_name=layer_name or name,
-        direction=direction,
-    )
 
 
 def lstm_step(
