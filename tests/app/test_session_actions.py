@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from PySide6.QtWidgets import QFileDialog, QMessageBox
 
-from lstmviz import Session
+from lstmviz import LstmvizError, Session
 from lstmviz.app import session_actions as SA
 from lstmviz.examples import EXAMPLES_DIR
 
@@ -329,3 +329,21 @@ def test_data_dir_never_the_real_one_in_tests(monkeypatch):
     d = SA.data_dir()
     assert str(d).startswith(str(Path(__import__("tempfile").gettempdir())))
     time.sleep(0)
+
+
+def test_command_line_opens_a_session(qtbot, data_dir, models, tmp_path):
+    from PySide6.QtGui import QImage
+
+    from lstmviz.app import main as app_main
+
+    p = Session(model_path=str(models["stacked_lstm"]), t=1, units=[2]).save(
+        tmp_path / "cli.lstmviz", embed_model=True)
+    out = tmp_path / "shot.png"
+    assert app_main.main([str(p), "--screenshot", str(out), "--size", "1200x700"]) == 0
+    img = QImage(str(out))
+    assert (img.width(), img.height()) == (1200, 700)
+    # a damaged session is an error naming the file
+    bad = tmp_path / "bad.lstmviz"
+    bad.write_bytes(b"PK\x03\x04garbage")
+    with pytest.raises(LstmvizError, match="bad.lstmviz"):
+        app_main.main([str(bad), "--screenshot", str(tmp_path / "b.png")])
