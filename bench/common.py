@@ -1,0 +1,97 @@
+"""Helpers shared by the engine benchmarks (bench/trace.py, bench/memory.py).
+
+Import this module *before* NumPy: :func:`pin_threads` only works when it runs before the
+first import of NumPy (OpenBLAS reads its thread count when it loads).
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from typing import Any
+
+_THREAD_VARS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
+
+
+def pin_threads(n: int) -> None:
+    """Give every BLAS / OpenMP runtime ``n`` threads (call before importing NumPy)."""
+    if "numpy" in sys.modules:
+        raise RuntimeError("pin_threads() must run before NumPy is imported")
+    for var in _THREAD_VARS:
+        os.environ[var] = str(n)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")
+
+
+def machine() -> str:
+    """``"<CPU model>, <n> cores, <RAM> GiB RAM, Python x.y, NumPy v (BLAS)"``."""
+    import numpy as np
+
+    model, cores = platform.processor() or platform.machine(), os.cpu_count()
+    try:
+        out = subprocess.run(["lscpu"], capture_output=True, text=True, check=False).stdout
+        for line in out.splitlines():
+            key, _, val = line.partition(":")
+            if key.strip() == "Model name":
+                model = val.strip()
+    except OSError:
+        pass
+    ram = ""
+    try:
+        with open("/proc/meminfo") as f:
+            kb = int(f.readline().split()[1])
+        ram = f", {kb / 2**20:.0f} GiB RAM"
+    except (OSError, ValueError, IndexError):
+        pass
+    blas = ""
+    try:
+        cfg = np.show_config(mode="dicts")["Build Dependencies"]["blas"]
+        blas = f" ({cfg.get('name', '?')} {cfg.get('version', '')})".rstrip()
+    except Exception:  # noqa: BLE001 - only decoration for the report
+        pass
+    return (f"{model}, {cores} cores{ram}, Python {platform.python_version()}, "
+            f"NumPy {np.__version__}{blas}")
+
+
+def best_of(fn: Callable[[], Any], repeat: int) -> float:
+    """Minimum wall time of ``repeat`` calls, in seconds (the machine is shared: the minimum
+    is the least disturbed run)."""
+    best = float("inf")
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - t0)
+    return best
+
+
+def interleaved(fns: dict[str, Callable[[], Any]], repeat: int,
+                warmup: bool = True) -> dict[str, float]:
+    """Best wall time of each function, calling them in turn ``repeat`` rounds (so that a
+    burst of load from elsewhere hits every column alike)."""
+    if warmup:
+        for fn in fns.values():
+            fn()
+    best = dict.fromkeys(fns, float("inf"))
+    for _ in range(repeat):
+        for name, fn in fns.items():
+            t0 = time.perf_counter()
+            fn()
+            best[name] = min(best[name], time.perf_counter() - t0)
+    return best
+
+
+def fmt_ms(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    ms = seconds * 1e3
+    return f"{ms:.3g}" if ms < 100 else f"{ms:.0f}"
+
+
+def fmt_ratio(r: float | None) -> str:
+    if r is None:
+        return "-"
+    return f"{r:.0f}x" if r >= 20 else f"{r:.2f}x"

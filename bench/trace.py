@@ -1,0 +1,260 @@
+"""Trace speed: lstmviz's engine against Keras, PyTorch and the NumPy floor, same weights.
+
+For every size (units x timesteps x batch) one random LSTM (Keras initialisation scales) runs
+through, in one process and on the same weights and input:
+
+* ``ours``        ``lstmviz.engine.run_lstm``: the full six-quantity trace (pre-activations,
+                  i, f, g, o, c, h at every step), default engine (the compiled kernel when
+                  built, see ``lstmviz/engine/_accel.py``), output buffers allocated per call;
+* ``numpy loop``  the same with ``accelerate=False``: the pure-NumPy reference loop;
+* ``floor``       the NumPy floor: ``T`` products ``np.matmul(h, U, out=z)`` with ``h``
+                  ``(B, U)``, ``U`` ``(U, 4U)`` and a preallocated ``z`` -- nothing else;
+* ``keras``       ``model.predict(x, batch_size=B, verbose=0)`` of
+                  ``Sequential([Input((None, F)), LSTM(U, return_sequences=True)])``
+                  (h only, no gates), and ``model(x)`` (the direct call);
+* ``gate layer``  ``lstmviz.train.gate_lstm``'s GateLSTM (Keras, returns every gate) in a
+                  ``keras.Model``, ``predict``;
+* ``torch``       ``torch.nn.LSTM`` under ``torch.no_grad()`` (h only, no gates).
+
+Each column is the best of ``--repeat`` rounds after one warm-up call; the rounds interleave
+the columns so that load from elsewhere on the machine hits all alike.  Every library gets
+``--threads`` threads (OpenBLAS / OpenMP env vars, ``torch.set_num_threads``, TensorFlow's
+intra/inter-op pools; default 1: the benchmark machine is small and shared).
+
+    python bench/trace.py                  # --quick: units 32/256/1024 x T 100/1000 x B 1/32
+    python bench/trace.py --full           # adds T = 10000 (sizes above --max-gb skipped)
+    python bench/trace.py --units 256 --steps 1000 --batch 1 --repeat 5
+    python bench/trace.py --markdown       # also print a Markdown table (docs/benchmarks.md)
+
+Prints one summary line per size; ``--json PATH`` saves every figure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import common  # before NumPy: pins the BLAS thread count
+
+
+def _args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    mode = p.add_mutually_exclusive_group()
+    mode.add_argument("--quick", action="store_true", help="T 100/1000 (default)")
+    mode.add_argument("--full", action="store_true", help="T 100/1000/10000")
+    p.add_argument("--units", type=int, nargs="+", default=[32, 256, 1024])
+    p.add_argument("--steps", type=int, nargs="+", default=None)
+    p.add_argument("--batch", type=int, nargs="+", default=[1, 32])
+    p.add_argument("--features", type=int, default=16, help="input features F (default 16)")
+    p.add_argument("--repeat", type=int, default=3, help="timed rounds per size (best of)")
+    p.add_argument("--threads", type=int, default=1, help="threads for every library")
+    p.add_argument("--max-gb", type=float, default=3.5,
+                   help="skip sizes whose trace needs more memory (default 3.5 GB)")
+    p.add_argument("--no-keras", action="store_true")
+    p.add_argument("--no-torch", action="store_true")
+    p.add_argument("--no-gate-layer", action="store_true")
+    p.add_argument("--markdown", action="store_true", help="also print a Markdown table")
+    p.add_argument("--json", help="write all figures to this JSON file")
+    a = p.parse_args(argv)
+    if a.steps is None:
+        a.steps = [100, 1000, 10000] if a.full else [100, 1000]
+    return a
+
+
+def main(argv: list[str] | None = None) -> int:
+    a = _args(argv)
+    common.pin_threads(a.threads)
+    import numpy as np
+
+    from lstmviz.engine import LSTMWeights, _accel, run_lstm
+
+    print(f"machine: {common.machine()}")
+    print(f"engine: {_accel.describe()}; threads per library: {a.threads}; F = {a.features}")
+    keras = torch = gate_cls = None
+    notes = []
+    if not a.no_keras:
+        try:
+            import tensorflow as tf
+
+            tf.config.threading.set_intra_op_parallelism_threads(a.threads)
+            tf.config.threading.set_inter_op_parallelism_threads(a.threads)
+            import keras
+
+            print(f"keras {keras.__version__} (TensorFlow {tf.__version__})")
+        except ImportError as e:
+            notes.append(f"keras columns skipped: {e}")
+    if keras is not None and not a.no_gate_layer:
+        try:
+            from lstmviz.train.gate_lstm import gate_lstm_class
+
+            gate_cls = gate_lstm_class()
+        except ImportError as e:
+            notes.append(f"gate-layer column skipped: lstmviz.train.gate_lstm unavailable ({e})")
+    if not a.no_torch:
+        try:
+            import torch
+
+            torch.set_num_threads(a.threads)
+            print(f"torch {torch.__version__}, {torch.get_num_threads()} thread(s)")
+        except ImportError:
+            notes.append("torch column skipped: torch is not installed")
+    for n in notes:
+        print("note:", n)
+
+    rows = []
+    for units in a.units:
+        for steps in a.steps:
+            for batch in a.batch:
+                rows.append(_one(np, LSTMWeights, run_lstm, keras, gate_cls, torch, units,
+                                 steps, batch, a))
+    if a.markdown:
+        print()
+        print(markdown(rows))
+    if a.json:
+        with open(a.json, "w") as f:
+            json.dump({"machine": common.machine(), "engine": _accel.describe(),
+                       "threads": a.threads, "features": a.features, "rows": rows}, f,
+                      indent=1)
+    return 0
+
+
+def _weights(np, LSTMWeights, feats, units, seed=0):
+    """Keras's default initialisation scales: glorot_uniform kernel, orthogonal recurrent
+    kernel, unit forget bias."""
+    rng = np.random.default_rng(seed)
+    lim = np.sqrt(6.0 / (feats + 4 * units))
+    kernel = rng.uniform(-lim, lim, (feats, 4 * units))
+    q, _ = np.linalg.qr(rng.standard_normal((4 * units, units)))  # (4U, U) orthonormal cols
+    rec = q.T  # (U, 4U)
+    bias = np.zeros(4 * units)
+    bias[units : 2 * units] = 1.0
+    return LSTMWeights(kernel, rec, bias)
+
+
+def _one(np, LSTMWeights, run_lstm, keras, gate_cls, torch, units, steps, batch, a):
+    feats = a.features
+    size = f"U={units} T={steps} B={batch}"
+    trace_bytes = steps * batch * (10 * units + feats) * 4
+    row = {"units": units, "steps": steps, "batch": batch, "trace_gb": trace_bytes / 1e9}
+    if trace_bytes > a.max_gb * 1e9:
+        row["skipped"] = f"trace needs {trace_bytes / 1e9:.1f} GB > --max-gb {a.max_gb:g}"
+        print(f"trace {size}: skipped ({row['skipped']})", flush=True)
+        return row
+    w = _weights(np, LSTMWeights, feats, units)
+    x = np.random.default_rng(1).standard_normal((batch, steps, feats), dtype=np.float32)
+    rec = w.recurrent_kernel
+    h = np.random.default_rng(2).standard_normal((batch, units), dtype=np.float32) * 0.1
+    z = np.empty((batch, 4 * units), np.float32)
+
+    def floor():
+        for _ in range(steps):
+            np.matmul(h, rec, out=z)  # (B, U) @ (U, 4U)
+
+    out = {}
+
+    def ours():
+        out["ours"] = run_lstm(x, w)
+
+    def numpy_loop():
+        run_lstm(x, w, accelerate=False)
+
+    fns = {"floor": floor, "ours": ours, "numpy loop": numpy_loop}
+    if keras is not None:
+        model = keras.Sequential([keras.Input((None, feats)),
+                                  keras.layers.LSTM(units, return_sequences=True)])
+        model.layers[-1].set_weights([w.kernel, w.recurrent_kernel, w.bias])
+        fns["keras predict"] = lambda: out.__setitem__(
+            "keras", model.predict(x, batch_size=batch, verbose=0))
+        fns["keras model(x)"] = lambda: model(x)
+        if gate_cls is not None and trace_bytes * 3 <= a.max_gb * 1e9:
+            inp = keras.Input((None, feats))
+            layer = gate_cls(units, return_preactivations=True)
+            gmodel = keras.Model(inp, layer(inp))
+            layer.set_weights([w.kernel, w.recurrent_kernel, w.bias])
+            fns["gate layer"] = lambda: gmodel.predict(x, batch_size=batch, verbose=0)
+        elif gate_cls is not None:
+            row["gate layer skipped"] = "memory (its outputs and scan buffers ~3x the trace)"
+    if torch is not None:
+        from lstmviz.engine.convert import to_torch
+
+        lstm = torch.nn.LSTM(feats, units, batch_first=True)
+        sd = {f"{k}_l0": torch.from_numpy(v) for k, v in to_torch(w).items()}
+        lstm.load_state_dict(sd)
+        xt = torch.from_numpy(x)
+
+        def run_torch():
+            with torch.no_grad():
+                out["torch"] = lstm(xt)[0]
+
+        fns["torch"] = run_torch
+
+    # a warm-up round, then fewer rounds for sizes that take long
+    t_warm = common.interleaved(fns, 1, warmup=True)
+    repeat = a.repeat if max(t_warm.values()) < 5.0 else 1
+    best = common.interleaved(fns, repeat, warmup=False) if repeat > 1 else t_warm
+    if repeat > 1:
+        best = {k: min(v, t_warm[k]) for k, v in best.items()}
+    row.update(best)
+    row["rounds"] = repeat + 1
+    row["engine"] = out["ours"].meta.get("engine")
+    ref_h = out["ours"].hidden  # (B, T, U)
+    if "keras" in out:
+        row["max_dh_keras"] = float(np.abs(np.asarray(out["keras"]) - ref_h).max())
+    if "torch" in out:
+        row["max_dh_torch"] = float(np.abs(out["torch"].numpy() - ref_h).max())
+    out.clear()
+    print(summary(size, row), flush=True)
+    return row
+
+
+def _ratio(row, a, b):
+    return row[a] / row[b] if a in row and b in row else None
+
+
+def summary(size: str, row: dict) -> str:
+    f = common.fmt_ms
+    parts = [f"trace {size}: ours {f(row['ours'])} ms [{row.get('engine')}]",
+             f"numpy loop {f(row['numpy loop'])} ms",
+             f"floor {f(row['floor'])} ms -> {common.fmt_ratio(_ratio(row, 'ours', 'floor'))}"
+             " floor"]
+    if "keras predict" in row:
+        parts.append(f"keras predict {f(row['keras predict'])} ms "
+                     f"({common.fmt_ratio(_ratio(row, 'keras predict', 'ours'))} ours), "
+                     f"model(x) {f(row['keras model(x)'])} ms")
+    if "gate layer" in row:
+        parts.append(f"gate layer {f(row['gate layer'])} ms "
+                     f"({common.fmt_ratio(_ratio(row, 'gate layer', 'ours'))} ours)")
+    if "torch" in row:
+        parts.append(f"torch {f(row['torch'])} ms -> "
+                     f"{common.fmt_ratio(_ratio(row, 'ours', 'torch'))} torch")
+    dh = [f"{k[7:]} {row[k]:.1e}" for k in ("max_dh_keras", "max_dh_torch") if k in row]
+    if dh:
+        parts.append("max|dh| " + ", ".join(dh))
+    return " | ".join(parts)
+
+
+def markdown(rows: list[dict]) -> str:
+    """The table kept in docs/benchmarks.md (times in ms)."""
+    f, r = common.fmt_ms, common.fmt_ratio
+    head = ("| units | T | B | ours | numpy loop | floor | ours / floor | keras predict | "
+            "predict / ours | keras model(x) | gate layer | torch | ours / torch |")
+    lines = [head, "|" + "---|" * 13]
+    for row in rows:
+        lead = f"| {row['units']} | {row['steps']} | {row['batch']} |"
+        if "skipped" in row:
+            lines.append(lead + f" skipped: {row['skipped']} |" + " |" * 11)
+            continue
+        lines.append(
+            lead + f" {f(row['ours'])} | {f(row['numpy loop'])} | {f(row['floor'])} | "
+            f"{r(_ratio(row, 'ours', 'floor'))} | {f(row.get('keras predict'))} | "
+            f"{r(_ratio(row, 'keras predict', 'ours'))} | {f(row.get('keras model(x)'))} | "
+            f"{f(row.get('gate layer'))} | {f(row.get('torch'))} | "
+            f"{r(_ratio(row, 'ours', 'torch'))} |")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
