@@ -222,6 +222,13 @@ def test_check_panel_highlights_divergence(qtbot, window, tmp_path):
     p.load(good)
     assert p.diagnosis.ok and p.overlay_points("cell") == 0
     assert "matches the model" in p.text.toPlainText()
+    # a new input invalidates the outlines; the student's arrays no longer fit: said quietly
+    p.load(str(path))
+    assert p.overlay_points("cell") > 0
+    window.document.set_text("1 2 3")
+    assert p.overlay_points("cell") == 0
+    assert "Could not compare" in p.text.toPlainText()
+    assert window.last_error is None
 
 
 def test_check_panel_bad_file(qtbot, document, panels, tmp_path):

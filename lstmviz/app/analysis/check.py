@@ -87,6 +87,14 @@ class CheckPanel(Panel):
         lay.addWidget(hint("Red outlines on the main heatmaps mark the cells outside tolerance "
                            "(current batch item); the cyan box marks the first divergence."))
         document.filter_changed.connect(self._update_overlays)
+        document.batch_changed.connect(lambda *_: self._update_overlays())
+        document.trace_changed.connect(self._on_new_trace)
+
+    def _on_new_trace(self) -> None:
+        """A new trace invalidates the outlines at once (the panel may be hidden and
+        recompute only when shown)."""
+        if self.diagnosis is not None and id(self.document.trace) != self._trace_id:
+            self._clear_overlays()
 
     # --- loading ----------------------------------------------------------------------------
     def choose_file(self) -> None:
@@ -205,7 +213,7 @@ class CheckPanel(Panel):
         d = self.diagnosis
         doc = self.document
         maps = self._heatmaps()
-        if d is None or d.ok or doc.layer != d.layer:
+        if d is None or d.ok or doc.layer != d.layer or id(doc.trace) != self._trace_id:
             self._clear_overlays()
             return
         rows = np.asarray(doc.rows)

@@ -310,7 +310,7 @@ class CorpusPanel(Panel):
         if ids.ndim == 1 and self.vocab:
             labels = [self.vocab[int(i)] if 0 <= int(i) < len(self.vocab) else "?" for i in ids]
             labels = [{" ": "␣", "\n": "⏎"}.get(s, s) for s in labels]
-            step = max(1, n // 40)
+            step = max(1, n // 100)
             ticks = [(pos + k + 0.5, labels[k]) for k in range(0, n, step)]
             self.plot.getAxis("bottom").setTicks([ticks, []])
         else:
@@ -355,7 +355,9 @@ class CorpusPanel(Panel):
                 seg = [self.vocab[int(i)] if 0 <= int(i) < len(self.vocab) else "?"
                        for i in ids[a:b]]
                 sep = "" if all(len(s) == 1 for s in self.vocab) else " "
-                snippet = sep.join(seg).replace("\n", "⏎")
+                lo, hi = m.start - a, m.stop - a
+                snippet = (sep.join(seg[:lo]) + sep + "[" + sep.join(seg[lo:hi]) + "]" + sep
+                           + sep.join(seg[hi:])).replace("\n", "⏎")
             for c, v in enumerate((str(m.sequence), str(m.t), str(m.length), f"{m.mean:.2f}",
                                    snippet)):
                 item = QTableWidgetItem(v)

@@ -150,16 +150,21 @@ def main(argv: list[str] | None = None) -> int:
         cp = panels["corpus"]
         docs["corpus"].show()
         app.processEvents()
-        from .corpus import random_corpus
+        from ...examples import ASSETS
+        from .corpus import random_corpus, text_corpus
 
-        seqs = random_corpus(model, ex.info, 400, 60)
+        sonnets = ASSETS / "corpora" / "sonnets.txt"
+        if text is not digits and sonnets.is_file():
+            seqs = text_corpus(model, ex.info, sonnets.read_text(encoding="utf-8"), 100)
+        else:
+            seqs = random_corpus(model, ex.info, 400, 60)
         store_dir = Path(tempfile.mkdtemp(prefix="lstmviz-shot-"))
         from ...analysis import trace_corpus
 
         cp.vocab = list(ex.info.vocab) if ex.info is not None else []
         cp.set_store(trace_corpus(model, seqs, store_dir / "store"))
-        cp.region.setRegion((12, 15))
-        cp.threshold.setValue(0.2)
+        cp.region.setRegion((40, 43))
+        cp.threshold.setValue(0.5)
         cp.find()
         shoot("corpus", "corpus", size=(1250, 700))
     for p in written:
