@@ -25,9 +25,20 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PySide6.QtCore import QBuffer, QByteArray, QEvent, QIODevice, QMarginsF, QObject, QPoint
-from PySide6.QtCore import QRect
-from PySide6.QtCore import QRectF, QSize, QSizeF, Qt
+from PySide6.QtCore import (
+    QBuffer,
+    QByteArray,
+    QEvent,
+    QIODevice,
+    QMarginsF,
+    QObject,
+    QPoint,
+    QRect,
+    QRectF,
+    QSize,
+    QSizeF,
+    Qt,
+)
 from PySide6.QtGui import QAction, QColor, QImage, QKeySequence, QPageSize, QPainter, QPdfWriter
 from PySide6.QtWidgets import (
     QApplication,
@@ -54,8 +65,7 @@ from PySide6.QtWidgets import (
 from ..engine.trace import QUANTITIES, TITLES
 from ..errors import LstmvizError
 from ..export import ExportCancelled, Source, export_trace
-from ..export.formats import ANIMATION_FORMATS, DATA_FORMATS, FIGURE_FORMATS, FORMATS
-from ..export.formats import check_output
+from ..export.formats import ANIMATION_FORMATS, DATA_FORMATS, FIGURE_FORMATS, FORMATS, check_output
 from ..export.style import STYLES
 from ..io.atomic import atomic_write_bytes
 from .workers import TaskRunner, Worker
@@ -300,7 +310,7 @@ class ExportDialog(QDialog):
         self.default_size.toggled.connect(self._update)
         srow = QHBoxLayout()
         srow.addWidget(self.width_in)
-        srow.addWidget(QLabel("×"))
+        srow.addWidget(QLabel("\u00d7"))
         srow.addWidget(self.height_in)
         srow.addWidget(self.default_size)
         self.dpi = QSpinBox()
@@ -379,7 +389,7 @@ class ExportDialog(QDialog):
     def _update_pixels(self) -> None:
         w = self.width_in.value() * self.dpi.value()
         h = self.height_in.value() * self.dpi.value()
-        self.pixels.setText(f"{round(w)} × {round(h)} pixels (PNG, animation frames)")
+        self.pixels.setText(f"{round(w)} \u00d7 {round(h)} pixels (PNG, animation frames)")
 
     def _accept(self) -> None:
         try:
@@ -436,7 +446,7 @@ class ExportActions(QObject):
         self.document.model_changed.connect(self._on_trace_changed)
         self._on_trace_changed()
 
-    # --- menu ----------------------------------------------------------------------------
+    # --- menu ---------------------------------------------------------------------------------
     def _build_menu(self) -> None:
         w = self.window
         file = w.menu("File")
@@ -537,7 +547,7 @@ class ExportActions(QObject):
             lambda _=False: self.ask("data"))
         return m
 
-    # --- dialogs -----------------------------------------------------------------------------------
+    # --- dialogs ------------------------------------------------------------------------------
     def ask(self, kind: str, plot: str | None = None) -> ExportDialog | None:
         """Open the export dialog; on Save, run the export. Returns the dialog (for tests)."""
         if self.document.trace is None:
@@ -573,7 +583,7 @@ class ExportActions(QObject):
             self.window.show_error(str(e))
         return None
 
-    # --- running work ------------------------------------------------------------------------------
+    # --- running work -------------------------------------------------------------------------
     def start(self, fn: Callable[..., Any], label: str, progress: bool = False) -> Worker:
         """Run ``fn(progress, should_stop)`` in the export worker, with a progress dialog
         (Cancel stops it) when ``progress``."""

@@ -86,7 +86,7 @@ def write_gif_frames(path: str | os.PathLike[str], frames_: Iterable[np.ndarray]
         for frame in frames_:
             f = fit_frame(frame, size, even=False)
             size = f.shape[:2]
-            out.write(f, duration=int(round(1000 / fps)), loop=0, is_batch=False)
+            out.write(f, duration=round(1000 / fps), loop=0, is_batch=False)
     return p
 
 

@@ -23,7 +23,7 @@ from .style import STYLES
 
 def _size(text: str) -> tuple[float, float]:
     try:
-        w, h = (float(v) for v in text.lower().replace("×", "x").split("x"))
+        w, h = (float(v) for v in text.lower().replace("\u00d7", "x").split("x"))
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected WIDTHxHEIGHT in inches like 7x4; "
                                          f"got {text!r}") from None
@@ -113,11 +113,11 @@ def main(argv: list[str] | None = None) -> int:
 
     def progress(i: int, n: int) -> None:
         if show:
-            print(f"\r{fmt.upper()}: {i}/{n}", end="" if i < n else "\n", file=sys.stderr,
+            print(f"\r{fmt.upper()}: {i}/{n}", end="" if i < n else "\n", file=sys.stderr,  # noqa: T201
                   flush=True)
 
     if fmt in ("gif", "mp4") and a.step is not None and not a.quiet:
-        print("note: --step is ignored for animations (one frame per timestep)",
+        print("note: --step is ignored for animations (one frame per timestep)",  # noqa: T201
               file=sys.stderr)
     try:
         path = export_trace(out, trace, source, layer=a.layer, batch=a.batch_index,
@@ -127,10 +127,10 @@ def main(argv: list[str] | None = None) -> int:
                             values=a.values, title=a.title, progress=progress)
     except KeyboardInterrupt:
         if show:
-            print(file=sys.stderr)
+            print(file=sys.stderr)  # noqa: T201
         raise
     if not a.quiet:
-        print(f"wrote {path} ({FORMATS[fmt][1]}, {path.stat().st_size:,} bytes)")
+        print(f"wrote {path} ({FORMATS[fmt][1]}, {path.stat().st_size:,} bytes)")  # noqa: T201
     return 0
 
 
@@ -138,5 +138,5 @@ if __name__ == "__main__":  # pragma: no cover
     try:
         sys.exit(main())
     except LstmvizError as e:
-        print(f"lstmviz export: error: {e}", file=sys.stderr)
+        print(f"lstmviz export: error: {e}", file=sys.stderr)  # noqa: T201
         sys.exit(2)

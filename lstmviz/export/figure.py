@@ -179,7 +179,7 @@ class GridFigure:
         from matplotlib.ticker import FixedLocator, MaxNLocator
 
         T = self.T
-        if self.labels is not None and T <= self.style.max_tick_labels:
+        if self.labels is not None and self.style.max_tick_labels >= T:
             ax.xaxis.set_major_locator(FixedLocator(list(range(T))))
             long = max((len(s) for s in self.labels), default=1) > 2 or T > 24
             ax.set_xticklabels(self.labels if bottom else [],
@@ -204,7 +204,7 @@ class GridFigure:
             ax.yaxis.set_major_locator(MaxNLocator(nbins=6, integer=True))
         units = self.units
         ax.yaxis.set_major_formatter(FuncFormatter(
-            lambda v, _pos: str(units[int(round(v))]) if 0 <= round(v) < nu else ""))
+            lambda v, _pos: str(units[round(v)]) if 0 <= round(v) < nu else ""))
         if left:
             ax.set_ylabel("unit")
         else:
@@ -295,7 +295,7 @@ class GridFigure:
 
     def pixel_size(self) -> tuple[int, int]:
         w, h = self.figure.get_size_inches()
-        return int(round(w * self.dpi)), int(round(h * self.dpi))
+        return round(w * self.dpi), round(h * self.dpi)
 
     def save(self, path: str | os.PathLike[str], fmt: str | None = None) -> Path:
         """Write PNG, SVG or PDF atomically (the format from the extension by default)."""

@@ -71,13 +71,16 @@ def test_grid_figure_pdf_svg_png(exp, qtbot, tmp_path):
 
     from lstmviz.app.export_actions import export_figure
 
-    window, ext = exp
+    window, _ext = exp
     pdf = wait(qtbot, export_figure(window, tmp_path / "g.pdf", style="slide"))
     data = pdf.read_bytes()
-    assert data.startswith(b"%PDF-") and b"/FontFile2" in data
+    assert data.startswith(b"%PDF-")
+    assert b"/FontFile2" in data
     svg = wait(qtbot, export_figure(window, tmp_path / "g.svg"))
     texts = " ".join("".join(t.itertext()) for t in ET.parse(svg).getroot().iter(f"{SVG}text"))
-    assert "forget gate f" in texts and "t = 2" in texts and "digit_sum" in texts
+    assert "forget gate f" in texts
+    assert "t = 2" in texts
+    assert "digit_sum" in texts
     png = wait(qtbot, export_figure(window, tmp_path / "g.png", size=(6, 3), dpi=50))
     with Image.open(png) as im:
         assert im.size == (300, 150)
@@ -121,7 +124,8 @@ def test_grid_animation_gif_and_mp4(exp, qtbot, tmp_path):
     from tests.export.test_cli import decode_mp4
 
     frames, info = decode_mp4(tmp_path / "a.mp4")
-    assert frames.shape[0] == T and "h264" in info
+    assert frames.shape[0] == T
+    assert "h264" in info
 
 
 def test_cancel_an_animation(exp, qtbot, tmp_path):
@@ -165,7 +169,8 @@ def test_trace_data(exp, qtbot, tmp_path):
     assert len(rows) - 1 == lt.batch_size * lt.timesteps * lt.units * len(QUANTITIES)
     js = wait(qtbot, export_data(window, tmp_path / "t.json", values=True))
     doc_json = json.loads(js.read_text(encoding="utf-8"))
-    assert doc_json["input"]["source"] == "app" and doc_json["extra"]["t"] == 2
+    assert doc_json["input"]["source"] == "app"
+    assert doc_json["extra"]["t"] == 2
     np.testing.assert_array_equal(np.asarray(doc_json["values"][lt.name]["cell"], np.float32),
                                   lt.cell)
 
@@ -179,10 +184,12 @@ def test_export_one_plot(exp, qtbot, tmp_path):
     svg = wait(qtbot, export_plot(window, "heatmap_cell", tmp_path / "c.svg"))
     root = ET.parse(svg).getroot()
     texts = ["".join(t.itertext()) for t in root.iter(f"{SVG}text")]
-    assert "cell state c" in texts and "forget gate f" not in texts
+    assert "cell state c" in texts
+    assert "forget gate f" not in texts
     png = export_plot(window, "unit_lines", tmp_path / "u.png", style="screen", dpi=96)
     with Image.open(png) as im:
-        assert im.size[0] > 50 and im.size[1] > 30
+        assert im.size[0] > 50
+        assert im.size[1] > 30
         assert np.asarray(im.convert("RGB")).std() > 3
     pdf = export_plot(window, "bars", tmp_path / "b.pdf", style="screen")
     assert pdf.read_bytes().startswith(b"%PDF-")
@@ -231,8 +238,9 @@ def test_dialog_options_and_run(exp, qtbot, tmp_path):
     dlg = ExportDialog("figure", window)
     qtbot.addWidget(dlg)
     assert dlg.path.text().endswith(".pdf")
-    assert dlg.dpi.value() == 300 and dlg.width_in.value() == pytest.approx(7.0)
-    assert "2100 × 1170" in dlg.pixels.text()
+    assert dlg.dpi.value() == 300
+    assert dlg.width_in.value() == pytest.approx(7.0)
+    assert "2100 \u00d7 1170" in dlg.pixels.text()
     dlg.style.setCurrentIndex(1)  # slide
     assert dlg.dpi.value() == 150
     dlg.default_size.setChecked(False)

@@ -73,7 +73,7 @@ def test_frames_are_the_full_drawing(src):
 def test_grid_title_and_levels(src):
     from lstmviz.export.figure import GridFigure
 
-    tr, source = src
+    tr, _source = src
     lt = tr.layers[0]
     g = GridFigure(tr, step=2, batch=1, model_name="digits",
                    labels=[str(k) for k in range(tr.timesteps)])

@@ -59,7 +59,8 @@ def test_svg_has_real_text(digits, tmp_path):
     for title in ("forget gate f", "input gate i", "output gate o", "candidate g",
                   "cell state c", "hidden state h"):
         assert title in joined
-    assert "digit_sum" in joined and "t = 2" in joined  # model, layer, timestep in the title
+    assert "digit_sum" in joined
+    assert "t = 2" in joined
     assert "lstm_digits" in joined
     assert {"4", "7", "3", "9", "1"} <= set(texts)  # the tokens along the time axis
     assert "unit" in texts
@@ -128,9 +129,11 @@ def test_mp4_decoded_frame_count(stacked, tmp_path):
     assert run(p, "--input", xp, "--style", "slide", "--dpi", 41, "--out", out) == 0
     frames, info = decode_mp4(out)
     assert frames.shape[0] == tr.timesteps == 9
-    assert "h264" in info and "yuv420p" in info
+    assert "h264" in info
+    assert "yuv420p" in info
     w, h = (int(v) for v in re.search(r"(\d{2,5})x(\d{2,5})", info).groups())
-    assert w % 2 == 0 and h % 2 == 0
+    assert w % 2 == 0
+    assert h % 2 == 0
     assert not np.array_equal(frames[0], frames[-1])
 
 
@@ -181,7 +184,7 @@ def test_csv_rows_and_values(stacked, tmp_path):
 
 
 def test_csv_row_count_single_layer(digits, tmp_path):
-    p, xp, tr = digits
+    p, xp, _tr = digits
     out = tmp_path / "trace.csv"
     assert run(p, "--input", xp, "--quantities", "i,o", "--out", out) == 0
     n = len(out.read_text(encoding="utf-8").splitlines()) - 1
@@ -196,7 +199,8 @@ def test_json_metadata_and_values(digits, tmp_path):
     assert doc["format_version"] == 1
     assert doc["model"]["file"] == str(p)
     assert doc["model"]["sha256"] == hashlib.sha256(p.read_bytes()).hexdigest()
-    assert doc["input"]["source"] == "file" and doc["input"]["path"] == str(xp)
+    assert doc["input"]["source"] == "file"
+    assert doc["input"]["path"] == str(xp)
     assert doc["input"]["shape"] == [2, 9, 10]
     assert doc["engine"] == "numpy"
     assert {"lstmviz", "numpy", "python"} <= set(doc["versions"])
