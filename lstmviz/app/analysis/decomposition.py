@@ -108,6 +108,9 @@ class DecompositionPanel(Panel):
         cap = float(lt.timesteps)
         heights = np.where(np.isfinite(self.lifetimes), self.lifetimes, cap)
         self.life_bars.setOpts(x=np.arange(lt.units), height=heights)
+        step = max(1, -(-lt.units // 32))
+        self.units_plot.getAxis("bottom").setTicks(
+            [[(u, str(u)) for u in range(0, lt.units, step)], []])
         self.units_plot.setYRange(0, max(cap, float(finite.max(initial=1.0))) * 1.05)
         self._draw_unit()
 

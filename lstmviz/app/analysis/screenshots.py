@@ -91,7 +91,8 @@ def main(argv: list[str] | None = None) -> int:
         win.document.set_model(model, ex.path, ex.info)
         win.document.set_text("4 7 3 9 1 8 2 6 5 3 7 1")
         win.document.set_t(5)
-        shoot("decomposition", "decomposition")
+        if _example("binary_addition") is None:
+            shoot("decomposition", "decomposition")
         shoot("saturation", "saturation")
         wi = panels["what_if"]
         docs["what_if"].show()
@@ -143,6 +144,12 @@ def main(argv: list[str] | None = None) -> int:
         x = rng.integers(0, 2, (8, 24, 2)).astype(np.float32)
         win.document.set_input(x)
         shoot("unit_search", "unit_search")
+        # the carry unit: what it keeps while a carry runs, what it writes when one starts
+        win.document.set_text("1011011 + 0110110")
+        best = panels["unit_search"].ranked[0][0] if panels["unit_search"].ranked else 0
+        win.document.set_units([best])
+        win.document.set_t(3)
+        shoot("decomposition", "decomposition")
     text = _example("char_textgen") or digits
     if text is not None:
         model, ex = text
