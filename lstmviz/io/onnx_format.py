@@ -126,10 +126,18 @@ def _shape(ins, a):
     return [shp[start:end]]
 
 
+def _size(shape: Any) -> list[int]:
+    """A shape computed in the graph, refused when it is absurd."""
+    dims = [int(s) for s in np.asarray(shape).reshape(-1)]
+    if any(d < 0 for d in dims) or int(np.prod(dims, dtype=np.float64)) > MAX_TENSOR_ELEMENTS:
+        raise ValueError(f"shape {dims} is not a tensor lstmviz will allocate")
+    return dims
+
+
 def _const_of_shape(ins, a):
     v = a.get("value")
     v = np.zeros(1, np.float32) if v is None else np.asarray(v).reshape(-1)
-    return [np.full([int(s) for s in ins[0]], v[0], dtype=v.dtype)]
+    return [np.full(_size(ins[0]), v[0], dtype=v.dtype)]
 
 
 def _split(ins, a, opset):
@@ -169,7 +177,7 @@ _OPS: dict[str, Callable[..., list[Any]]] = {
     "Slice": _slice,
     "Shape": _shape,
     "ConstantOfShape": _const_of_shape,
-    "Expand": lambda ins, a: [ins[0] * np.ones([int(s) for s in ins[1]], ins[0].dtype)],
+    "Expand": lambda ins, a: [ins[0] * np.ones(_size(ins[1]), ins[0].dtype)],
     "MatMul": _f(np.matmul),
     "Gemm": _gemm,
     "Add": _f(np.add),
@@ -246,7 +254,7 @@ class OnnxOp(L.Layer):
                 outs = _split(ins, {**self.attrs, "_n_outputs": self.n_outputs}, self.opset)
             else:
                 outs = _OPS[self.op](ins, self.attrs)
-        except (ValueError, IndexError, TypeError, KeyError) as e:
+        except (ValueError, IndexError, TypeError, KeyError, MemoryError, OverflowError) as e:
             raise InputError(f"ONNX node {self.name!r} ({self.op}) failed on inputs of shapes "
                              f"{[None if v is None else v.shape for v in ins]}: {e}") from None
         outs = [np.asarray(o, dtype=np.float32) if np.asarray(o).dtype.kind == "f"
@@ -346,6 +354,29 @@ class _Transpose01(L.Layer):
 
 
 # ------------------------------------------------------------------------------------ loading
+def _txt(v: str | bytes) -> str:
+    """protobuf hands out strings that are not valid UTF-8 as bytes."""
+    return v if isinstance(v, str) else v.decode("utf-8", "replace")
+
+
+class _GNode:
+    """A NodeProto's fields with text decoded."""
+
+    def __init__(self, n: Any) -> None:
+        self.name, self.op_type, self.domain = _txt(n.name), _txt(n.op_type), _txt(n.domain)
+        self.input = [_txt(v) for v in n.input]
+        self.output = [_txt(v) for v in n.output]
+        self.attribute = n.attribute
+
+
+class _GValue:
+    """A ValueInfoProto's name (decoded) and type."""
+
+    def __init__(self, v: Any) -> None:
+        self.name = _txt(v.name)
+        self.type = v.type
+
+
 def load_onnx(path: str | os.PathLike[str]) -> Model:
     """Open an ONNX file holding ``LSTM`` ops as a Model (``format == "onnx"``)."""
     p = Path(path)
@@ -375,14 +406,16 @@ def load_onnx(path: str | os.PathLike[str]) -> Model:
             raise ModelFileError(f"{p}: {where} of shape {list(t.dims)} is too large")
         try:
             a = numpy_helper.to_array(t)
-        except (ValueError, TypeError, RuntimeError) as e:
-            raise ModelFileError(f"{p}: {where} cannot be read ({e})") from None
+        except (ValueError, TypeError, RuntimeError, KeyError, IndexError) as e:
+            raise ModelFileError(f"{p}: {where} cannot be read ({type(e).__name__}: {e})"
+                                 ) from None
         return a.astype(np.float32) if a.dtype.kind == "f" else a
 
-    consts: dict[str, Arr] = {t.name: to_array(t, f"initializer {t.name!r}")
+    consts: dict[str, Arr] = {_txt(t.name): to_array(t, f"initializer {_txt(t.name)!r}")
                               for t in g.initializer}
-    ops = [n.op_type for n in g.node]
-    for n in g.node:
+    gnodes = [_GNode(n) for n in g.node]
+    ops = [n.op_type for n in gnodes]
+    for n in gnodes:
         if n.domain not in ("", "ai.onnx"):
             raise UnsupportedLayerError(f"{p}: node {n.name!r} is op {n.op_type!r} of domain "
                                         f"{n.domain!r}; lstmviz interprets standard ONNX ops only")
@@ -409,15 +442,17 @@ def load_onnx(path: str | os.PathLike[str]) -> Model:
                 v = [s.decode("utf-8", "replace") for s in v]
             elif isinstance(v, onnx.TensorProto):
                 v = to_array(v, f"attribute {a.name!r} of node {n.name!r}")
-            out[a.name] = v
+            key = a.name if isinstance(a.name, str) else a.name.decode("utf-8", "replace")
+            out[key] = v
         return out
 
     init_names = set(consts)
-    graph_inputs = [i for i in g.input if i.name not in init_names]
+    graph_inputs = [_GValue(i) for i in g.input if _txt(i.name) not in init_names]
+    graph_outputs = [_GValue(o) for o in g.output]
     if not graph_inputs:
         raise ModelFileError(f"{p}: the ONNX graph has no inputs")
     consumers: dict[str, list[Any]] = {}
-    for n in g.node:
+    for n in gnodes:
         for i in n.input:
             consumers.setdefault(i, []).append(n)
     time_major = _input_time_major(graph_inputs[0].name, consumers, attrs_of)
@@ -426,7 +461,9 @@ def load_onnx(path: str | os.PathLike[str]) -> Model:
     refs: dict[str, TensorRef] = {}
     names: set[str] = set()
 
-    def unique(base: str) -> str:
+    def unique(base: str | bytes) -> str:
+        if isinstance(base, bytes):  # protobuf hands out invalid UTF-8 as bytes
+            base = base.decode("utf-8", "replace")
         base = base.strip("/").replace("/", "_") or "node"
         name, k = base, 1
         while name in names:
@@ -468,13 +505,14 @@ def load_onnx(path: str | os.PathLike[str]) -> Model:
                              "graph produces")
 
     lstm_nodes: dict[str, str] = {}
-    for i, n in enumerate(g.node):
+    for i, n in enumerate(gnodes):
         a = attrs_of(n)
         if n.op_type == "Constant":
             v = next((a[k] for k in ("value", "value_float", "value_floats", "value_int",
                                      "value_ints") if k in a), None)
-            if v is None:
-                raise UnsupportedLayerError(f"{p}: Constant node {n.name!r} has no numeric value")
+            if v is None or len(n.output) != 1:
+                raise UnsupportedLayerError(f"{p}: Constant node {n.name!r} has no numeric value "
+                                            "or not exactly one output")
             v = np.asarray(v)
             consts[n.output[0]] = v.astype(np.float32) if v.dtype.kind == "f" else v
             continue
@@ -507,7 +545,7 @@ def load_onnx(path: str | os.PathLike[str]) -> Model:
 
     outputs: list[TensorRef] = []
     swapped = []
-    for o in g.output:
+    for o in graph_outputs:
         r = ref(o.name, "graph output")
         d = dims(o)
         if (time_major and len(d) == 3 and in_dims and len(in_dims[0]) >= 2
@@ -518,10 +556,10 @@ def load_onnx(path: str | os.PathLike[str]) -> Model:
             swapped.append(o.name)
         outputs.append(r)
     meta = {"onnx": {"lstm_nodes": lstm_nodes, "opset": opset, "time_major": time_major,
-                     "outputs": [o.name for o in g.output], "outputs_made_batch_first": swapped,
+                     "outputs": [o.name for o in graph_outputs], "outputs_made_batch_first": swapped,
                      "inputs": [i.name for i in graph_inputs],
                      "producer": f"{mp.producer_name} {mp.producer_version}".strip()}}
-    return Model(g.name or p.stem, nodes, [refs_input(nodes, k) for k in range(len(graph_inputs))],
+    return Model(p.stem, nodes, [refs_input(nodes, k) for k in range(len(graph_inputs))],
                  outputs, source=str(p), fmt="onnx", meta=meta)
 
 
@@ -581,6 +619,16 @@ def _lstm_layer(p: Path, n: Any, a: dict[str, Any], lname: str, consts: dict[str
     """The engine layer for one ONNX LSTM node, and the graph tensors it reads."""
     where = f"{p}: LSTM node {n.name!r}"
     ins = list(n.input) + [""] * (8 - len(n.input))
+    checks = {"layout": (int, (0, 1)), "direction": (str, ("forward", "reverse", "bidirectional")),
+              "hidden_size": (int, None), "input_forget": (int, None)}
+    for key, (typ, allowed) in checks.items():
+        if key in a and (not isinstance(a[key], typ) or (allowed and a[key] not in allowed)):
+            raise ModelFileError(f"{where}: attribute {key!r} is {a[key]!r}; expected "
+                                 + (" or ".join(map(repr, allowed)) if allowed else typ.__name__))
+    if "activations" in a and (not isinstance(a["activations"], list)
+                               or not all(isinstance(v, str) for v in a["activations"])):
+        raise ModelFileError(f"{where}: attribute 'activations' is {a['activations']!r}; "
+                             "expected a list of names")
 
     def const(k: int, what: str) -> Arr | None:
         name = ins[k]

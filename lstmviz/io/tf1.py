@@ -106,6 +106,7 @@ def read_checkpoint(prefix: Path) -> dict[str, np.ndarray]:
     if not any(prefix.parent.glob(prefix.name + ".data-*")):
         raise ModelFileError(f"{prefix}: the checkpoint's data file {prefix.name}.data-* is "
                              f"missing (only {prefix.name}.index is there)")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ start-up chatter
     try:
         import tensorflow as tf
     except ImportError:

@@ -250,3 +250,23 @@ def test_loading_onnx_never_imports_tensorflow(tmp_path):
         "    raise SystemExit('no error without onnx')\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
+
+
+def test_corrupted_onnx_files_raise_lstmviz_errors(tmp_path):
+    """Truncated and bit-flipped files fail with LstmvizError, never another exception."""
+    ws = [_w(3, 4, 0), _w(3, 4, 1)]
+    data = _lstm_graph(tmp_path / "ok.onnx", ws, "bidirectional", [6, 2, 3]).read_bytes()
+    rng = np.random.default_rng(0)
+    path = tmp_path / "fuzz.onnx"
+    for i in range(120):
+        b = bytearray(data)
+        if i % 2:
+            b = b[: rng.integers(1, len(b))]
+        else:
+            for _ in range(rng.integers(1, 12)):
+                b[rng.integers(0, len(b))] = rng.integers(0, 256)
+        path.write_bytes(bytes(b))
+        try:
+            lstmviz.load_model(path).trace(_x(2, 6, 3))
+        except lstmviz.LstmvizError:
+            pass

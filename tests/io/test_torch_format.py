@@ -383,3 +383,22 @@ def test_loading_never_imports_tensorflow(tmp_path):
         "    raise SystemExit('no error without torch')\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
+
+
+def test_corrupted_safetensors_raise_lstmviz_errors(tmp_path):
+    """Truncated and bit-flipped files fail with LstmvizError, never another exception."""
+    data = _save(_Net(bidirectional=True).state_dict(), tmp_path / "ok.safetensors").read_bytes()
+    rng = np.random.default_rng(0)
+    path = tmp_path / "fuzz.safetensors"
+    for i in range(120):
+        b = bytearray(data)
+        if i % 2:
+            b = b[: rng.integers(1, len(b))]
+        else:
+            for _ in range(rng.integers(1, 12)):
+                b[rng.integers(0, min(len(b), 600))] = rng.integers(0, 256)
+        path.write_bytes(bytes(b))
+        try:
+            lstmviz.load_model(path).trace(_x())
+        except LstmvizError:
+            pass
