@@ -114,6 +114,23 @@ def test_unit_search_probe_regex_paint(qtbot, document, panels):
     assert "constant" in p.status.text()
 
 
+def test_unit_search_bundled_adder_carry_on_top(qtbot, document, panels):
+    from lstmviz.examples import EXAMPLES_DIR
+    from lstmviz.io import load_model
+    from lstmviz.io.meta import load_info
+
+    path = EXAMPLES_DIR / "binary_addition.keras"
+    if not path.is_file():
+        pytest.skip(f"{path} is not in this checkout")
+    document.set_model(load_model(path), path, load_info(path))
+    document.set_input(np.random.default_rng(5).integers(0, 2, (50, 20, 2)).astype(np.float32))
+    p = _show(qtbot, panels["unit_search"])
+    assert p.probe.currentData() == "carry_out"  # the default for bit inputs
+    unit, r = p.ranked[0]
+    assert abs(r) >= 0.9
+    assert p.table.item(0, 1).text() == str(unit)
+
+
 def test_unit_search_regex_on_text(qtbot, document, panels):
     m, info = char_model()
     document.set_model(m, None, info)
@@ -175,6 +192,7 @@ def test_saturation_panel(qtbot, document, panels):
     np.testing.assert_allclose(xs, (f < 0.1).mean(axis=(0, 1)))
     np.testing.assert_allclose(ys, (f > 0.9).mean(axis=(0, 1)))
     assert "dead" in p.dead_label.text().lower()
+    assert set(p.per_layer) == {"lstm"}
     p.low.setValue(0.2)
     xs2, _ = p.scatters["forget_gate"].getData()
     np.testing.assert_allclose(xs2, (f < 0.2).mean(axis=(0, 1)))
@@ -242,7 +260,7 @@ def test_check_panel_bad_file(qtbot, document, panels, tmp_path):
     assert "Could not compare" in p.text.toPlainText()
 
 
-def test_corpus_panel_traces_and_finds(qtbot, document, panels, tmp_path):
+def test_corpus_panel_traces_and_finds(qtbot, document, panels, tmp_path, monkeypatch):
     m, info = char_model()
     document.set_model(m, None, info)
     p = _show(qtbot, panels["corpus"])
@@ -255,7 +273,11 @@ def test_corpus_panel_traces_and_finds(qtbot, document, panels, tmp_path):
     assert p.image.image.shape == (16, 80)
     p.region.setRegion((5, 8))
     p.threshold.setValue(0.0)
+    assert p.layer_box.currentText() == "lstm"
+    monkeypatch.setattr("lstmviz.app.analysis.corpus.SYNC_FIND_LIMIT", 0)  # search in a worker
     p.find()
+    qtbot.waitUntil(lambda: p.result is not None or p.find_btn.isEnabled(), timeout=30000)
+    qtbot.waitUntil(lambda: p.find_btn.isEnabled(), timeout=30000)
     r = p.result
     if r is None:  # no unit on over the whole range: the error names it
         pytest.skip("random weights gave no unit >= 0 over the range")

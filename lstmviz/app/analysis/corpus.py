@@ -35,6 +35,7 @@ from .common import Panel, hint, show_image, style_plot
 
 SOURCES = ("Random inputs", "Text file…", ".npy file…", "Current input")
 WINDOW = 80
+SYNC_FIND_LIMIT = 1_000_000  # larger corpora are searched in a worker
 
 
 def random_corpus(model: Any, info: Any, n: int, length: int, seed: int = 0) -> np.ndarray:
@@ -80,6 +81,8 @@ class CorpusPanel(Panel):
         self.window = window
         self.runner = TaskRunner(self)
         self.runner.failed.connect(self.error)
+        self.search_runner = TaskRunner(self)
+        self.search_runner.failed.connect(self.error)
         self.store: CorpusStore | None = None
         self.result: PatternResult | None = None
         self.position = 0
@@ -126,6 +129,11 @@ class CorpusPanel(Panel):
         self.pos_box.setToolTip("Start of the window shown, in the corpus's token stream")
         self.pos_box.valueChanged.connect(self.show_position)
         row2.addWidget(self.pos_box)
+        row2.addWidget(QLabel("layer"))
+        self.layer_box = QComboBox()
+        self.layer_box.setToolTip("The stored LSTM layer shown and searched (hidden state)")
+        self.layer_box.currentIndexChanged.connect(lambda *_: self.show_position(self.position))
+        row2.addWidget(self.layer_box)
         row2.addWidget(QLabel("threshold"))
         self.threshold = QDoubleSpinBox()
         self.threshold.setRange(-1.0, 1.0)
@@ -283,6 +291,10 @@ class CorpusPanel(Panel):
             f"{', '.join(f'{k} ({v})' for k, v in store.units.items())}, "
             f"{', '.join(store.quantities)} as {store.dtype}: {size / 2**20:.0f} MB in "
             f"{store.path}{state}")
+        self.layer_box.blockSignals(True)
+        self.layer_box.clear()
+        self.layer_box.addItems(store.layers)
+        self.layer_box.blockSignals(False)
         self.pos_box.setRange(0, max(n - 1, 0))
         self.pos_box.setValue(0)
         self.show_position(0)
@@ -293,7 +305,7 @@ class CorpusPanel(Panel):
         if st is None:
             return
         self.position = int(pos)
-        w = st.window(pos, pos + WINDOW)  # (L, U)
+        w = st.window(pos, pos + WINDOW, self.layer)  # (L, U)
         img = w.T  # (U, L)
         show_image(self.plot, self.image, img, (-1, 1), x0=pos)
         lo, hi = self.region.getRegion()
@@ -316,6 +328,10 @@ class CorpusPanel(Panel):
         else:
             self.plot.getAxis("bottom").setTicks(None)
 
+    @property
+    def layer(self) -> str | None:
+        return self.layer_box.currentText() or None
+
     def selection(self) -> tuple[int, int]:
         lo, hi = self.region.getRegion()
         t0 = int(round(lo))
@@ -335,15 +351,37 @@ class CorpusPanel(Panel):
             units = Document.parse_units(text) if text else None
             thr = self.threshold.value()
             if units is None:
-                units = select_units(st, t0, t1, thr)
+                units = select_units(st, t0, t1, thr, self.layer)
                 if not units:
                     raise LstmvizError(f"no unit is at or above {thr:g} over the whole selected "
                                        f"range {t0}:{t1}; lower the threshold or narrow the "
                                        "range")
-            self.result = find_pattern(st, units, t0, t1, thr)
+            layer = self.layer
+            if st.n_steps <= SYNC_FIND_LIMIT:
+                self._found(find_pattern(st, units, t0, t1, thr, layer=layer))
+                return
         except LstmvizError as e:
             self.error.emit(str(e))
             return
+
+        def task(progress, should_stop):
+            return find_pattern(st, units, t0, t1, thr, layer=layer, progress=progress)
+
+        self.find_btn.setEnabled(False)
+        self.info_label.setText(f"Searching {st.n_steps:,} positions…")
+        self.progress.setVisible(True)
+        self.search_runner.start(task, self._found, "Searching the corpus",
+                                 on_progress=self._on_progress,
+                                 on_failed=lambda _m: self._search_idle())
+
+    def _search_idle(self) -> None:
+        self.find_btn.setEnabled(True)
+        self.progress.setVisible(False)
+
+    def _found(self, result: PatternResult) -> None:
+        self._search_idle()
+        self.result = result
+        st = self.store
         r = self.result
         self.units_edit.setPlaceholderText(f"auto: {', '.join(map(str, r.units))}")
         self.table.setRowCount(len(r.matches))
@@ -408,3 +446,4 @@ class CorpusPanel(Panel):
 
     def shutdown(self) -> None:
         self.runner.shutdown()
+        self.search_runner.shutdown()

@@ -7,7 +7,7 @@ import pyqtgraph as pg
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QDoubleSpinBox, QHBoxLayout, QLabel, QVBoxLayout, QWidget
 
-from ...analysis import dead_units, gate_histograms, saturation_split
+from ...analysis import dead_units, gate_histograms, saturation, saturation_split
 from ...engine.trace import GATES, TITLES
 from .common import GATE_COLORS, Panel, hint, style_plot
 
@@ -63,6 +63,17 @@ class SaturationPanel(Panel):
                             for g in GATES}
         self.low_line = self.hist_plot.addLine(x=0.1, pen=pg.mkPen("#888888", style=Qt.PenStyle.DashLine))
         self.high_line = self.hist_plot.addLine(x=0.9, pen=pg.mkPen("#888888", style=Qt.PenStyle.DashLine))
+        self.layers_plot = self.view.addPlot(row=0, col=2)
+        style_plot(self.layers_plot, "saturated fraction per layer", "fraction of steps",
+                   "layer")
+        self.layer_bars = {g: pg.BarGraphItem(x=[], height=[], width=0.25,
+                                              brush=pg.mkBrush(GATE_COLORS[g]))
+                           for g in GATES}
+        for item in self.layer_bars.values():
+            self.layers_plot.addItem(item)
+        self.view.ci.layout.setColumnStretchFactor(0, 3)
+        self.view.ci.layout.setColumnStretchFactor(1, 3)
+        self.view.ci.layout.setColumnStretchFactor(2, 2)
         self.dead_label = QLabel()
         self.dead_label.setWordWrap(True)
         lay.addWidget(self.dead_label)
@@ -71,6 +82,7 @@ class SaturationPanel(Panel):
                            "near the diagonal are binary switches; near the origin, never "
                            "saturated. Click a dot to select the unit."))
         self.result: dict = {}
+        self.per_layer: dict[str, dict[str, float]] = {}
         self.dead: dict[int, str] = {}
 
     def refresh(self) -> None:
@@ -84,6 +96,17 @@ class SaturationPanel(Panel):
             self.hist_curves[g].setData(edges, counts / total)
         self.low_line.setValue(lo)
         self.high_line.setValue(hi)
+        self.per_layer = {}
+        tr = self.document.trace
+        for k, other in enumerate(tr.layers):
+            sat = saturation(other, lo, hi)
+            self.per_layer[other.name] = {g: float(v.mean()) for g, v in sat.items()}
+        names = list(self.per_layer)
+        for j, g in enumerate(GATES):
+            self.layer_bars[g].setOpts(x=np.arange(len(names)) + (j - 1) * 0.27,
+                                       height=[self.per_layer[n][g] for n in names])
+        self.layers_plot.getAxis("bottom").setTicks([[(k, n) for k, n in enumerate(names)], []])
+        self.layers_plot.setYRange(0, 1)
         self.dead = dead_units(lt)
         if self.dead:
             items = "; ".join(f"unit {u}: {why}" for u, why in list(self.dead.items())[:12])
