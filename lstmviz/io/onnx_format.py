@@ -556,7 +556,8 @@ def load_onnx(path: str | os.PathLike[str]) -> Model:
             swapped.append(o.name)
         outputs.append(r)
     meta = {"onnx": {"lstm_nodes": lstm_nodes, "opset": opset, "time_major": time_major,
-                     "outputs": [o.name for o in graph_outputs], "outputs_made_batch_first": swapped,
+                     "outputs": [o.name for o in graph_outputs],
+                     "outputs_made_batch_first": swapped,
                      "inputs": [i.name for i in graph_inputs],
                      "producer": f"{mp.producer_name} {mp.producer_version}".strip()}}
     return Model(p.stem, nodes, [refs_input(nodes, k) for k in range(len(graph_inputs))],
