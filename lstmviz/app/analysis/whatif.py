@@ -97,20 +97,33 @@ class WhatIfPanel(Panel):
         self.div_plot.addItem(self.div_image)
         self.div_plot.getAxis("left").setTicks(
             [[(k + 0.5, SYMBOLS[q]) for k, q in enumerate(QUANTITIES)], []])
-        self.diff_plot = self.view.addPlot(row=1, col=0)
-        style_plot(self.diff_plot, "after − before", "unit", "t")
+        inner = self.view.addLayout(row=1, col=0)
+        self.side_plots = []
+        self.side_images = []
+        for k, title in enumerate(("before", "after")):
+            p = inner.addPlot(row=0, col=k)
+            style_plot(p, title, "unit" if k == 0 else "", "t")
+            p.vb.invertY(True)
+            im = pg.ImageItem(axisOrder="row-major")
+            im.setColorMap(pg.colormap.get("CET-D1"))
+            p.addItem(im)
+            self.side_plots.append(p)
+            self.side_images.append(im)
+        self.diff_plot = inner.addPlot(row=0, col=2)
+        style_plot(self.diff_plot, "after − before", "", "t")
         self.diff_plot.vb.invertY(True)
-        self.diff_plot.setXLink(self.div_plot)
         self.diff_image = pg.ImageItem(axisOrder="row-major")
         self.diff_image.setColorMap(pg.colormap.get("CET-D1"))
         self.diff_plot.addItem(self.diff_image)
+        for p in self.side_plots:
+            p.setYLink(self.diff_plot)
         self.out_plot = self.view.addPlot(row=2, col=0)
         style_plot(self.out_plot, "output change (max over classes)", "", "t")
         self.out_plot.setXLink(self.div_plot)
         self.out_curve = self.out_plot.plot(pen=pg.mkPen("#E69F00", width=2), symbol="o",
                                             symbolSize=5)
         self.marks = []
-        for p in (self.div_plot, self.diff_plot, self.out_plot):
+        for p in (self.div_plot, *self.side_plots, self.diff_plot, self.out_plot):
             line = pg.InfiniteLine(0, pen=pg.mkPen("#56B4E9", width=2))
             p.addItem(line)
             self.marks.append(line)
@@ -175,7 +188,7 @@ class WhatIfPanel(Panel):
         r = self.result
         lt = self.lt
         if r is None or lt is None:
-            for im in (self.div_image, self.diff_image):
+            for im in (self.div_image, self.diff_image, *self.side_images):
                 im.clear()
             self.out_curve.setData([], [])
             self.summary.setText("Pick a step and a new input, then Compare.")
@@ -188,9 +201,20 @@ class WhatIfPanel(Panel):
         d = r.diff(lt.name, q).T  # (U, T)
         m = float(max(np.abs(d).max(), 1e-6))
         show_image(self.diff_plot, self.diff_image, d, (-m, m))
-        self.diff_plot.setTitle(f"after − before: {TITLES[q]} (±{m:.2g})", color="#e8e8ea")
+        from ..heatmaps import levels_for
+
+        lv = levels_for(lt, q)
+        cmap = "viridis" if q in ("input_gate", "forget_gate", "output_gate") else "CET-D1"
+        for p, im, tr in zip(self.side_plots, self.side_images, (r.before, r.after),
+                             strict=True):
+            img = np.asarray(tr.layer(lt.name).get(q)[r.batch], np.float32).T  # (U, T)
+            im.setColorMap(pg.colormap.get(cmap))
+            show_image(p, im, img, lv)
+        self.diff_plot.setTitle(f"after − before (±{m:.2g})", color="#e8e8ea")
+        self.side_plots[0].setTitle(f"before: {TITLES[q]}", color="#e8e8ea")
+        self.side_plots[1].setTitle(f"after: {TITLES[q]}", color="#e8e8ea")
         ticks = time_ticks(self.document.token_labels(), lt.timesteps, offset=0.5)
-        for p in (self.div_plot, self.diff_plot, self.out_plot):
+        for p in (self.div_plot, *self.side_plots, self.diff_plot, self.out_plot):
             p.getAxis("bottom").setTicks([ticks, []])
         for line in self.marks:
             line.setValue(r.t + 0.5)
