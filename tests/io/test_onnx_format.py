@@ -269,3 +269,37 @@ def test_corrupted_onnx_files_raise_lstmviz_errors(tmp_path):
         path.write_bytes(bytes(b))
         with contextlib.suppress(lstmviz.LstmvizError):
             lstmviz.load_model(path).trace(_x(2, 6, 3))
+
+
+def test_tf2onnx_style_keras_lstm_graph(tmp_path):
+    """What tf2onnx writes for keras LSTM(return_sequences=False) + Dense(softmax), opset 11:
+    Transpose -> LSTM -> Squeeze(Y_h, axes attribute) -> MatMul -> Add -> Softmax."""
+    w = _w(3, 4, 0)
+    o = convert.to_onnx(w)
+    rng = np.random.default_rng(1)
+    k, b = rng.normal(size=(4, 5)).astype(np.float32), rng.normal(size=5).astype(np.float32)
+    inits = [numpy_helper.from_array(o[n], n) for n in ("W", "R", "B")]
+    inits += [numpy_helper.from_array(k, "dense/kernel"), numpy_helper.from_array(b, "dense/bias")]
+    nodes = [
+        helper.make_node("Transpose", ["input_1"], ["xt"], perm=[1, 0, 2], name="lstm/transpose"),
+        helper.make_node("LSTM", ["xt", "W", "R", "B"], ["", "Y_h"], hidden_size=4,
+                         name="lstm/LSTM"),
+        helper.make_node("Squeeze", ["Y_h"], ["h"], axes=[0], name="lstm/squeeze"),
+        helper.make_node("MatMul", ["h", "dense/kernel"], ["mm"], name="dense/MatMul"),
+        helper.make_node("Add", ["mm", "dense/bias"], ["logits"], name="dense/BiasAdd"),
+        helper.make_node("Softmax", ["logits"], ["probs"], axis=1, name="dense/Softmax"),
+    ]
+    g = helper.make_graph(nodes, "tf2onnx", [helper.make_tensor_value_info(
+        "input_1", TensorProto.FLOAT, ["unk__1", 6, 3])], [helper.make_tensor_value_info(
+            "probs", TensorProto.FLOAT, ["unk__1", 5])], inits)
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 11)])
+    m.ir_version = 7
+    path = tmp_path / "keras.onnx"
+    onnx.save(m, str(path))
+    model = lstmviz.load_model(path)
+    assert not model.meta["onnx"]["time_major"]
+    assert model.input_timesteps == 6
+    x = _x(2, 6, 3)
+    trace = model.trace(x)
+    np.testing.assert_allclose(trace.output, _ort(path, {"input_1": x})[0], atol=ATOL)
+    np.testing.assert_allclose(trace.output.sum(axis=1), 1, atol=1e-6)
