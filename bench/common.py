@@ -17,14 +17,39 @@ from typing import Any
 _THREAD_VARS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
 
 
-def pin_threads(n: int) -> None:
-    """Give every BLAS / OpenMP runtime ``n`` threads (call before importing NumPy)."""
+def pin_threads(n: int, openblas_coretype: str | None = None) -> None:
+    """Give every BLAS / OpenMP runtime ``n`` threads (call before importing NumPy);
+    ``openblas_coretype`` forces OpenBLAS's kernel family (``OPENBLAS_CORETYPE``)."""
     if "numpy" in sys.modules:
         raise RuntimeError("pin_threads() must run before NumPy is imported")
     for var in _THREAD_VARS:
         os.environ[var] = str(n)
+    if openblas_coretype:
+        os.environ["OPENBLAS_CORETYPE"] = openblas_coretype
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")
+
+
+def openblas_core() -> str:
+    """The kernel family NumPy's OpenBLAS picked (``openblas_get_corename``), or ``"?"``."""
+    import ctypes
+    import glob
+
+    import numpy as np
+
+    root = os.path.dirname(np.__file__)
+    for path in glob.glob(root + ".libs/*openblas*") + glob.glob(root + "/.dylibs/*openblas*"):
+        try:
+            lib = ctypes.CDLL(path)
+        except OSError:
+            continue
+        for name in ("scipy_openblas_get_corename64_", "openblas_get_corename64_",
+                     "openblas_get_corename"):
+            fn = getattr(lib, name, None)
+            if fn is not None:
+                fn.restype = ctypes.c_char_p
+                return fn().decode()
+    return "?"
 
 
 def machine() -> str:
@@ -54,7 +79,7 @@ def machine() -> str:
     except Exception:  # noqa: BLE001 - only decoration for the report
         pass
     return (f"{model}, {cores} cores{ram}, Python {platform.python_version()}, "
-            f"NumPy {np.__version__}{blas}")
+            f"NumPy {np.__version__}{blas}, OpenBLAS kernels: {openblas_core()}")
 
 
 def best_of(fn: Callable[[], Any], repeat: int) -> float:

@@ -82,6 +82,8 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--what", nargs="+", default=["run_lstm", "model.trace"],
                    choices=["run_lstm", "model.trace"])
     p.add_argument("--max-gb", type=float, default=3.0, help="skip larger traces")
+    p.add_argument("--openblas-coretype", metavar="NAME",
+                   help="set OPENBLAS_CORETYPE (e.g. Haswell) before NumPy loads")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--markdown", action="store_true")
     p.add_argument("--json")
@@ -91,7 +93,7 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     a = _args(argv)
-    common.pin_threads(a.threads)
+    common.pin_threads(a.threads, a.openblas_coretype)
     if a.child:
         u, t, b, f = (int(v) for v in a.child[:4])
         print(json.dumps(child(u, t, b, f, a.child[4])))

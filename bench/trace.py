@@ -50,6 +50,8 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--batch", type=int, nargs="+", default=[1, 32])
     p.add_argument("--features", type=int, default=16, help="input features F (default 16)")
     p.add_argument("--repeat", type=int, default=3, help="timed rounds per size (best of)")
+    p.add_argument("--openblas-coretype", metavar="NAME",
+                   help="set OPENBLAS_CORETYPE (e.g. Haswell) before NumPy loads")
     p.add_argument("--threads", type=int, default=1, help="threads for every library")
     p.add_argument("--max-gb", type=float, default=3.5,
                    help="skip sizes whose trace needs more memory (default 3.5 GB)")
@@ -69,7 +71,7 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     a = _args(argv)
-    common.pin_threads(a.threads)
+    common.pin_threads(a.threads, a.openblas_coretype)
     import numpy as np
 
     from lstmviz.engine import LSTMWeights, _accel, run_lstm
