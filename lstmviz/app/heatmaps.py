@@ -13,8 +13,8 @@ from typing import Any
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QPointF, QRectF, Qt, Signal
-from PySide6.QtGui import QBrush, QColor, QFont, QPen
-from PySide6.QtWidgets import QGraphicsRectItem
+from PySide6.QtGui import QBrush, QColor, QFont, QPainter
+from PySide6.QtWidgets import QGraphicsItem, QGraphicsObject, QGraphicsRectItem
 
 from ..engine.trace import GATES, QUANTITIES
 from .document import Document
@@ -31,8 +31,8 @@ from .style import (
     downsample_image,
 )
 
-MAX_ROWS = 512
-MAX_COLS = 1600
+MAX_ROWS = 384
+MAX_COLS = 1200
 BOUNDED = {"sigmoid", "hard_sigmoid", "tanh", "softsign"}
 
 
@@ -72,6 +72,52 @@ def set_title(plot: pg.PlotItem, html: str) -> None:
     plot.layout.setRowFixedHeight(0, h)
 
 
+class FutureShade(QGraphicsObject):
+    """Darkens the not-yet-reached columns ``t+1 .. T``.
+
+    Its bounding rectangle is the whole image and never changes; moving ``t`` invalidates
+    only the strip between the old and the new position, so a step repaints a few columns
+    instead of half of every heatmap.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._rect = QRectF(0, 0, 1, 1)
+        self._t = 0
+        self._brush = QBrush(QColor(0, 0, 0, 150))
+        self.setFlag(QGraphicsItem.GraphicsItemFlag.ItemUsesExtendedStyleOption, True)
+
+    def set_area(self, rect: QRectF) -> None:
+        self.prepareGeometryChange()
+        self._rect = QRectF(rect)
+        self.update()
+
+    def set_brush(self, brush: QBrush) -> None:
+        self._brush = brush
+        self.update()
+
+    def set_t(self, t: int) -> None:
+        old, self._t = self._t, t
+        if old == t:
+            return
+        lo, hi = min(old, t), max(old, t)
+        self.update(QRectF(lo, self._rect.top(), hi - lo + 2, self._rect.height()))
+
+    def shaded(self) -> QRectF:
+        """The darkened rectangle (data coordinates)."""
+        r = self._rect
+        left = max(self._t + 1, r.left())
+        return QRectF(left, r.top(), max(r.right() - left, 0), r.height())
+
+    def boundingRect(self) -> QRectF:
+        return self._rect
+
+    def paint(self, painter: QPainter, option: Any, widget: Any = None) -> None:
+        r = self.shaded()
+        if r.width() > 0:
+            painter.fillRect(r, self._brush)
+
+
 class Heatmap:
     """One quantity's units x time image inside a plot, with its cursor and dimming."""
 
@@ -85,8 +131,7 @@ class Heatmap:
         self.image.setZValue(-10)
         plot.addItem(self.image)
         bar.setImageItem(self.image, insert_in=plot)
-        self.dim = QGraphicsRectItem()
-        self.dim.setPen(QPen(Qt.PenStyle.NoPen))
+        self.dim = FutureShade()
         self.dim.setZValue(5)
         plot.vb.addItem(self.dim, ignoreBounds=True)
         self.cursor = QGraphicsRectItem()
@@ -112,6 +157,7 @@ class Heatmap:
         self.image.setImage(img, autoLevels=False, levels=levels)
         self.bar.setLevels(levels)
         self.image.setRect(QRectF(0, 0, max(self.n_t, 1), max(self.n_rows, 1)))
+        self.dim.set_area(QRectF(0, 0, max(self.n_t, 1), max(self.n_rows, 1)))
         self.plot.vb.setLimits(xMin=-0.5, xMax=self.n_t + 0.5, yMin=-0.5, yMax=self.n_rows + 0.5)
         self.plot.vb.setRange(xRange=(0, self.n_t), yRange=(0, self.n_rows), padding=0)
 
@@ -119,8 +165,8 @@ class Heatmap:
         self.t = t
         n = self.n_t
         self.cursor.setRect(QRectF(t, 0, 1, self.n_rows))
-        self.dim.setRect(QRectF(t + 1, 0, max(n - t - 1, 0), self.n_rows))
-        self.dim.setVisible(t + 1 < n)
+        self.dim.set_t(t)
+        del n
 
     def mark_row(self, row: int | None) -> None:
         if row is None:
@@ -237,7 +283,7 @@ class HeatmapGrid(pg.GraphicsLayoutWidget):
             hm.cursor.setPen(pg.mkPen(th.accent, width=th.cursor_width, cosmetic=True))
             hm.row_mark.setPen(pg.mkPen("#ffffff", width=max(1.0, th.cursor_width / 2.5),
                                         style=Qt.PenStyle.DashLine, cosmetic=True))
-            hm.dim.setBrush(QBrush(QColor(0, 0, 0, th.dim_alpha)))
+            hm.dim.set_brush(QBrush(QColor(0, 0, 0, th.dim_alpha)))
             hm.plot.vb.setBackgroundColor(th.panel)
 
     def set_theme(self, theme: Theme) -> None:

@@ -181,7 +181,7 @@ class MainWindow(QMainWindow):
         scroll.setWidget(left)
         scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self.model_dock = self.add_dock(scroll, "Model", Qt.DockWidgetArea.LeftDockWidgetArea)
-        self.model_dock.setMinimumWidth(200)
+        self.model_dock.setMinimumWidth(220)
 
         right = QSplitter(Qt.Orientation.Vertical)
         detail_scroll = QScrollArea()
@@ -190,11 +190,13 @@ class MainWindow(QMainWindow):
         right.addWidget(detail_scroll)
         right.addWidget(self.output_view)
         right.setStretchFactor(0, 3)
-        right.setStretchFactor(1, 2)
+        right.setStretchFactor(1, 1)
+        right.setSizes([560, 240])
+        self.right_split = right
         self.detail_dock = self.add_dock(right, "Unit detail and output",
                                          Qt.DockWidgetArea.RightDockWidgetArea)
         self.detail_dock.setMinimumWidth(260)
-        self.resizeDocks([self.model_dock, self.detail_dock], [240, 340],
+        self.resizeDocks([self.model_dock, self.detail_dock], [265, 345],
                          Qt.Orientation.Horizontal)
 
     def _build_welcome(self) -> QWidget:
@@ -615,11 +617,13 @@ class MainWindow(QMainWindow):
     def _on_model_changed(self) -> None:
         doc = self.document
         self.stack.setCurrentIndex(1)
+        self.statusBar().clearMessage()
         name = Path(doc.model_path).name if doc.model_path else doc.model.name
         title = doc.info.title if doc.info is not None and doc.info.title else ""
         self.setWindowTitle(f"{title + ' — ' if title else ''}{name} — lstmviz")
 
     def _on_trace_changed(self) -> None:
+        self.stack.setCurrentIndex(1)
         tr = self.document.trace
         mb = tr.nbytes / 2**20 if tr is not None else 0
         self.engine_label.setText(f"engine: {self.document.engine} · T = "

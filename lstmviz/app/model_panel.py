@@ -138,6 +138,7 @@ class SelectionPanel(QWidget):
         self.filter_k.setRange(1, 100000)
         self.filter_k.setValue(16)
         self.filter_k.setPrefix("top ")
+        self.filter_k.setMaximumWidth(90)
         self.filter_list = QLineEdit()
         self.filter_list.setPlaceholderText("0-3, 7")
         fl = QHBoxLayout()

@@ -24,6 +24,25 @@ from .heatmaps import levels_for
 from .style import NORMAL, QUANTITY_COLORS, SHORT_TITLES, Theme, unit_color
 
 MAX_BARS = 32  # more units than this: step curves instead of grouped bars
+LONG = 1500  # curves with more points than this are drawn without antialiasing (speed)
+MAX_POINTS = 1000  # longer curves are drawn from min/max per bin
+
+
+def peak_decimate(y: np.ndarray, max_points: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(x, y)`` of a long series reduced to min/max pairs per bin (what a screen can show):
+    drawn once per trace, cheap to repaint at every step."""
+    n = len(y)
+    if n <= max_points:
+        return np.arange(n, dtype=np.float64), np.asarray(y, dtype=np.float64)
+    bins = max_points // 2
+    size = -(-n // bins)
+    pad = bins * size - n
+    yy = np.pad(np.asarray(y, dtype=np.float64), (0, pad), mode="edge").reshape(bins, size)
+    lo, hi = yy.min(axis=1), yy.max(axis=1)  # (bins,)
+    xs = np.repeat(np.arange(bins) * size + size / 2, 2)
+    ys = np.empty(2 * bins)
+    ys[0::2], ys[1::2] = lo, hi
+    return xs, ys
 
 
 def _style_legend(legend: pg.LegendItem, theme: Theme) -> None:
@@ -71,9 +90,8 @@ class UnitLines(QWidget):
         self.plot: pg.PlotItem = self.widget.getPlotItem()
         self.plot.setMenuEnabled(False)
         self.plot.hideButtons()
-        self.plot.showGrid(x=True, y=True, alpha=0.15)
-        self.plot.setClipToView(True)
-        self.plot.setDownsampling(auto=True, mode="peak")
+        self.zero = pg.InfiniteLine(pos=0, angle=0, pen=pg.mkPen("#3a3f4b", width=1))
+        self.plot.addItem(self.zero, ignoreBounds=True)
         self.legend = self.plot.addLegend(offset=(6, 4), labelTextColor="#e8e8ea",
                                           brush=pg.mkBrush(0, 0, 0, 150))
         lay.addWidget(self.widget, 1)
@@ -123,11 +141,12 @@ class UnitLines(QWidget):
             return
         b = min(self.document.batch, lt.batch_size - 1)
         data = lt.get(self.quantity)[b]  # (T, U)
-        xs = np.arange(lt.timesteps)
         for k, u in enumerate(self.document.selected_units):
-            c = self.plot.plot(xs, np.ascontiguousarray(data[:, u]),
+            xs, ys = peak_decimate(data[:, u], 2 * MAX_POINTS)
+            c = self.plot.plot(xs, ys,
                                pen=pg.mkPen(unit_color(k), width=self.theme.line_width),
-                               name=f"unit {u}")
+                               name=f"unit {u}", antialias=len(xs) <= LONG,
+                               skipFiniteCheck=True)
             self.curves.append(c)
         lo, hi = levels_for(lt, self.quantity)
         self.plot.setYRange(lo, hi, padding=0.05)
@@ -168,7 +187,6 @@ class StepBars(QWidget):
         self.plot.setMenuEnabled(False)
         self.plot.hideButtons()
         self.plot.setMouseEnabled(x=True, y=False)
-        self.plot.showGrid(y=True, alpha=0.15)
         self.zero = pg.InfiniteLine(pos=0, angle=0, pen=pg.mkPen("#6b7078", width=1))
         self.plot.addItem(self.zero, ignoreBounds=True)
         self.legend = self.plot.addLegend(offset=(-4, 2), colCount=6, labelTextColor="#e8e8ea",
@@ -209,8 +227,9 @@ class StepBars(QWidget):
                 item = pg.BarGraphItem(x=x, height=np.zeros(n), width=width * 0.92,
                                        brush=pg.mkBrush(color), pen=pg.mkPen(None))
             else:
-                item = pg.PlotDataItem(np.arange(n + 1) - 0.5, np.zeros(n), stepMode="center",
-                                       pen=pg.mkPen(color, width=self.theme.line_width / 2))
+                item = pg.PlotCurveItem(np.arange(n + 1) - 0.5, np.zeros(n), stepMode="center",
+                                        pen=pg.mkPen(color, width=1), antialias=False,
+                                        skipFiniteCheck=True)
             self.plot.addItem(item)
             self.legend.addItem(item, SYMBOLS[q])
             self.items[q] = item
@@ -326,7 +345,7 @@ class OutputView(QWidget):
                 f"<span style='font-size:{th.title_px}px'>output at t = {t}: "
                 f"<b style='color:#F0E442; font-size:{int(th.title_px * 1.5)}px'>{bit}</b>"
                 f"</span> <span style='color:{th.muted}'>(P(1) = {prob:.2f})</span>")
-            self.shown = [("1", prob), ("0", 1 - prob)]
+            self.shown = [("P(1)", prob)]
         else:
             order = np.argsort(-p, kind="stable")[: self.k]
             self.shown = [(labels[i], float(p[i])) for i in order]
@@ -349,7 +368,7 @@ class OutputView(QWidget):
                 ti.setPos(min(self.shown[i][1], 0.82), i)
             else:
                 ti.setText("")
-        self.plot.setYRange(-0.5, self.k - 0.5, padding=0)
+        self.plot.setYRange(-0.5, max(n, 3) - 0.5, padding=0)
 
 
 def output_labels(doc: Document, k_total: int) -> list[str]:

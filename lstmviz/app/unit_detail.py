@@ -12,8 +12,9 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QLabel, QSizePolicy, QVBoxLayout, QWidget
+from PySide6.QtCore import QSize
+from PySide6.QtGui import QColor, QFont, QFontMetrics, QPainter, QPaintEvent
+from PySide6.QtWidgets import QSizePolicy, QWidget
 
 from .document import Document
 from .style import NORMAL, QUANTITY_COLORS, Theme
@@ -72,48 +73,64 @@ def unit_equations(lt: Any, t: int, b: int, u: int) -> dict[str, Any]:
     return out
 
 
+Seg = tuple  # (text, color | None, bold, sub)
+
+
 class UnitDetail(QWidget):
-    """Monospace, large: the equations of the selected unit at ``t`` with their numbers."""
+    """Monospace, large: the equations of the selected unit at ``t`` with their numbers.
+
+    Painted directly (no rich-text layout per step): a step costs well under a millisecond.
+    """
 
     def __init__(self, document: Document, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.document = document
         self.theme = NORMAL
-        lay = QVBoxLayout(self)
-        lay.setContentsMargins(6, 6, 6, 6)
-        self.label = QLabel()
-        self.label.setTextFormat(Qt.TextFormat.RichText)
-        self.label.setAlignment(Qt.AlignmentFlag.AlignTop | Qt.AlignmentFlag.AlignLeft)
-        self.label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        self.label.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
-        self.label.setWordWrap(False)
-        lay.addWidget(self.label, 1)
+        self.lines: list[list[Seg]] = []
         self.values: dict[str, Any] = {}
+        self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
+        self._fonts()
         for sig in (document.trace_changed, document.selection_changed, document.batch_changed,
                     document.layer_changed):
             sig.connect(self.refresh)
         document.t_changed.connect(self.refresh)
         self.refresh()
 
+    def _fonts(self) -> None:
+        th = self.theme
+        self.font_ = QFont("DejaVu Sans Mono")
+        self.font_.setPixelSize(th.mono_px)
+        self.bold = QFont(self.font_)
+        self.bold.setBold(True)
+        self.sub = QFont(self.font_)
+        self.sub.setPixelSize(max(8, int(th.mono_px * 0.7)))
+        fm = QFontMetrics(self.font_)
+        self.line_h = int(fm.height() * 1.12)
+        self.char_w = fm.horizontalAdvance("0")
+        self.sub_w = QFontMetrics(self.sub).horizontalAdvance("0")
+
     def set_theme(self, theme: Theme) -> None:
         self.theme = theme
+        self._fonts()
         self.refresh()
 
     def text(self) -> str:
         """The equations as plain text (for tests and copying)."""
-        from PySide6.QtGui import QTextDocument
+        return "\n".join("".join(seg[0] for seg in line) for line in self.lines)
 
-        d = QTextDocument()
-        d.setHtml(self.label.text())
-        return d.toPlainText()
+    def sizeHint(self) -> QSize:
+        return QSize(self.char_w * 34, self.line_h * max(len(self.lines), 4) + 8)
+
+    def minimumSizeHint(self) -> QSize:
+        return QSize(self.char_w * 20, self.line_h * 4)
 
     def refresh(self, *_: Any) -> None:
         doc = self.document
         lt = doc.layer_trace
         th = self.theme
         if lt is None:
-            self.label.setText(f"<span style='color:{th.muted}'>Open a model to see a unit's "
-                               "equations.</span>")
+            self.lines = [[("Open a model to see a unit's equations.", th.muted, False, False)]]
+            self.update()
             return
         b = min(doc.batch, lt.batch_size - 1)
         t = min(doc.t, lt.timesteps - 1)
@@ -125,55 +142,71 @@ class UnitDetail(QWidget):
         ca = ACT_SYMBOL.get(w.activation, w.activation)
         labels = doc.token_labels()
         tok = labels[t] if t < len(labels) else ""
-        fs = th.mono_px
-        muted = th.muted
-        lines = []
-        head = (f"<div style='font-size:{th.title_px}px; margin-bottom:6px'><b>unit {u}</b>"
-                f" · t = {t}" + (f" · input <b>{_esc(tok)}</b>" if tok else "")
-                + f" <span style='color:{muted}'>· {_esc(lt.name)}</span></div>")
-        prev = "h₀" if lt.prev_index(t) is None else "h_prev"
-        for sym, key, _q, meaning in GATE_ROWS:
+        muted, fg = th.muted, th.fg
+        lines: list[list[Seg]] = []
+        head: list[Seg] = [(f"unit {u}", fg, True, False), (f" · t = {t}", fg, False, False)]
+        if tok:
+            head += [(" · input ", muted, False, False), (tok, fg, True, False)]
+        lines.append(head)
+        lines.append([(lt.name, muted, False, False)])
+        lines.append([])
+        prev = "h0" if lt.prev_index(t) is None else "h_prev"
+        for sym, key, q, meaning in GATE_ROWS:
             g = v[key]
             act = ca if key == "candidate" else ra
-            color = QUANTITY_COLORS[_q]
-            wrap = (lambda s, a=act: f"{a}({s})" if a else s)
-            formula = f"W<sub>{sym}</sub>·x + U<sub>{sym}</sub>·{prev} + b<sub>{sym}</sub>"
-            terms = f"{num(g['Wx'])} + {paren(g['Uh'])} + {paren(g['b'])}"
-            lines.append(
-                f"<span style='color:{color}; font-weight:bold'>{sym}</span> = "
-                f"{wrap(formula)}"
-                f"<br>&nbsp;&nbsp;= {wrap(terms)}"
-                f"<br>&nbsp;&nbsp;= {wrap(num(g['z']))} = "
-                f"<b style='color:{color}'>{num(g['value'])}</b>"
-                f" <span style='color:{muted}; font-size:{int(fs * 0.8)}px'>({meaning})</span>")
+            color = QUANTITY_COLORS[q]
+            op, cl = (f"{act}(", ")") if act else ("", "")
+            lines.append([(sym, color, True, False), (f" = {op}W", fg, False, False),
+                          (sym, fg, False, True), ("·x + U", fg, False, False),
+                          (sym, fg, False, True), (f"·{prev} + b", fg, False, False),
+                          (sym, fg, False, True), (cl, fg, False, False)])
+            lines.append([(f"  = {op}{num(g['Wx'])} + {paren(g['Uh'])} + {paren(g['b'])}{cl}",
+                           fg, False, False)])
+            lines.append([(f"  = {op}{num(g['z'])}{cl} = ", fg, False, False),
+                          (num(g["value"]), color, True, False),
+                          (f"  {meaning}", muted, False, False)])
         f, i, gg, o = (v[k]["value"] for k in ("forget_gate", "input_gate", "candidate",
                                                 "output_gate"))
         cc = QUANTITY_COLORS["cell"]
         hc = QUANTITY_COLORS["hidden"]
         kept, written = f * v["c_prev"], i * gg
-        lines.append(
-            f"<span style='color:{cc}; font-weight:bold'>c</span> = f·c_prev + i·g"
-            f"<br>&nbsp;&nbsp;= {num(f)}·{paren(v['c_prev'])} + {num(i)}·{paren(gg)}"
-            f"<br>&nbsp;&nbsp;= {num(kept)} + {paren(written)} = "
-            f"<b style='color:{cc}'>{num(v['c'])}</b>")
-        hact = ca or ""
-        lines.append(
-            f"<span style='color:{hc}; font-weight:bold'>h</span> = o·{hact}(c)"
-            f"<br>&nbsp;&nbsp;= {num(o)}·{hact}({num(v['c'])}) = "
-            f"<b style='color:{hc}'>{num(v['h'])}</b>")
+        lines.append([("c", cc, True, False), (" = f·c_prev + i·g", fg, False, False)])
+        lines.append([(f"  = {num(f)}·{paren(v['c_prev'])} + {num(i)}·{paren(gg)}", fg, False,
+                       False)])
+        lines.append([(f"  = {num(kept)} + {paren(written)} = ", fg, False, False),
+                      (num(v["c"]), cc, True, False)])
+        hact = f"{ca}(c)" if ca else "c"
+        lines.append([("h", hc, True, False), (f" = o·{hact}", fg, False, False)])
+        hnum = f"{ca}({num(v['c'])})" if ca else paren(v["c"])
+        lines.append([(f"  = {num(o)}·{hnum} = ", fg, False, False),
+                      (num(v["h"]), hc, True, False)])
+        lines.append([])
         total = abs(kept) + abs(written) or 1.0
-        n_bar = 18
+        n_bar = 20
         k_bar = round(n_bar * abs(kept) / total)
-        bar = (f"<span style='color:#E69F00'>{'█' * k_bar}</span>"
-               f"<span style='color:#009E73'>{'█' * (n_bar - k_bar)}</span>")
-        lines.append(f"<span style='font-size:{int(fs * 0.8)}px'>{bar}<br>"
-                     f"<span style='color:#E69F00'>kept {abs(kept) / total:.0%}</span> · "
-                     f"<span style='color:#009E73'>written {abs(written) / total:.0%}</span>"
-                     "</span>")
-        body = "<br><br>".join(lines)
-        self.label.setText(f"{head}<div style='font-family:\"DejaVu Sans Mono\",monospace; "
-                           f"font-size:{fs}px; line-height:120%'>{body}</div>")
+        lines.append([("█" * k_bar, "#E69F00", False, False),
+                      ("█" * (n_bar - k_bar), "#009E73", False, False)])
+        lines.append([(f"kept {abs(kept) / total:.0%}", "#E69F00", False, False),
+                      (" · ", muted, False, False),
+                      (f"written {abs(written) / total:.0%}", "#009E73", False, False)])
+        self.lines = lines
+        self.setMinimumHeight(self.line_h * len(lines) + 8)
+        self.update()
 
-
-def _esc(s: str) -> str:
-    return s.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    def paintEvent(self, event: QPaintEvent) -> None:
+        p = QPainter(self)
+        p.fillRect(self.rect(), QColor(self.theme.bg))
+        y = 4
+        fm = QFontMetrics(self.font_)
+        asc = fm.ascent()
+        for line in self.lines:
+            x = 6
+            for text, color, bold, sub in line:
+                f = self.sub if sub else (self.bold if bold else self.font_)
+                p.setFont(f)
+                p.setPen(QColor(color or self.theme.fg))
+                dy = int(self.theme.mono_px * 0.25) if sub else 0
+                p.drawText(x, y + asc + dy, text)
+                x += QFontMetrics(f).horizontalAdvance(text)
+            y += self.line_h
+        p.end()

@@ -20,7 +20,7 @@ def _views_at(window, t):
     for q in QUANTITIES:
         hm = window.heatmaps.maps[q]
         assert hm.cursor_t() == t
-        assert hm.dim.rect().left() == t + 1
+        assert hm.dim.shaded().left() == t + 1
         np.testing.assert_array_equal(hm.data, lt.get(q)[b][:, doc.rows].T)
         np.testing.assert_array_equal(window.step_bars.values(q), lt.get(q)[b, t][doc.rows])
     assert window.unit_lines.cursor.value() == t
@@ -259,7 +259,7 @@ def test_unit_equations_match_contributions(digit_window):
         f, i, g = (v[q]["value"] for q in ("forget_gate", "input_gate", "candidate"))
         assert v["c"] == pytest.approx(f * c_prev + i * g, abs=1e-5)
     text = digit_window.unit_detail.text()
-    assert "f = σ(W" in text and "c = f·c_prev + i·g" in text and "h = o·tanh(c)" in text
+    assert "f = σ(Wf·x + Uf·h0 + bf)" in text and "c = f·c_prev + i·g" in text and "h = o·tanh(c)" in text
 
 
 def test_extensions_install_and_failures_are_dialogs(qtbot, monkeypatch):
