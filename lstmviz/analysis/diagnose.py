@@ -661,7 +661,7 @@ def diagnose(model: Model, x: Any, student: dict[str, Any] | str | os.PathLike[s
         if s <= 1.0 and (best is None or s < best[2]):
             best = (hyp.key, hyp.text, s)
     est = None
-    if best is None and w.units <= 64:
+    if best is None and w.units <= 64 and any(q in st for q in ORDER):
         # a different initial state: fit it to the first steps, then check every step
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
             h_e, c_e = _fit_initial_state(lt, w, st, h0, c0)

@@ -220,3 +220,19 @@ def test_h_c_swapped(wide_model):
     st = _run_student(m, x, None)
     d = diagnose(m, x, {"hidden": st["cell"], "cell": st["hidden"]})
     assert d.cause == "h_c_swapped", d.summary()
+
+
+def test_final_states_only(wide_model):
+    """Seed 001's MyLSTM also returns the final h and c: enough to check, and to name a
+    mistake when the whole run reproduces them."""
+    m, x = wide_model
+    st = _run_student(m, x, "swap_i_f")
+    d = diagnose(m, x, {"state_h": st["hidden"][:, -1], "state_c": st["cell"][:, -1]})
+    assert d.cause == "swap_i_f"
+    assert d.first_quantity in ("state_h", "state_c") and d.first_step == 8
+    good = _run_student(m, x, None)
+    assert diagnose(m, x, {"ht": good["hidden"][:, -1]}).ok
+    rng = np.random.default_rng(0)
+    bad = {"state_h": good["hidden"][:, -1] + rng.normal(0, 0.1, (3, 5))}
+    d = diagnose(m, x, bad)
+    assert not d.ok and d.cause is None

@@ -57,6 +57,7 @@ class WhatIfPanel(Panel):
         row.addWidget(QLabel("At step"))
         self.step = QSpinBox()
         self.step.setToolTip("The timestep whose input changes (defaults to the current one)")
+        self.step.valueChanged.connect(self._fill_values)
         row.addWidget(self.step)
         row.addWidget(QLabel("use"))
         self.token = QComboBox()
@@ -144,9 +145,20 @@ class WhatIfPanel(Panel):
             self.token.addItem(label)
         self.token.setVisible(bool(self._choices))
         self.values.setVisible(not self._choices)
+        self._fill_values()
         self.result = None
         self.apply_btn.setEnabled(False)
         self._draw()
+
+    def _fill_values(self, *_: object) -> None:
+        """Free-form features: start from the step's current values (edit them)."""
+        doc = self.document
+        if self._choices or doc.x is None or isinstance(doc.x, list):
+            return
+        a = np.asarray(doc.x)
+        if a.ndim == 3:
+            t = min(self.step.value(), a.shape[1] - 1)
+            self.values.setText(" ".join(f"{v:.4g}" for v in a[doc.batch, t]))
 
     def on_t(self, t: int) -> None:
         if self.result is None:
@@ -161,7 +173,10 @@ class WhatIfPanel(Panel):
         try:
             vals = [float(v) for v in self.values.text().replace(",", " ").split()]
         except ValueError:
-            raise LstmvizError(f"could not read numbers from {self.values.text()!r}") from None
+            raise LstmvizError(f"could not read numbers from {self.values.text()!r}; type "
+                               "the new feature values separated by spaces") from None
+        if not vals:
+            raise LstmvizError("type the new feature values of the step, separated by spaces")
         return np.asarray(vals, np.float32)
 
     def run(self) -> None:
