@@ -58,9 +58,9 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--no-keras", action="store_true")
     p.add_argument("--no-torch", action="store_true")
     p.add_argument("--no-gate-layer", action="store_true")
-    p.add_argument("--call-max-steps", type=int, default=1000,
-                   help="time Keras's eager model(x) only up to this T (it runs op by op: "
-                        "~10 s at T=1000)")
+    p.add_argument("--call-max-steps", type=int, default=100,
+                   help="time Keras's eager model(x) only up to this T (default 100: it runs "
+                        "op by op, 10-20 s at T=1000)")
     p.add_argument("--markdown", action="store_true", help="also print a Markdown table")
     p.add_argument("--json", help="write all figures to this JSON file")
     a = p.parse_args(argv)
@@ -199,12 +199,12 @@ def _one(np, LSTMWeights, run_lstm, keras, gate_cls, torch, units, steps, batch,
 
         fns["torch"] = run_torch
 
-    # a warm-up round, then fewer rounds for sizes that take long
+    # a warm-up round (timed too), then --repeat rounds; 2 for sizes where a round takes
+    # more than 30 s
     t_warm = common.interleaved(fns, 1, warmup=True)
-    repeat = a.repeat if max(t_warm.values()) < 5.0 else 1
-    best = common.interleaved(fns, repeat, warmup=False) if repeat > 1 else t_warm
-    if repeat > 1:
-        best = {k: min(v, t_warm[k]) for k, v in best.items()}
+    repeat = a.repeat if sum(t_warm.values()) < 30.0 else min(a.repeat, 2)
+    best = common.interleaved(fns, repeat, warmup=False)
+    best = {k: min(v, t_warm[k]) for k, v in best.items()}
     row.update(best)
     row["rounds"] = repeat + 1
     row["engine"] = out["ours"].meta.get("engine")
