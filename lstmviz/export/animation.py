@@ -30,19 +30,21 @@ MAX_FPS = 60.0
 
 def frames(grid: GridFigure, progress: Progress | None = None,
            should_stop: ShouldStop | None = None, even: bool = False) -> Iterator[np.ndarray]:
-    """Yield one ``(H, W, 3)`` uint8 frame per timestep of ``grid``'s layer.
+    """Yield one ``(H, W, 3)`` uint8 frame per timestep of ``grid``'s layer, in the order
+    the layer processes them (last to first for a layer that runs backwards).
 
     The layout is computed once, so every frame has the same size and panel positions.
     """
     n = grid.T
-    grid.set_step(0)
+    order = [int(t) for t in grid.lt.processing_order]
+    grid.set_step(order[0])
     grid.start_frames()
-    for t in range(n):
+    for k, t in enumerate(order):
         if should_stop is not None and should_stop():
-            raise ExportCancelled(f"animation cancelled at frame {t} of {n}; nothing was written")
+            raise ExportCancelled(f"animation cancelled at frame {k} of {n}; nothing was written")
         yield grid.frame(t, even=even)
         if progress is not None:
-            progress(t + 1, n)
+            progress(k + 1, n)
 
 
 def _check_fps(fps: float) -> float:

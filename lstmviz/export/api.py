@@ -23,8 +23,11 @@ Progress = Callable[[int, int], None]
 ShouldStop = Callable[[], bool]
 
 
-def token_labels_for(trace: Trace, source: Source | None, batch: int) -> list[str] | None:
-    """The input tokens of batch item ``batch`` as time-axis labels, when they can be made."""
+def token_labels_for(trace: Trace, source: Source | None, batch: int,
+                     timesteps: int | None = None) -> list[str] | None:
+    """The input tokens of batch item ``batch`` as time-axis labels, when they can be made
+    and there is one per timestep of the layer drawn (``timesteps``; a layer after a
+    RepeatVector or on a second input has its own time axis)."""
     if source is None or source.model is None:
         return None
     from ..io.inputs import token_labels
@@ -33,7 +36,8 @@ def token_labels_for(trace: Trace, source: Source | None, batch: int) -> list[st
         labels = token_labels(source.model, trace.inputs, source.info, batch)
     except (IndexError, ValueError, TypeError):
         return None
-    if len(labels) != trace.timesteps or labels == [f"x{t}" for t in range(len(labels))]:
+    n = trace.timesteps if timesteps is None else timesteps
+    if len(labels) != n or labels == [f"x{t}" for t in range(len(labels))]:
         return None  # no tokens to show: the time axis is labelled with t
     return labels
 
@@ -103,7 +107,7 @@ def export_trace(out: str | os.PathLike[str], trace: Trace, source: Source | Non
     lt = pick_layer(trace, layer)
     kwargs: dict[str, Any] = dict(
         layer=lt.name, batch=b, quantities=quantities, units=units, style=style,
-        labels=token_labels_for(trace, source, b),
+        labels=token_labels_for(trace, source, b, lt.timesteps),
         model_name=source.model_name if source else "", title=title, size=size, dpi=dpi)
     if fmt in ("png", "svg", "pdf"):
         grid = GridFigure(trace, step=check_step(step, lt.timesteps), **kwargs)

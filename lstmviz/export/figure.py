@@ -157,6 +157,7 @@ class GridFigure:
                     cb.set_ticks([lo, 0.0, hi], labels=[f"{lo:.2g}", "0", f"{hi:.2g}"])
                 self._time_axis(ax, bottom=k // ncols == nrows - 1 or k + ncols >= n)
                 self._unit_axis(ax, left=k % ncols == 0)
+                self._mark_padding(ax, nu)
                 cur = Rectangle((-0.5, -0.5), 1.0, nu, fill=False, ec=CURSOR_COLOUR,
                                 lw=1.4 * lw, visible=False, zorder=5)
                 fut = Rectangle((0.5, -0.5), 0.0, nu, fc=FUTURE_COLOUR, ec="none",
@@ -173,6 +174,27 @@ class GridFigure:
             self.figure = fig
         self.step: int | None = None
         self.set_step(step)
+
+    def _mark_padding(self, ax: Any, nu: int) -> None:
+        """Hatch the timesteps a mask skips (padding): the layer kept its state there."""
+        from matplotlib.patches import Rectangle
+
+        mask = self.lt.mask
+        if mask is None:
+            return
+        skip = ~np.asarray(mask[self.batch], dtype=bool)  # (T,)
+        t = 0
+        while t < len(skip):
+            if skip[t]:
+                end = t
+                while end + 1 < len(skip) and skip[end + 1]:
+                    end += 1
+                ax.add_patch(Rectangle((t - 0.5, -0.5), end - t + 1, nu, fill=False,
+                                       hatch="///", ec=(0.45, 0.45, 0.45), lw=0, zorder=3,
+                                       label="masked (padding)"))
+                t = end + 1
+            else:
+                t += 1
 
     # --- axes ----------------------------------------------------------------------------
     def _time_axis(self, ax: Any, bottom: bool) -> None:
@@ -214,7 +236,8 @@ class GridFigure:
     def title_text(self) -> str:
         if self.custom_title is not None:
             return self.custom_title
-        parts = [self.model_name or "model", f"layer {self.lt.name}"]
+        parts = [self.model_name or "model", f"layer {self.lt.name}"
+                 + (" (runs backwards)" if self.lt.go_backwards else "")]
         if self.trace.batch_size > 1:
             parts.append(f"batch item {self.batch}")
         if self.step is None:
@@ -225,16 +248,21 @@ class GridFigure:
         return "  ·  ".join(parts)
 
     def set_step(self, t: int | None) -> None:
-        """Move the cursor to timestep ``t`` and dim what follows (None: no cursor)."""
+        """Move the cursor to timestep ``t`` and dim the steps not processed yet (after
+        ``t``; before it for a layer that runs backwards). None: no cursor, nothing dimmed."""
         t = check_step(t, self.T)
         self.step = t
+        back = self.lt.go_backwards
         for cur, fut in zip(self._cursors, self._futures, strict=True):
             cur.set_visible(t is not None)
-            fut.set_visible(t is not None and t < self.T - 1)
-            if t is not None:
-                cur.set_x(t - 0.5)
-                fut.set_x(t + 0.5)
-                fut.set_width(self.T - 1 - t)
+            if t is None:
+                fut.set_visible(False)
+                continue
+            cur.set_x(t - 0.5)
+            x0, width = (-0.5, t) if back else (t + 0.5, self.T - 1 - t)
+            fut.set_x(x0)
+            fut.set_width(width)
+            fut.set_visible(width > 0)
         self.suptitle.set_text(safe_label(self.title_text(), limit=400))
 
     # --- output ------------------------------------------------------------------------------

@@ -106,3 +106,53 @@ def test_labels_without_glyphs_do_not_break_the_font():
     assert safe_label("漢x") == "?x"  # no CJK in DejaVu Sans: no missing-glyph warning
     assert safe_label("$x$") == r"\$x\$"
     assert len(safe_label("a" * 40)) == 12
+
+
+def _backwards_masked_trace():
+    """An engine-only model: Embedding(mask_zero) -> LSTM(go_backwards) (no Keras needed)."""
+    from lstmviz.engine.cell import LSTMWeights
+    from lstmviz.engine.layers import LSTM, Embedding, InputLayer
+    from lstmviz.engine.model import Model, Node
+
+    rng = np.random.default_rng(0)
+    w = LSTMWeights(rng.normal(0, 1, (3, 16)), rng.normal(0, 1, (4, 16)), rng.normal(0, 1, 16))
+    nodes = [Node(InputLayer("input", (None, None), dtype="int32"), 0, []),
+             Node(Embedding("emb", rng.normal(0, 1, (6, 3)), mask_zero=True), 0,
+                  [("input", 0, 0)]),
+             Node(LSTM("back", w, return_sequences=True, go_backwards=True), 0,
+                  [("emb", 0, 0)])]
+    m = Model("backwards", nodes, [("input", 0, 0)], [("back", 0, 0)])
+    return m, m.trace(np.array([[1, 2, 3, 4, 0, 0], [5, 4, 3, 2, 1, 2]]))
+
+
+def test_backwards_layer_dims_the_other_side_and_animates_in_processing_order():
+    from lstmviz.export.animation import frames
+    from lstmviz.export.figure import GridFigure
+
+    m, tr = _backwards_masked_trace()
+    g = GridFigure(tr, step=2, dpi=30)
+    assert "runs backwards" in g.title_text()
+    fut = g._futures[0]
+    assert (fut.get_x(), fut.get_width()) == (-0.5, 2)  # steps 0, 1 are not processed yet
+    g.set_step(0)
+    assert not fut.get_visible()
+    order = []
+    g2 = GridFigure(tr, dpi=30)
+    real = g2.frame
+    g2.frame = lambda t, even=False: order.append(t) or real(t, even)
+    assert len(list(frames(g2))) == 6
+    assert order == [5, 4, 3, 2, 1, 0]
+
+
+def test_masked_steps_are_hatched(tmp_path):
+    from lstmviz.export.figure import GridFigure
+
+    m, tr = _backwards_masked_trace()
+    g = GridFigure(tr, batch=0, dpi=30)
+    hatched = [p for p in g.axes["cell"].patches if p.get_hatch()]
+    assert len(hatched) == 1
+    assert (hatched[0].get_x(), hatched[0].get_width()) == (3.5, 2)  # padding at t = 4, 5
+    g1 = GridFigure(tr, batch=1, dpi=30)
+    assert not [p for p in g1.axes["cell"].patches if p.get_hatch()]
+    out = export_trace(tmp_path / "b.svg", tr, Source(model=m), quantities=["cell"])
+    assert out.stat().st_size > 0
