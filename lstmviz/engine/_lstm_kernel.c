@@ -51,6 +51,10 @@ enum {
     ACT_COUNT = 8
 };
 
+#if defined(_MSC_VER) && !defined(__clang__)
+#define restrict __restrict /* MSVC's C mode spells C99's restrict this way */
+#endif
+
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
 /* One build runs everywhere; the loader picks the AVX2 clone where the CPU has it. */
 #define LSTMVIZ_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
