@@ -650,8 +650,12 @@ def _actions(window: Any) -> ExportActions:
 
 def _source(window: Any) -> Source:
     doc = window.document
+    text = None
+    with contextlib.suppress(LstmvizError, ValueError, IndexError, TypeError, AttributeError):
+        text = doc.input_text() or None  # the input as typed (digits, text)
     return Source(model=doc.model, model_path=doc.model_path, input_kind="app",
-                  info=doc.info, extra={"t": doc.t, "layer": doc.layer, "batch": doc.batch})
+                  input_text=text, info=doc.info,
+                  extra={"t": doc.t, "layer": doc.layer, "batch": doc.batch})
 
 
 def _shown_units(doc: Any) -> list[int] | None:

@@ -265,3 +265,20 @@ def test_dialog_options_and_run(exp, qtbot, tmp_path):
     pdlg = ExportDialog("plot", window, "unit_lines")
     qtbot.addWidget(pdlg)
     assert [pdlg.style.itemData(i) for i in range(pdlg.style.count())] == ["screen"]
+
+
+def test_colour_maps_are_the_apps():
+    """Exported figures use the colour maps the app shows."""
+    from lstmviz.app.style import GATE_CMAP, SIGNED_CMAP
+    from lstmviz.export.style import COLORMAPS, cet_table
+
+    for q in ("input_gate", "forget_gate", "output_gate"):
+        assert COLORMAPS[q] == GATE_CMAP
+    for q in ("candidate", "cell", "hidden"):
+        assert COLORMAPS[q] == SIGNED_CMAP
+    table = cet_table(SIGNED_CMAP)
+    assert table is not None  # read from pyqtgraph's table, not the fallback
+    import pyqtgraph as pg
+
+    lut = pg.colormap.get(SIGNED_CMAP).getLookupTable(nPts=len(table)) / 255.0
+    np.testing.assert_allclose(lut[:, :3], table, atol=2 / 255)
