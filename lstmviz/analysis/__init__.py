@@ -19,8 +19,15 @@ find_pattern           search over every position
 
 from . import probes
 from .compare import Comparison, align_units, compare
-from .corpus import CorpusStore, Match, PatternResult, find_pattern, open_corpus, select_units, \
-    trace_corpus
+from .corpus import (
+    CorpusStore,
+    Match,
+    PatternResult,
+    find_pattern,
+    open_corpus,
+    select_units,
+    trace_corpus,
+)
 from .decompose import decompose, mean_lifetime, memory_lifetime, retention
 from .diagnose import Diagnosis, diagnose
 from .saturation import dead_units, gate_histograms, saturation, saturation_split

@@ -109,7 +109,7 @@ class Comparison:
         units."""
         q = quantity_name or self.quantity
         b = np.asarray(self.b.layer(self.layer_b).get(q), np.float32)  # (B, T, Ub)
-        out = np.full(b.shape[:2] + (len(self.order),), np.nan, np.float32)
+        out = np.full((*b.shape[:2], len(self.order)), np.nan, np.float32)
         ok = self.order >= 0
         out[..., ok] = b[..., self.order[ok]]
         if q in ("cell", "hidden", "candidate", "z_i", "z_f", "z_c", "z_o"):

@@ -480,7 +480,6 @@ def _fit_initial_state(lt: LayerTrace, w: LSTMWeights, st: dict[str, Any],
     r = resid(p)
     cost = (r * r).sum(axis=1)  # (B,)
     eps = 1e-7
-    eye = np.eye(2 * u)
     for _ in range(iters):
         jac = np.empty((batch, r.shape[1], 2 * u))  # (B, R, 2U)
         for j in range(2 * u):

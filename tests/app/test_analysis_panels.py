@@ -76,7 +76,7 @@ def test_decomposition_panel(qtbot, document, panels):
     x, y = p.cell_curve.getData()
     np.testing.assert_allclose(y, lt.cell[0, :, u])
     # diverging stack: the bar tops end at c where kept and written share a sign
-    k0, k1, w0, w1 = (np.asarray(p.kept_item.opts["y0"]), np.asarray(p.kept_item.opts["y1"]),
+    _k0, k1, w0, w1 = (np.asarray(p.kept_item.opts["y0"]), np.asarray(p.kept_item.opts["y1"]),
                       np.asarray(p.written_item.opts["y0"]), np.asarray(p.written_item.opts["y1"]))
     same = np.sign(k1) == np.sign(w1 - w0)
     np.testing.assert_allclose(w1[same], lt.cell[0, same, u], atol=1e-6)

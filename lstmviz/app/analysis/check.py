@@ -27,6 +27,8 @@ from .common import Panel, hint, show_image, style_plot, time_ticks
 HIGHLIGHT = "#ff3355"
 
 
+DASH = Qt.PenStyle.DashLine
+
 class CheckPanel(Panel):
     """"Check my LSTM": compares a student's arrays with the model on the current input.
 
@@ -81,7 +83,7 @@ class CheckPanel(Panel):
         self.first_box.setPen(pg.mkPen("#00e5ff", width=3))
         self.first_box.setVisible(False)
         self.plot.addItem(self.first_box)
-        self.cursor = pg.InfiniteLine(0, pen=pg.mkPen("#888888", style=Qt.PenStyle.DashLine))
+        self.cursor = pg.InfiniteLine(0, pen=pg.mkPen("#888888", style=DASH))
         self.plot.addItem(self.cursor)
         lay.addWidget(self.plot_widget, 1)
         lay.addWidget(hint("Red outlines on the main heatmaps mark the cells outside tolerance "

@@ -27,8 +27,14 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from ...analysis import CorpusStore, PatternResult, find_pattern, open_corpus, select_units, \
-    trace_corpus
+from ...analysis import (
+    CorpusStore,
+    PatternResult,
+    find_pattern,
+    open_corpus,
+    select_units,
+    trace_corpus,
+)
 from ...errors import InputError, LstmvizError
 from ..workers import TaskRunner
 from .common import Panel, hint, show_image, style_plot

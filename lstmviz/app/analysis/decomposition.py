@@ -26,6 +26,9 @@ def stacked(kept: np.ndarray, written: np.ndarray) -> tuple[np.ndarray, np.ndarr
     return k0, k1, w0, w1
 
 
+DASH = Qt.PenStyle.DashLine
+DASH_WHITE = pg.mkPen("#ffffff", width=1, style=DASH)
+
 class DecompositionPanel(Panel):
     """Kept vs written for one unit over time (diverging stacked bars, c as a line), the
     retention of the value written at the current step, and every unit's median lifetime."""
@@ -61,15 +64,15 @@ class DecompositionPanel(Panel):
         self.cell_curve = self.bars.plot(pen=pg.mkPen("#ffffff", width=2), symbol="o",
                                          symbolSize=5, symbolBrush="#ffffff")
         self.bars.addLine(y=0, pen=pg.mkPen("#555a66"))
-        self.cursor = pg.InfiniteLine(0, pen=pg.mkPen("#ffffff", width=1, style=Qt.PenStyle.DashLine))
+        self.cursor = pg.InfiniteLine(0, pen=DASH_WHITE)
         self.bars.addItem(self.cursor)
         self.life = self.view.addPlot(row=1, col=0)
         style_plot(self.life, "retention of the value written at t", "fraction kept", "t")
         self.life.setYRange(0, 1.05)
         self.life.setXLink(self.bars)
         self.ret_curve = self.life.plot(pen=pg.mkPen(KEPT, width=2), stepMode=None)
-        self.life.addLine(y=0.5, pen=pg.mkPen("#555a66", style=Qt.PenStyle.DashLine))
-        self.life_cursor = pg.InfiniteLine(0, pen=pg.mkPen("#ffffff", width=1, style=Qt.PenStyle.DashLine))
+        self.life.addLine(y=0.5, pen=pg.mkPen("#555a66", style=DASH))
+        self.life_cursor = pg.InfiniteLine(0, pen=DASH_WHITE)
         self.life.addItem(self.life_cursor)
         self.units_plot = self.view.addPlot(row=2, col=0)
         style_plot(self.units_plot, "median memory lifetime per unit (half-life, steps)",

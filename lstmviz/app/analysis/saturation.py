@@ -11,6 +11,7 @@ from ...analysis import dead_units, gate_histograms, saturation, saturation_spli
 from ...engine.trace import GATES, TITLES
 from .common import GATE_COLORS, Panel, hint, style_plot
 
+DASH = Qt.PenStyle.DashLine
 
 class SaturationPanel(Panel):
     """Karpathy-style scatter (fraction of steps left- vs right-saturated, one dot per unit and
@@ -44,7 +45,7 @@ class SaturationPanel(Panel):
                    "fraction right-saturated (open)", "fraction left-saturated (closed)")
         self.scatter_plot.setXRange(0, 1)
         self.scatter_plot.setYRange(0, 1)
-        self.scatter_plot.plot([0, 1], [1, 0], pen=pg.mkPen("#555a66", style=Qt.PenStyle.DashLine))
+        self.scatter_plot.plot([0, 1], [1, 0], pen=pg.mkPen("#555a66", style=DASH))
         self.legend = self.scatter_plot.addLegend(offset=(-5, 5))
         self.scatters = {}
         for g in GATES:
@@ -61,8 +62,8 @@ class SaturationPanel(Panel):
         self.hist_curves = {g: self.hist_plot.plot(stepMode="center",
                                                     pen=pg.mkPen(GATE_COLORS[g], width=2))
                             for g in GATES}
-        self.low_line = self.hist_plot.addLine(x=0.1, pen=pg.mkPen("#888888", style=Qt.PenStyle.DashLine))
-        self.high_line = self.hist_plot.addLine(x=0.9, pen=pg.mkPen("#888888", style=Qt.PenStyle.DashLine))
+        self.low_line = self.hist_plot.addLine(x=0.1, pen=pg.mkPen("#888888", style=DASH))
+        self.high_line = self.hist_plot.addLine(x=0.9, pen=pg.mkPen("#888888", style=DASH))
         self.layers_plot = self.view.addPlot(row=0, col=2)
         style_plot(self.layers_plot, "saturated fraction per layer", "fraction of steps",
                    "layer")
@@ -98,7 +99,7 @@ class SaturationPanel(Panel):
         self.high_line.setValue(hi)
         self.per_layer = {}
         tr = self.document.trace
-        for k, other in enumerate(tr.layers):
+        for other in tr.layers:
             sat = saturation(other, lo, hi)
             self.per_layer[other.name] = {g: float(v.mean()) for g, v in sat.items()}
         names = list(self.per_layer)

@@ -32,7 +32,10 @@ def buggy_student(lt) -> dict[str, np.ndarray]:
     w = lt.weights
     u = w.units
     W, U, b = (np.asarray(a, float) for a in (w.kernel, w.recurrent_kernel, w.bias))
-    sig = lambda z: 1 / (1 + np.exp(-z))  # noqa: E731
+
+    def sig(z: np.ndarray) -> np.ndarray:
+        return 1 / (1 + np.exp(-z))
+
     x = np.asarray(lt.x, float)
     h = np.zeros((x.shape[0], u))
     c = np.zeros((x.shape[0], u))
@@ -174,8 +177,7 @@ def main(argv: list[str] | None = None) -> int:
         cp.threshold.setValue(0.5)
         cp.find()
         shoot("corpus", "corpus", size=(1250, 700))
-    for p in written:
-        print(p)
+    sys.stdout.write("".join(f"{p}\n" for p in written))
     win.close()
     return 0
 

@@ -23,7 +23,7 @@ from PySide6.QtWidgets import (
 )
 
 from ...analysis import probes, rank_units
-from ...engine.trace import QUANTITIES, TITLES
+from ...engine.trace import TITLES
 from ...errors import LstmvizError
 from .common import SERIES, Panel, hint, style_plot, time_ticks, zscore
 
@@ -52,6 +52,8 @@ def all_labels(document: Any) -> list[list[str]]:
     n = np.asarray(x[0] if isinstance(x, list) else x).shape[0]
     return [token_labels(document.model, x, document.info, b) for b in range(n)]
 
+
+DASH = Qt.PenStyle.DashLine
 
 class UnitSearchPanel(Panel):
     """Pick a signal, see every unit ranked by |r| and the best ones overlaid on it."""
@@ -115,7 +117,7 @@ class UnitSearchPanel(Panel):
                                            stepMode=None)
         self.unit_curves = [self.plot.plot(pen=pg.mkPen(SERIES[k], width=2), name=f"#{k + 1}")
                             for k in range(3)]
-        self.cursor = pg.InfiniteLine(0, pen=pg.mkPen("#888888", style=Qt.PenStyle.DashLine))
+        self.cursor = pg.InfiniteLine(0, pen=pg.mkPen("#888888", style=DASH))
         self.plot.addItem(self.cursor)
         split.addWidget(self.plot_widget)
         split.setStretchFactor(1, 1)
@@ -193,7 +195,7 @@ class UnitSearchPanel(Panel):
 
     # --- ranking ----------------------------------------------------------------------------
     def search(self) -> None:
-        if self.lt is None or self._dirty and not self.isVisible():
+        if self.lt is None or (self._dirty and not self.isVisible()):
             return
         try:
             sig = self.build_signal()
@@ -246,7 +248,7 @@ class UnitSearchPanel(Panel):
                 curve.setData([], [])
         self.legend.clear()
         self.legend.addItem(self.signal_curve, "signal")
-        for k, curve in enumerate(self.unit_curves[: len(self.ranked)]):
+        for curve in self.unit_curves[: len(self.ranked)]:
             self.legend.addItem(curve, curve.opts["name"])
         self.on_t(self.document.t)
 
