@@ -38,11 +38,17 @@ def student_lstm(x, W, U, b, h0=None, c0=None, bug=None, forget_bias=1.0):
         b_f = b_f - forget_bias
     if bug == "forget_bias_doubled":
         b_f = b_f + forget_bias
+    if bug == "bias_missing":
+        b_i = b_f = b_c = b_o = 0.0
+    if bug == "bias_doubled":
+        b_i, b_f, b_c, b_o = 2 * b_i, 2 * b_f, 2 * b_c, 2 * b_o
+    if bug == "recurrent_missing":
+        U_i = U_f = U_c = U_o = np.zeros_like(U_i)
     if bug == "kernel_transposed":
         W_i, W_f, W_c, W_o = W_i.T, W_f.T, W_c.T, W_o.T
     if bug == "recurrent_transposed":
         U_i, U_f, U_c, U_o = U_i.T, U_f.T, U_c.T, U_o.T
-    gate = np.tanh if bug == "activations_swapped" else sigmoid
+    gate = np.tanh if bug in ("activations_swapped", "gates_tanh") else sigmoid
     cand = sigmoid if bug in ("activations_swapped", "candidate_sigmoid") else np.tanh
     cell_act = {"cell_tanh_missing": lambda c: c,
                 "activations_swapped": sigmoid}.get(bug, np.tanh)
@@ -54,8 +60,10 @@ def student_lstm(x, W, U, b, h0=None, c0=None, bug=None, forget_bias=1.0):
         i = gate(x_t @ W_i + h @ U_i + b_i)
         g = cand(x_t @ W_c + h @ U_c + b_c)
         c = f * c + i * g
+        if bug == "cell_squashed":
+            c = np.tanh(c)
         o = gate(x_t @ W_o + h @ U_o + b_o)
-        h = o * cell_act(c)
+        h = cell_act(c) if bug == "output_gate_missing" else o * cell_act(c)
         hs.append(h)
         cs.append(c)
         fs.append(f)
@@ -95,7 +103,9 @@ def test_correct_student_passes(seed_model):
 
 
 BUGS = ["swap_i_f", "tf1_order", "onnx_order", "forget_bias_missing", "forget_bias_doubled",
-        "activations_swapped", "candidate_sigmoid", "cell_tanh_missing", "recurrent_transposed"]
+        "activations_swapped", "candidate_sigmoid", "cell_tanh_missing", "recurrent_transposed",
+        "gates_tanh", "cell_squashed", "output_gate_missing", "bias_missing", "bias_doubled",
+        "recurrent_missing"]
 
 
 @pytest.mark.parametrize("bug", [*BUGS, "kernel_transposed"])
@@ -105,7 +115,8 @@ def test_mistake_is_named_seed_model(seed_model, bug):
     assert not d.ok
     assert d.cause == bug, d.summary()
     # from the zero state, f and U multiply zeros at t = 0: those mistakes show from t = 1
-    late = ("forget_bias_missing", "forget_bias_doubled", "recurrent_transposed")
+    late = ("forget_bias_missing", "forget_bias_doubled", "recurrent_transposed",
+            "recurrent_missing")
     assert d.first_step == (1 if bug in late else 0)
     assert d.first_quantity in ("cell", "hidden")
     assert d.likely_cause and d.likely_cause != "unrecognised"
@@ -236,3 +247,21 @@ def test_final_states_only(wide_model):
     bad = {"state_h": good["hidden"][:, -1] + rng.normal(0, 0.1, (3, 5))}
     d = diagnose(m, x, bad)
     assert not d.ok and d.cause is None
+
+
+def test_any_gate_order_is_named(wide_model):
+    """A permutation that is neither a swap nor a known layout: blocks read as (o, i, f, c)."""
+    m, x = wide_model
+    lt = m.trace(x).layer(0)
+    w = lt.weights
+    u = 5
+    perm = [3, 0, 1, 2]  # the student's i, f, c, o come from Keras blocks o, i, f, c
+
+    def cols(a):
+        return np.concatenate([a[..., k * u : (k + 1) * u] for k in perm], axis=-1)
+
+    st = student_lstm(np.asarray(lt.x, float), cols(w.kernel.astype(float)),
+                      cols(w.recurrent_kernel.astype(float)), cols(w.bias.astype(float)))
+    d = diagnose(m, x, {"hidden": st["hidden"]})
+    assert d.cause == "gate_order", d.summary()
+    assert "i←block 3" in d.likely_cause
