@@ -104,3 +104,23 @@ def test_written_files_get_normal_permissions(tmp_path):
     p.chmod(0o640)
     atomic_write_text(p, "[]")  # replacing keeps the file's permissions
     assert p.stat().st_mode & 0o777 == 0o640
+
+
+def test_cli_exports_a_bundled_example_by_name(tmp_path, capsys):
+    import json
+
+    from lstmviz.cli import main
+    from lstmviz.examples import get_example
+
+    try:
+        ex = get_example("digit_sum")
+    except LstmvizError:
+        pytest.skip("the digit_sum example is not bundled")
+    out = tmp_path / "meta.json"
+    assert main(["export", "digit_sum", "--out", str(out)]) == 0
+    doc = json.loads(out.read_text(encoding="utf-8"))
+    assert doc["model"]["file"] == str(ex.path)
+    assert doc["input"]["source"] == "example"
+    assert doc["input"]["tokens"][0] == ex.info.example.split()
+    assert main(["export", "no_such_example", "--out", str(tmp_path / "b.json")]) == 2
+    assert "no bundled example named 'no_such_example'" in capsys.readouterr().err
