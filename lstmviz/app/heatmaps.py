@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QPointF, QRectF, Qt, Signal
-from PySide6.QtGui import QBrush, QColor, QFont, QPainter
+from PySide6.QtGui import QBrush, QColor, QFont, QFontMetrics, QPainter
 from PySide6.QtWidgets import QGraphicsItem, QGraphicsObject, QGraphicsRectItem
 
 from ..engine.trace import GATES, QUANTITIES
@@ -72,6 +72,58 @@ def set_title(plot: pg.PlotItem, html: str) -> None:
     plot.layout.setRowFixedHeight(0, h)
 
 
+class ColorBar(pg.GraphicsWidget):
+    """A light colour bar beside a heatmap: the colour map from ``lo`` (bottom) to ``hi``
+    (top) with three labels. (pyqtgraph's ColorBarItem is a whole PlotItem: six of them
+    cost more start-up time than the rest of the window.)"""
+
+    def __init__(self, cmap: Any) -> None:
+        super().__init__()
+        self.cmap = cmap
+        self.levels = (0.0, 1.0)
+        self.font_ = QFont()
+        self.color = QColor("#e8e8ea")
+        self.bar_w = 10
+        self._resize()
+
+    def _resize(self) -> None:
+        fm = QFontMetrics(self.font_)
+        w = self.bar_w + 6 + fm.horizontalAdvance("-0.55")
+        self.setMinimumWidth(w)
+        self.setMaximumWidth(w)
+        self.update()
+
+    def set_style(self, font: QFont, color: str, bar_w: int) -> None:
+        self.font_ = QFont(font)
+        self.color = QColor(color)
+        self.bar_w = bar_w
+        self._resize()
+
+    def set_levels(self, levels: tuple[float, float]) -> None:
+        self.levels = (float(levels[0]), float(levels[1]))
+        self.update()
+
+    def labels(self) -> list[str]:
+        lo, hi = self.levels
+        return [f"{v:.2g}" for v in (hi, (lo + hi) / 2, lo)]
+
+    def paint(self, painter: QPainter, option: Any, widget: Any = None) -> None:
+        r = self.boundingRect()
+        bar = QRectF(r.left() + 2, r.top() + 1, self.bar_w, r.height() - 2)
+        painter.fillRect(bar, QBrush(self.cmap.getGradient(QPointF(0, bar.bottom()),
+                                                           QPointF(0, bar.top()))))
+        painter.setPen(QColor("#5a5f6b"))
+        painter.drawRect(bar)
+        painter.setFont(self.font_)
+        painter.setPen(self.color)
+        fm = QFontMetrics(self.font_)
+        x = bar.right() + 4
+        hi, mid, lo = self.labels()
+        painter.drawText(QPointF(x, bar.top() + fm.ascent()), hi)
+        painter.drawText(QPointF(x, bar.center().y() + fm.ascent() / 2 - 1), mid)
+        painter.drawText(QPointF(x, bar.bottom() - fm.descent()), lo)
+
+
 class FutureShade(QGraphicsObject):
     """Darkens the not-yet-reached columns ``t+1 .. T``.
 
@@ -121,7 +173,7 @@ class FutureShade(QGraphicsObject):
 class Heatmap:
     """One quantity's units x time image inside a plot, with its cursor and dimming."""
 
-    def __init__(self, plot: pg.PlotItem, bar: pg.ColorBarItem, quantity: str,
+    def __init__(self, plot: pg.PlotItem, bar: ColorBar, quantity: str,
                  layer: str | None) -> None:
         self.plot = plot
         self.bar = bar
@@ -130,7 +182,9 @@ class Heatmap:
         self.image = pg.ImageItem(axisOrder="row-major")
         self.image.setZValue(-10)
         plot.addItem(self.image)
-        bar.setImageItem(self.image, insert_in=plot)
+        self.image.setColorMap(bar.cmap)
+        plot.layout.addItem(bar, 2, 5)
+        plot.layout.setColumnFixedWidth(4, 4)
         self.dim = FutureShade()
         self.dim.setZValue(5)
         plot.vb.addItem(self.dim, ignoreBounds=True)
@@ -155,7 +209,7 @@ class Heatmap:
         self.n_rows, self.n_t = data.shape
         img = downsample_image(data, MAX_ROWS, MAX_COLS)
         self.image.setImage(img, autoLevels=False, levels=levels)
-        self.bar.setLevels(levels)
+        self.bar.set_levels(levels)
         self.image.setRect(QRectF(0, 0, max(self.n_t, 1), max(self.n_rows, 1)))
         self.dim.set_area(QRectF(0, 0, max(self.n_t, 1), max(self.n_rows, 1)))
         self.plot.vb.setLimits(xMin=-0.5, xMax=self.n_t + 0.5, yMin=-0.5, yMax=self.n_rows + 0.5)
@@ -236,8 +290,7 @@ class HeatmapGrid(pg.GraphicsLayoutWidget):
             plot.setDefaultPadding(0)
             for ax in ("left", "bottom"):
                 plot.getAxis(ax).setZValue(20)
-            bar = pg.ColorBarItem(values=(0, 1), colorMap=colormap(
-                GATE_CMAP if q in GATES else SIGNED_CMAP), interactive=False, width=10)
+            bar = ColorBar(colormap(GATE_CMAP if q in GATES else SIGNED_CMAP))
             key = q if layer is None else f"{layer}:{q}"
             hm = Heatmap(plot, bar, q, layer)
             self.maps[key] = hm
@@ -277,9 +330,7 @@ class HeatmapGrid(pg.GraphicsLayoutWidget):
                 a.setTextPen(pg.mkPen(th.fg))
             hm.plot.getAxis("left").setWidth(int(th.tick_px * 2.4))
             hm.plot.getAxis("bottom").setHeight(int(th.tick_px * 1.9))
-            hm.bar.axis.setStyle(tickFont=tick_font)
-            hm.bar.axis.setTextPen(pg.mkPen(th.fg))
-            hm.bar.axis.setWidth(int(th.tick_px * 2.5))
+            hm.bar.set_style(tick_font, th.fg, max(10, th.tick_px - 2))
             hm.cursor.setPen(pg.mkPen(th.accent, width=th.cursor_width, cosmetic=True))
             hm.row_mark.setPen(pg.mkPen("#ffffff", width=max(1.0, th.cursor_width / 2.5),
                                         style=Qt.PenStyle.DashLine, cosmetic=True))
@@ -329,9 +380,7 @@ class HeatmapGrid(pg.GraphicsLayoutWidget):
             hm.plot.getAxis("bottom").setTicks([ticks, []])
             hm.plot.getAxis("left").setTicks([self._unit_ticks(rows,
                                                                self.theme.max_unit_labels), []])
-            lo, hi = levels_for(lt, hm.quantity)
-            mid = (lo + hi) / 2
-            hm.bar.axis.setTicks([[(v, f"{v:.2g}") for v in (lo, mid, hi)], []])
+
             hm.set_t(min(doc.t, max(lt.timesteps - 1, 0)))
         self._on_selection_changed()
 

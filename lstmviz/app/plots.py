@@ -20,7 +20,7 @@ from PySide6.QtWidgets import (
 
 from ..engine.trace import QUANTITIES, SYMBOLS
 from .document import Document
-from .heatmaps import levels_for
+from .heatmaps import levels_for, time_ticks
 from .style import NORMAL, QUANTITY_COLORS, SHORT_TITLES, Theme, unit_color
 
 MAX_BARS = 32  # more units than this: step curves instead of grouped bars
@@ -92,8 +92,6 @@ class UnitLines(QWidget):
         self.plot.hideButtons()
         self.zero = pg.InfiniteLine(pos=0, angle=0, pen=pg.mkPen("#3a3f4b", width=1))
         self.plot.addItem(self.zero, ignoreBounds=True)
-        self.legend = self.plot.addLegend(offset=(6, 4), labelTextColor="#e8e8ea",
-                                          brush=pg.mkBrush(0, 0, 0, 150))
         lay.addWidget(self.widget, 1)
         self.cursor = pg.InfiniteLine(angle=90, movable=False)
         self.plot.addItem(self.cursor, ignoreBounds=True)
@@ -112,7 +110,6 @@ class UnitLines(QWidget):
         self.theme = theme
         self.widget.setBackground(theme.bg)
         _style_axes(self.plot, theme)
-        _style_legend(self.legend, theme)
         self.cursor.setPen(pg.mkPen(theme.accent, width=theme.cursor_width))
         self.refresh()
 
@@ -123,10 +120,11 @@ class UnitLines(QWidget):
     def _update_title(self) -> None:
         th = self.theme
         c = QUANTITY_COLORS[self.quantity]
-        units = ", ".join(str(u) for u in self.document.selected_units[:6])
+        sel = self.document.selected_units
+        units = ", ".join(f"<b style='color:{unit_color(k)}'>{u}</b>" for k, u in enumerate(sel))
         self.title.setText(f"<span style='color:{c}; font-weight:700; font-size:{th.title_px}px'>"
                            f"{SHORT_TITLES[self.quantity]}</span> over time · unit"
-                           f"{'s' if len(self.document.selected_units) > 1 else ''} {units}"
+                           f"{'s' if len(sel) > 1 else ''} {units}"
                            f"<span style='color:{th.muted}'> · click a heatmap row to pick "
                            "another</span>")
 
@@ -136,7 +134,6 @@ class UnitLines(QWidget):
         for c in self.curves:
             self.plot.removeItem(c)
         self.curves = []
-        self.legend.clear()
         if lt is None:
             return
         b = min(self.document.batch, lt.batch_size - 1)
@@ -151,6 +148,10 @@ class UnitLines(QWidget):
         lo, hi = levels_for(lt, self.quantity)
         self.plot.setYRange(lo, hi, padding=0.05)
         self.plot.setXRange(0, max(lt.timesteps - 1, 1), padding=0.02)
+        labels = self.document.token_labels()
+        ticks = time_ticks(labels if len(labels) == lt.timesteps else [], lt.timesteps,
+                           self.theme.max_time_labels)
+        self.plot.getAxis("bottom").setTicks([[(x - 0.5, s) for x, s in ticks], []])
         self._on_t_changed(self.document.t)
 
     def _on_t_changed(self, t: int) -> None:
@@ -189,8 +190,6 @@ class StepBars(QWidget):
         self.plot.setMouseEnabled(x=True, y=False)
         self.zero = pg.InfiniteLine(pos=0, angle=0, pen=pg.mkPen("#6b7078", width=1))
         self.plot.addItem(self.zero, ignoreBounds=True)
-        self.legend = self.plot.addLegend(offset=(-4, 2), colCount=6, labelTextColor="#e8e8ea",
-                                          brush=pg.mkBrush(0, 0, 0, 170))
         lay.addWidget(self.widget, 1)
         self.items: dict[str, Any] = {}
         self._bars = True
@@ -205,7 +204,6 @@ class StepBars(QWidget):
         self.theme = theme
         self.widget.setBackground(theme.bg)
         _style_axes(self.plot, theme)
-        _style_legend(self.legend, theme)
         self.rebuild()
 
     def rebuild(self, *_: Any) -> None:
@@ -213,7 +211,6 @@ class StepBars(QWidget):
         for item in self.items.values():
             self.plot.removeItem(item)
         self.items = {}
-        self.legend.clear()
         if lt is None:
             return
         rows = self.document.rows
@@ -231,7 +228,6 @@ class StepBars(QWidget):
                                         pen=pg.mkPen(color, width=1), antialias=False,
                                         skipFiniteCheck=True)
             self.plot.addItem(item)
-            self.legend.addItem(item, SYMBOLS[q])
             self.items[q] = item
         lo = min(levels_for(lt, q)[0] for q in QUANTITIES)
         hi = max(levels_for(lt, q)[1] for q in QUANTITIES)
@@ -257,9 +253,11 @@ class StepBars(QWidget):
         b = min(self.document.batch, lt.batch_size - 1)
         t = min(t, lt.timesteps - 1)
         rows = self.document.rows
+        key = " ".join(f"<b style='color:{QUANTITY_COLORS[q]}'>■{SYMBOLS[q]}</b>"
+                       for q in QUANTITIES)
         self.title.setText(f"<span style='font-weight:700; font-size:{th.title_px}px'>all six "
-                           f"at t = {t}</span> <span style='color:{th.muted}'>· one group of "
-                           "bars per unit</span>")
+                           f"at t = {t}</span> {key} <span style='color:{th.muted}'>· "
+                           "per unit</span>")
         xs = None
         for q, item in self.items.items():
             v = lt.at(q, t, b)[rows]  # (R,)

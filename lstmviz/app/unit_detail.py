@@ -165,6 +165,7 @@ class UnitDetail(QWidget):
             lines.append([(f"  = {op}{num(g['z'])}{cl} = ", fg, False, False),
                           (num(g["value"]), color, True, False),
                           (f"  {meaning}", muted, False, False)])
+            lines.append([])
         f, i, gg, o = (v[k]["value"] for k in ("forget_gate", "input_gate", "candidate",
                                                 "output_gate"))
         cc = QUANTITY_COLORS["cell"]
@@ -175,6 +176,7 @@ class UnitDetail(QWidget):
                        False)])
         lines.append([(f"  = {num(kept)} + {paren(written)} = ", fg, False, False),
                       (num(v["c"]), cc, True, False)])
+        lines.append([])
         hact = f"{ca}(c)" if ca else "c"
         lines.append([("h", hc, True, False), (f" = o·{hact}", fg, False, False)])
         hnum = f"{ca}({num(v['c'])})" if ca else paren(v["c"])
@@ -200,6 +202,9 @@ class UnitDetail(QWidget):
         fm = QFontMetrics(self.font_)
         asc = fm.ascent()
         for line in self.lines:
+            if not line:
+                y += self.line_h // 2
+                continue
             x = 6
             for text, color, bold, sub in line:
                 f = self.sub if sub else (self.bold if bold else self.font_)

@@ -1,0 +1,133 @@
+"""Start-up time to a painted window: lstmviz with a bundled model vs a bare window.
+
+Each run is a fresh Python process; the time is from just before the process is launched
+to the end of the first paint that shows the data:
+
+- ``bare``: PySide6 + pyqtgraph, a window with six plots holding images of the model's
+  size (the floor any pyqtgraph app pays);
+- ``app``: the lstmviz main window, the bundled default example loaded, traced and painted
+  (the same path as running ``lstmviz``); also reports whether TensorFlow was imported.
+
+Prints one summary line per figure::
+
+    python bench/startup.py            # 5 runs each, alternating
+    python bench/startup.py --runs 9 --model assets/examples/char_textgen.keras
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import time
+
+BARE = r"""
+import sys, time
+from PySide6.QtCore import QEvent, QObject, QTimer
+from PySide6.QtWidgets import QApplication
+import numpy as np
+import pyqtgraph as pg
+
+app = QApplication(sys.argv[:1])
+pg.setConfigOptions(antialias=True, imageAxisOrder="row-major")
+win = pg.GraphicsLayoutWidget()
+win.resize(1600, 900)
+for k in range(6):
+    p = win.addPlot(row=k // 3, col=k % 3, title=f"plot {k}")
+    p.addItem(pg.ImageItem(np.random.default_rng(k).random((32, 5)).astype(np.float32)))
+
+class Painted(QObject):
+    def eventFilter(self, obj, ev):
+        if ev.type() == QEvent.Type.Paint:
+            QTimer.singleShot(0, done)
+        return False
+
+def done():
+    print("PAINTED", time.time(), "tensorflow" in sys.modules, flush=True)
+    app.quit()
+
+f = Painted()
+win.viewport().installEventFilter(f)
+win.show()
+app.exec()
+"""
+
+APP = r"""
+import sys, time
+from PySide6.QtCore import QEvent, QObject, QTimer
+from PySide6.QtWidgets import QApplication
+
+app = QApplication(sys.argv[:1])
+from lstmviz.app.main_window import MainWindow
+
+model = sys.argv[1] if len(sys.argv) > 1 and sys.argv[1] else None
+if model is None:
+    from lstmviz.examples import default_example
+    model = str(default_example().path)
+win = MainWindow()
+win.resize(1600, 900)
+state = {"traced": False}
+
+class Painted(QObject):
+    def eventFilter(self, obj, ev):
+        if ev.type() == QEvent.Type.Paint and state["traced"]:
+            QTimer.singleShot(0, done)
+        return False
+
+def done():
+    print("PAINTED", time.time(), "tensorflow" in sys.modules, flush=True)
+    app.quit()
+
+def traced():
+    state["traced"] = True
+    win.heatmaps.viewport().update()
+
+win.document.trace_changed.connect(traced)
+f = Painted()
+win.heatmaps.viewport().installEventFilter(f)
+win.show()
+win.open_model(model)
+app.exec()
+"""
+
+
+def run_once(code: str, args: list[str]) -> tuple[float, bool]:
+    env = dict(os.environ)
+    env.setdefault("QT_QPA_PLATFORM", "offscreen")
+    t0 = time.time()
+    r = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True,
+                       env=env, timeout=300)
+    for line in r.stdout.splitlines():
+        if line.startswith("PAINTED"):
+            _, t, tf = line.split()
+            return float(t) - t0, tf == "True"
+    raise RuntimeError(f"no paint reported (exit {r.returncode}):\n{r.stderr[-2000:]}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--runs", type=int, default=5)
+    p.add_argument("--model", default="", help="model to open (default: the bundled default)")
+    a = p.parse_args(argv)
+    bare, app, tf = [], [], []
+    run_once(BARE, [])  # warm the file cache
+    for _ in range(a.runs):
+        bare.append(run_once(BARE, [])[0])
+        s, imported = run_once(APP, [a.model])
+        app.append(s)
+        tf.append(imported)
+    b, m = statistics.median(bare), statistics.median(app)
+    plat = os.environ.get("QT_QPA_PLATFORM", "offscreen")
+    print(f"startup bare PySide6+pyqtgraph 6-plot window: median {b * 1000:.0f} ms "
+          f"(min {min(bare) * 1000:.0f}, {a.runs} runs, {plat})")
+    print(f"startup lstmviz with {a.model or 'the default example'}: median {m * 1000:.0f} ms "
+          f"(min {min(app) * 1000:.0f}) | ratio to bare {m / b:.2f} "
+          f"(min/min {min(app) / min(bare):.2f})")
+    print(f"startup tensorflow imported: {'yes' if any(tf) else 'no'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
