@@ -142,7 +142,7 @@ class ComparePanel(Panel):
             la = self.pinned_label if self.pinned is not None else "current model"
             return ta, tb, la, self.other_label
         if self.pinned is not None:
-            return self.pinned, doc.trace, self.pinned_label, "current trace"
+            return self.pinned, doc.trace, self.pinned_label, f"current ({doc.engine})"
         return None
 
     # --- computing --------------------------------------------------------------------------

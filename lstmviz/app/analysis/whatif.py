@@ -184,8 +184,10 @@ class WhatIfPanel(Panel):
         if doc.model is None or doc.trace is None:
             return
         try:
+            # the shown trace may come from elsewhere (a training snapshot): then retrace both
+            own = doc.engine == "NumPy"
             self.result = what_if(doc.model, doc.x, self.step.value(), self.new_value(),
-                                  batch=doc.batch, before=doc.trace)
+                                  batch=doc.batch, before=doc.trace if own else None)
         except LstmvizError as e:
             self.result = None
             self.error.emit(str(e))
