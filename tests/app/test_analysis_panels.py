@@ -181,6 +181,12 @@ def test_compare_panel(qtbot, document, panels, tmp_path):
     p.ensure_fresh()
     np.testing.assert_allclose(p.comparison.r, 1.0, atol=1e-6)
     assert np.abs(p.images[2].image).max() < 1e-6
+    # a training snapshot arrives as a trace (the train panel's Document.set_trace): B follows
+    snap = digit_model(seed=2).trace(document.x)
+    document.set_trace(snap, engine="NumPy · snapshot epoch 3")
+    p.ensure_fresh()
+    assert p.comparison.b is snap
+    assert "snapshot epoch 3" in p.plots[1].titleLabel.text
 
 
 def test_saturation_panel(qtbot, document, panels):
