@@ -20,7 +20,7 @@ import numpy as np
 from ..engine import layers as L
 from ..engine.cell import LSTMWeights
 from ..engine.model import Model, Node, TensorRef
-from ..errors import ModelFileError, UnsafeModelError, UnsupportedLayerError
+from ..errors import LstmvizError, ModelFileError, UnsafeModelError, UnsupportedLayerError
 
 ZIP_MAGIC = b"PK\x03\x04"
 HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
@@ -29,6 +29,7 @@ MAX_CONFIG_BYTES = 64 * 2**20  # a config.json larger than this is not a model
 MAX_WEIGHTS_BYTES = 4 * 2**30
 MAX_ARRAY_ELEMENTS = 2**31  # one weight array; refuse before reading
 MAX_COMPRESSION_RATIO = 1000
+MAX_DECLARED_SIZE = 10_000_000  # a declared input axis (timesteps, features) beyond this is absurd
 
 IDENTITY_LAYERS = {
     "Dropout", "SpatialDropout1D", "GaussianNoise", "GaussianDropout", "AlphaDropout",
@@ -234,6 +235,18 @@ def _is_ref(item: list[Any]) -> bool:
         isinstance(v, int) and not isinstance(v, bool) and 0 <= v < 2**31 for v in item[1:3]))
 
 
+def _batch_shape(shape: Any) -> tuple[int | None, ...] | None:
+    """A declared input shape: sizes that are integers (or null), none of them absurd."""
+    if shape is None:
+        return None
+    if not isinstance(shape, (list, tuple)) or not 1 <= len(shape) <= 8 or not all(
+            d is None or (isinstance(d, int) and not isinstance(d, bool)
+                          and 0 <= d <= MAX_DECLARED_SIZE) for d in shape):
+        raise TypeError(f"input shape {shape!r:.80} must list up to 8 sizes, each an integer "
+                        f"0..{MAX_DECLARED_SIZE} or null")
+    return tuple(shape)
+
+
 def _first(v: Any) -> Any:
     return v[0] if isinstance(v, (list, tuple)) else v
 
@@ -330,12 +343,18 @@ class _Builder:
                 f"{self.source}: layer {name!r} ({cls}): malformed config ({type(e).__name__}: "
                 f"{e})"
             ) from None
+        except LstmvizError as e:  # an engine check (an unknown activation...): name the file
+            if str(e).startswith(self.source):
+                raise
+            kind = type(e) if isinstance(e, (ModelFileError, UnsupportedLayerError)) \
+                else ModelFileError
+            raise kind(f"{self.source}: layer {name!r} ({cls}): {e}") from None
 
     def _layer(self, cls: str, cfg: dict[str, Any], name: str, path: list[str]) -> L.Layer:
         act = lambda key="activation": _activation_name(name, cfg.get(key), self.source)  # noqa: E731
         if cls == "InputLayer":
             shape = cfg.get("batch_shape", cfg.get("batch_input_shape"))
-            return L.InputLayer(name, shape, cfg.get("dtype", "float32"))
+            return L.InputLayer(name, _batch_shape(shape), cfg.get("dtype", "float32"))
         if cls in IDENTITY_LAYERS:
             return L.Identity(name, cls)
         if cls == "LSTM":
@@ -510,7 +529,10 @@ class _Builder:
                     "batch_shape")
                 if shape is None and (entry.get("build_config") or {}).get("input_shape"):
                     shape = entry["build_config"]["input_shape"]
-                inp = L.InputLayer("input", shape)
+                try:
+                    inp = L.InputLayer("input", _batch_shape(shape))
+                except TypeError as e:
+                    raise ModelFileError(f"{self.source}: layer {lname!r}: {e}") from None
                 nodes.append(Node(inp, 0, []))
                 prev = ("input", 0, 0)
                 inputs = [prev]
@@ -811,7 +833,39 @@ def load_keras_zip(path: Path) -> Model:
         except (OSError, RuntimeError) as e:
             raise ModelFileError(f"{source}: damaged weights: {e}") from None
     model.format = "keras"
+    dry_run(model, source)
     return model
+
+
+def dry_run(model: Model, source: str) -> None:
+    """Run ``model`` once on a small zero input of its declared shape.
+
+    Keras refuses a file whose weights do not fit the layers they are built into (an LSTM
+    kernel for 9 features behind an input of 10); the config alone does not always say so,
+    so a tiny trace does: the file is refused at load time, naming it, instead of failing
+    later in the middle of a trace (or after the app replaced the model on screen).
+    Models whose input shape is not declared, or with several inputs, are not checked.
+    """
+    if len(model.inputs) != 1:
+        return
+    t = model.input_timesteps or 32
+    if t > 4096:  # a long fixed length: not worth a trace at load time
+        return
+    if model.takes_tokens:
+        x: np.ndarray = np.ones((1, t), np.int64)
+    else:
+        f = model.input_features
+        if f is None or t * f > 2**20:
+            return
+        x = np.zeros((1, t, f), np.float32)  # (1, T, F)
+    try:
+        model.trace(x, step_outputs=False)
+    except LstmvizError as e:
+        msg = str(e)
+        if msg.startswith(source):
+            msg = msg[len(source):].lstrip(": ")
+        raise ModelFileError(f"{source}: the weights do not fit the model's layers: a trace "
+                             f"of an input of shape {x.shape} fails: {msg}") from None
 
 
 def _load_h5_model(f: Any, source: str) -> Model:
@@ -851,6 +905,7 @@ def load_keras_h5(path: Path) -> Model:
         except (OSError, RuntimeError, KeyError) as e:  # h5py's errors on a damaged file
             raise ModelFileError(f"{source}: damaged HDF5 file ({e})") from None
     model.format = "h5"
+    dry_run(model, source)
     return model
 
 

@@ -503,6 +503,8 @@ class _Reader:
             size = p.stat().st_size
             with open(p, "rb") as fh:
                 head = fh.read(4)
+                fh.seek(max(size - 22, 0))
+                tail = fh.read(4)
         except OSError as e:
             raise self.fail(f"cannot read ({e.strerror})") from None
         if size == 0:
@@ -510,6 +512,11 @@ class _Reader:
         if head != b"PK\x03\x04":
             raise self.fail("not an lstmviz session (a .lstmviz file is a zip archive; this "
                             "one does not start like one)")
+        if tail != b"PK\x05\x06":
+            # lstmviz writes no zip comment: the directory's end record closes the file. A
+            # truncated file may still hold one -- of the model zip embedded inside.
+            raise self.fail("damaged session file: it does not end with a zip directory "
+                            "(truncated?)")
         try:
             zf = zipfile.ZipFile(p)
         except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError, ValueError,

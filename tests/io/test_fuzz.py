@@ -62,7 +62,7 @@ def _arrays_of(obj: Any, out: list[np.ndarray], seen: set[int]) -> None:
         return
     if type(obj).__module__.startswith("lstmviz"):
         for k in sorted(d):
-            if k not in ("source", "meta"):
+            if k not in ("source", "meta") and not k.startswith("_"):  # weights, not caches
                 _arrays_of(d[k], out, seen)
 
 
@@ -448,6 +448,7 @@ def make_corpus(d: Path) -> tuple[Path, list[dict[str, Any]], Path, dict[str, Pa
     from lstmviz.io.session import Session
     from tests import keras_models as km
 
+    keras.backend.clear_session()  # layer names (lstm, lstm_1...) must not depend on history
     originals: dict[str, Path] = {}
     for i, name in enumerate(MODELS):
         m = km.BUILDERS[name]()
@@ -647,6 +648,18 @@ def _edit_keras_config(src: Path, dst: Path, edit) -> Path:
     _write_zip(dst, [(i.filename, json.dumps(cfg).encode() if i.filename == "config.json"
                       else b) for i, b in members])
     return dst
+
+
+def test_unknown_activation_names_the_file(small, tmp_path):
+    from lstmviz import LstmvizError, load_model
+
+    def edit(cfg):
+        cfg["config"]["layers"][1]["config"]["recurrent_activation"] = "sigmohd"
+
+    p = _edit_keras_config(small["digit_sum.keras"], tmp_path / "act.keras", edit)
+    with pytest.raises(LstmvizError, match=r"act.keras: layer 'lstm_digits' \(LSTM\): .*"
+                                           r"'sigmohd' is not supported"):
+        load_model(p)
 
 
 def test_wrongly_typed_flag_is_refused_not_reinterpreted(small, tmp_path):
