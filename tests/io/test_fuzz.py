@@ -798,3 +798,23 @@ def test_engine_layer_that_does_not_fit_names_the_layer():
     with pytest.raises(ModelFileError,
                        match=r"m.keras: layer 'norm' \(BatchNormalization\) cannot run"):
         m.trace(rng.normal(size=(1, 3, 5)))
+
+
+def test_weights_that_do_not_fit_their_layers_refused_at_load(small, tmp_path):
+    """An LSTM kernel for 9 features behind an input of 10: Keras refuses such a file; so do
+    we, at load time (a dry-run trace), naming the file -- not later, mid-trace."""
+    import h5py
+
+    from lstmviz import LstmvizError, load_model
+
+    p = tmp_path / "m.h5"
+    p.write_bytes(small["digit_sum.h5"].read_bytes())
+    with h5py.File(p, "r+") as f:
+        g = f["model_weights"]
+        n = next(k for k in _h5_datasets(g) if k.endswith("/kernel") and "lstm" in k
+                 and "recurrent" not in k)
+        a = g[n][()]
+        del g[n]
+        g.create_dataset(n, data=a[:-1])  # (9, 40)
+    with pytest.raises(LstmvizError, match=r"m.h5: the weights do not fit the model's layers"):
+        load_model(p)
