@@ -338,7 +338,7 @@ class GridFigure:
         meta: dict[str, Any] = {
             "png": {"Title": title, "Software": f"lstmviz {__version__}"},
             "svg": {"Title": title, "Creator": f"lstmviz {__version__}", "Date": None},
-            "pdf": {"Title": title, "Creator": f"lstmviz {__version__}"},
+            "pdf": {"Title": title, "Creator": f"lstmviz {__version__}", "CreationDate": None},
         }[fmt]
         with mpl.rc_context(self._rc), atomic_open(p, "wb") as fh:
             self.figure.savefig(fh, format=fmt, dpi=self.dpi, metadata=meta)

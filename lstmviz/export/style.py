@@ -131,6 +131,7 @@ class Style:
             "svg.fonttype": "none",
             "pdf.fonttype": 42,
             "ps.fonttype": 42,
+            "svg.hashsalt": "lstmviz",  # the same figure gives the same file
             "savefig.facecolor": "white",
             "figure.facecolor": "white",
             "image.interpolation": "nearest",
