@@ -107,10 +107,15 @@ def _run(a: argparse.Namespace) -> int:
     app = QApplication.instance() or QApplication(["lstmviz"])
     app.setApplicationName("lstmviz")
     app.setOrganizationName("lstmviz")
-    from .main_window import MainWindow, _excepthook_for
+    from .main_window import _excepthook_for
 
-    window = MainWindow()
-    window.resize(a.width, a.height)
+    model_path = a.model
+    if model_path is None:
+        from ..examples import default_example
+
+        ex = default_example()
+        model_path = str(ex.path) if ex is not None else None
+    window = build_window(a.width, a.height, with_model=model_path is not None)
     old_hook = sys.excepthook
     sys.excepthook = _excepthook_for(window)
     state: dict[str, Any] = {"ready": False}
@@ -130,12 +135,6 @@ def _run(a: argparse.Namespace) -> int:
             state["error"] = str(e)
         state["ready"] = True
 
-    model_path = a.model
-    if model_path is None:
-        from ..examples import default_example
-
-        ex = default_example()
-        model_path = str(ex.path) if ex is not None else None
     if model_path is not None:
         def when_traced() -> None:
             doc = window.document
@@ -144,6 +143,8 @@ def _run(a: argparse.Namespace) -> int:
             else:
                 doc.trace_changed.connect(_once(after_load))
 
+        if Path(model_path).suffix.lower() == ".lstmviz":
+            window.ensure_extensions()  # sessions are opened by an extension
         if Path(model_path).suffix.lower() == ".lstmviz" and hasattr(window, "session_actions"):
             # a saved session (issue 7: lstmviz.app.session_actions)
             window.session_actions.open_session(model_path, then=when_traced)
@@ -175,6 +176,7 @@ def _run(a: argparse.Namespace) -> int:
                                               or "error" in state):
             window.close()
             raise LstmvizError(window.last_error)
+        window.ensure_extensions()
         for _ in range(3):
             app.processEvents()
         out = Path(a.screenshot)
@@ -197,6 +199,17 @@ def _run(a: argparse.Namespace) -> int:
         return int(app.exec())
     finally:
         sys.excepthook = old_hook
+
+
+def build_window(width: int = 1600, height: int = 900, with_model: bool = True) -> Any:
+    """The main window as ``lstmviz`` starts it: extensions install right after the first
+    paint (of the model, when one is being opened), so the model shows up early."""
+    from .main_window import MainWindow
+
+    window = MainWindow(install_extensions=False)
+    window.resize(width, height)
+    window.install_extensions_after_first_paint(wait_for_trace=with_model)
+    return window
 
 
 def _once(fn: Any) -> Any:

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import pyqtgraph as pg
-from PySide6.QtCore import QSettings, Qt, QTimer
+from PySide6.QtCore import QEvent, QObject, QSettings, Qt, QTimer
 from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QKeySequence
 from PySide6.QtWidgets import (
     QApplication,
@@ -663,8 +663,46 @@ class MainWindow(QMainWindow):
         super().closeEvent(event)
 
     # --- extensions ----------------------------------------------------------------------------
+    def install_extensions_after_first_paint(self, wait_for_trace: bool = True) -> None:
+        """Install the extensions once the window has painted (with a trace when
+        ``wait_for_trace``): the start-up path of the ``lstmviz`` command, so the user sees
+        the model first and the extension menus and docks follow a moment later."""
+        state = {"done": False}
+        window = self
+
+        def install() -> None:
+            if not state["done"]:
+                state["done"] = True
+                self.heatmaps.viewport().removeEventFilter(self._paint_watch)
+                self.stack.widget(0).removeEventFilter(self._paint_watch)
+                self._install_extensions()
+
+        class _Watch(QObject):
+            def eventFilter(self, obj: Any, ev: Any) -> bool:  # noqa: N802 - Qt name
+                if ev.type() == QEvent.Type.Paint and (
+                        not wait_for_trace or window.document.trace is not None):
+                    QTimer.singleShot(0, install)
+                return False
+
+        self._paint_watch = _Watch(self)
+        self.heatmaps.viewport().installEventFilter(self._paint_watch)
+        if not wait_for_trace:
+            self.stack.widget(0).installEventFilter(self._paint_watch)
+        self.document.failed.connect(lambda _m: QTimer.singleShot(0, install))
+        self.runner.failed.connect(lambda _m: QTimer.singleShot(0, install))
+        QTimer.singleShot(5000, install)  # whatever happens, not later than this
+        self._install_pending = install
+
+    def ensure_extensions(self) -> None:
+        """Install deferred extensions now (before a screenshot, say)."""
+        fn = getattr(self, "_install_pending", None)
+        if fn is not None:
+            fn()
+
     def _install_extensions(self) -> None:
         for name in EXTENSIONS:
+            if name in self.extension_modules:
+                continue
             full = f"lstmviz.app.{name}"
             try:
                 if importlib.util.find_spec(full) is None:
