@@ -224,6 +224,15 @@ def test_right_click_menus(exp, qtbot):
     QApplication.sendEvent(strip, QContextMenuEvent(QContextMenuEvent.Reason.Mouse,
                                                     QPoint(5, 5), strip.mapToGlobal(QPoint(5, 5))))
     assert opened == ["token_strip"]
+    # a real right click on a heatmap opens its menu and leaves the timestep alone
+    from PySide6.QtCore import Qt
+
+    t0 = window.document.t
+    vpos = hm.mapFromScene(hm.scene_pos_of(key, 4, 1))
+    qtbot.mouseClick(hm.viewport(), Qt.MouseButton.RightButton, pos=vpos)
+    qtbot.waitUntil(lambda: len(opened) == 2, timeout=3000)
+    assert opened[1] == f"heatmap_{key}"
+    assert window.document.t == t0
 
 
 class _Menu:
@@ -282,3 +291,25 @@ def test_colour_maps_are_the_apps():
 
     lut = pg.colormap.get(SIGNED_CMAP).getLookupTable(nPts=len(table)) / 255.0
     np.testing.assert_allclose(lut[:, :3], table, atol=2 / 255)
+
+
+def test_menu_action_dialog_save_runs_the_export(exp, qtbot, tmp_path):
+    from PySide6.QtWidgets import QDialogButtonBox
+
+    from lstmviz.app.export_actions import ExportDialog
+
+    window, ext = exp
+    ext.data_action.trigger()
+    dialogs = window.findChildren(ExportDialog)
+    assert len(dialogs) == 1  # the dialog the menu action opened
+    dlg = dialogs[0]
+    assert dlg.isVisible()
+    assert dlg.windowTitle() == "Export trace data"
+    box = dlg.findChild(QDialogButtonBox)
+    dlg.path.setText(str(tmp_path / "from_menu.npz"))
+    box.button(QDialogButtonBox.StandardButton.Save).click()
+    qtbot.waitUntil(lambda: (tmp_path / "from_menu.npz").is_file(), timeout=30000)
+    qtbot.waitUntil(lambda: not ext.runner.is_running(), timeout=30000)
+    assert ext.last_path == tmp_path / "from_menu.npz"
+    with np.load(tmp_path / "from_menu.npz", allow_pickle=False) as z:
+        assert "output" in z.files
