@@ -25,6 +25,16 @@ from .formats import (
 )
 from .style import COLORMAPS, STYLES, levels_for
 
+
+def __getattr__(name: str) -> object:
+    # the renderer imports matplotlib: only when it is asked for
+    if name in ("GridFigure", "render_figure"):
+        from . import figure
+
+        return getattr(figure, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 __all__ = [
     "ANIMATION_FORMATS",
     "COLORMAPS",
@@ -33,12 +43,14 @@ __all__ = [
     "FORMATS",
     "STYLES",
     "ExportCancelled",
+    "GridFigure",
     "Source",
     "check_output",
     "export_trace",
     "format_for",
     "levels_for",
     "metadata",
+    "render_figure",
     "trace_arrays",
     "write_csv",
     "write_json",
