@@ -618,9 +618,9 @@ class _Reader:
         try:
             version = np.lib.format.read_magic(fh)
             if version == (1, 0):
-                shape, fortran, dtype = np.lib.format.read_array_header_1_0(fh)
+                shape, _fortran, dtype = np.lib.format.read_array_header_1_0(fh)
             elif version in ((2, 0), (3, 0)):
-                shape, fortran, dtype = np.lib.format.read_array_header_2_0(fh)
+                shape, _fortran, dtype = np.lib.format.read_array_header_2_0(fh)
             else:
                 raise ValueError(f"unsupported .npy version {version}")
         except (ValueError, OSError, EOFError, TypeError, SyntaxError, tokenize.TokenError) as e:

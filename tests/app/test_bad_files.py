@@ -252,8 +252,10 @@ def _try(qtbot, w, monkeypatch, action_text: str, path: Path, pattern: str) -> N
     msg = w.last_error
     assert path.name in msg, msg
     assert re.search(pattern, msg, re.IGNORECASE), (pattern, msg)
-    assert "Traceback" not in msg and "Unexpected error" not in msg
-    assert w.error_dialog is not None and w.error_dialog.isVisible()
+    assert "Traceback" not in msg
+    assert "Unexpected error" not in msg
+    assert w.error_dialog is not None
+    assert w.error_dialog.isVisible()
     assert (doc.model, doc.trace, w.windowTitle(), doc.t) == before  # nothing changed
     w.error_dialog.close()
     doc.set_t(1)  # still usable
@@ -310,7 +312,8 @@ def test_worker_failing_mid_epoch_keeps_last_good_weights(qtbot, window):
     with qtbot.waitSignal(w.runner.failed, timeout=20000):
         w.run_worker(train, None, "Training", on_partial=on_partial)
     qtbot.waitUntil(lambda: not w.runner.is_running() and w.last_error is not None)
-    assert "FloatingPointError" in w.last_error and "NaN" in w.last_error
+    assert "FloatingPointError" in w.last_error
+    assert "NaN" in w.last_error
     assert shown == [1, 2, 3]
     # the trace shown is the one of the last good weights (step 3)
     expect = model.trace(doc.x).layer(doc.layer).hidden

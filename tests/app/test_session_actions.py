@@ -84,7 +84,8 @@ def _open_session(qtbot, w, path):
 
 def test_menu_entries(window):
     texts = [a.text() for a in window.menu("File").actions()]
-    assert "Save s&ession…" in texts and "Open &session…" in texts
+    assert "Save s&ession…" in texts
+    assert "Open &session…" in texts
     assert window.session_actions.save_action.shortcut().toString() == "Ctrl+Alt+S"
     assert window.session_actions.timer.isActive()
     assert window.session_actions.timer.interval() == 30_000
@@ -102,7 +103,8 @@ def test_save_and_open_session_restores_everything(qtbot, window, models, tmp_pa
     state = (doc.layer, doc.selected_units, doc.t, doc.batch, doc.unit_filter)
     x = np.array(doc.x, copy=True)
     p = w.session_actions.save_session(tmp_path / "mine")  # suffix added
-    assert p.name == "mine.lstmviz" and p.is_file()
+    assert p.name == "mine.lstmviz"
+    assert p.is_file()
 
     _open(qtbot, w, models["digit_sum"])  # something else on screen
     assert doc.layer != state[0]
@@ -138,11 +140,13 @@ def test_embedded_model_opens_when_the_file_is_gone(qtbot, window, models, tmp_p
     models["digit_sum"].unlink()
     before = w.document.model
     _open_session(qtbot, w, plain)  # no model anywhere: an error, the model shown stays
-    assert "missing" in w.last_error and w.document.model is before
+    assert "missing" in w.last_error
+    assert w.document.model is before
     w.error_dialog.close()
     w.last_error = None
     _open_session(qtbot, w, p)
-    assert w.document.model.name == "digit_sum" and w.document.t == 3
+    assert w.document.model.name == "digit_sum"
+    assert w.document.t == 3
     assert "embedded" in w.last_error  # told which copy is shown
 
 
@@ -153,7 +157,8 @@ def test_changed_model_file_warns(qtbot, window, models, tmp_path):
     with open(models["digit_sum"], "ab") as fh:
         fh.write(b"\0")  # still loads (zip comment-ish tail), but the hash differs
     _open_session(qtbot, w, p)
-    assert w.last_error is not None and "changed since the session was saved" in w.last_error
+    assert w.last_error is not None
+    assert "changed since the session was saved" in w.last_error
 
 
 def test_damaged_session_keeps_the_model_shown(qtbot, window, models, tmp_path):
@@ -164,8 +169,10 @@ def test_damaged_session_keeps_the_model_shown(qtbot, window, models, tmp_path):
     good = w.session_actions.save_session(tmp_path / "good.lstmviz")
     bad.write_bytes(good.read_bytes()[: good.stat().st_size // 2])
     _open_session(qtbot, w, bad)
-    assert w.last_error is not None and "bad.lstmviz" in w.last_error
-    assert w.error_dialog is not None and w.error_dialog.isVisible()
+    assert w.last_error is not None
+    assert "bad.lstmviz" in w.last_error
+    assert w.error_dialog is not None
+    assert w.error_dialog.isVisible()
     assert w.document.model is before
 
 
@@ -185,9 +192,11 @@ def test_autosave_writes_the_current_state(qtbot, window, models, data_dir):
     _open(qtbot, w, models["stacked_lstm"])
     w.document.set_t(2)
     p = a.autosave()
-    assert p == a.autosave_path and p.parent == data_dir
+    assert p == a.autosave_path
+    assert p.parent == data_dir
     s = Session.load(p)
-    assert s.t == 2 and s.model_path == str(models["stacked_lstm"])
+    assert s.t == 2
+    assert s.model_path == str(models["stacked_lstm"])
     assert s.model_bytes is not None  # small models are embedded in autosaves
     a.timer.setInterval(50)  # the timer writes it too
     w.document.set_t(1)
@@ -199,9 +208,11 @@ def test_clean_exit_leaves_no_marker(qtbot, data_dir, models):
     a = SA.install(w)
     _open(qtbot, w, models["digit_sum"])
     a.autosave()
-    assert a.lock_path.is_file() and a.autosave_path.is_file()
+    assert a.lock_path.is_file()
+    assert a.autosave_path.is_file()
     w.close()
-    assert not a.lock_path.exists() and not a.autosave_path.exists()
+    assert not a.lock_path.exists()
+    assert not a.autosave_path.exists()
     assert Session.load(data_dir / "last-session.lstmviz").model_path == str(models["digit_sum"])
     w2 = _make_window(qtbot)
     a2 = SA.install(w2)
@@ -245,7 +256,8 @@ def test_restore_declined(qtbot, data_dir, models):
     a = SA.install(w)
     qtbot.waitUntil(lambda: a.restore_box is not None, timeout=5000)
     a.restore_box.button(QMessageBox.StandardButton.No).click()
-    assert w.document.model is None and not w.runner.is_running()
+    assert w.document.model is None
+    assert not w.runner.is_running()
     assert a.stale_autosaves() == []
     w.close()
 
@@ -345,5 +357,5 @@ def test_command_line_opens_a_session(qtbot, data_dir, models, tmp_path):
     # a damaged session is an error naming the file
     bad = tmp_path / "bad.lstmviz"
     bad.write_bytes(b"PK\x03\x04garbage")
-    with pytest.raises(LstmvizError, match="bad.lstmviz"):
+    with pytest.raises(LstmvizError, match=r"bad\.lstmviz"):
         app_main.main([str(bad), "--screenshot", str(tmp_path / "b.png")])

@@ -133,7 +133,7 @@ def run_cases(manifest_path: str, out_path: str) -> None:
                 kind = case["reader"]
                 ref = reference(case["orig"], kind)
                 if kind == "model":
-                    m0, x, w0, y0 = ref
+                    _m0, x, w0, y0 = ref
                     m = lstmviz.load_model(case["path"])
                     rec["outcome"] = "ok"
                     rec["diff"] = _diff_elements(w0, model_arrays(m))
@@ -326,7 +326,7 @@ def build_cases(d: Path, originals: dict[str, Path]) -> list[dict[str, Any]]:
                 buf[pp] ^= 1 << int(rng.integers(8))
             add(orig, reader, "bitflip", bytes(buf), bits=k, offsets=pos.tolist())
 
-    for name, orig in originals.items():
+    for _name, orig in originals.items():
         reader = {"npy": "array", "lstmviz": "session"}.get(orig.suffix[1:], "model")
         if orig.suffix == ".keras":
             raw_mutations(orig, reader, 25, 25)
@@ -590,7 +590,7 @@ def test_fuzzed_files_load_or_fail_cleanly(corpus):
 
 def test_corpus_is_deterministic(corpus, tmp_path):
     """The same seed writes the same mutated files."""
-    d, cases, _, originals = corpus
+    _d, cases, _, originals = corpus
     again = build_cases(tmp_path, originals)
     assert [c["kind"] for c in again] == [c["kind"] for c in cases]
     for a, b in zip(cases, again, strict=True):
@@ -613,7 +613,7 @@ def test_input_npy_with_huge_header_refused_before_allocation(tmp_path, monkeypa
         raise AssertionError("np.load must not be reached")
 
     monkeypatch.setattr(np, "load", no_load)
-    with pytest.raises(InputError, match="too large|timesteps"):
+    with pytest.raises(InputError, match=r"too large|timesteps"):
         read_array(p)
 
 
@@ -683,7 +683,7 @@ def test_malformed_tensor_reference(small, tmp_path, history):
         arg["config"]["keras_history"] = history
 
     p = _edit_keras_config(small["bidi_concat.keras"], tmp_path / "m.keras", edit)
-    with pytest.raises(LstmvizError, match="malformed tensor reference|malformed inbound"):
+    with pytest.raises(LstmvizError, match=r"malformed tensor reference|malformed inbound"):
         load_model(p)
 
 
@@ -765,7 +765,7 @@ def test_npy_with_unparsable_header(tmp_path):
     data = bytearray(p.read_bytes())
     data[data.find(b"}")] = ord("(")  # the header's dict never closes
     p.write_bytes(bytes(data))
-    with pytest.raises(InputError, match="not a readable .npy"):
+    with pytest.raises(InputError, match=r"not a readable \.npy"):
         read_array(p)
 
 

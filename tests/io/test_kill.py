@@ -48,7 +48,9 @@ while True:
 def _version(s: Session) -> int:
     """The version a loaded session holds, checking every part agrees (no mixed content)."""
     v = s.t
-    assert s.layer == f"v{v}" and s.view == {"version": v} and s.units == [v % 7]
+    assert s.layer == f"v{v}"
+    assert s.view == {"version": v}
+    assert s.units == [v % 7]
     assert np.all(s.input == v)
     assert len(s.snapshots) == 4
     for snap in s.snapshots:

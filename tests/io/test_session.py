@@ -86,7 +86,8 @@ def test_round_trip_inputs(tmp_path, x):
     back = Session.load(s.save(tmp_path / "x.lstmviz"))
     assert back == s
     if isinstance(x, list):
-        assert isinstance(back.input, list) and len(back.input) == 2
+        assert isinstance(back.input, list)
+        assert len(back.input) == 2
     elif x is not None:
         assert back.input.dtype == np.int64
 
@@ -104,7 +105,8 @@ def test_file_is_json_and_npz_without_pickle(tmp_path):
         assert doc["format_version"] == S.FORMAT_VERSION
         assert doc["kind"] == "lstmviz-session"
         npz = np.load(io.BytesIO(zf.read("arrays.npz")), allow_pickle=False)
-        assert "input_0" in npz.files and "snap_00002_002" in npz.files
+        assert "input_0" in npz.files
+        assert "snap_00002_002" in npz.files
 
 
 def test_object_arrays_refused_on_save(tmp_path):
@@ -170,7 +172,7 @@ def test_not_a_session(tmp_path):
         Session.load(p)
     with zipfile.ZipFile(p, "w") as zf:
         zf.writestr("other.txt", "x")
-    with pytest.raises(LstmvizError, match="no session.json"):
+    with pytest.raises(LstmvizError, match=r"no session\.json"):
         Session.load(p)
     with pytest.raises(LstmvizError, match="no such"):
         Session.load(tmp_path / "missing.lstmviz")
@@ -242,7 +244,7 @@ def test_zip_bombs_refused(tmp_path):
     with zipfile.ZipFile(p) as zf:
         real = zf.getinfo("session.json").file_size
     _patch_declared_size(p, "session.json", real - 10)
-    with pytest.raises(LstmvizError, match="session.json"):
+    with pytest.raises(LstmvizError, match=r"session\.json"):
         Session.load(p)
 
 
@@ -406,6 +408,8 @@ def test_document_round_trip(tmp_path, model_file):
     back = Session.from_document(doc, view={"k": 1})
     back.save(tmp_path / "d.lstmviz")
     again = Session.load(tmp_path / "d.lstmviz")
-    assert again.layer == "lstm_digits" and again.units == [2, 3] and again.t == 2
+    assert again.layer == "lstm_digits"
+    assert again.units == [2, 3]
+    assert again.t == 2
     assert again.view == {"k": 1}
     np.testing.assert_array_equal(again.input, x)
