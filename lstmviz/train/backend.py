@@ -12,8 +12,11 @@ _lock = threading.Lock()
 _keras: Any = None
 
 
-def keras_module() -> Any:
+def keras_module(threads: int | None = None) -> Any:
     """``keras`` on the TensorFlow backend, imported on first use (thread-safe).
+
+    ``threads`` limits TensorFlow's thread pools when it is first imported (the app uses 1,
+    so training leaves a core to the GUI).
 
     Raises
     ------
@@ -29,13 +32,19 @@ def keras_module() -> Any:
             os.environ.setdefault("KERAS_BACKEND", "tensorflow")
             os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")
             try:
-                import tensorflow  # noqa: F401
+                import tensorflow
             except ImportError:
                 raise MissingDependencyError("tensorflow", "lstmviz[train]") from None
             try:
                 import keras
             except ImportError:
                 raise MissingDependencyError("keras", "lstmviz[train]") from None
+            if threads:
+                try:
+                    tensorflow.config.threading.set_intra_op_parallelism_threads(threads)
+                    tensorflow.config.threading.set_inter_op_parallelism_threads(threads)
+                except RuntimeError:  # already initialised by someone else
+                    pass
             _keras = keras
     return _keras
 

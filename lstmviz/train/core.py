@@ -10,11 +10,12 @@ an engine model without TensorFlow (:meth:`Snapshot.engine_model`).
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -161,32 +162,16 @@ def _finite(ws: dict[str, list[np.ndarray]]) -> bool:
     return all(np.all(np.isfinite(a)) for arrs in ws.values() for a in arrs)
 
 
-class _Data:
-    """A ``keras.utils.PyDataset`` of fresh batches, deterministic from the seed."""
+def _batches(task: Task, config: TrainConfig, targets: Callable[[Batch], Any]
+             ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Fresh batches forever, batch ``k`` drawn from ``default_rng([seed, k])``.
 
-    @staticmethod
-    def make(task: Task, config: TrainConfig, targets: Callable[[Batch], Any]) -> Any:
-        from .backend import keras_module
-
-        keras = keras_module()
-
-        class Data(keras.utils.PyDataset):  # type: ignore[name-defined, misc]
-            def __init__(self) -> None:
-                super().__init__(workers=1, use_multiprocessing=False)
-                self.epoch = 0
-
-            def __len__(self) -> int:
-                return config.steps_per_epoch
-
-            def __getitem__(self, i: int) -> tuple[np.ndarray, np.ndarray]:
-                rng = np.random.default_rng([config.seed, self.epoch, int(i)])
-                b = task.batch(rng, config.batch_size, self.epoch * config.steps_per_epoch + i)
-                return b.x, targets(b)
-
-            def on_epoch_end(self) -> None:
-                self.epoch += 1
-
-        return Data()
+    A plain generator (Keras reads it through ``tf.data``): no helper threads, so a run
+    stopped in the middle of an epoch ends at once, and the data are deterministic."""
+    for k in itertools.count():
+        rng = np.random.default_rng([config.seed, k])
+        b = task.batch(rng, config.batch_size, k)
+        yield b.x, targets(b)
 
 
 def _targets_for(task: Task, model: Any) -> Callable[[Batch], Any]:
@@ -322,12 +307,15 @@ def train(task: Task, config: TrainConfig | None = None, progress: Progress | No
     train_model, export_model = prepare_model(task, config, model)
     spec = ModelSpec.from_keras(export_model)
     targets = _targets_for(task, train_model)
-    data = _Data.make(task, config, targets)
+    data = _batches(task, config, targets)
     total = config.total_steps
     snapshots: list[Snapshot] = []
     history: dict[str, list[float]] = {"loss": [], "accuracy": [], "step": []}
     state: dict[str, Any] = {"step": 0, "epoch": 0, "nan": None, "stopped": False}
     export_names = {lay.name for lay in export_model.layers}
+    # small models keep a copy of the weights after every good batch (NaN -> roll back);
+    # larger ones roll back to the last snapshot
+    small = train_model.count_params() <= 2_000_000
 
     def weights_now() -> dict[str, list[np.ndarray]]:
         ws = layer_weights(train_model)
@@ -358,6 +346,8 @@ def train(task: Task, config: TrainConfig | None = None, progress: Progress | No
                 state["nan"] = (state["epoch"], batch, loss)
                 self.model.stop_training = True
                 return
+            if small:
+                state["last_good"] = (step, weights_now())
             history["loss"].append(loss)
             history["accuracy"].append(acc)
             history["step"].append(step)
@@ -389,10 +379,19 @@ def train(task: Task, config: TrainConfig | None = None, progress: Progress | No
                                                   logs.get("binary_accuracy", float("nan"))))}
             snap(epoch, config.steps_per_epoch - 1, metrics)
 
-    train_model.fit(data, epochs=config.epochs, verbose=0, callbacks=[_Control()])
+    train_model.fit(data, epochs=config.epochs, steps_per_epoch=config.steps_per_epoch, verbose=0,
+                    shuffle=False,
+                    callbacks=[_Control()])
 
     if state["nan"] is not None:
         good: Snapshot = state["good"]
+        if "last_good" in state and state["last_good"][0] > good.step:
+            step, ws = state["last_good"]
+            state["step"] = step
+            good = Snapshot(state["epoch"], -1, step, ws, spec, {"last_good": 1.0})
+            if on_snapshot is not None:
+                on_snapshot(good)
+            snapshots.append(good)
         _set_weights(train_model, good.weights)
         _copy_into(train_model, export_model)
         epoch, batch, loss = state["nan"]
@@ -400,8 +399,8 @@ def train(task: Task, config: TrainConfig | None = None, progress: Progress | No
                           good.step, time.monotonic() - t0)
         raise TrainingError(
             f"training diverged: the loss became {loss} in epoch {epoch + 1}, batch "
-            f"{batch + 1}. The last good weights (step {good.step}) are kept. Try a smaller "
-            f"learning rate than {config.learning_rate:g}.", res)
+            f"{batch + 1}. The last good weights (after batch {good.step}) are kept. Try a "
+            f"smaller learning rate than {config.learning_rate:g}.", res)
     _copy_into(train_model, export_model)
     metrics: dict[str, float] = {}
     if evaluate and not state["stopped"]:

@@ -1,0 +1,669 @@
+"""The Train panel: train a task's model (or the open model's architecture) in a worker thread
+and watch the gates learn.
+
+Training runs :func:`lstmviz.train.core.train` on a :class:`~lstmviz.app.workers.TaskRunner`
+of its own (opening files or tracing never cancels a training run). The worker hands weight
+snapshots to the GUI thread, which turns them into an engine model and retraces the current
+input with the NumPy engine; the snapshots form a timeline to scrub after training. TensorFlow
+is imported in the worker, behind a visible "loading TensorFlow…" state.
+
+``install(window)`` adds the dock, the Train menu and View ▸ Engine (NumPy / Keras).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import OrderedDict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import QObject, Qt, QTimer, Signal
+from PySide6.QtGui import QAction, QActionGroup, QKeySequence
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QDoubleSpinBox,
+    QFileDialog,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QProgressBar,
+    QPushButton,
+    QSizePolicy,
+    QSlider,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
+)
+
+from ..errors import LstmvizError
+from .workers import TaskRunner
+
+log = logging.getLogger(__name__)
+
+#: the model built from a snapshot is cached for this many snapshots (scrubbing is instant)
+MODEL_CACHE = 64
+#: batch logs reach the GUI at most this often (seconds)
+LOG_INTERVAL = 0.1
+
+
+def _fmt_eta(s: float) -> str:
+    s = max(0, int(round(s)))
+    return f"{s // 60}:{s % 60:02d}"
+
+
+class TrainPanel(QWidget):
+    """Task and hyper-parameters, Start/Pause/Cancel, live curves, progress with ETA,
+    snapshot timeline, Save as .keras.
+
+    Signals: ``state_changed(str)`` ("idle", "loading", "training", "paused", "finished",
+    "cancelled", "failed"), ``snapshot_added(int)`` (its index), ``trained(object)`` (the
+    :class:`~lstmviz.train.core.TrainResult`), ``saved(str)``.
+    """
+
+    state_changed = Signal(str)
+    snapshot_added = Signal(int)
+    trained = Signal(object)
+    saved = Signal(str)
+
+    def __init__(self, window: Any, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        from ..train.tasks import list_tasks
+
+        self.window = window
+        self.document = window.document
+        self.runner = TaskRunner(self)
+        self.tasks = list_tasks()
+        self.snapshots: list[Any] = []
+        self.result: Any = None
+        self.state = "idle"
+        self.task: Any = None
+        self._models: OrderedDict[int, Any] = OrderedDict()
+        self._gate: Any = None
+        self._cancel = False
+        self._t_start = 0.0
+        self._steps: list[float] = []
+        self._loss: list[float] = []
+        self._acc: list[float] = []
+        self._shown: int | None = None
+        self._own_arch_path: str | None = None
+        self._build()
+        self._on_task_changed()
+        self.document.model_changed.connect(self._on_model_changed)
+        self._on_model_changed()
+        self._set_state("idle")
+
+    # --- construction ------------------------------------------------------------------------
+    def _build(self) -> None:
+        self.task_combo = QComboBox()
+        for t in self.tasks:
+            self.task_combo.addItem(t.title, t.name)
+        self.task_combo.setToolTip("What to learn: the data, and the task's own model")
+        self.task_combo.currentIndexChanged.connect(self._on_task_changed)
+        self.own_arch = QCheckBox("Train the open model's architecture")
+        self.own_arch.setToolTip("Fresh weights, the open model's layers, this task's data "
+                                 "(the model's input and output must fit the task)")
+        self.epochs = QSpinBox()
+        self.epochs.setRange(1, 10_000)
+        self.batch_size = QSpinBox()
+        self.batch_size.setRange(1, 8192)
+        self.lr = QDoubleSpinBox()
+        self.lr.setDecimals(5)
+        self.lr.setRange(1e-5, 1.0)
+        self.lr.setSingleStep(0.001)
+        self.units = QSpinBox()
+        self.units.setRange(1, 2048)
+        self.steps = QSpinBox()
+        self.steps.setRange(1, 100_000)
+        self.snap_every = QSpinBox()
+        self.snap_every.setRange(0, 100_000)
+        self.snap_every.setValue(20)
+        self.snap_every.setToolTip("Retrace the input with the current weights every N batches "
+                                   "(0: at the end of each epoch only)")
+        self.seed = QSpinBox()
+        self.seed.setRange(0, 2**31 - 1)
+        for w, tip in ((self.epochs, "Passes over freshly generated data"),
+                       (self.batch_size, "Sequences per batch"),
+                       (self.lr, "Adam's learning rate (decays to 5% over the run)"),
+                       (self.units, "LSTM units of the task's model"),
+                       (self.steps, "Batches per epoch"), (self.seed, "Random seed")):
+            w.setToolTip(tip)
+        form = QFormLayout()
+        form.addRow("Task", self.task_combo)
+        form.addRow("", self.own_arch)
+        row = QHBoxLayout()
+        for label, w in (("Epochs", self.epochs), ("Batch", self.batch_size),
+                         ("Batches/epoch", self.steps)):
+            row.addWidget(QLabel(label))
+            row.addWidget(w)
+        form.addRow(row)
+        row = QHBoxLayout()
+        for label, w in (("LR", self.lr), ("Units", self.units), ("Seed", self.seed)):
+            row.addWidget(QLabel(label))
+            row.addWidget(w)
+        form.addRow(row)
+        form.addRow("Snapshot every", self.snap_every)
+
+        self.start_btn = QPushButton("Start")
+        self.start_btn.setToolTip("Start training (Ctrl+Shift+T)")
+        self.start_btn.clicked.connect(lambda: self.start())
+        self.pause_btn = QPushButton("Pause")
+        self.pause_btn.setToolTip("Pause between two batches; press again to go on")
+        self.pause_btn.clicked.connect(self.toggle_pause)
+        self.cancel_btn = QPushButton("Cancel")
+        self.cancel_btn.setToolTip("Stop after the current batch and keep the weights")
+        self.cancel_btn.clicked.connect(self.cancel)
+        self.save_btn = QPushButton("Save as .keras…")
+        self.save_btn.setToolTip("Save the trained model (with its .lstmviz.json) and open it")
+        self.save_btn.clicked.connect(self.choose_save)
+        buttons = QHBoxLayout()
+        for b in (self.start_btn, self.pause_btn, self.cancel_btn, self.save_btn):
+            buttons.addWidget(b)
+
+        self.state_label = QLabel()
+        self.state_label.setWordWrap(True)
+        self.progress = QProgressBar()
+        self.progress.setRange(0, 1)
+        self.progress.setValue(0)
+        self.progress.setFormat("%v / %m batches")
+
+        self.timeline = QSlider(Qt.Orientation.Horizontal)
+        self.timeline.setRange(0, 0)
+        self.timeline.setEnabled(False)
+        self.timeline.setToolTip("Scrub through the weight snapshots: the heatmaps show the "
+                                 "current input traced with the weights of that moment")
+        self.timeline.valueChanged.connect(self._on_timeline)
+        self.timeline_label = QLabel("no snapshots yet")
+        self.follow = QCheckBox("Follow")
+        self.follow.setChecked(True)
+        self.follow.setToolTip("Show every new snapshot while training")
+        trow = QHBoxLayout()
+        trow.addWidget(QLabel("Timeline"))
+        trow.addWidget(self.timeline, 1)
+        trow.addWidget(self.follow)
+
+        left = QVBoxLayout()
+        left.addLayout(form)
+        left.addLayout(buttons)
+        left.addWidget(self.progress)
+        left.addWidget(self.state_label)
+        left.addLayout(trow)
+        left.addWidget(self.timeline_label)
+        left.addStretch(1)
+
+        self.plots = pg.GraphicsLayoutWidget()
+        self.plots.setMinimumHeight(160)
+        self.loss_plot = self.plots.addPlot(title="loss")
+        self.acc_plot = self.plots.addPlot(title="accuracy")
+        for p in (self.loss_plot, self.acc_plot):
+            p.setLabel("bottom", "batch")
+            p.showGrid(x=True, y=True, alpha=0.25)
+            p.setDownsampling(mode="peak")
+            p.setClipToView(True)
+        self.acc_plot.setYRange(0, 1)
+        self.loss_curve = self.loss_plot.plot(pen=pg.mkPen("#f0a040", width=2))
+        self.acc_curve = self.acc_plot.plot(pen=pg.mkPen("#50b0f0", width=2))
+        self.loss_cursor = pg.InfiniteLine(angle=90, pen=pg.mkPen("#888", style=Qt.PenStyle.DashLine))
+        self.acc_cursor = pg.InfiniteLine(angle=90, pen=pg.mkPen("#888", style=Qt.PenStyle.DashLine))
+        self.loss_plot.addItem(self.loss_cursor)
+        self.acc_plot.addItem(self.acc_cursor)
+        self.loss_cursor.setVisible(False)
+        self.acc_cursor.setVisible(False)
+
+        lay = QHBoxLayout(self)
+        lw = QWidget()
+        lw.setLayout(left)
+        lw.setMaximumWidth(460)
+        lay.addWidget(lw)
+        lay.addWidget(self.plots, 1)
+        self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Preferred)
+
+    # --- state -------------------------------------------------------------------------------
+    @property
+    def selected_task(self) -> Any:
+        return self.tasks[max(self.task_combo.currentIndex(), 0)]
+
+    def config(self) -> Any:
+        """The :class:`~lstmviz.train.tasks.TrainConfig` the spin boxes describe."""
+        from ..train.tasks import TrainConfig
+
+        return TrainConfig(epochs=self.epochs.value(), batch_size=self.batch_size.value(),
+                           learning_rate=float(self.lr.value()), units=self.units.value(),
+                           steps_per_epoch=self.steps.value(), seed=self.seed.value(),
+                           snapshot_every=self.snap_every.value())
+
+    def _on_task_changed(self) -> None:
+        d = self.selected_task.defaults
+        self.epochs.setValue(d.epochs)
+        self.batch_size.setValue(d.batch_size)
+        self.lr.setValue(d.learning_rate)
+        self.units.setValue(d.units)
+        self.steps.setValue(d.steps_per_epoch)
+        self.seed.setValue(d.seed)
+        self.task_combo.setToolTip(self.selected_task.description)
+
+    def _on_model_changed(self) -> None:
+        path = self.document.model_path
+        ok = bool(path) and str(path).endswith(".keras") and Path(str(path)).is_file()
+        self._own_arch_path = str(path) if ok else None
+        self.own_arch.setEnabled(ok and self.state not in ("loading", "training", "paused"))
+        if not ok:
+            self.own_arch.setChecked(False)
+        # a model whose task we know: preselect it
+        info = self.document.info
+        if info is not None and info.task and self.state not in ("loading", "training",
+                                                                 "paused"):
+            i = self.task_combo.findData(info.task)
+            if i >= 0 and i != self.task_combo.currentIndex():
+                self.task_combo.setCurrentIndex(i)
+
+    def _set_state(self, state: str, text: str = "") -> None:
+        self.state = state
+        busy = state in ("loading", "training", "paused")
+        self.start_btn.setEnabled(not busy)
+        self.pause_btn.setEnabled(state in ("training", "paused"))
+        self.pause_btn.setText("Resume" if state == "paused" else "Pause")
+        self.cancel_btn.setEnabled(busy)
+        self.save_btn.setEnabled(self.result is not None and not busy)
+        for w in (self.task_combo, self.epochs, self.batch_size, self.lr, self.units, self.steps,
+                  self.seed, self.snap_every):
+            w.setEnabled(not busy)
+        self.own_arch.setEnabled(not busy and self._own_arch_path is not None)
+        self.units.setEnabled(not busy and not self.own_arch.isChecked())
+        if state == "loading":
+            self.progress.setRange(0, 0)  # busy indicator
+        default = {"idle": "Pick a task and press Start.",
+                   "loading": "loading TensorFlow…",
+                   "training": "training…", "paused": "paused",
+                   "finished": "finished", "cancelled": "cancelled", "failed": "failed"}[state]
+        self.state_label.setText(text or default)
+        self.state_changed.emit(state)
+
+    # --- training ----------------------------------------------------------------------------
+    def start(self, task: Any = None, config: Any = None) -> None:
+        """Start training ``task`` (default: the selected one) with ``config`` (default: the
+        spin boxes)."""
+        from ..train.core import PauseGate
+
+        if self.state in ("loading", "training", "paused"):
+            return
+        try:
+            task = task or self.selected_task
+            config = config or self.config()
+        except LstmvizError as e:
+            self.window.show_error(str(e))
+            return
+        arch = self._own_arch_path if self.own_arch.isChecked() else None
+        self.task = task
+        self.result = None
+        self.snapshots = []
+        self._models.clear()
+        self._shown = None
+        self._steps, self._loss, self._acc = [], [], []
+        self.loss_curve.setData([], [])
+        self.acc_curve.setData([], [])
+        self.timeline.blockSignals(True)
+        self.timeline.setRange(0, 0)
+        self.timeline.blockSignals(False)
+        self.timeline.setEnabled(False)
+        self.timeline_label.setText("no snapshots yet")
+        self._cancel = False
+        self._gate = PauseGate()
+        gate = self._gate
+        self._switched_model = False
+        self.progress.setRange(0, config.total_steps)
+        self.progress.setValue(0)
+        self._set_state("loading")
+        self.window.status("loading TensorFlow…")
+        cancelled = lambda: self._cancel  # noqa: E731 (read in the worker thread)
+
+        def job(progress: Any, should_stop: Any) -> Any:
+            from ..train.backend import keras_module
+            from ..train.core import TrainingError, clone_architecture, train
+
+            keras_module(threads=1)
+            progress.partial(("phase", "building the model…"))
+            model = clone_architecture(arch) if arch else None
+            pending: list[Any] = []
+            last = [0.0]
+
+            def on_batch(b: Any) -> None:
+                pending.append(b)
+                now = time.monotonic()
+                if now - last[0] >= LOG_INTERVAL or b.step >= b.total:
+                    last[0] = now
+                    progress.partial(("logs", list(pending)))
+                    pending.clear()
+
+            def on_snapshot(s: Any) -> None:
+                if pending:
+                    progress.partial(("logs", list(pending)))
+                    pending.clear()
+                progress.partial(("snapshot", s))
+
+            def stop() -> bool:
+                return should_stop() or cancelled()
+
+            try:
+                return train(task, config, None, stop, on_snapshot, on_batch=on_batch,
+                             pause=gate, model=model)
+            except TrainingError as e:
+                if e.result is not None:
+                    progress.partial(("result", e.result))
+                raise
+
+        self._t_start = time.monotonic()
+        self.runner.start(job, self._on_finished, f"Training {task.name}",
+                          on_failed=self._on_failed, on_partial=self._on_partial)
+
+    def toggle_pause(self) -> None:
+        """Pause between two batches, or go on."""
+        if self._gate is None:
+            return
+        if self.state == "training":
+            self._gate.pause()
+            self._set_state("paused", "paused — the worker waits before the next batch")
+        elif self.state == "paused":
+            self._gate.resume()
+            self._set_state("training")
+
+    def cancel(self) -> None:
+        """Stop after the current batch; the weights so far are kept (and can be saved)."""
+        if self.state not in ("loading", "training", "paused"):
+            return
+        self._cancel = True
+        if self._gate is not None:
+            self._gate.resume()
+        self.state_label.setText("cancelling after this batch…")
+
+    def shutdown(self) -> None:
+        self._cancel = True
+        if self._gate is not None:
+            self._gate.resume()
+        self.runner.shutdown()
+
+    # --- worker -> GUI -----------------------------------------------------------------------
+    def _on_partial(self, msg: Any) -> None:
+        kind, obj = msg
+        if kind == "phase":
+            self.state_label.setText(obj)
+        elif kind == "logs":
+            if self.state == "loading":
+                self._set_state("training")
+                self.window.status("training…")
+            self._add_logs(obj)
+        elif kind == "snapshot":
+            if self.state == "loading":
+                self._set_state("training")
+            self._add_snapshot(obj)
+        elif kind == "result":
+            self.result = obj
+
+    def _add_logs(self, logs: list[Any]) -> None:
+        for b in logs:
+            self._steps.append(b.step)
+            self._loss.append(b.loss)
+            self._acc.append(b.accuracy)
+        self.loss_curve.setData(self._steps, self._loss)
+        self.acc_curve.setData(self._steps, self._acc)
+        b = logs[-1]
+        self.progress.setRange(0, b.total)
+        self.progress.setValue(b.step)
+        self.progress.setFormat(f"%v / %m batches · ETA {_fmt_eta(b.eta)}")
+        if self.state == "training" and not self._cancel:
+            self.state_label.setText(
+                f"training: epoch {b.epoch + 1}, loss {b.loss:.4f}, accuracy {b.accuracy:.3f}"
+                f" · {_fmt_eta(b.elapsed)} elapsed, ETA {_fmt_eta(b.eta)}")
+
+    def _add_snapshot(self, snap: Any) -> None:
+        self.snapshots.append(snap)
+        i = len(self.snapshots) - 1
+        at_end = self.timeline.value() >= self.timeline.maximum()
+        self.timeline.blockSignals(True)
+        self.timeline.setRange(0, i)
+        self.timeline.blockSignals(False)
+        self.timeline.setEnabled(i > 0)
+        self.snapshot_added.emit(i)
+        if self.follow.isChecked() and (at_end or self._shown is None):
+            self.timeline.blockSignals(True)
+            self.timeline.setValue(i)
+            self.timeline.blockSignals(False)
+            self.show_snapshot(i)
+        else:
+            self._update_timeline_label(self.timeline.value())
+
+    def _on_finished(self, result: Any) -> None:
+        self.result = result
+        secs = time.monotonic() - self._t_start
+        if result.stopped:
+            self._set_state("cancelled", f"cancelled after {result.steps} batches "
+                                         f"({secs:.0f} s); the weights so far are kept")
+        else:
+            m = result.metrics
+            acc = m.get("heldout_accuracy")
+            extra = f"held-out accuracy {acc:.4f}" if acc is not None else ""
+            if "train_accuracy" in m:
+                extra += f", training-text accuracy {m['train_accuracy']:.4f}"
+            self._set_state("finished", f"finished in {secs:.0f} s: {extra}. "
+                                        "Scrub the timeline to compare epochs.")
+        self.progress.setFormat("%v / %m batches")
+        self.window.status(self.state_label.text())
+        self.trained.emit(result)
+
+    def _on_failed(self, msg: str) -> None:
+        self._set_state("failed", msg.splitlines()[0] if msg else "failed")
+        # the last good weights stay on screen (the last snapshot) and can be saved
+        if self.snapshots:
+            self.show_snapshot(len(self.snapshots) - 1)
+        self.window.show_error(msg)
+
+    # --- snapshots -> document ---------------------------------------------------------------
+    def engine_model(self, i: int) -> Any:
+        """The engine model of snapshot ``i`` (cached)."""
+        m = self._models.get(i)
+        if m is None:
+            m = self.snapshots[i].engine_model()
+            self._models[i] = m
+            while len(self._models) > MODEL_CACHE:
+                self._models.popitem(last=False)
+        else:
+            self._models.move_to_end(i)
+        return m
+
+    def _on_timeline(self, i: int) -> None:
+        if 0 <= i < len(self.snapshots):
+            self.show_snapshot(i)
+
+    def show_snapshot(self, i: int) -> None:
+        """Trace the current input with snapshot ``i``'s weights (NumPy engine)."""
+        snap = self.snapshots[i]
+        doc = self.document
+        try:
+            model = self.engine_model(i)
+            if not self._switched_model and not self._fits(model):
+                # training a task whose model is not the open one: show the task's model
+                info = self.task.info(None) if self.task is not None else None
+                from ..io.inputs import example_input
+
+                doc.set_model(model, None, info, example_input(model, info))
+                self._switched_model = True
+            trace = model.trace(doc.x)
+        except LstmvizError as e:
+            self.state_label.setText(f"cannot trace this snapshot: {e}")
+            return
+        self._switched_model = True
+        self._shown = i
+        doc.set_trace(trace, engine=f"NumPy · snapshot {snap.label}")
+        self._update_timeline_label(i)
+
+    def _fits(self, model: Any) -> bool:
+        doc = self.document
+        if doc.model is None or doc.x is None:
+            return False
+        cur = doc.model
+        if [lay.units for lay in cur.lstm_layers] != [lay.units for lay in model.lstm_layers]:
+            return False
+        if cur.takes_tokens != model.takes_tokens or cur.input_features != model.input_features:
+            return False
+        try:
+            model.check_input(doc.x)
+        except LstmvizError:
+            return False
+        if model.takes_tokens:
+            emb, cur_emb = model.embedding, cur.embedding
+            return emb is not None and cur_emb is not None and emb.input_dim == cur_emb.input_dim
+        return True
+
+    def _update_timeline_label(self, i: int) -> None:
+        if not self.snapshots:
+            self.timeline_label.setText("no snapshots yet")
+            return
+        s = self.snapshots[min(i, len(self.snapshots) - 1)]
+        loss = s.metrics.get("loss")
+        tail = f" · loss {loss:.4f}" if loss is not None and np.isfinite(loss) else ""
+        self.timeline_label.setText(f"snapshot {i + 1}/{len(self.snapshots)}: {s.label}{tail}")
+        for c in (self.loss_cursor, self.acc_cursor):
+            c.setValue(s.step)
+            c.setVisible(s.step > 0)
+
+    # --- saving ------------------------------------------------------------------------------
+    def choose_save(self) -> None:
+        if self.result is None:
+            self.window.show_error("Nothing trained yet: press Start first.")
+            return
+        name = (self.task.example_name or self.task.name.replace("-", "_")) + "_trained.keras"
+        path, _ = QFileDialog.getSaveFileName(self, "Save trained model", name,
+                                              "Keras model (*.keras)")
+        if path:
+            if not path.endswith(".keras"):
+                path += ".keras"
+            self.save(path)
+
+    def save(self, path: str, open_after: bool = True) -> None:
+        """Save the trained model as ``.keras`` (in a worker) and open it in lstmviz."""
+        if self.result is None:
+            raise LstmvizError("nothing trained yet: press Start first")
+        result = self.result
+
+        def job(progress: Any, should_stop: Any) -> str:
+            return result.save(path)
+
+        def done(p: str) -> None:
+            self.window.status(f"saved {p}")
+            self.saved.emit(p)
+            if open_after:
+                self.window.open_model(p)
+
+        self.runner.start(job, done, "Saving the model",
+                          on_failed=lambda m: self.window.show_error(m))
+
+
+class EngineChoice(QObject):
+    """View ▸ Engine: NumPy (default) or Keras; the Keras trace is computed in a worker."""
+
+    def __init__(self, window: Any, panel: TrainPanel) -> None:
+        super().__init__(window)
+        self.window = window
+        self.panel = panel
+        self.document = window.document
+        self.runner = TaskRunner(self)
+        self.engine = "NumPy"
+        menu = window.menu("View").addMenu("&Engine")
+        group = QActionGroup(self)
+        group.setExclusive(True)
+        self.actions: dict[str, QAction] = {}
+        for name, tip in (("NumPy", "lstmviz's own NumPy engine (fast, no TensorFlow)"),
+                          ("Keras", "Recompute every gate with a Keras layer (loads "
+                                    "TensorFlow): an independent check")):
+            a = QAction(name, window)
+            a.setCheckable(True)
+            a.setToolTip(tip)
+            a.setChecked(name == "NumPy")
+            a.triggered.connect(lambda _=False, n=name: self.set_engine(n))
+            group.addAction(a)
+            menu.addAction(a)
+            self.actions[name] = a
+        menu.setToolTipsVisible(True)
+        self.document.trace_changed.connect(self._on_trace_changed)
+
+    def set_engine(self, name: str) -> None:
+        if name not in self.actions:
+            raise LstmvizError(f"engine must be NumPy or Keras; got {name!r}")
+        self.engine = name
+        self.actions[name].setChecked(True)
+        if name == "NumPy":
+            self.runner.cancel()
+            if self.document.engine != "NumPy" and self.document.model is not None:
+                self.document.retrace()
+        else:
+            self._keras_trace()
+
+    def _on_trace_changed(self) -> None:
+        if self.engine == "Keras" and self.document.engine == "NumPy" and \
+                self.panel.state not in ("loading", "training", "paused"):
+            self._keras_trace()
+
+    def _keras_trace(self) -> None:
+        doc = self.document
+        model, x = doc.model, doc.x
+        if model is None or x is None:
+            return
+        self.window.status("loading TensorFlow… (Keras engine)")
+
+        def job(progress: Any, should_stop: Any) -> Any:
+            from ..train.backend import keras_module
+            from ..train.gate_lstm import keras_trace
+
+            keras_module(threads=1)
+            return keras_trace(model, x)
+
+        def done(trace: Any) -> None:
+            if doc.model is model and doc.x is x:
+                doc.set_trace(trace, engine="Keras")
+                self.window.status("traced with the Keras engine")
+
+        def failed(msg: str) -> None:
+            self.window.show_error(msg)
+            self.actions["NumPy"].setChecked(True)
+            self.engine = "NumPy"
+
+        self.runner.start(job, done, "Tracing with Keras", on_failed=failed)
+
+
+def install(window: Any) -> TrainPanel:
+    """Add the Train dock, the Train menu and View ▸ Engine to ``window``."""
+    panel = TrainPanel(window)
+    dock = window.add_dock(panel, "Train", Qt.DockWidgetArea.BottomDockWidgetArea)
+    dock.hide()
+    menu = window.menu("Train")
+    show = dock.toggleViewAction()
+    show.setText("Train &panel")
+    show.setShortcut(QKeySequence("Ctrl+T"))
+    menu.addAction(show)
+    window.addAction(show)
+    start = QAction("&Start training", window)
+    start.setShortcut(QKeySequence("Ctrl+Shift+T"))
+    start.triggered.connect(lambda _=False: (dock.show(), panel.start()))
+    menu.addAction(start)
+    window.addAction(start)
+    for text, slot in (("&Pause / resume", panel.toggle_pause), ("&Cancel", panel.cancel),
+                       ("Save trained model as .&keras…", panel.choose_save)):
+        a = QAction(text, window)
+        a.triggered.connect(lambda _=False, s=slot: s())
+        menu.addAction(a)
+    window.train_panel = panel
+    window.train_dock = dock
+    window.engine_choice = EngineChoice(window, panel)
+    return panel
+
+
+def uninstall(window: Any) -> None:
+    panel = getattr(window, "train_panel", None)
+    if panel is not None:
+        panel.shutdown()
+    ec = getattr(window, "engine_choice", None)
+    if ec is not None:
+        ec.runner.shutdown()

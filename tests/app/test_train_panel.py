@@ -1,0 +1,165 @@
+"""The Train panel: start, live snapshots into the document, cancel, failure dialog, timeline
+scrubbing, save -> open, and the Keras engine menu (pytest-qt, real worker threads)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+pytest.importorskip("keras")
+
+import lstmviz  # noqa: E402
+from lstmviz.app import train_panel  # noqa: E402
+from lstmviz.examples import EXAMPLES_DIR  # noqa: E402
+from lstmviz.train.tasks import Batch, TrainConfig, get_task  # noqa: E402
+
+TIMEOUT = 120_000
+# units=32: the bundled digit_sum model's size, so snapshots retrace the open input
+TINY = TrainConfig(epochs=2, batch_size=16, learning_rate=0.01, units=32, steps_per_epoch=6,
+                   snapshot_every=2)
+
+
+@pytest.fixture
+def panel(window):
+    p = train_panel.install(window)
+    yield p
+    p.shutdown()
+    window.engine_choice.runner.shutdown()
+
+
+def _wait_state(qtbot, panel, states):
+    qtbot.waitUntil(lambda: panel.state in states, timeout=TIMEOUT)
+
+
+def test_install_adds_dock_menu_and_engine_choice(window, panel):
+    texts = [a.text() for a in window.menu("Train").actions()]
+    assert "Train &panel" in texts and "&Start training" in texts
+    assert window.train_dock.widget() is panel
+    assert set(window.engine_choice.actions) == {"NumPy", "Keras"}
+    assert panel.task_combo.count() == 5
+    panel.task_combo.setCurrentIndex(panel.task_combo.findData("binary-addition"))
+    assert panel.units.value() == 4 and panel.lr.value() == pytest.approx(0.02)
+    assert panel.state == "idle" and not panel.pause_btn.isEnabled()
+
+
+def test_training_run_snapshots_timeline_and_save(qtbot, window, panel, tmp_path):
+    window.document.set_model(lstmviz.load_model(EXAMPLES_DIR / "digit_sum.keras"),
+                              EXAMPLES_DIR / "digit_sum.keras")
+    assert panel.selected_task.name == "digit-sum"  # preselected from the model's info
+    x_before = window.document.x
+    with qtbot.waitSignal(panel.trained, timeout=TIMEOUT) as blocker:
+        panel.start(config=TINY)
+        assert panel.state == "loading" and "TensorFlow" in panel.state_label.text()
+    result = blocker.args[0]
+    assert panel.state == "finished" and "held-out accuracy" in panel.state_label.text()
+    # snapshots: before training, every 2 batches, epoch ends -> a scrubbable timeline
+    steps = [s.step for s in panel.snapshots]
+    assert steps[0] == 0 and steps[-1] == 12 and len(steps) >= 5
+    assert panel.timeline.maximum() == len(steps) - 1 and panel.timeline.isEnabled()
+    # the loss curve got every batch
+    xs, ys = panel.loss_curve.getData()
+    assert list(xs) == list(range(1, 13)) and np.all(np.isfinite(ys))
+    # the document shows the last snapshot, on the same input
+    doc = window.document
+    assert doc.x is x_before and doc.engine.startswith("NumPy · snapshot")
+    last = panel.engine_model(len(steps) - 1)
+    np.testing.assert_allclose(doc.trace.output, last.trace(doc.x).output)
+    # scrub to "before training": a different trace, the same input, t kept
+    doc.set_t(3)
+    panel.timeline.setValue(0)
+    assert "before training" in doc.engine and doc.t == 3
+    first = panel.engine_model(0).trace(doc.x)
+    np.testing.assert_allclose(doc.trace.layer(0).cell, first.layer(0).cell)
+    assert not np.allclose(doc.trace.layer(0).cell, last.trace(doc.x).layer(0).cell)
+    assert "snapshot 1/" in panel.timeline_label.text()
+    # save -> it opens in lstmviz, equal to Keras's output
+    out = tmp_path / "trained.keras"
+    with qtbot.waitSignal(doc.model_changed, timeout=TIMEOUT):
+        panel.save(str(out))
+    assert doc.model_path == str(out)
+    np.testing.assert_allclose(doc.trace.output, np.asarray(result.model(doc.x)), atol=1e-5)
+    assert doc.info is not None and doc.info.task == "digit-sum"
+
+
+def test_other_task_switches_the_document_to_its_model(qtbot, window, panel):
+    window.document.set_model(lstmviz.load_model(EXAMPLES_DIR / "digit_sum.keras"),
+                              EXAMPLES_DIR / "digit_sum.keras")
+    with qtbot.waitSignal(panel.trained, timeout=TIMEOUT):
+        panel.start(get_task("binary-addition"), TrainConfig(epochs=1, batch_size=8, units=4,
+                                                             steps_per_epoch=4))
+    doc = window.document
+    assert doc.model.input_features == 2 and doc.info.task == "binary-addition"
+    assert doc.trace.layer(0).units == 4
+
+
+def test_cancel_stops_within_a_batch_and_keeps_weights(qtbot, window, panel):
+    cfg = TrainConfig(epochs=50, batch_size=8, units=4, steps_per_epoch=50, snapshot_every=5)
+    panel.start(get_task("digit-sum"), cfg)
+    qtbot.waitUntil(lambda: len(panel._steps) >= 3, timeout=TIMEOUT)
+    with qtbot.waitSignal(panel.trained, timeout=TIMEOUT) as blocker:
+        panel.cancel()
+    r = blocker.args[0]
+    assert r.stopped and r.steps < cfg.total_steps
+    assert panel.state == "cancelled" and panel.save_btn.isEnabled()
+
+
+def test_pause_and_resume(qtbot, window, panel):
+    cfg = TrainConfig(epochs=20, batch_size=8, units=4, steps_per_epoch=50)
+    panel.start(get_task("digit-sum"), cfg)
+    qtbot.waitUntil(lambda: len(panel._steps) >= 2, timeout=TIMEOUT)
+    panel.toggle_pause()
+    assert panel.state == "paused" and panel.pause_btn.text() == "Resume"
+    qtbot.wait(300)  # let a batch in flight arrive
+    n = len(panel._steps)
+    qtbot.wait(500)
+    assert len(panel._steps) == n  # nothing trains while paused
+    panel.toggle_pause()
+    assert panel.state == "training"
+    qtbot.waitUntil(lambda: len(panel._steps) > n, timeout=TIMEOUT)
+    with qtbot.waitSignal(panel.trained, timeout=TIMEOUT):
+        panel.cancel()
+
+
+class _NaNTask:
+    """digit-sum whose 5th batch is NaN."""
+
+    def __init__(self):
+        self._t = get_task("digit-sum")
+
+    def __getattr__(self, k):
+        return getattr(self._t, k)
+
+    def batch(self, rng, n, step=0):
+        b = self._t.batch(rng, n, step)
+        return Batch(np.full_like(b.x, np.nan), b.y, b.y_final) if step == 4 else b
+
+
+def test_failure_shows_dialog_and_keeps_last_good_weights(qtbot, window, panel):
+    window.document.set_model(lstmviz.load_model(EXAMPLES_DIR / "digit_sum.keras"),
+                              EXAMPLES_DIR / "digit_sum.keras")
+    cfg = TrainConfig(epochs=1, batch_size=8, units=32, steps_per_epoch=10, snapshot_every=3)
+    with qtbot.waitSignal(panel.state_changed, timeout=TIMEOUT,
+                          check_params_cb=lambda s: s == "failed"):
+        panel.start(_NaNTask(), cfg)
+    assert window.last_error is not None and "loss became nan" in window.last_error
+    assert window.error_dialog is not None and window.error_dialog.isVisible()
+    # the last good weights (after batch 4) are on screen and finite, and can be saved
+    assert panel.snapshots[-1].step == 4
+    assert np.all(np.isfinite(window.document.trace.layer(0).cell))
+    assert panel.result is not None and panel.save_btn.isEnabled()
+
+
+def test_keras_engine_menu(qtbot, window, panel):
+    window.document.set_model(lstmviz.load_model(EXAMPLES_DIR / "digit_sum.keras"),
+                              EXAMPLES_DIR / "digit_sum.keras")
+    numpy_trace = window.document.trace
+    with qtbot.waitSignal(window.document.trace_changed, timeout=TIMEOUT):
+        window.engine_choice.actions["Keras"].trigger()
+    tr = window.document.trace
+    assert window.document.engine == "Keras" and tr.engine == "keras"
+    assert "engine: Keras" in window.engine_label.text()
+    np.testing.assert_allclose(tr.layer(0).forget_gate, numpy_trace.layer(0).forget_gate,
+                               atol=1e-5)
+    with qtbot.waitSignal(window.document.trace_changed, timeout=TIMEOUT):
+        window.engine_choice.actions["NumPy"].trigger()
+    assert window.document.engine == "NumPy"
