@@ -38,6 +38,7 @@ from ..io.session import SUFFIX, Session
 log = logging.getLogger(__name__)
 
 AUTOSAVE_MS = 30_000
+SNAPSHOT_GAP_S = 2.0  # autosaves at training snapshots come at most this often
 _LOCK_RE = re.compile(r"running-(\d+)-(\d+)\.lock$")
 _counter = itertools.count()
 
@@ -125,6 +126,7 @@ class SessionActions(QObject):
         self.loaded_snapshots: list[dict[str, Any]] = []  # from an opened session
         self.last_autosave: float | None = None
         self._closed = False
+        self._restoring = False
         self._build_menu()
         self.timer = QTimer(self)
         self.timer.setInterval(AUTOSAVE_MS)
@@ -180,6 +182,9 @@ class SessionActions(QObject):
         box = getattr(panel, "all_layers", None)
         if box is not None and hasattr(box, "isChecked"):
             view["all_layers"] = bool(box.isChecked())
+        shown = getattr(getattr(self.window, "train_panel", None), "_shown", None)
+        if isinstance(shown, int):
+            view["training_snapshot_shown"] = shown
         snaps = self._training_snapshots()
         s = Session.from_document(doc, view=view, snapshots=snaps)
         s.input_text = text or None
@@ -204,13 +209,31 @@ class SessionActions(QObject):
         return out
 
     def _connect_training(self) -> None:
-        """Autosave at each training snapshot, when the training panel says when."""
+        """Autosave at each training snapshot (and when training ends), when the training
+        panel (``lstmviz.app.train_panel``) is there."""
         panel = getattr(self.window, "train_panel", None)
-        for name in ("snapshot_added", "snapshot_taken", "snapshots_changed"):
-            sig = getattr(panel, name, None) if panel is not None else None
+        if panel is None:
+            return
+        self._pending = QTimer(self)
+        self._pending.setSingleShot(True)
+        self._pending.timeout.connect(self.autosave)
+        for name in ("snapshot_added", "trained"):
+            sig = getattr(panel, name, None)
             if sig is not None and hasattr(sig, "connect"):
-                sig.connect(lambda *_: self.autosave())
-                return
+                sig.connect(self._on_snapshot)
+
+    def _on_snapshot(self, *_: Any) -> None:
+        """Autosave now -- or, when the last one is under SNAPSHOT_GAP_S old, as soon as it is
+        (snapshots can come many times a second; every one of them ends up saved)."""
+        if self._restoring:
+            return
+        wait = 0.0 if self.last_autosave is None else \
+            SNAPSHOT_GAP_S - (time.time() - self.last_autosave)
+        if wait <= 0:
+            self._pending.stop()
+            self.autosave()
+        elif not self._pending.isActive():
+            self._pending.start(int(wait * 1000) + 1)
 
     # ---- saving -------------------------------------------------------------------------------
     def save_session(self, path: str | os.PathLike[str], embed: bool | None = None) -> Path:
@@ -326,6 +349,7 @@ class SessionActions(QObject):
             if done["connected"]:
                 doc.trace_changed.disconnect(apply)
             problems = self._apply_selection(s)
+            problems += self._restore_training(s)
             msgs = s.warnings + problems
             self.window.status("; ".join(msgs) if msgs else f"Opened session {path}", 10000)
             if s.warnings:
@@ -339,6 +363,41 @@ class SessionActions(QObject):
         else:
             done["connected"] = True
             doc.trace_changed.connect(apply)
+
+    def _restore_training(self, s: Session) -> list[str]:
+        """Put a session's training snapshots back on the training panel's timeline."""
+        panel = getattr(self.window, "train_panel", None)
+        snaps = [d for d in s.snapshots if "spec" in d]
+        if panel is None or not snaps or not hasattr(panel, "_add_snapshot"):
+            return []
+        try:
+            objs = [dict_to_snapshot(d) for d in snaps]
+        except LstmvizError as e:
+            return [f"training timeline not restored: {e}"]
+        follow = getattr(panel, "follow", None)
+        was = follow.isChecked() if follow is not None else False
+        self._restoring = True
+        try:
+            if follow is not None:
+                follow.setChecked(False)
+            panel.snapshots = []
+            getattr(panel, "_models", {}).clear()
+            panel._switched_model = True  # the document already shows the session's model
+            for snap in objs:
+                panel._add_snapshot(snap)
+            shown = s.view.get("training_snapshot_shown")
+            if isinstance(shown, int) and 0 <= shown < len(objs):
+                panel.show_snapshot(shown)
+                panel.timeline.blockSignals(True)
+                panel.timeline.setValue(shown)
+                panel.timeline.blockSignals(False)
+        except (LstmvizError, AttributeError, TypeError, ValueError) as e:
+            return [f"training timeline not restored: {e}"]
+        finally:
+            self._restoring = False
+            if follow is not None:
+                follow.setChecked(was)
+        return []
 
     def _apply_selection(self, s: Session) -> list[str]:
         doc = self.window.document

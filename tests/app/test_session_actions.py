@@ -359,3 +359,146 @@ def test_command_line_opens_a_session(qtbot, data_dir, models, tmp_path):
     bad.write_bytes(b"PK\x03\x04garbage")
     with pytest.raises(LstmvizError, match=r"bad\.lstmviz"):
         app_main.main([str(bad), "--screenshot", str(tmp_path / "b.png")])
+
+
+# ------------------------------------------------------------------------------------------
+# with the real training panel (lstmviz.app.train_panel), training replaced by a fake loop
+# ------------------------------------------------------------------------------------------
+def _fake_snapshots(n: int):
+    """Snapshots of the bundled digit_sum model with scaled weights (no TensorFlow)."""
+    import json
+    import zipfile
+
+    import lstmviz
+    from lstmviz.train.core import ModelSpec, Snapshot
+
+    path = EXAMPLES_DIR / "digit_sum.keras"
+    with zipfile.ZipFile(path) as zf:
+        spec = ModelSpec(json.loads(zf.read("config.json")), "digit_sum", "3")
+    m = lstmviz.load_model(path)
+    lw = m.layers["lstm"].weights
+    dense = m.layers["digit_sum"]
+    return [Snapshot(0, 10 * i, 10 * i,
+                     {"lstm": [lw.kernel * (1 + 0.2 * i), lw.recurrent_kernel, lw.bias],
+                      "digit_sum": [dense.kernel, dense.bias]},
+                     spec, {"loss": 2.0 / (i + 1), "accuracy": 0.1 * i}) for i in range(n)]
+
+
+@pytest.fixture
+def full_window(qtbot, data_dir):
+    pytest.importorskip("lstmviz.app.train_panel")
+    from lstmviz.app.main_window import MainWindow
+
+    w = MainWindow()  # every extension, as the app starts
+    qtbot.addWidget(w)
+    w.show()
+    qtbot.waitExposed(w)
+    assert hasattr(w, "train_panel") and hasattr(w, "session_actions")
+    w.open_model(EXAMPLES_DIR / "digit_sum.keras")
+    qtbot.waitUntil(lambda: _settled(w), timeout=20000)
+    yield w
+    if w.error_dialog is not None:
+        w.error_dialog.close()
+    w.close()
+
+
+def test_autosave_at_each_training_snapshot_and_timeline_round_trip(qtbot, full_window,
+                                                                     tmp_path, models):
+    w, panel, a = full_window, full_window.train_panel, full_window.session_actions
+    snaps = _fake_snapshots(3)
+    panel._switched_model = False  # as start() sets it
+    for s in snaps:
+        panel._add_snapshot(s)  # what the panel does when the worker hands one on
+    qtbot.waitUntil(lambda: a.autosave_path.is_file()
+                    and len(Session.load(a.autosave_path).snapshots) == 3, timeout=10000)
+    panel.show_snapshot(1)
+    w.document.set_t(2)
+    p = a.save_session(tmp_path / "trained.lstmviz")
+
+    _open(qtbot, w, models["stacked_lstm"])
+    panel.snapshots = []
+    _open_session(qtbot, w, p)
+    assert w.last_error is None
+    assert len(panel.snapshots) == 3
+    for x, y in zip(snaps, panel.snapshots, strict=True):
+        assert (x.step, x.metrics) == (y.step, y.metrics)
+        np.testing.assert_array_equal(x.weights["lstm"][0], y.weights["lstm"][0])
+    assert panel._shown == 1 and w.document.t == 2
+    assert "snapshot" in w.document.engine
+    expect = snaps[1].engine_model().trace(w.document.x).layer(w.document.layer).hidden
+    np.testing.assert_allclose(w.document.layer_trace.hidden, expect, rtol=1e-6)
+
+
+def _patch_training(monkeypatch, body):
+    import lstmviz.train.backend as backend
+    import lstmviz.train.core as core
+
+    monkeypatch.setattr(backend, "keras_module", lambda *a, **k: None)  # no TensorFlow
+
+    def fake_train(task, config=None, progress=None, should_stop=None, on_snapshot=None, **kw):
+        return body(should_stop, on_snapshot)
+
+    monkeypatch.setattr(core, "train", fake_train)
+
+
+def test_training_worker_raising_mid_epoch_keeps_last_good_weights(qtbot, full_window,
+                                                                   monkeypatch):
+    w, panel, doc = full_window, full_window.train_panel, full_window.document
+    snaps = _fake_snapshots(3)
+
+    def body(should_stop, on_snapshot):
+        on_snapshot(snaps[0])
+        on_snapshot(snaps[1])
+        raise RuntimeError("loss exploded in epoch 2, batch 7")
+
+    _patch_training(monkeypatch, body)
+    panel.start()
+    qtbot.waitUntil(lambda: panel.state == "failed" and not panel.runner.is_running(),
+                    timeout=20000)
+    assert "loss exploded in epoch 2, batch 7" in w.last_error
+    assert w.error_dialog is not None and w.error_dialog.isVisible()
+    assert len(panel.snapshots) == 2
+    # the last good weights are on screen
+    expect = snaps[1].engine_model().trace(doc.x).layer(doc.layer).hidden
+    np.testing.assert_allclose(doc.layer_trace.hidden, expect, rtol=1e-6)
+    w.error_dialog.close()
+    doc.set_t(3)  # still usable
+    assert doc.t == 3
+    # and the autosave holds the good snapshots
+    qtbot.waitUntil(lambda: len(Session.load(w.session_actions.autosave_path).snapshots) == 2,
+                    timeout=10000)
+
+
+def test_closing_the_window_during_training_stops_the_worker(qtbot, data_dir, monkeypatch,
+                                                           qtlog):
+    pytest.importorskip("lstmviz.app.train_panel")
+    import threading
+
+    from lstmviz.app.main_window import MainWindow
+
+    w = MainWindow()
+    qtbot.addWidget(w)
+    w.show()
+    w.open_model(EXAMPLES_DIR / "digit_sum.keras")
+    qtbot.waitUntil(lambda: _settled(w), timeout=20000)
+    panel = w.train_panel
+    snaps = _fake_snapshots(1)
+    running, stopped = threading.Event(), threading.Event()
+
+    def body(should_stop, on_snapshot):
+        on_snapshot(snaps[0])
+        running.set()
+        while not should_stop():  # the Keras callback's check, between batches
+            time.sleep(0.005)
+        stopped.set()
+        raise RuntimeError("stopped")  # whatever happens after the stop is dropped
+
+    _patch_training(monkeypatch, body)
+    panel.start()
+    assert running.wait(20)
+    worker = panel.runner.current
+    assert worker is not None and worker.is_running()
+    w.close()
+    assert stopped.is_set()
+    assert not worker.is_running()
+    assert not any("Destroyed while thread" in r.message for r in qtlog.records)
