@@ -92,6 +92,7 @@ class CorpusPanel(Panel):
         self.store: CorpusStore | None = None
         self.result: PatternResult | None = None
         self.position = 0
+        self.out_dir: Path | None = None
         self.vocab: list[str] = []
         lay = QVBoxLayout(self)
         lay.setContentsMargins(4, 4, 4, 4)
@@ -111,6 +112,11 @@ class CorpusPanel(Panel):
         self.length.setRange(2, 1_000_000)
         self.length.setValue(100)
         row.addWidget(self.length)
+        self.dir_btn = QPushButton("Store in…")
+        self.dir_btn.setToolTip("Directory for the traced corpus (default: a new folder under "
+                                "the system's temporary directory)")
+        self.dir_btn.clicked.connect(self.choose_dir)
+        row.addWidget(self.dir_btn)
         self.trace_btn = QPushButton("Trace corpus")
         self.trace_btn.clicked.connect(self.start)
         row.addWidget(self.trace_btn)
@@ -218,6 +224,12 @@ class CorpusPanel(Panel):
 
         return read_array(path)
 
+    def choose_dir(self) -> None:
+        path = QFileDialog.getExistingDirectory(self, "Store the traced corpus in")
+        if path:
+            self.out_dir = Path(path)
+            self.dir_btn.setToolTip(f"Stores in {path}")
+
     def default_dir(self) -> Path:
         doc = self.document
         name = doc.model.name if doc.model is not None else "model"
@@ -238,6 +250,9 @@ class CorpusPanel(Panel):
         if seqs is None:
             return
         model = doc.model
+        if out_dir is None and self.out_dir is not None:
+            name = doc.model.name if doc.model is not None else "model"
+            out_dir = self.out_dir / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"
         out = Path(out_dir) if out_dir is not None else self.default_dir()
         self.vocab = list(doc.info.vocab) if doc.info is not None else []
 
