@@ -108,6 +108,13 @@ def test_rank_units_finds_planted_unit(lm):
     assert ranked[0][0] == 4 and ranked[0][1] == pytest.approx(1.0, abs=1e-6)
     rs = [abs(r) for _, r in ranked]
     assert rs == sorted(rs, reverse=True)
+    # Pearson over every batch item and step, as np.corrcoef on the flattened arrays
+    rng = np.random.default_rng(7)
+    noise = rng.normal(0, 1, (3, 15))
+    got = dict(rank_units(lt, noise, "hidden"))
+    h = np.asarray(lt.hidden, np.float64).reshape(-1, 6)
+    for u in range(6):
+        assert got[u] == pytest.approx(np.corrcoef(h[:, u], noise.ravel())[0, 1], abs=1e-9)
     neg = rank_units(lt, -signal, quantity="cell")
     assert neg[0] == (4, pytest.approx(-1.0, abs=1e-6))
     # pooled over batch items and steps, NaN ignored
