@@ -181,6 +181,11 @@ class Heatmap:
         self.layer = layer  # None: the document's selected layer
         self.image = pg.ImageItem(axisOrder="row-major")
         self.image.setZValue(-10)
+        # stepping repaints small strips over the image: blit them from a device-resolution
+        # cache instead of rescaling the image each time
+        self.image.setCacheMode(QGraphicsItem.CacheMode.DeviceCoordinateCache)
+        for ax in ("left", "bottom"):
+            plot.getAxis(ax).setCacheMode(QGraphicsItem.CacheMode.DeviceCoordinateCache)
         plot.addItem(self.image)
         self.image.setColorMap(bar.cmap)
         plot.layout.addItem(bar, 2, 5)

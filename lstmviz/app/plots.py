@@ -11,6 +11,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtGui import QFont
 from PySide6.QtWidgets import (
     QComboBox,
+    QGraphicsItem,
     QHBoxLayout,
     QLabel,
     QSizePolicy,
@@ -24,8 +25,8 @@ from .heatmaps import levels_for, time_ticks
 from .style import NORMAL, QUANTITY_COLORS, SHORT_TITLES, Theme, unit_color
 
 MAX_BARS = 32  # more units than this: step curves instead of grouped bars
-LONG = 1500  # curves with more points than this are drawn without antialiasing (speed)
-MAX_POINTS = 1000  # longer curves are drawn from min/max per bin
+LONG = 400  # curves with more points than this are drawn without antialiasing (speed)
+MAX_POINTS = 400  # longer curves are drawn from min/max per bin
 
 
 def peak_decimate(y: np.ndarray, max_points: int) -> tuple[np.ndarray, np.ndarray]:
@@ -56,6 +57,7 @@ def _style_axes(plot: pg.PlotItem, theme: Theme) -> None:
     f.setPixelSize(theme.tick_px)
     for ax in ("left", "bottom"):
         a = plot.getAxis(ax)
+        a.setCacheMode(QGraphicsItem.CacheMode.DeviceCoordinateCache)
         a.setStyle(tickFont=f, tickLength=-4)
         a.setPen(pg.mkPen(theme.muted))
         a.setTextPen(pg.mkPen(theme.fg))
@@ -95,9 +97,6 @@ class UnitLines(QWidget):
         lay.addWidget(self.widget, 1)
         self.cursor = pg.InfiniteLine(angle=90, movable=False)
         self.plot.addItem(self.cursor, ignoreBounds=True)
-        self.dots = pg.ScatterPlotItem(size=10, pen=pg.mkPen("w", width=1.5))
-        self.dots.setZValue(20)
-        self.plot.addItem(self.dots)
         self.curves: list[pg.PlotDataItem] = []
         self.set_theme(NORMAL)
         document.trace_changed.connect(self.refresh)
@@ -144,6 +143,7 @@ class UnitLines(QWidget):
                                pen=pg.mkPen(unit_color(k), width=self.theme.line_width),
                                name=f"unit {u}", antialias=len(xs) <= LONG,
                                skipFiniteCheck=True)
+            c.curve.setCacheMode(QGraphicsItem.CacheMode.DeviceCoordinateCache)
             self.curves.append(c)
         lo, hi = levels_for(lt, self.quantity)
         self.plot.setYRange(lo, hi, padding=0.05)
@@ -156,14 +156,6 @@ class UnitLines(QWidget):
 
     def _on_t_changed(self, t: int) -> None:
         self.cursor.setValue(t)
-        lt = self.document.layer_trace
-        if lt is None or not self.curves:
-            self.dots.clear()
-            return
-        vals = lt.at(self.quantity, t, min(self.document.batch, lt.batch_size - 1))
-        units = self.document.selected_units
-        self.dots.setData(x=[t] * len(units), y=[float(vals[u]) for u in units],
-                          brush=[pg.mkBrush(unit_color(k)) for k in range(len(units))])
 
 
 class StepBars(QWidget):

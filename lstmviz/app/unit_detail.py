@@ -191,8 +191,10 @@ class UnitDetail(QWidget):
         lines.append([(f"kept {abs(kept) / total:.0%}", "#E69F00", False, False),
                       (" · ", muted, False, False),
                       (f"written {abs(written) / total:.0%}", "#009E73", False, False)])
+        grow = len(lines) != len(self.lines)
         self.lines = lines
-        self.setMinimumHeight(self.line_h * len(lines) + 8)
+        if grow:
+            self.setMinimumHeight(self.line_h * len(lines) + 8)
         self.update()
 
     def paintEvent(self, event: QPaintEvent) -> None:
