@@ -99,3 +99,29 @@ def test_diagnose_on_adder_linear_activation():
     d = diagnose(model, x, {"hidden": np.stack(hs, 1)})
     assert not d.ok and d.first_step == 0
     assert d.cause == "activation_not_tanh", d.summary()
+
+
+def test_corpus_on_bundled_text_model(tmp_path):
+    from lstmviz.analysis import find_pattern, select_units, trace_corpus
+    from lstmviz.examples import ASSETS
+    from lstmviz.io.meta import load_info
+
+    model = _load("char_textgen")
+    info = load_info(EXAMPLES_DIR / "char_textgen.keras")
+    text_path = ASSETS / "corpora" / "sonnets.txt"
+    if not text_path.is_file():
+        pytest.skip(f"{text_path} is not in this checkout")
+    index = {t: i for i, t in enumerate(info.vocab)}
+    ids = np.array([index[c] for c in text_path.read_text(encoding="utf-8") if c in index])
+    seqs = ids[: 24 * 50].reshape(24, 50)
+    st = trace_corpus(model, seqs, tmp_path / "sonnets", chunk_steps=400)
+    assert st.n_steps == 1200 and st.complete
+    ref = model.trace(seqs[5:6]).layer(0).hidden[0]
+    np.testing.assert_allclose(st.window(st.offsets[5], st.offsets[6]), ref, atol=2e-3)
+    units = select_units(st, 100, 103, 0.3)
+    res = find_pattern(st, units, 100, 103, 0.3)
+    assert res.n_matches >= len(res.matches) > 0
+    # every match really has every selected unit on
+    for m in res.matches[:20]:
+        w = st.window(m.start, m.stop)[:, units]
+        assert (w >= 0.3).all()
