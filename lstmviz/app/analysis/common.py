@@ -29,6 +29,7 @@ def style_plot(plot: pg.PlotItem, title: str = "", left: str = "", bottom: str =
         a.setStyle(tickFont=f, tickLength=-4)
         a.setPen(pg.mkPen(NORMAL.muted))
         a.setTextPen(pg.mkPen(NORMAL.fg))
+        a.enableAutoSIPrefix(False)  # no "(x0.001)" on fractions and indices
     if title:
         plot.setTitle(title, color=NORMAL.fg, size=f"{NORMAL.title_px}px")
     if left:

@@ -166,6 +166,7 @@ def main(argv: list[str] | None = None) -> int:
         sonnets = ASSETS / "corpora" / "sonnets.txt"
         if text is not digits and sonnets.is_file():
             seqs = text_corpus(model, ex.info, sonnets.read_text(encoding="utf-8"), 100)
+            cp.source.setCurrentText("Text file…")
         else:
             seqs = random_corpus(model, ex.info, 400, 60)
         store_dir = Path(tempfile.mkdtemp(prefix="lstmviz-shot-"))
