@@ -316,3 +316,14 @@ def test_panels_paint(qtbot, document, panels):
         _show(qtbot, p)
         img = p.grab().toImage()
         assert img.width() > 100 and img.height() > 100
+
+
+def test_check_panel_worker_for_large_traces(qtbot, document, panels, monkeypatch):
+    monkeypatch.setattr("lstmviz.app.analysis.check.SYNC_LIMIT", 0)
+    document.set_model(digit_model(), None, digit_info())
+    p = _show(qtbot, panels["check"])
+    st = _buggy(document.layer_trace)
+    p.load({"hidden": st["hidden"]})
+    assert not p.load_btn.isEnabled()  # busy
+    qtbot.waitUntil(lambda: p.diagnosis is not None, timeout=30000)
+    assert p.diagnosis.cause == "swap_i_f" and p.load_btn.isEnabled()

@@ -89,3 +89,6 @@ def uninstall(window: Any) -> None:
     corpus = panels.get("corpus")
     if corpus is not None:
         corpus.shutdown()
+    check = panels.get("check")
+    if check is not None:
+        check.runner.shutdown()

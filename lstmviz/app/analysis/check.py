@@ -22,9 +22,11 @@ from PySide6.QtWidgets import (
 from ...analysis import Diagnosis, diagnose
 from ...engine.trace import TITLES
 from ...errors import LstmvizError
+from ..workers import TaskRunner
 from .common import Panel, hint, show_image, style_plot, time_ticks
 
 HIGHLIGHT = "#ff3355"
+SYNC_LIMIT = 200_000  # traces with more values than this are checked in a worker
 
 
 DASH = Qt.PenStyle.DashLine
@@ -43,6 +45,7 @@ class CheckPanel(Panel):
         self.diagnosis: Diagnosis | None = None
         self._overlays: dict[str, pg.ScatterPlotItem] = {}
         self._trace_id = 0
+        self.runner = TaskRunner(self)
         lay = QVBoxLayout(self)
         lay.setContentsMargins(4, 4, 4, 4)
         row = QHBoxLayout()
@@ -125,19 +128,43 @@ class CheckPanel(Panel):
         if doc.model is None:
             self.error.emit("open a model first")
             return
-        try:
-            d = diagnose(doc.model, doc.x, self.student if self.student is not None
-                         else self.student_path)
-        except LstmvizError as e:
-            self.diagnosis = None
-            self.text.setPlainText(f"Could not compare: {e}")
-            self.goto_btn.setEnabled(False)
-            self._clear_overlays()
-            if not quiet:
-                self.error.emit(str(e))
+        model, x, trace = doc.model, doc.x, doc.trace
+        student = self.student if self.student is not None else self.student_path
+        size = sum(lt.units for lt in trace.layers) * trace.batch_size * trace.timesteps
+        if size <= SYNC_LIMIT:
+            try:
+                d = diagnose(model, x, student)
+            except LstmvizError as e:
+                self._failed(str(e), quiet)
+                return
+            self._show(d, id(trace))
+            return
+        self.text.setPlainText("Comparing with the model and trying every known mistake…")
+        self.load_btn.setEnabled(False)
+
+        def task(progress, should_stop):
+            return diagnose(model, x, student)
+
+        self.runner.start(task, lambda d: self._show(d, id(trace)), "Checking the LSTM",
+                          on_failed=lambda m: self._failed(m, quiet))
+
+    def _failed(self, msg: str, quiet: bool) -> None:
+        self.load_btn.setEnabled(True)
+        self.diagnosis = None
+        self.text.setPlainText(f"Could not compare: {msg}")
+        self.goto_btn.setEnabled(False)
+        self._clear_overlays()
+        if not quiet:
+            self.error.emit(msg)
+
+    def _show(self, d: Diagnosis, trace_id: int) -> None:
+        doc = self.document
+        self.load_btn.setEnabled(True)
+        if trace_id != id(doc.trace):  # the input changed meanwhile: compare again
+            self._run(quiet=True)
             return
         self.diagnosis = d
-        self._trace_id = id(doc.trace)
+        self._trace_id = trace_id
         src = Path(self.student_path).name if self.student_path else "student arrays"
         self.text.setPlainText(f"{src}\n{d.summary()}")
         self.goto_btn.setEnabled(not d.ok and d.first_step is not None)
