@@ -112,6 +112,12 @@ def test_unit_search_probe_regex_paint(qtbot, document, panels):
     assert sig[0, 4] == 1 and np.nansum(sig) == 1 and np.isnan(sig[1]).all()
     p.clear_paint()
     assert "constant" in p.status.text()
+    # a regex over step labels for non-text inputs: the bit pair 1+1
+    p.source.setCurrentText("Regex")
+    p.regex.setText("^11$")
+    p.search()
+    both = (x[..., 0] == 1) & (x[..., 1] == 1)
+    np.testing.assert_array_equal(p.signal, both.astype(float))
 
 
 def test_unit_search_bundled_adder_carry_on_top(qtbot, document, panels):

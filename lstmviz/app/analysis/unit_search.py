@@ -76,7 +76,10 @@ class UnitSearchPanel(Panel):
         row.addWidget(self.probe, 1)
         self.regex = QLineEdit()
         self.regex.setPlaceholderText(r"regular expression over the text, e.g. \d+ or \"[^\"]*\"")
-        self.regex.setToolTip("1 on every token that overlaps a match, 0 elsewhere")
+        self.regex.setToolTip("Text models: 1 on every character/word that overlaps a match in "
+                              "the text; other inputs: 1 on every step whose label matches "
+                              "(e.g. ^11$ for the bit pair 1+1). Lowercase patterns ignore "
+                              "case.")
         row.addWidget(self.regex, 2)
         self.paint_btn = QPushButton("Mark step t (M)")
         self.paint_btn.setShortcut("M")
@@ -169,8 +172,16 @@ class UnitSearchPanel(Panel):
             pat = self.regex.text()
             if not pat:
                 raise LstmvizError("type a regular expression")
-            toks = text_tokens(doc) or all_labels(doc)
-            return probes.regex(toks, pat, re.IGNORECASE if pat.islower() else 0)
+            flags = re.IGNORECASE if pat.islower() else 0  # smart case
+            toks = text_tokens(doc)
+            if toks is not None:  # over the running text
+                return probes.regex(toks, pat, flags)
+            try:  # digits, bit pairs, numbers: token by token
+                rx = re.compile(pat, flags)
+            except re.error as e:
+                raise LstmvizError(f"invalid regular expression {pat!r}: {e}") from None
+            return np.array([[1.0 if rx.search(lab) else 0.0 for lab in row]
+                             for row in all_labels(doc)])
         sig = np.full((lt.batch_size, lt.timesteps), np.nan)
         b = min(doc.batch, lt.batch_size - 1)
         sig[b] = 0.0
