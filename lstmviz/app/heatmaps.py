@@ -8,6 +8,7 @@ Clicking a cell jumps to its timestep and selects its unit.
 
 from __future__ import annotations
 
+import weakref
 from typing import Any
 
 import numpy as np
@@ -36,9 +37,14 @@ MAX_COLS = 1200
 BOUNDED = {"sigmoid", "hard_sigmoid", "tanh", "softsign"}
 
 
+_LEVELS: weakref.WeakKeyDictionary[Any, dict[str, tuple[float, float]]] = \
+    weakref.WeakKeyDictionary()
+
+
 def levels_for(lt: Any, quantity: str) -> tuple[float, float]:
     """Fixed colour levels of a quantity: [0, 1] for sigmoid gates, [-1, 1] for tanh-bounded
-    values, else symmetric around 0 over the whole layer trace."""
+    values, else symmetric around 0 over the whole layer trace (at the 99.5th percentile of
+    |value|, so a few outliers do not wash out every other unit; cached per trace)."""
     w = lt.weights
     if quantity in GATES and w.recurrent_activation in ("sigmoid", "hard_sigmoid"):
         return (0.0, 1.0)
@@ -47,21 +53,36 @@ def levels_for(lt: Any, quantity: str) -> tuple[float, float]:
     if quantity == "hidden" and w.activation in BOUNDED and w.recurrent_activation in (
             "sigmoid", "hard_sigmoid"):
         return (-1.0, 1.0)
-    m = float(np.abs(lt.get(quantity)).max()) if lt.timesteps else 1.0
-    m = m if np.isfinite(m) and m > 0 else 1.0
-    return (-m, m)
+    cache = _LEVELS.setdefault(lt, {})
+    if quantity not in cache:
+        a = np.abs(np.asarray(lt.get(quantity))).ravel()  # (B*T*U,)
+        if a.size > 1_000_000:
+            a = a[:: a.size // 1_000_000 + 1]
+        m = float(np.percentile(a, 99.5)) if a.size else 1.0
+        if not np.isfinite(m) or m <= 0:
+            m = 1.0
+        mag = 10 ** np.floor(np.log10(m))
+        m = float(np.ceil(m / mag * 10) / 10 * mag)  # 2 significant digits, rounded up
+        cache[quantity] = (-m, m)
+    return cache[quantity]
 
 
-def time_ticks(labels: list[str], n: int, max_labels: int = 24) -> list[tuple[float, str]]:
-    """Tick positions (column centres) and texts for a time axis of ``n`` steps."""
+def time_ticks(labels: list[str], n: int, width_px: float = 600, tick_px: int = 12
+               ) -> list[tuple[float, str]]:
+    """Tick positions (column centres) and texts for a time axis of ``n`` steps drawn
+    ``width_px`` wide: every token when they fit, else step numbers at a readable spacing."""
     if n <= 0:
         return []
-    if n <= max_labels and len(labels) >= n:
-        return [(t + 0.5, labels[t]) for t in range(n)]
+    width_px = max(float(width_px), 50.0)
+    if len(labels) >= n:
+        longest = max(len(s) for s in labels[:n])
+        if n * tick_px * (0.62 * longest + 0.9) <= width_px:
+            return [(t + 0.5, labels[t]) for t in range(n)]
+    max_labels = max(2, int(width_px // (tick_px * 3.2)))
     raw = n / max_labels
-    mag = 10 ** np.floor(np.log10(raw))
+    mag = 10 ** np.floor(np.log10(raw)) if raw >= 1 else 1
     step = int(next(m * mag for m in (1, 2, 5, 10) if m * mag >= raw))
-    return [(t + 0.5, str(t)) for t in range(0, n, step)]
+    return [(t + 0.5, str(t)) for t in range(0, n, max(step, 1))]
 
 
 def set_title(plot: pg.PlotItem, html: str) -> None:
@@ -380,14 +401,29 @@ class HeatmapGrid(pg.GraphicsLayoutWidget):
             full = lt.get(hm.quantity)[min(b, lt.batch_size - 1)]  # (T, U)
             data = full[:, rows].T if len(rows) != lt.units else full.T  # (R, T)
             hm.set_data(np.asarray(data, dtype=np.float32), rows, levels_for(lt, hm.quantity))
-            ticks = time_ticks(labels if len(labels) == lt.timesteps else [], lt.timesteps,
-                               self.theme.max_time_labels)
-            hm.plot.getAxis("bottom").setTicks([ticks, []])
             hm.plot.getAxis("left").setTicks([self._unit_ticks(rows,
                                                                self.theme.max_unit_labels), []])
 
             hm.set_t(min(doc.t, max(lt.timesteps - 1, 0)))
+        self._update_time_ticks()
         self._on_selection_changed()
+
+    def _update_time_ticks(self) -> None:
+        labels = self.document.token_labels()
+        for hm in self.maps.values():
+            if not hm.n_t:
+                continue
+            w = hm.plot.vb.width()
+            if w < 20:  # not laid out yet
+                w = self.width() / 3 - 90
+            ticks = time_ticks(labels if len(labels) == hm.n_t else [], hm.n_t, w,
+                               self.theme.tick_px)
+            hm.plot.getAxis("bottom").setTicks([ticks, []])
+
+    def resizeEvent(self, ev: Any) -> None:
+        super().resizeEvent(ev)
+        if getattr(self, "maps", None) and hasattr(self, "document"):
+            self._update_time_ticks()
 
     @staticmethod
     def _unit_ticks(rows: np.ndarray, max_labels: int = 12) -> list[tuple[float, str]]:

@@ -149,8 +149,9 @@ class UnitLines(QWidget):
         self.plot.setYRange(lo, hi, padding=0.05)
         self.plot.setXRange(0, max(lt.timesteps - 1, 1), padding=0.02)
         labels = self.document.token_labels()
-        ticks = time_ticks(labels if len(labels) == lt.timesteps else [], lt.timesteps,
-                           self.theme.max_time_labels)
+        w = self.plot.vb.width() if self.plot.vb.width() > 20 else self.width() - 60
+        ticks = time_ticks(labels if len(labels) == lt.timesteps else [], lt.timesteps, w,
+                           self.theme.tick_px)
         self.plot.getAxis("bottom").setTicks([[(x - 0.5, s) for x, s in ticks], []])
         self._on_t_changed(self.document.t)
 
@@ -184,6 +185,7 @@ class StepBars(QWidget):
         self.plot.addItem(self.zero, ignoreBounds=True)
         lay.addWidget(self.widget, 1)
         self.items: dict[str, Any] = {}
+        self.scale: dict[str, float] = {}
         self._bars = True
         self.set_theme(NORMAL)
         document.trace_changed.connect(self.rebuild)
@@ -221,8 +223,13 @@ class StepBars(QWidget):
                                         skipFiniteCheck=True)
             self.plot.addItem(item)
             self.items[q] = item
-        lo = min(levels_for(lt, q)[0] for q in QUANTITIES)
-        hi = max(levels_for(lt, q)[1] for q in QUANTITIES)
+        # unbounded quantities (the cell state, or g/h of an LSTM without tanh) are drawn
+        # divided by their level so that the gates stay readable; the legend says so
+        self.scale = {q: max(abs(levels_for(lt, q)[0]), levels_for(lt, q)[1]) for q in
+                      QUANTITIES}
+        self.scale = {q: (v if v > 1.5 else 1.0) for q, v in self.scale.items()}
+        lo = min(levels_for(lt, q)[0] / self.scale[q] for q in QUANTITIES)
+        hi = max(levels_for(lt, q)[1] / self.scale[q] for q in QUANTITIES)
         self.plot.setYRange(lo, hi, padding=0.05)
         self.plot.setXRange(-0.6, n - 0.4, padding=0)
         step = max(1, -(-n // 16))
@@ -231,11 +238,11 @@ class StepBars(QWidget):
         self._on_t_changed(self.document.t)
 
     def values(self, quantity: str) -> np.ndarray:
-        """Heights currently drawn for ``quantity`` (for tests)."""
+        """Values currently drawn for ``quantity``, unscaled (for tests)."""
         item = self.items[quantity]
         if isinstance(item, pg.BarGraphItem):
-            return np.asarray(item.opts["height"])
-        return np.asarray(item.yData)
+            return np.asarray(item.opts["height"]) * self.scale[quantity]
+        return np.asarray(item.yData) * self.scale[quantity]
 
     def _on_t_changed(self, t: int) -> None:
         lt = self.document.layer_trace
@@ -245,7 +252,8 @@ class StepBars(QWidget):
         b = min(self.document.batch, lt.batch_size - 1)
         t = min(t, lt.timesteps - 1)
         rows = self.document.rows
-        key = " ".join(f"<b style='color:{QUANTITY_COLORS[q]}'>■{SYMBOLS[q]}</b>"
+        key = " ".join(f"<b style='color:{QUANTITY_COLORS[q]}'>■{SYMBOLS[q]}"
+                       f"{'÷' + format(self.scale[q], 'g') if self.scale[q] != 1 else ''}</b>"
                        for q in QUANTITIES)
         self.title.setText(f"<span style='font-weight:700; font-size:{th.title_px}px'>all six "
                            f"at t = {t}</span> {key} <span style='color:{th.muted}'>· "
@@ -253,6 +261,8 @@ class StepBars(QWidget):
         xs = None
         for q, item in self.items.items():
             v = lt.at(q, t, b)[rows]  # (R,)
+            if self.scale[q] != 1:
+                v = v / self.scale[q]
             if self._bars:
                 item.setOpts(height=v)
             else:

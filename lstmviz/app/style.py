@@ -71,7 +71,6 @@ class Theme:
     tick_px: int
     mono_px: int
     line_width: float
-    max_time_labels: int
     max_unit_labels: int
     cursor_width: float
     dim_alpha: int  # 0..255 darkening of the not-yet-reached part
@@ -79,10 +78,11 @@ class Theme:
 
 NORMAL = Theme("normal", bg="#17191e", panel="#0f1115", fg="#e8e8ea", muted="#9aa0a6",
                accent="#ffffff", font_px=14, title_px=15, tick_px=12, mono_px=15,
-               line_width=2.0, max_time_labels=24, max_unit_labels=12, cursor_width=2.5, dim_alpha=150)
+               line_width=2.0, max_unit_labels=12, cursor_width=2.5, dim_alpha=150)
 PRESENTATION = Theme("presentation", bg="#000000", panel="#000000", fg="#ffffff",
                      muted="#d0d0d0", accent="#ffffff", font_px=26, title_px=28, tick_px=24,
-                     mono_px=28, line_width=4.0, max_time_labels=12, max_unit_labels=5, cursor_width=4.5, dim_alpha=170)
+                     mono_px=28, line_width=4.0, max_unit_labels=5, cursor_width=4.5,
+                     dim_alpha=170)
 
 
 def stylesheet(theme: Theme) -> str:

@@ -22,7 +22,8 @@ def _views_at(window, t):
         assert hm.cursor_t() == t
         assert hm.dim.shaded().left() == t + 1
         np.testing.assert_array_equal(hm.data, lt.get(q)[b][:, doc.rows].T)
-        np.testing.assert_array_equal(window.step_bars.values(q), lt.get(q)[b, t][doc.rows])
+        np.testing.assert_allclose(window.step_bars.values(q), lt.get(q)[b, t][doc.rows],
+                                   rtol=1e-6)
     assert window.unit_lines.cursor.value() == t
     assert window.transport.slider.value() == t
     assert window.transport.t_label.text().startswith(f"t = {t} /")
@@ -42,8 +43,8 @@ def test_window_shows_the_trace(digit_window):
     # fixed colour levels: gates [0, 1], tanh-bounded [-1, 1], cell symmetric over the trace
     assert tuple(w.heatmaps.maps["forget_gate"].image.getLevels()) == (0.0, 1.0)
     assert tuple(w.heatmaps.maps["hidden"].image.getLevels()) == (-1.0, 1.0)
-    m = float(np.abs(lt.cell).max())
-    assert tuple(w.heatmaps.maps["cell"].image.getLevels()) == pytest.approx((-m, m))
+    lo, hi = w.heatmaps.maps["cell"].image.getLevels()
+    assert lo == -hi and hi >= np.percentile(np.abs(lt.cell), 99.5)
     # titles a newcomer can read
     title = w.heatmaps.maps["forget_gate"].plot.titleLabel.text
     assert "forget gate f" in title and "old cell state is kept" in title
