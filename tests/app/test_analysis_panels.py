@@ -110,6 +110,8 @@ def test_unit_search_probe_regex_paint(qtbot, document, panels):
     assert p.source.currentText() == "Painted mask"
     sig = p.signal
     assert sig[0, 4] == 1 and np.nansum(sig) == 1 and np.isnan(sig[1]).all()
+    p.toggle_step(9)
+    assert p.signal[0, 9] == 1 and np.nansum(p.signal) == 2
     p.clear_paint()
     assert "constant" in p.status.text()
     # a regex over step labels for non-text inputs: the bit pair 1+1

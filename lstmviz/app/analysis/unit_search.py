@@ -83,8 +83,9 @@ class UnitSearchPanel(Panel):
         row.addWidget(self.regex, 2)
         self.paint_btn = QPushButton("Mark step t (M)")
         self.paint_btn.setShortcut("M")
-        self.paint_btn.setToolTip("Toggle the current timestep in the painted mask (key M); "
-                                  "unpainted steps of this batch item count as 0")
+        self.paint_btn.setToolTip("Toggle the current timestep in the painted mask (key M), or "
+                                  "click steps on the plot; unpainted steps of this batch "
+                                  "item count as 0")
         self.paint_btn.clicked.connect(self.toggle_current)
         row.addWidget(self.paint_btn)
         self.clear_btn = QPushButton("Clear")
@@ -122,6 +123,7 @@ class UnitSearchPanel(Panel):
                             for k in range(3)]
         self.cursor = pg.InfiniteLine(0, pen=pg.mkPen("#888888", style=DASH))
         self.plot.addItem(self.cursor)
+        self.plot.scene().sigMouseClicked.connect(self._on_plot_click)
         split.addWidget(self.plot_widget)
         split.setStretchFactor(1, 1)
         lay.addWidget(split, 1)
@@ -191,14 +193,26 @@ class UnitSearchPanel(Panel):
                 sig[bb, [t for t in ts if t < lt.timesteps]] = 1.0
         return sig
 
-    def toggle_current(self) -> None:
-        t = self.document.t
+    def _on_plot_click(self, ev) -> None:
+        """Painted mask: a click on the plot toggles that step."""
+        if self.source.currentText() != "Painted mask" or self.lt is None:
+            return
+        if not self.plot.vb.sceneBoundingRect().contains(ev.scenePos()):
+            return
+        t = int(round(self.plot.vb.mapSceneToView(ev.scenePos()).x()))
+        if 0 <= t < self.lt.timesteps:
+            self.toggle_step(t)
+
+    def toggle_step(self, t: int) -> None:
         s = self.painted.setdefault(self.document.batch, set())
-        s.symmetric_difference_update({t})
+        s.symmetric_difference_update({int(t)})
         if self.source.currentText() != "Painted mask":
             self.source.setCurrentText("Painted mask")
         else:
             self.search()
+
+    def toggle_current(self) -> None:
+        self.toggle_step(self.document.t)
 
     def clear_paint(self) -> None:
         self.painted = {}
