@@ -182,8 +182,15 @@ def make(recipe: Recipe, out: Path, log: Callable[[str], None] = print) -> dict[
     if acc < recipe.min_accuracy:
         raise LstmvizError(f"{recipe.name}: held-out accuracy {acc:.4f} is below "
                            f"{recipe.min_accuracy}")
-    info = task.info(recipe.config, {k: v for k, v in figures.items()
-                                     if isinstance(v, float)})
+    info = task.info(recipe.config, result.metrics)
+    checks = {k: v for k, v in figures.items() if k not in result.metrics and k != "name"}
+    if checks:
+        info.extra["checks"] = {k: round(v, 5) if isinstance(v, float) else v
+                                for k, v in checks.items()}
+    if "carry_unit" in checks:
+        info.description += (f" In this model it is unit {checks['carry_unit']} (its cell "
+                             f"state has correlation r = {checks['carry_r']:.2f} with the "
+                             "carry bit).")
     save_model(result, str(path), info)
     x = encode_text(em, task.example, info)
     figures["max_diff"] = verify(path, result.model, x)

@@ -312,8 +312,9 @@ class BinaryAddition(Task):
         "Two binary numbers are fed least significant bit first, one bit of each per step "
         "(2 inputs); the model outputs the sum bit at every step. The sum bit depends on the "
         "carry from the previous step, which nothing in the input shows: the LSTM has to "
-        "remember it. Look for the cell unit whose state switches with the carry -- it goes "
-        "up after 1+1 and stays up while 1+0 continues the carry, and drops after 0+0. As in "
+        "remember it. Look for the cell unit whose state switches with the carry: 1+1 sets "
+        "it, 1+0 and 0+1 keep it (the forget gate stays open, the input gate shut), 0+0 "
+        "clears it (which sign means 'carry' is the network's choice). As in "
         "seed 004 the LSTM has no tanh (activation=None), so the cell state is a plain "
         "running value. Trained on 10-bit numbers, it adds numbers of any length."
     )
@@ -559,7 +560,7 @@ class CharTextgen(_LanguageModel):
         return list(text)
 
 
-_WORD = re.compile(r"[a-z']+|[.,!?]")
+_WORD = re.compile(r"[a-z']+")
 
 
 class WordLM(_LanguageModel):

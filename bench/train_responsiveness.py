@@ -1,0 +1,122 @@
+"""How responsive the GUI stays while a model trains in the worker thread.
+
+A 5 ms QTimer probes the Qt event loop during a real training run started from the Train
+panel (digit-sum, default settings, a weight snapshot retraced on the GUI thread every 20
+batches); the stall of one tick is how late it fired. Reported separately for the phase that
+imports TensorFlow in the worker and for the training itself.
+
+    python bench/train_responsiveness.py [--task digit-sum] [--epochs N]
+
+Runs offscreen unless a display is set.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+
+import numpy as np
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+from PySide6.QtCore import QTimer  # noqa: E402
+from PySide6.QtWidgets import QApplication  # noqa: E402
+
+
+def stats(gaps: list[float]) -> str:
+    if not gaps:
+        return "no samples"
+    a = np.asarray(gaps) * 1000
+    return (f"n={len(a)}  p50={np.percentile(a, 50):.1f} ms  p99={np.percentile(a, 99):.1f} ms"
+            f"  max={a.max():.1f} ms")
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser()
+    p.add_argument("--task", default="digit-sum")
+    p.add_argument("--epochs", type=int, default=None)
+    p.add_argument("--interval", type=float, default=5.0, help="probe interval in ms")
+    p.add_argument("--verbose", action="store_true", help="list the longest stalls")
+    p.add_argument("--no-retrace", action="store_true",
+                   help="do not show snapshots while training (isolates the worker's effect "
+                        "from the views' redraw)")
+    a = p.parse_args(argv)
+    app = QApplication.instance() or QApplication(sys.argv[:1])
+    from lstmviz import load_model
+    from lstmviz.app import train_panel
+    from lstmviz.app.main_window import MainWindow
+    from lstmviz.examples import EXAMPLES_DIR
+    from lstmviz.train.tasks import get_task, with_overrides
+
+    w = MainWindow(install_extensions=False)
+    w.resize(1600, 900)
+    w.show()
+    panel = train_panel.install(w)
+    w.train_dock.show()
+    path = EXAMPLES_DIR / "digit_sum.keras"
+    w.document.set_model(load_model(path), path)
+    task = get_task(a.task)
+    cfg = with_overrides(task.defaults, epochs=a.epochs,
+                         snapshot_every=0 if a.no_retrace else 20)
+    if a.no_retrace:
+        panel.follow.setChecked(False)
+
+    interval = a.interval / 1000
+    phase = {"name": "loading"}
+    gaps: dict[str, list[float]] = {"loading": [], "training": []}
+    last = [time.perf_counter()]
+    t0 = last[0]
+
+    worst: list[tuple[float, float, str, int]] = []
+
+    def tick() -> None:
+        now = time.perf_counter()
+        g = max(0.0, now - last[0] - interval)
+        gaps[phase["name"]].append(g)
+        if g > 0.05:
+            worst.append((g, now - t0, phase["name"], len(panel._steps)))
+        last[0] = now
+
+    def on_state(s: str) -> None:
+        if s == "training":
+            phase["name"] = "training"
+        if s in ("finished", "cancelled", "failed"):
+            app.quit()
+
+    shows: list[float] = []
+    orig_show = panel.show_snapshot
+
+    def timed_show(i: int) -> None:
+        t = time.perf_counter()
+        orig_show(i)
+        shows.append(time.perf_counter() - t)
+
+    panel.show_snapshot = timed_show  # type: ignore[method-assign]
+    timer = QTimer()
+    timer.setInterval(int(a.interval))
+    timer.timeout.connect(tick)
+    panel.state_changed.connect(on_state)
+    timer.start()
+    QTimer.singleShot(0, lambda: panel.start(task, cfg))
+    app.exec()
+    timer.stop()
+    wall = time.perf_counter() - t0
+    print(f"task {task.name}: {cfg.total_steps} batches, {len(panel.snapshots)} snapshots, "
+          f"{len(shows)} retraced and shown on the GUI thread, {wall:.1f} s wall, state "
+          f"{panel.state}")
+    print(f"event-loop stall while TensorFlow loads in the worker: {stats(gaps['loading'])}")
+    print(f"event-loop stall while training:                    {stats(gaps['training'])}")
+    print(f"GUI time per snapshot (engine model + NumPy trace + redraw): {stats(shows)}")
+    if a.verbose:
+        for g, at, ph, n in sorted(worst, reverse=True)[:15]:
+            print(f"  stall {g * 1000:.0f} ms at {at:.1f} s ({ph}, {n} batches logged)")
+    panel.shutdown()
+    w.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
