@@ -22,13 +22,14 @@ import os
 import re
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PySide6.QtCore import QObject, QStandardPaths, QTimer
+from PySide6.QtCore import QObject, QStandardPaths, QTimer, Signal
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import QFileDialog, QMessageBox
 
@@ -113,6 +114,8 @@ def dict_to_snapshot(d: dict[str, Any]) -> Any:
 class SessionActions(QObject):
     """The session menu entries, autosave and restore of one main window."""
 
+    _autosave_failed = Signal(str)
+
     def __init__(self, window: Any) -> None:
         super().__init__(window)
         self.window = window
@@ -127,10 +130,14 @@ class SessionActions(QObject):
         self.last_autosave: float | None = None
         self._closed = False
         self._restoring = False
+        self._writer: threading.Thread | None = None
+        self._writer_mutex = threading.Lock()
+        self._next: tuple[Session, bool] | None = None
+        self._autosave_failed.connect(self._on_autosave_failed)
         self._build_menu()
         self.timer = QTimer(self)
         self.timer.setInterval(AUTOSAVE_MS)
-        self.timer.timeout.connect(self.autosave)
+        self.timer.timeout.connect(lambda: self.autosave(background=True))
         self.timer.start()
         self._write_lock()
         self._connect_training()
@@ -216,7 +223,7 @@ class SessionActions(QObject):
             return
         self._pending = QTimer(self)
         self._pending.setSingleShot(True)
-        self._pending.timeout.connect(self.autosave)
+        self._pending.timeout.connect(lambda: self.autosave(background=True))
         for name in ("snapshot_added", "trained"):
             sig = getattr(panel, name, None)
             if sig is not None and hasattr(sig, "connect"):
@@ -231,7 +238,7 @@ class SessionActions(QObject):
             SNAPSHOT_GAP_S - (time.time() - self.last_autosave)
         if wait <= 0:
             self._pending.stop()
-            self.autosave()
+            self.autosave(background=True)
         elif not self._pending.isActive():
             self._pending.start(int(wait * 1000) + 1)
 
@@ -267,8 +274,13 @@ class SessionActions(QObject):
             except LstmvizError as e:
                 self.window.show_error(str(e))
 
-    def autosave(self) -> Path | None:
-        """Write the autosave file now (nothing when no model is open)."""
+    def autosave(self, background: bool = False) -> Path | None:
+        """Write the autosave file (nothing when no model is open).
+
+        The state is taken on the GUI thread; with ``background`` the file is written on a
+        thread (a long training timeline takes a while to write), at most one at a time --
+        a request while one is being written is written right after it.
+        """
         if self._closed:
             return None
         try:
@@ -277,13 +289,48 @@ class SessionActions(QObject):
                 return None
             # embed small models: the autosave must survive the model file changing
             small = s.model_path and Path(s.model_path).stat().st_size <= 64 * 2**20
-            s.save(self.autosave_path, embed_model=bool(small))
         except (LstmvizError, OSError) as e:
-            log.warning("autosave failed: %s", e)
-            self.window.status(f"Autosave failed: {e}", 8000)
+            self._autosave_failed.emit(str(e))
             return None
-        self.last_autosave = time.time()
+        if not background:
+            self.wait_for_autosave()
+            return self.autosave_path if self._write(s, bool(small)) else None
+        with self._writer_mutex:
+            if self._writer is not None and self._writer.is_alive():
+                self._next = (s, bool(small))  # the newest state wins
+                return self.autosave_path
+            self._writer = threading.Thread(target=self._write_loop, args=(s, bool(small)),
+                                            name="lstmviz autosave", daemon=True)
+            self._writer.start()
         return self.autosave_path
+
+    def _write(self, s: Session, embed: bool) -> bool:
+        try:
+            s.save(self.autosave_path, embed_model=embed)
+        except (LstmvizError, OSError) as e:
+            self._autosave_failed.emit(str(e))  # queued to the GUI thread
+            return False
+        self.last_autosave = time.time()
+        return True
+
+    def _write_loop(self, s: Session, embed: bool) -> None:
+        while True:
+            self._write(s, embed)
+            with self._writer_mutex:
+                nxt, self._next = self._next, None
+                if nxt is None or self._closed:
+                    return
+            s, embed = nxt
+
+    def wait_for_autosave(self, timeout: float = 60.0) -> None:
+        """Wait until a background autosave has been written."""
+        w = self._writer
+        if w is not None:
+            w.join(timeout)
+
+    def _on_autosave_failed(self, msg: str) -> None:
+        log.warning("autosave failed: %s", msg)
+        self.window.status(f"Autosave failed: {msg}", 8000)
 
     # ---- opening ------------------------------------------------------------------------------
     def choose_open(self) -> None:
@@ -498,6 +545,9 @@ class SessionActions(QObject):
             return
         self._closed = True
         self.timer.stop()
+        if getattr(self, "_pending", None) is not None:
+            self._pending.stop()
+        self.wait_for_autosave()  # a write in flight must not recreate the file below
         if self.restore_box is not None:
             self.restore_box.close()
         try:

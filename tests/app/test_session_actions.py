@@ -502,3 +502,16 @@ def test_closing_the_window_during_training_stops_the_worker(qtbot, data_dir, mo
     assert stopped.is_set()
     assert not worker.is_running()
     assert not any("Destroyed while thread" in r.message for r in qtlog.records)
+
+
+def test_background_autosave_writes_the_newest_state(qtbot, window, models):
+    w, a = window, window.session_actions
+    _open(qtbot, w, models["digit_sum"])
+    for t in (1, 2, 3, 4):  # requests while a write is in flight: the newest wins
+        w.document.set_t(t)
+        assert a.autosave(background=True) == a.autosave_path
+    a.wait_for_autosave()
+    qtbot.waitUntil(lambda: a._writer is None or not a._writer.is_alive(), timeout=10000)
+    assert Session.load(a.autosave_path).t == 4
+    w.close()  # waits for any write, then removes the autosave
+    assert not a.autosave_path.exists()
