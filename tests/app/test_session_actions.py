@@ -393,7 +393,8 @@ def full_window(qtbot, data_dir):
     qtbot.addWidget(w)
     w.show()
     qtbot.waitExposed(w)
-    assert hasattr(w, "train_panel") and hasattr(w, "session_actions")
+    assert hasattr(w, "train_panel")
+    assert hasattr(w, "session_actions")
     w.open_model(EXAMPLES_DIR / "digit_sum.keras")
     qtbot.waitUntil(lambda: _settled(w), timeout=20000)
     yield w
@@ -423,7 +424,8 @@ def test_autosave_at_each_training_snapshot_and_timeline_round_trip(qtbot, full_
     for x, y in zip(snaps, panel.snapshots, strict=True):
         assert (x.step, x.metrics) == (y.step, y.metrics)
         np.testing.assert_array_equal(x.weights["lstm"][0], y.weights["lstm"][0])
-    assert panel._shown == 1 and w.document.t == 2
+    assert panel._shown == 1
+    assert w.document.t == 2
     assert "snapshot" in w.document.engine
     expect = snaps[1].engine_model().trace(w.document.x).layer(w.document.layer).hidden
     np.testing.assert_allclose(w.document.layer_trace.hidden, expect, rtol=1e-6)
@@ -456,7 +458,8 @@ def test_training_worker_raising_mid_epoch_keeps_last_good_weights(qtbot, full_w
     qtbot.waitUntil(lambda: panel.state == "failed" and not panel.runner.is_running(),
                     timeout=20000)
     assert "loss exploded in epoch 2, batch 7" in w.last_error
-    assert w.error_dialog is not None and w.error_dialog.isVisible()
+    assert w.error_dialog is not None
+    assert w.error_dialog.isVisible()
     assert len(panel.snapshots) == 2
     # the last good weights are on screen
     expect = snaps[1].engine_model().trace(doc.x).layer(doc.layer).hidden
@@ -497,7 +500,8 @@ def test_closing_the_window_during_training_stops_the_worker(qtbot, data_dir, mo
     panel.start()
     assert running.wait(20)
     worker = panel.runner.current
-    assert worker is not None and worker.is_running()
+    assert worker is not None
+    assert worker.is_running()
     w.close()
     assert stopped.is_set()
     assert not worker.is_running()
