@@ -39,6 +39,7 @@ from ..io.session import SUFFIX, Session
 log = logging.getLogger(__name__)
 
 AUTOSAVE_MS = 30_000
+MAX_INPUT_TEXT = 100_000  # characters of typed input kept in a session
 SNAPSHOT_GAP_S = 2.0  # autosaves at training snapshots come at most this often
 _LOCK_RE = re.compile(r"running-(\d+)-(\d+)\.lock$")
 _counter = itertools.count()
@@ -194,7 +195,8 @@ class SessionActions(QObject):
             view["training_snapshot_shown"] = shown
         snaps = self._training_snapshots()
         s = Session.from_document(doc, view=view, snapshots=snaps)
-        s.input_text = text or None
+        s.input_text = text if text and len(text) <= MAX_INPUT_TEXT else None  # the array
+        # holds the input anyway; the text is what the editor showed, when it is short
         s.engine = "numpy"
         if s.model_path and not Path(s.model_path).is_file():
             s.model_path = None

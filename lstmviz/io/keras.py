@@ -800,6 +800,9 @@ def load_keras_zip(path: Path) -> Model:
                     f"{source}: member {info.filename!r} declares {info.file_size} bytes "
                     f"({info.compress_size} compressed): refused as a likely zip bomb"
                 )
+        if "config.json" not in names and "session.json" in names:
+            raise ModelFileError(f"{source}: this is an lstmviz session, not a model; open it "
+                                 "with File → Open session… or `lstmviz FILE.lstmviz`")
         if "config.json" not in names:
             raise ModelFileError(
                 f"{source}: no config.json inside; this is a zip but not a Keras 3 .keras file "

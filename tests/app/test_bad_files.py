@@ -149,6 +149,11 @@ def bad_models(d: Path) -> dict[str, tuple[Path, str]]:
     out["huge_weights.keras"] = (_weights_edit(d, "huge_weights.keras", _huge), "too large")
     out["misshaped.keras"] = (_weights_edit(d, "misshaped.keras", _misshape), "shape")
     out["dropped.keras"] = (_weights_edit(d, "dropped.keras", _drop), "weight arrays")
+    session = d / "a_session.keras"
+    from lstmviz import Session
+
+    Session(model_path=str(GOOD)).save(session)  # a session picked in "Open model"
+    out["a_session.keras"] = (session, "is an lstmviz session, not a model")
     (d / "folder.keras").mkdir()
     out["folder.keras"] = (d / "folder.keras", "directory")
     out["missing.keras"] = (d / "missing.keras", "no such file")
