@@ -528,6 +528,8 @@ class SessionActions(QObject):
                           self.window)
         box.setInformativeText(f"It is kept in {newest}; File → Open session… opens it later.")
         box.setDefaultButton(QMessageBox.StandardButton.Yes)
+        box.button(QMessageBox.StandardButton.Yes).setText("&Restore")
+        box.button(QMessageBox.StandardButton.No).setText("&Not now")
         box.finished.connect(self._on_restore_answer)
         self.restore_box = box
         box.open()
