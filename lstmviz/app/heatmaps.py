@@ -345,7 +345,7 @@ class HeatmapGrid(pg.GraphicsLayoutWidget):
     def _apply_theme(self) -> None:
         th = self.theme
         self.setBackground(th.bg)
-        tick_font = QFont()
+        tick_font = QFont("DejaVu Sans")
         tick_font.setPixelSize(th.tick_px)
         for hm in self.maps.values():
             set_title(hm.plot, self._title_html(hm))

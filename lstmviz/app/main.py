@@ -13,14 +13,60 @@ from typing import Any
 
 from ..errors import LstmvizError
 
-XCB_CURSOR_HINT = (
-    "lstmviz: error: Qt cannot start its X11 (xcb) platform plugin because the library "
-    "libxcb-cursor.so.0 is missing.\n"
-    "Install it and start lstmviz again:\n"
-    "    sudo apt-get install libxcb-cursor0        (Debian, Ubuntu)\n"
-    "    sudo dnf install xcb-util-cursor           (Fedora)\n"
-    "Or run without a display: lstmviz MODEL --screenshot out.png"
-)
+#: Debian/Ubuntu packages of the libraries Qt's xcb platform plugin links to.
+XCB_PACKAGES = {
+    "libxcb-cursor.so.0": "libxcb-cursor0",
+    "libxcb-icccm.so.4": "libxcb-icccm4",
+    "libxcb-image.so.0": "libxcb-image0",
+    "libxcb-keysyms.so.1": "libxcb-keysyms1",
+    "libxcb-render-util.so.0": "libxcb-render-util0",
+    "libxcb-xkb.so.1": "libxcb-xkb1",
+    "libxkbcommon-x11.so.0": "libxkbcommon-x11-0",
+    "libxkbcommon.so.0": "libxkbcommon0",
+    "libxcb-shape.so.0": "libxcb-shape0",
+    "libxcb-randr.so.0": "libxcb-randr0",
+    "libxcb-xinerama.so.0": "libxcb-xinerama0",
+    "libxcb-xfixes.so.0": "libxcb-xfixes0",
+    "libxcb-sync.so.1": "libxcb-sync1",
+    "libxcb-shm.so.0": "libxcb-shm0",
+    "libxcb-render.so.0": "libxcb-render0",
+    "libxcb-util.so.1": "libxcb-util1",
+    "libxcb-xinput.so.0": "libxcb-xinput0",
+    "libxcb.so.1": "libxcb1",
+    "libX11-xcb.so.1": "libx11-xcb1",
+    "libX11.so.6": "libx11-6",
+    "libSM.so.6": "libsm6",
+    "libICE.so.6": "libice6",
+    "libEGL.so.1": "libegl1",
+    "libGL.so.1": "libgl1",
+    "libOpenGL.so.0": "libopengl0",
+    "libfontconfig.so.1": "libfontconfig1",
+    "libfreetype.so.6": "libfreetype6",
+    "libdbus-1.so.3": "libdbus-1-3",
+    "libglib-2.0.so.0": "libglib2.0-0",
+}
+
+
+def xcb_hint(missing: list[str]) -> str:
+    """The message for missing libraries of Qt's xcb plugin, naming what to install."""
+    pkgs = list(dict.fromkeys(XCB_PACKAGES.get(m, _guess_package(m)) for m in missing))
+    return (
+        "lstmviz: error: Qt cannot start its X11 (xcb) platform plugin because "
+        + (f"the library {missing[0]} is missing.\n" if len(missing) == 1 else
+           f"these libraries are missing: {', '.join(missing)}.\n")
+        + f"Install {'it' if len(missing) == 1 else 'them'} and start lstmviz again:\n"
+        f"    sudo apt-get install {' '.join(pkgs)}        (Debian, Ubuntu)\n"
+        "Or run without a display: lstmviz MODEL --screenshot out.png"
+    )
+
+
+def _guess_package(soname: str) -> str:
+    base, _, ver = soname.partition(".so.")
+    name = base.lower()
+    return f"{name}-{ver}" if name[-1:].isdigit() else f"{name}{ver}"
+
+
+XCB_CURSOR_HINT = xcb_hint(["libxcb-cursor.so.0"])
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -57,8 +103,9 @@ def xcb_problem(env: dict[str, str] | None = None) -> str | None:
     """The reason Qt's xcb plugin will fail to load, if we can tell before Qt aborts.
 
     Qt's xcb platform plugin (used when ``QT_QPA_PLATFORM`` is unset or ``xcb`` and an X
-    display is set) needs ``libxcb-cursor.so.0`` since Qt 6.5; without it Qt prints a
-    generic message and aborts the process.
+    display is set) needs ``libxcb-cursor.so.0`` (since Qt 6.5) and a few more xcb
+    libraries that minimal systems lack; without them Qt prints a generic message and
+    aborts the process. ``ldd`` on the plugin names exactly what is missing.
     """
     env = dict(os.environ if env is None else env)
     platform = env.get("QT_QPA_PLATFORM", "")
@@ -68,9 +115,42 @@ def xcb_problem(env: dict[str, str] | None = None) -> str | None:
         return None
     if platform == "" and env.get("WAYLAND_DISPLAY"):
         return None  # Qt prefers wayland there
-    if _have_library("xcb-cursor", "libxcb-cursor.so.0"):
+    missing = _missing_xcb_libraries()
+    if missing is None:  # no ldd: check the one library that is missing most often
+        missing = [] if _have_library("xcb-cursor", "libxcb-cursor.so.0") else [
+            "libxcb-cursor.so.0"]
+    return xcb_hint(missing) if missing else None
+
+
+def _missing_xcb_libraries() -> list[str] | None:
+    """Libraries the Qt xcb plugin links to that the dynamic linker cannot find (None when
+    that cannot be checked)."""
+    import importlib.util
+    import shutil
+    import subprocess
+
+    spec = importlib.util.find_spec("PySide6")
+    ldd = shutil.which("ldd")
+    if spec is None or not spec.submodule_search_locations or ldd is None:
         return None
-    return XCB_CURSOR_HINT
+    qt = Path(next(iter(spec.submodule_search_locations))) / "Qt"
+    files = [qt / "plugins" / "platforms" / "libqxcb.so", *sorted((qt / "lib").glob(
+        "libQt6XcbQpa.so*"))[:1]]
+    missing: list[str] = []
+    for f in files:
+        if not f.is_file():
+            continue
+        try:
+            out = subprocess.run([ldd, str(f)], capture_output=True, text=True, timeout=10,
+                                 check=False).stdout
+        except (OSError, subprocess.SubprocessError):
+            return None
+        for line in out.splitlines():
+            if "not found" in line:
+                missing.append(line.split("=>")[0].strip())
+    if not _have_library("xcb-cursor", "libxcb-cursor.so.0"):
+        missing.append("libxcb-cursor.so.0")  # loaded at run time, not linked
+    return list(dict.fromkeys(missing))
 
 
 def _have_library(name: str, soname: str) -> bool:

@@ -567,6 +567,9 @@ class MainWindow(QMainWindow):
             for d in docks:
                 d.setVisible(False)
             self.editor.setVisible(False)
+            self.step_bars.setVisible(False)
+            self.menuBar().setVisible(False)
+            self.statusBar().setVisible(False)
             self.set_theme(PRESENTATION)
             if fullscreen:
                 self.showFullScreen()
@@ -574,6 +577,9 @@ class MainWindow(QMainWindow):
             for d, vis in self._docks_before.items():
                 d.setVisible(vis)
             self.editor.setVisible(True)
+            self.step_bars.setVisible(True)
+            self.menuBar().setVisible(True)
+            self.statusBar().setVisible(True)
             self.set_theme(NORMAL)
             if self.isFullScreen():
                 self.showNormal()
@@ -584,9 +590,8 @@ class MainWindow(QMainWindow):
         for v in (self.heatmaps, self.unit_lines, self.step_bars, self.token_strip,
                   self.unit_detail, self.output_view, self.model_panel):
             v.set_theme(theme)
-        self.step_bars.setVisible(True)
         if theme is PRESENTATION:
-            self.vsplit.setSizes([600, 280])
+            self.vsplit.setSizes([620, 250])
         else:
             self.vsplit.setSizes([560, 200])
 

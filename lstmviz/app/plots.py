@@ -53,7 +53,7 @@ def _style_legend(legend: pg.LegendItem, theme: Theme) -> None:
 
 
 def _style_axes(plot: pg.PlotItem, theme: Theme) -> None:
-    f = QFont()
+    f = QFont("DejaVu Sans")
     f.setPixelSize(theme.tick_px)
     for ax in ("left", "bottom"):
         a = plot.getAxis(ax)
@@ -147,6 +147,8 @@ class UnitLines(QWidget):
             self.curves.append(c)
         lo, hi = levels_for(lt, self.quantity)
         self.plot.setYRange(lo, hi, padding=0.05)
+        self.plot.getAxis("left").setTicks([[(v, f"{v:g}") for v in (lo, (lo + hi) / 2, hi)],
+                                            []])
         self.plot.setXRange(0, max(lt.timesteps - 1, 1), padding=0.02)
         labels = self.document.token_labels()
         w = self.plot.vb.width() if self.plot.vb.width() > 20 else self.width() - 60
@@ -231,6 +233,8 @@ class StepBars(QWidget):
         lo = min(levels_for(lt, q)[0] / self.scale[q] for q in QUANTITIES)
         hi = max(levels_for(lt, q)[1] / self.scale[q] for q in QUANTITIES)
         self.plot.setYRange(lo, hi, padding=0.05)
+        self.plot.getAxis("left").setTicks([[(v, f"{v:g}") for v in sorted({lo, 0.0, hi})],
+                                            []])
         self.plot.setXRange(-0.6, n - 0.4, padding=0)
         step = max(1, -(-n // 16))
         self.plot.getAxis("bottom").setTicks([[(k, str(int(rows[k]))) for k in
@@ -302,6 +306,7 @@ class OutputView(QWidget):
         self.plot.getAxis("bottom").setLabel("probability")
         lay.addWidget(self.widget, 1)
         self.shown: list[tuple[str, float]] = []
+        self.probabilities = True
         self.set_theme(NORMAL)
         document.trace_changed.connect(self.refresh)
         document.batch_changed.connect(self.refresh)
@@ -338,7 +343,17 @@ class OutputView(QWidget):
         t = min(doc.t, so.shape[1] - 1)
         p = np.asarray(so[b, t], dtype=np.float64)  # (K,)
         labels = self.labels(p.shape[0])
-        if p.shape[0] == 1:  # a sigmoid: the probability of a 1 (the adder's sum bit)
+        in01 = bool(np.all((p >= 0) & (p <= 1)))
+        self.probabilities = in01 and (p.shape[0] == 1 or abs(float(p.sum()) - 1) < 1e-3)
+        if not self.probabilities:  # raw outputs (regression, a hidden sequence...)
+            order = np.argsort(-np.abs(p), kind="stable")[: self.k]
+            self.shown = [(labels[i], float(p[i])) for i in order]
+            vals = ", ".join(f"{v:+.2f}" for v in p[:8]) + (" …" if p.shape[0] > 8 else "")
+            self.headline.setText(
+                f"<span style='font-size:{th.title_px}px'>output at t = {t}</span> "
+                f"<span style='color:{th.muted}'>({p.shape[0]} values, largest |value| first)"
+                f"</span><br><span style='font-family:monospace'>{vals}</span>")
+        elif p.shape[0] == 1:  # a sigmoid: the probability of a 1 (the adder's sum bit)
             prob = float(p[0])
             bit = int(prob >= 0.5)
             self.headline.setText(
@@ -362,12 +377,15 @@ class OutputView(QWidget):
         brushes = [pg.mkBrush("#F0E442" if i == 0 else "#56B4E9") for i in range(self.k)]
         self.bars.setOpts(width=widths, brushes=brushes)
         self.plot.getAxis("left").setTicks([[(i, s) for i, (s, _) in enumerate(self.shown)], []])
+        m = 1.0 if self.probabilities else max(1e-6, max(abs(v) for _, v in self.shown))
         for i, ti in enumerate(self.texts):
             if i < n:
                 ti.setText(f" {self.shown[i][1]:.2f}")
-                ti.setPos(min(self.shown[i][1], 0.82), i)
+                ti.setPos(min(max(self.shown[i][1], 0), 0.82 * m), i)
             else:
                 ti.setText("")
+        self.plot.setXRange(0 if self.probabilities else -m, m, padding=0.02)
+        self.plot.getAxis("bottom").setLabel("probability" if self.probabilities else "value")
         self.plot.setYRange(-0.5, max(n, 3) - 0.5, padding=0)
 
 

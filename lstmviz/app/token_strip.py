@@ -79,11 +79,46 @@ class TokenStrip(QWidget):
         self.first = 0
         self._on_t_changed(self.document.t)
 
+    def _features(self) -> np.ndarray | None:
+        """``(T, F)`` features scaled to [-1, 1] for float inputs with several features
+        (drawn as tiny bar charts), else None."""
+        x = self.document.x
+        if x is None or isinstance(x, list):
+            return None
+        a = np.asarray(x)
+        if a.ndim != 3 or a.shape[-1] < 2 or a.shape[-1] > 32 or a.dtype.kind != "f":
+            return None
+        labels = self.document.token_labels()
+        if labels and not labels[0].startswith("x"):
+            return None  # one-hot digits or bit pairs have readable labels
+        key = (id(x), self.document.batch)
+        if getattr(self, "_spark_key", None) != key:
+            seq = a[min(self.document.batch, a.shape[0] - 1)]  # (T, F)
+            m = float(np.abs(seq).max()) or 1.0
+            self._spark = seq / m
+            self._spark_key = key
+        return self._spark
+
+    def _sparkline(self, p: QPainter, r: QRectF, feats: np.ndarray, future: bool) -> None:
+        n = len(feats)
+        inner = r.adjusted(5, 5, -5, -5)
+        bw = inner.width() / n
+        mid = inner.center().y()
+        half = inner.height() / 2
+        p.setPen(Qt.PenStyle.NoPen)
+        p.setBrush(QColor("#56B4E9" if not future else "#3a4a58"))
+        for k, v in enumerate(feats):
+            h = float(v) * half
+            p.drawRect(QRectF(inner.left() + k * bw + 0.5, mid - max(h, 0), max(bw - 1, 1),
+                              abs(h) or 1))
+
     def label_width(self) -> int:
         return QFontMetrics(self.small).horizontalAdvance("output") + 14
 
     def cell_width(self, labels: list[str]) -> int:
         fm = QFontMetrics(self.font_)
+        if self._features() is not None:
+            return int(fm.height() * 1.8)
         sample = labels[:200]
         w = max((fm.horizontalAdvance(s) for s in sample), default=10)
         return int(min(max(w + 14, fm.height() * 1.3), 220))
@@ -122,6 +157,7 @@ class TokenStrip(QWidget):
             p.setFont(self.small)
             p.drawText(self.rect(), Qt.AlignmentFlag.AlignCenter, "no input")
             return
+        spark = self._features()
         cw = self.cell_width(labels)
         lo, hi = self.visible_range()
         t = doc.t
@@ -146,9 +182,12 @@ class TokenStrip(QWidget):
                 p.setPen(QPen(QColor("#3a3f4b"), 1))
                 p.setBrush(QColor("#262a33" if not future else "#1a1c22"))
             p.drawRoundedRect(r, 5, 5)
-            p.setFont(self.font_)
-            p.setPen(QColor(th.fg if not future else "#6b7078"))
-            p.drawText(r, Qt.AlignmentFlag.AlignCenter, labels[i])
+            if spark is not None:
+                self._sparkline(p, r, spark[i], future)
+            else:
+                p.setFont(self.font_)
+                p.setPen(QColor(th.fg if not future else "#6b7078"))
+                p.drawText(r, Qt.AlignmentFlag.AlignCenter, labels[i])
             if self._preds is not None and i < len(self._preds):
                 pr = QRectF(x, self.row_h + 6, cw, self.pred_h)
                 p.setFont(self.small)
@@ -157,7 +196,7 @@ class TokenStrip(QWidget):
                 p.drawText(pr, Qt.AlignmentFlag.AlignCenter, self._preds[i])
             p.setFont(self.small)
             p.setPen(QColor(th.muted if not current else th.fg))
-            if current or (i % 5 == 0):
+            if current or (i % 5 == 0 and abs(i - t) >= 2):
                 p.drawText(QRectF(x - 10, self.row_h + self.pred_h + 6, cw + 20,
                                   self.small.pixelSize() + 6), Qt.AlignmentFlag.AlignCenter,
                            f"t={i}" if current else str(i))

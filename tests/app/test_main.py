@@ -57,8 +57,17 @@ def test_missing_files_are_named(tmp_path):
 
 def test_xcb_hint(monkeypatch, capsys):
     monkeypatch.setattr(app_main, "_have_library", lambda name, soname: False)
+    monkeypatch.setattr(app_main, "_missing_xcb_libraries", lambda: None)
     env = {"DISPLAY": ":0"}
-    assert "sudo apt-get install libxcb-cursor0" in app_main.xcb_problem(env)
+    assert "sudo apt-get install libxcb-cursor0 " in app_main.xcb_problem(env)
+    monkeypatch.setattr(app_main, "_missing_xcb_libraries",
+                        lambda: ["libxcb-icccm.so.4", "libxcb-cursor.so.0", "libfoo-bar.so.2"])
+    hint = app_main.xcb_problem(env)
+    assert "missing: libxcb-icccm.so.4, libxcb-cursor.so.0, libfoo-bar.so.2." in hint
+    assert "sudo apt-get install libxcb-icccm4 libxcb-cursor0 libfoo-bar2" in hint
+    monkeypatch.setattr(app_main, "_missing_xcb_libraries", lambda: [])
+    assert app_main.xcb_problem(env) is None
+    monkeypatch.setattr(app_main, "_missing_xcb_libraries", lambda: ["libxcb-cursor.so.0"])
     assert app_main.xcb_problem({"DISPLAY": ":0", "QT_QPA_PLATFORM": "offscreen"}) is None
     assert app_main.xcb_problem({}) is None  # no display: Qt's own message is clear
     monkeypatch.setattr(os, "environ", {"DISPLAY": ":0", "PATH": os.environ.get("PATH", "")})

@@ -304,3 +304,62 @@ def test_welcome_page_without_model(window):
     assert window.stack.currentIndex() == 0
     window.transport.forward()  # no crash without a trace
     assert window.document.trace is None
+
+
+def test_drop_files_opens_them(digit_window, qtbot, tmp_path):
+    from PySide6.QtCore import QMimeData, QPointF, QUrl
+    from PySide6.QtGui import QDropEvent
+
+    w = digit_window
+    arr = tmp_path / "seq.npy"
+    np.save(arr, np.eye(10, dtype=np.float32)[[1, 1, 2]])  # (T, F): one sequence
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(arr))])
+    ev = QDropEvent(QPointF(10, 10), Qt.DropAction.CopyAction, mime,
+                    Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier)
+    with qtbot.waitSignal(w.document.trace_changed, timeout=10000):
+        w.dropEvent(ev)
+    assert w.document.token_labels() == ["1", "1", "2"]
+    assert str(arr.resolve()) in w.recent_files()
+
+
+def test_long_input_traces_in_a_worker(digit_window, qtbot, monkeypatch):
+    """Above the size limit tracing runs off the GUI thread; the window shows progress and
+    stays responsive; the trace arrives through trace_changed."""
+    from lstmviz.app import document as docmod
+
+    w = digit_window
+    monkeypatch.setattr(docmod, "SYNC_TRACE_LIMIT", 100)
+    x = np.eye(10, dtype=np.float32)[np.arange(400) % 10]  # (400, 10)
+    busy = []
+    w.document.busy_changed.connect(lambda b, msg: busy.append((b, msg)))
+    with qtbot.waitSignal(w.document.trace_changed, timeout=20000):
+        w.document.set_input(x)
+        assert w.runner.is_running() or w.document.timesteps == 400
+    assert busy[0] == (True, "Tracing 400 timesteps…") and busy[-1][0] is False
+    assert w.document.timesteps == 400
+    qtbot.keyClick(w, Qt.Key.Key_End)
+    _views_at(w, 399)
+
+
+def test_raw_outputs_and_float_inputs(window):
+    """A model whose output is not a probability (a hidden sequence) and whose input is
+    several float features: values are shown as values, inputs as little bar charts."""
+    from lstmviz.engine.cell import LSTMWeights
+    from lstmviz.engine.layers import LSTM, InputLayer
+    from lstmviz.engine.model import Model, Node
+
+    rng = np.random.default_rng(3)
+    lstm = LSTM("lstm", LSTMWeights(rng.normal(0, 1, (6, 20)), rng.normal(0, 1, (5, 20)),
+                                    np.zeros(20)), return_sequences=True)
+    m = Model("seq", [Node(InputLayer("input", (None, None, 6)), 0, []),
+                      Node(lstm, 0, [("input", 0, 0)])], [("input", 0, 0)], [("lstm", 0, 0)])
+    window.document.set_model(m, None, None, rng.normal(0, 1, (1, 4, 6)).astype(np.float32))
+    window.document.set_t(2)
+    ov = window.output_view
+    assert not ov.probabilities
+    h = window.document.trace.layer("lstm").hidden[0, 2]
+    label, v = ov.shown[0]
+    assert v == pytest.approx(float(h[np.argmax(np.abs(h))]))
+    assert window.token_strip._features().shape == (4, 6)
+    window.token_strip.repaint()

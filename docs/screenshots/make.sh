@@ -1,0 +1,25 @@
+#!/bin/sh
+# Regenerate the README screenshots: the real app on a 1600x900 Xvfb screen (Qt's xcb
+# platform), captured with ImageMagick's `import`. Needs: xvfb, imagemagick, libxcb-cursor0.
+#   sh docs/screenshots/make.sh
+set -e
+cd "$(dirname "$0")/../.."
+OUT=docs/screenshots
+WAIT=${WAIT:-15}
+
+shot() {  # shot OUT.png lstmviz-arguments...
+    out=$1
+    shift
+    xvfb-run -a -s "-screen 0 1600x900x24" sh -c "
+        QT_QPA_PLATFORM=xcb lstmviz $* --size 1600x900 &
+        pid=\$!
+        sleep $WAIT
+        import -window root '$out'
+        kill \$pid"
+    echo "wrote $out"
+}
+
+shot $OUT/main.png assets/examples/digit_sum.keras --step 3
+shot $OUT/presentation.png assets/examples/char_textgen.keras --text "'to be or not to be'" --step 9 --presentation
+shot $OUT/char_textgen.png assets/examples/char_textgen.keras --step 12
+shot $OUT/binary_addition.png assets/examples/binary_addition.keras --step 4
