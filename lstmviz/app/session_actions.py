@@ -197,7 +197,8 @@ class SessionActions(QObject):
         s = Session.from_document(doc, view=view, snapshots=snaps)
         s.input_text = text if text and len(text) <= MAX_INPUT_TEXT else None  # the array
         # holds the input anyway; the text is what the editor showed, when it is short
-        s.engine = "numpy"
+        choice = getattr(self.window, "engine_choice", None)  # View ▸ Engine (train_panel)
+        s.engine = str(getattr(choice, "engine", "numpy") or "numpy").lower()
         if s.model_path and not Path(s.model_path).is_file():
             s.model_path = None
         return s
@@ -461,6 +462,10 @@ class SessionActions(QObject):
         if isinstance(uf, list) and len(uf) == 2 and isinstance(uf[0], str) and uf[0] != "all":
             steps.append(("unit filter", lambda: doc.set_unit_filter(uf[0], uf[1])))
         steps.append(("timestep", lambda: doc.set_t(s.t)))
+        choice = getattr(self.window, "engine_choice", None)
+        names = {n.lower(): n for n in getattr(choice, "actions", {})}
+        if choice is not None and s.engine in names and choice.engine != names[s.engine]:
+            steps.append(("engine", lambda: choice.set_engine(names[s.engine])))
         for what, fn in steps:
             try:
                 fn()

@@ -519,3 +519,17 @@ def test_background_autosave_writes_the_newest_state(qtbot, window, models):
     assert Session.load(a.autosave_path).t == 4
     w.close()  # waits for any write, then removes the autosave
     assert not a.autosave_path.exists()
+
+
+def test_engine_choice_saved_and_restored(qtbot, full_window, tmp_path, monkeypatch):
+    w = full_window
+    choice = w.engine_choice
+    calls = []
+    monkeypatch.setattr(type(choice), "_keras_trace", lambda self: calls.append(1))  # no TF
+    choice.set_engine("Keras")
+    p = w.session_actions.save_session(tmp_path / "k.lstmviz")
+    assert Session.load(p).engine == "keras"
+    choice.set_engine("NumPy")
+    _open_session(qtbot, w, p)
+    assert choice.engine == "Keras"
+    assert len(calls) >= 2
