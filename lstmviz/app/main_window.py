@@ -128,6 +128,7 @@ class MainWindow(QMainWindow):
         self.editor = InputEditor(doc)
         self.editor.error.connect(self.show_error)
         self.editor.load_requested.connect(self.choose_input)
+        self.editor.done.connect(self._focus_views)
         self.token_strip = TokenStrip(doc)
         self.heatmaps = HeatmapGrid(doc)
         self.unit_lines = UnitLines(doc)
@@ -619,9 +620,14 @@ class MainWindow(QMainWindow):
             "its step and select its unit; Ctrl+click adds a unit.")
 
     # --- document -> window --------------------------------------------------------------------
+    def _focus_views(self) -> None:
+        """Keyboard focus back on the plots, where the arrow keys step through time."""
+        self.heatmaps.setFocus(Qt.FocusReason.OtherFocusReason)
+
     def _on_model_changed(self) -> None:
         doc = self.document
         self.stack.setCurrentIndex(1)
+        self._focus_views()
         self.statusBar().clearMessage()
         name = Path(doc.model_path).name if doc.model_path else doc.model.name
         title = doc.info.title if doc.info is not None and doc.info.title else ""

@@ -228,6 +228,7 @@ class InputEditor(QWidget):
 
     error = Signal(str)
     load_requested = Signal()
+    done = Signal()  # the input was applied (or editing abandoned): give the keys back
 
     def __init__(self, document: Document, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -237,12 +238,16 @@ class InputEditor(QWidget):
         self.label = QLabel("Input")
         self.edit = QLineEdit()
         self.edit.setClearButtonEnabled(True)
+        # only a click puts the cursor here: arrow keys, Home/End and Space step through time
+        self.edit.setFocusPolicy(Qt.FocusPolicy.ClickFocus)
         self.edit.returnPressed.connect(self.apply)
         self.apply_button = QPushButton("Trace")
         self.apply_button.setToolTip("Trace the typed input (Enter)")
         self.apply_button.clicked.connect(self.apply)
         self.load_button = QPushButton("Load .npy/.csv…")
         self.load_button.clicked.connect(self.load_requested)
+        for b in (self.apply_button, self.load_button):
+            b.setFocusPolicy(Qt.FocusPolicy.NoFocus)
         lay.addWidget(self.label)
         lay.addWidget(self.edit, 1)
         lay.addWidget(self.apply_button)
@@ -275,3 +280,11 @@ class InputEditor(QWidget):
             self.document.set_text(text)
         except LstmvizError as e:
             self.error.emit(str(e))
+            return
+        self.done.emit()
+
+    def keyPressEvent(self, event: Any) -> None:
+        if event.key() == Qt.Key.Key_Escape:
+            self.done.emit()
+            return
+        super().keyPressEvent(event)

@@ -121,6 +121,10 @@ def test_edit_input_retraces(digit_window, qtbot):
     with qtbot.waitSignal(w.document.trace_changed):
         qtbot.keyClick(w.editor.edit, Qt.Key.Key_Return)
     assert w.document.timesteps == 8
+    assert not w.editor.edit.hasFocus()  # Enter gives the arrow keys back to stepping
+    qtbot.keyClick(w, Qt.Key.Key_Right)
+    assert w.document.t == 1
+    w.document.set_t(0)
     expected = digit_model().trace(np.eye(10, dtype=np.float32)[[list(range(1, 9))]])
     np.testing.assert_allclose(w.heatmaps.maps["cell"].data,
                                expected.layer("lstm").cell[0].T, rtol=1e-6)
