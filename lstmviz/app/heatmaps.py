@@ -366,6 +366,7 @@ class HeatmapGrid(pg.GraphicsLayoutWidget):
     def set_theme(self, theme: Theme) -> None:
         self.theme = theme
         self._apply_theme()
+        self._drawn = None
         self._on_trace_changed()
 
     def set_all_layers(self, on: bool) -> None:
@@ -374,6 +375,7 @@ class HeatmapGrid(pg.GraphicsLayoutWidget):
             return
         self.all_layers = on
         self._build()
+        self._drawn = None
         self._on_trace_changed()
 
     # --- document -> view ------------------------------------------------------------------
@@ -387,8 +389,15 @@ class HeatmapGrid(pg.GraphicsLayoutWidget):
         doc = self.document
         if doc.trace is None:
             return
+        # one new trace arrives with several signals (trace, layer, batch, filter): draw once
+        key = (id(doc.trace), doc.layer, doc.batch, id(doc.rows), self.all_layers,
+               self.theme.name, len(self.maps))
+        if key == getattr(self, "_drawn", None):
+            return
+        self._drawn = key
         if self.all_layers and [k.split(":")[0] for k in self.maps][::3] != doc.layer_names:
             self._build()
+            self._drawn = (*key[:-1], len(self.maps))
         b = doc.batch
         labels = doc.token_labels()
         for hm in self.maps.values():

@@ -204,6 +204,10 @@ class StepBars(QWidget):
 
     def rebuild(self, *_: Any) -> None:
         lt = self.document.layer_trace
+        key = (id(lt), self.document.batch, id(self.document.rows), self.theme.name)
+        if key == getattr(self, "_drawn", None) and self.items:
+            return
+        self._drawn = key
         for item in self.items.values():
             self.plot.removeItem(item)
         self.items = {}
