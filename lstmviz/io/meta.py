@@ -61,6 +61,13 @@ class ModelInfo:
                                f"lstmviz reads {FORMAT_VERSION})")
         tok = d.get("tokens") or {}
         out = d.get("outputs") or {}
+        for key, val in (("tokens", tok), ("outputs", out), ("extra", d.get("extra") or {})):
+            if not isinstance(val, dict):
+                raise LstmvizError(f"{source}: {key!r} must be a JSON object; found "
+                                   f"{val!r:.60}")
+        labels = out.get("labels") or []
+        if not isinstance(labels, list):
+            raise LstmvizError(f"{source}: outputs.labels must be a list; found {labels!r:.60}")
         kind = tok.get("kind", "floats")
         if kind not in TOKEN_KINDS:
             raise LstmvizError(f"{source}: unknown token kind {kind!r}; expected one of "
@@ -71,7 +78,7 @@ class ModelInfo:
         return cls(task=str(d.get("task", "")), title=str(d.get("title", "")),
                    description=str(d.get("description", "")), token_kind=kind, vocab=vocab,
                    example=str(d.get("example", "")), output_kind=str(out.get("kind", "")),
-                   output_labels=[str(x) for x in (out.get("labels") or [])],
+                   output_labels=[str(x) for x in labels],
                    extra=dict(d.get("extra") or {}))
 
 

@@ -101,6 +101,7 @@ def run_cases(manifest_path: str, out_path: str) -> None:
 
     import lstmviz
     from lstmviz.io.inputs import read_array
+    from lstmviz.io.meta import load_info
     from lstmviz.io.session import Session
 
     def on_alarm(signum, frame):
@@ -118,6 +119,8 @@ def run_cases(manifest_path: str, out_path: str) -> None:
                 refs[orig] = (m, x, model_arrays(m), m.trace(x).output)
             elif kind == "session":
                 refs[orig] = Session.load(orig)
+            elif kind == "info":
+                refs[orig] = load_info(orig[: -len(".lstmviz.json")] + ".keras")
             else:
                 refs[orig] = read_array(orig)
         return refs[orig]
@@ -152,11 +155,23 @@ def run_cases(manifest_path: str, out_path: str) -> None:
                     if s.model_bytes is not None:
                         s.model_path = None  # force the embedded copy
                         s.load_model()
+                elif kind == "info":
+                    info = load_info(case["path"][: -len(".lstmviz.json")] + ".keras")
+                    rec["outcome"] = "ok"
+                    rec["valid"] = _info_valid(info)
+                    rec["equal"] = info == ref
                 else:
                     a = read_array(case["path"])
                     rec["outcome"] = "ok"
                     rec["diff"] = _diff_elements([np.asarray(ref, np.float64)],
                                                  [np.asarray(a, np.float64)])
+                    ref2 = np.asarray(ref, np.float64)
+                    a2 = np.asarray(a, np.float64)
+                    # a cut CSV is a shorter CSV: the original's numbers in order, the last
+                    # one possibly cut inside ("0.25" -> "0.2"); rows must still agree
+                    af, rf = a2.ravel(), ref2.ravel()
+                    rec["prefix"] = bool(af.size <= rf.size
+                                         and np.array_equal(af[:-1], rf[: af.size - 1]))
             except _Alarm:
                 rec["outcome"] = "hang"
             except lstmviz.LstmvizError as e:
@@ -173,6 +188,14 @@ def run_cases(manifest_path: str, out_path: str) -> None:
                 faulthandler.cancel_dump_traceback_later()
             out.write(json.dumps(rec) + "\n")
             out.flush()
+
+
+def _info_valid(info: Any) -> bool:
+    return (isinstance(info.task, str) and isinstance(info.title, str)
+            and isinstance(info.token_kind, str) and isinstance(info.example, str)
+            and isinstance(info.vocab, list) and all(isinstance(v, str) for v in info.vocab)
+            and isinstance(info.output_labels, list) and isinstance(info.extra, dict)
+            and isinstance(info.output_kind, str))
 
 
 def _session_valid(s: Any) -> bool:
@@ -326,8 +349,25 @@ def build_cases(d: Path, originals: dict[str, Path]) -> list[dict[str, Any]]:
                 buf[pp] ^= 1 << int(rng.integers(8))
             add(orig, reader, "bitflip", bytes(buf), bits=k, offsets=pos.tolist())
 
-    for _name, orig in originals.items():
-        reader = {"npy": "array", "lstmviz": "session"}.get(orig.suffix[1:], "model")
+    for name, orig in originals.items():
+        if name.endswith(".lstmviz.json"):  # a model's info sidecar
+            doc0 = json.loads(orig.read_text())
+            data = orig.read_bytes()
+            for off in sorted(set(rng.integers(0, len(data), 10).tolist()) | {0, 1}):
+                add(orig, "info", "truncate", data[:off], suffix=".lstmviz.json")
+            for _ in range(10):
+                buf = bytearray(data)
+                pos = rng.integers(0, len(data), 1)
+                buf[pos[0]] ^= 1 << int(rng.integers(8))
+                add(orig, "info", "bitflip", bytes(buf), suffix=".lstmviz.json", bits=1,
+                    offsets=pos.tolist())
+            for _ in range(40):
+                doc, meta = mutate_json(doc0, rng)
+                add(orig, "info", "json", json.dumps(doc).encode(), suffix=".lstmviz.json",
+                    **meta)
+            continue
+        reader = {"npy": "array", "csv": "array", "lstmviz": "session"}.get(orig.suffix[1:],
+                                                                          "model")
         if orig.suffix == ".keras":
             raw_mutations(orig, reader, 25, 25)
             members = _zip_members(orig)
@@ -409,6 +449,8 @@ def build_cases(d: Path, originals: dict[str, Path]) -> list[dict[str, Any]]:
                 buf = bytearray(orig.read_bytes())
                 _patch_central_sizes(buf, 0xFFFFFFF0, which)
                 add(orig, reader, "zipbomb-declared", bytes(buf), member=which)
+        elif orig.suffix == ".csv":
+            raw_mutations(orig, reader, 12, 12)
         elif orig.suffix == ".npy":
             raw_mutations(orig, reader, 12, 12)
             for shape in [(10**9, 10), (1, 10**9, 2), (10**7 + 1, 1), (2**40,), (-3, 2)]:
@@ -477,6 +519,15 @@ def make_corpus(d: Path) -> tuple[Path, list[dict[str, Any]], Path, dict[str, Pa
     originals["embedded.lstmviz"] = d / "embedded.lstmviz"
     np.save(d / "input.npy", xs[0])
     originals["input.npy"] = d / "input.npy"
+    np.savetxt(d / "input.csv", rng.normal(size=(6, 3)).round(3), fmt="%.3f", delimiter=",")
+    originals["input.csv"] = d / "input.csv"
+    (d / "digit_sum.lstmviz.json").write_text(json.dumps(  # a model's info sidecar
+        {"format_version": 1, "task": "digit-sum", "title": "Digit sum mod 10",
+         "description": "sums digits", "tokens": {"kind": "digits", "vocab": []},
+         "example": "4 7 3 9 1",
+         "outputs": {"kind": "classes", "labels": [str(i) for i in range(10)]},
+         "extra": {"training": {"epochs": 12, "lr": 0.01}}}, indent=1))
+    originals["digit_sum.lstmviz.json"] = d / "digit_sum.lstmviz.json"
     cases = build_cases(d, originals)
     manifest = d / "manifest.json"
     manifest.write_text(json.dumps(cases))
@@ -511,7 +562,15 @@ def judge(case: dict[str, Any], rec: dict[str, Any]) -> str | None:
         if case["kind"] in ("truncate", "bitflip") and not rec["equal"]:
             return "a damaged session loaded with different content"
         return None
+    if case["reader"] == "info":
+        if not rec["valid"]:
+            return "loaded model info with wrongly typed fields"
+        if case["kind"] == "truncate" and not rec["equal"]:
+            return "a truncated model info file loaded with different content"
+        return None
     if case["reader"] == "array":
+        if case["kind"] == "truncate" and case["path"].endswith(".csv"):
+            return None if rec["prefix"] else "a truncated CSV loaded as something else"
         if rec["diff"] is None or rec["diff"] > case.get("bits", 0):
             return f"input array loaded with {rec['diff']} changed elements"
         return None
@@ -818,3 +877,19 @@ def test_weights_that_do_not_fit_their_layers_refused_at_load(small, tmp_path):
         g.create_dataset(n, data=a[:-1])  # (9, 40)
     with pytest.raises(LstmvizError, match=r"m.h5: the weights do not fit the model's layers"):
         load_model(p)
+
+
+@pytest.mark.parametrize(("key", "value", "message"), [
+    ("tokens", 5, "'tokens' must be a JSON object"),
+    ("outputs", [1], "'outputs' must be a JSON object"),
+    ("extra", -1, "'extra' must be a JSON object"),
+    ("outputs", {"labels": 3}, "outputs.labels must be a list"),
+])
+def test_model_info_with_wrong_types(tmp_path, key, value, message):
+    from lstmviz import LstmvizError
+    from lstmviz.io.meta import load_info
+
+    (tmp_path / "m.lstmviz.json").write_text(json.dumps({"format_version": 1, key: value}))
+    with pytest.raises(LstmvizError, match=message) as ei:
+        load_info(tmp_path / "m.keras")
+    assert "m.lstmviz.json" in str(ei.value)
