@@ -78,9 +78,9 @@ RECIPES: list[Recipe] = [
            TrainConfig(epochs=12, batch_size=64, learning_rate=0.01, units=32,
                        steps_per_epoch=100, seed=0), 0.99),
     Recipe("binary_addition", "binary-addition",
-           # seed 5 gives a unit whose cell state is the carry (|r| >= 0.9), for the analysis
+           # seed 4 gives a unit whose cell state is the carry (|r| >= 0.9), for the analysis
            TrainConfig(epochs=8, batch_size=64, learning_rate=0.02, units=4,
-                       steps_per_epoch=100, seed=5), 0.99, _adder_check),
+                       steps_per_epoch=100, seed=4), 0.99, _adder_check),
     Recipe("toy_classification", "toy-classification",
            TrainConfig(epochs=6, batch_size=64, learning_rate=0.01, units=16,
                        steps_per_epoch=60, seed=0), 0.99),
