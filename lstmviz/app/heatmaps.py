@@ -91,6 +91,21 @@ def set_title(plot: pg.PlotItem, html: str) -> None:
     h = int(plot.titleLabel.item.boundingRect().height()) + 2
     plot.titleLabel.setMaximumHeight(h)
     plot.layout.setRowFixedHeight(0, h)
+    label = plot.titleLabel
+    if not getattr(label, "_capped", False):  # a long title may overhang; never widen the grid
+        original = label.updateMin
+
+        def update_min() -> None:
+            original()
+            label.setMinimumWidth(40)
+            hints = label._sizeHint
+            for which in (Qt.SizeHint.MinimumSize, Qt.SizeHint.PreferredSize):
+                hints[which] = (40, hints[which][1])
+            label.updateGeometry()
+
+        label.updateMin = update_min
+        label._capped = True
+        label.updateMin()
 
 
 class ColorBar(pg.GraphicsWidget):
@@ -157,6 +172,7 @@ class FutureShade(QGraphicsObject):
         super().__init__()
         self._rect = QRectF(0, 0, 1, 1)
         self._t = 0
+        self.backwards = False  # a layer running backwards has not reached 0..t-1 yet
         self._brush = QBrush(QColor(0, 0, 0, 150))
         self.setFlag(QGraphicsItem.GraphicsItemFlag.ItemUsesExtendedStyleOption, True)
 
@@ -179,6 +195,8 @@ class FutureShade(QGraphicsObject):
     def shaded(self) -> QRectF:
         """The darkened rectangle (data coordinates)."""
         r = self._rect
+        if self.backwards:
+            return QRectF(r.left(), r.top(), max(self._t - r.left(), 0), r.height())
         left = max(self._t + 1, r.left())
         return QRectF(left, r.top(), max(r.right() - left, 0), r.height())
 
@@ -228,9 +246,12 @@ class Heatmap:
         self.data: np.ndarray | None = None  # (rows, T) as shown (before downsampling)
         self.t = 0
 
-    def set_data(self, data: np.ndarray, rows: np.ndarray, levels: tuple[float, float]) -> None:
-        """``data`` is ``(len(rows), T)``: one row per shown unit."""
+    def set_data(self, data: np.ndarray, rows: np.ndarray, levels: tuple[float, float],
+                 backwards: bool = False) -> None:
+        """``data`` is ``(len(rows), T)``: one row per shown unit. ``backwards``: the layer
+        runs from the last step to the first (its "future" is on the left)."""
         self.data = data
+        self.dim.backwards = backwards
         self.rows = rows
         self.n_rows, self.n_t = data.shape
         img = downsample_image(data, MAX_ROWS, MAX_COLS)
@@ -354,8 +375,11 @@ class HeatmapGrid(pg.GraphicsLayoutWidget):
                 a.setStyle(tickFont=tick_font, tickLength=-4)
                 a.setPen(pg.mkPen(th.muted))
                 a.setTextPen(pg.mkPen(th.fg))
-            hm.plot.getAxis("left").setWidth(int(th.tick_px * 2.4))
-            hm.plot.getAxis("bottom").setHeight(int(th.tick_px * 1.9))
+            label_style = {"color": th.muted, "font-size": f"{max(th.tick_px - 1, 10)}px"}
+            hm.plot.getAxis("left").setLabel("unit", **label_style)
+            hm.plot.getAxis("bottom").setLabel("t", **label_style)
+            hm.plot.getAxis("left").setWidth(int(th.tick_px * 3.2))
+            hm.plot.getAxis("bottom").setHeight(int(th.tick_px * 2.9))
             hm.bar.set_style(tick_font, th.fg, max(10, th.tick_px - 2))
             hm.cursor.setPen(pg.mkPen(th.accent, width=th.cursor_width, cosmetic=True))
             hm.row_mark.setPen(pg.mkPen("#ffffff", width=max(1.0, th.cursor_width / 2.5),
@@ -409,7 +433,8 @@ class HeatmapGrid(pg.GraphicsLayoutWidget):
                 rows = np.arange(lt.units)
             full = lt.get(hm.quantity)[min(b, lt.batch_size - 1)]  # (T, U)
             data = full[:, rows].T if len(rows) != lt.units else full.T  # (R, T)
-            hm.set_data(np.asarray(data, dtype=np.float32), rows, levels_for(lt, hm.quantity))
+            hm.set_data(np.asarray(data, dtype=np.float32), rows, levels_for(lt, hm.quantity),
+                        backwards=bool(lt.go_backwards))
             hm.plot.getAxis("left").setTicks([self._unit_ticks(rows,
                                                                self.theme.max_unit_labels), []])
 

@@ -52,6 +52,12 @@ def _style_legend(legend: pg.LegendItem, theme: Theme) -> None:
         label.setText(label.text, size=f"{theme.tick_px}px")
 
 
+def _axis_labels(plot: pg.PlotItem, theme: Theme, left: str, bottom: str) -> None:
+    style = {"color": theme.muted, "font-size": f"{max(theme.tick_px - 1, 10)}px"}
+    plot.getAxis("left").setLabel(left, **style)
+    plot.getAxis("bottom").setLabel(bottom, **style)
+
+
 def _style_axes(plot: pg.PlotItem, theme: Theme) -> None:
     f = QFont("DejaVu Sans")
     f.setPixelSize(theme.tick_px)
@@ -109,6 +115,8 @@ class UnitLines(QWidget):
         self.theme = theme
         self.widget.setBackground(theme.bg)
         _style_axes(self.plot, theme)
+        _axis_labels(self.plot, theme, "value", "timestep t (input token)")
+        self.plot.getAxis("left").setWidth(int(theme.tick_px * 4.2))
         self.cursor.setPen(pg.mkPen(theme.accent, width=theme.cursor_width))
         self.refresh()
 
@@ -200,6 +208,8 @@ class StepBars(QWidget):
         self.theme = theme
         self.widget.setBackground(theme.bg)
         _style_axes(self.plot, theme)
+        _axis_labels(self.plot, theme, "value", "unit")
+        self.plot.getAxis("left").setWidth(int(theme.tick_px * 4.2))
         self.rebuild()
 
     def rebuild(self, *_: Any) -> None:

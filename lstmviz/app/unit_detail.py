@@ -148,7 +148,8 @@ class UnitDetail(QWidget):
         if tok:
             head += [(" · input ", muted, False, False), (tok, fg, True, False)]
         lines.append(head)
-        lines.append([(lt.name, muted, False, False)])
+        lines.append([(lt.name + (" · runs backwards: h_prev, c_prev are from t+1"
+                                  if lt.go_backwards else ""), muted, False, False)])
         lines.append([])
         prev = "h0" if lt.prev_index(t) is None else "h_prev"
         for sym, key, q, meaning in GATE_ROWS:
