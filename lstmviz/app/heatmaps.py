@@ -375,11 +375,17 @@ class HeatmapGrid(pg.GraphicsLayoutWidget):
                 a.setStyle(tickFont=tick_font, tickLength=-4)
                 a.setPen(pg.mkPen(th.muted))
                 a.setTextPen(pg.mkPen(th.fg))
-            label_style = {"color": th.muted, "font-size": f"{max(th.tick_px - 1, 10)}px"}
-            hm.plot.getAxis("left").setLabel("unit", **label_style)
-            hm.plot.getAxis("bottom").setLabel("t", **label_style)
-            hm.plot.getAxis("left").setWidth(int(th.tick_px * 3.2))
-            hm.plot.getAxis("bottom").setHeight(int(th.tick_px * 2.9))
+            if th.name == "presentation":  # big fonts: the titles say it, save the space
+                hm.plot.getAxis("left").showLabel(False)
+                hm.plot.getAxis("bottom").showLabel(False)
+                hm.plot.getAxis("left").setWidth(int(th.tick_px * 2.0))
+                hm.plot.getAxis("bottom").setHeight(int(th.tick_px * 1.7))
+            else:
+                label_style = {"color": th.muted, "font-size": f"{th.tick_px - 1}px"}
+                hm.plot.getAxis("left").setLabel("unit", **label_style)
+                hm.plot.getAxis("bottom").setLabel("t", **label_style)
+                hm.plot.getAxis("left").setWidth(int(th.tick_px * 3.2))
+                hm.plot.getAxis("bottom").setHeight(int(th.tick_px * 2.9))
             hm.bar.set_style(tick_font, th.fg, max(10, th.tick_px - 2))
             hm.cursor.setPen(pg.mkPen(th.accent, width=th.cursor_width, cosmetic=True))
             hm.row_mark.setPen(pg.mkPen("#ffffff", width=max(1.0, th.cursor_width / 2.5),

@@ -53,6 +53,10 @@ def _style_legend(legend: pg.LegendItem, theme: Theme) -> None:
 
 
 def _axis_labels(plot: pg.PlotItem, theme: Theme, left: str, bottom: str) -> None:
+    if theme.name == "presentation":  # large ticks and titles say it; keep the space
+        plot.getAxis("left").showLabel(False)
+        plot.getAxis("bottom").showLabel(False)
+        return
     style = {"color": theme.muted, "font-size": f"{max(theme.tick_px - 1, 10)}px"}
     plot.getAxis("left").setLabel(left, **style)
     plot.getAxis("bottom").setLabel(bottom, **style)
@@ -116,7 +120,8 @@ class UnitLines(QWidget):
         self.widget.setBackground(theme.bg)
         _style_axes(self.plot, theme)
         _axis_labels(self.plot, theme, "value", "timestep t (input token)")
-        self.plot.getAxis("left").setWidth(int(theme.tick_px * 4.2))
+        self.plot.getAxis("left").setWidth(int(theme.tick_px * (4.2 if theme.name == "normal"
+                                                                 else 2.2)))
         self.cursor.setPen(pg.mkPen(theme.accent, width=theme.cursor_width))
         self.refresh()
 
