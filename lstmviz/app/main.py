@@ -235,6 +235,10 @@ def _run(a: argparse.Namespace) -> int:
     if a.presentation:
         window.set_presentation(True, fullscreen=a.screenshot is None)
 
+    if a.screenshot is None:
+        window.restore_layout()
+        if a.size != "1600x900":
+            window.resize(a.width, a.height)
     if a.screenshot is not None:
         window.show()
         loop = QEventLoop()

@@ -249,6 +249,7 @@ class MainWindow(QMainWindow):
         self.presentation_action.setCheckable(True)
         self.all_layers_action = self._action(
             view, "&All layers at once", lambda: self.selection_panel.all_layers.toggle())
+        self._action(view, "&Reset zoom", self.reset_zoom, "Ctrl+0")
         view.addSeparator()
         view.addAction(self.model_dock.toggleViewAction())
         view.addAction(self.detail_dock.toggleViewAction())
@@ -480,6 +481,10 @@ class MainWindow(QMainWindow):
         except LstmvizError as e:
             examples = []
             log.warning("examples: %s", e)
+        gallery = self.examples_menu.addAction("&Gallery…")
+        gallery.setShortcut(QKeySequence("Ctrl+E"))
+        gallery.triggered.connect(lambda _=False: self.show_gallery())
+        self.examples_menu.addSeparator()
         for ex in examples:
             a = self.examples_menu.addAction(ex.title)
             a.setToolTip(ex.description)
@@ -501,6 +506,43 @@ class MainWindow(QMainWindow):
             row = QHBoxLayout()
             self.welcome_examples.addWidget(b, 0, Qt.AlignmentFlag.AlignHCenter)
             del row
+
+    def show_gallery(self, modal: bool = True) -> Any:
+        """The example gallery dialog (returns it; ``modal=False`` for tests)."""
+        from ..examples import list_examples
+        from .gallery import ExampleGallery
+
+        dlg = ExampleGallery(list_examples(), self)
+        dlg.accepted.connect(lambda: dlg.chosen and self.open_example(dlg.chosen))
+        if modal:
+            dlg.exec()
+        else:
+            dlg.show()
+        return dlg
+
+    def reset_zoom(self) -> None:
+        """Show every timestep and unit again after zooming with the mouse wheel."""
+        for hm in self.heatmaps.maps.values():
+            hm.plot.vb.setRange(xRange=(0, max(hm.n_t, 1)), yRange=(0, max(hm.n_rows, 1)),
+                                padding=0)
+        self.unit_lines.refresh()
+
+    def save_layout(self) -> None:
+        s = self._settings()
+        if s is not None and not self.presentation:
+            s.setValue("geometry", self.saveGeometry())
+            s.setValue("state", self.saveState())
+
+    def restore_layout(self) -> None:
+        """Window geometry and dock layout of the last session (the ``lstmviz`` command)."""
+        s = self._settings()
+        if s is None:
+            return
+        geometry, state = s.value("geometry"), s.value("state")
+        if geometry is not None:
+            self.restoreGeometry(geometry)
+        if state is not None:
+            self.restoreState(state)
 
     # --- recent files --------------------------------------------------------------------------
     def _settings(self) -> QSettings | None:
@@ -616,7 +658,9 @@ class MainWindow(QMainWindow):
             self, "Keyboard shortcuts",
             "Right / PageDown: step forward\nLeft / PageUp: step back\nHome / End: start / end"
             "\nSpace: play / pause\n+ / -: faster / slower\nF11: presentation mode (Esc leaves)"
-            "\nCtrl+O: open a model\nCtrl+I: open an input\n\nClick a heatmap cell to jump to "
+            "\nCtrl+O: open a model\nCtrl+I: open an input\nCtrl+E: example gallery"
+            "\nCtrl+0: reset zoom (the mouse wheel zooms the heatmaps)\n\n"
+            "Click a heatmap cell to jump to "
             "its step and select its unit; Ctrl+click adds a unit.")
 
     # --- document -> window --------------------------------------------------------------------
@@ -662,6 +706,7 @@ class MainWindow(QMainWindow):
         self.progress_bar.setValue(i)
 
     def closeEvent(self, event: QCloseEvent) -> None:
+        self.save_layout()
         self.transport.set_playing(False)
         self.runner.shutdown()
         for mod in self.extension_modules.values():

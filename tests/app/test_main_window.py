@@ -367,3 +367,21 @@ def test_raw_outputs_and_float_inputs(window):
     assert v == pytest.approx(float(h[np.argmax(np.abs(h))]))
     assert window.token_strip._features().shape == (4, 6)
     window.token_strip.repaint()
+
+
+def test_example_gallery_lists_and_opens(window, qtbot):
+    from lstmviz.examples import list_examples
+
+    examples = list_examples()
+    dlg = window.show_gallery(modal=False)
+    assert dlg.list.count() == len(examples)
+    if not examples:
+        assert "No examples" in dlg.details.text()
+        dlg.close()
+        return
+    dlg.list.setCurrentRow(0)
+    assert examples[0].title in dlg.details.text()
+    with qtbot.waitSignal(window.document.trace_changed, timeout=20000):
+        dlg._accept()
+    assert window.document.model_path == str(examples[0].path)
+    assert window.document.timesteps > 0
