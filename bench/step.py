@@ -26,7 +26,7 @@ import numpy as np
 def synthetic_trace(units: int, steps: int, features: int = 8, seed: int = 0):
     """A Trace with random but valid-looking values (no LSTM run: building a 1024 x 10000
     trace with the engine takes a while and is measured elsewhere)."""
-    from lstmviz.engine import LSTMWeights, LayerTrace, Trace
+    from lstmviz.engine import LayerTrace, LSTMWeights, Trace
 
     rng = np.random.default_rng(seed)
     w = LSTMWeights(rng.normal(0, 0.3, (features, 4 * units)),

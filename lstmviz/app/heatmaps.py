@@ -278,7 +278,7 @@ class Heatmap:
 
     def cursor_t(self) -> int:
         """The timestep the cursor outlines (for tests and tools)."""
-        return int(round(self.cursor.rect().x()))
+        return round(self.cursor.rect().x())
 
 
 class HeatmapGrid(pg.GraphicsLayoutWidget):
@@ -429,7 +429,6 @@ class HeatmapGrid(pg.GraphicsLayoutWidget):
             self._build()
             self._drawn = (*key[:-1], len(self.maps))
         b = doc.batch
-        labels = doc.token_labels()
         for hm in self.maps.values():
             lt = self._layer_trace(hm)
             if lt is None:

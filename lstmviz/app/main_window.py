@@ -640,11 +640,11 @@ class MainWindow(QMainWindow):
 
     # --- dialogs -------------------------------------------------------------------------------
     def show_about(self) -> None:
-        from .. import __version__
-
         import numpy as np
         import PySide6
         from PySide6.QtCore import qVersion
+
+        from .. import __version__
 
         QMessageBox.about(
             self, "About lstmviz",
@@ -734,7 +734,7 @@ class MainWindow(QMainWindow):
                 self._install_extensions()
 
         class _Watch(QObject):
-            def eventFilter(self, obj: Any, ev: Any) -> bool:  # noqa: N802 - Qt name
+            def eventFilter(self, obj: Any, ev: Any) -> bool:
                 if ev.type() == QEvent.Type.Paint and (
                         not wait_for_trace or window.document.trace is not None):
                     QTimer.singleShot(0, install)

@@ -185,7 +185,7 @@ class SelectionPanel(QWidget):
     def _on_selection(self) -> None:
         if not self.units_edit.hasFocus():
             self.units_edit.setText(", ".join(str(u) for u in self.document.selected_units))
-        mode, arg = self.document.unit_filter
+        mode, _arg = self.document.unit_filter
         self.filter_combo.setCurrentIndex(self.filter_combo.findData(mode))
         self.filter_k.setVisible(mode in ("active", "saturated"))
         self.filter_list.setVisible(mode == "list")

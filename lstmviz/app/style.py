@@ -116,7 +116,7 @@ def stylesheet(theme: Theme) -> str:
     """
 
 
-def colormap(name: str):  # noqa: ANN201 - pyqtgraph ColorMap
+def colormap(name: str):
     import pyqtgraph as pg
 
     return pg.colormap.get(name)

@@ -19,7 +19,8 @@ def test_set_model_traces_example_input(document, qtbot):
     assert document.token_labels() == ["4", "7", "3", "9", "1", "2"]
     lt = document.layer_trace
     assert lt.units == 10
-    assert document.selected_units and all(0 <= u < 10 for u in document.selected_units)
+    assert document.selected_units
+    assert all(0 <= u < 10 for u in document.selected_units)
     assert document.engine == "NumPy"
     assert list(document.rows) == list(range(10))
 

@@ -42,16 +42,16 @@ def _png_size(path: Path) -> tuple[int, int]:
 def test_parse_args():
     a = app_main.parse_args(["m.keras", "--step", "3", "--size", "800x600", "--layer", "x"])
     assert (a.model, a.step, a.width, a.height, a.layer) == ("m.keras", 3, 800, 600, "x")
-    with pytest.raises(LstmvizError, match="--size must look like 1600x900"):
+    with pytest.raises(LstmvizError, match=r"--size must look like 1600x900"):
         app_main.parse_args(["--size", "big"])
     with pytest.raises(LstmvizError, match="either --input or --text"):
         app_main.parse_args(["m.keras", "--input", "a.npy", "--text", "1 2"])
-    with pytest.raises(LstmvizError, match="must name a .png"):
+    with pytest.raises(LstmvizError, match=r"must name a \.png"):
         app_main.parse_args(["m.keras", "--screenshot", "a.jpg"])
 
 
 def test_missing_files_are_named(tmp_path):
-    with pytest.raises(LstmvizError, match="nope.keras: no such model file"):
+    with pytest.raises(LstmvizError, match=r"nope\.keras: no such model file"):
         app_main.main([str(tmp_path / "nope.keras"), "--screenshot", str(tmp_path / "a.png")])
 
 
@@ -87,7 +87,7 @@ def test_screenshot_bad_layer_is_an_error(qtbot, keras_digit_model, tmp_path):
     path, _ = keras_digit_model
     with pytest.raises(LstmvizError, match="no LSTM layer named 'nope'"):
         app_main.main([str(path), "--layer", "nope", "--screenshot", str(tmp_path / "a.png")])
-    with pytest.raises(LstmvizError, match="--step 50 is past the end"):
+    with pytest.raises(LstmvizError, match=r"--step 50 is past the end"):
         app_main.main([str(path), "--step", "50", "--screenshot", str(tmp_path / "a.png")])
 
 

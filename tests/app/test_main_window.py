@@ -29,7 +29,8 @@ def _views_at(window, t):
     assert window.transport.t_label.text().startswith(f"t = {t} /")
     u = doc.unit
     eq = window.unit_detail.values
-    assert eq["t"] == t and eq["u"] == u
+    assert eq["t"] == t
+    assert eq["u"] == u
     assert eq["forget_gate"]["value"] == pytest.approx(float(lt.forget_gate[b, t, u]))
     assert eq["c"] == pytest.approx(float(lt.cell[b, t, u]))
     assert eq["h"] == pytest.approx(float(lt.hidden[b, t, u]))
@@ -44,10 +45,12 @@ def test_window_shows_the_trace(digit_window):
     assert tuple(w.heatmaps.maps["forget_gate"].image.getLevels()) == (0.0, 1.0)
     assert tuple(w.heatmaps.maps["hidden"].image.getLevels()) == (-1.0, 1.0)
     lo, hi = w.heatmaps.maps["cell"].image.getLevels()
-    assert lo == -hi and hi >= np.percentile(np.abs(lt.cell), 99.5)
+    assert lo == -hi
+    assert hi >= np.percentile(np.abs(lt.cell), 99.5)
     # titles a newcomer can read
     title = w.heatmaps.maps["forget_gate"].plot.titleLabel.text
-    assert "forget gate f" in title and "old cell state is kept" in title
+    assert "forget gate f" in title
+    assert "old cell state is kept" in title
     # x ticks are the input tokens
     ticks = w.heatmaps.maps["cell"].plot.getAxis("bottom")._tickLevels[0]
     assert [s for _, s in ticks] == ["4", "7", "3", "9", "1", "2"]
@@ -101,14 +104,15 @@ def test_click_heatmap_jumps_and_selects_unit(digit_window, qtbot):
     _views_at(w, 4)
     assert w.unit_detail.values["u"] == 7
     hm = w.heatmaps.maps["forget_gate"]
-    assert hm.row_mark.isVisible() and hm.row_mark.rect().top() == 7
+    assert hm.row_mark.isVisible()
+    assert hm.row_mark.rect().top() == 7
 
 
 def test_token_strip_click(digit_window, qtbot):
     w = digit_window
     strip = w.token_strip
     strip.repaint()
-    i, rect = strip._cells[3]
+    _i, rect = strip._cells[3]
     qtbot.mouseClick(strip, Qt.MouseButton.LeftButton, pos=rect.center().toPoint())
     assert w.document.t == 3
 
@@ -182,8 +186,10 @@ def test_presentation_mode(digit_window, qtbot):
     assert w.model_dock.isVisible()
     qtbot.keyClick(w, Qt.Key.Key_F11)
     assert w.presentation
-    assert not w.model_dock.isVisible() and not w.detail_dock.isVisible()
-    assert w.theme.font_px >= 24 and w.theme.tick_px >= 24
+    assert not w.model_dock.isVisible()
+    assert not w.detail_dock.isVisible()
+    assert w.theme.font_px >= 24
+    assert w.theme.tick_px >= 24
     assert w.heatmaps.maps["forget_gate"].plot.getAxis("bottom").style["tickFont"].pixelSize() \
         >= 24
     qtbot.keyClick(w, Qt.Key.Key_Right)
@@ -264,7 +270,9 @@ def test_unit_equations_match_contributions(digit_window):
         f, i, g = (v[q]["value"] for q in ("forget_gate", "input_gate", "candidate"))
         assert v["c"] == pytest.approx(f * c_prev + i * g, abs=1e-5)
     text = digit_window.unit_detail.text()
-    assert "f = σ(Wf·x + Uf·h0 + bf)" in text and "c = f·c_prev + i·g" in text and "h = o·tanh(c)" in text
+    assert "f = σ(Wf·x + Uf·h0 + bf)" in text
+    assert "c = f·c_prev + i·g" in text
+    assert "h = o·tanh(c)" in text
 
 
 def test_extensions_install_and_failures_are_dialogs(qtbot, monkeypatch):
@@ -340,7 +348,8 @@ def test_long_input_traces_in_a_worker(digit_window, qtbot, monkeypatch):
     with qtbot.waitSignal(w.document.trace_changed, timeout=20000):
         w.document.set_input(x)
         assert w.runner.is_running() or w.document.timesteps == 400
-    assert busy[0] == (True, "Tracing 400 timesteps…") and busy[-1][0] is False
+    assert busy[0] == (True, "Tracing 400 timesteps…")
+    assert busy[-1][0] is False
     assert w.document.timesteps == 400
     qtbot.keyClick(w, Qt.Key.Key_End)
     _views_at(w, 399)
@@ -363,7 +372,7 @@ def test_raw_outputs_and_float_inputs(window):
     ov = window.output_view
     assert not ov.probabilities
     h = window.document.trace.layer("lstm").hidden[0, 2]
-    label, v = ov.shown[0]
+    _label, v = ov.shown[0]
     assert v == pytest.approx(float(h[np.argmax(np.abs(h))]))
     assert window.token_strip._features().shape == (4, 6)
     window.token_strip.repaint()
