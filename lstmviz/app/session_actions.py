@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PySide6.QtCore import QObject, QStandardPaths, QTimer, Signal
+from PySide6.QtCore import QByteArray, QObject, QStandardPaths, QTimer, Signal
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import QFileDialog, QMessageBox
 
@@ -190,6 +190,8 @@ class SessionActions(QObject):
         box = getattr(panel, "all_layers", None)
         if box is not None and hasattr(box, "isChecked"):
             view["all_layers"] = bool(box.isChecked())
+        with contextlib.suppress(AttributeError, TypeError):  # docks, toolbars, splitters
+            view["window_state"] = bytes(self.window.saveState().toBase64()).decode("ascii")
         shown = getattr(getattr(self.window, "train_panel", None), "_shown", None)
         if isinstance(shown, int):
             view["training_snapshot_shown"] = shown
@@ -474,6 +476,12 @@ class SessionActions(QObject):
         box = getattr(getattr(self.window, "selection_panel", None), "all_layers", None)
         if isinstance(s.view.get("all_layers"), bool) and box is not None:
             box.setChecked(s.view["all_layers"])
+        state = s.view.get("window_state")
+        if isinstance(state, str) and len(state) < 2**20:
+            ok = self.window.restoreState(QByteArray.fromBase64(state.encode("ascii",
+                                                                            "replace")))
+            if not ok:
+                problems.append("the window layout was not restored")
         return problems
 
     # ---- crash detection ------------------------------------------------------------------

@@ -533,3 +533,15 @@ def test_engine_choice_saved_and_restored(qtbot, full_window, tmp_path, monkeypa
     _open_session(qtbot, w, p)
     assert choice.engine == "Keras"
     assert len(calls) >= 2
+
+
+def test_window_layout_saved_and_restored(qtbot, window, models, tmp_path):
+    w = window
+    _open(qtbot, w, models["digit_sum"])
+    w.detail_dock.hide()
+    p = w.session_actions.save_session(tmp_path / "layout.lstmviz")
+    assert "window_state" in Session.load(p).view
+    w.detail_dock.show()
+    _open_session(qtbot, w, p)
+    assert not w.detail_dock.isVisible()
+    assert "not restored" not in w.statusBar().currentMessage()
