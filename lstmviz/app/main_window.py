@@ -708,7 +708,11 @@ class MainWindow(QMainWindow):
     def closeEvent(self, event: QCloseEvent) -> None:
         self.save_layout()
         self.transport.set_playing(False)
-        self.runner.shutdown()
+        if not self.runner.shutdown(2000):
+            # a trace that cannot be interrupted is still running: leave the screen now,
+            # let it finish (a QThread must never be destroyed while it runs)
+            self.hide()
+            self.runner.shutdown(-1)
         for mod in self.extension_modules.values():
             fn = getattr(mod, "uninstall", None)
             if fn is not None:

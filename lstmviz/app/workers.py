@@ -86,7 +86,10 @@ class Worker(QObject):
         return self._thread.isRunning()
 
     def wait(self, ms: int = 5000) -> bool:
-        """Wait for the thread to end (after :meth:`stop`); True when it ended."""
+        """Wait for the thread to end (after :meth:`stop`); True when it ended. A negative
+        ``ms`` waits as long as it takes."""
+        if ms < 0:
+            return bool(self._thread.wait())
         return bool(self._thread.wait(ms))
 
     @Slot()
@@ -198,7 +201,8 @@ class TaskRunner(QObject):
         return self._current is not None
 
     def shutdown(self, timeout_ms: int = 10000) -> bool:
-        """Stop every task and wait for the threads (call when the window closes)."""
+        """Stop every task and wait for the threads (call when the window closes); a
+        negative ``timeout_ms`` waits as long as it takes. True when all have ended."""
         self.cancel()
         ok = True
         for w in list(self._alive):

@@ -86,3 +86,16 @@ def test_shutdown_stops_running_workers(qtbot):
     assert runner.is_running()
     assert runner.shutdown(5000)
     assert not w.is_running()
+
+
+def test_shutdown_waits_for_a_task_that_ignores_stop(qtbot):
+    runner = TaskRunner()
+
+    def stubborn(progress, should_stop):
+        time.sleep(0.3)
+        return 1
+
+    w = runner.start(stubborn, None, "stubborn")
+    assert not runner.shutdown(10)  # still running after 10 ms
+    assert runner.shutdown(-1)  # waits as long as it takes: never destroyed while running
+    assert not w.is_running()
