@@ -111,7 +111,12 @@ def xcb_problem(env: dict[str, str] | None = None) -> str | None:
     platform = env.get("QT_QPA_PLATFORM", "")
     if not sys.platform.startswith("linux"):
         return None
-    if platform not in ("", "xcb") or not env.get("DISPLAY"):
+    if platform in ("", "xcb") and not env.get("DISPLAY") and not (
+            platform == "" and env.get("WAYLAND_DISPLAY")):
+        return ("lstmviz: error: no display to open a window on (DISPLAY is not set).\n"
+                "Start lstmviz from a desktop session, or render without a display:\n"
+                "    lstmviz MODEL --screenshot out.png")
+    if platform not in ("", "xcb"):
         return None
     if platform == "" and env.get("WAYLAND_DISPLAY"):
         return None  # Qt prefers wayland there

@@ -69,7 +69,8 @@ def test_xcb_hint(monkeypatch, capsys):
     assert app_main.xcb_problem(env) is None
     monkeypatch.setattr(app_main, "_missing_xcb_libraries", lambda: ["libxcb-cursor.so.0"])
     assert app_main.xcb_problem({"DISPLAY": ":0", "QT_QPA_PLATFORM": "offscreen"}) is None
-    assert app_main.xcb_problem({}) is None  # no display: Qt's own message is clear
+    assert "no display to open a window on" in app_main.xcb_problem({})
+    assert app_main.xcb_problem({"WAYLAND_DISPLAY": "wayland-0"}) is None
     monkeypatch.setattr(os, "environ", {"DISPLAY": ":0", "PATH": os.environ.get("PATH", "")})
     assert app_main.main([]) == 3
     assert "libxcb-cursor0" in capsys.readouterr().err
