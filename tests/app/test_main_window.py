@@ -20,7 +20,10 @@ def _views_at(window, t):
     for q in QUANTITIES:
         hm = window.heatmaps.maps[q]
         assert hm.cursor_t() == t
-        assert hm.dim.shaded().left() == t + 1
+        if lt.go_backwards:  # not reached yet: 0 .. t-1
+            assert hm.dim.shaded().width() == t
+        else:  # not reached yet: t+1 .. T-1
+            assert hm.dim.shaded().left() == t + 1
         np.testing.assert_array_equal(hm.data, lt.get(q)[b][:, doc.rows].T)
         np.testing.assert_allclose(window.step_bars.values(q), lt.get(q)[b, t][doc.rows],
                                    rtol=1e-6)
@@ -394,3 +397,36 @@ def test_example_gallery_lists_and_opens(window, qtbot):
         dlg._accept()
     assert window.document.model_path == str(examples[0].path)
     assert window.document.timesteps > 0
+
+
+def test_bidirectional_backward_layer(window):
+    """The backward half of a Bidirectional: its unreached part is on the left, and the
+    unit detail's previous state comes from t+1."""
+    from lstmviz.engine.cell import LSTMWeights
+    from lstmviz.engine.layers import LSTM, Bidirectional, InputLayer
+    from lstmviz.engine.model import Model, Node
+
+    rng = np.random.default_rng(5)
+
+    def lstm(name, back):
+        return LSTM(name, LSTMWeights(rng.normal(0, 1, (10, 12)), rng.normal(0, 1, (3, 12)),
+                                      rng.normal(0, 1, 12)), return_sequences=True,
+                    go_backwards=back)
+
+    bi = Bidirectional("bi", lstm("fw", False), lstm("bw", True), "concat")
+    m = Model("bi", [Node(InputLayer("input", (None, None, 10)), 0, []),
+                     Node(bi, 0, [("input", 0, 0)])], [("input", 0, 0)], [("bi", 0, 0)])
+    doc = window.document
+    doc.set_model(m, None, digit_info())
+    assert doc.layer_names == ["bi/forward", "bi/backward"]
+    doc.set_layer("bi/backward")
+    doc.set_t(2)
+    hm = window.heatmaps.maps["forget_gate"]
+    shade = hm.dim.shaded()
+    assert (shade.left(), shade.width()) == (0, 2)  # positions 0, 1 not reached yet
+    lt = doc.layer_trace
+    u = doc.unit
+    eq = window.unit_detail.values
+    assert eq["c_prev"] == pytest.approx(float(lt.cell[0, 3, u]))  # c from t+1
+    assert "runs backwards" in window.unit_detail.text()
+    _views_at(window, 2)
