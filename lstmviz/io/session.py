@@ -437,19 +437,25 @@ class Session:
         """
         p = Path(path)
         model_bytes = self.model_bytes
-        if self.model_path and Path(self.model_path).is_file():
-            if self.model_sha256 is None:
-                self.model_sha256 = file_sha256(self.model_path)
-            if embed_model and model_bytes is None:
-                model_bytes = Path(self.model_path).read_bytes()
-        elif embed_model and model_bytes is None:
-            raise LstmvizError(f"{p}: cannot embed the model: {self.model_path or '(no path)'} "
-                               "does not exist")
-        doc = self.to_json(base=p.parent)
+        on_disk = bool(self.model_path) and Path(str(self.model_path)).is_file()
+        if embed_model and model_bytes is None:
+            if not on_disk:
+                raise LstmvizError(f"{p}: cannot embed the model: "
+                                   f"{self.model_path or '(no path)'} does not exist")
+            try:
+                model_bytes = Path(str(self.model_path)).read_bytes()
+            except OSError as e:
+                raise LstmvizError(f"{self.model_path}: cannot read the model to embed it "
+                                   f"({e.strerror})") from None
+            # the hash describes what is stored: the file as it is now
+            self.model_sha256 = hashlib.sha256(model_bytes).hexdigest()
         if model_bytes is not None:
             if self.model_sha256 is None:
                 self.model_sha256 = hashlib.sha256(model_bytes).hexdigest()
-                doc["model"]["sha256"] = self.model_sha256
+        elif on_disk and self.model_sha256 is None:
+            self.model_sha256 = file_sha256(str(self.model_path))
+        doc = self.to_json(base=p.parent)
+        if model_bytes is not None:
             name = doc["model"]["name"] or "model.keras"
             doc["model"]["embedded"] = MODEL_DIR + Path(name).name
         arrays = self._arrays()

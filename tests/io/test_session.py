@@ -413,3 +413,20 @@ def test_document_round_trip(tmp_path, model_file):
     assert again.t == 2
     assert again.view == {"k": 1}
     np.testing.assert_array_equal(again.input, x)
+
+
+def test_embedded_bytes_and_hash_agree(tmp_path):
+    """The hash saved is the hash of what is embedded, whatever the file on disk holds."""
+    model = tmp_path / "m.keras"
+    model.write_bytes(b"version one")
+    s = Session(model_path=str(model))
+    s.save(tmp_path / "a.lstmviz")  # hash of version one, nothing embedded
+    model.write_bytes(b"version two")
+    back = Session.load(tmp_path / "a.lstmviz")
+    back.save(tmp_path / "b.lstmviz", embed_model=True)  # embeds version two
+    again = Session.load(tmp_path / "b.lstmviz")
+    assert again.model_bytes == b"version two"
+    assert again.model_status() == "ok"
+    given = Session(model_path=str(model), model_bytes=b"other bytes")  # given, not read
+    given.save(tmp_path / "c.lstmviz")
+    assert Session.load(tmp_path / "c.lstmviz").model_bytes == b"other bytes"
