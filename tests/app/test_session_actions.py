@@ -432,15 +432,29 @@ def test_autosave_at_each_training_snapshot_and_timeline_round_trip(qtbot, full_
 
 
 def _patch_training(monkeypatch, body):
+    """Replace the training loop (in this process, or the child-process runner) by ``body``;
+    the panel, its worker and everything after stay real. No TensorFlow."""
+    import importlib
+
     import lstmviz.train.backend as backend
     import lstmviz.train.core as core
 
-    monkeypatch.setattr(backend, "keras_module", lambda *a, **k: None)  # no TensorFlow
+    monkeypatch.setattr(backend, "keras_module", lambda *a, **k: None)
 
     def fake_train(task, config=None, progress=None, should_stop=None, on_snapshot=None, **kw):
         return body(should_stop, on_snapshot)
 
     monkeypatch.setattr(core, "train", fake_train)
+    try:
+        process = importlib.import_module("lstmviz.train.process")
+    except ImportError:
+        return
+
+    def fake_in_process(task, config, *, on_message, should_stop=lambda: False, **kw):
+        return body(should_stop, lambda snap: on_message("snapshot", snap))
+
+    if hasattr(process, "train_in_process"):
+        monkeypatch.setattr(process, "train_in_process", fake_in_process)
 
 
 def test_training_worker_raising_mid_epoch_keeps_last_good_weights(qtbot, full_window,
