@@ -7,6 +7,10 @@ snapshots to the GUI thread, which turns them into an engine model and retraces 
 input with the NumPy engine; the snapshots form a timeline to scrub after training. TensorFlow
 is imported in the worker, behind a visible "loading TensorFlow…" state.
 
+The Keras training loop itself runs in a child process (:mod:`lstmviz.train.process`) that
+the worker thread supervises: TensorFlow's import and training hold Python's GIL for long
+stretches and would otherwise stall the GUI thread.
+
 ``install(window)`` adds the dock, the Train menu and View ▸ Engine (NumPy / Keras).
 """
 
@@ -48,6 +52,8 @@ log = logging.getLogger(__name__)
 MODEL_CACHE = 64
 #: batch logs reach the GUI at most this often (seconds)
 LOG_INTERVAL = 0.1
+#: while training, a new snapshot is shown at most this often (seconds; the newest wins)
+SHOW_INTERVAL = 0.3
 
 
 def _fmt_eta(s: float) -> str:
@@ -61,7 +67,7 @@ class TrainPanel(QWidget):
 
     Signals: ``state_changed(str)`` ("idle", "loading", "training", "paused", "finished",
     "cancelled", "failed"), ``snapshot_added(int)`` (its index), ``trained(object)`` (the
-    :class:`~lstmviz.train.core.TrainResult`), ``saved(str)``.
+    :class:`~lstmviz.train.process.TrainSummary`), ``saved(str)``.
     """
 
     state_changed = Signal(str)
@@ -90,6 +96,11 @@ class TrainPanel(QWidget):
         self._acc: list[float] = []
         self._shown: int | None = None
         self._own_arch_path: str | None = None
+        self._pending_show: int | None = None
+        self._last_show = 0.0
+        self._show_timer = QTimer(self)
+        self._show_timer.setSingleShot(True)
+        self._show_timer.timeout.connect(self._show_pending)
         self._build()
         self._on_task_changed()
         self.document.model_changed.connect(self._on_model_changed)
@@ -321,38 +332,18 @@ class TrainPanel(QWidget):
         cancelled = lambda: self._cancel  # noqa: E731 (read in the worker thread)
 
         def job(progress: Any, should_stop: Any) -> Any:
-            from ..train.backend import keras_module
-            from ..train.core import TrainingError, clone_architecture, train
-
-            keras_module(threads=1)
-            progress.partial(("phase", "building the model…"))
-            model = clone_architecture(arch) if arch else None
-            pending: list[Any] = []
-            last = [0.0]
-
-            def on_batch(b: Any) -> None:
-                pending.append(b)
-                now = time.monotonic()
-                if now - last[0] >= LOG_INTERVAL or b.step >= b.total:
-                    last[0] = now
-                    progress.partial(("logs", list(pending)))
-                    pending.clear()
-
-            def on_snapshot(s: Any) -> None:
-                if pending:
-                    progress.partial(("logs", list(pending)))
-                    pending.clear()
-                progress.partial(("snapshot", s))
-
-            def stop() -> bool:
-                return should_stop() or cancelled()
+            # the training itself runs in a child process (TensorFlow there never holds this
+            # process's GIL); this worker thread relays its messages
+            from ..train.process import ProcessTrainingError, train_in_process
 
             try:
-                return train(task, config, None, stop, on_snapshot, on_batch=on_batch,
-                             pause=gate, model=model)
-            except TrainingError as e:
-                if e.result is not None:
-                    progress.partial(("result", e.result))
+                return train_in_process(
+                    task, config, on_message=lambda kind, obj: progress.partial((kind, obj)),
+                    should_stop=lambda: should_stop() or cancelled(),
+                    is_paused=lambda: gate.paused, arch_path=arch, log_interval=LOG_INTERVAL)
+            except ProcessTrainingError as e:
+                if e.summary is not None:
+                    progress.partial(("result", e.summary))
                 raise
 
         self._t_start = time.monotonic()
@@ -431,11 +422,29 @@ class TrainPanel(QWidget):
             self.timeline.blockSignals(True)
             self.timeline.setValue(i)
             self.timeline.blockSignals(False)
-            self.show_snapshot(i)
+            # coalesced: a redraw of every view costs tens of ms, so at most one snapshot is
+            # shown per SHOW_INTERVAL (the newest); a backlog never builds up on the GUI thread
+            self._pending_show = i
+            if not self._show_timer.isActive():
+                wait = max(0.0, SHOW_INTERVAL - (time.monotonic() - self._last_show))
+                self._show_timer.start(int(wait * 1000))
         else:
             self._update_timeline_label(self.timeline.value())
 
+    def _show_pending(self) -> None:
+        i = self._pending_show
+        self._pending_show = None
+        if i is not None and 0 <= i < len(self.snapshots):
+            self._last_show = time.monotonic()
+            self.show_snapshot(i)
+
+    def _flush_show(self) -> None:
+        if self._show_timer.isActive():
+            self._show_timer.stop()
+        self._show_pending()
+
     def _on_finished(self, result: Any) -> None:
+        self._flush_show()
         self.result = result
         secs = time.monotonic() - self._t_start
         if result.stopped:
@@ -454,6 +463,8 @@ class TrainPanel(QWidget):
         self.trained.emit(result)
 
     def _on_failed(self, msg: str) -> None:
+        self._show_timer.stop()
+        self._pending_show = None
         self._set_state("failed", msg.splitlines()[0] if msg else "failed")
         # the last good weights stay on screen (the last snapshot) and can be saved
         if self.snapshots:

@@ -1,0 +1,199 @@
+"""Training in a child process, supervised from a (Qt worker) thread.
+
+TensorFlow's import and Keras's training loop hold Python's GIL for long stretches; in the
+app's own process they would stall the GUI thread for hundreds of milliseconds. Here the
+child process imports TensorFlow and runs :func:`lstmviz.train.core.train`; the supervising
+thread (the app's ``QThread`` worker) relays its messages -- batch logs, weight snapshots --
+and turns Cancel and Pause into events the child checks between batches.
+
+This module imports neither TensorFlow nor Qt; the child does the TensorFlow part.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+import queue
+import shutil
+import tempfile
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..errors import LstmvizError
+from .tasks import Task, TrainConfig
+
+
+@dataclass
+class TrainSummary:
+    """What a training process hands back: numbers and the saved model's temporary path."""
+
+    task: Task
+    config: TrainConfig
+    model_path: str
+    history: dict[str, list[float]] = field(default_factory=dict)
+    metrics: dict[str, float] = field(default_factory=dict)
+    stopped: bool = False
+    steps: int = 0
+    seconds: float = 0.0
+
+    def save(self, path: str, info: Any = None) -> str:
+        """Copy the model to ``path`` (``.keras``) and write its sidecar (no TensorFlow)."""
+        from ..io.meta import save_info
+        from .core import _readable
+
+        p = Path(path)
+        if p.suffix != ".keras":
+            raise LstmvizError(f"{p}: the trained model is saved as .keras; use a .keras name")
+        p.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(suffix=".keras", dir=p.parent, prefix=f".{p.stem}.")
+        os.close(fd)
+        try:
+            shutil.copyfile(self.model_path, tmp)
+            os.replace(tmp, p)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        if info is None:
+            info = self.task.info(self.config, self.metrics)
+        _readable(p, save_info(p, info))
+        return str(p)
+
+
+class ProcessTrainingError(LstmvizError):
+    """Training failed in the child process; ``summary`` keeps the last good model (or None)."""
+
+    def __init__(self, msg: str, summary: TrainSummary | None = None) -> None:
+        super().__init__(msg)
+        self.summary = summary
+
+
+def _task_ref(task: Task) -> Any:
+    from .tasks import get_task
+
+    try:
+        if get_task(task.name) is task:
+            return task.name  # a registered task travels by name
+    except LstmvizError:
+        pass
+    return task
+
+
+def _child(task_ref: Any, config: TrainConfig, arch_path: str | None, out_dir: str,
+           q: Any, cancel: Any, paused: Any, log_interval: float,
+           threads: int | None) -> None:  # pragma: no cover
+    """The child process: import TensorFlow, train, save, report through ``q``."""
+    try:
+        from .backend import keras_module
+        from .core import TrainingError, clone_architecture, train
+        from .tasks import get_task
+
+        task = get_task(task_ref) if isinstance(task_ref, str) else task_ref
+        keras_module(threads=threads)
+        q.put(("phase", "building the model…"))
+        model = clone_architecture(arch_path) if arch_path else None
+        pending: list[Any] = []
+        last = [0.0]
+
+        def on_batch(b: Any) -> None:
+            pending.append(b)
+            now = time.monotonic()
+            if now - last[0] >= log_interval or b.step >= b.total:
+                last[0] = now
+                q.put(("logs", list(pending)))
+                pending.clear()
+
+        def on_snapshot(s: Any) -> None:
+            if pending:
+                q.put(("logs", list(pending)))
+                pending.clear()
+            q.put(("snapshot", s))
+
+        class _Pause:
+            @property
+            def paused(self) -> bool:
+                return paused.is_set()
+
+            def wait(self, should_stop: Any = None) -> None:
+                while paused.is_set() and not cancel.is_set():
+                    time.sleep(0.05)
+
+        def summary(r: Any) -> TrainSummary:
+            path = os.path.join(out_dir, "model.keras")
+            r.model.save(path)
+            return TrainSummary(task, config, path, r.history, r.metrics, r.stopped, r.steps,
+                                r.seconds)
+
+        try:
+            r = train(task, config, None, cancel.is_set, on_snapshot, on_batch=on_batch,
+                      pause=_Pause(), model=model)  # type: ignore[arg-type]
+        except TrainingError as e:
+            q.put(("error", str(e), summary(e.result) if e.result is not None else None))
+            return
+        q.put(("done", summary(r)))
+    except LstmvizError as e:
+        q.put(("error", str(e), None))
+    except Exception as e:  # noqa: BLE001 - everything reaches the parent's one dialog
+        q.put(("error", f"training failed: {type(e).__name__}: {e}\n\n"
+                        f"{traceback.format_exc(limit=8)}", None))
+
+
+def train_in_process(task: Task, config: TrainConfig, *,
+                     on_message: Callable[[str, Any], None],
+                     should_stop: Callable[[], bool] = lambda: False,
+                     is_paused: Callable[[], bool] = lambda: False,
+                     arch_path: str | None = None, log_interval: float = 0.1,
+                     poll: float = 0.05, threads: int | None = 1) -> TrainSummary:
+    """Train ``task`` in a child process; blocks (call it from a worker thread).
+
+    ``on_message(kind, obj)`` receives ``("phase", str)``, ``("logs", [BatchLog])`` and
+    ``("snapshot", Snapshot)`` as they come. ``should_stop()`` and ``is_paused()`` are
+    polled every ``poll`` seconds and passed on to the child. ``threads`` caps TensorFlow's
+    thread pools in the child (1 leaves a core to the GUI on a 2-core machine).
+
+    Raises
+    ------
+    ProcessTrainingError
+        Training failed (``summary`` holds the last good model when there is one).
+    """
+    ctx = mp.get_context("spawn")
+    q = ctx.Queue()
+    cancel = ctx.Event()
+    paused = ctx.Event()
+    out_dir = tempfile.mkdtemp(prefix="lstmviz-train-")
+    proc = ctx.Process(target=_child, name="lstmviz training",
+                       args=(_task_ref(task), config, arch_path, out_dir, q, cancel, paused,
+                             log_interval, threads), daemon=True)
+    proc.start()
+    try:
+        while True:
+            if should_stop():
+                cancel.set()
+            if is_paused():
+                paused.set()
+            else:
+                paused.clear()
+            try:
+                msg = q.get(timeout=poll)
+            except queue.Empty:
+                if not proc.is_alive():
+                    raise ProcessTrainingError(
+                        f"the training process ended unexpectedly (exit code {proc.exitcode})"
+                    ) from None
+                continue
+            kind = msg[0]
+            if kind == "done":
+                return msg[1]  # type: ignore[no-any-return]
+            if kind == "error":
+                raise ProcessTrainingError(msg[1], msg[2])
+            on_message(kind, msg[1])
+    finally:
+        cancel.set()
+        proc.join(10)
+        if proc.is_alive():
+            proc.terminate()
+            proc.join(5)
+        q.close()
