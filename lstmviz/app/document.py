@@ -433,12 +433,25 @@ class Document(QObject):
             self.t_changed.emit(self._t)
 
     def _default_units(self, lt: Any) -> list[int]:
-        """The (up to) 3 units whose hidden state varies most: something to look at."""
+        """Units the model info points at (``show_units``, or a check such as
+        ``carry_unit``), then those whose hidden state varies most: up to 3."""
+        named = [u for u in self._info_units() if 0 <= u < lt.units]
         h = lt.h[:, min(self._batch, lt.batch_size - 1)]  # (T, U)
-        if lt.units <= 3:
-            return list(range(lt.units))
         spread = np.asarray(h.max(axis=0) - h.min(axis=0))  # (U,)
-        return [int(u) for u in np.argsort(-spread, kind="stable")[:3]]
+        ranked = [int(u) for u in np.argsort(-spread, kind="stable")]
+        return list(dict.fromkeys([*named, *ranked]))[: min(3, lt.units)]
+
+    def _info_units(self) -> list[int]:
+        extra = getattr(self._info, "extra", None) or {}
+        out: list[int] = []
+        shown = extra.get("show_units")
+        if isinstance(shown, list):
+            out += [int(u) for u in shown if isinstance(u, int)]
+        for d in (extra, extra.get("checks") or {}):
+            if isinstance(d, dict):
+                out += [int(v) for k, v in d.items()
+                        if k.endswith("_unit") and isinstance(v, int) and not isinstance(v, bool)]
+        return out
 
     def _update_rows(self, emit: bool) -> None:
         lt = self.layer_trace

@@ -138,3 +138,11 @@ def test_long_trace_runs_in_the_runner(document, qtbot):
     assert calls == ["Tracing 6 timesteps"]
     assert busy == [True, False]
     assert document.trace is not None
+
+
+def test_default_units_follow_the_model_info(document):
+    info = digit_info()
+    info.extra = {"checks": {"carry_unit": 7, "carry_r": 0.99}}
+    document.set_model(digit_model(), None, info)
+    assert document.selected_units[0] == 7
+    assert len(document.selected_units) == 3
