@@ -852,8 +852,8 @@ def dry_run(model: Model, source: str) -> None:
     if len(model.inputs) != 1:
         return
     t = model.input_timesteps or 32
-    if t > 4096:  # a long fixed length: not worth a trace at load time
-        return
+    if t > 4096 or t * model.n_params > 2 * 10**8:  # too long to trace at load time (the
+        return  # cost is ~ timesteps x parameters); such a model is checked when traced
     if model.takes_tokens:
         x: np.ndarray = np.ones((1, t), np.int64)
     else:
