@@ -46,12 +46,6 @@ def peak_decimate(y: np.ndarray, max_points: int) -> tuple[np.ndarray, np.ndarra
     return xs, ys
 
 
-def _style_legend(legend: pg.LegendItem, theme: Theme) -> None:
-    legend.opts["labelTextSize"] = f"{theme.tick_px}px"
-    for _sample, label in legend.items:
-        label.setText(label.text, size=f"{theme.tick_px}px")
-
-
 def _axis_labels(plot: pg.PlotItem, theme: Theme, left: str, bottom: str) -> None:
     if theme.name == "presentation":  # large ticks and titles say it; keep the space
         plot.getAxis("left").showLabel(False)
