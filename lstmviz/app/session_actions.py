@@ -594,7 +594,7 @@ def install(window: Any) -> SessionActions:
     mods = getattr(window, "extension_modules", None)
     if isinstance(mods, dict):  # so closing the window calls uninstall() even when installed
         mods.setdefault("session_actions", sys.modules[__name__])  # by hand
-    QTimer.singleShot(0, actions.offer_restore)
+    QTimer.singleShot(0, actions, actions.offer_restore)  # not after the window is gone
     return actions
 
 
