@@ -197,7 +197,7 @@ class MainWindow(QMainWindow):
         self.detail_dock = self.add_dock(right, "Unit detail and output",
                                          Qt.DockWidgetArea.RightDockWidgetArea)
         self.detail_dock.setMinimumWidth(260)
-        self.resizeDocks([self.model_dock, self.detail_dock], [265, 345],
+        self.resizeDocks([self.model_dock, self.detail_dock], [288, 335],
                          Qt.Orientation.Horizontal)
 
     def _build_welcome(self) -> QWidget:

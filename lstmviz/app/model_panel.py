@@ -99,6 +99,11 @@ class ModelPanel(QLabel):
                 parts.append(f"<div style='margin:3px 0'><b>{_esc(row['name'])}</b> "
                              f"{_esc(row['kind'])} <span style='color:{th.muted}'>"
                              f"{row['params']:,} params</span></div>")
+        parts.append(
+            f"<div style='margin-top:8px; color:{th.muted}'><b>How to read the heatmaps:</b> one "
+            "row per unit, one column per input token; the white box is the current step, "
+            "darker columns are not reached yet. Gates run from 0 (closed) to 1 (open). "
+            "Click a cell to jump there; arrow keys step.</div>")
         self.setText("".join(parts))
 
 
