@@ -362,3 +362,40 @@ def test_closing_the_window_during_work_stops_the_worker(qtbot, tmp_path, monkey
     assert not thread.isRunning()
     assert not any("QThread: Destroyed while thread is still running" in r.message
                    for r in qtlog.records)
+
+
+def test_mutated_sessions_through_the_app(qtbot, window, tmp_path):
+    """Sessions with wrongly typed or missing values (fixed seed): each one either opens --
+    with whatever it says that still fits (a layer that is not there, a unit out of range, a
+    bad window layout is skipped with a note) -- or shows a dialog; never an exception."""
+    from lstmviz import Session
+    from tests.io.test_fuzz import mutate_json
+
+    w, doc = window, window.document
+    doc.set_t(2)
+    base = w.session_actions.save_session(tmp_path / "base.lstmviz")
+    ms = _members(base)
+    doc0 = json.loads(dict(ms)["session.json"])
+    doc0["view"]["unit_filter"] = ["list", [0, 2]]
+    rng = np.random.default_rng(11)
+    opened = failed = 0
+    for i in range(40):
+        mutated, _meta = mutate_json(doc0, rng)
+        p = _zip(tmp_path / f"m{i}.lstmviz", [(n, json.dumps(mutated).encode()
+                                                if n == "session.json" else b) for n, b in ms])
+        w.last_error = None
+        done: list[int] = []
+        w.session_actions.open_session(p, then=lambda d=done: d.append(1))
+        qtbot.waitUntil(lambda d=done: (bool(d) or w.last_error is not None)
+                        and not w.runner.is_running(), timeout=20000)
+        if done and w.last_error is None:
+            opened += 1
+            assert doc.trace is not None
+            Session.load(p)
+        else:
+            failed += 1
+            assert "Unexpected error" not in (w.last_error or "")
+            if w.error_dialog is not None:
+                w.error_dialog.close()
+    assert opened > 0
+    assert failed > 0
