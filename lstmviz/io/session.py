@@ -223,6 +223,11 @@ class Session:
         if path is None and model is not None and getattr(model, "source", ""):
             path = model.source
         text = getattr(doc, "input_text", None)
+        if callable(text):  # the app's Document.input_text() writes the input as text
+            try:
+                text = text()
+            except (LstmvizError, ValueError, IndexError, TypeError):
+                text = None
         return cls(model_path=str(path) if path else None,
                    input=getattr(doc, "x", None),
                    input_text=text if isinstance(text, str) and text else None,
