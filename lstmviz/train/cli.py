@@ -107,6 +107,15 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{task.name}: " + ", ".join(parts) + f"; {wall:.1f} s in all "
           f"({result.seconds:.1f} s training)", flush=True)
     print(f"saved {path} (open it with: lstmviz {path})", flush=True)
+    if task.token_kind in ("chars", "words"):
+        import lstmviz
+
+        from .sampling import generate
+
+        info = task.info(config, result.metrics)
+        text = generate(lstmviz.load_model(path), info, task.example, n=60, temperature=0.7,
+                        rng=config.seed)
+        print(f"sample at temperature 0.7: {text!r}", flush=True)
     return 0
 
 

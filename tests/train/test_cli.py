@@ -1,0 +1,59 @@
+"""``lstmviz train``: the headless command."""
+
+from __future__ import annotations
+
+import sys
+
+import numpy as np
+import pytest
+
+from lstmviz.cli import main as lstmviz_main
+from lstmviz.errors import LstmvizError, MissingDependencyError
+
+
+def test_unknown_task_and_bad_out(capsys):
+    assert lstmviz_main(["train", "nope", "--out", "x.keras"]) == 2
+    assert "unknown task 'nope'; tasks: digit-sum" in capsys.readouterr().err
+    from lstmviz.train.cli import main
+
+    with pytest.raises(LstmvizError, match="use a .keras name"):
+        main(["digit-sum", "--out", "model.h5"])
+    with pytest.raises(LstmvizError, match="epochs must be an integer >= 1"):
+        main(["digit-sum", "--epochs", "0", "--out", "m.keras"])
+
+
+def test_missing_tensorflow_gives_the_install_hint(monkeypatch):
+    from lstmviz.train import backend
+
+    monkeypatch.setattr(backend, "_keras", None)
+    monkeypatch.setitem(sys.modules, "tensorflow", None)  # import tensorflow -> ImportError
+    with pytest.raises(MissingDependencyError) as ei:
+        backend.keras_module()
+    assert str(ei.value) == ("This requires the tensorflow module. You can install it via "
+                             "`pip install lstmviz[train]`.")
+    from lstmviz.train.cli import main
+
+    with pytest.raises(LstmvizError, match="pip install lstmviz\\[train\\]"):
+        main(["digit-sum", "--out", "m.keras"])
+
+
+def test_train_writes_model_and_sidecar(tmp_path, capsys):
+    pytest.importorskip("keras")
+    import lstmviz
+    from lstmviz.io.meta import load_info
+
+    out = tmp_path / "ds.keras"
+    rc = lstmviz_main(["train", "digit-sum", "--epochs", "1", "--steps", "8", "--units", "8",
+                       "--seed", "3", "--batch-size", "16", "--lr", "0.02", "--out", str(out)])
+    assert rc == 0
+    cap = capsys.readouterr()
+    assert "loading TensorFlow" in cap.err and "8/8" in cap.err and "ETA" in cap.err
+    assert "held-out accuracy" in cap.out and f"saved {out}" in cap.out
+    m = lstmviz.load_model(out)
+    assert m.lstm("lstm").weights.units == 8
+    info = load_info(out)
+    assert info.task == "digit-sum" and info.token_kind == "digits"
+    assert info.extra["training"] == {"epochs": 1, "batch_size": 16, "learning_rate": 0.02,
+                                      "units": 8, "steps_per_epoch": 8, "seed": 3}
+    x = np.eye(10, dtype=np.float32)[[[4, 7, 3]]]
+    assert m.trace(x).output.shape == (1, 10)
