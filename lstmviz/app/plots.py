@@ -146,9 +146,14 @@ class UnitLines(QWidget):
         data = lt.get(self.quantity)[b]  # (T, U)
         for k, u in enumerate(self.document.selected_units):
             xs, ys = peak_decimate(data[:, u], 2 * MAX_POINTS)
+            dense = len(xs) < lt.timesteps  # min/max envelope of a long sequence: thin lines
+            color = pg.mkColor(unit_color(k))
+            if dense:
+                color.setAlpha(170)
             c = self.plot.plot(xs, ys,
-                               pen=pg.mkPen(unit_color(k), width=self.theme.line_width),
+                               pen=pg.mkPen(color, width=1 if dense else self.theme.line_width),
                                name=f"unit {u}", antialias=len(xs) <= LONG,
+                               connect="pairs" if dense else "all",
                                skipFiniteCheck=True)
             c.curve.setCacheMode(QGraphicsItem.CacheMode.DeviceCoordinateCache)
             self.curves.append(c)
