@@ -67,7 +67,7 @@ class TokenStrip(QWidget):
     def _on_trace_changed(self, *_: Any) -> None:
         self._preds = None
         tr = self.document.trace
-        if tr is not None and tr.step_output is not None:
+        if tr is not None and tr.step_output is not None and _probabilities(tr.step_output):
             so = tr.step_output
             b = min(self.document.batch, so.shape[0] - 1)
             if so.shape[-1] == 1:
@@ -220,6 +220,14 @@ class TokenStrip(QWidget):
     def resizeEvent(self, event: Any) -> None:
         super().resizeEvent(event)
         self._on_t_changed(self.document.t)
+
+
+def _probabilities(so: np.ndarray) -> bool:
+    """Whether per-step outputs ``(B, T, K)`` are probabilities (a prediction per step)."""
+    sample = np.asarray(so[:, :200])
+    if not np.all((sample >= 0) & (sample <= 1)):
+        return False
+    return sample.shape[-1] == 1 or bool(np.allclose(sample.sum(-1), 1, atol=1e-3))
 
 
 class InputEditor(QWidget):

@@ -378,6 +378,7 @@ def test_raw_outputs_and_float_inputs(window):
     _label, v = ov.shown[0]
     assert v == pytest.approx(float(h[np.argmax(np.abs(h))]))
     assert window.token_strip._features().shape == (4, 6)
+    assert window.token_strip._preds is None  # raw outputs: no "prediction" row
     window.token_strip.repaint()
 
 
