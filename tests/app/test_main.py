@@ -117,3 +117,24 @@ def test_cli_screenshot_subprocess_without_tensorflow(keras_digit_model, tmp_pat
                        timeout=120)
     assert r.returncode == 0, r.stderr
     assert _png_size(out) == (1600, 900)
+
+
+def test_screenshot_with_input_file(qtbot, keras_digit_model, tmp_path):
+    path, _ = keras_digit_model
+    x = tmp_path / "digits.csv"
+    x.write_text("\n".join(",".join("1" if j == d else "0" for j in range(10))
+                           for d in (3, 1, 4, 1, 5)))
+    out = tmp_path / "in.png"
+    assert app_main.main([str(path), "--input", str(x), "--step", "4", "--size", "1280x800",
+                          "--screenshot", str(out)]) == 0
+    assert _png_size(out) == (1280, 800)
+
+
+def test_no_bundled_model_shows_the_welcome_page(qtbot, tmp_path, monkeypatch):
+    import lstmviz.examples
+
+    monkeypatch.setattr(lstmviz.examples, "default_example", lambda: None)
+    monkeypatch.setattr(lstmviz.examples, "list_examples", lambda: [])
+    out = tmp_path / "welcome.png"
+    assert app_main.main(["--screenshot", str(out)]) == 0
+    assert _png_size(out) == (1600, 900)
