@@ -119,6 +119,10 @@ class MainWindow(QMainWindow):
         self.heatmaps.hovered.connect(lambda s: self.statusBar().showMessage(s, 4000))
         self.set_theme(NORMAL)
         self.resize(1600, 900)
+        # the welcome page stands alone; the side panels appear with the first model
+        self._panels_shown = False
+        for d in (self.model_dock, self.detail_dock):
+            d.hide()
         if install_extensions:
             self._install_extensions()
 
@@ -213,13 +217,15 @@ class MainWindow(QMainWindow):
         row = QHBoxLayout()
         row.addStretch(1)
         open_button = QPushButton("Open a model… (Ctrl+O)")
+        open_button.setMinimumHeight(40)
         open_button.clicked.connect(self.choose_model)
         row.addWidget(open_button)
         row.addStretch(1)
         v.addLayout(row)
         self.welcome_examples = QVBoxLayout()
         v.addLayout(self.welcome_examples)
-        hint = QLabel("or drop a model file (.keras, .h5, ...) here")
+        hint = QLabel("or drop a model file (.keras, .h5, ...) here · File → Examples lists "
+                      "the bundled examples")
         hint.setAlignment(Qt.AlignmentFlag.AlignCenter)
         hint.setStyleSheet("color: #9aa0a6")
         v.addWidget(hint)
@@ -541,8 +547,8 @@ class MainWindow(QMainWindow):
         geometry, state = s.value("geometry"), s.value("state")
         if geometry is not None:
             self.restoreGeometry(geometry)
-        if state is not None:
-            self.restoreState(state)
+        if state is not None and self.restoreState(state):
+            self._panels_shown = True  # the docks as the user left them
 
     # --- recent files --------------------------------------------------------------------------
     def _settings(self) -> QSettings | None:
@@ -677,8 +683,19 @@ class MainWindow(QMainWindow):
         title = doc.info.title if doc.info is not None and doc.info.title else ""
         self.setWindowTitle(f"{title + ' — ' if title else ''}{name} — lstmviz")
 
+    def _show_panels_once(self) -> None:
+        if self._panels_shown:
+            return
+        self._panels_shown = True
+        for d in (self.model_dock, self.detail_dock):
+            if self.presentation:
+                self._docks_before[d] = True  # shown when presentation mode ends
+            else:
+                d.show()
+
     def _on_trace_changed(self) -> None:
         self.stack.setCurrentIndex(1)
+        self._show_panels_once()
         tr = self.document.trace
         mb = tr.nbytes / 2**20 if tr is not None else 0
         self.engine_label.setText(f"engine: {self.document.engine} · T = "
