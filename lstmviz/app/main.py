@@ -251,7 +251,8 @@ def _run(a: argparse.Namespace) -> int:
         timer.setInterval(20)
 
         def poll() -> None:
-            if (state["ready"] and not window.runner.is_running() and not window.document.busy) \
+            if (state["ready"] and not window.runner.is_running()
+                    and not window.trace_runner.is_running() and not window.document.busy) \
                     or window.last_error is not None:
                 loop.quit()
 

@@ -98,6 +98,11 @@ class MainWindow(QMainWindow):
         self.runner.failed.connect(self.show_error)
         self.runner.running_changed.connect(self._on_running_changed)
         self.runner.progress.connect(self._on_progress)
+        # traces get their own runner: an export or a save started meanwhile must not cancel
+        # the trace the document is waiting for (and vice versa)
+        self.trace_runner = TaskRunner(self)
+        self.trace_runner.failed.connect(self.show_error)
+        self.trace_runner.running_changed.connect(self._on_running_changed)
         self.document.runner = self._trace_runner
         self.document.failed.connect(self.show_error)
         self.document.busy_changed.connect(self._on_busy_changed)
@@ -703,12 +708,13 @@ class MainWindow(QMainWindow):
 
     def _trace_runner(self, fn: Callable[..., Any], on_done: Callable[[Any], None], label: str,
                       on_failed: Callable[[str], None] | None = None) -> None:
-        self.run_worker(fn, on_done, label, on_failed=on_failed)
+        self.trace_runner.start(fn, on_done, label, on_failed=on_failed)
 
     def _on_busy_changed(self, busy: bool, message: str) -> None:
         self.busy_label.setText(message if busy else "")
 
     def _on_running_changed(self, running: bool, label: str) -> None:
+        running = self.runner.is_running() or self.trace_runner.is_running()
         self.progress_bar.setVisible(running)
         self.progress_bar.setRange(0, 0)
         self.busy_label.setText(f"{label}…" if running and label else "")
@@ -725,11 +731,14 @@ class MainWindow(QMainWindow):
     def closeEvent(self, event: QCloseEvent) -> None:
         self.save_layout()
         self.transport.set_playing(False)
-        if not self.runner.shutdown(2000):
+        done = self.runner.shutdown(2000)
+        done = self.trace_runner.shutdown(2000) and done
+        if not done:
             # a trace that cannot be interrupted is still running: leave the screen now,
             # let it finish (a QThread must never be destroyed while it runs)
             self.hide()
             self.runner.shutdown(-1)
+            self.trace_runner.shutdown(-1)
         for mod in self.extension_modules.values():
             fn = getattr(mod, "uninstall", None)
             if fn is not None:

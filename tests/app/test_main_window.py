@@ -350,7 +350,8 @@ def test_long_input_traces_in_a_worker(digit_window, qtbot, monkeypatch):
     w.document.busy_changed.connect(lambda b, msg: busy.append((b, msg)))
     with qtbot.waitSignal(w.document.trace_changed, timeout=20000):
         w.document.set_input(x)
-        assert w.runner.is_running() or w.document.timesteps == 400
+        assert w.trace_runner.is_running() or w.document.timesteps == 400
+        w.run_worker(lambda progress, should_stop: 1, None, "another task")  # no cancel
     assert busy[0] == (True, "Tracing 400 timesteps…")
     assert busy[-1][0] is False
     assert w.document.timesteps == 400
