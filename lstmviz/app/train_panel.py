@@ -57,7 +57,7 @@ SHOW_INTERVAL = 0.3
 
 
 def _fmt_eta(s: float) -> str:
-    s = max(0, int(round(s)))
+    s = max(0, round(s))
     return f"{s // 60}:{s % 60:02d}"
 
 
@@ -217,8 +217,9 @@ class TrainPanel(QWidget):
         self.acc_plot.setYRange(0, 1)
         self.loss_curve = self.loss_plot.plot(pen=pg.mkPen("#f0a040", width=2))
         self.acc_curve = self.acc_plot.plot(pen=pg.mkPen("#50b0f0", width=2))
-        self.loss_cursor = pg.InfiniteLine(angle=90, pen=pg.mkPen("#888", style=Qt.PenStyle.DashLine))
-        self.acc_cursor = pg.InfiniteLine(angle=90, pen=pg.mkPen("#888", style=Qt.PenStyle.DashLine))
+        dash = pg.mkPen("#888", style=Qt.PenStyle.DashLine)
+        self.loss_cursor = pg.InfiniteLine(angle=90, pen=dash)  # the snapshot shown
+        self.acc_cursor = pg.InfiniteLine(angle=90, pen=dash)
         self.loss_plot.addItem(self.loss_cursor)
         self.acc_plot.addItem(self.acc_cursor)
         self.loss_cursor.setVisible(False)
@@ -255,6 +256,19 @@ class TrainPanel(QWidget):
         self.steps.setValue(d.steps_per_epoch)
         self.seed.setValue(d.seed)
         self.task_combo.setToolTip(self.selected_task.description)
+
+    def _show_config(self, task: Any, config: Any) -> None:
+        """Let the controls show what actually runs (a config given to :meth:`start`)."""
+        i = self.task_combo.findData(task.name)
+        if i >= 0 and i != self.task_combo.currentIndex():
+            self.task_combo.blockSignals(True)
+            self.task_combo.setCurrentIndex(i)
+            self.task_combo.blockSignals(False)
+        for w, v in ((self.epochs, config.epochs), (self.batch_size, config.batch_size),
+                     (self.lr, config.learning_rate), (self.units, config.units),
+                     (self.steps, config.steps_per_epoch), (self.seed, config.seed),
+                     (self.snap_every, config.snapshot_every)):
+            w.setValue(v)
 
     def _on_model_changed(self) -> None:
         path = self.document.model_path
@@ -308,6 +322,7 @@ class TrainPanel(QWidget):
             self.window.show_error(str(e))
             return
         arch = self._own_arch_path if self.own_arch.isChecked() else None
+        self._show_config(task, config)
         self.task = task
         self.result = None
         self.snapshots = []
@@ -667,6 +682,9 @@ def install(window: Any) -> TrainPanel:
         menu.addAction(a)
     window.train_panel = panel
     window.train_dock = dock
+    # a bottom dock of moderate height: the heatmaps keep most of the window
+    dock.visibilityChanged.connect(
+        lambda vis: vis and window.resizeDocks([dock], [280], Qt.Orientation.Vertical))
     window.engine_choice = EngineChoice(window, panel)
     return panel
 

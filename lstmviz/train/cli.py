@@ -13,7 +13,7 @@ from .tasks import TASK_NAMES, get_task, with_overrides
 
 
 def _fmt_time(s: float) -> str:
-    s = max(0, int(round(s)))
+    s = max(0, round(s))
     return f"{s // 60:d}:{s % 60:02d}"
 
 

@@ -84,7 +84,8 @@ class Snapshot:
 
 @dataclass(frozen=True)
 class BatchLog:
-    """One batch's numbers, for the live curves."""
+    """One batch's numbers, for the live curves: this batch's loss and accuracy (not
+    Keras's running mean over the epoch)."""
 
     step: int
     total: int
@@ -340,9 +341,14 @@ def train(task: Task, config: TrainConfig | None = None, progress: Progress | No
             logs = logs or {}
             state["step"] += 1
             step = state["step"]
-            loss = float(logs.get("loss", float("nan")))
-            acc = float(logs.get("accuracy", logs.get("binary_accuracy", float("nan"))))
-            if not math.isfinite(loss):
+            # Keras logs the running mean over the epoch so far; undo it: this batch's values
+            mean_loss = float(logs.get("loss", float("nan")))
+            mean_acc = float(logs.get("accuracy", logs.get("binary_accuracy", float("nan"))))
+            prev_loss, prev_acc = state.get("means", (0.0, 0.0)) if batch else (0.0, 0.0)
+            loss = (batch + 1) * mean_loss - batch * prev_loss
+            acc = (batch + 1) * mean_acc - batch * prev_acc
+            state["means"] = (mean_loss, mean_acc)
+            if not math.isfinite(mean_loss):
                 state["nan"] = (state["epoch"], batch, loss)
                 self.model.stop_training = True
                 return
@@ -359,7 +365,7 @@ def train(task: Task, config: TrainConfig | None = None, progress: Progress | No
                 on_batch(BatchLog(step, total, state["epoch"], loss, acc, elapsed, eta))
             every = config.snapshot_every
             if every and step % every == 0 and batch + 1 < config.steps_per_epoch:
-                snap(state["epoch"], batch, {"loss": loss, "accuracy": acc})
+                snap(state["epoch"], batch, {"loss": mean_loss, "accuracy": mean_acc})
             if should_stop():
                 state["stopped"] = True
                 self.model.stop_training = True
@@ -406,7 +412,8 @@ def train(task: Task, config: TrainConfig | None = None, progress: Progress | No
     if evaluate and not state["stopped"]:
         metrics = evaluate_model(task, export_model)
     if history["loss"]:
-        metrics.setdefault("final_loss", history["loss"][-1])
+        tail = history["loss"][-min(len(history["loss"]), config.steps_per_epoch):]
+        metrics.setdefault("final_loss", float(np.mean(tail)))  # the last epoch's mean
     return TrainResult(task, config, export_model, history, metrics, snapshots,
                        state["stopped"], state["step"], time.monotonic() - t0)
 
@@ -415,7 +422,7 @@ def _set_weights(model: Any, weights: dict[str, list[np.ndarray]]) -> None:
     def walk(m: Any, prefix: str) -> None:
         for lay in m.layers:
             key = f"{prefix}{lay.name}"
-            if key in weights and weights[key]:
+            if weights.get(key):
                 lay.set_weights(weights[key])
             elif hasattr(lay, "layers"):
                 walk(lay, key + "/")

@@ -16,6 +16,7 @@ import os
 import queue
 import shutil
 import tempfile
+import threading
 import time
 import traceback
 from collections.abc import Callable
@@ -141,6 +142,34 @@ def _child(task_ref: Any, config: TrainConfig, arch_path: str | None, out_dir: s
                         f"{traceback.format_exc(limit=8)}", None))
 
 
+_spawn_lock = threading.Lock()
+
+
+def _start_without_main(proc: Any) -> None:
+    """Start a spawned process without re-importing the parent's ``__main__``.
+
+    ``spawn`` normally runs the parent's main script again in the child (it must be guarded
+    by ``if __name__ == "__main__"``); the training child needs nothing from it, and an
+    unguarded script (a user's, a notebook's) would start a second app or loop forever.
+    """
+    import multiprocessing.spawn as mps
+
+    with _spawn_lock:
+        orig = mps.get_preparation_data
+
+        def prep(name: str) -> dict[str, Any]:
+            d = orig(name)
+            d.pop("init_main_from_path", None)
+            d.pop("init_main_from_name", None)
+            return d
+
+        mps.get_preparation_data = prep
+        try:
+            proc.start()
+        finally:
+            mps.get_preparation_data = orig
+
+
 def train_in_process(task: Task, config: TrainConfig, *,
                      on_message: Callable[[str, Any], None],
                      should_stop: Callable[[], bool] = lambda: False,
@@ -167,7 +196,7 @@ def train_in_process(task: Task, config: TrainConfig, *,
     proc = ctx.Process(target=_child, name="lstmviz training",
                        args=(_task_ref(task), config, arch_path, out_dir, q, cancel, paused,
                              log_interval, threads), daemon=True)
-    proc.start()
+    _start_without_main(proc)
     try:
         while True:
             if should_stop():

@@ -8,10 +8,10 @@ import pytest
 
 pytest.importorskip("keras")
 
-import lstmviz  # noqa: E402
-from lstmviz.app import train_panel  # noqa: E402
-from lstmviz.examples import EXAMPLES_DIR  # noqa: E402
-from lstmviz.train.tasks import Batch, TrainConfig, get_task  # noqa: E402
+import lstmviz
+from lstmviz.app import train_panel
+from lstmviz.examples import EXAMPLES_DIR
+from lstmviz.train.tasks import Batch, TrainConfig, get_task
 
 TIMEOUT = 120_000
 # units=32: the bundled digit_sum model's size, so snapshots retrace the open input

@@ -16,7 +16,7 @@ def test_unknown_task_and_bad_out(capsys):
     assert "unknown task 'nope'; tasks: digit-sum" in capsys.readouterr().err
     from lstmviz.train.cli import main
 
-    with pytest.raises(LstmvizError, match="use a .keras name"):
+    with pytest.raises(LstmvizError, match=r"use a \.keras name"):
         main(["digit-sum", "--out", "model.h5"])
     with pytest.raises(LstmvizError, match="epochs must be an integer >= 1"):
         main(["digit-sum", "--epochs", "0", "--out", "m.keras"])
