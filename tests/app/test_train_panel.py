@@ -167,3 +167,16 @@ def test_keras_engine_menu(qtbot, window, panel):
     with qtbot.waitSignal(window.document.trace_changed, timeout=TIMEOUT):
         window.engine_choice.actions["NumPy"].trigger()
     assert window.document.engine == "NumPy"
+
+
+def test_train_the_open_models_architecture(qtbot, window, panel):
+    path = EXAMPLES_DIR / "toy_classification.keras"
+    window.document.set_model(lstmviz.load_model(path), path)
+    assert panel.own_arch.isEnabled() and panel.selected_task.name == "toy-classification"
+    panel.own_arch.setChecked(True)
+    cfg = TrainConfig(epochs=1, batch_size=16, units=3, steps_per_epoch=4)  # units: ignored
+    with qtbot.waitSignal(panel.trained, timeout=TIMEOUT):
+        panel.start(config=cfg)
+    m = panel.engine_model(len(panel.snapshots) - 1)
+    assert [lay.units for lay in m.lstm_layers] == [16]  # the open model's LSTM(16)
+    assert window.document.engine.startswith("NumPy · snapshot")
