@@ -432,3 +432,19 @@ def test_bidirectional_backward_layer(window):
     assert eq["c_prev"] == pytest.approx(float(lt.cell[0, 3, u]))  # c from t+1
     assert "runs backwards" in window.unit_detail.text()
     _views_at(window, 2)
+
+
+def test_slider_and_transport_buttons(digit_window, qtbot):
+    w = digit_window
+    w.transport.slider.setValue(4)  # a drag: rate-limited, the last value always arrives
+    qtbot.waitUntil(lambda: w.document.t == 4, timeout=3000)
+    _views_at(w, 4)
+    qtbot.mouseClick(w.transport.start_button, Qt.MouseButton.LeftButton)
+    assert w.document.t == 0
+    qtbot.mouseClick(w.transport.forward_button, Qt.MouseButton.LeftButton)
+    assert w.document.t == 1
+    qtbot.mouseClick(w.transport.end_button, Qt.MouseButton.LeftButton)
+    assert w.document.t == 5
+    qtbot.mouseClick(w.transport.back_button, Qt.MouseButton.LeftButton)
+    assert w.document.t == 4
+    assert w.transport.slider.value() == 4
