@@ -133,7 +133,8 @@ def test_train_config_validation():
 
 def test_importing_train_does_not_import_tensorflow():
     code = ("import sys, lstmviz.train, lstmviz.train.tasks, lstmviz.train.cli, "
-            "lstmviz.train.snapshot, lstmviz.train.gate_lstm, lstmviz.train.make_examples; "
+            "lstmviz.train.snapshot, lstmviz.train.gate_lstm, lstmviz.train.make_examples, "
+            "lstmviz.train.process, lstmviz.train.sampling, lstmviz.app.train_panel; "
             "print('tensorflow' in sys.modules, 'keras' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True).stdout.strip()

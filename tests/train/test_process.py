@@ -1,0 +1,59 @@
+"""Training in a child process (what the app's worker thread supervises), without Qt."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+pytest.importorskip("keras")
+
+import lstmviz  # noqa: E402
+from lstmviz.train.process import ProcessTrainingError, train_in_process  # noqa: E402
+from lstmviz.train.tasks import Batch, TrainConfig, get_task  # noqa: E402
+
+
+def test_messages_summary_and_save(tmp_path):
+    msgs = []
+    cfg = TrainConfig(epochs=2, batch_size=16, units=8, steps_per_epoch=5, snapshot_every=2)
+    s = train_in_process(get_task("binary-addition"), cfg,
+                         on_message=lambda k, o: msgs.append((k, o)))
+    kinds = {k for k, _ in msgs}
+    assert {"phase", "logs", "snapshot"} <= kinds
+    steps = [b.step for k, o in msgs if k == "logs" for b in o]
+    assert steps == list(range(1, 11))
+    snaps = [o for k, o in msgs if k == "snapshot"]
+    assert [x.step for x in snaps] == [0, 2, 4, 5, 6, 8, 10]
+    assert s.steps == 10 and not s.stopped and 0 <= s.metrics["heldout_accuracy"] <= 1
+    out = s.save(str(tmp_path / "adder.keras"))
+    m = lstmviz.load_model(out)
+    x = get_task("binary-addition").heldout()[0].x[:3]
+    np.testing.assert_allclose(m.trace(x).output, snaps[-1].engine_model().trace(x).output,
+                               atol=1e-6)
+    assert lstmviz.io.meta.load_info(out).task == "binary-addition"
+
+
+def test_cancel_reaches_the_child():
+    seen = []
+    cfg = TrainConfig(epochs=100, batch_size=8, units=4, steps_per_epoch=100)
+    s = train_in_process(get_task("digit-sum"), cfg,
+                         on_message=lambda k, o: seen.extend(o) if k == "logs" else None,
+                         should_stop=lambda: len(seen) >= 3, log_interval=0.0)
+    assert s.stopped and s.steps < 100  # stopped long before 10,000 batches
+
+
+class _Broken:
+    def __getattr__(self, k):
+        if k.startswith("__"):
+            raise AttributeError(k)
+        return getattr(get_task("digit-sum"), k)
+
+    def batch(self, rng, n, step=0):
+        b = get_task("digit-sum").batch(rng, n, step)
+        return Batch(np.full_like(b.x, np.inf), b.y, b.y_final) if step == 2 else b
+
+
+def test_failure_carries_the_last_good_model():
+    cfg = TrainConfig(epochs=1, batch_size=8, units=4, steps_per_epoch=6)
+    with pytest.raises(ProcessTrainingError, match="loss became nan") as ei:
+        train_in_process(_Broken(), cfg, on_message=lambda k, o: None)
+    assert ei.value.summary is not None and ei.value.summary.steps == 2
