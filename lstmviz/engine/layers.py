@@ -493,7 +493,7 @@ class LSTM(Layer):
         h_last, c_last = lt.h[last], lt.c[last]
         if self.return_sequences:
             seq = h[::-1] if self.go_backwards else h  # Keras returns processing order
-            out = np.ascontiguousarray(seq.transpose(1, 0, 2))
+            out = seq.transpose(1, 0, 2)  # a read-only view of the trace: no copy
             if mask is not None and self.zero_output_for_mask:
                 m = mask[:, ::-1] if self.go_backwards else mask
                 out = out * m[..., None].astype(np.float32)
