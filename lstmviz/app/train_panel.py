@@ -324,7 +324,7 @@ class TrainPanel(QWidget):
         arch = self._own_arch_path if self.own_arch.isChecked() else None
         self._show_config(task, config)
         self.task = task
-        self.result = None
+        self._discard_result()
         self.snapshots = []
         self._models.clear()
         self._shown = None
@@ -385,7 +385,13 @@ class TrainPanel(QWidget):
             self._gate.resume()
         self.state_label.setText("cancelling after this batch…")
 
+    def _discard_result(self) -> None:
+        r, self.result = self.result, None
+        if r is not None and hasattr(r, "cleanup"):
+            r.cleanup()  # the temporary copy of an unsaved model
+
     def shutdown(self) -> None:
+        self._discard_result()
         self._cancel = True
         if self._gate is not None:
             self._gate.resume()

@@ -28,6 +28,9 @@ from ..errors import LstmvizError
 from .tasks import Task, TrainConfig
 
 
+_TMP_PREFIX = "lstmviz-train-"
+
+
 @dataclass
 class TrainSummary:
     """What a training process hands back: numbers and the saved model's temporary path."""
@@ -40,6 +43,12 @@ class TrainSummary:
     stopped: bool = False
     steps: int = 0
     seconds: float = 0.0
+
+    def cleanup(self) -> None:
+        """Delete the temporary copy of the model (after saving it, or when discarded)."""
+        d = Path(self.model_path).parent
+        if d.name.startswith(_TMP_PREFIX):
+            shutil.rmtree(d, ignore_errors=True)
 
     def save(self, path: str, info: Any = None) -> str:
         """Copy the model to ``path`` (``.keras``) and write its sidecar (no TensorFlow)."""
@@ -192,7 +201,7 @@ def train_in_process(task: Task, config: TrainConfig, *,
     q = ctx.Queue()
     cancel = ctx.Event()
     paused = ctx.Event()
-    out_dir = tempfile.mkdtemp(prefix="lstmviz-train-")
+    out_dir = tempfile.mkdtemp(prefix=_TMP_PREFIX)
     proc = ctx.Process(target=_child, name="lstmviz training",
                        args=(_task_ref(task), config, arch_path, out_dir, q, cancel, paused,
                              log_interval, threads), daemon=True)
@@ -217,6 +226,8 @@ def train_in_process(task: Task, config: TrainConfig, *,
             if kind == "done":
                 return msg[1]  # type: ignore[no-any-return]
             if kind == "error":
+                if msg[2] is None:
+                    shutil.rmtree(out_dir, ignore_errors=True)
                 raise ProcessTrainingError(msg[1], msg[2])
             on_message(kind, msg[1])
     finally:
