@@ -61,14 +61,15 @@ import sys, time
 from PySide6.QtCore import QEvent, QObject, QTimer
 from PySide6.QtWidgets import QApplication
 
-app = QApplication(sys.argv[:1])
-from lstmviz.app.main import build_window
-
 model = sys.argv[1] if len(sys.argv) > 1 and sys.argv[1] else None
 if model is None:
     from lstmviz.examples import default_example
     model = str(default_example().path)
-win = build_window(1600, 900)  # exactly what `lstmviz` does
+from lstmviz.app.main import build_window, start_loading
+
+preload = start_loading(model)  # exactly what `lstmviz` does: read while Qt comes up
+app = QApplication(sys.argv[:1])
+win = build_window(1600, 900)
 state = {"traced": False}
 
 class Painted(QObject):
@@ -95,7 +96,7 @@ win.document.trace_changed.connect(traced)
 f = Painted()
 win.heatmaps.viewport().installEventFilter(f)
 win.show()
-win.open_model(model)
+win.open_model(model, preload=preload)
 app.exec()
 """
 

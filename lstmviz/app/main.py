@@ -191,17 +191,21 @@ def _run(a: argparse.Namespace) -> int:
     from PySide6.QtCore import QEventLoop, QTimer
     from PySide6.QtWidgets import QApplication
 
-    app = QApplication.instance() or QApplication(["lstmviz"])
-    app.setApplicationName("lstmviz")
-    app.setOrganizationName("lstmviz")
-    from .main_window import _excepthook_for
-
     model_path = a.model
     if model_path is None:
         from ..examples import default_example
 
         ex = default_example()
         model_path = str(ex.path) if ex is not None else None
+    is_session = model_path is not None and Path(model_path).suffix.lower() == ".lstmviz"
+    # read the model while Qt, pyqtgraph and the window come up
+    preload = (start_loading(model_path, text=a.text, input_path=a.input)
+               if model_path is not None and not is_session else None)
+    app = QApplication.instance() or QApplication(["lstmviz"])
+    app.setApplicationName("lstmviz")
+    app.setOrganizationName("lstmviz")
+    from .main_window import _excepthook_for
+
     window = build_window(a.width, a.height, with_model=model_path is not None)
     old_hook = sys.excepthook
     sys.excepthook = _excepthook_for(window)
@@ -230,13 +234,14 @@ def _run(a: argparse.Namespace) -> int:
             else:
                 doc.trace_changed.connect(_once(after_load))
 
-        if Path(model_path).suffix.lower() == ".lstmviz":
+        if is_session:
             window.ensure_extensions()  # sessions are opened by an extension
-        if Path(model_path).suffix.lower() == ".lstmviz" and hasattr(window, "session_actions"):
+        if is_session and hasattr(window, "session_actions"):
             # a saved session (issue 7: lstmviz.app.session_actions)
             window.session_actions.open_session(model_path, then=when_traced)
         else:
-            window.open_model(model_path, text=a.text, input_path=a.input, then=when_traced)
+            window.open_model(model_path, text=a.text, input_path=a.input, then=when_traced,
+                              preload=preload)
     else:
         state["ready"] = True
     if a.presentation:
@@ -293,6 +298,20 @@ def _run(a: argparse.Namespace) -> int:
         sys.excepthook = old_hook
 
 
+def start_loading(path: str, text: str | None = None, input_path: str | None = None) -> Any:
+    """Start reading a model (and its input) on a background thread; returns a
+    :class:`concurrent.futures.Future` of ``(model, info, x)`` for
+    :meth:`MainWindow.open_model`'s ``preload``."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from .main_window import load_model_files
+
+    pool = ThreadPoolExecutor(1, thread_name_prefix="lstmviz-preload")
+    future = pool.submit(load_model_files, str(path), None, text, input_path)
+    pool.shutdown(wait=False)
+    return future
+
+
 def build_window(width: int = 1600, height: int = 900, with_model: bool = True) -> Any:
     """The main window as ``lstmviz`` starts it: extensions install right after the first
     paint (of the model, when one is being opened), so the model shows up early."""
@@ -300,6 +319,8 @@ def build_window(width: int = 1600, height: int = 900, with_model: bool = True) 
 
     window = MainWindow(install_extensions=False)
     window.resize(width, height)
+    if with_model:  # lay the side panels out now, while the model loads
+        window.show_panels()
     window.install_extensions_after_first_paint(wait_for_trace=with_model)
     return window
 

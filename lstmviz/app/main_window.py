@@ -82,6 +82,20 @@ def configure_pyqtgraph() -> None:
         _configured = True
 
 
+def load_model_files(path: str, x: Any = None, text: str | None = None,
+                     input_path: str | None = None) -> tuple[Any, Any, Any]:
+    """``(model, info, x)`` read from disk (no Qt: runs on any thread)."""
+    from ..io import load_model
+    from ..io.inputs import load_input
+    from ..io.meta import load_info
+
+    model = load_model(path)
+    info = load_info(path)
+    if x is None and (text is not None or input_path is not None):
+        x = load_input(model, path=input_path, text=text, info=info)
+    return model, info, x
+
+
 class MainWindow(QMainWindow):
     """The lstmviz main window around one :class:`~lstmviz.app.document.Document`."""
 
@@ -122,7 +136,8 @@ class MainWindow(QMainWindow):
         self.document.model_changed.connect(self._on_model_changed)
         self.document.trace_changed.connect(self._on_trace_changed)
         self.heatmaps.hovered.connect(lambda s: self.statusBar().showMessage(s, 4000))
-        self.set_theme(NORMAL)
+        self.theme = NORMAL  # the views styled themselves with NORMAL when they were built
+        self.setStyleSheet(stylesheet(NORMAL))
         self.resize(1600, 900)
         # the welcome page stands alone; the side panels appear with the first model
         self._panels_shown = False
@@ -386,22 +401,16 @@ class MainWindow(QMainWindow):
     # --- opening files -------------------------------------------------------------------------
     def open_model(self, path: str | os.PathLike[str], x: Any = None,
                    text: str | None = None, input_path: str | None = None,
-                   then: Callable[[], None] | None = None) -> Worker:
+                   then: Callable[[], None] | None = None, preload: Any = None) -> Worker:
         """Load the model at ``path`` in a worker and show it (with ``x``, ``text`` or
-        ``input_path`` as input, else its example input). ``then()`` runs once it is shown."""
+        ``input_path`` as input, else its example input). ``then()`` runs once it is shown.
+        ``preload``: a future of :func:`load_model_files` already started for this path."""
         path = str(path)
 
         def load(progress: Any, should_stop: Any) -> Any:
-            from ..io import load_model
-            from ..io.inputs import load_input
-            from ..io.meta import load_info
-
-            model = load_model(path)
-            info = load_info(path)
-            xx = x
-            if xx is None and (text is not None or input_path is not None):
-                xx = load_input(model, path=input_path, text=text, info=info)
-            return model, info, xx
+            if preload is not None:
+                return preload.result()  # raises what loading raised
+            return load_model_files(path, x, text, input_path)
 
         def loaded(result: Any) -> None:
             model, info, xx = result
@@ -687,6 +696,10 @@ class MainWindow(QMainWindow):
         name = Path(doc.model_path).name if doc.model_path else doc.model.name
         title = doc.info.title if doc.info is not None and doc.info.title else ""
         self.setWindowTitle(f"{title + ' — ' if title else ''}{name} — lstmviz")
+
+    def show_panels(self) -> None:
+        """Show the side panels (they are hidden on the welcome page until a model opens)."""
+        self._show_panels_once()
 
     def _show_panels_once(self) -> None:
         if self._panels_shown:
