@@ -30,6 +30,7 @@ def test_messages_summary_and_save(tmp_path):
     np.testing.assert_allclose(m.trace(x).output, snaps[-1].engine_model().trace(x).output,
                                atol=1e-6)
     assert lstmviz.io.meta.load_info(out).task == "binary-addition"
+    s.cleanup()
 
 
 def test_cancel_reaches_the_child():
@@ -39,6 +40,7 @@ def test_cancel_reaches_the_child():
                          on_message=lambda k, o: seen.extend(o) if k == "logs" else None,
                          should_stop=lambda: len(seen) >= 3, log_interval=0.0)
     assert s.stopped and s.steps < 100  # stopped long before 10,000 batches
+    s.cleanup()
 
 
 class _Broken:
@@ -57,3 +59,4 @@ def test_failure_carries_the_last_good_model():
     with pytest.raises(ProcessTrainingError, match="loss became nan") as ei:
         train_in_process(_Broken(), cfg, on_message=lambda k, o: None)
     assert ei.value.summary is not None and ei.value.summary.steps == 2
+    ei.value.summary.cleanup()
