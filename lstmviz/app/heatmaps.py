@@ -330,14 +330,15 @@ class HeatmapGrid(pg.GraphicsLayoutWidget):
         first: pg.PlotItem | None = None
         for k, (layer, q) in enumerate(cells):
             r, c = divmod(k, ncol)
-            plot = self.ci.addPlot(row=r, col=c)
-            plot.setMenuEnabled(False)
+            plot = self.ci.addPlot(row=r, col=c, enableMenu=False)
             plot.hideButtons()
             plot.vb.invertY(True)
             plot.vb.setMouseEnabled(x=True, y=True)
             plot.setDefaultPadding(0)
             for ax in ("left", "bottom"):
                 plot.getAxis(ax).setZValue(20)
+                # fixed ticks: no SI-prefix relabelling (an HTML layout) at every range change
+                plot.getAxis(ax).enableAutoSIPrefix(False)
             bar = ColorBar(colormap(GATE_CMAP if q in GATES else SIGNED_CMAP))
             key = q if layer is None else f"{layer}:{q}"
             hm = Heatmap(plot, bar, q, layer)

@@ -780,7 +780,7 @@ class MainWindow(QMainWindow):
             def eventFilter(self, obj: Any, ev: Any) -> bool:
                 if ev.type() == QEvent.Type.Paint and (
                         not wait_for_trace or window.document.trace is not None):
-                    QTimer.singleShot(0, install)
+                    QTimer.singleShot(30, install)  # after the first frame is out
                 return False
 
         self._paint_watch = _Watch(self)
