@@ -111,6 +111,7 @@ class UnitLines(QWidget):
 
     def set_theme(self, theme: Theme) -> None:
         self.theme = theme
+        self._drawn = None
         self.widget.setBackground(theme.bg)
         _style_axes(self.plot, theme)
         _axis_labels(self.plot, theme, "value", "timestep t (input token)")
@@ -135,8 +136,14 @@ class UnitLines(QWidget):
                            "another</span>")
 
     def refresh(self, *_: Any) -> None:
-        self._update_title()
         lt = self.document.layer_trace
+        doc = self.document
+        key = (id(lt), doc.batch, tuple(doc.selected_units), self.quantity, self.theme.name,
+               self.plot.vb.width() > 20)
+        if key == getattr(self, "_drawn", None):
+            return
+        self._drawn = key
+        self._update_title()
         for c in self.curves:
             self.plot.removeItem(c)
         self.curves = []
