@@ -10,12 +10,14 @@ WAIT=${WAIT:-15}
 shot() {  # shot OUT.png lstmviz-arguments...
     out=$1
     shift
+    conf=$(mktemp -d)  # fresh settings: no remembered window layout or recent files
     xvfb-run -a -s "-screen 0 1600x900x24" sh -c "
-        QT_QPA_PLATFORM=xcb lstmviz $* --size 1600x900 &
+        XDG_CONFIG_HOME=$conf QT_QPA_PLATFORM=xcb lstmviz $* --size 1600x900 &
         pid=\$!
         sleep $WAIT
         import -window root '$out'
         kill \$pid"
+    rm -rf "$conf"
     echo "wrote $out"
 }
 

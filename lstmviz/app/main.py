@@ -244,13 +244,12 @@ def _run(a: argparse.Namespace) -> int:
                               preload=preload)
     else:
         state["ready"] = True
-    if a.presentation:
-        window.set_presentation(True, fullscreen=a.screenshot is None)
-
     if a.screenshot is None:
-        window.restore_layout()
+        window.restore_layout()  # the last session's geometry and docks (before presentation)
         if a.size != "1600x900":
             window.resize(a.width, a.height)
+    if a.presentation:
+        window.set_presentation(True, fullscreen=a.screenshot is None)
     if a.screenshot is not None:
         window.show()
         loop = QEventLoop()

@@ -556,7 +556,7 @@ class MainWindow(QMainWindow):
     def restore_layout(self) -> None:
         """Window geometry and dock layout of the last session (the ``lstmviz`` command)."""
         s = self._settings()
-        if s is None:
+        if s is None or self.presentation:
             return
         geometry, state = s.value("geometry"), s.value("state")
         if geometry is not None:
