@@ -483,7 +483,8 @@ class HeatmapGrid(pg.GraphicsLayoutWidget):
         u = self.document.unit
         for hm in self.maps.values():
             hit = np.nonzero(hm.rows == u)[0]
-            hm.mark_row(int(hit[0]) if len(hit) and hm.layer is None else None)
+            mine = hm.layer is None or hm.layer == self.document.layer
+            hm.mark_row(int(hit[0]) if len(hit) and mine else None)
 
     # --- mouse ---------------------------------------------------------------------------------
     def cell_at(self, scene_pos: QPointF) -> tuple[Heatmap, int, int] | None:
