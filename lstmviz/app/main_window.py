@@ -135,7 +135,7 @@ class MainWindow(QMainWindow):
         self._build_status()
         self.document.model_changed.connect(self._on_model_changed)
         self.document.trace_changed.connect(self._on_trace_changed)
-        self.heatmaps.hovered.connect(lambda s: self.statusBar().showMessage(s, 4000))
+        self.heatmaps.hovered.connect(self._on_hovered)
         self.theme = NORMAL  # the views styled themselves with NORMAL when they were built
         self.setStyleSheet(stylesheet(NORMAL))
         self.resize(1600, 900)
@@ -684,6 +684,17 @@ class MainWindow(QMainWindow):
             "its step and select its unit; Ctrl+click adds a unit.")
 
     # --- document -> window --------------------------------------------------------------------
+    def _on_hovered(self, text: str) -> None:
+        """The value under the mouse: in the status bar, or (presentation mode, no status
+        bar) in a tooltip."""
+        if self.presentation:
+            from PySide6.QtGui import QCursor
+            from PySide6.QtWidgets import QToolTip
+
+            QToolTip.showText(QCursor.pos(), text, self.heatmaps)
+        else:
+            self.statusBar().showMessage(text, 4000)
+
     def _focus_views(self) -> None:
         """Keyboard focus back on the plots, where the arrow keys step through time."""
         self.heatmaps.setFocus(Qt.FocusReason.OtherFocusReason)
