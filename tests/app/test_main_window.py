@@ -448,3 +448,14 @@ def test_slider_and_transport_buttons(digit_window, qtbot):
     qtbot.mouseClick(w.transport.back_button, Qt.MouseButton.LeftButton)
     assert w.document.t == 4
     assert w.transport.slider.value() == 4
+
+
+def test_hover_shows_the_value(digit_window, qtbot):
+    w = digit_window
+    qtbot.waitUntil(lambda: w.heatmaps.maps["cell"].plot.vb.width() > 10)
+    pos = w.heatmaps.scene_pos_of("cell", 2, 5)
+    w.heatmaps._on_moved((pos,))
+    v = float(w.document.layer_trace.cell[0, 2, 5])
+    msg = w.statusBar().currentMessage()
+    assert msg.startswith("cell state c · unit 5 · t = 2 ('3')")
+    assert msg.endswith(f"{v:+.3f}")
