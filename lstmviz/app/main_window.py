@@ -377,7 +377,7 @@ class MainWindow(QMainWindow):
     def show_error(self, message: str) -> None:
         """Show ``message`` in an error dialog (non-blocking); the app stays usable."""
         self.last_error = str(message)
-        log.warning("%s", message)
+        log.info("%s", message)  # the dialog shows it; the CLI prints fatal ones
         self.statusBar().showMessage(str(message).splitlines()[0][:200], 10000)
         if self.error_dialog is not None:
             self.error_dialog.close()
