@@ -11,6 +11,8 @@ This module imports neither TensorFlow nor Qt; the child does the TensorFlow par
 
 from __future__ import annotations
 
+import contextlib
+
 import multiprocessing as mp
 import os
 import queue
@@ -96,6 +98,8 @@ def _child(task_ref: Any, config: TrainConfig, arch_path: str | None, out_dir: s
            q: Any, cancel: Any, paused: Any, log_interval: float,
            threads: int | None) -> None:  # pragma: no cover
     """The child process: import TensorFlow, train, save, report through ``q``."""
+    with contextlib.suppress(OSError, AttributeError):
+        os.nice(10)  # the window's event loop gets the CPU first
     try:
         from .backend import keras_module
         from .core import TrainingError, clone_architecture, train
