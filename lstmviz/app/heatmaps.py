@@ -55,7 +55,7 @@ def levels_for(lt: Any, quantity: str) -> tuple[float, float]:
         return (-1.0, 1.0)
     cache = _LEVELS.setdefault(lt, {})
     if quantity not in cache:
-        a = np.abs(np.asarray(lt.get(quantity))).ravel()  # (B*T*U,)
+        a = np.abs(np.asarray(lt.per_unit(quantity))).ravel()  # (B*T*U,)
         if a.size > 1_000_000:
             a = a[:: a.size // 1_000_000 + 1]
         k = min(int(a.size * 0.995), a.size - 1)
@@ -438,7 +438,7 @@ class HeatmapGrid(pg.GraphicsLayoutWidget):
             rows = doc.rows if hm.layer is None else np.arange(lt.units)
             if hm.layer is None and len(rows) == 0:
                 rows = np.arange(lt.units)
-            full = lt.get(hm.quantity)[min(b, lt.batch_size - 1)]  # (T, U)
+            full = lt.per_unit(hm.quantity)[min(b, lt.batch_size - 1)]  # (T, U)
             data = full[:, rows].T if len(rows) != lt.units else full.T  # (R, T)
             hm.set_data(np.asarray(data, dtype=np.float32), rows, levels_for(lt, hm.quantity),
                         backwards=bool(lt.go_backwards))
@@ -528,7 +528,7 @@ class HeatmapGrid(pg.GraphicsLayoutWidget):
         lt = self._layer_trace(hm)
         if lt is None:
             return
-        v = float(lt.at(hm.quantity, t, min(self.document.batch, lt.batch_size - 1))[unit])
+        v = float(lt.at_unit(hm.quantity, t, min(self.document.batch, lt.batch_size - 1))[unit])
         labels = self.document.token_labels()
         tok = f" ({labels[t]!r})" if t < len(labels) else ""
         self.hovered.emit(f"{SHORT_TITLES[hm.quantity]} · unit {unit} · t = {t}{tok}: {v:+.3f}")

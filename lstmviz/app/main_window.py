@@ -502,7 +502,7 @@ class MainWindow(QMainWindow):
             examples = []
             log.warning("examples: %s", e)
         gallery = self.examples_menu.addAction("&Gallery…")
-        gallery.setShortcut(QKeySequence("Ctrl+E"))
+        gallery.setShortcut(QKeySequence("Ctrl+Shift+G"))  # Ctrl+E is File > Export > Figure
         gallery.triggered.connect(lambda _=False: self.show_gallery())
         self.examples_menu.addSeparator()
         for ex in examples:
@@ -678,7 +678,7 @@ class MainWindow(QMainWindow):
             self, "Keyboard shortcuts",
             "Right / PageDown: step forward\nLeft / PageUp: step back\nHome / End: start / end"
             "\nSpace: play / pause\n+ / -: faster / slower\nF11: presentation mode (Esc leaves)"
-            "\nCtrl+O: open a model\nCtrl+I: open an input\nCtrl+E: example gallery"
+            "\nCtrl+O: open a model\nCtrl+I: open an input\nCtrl+Shift+G: example gallery"
             "\nCtrl+0: reset zoom (the mouse wheel zooms the heatmaps)\n\n"
             "Click a heatmap cell to jump to "
             "its step and select its unit; Ctrl+click adds a unit.")

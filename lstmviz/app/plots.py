@@ -150,7 +150,7 @@ class UnitLines(QWidget):
         if lt is None:
             return
         b = min(self.document.batch, lt.batch_size - 1)
-        data = lt.get(self.quantity)[b]  # (T, U)
+        data = lt.per_unit(self.quantity)[b]  # (T, U)
         for k, u in enumerate(self.document.selected_units):
             xs, ys = peak_decimate(data[:, u], 2 * MAX_POINTS)
             dense = len(xs) < lt.timesteps  # min/max envelope of a long sequence: thin lines
@@ -324,7 +324,7 @@ class StepBars(QWidget):
         rows = self.document.rows
         ys = []
         for q in QUANTITIES:
-            v = lt.at(q, t, b)[rows]  # (R,)
+            v = lt.at_unit(q, t, b)[rows]  # (R,)
             if self.scale[q] != 1:
                 v = v / self.scale[q]
             ys.append(v)

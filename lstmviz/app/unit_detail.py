@@ -65,11 +65,13 @@ def unit_equations(lt: Any, t: int, b: int, u: int) -> dict[str, Any]:
     for _sym, key, q, _m in GATE_ROWS:
         k = keras_index[key]
         out[key] = {"Wx": float(wx[k]), "Uh": float(uh[k]), "b": float(bias[k]),
-                    "z": float(wx[k] + uh[k] + bias[k]), "value": float(lt.at(q, t, b)[u])}
+                    "z": float(wx[k] + uh[k] + bias[k]), "value": float(lt.at_unit(q, t, b)[u])}
     out["c_prev"] = float(c_prev[u])
-    out["h_prev"] = float(h_prev[u])
-    out["c"] = float(lt.at("cell", t, b)[u])
-    out["h"] = float(lt.at("hidden", t, b)[u])
+    # a projected LSTM's h_prev has P columns, not one per unit: show the unit's own o·tanh(c)
+    out["h_prev"] = float(h_prev[u]) if not lt.projected else (
+        float(lt.unit_hidden[b, lt.prev_index(t)][u]) if lt.prev_index(t) is not None else 0.0)
+    out["c"] = float(lt.at_unit("cell", t, b)[u])
+    out["h"] = float(lt.at_unit("hidden", t, b)[u])
     return out
 
 

@@ -94,6 +94,41 @@ class LayerTrace:
         return int(self.h.shape[2])
 
     @property
+    def projected(self) -> bool:
+        """True for an LSTM with a projection (proj_size): ``hidden`` is not per unit."""
+        return self.hidden_units != self.units
+
+    @property
+    def unit_hidden(self) -> np.ndarray:
+        """Each unit's own output ``o * tanh(c)``, ``(batch, T, units)``.
+
+        The same array as :attr:`hidden`, except for a projected LSTM, whose ``hidden`` is this
+        times the projection (P columns, not one per unit).
+        """
+        if not self.projected:
+            return self.hidden
+        cached = self.meta.get("_unit_hidden")
+        if cached is None:
+            from . import activations
+
+            m = activations.get(self.weights.activation)(self.c, np.empty_like(self.c))
+            m *= self.act[:, :, 2 * self.units : 3 * self.units]  # o, (T, B, U)
+            cached = self.meta["_unit_hidden"] = _readonly(m).transpose(1, 0, 2)
+        return cached
+
+    def per_unit(self, quantity: str) -> np.ndarray:
+        """Like :meth:`get`, but ``hidden`` is :attr:`unit_hidden`: one column per unit."""
+        if quantity in ("hidden", "h") and self.projected:
+            return self.unit_hidden
+        return self.get(quantity)
+
+    def at_unit(self, quantity: str, t: int, b: int = 0) -> np.ndarray:
+        """Like :meth:`at`, but ``hidden`` is :attr:`unit_hidden`: ``(units,)``."""
+        if quantity in ("hidden", "h") and self.projected:
+            return self.unit_hidden[b, t]
+        return self.at(quantity, t, b)
+
+    @property
     def batch_size(self) -> int:
         return int(self.h.shape[1])
 
