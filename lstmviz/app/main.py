@@ -278,9 +278,13 @@ def _run(a: argparse.Namespace) -> int:
         out = Path(a.screenshot)
         out.parent.mkdir(parents=True, exist_ok=True)
         pixmap = window.grab()
-        if not pixmap.save(str(out), "PNG"):
-            window.close()
-            raise LstmvizError(f"{out}: could not write the screenshot")
+        from ..io.atomic import atomic_target
+
+        with atomic_target(out) as tmp:  # never a half-written PNG
+            saved = pixmap.save(str(tmp), "PNG")
+            if not saved:
+                window.close()
+                raise LstmvizError(f"{out}: could not write the screenshot")
         print(f"wrote {out} ({pixmap.width()}x{pixmap.height()})")
         if window.last_error is not None:
             print(f"lstmviz: warning: {window.last_error}", file=sys.stderr)

@@ -479,7 +479,15 @@ class MainWindow(QMainWindow):
         path, _ = QFileDialog.getSaveFileName(self, "Save a screenshot", "lstmviz.png",
                                               "PNG images (*.png)")
         if path:
-            self.grab().save(path)
+            from ..io.atomic import atomic_target
+
+            try:
+                with atomic_target(path) as tmp:
+                    if not self.grab().save(str(tmp), "PNG"):
+                        raise LstmvizError(f"{path}: could not write the screenshot")
+            except LstmvizError as e:
+                self.show_error(str(e))
+                return
             self.status(f"Saved {path}")
 
     def open_example(self, name: str) -> None:

@@ -77,3 +77,32 @@ def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
 
 def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
     atomic_write_bytes(path, text.encode("utf-8"))
+
+
+@contextlib.contextmanager
+def atomic_target(path: str | os.PathLike[str]) -> Iterator[Path]:
+    """A temporary path beside ``path`` for writers that want a file name (Qt's
+    ``QImage.save``, Keras's ``model.save``); on success it is fsynced and renamed over
+    ``path``, so a kill at any moment leaves the previous file or the new one."""
+    p = Path(path)
+    d = p.parent if str(p.parent) else Path(".")
+    if not d.is_dir():
+        raise LstmvizError(f"{p}: directory {d} does not exist")
+    try:  # keep the extension: writers pick the format from it
+        fd, tmp = tempfile.mkstemp(prefix=f".{p.stem}.", suffix=p.suffix or ".tmp", dir=d)
+    except OSError as e:
+        raise LstmvizError(f"{p}: cannot write there ({e.strerror})") from None
+    os.close(fd)
+    ok = False
+    try:
+        yield Path(tmp)
+        with contextlib.suppress(OSError):
+            os.chmod(tmp, new_file_mode(p))
+        with open(tmp, "rb") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp, p)
+        ok = True
+    finally:
+        if not ok:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)

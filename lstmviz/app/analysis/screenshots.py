@@ -84,7 +84,10 @@ def main(argv: list[str] | None = None) -> int:
             app.processEvents()
         img = (win if whole else dock).grab()
         p = out / f"analysis_{name}.png"
-        img.save(str(p))
+        from ...io.atomic import atomic_target
+
+        with atomic_target(p) as tmp:
+            img.save(str(tmp), "PNG")
         written.append(p)
         dock.setFloating(False)
 
