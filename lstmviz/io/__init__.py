@@ -34,30 +34,13 @@ def load_model(path: str | os.PathLike[str]) -> Model:
         model = loader(p)
         model.source = str(p)
         return model
-    if not p.exists():
-        raise ModelFileError(f"{p}: no such file")
-    if p.is_dir():
-        raise ModelFileError(f"{p}: is a directory, not a model file")
-    try:
-        size = p.stat().st_size
-    except OSError as e:
-        raise ModelFileError(f"{p}: cannot read ({e.strerror})") from None
-    if size == 0:
-        raise ModelFileError(f"{p}: the file is empty")
+    _more.check_file(p)
     kind = _keras.sniff(p)
     if kind is None:
-        for loader in _extra_loaders():
-            m = loader(p)
-            if m is not None:
-                return m
         raise ModelFileError(
-            f"{p}: not a model file lstmviz can read (neither a .keras zip nor an HDF5 file); "
+            f"{p}: not a model file lstmviz can read; "
             f"supported formats: {', '.join(f'{k} ({v})' for k, v in MODEL_FORMATS.items())}"
         )
     model = _keras.LOADERS[kind](p)
     model.source = str(p)
     return model
-
-
-def _extra_loaders():  # other formats register here (PyTorch, ONNX, TF1 checkpoints)
-    return []
