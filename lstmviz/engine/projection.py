@@ -40,19 +40,6 @@ def check_projection(w: LSTMWeights, k: np.ndarray, r: np.ndarray) -> None:
     object.__setattr__(w, "projection", p)
 
 
-def _state(name: str, s: np.ndarray | None, batch: int, n: int) -> np.ndarray:
-    if s is None:
-        return np.zeros((batch, n), np.float32)
-    s = np.asarray(s, dtype=np.float32)
-    if s.ndim == 1:
-        s = np.broadcast_to(s, (batch, s.shape[0]))
-    if s.shape != (batch, n):
-        raise InputError(f"initial {name} has shape {s.shape}; expected ({batch}, {n})")
-    if not np.all(np.isfinite(s)):
-        raise InputError(f"initial {name} contains NaN or inf")
-    return np.array(s, dtype=np.float32, copy=True)
-
-
 def run_lstm_projected(
     x: np.ndarray,
     weights: LSTMWeights,
@@ -79,8 +66,10 @@ def run_lstm_projected(
     if feats != weights.input_dim:
         raise InputError(f"LSTM {name!r} expects {weights.input_dim} input features; found {feats}")
     units, pdim = weights.units, weights.output_units
-    h_tm1 = _state("hidden state h0", h0, batch, pdim)  # (B, P)
-    c_tm1 = _state("cell state c0", c0, batch, units)  # (B, U)
+    from .cell import _check_state  # (cell imports this module)
+
+    h_tm1 = _check_state("hidden state h0", h0, batch, pdim)  # (B, P)
+    c_tm1 = _check_state("cell state c0", c0, batch, units)  # (B, U)
     h0_, c0_ = h_tm1.copy(), c_tm1.copy()
     kernel, rec, bias = weights._internal()  # blocks i, f, o, c; rec (P, 4U)
 
