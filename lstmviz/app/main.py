@@ -74,7 +74,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         prog="lstmviz",
         description="Open an LSTM model and step through a sequence, watching every gate.",
         epilog="Keys in the window: Right/Left (or PageDown/PageUp) step, Home/End, Space "
-               "play/pause, +/- speed, F11 presentation mode, Ctrl+O open, Ctrl+E examples. "
+               "play/pause, +/- speed, F11 presentation mode, Ctrl+O open, Ctrl+Shift+G examples, Ctrl+E export. "
                "Subcommands: lstmviz info|trace|train|export ... (see lstmviz SUBCOMMAND -h)")
     p.add_argument("model", nargs="?", help="a .keras or .h5 model, or a .lstmviz session "
                    "(default: a bundled example)")
