@@ -86,6 +86,15 @@ def time_ticks(labels: list[str], n: int, width_px: float = 600, tick_px: int = 
     return [(t + 0.5, str(t)) for t in range(0, n, max(step, 1))]
 
 
+def set_ticks(axis: pg.AxisItem, major: list[tuple[float, str]]) -> None:
+    """Set an axis's major ticks. The same ticks again do nothing: ``setTicks`` always
+    re-renders the axis, and a new trace of the same shape (a training snapshot, a what-if
+    edit) should redraw its data only."""
+    if getattr(axis, "_lstmviz_ticks", None) != major:
+        axis._lstmviz_ticks = major
+        axis.setTicks([major, []])
+
+
 def set_title(plot: pg.PlotItem, html: str) -> None:
     """Set a (possibly two-line) title and give its row the height it needs."""
     plot.setTitle(html)
@@ -137,8 +146,10 @@ class ColorBar(pg.GraphicsWidget):
         self._resize()
 
     def set_levels(self, levels: tuple[float, float]) -> None:
-        self.levels = (float(levels[0]), float(levels[1]))
-        self.update()
+        new = (float(levels[0]), float(levels[1]))
+        if new != self.levels:
+            self.levels = new
+            self.update()
 
     def labels(self) -> list[str]:
         lo, hi = self.levels
@@ -246,6 +257,7 @@ class Heatmap:
         self.rows: np.ndarray = np.zeros(0, np.int64)
         self.data: np.ndarray | None = None  # (rows, T) as shown (before downsampling)
         self.t = 0
+        self._shape: tuple[int, int] | None = None
 
     def set_data(self, data: np.ndarray, rows: np.ndarray, levels: tuple[float, float],
                  backwards: bool = False) -> None:
@@ -259,9 +271,17 @@ class Heatmap:
         self.image.setImage(img, autoLevels=False, levels=levels)
         self.bar.set_levels(levels)
         self.image.setRect(QRectF(0, 0, max(self.n_t, 1), max(self.n_rows, 1)))
-        self.dim.set_area(QRectF(0, 0, max(self.n_t, 1), max(self.n_rows, 1)))
-        self.plot.vb.setLimits(xMin=-0.5, xMax=self.n_t + 0.5, yMin=-0.5, yMax=self.n_rows + 0.5)
-        self.plot.vb.setRange(xRange=(0, self.n_t), yRange=(0, self.n_rows), padding=0)
+        if self._shape != (self.n_rows, self.n_t):
+            # a new trace of the same shape (a training snapshot, a what-if edit) keeps the
+            # user's zoom, and the axes are not re-rendered
+            self._shape = (self.n_rows, self.n_t)
+            self.dim.set_area(QRectF(0, 0, max(self.n_t, 1), max(self.n_rows, 1)))
+            self.plot.vb.setLimits(xMin=-0.5, xMax=self.n_t + 0.5, yMin=-0.5,
+                                   yMax=self.n_rows + 0.5)
+            self.plot.vb.setRange(xRange=(0, self.n_t), yRange=(0, self.n_rows), padding=0)
+
+    def set_ticks(self, axis: str, ticks: list[tuple[float, str]]) -> None:
+        set_ticks(self.plot.getAxis(axis), ticks)
 
     def set_t(self, t: int) -> None:
         self.t = t
@@ -442,8 +462,7 @@ class HeatmapGrid(pg.GraphicsLayoutWidget):
             data = full[:, rows].T if len(rows) != lt.units else full.T  # (R, T)
             hm.set_data(np.asarray(data, dtype=np.float32), rows, levels_for(lt, hm.quantity),
                         backwards=bool(lt.go_backwards))
-            hm.plot.getAxis("left").setTicks([self._unit_ticks(rows,
-                                                               self.theme.max_unit_labels), []])
+            hm.set_ticks("left", self._unit_ticks(rows, self.theme.max_unit_labels))
 
             hm.set_t(min(doc.t, max(lt.timesteps - 1, 0)))
         self._update_time_ticks()
@@ -459,7 +478,7 @@ class HeatmapGrid(pg.GraphicsLayoutWidget):
                 w = self.width() / 3 - 90
             ticks = time_ticks(labels if len(labels) == hm.n_t else [], hm.n_t, w,
                                self.theme.tick_px)
-            hm.plot.getAxis("bottom").setTicks([ticks, []])
+            hm.set_ticks("bottom", ticks)
 
     def resizeEvent(self, ev: Any) -> None:
         super().resizeEvent(ev)

@@ -21,7 +21,7 @@ from PySide6.QtWidgets import (
 
 from ..engine.trace import QUANTITIES, SYMBOLS
 from .document import Document
-from .heatmaps import levels_for, time_ticks
+from .heatmaps import levels_for, set_ticks, time_ticks
 from .style import NORMAL, QUANTITY_COLORS, SHORT_TITLES, Theme, unit_color
 
 MAX_BARS = 32  # more units than this: step curves instead of grouped bars
@@ -144,36 +144,42 @@ class UnitLines(QWidget):
             return
         self._drawn = key
         self._update_title()
-        for c in self.curves:
-            self.plot.removeItem(c)
-        self.curves = []
         if lt is None:
+            for c in self.curves:
+                self.plot.removeItem(c)
+            self.curves = []
             return
         b = min(self.document.batch, lt.batch_size - 1)
         data = lt.per_unit(self.quantity)[b]  # (T, U)
-        for k, u in enumerate(self.document.selected_units):
+        units = self.document.selected_units
+        old, self.curves = self.curves, []
+        for k, u in enumerate(units):
             xs, ys = peak_decimate(data[:, u], 2 * MAX_POINTS)
             dense = len(xs) < lt.timesteps  # min/max envelope of a long sequence: thin lines
             color = pg.mkColor(unit_color(k))
             if dense:
                 color.setAlpha(170)
-            c = self.plot.plot(xs, ys,
-                               pen=pg.mkPen(color, width=1 if dense else self.theme.line_width),
-                               name=f"unit {u}", antialias=len(xs) <= LONG,
-                               connect="pairs" if dense else "all",
-                               skipFiniteCheck=True)
-            c.curve.setCacheMode(QGraphicsItem.CacheMode.DeviceCoordinateCache)
+            pen = pg.mkPen(color, width=1 if dense else self.theme.line_width)
+            style = dict(pen=pen, name=f"unit {u}", antialias=len(xs) <= LONG,
+                         connect="pairs" if dense else "all", skipFiniteCheck=True)
+            if k < len(old):  # reuse the curve item (a new trace redraws data only)
+                c = old[k]
+                c.setData(xs, ys, **style)
+            else:
+                c = self.plot.plot(xs, ys, **style)
+                c.curve.setCacheMode(QGraphicsItem.CacheMode.DeviceCoordinateCache)
             self.curves.append(c)
+        for c in old[len(units):]:
+            self.plot.removeItem(c)
         lo, hi = levels_for(lt, self.quantity)
         self.plot.setYRange(lo, hi, padding=0.05)
-        self.plot.getAxis("left").setTicks([[(v, f"{v:g}") for v in (lo, (lo + hi) / 2, hi)],
-                                            []])
+        set_ticks(self.plot.getAxis("left"), [(v, f"{v:g}") for v in (lo, (lo + hi) / 2, hi)])
         self.plot.setXRange(0, max(lt.timesteps - 1, 1), padding=0.02)
         labels = self.document.token_labels()
         w = self.plot.vb.width() if self.plot.vb.width() > 20 else self.width() - 60
         ticks = time_ticks(labels if len(labels) == lt.timesteps else [], lt.timesteps, w,
                            self.theme.tick_px)
-        self.plot.getAxis("bottom").setTicks([[(x - 0.5, s) for x, s in ticks], []])
+        set_ticks(self.plot.getAxis("bottom"), [(x - 0.5, s) for x, s in ticks])
         self._on_t_changed(self.document.t)
 
     def _on_t_changed(self, t: int) -> None:
@@ -240,6 +246,7 @@ class StepBars(QWidget):
         self.plot.addItem(self.zero, ignoreBounds=True)
         lay.addWidget(self.widget, 1)
         self.items: dict[str, Any] = {}
+        self._n_items = -1
         self.scale: dict[str, float] = {}
         self._bars = True
         self.set_theme(NORMAL)
@@ -263,17 +270,21 @@ class StepBars(QWidget):
         if key == getattr(self, "_drawn", None) and self.items:
             return
         self._drawn = key
-        for item in self.items.values():
-            self.plot.removeItem(item)
-        self.items = {}
+        rows = self.document.rows
+        n = len(rows) if lt is not None else -1
+        if n != self._n_items:  # a new trace over as many units keeps the bar items
+            for item in self.items.values():
+                self.plot.removeItem(item)
+            self.items = {}
+            self._n_items = n
         if lt is None:
             return
-        rows = self.document.rows
-        n = len(rows)
         self._bars = n <= MAX_BARS
         width = 0.84 / len(QUANTITIES)
         self._xs = [np.arange(n) - 0.42 + (k + 0.5) * width for k in range(len(QUANTITIES))]
-        if self._bars:
+        if self.items:
+            pass  # heights are set below, at the current step
+        elif self._bars:
             for k, q in enumerate(QUANTITIES):
                 item = pg.BarGraphItem(x=self._xs[k], height=np.zeros(n), width=width * 0.92,
                                        brush=pg.mkBrush(QUANTITY_COLORS[q]), pen=pg.mkPen(None))
@@ -293,8 +304,7 @@ class StepBars(QWidget):
         if not self._bars:
             self.items["sticks"].set_area(QRectF(-0.5, lo, n, hi - lo))
         self.plot.setYRange(lo, hi, padding=0.05)
-        self.plot.getAxis("left").setTicks([[(v, f"{v:g}") for v in sorted({lo, 0.0, hi})],
-                                            []])
+        set_ticks(self.plot.getAxis("left"), [(v, f"{v:g}") for v in sorted({lo, 0.0, hi})])
         self.plot.setXRange(-0.6, n - 0.4, padding=0)
         th = self.theme
         key = " ".join(f"<b style='color:{QUANTITY_COLORS[q]}'>■{SYMBOLS[q]}"
@@ -304,8 +314,7 @@ class StepBars(QWidget):
                            f"now</span> {key} <span style='color:{th.muted}'>· per unit, at "
                            "the current step</span>")
         step = max(1, -(-n // 16))
-        self.plot.getAxis("bottom").setTicks([[(k, str(int(rows[k]))) for k in
-                                               range(0, n, step)], []])
+        set_ticks(self.plot.getAxis("bottom"), [(k, str(int(rows[k]))) for k in range(0, n, step)])
         self._on_t_changed(self.document.t)
 
     def values(self, quantity: str) -> np.ndarray:
@@ -435,7 +444,7 @@ class OutputView(QWidget):
         widths[:n] = [v for _, v in self.shown]
         brushes = [pg.mkBrush("#F0E442" if i == 0 else "#56B4E9") for i in range(self.k)]
         self.bars.setOpts(width=widths, brushes=brushes)
-        self.plot.getAxis("left").setTicks([[(i, s) for i, (s, _) in enumerate(self.shown)], []])
+        set_ticks(self.plot.getAxis("left"), [(i, s) for i, (s, _) in enumerate(self.shown)])
         m = 1.0 if self.probabilities else max(1e-6, max(abs(v) for _, v in self.shown))
         for i, ti in enumerate(self.texts):
             if i < n:

@@ -148,6 +148,39 @@ def test_edit_input_retraces(digit_window, qtbot):
     _views_at(w, 2)
 
 
+def test_same_shape_retrace_redraws_data_only(digit_window):
+    """A new trace of the same shape (a training snapshot, a what-if edit) must show the
+    new values while keeping the plot items, the axes' ticks and the user's zoom: that is
+    what keeps the window responsive while a model trains."""
+    w = digit_window
+    doc = w.document
+    doc.set_units([1, 3])
+    doc.set_t(2)
+    hm = w.heatmaps.maps["cell"]
+    hm.plot.vb.setXRange(1, 3, padding=0)  # the user zoomed in
+    curves = list(w.unit_lines.curves)
+    bars = dict(w.step_bars.items)
+    left = hm.plot.getAxis("left")
+    w.heatmaps.grab()  # paint once: the axis renders its ticks into a picture
+    picture = left.picture
+    assert picture is not None
+    other = digit_model(seed=7).trace(doc.x)  # other weights, same shapes
+    doc.set_trace(other, engine="NumPy · snapshot 2")
+    assert doc.trace is other
+    assert w.unit_lines.curves == curves and w.step_bars.items == bars
+    assert hm.plot.vb.viewRange()[0] == pytest.approx([1, 3])
+    assert left.picture is picture  # the axis was not re-rendered
+    _views_at(w, 2)
+    xs, ys = w.unit_lines.curves[1].getData()
+    q = w.unit_lines.quantity
+    np.testing.assert_allclose(ys, other.layer("lstm").per_unit(q)[0][:, 3], rtol=1e-6)
+    # a trace of another shape resets the view and rebuilds the items
+    doc.set_input(np.eye(10, dtype=np.float32)[[[1, 2, 3]]])
+    assert doc.timesteps == 3
+    assert hm.plot.vb.viewRange()[0] == pytest.approx([0, 3])
+    _views_at(w, doc.t)
+
+
 def test_switch_layer_and_all_layers(window, qtbot):
     w = window
     w.document.set_model(digit_model(stacked=True), None, digit_info())

@@ -83,6 +83,29 @@ def test_training_run_snapshots_timeline_and_save(qtbot, window, panel, tmp_path
         result.metrics["heldout_accuracy"], abs=1e-5)
 
 
+def test_live_curves_are_coalesced_and_the_x_axis_is_fixed(qtbot, window, panel, monkeypatch):
+    """Batch logs arrive every 0.1 s; the curves (both plots and their axes) are redrawn at
+    most every CURVE_INTERVAL, so the event loop never queues a redraw per message."""
+    from lstmviz.train.core import BatchLog
+
+    panel.state = "training"
+    for p in (panel.loss_plot, panel.acc_plot):
+        p.setXRange(0, 40, padding=0.02)
+    calls = []
+    orig = panel.loss_curve.setData
+    monkeypatch.setattr(panel.loss_curve, "setData", lambda *a, **k: (calls.append(1),
+                                                                          orig(*a, **k)))
+    for k in range(1, 31):
+        panel._on_partial(("logs", [BatchLog(k, 40, 0, 1.0 / k, k / 40, 0.1 * k, 1.0)]))
+    assert calls == [] and panel.progress.value() == 30  # progress at once, curves later
+    qtbot.waitUntil(lambda: len(calls) == 1, timeout=2000)
+    xs, ys = panel.loss_curve.getData()
+    assert list(xs) == list(range(1, 31)) and ys[-1] == pytest.approx(1 / 30)
+    lo, hi = panel.loss_plot.vb.viewRange()[0]
+    assert lo < 0.5 and 39.5 < hi < 42  # the whole run's width, not autoranged per batch
+    panel.state = "idle"
+
+
 def test_other_task_switches_the_document_to_its_model(qtbot, window, panel):
     window.document.set_model(lstmviz.load_model(EXAMPLES_DIR / "digit_sum.keras"),
                               EXAMPLES_DIR / "digit_sum.keras")

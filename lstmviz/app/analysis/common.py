@@ -8,7 +8,7 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Signal
 from PySide6.QtGui import QFont, QShowEvent
-from PySide6.QtWidgets import QLabel, QWidget
+from PySide6.QtWidgets import QGraphicsItem, QLabel, QWidget
 
 from ...errors import LstmvizError
 from ..style import NORMAL, OKABE_ITO
@@ -30,6 +30,7 @@ def style_plot(plot: pg.PlotItem, title: str = "", left: str = "", bottom: str =
         a.setPen(pg.mkPen(NORMAL.muted))
         a.setTextPen(pg.mkPen(NORMAL.fg))
         a.enableAutoSIPrefix(False)  # no "(x0.001)" on fractions and indices
+        a.setCacheMode(QGraphicsItem.CacheMode.DeviceCoordinateCache)
     if title:
         plot.setTitle(title, color=NORMAL.fg, size=f"{NORMAL.title_px}px")
     if left:
