@@ -9,8 +9,12 @@ through, in one process and on the same weights and input:
 * ``numpy loop``  the same with ``accelerate=False``: the pure-NumPy reference loop;
 * ``floor``       the NumPy floor: ``T`` products ``np.matmul(h, U, out=z)`` with ``h``
                   ``(B, U)``, ``U`` ``(U, 4U)`` and a preallocated ``z`` -- nothing else;
+* ``ours out=``   the same trace written into the buffers of the previous one
+                  (``run_lstm(x, w, out=previous)``): no allocation, no page faults;
 * ``touch``       the memory floor: allocate the trace's bytes and write them once
                   (``np.empty(n).fill(0.5)``): the page faults any new trace pays;
+* ``write``       the bandwidth floor: write the trace's bytes into memory that is already
+                  mapped (``buf.fill(0.5)``): what storing a trace costs even with ``out=``;
 * ``keras``       ``model.predict(x, batch_size=B, verbose=0)`` of
                   ``Sequential([Input((None, F)), LSTM(U, return_sequences=True)])``
                   (h only, no gates), and ``model(x)`` (the direct call);
@@ -166,15 +170,24 @@ def _one(np, LSTMWeights, run_lstm, keras, gate_cls, torch, units, steps, batch,
         out.pop("ours", None)  # free the previous trace first, as an app retracing would
         out["ours"] = run_lstm(x, w)
 
+    def ours_out():
+        prev = out.get("ours out=")
+        out["ours out="] = run_lstm(x, w, out=prev) if prev is not None else run_lstm(x, w)
+
     n_trace = trace_bytes // 4
+    mapped = np.zeros(n_trace, np.float32)  # written once: its pages are mapped
 
     def touch():  # the memory floor: allocate the trace's bytes and write them once
         np.empty(n_trace, np.float32).fill(0.5)
 
+    def write():  # the bandwidth floor: the same bytes into memory already mapped
+        mapped.fill(0.5)
+
     def numpy_loop():
         run_lstm(x, w, accelerate=False)
 
-    fns = {"floor": floor, "touch": touch, "ours": ours, "numpy loop": numpy_loop}
+    fns = {"floor": floor, "touch": touch, "write": write, "ours": ours,
+           "ours out=": ours_out, "numpy loop": numpy_loop}
     if keras is not None:
         model = keras.Sequential([keras.Input((None, feats)),
                                   keras.layers.LSTM(units, return_sequences=True)])
@@ -221,7 +234,10 @@ def _one(np, LSTMWeights, run_lstm, keras, gate_cls, torch, units, steps, batch,
         row["max_dh_keras"] = float(np.abs(np.asarray(out["keras"]) - ref_h).max())
     if "torch" in out:
         row["max_dh_torch"] = float(np.abs(out["torch"].numpy() - ref_h).max())
+    if "ours out=" in out:
+        row["max_d_out"] = float(np.abs(out["ours out="].hidden - ref_h).max())
     out.clear()
+    del mapped
     print(summary(size, row), flush=True)
     return row
 
@@ -235,7 +251,9 @@ def summary(size: str, row: dict) -> str:
     parts = [f"trace {size}: ours {f(row['ours'])} ms [{row.get('engine')}]",
              f"numpy loop {f(row['numpy loop'])} ms",
              f"floor {f(row['floor'])} ms -> {common.fmt_ratio(_ratio(row, 'ours', 'floor'))}"
-             " floor", f"touch {f(row['touch'])} ms"]
+             " floor", f"ours out= {f(row['ours out='])} ms -> "
+             f"{common.fmt_ratio(_ratio(row, 'ours out=', 'floor'))} floor",
+             f"touch {f(row['touch'])} ms", f"write {f(row['write'])} ms"]
     if "keras predict" in row:
         parts.append(f"keras predict {f(row['keras predict'])} ms "
                      f"({common.fmt_ratio(_ratio(row, 'keras predict', 'ours'))} ours), "
@@ -249,24 +267,27 @@ def summary(size: str, row: dict) -> str:
     dh = [f"{k[7:]} {row[k]:.1e}" for k in ("max_dh_keras", "max_dh_torch") if k in row]
     if dh:
         parts.append("max|dh| " + ", ".join(dh))
+    if row.get("max_d_out"):  # out= must write exactly what a fresh trace holds
+        parts.append(f"out= differs from a fresh trace by {row['max_d_out']:.1e}")
     return " | ".join(parts)
 
 
 def markdown(rows: list[dict]) -> str:
     """The table kept in docs/benchmarks.md (times in ms)."""
     f, r = common.fmt_ms, common.fmt_ratio
-    head = ("| units | T | B | ours | numpy loop | floor | ours / floor | touch | "
-            "keras predict | predict / ours | keras model(x) | gate layer | torch | "
-            "ours / torch |")
-    lines = [head, "|" + "---|" * 14]
+    head = ("| units | T | B | ours | numpy loop | floor | ours / floor | ours out= | "
+            "out= / floor | touch | write | keras predict | predict / ours | keras model(x) | "
+            "gate layer | torch | ours / torch |")
+    lines = [head, "|" + "---|" * 18]
     for row in rows:
         lead = f"| {row['units']} | {row['steps']} | {row['batch']} |"
         if "skipped" in row:
-            lines.append(lead + f" skipped: {row['skipped']} |" + " |" * 10)
+            lines.append(lead + f" skipped: {row['skipped']} |" + " |" * 14)
             continue
         lines.append(
             lead + f" {f(row['ours'])} | {f(row['numpy loop'])} | {f(row['floor'])} | "
-            f"{r(_ratio(row, 'ours', 'floor'))} | {f(row['touch'])} | "
+            f"{r(_ratio(row, 'ours', 'floor'))} | {f(row['ours out='])} | "
+            f"{r(_ratio(row, 'ours out=', 'floor'))} | {f(row['touch'])} | {f(row['write'])} | "
             f"{f(row.get('keras predict'))} | "
             f"{r(_ratio(row, 'keras predict', 'ours'))} | {f(row.get('keras model(x)'))} | "
             f"{f(row.get('gate layer'))} | {f(row.get('torch'))} | "

@@ -163,6 +163,7 @@ def run_lstm(
     layer_name: str | None = None,
     direction: str = "forward",
     accelerate: bool | None = None,
+    out: LayerTrace | None = None,
 ) -> LayerTrace:
     """Run one LSTM over ``x`` ``(batch, T, F)`` and record every internal value.
 
@@ -174,8 +175,15 @@ def run_lstm(
     (:mod:`lstmviz.engine._accel`) when it is built and knows both activations, else in the
     NumPy loop below; False forces the NumPy loop (the reference); True requires the kernel.
     ``LayerTrace.meta["engine"]`` records which one ran.
+
+    ``out``: a trace of the same shape (batch, T, units) -- typically the previous call's --
+    whose arrays are overwritten instead of allocating new ones. Repeated traces (a what-if
+    slider, a benchmark loop) then pay no allocation and no page faults; ``out`` itself
+    becomes stale (the returned trace shares its buffers).
     """
     if weights.projection is not None:  # issue 8: proj_size LSTMs run in projection.py
+        if out is not None:
+            raise InputError(f"LSTM {name!r}: out= is not supported for projected LSTMs")
         from .projection import run_lstm_projected
 
         return run_lstm_projected(x, weights, h0=h0, c0=c0, mask=mask, go_backwards=go_backwards,
@@ -211,7 +219,11 @@ def run_lstm(
         )
 
     # The input part of every step, time-major (T, B, 4U): x W + b, with no copy of x.
-    pre = np.empty((steps, batch, 4 * units), np.float32)
+    if out is not None:
+        pre, act, cs, hs = _reuse(out, x, steps, batch, units, name)
+        h_tm1, c_tm1 = h0_, c0_  # copies: h0/c0 may be views of out (a streamed state)
+    else:
+        pre = np.empty((steps, batch, 4 * units), np.float32)
     if accelerate:  # bias fill + one sgemm per batch item into the strided rows of `pre`
         _accel.project(x, kernel, bias, pre)
     else:  # one GEMM per batch item (or per step when there are fewer steps than items)
@@ -223,9 +235,10 @@ def run_lstm(
                 np.matmul(x[:, t, :], kernel, out=pre[t])  # (B, F) @ (F, 4U)
         if bias is not None:
             pre += bias
-    act = np.empty_like(pre)  # (T, B, 4U) i, f, o, g
-    cs = np.empty((steps, batch, units), np.float32)
-    hs = np.empty((steps, batch, units), np.float32)
+    if out is None:
+        act = np.empty_like(pre)  # (T, B, 4U) i, f, o, g
+        cs = np.empty((steps, batch, units), np.float32)
+        hs = np.empty((steps, batch, units), np.float32)
     if accelerate:  # the same recurrence in C (lstmviz/engine/_lstm_kernel.c)
         _accel.run(pre, act, cs, hs, h_tm1, c_tm1, rec, m, go_backwards,
                    weights.recurrent_activation, weights.activation)
@@ -250,6 +263,25 @@ def run_lstm(
         direction=direction,
         meta={"engine": "c" if accelerate else "numpy"},
     )
+
+
+def _reuse(out: LayerTrace, x: np.ndarray, steps: int, batch: int, units: int,
+           name: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """``out``'s (pre, act, c, h) buffers, checked to fit this call (see :func:`run_lstm`)."""
+    bufs = (out.pre, out.act, out.c, out.h)
+    want = ((steps, batch, 4 * units),) * 2 + ((steps, batch, units),) * 2
+    for a, shape in zip(bufs, want, strict=True):
+        if (not isinstance(a, np.ndarray) or a.shape != shape or a.dtype != np.float32
+                or not a.flags.c_contiguous or not a.flags.owndata):
+            raise InputError(
+                f"LSTM {name!r}: out= must be a trace run_lstm made with the same shape "
+                f"(batch {batch}, {steps} steps, {units} units); found arrays of shape "
+                f"{getattr(a, 'shape', None)} ({getattr(a, 'dtype', None)})")
+        if np.shares_memory(a, x):
+            raise InputError(f"LSTM {name!r}: out= shares memory with the input x")
+    for a in bufs:  # a trace's arrays are read-only; they were run_lstm's, and are again
+        a.flags.writeable = True
+    return bufs  # type: ignore[return-value]
 
 
 def _recurrence(

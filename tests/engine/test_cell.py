@@ -177,6 +177,33 @@ def test_weights_are_immutable_copies_and_the_internal_layout_is_cached():
     assert bias.shape == (12,)
 
 
+@pytest.mark.parametrize("accelerate", [False, None])
+def test_out_reuses_the_buffers_of_a_previous_trace(accelerate):
+    w = _weights(5, 9, seed=3)
+    x, h0, c0, mask = _inputs(3, 20, 5, 9, seed=4)
+    first = run_lstm(x, w, accelerate=accelerate)
+    x2 = x[:, ::-1].copy()
+    fresh = run_lstm(x2, w, h0=h0, c0=c0, mask=mask, accelerate=accelerate)
+    # the streamed state (views of first's buffers) is read before they are overwritten
+    again = run_lstm(x2, w, h0=first.h[-1], c0=first.c[-1], accelerate=accelerate)
+    h_last, c_last = first.h[-1].copy(), first.c[-1].copy()
+    reused = run_lstm(x2, w, h0=h_last, c0=c_last, out=again, accelerate=accelerate)
+    for a, b in zip((reused.pre, reused.act, reused.c, reused.h),
+                    (again.pre, again.act, again.c, again.h), strict=True):
+        assert np.shares_memory(a, b)  # written in place, nothing allocated
+    streamed = run_lstm(x2, w, h0=first.h[-1], c0=first.c[-1], out=first,
+                        accelerate=accelerate)
+    ref = _reference(x2, w, h_last, c_last, None, False)
+    _assert_trace_equals(reused, ref)
+    _assert_trace_equals(streamed, ref)  # h0/c0 were views of the buffers being written
+    reused = run_lstm(x2, w, h0=h0, c0=c0, mask=mask, out=reused, accelerate=accelerate)
+    _assert_same(reused, fresh, atol=0, rtol=0)  # bit-identical to a fresh trace
+    with pytest.raises(InputError, match="same shape"):
+        run_lstm(x2[:, :10], w, out=reused)
+    with pytest.raises(InputError, match="shares memory"):
+        run_lstm(np.moveaxis(reused.h[:, :, :5], 0, 1), w, out=reused)
+
+
 # ------------------------------------------------------------- compiled kernel vs NumPy loop
 @needs_kernel
 @pytest.mark.parametrize(("batch", "masked", "go_backwards"),
