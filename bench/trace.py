@@ -11,6 +11,10 @@ through, in one process and on the same weights and input:
                   ``(B, U)``, ``U`` ``(U, 4U)`` and a preallocated ``z`` -- nothing else;
 * ``ours out=``   the same trace written into the buffers of the previous one
                   (``run_lstm(x, w, out=previous)``): no allocation, no page faults;
+* ``input GEMM``  the input projection alone, ``x W + b`` for every step into a preallocated
+                  ``(T, B, 4U)`` buffer: the part of every trace the floor leaves out;
+* ``cheap gates`` ``ours out=`` with hard-sigmoid gates and a ReLU candidate/output: the same
+                  trace without exp/tanh, so ``ours out=`` minus it is the transcendental math;
 * ``touch``       the memory floor: allocate the trace's bytes and write them once
                   (``np.empty(n).fill(0.5)``): the page faults any new trace pays;
 * ``write``       the bandwidth floor: write the trace's bytes into memory that is already
@@ -119,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
     for units in a.units:
         for steps in a.steps:
             for batch in a.batch:
-                rows.append(_one(np, LSTMWeights, run_lstm, keras, gate_cls, torch, units,
+                rows.append(_one(np, LSTMWeights, run_lstm, _accel, keras, gate_cls, torch, units,
                                  steps, batch, a))
     if a.markdown:
         print()
@@ -145,7 +149,7 @@ def _weights(np, LSTMWeights, feats, units, seed=0):
     return LSTMWeights(kernel, rec, bias)
 
 
-def _one(np, LSTMWeights, run_lstm, keras, gate_cls, torch, units, steps, batch, a):
+def _one(np, LSTMWeights, run_lstm, _accel, keras, gate_cls, torch, units, steps, batch, a):
     feats = a.features
     size = f"U={units} T={steps} B={batch}"
     trace_bytes = steps * batch * (10 * units + feats) * 4
@@ -174,6 +178,24 @@ def _one(np, LSTMWeights, run_lstm, keras, gate_cls, torch, units, steps, batch,
         prev = out.get("ours out=")
         out["ours out="] = run_lstm(x, w, out=prev) if prev is not None else run_lstm(x, w)
 
+    w_cheap = LSTMWeights(w.kernel, w.recurrent_kernel, w.bias, activation="relu",
+                          recurrent_activation="hard_sigmoid")
+
+    def cheap_gates():
+        prev = out.get("cheap gates")
+        out["cheap gates"] = run_lstm(x, w_cheap, out=prev)
+
+    kernel_i, _, bias_i = w._internal()  # the engine's gate order, as run_lstm uses them
+    pre_buf = np.zeros((steps, batch, 4 * units), np.float32)
+
+    def input_gemm():
+        if _accel.available():
+            _accel.project(x, kernel_i, bias_i, pre_buf)
+        else:
+            for b in range(batch):
+                np.matmul(x[b], kernel_i, out=pre_buf[:, b, :])
+            np.add(pre_buf, bias_i, out=pre_buf)
+
     n_trace = trace_bytes // 4
     mapped = np.zeros(n_trace, np.float32)  # written once: its pages are mapped
 
@@ -186,8 +208,9 @@ def _one(np, LSTMWeights, run_lstm, keras, gate_cls, torch, units, steps, batch,
     def numpy_loop():
         run_lstm(x, w, accelerate=False)
 
-    fns = {"floor": floor, "touch": touch, "write": write, "ours": ours,
-           "ours out=": ours_out, "numpy loop": numpy_loop}
+    fns = {"floor": floor, "touch": touch, "write": write, "input GEMM": input_gemm,
+           "ours": ours, "ours out=": ours_out, "cheap gates": cheap_gates,
+           "numpy loop": numpy_loop}
     if keras is not None:
         model = keras.Sequential([keras.Input((None, feats)),
                                   keras.layers.LSTM(units, return_sequences=True)])
@@ -237,7 +260,7 @@ def _one(np, LSTMWeights, run_lstm, keras, gate_cls, torch, units, steps, batch,
     if "ours out=" in out:
         row["max_d_out"] = float(np.abs(out["ours out="].hidden - ref_h).max())
     out.clear()
-    del mapped
+    del mapped, pre_buf
     print(summary(size, row), flush=True)
     return row
 
@@ -253,10 +276,12 @@ def summary(size: str, row: dict) -> str:
              f"floor {f(row['floor'])} ms -> {common.fmt_ratio(_ratio(row, 'ours', 'floor'))}"
              " floor", f"ours out= {f(row['ours out='])} ms -> "
              f"{common.fmt_ratio(_ratio(row, 'ours out=', 'floor'))} floor",
-             f"touch {f(row['touch'])} ms", f"write {f(row['write'])} ms"]
+             f"input GEMM {f(row['input GEMM'])} ms", f"write {f(row['write'])} ms",
+             f"cheap gates {f(row['cheap gates'])} ms", f"touch {f(row['touch'])} ms"]
     if "keras predict" in row:
         parts.append(f"keras predict {f(row['keras predict'])} ms "
-                     f"({common.fmt_ratio(_ratio(row, 'keras predict', 'ours'))} ours), "
+                     f"({common.fmt_ratio(_ratio(row, 'keras predict', 'ours'))} ours, "
+                     f"{common.fmt_ratio(_ratio(row, 'keras predict', 'floor'))} floor), "
                      f"model(x) {f(row.get('keras model(x)'))} ms")
     if "gate layer" in row:
         parts.append(f"gate layer {f(row['gate layer'])} ms "
@@ -275,21 +300,24 @@ def summary(size: str, row: dict) -> str:
 def markdown(rows: list[dict]) -> str:
     """The table kept in docs/benchmarks.md (times in ms)."""
     f, r = common.fmt_ms, common.fmt_ratio
-    head = ("| units | T | B | ours | numpy loop | floor | ours / floor | ours out= | "
-            "out= / floor | touch | write | keras predict | predict / ours | keras model(x) | "
-            "gate layer | torch | ours / torch |")
-    lines = [head, "|" + "---|" * 18]
+    head = ("| units | T | B | floor | ours | ours / floor | ours out= | out= / floor | "
+            "input GEMM | write | cheap gates | touch | numpy loop | keras predict | "
+            "predict / ours | predict / floor | keras model(x) | gate layer | torch | "
+            "ours / torch |")
+    lines = [head, "|" + "---|" * 20]
     for row in rows:
         lead = f"| {row['units']} | {row['steps']} | {row['batch']} |"
         if "skipped" in row:
-            lines.append(lead + f" skipped: {row['skipped']} |" + " |" * 14)
+            lines.append(lead + f" skipped: {row['skipped']} |" + " |" * 16)
             continue
         lines.append(
-            lead + f" {f(row['ours'])} | {f(row['numpy loop'])} | {f(row['floor'])} | "
+            lead + f" {f(row['floor'])} | {f(row['ours'])} | "
             f"{r(_ratio(row, 'ours', 'floor'))} | {f(row['ours out='])} | "
-            f"{r(_ratio(row, 'ours out=', 'floor'))} | {f(row['touch'])} | {f(row['write'])} | "
-            f"{f(row.get('keras predict'))} | "
-            f"{r(_ratio(row, 'keras predict', 'ours'))} | {f(row.get('keras model(x)'))} | "
+            f"{r(_ratio(row, 'ours out=', 'floor'))} | {f(row['input GEMM'])} | "
+            f"{f(row['write'])} | {f(row['cheap gates'])} | {f(row['touch'])} | "
+            f"{f(row['numpy loop'])} | {f(row.get('keras predict'))} | "
+            f"{r(_ratio(row, 'keras predict', 'ours'))} | "
+            f"{r(_ratio(row, 'keras predict', 'floor'))} | {f(row.get('keras model(x)'))} | "
             f"{f(row.get('gate layer'))} | {f(row.get('torch'))} | "
             f"{r(_ratio(row, 'ours', 'torch'))} |")
     return "\n".join(lines)
