@@ -63,6 +63,7 @@ class Document(QObject):
         self._filter: tuple[str, Any] = ("all", None)
         self._rows: np.ndarray = np.zeros(0, np.int64)
         self._engine = "NumPy"
+        self._retrace_engine = "NumPy"  # the label of traces _retrace computes
         self._busy = False
         self._generation = 0
         self._labels_cache: tuple[Any, list[str]] | None = None
@@ -188,6 +189,7 @@ class Document(QObject):
         x = model.check_input(x)
         self._generation += 1
         self._model = model
+        self._retrace_engine = "NumPy"
         self._model_path = str(path) if path is not None else (model.source or None)
         self._info = info
         self._x = x
@@ -245,11 +247,22 @@ class Document(QObject):
             return "; ".join(" ".join(f"{v:.4g}" for v in row) for row in a[self._batch])
         return " ".join(labels)
 
-    def set_trace(self, trace: Any, engine: str = "NumPy") -> None:
+    def set_trace(self, trace: Any, engine: str = "NumPy", model: Any = None) -> None:
         """Show a trace computed elsewhere (a training snapshot, another engine).
 
         ``t``, the layer, the batch item and the selection are kept where still valid.
+
+        ``model``: the model whose weights made ``trace`` when they are not the open model's
+        (a training snapshot). It replaces the document's model without resetting the view
+        -- no ``model_changed`` -- so later traces (a new input, what-if, Check my LSTM,
+        export) use the weights on screen, and say so with ``engine``. It must take the
+        current input (:class:`~lstmviz.errors.InputError` otherwise).
         """
+        if model is not None and model is not self._model:
+            if self._x is not None:
+                model.check_input(self._x)
+            self._model = model
+            self._retrace_engine = engine
         self._generation += 1  # a trace still being computed here is now stale
         self._install_trace(trace, engine)
 
@@ -375,10 +388,12 @@ class Document(QObject):
         def fn(progress: Callable[[int, int], None], should_stop: Callable[[], bool]) -> Any:
             return model.trace(x)
 
+        engine = self._retrace_engine
+
         def done(trace: Any) -> None:
             if gen == self._generation:
                 self._set_busy(False, "")
-                self._install_trace(trace, "NumPy")
+                self._install_trace(trace, engine)
 
         if self.runner is None or size <= SYNC_TRACE_LIMIT:
             try:

@@ -192,7 +192,7 @@ class SessionActions(QObject):
             view["all_layers"] = bool(box.isChecked())
         with contextlib.suppress(AttributeError, TypeError):  # docks, toolbars, splitters
             view["window_state"] = bytes(self.window.saveState().toBase64()).decode("ascii")
-        shown = getattr(getattr(self.window, "train_panel", None), "_shown", None)
+        shown = getattr(getattr(self.window, "train_panel", None), "shown_snapshot", None)
         if isinstance(shown, int):
             view["training_snapshot_shown"] = shown
         snaps = self._training_snapshots()
@@ -420,35 +420,20 @@ class SessionActions(QObject):
         """Put a session's training snapshots back on the training panel's timeline."""
         panel = getattr(self.window, "train_panel", None)
         snaps = [d for d in s.snapshots if "spec" in d]
-        if panel is None or not snaps or not hasattr(panel, "_add_snapshot"):
+        if panel is None or not snaps or not hasattr(panel, "load_snapshots"):
             return []
         try:
             objs = [dict_to_snapshot(d) for d in snaps]
         except LstmvizError as e:
             return [f"training timeline not restored: {e}"]
-        follow = getattr(panel, "follow", None)
-        was = follow.isChecked() if follow is not None else False
+        shown = s.view.get("training_snapshot_shown")
         self._restoring = True
         try:
-            if follow is not None:
-                follow.setChecked(False)
-            panel.snapshots = []
-            getattr(panel, "_models", {}).clear()
-            panel._switched_model = True  # the document already shows the session's model
-            for snap in objs:
-                panel._add_snapshot(snap)
-            shown = s.view.get("training_snapshot_shown")
-            if isinstance(shown, int) and 0 <= shown < len(objs):
-                panel.show_snapshot(shown)
-                panel.timeline.blockSignals(True)
-                panel.timeline.setValue(shown)
-                panel.timeline.blockSignals(False)
+            panel.load_snapshots(objs, shown if isinstance(shown, int) else None)
         except (LstmvizError, AttributeError, TypeError, ValueError) as e:
             return [f"training timeline not restored: {e}"]
         finally:
             self._restoring = False
-            if follow is not None:
-                follow.setChecked(was)
         return []
 
     def _apply_selection(self, s: Session) -> list[str]:

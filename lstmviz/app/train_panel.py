@@ -100,6 +100,7 @@ class TrainPanel(QWidget):
         self._shown: int | None = None
         self._own_arch_path: str | None = None
         self._pending_show: int | None = None
+        self._switched_model = False  # the document shows the snapshots' model
         self._last_show = 0.0
         self._show_timer = QTimer(self)
         self._show_timer.setSingleShot(True)
@@ -550,8 +551,42 @@ class TrainPanel(QWidget):
             return
         self._switched_model = True
         self._shown = i
-        doc.set_trace(trace, engine=f"NumPy · snapshot {snap.label}")
+        # the snapshot's weights become the document's: a new input, what-if or an export
+        # then use the weights on screen, not the ones from before training
+        doc.set_trace(trace, engine=f"NumPy · snapshot {snap.label}", model=model)
         self._update_timeline_label(i)
+
+    @property
+    def shown_snapshot(self) -> int | None:
+        """Index of the snapshot the document shows, or None."""
+        return self._shown
+
+    def load_snapshots(self, snapshots: list[Any], shown: int | None = None) -> None:
+        """Put saved snapshots on the timeline (a restored session) without training.
+
+        The document is expected to show their model already; ``shown`` is traced and
+        selected on the timeline when it is a valid index. Refused while training.
+        """
+        if self.state in ("loading", "training", "paused"):
+            raise LstmvizError("cannot replace the timeline while a model is training")
+        follow = self.follow.isChecked()
+        self.follow.setChecked(False)
+        try:
+            self.snapshots = []
+            self._models.clear()
+            self._shown = None
+            self._switched_model = True
+            for snap in snapshots:
+                self._add_snapshot(snap)
+        finally:
+            self.follow.setChecked(follow)
+        if shown is not None and 0 <= shown < len(self.snapshots):
+            self.show_snapshot(shown)
+            self.timeline.blockSignals(True)
+            self.timeline.setValue(shown)
+            self.timeline.blockSignals(False)
+        else:
+            self._update_timeline_label(self.timeline.value())
 
     def _fits(self, model: Any) -> bool:
         doc = self.document
@@ -656,7 +691,7 @@ class EngineChoice(QObject):
             self._keras_trace()
 
     def _on_trace_changed(self) -> None:
-        if self.engine == "Keras" and self.document.engine == "NumPy" and \
+        if self.engine == "Keras" and self.document.engine.startswith("NumPy") and \
                 self.panel.state not in ("loading", "training", "paused"):
             self._keras_trace()
 

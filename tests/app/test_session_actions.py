@@ -424,7 +424,7 @@ def test_autosave_at_each_training_snapshot_and_timeline_round_trip(qtbot, full_
     for x, y in zip(snaps, panel.snapshots, strict=True):
         assert (x.step, x.metrics) == (y.step, y.metrics)
         np.testing.assert_array_equal(x.weights["lstm"][0], y.weights["lstm"][0])
-    assert panel._shown == 1
+    assert panel.shown_snapshot == 1
     assert w.document.t == 2
     assert "snapshot" in w.document.engine
     expect = snaps[1].engine_model().trace(w.document.x).layer(w.document.layer).hidden

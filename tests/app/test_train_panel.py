@@ -72,6 +72,15 @@ def test_training_run_snapshots_timeline_and_save(qtbot, window, panel, tmp_path
     np.testing.assert_allclose(doc.trace.layer(0).cell, first.layer(0).cell)
     assert not np.allclose(doc.trace.layer(0).cell, last.trace(doc.x).layer(0).cell)
     assert "snapshot 1/" in panel.timeline_label.text()
+    # the weights on screen are the document's: a new input is traced with them too
+    assert doc.model is panel.engine_model(0)
+    x3 = np.eye(10, dtype=np.float32)[[[3, 1, 4, 1, 5]]]
+    doc.set_input(x3)
+    assert "before training" in doc.engine
+    np.testing.assert_allclose(doc.trace.layer(0).cell, panel.engine_model(0).trace(x3)
+                               .layer(0).cell)
+    doc.set_input(x_before)
+    panel.timeline.setValue(len(steps) - 1)
     # save -> it opens in lstmviz, equal to Keras's output
     out = tmp_path / "trained.keras"
     with qtbot.waitSignal(doc.model_changed, timeout=TIMEOUT):
