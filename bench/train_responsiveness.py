@@ -43,18 +43,21 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--no-retrace", action="store_true",
                    help="do not show snapshots while training (isolates the worker's effect "
                         "from the views' redraw)")
+    p.add_argument("--no-freeze", action="store_true",
+                   help="leave the window's objects to the garbage collector (gc.freeze off)")
     a = p.parse_args(argv)
     app = QApplication.instance() or QApplication(sys.argv[:1])
     from lstmviz import load_model
     from lstmviz.app import train_panel
+    from lstmviz.app.main import freeze_gc
     from lstmviz.app.main_window import MainWindow
     from lstmviz.examples import EXAMPLES_DIR
     from lstmviz.train.tasks import get_task, with_overrides
 
-    w = MainWindow(install_extensions=False)
+    w = MainWindow()  # with every extension, as the lstmviz command opens it
     w.resize(1600, 900)
     w.show()
-    panel = train_panel.install(w)
+    panel = getattr(w, "train_panel", None) or train_panel.install(w)
     w.train_dock.show()
     path = EXAMPLES_DIR / "digit_sum.keras"
     w.document.set_model(load_model(path), path)
@@ -70,6 +73,8 @@ def main(argv: list[str] | None = None) -> int:
     while time.perf_counter() < settle:
         app.processEvents()
         time.sleep(0.01)
+    if not a.no_freeze:  # what the lstmviz command does once its extensions are installed
+        freeze_gc()
 
     interval = a.interval / 1000
     phase = {"name": "loading"}

@@ -291,6 +291,10 @@ def _run(a: argparse.Namespace) -> int:
         window.close()
         return 0
 
+    # Once the window and its extensions exist, their ~80,000 Python objects live as long as
+    # the app: moved out of the garbage collector's view, a full collection no longer walks
+    # them (44 ms with the Train panel: a visible stall while a model trains).
+    window.extensions_installed.connect(_once(freeze_gc))
     if a.presentation:
         window.showFullScreen()
     else:
@@ -326,6 +330,14 @@ def build_window(width: int = 1600, height: int = 900, with_model: bool = True) 
         window.show_panels()
     window.install_extensions_after_first_paint(wait_for_trace=with_model)
     return window
+
+
+def freeze_gc() -> None:
+    """Move every object alive now out of the garbage collector's view (``gc.freeze``)."""
+    import gc
+
+    gc.collect()
+    gc.freeze()
 
 
 def _once(fn: Any) -> Any:

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import pyqtgraph as pg
-from PySide6.QtCore import QEvent, QObject, QSettings, Qt, QTimer
+from PySide6.QtCore import QEvent, QObject, QSettings, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QKeySequence
 from PySide6.QtWidgets import (
     QApplication,
@@ -98,6 +98,9 @@ def load_model_files(path: str, x: Any = None, text: str | None = None,
 
 class MainWindow(QMainWindow):
     """The lstmviz main window around one :class:`~lstmviz.app.document.Document`."""
+
+    #: the extensions (analysis, training, export, sessions) are installed
+    extensions_installed = Signal()
 
     def __init__(self, document: Document | None = None, install_extensions: bool = True,
                  parent: QWidget | None = None) -> None:
@@ -833,6 +836,7 @@ class MainWindow(QMainWindow):
                 msg = f"The {name.replace('_', ' ')} extension could not be loaded: " \
                       f"{type(e).__name__}: {e}"
                 QTimer.singleShot(0, lambda m=msg: self.show_error(m))
+        self.extensions_installed.emit()
 
 
 def _excepthook_for(window: MainWindow) -> Callable[..., None]:

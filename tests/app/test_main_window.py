@@ -292,6 +292,19 @@ def test_plot_widgets_menus_docks(digit_window):
     assert dock.widget().text() == "hi"
 
 
+def test_freeze_gc_takes_the_windows_objects_out_of_collections():
+    import gc
+
+    from lstmviz.app.main import freeze_gc
+
+    before = gc.get_freeze_count()
+    try:
+        freeze_gc()
+        assert gc.get_freeze_count() > before
+    finally:
+        gc.unfreeze()  # the test session's objects go back to the collector
+
+
 def test_unit_equations_match_contributions(digit_window):
     from lstmviz.app.unit_detail import unit_equations
 
@@ -339,8 +352,10 @@ def test_extensions_install_and_failures_are_dialogs(qtbot, monkeypatch):
         return real(name, *a)
 
     monkeypatch.setattr(importlib.util, "find_spec", find_spec)
-    w = mw.MainWindow()
+    w = mw.MainWindow(install_extensions=False)
     qtbot.addWidget(w)
+    with qtbot.waitSignal(w.extensions_installed, timeout=3000):  # even when one fails
+        w._install_extensions()
     assert installed == [w]
     qtbot.waitUntil(lambda: w.last_error is not None, timeout=3000)
     assert "export broke" in w.last_error
