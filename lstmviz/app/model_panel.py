@@ -31,8 +31,10 @@ def lstm_html(name: str, lay: Any, selected: bool, theme: Theme) -> str:
     """One LSTM's shapes, parameter count with its formula, and what it returns."""
     w = lay.weights
     u, f = w.units, w.input_dim
-    n = 4 * u * (f + u + (1 if w.bias is not None else 0))
+    n = w.n_params
     bias = "+1" if w.bias is not None else ""
+    proj = w.projection is not None  # PyTorch proj_size / TF1 num_proj: h has P columns
+    p = w.output_units if proj else u
     ret = []
     rs = getattr(lay, "return_sequences", False)
     st = getattr(lay, "return_state", False)
@@ -46,10 +48,14 @@ def lstm_html(name: str, lay: Any, selected: bool, theme: Theme) -> str:
         f"<b>{_esc(name)}</b> LSTM({u})"
         f"{' · runs backwards' if getattr(lay, 'go_backwards', False) else ''}<br>"
         f"<span style='color:{theme.muted}'>W (kernel)</span> {f}×{4 * u} · "
-        f"<span style='color:{theme.muted}'>U (recurrent)</span> {u}×{4 * u}"
-        f"{bias_txt}<br>"
-        f"params = 4·U·(F+U{bias})<br>&nbsp;= 4·{u}·({f}+{u}{bias}) = <b>{n:,}</b><br>"
-        f"<span style='color:{theme.muted}'>hands on:</span> {'; '.join(ret)}</div>"
+        f"<span style='color:{theme.muted}'>U (recurrent)</span> {p}×{4 * u}"
+        f"{bias_txt}"
+        + (f" · <span style='color:{theme.muted}'>projection</span> {u}×{p}" if proj else "")
+        + "<br>"
+        + (f"params = 4·U·(F+P{bias}) + U·P<br>&nbsp;= 4·{u}·({f}+{p}{bias}) + {u}·{p} = "
+           f"<b>{n:,}</b><br>" if proj else
+           f"params = 4·U·(F+U{bias})<br>&nbsp;= 4·{u}·({f}+{u}{bias}) = <b>{n:,}</b><br>")
+        + f"<span style='color:{theme.muted}'>hands on:</span> {'; '.join(ret)}</div>"
     )
 
 

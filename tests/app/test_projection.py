@@ -44,3 +44,16 @@ def test_window_steps_through_a_projected_lstm(window, qtbot):
         QApplication.processEvents()
     assert window.document.t == 5
     assert window.last_error is None, window.last_error
+
+
+def test_model_panel_shows_the_projected_shapes_and_parameter_count():
+    from lstmviz.app.model_panel import lstm_html
+    from lstmviz.app.style import NORMAL
+
+    m = _proj_model(units=8, proj=3, feats=2)
+    lay = m.lstm_layers[0]
+    html = lstm_html("lstm", lay, True, NORMAL)
+    n = 4 * 8 * (2 + 3 + 1) + 8 * 3  # kernel, recurrent (P x 4U), bias, projection (U x P)
+    assert n == lay.weights.n_params == 216
+    assert "U (recurrent)</span> 3×32" in html and "projection</span> 8×3" in html
+    assert "4·U·(F+P+1) + U·P" in html and f"<b>{n:,}</b>" in html
