@@ -59,9 +59,11 @@ def main(argv: list[str] | None = None) -> int:
     w.show()
     panel = getattr(w, "train_panel", None) or train_panel.install(w)
     w.train_dock.show()
-    path = EXAMPLES_DIR / "digit_sum.keras"
-    w.document.set_model(load_model(path), path)
     task = get_task(a.task)
+    # the task's own bundled model is open (what the Train panel opens at Start otherwise):
+    # the run measures training, not the one-off switch of the window to another model
+    path = EXAMPLES_DIR / f"{task.example_name or 'digit_sum'}.keras"
+    w.document.set_model(load_model(path), path)
     cfg = with_overrides(task.defaults, epochs=a.epochs,
                          snapshot_every=0 if a.no_retrace else 20)
     if a.no_retrace:

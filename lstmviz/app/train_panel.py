@@ -335,6 +335,8 @@ class TrainPanel(QWidget):
             self.window.show_error(str(e))
             return
         arch = self._own_arch_path if self.own_arch.isChecked() else None
+        if arch is None:
+            self._open_task_example(task)
         self._show_config(task, config)
         self.task = task
         self._discard_result()
@@ -380,6 +382,21 @@ class TrainPanel(QWidget):
         self._t_start = time.monotonic()
         self.runner.start(job, self._on_finished, f"Training {task.name}",
                           on_failed=self._on_failed, on_partial=self._on_partial)
+
+    def _open_task_example(self, task: Any) -> None:
+        """Show the task's bundled model while TensorFlow loads, unless the document shows
+        this task already: the snapshots then retrace a model of the same shape, which
+        redraws data only, instead of switching the whole window to another model (a
+        full relayout and repaint) at the first snapshot, in the middle of training."""
+        doc = self.document
+        info = doc.info
+        if doc.model is not None and info is not None and info.task == task.name:
+            return
+        from ..examples import EXAMPLES_DIR
+
+        path = EXAMPLES_DIR / f"{task.example_name}.keras" if task.example_name else None
+        if path is not None and path.is_file():
+            self.window.open_model(path)
 
     def toggle_pause(self) -> None:
         """Pause between two batches, or go on."""

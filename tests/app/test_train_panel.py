@@ -118,10 +118,14 @@ def test_live_curves_are_coalesced_and_the_x_axis_is_fixed(qtbot, window, panel,
 def test_other_task_switches_the_document_to_its_model(qtbot, window, panel):
     window.document.set_model(lstmviz.load_model(EXAMPLES_DIR / "digit_sum.keras"),
                               EXAMPLES_DIR / "digit_sum.keras")
+    doc = window.document
     with qtbot.waitSignal(panel.trained, timeout=TIMEOUT):
         panel.start(get_task("binary-addition"), TrainConfig(epochs=1, batch_size=8, units=4,
                                                              steps_per_epoch=4))
-    doc = window.document
+        # at Start, while TensorFlow loads: the task's bundled model, so that the snapshots
+        # are of the same shape (no window-wide switch in the middle of training)
+        qtbot.waitUntil(lambda: str(doc.model_path).endswith("binary_addition.keras"),
+                        timeout=TIMEOUT)
     assert doc.model.input_features == 2 and doc.info.task == "binary-addition"
     assert doc.trace.layer(0).units == 4
 
