@@ -453,7 +453,9 @@ class OutputView(QWidget):
             else:
                 ti.setText("")
         self.plot.setXRange(0 if self.probabilities else -m, m, padding=0.02)
-        self.plot.getAxis("bottom").setLabel("probability" if self.probabilities else "value")
+        label = "probability" if self.probabilities else "value"
+        if self.plot.getAxis("bottom").labelText != label:  # setLabel re-lays the plot out
+            self.plot.getAxis("bottom").setLabel(label)
         self.plot.setYRange(-0.5, max(n, 3) - 0.5, padding=0)
 
 

@@ -59,6 +59,14 @@ SHOW_INTERVAL = 0.3
 CURVE_INTERVAL = 0.25
 
 
+def _nice_ceil(v: float) -> float:
+    """The smallest of 1, 2, 2.5, 5 times a power of ten that is >= ``v`` (> 0)."""
+    if not v > 0:
+        return 1.0
+    e = 10.0 ** np.floor(np.log10(v))
+    return float(next(m * e for m in (1, 2, 2.5, 5, 10) if m * e >= v * (1 - 1e-9)))
+
+
 def _fmt_eta(s: float) -> str:
     s = max(0, round(s))
     return f"{s // 60}:{s % 60:02d}"
@@ -94,6 +102,7 @@ class TrainPanel(QWidget):
         self._gate: Any = None
         self._cancel = False
         self._t_start = 0.0
+        self._loss_top: float | None = None  # the loss axis's upper end
         self._steps: list[float] = []
         self._loss: list[float] = []
         self._acc: list[float] = []
@@ -345,6 +354,7 @@ class TrainPanel(QWidget):
         self._shown = None
         self._steps, self._loss, self._acc = [], [], []
         self._curve_timer.stop()
+        self._loss_top = None
         self.loss_curve.setData([], [])
         self.acc_curve.setData([], [])
         for p in (self.loss_plot, self.acc_plot):  # the x axis is fixed for the whole run
@@ -467,6 +477,13 @@ class TrainPanel(QWidget):
         self._curve_timer.stop()
         self.loss_curve.setData(self._steps, self._loss)
         self.acc_curve.setData(self._steps, self._acc)
+        # the loss axis spans 0 .. a round number above the largest loss so far: it changes
+        # a few times per run instead of at every redraw (an axis re-render costs ~10 ms)
+        finite = [v for v in self._loss if np.isfinite(v)]
+        top = _nice_ceil(max(finite)) if finite else 1.0
+        if top != self._loss_top:
+            self._loss_top = top
+            self.loss_plot.setYRange(0, top, padding=0.02)
 
     def _add_snapshot(self, snap: Any) -> None:
         self.snapshots.append(snap)

@@ -112,6 +112,8 @@ def test_live_curves_are_coalesced_and_the_x_axis_is_fixed(qtbot, window, panel,
     assert list(xs) == list(range(1, 31)) and ys[-1] == pytest.approx(1 / 30)
     lo, hi = panel.loss_plot.vb.viewRange()[0]
     assert lo < 0.5 and 39.5 < hi < 42  # the whole run's width, not autoranged per batch
+    lo, hi = panel.loss_plot.vb.viewRange()[1]
+    assert lo == pytest.approx(-0.02) and hi == pytest.approx(1.02)  # 0 .. round max loss
     panel.state = "idle"
 
 
