@@ -689,6 +689,11 @@ class EngineChoice(QObject):
 
     def __init__(self, window: Any, panel: TrainPanel) -> None:
         super().__init__(window)
+        from ..train.process import KerasEngineProcess
+
+        # TensorFlow lives in a child process: importing it in a thread of the app held the
+        # GIL and froze the window (~0.3 s); the process stays up while Keras is chosen
+        self.keras = KerasEngineProcess(threads=1)
         self.window = window
         self.panel = panel
         self.document = window.document
@@ -721,6 +726,7 @@ class EngineChoice(QObject):
             self.runner.cancel()
             if self.document.engine != "NumPy" and self.document.model is not None:
                 self.document.retrace()
+            self.shutdown_keras()
         else:
             self._keras_trace()
 
@@ -736,15 +742,13 @@ class EngineChoice(QObject):
             return
         self.window.status("loading TensorFlow… (Keras engine)")
 
-        def job(progress: Any, should_stop: Any) -> Any:
-            from ..train.backend import keras_module
-            from ..train.gate_lstm import keras_trace
+        keras = self.keras
 
-            keras_module(threads=1)
-            return keras_trace(model, x)
+        def job(progress: Any, should_stop: Any) -> Any:
+            return keras.trace(model, x, should_stop)
 
         def done(trace: Any) -> None:
-            if doc.model is model and doc.x is x:
+            if trace is not None and doc.model is model and doc.x is x:
                 doc.set_trace(trace, engine="Keras")
                 self.window.status("traced with the Keras engine")
 
@@ -754,6 +758,14 @@ class EngineChoice(QObject):
             self.engine = "NumPy"
 
         self.runner.start(job, done, "Tracing with Keras", on_failed=failed)
+
+    def shutdown_keras(self) -> None:
+        """End the Keras engine's process in the background (it holds ~0.5 GB)."""
+        if self.keras.running:
+            import threading
+
+            threading.Thread(target=self.keras.shutdown, name="lstmviz keras engine shutdown",
+                             daemon=True).start()
 
 
 def install(window: Any) -> TrainPanel:
@@ -792,4 +804,6 @@ def uninstall(window: Any) -> None:
         panel.shutdown()
     ec = getattr(window, "engine_choice", None)
     if ec is not None:
+        ec.runner.cancel()
+        ec.keras.shutdown()  # a trace in progress is abandoned, the worker then returns
         ec.runner.shutdown()

@@ -241,3 +241,115 @@ def train_in_process(task: Task, config: TrainConfig, *,
             proc.terminate()
             proc.join(5)
         q.close()
+
+
+def _keras_engine_child(requests: Any, replies: Any, threads: int | None) -> None:  # pragma: no cover
+    """The Keras engine's process: import TensorFlow once, then trace what is asked."""
+    try:
+        from .backend import keras_module
+        from .gate_lstm import keras_trace
+
+        keras_module(threads=threads)
+    except Exception as e:  # noqa: BLE001 - reported to the app's dialog
+        replies.put(("error", None, f"the Keras engine could not start: {type(e).__name__}: "
+                                    f"{e}"))
+        return
+    replies.put(("ready", None, None))
+    while True:
+        req = requests.get()
+        if req is None:
+            return
+        rid, model, x = req
+        try:
+            replies.put(("trace", rid, keras_trace(model, x)))
+        except LstmvizError as e:
+            replies.put(("error", rid, str(e)))
+        except Exception as e:  # noqa: BLE001
+            replies.put(("error", rid, f"the Keras engine failed: {type(e).__name__}: {e}\n\n"
+                                       f"{traceback.format_exc(limit=8)}"))
+
+
+class KerasEngineProcess:
+    """The app's Keras engine (:func:`lstmviz.train.gate_lstm.keras_trace`) in a child
+    process that imports TensorFlow once and stays up for the next trace.
+
+    In a thread of the app, TensorFlow's import held Python's GIL and froze the window for
+    ~0.3 s; here the app only pickles the engine model and the input and waits (call
+    :meth:`trace` from a worker thread). :meth:`shutdown` ends the process.
+    """
+
+    def __init__(self, threads: int | None = 1) -> None:
+        self.threads = threads
+        self._proc: Any = None
+        self._requests: Any = None
+        self._replies: Any = None
+        self._rid = 0
+        self._lock = threading.Lock()
+
+    @property
+    def running(self) -> bool:
+        return self._proc is not None and self._proc.is_alive()
+
+    def _ensure(self) -> None:
+        if self.running:
+            return
+        self.shutdown()
+        ctx = mp.get_context("spawn")
+        self._requests, self._replies = ctx.Queue(), ctx.Queue()
+        self._proc = ctx.Process(target=_keras_engine_child, name="lstmviz keras engine",
+                                 args=(self._requests, self._replies, self.threads),
+                                 daemon=True)
+        _start_without_main(self._proc)
+
+    def trace(self, model: Any, x: Any, should_stop: Callable[[], bool] = lambda: False,
+              poll: float = 0.05) -> Any:
+        """The Keras engine's :class:`~lstmviz.engine.Trace` of ``model`` on ``x``; None when
+        ``should_stop()`` turned true first (the child finishes that trace and drops it).
+
+        Raises
+        ------
+        LstmvizError
+            The model cannot be traced with Keras, or the process failed.
+        """
+        with self._lock:
+            self._ensure()
+            self._rid += 1
+            rid = self._rid
+            self._requests.put((rid, model, x))
+            while True:
+                if should_stop():
+                    return None
+                try:
+                    kind, mrid, obj = self._replies.get(timeout=poll)
+                except (queue.Empty, OSError, ValueError, EOFError):  # closed: shut down
+                    if should_stop():
+                        return None
+                    if not self.running:
+                        code = self._proc.exitcode if self._proc is not None else None
+                        self.shutdown()
+                        raise LstmvizError("the Keras engine's process ended unexpectedly "
+                                           f"(exit code {code})") from None
+                    continue
+                if kind == "error" and mrid is None:  # could not even start
+                    self.shutdown()
+                    raise LstmvizError(obj)
+                if mrid != rid:
+                    continue  # "ready", or the answer to a request given up on
+                if kind == "trace":
+                    return obj
+                raise LstmvizError(obj)
+
+    def shutdown(self, timeout: float = 5.0) -> None:
+        """End the child process (a trace in progress is abandoned)."""
+        proc, self._proc = self._proc, None
+        if proc is None:
+            return
+        with contextlib.suppress(Exception):
+            self._requests.put(None)
+        proc.join(0.5)
+        if proc.is_alive():
+            proc.terminate()
+            proc.join(timeout)
+        for q in (self._requests, self._replies):
+            with contextlib.suppress(Exception):
+                q.close()

@@ -23,8 +23,7 @@ TINY = TrainConfig(epochs=2, batch_size=16, learning_rate=0.01, units=32, steps_
 def panel(window):
     p = train_panel.install(window)
     yield p
-    p.shutdown()
-    window.engine_choice.runner.shutdown()
+    train_panel.uninstall(window)
 
 
 def _wait_state(qtbot, panel, states):
@@ -202,9 +201,18 @@ def test_keras_engine_menu(qtbot, window, panel):
     assert "engine: Keras" in window.engine_label.text()
     np.testing.assert_allclose(tr.layer(0).forget_gate, numpy_trace.layer(0).forget_gate,
                                atol=1e-5)
+    keras = window.engine_choice.keras
+    assert keras.running  # TensorFlow runs in the engine's own process, not in the app's
+    pid = keras._proc.pid
+    with qtbot.waitSignal(window.document.trace_changed, timeout=TIMEOUT):
+        window.document.set_input(np.eye(10, dtype=np.float32)[[[1, 2, 3]]])
+    qtbot.waitUntil(lambda: window.document.engine == "Keras", timeout=TIMEOUT)
+    assert keras._proc.pid == pid  # the same process traced the new input
+    assert window.document.trace.layer(0).timesteps == 3
     with qtbot.waitSignal(window.document.trace_changed, timeout=TIMEOUT):
         window.engine_choice.actions["NumPy"].trigger()
     assert window.document.engine == "NumPy"
+    qtbot.waitUntil(lambda: not keras.running, timeout=10_000)  # its memory is given back
 
 
 def test_train_the_open_models_architecture(qtbot, window, panel):

@@ -60,3 +60,32 @@ def test_failure_carries_the_last_good_model():
         train_in_process(_Broken(), cfg, on_message=lambda k, o: None)
     assert ei.value.summary is not None and ei.value.summary.steps == 2
     ei.value.summary.cleanup()
+
+
+def test_keras_engine_process_traces_reuses_itself_and_reports_errors():
+    from lstmviz.errors import LstmvizError
+    from lstmviz.examples import EXAMPLES_DIR
+    from lstmviz.train.process import KerasEngineProcess
+
+    m = lstmviz.load_model(EXAMPLES_DIR / "digit_sum.keras")
+    x = np.eye(10, dtype=np.float32)[[[4, 7, 3, 9, 1], [1, 2, 3, 4, 5]]]
+    ref = m.trace(x)
+    eng = KerasEngineProcess(threads=1)
+    try:
+        tr = eng.trace(m, x)
+        assert tr.engine == "keras" and eng.running
+        pid = eng._proc.pid
+        for a, b in zip(tr.layers, ref.layers, strict=True):
+            for q in ("forget_gate", "input_gate", "candidate", "output_gate", "cell",
+                      "hidden"):
+                np.testing.assert_allclose(a.get(q), b.get(q), atol=1e-5, err_msg=q)
+        np.testing.assert_allclose(tr.output, ref.output, atol=1e-5)
+        with pytest.raises(LstmvizError, match="features|expects"):
+            eng.trace(m, np.zeros((1, 4, 3), np.float32))  # 3 features, not 10
+        assert eng.running and eng._proc.pid == pid  # an error does not end the process
+        assert eng.trace(m, x, should_stop=lambda: True) is None  # given up: no wait
+        again = eng.trace(m, x[:1])  # the dropped answer is not mistaken for this one
+        assert again.layer(0).batch_size == 1 and eng._proc.pid == pid
+    finally:
+        eng.shutdown()
+    assert not eng.running
