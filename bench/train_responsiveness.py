@@ -6,6 +6,7 @@ batches); the stall of one tick is how late it fired. Reported separately for th
 imports TensorFlow in the worker and for the training itself.
 
     python bench/train_responsiveness.py [--task digit-sum] [--epochs N]
+    python bench/train_responsiveness.py --keras-engine   # View > Engine > Keras instead
 
 Runs offscreen unless a display is set.
 """
@@ -45,6 +46,9 @@ def main(argv: list[str] | None = None) -> int:
                         "from the views' redraw)")
     p.add_argument("--no-freeze", action="store_true",
                    help="leave the window's objects to the garbage collector (gc.freeze off)")
+    p.add_argument("--keras-engine", action="store_true",
+                   help="instead of training: choose View > Engine > Keras (TensorFlow loads "
+                        "and traces the open input) and probe until its trace is shown")
     a = p.parse_args(argv)
     app = QApplication.instance() or QApplication(sys.argv[:1])
     from lstmviz import load_model
@@ -102,6 +106,33 @@ def main(argv: list[str] | None = None) -> int:
         if s in ("finished", "cancelled", "failed"):
             app.quit()
 
+    if a.keras_engine:
+        doc = w.document
+
+        def on_trace() -> None:
+            if doc.engine == "Keras":
+                app.quit()
+
+        doc.trace_changed.connect(on_trace)
+        timer = QTimer()
+        timer.setInterval(int(a.interval))
+        timer.timeout.connect(tick)
+        timer.start()
+        QTimer.singleShot(0, lambda: w.engine_choice.set_engine("Keras"))
+        QTimer.singleShot(120_000, app.quit)
+        app.exec()
+        timer.stop()
+        print(f"Keras engine: its trace shown after {time.perf_counter() - t0:.1f} s "
+              f"(engine {doc.engine})")
+        print(f"event-loop stall while TensorFlow loads and traces: {stats(gaps['loading'])}")
+        if a.verbose:
+            for g, at, _ph, cpu in sorted(worst, reverse=True)[:5]:
+                print(f"  stall {g * 1000:.0f} ms at {at:.2f} s (GUI thread busy "
+                      f"{cpu * 1000:.0f} ms of it)")
+        train_panel.uninstall(w)
+        w.close()
+        return 0
+
     shows: list[float] = []
     orig_show = panel.show_snapshot
 
@@ -130,7 +161,7 @@ def main(argv: list[str] | None = None) -> int:
         for g, at, ph, cpu in sorted(worst, reverse=True)[:15]:
             print(f"  stall {g * 1000:.0f} ms at {at:.1f} s ({ph}; GUI thread busy "
                   f"{cpu * 1000:.0f} ms of it)")
-    panel.shutdown()
+    train_panel.uninstall(w)
     w.close()
     return 0
 

@@ -245,6 +245,10 @@ def train_in_process(task: Task, config: TrainConfig, *,
 
 def _keras_engine_child(requests: Any, replies: Any, threads: int | None) -> None:  # pragma: no cover
     """The Keras engine's process: import TensorFlow once, then trace what is asked."""
+    import warnings
+
+    # Keras's notes about input structures are not the user's business in the app's terminal
+    warnings.filterwarnings("ignore", category=UserWarning, module=r"keras(\.|$)")
     try:
         from .backend import keras_module
         from .gate_lstm import keras_trace
