@@ -192,6 +192,13 @@ static void sigmoid_tanh_row(const float *restrict z, float *restrict a,
     }
 }
 
+/* z[j] += b[j] for j < n */
+LSTMVIZ_CLONES
+static void add_into(float *restrict z, const float *restrict b, Py_ssize_t n)
+{
+    for (Py_ssize_t j = 0; j < n; j++) z[j] += b[j];
+}
+
 typedef struct {
     Py_buffer view;
     int held;
@@ -226,48 +233,65 @@ static void release(buf_t *bufs, int n)
 
 PyDoc_STRVAR(run_doc,
 "run(pre, act, c, h, h0, c0, rec, mask, steps, batch, units, go_backwards,\n"
-"    recurrent_activation, activation, sgemm, sgemv, ilp64)\n"
+"    recurrent_activation, activation, sgemm, sgemv, ilp64[, x, bias, features])\n"
 "--\n\n"
 "The LSTM recurrence over time-major float32 buffers, in place.\n\n"
 "pre (T, B, 4U) holds x W + b on entry and the full pre-activations on return; act\n"
 "(T, B, 4U), c and h (T, B, U) are written.  rec is the (U, 4U) recurrent kernel with\n"
 "blocks i, f, o, g; mask is None or (B, T) uint8.  sgemm / sgemv are addresses of BLAS\n"
 "routines in the Fortran calling convention (64-bit integers when ilp64).  The GIL is\n"
-"released while the loop runs.");
+"released while the loop runs.\n\n"
+"With x (B, T, features) float32: rec is [W; U] ((features + U), 4U), pre need not hold\n"
+"anything on entry, and each step writes [x_t, h_tm1] @ [W; U] (+ bias (4U,) or None).");
 
 static PyObject *kernel_run(PyObject *self, PyObject *args)
 {
     PyObject *o_pre, *o_act, *o_c, *o_h, *o_h0, *o_c0, *o_rec, *o_mask;
-    Py_ssize_t T, B, U;
+    PyObject *o_x = Py_None, *o_bias = Py_None;
+    Py_ssize_t T, B, U, F = 0;
     int backwards, ract, cact, ilp64;
     unsigned long long p_gemm, p_gemv;
-    if (!PyArg_ParseTuple(args, "OOOOOOOOnnnpiiKKp", &o_pre, &o_act, &o_c, &o_h, &o_h0, &o_c0,
-                          &o_rec, &o_mask, &T, &B, &U, &backwards, &ract, &cact, &p_gemm,
-                          &p_gemv, &ilp64))
+    if (!PyArg_ParseTuple(args, "OOOOOOOOnnnpiiKKp|OOn", &o_pre, &o_act, &o_c, &o_h, &o_h0,
+                          &o_c0, &o_rec, &o_mask, &T, &B, &U, &backwards, &ract, &cact,
+                          &p_gemm, &p_gemv, &ilp64, &o_x, &o_bias, &F))
         return NULL;
+    /* x mode (x given): rec is [W; U] (F + U rows) and pre receives the whole
+     * pre-activation: each step's product [x_t, h_tm1] @ [W; U] is written once, plus the
+     * bias, instead of a separate input projection filling pre beforehand */
+    const int xmode = o_x != Py_None;
+    if (!xmode)
+        F = 0;
     if (T < 0 || B < 1 || U < 1 || ract < 0 || ract >= ACT_COUNT || cact < 0 ||
         cact >= ACT_COUNT || p_gemm == 0 || p_gemv == 0) {
         PyErr_SetString(PyExc_ValueError, "_lstm_kernel.run: invalid sizes, codes or BLAS");
         return NULL;
     }
-    if (!ilp64 && (4 * U > INT32_MAX || B > INT32_MAX)) {
+    if (F < 0 || (xmode && F < 1)) {
+        PyErr_SetString(PyExc_ValueError, "_lstm_kernel.run: x needs features >= 1");
+        return NULL;
+    }
+    if (!ilp64 && (4 * U > INT32_MAX || B > INT32_MAX || F + U > INT32_MAX)) {
         PyErr_SetString(PyExc_ValueError, "_lstm_kernel.run: sizes overflow 32-bit BLAS");
         return NULL;
     }
-    buf_t bufs[8];
+    buf_t bufs[10];
     memset(bufs, 0, sizeof bufs);
-    const Py_ssize_t U4 = 4 * U;
+    const Py_ssize_t U4 = 4 * U, K = F + U;
     if (get_buf(o_pre, &bufs[0], "pre", T * B * U4, 4, 1) < 0 ||
         get_buf(o_act, &bufs[1], "act", T * B * U4, 4, 1) < 0 ||
         get_buf(o_c, &bufs[2], "c", T * B * U, 4, 1) < 0 ||
         get_buf(o_h, &bufs[3], "h", T * B * U, 4, 1) < 0 ||
         get_buf(o_h0, &bufs[4], "h0", B * U, 4, 0) < 0 ||
         get_buf(o_c0, &bufs[5], "c0", B * U, 4, 0) < 0 ||
-        get_buf(o_rec, &bufs[6], "rec", U * U4, 4, 0) < 0 ||
-        (o_mask != Py_None && get_buf(o_mask, &bufs[7], "mask", B * T, 1, 0) < 0)) {
-        release(bufs, 8);
+        get_buf(o_rec, &bufs[6], "rec", K * U4, 4, 0) < 0 ||
+        (o_mask != Py_None && get_buf(o_mask, &bufs[7], "mask", B * T, 1, 0) < 0) ||
+        (xmode && get_buf(o_x, &bufs[8], "x", B * T * F, 4, 0) < 0) ||
+        (xmode && o_bias != Py_None && get_buf(o_bias, &bufs[9], "bias", U4, 4, 0) < 0)) {
+        release(bufs, 10);
         return NULL;
     }
+    const float *x = xmode ? bufs[8].view.buf : NULL;
+    const float *bias = xmode && o_bias != Py_None ? bufs[9].view.buf : NULL;
     float *pre = bufs[0].view.buf, *act = bufs[1].view.buf;
     float *cs = bufs[2].view.buf, *hs = bufs[3].view.buf;
     const float *h_tm1 = bufs[4].view.buf, *c_tm1 = bufs[5].view.buf;
@@ -275,12 +299,23 @@ static PyObject *kernel_run(PyObject *self, PyObject *args)
     const unsigned char *mask = o_mask != Py_None ? bufs[7].view.buf : NULL;
     const float one = 1.0f;
 
+    const float zero = 0.0f;
+    const float beta = xmode ? zero : one; /* x mode writes z; else adds to x W + b */
+    float *xh = NULL; /* x mode: [x_t, h_tm1], (B, F + U) */
+    if (xmode) {
+        xh = PyMem_RawMalloc((size_t)(B * K) * sizeof(float));
+        if (xh == NULL) {
+            release(bufs, 10);
+            return PyErr_NoMemory();
+        }
+    }
     const int fused = ract == ACT_SIGMOID && cact == ACT_TANH;
     float *coef = NULL;
     if (fused) {
         coef = PyMem_RawMalloc((size_t)(2 * U4) * sizeof(float));
         if (coef == NULL) {
-            release(bufs, 8);
+            PyMem_RawFree(xh);
+            release(bufs, 10);
             return PyErr_NoMemory();
         }
         for (Py_ssize_t j = 0; j < U4; j++) {
@@ -289,30 +324,41 @@ static PyObject *kernel_run(PyObject *self, PyObject *args)
         }
     }
     Py_BEGIN_ALLOW_THREADS
-    const int32_t m32 = (int32_t)U4, k32 = (int32_t)U, n32 = (int32_t)B, inc32 = 1;
-    const int64_t m64 = U4, k64 = U, n64 = B, inc64 = 1;
+    const int32_t m32 = (int32_t)U4, k32 = (int32_t)K, n32 = (int32_t)B, inc32 = 1;
+    const int64_t m64 = U4, k64 = K, n64 = B, inc64 = 1;
     for (Py_ssize_t s = 0; s < T; s++) {
         const Py_ssize_t t = backwards ? T - 1 - s : s;
         float *z = pre + t * B * U4; /* (B, 4U): x_t W + b, completed with h_tm1 U */
         float *a = act + t * B * U4;
         float *c = cs + t * B * U;
         float *h = hs + t * B * U;
-        /* Column-major view: z^T (4U x B) += rec^T (4U x U) @ h_tm1^T (U x B). */
+        /* Column-major view: z^T (4U x B) += rec^T (4U x U) @ h_tm1^T (U x B); in x mode
+         * z^T = [W; U]^T (4U x K) @ [x_t, h_tm1]^T (K x B), then + b. */
+        const float *v = h_tm1;
+        if (xmode) {
+            for (Py_ssize_t b = 0; b < B; b++) {
+                memcpy(xh + b * K, x + (b * T + t) * F, (size_t)F * sizeof(float));
+                memcpy(xh + b * K + F, h_tm1 + b * U, (size_t)U * sizeof(float));
+            }
+            v = xh;
+        }
         if (B == 1) {
             if (ilp64)
-                ((sgemv64_fn)(uintptr_t)p_gemv)("N", &m64, &k64, &one, rec, &m64, h_tm1,
-                                                &inc64, &one, z, &inc64);
+                ((sgemv64_fn)(uintptr_t)p_gemv)("N", &m64, &k64, &one, rec, &m64, v, &inc64,
+                                                &beta, z, &inc64);
             else
-                ((sgemv32_fn)(uintptr_t)p_gemv)("N", &m32, &k32, &one, rec, &m32, h_tm1,
-                                                &inc32, &one, z, &inc32);
+                ((sgemv32_fn)(uintptr_t)p_gemv)("N", &m32, &k32, &one, rec, &m32, v, &inc32,
+                                                &beta, z, &inc32);
         } else {
             if (ilp64)
                 ((sgemm64_fn)(uintptr_t)p_gemm)("N", "N", &m64, &n64, &k64, &one, rec, &m64,
-                                                h_tm1, &k64, &one, z, &m64);
+                                                v, &k64, &beta, z, &m64);
             else
                 ((sgemm32_fn)(uintptr_t)p_gemm)("N", "N", &m32, &n32, &k32, &one, rec, &m32,
-                                                h_tm1, &k32, &one, z, &m32);
+                                                v, &k32, &beta, z, &m32);
         }
+        if (bias != NULL)
+            for (Py_ssize_t b = 0; b < B; b++) add_into(z + b * U4, bias, U4);
         for (Py_ssize_t b = 0; b < B; b++) {
             const float *zb = z + b * U4;
             float *ab = a + b * U4;
@@ -334,8 +380,9 @@ static PyObject *kernel_run(PyObject *self, PyObject *args)
     }
     Py_END_ALLOW_THREADS
 
+    PyMem_RawFree(xh);
     PyMem_RawFree(coef);
-    release(bufs, 8);
+    release(bufs, 10);
     Py_RETURN_NONE;
 }
 

@@ -117,6 +117,16 @@ class LSTMWeights:
             object.__setattr__(self, "_internal_cache", cached)
         return cached
 
+    def _stacked(self) -> np.ndarray:
+        """``[W; U]`` ``(F + U, 4U)`` in the internal block order (cached): the compiled
+        kernel's one product per step at larger batches."""
+        cached = self.__dict__.get("_stacked_cache")
+        if cached is None:
+            kernel, rec, _ = self._internal()
+            cached = _frozen_f32(np.concatenate([kernel, rec]))
+            object.__setattr__(self, "_stacked_cache", cached)
+        return cached
+
     @property
     def n_params(self) -> int:
         """``4·U·(F + U + 1)`` with bias, ``4·U·(F + U)`` without."""
@@ -224,7 +234,10 @@ def run_lstm(
         h_tm1, c_tm1 = h0_, c0_  # copies: h0/c0 may be views of out (a streamed state)
     else:
         pre = np.empty((steps, batch, 4 * units), np.float32)
-    if accelerate:  # bias fill + one sgemm per batch item into the strided rows of `pre`
+    x_mode = bool(accelerate) and batch >= _accel.X_MODE_MIN_BATCH and feats > 0
+    if x_mode:  # the kernel writes [x_t, h_tm1] @ [W; U] + b itself, step by step
+        pass
+    elif accelerate:  # bias fill + one sgemm per batch item into the strided rows of `pre`
         _accel.project(x, kernel, bias, pre)
     else:  # one GEMM per batch item (or per step when there are fewer steps than items)
         if batch <= steps:
@@ -239,7 +252,10 @@ def run_lstm(
         act = np.empty_like(pre)  # (T, B, 4U) i, f, o, g
         cs = np.empty((steps, batch, units), np.float32)
         hs = np.empty((steps, batch, units), np.float32)
-    if accelerate:  # the same recurrence in C (lstmviz/engine/_lstm_kernel.c)
+    if x_mode:
+        _accel.run(pre, act, cs, hs, h_tm1, c_tm1, weights._stacked(), m, go_backwards,
+                   weights.recurrent_activation, weights.activation, x=x, bias=bias)
+    elif accelerate:  # the same recurrence in C (lstmviz/engine/_lstm_kernel.c)
         _accel.run(pre, act, cs, hs, h_tm1, c_tm1, rec, m, go_backwards,
                    weights.recurrent_activation, weights.activation)
     else:

@@ -235,13 +235,40 @@ def test_kernel_matches_numpy_loop_for_every_kernel_activation(rec_act, act):
 
 
 @needs_kernel
-@pytest.mark.parametrize(("units", "batch"), [(64, 1), (64, 4), (200, 2)])
+@pytest.mark.parametrize(("masked", "go_backwards", "bias", "act"),
+                         [(False, False, True, "tanh"), (True, False, True, "tanh"),
+                          (True, True, False, "tanh"), (False, True, True, "relu")])
+def test_kernel_x_mode_at_larger_batches(masked, go_backwards, bias, act):
+    """From X_MODE_MIN_BATCH on, the kernel computes [x_t, h_tm1] @ [W; U] + b per step
+    itself (no separate input projection): same trace as the NumPy loop and as lstm_step."""
+    batch = _accel.X_MODE_MIN_BATCH + 3
+    w = _weights(6, 11, seed=40, bias=bias, act=act)
+    x, h0, c0, mask = _inputs(batch, 30, 6, 11, seed=41)
+    m = mask if masked else None
+    ref = run_lstm(x, w, h0=h0, c0=c0, mask=m, go_backwards=go_backwards, accelerate=False)
+    fast = run_lstm(x, w, h0=h0, c0=c0, mask=m, go_backwards=go_backwards, accelerate=True)
+    assert fast.meta["engine"] == "c"
+    # x W, h U and b are summed in another order than the NumPy loop's (x W + b) + h U, as
+    # Keras does: float32 rounding of the largest term (scaled), a few ulps of a z of ~5
+    tol = 5e-6 if act == "relu" else ATOL  # relu: c grows to ~12 over the 30 steps
+    _assert_same(fast, ref, atol=tol, scaled=True)
+    _assert_trace_equals(fast, _reference(x, w, h0, c0, m, go_backwards),
+                         atol=5e-5 if act == "relu" else 4e-6)
+    again = run_lstm(x[:, ::-1], w, h0=h0, c0=c0, mask=m, go_backwards=go_backwards,
+                     out=fast)  # out= in this mode too
+    _assert_same(again, run_lstm(x[:, ::-1], w, h0=h0, c0=c0, mask=m,
+                                 go_backwards=go_backwards, accelerate=False), atol=tol,
+                 scaled=True)
+
+
+@needs_kernel
+@pytest.mark.parametrize(("units", "batch"), [(64, 1), (64, 4), (200, 2), (96, 32)])
 def test_kernel_matches_numpy_loop_at_realistic_sizes(units, batch):
     w = _weights(16, units, seed=units)
     x, h0, c0, mask = _inputs(batch, 60, 16, units, seed=units)
     ref = run_lstm(x, w, h0=h0, c0=c0, mask=mask, accelerate=False)
     fast = run_lstm(x, w, h0=h0, c0=c0, mask=mask, accelerate=True)
-    _assert_same(fast, ref)
+    _assert_same(fast, ref, scaled=batch >= _accel.X_MODE_MIN_BATCH)  # (see x mode above)
 
 
 @pytest.mark.parametrize("accelerate", [False, None])
