@@ -175,9 +175,10 @@ def supports(recurrent_activation: str | None, activation: str | None) -> bool:
 
 
 #: from this batch size on, :func:`run` takes ``x`` itself (one product per step with
-#: K = F + U) instead of a separate input projection: measured faster at batch 32 (256
-#: units: 0.93-1.13x instead of 1.22-1.24x the floor), slower or erratic below ~16
-X_MODE_MIN_BATCH = 16
+#: K = F + U) instead of a separate input projection. ``bench/kernel_modes.py`` at batch 32:
+#: faster in 9 of 11 comparisons over three runs (32 units: ~3.0x instead of ~3.5x the
+#: floor), slower in 1; at batch 8-16 it was slower in 2 of 3 runs
+X_MODE_MIN_BATCH = 32
 
 
 def run(pre: np.ndarray, act: np.ndarray, cs: np.ndarray, hs: np.ndarray, h0: np.ndarray,

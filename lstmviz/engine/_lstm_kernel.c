@@ -301,20 +301,22 @@ static PyObject *kernel_run(PyObject *self, PyObject *args)
 
     const float zero = 0.0f;
     const float beta = xmode ? zero : one; /* x mode writes z; else adds to x W + b */
-    float *xh = NULL; /* x mode: [x_t, h_tm1], (B, F + U) */
+    float *xh = NULL;   /* x mode: [x_t, h_tm1], (B, F + U), 64-byte aligned */
+    void *xh_mem = NULL; /* what was allocated */
     if (xmode) {
-        xh = PyMem_RawMalloc((size_t)(B * K) * sizeof(float));
-        if (xh == NULL) {
+        xh_mem = PyMem_RawMalloc((size_t)(B * K) * sizeof(float) + 64);
+        if (xh_mem == NULL) {
             release(bufs, 10);
             return PyErr_NoMemory();
         }
+        xh = (float *)(((uintptr_t)xh_mem + 63) & ~(uintptr_t)63);
     }
     const int fused = ract == ACT_SIGMOID && cact == ACT_TANH;
     float *coef = NULL;
     if (fused) {
         coef = PyMem_RawMalloc((size_t)(2 * U4) * sizeof(float));
         if (coef == NULL) {
-            PyMem_RawFree(xh);
+            PyMem_RawFree(xh_mem);
             release(bufs, 10);
             return PyErr_NoMemory();
         }
@@ -380,7 +382,7 @@ static PyObject *kernel_run(PyObject *self, PyObject *args)
     }
     Py_END_ALLOW_THREADS
 
-    PyMem_RawFree(xh);
+    PyMem_RawFree(xh_mem);
     PyMem_RawFree(coef);
     release(bufs, 10);
     Py_RETURN_NONE;

@@ -1,0 +1,89 @@
+"""The compiled kernel's two ways of feeding the input, side by side in one process.
+
+* ``projection`` -- one input GEMM for all steps (``pre`` filled with the bias, then
+  ``x W`` added per batch item), then per step ``h_tm1 @ U`` added into ``pre[t]``
+  (``sgemm`` with ``beta = 1``): the path at batch < ``X_MODE_MIN_BATCH``;
+* ``x mode`` -- per step one product ``[x_t, h_tm1] @ [W; U]`` (K = F + U) written into
+  ``pre[t]``, plus the bias: ``pre`` is written once; the path from ``X_MODE_MIN_BATCH`` on.
+
+Both run ``run_lstm(x, w, out=previous)`` (no allocation, no page faults) and are
+interleaved round by round with the NumPy floor (``T`` products ``h @ U``), one thread.
+
+    python bench/kernel_modes.py                      # default sizes
+    python bench/kernel_modes.py 256x1000x32 32x1000x8   # units x T x batch
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import common  # noqa: E402
+
+common.pin_threads(1)  # before NumPy: one BLAS thread
+
+import time  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+DEFAULT = ["32x1000x32", "256x100x32", "256x1000x32", "1024x100x32", "1024x1000x32",
+           "32x10000x32", "256x1000x8", "256x1000x16", "256x1000x1"]  # x mode forced at every batch
+
+
+def main(argv: list[str] | None = None) -> int:
+    from lstmviz.engine import LSTMWeights, _accel, run_lstm
+
+    if not _accel.available():
+        print(f"the compiled kernel is not available: {_accel.describe()}")
+        return 1
+    sizes = [tuple(int(v) for v in s.split("x")) for s in (argv or DEFAULT)]
+    default_min = _accel.X_MODE_MIN_BATCH
+    print(f"engine: {_accel.describe()}; x mode from batch {default_min}; F = 16")
+    for units, steps, batch in sizes:
+        rng = np.random.default_rng(0)
+        x = rng.standard_normal((batch, steps, 16), dtype=np.float32)
+        w = LSTMWeights(rng.normal(0, 0.3, (16, 4 * units)),
+                        rng.normal(0, 1 / np.sqrt(units), (units, 4 * units)),
+                        rng.normal(0, 0.1, 4 * units))
+        traces: dict[str, object] = {}
+
+        def run(mode: str) -> None:
+            _accel.X_MODE_MIN_BATCH = 1 if mode == "x mode" else 10**9
+            prev = traces.get(mode)
+            traces[mode] = run_lstm(x, w, out=prev) if prev is not None else run_lstm(x, w)
+
+        rec = w._internal()[1]
+        h = np.zeros((batch, units), np.float32)
+        z = np.empty((batch, 4 * units), np.float32)
+
+        def floor() -> None:
+            for _ in range(steps):
+                np.matmul(h, rec, out=z)
+
+        fns = {"projection": lambda: run("projection"), "x mode": lambda: run("x mode"),
+               "floor": floor}
+        times: dict[str, list[float]] = {k: [] for k in fns}
+        for f in fns.values():  # warm-up (and the buffers out= reuses)
+            f()
+        rounds = 7 if units * steps * batch < 3e7 else 3
+        for _ in range(rounds):
+            for k, f in fns.items():
+                t = time.perf_counter()
+                f()
+                times[k].append(time.perf_counter() - t)
+        _accel.X_MODE_MIN_BATCH = default_min
+        fl = min(times["floor"])
+        d = float(np.abs(traces["x mode"].hidden - traces["projection"].hidden).max())
+        parts = [f"floor {fl * 1e3:.3g} ms"]
+        for k in ("projection", "x mode"):
+            b = min(times[k])
+            parts.append(f"{k} {b * 1e3:.3g} ms = {b / fl:.2f}x floor "
+                         f"(median {np.median(times[k]) / fl:.2f}x)")
+        print(f"U={units} T={steps} B={batch}: " + " | ".join(parts) +
+              f" | max|dh| between them {d:.1e}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
