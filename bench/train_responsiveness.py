@@ -17,6 +17,7 @@ import argparse
 import os
 import sys
 import time
+from collections.abc import Callable
 
 import numpy as np
 
@@ -106,61 +107,50 @@ def main(argv: list[str] | None = None) -> int:
         if s in ("finished", "cancelled", "failed"):
             app.quit()
 
-    if a.keras_engine:
-        doc = w.document
-
-        def on_trace() -> None:
-            if doc.engine == "Keras":
-                app.quit()
-
-        doc.trace_changed.connect(on_trace)
+    def probe(start: Callable[[], None]) -> None:
+        """Run the event loop with the probe ticking until something calls app.quit()."""
         timer = QTimer()
         timer.setInterval(int(a.interval))
         timer.timeout.connect(tick)
         timer.start()
-        QTimer.singleShot(0, lambda: w.engine_choice.set_engine("Keras"))
-        QTimer.singleShot(120_000, app.quit)
+        QTimer.singleShot(0, start)
         app.exec()
         timer.stop()
+
+    def report_worst(n: int) -> None:
+        for g, at, ph, cpu in sorted(worst, reverse=True)[:n]:
+            print(f"  stall {g * 1000:.0f} ms at {at:.2f} s ({ph}; GUI thread busy "
+                  f"{cpu * 1000:.0f} ms of it)")
+
+    if a.keras_engine:
+        doc = w.document
+        doc.trace_changed.connect(lambda: doc.engine == "Keras" and app.quit())
+        QTimer.singleShot(120_000, app.quit)
+        probe(lambda: w.engine_choice.set_engine("Keras"))
         print(f"Keras engine: its trace shown after {time.perf_counter() - t0:.1f} s "
               f"(engine {doc.engine})")
         print(f"event-loop stall while TensorFlow loads and traces: {stats(gaps['loading'])}")
-        if a.verbose:
-            for g, at, _ph, cpu in sorted(worst, reverse=True)[:5]:
-                print(f"  stall {g * 1000:.0f} ms at {at:.2f} s (GUI thread busy "
-                      f"{cpu * 1000:.0f} ms of it)")
-        train_panel.uninstall(w)
-        w.close()
-        return 0
+    else:
+        shows: list[float] = []
+        orig_show = panel.show_snapshot
 
-    shows: list[float] = []
-    orig_show = panel.show_snapshot
+        def timed_show(i: int) -> None:
+            t = time.perf_counter()
+            orig_show(i)
+            shows.append(time.perf_counter() - t)
 
-    def timed_show(i: int) -> None:
-        t = time.perf_counter()
-        orig_show(i)
-        shows.append(time.perf_counter() - t)
-
-    panel.show_snapshot = timed_show  # type: ignore[method-assign]
-    timer = QTimer()
-    timer.setInterval(int(a.interval))
-    timer.timeout.connect(tick)
-    panel.state_changed.connect(on_state)
-    timer.start()
-    QTimer.singleShot(0, lambda: panel.start(task, cfg))
-    app.exec()
-    timer.stop()
-    wall = time.perf_counter() - t0
-    print(f"task {task.name}: {cfg.total_steps} batches, {len(panel.snapshots)} snapshots, "
-          f"{len(shows)} retraced and shown on the GUI thread, {wall:.1f} s wall, state "
-          f"{panel.state}")
-    print(f"event-loop stall while TensorFlow loads in the worker: {stats(gaps['loading'])}")
-    print(f"event-loop stall while training:                    {stats(gaps['training'])}")
-    print(f"GUI time per snapshot (engine model + NumPy trace + redraw): {stats(shows)}")
+        panel.show_snapshot = timed_show  # type: ignore[method-assign]
+        panel.state_changed.connect(on_state)
+        probe(lambda: panel.start(task, cfg))
+        wall = time.perf_counter() - t0
+        print(f"task {task.name}: {cfg.total_steps} batches, {len(panel.snapshots)} snapshots, "
+              f"{len(shows)} retraced and shown on the GUI thread, {wall:.1f} s wall, state "
+              f"{panel.state}")
+        print(f"event-loop stall while TensorFlow loads in the worker: {stats(gaps['loading'])}")
+        print(f"event-loop stall while training:                    {stats(gaps['training'])}")
+        print(f"GUI time per snapshot (engine model + NumPy trace + redraw): {stats(shows)}")
     if a.verbose:
-        for g, at, ph, cpu in sorted(worst, reverse=True)[:15]:
-            print(f"  stall {g * 1000:.0f} ms at {at:.1f} s ({ph}; GUI thread busy "
-                  f"{cpu * 1000:.0f} ms of it)")
+        report_worst(15)
     train_panel.uninstall(w)
     w.close()
     return 0
