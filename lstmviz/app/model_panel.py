@@ -59,6 +59,22 @@ def lstm_html(name: str, lay: Any, selected: bool, theme: Theme) -> str:
     )
 
 
+def _torch_bias_note(m: Any, theme: Theme) -> str:
+    """PyTorch's nn.LSTM keeps two bias vectors (b_ih, b_hh) where Keras has one; lstmviz adds
+    them into one, so torch counts 4U more parameters per layer and direction."""
+    if m.format != "pytorch":
+        return ""
+    extra = 0
+    for lay in m.lstm_layers:
+        for one in (lay.forward, lay.backward) if hasattr(lay, "forward") else (lay,):
+            if one.weights.bias is not None:
+                extra += 4 * one.weights.units
+    if not extra:
+        return ""
+    return (f"<br><span style='color:{theme.muted}'>PyTorch counts {m.n_params + extra:,}: "
+            f"nn.LSTM keeps two biases (b_ih + b_hh), added into one here</span>")
+
+
 class ModelPanel(QLabel):
     """What the model is: title, description, each layer and its parameter count."""
 
@@ -92,7 +108,7 @@ class ModelPanel(QLabel):
         if info is not None and info.description:
             parts.append(f"<div style='color:{th.muted}'>{_esc(info.description)}</div>")
         parts.append(f"<div style='margin-top:6px'>{m.n_params:,} parameters · "
-                     f"{_esc(m.format or 'model')}</div>")
+                     f"{_esc(m.format or 'model')}{_torch_bias_note(m, th)}</div>")
         for row in m.summary():
             lay = m.layers[row["name"]]
             if lay.kind == "LSTM":

@@ -57,3 +57,21 @@ def test_model_panel_shows_the_projected_shapes_and_parameter_count():
     assert n == lay.weights.n_params == 216
     assert "U (recurrent)</span> 3×32" in html and "projection</span> 8×3" in html
     assert "4·U·(F+P+1) + U·P" in html and f"<b>{n:,}</b>" in html
+
+
+def test_model_panel_says_how_pytorch_counts_the_biases(tmp_path):
+    torch = pytest.importorskip("torch")
+    import lstmviz
+    from lstmviz.app.model_panel import _torch_bias_note
+    from lstmviz.app.style import NORMAL
+
+    net = torch.nn.LSTM(3, 5, num_layers=2, bidirectional=True, batch_first=True)
+    path = tmp_path / "net.pt"
+    torch.save(net.state_dict(), path)
+    m = lstmviz.load_model(path)
+    torch_count = sum(p.numel() for p in net.parameters())
+    assert m.n_params == torch_count - 4 * 5 * 2 * 2  # one bias per layer and direction
+    assert f"PyTorch counts {torch_count:,}" in _torch_bias_note(m, NORMAL)
+    net = torch.nn.LSTM(3, 5, bias=False)
+    torch.save(net.state_dict(), path)
+    assert _torch_bias_note(lstmviz.load_model(path), NORMAL) == ""
