@@ -86,6 +86,12 @@ def test_keras_engine_process_traces_reuses_itself_and_reports_errors():
         assert eng.trace(m, x, should_stop=lambda: True) is None  # given up: no wait
         again = eng.trace(m, x[:1])  # the dropped answer is not mistaken for this one
         assert again.layer(0).batch_size == 1 and eng._proc.pid == pid
+        eng._proc.kill()  # the process dies (out of memory, say): the next trace restarts it
+        eng._proc.join(10)
+        assert not eng.running
+        restarted = eng.trace(m, x)
+        assert eng._proc.pid != pid
+        np.testing.assert_allclose(restarted.output, tr.output, atol=1e-6)
     finally:
         eng.shutdown()
     assert not eng.running
