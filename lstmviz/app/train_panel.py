@@ -5,13 +5,14 @@ Training runs :func:`lstmviz.train.core.train` on a :class:`~lstmviz.app.workers
 of its own (opening files or tracing never cancels a training run). The worker hands weight
 snapshots to the GUI thread, which turns them into an engine model and retraces the current
 input with the NumPy engine; the snapshots form a timeline to scrub after training. TensorFlow
-is imported in the worker, behind a visible "loading TensorFlow…" state.
+is imported in a child process, behind a visible "loading TensorFlow…" state.
 
 The Keras training loop itself runs in a child process (:mod:`lstmviz.train.process`) that
 the worker thread supervises: TensorFlow's import and training hold Python's GIL for long
 stretches and would otherwise stall the GUI thread.
 
-``install(window)`` adds the dock, the Train menu and View ▸ Engine (NumPy / Keras).
+``install(window)`` adds the dock, the Train menu and View ▸ Engine (NumPy / Keras); the
+Keras engine has a child process of its own (:class:`lstmviz.train.process.KerasEngineProcess`).
 """
 
 from __future__ import annotations
@@ -685,7 +686,8 @@ class TrainPanel(QWidget):
 
 
 class EngineChoice(QObject):
-    """View ▸ Engine: NumPy (default) or Keras; the Keras trace is computed in a worker."""
+    """View ▸ Engine: NumPy (default) or Keras; the Keras trace is computed in a child process
+    (waited for by a worker thread), so TensorFlow never runs in the app's process."""
 
     def __init__(self, window: Any, panel: TrainPanel) -> None:
         super().__init__(window)
