@@ -7,6 +7,8 @@ every LSTM's hidden sequence and final cell state.
 
 from __future__ import annotations
 
+import zlib
+
 import numpy as np
 import pytest
 
@@ -26,7 +28,8 @@ def built(tmp_path_factory):
     def get(name):
         if name not in cache:
             model = km.BUILDERS[name]()
-            km.randomize(model, seed=hash(name) % 1000,
+            # a stable seed per model (str hashes change from run to run: PYTHONHASHSEED)
+            km.randomize(model, seed=zlib.crc32(name.encode()) % 1000,
                          scale=0.3 if name in ("carry_model", "relu_lstm",
                                                "dense_activations") else 1.0)
             d = tmp_path_factory.mktemp(name)
