@@ -260,7 +260,10 @@ def _keras_engine_child(requests: Any, replies: Any, threads: int | None) -> Non
         return
     replies.put(("ready", None, None))
     while True:
-        req = requests.get()
+        try:
+            req = requests.get()
+        except (EOFError, OSError):  # the app is gone (killed): nothing left to serve
+            return
         if req is None:
             return
         rid, model, x = req
