@@ -98,6 +98,7 @@ def _child(task_ref: Any, config: TrainConfig, arch_path: str | None, out_dir: s
            q: Any, cancel: Any, paused: Any, log_interval: float,
            threads: int | None) -> None:  # pragma: no cover
     """The child process: import TensorFlow, train, save, report through ``q``."""
+    parent = os.getppid()  # a killed app stops the training too: no orphaned run
     with contextlib.suppress(OSError, AttributeError):
         os.nice(10)  # the window's event loop gets the CPU first
     try:
@@ -132,7 +133,7 @@ def _child(task_ref: Any, config: TrainConfig, arch_path: str | None, out_dir: s
                 return paused.is_set()
 
             def wait(self, should_stop: Any = None) -> None:
-                while paused.is_set() and not cancel.is_set():
+                while paused.is_set() and not cancel.is_set() and os.getppid() == parent:
                     time.sleep(0.05)
 
         def summary(r: Any) -> TrainSummary:
@@ -142,8 +143,9 @@ def _child(task_ref: Any, config: TrainConfig, arch_path: str | None, out_dir: s
                                 r.seconds)
 
         try:
-            r = train(task, config, None, cancel.is_set, on_snapshot, on_batch=on_batch,
-                      pause=_Pause(), model=model)  # type: ignore[arg-type]
+            r = train(task, config, None, lambda: cancel.is_set() or os.getppid() != parent,
+                      on_snapshot, on_batch=on_batch, pause=_Pause(),
+                      model=model)  # type: ignore[arg-type]
         except TrainingError as e:
             q.put(("error", str(e), summary(e.result) if e.result is not None else None))
             return
@@ -259,10 +261,15 @@ def _keras_engine_child(requests: Any, replies: Any, threads: int | None) -> Non
                                     f"{e}"))
         return
     replies.put(("ready", None, None))
+    parent = os.getppid()
     while True:
         try:
-            req = requests.get()
-        except (EOFError, OSError):  # the app is gone (killed): nothing left to serve
+            req = requests.get(timeout=1.0)
+        except queue.Empty:
+            if os.getppid() != parent:  # the app was killed: nobody is left to serve
+                return
+            continue
+        except (EOFError, OSError):
             return
         if req is None:
             return
