@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import numpy as np
 import pytest
 
@@ -95,3 +97,44 @@ def test_keras_engine_process_traces_reuses_itself_and_reports_errors():
     finally:
         eng.shutdown()
     assert not eng.running
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
+def test_the_keras_engine_process_ends_when_the_app_is_killed(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    script = tmp_path / "app.py"
+    script.write_text(
+        "import time, numpy as np, lstmviz\n"
+        "from lstmviz.examples import EXAMPLES_DIR\n"
+        "from lstmviz.train.process import KerasEngineProcess\n"
+        "m = lstmviz.load_model(EXAMPLES_DIR / 'digit_sum.keras')\n"
+        "e = KerasEngineProcess()\n"
+        "e.trace(m, np.eye(10, dtype=np.float32)[[[1, 2, 3]]])\n"
+        "print(e._proc.pid, flush=True)\n"
+        "time.sleep(120)\n")
+    app = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE,
+                           stderr=subprocess.DEVNULL, text=True)
+    try:
+        child = int(app.stdout.readline())
+        os.kill(app.pid, signal.SIGKILL)  # no atexit, no shutdown(): a crash
+        app.wait(10)
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            try:
+                os.kill(child, 0)
+            except ProcessLookupError:
+                break
+            time.sleep(0.2)
+        else:
+            os.kill(child, signal.SIGKILL)
+            pytest.fail("the Keras engine's process outlived the killed app")
+    finally:
+        if app.poll() is None:
+            app.kill()
+            app.wait(10)
+        app.stdout.close()
