@@ -406,8 +406,17 @@ class TrainPanel(QWidget):
         from ..examples import EXAMPLES_DIR
 
         path = EXAMPLES_DIR / f"{task.example_name}.keras" if task.example_name else None
-        if path is not None and path.is_file():
-            self.window.open_model(path)
+        if path is None or not path.is_file():
+            return
+        if doc.model is not None:  # a model of the task's shape (no sidecar, say) stays open
+            from ..io import load_model
+
+            try:
+                if self._fits(load_model(path)):
+                    return
+            except LstmvizError:
+                pass
+        self.window.open_model(path)
 
     def toggle_pause(self) -> None:
         """Pause between two batches, or go on."""

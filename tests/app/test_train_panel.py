@@ -131,6 +131,19 @@ def test_other_task_switches_the_document_to_its_model(qtbot, window, panel):
     assert doc.trace.layer(0).units == 4
 
 
+def test_start_keeps_an_open_model_of_the_tasks_shape(window, panel, monkeypatch):
+    """A digit-sum model without its sidecar (no task info) fits the task: Start must not
+    replace it by the bundled example."""
+    m = lstmviz.load_model(EXAMPLES_DIR / "digit_sum.keras")
+    window.document.set_model(m, None, None)
+    opened = []
+    monkeypatch.setattr(window, "open_model", lambda path, *a, **k: opened.append(path))
+    panel._open_task_example(get_task("digit-sum"))
+    assert opened == []
+    panel._open_task_example(get_task("binary-addition"))  # another task: its example
+    assert [p.name for p in opened] == ["binary_addition.keras"]
+
+
 def test_cancel_stops_within_a_batch_and_keeps_weights(qtbot, window, panel):
     cfg = TrainConfig(epochs=50, batch_size=8, units=4, steps_per_epoch=50, snapshot_every=5)
     panel.start(get_task("digit-sum"), cfg)
