@@ -454,24 +454,17 @@ def evaluate_model(task: Task, model: Any) -> dict[str, float]:
 
 def save_model(result: TrainResult, path: str, info: Any = None) -> str:
     """Save ``result.model`` to ``path`` (``.keras``) and its sidecar; atomic."""
-    import os
-    import tempfile
     from pathlib import Path
 
+    from ..io.atomic import atomic_target
     from ..io.meta import save_info
 
     p = Path(path)
     if p.suffix != ".keras":
         raise LstmvizError(f"{p}: the trained model is saved as .keras; use a .keras file name")
     p.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(suffix=".keras", dir=p.parent, prefix=f".{p.stem}.")
-    os.close(fd)
-    try:
-        result.model.save(tmp)
-        os.replace(tmp, p)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_target(p) as tmp:
+        result.model.save(str(tmp))
     if info is None:
         info = result.task.info(result.config, result.metrics)
     side = save_info(p, info)

@@ -54,6 +54,7 @@ class TrainSummary:
 
     def save(self, path: str, info: Any = None) -> str:
         """Copy the model to ``path`` (``.keras``) and write its sidecar (no TensorFlow)."""
+        from ..io.atomic import atomic_target
         from ..io.meta import save_info
         from .core import _readable
 
@@ -61,14 +62,8 @@ class TrainSummary:
         if p.suffix != ".keras":
             raise LstmvizError(f"{p}: the trained model is saved as .keras; use a .keras name")
         p.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(suffix=".keras", dir=p.parent, prefix=f".{p.stem}.")
-        os.close(fd)
-        try:
+        with atomic_target(p) as tmp:
             shutil.copyfile(self.model_path, tmp)
-            os.replace(tmp, p)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
         if info is None:
             info = self.task.info(self.config, self.metrics)
         _readable(p, save_info(p, info))
