@@ -408,7 +408,8 @@ class TrainPanel(QWidget):
         path = EXAMPLES_DIR / f"{task.example_name}.keras" if task.example_name else None
         if path is None or not path.is_file():
             return
-        if doc.model is not None:  # a model of the task's shape (no sidecar, say) stays open
+        if doc.model is not None and (info is None or not info.task):
+            # a model of unknown task but of the task's shape stays open
             from ..io import load_model
 
             try:
