@@ -3,7 +3,7 @@
 * ``projection`` -- one input GEMM for all steps (``pre`` filled with the bias, then
   ``x W`` added per batch item), then per step ``h_tm1 @ U`` added into ``pre[t]``
   (``sgemm`` with ``beta = 1``): the path at batch < ``X_MODE_MIN_BATCH``;
-* ``x mode`` -- per step one product ``[x_t, h_tm1] @ [W; U]`` (K = F + U) written into
+* ``x mode`` -- per step one product ``[h_tm1, x_t] @ [U; W]`` (K = U + F) written into
   ``pre[t]``, plus the bias: ``pre`` is written once; the path from ``X_MODE_MIN_BATCH`` on.
 
 Both run ``run_lstm(x, w, out=previous)`` (no allocation, no page faults) and are

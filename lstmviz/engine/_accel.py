@@ -175,24 +175,38 @@ def supports(recurrent_activation: str | None, activation: str | None) -> bool:
 
 
 #: from this batch size on, :func:`run` takes ``x`` itself (one product per step with
-#: K = F + U) instead of a separate input projection. ``bench/kernel_modes.py`` at batch 32:
+#: K = U + F) instead of a separate input projection. ``bench/kernel_modes.py`` at batch 32:
 #: faster in 9 of 11 comparisons over three runs (32 units: ~3.0x instead of ~3.5x the
 #: floor), slower in 1; at batch 8-16 it was slower in 2 of 3 runs
 X_MODE_MIN_BATCH = 32
+
+#: in x mode from this many units on, the kernel takes ``[U; W]`` transposed and its product
+#: comes out unit-major (then transposed into ``pre``): OpenBLAS 0.3.31 (SkylakeX kernels,
+#: one thread, batch 32, K = U + 16) took 200 instead of 283 us per step at 256 units, 789
+#: instead of 1095 at 512, 3638 instead of 4328 at 1024 and 54 instead of 61 at 128, but
+#: 6.5 instead of 4.6 at 32 and 16.5 instead of 12.6 at 64 (``bench/kernel_modes.py``)
+REC_T_MIN_UNITS = 128
+
+
+def rec_transposed(units: int, batch: int) -> bool:
+    """Whether x mode at this size takes ``[U; W]`` transposed (see :data:`REC_T_MIN_UNITS`)."""
+    return batch > 1 and units >= REC_T_MIN_UNITS
 
 
 def run(pre: np.ndarray, act: np.ndarray, cs: np.ndarray, hs: np.ndarray, h0: np.ndarray,
         c0: np.ndarray, rec: np.ndarray, mask: np.ndarray | None, go_backwards: bool,
         recurrent_activation: str | None, activation: str | None,
-        x: np.ndarray | None = None, bias: np.ndarray | None = None) -> None:
+        x: np.ndarray | None = None, bias: np.ndarray | None = None,
+        rec_t: bool = False) -> None:
     """The recurrence of :func:`~lstmviz.engine.cell.run_lstm` in C, in place.
 
     ``pre`` ``(T, B, 4U)`` holds ``x W + b`` and receives the pre-activations; ``act``
     ``(T, B, 4U)``, ``cs``/``hs`` ``(T, B, U)`` are written; blocks i, f, o, g.  ``mask``
     ``(B, T)`` bool or None.  All float32 C-contiguous (checked by the kernel).
 
-    With ``x`` ``(B, T, F)``: ``rec`` is ``[W; U]`` ``(F + U, 4U)``, ``pre`` need not hold
-    anything and each step writes ``[x_t, h_tm1] @ [W; U] + bias`` into it.
+    With ``x`` ``(B, T, F)``: ``rec`` is ``[U; W]`` ``(U + F, 4U)`` -- or its transpose
+    ``(4U, U + F)`` with ``rec_t`` -- ``pre`` need not hold anything and each step writes
+    ``[h_tm1, x_t] @ [U; W] + bias`` into it.
     """
     st = _load()
     kernel, blas = st["kernel"], st["blas"]
@@ -208,7 +222,7 @@ def run(pre: np.ndarray, act: np.ndarray, cs: np.ndarray, hs: np.ndarray, h0: np
         kernel.run(*args)
     else:
         x = np.ascontiguousarray(x, dtype=np.float32)
-        kernel.run(*args, x, bias, x.shape[2])
+        kernel.run(*args, x, bias, x.shape[2], bool(rec_t))
 
 
 def project(x: np.ndarray, kernel: np.ndarray, bias: np.ndarray | None,

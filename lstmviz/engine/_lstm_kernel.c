@@ -199,6 +199,26 @@ static void add_into(float *restrict z, const float *restrict b, Py_ssize_t n)
     for (Py_ssize_t j = 0; j < n; j++) z[j] += b[j];
 }
 
+/* z (B, 4U) = zT (4U, B) transposed, + b (4U,) when b is not NULL: the x mode's product
+ * comes out unit-major (see kernel_run); tiles of 16 units keep the 16 source lines in L1
+ * while every batch row is written contiguously. */
+LSTMVIZ_CLONES
+static void untranspose(const float *restrict zT, float *restrict z, const float *restrict b,
+                        Py_ssize_t B, Py_ssize_t U4)
+{
+    for (Py_ssize_t r0 = 0; r0 < U4; r0 += 16) {
+        const Py_ssize_t rn = U4 - r0 < 16 ? U4 - r0 : 16;
+        for (Py_ssize_t k = 0; k < B; k++) {
+            float *restrict out = z + k * U4 + r0;
+            const float *restrict in = zT + r0 * B + k;
+            if (b != NULL)
+                for (Py_ssize_t r = 0; r < rn; r++) out[r] = in[r * B] + b[r0 + r];
+            else
+                for (Py_ssize_t r = 0; r < rn; r++) out[r] = in[r * B];
+        }
+    }
+}
+
 typedef struct {
     Py_buffer view;
     int held;
@@ -233,7 +253,7 @@ static void release(buf_t *bufs, int n)
 
 PyDoc_STRVAR(run_doc,
 "run(pre, act, c, h, h0, c0, rec, mask, steps, batch, units, go_backwards,\n"
-"    recurrent_activation, activation, sgemm, sgemv, ilp64[, x, bias, features])\n"
+"    recurrent_activation, activation, sgemm, sgemv, ilp64[, x, bias, features, rec_t])\n"
 "--\n\n"
 "The LSTM recurrence over time-major float32 buffers, in place.\n\n"
 "pre (T, B, 4U) holds x W + b on entry and the full pre-activations on return; act\n"
@@ -241,26 +261,28 @@ PyDoc_STRVAR(run_doc,
 "blocks i, f, o, g; mask is None or (B, T) uint8.  sgemm / sgemv are addresses of BLAS\n"
 "routines in the Fortran calling convention (64-bit integers when ilp64).  The GIL is\n"
 "released while the loop runs.\n\n"
-"With x (B, T, features) float32: rec is [W; U] ((features + U), 4U), pre need not hold\n"
-"anything on entry, and each step writes [x_t, h_tm1] @ [W; U] (+ bias (4U,) or None).");
+"With x (B, T, features) float32: rec is [U; W] ((units + features), 4U), or its transpose\n"
+"(4U, units + features) when rec_t is true; pre need not hold anything on entry, and each step\n"
+"writes [h_tm1, x_t] @ [U; W] (+ bias (4U,) or None).");
 
 static PyObject *kernel_run(PyObject *self, PyObject *args)
 {
     PyObject *o_pre, *o_act, *o_c, *o_h, *o_h0, *o_c0, *o_rec, *o_mask;
     PyObject *o_x = Py_None, *o_bias = Py_None;
     Py_ssize_t T, B, U, F = 0;
-    int backwards, ract, cact, ilp64;
+    int backwards, ract, cact, ilp64, rec_t = 0;
     unsigned long long p_gemm, p_gemv;
-    if (!PyArg_ParseTuple(args, "OOOOOOOOnnnpiiKKp|OOn", &o_pre, &o_act, &o_c, &o_h, &o_h0,
+    if (!PyArg_ParseTuple(args, "OOOOOOOOnnnpiiKKp|OOnp", &o_pre, &o_act, &o_c, &o_h, &o_h0,
                           &o_c0, &o_rec, &o_mask, &T, &B, &U, &backwards, &ract, &cact,
-                          &p_gemm, &p_gemv, &ilp64, &o_x, &o_bias, &F))
+                          &p_gemm, &p_gemv, &ilp64, &o_x, &o_bias, &F, &rec_t))
         return NULL;
-    /* x mode (x given): rec is [W; U] (F + U rows) and pre receives the whole
-     * pre-activation: each step's product [x_t, h_tm1] @ [W; U] is written once, plus the
+    /* x mode (x given): rec is [U; W] (U + F rows) and pre receives the whole
+     * pre-activation: each step's product [h_tm1, x_t] @ [U; W] is written once, plus the
      * bias, instead of a separate input projection filling pre beforehand */
     const int xmode = o_x != Py_None;
     if (!xmode)
         F = 0;
+    const int rt = xmode && rec_t; /* rec given transposed, (4U, F + U) */
     if (T < 0 || B < 1 || U < 1 || ract < 0 || ract >= ACT_COUNT || cact < 0 ||
         cact >= ACT_COUNT || p_gemm == 0 || p_gemv == 0) {
         PyErr_SetString(PyExc_ValueError, "_lstm_kernel.run: invalid sizes, codes or BLAS");
@@ -276,7 +298,7 @@ static PyObject *kernel_run(PyObject *self, PyObject *args)
     }
     buf_t bufs[10];
     memset(bufs, 0, sizeof bufs);
-    const Py_ssize_t U4 = 4 * U, K = F + U;
+    const Py_ssize_t U4 = 4 * U, K = U + F;
     if (get_buf(o_pre, &bufs[0], "pre", T * B * U4, 4, 1) < 0 ||
         get_buf(o_act, &bufs[1], "act", T * B * U4, 4, 1) < 0 ||
         get_buf(o_c, &bufs[2], "c", T * B * U, 4, 1) < 0 ||
@@ -301,15 +323,18 @@ static PyObject *kernel_run(PyObject *self, PyObject *args)
 
     const float zero = 0.0f;
     const float beta = xmode ? zero : one; /* x mode writes z; else adds to x W + b */
-    float *xh = NULL;   /* x mode: [x_t, h_tm1], (B, F + U), 64-byte aligned */
-    void *xh_mem = NULL; /* what was allocated */
+    float *xh = NULL;   /* x mode: [h_tm1, x_t], (B, U + F), 64-byte aligned */
+    float *zT = NULL;   /* x mode, B > 1: the step's product unit-major, (4U, B), aligned */
+    void *xh_mem = NULL; /* what was allocated (both) */
     if (xmode) {
-        xh_mem = PyMem_RawMalloc((size_t)(B * K) * sizeof(float) + 64);
+        const Py_ssize_t n_xh = (B * K + 15) & ~(Py_ssize_t)15;
+        xh_mem = PyMem_RawMalloc((size_t)(n_xh + (rt ? B * U4 : 0)) * sizeof(float) + 64);
         if (xh_mem == NULL) {
             release(bufs, 10);
             return PyErr_NoMemory();
         }
         xh = (float *)(((uintptr_t)xh_mem + 63) & ~(uintptr_t)63);
+        if (rt && B > 1) zT = xh + n_xh;
     }
     const int fused = ract == ACT_SIGMOID && cact == ACT_TANH;
     float *coef = NULL;
@@ -335,32 +360,55 @@ static PyObject *kernel_run(PyObject *self, PyObject *args)
         float *c = cs + t * B * U;
         float *h = hs + t * B * U;
         /* Column-major view: z^T (4U x B) += rec^T (4U x U) @ h_tm1^T (U x B); in x mode
-         * z^T = [W; U]^T (4U x K) @ [x_t, h_tm1]^T (K x B), then + b. */
+         * the product of [h_tm1, x_t] (B x K) and [U; W] (given transposed), then + b. */
         const float *v = h_tm1;
         if (xmode) {
+            /* h_tm1 first: BLAS sums over K in order, so the many small h U terms gather
+             * before the few large x W ones join; with x first each h term was rounded at
+             * the scale of x W (~5x the NumPy loop's error in pre; tests/engine/test_cell.py
+             * checks it stays within 2x of that) */
             for (Py_ssize_t b = 0; b < B; b++) {
-                memcpy(xh + b * K, x + (b * T + t) * F, (size_t)F * sizeof(float));
-                memcpy(xh + b * K + F, h_tm1 + b * U, (size_t)U * sizeof(float));
+                memcpy(xh + b * K, h_tm1 + b * U, (size_t)U * sizeof(float));
+                memcpy(xh + b * K + U, x + (b * T + t) * F, (size_t)F * sizeof(float));
             }
             v = xh;
         }
-        if (B == 1) {
+        if (rt && B > 1) {
+            /* rec is [U; W]^T (4U x K, row-major), i.e. column-major K x 4U.  Column-major
+             * zT^T (B x 4U) = [h_tm1, x_t] (B x K, "T" of its K x B view) @ rec (K x 4U):
+             * zT comes out (4U, B) row-major.  From ~128 units on OpenBLAS runs this shape
+             * faster than the batch-major one (256 units x batch 32, one thread: ~0.7x
+             * NumPy's h @ U, whose operands sit the other way round); untranspose() then
+             * writes pre[t] (B, 4U) = zT^T + b. */
             if (ilp64)
-                ((sgemv64_fn)(uintptr_t)p_gemv)("N", &m64, &k64, &one, rec, &m64, v, &inc64,
-                                                &beta, z, &inc64);
+                ((sgemm64_fn)(uintptr_t)p_gemm)("T", "N", &n64, &m64, &k64, &one, v, &k64,
+                                                rec, &k64, &zero, zT, &n64);
             else
-                ((sgemv32_fn)(uintptr_t)p_gemv)("N", &m32, &k32, &one, rec, &m32, v, &inc32,
-                                                &beta, z, &inc32);
+                ((sgemm32_fn)(uintptr_t)p_gemm)("T", "N", &n32, &m32, &k32, &one, v, &k32,
+                                                rec, &k32, &zero, zT, &n32);
+            untranspose(zT, z, bias, B, U4);
         } else {
-            if (ilp64)
+            if (B == 1) {
+                /* rec (4U, K) row-major is column-major K x 4U: z = "T" of it times v */
+                const char *tr = rt ? "T" : "N";
+                if (ilp64)
+                    ((sgemv64_fn)(uintptr_t)p_gemv)(tr, rt ? &k64 : &m64, rt ? &m64 : &k64,
+                                                    &one, rec, rt ? &k64 : &m64, v, &inc64,
+                                                    &beta, z, &inc64);
+                else
+                    ((sgemv32_fn)(uintptr_t)p_gemv)(tr, rt ? &k32 : &m32, rt ? &m32 : &k32,
+                                                    &one, rec, rt ? &k32 : &m32, v, &inc32,
+                                                    &beta, z, &inc32);
+            } else if (ilp64) {
                 ((sgemm64_fn)(uintptr_t)p_gemm)("N", "N", &m64, &n64, &k64, &one, rec, &m64,
                                                 v, &k64, &beta, z, &m64);
-            else
+            } else {
                 ((sgemm32_fn)(uintptr_t)p_gemm)("N", "N", &m32, &n32, &k32, &one, rec, &m32,
                                                 v, &k32, &beta, z, &m32);
+            }
+            if (bias != NULL)
+                for (Py_ssize_t b = 0; b < B; b++) add_into(z + b * U4, bias, U4);
         }
-        if (bias != NULL)
-            for (Py_ssize_t b = 0; b < B; b++) add_into(z + b * U4, bias, U4);
         for (Py_ssize_t b = 0; b < B; b++) {
             const float *zb = z + b * U4;
             float *ab = a + b * U4;

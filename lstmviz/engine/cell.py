@@ -117,14 +117,18 @@ class LSTMWeights:
             object.__setattr__(self, "_internal_cache", cached)
         return cached
 
-    def _stacked(self) -> np.ndarray:
-        """``[W; U]`` ``(F + U, 4U)`` in the internal block order (cached): the compiled
-        kernel's one product per step at larger batches."""
-        cached = self.__dict__.get("_stacked_cache")
+    def _stacked(self, transposed: bool = False) -> np.ndarray:
+        """``[U; W]`` ``(U + F, 4U)`` in the internal block order, or its transpose
+        ``(4U, U + F)`` (each cached): the compiled kernel's one product per step at larger
+        batches, whose faster operand layout depends on the size (``_accel.rec_transposed``).
+        """
+        key = "_stacked_t_cache" if transposed else "_stacked_cache"
+        cached = self.__dict__.get(key)
         if cached is None:
             kernel, rec, _ = self._internal()
-            cached = _frozen_f32(np.concatenate([kernel, rec]))
-            object.__setattr__(self, "_stacked_cache", cached)
+            both = np.concatenate([rec, kernel])
+            cached = _frozen_f32(both.T if transposed else both)
+            object.__setattr__(self, key, cached)
         return cached
 
     @property
@@ -235,7 +239,7 @@ def run_lstm(
     else:
         pre = np.empty((steps, batch, 4 * units), np.float32)
     x_mode = bool(accelerate) and batch >= _accel.X_MODE_MIN_BATCH and feats > 0
-    if x_mode:  # the kernel writes [x_t, h_tm1] @ [W; U] + b itself, step by step
+    if x_mode:  # the kernel writes [h_tm1, x_t] @ [U; W] + b itself, step by step
         pass
     elif accelerate:  # bias fill + one sgemm per batch item into the strided rows of `pre`
         _accel.project(x, kernel, bias, pre)
@@ -253,8 +257,10 @@ def run_lstm(
         cs = np.empty((steps, batch, units), np.float32)
         hs = np.empty((steps, batch, units), np.float32)
     if x_mode:
-        _accel.run(pre, act, cs, hs, h_tm1, c_tm1, weights._stacked(), m, go_backwards,
-                   weights.recurrent_activation, weights.activation, x=x, bias=bias)
+        rec_t = _accel.rec_transposed(units, batch)
+        _accel.run(pre, act, cs, hs, h_tm1, c_tm1, weights._stacked(rec_t), m, go_backwards,
+                   weights.recurrent_activation, weights.activation, x=x, bias=bias,
+                   rec_t=rec_t)
     elif accelerate:  # the same recurrence in C (lstmviz/engine/_lstm_kernel.c)
         _accel.run(pre, act, cs, hs, h_tm1, c_tm1, rec, m, go_backwards,
                    weights.recurrent_activation, weights.activation)

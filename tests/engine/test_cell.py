@@ -72,11 +72,25 @@ def _assert_trace_equals(lt, ref, atol=ATOL):
 
 def _assert_same(a, b, atol=ATOL, rtol=ATOL, scaled=False):
     """Equal to 1e-6, relative for large values (a pre-activation of 8 has a 1e-6 ulp);
-    ``scaled``: atol relative to the largest value of each buffer."""
+    ``scaled``: atol relative to the largest pre-activation (a product summed in another
+    order differs by a few ulps of its largest terms; the gates and states inherit that
+    difference through 1-Lipschitz sigmoid and tanh)."""
+    scale = max(1.0, float(np.abs(b.pre).max(initial=0.0)))
     for buf in ("pre", "act", "c", "h"):
         want = getattr(b, buf)
-        tol = atol * max(1.0, float(np.abs(want).max(initial=0.0))) if scaled else atol
+        tol = atol * scale if scaled else atol
         np.testing.assert_allclose(getattr(a, buf), want, rtol=rtol, atol=tol, err_msg=buf)
+
+
+def _z_error(lt, w):
+    """Largest |pre - exact| over the trace, relative to max |pre|: each step's
+    pre-activation against x_t W + h_tm1 U + b in float64 from the trace's own h_tm1."""
+    kernel, rec, bias = (None if a is None else a.astype(np.float64) for a in w._internal())
+    z = lt.x.astype(np.float64) @ kernel + lt.hidden_prev.astype(np.float64) @ rec
+    if bias is not None:
+        z += bias
+    got = lt.pre.transpose(1, 0, 2)  # (T, B, 4U) -> (B, T, 4U)
+    return float(np.abs(got - z).max() / np.abs(z).max())
 
 
 # ------------------------------------------------------------- NumPy loop vs lstm_step
@@ -235,12 +249,16 @@ def test_kernel_matches_numpy_loop_for_every_kernel_activation(rec_act, act):
 
 
 @needs_kernel
+@pytest.mark.parametrize("rec_t", [False, True], ids=["batch-major", "unit-major"])
 @pytest.mark.parametrize(("masked", "go_backwards", "bias", "act"),
                          [(False, False, True, "tanh"), (True, False, True, "tanh"),
                           (True, True, False, "tanh"), (False, True, True, "relu")])
-def test_kernel_x_mode_at_larger_batches(masked, go_backwards, bias, act):
-    """From X_MODE_MIN_BATCH on, the kernel computes [x_t, h_tm1] @ [W; U] + b per step
-    itself (no separate input projection): same trace as the NumPy loop and as lstm_step."""
+def test_kernel_x_mode_at_larger_batches(masked, go_backwards, bias, act, rec_t,
+                                         monkeypatch):
+    """From X_MODE_MIN_BATCH on, the kernel computes [h_tm1, x_t] @ [U; W] + b per step
+    itself (no separate input projection): same trace as the NumPy loop and as lstm_step,
+    with the product batch-major or unit-major (REC_T_MIN_UNITS; forced here at 11 units)."""
+    monkeypatch.setattr(_accel, "REC_T_MIN_UNITS", 1 if rec_t else 10**9)
     batch = _accel.X_MODE_MIN_BATCH + 3
     w = _weights(6, 11, seed=40, bias=bias, act=act)
     x, h0, c0, mask = _inputs(batch, 30, 6, 11, seed=41)
@@ -248,10 +266,12 @@ def test_kernel_x_mode_at_larger_batches(masked, go_backwards, bias, act):
     ref = run_lstm(x, w, h0=h0, c0=c0, mask=m, go_backwards=go_backwards, accelerate=False)
     fast = run_lstm(x, w, h0=h0, c0=c0, mask=m, go_backwards=go_backwards, accelerate=True)
     assert fast.meta["engine"] == "c"
-    # x W, h U and b are summed in another order than the NumPy loop's (x W + b) + h U, as
-    # Keras does: float32 rounding of the largest term (scaled), a few ulps of a z of ~5
+    # x W, h U and b are summed in another order than the NumPy loop's (x W + b) + h U:
+    # float32 rounding of the largest term (scaled), a few ulps of a z of ~5, and each
+    # step's z as close to the exact sum as the NumPy loop's
     tol = 5e-6 if act == "relu" else ATOL  # relu: unbounded, c grows into the thousands
     _assert_same(fast, ref, atol=tol, scaled=True)
+    assert _z_error(fast, w) <= 2 * _z_error(ref, w) + 2**-23
     step_ref = _reference(x, w, h0, c0, m, go_backwards)
     if act == "relu":
         for k, q in _PAIRS.items():
@@ -267,13 +287,39 @@ def test_kernel_x_mode_at_larger_batches(masked, go_backwards, bias, act):
 
 
 @needs_kernel
-@pytest.mark.parametrize(("units", "batch"), [(64, 1), (64, 4), (200, 2), (96, 32)])
+@pytest.mark.parametrize("batch", [1, 3])
+def test_kernel_x_mode_with_transposed_weights_at_small_batches(batch):
+    """The kernel's x mode with [U; W] given transposed also at batch 1 (sgemv) and 3,
+    which run_lstm never picks itself (bench/kernel_modes.py can force it)."""
+    w = _weights(5, 9, seed=50)
+    x, h0, c0, mask = _inputs(batch, 14, 5, 9, seed=51)
+    ref = run_lstm(x, w, h0=h0, c0=c0, mask=mask, accelerate=False)
+    kernel, rec, bias = w._internal()
+    steps, u4 = x.shape[1], 4 * w.units
+    pre = np.empty((steps, batch, u4), np.float32)
+    act = np.empty_like(pre)
+    cs = np.empty((steps, batch, w.units), np.float32)
+    hs = np.empty_like(cs)
+    _accel.run(pre, act, cs, hs, h0, c0, w._stacked(True), mask, False,
+               w.recurrent_activation, w.activation, x=x, bias=bias, rec_t=True)
+    for got, want in ((pre, ref.pre), (act, ref.act), (cs, ref.c), (hs, ref.h)):
+        np.testing.assert_allclose(got, want, rtol=0, atol=2e-6)
+
+
+@needs_kernel
+@pytest.mark.parametrize(("units", "batch"),
+                         [(64, 1), (64, 4), (200, 2), (96, 32), (160, 32)])
 def test_kernel_matches_numpy_loop_at_realistic_sizes(units, batch):
     w = _weights(16, units, seed=units)
     x, h0, c0, mask = _inputs(batch, 60, 16, units, seed=units)
     ref = run_lstm(x, w, h0=h0, c0=c0, mask=mask, accelerate=False)
     fast = run_lstm(x, w, h0=h0, c0=c0, mask=mask, accelerate=True)
     _assert_same(fast, ref, scaled=batch >= _accel.X_MODE_MIN_BATCH)  # (see x mode above)
+    # each step's pre-activation as close to the exact sum as the NumPy loop's (which sums
+    # in yet another order): within 2x its error plus an ulp, and a few ulps in all
+    err, err_ref = _z_error(fast, w), _z_error(ref, w)
+    assert err <= 2 * err_ref + 2**-23, (err, err_ref)
+    assert err < 2e-6, err
 
 
 @pytest.mark.parametrize("accelerate", [False, None])
