@@ -2,9 +2,11 @@
 
 * ``projection`` -- one input GEMM for all steps (``pre`` filled with the bias, then
   ``x W`` added per batch item), then per step ``h_tm1 @ U`` added into ``pre[t]``
-  (``sgemm`` with ``beta = 1``): the path at batch < ``X_MODE_MIN_BATCH``;
+  (``sgemm`` with ``beta = 1``): the path at small batches;
 * ``x mode`` -- per step one product ``[h_tm1, x_t] @ [U; W]`` (K = U + F) written into
-  ``pre[t]``, plus the bias: ``pre`` is written once; the path from ``X_MODE_MIN_BATCH`` on.
+  ``pre[t]``, plus the bias: ``pre`` is written once; the path from ``X_MODE_MIN_BATCH`` on
+  (from ``X_MODE_MIN_BATCH_WIDE`` at ``X_MODE_WIDE_UNITS`` units), its product unit-major
+  from ``REC_T_MIN_UNITS`` units (``lstmviz.engine._accel``).
 
 Both run ``run_lstm(x, w, out=previous)`` (no allocation, no page faults) and are
 interleaved round by round with the NumPy floor (``T`` products ``h @ U``), one thread.
@@ -38,8 +40,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"the compiled kernel is not available: {_accel.describe()}")
         return 1
     sizes = [tuple(int(v) for v in s.split("x")) for s in (argv or DEFAULT)]
-    default_min = _accel.X_MODE_MIN_BATCH
-    print(f"engine: {_accel.describe()}; x mode from batch {default_min}; F = 16")
+    default_rule = _accel.x_mode
+    print(f"engine: {_accel.describe()}; x mode from batch {_accel.X_MODE_MIN_BATCH} "
+          f"({_accel.X_MODE_MIN_BATCH_WIDE} from {_accel.X_MODE_WIDE_UNITS} units), "
+          f"unit-major product from {_accel.REC_T_MIN_UNITS} units; F = 16")
     for units, steps, batch in sizes:
         rng = np.random.default_rng(0)
         x = rng.standard_normal((batch, steps, 16), dtype=np.float32)
@@ -49,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
         traces: dict[str, object] = {}
 
         def run(mode: str) -> None:
-            _accel.X_MODE_MIN_BATCH = 1 if mode == "x mode" else 10**9
+            _accel.x_mode = lambda units, batch: mode == "x mode"
             prev = traces.get(mode)
             traces[mode] = run_lstm(x, w, out=prev) if prev is not None else run_lstm(x, w)
 
@@ -72,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
                 t = time.perf_counter()
                 f()
                 times[k].append(time.perf_counter() - t)
-        _accel.X_MODE_MIN_BATCH = default_min
+        _accel.x_mode = default_rule
         fl = min(times["floor"])
         d = float(np.abs(traces["x mode"].hidden - traces["projection"].hidden).max())
         parts = [f"floor {fl * 1e3:.3g} ms"]

@@ -177,7 +177,8 @@ def supports(recurrent_activation: str | None, activation: str | None) -> bool:
 #: from this batch size on, :func:`run` takes ``x`` itself (one product per step with
 #: K = U + F) instead of a separate input projection. ``bench/kernel_modes.py`` at batch 32:
 #: faster in 9 of 11 comparisons over three runs (32 units: ~3.0x instead of ~3.5x the
-#: floor), slower in 1; at batch 8-16 it was slower in 2 of 3 runs
+#: floor), slower in 1; at batch 8-16 it was slower in 2 of 3 runs (batch-major product;
+#: with the unit-major one see X_MODE_MIN_BATCH_WIDE)
 X_MODE_MIN_BATCH = 32
 
 #: in x mode from this many units on, the kernel takes ``[U; W]`` transposed and its product
@@ -191,6 +192,21 @@ REC_T_MIN_UNITS = 128
 def rec_transposed(units: int, batch: int) -> bool:
     """Whether x mode at this size takes ``[U; W]`` transposed (see :data:`REC_T_MIN_UNITS`)."""
     return batch > 1 and units >= REC_T_MIN_UNITS
+
+
+#: with the unit-major product, x mode pays from batch 8 on at 256 units and more
+#: (``bench/kernel_modes.py``, T 100-1000: 0.68-0.82x the floor at batch 8 where the
+#: projection path took 1.03-1.11x; at batch 4 a tie, at batch 2 and at 128 units x batch
+#: 4-8 slower)
+X_MODE_MIN_BATCH_WIDE, X_MODE_WIDE_UNITS = 8, 256
+
+
+def x_mode(units: int, batch: int) -> bool:
+    """Whether :func:`~lstmviz.engine.cell.run_lstm` hands ``x`` to the kernel at this size
+    (:data:`X_MODE_MIN_BATCH`, :data:`X_MODE_MIN_BATCH_WIDE`)."""
+    return batch >= X_MODE_MIN_BATCH or (batch >= X_MODE_MIN_BATCH_WIDE
+                                         and units >= X_MODE_WIDE_UNITS
+                                         and rec_transposed(units, batch))
 
 
 def run(pre: np.ndarray, act: np.ndarray, cs: np.ndarray, hs: np.ndarray, h0: np.ndarray,

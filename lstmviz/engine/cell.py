@@ -238,7 +238,7 @@ def run_lstm(
         h_tm1, c_tm1 = h0_, c0_  # copies: h0/c0 may be views of out (a streamed state)
     else:
         pre = np.empty((steps, batch, 4 * units), np.float32)
-    x_mode = bool(accelerate) and batch >= _accel.X_MODE_MIN_BATCH and feats > 0
+    x_mode = bool(accelerate) and feats > 0 and _accel.x_mode(units, batch)
     if x_mode:  # the kernel writes [h_tm1, x_t] @ [U; W] + b itself, step by step
         pass
     elif accelerate:  # bias fill + one sgemm per batch item into the strided rows of `pre`

@@ -308,13 +308,13 @@ def test_kernel_x_mode_with_transposed_weights_at_small_batches(batch):
 
 @needs_kernel
 @pytest.mark.parametrize(("units", "batch"),
-                         [(64, 1), (64, 4), (200, 2), (96, 32), (160, 32)])
+                         [(64, 1), (64, 4), (200, 2), (96, 32), (160, 32), (256, 8)])
 def test_kernel_matches_numpy_loop_at_realistic_sizes(units, batch):
     w = _weights(16, units, seed=units)
     x, h0, c0, mask = _inputs(batch, 60, 16, units, seed=units)
     ref = run_lstm(x, w, h0=h0, c0=c0, mask=mask, accelerate=False)
     fast = run_lstm(x, w, h0=h0, c0=c0, mask=mask, accelerate=True)
-    _assert_same(fast, ref, scaled=batch >= _accel.X_MODE_MIN_BATCH)  # (see x mode above)
+    _assert_same(fast, ref, scaled=_accel.x_mode(units, batch))  # (see x mode above)
     # each step's pre-activation as close to the exact sum as the NumPy loop's (which sums
     # in yet another order): within 2x its error plus an ulp, and a few ulps in all
     err, err_ref = _z_error(fast, w), _z_error(ref, w)
