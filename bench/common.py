@@ -120,3 +120,22 @@ def fmt_ratio(r: float | None) -> str:
     if r is None:
         return "-"
     return f"{r:.0f}x" if r >= 20 else f"{r:.2f}x"
+
+
+def aligned(a: Any, align: int = 64) -> Any:
+    """A C-contiguous copy of NumPy array ``a`` starting on an ``align``-byte boundary.
+
+    NumPy guarantees only 16-byte alignment, and OpenBLAS's speed depends on it at
+    power-of-two widths: ``h @ U`` at 256 units x batch 32 took 206-213 us per product with
+    ``U`` 64-byte aligned but 261 us 16 bytes off (one thread, this machine).  The floor is
+    measured on aligned operands, so that it is the faster of the two and the same in every
+    run.
+    """
+    import numpy as np
+
+    a = np.asarray(a)
+    buf = np.empty(a.nbytes + align, np.uint8)
+    start = (-buf.ctypes.data) % align
+    out = buf[start:start + a.nbytes].view(a.dtype).reshape(a.shape)
+    out[...] = a
+    return out
