@@ -153,7 +153,9 @@ def _load() -> dict[str, Any]:
     if not _self_test(kernel, blas):
         _state.update(kernel=None, reason=f"the kernel's self-test failed with {blas.source}")
         return _state
-    _state.update(kernel=kernel, blas=blas, reason=f"C kernel + {blas.source}")
+    tiles = kernel.packed()
+    _state.update(kernel=kernel, blas=blas, reason=f"C kernel + {blas.source}" + (
+        f", packed {tiles.upper()} product from batch 2" if tiles else ""))
     return _state
 
 
@@ -202,11 +204,39 @@ X_MODE_MIN_BATCH_WIDE, X_MODE_WIDE_UNITS = 8, 256
 
 
 def x_mode(units: int, batch: int) -> bool:
-    """Whether :func:`~lstmviz.engine.cell.run_lstm` hands ``x`` to the kernel at this size
-    (:data:`X_MODE_MIN_BATCH`, :data:`X_MODE_MIN_BATCH_WIDE`)."""
+    """Whether :func:`~lstmviz.engine.cell.run_lstm` hands ``x`` to the kernel at this size.
+
+    With the kernel's own packed product (:func:`packed`) from batch 2 on
+    (``bench/kernel_modes.py``: 0.25-0.99x the floor from 256 units, where BLAS's x mode
+    took 0.8-1.2x and the projection path 1.0-2.4x; a tie at 32 units x batch 2, and at
+    batch 1, where the gemv path stays); else by :data:`X_MODE_MIN_BATCH` and
+    :data:`X_MODE_MIN_BATCH_WIDE`.
+    """
+    if batch >= 2 and packed():
+        return True
     return batch >= X_MODE_MIN_BATCH or (batch >= X_MODE_MIN_BATCH_WIDE
                                          and units >= X_MODE_WIDE_UNITS
                                          and rec_transposed(units, batch))
+
+
+def packed() -> str:
+    """``"avx512"`` or ``"avx2"``: the instruction set of the kernel's packed product (x mode
+    packs ``[U; W]`` once per call into column panels and multiplies them with its own
+    register tiles, instead of BLAS repacking the weights at every step); ``""`` when it uses
+    BLAS (no kernel, a CPU without AVX2 + FMA, or ``LSTMVIZ_PACKED=0``)."""
+    st = _load()
+    return st["kernel"].packed() if st["kernel"] is not None else ""
+
+
+def set_packed(name: str) -> str:
+    """Choose the packed product's instruction set (``"avx512"``, ``"avx2"`` or ``""`` for
+    BLAS) for this process; returns the previous choice.  For tests and benchmarks."""
+    st = _load()
+    if st["kernel"] is None:
+        if name:
+            raise RuntimeError("the compiled LSTM kernel cannot run here: " + describe())
+        return ""
+    return st["kernel"].set_packed(name)
 
 
 def run(pre: np.ndarray, act: np.ndarray, cs: np.ndarray, hs: np.ndarray, h0: np.ndarray,
@@ -273,5 +303,6 @@ def _reset_for_tests() -> None:
     _state.clear()
 
 
-__all__ = ["ACT_CODES", "available", "describe", "project", "run", "supports"]
+__all__ = ["ACT_CODES", "available", "describe", "packed", "project", "run", "set_packed",
+           "supports", "x_mode"]
 

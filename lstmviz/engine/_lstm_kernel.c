@@ -22,6 +22,10 @@
 #include <stdint.h>
 #include <math.h>
 #include <string.h>
+#if defined(__GNUC__) && defined(__x86_64__) && !defined(LSTMVIZ_NO_PACKED)
+#include <immintrin.h>
+#define LSTMVIZ_PACKED 1
+#endif
 
 typedef void (*sgemm32_fn)(const char *, const char *, const int32_t *, const int32_t *,
                            const int32_t *, const float *, const float *, const int32_t *,
@@ -219,6 +223,156 @@ static void untranspose(const float *restrict zT, float *restrict z, const float
     }
 }
 
+/* ---------------------------------------------------------------- packed product
+ * The x mode's per-step product z (B, 4U) = [h_tm1, x_t] (B, K) @ [U; W] (K, 4U) with the
+ * weights packed once per call into panels of NR columns, Wp[p][k][0:NR], instead of
+ * BLAS repacking them at every step (OpenBLAS's sgemm_oncopy was ~12 % of a 256-unit,
+ * batch-32 trace).  A tile of MR batch rows x NR columns accumulates over k = 0..K-1 in
+ * order with FMA, as BLAS kernels do, and is written batch-major straight into z (+ b):
+ * no transpose.  AVX-512: MR 8, NR 32 (16 zmm accumulators); AVX2: MR 6, NR 16 (12 ymm);
+ * rows left over (B not a multiple of MR) run tiles of 4, 2 and 1 rows.  Without AVX2/FMA (or off
+ * x86-64 / GCC-compatible compilers) the kernel uses BLAS. */
+#ifdef LSTMVIZ_PACKED
+enum { ISA_NONE = 0, ISA_AVX2 = 1, ISA_AVX512 = 2 };
+
+static int isa_choice = -1;
+
+static void packed_isa_override(int isa) { isa_choice = isa; }
+
+static int packed_isa(void)
+{
+    int isa = isa_choice;
+    if (isa < 0) {
+        const char *env = getenv("LSTMVIZ_PACKED"); /* "0": BLAS; "avx2": AVX2 even if 512 */
+        __builtin_cpu_init();
+        if (env != NULL && env[0] == '0')
+            isa = ISA_NONE;
+        else if (__builtin_cpu_supports("avx512f") && !(env != NULL && env[0] == 'a'))
+            isa = ISA_AVX512;
+        else if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
+            isa = ISA_AVX2;
+        else
+            isa = ISA_NONE;
+        isa_choice = isa;
+    }
+    return isa;
+}
+
+static Py_ssize_t packed_nr(int isa) { return isa == ISA_AVX512 ? 32 : 16; }
+
+/* Wp (ceil(N / NR) panels of K x NR, zero-padded) from w: (K, N) row-major, or (N, K)
+ * row-major when transposed */
+static void pack_weights(const float *restrict w, int transposed, float *restrict wp,
+                         Py_ssize_t K, Py_ssize_t N, Py_ssize_t NR)
+{
+    for (Py_ssize_t p0 = 0; p0 < N; p0 += NR) {
+        const Py_ssize_t nc = N - p0 < NR ? N - p0 : NR;
+        for (Py_ssize_t k = 0; k < K; k++) {
+            float *dst = wp + (p0 / NR) * K * NR + k * NR;
+            if (transposed)
+                for (Py_ssize_t j = 0; j < nc; j++) dst[j] = w[(p0 + j) * K + k];
+            else
+                memcpy(dst, w + k * N + p0, (size_t)nc * sizeof(float));
+            for (Py_ssize_t j = nc; j < NR; j++) dst[j] = 0.0f;
+        }
+    }
+}
+
+#define TILE512(MR)                                                                         \
+    static __attribute__((target("avx512f,fma"))) void tile512_##MR(                        \
+        const float *restrict a, Py_ssize_t lda, const float *restrict wp, Py_ssize_t K,    \
+        const float *restrict b, float *restrict z, Py_ssize_t ldz, Py_ssize_t nc)          \
+    {                                                                                       \
+        __m512 acc0[MR], acc1[MR];                                                          \
+        _Pragma("GCC unroll 8") for (int r = 0; r < MR; r++) acc0[r] = acc1[r] = _mm512_setzero_ps();               \
+        for (Py_ssize_t k = 0; k < K; k++) {                                                \
+            const __m512 w0 = _mm512_load_ps(wp + k * 32), w1 = _mm512_load_ps(wp + k * 32 + 16); \
+            _Pragma("GCC unroll 8") for (int r = 0; r < MR; r++) {                                                  \
+                const __m512 v = _mm512_set1_ps(a[r * lda + k]);                            \
+                acc0[r] = _mm512_fmadd_ps(v, w0, acc0[r]);                                  \
+                acc1[r] = _mm512_fmadd_ps(v, w1, acc1[r]);                                  \
+            }                                                                               \
+        }                                                                                   \
+        const __mmask16 m0 = nc >= 16 ? 0xFFFF : (__mmask16)((1u << nc) - 1u);              \
+        const __mmask16 m1 = nc >= 32 ? 0xFFFF : nc <= 16 ? 0 : (__mmask16)((1u << (nc - 16)) - 1u); \
+        const __m512 b0 = b ? _mm512_maskz_loadu_ps(m0, b) : _mm512_setzero_ps();           \
+        const __m512 b1 = b ? _mm512_maskz_loadu_ps(m1, b + 16) : _mm512_setzero_ps();      \
+        _Pragma("GCC unroll 8") for (int r = 0; r < MR; r++) {                                                      \
+            _mm512_mask_storeu_ps(z + r * ldz, m0, b ? _mm512_add_ps(acc0[r], b0) : acc0[r]);      \
+            _mm512_mask_storeu_ps(z + r * ldz + 16, m1, b ? _mm512_add_ps(acc1[r], b1) : acc1[r]); \
+        }                                                                                   \
+    }
+TILE512(8)
+TILE512(4)
+TILE512(2)
+TILE512(1)
+
+#define TILE256(MR)                                                                         \
+    static __attribute__((target("avx2,fma"))) void tile256_##MR(                           \
+        const float *restrict a, Py_ssize_t lda, const float *restrict wp, Py_ssize_t K,    \
+        const float *restrict b, float *restrict z, Py_ssize_t ldz, Py_ssize_t nc)          \
+    {                                                                                       \
+        __m256 acc0[MR], acc1[MR];                                                          \
+        _Pragma("GCC unroll 8") for (int r = 0; r < MR; r++) acc0[r] = acc1[r] = _mm256_setzero_ps();               \
+        for (Py_ssize_t k = 0; k < K; k++) {                                                \
+            const __m256 w0 = _mm256_load_ps(wp + k * 16), w1 = _mm256_load_ps(wp + k * 16 + 8); \
+            _Pragma("GCC unroll 8") for (int r = 0; r < MR; r++) {                                                  \
+                const __m256 v = _mm256_broadcast_ss(a + r * lda + k);                      \
+                acc0[r] = _mm256_fmadd_ps(v, w0, acc0[r]);                                  \
+                acc1[r] = _mm256_fmadd_ps(v, w1, acc1[r]);                                  \
+            }                                                                               \
+        }                                                                                   \
+        float tmp[16];                                                                      \
+        _Pragma("GCC unroll 8") for (int r = 0; r < MR; r++) {                                                      \
+            _mm256_storeu_ps(tmp, acc0[r]);                                                 \
+            _mm256_storeu_ps(tmp + 8, acc1[r]);                                             \
+            float *zr = z + r * ldz;                                                        \
+            if (b)                                                                          \
+                for (Py_ssize_t j = 0; j < nc; j++) zr[j] = tmp[j] + b[j];                  \
+            else                                                                            \
+                for (Py_ssize_t j = 0; j < nc; j++) zr[j] = tmp[j];                         \
+        }                                                                                   \
+    }
+TILE256(6)
+TILE256(4)
+TILE256(2)
+TILE256(1)
+
+/* z (M, N) row-major = a (M, K) row-major @ packed weights (+ b) */
+static void packed_product(int isa, const float *a, Py_ssize_t M, Py_ssize_t K,
+                           const float *wp, Py_ssize_t N, const float *b, float *z)
+{
+    const Py_ssize_t NR = packed_nr(isa), MR = isa == ISA_AVX512 ? 8 : 6;
+    for (Py_ssize_t p0 = 0; p0 < N; p0 += NR) {
+        const Py_ssize_t nc = N - p0 < NR ? N - p0 : NR;
+        const float *panel = wp + (p0 / NR) * K * NR;
+        const float *bp = b ? b + p0 : NULL;
+        Py_ssize_t r0 = 0;
+        for (; r0 + MR <= M; r0 += MR) {
+            if (isa == ISA_AVX512)
+                tile512_8(a + r0 * K, K, panel, K, bp, z + r0 * N + p0, N, nc);
+            else
+                tile256_6(a + r0 * K, K, panel, K, bp, z + r0 * N + p0, N, nc);
+        }
+        while (r0 < M) { /* the rows left over, in tiles of 4, 2, 1 */
+            const Py_ssize_t left = M - r0, mr = left >= 4 ? 4 : left >= 2 ? 2 : 1;
+            const float *ar = a + r0 * K;
+            float *zr = z + r0 * N + p0;
+            if (isa == ISA_AVX512) {
+                if (mr == 4) tile512_4(ar, K, panel, K, bp, zr, N, nc);
+                else if (mr == 2) tile512_2(ar, K, panel, K, bp, zr, N, nc);
+                else tile512_1(ar, K, panel, K, bp, zr, N, nc);
+            } else {
+                if (mr == 4) tile256_4(ar, K, panel, K, bp, zr, N, nc);
+                else if (mr == 2) tile256_2(ar, K, panel, K, bp, zr, N, nc);
+                else tile256_1(ar, K, panel, K, bp, zr, N, nc);
+            }
+            r0 += mr;
+        }
+    }
+}
+#endif
+
 typedef struct {
     Py_buffer view;
     int held;
@@ -336,11 +490,31 @@ static PyObject *kernel_run(PyObject *self, PyObject *args)
         xh = (float *)(((uintptr_t)xh_mem + 63) & ~(uintptr_t)63);
         if (rt && B > 1) zT = xh + n_xh;
     }
+#ifdef LSTMVIZ_PACKED
+    const int isa = xmode ? packed_isa() : 0;
+#else
+    const int isa = 0;
+#endif
+    float *wp = NULL;     /* isa: the packed weights, 64-byte aligned */
+    void *wp_mem = NULL;
+#ifdef LSTMVIZ_PACKED
+    if (isa) {
+        const Py_ssize_t NR = packed_nr(isa), n_wp = ((U4 + NR - 1) / NR) * NR * K;
+        wp_mem = PyMem_RawMalloc((size_t)n_wp * sizeof(float) + 64);
+        if (wp_mem == NULL) {
+            PyMem_RawFree(xh_mem);
+            release(bufs, 10);
+            return PyErr_NoMemory();
+        }
+        wp = (float *)(((uintptr_t)wp_mem + 63) & ~(uintptr_t)63);
+    }
+#endif
     const int fused = ract == ACT_SIGMOID && cact == ACT_TANH;
     float *coef = NULL;
     if (fused) {
         coef = PyMem_RawMalloc((size_t)(2 * U4) * sizeof(float));
         if (coef == NULL) {
+            PyMem_RawFree(wp_mem);
             PyMem_RawFree(xh_mem);
             release(bufs, 10);
             return PyErr_NoMemory();
@@ -351,6 +525,9 @@ static PyObject *kernel_run(PyObject *self, PyObject *args)
         }
     }
     Py_BEGIN_ALLOW_THREADS
+#ifdef LSTMVIZ_PACKED
+    if (isa) pack_weights(rec, rt, wp, K, U4, packed_nr(isa));
+#endif
     const int32_t m32 = (int32_t)U4, k32 = (int32_t)K, n32 = (int32_t)B, inc32 = 1;
     const int64_t m64 = U4, k64 = K, n64 = B, inc64 = 1;
     for (Py_ssize_t s = 0; s < T; s++) {
@@ -373,7 +550,11 @@ static PyObject *kernel_run(PyObject *self, PyObject *args)
             }
             v = xh;
         }
-        if (rt && B > 1) {
+        if (isa) {
+#ifdef LSTMVIZ_PACKED
+            packed_product(isa, v, B, K, wp, U4, bias, z);
+#endif
+        } else if (rt && B > 1) {
             /* rec is [U; W]^T (4U x K, row-major), i.e. column-major K x 4U.  Column-major
              * zT^T (B x 4U) = [h_tm1, x_t] (B x K, "T" of its K x B view) @ rec (K x 4U):
              * zT comes out (4U, B) row-major.  From ~128 units on OpenBLAS runs this shape
@@ -430,6 +611,7 @@ static PyObject *kernel_run(PyObject *self, PyObject *args)
     }
     Py_END_ALLOW_THREADS
 
+    PyMem_RawFree(wp_mem);
     PyMem_RawFree(xh_mem);
     PyMem_RawFree(coef);
     release(bufs, 10);
@@ -529,7 +711,54 @@ static PyObject *kernel_activate(PyObject *self, PyObject *args)
     Py_RETURN_NONE;
 }
 
+static PyObject *kernel_packed(PyObject *self, PyObject *noargs)
+{
+#ifdef LSTMVIZ_PACKED
+    const int isa = packed_isa();
+    return PyUnicode_FromString(isa == ISA_AVX512 ? "avx512" : isa == ISA_AVX2 ? "avx2" : "");
+#else
+    return PyUnicode_FromString("");
+#endif
+}
+
+static PyObject *kernel_set_packed(PyObject *self, PyObject *arg)
+{
+    const char *name = PyUnicode_AsUTF8(arg);
+    if (name == NULL) return NULL;
+    PyObject *previous = kernel_packed(self, NULL);
+#ifdef LSTMVIZ_PACKED
+    packed_isa(); /* initialise the CPU detection */
+    int want = -1;
+    if (strcmp(name, "") == 0)
+        want = ISA_NONE;
+    else if (strcmp(name, "avx2") == 0 && __builtin_cpu_supports("avx2") &&
+             __builtin_cpu_supports("fma"))
+        want = ISA_AVX2;
+    else if (strcmp(name, "avx512") == 0 && __builtin_cpu_supports("avx512f"))
+        want = ISA_AVX512;
+    if (want < 0) {
+        Py_XDECREF(previous);
+        PyErr_Format(PyExc_ValueError, "_lstm_kernel.set_packed: %R is not available here", arg);
+        return NULL;
+    }
+    packed_isa_override(want);
+#else
+    if (strcmp(name, "") != 0) {
+        Py_XDECREF(previous);
+        PyErr_Format(PyExc_ValueError, "_lstm_kernel.set_packed: %R is not available here", arg);
+        return NULL;
+    }
+#endif
+    return previous;
+}
+
 static PyMethodDef kernel_methods[] = {
+    {"packed", kernel_packed, METH_NOARGS,
+     "packed() -> 'avx512', 'avx2' or '': the tiles of x mode's packed product ('': BLAS;\n"
+     "the environment variable LSTMVIZ_PACKED=0 forces BLAS, =avx2 the AVX2 tiles)."},
+    {"set_packed", kernel_set_packed, METH_O,
+     "set_packed(name) -> previous name: use 'avx512', 'avx2' (when the CPU has it) or ''\n"
+     "(BLAS) from now on (tests and benchmarks)."},
     {"run", kernel_run, METH_VARARGS, run_doc},
     {"project", kernel_project, METH_VARARGS, project_doc},
     {"activate", kernel_activate, METH_VARARGS, act_doc},
