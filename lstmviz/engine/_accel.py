@@ -192,8 +192,9 @@ REC_T_MIN_UNITS = 128
 
 
 def rec_transposed(units: int, batch: int) -> bool:
-    """Whether x mode at this size takes ``[U; W]`` transposed (see :data:`REC_T_MIN_UNITS`)."""
-    return batch > 1 and units >= REC_T_MIN_UNITS
+    """Whether x mode at this size takes ``[U; W]`` transposed (see :data:`REC_T_MIN_UNITS`):
+    only for BLAS's product -- the packed product packs ``[U; W]`` as it is."""
+    return batch > 1 and units >= REC_T_MIN_UNITS and not packed()
 
 
 #: with the unit-major product, x mode pays from batch 8 on at 256 units and more

@@ -725,29 +725,22 @@ static PyObject *kernel_set_packed(PyObject *self, PyObject *arg)
 {
     const char *name = PyUnicode_AsUTF8(arg);
     if (name == NULL) return NULL;
-    PyObject *previous = kernel_packed(self, NULL);
+    int want = strcmp(name, "") == 0 ? 0 : -1;
 #ifdef LSTMVIZ_PACKED
     packed_isa(); /* initialise the CPU detection */
-    int want = -1;
-    if (strcmp(name, "") == 0)
-        want = ISA_NONE;
-    else if (strcmp(name, "avx2") == 0 && __builtin_cpu_supports("avx2") &&
-             __builtin_cpu_supports("fma"))
+    if (strcmp(name, "avx2") == 0 && __builtin_cpu_supports("avx2") &&
+        __builtin_cpu_supports("fma"))
         want = ISA_AVX2;
     else if (strcmp(name, "avx512") == 0 && __builtin_cpu_supports("avx512f"))
         want = ISA_AVX512;
+#endif
     if (want < 0) {
-        Py_XDECREF(previous);
         PyErr_Format(PyExc_ValueError, "_lstm_kernel.set_packed: %R is not available here", arg);
         return NULL;
     }
+    PyObject *previous = kernel_packed(self, NULL);
+#ifdef LSTMVIZ_PACKED
     packed_isa_override(want);
-#else
-    if (strcmp(name, "") != 0) {
-        Py_XDECREF(previous);
-        PyErr_Format(PyExc_ValueError, "_lstm_kernel.set_packed: %R is not available here", arg);
-        return NULL;
-    }
 #endif
     return previous;
 }
