@@ -43,8 +43,11 @@ def openblas_core() -> str:
             lib = ctypes.CDLL(path)
         except OSError:
             continue
-        for name in ("scipy_openblas_get_corename64_", "openblas_get_corename64_",
-                     "openblas_get_corename"):
+        for name in (
+            "scipy_openblas_get_corename64_",
+            "openblas_get_corename64_",
+            "openblas_get_corename",
+        ):
             fn = getattr(lib, name, None)
             if fn is not None:
                 fn.restype = ctypes.c_char_p
@@ -78,8 +81,10 @@ def machine() -> str:
         blas = f" ({cfg.get('name', '?')} {cfg.get('version', '')})".rstrip()
     except Exception:  # noqa: BLE001 - only decoration for the report
         pass
-    return (f"{model}, {cores} cores{ram}, Python {platform.python_version()}, "
-            f"NumPy {np.__version__}{blas}, OpenBLAS kernels: {openblas_core()}")
+    return (
+        f"{model}, {cores} cores{ram}, Python {platform.python_version()}, "
+        f"NumPy {np.__version__}{blas}, OpenBLAS kernels: {openblas_core()}"
+    )
 
 
 def best_of(fn: Callable[[], Any], repeat: int) -> float:
@@ -93,8 +98,9 @@ def best_of(fn: Callable[[], Any], repeat: int) -> float:
     return best
 
 
-def interleaved(fns: dict[str, Callable[[], Any]], repeat: int,
-                warmup: bool = True) -> dict[str, float]:
+def interleaved(
+    fns: dict[str, Callable[[], Any]], repeat: int, warmup: bool = True
+) -> dict[str, float]:
     """Best wall time of each function, calling them in turn ``repeat`` rounds (so that a
     burst of load from elsewhere hits every column alike)."""
     if warmup:
@@ -136,6 +142,6 @@ def aligned(a: Any, align: int = 64) -> Any:
     a = np.asarray(a)
     buf = np.empty(a.nbytes + align, np.uint8)
     start = (-buf.ctypes.data) % align
-    out = buf[start:start + a.nbytes].view(a.dtype).reshape(a.shape)
+    out = buf[start : start + a.nbytes].view(a.dtype).reshape(a.shape)
     out[...] = a
     return out

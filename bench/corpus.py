@@ -25,21 +25,24 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from lstmviz.analysis import find_pattern, open_corpus, select_units, trace_corpus  # noqa: E402
-from lstmviz.engine import LSTMWeights  # noqa: E402
-from lstmviz.engine.layers import LSTM, Embedding, InputLayer  # noqa: E402
-from lstmviz.engine.model import Model, Node  # noqa: E402
+from lstmviz.analysis import find_pattern, open_corpus, select_units, trace_corpus
+from lstmviz.engine import LSTMWeights
+from lstmviz.engine.layers import LSTM, Embedding, InputLayer
+from lstmviz.engine.model import Model, Node
 
 
 def random_model(units: int, vocab: int = 96, embed: int = 32, seed: int = 0) -> Model:
     rng = np.random.default_rng(seed)
-    w = LSTMWeights(rng.normal(0, 1 / np.sqrt(embed), (embed, 4 * units)),
-                    rng.normal(0, 1 / np.sqrt(units), (units, 4 * units)),
-                    rng.normal(0, 0.5, 4 * units))
-    nodes = [Node(InputLayer("input", (None, None), "int32"), 0, []),
-             Node(Embedding("embedding", rng.normal(0, 1, (vocab, embed))), 0,
-                  [("input", 0, 0)]),
-             Node(LSTM("lstm", w, return_sequences=True), 0, [("embedding", 0, 0)])]
+    w = LSTMWeights(
+        rng.normal(0, 1 / np.sqrt(embed), (embed, 4 * units)),
+        rng.normal(0, 1 / np.sqrt(units), (units, 4 * units)),
+        rng.normal(0, 0.5, 4 * units),
+    )
+    nodes = [
+        Node(InputLayer("input", (None, None), "int32"), 0, []),
+        Node(Embedding("embedding", rng.normal(0, 1, (vocab, embed))), 0, [("input", 0, 0)]),
+        Node(LSTM("lstm", w, return_sequences=True), 0, [("embedding", 0, 0)]),
+    ]
     return Model("random_lstm", nodes, [("input", 0, 0)], [("lstm", 0, 0)], source="<bench>")
 
 
@@ -73,9 +76,11 @@ def main() -> int:
     rng = np.random.default_rng(1)
     seqs = rng.integers(0, 96, (n_seq, args.seq_len)).astype(np.int32)  # (n, T)
     out = Path(args.out) if args.out else Path(tempfile.mkdtemp(prefix="lstmviz-corpus-"))
-    print(f"corpus: {n_seq} sequences x {args.seq_len} steps = {n_seq * args.seq_len:,} "
-          f"token-steps, {args.units} units, {args.quantities} as {args.dtype} -> {out}",
-          flush=True)
+    print(
+        f"corpus: {n_seq} sequences x {args.seq_len} steps = {n_seq * args.seq_len:,} "
+        f"token-steps, {args.units} units, {args.quantities} as {args.dtype} -> {out}",
+        flush=True,
+    )
     rss0 = current_rss_mb()
     last = [0.0]
 
@@ -83,13 +88,22 @@ def main() -> int:
         now = time.perf_counter()
         if now - last[0] > 30 or done == total:
             last[0] = now
-            print(f"  {done:,}/{total:,} ({100 * done / total:.1f}%) "
-                  f"{now - t0:.0f}s rss {current_rss_mb():.0f} MB", flush=True)
+            print(
+                f"  {done:,}/{total:,} ({100 * done / total:.1f}%) "
+                f"{now - t0:.0f}s rss {current_rss_mb():.0f} MB",
+                flush=True,
+            )
 
     t0 = time.perf_counter()
-    store = trace_corpus(model, seqs, out, progress,
-                         quantities=args.quantities.split(","), dtype=args.dtype,
-                         chunk_steps=args.chunk_steps)
+    store = trace_corpus(
+        model,
+        seqs,
+        out,
+        progress,
+        quantities=args.quantities.split(","),
+        dtype=args.dtype,
+        chunk_steps=args.chunk_steps,
+    )
     t_trace = time.perf_counter() - t0
     rss_trace = peak_rss_mb()
     disk = sum(f.stat().st_blocks * 512 for f in out.rglob("*") if f.is_file())
@@ -110,14 +124,21 @@ def main() -> int:
     t_find = time.perf_counter() - t1
     rss_all = peak_rss_mb()
     figures = {
-        "token_steps": n_seq * args.seq_len, "units": args.units, "dtype": args.dtype,
-        "quantities": args.quantities, "chunk_steps": args.chunk_steps,
+        "token_steps": n_seq * args.seq_len,
+        "units": args.units,
+        "dtype": args.dtype,
+        "quantities": args.quantities,
+        "chunk_steps": args.chunk_steps,
         "trace_seconds": round(t_trace, 1),
         "steps_per_second": round(n_seq * args.seq_len / t_trace),
-        "peak_rss_mb_trace": round(rss_trace), "rss_before_mb": round(rss0),
-        "disk_gb": round(disk / 1e9, 2), "max_abs_error_vs_direct_trace": err,
-        "find_pattern_seconds": round(t_find, 2), "find_pattern_units": list(res.units),
-        "find_pattern_matches": res.n_matches, "peak_rss_mb_total": round(rss_all),
+        "peak_rss_mb_trace": round(rss_trace),
+        "rss_before_mb": round(rss0),
+        "disk_gb": round(disk / 1e9, 2),
+        "max_abs_error_vs_direct_trace": err,
+        "find_pattern_seconds": round(t_find, 2),
+        "find_pattern_units": list(res.units),
+        "find_pattern_matches": res.n_matches,
+        "peak_rss_mb_total": round(rss_all),
         "machine": f"{os.cpu_count()} CPUs",
     }
     print(json.dumps(figures, indent=1))

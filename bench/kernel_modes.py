@@ -21,7 +21,7 @@ import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import common  # noqa: E402
+import common
 
 common.pin_threads(1)  # before NumPy: one BLAS thread
 
@@ -29,8 +29,17 @@ import time  # noqa: E402
 
 import numpy as np  # noqa: E402
 
-DEFAULT = ["32x1000x32", "256x100x32", "256x1000x32", "1024x100x32", "1024x1000x32",
-           "32x10000x32", "256x1000x8", "256x1000x16", "256x1000x1"]  # x mode forced at every batch
+DEFAULT = [
+    "32x1000x32",
+    "256x100x32",
+    "256x1000x32",
+    "1024x100x32",
+    "1024x1000x32",
+    "32x10000x32",
+    "256x1000x8",
+    "256x1000x16",
+    "256x1000x1",
+]  # x mode forced at every batch
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -41,15 +50,19 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     sizes = [tuple(int(v) for v in s.split("x")) for s in (argv or DEFAULT)]
     default_rule = _accel.x_mode
-    print(f"engine: {_accel.describe()}; x mode from batch {_accel.X_MODE_MIN_BATCH} "
-          f"({_accel.X_MODE_MIN_BATCH_WIDE} from {_accel.X_MODE_WIDE_UNITS} units), "
-          f"unit-major product from {_accel.REC_T_MIN_UNITS} units; F = 16")
+    print(
+        f"engine: {_accel.describe()}; x mode from batch {_accel.X_MODE_MIN_BATCH} "
+        f"({_accel.X_MODE_MIN_BATCH_WIDE} from {_accel.X_MODE_WIDE_UNITS} units), "
+        f"unit-major product from {_accel.REC_T_MIN_UNITS} units; F = 16"
+    )
     for units, steps, batch in sizes:
         rng = np.random.default_rng(0)
         x = rng.standard_normal((batch, steps, 16), dtype=np.float32)
-        w = LSTMWeights(rng.normal(0, 0.3, (16, 4 * units)),
-                        rng.normal(0, 1 / np.sqrt(units), (units, 4 * units)),
-                        rng.normal(0, 0.1, 4 * units))
+        w = LSTMWeights(
+            rng.normal(0, 0.3, (16, 4 * units)),
+            rng.normal(0, 1 / np.sqrt(units), (units, 4 * units)),
+            rng.normal(0, 0.1, 4 * units),
+        )
         traces: dict[str, object] = {}
 
         def run(mode: str) -> None:
@@ -65,8 +78,11 @@ def main(argv: list[str] | None = None) -> int:
             for _ in range(steps):
                 np.matmul(h, rec, out=z)
 
-        fns = {"projection": lambda: run("projection"), "x mode": lambda: run("x mode"),
-               "floor": floor}
+        fns = {
+            "projection": lambda: run("projection"),
+            "x mode": lambda: run("x mode"),
+            "floor": floor,
+        }
         times: dict[str, list[float]] = {k: [] for k in fns}
         for f in fns.values():  # warm-up (and the buffers out= reuses)
             f()
@@ -82,10 +98,16 @@ def main(argv: list[str] | None = None) -> int:
         parts = [f"floor {fl * 1e3:.3g} ms"]
         for k in ("projection", "x mode"):
             b = min(times[k])
-            parts.append(f"{k} {b * 1e3:.3g} ms = {b / fl:.2f}x floor "
-                         f"(median {np.median(times[k]) / fl:.2f}x)")
-        print(f"U={units} T={steps} B={batch}: " + " | ".join(parts) +
-              f" | max|dh| between them {d:.1e}", flush=True)
+            parts.append(
+                f"{k} {b * 1e3:.3g} ms = {b / fl:.2f}x floor "
+                f"(median {np.median(times[k]) / fl:.2f}x)"
+            )
+        print(
+            f"U={units} T={steps} B={batch}: "
+            + " | ".join(parts)
+            + f" | max|dh| between them {d:.1e}",
+            flush=True,
+        )
     return 0
 
 

@@ -41,15 +41,19 @@ def child(units: int, steps: int, batch: int, feats: int, what: str) -> dict:
     from lstmviz.engine.model import Model, Node
 
     rng = np.random.default_rng(0)
-    w = LSTMWeights(rng.normal(0, 0.3, (feats, 4 * units)),
-                    rng.normal(0, 1 / np.sqrt(units), (units, 4 * units)),
-                    np.zeros(4 * units))
+    w = LSTMWeights(
+        rng.normal(0, 0.3, (feats, 4 * units)),
+        rng.normal(0, 1 / np.sqrt(units), (units, 4 * units)),
+        np.zeros(4 * units),
+    )
     w._internal()  # the cached gate-permuted weights belong to the model, not the trace
     x = rng.standard_normal((batch, steps, feats), dtype=np.float32)
     model = None
     if what == "model.trace":
-        nodes = [Node(InputLayer("input", (None, None, feats)), 0, []),
-                 Node(LSTM("lstm", w, return_sequences=True), 0, [("input", 0, 0)])]
+        nodes = [
+            Node(InputLayer("input", (None, None, feats)), 0, []),
+            Node(LSTM("lstm", w, return_sequences=True), 0, [("input", 0, 0)]),
+        ]
         model = Model("bench", nodes, [("input", 0, 0)], [("lstm", 0, 0)], source="<memory>")
     gc.collect()
     rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
@@ -66,11 +70,19 @@ def child(units: int, steps: int, batch: int, feats: int, what: str) -> dict:
     kept = [lt.pre, lt.act, lt.c, lt.h, lt.h0, lt.c0]
     raw = sum(a.nbytes for a in kept) + x.nbytes
     x_copied = not np.shares_memory(lt.x, x)
-    return {"what": what, "units": units, "steps": steps, "batch": batch, "features": feats,
-            "engine": lt.meta.get("engine"), "raw": raw,
-            "peak": peak - base + (0 if x_copied else x.nbytes),
-            "kept": cur - base + (0 if x_copied else x.nbytes),
-            "rss": rss1 - rss0, "x_copied": x_copied}
+    return {
+        "what": what,
+        "units": units,
+        "steps": steps,
+        "batch": batch,
+        "features": feats,
+        "engine": lt.meta.get("engine"),
+        "raw": raw,
+        "peak": peak - base + (0 if x_copied else x.nbytes),
+        "kept": cur - base + (0 if x_copied else x.nbytes),
+        "rss": rss1 - rss0,
+        "x_copied": x_copied,
+    }
 
 
 def _args(argv: list[str] | None) -> argparse.Namespace:
@@ -79,11 +91,18 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--steps", type=int, nargs="+", default=[1000, 10000])
     p.add_argument("--batch", type=int, nargs="+", default=[1])
     p.add_argument("--features", type=int, default=16)
-    p.add_argument("--what", nargs="+", default=["run_lstm", "model.trace"],
-                   choices=["run_lstm", "model.trace"])
+    p.add_argument(
+        "--what",
+        nargs="+",
+        default=["run_lstm", "model.trace"],
+        choices=["run_lstm", "model.trace"],
+    )
     p.add_argument("--max-gb", type=float, default=3.0, help="skip larger traces")
-    p.add_argument("--openblas-coretype", metavar="NAME",
-                   help="set OPENBLAS_CORETYPE (e.g. Haswell) before NumPy loads")
+    p.add_argument(
+        "--openblas-coretype",
+        metavar="NAME",
+        help="set OPENBLAS_CORETYPE (e.g. Haswell) before NumPy loads",
+    )
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--markdown", action="store_true")
     p.add_argument("--json")
@@ -107,12 +126,23 @@ def main(argv: list[str] | None = None) -> int:
                     size = f"U={units} T={steps} B={batch}"
                     need = steps * batch * (10 * units + a.features) * 4
                     if need > a.max_gb * 1e9:
-                        print(f"memory {what} {size}: skipped (trace needs "
-                              f"{need / 1e9:.1f} GB > --max-gb {a.max_gb:g})")
+                        print(
+                            f"memory {what} {size}: skipped (trace needs "
+                            f"{need / 1e9:.1f} GB > --max-gb {a.max_gb:g})"
+                        )
                         continue
-                    cmd = [sys.executable, os.path.abspath(__file__), "--threads",
-                           str(a.threads), "--child", str(units), str(steps), str(batch),
-                           str(a.features), what]
+                    cmd = [
+                        sys.executable,
+                        os.path.abspath(__file__),
+                        "--threads",
+                        str(a.threads),
+                        "--child",
+                        str(units),
+                        str(steps),
+                        str(batch),
+                        str(a.features),
+                        what,
+                    ]
                     res = subprocess.run(cmd, capture_output=True, text=True, check=False)
                     if res.returncode != 0:
                         print(f"memory {what} {size}: failed\n{res.stderr[-2000:]}")
@@ -135,21 +165,28 @@ def _mb(n: float) -> str:
 
 def summary(row: dict) -> str:
     raw = row["raw"]
-    return (f"memory {row['what']} U={row['units']} T={row['steps']} B={row['batch']} "
-            f"[{row['engine']}]: raw {_mb(raw)} | peak {_mb(row['peak'])} -> "
-            f"{row['peak'] / raw:.3f}x raw | kept {_mb(row['kept'])} -> "
-            f"{row['kept'] / raw:.3f}x raw | peak RSS growth {_mb(row['rss'])} -> "
-            f"{row['rss'] / raw:.3f}x raw")
+    return (
+        f"memory {row['what']} U={row['units']} T={row['steps']} B={row['batch']} "
+        f"[{row['engine']}]: raw {_mb(raw)} | peak {_mb(row['peak'])} -> "
+        f"{row['peak'] / raw:.3f}x raw | kept {_mb(row['kept'])} -> "
+        f"{row['kept'] / raw:.3f}x raw | peak RSS growth {_mb(row['rss'])} -> "
+        f"{row['rss'] / raw:.3f}x raw"
+    )
 
 
 def markdown(rows: list[dict]) -> str:
-    lines = ["| call | units | T | B | raw | peak (tracemalloc) | peak / raw | kept / raw | "
-             "peak RSS growth / raw |", "|" + "---|" * 9]
+    lines = [
+        "| call | units | T | B | raw | peak (tracemalloc) | peak / raw | kept / raw | "
+        "peak RSS growth / raw |",
+        "|" + "---|" * 9,
+    ]
     for r in rows:
         raw = r["raw"]
-        lines.append(f"| {r['what']} | {r['units']} | {r['steps']} | {r['batch']} | "
-                     f"{_mb(raw)} | {_mb(r['peak'])} | {r['peak'] / raw:.3f}x | "
-                     f"{r['kept'] / raw:.3f}x | {r['rss'] / raw:.3f}x |")
+        lines.append(
+            f"| {r['what']} | {r['units']} | {r['steps']} | {r['batch']} | "
+            f"{_mb(raw)} | {_mb(r['peak'])} | {r['peak'] / raw:.3f}x | "
+            f"{r['kept'] / raw:.3f}x | {r['rss'] / raw:.3f}x |"
+        )
     return "\n".join(lines)
 
 

@@ -116,8 +116,9 @@ def run_once(code: str, args: list[str]) -> tuple[float, bool, float]:
     env.pop("PYTHONDONTWRITEBYTECODE", None)
     env["PYTHONPYCACHEPREFIX"] = PYCACHE
     t0 = time.time()
-    r = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True,
-                       env=env, timeout=300)
+    r = subprocess.run(
+        [sys.executable, "-c", code, *args], capture_output=True, text=True, env=env, timeout=300
+    )
     for line in r.stdout.splitlines():
         if line.startswith("PAINTED"):
             parts = line.split()
@@ -139,21 +140,30 @@ def main(argv: list[str] | None = None) -> int:
         bare.append(run_once(BARE, [])[0])
         s, imported, e = run_once(APP, [a.model])
         if a.verbose:
-            print(f"  run: bare {bare[-1] * 1000:.0f} ms, app {s * 1000:.0f} ms, with "
-                  f"extensions {e * 1000:.0f} ms", flush=True)
+            print(
+                f"  run: bare {bare[-1] * 1000:.0f} ms, app {s * 1000:.0f} ms, with "
+                f"extensions {e * 1000:.0f} ms",
+                flush=True,
+            )
         app.append(s)
         tf.append(imported)
         ext.append(e)
     b, m = statistics.median(bare), statistics.median(app)
     plat = os.environ.get("QT_QPA_PLATFORM", "offscreen")
-    print(f"startup bare PySide6+pyqtgraph 6-plot window: median {b * 1000:.0f} ms "
-          f"(min {min(bare) * 1000:.0f}, {a.runs} runs, {plat})")
-    print(f"startup lstmviz with {a.model or 'the default example'}: median {m * 1000:.0f} ms "
-          f"(min {min(app) * 1000:.0f}) | ratio to bare {m / b:.2f} "
-          f"(min/min {min(app) / min(bare):.2f})")
+    print(
+        f"startup bare PySide6+pyqtgraph 6-plot window: median {b * 1000:.0f} ms "
+        f"(min {min(bare) * 1000:.0f}, {a.runs} runs, {plat})"
+    )
+    print(
+        f"startup lstmviz with {a.model or 'the default example'}: median {m * 1000:.0f} ms "
+        f"(min {min(app) * 1000:.0f}) | ratio to bare {m / b:.2f} "
+        f"(min/min {min(app) / min(bare):.2f})"
+    )
     e = statistics.median(ext)
-    print(f"startup lstmviz until the extensions (train, export, analysis, session) are "
-          f"installed too: median {e * 1000:.0f} ms | ratio to bare {e / b:.2f}")
+    print(
+        f"startup lstmviz until the extensions (train, export, analysis, session) are "
+        f"installed too: median {e * 1000:.0f} ms | ratio to bare {e / b:.2f}"
+    )
     print(f"startup tensorflow imported: {'yes' if any(tf) else 'no'}")
     return 0
 

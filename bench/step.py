@@ -29,9 +29,11 @@ def synthetic_trace(units: int, steps: int, features: int = 8, seed: int = 0):
     from lstmviz.engine import LayerTrace, LSTMWeights, Trace
 
     rng = np.random.default_rng(seed)
-    w = LSTMWeights(rng.normal(0, 0.3, (features, 4 * units)),
-                    rng.normal(0, 0.3 / np.sqrt(units), (units, 4 * units)),
-                    np.zeros(4 * units))
+    w = LSTMWeights(
+        rng.normal(0, 0.3, (features, 4 * units)),
+        rng.normal(0, 0.3 / np.sqrt(units), (units, 4 * units)),
+        np.zeros(4 * units),
+    )
     pre = rng.standard_normal((steps, 1, 4 * units), dtype=np.float32)  # (T, B, 4U)
     act = np.empty_like(pre)
     act[..., : 3 * units] = 1 / (1 + np.exp(-pre[..., : 3 * units]))
@@ -39,8 +41,17 @@ def synthetic_trace(units: int, steps: int, features: int = 8, seed: int = 0):
     c = np.tanh(rng.standard_normal((steps, 1, units), dtype=np.float32)) * 2  # (T, B, U)
     h = (act[..., 2 * units : 3 * units] * np.tanh(c)).astype(np.float32)
     x = rng.standard_normal((1, steps, features), dtype=np.float32)
-    lt = LayerTrace("lstm", w, pre, act, c, h, np.zeros((1, units), np.float32),
-                    np.zeros((1, units), np.float32), x)
+    lt = LayerTrace(
+        "lstm",
+        w,
+        pre,
+        act,
+        c,
+        h,
+        np.zeros((1, units), np.float32),
+        np.zeros((1, units), np.float32),
+        x,
+    )
     return Trace(output=h[-1], layers=(lt,), inputs=x)
 
 
@@ -54,8 +65,7 @@ def summary(name: str, times: list[tuple[float, float]]) -> tuple[str, float]:
     cpu = [c for _, c in times]
     w50, w99 = percentiles(wall)
     c50, c99 = percentiles(cpu)
-    return (f"{name} wall p50 {w50:.1f} p99 {w99:.1f} ms, CPU p50 {c50:.1f} p99 {c99:.1f} ms",
-            c99)
+    return (f"{name} wall p50 {w50:.1f} p99 {w99:.1f} ms, CPU p50 {c50:.1f} p99 {c99:.1f} ms", c99)
 
 
 def settle(app) -> None:
@@ -85,9 +95,11 @@ def measure_app(app, units: int, steps: int, n: int, size: tuple[int, int]):
         app.processEvents()
     times = []
     for i, t in enumerate(step_positions(steps, n + 10)):
+
         def one(t=t):
             w.document.set_t(int(t))
             settle(app)
+
         dt = timed(one)
         if i >= 10:  # warm-up
             times.append(dt)
@@ -123,10 +135,12 @@ def measure_bare(app, units: int, steps: int, n: int, size: tuple[int, int]):
         app.processEvents()
     times = []
     for i, t in enumerate(step_positions(steps, n + 10)):
+
         def one(t=t):
             for line in lines:
                 line.setValue(float(t))
             settle(app)
+
         dt = timed(one)
         if i >= 10:
             times.append(dt)
@@ -138,8 +152,11 @@ def measure_bare(app, units: int, steps: int, n: int, size: tuple[int, int]):
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--sizes", default="256x1000,256x10000,1024x1000,1024x10000",
-                   help="comma-separated UNITSxSTEPS")
+    p.add_argument(
+        "--sizes",
+        default="256x1000,256x10000,1024x1000,1024x10000",
+        help="comma-separated UNITSxSTEPS",
+    )
     p.add_argument("--steps", type=int, default=200, help="steps measured per size")
     p.add_argument("--window", default="1600x900")
     a = p.parse_args(argv)
@@ -149,17 +166,22 @@ def main(argv: list[str] | None = None) -> int:
 
     app = QApplication.instance() or QApplication(["bench-step"])
     ww, wh = (int(v) for v in a.window.split("x"))
-    print(f"# per-step repaint latency (set_t until every view repainted), window {ww}x{wh}, "
-          f"platform {os.environ['QT_QPA_PLATFORM']}, {a.steps} single steps per size; "
-          f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
+    print(
+        f"# per-step repaint latency (set_t until every view repainted), window {ww}x{wh}, "
+        f"platform {os.environ['QT_QPA_PLATFORM']}, {a.steps} single steps per size; "
+        f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs"
+    )
     for spec in a.sizes.split(","):
         units, steps = (int(v) for v in spec.split("x"))
         app_ms = measure_app(app, units, steps, a.steps, (ww, wh))
         bare_ms = measure_bare(app, units, steps, a.steps, (ww, wh))
         app_s, app99 = summary("app", app_ms)
         bare_s, bare99 = summary("bare 6-plot window", bare_ms)
-        print(f"step {units} units x {steps} steps: {app_s} | {bare_s} | CPU p99 ratio "
-              f"{app99 / max(bare99, 1e-9):.2f}", flush=True)
+        print(
+            f"step {units} units x {steps} steps: {app_s} | {bare_s} | CPU p99 ratio "
+            f"{app99 / max(bare99, 1e-9):.2f}",
+            flush=True,
+        )
     return 0
 
 

@@ -62,17 +62,28 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--batch", type=int, nargs="+", default=[1, 32])
     p.add_argument("--features", type=int, default=16, help="input features F (default 16)")
     p.add_argument("--repeat", type=int, default=3, help="timed rounds per size (best of)")
-    p.add_argument("--openblas-coretype", metavar="NAME",
-                   help="set OPENBLAS_CORETYPE (e.g. Haswell) before NumPy loads")
+    p.add_argument(
+        "--openblas-coretype",
+        metavar="NAME",
+        help="set OPENBLAS_CORETYPE (e.g. Haswell) before NumPy loads",
+    )
     p.add_argument("--threads", type=int, default=1, help="threads for every library")
-    p.add_argument("--max-gb", type=float, default=3.5,
-                   help="skip sizes whose trace needs more memory (default 3.5 GB)")
+    p.add_argument(
+        "--max-gb",
+        type=float,
+        default=3.5,
+        help="skip sizes whose trace needs more memory (default 3.5 GB)",
+    )
     p.add_argument("--no-keras", action="store_true")
     p.add_argument("--no-torch", action="store_true")
     p.add_argument("--no-gate-layer", action="store_true")
-    p.add_argument("--call-max-steps", type=int, default=100,
-                   help="time Keras's eager model(x) only up to this T (default 100: it runs "
-                        "op by op, 10-20 s at T=1000)")
+    p.add_argument(
+        "--call-max-steps",
+        type=int,
+        default=100,
+        help="time Keras's eager model(x) only up to this T (default 100: it runs "
+        "op by op, 10-20 s at T=1000)",
+    )
     p.add_argument("--markdown", action="store_true", help="also print a Markdown table")
     p.add_argument("--json", help="write all figures to this JSON file")
     a = p.parse_args(argv)
@@ -125,16 +136,37 @@ def main(argv: list[str] | None = None) -> int:
     for units in a.units:
         for steps in a.steps:
             for batch in a.batch:
-                rows.append(_one(np, LSTMWeights, run_lstm, _accel, keras, gate_cls, torch, units,
-                                 steps, batch, a))
+                rows.append(
+                    _one(
+                        np,
+                        LSTMWeights,
+                        run_lstm,
+                        _accel,
+                        keras,
+                        gate_cls,
+                        torch,
+                        units,
+                        steps,
+                        batch,
+                        a,
+                    )
+                )
     if a.markdown:
         print()
         print(markdown(rows))
     if a.json:
         with open(a.json, "w") as f:
-            json.dump({"machine": common.machine(), "engine": _accel.describe(),
-                       "threads": a.threads, "features": a.features, "rows": rows}, f,
-                      indent=1)
+            json.dump(
+                {
+                    "machine": common.machine(),
+                    "engine": _accel.describe(),
+                    "threads": a.threads,
+                    "features": a.features,
+                    "rows": rows,
+                },
+                f,
+                indent=1,
+            )
     return 0
 
 
@@ -163,8 +195,9 @@ def _one(np, LSTMWeights, run_lstm, _accel, keras, gate_cls, torch, units, steps
     w = _weights(np, LSTMWeights, feats, units)
     x = np.random.default_rng(1).standard_normal((batch, steps, feats), dtype=np.float32)
     rec = common.aligned(w.recurrent_kernel)  # the floor at its fastest (common.aligned)
-    h = common.aligned(np.random.default_rng(2).standard_normal((batch, units),
-                                                                dtype=np.float32) * 0.1)
+    h = common.aligned(
+        np.random.default_rng(2).standard_normal((batch, units), dtype=np.float32) * 0.1
+    )
     z = common.aligned(np.empty((batch, 4 * units), np.float32))
 
     def floor():
@@ -181,8 +214,9 @@ def _one(np, LSTMWeights, run_lstm, _accel, keras, gate_cls, torch, units, steps
         prev = out.get("ours out=")
         out["ours out="] = run_lstm(x, w, out=prev) if prev is not None else run_lstm(x, w)
 
-    w_cheap = LSTMWeights(w.kernel, w.recurrent_kernel, w.bias, activation="relu",
-                          recurrent_activation="hard_sigmoid")
+    w_cheap = LSTMWeights(
+        w.kernel, w.recurrent_kernel, w.bias, activation="relu", recurrent_activation="hard_sigmoid"
+    )
 
     def cheap_gates():
         prev = out.get("cheap gates")
@@ -211,15 +245,24 @@ def _one(np, LSTMWeights, run_lstm, _accel, keras, gate_cls, torch, units, steps
     def numpy_loop():
         run_lstm(x, w, accelerate=False)
 
-    fns = {"floor": floor, "touch": touch, "write": write, "input GEMM": input_gemm,
-           "ours": ours, "ours out=": ours_out, "cheap gates": cheap_gates,
-           "numpy loop": numpy_loop}
+    fns = {
+        "floor": floor,
+        "touch": touch,
+        "write": write,
+        "input GEMM": input_gemm,
+        "ours": ours,
+        "ours out=": ours_out,
+        "cheap gates": cheap_gates,
+        "numpy loop": numpy_loop,
+    }
     if keras is not None:
-        model = keras.Sequential([keras.Input((None, feats)),
-                                  keras.layers.LSTM(units, return_sequences=True)])
+        model = keras.Sequential(
+            [keras.Input((None, feats)), keras.layers.LSTM(units, return_sequences=True)]
+        )
         model.layers[-1].set_weights([w.kernel, w.recurrent_kernel, w.bias])
         fns["keras predict"] = lambda: out.__setitem__(
-            "keras", model.predict(x, batch_size=batch, verbose=0))
+            "keras", model.predict(x, batch_size=batch, verbose=0)
+        )
         if steps <= a.call_max_steps:
             fns["keras model(x)"] = lambda: model(x)
         else:
@@ -263,7 +306,7 @@ def _one(np, LSTMWeights, run_lstm, _accel, keras, gate_cls, torch, units, steps
     if "ours out=" in out:
         row["max_d_out"] = float(np.abs(out["ours out="].hidden - ref_h).max())
     out.clear()
-    del mapped, pre_buf
+    mapped = pre_buf = None  # free the floor's buffers before the next size
     print(summary(size, row), flush=True)
     return row
 
@@ -274,24 +317,33 @@ def _ratio(row, a, b):
 
 def summary(size: str, row: dict) -> str:
     f = common.fmt_ms
-    parts = [f"trace {size}: ours {f(row['ours'])} ms [{row.get('engine')}]",
-             f"numpy loop {f(row['numpy loop'])} ms",
-             f"floor {f(row['floor'])} ms -> {common.fmt_ratio(_ratio(row, 'ours', 'floor'))}"
-             " floor", f"ours out= {f(row['ours out='])} ms -> "
-             f"{common.fmt_ratio(_ratio(row, 'ours out=', 'floor'))} floor",
-             f"input GEMM {f(row['input GEMM'])} ms", f"write {f(row['write'])} ms",
-             f"cheap gates {f(row['cheap gates'])} ms", f"touch {f(row['touch'])} ms"]
+    parts = [
+        f"trace {size}: ours {f(row['ours'])} ms [{row.get('engine')}]",
+        f"numpy loop {f(row['numpy loop'])} ms",
+        f"floor {f(row['floor'])} ms -> {common.fmt_ratio(_ratio(row, 'ours', 'floor'))} floor",
+        f"ours out= {f(row['ours out='])} ms -> "
+        f"{common.fmt_ratio(_ratio(row, 'ours out=', 'floor'))} floor",
+        f"input GEMM {f(row['input GEMM'])} ms",
+        f"write {f(row['write'])} ms",
+        f"cheap gates {f(row['cheap gates'])} ms",
+        f"touch {f(row['touch'])} ms",
+    ]
     if "keras predict" in row:
-        parts.append(f"keras predict {f(row['keras predict'])} ms "
-                     f"({common.fmt_ratio(_ratio(row, 'keras predict', 'ours'))} ours, "
-                     f"{common.fmt_ratio(_ratio(row, 'keras predict', 'floor'))} floor), "
-                     f"model(x) {f(row.get('keras model(x)'))} ms")
+        parts.append(
+            f"keras predict {f(row['keras predict'])} ms "
+            f"({common.fmt_ratio(_ratio(row, 'keras predict', 'ours'))} ours, "
+            f"{common.fmt_ratio(_ratio(row, 'keras predict', 'floor'))} floor), "
+            f"model(x) {f(row.get('keras model(x)'))} ms"
+        )
     if "gate layer" in row:
-        parts.append(f"gate layer {f(row['gate layer'])} ms "
-                     f"({common.fmt_ratio(_ratio(row, 'gate layer', 'ours'))} ours)")
+        parts.append(
+            f"gate layer {f(row['gate layer'])} ms "
+            f"({common.fmt_ratio(_ratio(row, 'gate layer', 'ours'))} ours)"
+        )
     if "torch" in row:
-        parts.append(f"torch {f(row['torch'])} ms -> "
-                     f"{common.fmt_ratio(_ratio(row, 'ours', 'torch'))} torch")
+        parts.append(
+            f"torch {f(row['torch'])} ms -> {common.fmt_ratio(_ratio(row, 'ours', 'torch'))} torch"
+        )
     dh = [f"{k[7:]} {row[k]:.1e}" for k in ("max_dh_keras", "max_dh_torch") if k in row]
     if dh:
         parts.append("max|dh| " + ", ".join(dh))
@@ -303,10 +355,12 @@ def summary(size: str, row: dict) -> str:
 def markdown(rows: list[dict]) -> str:
     """The table kept in docs/benchmarks.md (times in ms)."""
     f, r = common.fmt_ms, common.fmt_ratio
-    head = ("| units | T | B | floor | ours | ours / floor | ours out= | out= / floor | "
-            "input GEMM | write | cheap gates | touch | numpy loop | keras predict | "
-            "predict / ours | predict / floor | keras model(x) | gate layer | torch | "
-            "ours / torch |")
+    head = (
+        "| units | T | B | floor | ours | ours / floor | ours out= | out= / floor | "
+        "input GEMM | write | cheap gates | touch | numpy loop | keras predict | "
+        "predict / ours | predict / floor | keras model(x) | gate layer | torch | "
+        "ours / torch |"
+    )
     lines = [head, "|" + "---|" * 20]
     for row in rows:
         lead = f"| {row['units']} | {row['steps']} | {row['batch']} |"
@@ -322,7 +376,8 @@ def markdown(rows: list[dict]) -> str:
             f"{r(_ratio(row, 'keras predict', 'ours'))} | "
             f"{r(_ratio(row, 'keras predict', 'floor'))} | {f(row.get('keras model(x)'))} | "
             f"{f(row.get('gate layer'))} | {f(row.get('torch'))} | "
-            f"{r(_ratio(row, 'ours', 'torch'))} |")
+            f"{r(_ratio(row, 'ours', 'torch'))} |"
+        )
     return "\n".join(lines)
 
 

@@ -32,8 +32,10 @@ def stats(gaps: list[float]) -> str:
     if not gaps:
         return "no samples"
     a = np.asarray(gaps) * 1000
-    return (f"n={len(a)}  p50={np.percentile(a, 50):.1f} ms  p99={np.percentile(a, 99):.1f} ms"
-            f"  max={a.max():.1f} ms")
+    return (
+        f"n={len(a)}  p50={np.percentile(a, 50):.1f} ms  p99={np.percentile(a, 99):.1f} ms"
+        f"  max={a.max():.1f} ms"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -42,14 +44,23 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--epochs", type=int, default=None)
     p.add_argument("--interval", type=float, default=5.0, help="probe interval in ms")
     p.add_argument("--verbose", action="store_true", help="list the longest stalls")
-    p.add_argument("--no-retrace", action="store_true",
-                   help="do not show snapshots while training (isolates the worker's effect "
-                        "from the views' redraw)")
-    p.add_argument("--no-freeze", action="store_true",
-                   help="leave the window's objects to the garbage collector (gc.freeze off)")
-    p.add_argument("--keras-engine", action="store_true",
-                   help="instead of training: choose View > Engine > Keras (TensorFlow loads "
-                        "and traces the open input) and probe until its trace is shown")
+    p.add_argument(
+        "--no-retrace",
+        action="store_true",
+        help="do not show snapshots while training (isolates the worker's effect "
+        "from the views' redraw)",
+    )
+    p.add_argument(
+        "--no-freeze",
+        action="store_true",
+        help="leave the window's objects to the garbage collector (gc.freeze off)",
+    )
+    p.add_argument(
+        "--keras-engine",
+        action="store_true",
+        help="instead of training: choose View > Engine > Keras (TensorFlow loads "
+        "and traces the open input) and probe until its trace is shown",
+    )
     a = p.parse_args(argv)
     app = QApplication.instance() or QApplication(sys.argv[:1])
     from lstmviz import load_model
@@ -69,8 +80,7 @@ def main(argv: list[str] | None = None) -> int:
     # the run measures training, not the one-off switch of the window to another model
     path = EXAMPLES_DIR / f"{task.example_name or 'digit_sum'}.keras"
     w.document.set_model(load_model(path), path)
-    cfg = with_overrides(task.defaults, epochs=a.epochs,
-                         snapshot_every=0 if a.no_retrace else 20)
+    cfg = with_overrides(task.defaults, epochs=a.epochs, snapshot_every=0 if a.no_retrace else 20)
     if a.no_retrace:
         panel.follow.setChecked(False)
 
@@ -119,16 +129,20 @@ def main(argv: list[str] | None = None) -> int:
 
     def report_worst(n: int) -> None:
         for g, at, ph, cpu in sorted(worst, reverse=True)[:n]:
-            print(f"  stall {g * 1000:.0f} ms at {at:.2f} s ({ph}; GUI thread busy "
-                  f"{cpu * 1000:.0f} ms of it)")
+            print(
+                f"  stall {g * 1000:.0f} ms at {at:.2f} s ({ph}; GUI thread busy "
+                f"{cpu * 1000:.0f} ms of it)"
+            )
 
     if a.keras_engine:
         doc = w.document
         doc.trace_changed.connect(lambda: doc.engine == "Keras" and app.quit())
         QTimer.singleShot(120_000, app.quit)
         probe(lambda: w.engine_choice.set_engine("Keras"))
-        print(f"Keras engine: its trace shown after {time.perf_counter() - t0:.1f} s "
-              f"(engine {doc.engine})")
+        print(
+            f"Keras engine: its trace shown after {time.perf_counter() - t0:.1f} s "
+            f"(engine {doc.engine})"
+        )
         print(f"event-loop stall while TensorFlow loads and traces: {stats(gaps['loading'])}")
     else:
         shows: list[float] = []
@@ -143,9 +157,11 @@ def main(argv: list[str] | None = None) -> int:
         panel.state_changed.connect(on_state)
         probe(lambda: panel.start(task, cfg))
         wall = time.perf_counter() - t0
-        print(f"task {task.name}: {cfg.total_steps} batches, {len(panel.snapshots)} snapshots, "
-              f"{len(shows)} retraced and shown on the GUI thread, {wall:.1f} s wall, state "
-              f"{panel.state}")
+        print(
+            f"task {task.name}: {cfg.total_steps} batches, {len(panel.snapshots)} snapshots, "
+            f"{len(shows)} retraced and shown on the GUI thread, {wall:.1f} s wall, state "
+            f"{panel.state}"
+        )
         print(f"event-loop stall while TensorFlow loads in the worker: {stats(gaps['loading'])}")
         print(f"event-loop stall while training:                    {stats(gaps['training'])}")
         print(f"GUI time per snapshot (engine model + NumPy trace + redraw): {stats(shows)}")

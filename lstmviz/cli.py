@@ -39,8 +39,9 @@ def _trace(argv: list[str]) -> int:
     from . import load_model
     from .io.inputs import load_input
 
-    p = argparse.ArgumentParser(prog="lstmviz trace",
-                                description="Trace a model on an input and print a summary.")
+    p = argparse.ArgumentParser(
+        prog="lstmviz trace", description="Trace a model on an input and print a summary."
+    )
     p.add_argument("model")
     p.add_argument("--input", help="input .npy or .csv")
     p.add_argument("--text", help="text or digits, tokenised with the model's vocabulary")
@@ -51,9 +52,11 @@ def _trace(argv: list[str]) -> int:
     out = tr.output if not isinstance(tr.output, list) else tr.output[0]
     print(f"output shape {np.shape(out)}")
     for lt in tr.layers:
-        print(f"{lt.name}: units={lt.units} T={lt.timesteps} batch={lt.batch_size} "
-              f"mean f={lt.forget_gate.mean():.3f} i={lt.input_gate.mean():.3f} "
-              f"o={lt.output_gate.mean():.3f} |c|max={np.abs(lt.cell).max():.3f}")
+        print(
+            f"{lt.name}: units={lt.units} T={lt.timesteps} batch={lt.batch_size} "
+            f"mean f={lt.forget_gate.mean():.3f} i={lt.input_gate.mean():.3f} "
+            f"o={lt.output_gate.mean():.3f} |c|max={np.abs(lt.cell).max():.3f}"
+        )
     return 0
 
 

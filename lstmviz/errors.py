@@ -38,3 +38,13 @@ class MissingDependencyError(LstmvizError):
         )
         self.module_name = name
         self.pip_name = pip_name
+
+
+class MemoryBudgetError(LstmvizError):
+    """Something a file or an input asks for would exceed lstmviz's memory budget
+    (:mod:`lstmviz.budget`); nothing was allocated."""
+
+    def __init__(self, message: str, nbytes: int = -1, budget: int = -1) -> None:
+        super().__init__(message)
+        self.nbytes = nbytes
+        self.budget = budget

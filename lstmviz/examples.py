@@ -25,8 +25,11 @@ class Example:
 
     @property
     def title(self) -> str:
-        return (self.info.title if self.info and self.info.title else
-                self.name.replace("_", " ").capitalize())
+        return (
+            self.info.title
+            if self.info and self.info.title
+            else self.name.replace("_", " ").capitalize()
+        )
 
     @property
     def description(self) -> str:

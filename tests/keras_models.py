@@ -35,29 +35,48 @@ def randomize(model, seed: int = 0, scale: float = 1.0) -> None:
 def digit_sum(units: int = 10):  # seed 000: LSTM(10) on one-hot digits -> softmax
     keras = _keras()
     L = keras.layers
-    return keras.Sequential([keras.Input((None, 10)), L.LSTM(units, name="lstm_digits"),
-                             L.Dense(10, activation="softmax")], name="digit_sum")
+    return keras.Sequential(
+        [
+            keras.Input((None, 10)),
+            L.LSTM(units, name="lstm_digits"),
+            L.Dense(10, activation="softmax"),
+        ],
+        name="digit_sum",
+    )
 
 
 def toy_lm():  # seed 001: Embedding(9, 2) -> LSTM(2, return_sequences) -> Dense(9)
     keras = _keras()
     L = keras.layers
-    return keras.Sequential([keras.Input((None,), dtype="int32"), L.Embedding(9, 2),
-                             L.LSTM(2, return_sequences=True), L.Dense(9, activation="softmax")])
+    return keras.Sequential(
+        [
+            keras.Input((None,), dtype="int32"),
+            L.Embedding(9, 2),
+            L.LSTM(2, return_sequences=True),
+            L.Dense(9, activation="softmax"),
+        ]
+    )
 
 
 def classifier():  # seed 002: LSTM(128) classifier with dropout
     keras = _keras()
     L = keras.layers
-    return keras.Sequential([keras.Input((6, 6)), L.LSTM(128, dropout=0.2), L.Dropout(0.5),
-                             L.Dense(6, activation="softmax")])
+    return keras.Sequential(
+        [
+            keras.Input((6, 6)),
+            L.LSTM(128, dropout=0.2),
+            L.Dropout(0.5),
+            L.Dense(6, activation="softmax"),
+        ]
+    )
 
 
 def stacked_4_5():  # seed 003: stacked 4 -> 5 units on 6 features
     keras = _keras()
     L = keras.layers
-    return keras.Sequential([keras.Input((None, 6)), L.LSTM(4, return_sequences=True),
-                             L.LSTM(5, return_sequences=True)])
+    return keras.Sequential(
+        [keras.Input((None, 6)), L.LSTM(4, return_sequences=True), L.LSTM(5, return_sequences=True)]
+    )
 
 
 def carry_model():  # seed 004: Conv1D -> Conv1D -> LSTM(activation=None) -> Dense(sigmoid)
@@ -75,17 +94,27 @@ def carry_model():  # seed 004: Conv1D -> Conv1D -> LSTM(activation=None) -> Den
 def text_generator(vocab: int = 30):  # seed 004: Embedding -> LSTM -> LSTM -> softmax
     keras = _keras()
     L = keras.layers
-    return keras.Sequential([keras.Input((None,), dtype="int32"), L.Embedding(vocab, 8),
-                             L.LSTM(16, return_sequences=True), L.LSTM(16),
-                             L.Dense(vocab, activation="softmax")])
+    return keras.Sequential(
+        [
+            keras.Input((None,), dtype="int32"),
+            L.Embedding(vocab, 8),
+            L.LSTM(16, return_sequences=True),
+            L.LSTM(16),
+            L.Dense(vocab, activation="softmax"),
+        ]
+    )
 
 
 def hard_sigmoid_nobias():
     keras = _keras()
     L = keras.layers
-    return keras.Sequential([keras.Input((None, 5)),
-                             L.LSTM(7, recurrent_activation="hard_sigmoid", use_bias=False,
-                                    return_sequences=True), L.Dense(3)])
+    return keras.Sequential(
+        [
+            keras.Input((None, 5)),
+            L.LSTM(7, recurrent_activation="hard_sigmoid", use_bias=False, return_sequences=True),
+            L.Dense(3),
+        ]
+    )
 
 
 def bidirectional_masked(merge_mode: str = "concat"):
@@ -103,9 +132,14 @@ def bidirectional_masked(merge_mode: str = "concat"):
 def go_backwards():
     keras = _keras()
     L = keras.layers
-    return keras.Sequential([keras.Input((None, 3)),
-                             L.LSTM(6, go_backwards=True, return_sequences=True),
-                             L.LSTM(4, go_backwards=True), L.Dense(2)])
+    return keras.Sequential(
+        [
+            keras.Input((None, 3)),
+            L.LSTM(6, go_backwards=True, return_sequences=True),
+            L.LSTM(4, go_backwards=True),
+            L.Dense(2),
+        ]
+    )
 
 
 def kitchen_sink():  # the other layers around LSTMs
@@ -117,7 +151,7 @@ def kitchen_sink():  # the other layers around LSTMs
     x = L.LayerNormalization()(x)
     x = L.BatchNormalization()(x)
     x = L.SpatialDropout1D(0.3)(x)
-    x, h, c = L.LSTM(6, return_sequences=True, return_state=True)(x)
+    x, _h, _c = L.LSTM(6, return_sequences=True, return_state=True)(x)
     x = L.Activation("relu")(x)
     x = L.Flatten()(x)
     x = L.Dense(4, activation="elu")(x)
@@ -141,22 +175,45 @@ def seq2seq():  # seed 000's reference: encoder states feed the decoder
 def conv_strided():
     keras = _keras()
     L = keras.layers
-    return keras.Sequential([keras.Input((None, 2)),
-                             L.Conv1D(4, 3, strides=2, padding="valid", activation="relu"),
-                             L.Conv1D(4, 4, padding="same", strides=2),
-                             L.LSTM(3, return_sequences=True), L.Dense(1)])
+    return keras.Sequential(
+        [
+            keras.Input((None, 2)),
+            L.Conv1D(4, 3, strides=2, padding="valid", activation="relu"),
+            L.Conv1D(4, 4, padding="same", strides=2),
+            L.LSTM(3, return_sequences=True),
+            L.Dense(1),
+        ]
+    )
 
 
 def relu_lstm():
     keras = _keras()
     L = keras.layers
-    return keras.Sequential([keras.Input((None, 4)),
-                             L.LSTM(5, activation="relu", return_sequences=True)])
+    return keras.Sequential(
+        [keras.Input((None, 4)), L.LSTM(5, activation="relu", return_sequences=True)]
+    )
 
 
-DENSE_ACTIVATIONS = ("relu", "sigmoid", "tanh", "softplus", "softsign", "selu", "elu",
-                     "gelu", "silu", "hard_sigmoid", "leaky_relu", "relu6", "mish",
-                     "hard_silu", "linear", "exponential", "log_softmax", "softmax")
+DENSE_ACTIVATIONS = (
+    "relu",
+    "sigmoid",
+    "tanh",
+    "softplus",
+    "softsign",
+    "selu",
+    "elu",
+    "gelu",
+    "silu",
+    "hard_sigmoid",
+    "leaky_relu",
+    "relu6",
+    "mish",
+    "hard_silu",
+    "linear",
+    "exponential",
+    "log_softmax",
+    "softmax",
+)
 
 
 def dense_activations():
@@ -171,15 +228,24 @@ def dense_activations():
 def masking_lstm():
     keras = _keras()
     L = keras.layers
-    return keras.Sequential([keras.Input((None, 3)), L.Masking(0.0),
-                             L.LSTM(4, return_sequences=True), L.LSTM(3), L.Dense(2)])
+    return keras.Sequential(
+        [
+            keras.Input((None, 3)),
+            L.Masking(0.0),
+            L.LSTM(4, return_sequences=True),
+            L.LSTM(3),
+            L.Dense(2),
+        ]
+    )
 
 
 def nested():
     keras = _keras()
     L = keras.layers
-    inner = keras.Sequential([keras.Input((None, 3)), L.LSTM(4, return_sequences=True),
-                              L.Dense(3, activation="tanh")], name="inner")
+    inner = keras.Sequential(
+        [keras.Input((None, 3)), L.LSTM(4, return_sequences=True), L.Dense(3, activation="tanh")],
+        name="inner",
+    )
     inp = keras.Input((None, 3))
     return keras.Model(inp, L.LSTM(2)(inner(inp)), name="outer")
 
@@ -211,8 +277,10 @@ def x_for(name: str, model, batch: int = 3, steps: int = 9, seed: int = 1):
         x[1, 3] = 0.0  # a masked step in the middle
         return x
     if name == "seq2seq":
-        return [rng.normal(0, 1, (batch, steps, 4)).astype(np.float32),
-                rng.normal(0, 1, (batch, 5, 3)).astype(np.float32)]
+        return [
+            rng.normal(0, 1, (batch, steps, 4)).astype(np.float32),
+            rng.normal(0, 1, (batch, 5, 3)).astype(np.float32),
+        ]
     f = model.inputs[0].shape[-1]
     return rng.normal(0, 1, (batch, steps, f)).astype(np.float32)
 

@@ -81,8 +81,9 @@ def test_load_and_trace_without_tensorflow_or_qt(tmp_path):
         print("ok")
         """
     )
-    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT,
-                       timeout=120)
+    r = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120
+    )
     assert r.returncode == 0 and r.stdout.strip().endswith("ok"), r.stderr[-2000:]
     del keras
 
@@ -100,7 +101,8 @@ def test_cli_info_does_not_import_tensorflow(tmp_path):
         assert rc == 0
         """
     )
-    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT,
-                       timeout=120)
+    r = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120
+    )
     assert r.returncode == 0, r.stderr[-2000:]
     assert "lstm_digits" in r.stdout

@@ -31,7 +31,9 @@ PAINT = textwrap.dedent(
     qimg = w.grab().toImage()
     assert qimg.width() > 100 and qimg.height() > 100
     # the pixels are not all one colour: something was really drawn
-    colours = {qimg.pixel(x, y) for x in range(0, qimg.width(), 7) for y in range(0, qimg.height(), 7)}
+    colours = {
+        qimg.pixel(x, y) for x in range(0, qimg.width(), 7) for y in range(0, qimg.height(), 7)
+    }
     assert len(colours) > 10, len(colours)
     import PySide6
     print("painted", PySide6.__version__, pg.__version__)

@@ -27,8 +27,9 @@ def _corr_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.clip(out, -1.0, 1.0)
 
 
-def align_units(lt_a: LayerTrace, lt_b: LayerTrace, quantity_name: str = "hidden"
-                ) -> tuple[np.ndarray, np.ndarray]:
+def align_units(
+    lt_a: LayerTrace, lt_b: LayerTrace, quantity_name: str = "hidden"
+) -> tuple[np.ndarray, np.ndarray]:
     """Match every unit of layer A to a distinct unit of layer B by correlation.
 
     Both traces must come from the same input (same batch and timesteps). The pairs are
@@ -133,8 +134,14 @@ class Comparison:
         return np.abs(sa - sb).max(axis=-1)
 
 
-def compare(model_a: Model, model_b: Model, x: Any, layer_a: str | int = 0,
-            layer_b: str | int = 0, quantity: str = "hidden") -> Comparison:
+def compare(
+    model_a: Model,
+    model_b: Model,
+    x: Any,
+    layer_a: str | int = 0,
+    layer_b: str | int = 0,
+    quantity: str = "hidden",
+) -> Comparison:
     """Run two models on the same input and align their units.
 
     Parameters
@@ -155,5 +162,6 @@ def compare(model_a: Model, model_b: Model, x: Any, layer_a: str | int = 0,
     tb = model_b.trace(x)
     la, lb = ta.layer(layer_a), tb.layer(layer_b)
     order, r = align_units(la, lb, quantity)
-    return Comparison(a=ta, b=tb, layer_a=la.name, layer_b=lb.name, order=order, r=r,
-                      quantity=quantity)
+    return Comparison(
+        a=ta, b=tb, layer_a=la.name, layer_b=lb.name, order=order, r=r, quantity=quantity
+    )

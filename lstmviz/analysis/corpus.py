@@ -51,9 +51,22 @@ MANIFEST = "corpus.json"
 _F16_MAX = 65504.0
 # layers that act on each timestep independently: a long sequence may be split between
 # batches (carrying the LSTM states over) only when every non-LSTM layer is one of these
-_PER_STEP = {"InputLayer", "Embedding", "Dense", "TimeDistributed", "Activation", "Dropout",
-             "SpatialDropout1D", "GaussianNoise", "GaussianDropout", "AlphaDropout",
-             "Masking", "LayerNormalization", "BatchNormalization", "LSTM"}
+_PER_STEP = {
+    "InputLayer",
+    "Embedding",
+    "Dense",
+    "TimeDistributed",
+    "Activation",
+    "Dropout",
+    "SpatialDropout1D",
+    "GaussianNoise",
+    "GaussianDropout",
+    "AlphaDropout",
+    "Masking",
+    "LayerNormalization",
+    "BatchNormalization",
+    "LSTM",
+}
 
 Progress = Callable[[int, int], Any]
 ShouldStop = Callable[[], bool]
@@ -104,19 +117,23 @@ class CorpusStore:
 
     def _file(self, layer: str, quantity: str) -> Path:
         if layer not in self.layers:
-            raise LstmvizError(f"{self.path}: no layer {layer!r} in the corpus; layers: "
-                               f"{', '.join(self.layers)}")
+            raise LstmvizError(
+                f"{self.path}: no layer {layer!r} in the corpus; layers: {', '.join(self.layers)}"
+            )
         if quantity not in self.quantities:
-            raise LstmvizError(f"{self.path}: quantity {quantity!r} was not stored; stored: "
-                               f"{', '.join(self.quantities)}")
+            raise LstmvizError(
+                f"{self.path}: quantity {quantity!r} was not stored; stored: "
+                f"{', '.join(self.quantities)}"
+            )
         return self.path / _safe(layer) / f"{quantity}.npy"
 
     def array(self, layer: str | None = None, quantity: str = "hidden") -> np.ndarray:
         """The memory-mapped ``(units, N)`` array of one layer's quantity (read-only)."""
         return np.load(self._file(layer or self.layers[0], quantity), mmap_mode="r")
 
-    def window(self, start: int, stop: int, layer: str | None = None,
-               quantity: str = "hidden") -> np.ndarray:
+    def window(
+        self, start: int, stop: int, layer: str | None = None, quantity: str = "hidden"
+    ) -> np.ndarray:
         """Positions ``start:stop`` of the token stream as ``(stop - start, units)`` float32."""
         start, stop = max(0, int(start)), min(self.n_steps, int(stop))
         a = self.array(layer, quantity)
@@ -137,8 +154,9 @@ class CorpusStore:
         """Position in the token stream of step ``t`` of ``sequence``."""
         return int(self.offsets[sequence] + t)
 
-    def read_rows(self, layer: str | None, quantity: str, units: Sequence[int], start: int,
-                  stop: int) -> np.ndarray:
+    def read_rows(
+        self, layer: str | None, quantity: str, units: Sequence[int], start: int, stop: int
+    ) -> np.ndarray:
         """``(len(units), stop - start)`` float32, read with plain file reads (no mapping,
         so scanning the whole corpus does not grow the process's memory)."""
         path = self._file(layer or self.layers[0], quantity)
@@ -166,16 +184,25 @@ def open_corpus(path: str | os.PathLike[str]) -> CorpusStore:
     except (OSError, ValueError) as e:
         raise LstmvizError(f"{man}: not valid JSON ({e})") from None
     if d.get("format_version") != FORMAT_VERSION:
-        raise LstmvizError(f"{man}: unknown format_version {d.get('format_version')!r} (this "
-                           f"lstmviz reads {FORMAT_VERSION})")
+        raise LstmvizError(
+            f"{man}: unknown format_version {d.get('format_version')!r} (this "
+            f"lstmviz reads {FORMAT_VERSION})"
+        )
     offsets = np.load(p / "offsets.npy", allow_pickle=False)
     done_path = p / "done.npy"
     done = np.load(done_path, allow_pickle=False) if done_path.is_file() else None
-    return CorpusStore(path=p, layers=list(d["layers"]), quantities=list(d["quantities"]),
-                       units={k: int(v) for k, v in d["units"].items()},
-                       n_steps=int(d["n_steps"]), offsets=offsets, dtype=str(d["dtype"]),
-                       complete=bool(d.get("complete", True)), done=done,
-                       meta=dict(d.get("meta", {})))
+    return CorpusStore(
+        path=p,
+        layers=list(d["layers"]),
+        quantities=list(d["quantities"]),
+        units={k: int(v) for k, v in d["units"].items()},
+        n_steps=int(d["n_steps"]),
+        offsets=offsets,
+        dtype=str(d["dtype"]),
+        complete=bool(d.get("complete", True)),
+        done=done,
+        meta=dict(d.get("meta", {})),
+    )
 
 
 # ------------------------------------------------------------------------------ tracing
@@ -257,8 +284,10 @@ def trace_corpus(
         Opened on the written directory.
     """
     if len(model.inputs) != 1:
-        raise LstmvizError(f"{model.source or model.name}: corpus tracing needs a single-input "
-                           f"model; this one has {len(model.inputs)} inputs")
+        raise LstmvizError(
+            f"{model.source or model.name}: corpus tracing needs a single-input "
+            f"model; this one has {len(model.inputs)} inputs"
+        )
     if dtype not in ("float16", "float32"):
         raise LstmvizError(f"dtype must be 'float16' or 'float32'; got {dtype!r}")
     for q in quantities:
@@ -290,8 +319,9 @@ def trace_corpus(
     first = seqs[0]
     in_dtype = np.int32 if model.takes_tokens else np.float32
     in_shape = (total,) if model.takes_tokens else (total, first.shape[1])
-    inputs = np.lib.format.open_memmap(out / "inputs.npy", mode="w+", dtype=in_dtype,
-                                       shape=in_shape)
+    inputs = np.lib.format.open_memmap(
+        out / "inputs.npy", mode="w+", dtype=in_dtype, shape=in_shape
+    )
     del inputs
     np.save(out / "offsets.npy", offsets)
     # one (units, N) file per layer and quantity, created sparse; remember the data offsets
@@ -302,8 +332,9 @@ def trace_corpus(
             (out / _safe(n)).mkdir(exist_ok=True)
             for q in quantities:
                 p = out / _safe(n) / f"{q}.npy"
-                mm = np.lib.format.open_memmap(p, mode="w+", dtype=np_dtype,
-                                               shape=(units[n], total))
+                mm = np.lib.format.open_memmap(
+                    p, mode="w+", dtype=np_dtype, shape=(units[n], total)
+                )
                 base = int(mm.offset)
                 del mm
                 fd = os.open(p, os.O_WRONLY)
@@ -318,10 +349,18 @@ def trace_corpus(
 
         done = np.zeros(len(seqs), bool)
         manifest = {
-            "format_version": FORMAT_VERSION, "layers": names, "quantities": list(quantities),
-            "units": units, "n_steps": total, "dtype": dtype, "complete": False,
-            "meta": {"model": model.name, "source": str(model.source),
-                     "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())},
+            "format_version": FORMAT_VERSION,
+            "layers": names,
+            "quantities": list(quantities),
+            "units": units,
+            "n_steps": total,
+            "dtype": dtype,
+            "complete": False,
+            "meta": {
+                "model": model.name,
+                "source": str(model.source),
+                "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            },
         }
         _write_manifest(out, manifest)
 
@@ -334,8 +373,21 @@ def trace_corpus(
                 stopped = True
                 break
             x = np.stack([seqs[k] for k in batch_idx])  # (B, T[, F])
-            _trace_batch(model, x, batch_idx, offsets, pieces, names, quantities, files,
-                         np_dtype, in_fd, in_base, chunk_steps, splittable)
+            _trace_batch(
+                model,
+                x,
+                batch_idx,
+                offsets,
+                pieces,
+                names,
+                quantities,
+                files,
+                np_dtype,
+                in_fd,
+                in_base,
+                chunk_steps,
+                splittable,
+            )
             done[batch_idx] = True
             done_steps += int(lengths[batch_idx].sum())
             if progress is not None:
@@ -384,8 +436,21 @@ def _to_store(a: np.ndarray, np_dtype: np.dtype) -> np.ndarray:
     return a.astype(np_dtype)
 
 
-def _trace_batch(model, x, batch_idx, offsets, piece, names, quantities, files, np_dtype,
-                 in_fd, in_base, chunk_steps, splittable) -> None:
+def _trace_batch(
+    model,
+    x,
+    batch_idx,
+    offsets,
+    piece,
+    names,
+    quantities,
+    files,
+    np_dtype,
+    in_fd,
+    in_base,
+    chunk_steps,
+    splittable,
+) -> None:
     n_total = int(offsets[-1])
     steps = x.shape[1]
     # contiguous runs of sequences in the stream: one write per unit and run
@@ -403,26 +468,34 @@ def _trace_batch(model, x, batch_idx, offsets, piece, names, quantities, files, 
         tr = model.trace(xs, initial_state=state or None, step_outputs=False)
         if splittable and s1 < steps:
             state = {lt.name: (np.array(lt.h[-1]), np.array(lt.c[-1])) for lt in tr.layers}
-        for (a, b) in runs:
+        for a, b in runs:
             col = int(starts[a]) + s0
             if s0 == 0 and s1 == steps:
                 flat_in = xs[a:b].reshape((b - a) * steps, *xs.shape[2:])
-                os.pwrite(in_fd, np.ascontiguousarray(
-                    flat_in, np.int32 if flat_in.ndim == 1 else np.float32).tobytes(),
-                    in_base + col * (4 if flat_in.ndim == 1 else 4 * flat_in.shape[1]))
+                os.pwrite(
+                    in_fd,
+                    np.ascontiguousarray(
+                        flat_in, np.int32 if flat_in.ndim == 1 else np.float32
+                    ).tobytes(),
+                    in_base + col * (4 if flat_in.ndim == 1 else 4 * flat_in.shape[1]),
+                )
             else:
                 for k in range(a, b):
                     seg = xs[k]
                     c = int(starts[k]) + s0
-                    os.pwrite(in_fd, np.ascontiguousarray(
-                        seg, np.int32 if seg.ndim == 1 else np.float32).tobytes(),
-                        in_base + c * (4 if seg.ndim == 1 else 4 * seg.shape[1]))
+                    os.pwrite(
+                        in_fd,
+                        np.ascontiguousarray(
+                            seg, np.int32 if seg.ndim == 1 else np.float32
+                        ).tobytes(),
+                        in_base + c * (4 if seg.ndim == 1 else 4 * seg.shape[1]),
+                    )
         for n in names:
             lt = tr.layer(n)
             for q in quantities:
                 fd, base = files[(n, q)]
                 arr = lt.get(q)  # (B, L, U) view of the time-major buffer
-                for (a, b) in runs:
+                for a, b in runs:
                     if s0 == 0 and s1 == steps:
                         block = arr[a:b].reshape((b - a) * (s1 - s0), -1)  # (n·L, U)
                         rows = np.ascontiguousarray(_to_store(block.T, np_dtype))  # (U, n·L)
@@ -465,8 +538,14 @@ class PatternResult:
     on_fraction: float  # fraction of all positions where every selected unit is on
 
 
-def select_units(store: CorpusStore, t0: int, t1: int, threshold: float,
-                 layer: str | None = None, quantity: str = "hidden") -> list[int]:
+def select_units(
+    store: CorpusStore,
+    t0: int,
+    t1: int,
+    threshold: float,
+    layer: str | None = None,
+    quantity: str = "hidden",
+) -> list[int]:
     """LSTMVis's selection: the units at or above ``threshold`` at every position of
     ``t0:t1`` (positions in the token stream)."""
     if not 0 <= t0 < t1 <= store.n_steps:
@@ -475,10 +554,19 @@ def select_units(store: CorpusStore, t0: int, t1: int, threshold: float,
     return [int(u) for u in np.flatnonzero((w >= threshold).all(axis=0))]
 
 
-def find_pattern(store: CorpusStore, unit_set: Sequence[int] | None, t0: int, t1: int,
-                 threshold: float, *, layer: str | None = None, quantity: str = "hidden",
-                 max_matches: int = 100, chunk: int = 1 << 20,
-                 progress: Progress | None = None) -> PatternResult:
+def find_pattern(
+    store: CorpusStore,
+    unit_set: Sequence[int] | None,
+    t0: int,
+    t1: int,
+    threshold: float,
+    *,
+    layer: str | None = None,
+    quantity: str = "hidden",
+    max_matches: int = 100,
+    chunk: int = 1 << 20,
+    progress: Progress | None = None,
+) -> PatternResult:
     """Find every range of the corpus where a set of units is on, LSTMVis-style.
 
     A position is *on* when every unit of ``unit_set`` is ``>= threshold`` there; a match is
@@ -510,8 +598,7 @@ def find_pattern(store: CorpusStore, unit_set: Sequence[int] | None, t0: int, t1
     layer = layer or store.layers[0]
     if not 0 <= t0 < t1 <= store.n_steps:
         raise LstmvizError(f"range {t0}:{t1} is outside the corpus (0..{store.n_steps})")
-    units = list(unit_set) if unit_set else select_units(store, t0, t1, threshold, layer,
-                                                         quantity)
+    units = list(unit_set) if unit_set else select_units(store, t0, t1, threshold, layer, quantity)
     n_units = store.units[layer]
     bad = [u for u in units if not 0 <= int(u) < n_units]
     if bad:
@@ -552,7 +639,21 @@ def find_pattern(store: CorpusStore, unit_set: Sequence[int] | None, t0: int, t1
     means = (csum[stops] - csum[starts]) / (stops - starts)
     order = np.lexsort((-means, np.abs((stops - starts) - qlen)))[:max_matches]
     seq_idx = np.searchsorted(store.offsets, starts[order], side="right") - 1
-    matches = [Match(int(starts[k]), int(stops[k]), int(sq), int(starts[k] - store.offsets[sq]),
-                     float(means[k])) for k, sq in zip(order, seq_idx, strict=True)]
-    return PatternResult(tuple(int(u) for u in units), float(threshold), (t0, t1), matches,
-                         int(len(starts)), float(on.mean()))
+    matches = [
+        Match(
+            int(starts[k]),
+            int(stops[k]),
+            int(sq),
+            int(starts[k] - store.offsets[sq]),
+            float(means[k]),
+        )
+        for k, sq in zip(order, seq_idx, strict=True)
+    ]
+    return PatternResult(
+        tuple(int(u) for u in units),
+        float(threshold),
+        (t0, t1),
+        matches,
+        len(starts),
+        float(on.mean()),
+    )

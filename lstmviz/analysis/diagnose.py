@@ -127,11 +127,15 @@ class Diagnosis:
 
     def summary(self) -> str:
         """A few lines for a console or a text panel."""
-        lines = [f"layer {self.layer!r}: " + ("matches the model" if self.ok else
-                                              "differs from the model")]
+        lines = [
+            f"layer {self.layer!r}: "
+            + ("matches the model" if self.ok else "differs from the model")
+        ]
         if not self.ok and self.first_step is not None:
-            lines.append(f"first divergence: {self.first_quantity} at t={self.first_step} "
-                         f"(batch item {self.first_batch}, unit {self.first_unit})")
+            lines.append(
+                f"first divergence: {self.first_quantity} at t={self.first_step} "
+                f"(batch item {self.first_batch}, unit {self.first_unit})"
+            )
         for q, e in self.max_error.items():
             lines.append(f"  max |error| {q:<12} {e:.3g}")
         lines.append(f"likely cause: {self.likely_cause}")
@@ -157,8 +161,9 @@ def _load_student(student: Any) -> tuple[dict[str, Any], list[str]]:
     elif isinstance(student, dict):
         raw = dict(student)
     else:
-        raise InputError(f"student must be a dict of arrays or a .npz path; got "
-                         f"{type(student).__name__}")
+        raise InputError(
+            f"student must be a dict of arrays or a .npz path; got {type(student).__name__}"
+        )
     out: dict[str, Any] = {}
     lookup = {alias: key for key, names in _ALIASES.items() for alias in names}
     for k, v in raw.items():
@@ -178,8 +183,10 @@ def _load_student(student: Any) -> tuple[dict[str, Any], list[str]]:
             raise InputError(f"student array {k!r} is not numeric") from None
         out[key] = a
     if "hidden" not in out and "state_h" not in out:
-        raise InputError("the student's arrays need at least 'hidden' (batch, T, units) -- the "
-                         "whole output sequence of their LSTM")
+        raise InputError(
+            "the student's arrays need at least 'hidden' (batch, T, units) -- the "
+            "whole output sequence of their LSTM"
+        )
     return out, notes
 
 
@@ -201,8 +208,10 @@ def _shape_student(st: dict[str, Any], lt: LayerTrace, notes: list[str]) -> None
             del st[q]
             continue
         if a.shape != want:
-            raise InputError(f"student {q} has shape {a.shape}; expected (batch, T, units) = "
-                             f"{want} for layer {lt.name!r}")
+            raise InputError(
+                f"student {q} has shape {a.shape}; expected (batch, T, units) = "
+                f"{want} for layer {lt.name!r}"
+            )
         if not np.all(np.isfinite(a)):
             raise InputError(f"student {q} contains NaN or inf")
         st[q] = a
@@ -212,8 +221,10 @@ def _shape_student(st: dict[str, Any], lt: LayerTrace, notes: list[str]) -> None
             if a.ndim == 1 and a.shape[0] == lt.units:
                 a = np.broadcast_to(a, (lt.batch_size, lt.units))
             if a.shape != (lt.batch_size, lt.units):
-                raise InputError(f"student {q} has shape {a.shape}; expected (batch, units) = "
-                                 f"{(lt.batch_size, lt.units)}")
+                raise InputError(
+                    f"student {q} has shape {a.shape}; expected (batch, units) = "
+                    f"{(lt.batch_size, lt.units)}"
+                )
             st[q] = np.asarray(a, np.float64)
 
 
@@ -236,10 +247,19 @@ def _act64(name: str) -> Callable[[np.ndarray], np.ndarray]:
     return lambda z: fn(z.astype(np.float32), np.empty(z.shape, np.float32)).astype(np.float64)
 
 
-def _simulate(lt: LayerTrace, w: LSTMWeights, h0: np.ndarray, c0: np.ndarray, *,
-              gate_act: str | None = None, cand_act: str | None = None,
-              cell_act: str | None = None, use_o: bool = True, squash_cell: bool = False,
-              steps: int | None = None) -> Sim:
+def _simulate(
+    lt: LayerTrace,
+    w: LSTMWeights,
+    h0: np.ndarray,
+    c0: np.ndarray,
+    *,
+    gate_act: str | None = None,
+    cand_act: str | None = None,
+    cell_act: str | None = None,
+    use_o: bool = True,
+    squash_cell: bool = False,
+    steps: int | None = None,
+) -> Sim:
     """The LSTM written plainly (float64), with switchable activations, from ``(h0, c0)``
     ``(B, U)``; only the first ``steps`` steps in processing order when given."""
     x = np.asarray(lt.x, np.float64)  # (B, T, F)
@@ -293,14 +313,21 @@ def _blocks(a: np.ndarray, u: int) -> list[np.ndarray]:
     return [a[..., k * u : (k + 1) * u] for k in range(4)]
 
 
-def _weights(w: LSTMWeights, kernel=None, rec=None, bias: Any = "same",
-             activation: str | None = None, recurrent_activation: str | None = None
-             ) -> LSTMWeights:
-    return LSTMWeights(w.kernel if kernel is None else kernel,
-                       w.recurrent_kernel if rec is None else rec,
-                       w.bias if isinstance(bias, str) else bias,
-                       activation or w.activation,
-                       recurrent_activation or w.recurrent_activation)
+def _weights(
+    w: LSTMWeights,
+    kernel=None,
+    rec=None,
+    bias: Any = "same",
+    activation: str | None = None,
+    recurrent_activation: str | None = None,
+) -> LSTMWeights:
+    return LSTMWeights(
+        w.kernel if kernel is None else kernel,
+        w.recurrent_kernel if rec is None else rec,
+        w.bias if isinstance(bias, str) else bias,
+        activation or w.activation,
+        recurrent_activation or w.recurrent_activation,
+    )
 
 
 # ----------------------------------------------------------------------------- hypotheses
@@ -315,23 +342,31 @@ def _perm_name(p: tuple[int, ...]) -> tuple[str, str]:
     """Key and text for a student who computes Keras gate k from block p[k]."""
     keras = "ifco"
     if p == (0, 2, 1, 3):
-        return ("tf1_order", "gate blocks read in TF1 order (i, j, f, o) instead of Keras's "
-                "(i, f, c, o): the forget gate and the candidate exchange weights")
+        return (
+            "tf1_order",
+            "gate blocks read in TF1 order (i, j, f, o) instead of Keras's "
+            "(i, f, c, o): the forget gate and the candidate exchange weights",
+        )
     if p == (0, 2, 3, 1):
-        return ("onnx_order", "gate blocks read in ONNX order (i, o, f, c) instead of Keras's "
-                "(i, f, c, o)")
+        return (
+            "onnx_order",
+            "gate blocks read in ONNX order (i, o, f, c) instead of Keras's (i, f, c, o)",
+        )
     moved = [k for k in range(4) if p[k] != k]
     if len(moved) == 2:
         a, b = (_LETTER[keras[k]] for k in moved)
-        return (f"swap_{a}_{b}", f"gates {a} and {b} swapped: their weight blocks are "
-                "exchanged (Keras and PyTorch order is i, f, c/g, o)")
+        return (
+            f"swap_{a}_{b}",
+            f"gates {a} and {b} swapped: their weight blocks are "
+            "exchanged (Keras and PyTorch order is i, f, c/g, o)",
+        )
     used = ", ".join(f"{_LETTER[keras[k]]}←block {p[k]}" for k in range(4))
-    return ("gate_order", f"gate blocks in the wrong order ({used}); Keras's order is "
-            "i, f, c, o")
+    return ("gate_order", f"gate blocks in the wrong order ({used}); Keras's order is i, f, c, o")
 
 
-def _hypotheses(lt: LayerTrace, w: LSTMWeights, h0: np.ndarray, c0: np.ndarray,
-                given_state: bool) -> list[_Hyp]:
+def _hypotheses(
+    lt: LayerTrace, w: LSTMWeights, h0: np.ndarray, c0: np.ndarray, given_state: bool
+) -> list[_Hyp]:
     u = w.units
     hyps: list[_Hyp] = []
     kb = _blocks(w.kernel, u)
@@ -344,6 +379,7 @@ def _hypotheses(lt: LayerTrace, w: LSTMWeights, h0: np.ndarray, c0: np.ndarray,
             r = np.concatenate([rb[j] for j in p], axis=1)
             b = None if bb is None else np.concatenate([bb[j] for j in p])
             return _run(lt, _weights(w, k, r, b), h0, c0)
+
         return go
 
     for p in itertools.permutations(range(4)):
@@ -352,80 +388,173 @@ def _hypotheses(lt: LayerTrace, w: LSTMWeights, h0: np.ndarray, c0: np.ndarray,
             hyps.append(_Hyp(key, text, perm(p)))
 
     if w.bias is not None:
+
         def fbias(delta: float) -> Callable[[], Sim]:
             def go() -> Sim:
                 b = w.bias.copy()
                 b[u : 2 * u] += delta
                 return _run(lt, _weights(w, bias=b), h0, c0)
+
             return go
-        hyps.append(_Hyp("forget_bias_missing", "forget bias missing: the +1 that TF1's "
-                         "LSTMCell adds to the forget gate (forget_bias=1.0) was left out",
-                         fbias(-1.0)))
-        hyps.append(_Hyp("forget_bias_doubled", "forget bias added twice: +1 on a forget "
-                         "bias that already includes it (TF1 forget_bias on Keras weights, or "
-                         "unit_forget_bias applied again)", fbias(1.0)))
-        hyps.append(_Hyp("bias_missing", "bias left out of every gate",
-                         lambda: _run(lt, _weights(w, bias=None), h0, c0)))
-        hyps.append(_Hyp("bias_doubled", "bias added twice (e.g. PyTorch's bias_ih and bias_hh "
-                         "both set to the whole bias)",
-                         lambda: _run(lt, _weights(w, bias=2 * w.bias), h0, c0)))
+
+        hyps.append(
+            _Hyp(
+                "forget_bias_missing",
+                "forget bias missing: the +1 that TF1's "
+                "LSTMCell adds to the forget gate (forget_bias=1.0) was left out",
+                fbias(-1.0),
+            )
+        )
+        hyps.append(
+            _Hyp(
+                "forget_bias_doubled",
+                "forget bias added twice: +1 on a forget "
+                "bias that already includes it (TF1 forget_bias on Keras weights, or "
+                "unit_forget_bias applied again)",
+                fbias(1.0),
+            )
+        )
+        hyps.append(
+            _Hyp(
+                "bias_missing",
+                "bias left out of every gate",
+                lambda: _run(lt, _weights(w, bias=None), h0, c0),
+            )
+        )
+        hyps.append(
+            _Hyp(
+                "bias_doubled",
+                "bias added twice (e.g. PyTorch's bias_ih and bias_hh both set to the whole bias)",
+                lambda: _run(lt, _weights(w, bias=2 * w.bias), h0, c0),
+            )
+        )
     act, rec_act = w.activation, w.recurrent_activation
     if act != rec_act:
-        hyps.append(_Hyp("activations_swapped", f"activations swapped: {act} on the gates and "
-                         f"{rec_act} on the candidate and cell",
-                         lambda: _run(lt, _weights(w, activation=rec_act,
-                                                   recurrent_activation=act), h0, c0)))
-        hyps.append(_Hyp("candidate_sigmoid", f"candidate g computed with {rec_act} instead of "
-                         f"{act}", lambda: _simulate(lt, w, h0, c0, cand_act=rec_act)))
-        hyps.append(_Hyp("gates_tanh", f"gates i, f, o computed with {act} instead of "
-                         f"{rec_act}", lambda: _simulate(lt, w, h0, c0, gate_act=act)))
-        hyps.append(_Hyp("cell_sigmoid", f"h = o·{rec_act}(c) instead of o·{act}(c)",
-                         lambda: _simulate(lt, w, h0, c0, cell_act=rec_act)))
+        hyps.append(
+            _Hyp(
+                "activations_swapped",
+                f"activations swapped: {act} on the gates and {rec_act} on the candidate and cell",
+                lambda: _run(lt, _weights(w, activation=rec_act, recurrent_activation=act), h0, c0),
+            )
+        )
+        hyps.append(
+            _Hyp(
+                "candidate_sigmoid",
+                f"candidate g computed with {rec_act} instead of {act}",
+                lambda: _simulate(lt, w, h0, c0, cand_act=rec_act),
+            )
+        )
+        hyps.append(
+            _Hyp(
+                "gates_tanh",
+                f"gates i, f, o computed with {act} instead of {rec_act}",
+                lambda: _simulate(lt, w, h0, c0, gate_act=act),
+            )
+        )
+        hyps.append(
+            _Hyp(
+                "cell_sigmoid",
+                f"h = o·{rec_act}(c) instead of o·{act}(c)",
+                lambda: _simulate(lt, w, h0, c0, cell_act=rec_act),
+            )
+        )
     if act != "tanh":
-        hyps.append(_Hyp("activation_not_tanh", f"tanh used where the model's activation is "
-                         f"{act} (e.g. LSTM(activation=None) in the model, the textbook tanh "
-                         "in the student's code)",
-                         lambda: _run(lt, _weights(w, activation="tanh"), h0, c0)))
+        hyps.append(
+            _Hyp(
+                "activation_not_tanh",
+                f"tanh used where the model's activation is "
+                f"{act} (e.g. LSTM(activation=None) in the model, the textbook tanh "
+                "in the student's code)",
+                lambda: _run(lt, _weights(w, activation="tanh"), h0, c0),
+            )
+        )
     if act not in ("linear", None):
-        hyps.append(_Hyp("cell_tanh_missing", f"{act} on the cell state missing: h = o·c "
-                         f"instead of o·{act}(c)",
-                         lambda: _simulate(lt, w, h0, c0, cell_act="linear")))
-        hyps.append(_Hyp("cell_squashed", f"{act} applied to the cell state itself: "
-                         f"c = {act}(f·c_prev + i·g)",
-                         lambda: _simulate(lt, w, h0, c0, squash_cell=True)))
-    hyps.append(_Hyp("output_gate_missing", f"output gate missing: h = {act}(c) instead of "
-                     f"o·{act}(c)", lambda: _simulate(lt, w, h0, c0, use_o=False)))
+        hyps.append(
+            _Hyp(
+                "cell_tanh_missing",
+                f"{act} on the cell state missing: h = o·c instead of o·{act}(c)",
+                lambda: _simulate(lt, w, h0, c0, cell_act="linear"),
+            )
+        )
+        hyps.append(
+            _Hyp(
+                "cell_squashed",
+                f"{act} applied to the cell state itself: c = {act}(f·c_prev + i·g)",
+                lambda: _simulate(lt, w, h0, c0, squash_cell=True),
+            )
+        )
+    hyps.append(
+        _Hyp(
+            "output_gate_missing",
+            f"output gate missing: h = {act}(c) instead of o·{act}(c)",
+            lambda: _simulate(lt, w, h0, c0, use_o=False),
+        )
+    )
     rt = np.concatenate([blk.T for blk in rb], axis=1)
-    hyps.append(_Hyp("recurrent_transposed", "recurrent weights transposed: h·U_k^T per gate "
-                     "(PyTorch's weight_hh layout (4H, H) used as Keras's (U, 4U))",
-                     lambda: _run(lt, _weights(w, rec=rt), h0, c0)))
+    hyps.append(
+        _Hyp(
+            "recurrent_transposed",
+            "recurrent weights transposed: h·U_k^T per gate "
+            "(PyTorch's weight_hh layout (4H, H) used as Keras's (U, 4U))",
+            lambda: _run(lt, _weights(w, rec=rt), h0, c0),
+        )
+    )
     if w.input_dim == u:
         kt = np.concatenate([blk.T for blk in kb], axis=1)
-        hyps.append(_Hyp("kernel_transposed", "input kernel transposed: x·W_k^T per gate "
-                         "(PyTorch's weight_ih layout (4H, F) used as Keras's (F, 4U))",
-                         lambda: _run(lt, _weights(w, kernel=kt), h0, c0)))
-        hyps.append(_Hyp("both_transposed", "kernel and recurrent kernel transposed per gate "
-                         "(PyTorch's layout used as Keras's)",
-                         lambda: _run(lt, _weights(w, kernel=kt, rec=rt), h0, c0)))
-        hyps.append(_Hyp("x_h_swapped", "input and hidden state swapped: x·U + h·W",
-                         lambda: _run(lt, _weights(w, kernel=w.recurrent_kernel,
-                                                   rec=w.kernel), h0, c0)))
+        hyps.append(
+            _Hyp(
+                "kernel_transposed",
+                "input kernel transposed: x·W_k^T per gate "
+                "(PyTorch's weight_ih layout (4H, F) used as Keras's (F, 4U))",
+                lambda: _run(lt, _weights(w, kernel=kt), h0, c0),
+            )
+        )
+        hyps.append(
+            _Hyp(
+                "both_transposed",
+                "kernel and recurrent kernel transposed per gate "
+                "(PyTorch's layout used as Keras's)",
+                lambda: _run(lt, _weights(w, kernel=kt, rec=rt), h0, c0),
+            )
+        )
+        hyps.append(
+            _Hyp(
+                "x_h_swapped",
+                "input and hidden state swapped: x·U + h·W",
+                lambda: _run(lt, _weights(w, kernel=w.recurrent_kernel, rec=w.kernel), h0, c0),
+            )
+        )
+
     def swapped_states() -> Sim:
         ref = _run(lt, w, h0, c0)
         ref["hidden"], ref["cell"] = ref["cell"], ref["hidden"]
         return ref
 
-    hyps.append(_Hyp("h_c_swapped", "hidden and cell state swapped: the cell state is returned "
-                     "as h and the hidden state as c (check the order of (h, c) in your return "
-                     "and unpacking)", swapped_states))
-    hyps.append(_Hyp("recurrent_missing", "h_{t-1} never fed back: the recurrent term h·U is "
-                     "missing", lambda: _run(lt, _weights(w, rec=np.zeros_like(
-                         w.recurrent_kernel)), h0, c0)))
+    hyps.append(
+        _Hyp(
+            "h_c_swapped",
+            "hidden and cell state swapped: the cell state is returned "
+            "as h and the hidden state as c (check the order of (h, c) in your return "
+            "and unpacking)",
+            swapped_states,
+        )
+    )
+    hyps.append(
+        _Hyp(
+            "recurrent_missing",
+            "h_{t-1} never fed back: the recurrent term h·U is missing",
+            lambda: _run(lt, _weights(w, rec=np.zeros_like(w.recurrent_kernel)), h0, c0),
+        )
+    )
     if given_state and (np.any(h0 != 0) or np.any(c0 != 0)):
         z = np.zeros_like(h0)
-        hyps.append(_Hyp("initial_state_ignored", "initial state ignored: the run starts from "
-                         "zeros instead of the given h0, c0",
-                         lambda: _run(lt, w, z, z)))
+        hyps.append(
+            _Hyp(
+                "initial_state_ignored",
+                "initial state ignored: the run starts from zeros instead of the given h0, c0",
+                lambda: _run(lt, w, z, z),
+            )
+        )
     return hyps
 
 
@@ -434,8 +563,9 @@ def _tol(ref: np.ndarray, atol: float, rtol: float) -> np.ndarray:
     return atol + rtol * np.abs(ref)
 
 
-def _score(sim: Sim, st: dict[str, Any], valid: np.ndarray, lt: LayerTrace, atol: float,
-           rtol: float) -> float:
+def _score(
+    sim: Sim, st: dict[str, Any], valid: np.ndarray, lt: LayerTrace, atol: float, rtol: float
+) -> float:
     """Largest deviation of ``sim`` from the student's arrays, in units of the tolerance."""
     worst = 0.0
     for q in ORDER:
@@ -454,9 +584,14 @@ def _score(sim: Sim, st: dict[str, Any], valid: np.ndarray, lt: LayerTrace, atol
     return worst
 
 
-def _fit_initial_state(lt: LayerTrace, w: LSTMWeights, st: dict[str, Any],
-                       h_init: np.ndarray, c_init: np.ndarray,
-                       iters: int = 60) -> tuple[np.ndarray, np.ndarray]:
+def _fit_initial_state(
+    lt: LayerTrace,
+    w: LSTMWeights,
+    st: dict[str, Any],
+    h_init: np.ndarray,
+    c_init: np.ndarray,
+    iters: int = 60,
+) -> tuple[np.ndarray, np.ndarray]:
     """Estimate the student's ``(h0, c0)`` from their first steps (Levenberg-Marquardt with a
     numerical Jacobian, every batch item at once: the Jacobian is block-diagonal)."""
     u = w.units
@@ -466,8 +601,9 @@ def _fit_initial_state(lt: LayerTrace, w: LSTMWeights, st: dict[str, Any],
 
     def resid(p: np.ndarray) -> np.ndarray:  # p (B, 2U) -> (B, R)
         sim = _simulate(lt, w, p[:, :u], p[:, u:], steps=k)
-        return np.concatenate([(sim[q][:, order] - st[q][:, order]).reshape(p.shape[0], -1)
-                               for q in qs], axis=1)
+        return np.concatenate(
+            [(sim[q][:, order] - st[q][:, order]).reshape(p.shape[0], -1) for q in qs], axis=1
+        )
 
     p = np.concatenate([h_init, c_init], axis=1).astype(np.float64)  # (B, 2U)
     guess = _closed_form_state(lt, w, st)
@@ -490,8 +626,14 @@ def _fit_initial_state(lt: LayerTrace, w: LSTMWeights, st: dict[str, Any],
             break
         jtj = np.einsum("bri,brj->bij", jac, jac)  # (B, 2U, 2U)
         jtr = np.einsum("bri,br->bi", jac, r)  # (B, 2U)
-        step = np.stack([np.linalg.lstsq(jtj[b] + lam[b] * np.diag(np.diag(jtj[b]) + 1e-12),
-                                         -jtr[b], rcond=None)[0] for b in range(batch)])
+        step = np.stack(
+            [
+                np.linalg.lstsq(
+                    jtj[b] + lam[b] * np.diag(np.diag(jtj[b]) + 1e-12), -jtr[b], rcond=None
+                )[0]
+                for b in range(batch)
+            ]
+        )
         trial = p + step
         r_new = resid(trial)
         with np.errstate(over="ignore", invalid="ignore"):
@@ -507,12 +649,15 @@ def _fit_initial_state(lt: LayerTrace, w: LSTMWeights, st: dict[str, Any],
     return p[:, :u], p[:, u:]
 
 
-def _closed_form_state(lt: LayerTrace, w: LSTMWeights, st: dict[str, Any]
-                       ) -> np.ndarray | None:
+def _closed_form_state(lt: LayerTrace, w: LSTMWeights, st: dict[str, Any]) -> np.ndarray | None:
     """``(h0, c0)`` from the student's first step when they gave h and c: the output gate
     ``o = h / tanh(c)`` is linear in ``h0`` through ``U_o``; then ``c0 = (c - i·g) / f``."""
-    if "hidden" not in st or "cell" not in st or w.activation != "tanh" \
-            or w.recurrent_activation != "sigmoid":
+    if (
+        "hidden" not in st
+        or "cell" not in st
+        or w.activation != "tanh"
+        or w.recurrent_activation != "sigmoid"
+    ):
         return None
     u = w.units
     t = int(lt.processing_order[0])
@@ -537,10 +682,14 @@ def _closed_form_state(lt: LayerTrace, w: LSTMWeights, st: dict[str, Any]
     return p
 
 
-def _first_divergence(ref: Sim, st: dict[str, Any], valid: np.ndarray, lt: LayerTrace,
-                      atol: float, rtol: float):
-    bad = {q: (np.abs(ref[q] - st[q]) > _tol(st[q], atol, rtol)) & valid[..., None]
-           for q in ORDER if q in st}
+def _first_divergence(
+    ref: Sim, st: dict[str, Any], valid: np.ndarray, lt: LayerTrace, atol: float, rtol: float
+):
+    bad = {
+        q: (np.abs(ref[q] - st[q]) > _tol(st[q], atol, rtol)) & valid[..., None]
+        for q in ORDER
+        if q in st
+    }
     for t in lt.processing_order:
         for q in ORDER:
             if q in bad and bad[q][:, t].any():
@@ -571,15 +720,24 @@ def _generic_cause(q: str | None, t: int | None, st: dict[str, Any]) -> str:
         "state_h": "only the final state differs: check what you return",
         "state_c": "only the final cell state differs: check what you return",
     }
-    more = "" if len([k for k in ORDER if k in st]) > 1 else (
-        "; save the cell state and the gates too to narrow it down")
+    more = (
+        ""
+        if len([k for k in ORDER if k in st]) > 1
+        else ("; save the cell state and the gates too to narrow it down")
+    )
     return f"unrecognised: {q} differs first {where}; {hints.get(q, '')}{more}"
 
 
 # ----------------------------------------------------------------------------- the API
-def diagnose(model: Model, x: Any, student: dict[str, Any] | str | os.PathLike[str], *,
-             layer: str | int | None = None, atol: float = 1e-4,
-             rtol: float = 1e-4) -> Diagnosis:
+def diagnose(
+    model: Model,
+    x: Any,
+    student: dict[str, Any] | str | os.PathLike[str],
+    *,
+    layer: str | int | None = None,
+    atol: float = 1e-4,
+    rtol: float = 1e-4,
+) -> Diagnosis:
     """Check a from-scratch LSTM against the model and name the likely mistake.
 
     Parameters
@@ -620,8 +778,9 @@ def diagnose(model: Model, x: Any, student: dict[str, Any] | str | os.PathLike[s
     if isinstance(name, int):
         names = model.lstm_trace_names
         if not 0 <= name < len(names):
-            raise LstmvizError(f"layer index {name} out of range: the model has "
-                               f"{len(names)} LSTM layer(s)")
+            raise LstmvizError(
+                f"layer index {name} out of range: the model has {len(names)} LSTM layer(s)"
+            )
         name = names[name]
     init = None
     if "h0" in st or "c0" in st:
@@ -634,8 +793,11 @@ def diagnose(model: Model, x: Any, student: dict[str, Any] | str | os.PathLike[s
     c0 = np.asarray(lt.c0, np.float64)
     valid = valid_mask(lt)  # (B, T)
     ref = _from_trace(lt)
-    errors = {q: np.where(valid[..., None], np.abs(ref[q] - st[q]), 0.0).astype(np.float32)
-              for q in ORDER if q in st}
+    errors = {
+        q: np.where(valid[..., None], np.abs(ref[q] - st[q]), 0.0).astype(np.float32)
+        for q in ORDER
+        if q in st
+    }
     outside = {q: (errors[q] > _tol(st[q], atol, rtol)) for q in errors}
     max_error = {q: float(e.max(initial=0.0)) for q, e in errors.items()}
     last = int(lt.processing_order[-1])
@@ -643,13 +805,26 @@ def diagnose(model: Model, x: Any, student: dict[str, Any] | str | os.PathLike[s
         if q in st:
             max_error[q] = float(np.abs(ref[src][:, last] - st[q]).max())
     t0, q0, b0, u0 = _first_divergence(ref, st, valid, lt, atol, rtol)
-    base = dict(layer=lt.name, max_error=max_error, errors=errors, notes=notes, atol=atol,
-                rtol=rtol, outside=outside)
+    base = dict(
+        layer=lt.name,
+        max_error=max_error,
+        errors=errors,
+        notes=notes,
+        atol=atol,
+        rtol=rtol,
+        outside=outside,
+    )
     if q0 is None:
         worst = max(max_error.values(), default=0.0)
-        return Diagnosis(ok=True, first_step=None, first_quantity=None, first_batch=None,
-                         first_unit=None, likely_cause=f"none: the implementation matches the "
-                         f"model (max error {worst:.2g})", **base)
+        return Diagnosis(
+            ok=True,
+            first_step=None,
+            first_quantity=None,
+            first_batch=None,
+            first_unit=None,
+            likely_cause=f"none: the implementation matches the model (max error {worst:.2g})",
+            **base,
+        )
     tried: list[tuple[str, str, float]] = []
     best: tuple[str, str, float] | None = None
     for hyp in _hypotheses(lt, w, h0, c0, given_state=init is not None):
@@ -666,12 +841,14 @@ def diagnose(model: Model, x: Any, student: dict[str, Any] | str | os.PathLike[s
             h_e, c_e = _fit_initial_state(lt, w, st, h0, c0)
             s = _score(_simulate(lt, w, h_e, c_e), st, valid, lt, atol, rtol)
         moved = float(max(np.abs(h_e - h0).max(), np.abs(c_e - c0).max()))
-        text = ("initial state: the run starts from a non-zero state "
-                f"(estimated from the first steps: |h0| ≤ {np.abs(h_e).max():.2f}, "
-                f"|c0| ≤ {np.abs(c_e).max():.2f}) where the model starts from "
-                + ("the given h0, c0" if init is not None else "zeros")
-                + "; pass the same initial_state to both, e.g. as student['h0'], "
-                "student['c0']")
+        text = (
+            "initial state: the run starts from a non-zero state "
+            f"(estimated from the first steps: |h0| ≤ {np.abs(h_e).max():.2f}, "
+            f"|c0| ≤ {np.abs(c_e).max():.2f}) where the model starts from "
+            + ("the given h0, c0" if init is not None else "zeros")
+            + "; pass the same initial_state to both, e.g. as student['h0'], "
+            "student['c0']"
+        )
         tried.append(("initial_state_nonzero", text, s))
         if s <= 1.0 and moved > atol:
             best = ("initial_state_nonzero", text, s)
@@ -684,6 +861,15 @@ def diagnose(model: Model, x: Any, student: dict[str, Any] | str | os.PathLike[s
         text = _generic_cause(q0, t0, st)
         if tried and tried[0][2] < 0.05 * max(_score(ref, st, valid, lt, atol, rtol), 1e-30):
             text += f" (closest known mistake: {tried[0][1]})"
-    return Diagnosis(ok=False, first_step=t0, first_quantity=q0, first_batch=b0,
-                     first_unit=u0, likely_cause=text, cause=cause, hypotheses=tried,
-                     initial_state=est, **base)
+    return Diagnosis(
+        ok=False,
+        first_step=t0,
+        first_quantity=q0,
+        first_batch=b0,
+        first_unit=u0,
+        likely_cause=text,
+        cause=cause,
+        hypotheses=tried,
+        initial_state=est,
+        **base,
+    )

@@ -161,8 +161,9 @@ def regex(tokens: Tokens, pattern: str, flags: int = 0) -> np.ndarray:
     return out
 
 
-def painted(batch: int, steps: int, marks: dict[int, Sequence[int]] | Sequence[int],
-            value: float = 1.0) -> np.ndarray:
+def painted(
+    batch: int, steps: int, marks: dict[int, Sequence[int]] | Sequence[int], value: float = 1.0
+) -> np.ndarray:
     """A painted mask: ``value`` at the marked steps, 0 elsewhere: ``(batch, T)``.
 
     ``marks`` is ``{batch item: [t, ...]}``, or a list of steps applied to every batch item.

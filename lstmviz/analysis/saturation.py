@@ -13,8 +13,9 @@ def _check_levels(low: float, high: float) -> None:
         raise ValueError(f"expected 0 <= low < high <= 1; got low={low!r}, high={high!r}")
 
 
-def saturation_split(layer_trace: LayerTrace, low: float = 0.1,
-                     high: float = 0.9) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+def saturation_split(
+    layer_trace: LayerTrace, low: float = 0.1, high: float = 0.9
+) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """Per gate, the fraction of valid steps each unit spends below ``low`` (left
     saturated: closed) and above ``high`` (right saturated: open).
 
@@ -35,8 +36,9 @@ def saturation_split(layer_trace: LayerTrace, low: float = 0.1,
     return out
 
 
-def saturation(layer_trace: LayerTrace, low: float = 0.1,
-               high: float = 0.9) -> dict[str, np.ndarray]:
+def saturation(
+    layer_trace: LayerTrace, low: float = 0.1, high: float = 0.9
+) -> dict[str, np.ndarray]:
     """Fraction of steps each unit's gates are saturated.
 
     Parameters
@@ -52,8 +54,9 @@ def saturation(layer_trace: LayerTrace, low: float = 0.1,
         ``"output_gate"``: the fraction of valid steps (all batch items) at which the gate is
         ``< low`` or ``> high``. Masked steps are left out.
     """
-    return {g: left + right for g, (left, right) in
-            saturation_split(layer_trace, low, high).items()}
+    return {
+        g: left + right for g, (left, right) in saturation_split(layer_trace, low, high).items()
+    }
 
 
 def dead_units(layer_trace: LayerTrace, tol: float = 1e-3) -> dict[int, str]:
@@ -84,8 +87,9 @@ def dead_units(layer_trace: LayerTrace, tol: float = 1e-3) -> dict[int, str]:
     return out
 
 
-def gate_histograms(layer_trace: LayerTrace, bins: int = 20
-                    ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+def gate_histograms(
+    layer_trace: LayerTrace, bins: int = 20
+) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """Histogram of every gate's values over all units and valid steps.
 
     Returns

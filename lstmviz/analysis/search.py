@@ -9,8 +9,9 @@ from ..errors import LstmvizError
 from ._util import check_layer_trace, quantity, valid_mask
 
 
-def correlations(layer_trace: LayerTrace, signal: np.ndarray,
-                 quantity_name: str = "cell") -> np.ndarray:
+def correlations(
+    layer_trace: LayerTrace, signal: np.ndarray, quantity_name: str = "cell"
+) -> np.ndarray:
     """Pearson r of every unit's ``quantity_name`` with ``signal``: ``(units,)`` float64.
 
     Pooled over every batch item and timestep that counts: masked steps and steps where the
@@ -23,8 +24,7 @@ def correlations(layer_trace: LayerTrace, signal: np.ndarray,
         sig = sig[None]
     if sig.shape != want:
         raise LstmvizError(
-            f"signal has shape {sig.shape}; expected (batch, T) = {want} to match layer "
-            f"{lt.name!r}"
+            f"signal has shape {sig.shape}; expected (batch, T) = {want} to match layer {lt.name!r}"
         )
     keep = valid_mask(lt) & np.isfinite(sig)  # (B, T)
     n = int(keep.sum())
@@ -42,8 +42,9 @@ def correlations(layer_trace: LayerTrace, signal: np.ndarray,
     return np.clip(r, -1.0, 1.0)
 
 
-def rank_units(layer_trace: LayerTrace, signal: np.ndarray,
-               quantity: str = "cell") -> list[tuple[int, float]]:
+def rank_units(
+    layer_trace: LayerTrace, signal: np.ndarray, quantity: str = "cell"
+) -> list[tuple[int, float]]:
     """Rank the units of a layer by how well they track a signal.
 
     Parameters

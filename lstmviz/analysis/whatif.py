@@ -64,8 +64,15 @@ class WhatIf:
         return int(hit[0]) if hit.size else None
 
 
-def what_if(model: Model, x: Any, t: int, value: Any, batch: int = 0,
-            before: Trace | None = None, initial_state: dict[str, Any] | None = None) -> WhatIf:
+def what_if(
+    model: Model,
+    x: Any,
+    t: int,
+    value: Any,
+    batch: int = 0,
+    before: Trace | None = None,
+    initial_state: dict[str, Any] | None = None,
+) -> WhatIf:
     """Replace the input at step ``t`` of batch item ``batch`` and retrace.
 
     Parameters
@@ -104,8 +111,9 @@ def what_if(model: Model, x: Any, t: int, value: Any, batch: int = 0,
     else:
         v = np.asarray(value, np.float32).reshape(-1)
         if v.shape[0] != xb.shape[2]:
-            raise InputError(f"the new input at t={t} needs {xb.shape[2]} features; got "
-                             f"{v.shape[0]}")
+            raise InputError(
+                f"the new input at t={t} needs {xb.shape[2]} features; got {v.shape[0]}"
+            )
         xa[batch, t] = v
     tb = before if before is not None else model.trace(xb, initial_state=initial_state)
     ta = model.trace(xa, initial_state=initial_state)
@@ -119,5 +127,13 @@ def what_if(model: Model, x: Any, t: int, value: Any, batch: int = 0,
     if ta.step_output is not None and tb.step_output is not None:
         out_change = np.abs(ta.step_output[batch] - tb.step_output[batch]).max(axis=-1)
         out_change = out_change.astype(np.float32)
-    return WhatIf(t=t, batch=batch, x_before=xb, x_after=xa, before=tb, after=ta,
-                  divergence=div, output_change=out_change)
+    return WhatIf(
+        t=t,
+        batch=batch,
+        x_before=xb,
+        x_after=xa,
+        before=tb,
+        after=ta,
+        divergence=div,
+        output_change=out_change,
+    )

@@ -172,8 +172,9 @@ class Document(QObject):
         return labels
 
     # --- changing the model and input --------------------------------------------------------
-    def set_model(self, model: Any, path: str | None = None, info: Any = None,
-                  x: Any = None) -> None:
+    def set_model(
+        self, model: Any, path: str | None = None, info: Any = None, x: Any = None
+    ) -> None:
         """Open ``model``; trace it on ``x`` (default: its example input).
 
         ``info`` defaults to the model's sidecar file (:func:`lstmviz.io.meta.load_info`).
@@ -323,8 +324,9 @@ class Document(QObject):
         units = [int(u) for u in units]
         bad = [u for u in units if not 0 <= u < n]
         if bad:
-            raise LstmvizError(f"unit {bad[0]} out of range: layer {self._layer!r} has {n} units "
-                               f"(0..{n - 1})")
+            raise LstmvizError(
+                f"unit {bad[0]} out of range: layer {self._layer!r} has {n} units (0..{n - 1})"
+            )
         units = list(dict.fromkeys(units))
         if units == self._units:
             return
@@ -342,15 +344,17 @@ class Document(QObject):
             of ints or a string such as ``"0-3, 7"``).
         """
         if mode not in FILTER_MODES:
-            raise LstmvizError(f"unit filter must be one of {', '.join(FILTER_MODES)}; "
-                               f"got {mode!r}")
+            raise LstmvizError(
+                f"unit filter must be one of {', '.join(FILTER_MODES)}; got {mode!r}"
+            )
         if mode == "list":
             arg = self.parse_units(arg) if isinstance(arg, str) else [int(u) for u in arg]
             n = self.layer_trace.units if self.layer_trace is not None else 0
             bad = [u for u in arg if not 0 <= u < n]
             if bad:
-                raise LstmvizError(f"unit {bad[0]} out of range: layer {self._layer!r} has {n} "
-                                   f"units (0..{n - 1})")
+                raise LstmvizError(
+                    f"unit {bad[0]} out of range: layer {self._layer!r} has {n} units (0..{n - 1})"
+                )
             if not arg:
                 raise LstmvizError("the unit list is empty; type units like 0, 3, 5-8")
         elif mode in ("active", "saturated"):
@@ -382,8 +386,11 @@ class Document(QObject):
         self._generation += 1
         gen = self._generation
         a0 = x[0] if isinstance(x, list) else x
-        size = int(np.prod(np.shape(a0)[:2])) * max(
-            (lay.units for lay in _lstms(model)), default=1) * max(len(_lstms(model)), 1)
+        size = (
+            int(np.prod(np.shape(a0)[:2]))
+            * max((lay.units for lay in _lstms(model)), default=1)
+            * max(len(_lstms(model)), 1)
+        )
 
         def fn(progress: Callable[[int, int], None], should_stop: Callable[[], bool]) -> Any:
             return model.trace(x)
@@ -464,8 +471,11 @@ class Document(QObject):
             out += [int(u) for u in shown if isinstance(u, int)]
         for d in (extra, extra.get("checks") or {}):
             if isinstance(d, dict):
-                out += [int(v) for k, v in d.items()
-                        if k.endswith("_unit") and isinstance(v, int) and not isinstance(v, bool)]
+                out += [
+                    int(v)
+                    for k, v in d.items()
+                    if k.endswith("_unit") and isinstance(v, int) and not isinstance(v, bool)
+                ]
         return out
 
     def _update_rows(self, emit: bool) -> None:

@@ -90,7 +90,7 @@ def _plot_quantity(name: str) -> tuple[str | None, str] | None:
     ``("lstm", "cell")``; other plots -> None."""
     if not name.startswith("heatmap_"):
         return None
-    key = name[len("heatmap_"):]
+    key = name[len("heatmap_") :]
     layer, _, q = key.rpartition(":")
     if q not in QUANTITIES:
         return None
@@ -128,8 +128,7 @@ def _background(target: Any) -> QColor:
     return bg
 
 
-def qt_pixel_size(target: Any, size_in: tuple[float, float] | None,
-                  dpi: float) -> tuple[int, int]:
+def qt_pixel_size(target: Any, size_in: tuple[float, float] | None, dpi: float) -> tuple[int, int]:
     """Pixel size of a Qt export: ``size_in`` inches at ``dpi``, or the on-screen size
     scaled by ``dpi / 96``."""
     if size_in is not None:
@@ -163,8 +162,14 @@ def qimage_to_array(img: QImage) -> np.ndarray:
     return buf.reshape(h, bpl)[:, : w * 3].reshape(h, w, 3).copy()
 
 
-def render_qt(target: Any, path: str | Path, fmt: str, size_in: tuple[float, float] | None,
-              dpi: float, title: str = "lstmviz") -> Path:
+def render_qt(
+    target: Any,
+    path: str | Path,
+    fmt: str,
+    size_in: tuple[float, float] | None,
+    dpi: float,
+    title: str = "lstmviz",
+) -> Path:
     """Write ``target`` (a widget or a pyqtgraph item) as PNG, SVG or PDF, atomically.
 
     SVG (``QSvgGenerator``) and PDF (``QPdfWriter``) are vector output with real text.
@@ -202,8 +207,14 @@ def render_qt(target: Any, path: str | Path, fmt: str, size_in: tuple[float, flo
     elif fmt == "pdf":
         pdf = QPdfWriter(buf)
         pdf.setResolution(round(dpi))
-        pdf.setPageSize(QPageSize(QSizeF(w / dpi * 72, h / dpi * 72), QPageSize.Unit.Point,
-                                  "lstmviz", QPageSize.SizeMatchPolicy.ExactMatch))
+        pdf.setPageSize(
+            QPageSize(
+                QSizeF(w / dpi * 72, h / dpi * 72),
+                QPageSize.Unit.Point,
+                "lstmviz",
+                QPageSize.SizeMatchPolicy.ExactMatch,
+            )
+        )
         pdf.setPageMargins(QMarginsF(0, 0, 0, 0))
         pdf.setTitle(title)
         pdf.setCreator("lstmviz")
@@ -252,8 +263,9 @@ class ExportDialog(QDialog):
         For ``kind="plot"``: the plot name.
     """
 
-    def __init__(self, kind: str, window: Any, plot: str | None = None,
-                 start_dir: str = "") -> None:
+    def __init__(
+        self, kind: str, window: Any, plot: str | None = None, start_dir: str = ""
+    ) -> None:
         super().__init__(window)
         self.kind = kind
         self.plot = plot
@@ -272,8 +284,9 @@ class ExportDialog(QDialog):
         suffix = {"figure": "pdf", "animation": "mp4", "data": "npz"}.get(kind, "png")
         name = f"{stem}_{plot.removeprefix('heatmap_').replace(':', '_')}" if plot else stem
         self.path = QLineEdit(str(Path(start_dir or ".") / f"{name}.{suffix}"))
-        self.path.setToolTip("The format follows the extension: "
-                             + ", ".join(f".{f}" for f in self.formats))
+        self.path.setToolTip(
+            "The format follows the extension: " + ", ".join(f".{f}" for f in self.formats)
+        )
         browse = QPushButton("Browse…")
         browse.clicked.connect(self._browse)
         row = QHBoxLayout()
@@ -338,8 +351,9 @@ class ExportDialog(QDialog):
             form.addRow(self.all_layers)
             form.addRow(self.all_batch)
             form.addRow(self.values)
-        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Save
-                                   | QDialogButtonBox.StandardButton.Cancel)
+        buttons = QDialogButtonBox(
+            QDialogButtonBox.StandardButton.Save | QDialogButtonBox.StandardButton.Cancel
+        )
         buttons.accepted.connect(self._accept)
         buttons.rejected.connect(self.reject)
         v = QVBoxLayout(self)
@@ -348,16 +362,16 @@ class ExportDialog(QDialog):
         self._update()
 
     def _browse(self) -> None:
-        path, _ = QFileDialog.getSaveFileName(self, self.windowTitle(), self.path.text(),
-                                              _filter(self.formats))
+        path, _ = QFileDialog.getSaveFileName(
+            self, self.windowTitle(), self.path.text(), _filter(self.formats)
+        )
         if path:
             self.path.setText(path)
 
     def _update(self) -> None:
         style = self.style.currentData() or "paper"
         what = self.what.currentData() or "grid"
-        on_screen = style == SCREEN or (self.kind in ("figure", "animation")
-                                        and what == "window")
+        on_screen = style == SCREEN or (self.kind in ("figure", "animation") and what == "window")
         self.style.setEnabled(not (self.kind in ("figure", "animation") and what == "window"))
         if on_screen:
             target = self._target()
@@ -398,14 +412,18 @@ class ExportDialog(QDialog):
             QMessageBox.warning(self, self.windowTitle(), str(e))
             return
         if fmt not in self.formats:
-            QMessageBox.warning(self, self.windowTitle(),
-                                f"{self.path.text()}: here the format is one of "
-                                + ", ".join(f".{f}" for f in self.formats))
+            QMessageBox.warning(
+                self,
+                self.windowTitle(),
+                f"{self.path.text()}: here the format is one of "
+                + ", ".join(f".{f}" for f in self.formats),
+            )
             return
         p = Path(self.path.text()).expanduser()
         if p.exists():
-            answer = QMessageBox.question(self, self.windowTitle(),
-                                          f"{p.name} already exists. Replace it?")
+            answer = QMessageBox.question(
+                self, self.windowTitle(), f"{p.name} already exists. Replace it?"
+            )
             if answer != QMessageBox.StandardButton.Yes:
                 return
         self.accept()
@@ -414,12 +432,16 @@ class ExportDialog(QDialog):
         custom = not self.default_size.isChecked()
         what = self.plot if self.kind == "plot" else (self.what.currentData() or "grid")
         return ExportOptions(
-            path=str(Path(self.path.text()).expanduser()), what=what or "grid",
+            path=str(Path(self.path.text()).expanduser()),
+            what=what or "grid",
             style=self.style.currentData() or "paper",
             size=(self.width_in.value(), self.height_in.value()) if custom else None,
-            dpi=float(self.dpi.value()), fps=self.fps.value(),
-            all_layers=self.all_layers.isChecked(), all_batch=self.all_batch.isChecked(),
-            values=self.values.isChecked())
+            dpi=float(self.dpi.value()),
+            fps=self.fps.value(),
+            all_layers=self.all_layers.isChecked(),
+            all_batch=self.all_batch.isChecked(),
+            values=self.values.isChecked(),
+        )
 
 
 # --- the actions -------------------------------------------------------------------------------
@@ -474,14 +496,23 @@ class ExportActions(QObject):
             return a
 
         self.figure_action = action(
-            "&Figure (PNG, SVG, PDF)…", lambda: self.ask("figure"), "Ctrl+E",
-            "The six heatmaps for a paper or a slide, or the window; SVG/PDF keep real text")
+            "&Figure (PNG, SVG, PDF)…",
+            lambda: self.ask("figure"),
+            "Ctrl+E",
+            "The six heatmaps for a paper or a slide, or the window; SVG/PDF keep real text",
+        )
         self.animation_action = action(
-            "&Animation (GIF, MP4)…", lambda: self.ask("animation"), "Ctrl+Shift+E",
-            "One frame per timestep: the cursor moves, the future is dimmed")
+            "&Animation (GIF, MP4)…",
+            lambda: self.ask("animation"),
+            "Ctrl+Shift+E",
+            "One frame per timestep: the cursor moves, the future is dimmed",
+        )
         self.data_action = action(
-            "Trace &data (NPZ, CSV, JSON)…", lambda: self.ask("data"), None,
-            "Every gate, cell and hidden state: NPZ arrays, long CSV, JSON metadata")
+            "Trace &data (NPZ, CSV, JSON)…",
+            lambda: self.ask("data"),
+            None,
+            "Every gate, cell and hidden state: NPZ arrays, long CSV, JSON metadata",
+        )
         self.actions_ = [self.figure_action, self.animation_action, self.data_action]
 
     def _on_trace_changed(self) -> None:
@@ -499,19 +530,21 @@ class ExportActions(QObject):
                     self._hooked_widgets.add(id(item))
                 continue
             scene = item.scene() if hasattr(item, "scene") else None
-            if scene is None or id(scene) in self._hooked or not hasattr(scene,
-                                                                          "sigMouseClicked"):
+            if scene is None or id(scene) in self._hooked or not hasattr(scene, "sigMouseClicked"):
                 continue
-            scene.sigMouseClicked.connect(
-                lambda ev, s=scene: self._on_scene_clicked(s, ev))
+            scene.sigMouseClicked.connect(lambda ev, s=scene: self._on_scene_clicked(s, ev))
             self._hooked.add(id(scene))
             del name
 
     def plot_at(self, scene: Any, scene_pos: Any) -> str | None:
         """Name of the plot of ``window.plot_widgets()`` under ``scene_pos`` in ``scene``."""
         for name, item in self.window.plot_widgets().items():
-            if isinstance(item, QGraphicsItem) and item.scene() is scene and \
-                    item.isVisible() and item.sceneBoundingRect().contains(scene_pos):
+            if (
+                isinstance(item, QGraphicsItem)
+                and item.scene() is scene
+                and item.isVisible()
+                and item.sceneBoundingRect().contains(scene_pos)
+            ):
                 return name
         return None
 
@@ -540,11 +573,10 @@ class ExportActions(QObject):
         a.triggered.connect(lambda _=False, n=name: self.ask("plot", n))
         if _plot_quantity(name) is not None:
             m.addAction("Export the six heatmaps…").triggered.connect(
-                lambda _=False: self.ask("figure"))
-        m.addAction("Export an animation…").triggered.connect(
-            lambda _=False: self.ask("animation"))
-        m.addAction("Export the trace data…").triggered.connect(
-            lambda _=False: self.ask("data"))
+                lambda _=False: self.ask("figure")
+            )
+        m.addAction("Export an animation…").triggered.connect(lambda _=False: self.ask("animation"))
+        m.addAction("Export the trace data…").triggered.connect(lambda _=False: self.ask("data"))
         return m
 
     # --- dialogs ------------------------------------------------------------------------------
@@ -553,8 +585,7 @@ class ExportActions(QObject):
         if self.document.trace is None:
             self.window.show_error("Open a model first: there is nothing to export yet.")
             return None
-        dlg = ExportDialog(kind, self.window, plot,
-                           start_dir=self.last_dir or str(Path.cwd()))
+        dlg = ExportDialog(kind, self.window, plot, start_dir=self.last_dir or str(Path.cwd()))
         dlg.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
 
         def accepted() -> None:
@@ -572,8 +603,7 @@ class ExportActions(QObject):
             if kind == "figure":
                 return export_figure(self.window, o.path, o.what, o.style, o.size, o.dpi)
             if kind == "animation":
-                return export_animation(self.window, o.path, o.what, o.style, o.size, o.dpi,
-                                        o.fps)
+                return export_animation(self.window, o.path, o.what, o.style, o.size, o.dpi, o.fps)
             if kind == "data":
                 return export_data(self.window, o.path, o.all_layers, o.all_batch, o.values)
             return export_plot(self.window, o.what, o.path, o.style, o.size, o.dpi, o.fps)
@@ -611,8 +641,13 @@ class ExportActions(QObject):
             self.last_path = Path(path)
             self.window.status(f"Exported {path}")
 
-        return self.runner.start(fn, finished, label, on_progress=on_progress,
-                                 on_failed=lambda _msg: self._close_progress())
+        return self.runner.start(
+            fn,
+            finished,
+            label,
+            on_progress=on_progress,
+            on_failed=lambda _msg: self._close_progress(),
+        )
 
     def cancel(self) -> None:
         """Cancel the running export (nothing is written)."""
@@ -653,9 +688,14 @@ def _source(window: Any) -> Source:
     text = None
     with contextlib.suppress(LstmvizError, ValueError, IndexError, TypeError, AttributeError):
         text = doc.input_text() or None  # the input as typed (digits, text)
-    return Source(model=doc.model, model_path=doc.model_path, input_kind="app",
-                  input_text=text, info=doc.info,
-                  extra={"t": doc.t, "layer": doc.layer, "batch": doc.batch})
+    return Source(
+        model=doc.model,
+        model_path=doc.model_path,
+        input_kind="app",
+        input_text=text,
+        info=doc.info,
+        extra={"t": doc.t, "layer": doc.layer, "batch": doc.batch},
+    )
 
 
 def _shown_units(doc: Any) -> list[int] | None:
@@ -673,27 +713,49 @@ def _require_trace(window: Any) -> Any:
     return tr
 
 
-def _grid_job(window: Any, path: str, quantities: tuple[str, ...], layer: str | None,
-              style: str, size: tuple[float, float] | None, dpi: float | None, fps: float,
-              step: bool) -> Callable[..., Any]:
+def _grid_job(
+    window: Any,
+    path: str,
+    quantities: tuple[str, ...],
+    layer: str | None,
+    style: str,
+    size: tuple[float, float] | None,
+    dpi: float | None,
+    fps: float,
+    step: bool,
+) -> Callable[..., Any]:
     doc = window.document
     trace = _require_trace(window)
     source = _source(window)
     kwargs: dict[str, Any] = dict(
-        layer=layer or doc.layer or None, batch=doc.batch, quantities=quantities,
-        units=_shown_units(doc), step=doc.t if step else None, style=style, size=size,
-        dpi=dpi, fps=fps, force=True)
+        layer=layer or doc.layer or None,
+        batch=doc.batch,
+        quantities=quantities,
+        units=_shown_units(doc),
+        step=doc.t if step else None,
+        style=style,
+        size=size,
+        dpi=dpi,
+        fps=fps,
+        force=True,
+    )
 
     def job(progress: Callable[[int, int], None], should_stop: Callable[[], bool]) -> Path:
-        return export_trace(path, trace, source, progress=progress, should_stop=should_stop,
-                            **kwargs)
+        return export_trace(
+            path, trace, source, progress=progress, should_stop=should_stop, **kwargs
+        )
 
     return job
 
 
-def export_figure(window: Any, path: str | Path, what: str = "grid", style: str = "paper",
-                  size: tuple[float, float] | None = None, dpi: float | None = None
-                  ) -> Worker | Path:
+def export_figure(
+    window: Any,
+    path: str | Path,
+    what: str = "grid",
+    style: str = "paper",
+    size: tuple[float, float] | None = None,
+    dpi: float | None = None,
+) -> Worker | Path:
     """Write a figure (PNG, SVG or PDF): ``what="grid"`` -> the six heatmaps of the current
     layer, batch item and timestep through the publication renderer, in a worker (returns
     the :class:`Worker`); ``what="window"`` -> the window as on screen (returns the path)."""
@@ -709,9 +771,15 @@ def export_figure(window: Any, path: str | Path, what: str = "grid", style: str 
     return _actions(window).start(job, f"Exporting {Path(path).name}")
 
 
-def export_animation(window: Any, path: str | Path, what: str = "grid", style: str = "paper",
-                     size: tuple[float, float] | None = None, dpi: float | None = None,
-                     fps: float = 4.0) -> Worker | Path:
+def export_animation(
+    window: Any,
+    path: str | Path,
+    what: str = "grid",
+    style: str = "paper",
+    size: tuple[float, float] | None = None,
+    dpi: float | None = None,
+    fps: float = 4.0,
+) -> Worker | Path:
     """Write a GIF or MP4 with one frame per timestep: the six heatmaps (in a worker, with a
     progress dialog and Cancel; returns the :class:`Worker`) or the window as on screen
     (recorded on the GUI thread; returns the path)."""
@@ -725,8 +793,13 @@ def export_animation(window: Any, path: str | Path, what: str = "grid", style: s
     return _actions(window).start(job, f"Exporting {Path(path).name}", progress=True)
 
 
-def export_data(window: Any, path: str | Path, all_layers: bool = True, all_batch: bool = True,
-                values: bool = False) -> Worker:
+def export_data(
+    window: Any,
+    path: str | Path,
+    all_layers: bool = True,
+    all_batch: bool = True,
+    values: bool = False,
+) -> Worker:
     """Write the trace as NPZ, CSV or JSON in a worker (returns the :class:`Worker`)."""
     path = str(path)
     fmt = check_output(path, force=True)[1]
@@ -739,16 +812,30 @@ def export_data(window: Any, path: str | Path, all_layers: bool = True, all_batc
     batch = None if all_batch else doc.batch
 
     def job(progress: Callable[[int, int], None], should_stop: Callable[[], bool]) -> Path:
-        return export_trace(path, trace, source, layer=layer, batch=batch, values=values,
-                            force=True, progress=progress, should_stop=should_stop)
+        return export_trace(
+            path,
+            trace,
+            source,
+            layer=layer,
+            batch=batch,
+            values=values,
+            force=True,
+            progress=progress,
+            should_stop=should_stop,
+        )
 
-    return _actions(window).start(job, f"Exporting {Path(path).name}",
-                                  progress=fmt == "csv")
+    return _actions(window).start(job, f"Exporting {Path(path).name}", progress=fmt == "csv")
 
 
-def export_plot(window: Any, name: str, path: str | Path, style: str = "paper",
-                size: tuple[float, float] | None = None, dpi: float | None = None,
-                fps: float = 4.0) -> Worker | Path:
+def export_plot(
+    window: Any,
+    name: str,
+    path: str | Path,
+    style: str = "paper",
+    size: tuple[float, float] | None = None,
+    dpi: float | None = None,
+    fps: float = 4.0,
+) -> Worker | Path:
     """Export one plot of ``window.plot_widgets()``: a heatmap through the publication
     renderer (``style`` paper/slide, in a worker) or any plot as on screen
     (``style="screen"``); PNG/SVG/PDF, or GIF/MP4 with one frame per timestep."""
@@ -761,8 +848,9 @@ def export_plot(window: Any, name: str, path: str | Path, style: str = "paper",
     if heat is not None and style != SCREEN:
         layer, q = heat
         job = _grid_job(window, path, (q,), layer, style, size, dpi, fps, step=True)
-        return _actions(window).start(job, f"Exporting {Path(path).name}",
-                                      progress=fmt in ANIMATION_FORMATS)
+        return _actions(window).start(
+            job, f"Exporting {Path(path).name}", progress=fmt in ANIMATION_FORMATS
+        )
     target = plots[name]
     if fmt in ANIMATION_FORMATS:
         return record_animation(window, target, path, size, dpi or 96, fps)
@@ -771,9 +859,15 @@ def export_plot(window: Any, name: str, path: str | Path, style: str = "paper",
     return out
 
 
-def record_animation(window: Any, target: Any, path: str, size: tuple[float, float] | None,
-                     dpi: float, fps: float, should_stop: Callable[[], bool] | None = None
-                     ) -> Path:
+def record_animation(
+    window: Any,
+    target: Any,
+    path: str,
+    size: tuple[float, float] | None,
+    dpi: float,
+    fps: float,
+    should_stop: Callable[[], bool] | None = None,
+) -> Path:
     """Step through every timestep, drawing ``target`` (the window or a plot) as on screen
     into one frame each, and write a GIF or MP4. Runs on the GUI thread (widgets cannot be
     drawn elsewhere) with a progress dialog; Cancel leaves no file and the timestep as it
@@ -799,8 +893,9 @@ def record_animation(window: Any, target: Any, path: str, size: tuple[float, flo
         for t in range(n):
             QApplication.processEvents()
             if dlg.wasCanceled() or (should_stop is not None and should_stop()):
-                raise ExportCancelled(f"recording cancelled at frame {t} of {n}; nothing "
-                                      "was written")
+                raise ExportCancelled(
+                    f"recording cancelled at frame {t} of {n}; nothing was written"
+                )
             doc.set_t(t)
             QApplication.processEvents()
             yield qimage_to_array(render_qt_image(target, px, dpi))

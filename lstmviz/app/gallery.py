@@ -49,8 +49,9 @@ class ExampleGallery(QDialog):
         row.addWidget(self.list)
         row.addWidget(self.details, 1)
         lay.addLayout(row, 1)
-        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Open
-                                   | QDialogButtonBox.StandardButton.Cancel)
+        buttons = QDialogButtonBox(
+            QDialogButtonBox.StandardButton.Open | QDialogButtonBox.StandardButton.Cancel
+        )
         buttons.accepted.connect(self._accept)
         buttons.rejected.connect(self.reject)
         lay.addWidget(buttons)
@@ -69,8 +70,10 @@ class ExampleGallery(QDialog):
         extra = ""
         if info is not None and info.example:
             extra = f"<p><b>Example input:</b> <code>{_esc(info.example)}</code></p>"
-        self.details.setText(f"<h3>{_esc(ex.title)}</h3><p>{_esc(ex.description)}</p>{extra}"
-                             f"<p style='color:#9aa0a6'>{_esc(str(ex.path))}</p>")
+        self.details.setText(
+            f"<h3>{_esc(ex.title)}</h3><p>{_esc(ex.description)}</p>{extra}"
+            f"<p style='color:#9aa0a6'>{_esc(str(ex.path))}</p>"
+        )
 
     def _accept(self) -> None:
         item = self.list.currentItem()

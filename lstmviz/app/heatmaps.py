@@ -37,8 +37,9 @@ MAX_COLS = 1200
 BOUNDED = {"sigmoid", "hard_sigmoid", "tanh", "softsign"}
 
 
-_LEVELS: weakref.WeakKeyDictionary[Any, dict[str, tuple[float, float]]] = \
+_LEVELS: weakref.WeakKeyDictionary[Any, dict[str, tuple[float, float]]] = (
     weakref.WeakKeyDictionary()
+)
 
 
 def levels_for(lt: Any, quantity: str) -> tuple[float, float]:
@@ -50,8 +51,11 @@ def levels_for(lt: Any, quantity: str) -> tuple[float, float]:
         return (0.0, 1.0)
     if quantity == "candidate" and w.activation in BOUNDED:
         return (-1.0, 1.0)
-    if quantity == "hidden" and w.activation in BOUNDED and w.recurrent_activation in (
-            "sigmoid", "hard_sigmoid"):
+    if (
+        quantity == "hidden"
+        and w.activation in BOUNDED
+        and w.recurrent_activation in ("sigmoid", "hard_sigmoid")
+    ):
         return (-1.0, 1.0)
     cache = _LEVELS.setdefault(lt, {})
     if quantity not in cache:
@@ -68,8 +72,9 @@ def levels_for(lt: Any, quantity: str) -> tuple[float, float]:
     return cache[quantity]
 
 
-def time_ticks(labels: list[str], n: int, width_px: float = 600, tick_px: int = 12
-               ) -> list[tuple[float, str]]:
+def time_ticks(
+    labels: list[str], n: int, width_px: float = 600, tick_px: int = 12
+) -> list[tuple[float, str]]:
     """Tick positions (column centres) and texts for a time axis of ``n`` steps drawn
     ``width_px`` wide: every token when they fit, else step numbers at a readable spacing."""
     if n <= 0:
@@ -158,8 +163,9 @@ class ColorBar(pg.GraphicsWidget):
     def paint(self, painter: QPainter, option: Any, widget: Any = None) -> None:
         r = self.boundingRect()
         bar = QRectF(r.left() + 2, r.top() + 1, self.bar_w, r.height() - 2)
-        painter.fillRect(bar, QBrush(self.cmap.getGradient(QPointF(0, bar.bottom()),
-                                                           QPointF(0, bar.top()))))
+        painter.fillRect(
+            bar, QBrush(self.cmap.getGradient(QPointF(0, bar.bottom()), QPointF(0, bar.top())))
+        )
         painter.setPen(QColor("#5a5f6b"))
         painter.drawRect(bar)
         painter.setFont(self.font_)
@@ -224,8 +230,7 @@ class FutureShade(QGraphicsObject):
 class Heatmap:
     """One quantity's units x time image inside a plot, with its cursor and dimming."""
 
-    def __init__(self, plot: pg.PlotItem, bar: ColorBar, quantity: str,
-                 layer: str | None) -> None:
+    def __init__(self, plot: pg.PlotItem, bar: ColorBar, quantity: str, layer: str | None) -> None:
         self.plot = plot
         self.bar = bar
         self.quantity = quantity
@@ -259,8 +264,13 @@ class Heatmap:
         self.t = 0
         self._shape: tuple[int, int] | None = None
 
-    def set_data(self, data: np.ndarray, rows: np.ndarray, levels: tuple[float, float],
-                 backwards: bool = False) -> None:
+    def set_data(
+        self,
+        data: np.ndarray,
+        rows: np.ndarray,
+        levels: tuple[float, float],
+        backwards: bool = False,
+    ) -> None:
         """``data`` is ``(len(rows), T)``: one row per shown unit. ``backwards``: the layer
         runs from the last step to the first (its "future" is on the left)."""
         self.data = data
@@ -276,8 +286,9 @@ class Heatmap:
             # user's zoom, and the axes are not re-rendered
             self._shape = (self.n_rows, self.n_t)
             self.dim.set_area(QRectF(0, 0, max(self.n_t, 1), max(self.n_rows, 1)))
-            self.plot.vb.setLimits(xMin=-0.5, xMax=self.n_t + 0.5, yMin=-0.5,
-                                   yMax=self.n_rows + 0.5)
+            self.plot.vb.setLimits(
+                xMin=-0.5, xMax=self.n_t + 0.5, yMin=-0.5, yMax=self.n_rows + 0.5
+            )
             self.plot.vb.setRange(xRange=(0, self.n_t), yRange=(0, self.n_rows), padding=0)
 
     def set_ticks(self, axis: str, ticks: list[tuple[float, str]]) -> None:
@@ -331,16 +342,20 @@ class HeatmapGrid(pg.GraphicsLayoutWidget):
         document.t_changed.connect(self._on_t_changed)
         document.selection_changed.connect(self._on_selection_changed)
         self.scene().sigMouseClicked.connect(self._on_clicked)
-        self._hover_proxy = pg.SignalProxy(self.scene().sigMouseMoved, rateLimit=30,
-                                           slot=self._on_moved)
+        self._hover_proxy = pg.SignalProxy(
+            self.scene().sigMouseMoved, rateLimit=30, slot=self._on_moved
+        )
         self.setToolTip("Click a cell: jump to its timestep and select its unit")
 
     # --- layout ------------------------------------------------------------------------------
     def cells(self) -> list[tuple[str | None, str]]:
         if not self.all_layers:
             return [(None, q) for q in QUANTITIES]
-        return [(name, q) for name in self.document.layer_names
-                for q in ("forget_gate", "cell", "hidden")]
+        return [
+            (name, q)
+            for name in self.document.layer_names
+            for q in ("forget_gate", "cell", "hidden")
+        ]
 
     def _build(self) -> None:
         self.ci.clear()
@@ -375,15 +390,21 @@ class HeatmapGrid(pg.GraphicsLayoutWidget):
         color = QUANTITY_COLORS[hm.quantity]
         name = SHORT_TITLES[hm.quantity]
         if hm.layer is not None:
-            return (f"<span style='color:{color}; font-size:{th.title_px}px; font-weight:600'>"
-                    f"{hm.layer} · {name}</span>")
+            return (
+                f"<span style='color:{color}; font-size:{th.title_px}px; font-weight:600'>"
+                f"{hm.layer} · {name}</span>"
+            )
         if th.name == "presentation":
-            return (f"<span style='color:{color}; font-size:{th.title_px}px; "
-                    f"font-weight:700'>{name}</span><br><span style='color:{th.muted}; "
-                    f"font-size:{th.tick_px}px'>{SHORT_MEANINGS[hm.quantity]}</span>")
-        return (f"<span style='color:{color}; font-size:{th.title_px}px; font-weight:700'>"
-                f"{name}</span><br><span style='color:{th.muted}; "
-                f"font-size:{th.title_px - 2}px'>{MEANINGS[hm.quantity]}</span>")
+            return (
+                f"<span style='color:{color}; font-size:{th.title_px}px; "
+                f"font-weight:700'>{name}</span><br><span style='color:{th.muted}; "
+                f"font-size:{th.tick_px}px'>{SHORT_MEANINGS[hm.quantity]}</span>"
+            )
+        return (
+            f"<span style='color:{color}; font-size:{th.title_px}px; font-weight:700'>"
+            f"{name}</span><br><span style='color:{th.muted}; "
+            f"font-size:{th.title_px - 2}px'>{MEANINGS[hm.quantity]}</span>"
+        )
 
     def _apply_theme(self) -> None:
         th = self.theme
@@ -410,8 +431,14 @@ class HeatmapGrid(pg.GraphicsLayoutWidget):
                 hm.plot.getAxis("bottom").setHeight(int(th.tick_px * 2.9))
             hm.bar.set_style(tick_font, th.fg, max(10, th.tick_px - 2))
             hm.cursor.setPen(pg.mkPen(th.accent, width=th.cursor_width, cosmetic=True))
-            hm.row_mark.setPen(pg.mkPen("#ffffff", width=max(1.0, th.cursor_width / 2.5),
-                                        style=Qt.PenStyle.DashLine, cosmetic=True))
+            hm.row_mark.setPen(
+                pg.mkPen(
+                    "#ffffff",
+                    width=max(1.0, th.cursor_width / 2.5),
+                    style=Qt.PenStyle.DashLine,
+                    cosmetic=True,
+                )
+            )
             hm.dim.set_brush(QBrush(QColor(0, 0, 0, th.dim_alpha)))
             hm.plot.vb.setBackgroundColor(th.panel)
 
@@ -442,8 +469,15 @@ class HeatmapGrid(pg.GraphicsLayoutWidget):
         if doc.trace is None:
             return
         # one new trace arrives with several signals (trace, layer, batch, filter): draw once
-        key = (id(doc.trace), doc.layer, doc.batch, id(doc.rows), self.all_layers,
-               self.theme.name, len(self.maps))
+        key = (
+            id(doc.trace),
+            doc.layer,
+            doc.batch,
+            id(doc.rows),
+            self.all_layers,
+            self.theme.name,
+            len(self.maps),
+        )
         if key == getattr(self, "_drawn", None):
             return
         self._drawn = key
@@ -460,8 +494,12 @@ class HeatmapGrid(pg.GraphicsLayoutWidget):
                 rows = np.arange(lt.units)
             full = lt.per_unit(hm.quantity)[min(b, lt.batch_size - 1)]  # (T, U)
             data = full[:, rows].T if len(rows) != lt.units else full.T  # (R, T)
-            hm.set_data(np.asarray(data, dtype=np.float32), rows, levels_for(lt, hm.quantity),
-                        backwards=bool(lt.go_backwards))
+            hm.set_data(
+                np.asarray(data, dtype=np.float32),
+                rows,
+                levels_for(lt, hm.quantity),
+                backwards=bool(lt.go_backwards),
+            )
             hm.set_ticks("left", self._unit_ticks(rows, self.theme.max_unit_labels))
 
             hm.set_t(min(doc.t, max(lt.timesteps - 1, 0)))
@@ -476,8 +514,9 @@ class HeatmapGrid(pg.GraphicsLayoutWidget):
             w = hm.plot.vb.width()
             if w < 20:  # not laid out yet
                 w = self.width() / 3 - 90
-            ticks = time_ticks(labels if len(labels) == hm.n_t else [], hm.n_t, w,
-                               self.theme.tick_px)
+            ticks = time_ticks(
+                labels if len(labels) == hm.n_t else [], hm.n_t, w, self.theme.tick_px
+            )
             hm.set_ticks("bottom", ticks)
 
     def resizeEvent(self, ev: Any) -> None:
@@ -490,8 +529,30 @@ class HeatmapGrid(pg.GraphicsLayoutWidget):
         n = len(rows)
         step = max(1, -(-n // max_labels))
         if step > 1:
-            step = next(s for s in (2, 4, 5, 8, 10, 16, 20, 25, 32, 50, 64, 100, 128, 200, 256,
-                                    500, 1000, 10**9) if s >= step)
+            step = next(
+                s
+                for s in (
+                    2,
+                    4,
+                    5,
+                    8,
+                    10,
+                    16,
+                    20,
+                    25,
+                    32,
+                    50,
+                    64,
+                    100,
+                    128,
+                    200,
+                    256,
+                    500,
+                    1000,
+                    10**9,
+                )
+                if s >= step
+            )
         return [(k + 0.5, str(int(rows[k]))) for k in range(0, n, step)]
 
     def _on_t_changed(self, t: int) -> None:

@@ -52,8 +52,11 @@ def xcb_hint(missing: list[str]) -> str:
     pkgs = list(dict.fromkeys(XCB_PACKAGES.get(m, _guess_package(m)) for m in missing))
     return (
         "lstmviz: error: Qt cannot start its X11 (xcb) platform plugin because "
-        + (f"the library {missing[0]} is missing.\n" if len(missing) == 1 else
-           f"these libraries are missing: {', '.join(missing)}.\n")
+        + (
+            f"the library {missing[0]} is missing.\n"
+            if len(missing) == 1
+            else f"these libraries are missing: {', '.join(missing)}.\n"
+        )
         + f"Install {'it' if len(missing) == 1 else 'them'} and start lstmviz again:\n"
         f"    sudo apt-get install {' '.join(pkgs)}        (Debian, Ubuntu)\n"
         "Or run without a display: lstmviz MODEL --screenshot out.png"
@@ -74,19 +77,30 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         prog="lstmviz",
         description="Open an LSTM model and step through a sequence, watching every gate.",
         epilog="Keys in the window: Right/Left (or PageDown/PageUp) step, Home/End, Space "
-               "play/pause, +/- speed, F11 presentation mode, Ctrl+O open, Ctrl+Shift+G examples, Ctrl+E export. "
-               "Subcommands: lstmviz info|trace|train|export ... (see lstmviz SUBCOMMAND -h)")
-    p.add_argument("model", nargs="?", help="a .keras or .h5 model, or a .lstmviz session "
-                   "(default: a bundled example)")
+        "play/pause, +/- speed, F11 presentation mode, Ctrl+O open, Ctrl+Shift+G examples, "
+        "Ctrl+E export. "
+        "Subcommands: lstmviz info|trace|train|export ... (see lstmviz SUBCOMMAND -h)",
+    )
+    p.add_argument(
+        "model",
+        nargs="?",
+        help="a .keras or .h5 model, or a .lstmviz session (default: a bundled example)",
+    )
     p.add_argument("--input", help="input sequence, .npy or .csv")
     p.add_argument("--text", help='input typed as text, e.g. "4 7 3" or "hello"')
     p.add_argument("--layer", help="LSTM layer to show first")
     p.add_argument("--step", type=int, default=0, help="timestep to show first")
     p.add_argument("--size", default="1600x900", help="window size WxH (default 1600x900)")
-    p.add_argument("--screenshot", metavar="OUT.png",
-                   help="render the window without a display, save it as PNG and exit")
-    p.add_argument("--presentation", action="store_true",
-                   help="start in presentation mode (large fonts, full screen)")
+    p.add_argument(
+        "--screenshot",
+        metavar="OUT.png",
+        help="render the window without a display, save it as PNG and exit",
+    )
+    p.add_argument(
+        "--presentation",
+        action="store_true",
+        help="start in presentation mode (large fonts, full screen)",
+    )
     a = p.parse_args(argv)
     m = re.fullmatch(r"(\d+)[x×X](\d+)", a.size.strip())
     if m is None or not (200 <= int(m.group(1)) <= 10000 and 200 <= int(m.group(2)) <= 10000):
@@ -113,19 +127,25 @@ def xcb_problem(env: dict[str, str] | None = None) -> str | None:
     platform = env.get("QT_QPA_PLATFORM", "")
     if not sys.platform.startswith("linux"):
         return None
-    if platform in ("", "xcb") and not env.get("DISPLAY") and not (
-            platform == "" and env.get("WAYLAND_DISPLAY")):
-        return ("lstmviz: error: no display to open a window on (DISPLAY is not set).\n"
-                "Start lstmviz from a desktop session, or render without a display:\n"
-                "    lstmviz MODEL --screenshot out.png")
+    if (
+        platform in ("", "xcb")
+        and not env.get("DISPLAY")
+        and not (platform == "" and env.get("WAYLAND_DISPLAY"))
+    ):
+        return (
+            "lstmviz: error: no display to open a window on (DISPLAY is not set).\n"
+            "Start lstmviz from a desktop session, or render without a display:\n"
+            "    lstmviz MODEL --screenshot out.png"
+        )
     if platform not in ("", "xcb"):
         return None
     if platform == "" and env.get("WAYLAND_DISPLAY"):
         return None  # Qt prefers wayland there
     missing = _missing_xcb_libraries()
     if missing is None:  # no ldd: check the one library that is missing most often
-        missing = [] if _have_library("xcb-cursor", "libxcb-cursor.so.0") else [
-            "libxcb-cursor.so.0"]
+        missing = (
+            [] if _have_library("xcb-cursor", "libxcb-cursor.so.0") else ["libxcb-cursor.so.0"]
+        )
     return xcb_hint(missing) if missing else None
 
 
@@ -141,15 +161,18 @@ def _missing_xcb_libraries() -> list[str] | None:
     if spec is None or not spec.submodule_search_locations or ldd is None:
         return None
     qt = Path(next(iter(spec.submodule_search_locations))) / "Qt"
-    files = [qt / "plugins" / "platforms" / "libqxcb.so", *sorted((qt / "lib").glob(
-        "libQt6XcbQpa.so*"))[:1]]
+    files = [
+        qt / "plugins" / "platforms" / "libqxcb.so",
+        *sorted((qt / "lib").glob("libQt6XcbQpa.so*"))[:1],
+    ]
     missing: list[str] = []
     for f in files:
         if not f.is_file():
             continue
         try:
-            out = subprocess.run([ldd, str(f)], capture_output=True, text=True, timeout=10,
-                                 check=False).stdout
+            out = subprocess.run(
+                [ldd, str(f)], capture_output=True, text=True, timeout=10, check=False
+            ).stdout
         except (OSError, subprocess.SubprocessError):
             return None
         for line in out.splitlines():
@@ -199,8 +222,11 @@ def _run(a: argparse.Namespace) -> int:
         model_path = str(ex.path) if ex is not None else None
     is_session = model_path is not None and Path(model_path).suffix.lower() == ".lstmviz"
     # read the model while Qt, pyqtgraph and the window come up
-    preload = (start_loading(model_path, text=a.text, input_path=a.input)
-               if model_path is not None and not is_session else None)
+    preload = (
+        start_loading(model_path, text=a.text, input_path=a.input)
+        if model_path is not None and not is_session
+        else None
+    )
     app = QApplication.instance() or QApplication(["lstmviz"])
     app.setApplicationName("lstmviz")
     app.setOrganizationName("lstmviz")
@@ -218,8 +244,10 @@ def _run(a: argparse.Namespace) -> int:
                 doc.set_layer(a.layer)
             if a.step:
                 if doc.trace is not None and a.step >= doc.timesteps:
-                    raise LstmvizError(f"--step {a.step} is past the end: the input has "
-                                       f"{doc.timesteps} timesteps (0..{doc.timesteps - 1})")
+                    raise LstmvizError(
+                        f"--step {a.step} is past the end: the input has "
+                        f"{doc.timesteps} timesteps (0..{doc.timesteps - 1})"
+                    )
                 doc.set_t(a.step)
         except LstmvizError as e:
             window.show_error(str(e))
@@ -227,6 +255,7 @@ def _run(a: argparse.Namespace) -> int:
         state["ready"] = True
 
     if model_path is not None:
+
         def when_traced() -> None:
             doc = window.document
             if doc.trace is not None and not doc.busy:
@@ -240,8 +269,9 @@ def _run(a: argparse.Namespace) -> int:
             # a saved session (issue 7: lstmviz.app.session_actions)
             window.session_actions.open_session(model_path, then=when_traced)
         else:
-            window.open_model(model_path, text=a.text, input_path=a.input, then=when_traced,
-                              preload=preload)
+            window.open_model(
+                model_path, text=a.text, input_path=a.input, then=when_traced, preload=preload
+            )
     else:
         state["ready"] = True
     if a.screenshot is None:
@@ -257,9 +287,12 @@ def _run(a: argparse.Namespace) -> int:
         timer.setInterval(20)
 
         def poll() -> None:
-            if (state["ready"] and not window.runner.is_running()
-                    and not window.trace_runner.is_running() and not window.document.busy) \
-                    or window.last_error is not None:
+            if (
+                state["ready"]
+                and not window.runner.is_running()
+                and not window.trace_runner.is_running()
+                and not window.document.busy
+            ) or window.last_error is not None:
                 loop.quit()
 
         timer.timeout.connect(poll)
@@ -268,8 +301,7 @@ def _run(a: argparse.Namespace) -> int:
         loop.exec()
         timer.stop()
         sys.excepthook = old_hook
-        if window.last_error is not None and (window.document.trace is None
-                                              or "error" in state):
+        if window.last_error is not None and (window.document.trace is None or "error" in state):
             window.close()
             raise LstmvizError(window.last_error)
         window.ensure_extensions()

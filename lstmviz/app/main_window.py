@@ -77,13 +77,15 @@ def configure_pyqtgraph() -> None:
     """Global pyqtgraph options, set once."""
     global _configured
     if not _configured:
-        pg.setConfigOptions(antialias=True, imageAxisOrder="row-major",
-                            background="#17191e", foreground="#e8e8ea")
+        pg.setConfigOptions(
+            antialias=True, imageAxisOrder="row-major", background="#17191e", foreground="#e8e8ea"
+        )
         _configured = True
 
 
-def load_model_files(path: str, x: Any = None, text: str | None = None,
-                     input_path: str | None = None) -> tuple[Any, Any, Any]:
+def load_model_files(
+    path: str, x: Any = None, text: str | None = None, input_path: str | None = None
+) -> tuple[Any, Any, Any]:
     """``(model, info, x)`` read from disk (no Qt: runs on any thread)."""
     from ..io import load_model
     from ..io.inputs import load_input
@@ -102,14 +104,19 @@ class MainWindow(QMainWindow):
     #: the extensions (analysis, training, export, sessions) are installed
     extensions_installed = Signal()
 
-    def __init__(self, document: Document | None = None, install_extensions: bool = True,
-                 parent: QWidget | None = None) -> None:
+    def __init__(
+        self,
+        document: Document | None = None,
+        install_extensions: bool = True,
+        parent: QWidget | None = None,
+    ) -> None:
         super().__init__(parent)
         configure_pyqtgraph()
         self.setWindowTitle("lstmviz")
         self.setAcceptDrops(True)
-        self.setDockOptions(QMainWindow.DockOption.AnimatedDocks
-                            | QMainWindow.DockOption.AllowTabbedDocks)
+        self.setDockOptions(
+            QMainWindow.DockOption.AnimatedDocks | QMainWindow.DockOption.AllowTabbedDocks
+        )
         self.document = document if document is not None else Document(self)
         self.runner = TaskRunner(self)
         self.runner.failed.connect(self.show_error)
@@ -221,19 +228,21 @@ class MainWindow(QMainWindow):
         right.setStretchFactor(1, 1)
         right.setSizes([560, 240])
         self.right_split = right
-        self.detail_dock = self.add_dock(right, "Unit detail and output",
-                                         Qt.DockWidgetArea.RightDockWidgetArea)
+        self.detail_dock = self.add_dock(
+            right, "Unit detail and output", Qt.DockWidgetArea.RightDockWidgetArea
+        )
         self.detail_dock.setMinimumWidth(260)
-        self.resizeDocks([self.model_dock, self.detail_dock], [288, 335],
-                         Qt.Orientation.Horizontal)
+        self.resizeDocks([self.model_dock, self.detail_dock], [288, 335], Qt.Orientation.Horizontal)
 
     def _build_welcome(self) -> QWidget:
         w = QWidget()
         v = QVBoxLayout(w)
         v.addStretch(1)
-        title = QLabel("<div style='font-size:34px; font-weight:700'>lstmviz</div>"
-                       "<div style='font-size:18px; color:#9aa0a6'>Open up an LSTM and watch "
-                       "it think: every gate, cell and hidden state, step by step.</div>")
+        title = QLabel(
+            "<div style='font-size:34px; font-weight:700'>lstmviz</div>"
+            "<div style='font-size:18px; color:#9aa0a6'>Open up an LSTM and watch "
+            "it think: every gate, cell and hidden state, step by step.</div>"
+        )
         title.setAlignment(Qt.AlignmentFlag.AlignCenter)
         title.setWordWrap(True)
         v.addWidget(title)
@@ -247,8 +256,10 @@ class MainWindow(QMainWindow):
         v.addLayout(row)
         self.welcome_examples = QVBoxLayout()
         v.addLayout(self.welcome_examples)
-        hint = QLabel("or drop a model file (.keras, .h5, ...) here · File → Examples lists "
-                      "the bundled examples")
+        hint = QLabel(
+            "or drop a model file (.keras, .h5, ...) here · File → Examples lists "
+            "the bundled examples"
+        )
         hint.setAlignment(Qt.AlignmentFlag.AlignCenter)
         hint.setStyleSheet("color: #9aa0a6")
         v.addWidget(hint)
@@ -273,11 +284,13 @@ class MainWindow(QMainWindow):
         file.addSeparator()
         self._action(file, "&Quit", self.close, QKeySequence.StandardKey.Quit)
         view = self.menu("View")
-        self.presentation_action = self._action(view, "&Presentation mode",
-                                                self.toggle_presentation, "F11")
+        self.presentation_action = self._action(
+            view, "&Presentation mode", self.toggle_presentation, "F11"
+        )
         self.presentation_action.setCheckable(True)
         self.all_layers_action = self._action(
-            view, "&All layers at once", lambda: self.selection_panel.all_layers.toggle())
+            view, "&All layers at once", lambda: self.selection_panel.all_layers.toggle()
+        )
         self._action(view, "&Reset zoom", self.reset_zoom, "Ctrl+0")
         view.addSeparator()
         view.addAction(self.model_dock.toggleViewAction())
@@ -287,8 +300,9 @@ class MainWindow(QMainWindow):
         self._action(helpm, "&About lstmviz", self.show_about)
         mb.setNativeMenuBar(False)
 
-    def _action(self, menu: QMenu | None, text: str, slot: Callable[[], Any],
-                shortcut: Any = None) -> QAction:
+    def _action(
+        self, menu: QMenu | None, text: str, slot: Callable[[], Any], shortcut: Any = None
+    ) -> QAction:
         a = QAction(text, self)
         if shortcut is not None:
             a.setShortcut(QKeySequence(shortcut))
@@ -308,8 +322,7 @@ class MainWindow(QMainWindow):
             ("Play / pause", tr.toggle_play, (Qt.Key.Key_Space,)),
             ("Faster", tr.faster, (Qt.Key.Key_Plus, Qt.Key.Key_Equal)),
             ("Slower", tr.slower, (Qt.Key.Key_Minus,)),
-            ("Leave presentation mode", lambda: self.set_presentation(False),
-             (Qt.Key.Key_Escape,)),
+            ("Leave presentation mode", lambda: self.set_presentation(False), (Qt.Key.Key_Escape,)),
         ]
         self.key_actions: dict[str, QAction] = {}
         for text, slot, ks in keys:
@@ -341,9 +354,11 @@ class MainWindow(QMainWindow):
             return m
         m = QMenu(f"&{name}", self)
         m.setObjectName(f"menu_{name.lower()}")
-        later = [self._menus[n] for n in MENU_ORDER[MENU_ORDER.index(name) + 1:]
-                 if n in self._menus] if name in MENU_ORDER else (
-            [self._menus["Help"]] if "Help" in self._menus else [])
+        later = (
+            [self._menus[n] for n in MENU_ORDER[MENU_ORDER.index(name) + 1 :] if n in self._menus]
+            if name in MENU_ORDER
+            else ([self._menus["Help"]] if "Help" in self._menus else [])
+        )
         if later:
             self.menuBar().insertMenu(later[0].menuAction(), m)
         else:
@@ -351,16 +366,21 @@ class MainWindow(QMainWindow):
         self._menus[name] = m
         return m
 
-    def add_dock(self, widget: QWidget, title: str,
-                 area: Qt.DockWidgetArea = Qt.DockWidgetArea.RightDockWidgetArea
-                 ) -> QDockWidget:
+    def add_dock(
+        self,
+        widget: QWidget,
+        title: str,
+        area: Qt.DockWidgetArea = Qt.DockWidgetArea.RightDockWidgetArea,
+    ) -> QDockWidget:
         """Put ``widget`` in a dock titled ``title``; returns the dock."""
         dock = QDockWidget(title, self)
         dock.setObjectName(f"dock_{title.lower().replace(' ', '_')}")
         dock.setWidget(widget)
-        dock.setFeatures(QDockWidget.DockWidgetFeature.DockWidgetMovable
-                         | QDockWidget.DockWidgetFeature.DockWidgetClosable
-                         | QDockWidget.DockWidgetFeature.DockWidgetFloatable)
+        dock.setFeatures(
+            QDockWidget.DockWidgetFeature.DockWidgetMovable
+            | QDockWidget.DockWidgetFeature.DockWidgetClosable
+            | QDockWidget.DockWidgetFeature.DockWidgetFloatable
+        )
         self.addDockWidget(area, dock)
         return dock
 
@@ -384,15 +404,21 @@ class MainWindow(QMainWindow):
         self.statusBar().showMessage(str(message).splitlines()[0][:200], 10000)
         if self.error_dialog is not None:
             self.error_dialog.close()
-        box = QMessageBox(QMessageBox.Icon.Critical, "lstmviz", str(message),
-                          QMessageBox.StandardButton.Ok, self)
+        box = QMessageBox(
+            QMessageBox.Icon.Critical, "lstmviz", str(message), QMessageBox.StandardButton.Ok, self
+        )
         box.setWindowModality(Qt.WindowModality.WindowModal)
         box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose, False)
         self.error_dialog = box
         box.open()
 
-    def run_worker(self, fn: Callable[..., Any], on_finished: Callable[[Any], None] | None = None,
-                   label: str = "", **kwargs: Any) -> Worker:
+    def run_worker(
+        self,
+        fn: Callable[..., Any],
+        on_finished: Callable[[Any], None] | None = None,
+        label: str = "",
+        **kwargs: Any,
+    ) -> Worker:
         """Run ``fn(progress, should_stop)`` off the GUI thread; ``on_finished(result)`` runs
         on the GUI thread. Errors go to :meth:`show_error`. A new call cancels the previous
         one. Keyword arguments: ``on_failed``, ``on_partial``, ``on_progress``."""
@@ -402,9 +428,15 @@ class MainWindow(QMainWindow):
         self.statusBar().showMessage(message, ms)
 
     # --- opening files -------------------------------------------------------------------------
-    def open_model(self, path: str | os.PathLike[str], x: Any = None,
-                   text: str | None = None, input_path: str | None = None,
-                   then: Callable[[], None] | None = None, preload: Any = None) -> Worker:
+    def open_model(
+        self,
+        path: str | os.PathLike[str],
+        x: Any = None,
+        text: str | None = None,
+        input_path: str | None = None,
+        then: Callable[[], None] | None = None,
+        preload: Any = None,
+    ) -> Worker:
         """Load the model at ``path`` in a worker and show it (with ``x``, ``text`` or
         ``input_path`` as input, else its example input). ``then()`` runs once it is shown.
         ``preload``: a future of :func:`load_model_files` already started for this path."""
@@ -461,26 +493,34 @@ class MainWindow(QMainWindow):
         elif suffix in INPUT_SUFFIXES:
             self.open_input(p)
         else:
-            self.show_error(f"{p}: cannot open files of type {suffix or '(none)'!r}; models are "
-                            f"{', '.join(model_suffixes())}, inputs "
-                            f"{', '.join(INPUT_SUFFIXES)}")
+            self.show_error(
+                f"{p}: cannot open files of type {suffix or '(none)'!r}; models are "
+                f"{', '.join(model_suffixes())}, inputs "
+                f"{', '.join(INPUT_SUFFIXES)}"
+            )
 
     def choose_model(self) -> None:
         pattern = " ".join(f"*{s}" for s in model_suffixes())
-        path, _ = QFileDialog.getOpenFileName(self, "Open a model", self._last_dir(),
-                                              f"Models ({pattern});;All files (*)")
+        path, _ = QFileDialog.getOpenFileName(
+            self, "Open a model", self._last_dir(), f"Models ({pattern});;All files (*)"
+        )
         if path:
             self.open_model(path)
 
     def choose_input(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, "Open an input sequence", self._last_dir(),
-                                              "Inputs (*.npy *.csv *.txt);;All files (*)")
+        path, _ = QFileDialog.getOpenFileName(
+            self,
+            "Open an input sequence",
+            self._last_dir(),
+            "Inputs (*.npy *.csv *.txt);;All files (*)",
+        )
         if path:
             self.open_input(path)
 
     def choose_screenshot(self) -> None:
-        path, _ = QFileDialog.getSaveFileName(self, "Save a screenshot", "lstmviz.png",
-                                              "PNG images (*.png)")
+        path, _ = QFileDialog.getSaveFileName(
+            self, "Save a screenshot", "lstmviz.png", "PNG images (*.png)"
+        )
         if path:
             from ..io.atomic import atomic_target
 
@@ -554,8 +594,9 @@ class MainWindow(QMainWindow):
     def reset_zoom(self) -> None:
         """Show every timestep and unit again after zooming with the mouse wheel."""
         for hm in self.heatmaps.maps.values():
-            hm.plot.vb.setRange(xRange=(0, max(hm.n_t, 1)), yRange=(0, max(hm.n_rows, 1)),
-                                padding=0)
+            hm.plot.vb.setRange(
+                xRange=(0, max(hm.n_t, 1)), yRange=(0, max(hm.n_rows, 1)), padding=0
+            )
         self.unit_lines.refresh()
 
     def save_layout(self) -> None:
@@ -661,8 +702,15 @@ class MainWindow(QMainWindow):
     def set_theme(self, theme: Theme) -> None:
         self.theme = theme
         self.setStyleSheet(stylesheet(theme))
-        for v in (self.heatmaps, self.unit_lines, self.step_bars, self.token_strip,
-                  self.unit_detail, self.output_view, self.model_panel):
+        for v in (
+            self.heatmaps,
+            self.unit_lines,
+            self.step_bars,
+            self.token_strip,
+            self.unit_detail,
+            self.output_view,
+            self.model_panel,
+        ):
             v.set_theme(theme)
         if theme is PRESENTATION:
             self.vsplit.setSizes([620, 250])
@@ -678,21 +726,25 @@ class MainWindow(QMainWindow):
         from .. import __version__
 
         QMessageBox.about(
-            self, "About lstmviz",
+            self,
+            "About lstmviz",
             f"<h3>lstmviz {__version__}</h3><p>Open up an LSTM and watch it think.</p>"
             f"<p>Python {platform.python_version()} · NumPy {np.__version__}<br>"
             f"PySide6 {PySide6.__version__} (Qt {qVersion()}) · pyqtgraph {pg.__version__}<br>"
-            f"{platform.system()} {platform.machine()}</p>")
+            f"{platform.system()} {platform.machine()}</p>",
+        )
 
     def show_shortcuts(self) -> None:
         QMessageBox.information(
-            self, "Keyboard shortcuts",
+            self,
+            "Keyboard shortcuts",
             "Right / PageDown: step forward\nLeft / PageUp: step back\nHome / End: start / end"
             "\nSpace: play / pause\n+ / -: faster / slower\nF11: presentation mode (Esc leaves)"
             "\nCtrl+O: open a model\nCtrl+I: open an input\nCtrl+Shift+G: example gallery"
             "\nCtrl+0: reset zoom (the mouse wheel zooms the heatmaps)\n\n"
             "Click a heatmap cell to jump to "
-            "its step and select its unit; Ctrl+click adds a unit.")
+            "its step and select its unit; Ctrl+click adds a unit.",
+        )
 
     # --- document -> window --------------------------------------------------------------------
     def _on_hovered(self, text: str) -> None:
@@ -738,11 +790,17 @@ class MainWindow(QMainWindow):
         self._show_panels_once()
         tr = self.document.trace
         mb = tr.nbytes / 2**20 if tr is not None else 0
-        self.engine_label.setText(f"engine: {self.document.engine} · T = "
-                                  f"{self.document.timesteps} · {mb:.1f} MB")
+        self.engine_label.setText(
+            f"engine: {self.document.engine} · T = {self.document.timesteps} · {mb:.1f} MB"
+        )
 
-    def _trace_runner(self, fn: Callable[..., Any], on_done: Callable[[Any], None], label: str,
-                      on_failed: Callable[[str], None] | None = None) -> None:
+    def _trace_runner(
+        self,
+        fn: Callable[..., Any],
+        on_done: Callable[[Any], None],
+        label: str,
+        on_failed: Callable[[str], None] | None = None,
+    ) -> None:
         self.trace_runner.start(fn, on_done, label, on_failed=on_failed)
 
     def _on_busy_changed(self, busy: bool, message: str) -> None:
@@ -801,7 +859,8 @@ class MainWindow(QMainWindow):
         class _Watch(QObject):
             def eventFilter(self, obj: Any, ev: Any) -> bool:
                 if ev.type() == QEvent.Type.Paint and (
-                        not wait_for_trace or window.document.trace is not None):
+                    not wait_for_trace or window.document.trace is not None
+                ):
                     QTimer.singleShot(30, install)  # after the first frame is out
                 return False
 
@@ -833,8 +892,10 @@ class MainWindow(QMainWindow):
                 self.extension_modules[name] = mod
             except Exception as e:  # noqa: BLE001 - an extension never kills the app
                 log.error("extension %s failed:\n%s", full, traceback.format_exc())
-                msg = f"The {name.replace('_', ' ')} extension could not be loaded: " \
-                      f"{type(e).__name__}: {e}"
+                msg = (
+                    f"The {name.replace('_', ' ')} extension could not be loaded: "
+                    f"{type(e).__name__}: {e}"
+                )
                 QTimer.singleShot(0, lambda m=msg: self.show_error(m))
         self.extensions_installed.emit()
 
@@ -851,7 +912,8 @@ def _excepthook_for(window: MainWindow) -> Callable[..., None]:
         if isinstance(value, LstmvizError):
             window.show_error(str(value))
         else:
-            window.show_error(f"Unexpected error: {etype.__name__}: {value}\n\n"
-                              "Details were written to the log.")
+            window.show_error(
+                f"Unexpected error: {etype.__name__}: {value}\n\nDetails were written to the log."
+            )
 
     return hook

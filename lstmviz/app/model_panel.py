@@ -52,9 +52,12 @@ def lstm_html(name: str, lay: Any, selected: bool, theme: Theme) -> str:
         f"{bias_txt}"
         + (f" · <span style='color:{theme.muted}'>projection</span> {u}×{p}" if proj else "")
         + "<br>"
-        + (f"params = 4·U·(F+P{bias}) + U·P<br>&nbsp;= 4·{u}·({f}+{p}{bias}) + {u}·{p} = "
-           f"<b>{n:,}</b><br>" if proj else
-           f"params = 4·U·(F+U{bias})<br>&nbsp;= 4·{u}·({f}+{u}{bias}) = <b>{n:,}</b><br>")
+        + (
+            f"params = 4·U·(F+P{bias}) + U·P<br>&nbsp;= 4·{u}·({f}+{p}{bias}) + {u}·{p} = "
+            f"<b>{n:,}</b><br>"
+            if proj
+            else f"params = 4·U·(F+U{bias})<br>&nbsp;= 4·{u}·({f}+{u}{bias}) = <b>{n:,}</b><br>"
+        )
         + f"<span style='color:{theme.muted}'>hands on:</span> {'; '.join(ret)}</div>"
     )
 
@@ -71,8 +74,10 @@ def _torch_bias_note(m: Any, theme: Theme) -> str:
                 extra += 4 * one.weights.units
     if not extra:
         return ""
-    return (f"<br><span style='color:{theme.muted}'>PyTorch counts {m.n_params + extra:,}: "
-            f"nn.LSTM keeps two biases (b_ih + b_hh), added into one here</span>")
+    return (
+        f"<br><span style='color:{theme.muted}'>PyTorch counts {m.n_params + extra:,}: "
+        f"nn.LSTM keeps two biases (b_ih + b_hh), added into one here</span>"
+    )
 
 
 class ModelPanel(QLabel):
@@ -107,8 +112,10 @@ class ModelPanel(QLabel):
         parts = [f"<div style='font-size:{th.title_px + 2}px'><b>{_esc(title)}</b></div>"]
         if info is not None and info.description:
             parts.append(f"<div style='color:{th.muted}'>{_esc(info.description)}</div>")
-        parts.append(f"<div style='margin-top:6px'>{m.n_params:,} parameters · "
-                     f"{_esc(m.format or 'model')}{_torch_bias_note(m, th)}</div>")
+        parts.append(
+            f"<div style='margin-top:6px'>{m.n_params:,} parameters · "
+            f"{_esc(m.format or 'model')}{_torch_bias_note(m, th)}</div>"
+        )
         for row in m.summary():
             lay = m.layers[row["name"]]
             if lay.kind == "LSTM":
@@ -118,14 +125,17 @@ class ModelPanel(QLabel):
                     nm = f"{row['name']}/{half}"
                     parts.append(lstm_html(nm, getattr(lay, half), doc.layer == nm, th))
             elif lay.kind != "InputLayer":
-                parts.append(f"<div style='margin:3px 0'><b>{_esc(row['name'])}</b> "
-                             f"{_esc(row['kind'])} <span style='color:{th.muted}'>"
-                             f"{row['params']:,} params</span></div>")
+                parts.append(
+                    f"<div style='margin:3px 0'><b>{_esc(row['name'])}</b> "
+                    f"{_esc(row['kind'])} <span style='color:{th.muted}'>"
+                    f"{row['params']:,} params</span></div>"
+                )
         parts.append(
             f"<div style='margin-top:8px; color:{th.muted}'><b>How to read the heatmaps:</b> one "
             "row per unit, one column per input token; the white box is the current step, "
             "darker columns are not reached yet. Gates run from 0 (closed) to 1 (open). "
-            "Click a cell to jump there; arrow keys step.</div>")
+            "Click a cell to jump there; arrow keys step.</div>"
+        )
         self.setText("".join(parts))
 
 
@@ -141,8 +151,9 @@ class SelectionPanel(QWidget):
         form = QFormLayout(self)
         form.setContentsMargins(4, 4, 4, 4)
         self.layer_combo = QComboBox()
-        self.layer_combo.setToolTip("The LSTM layer shown (stacked and bidirectional models "
-                                    "have several)")
+        self.layer_combo.setToolTip(
+            "The LSTM layer shown (stacked and bidirectional models have several)"
+        )
         self.layer_combo.activated.connect(self._on_layer_chosen)
         self.all_layers = QCheckBox("all layers at once")
         self.all_layers.setToolTip("Show forget gate, cell and hidden state of every layer")
@@ -157,8 +168,12 @@ class SelectionPanel(QWidget):
         self.batch_spin.valueChanged.connect(self._on_batch)
         form.addRow("Batch item", self.batch_spin)
         self.filter_combo = QComboBox()
-        for label, mode in (("all units", "all"), ("most active", "active"),
-                            ("most saturated", "saturated"), ("typed list", "list")):
+        for label, mode in (
+            ("all units", "all"),
+            ("most active", "active"),
+            ("most saturated", "saturated"),
+            ("typed list", "list"),
+        ):
             self.filter_combo.addItem(label, mode)
         self.filter_combo.setToolTip("Which units the heatmaps and bars show")
         self.filter_k = QSpinBox()
@@ -180,8 +195,10 @@ class SelectionPanel(QWidget):
         self.filter_k.editingFinished.connect(self._apply_filter)
         self.filter_list.returnPressed.connect(self._apply_filter)
         self.units_edit = QLineEdit()
-        self.units_edit.setToolTip("Units drawn in the line plot; the first one is explained "
-                                   "in the unit detail. Or click a heatmap row.")
+        self.units_edit.setToolTip(
+            "Units drawn in the line plot; the first one is explained "
+            "in the unit detail. Or click a heatmap row."
+        )
         self.units_edit.returnPressed.connect(self._on_units_typed)
         form.addRow("Units", self.units_edit)
         document.trace_changed.connect(self.refresh)

@@ -115,8 +115,9 @@ class UnitLines(QWidget):
         self.widget.setBackground(theme.bg)
         _style_axes(self.plot, theme)
         _axis_labels(self.plot, theme, "value", "timestep t (input token)")
-        self.plot.getAxis("left").setWidth(int(theme.tick_px * (4.2 if theme.name == "normal"
-                                                                 else 2.2)))
+        self.plot.getAxis("left").setWidth(
+            int(theme.tick_px * (4.2 if theme.name == "normal" else 2.2))
+        )
         self.cursor.setPen(pg.mkPen(theme.accent, width=theme.cursor_width))
         self.refresh()
 
@@ -129,17 +130,25 @@ class UnitLines(QWidget):
         c = QUANTITY_COLORS[self.quantity]
         sel = self.document.selected_units
         units = ", ".join(f"<b style='color:{unit_color(k)}'>{u}</b>" for k, u in enumerate(sel))
-        self.title.setText(f"<span style='color:{c}; font-weight:700; font-size:{th.title_px}px'>"
-                           f"{SHORT_TITLES[self.quantity]}</span> over time · unit"
-                           f"{'s' if len(sel) > 1 else ''} {units}"
-                           f"<span style='color:{th.muted}'> · click a heatmap row to pick "
-                           "another</span>")
+        self.title.setText(
+            f"<span style='color:{c}; font-weight:700; font-size:{th.title_px}px'>"
+            f"{SHORT_TITLES[self.quantity]}</span> over time · unit"
+            f"{'s' if len(sel) > 1 else ''} {units}"
+            f"<span style='color:{th.muted}'> · click a heatmap row to pick "
+            "another</span>"
+        )
 
     def refresh(self, *_: Any) -> None:
         lt = self.document.layer_trace
         doc = self.document
-        key = (id(lt), doc.batch, tuple(doc.selected_units), self.quantity, self.theme.name,
-               self.plot.vb.width() > 20)
+        key = (
+            id(lt),
+            doc.batch,
+            tuple(doc.selected_units),
+            self.quantity,
+            self.theme.name,
+            self.plot.vb.width() > 20,
+        )
         if key == getattr(self, "_drawn", None):
             return
         self._drawn = key
@@ -160,8 +169,13 @@ class UnitLines(QWidget):
             if dense:
                 color.setAlpha(170)
             pen = pg.mkPen(color, width=1 if dense else self.theme.line_width)
-            style = dict(pen=pen, name=f"unit {u}", antialias=len(xs) <= LONG,
-                         connect="pairs" if dense else "all", skipFiniteCheck=True)
+            style = dict(
+                pen=pen,
+                name=f"unit {u}",
+                antialias=len(xs) <= LONG,
+                connect="pairs" if dense else "all",
+                skipFiniteCheck=True,
+            )
             if k < len(old):  # reuse the curve item (a new trace redraws data only)
                 c = old[k]
                 c.setData(xs, ys, **style)
@@ -169,7 +183,7 @@ class UnitLines(QWidget):
                 c = self.plot.plot(xs, ys, **style)
                 c.curve.setCacheMode(QGraphicsItem.CacheMode.DeviceCoordinateCache)
             self.curves.append(c)
-        for c in old[len(units):]:
+        for c in old[len(units) :]:
             self.plot.removeItem(c)
         lo, hi = levels_for(lt, self.quantity)
         self.plot.setYRange(lo, hi, padding=0.05)
@@ -177,8 +191,9 @@ class UnitLines(QWidget):
         self.plot.setXRange(0, max(lt.timesteps - 1, 1), padding=0.02)
         labels = self.document.token_labels()
         w = self.plot.vb.width() if self.plot.vb.width() > 20 else self.width() - 60
-        ticks = time_ticks(labels if len(labels) == lt.timesteps else [], lt.timesteps, w,
-                           self.theme.tick_px)
+        ticks = time_ticks(
+            labels if len(labels) == lt.timesteps else [], lt.timesteps, w, self.theme.tick_px
+        )
         set_ticks(self.plot.getAxis("bottom"), [(x - 0.5, s) for x, s in ticks])
         self._on_t_changed(self.document.t)
 
@@ -286,8 +301,13 @@ class StepBars(QWidget):
             pass  # heights are set below, at the current step
         elif self._bars:
             for k, q in enumerate(QUANTITIES):
-                item = pg.BarGraphItem(x=self._xs[k], height=np.zeros(n), width=width * 0.92,
-                                       brush=pg.mkBrush(QUANTITY_COLORS[q]), pen=pg.mkPen(None))
+                item = pg.BarGraphItem(
+                    x=self._xs[k],
+                    height=np.zeros(n),
+                    width=width * 0.92,
+                    brush=pg.mkBrush(QUANTITY_COLORS[q]),
+                    pen=pg.mkPen(None),
+                )
                 self.plot.addItem(item)
                 self.items[q] = item
         else:
@@ -296,8 +316,7 @@ class StepBars(QWidget):
             self.items["sticks"] = sticks
         # unbounded quantities (the cell state, or g/h of an LSTM without tanh) are drawn
         # divided by their level so that the gates stay readable; the legend says so
-        self.scale = {q: max(abs(levels_for(lt, q)[0]), levels_for(lt, q)[1]) for q in
-                      QUANTITIES}
+        self.scale = {q: max(abs(levels_for(lt, q)[0]), levels_for(lt, q)[1]) for q in QUANTITIES}
         self.scale = {q: (v if v > 1.5 else 1.0) for q, v in self.scale.items()}
         lo = min(levels_for(lt, q)[0] / self.scale[q] for q in QUANTITIES)
         hi = max(levels_for(lt, q)[1] / self.scale[q] for q in QUANTITIES)
@@ -307,12 +326,16 @@ class StepBars(QWidget):
         set_ticks(self.plot.getAxis("left"), [(v, f"{v:g}") for v in sorted({lo, 0.0, hi})])
         self.plot.setXRange(-0.6, n - 0.4, padding=0)
         th = self.theme
-        key = " ".join(f"<b style='color:{QUANTITY_COLORS[q]}'>■{SYMBOLS[q]}"
-                       f"{'÷' + format(self.scale[q], 'g') if self.scale[q] != 1 else ''}</b>"
-                       for q in QUANTITIES)
-        self.title.setText(f"<span style='font-weight:700; font-size:{th.title_px}px'>all six "
-                           f"now</span> {key} <span style='color:{th.muted}'>· per unit, at "
-                           "the current step</span>")
+        key = " ".join(
+            f"<b style='color:{QUANTITY_COLORS[q]}'>■{SYMBOLS[q]}"
+            f"{'÷' + format(self.scale[q], 'g') if self.scale[q] != 1 else ''}</b>"
+            for q in QUANTITIES
+        )
+        self.title.setText(
+            f"<span style='font-weight:700; font-size:{th.title_px}px'>all six "
+            f"now</span> {key} <span style='color:{th.muted}'>· per unit, at "
+            "the current step</span>"
+        )
         step = max(1, -(-n // 16))
         set_ticks(self.plot.getAxis("bottom"), [(k, str(int(rows[k]))) for k in range(0, n, step)])
         self._on_t_changed(self.document.t)
@@ -364,8 +387,14 @@ class OutputView(QWidget):
         self.plot.hideButtons()
         self.plot.setMouseEnabled(x=False, y=False)
         self.plot.vb.invertY(True)
-        self.bars = pg.BarGraphItem(x0=0, y=np.arange(self.k), height=0.7, width=np.zeros(self.k),
-                                    brush=pg.mkBrush("#56B4E9"), pen=pg.mkPen(None))
+        self.bars = pg.BarGraphItem(
+            x0=0,
+            y=np.arange(self.k),
+            height=0.7,
+            width=np.zeros(self.k),
+            brush=pg.mkBrush("#56B4E9"),
+            pen=pg.mkPen(None),
+        )
         self.plot.addItem(self.bars)
         self.texts = [pg.TextItem(anchor=(0, 0.5), color="#ffffff") for _ in range(self.k)]
         for ti in self.texts:
@@ -400,8 +429,9 @@ class OutputView(QWidget):
         th = self.theme
         self.shown = []
         if tr is None or tr.step_output is None:
-            self.headline.setText(f"<span style='color:{th.muted}'>This model has no per-step "
-                                  "output to show.</span>")
+            self.headline.setText(
+                f"<span style='color:{th.muted}'>This model has no per-step output to show.</span>"
+            )
             self.bars.setOpts(width=np.zeros(self.k))
             for ti in self.texts:
                 ti.setText("")
@@ -420,25 +450,31 @@ class OutputView(QWidget):
             self.headline.setText(
                 f"<span style='font-size:{th.title_px}px'>output at t = {t}</span> "
                 f"<span style='color:{th.muted}'>({p.shape[0]} values, largest |value| first)"
-                f"</span><br><span style='font-family:monospace'>{vals}</span>")
+                f"</span><br><span style='font-family:monospace'>{vals}</span>"
+            )
         elif p.shape[0] == 1:  # a sigmoid: the probability of a 1 (the adder's sum bit)
             prob = float(p[0])
             bit = int(prob >= 0.5)
             self.headline.setText(
                 f"<span style='font-size:{th.title_px}px'>output at t = {t}: "
                 f"<b style='color:#F0E442; font-size:{int(th.title_px * 1.5)}px'>{bit}</b>"
-                f"</span> <span style='color:{th.muted}'>(P(1) = {prob:.2f})</span>")
+                f"</span> <span style='color:{th.muted}'>(P(1) = {prob:.2f})</span>"
+            )
             self.shown = [("P(1)", prob)]
         else:
             order = np.argsort(-p, kind="stable")[: self.k]
             self.shown = [(labels[i], float(p[i])) for i in order]
             best, pb = self.shown[0]
-            what = "next token" if doc.info is not None and doc.info.output_kind == "next-token" \
+            what = (
+                "next token"
+                if doc.info is not None and doc.info.output_kind == "next-token"
                 else "prediction"
+            )
             self.headline.setText(
                 f"<span style='font-size:{th.title_px}px'>{what} at t = {t}: "
                 f"<b style='color:#F0E442; font-size:{int(th.title_px * 1.5)}px'>"
-                f"{_html(best)}</b></span> <span style='color:{th.muted}'>({pb:.0%})</span>")
+                f"{_html(best)}</b></span> <span style='color:{th.muted}'>({pb:.0%})</span>"
+            )
         n = len(self.shown)
         widths = np.zeros(self.k)
         widths[:n] = [v for _, v in self.shown]

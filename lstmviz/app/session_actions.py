@@ -82,12 +82,16 @@ def snapshot_to_dict(snap: Any) -> dict[str, Any]:
     layers = list(snap.weights)
     weights = [np.asarray(a) for k in layers for a in snap.weights[k]]
     spec = snap.spec
-    return {"epoch": int(snap.epoch), "batch": int(snap.batch), "weights": weights,
-            "step": int(snap.step), "layers": layers,
-            "counts": [len(snap.weights[k]) for k in layers],
-            "metrics": {k: float(v) for k, v in dict(snap.metrics).items()},
-            "spec": {"config": spec.config, "name": spec.name,
-                     "keras_version": spec.keras_version}}
+    return {
+        "epoch": int(snap.epoch),
+        "batch": int(snap.batch),
+        "weights": weights,
+        "step": int(snap.step),
+        "layers": layers,
+        "counts": [len(snap.weights[k]) for k in layers],
+        "metrics": {k: float(v) for k, v in dict(snap.metrics).items()},
+        "spec": {"config": spec.config, "name": spec.name, "keras_version": spec.keras_version},
+    }
 
 
 def dict_to_snapshot(d: dict[str, Any]) -> Any:
@@ -101,12 +105,20 @@ def dict_to_snapshot(d: dict[str, Any]) -> Any:
             raise ValueError("layer counts do not match the weights")
         weights, i = {}, 0
         for k, n in zip(layers, counts, strict=True):
-            weights[str(k)] = ws[i:i + n]
+            weights[str(k)] = ws[i : i + n]
             i += n
-        return Snapshot(int(d["epoch"]), int(d["batch"]), int(d.get("step", 0)), weights,
-                        ModelSpec(spec["config"], str(spec.get("name", "training")),
-                                  str(spec.get("keras_version", "3"))),
-                        {str(k): float(v) for k, v in (d.get("metrics") or {}).items()})
+        return Snapshot(
+            int(d["epoch"]),
+            int(d["batch"]),
+            int(d.get("step", 0)),
+            weights,
+            ModelSpec(
+                spec["config"],
+                str(spec.get("name", "training")),
+                str(spec.get("keras_version", "3")),
+            ),
+            {str(k): float(v) for k, v in (d.get("metrics") or {}).items()},
+        )
     except (KeyError, TypeError, ValueError) as e:
         raise LstmvizError(f"session: a training snapshot is malformed ({e})") from None
 
@@ -159,16 +171,25 @@ class SessionActions(QObject):
             w.addAction(a)
             return a
 
-        self.open_action = action("Open &session…", self.choose_open, "Ctrl+Shift+O",
-                                  "Open a saved .lstmviz session: model, input, selection, "
-                                  "view and training timeline")
-        self.save_action = action("Save s&ession…", self.choose_save, "Ctrl+Alt+S",
-                                  "Save everything you set up to a .lstmviz file")
+        self.open_action = action(
+            "Open &session…",
+            self.choose_open,
+            "Ctrl+Shift+O",
+            "Open a saved .lstmviz session: model, input, selection, view and training timeline",
+        )
+        self.save_action = action(
+            "Save s&ession…",
+            self.choose_save,
+            "Ctrl+Alt+S",
+            "Save everything you set up to a .lstmviz file",
+        )
         self.embed_action = QAction("Embed the model in saved sessions", w)
         self.embed_action.setCheckable(True)
         self.embed_action.setChecked(True)
-        self.embed_action.setStatusTip("Store the model file inside the session, so it opens "
-                                       "on another machine or after the model file changed")
+        self.embed_action.setStatusTip(
+            "Store the model file inside the session, so it opens "
+            "on another machine or after the model file changed"
+        )
         if before is not None:
             file.insertAction(before, self.embed_action)
         else:
@@ -239,8 +260,11 @@ class SessionActions(QObject):
         (snapshots can come many times a second; every one of them ends up saved)."""
         if self._restoring:
             return
-        wait = 0.0 if self.last_autosave is None else \
-            SNAPSHOT_GAP_S - (time.time() - self.last_autosave)
+        wait = (
+            0.0
+            if self.last_autosave is None
+            else SNAPSHOT_GAP_S - (time.time() - self.last_autosave)
+        )
         if wait <= 0:
             self._pending.stop()
             self.autosave(background=True)
@@ -271,8 +295,9 @@ class SessionActions(QObject):
             return
         stem = Path(doc.model_path).stem if doc.model_path else "session"
         start = str(self.session_path or Path.cwd() / f"{stem}{SUFFIX}")
-        path, _ = QFileDialog.getSaveFileName(self.window, "Save session", start,
-                                              f"lstmviz sessions (*{SUFFIX})")
+        path, _ = QFileDialog.getSaveFileName(
+            self.window, "Save session", start, f"lstmviz sessions (*{SUFFIX})"
+        )
         if path:
             try:
                 self.save_session(path)
@@ -304,8 +329,9 @@ class SessionActions(QObject):
             if self._writer is not None and self._writer.is_alive():
                 self._next = (s, bool(small))  # the newest state wins
                 return self.autosave_path
-            self._writer = threading.Thread(target=self._write_loop, args=(s, bool(small)),
-                                            name="lstmviz autosave", daemon=True)
+            self._writer = threading.Thread(
+                target=self._write_loop, args=(s, bool(small)), name="lstmviz autosave", daemon=True
+            )
             self._writer.start()
         return self.autosave_path
 
@@ -339,13 +365,15 @@ class SessionActions(QObject):
 
     # ---- opening ------------------------------------------------------------------------------
     def choose_open(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self.window, "Open session", "",
-                                              f"lstmviz sessions (*{SUFFIX});;All files (*)")
+        path, _ = QFileDialog.getOpenFileName(
+            self.window, "Open session", "", f"lstmviz sessions (*{SUFFIX});;All files (*)"
+        )
         if path:
             self.open_session(path)
 
-    def open_session(self, path: str | os.PathLike[str],
-                     then: Callable[[], None] | None = None) -> Any:
+    def open_session(
+        self, path: str | os.PathLike[str], then: Callable[[], None] | None = None
+    ) -> Any:
         """Read a session in a worker, then show its model, input, selection and view.
 
         Errors (a damaged file, a missing model) go to the window's error dialog; the model
@@ -379,8 +407,9 @@ class SessionActions(QObject):
                 return dict_to_snapshot(snap).engine_model()
         raise LstmvizError(f"{s.source}: the session names no model")
 
-    def _show(self, s: Session, model: Any, info: Any, path: str,
-              then: Callable[[], None] | None) -> None:
+    def _show(
+        self, s: Session, model: Any, info: Any, path: str, then: Callable[[], None] | None
+    ) -> None:
         doc = self.window.document
         mpath = s.model_path if s.model_path and Path(s.model_path).is_file() else None
         try:
@@ -405,8 +434,9 @@ class SessionActions(QObject):
             msgs = s.warnings + problems
             self.window.status("; ".join(msgs) if msgs else f"Opened session {path}", 10000)
             if s.warnings:
-                self.window.show_error("The session opened, with a warning:\n" +
-                                       "\n".join(s.warnings))
+                self.window.show_error(
+                    "The session opened, with a warning:\n" + "\n".join(s.warnings)
+                )
             if then is not None:
                 then()
 
@@ -463,8 +493,7 @@ class SessionActions(QObject):
             box.setChecked(s.view["all_layers"])
         state = s.view.get("window_state")
         if isinstance(state, str) and len(state) < 2**20:
-            ok = self.window.restoreState(QByteArray.fromBase64(state.encode("ascii",
-                                                                            "replace")))
+            ok = self.window.restoreState(QByteArray.fromBase64(state.encode("ascii", "replace")))
             if not ok:
                 problems.append("the window layout was not restored")
         return problems
@@ -519,11 +548,14 @@ class SessionActions(QObject):
         except LstmvizError as e:
             log.warning("the crashed session cannot be read: %s", e)
             return None
-        box = QMessageBox(QMessageBox.Icon.Question, "Restore session?",
-                          f"lstmviz did not close cleanly last time.\n\nRestore the session "
-                          f"autosaved at {when} ({what})?",
-                          QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
-                          self.window)
+        box = QMessageBox(
+            QMessageBox.Icon.Question,
+            "Restore session?",
+            f"lstmviz did not close cleanly last time.\n\nRestore the session "
+            f"autosaved at {when} ({what})?",
+            QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
+            self.window,
+        )
         box.setInformativeText(f"It is kept in {newest}; File → Open session… opens it later.")
         box.setDefaultButton(QMessageBox.StandardButton.Yes)
         box.button(QMessageBox.StandardButton.Yes).setText("&Restore")
@@ -535,8 +567,7 @@ class SessionActions(QObject):
 
     def _on_restore_answer(self, result: int) -> None:
         box, self.restore_box = self.restore_box, None
-        yes = box is not None and box.clickedButton() is box.button(
-            QMessageBox.StandardButton.Yes)
+        yes = box is not None and box.clickedButton() is box.button(QMessageBox.StandardButton.Yes)
         if yes and self.restore_candidate is not None:
             self.open_session(self.restore_candidate)
 

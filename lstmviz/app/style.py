@@ -16,8 +16,7 @@ GATE_CMAP = "viridis"
 SIGNED_CMAP = "CET-D1A"
 
 #: Okabe-Ito: distinguishable with every common colour-vision deficiency.
-OKABE_ITO = ("#E69F00", "#56B4E9", "#009E73", "#F0E442", "#0072B2", "#D55E00", "#CC79A7",
-             "#FFFFFF")
+OKABE_ITO = ("#E69F00", "#56B4E9", "#009E73", "#F0E442", "#0072B2", "#D55E00", "#CC79A7", "#FFFFFF")
 
 QUANTITY_COLORS = {
     "forget_gate": "#E69F00",  # orange
@@ -76,13 +75,38 @@ class Theme:
     dim_alpha: int  # 0..255 darkening of the not-yet-reached part
 
 
-NORMAL = Theme("normal", bg="#17191e", panel="#0f1115", fg="#e8e8ea", muted="#9aa0a6",
-               accent="#ffffff", font_px=14, title_px=15, tick_px=12, mono_px=15,
-               line_width=2.0, max_unit_labels=12, cursor_width=2.5, dim_alpha=150)
-PRESENTATION = Theme("presentation", bg="#000000", panel="#000000", fg="#ffffff",
-                     muted="#d0d0d0", accent="#ffffff", font_px=26, title_px=28, tick_px=24,
-                     mono_px=28, line_width=4.0, max_unit_labels=5, cursor_width=4.5,
-                     dim_alpha=170)
+NORMAL = Theme(
+    "normal",
+    bg="#17191e",
+    panel="#0f1115",
+    fg="#e8e8ea",
+    muted="#9aa0a6",
+    accent="#ffffff",
+    font_px=14,
+    title_px=15,
+    tick_px=12,
+    mono_px=15,
+    line_width=2.0,
+    max_unit_labels=12,
+    cursor_width=2.5,
+    dim_alpha=150,
+)
+PRESENTATION = Theme(
+    "presentation",
+    bg="#000000",
+    panel="#000000",
+    fg="#ffffff",
+    muted="#d0d0d0",
+    accent="#ffffff",
+    font_px=26,
+    title_px=28,
+    tick_px=24,
+    mono_px=28,
+    line_width=4.0,
+    max_unit_labels=5,
+    cursor_width=4.5,
+    dim_alpha=170,
+)
 
 
 def stylesheet(theme: Theme) -> str:

@@ -44,8 +44,10 @@ class TokenStrip(QWidget):
         self._preds: list[str] | None = None
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
         self.setMouseTracking(False)
-        self.setToolTip("The input sequence (top) and the model's output at each step "
-                        "(bottom). Click a token to jump to it.")
+        self.setToolTip(
+            "The input sequence (top) and the model's output at each step "
+            "(bottom). Click a token to jump to it."
+        )
         document.trace_changed.connect(self._on_trace_changed)
         document.batch_changed.connect(self._on_trace_changed)
         document.t_changed.connect(self._on_t_changed)
@@ -108,8 +110,9 @@ class TokenStrip(QWidget):
         p.setBrush(QColor("#56B4E9" if not future else "#3a4a58"))
         for k, v in enumerate(feats):
             h = float(v) * half
-            p.drawRect(QRectF(inner.left() + k * bw + 0.5, mid - max(h, 0), max(bw - 1, 1),
-                              abs(h) or 1))
+            p.drawRect(
+                QRectF(inner.left() + k * bw + 0.5, mid - max(h, 0), max(bw - 1, 1), abs(h) or 1)
+            )
 
     def label_width(self) -> int:
         return QFontMetrics(self.small).horizontalAdvance("output") + 14
@@ -163,11 +166,17 @@ class TokenStrip(QWidget):
         x0 = self.label_width()
         p.setFont(self.small)
         p.setPen(QColor(th.muted))
-        p.drawText(QRectF(0, 4, x0 - 6, self.row_h), Qt.AlignmentFlag.AlignRight
-                   | Qt.AlignmentFlag.AlignVCenter, "input")
+        p.drawText(
+            QRectF(0, 4, x0 - 6, self.row_h),
+            Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter,
+            "input",
+        )
         if self._preds is not None:
-            p.drawText(QRectF(0, self.row_h + 6, x0 - 6, self.pred_h),
-                       Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter, "output")
+            p.drawText(
+                QRectF(0, self.row_h + 6, x0 - 6, self.pred_h),
+                Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter,
+                "output",
+            )
         for k, i in enumerate(range(lo, hi)):
             x = x0 + k * (cw + 4)
             r = QRectF(x, 4, cw, self.row_h)
@@ -190,23 +199,27 @@ class TokenStrip(QWidget):
             if self._preds is not None and i < len(self._preds):
                 pr = QRectF(x, self.row_h + 6, cw, self.pred_h)
                 p.setFont(self.small)
-                p.setPen(QColor("#F0E442" if current else ("#b8b070" if not future
-                                                             else "#55544a")))
+                p.setPen(QColor("#F0E442" if current else ("#b8b070" if not future else "#55544a")))
                 p.drawText(pr, Qt.AlignmentFlag.AlignCenter, self._preds[i])
             p.setFont(self.small)
             p.setPen(QColor(th.muted if not current else th.fg))
             if current or (i % 5 == 0 and abs(i - t) >= 2):
-                p.drawText(QRectF(x - 10, self.row_h + self.pred_h + 6, cw + 20,
-                                  self.small.pixelSize() + 6), Qt.AlignmentFlag.AlignCenter,
-                           f"t={i}" if current else str(i))
+                p.drawText(
+                    QRectF(
+                        x - 10, self.row_h + self.pred_h + 6, cw + 20, self.small.pixelSize() + 6
+                    ),
+                    Qt.AlignmentFlag.AlignCenter,
+                    f"t={i}" if current else str(i),
+                )
         n = len(labels)
         p.setFont(self.small)
         p.setPen(QColor(th.muted))
         if lo > 0:
             p.drawText(QRectF(x0 - 20, 4, 18, self.row_h), Qt.AlignmentFlag.AlignCenter, "…")
         if hi < n:
-            p.drawText(QRectF(self.width() - 20, 4, 18, self.row_h),
-                       Qt.AlignmentFlag.AlignCenter, "…")
+            p.drawText(
+                QRectF(self.width() - 20, 4, 18, self.row_h), Qt.AlignmentFlag.AlignCenter, "…"
+            )
         p.end()
 
     def mousePressEvent(self, event: QMouseEvent) -> None:
@@ -267,8 +280,9 @@ class InputEditor(QWidget):
         kind = info.token_kind if info is not None else None
         if kind is None and self.document.model is not None:
             kind = "ids" if self.document.model.takes_tokens else "floats"
-        self.edit.setPlaceholderText(f"type {HINTS.get(kind or 'floats', 'an input')} and "
-                                     "press Enter")
+        self.edit.setPlaceholderText(
+            f"type {HINTS.get(kind or 'floats', 'an input')} and press Enter"
+        )
 
     def _on_input_changed(self) -> None:
         try:

@@ -134,8 +134,10 @@ class TrainPanel(QWidget):
         self.task_combo.setToolTip("What to learn: the data, and the task's own model")
         self.task_combo.currentIndexChanged.connect(self._on_task_changed)
         self.own_arch = QCheckBox("Train the open model's architecture")
-        self.own_arch.setToolTip("Fresh weights, the open model's layers, this task's data "
-                                 "(the model's input and output must fit the task)")
+        self.own_arch.setToolTip(
+            "Fresh weights, the open model's layers, this task's data "
+            "(the model's input and output must fit the task)"
+        )
         self.epochs = QSpinBox()
         self.epochs.setRange(1, 10_000)
         self.batch_size = QSpinBox()
@@ -151,22 +153,30 @@ class TrainPanel(QWidget):
         self.snap_every = QSpinBox()
         self.snap_every.setRange(0, 100_000)
         self.snap_every.setValue(20)
-        self.snap_every.setToolTip("Retrace the input with the current weights every N batches "
-                                   "(0: at the end of each epoch only)")
+        self.snap_every.setToolTip(
+            "Retrace the input with the current weights every N batches "
+            "(0: at the end of each epoch only)"
+        )
         self.seed = QSpinBox()
         self.seed.setRange(0, 2**31 - 1)
-        for w, tip in ((self.epochs, "Passes over freshly generated data"),
-                       (self.batch_size, "Sequences per batch"),
-                       (self.lr, "Adam's learning rate (decays to 5% over the run)"),
-                       (self.units, "LSTM units of the task's model"),
-                       (self.steps, "Batches per epoch"), (self.seed, "Random seed")):
+        for w, tip in (
+            (self.epochs, "Passes over freshly generated data"),
+            (self.batch_size, "Sequences per batch"),
+            (self.lr, "Adam's learning rate (decays to 5% over the run)"),
+            (self.units, "LSTM units of the task's model"),
+            (self.steps, "Batches per epoch"),
+            (self.seed, "Random seed"),
+        ):
             w.setToolTip(tip)
         form = QFormLayout()
         form.addRow("Task", self.task_combo)
         form.addRow("", self.own_arch)
         row = QHBoxLayout()
-        for label, w in (("Epochs", self.epochs), ("Batch", self.batch_size),
-                         ("Batches/epoch", self.steps)):
+        for label, w in (
+            ("Epochs", self.epochs),
+            ("Batch", self.batch_size),
+            ("Batches/epoch", self.steps),
+        ):
             row.addWidget(QLabel(label))
             row.addWidget(w)
         form.addRow(row)
@@ -203,8 +213,10 @@ class TrainPanel(QWidget):
         self.timeline = QSlider(Qt.Orientation.Horizontal)
         self.timeline.setRange(0, 0)
         self.timeline.setEnabled(False)
-        self.timeline.setToolTip("Scrub through the weight snapshots: the heatmaps show the "
-                                 "current input traced with the weights of that moment")
+        self.timeline.setToolTip(
+            "Scrub through the weight snapshots: the heatmaps show the "
+            "current input traced with the weights of that moment"
+        )
         self.timeline.valueChanged.connect(self._on_timeline)
         self.timeline_label = QLabel("no snapshots yet")
         self.follow = QCheckBox("Follow")
@@ -265,10 +277,15 @@ class TrainPanel(QWidget):
         """The :class:`~lstmviz.train.tasks.TrainConfig` the spin boxes describe."""
         from ..train.tasks import TrainConfig
 
-        return TrainConfig(epochs=self.epochs.value(), batch_size=self.batch_size.value(),
-                           learning_rate=float(self.lr.value()), units=self.units.value(),
-                           steps_per_epoch=self.steps.value(), seed=self.seed.value(),
-                           snapshot_every=self.snap_every.value())
+        return TrainConfig(
+            epochs=self.epochs.value(),
+            batch_size=self.batch_size.value(),
+            learning_rate=float(self.lr.value()),
+            units=self.units.value(),
+            steps_per_epoch=self.steps.value(),
+            seed=self.seed.value(),
+            snapshot_every=self.snap_every.value(),
+        )
 
     def _on_task_changed(self) -> None:
         d = self.selected_task.defaults
@@ -287,10 +304,15 @@ class TrainPanel(QWidget):
             self.task_combo.blockSignals(True)
             self.task_combo.setCurrentIndex(i)
             self.task_combo.blockSignals(False)
-        for w, v in ((self.epochs, config.epochs), (self.batch_size, config.batch_size),
-                     (self.lr, config.learning_rate), (self.units, config.units),
-                     (self.steps, config.steps_per_epoch), (self.seed, config.seed),
-                     (self.snap_every, config.snapshot_every)):
+        for w, v in (
+            (self.epochs, config.epochs),
+            (self.batch_size, config.batch_size),
+            (self.lr, config.learning_rate),
+            (self.units, config.units),
+            (self.steps, config.steps_per_epoch),
+            (self.seed, config.seed),
+            (self.snap_every, config.snapshot_every),
+        ):
             w.setValue(v)
 
     def _on_model_changed(self) -> None:
@@ -302,8 +324,7 @@ class TrainPanel(QWidget):
             self.own_arch.setChecked(False)
         # a model whose task we know: preselect it
         info = self.document.info
-        if info is not None and info.task and self.state not in ("loading", "training",
-                                                                 "paused"):
+        if info is not None and info.task and self.state not in ("loading", "training", "paused"):
             i = self.task_combo.findData(info.task)
             if i >= 0 and i != self.task_combo.currentIndex():
                 self.task_combo.setCurrentIndex(i)
@@ -316,17 +337,30 @@ class TrainPanel(QWidget):
         self.pause_btn.setText("Resume" if state == "paused" else "Pause")
         self.cancel_btn.setEnabled(busy)
         self.save_btn.setEnabled(self.result is not None and not busy)
-        for w in (self.task_combo, self.epochs, self.batch_size, self.lr, self.units, self.steps,
-                  self.seed, self.snap_every):
+        for w in (
+            self.task_combo,
+            self.epochs,
+            self.batch_size,
+            self.lr,
+            self.units,
+            self.steps,
+            self.seed,
+            self.snap_every,
+        ):
             w.setEnabled(not busy)
         self.own_arch.setEnabled(not busy and self._own_arch_path is not None)
         self.units.setEnabled(not busy and not self.own_arch.isChecked())
         if state == "loading":
             self.progress.setRange(0, 0)  # busy indicator
-        default = {"idle": "Pick a task and press Start.",
-                   "loading": "loading TensorFlow…",
-                   "training": "training…", "paused": "paused",
-                   "finished": "finished", "cancelled": "cancelled", "failed": "failed"}[state]
+        default = {
+            "idle": "Pick a task and press Start.",
+            "loading": "loading TensorFlow…",
+            "training": "training…",
+            "paused": "paused",
+            "finished": "finished",
+            "cancelled": "cancelled",
+            "failed": "failed",
+        }[state]
         self.state_label.setText(text or default)
         self.state_changed.emit(state)
 
@@ -382,17 +416,27 @@ class TrainPanel(QWidget):
 
             try:
                 return train_in_process(
-                    task, config, on_message=lambda kind, obj: progress.partial((kind, obj)),
+                    task,
+                    config,
+                    on_message=lambda kind, obj: progress.partial((kind, obj)),
                     should_stop=lambda: should_stop() or cancelled(),
-                    is_paused=lambda: gate.paused, arch_path=arch, log_interval=LOG_INTERVAL)
+                    is_paused=lambda: gate.paused,
+                    arch_path=arch,
+                    log_interval=LOG_INTERVAL,
+                )
             except ProcessTrainingError as e:
                 if e.summary is not None:
                     progress.partial(("result", e.summary))
                 raise
 
         self._t_start = time.monotonic()
-        self.runner.start(job, self._on_finished, f"Training {task.name}",
-                          on_failed=self._on_failed, on_partial=self._on_partial)
+        self.runner.start(
+            job,
+            self._on_finished,
+            f"Training {task.name}",
+            on_failed=self._on_failed,
+            on_partial=self._on_partial,
+        )
 
     def _open_task_example(self, task: Any) -> None:
         """Show the task's bundled model while TensorFlow loads, unless the document shows
@@ -482,7 +526,8 @@ class TrainPanel(QWidget):
         if self.state == "training" and not self._cancel:
             self.state_label.setText(
                 f"training: epoch {b.epoch + 1}, loss {b.loss:.4f}, accuracy {b.accuracy:.3f}"
-                f" · {_fmt_eta(b.elapsed)} elapsed, ETA {_fmt_eta(b.eta)}")
+                f" · {_fmt_eta(b.elapsed)} elapsed, ETA {_fmt_eta(b.eta)}"
+            )
 
     def _redraw_curves(self) -> None:
         self._curve_timer.stop()
@@ -536,16 +581,21 @@ class TrainPanel(QWidget):
         self.result = result
         secs = time.monotonic() - self._t_start
         if result.stopped:
-            self._set_state("cancelled", f"cancelled after {result.steps} batches "
-                                         f"({secs:.0f} s); the weights so far are kept")
+            self._set_state(
+                "cancelled",
+                f"cancelled after {result.steps} batches "
+                f"({secs:.0f} s); the weights so far are kept",
+            )
         else:
             m = result.metrics
             acc = m.get("heldout_accuracy")
             extra = f"held-out accuracy {acc:.4f}" if acc is not None else ""
             if "train_accuracy" in m:
                 extra += f", training-text accuracy {m['train_accuracy']:.4f}"
-            self._set_state("finished", f"finished in {secs:.0f} s: {extra}. "
-                                        "Scrub the timeline to compare epochs.")
+            self._set_state(
+                "finished",
+                f"finished in {secs:.0f} s: {extra}. Scrub the timeline to compare epochs.",
+            )
         self.progress.setFormat("%v / %m batches")
         self.window.status(self.state_label.text())
         self.trained.emit(result)
@@ -669,8 +719,9 @@ class TrainPanel(QWidget):
             self.window.show_error("Nothing trained yet: press Start first.")
             return
         name = (self.task.example_name or self.task.name.replace("-", "_")) + "_trained.keras"
-        path, _ = QFileDialog.getSaveFileName(self, "Save trained model", name,
-                                              "Keras model (*.keras)")
+        path, _ = QFileDialog.getSaveFileName(
+            self, "Save trained model", name, "Keras model (*.keras)"
+        )
         if path:
             if not path.endswith(".keras"):
                 path += ".keras"
@@ -691,8 +742,9 @@ class TrainPanel(QWidget):
             if open_after:
                 self.window.open_model(p)
 
-        self.runner.start(job, done, "Saving the model",
-                          on_failed=lambda m: self.window.show_error(m))
+        self.runner.start(
+            job, done, "Saving the model", on_failed=lambda m: self.window.show_error(m)
+        )
 
 
 class EngineChoice(QObject):
@@ -715,9 +767,13 @@ class EngineChoice(QObject):
         group = QActionGroup(self)
         group.setExclusive(True)
         self.actions: dict[str, QAction] = {}
-        for name, tip in (("NumPy", "lstmviz's own NumPy engine (fast, no TensorFlow)"),
-                          ("Keras", "Recompute every gate with a Keras layer (loads "
-                                    "TensorFlow): an independent check")):
+        for name, tip in (
+            ("NumPy", "lstmviz's own NumPy engine (fast, no TensorFlow)"),
+            (
+                "Keras",
+                "Recompute every gate with a Keras layer (loads TensorFlow): an independent check",
+            ),
+        ):
             a = QAction(name, window)
             a.setCheckable(True)
             a.setToolTip(tip)
@@ -743,8 +799,11 @@ class EngineChoice(QObject):
             self._keras_trace()
 
     def _on_trace_changed(self) -> None:
-        if self.engine == "Keras" and self.document.engine.startswith("NumPy") and \
-                self.panel.state not in ("loading", "training", "paused"):
+        if (
+            self.engine == "Keras"
+            and self.document.engine.startswith("NumPy")
+            and self.panel.state not in ("loading", "training", "paused")
+        ):
             self._keras_trace()
 
     def _keras_trace(self) -> None:
@@ -776,8 +835,9 @@ class EngineChoice(QObject):
         if self.keras.running:
             import threading
 
-            threading.Thread(target=self.keras.shutdown, name="lstmviz keras engine shutdown",
-                             daemon=True).start()
+            threading.Thread(
+                target=self.keras.shutdown, name="lstmviz keras engine shutdown", daemon=True
+            ).start()
 
 
 def install(window: Any) -> TrainPanel:
@@ -796,8 +856,11 @@ def install(window: Any) -> TrainPanel:
     start.triggered.connect(lambda _=False: (dock.show(), panel.start()))
     menu.addAction(start)
     window.addAction(start)
-    for text, slot in (("&Pause / resume", panel.toggle_pause), ("&Cancel", panel.cancel),
-                       ("Save trained model as .&keras…", panel.choose_save)):
+    for text, slot in (
+        ("&Pause / resume", panel.toggle_pause),
+        ("&Cancel", panel.cancel),
+        ("Save trained model as .&keras…", panel.choose_save),
+    ):
         a = QAction(text, window)
         a.triggered.connect(lambda _=False, s=slot: s())
         menu.addAction(a)
@@ -805,7 +868,8 @@ def install(window: Any) -> TrainPanel:
     window.train_dock = dock
     # a bottom dock of moderate height: the heatmaps keep most of the window
     dock.visibilityChanged.connect(
-        lambda vis: vis and window.resizeDocks([dock], [280], Qt.Orientation.Vertical))
+        lambda vis: vis and window.resizeDocks([dock], [280], Qt.Orientation.Vertical)
+    )
     window.engine_choice = EngineChoice(window, panel)
     return panel
 

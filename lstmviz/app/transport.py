@@ -59,8 +59,9 @@ class Transport(QWidget):
         self.speed_label.setToolTip("Playback speed (+ / -)")
         lay.addWidget(self.speed_label)
         self.faster_button = button("+", "Faster (+)", self.faster)
-        self._proxy = pg.SignalProxy(self.slider.valueChanged, rateLimit=60, delay=0,
-                                     slot=self._on_slider)
+        self._proxy = pg.SignalProxy(
+            self.slider.valueChanged, rateLimit=60, delay=0, slot=self._on_slider
+        )
         document.trace_changed.connect(self._on_trace_changed)
         document.layer_changed.connect(self._on_trace_changed)
         document.t_changed.connect(self._on_t_changed)

@@ -19,10 +19,23 @@ from PySide6.QtWidgets import QSizePolicy, QWidget
 from .document import Document
 from .style import NORMAL, QUANTITY_COLORS, Theme
 
-ACT_SYMBOL = {"sigmoid": "σ", "hard_sigmoid": "hσ", "tanh": "tanh", "relu": "relu",
-              "linear": "", None: "", "softsign": "softsign", "elu": "elu", "selu": "selu",
-              "gelu": "gelu", "swish": "swish", "silu": "silu", "exponential": "exp",
-              "softplus": "softplus", "relu6": "relu6"}
+ACT_SYMBOL = {
+    "sigmoid": "σ",
+    "hard_sigmoid": "hσ",
+    "tanh": "tanh",
+    "relu": "relu",
+    "linear": "",
+    None: "",
+    "softsign": "softsign",
+    "elu": "elu",
+    "selu": "selu",
+    "gelu": "gelu",
+    "swish": "swish",
+    "silu": "silu",
+    "exponential": "exp",
+    "softplus": "softplus",
+    "relu6": "relu6",
+}
 
 #: (symbol, LayerTrace.contributions key, quantity, meaning)
 GATE_ROWS = (
@@ -64,12 +77,22 @@ def unit_equations(lt: Any, t: int, b: int, u: int) -> dict[str, Any]:
     out: dict[str, Any] = {"t": t, "b": b, "u": u}
     for _sym, key, q, _m in GATE_ROWS:
         k = keras_index[key]
-        out[key] = {"Wx": float(wx[k]), "Uh": float(uh[k]), "b": float(bias[k]),
-                    "z": float(wx[k] + uh[k] + bias[k]), "value": float(lt.at_unit(q, t, b)[u])}
+        out[key] = {
+            "Wx": float(wx[k]),
+            "Uh": float(uh[k]),
+            "b": float(bias[k]),
+            "z": float(wx[k] + uh[k] + bias[k]),
+            "value": float(lt.at_unit(q, t, b)[u]),
+        }
     out["c_prev"] = float(c_prev[u])
     # a projected LSTM's h_prev has P columns, not one per unit: show the unit's own o·tanh(c)
-    out["h_prev"] = float(h_prev[u]) if not lt.projected else (
-        float(lt.unit_hidden[b, lt.prev_index(t)][u]) if lt.prev_index(t) is not None else 0.0)
+    out["h_prev"] = (
+        float(h_prev[u])
+        if not lt.projected
+        else (
+            float(lt.unit_hidden[b, lt.prev_index(t)][u]) if lt.prev_index(t) is not None else 0.0
+        )
+    )
     out["c"] = float(lt.at_unit("cell", t, b)[u])
     out["h"] = float(lt.at_unit("hidden", t, b)[u])
     return out
@@ -92,8 +115,12 @@ class UnitDetail(QWidget):
         self.values: dict[str, Any] = {}
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
         self._fonts()
-        for sig in (document.trace_changed, document.selection_changed, document.batch_changed,
-                    document.layer_changed):
+        for sig in (
+            document.trace_changed,
+            document.selection_changed,
+            document.batch_changed,
+            document.layer_changed,
+        ):
             sig.connect(self.refresh)
         document.t_changed.connect(self.refresh)
         self.refresh()
@@ -150,8 +177,17 @@ class UnitDetail(QWidget):
         if tok:
             head += [(" · input ", muted, False, False), (tok, fg, True, False)]
         lines.append(head)
-        lines.append([(lt.name + (" · runs backwards: h_prev, c_prev are from t+1"
-                                  if lt.go_backwards else ""), muted, False, False)])
+        lines.append(
+            [
+                (
+                    lt.name
+                    + (" · runs backwards: h_prev, c_prev are from t+1" if lt.go_backwards else ""),
+                    muted,
+                    False,
+                    False,
+                )
+            ]
+        )
         lines.append([])
         prev = "h0" if lt.prev_index(t) is None else "h_prev"
         for sym, key, q, meaning in GATE_ROWS:
@@ -159,41 +195,76 @@ class UnitDetail(QWidget):
             act = ca if key == "candidate" else ra
             color = QUANTITY_COLORS[q]
             op, cl = (f"{act}(", ")") if act else ("", "")
-            lines.append([(sym, color, True, False), (f" = {op}W", fg, False, False),
-                          (sym, fg, False, True), ("·x + U", fg, False, False),
-                          (sym, fg, False, True), (f"·{prev} + b", fg, False, False),
-                          (sym, fg, False, True), (cl, fg, False, False)])
-            lines.append([(f"  = {op}{num(g['Wx'])} + {paren(g['Uh'])} + {paren(g['b'])}{cl}",
-                           fg, False, False)])
-            lines.append([(f"  = {op}{num(g['z'])}{cl} = ", fg, False, False),
-                          (num(g["value"]), color, True, False),
-                          (f"  {meaning}", muted, False, False)])
+            lines.append(
+                [
+                    (sym, color, True, False),
+                    (f" = {op}W", fg, False, False),
+                    (sym, fg, False, True),
+                    ("·x + U", fg, False, False),
+                    (sym, fg, False, True),
+                    (f"·{prev} + b", fg, False, False),
+                    (sym, fg, False, True),
+                    (cl, fg, False, False),
+                ]
+            )
+            lines.append(
+                [
+                    (
+                        f"  = {op}{num(g['Wx'])} + {paren(g['Uh'])} + {paren(g['b'])}{cl}",
+                        fg,
+                        False,
+                        False,
+                    )
+                ]
+            )
+            lines.append(
+                [
+                    (f"  = {op}{num(g['z'])}{cl} = ", fg, False, False),
+                    (num(g["value"]), color, True, False),
+                    (f"  {meaning}", muted, False, False),
+                ]
+            )
             lines.append([])
-        f, i, gg, o = (v[k]["value"] for k in ("forget_gate", "input_gate", "candidate",
-                                                "output_gate"))
+        f, i, gg, o = (
+            v[k]["value"] for k in ("forget_gate", "input_gate", "candidate", "output_gate")
+        )
         cc = QUANTITY_COLORS["cell"]
         hc = QUANTITY_COLORS["hidden"]
         kept, written = f * v["c_prev"], i * gg
         lines.append([("c", cc, True, False), (" = f·c_prev + i·g", fg, False, False)])
-        lines.append([(f"  = {num(f)}·{paren(v['c_prev'])} + {num(i)}·{paren(gg)}", fg, False,
-                       False)])
-        lines.append([(f"  = {num(kept)} + {paren(written)} = ", fg, False, False),
-                      (num(v["c"]), cc, True, False)])
+        lines.append(
+            [(f"  = {num(f)}·{paren(v['c_prev'])} + {num(i)}·{paren(gg)}", fg, False, False)]
+        )
+        lines.append(
+            [
+                (f"  = {num(kept)} + {paren(written)} = ", fg, False, False),
+                (num(v["c"]), cc, True, False),
+            ]
+        )
         lines.append([])
         hact = f"{ca}(c)" if ca else "c"
         lines.append([("h", hc, True, False), (f" = o·{hact}", fg, False, False)])
         hnum = f"{ca}({num(v['c'])})" if ca else paren(v["c"])
-        lines.append([(f"  = {num(o)}·{hnum} = ", fg, False, False),
-                      (num(v["h"]), hc, True, False)])
+        lines.append(
+            [(f"  = {num(o)}·{hnum} = ", fg, False, False), (num(v["h"]), hc, True, False)]
+        )
         lines.append([])
         total = abs(kept) + abs(written) or 1.0
         n_bar = 20
         k_bar = round(n_bar * abs(kept) / total)
-        lines.append([("█" * k_bar, "#E69F00", False, False),
-                      ("█" * (n_bar - k_bar), "#009E73", False, False)])
-        lines.append([(f"kept {abs(kept) / total:.0%}", "#E69F00", False, False),
-                      (" · ", muted, False, False),
-                      (f"written {abs(written) / total:.0%}", "#009E73", False, False)])
+        lines.append(
+            [
+                ("█" * k_bar, "#E69F00", False, False),
+                ("█" * (n_bar - k_bar), "#009E73", False, False),
+            ]
+        )
+        lines.append(
+            [
+                (f"kept {abs(kept) / total:.0%}", "#E69F00", False, False),
+                (" · ", muted, False, False),
+                (f"written {abs(written) / total:.0%}", "#009E73", False, False),
+            ]
+        )
         grow = len(lines) != len(self.lines)
         self.lines = lines
         if grow:

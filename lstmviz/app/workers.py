@@ -136,10 +136,16 @@ class TaskRunner(QObject):
     def current(self) -> Worker | None:
         return self._current
 
-    def start(self, fn: Task, on_finished: Callable[[Any], None] | None = None,
-              label: str = "", *, on_failed: Callable[[str], None] | None = None,
-              on_partial: Callable[[Any], None] | None = None,
-              on_progress: Callable[[int, int], None] | None = None) -> Worker:
+    def start(
+        self,
+        fn: Task,
+        on_finished: Callable[[Any], None] | None = None,
+        label: str = "",
+        *,
+        on_failed: Callable[[str], None] | None = None,
+        on_partial: Callable[[Any], None] | None = None,
+        on_progress: Callable[[int, int], None] | None = None,
+    ) -> Worker:
         """Run ``fn(progress, should_stop)`` in a worker thread; ``on_finished(result)`` is
         called on the GUI thread unless a newer task replaced this one."""
         self.cancel()
@@ -225,9 +231,14 @@ class _Relay(QObject):
 
     reaped = Signal()
 
-    def __init__(self, finished: Callable[[Any], None], failed: Callable[[str], None],
-                 progress: Callable[[int, int], None], partial: Callable[[Any], None],
-                 parent: QObject) -> None:
+    def __init__(
+        self,
+        finished: Callable[[Any], None],
+        failed: Callable[[str], None],
+        progress: Callable[[int, int], None],
+        partial: Callable[[Any], None],
+        parent: QObject,
+    ) -> None:
         super().__init__(parent)
         self._finished, self._failed = finished, failed
         self._progress, self._partial = progress, partial

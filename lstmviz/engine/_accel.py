@@ -77,8 +77,7 @@ def _numpy_blas() -> _Blas | None:
                 addr = ctypes.cast(f_gemm, ctypes.c_void_p).value
                 addr_v = ctypes.cast(f_gemv, ctypes.c_void_p).value
                 if addr and addr_v:
-                    return _Blas(addr, addr_v, ilp64,
-                                 f"NumPy's {os.path.basename(path)} ({gemm})")
+                    return _Blas(addr, addr_v, ilp64, f"NumPy's {os.path.basename(path)} ({gemm})")
     return None
 
 
@@ -117,8 +116,7 @@ def _self_test(kernel: Any, blas: _Blas) -> bool:
         h, c = h0.astype(np.float64), c0.astype(np.float64)
         for t in range(steps):
             z = pre[t] + h @ rec  # (B, 4U)
-            i, f, o = (1.0 / (1.0 + np.exp(-z[:, k * units : (k + 1) * units]))
-                       for k in range(3))
+            i, f, o = (1.0 / (1.0 + np.exp(-z[:, k * units : (k + 1) * units])) for k in range(3))
             g = np.tanh(z[:, 3 * units :])
             c = f * c + i * g
             h = o * np.tanh(c)
@@ -126,8 +124,25 @@ def _self_test(kernel: Any, blas: _Blas) -> bool:
         act = np.empty_like(pre)
         cs = np.empty((steps, batch, units), np.float32)
         hs = np.empty_like(cs)
-        kernel.run(pre, act, cs, hs, h0, c0, rec, None, steps, batch, units, False,
-                   ACT_CODES["sigmoid"], ACT_CODES["tanh"], blas.gemm, blas.gemv, blas.ilp64)
+        kernel.run(
+            pre,
+            act,
+            cs,
+            hs,
+            h0,
+            c0,
+            rec,
+            None,
+            steps,
+            batch,
+            units,
+            False,
+            ACT_CODES["sigmoid"],
+            ACT_CODES["tanh"],
+            blas.gemm,
+            blas.gemv,
+            blas.ilp64,
+        )
         if not np.allclose(hs, expect_h, rtol=0.0, atol=1e-5):
             return False
     return True
@@ -142,20 +157,29 @@ def _load() -> dict[str, Any]:
     try:
         from . import _lstm_kernel as kernel  # type: ignore[attr-defined]
     except ImportError:
-        _state.update(kernel=None, reason="the compiled kernel lstmviz.engine._lstm_kernel "
-                      "was not built (needs a C compiler at install time)")
+        _state.update(
+            kernel=None,
+            reason="the compiled kernel lstmviz.engine._lstm_kernel "
+            "was not built (needs a C compiler at install time)",
+        )
         return _state
     blas = _numpy_blas() or _scipy_blas()
     if blas is None:
-        _state.update(kernel=None, reason="no BLAS found (neither NumPy's bundled OpenBLAS "
-                      "nor scipy.linalg.cython_blas)")
+        _state.update(
+            kernel=None,
+            reason="no BLAS found (neither NumPy's bundled OpenBLAS nor scipy.linalg.cython_blas)",
+        )
         return _state
     if not _self_test(kernel, blas):
         _state.update(kernel=None, reason=f"the kernel's self-test failed with {blas.source}")
         return _state
     tiles = kernel.packed()
-    _state.update(kernel=kernel, blas=blas, reason=f"C kernel + {blas.source}" + (
-        f", packed {tiles.upper()} product from batch 2" if tiles else ""))
+    _state.update(
+        kernel=kernel,
+        blas=blas,
+        reason=f"C kernel + {blas.source}"
+        + (f", packed {tiles.upper()} product from batch 2" if tiles else ""),
+    )
     return _state
 
 
@@ -172,8 +196,11 @@ def describe() -> str:
 
 def supports(recurrent_activation: str | None, activation: str | None) -> bool:
     """True when the kernel can run a layer with these activations."""
-    return (available() and _act_code(recurrent_activation) is not None
-            and _act_code(activation) is not None)
+    return (
+        available()
+        and _act_code(recurrent_activation) is not None
+        and _act_code(activation) is not None
+    )
 
 
 #: from this batch size on, :func:`run` takes ``x`` itself (one product per step with
@@ -215,9 +242,11 @@ def x_mode(units: int, batch: int) -> bool:
     """
     if batch >= 2 and packed():
         return True
-    return batch >= X_MODE_MIN_BATCH or (batch >= X_MODE_MIN_BATCH_WIDE
-                                         and units >= X_MODE_WIDE_UNITS
-                                         and rec_transposed(units, batch))
+    return batch >= X_MODE_MIN_BATCH or (
+        batch >= X_MODE_MIN_BATCH_WIDE
+        and units >= X_MODE_WIDE_UNITS
+        and rec_transposed(units, batch)
+    )
 
 
 def packed() -> str:
@@ -240,11 +269,22 @@ def set_packed(name: str) -> str:
     return st["kernel"].set_packed(name)
 
 
-def run(pre: np.ndarray, act: np.ndarray, cs: np.ndarray, hs: np.ndarray, h0: np.ndarray,
-        c0: np.ndarray, rec: np.ndarray, mask: np.ndarray | None, go_backwards: bool,
-        recurrent_activation: str | None, activation: str | None,
-        x: np.ndarray | None = None, bias: np.ndarray | None = None,
-        rec_t: bool = False) -> None:
+def run(
+    pre: np.ndarray,
+    act: np.ndarray,
+    cs: np.ndarray,
+    hs: np.ndarray,
+    h0: np.ndarray,
+    c0: np.ndarray,
+    rec: np.ndarray,
+    mask: np.ndarray | None,
+    go_backwards: bool,
+    recurrent_activation: str | None,
+    activation: str | None,
+    x: np.ndarray | None = None,
+    bias: np.ndarray | None = None,
+    rec_t: bool = False,
+) -> None:
     """The recurrence of :func:`~lstmviz.engine.cell.run_lstm` in C, in place.
 
     ``pre`` ``(T, B, 4U)`` holds ``x W + b`` and receives the pre-activations; ``act``
@@ -262,9 +302,25 @@ def run(pre: np.ndarray, act: np.ndarray, cs: np.ndarray, hs: np.ndarray, h0: np
     r_code, c_code = _act_code(recurrent_activation), _act_code(activation)
     if kernel is None or r_code is None or c_code is None:
         raise RuntimeError("the compiled LSTM kernel cannot run here: " + describe())
-    args = (pre, act, cs, hs, np.ascontiguousarray(h0), np.ascontiguousarray(c0), rec, m,
-            steps, batch, u4 // 4, bool(go_backwards), r_code, c_code, blas.gemm, blas.gemv,
-            blas.ilp64)
+    args = (
+        pre,
+        act,
+        cs,
+        hs,
+        np.ascontiguousarray(h0),
+        np.ascontiguousarray(c0),
+        rec,
+        m,
+        steps,
+        batch,
+        u4 // 4,
+        bool(go_backwards),
+        r_code,
+        c_code,
+        blas.gemm,
+        blas.gemv,
+        blas.ilp64,
+    )
     if x is None:
         kernel.run(*args)
     else:
@@ -272,8 +328,7 @@ def run(pre: np.ndarray, act: np.ndarray, cs: np.ndarray, hs: np.ndarray, h0: np
         kernel.run(*args, x, bias, x.shape[2], bool(rec_t))
 
 
-def project(x: np.ndarray, kernel: np.ndarray, bias: np.ndarray | None,
-            pre: np.ndarray) -> None:
+def project(x: np.ndarray, kernel: np.ndarray, bias: np.ndarray | None, pre: np.ndarray) -> None:
     """``pre[t, b] = x[b, t] @ kernel + bias`` in C (one sgemm per batch item, no copy of x).
 
     ``x`` ``(B, T, F)``, ``kernel`` ``(F, 4U)``, ``bias`` ``(4U,)`` or None, ``pre``
@@ -284,8 +339,18 @@ def project(x: np.ndarray, kernel: np.ndarray, bias: np.ndarray | None,
         raise RuntimeError("the compiled LSTM kernel cannot run here: " + describe())
     batch, steps, feats = x.shape
     blas = st["blas"]
-    st["kernel"].project(np.ascontiguousarray(x, dtype=np.float32), kernel, bias, pre, steps,
-                         batch, feats, pre.shape[2] // 4, blas.gemm, blas.ilp64)
+    st["kernel"].project(
+        np.ascontiguousarray(x, dtype=np.float32),
+        kernel,
+        bias,
+        pre,
+        steps,
+        batch,
+        feats,
+        pre.shape[2] // 4,
+        blas.gemm,
+        blas.ilp64,
+    )
 
 
 def activate(name: str, x: np.ndarray) -> np.ndarray:
@@ -304,6 +369,14 @@ def _reset_for_tests() -> None:
     _state.clear()
 
 
-__all__ = ["ACT_CODES", "available", "describe", "packed", "project", "run", "set_packed",
-           "supports", "x_mode"]
-
+__all__ = [
+    "ACT_CODES",
+    "available",
+    "describe",
+    "packed",
+    "project",
+    "run",
+    "set_packed",
+    "supports",
+    "x_mode",
+]

@@ -55,8 +55,7 @@ class LSTMWeights:
             from .projection import check_projection
 
             check_projection(self, k, r)
-        elif (k.ndim != 2 or r.ndim != 2 or r.shape[1] != 4 * r.shape[0]
-              or k.shape[1] != r.shape[1]):
+        elif k.ndim != 2 or r.ndim != 2 or r.shape[1] != 4 * r.shape[0] or k.shape[1] != r.shape[1]:
             raise ModelFileError(
                 "LSTM weights do not fit together: expected kernel (F, 4U), recurrent_kernel "
                 f"(U, 4U); found kernel {k.shape}, recurrent_kernel {r.shape}"
@@ -96,8 +95,11 @@ class LSTMWeights:
         k = "ifco".index(name)
         u = self.units
         sl = slice(k * u, (k + 1) * u)
-        return (self.kernel[:, sl], self.recurrent_kernel[:, sl],
-                None if self.bias is None else self.bias[sl])
+        return (
+            self.kernel[:, sl],
+            self.recurrent_kernel[:, sl],
+            None if self.bias is None else self.bias[sl],
+        )
 
     def _internal(self) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
         """``(kernel, recurrent_kernel, bias)`` with gate blocks i, f, o, c (read-only).
@@ -107,13 +109,17 @@ class LSTMWeights:
         """
         cached = self.__dict__.get("_internal_cache")
         if cached is None:
+
             def perm(a: np.ndarray) -> np.ndarray:  # (..., 4U) blocks i,f,c,o -> i,f,o,c
                 u = a.shape[-1] // 4
                 blocks = a.reshape(*a.shape[:-1], 4, u)[..., list(_TO_INTERNAL), :]
                 return _frozen_f32(blocks.reshape(a.shape))
 
-            cached = (perm(self.kernel), perm(self.recurrent_kernel),
-                      None if self.bias is None else perm(self.bias))
+            cached = (
+                perm(self.kernel),
+                perm(self.recurrent_kernel),
+                None if self.bias is None else perm(self.bias),
+            )
             object.__setattr__(self, "_internal_cache", cached)
         return cached
 
@@ -200,16 +206,23 @@ def run_lstm(
             raise InputError(f"LSTM {name!r}: out= is not supported for projected LSTMs")
         from .projection import run_lstm_projected
 
-        return run_lstm_projected(x, weights, h0=h0, c0=c0, mask=mask, go_backwards=go_backwards,
-                                  name=name, layer_name=layer_name, direction=direction)
+        return run_lstm_projected(
+            x,
+            weights,
+            h0=h0,
+            c0=c0,
+            mask=mask,
+            go_backwards=go_backwards,
+            name=name,
+            layer_name=layer_name,
+            direction=direction,
+        )
     x = np.asarray(x, dtype=np.float32)
     if x.ndim != 3:
         raise InputError(f"LSTM {name!r} expects input (batch, T, features); found shape {x.shape}")
     batch, steps, feats = x.shape
     if feats != weights.input_dim:
-        raise InputError(
-            f"LSTM {name!r} expects {weights.input_dim} input features; found {feats}"
-        )
+        raise InputError(f"LSTM {name!r} expects {weights.input_dim} input features; found {feats}")
     units = weights.units
     h_tm1 = _check_state("hidden state h0", h0, batch, units)
     c_tm1 = _check_state("cell state c0", c0, batch, units)
@@ -258,17 +271,51 @@ def run_lstm(
         hs = np.empty((steps, batch, units), np.float32)
     if x_mode:
         rec_t = _accel.rec_transposed(units, batch)
-        _accel.run(pre, act, cs, hs, h_tm1, c_tm1, weights._stacked(rec_t), m, go_backwards,
-                   weights.recurrent_activation, weights.activation, x=x, bias=bias,
-                   rec_t=rec_t)
+        _accel.run(
+            pre,
+            act,
+            cs,
+            hs,
+            h_tm1,
+            c_tm1,
+            weights._stacked(rec_t),
+            m,
+            go_backwards,
+            weights.recurrent_activation,
+            weights.activation,
+            x=x,
+            bias=bias,
+            rec_t=rec_t,
+        )
     elif accelerate:  # the same recurrence in C (lstmviz/engine/_lstm_kernel.c)
-        _accel.run(pre, act, cs, hs, h_tm1, c_tm1, rec, m, go_backwards,
-                   weights.recurrent_activation, weights.activation)
+        _accel.run(
+            pre,
+            act,
+            cs,
+            hs,
+            h_tm1,
+            c_tm1,
+            rec,
+            m,
+            go_backwards,
+            weights.recurrent_activation,
+            weights.activation,
+        )
     else:
-        _recurrence(pre, act, cs, hs, h_tm1, c_tm1, rec, m, go_backwards,
-                    activations.get(weights.recurrent_activation),
-                    activations.get(weights.activation),
-                    per_gate=weights.recurrent_activation in _ACROSS_UNITS)
+        _recurrence(
+            pre,
+            act,
+            cs,
+            hs,
+            h_tm1,
+            c_tm1,
+            rec,
+            m,
+            go_backwards,
+            activations.get(weights.recurrent_activation),
+            activations.get(weights.activation),
+            per_gate=weights.recurrent_activation in _ACROSS_UNITS,
+        )
     return LayerTrace(
         name=name,
         weights=weights,
@@ -287,18 +334,25 @@ def run_lstm(
     )
 
 
-def _reuse(out: LayerTrace, x: np.ndarray, steps: int, batch: int, units: int,
-           name: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def _reuse(
+    out: LayerTrace, x: np.ndarray, steps: int, batch: int, units: int, name: str
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """``out``'s (pre, act, c, h) buffers, checked to fit this call (see :func:`run_lstm`)."""
     bufs = (out.pre, out.act, out.c, out.h)
     want = ((steps, batch, 4 * units),) * 2 + ((steps, batch, units),) * 2
     for a, shape in zip(bufs, want, strict=True):
-        if (not isinstance(a, np.ndarray) or a.shape != shape or a.dtype != np.float32
-                or not a.flags.c_contiguous or not a.flags.owndata):
+        if (
+            not isinstance(a, np.ndarray)
+            or a.shape != shape
+            or a.dtype != np.float32
+            or not a.flags.c_contiguous
+            or not a.flags.owndata
+        ):
             raise InputError(
                 f"LSTM {name!r}: out= must be a trace run_lstm made with the same shape "
                 f"(batch {batch}, {steps} steps, {units} units); found arrays of shape "
-                f"{getattr(a, 'shape', None)} ({getattr(a, 'dtype', None)})")
+                f"{getattr(a, 'shape', None)} ({getattr(a, 'dtype', None)})"
+            )
         if np.shares_memory(a, x):
             raise InputError(f"LSTM {name!r}: out= shares memory with the input x")
     for a in bufs:  # a trace's arrays are read-only; they were run_lstm's, and are again
@@ -385,5 +439,15 @@ def lstm_step(
     h = o * act(c, np.empty_like(c))
     if weights.projection is not None:  # issue 8: proj_size
         h = h @ weights.projection  # (B, U) @ (U, P)
-    return {"z_i": z_i, "z_f": z_f, "z_c": z_c, "z_o": z_o,
-            "i": i, "f": f, "g": g, "o": o, "c": c, "h": h}
+    return {
+        "z_i": z_i,
+        "z_f": z_f,
+        "z_c": z_c,
+        "z_o": z_o,
+        "i": i,
+        "f": f,
+        "g": g,
+        "o": o,
+        "c": c,
+        "h": h,
+    }

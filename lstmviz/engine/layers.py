@@ -37,8 +37,9 @@ class Layer:
     def __init__(self, name: str) -> None:
         self.name = name
 
-    def __call__(self, inputs: list[Arr], masks: list[Arr | None], ctx: Context,
-                 **kwargs: Any) -> tuple[list[Arr], list[Arr | None]]:
+    def __call__(
+        self, inputs: list[Arr], masks: list[Arr | None], ctx: Context, **kwargs: Any
+    ) -> tuple[list[Arr], list[Arr | None]]:
         y = self.call(inputs[0])
         return [y], [masks[0] if self.supports_masking else None]
 
@@ -129,7 +130,8 @@ def check_token_ids(ids: Any, vocab: int, name: str) -> Arr:
         if not np.all(np.equal(np.mod(a, 1), 0)):
             bad = a[np.mod(a, 1) != 0].ravel()[0]
             raise InputError(
-                f"Embedding {name!r} takes integer token ids; found non-integer value {float(bad)!r}"
+                f"Embedding {name!r} takes integer token ids; "
+                f"found non-integer value {float(bad)!r}"
             )
     elif a.dtype.kind not in "iub":
         raise InputError(f"Embedding {name!r} takes integer token ids; found dtype {a.dtype}")
@@ -206,9 +208,17 @@ class Conv1D(Layer):
     kind = "Conv1D"
     supports_masking = False
 
-    def __init__(self, name: str, kernel: Arr, bias: Arr | None, strides: int = 1,
-                 padding: str = "valid", dilation_rate: int = 1, groups: int = 1,
-                 activation: str | None = None):
+    def __init__(
+        self,
+        name: str,
+        kernel: Arr,
+        bias: Arr | None,
+        strides: int = 1,
+        padding: str = "valid",
+        dilation_rate: int = 1,
+        groups: int = 1,
+        activation: str | None = None,
+    ):
         super().__init__(name)
         self.kernel = _f32(kernel)  # (k, Cin/groups, Cout)
         if self.kernel.ndim != 3:
@@ -233,7 +243,7 @@ class Conv1D(Layer):
     def call(self, x: Arr) -> Arr:
         k, cin_g, cout = self.kernel.shape
         _check_last(self, x, cin_g * self.groups)
-        b, t, cin = x.shape
+        b, t, _cin = x.shape
         d, s = self.dilation, self.strides
         span = d * (k - 1) + 1
         if self.padding == "causal":
@@ -320,8 +330,15 @@ class RepeatVector(Layer):
 class LayerNormalization(Layer):
     kind = "LayerNormalization"
 
-    def __init__(self, name: str, gamma: Arr | None, beta: Arr | None, epsilon: float = 1e-3,
-                 axis: Any = -1, rms_scaling: bool = False):
+    def __init__(
+        self,
+        name: str,
+        gamma: Arr | None,
+        beta: Arr | None,
+        epsilon: float = 1e-3,
+        axis: Any = -1,
+        rms_scaling: bool = False,
+    ):
         super().__init__(name)
         self.gamma = None if gamma is None else _f32(gamma)
         self.beta = None if beta is None else _f32(beta)
@@ -352,8 +369,16 @@ class LayerNormalization(Layer):
 class BatchNormalization(Layer):
     kind = "BatchNormalization"
 
-    def __init__(self, name: str, gamma: Arr | None, beta: Arr | None, moving_mean: Arr,
-                 moving_variance: Arr, epsilon: float = 1e-3, axis: int = -1):
+    def __init__(
+        self,
+        name: str,
+        gamma: Arr | None,
+        beta: Arr | None,
+        moving_mean: Arr,
+        moving_variance: Arr,
+        epsilon: float = 1e-3,
+        axis: int = -1,
+    ):
         super().__init__(name)
         self.gamma = None if gamma is None else _f32(gamma)
         self.beta = None if beta is None else _f32(beta)
@@ -364,8 +389,9 @@ class BatchNormalization(Layer):
 
     @property
     def n_params(self) -> int:
-        return sum(int(a.size) for a in (self.gamma, self.beta, self.mean, self.var)
-                   if a is not None)
+        return sum(
+            int(a.size) for a in (self.gamma, self.beta, self.mean, self.var) if a is not None
+        )
 
     def call(self, x: Arr) -> Arr:
         axis = self.axis if self.axis >= 0 else x.ndim + self.axis
@@ -449,9 +475,16 @@ class LSTM(Layer):
 
     kind = "LSTM"
 
-    def __init__(self, name: str, weights: LSTMWeights, return_sequences: bool = False,
-                 return_state: bool = False, go_backwards: bool = False,
-                 zero_output_for_mask: bool = False, stateful: bool = False):
+    def __init__(
+        self,
+        name: str,
+        weights: LSTMWeights,
+        return_sequences: bool = False,
+        return_state: bool = False,
+        go_backwards: bool = False,
+        zero_output_for_mask: bool = False,
+        stateful: bool = False,
+    ):
         super().__init__(name)
         self.weights = weights
         self.return_sequences = bool(return_sequences)
@@ -468,9 +501,17 @@ class LSTM(Layer):
     def n_params(self) -> int:
         return self.weights.n_params
 
-    def run(self, x: Arr, mask: Arr | None, ctx: Context, initial_state: Any = None,
-            trace_name: str | None = None, layer_name: str | None = None,
-            direction: str = "forward", go_backwards: bool | None = None):
+    def run(
+        self,
+        x: Arr,
+        mask: Arr | None,
+        ctx: Context,
+        initial_state: Any = None,
+        trace_name: str | None = None,
+        layer_name: str | None = None,
+        direction: str = "forward",
+        go_backwards: bool | None = None,
+    ):
         name = trace_name or self.name
         h0 = c0 = None
         state = initial_state if initial_state is not None else ctx.initial_states.get(name)
@@ -478,9 +519,17 @@ class LSTM(Layer):
             state = ctx.initial_states.get(layer_name)
         if state is not None:
             h0, c0 = state[0], state[1]
-        lt = run_lstm(x, self.weights, h0=h0, c0=c0, mask=mask,
-                      go_backwards=self.go_backwards if go_backwards is None else go_backwards,
-                      name=name, layer_name=layer_name or self.name, direction=direction)
+        lt = run_lstm(
+            x,
+            self.weights,
+            h0=h0,
+            c0=c0,
+            mask=mask,
+            go_backwards=self.go_backwards if go_backwards is None else go_backwards,
+            name=name,
+            layer_name=layer_name or self.name,
+            direction=direction,
+        )
         if ctx.record:
             ctx.layer_traces.append(lt)
         return lt
@@ -514,8 +563,10 @@ class LSTM(Layer):
 
     def describe(self) -> str:
         w = self.weights
-        return (f"LSTM({w.units}) activation={w.activation} "
-                f"recurrent_activation={w.recurrent_activation} use_bias={w.use_bias}")
+        return (
+            f"LSTM({w.units}) activation={w.activation} "
+            f"recurrent_activation={w.recurrent_activation} use_bias={w.use_bias}"
+        )
 
 
 class Bidirectional(Layer):
@@ -540,11 +591,24 @@ class Bidirectional(Layer):
         fs = bs = None
         if initial_state is not None:
             fs, bs = initial_state[:2], initial_state[2:4]
-        lf = self.forward.run(x, mask, ctx, initial_state=fs, trace_name=f"{self.name}/forward",
-                              layer_name=self.name, direction="forward")
-        lb = self.backward.run(x, mask, ctx, initial_state=bs,
-                               trace_name=f"{self.name}/backward", layer_name=self.name,
-                               direction="backward")
+        lf = self.forward.run(
+            x,
+            mask,
+            ctx,
+            initial_state=fs,
+            trace_name=f"{self.name}/forward",
+            layer_name=self.name,
+            direction="forward",
+        )
+        lb = self.backward.run(
+            x,
+            mask,
+            ctx,
+            initial_state=bs,
+            trace_name=f"{self.name}/backward",
+            layer_name=self.name,
+            direction="backward",
+        )
         of = self.forward.outputs_from(lf, mask)
         ob = self.backward.outputs_from(lb, mask)
         yf, yb = of[0], ob[0]

@@ -44,9 +44,17 @@ class Model:
         The file it came from (for messages).
     """
 
-    def __init__(self, name: str, nodes: list[Node], inputs: list[TensorRef],
-                 outputs: list[TensorRef], source: str = "", fmt: str = "",
-                 meta: dict[str, Any] | None = None, single_output: bool = True) -> None:
+    def __init__(
+        self,
+        name: str,
+        nodes: list[Node],
+        inputs: list[TensorRef],
+        outputs: list[TensorRef],
+        source: str = "",
+        fmt: str = "",
+        meta: dict[str, Any] | None = None,
+        single_output: bool = True,
+    ) -> None:
         self.name = name
         self.nodes = nodes
         self.inputs = inputs
@@ -87,8 +95,9 @@ class Model:
             return lay.backward if half == "backward" else lay.forward
         if isinstance(lay, LSTM):
             return lay
-        raise LstmvizError(f"no LSTM layer named {name!r}; LSTM layers: "
-                           f"{', '.join(self.lstm_trace_names)}")
+        raise LstmvizError(
+            f"no LSTM layer named {name!r}; LSTM layers: {', '.join(self.lstm_trace_names)}"
+        )
 
     @property
     def input_layers(self) -> list[InputLayer]:
@@ -141,8 +150,15 @@ class Model:
 
     def summary(self) -> list[dict[str, Any]]:
         """One row per layer: name, kind, parameters, description."""
-        return [{"name": lay.name, "kind": lay.kind, "params": lay.n_params,
-                 "description": lay.describe()} for lay in self.layers.values()]
+        return [
+            {
+                "name": lay.name,
+                "kind": lay.kind,
+                "params": lay.n_params,
+                "description": lay.describe(),
+            }
+            for lay in self.layers.values()
+        ]
 
     # --- input checks ----------------------------------------------------------------------
     def check_input(self, x: Any) -> Any:
@@ -216,8 +232,9 @@ class Model:
         return a
 
     # --- the forward pass --------------------------------------------------------------------
-    def trace(self, x: Any, initial_state: dict[str, Any] | None = None,
-              step_outputs: bool = True) -> Trace:
+    def trace(
+        self, x: Any, initial_state: dict[str, Any] | None = None, step_outputs: bool = True
+    ) -> Trace:
         """Run the model on ``x`` and record every LSTM's internals.
 
         Parameters
@@ -237,12 +254,22 @@ class Model:
         output = outs[0] if self.single_output else outs
         step = self._step_output(values, ctx) if step_outputs else None
         layer_outputs = {k[0]: v for k, v in values.items() if k[1] == 0 and k[2] == 0}
-        return Trace(output=output, layers=tuple(ctx.layer_traces), inputs=xs, engine="numpy",
-                     step_output=step, layer_outputs=layer_outputs)
+        return Trace(
+            output=output,
+            layers=tuple(ctx.layer_traces),
+            inputs=xs,
+            engine="numpy",
+            step_output=step,
+            layer_outputs=layer_outputs,
+        )
 
-    def _run(self, xs: list[np.ndarray], ctx: Context,
-             overrides: dict[TensorRef, Any] | None = None,
-             only: set[tuple[str, int]] | None = None) -> dict[TensorRef, Any]:
+    def _run(
+        self,
+        xs: list[np.ndarray],
+        ctx: Context,
+        overrides: dict[TensorRef, Any] | None = None,
+        only: set[tuple[str, int]] | None = None,
+    ) -> dict[TensorRef, Any]:
         values: dict[TensorRef, Any] = {}
         masks: dict[TensorRef, Any] = {}
         for ref, a in zip(self.inputs, xs, strict=True):
@@ -266,8 +293,9 @@ class Model:
                 if "mask" in node.kwargs:
                     ms = [values[r] for r in node.kwargs["mask"]]
             except KeyError as e:
-                raise LstmvizError(f"{self._src}: layer {node.layer.name!r} needs tensor {e} "
-                                   "that nothing produced") from None
+                raise LstmvizError(
+                    f"{self._src}: layer {node.layer.name!r} needs tensor {e} that nothing produced"
+                ) from None
             if "_consts" in node.kwargs:
                 kw["_consts"] = node.kwargs["_consts"]
             try:
@@ -277,7 +305,8 @@ class Model:
                 shapes = ", ".join(str(getattr(a, "shape", "?")) for a in ins) or "none"
                 raise ModelFileError(
                     f"{self._src}: layer {node.layer.name!r} ({node.layer.kind}) cannot run on "
-                    f"its input (shapes {shapes}): {e}") from None
+                    f"its input (shapes {shapes}): {e}"
+                ) from None
             for i, (o, m) in enumerate(zip(outs, out_masks, strict=True)):
                 values[(node.layer.name, node.index, i)] = o
                 masks[(node.layer.name, node.index, i)] = m
@@ -314,8 +343,12 @@ class Model:
         ref = (last.layer.name, last.index, 0)
         sub = Context(record=False)
         try:
-            vals = self._run([np.zeros((1,))] * len(self.inputs), sub,
-                             overrides={ref: (hs, None)}, only=downstream)
+            vals = self._run(
+                [np.zeros((1,))] * len(self.inputs),
+                sub,
+                overrides={ref: (hs, None)},
+                only=downstream,
+            )
         except (LstmvizError, ValueError):
             return None
         y = vals.get(self.outputs[0])
@@ -328,7 +361,8 @@ class Model:
         keys: set[tuple[str, int]] = set()
         for n in self.nodes:
             srcs = {(r[0], r[1]) for r in n.inputs} | {
-                (r[0], r[1]) for k, refs in n.kwargs.items() if k != "_consts" for r in refs}
+                (r[0], r[1]) for k, refs in n.kwargs.items() if k != "_consts" for r in refs
+            }
             if srcs and srcs <= produced:
                 if isinstance(n.layer, (LSTM, Bidirectional)):
                     return None
@@ -341,5 +375,7 @@ class Model:
         return keys
 
     def __repr__(self) -> str:
-        return (f"Model({self.name!r}, layers={[f'{k}:{v.kind}' for k, v in self.layers.items()]},"
-                f" source={self.source!r})")
+        return (
+            f"Model({self.name!r}, layers={[f'{k}:{v.kind}' for k, v in self.layers.items()]},"
+            f" source={self.source!r})"
+        )

@@ -184,9 +184,17 @@ class LayerTrace:
 
     def get(self, quantity: str) -> np.ndarray:
         """One quantity by name (``"forget_gate"``, ``"cell"``, ``"z_f"``, ...)."""
-        aliases = {"f": "forget_gate", "i": "input_gate", "o": "output_gate", "g": "candidate",
-                   "c": "cell", "h": "hidden", "forget": "forget_gate", "input": "input_gate",
-                   "output": "output_gate"}
+        aliases = {
+            "f": "forget_gate",
+            "i": "input_gate",
+            "o": "output_gate",
+            "g": "candidate",
+            "c": "cell",
+            "h": "hidden",
+            "forget": "forget_gate",
+            "input": "input_gate",
+            "output": "output_gate",
+        }
         quantity = aliases.get(quantity, quantity)
         if quantity not in (*QUANTITIES, "z_i", "z_f", "z_c", "z_o"):
             raise LstmvizError(
@@ -261,8 +269,7 @@ class LayerTrace:
         out = {}
         for k, gate in enumerate(("input_gate", "forget_gate", "candidate", "output_gate")):
             sl = slice(k * u, (k + 1) * u)
-            out[gate] = {"Wx": wx[sl], "Uh": uh[sl], "b": bias[sl],
-                         "z": wx[sl] + uh[sl] + bias[sl]}
+            out[gate] = {"Wx": wx[sl], "Uh": uh[sl], "b": bias[sl], "z": wx[sl] + uh[sl] + bias[sl]}
         return out
 
     @property

@@ -28,8 +28,12 @@ ShouldStop = Callable[[], bool]
 MAX_FPS = 60.0
 
 
-def frames(grid: GridFigure, progress: Progress | None = None,
-           should_stop: ShouldStop | None = None, even: bool = False) -> Iterator[np.ndarray]:
+def frames(
+    grid: GridFigure,
+    progress: Progress | None = None,
+    should_stop: ShouldStop | None = None,
+    even: bool = False,
+) -> Iterator[np.ndarray]:
     """Yield one ``(H, W, 3)`` uint8 frame per timestep of ``grid``'s layer, in the order
     the layer processes them (last to first for a layer that runs backwards).
 
@@ -72,8 +76,9 @@ def fit_frame(frame: np.ndarray, size: tuple[int, int] | None, even: bool) -> np
     return out
 
 
-def write_gif_frames(path: str | os.PathLike[str], frames_: Iterable[np.ndarray],
-                     fps: float = 4.0) -> Path:
+def write_gif_frames(
+    path: str | os.PathLike[str], frames_: Iterable[np.ndarray], fps: float = 4.0
+) -> Path:
     """Write ``(H, W, 3)`` uint8 frames as a looping GIF (atomically). The iterable may raise
     :class:`ExportCancelled` to abandon the file."""
     fps = _check_fps(fps)
@@ -83,8 +88,7 @@ def write_gif_frames(path: str | os.PathLike[str], frames_: Iterable[np.ndarray]
         raise MissingDependencyError("imageio", what="GIF export") from None
     p = Path(path)
     size = None
-    with atomic_open(p, "wb") as fh, iio.imopen(fh, "w", extension=".gif",
-                                                   plugin="pillow") as out:
+    with atomic_open(p, "wb") as fh, iio.imopen(fh, "w", extension=".gif", plugin="pillow") as out:
         for frame in frames_:
             f = fit_frame(frame, size, even=False)
             size = f.shape[:2]
@@ -92,16 +96,18 @@ def write_gif_frames(path: str | os.PathLike[str], frames_: Iterable[np.ndarray]
     return p
 
 
-def write_mp4_frames(path: str | os.PathLike[str], frames_: Iterable[np.ndarray],
-                     fps: float = 4.0, quality: int = 8) -> Path:
+def write_mp4_frames(
+    path: str | os.PathLike[str], frames_: Iterable[np.ndarray], fps: float = 4.0, quality: int = 8
+) -> Path:
     """Write ``(H, W, 3)`` uint8 frames as an H.264 MP4 (yuv420p, sizes padded to even),
     atomically. The iterable may raise :class:`ExportCancelled` to abandon the file."""
     fps = _check_fps(fps)
     try:
         import imageio_ffmpeg
     except ImportError:
-        raise MissingDependencyError("imageio_ffmpeg", "imageio-ffmpeg",
-                                     what="MP4 export") from None
+        raise MissingDependencyError(
+            "imageio_ffmpeg", "imageio-ffmpeg", what="MP4 export"
+        ) from None
     p = Path(path)
     d = p.parent if str(p.parent) else Path(".")
     if not d.is_dir():
@@ -119,9 +125,17 @@ def write_mp4_frames(path: str | os.PathLike[str], frames_: Iterable[np.ndarray]
             if writer is None:
                 size = f.shape[:2]
                 writer = imageio_ffmpeg.write_frames(
-                    tmp, (size[1], size[0]), fps=fps, codec="libx264", pix_fmt_in="rgb24",
-                    pix_fmt_out="yuv420p", quality=quality, macro_block_size=1,
-                    ffmpeg_log_level="error", output_params=["-movflags", "+faststart"])
+                    tmp,
+                    (size[1], size[0]),
+                    fps=fps,
+                    codec="libx264",
+                    pix_fmt_in="rgb24",
+                    pix_fmt_out="yuv420p",
+                    quality=quality,
+                    macro_block_size=1,
+                    ffmpeg_log_level="error",
+                    output_params=["-movflags", "+faststart"],
+                )
                 writer.send(None)
             writer.send(f.tobytes())
         if writer is None:
@@ -140,17 +154,26 @@ def write_mp4_frames(path: str | os.PathLike[str], frames_: Iterable[np.ndarray]
     return p
 
 
-def write_gif(path: str | os.PathLike[str], grid: GridFigure, fps: float = 4.0,
-              progress: Progress | None = None, should_stop: ShouldStop | None = None) -> Path:
+def write_gif(
+    path: str | os.PathLike[str],
+    grid: GridFigure,
+    fps: float = 4.0,
+    progress: Progress | None = None,
+    should_stop: ShouldStop | None = None,
+) -> Path:
     """Write a looping GIF of ``grid`` with one frame per timestep (atomically)."""
     _check_fps(fps)
     return write_gif_frames(path, frames(grid, progress, should_stop), fps)
 
 
-def write_mp4(path: str | os.PathLike[str], grid: GridFigure, fps: float = 4.0,
-              progress: Progress | None = None, should_stop: ShouldStop | None = None,
-              quality: int = 8) -> Path:
+def write_mp4(
+    path: str | os.PathLike[str],
+    grid: GridFigure,
+    fps: float = 4.0,
+    progress: Progress | None = None,
+    should_stop: ShouldStop | None = None,
+    quality: int = 8,
+) -> Path:
     """Write an H.264 MP4 of ``grid`` with one frame per timestep (atomically)."""
     _check_fps(fps)
-    return write_mp4_frames(path, frames(grid, progress, should_stop, even=True), fps,
-                            quality)
+    return write_mp4_frames(path, frames(grid, progress, should_stop, even=True), fps, quality)

@@ -23,8 +23,9 @@ Progress = Callable[[int, int], None]
 ShouldStop = Callable[[], bool]
 
 
-def token_labels_for(trace: Trace, source: Source | None, batch: int,
-                     timesteps: int | None = None) -> list[str] | None:
+def token_labels_for(
+    trace: Trace, source: Source | None, batch: int, timesteps: int | None = None
+) -> list[str] | None:
     """The input tokens of batch item ``batch`` as time-axis labels, when they can be made
     and there is one per timestep of the layer drawn (``timesteps``; a layer after a
     RepeatVector or on a second input has its own time axis)."""
@@ -42,14 +43,26 @@ def token_labels_for(trace: Trace, source: Source | None, batch: int,
     return labels
 
 
-def export_trace(out: str | os.PathLike[str], trace: Trace, source: Source | None = None, *,
-                 layer: str | None = None, batch: int | None = None,
-                 quantities: Sequence[str] = QUANTITIES, units: Sequence[int] | None = None,
-                 step: int | None = None, style: str = "paper", force: bool = False,
-                 size: tuple[float, float] | None = None, dpi: float | None = None,
-                 fps: float = 4.0, values: bool = False, title: str | None = None,
-                 progress: Progress | None = None,
-                 should_stop: ShouldStop | None = None) -> Path:
+def export_trace(
+    out: str | os.PathLike[str],
+    trace: Trace,
+    source: Source | None = None,
+    *,
+    layer: str | None = None,
+    batch: int | None = None,
+    quantities: Sequence[str] = QUANTITIES,
+    units: Sequence[int] | None = None,
+    step: int | None = None,
+    style: str = "paper",
+    force: bool = False,
+    size: tuple[float, float] | None = None,
+    dpi: float | None = None,
+    fps: float = 4.0,
+    values: bool = False,
+    title: str | None = None,
+    progress: Progress | None = None,
+    should_stop: ShouldStop | None = None,
+) -> Path:
     """Export ``trace`` to ``out``; the format follows the extension.
 
     Parameters
@@ -97,8 +110,7 @@ def export_trace(out: str | os.PathLike[str], trace: Trace, source: Source | Non
         if fmt == "npz":
             return write_npz(path, trace, source, layers, quantities, units, bsel)
         if fmt == "csv":
-            return write_csv(path, trace, layers, quantities, units, bsel, progress,
-                             should_stop)
+            return write_csv(path, trace, layers, quantities, units, bsel, progress, should_stop)
         return write_json(path, trace, source, values, layers, quantities, units, bsel)
 
     from .figure import GridFigure
@@ -106,9 +118,17 @@ def export_trace(out: str | os.PathLike[str], trace: Trace, source: Source | Non
     b = check_batch(batch, trace)
     lt = pick_layer(trace, layer)
     kwargs: dict[str, Any] = dict(
-        layer=lt.name, batch=b, quantities=quantities, units=units, style=style,
+        layer=lt.name,
+        batch=b,
+        quantities=quantities,
+        units=units,
+        style=style,
         labels=token_labels_for(trace, source, b, lt.timesteps),
-        model_name=source.model_name if source else "", title=title, size=size, dpi=dpi)
+        model_name=source.model_name if source else "",
+        title=title,
+        size=size,
+        dpi=dpi,
+    )
     if fmt in ("png", "svg", "pdf"):
         grid = GridFigure(trace, step=check_step(step, lt.timesteps), **kwargs)
         if progress is not None:

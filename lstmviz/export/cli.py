@@ -25,8 +25,9 @@ def _size(text: str) -> tuple[float, float]:
     try:
         w, h = (float(v) for v in text.lower().replace("\u00d7", "x").split("x"))
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected WIDTHxHEIGHT in inches like 7x4; "
-                                         f"got {text!r}") from None
+        raise argparse.ArgumentTypeError(
+            f"expected WIDTHxHEIGHT in inches like 7x4; got {text!r}"
+        ) from None
     if w <= 0 or h <= 0 or w > 100 or h > 100:
         raise argparse.ArgumentTypeError(f"size must be within (0, 100] inches; got {text!r}")
     return w, h
@@ -39,24 +40,40 @@ def build_parser() -> argparse.ArgumentParser:
         description="Export gate plots, stepping animations or trace data, without a window.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog=f"formats (chosen by the extension of --out):\n{formats}\n\nexamples:\n"
-               "  lstmviz export digit_sum.keras --text '4 7 3 9' --out gates.pdf\n"
-               "  lstmviz export model.keras --input x.npy --style slide --out steps.mp4\n"
-               "  lstmviz export model.keras --input x.npy --out trace.npz")
+        "  lstmviz export digit_sum.keras --text '4 7 3 9' --out gates.pdf\n"
+        "  lstmviz export model.keras --input x.npy --style slide --out steps.mp4\n"
+        "  lstmviz export model.keras --input x.npy --out trace.npz",
+    )
     p.add_argument("model", help="model file (.keras/.h5) or the name of a bundled example")
     src = p.add_mutually_exclusive_group()
     src.add_argument("--input", metavar="X.npy", help="input array (.npy or .csv)")
     src.add_argument("--text", help="input text/digits, tokenised with the model's vocabulary")
     p.add_argument("--layer", help="LSTM layer (figures: the first by default; data: all)")
-    p.add_argument("--batch-index", type=int, metavar="B",
-                   help="batch item (figures: 0 by default; data: all items by default)")
-    p.add_argument("--quantities", metavar="Q,...",
-                   help="comma-separated: forget_gate,input_gate,output_gate,candidate,cell,"
-                        "hidden (or f,i,o,g,c,h); all six by default")
+    p.add_argument(
+        "--batch-index",
+        type=int,
+        metavar="B",
+        help="batch item (figures: 0 by default; data: all items by default)",
+    )
+    p.add_argument(
+        "--quantities",
+        metavar="Q,...",
+        help="comma-separated: forget_gate,input_gate,output_gate,candidate,cell,"
+        "hidden (or f,i,o,g,c,h); all six by default",
+    )
     p.add_argument("--units", metavar="U,...", help="unit indices like 0,3,7 or 0-7")
-    p.add_argument("--step", type=int, metavar="T",
-                   help="figures: the current timestep (cursor, later steps dimmed)")
-    p.add_argument("--style", choices=sorted(STYLES), default="paper",
-                   help="paper column (7 pt) or slide (16:9, 16 pt); default paper")
+    p.add_argument(
+        "--step",
+        type=int,
+        metavar="T",
+        help="figures: the current timestep (cursor, later steps dimmed)",
+    )
+    p.add_argument(
+        "--style",
+        choices=sorted(STYLES),
+        default="paper",
+        help="paper column (7 pt) or slide (16:9, 16 pt); default paper",
+    )
     p.add_argument("--size", type=_size, metavar="WxH", help="figure size in inches, e.g. 7x4")
     p.add_argument("--dpi", type=float, help="pixels per inch for PNG and animation frames")
     p.add_argument("--fps", type=float, default=4.0, help="animation frames per second (4)")
@@ -64,8 +81,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--values", action="store_true", help="JSON: include every value")
     p.add_argument("--force", action="store_true", help="overwrite an existing file")
     p.add_argument("--quiet", "-q", action="store_true", help="print nothing on success")
-    p.add_argument("--out", "-o", required=True, metavar="OUT.ext",
-                   help="output file; the format follows the extension")
+    p.add_argument(
+        "--out",
+        "-o",
+        required=True,
+        metavar="OUT.ext",
+        help="output file; the format follows the extension",
+    )
     return p
 
 
@@ -106,31 +128,56 @@ def main(argv: list[str] | None = None) -> int:
         x = load_input(model, info=info)
         kind = "example"
     trace = model.trace(x)
-    source = Source(model=model, model_path=model_path, input_kind=kind, input_path=a.input,
-                    input_text=a.text, info=info)
+    source = Source(
+        model=model,
+        model_path=model_path,
+        input_kind=kind,
+        input_path=a.input,
+        input_text=a.text,
+        info=info,
+    )
 
     show = not a.quiet and sys.stderr.isatty() and fmt in ("gif", "mp4", "csv")
 
     def progress(i: int, n: int) -> None:
         if show:
-            print(f"\r{fmt.upper()}: {i}/{n}", end="" if i < n else "\n", file=sys.stderr,  # noqa: T201
-                  flush=True)
+            print(
+                f"\r{fmt.upper()}: {i}/{n}",
+                end="" if i < n else "\n",
+                file=sys.stderr,
+                flush=True,
+            )
 
     if fmt in ("gif", "mp4") and a.step is not None and not a.quiet:
-        print("note: --step is ignored for animations (one frame per timestep)",  # noqa: T201
-              file=sys.stderr)
+        print(
+            "note: --step is ignored for animations (one frame per timestep)",
+            file=sys.stderr,
+        )
     try:
-        path = export_trace(out, trace, source, layer=a.layer, batch=a.batch_index,
-                            quantities=quantities, units=units,
-                            step=None if fmt in ("gif", "mp4") else a.step, style=a.style,
-                            force=a.force, size=a.size, dpi=a.dpi, fps=a.fps,
-                            values=a.values, title=a.title, progress=progress)
+        path = export_trace(
+            out,
+            trace,
+            source,
+            layer=a.layer,
+            batch=a.batch_index,
+            quantities=quantities,
+            units=units,
+            step=None if fmt in ("gif", "mp4") else a.step,
+            style=a.style,
+            force=a.force,
+            size=a.size,
+            dpi=a.dpi,
+            fps=a.fps,
+            values=a.values,
+            title=a.title,
+            progress=progress,
+        )
     except KeyboardInterrupt:
         if show:
-            print(file=sys.stderr)  # noqa: T201
+            print(file=sys.stderr)
         raise
     if not a.quiet:
-        print(f"wrote {path} ({FORMATS[fmt][1]}, {path.stat().st_size:,} bytes)")  # noqa: T201
+        print(f"wrote {path} ({FORMATS[fmt][1]}, {path.stat().st_size:,} bytes)")
     return 0
 
 
@@ -138,5 +185,5 @@ if __name__ == "__main__":  # pragma: no cover
     try:
         sys.exit(main())
     except LstmvizError as e:
-        print(f"lstmviz export: error: {e}", file=sys.stderr)  # noqa: T201
+        print(f"lstmviz export: error: {e}", file=sys.stderr)
         sys.exit(2)

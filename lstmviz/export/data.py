@@ -99,8 +99,12 @@ def sha256_file(path: str | os.PathLike[str]) -> str:
 def _versions() -> dict[str, str]:
     from .. import __version__
 
-    v = {"lstmviz": __version__, "numpy": np.__version__,
-         "python": platform.python_version(), "platform": platform.platform(terse=True)}
+    v = {
+        "lstmviz": __version__,
+        "numpy": np.__version__,
+        "python": platform.python_version(),
+        "platform": platform.platform(terse=True),
+    }
     return v
 
 
@@ -110,8 +114,10 @@ def _token_rows(trace: Trace, source: Source | None) -> list[list[str]] | None:
     from ..io.inputs import token_labels
 
     try:
-        return [token_labels(source.model, trace.inputs, source.info, b)
-                for b in range(trace.batch_size)]
+        return [
+            token_labels(source.model, trace.inputs, source.info, b)
+            for b in range(trace.batch_size)
+        ]
     except (IndexError, ValueError, TypeError):  # an input the labeller does not know
         return None
 
@@ -122,11 +128,14 @@ def _shape(a: Any) -> list[Any]:
     return list(np.shape(a))
 
 
-def metadata(trace: Trace, source: Source | None = None,
-             layers: Sequence[LayerTrace] | None = None,
-             quantities: Sequence[str] = QUANTITIES,
-             units: Sequence[int] | None = None,
-             batch: Sequence[int] | None = None) -> dict[str, Any]:
+def metadata(
+    trace: Trace,
+    source: Source | None = None,
+    layers: Sequence[LayerTrace] | None = None,
+    quantities: Sequence[str] = QUANTITIES,
+    units: Sequence[int] | None = None,
+    batch: Sequence[int] | None = None,
+) -> dict[str, Any]:
     """The JSON-able description of an export: model, input, engine, versions, layers."""
     source = source or Source()
     layers = list(trace.layers if layers is None else layers)
@@ -141,9 +150,13 @@ def metadata(trace: Trace, source: Source | None = None,
         model["format"] = source.model.format
         model["n_params"] = int(source.model.n_params)
         model["lstm_layers"] = list(source.model.lstm_trace_names)
-    inp: dict[str, Any] = {"source": source.input_kind, "shape": _shape(trace.inputs),
-                           "dtype": str(np.asarray(trace.inputs[0] if isinstance(
-                               trace.inputs, list) else trace.inputs).dtype)}
+    inp: dict[str, Any] = {
+        "source": source.input_kind,
+        "shape": _shape(trace.inputs),
+        "dtype": str(
+            np.asarray(trace.inputs[0] if isinstance(trace.inputs, list) else trace.inputs).dtype
+        ),
+    }
     if source.input_path:
         inp["path"] = str(source.input_path)
     if source.input_text is not None:
@@ -163,14 +176,21 @@ def metadata(trace: Trace, source: Source | None = None,
         "versions": _versions(),
         "array_layout": "(batch, T, units); t is the position in the input sequence",
         "quantities": list(quantities),
-        "layers": [{
-            "name": lt.name, "layer": lt.layer_name or lt.name, "direction": lt.direction,
-            "go_backwards": bool(lt.go_backwards), "units": lt.units,
-            "timesteps": lt.timesteps, "batch": lt.batch_size,
-            "activation": getattr(lt.weights, "activation", None),
-            "recurrent_activation": getattr(lt.weights, "recurrent_activation", None),
-            "units_exported": list(check_units(units, lt)),
-        } for lt in layers],
+        "layers": [
+            {
+                "name": lt.name,
+                "layer": lt.layer_name or lt.name,
+                "direction": lt.direction,
+                "go_backwards": bool(lt.go_backwards),
+                "units": lt.units,
+                "timesteps": lt.timesteps,
+                "batch": lt.batch_size,
+                "activation": getattr(lt.weights, "activation", None),
+                "recurrent_activation": getattr(lt.weights, "recurrent_activation", None),
+                "units_exported": list(check_units(units, lt)),
+            }
+            for lt in layers
+        ],
         "batch_exported": list(range(trace.batch_size)) if batch is None else list(batch),
         "output_shape": _shape(trace.output),
     }
@@ -179,8 +199,9 @@ def metadata(trace: Trace, source: Source | None = None,
     return meta
 
 
-def _select(lt: LayerTrace, q: str, units: Sequence[int] | None,
-            batch: Sequence[int] | None) -> np.ndarray:
+def _select(
+    lt: LayerTrace, q: str, units: Sequence[int] | None, batch: Sequence[int] | None
+) -> np.ndarray:
     a = lt.get(q)  # (B, T, U)
     if batch is not None:
         a = a[list(batch)]
@@ -194,10 +215,13 @@ def _outputs(trace: Trace) -> list[np.ndarray]:
     return [np.asarray(o) for o in out] if isinstance(out, list) else [np.asarray(out)]
 
 
-def trace_arrays(trace: Trace, layers: Sequence[LayerTrace] | None = None,
-                 quantities: Sequence[str] = QUANTITIES,
-                 units: Sequence[int] | None = None,
-                 batch: Sequence[int] | None = None) -> dict[str, np.ndarray]:
+def trace_arrays(
+    trace: Trace,
+    layers: Sequence[LayerTrace] | None = None,
+    quantities: Sequence[str] = QUANTITIES,
+    units: Sequence[int] | None = None,
+    batch: Sequence[int] | None = None,
+) -> dict[str, np.ndarray]:
     """``{"<layer>/<quantity>": (batch, T, units) array, ..., "output": ...}``."""
     arrays: dict[str, np.ndarray] = {}
     for lt in trace.layers if layers is None else layers:
@@ -210,10 +234,15 @@ def trace_arrays(trace: Trace, layers: Sequence[LayerTrace] | None = None,
     return arrays
 
 
-def write_npz(path: str | os.PathLike[str], trace: Trace, source: Source | None = None,
-              layers: Sequence[LayerTrace] | None = None,
-              quantities: Sequence[str] = QUANTITIES, units: Sequence[int] | None = None,
-              batch: Sequence[int] | None = None) -> Path:
+def write_npz(
+    path: str | os.PathLike[str],
+    trace: Trace,
+    source: Source | None = None,
+    layers: Sequence[LayerTrace] | None = None,
+    quantities: Sequence[str] = QUANTITIES,
+    units: Sequence[int] | None = None,
+    batch: Sequence[int] | None = None,
+) -> Path:
     """Write the trace as ``.npz`` (compressed); see the module docstring for the keys."""
     arrays = trace_arrays(trace, layers, quantities, units, batch)
     xs = trace.inputs if isinstance(trace.inputs, list) else [trace.inputs]
@@ -229,9 +258,13 @@ def write_npz(path: str | os.PathLike[str], trace: Trace, source: Source | None 
     return Path(path)
 
 
-def csv_row_count(trace: Trace, layers: Sequence[LayerTrace] | None = None,
-                  quantities: Sequence[str] = QUANTITIES, units: Sequence[int] | None = None,
-                  batch: Sequence[int] | None = None) -> int:
+def csv_row_count(
+    trace: Trace,
+    layers: Sequence[LayerTrace] | None = None,
+    quantities: Sequence[str] = QUANTITIES,
+    units: Sequence[int] | None = None,
+    batch: Sequence[int] | None = None,
+) -> int:
     n = 0
     for lt in trace.layers if layers is None else layers:
         nb = lt.batch_size if batch is None else len(batch)
@@ -239,11 +272,16 @@ def csv_row_count(trace: Trace, layers: Sequence[LayerTrace] | None = None,
     return n
 
 
-def write_csv(path: str | os.PathLike[str], trace: Trace,
-              layers: Sequence[LayerTrace] | None = None,
-              quantities: Sequence[str] = QUANTITIES, units: Sequence[int] | None = None,
-              batch: Sequence[int] | None = None, progress: Progress | None = None,
-              should_stop: ShouldStop | None = None) -> Path:
+def write_csv(
+    path: str | os.PathLike[str],
+    trace: Trace,
+    layers: Sequence[LayerTrace] | None = None,
+    quantities: Sequence[str] = QUANTITIES,
+    units: Sequence[int] | None = None,
+    batch: Sequence[int] | None = None,
+    progress: Progress | None = None,
+    should_stop: ShouldStop | None = None,
+) -> Path:
     """Write the long-format CSV: one row per (layer, batch, t, unit, quantity).
 
     Values are written with 9 significant digits, enough to read float32 back exactly.
@@ -269,9 +307,11 @@ def write_csv(path: str | os.PathLike[str], trace: Trace,
                 vals = stack[b]  # (T, U, Q)
                 for t in range(lt.timesteps):
                     rows = vals[t].tolist()
-                    lines = [f"{lname},{b},{t},{u},{q},{v:.9g}\n"
-                             for u, row in zip(us, rows, strict=True)
-                             for q, v in zip(quantities, row, strict=True)]
+                    lines = [
+                        f"{lname},{b},{t},{u},{q},{v:.9g}\n"
+                        for u, row in zip(us, rows, strict=True)
+                        for q, v in zip(quantities, row, strict=True)
+                    ]
                     fh.write("".join(lines))
                     done += 1
                     if should_stop is not None and should_stop():
@@ -296,10 +336,16 @@ def _clean(x: Any) -> Any:
     return x
 
 
-def write_json(path: str | os.PathLike[str], trace: Trace, source: Source | None = None,
-               values: bool = False, layers: Sequence[LayerTrace] | None = None,
-               quantities: Sequence[str] = QUANTITIES, units: Sequence[int] | None = None,
-               batch: Sequence[int] | None = None) -> Path:
+def write_json(
+    path: str | os.PathLike[str],
+    trace: Trace,
+    source: Source | None = None,
+    values: bool = False,
+    layers: Sequence[LayerTrace] | None = None,
+    quantities: Sequence[str] = QUANTITIES,
+    units: Sequence[int] | None = None,
+    batch: Sequence[int] | None = None,
+) -> Path:
     """Write the JSON metadata; with ``values=True`` also every value and the output.
 
     Values are float32 converted to JSON numbers (non-finite values become ``null``).
@@ -308,13 +354,11 @@ def write_json(path: str | os.PathLike[str], trace: Trace, source: Source | None
     if values:
         vals: dict[str, dict[str, Any]] = {}
         for lt in trace.layers if layers is None else layers:
-            vals[lt.name] = {q: _clean(_finite(_select(lt, q, units, batch)))
-                             for q in quantities}
+            vals[lt.name] = {q: _clean(_finite(_select(lt, q, units, batch))) for q in quantities}
         doc["values"] = vals
         outs = [_clean(_finite(o)) for o in trace_arrays(trace, layers, (), units, batch).values()]
         doc["output"] = outs[0] if len(outs) == 1 else outs
     with _text_file(path) as fh:
-        json.dump(doc, fh, ensure_ascii=False, allow_nan=False,
-                  indent=None if values else 1)
+        json.dump(doc, fh, ensure_ascii=False, allow_nan=False, indent=None if values else 1)
         fh.write("\n")
     return Path(path)

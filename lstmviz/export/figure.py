@@ -89,12 +89,21 @@ class GridFigure:
         Pixels per inch for PNG and animation frames.
     """
 
-    def __init__(self, trace: Trace, layer: str | None = None, batch: int = 0,
-                 quantities: Sequence[str] = QUANTITIES, units: Sequence[int] | None = None,
-                 step: int | None = None, style: str | Style = "paper",
-                 labels: Sequence[str] | None = None, model_name: str = "",
-                 title: str | None = None, size: tuple[float, float] | None = None,
-                 dpi: float | None = None) -> None:
+    def __init__(
+        self,
+        trace: Trace,
+        layer: str | None = None,
+        batch: int = 0,
+        quantities: Sequence[str] = QUANTITIES,
+        units: Sequence[int] | None = None,
+        step: int | None = None,
+        style: str | Style = "paper",
+        labels: Sequence[str] | None = None,
+        model_name: str = "",
+        title: str | None = None,
+        size: tuple[float, float] | None = None,
+        dpi: float | None = None,
+    ) -> None:
         mpl = _mpl()
         from matplotlib.backends.backend_agg import FigureCanvasAgg
         from matplotlib.figure import Figure
@@ -105,8 +114,9 @@ class GridFigure:
         self.batch = check_batch(batch, trace)
         self.quantities = tuple(quantities)
         if not self.quantities:
-            raise LstmvizError("no quantity to draw; expected one or more of "
-                               f"{', '.join(QUANTITIES)}")
+            raise LstmvizError(
+                f"no quantity to draw; expected one or more of {', '.join(QUANTITIES)}"
+            )
         self.units = check_units(units, self.lt)
         self.style = get_style(style) if isinstance(style, str) else style
         self.T = self.lt.timesteps
@@ -142,8 +152,15 @@ class GridFigure:
                 ax = axes[k // ncols][k % ncols]
                 data = self.lt.get(q)[self.batch][:, list(self.units)].T  # (units, T)
                 lo, hi = levels_for(q, self.lt)
-                im = ax.imshow(data, cmap=mpl_colormap(q), vmin=lo, vmax=hi, aspect="auto",
-                               interpolation="nearest", origin="upper")
+                im = ax.imshow(
+                    data,
+                    cmap=mpl_colormap(q),
+                    vmin=lo,
+                    vmax=hi,
+                    aspect="auto",
+                    interpolation="nearest",
+                    origin="upper",
+                )
                 self.axes[q] = ax
                 self.images[q] = im
                 ax.set_title(TITLES[q], loc="left", pad=3 * lw)
@@ -158,10 +175,26 @@ class GridFigure:
                 self._time_axis(ax, bottom=k // ncols == nrows - 1 or k + ncols >= n)
                 self._unit_axis(ax, left=k % ncols == 0)
                 self._mark_padding(ax, nu)
-                cur = Rectangle((-0.5, -0.5), 1.0, nu, fill=False, ec=CURSOR_COLOUR,
-                                lw=1.4 * lw, visible=False, zorder=5)
-                fut = Rectangle((0.5, -0.5), 0.0, nu, fc=FUTURE_COLOUR, ec="none",
-                                alpha=FUTURE_ALPHA, visible=False, zorder=4)
+                cur = Rectangle(
+                    (-0.5, -0.5),
+                    1.0,
+                    nu,
+                    fill=False,
+                    ec=CURSOR_COLOUR,
+                    lw=1.4 * lw,
+                    visible=False,
+                    zorder=5,
+                )
+                fut = Rectangle(
+                    (0.5, -0.5),
+                    0.0,
+                    nu,
+                    fc=FUTURE_COLOUR,
+                    ec="none",
+                    alpha=FUTURE_ALPHA,
+                    visible=False,
+                    zorder=4,
+                )
                 ax.add_patch(fut)
                 ax.add_patch(cur)
                 self._cursors.append(cur)
@@ -169,8 +202,10 @@ class GridFigure:
             for k in range(n, nrows * ncols):
                 axes[k // ncols][k % ncols].set_visible(False)
             self.suptitle = fig.suptitle(
-                "", fontweight="bold",
-                fontsize=self.style.title_size if n > 1 else self.style.font_size * 1.1)
+                "",
+                fontweight="bold",
+                fontsize=self.style.title_size if n > 1 else self.style.font_size * 1.1,
+            )
             self.figure = fig
         self.step: int | None = None
         self.set_step(step)
@@ -189,9 +224,19 @@ class GridFigure:
                 end = t
                 while end + 1 < len(skip) and skip[end + 1]:
                     end += 1
-                ax.add_patch(Rectangle((t - 0.5, -0.5), end - t + 1, nu, fill=False,
-                                       hatch="///", ec=(0.45, 0.45, 0.45), lw=0, zorder=3,
-                                       label="masked (padding)"))
+                ax.add_patch(
+                    Rectangle(
+                        (t - 0.5, -0.5),
+                        end - t + 1,
+                        nu,
+                        fill=False,
+                        hatch="///",
+                        ec=(0.45, 0.45, 0.45),
+                        lw=0,
+                        zorder=3,
+                        label="masked (padding)",
+                    )
+                )
                 t = end + 1
             else:
                 t += 1
@@ -204,8 +249,7 @@ class GridFigure:
         if self.labels is not None and self.style.max_tick_labels >= T:
             ax.xaxis.set_major_locator(FixedLocator(list(range(T))))
             long = max((len(s) for s in self.labels), default=1) > 2 or T > 24
-            ax.set_xticklabels(self.labels if bottom else [],
-                               rotation=90 if long else 0)
+            ax.set_xticklabels(self.labels if bottom else [], rotation=90 if long else 0)
             label = "input token at step t"
         else:
             ax.xaxis.set_major_locator(MaxNLocator(nbins=8, integer=True))
@@ -225,8 +269,9 @@ class GridFigure:
         else:
             ax.yaxis.set_major_locator(MaxNLocator(nbins=6, integer=True))
         units = self.units
-        ax.yaxis.set_major_formatter(FuncFormatter(
-            lambda v, _pos: str(units[round(v)]) if 0 <= round(v) < nu else ""))
+        ax.yaxis.set_major_formatter(
+            FuncFormatter(lambda v, _pos: str(units[round(v)]) if 0 <= round(v) < nu else "")
+        )
         if left:
             ax.set_ylabel("unit")
         else:
@@ -236,8 +281,10 @@ class GridFigure:
     def title_text(self) -> str:
         if self.custom_title is not None:
             return self.custom_title
-        parts = [self.model_name or "model", f"layer {self.lt.name}"
-                 + (" (runs backwards)" if self.lt.go_backwards else "")]
+        parts = [
+            self.model_name or "model",
+            f"layer {self.lt.name}" + (" (runs backwards)" if self.lt.go_backwards else ""),
+        ]
         if self.trace.batch_size > 1:
             parts.append(f"batch item {self.batch}")
         if self.step is None:
@@ -299,8 +346,7 @@ class GridFigure:
         self.set_step(t)
         with mpl.rc_context(self._rc):
             self.canvas.restore_region(self._background)
-            for ax, fut, cur in zip(self.axes.values(), self._futures, self._cursors,
-                                    strict=True):
+            for ax, fut, cur in zip(self.axes.values(), self._futures, self._cursors, strict=True):
                 ax.draw_artist(fut)
                 ax.draw_artist(cur)
             self.figure.draw_artist(self.suptitle)

@@ -46,11 +46,15 @@ def format_for(path: str | os.PathLike[str]) -> str:
     p = Path(path)
     ext = p.suffix.lower().lstrip(".")
     if not ext:
-        raise LstmvizError(f"{p}: no file extension; the format follows the extension, one of "
-                           f"{supported_formats_text()}")
+        raise LstmvizError(
+            f"{p}: no file extension; the format follows the extension, one of "
+            f"{supported_formats_text()}"
+        )
     if ext not in FORMATS:
-        raise LstmvizError(f"{p}: unsupported export format '.{ext}'; supported formats: "
-                           f"{supported_formats_text()}")
+        raise LstmvizError(
+            f"{p}: unsupported export format '.{ext}'; supported formats: "
+            f"{supported_formats_text()}"
+        )
     return ext
 
 

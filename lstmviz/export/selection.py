@@ -15,12 +15,19 @@ if TYPE_CHECKING:
     from ..engine.trace import LayerTrace, Trace
 
 ALIASES = {
-    "f": "forget_gate", "forget": "forget_gate",
-    "i": "input_gate", "input": "input_gate",
-    "o": "output_gate", "output": "output_gate",
-    "g": "candidate", "c~": "candidate", "candidate_gate": "candidate",
-    "c": "cell", "cell_state": "cell",
-    "h": "hidden", "hidden_state": "hidden",
+    "f": "forget_gate",
+    "forget": "forget_gate",
+    "i": "input_gate",
+    "input": "input_gate",
+    "o": "output_gate",
+    "output": "output_gate",
+    "g": "candidate",
+    "c~": "candidate",
+    "candidate_gate": "candidate",
+    "c": "cell",
+    "cell_state": "cell",
+    "h": "hidden",
+    "hidden_state": "hidden",
 }
 
 
@@ -31,14 +38,16 @@ def parse_quantities(spec: str | Sequence[str] | None) -> tuple[str, ...]:
     items = [s.strip() for s in spec.split(",")] if isinstance(spec, str) else list(spec)
     items = [s for s in items if s]
     if not items:
-        raise LstmvizError(f"--quantities is empty; expected a comma-separated list of "
-                           f"{', '.join(QUANTITIES)}")
+        raise LstmvizError(
+            f"--quantities is empty; expected a comma-separated list of {', '.join(QUANTITIES)}"
+        )
     out: list[str] = []
     for s in items:
         q = ALIASES.get(s.lower(), s.lower())
         if q not in QUANTITIES:
-            raise LstmvizError(f"unknown quantity {s!r} in --quantities; expected one of "
-                               f"{', '.join(QUANTITIES)}")
+            raise LstmvizError(
+                f"unknown quantity {s!r} in --quantities; expected one of {', '.join(QUANTITIES)}"
+            )
         if q not in out:
             out.append(q)
     return tuple(out)
@@ -64,8 +73,10 @@ def parse_units(spec: str | Sequence[int] | None) -> tuple[int, ...] | None:
             else:
                 out.append(int(part))
         except ValueError:
-            raise LstmvizError(f"--units: {part!r} is not a unit index or range like 0-7; "
-                               "expected e.g. --units 0,3,7") from None
+            raise LstmvizError(
+                f"--units: {part!r} is not a unit index or range like 0-7; "
+                "expected e.g. --units 0,3,7"
+            ) from None
     if not out:
         raise LstmvizError("--units is empty; expected unit indices like 0,3,7")
     return tuple(dict.fromkeys(out))
@@ -77,8 +88,10 @@ def check_units(units: Sequence[int] | None, lt: LayerTrace) -> tuple[int, ...]:
         return tuple(range(lt.units))
     bad = [u for u in units if not 0 <= u < lt.units]
     if bad:
-        raise LstmvizError(f"unit {bad[0]} is out of range for layer {lt.name!r}, which has "
-                           f"{lt.units} units (0..{lt.units - 1})")
+        raise LstmvizError(
+            f"unit {bad[0]} is out of range for layer {lt.name!r}, which has "
+            f"{lt.units} units (0..{lt.units - 1})"
+        )
     return tuple(int(u) for u in units)
 
 
@@ -97,8 +110,9 @@ def check_batch(b: int | None, trace: Trace) -> int:
     if b is None:
         return 0
     if not -n <= b < n:
-        raise LstmvizError(f"--batch-index {b} is out of range: the input has batch size {n} "
-                           f"(0..{n - 1})")
+        raise LstmvizError(
+            f"--batch-index {b} is out of range: the input has batch size {n} (0..{n - 1})"
+        )
     return b % n
 
 
@@ -107,6 +121,7 @@ def check_step(t: int | None, timesteps: int) -> int | None:
     if t is None:
         return None
     if not -timesteps <= t < timesteps:
-        raise LstmvizError(f"--step {t} is out of range: the input has {timesteps} timesteps "
-                           f"(0..{timesteps - 1})")
+        raise LstmvizError(
+            f"--step {t} is out of range: the input has {timesteps} timesteps (0..{timesteps - 1})"
+        )
     return t % timesteps

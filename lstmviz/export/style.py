@@ -45,9 +45,11 @@ def cet_table(name: str) -> np.ndarray | None:
         return None
     p = Path(next(iter(spec.submodule_search_locations))) / "colors" / "maps" / f"{name}.csv"
     try:
-        rows = [[float(v) for v in ln.split(",")[:3]]
-                for ln in p.read_text(encoding="ascii").splitlines()
-                if ln.strip() and not ln.lstrip().startswith(";")]
+        rows = [
+            [float(v) for v in ln.split(",")[:3]]
+            for ln in p.read_text(encoding="ascii").splitlines()
+            if ln.strip() and not ln.lstrip().startswith(";")
+        ]
     except (OSError, ValueError):
         return None
     a = np.asarray(rows, dtype=np.float64)
@@ -143,13 +145,29 @@ class Style:
 STYLES: dict[str, Style] = {
     # a journal column: 7 pt text at 100 %; the six-panel grid spans the text width (7 in),
     # one plot fits a single column (3.4 in)
-    "paper": Style("paper", font_size=7.0, title_size=8.0, grid_size=(7.0, 3.9),
-                   single_size=(3.4, 2.3), dpi=300, animation_dpi=150, line_width=0.8,
-                   max_tick_labels=40),
+    "paper": Style(
+        "paper",
+        font_size=7.0,
+        title_size=8.0,
+        grid_size=(7.0, 3.9),
+        single_size=(3.4, 2.3),
+        dpi=300,
+        animation_dpi=150,
+        line_width=0.8,
+        max_tick_labels=40,
+    ),
     # a 16:9 slide: text readable from the back of a room
-    "slide": Style("slide", font_size=16.0, title_size=20.0, grid_size=(40 / 3, 7.2),
-                   single_size=(10.0, 5.6), dpi=150, animation_dpi=100, line_width=1.6,
-                   max_tick_labels=30),
+    "slide": Style(
+        "slide",
+        font_size=16.0,
+        title_size=20.0,
+        grid_size=(40 / 3, 7.2),
+        single_size=(10.0, 5.6),
+        dpi=150,
+        animation_dpi=100,
+        line_width=1.6,
+        max_tick_labels=30,
+    ),
 }
 
 
@@ -157,5 +175,4 @@ def get_style(name: str) -> Style:
     try:
         return STYLES[name]
     except KeyError:
-        raise LstmvizError(f"unknown style {name!r}; expected one of "
-                           f"{', '.join(STYLES)}") from None
+        raise LstmvizError(f"unknown style {name!r}; expected one of {', '.join(STYLES)}") from None

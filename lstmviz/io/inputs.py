@@ -28,11 +28,20 @@ MAX_TIMESTEPS = 10_000_000
 def _check_shape(shape: tuple[int, ...], source: str) -> None:
     n = int(np.prod(shape, dtype=np.float64)) if shape else 1
     if n > MAX_INPUT_ELEMENTS:
-        raise InputError(f"{source}: array of shape {shape} ({n} elements) is too large; the "
-                         f"limit is {MAX_INPUT_ELEMENTS} elements")
+        raise InputError(
+            f"{source}: array of shape {shape} ({n} elements) is too large; the "
+            f"limit is {MAX_INPUT_ELEMENTS} elements"
+        )
     # (T,), (T, F) or (batch, T), (batch, T, F): the time axis is 0, either of 0/1, or 1
-    t = shape[0] if len(shape) == 1 else max(shape) if len(shape) == 2 else \
-        shape[-2] if len(shape) >= 3 else 0
+    t = (
+        shape[0]
+        if len(shape) == 1
+        else max(shape)
+        if len(shape) == 2
+        else shape[-2]
+        if len(shape) >= 3
+        else 0
+    )
     if t > MAX_TIMESTEPS:
         raise InputError(f"{source}: {shape} has more than {MAX_TIMESTEPS} timesteps")
 
@@ -88,9 +97,13 @@ def read_array(path: str | os.PathLike[str]) -> np.ndarray:
     raise InputError(f"{p}: unsupported input file type {suffix!r}; use .npy or .csv")
 
 
-def load_input(model: Model, path: str | os.PathLike[str] | None = None,
-               text: str | None = None, info: ModelInfo | None = None,
-               array: Any = None) -> Any:
+def load_input(
+    model: Model,
+    path: str | os.PathLike[str] | None = None,
+    text: str | None = None,
+    info: ModelInfo | None = None,
+    array: Any = None,
+) -> Any:
     """The model's input from a file, typed text, or an array; a batch axis is added to a
     single sequence. Falls back to the model's example input."""
     if info is None:
@@ -197,15 +210,15 @@ def encode_text(model: Model, text: str, info: ModelInfo | None = None) -> np.nd
             elif "<unk>" in index or "<_unk>" in index:
                 ids.append(index.get("<unk>", index.get("<_unk>")))
             else:
-                raise InputError(f"{tok!r} is not in the model's vocabulary "
-                                 f"({len(vocab)} {kind})")
+                raise InputError(f"{tok!r} is not in the model's vocabulary ({len(vocab)} {kind})")
         return np.asarray(ids, dtype=np.int64)[None]
     if kind == "ids":
         try:
             ids = [int(v) for v in re.split(r"[\s,]+", text) if v]
         except ValueError:
-            raise InputError(f"token ids must be integers separated by spaces; got {text!r}"
-                             ) from None
+            raise InputError(
+                f"token ids must be integers separated by spaces; got {text!r}"
+            ) from None
         return np.asarray(ids, dtype=np.int64)[None]
     rows = [r for r in re.split(r"[;\n]+", text) if r.strip()]
     try:

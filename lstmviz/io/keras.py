@@ -32,22 +32,59 @@ MAX_COMPRESSION_RATIO = 1000
 MAX_DECLARED_SIZE = 10_000_000  # a declared input axis (timesteps, features) beyond this is absurd
 
 IDENTITY_LAYERS = {
-    "Dropout", "SpatialDropout1D", "GaussianNoise", "GaussianDropout", "AlphaDropout",
-    "ActivityRegularization", "SpatialDropout2D", "SpatialDropout3D",
+    "Dropout",
+    "SpatialDropout1D",
+    "GaussianNoise",
+    "GaussianDropout",
+    "AlphaDropout",
+    "ActivityRegularization",
+    "SpatialDropout2D",
+    "SpatialDropout3D",
 }
 RECURRENT_UNSUPPORTED = {
-    "GRU", "SimpleRNN", "RNN", "ConvLSTM1D", "ConvLSTM2D", "ConvLSTM3D", "CuDNNGRU",
-    "CuDNNLSTM", "GRUV1", "GRUV2", "StackedRNNCells", "SimpleRNNCell", "GRUCell", "LSTMCell",
+    "GRU",
+    "SimpleRNN",
+    "RNN",
+    "ConvLSTM1D",
+    "ConvLSTM2D",
+    "ConvLSTM3D",
+    "CuDNNGRU",
+    "CuDNNLSTM",
+    "GRUV1",
+    "GRUV2",
+    "StackedRNNCells",
+    "SimpleRNNCell",
+    "GRUCell",
+    "LSTMCell",
 }
 MERGE_LAYERS = {"Concatenate", "Add", "Subtract", "Multiply", "Average", "Maximum", "Minimum"}
 MODEL_CLASSES = {"Sequential", "Functional", "Model"}
 #: keras.ops that Keras 3 writes into functional graphs (mask computations, squeezes).
 OPS = {"NotEqual", "Equal", "Squeeze", "ExpandDims", "Cast", "Greater", "Less"}
 SUPPORTED_LAYERS = sorted(
-    {"InputLayer", "LSTM", "Bidirectional", "Embedding", "Dense", "Conv1D", "Flatten", "Reshape",
-     "Permute", "Activation", "TimeDistributed", "RepeatVector", "LayerNormalization",
-     "BatchNormalization", "Masking", "GlobalAveragePooling1D", "GlobalMaxPooling1D"}
-    | IDENTITY_LAYERS | MERGE_LAYERS | MODEL_CLASSES | OPS
+    {
+        "InputLayer",
+        "LSTM",
+        "Bidirectional",
+        "Embedding",
+        "Dense",
+        "Conv1D",
+        "Flatten",
+        "Reshape",
+        "Permute",
+        "Activation",
+        "TimeDistributed",
+        "RepeatVector",
+        "LayerNormalization",
+        "BatchNormalization",
+        "Masking",
+        "GlobalAveragePooling1D",
+        "GlobalMaxPooling1D",
+    }
+    | IDENTITY_LAYERS
+    | MERGE_LAYERS
+    | MODEL_CLASSES
+    | OPS
 )
 
 
@@ -71,8 +108,10 @@ def _read_dataset(ds: Any, where: str) -> np.ndarray:
         except (OSError, RuntimeError, ValueError):
             stored = 0
         if stored * MAX_COMPRESSION_RATIO < nbytes:
-            raise ModelFileError(f"{where}: weight array of shape {ds.shape} declares {nbytes} "
-                                 f"bytes but the file stores {stored}: refused")
+            raise ModelFileError(
+                f"{where}: weight array of shape {ds.shape} declares {nbytes} "
+                f"bytes but the file stores {stored}: refused"
+            )
     try:
         return np.asarray(ds[()], dtype=np.float32)
     except (OSError, ValueError, TypeError) as e:
@@ -231,19 +270,28 @@ def _flag(cfg: dict[str, Any], key: str, default: bool) -> bool:
 
 def _is_ref(item: list[Any]) -> bool:
     """``[layer name, node index, tensor index, ...]`` with real indices."""
-    return (isinstance(item[0], str) and all(
-        isinstance(v, int) and not isinstance(v, bool) and 0 <= v < 2**31 for v in item[1:3]))
+    return isinstance(item[0], str) and all(
+        isinstance(v, int) and not isinstance(v, bool) and 0 <= v < 2**31 for v in item[1:3]
+    )
 
 
 def _batch_shape(shape: Any) -> tuple[int | None, ...] | None:
     """A declared input shape: sizes that are integers (or null), none of them absurd."""
     if shape is None:
         return None
-    if not isinstance(shape, (list, tuple)) or not 1 <= len(shape) <= 8 or not all(
-            d is None or (isinstance(d, int) and not isinstance(d, bool)
-                          and 0 <= d <= MAX_DECLARED_SIZE) for d in shape):
-        raise TypeError(f"input shape {shape!r:.80} must list up to 8 sizes, each an integer "
-                        f"0..{MAX_DECLARED_SIZE} or null")
+    if (
+        not isinstance(shape, (list, tuple))
+        or not 1 <= len(shape) <= 8
+        or not all(
+            d is None
+            or (isinstance(d, int) and not isinstance(d, bool) and 0 <= d <= MAX_DECLARED_SIZE)
+            for d in shape
+        )
+    ):
+        raise TypeError(
+            f"input shape {shape!r:.80} must list up to 8 sizes, each an integer "
+            f"0..{MAX_DECLARED_SIZE} or null"
+        )
     return tuple(shape)
 
 
@@ -262,8 +310,9 @@ class _Builder:
     # ---- safety ---------------------------------------------------------------------------
     def check_class(self, entry: dict[str, Any], where: str) -> str:
         if not isinstance(entry, dict):
-            raise ModelFileError(f"{self.source}: {where}: expected a layer object, found "
-                                 f"{type(entry).__name__}")
+            raise ModelFileError(
+                f"{self.source}: {where}: expected a layer object, found {type(entry).__name__}"
+            )
         cls = entry.get("class_name")
         if not isinstance(cls, str):
             raise ModelFileError(f"{self.source}: {where}: layer has no class_name")
@@ -278,10 +327,10 @@ class _Builder:
                 "tf.squeeze use Reshape) and save the model again."
             )
         custom = (
-            (isinstance(registered, str) and registered not in (cls, "function")
-             and not registered.startswith("keras"))
-            or (isinstance(module, str) and module and not module.startswith(("keras", "tf_keras")))
-        )
+            isinstance(registered, str)
+            and registered not in (cls, "function")
+            and not registered.startswith("keras")
+        ) or (isinstance(module, str) and module and not module.startswith(("keras", "tf_keras")))
         if custom:
             raise UnsafeModelError(
                 f"{self.source}: layer {name!r} is the custom class {registered or cls!r}"
@@ -320,12 +369,14 @@ class _Builder:
         return arrs
 
     def check_shape(self, path: list[str], what: str, a: np.ndarray, shape: tuple) -> None:
-        ok = a.ndim == len(shape) and all(s is None or s == d for s, d in zip(shape, a.shape,
-                                                                               strict=True))
+        ok = a.ndim == len(shape) and all(
+            s is None or s == d for s, d in zip(shape, a.shape, strict=True)
+        )
         if not ok:
             exp = "(" + ", ".join("?" if s is None else str(s) for s in shape) + ")"
             raise ModelFileError(
-                f"{self.source}: layer {self._names.get(tuple(path), '/'.join(path))!r}: {what} has shape {a.shape}; expected "
+                f"{self.source}: layer {self._names.get(tuple(path), '/'.join(path))!r}: "
+                f"{what} has shape {a.shape}; expected "
                 f"{exp}"
             )
 
@@ -340,14 +391,16 @@ class _Builder:
             return self._layer(cls, cfg, name, path)
         except (KeyError, TypeError, ValueError, IndexError, AttributeError) as e:
             raise ModelFileError(
-                f"{self.source}: layer {name!r} ({cls}): malformed config ({type(e).__name__}: "
-                f"{e})"
+                f"{self.source}: layer {name!r} ({cls}): malformed config ({type(e).__name__}: {e})"
             ) from None
         except LstmvizError as e:  # an engine check (an unknown activation...): name the file
             if str(e).startswith(self.source):
                 raise
-            kind = type(e) if isinstance(e, (ModelFileError, UnsupportedLayerError)) \
+            kind = (
+                type(e)
+                if isinstance(e, (ModelFileError, UnsupportedLayerError))
                 else ModelFileError
+            )
             raise kind(f"{self.source}: layer {name!r} ({cls}): {e}") from None
 
     def _layer(self, cls: str, cfg: dict[str, Any], name: str, path: list[str]) -> L.Layer:
@@ -368,8 +421,11 @@ class _Builder:
                     "(LSTM only)"
                 )
             back_cfg = cfg.get("backward_layer")
-            arrs = self.weights.arrays(path) if not isinstance(self.weights, LegacyH5Weights) \
-                or len(path) == 1 else None
+            arrs = (
+                self.weights.arrays(path)
+                if not isinstance(self.weights, LegacyH5Weights) or len(path) == 1
+                else None
+            )
             fwd_cfg = inner["config"]
             bwd_cfg = back_cfg["config"] if isinstance(back_cfg, dict) else fwd_cfg
             if arrs is None:
@@ -412,11 +468,16 @@ class _Builder:
             self.check_shape(path, "kernel", arrs[0], (k, None, cfg.get("filters")))
             if len(arrs) > 1:
                 self.check_shape(path, "bias", arrs[1], (arrs[0].shape[-1],))
-            return L.Conv1D(name, arrs[0], arrs[1] if len(arrs) > 1 else None,
-                            strides=int(_first(cfg.get("strides", 1))),
-                            padding=str(cfg.get("padding", "valid")),
-                            dilation_rate=int(_first(cfg.get("dilation_rate", 1))),
-                            groups=int(cfg.get("groups", 1) or 1), activation=act())
+            return L.Conv1D(
+                name,
+                arrs[0],
+                arrs[1] if len(arrs) > 1 else None,
+                strides=int(_first(cfg.get("strides", 1))),
+                padding=str(cfg.get("padding", "valid")),
+                dilation_rate=int(_first(cfg.get("dilation_rate", 1))),
+                groups=int(cfg.get("groups", 1) or 1),
+                activation=act(),
+            )
         if cls == "Flatten":
             return L.Flatten(name)
         if cls == "Reshape":
@@ -431,8 +492,9 @@ class _Builder:
             return L.Masking(name, float(cfg.get("mask_value", 0.0)))
         if cls in ("GlobalAveragePooling1D", "GlobalMaxPooling1D"):
             if cfg.get("data_format", "channels_last") != "channels_last":
-                raise UnsupportedLayerError(f"{self.source}: layer {name!r}: channels_first pooling "
-                                            "is not supported")
+                raise UnsupportedLayerError(
+                    f"{self.source}: layer {name!r}: channels_first pooling is not supported"
+                )
             return L.GlobalPooling1D(name, cls)
         if cls in MERGE_LAYERS:
             return L.Merge(name, cls, int(cfg.get("axis", -1)))
@@ -446,23 +508,46 @@ class _Builder:
                 )
             return L.TimeDistributed(name, self._layer(icls, inner["config"], name, path))
         if cls == "LayerNormalization":
-            names = [n for n, on in (("gamma", _flag(cfg, "scale", True)),
-                                     ("beta", _flag(cfg, "center", True))) if on]
+            names = [
+                n
+                for n, on in (
+                    ("gamma", _flag(cfg, "scale", True)),
+                    ("beta", _flag(cfg, "center", True)),
+                )
+                if on
+            ]
             arrs = dict(zip(names, self.take(path, names, cls), strict=True))
-            return L.LayerNormalization(name, arrs.get("gamma"), arrs.get("beta"),
-                                        float(cfg.get("epsilon", 1e-3)), cfg.get("axis", -1),
-                                        _flag(cfg, "rms_scaling", False))
+            return L.LayerNormalization(
+                name,
+                arrs.get("gamma"),
+                arrs.get("beta"),
+                float(cfg.get("epsilon", 1e-3)),
+                cfg.get("axis", -1),
+                _flag(cfg, "rms_scaling", False),
+            )
         if cls == "BatchNormalization":
-            names = [n for n, on in (("gamma", _flag(cfg, "scale", True)),
-                                     ("beta", _flag(cfg, "center", True))) if on]
+            names = [
+                n
+                for n, on in (
+                    ("gamma", _flag(cfg, "scale", True)),
+                    ("beta", _flag(cfg, "center", True)),
+                )
+                if on
+            ]
             names += ["moving_mean", "moving_variance"]
             arrs = dict(zip(names, self.take(path, names, cls), strict=True))
             for n in names:  # one value per channel, the same number for each
                 self.check_shape(path, n, arrs[n], (arrs["moving_mean"].size,))
             axis = _first(cfg.get("axis", -1))
-            return L.BatchNormalization(name, arrs.get("gamma"), arrs.get("beta"),
-                                        arrs["moving_mean"], arrs["moving_variance"],
-                                        float(cfg.get("epsilon", 1e-3)), int(axis))
+            return L.BatchNormalization(
+                name,
+                arrs.get("gamma"),
+                arrs.get("beta"),
+                arrs["moving_mean"],
+                arrs["moving_variance"],
+                float(cfg.get("epsilon", 1e-3)),
+                int(axis),
+            )
         if cls in MODEL_CLASSES:
             sub = self.model(cls, cfg, path)
             return SubModel(name, sub)
@@ -472,17 +557,22 @@ class _Builder:
             f"{self.source}: layer {name!r} of class {cls!r} is not supported"
         )
 
-    def lstm(self, cfg: dict[str, Any], name: str, path: list[str],
-             arrs: list[np.ndarray] | None = None) -> L.LSTM:
+    def lstm(
+        self, cfg: dict[str, Any], name: str, path: list[str], arrs: list[np.ndarray] | None = None
+    ) -> L.LSTM:
         if _flag(cfg, "stateful", False):
             pass  # traced from a zero (or given) state, as a fresh stateful layer would be
         if _flag(cfg, "time_major", False):
-            raise UnsupportedLayerError(f"{self.source}: layer {name!r}: time_major LSTM is not "
-                                        "supported")
+            raise UnsupportedLayerError(
+                f"{self.source}: layer {name!r}: time_major LSTM is not supported"
+            )
         use_bias = _flag(cfg, "use_bias", True)
         if arrs is None:
-            names = ["kernel", "recurrent_kernel", "bias"] if use_bias else \
-                ["kernel", "recurrent_kernel"]
+            names = (
+                ["kernel", "recurrent_kernel", "bias"]
+                if use_bias
+                else ["kernel", "recurrent_kernel"]
+            )
             arrs = self.take(path, names, "LSTM")
         units = int(cfg["units"])
         self.check_shape(path, "kernel", arrs[0], (None, 4 * units))
@@ -500,11 +590,15 @@ class _Builder:
         if a == "hard_sigmoid" and self.keras2:
             a = "hard_sigmoid_keras2"
         w = LSTMWeights(arrs[0], arrs[1], bias, activation=a, recurrent_activation=rec)
-        return L.LSTM(name, w, return_sequences=_flag(cfg, "return_sequences", False),
-                      return_state=_flag(cfg, "return_state", False),
-                      go_backwards=_flag(cfg, "go_backwards", False),
-                      zero_output_for_mask=_flag(cfg, "zero_output_for_mask", False),
-                      stateful=_flag(cfg, "stateful", False))
+        return L.LSTM(
+            name,
+            w,
+            return_sequences=_flag(cfg, "return_sequences", False),
+            return_state=_flag(cfg, "return_state", False),
+            go_backwards=_flag(cfg, "go_backwards", False),
+            zero_output_for_mask=_flag(cfg, "zero_output_for_mask", False),
+            stateful=_flag(cfg, "stateful", False),
+        )
 
     # ---- models ---------------------------------------------------------------------------
     def model(self, cls: str, cfg: dict[str, Any], path: list[str]) -> Model:
@@ -526,7 +620,8 @@ class _Builder:
             lname = entry["config"].get("name") or f"layer_{i}"
             if prev is None and entry.get("class_name") != "InputLayer":
                 shape = entry["config"].get("batch_input_shape") or entry["config"].get(
-                    "batch_shape")
+                    "batch_shape"
+                )
                 if shape is None and (entry.get("build_config") or {}).get("input_shape"):
                     shape = entry["build_config"]["input_shape"]
                 try:
@@ -553,12 +648,19 @@ class _Builder:
         if _is_tensor_ref(obj):
             cfg = obj.get("config")
             h = cfg.get("keras_history") if isinstance(cfg, dict) else None
-            if not (isinstance(h, list) and len(h) == 3 and isinstance(h[0], str)
-                    and all(isinstance(v, int) and not isinstance(v, bool) and 0 <= v < 2**31
-                            for v in h[1:])):
-                raise ModelFileError(f"{self.source}: malformed tensor reference "
-                                     f"{str(obj)[:120]} (expected keras_history "
-                                     "[layer name, node index, tensor index])")
+            if not (
+                isinstance(h, list)
+                and len(h) == 3
+                and isinstance(h[0], str)
+                and all(
+                    isinstance(v, int) and not isinstance(v, bool) and 0 <= v < 2**31 for v in h[1:]
+                )
+            ):
+                raise ModelFileError(
+                    f"{self.source}: malformed tensor reference "
+                    f"{str(obj)[:120]} (expected keras_history "
+                    "[layer name, node index, tensor index])"
+                )
             out.append((h[0], h[1], h[2]))
         elif isinstance(obj, (list, tuple)):
             for o in obj:
@@ -569,8 +671,13 @@ class _Builder:
         return out
 
     def _refs_v2(self, obj: Any) -> list[TensorRef]:
-        if (isinstance(obj, list) and len(obj) >= 3 and isinstance(obj[0], str)
-                and isinstance(obj[1], int) and isinstance(obj[2], int)):
+        if (
+            isinstance(obj, list)
+            and len(obj) >= 3
+            and isinstance(obj[0], str)
+            and isinstance(obj[1], int)
+            and isinstance(obj[2], int)
+        ):
             return [(obj[0], obj[1], obj[2])]
         out: list[TensorRef] = []
         if isinstance(obj, (list, tuple)):
@@ -582,14 +689,19 @@ class _Builder:
         if isinstance(raw, dict) and "args" in raw:  # Keras 3
             args = raw.get("args", [])
             if not isinstance(args, list) or not isinstance(raw.get("kwargs") or {}, dict):
-                raise ModelFileError(f"{self.source}: malformed inbound node {str(raw)[:120]} "
-                                     "(args must be a list, kwargs an object)")
+                raise ModelFileError(
+                    f"{self.source}: malformed inbound node {str(raw)[:120]} "
+                    "(args must be a list, kwargs an object)"
+                )
             ins = self._refs_v3(args)
             nested = bool(args) and isinstance(args[0], list)
             kw: dict[str, Any] = {}
             consts = [a for a in args[1:] if isinstance(a, (int, float, bool, str))]
-            consts += [v for k, v in (raw.get("kwargs") or {}).items()
-                       if k in ("axis", "dtype", "x2") and isinstance(v, (int, float, str, list))]
+            consts += [
+                v
+                for k, v in (raw.get("kwargs") or {}).items()
+                if k in ("axis", "dtype", "x2") and isinstance(v, (int, float, str, list))
+            ]
             if consts:
                 kw["_consts"] = consts
             for key, val in (raw.get("kwargs") or {}).items():
@@ -644,26 +756,39 @@ class _Builder:
                 pending.append(Node(lay, 0, []))
                 continue
             if not isinstance(raw_nodes, list):
-                raise ModelFileError(f"{self.source}: layer {lname!r}: inbound_nodes must be a "
-                                     f"list; found {raw_nodes!r:.60}")
+                raise ModelFileError(
+                    f"{self.source}: layer {lname!r}: inbound_nodes must be a "
+                    f"list; found {raw_nodes!r:.60}"
+                )
             for ni, raw in enumerate(raw_nodes):
                 ins, kw, nested = self._parse_node(raw)
                 if not ins:
-                    raise ModelFileError(f"{self.source}: layer {lname!r}: call #{ni} has no "
-                                         "input tensors")
+                    raise ModelFileError(
+                        f"{self.source}: layer {lname!r}: call #{ni} has no input tensors"
+                    )
                 pending.append(Node(lay, ni, ins, kw, nested))
         inputs = self._io_refs(cfg.get("input_layers"), "input_layers")
         outputs = self._io_refs(cfg.get("output_layers"), "output_layers")
-        single = not (isinstance(cfg.get("output_layers"), list) and cfg["output_layers"]
-                      and isinstance(cfg["output_layers"][0], list)
-                      and len(cfg["output_layers"]) > 1)
+        single = not (
+            isinstance(cfg.get("output_layers"), list)
+            and cfg["output_layers"]
+            and isinstance(cfg["output_layers"][0], list)
+            and len(cfg["output_layers"]) > 1
+        )
         nodes = self._toposort(pending)
         for r in inputs + outputs:
             if r[0] not in by_name:
-                raise ModelFileError(f"{self.source}: model input/output refers to unknown layer "
-                                     f"{r[0]!r}")
-        return Model(cfg.get("name", "model"), nodes, inputs, outputs, source=self.source,
-                     single_output=single)
+                raise ModelFileError(
+                    f"{self.source}: model input/output refers to unknown layer {r[0]!r}"
+                )
+        return Model(
+            cfg.get("name", "model"),
+            nodes,
+            inputs,
+            outputs,
+            source=self.source,
+            single_output=single,
+        )
 
     def _toposort(self, nodes: list[Node]) -> list[Node]:
         done: set[tuple[str, int]] = set()
@@ -673,16 +798,22 @@ class _Builder:
             progressed = False
             for n in list(remaining):
                 deps = {(r[0], r[1]) for r in n.inputs} | {
-                    (r[0], r[1]) for k, refs in n.kwargs.items() if k != "_consts"
-                    for r in refs}
+                    (r[0], r[1]) for k, refs in n.kwargs.items() if k != "_consts" for r in refs
+                }
                 if deps <= done:
                     order.append(n)
                     done.add(n.key)
                     remaining.remove(n)
                     progressed = True
             if not progressed:
-                missing = sorted({f"{r[0]}[{r[1]}]" for n in remaining for r in n.inputs
-                                  if (r[0], r[1]) not in done})
+                missing = sorted(
+                    {
+                        f"{r[0]}[{r[1]}]"
+                        for n in remaining
+                        for r in n.inputs
+                        if (r[0], r[1]) not in done
+                    }
+                )
                 raise ModelFileError(
                     f"{self.source}: the layer graph refers to tensors nothing produces: "
                     f"{', '.join(missing)}"
@@ -707,8 +838,12 @@ class OpLayer(L.Layer):
         if k in ("NotEqual", "Equal", "Greater", "Less"):
             if other is None:
                 raise ModelFileError(f"op {self.name!r} ({k}) lacks its second operand")
-            fn = {"NotEqual": np.not_equal, "Equal": np.equal, "Greater": np.greater,
-                  "Less": np.less}[k]
+            fn = {
+                "NotEqual": np.not_equal,
+                "Equal": np.equal,
+                "Greater": np.greater,
+                "Less": np.less,
+            }[k]
             return [fn(x, other)], [None]
         if k == "Squeeze":
             axis = self.cfg.get("axis", _consts[0] if _consts else None)
@@ -755,8 +890,9 @@ def _parse_json(raw: bytes, what: str, source: str) -> Any:
 
 def _top_model(config: Any, source: str, weights: Any, keras_version: str) -> Model:
     if not isinstance(config, dict):
-        raise ModelFileError(f"{source}: the model config must be a JSON object; found "
-                             f"{type(config).__name__}")
+        raise ModelFileError(
+            f"{source}: the model config must be a JSON object; found {type(config).__name__}"
+        )
     cls = config.get("class_name")
     if cls not in MODEL_CLASSES:
         if isinstance(cls, str):
@@ -767,8 +903,12 @@ def _top_model(config: Any, source: str, weights: Any, keras_version: str) -> Mo
             "(Sequential or Functional)"
         )
     if config.get("registered_name") not in (None, cls) and config.get("module") not in (
-            None, "keras", "keras.models", "keras.src.models.functional",
-            "keras.src.models.sequential"):
+        None,
+        "keras",
+        "keras.models",
+        "keras.src.models.functional",
+        "keras.src.models.sequential",
+    ):
         _Builder(source, weights, keras_version).check_class(config, "model")
     cfg = config.get("config")
     if not isinstance(cfg, dict):
@@ -793,16 +933,19 @@ def load_keras_zip(path: Path) -> Model:
         names = set(zf.namelist())
         for info in zf.infolist():
             if info.file_size > MAX_WEIGHTS_BYTES or (
-                info.compress_size and info.file_size / max(info.compress_size, 1)
-                > MAX_COMPRESSION_RATIO and info.file_size > 2**24
+                info.compress_size
+                and info.file_size / max(info.compress_size, 1) > MAX_COMPRESSION_RATIO
+                and info.file_size > 2**24
             ):
                 raise ModelFileError(
                     f"{source}: member {info.filename!r} declares {info.file_size} bytes "
                     f"({info.compress_size} compressed): refused as a likely zip bomb"
                 )
         if "config.json" not in names and "session.json" in names:
-            raise ModelFileError(f"{source}: this is an lstmviz session, not a model; open it "
-                                 "with File → Open session… or `lstmviz FILE.lstmviz`")
+            raise ModelFileError(
+                f"{source}: this is an lstmviz session, not a model; open it "
+                "with File → Open session… or `lstmviz FILE.lstmviz`"
+            )
         if "config.json" not in names:
             raise ModelFileError(
                 f"{source}: no config.json inside; this is a zip but not a Keras 3 .keras file "
@@ -817,8 +960,9 @@ def load_keras_zip(path: Path) -> Model:
                 m = _parse_json(zf.read("metadata.json"), "metadata.json", source)
                 meta = m if isinstance(m, dict) else {}
             if "model.weights.h5" not in names:
-                raise ModelFileError(f"{source}: no model.weights.h5 inside: the weights are "
-                                     "missing")
+                raise ModelFileError(
+                    f"{source}: no model.weights.h5 inside: the weights are missing"
+                )
             wbytes = zf.read("model.weights.h5")
         except (zipfile.BadZipFile, OSError, EOFError, RuntimeError, ValueError) as e:
             if isinstance(e, ModelFileError):
@@ -828,8 +972,9 @@ def load_keras_zip(path: Path) -> Model:
     try:
         h5 = h5py.File(io.BytesIO(wbytes), "r")
     except (OSError, ValueError) as e:
-        raise ModelFileError(f"{source}: model.weights.h5 inside is not a readable HDF5 file "
-                             f"({e})") from None
+        raise ModelFileError(
+            f"{source}: model.weights.h5 inside is not a readable HDF5 file ({e})"
+        ) from None
     with h5:
         try:
             model = _top_model(config, source, KerasV3Weights(h5, source), kv)
@@ -866,9 +1011,11 @@ def dry_run(model: Model, source: str) -> None:
     except LstmvizError as e:
         msg = str(e)
         if msg.startswith(source):
-            msg = msg[len(source):].lstrip(": ")
-        raise ModelFileError(f"{source}: the weights do not fit the model's layers: a trace "
-                             f"of an input of shape {x.shape} fails: {msg}") from None
+            msg = msg[len(source) :].lstrip(": ")
+        raise ModelFileError(
+            f"{source}: the weights do not fit the model's layers: a trace "
+            f"of an input of shape {x.shape} fails: {msg}"
+        ) from None
 
 
 def _load_h5_model(f: Any, source: str) -> Model:
@@ -883,8 +1030,9 @@ def _load_h5_model(f: Any, source: str) -> Model:
     if isinstance(raw, str):  # h5py hands undecodable bytes over as surrogates
         raw = raw.encode("utf-8", "surrogateescape")
     if not isinstance(raw, bytes):
-        raise ModelFileError(f"{source}: the model_config attribute is not text "
-                             f"({type(raw).__name__})")
+        raise ModelFileError(
+            f"{source}: the model_config attribute is not text ({type(raw).__name__})"
+        )
     config = _parse_json(raw, "model_config", source)
     kv = f.attrs.get("keras_version", "2")
     kv = kv.decode("utf-8", "replace") if isinstance(kv, bytes) else str(kv)

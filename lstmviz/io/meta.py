@@ -57,29 +57,37 @@ class ModelInfo:
             raise LstmvizError(f"{source}: model info must be a JSON object")
         v = d.get("format_version", 1)
         if v != FORMAT_VERSION:
-            raise LstmvizError(f"{source}: unknown model info format_version {v!r} (this "
-                               f"lstmviz reads {FORMAT_VERSION})")
+            raise LstmvizError(
+                f"{source}: unknown model info format_version {v!r} (this "
+                f"lstmviz reads {FORMAT_VERSION})"
+            )
         tok = d.get("tokens") or {}
         out = d.get("outputs") or {}
         for key, val in (("tokens", tok), ("outputs", out), ("extra", d.get("extra") or {})):
             if not isinstance(val, dict):
-                raise LstmvizError(f"{source}: {key!r} must be a JSON object; found "
-                                   f"{val!r:.60}")
+                raise LstmvizError(f"{source}: {key!r} must be a JSON object; found {val!r:.60}")
         labels = out.get("labels") or []
         if not isinstance(labels, list):
             raise LstmvizError(f"{source}: outputs.labels must be a list; found {labels!r:.60}")
         kind = tok.get("kind", "floats")
         if kind not in TOKEN_KINDS:
-            raise LstmvizError(f"{source}: unknown token kind {kind!r}; expected one of "
-                               f"{', '.join(TOKEN_KINDS)}")
+            raise LstmvizError(
+                f"{source}: unknown token kind {kind!r}; expected one of {', '.join(TOKEN_KINDS)}"
+            )
         vocab = tok.get("vocab") or []
         if not isinstance(vocab, list) or not all(isinstance(t, str) for t in vocab):
             raise LstmvizError(f"{source}: tokens.vocab must be a list of strings")
-        return cls(task=str(d.get("task", "")), title=str(d.get("title", "")),
-                   description=str(d.get("description", "")), token_kind=kind, vocab=vocab,
-                   example=str(d.get("example", "")), output_kind=str(out.get("kind", "")),
-                   output_labels=[str(x) for x in labels],
-                   extra=dict(d.get("extra") or {}))
+        return cls(
+            task=str(d.get("task", "")),
+            title=str(d.get("title", "")),
+            description=str(d.get("description", "")),
+            token_kind=kind,
+            vocab=vocab,
+            example=str(d.get("example", "")),
+            output_kind=str(out.get("kind", "")),
+            output_labels=[str(x) for x in labels],
+            extra=dict(d.get("extra") or {}),
+        )
 
 
 def info_path(model_path: str | os.PathLike[str]) -> Path:

@@ -78,8 +78,11 @@ def _slice(ins, a):
     if len(ins) > 1 and ins[1] is not None:
         starts, ends = np.asarray(ins[1]).reshape(-1), np.asarray(ins[2]).reshape(-1)
         axes = _axes(ins, {}, 3) or list(range(len(starts)))
-        steps = (np.asarray(ins[4]).reshape(-1) if len(ins) > 4 and ins[4] is not None
-                 else np.ones(len(starts), np.int64))
+        steps = (
+            np.asarray(ins[4]).reshape(-1)
+            if len(ins) > 4 and ins[4] is not None
+            else np.ones(len(starts), np.int64)
+        )
     else:  # opset < 10: attributes
         starts, ends = a["starts"], a["ends"]
         axes = a.get("axes") or list(range(len(starts)))
@@ -143,7 +146,7 @@ def _const_of_shape(ins, a):
 def _split(ins, a, opset):
     x = ins[0]
     ax = a.get("axis", 0) % x.ndim
-    split = (ins[1] if len(ins) > 1 and ins[1] is not None else a.get("split"))
+    split = ins[1] if len(ins) > 1 and ins[1] is not None else a.get("split")
     n = a.get("_n_outputs", 1)
     if split is None:
         return list(np.array_split(x, n, axis=ax))
@@ -167,13 +170,13 @@ _OPS: dict[str, Callable[..., list[Any]]] = {
     "Cast": _cast,
     "Transpose": lambda ins, a: [np.transpose(ins[0], a.get("perm"))],
     "Reshape": _reshape,
-    "Flatten": lambda ins, a: [ins[0].reshape(int(np.prod(ins[0].shape[: a.get("axis", 1)])),
-                                              -1)],
+    "Flatten": lambda ins, a: [ins[0].reshape(int(np.prod(ins[0].shape[: a.get("axis", 1)])), -1)],
     "Squeeze": _squeeze,
     "Unsqueeze": _unsqueeze,
     "Concat": lambda ins, a: [np.concatenate([v for v in ins if v is not None], a["axis"])],
-    "Gather": lambda ins, a: [np.take(ins[0], np.asarray(ins[1]).astype(np.int64),
-                                      axis=a.get("axis", 0))],
+    "Gather": lambda ins, a: [
+        np.take(ins[0], np.asarray(ins[1]).astype(np.int64), axis=a.get("axis", 0))
+    ],
     "Slice": _slice,
     "Shape": _shape,
     "ConstantOfShape": _const_of_shape,
@@ -228,8 +231,9 @@ class OnnxOp(L.Layer):
 
     supports_masking = False
 
-    def __init__(self, name: str, op: str, attrs: dict[str, Any], spec: list[Any],
-                 n_outputs: int, opset: int):
+    def __init__(
+        self, name: str, op: str, attrs: dict[str, Any], spec: list[Any], n_outputs: int, opset: int
+    ):
         super().__init__(name)
         self.kind = op
         self.op = op
@@ -240,8 +244,11 @@ class OnnxOp(L.Layer):
 
     @property
     def n_params(self) -> int:
-        return sum(int(v.size) for v in self.spec
-                   if isinstance(v, np.ndarray) and v.dtype.kind == "f" and v.ndim)
+        return sum(
+            int(v.size)
+            for v in self.spec
+            if isinstance(v, np.ndarray) and v.dtype.kind == "f" and v.ndim
+        )
 
     def __call__(self, inputs, masks, ctx, **kwargs):
         it = iter(inputs)
@@ -255,10 +262,14 @@ class OnnxOp(L.Layer):
             else:
                 outs = _OPS[self.op](ins, self.attrs)
         except (ValueError, IndexError, TypeError, KeyError, MemoryError, OverflowError) as e:
-            raise InputError(f"ONNX node {self.name!r} ({self.op}) failed on inputs of shapes "
-                             f"{[None if v is None else v.shape for v in ins]}: {e}") from None
-        outs = [np.asarray(o, dtype=np.float32) if np.asarray(o).dtype.kind == "f"
-                else np.asarray(o) for o in outs]
+            raise InputError(
+                f"ONNX node {self.name!r} ({self.op}) failed on inputs of shapes "
+                f"{[None if v is None else v.shape for v in ins]}: {e}"
+            ) from None
+        outs = [
+            np.asarray(o, dtype=np.float32) if np.asarray(o).dtype.kind == "f" else np.asarray(o)
+            for o in outs
+        ]
         return outs[: self.n_outputs], [None] * len(outs[: self.n_outputs])
 
     def describe(self) -> str:
@@ -301,9 +312,16 @@ class _OnnxLSTMMixin:
         for (lstm, direction), st in zip(halves, states, strict=True):
             back = direction == "backward"
             bidi = len(halves) == 2
-            lt = lstm.run(xb, None, ctx, initial_state=st,
-                          trace_name=f"{self.name}/{direction}" if bidi else self.name,
-                          layer_name=self.name, direction=direction, go_backwards=back)
+            lt = lstm.run(
+                xb,
+                None,
+                ctx,
+                initial_state=st,
+                trace_name=f"{self.name}/{direction}" if bidi else self.name,
+                layer_name=self.name,
+                direction=direction,
+                go_backwards=back,
+            )
             ys.append(lt.h)  # (T, B, H), input order
             last = 0 if back else lt.timesteps - 1
             hs.append(lt.h[last])
@@ -333,14 +351,16 @@ class OnnxBidirectionalLSTM(_OnnxLSTMMixin, L.Bidirectional):
     """A bidirectional ONNX LSTM node."""
 
     def __init__(self, name, fwd, bwd, layout, present):
-        super().__init__(name, L.LSTM(f"{name}_forward", fwd, return_sequences=True),
-                         L.LSTM(f"{name}_backward", bwd, return_sequences=True,
-                                go_backwards=True), None)
+        super().__init__(
+            name,
+            L.LSTM(f"{name}_forward", fwd, return_sequences=True),
+            L.LSTM(f"{name}_backward", bwd, return_sequences=True, go_backwards=True),
+            None,
+        )
         self.layout, self.present = layout, present
 
     def __call__(self, inputs, masks, ctx, **kwargs):
-        return self._onnx_run(inputs, ctx, [(self.forward, "forward"),
-                                            (self.backward, "backward")])
+        return self._onnx_run(inputs, ctx, [(self.forward, "forward"), (self.backward, "backward")])
 
 
 class _Transpose01(L.Layer):
@@ -392,8 +412,9 @@ def load_onnx(path: str | os.PathLike[str]) -> Model:
     try:
         mp = onnx.load(str(p), load_external_data=False)
     except (DecodeError, ValueError, OSError, RuntimeError) as e:
-        raise ModelFileError(f"{p}: not an ONNX model ({type(e).__name__}: {str(e)[:200]})"
-                             ) from None
+        raise ModelFileError(
+            f"{p}: not an ONNX model ({type(e).__name__}: {str(e)[:200]})"
+        ) from None
     g = mp.graph
     if not g.node:
         raise ModelFileError(f"{p}: not an ONNX model (the graph has no nodes)")
@@ -407,30 +428,35 @@ def load_onnx(path: str | os.PathLike[str]) -> Model:
         try:
             a = numpy_helper.to_array(t)
         except (ValueError, TypeError, RuntimeError, KeyError, IndexError) as e:
-            raise ModelFileError(f"{p}: {where} cannot be read ({type(e).__name__}: {e})"
-                                 ) from None
+            raise ModelFileError(f"{p}: {where} cannot be read ({type(e).__name__}: {e})") from None
         return a.astype(np.float32) if a.dtype.kind == "f" else a
 
-    consts: dict[str, Arr] = {_txt(t.name): to_array(t, f"initializer {_txt(t.name)!r}")
-                              for t in g.initializer}
+    consts: dict[str, Arr] = {
+        _txt(t.name): to_array(t, f"initializer {_txt(t.name)!r}") for t in g.initializer
+    }
     gnodes = [_GNode(n) for n in g.node]
     ops = [n.op_type for n in gnodes]
     for n in gnodes:
         if n.domain not in ("", "ai.onnx"):
-            raise UnsupportedLayerError(f"{p}: node {n.name!r} is op {n.op_type!r} of domain "
-                                        f"{n.domain!r}; lstmviz interprets standard ONNX ops only")
-        if any(a.type in (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS)
-               for a in n.attribute):
+            raise UnsupportedLayerError(
+                f"{p}: node {n.name!r} is op {n.op_type!r} of domain "
+                f"{n.domain!r}; lstmviz interprets standard ONNX ops only"
+            )
+        if any(
+            a.type in (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS) for a in n.attribute
+        ):
             raise UnsupportedLayerError(
                 f"{p}: node {n.name!r} ({n.op_type}) holds a subgraph (control flow); lstmviz "
-                "reads graphs whose LSTMs are plain LSTM nodes")
+                "reads graphs whose LSTMs are plain LSTM nodes"
+            )
     if "LSTM" not in ops:
         other = sorted({o for o in ops if o in ("GRU", "RNN", "Scan", "Loop")})
         raise ModelFileError(
             f"{p}: no LSTM op in the ONNX graph"
             + (f" (it has {', '.join(other)}, which lstmviz does not show)" if other else "")
             + f"; ops: {', '.join(sorted(set(ops)))}. Export an nn.LSTM / keras LSTM model "
-            "(torch.onnx.export or tf2onnx writes LSTM nodes)")
+            "(torch.onnx.export or tf2onnx writes LSTM nodes)"
+        )
 
     def attrs_of(n: Any) -> dict[str, Any]:
         out = {}
@@ -473,8 +499,10 @@ def load_onnx(path: str | os.PathLike[str]) -> Model:
         return name
 
     def dims(vi: Any) -> list[int | str | None]:
-        return [d.dim_value if d.HasField("dim_value") else (d.dim_param or None)
-                for d in vi.type.tensor_type.shape.dim]
+        return [
+            d.dim_value if d.HasField("dim_value") else (d.dim_param or None)
+            for d in vi.type.tensor_type.shape.dim
+        ]
 
     in_dims: list[list[Any]] = []
     for k, vi in enumerate(graph_inputs):
@@ -501,18 +529,26 @@ def load_onnx(path: str | os.PathLike[str]) -> Model:
             nodes.append(Node(OnnxConst(lname, consts[name]), 0, []))
             refs[name] = (lname, 0, 0)
             return refs[name]
-        raise ModelFileError(f"{p}: node {user!r} reads tensor {name!r}, which nothing in the "
-                             "graph produces")
+        raise ModelFileError(
+            f"{p}: node {user!r} reads tensor {name!r}, which nothing in the graph produces"
+        )
 
     lstm_nodes: dict[str, str] = {}
     for i, n in enumerate(gnodes):
         a = attrs_of(n)
         if n.op_type == "Constant":
-            v = next((a[k] for k in ("value", "value_float", "value_floats", "value_int",
-                                     "value_ints") if k in a), None)
+            v = next(
+                (
+                    a[k]
+                    for k in ("value", "value_float", "value_floats", "value_int", "value_ints")
+                    if k in a
+                ),
+                None,
+            )
             if v is None or len(n.output) != 1:
-                raise UnsupportedLayerError(f"{p}: Constant node {n.name!r} has no numeric value "
-                                            "or not exactly one output")
+                raise UnsupportedLayerError(
+                    f"{p}: Constant node {n.name!r} has no numeric value or not exactly one output"
+                )
             v = np.asarray(v)
             consts[n.output[0]] = v.astype(np.float32) if v.dtype.kind == "f" else v
             continue
@@ -526,9 +562,12 @@ def load_onnx(path: str | os.PathLike[str]) -> Model:
             if n.op_type not in SUPPORTED_OPS:
                 raise UnsupportedLayerError(
                     f"{p}: node {n.name!r} is op {n.op_type!r}, which lstmviz does not "
-                    f"interpret; supported ops: {', '.join(SUPPORTED_OPS)}")
-            spec = [None if not x else (_DYN if x in refs or x not in consts else consts[x])
-                    for x in n.input]
+                    f"interpret; supported ops: {', '.join(SUPPORTED_OPS)}"
+                )
+            spec = [
+                None if not x else (_DYN if x in refs or x not in consts else consts[x])
+                for x in n.input
+            ]
             if not any(isinstance(v, str) for v in spec):  # all inputs constant: fold now
                 op = OnnxOp(n.name, n.op_type, a, spec, len(n.output), opset)
                 vals, _ = op([], [], L.Context(record=False))
@@ -536,9 +575,17 @@ def load_onnx(path: str | os.PathLike[str]) -> Model:
                 continue
             lname = unique(n.name or f"{n.op_type}_{i}")
             layer = OnnxOp(lname, n.op_type, a, spec, len(n.output), opset)
-            nodes.append(Node(layer, 0, [ref(x, n.name) for x, v in zip(n.input, spec,
-                                                                        strict=True)
-                                         if isinstance(v, str)]))
+            nodes.append(
+                Node(
+                    layer,
+                    0,
+                    [
+                        ref(x, n.name)
+                        for x, v in zip(n.input, spec, strict=True)
+                        if isinstance(v, str)
+                    ],
+                )
+            )
         for k, out in enumerate(n.output):
             if out:
                 refs[out] = (lname, 0, k)
@@ -548,20 +595,40 @@ def load_onnx(path: str | os.PathLike[str]) -> Model:
     for o in graph_outputs:
         r = ref(o.name, "graph output")
         d = dims(o)
-        if (time_major and len(d) == 3 and in_dims and len(in_dims[0]) >= 2
-                and d[:2] == in_dims[0][:2] and d[0] != d[1] and None not in d[:2]):
+        if (
+            time_major
+            and len(d) == 3
+            and in_dims
+            and len(in_dims[0]) >= 2
+            and d[:2] == in_dims[0][:2]
+            and d[0] != d[1]
+            and None not in d[:2]
+        ):
             sname = unique(f"{o.name}_batch_first")
             nodes.append(Node(_Transpose01(sname), 0, [r]))
             r = (sname, 0, 0)
             swapped.append(o.name)
         outputs.append(r)
-    meta = {"onnx": {"lstm_nodes": lstm_nodes, "opset": opset, "time_major": time_major,
-                     "outputs": [o.name for o in graph_outputs],
-                     "outputs_made_batch_first": swapped,
-                     "inputs": [i.name for i in graph_inputs],
-                     "producer": f"{mp.producer_name} {mp.producer_version}".strip()}}
-    return Model(p.stem, nodes, [refs_input(nodes, k) for k in range(len(graph_inputs))],
-                 outputs, source=str(p), fmt="onnx", meta=meta)
+    meta = {
+        "onnx": {
+            "lstm_nodes": lstm_nodes,
+            "opset": opset,
+            "time_major": time_major,
+            "outputs": [o.name for o in graph_outputs],
+            "outputs_made_batch_first": swapped,
+            "inputs": [i.name for i in graph_inputs],
+            "producer": f"{mp.producer_name} {mp.producer_version}".strip(),
+        }
+    }
+    return Model(
+        p.stem,
+        nodes,
+        [refs_input(nodes, k) for k in range(len(graph_inputs))],
+        outputs,
+        source=str(p),
+        fmt="onnx",
+        meta=meta,
+    )
 
 
 def refs_input(nodes: list[Node], k: int) -> TensorRef:
@@ -581,16 +648,19 @@ def _load_external(mp: Any, p: Path, onnx: Any) -> None:
         loc = next((e.value for e in t.external_data if e.key == "location"), "")
         target = (base / loc).resolve()
         if not loc or Path(loc).is_absolute() or base not in target.parents or not target.is_file():
-            raise ModelFileError(f"{p}: tensor {t.name!r} keeps its data in {loc!r}, which is not "
-                                 f"a file inside {base}")
+            raise ModelFileError(
+                f"{p}: tensor {t.name!r} keeps its data in {loc!r}, which is not "
+                f"a file inside {base}"
+            )
     try:
         ext.load_external_data_for_model(mp, str(base))
     except (OSError, ValueError) as e:
         raise ModelFileError(f"{p}: cannot read external tensor data ({e})") from None
 
 
-def _input_time_major(name: str, consumers: dict[str, list[Any]],
-                      attrs_of: Callable[[Any], dict[str, Any]]) -> bool:
+def _input_time_major(
+    name: str, consumers: dict[str, list[Any]], attrs_of: Callable[[Any], dict[str, Any]]
+) -> bool:
     """Whether the first LSTM sees the graph input with time on axis 0 of the *input*."""
     swapped = False
     cur = name
@@ -615,37 +685,51 @@ def _input_time_major(name: str, consumers: dict[str, list[Any]],
     return False
 
 
-def _lstm_layer(p: Path, n: Any, a: dict[str, Any], lname: str, consts: dict[str, Arr]
-                ) -> tuple[L.Layer, list[str]]:
+def _lstm_layer(
+    p: Path, n: Any, a: dict[str, Any], lname: str, consts: dict[str, Arr]
+) -> tuple[L.Layer, list[str]]:
     """The engine layer for one ONNX LSTM node, and the graph tensors it reads."""
     where = f"{p}: LSTM node {n.name!r}"
     ins = list(n.input) + [""] * (8 - len(n.input))
-    checks = {"layout": (int, (0, 1)), "direction": (str, ("forward", "reverse", "bidirectional")),
-              "hidden_size": (int, None), "input_forget": (int, None)}
+    checks = {
+        "layout": (int, (0, 1)),
+        "direction": (str, ("forward", "reverse", "bidirectional")),
+        "hidden_size": (int, None),
+        "input_forget": (int, None),
+    }
     for key, (typ, allowed) in checks.items():
         if key in a and (not isinstance(a[key], typ) or (allowed and a[key] not in allowed)):
-            raise ModelFileError(f"{where}: attribute {key!r} is {a[key]!r}; expected "
-                                 + (" or ".join(map(repr, allowed)) if allowed else typ.__name__))
-    if "activations" in a and (not isinstance(a["activations"], list)
-                               or not all(isinstance(v, str) for v in a["activations"])):
-        raise ModelFileError(f"{where}: attribute 'activations' is {a['activations']!r}; "
-                             "expected a list of names")
+            raise ModelFileError(
+                f"{where}: attribute {key!r} is {a[key]!r}; expected "
+                + (" or ".join(map(repr, allowed)) if allowed else typ.__name__)
+            )
+    if "activations" in a and (
+        not isinstance(a["activations"], list)
+        or not all(isinstance(v, str) for v in a["activations"])
+    ):
+        raise ModelFileError(
+            f"{where}: attribute 'activations' is {a['activations']!r}; expected a list of names"
+        )
 
     def const(k: int, what: str) -> Arr | None:
         name = ins[k]
         if not name:
             return None
         if name not in consts:
-            raise UnsupportedLayerError(f"{where}: {what} ({name!r}) is computed in the graph; "
-                                        "lstmviz needs the LSTM's weights as initializers")
+            raise UnsupportedLayerError(
+                f"{where}: {what} ({name!r}) is computed in the graph; "
+                "lstmviz needs the LSTM's weights as initializers"
+            )
         return consts[name]
 
     W, R, B = const(1, "W"), const(2, "R"), const(3, "B")
     if W is None or R is None:
         raise ModelFileError(f"{where}: the weights W and R are missing")
     if ins[4]:
-        raise UnsupportedLayerError(f"{where}: sequence_lens (variable-length batches) is not "
-                                    "supported; export with fixed-length sequences")
+        raise UnsupportedLayerError(
+            f"{where}: sequence_lens (variable-length batches) is not "
+            "supported; export with fixed-length sequences"
+        )
     P = const(7, "P (peepholes)")
     if P is not None and np.any(P):
         raise UnsupportedLayerError(f"{where}: peephole weights P are not supported")
@@ -665,10 +749,12 @@ def _lstm_layer(p: Path, n: Any, a: dict[str, Any], lname: str, consts: dict[str
     if len(rec_act) != 1 or len(act) != 1 or not (rec_act | act) <= set(_ACT):
         raise UnsupportedLayerError(
             f"{where}: activations {acts}; lstmviz runs (f, g, h) with g == h from "
-            f"{', '.join(_ACT)}")
+            f"{', '.join(_ACT)}"
+        )
     if W.shape[0] != dirs:
-        raise ModelFileError(f"{where}: W has shape {W.shape}; direction {direction!r} needs "
-                             f"{dirs} on axis 0")
+        raise ModelFileError(
+            f"{where}: W has shape {W.shape}; direction {direction!r} needs {dirs} on axis 0"
+        )
     if "hidden_size" in a and R.shape[-1] != a["hidden_size"]:
         raise ModelFileError(f"{where}: R has shape {R.shape}; hidden_size is {a['hidden_size']}")
     try:

@@ -88,8 +88,11 @@ def _arrays_equal(a: Any, b: Any) -> bool:
     if isinstance(a, np.ndarray) or isinstance(b, np.ndarray):
         if not (isinstance(a, np.ndarray) and isinstance(b, np.ndarray)):
             return False
-        return a.shape == b.shape and a.dtype == b.dtype and bool(
-            np.array_equal(a, b, equal_nan=a.dtype.kind in "fc"))
+        return (
+            a.shape == b.shape
+            and a.dtype == b.dtype
+            and bool(np.array_equal(a, b, equal_nan=a.dtype.kind in "fc"))
+        )
     if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
         return len(a) == len(b) and all(_arrays_equal(x, y) for x, y in zip(a, b, strict=True))
     if isinstance(a, dict) and isinstance(b, dict):
@@ -110,8 +113,9 @@ def _check_json_value(value: Any, where: str) -> None:
     try:
         json.dumps(value, allow_nan=False)
     except (TypeError, ValueError) as e:
-        raise LstmvizError(f"session: {where} must hold only JSON values (numbers, strings, "
-                           f"lists, dicts); {e}") from None
+        raise LstmvizError(
+            f"session: {where} must hold only JSON values (numbers, strings, lists, dicts); {e}"
+        ) from None
 
 
 def _to_jsonable(v: Any) -> Any:
@@ -186,8 +190,20 @@ class Session:
     warnings: list[str] = field(default_factory=list, repr=False)
     source: str = field(default="", repr=False)
 
-    _FIELDS = ("model_path", "model_sha256", "model_bytes", "input", "input_text", "layer",
-               "batch", "units", "t", "view", "engine", "snapshots")
+    _FIELDS = (
+        "model_path",
+        "model_sha256",
+        "model_bytes",
+        "input",
+        "input_text",
+        "layer",
+        "batch",
+        "units",
+        "t",
+        "view",
+        "engine",
+        "snapshots",
+    )
 
     def __post_init__(self) -> None:
         if self.model_path is not None:
@@ -210,8 +226,12 @@ class Session:
 
     # ---- building from / applying to the app's document ------------------------------------
     @classmethod
-    def from_document(cls, doc: Any, view: dict[str, Any] | None = None,
-                      snapshots: Sequence[dict[str, Any]] | None = None) -> Session:
+    def from_document(
+        cls,
+        doc: Any,
+        view: dict[str, Any] | None = None,
+        snapshots: Sequence[dict[str, Any]] | None = None,
+    ) -> Session:
         """The state of an app document (``lstmviz.app`` ``Document``) as a session.
 
         Reads ``doc.model_path``, ``doc.x``, ``doc.layer``, ``doc.batch``,
@@ -228,16 +248,18 @@ class Session:
                 text = text()
             except (LstmvizError, ValueError, IndexError, TypeError):
                 text = None
-        return cls(model_path=str(path) if path else None,
-                   input=getattr(doc, "x", None),
-                   input_text=text if isinstance(text, str) and text else None,
-                   layer=getattr(doc, "layer", None),
-                   batch=int(getattr(doc, "batch", 0) or 0),
-                   units=[int(u) for u in (getattr(doc, "selected_units", None) or [])],
-                   t=int(getattr(doc, "t", 0) or 0),
-                   view=dict(view or {}),
-                   engine=str(getattr(doc, "engine", "numpy") or "numpy"),
-                   snapshots=list(snapshots or []))
+        return cls(
+            model_path=str(path) if path else None,
+            input=getattr(doc, "x", None),
+            input_text=text if isinstance(text, str) and text else None,
+            layer=getattr(doc, "layer", None),
+            batch=int(getattr(doc, "batch", 0) or 0),
+            units=[int(u) for u in (getattr(doc, "selected_units", None) or [])],
+            t=int(getattr(doc, "t", 0) or 0),
+            view=dict(view or {}),
+            engine=str(getattr(doc, "engine", "numpy") or "numpy"),
+            snapshots=list(snapshots or []),
+        )
 
     def apply_to(self, doc: Any, model: Model | None = None) -> None:
         """Put this session into an app document: model, input, layer, batch, units, t.
@@ -258,8 +280,11 @@ class Session:
         if x is None:
             from .inputs import load_input
 
-            x = load_input(model, text=self.input_text, info=info) if self.input_text else \
-                load_input(model, info=info)
+            x = (
+                load_input(model, text=self.input_text, info=info)
+                if self.input_text
+                else load_input(model, info=info)
+            )
         path = self.model_path if self.model_path and Path(self.model_path).is_file() else None
         doc.set_model(model, path=path, info=info, x=x)
         if self.input_text and hasattr(doc, "set_input_text"):
@@ -294,7 +319,8 @@ class Session:
         rel = self.model_relpath
         here = Path(base) if base else (Path(self.source).parent if self.source else None)
         for cand in ([here / rel] if here and isinstance(rel, str) else []) + (
-                [here / p.name] if here else []):
+            [here / p.name] if here else []
+        ):
             if cand.is_file():
                 return cand
         return None
@@ -312,35 +338,48 @@ class Session:
         p = self._find_model()
         if p is not None and p != Path(self.model_path or ""):
             self.warnings.append(f"the model was not at {self.model_path}; using {p}")
-        status = "missing" if p is None else (
-            "changed" if self.model_sha256 and file_sha256(p) != self.model_sha256 else "ok")
+        status = (
+            "missing"
+            if p is None
+            else ("changed" if self.model_sha256 and file_sha256(p) != self.model_sha256 else "ok")
+        )
         if status == "ok" and p is not None:
             return load_model(p)
         if self.model_bytes is not None:
             if status == "changed":
-                self.warnings.append(f"{p} changed since the session was saved; using the copy "
-                                     "embedded in the session")
+                self.warnings.append(
+                    f"{p} changed since the session was saved; using the copy "
+                    "embedded in the session"
+                )
             elif self.model_path:
-                self.warnings.append(f"{self.model_path} is missing; using the copy embedded in "
-                                     "the session")
+                self.warnings.append(
+                    f"{self.model_path} is missing; using the copy embedded in the session"
+                )
             return self._load_embedded()
         if status == "changed" and p is not None:
             self.warnings.append(
                 f"{p} changed since the session was saved (its SHA-256 differs) and the session "
-                "has no embedded copy: showing the model as it is now")
+                "has no embedded copy: showing the model as it is now"
+            )
             return load_model(p)
         where = f" ({self.source})" if self.source else ""
         raise ModelFileError(
             f"session{where}: its model {self.model_path or '(none)'} is missing and the "
             "session has no embedded copy; save sessions with the model embedded to move them "
-            "between machines")
+            "between machines"
+        )
 
     def _load_embedded(self) -> Model:
         from . import load_model
 
         assert self.model_bytes is not None
-        name = Path(self.model_name or (Path(self.model_path).name if self.model_path
-                                        else "model.keras")).name or "model.keras"
+        name = (
+            Path(
+                self.model_name
+                or (Path(self.model_path).name if self.model_path else "model.keras")
+            ).name
+            or "model.keras"
+        )
         d = tempfile.mkdtemp(prefix="lstmviz-session-")
         try:
             p = Path(d) / name
@@ -374,17 +413,22 @@ class Session:
         snaps = []
         for i, s in enumerate(self.snapshots):
             if not isinstance(s, dict):
-                raise LstmvizError(f"session: snapshot #{i} must be a dict; got "
-                                   f"{type(s).__name__}")
+                raise LstmvizError(f"session: snapshot #{i} must be a dict; got {type(s).__name__}")
             ws = s.get("weights", [])
             if not isinstance(ws, (list, tuple)):
                 raise LstmvizError(f"session: snapshot #{i}: weights must be a list of arrays")
-            extra = {k: _to_jsonable(v) for k, v in s.items()
-                     if k not in ("epoch", "batch", "weights")}
+            extra = {
+                k: _to_jsonable(v) for k, v in s.items() if k not in ("epoch", "batch", "weights")
+            }
             _check_json_value(extra, f"snapshot #{i}")
-            snaps.append({"epoch": int(s.get("epoch", 0)), "batch": int(s.get("batch", 0)),
-                          "weights": [f"snap_{i:05d}_{j:03d}" for j in range(len(ws))],
-                          "extra": extra})
+            snaps.append(
+                {
+                    "epoch": int(s.get("epoch", 0)),
+                    "batch": int(s.get("batch", 0)),
+                    "weights": [f"snap_{i:05d}_{j:03d}" for j in range(len(ws))],
+                    "extra": extra,
+                }
+            )
         return {
             "format_version": FORMAT_VERSION,
             "kind": KIND,
@@ -394,8 +438,8 @@ class Session:
                 "path": os.path.abspath(self.model_path) if self.model_path else None,
                 "relpath": relpath,
                 "sha256": self.model_sha256,
-                "name": self.model_name or (Path(self.model_path).name if self.model_path
-                                            else None),
+                "name": self.model_name
+                or (Path(self.model_path).name if self.model_path else None),
                 "embedded": None,
             },
             "input": None if inputs is None else {"arrays": inputs, "list": is_list},
@@ -420,8 +464,10 @@ class Session:
                 out[f"snap_{i:05d}_{j:03d}"] = np.asarray(w)
         for k, a in out.items():
             if a.dtype.kind not in _ARRAY_DTYPE_KINDS:
-                raise LstmvizError(f"session: array {k} has dtype {a.dtype}; only numbers are "
-                                   "stored (object arrays would need pickle)")
+                raise LstmvizError(
+                    f"session: array {k} has dtype {a.dtype}; only numbers are "
+                    "stored (object arrays would need pickle)"
+                )
         return out
 
     def save(self, path: str | os.PathLike[str], embed_model: bool = False) -> Path:
@@ -445,13 +491,15 @@ class Session:
         on_disk = bool(self.model_path) and Path(str(self.model_path)).is_file()
         if embed_model and model_bytes is None:
             if not on_disk:
-                raise LstmvizError(f"{p}: cannot embed the model: "
-                                   f"{self.model_path or '(no path)'} does not exist")
+                raise LstmvizError(
+                    f"{p}: cannot embed the model: {self.model_path or '(no path)'} does not exist"
+                )
             try:
                 model_bytes = Path(str(self.model_path)).read_bytes()
             except OSError as e:
-                raise LstmvizError(f"{self.model_path}: cannot read the model to embed it "
-                                   f"({e.strerror})") from None
+                raise LstmvizError(
+                    f"{self.model_path}: cannot read the model to embed it ({e.strerror})"
+                ) from None
             # the hash describes what is stored: the file as it is now
             self.model_sha256 = hashlib.sha256(model_bytes).hexdigest()
         if model_bytes is not None:
@@ -472,8 +520,9 @@ class Session:
                 zf.writestr(JSON_MEMBER, text, compress_type=zipfile.ZIP_DEFLATED)
                 zf.writestr(ARRAYS_MEMBER, buf.getbuffer(), compress_type=zipfile.ZIP_STORED)
                 if model_bytes is not None:
-                    zf.writestr(doc["model"]["embedded"], model_bytes,
-                                compress_type=zipfile.ZIP_STORED)
+                    zf.writestr(
+                        doc["model"]["embedded"], model_bytes, compress_type=zipfile.ZIP_STORED
+                    )
         except OSError as e:  # disk full, permissions: the previous file is left as it was
             raise LstmvizError(f"{p}: cannot write the session ({e.strerror or e})") from None
         if model_bytes is not None and embed_model:
@@ -521,17 +570,26 @@ class _Reader:
         if size == 0:
             raise self.fail("the file is empty")
         if head != b"PK\x03\x04":
-            raise self.fail("not an lstmviz session (a .lstmviz file is a zip archive; this "
-                            "one does not start like one)")
+            raise self.fail(
+                "not an lstmviz session (a .lstmviz file is a zip archive; this "
+                "one does not start like one)"
+            )
         if tail != b"PK\x05\x06":
             # lstmviz writes no zip comment: the directory's end record closes the file. A
             # truncated file may still hold one -- of the model zip embedded inside.
-            raise self.fail("damaged session file: it does not end with a zip directory "
-                            "(truncated?)")
+            raise self.fail(
+                "damaged session file: it does not end with a zip directory (truncated?)"
+            )
         try:
             zf = zipfile.ZipFile(p)
-        except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError, ValueError,
-                NotImplementedError) as e:
+        except (
+            zipfile.BadZipFile,
+            zipfile.LargeZipFile,
+            OSError,
+            EOFError,
+            ValueError,
+            NotImplementedError,
+        ) as e:
             raise self.fail(f"damaged session file, not a readable zip ({e})") from None
         with zf:
             return self._read_zip(zf)
@@ -545,15 +603,22 @@ class _Reader:
         for info in infos:
             limit = limits.get(info.filename, MAX_MODEL_BYTES)
             if info.file_size > limit:
-                raise self.fail(f"member {info.filename!r} declares {info.file_size} bytes; the "
-                                f"limit is {limit}: refused")
+                raise self.fail(
+                    f"member {info.filename!r} declares {info.file_size} bytes; the "
+                    f"limit is {limit}: refused"
+                )
             if info.file_size > 2**20 and info.file_size > MAX_COMPRESSION_RATIO * max(
-                    info.compress_size, 1):
-                raise self.fail(f"member {info.filename!r} declares {info.file_size} bytes from "
-                                f"{info.compress_size} compressed: refused as a likely zip bomb")
+                info.compress_size, 1
+            ):
+                raise self.fail(
+                    f"member {info.filename!r} declares {info.file_size} bytes from "
+                    f"{info.compress_size} compressed: refused as a likely zip bomb"
+                )
         if JSON_MEMBER not in by_name:
-            raise self.fail(f"no {JSON_MEMBER} inside: not an lstmviz session (members: "
-                            f"{', '.join(sorted(by_name)[:8]) or 'none'})")
+            raise self.fail(
+                f"no {JSON_MEMBER} inside: not an lstmviz session (members: "
+                f"{', '.join(sorted(by_name)[:8]) or 'none'})"
+            )
         raw = self._member(zf, by_name[JSON_MEMBER])
         try:
             doc = json.loads(raw.decode("utf-8"))
@@ -567,8 +632,10 @@ class _Reader:
         if v is None:
             raise self.fail(f"{JSON_MEMBER} has no format_version")
         if v != FORMAT_VERSION or isinstance(v, bool):
-            raise self.fail(f"unknown session format_version {v!r}; this lstmviz reads version "
-                            f"{FORMAT_VERSION} (a newer lstmviz may have written it)")
+            raise self.fail(
+                f"unknown session format_version {v!r}; this lstmviz reads version "
+                f"{FORMAT_VERSION} (a newer lstmviz may have written it)"
+            )
         arrays = self._arrays(zf, by_name)
         return self._build(doc, arrays, zf, by_name)
 
@@ -582,25 +649,41 @@ class _Reader:
                     if not chunk:
                         break
                     out += chunk
-        except (zipfile.BadZipFile, OSError, EOFError, ValueError, RuntimeError,
-                NotImplementedError, zlib.error) as e:
+        except (
+            zipfile.BadZipFile,
+            OSError,
+            EOFError,
+            ValueError,
+            RuntimeError,
+            NotImplementedError,
+            zlib.error,
+        ) as e:
             raise self.fail(f"member {info.filename!r} is damaged ({e})") from None
         if len(out) != info.file_size:
-            raise self.fail(f"member {info.filename!r} holds {len(out)} bytes; its header "
-                            f"declares {info.file_size}")
+            raise self.fail(
+                f"member {info.filename!r} holds {len(out)} bytes; its header "
+                f"declares {info.file_size}"
+            )
         return bytes(out)
 
     # the arrays --------------------------------------------------------------------------
-    def _arrays(self, zf: zipfile.ZipFile, by_name: dict[str, zipfile.ZipInfo]
-                ) -> dict[str, np.ndarray]:
+    def _arrays(
+        self, zf: zipfile.ZipFile, by_name: dict[str, zipfile.ZipInfo]
+    ) -> dict[str, np.ndarray]:
         if ARRAYS_MEMBER not in by_name:
             return {}
         raw = self._member(zf, by_name[ARRAYS_MEMBER])
         where = f"{ARRAYS_MEMBER}"
         try:
             inner = zipfile.ZipFile(io.BytesIO(raw))
-        except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError, ValueError,
-                NotImplementedError) as e:
+        except (
+            zipfile.BadZipFile,
+            zipfile.LargeZipFile,
+            OSError,
+            EOFError,
+            ValueError,
+            NotImplementedError,
+        ) as e:
             raise self.fail(f"{where} is damaged, not a readable .npz ({e})") from None
         out: dict[str, np.ndarray] = {}
         with inner:
@@ -609,14 +692,18 @@ class _Reader:
                 raise self.fail(f"{where} holds {len(infos)} arrays; refused")
             total = sum(i.file_size for i in infos)
             if total > MAX_ARRAYS_BYTES:
-                raise self.fail(f"{where} declares {total} bytes of arrays; the limit is "
-                                f"{MAX_ARRAYS_BYTES}")
+                raise self.fail(
+                    f"{where} declares {total} bytes of arrays; the limit is {MAX_ARRAYS_BYTES}"
+                )
             for info in infos:
                 if info.file_size > 2**20 and info.file_size > MAX_COMPRESSION_RATIO * max(
-                        info.compress_size, 1):
-                    raise self.fail(f"{where}: array {info.filename!r} declares "
-                                    f"{info.file_size} bytes from {info.compress_size} "
-                                    "compressed: refused as a likely zip bomb")
+                    info.compress_size, 1
+                ):
+                    raise self.fail(
+                        f"{where}: array {info.filename!r} declares "
+                        f"{info.file_size} bytes from {info.compress_size} "
+                        "compressed: refused as a likely zip bomb"
+                    )
                 name = info.filename
                 if not name.endswith(".npy"):
                     raise self.fail(f"{where}: unexpected member {name!r} (arrays only)")
@@ -637,25 +724,32 @@ class _Reader:
         except (ValueError, OSError, EOFError, TypeError, SyntaxError, tokenize.TokenError) as e:
             raise self.fail(f"{where} has a damaged header ({e})") from None
         if dtype.hasobject or dtype.kind not in _ARRAY_DTYPE_KINDS:
-            raise self.fail(f"{where} has dtype {dtype}; only numeric arrays are read (never "
-                            "pickled objects)")
+            raise self.fail(
+                f"{where} has dtype {dtype}; only numeric arrays are read (never pickled objects)"
+            )
         if any(not isinstance(d, int) or d < 0 for d in shape):
             raise self.fail(f"{where} declares an invalid shape {shape}")
         n = math.prod(shape)
         if key.startswith("input_"):
             if len(shape) >= 2 and shape[1] > MAX_TIMESTEPS:
-                raise self.fail(f"{where}: input of shape {shape} has {shape[1]} timesteps; the "
-                                f"limit is {MAX_TIMESTEPS}")
+                raise self.fail(
+                    f"{where}: input of shape {shape} has {shape[1]} timesteps; the "
+                    f"limit is {MAX_TIMESTEPS}"
+                )
             if n > MAX_INPUT_ELEMENTS:
-                raise self.fail(f"{where}: input of shape {shape} ({n} elements) is too large; "
-                                f"the limit is {MAX_INPUT_ELEMENTS} elements")
+                raise self.fail(
+                    f"{where}: input of shape {shape} ({n} elements) is too large; "
+                    f"the limit is {MAX_INPUT_ELEMENTS} elements"
+                )
         elif n > MAX_SNAPSHOT_ELEMENTS:
             raise self.fail(f"{where}: weight array of shape {shape} is too large to be real")
         need = n * dtype.itemsize
         have = len(data) - fh.tell()
         if need != have:
-            raise self.fail(f"{where}: its header declares shape {shape} of {dtype} ({need} "
-                            f"bytes) but {have} bytes follow")
+            raise self.fail(
+                f"{where}: its header declares shape {shape} of {dtype} ({need} "
+                f"bytes) but {have} bytes follow"
+            )
         try:
             a = np.load(io.BytesIO(data), allow_pickle=False)
         except (ValueError, OSError, EOFError, TypeError) as e:
@@ -663,12 +757,23 @@ class _Reader:
         return np.asarray(a)
 
     # the document ------------------------------------------------------------------------
-    def _build(self, doc: dict[str, Any], arrays: dict[str, np.ndarray], zf: zipfile.ZipFile,
-               by_name: dict[str, zipfile.ZipInfo]) -> Session:
+    def _build(
+        self,
+        doc: dict[str, Any],
+        arrays: dict[str, np.ndarray],
+        zf: zipfile.ZipFile,
+        by_name: dict[str, zipfile.ZipInfo],
+    ) -> Session:
         j = JSON_MEMBER
 
-        def typed(obj: dict[str, Any], key: str, types: tuple[type, ...], what: str,
-                  default: Any = None, where: str = "") -> Any:
+        def typed(
+            obj: dict[str, Any],
+            key: str,
+            types: tuple[type, ...],
+            what: str,
+            default: Any = None,
+            where: str = "",
+        ) -> Any:
             if key not in obj:
                 return default
             v = obj[key]
@@ -688,8 +793,9 @@ class _Reader:
         mpath = typed(model, "path", (str,), "a string (a file path)", None, "model.")
         rel = typed(model, "relpath", (str,), "a string (a file path)", None, "model.")
         sha = typed(model, "sha256", (str,), "a hex string", None, "model.")
-        if sha is not None and (len(sha) != 64 or any(c not in "0123456789abcdef"
-                                                       for c in sha.lower())):
+        if sha is not None and (
+            len(sha) != 64 or any(c not in "0123456789abcdef" for c in sha.lower())
+        ):
             raise self.fail(f"{j}: model.sha256 must be 64 hex digits; found {sha!r:.80}")
         mname = typed(model, "name", (str,), "a string", None, "model.")
         emb = typed(model, "embedded", (str,), "a member name", None, "model.")
@@ -699,8 +805,9 @@ class _Reader:
                 raise self.fail(f"{j}: model.embedded names {emb!r}, which is not in the file")
             mbytes = self._member(zf, by_name[emb])
             if sha is not None and hashlib.sha256(mbytes).hexdigest() != sha.lower():
-                raise self.fail(f"the embedded model {emb!r} does not match its SHA-256: the "
-                                "file is damaged")
+                raise self.fail(
+                    f"the embedded model {emb!r} does not match its SHA-256: the file is damaged"
+                )
         inp = typed(doc, "input", (dict,), "an object or null", None)
         x: np.ndarray | list[np.ndarray] | None = None
         if inp is not None:
@@ -722,8 +829,8 @@ class _Reader:
         t = index(doc, "t")
         units = typed(doc, "units", (list,), "a list of unit indices", [])
         if len(units) > MAX_UNITS or not all(
-                isinstance(u, int) and not isinstance(u, bool) and 0 <= u < MAX_INT
-                for u in units):
+            isinstance(u, int) and not isinstance(u, bool) and 0 <= u < MAX_INT for u in units
+        ):
             raise self.fail(f"{j}: 'units' must be a list of integers >= 0")
         view = typed(doc, "view", (dict,), "an object", {})
         engine = typed(doc, "engine", (str,), "a string", "numpy") or "numpy"
@@ -737,8 +844,9 @@ class _Reader:
             ws = []
             for n in names:
                 if not isinstance(n, str) or n not in arrays:
-                    raise self.fail(f"{j}: {w}weights names {n!r:.60}, which is missing from "
-                                    f"{ARRAYS_MEMBER}")
+                    raise self.fail(
+                        f"{j}: {w}weights names {n!r:.60}, which is missing from {ARRAYS_MEMBER}"
+                    )
                 ws.append(arrays[n])
             extra = typed(s, "extra", (dict,), "an object", {}, w)
             snap = {"epoch": index(s, "epoch", w), "batch": index(s, "batch", w), "weights": ws}
@@ -746,10 +854,21 @@ class _Reader:
                 if k not in snap:
                     snap[k] = val
             snaps.append(snap)
-        s = Session(model_path=mpath, model_sha256=sha.lower() if sha else None,
-                    model_bytes=mbytes, input=x, input_text=text, layer=layer, batch=batch,
-                    units=list(units), t=t, view=view, engine=engine, snapshots=snaps,
-                    model_name=mname, model_relpath=rel)
+        s = Session(
+            model_path=mpath,
+            model_sha256=sha.lower() if sha else None,
+            model_bytes=mbytes,
+            input=x,
+            input_text=text,
+            layer=layer,
+            batch=batch,
+            units=list(units),
+            t=t,
+            view=view,
+            engine=engine,
+            snapshots=snaps,
+            model_name=mname,
+            model_relpath=rel,
+        )
         s.source = self.src
         return s
-

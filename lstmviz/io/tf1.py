@@ -39,17 +39,19 @@ from .stacked import HEAD_ON, build_stack
 
 #: Keys of ``extra.tf1`` in the sidecar.
 OPTIONS: dict[str, str] = {
-    "cells": 'the LSTM layers in order: cell scopes, or [fw, bw] pairs, e.g. '
-             '["rnn/multi_rnn_cell/cell_0/lstm_cell", "rnn/multi_rnn_cell/cell_1/lstm_cell"]',
+    "cells": "the LSTM layers in order: cell scopes, or [fw, bw] pairs, e.g. "
+    '["rnn/multi_rnn_cell/cell_0/lstm_cell", "rnn/multi_rnn_cell/cell_1/lstm_cell"]',
     "forget_bias": "the cells' forget_bias (default 1.0, as BasicLSTMCell and LSTMCell)",
     "head": 'the dense layer after the LSTM: {"kernel": name, "bias": name} or a scope whose '
-            '"kernel"/"bias" (or "weights"/"biases") it holds; null: none',
+    '"kernel"/"bias" (or "weights"/"biases") it holds; null: none',
     "head_on": '"all" (the head at every timestep, default) or "last" (the last output only)',
     "head_activation": 'activation after the head: "linear" (default), "softmax", "sigmoid"',
     "embedding": "the name of an embedding variable (vocab, input) in front; null: none",
 }
-_CELL = re.compile(r"^(?P<path>(?:.*/)?(?P<kind>basic_lstm_cell|lstm_cell)(?:_\d+)?)"
-                   r"/(?P<var>kernel|weights)$")
+_CELL = re.compile(
+    r"^(?P<path>(?:.*/)?(?P<kind>basic_lstm_cell|lstm_cell)(?:_\d+)?)"
+    r"/(?P<var>kernel|weights)$"
+)
 _PEEPHOLES = ("w_f_diag", "w_i_diag", "w_o_diag")
 
 
@@ -80,20 +82,31 @@ def read_options(prefix: Path) -> dict[str, Any]:
         raise ModelFileError(f"{where}: extra.tf1 must be a JSON object")
     unknown = sorted(set(opts) - set(OPTIONS))
     if unknown:
-        raise ModelFileError(f"{where}: unknown tf1 option(s) {', '.join(map(repr, unknown))}; "
-                             f"known: {', '.join(OPTIONS)}")
+        raise ModelFileError(
+            f"{where}: unknown tf1 option(s) {', '.join(map(repr, unknown))}; "
+            f"known: {', '.join(OPTIONS)}"
+        )
     fb = opts.get("forget_bias", 1.0)
     if isinstance(fb, bool) or not isinstance(fb, (int, float)):
         raise ModelFileError(f"{where}: tf1 option 'forget_bias' must be a number; got {fb!r}")
     if opts.get("head_on", "all") not in HEAD_ON:
-        raise ModelFileError(f"{where}: tf1 option 'head_on' must be one of {HEAD_ON}; got "
-                             f"{opts['head_on']!r}")
+        raise ModelFileError(
+            f"{where}: tf1 option 'head_on' must be one of {HEAD_ON}; got {opts['head_on']!r}"
+        )
     cells = opts.get("cells")
-    if cells is not None and (not isinstance(cells, list) or not cells or not all(
-            isinstance(c, str) or (isinstance(c, list) and len(c) == 2
-                                   and all(isinstance(s, str) for s in c)) for c in cells)):
-        raise ModelFileError(f"{where}: tf1 option 'cells' must be a non-empty list of cell "
-                             "scopes (strings) or [forward, backward] pairs of them")
+    if cells is not None and (
+        not isinstance(cells, list)
+        or not cells
+        or not all(
+            isinstance(c, str)
+            or (isinstance(c, list) and len(c) == 2 and all(isinstance(s, str) for s in c))
+            for c in cells
+        )
+    ):
+        raise ModelFileError(
+            f"{where}: tf1 option 'cells' must be a non-empty list of cell "
+            "scopes (strings) or [forward, backward] pairs of them"
+        )
     return dict(opts)
 
 
@@ -102,16 +115,20 @@ def read_checkpoint(prefix: Path) -> dict[str, np.ndarray]:
     if not Path(str(prefix) + ".index").is_file():
         raise ModelFileError(
             f"{prefix}: no such TF1 checkpoint: expected {prefix.name}.index and "
-            f"{prefix.name}.data-00000-of-00001 in {prefix.parent}")
+            f"{prefix.name}.data-00000-of-00001 in {prefix.parent}"
+        )
     if not any(prefix.parent.glob(prefix.name + ".data-*")):
-        raise ModelFileError(f"{prefix}: the checkpoint's data file {prefix.name}.data-* is "
-                             f"missing (only {prefix.name}.index is there)")
+        raise ModelFileError(
+            f"{prefix}: the checkpoint's data file {prefix.name}.data-* is "
+            f"missing (only {prefix.name}.index is there)"
+        )
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ start-up chatter
     try:
         import tensorflow as tf
     except ImportError:
-        raise MissingDependencyError("tensorflow", "tensorflow",
-                                     what=f"Opening the TF1 checkpoint {prefix.name}") from None
+        raise MissingDependencyError(
+            "tensorflow", "tensorflow", what=f"Opening the TF1 checkpoint {prefix.name}"
+        ) from None
     try:
         reader = tf.train.load_checkpoint(str(prefix))
         shapes = reader.get_variable_to_shape_map()
@@ -122,8 +139,9 @@ def read_checkpoint(prefix: Path) -> dict[str, np.ndarray]:
                 continue
             out[name] = np.asarray(reader.get_tensor(name))
     except (tf.errors.OpError, ValueError) as e:
-        raise ModelFileError(f"{prefix}: not a readable TF1 checkpoint "
-                             f"({type(e).__name__}: {str(e)[:300]})") from None
+        raise ModelFileError(
+            f"{prefix}: not a readable TF1 checkpoint ({type(e).__name__}: {str(e)[:300]})"
+        ) from None
     return out
 
 
@@ -154,7 +172,8 @@ def _arrange(paths: list[str], prefix: Path) -> list[list[str]]:
                     raise UnsupportedLayerError(
                         f"{prefix}: {path!r} is a MultiRNNCell inside one direction of a "
                         "bidirectional_dynamic_rnn (each direction a whole stack); lstmviz shows "
-                        "per-layer bidirectional stacks only (stack_bidirectional_dynamic_rnn)")
+                        "per-layer bidirectional stacks only (stack_bidirectional_dynamic_rnn)"
+                    )
                 layer = int(m.group(1))
                 key.append("cell_*")
             elif part in ("fw", "bw") and i > 0 and parts[i - 1].startswith("bidirectional_rnn"):
@@ -170,7 +189,8 @@ def _arrange(paths: list[str], prefix: Path) -> list[list[str]]:
             f"{prefix}: the checkpoint holds {len(stacks)} separate LSTM stacks ("
             + ", ".join(repr(sorted(s.values())[0]) for s in stacks.values())
             + "); say which cells form the model, in order: "
-            + _sidecar_hint(prefix, {"cells": example[:1]}))
+            + _sidecar_hint(prefix, {"cells": example[:1]})
+        )
     (slots,) = stacks.values()
     n = max(k for k, _ in slots) + 1
     layers = []
@@ -184,14 +204,19 @@ def _arrange(paths: list[str], prefix: Path) -> list[list[str]]:
             have = ", ".join(sorted(slots.values()))
             raise ModelFileError(
                 f"{prefix}: LSTM layer {k} is missing"
-                + (f" (no cell_{k} variables)" if not dirs else
-                   f" its {'forward (fw)' if 'fw' not in dirs else 'backward (bw)'} cell")
-                + f"; cells found: {have}")
+                + (
+                    f" (no cell_{k} variables)"
+                    if not dirs
+                    else f" its {'forward (fw)' if 'fw' not in dirs else 'backward (bw)'} cell"
+                )
+                + f"; cells found: {have}"
+            )
     return layers
 
 
-def _cell_weights(var: dict[str, np.ndarray], path: str, prefix: Path, forget_bias: float,
-                  in_dim: int | None) -> LSTMWeights:
+def _cell_weights(
+    var: dict[str, np.ndarray], path: str, prefix: Path, forget_bias: float, in_dim: int | None
+) -> LSTMWeights:
     kernel = var.get(path + "/kernel", var.get(path + "/weights"))
     bias = var.get(path + "/bias", var.get(path + "/biases"))
     if kernel is None:
@@ -202,12 +227,14 @@ def _cell_weights(var: dict[str, np.ndarray], path: str, prefix: Path, forget_bi
     if peep:
         raise UnsupportedLayerError(
             f"{prefix}: cell {path!r} uses peepholes ({', '.join(peep)}: "
-            "LSTMCell(use_peepholes=True)); lstmviz's engine has no peephole connections")
+            "LSTMCell(use_peepholes=True)); lstmviz's engine has no peephole connections"
+        )
     proj = var.get(path + "/projection/kernel", var.get(path + "/projection/weights"))
     kernel = np.asarray(kernel, np.float32)
     if kernel.ndim != 2 or kernel.shape[1] % 4:
-        raise ModelFileError(f"{prefix}: {path}/kernel has shape {kernel.shape}; expected "
-                             "(input + units, 4*units)")
+        raise ModelFileError(
+            f"{prefix}: {path}/kernel has shape {kernel.shape}; expected (input + units, 4*units)"
+        )
     u = kernel.shape[1] // 4
     try:
         if proj is None:
@@ -218,15 +245,18 @@ def _cell_weights(var: dict[str, np.ndarray], path: str, prefix: Path, forget_bi
         pdim = proj.shape[1]
         f = kernel.shape[0] - pdim
         if f <= 0 or (in_dim is not None and f != in_dim):
-            raise ModelFileError(f"kernel has {kernel.shape[0]} rows; expected input + num_proj"
-                                 f" = {'?' if in_dim is None else in_dim} + {pdim}")
+            raise ModelFileError(
+                f"kernel has {kernel.shape[0]} rows; expected input + num_proj"
+                f" = {'?' if in_dim is None else in_dim} + {pdim}"
+            )
         b = np.asarray(bias, np.float32)
         if b.shape != (4 * u,):
             raise ModelFileError(f"bias has shape {b.shape}; expected ({4 * u},)")
         b = _reorder_tf1(b[None], u)[0].copy()  # i, f, c, o
         b[u : 2 * u] += np.float32(forget_bias)
-        return LSTMWeights(_reorder_tf1(kernel[:f], u), _reorder_tf1(kernel[f:], u), b,
-                           projection=proj)
+        return LSTMWeights(
+            _reorder_tf1(kernel[:f], u), _reorder_tf1(kernel[f:], u), b, projection=proj
+        )
     except ModelFileError as e:
         raise ModelFileError(f"{prefix}: cell {path!r}: {e}") from None
 
@@ -251,9 +281,14 @@ def _dense_pairs(var: dict[str, np.ndarray], used: set[str]) -> dict[str, tuple[
     return out
 
 
-def _pick_head(var: dict[str, np.ndarray], prefix: Path, opts: dict[str, Any], out_dim: int,
-               used: set[str], cells: list[Any]
-               ) -> tuple[tuple[str, np.ndarray, np.ndarray | None] | None, list[str]]:
+def _pick_head(
+    var: dict[str, np.ndarray],
+    prefix: Path,
+    opts: dict[str, Any],
+    out_dim: int,
+    used: set[str],
+    cells: list[Any],
+) -> tuple[tuple[str, np.ndarray, np.ndarray | None] | None, list[str]]:
     """The head (name, kernel (D, K), bias) and the variable names it uses."""
     pairs = _dense_pairs(var, used)
     if "head" in opts:
@@ -265,24 +300,29 @@ def _pick_head(var: dict[str, np.ndarray], prefix: Path, opts: dict[str, Any], o
                 raise ModelFileError(
                     f"{prefix}: head {h!r} (from the sidecar) names no dense layer: expected "
                     f"{h + '/kernel'!r} (and {h + '/bias'!r}); dense scopes found: "
-                    f"{', '.join(map(repr, pairs)) or '(none)'}")
+                    f"{', '.join(map(repr, pairs)) or '(none)'}"
+                )
             kname, bname = pairs[h]
         elif isinstance(h, dict) and isinstance(h.get("kernel"), str):
             kname, bname = h["kernel"], h.get("bias")
             for n in (kname, bname):
                 if n is not None and n not in var:
-                    raise ModelFileError(f"{prefix}: head variable {n!r} (from the sidecar) is "
-                                         "not in the checkpoint")
+                    raise ModelFileError(
+                        f"{prefix}: head variable {n!r} (from the sidecar) is not in the checkpoint"
+                    )
         else:
-            raise ModelFileError(f"{prefix}: tf1 option 'head' must be a scope name, "
-                                 '{"kernel": name, "bias": name} or null')
+            raise ModelFileError(
+                f"{prefix}: tf1 option 'head' must be a scope name, "
+                '{"kernel": name, "bias": name} or null'
+            )
         k = np.asarray(var[kname], np.float32)
         b = None if bname is None else np.asarray(var[bname], np.float32)
         if k.ndim != 2 or k.shape[0] != out_dim or (b is not None and b.shape != (k.shape[1],)):
             raise ModelFileError(
                 f"{prefix}: head {kname!r} {k.shape}"
                 + ("" if b is None else f" / {bname!r} {b.shape}")
-                + f" does not fit after the LSTM: expected kernel ({out_dim}, K) and bias (K,)")
+                + f" does not fit after the LSTM: expected kernel ({out_dim}, K) and bias (K,)"
+            )
         scope = kname.rpartition("/")[0] or "head"
         return (scope.replace("/", "_"), k, b), [n for n in (kname, bname) if n]
     cands = [s for s, (k, _) in pairs.items() if var[k].shape[0] == out_dim]
@@ -290,7 +330,8 @@ def _pick_head(var: dict[str, np.ndarray], prefix: Path, opts: dict[str, Any], o
         raise ModelFileError(
             f"{prefix}: several dense layers could follow the LSTM "
             f"({', '.join(map(repr, cands))}); say which one: "
-            + _sidecar_hint(prefix, {"cells": cells, "head": cands[0]}))
+            + _sidecar_hint(prefix, {"cells": cells, "head": cands[0]})
+        )
     if not cands:
         return None, []
     kname, bname = pairs[cands[0]]
@@ -299,8 +340,7 @@ def _pick_head(var: dict[str, np.ndarray], prefix: Path, opts: dict[str, Any], o
     return (name, np.asarray(var[kname], np.float32), b), [n for n in (kname, bname) if n]
 
 
-def model_from_variables(var: dict[str, np.ndarray], prefix: Path, opts: dict[str, Any]
-                         ) -> Model:
+def model_from_variables(var: dict[str, np.ndarray], prefix: Path, opts: dict[str, Any]) -> Model:
     """Build the Model from a checkpoint's variables (see :func:`load_tf1`)."""
     if "cells" in opts:
         layers = [[c] if isinstance(c, str) else list(c) for c in opts["cells"]]
@@ -309,22 +349,31 @@ def model_from_variables(var: dict[str, np.ndarray], prefix: Path, opts: dict[st
                 if c + "/kernel" not in var and c + "/weights" not in var:
                     raise ModelFileError(
                         f"{prefix}: cell {c!r} (from the sidecar) has no variable {c + '/kernel'!r}"
-                        f"; LSTM cells found: {', '.join(map(repr, _cell_paths(var))) or '(none)'}")
+                        f"; LSTM cells found: {', '.join(map(repr, _cell_paths(var))) or '(none)'}"
+                    )
     else:
         paths = _cell_paths(var)
         if not paths:
             names = sorted(var)
             hint = ""
             if any(".ATTRIBUTES" in n for n in names):
-                hint = (" This is a TF2 object-based checkpoint (tf.train.Checkpoint / "
-                        "model.save_weights): save the Keras model with model.save('m.keras') "
-                        "and open that instead.")
+                hint = (
+                    " This is a TF2 object-based checkpoint (tf.train.Checkpoint / "
+                    "model.save_weights): save the Keras model with model.save('m.keras') "
+                    "and open that instead."
+                )
             raise ModelFileError(
                 f"{prefix}: no TF1 LSTM cell variables in the checkpoint: expected names like "
                 "'rnn/basic_lstm_cell/kernel' and '.../bias' (BasicLSTMCell), "
                 "'rnn/multi_rnn_cell/cell_0/lstm_cell/kernel' (MultiRNNCell of LSTMCell); found "
-                + (", ".join(repr(n) for n in names[:12]) + (" ..." if len(names) > 12 else "")
-                   if names else "no variables") + "." + hint)
+                + (
+                    ", ".join(repr(n) for n in names[:12]) + (" ..." if len(names) > 12 else "")
+                    if names
+                    else "no variables"
+                )
+                + "."
+                + hint
+            )
         layers = _arrange(paths, prefix)
     fb = float(opts.get("forget_bias", 1.0))
     stack: list[list[LSTMWeights]] = []
@@ -335,12 +384,15 @@ def model_from_variables(var: dict[str, np.ndarray], prefix: Path, opts: dict[st
         for c in layer:
             used |= {n for n in var if n.startswith(c + "/")}
         if len({(w.units, w.output_units, w.input_dim) for w in dirs}) > 1:
-            raise ModelFileError(f"{prefix}: the forward and backward cells of layer {k} "
-                                 f"({', '.join(layer)}) differ in shape")
+            raise ModelFileError(
+                f"{prefix}: the forward and backward cells of layer {k} "
+                f"({', '.join(layer)}) differ in shape"
+            )
         if k > 0 and dirs[0].input_dim != in_dim:
             raise ModelFileError(
                 f"{prefix}: cell {layer[0]!r} takes {dirs[0].input_dim} inputs; expected {in_dim}"
-                f" (the outputs of layer {k - 1})")
+                f" (the outputs of layer {k - 1})"
+            )
         in_dim = len(dirs) * dirs[0].output_units
         stack.append(dirs)
     assert in_dim is not None
@@ -352,24 +404,39 @@ def model_from_variables(var: dict[str, np.ndarray], prefix: Path, opts: dict[st
         if table is None or table.ndim != 2 or table.shape[1] != f:
             raise ModelFileError(
                 f"{prefix}: embedding {name!r} (from the sidecar) must be a variable of shape "
-                f"(vocab, {f}); " + ("there is none" if table is None else
-                                    f"found {tuple(table.shape)}"))
+                f"(vocab, {f}); "
+                + ("there is none" if table is None else f"found {tuple(table.shape)}")
+            )
         emb = (name.replace("/", "_"), np.asarray(table, np.float32))
         used.add(name)
     cells_json = [c if len(c) == 2 else c[0] for c in layers]
     head, head_vars = _pick_head(var, prefix, opts, in_dim, used, cells_json)
     used |= set(head_vars)
-    slots = re.compile(r"/(Adam|Adam_\d+|Momentum|RMSProp|RMSProp_\d+|Adagrad|Ftrl|Ftrl_\d+|"
-                       r"ExponentialMovingAverage)$|^(beta[12]_power|global_step)$")
+    slots = re.compile(
+        r"/(Adam|Adam_\d+|Momentum|RMSProp|RMSProp_\d+|Adagrad|Ftrl|Ftrl_\d+|"
+        r"ExponentialMovingAverage)$|^(beta[12]_power|global_step)$"
+    )
     ignored = sorted(n for n in var if n not in used and not slots.search(n))
-    meta = {"tf1": {"cells": cells_json, "forget_bias": fb, "head": head_vars,
-                    "num_layers": len(stack), "bidirectional": len(stack[0]) == 2,
-                    "units": [d[0].units for d in stack],
-                    "num_proj": [None if d[0].projection is None else d[0].output_units
-                                 for d in stack],
-                    "cell_types": [re.sub(r"_\d+$", "", c[0].rsplit("/", 1)[-1]) for c in layers],
-                    "ignored": ignored}}
+    meta = {
+        "tf1": {
+            "cells": cells_json,
+            "forget_bias": fb,
+            "head": head_vars,
+            "num_layers": len(stack),
+            "bidirectional": len(stack[0]) == 2,
+            "units": [d[0].units for d in stack],
+            "num_proj": [None if d[0].projection is None else d[0].output_units for d in stack],
+            "cell_types": [re.sub(r"_\d+$", "", c[0].rsplit("/", 1)[-1]) for c in layers],
+            "ignored": ignored,
+        }
+    }
     return build_stack(
-        prefix.name, str(prefix), "tf1", stack, embedding=emb,
+        prefix.name,
+        str(prefix),
+        "tf1",
+        stack,
+        embedding=emb,
         head=None if head is None else (*head, opts.get("head_activation", "linear")),
-        head_on=opts.get("head_on", "all"), meta=meta)
+        head_on=opts.get("head_on", "all"),
+        meta=meta,
+    )

@@ -66,8 +66,9 @@ def is_torch_file(p: Path) -> bool:
     return p.suffix.lower() in TORCH_SUFFIXES + SAFETENSORS_SUFFIXES
 
 
-def read_state_dict(path: str | os.PathLike[str], state_dict_key: str | None = None
-                    ) -> dict[str, np.ndarray]:
+def read_state_dict(
+    path: str | os.PathLike[str], state_dict_key: str | None = None
+) -> dict[str, np.ndarray]:
     """The tensors of a ``torch.save`` or safetensors file as float32/int NumPy arrays.
 
     Raises
@@ -90,8 +91,10 @@ def _read_torch(p: Path, state_dict_key: str | None) -> dict[str, np.ndarray]:
         import torch
     except ImportError:
         raise MissingDependencyError(
-            "torch", "torch", what=f"Opening {p.name} (a torch.save file; safetensors files "
-            "need no torch)") from None
+            "torch",
+            "torch",
+            what=f"Opening {p.name} (a torch.save file; safetensors files need no torch)",
+        ) from None
     try:
         obj = torch.load(p, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
@@ -102,12 +105,22 @@ def _read_torch(p: Path, state_dict_key: str | None) -> dict[str, np.ndarray]:
                 "e.g. a whole pickled nn.Module), which only an unsafe unpickler could read. "
                 "Save the weights instead: torch.save(model.state_dict(), path)"
             ) from None
-        raise ModelFileError(f"{p}: not a readable torch.save file (the weights-only unpickler "
-                             "rejects its contents)") from None
-    except (RuntimeError, EOFError, OSError, ValueError, KeyError, AttributeError,
-            IndexError, TypeError) as e:
-        raise ModelFileError(f"{p}: not a readable torch.save file ({type(e).__name__}: "
-                             f"{str(e)[:200]})") from None
+        raise ModelFileError(
+            f"{p}: not a readable torch.save file (the weights-only unpickler rejects its contents)"
+        ) from None
+    except (
+        RuntimeError,
+        EOFError,
+        OSError,
+        ValueError,
+        KeyError,
+        AttributeError,
+        IndexError,
+        TypeError,
+    ) as e:
+        raise ModelFileError(
+            f"{p}: not a readable torch.save file ({type(e).__name__}: {str(e)[:200]})"
+        ) from None
     sd = _find_state_dict(obj, p, state_dict_key, torch.Tensor)
     out: dict[str, np.ndarray] = {}
     for k, t in sd.items():
@@ -138,8 +151,11 @@ def _find_state_dict(obj: Any, p: Path, key: str | None, tensor: type) -> dict[s
     tensors = {str(k): v for k, v in obj.items() if isinstance(v, tensor)}
     if tensors or key is not None:
         return tensors
-    nested = [k for k, v in obj.items()
-              if isinstance(v, Mapping) and any(isinstance(t, tensor) for t in v.values())]
+    nested = [
+        k
+        for k, v in obj.items()
+        if isinstance(v, Mapping) and any(isinstance(t, tensor) for t in v.values())
+    ]
     if len(nested) == 1:
         return {str(k): v for k, v in obj[nested[0]].items() if isinstance(v, tensor)}
     for k in _NESTED:
@@ -152,12 +168,23 @@ def _find_state_dict(obj: Any, p: Path, key: str | None, tensor: type) -> dict[s
         )
     if not obj:
         raise ModelFileError(f"{p}: the state_dict is empty: it holds no tensors")
-    raise ModelFileError(f"{p}: the file holds no tensors (entries: "
-                         f"{', '.join(map(repr, list(obj)[:10]))})")
+    raise ModelFileError(
+        f"{p}: the file holds no tensors (entries: {', '.join(map(repr, list(obj)[:10]))})"
+    )
 
 
-_ST_DTYPES = {"F64": "<f8", "F32": "<f4", "F16": "<f2", "I64": "<i8", "I32": "<i4",
-              "I16": "<i2", "I8": "i1", "U8": "u1", "BOOL": "?", "BF16": "<u2"}
+_ST_DTYPES = {
+    "F64": "<f8",
+    "F32": "<f4",
+    "F16": "<f2",
+    "I64": "<i8",
+    "I32": "<i4",
+    "I16": "<i2",
+    "I8": "i1",
+    "U8": "u1",
+    "BOOL": "?",
+    "BF16": "<u2",
+}
 
 
 def read_safetensors(p: Path) -> dict[str, np.ndarray]:
@@ -183,8 +210,10 @@ def read_safetensors_raw(p: Path) -> dict[str, np.ndarray]:
             raise ModelFileError(f"{p}: not a safetensors file (shorter than 8 bytes)")
         n = int.from_bytes(head, "little")
         if n <= 1 or n > MAX_HEADER_BYTES or 8 + n > size:
-            raise ModelFileError(f"{p}: not a safetensors file (header length {n} does not fit "
-                                 f"a file of {size} bytes)")
+            raise ModelFileError(
+                f"{p}: not a safetensors file (header length {n} does not fit "
+                f"a file of {size} bytes)"
+            )
         try:
             header = json.loads(fh.read(n).decode("utf-8"))
         except (UnicodeDecodeError, ValueError) as e:
@@ -203,15 +232,21 @@ def read_safetensors_raw(p: Path) -> dict[str, np.ndarray]:
             if dt is None:
                 raise ModelFileError(f"{where}: unsupported dtype {spec['dtype']!r}")
             shape, offs = spec["shape"], spec["data_offsets"]
-            if (not isinstance(shape, list) or not all(isinstance(d, int) and d >= 0 for d in shape)
-                    or not isinstance(offs, list) or len(offs) != 2
-                    or not all(isinstance(o, int) for o in offs)):
+            if (
+                not isinstance(shape, list)
+                or not all(isinstance(d, int) and d >= 0 for d in shape)
+                or not isinstance(offs, list)
+                or len(offs) != 2
+                or not all(isinstance(o, int) for o in offs)
+            ):
                 raise ModelFileError(f"{where}: malformed shape or data_offsets")
             start, end = offs
             count = int(np.prod(shape, dtype=np.int64))
             if not 0 <= start <= end <= data_len or end - start != count * np.dtype(dt).itemsize:
-                raise ModelFileError(f"{where}: data_offsets {offs} do not fit shape {shape} and "
-                                     f"the {data_len} data bytes")
+                raise ModelFileError(
+                    f"{where}: data_offsets {offs} do not fit shape {shape} and "
+                    f"the {data_len} data bytes"
+                )
             fh.seek(8 + n + start)
             a = np.frombuffer(fh.read(end - start), dtype=dt).reshape(shape)
             if spec["dtype"] == "BF16":
@@ -224,9 +259,11 @@ def read_safetensors_raw(p: Path) -> dict[str, np.ndarray]:
 def _sidecar_hint(p: Path, torch_opts: dict[str, Any]) -> str:
     doc = json.dumps({"format_version": 1, "extra": {"torch": torch_opts}})
     where = info_path(p)
-    extra = " (or add the \"torch\" entry to its \"extra\" object)" if where.exists() else ""
-    return (f"write {where} containing {doc}{extra}, or pass the same keys to "
-            "lstmviz.io.torch_format.load_torch(path, ...)")
+    extra = ' (or add the "torch" entry to its "extra" object)' if where.exists() else ""
+    return (
+        f"write {where} containing {doc}{extra}, or pass the same keys to "
+        "lstmviz.io.torch_format.load_torch(path, ...)"
+    )
 
 
 def read_options(p: Path) -> dict[str, Any]:
@@ -241,11 +278,20 @@ def read_options(p: Path) -> dict[str, Any]:
 def check_options(opts: dict[str, Any], where: str) -> dict[str, Any]:
     unknown = sorted(set(opts) - set(OPTIONS))
     if unknown:
-        raise ModelFileError(f"{where}: unknown torch option(s) {', '.join(map(repr, unknown))}; "
-                             f"known: {', '.join(OPTIONS)}")
-    kinds = {"lstm_prefix": (str,), "batch_first": (bool,), "input_size": (int,),
-             "head": (str, type(None)), "head_on": (str,), "head_activation": (str,),
-             "embedding": (str, type(None)), "state_dict_key": (str,)}
+        raise ModelFileError(
+            f"{where}: unknown torch option(s) {', '.join(map(repr, unknown))}; "
+            f"known: {', '.join(OPTIONS)}"
+        )
+    kinds = {
+        "lstm_prefix": (str,),
+        "batch_first": (bool,),
+        "input_size": (int,),
+        "head": (str, type(None)),
+        "head_on": (str,),
+        "head_activation": (str,),
+        "embedding": (str, type(None)),
+        "state_dict_key": (str,),
+    }
     for k, v in opts.items():
         if not isinstance(v, kinds[k]) or (k == "input_size" and isinstance(v, bool)):
             want = " or ".join("null" if t is type(None) else t.__name__ for t in kinds[k])
@@ -256,11 +302,18 @@ def check_options(opts: dict[str, Any], where: str) -> dict[str, Any]:
 
 
 # ------------------------------------------------------------------------------- loading
-def load_torch(path: str | os.PathLike[str], *, lstm_prefix: str | None = None,
-               batch_first: bool | None = None, input_size: int | None = None,
-               head: str | None = _UNSET, head_on: str | None = None,
-               head_activation: str | None = None, embedding: str | None = _UNSET,
-               state_dict_key: str | None = None) -> Model:
+def load_torch(
+    path: str | os.PathLike[str],
+    *,
+    lstm_prefix: str | None = None,
+    batch_first: bool | None = None,
+    input_size: int | None = None,
+    head: str | None = _UNSET,
+    head_on: str | None = None,
+    head_activation: str | None = None,
+    embedding: str | None = _UNSET,
+    state_dict_key: str | None = None,
+) -> Model:
     """Open a PyTorch state_dict (``.pt``/``.pth``/``.bin`` or ``.safetensors``).
 
     Keyword arguments override the sidecar's ``extra.torch`` entries of the same name
@@ -270,9 +323,14 @@ def load_torch(path: str | os.PathLike[str], *, lstm_prefix: str | None = None,
     p = Path(path)
     check_file(p)
     opts = read_options(p)
-    given = {"lstm_prefix": lstm_prefix, "batch_first": batch_first, "input_size": input_size,
-             "head_on": head_on, "head_activation": head_activation,
-             "state_dict_key": state_dict_key}
+    given = {
+        "lstm_prefix": lstm_prefix,
+        "batch_first": batch_first,
+        "input_size": input_size,
+        "head_on": head_on,
+        "head_activation": head_activation,
+        "state_dict_key": state_dict_key,
+    }
     opts.update({k: v for k, v in given.items() if v is not None})
     if head is not _UNSET:
         opts["head"] = head
@@ -286,22 +344,25 @@ def load_torch(path: str | os.PathLike[str], *, lstm_prefix: str | None = None,
 def model_from_state_dict(sd: dict[str, np.ndarray], p: Path, opts: dict[str, Any]) -> Model:
     """Build the engine Model from a state_dict already read (see :func:`load_torch`)."""
     if not sd:
-        raise ModelFileError(f"{p}: the state_dict is empty: it holds no tensors, so no "
-                             "nn.LSTM weights (weight_ih_l0, weight_hh_l0, ...)")
+        raise ModelFileError(
+            f"{p}: the state_dict is empty: it holds no tensors, so no "
+            "nn.LSTM weights (weight_ih_l0, weight_hh_l0, ...)"
+        )
     prefix, cell = _lstm_prefix(sd, p, opts)
     stack, info, used = _lstm_stack(sd, p, prefix, cell)
     if "input_size" in opts and opts["input_size"] != info["input_size"]:
         k0 = prefix + ("weight_ih" if cell else "weight_ih_l0")
         raise ModelFileError(
             f"{p}: the options say input_size {opts['input_size']}, but {k0} has shape "
-            f"{tuple(sd[k0].shape)} (input size {info['input_size']})")
+            f"{tuple(sd[k0].shape)} (input size {info['input_size']})"
+        )
     out_dim = info["num_directions"] * (info["proj_size"] or info["hidden_size"])
     modules = _modules(sd, used)
     emb, emb_name = _pick_embedding(sd, p, modules, opts, info["input_size"])
     head, head_name = _pick_head(sd, p, modules, opts, out_dim, prefix)
     rest = sorted(set(modules) - {emb_name, head_name})
     if "lstm_prefix" in opts:  # the user chose this LSTM: the file's other LSTMs are ignored
-        rest = [m for m in rest if not all(_LSTM_PARAM.match(k[len(m):]) for k in modules[m])]
+        rest = [m for m in rest if not all(_LSTM_PARAM.match(k[len(m) :]) for k in modules[m])]
     if rest and "head" not in opts:
         listing = ", ".join(f"{k} {tuple(sd[k].shape)}" for m in rest for k in modules[m])
         raise ModelFileError(
@@ -312,15 +373,34 @@ def model_from_state_dict(sd: dict[str, np.ndarray], p: Path, opts: dict[str, An
             + _sidecar_hint(p, {"lstm_prefix": prefix, "head": head_name})
         )
     batch_first = opts.get("batch_first")
-    meta = {"torch": {**info, "lstm_prefix": prefix, "batch_first": batch_first,
-                      "head": head_name, "embedding": emb_name,
-                      "head_on": opts.get("head_on", "all"), "ignored": rest}}
+    meta = {
+        "torch": {
+            **info,
+            "lstm_prefix": prefix,
+            "batch_first": batch_first,
+            "head": head_name,
+            "embedding": emb_name,
+            "head_on": opts.get("head_on", "all"),
+            "ignored": rest,
+        }
+    }
     return build_stack(
-        p.stem, str(p), "pytorch", stack,
+        p.stem,
+        str(p),
+        "pytorch",
+        stack,
         embedding=None if emb is None else (_layer_name(emb_name, "embedding"), emb),
-        head=None if head is None else (_layer_name(head_name, "head"), head[0], head[1],
-                                        opts.get("head_activation", "linear")),
-        head_on=opts.get("head_on", "all"), meta=meta)
+        head=None
+        if head is None
+        else (
+            _layer_name(head_name, "head"),
+            head[0],
+            head[1],
+            opts.get("head_activation", "linear"),
+        ),
+        head_on=opts.get("head_on", "all"),
+        meta=meta,
+    )
 
 
 def _layer_name(prefix: str | None, default: str) -> str:
@@ -331,8 +411,9 @@ def _layer_name(prefix: str | None, default: str) -> str:
 def _lstm_prefix(sd: dict[str, np.ndarray], p: Path, opts: dict[str, Any]) -> tuple[str, bool]:
     """The prefix of the nn.LSTM keys, and whether they are an nn.LSTMCell's."""
     found = sorted({m["prefix"] for k in sd if (m := _LSTM_KEY.match(k))})
-    cells = sorted({m["prefix"] for k in sd if (m := _CELL_KEY.match(k))
-                    and m["prefix"] + "weight_hh" in sd})
+    cells = sorted(
+        {m["prefix"] for k in sd if (m := _CELL_KEY.match(k)) and m["prefix"] + "weight_hh" in sd}
+    )
     want = opts.get("lstm_prefix")
     if want is not None:
         if want in found:
@@ -342,27 +423,32 @@ def _lstm_prefix(sd: dict[str, np.ndarray], p: Path, opts: dict[str, Any]) -> tu
         raise ModelFileError(
             f"{p}: lstm_prefix {want!r} (from the options) names no nn.LSTM: there is no key "
             f"{want + 'weight_ih_l0'!r}; LSTM prefixes in the file: "
-            f"{', '.join(map(repr, found + cells)) or '(none)'}")
+            f"{', '.join(map(repr, found + cells)) or '(none)'}"
+        )
     if len(found) == 1:
         return found[0], False
     if len(found) > 1:
         raise ModelFileError(
             f"{p}: the state_dict holds {len(found)} nn.LSTMs ({', '.join(map(repr, found))}); "
-            f"say which one to show: {_sidecar_hint(p, {'lstm_prefix': found[0]})}")
+            f"say which one to show: {_sidecar_hint(p, {'lstm_prefix': found[0]})}"
+        )
     if len(cells) == 1:
         return cells[0], True
     if len(cells) > 1:
         raise ModelFileError(
             f"{p}: the state_dict holds {len(cells)} nn.LSTMCells ({', '.join(map(repr, cells))})"
-            f"; say which one to show: {_sidecar_hint(p, {'lstm_prefix': cells[0]})}")
+            f"; say which one to show: {_sidecar_hint(p, {'lstm_prefix': cells[0]})}"
+        )
     keys = ", ".join(repr(k) for k in list(sd)[:12]) + (" ..." if len(sd) > 12 else "")
     raise ModelFileError(
         f"{p}: no nn.LSTM weights in the state_dict: expected keys like 'weight_ih_l0', "
-        f"'weight_hh_l0' (possibly under a prefix such as 'lstm.'); found {keys}")
+        f"'weight_hh_l0' (possibly under a prefix such as 'lstm.'); found {keys}"
+    )
 
 
-def _lstm_stack(sd: dict[str, np.ndarray], p: Path, prefix: str, cell: bool
-                ) -> tuple[list[list[LSTMWeights]], dict[str, Any], set[str]]:
+def _lstm_stack(
+    sd: dict[str, np.ndarray], p: Path, prefix: str, cell: bool
+) -> tuple[list[list[LSTMWeights]], dict[str, Any], set[str]]:
     used: set[str] = set()
 
     def get(key: str, required: bool) -> np.ndarray | None:
@@ -370,8 +456,10 @@ def _lstm_stack(sd: dict[str, np.ndarray], p: Path, prefix: str, cell: bool
             used.add(key)
             return sd[key]
         if required:
-            raise ModelFileError(f"{p}: the nn.LSTM at {prefix or '(top level)'!r} is missing "
-                                 f"{key!r} (found {_lstm_keys(sd, prefix)})")
+            raise ModelFileError(
+                f"{p}: the nn.LSTM at {prefix or '(top level)'!r} is missing "
+                f"{key!r} (found {_lstm_keys(sd, prefix)})"
+            )
         return None
 
     if cell:
@@ -379,8 +467,11 @@ def _lstm_stack(sd: dict[str, np.ndarray], p: Path, prefix: str, cell: bool
         sfxs = [""]
         names = [["{}"]]
     else:
-        idx = {(int(m["layer"]), bool(m["rev"])) for k in sd
-               if (m := _LSTM_KEY.match(k)) and m["prefix"] == prefix}
+        idx = {
+            (int(m["layer"]), bool(m["rev"]))
+            for k in sd
+            if (m := _LSTM_KEY.match(k)) and m["prefix"] == prefix
+        }
         n = max(i for i, _ in idx) + 1
         layers = list(range(n))
         bidi = any(r for _, r in idx)
@@ -401,42 +492,63 @@ def _lstm_stack(sd: dict[str, np.ndarray], p: Path, prefix: str, cell: bool
             b_ih, b_hh = get(key("bias_ih"), False), get(key("bias_hh"), False)
             if (b_ih is None) != (b_hh is None):
                 missing = key("bias_ih") if b_ih is None else key("bias_hh")
-                raise ModelFileError(f"{p}: the nn.LSTM at {prefix or '(top level)'!r} is "
-                                     f"missing {missing!r} (the other bias is there)")
+                raise ModelFileError(
+                    f"{p}: the nn.LSTM at {prefix or '(top level)'!r} is "
+                    f"missing {missing!r} (the other bias is there)"
+                )
             w_hr = get(key("weight_hr"), False)
             try:
-                w = (convert.from_torch(w_ih, w_hh, b_ih, b_hh) if w_hr is None
-                     else convert.from_torch_proj(w_ih, w_hh, w_hr, b_ih, b_hh))
+                w = (
+                    convert.from_torch(w_ih, w_hh, b_ih, b_hh)
+                    if w_hr is None
+                    else convert.from_torch_proj(w_ih, w_hh, w_hr, b_ih, b_hh)
+                )
             except ModelFileError as e:
                 raise ModelFileError(f"{p}: {key('*')}: {e}") from None
             if hidden is None:
                 hidden, proj, in_dim = w.units, (0 if w_hr is None else w.output_units), w.input_dim
-            elif w.units != hidden or (w_hr is not None) != bool(proj) or (
-                    w_hr is not None and w.output_units != proj):
+            elif (
+                w.units != hidden
+                or (w_hr is not None) != bool(proj)
+                or (w_hr is not None and w.output_units != proj)
+            ):
                 raise ModelFileError(
                     f"{p}: {key('weight_hh')} has shape {tuple(w_hh.shape)}, which does not "
-                    f"match the hidden size {hidden}" + (f" / proj_size {proj}" if proj else "")
-                    + " of the first layer")
+                    f"match the hidden size {hidden}"
+                    + (f" / proj_size {proj}" if proj else "")
+                    + " of the first layer"
+                )
             if k > 0:
                 expect = len(sfxs) * (proj or hidden)
                 if w.input_dim != expect:
                     raise ModelFileError(
                         f"{p}: {key('weight_ih')} has shape {tuple(w_ih.shape)}; expected "
                         f"({4 * hidden}, {expect}): layer {k} takes the {len(sfxs)} direction(s) "
-                        f"x {proj or hidden} outputs of layer {k - 1}")
+                        f"x {proj or hidden} outputs of layer {k - 1}"
+                    )
             dirs.append(w)
         stack.append(dirs)
     assert hidden is not None
     assert in_dim is not None
-    info = {"num_layers": len(layers), "bidirectional": len(sfxs) == 2, "num_directions":
-            len(sfxs), "hidden_size": hidden, "proj_size": proj, "input_size": in_dim,
-            "bias": stack[0][0].use_bias, "lstm_cell": cell}
+    info = {
+        "num_layers": len(layers),
+        "bidirectional": len(sfxs) == 2,
+        "num_directions": len(sfxs),
+        "hidden_size": hidden,
+        "proj_size": proj,
+        "input_size": in_dim,
+        "bias": stack[0][0].use_bias,
+        "lstm_cell": cell,
+    }
     return stack, info, used
 
 
 def _lstm_keys(sd: dict[str, np.ndarray], prefix: str) -> str:
-    ks = [k[len(prefix):] for k in sd if k.startswith(prefix)
-          and re.match(r"(weight|bias)_(ih|hh|hr)", k[len(prefix):])]
+    ks = [
+        k[len(prefix) :]
+        for k in sd
+        if k.startswith(prefix) and re.match(r"(weight|bias)_(ih|hh|hr)", k[len(prefix) :])
+    ]
     return ", ".join(ks[:16]) + (" ..." if len(ks) > 16 else "") if ks else "no LSTM keys"
 
 
@@ -458,8 +570,13 @@ def _param(keys: list[str], name: str) -> str | None:
     return None
 
 
-def _pick_embedding(sd: dict[str, np.ndarray], p: Path, modules: dict[str, list[str]],
-                    opts: dict[str, Any], in_dim: int) -> tuple[np.ndarray | None, str | None]:
+def _pick_embedding(
+    sd: dict[str, np.ndarray],
+    p: Path,
+    modules: dict[str, list[str]],
+    opts: dict[str, Any],
+    in_dim: int,
+) -> tuple[np.ndarray | None, str | None]:
     if "embedding" in opts:
         mod = opts["embedding"]
         if mod is None:
@@ -469,19 +586,31 @@ def _pick_embedding(sd: dict[str, np.ndarray], p: Path, modules: dict[str, list[
             raise ModelFileError(
                 f"{p}: embedding {mod!r} (from the options) needs a key {mod + 'weight'!r} of "
                 f"shape (num_embeddings, {in_dim}); "
-                + ("there is none" if k is None else f"found {tuple(sd[k].shape)}"))
+                + ("there is none" if k is None else f"found {tuple(sd[k].shape)}")
+            )
         return sd[k].astype(np.float32), mod
-    cands = [m for m, ks in modules.items() if "emb" in m.lower() and len(ks) == 1
-             and (k := _param(ks, "weight")) is not None and sd[k].ndim == 2
-             and sd[k].shape[1] == in_dim]
+    cands = [
+        m
+        for m, ks in modules.items()
+        if "emb" in m.lower()
+        and len(ks) == 1
+        and (k := _param(ks, "weight")) is not None
+        and sd[k].ndim == 2
+        and sd[k].shape[1] == in_dim
+    ]
     if len(cands) == 1:
         return sd[cands[0] + "weight"].astype(np.float32), cands[0]
     return None, None
 
 
-def _pick_head(sd: dict[str, np.ndarray], p: Path, modules: dict[str, list[str]],
-               opts: dict[str, Any], out_dim: int, prefix: str
-               ) -> tuple[tuple[np.ndarray, np.ndarray | None] | None, str | None]:
+def _pick_head(
+    sd: dict[str, np.ndarray],
+    p: Path,
+    modules: dict[str, list[str]],
+    opts: dict[str, Any],
+    out_dim: int,
+    prefix: str,
+) -> tuple[tuple[np.ndarray, np.ndarray | None] | None, str | None]:
     def linear(mod: str) -> tuple[np.ndarray, np.ndarray | None] | None:
         ks = modules.get(mod, [])
         w, b = _param(ks, "weight"), _param(ks, "bias")
@@ -490,8 +619,10 @@ def _pick_head(sd: dict[str, np.ndarray], p: Path, modules: dict[str, list[str]]
         bias = None if b is None else sd[b]
         if bias is not None and bias.shape != (sd[w].shape[0],):
             return None
-        return (np.ascontiguousarray(sd[w].T, dtype=np.float32),  # (out, in) -> (in, out)
-                None if bias is None else bias.astype(np.float32))
+        return (
+            np.ascontiguousarray(sd[w].T, dtype=np.float32),  # (out, in) -> (in, out)
+            None if bias is None else bias.astype(np.float32),
+        )
 
     if "head" in opts:
         mod = opts["head"]
@@ -504,7 +635,8 @@ def _pick_head(sd: dict[str, np.ndarray], p: Path, modules: dict[str, list[str]]
             raise ModelFileError(
                 f"{p}: head {mod!r} (from the options) is not an nn.Linear after the LSTM: "
                 f"expected {mod + 'weight'!r} of shape (out_features, {out_dim}) and optionally "
-                f"{mod + 'bias'!r}; found {found}")
+                f"{mod + 'bias'!r}; found {found}"
+            )
         return got, mod
     cands = [m for m in modules if linear(m) is not None and "emb" not in m.lower()]
     if len(cands) == 1:
@@ -512,7 +644,8 @@ def _pick_head(sd: dict[str, np.ndarray], p: Path, modules: dict[str, list[str]]
     if len(cands) > 1:
         raise ModelFileError(
             f"{p}: several nn.Linear layers could follow the LSTM ({', '.join(map(repr, cands))})"
-            f"; say which one: {_sidecar_hint(p, {'lstm_prefix': prefix, 'head': cands[0]})}")
+            f"; say which one: {_sidecar_hint(p, {'lstm_prefix': prefix, 'head': cands[0]})}"
+        )
     return None, None
 
 

@@ -14,5 +14,16 @@ from __future__ import annotations
 from .core import BatchLog, PauseGate, Snapshot, TrainingError, TrainResult, train
 from .tasks import TASK_NAMES, Task, TrainConfig, get_task, list_tasks
 
-__all__ = ["TASK_NAMES", "BatchLog", "PauseGate", "Snapshot", "Task", "TrainConfig",
-           "TrainResult", "TrainingError", "get_task", "list_tasks", "train"]
+__all__ = [
+    "TASK_NAMES",
+    "BatchLog",
+    "PauseGate",
+    "Snapshot",
+    "Task",
+    "TrainConfig",
+    "TrainResult",
+    "TrainingError",
+    "get_task",
+    "list_tasks",
+    "train",
+]

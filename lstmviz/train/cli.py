@@ -26,8 +26,9 @@ class ProgressBar:
         self._last = 0.0
         self.tty = hasattr(self.stream, "isatty") and self.stream.isatty()
 
-    def update(self, step: int, total: int, epoch: int, loss: float, acc: float,
-               elapsed: float, eta: float) -> None:
+    def update(
+        self, step: int, total: int, epoch: int, loss: float, acc: float, elapsed: float, eta: float
+    ) -> None:
         now = time.monotonic()
         final = step >= total
         if not final and now - self._last < (0.1 if self.tty else 5.0):
@@ -36,8 +37,10 @@ class ProgressBar:
         frac = step / max(total, 1)
         n = int(frac * self.width)
         bar = "#" * n + "-" * (self.width - n)
-        line = (f"[{bar}] {step}/{total} epoch {epoch + 1} loss {loss:.4f} acc {acc:.4f} "
-                f"{_fmt_time(elapsed)} elapsed, ETA {_fmt_time(eta)}")
+        line = (
+            f"[{bar}] {step}/{total} epoch {epoch + 1} loss {loss:.4f} acc {acc:.4f} "
+            f"{_fmt_time(elapsed)} elapsed, ETA {_fmt_time(eta)}"
+        )
         if self.tty:
             self.stream.write("\r" + line + ("\n" if final else ""))
         else:
@@ -49,7 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="lstmviz train",
         description="Train one of the example tasks and save the model as .keras (with its "
-                    ".lstmviz.json sidecar). Needs TensorFlow: pip install lstmviz[train].",
+        ".lstmviz.json sidecar). Needs TensorFlow: pip install lstmviz[train].",
         epilog="tasks: " + ", ".join(TASK_NAMES),
     )
     p.add_argument("task", help="the task to learn: " + ", ".join(TASK_NAMES))
@@ -70,9 +73,15 @@ def main(argv: list[str] | None = None) -> int:
     task = get_task(a.task)
     if not a.out.endswith(".keras"):
         raise LstmvizError(f"--out {a.out!r}: the model is saved as .keras; use a .keras name")
-    config = with_overrides(task.defaults, epochs=a.epochs, units=a.units, seed=a.seed,
-                            batch_size=a.batch_size, learning_rate=a.lr,
-                            steps_per_epoch=a.steps)
+    config = with_overrides(
+        task.defaults,
+        epochs=a.epochs,
+        units=a.units,
+        seed=a.seed,
+        batch_size=a.batch_size,
+        learning_rate=a.lr,
+        steps_per_epoch=a.steps,
+    )
     from .backend import keras_module
 
     out = sys.stderr
@@ -83,15 +92,26 @@ def main(argv: list[str] | None = None) -> int:
     from .core import train
 
     if not a.quiet:
-        print(f"training {task.name}: {config.epochs} epochs x {config.steps_per_epoch} batches "
-              f"of {config.batch_size}, {config.units} units, lr {config.learning_rate:g}, "
-              f"seed {config.seed}", file=out, flush=True)
+        print(
+            f"training {task.name}: {config.epochs} epochs x {config.steps_per_epoch} batches "
+            f"of {config.batch_size}, {config.units} units, lr {config.learning_rate:g}, "
+            f"seed {config.seed}",
+            file=out,
+            flush=True,
+        )
     bar = ProgressBar(out)
 
     def on_batch(b: object) -> None:
         if not a.quiet:
-            bar.update(b.step, b.total, b.epoch, b.loss, b.accuracy,  # type: ignore[attr-defined]
-                       b.elapsed, b.eta)  # type: ignore[attr-defined]
+            bar.update(
+                b.step,
+                b.total,
+                b.epoch,
+                b.loss,
+                b.accuracy,  # type: ignore[attr-defined]
+                b.elapsed,
+                b.eta,
+            )  # type: ignore[attr-defined]
 
     try:
         result = train(task, config, on_batch=on_batch)
@@ -104,8 +124,11 @@ def main(argv: list[str] | None = None) -> int:
     parts = [f"held-out accuracy {m['heldout_accuracy']:.4f} ({task.heldout_note})"]
     if "train_accuracy" in m:
         parts.append(f"training-text accuracy {m['train_accuracy']:.4f}")
-    print(f"{task.name}: " + ", ".join(parts) + f"; {wall:.1f} s in all "
-          f"({result.seconds:.1f} s training)", flush=True)
+    print(
+        f"{task.name}: " + ", ".join(parts) + f"; {wall:.1f} s in all "
+        f"({result.seconds:.1f} s training)",
+        flush=True,
+    )
     print(f"saved {path} (open it with: lstmviz {path})", flush=True)
     if task.token_kind in ("chars", "words"):
         import lstmviz
@@ -113,8 +136,9 @@ def main(argv: list[str] | None = None) -> int:
         from .sampling import generate
 
         info = task.info(config, result.metrics)
-        text = generate(lstmviz.load_model(path), info, task.example, n=60, temperature=0.7,
-                        rng=config.seed)
+        text = generate(
+            lstmviz.load_model(path), info, task.example, n=60, temperature=0.7, rng=config.seed
+        )
         print(f"sample at temperature 0.7: {text!r}", flush=True)
     return 0
 

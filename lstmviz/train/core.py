@@ -149,8 +149,11 @@ def layer_weights(model: Any) -> dict[str, list[np.ndarray]]:
     def walk(m: Any, prefix: str) -> None:
         for lay in m.layers:
             key = f"{prefix}{lay.name}"
-            if hasattr(lay, "layers") and lay.__class__.__name__ in ("Sequential", "Functional",
-                                                                     "Model"):
+            if hasattr(lay, "layers") and lay.__class__.__name__ in (
+                "Sequential",
+                "Functional",
+                "Model",
+            ):
                 walk(lay, key + "/")
                 continue
             out[key] = [np.array(w, dtype=np.float32, copy=True) for w in lay.get_weights()]
@@ -163,8 +166,9 @@ def _finite(ws: dict[str, list[np.ndarray]]) -> bool:
     return all(np.all(np.isfinite(a)) for arrs in ws.values() for a in arrs)
 
 
-def _batches(task: Task, config: TrainConfig, targets: Callable[[Batch], Any]
-             ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+def _batches(
+    task: Task, config: TrainConfig, targets: Callable[[Batch], Any]
+) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """Fresh batches forever, batch ``k`` drawn from ``default_rng([seed, k])``.
 
     A plain generator (Keras reads it through ``tf.data``): no helper threads, so a run
@@ -179,10 +183,12 @@ def _targets_for(task: Task, model: Any) -> Callable[[Batch], Any]:
     """Pick the task's per-step or whole-sequence targets to fit ``model``'s output."""
     shape = tuple(model.output_shape) if not isinstance(model.output_shape, list) else None
     if shape is None:
-        raise TrainingError(f"model {model.name!r} has several outputs; lstmviz trains models "
-                            "with one output")
+        raise TrainingError(
+            f"model {model.name!r} has several outputs; lstmviz trains models with one output"
+        )
     per_step = len(shape) == 3 or (task.loss_kind == "binary" and len(shape) == 2)
     if per_step:
+
         def seq(b: Batch) -> Any:
             if b.y is None:
                 raise TrainingError(
@@ -191,6 +197,7 @@ def _targets_for(task: Task, model: Any) -> Callable[[Batch], Any]:
                     "LSTM has return_sequences=False"
                 )
             return b.y
+
         return seq
     return lambda b: b.y_final
 
@@ -198,22 +205,28 @@ def _targets_for(task: Task, model: Any) -> Callable[[Batch], Any]:
 def _check_fits(task: Task, model: Any) -> None:
     shape = model.input_shape
     if isinstance(shape, list):
-        raise TrainingError(f"model {model.name!r} has {len(shape)} inputs; task {task.name!r} "
-                            "feeds one")
+        raise TrainingError(
+            f"model {model.name!r} has {len(shape)} inputs; task {task.name!r} feeds one"
+        )
     feats = task.input_features
     if feats is None:
         if len(shape) != 2:
-            raise TrainingError(f"task {task.name!r} feeds token ids (batch, T); model "
-                                f"{model.name!r} expects input {shape}")
+            raise TrainingError(
+                f"task {task.name!r} feeds token ids (batch, T); model "
+                f"{model.name!r} expects input {shape}"
+            )
     elif len(shape) != 3 or shape[-1] not in (None, feats):
-        raise TrainingError(f"task {task.name!r} feeds (batch, T, {feats}); model "
-                            f"{model.name!r} expects input {shape}")
+        raise TrainingError(
+            f"task {task.name!r} feeds (batch, T, {feats}); model "
+            f"{model.name!r} expects input {shape}"
+        )
     out = model.output_shape
     classes = len(task.output_labels) if task.loss_kind != "binary" else 1
-    if not isinstance(out, list) and task.loss_kind != "binary" and out[-1] not in (None,
-                                                                                   classes):
-        raise TrainingError(f"task {task.name!r} has {classes} classes; model {model.name!r} "
-                            f"outputs {out[-1]} values per answer")
+    if not isinstance(out, list) and task.loss_kind != "binary" and out[-1] not in (None, classes):
+        raise TrainingError(
+            f"task {task.name!r} has {classes} classes; model {model.name!r} "
+            f"outputs {out[-1]} values per answer"
+        )
 
 
 def prepare_model(task: Task, config: TrainConfig, model: Any = None) -> tuple[Any, Any]:
@@ -225,11 +238,11 @@ def prepare_model(task: Task, config: TrainConfig, model: Any = None) -> tuple[A
     if model is None:
         return task.build_model(config)
     _check_fits(task, model)
-    loss = ("binary_crossentropy" if task.loss_kind == "binary"
-            else "sparse_categorical_crossentropy")
+    loss = (
+        "binary_crossentropy" if task.loss_kind == "binary" else "sparse_categorical_crossentropy"
+    )
     metric = "binary_accuracy" if task.loss_kind == "binary" else "accuracy"
-    model.compile(optimizer=adam(keras, config),
-                  loss=loss, metrics=[metric])
+    model.compile(optimizer=adam(keras, config), loss=loss, metrics=[metric])
     return model, model
 
 
@@ -261,12 +274,18 @@ def _copy_into(src: Any, dst: Any) -> None:
             lay.set_weights(ws)
 
 
-def train(task: Task, config: TrainConfig | None = None, progress: Progress | None = None,
-          should_stop: ShouldStop | None = None,
-          on_snapshot: Callable[[Snapshot], None] | None = None, *,
-          on_batch: Callable[[BatchLog], None] | None = None,
-          pause: PauseGate | None = None, model: Any = None,
-          evaluate: bool = True) -> TrainResult:
+def train(
+    task: Task,
+    config: TrainConfig | None = None,
+    progress: Progress | None = None,
+    should_stop: ShouldStop | None = None,
+    on_snapshot: Callable[[Snapshot], None] | None = None,
+    *,
+    on_batch: Callable[[BatchLog], None] | None = None,
+    pause: PauseGate | None = None,
+    model: Any = None,
+    evaluate: bool = True,
+) -> TrainResult:
     """Train ``task``'s model (or ``model``) with ``config``.
 
     Parameters
@@ -380,14 +399,20 @@ def train(task: Task, config: TrainConfig | None = None, progress: Progress | No
             if state["nan"] is not None:
                 return
             logs = logs or {}
-            metrics = {"loss": float(logs.get("loss", float("nan"))),
-                       "accuracy": float(logs.get("accuracy",
-                                                  logs.get("binary_accuracy", float("nan"))))}
+            metrics = {
+                "loss": float(logs.get("loss", float("nan"))),
+                "accuracy": float(logs.get("accuracy", logs.get("binary_accuracy", float("nan")))),
+            }
             snap(epoch, config.steps_per_epoch - 1, metrics)
 
-    train_model.fit(data, epochs=config.epochs, steps_per_epoch=config.steps_per_epoch, verbose=0,
-                    shuffle=False,
-                    callbacks=[_Control()])
+    train_model.fit(
+        data,
+        epochs=config.epochs,
+        steps_per_epoch=config.steps_per_epoch,
+        verbose=0,
+        shuffle=False,
+        callbacks=[_Control()],
+    )
 
     if state["nan"] is not None:
         good: Snapshot = state["good"]
@@ -401,21 +426,41 @@ def train(task: Task, config: TrainConfig | None = None, progress: Progress | No
         _set_weights(train_model, good.weights)
         _copy_into(train_model, export_model)
         epoch, batch, loss = state["nan"]
-        res = TrainResult(task, config, export_model, history, {}, snapshots, True,
-                          good.step, time.monotonic() - t0)
+        res = TrainResult(
+            task,
+            config,
+            export_model,
+            history,
+            {},
+            snapshots,
+            True,
+            good.step,
+            time.monotonic() - t0,
+        )
         raise TrainingError(
             f"training diverged: the loss became {loss} in epoch {epoch + 1}, batch "
             f"{batch + 1}. The last good weights (after batch {good.step}) are kept. Try a "
-            f"smaller learning rate than {config.learning_rate:g}.", res)
+            f"smaller learning rate than {config.learning_rate:g}.",
+            res,
+        )
     _copy_into(train_model, export_model)
     metrics: dict[str, float] = {}
     if evaluate and not state["stopped"]:
         metrics = evaluate_model(task, export_model)
     if history["loss"]:
-        tail = history["loss"][-min(len(history["loss"]), config.steps_per_epoch):]
+        tail = history["loss"][-min(len(history["loss"]), config.steps_per_epoch) :]
         metrics.setdefault("final_loss", float(np.mean(tail)))  # the last epoch's mean
-    return TrainResult(task, config, export_model, history, metrics, snapshots,
-                       state["stopped"], state["step"], time.monotonic() - t0)
+    return TrainResult(
+        task,
+        config,
+        export_model,
+        history,
+        metrics,
+        snapshots,
+        state["stopped"],
+        state["step"],
+        time.monotonic() - t0,
+    )
 
 
 def _set_weights(model: Any, weights: dict[str, list[np.ndarray]]) -> None:

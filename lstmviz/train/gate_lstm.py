@@ -53,12 +53,19 @@ def gate_lstm_class() -> Any:
             Also return ``z = x W + h_tm1 U + b`` ``(batch, T, 4U)``.
         """
 
-        def __init__(self, units: int, activation: Any = "tanh",
-                     recurrent_activation: Any = "sigmoid", use_bias: bool = True,
-                     unit_forget_bias: bool = True, go_backwards: bool = False,
-                     return_preactivations: bool = False,
-                     kernel_initializer: Any = "glorot_uniform",
-                     recurrent_initializer: Any = "orthogonal", **kwargs: Any) -> None:
+        def __init__(
+            self,
+            units: int,
+            activation: Any = "tanh",
+            recurrent_activation: Any = "sigmoid",
+            use_bias: bool = True,
+            unit_forget_bias: bool = True,
+            go_backwards: bool = False,
+            return_preactivations: bool = False,
+            kernel_initializer: Any = "glorot_uniform",
+            recurrent_initializer: Any = "orthogonal",
+            **kwargs: Any,
+        ) -> None:
             super().__init__(**kwargs)
             self.units = int(units)
             self.activation = keras.activations.get(activation)
@@ -76,10 +83,12 @@ def gate_lstm_class() -> Any:
         def build(self, input_shape: Any) -> None:
             feats = int(input_shape[-1])
             u = self.units
-            self.kernel = self.add_weight(shape=(feats, 4 * u), name="kernel",
-                                          initializer=self.kernel_initializer)
-            self.recurrent_kernel = self.add_weight(shape=(u, 4 * u), name="recurrent_kernel",
-                                                    initializer=self.recurrent_initializer)
+            self.kernel = self.add_weight(
+                shape=(feats, 4 * u), name="kernel", initializer=self.kernel_initializer
+            )
+            self.recurrent_kernel = self.add_weight(
+                shape=(u, 4 * u), name="recurrent_kernel", initializer=self.recurrent_initializer
+            )
             if self.use_bias:
                 fb = self.unit_forget_bias
 
@@ -135,8 +144,9 @@ def gate_lstm_class() -> Any:
                 return h, c, ops.concatenate([z, i, f, g, o, c, h], axis=-1)
 
             row0 = ops.zeros((batch, 10 * u), dtype="float32")
-            _, _, seq = tf.scan(step, (zx, m), initializer=(h0, c0, row0),
-                                reverse=self.go_backwards)  # (T, B, 10U), input order
+            _, _, seq = tf.scan(
+                step, (zx, m), initializer=(h0, c0, row0), reverse=self.go_backwards
+            )  # (T, B, 10U), input order
             z = seq[..., : 4 * u]  # (T, B, 4U)
             i, f, g, o, c, h = (seq[..., (4 + k) * u : (5 + k) * u] for k in range(6))
             bm = lambda a: ops.transpose(a, (1, 0, 2))  # noqa: E731  (T, B, n) -> (B, T, n)
@@ -157,10 +167,15 @@ def gate_lstm_class() -> Any:
 
         def get_config(self) -> dict[str, Any]:
             cfg = super().get_config()
-            cfg.update(units=self.units, activation=self._act_cfg,
-                       recurrent_activation=self._rec_cfg, use_bias=self.use_bias,
-                       unit_forget_bias=self.unit_forget_bias, go_backwards=self.go_backwards,
-                       return_preactivations=self.return_preactivations)
+            cfg.update(
+                units=self.units,
+                activation=self._act_cfg,
+                recurrent_activation=self._rec_cfg,
+                use_bias=self.use_bias,
+                unit_forget_bias=self.unit_forget_bias,
+                go_backwards=self.go_backwards,
+                return_preactivations=self.return_preactivations,
+            )
             return cfg
 
         @classmethod
@@ -168,10 +183,14 @@ def gate_lstm_class() -> Any:
             """A ``GateLSTM`` with the configuration and weights of a built
             ``keras.layers.LSTM``."""
             c = lstm.get_config()
-            layer = cls(c["units"], activation=c.get("activation"),
-                        recurrent_activation=c.get("recurrent_activation"),
-                        use_bias=c.get("use_bias", True),
-                        go_backwards=c.get("go_backwards", False), **kwargs)
+            layer = cls(
+                c["units"],
+                activation=c.get("activation"),
+                recurrent_activation=c.get("recurrent_activation"),
+                use_bias=c.get("use_bias", True),
+                go_backwards=c.get("go_backwards", False),
+                **kwargs,
+            )
             w = lstm.get_weights()
             layer.build((None, None, w[0].shape[0]))
             layer.set_weights(w)
@@ -185,19 +204,34 @@ def _activation_for_keras(name: str) -> Any:
     return {"linear": None, "hard_sigmoid_keras2": "hard_sigmoid"}.get(name, name)
 
 
-def run_gate_lstm(x: np.ndarray, weights: Any, *, h0: Any = None, c0: Any = None,
-                  mask: Any = None, go_backwards: bool = False) -> dict[str, np.ndarray]:
+def run_gate_lstm(
+    x: np.ndarray,
+    weights: Any,
+    *,
+    h0: Any = None,
+    c0: Any = None,
+    mask: Any = None,
+    go_backwards: bool = False,
+) -> dict[str, np.ndarray]:
     """Run ``GateLSTM`` with engine :class:`~lstmviz.engine.cell.LSTMWeights` on ``x``
     ``(B, T, F)``; returns NumPy ``{"z", "i", "f", "g", "o", "c", "h"}``, batch-major."""
     cls = gate_lstm_class()
-    if weights.activation == "hard_sigmoid_keras2" or \
-            weights.recurrent_activation == "hard_sigmoid_keras2":
-        raise LstmvizError("the Keras engine cannot run Keras 2's hard_sigmoid; use the NumPy "
-                           "engine for this model")
-    layer = cls(weights.units, activation=_activation_for_keras(weights.activation),
-                recurrent_activation=_activation_for_keras(weights.recurrent_activation),
-                use_bias=weights.use_bias, go_backwards=go_backwards,
-                return_preactivations=True)
+    if (
+        weights.activation == "hard_sigmoid_keras2"
+        or weights.recurrent_activation == "hard_sigmoid_keras2"
+    ):
+        raise LstmvizError(
+            "the Keras engine cannot run Keras 2's hard_sigmoid; use the NumPy "
+            "engine for this model"
+        )
+    layer = cls(
+        weights.units,
+        activation=_activation_for_keras(weights.activation),
+        recurrent_activation=_activation_for_keras(weights.recurrent_activation),
+        use_bias=weights.use_bias,
+        go_backwards=go_backwards,
+        return_preactivations=True,
+    )
     x = np.asarray(x, np.float32)
     layer.build(x.shape)
     ws = [weights.kernel, weights.recurrent_kernel]
@@ -297,27 +331,42 @@ def keras_trace(model: Any, x: Any, initial_state: dict[str, Any] | None = None)
         inputs = _lstm_inputs(km, names, ref.inputs)
         feed = ref.inputs if isinstance(ref.inputs, list) else [ref.inputs]
         out = km(feed if len(km.inputs) > 1 else feed[0], training=False)
-        output = ([np.asarray(o) for o in out] if isinstance(out, (list, tuple))
-                  else np.asarray(out))
+        output = [np.asarray(o) for o in out] if isinstance(out, (list, tuple)) else np.asarray(out)
     layers = []
     for lt in ref.layers:
         xin = inputs.get(lt.layer_name, lt.x)
         if xin.shape != lt.x.shape:
             xin = lt.x
-        r = run_gate_lstm(xin, lt.weights, h0=lt.h0, c0=lt.c0, mask=lt.mask,
-                          go_backwards=lt.go_backwards)
+        r = run_gate_lstm(
+            xin, lt.weights, h0=lt.h0, c0=lt.c0, mask=lt.mask, go_backwards=lt.go_backwards
+        )
         u = lt.units
         z = r["z"]  # (B, T, 4U), Keras order i, f, c, o
         pre = _to_internal([z[..., :u], z[..., u : 2 * u], z[..., 3 * u :], z[..., 2 * u : 3 * u]])
         act = _to_internal([r["i"], r["f"], r["o"], r["g"]])
-        layers.append(LayerTrace(
-            name=lt.name, weights=lt.weights, pre=pre, act=act,
-            c=np.ascontiguousarray(r["c"].transpose(1, 0, 2)),
-            h=np.ascontiguousarray(r["h"].transpose(1, 0, 2)),
-            h0=np.array(lt.h0, copy=True), c0=np.array(lt.c0, copy=True),
-            x=np.array(xin, np.float32, copy=True), mask=lt.mask,
-            go_backwards=lt.go_backwards, layer_name=lt.layer_name, direction=lt.direction,
-            meta={**lt.meta, "engine": "keras"},
-        ))
-    return Trace(output=output, layers=tuple(layers), inputs=ref.inputs, engine="keras",
-                 step_output=ref.step_output, layer_outputs=ref.layer_outputs)
+        layers.append(
+            LayerTrace(
+                name=lt.name,
+                weights=lt.weights,
+                pre=pre,
+                act=act,
+                c=np.ascontiguousarray(r["c"].transpose(1, 0, 2)),
+                h=np.ascontiguousarray(r["h"].transpose(1, 0, 2)),
+                h0=np.array(lt.h0, copy=True),
+                c0=np.array(lt.c0, copy=True),
+                x=np.array(xin, np.float32, copy=True),
+                mask=lt.mask,
+                go_backwards=lt.go_backwards,
+                layer_name=lt.layer_name,
+                direction=lt.direction,
+                meta={**lt.meta, "engine": "keras"},
+            )
+        )
+    return Trace(
+        output=output,
+        layers=tuple(layers),
+        inputs=ref.inputs,
+        engine="keras",
+        step_output=ref.step_output,
+        layer_outputs=ref.layer_outputs,
+    )

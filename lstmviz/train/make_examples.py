@@ -39,8 +39,9 @@ class Recipe:
     check: Callable[[Any, Any], dict[str, float]] | None = None
 
 
-def carry_correlation(model: Any, length: int = 60, n: int = 200, seed: int = 5
-                      ) -> tuple[int, float]:
+def carry_correlation(
+    model: Any, length: int = 60, n: int = 200, seed: int = 5
+) -> tuple[int, float]:
     """The LSTM unit whose cell state follows the carry of a binary addition best.
 
     ``model`` is an engine model of the adder; returns ``(unit, Pearson r)`` between the unit's
@@ -64,8 +65,10 @@ def carry_correlation(model: Any, length: int = 60, n: int = 200, seed: int = 5
 def _adder_check(engine_model: Any, result: Any) -> dict[str, float]:
     unit, r = carry_correlation(engine_model)
     if abs(r) < 0.9:
-        raise LstmvizError(f"binary_addition: no cell unit tracks the carry (best: unit {unit}, "
-                           f"r = {r:.3f}); choose another seed")
+        raise LstmvizError(
+            f"binary_addition: no cell unit tracks the carry (best: unit {unit}, "
+            f"r = {r:.3f}); choose another seed"
+        )
     from .tasks import binary_addition_data
 
     b = binary_addition_data(np.random.default_rng(6), 50, 200)
@@ -74,22 +77,48 @@ def _adder_check(engine_model: Any, result: Any) -> dict[str, float]:
 
 
 RECIPES: list[Recipe] = [
-    Recipe("digit_sum", "digit-sum",
-           TrainConfig(epochs=12, batch_size=64, learning_rate=0.01, units=32,
-                       steps_per_epoch=100, seed=0), 0.99),
-    Recipe("binary_addition", "binary-addition",
-           # seed 4 gives a unit whose cell state is the carry (|r| >= 0.9), for the analysis
-           TrainConfig(epochs=8, batch_size=64, learning_rate=0.02, units=4,
-                       steps_per_epoch=100, seed=4), 0.99, _adder_check),
-    Recipe("toy_classification", "toy-classification",
-           TrainConfig(epochs=6, batch_size=64, learning_rate=0.01, units=16,
-                       steps_per_epoch=60, seed=0), 0.99),
-    Recipe("char_textgen", "char-textgen",
-           TrainConfig(epochs=14, batch_size=32, learning_rate=0.005, units=96,
-                       steps_per_epoch=100, seed=0), 0.0),
-    Recipe("word_lm", "word-lm",
-           TrainConfig(epochs=12, batch_size=32, learning_rate=0.01, units=48,
-                       steps_per_epoch=80, seed=0), 0.0),
+    Recipe(
+        "digit_sum",
+        "digit-sum",
+        TrainConfig(
+            epochs=12, batch_size=64, learning_rate=0.01, units=32, steps_per_epoch=100, seed=0
+        ),
+        0.99,
+    ),
+    Recipe(
+        "binary_addition",
+        "binary-addition",
+        # seed 4 gives a unit whose cell state is the carry (|r| >= 0.9), for the analysis
+        TrainConfig(
+            epochs=8, batch_size=64, learning_rate=0.02, units=4, steps_per_epoch=100, seed=4
+        ),
+        0.99,
+        _adder_check,
+    ),
+    Recipe(
+        "toy_classification",
+        "toy-classification",
+        TrainConfig(
+            epochs=6, batch_size=64, learning_rate=0.01, units=16, steps_per_epoch=60, seed=0
+        ),
+        0.99,
+    ),
+    Recipe(
+        "char_textgen",
+        "char-textgen",
+        TrainConfig(
+            epochs=14, batch_size=32, learning_rate=0.005, units=96, steps_per_epoch=100, seed=0
+        ),
+        0.0,
+    ),
+    Recipe(
+        "word_lm",
+        "word-lm",
+        TrainConfig(
+            epochs=12, batch_size=32, learning_rate=0.01, units=48, steps_per_epoch=80, seed=0
+        ),
+        0.0,
+    ),
     Recipe("stacked_lstm", "", None, 0.0),
 ]
 
@@ -127,11 +156,14 @@ def build_stacked(seed: int = 3) -> Any:
     keras = keras_module()
     set_seed(seed)
     L = keras.layers
-    return keras.Sequential([
-        keras.Input((None, 6), name="features"),
-        L.LSTM(4, return_sequences=True, name="lstm_1"),
-        L.LSTM(5, return_sequences=True, name="lstm_2"),
-    ], name="stacked_lstm")
+    return keras.Sequential(
+        [
+            keras.Input((None, 6), name="features"),
+            L.LSTM(4, return_sequences=True, name="lstm_1"),
+            L.LSTM(5, return_sequences=True, name="lstm_2"),
+        ],
+        name="stacked_lstm",
+    )
 
 
 def verify(path: Path, keras_model: Any, x: Any) -> float:
@@ -146,8 +178,9 @@ def verify(path: Path, keras_model: Any, x: Any) -> float:
     if diff > 1e-4:
         raise LstmvizError(f"{path}: lstmviz's trace differs from Keras by {diff:g}")
     if path.stat().st_size > MAX_BYTES:
-        raise LstmvizError(f"{path}: {path.stat().st_size} bytes; bundled models must stay "
-                           f"under {MAX_BYTES}")
+        raise LstmvizError(
+            f"{path}: {path.stat().st_size} bytes; bundled models must stay under {MAX_BYTES}"
+        )
     return diff
 
 
@@ -170,8 +203,12 @@ def make(recipe: Recipe, out: Path, log: Callable[[str], None] = print) -> dict[
         em = engine_model_from_keras(km)
         x = encode_text(em, STACKED_INFO.example, STACKED_INFO)
         diff = verify(path, km, x)
-        return {"name": recipe.name, "seconds": time.monotonic() - t0, "max_diff": diff,
-                "bytes": path.stat().st_size}
+        return {
+            "name": recipe.name,
+            "seconds": time.monotonic() - t0,
+            "max_diff": diff,
+            "bytes": path.stat().st_size,
+        }
     task = get_task(recipe.task)
     result = train(task, recipe.config)
     figures: dict[str, Any] = {"name": recipe.name, **result.metrics}
@@ -180,17 +217,21 @@ def make(recipe: Recipe, out: Path, log: Callable[[str], None] = print) -> dict[
         figures.update(recipe.check(em, result))
     acc = result.metrics.get("heldout_accuracy", 0.0)
     if acc < recipe.min_accuracy:
-        raise LstmvizError(f"{recipe.name}: held-out accuracy {acc:.4f} is below "
-                           f"{recipe.min_accuracy}")
+        raise LstmvizError(
+            f"{recipe.name}: held-out accuracy {acc:.4f} is below {recipe.min_accuracy}"
+        )
     info = task.info(recipe.config, result.metrics)
     checks = {k: v for k, v in figures.items() if k not in result.metrics and k != "name"}
     if checks:
-        info.extra["checks"] = {k: round(v, 5) if isinstance(v, float) else v
-                                for k, v in checks.items()}
+        info.extra["checks"] = {
+            k: round(v, 5) if isinstance(v, float) else v for k, v in checks.items()
+        }
     if "carry_unit" in checks:
-        info.description += (f" In this model it is unit {checks['carry_unit']} (its cell "
-                             f"state has correlation r = {checks['carry_r']:.2f} with the "
-                             "carry bit).")
+        info.description += (
+            f" In this model it is unit {checks['carry_unit']} (its cell "
+            f"state has correlation r = {checks['carry_r']:.2f} with the "
+            "carry bit)."
+        )
     save_model(result, str(path), info)
     x = encode_text(em, task.example, info)
     figures["max_diff"] = verify(path, result.model, x)
@@ -200,10 +241,16 @@ def make(recipe: Recipe, out: Path, log: Callable[[str], None] = print) -> dict[
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m lstmviz.train.make_examples",
-                                description="Regenerate the bundled example models.")
-    p.add_argument("--only", nargs="*", metavar="NAME",
-                   help=f"only these examples ({', '.join(r.name for r in RECIPES)})")
+    p = argparse.ArgumentParser(
+        prog="python -m lstmviz.train.make_examples",
+        description="Regenerate the bundled example models.",
+    )
+    p.add_argument(
+        "--only",
+        nargs="*",
+        metavar="NAME",
+        help=f"only these examples ({', '.join(r.name for r in RECIPES)})",
+    )
     p.add_argument("--out", default=str(EXAMPLES), help="output folder (default: %(default)s)")
     a = p.parse_args(argv)
     names = {r.name for r in RECIPES}
@@ -216,8 +263,13 @@ def main(argv: list[str] | None = None) -> int:
             continue
         print(f"== {r.name}", flush=True)
         figs = make(r, Path(a.out))
-        print("   " + ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
-                                for k, v in figs.items()), flush=True)
+        print(
+            "   "
+            + ", ".join(
+                f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in figs.items()
+            ),
+            flush=True,
+        )
     return 0
 
 

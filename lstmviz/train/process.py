@@ -12,7 +12,6 @@ This module imports neither TensorFlow nor Qt; the child does the TensorFlow par
 from __future__ import annotations
 
 import contextlib
-
 import multiprocessing as mp
 import os
 import queue
@@ -28,7 +27,6 @@ from typing import Any
 
 from ..errors import LstmvizError
 from .tasks import Task, TrainConfig
-
 
 _TMP_PREFIX = "lstmviz-train-"
 
@@ -89,9 +87,17 @@ def _task_ref(task: Task) -> Any:
     return task
 
 
-def _child(task_ref: Any, config: TrainConfig, arch_path: str | None, out_dir: str,
-           q: Any, cancel: Any, paused: Any, log_interval: float,
-           threads: int | None) -> None:  # pragma: no cover
+def _child(
+    task_ref: Any,
+    config: TrainConfig,
+    arch_path: str | None,
+    out_dir: str,
+    q: Any,
+    cancel: Any,
+    paused: Any,
+    log_interval: float,
+    threads: int | None,
+) -> None:  # pragma: no cover
     """The child process: import TensorFlow, train, save, report through ``q``."""
     parent = os.getppid()  # a killed app stops the training too: no orphaned run
     with contextlib.suppress(OSError, AttributeError):
@@ -134,13 +140,21 @@ def _child(task_ref: Any, config: TrainConfig, arch_path: str | None, out_dir: s
         def summary(r: Any) -> TrainSummary:
             path = os.path.join(out_dir, "model.keras")
             r.model.save(path)
-            return TrainSummary(task, config, path, r.history, r.metrics, r.stopped, r.steps,
-                                r.seconds)
+            return TrainSummary(
+                task, config, path, r.history, r.metrics, r.stopped, r.steps, r.seconds
+            )
 
         try:
-            r = train(task, config, None, lambda: cancel.is_set() or os.getppid() != parent,
-                      on_snapshot, on_batch=on_batch, pause=_Pause(),
-                      model=model)  # type: ignore[arg-type]
+            r = train(
+                task,
+                config,
+                None,
+                lambda: cancel.is_set() or os.getppid() != parent,
+                on_snapshot,
+                on_batch=on_batch,
+                pause=_Pause(),
+                model=model,
+            )  # type: ignore[arg-type]
         except TrainingError as e:
             q.put(("error", str(e), summary(e.result) if e.result is not None else None))
             return
@@ -148,8 +162,13 @@ def _child(task_ref: Any, config: TrainConfig, arch_path: str | None, out_dir: s
     except LstmvizError as e:
         q.put(("error", str(e), None))
     except Exception as e:  # noqa: BLE001 - everything reaches the parent's one dialog
-        q.put(("error", f"training failed: {type(e).__name__}: {e}\n\n"
-                        f"{traceback.format_exc(limit=8)}", None))
+        q.put(
+            (
+                "error",
+                f"training failed: {type(e).__name__}: {e}\n\n{traceback.format_exc(limit=8)}",
+                None,
+            )
+        )
 
 
 _spawn_lock = threading.Lock()
@@ -180,12 +199,18 @@ def _start_without_main(proc: Any) -> None:
             mps.get_preparation_data = orig
 
 
-def train_in_process(task: Task, config: TrainConfig, *,
-                     on_message: Callable[[str, Any], None],
-                     should_stop: Callable[[], bool] = lambda: False,
-                     is_paused: Callable[[], bool] = lambda: False,
-                     arch_path: str | None = None, log_interval: float = 0.1,
-                     poll: float = 0.05, threads: int | None = 1) -> TrainSummary:
+def train_in_process(
+    task: Task,
+    config: TrainConfig,
+    *,
+    on_message: Callable[[str, Any], None],
+    should_stop: Callable[[], bool] = lambda: False,
+    is_paused: Callable[[], bool] = lambda: False,
+    arch_path: str | None = None,
+    log_interval: float = 0.1,
+    poll: float = 0.05,
+    threads: int | None = 1,
+) -> TrainSummary:
     """Train ``task`` in a child process; blocks (call it from a worker thread).
 
     ``on_message(kind, obj)`` receives ``("phase", str)``, ``("logs", [BatchLog])`` and
@@ -203,9 +228,22 @@ def train_in_process(task: Task, config: TrainConfig, *,
     cancel = ctx.Event()
     paused = ctx.Event()
     out_dir = tempfile.mkdtemp(prefix=_TMP_PREFIX)
-    proc = ctx.Process(target=_child, name="lstmviz training",
-                       args=(_task_ref(task), config, arch_path, out_dir, q, cancel, paused,
-                             log_interval, threads), daemon=True)
+    proc = ctx.Process(
+        target=_child,
+        name="lstmviz training",
+        args=(
+            _task_ref(task),
+            config,
+            arch_path,
+            out_dir,
+            q,
+            cancel,
+            paused,
+            log_interval,
+            threads,
+        ),
+        daemon=True,
+    )
     _start_without_main(proc)
     try:
         while True:
@@ -240,7 +278,9 @@ def train_in_process(task: Task, config: TrainConfig, *,
         q.close()
 
 
-def _keras_engine_child(requests: Any, replies: Any, threads: int | None) -> None:  # pragma: no cover
+def _keras_engine_child(
+    requests: Any, replies: Any, threads: int | None
+) -> None:  # pragma: no cover
     """The Keras engine's process: import TensorFlow once, then trace what is asked."""
     import warnings
 
@@ -252,8 +292,7 @@ def _keras_engine_child(requests: Any, replies: Any, threads: int | None) -> Non
 
         keras_module(threads=threads)
     except Exception as e:  # noqa: BLE001 - reported to the app's dialog
-        replies.put(("error", None, f"the Keras engine could not start: {type(e).__name__}: "
-                                    f"{e}"))
+        replies.put(("error", None, f"the Keras engine could not start: {type(e).__name__}: {e}"))
         return
     replies.put(("ready", None, None))
     parent = os.getppid()
@@ -274,8 +313,14 @@ def _keras_engine_child(requests: Any, replies: Any, threads: int | None) -> Non
         except LstmvizError as e:
             replies.put(("error", rid, str(e)))
         except Exception as e:  # noqa: BLE001
-            replies.put(("error", rid, f"the Keras engine failed: {type(e).__name__}: {e}\n\n"
-                                       f"{traceback.format_exc(limit=8)}"))
+            replies.put(
+                (
+                    "error",
+                    rid,
+                    f"the Keras engine failed: {type(e).__name__}: {e}\n\n"
+                    f"{traceback.format_exc(limit=8)}",
+                )
+            )
 
 
 class KerasEngineProcess:
@@ -305,13 +350,21 @@ class KerasEngineProcess:
         self.shutdown()
         ctx = mp.get_context("spawn")
         self._requests, self._replies = ctx.Queue(), ctx.Queue()
-        self._proc = ctx.Process(target=_keras_engine_child, name="lstmviz keras engine",
-                                 args=(self._requests, self._replies, self.threads),
-                                 daemon=True)
+        self._proc = ctx.Process(
+            target=_keras_engine_child,
+            name="lstmviz keras engine",
+            args=(self._requests, self._replies, self.threads),
+            daemon=True,
+        )
         _start_without_main(self._proc)
 
-    def trace(self, model: Any, x: Any, should_stop: Callable[[], bool] = lambda: False,
-              poll: float = 0.05) -> Any:
+    def trace(
+        self,
+        model: Any,
+        x: Any,
+        should_stop: Callable[[], bool] = lambda: False,
+        poll: float = 0.05,
+    ) -> Any:
         """The Keras engine's :class:`~lstmviz.engine.Trace` of ``model`` on ``x``; None when
         ``should_stop()`` turned true first (the child finishes that trace and drops it).
 
@@ -336,8 +389,9 @@ class KerasEngineProcess:
                     if not self.running:
                         code = self._proc.exitcode if self._proc is not None else None
                         self.shutdown()
-                        raise LstmvizError("the Keras engine's process ended unexpectedly "
-                                           f"(exit code {code})") from None
+                        raise LstmvizError(
+                            f"the Keras engine's process ended unexpectedly (exit code {code})"
+                        ) from None
                     continue
                 if kind == "error" and mrid is None:  # could not even start
                     self.shutdown()

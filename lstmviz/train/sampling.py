@@ -13,8 +13,9 @@ import numpy as np
 from ..errors import LstmvizError
 
 
-def next_token_probs(model: Any, x: np.ndarray, state: dict[str, Any] | None = None
-                     ) -> tuple[np.ndarray, dict[str, tuple[np.ndarray, np.ndarray]]]:
+def next_token_probs(
+    model: Any, x: np.ndarray, state: dict[str, Any] | None = None
+) -> tuple[np.ndarray, dict[str, tuple[np.ndarray, np.ndarray]]]:
     """Run ``x`` ``(1, T)`` token ids from ``state``; returns the distribution over the next
     token ``(V,)`` and every LSTM's final ``(h, c)`` (to continue from)."""
     tr = model.trace(x, initial_state=state, step_outputs=False)
@@ -23,8 +24,9 @@ def next_token_probs(model: Any, x: np.ndarray, state: dict[str, Any] | None = N
     new_state = {}
     for lt in tr.layers:
         if lt.go_backwards:
-            raise LstmvizError("text generation needs a forward LSTM; this model has a "
-                               f"backward layer {lt.name!r}")
+            raise LstmvizError(
+                f"text generation needs a forward LSTM; this model has a backward layer {lt.name!r}"
+            )
         new_state[lt.name] = (np.array(lt.h[-1]), np.array(lt.c[-1]))  # (1, U) each
     return probs.astype(np.float64), new_state
 
@@ -42,8 +44,14 @@ def apply_temperature(probs: np.ndarray, temperature: float) -> np.ndarray:
     return q / q.sum()
 
 
-def generate(model: Any, info: Any, seed_text: str, n: int = 100, temperature: float = 0.7,
-             rng: np.random.Generator | int | None = 0) -> str:
+def generate(
+    model: Any,
+    info: Any,
+    seed_text: str,
+    n: int = 100,
+    temperature: float = 0.7,
+    rng: np.random.Generator | int | None = 0,
+) -> str:
     """Append ``n`` sampled tokens to ``seed_text`` (characters or words, as ``info`` says).
 
     Parameters
@@ -65,8 +73,9 @@ def generate(model: Any, info: Any, seed_text: str, n: int = 100, temperature: f
     from ..io.inputs import encode_text
 
     if info is None or info.token_kind not in ("chars", "words") or not info.vocab:
-        raise LstmvizError("text generation needs a model with a character or word vocabulary "
-                           "(its .lstmviz.json)")
+        raise LstmvizError(
+            "text generation needs a model with a character or word vocabulary (its .lstmviz.json)"
+        )
     if not model.takes_tokens:
         raise LstmvizError("text generation needs a model that reads token ids (Embedding)")
     if temperature < 0:

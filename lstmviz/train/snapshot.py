@@ -35,8 +35,9 @@ class SnapshotWeights:
         return [np.asarray(a, np.float32) for a in self.weights.get("/".join(path), [])]
 
 
-def engine_model(spec: ModelSpec, weights: dict[str, list[np.ndarray]],
-                 source: str | None = None) -> Model:
+def engine_model(
+    spec: ModelSpec, weights: dict[str, list[np.ndarray]], source: str | None = None
+) -> Model:
     """An :class:`lstmviz.engine.Model` from a Keras config and a weight snapshot."""
     from ..io.keras import _top_model
 

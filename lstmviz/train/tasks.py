@@ -71,8 +71,14 @@ class TrainConfig:
     snapshot_every: int = 0
 
     def __post_init__(self) -> None:
-        for name, lo in (("epochs", 1), ("batch_size", 1), ("units", 1), ("steps_per_epoch", 1),
-                         ("snapshot_every", 0), ("seed", 0)):
+        for name, lo in (
+            ("epochs", 1),
+            ("batch_size", 1),
+            ("units", 1),
+            ("steps_per_epoch", 1),
+            ("snapshot_every", 0),
+            ("seed", 0),
+        ):
             v = getattr(self, name)
             if not isinstance(v, (int, np.integer)) or v < lo:
                 raise LstmvizError(f"{name} must be an integer >= {lo}; got {v!r}")
@@ -140,25 +146,37 @@ class Task:
         """Features per step of the input (None: token ids)."""
         return None
 
-    def info(self, config: TrainConfig | None = None, metrics: dict[str, float] | None = None
-             ) -> ModelInfo:
+    def info(
+        self, config: TrainConfig | None = None, metrics: dict[str, float] | None = None
+    ) -> ModelInfo:
         extra: dict[str, Any] = {}
         if config is not None:
             extra["training"] = {
-                "epochs": config.epochs, "batch_size": config.batch_size,
-                "learning_rate": config.learning_rate, "units": config.units,
-                "steps_per_epoch": config.steps_per_epoch, "seed": config.seed,
+                "epochs": config.epochs,
+                "batch_size": config.batch_size,
+                "learning_rate": config.learning_rate,
+                "units": config.units,
+                "steps_per_epoch": config.steps_per_epoch,
+                "seed": config.seed,
             }
         if metrics:
             extra["metrics"] = {k: round(float(v), 5) for k, v in metrics.items()}
-        return ModelInfo(task=self.name, title=self.title, description=self.description,
-                         token_kind=self.token_kind, vocab=list(self.vocab),
-                         example=self.example, output_kind=self.output_kind,
-                         output_labels=list(self.output_labels), extra=extra)
+        return ModelInfo(
+            task=self.name,
+            title=self.title,
+            description=self.description,
+            token_kind=self.token_kind,
+            vocab=list(self.vocab),
+            example=self.example,
+            output_kind=self.output_kind,
+            output_labels=list(self.output_labels),
+            extra=extra,
+        )
 
     # ---- evaluation ------------------------------------------------------------------------
-    def score(self, predict: Callable[[np.ndarray], np.ndarray], batches: list[Batch] | None = None
-              ) -> dict[str, float]:
+    def score(
+        self, predict: Callable[[np.ndarray], np.ndarray], batches: list[Batch] | None = None
+    ) -> dict[str, float]:
         """Held-out accuracy of ``predict`` (x -> the model's output as a NumPy array)."""
         batches = self.heldout() if batches is None else batches
         hits = 0
@@ -197,8 +215,9 @@ def _keras() -> Any:
 def adam(keras: Any, config: TrainConfig) -> Any:
     """Adam with gradient clipping and a cosine decay of the learning rate to 5 % over the
     run (fast start, calm finish: the gates settle into crisp values)."""
-    sched = keras.optimizers.schedules.CosineDecay(config.learning_rate, config.total_steps,
-                                                   alpha=0.05)
+    sched = keras.optimizers.schedules.CosineDecay(
+        config.learning_rate, config.total_steps, alpha=0.05
+    )
     return keras.optimizers.Adam(learning_rate=sched, clipnorm=1.0)
 
 
@@ -229,8 +248,9 @@ class DigitSum(Task):
     token_kind = "digits"
     output_kind = "classes"
     example = "4 7 3 9 1"
-    defaults = TrainConfig(epochs=12, batch_size=64, learning_rate=0.01, units=32,
-                           steps_per_epoch=100)
+    defaults = TrainConfig(
+        epochs=12, batch_size=64, learning_rate=0.01, units=32, steps_per_epoch=100
+    )
     #: training numbers have up to this many digits (every prefix is supervised, so every
     #: shorter length is learned too)
     train_length = 12
@@ -255,18 +275,27 @@ class DigitSum(Task):
     def build_model(self, config: TrainConfig) -> tuple[Any, Any]:
         keras = _keras()
         L = keras.layers
-        train = keras.Sequential([
-            keras.Input((None, 10), name="digits"),
-            L.LSTM(config.units, return_sequences=True, name="lstm"),
-            L.Dense(10, activation="softmax", name="digit_sum"),
-        ], name="digit_sum_train")
-        export = keras.Sequential([
-            keras.Input((None, 10), name="digits"),
-            L.LSTM(config.units, name="lstm"),
-            L.Dense(10, activation="softmax", name="digit_sum"),
-        ], name="digit_sum")
-        train.compile(optimizer=adam(keras, config),
-                      loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+        train = keras.Sequential(
+            [
+                keras.Input((None, 10), name="digits"),
+                L.LSTM(config.units, return_sequences=True, name="lstm"),
+                L.Dense(10, activation="softmax", name="digit_sum"),
+            ],
+            name="digit_sum_train",
+        )
+        export = keras.Sequential(
+            [
+                keras.Input((None, 10), name="digits"),
+                L.LSTM(config.units, name="lstm"),
+                L.Dense(10, activation="softmax", name="digit_sum"),
+            ],
+            name="digit_sum",
+        )
+        train.compile(
+            optimizer=adam(keras, config),
+            loss="sparse_categorical_crossentropy",
+            metrics=["accuracy"],
+        )
         return train, export
 
 
@@ -322,8 +351,9 @@ class BinaryAddition(Task):
     token_kind = "bits"
     output_kind = "bits"
     example = "1011011 + 0110110"
-    defaults = TrainConfig(epochs=12, batch_size=64, learning_rate=0.02, units=4,
-                           steps_per_epoch=100)
+    defaults = TrainConfig(
+        epochs=12, batch_size=64, learning_rate=0.02, units=4, steps_per_epoch=100
+    )
     train_length = 10
     heldout_length = 20
     #: seed 004's LSTM has no tanh: the cell state is a plain running value
@@ -344,26 +374,36 @@ class BinaryAddition(Task):
 
     def heldout(self) -> list[Batch]:
         rng = np.random.default_rng(20_000)
-        return [binary_addition_data(rng, 500, self.heldout_length),
-                binary_addition_data(rng, 250, 2 * self.heldout_length)]
+        return [
+            binary_addition_data(rng, 500, self.heldout_length),
+            binary_addition_data(rng, 250, 2 * self.heldout_length),
+        ]
 
     def build_model(self, config: TrainConfig) -> tuple[Any, Any]:
         keras = _keras()
         L = keras.layers
         init = keras.initializers.Constant(self.conv_bias)
-        m = keras.Sequential([
-            keras.Input((None, 2), name="bits"),
-            # positive biases keep every ReLU alive at the start (a dead feature can hide
-            # the carry's cause for good and leave training stuck near 90 %)
-            L.Conv1D(8, 1, activation="relu", bias_initializer=init, name="conv1"),
-            L.Conv1D(4, 1, activation="relu", bias_initializer=init, name="conv2"),
-            L.LSTM(config.units, activation=self.lstm_activation, return_sequences=True,
-                   name="lstm"),
-            L.Dense(1, activation="sigmoid", name="sum_bit"),
-            L.Reshape((-1,), name="squeeze"),
-        ], name="binary_addition")
-        m.compile(optimizer=adam(keras, config), loss="binary_crossentropy",
-                  metrics=["binary_accuracy"])
+        m = keras.Sequential(
+            [
+                keras.Input((None, 2), name="bits"),
+                # positive biases keep every ReLU alive at the start (a dead feature can hide
+                # the carry's cause for good and leave training stuck near 90 %)
+                L.Conv1D(8, 1, activation="relu", bias_initializer=init, name="conv1"),
+                L.Conv1D(4, 1, activation="relu", bias_initializer=init, name="conv2"),
+                L.LSTM(
+                    config.units,
+                    activation=self.lstm_activation,
+                    return_sequences=True,
+                    name="lstm",
+                ),
+                L.Dense(1, activation="sigmoid", name="sum_bit"),
+                L.Reshape((-1,), name="squeeze"),
+            ],
+            name="binary_addition",
+        )
+        m.compile(
+            optimizer=adam(keras, config), loss="binary_crossentropy", metrics=["binary_accuracy"]
+        )
         return m, m
 
 
@@ -371,19 +411,23 @@ class BinaryAddition(Task):
 # toy classification (seed 002)
 # ------------------------------------------------------------------------------------------
 #: seed 002's data: which symbol (1, 2, 3) repeats in a sequence of six symbols
-SEED_X = np.array([
-    [0, 1, 1, 0, 0, 0],
-    [0, 0, 0, 2, 2, 0],
-    [0, 0, 0, 0, 3, 3],
-    [0, 2, 2, 0, 0, 0],
-    [0, 0, 3, 3, 0, 0],
-    [0, 0, 0, 0, 1, 1],
-], dtype=np.float32)[..., None]  # (6, 6, 1)
+SEED_X = np.array(
+    [
+        [0, 1, 1, 0, 0, 0],
+        [0, 0, 0, 2, 2, 0],
+        [0, 0, 0, 0, 3, 3],
+        [0, 2, 2, 0, 0, 0],
+        [0, 0, 3, 3, 0, 0],
+        [0, 0, 0, 0, 1, 1],
+    ],
+    dtype=np.float32,
+)[..., None]  # (6, 6, 1)
 SEED_Y = np.array([1, 2, 3, 2, 3, 1], dtype=np.int64)
 
 
-def toy_classification_data(rng: np.random.Generator, n: int, length: int = 6,
-                            distractor: float = 0.5) -> Batch:
+def toy_classification_data(
+    rng: np.random.Generator, n: int, length: int = 6, distractor: float = 0.5
+) -> Batch:
     """Sequences of symbols 0..3 (0 = blank) where one symbol 1..3 appears twice in a row;
     the label is that symbol. With probability ``distractor`` another symbol appears once
     elsewhere (never next to the pair), so "which symbol is there" is not enough."""
@@ -417,8 +461,9 @@ class ToyClassification(Task):
     token_kind = "floats"
     output_kind = "classes"
     example = "0 0 0 2 2 0"
-    defaults = TrainConfig(epochs=6, batch_size=64, learning_rate=0.01, units=16,
-                           steps_per_epoch=60)
+    defaults = TrainConfig(
+        epochs=6, batch_size=64, learning_rate=0.01, units=16, steps_per_epoch=60
+    )
     length = 6
     heldout_note = "the seed's 6 sequences and 1000 unseen generated ones"
 
@@ -445,13 +490,19 @@ class ToyClassification(Task):
     def build_model(self, config: TrainConfig) -> tuple[Any, Any]:
         keras = _keras()
         L = keras.layers
-        m = keras.Sequential([
-            keras.Input((None, 1), name="symbols"),
-            L.LSTM(config.units, name="first_lstm"),
-            L.Dense(4, activation="softmax", name="symbol"),
-        ], name="toy_classification")
-        m.compile(optimizer=adam(keras, config),
-                  loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+        m = keras.Sequential(
+            [
+                keras.Input((None, 1), name="symbols"),
+                L.LSTM(config.units, name="first_lstm"),
+                L.Dense(4, activation="softmax", name="symbol"),
+            ],
+            name="toy_classification",
+        )
+        m.compile(
+            optimizer=adam(keras, config),
+            loss="sparse_categorical_crossentropy",
+            metrics=["accuracy"],
+        )
         return m, m
 
 
@@ -520,8 +571,11 @@ class _LanguageModel(Task):
 
     def heldout(self) -> list[Batch]:
         rng = np.random.default_rng(40_000)
-        return [windows(self.ids[self._split :], rng, 200,
-                        min(self.window, len(self.ids) - self._split - 2))]
+        return [
+            windows(
+                self.ids[self._split :], rng, 200, min(self.window, len(self.ids) - self._split - 2)
+            )
+        ]
 
     def train_accuracy(self) -> list[Batch]:
         """Windows of the training text (a language model on a tiny corpus mostly learns
@@ -532,14 +586,20 @@ class _LanguageModel(Task):
     def build_model(self, config: TrainConfig) -> tuple[Any, Any]:
         keras = _keras()
         L = keras.layers
-        m = keras.Sequential([
-            keras.Input((None,), dtype="int32", name="tokens"),
-            L.Embedding(len(self.vocab), self.embed_dim, name="embedding"),
-            L.LSTM(config.units, return_sequences=True, name="lstm"),
-            L.Dense(len(self.vocab), activation="softmax", name="next_token"),
-        ], name=self.name.replace("-", "_"))
-        m.compile(optimizer=adam(keras, config),
-                  loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+        m = keras.Sequential(
+            [
+                keras.Input((None,), dtype="int32", name="tokens"),
+                L.Embedding(len(self.vocab), self.embed_dim, name="embedding"),
+                L.LSTM(config.units, return_sequences=True, name="lstm"),
+                L.Dense(len(self.vocab), activation="softmax", name="next_token"),
+            ],
+            name=self.name.replace("-", "_"),
+        )
+        m.compile(
+            optimizer=adam(keras, config),
+            loss="sparse_categorical_crossentropy",
+            metrics=["accuracy"],
+        )
         return m, m
 
 
@@ -560,8 +620,9 @@ class CharTextgen(_LanguageModel):
     corpus_name = "sonnets.txt"
     window = 48
     embed_dim = 16
-    defaults = TrainConfig(epochs=14, batch_size=32, learning_rate=0.005, units=96,
-                           steps_per_epoch=100)
+    defaults = TrainConfig(
+        epochs=14, batch_size=32, learning_rate=0.005, units=96, steps_per_epoch=100
+    )
 
     def tokenize(self, text: str) -> list[str]:
         return list(text)
@@ -587,8 +648,9 @@ class WordLM(_LanguageModel):
     corpus_name = "rhymes.txt"
     window = 16
     embed_dim = 8
-    defaults = TrainConfig(epochs=12, batch_size=32, learning_rate=0.01, units=48,
-                           steps_per_epoch=80)
+    defaults = TrainConfig(
+        epochs=12, batch_size=32, learning_rate=0.01, units=48, steps_per_epoch=80
+    )
 
     def tokenize(self, text: str) -> list[str]:
         return _WORD.findall(text.lower())
@@ -607,8 +669,12 @@ class _Registry:
     tasks: dict[str, Task] = field(default_factory=dict)
 
 
-_REGISTRY = _Registry({t.name: t for t in (DigitSum(), BinaryAddition(), ToyClassification(),
-                                           CharTextgen(), WordLM())})
+_REGISTRY = _Registry(
+    {
+        t.name: t
+        for t in (DigitSum(), BinaryAddition(), ToyClassification(), CharTextgen(), WordLM())
+    }
+)
 TASK_NAMES: tuple[str, ...] = tuple(_REGISTRY.tasks)
 
 

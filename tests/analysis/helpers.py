@@ -9,8 +9,9 @@ from lstmviz.engine.layers import LSTM, Dense, Embedding, InputLayer
 from lstmviz.engine.model import Model, Node
 
 
-def random_weights(features: int, units: int, seed: int = 0, scale: float = 1.0,
-                   bias: bool = True) -> LSTMWeights:
+def random_weights(
+    features: int, units: int, seed: int = 0, scale: float = 1.0, bias: bool = True
+) -> LSTMWeights:
     rng = np.random.default_rng(seed)
     k = rng.normal(0, scale * 2 / np.sqrt(features), (features, 4 * units))
     r = rng.normal(0, scale * 2 / np.sqrt(units), (units, 4 * units))
@@ -18,10 +19,19 @@ def random_weights(features: int, units: int, seed: int = 0, scale: float = 1.0,
     return LSTMWeights(k, r, b)
 
 
-def make_model(features: int = 3, units: int = 5, vocab: int | None = None, embed: int = 4,
-               seed: int = 0, head: int | None = 2, return_sequences: bool = True,
-               weights: LSTMWeights | None = None, go_backwards: bool = False,
-               mask_zero: bool = False, stacked: int | None = None) -> Model:
+def make_model(
+    features: int = 3,
+    units: int = 5,
+    vocab: int | None = None,
+    embed: int = 4,
+    seed: int = 0,
+    head: int | None = 2,
+    return_sequences: bool = True,
+    weights: LSTMWeights | None = None,
+    go_backwards: bool = False,
+    mask_zero: bool = False,
+    stacked: int | None = None,
+) -> Model:
     """Input -> [Embedding] -> LSTM -> [LSTM] -> [Dense head], random weights."""
     rng = np.random.default_rng(seed + 100)
     nodes = []
@@ -36,13 +46,18 @@ def make_model(features: int = 3, units: int = 5, vocab: int | None = None, embe
         nodes.append(Node(inp, 0, []))
         prev, feats = ("input", 0, 0), features
     w = weights or random_weights(feats, units, seed)
-    lstm = LSTM("lstm", w, return_sequences=return_sequences or stacked is not None,
-                go_backwards=go_backwards)
+    lstm = LSTM(
+        "lstm",
+        w,
+        return_sequences=return_sequences or stacked is not None,
+        go_backwards=go_backwards,
+    )
     nodes.append(Node(lstm, 0, [prev]))
     prev = ("lstm", 0, 0)
     if stacked is not None:
-        lstm2 = LSTM("lstm_2", random_weights(units, stacked, seed + 1),
-                     return_sequences=return_sequences)
+        lstm2 = LSTM(
+            "lstm_2", random_weights(units, stacked, seed + 1), return_sequences=return_sequences
+        )
         nodes.append(Node(lstm2, 0, [prev]))
         prev, units = ("lstm_2", 0, 0), stacked
     if head is not None:

@@ -236,7 +236,7 @@ def test_align_units_recovers_permutation_and_sign():
     np.testing.assert_array_equal(c.order, expect)
     np.testing.assert_allclose(c.r, 1.0, atol=1e-6)
     np.testing.assert_allclose(c.difference(), 0.0, atol=1e-6)
-    order, r = align_units(ma.trace(x).layer(0), mb.trace(x).layer(0), "cell")
+    order, _r = align_units(ma.trace(x).layer(0), mb.trace(x).layer(0), "cell")
     np.testing.assert_array_equal(order, expect)
 
 
@@ -266,8 +266,10 @@ def keras_files(tmp_path_factory):
         km.randomize(model, seed=3)
         p = tmp_path_factory.mktemp(name) / f"{name}.keras"
         model.save(p)
-        out[name] = (lstmviz.load_model(p), km.x_for("bidi" if name.startswith("bidi") else name,
-                                                      model, batch=3, steps=9))
+        out[name] = (
+            lstmviz.load_model(p),
+            km.x_for("bidi" if name.startswith("bidi") else name, model, batch=3, steps=9),
+        )
     return out
 
 
@@ -282,6 +284,7 @@ def test_real_keras_models(keras_files, name):
         assert all(v.shape == (lt.units,) for v in sat.values())
         life = memory_lifetime(lt)
         assert life.shape == lt.cell.shape
-        ranked = rank_units(lt, probes.position(lt.batch_size, lt.timesteps,
-                                                reverse=lt.go_backwards), "hidden")
+        ranked = rank_units(
+            lt, probes.position(lt.batch_size, lt.timesteps, reverse=lt.go_backwards), "hidden"
+        )
         assert len(ranked) == lt.units

@@ -23,8 +23,10 @@ from .test_diagnose import student_lstm
 def _load(name: str):
     path = EXAMPLES_DIR / f"{name}.keras"
     if not path.is_file():
-        pytest.skip(f"bundled example {path} is not in this checkout (the training "
-                    "engineer's recipes produce it: python -m lstmviz.train.make_examples)")
+        pytest.skip(
+            f"bundled example {path} is not in this checkout (the training "
+            "engineer's recipes produce it: python -m lstmviz.train.make_examples)"
+        )
     return lstmviz.load_model(path)
 
 
@@ -56,26 +58,43 @@ def test_every_bundled_model(name):
         assert memory_lifetime(lt).shape == lt.cell.shape
     if not isinstance(x, list) and tr.timesteps > 1:
         xa = np.asarray(x)
-        new = (int(xa[0, 0]) + 1) % model.embedding.input_dim if model.takes_tokens else \
-            np.roll(xa[0, 0], 1)
+        new = (
+            (int(xa[0, 0]) + 1) % model.embedding.input_dim
+            if model.takes_tokens
+            else np.roll(xa[0, 0], 1)
+        )
         wi = what_if(model, x, 0, new)
         assert wi.first_affected(0) in (0, None)
 
 
-@pytest.mark.parametrize("bug", ["swap_i_f", "tf1_order", "forget_bias_missing",
-                                 "cell_tanh_missing", "recurrent_transposed"])
+@pytest.mark.parametrize(
+    "bug",
+    ["swap_i_f", "tf1_order", "forget_bias_missing", "cell_tanh_missing", "recurrent_transposed"],
+)
 def test_diagnose_on_trained_digit_sum(bug):
     model = _load("digit_sum")
     x = np.eye(10, dtype=np.float32)[np.random.default_rng(1).integers(0, 10, (4, 8))]
     lt = model.trace(x).layer(0)
     w = lt.weights
-    st = student_lstm(np.asarray(lt.x, float), w.kernel.astype(float),
-                      w.recurrent_kernel.astype(float), w.bias.astype(float), bug=bug)
+    st = student_lstm(
+        np.asarray(lt.x, float),
+        w.kernel.astype(float),
+        w.recurrent_kernel.astype(float),
+        w.bias.astype(float),
+        bug=bug,
+    )
     d = diagnose(model, x, {"hidden": st["hidden"], "cell": st["cell"]})
     assert d.cause == bug, d.summary()
-    ok = diagnose(model, x, student_lstm(np.asarray(lt.x, float), w.kernel.astype(float),
-                                         w.recurrent_kernel.astype(float),
-                                         w.bias.astype(float)))
+    ok = diagnose(
+        model,
+        x,
+        student_lstm(
+            np.asarray(lt.x, float),
+            w.kernel.astype(float),
+            w.recurrent_kernel.astype(float),
+            w.bias.astype(float),
+        ),
+    )
     assert ok.ok
 
 

@@ -22,9 +22,15 @@ def test_variable_lengths_and_long_sequences_match_direct_trace(lm, tmp_path):
     rng = np.random.default_rng(0)
     seqs = [rng.integers(0, 20, n) for n in (7, 7, 7, 5, 12, 7, 30)]
     calls = []
-    st = trace_corpus(lm, seqs, tmp_path / "c", progress=lambda a, b: calls.append((a, b)),
-                      quantities=("hidden", "cell", "forget_gate"), dtype="float32",
-                      chunk_steps=16)  # the 30-step sequence is traced in pieces
+    st = trace_corpus(
+        lm,
+        seqs,
+        tmp_path / "c",
+        progress=lambda a, b: calls.append((a, b)),
+        quantities=("hidden", "cell", "forget_gate"),
+        dtype="float32",
+        chunk_steps=16,
+    )  # the 30-step sequence is traced in pieces
     assert st.complete and st.n_steps == 75 and st.n_sequences == 7
     assert calls[0] == (0, 75) and calls[-1] == (75, 75)
     assert st.layers == ["lstm", "lstm_2"] and st.units == {"lstm": 6, "lstm_2": 4}

@@ -21,7 +21,7 @@ def student_lstm(x, W, U, b, h0=None, c0=None, bug=None, forget_bias=1.0):
 
     ``bug`` selects one classic mistake."""
     units = U.shape[0]
-    batch, steps, _ = x.shape
+    batch, _steps, _ = x.shape
     sl = [slice(k * units, (k + 1) * units) for k in range(4)]
     W_i, W_f, W_c, W_o = (W[:, s] for s in sl)
     U_i, U_f, U_c, U_o = (U[:, s] for s in sl)
@@ -50,8 +50,7 @@ def student_lstm(x, W, U, b, h0=None, c0=None, bug=None, forget_bias=1.0):
         U_i, U_f, U_c, U_o = U_i.T, U_f.T, U_c.T, U_o.T
     gate = np.tanh if bug in ("activations_swapped", "gates_tanh") else sigmoid
     cand = sigmoid if bug in ("activations_swapped", "candidate_sigmoid") else np.tanh
-    cell_act = {"cell_tanh_missing": lambda c: c,
-                "activations_swapped": sigmoid}.get(bug, np.tanh)
+    cell_act = {"cell_tanh_missing": lambda c: c, "activations_swapped": sigmoid}.get(bug, np.tanh)
     h = np.zeros((batch, units)) if h0 is None else np.array(h0, float)
     c = np.zeros((batch, units)) if c0 is None else np.array(c0, float)
     hs, cs, fs = [], [], []
@@ -88,8 +87,14 @@ def wide_model():
 def _run_student(model, x, bug, keys=("hidden", "cell"), **kw):
     lt = model.trace(x).layer(0)
     w = lt.weights
-    out = student_lstm(np.asarray(lt.x, float), w.kernel.astype(float),
-                       w.recurrent_kernel.astype(float), w.bias.astype(float), bug=bug, **kw)
+    out = student_lstm(
+        np.asarray(lt.x, float),
+        w.kernel.astype(float),
+        w.recurrent_kernel.astype(float),
+        w.bias.astype(float),
+        bug=bug,
+        **kw,
+    )
     return {k: out[k] for k in keys}
 
 
@@ -102,10 +107,23 @@ def test_correct_student_passes(seed_model):
     assert max(d.max_error.values()) < 1e-5
 
 
-BUGS = ["swap_i_f", "tf1_order", "onnx_order", "forget_bias_missing", "forget_bias_doubled",
-        "activations_swapped", "candidate_sigmoid", "cell_tanh_missing", "recurrent_transposed",
-        "gates_tanh", "cell_squashed", "output_gate_missing", "bias_missing", "bias_doubled",
-        "recurrent_missing"]
+BUGS = [
+    "swap_i_f",
+    "tf1_order",
+    "onnx_order",
+    "forget_bias_missing",
+    "forget_bias_doubled",
+    "activations_swapped",
+    "candidate_sigmoid",
+    "cell_tanh_missing",
+    "recurrent_transposed",
+    "gates_tanh",
+    "cell_squashed",
+    "output_gate_missing",
+    "bias_missing",
+    "bias_doubled",
+    "recurrent_missing",
+]
 
 
 @pytest.mark.parametrize("bug", [*BUGS, "kernel_transposed"])
@@ -115,8 +133,12 @@ def test_mistake_is_named_seed_model(seed_model, bug):
     assert not d.ok
     assert d.cause == bug, d.summary()
     # from the zero state, f and U multiply zeros at t = 0: those mistakes show from t = 1
-    late = ("forget_bias_missing", "forget_bias_doubled", "recurrent_transposed",
-            "recurrent_missing")
+    late = (
+        "forget_bias_missing",
+        "forget_bias_doubled",
+        "recurrent_transposed",
+        "recurrent_missing",
+    )
     assert d.first_step == (1 if bug in late else 0)
     assert d.first_quantity in ("cell", "hidden")
     assert d.likely_cause and d.likely_cause != "unrecognised"
@@ -183,8 +205,13 @@ def test_npz_file_time_major_and_layer(tmp_path, wide_model):
     m, x = wide_model
     st = _run_student(m, x, "swap_i_f")
     p = tmp_path / "student.npz"
-    np.savez(p, h=st["hidden"].transpose(1, 0, 2), c=st["cell"].transpose(1, 0, 2),
-             layer="lstm", comment=np.array([1.0]))
+    np.savez(
+        p,
+        h=st["hidden"].transpose(1, 0, 2),
+        c=st["cell"].transpose(1, 0, 2),
+        layer="lstm",
+        comment=np.array([1.0]),
+    )
     d = diagnose(m, x, p)
     assert d.cause == "swap_i_f"
     assert any("time-major" in n for n in d.notes)
@@ -218,9 +245,13 @@ def test_second_layer_of_stacked_model():
     x = np.random.default_rng(2).normal(0, 1, (2, 6, 3)).astype(np.float32)
     lt = m.trace(x).layer(1)
     w = lt.weights
-    st = student_lstm(np.asarray(lt.x, float), w.kernel.astype(float),
-                      w.recurrent_kernel.astype(float), w.bias.astype(float),
-                      bug="candidate_sigmoid")
+    st = student_lstm(
+        np.asarray(lt.x, float),
+        w.kernel.astype(float),
+        w.recurrent_kernel.astype(float),
+        w.bias.astype(float),
+        bug="candidate_sigmoid",
+    )
     d = diagnose(m, x, {"hidden": st["hidden"], "layer": "lstm_2"})
     assert d.layer == "lstm_2"
     assert d.cause == "candidate_sigmoid"
@@ -260,8 +291,12 @@ def test_any_gate_order_is_named(wide_model):
     def cols(a):
         return np.concatenate([a[..., k * u : (k + 1) * u] for k in perm], axis=-1)
 
-    st = student_lstm(np.asarray(lt.x, float), cols(w.kernel.astype(float)),
-                      cols(w.recurrent_kernel.astype(float)), cols(w.bias.astype(float)))
+    st = student_lstm(
+        np.asarray(lt.x, float),
+        cols(w.kernel.astype(float)),
+        cols(w.recurrent_kernel.astype(float)),
+        cols(w.bias.astype(float)),
+    )
     d = diagnose(m, x, {"hidden": st["hidden"]})
     assert d.cause == "gate_order", d.summary()
     assert "i←block 3" in d.likely_cause

@@ -11,9 +11,11 @@ from lstmviz.io.meta import ModelInfo
 
 
 def _weights(rng: np.random.Generator, f: int, u: int, scale: float = 1.5) -> LSTMWeights:
-    return LSTMWeights(rng.normal(0, scale / np.sqrt(f), (f, 4 * u)),
-                       rng.normal(0, scale / np.sqrt(u), (u, 4 * u)),
-                       rng.normal(0, 0.5, 4 * u))
+    return LSTMWeights(
+        rng.normal(0, scale / np.sqrt(f), (f, 4 * u)),
+        rng.normal(0, scale / np.sqrt(u), (u, 4 * u)),
+        rng.normal(0, 0.5, 4 * u),
+    )
 
 
 def digit_model(units: int = 10, stacked: bool = False, seed: int = 0) -> Model:
@@ -37,10 +39,15 @@ def digit_model(units: int = 10, stacked: bool = False, seed: int = 0) -> Model:
 
 
 def digit_info() -> ModelInfo:
-    return ModelInfo(task="digit-sum", title="Digit sum mod 10",
-                     description="Adds digits and predicts the sum mod 10.",
-                     token_kind="digits", example="4 7 3 9 1 2", output_kind="classes",
-                     output_labels=[str(i) for i in range(10)])
+    return ModelInfo(
+        task="digit-sum",
+        title="Digit sum mod 10",
+        description="Adds digits and predicts the sum mod 10.",
+        token_kind="digits",
+        example="4 7 3 9 1 2",
+        output_kind="classes",
+        output_labels=[str(i) for i in range(10)],
+    )
 
 
 def char_model(units: int = 16, seed: int = 0) -> tuple[Model, ModelInfo]:
@@ -50,11 +57,20 @@ def char_model(units: int = 16, seed: int = 0) -> tuple[Model, ModelInfo]:
     inp = InputLayer("input", (None, None), dtype="int32")
     emb = Embedding("embedding", rng.normal(0, 1, (len(vocab), 8)))
     lstm = LSTM("lstm", _weights(rng, 8, units), return_sequences=True)
-    dense = Dense("dense", rng.normal(0, 1, (units, len(vocab))), np.zeros(len(vocab)),
-                  "softmax")
-    nodes = [Node(inp, 0, []), Node(emb, 0, [("input", 0, 0)]),
-             Node(lstm, 0, [("embedding", 0, 0)]), Node(dense, 0, [("lstm", 0, 0)])]
+    dense = Dense("dense", rng.normal(0, 1, (units, len(vocab))), np.zeros(len(vocab)), "softmax")
+    nodes = [
+        Node(inp, 0, []),
+        Node(emb, 0, [("input", 0, 0)]),
+        Node(lstm, 0, [("embedding", 0, 0)]),
+        Node(dense, 0, [("lstm", 0, 0)]),
+    ]
     m = Model("char_textgen", nodes, [("input", 0, 0)], [("dense", 0, 0)])
-    info = ModelInfo(task="char-textgen", title="Character text generator", token_kind="chars",
-                     vocab=vocab, example="hello world", output_kind="next-token")
+    info = ModelInfo(
+        task="char-textgen",
+        title="Character text generator",
+        token_kind="chars",
+        vocab=vocab,
+        example="hello world",
+        output_kind="next-token",
+    )
     return m, info

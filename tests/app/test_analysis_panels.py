@@ -17,12 +17,20 @@ from .models import char_model, digit_info, digit_model
 def bits_model(units: int = 4, seed: int = 0):
     """Bit pairs -> LSTM -> Dense(1, sigmoid), random weights (shaped like the adder)."""
     rng = np.random.default_rng(seed)
-    w = LSTMWeights(rng.normal(0, 1.5, (2, 4 * units)), rng.normal(0, 0.8, (units, 4 * units)),
-                    rng.normal(0, 0.5, 4 * units))
-    nodes = [Node(InputLayer("bits", (None, None, 2)), 0, []),
-             Node(LSTM("lstm", w, return_sequences=True), 0, [("bits", 0, 0)]),
-             Node(Dense("sum_bit", rng.normal(0, 1, (units, 1)), np.zeros(1), "sigmoid"), 0,
-                  [("lstm", 0, 0)])]
+    w = LSTMWeights(
+        rng.normal(0, 1.5, (2, 4 * units)),
+        rng.normal(0, 0.8, (units, 4 * units)),
+        rng.normal(0, 0.5, 4 * units),
+    )
+    nodes = [
+        Node(InputLayer("bits", (None, None, 2)), 0, []),
+        Node(LSTM("lstm", w, return_sequences=True), 0, [("bits", 0, 0)]),
+        Node(
+            Dense("sum_bit", rng.normal(0, 1, (units, 1)), np.zeros(1), "sigmoid"),
+            0,
+            [("lstm", 0, 0)],
+        ),
+    ]
     info = ModelInfo(task="binary-addition", token_kind="bits", example="1011 + 0110")
     return Model("adder", nodes, [("bits", 0, 0)], [("sum_bit", 0, 0)]), info
 
@@ -53,8 +61,15 @@ def test_install_adds_menu_and_docks(qtbot):
     assert "analysis" in w.extension_modules, w.last_error
     menu = w.menu("Analysis")
     titles = [a.text() for a in menu.actions()]
-    assert titles == ["Decomposition", "Unit search", "What-if", "Compare", "Saturation",
-                      "Check my LSTM", "Corpus"]
+    assert titles == [
+        "Decomposition",
+        "Unit search",
+        "What-if",
+        "Compare",
+        "Saturation",
+        "Check my LSTM",
+        "Corpus",
+    ]
     assert all(not d.isVisible() for d in w.analysis_docks.values())
     w.document.set_model(digit_model(), None, digit_info())
     w.show()
@@ -70,14 +85,18 @@ def test_decomposition_panel(qtbot, document, panels):
     document.set_model(digit_model(), None, digit_info())
     p = _show(qtbot, panels["decomposition"])
     lt = document.layer_trace
-    kept, written = decompose(lt)
+    kept, _written = decompose(lt)
     u = document.unit
     np.testing.assert_allclose(p.kept_item.opts["y1"], kept[0, :, u])
-    x, y = p.cell_curve.getData()
+    _x, y = p.cell_curve.getData()
     np.testing.assert_allclose(y, lt.cell[0, :, u])
     # diverging stack: the bar tops end at c where kept and written share a sign
-    _k0, k1, w0, w1 = (np.asarray(p.kept_item.opts["y0"]), np.asarray(p.kept_item.opts["y1"]),
-                      np.asarray(p.written_item.opts["y0"]), np.asarray(p.written_item.opts["y1"]))
+    _k0, k1, w0, w1 = (
+        np.asarray(p.kept_item.opts["y0"]),
+        np.asarray(p.kept_item.opts["y1"]),
+        np.asarray(p.written_item.opts["y0"]),
+        np.asarray(p.written_item.opts["y1"]),
+    )
     same = np.sign(k1) == np.sign(w1 - w0)
     np.testing.assert_allclose(w1[same], lt.cell[0, same, u], atol=1e-6)
     document.set_t(3)
@@ -216,8 +235,13 @@ def _buggy(lt):
     from tests.analysis.test_diagnose import student_lstm
 
     w = lt.weights
-    return student_lstm(np.asarray(lt.x, float), w.kernel.astype(float),
-                        w.recurrent_kernel.astype(float), w.bias.astype(float), bug="swap_i_f")
+    return student_lstm(
+        np.asarray(lt.x, float),
+        w.kernel.astype(float),
+        w.recurrent_kernel.astype(float),
+        w.bias.astype(float),
+        bug="swap_i_f",
+    )
 
 
 def test_check_panel_highlights_divergence(qtbot, window, tmp_path):
@@ -249,8 +273,12 @@ def test_check_panel_highlights_divergence(qtbot, window, tmp_path):
     from tests.analysis.test_diagnose import student_lstm
 
     w = lt.weights
-    good = student_lstm(np.asarray(lt.x, float), w.kernel.astype(float),
-                        w.recurrent_kernel.astype(float), w.bias.astype(float))
+    good = student_lstm(
+        np.asarray(lt.x, float),
+        w.kernel.astype(float),
+        w.recurrent_kernel.astype(float),
+        w.bias.astype(float),
+    )
     p.load(good)
     assert p.diagnosis.ok and p.overlay_points("cell") == 0
     assert "matches the model" in p.text.toPlainText()

@@ -39,8 +39,9 @@ def _config_edit(d: Path, name: str, edit) -> Path:
     ms = _members(GOOD)
     cfg = json.loads(dict(ms)["config.json"])
     edit(cfg)
-    return _zip(d / name, [(n, json.dumps(cfg).encode() if n == "config.json" else b)
-                           for n, b in ms])
+    return _zip(
+        d / name, [(n, json.dumps(cfg).encode() if n == "config.json" else b) for n, b in ms]
+    )
 
 
 def _layer(cfg: dict, cls: str) -> dict:
@@ -55,8 +56,7 @@ def _weights_edit(d: Path, name: str, edit) -> Path:
     tmp.write_bytes(dict(ms)["model.weights.h5"])
     with h5py.File(tmp, "r+") as f:
         edit(f)
-    return _zip(d / name, [(n, tmp.read_bytes() if n == "model.weights.h5" else b)
-                           for n, b in ms])
+    return _zip(d / name, [(n, tmp.read_bytes() if n == "model.weights.h5" else b) for n, b in ms])
 
 
 def _first_dataset(f, contains: str = "") -> str:
@@ -111,15 +111,21 @@ def bad_models(d: Path) -> dict[str, tuple[Path, str]]:
     raw("garbage.h5", b"\x89HDF\r\n\x1a\n" + bytes(range(256)) * 8, "HDF5")
     raw("npy_as_model.keras", b"\x93NUMPY\x01\x00v\x00{'descr': '<f4'}", "not a model file")
     out["bomb.keras"] = (_bomb(d), "zip bomb|declares")
-    out["no_config.keras"] = (_zip(d / "no_config.keras",
-                                   [m for m in _members(GOOD) if m[0] != "config.json"]),
-                              "no config.json")
-    out["no_weights.keras"] = (_zip(d / "no_weights.keras",
-                                    [m for m in _members(GOOD) if m[0] != "model.weights.h5"]),
-                               "weights are missing")
-    out["bad_json.keras"] = (_zip(d / "bad_json.keras",
-                                  [(n, b"{not json" if n == "config.json" else b)
-                                   for n, b in _members(GOOD)]), "not valid JSON")
+    out["no_config.keras"] = (
+        _zip(d / "no_config.keras", [m for m in _members(GOOD) if m[0] != "config.json"]),
+        "no config.json",
+    )
+    out["no_weights.keras"] = (
+        _zip(d / "no_weights.keras", [m for m in _members(GOOD) if m[0] != "model.weights.h5"]),
+        "weights are missing",
+    )
+    out["bad_json.keras"] = (
+        _zip(
+            d / "bad_json.keras",
+            [(n, b"{not json" if n == "config.json" else b) for n, b in _members(GOOD)],
+        ),
+        "not valid JSON",
+    )
 
     def lam(cfg):
         _layer(cfg, "Dense")["class_name"] = "Lambda"
@@ -165,7 +171,8 @@ def bad_inputs(d: Path) -> dict[str, tuple[Path, str]]:
     p = d / "long.npy"
     with open(p, "wb") as fh:  # 10^9 timesteps, header only
         np.lib.format.write_array_header_1_0(
-            fh, {"descr": "<f4", "fortran_order": False, "shape": (1, 10**9, 10)})
+            fh, {"descr": "<f4", "fortran_order": False, "shape": (1, 10**9, 10)}
+        )
     out["long.npy"] = (p, "timesteps|too large")
     p = d / "pickled.npy"
     np.save(p, np.array([{"a": 1}], dtype=object), allow_pickle=True)
@@ -188,31 +195,52 @@ def bad_sessions(d: Path) -> dict[str, tuple[Path, str]]:
     good = Session(model_path=str(GOOD), t=2).save(d / "good.lstmviz", embed_model=True)
     data = good.read_bytes()
     out = {}
-    for name, b, msg in [("s_empty.lstmviz", b"", "empty"),
-                         ("s_text.lstmviz", b"{}", "does not start like"),
-                         ("s_half.lstmviz", data[: len(data) // 2], "damaged|not a readable"),
-                         ("s_model_as_session.lstmviz", GOOD.read_bytes(), "no session.json")]:
+    for name, b, msg in [
+        ("s_empty.lstmviz", b"", "empty"),
+        ("s_text.lstmviz", b"{}", "does not start like"),
+        ("s_half.lstmviz", data[: len(data) // 2], "damaged|not a readable"),
+        ("s_model_as_session.lstmviz", GOOD.read_bytes(), "no session.json"),
+    ]:
         (d / name).write_bytes(b)
         out[name] = (d / name, msg)
     ms = _members(good)
     doc = json.loads(dict(ms)["session.json"])
-    for name, change, msg in [("s_version.lstmviz", {"format_version": 7}, "format_version 7"),
-                              ("s_types.lstmviz", {"t": "soon"}, "'t' must be an integer"),
-                              ("s_nomodel.lstmviz", {"model": {"path": str(d / "gone.keras")}},
-                               "missing")]:
-        _zip(d / name, [(n, json.dumps({**doc, **change}).encode() if n == "session.json"
-                         else b) for n, b in ms if not (name == "s_nomodel.lstmviz"
-                                                         and n.startswith("model/"))])
+    for name, change, msg in [
+        ("s_version.lstmviz", {"format_version": 7}, "format_version 7"),
+        ("s_types.lstmviz", {"t": "soon"}, "'t' must be an integer"),
+        ("s_nomodel.lstmviz", {"model": {"path": str(d / "gone.keras")}}, "missing"),
+    ]:
+        _zip(
+            d / name,
+            [
+                (n, json.dumps({**doc, **change}).encode() if n == "session.json" else b)
+                for n, b in ms
+                if not (name == "s_nomodel.lstmviz" and n.startswith("model/"))
+            ],
+        )
         out[name] = (d / name, msg)
     inner = io.BytesIO()
     with zipfile.ZipFile(inner, "w") as zf:
         hdr = io.BytesIO()
         np.lib.format.write_array_header_1_0(
-            hdr, {"descr": "<f4", "fortran_order": False, "shape": (1, 10**9, 10)})
+            hdr, {"descr": "<f4", "fortran_order": False, "shape": (1, 10**9, 10)}
+        )
         zf.writestr("input_0.npy", hdr.getvalue())
     doc2 = {**doc, "input": {"arrays": ["input_0"], "list": False}}
-    _zip(d / "s_huge.lstmviz", [(n, json.dumps(doc2).encode() if n == "session.json" else
-                                 inner.getvalue() if n == "arrays.npz" else b) for n, b in ms])
+    _zip(
+        d / "s_huge.lstmviz",
+        [
+            (
+                n,
+                json.dumps(doc2).encode()
+                if n == "session.json"
+                else inner.getvalue()
+                if n == "arrays.npz"
+                else b,
+            )
+            for n, b in ms
+        ],
+    )
     out["s_huge.lstmviz"] = (d / "s_huge.lstmviz", "timesteps")
     return out
 
@@ -232,8 +260,9 @@ def window(qtbot, tmp_path, monkeypatch):
     w.show()
     qtbot.waitExposed(w)
     w.open_model(GOOD)
-    qtbot.waitUntil(lambda: w.document.trace is not None and not w.runner.is_running(),
-                    timeout=20000)
+    qtbot.waitUntil(
+        lambda: w.document.trace is not None and not w.runner.is_running(), timeout=20000
+    )
     yield w
     if w.error_dialog is not None:
         w.error_dialog.close()
@@ -252,8 +281,7 @@ def _try(qtbot, w, monkeypatch, action_text: str, path: Path, pattern: str) -> N
     w.last_error = None
     monkeypatch.setattr(QFileDialog, "getOpenFileName", lambda *a, **k: (str(path), ""))
     _action(w, action_text).trigger()
-    qtbot.waitUntil(lambda: w.last_error is not None and not w.runner.is_running(),
-                    timeout=20000)
+    qtbot.waitUntil(lambda: w.last_error is not None and not w.runner.is_running(), timeout=20000)
     msg = w.last_error
     assert path.name in msg, msg
     assert re.search(pattern, msg, re.IGNORECASE), (pattern, msg)
@@ -309,8 +337,13 @@ def test_worker_failing_mid_epoch_keeps_last_good_weights(qtbot, window):
     def on_partial(step):
         from lstmviz.engine.cell import LSTMWeights
 
-        lstm.weights = LSTMWeights(w0.kernel * (1 + 0.1 * step), w0.recurrent_kernel, w0.bias,
-                                   w0.activation, w0.recurrent_activation)
+        lstm.weights = LSTMWeights(
+            w0.kernel * (1 + 0.1 * step),
+            w0.recurrent_kernel,
+            w0.bias,
+            w0.activation,
+            w0.recurrent_activation,
+        )
         doc.retrace()
         shown.append(step)
 
@@ -328,8 +361,9 @@ def test_worker_failing_mid_epoch_keeps_last_good_weights(qtbot, window):
     doc.set_t(2)
     assert doc.t == 2
     # and new work runs
-    with qtbot.waitSignal(w.runner.running_changed, timeout=20000,
-                          check_params_cb=lambda running, label: not running):
+    with qtbot.waitSignal(
+        w.runner.running_changed, timeout=20000, check_params_cb=lambda running, label: not running
+    ):
         w.run_worker(lambda p, s: 42, None, "Again")
 
 
@@ -360,8 +394,9 @@ def test_closing_the_window_during_work_stops_the_worker(qtbot, tmp_path, monkey
     w.close()
     assert stopped.is_set()
     assert not thread.isRunning()
-    assert not any("QThread: Destroyed while thread is still running" in r.message
-                   for r in qtlog.records)
+    assert not any(
+        "QThread: Destroyed while thread is still running" in r.message for r in qtlog.records
+    )
 
 
 def test_mutated_sessions_through_the_app(qtbot, window, tmp_path):
@@ -381,13 +416,17 @@ def test_mutated_sessions_through_the_app(qtbot, window, tmp_path):
     opened = failed = 0
     for i in range(40):
         mutated, _meta = mutate_json(doc0, rng)
-        p = _zip(tmp_path / f"m{i}.lstmviz", [(n, json.dumps(mutated).encode()
-                                                if n == "session.json" else b) for n, b in ms])
+        p = _zip(
+            tmp_path / f"m{i}.lstmviz",
+            [(n, json.dumps(mutated).encode() if n == "session.json" else b) for n, b in ms],
+        )
         w.last_error = None
         done: list[int] = []
         w.session_actions.open_session(p, then=lambda d=done: d.append(1))
-        qtbot.waitUntil(lambda d=done: (bool(d) or w.last_error is not None)
-                        and not w.runner.is_running(), timeout=20000)
+        qtbot.waitUntil(
+            lambda d=done: (bool(d) or w.last_error is not None) and not w.runner.is_running(),
+            timeout=20000,
+        )
         if done and w.last_error is None:
             opened += 1
             assert doc.trace is not None

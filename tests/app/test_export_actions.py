@@ -53,8 +53,11 @@ def test_menu_submenu_and_enabling(window):
         file = window.menu("File")
         sub = next(a.menu() for a in file.actions() if a.menu() is ext.menu)
         texts = [a.text() for a in sub.actions()]
-        assert texts == ["&Figure (PNG, SVG, PDF)…", "&Animation (GIF, MP4)…",
-                         "Trace &data (NPZ, CSV, JSON)…"]
+        assert texts == [
+            "&Figure (PNG, SVG, PDF)…",
+            "&Animation (GIF, MP4)…",
+            "Trace &data (NPZ, CSV, JSON)…",
+        ]
         assert ext.figure_action.shortcut().toString() == "Ctrl+E"
         assert not ext.figure_action.isEnabled()  # nothing to export yet
         ext.ask("figure")
@@ -171,8 +174,9 @@ def test_trace_data(exp, qtbot, tmp_path):
     doc_json = json.loads(js.read_text(encoding="utf-8"))
     assert doc_json["input"]["source"] == "app"
     assert doc_json["extra"]["t"] == 2
-    np.testing.assert_array_equal(np.asarray(doc_json["values"][lt.name]["cell"], np.float32),
-                                  lt.cell)
+    np.testing.assert_array_equal(
+        np.asarray(doc_json["values"][lt.name]["cell"], np.float32), lt.cell
+    )
 
 
 def test_export_one_plot(exp, qtbot, tmp_path):
@@ -215,14 +219,20 @@ def test_right_click_menus(exp, qtbot):
     name = ext.plot_at(hm.scene(), pos)
     assert name == f"heatmap_{key}"
     menu = ext.context_menu(name)
-    assert [a.text() for a in menu.actions()][:2] == ["Export this plot…",
-                                                      "Export the six heatmaps…"]
+    assert [a.text() for a in menu.actions()][:2] == [
+        "Export this plot…",
+        "Export the six heatmaps…",
+    ]
     menu.close()
     opened = []
     ext.context_menu = lambda n: opened.append(n) or _Menu()
     strip = window.plot_widgets()["token_strip"]
-    QApplication.sendEvent(strip, QContextMenuEvent(QContextMenuEvent.Reason.Mouse,
-                                                    QPoint(5, 5), strip.mapToGlobal(QPoint(5, 5))))
+    QApplication.sendEvent(
+        strip,
+        QContextMenuEvent(
+            QContextMenuEvent.Reason.Mouse, QPoint(5, 5), strip.mapToGlobal(QPoint(5, 5))
+        ),
+    )
     assert opened == ["token_strip"]
     # a real right click on a heatmap opens its menu and leaves the timestep alone
     from PySide6.QtCore import Qt

@@ -60,8 +60,11 @@ def test_xcb_hint(monkeypatch, capsys):
     monkeypatch.setattr(app_main, "_missing_xcb_libraries", lambda: None)
     env = {"DISPLAY": ":0"}
     assert "sudo apt-get install libxcb-cursor0 " in app_main.xcb_problem(env)
-    monkeypatch.setattr(app_main, "_missing_xcb_libraries",
-                        lambda: ["libxcb-icccm.so.4", "libxcb-cursor.so.0", "libfoo-bar.so.2"])
+    monkeypatch.setattr(
+        app_main,
+        "_missing_xcb_libraries",
+        lambda: ["libxcb-icccm.so.4", "libxcb-cursor.so.0", "libfoo-bar.so.2"],
+    )
     hint = app_main.xcb_problem(env)
     assert "missing: libxcb-icccm.so.4, libxcb-cursor.so.0, libfoo-bar.so.2." in hint
     assert "sudo apt-get install libxcb-icccm4 libxcb-cursor0 libfoo-bar2" in hint
@@ -79,8 +82,10 @@ def test_xcb_hint(monkeypatch, capsys):
 def test_screenshot_in_process(qtbot, keras_digit_model, tmp_path):
     path, _ = keras_digit_model
     out = tmp_path / "shot.png"
-    assert app_main.main([str(path), "--step", "2", "--size", "1200x700",
-                          "--screenshot", str(out)]) == 0
+    assert (
+        app_main.main([str(path), "--step", "2", "--size", "1200x700", "--screenshot", str(out)])
+        == 0
+    )
     assert _png_size(out) == (1200, 700)
 
 
@@ -108,13 +113,16 @@ def test_cli_screenshot_subprocess_without_tensorflow(keras_digit_model, tmp_pat
     """The real command, headless; TensorFlow is never imported on the way."""
     path, _ = keras_digit_model
     out = tmp_path / "cli.png"
-    code = ("import sys; from lstmviz.cli import main; "
-            f"rc = main([{str(path)!r}, '--text', '1 2 3 4', '--step', '3', '--presentation', "
-            f"'--screenshot', {str(out)!r}]); "
-            "assert 'tensorflow' not in sys.modules, 'tensorflow was imported'; sys.exit(rc)")
+    code = (
+        "import sys; from lstmviz.cli import main; "
+        f"rc = main([{str(path)!r}, '--text', '1 2 3 4', '--step', '3', '--presentation', "
+        f"'--screenshot', {str(out)!r}]); "
+        "assert 'tensorflow' not in sys.modules, 'tensorflow was imported'; sys.exit(rc)"
+    )
     env = dict(os.environ, QT_QPA_PLATFORM="offscreen")
-    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
-                       timeout=120)
+    r = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120
+    )
     assert r.returncode == 0, r.stderr
     assert _png_size(out) == (1600, 900)
 
@@ -122,11 +130,26 @@ def test_cli_screenshot_subprocess_without_tensorflow(keras_digit_model, tmp_pat
 def test_screenshot_with_input_file(qtbot, keras_digit_model, tmp_path):
     path, _ = keras_digit_model
     x = tmp_path / "digits.csv"
-    x.write_text("\n".join(",".join("1" if j == d else "0" for j in range(10))
-                           for d in (3, 1, 4, 1, 5)))
+    x.write_text(
+        "\n".join(",".join("1" if j == d else "0" for j in range(10)) for d in (3, 1, 4, 1, 5))
+    )
     out = tmp_path / "in.png"
-    assert app_main.main([str(path), "--input", str(x), "--step", "4", "--size", "1280x800",
-                          "--screenshot", str(out)]) == 0
+    assert (
+        app_main.main(
+            [
+                str(path),
+                "--input",
+                str(x),
+                "--step",
+                "4",
+                "--size",
+                "1280x800",
+                "--screenshot",
+                str(out),
+            ]
+        )
+        == 0
+    )
     assert _png_size(out) == (1280, 800)
 
 

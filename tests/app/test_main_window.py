@@ -25,8 +25,7 @@ def _views_at(window, t):
         else:  # not reached yet: t+1 .. T-1
             assert hm.dim.shaded().left() == t + 1
         np.testing.assert_array_equal(hm.data, lt.get(q)[b][:, doc.rows].T)
-        np.testing.assert_allclose(window.step_bars.values(q), lt.get(q)[b, t][doc.rows],
-                                   rtol=1e-6)
+        np.testing.assert_allclose(window.step_bars.values(q), lt.get(q)[b, t][doc.rows], rtol=1e-6)
     assert window.unit_lines.cursor.value() == t
     assert window.transport.slider.value() == t
     assert window.transport.t_label.text().startswith(f"t = {t} /")
@@ -133,8 +132,9 @@ def test_edit_input_retraces(digit_window, qtbot):
     assert w.document.t == 1
     w.document.set_t(0)
     expected = digit_model().trace(np.eye(10, dtype=np.float32)[[list(range(1, 9))]])
-    np.testing.assert_allclose(w.heatmaps.maps["cell"].data,
-                               expected.layer("lstm").cell[0].T, rtol=1e-6)
+    np.testing.assert_allclose(
+        w.heatmaps.maps["cell"].data, expected.layer("lstm").cell[0].T, rtol=1e-6
+    )
     ticks = w.heatmaps.maps["cell"].plot.getAxis("bottom")._tickLevels[0]
     assert [s for _, s in ticks] == [str(i) for i in range(1, 9)]
     # a bad input: dialog, nothing changed, still usable
@@ -171,7 +171,7 @@ def test_same_shape_retrace_redraws_data_only(digit_window):
     assert hm.plot.vb.viewRange()[0] == pytest.approx([1, 3])
     assert left.picture is picture  # the axis was not re-rendered
     _views_at(w, 2)
-    xs, ys = w.unit_lines.curves[1].getData()
+    _xs, ys = w.unit_lines.curves[1].getData()
     q = w.unit_lines.quantity
     np.testing.assert_allclose(ys, other.layer("lstm").per_unit(q)[0][:, 3], rtol=1e-6)
     # a trace of another shape resets the view and rebuilds the items
@@ -193,8 +193,9 @@ def test_switch_layer_and_all_layers(window, qtbot):
     assert w.heatmaps.maps["hidden"].data.shape == (12, 6)
     _views_at(w, 3)
     w.selection_panel.all_layers.setChecked(True)
-    assert set(w.heatmaps.maps) == {f"{n}:{q}" for n in ("lstm_a", "lstm_b")
-                                    for q in ("forget_gate", "cell", "hidden")}
+    assert set(w.heatmaps.maps) == {
+        f"{n}:{q}" for n in ("lstm_a", "lstm_b") for q in ("forget_gate", "cell", "hidden")
+    }
     lt_a = w.document.trace.layer("lstm_a")
     np.testing.assert_array_equal(w.heatmaps.maps["lstm_a:cell"].data, lt_a.cell[0].T)
     assert w.heatmaps.maps["lstm_a:cell"].cursor_t() == 3
@@ -226,8 +227,7 @@ def test_presentation_mode(digit_window, qtbot):
     assert not w.detail_dock.isVisible()
     assert w.theme.font_px >= 24
     assert w.theme.tick_px >= 24
-    assert w.heatmaps.maps["forget_gate"].plot.getAxis("bottom").style["tickFont"].pixelSize() \
-        >= 24
+    assert w.heatmaps.maps["forget_gate"].plot.getAxis("bottom").style["tickFont"].pixelSize() >= 24
     qtbot.keyClick(w, Qt.Key.Key_Right)
     _views_at(w, 1)
     qtbot.keyClick(w, Qt.Key.Key_Escape)
@@ -378,8 +378,13 @@ def test_drop_files_opens_them(digit_window, qtbot, tmp_path):
     np.save(arr, np.eye(10, dtype=np.float32)[[1, 1, 2]])  # (T, F): one sequence
     mime = QMimeData()
     mime.setUrls([QUrl.fromLocalFile(str(arr))])
-    ev = QDropEvent(QPointF(10, 10), Qt.DropAction.CopyAction, mime,
-                    Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier)
+    ev = QDropEvent(
+        QPointF(10, 10),
+        Qt.DropAction.CopyAction,
+        mime,
+        Qt.MouseButton.LeftButton,
+        Qt.KeyboardModifier.NoModifier,
+    )
     with qtbot.waitSignal(w.document.trace_changed, timeout=10000):
         w.dropEvent(ev)
     assert w.document.token_labels() == ["1", "1", "2"]
@@ -415,10 +420,17 @@ def test_raw_outputs_and_float_inputs(window):
     from lstmviz.engine.model import Model, Node
 
     rng = np.random.default_rng(3)
-    lstm = LSTM("lstm", LSTMWeights(rng.normal(0, 1, (6, 20)), rng.normal(0, 1, (5, 20)),
-                                    np.zeros(20)), return_sequences=True)
-    m = Model("seq", [Node(InputLayer("input", (None, None, 6)), 0, []),
-                      Node(lstm, 0, [("input", 0, 0)])], [("input", 0, 0)], [("lstm", 0, 0)])
+    lstm = LSTM(
+        "lstm",
+        LSTMWeights(rng.normal(0, 1, (6, 20)), rng.normal(0, 1, (5, 20)), np.zeros(20)),
+        return_sequences=True,
+    )
+    m = Model(
+        "seq",
+        [Node(InputLayer("input", (None, None, 6)), 0, []), Node(lstm, 0, [("input", 0, 0)])],
+        [("input", 0, 0)],
+        [("lstm", 0, 0)],
+    )
     window.document.set_model(m, None, None, rng.normal(0, 1, (1, 4, 6)).astype(np.float32))
     window.document.set_t(2)
     ov = window.output_view
@@ -459,13 +471,22 @@ def test_bidirectional_backward_layer(window):
     rng = np.random.default_rng(5)
 
     def lstm(name, back):
-        return LSTM(name, LSTMWeights(rng.normal(0, 1, (10, 12)), rng.normal(0, 1, (3, 12)),
-                                      rng.normal(0, 1, 12)), return_sequences=True,
-                    go_backwards=back)
+        return LSTM(
+            name,
+            LSTMWeights(
+                rng.normal(0, 1, (10, 12)), rng.normal(0, 1, (3, 12)), rng.normal(0, 1, 12)
+            ),
+            return_sequences=True,
+            go_backwards=back,
+        )
 
     bi = Bidirectional("bi", lstm("fw", False), lstm("bw", True), "concat")
-    m = Model("bi", [Node(InputLayer("input", (None, None, 10)), 0, []),
-                     Node(bi, 0, [("input", 0, 0)])], [("input", 0, 0)], [("bi", 0, 0)])
+    m = Model(
+        "bi",
+        [Node(InputLayer("input", (None, None, 10)), 0, []), Node(bi, 0, [("input", 0, 0)])],
+        [("input", 0, 0)],
+        [("bi", 0, 0)],
+    )
     doc = window.document
     doc.set_model(m, None, digit_info())
     assert doc.layer_names == ["bi/forward", "bi/backward"]

@@ -13,10 +13,16 @@ from lstmviz.engine.layers import LSTM, InputLayer
 
 def _proj_model(units=8, proj=3, feats=2):
     rng = np.random.default_rng(0)
-    w = LSTMWeights(rng.normal(0, 0.8, (feats, 4 * units)), rng.normal(0, 0.8, (proj, 4 * units)),
-                    rng.normal(0, 0.5, 4 * units), projection=rng.normal(0, 0.8, (units, proj)))
-    nodes = [Node(InputLayer("x", (None, None, feats)), 0, []),
-             Node(LSTM("lstm", w, return_sequences=True), 0, [("x", 0, 0)])]
+    w = LSTMWeights(
+        rng.normal(0, 0.8, (feats, 4 * units)),
+        rng.normal(0, 0.8, (proj, 4 * units)),
+        rng.normal(0, 0.5, 4 * units),
+        projection=rng.normal(0, 0.8, (units, proj)),
+    )
+    nodes = [
+        Node(InputLayer("x", (None, None, feats)), 0, []),
+        Node(LSTM("lstm", w, return_sequences=True), 0, [("x", 0, 0)]),
+    ]
     return Model("proj", nodes, [("x", 0, 0)], [("lstm", 0, 0)])
 
 

@@ -67,8 +67,7 @@ def window(qtbot, data_dir):
 
 
 def _settled(w):
-    return (w.document.trace is not None and not w.document.busy
-            and not w.runner.is_running())
+    return w.document.trace is not None and not w.document.busy and not w.runner.is_running()
 
 
 def _open(qtbot, w, path):
@@ -230,13 +229,13 @@ def _dead_pid() -> int:
 def test_restore_offer_after_an_unclean_exit(qtbot, data_dir, models):
     data_dir.mkdir(parents=True)
     pid = _dead_pid()
-    Session(model_path=str(models["stacked_lstm"]), t=1, layer=None,
-            units=[2]).save(data_dir / f"autosave-{pid}-0.lstmviz")
+    Session(model_path=str(models["stacked_lstm"]), t=1, layer=None, units=[2]).save(
+        data_dir / f"autosave-{pid}-0.lstmviz"
+    )
     (data_dir / f"running-{pid}-0.lock").write_text(f"{pid}\n")
     w = _make_window(qtbot)
     a = SA.install(w)
-    qtbot.waitUntil(lambda: a.restore_box is not None and a.restore_box.isVisible(),
-                    timeout=5000)
+    qtbot.waitUntil(lambda: a.restore_box is not None and a.restore_box.isVisible(), timeout=5000)
     assert "did not close cleanly" in a.restore_box.text()
     assert not (data_dir / f"running-{pid}-0.lock").exists()  # offered once only
     a.restore_box.button(QMessageBox.StandardButton.Yes).click()
@@ -288,11 +287,20 @@ while True:
 
 @pytest.mark.skipif(sys.platform == "win32", reason="SIGKILL is POSIX")
 def test_kill_9_then_next_start_offers_restore(qtbot, data_dir, models):
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "LSTMVIZ_DATA_DIR": str(data_dir),
-           "QT_QPA_PLATFORM": "offscreen"}
-    proc = subprocess.Popen([sys.executable, "-c", CHILD, str(models["digit_sum"])],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
-                            cwd=ROOT)
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(ROOT),
+        "LSTMVIZ_DATA_DIR": str(data_dir),
+        "QT_QPA_PLATFORM": "offscreen",
+    }
+    proc = subprocess.Popen(
+        [sys.executable, "-c", CHILD, str(models["digit_sum"])],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        cwd=ROOT,
+    )
     try:
         line = proc.stdout.readline()
         assert line.strip() == "ready", proc.stderr.read()[-3000:]
@@ -318,10 +326,20 @@ def test_training_snapshots_round_trip(tmp_path):
     from lstmviz.train.core import ModelSpec, Snapshot
 
     spec = ModelSpec({"class_name": "Sequential", "config": {"layers": []}}, "m", "3.15")
-    snaps = [Snapshot(e, 2, 10 * e, {"lstm": [np.full((3, 8), e, np.float32),
-                                              np.ones((2, 8), np.float32)],
-                                     "dense": [np.zeros((2, 1), np.float32)]},
-                      spec, {"loss": 1.0 / (e + 1)}) for e in range(3)]
+    snaps = [
+        Snapshot(
+            e,
+            2,
+            10 * e,
+            {
+                "lstm": [np.full((3, 8), e, np.float32), np.ones((2, 8), np.float32)],
+                "dense": [np.zeros((2, 1), np.float32)],
+            },
+            spec,
+            {"loss": 1.0 / (e + 1)},
+        )
+        for e in range(3)
+    ]
     s = Session(model_path=None, snapshots=[SA.snapshot_to_dict(sn) for sn in snaps])
     back = Session.load(s.save(tmp_path / "t.lstmviz"))
     assert back == s
@@ -349,7 +367,8 @@ def test_command_line_opens_a_session(qtbot, data_dir, models, tmp_path):
     from lstmviz.app import main as app_main
 
     p = Session(model_path=str(models["stacked_lstm"]), t=1, units=[2]).save(
-        tmp_path / "cli.lstmviz", embed_model=True)
+        tmp_path / "cli.lstmviz", embed_model=True
+    )
     out = tmp_path / "shot.png"
     assert app_main.main([str(p), "--screenshot", str(out), "--size", "1200x700"]) == 0
     img = QImage(str(out))
@@ -378,10 +397,20 @@ def _fake_snapshots(n: int):
     m = lstmviz.load_model(path)
     lw = m.layers["lstm"].weights
     dense = m.layers["digit_sum"]
-    return [Snapshot(0, 10 * i, 10 * i,
-                     {"lstm": [lw.kernel * (1 + 0.2 * i), lw.recurrent_kernel, lw.bias],
-                      "digit_sum": [dense.kernel, dense.bias]},
-                     spec, {"loss": 2.0 / (i + 1), "accuracy": 0.1 * i}) for i in range(n)]
+    return [
+        Snapshot(
+            0,
+            10 * i,
+            10 * i,
+            {
+                "lstm": [lw.kernel * (1 + 0.2 * i), lw.recurrent_kernel, lw.bias],
+                "digit_sum": [dense.kernel, dense.bias],
+            },
+            spec,
+            {"loss": 2.0 / (i + 1), "accuracy": 0.1 * i},
+        )
+        for i in range(n)
+    ]
 
 
 @pytest.fixture
@@ -403,15 +432,18 @@ def full_window(qtbot, data_dir):
     w.close()
 
 
-def test_autosave_at_each_training_snapshot_and_timeline_round_trip(qtbot, full_window,
-                                                                     tmp_path, models):
+def test_autosave_at_each_training_snapshot_and_timeline_round_trip(
+    qtbot, full_window, tmp_path, models
+):
     w, panel, a = full_window, full_window.train_panel, full_window.session_actions
     snaps = _fake_snapshots(3)
     panel._switched_model = False  # as start() sets it
     for s in snaps:
         panel._add_snapshot(s)  # what the panel does when the worker hands one on
-    qtbot.waitUntil(lambda: a.autosave_path.is_file()
-                    and len(Session.load(a.autosave_path).snapshots) == 3, timeout=10000)
+    qtbot.waitUntil(
+        lambda: a.autosave_path.is_file() and len(Session.load(a.autosave_path).snapshots) == 3,
+        timeout=10000,
+    )
     panel.show_snapshot(1)
     w.document.set_t(2)
     p = a.save_session(tmp_path / "trained.lstmviz")
@@ -457,8 +489,7 @@ def _patch_training(monkeypatch, body):
         monkeypatch.setattr(process, "train_in_process", fake_in_process)
 
 
-def test_training_worker_raising_mid_epoch_keeps_last_good_weights(qtbot, full_window,
-                                                                   monkeypatch):
+def test_training_worker_raising_mid_epoch_keeps_last_good_weights(qtbot, full_window, monkeypatch):
     w, panel, doc = full_window, full_window.train_panel, full_window.document
     snaps = _fake_snapshots(3)
 
@@ -469,8 +500,9 @@ def test_training_worker_raising_mid_epoch_keeps_last_good_weights(qtbot, full_w
 
     _patch_training(monkeypatch, body)
     panel.start()
-    qtbot.waitUntil(lambda: panel.state == "failed" and not panel.runner.is_running(),
-                    timeout=20000)
+    qtbot.waitUntil(
+        lambda: panel.state == "failed" and not panel.runner.is_running(), timeout=20000
+    )
     assert "loss exploded in epoch 2, batch 7" in w.last_error
     assert w.error_dialog is not None
     assert w.error_dialog.isVisible()
@@ -482,12 +514,12 @@ def test_training_worker_raising_mid_epoch_keeps_last_good_weights(qtbot, full_w
     doc.set_t(3)  # still usable
     assert doc.t == 3
     # and the autosave holds the good snapshots
-    qtbot.waitUntil(lambda: len(Session.load(w.session_actions.autosave_path).snapshots) == 2,
-                    timeout=10000)
+    qtbot.waitUntil(
+        lambda: len(Session.load(w.session_actions.autosave_path).snapshots) == 2, timeout=10000
+    )
 
 
-def test_closing_the_window_during_training_stops_the_worker(qtbot, data_dir, monkeypatch,
-                                                           qtlog):
+def test_closing_the_window_during_training_stops_the_worker(qtbot, data_dir, monkeypatch, qtlog):
     pytest.importorskip("lstmviz.app.train_panel")
     import threading
 

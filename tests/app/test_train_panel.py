@@ -15,8 +15,9 @@ from lstmviz.train.tasks import Batch, TrainConfig, get_task
 
 TIMEOUT = 120_000
 # units=32: the bundled digit_sum model's size, so snapshots retrace the open input
-TINY = TrainConfig(epochs=2, batch_size=16, learning_rate=0.01, units=32, steps_per_epoch=6,
-                   snapshot_every=2)
+TINY = TrainConfig(
+    epochs=2, batch_size=16, learning_rate=0.01, units=32, steps_per_epoch=6, snapshot_every=2
+)
 
 
 @pytest.fixture
@@ -42,8 +43,9 @@ def test_install_adds_dock_menu_and_engine_choice(window, panel):
 
 
 def test_training_run_snapshots_timeline_and_save(qtbot, window, panel, tmp_path):
-    window.document.set_model(lstmviz.load_model(EXAMPLES_DIR / "digit_sum.keras"),
-                              EXAMPLES_DIR / "digit_sum.keras")
+    window.document.set_model(
+        lstmviz.load_model(EXAMPLES_DIR / "digit_sum.keras"), EXAMPLES_DIR / "digit_sum.keras"
+    )
     assert panel.selected_task.name == "digit-sum"  # preselected from the model's info
     x_before = window.document.x
     with qtbot.waitSignal(panel.trained, timeout=TIMEOUT) as blocker:
@@ -76,8 +78,9 @@ def test_training_run_snapshots_timeline_and_save(qtbot, window, panel, tmp_path
     x3 = np.eye(10, dtype=np.float32)[[[3, 1, 4, 1, 5]]]
     doc.set_input(x3)
     assert "before training" in doc.engine
-    np.testing.assert_allclose(doc.trace.layer(0).cell, panel.engine_model(0).trace(x3)
-                               .layer(0).cell)
+    np.testing.assert_allclose(
+        doc.trace.layer(0).cell, panel.engine_model(0).trace(x3).layer(0).cell
+    )
     doc.set_input(x_before)
     panel.timeline.setValue(len(steps) - 1)
     # save -> it opens in lstmviz, equal to Keras's output
@@ -88,7 +91,8 @@ def test_training_run_snapshots_timeline_and_save(qtbot, window, panel, tmp_path
     np.testing.assert_allclose(doc.trace.output, last.trace(doc.x).output, atol=1e-5)
     assert doc.info is not None and doc.info.task == "digit-sum"
     assert doc.info.extra["metrics"]["heldout_accuracy"] == pytest.approx(
-        result.metrics["heldout_accuracy"], abs=1e-5)
+        result.metrics["heldout_accuracy"], abs=1e-5
+    )
 
 
 def test_live_curves_are_coalesced_and_the_x_axis_is_fixed(qtbot, window, panel, monkeypatch):
@@ -101,8 +105,9 @@ def test_live_curves_are_coalesced_and_the_x_axis_is_fixed(qtbot, window, panel,
         p.setXRange(0, 40, padding=0.02)
     calls = []
     orig = panel.loss_curve.setData
-    monkeypatch.setattr(panel.loss_curve, "setData", lambda *a, **k: (calls.append(1),
-                                                                          orig(*a, **k)))
+    monkeypatch.setattr(
+        panel.loss_curve, "setData", lambda *a, **k: (calls.append(1), orig(*a, **k))
+    )
     for k in range(1, 31):
         panel._on_partial(("logs", [BatchLog(k, 40, 0, 1.0 / k, k / 40, 0.1 * k, 1.0)]))
     assert calls == [] and panel.progress.value() == 30  # progress at once, curves later
@@ -117,16 +122,20 @@ def test_live_curves_are_coalesced_and_the_x_axis_is_fixed(qtbot, window, panel,
 
 
 def test_other_task_switches_the_document_to_its_model(qtbot, window, panel):
-    window.document.set_model(lstmviz.load_model(EXAMPLES_DIR / "digit_sum.keras"),
-                              EXAMPLES_DIR / "digit_sum.keras")
+    window.document.set_model(
+        lstmviz.load_model(EXAMPLES_DIR / "digit_sum.keras"), EXAMPLES_DIR / "digit_sum.keras"
+    )
     doc = window.document
     with qtbot.waitSignal(panel.trained, timeout=TIMEOUT):
-        panel.start(get_task("binary-addition"), TrainConfig(epochs=1, batch_size=8, units=4,
-                                                             steps_per_epoch=4))
+        panel.start(
+            get_task("binary-addition"),
+            TrainConfig(epochs=1, batch_size=8, units=4, steps_per_epoch=4),
+        )
         # at Start, while TensorFlow loads: the task's bundled model, so that the snapshots
         # are of the same shape (no window-wide switch in the middle of training)
-        qtbot.waitUntil(lambda: str(doc.model_path).endswith("binary_addition.keras"),
-                        timeout=TIMEOUT)
+        qtbot.waitUntil(
+            lambda: str(doc.model_path).endswith("binary_addition.keras"), timeout=TIMEOUT
+        )
     assert doc.model.input_features == 2 and doc.info.task == "binary-addition"
     assert doc.trace.layer(0).units == 4
 
@@ -189,11 +198,13 @@ class _NaNTask:
 
 
 def test_failure_shows_dialog_and_keeps_last_good_weights(qtbot, window, panel):
-    window.document.set_model(lstmviz.load_model(EXAMPLES_DIR / "digit_sum.keras"),
-                              EXAMPLES_DIR / "digit_sum.keras")
+    window.document.set_model(
+        lstmviz.load_model(EXAMPLES_DIR / "digit_sum.keras"), EXAMPLES_DIR / "digit_sum.keras"
+    )
     cfg = TrainConfig(epochs=1, batch_size=8, units=32, steps_per_epoch=10, snapshot_every=3)
-    with qtbot.waitSignal(panel.state_changed, timeout=TIMEOUT,
-                          check_params_cb=lambda s: s == "failed"):
+    with qtbot.waitSignal(
+        panel.state_changed, timeout=TIMEOUT, check_params_cb=lambda s: s == "failed"
+    ):
         panel.start(_NaNTask(), cfg)
     assert window.last_error is not None and "loss became nan" in window.last_error
     assert window.error_dialog is not None and window.error_dialog.isVisible()
@@ -204,16 +215,16 @@ def test_failure_shows_dialog_and_keeps_last_good_weights(qtbot, window, panel):
 
 
 def test_keras_engine_menu(qtbot, window, panel):
-    window.document.set_model(lstmviz.load_model(EXAMPLES_DIR / "digit_sum.keras"),
-                              EXAMPLES_DIR / "digit_sum.keras")
+    window.document.set_model(
+        lstmviz.load_model(EXAMPLES_DIR / "digit_sum.keras"), EXAMPLES_DIR / "digit_sum.keras"
+    )
     numpy_trace = window.document.trace
     with qtbot.waitSignal(window.document.trace_changed, timeout=TIMEOUT):
         window.engine_choice.actions["Keras"].trigger()
     tr = window.document.trace
     assert window.document.engine == "Keras" and tr.engine == "keras"
     assert "engine: Keras" in window.engine_label.text()
-    np.testing.assert_allclose(tr.layer(0).forget_gate, numpy_trace.layer(0).forget_gate,
-                               atol=1e-5)
+    np.testing.assert_allclose(tr.layer(0).forget_gate, numpy_trace.layer(0).forget_gate, atol=1e-5)
     keras = window.engine_choice.keras
     assert keras.running  # TensorFlow runs in the engine's own process, not in the app's
     pid = keras._proc.pid

@@ -60,8 +60,10 @@ def _reference(x, w, h0, c0, mask, go_backwards):
     """Step lstm_step through the sequence: {quantity: (B, T, U)} in input order."""
     batch, steps, _ = x.shape
     u = w.units
-    out = {k: np.zeros((batch, steps, u), np.float32)
-           for k in ("i", "f", "g", "o", "c", "h", "z_i", "z_f", "z_c", "z_o")}
+    out = {
+        k: np.zeros((batch, steps, u), np.float32)
+        for k in ("i", "f", "g", "o", "c", "h", "z_i", "z_f", "z_c", "z_o")
+    }
     h, c = h0, c0
     order = range(steps - 1, -1, -1) if go_backwards else range(steps)
     for t in order:
@@ -75,8 +77,18 @@ def _reference(x, w, h0, c0, mask, go_backwards):
     return out
 
 
-_PAIRS = {"i": "input_gate", "f": "forget_gate", "g": "candidate", "o": "output_gate",
-          "c": "cell", "h": "hidden", "z_i": "z_i", "z_f": "z_f", "z_c": "z_c", "z_o": "z_o"}
+_PAIRS = {
+    "i": "input_gate",
+    "f": "forget_gate",
+    "g": "candidate",
+    "o": "output_gate",
+    "c": "cell",
+    "h": "hidden",
+    "z_i": "z_i",
+    "z_f": "z_f",
+    "z_c": "z_c",
+    "z_o": "z_o",
+}
 
 
 def _assert_trace_equals(lt, ref, atol=ATOL):
@@ -108,8 +120,10 @@ def _z_error(lt, w):
 
 
 # ------------------------------------------------------------- NumPy loop vs lstm_step
-@pytest.mark.parametrize(("batch", "masked", "go_backwards"),
-                         list(itertools.product((1, 3), (False, True), (False, True))))
+@pytest.mark.parametrize(
+    ("batch", "masked", "go_backwards"),
+    list(itertools.product((1, 3), (False, True), (False, True))),
+)
 def test_numpy_loop_matches_reference_step(batch, masked, go_backwards):
     w = _weights(4, 6, seed=batch)
     x, h0, c0, mask = _inputs(batch, 11, 4, 6)
@@ -150,8 +164,9 @@ def test_more_items_than_steps_and_odd_input_layouts():
     ref = _reference(x, w, h0, c0, mask, True)
     x64_view = np.asfortranarray(x.astype(np.float64))  # float64, not C-contiguous
     for accelerate in (False, None):
-        lt = run_lstm(x64_view, w, h0=h0, c0=c0, mask=mask, go_backwards=True,
-                      accelerate=accelerate)
+        lt = run_lstm(
+            x64_view, w, h0=h0, c0=c0, mask=mask, go_backwards=True, accelerate=accelerate
+        )
         _assert_trace_equals(lt, ref)
 
 
@@ -160,8 +175,14 @@ def test_one_dimensional_initial_state_broadcasts():
     x, _, _, _ = _inputs(2, 4, 2, 3)
     h0, c0 = np.array([0.1, -0.2, 0.3]), np.array([0.5, 0.0, -0.5])
     lt = run_lstm(x, w, h0=h0, c0=c0)
-    ref = _reference(x, w, np.tile(h0, (2, 1)).astype(np.float32),
-                     np.tile(c0, (2, 1)).astype(np.float32), None, False)
+    ref = _reference(
+        x,
+        w,
+        np.tile(h0, (2, 1)).astype(np.float32),
+        np.tile(c0, (2, 1)).astype(np.float32),
+        None,
+        False,
+    )
     _assert_trace_equals(lt, ref)
 
 
@@ -216,11 +237,13 @@ def test_out_reuses_the_buffers_of_a_previous_trace(accelerate):
     again = run_lstm(x2, w, h0=first.h[-1], c0=first.c[-1], accelerate=accelerate)
     h_last, c_last = first.h[-1].copy(), first.c[-1].copy()
     reused = run_lstm(x2, w, h0=h_last, c0=c_last, out=again, accelerate=accelerate)
-    for a, b in zip((reused.pre, reused.act, reused.c, reused.h),
-                    (again.pre, again.act, again.c, again.h), strict=True):
+    for a, b in zip(
+        (reused.pre, reused.act, reused.c, reused.h),
+        (again.pre, again.act, again.c, again.h),
+        strict=True,
+    ):
         assert np.shares_memory(a, b)  # written in place, nothing allocated
-    streamed = run_lstm(x2, w, h0=first.h[-1], c0=first.c[-1], out=first,
-                        accelerate=accelerate)
+    streamed = run_lstm(x2, w, h0=first.h[-1], c0=first.c[-1], out=first, accelerate=accelerate)
     ref = _reference(x2, w, h_last, c_last, None, False)
     _assert_trace_equals(reused, ref)
     _assert_trace_equals(streamed, ref)  # h0/c0 were views of the buffers being written
@@ -234,8 +257,10 @@ def test_out_reuses_the_buffers_of_a_previous_trace(accelerate):
 
 # ------------------------------------------------------------- compiled kernel vs NumPy loop
 @needs_kernel
-@pytest.mark.parametrize(("batch", "masked", "go_backwards"),
-                         list(itertools.product((1, 3), (False, True), (False, True))))
+@pytest.mark.parametrize(
+    ("batch", "masked", "go_backwards"),
+    list(itertools.product((1, 3), (False, True), (False, True))),
+)
 def test_kernel_matches_numpy_loop(batch, masked, go_backwards):
     w = _weights(5, 9, seed=10 + batch)
     x, h0, c0, mask = _inputs(batch, 25, 5, 9, seed=batch)
@@ -268,11 +293,18 @@ def test_kernel_matches_numpy_loop_for_every_kernel_activation(rec_act, act):
 
 @needs_kernel
 @pytest.mark.parametrize("rec_t", [False, True], ids=["batch-major", "unit-major"])
-@pytest.mark.parametrize(("masked", "go_backwards", "bias", "act"),
-                         [(False, False, True, "tanh"), (True, False, True, "tanh"),
-                          (True, True, False, "tanh"), (False, True, True, "relu")])
-def test_kernel_x_mode_at_larger_batches(masked, go_backwards, bias, act, rec_t,
-                                         monkeypatch, product):
+@pytest.mark.parametrize(
+    ("masked", "go_backwards", "bias", "act"),
+    [
+        (False, False, True, "tanh"),
+        (True, False, True, "tanh"),
+        (True, True, False, "tanh"),
+        (False, True, True, "relu"),
+    ],
+)
+def test_kernel_x_mode_at_larger_batches(
+    masked, go_backwards, bias, act, rec_t, monkeypatch, product
+):
     """From X_MODE_MIN_BATCH on, the kernel computes [h_tm1, x_t] @ [U; W] + b per step
     itself (no separate input projection): same trace as the NumPy loop and as lstm_step,
     with the product batch-major or unit-major (REC_T_MIN_UNITS; forced here at 11 units),
@@ -295,15 +327,18 @@ def test_kernel_x_mode_at_larger_batches(masked, go_backwards, bias, act, rec_t,
     step_ref = _reference(x, w, h0, c0, m, go_backwards)
     if act == "relu":
         for k, q in _PAIRS.items():
-            np.testing.assert_allclose(fast.get(q), step_ref[k], rtol=2e-5, atol=1e-5,
-                                       err_msg=q)
+            np.testing.assert_allclose(fast.get(q), step_ref[k], rtol=2e-5, atol=1e-5, err_msg=q)
     else:
         _assert_trace_equals(fast, step_ref, atol=4e-6)
-    again = run_lstm(x[:, ::-1], w, h0=h0, c0=c0, mask=m, go_backwards=go_backwards,
-                     out=fast)  # out= in this mode too
-    _assert_same(again, run_lstm(x[:, ::-1], w, h0=h0, c0=c0, mask=m,
-                                 go_backwards=go_backwards, accelerate=False), atol=tol,
-                 scaled=True)
+    again = run_lstm(
+        x[:, ::-1], w, h0=h0, c0=c0, mask=m, go_backwards=go_backwards, out=fast
+    )  # out= in this mode too
+    _assert_same(
+        again,
+        run_lstm(x[:, ::-1], w, h0=h0, c0=c0, mask=m, go_backwards=go_backwards, accelerate=False),
+        atol=tol,
+        scaled=True,
+    )
 
 
 @needs_kernel
@@ -314,21 +349,36 @@ def test_kernel_x_mode_with_transposed_weights_at_small_batches(batch, product):
     w = _weights(5, 9, seed=50)
     x, h0, c0, mask = _inputs(batch, 14, 5, 9, seed=51)
     ref = run_lstm(x, w, h0=h0, c0=c0, mask=mask, accelerate=False)
-    kernel, rec, bias = w._internal()
+    _kernel, _rec, bias = w._internal()
     steps, u4 = x.shape[1], 4 * w.units
     pre = np.empty((steps, batch, u4), np.float32)
     act = np.empty_like(pre)
     cs = np.empty((steps, batch, w.units), np.float32)
     hs = np.empty_like(cs)
-    _accel.run(pre, act, cs, hs, h0, c0, w._stacked(True), mask, False,
-               w.recurrent_activation, w.activation, x=x, bias=bias, rec_t=True)
+    _accel.run(
+        pre,
+        act,
+        cs,
+        hs,
+        h0,
+        c0,
+        w._stacked(True),
+        mask,
+        False,
+        w.recurrent_activation,
+        w.activation,
+        x=x,
+        bias=bias,
+        rec_t=True,
+    )
     for got, want in ((pre, ref.pre), (act, ref.act), (cs, ref.c), (hs, ref.h)):
         np.testing.assert_allclose(got, want, rtol=0, atol=2e-6)
 
 
 @needs_kernel
-@pytest.mark.parametrize(("units", "batch"),
-                         [(64, 1), (64, 4), (200, 2), (96, 32), (160, 32), (256, 8)])
+@pytest.mark.parametrize(
+    ("units", "batch"), [(64, 1), (64, 4), (200, 2), (96, 32), (160, 32), (256, 8)]
+)
 def test_kernel_matches_numpy_loop_at_realistic_sizes(units, batch, product):
     w = _weights(16, units, seed=units)
     x, h0, c0, mask = _inputs(batch, 60, 16, units, seed=units)
@@ -357,9 +407,12 @@ def test_cell_state_is_exactly_the_two_terms(accelerate):
 @needs_kernel
 @pytest.mark.parametrize("name", list(_accel.ACT_CODES))
 def test_kernel_activations_match_numpy(name):
-    x = np.concatenate([np.linspace(-30, 30, 200_001, dtype=np.float32),
-                        np.array([0.0, -0.0, 1e-30, -1e-30, 1e30, -1e30, np.inf, -np.inf],
-                                 np.float32)])
+    x = np.concatenate(
+        [
+            np.linspace(-30, 30, 200_001, dtype=np.float32),
+            np.array([0.0, -0.0, 1e-30, -1e-30, 1e30, -1e30, np.inf, -np.inf], np.float32),
+        ]
+    )
     got = _accel.activate(name, x)
     with np.errstate(invalid="ignore"):  # softsign(inf) = inf / inf: NaN in both
         want = activations.apply(name, x)

@@ -12,8 +12,11 @@ from lstmviz.errors import LstmvizError
 
 def _weights(f=5, u=4, seed=0, bias=True):
     rng = np.random.default_rng(seed)
-    return LSTMWeights(rng.normal(0, 0.7, (f, 4 * u)), rng.normal(0, 0.7, (u, 4 * u)),
-                       rng.normal(0, 0.7, 4 * u) if bias else None)
+    return LSTMWeights(
+        rng.normal(0, 0.7, (f, 4 * u)),
+        rng.normal(0, 0.7, (u, 4 * u)),
+        rng.normal(0, 0.7, 4 * u) if bias else None,
+    )
 
 
 def _same(a: LSTMWeights, b: LSTMWeights):
@@ -97,8 +100,12 @@ def test_parity_with_torch(bidirectional):
         outs = []
         for d in range(dirs):
             sfx = f"_l{layer}" + ("_reverse" if d else "")
-            w = convert.from_torch(sd[f"weight_ih{sfx}"], sd[f"weight_hh{sfx}"],
-                                   sd[f"bias_ih{sfx}"], sd[f"bias_hh{sfx}"])
+            w = convert.from_torch(
+                sd[f"weight_ih{sfx}"],
+                sd[f"weight_hh{sfx}"],
+                sd[f"bias_ih{sfx}"],
+                sd[f"bias_hh{sfx}"],
+            )
             lt = run_lstm(inp, w, go_backwards=bool(d))
             outs.append(np.asarray(lt.hidden))
             idx = layer * dirs + d

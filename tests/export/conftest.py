@@ -20,8 +20,9 @@ def saved_models(tmp_path_factory):
         km.randomize(m, seed=3)
         p = d / f"{name}.keras"
         m.save(p)
-        x = km.x_for("digit_sum" if name == "digit_sum" else "stacked_4_5", m, batch=2,
-                     steps=9, seed=5)
+        x = km.x_for(
+            "digit_sum" if name == "digit_sum" else "stacked_4_5", m, batch=2, steps=9, seed=5
+        )
         xp = d / f"{name}_x.npy"
         np.save(xp, x)
         out[name] = (p, xp)

@@ -15,16 +15,22 @@ def src(digits):
     from lstmviz.io.meta import load_info
 
     p, xp, tr = digits
-    return tr, Source(model=lstmviz.load_model(p), model_path=p, input_kind="file",
-                      input_path=str(xp), info=load_info(p))
+    return tr, Source(
+        model=lstmviz.load_model(p),
+        model_path=p,
+        input_kind="file",
+        input_path=str(xp),
+        info=load_info(p),
+    )
 
 
 @pytest.mark.parametrize("ext", ["gif", "mp4"])
 def test_animation_progress_reaches_every_frame(src, tmp_path, ext):
     tr, source = src
     seen = []
-    out = export_trace(tmp_path / f"a.{ext}", tr, source, dpi=40, fps=8,
-                       progress=lambda i, n: seen.append((i, n)))
+    out = export_trace(
+        tmp_path / f"a.{ext}", tr, source, dpi=40, fps=8, progress=lambda i, n: seen.append((i, n))
+    )
     assert out.stat().st_size > 0
     assert seen == [(i, tr.timesteps) for i in range(1, tr.timesteps + 1)]
 
@@ -39,8 +45,14 @@ def test_cancel_leaves_nothing(src, tmp_path, ext):
         return len(calls) > 2
 
     with pytest.raises(ExportCancelled, match="cancelled"):
-        export_trace(tmp_path / f"a.{ext}", tr, source, dpi=40, should_stop=should_stop,
-                     units=range(10) if ext != "csv" else None)
+        export_trace(
+            tmp_path / f"a.{ext}",
+            tr,
+            source,
+            dpi=40,
+            should_stop=should_stop,
+            units=range(10) if ext != "csv" else None,
+        )
     assert list(tmp_path.iterdir()) == []
 
 
@@ -75,8 +87,9 @@ def test_grid_title_and_levels(src):
 
     tr, _source = src
     lt = tr.layers[0]
-    g = GridFigure(tr, step=2, batch=1, model_name="digits",
-                   labels=[str(k) for k in range(tr.timesteps)])
+    g = GridFigure(
+        tr, step=2, batch=1, model_name="digits", labels=[str(k) for k in range(tr.timesteps)]
+    )
     assert g.title_text() == f"digits  ·  layer {lt.name}  ·  batch item 1  ·  t = 2 (input 2)"
     assert g.images["forget_gate"].get_clim() == (0.0, 1.0)
     assert g.images["hidden"].get_clim() == (-1.0, 1.0)
@@ -116,11 +129,11 @@ def _backwards_masked_trace():
 
     rng = np.random.default_rng(0)
     w = LSTMWeights(rng.normal(0, 1, (3, 16)), rng.normal(0, 1, (4, 16)), rng.normal(0, 1, 16))
-    nodes = [Node(InputLayer("input", (None, None), dtype="int32"), 0, []),
-             Node(Embedding("emb", rng.normal(0, 1, (6, 3)), mask_zero=True), 0,
-                  [("input", 0, 0)]),
-             Node(LSTM("back", w, return_sequences=True, go_backwards=True), 0,
-                  [("emb", 0, 0)])]
+    nodes = [
+        Node(InputLayer("input", (None, None), dtype="int32"), 0, []),
+        Node(Embedding("emb", rng.normal(0, 1, (6, 3)), mask_zero=True), 0, [("input", 0, 0)]),
+        Node(LSTM("back", w, return_sequences=True, go_backwards=True), 0, [("emb", 0, 0)]),
+    ]
     m = Model("backwards", nodes, [("input", 0, 0)], [("back", 0, 0)])
     return m, m.trace(np.array([[1, 2, 3, 4, 0, 0], [5, 4, 3, 2, 1, 2]]))
 
@@ -129,7 +142,7 @@ def test_backwards_layer_dims_the_other_side_and_animates_in_processing_order():
     from lstmviz.export.animation import frames
     from lstmviz.export.figure import GridFigure
 
-    m, tr = _backwards_masked_trace()
+    _m, tr = _backwards_masked_trace()
     g = GridFigure(tr, step=2, dpi=30)
     assert "runs backwards" in g.title_text()
     fut = g._futures[0]

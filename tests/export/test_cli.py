@@ -56,8 +56,14 @@ def test_svg_has_real_text(digits, tmp_path):
     root = ET.parse(out).getroot()
     texts = ["".join(t.itertext()) for t in root.iter(f"{SVG}text")]
     joined = " ".join(texts)
-    for title in ("forget gate f", "input gate i", "output gate o", "candidate g",
-                  "cell state c", "hidden state h"):
+    for title in (
+        "forget gate f",
+        "input gate i",
+        "output gate o",
+        "candidate g",
+        "cell state c",
+        "hidden state h",
+    ):
         assert title in joined
     assert "digit_sum" in joined
     assert "t = 2" in joined
@@ -81,9 +87,24 @@ def test_pdf_header_pages_and_fonts(digits, tmp_path):
 def test_one_quantity_some_units(stacked, tmp_path):
     p, xp, _ = stacked
     out = tmp_path / "one.svg"
-    assert run(p, "--input", xp, "--layer", _second(stacked),
-               "--batch-index", 1, "--quantities", "cell", "--units", "0,3",
-               "--out", out) == 0
+    assert (
+        run(
+            p,
+            "--input",
+            xp,
+            "--layer",
+            _second(stacked),
+            "--batch-index",
+            1,
+            "--quantities",
+            "cell",
+            "--units",
+            "0,3",
+            "--out",
+            out,
+        )
+        == 0
+    )
     root = ET.parse(out).getroot()
     texts = ["".join(t.itertext()) for t in root.iter(f"{SVG}text")]
     assert "cell state c" in texts
@@ -114,12 +135,26 @@ def decode_mp4(path, w: int = 64, h: int = 36) -> tuple[np.ndarray, str]:
 
     import imageio_ffmpeg
 
-    r = subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-hide_banner", "-i", str(path),
-                        "-vf", f"scale={w}:{h}", "-f", "rawvideo", "-pix_fmt", "rgb24", "-"],
-                       capture_output=True, timeout=120, check=True)
+    r = subprocess.run(
+        [
+            imageio_ffmpeg.get_ffmpeg_exe(),
+            "-hide_banner",
+            "-i",
+            str(path),
+            "-vf",
+            f"scale={w}:{h}",
+            "-f",
+            "rawvideo",
+            "-pix_fmt",
+            "rgb24",
+            "-",
+        ],
+        capture_output=True,
+        timeout=120,
+        check=True,
+    )
     frames = np.frombuffer(r.stdout, np.uint8).reshape(-1, h, w, 3)
-    info = next(ln for ln in r.stderr.decode(errors="replace").splitlines()
-                if "Video:" in ln)
+    info = next(ln for ln in r.stderr.decode(errors="replace").splitlines() if "Video:" in ln)
     return frames, info
 
 
@@ -158,12 +193,27 @@ def test_npz_selection(stacked, tmp_path):
     p, xp, tr = stacked
     name = _second(stacked)
     out = tmp_path / "sel.npz"
-    assert run(p, "--input", xp, "--layer", name, "--batch-index", 1, "--units", "1,4",
-               "--quantities", "f,h", "--out", out) == 0
+    assert (
+        run(
+            p,
+            "--input",
+            xp,
+            "--layer",
+            name,
+            "--batch-index",
+            1,
+            "--units",
+            "1,4",
+            "--quantities",
+            "f,h",
+            "--out",
+            out,
+        )
+        == 0
+    )
     lt = tr.layer(name)
     with np.load(out, allow_pickle=False) as z:
-        assert sorted(k for k in z.files if "/" in k) == [f"{name}/forget_gate",
-                                                          f"{name}/hidden"]
+        assert sorted(k for k in z.files if "/" in k) == [f"{name}/forget_gate", f"{name}/hidden"]
         np.testing.assert_array_equal(z[f"{name}/hidden"], lt.hidden[[1]][:, :, [1, 4]])
 
 
@@ -173,8 +223,7 @@ def test_csv_rows_and_values(stacked, tmp_path):
     assert run(p, "--input", xp, "--out", out) == 0
     with open(out, newline="", encoding="utf-8") as fh:
         rows = list(csv.DictReader(fh))
-    expected = sum(lt.batch_size * lt.timesteps * lt.units * len(QUANTITIES)
-                   for lt in tr.layers)
+    expected = sum(lt.batch_size * lt.timesteps * lt.units * len(QUANTITIES) for lt in tr.layers)
     assert len(rows) == expected == 2 * 9 * (4 + 5) * 6
     assert set(rows[0]) == {"layer", "batch", "t", "unit", "quantity", "value"}
     for r in rows[:: len(rows) // 97]:
@@ -212,8 +261,7 @@ def test_json_metadata_and_values(digits, tmp_path):
     doc = json.loads(out2.read_text(encoding="utf-8"))
     lt = tr.layers[0]
     for q in QUANTITIES:
-        np.testing.assert_array_equal(np.asarray(doc["values"][lt.name][q], np.float32),
-                                      lt.get(q))
+        np.testing.assert_array_equal(np.asarray(doc["values"][lt.name][q], np.float32), lt.get(q))
     np.testing.assert_allclose(doc["output"], tr.output, rtol=1e-6)
 
 
@@ -239,13 +287,16 @@ def test_unsupported_extension_and_bad_path(digits, tmp_path, capsys):
     assert "does not exist" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize(("args", "message"), [
-    (["--layer", "nope"], "no LSTM layer named 'nope'"),
-    (["--units", "0,99"], "unit 99 is out of range"),
-    (["--batch-index", "5"], "batch size 2"),
-    (["--step", "9"], "--step 9 is out of range"),
-    (["--quantities", "forget,bogus"], "unknown quantity 'bogus'"),
-])
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--layer", "nope"], "no LSTM layer named 'nope'"),
+        (["--units", "0,99"], "unit 99 is out of range"),
+        (["--batch-index", "5"], "batch size 2"),
+        (["--step", "9"], "--step 9 is out of range"),
+        (["--quantities", "forget,bogus"], "unknown quantity 'bogus'"),
+    ],
+)
 def test_bad_options_are_clear(digits, tmp_path, capsys, args, message):
     p, xp, _ = digits
     assert run(p, "--input", xp, *args, "--out", tmp_path / "a.png") == 2

@@ -53,8 +53,14 @@ def test_format_for_is_case_insensitive():
 
 
 def test_parse_quantities():
-    assert parse_quantities(None) == ("forget_gate", "input_gate", "output_gate",
-                                      "candidate", "cell", "hidden")
+    assert parse_quantities(None) == (
+        "forget_gate",
+        "input_gate",
+        "output_gate",
+        "candidate",
+        "cell",
+        "hidden",
+    )
     assert parse_quantities("forget_gate, h,c") == ("forget_gate", "hidden", "cell")
     with pytest.raises(LstmvizError, match="forget_gate"):
         parse_quantities("forget,bogus")
@@ -80,11 +86,12 @@ def test_check_step():
 
 
 def test_export_package_imports_no_qt_no_tensorflow_no_matplotlib():
-    code = ("import sys, lstmviz.export, lstmviz.export.cli; "
-            "bad = [m for m in ('PySide6', 'tensorflow', 'keras', 'matplotlib', 'pyqtgraph') "
-            "if m in sys.modules]; print(bad); sys.exit(1 if bad else 0)")
-    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                       timeout=120)
+    code = (
+        "import sys, lstmviz.export, lstmviz.export.cli; "
+        "bad = [m for m in ('PySide6', 'tensorflow', 'keras', 'matplotlib', 'pyqtgraph') "
+        "if m in sys.modules]; print(bad); sys.exit(1 if bad else 0)"
+    )
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stdout + r.stderr
 
 

@@ -23,8 +23,13 @@ def test_replaces_on_success_keeps_suffix(tmp_path):
 def test_failure_keeps_the_old_file_and_leaves_no_temp(tmp_path):
     p = tmp_path / "model.keras"
     p.write_bytes(b"old")
-    with pytest.raises(RuntimeError), atomic_target(p) as tmp:
-        tmp.write_bytes(b"half")
-        raise RuntimeError("writer died")
+
+    def write_and_die():
+        with atomic_target(p) as tmp:
+            tmp.write_bytes(b"half")
+            raise RuntimeError("writer died")
+
+    with pytest.raises(RuntimeError):
+        write_and_die()
     assert p.read_bytes() == b"old"
     assert sorted(os.listdir(tmp_path)) == ["model.keras"]

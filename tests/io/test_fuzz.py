@@ -31,8 +31,25 @@ CASE_TIMEOUT = 20  # seconds: a case that takes longer is a hang
 ROOT = Path(__file__).resolve().parents[2]
 
 # wrong-typed replacement values for JSON mutations
-WRONG = [None, "x", -1, 10**12, 1.5, [], {}, True, False, [1, 2, 3], {"class_name": "Lambda"},
-         "tanh", 0, -(10**18), "1e309", [[None]], {"class_name": 7, "config": []}]
+WRONG = [
+    None,
+    "x",
+    -1,
+    10**12,
+    1.5,
+    [],
+    {},
+    True,
+    False,
+    [1, 2, 3],
+    {"class_name": "Lambda"},
+    "tanh",
+    0,
+    -(10**18),
+    "1e309",
+    [[None]],
+    {"class_name": 7, "config": []},
+]
 
 
 # ==========================================================================================
@@ -78,14 +95,22 @@ def _diff_elements(a: list[np.ndarray], b: list[np.ndarray]) -> int | None:
     """How many weight elements differ; None when the structure differs."""
     if len(a) != len(b) or any(x.shape != y.shape for x, y in zip(a, b, strict=True)):
         return None
-    return int(sum(np.count_nonzero(~((x == y) | (np.isnan(x) & np.isnan(y))))
-                   for x, y in zip(a, b, strict=True)))
+    return int(
+        sum(
+            np.count_nonzero(~((x == y) | (np.isnan(x) & np.isnan(y))))
+            for x, y in zip(a, b, strict=True)
+        )
+    )
 
 
 def _outputs_equal(a: Any, b: Any) -> bool:
     if isinstance(a, list) or isinstance(b, list):
-        return (isinstance(a, list) and isinstance(b, list) and len(a) == len(b)
-                and all(_outputs_equal(x, y) for x, y in zip(a, b, strict=True)))
+        return (
+            isinstance(a, list)
+            and isinstance(b, list)
+            and len(a) == len(b)
+            and all(_outputs_equal(x, y) for x, y in zip(a, b, strict=True))
+        )
     return a.shape == b.shape and bool(np.array_equal(a, b, equal_nan=True))
 
 
@@ -163,15 +188,17 @@ def run_cases(manifest_path: str, out_path: str) -> None:
                 else:
                     a = read_array(case["path"])
                     rec["outcome"] = "ok"
-                    rec["diff"] = _diff_elements([np.asarray(ref, np.float64)],
-                                                 [np.asarray(a, np.float64)])
+                    rec["diff"] = _diff_elements(
+                        [np.asarray(ref, np.float64)], [np.asarray(a, np.float64)]
+                    )
                     ref2 = np.asarray(ref, np.float64)
                     a2 = np.asarray(a, np.float64)
                     # a cut CSV is a shorter CSV: the original's numbers in order, the last
                     # one possibly cut inside ("0.25" -> "0.2"); rows must still agree
                     af, rf = a2.ravel(), ref2.ravel()
-                    rec["prefix"] = bool(af.size <= rf.size
-                                         and np.array_equal(af[:-1], rf[: af.size - 1]))
+                    rec["prefix"] = bool(
+                        af.size <= rf.size and np.array_equal(af[:-1], rf[: af.size - 1])
+                    )
             except _Alarm:
                 rec["outcome"] = "hang"
             except lstmviz.LstmvizError as e:
@@ -191,21 +218,32 @@ def run_cases(manifest_path: str, out_path: str) -> None:
 
 
 def _info_valid(info: Any) -> bool:
-    return (isinstance(info.task, str) and isinstance(info.title, str)
-            and isinstance(info.token_kind, str) and isinstance(info.example, str)
-            and isinstance(info.vocab, list) and all(isinstance(v, str) for v in info.vocab)
-            and isinstance(info.output_labels, list) and isinstance(info.extra, dict)
-            and isinstance(info.output_kind, str))
+    return (
+        isinstance(info.task, str)
+        and isinstance(info.title, str)
+        and isinstance(info.token_kind, str)
+        and isinstance(info.example, str)
+        and isinstance(info.vocab, list)
+        and all(isinstance(v, str) for v in info.vocab)
+        and isinstance(info.output_labels, list)
+        and isinstance(info.extra, dict)
+        and isinstance(info.output_kind, str)
+    )
 
 
 def _session_valid(s: Any) -> bool:
     xs = s.input if isinstance(s.input, list) else [s.input] if s.input is not None else []
-    return (all(isinstance(a, np.ndarray) and a.dtype.kind in "biuf" for a in xs)
-            and isinstance(s.batch, int) and s.batch >= 0 and isinstance(s.t, int) and s.t >= 0
-            and all(isinstance(u, int) for u in s.units) and isinstance(s.view, dict)
-            and isinstance(s.engine, str)
-            and all(isinstance(w, np.ndarray) for snap in s.snapshots
-                    for w in snap["weights"]))
+    return (
+        all(isinstance(a, np.ndarray) and a.dtype.kind in "biuf" for a in xs)
+        and isinstance(s.batch, int)
+        and s.batch >= 0
+        and isinstance(s.t, int)
+        and s.t >= 0
+        and all(isinstance(u, int) for u in s.units)
+        and isinstance(s.view, dict)
+        and isinstance(s.engine, str)
+        and all(isinstance(w, np.ndarray) for snap in s.snapshots for w in snap["weights"])
+    )
 
 
 # ==========================================================================================
@@ -252,8 +290,13 @@ def mutate_json(doc: Any, rng: np.random.Generator) -> tuple[Any, dict[str, Any]
     # "typed": a value of a different JSON type replaced a non-null one; a loader that
     # accepts it must not reinterpret it (checked by the parent: same output or an error)
     typed = old is not None and new is not None and _jtype(old) != _jtype(new)
-    return doc, {"op": "replace", "at": list(map(str, path)), "old": repr(old)[:60],
-                 "new": repr(new)[:60], "typed": typed}
+    return doc, {
+        "op": "replace",
+        "at": list(map(str, path)),
+        "old": repr(old)[:60],
+        "new": repr(new)[:60],
+        "typed": typed,
+    }
 
 
 def _zip_members(path: Path) -> list[tuple[zipfile.ZipInfo, bytes]]:
@@ -295,11 +338,16 @@ def mutate_h5_weights(path: Path, rng: np.random.Generator, op: str) -> dict[str
             g.create_dataset(leaf, data=new if new.size else np.zeros(3, np.float32))
         elif op == "transpose":
             a = np.asarray(data)
-            g.create_dataset(leaf, data=a.T.copy() if a.ndim == 2 and a.shape[0] != a.shape[1]
-                             else a.reshape(-1)[:, None])
+            g.create_dataset(
+                leaf,
+                data=a.T.copy()
+                if a.ndim == 2 and a.shape[0] != a.shape[1]
+                else a.reshape(-1)[:, None],
+            )
         elif op == "huge":
-            shape = [(10**9, 4), (2**20, 2**20), (3, 10**12), (2**31 + 1,), (2**29, 2),
-                     (2**27,)][int(rng.integers(6))]
+            shape = [(10**9, 4), (2**20, 2**20), (3, 10**12), (2**31 + 1,), (2**29, 2), (2**27,)][
+                int(rng.integers(6))
+            ]
             g.create_dataset(leaf, shape=shape, dtype="f4", chunks=(1,) * len(shape))
         elif op == "string":
             g.create_dataset(leaf, data=np.array([b"not a number"] * 3))
@@ -325,20 +373,30 @@ def build_cases(d: Path, originals: dict[str, Path]) -> list[dict[str, Any]]:
     cd = d / "cases"
     cd.mkdir()
 
-    def add(orig: Path, reader: str, kind: str, data: bytes | None = None, suffix: str = "",
-            **meta: Any) -> Path:
+    def add(
+        orig: Path, reader: str, kind: str, data: bytes | None = None, suffix: str = "", **meta: Any
+    ) -> Path:
         p = cd / f"{len(cases):04d}_{kind}{suffix or orig.suffix}"
         if data is not None:
             p.write_bytes(data)
-        cases.append({"id": len(cases), "orig": str(orig), "path": str(p), "reader": reader,
-                      "kind": kind, **meta})
+        cases.append(
+            {
+                "id": len(cases),
+                "orig": str(orig),
+                "path": str(p),
+                "reader": reader,
+                "kind": kind,
+                **meta,
+            }
+        )
         return p
 
     def raw_mutations(orig: Path, reader: str, n_trunc: int, n_flip: int) -> None:
         data = orig.read_bytes()
         n = len(data)
-        offsets = sorted({0, 1, 4, 8, n // 2, n - 22, n - 1}
-                         | set(rng.integers(1, n, n_trunc - 7).tolist()))
+        offsets = sorted(
+            {0, 1, 4, 8, n // 2, n - 22, n - 1} | set(rng.integers(1, n, n_trunc - 7).tolist())
+        )
         for off in offsets:
             add(orig, reader, "truncate", data[:off], offset=int(off))
         for _ in range(n_flip):
@@ -359,23 +417,32 @@ def build_cases(d: Path, originals: dict[str, Path]) -> list[dict[str, Any]]:
                 buf = bytearray(data)
                 pos = rng.integers(0, len(data), 1)
                 buf[pos[0]] ^= 1 << int(rng.integers(8))
-                add(orig, "info", "bitflip", bytes(buf), suffix=".lstmviz.json", bits=1,
-                    offsets=pos.tolist())
+                add(
+                    orig,
+                    "info",
+                    "bitflip",
+                    bytes(buf),
+                    suffix=".lstmviz.json",
+                    bits=1,
+                    offsets=pos.tolist(),
+                )
             for _ in range(40):
                 doc, meta = mutate_json(doc0, rng)
-                add(orig, "info", "json", json.dumps(doc).encode(), suffix=".lstmviz.json",
-                    **meta)
+                add(orig, "info", "json", json.dumps(doc).encode(), suffix=".lstmviz.json", **meta)
             continue
-        reader = {"npy": "array", "csv": "array", "lstmviz": "session"}.get(orig.suffix[1:],
-                                                                          "model")
+        reader = {"npy": "array", "csv": "array", "lstmviz": "session"}.get(
+            orig.suffix[1:], "model"
+        )
         if orig.suffix == ".keras":
             raw_mutations(orig, reader, 25, 25)
             members = _zip_members(orig)
             config = json.loads(dict((i.filename, b) for i, b in members)["config.json"])
             for _ in range(45):
                 doc, meta = mutate_json(config, rng)
-                out = [(i.filename, json.dumps(doc).encode() if i.filename == "config.json"
-                        else b) for i, b in members]
+                out = [
+                    (i.filename, json.dumps(doc).encode() if i.filename == "config.json" else b)
+                    for i, b in members
+                ]
                 p = add(orig, reader, "json", None, **meta)
                 _write_zip(p, out)
             for op in ("delete", "reshape", "transpose", "huge", "string", "group") * 3:
@@ -383,8 +450,13 @@ def build_cases(d: Path, originals: dict[str, Path]) -> list[dict[str, Any]]:
                 tmp.write_bytes(dict((i.filename, b) for i, b in members)["model.weights.h5"])
                 meta = mutate_h5_weights(tmp, rng, op)
                 p = add(orig, reader, "weights", None, **meta)
-                _write_zip(p, [(i.filename, tmp.read_bytes() if i.filename == "model.weights.h5"
-                                else b) for i, b in members])
+                _write_zip(
+                    p,
+                    [
+                        (i.filename, tmp.read_bytes() if i.filename == "model.weights.h5" else b)
+                        for i, b in members
+                    ],
+                )
             for which in range(3):  # a central directory claiming 4 GB members
                 buf = bytearray(orig.read_bytes())
                 _patch_central_sizes(buf, 0xFFFFFFF0, which)
@@ -408,8 +480,9 @@ def build_cases(d: Path, originals: dict[str, Path]) -> list[dict[str, Any]]:
             p = add(orig, reader, "weight-names", orig.read_bytes())
             with h5py.File(p, "r+") as f:  # a listed weight that is not there
                 g = f["model_weights"][list(f["model_weights"].keys())[1]]
-                names = [w.encode() if isinstance(w, str) else bytes(w)
-                         for w in g.attrs["weight_names"]]
+                names = [
+                    w.encode() if isinstance(w, str) else bytes(w) for w in g.attrs["weight_names"]
+                ]
                 g.attrs["weight_names"] = np.array([b"nothing/here:0", *names])
             p = add(orig, reader, "no-config", orig.read_bytes())
             with h5py.File(p, "r+") as f:
@@ -422,29 +495,40 @@ def build_cases(d: Path, originals: dict[str, Path]) -> list[dict[str, Any]]:
             for _ in range(40):
                 doc, meta = mutate_json(doc0, rng)
                 p = add(orig, reader, "json", None, **meta)
-                _write_zip(p, [(n, json.dumps(doc).encode() if n == "session.json" else b)
-                               for n, b in bym.items()])
-            for key, shape, descr in [("input_0", (1, 10**9, 10), "<f4"),
-                                      ("input_0", (10**6, 10**6), "<f4"),
-                                      ("snap_00000_000", (2**30, 2**30), "<f4"),
-                                      ("input_0", (1, 3, 10), "|O"),
-                                      ("input_0", (1, 3, 10), "<U4"),
-                                      ("input_0", (1, 3, 10), "<f8"),
-                                      ("snap_00000_001", (-1, 4), "<f4")]:
+                _write_zip(
+                    p,
+                    [
+                        (n, json.dumps(doc).encode() if n == "session.json" else b)
+                        for n, b in bym.items()
+                    ],
+                )
+            for key, shape, descr in [
+                ("input_0", (1, 10**9, 10), "<f4"),
+                ("input_0", (10**6, 10**6), "<f4"),
+                ("snap_00000_000", (2**30, 2**30), "<f4"),
+                ("input_0", (1, 3, 10), "|O"),
+                ("input_0", (1, 3, 10), "<U4"),
+                ("input_0", (1, 3, 10), "<f8"),
+                ("snap_00000_001", (-1, 4), "<f4"),
+            ]:
                 hdr = io.BytesIO()
                 np.lib.format.write_array_header_1_0(
-                    hdr, {"descr": descr, "fortran_order": False, "shape": shape})
+                    hdr, {"descr": descr, "fortran_order": False, "shape": shape}
+                )
                 inner = io.BytesIO()
-                with zipfile.ZipFile(io.BytesIO(bym["arrays.npz"])) as src, \
-                        zipfile.ZipFile(inner, "w") as dst:
+                with (
+                    zipfile.ZipFile(io.BytesIO(bym["arrays.npz"])) as src,
+                    zipfile.ZipFile(inner, "w") as dst,
+                ):
                     for i in src.infolist():
                         body = src.read(i)
-                        dst.writestr(i, hdr.getvalue() + b"\0" * 64 if i.filename == key + ".npy"
-                                     else body)
-                p = add(orig, reader, "npz-header", None, array=key, shape=str(shape),
-                        descr=descr)
-                _write_zip(p, [(n, inner.getvalue() if n == "arrays.npz" else b)
-                               for n, b in bym.items()])
+                        dst.writestr(
+                            i, hdr.getvalue() + b"\0" * 64 if i.filename == key + ".npy" else body
+                        )
+                p = add(orig, reader, "npz-header", None, array=key, shape=str(shape), descr=descr)
+                _write_zip(
+                    p, [(n, inner.getvalue() if n == "arrays.npz" else b) for n, b in bym.items()]
+                )
             for which in range(len(members)):
                 buf = bytearray(orig.read_bytes())
                 _patch_central_sizes(buf, 0xFFFFFFF0, which)
@@ -456,7 +540,8 @@ def build_cases(d: Path, originals: dict[str, Path]) -> list[dict[str, Any]]:
             for shape in [(10**9, 10), (1, 10**9, 2), (10**7 + 1, 1), (2**40,), (-3, 2)]:
                 hdr = io.BytesIO()
                 np.lib.format.write_array_header_1_0(
-                    hdr, {"descr": "<f4", "fortran_order": False, "shape": shape})
+                    hdr, {"descr": "<f4", "fortran_order": False, "shape": shape}
+                )
                 add(orig, reader, "npy-header", hdr.getvalue() + b"\0" * 40, shape=str(shape))
     # one real high-ratio bomb per container type: 80 MB of spaces inside the JSON member
     spaces = b" " * (80 * 2**20)
@@ -504,16 +589,37 @@ def make_corpus(d: Path) -> tuple[Path, list[dict[str, Any]], Path, dict[str, Pa
     keras.backend.clear_session()
     rng = np.random.default_rng(SEED)
     xs = np.eye(10, dtype=np.float32)[rng.integers(0, 10, (2, 6))]
-    snaps = [{"epoch": e, "batch": 5, "loss": 0.1 * e,
-              "weights": [rng.normal(size=(10, 40)).astype(np.float32),
-                          rng.normal(size=(10, 40)).astype(np.float32),
-                          rng.normal(size=(40,)).astype(np.float32)]} for e in range(2)]
-    s1 = Session(model_path=str(originals["digit_sum.keras"]), input=xs, input_text="3 1 4",
-                 layer="lstm_digits", batch=1, units=[1, 3], t=4,
-                 view={"cmap": "viridis", "split": [0.3, 0.7]}, snapshots=snaps)
+    snaps = [
+        {
+            "epoch": e,
+            "batch": 5,
+            "loss": 0.1 * e,
+            "weights": [
+                rng.normal(size=(10, 40)).astype(np.float32),
+                rng.normal(size=(10, 40)).astype(np.float32),
+                rng.normal(size=(40,)).astype(np.float32),
+            ],
+        }
+        for e in range(2)
+    ]
+    s1 = Session(
+        model_path=str(originals["digit_sum.keras"]),
+        input=xs,
+        input_text="3 1 4",
+        layer="lstm_digits",
+        batch=1,
+        units=[1, 3],
+        t=4,
+        view={"cmap": "viridis", "split": [0.3, 0.7]},
+        snapshots=snaps,
+    )
     s1.save(d / "plain.lstmviz")
-    s2 = Session(model_path=str(originals["bidi_concat.h5"]), input=np.ones((1, 5), np.int64),
-                 layer="bidirectional", units=[0])
+    s2 = Session(
+        model_path=str(originals["bidi_concat.h5"]),
+        input=np.ones((1, 5), np.int64),
+        layer="bidirectional",
+        units=[0],
+    )
     s2.save(d / "embedded.lstmviz", embed_model=True)
     originals["plain.lstmviz"] = d / "plain.lstmviz"
     originals["embedded.lstmviz"] = d / "embedded.lstmviz"
@@ -521,12 +627,21 @@ def make_corpus(d: Path) -> tuple[Path, list[dict[str, Any]], Path, dict[str, Pa
     originals["input.npy"] = d / "input.npy"
     np.savetxt(d / "input.csv", rng.normal(size=(6, 3)).round(3), fmt="%.3f", delimiter=",")
     originals["input.csv"] = d / "input.csv"
-    (d / "digit_sum.lstmviz.json").write_text(json.dumps(  # a model's info sidecar
-        {"format_version": 1, "task": "digit-sum", "title": "Digit sum mod 10",
-         "description": "sums digits", "tokens": {"kind": "digits", "vocab": []},
-         "example": "4 7 3 9 1",
-         "outputs": {"kind": "classes", "labels": [str(i) for i in range(10)]},
-         "extra": {"training": {"epochs": 12, "lr": 0.01}}}, indent=1))
+    (d / "digit_sum.lstmviz.json").write_text(
+        json.dumps(  # a model's info sidecar
+            {
+                "format_version": 1,
+                "task": "digit-sum",
+                "title": "Digit sum mod 10",
+                "description": "sums digits",
+                "tokens": {"kind": "digits", "vocab": []},
+                "example": "4 7 3 9 1",
+                "outputs": {"kind": "classes", "labels": [str(i) for i in range(10)]},
+                "extra": {"training": {"epochs": 12, "lr": 0.01}},
+            },
+            indent=1,
+        )
+    )
     originals["digit_sum.lstmviz.json"] = d / "digit_sum.lstmviz.json"
     cases = build_cases(d, originals)
     manifest = d / "manifest.json"
@@ -535,11 +650,18 @@ def make_corpus(d: Path) -> tuple[Path, list[dict[str, Any]], Path, dict[str, Pa
 
 
 def _run_child(manifest: Path, out: Path) -> subprocess.CompletedProcess:
-    code = ("import sys; from tests.io.test_fuzz import run_cases; "
-            "run_cases(sys.argv[1], sys.argv[2])")
+    code = (
+        "import sys; from tests.io.test_fuzz import run_cases; run_cases(sys.argv[1], sys.argv[2])"
+    )
     env = {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONFAULTHANDLER": "1"}
-    return subprocess.run([sys.executable, "-c", code, str(manifest), str(out)], cwd=ROOT,
-                          env=env, capture_output=True, text=True, timeout=600)
+    return subprocess.run(
+        [sys.executable, "-c", code, str(manifest), str(out)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
 
 
 def judge(case: dict[str, Any], rec: dict[str, Any]) -> str | None:
@@ -576,7 +698,8 @@ def judge(case: dict[str, Any], rec: dict[str, Any]) -> str | None:
         return None
     if rec.get("trace") == "error":
         if case["kind"] in ("truncate", "weights") or (
-                case["kind"] == "bitflip" and rec["diff"] is not None):
+            case["kind"] == "bitflip" and rec["diff"] is not None
+        ):
             return f"loaded, then the trace failed: {rec['message']}"
         return None
     diff = rec["diff"]
@@ -590,11 +713,18 @@ def judge(case: dict[str, Any], rec: dict[str, Any]) -> str | None:
             return "bit flips outside weights and config changed the output"
     elif case["kind"] == "json":
         if case["typed"] and not rec["same_output"]:
-            return (f"wrongly typed value {case['new']} at {'/'.join(case['at'])} (was "
-                    f"{case['old']}) was accepted and changed the output")
-    elif case["kind"] in ("weights", "zipbomb-declared", "zipbomb-ratio", "missing-member",
-                          "no-config", "weight-names") and not (
-            case["kind"] == "missing-member" and case.get("member") == "metadata.json"):
+            return (
+                f"wrongly typed value {case['new']} at {'/'.join(case['at'])} (was "
+                f"{case['old']}) was accepted and changed the output"
+            )
+    elif case["kind"] in (
+        "weights",
+        "zipbomb-declared",
+        "zipbomb-ratio",
+        "missing-member",
+        "no-config",
+        "weight-names",
+    ) and not (case["kind"] == "missing-member" and case.get("member") == "metadata.json"):
         return f"{case['kind']} mutation loaded"
     return None
 
@@ -629,22 +759,27 @@ def test_fuzzed_files_load_or_fail_cleanly(corpus):
     started = [r["id"] for r in lines if r.get("start")]
     if proc.returncode != 0:
         last = started[-1] if started else None
-        pytest.fail(f"the fuzz child died (exit {proc.returncode}) in case {last}: "
-                    f"{cases[last] if last is not None else ''}\n{proc.stderr[-4000:]}")
+        pytest.fail(
+            f"the fuzz child died (exit {proc.returncode}) in case {last}: "
+            f"{cases[last] if last is not None else ''}\n{proc.stderr[-4000:]}"
+        )
     assert len(done) == len(cases), "not every case reported"
     failures = []
     for c in cases:
         why = judge(c, done[c["id"]])
         if why:
-            failures.append(f"case {c['id']} ({c['kind']} of {Path(c['orig']).name}, "
-                            f"{ {k: v for k, v in c.items() if k not in ('orig', 'path', 'id')} }"
-                            f"): {why}")
+            failures.append(
+                f"case {c['id']} ({c['kind']} of {Path(c['orig']).name}, "
+                f"{ {k: v for k, v in c.items() if k not in ('orig', 'path', 'id')} }"
+                f"): {why}"
+            )
     counts = Counter((Path(c["orig"]).suffix, done[c["id"]]["outcome"]) for c in cases)
     summary = ", ".join(f"{k[0]} {k[1]}: {v}" for k, v in sorted(counts.items()))
     (d / "summary.txt").write_text(f"{len(cases)} cases; {summary}; failures: {len(failures)}\n")
     print(f"\nfuzz: {len(cases)} cases; {summary}; failures: {len(failures)}")
     assert not failures, f"{len(failures)} of {len(cases)} cases failed:\n" + "\n\n".join(
-        failures[:15])
+        failures[:15]
+    )
 
 
 def test_corpus_is_deterministic(corpus, tmp_path):
@@ -665,7 +800,8 @@ def test_input_npy_with_huge_header_refused_before_allocation(tmp_path, monkeypa
     p = tmp_path / "big.npy"
     hdr = io.BytesIO()
     np.lib.format.write_array_header_1_0(
-        hdr, {"descr": "<f4", "fortran_order": False, "shape": (10**9, 1)})
+        hdr, {"descr": "<f4", "fortran_order": False, "shape": (10**9, 1)}
+    )
     p.write_bytes(hdr.getvalue())
 
     def no_load(*a, **k):
@@ -704,8 +840,13 @@ def _edit_keras_config(src: Path, dst: Path, edit) -> Path:
     members = _zip_members(src)
     cfg = json.loads(dict((i.filename, b) for i, b in members)["config.json"])
     edit(cfg)
-    _write_zip(dst, [(i.filename, json.dumps(cfg).encode() if i.filename == "config.json"
-                      else b) for i, b in members])
+    _write_zip(
+        dst,
+        [
+            (i.filename, json.dumps(cfg).encode() if i.filename == "config.json" else b)
+            for i, b in members
+        ],
+    )
     return dst
 
 
@@ -716,8 +857,11 @@ def test_unknown_activation_names_the_file(small, tmp_path):
         cfg["config"]["layers"][1]["config"]["recurrent_activation"] = "sigmohd"
 
     p = _edit_keras_config(small["digit_sum.keras"], tmp_path / "act.keras", edit)
-    with pytest.raises(LstmvizError, match=r"act.keras: layer 'lstm_digits' \(LSTM\): .*"
-                                           r"'sigmohd' is not supported"):
+    with pytest.raises(
+        LstmvizError,
+        match=r"act.keras: layer 'lstm_digits' \(LSTM\): .*"
+        r"'sigmohd' is not supported",
+    ):
         load_model(p)
 
 
@@ -732,8 +876,9 @@ def test_wrongly_typed_flag_is_refused_not_reinterpreted(small, tmp_path):
         load_model(p)
 
 
-@pytest.mark.parametrize("history", [[], [None], ["embedding", 0, {}], ["embedding", True, 0],
-                                     "embedding"])
+@pytest.mark.parametrize(
+    "history", [[], [None], ["embedding", 0, {}], ["embedding", True, 0], "embedding"]
+)
 def test_malformed_tensor_reference(small, tmp_path, history):
     from lstmviz import LstmvizError, load_model
 
@@ -776,10 +921,13 @@ def test_h5_config_with_invalid_utf8(small, tmp_path):
         load_model(p)
 
 
-@pytest.mark.parametrize(("name", "dataset", "message"), [
-    ("carry_model.h5", "bias", "bias has shape"),  # the first Conv1D's bias
-    ("bn.h5", "gamma", "gamma has shape"),
-])
+@pytest.mark.parametrize(
+    ("name", "dataset", "message"),
+    [
+        ("carry_model.h5", "bias", "bias has shape"),  # the first Conv1D's bias
+        ("bn.h5", "gamma", "gamma has shape"),
+    ],
+)
 def test_mis_shaped_weights_refused_at_load(small, tmp_path, name, dataset, message):
     import h5py
 
@@ -789,8 +937,11 @@ def test_mis_shaped_weights_refused_at_load(small, tmp_path, name, dataset, mess
     p.write_bytes(small[name].read_bytes())
     with h5py.File(p, "r+") as f:
         g = f["model_weights"]
-        dataset = next(n for n in _h5_datasets(g) if n.endswith("/" + dataset)
-                       and ("conv" in n or "batch" in n))
+        dataset = next(
+            n
+            for n in _h5_datasets(g)
+            if n.endswith("/" + dataset) and ("conv" in n or "batch" in n)
+        )
         a = g[dataset][()]
         del g[dataset]
         g.create_dataset(dataset, data=np.concatenate([a, a])[:, None])
@@ -806,8 +957,11 @@ def test_declared_but_unstored_dataset_refused(small, tmp_path):
     p = tmp_path / "m.h5"
     p.write_bytes(small["digit_sum.h5"].read_bytes())
     with h5py.File(p, "r+") as f:
-        g = f["model_weights/dense/digit_sum/dense"] if "model_weights/dense/digit_sum" in f \
+        g = (
+            f["model_weights/dense/digit_sum/dense"]
+            if "model_weights/dense/digit_sum" in f
             else f["model_weights/dense"]
+        )
         names = _h5_datasets(g)
         del g[names[0]]
         g.create_dataset(names[0], shape=(2**29, 2), dtype="f4", chunks=(1, 2))
@@ -835,7 +989,8 @@ def test_two_dimensional_input_timesteps_bounded(tmp_path):
     p = tmp_path / "long.npy"
     with open(p, "wb") as fh:  # (10^7 + 1 timesteps, 1 feature), header only
         np.lib.format.write_array_header_1_0(
-            fh, {"descr": "<f4", "fortran_order": False, "shape": (10**7 + 1, 1)})
+            fh, {"descr": "<f4", "fortran_order": False, "shape": (10**7 + 1, 1)}
+        )
     with pytest.raises(InputError, match="timesteps"):
         read_array(p)
 
@@ -851,11 +1006,16 @@ def test_engine_layer_that_does_not_fit_names_the_layer():
     seven = np.ones(7, np.float32)  # 7 channels of statistics for 5 features
     bn = L.BatchNormalization("norm", seven, seven, seven, seven, 1e-3, -1)
     lstm = L.LSTM("lstm", LSTMWeights(rng.normal(size=(5, 8)), rng.normal(size=(2, 8))))
-    m = Model("m", [Node(inp, 0, []), Node(bn, 0, [("x", 0, 0)]),
-                    Node(lstm, 0, [("norm", 0, 0)])], [("x", 0, 0)], [("lstm", 0, 0)],
-              source="m.keras")
-    with pytest.raises(ModelFileError,
-                       match=r"m.keras: layer 'norm' \(BatchNormalization\) cannot run"):
+    m = Model(
+        "m",
+        [Node(inp, 0, []), Node(bn, 0, [("x", 0, 0)]), Node(lstm, 0, [("norm", 0, 0)])],
+        [("x", 0, 0)],
+        [("lstm", 0, 0)],
+        source="m.keras",
+    )
+    with pytest.raises(
+        ModelFileError, match=r"m.keras: layer 'norm' \(BatchNormalization\) cannot run"
+    ):
         m.trace(rng.normal(size=(1, 3, 5)))
 
 
@@ -870,8 +1030,11 @@ def test_weights_that_do_not_fit_their_layers_refused_at_load(small, tmp_path):
     p.write_bytes(small["digit_sum.h5"].read_bytes())
     with h5py.File(p, "r+") as f:
         g = f["model_weights"]
-        n = next(k for k in _h5_datasets(g) if k.endswith("/kernel") and "lstm" in k
-                 and "recurrent" not in k)
+        n = next(
+            k
+            for k in _h5_datasets(g)
+            if k.endswith("/kernel") and "lstm" in k and "recurrent" not in k
+        )
         a = g[n][()]
         del g[n]
         g.create_dataset(n, data=a[:-1])  # (9, 40)
@@ -879,12 +1042,15 @@ def test_weights_that_do_not_fit_their_layers_refused_at_load(small, tmp_path):
         load_model(p)
 
 
-@pytest.mark.parametrize(("key", "value", "message"), [
-    ("tokens", 5, "'tokens' must be a JSON object"),
-    ("outputs", [1], "'outputs' must be a JSON object"),
-    ("extra", -1, "'extra' must be a JSON object"),
-    ("outputs", {"labels": 3}, "outputs.labels must be a list"),
-])
+@pytest.mark.parametrize(
+    ("key", "value", "message"),
+    [
+        ("tokens", 5, "'tokens' must be a JSON object"),
+        ("outputs", [1], "'outputs' must be a JSON object"),
+        ("extra", -1, "'extra' must be a JSON object"),
+        ("outputs", {"labels": 3}, "outputs.labels must be a list"),
+    ],
+)
 def test_model_info_with_wrong_types(tmp_path, key, value, message):
     from lstmviz import LstmvizError
     from lstmviz.io.meta import load_info

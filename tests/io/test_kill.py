@@ -67,9 +67,14 @@ def test_sigkill_during_repeated_saves_never_leaves_a_broken_file(tmp_path):
     expected_next = 0
     mid_write = 0
     for k in range(KILLS):
-        proc = subprocess.Popen([sys.executable, "-c", CHILD, str(path), str(expected_next)],
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                env=env, cwd=ROOT)
+        proc = subprocess.Popen(
+            [sys.executable, "-c", CHILD, str(path), str(expected_next)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+            cwd=ROOT,
+        )
         try:
             first = proc.stdout.readline()  # one save done: the loop is running
             assert first.strip(), proc.stderr.read()

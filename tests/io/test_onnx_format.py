@@ -32,8 +32,10 @@ def _ort(path, feeds):
 
 # ---------------------------------------------------------------------------- from torch
 # torch.onnx's legacy exporter traces the module and warns about what it cannot record
-_EXPORT_WARNINGS = [pytest.mark.filterwarnings("ignore::torch.jit.TracerWarning"),
-                    pytest.mark.filterwarnings("ignore::UserWarning:torch.*")]
+_EXPORT_WARNINGS = [
+    pytest.mark.filterwarnings("ignore::torch.jit.TracerWarning"),
+    pytest.mark.filterwarnings("ignore::UserWarning:torch.*"),
+]
 
 
 @_EXPORT_WARNINGS[0]
@@ -46,8 +48,9 @@ def test_torch_export_bidirectional_two_layers(tmp_path, batch_first):
     class Net(torch.nn.Module):
         def __init__(self):
             super().__init__()
-            self.rnn = torch.nn.LSTM(4, 5, num_layers=2, bidirectional=True,
-                                     batch_first=batch_first)
+            self.rnn = torch.nn.LSTM(
+                4, 5, num_layers=2, bidirectional=True, batch_first=batch_first
+            )
             self.fc = torch.nn.Linear(10, 3)
 
         def forward(self, x):
@@ -59,13 +62,23 @@ def test_torch_export_bidirectional_two_layers(tmp_path, batch_first):
     xt = x if batch_first else x.transpose(1, 0, 2).copy()
     axes = {0: "batch", 1: "time"} if batch_first else {0: "time", 1: "batch"}
     path = tmp_path / "net.onnx"
-    torch.onnx.export(net, (torch.from_numpy(xt),), str(path), dynamo=False,
-                      input_names=["x"], output_names=["logits", "seq"],
-                      dynamic_axes={"x": axes, "logits": axes, "seq": axes})
+    torch.onnx.export(
+        net,
+        (torch.from_numpy(xt),),
+        str(path),
+        dynamo=False,
+        input_names=["x"],
+        output_names=["logits", "seq"],
+        dynamic_axes={"x": axes, "logits": axes, "seq": axes},
+    )
     model = lstmviz.load_model(path)
     assert model.format == "onnx"
-    assert model.lstm_trace_names == ["lstm_l0/forward", "lstm_l0/backward",
-                                      "lstm_l1/forward", "lstm_l1/backward"]
+    assert model.lstm_trace_names == [
+        "lstm_l0/forward",
+        "lstm_l0/backward",
+        "lstm_l1/forward",
+        "lstm_l1/backward",
+    ]
     assert model.meta["onnx"]["time_major"] is (not batch_first)
     assert model.input_features == 4
 
@@ -109,8 +122,14 @@ def test_torch_export_single_layer_with_initial_state_inputs(tmp_path):
     h0 = np.random.default_rng(2).normal(size=(1, 2, 6)).astype(np.float32)
     c0 = np.random.default_rng(3).normal(size=(1, 2, 6)).astype(np.float32)
     path = tmp_path / "state.onnx"
-    torch.onnx.export(Net().eval(), tuple(torch.from_numpy(a) for a in (x, h0, c0)), str(path),
-                      dynamo=False, input_names=["x", "h0", "c0"], output_names=["y", "h", "c"])
+    torch.onnx.export(
+        Net().eval(),
+        tuple(torch.from_numpy(a) for a in (x, h0, c0)),
+        str(path),
+        dynamo=False,
+        input_names=["x", "h0", "c0"],
+        output_names=["y", "h", "c"],
+    )
     model = lstmviz.load_model(path)
     ref = _ort(path, {"x": x, "h0": h0, "c0": c0})
     out = model.trace([x, h0, c0]).output
@@ -121,28 +140,52 @@ def test_torch_export_single_layer_with_initial_state_inputs(tmp_path):
 
 
 # ---------------------------------------------------------------------------- hand-built
-def _lstm_graph(path, ws, direction, x_shape, initial=None, layout=0, extra_nodes=(),
-                outputs=("Y", "Y_h", "Y_c")):
+def _lstm_graph(
+    path,
+    ws,
+    direction,
+    x_shape,
+    initial=None,
+    layout=0,
+    extra_nodes=(),
+    outputs=("Y", "Y_h", "Y_c"),
+):
     o = convert.to_onnx(*ws)
     h = ws[0].units
     dirs = len(ws)
-    inits = [numpy_helper.from_array(o["W"], "W"), numpy_helper.from_array(o["R"], "R"),
-             numpy_helper.from_array(o["B"], "B")]
+    inits = [
+        numpy_helper.from_array(o["W"], "W"),
+        numpy_helper.from_array(o["R"], "R"),
+        numpy_helper.from_array(o["B"], "B"),
+    ]
     ins = ["X", "W", "R", "B", ""]
     if initial is not None:
-        inits += [numpy_helper.from_array(initial[0], "h0"),
-                  numpy_helper.from_array(initial[1], "c0")]
+        inits += [
+            numpy_helper.from_array(initial[0], "h0"),
+            numpy_helper.from_array(initial[1], "c0"),
+        ]
         ins += ["h0", "c0"]
-    node = helper.make_node("LSTM", ins, ["Y", "Y_h", "Y_c"], name="the_lstm", hidden_size=h,
-                            direction=direction, layout=layout)
+    node = helper.make_node(
+        "LSTM",
+        ins,
+        ["Y", "Y_h", "Y_c"],
+        name="the_lstm",
+        hidden_size=h,
+        direction=direction,
+        layout=layout,
+    )
     b, t = (x_shape[0], x_shape[1]) if layout else (x_shape[1], x_shape[0])
     y_shape = [b, t, dirs, h] if layout else [t, dirs, b, h]
     s_shape = [b, dirs, h] if layout else [dirs, b, h]
     shapes = {"Y": y_shape, "Y_h": s_shape, "Y_c": s_shape}
     outs = [helper.make_tensor_value_info(n, TensorProto.FLOAT, shapes.get(n)) for n in outputs]
-    graph = helper.make_graph([node, *extra_nodes], "g",
-                              [helper.make_tensor_value_info("X", TensorProto.FLOAT,
-                                                             list(x_shape))], outs, inits)
+    graph = helper.make_graph(
+        [node, *extra_nodes],
+        "g",
+        [helper.make_tensor_value_info("X", TensorProto.FLOAT, list(x_shape))],
+        outs,
+        inits,
+    )
     m = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 14)])
     m.ir_version = 8
     onnx.save(m, str(path))
@@ -151,8 +194,9 @@ def _lstm_graph(path, ws, direction, x_shape, initial=None, layout=0, extra_node
 
 def _w(f, u, seed):
     rng = np.random.default_rng(seed)
-    return LSTMWeights(rng.normal(0, 0.6, (f, 4 * u)), rng.normal(0, 0.6, (u, 4 * u)),
-                       rng.normal(0, 0.6, 4 * u))
+    return LSTMWeights(
+        rng.normal(0, 0.6, (f, 4 * u)), rng.normal(0, 0.6, (u, 4 * u)), rng.normal(0, 0.6, 4 * u)
+    )
 
 
 @pytest.mark.parametrize("direction", ["forward", "reverse", "bidirectional"])
@@ -171,7 +215,7 @@ def test_hand_built_lstm_with_initial_state(tmp_path, direction):
     np.testing.assert_allclose(trace.output[0], y, atol=ATOL)
     np.testing.assert_allclose(trace.output[1], yh, atol=ATOL)
     np.testing.assert_allclose(trace.output[2], yc, atol=ATOL)
-    names = (["lstm_l0/forward", "lstm_l0/backward"] if dirs == 2 else ["lstm_l0"])
+    names = ["lstm_l0/forward", "lstm_l0/backward"] if dirs == 2 else ["lstm_l0"]
     assert model.lstm_trace_names == names
     for d, name in enumerate(names):
         lt = trace.layer(name)
@@ -199,9 +243,13 @@ def test_layout_1_matches_layout_0(tmp_path):
 def test_bad_onnx_files(tmp_path):
     # no LSTM op
     w = numpy_helper.from_array(np.ones((3, 2), np.float32), "w")
-    g = helper.make_graph([helper.make_node("MatMul", ["x", "w"], ["y"])], "mm",
-                          [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3])],
-                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 2])], [w])
+    g = helper.make_graph(
+        [helper.make_node("MatMul", ["x", "w"], ["y"])],
+        "mm",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 2])],
+        [w],
+    )
     path = tmp_path / "mm.onnx"
     onnx.save(helper.make_model(g), str(path))
     with pytest.raises(ModelFileError, match=r"no LSTM op in the ONNX graph.*MatMul"):
@@ -214,8 +262,14 @@ def test_bad_onnx_files(tmp_path):
 
     # an op lstmviz does not interpret, named
     erf = helper.make_node("Erf", ["Y_h"], ["E"], name="odd")
-    path = _lstm_graph(tmp_path / "erf.onnx", [_w(3, 4, 0)], "forward", [6, 2, 3],
-                       extra_nodes=[erf], outputs=("E",))
+    path = _lstm_graph(
+        tmp_path / "erf.onnx",
+        [_w(3, 4, 0)],
+        "forward",
+        [6, 2, 3],
+        extra_nodes=[erf],
+        outputs=("E",),
+    )
     with pytest.raises(UnsupportedLayerError, match=r"'odd' is op 'Erf'"):
         lstmviz.load_model(path)
 
@@ -282,16 +336,21 @@ def test_tf2onnx_style_keras_lstm_graph(tmp_path):
     inits += [numpy_helper.from_array(k, "dense/kernel"), numpy_helper.from_array(b, "dense/bias")]
     nodes = [
         helper.make_node("Transpose", ["input_1"], ["xt"], perm=[1, 0, 2], name="lstm/transpose"),
-        helper.make_node("LSTM", ["xt", "W", "R", "B"], ["", "Y_h"], hidden_size=4,
-                         name="lstm/LSTM"),
+        helper.make_node(
+            "LSTM", ["xt", "W", "R", "B"], ["", "Y_h"], hidden_size=4, name="lstm/LSTM"
+        ),
         helper.make_node("Squeeze", ["Y_h"], ["h"], axes=[0], name="lstm/squeeze"),
         helper.make_node("MatMul", ["h", "dense/kernel"], ["mm"], name="dense/MatMul"),
         helper.make_node("Add", ["mm", "dense/bias"], ["logits"], name="dense/BiasAdd"),
         helper.make_node("Softmax", ["logits"], ["probs"], axis=1, name="dense/Softmax"),
     ]
-    g = helper.make_graph(nodes, "tf2onnx", [helper.make_tensor_value_info(
-        "input_1", TensorProto.FLOAT, ["unk__1", 6, 3])], [helper.make_tensor_value_info(
-            "probs", TensorProto.FLOAT, ["unk__1", 5])], inits)
+    g = helper.make_graph(
+        nodes,
+        "tf2onnx",
+        [helper.make_tensor_value_info("input_1", TensorProto.FLOAT, ["unk__1", 6, 3])],
+        [helper.make_tensor_value_info("probs", TensorProto.FLOAT, ["unk__1", 5])],
+        inits,
+    )
     m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 11)])
     m.ir_version = 7
     path = tmp_path / "keras.onnx"

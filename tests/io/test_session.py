@@ -21,15 +21,31 @@ from lstmviz.io import session as S
 def _full_session(model_path: str | None = None) -> Session:
     rng = np.random.default_rng(0)
     return Session(
-        model_path=model_path, model_sha256=None if model_path else "ab" * 32,
-        input=rng.normal(size=(2, 7, 3)).astype(np.float32), input_text="1 2 3 ünïcode ✓",
-        layer="lstm_1", batch=1, units=[0, 4, 2], t=5,
+        model_path=model_path,
+        model_sha256=None if model_path else "ab" * 32,
+        input=rng.normal(size=(2, 7, 3)).astype(np.float32),
+        input_text="1 2 3 ünïcode ✓",
+        layer="lstm_1",
+        batch=1,
+        units=[0, 4, 2],
+        t=5,
         view={"colormap": "viridis", "dim_future": True, "zoom": [1.5, 2], "nested": {"a": None}},
         engine="numpy",
-        snapshots=[{"epoch": e, "batch": 10 * e, "loss": 1.0 / (e + 1), "metrics": {"acc": 0.5},
-                    "weights": [rng.normal(size=(3, 16)).astype(np.float32),
-                                rng.normal(size=(4, 16)).astype(np.float32),
-                                np.zeros(16, np.float32)]} for e in range(3)])
+        snapshots=[
+            {
+                "epoch": e,
+                "batch": 10 * e,
+                "loss": 1.0 / (e + 1),
+                "metrics": {"acc": 0.5},
+                "weights": [
+                    rng.normal(size=(3, 16)).astype(np.float32),
+                    rng.normal(size=(4, 16)).astype(np.float32),
+                    np.zeros(16, np.float32),
+                ],
+            }
+            for e in range(3)
+        ],
+    )
 
 
 def _rewrite(path: Path, edit) -> None:
@@ -54,8 +70,9 @@ def _replace_member(path: Path, name: str, data: bytes) -> None:
 
 def _npy_header_only(shape, descr="<f4") -> bytes:
     buf = io.BytesIO()
-    np.lib.format.write_array_header_1_0(buf, {"descr": descr, "fortran_order": False,
-                                               "shape": shape})
+    np.lib.format.write_array_header_1_0(
+        buf, {"descr": descr, "fortran_order": False, "shape": shape}
+    )
     return buf.getvalue()
 
 
@@ -76,11 +93,14 @@ def test_round_trip_equal(tmp_path):
     assert back != s
 
 
-@pytest.mark.parametrize("x", [
-    None,
-    np.array([[1, 5, 0, 3]], dtype=np.int64),
-    [np.ones((1, 4, 2), np.float32), np.zeros((1, 3, 5), np.float32)],
-])
+@pytest.mark.parametrize(
+    "x",
+    [
+        None,
+        np.array([[1, 5, 0, 3]], dtype=np.int64),
+        [np.ones((1, 4, 2), np.float32), np.zeros((1, 3, 5), np.float32)],
+    ],
+)
 def test_round_trip_inputs(tmp_path, x):
     s = Session(model_path=None, input=x, layer=None, units=[])
     back = Session.load(s.save(tmp_path / "x.lstmviz"))
@@ -134,26 +154,29 @@ def test_unknown_format_version_is_named(tmp_path):
         Session.load(p)
 
 
-@pytest.mark.parametrize(("key", "value", "message"), [
-    ("batch", "one", r"'batch' must be an integer"),
-    ("batch", -1, r"'batch' must be an integer >= 0"),
-    ("t", 1.5, r"'t' must be an integer"),
-    ("t", True, r"'t' must be an integer"),
-    ("units", [1, "2"], r"'units' must be a list of integers"),
-    ("units", 3, r"'units' must be a list"),
-    ("layer", 7, r"'layer' must be a layer name"),
-    ("view", [], r"'view' must be an object"),
-    ("engine", 5, r"'engine' must be a string"),
-    ("kind", "other-thing", r"not an lstmviz session"),
-    ("snapshots", {}, r"'snapshots' must be a list"),
-    ("snapshots", [7], r"snapshots\[0\] must be an object"),
-    ("snapshots", [{"weights": ["nope"]}], r"missing from arrays.npz"),
-    ("input", {"arrays": ["input_9"]}, r"input array 'input_9' is missing"),
-    ("input", {"arrays": []}, r"input.arrays must be a non-empty list"),
-    ("model", {"sha256": "xyz"}, r"model.sha256 must be 64 hex digits"),
-    ("model", {"embedded": "model/gone.keras"}, r"not in the file"),
-    ("model", "m.keras", r"'model' must be an object"),
-])
+@pytest.mark.parametrize(
+    ("key", "value", "message"),
+    [
+        ("batch", "one", r"'batch' must be an integer"),
+        ("batch", -1, r"'batch' must be an integer >= 0"),
+        ("t", 1.5, r"'t' must be an integer"),
+        ("t", True, r"'t' must be an integer"),
+        ("units", [1, "2"], r"'units' must be a list of integers"),
+        ("units", 3, r"'units' must be a list"),
+        ("layer", 7, r"'layer' must be a layer name"),
+        ("view", [], r"'view' must be an object"),
+        ("engine", 5, r"'engine' must be a string"),
+        ("kind", "other-thing", r"not an lstmviz session"),
+        ("snapshots", {}, r"'snapshots' must be a list"),
+        ("snapshots", [7], r"snapshots\[0\] must be an object"),
+        ("snapshots", [{"weights": ["nope"]}], r"missing from arrays.npz"),
+        ("input", {"arrays": ["input_9"]}, r"input array 'input_9' is missing"),
+        ("input", {"arrays": []}, r"input.arrays must be a non-empty list"),
+        ("model", {"sha256": "xyz"}, r"model.sha256 must be 64 hex digits"),
+        ("model", {"embedded": "model/gone.keras"}, r"not in the file"),
+        ("model", "m.keras", r"'model' must be an object"),
+    ],
+)
 def test_wrong_types_give_specific_messages(tmp_path, key, value, message):
     p = _full_session().save(tmp_path / "a.lstmviz")
     _rewrite(p, lambda d: {**d, key: value})
@@ -195,12 +218,15 @@ def test_pickled_arrays_are_never_unpickled(tmp_path, monkeypatch):
         Session.load(p)
 
 
-@pytest.mark.parametrize(("key", "shape", "message"), [
-    ("input_0", (1, 10**9, 1), "timesteps"),
-    ("input_0", (10**5, 10**5, 10**5), "too large"),
-    ("snap_00000_000", (2**20, 2**20), "too large to be real"),
-    ("input_0", (1, 4, 2), "bytes follow"),  # header fine, data missing
-])
+@pytest.mark.parametrize(
+    ("key", "shape", "message"),
+    [
+        ("input_0", (1, 10**9, 1), "timesteps"),
+        ("input_0", (10**5, 10**5, 10**5), "too large"),
+        ("snap_00000_000", (2**20, 2**20), "too large to be real"),
+        ("input_0", (1, 4, 2), "bytes follow"),  # header fine, data missing
+    ],
+)
 def test_huge_declared_shapes_refused_before_allocation(tmp_path, key, shape, message):
     p = _full_session().save(tmp_path / "a.lstmviz")
     inner = io.BytesIO()
@@ -218,7 +244,7 @@ def _patch_declared_size(path: Path, member: str, size: int) -> None:
     i = data.find(b"PK\x01\x02")
     while i >= 0:
         n = struct.unpack_from("<H", data, i + 28)[0]
-        if bytes(data[i + 46:i + 46 + n]) == name:
+        if bytes(data[i + 46 : i + 46 + n]) == name:
             struct.pack_into("<I", data, i + 24, size)
         i = data.find(b"PK\x01\x02", i + 4)
     path.write_bytes(bytes(data))
@@ -310,8 +336,7 @@ def test_model_hash_and_embedding(tmp_path, model_file):
     x = np.eye(10, dtype=np.float32)[[3, 1, 4, 1, 5]][None]
     s = Session(model_path=str(mp), input=x, layer="lstm_digits", t=2)
     plain = s.save(tmp_path / "plain.lstmviz")
-    embedded = Session(model_path=str(mp), input=x).save(tmp_path / "emb.lstmviz",
-                                                         embed_model=True)
+    embedded = Session(model_path=str(mp), input=x).save(tmp_path / "emb.lstmviz", embed_model=True)
     ref = lstmviz.load_model(mp).trace(x).output
 
     a = Session.load(plain)
@@ -399,8 +424,9 @@ class _FakeDoc:
 def test_document_round_trip(tmp_path, model_file):
     x = np.eye(10, dtype=np.float32)[[[3, 1, 4], [1, 5, 9]]]
     doc = _FakeDoc()
-    s = Session(model_path=str(model_file), input=x, layer="lstm_digits", batch=1, units=[2, 3],
-                t=2)
+    s = Session(
+        model_path=str(model_file), input=x, layer="lstm_digits", batch=1, units=[2, 3], t=2
+    )
     s.apply_to(doc)
     assert doc.calls == ["set_model"]
     assert (doc.layer, doc.batch, doc.selected_units, doc.t) == ("lstm_digits", 1, [2, 3], 2)

@@ -19,8 +19,13 @@ tf = pytest.importorskip("tensorflow")
 
 ATOL = 1e-5
 #: the seed's sample input (seed 003): batch 2, 3 steps, 6 features
-SEED_X = np.array([[[1, 2, 3, 4, 3, 2], [1, 2, 1, 1, 1, 2], [1, 2, 2, 2, 2, 2]],
-                   [[1, 2, 3, 4, 3, 2], [3, 2, 2, 1, 1, 2], [0, 0, 0, 0, 3, 2]]], np.float32)
+SEED_X = np.array(
+    [
+        [[1, 2, 3, 4, 3, 2], [1, 2, 1, 1, 1, 2], [1, 2, 2, 2, 2, 2]],
+        [[1, 2, 3, 4, 3, 2], [3, 2, 2, 1, 1, 2], [0, 0, 0, 0, 3, 2]],
+    ],
+    np.float32,
+)
 
 
 def write_checkpoint(prefix: Path, variables: dict[str, np.ndarray]) -> Path:
@@ -77,14 +82,19 @@ def test_seed_stacked_4_5_with_tf1_math(tmp_path):
         "dense/bias": rng.normal(0, 0.5, 3).astype(np.float32),
     }
     prefix = write_checkpoint(tmp_path / "model.ckpt", {**v, **extra})
-    cells = [(v["rnn/multi_rnn_cell/cell_0/basic_lstm_cell/kernel"],
-              v["rnn/multi_rnn_cell/cell_0/basic_lstm_cell/bias"]),
-             (v["rnn/multi_rnn_cell/cell_1/basic_lstm_cell/kernel"],
-              v["rnn/multi_rnn_cell/cell_1/basic_lstm_cell/bias"])]
+    cells = [
+        (
+            v["rnn/multi_rnn_cell/cell_0/basic_lstm_cell/kernel"],
+            v["rnn/multi_rnn_cell/cell_0/basic_lstm_cell/bias"],
+        ),
+        (
+            v["rnn/multi_rnn_cell/cell_1/basic_lstm_cell/kernel"],
+            v["rnn/multi_rnn_cell/cell_1/basic_lstm_cell/bias"],
+        ),
+    ]
     h = tf1_reference(SEED_X, cells)
     ref = h @ extra["dense/kernel"] + extra["dense/bias"]
-    for path in (prefix, Path(str(prefix) + ".index"),
-                 Path(str(prefix) + ".data-00000-of-00001")):
+    for path in (prefix, Path(str(prefix) + ".index"), Path(str(prefix) + ".data-00000-of-00001")):
         model = lstmviz.load_model(path)
         assert model.format == "tf1"
         assert model.lstm_trace_names == ["lstm_l0", "lstm_l1"]
@@ -102,11 +112,13 @@ def test_seed_stacked_4_5_with_tf1_math(tmp_path):
     np.testing.assert_allclose(trace.layer("lstm_l0").z_f[:, 0], z_f, atol=ATOL)
 
     # forget_bias from the sidecar; no head
-    (tmp_path / "model.ckpt.lstmviz.json").write_text(json.dumps(
-        {"format_version": 1, "extra": {"tf1": {"forget_bias": 0.0, "head": None}}}))
+    (tmp_path / "model.ckpt.lstmviz.json").write_text(
+        json.dumps({"format_version": 1, "extra": {"tf1": {"forget_bias": 0.0, "head": None}}})
+    )
     model = lstmviz.load_model(prefix)
-    np.testing.assert_allclose(model.trace(SEED_X).output,
-                               tf1_reference(SEED_X, cells, forget_bias=0.0), atol=ATOL)
+    np.testing.assert_allclose(
+        model.trace(SEED_X).output, tf1_reference(SEED_X, cells, forget_bias=0.0), atol=ATOL
+    )
 
 
 def test_stack_bidirectional_with_tf1_math(tmp_path):
@@ -128,8 +140,12 @@ def test_stack_bidirectional_with_tf1_math(tmp_path):
         ref_in = np.concatenate(outs, axis=-1)
         f = 6
     model = lstmviz.load_model(write_checkpoint(tmp_path / "bi.ckpt", v))
-    assert model.lstm_trace_names == ["lstm_l0/forward", "lstm_l0/backward",
-                                      "lstm_l1/forward", "lstm_l1/backward"]
+    assert model.lstm_trace_names == [
+        "lstm_l0/forward",
+        "lstm_l0/backward",
+        "lstm_l1/forward",
+        "lstm_l1/backward",
+    ]
     np.testing.assert_allclose(model.trace(SEED_X).output, ref_in, atol=ATOL)
 
 
@@ -164,21 +180,34 @@ def test_real_tf1_cells(tmp_path):
     """Checkpoints written by TF1's own cells (tf.compat.v1 with the legacy tf_keras)."""
     pytest.importorskip("tf_keras")
     np.save(tmp_path / "x.npy", SEED_X)
-    env = {**os.environ, "TF_USE_LEGACY_KERAS": "1", "TF_CPP_MIN_LOG_LEVEL": "3",
-           "PYTHONWARNINGS": "ignore"}
-    r = subprocess.run([sys.executable, "-c", _REAL_TF1, str(tmp_path)], env=env,
-                       capture_output=True, text=True, timeout=300)
+    env = {
+        **os.environ,
+        "TF_USE_LEGACY_KERAS": "1",
+        "TF_CPP_MIN_LOG_LEVEL": "3",
+        "PYTHONWARNINGS": "ignore",
+    }
+    r = subprocess.run(
+        [sys.executable, "-c", _REAL_TF1, str(tmp_path)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     if r.returncode != 0 and "is not available with Keras 3" in r.stderr:
         pytest.skip("tf.compat.v1 RNN cells unavailable")
     assert r.returncode == 0, r.stderr[-2000:]
-    for name, names in (("seed", ["lstm_l0", "lstm_l1"]), ("basic", ["lstm_l0"]),
-                        ("bidi", ["lstm_l0/forward", "lstm_l0/backward"]),
-                        ("proj", ["lstm_l0", "lstm_l1"])):
+    for name, names in (
+        ("seed", ["lstm_l0", "lstm_l1"]),
+        ("basic", ["lstm_l0"]),
+        ("bidi", ["lstm_l0/forward", "lstm_l0/backward"]),
+        ("proj", ["lstm_l0", "lstm_l1"]),
+    ):
         model = lstmviz.load_model(tmp_path / f"{name}.ckpt")
         assert model.lstm_trace_names == names
         trace = model.trace(SEED_X)
-        np.testing.assert_allclose(trace.output, np.load(tmp_path / f"{name}.npy"), atol=ATOL,
-                                   err_msg=name)
+        np.testing.assert_allclose(
+            trace.output, np.load(tmp_path / f"{name}.npy"), atol=ATOL, err_msg=name
+        )
     assert model.meta["tf1"]["num_proj"] == [2, None]
     assert trace.layer("lstm_l0").hidden.shape == (2, 3, 2)
     assert trace.layer("lstm_l0").cell.shape == (2, 3, 5)
@@ -188,41 +217,66 @@ def test_bad_checkpoints(tmp_path):
     rng = np.random.default_rng(1)
     v = {k: a.astype(np.float32) for k, a in _seed_variables(rng, "lstm_cell").items()}
 
-    no_lstm = write_checkpoint(tmp_path / "dense.ckpt",
-                               {"dense/kernel": np.zeros((3, 2), np.float32)})
+    no_lstm = write_checkpoint(
+        tmp_path / "dense.ckpt", {"dense/kernel": np.zeros((3, 2), np.float32)}
+    )
     with pytest.raises(ModelFileError, match=r"no TF1 LSTM cell variables.*'dense/kernel'"):
         lstmviz.load_model(no_lstm)
 
-    nobias = write_checkpoint(tmp_path / "nobias.ckpt", {
-        k: a for k, a in v.items() if k != "rnn/multi_rnn_cell/cell_1/lstm_cell/bias"})
+    nobias = write_checkpoint(
+        tmp_path / "nobias.ckpt",
+        {k: a for k, a in v.items() if k != "rnn/multi_rnn_cell/cell_1/lstm_cell/bias"},
+    )
     with pytest.raises(ModelFileError, match=r"missing 'rnn/multi_rnn_cell/cell_1/lstm_cell/bias'"):
         lstmviz.load_model(nobias)
 
-    gap = write_checkpoint(tmp_path / "gap.ckpt", {
-        k.replace("cell_0", "cell_2"): a for k, a in v.items()})
+    gap = write_checkpoint(
+        tmp_path / "gap.ckpt", {k.replace("cell_0", "cell_2"): a for k, a in v.items()}
+    )
     with pytest.raises(ModelFileError, match=r"layer 0 is missing"):
         lstmviz.load_model(gap)
 
-    peep = write_checkpoint(tmp_path / "peep.ckpt", {
-        **v, "rnn/multi_rnn_cell/cell_0/lstm_cell/w_f_diag": np.zeros(4, np.float32)})
+    peep = write_checkpoint(
+        tmp_path / "peep.ckpt",
+        {**v, "rnn/multi_rnn_cell/cell_0/lstm_cell/w_f_diag": np.zeros(4, np.float32)},
+    )
     with pytest.raises(UnsupportedLayerError, match=r"peepholes"):
         lstmviz.load_model(peep)
 
-    two = write_checkpoint(tmp_path / "two.ckpt", {
-        **v, "decoder/lstm_cell/kernel": np.zeros((9, 20), np.float32),
-        "decoder/lstm_cell/bias": np.zeros(20, np.float32)})
+    two = write_checkpoint(
+        tmp_path / "two.ckpt",
+        {
+            **v,
+            "decoder/lstm_cell/kernel": np.zeros((9, 20), np.float32),
+            "decoder/lstm_cell/bias": np.zeros(20, np.float32),
+        },
+    )
     with pytest.raises(ModelFileError) as e:
         lstmviz.load_model(two)
     assert str(tmp_path / "two.ckpt.lstmviz.json") in str(e.value)
     assert '"cells"' in str(e.value)
-    (tmp_path / "two.lstmviz.json").write_text(json.dumps(  # beside the prefix works too
-        {"format_version": 1, "extra": {"tf1": {"cells": [
-            "rnn/multi_rnn_cell/cell_0/lstm_cell", "rnn/multi_rnn_cell/cell_1/lstm_cell"]}}}))
+    (tmp_path / "two.lstmviz.json").write_text(
+        json.dumps(  # beside the prefix works too
+            {
+                "format_version": 1,
+                "extra": {
+                    "tf1": {
+                        "cells": [
+                            "rnn/multi_rnn_cell/cell_0/lstm_cell",
+                            "rnn/multi_rnn_cell/cell_1/lstm_cell",
+                        ]
+                    }
+                },
+            }
+        )
+    )
     model = lstmviz.load_model(two)
     assert model.meta["tf1"]["ignored"] == ["decoder/lstm_cell/bias", "decoder/lstm_cell/kernel"]
 
-    shape = write_checkpoint(tmp_path / "shape.ckpt", {
-        **v, "rnn/multi_rnn_cell/cell_1/lstm_cell/kernel": np.zeros((7, 20), np.float32)})
+    shape = write_checkpoint(
+        tmp_path / "shape.ckpt",
+        {**v, "rnn/multi_rnn_cell/cell_1/lstm_cell/kernel": np.zeros((7, 20), np.float32)},
+    )
     with pytest.raises(ModelFileError, match=r"cell_1"):
         lstmviz.load_model(shape)
 

@@ -34,7 +34,8 @@ def _save(sd, path: Path) -> Path:
 
 def _sidecar(path: Path, opts: dict) -> None:
     path.with_name(path.stem + ".lstmviz.json").write_text(
-        json.dumps({"format_version": 1, "extra": {"torch": opts}}))
+        json.dumps({"format_version": 1, "extra": {"torch": opts}})
+    )
 
 
 def _x(batch=3, steps=7, feats=4, seed=0):
@@ -55,8 +56,12 @@ def test_bidirectional_two_layers_parity(tmp_path, suffix, batch_first):
     _sidecar(path, {"batch_first": batch_first})
     model = lstmviz.load_model(path)
     assert model.format == "pytorch"
-    assert model.lstm_trace_names == ["lstm_l0/forward", "lstm_l0/backward",
-                                      "lstm_l1/forward", "lstm_l1/backward"]
+    assert model.lstm_trace_names == [
+        "lstm_l0/forward",
+        "lstm_l0/backward",
+        "lstm_l1/forward",
+        "lstm_l1/backward",
+    ]
     assert model.meta["torch"]["batch_first"] is batch_first
     x_bf = _x()
     x_torch = x_bf if batch_first else x_bf.transpose(1, 0, 2).copy()
@@ -65,8 +70,7 @@ def test_bidirectional_two_layers_parity(tmp_path, suffix, batch_first):
     y = y.numpy()
     trace = model.trace(torch_format.to_batch_first(model, x_torch))
     # lstmviz is batch-first whatever batch_first says
-    np.testing.assert_allclose(trace.output, y if batch_first else y.transpose(1, 0, 2),
-                               atol=ATOL)
+    np.testing.assert_allclose(trace.output, y if batch_first else y.transpose(1, 0, 2), atol=ATOL)
     np.testing.assert_allclose(torch_format.from_batch_first(model, trace.output), y, atol=ATOL)
     y_bf = y if batch_first else y.transpose(1, 0, 2)
     np.testing.assert_allclose(trace.layer("lstm_l1/forward").hidden, y_bf[..., :5], atol=ATOL)
@@ -92,14 +96,24 @@ def test_gates_match_torch_math(tmp_path, suffix):
     c = np.zeros((2, 3))
     sig = lambda v: 1 / (1 + np.exp(-v))  # noqa: E731
     for t in range(5):
-        z = x[:, t] @ sd["weight_ih_l0"].T + sd["bias_ih_l0"] + h @ sd["weight_hh_l0"].T \
+        z = (
+            x[:, t] @ sd["weight_ih_l0"].T
+            + sd["bias_ih_l0"]
+            + h @ sd["weight_hh_l0"].T
             + sd["bias_hh_l0"]
+        )
         i, f, g, o = np.split(z, 4, axis=1)
         i, f, g, o = sig(i), sig(f), np.tanh(g), sig(o)
         c = f * c + i * g
         h = o * np.tanh(c)
-        for name, ref in (("input_gate", i), ("forget_gate", f), ("candidate", g),
-                          ("output_gate", o), ("cell", c), ("hidden", h)):
+        for name, ref in (
+            ("input_gate", i),
+            ("forget_gate", f),
+            ("candidate", g),
+            ("output_gate", o),
+            ("cell", c),
+            ("hidden", h),
+        ):
             np.testing.assert_allclose(lt.get(name)[:, t], ref, atol=ATOL, err_msg=name)
 
 
@@ -107,8 +121,9 @@ class _Net(torch.nn.Module):
     def __init__(self, bidirectional=False, last=False, proj=0, embed=0):
         super().__init__()
         self.embed = torch.nn.Embedding(embed, 4) if embed else None
-        self.rnn = torch.nn.LSTM(4, 6, num_layers=2, bidirectional=bidirectional,
-                                 batch_first=True, proj_size=proj)
+        self.rnn = torch.nn.LSTM(
+            4, 6, num_layers=2, bidirectional=bidirectional, batch_first=True, proj_size=proj
+        )
         d = (2 if bidirectional else 1) * (proj or 6)
         self.fc = torch.nn.Linear(d, 3)
         self.last = last
@@ -184,8 +199,12 @@ def test_proj_size(tmp_path, suffix):
 def test_projection_engine_matches_reference_step():
     rng = np.random.default_rng(5)
     u, p, f = 5, 3, 4
-    w = LSTMWeights(rng.normal(size=(f, 4 * u)), rng.normal(size=(p, 4 * u)),
-                    rng.normal(size=4 * u), projection=rng.normal(size=(u, p)))
+    w = LSTMWeights(
+        rng.normal(size=(f, 4 * u)),
+        rng.normal(size=(p, 4 * u)),
+        rng.normal(size=4 * u),
+        projection=rng.normal(size=(u, p)),
+    )
     assert w.units == 5
     assert w.output_units == 3
     assert w.n_params == 4 * u * (f + p + 1) + u * p
@@ -195,7 +214,7 @@ def test_projection_engine_matches_reference_step():
     for back in (False, True):
         lt = run_lstm(x, w, go_backwards=back, mask=mask, h0=np.ones(p), c0=np.ones(u))
         h, c = np.ones((2, p), np.float32), np.ones((2, u), np.float32)
-        for t in (range(5, -1, -1) if back else range(6)):
+        for t in range(5, -1, -1) if back else range(6):
             ref = lstm_step(x[:, t], h, c, w)
             m = mask[:, t][:, None]
             c = np.where(m, ref["c"], c)
@@ -204,8 +223,11 @@ def test_projection_engine_matches_reference_step():
             np.testing.assert_allclose(lt.cell[:, t], c, atol=ATOL)
             np.testing.assert_allclose(lt.hidden[:, t], h, atol=ATOL)
     with pytest.raises(LstmvizError, match=r"recurrent_kernel"):
-        LSTMWeights(rng.normal(size=(f, 4 * u)), rng.normal(size=(u, 4 * u)),
-                    projection=rng.normal(size=(u, p)))
+        LSTMWeights(
+            rng.normal(size=(f, 4 * u)),
+            rng.normal(size=(u, 4 * u)),
+            projection=rng.normal(size=(u, p)),
+        )
 
 
 def test_embedding_lstm_linear(tmp_path):
@@ -222,8 +244,7 @@ def test_embedding_lstm_linear(tmp_path):
 def test_checkpoint_dict_and_lstm_cell(tmp_path):
     lstm = torch.nn.LSTM(4, 5, batch_first=True).eval()
     path = tmp_path / "ckpt.pt"
-    torch.save({"epoch": 3, "model_state_dict": lstm.state_dict(),
-                "optimizer": {"lr": 0.1}}, path)
+    torch.save({"epoch": 3, "model_state_dict": lstm.state_dict(), "optimizer": {"lr": 0.1}}, path)
     x = _x()
     with torch.no_grad():
         ref = lstm(torch.from_numpy(x))[0].numpy()
@@ -250,8 +271,9 @@ def test_safetensors_raw_reader_matches_package(tmp_path):
     raw = torch_format.read_safetensors_raw(path)
     assert set(raw) == set(sd)
     for k, v in sd.items():
-        np.testing.assert_array_equal(raw[k], v.float().numpy() if v.is_floating_point()
-                                      else v.numpy())
+        np.testing.assert_array_equal(
+            raw[k], v.float().numpy() if v.is_floating_point() else v.numpy()
+        )
     assert raw["half"].dtype == np.float32
     # the package path falls back to the raw reader for bf16
     assert set(torch_format.read_safetensors(path)) == set(sd)
@@ -278,8 +300,10 @@ def test_bad_files_name_what_is_missing(tmp_path):
     with pytest.raises(ModelFileError, match=r"weight_ih_l1"):
         lstmviz.load_model(gap)
 
-    conv = _save({"conv.weight": torch.zeros(3, 3, 3), "conv.bias": torch.zeros(3)},
-                 tmp_path / "conv.safetensors")
+    conv = _save(
+        {"conv.weight": torch.zeros(3, 3, 3), "conv.bias": torch.zeros(3)},
+        tmp_path / "conv.safetensors",
+    )
     with pytest.raises(ModelFileError, match=r"no nn.LSTM weights.*weight_ih_l0.*conv.weight"):
         lstmviz.load_model(conv)
 
@@ -303,15 +327,18 @@ def test_bad_files_name_what_is_missing(tmp_path):
 
     bad_shape = dict(sd)
     bad_shape["weight_ih_l1"] = torch.zeros(20, 7)
-    with pytest.raises(ModelFileError,
-                       match=r"weight_ih_l1 has shape \(20, 7\); expected \(20, 5\)"):
+    with pytest.raises(
+        ModelFileError, match=r"weight_ih_l1 has shape \(20, 7\); expected \(20, 5\)"
+    ):
         lstmviz.load_model(_save(bad_shape, tmp_path / "shape.pt"))
 
 
 def test_ambiguous_files_say_what_json_to_write(tmp_path):
     a, b = torch.nn.LSTM(4, 5), torch.nn.LSTM(5, 3)
-    sd = {**{f"enc.{k}": v for k, v in a.state_dict().items()},
-          **{f"dec.{k}": v for k, v in b.state_dict().items()}}
+    sd = {
+        **{f"enc.{k}": v for k, v in a.state_dict().items()},
+        **{f"dec.{k}": v for k, v in b.state_dict().items()},
+    }
     path = _save(sd, tmp_path / "two.pt")
     side = tmp_path / "two.lstmviz.json"
     with pytest.raises(ModelFileError) as e:
@@ -325,8 +352,9 @@ def test_ambiguous_files_say_what_json_to_write(tmp_path):
     assert model.lstm("lstm_l0").weights.units == 5
 
     # weights lstmviz cannot place after the LSTM
-    net = torch.nn.ModuleDict({"rnn": torch.nn.LSTM(4, 5), "norm": torch.nn.LayerNorm(5),
-                               "out": torch.nn.Linear(5, 2)})
+    net = torch.nn.ModuleDict(
+        {"rnn": torch.nn.LSTM(4, 5), "norm": torch.nn.LayerNorm(5), "out": torch.nn.Linear(5, 2)}
+    )
     path = _save(net.state_dict(), tmp_path / "extra.pt")
     with pytest.raises(ModelFileError) as e:
         lstmviz.load_model(path)

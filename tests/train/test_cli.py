@@ -29,8 +29,9 @@ def test_missing_tensorflow_gives_the_install_hint(monkeypatch):
     monkeypatch.setitem(sys.modules, "tensorflow", None)  # import tensorflow -> ImportError
     with pytest.raises(MissingDependencyError) as ei:
         backend.keras_module()
-    assert str(ei.value) == ("This requires the tensorflow module. You can install it via "
-                             "`pip install lstmviz[train]`.")
+    assert str(ei.value) == (
+        "This requires the tensorflow module. You can install it via `pip install lstmviz[train]`."
+    )
     from lstmviz.train.cli import main
 
     with pytest.raises(LstmvizError, match="pip install lstmviz\\[train\\]"):
@@ -43,8 +44,26 @@ def test_train_writes_model_and_sidecar(tmp_path, capsys):
     from lstmviz.io.meta import load_info
 
     out = tmp_path / "ds.keras"
-    rc = lstmviz_main(["train", "digit-sum", "--epochs", "1", "--steps", "8", "--units", "8",
-                       "--seed", "3", "--batch-size", "16", "--lr", "0.02", "--out", str(out)])
+    rc = lstmviz_main(
+        [
+            "train",
+            "digit-sum",
+            "--epochs",
+            "1",
+            "--steps",
+            "8",
+            "--units",
+            "8",
+            "--seed",
+            "3",
+            "--batch-size",
+            "16",
+            "--lr",
+            "0.02",
+            "--out",
+            str(out),
+        ]
+    )
     assert rc == 0
     cap = capsys.readouterr()
     assert "loading TensorFlow" in cap.err and "8/8" in cap.err and "ETA" in cap.err
@@ -53,7 +72,13 @@ def test_train_writes_model_and_sidecar(tmp_path, capsys):
     assert m.lstm("lstm").weights.units == 8
     info = load_info(out)
     assert info.task == "digit-sum" and info.token_kind == "digits"
-    assert info.extra["training"] == {"epochs": 1, "batch_size": 16, "learning_rate": 0.02,
-                                      "units": 8, "steps_per_epoch": 8, "seed": 3}
+    assert info.extra["training"] == {
+        "epochs": 1,
+        "batch_size": 16,
+        "learning_rate": 0.02,
+        "units": 8,
+        "steps_per_epoch": 8,
+        "seed": 3,
+    }
     x = np.eye(10, dtype=np.float32)[[[4, 7, 3]]]
     assert m.trace(x).output.shape == (1, 10)

@@ -20,16 +20,21 @@ from lstmviz.train.core import (  # noqa: E402
 from lstmviz.train.tasks import TASK_NAMES, Batch, TrainConfig, get_task  # noqa: E402
 
 TINY = {
-    "digit-sum": TrainConfig(epochs=2, batch_size=32, learning_rate=0.01, units=16,
-                             steps_per_epoch=15),
-    "binary-addition": TrainConfig(epochs=2, batch_size=32, learning_rate=0.02, units=4,
-                                   steps_per_epoch=15),
-    "toy-classification": TrainConfig(epochs=2, batch_size=32, learning_rate=0.01, units=8,
-                                      steps_per_epoch=15),
-    "char-textgen": TrainConfig(epochs=2, batch_size=16, learning_rate=0.01, units=16,
-                                steps_per_epoch=15),
-    "word-lm": TrainConfig(epochs=2, batch_size=16, learning_rate=0.01, units=16,
-                           steps_per_epoch=15),
+    "digit-sum": TrainConfig(
+        epochs=2, batch_size=32, learning_rate=0.01, units=16, steps_per_epoch=15
+    ),
+    "binary-addition": TrainConfig(
+        epochs=2, batch_size=32, learning_rate=0.02, units=4, steps_per_epoch=15
+    ),
+    "toy-classification": TrainConfig(
+        epochs=2, batch_size=32, learning_rate=0.01, units=8, steps_per_epoch=15
+    ),
+    "char-textgen": TrainConfig(
+        epochs=2, batch_size=16, learning_rate=0.01, units=16, steps_per_epoch=15
+    ),
+    "word-lm": TrainConfig(
+        epochs=2, batch_size=16, learning_rate=0.01, units=16, steps_per_epoch=15
+    ),
 }
 
 
@@ -113,8 +118,11 @@ def test_pause_waits_between_batches():
 
     cfg = TrainConfig(epochs=1, batch_size=8, units=4, steps_per_epoch=6)
     result = {}
-    th = threading.Thread(target=lambda: result.setdefault(
-        "r", train(get_task("digit-sum"), cfg, on_batch=on_batch, pause=gate)))
+    th = threading.Thread(
+        target=lambda: result.setdefault(
+            "r", train(get_task("digit-sum"), cfg, on_batch=on_batch, pause=gate)
+        )
+    )
     th.start()
     assert paused_at.wait(60)
     th.join(0.5)
@@ -144,8 +152,9 @@ class _Poisoned:
 def test_nan_loss_raises_and_keeps_last_good_weights():
     snaps = []
     cfg = TrainConfig(epochs=1, batch_size=8, units=4, steps_per_epoch=8, snapshot_every=2)
-    with pytest.raises(TrainingError, match=r"loss became nan in epoch 1, batch 4.*last good"
-                       ) as ei:
+    with pytest.raises(
+        TrainingError, match=r"loss became nan in epoch 1, batch 4.*last good"
+    ) as ei:
         train(_Poisoned(), cfg, on_snapshot=snaps.append)
     res = ei.value.result
     assert res is not None and res.steps == 3

@@ -10,8 +10,14 @@ from lstmviz.examples import EXAMPLES_DIR, get_example, list_examples
 from lstmviz.io.inputs import encode_text, example_input
 from lstmviz.io.meta import TOKEN_KINDS
 
-NAMES = ["digit_sum", "binary_addition", "toy_classification", "char_textgen", "word_lm",
-         "stacked_lstm"]
+NAMES = [
+    "digit_sum",
+    "binary_addition",
+    "toy_classification",
+    "char_textgen",
+    "word_lm",
+    "stacked_lstm",
+]
 
 
 def test_every_example_is_bundled_and_small():

@@ -24,8 +24,16 @@ def _lstm(units, feats, seed, **kw):
     return lay
 
 
-@pytest.mark.parametrize("kw", [{}, {"go_backwards": True}, {"activation": None},
-                                {"use_bias": False}, {"recurrent_activation": "hard_sigmoid"}])
+@pytest.mark.parametrize(
+    "kw",
+    [
+        {},
+        {"go_backwards": True},
+        {"activation": None},
+        {"use_bias": False},
+        {"recurrent_activation": "hard_sigmoid"},
+    ],
+)
 def test_parity_with_keras_lstm_and_numpy_engine(kw):
     GateLSTM = gate_lstm_class()
     rng = np.random.default_rng(0)
@@ -33,8 +41,9 @@ def test_parity_with_keras_lstm_and_numpy_engine(kw):
     ref = _lstm(4, 5, 1, **kw)
     seq, h_T, c_T = (np.asarray(a) for a in ref(x))
     g = GateLSTM.from_lstm(ref)
-    assert [w.name for w in g.weights] == ["kernel", "recurrent_kernel", "bias"][: len(
-        ref.get_weights())]
+    assert [w.name for w in g.weights] == ["kernel", "recurrent_kernel", "bias"][
+        : len(ref.get_weights())
+    ]
     h, i, f, gg, o, c = (np.asarray(a) for a in g(x))
     back = kw.get("go_backwards", False)
     keras_h = seq[:, ::-1] if back else seq  # Keras returns processing order
@@ -45,11 +54,22 @@ def test_parity_with_keras_lstm_and_numpy_engine(kw):
     # the NumPy engine, quantity by quantity
     ws = ref.get_weights()
     act = {None: "linear"}.get(kw.get("activation", "tanh"), kw.get("activation", "tanh"))
-    w = LSTMWeights(ws[0], ws[1], ws[2] if len(ws) > 2 else None, activation=act,
-                    recurrent_activation=kw.get("recurrent_activation", "sigmoid"))
+    w = LSTMWeights(
+        ws[0],
+        ws[1],
+        ws[2] if len(ws) > 2 else None,
+        activation=act,
+        recurrent_activation=kw.get("recurrent_activation", "sigmoid"),
+    )
     lt = run_lstm(x, w, go_backwards=back)
-    for ours, theirs in ((i, lt.input_gate), (f, lt.forget_gate), (gg, lt.candidate),
-                         (o, lt.output_gate), (c, lt.cell), (h, lt.hidden)):
+    for ours, theirs in (
+        (i, lt.input_gate),
+        (f, lt.forget_gate),
+        (gg, lt.candidate),
+        (o, lt.output_gate),
+        (c, lt.cell),
+        (h, lt.hidden),
+    ):
         np.testing.assert_allclose(ours, theirs, atol=TOL)
 
 
@@ -102,8 +122,18 @@ def test_keras_trace_of_bundled_models(name):
     assert kt.layer_names == nt.layer_names
     np.testing.assert_allclose(np.asarray(kt.output), np.asarray(nt.output), atol=TOL)
     for a, b in zip(kt.layers, nt.layers, strict=True):
-        for q in ("input_gate", "forget_gate", "candidate", "output_gate", "cell", "hidden",
-                  "z_i", "z_f", "z_c", "z_o"):
+        for q in (
+            "input_gate",
+            "forget_gate",
+            "candidate",
+            "output_gate",
+            "cell",
+            "hidden",
+            "z_i",
+            "z_f",
+            "z_c",
+            "z_o",
+        ):
             np.testing.assert_allclose(a.get(q), b.get(q), atol=TOL, err_msg=q)
     # a path works too
     assert keras_trace(str(path), x).engine == "keras"

@@ -9,16 +9,17 @@ import pytest
 
 pytest.importorskip("keras")
 
-import lstmviz  # noqa: E402
-from lstmviz.train.process import ProcessTrainingError, train_in_process  # noqa: E402
-from lstmviz.train.tasks import Batch, TrainConfig, get_task  # noqa: E402
+import lstmviz
+from lstmviz.train.process import ProcessTrainingError, train_in_process
+from lstmviz.train.tasks import Batch, TrainConfig, get_task
 
 
 def test_messages_summary_and_save(tmp_path):
     msgs = []
     cfg = TrainConfig(epochs=2, batch_size=16, units=8, steps_per_epoch=5, snapshot_every=2)
-    s = train_in_process(get_task("binary-addition"), cfg,
-                         on_message=lambda k, o: msgs.append((k, o)))
+    s = train_in_process(
+        get_task("binary-addition"), cfg, on_message=lambda k, o: msgs.append((k, o))
+    )
     kinds = {k for k, _ in msgs}
     assert {"phase", "logs", "snapshot"} <= kinds
     steps = [b.step for k, o in msgs if k == "logs" for b in o]
@@ -29,8 +30,9 @@ def test_messages_summary_and_save(tmp_path):
     out = s.save(str(tmp_path / "adder.keras"))
     m = lstmviz.load_model(out)
     x = get_task("binary-addition").heldout()[0].x[:3]
-    np.testing.assert_allclose(m.trace(x).output, snaps[-1].engine_model().trace(x).output,
-                               atol=1e-6)
+    np.testing.assert_allclose(
+        m.trace(x).output, snaps[-1].engine_model().trace(x).output, atol=1e-6
+    )
     assert lstmviz.io.meta.load_info(out).task == "binary-addition"
     s.cleanup()
 
@@ -38,9 +40,13 @@ def test_messages_summary_and_save(tmp_path):
 def test_cancel_reaches_the_child():
     seen = []
     cfg = TrainConfig(epochs=100, batch_size=8, units=4, steps_per_epoch=100)
-    s = train_in_process(get_task("digit-sum"), cfg,
-                         on_message=lambda k, o: seen.extend(o) if k == "logs" else None,
-                         should_stop=lambda: len(seen) >= 3, log_interval=0.0)
+    s = train_in_process(
+        get_task("digit-sum"),
+        cfg,
+        on_message=lambda k, o: seen.extend(o) if k == "logs" else None,
+        should_stop=lambda: len(seen) >= 3,
+        log_interval=0.0,
+    )
     assert s.stopped and s.steps < 100  # stopped long before 10,000 batches
     s.cleanup()
 
@@ -78,11 +84,10 @@ def test_keras_engine_process_traces_reuses_itself_and_reports_errors():
         assert tr.engine == "keras" and eng.running
         pid = eng._proc.pid
         for a, b in zip(tr.layers, ref.layers, strict=True):
-            for q in ("forget_gate", "input_gate", "candidate", "output_gate", "cell",
-                      "hidden"):
+            for q in ("forget_gate", "input_gate", "candidate", "output_gate", "cell", "hidden"):
                 np.testing.assert_allclose(a.get(q), b.get(q), atol=1e-5, err_msg=q)
         np.testing.assert_allclose(tr.output, ref.output, atol=1e-5)
-        with pytest.raises(LstmvizError, match="features|expects"):
+        with pytest.raises(LstmvizError, match=r"features|expects"):
             eng.trace(m, np.zeros((1, 4, 3), np.float32))  # 3 features, not 10
         assert eng.running and eng._proc.pid == pid  # an error does not end the process
         assert eng.trace(m, x, should_stop=lambda: True) is None  # given up: no wait
@@ -116,9 +121,11 @@ def test_the_keras_engine_process_ends_when_the_app_is_killed(tmp_path):
         "e = KerasEngineProcess()\n"
         "e.trace(m, np.eye(10, dtype=np.float32)[[[1, 2, 3]]])\n"
         "print(e._proc.pid, flush=True)\n"
-        "time.sleep(120)\n")
-    app = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE,
-                           stderr=subprocess.DEVNULL, text=True)
+        "time.sleep(120)\n"
+    )
+    app = subprocess.Popen(
+        [sys.executable, str(script)], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
+    )
     try:
         child = int(app.stdout.readline())
         os.kill(app.pid, signal.SIGKILL)  # no atexit, no shutdown(): a crash

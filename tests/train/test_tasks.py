@@ -24,8 +24,13 @@ from lstmviz.train.tasks import (
 
 
 def test_task_names_are_the_issues():
-    assert TASK_NAMES == ("digit-sum", "binary-addition", "toy-classification", "char-textgen",
-                          "word-lm")
+    assert TASK_NAMES == (
+        "digit-sum",
+        "binary-addition",
+        "toy-classification",
+        "char-textgen",
+        "word-lm",
+    )
     assert get_task("digit_sum").name == "digit-sum"
     with pytest.raises(LstmvizError, match="unknown task 'nope'; tasks: digit-sum"):
         get_task("nope")
@@ -132,10 +137,13 @@ def test_train_config_validation():
 
 
 def test_importing_train_does_not_import_tensorflow():
-    code = ("import sys, lstmviz.train, lstmviz.train.tasks, lstmviz.train.cli, "
-            "lstmviz.train.snapshot, lstmviz.train.gate_lstm, lstmviz.train.make_examples, "
-            "lstmviz.train.process, lstmviz.train.sampling, lstmviz.app.train_panel; "
-            "print('tensorflow' in sys.modules, 'keras' in sys.modules)")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         check=True).stdout.strip()
+    code = (
+        "import sys, lstmviz.train, lstmviz.train.tasks, lstmviz.train.cli, "
+        "lstmviz.train.snapshot, lstmviz.train.gate_lstm, lstmviz.train.make_examples, "
+        "lstmviz.train.process, lstmviz.train.sampling, lstmviz.app.train_panel; "
+        "print('tensorflow' in sys.modules, 'keras' in sys.modules)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout.strip()
     assert out == "False False"

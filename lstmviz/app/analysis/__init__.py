@@ -24,19 +24,43 @@ from .whatif import WhatIfPanel
 
 #: (key, title, shortcut, tooltip)
 PANELS = (
-    ("decomposition", "Decomposition", "Ctrl+Alt+1",
-     "What each unit's cell keeps (f·c_prev) versus writes (i·g), and memory lifetimes"),
-    ("unit_search", "Unit search", "Ctrl+Alt+2",
-     "Rank units by correlation with a probe, a regex or a painted mask"),
-    ("what_if", "What-if", "Ctrl+Alt+3",
-     "Change the input at one step and diff everything downstream"),
-    ("compare", "Compare", "Ctrl+Alt+4",
-     "Two models or two training snapshots side by side, units aligned"),
+    (
+        "decomposition",
+        "Decomposition",
+        "Ctrl+Alt+1",
+        "What each unit's cell keeps (f·c_prev) versus writes (i·g), and memory lifetimes",
+    ),
+    (
+        "unit_search",
+        "Unit search",
+        "Ctrl+Alt+2",
+        "Rank units by correlation with a probe, a regex or a painted mask",
+    ),
+    (
+        "what_if",
+        "What-if",
+        "Ctrl+Alt+3",
+        "Change the input at one step and diff everything downstream",
+    ),
+    (
+        "compare",
+        "Compare",
+        "Ctrl+Alt+4",
+        "Two models or two training snapshots side by side, units aligned",
+    ),
     ("saturation", "Saturation", "Ctrl+Alt+5", "Gate saturation per unit and dead units"),
-    ("check", "Check my LSTM", "Ctrl+Alt+6",
-     "Compare your from-scratch LSTM's arrays with the model; the likely mistake named"),
-    ("corpus", "Corpus", "Ctrl+Alt+7",
-     "Trace a whole corpus to disk and search it for hidden-state patterns"),
+    (
+        "check",
+        "Check my LSTM",
+        "Ctrl+Alt+6",
+        "Compare your from-scratch LSTM's arrays with the model; the likely mistake named",
+    ),
+    (
+        "corpus",
+        "Corpus",
+        "Ctrl+Alt+7",
+        "Trace a whole corpus to disk and search it for hidden-state patterns",
+    ),
 )
 
 __all__ = ["PANELS", "Panel", "install", "make_panels", "uninstall"]

@@ -31,8 +31,9 @@ SYNC_LIMIT = 200_000  # traces with more values than this are checked in a worke
 
 DASH = Qt.PenStyle.DashLine
 
+
 class CheckPanel(Panel):
-    """"Check my LSTM": compares a student's arrays with the model on the current input.
+    """ "Check my LSTM": compares a student's arrays with the model on the current input.
 
     ``window`` (optional) gives access to the main heatmaps, where diverged cells are
     outlined in red."""
@@ -50,9 +51,11 @@ class CheckPanel(Panel):
         lay.setContentsMargins(4, 4, 4, 4)
         row = QHBoxLayout()
         self.load_btn = QPushButton("Load student arrays…")
-        self.load_btn.setToolTip("A .npz with 'hidden' (batch, T, units) and optionally 'cell', "
-                                 "gates, 'h0'/'c0', 'layer' -- computed by your own LSTM on "
-                                 "this model's weights and the current input")
+        self.load_btn.setToolTip(
+            "A .npz with 'hidden' (batch, T, units) and optionally 'cell', "
+            "gates, 'h0'/'c0', 'layer' -- computed by your own LSTM on "
+            "this model's weights and the current input"
+        )
         self.load_btn.clicked.connect(self.choose_file)
         row.addWidget(self.load_btn)
         self.goto_btn = QPushButton("Go to first divergence")
@@ -68,9 +71,11 @@ class CheckPanel(Panel):
         self.text = QPlainTextEdit()
         self.text.setReadOnly(True)
         self.text.setMaximumHeight(120)
-        self.text.setPlainText("Load the arrays your own LSTM computed (see the seed homework: "
-                               "np.savez('mine.npz', hidden=outputs, cell=cells)) to compare "
-                               "them with this model, step by step.")
+        self.text.setPlainText(
+            "Load the arrays your own LSTM computed (see the seed homework: "
+            "np.savez('mine.npz', hidden=outputs, cell=cells)) to compare "
+            "them with this model, step by step."
+        )
         lay.addWidget(self.text)
         self.plot_widget = pg.PlotWidget()
         self.plot = self.plot_widget.getPlotItem()
@@ -79,8 +84,9 @@ class CheckPanel(Panel):
         self.image = pg.ImageItem(axisOrder="row-major")
         self.image.setColorMap(pg.colormap.get("inferno"))
         self.plot.addItem(self.image)
-        self.bar = pg.ColorBarItem(values=(0, 1), colorMap=pg.colormap.get("inferno"),
-                                   interactive=False, width=10)
+        self.bar = pg.ColorBarItem(
+            values=(0, 1), colorMap=pg.colormap.get("inferno"), interactive=False, width=10
+        )
         self.bar.setImageItem(self.image, insert_in=self.plot)
         self.first_box = pg.QtWidgets.QGraphicsRectItem(0, 0, 1, 1)
         self.first_box.setPen(pg.mkPen("#00e5ff", width=3))
@@ -89,8 +95,12 @@ class CheckPanel(Panel):
         self.cursor = pg.InfiniteLine(0, pen=pg.mkPen("#888888", style=DASH))
         self.plot.addItem(self.cursor)
         lay.addWidget(self.plot_widget, 1)
-        lay.addWidget(hint("Red outlines on the main heatmaps mark the cells outside tolerance "
-                           "(current batch item); the cyan box marks the first divergence."))
+        lay.addWidget(
+            hint(
+                "Red outlines on the main heatmaps mark the cells outside tolerance "
+                "(current batch item); the cyan box marks the first divergence."
+            )
+        )
         document.filter_changed.connect(self._update_overlays)
         document.batch_changed.connect(lambda *_: self._update_overlays())
         document.trace_changed.connect(self._on_new_trace)
@@ -103,8 +113,7 @@ class CheckPanel(Panel):
 
     # --- loading ----------------------------------------------------------------------------
     def choose_file(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, "Student arrays", "",
-                                              "NumPy archives (*.npz)")
+        path, _ = QFileDialog.getOpenFileName(self, "Student arrays", "", "NumPy archives (*.npz)")
         if path:
             self.load(path)
 
@@ -145,8 +154,12 @@ class CheckPanel(Panel):
         def task(progress, should_stop):
             return diagnose(model, x, student)
 
-        self.runner.start(task, lambda d: self._show(d, id(trace)), "Checking the LSTM",
-                          on_failed=lambda m: self._failed(m, quiet))
+        self.runner.start(
+            task,
+            lambda d: self._show(d, id(trace)),
+            "Checking the LSTM",
+            on_failed=lambda m: self._failed(m, quiet),
+        )
 
     def _failed(self, msg: str, quiet: bool) -> None:
         self.load_btn.setEnabled(True)
@@ -196,14 +209,21 @@ class CheckPanel(Panel):
         show_image(self.plot, self.image, err, (0, hi))
         self.bar.setLevels((0, hi))
         self.plot.getAxis("bottom").setTicks(
-            [time_ticks(self.document.token_labels(), err.shape[1], offset=0.5), []])
-        show = (d.first_step is not None and d.first_unit is not None
-                and d.first_batch == b and d.first_quantity == q)
+            [time_ticks(self.document.token_labels(), err.shape[1], offset=0.5), []]
+        )
+        show = (
+            d.first_step is not None
+            and d.first_unit is not None
+            and d.first_batch == b
+            and d.first_quantity == q
+        )
         if show:
             self.first_box.setRect(QRectF(d.first_step, d.first_unit, 1, 1))
         self.first_box.setVisible(bool(show))
-        self.plot.setTitle(f"|student − model| of {TITLES.get(q, q)} "
-                           f"(max {d.max_error.get(q, 0):.2g})", color="#e8e8ea")
+        self.plot.setTitle(
+            f"|student − model| of {TITLES.get(q, q)} (max {d.max_error.get(q, 0):.2g})",
+            color="#e8e8ea",
+        )
         self.on_t(self.document.t)
 
     def on_t(self, t: int) -> None:
@@ -219,8 +239,7 @@ class CheckPanel(Panel):
         if d.first_batch is not None:
             doc.set_batch(d.first_batch)
         if d.first_unit is not None and d.first_unit < doc.layer_trace.units:
-            doc.set_units([d.first_unit, *[u for u in doc.selected_units
-                                            if u != d.first_unit]])
+            doc.set_units([d.first_unit, *[u for u in doc.selected_units if u != d.first_unit]])
         doc.set_t(d.first_step)
 
     # --- the main window's heatmaps -------------------------------------------------------
@@ -231,8 +250,11 @@ class CheckPanel(Panel):
             widgets = self.window.plot_widgets()
         except (AttributeError, RuntimeError):
             return {}
-        return {k[len("heatmap_"):]: v for k, v in widgets.items()
-                if k.startswith("heatmap_") and ":" not in k}
+        return {
+            k[len("heatmap_") :]: v
+            for k, v in widgets.items()
+            if k.startswith("heatmap_") and ":" not in k
+        }
 
     def _clear_overlays(self) -> None:
         for item in self._overlays.values():
@@ -250,9 +272,13 @@ class CheckPanel(Panel):
         for q, plot in maps.items():
             item = self._overlays.get(q)
             if item is None:
-                item = pg.ScatterPlotItem(symbol="s", size=0.72, pxMode=False,
-                                          brush=pg.mkBrush(None),
-                                          pen=pg.mkPen(255, 51, 85, 230, width=1.5))
+                item = pg.ScatterPlotItem(
+                    symbol="s",
+                    size=0.72,
+                    pxMode=False,
+                    brush=pg.mkBrush(None),
+                    pen=pg.mkPen(255, 51, 85, 230, width=1.5),
+                )
                 item.setZValue(30)
                 plot.addItem(item)
                 self._overlays[q] = item

@@ -43,8 +43,9 @@ def style_plot(plot: pg.PlotItem, title: str = "", left: str = "", bottom: str =
     plot.showGrid(x=False, y=True, alpha=0.15)
 
 
-def time_ticks(labels: list[str], n: int, max_labels: int = 24,
-               offset: float = 0.0) -> list[tuple[float, str]]:
+def time_ticks(
+    labels: list[str], n: int, max_labels: int = 24, offset: float = 0.0
+) -> list[tuple[float, str]]:
     """Tick ``(x, label)`` pairs for ``n`` steps; ``offset=0.5`` centres them on image
     columns (step t spans ``[t, t + 1)``)."""
     step = max(1, -(-n // max_labels))
@@ -53,8 +54,13 @@ def time_ticks(labels: list[str], n: int, max_labels: int = 24,
     return [(t + offset, labels[t]) for t in range(0, n, step)]
 
 
-def show_image(plot: pg.PlotItem, image: pg.ImageItem, data: np.ndarray,
-               levels: tuple[float, float], x0: float = 0.0) -> None:
+def show_image(
+    plot: pg.PlotItem,
+    image: pg.ImageItem,
+    data: np.ndarray,
+    levels: tuple[float, float],
+    x0: float = 0.0,
+) -> None:
     """``data`` (rows, cols) into ``image`` covering ``[x0, x0 + cols) x [0, rows)`` and the
     view fitted to it (linked views follow)."""
     from PySide6.QtCore import QRectF

@@ -43,14 +43,17 @@ class ComparePanel(Panel):
         lay.setContentsMargins(4, 4, 4, 4)
         row = QHBoxLayout()
         self.pin_btn = QPushButton("Pin current as A")
-        self.pin_btn.setToolTip("Keep the current trace (e.g. this training snapshot) as A; "
-                                "then train on, scrub to another snapshot or open another "
-                                "model: B follows the document")
+        self.pin_btn.setToolTip(
+            "Keep the current trace (e.g. this training snapshot) as A; "
+            "then train on, scrub to another snapshot or open another "
+            "model: B follows the document"
+        )
         self.pin_btn.clicked.connect(self.pin_current)
         row.addWidget(self.pin_btn)
         self.open_btn = QPushButton("Open model B…")
-        self.open_btn.setToolTip("A second .keras/.h5 model with the same input, traced on the "
-                                 "current input")
+        self.open_btn.setToolTip(
+            "A second .keras/.h5 model with the same input, traced on the current input"
+        )
         self.open_btn.clicked.connect(self.choose_model)
         row.addWidget(self.open_btn)
         self.clear_btn = QPushButton("Clear")
@@ -90,14 +93,20 @@ class ComparePanel(Panel):
         self.table.verticalHeader().setVisible(False)
         self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
         self.table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
-        self.table.setToolTip("Each unit of A and the unit of B whose time course matches it "
-                              "best (|r|, one-to-one); a negative r is a flipped unit")
+        self.table.setToolTip(
+            "Each unit of A and the unit of B whose time course matches it "
+            "best (|r|, one-to-one); a negative r is a flipped unit"
+        )
         self.table.cellClicked.connect(self._on_row)
         split.addWidget(self.table)
         split.setStretchFactor(0, 1)
         lay.addWidget(split, 1)
-        lay.addWidget(hint("Units of two networks are only defined up to order and sign: B is "
-                           "reordered (and flipped where r < 0) before differencing."))
+        lay.addWidget(
+            hint(
+                "Units of two networks are only defined up to order and sign: B is "
+                "reordered (and flipped where r < 0) before differencing."
+            )
+        )
 
     # --- choosing A and B ---------------------------------------------------------------------
     def pin_current(self) -> None:
@@ -167,8 +176,9 @@ class ComparePanel(Panel):
             self.summary.setText(f"<span style='color:#E69F00'>Cannot compare: {e}</span>")
             self.comparison = None
             return
-        self.comparison = Comparison(a=ta, b=tb, layer_a=lta.name, layer_b=ltb.name,
-                                     order=order, r=r, quantity=q)
+        self.comparison = Comparison(
+            a=ta, b=tb, layer_a=lta.name, layer_b=ltb.name, order=order, r=r, quantity=q
+        )
         b = min(doc.batch, lta.batch_size - 1)
         a_img = np.asarray(lta.get(q)[b], np.float32).T  # (Ua, T)
         b_img = self.comparison.aligned(q)[b].T  # (Ua, T)
@@ -179,12 +189,17 @@ class ComparePanel(Panel):
             m = float(np.nanmax(np.abs(np.concatenate([a_img, np.nan_to_num(b_img)]))))
             lv = (-max(m, 1e-6), max(m, 1e-6))
         dm = float(max(np.nanmax(np.abs(d_img)) if np.isfinite(d_img).any() else 0, 1e-6))
-        for p, im, img, levels in zip(self.plots, self.images,
-                                      (a_img, np.nan_to_num(b_img), np.nan_to_num(d_img)),
-                                      (lv, lv, (-dm, dm)), strict=True):
+        for p, im, img, levels in zip(
+            self.plots,
+            self.images,
+            (a_img, np.nan_to_num(b_img), np.nan_to_num(d_img)),
+            (lv, lv, (-dm, dm)),
+            strict=True,
+        ):
             show_image(p, im, img, levels)
-            im.setColorMap(pg.colormap.get("viridis" if q in GATES and im is not self.images[2]
-                                           else "CET-D1"))
+            im.setColorMap(
+                pg.colormap.get("viridis" if q in GATES and im is not self.images[2] else "CET-D1")
+            )
         ticks = time_ticks(doc.token_labels(), lta.timesteps, offset=0.5)
         for p in self.plots:
             p.getAxis("bottom").setTicks([ticks, []])
@@ -201,7 +216,8 @@ class ComparePanel(Panel):
         self.summary.setText(
             f"{TITLES[q]}: median |r| of aligned units {np.median(np.abs(matched)):.2f}, "
             f"{int((np.abs(matched) > 0.9).sum())} of {len(order)} units match with |r| > 0.9"
-            f"{out_s}")
+            f"{out_s}"
+        )
 
     def _on_row(self, row: int, _col: int) -> None:
         if self.lt is not None and row < self.lt.units:

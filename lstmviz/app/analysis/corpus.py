@@ -99,8 +99,10 @@ class CorpusPanel(Panel):
         row = QHBoxLayout()
         self.source = QComboBox()
         self.source.addItems(SOURCES)
-        self.source.setToolTip("What to trace: random inputs, a text cut into sequences (text "
-                               "models), an .npy array (n, T) of ids or (n, T, F) of features")
+        self.source.setToolTip(
+            "What to trace: random inputs, a text cut into sequences (text "
+            "models), an .npy array (n, T) of ids or (n, T, F) of features"
+        )
         row.addWidget(self.source)
         row.addWidget(QLabel("sequences"))
         self.count = QSpinBox()
@@ -113,8 +115,10 @@ class CorpusPanel(Panel):
         self.length.setValue(100)
         row.addWidget(self.length)
         self.dir_btn = QPushButton("Store in…")
-        self.dir_btn.setToolTip("Directory for the traced corpus (default: a new folder under "
-                                "the system's temporary directory)")
+        self.dir_btn.setToolTip(
+            "Directory for the traced corpus (default: a new folder under "
+            "the system's temporary directory)"
+        )
         self.dir_btn.clicked.connect(self.choose_dir)
         row.addWidget(self.dir_btn)
         self.trace_btn = QPushButton("Trace corpus")
@@ -156,8 +160,10 @@ class CorpusPanel(Panel):
         row2.addWidget(QLabel("units"))
         self.units_edit = QLineEdit()
         self.units_edit.setPlaceholderText("auto: on over the whole selected range")
-        self.units_edit.setToolTip("Units of the pattern (e.g. 3, 17, 40-42); empty: every unit "
-                                   "at or above the threshold over the selected range")
+        self.units_edit.setToolTip(
+            "Units of the pattern (e.g. 3, 17, 40-42); empty: every unit "
+            "at or above the threshold over the selected range"
+        )
         row2.addWidget(self.units_edit, 1)
         self.find_btn = QPushButton("Find matches")
         self.find_btn.setShortcut("Ctrl+F")
@@ -167,8 +173,12 @@ class CorpusPanel(Panel):
         lay.addLayout(row2)
         self.view = pg.GraphicsLayoutWidget()
         self.plot = self.view.addPlot()
-        style_plot(self.plot, "hidden state over the corpus (drag the region to select)", "unit",
-                   "position")
+        style_plot(
+            self.plot,
+            "hidden state over the corpus (drag the region to select)",
+            "unit",
+            "position",
+        )
         self.plot.vb.invertY(True)
         self.image = pg.ImageItem(axisOrder="row-major")
         self.image.setColorMap(pg.colormap.get("CET-D1"))
@@ -176,9 +186,13 @@ class CorpusPanel(Panel):
         self.region = pg.LinearRegionItem(values=(10, 14), brush=pg.mkBrush(86, 180, 233, 50))
         self.region.setZValue(10)
         self.plot.addItem(self.region)
-        self.match_marks = pg.ScatterPlotItem(symbol="s", pxMode=False, size=1,
-                                              brush=pg.mkBrush(None),
-                                              pen=pg.mkPen("#E69F00", width=2))
+        self.match_marks = pg.ScatterPlotItem(
+            symbol="s",
+            pxMode=False,
+            size=1,
+            brush=pg.mkBrush(None),
+            pen=pg.mkPen("#E69F00", width=2),
+        )
         self.plot.addItem(self.match_marks)
         lay.addWidget(self.view, 2)
         self.table = QTableWidget(0, 5)
@@ -186,15 +200,20 @@ class CorpusPanel(Panel):
         self.table.verticalHeader().setVisible(False)
         self.table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
         self.table.setSelectionBehavior(QTableWidget.SelectionBehavior.SelectRows)
-        self.table.setToolTip("Click: show the match; double-click: open that sequence in the "
-                              "main view")
+        self.table.setToolTip(
+            "Click: show the match; double-click: open that sequence in the main view"
+        )
         self.table.horizontalHeader().setStretchLastSection(True)
         self.table.cellClicked.connect(self._on_match)
         self.table.cellDoubleClicked.connect(self._open_match)
         lay.addWidget(self.table, 1)
-        lay.addWidget(hint("Tracing runs in the background and writes float16 memory-mapped "
-                           "files, so corpora of millions of steps fit on disk, not in RAM. "
-                           "Matches are ranked by how close their length is to the selection."))
+        lay.addWidget(
+            hint(
+                "Tracing runs in the background and writes float16 memory-mapped "
+                "files, so corpora of millions of steps fit on disk, not in RAM. "
+                "Matches are ranked by how close their length is to the selection."
+            )
+        )
         self.source.currentIndexChanged.connect(self._on_source)
         self._on_source(0)
 
@@ -264,8 +283,13 @@ class CorpusPanel(Panel):
         self.trace_btn.setEnabled(False)
         self.stop_btn.setEnabled(True)
         self.info_label.setText(f"Tracing into {out}…")
-        self.runner.start(task, self._traced, "Tracing corpus", on_progress=self._on_progress,
-                          on_failed=lambda _m: self._idle())
+        self.runner.start(
+            task,
+            self._traced,
+            "Tracing corpus",
+            on_progress=self._on_progress,
+            on_failed=lambda _m: self._idle(),
+        )
 
     def _on_progress(self, i: int, n: int) -> None:
         self.progress.setRange(0, max(n, 1))
@@ -284,8 +308,9 @@ class CorpusPanel(Panel):
         self._idle()
 
     def _stopped(self) -> None:
-        self.info_label.setText("Stopped: the corpus is incomplete (open it to see what was "
-                                "traced).")
+        self.info_label.setText(
+            "Stopped: the corpus is incomplete (open it to see what was traced)."
+        )
 
     def _traced(self, store: CorpusStore) -> None:
         self._idle()
@@ -311,7 +336,8 @@ class CorpusPanel(Panel):
             f"{store.n_sequences:,} sequences, {n:,} token-steps, layers "
             f"{', '.join(f'{k} ({v})' for k, v in store.units.items())}, "
             f"{', '.join(store.quantities)} as {store.dtype}: {size / 2**20:.0f} MB in "
-            f"{store.path}{state}")
+            f"{store.path}{state}"
+        )
         self.layer_box.blockSignals(True)
         self.layer_box.clear()
         self.layer_box.addItems(store.layers)
@@ -355,8 +381,8 @@ class CorpusPanel(Panel):
 
     def selection(self) -> tuple[int, int]:
         lo, hi = self.region.getRegion()
-        t0 = int(round(lo))
-        t1 = max(int(round(hi)), t0 + 1)
+        t0 = round(lo)
+        t1 = max(round(hi), t0 + 1)
         return t0, t1
 
     def find(self) -> None:
@@ -374,9 +400,11 @@ class CorpusPanel(Panel):
             if units is None:
                 units = select_units(st, t0, t1, thr, self.layer)
                 if not units:
-                    raise LstmvizError(f"no unit is at or above {thr:g} over the whole selected "
-                                       f"range {t0}:{t1}; lower the threshold or narrow the "
-                                       "range")
+                    raise LstmvizError(
+                        f"no unit is at or above {thr:g} over the whole selected "
+                        f"range {t0}:{t1}; lower the threshold or narrow the "
+                        "range"
+                    )
             layer = self.layer
             if st.n_steps <= SYNC_FIND_LIMIT:
                 self._found(find_pattern(st, units, t0, t1, thr, layer=layer))
@@ -391,9 +419,13 @@ class CorpusPanel(Panel):
         self.find_btn.setEnabled(False)
         self.info_label.setText(f"Searching {st.n_steps:,} positions…")
         self.progress.setVisible(True)
-        self.search_runner.start(task, self._found, "Searching the corpus",
-                                 on_progress=self._on_progress,
-                                 on_failed=lambda _m: self._search_idle())
+        self.search_runner.start(
+            task,
+            self._found,
+            "Searching the corpus",
+            on_progress=self._on_progress,
+            on_failed=lambda _m: self._search_idle(),
+        )
 
     def _search_idle(self) -> None:
         self.find_btn.setEnabled(True)
@@ -411,23 +443,34 @@ class CorpusPanel(Panel):
             snippet = ""
             if ids.ndim == 1 and self.vocab:
                 a, b = max(m.start - 3, 0), min(m.stop + 3, st.n_steps)
-                seg = [self.vocab[int(i)] if 0 <= int(i) < len(self.vocab) else "?"
-                       for i in ids[a:b]]
+                seg = [
+                    self.vocab[int(i)] if 0 <= int(i) < len(self.vocab) else "?" for i in ids[a:b]
+                ]
                 sep = "" if all(len(s) == 1 for s in self.vocab) else " "
                 lo, hi = m.start - a, m.stop - a
-                snippet = (sep.join(seg[:lo]) + sep + "[" + sep.join(seg[lo:hi]) + "]" + sep
-                           + sep.join(seg[hi:])).replace("\n", "⏎")
-            for c, v in enumerate((str(m.sequence), str(m.t), str(m.length), f"{m.mean:.2f}",
-                                   snippet)):
+                snippet = (
+                    sep.join(seg[:lo])
+                    + sep
+                    + "["
+                    + sep.join(seg[lo:hi])
+                    + "]"
+                    + sep
+                    + sep.join(seg[hi:])
+                ).replace("\n", "⏎")
+            for c, v in enumerate(
+                (str(m.sequence), str(m.t), str(m.length), f"{m.mean:.2f}", snippet)
+            ):
                 item = QTableWidgetItem(v)
                 if c < 4:
-                    item.setTextAlignment(Qt.AlignmentFlag.AlignRight
-                                          | Qt.AlignmentFlag.AlignVCenter)
+                    item.setTextAlignment(
+                        Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter
+                    )
                 self.table.setItem(k, c, item)
         self.info_label.setText(
             f"units {', '.join(map(str, r.units))} ≥ {r.threshold:g}: {r.n_matches:,} matching "
             f"ranges (on at {100 * r.on_fraction:.1f}% of all {st.n_steps:,} positions); "
-            f"best {len(r.matches)} listed")
+            f"best {len(r.matches)} listed"
+        )
         self._mark_matches()
 
     def _mark_matches(self) -> None:

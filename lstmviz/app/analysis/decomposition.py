@@ -12,8 +12,9 @@ from ...analysis import decompose, mean_lifetime, retention
 from .common import KEPT, WRITTEN, Panel, hint, style_plot, time_ticks
 
 
-def stacked(kept: np.ndarray, written: np.ndarray) -> tuple[np.ndarray, np.ndarray,
-                                                             np.ndarray, np.ndarray]:
+def stacked(
+    kept: np.ndarray, written: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Diverging stacked bars: ``(kept_y0, kept_y1, written_y0, written_y1)`` per step.
 
     Each part goes up when positive and down when negative; when both have the same sign the
@@ -29,6 +30,7 @@ def stacked(kept: np.ndarray, written: np.ndarray) -> tuple[np.ndarray, np.ndarr
 DASH = Qt.PenStyle.DashLine
 DASH_WHITE = pg.mkPen("#ffffff", width=1, style=DASH)
 
+
 class DecompositionPanel(Panel):
     """Kept vs written for one unit over time (diverging stacked bars, c as a line), the
     retention of the value written at the current step, and every unit's median lifetime."""
@@ -40,29 +42,37 @@ class DecompositionPanel(Panel):
         top = QHBoxLayout()
         top.addWidget(QLabel("Unit"))
         self.unit_box = QSpinBox()
-        self.unit_box.setToolTip("The unit shown (follows the selection; changing it selects "
-                                 "the unit everywhere)")
+        self.unit_box.setToolTip(
+            "The unit shown (follows the selection; changing it selects the unit everywhere)"
+        )
         self.unit_box.valueChanged.connect(self._on_unit_box)
         top.addWidget(self.unit_box)
         self.readout = QLabel()
         self.readout.setToolTip("At the current step: c = kept + written")
         top.addWidget(self.readout, 1)
         lay.addLayout(top)
-        lay.addWidget(hint(f"<span style='color:{KEPT}'>■ kept f·c<sub>t-1</sub></span> "
-                           f"&nbsp; <span style='color:{WRITTEN}'>■ written i·g</span> "
-                           "&nbsp; — c<sub>t</sub> (their sum). Bars point up when positive."))
+        lay.addWidget(
+            hint(
+                f"<span style='color:{KEPT}'>■ kept f·c<sub>t-1</sub></span> "
+                f"&nbsp; <span style='color:{WRITTEN}'>■ written i·g</span> "
+                "&nbsp; — c<sub>t</sub> (their sum). Bars point up when positive."
+            )
+        )
         self.view = pg.GraphicsLayoutWidget()
         lay.addWidget(self.view, 1)
         self.bars = self.view.addPlot(row=0, col=0)
         style_plot(self.bars, "kept vs written", "cell", "t")
-        self.kept_item = pg.BarGraphItem(x=[], y0=[], y1=[], width=0.8,
-                                         brush=pg.mkBrush(KEPT), pen=pg.mkPen(None))
-        self.written_item = pg.BarGraphItem(x=[], y0=[], y1=[], width=0.8,
-                                            brush=pg.mkBrush(WRITTEN), pen=pg.mkPen(None))
+        self.kept_item = pg.BarGraphItem(
+            x=[], y0=[], y1=[], width=0.8, brush=pg.mkBrush(KEPT), pen=pg.mkPen(None)
+        )
+        self.written_item = pg.BarGraphItem(
+            x=[], y0=[], y1=[], width=0.8, brush=pg.mkBrush(WRITTEN), pen=pg.mkPen(None)
+        )
         self.bars.addItem(self.kept_item)
         self.bars.addItem(self.written_item)
-        self.cell_curve = self.bars.plot(pen=pg.mkPen("#ffffff", width=2), symbol="o",
-                                         symbolSize=5, symbolBrush="#ffffff")
+        self.cell_curve = self.bars.plot(
+            pen=pg.mkPen("#ffffff", width=2), symbol="o", symbolSize=5, symbolBrush="#ffffff"
+        )
         self.bars.addLine(y=0, pen=pg.mkPen("#555a66"))
         self.cursor = pg.InfiniteLine(0, pen=DASH_WHITE)
         self.bars.addItem(self.cursor)
@@ -75,14 +85,17 @@ class DecompositionPanel(Panel):
         self.life_cursor = pg.InfiniteLine(0, pen=DASH_WHITE)
         self.life.addItem(self.life_cursor)
         self.units_plot = self.view.addPlot(row=2, col=0)
-        style_plot(self.units_plot, "median memory lifetime per unit (half-life, steps)",
-                   "steps", "unit")
+        style_plot(
+            self.units_plot, "median memory lifetime per unit (half-life, steps)", "steps", "unit"
+        )
         self.life_bars = pg.BarGraphItem(x=[], height=[], width=0.7, brush=pg.mkBrush(KEPT))
         self.units_plot.addItem(self.life_bars)
         self.sel_bar = pg.BarGraphItem(x=[], height=[], width=0.7, brush=pg.mkBrush(WRITTEN))
         self.units_plot.addItem(self.sel_bar)
-        self.life_bars.setToolTip("Steps until a written value has decayed below half "
-                                  "(median over steps); bars at the top outlive the input")
+        self.life_bars.setToolTip(
+            "Steps until a written value has decayed below half "
+            "(median over steps); bars at the top outlive the input"
+        )
         self.units_plot.scene().sigMouseClicked.connect(self._on_click)
         self.view.ci.layout.setRowStretchFactor(0, 3)
         self.view.ci.layout.setRowStretchFactor(1, 2)
@@ -113,7 +126,8 @@ class DecompositionPanel(Panel):
         self.life_bars.setOpts(x=np.arange(lt.units), height=heights)
         step = max(1, -(-lt.units // 32))
         self.units_plot.getAxis("bottom").setTicks(
-            [[(u, str(u)) for u in range(0, lt.units, step)], []])
+            [[(u, str(u)) for u in range(0, lt.units, step)], []]
+        )
         self.units_plot.setYRange(0, max(cap, float(finite.max(initial=1.0))) * 1.05)
         self._draw_unit()
 
@@ -128,8 +142,7 @@ class DecompositionPanel(Panel):
         self.kept_item.setOpts(x=x, y0=k0, y1=k1)
         self.written_item.setOpts(x=x, y0=w0, y1=w1)
         self.cell_curve.setData(x, lt.cell[b, :, u])
-        self.sel_bar.setOpts(x=[u], height=[np.nan_to_num(self.lifetimes[u],
-                                                          posinf=lt.timesteps)])
+        self.sel_bar.setOpts(x=[u], height=[np.nan_to_num(self.lifetimes[u], posinf=lt.timesteps)])
         self.bars.setTitle(f"unit {u}: kept vs written", color="#e8e8ea")
         self.on_t(self.document.t)
 
@@ -149,7 +162,8 @@ class DecompositionPanel(Panel):
         life_s = "outlives the input" if not np.isfinite(life) else f"{life:.0f} steps"
         self.readout.setText(
             f"t={t}: kept {self.kept[b, t, u]:+.3f} + written {self.written[b, t, u]:+.3f} "
-            f"= c {lt.cell[b, t, u]:+.3f} · median lifetime {life_s}")
+            f"= c {lt.cell[b, t, u]:+.3f} · median lifetime {life_s}"
+        )
 
     def on_selection(self) -> None:
         self.unit_box.blockSignals(True)
@@ -165,6 +179,6 @@ class DecompositionPanel(Panel):
         pos = self.units_plot.vb.mapSceneToView(ev.scenePos())
         if not self.units_plot.vb.sceneBoundingRect().contains(ev.scenePos()):
             return
-        u = int(round(pos.x()))
+        u = round(pos.x())
         if self.lt is not None and 0 <= u < self.lt.units:
             self._on_unit_box(u)

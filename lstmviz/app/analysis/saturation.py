@@ -13,6 +13,7 @@ from .common import GATE_COLORS, Panel, hint, style_plot
 
 DASH = Qt.PenStyle.DashLine
 
+
 class SaturationPanel(Panel):
     """Karpathy-style scatter (fraction of steps left- vs right-saturated, one dot per unit and
     gate), a histogram of every gate's values, and the dead units of the layer."""
@@ -41,35 +42,43 @@ class SaturationPanel(Panel):
         self.view = pg.GraphicsLayoutWidget()
         lay.addWidget(self.view, 1)
         self.scatter_plot = self.view.addPlot(row=0, col=0)
-        style_plot(self.scatter_plot, "gate saturation per unit",
-                   "fraction right-saturated (open)", "fraction left-saturated (closed)")
+        style_plot(
+            self.scatter_plot,
+            "gate saturation per unit",
+            "fraction right-saturated (open)",
+            "fraction left-saturated (closed)",
+        )
         self.scatter_plot.setXRange(0, 1)
         self.scatter_plot.setYRange(0, 1)
         self.scatter_plot.plot([0, 1], [1, 0], pen=pg.mkPen("#555a66", style=DASH))
         self.legend = self.scatter_plot.addLegend(offset=(-5, 5))
         self.scatters = {}
         for g in GATES:
-            sc = pg.ScatterPlotItem(size=9, brush=pg.mkBrush(GATE_COLORS[g]),
-                                    pen=pg.mkPen("#000000"), hoverable=True,
-                                    tip=lambda x, y, data: f"unit {data}: {x:.2f} closed, "
-                                                           f"{y:.2f} open")
+            sc = pg.ScatterPlotItem(
+                size=9,
+                brush=pg.mkBrush(GATE_COLORS[g]),
+                pen=pg.mkPen("#000000"),
+                hoverable=True,
+                tip=lambda x, y, data: f"unit {data}: {x:.2f} closed, {y:.2f} open",
+            )
             sc.sigClicked.connect(self._on_point)
             self.scatter_plot.addItem(sc)
             self.legend.addItem(sc, TITLES[g])
             self.scatters[g] = sc
         self.hist_plot = self.view.addPlot(row=0, col=1)
         style_plot(self.hist_plot, "gate values (all units and steps)", "fraction", "value")
-        self.hist_curves = {g: self.hist_plot.plot(stepMode="center",
-                                                    pen=pg.mkPen(GATE_COLORS[g], width=2))
-                            for g in GATES}
+        self.hist_curves = {
+            g: self.hist_plot.plot(stepMode="center", pen=pg.mkPen(GATE_COLORS[g], width=2))
+            for g in GATES
+        }
         self.low_line = self.hist_plot.addLine(x=0.1, pen=pg.mkPen("#888888", style=DASH))
         self.high_line = self.hist_plot.addLine(x=0.9, pen=pg.mkPen("#888888", style=DASH))
         self.layers_plot = self.view.addPlot(row=0, col=2)
-        style_plot(self.layers_plot, "saturated fraction per layer", "fraction of steps",
-                   "layer")
-        self.layer_bars = {g: pg.BarGraphItem(x=[], height=[], width=0.25,
-                                              brush=pg.mkBrush(GATE_COLORS[g]))
-                           for g in GATES}
+        style_plot(self.layers_plot, "saturated fraction per layer", "fraction of steps", "layer")
+        self.layer_bars = {
+            g: pg.BarGraphItem(x=[], height=[], width=0.25, brush=pg.mkBrush(GATE_COLORS[g]))
+            for g in GATES
+        }
         for item in self.layer_bars.values():
             self.layers_plot.addItem(item)
         self.view.ci.layout.setColumnStretchFactor(0, 3)
@@ -78,10 +87,14 @@ class SaturationPanel(Panel):
         self.dead_label = QLabel()
         self.dead_label.setWordWrap(True)
         lay.addWidget(self.dead_label)
-        lay.addWidget(hint("Each dot is one unit's gate: how often (all batch items and steps) "
-                           "it is below the lower bound (x) or above the upper one (y). Dots "
-                           "near the diagonal are binary switches; near the origin, never "
-                           "saturated. Click a dot to select the unit."))
+        lay.addWidget(
+            hint(
+                "Each dot is one unit's gate: how often (all batch items and steps) "
+                "it is below the lower bound (x) or above the upper one (y). Dots "
+                "near the diagonal are binary switches; near the origin, never "
+                "saturated. Click a dot to select the unit."
+            )
+        )
         self.result: dict = {}
         self.per_layer: dict[str, dict[str, float]] = {}
         self.dead: dict[int, str] = {}
@@ -104,16 +117,19 @@ class SaturationPanel(Panel):
             self.per_layer[other.name] = {g: float(v.mean()) for g, v in sat.items()}
         names = list(self.per_layer)
         for j, g in enumerate(GATES):
-            self.layer_bars[g].setOpts(x=np.arange(len(names)) + (j - 1) * 0.27,
-                                       height=[self.per_layer[n][g] for n in names])
+            self.layer_bars[g].setOpts(
+                x=np.arange(len(names)) + (j - 1) * 0.27,
+                height=[self.per_layer[n][g] for n in names],
+            )
         self.layers_plot.getAxis("bottom").setTicks([[(k, n) for k, n in enumerate(names)], []])
         self.layers_plot.setYRange(0, 1)
         self.dead = dead_units(lt)
         if self.dead:
             items = "; ".join(f"unit {u}: {why}" for u, why in list(self.dead.items())[:12])
             more = f" (+{len(self.dead) - 12} more)" if len(self.dead) > 12 else ""
-            self.dead_label.setText(f"<b>Dead units ({len(self.dead)} of {lt.units})</b>: "
-                                    f"{items}{more}")
+            self.dead_label.setText(
+                f"<b>Dead units ({len(self.dead)} of {lt.units})</b>: {items}{more}"
+            )
         else:
             self.dead_label.setText(f"No dead units: all {lt.units} units vary over this input.")
 

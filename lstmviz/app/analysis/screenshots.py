@@ -119,9 +119,13 @@ def main(argv: list[str] | None = None) -> int:
         old = lay.weights
         perm = rng.permutation(old.units)
         cols = np.concatenate([perm + k * old.units for k in range(4)])
-        lay.weights = LSTMWeights(old.kernel[:, cols] + rng.normal(0, 0.05, old.kernel.shape),
-                                  old.recurrent_kernel[np.ix_(perm, cols)], old.bias[cols],
-                                  old.activation, old.recurrent_activation)
+        lay.weights = LSTMWeights(
+            old.kernel[:, cols] + rng.normal(0, 0.05, old.kernel.shape),
+            old.recurrent_kernel[np.ix_(perm, cols)],
+            old.bias[cols],
+            old.activation,
+            old.recurrent_activation,
+        )
         win.document.retrace()
         shoot("compare", "compare")
         lay.weights = old

@@ -55,6 +55,7 @@ def all_labels(document: Any) -> list[list[str]]:
 
 DASH = Qt.PenStyle.DashLine
 
+
 class UnitSearchPanel(Panel):
     """Pick a signal, see every unit ranked by |r| and the best ones overlaid on it."""
 
@@ -71,21 +72,26 @@ class UnitSearchPanel(Panel):
         self.source.setToolTip("Where the signal comes from")
         row.addWidget(self.source)
         self.probe = QComboBox()
-        self.probe.setToolTip("Built-in signals: position, the adder's carry bit, "
-                              "inside quotes, bracket depth")
+        self.probe.setToolTip(
+            "Built-in signals: position, the adder's carry bit, inside quotes, bracket depth"
+        )
         row.addWidget(self.probe, 1)
         self.regex = QLineEdit()
         self.regex.setPlaceholderText(r"regular expression over the text, e.g. \d+ or \"[^\"]*\"")
-        self.regex.setToolTip("Text models: 1 on every character/word that overlaps a match in "
-                              "the text; other inputs: 1 on every step whose label matches "
-                              "(e.g. ^11$ for the bit pair 1+1). Lowercase patterns ignore "
-                              "case.")
+        self.regex.setToolTip(
+            "Text models: 1 on every character/word that overlaps a match in "
+            "the text; other inputs: 1 on every step whose label matches "
+            "(e.g. ^11$ for the bit pair 1+1). Lowercase patterns ignore "
+            "case."
+        )
         row.addWidget(self.regex, 2)
         self.paint_btn = QPushButton("Mark step t (M)")
         self.paint_btn.setShortcut("M")
-        self.paint_btn.setToolTip("Toggle the current timestep in the painted mask (key M), or "
-                                  "click steps on the plot; unpainted steps of this batch "
-                                  "item count as 0")
+        self.paint_btn.setToolTip(
+            "Toggle the current timestep in the painted mask (key M), or "
+            "click steps on the plot; unpainted steps of this batch "
+            "item count as 0"
+        )
         self.paint_btn.clicked.connect(self.toggle_current)
         row.addWidget(self.paint_btn)
         self.clear_btn = QPushButton("Clear")
@@ -108,8 +114,9 @@ class UnitSearchPanel(Panel):
         self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
         self.table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
         self.table.setSelectionBehavior(QTableWidget.SelectionBehavior.SelectRows)
-        self.table.setToolTip("Units ranked by |Pearson r| over every batch item and step; "
-                              "click to select")
+        self.table.setToolTip(
+            "Units ranked by |Pearson r| over every batch item and step; click to select"
+        )
         self.table.cellClicked.connect(self._on_row_clicked)
         self.table.setMinimumWidth(170)
         split.addWidget(self.table)
@@ -117,18 +124,24 @@ class UnitSearchPanel(Panel):
         self.plot = self.plot_widget.getPlotItem()
         style_plot(self.plot, "signal and the best units (z-scored)", "", "t")
         self.legend = self.plot.addLegend(offset=(5, 5))
-        self.signal_curve = self.plot.plot(pen=pg.mkPen("#ffffff", width=3), name="signal",
-                                           stepMode=None)
-        self.unit_curves = [self.plot.plot(pen=pg.mkPen(SERIES[k], width=2), name=f"#{k + 1}")
-                            for k in range(3)]
+        self.signal_curve = self.plot.plot(
+            pen=pg.mkPen("#ffffff", width=3), name="signal", stepMode=None
+        )
+        self.unit_curves = [
+            self.plot.plot(pen=pg.mkPen(SERIES[k], width=2), name=f"#{k + 1}") for k in range(3)
+        ]
         self.cursor = pg.InfiniteLine(0, pen=pg.mkPen("#888888", style=DASH))
         self.plot.addItem(self.cursor)
         self.plot.scene().sigMouseClicked.connect(self._on_plot_click)
         split.addWidget(self.plot_widget)
         split.setStretchFactor(1, 1)
         lay.addWidget(split, 1)
-        lay.addWidget(hint("Pearson r pools every batch item and timestep (masked steps and "
-                           "NaN signal values left out). Click a unit to select it."))
+        lay.addWidget(
+            hint(
+                "Pearson r pools every batch item and timestep (masked steps and "
+                "NaN signal values left out). Click a unit to select it."
+            )
+        )
         self.source.currentIndexChanged.connect(self._on_source)
         self.probe.currentIndexChanged.connect(lambda *_: self.search())
         self.regex.editingFinished.connect(self.search)
@@ -182,8 +195,9 @@ class UnitSearchPanel(Panel):
                 rx = re.compile(pat, flags)
             except re.error as e:
                 raise LstmvizError(f"invalid regular expression {pat!r}: {e}") from None
-            return np.array([[1.0 if rx.search(lab) else 0.0 for lab in row]
-                             for row in all_labels(doc)])
+            return np.array(
+                [[1.0 if rx.search(lab) else 0.0 for lab in row] for row in all_labels(doc)]
+            )
         sig = np.full((lt.batch_size, lt.timesteps), np.nan)
         b = min(doc.batch, lt.batch_size - 1)
         sig[b] = 0.0
@@ -199,7 +213,7 @@ class UnitSearchPanel(Panel):
             return
         if not self.plot.vb.sceneBoundingRect().contains(ev.scenePos()):
             return
-        t = int(round(self.plot.vb.mapSceneToView(ev.scenePos()).x()))
+        t = round(self.plot.vb.mapSceneToView(ev.scenePos()).x())
         if 0 <= t < self.lt.timesteps:
             self.toggle_step(t)
 
@@ -225,8 +239,9 @@ class UnitSearchPanel(Panel):
         try:
             sig = self.build_signal()
             if not np.isfinite(sig).any() or np.nanstd(sig) == 0:
-                raise LstmvizError("the signal is constant: paint some steps, or pick another "
-                                   "probe or pattern")
+                raise LstmvizError(
+                    "the signal is constant: paint some steps, or pick another probe or pattern"
+                )
             q = self.quantity.currentData() or "cell"
             self.ranked = rank_units(self.lt, sig, q)
         except LstmvizError as e:

@@ -97,7 +97,8 @@ class WhatIfPanel(Panel):
         self.div_image.setColorMap(pg.colormap.get("inferno"))
         self.div_plot.addItem(self.div_image)
         self.div_plot.getAxis("left").setTicks(
-            [[(k + 0.5, SYMBOLS[q]) for k, q in enumerate(QUANTITIES)], []])
+            [[(k + 0.5, SYMBOLS[q]) for k, q in enumerate(QUANTITIES)], []]
+        )
         inner = self.view.addLayout(row=1, col=0)
         self.side_plots = []
         self.side_images = []
@@ -121,8 +122,9 @@ class WhatIfPanel(Panel):
         self.out_plot = self.view.addPlot(row=2, col=0)
         style_plot(self.out_plot, "output change (max over classes)", "", "t")
         self.out_plot.setXLink(self.div_plot)
-        self.out_curve = self.out_plot.plot(pen=pg.mkPen("#E69F00", width=2), symbol="o",
-                                            symbolSize=5)
+        self.out_curve = self.out_plot.plot(
+            pen=pg.mkPen("#E69F00", width=2), symbol="o", symbolSize=5
+        )
         self.marks = []
         for p in (self.div_plot, *self.side_plots, self.diff_plot, self.out_plot):
             line = pg.InfiniteLine(0, pen=pg.mkPen("#56B4E9", width=2))
@@ -131,8 +133,12 @@ class WhatIfPanel(Panel):
         self.view.ci.layout.setRowStretchFactor(0, 2)
         self.view.ci.layout.setRowStretchFactor(1, 3)
         self.view.ci.layout.setRowStretchFactor(2, 2)
-        lay.addWidget(hint("Blue line: the changed step. A forward LSTM cannot change before "
-                           "it; a backward one changes only before it."))
+        lay.addWidget(
+            hint(
+                "Blue line: the changed step. A forward LSTM cannot change before "
+                "it; a backward one changes only before it."
+            )
+        )
 
     def refresh(self) -> None:
         doc = self.document
@@ -173,8 +179,10 @@ class WhatIfPanel(Panel):
         try:
             vals = [float(v) for v in self.values.text().replace(",", " ").split()]
         except ValueError:
-            raise LstmvizError(f"could not read numbers from {self.values.text()!r}; type "
-                               "the new feature values separated by spaces") from None
+            raise LstmvizError(
+                f"could not read numbers from {self.values.text()!r}; type "
+                "the new feature values separated by spaces"
+            ) from None
         if not vals:
             raise LstmvizError("type the new feature values of the step, separated by spaces")
         return np.asarray(vals, np.float32)
@@ -186,8 +194,14 @@ class WhatIfPanel(Panel):
         try:
             # the shown trace may come from elsewhere (a training snapshot): then retrace both
             own = doc.engine == "NumPy"
-            self.result = what_if(doc.model, doc.x, self.step.value(), self.new_value(),
-                                  batch=doc.batch, before=doc.trace if own else None)
+            self.result = what_if(
+                doc.model,
+                doc.x,
+                self.step.value(),
+                self.new_value(),
+                batch=doc.batch,
+                before=doc.trace if own else None,
+            )
         except LstmvizError as e:
             self.result = None
             self.error.emit(str(e))
@@ -222,8 +236,7 @@ class WhatIfPanel(Panel):
 
         lv = levels_for(lt, q)
         cmap = "viridis" if q in ("input_gate", "forget_gate", "output_gate") else "CET-D1"
-        for p, im, tr in zip(self.side_plots, self.side_images, (r.before, r.after),
-                             strict=True):
+        for p, im, tr in zip(self.side_plots, self.side_images, (r.before, r.after), strict=True):
             img = np.asarray(tr.layer(lt.name).get(q)[r.batch], np.float32).T  # (U, T)
             im.setColorMap(pg.colormap.get(cmap))
             show_image(p, im, img, lv)
@@ -253,5 +266,5 @@ class WhatIfPanel(Panel):
             else:
                 out_txt = f" · final output {float(bo.ravel()[0]):.3f} → {float(ao.ravel()[0]):.3f}"
         self.summary.setText(
-            f"changed step {r.t}: first affected step {first}, largest change "
-            f"{hi:.3g}{out_txt}")
+            f"changed step {r.t}: first affected step {first}, largest change {hi:.3g}{out_txt}"
+        )
