@@ -198,7 +198,7 @@ class SessionActions(QObject):
     # ---- the current state --------------------------------------------------------------------
     def current_session(self) -> Session | None:
         """The window's state as a :class:`Session` (None when no model is open)."""
-        doc = self.window.document
+        doc = self.window.state
         if doc.model is None:
             return None
         text = None
@@ -289,7 +289,7 @@ class SessionActions(QObject):
         return p
 
     def choose_save(self) -> None:
-        doc = self.window.document
+        doc = self.window.state
         if doc.model is None:
             self.window.show_error("Nothing to save yet: open a model first.")
             return
@@ -410,7 +410,7 @@ class SessionActions(QObject):
     def _show(
         self, s: Session, model: Any, info: Any, path: str, then: Callable[[], None] | None
     ) -> None:
-        doc = self.window.document
+        doc = self.window.state
         mpath = s.model_path if s.model_path and Path(s.model_path).is_file() else None
         try:
             doc.set_model(model, mpath, info, s.input)
@@ -428,7 +428,7 @@ class SessionActions(QObject):
                 return
             done["v"] = True
             if done["connected"]:
-                doc.trace_changed.disconnect(apply)
+                doc.events.trace.disconnect(apply)
             problems = self._apply_selection(s)
             problems += self._restore_training(s)
             msgs = s.warnings + problems
@@ -444,7 +444,7 @@ class SessionActions(QObject):
             apply()
         else:
             done["connected"] = True
-            doc.trace_changed.connect(apply)
+            doc.events.trace.connect(apply)
 
     def _restore_training(self, s: Session) -> list[str]:
         """Put a session's training snapshots back on the training panel's timeline."""
@@ -467,7 +467,7 @@ class SessionActions(QObject):
         return []
 
     def _apply_selection(self, s: Session) -> list[str]:
-        doc = self.window.document
+        doc = self.window.state
         problems: list[str] = []
         steps: list[tuple[str, Callable[[], Any]]] = []
         if s.layer:

@@ -391,7 +391,7 @@ def test_model_found_beside_moved_session(tmp_path, model_file):
     assert any("using" in w for w in s.warnings)
 
 
-# ---- the app's document ---------------------------------------------------------------------
+# ---- the app's state ---------------------------------------------------------------------
 class _FakeDoc:
     def __init__(self):
         self.calls = []
