@@ -910,17 +910,3 @@ def record_animation(
         doc.set_t(t0)
     window.status(f"Exported {out}")
     return out
-
-
-# --- extension entry points ------------------------------------------------------------------
-def install(window: Any) -> ExportActions:
-    """Add File -> Export and the plots' right-click menus to ``window``."""
-    ext = ExportActions(window)
-    window.export_actions = ext
-    return ext
-
-
-def uninstall(window: Any) -> None:
-    ext = getattr(window, "export_actions", None)
-    if ext is not None:
-        ext.shutdown()

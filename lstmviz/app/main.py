@@ -264,9 +264,8 @@ def _run(a: argparse.Namespace) -> int:
                 doc.events.trace.connect(_once(after_load))
 
         if is_session:
-            window.ensure_extensions()  # sessions are opened by an extension
-        if is_session and hasattr(window, "session_actions"):
-            # a saved session (issue 7: lstmviz.app.session_actions)
+            window.ensure_actions()  # the session menu opens sessions
+        if is_session and window.session_actions is not None:
             window.session_actions.open_session(model_path, then=when_traced)
         else:
             window.open_model(
@@ -304,7 +303,7 @@ def _run(a: argparse.Namespace) -> int:
         if window.last_error is not None and (window.state.trace is None or "error" in state):
             window.close()
             raise LstmvizError(window.last_error)
-        window.ensure_extensions()
+        window.ensure_actions()
         for _ in range(3):
             app.processEvents()
         out = Path(a.screenshot)
@@ -326,7 +325,7 @@ def _run(a: argparse.Namespace) -> int:
     # Once the window and its extensions exist, their ~80,000 Python objects live as long as
     # the app: moved out of the garbage collector's view, a full collection no longer walks
     # them (44 ms with the Train panel: a visible stall while a model trains).
-    window.extensions_installed.connect(_once(freeze_gc))
+    window.actions_built.connect(_once(freeze_gc))
     if a.presentation:
         window.showFullScreen()
     else:
@@ -341,14 +340,10 @@ def start_loading(path: str, text: str | None = None, input_path: str | None = N
     """Start reading a model (and its input) on a background thread; returns a
     :class:`concurrent.futures.Future` of ``(model, info, x)`` for
     :meth:`MainWindow.open_model`'s ``preload``."""
-    from concurrent.futures import ThreadPoolExecutor
-
     from .main_window import load_model_files
+    from .workers import background
 
-    pool = ThreadPoolExecutor(1, thread_name_prefix="lstmviz-preload")
-    future = pool.submit(load_model_files, str(path), None, text, input_path)
-    pool.shutdown(wait=False)
-    return future
+    return background(load_model_files, str(path), None, text, input_path, name="lstmviz preload")
 
 
 def build_window(width: int = 1600, height: int = 900, with_model: bool = True) -> Any:
@@ -356,11 +351,11 @@ def build_window(width: int = 1600, height: int = 900, with_model: bool = True) 
     paint (of the model, when one is being opened), so the model shows up early."""
     from .main_window import MainWindow
 
-    window = MainWindow(install_extensions=False)
+    window = MainWindow(actions=False)
     window.resize(width, height)
     if with_model:  # lay the side panels out now, while the model loads
         window.show_panels()
-    window.install_extensions_after_first_paint(wait_for_trace=with_model)
+    window.build_actions_after_first_paint(wait_for_trace=with_model)
     return window
 
 

@@ -1,17 +1,15 @@
 """The main window: token strip, six heatmaps, line plots, bars, unit detail, output view,
 transport bar; menus, keyboard shortcuts, drag-and-drop, presentation mode.
 
-Extension API (for ``train_panel``, ``export_actions``, ``analysis``, ``session_actions``):
-``window.state``, ``window.menu(name)``, ``window.add_dock(widget, title, area)``,
-``window.plot_widgets()``, ``window.show_error(message)``, ``window.run_worker(fn, ...)``,
-``window.open_model(path)``, ``window.status(message)``. Each of those modules, when present,
-is imported at the end of ``__init__`` and its ``install(window)`` called.
+The window composes everything explicitly: the views are built in :meth:`_build_views`; the
+sessions, export and training menus and the dockable panels (Train, Analysis ▸ ...) in
+:meth:`MainWindow.build_actions` (the panels are declared as :class:`~.panels.PanelSpec`
+and built the first time they open). Every view gets the window's
+:class:`~lstmviz.state.ViewerState` and subscribes to its events.
 """
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
 import logging
 import os
 import platform
@@ -19,7 +17,7 @@ import sys
 import traceback
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pyqtgraph as pg
 from PySide6.QtCore import QEvent, QObject, QSettings, Qt, QTimer, Signal
@@ -47,6 +45,7 @@ from ..errors import LstmvizError
 from ..state import ViewerState
 from .heatmaps import HeatmapGrid
 from .model_panel import ModelPanel, SelectionPanel
+from .panels import Panels
 from .plots import OutputView, StepBars, UnitLines
 from .style import NORMAL, PRESENTATION, Theme, stylesheet
 from .token_strip import InputEditor, TokenStrip
@@ -54,10 +53,14 @@ from .transport import Transport
 from .unit_detail import UnitDetail
 from .workers import TaskRunner, Worker
 
+if TYPE_CHECKING:
+    from .export_actions import ExportActions
+    from .session_actions import SessionActions
+    from .train_panel import EngineChoice
+
 log = logging.getLogger(__name__)
 
 MENU_ORDER = ("File", "View", "Train", "Analysis", "Help")
-EXTENSIONS = ("train_panel", "export_actions", "analysis", "session_actions")
 MODEL_SUFFIXES = (".keras", ".h5", ".hdf5")  # more when lstmviz.io knows more formats
 INPUT_SUFFIXES = (".npy", ".csv", ".txt", ".tsv")
 MAX_RECENT = 10
@@ -101,13 +104,13 @@ def load_model_files(
 class MainWindow(QMainWindow):
     """The lstmviz main window around one :class:`~lstmviz.app.state.ViewerState`."""
 
-    #: the extensions (analysis, training, export, sessions) are installed
-    extensions_installed = Signal()
+    #: the menus and panels of :meth:`build_actions` are in place
+    actions_built = Signal()
 
     def __init__(
         self,
         state: ViewerState | None = None,
-        install_extensions: bool = True,
+        actions: bool = True,
         parent: QWidget | None = None,
     ) -> None:
         super().__init__(parent)
@@ -132,8 +135,13 @@ class MainWindow(QMainWindow):
         self.theme: Theme = NORMAL
         self.presentation = False
         self.last_error: str | None = None
+        self.last_status = ""  # the newest status-bar message (it fades after a while)
         self.error_dialog: QMessageBox | None = None
-        self.extension_modules: dict[str, Any] = {}
+        self.panels: Panels | None = None
+        self.session_actions: SessionActions | None = None
+        self.export_actions: ExportActions | None = None
+        self.engine_choice: EngineChoice | None = None
+        self._build_pending: Callable[[], None] | None = None
         self._menus: dict[str, QMenu] = {}
         self._docks_before: dict[QDockWidget, bool] = {}
         self._recent_mem: list[str] = []
@@ -152,8 +160,9 @@ class MainWindow(QMainWindow):
         self._panels_shown = False
         for d in (self.model_dock, self.detail_dock):
             d.hide()
-        if install_extensions:
-            self._install_extensions()
+        self._default_layout = self.saveState()
+        if actions:
+            self.build_actions()
 
     # --- construction ----------------------------------------------------------------------
     def _build_views(self) -> None:
@@ -291,6 +300,7 @@ class MainWindow(QMainWindow):
             view, "&All layers at once", lambda: self.selection_panel.all_layers.toggle()
         )
         self._action(view, "&Reset zoom", self.reset_zoom, "Ctrl+0")
+        self._action(view, "Reset &layout", self.reset_layout, "Ctrl+Shift+0")
         view.addSeparator()
         view.addAction(self.model_dock.toggleViewAction())
         view.addAction(self.detail_dock.toggleViewAction())
@@ -370,18 +380,42 @@ class MainWindow(QMainWindow):
         widget: QWidget,
         title: str,
         area: Qt.DockWidgetArea = Qt.DockWidgetArea.RightDockWidgetArea,
+        key: str | None = None,
     ) -> QDockWidget:
-        """Put ``widget`` in a dock titled ``title``; returns the dock."""
+        """Put ``widget`` in a dock titled ``title``; returns the dock.
+
+        Docks move and close but do not float: a drag on a splitter or a title never tears
+        a panel off the window (the dock layout is saved; View ▸ Reset layout restores it).
+        """
         dock = QDockWidget(title, self)
-        dock.setObjectName(f"dock_{title.lower().replace(' ', '_')}")
+        dock.setObjectName(f"dock_{key or title.lower().replace(' ', '_')}")
         dock.setWidget(widget)
         dock.setFeatures(
             QDockWidget.DockWidgetFeature.DockWidgetMovable
             | QDockWidget.DockWidgetFeature.DockWidgetClosable
-            | QDockWidget.DockWidgetFeature.DockWidgetFloatable
         )
         self.addDockWidget(area, dock)
         return dock
+
+    def fit_dock(self, dock: QDockWidget, height: int) -> None:
+        """Give a bottom dock ``height`` pixels, less if the views above need the room."""
+        if self.dockWidgetArea(dock) != Qt.DockWidgetArea.BottomDockWidgetArea:
+            return
+        room = self.height() - self.centralWidget().minimumSizeHint().height() - 80
+        self.resizeDocks([dock], [max(120, min(height, room))], Qt.Orientation.Vertical)
+
+    def reset_layout(self) -> None:
+        """View ▸ Reset layout: every panel back in its default place and size."""
+        if self.presentation:
+            self.set_presentation(False)
+        self.restoreState(self._default_layout)
+        if self.panels is not None:
+            self.panels.close_all()
+        self._panels_shown = False
+        if self.state.model is not None:
+            self._show_panels_once()
+        self.resizeDocks([self.model_dock, self.detail_dock], [288, 335], Qt.Orientation.Horizontal)
+        self.vsplit.setSizes([560, 200])
 
     def plot_widgets(self) -> dict[str, Any]:
         """Every named view: ``heatmap_<quantity>``, ``unit_lines``,
@@ -424,6 +458,8 @@ class MainWindow(QMainWindow):
         return self.runner.start(fn, on_finished, label, **kwargs)
 
     def status(self, message: str, ms: int = 5000) -> None:
+        """Show ``message`` in the status bar for ``ms`` milliseconds."""
+        self.last_status = message
         self.statusBar().showMessage(message, ms)
 
     # --- opening files -------------------------------------------------------------------------
@@ -481,9 +517,16 @@ class MainWindow(QMainWindow):
         self.run_worker(read, loaded, f"Reading {Path(path).name}")
 
     def open_path(self, path: str | os.PathLike[str]) -> None:
-        """Open a model or an input file, by its suffix."""
+        """Open a model, an input or a session file, by its suffix."""
+        from ..io.session import SUFFIX as SESSION_SUFFIX
+
         p = Path(path)
         suffix = p.suffix.lower()
+        if suffix == SESSION_SUFFIX:
+            self.ensure_actions()
+            if self.session_actions is not None:
+                self.session_actions.open_session(p)
+            return
         if suffix in model_suffixes():
             self.open_model(p)
         elif suffix in INPUT_SUFFIXES:
@@ -824,72 +867,84 @@ class MainWindow(QMainWindow):
         # engine cannot be interrupted, but its daemon thread never holds the app open
         self.runner.shutdown(200)
         self.trace_runner.shutdown(200)
-        for mod in self.extension_modules.values():
-            fn = getattr(mod, "uninstall", None)
-            if fn is not None:
-                try:
-                    fn(self)
-                except Exception:  # noqa: BLE001 - closing must not fail
-                    log.error("uninstall failed:\n%s", traceback.format_exc())
+        self._shut_down_actions()
         super().closeEvent(event)
 
-    # --- extensions ----------------------------------------------------------------------------
-    def install_extensions_after_first_paint(self, wait_for_trace: bool = True) -> None:
-        """Install the extensions once the window has painted (with a trace when
+    # --- menus and panels beyond the core views ----------------------------------------------
+    def build_actions(self) -> None:
+        """Sessions (File ▸ Save/Open session, autosave, recovery), export (File ▸ Export,
+        plot right-click menus), training (Train menu, View ▸ Engine) and the dockable panels
+        (Train, Analysis ▸ ...; built on first open). Called once; later calls do nothing."""
+        if self.panels is not None:
+            return
+        from .analysis import analysis_panels
+        from .export_actions import ExportActions
+        from .session_actions import SessionActions
+        from .train_panel import EngineChoice, add_train_menu, train_panel_spec
+
+        self.panels = Panels(self, [train_panel_spec(), *analysis_panels()])
+        add_train_menu(self, self.panels)
+        self.engine_choice = EngineChoice(self, self.panels)
+        self.export_actions = ExportActions(self)
+        self.session_actions = SessionActions(self)
+        self._default_layout = self.saveState()
+        self._build_pending = None
+        self.actions_built.emit()
+
+    def build_actions_after_first_paint(self, wait_for_trace: bool = True) -> None:
+        """:meth:`build_actions` once the window has painted (with a trace when
         ``wait_for_trace``): the start-up path of the ``lstmviz`` command, so the user sees
-        the model first and the extension menus and docks follow a moment later."""
-        state = {"done": False}
+        the model first and the menus and docks follow a moment later."""
         window = self
 
-        def install() -> None:
-            if not state["done"]:
-                state["done"] = True
-                self.heatmaps.viewport().removeEventFilter(self._paint_watch)
-                self.stack.widget(0).removeEventFilter(self._paint_watch)
-                self._install_extensions()
+        def build() -> None:
+            if self._build_pending is None:
+                return
+            self._build_pending = None
+            self.heatmaps.viewport().removeEventFilter(self._paint_watch)
+            self.stack.widget(0).removeEventFilter(self._paint_watch)
+            self.build_actions()
 
         class _Watch(QObject):
             def eventFilter(self, obj: Any, ev: Any) -> bool:
                 if ev.type() == QEvent.Type.Paint and (
                     not wait_for_trace or window.state.trace is not None
                 ):
-                    QTimer.singleShot(30, install)  # after the first frame is out
+                    QTimer.singleShot(30, build)  # after the first frame is out
                 return False
 
         self._paint_watch = _Watch(self)
         self.heatmaps.viewport().installEventFilter(self._paint_watch)
         if not wait_for_trace:
             self.stack.widget(0).installEventFilter(self._paint_watch)
-        self.state.events.failed.connect(lambda _m: QTimer.singleShot(0, install))
-        self.runner.failed.connect(lambda _m: QTimer.singleShot(0, install))
-        QTimer.singleShot(5000, install)  # whatever happens, not later than this
-        self._install_pending = install
+        self.state.events.failed.connect(lambda _m: QTimer.singleShot(0, build))
+        QTimer.singleShot(5000, build)  # whatever happens, not later than this
+        self._build_pending = build
 
-    def ensure_extensions(self) -> None:
-        """Install deferred extensions now (before a screenshot, say)."""
-        fn = getattr(self, "_install_pending", None)
-        if fn is not None:
-            fn()
+    def ensure_actions(self) -> None:
+        """Build the deferred menus and panels now (before a screenshot, say)."""
+        if self._build_pending is not None:
+            self._build_pending()
 
-    def _install_extensions(self) -> None:
-        for name in EXTENSIONS:
-            if name in self.extension_modules:
+    def _shut_down_actions(self) -> None:
+        """Stop the background work of panels and actions (closing must not fail)."""
+        for part in (self.engine_choice, self.export_actions, self.session_actions):
+            if part is None:
                 continue
-            full = f"lstmviz.app.{name}"
             try:
-                if importlib.util.find_spec(full) is None:
+                part.shutdown()
+            except Exception:  # noqa: BLE001 - closing must not fail
+                log.error("shutting down %s failed:\n%s", part, traceback.format_exc())
+        if self.panels is not None:
+            for key in self.panels.specs:
+                widget = self.panels.built(key)
+                stop = getattr(widget, "shutdown", None)
+                if stop is None:
                     continue
-                mod = importlib.import_module(full)
-                mod.install(self)
-                self.extension_modules[name] = mod
-            except Exception as e:  # noqa: BLE001 - an extension never kills the app
-                log.error("extension %s failed:\n%s", full, traceback.format_exc())
-                msg = (
-                    f"The {name.replace('_', ' ')} extension could not be loaded: "
-                    f"{type(e).__name__}: {e}"
-                )
-                QTimer.singleShot(0, lambda m=msg: self.show_error(m))
-        self.extensions_installed.emit()
+                try:
+                    stop()
+                except Exception:  # noqa: BLE001 - closing must not fail
+                    log.error("shutting down panel %s failed:\n%s", key, traceback.format_exc())
 
 
 def _excepthook_for(window: MainWindow) -> Callable[..., None]:

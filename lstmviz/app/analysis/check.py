@@ -40,7 +40,7 @@ class CheckPanel(Panel):
 
     def __init__(self, state, window: Any = None, parent: QWidget | None = None) -> None:
         super().__init__(state, parent)
-        self.window = window
+        self.main_window = window
         self.student: dict[str, Any] | None = None
         self.student_path: str | None = None
         self.diagnosis: Diagnosis | None = None
@@ -243,12 +243,16 @@ class CheckPanel(Panel):
             doc.set_units([d.first_unit, *[u for u in doc.selected_units if u != d.first_unit]])
         doc.set_t(d.first_step)
 
+    def shutdown(self) -> None:
+        """The window closes: stop a comparison still running."""
+        self.runner.shutdown()
+
     # --- the main window's heatmaps -------------------------------------------------------
     def _heatmaps(self) -> dict[str, Any]:
-        if self.window is None or not hasattr(self.window, "plot_widgets"):
+        if self.main_window is None or not hasattr(self.main_window, "plot_widgets"):
             return {}
         try:
-            widgets = self.window.plot_widgets()
+            widgets = self.main_window.plot_widgets()
         except (AttributeError, RuntimeError):
             return {}
         return {
