@@ -61,6 +61,9 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 MENU_ORDER = ("File", "View", "Train", "Analysis", "Help")
+#: The least height of the line plots and bars under the heatmaps (their data stays readable;
+#: drag the splitter down to hide them).
+BOTTOM_MIN_PX = 140
 MODEL_SUFFIXES = (".keras", ".h5", ".hdf5")  # more when lstmviz.io knows more formats
 INPUT_SUFFIXES = (".npy", ".csv", ".txt", ".tsv")
 MAX_RECENT = 10
@@ -194,9 +197,12 @@ class MainWindow(QMainWindow):
         self.bottom.addWidget(self.step_bars)
         self.bottom.setStretchFactor(0, 1)
         self.bottom.setStretchFactor(1, 1)
-        self.vsplit = QSplitter(Qt.Orientation.Vertical)
+        self.bottom.setMinimumHeight(BOTTOM_MIN_PX)
+        self.vsplit = _FitSplitter(self._fit_central)
         self.vsplit.addWidget(self.heatmaps)
         self.vsplit.addWidget(self.bottom)
+        self.vsplit.setCollapsible(0, False)  # the heatmaps never vanish
+        self.vsplit.setChildrenCollapsible(True)
         self.vsplit.setStretchFactor(0, 5)
         self.vsplit.setStretchFactor(1, 2)
         self.vsplit.setSizes([560, 200])
@@ -241,6 +247,21 @@ class MainWindow(QMainWindow):
         )
         self.detail_dock.setMinimumWidth(260)
         self.resizeDocks([self.model_dock, self.detail_dock], [288, 335], Qt.Orientation.Horizontal)
+
+    def _fit_central(self) -> None:
+        """Heatmaps first: when the window (or a panel opened below) leaves too little height
+        for every unit's row and the line plots, the line plots fold away; they come back
+        when there is room again."""
+        total = self.vsplit.height()
+        need = self.heatmaps.wanted_height() + BOTTOM_MIN_PX + self.vsplit.handleWidth()
+        sizes = self.vsplit.sizes()
+        if total < need:
+            if sizes[1] > 0:
+                self._bottom_folded = True
+                self.vsplit.setSizes([total, 0])
+        elif getattr(self, "_bottom_folded", False) and sizes[1] == 0:
+            self._bottom_folded = False
+            self.vsplit.setSizes([max(total * 5 // 7, total - 260), min(total * 2 // 7, 260)])
 
     def _build_welcome(self) -> QWidget:
         w = QWidget()
@@ -964,3 +985,19 @@ def _excepthook_for(window: MainWindow) -> Callable[..., None]:
             )
 
     return hook
+
+
+class _FitSplitter(QSplitter):
+    """A vertical splitter that calls ``fit()`` after each resize (see
+    :meth:`MainWindow._fit_central`)."""
+
+    def __init__(self, fit: Callable[[], None]) -> None:
+        super().__init__(Qt.Orientation.Vertical)
+        self._fit = fit
+        self._timer = QTimer(self)
+        self._timer.setSingleShot(True)
+        self._timer.timeout.connect(fit)
+
+    def resizeEvent(self, ev: Any) -> None:
+        super().resizeEvent(ev)
+        self._timer.start(0)

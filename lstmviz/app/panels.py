@@ -142,8 +142,11 @@ class Panels:
         lay = holder.layout()
         while lay.count():
             item = lay.takeAt(0)
-            if item.widget() is not None:
-                item.widget().deleteLater()
+            old = item.widget()
+            if old is not None:
+                old.hide()
+                old.setParent(None)
+                old.deleteLater()
         lay.addWidget(widget)
         for callback in self._when_built.pop(key, []):
             callback(widget)

@@ -104,7 +104,7 @@ def test_decomposition_panel(qtbot, state, panels):
     same = np.sign(k1) == np.sign(w1 - w0)
     np.testing.assert_allclose(w1[same], lt.cell[0, same, u], atol=1e-6)
     state.set_t(3)
-    assert p.cursor.value() == 3
+    assert p.step_line.value() == 3
     assert "t=3" in p.readout.text()
     rx, ry = p.ret_curve.getData()
     assert rx[0] == 3 and ry[0] == 1.0

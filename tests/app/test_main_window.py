@@ -26,7 +26,7 @@ def _views_at(window, t):
             assert hm.dim.shaded().left() == t + 1
         np.testing.assert_array_equal(hm.data, lt.get(q)[b][:, doc.rows].T)
         np.testing.assert_allclose(window.step_bars.values(q), lt.get(q)[b, t][doc.rows], rtol=1e-6)
-    assert window.unit_lines.cursor.value() == t
+    assert window.unit_lines.step_line.value() == t
     assert window.transport.slider.value() == t
     assert window.transport.t_label.text().startswith(f"t = {t} /")
     u = doc.unit

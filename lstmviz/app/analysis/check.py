@@ -92,8 +92,8 @@ class CheckPanel(Panel):
         self.first_box.setPen(pg.mkPen("#00e5ff", width=3))
         self.first_box.setVisible(False)
         self.plot.addItem(self.first_box)
-        self.cursor = pg.InfiniteLine(0, pen=pg.mkPen("#888888", style=DASH))
-        self.plot.addItem(self.cursor)
+        self.step_line = pg.InfiniteLine(0, pen=pg.mkPen("#888888", style=DASH))
+        self.plot.addItem(self.step_line)
         lay.addWidget(self.plot_widget, 1)
         lay.addWidget(
             hint(
@@ -228,7 +228,7 @@ class CheckPanel(Panel):
         self.on_t(self.state.t)
 
     def on_t(self, t: int) -> None:
-        self.cursor.setValue(t + 0.5)
+        self.step_line.setValue(t + 0.5)
 
     def go_to_divergence(self) -> None:
         d = self.diagnosis

@@ -74,8 +74,8 @@ class DecompositionPanel(Panel):
             pen=pg.mkPen("#ffffff", width=2), symbol="o", symbolSize=5, symbolBrush="#ffffff"
         )
         self.bars.addLine(y=0, pen=pg.mkPen("#555a66"))
-        self.cursor = pg.InfiniteLine(0, pen=DASH_WHITE)
-        self.bars.addItem(self.cursor)
+        self.step_line = pg.InfiniteLine(0, pen=DASH_WHITE)
+        self.bars.addItem(self.step_line)
         self.life = self.view.addPlot(row=1, col=0)
         style_plot(self.life, "retention of the value written at t", "fraction kept", "t")
         self.life.setYRange(0, 1.05)
@@ -152,7 +152,7 @@ class DecompositionPanel(Panel):
             return
         b, u = min(self.state.batch, lt.batch_size - 1), self.unit
         t = min(t, lt.timesteps - 1)
-        self.cursor.setValue(t)
+        self.step_line.setValue(t)
         self.life_cursor.setValue(t)
         ret = retention(lt, t, b)[:, u]  # (T,)
         steps = np.arange(lt.timesteps)
