@@ -23,7 +23,7 @@ from ...analysis import Diagnosis, diagnose
 from ...engine.trace import TITLES
 from ...errors import LstmvizError
 from ..workers import TaskRunner
-from .common import Panel, hint, show_image, style_plot, time_ticks
+from .common import Panel, PlotStack, hint, show_image, style_plot, time_ticks
 
 HIGHLIGHT = "#ff3355"
 SYNC_LIMIT = 200_000  # traces with more values than this are checked in a worker
@@ -72,8 +72,8 @@ class CheckPanel(Panel):
         self.text.setReadOnly(True)
         self.text.setMaximumHeight(120)
         self.text.setPlainText(
-            "Load the arrays your own LSTM computed (see the seed homework: "
-            "np.savez('mine.npz', hidden=outputs, cell=cells)) to compare "
+            "Load the arrays your own LSTM computed on this input "
+            "(np.savez('mine.npz', hidden=outputs, cell=cells)) to compare "
             "them with this model, step by step."
         )
         lay.addWidget(self.text)
@@ -94,7 +94,12 @@ class CheckPanel(Panel):
         self.plot.addItem(self.first_box)
         self.step_line = pg.InfiniteLine(0, pen=pg.mkPen("#888888", style=DASH))
         self.plot.addItem(self.step_line)
-        lay.addWidget(self.plot_widget, 1)
+        self.stack = PlotStack(
+            self.plot_widget,
+            "Load your LSTM's arrays (Load student arrays…): where they differ from the model "
+            "shows here, and the first divergence is outlined on the main heatmaps.",
+        )
+        lay.addWidget(self.stack, 1)
         lay.addWidget(
             hint(
                 "Red outlines on the main heatmaps mark the cells outside tolerance "
@@ -203,7 +208,9 @@ class CheckPanel(Panel):
         if d is None or lt is None or q is None or q not in d.errors:
             self.image.clear()
             self.first_box.setVisible(False)
+            self.stack.show_empty()
             return
+        self.stack.show_plots()
         b = min(self.state.batch, d.errors[q].shape[0] - 1)
         err = d.errors[q][b].T  # (U, T)
         hi = float(max(err.max(), d.atol * 10))
