@@ -73,20 +73,25 @@ XCB_CURSOR_HINT = xcb_hint(["libxcb-cursor.so.0"])
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
+    from ..io import MODEL_FORMATS
+    from .keys import keys_text
+
+    formats = "\n".join(f"  {suffix:<13} {what}" for suffix, what in MODEL_FORMATS.items())
     p = argparse.ArgumentParser(
         prog="lstmviz",
         description="Open an LSTM model and step through a sequence, watching every gate.",
-        epilog="Keys in the window: Right/Left (or PageDown/PageUp) step, Home/End, Space "
-        "play/pause, +/- speed, F11 presentation mode, Ctrl+O open, Ctrl+Shift+G examples, "
-        "Ctrl+E export. "
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=f"Model files:\n{formats}\n  .lstmviz      a saved session (model, input, view)\n"
+        "  A TF1 checkpoint opens by its prefix (model.ckpt) too.\n\n"
+        f"Keys in the window:\n{keys_text()}\n\n"
         "Subcommands: lstmviz info|trace|train|export ... (see lstmviz SUBCOMMAND -h)",
     )
     p.add_argument(
         "model",
         nargs="?",
-        help="a .keras or .h5 model, or a .lstmviz session (default: a bundled example)",
+        help="a model file (formats below) or a .lstmviz session (default: a bundled example)",
     )
-    p.add_argument("--input", help="input sequence, .npy or .csv")
+    p.add_argument("--input", help="input sequence: .npy, .npz (one array per model input), .csv")
     p.add_argument("--text", help='input typed as text, e.g. "4 7 3" or "hello"')
     p.add_argument("--layer", help="LSTM layer to show first")
     p.add_argument("--step", type=int, default=0, help="timestep to show first")
@@ -112,6 +117,11 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         raise LstmvizError(f"--step must be >= 0; got {a.step}")
     if a.screenshot is not None and Path(a.screenshot).suffix.lower() != ".png":
         raise LstmvizError(f"--screenshot must name a .png file; got {a.screenshot!r}")
+    if a.screenshot is not None and not Path(a.screenshot).resolve().parent.is_dir():
+        raise LstmvizError(
+            f"--screenshot {a.screenshot}: the folder {Path(a.screenshot).parent} does not "
+            "exist; create it first or save somewhere else"
+        )
     return a
 
 
@@ -307,7 +317,6 @@ def _run(a: argparse.Namespace) -> int:
         for _ in range(3):
             app.processEvents()
         out = Path(a.screenshot)
-        out.parent.mkdir(parents=True, exist_ok=True)
         pixmap = window.grab()
         from ..io.atomic import atomic_target
 

@@ -10,6 +10,7 @@ and built the first time they open). Every view gets the window's
 
 from __future__ import annotations
 
+import html
 import logging
 import os
 import platform
@@ -794,17 +795,17 @@ class MainWindow(QMainWindow):
             f"{platform.system()} {platform.machine()}</p>",
         )
 
-    def show_shortcuts(self) -> None:
-        QMessageBox.information(
-            self,
-            "Keyboard shortcuts",
-            "Right / PageDown: step forward\nLeft / PageUp: step back\nHome / End: start / end"
-            "\nSpace: play / pause\n+ / -: faster / slower\nF11: presentation mode (Esc leaves)"
-            "\nCtrl+O: open a model\nCtrl+I: open an input\nCtrl+Shift+G: example gallery"
-            "\nCtrl+0: reset zoom (the mouse wheel zooms the heatmaps)\n\n"
-            "Click a heatmap cell to jump to "
-            "its step and select its unit; Ctrl+click adds a unit.",
-        )
+    def show_shortcuts(self) -> QMessageBox:
+        """Help ▸ Keyboard shortcuts (F1): every key of the app (:mod:`.keys`)."""
+        from .keys import keys_text
+
+        box = QMessageBox(QMessageBox.Icon.Information, "Keyboard shortcuts", "", parent=self)
+        box.setText(f"<pre style='font-size:13px'>{html.escape(keys_text())}</pre>")
+        box.setTextFormat(Qt.TextFormat.RichText)
+        box.setWindowModality(Qt.WindowModality.WindowModal)
+        self.shortcuts_box = box
+        box.open()
+        return box
 
     # --- state -> window --------------------------------------------------------------------
     def _on_hovered(self, text: str) -> None:
@@ -848,10 +849,12 @@ class MainWindow(QMainWindow):
     def _on_trace_changed(self) -> None:
         self.stack.setCurrentIndex(1)
         self._show_panels_once()
+        from ..budget import format_bytes
+
         tr = self.state.trace
-        mb = tr.nbytes / 2**20 if tr is not None else 0
+        size = format_bytes(tr.nbytes) if tr is not None else "–"
         self.engine_label.setText(
-            f"engine: {self.state.engine} · T = {self.state.timesteps} · {mb:.1f} MB"
+            f"engine: {self.state.engine} · T = {self.state.timesteps} · trace {size}"
         )
 
     def _trace_runner(
