@@ -21,7 +21,7 @@ KEYS: tuple[tuple[str, str, str], ...] = (
     ("File", "Ctrl+I", "open an input (.npy, .npz, .csv)"),
     ("File", "Ctrl+Shift+G", "the example gallery"),
     ("File", "Ctrl+Shift+O", "open a session"),
-    ("File", "Ctrl+Alt+S", "save the session"),
+    ("File", "Ctrl+S", "save the session (model, input, view, training timeline)"),
     ("File", "Ctrl+E", "export a figure (PNG, SVG, PDF)"),
     ("File", "Ctrl+Shift+E", "export an animation (GIF, MP4)"),
     ("File", "Ctrl+Shift+S", "save a screenshot of the window"),

@@ -26,7 +26,6 @@ from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QKe
 from PySide6.QtWidgets import (
     QApplication,
     QDockWidget,
-    QFileDialog,
     QGroupBox,
     QHBoxLayout,
     QLabel,
@@ -44,6 +43,7 @@ from PySide6.QtWidgets import (
 
 from ..errors import LstmvizError
 from ..state import ViewerState
+from . import dialogs
 from .heatmaps import HeatmapGrid
 from .model_panel import ModelPanel, SelectionPanel
 from .panels import Panels
@@ -66,7 +66,7 @@ MENU_ORDER = ("File", "View", "Train", "Analysis", "Help")
 #: drag the splitter down to hide them).
 BOTTOM_MIN_PX = 140
 MODEL_SUFFIXES = (".keras", ".h5", ".hdf5")  # more when lstmviz.io knows more formats
-INPUT_SUFFIXES = (".npy", ".csv", ".txt", ".tsv")
+INPUT_SUFFIXES = (".npy", ".npz", ".csv", ".txt", ".tsv")
 MAX_RECENT = 10
 
 _configured = False
@@ -185,7 +185,7 @@ class MainWindow(QMainWindow):
         self.model_panel = ModelPanel(doc)
         self.selection_panel = SelectionPanel(doc)
         self.selection_panel.error.connect(self.show_error)
-        self.selection_panel.all_layers_toggled.connect(self.heatmaps.set_all_layers)
+        self.state.options.events.all_layers.connect(self.heatmaps.set_all_layers)
 
         main = QWidget()
         v = QVBoxLayout(main)
@@ -312,14 +312,18 @@ class MainWindow(QMainWindow):
         file.addSeparator()
         self._action(file, "Save &screenshot…", self.choose_screenshot, "Ctrl+Shift+S")
         file.addSeparator()
-        self._action(file, "&Quit", self.close, QKeySequence.StandardKey.Quit)
+        self._action(file, "&Quit", self.close, "Ctrl+Q")
         view = self.menu("View")
         self.presentation_action = self._action(
             view, "&Presentation mode", self.toggle_presentation, "F11"
         )
         self.presentation_action.setCheckable(True)
         self.all_layers_action = self._action(
-            view, "&All layers at once", lambda: self.selection_panel.all_layers.toggle()
+            view, "&All layers at once", lambda: self._toggle_option("all_layers")
+        )
+        self.all_layers_action.setCheckable(True)
+        self.state.options.events.all_layers.connect(
+            lambda on: self.all_layers_action.setChecked(on)
         )
         self._action(view, "&Reset zoom", self.reset_zoom, "Ctrl+0")
         self._action(view, "Reset &layout", self.reset_layout, "Ctrl+Shift+0")
@@ -562,26 +566,19 @@ class MainWindow(QMainWindow):
 
     def choose_model(self) -> None:
         pattern = " ".join(f"*{s}" for s in model_suffixes())
-        path, _ = QFileDialog.getOpenFileName(
-            self, "Open a model", self._last_dir(), f"Models ({pattern});;All files (*)"
-        )
+        path = dialogs.ask_open_file(self, "Open a model", f"Models ({pattern});;All files (*)")
         if path:
             self.open_model(path)
 
     def choose_input(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(
-            self,
-            "Open an input sequence",
-            self._last_dir(),
-            "Inputs (*.npy *.csv *.txt);;All files (*)",
+        path = dialogs.ask_open_file(
+            self, "Open an input sequence", "Inputs (*.npy *.npz *.csv *.txt);;All files (*)"
         )
         if path:
             self.open_input(path)
 
     def choose_screenshot(self) -> None:
-        path, _ = QFileDialog.getSaveFileName(
-            self, "Save a screenshot", "lstmviz.png", "PNG images (*.png)"
-        )
+        path = dialogs.ask_save_file(self, "Save a screenshot", "lstmviz.png", "PNG images (*.png)")
         if path:
             from ..io.atomic import atomic_target
 
@@ -639,18 +636,20 @@ class MainWindow(QMainWindow):
             self.welcome_examples.addWidget(b, 0, Qt.AlignmentFlag.AlignHCenter)
             del row
 
-    def show_gallery(self, modal: bool = True) -> Any:
-        """The example gallery dialog (returns it; ``modal=False`` for tests)."""
+    def show_gallery(self) -> Any:
+        """The example gallery dialog (window-modal; the event loop keeps running)."""
         from ..examples import list_examples
         from .gallery import ExampleGallery
 
         dlg = ExampleGallery(list_examples(), self)
         dlg.accepted.connect(lambda: dlg.chosen and self.open_example(dlg.chosen))
-        if modal:
-            dlg.exec()
-        else:
-            dlg.show()
+        dlg.setWindowModality(Qt.WindowModality.WindowModal)
+        dlg.open()
+        self.gallery = dlg
         return dlg
+
+    def _toggle_option(self, name: str) -> None:
+        setattr(self.state.options, name, not getattr(self.state.options, name))
 
     def reset_zoom(self) -> None:
         """Show every timestep and unit again after zooming with the mouse wheel."""
@@ -786,14 +785,16 @@ class MainWindow(QMainWindow):
 
         from .. import __version__
 
-        QMessageBox.about(
-            self,
-            "About lstmviz",
+        box = QMessageBox(QMessageBox.Icon.NoIcon, "About lstmviz", "", parent=self)
+        box.setWindowModality(Qt.WindowModality.WindowModal)
+        self.about_box = box
+        box.setText(
             f"<h3>lstmviz {__version__}</h3><p>Open up an LSTM and watch it think.</p>"
             f"<p>Python {platform.python_version()} · NumPy {np.__version__}<br>"
             f"PySide6 {PySide6.__version__} (Qt {qVersion()}) · pyqtgraph {pg.__version__}<br>"
             f"{platform.system()} {platform.machine()}</p>",
         )
+        box.open()
 
     def show_shortcuts(self) -> QMessageBox:
         """Help ▸ Keyboard shortcuts (F1): every key of the app (:mod:`.keys`)."""

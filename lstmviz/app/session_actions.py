@@ -30,11 +30,12 @@ from typing import Any
 import numpy as np
 from PySide6.QtCore import QByteArray, QObject, QStandardPaths, QTimer, Signal
 from PySide6.QtGui import QAction, QKeySequence
-from PySide6.QtWidgets import QFileDialog, QMessageBox
+from PySide6.QtWidgets import QMessageBox
 
 from ..errors import LstmvizError
 from ..io.session import SUFFIX, Session
 from ..state.session import apply_selection, session_from_state
+from . import dialogs
 
 log = logging.getLogger(__name__)
 
@@ -184,7 +185,7 @@ class SessionActions(QObject):
         self.save_action = action(
             "Save s&ession…",
             self.choose_save,
-            "Ctrl+Alt+S",
+            "Ctrl+S",
             "Save everything you set up to a .lstmviz file",
         )
         self.embed_action = QAction("Embed the model in saved sessions", w)
@@ -290,7 +291,7 @@ class SessionActions(QObject):
             return
         stem = Path(doc.model_path).stem if doc.model_path else "session"
         start = str(self.session_path or Path.cwd() / f"{stem}{SUFFIX}")
-        path, _ = QFileDialog.getSaveFileName(
+        path = dialogs.ask_save_file(
             self.window, "Save session", start, f"lstmviz sessions (*{SUFFIX})"
         )
         if path:
@@ -360,8 +361,8 @@ class SessionActions(QObject):
 
     # ---- opening ------------------------------------------------------------------------------
     def choose_open(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(
-            self.window, "Open session", "", f"lstmviz sessions (*{SUFFIX});;All files (*)"
+        path = dialogs.ask_open_file(
+            self.window, "Open session", f"lstmviz sessions (*{SUFFIX});;All files (*)"
         )
         if path:
             self.open_session(path)

@@ -31,7 +31,6 @@ from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
     QDoubleSpinBox,
-    QFileDialog,
     QFormLayout,
     QGraphicsItem,
     QHBoxLayout,
@@ -46,6 +45,7 @@ from PySide6.QtWidgets import (
 )
 
 from ..errors import LstmvizError
+from . import dialogs
 from .panels import Panels, PanelSpec
 from .workers import TaskRunner, background
 
@@ -720,9 +720,7 @@ class TrainPanel(QWidget):
             self.main_window.show_error("Nothing trained yet: press Start first.")
             return
         name = (self.task.example_name or self.task.name.replace("-", "_")) + "_trained.keras"
-        path, _ = QFileDialog.getSaveFileName(
-            self, "Save trained model", name, "Keras model (*.keras)"
-        )
+        path = dialogs.ask_save_file(self, "Save trained model", name, "Keras model (*.keras)")
         if path:
             if not path.endswith(".keras"):
                 path += ".keras"

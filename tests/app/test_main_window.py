@@ -435,7 +435,7 @@ def test_example_gallery_lists_and_opens(window, qtbot):
     from lstmviz.examples import list_examples
 
     examples = list_examples()
-    dlg = window.show_gallery(modal=False)
+    dlg = window.show_gallery()
     assert dlg.list.count() == len(examples)
     if not examples:
         assert "No examples" in dlg.details.text()

@@ -91,7 +91,7 @@ def test_menu_entries(window):
     texts = [a.text() for a in window.menu("File").actions()]
     assert "Save s&ession…" in texts
     assert "Open &session…" in texts
-    assert window.session_actions.save_action.shortcut().toString() == "Ctrl+Alt+S"
+    assert window.session_actions.save_action.shortcut().toString() == "Ctrl+S"
     assert window.session_actions.timer.isActive()
     assert window.session_actions.timer.interval() == 30_000
 

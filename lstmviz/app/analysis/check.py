@@ -10,7 +10,6 @@ import pyqtgraph as pg
 from PySide6.QtCore import QRectF, Qt
 from PySide6.QtWidgets import (
     QComboBox,
-    QFileDialog,
     QHBoxLayout,
     QLabel,
     QPlainTextEdit,
@@ -22,6 +21,7 @@ from PySide6.QtWidgets import (
 from ...analysis import Diagnosis, diagnose
 from ...engine.trace import TITLES
 from ...errors import LstmvizError
+from .. import dialogs
 from ..workers import TaskRunner
 from .common import Panel, PlotStack, hint, show_image, style_plot, time_ticks
 
@@ -119,7 +119,7 @@ class CheckPanel(Panel):
 
     # --- loading ----------------------------------------------------------------------------
     def choose_file(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, "Student arrays", "", "NumPy archives (*.npz)")
+        path = dialogs.ask_open_file(self, "Student arrays", "NumPy archives (*.npz)")
         if path:
             self.load(path)
 

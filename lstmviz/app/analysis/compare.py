@@ -9,7 +9,6 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6.QtWidgets import (
     QComboBox,
-    QFileDialog,
     QHBoxLayout,
     QHeaderView,
     QLabel,
@@ -24,6 +23,7 @@ from PySide6.QtWidgets import (
 from ...analysis import Comparison, align_units
 from ...engine.trace import GATES, QUANTITIES, TITLES
 from ...errors import LstmvizError
+from .. import dialogs
 from .common import Panel, PlotStack, hint, show_image, style_plot, time_ticks
 
 
@@ -124,7 +124,10 @@ class ComparePanel(Panel):
         self._changed()
 
     def choose_model(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, "Model B", "", "Keras models (*.keras *.h5)")
+        from ..main_window import model_suffixes
+
+        pattern = " ".join(f"*{s}" for s in model_suffixes())
+        path = dialogs.ask_open_file(self, "Model B", f"Models ({pattern});;All files (*)")
         if path:
             self.open_model(path)
 
