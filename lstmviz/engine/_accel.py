@@ -77,8 +77,7 @@ def _act_code(name: str | None) -> int | None:
 _SCIPY_SIGNATURES = {
     "sgemm": "void (char *, char *, int *, int *, int *, {s} *, {s} *, int *, {s} *, int *, "
     "{s} *, {s} *, int *)",
-    "sgemv": "void (char *, int *, int *, {s} *, {s} *, int *, {s} *, int *, {s} *, {s} *, "
-    "int *)",
+    "sgemv": "void (char *, int *, int *, {s} *, {s} *, int *, {s} *, int *, {s} *, {s} *, int *)",
 }
 
 
@@ -145,8 +144,10 @@ def _self_test(kernel: Any, blas: _Blas | None, packed: bool) -> str:
         cs = np.empty((steps, batch, units), np.float32)
         if blas is not None:
             p, act, hs = pre.copy(), np.empty_like(pre), np.empty_like(cs)
-            kernel.run(p, act, cs, hs, h0, c0, rec, None, steps, batch, units, False, sig, tanh,
-                       blas.gemm, blas.gemv, blas.ilp64)  # fmt: skip
+            kernel.run(
+                *(p, act, cs, hs, h0, c0, rec, None, steps, batch, units, False, sig, tanh),
+                *(blas.gemm, blas.gemv, blas.ilp64),
+            )
             if not np.allclose(hs, expect_h, rtol=0.0, atol=1e-5):
                 return f"the kernel's self-test failed with {blas.source}"
         if packed:
@@ -158,10 +159,12 @@ def _self_test(kernel: Any, blas: _Blas | None, packed: bool) -> str:
                 x[b, :, b * steps : (b + 1) * steps] = eye
             for threads in (1, 2):
                 p, act, hs = np.empty_like(pre), np.empty_like(pre), np.empty_like(cs)
-                kernel.run_packed(p, act, cs, hs, h0, c0, ukw, None, x, None, steps, batch,
-                                  units, batch * steps, False, sig, tanh, threads, 4, 0, steps)  # fmt: skip
+                kernel.run_packed(
+                    *(p, act, cs, hs, h0, c0, ukw, None, x, None, steps, batch, units),
+                    *(batch * steps, False, sig, tanh, threads, 4, 0, steps),
+                )
                 if not np.allclose(hs, expect_h, rtol=0.0, atol=1e-5):
-                    return f"the self-test of the kernel's packed product failed ({threads} threads)"
+                    return f"the kernel's packed product failed its self-test ({threads} threads)"
     return ""
 
 
@@ -533,7 +536,7 @@ def run_packed(
     kernel = st["kernel"]
     r_code, c_code = _act_code(recurrent_activation), _act_code(activation)
     if kernel is None or not packed() or r_code is None or c_code is None:
-        raise RuntimeError("the compiled LSTM kernel's packed product cannot run here: " + describe())
+        raise RuntimeError("the kernel's packed product cannot run here: " + describe())
     steps, batch, u4 = pre.shape
     units = u4 // 4
     x = np.ascontiguousarray(x, dtype=np.float32)

@@ -270,10 +270,8 @@ def run_lstm(
             f"activations {weights.recurrent_activation!r}/{weights.activation!r}, kernel "
             f"knows {', '.join(_accel.ACT_CODES)}); use accelerate=None or False"
         )
-    if accelerate:
-        path = _accel.path(units, batch)
-    else:
-        path = f"numpy/{_accel.blas_threads(units, batch)}"
+    # how the steps are computed: two traces on the same path agree step for step
+    path = _accel.path(units, batch) if accelerate else f"numpy/{_accel.blas_threads(units, batch)}"
     packed = path.startswith("packed")
     x_mode = bool(accelerate) and (packed or (feats > 0 and _accel.x_mode(units, batch)))
 
