@@ -169,6 +169,9 @@ def _self_test(kernel: Any, blas: _Blas | None, packed: bool) -> str:
 
 
 def _load() -> dict[str, Any]:
+    """The kernel, checked (``_state["kernel"]``: None when it cannot run, with the reason).
+    SciPy's BLAS is looked up only when needed (:func:`_blas`): importing ``scipy.linalg``
+    takes ~0.2 s, and the packed product needs no BLAS."""
     if _state:
         return _state
     if os.environ.get("LSTMVIZ_ACCEL", "1").strip().lower() in ("0", "false", "no", "off"):
@@ -193,33 +196,37 @@ def _load() -> dict[str, Any]:
             "`pip install -e .` or `python setup.py build_ext --inplace`",
         )
         return _state
-    blas, why_no_blas = _scipy_blas()
-    tiles = kernel.packed()
-    if blas is None and not tiles:
+    tiles = str(kernel.packed())
+    failed = _self_test(kernel, None, True) if tiles else ""
+    if failed:
+        kernel.set_packed("")  # the BLAS path may still pass its own test
+    _state.update(kernel=kernel, reason="C kernel")
+    if (not tiles or failed) and _blas() is None:
         _state.update(
             kernel=None,
-            blas=None,
-            reason=f"no product to run: no packed product on this CPU/build and no BLAS "
-            f"({why_no_blas}; `pip install scipy` gives one)",
+            reason=failed
+            or "no product to run: no packed product on this CPU or build, "
+            f"and no BLAS ({_state['why_no_blas']}; `pip install scipy` gives one)",
         )
-        return _state
-    failed = _self_test(kernel, blas, bool(tiles))
-    if failed:
-        _state.update(kernel=None, blas=None, reason=failed)
-        return _state
-    parts = ["C kernel"]
-    if tiles:
-        parts.append(f"packed {tiles.upper()} product")
-    if blas is not None:
-        parts.append(f"{blas.source}" + (" (when the packed product is off)" if tiles else ""))
-    _state.update(kernel=kernel, blas=blas, reason=" + ".join(parts))
     return _state
+
+
+def _blas() -> _Blas | None:
+    """SciPy's BLAS for the kernel, found and self-tested on first use (None: none)."""
+    st = _load()
+    if "blas" not in st:
+        blas, why = _scipy_blas()
+        if blas is not None and st["kernel"] is not None:
+            failed = _self_test(st["kernel"], blas, False)
+            if failed:
+                blas, why = None, failed
+        st.update(blas=blas, why_no_blas=why)
+    return st["blas"]  # type: ignore[no-any-return]
 
 
 def available() -> bool:
     """True when the compiled kernel can run (built, a product found, self-test passed)."""
-    st = _load()
-    return st["kernel"] is not None and (st["blas"] is not None or bool(packed()))
+    return _load()["kernel"] is not None
 
 
 def describe() -> str:
@@ -230,11 +237,10 @@ def describe() -> str:
         return f"NumPy ({st['reason']})"
     n = get_threads()
     tiles = packed()
-    return (
-        f"{st['reason']}; "
-        + (f"up to {n} threads" if tiles and n > 1 else "1 thread" if tiles else "")
-        + ("" if tiles else f"BLAS threads up to {n}")
-    )
+    if tiles:
+        return f"C kernel, packed {tiles.upper()} product, up to {n} thread{'s' * (n > 1)}"
+    blas = _blas()
+    return f"C kernel + {blas.source if blas else '?'}, BLAS threads up to {n}"
 
 
 def supports(recurrent_activation: str | None, activation: str | None) -> bool:
@@ -347,8 +353,12 @@ def blas_limits(n: int) -> Iterator[None]:
     if ctl is None:
         from threadpoolctl import ThreadpoolController
 
-        _load()  # SciPy's BLAS loaded first, so that the controller sees it
         ctl = _controller["ctl"] = ThreadpoolController()
+    elif _state.get("blas") is not None and not _controller.get("scipy"):
+        from threadpoolctl import ThreadpoolController  # SciPy's BLAS came later: see it too
+
+        ctl = _controller["ctl"] = ThreadpoolController()
+    _controller["scipy"] = _state.get("blas") is not None
     info = ctl.select(user_api="blas")
     if not info.lib_controllers or all(c.num_threads == n for c in info.lib_controllers):
         yield
@@ -420,8 +430,8 @@ def set_packed(name: str) -> str:
         if name:
             raise RuntimeError("the compiled LSTM kernel cannot run here: " + describe())
         return ""
-    if not name and st["blas"] is None:
-        raise ValueError("set_packed(''): no BLAS to use instead (SciPy is not installed)")
+    if not name and _blas() is None:
+        raise ValueError(f"set_packed(''): no BLAS to use instead ({_state['why_no_blas']})")
     return str(st["kernel"].set_packed(name))
 
 
@@ -469,8 +479,7 @@ def run(
     ``lo``, ``hi``: only input positions ``lo .. hi - 1`` (default: all), ``h0``/``c0`` being
     the state before the first of them in processing order.
     """
-    st = _load()
-    kernel, blas = st["kernel"], st["blas"]
+    kernel, blas = _load()["kernel"], _blas()
     steps, batch, u4 = pre.shape
     m = None if mask is None else np.ascontiguousarray(mask, dtype=np.uint8)  # (B, T)
     r_code, c_code = _act_code(recurrent_activation), _act_code(activation)
@@ -577,12 +586,11 @@ def project(x: np.ndarray, kernel: np.ndarray, bias: np.ndarray | None, pre: np.
     ``x`` ``(B, T, F)``, ``kernel`` ``(F, 4U)``, ``bias`` ``(4U,)`` or None, ``pre``
     ``(T, B, 4U)`` float32 C-contiguous (written).  Needs BLAS (SciPy).
     """
-    st = _load()
-    if st["kernel"] is None or st["blas"] is None:
+    ext, blas = _load()["kernel"], _blas()
+    if ext is None or blas is None:
         raise RuntimeError("the compiled kernel has no BLAS here: " + describe())
     batch, steps, feats = x.shape
-    blas = st["blas"]
-    st["kernel"].project(
+    ext.project(
         np.ascontiguousarray(x, dtype=np.float32),
         kernel,
         bias,

@@ -206,8 +206,9 @@ def run_lstm(
         None (default) runs the recurrence in the optional compiled kernel
         (:mod:`lstmviz.engine._accel`) when it is built and knows both activations, else in
         the NumPy loop below; False forces the NumPy loop (the reference); True requires the
-        kernel.  ``LayerTrace.meta["engine"]`` records which one ran, ``meta["path"]`` how.
-        The kernel uses up to :func:`lstmviz.engine.get_threads` threads.
+        kernel.  ``LayerTrace.meta["engine"]`` records which one ran, ``meta["path"]`` how,
+        ``meta["threads"]`` on how many of the kernel's threads (up to
+        :func:`lstmviz.engine.get_threads`; BLAS's threads are set around BLAS calls).
     out : LayerTrace, optional
         A trace of the same shape (batch, T, units) -- typically the previous call's --
         whose arrays are overwritten instead of allocating new ones.  Repeated traces (a
@@ -317,9 +318,10 @@ def run_lstm(
             h_tm1, c_tm1 = reuse.h[before].copy(), reuse.c[before].copy()
     elif out is not None:
         h_tm1, c_tm1 = h0_, c0_  # copies: h0/c0 may be views of out (a streamed state)
+    threads = 1
     if hi > lo:
         if packed:  # the kernel's own product, on its threads (lstmviz/engine/_lstm_kernel.c)
-            _accel.run_packed(
+            threads = _accel.run_packed(
                 pre,
                 act,
                 cs,
@@ -404,7 +406,12 @@ def run_lstm(
         go_backwards=go_backwards,
         layer_name=layer_name or name,
         direction=direction,
-        meta={"engine": "c" if accelerate else "numpy", "path": path, "recomputed": (lo, hi)},
+        meta={
+            "engine": "c" if accelerate else "numpy",
+            "path": path,
+            "threads": threads,
+            "recomputed": (lo, hi),
+        },
     )
 
 
