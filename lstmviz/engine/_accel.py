@@ -325,7 +325,8 @@ def threads_for(units: int, batch: int, features: int, steps: int) -> int:
         return 1
     step_work = batch * (units + features) * 4 * units
     by_work = min(
-        step_work // MIN_STEP_WORK_PER_THREAD, step_work * steps // MIN_CALL_WORK_PER_THREAD
+        step_work // max(1, MIN_STEP_WORK_PER_THREAD),
+        step_work * steps // max(1, MIN_CALL_WORK_PER_THREAD),
     )
     cu = chunk_units(batch)
     return int(max(1, min(n, -(-units // cu), by_work)))
