@@ -102,9 +102,9 @@ static inline float fast_tanhf(float x)
     y = y * r + 1.6666665459e-1f;
     y = y * r + 5.0000001201e-1f;
     y = y * r * r + r + 1.0f;
-    int32_t bits;
+    uint32_t bits; /* unsigned: a NaN's bits shift out without undefined behaviour */
     memcpy(&bits, &fr, sizeof bits);
-    bits = (bits - 0x4B400000 + 127) << 23; /* the float 2^n */
+    bits = (bits - 0x4B400000u + 127u) << 23; /* the float 2^n */
     float scale;
     memcpy(&scale, &bits, sizeof scale);
     const float big = 1.0f - 2.0f / (y * scale + 1.0f);
