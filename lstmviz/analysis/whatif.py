@@ -44,7 +44,7 @@ class WhatIf:
         """``after - before`` of one quantity for batch item ``batch``: ``(T, units)``."""
         a = self.after.layer(layer).get(quantity)[self.batch]
         b = self.before.layer(layer).get(quantity)[self.batch]
-        return np.asarray(a, np.float32) - b
+        return np.asarray(np.asarray(a, np.float32) - b, np.float32)
 
     @property
     def output_before(self) -> Any:

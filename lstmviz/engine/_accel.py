@@ -89,7 +89,7 @@ def _scipy_blas() -> tuple[_Blas | None, str]:
     C signature Cython exported, must be the one the kernel calls with.
     """
     try:
-        from scipy.linalg import cython_blas
+        from scipy.linalg import cython_blas  # type: ignore[import-untyped,unused-ignore]
     except ImportError:
         return None, "SciPy is not installed"
     api = ctypes.pythonapi
@@ -352,11 +352,12 @@ def blas_limits(n: int) -> Iterator[None]:
     (threadpoolctl; nothing else of the process changes)."""
     ctl = _controller.get("ctl")
     if ctl is None:
-        from threadpoolctl import ThreadpoolController
+        from threadpoolctl import ThreadpoolController  # type: ignore[import-untyped,unused-ignore]
 
         ctl = _controller["ctl"] = ThreadpoolController()
     elif _state.get("blas") is not None and not _controller.get("scipy"):
-        from threadpoolctl import ThreadpoolController  # SciPy's BLAS came later: see it too
+        # SciPy's BLAS came later: a new controller sees it too
+        from threadpoolctl import ThreadpoolController  # type: ignore[import-untyped,unused-ignore]
 
         ctl = _controller["ctl"] = ThreadpoolController()
     _controller["scipy"] = _state.get("blas") is not None

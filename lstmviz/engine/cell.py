@@ -426,8 +426,10 @@ def _same_weights(a: LSTMWeights, b: LSTMWeights) -> bool:
         and b.projection is None
         and np.array_equal(a.kernel, b.kernel)
         and np.array_equal(a.recurrent_kernel, b.recurrent_kernel)
-        and (a.bias is None) == (b.bias is None)
-        and (a.bias is None or np.array_equal(a.bias, b.bias))
+        and (
+            (a.bias is None and b.bias is None)
+            or (a.bias is not None and b.bias is not None and np.array_equal(a.bias, b.bias))
+        )
     )
 
 
@@ -489,7 +491,7 @@ def _reuse(
             raise InputError(f"LSTM {name!r}: out= shares memory with the input x")
     for a in bufs:  # a trace's arrays are read-only; they were run_lstm's, and are again
         a.flags.writeable = True
-    return bufs  # type: ignore[return-value]
+    return bufs
 
 
 def _recurrence(
