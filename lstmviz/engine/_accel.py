@@ -52,7 +52,7 @@ ACT_CODES = {
 
 
 #: the extension's interface version (``ABI`` in ``_lstm_kernel.c``)
-_KERNEL_ABI = 2
+_KERNEL_ABI = 3
 
 
 @dataclass(frozen=True)
@@ -161,7 +161,7 @@ def _self_test(kernel: Any, blas: _Blas | None, packed: bool) -> str:
                 p, act, hs = np.empty_like(pre), np.empty_like(pre), np.empty_like(cs)
                 kernel.run_packed(
                     *(p, act, cs, hs, h0, c0, ukw, None, x, None, steps, batch, units),
-                    *(batch * steps, False, sig, tanh, threads, 4, 0, steps),
+                    *(batch * steps, False, sig, tanh, threads, 4, 1, 0, steps),
                 )
                 if not np.allclose(hs, expect_h, rtol=0.0, atol=1e-5):
                     return f"the kernel's packed product failed its self-test ({threads} threads)"
@@ -317,19 +317,40 @@ def chunk_units(batch: int) -> int:
     return CHUNK_UNITS.get(packed(), 16) if batch == 1 else CHUNK_UNITS_BATCH
 
 
-def threads_for(units: int, batch: int, features: int, steps: int) -> int:
-    """The threads the packed recurrence uses for a layer of this size: at most
-    :func:`get_threads`, one per chunk, and only as many as the work pays for."""
+#: where there are fewer unit chunks than threads (few units, many batch rows) the batch rows
+#: are split too, in blocks of at least this many rows (one AVX-512 register tile)
+ROW_BLOCK_MIN = 8
+
+
+def split(units: int, batch: int, features: int, steps: int) -> tuple[int, int]:
+    """How the packed recurrence splits a layer of this size: ``(threads, chunk_rows)``.
+
+    At most :func:`get_threads` threads, only as many as the work pays for
+    (:data:`MIN_STEP_WORK_PER_THREAD`, :data:`MIN_CALL_WORK_PER_THREAD`) and as there are
+    chunks: unit chunks (:func:`chunk_units`), times blocks of batch rows when there are
+    fewer unit chunks than threads (about two blocks per thread, :data:`ROW_BLOCK_MIN` rows
+    or more each).
+    """
     n = get_threads()
     if n <= 1:
-        return 1
+        return 1, batch
     step_work = batch * (units + features) * 4 * units
     by_work = min(
         step_work // max(1, MIN_STEP_WORK_PER_THREAD),
         step_work * steps // max(1, MIN_CALL_WORK_PER_THREAD),
     )
-    cu = chunk_units(batch)
-    return int(max(1, min(n, -(-units // cu), by_work)))
+    n_units = -(-units // chunk_units(batch))
+    row_blocks = -(-batch // max(1, ROW_BLOCK_MIN))
+    n = int(max(1, min(n, by_work, n_units * row_blocks)))
+    if n <= n_units:
+        return n, batch
+    blocks = min(row_blocks, -(-2 * n // n_units))
+    return n, -(-batch // blocks)
+
+
+def threads_for(units: int, batch: int, features: int, steps: int) -> int:
+    """The threads the packed recurrence uses for a layer of this size (see :func:`split`)."""
+    return split(units, batch, features, steps)[0]
 
 
 #: BLAS gets more than one thread only for products of at least this many multiply-adds
@@ -553,7 +574,9 @@ def run_packed(
     x = np.ascontiguousarray(x, dtype=np.float32)
     feats = x.shape[2]
     hi = steps if hi is None else hi
-    n = threads_for(units, batch, feats, hi - lo) if threads is None else threads
+    n, rows = split(units, batch, feats, hi - lo)
+    if threads is not None:
+        n = threads
     m = None if mask is None else np.ascontiguousarray(mask, dtype=np.uint8)  # (B, T)
     return int(
         kernel.run_packed(
@@ -576,6 +599,7 @@ def run_packed(
             c_code,
             int(n),
             chunk_units(batch),
+            int(rows),
             int(lo),
             int(hi),
         )
@@ -636,6 +660,7 @@ __all__ = [
     "run_packed",
     "set_packed",
     "set_threads",
+    "split",
     "supports",
     "threads_for",
     "x_mode",

@@ -250,7 +250,9 @@ static void untranspose(const float *restrict zT, float *restrict z, const float
  * the trace does not depend on how the work was split.
  *
  * Threads.  The units are cut into chunks (chunk_units units each: 4 x chunk_units columns
- * of z, i.e. the i, f, o and g columns of those units); thread k owns a contiguous range of
+ * of z, i.e. the i, f, o and g columns of those units) and, where there are fewer unit chunks
+ * than threads (few units, many batch rows), the batch rows into blocks of chunk_rows; a
+ * chunk of work is one unit chunk x one row block.  Thread k owns a contiguous range of
  * chunks, packs their weights (its slice of [U; W] then lives in its own cache) and, at
  * every step, computes z for its chunks and then their gates, c and h.  Step t + 1 needs all
  * of h[t]: one wait per step for the step's last chunk.  A thread that is done with its own
@@ -470,10 +472,12 @@ typedef struct {
     const unsigned char *mask;
     Py_ssize_t T, B, U, F, lo, hi;
     int backwards, ract, cact, isa;
-    /* the chunks */
-    Py_ssize_t chunk_units, nchunks, NR, ncp_max;
-    float *wp, *bp; /* every chunk's packed weights / bias, chunk c at c * K * ncp_max */
-    float *scratch; /* z of one chunk, (B, ncp_max) per thread */
+    /* the chunks: unit chunk uc (chunk_units units) x row block rb (chunk_rows batch rows),
+     * chunk index ci = uc * nrb + rb */
+    Py_ssize_t chunk_units, chunk_rows, nuc, nrb, nchunks, NR, ncp_max;
+    float *wp, *bp; /* each unit chunk's packed weights / bias, uc at uc * K * ncp_max */
+    atomic_int *packed; /* per unit chunk: 0 not packed, 1 being packed, 2 ready */
+    float *scratch;     /* z of one chunk, (chunk_rows, ncp_max) per thread */
     int nthreads;
     Py_ssize_t own_begin[MAX_THREADS + 1]; /* thread k owns chunks own_begin[k] .. [k+1] - 1 */
     counter_t claimed[MAX_THREADS];
@@ -483,6 +487,28 @@ typedef struct {
     atomic_int sleepers;
 } job_t;
 
+static inline void cpu_relax(void) { _mm_pause(); }
+
+/* the weights of unit chunk uc, packed by the first thread that needs them (at the first
+ * step; the others wait for it) */
+static void need_packed(job_t *J, Py_ssize_t uc, Py_ssize_t u0, Py_ssize_t nu, Py_ssize_t ncp)
+{
+    atomic_int *state = &J->packed[uc];
+    int expect = 0;
+    if (atomic_load_explicit(state, memory_order_acquire) == 2) return;
+    if (atomic_compare_exchange_strong(state, &expect, 1)) {
+        const Py_ssize_t K = J->U + J->F;
+        pack_chunk(J->ukw, J->bias, K, J->U, u0, nu, J->NR, ncp, J->wp + uc * K * J->ncp_max,
+                   J->bias != NULL ? J->bp + uc * J->ncp_max : NULL);
+        atomic_store_explicit(state, 2, memory_order_release);
+        return;
+    }
+    for (int n = 1; atomic_load_explicit(state, memory_order_acquire) != 2; n++) {
+        cpu_relax();
+        if (n % 1024 == 0) sched_yield();
+    }
+}
+
 static void run_chunk(job_t *J, Py_ssize_t ci, Py_ssize_t s, float *restrict zs)
 {
     const Py_ssize_t B = J->B, U = J->U, F = J->F, T = J->T, K = U + F;
@@ -490,36 +516,38 @@ static void run_chunk(job_t *J, Py_ssize_t ci, Py_ssize_t s, float *restrict zs)
     const Py_ssize_t tp = J->backwards ? t + 1 : t - 1; /* the step before, in input order */
     const float *h_tm1 = s == 0 ? J->h0 : J->hs + tp * B * U;
     const float *c_tm1 = s == 0 ? J->c0 : J->cs + tp * B * U;
-    const Py_ssize_t u0 = ci * J->chunk_units;
+    const Py_ssize_t uc = ci / J->nrb, rb = ci % J->nrb;
+    const Py_ssize_t u0 = uc * J->chunk_units;
     const Py_ssize_t nu = U - u0 < J->chunk_units ? U - u0 : J->chunk_units;
+    const Py_ssize_t b0 = rb * J->chunk_rows, nb = B - b0 < J->chunk_rows ? B - b0 : J->chunk_rows;
     const Py_ssize_t NR = J->NR, ncp = ((4 * nu + NR - 1) / NR) * NR, ldz = J->ncp_max;
-    float *wp = J->wp + ci * K * J->ncp_max;
-    float *bp = J->bias != NULL ? J->bp + ci * J->ncp_max : NULL;
-    if (s == 0) /* every chunk is claimed exactly once at the first step: its packer */
-        pack_chunk(J->ukw, J->bias, K, U, u0, nu, NR, ncp, wp, bp);
-    const float *xt = J->x + t * F; /* row b: + b T F */
+    const float *wp = J->wp + uc * K * J->ncp_max;
+    const float *bp = J->bias != NULL ? J->bp + uc * J->ncp_max : NULL;
+    if (s == 0) need_packed(J, uc, u0, nu, ncp);
     const Py_ssize_t ldx = T * F;
+    const float *xt = J->x + b0 * ldx + t * F; /* row r of the block: + r T F */
+    const float *hb = h_tm1 + b0 * U;
     const int avx512 = J->isa == ISA_AVX512;
     for (Py_ssize_t p0 = 0; p0 < ncp; p0 += NR) {
         const float *panel = wp + p0 * K, *bpp = bp ? bp + p0 : NULL;
         if (B == 1) {
-            if (avx512) matvec512(h_tm1, U, xt, F, panel, bpp, zs + p0);
-            else matvec256(h_tm1, U, xt, F, panel, bpp, zs + p0);
+            if (avx512) matvec512(hb, U, xt, F, panel, bpp, zs + p0);
+            else matvec256(hb, U, xt, F, panel, bpp, zs + p0);
             continue;
         }
         const Py_ssize_t MR = avx512 ? 8 : 6;
         Py_ssize_t r0 = 0;
-        for (; r0 + MR <= B; r0 += MR) {
+        for (; r0 + MR <= nb; r0 += MR) {
             if (avx512)
-                tile512_8(h_tm1 + r0 * U, U, U, xt + r0 * ldx, ldx, F, panel, bpp,
+                tile512_8(hb + r0 * U, U, U, xt + r0 * ldx, ldx, F, panel, bpp,
                           zs + r0 * ldz + p0, ldz);
             else
-                tile256_6(h_tm1 + r0 * U, U, U, xt + r0 * ldx, ldx, F, panel, bpp,
+                tile256_6(hb + r0 * U, U, U, xt + r0 * ldx, ldx, F, panel, bpp,
                           zs + r0 * ldz + p0, ldz);
         }
-        while (r0 < B) { /* the rows left over, in tiles of 4, 2, 1 */
-            const Py_ssize_t left = B - r0, mr = left >= 4 ? 4 : left >= 2 ? 2 : 1;
-            const float *a1 = h_tm1 + r0 * U, *a2 = xt + r0 * ldx;
+        while (r0 < nb) { /* the rows left over, in tiles of 4, 2, 1 */
+            const Py_ssize_t left = nb - r0, mr = left >= 4 ? 4 : left >= 2 ? 2 : 1;
+            const float *a1 = hb + r0 * U, *a2 = xt + r0 * ldx;
             float *zr = zs + r0 * ldz + p0;
             if (avx512) {
                 if (mr == 4) tile512_4(a1, U, U, a2, ldx, F, panel, bpp, zr, ldz);
@@ -534,10 +562,10 @@ static void run_chunk(job_t *J, Py_ssize_t ci, Py_ssize_t s, float *restrict zs)
         }
     }
     const Py_ssize_t U4 = 4 * U;
-    for (Py_ssize_t b = 0; b < B; b++) {
+    for (Py_ssize_t b = b0; b < b0 + nb; b++) {
         const Py_ssize_t row = (t * B + b);
         float *c = J->cs + row * U + u0, *h = J->hs + row * U + u0;
-        chunk_gates(zs + b * ldz, nu, J->pre + row * U4 + u0, J->act + row * U4 + u0, U,
+        chunk_gates(zs + (b - b0) * ldz, nu, J->pre + row * U4 + u0, J->act + row * U4 + u0, U,
                     c_tm1 + b * U + u0, c, h, J->ract, J->cact);
         if (J->mask != NULL && !J->mask[b * T + t]) { /* masked step: carry the state over */
             memcpy(c, c_tm1 + b * U + u0, (size_t)nu * sizeof(float));
@@ -559,8 +587,6 @@ static Py_ssize_t claim(job_t *J, int k, Py_ssize_t s)
             return J->own_begin[k] + (Py_ssize_t)(v - s * n);
     }
 }
-
-static inline void cpu_relax(void) { _mm_pause(); }
 
 #if defined(LSTMVIZ_THREADS) && defined(__linux__)
 static void gen_sleep(atomic_int *gen, int seen)
@@ -617,7 +643,7 @@ static void *worker(void *arg)
 {
     job_t *J = ((worker_arg_t *)arg)->job;
     const int k = ((worker_arg_t *)arg)->k, n = J->nthreads;
-    float *zs = J->scratch + (Py_ssize_t)k * J->B * J->ncp_max;
+    float *zs = J->scratch + (Py_ssize_t)k * J->chunk_rows * J->ncp_max;
     const Py_ssize_t steps = J->hi - J->lo;
     const long long per_step = J->nchunks;
     Py_ssize_t s = 0;
@@ -874,14 +900,16 @@ static PyObject *kernel_run(PyObject *self, PyObject *args)
 
 PyDoc_STRVAR(run_packed_doc,
 "run_packed(pre, act, c, h, h0, c0, ukw, bias, x, mask, steps, batch, units, features,\n"
-"           go_backwards, recurrent_activation, activation, threads, chunk_units, lo, hi)\n"
+"           go_backwards, recurrent_activation, activation, threads, chunk_units,\n"
+"           chunk_rows, lo, hi)\n"
 "--\n\n"
 "The LSTM recurrence with the kernel's own packed product on up to `threads` threads\n"
 "(see the comment above run_chunk in _lstm_kernel.c), in place.\n\n"
 "pre, act (T, B, 4U) and c, h (T, B, U) float32 are written at input positions\n"
 "lo .. hi - 1 (processed hi - 1 .. lo when go_backwards); h0, c0 (B, U) are the state before\n"
 "the first of them.  ukw is [U; W] (U + F, 4U) with blocks i, f, o, g; bias (4U,) or None;\n"
-"x (B, T, F); mask None or (B, T) uint8.  The units are cut into chunks of chunk_units.\n"
+"x (B, T, F); mask None or (B, T) uint8.  The work of a step is cut into chunks of\n"
+"chunk_units units x chunk_rows batch rows.\n"
 "Returns the number of threads that ran (the caller included).  The GIL is released.");
 
 /* 64-byte aligned PyMem_RawMalloc; *base receives what to free */
@@ -894,11 +922,11 @@ static void *amalloc(size_t nbytes, void **base)
 static PyObject *kernel_run_packed(PyObject *self, PyObject *args)
 {
     PyObject *o_pre, *o_act, *o_c, *o_h, *o_h0, *o_c0, *o_ukw, *o_bias, *o_x, *o_mask;
-    Py_ssize_t T, B, U, F, chunk_units, lo, hi;
+    Py_ssize_t T, B, U, F, chunk_units, chunk_rows, lo, hi;
     int backwards, ract, cact, threads;
-    if (!PyArg_ParseTuple(args, "OOOOOOOOOOnnnnpiiinnn", &o_pre, &o_act, &o_c, &o_h, &o_h0,
+    if (!PyArg_ParseTuple(args, "OOOOOOOOOOnnnnpiiinnnn", &o_pre, &o_act, &o_c, &o_h, &o_h0,
                           &o_c0, &o_ukw, &o_bias, &o_x, &o_mask, &T, &B, &U, &F, &backwards,
-                          &ract, &cact, &threads, &chunk_units, &lo, &hi))
+                          &ract, &cact, &threads, &chunk_units, &chunk_rows, &lo, &hi))
         return NULL;
 #ifndef LSTMVIZ_PACKED
     PyErr_SetString(PyExc_RuntimeError,
@@ -913,7 +941,8 @@ static PyObject *kernel_run_packed(PyObject *self, PyObject *args)
         return NULL;
     }
     if (T < 0 || B < 1 || U < 1 || F < 0 || ract < 0 || ract >= ACT_COUNT || cact < 0 ||
-        cact >= ACT_COUNT || threads < 1 || chunk_units < 1 || lo < 0 || lo > hi || hi > T ||
+        cact >= ACT_COUNT || threads < 1 || chunk_units < 1 || chunk_rows < 1 || lo < 0 ||
+        lo > hi || hi > T ||
         hi - lo >= INT32_MAX) {
         PyErr_SetString(PyExc_ValueError, "_lstm_kernel.run_packed: invalid sizes or codes");
         return NULL;
@@ -935,25 +964,31 @@ static PyObject *kernel_run_packed(PyObject *self, PyObject *args)
         return NULL;
     }
     if (chunk_units > U) chunk_units = U;
-    const Py_ssize_t nchunks = (U + chunk_units - 1) / chunk_units;
+    if (chunk_rows > B) chunk_rows = B;
+    const Py_ssize_t nuc = (U + chunk_units - 1) / chunk_units;
+    const Py_ssize_t nrb = (B + chunk_rows - 1) / chunk_rows, nchunks = nuc * nrb;
     int n = threads < MAX_THREADS ? threads : MAX_THREADS;
     if (n > nchunks) n = (int)nchunks;
     const Py_ssize_t NR = panel_nr(isa, B);
     const Py_ssize_t ncp_max = ((4 * chunk_units + NR - 1) / NR) * NR;
-    void *m_job, *m_wp, *m_bp = NULL, *m_scratch;
+    void *m_job, *m_wp, *m_bp = NULL, *m_scratch, *m_packed;
     job_t *J = amalloc(sizeof(job_t), &m_job);
-    float *wp = amalloc((size_t)(nchunks * K * ncp_max) * sizeof(float), &m_wp);
-    float *bp = o_bias != Py_None ? amalloc((size_t)(nchunks * ncp_max) * sizeof(float), &m_bp)
+    float *wp = amalloc((size_t)(nuc * K * ncp_max) * sizeof(float), &m_wp);
+    float *bp = o_bias != Py_None ? amalloc((size_t)(nuc * ncp_max) * sizeof(float), &m_bp)
                                   : NULL;
-    float *scratch = amalloc((size_t)(n * B * ncp_max) * sizeof(float), &m_scratch);
-    if (J == NULL || wp == NULL || scratch == NULL || (o_bias != Py_None && bp == NULL)) {
+    float *scratch = amalloc((size_t)(n * chunk_rows * ncp_max) * sizeof(float), &m_scratch);
+    atomic_int *packed = amalloc((size_t)nuc * sizeof(atomic_int), &m_packed);
+    if (J == NULL || wp == NULL || scratch == NULL || packed == NULL ||
+        (o_bias != Py_None && bp == NULL)) {
         PyMem_RawFree(m_job);
         PyMem_RawFree(m_wp);
         PyMem_RawFree(m_bp);
         PyMem_RawFree(m_scratch);
+        PyMem_RawFree(m_packed);
         release(bufs, 10);
         return PyErr_NoMemory();
     }
+    for (Py_ssize_t uc = 0; uc < nuc; uc++) atomic_init(&packed[uc], 0);
     memset(J, 0, sizeof *J);
     J->pre = bufs[0].view.buf;
     J->act = bufs[1].view.buf;
@@ -976,7 +1011,11 @@ static PyObject *kernel_run_packed(PyObject *self, PyObject *args)
     J->cact = cact;
     J->isa = isa;
     J->chunk_units = chunk_units;
+    J->chunk_rows = chunk_rows;
+    J->nuc = nuc;
+    J->nrb = nrb;
     J->nchunks = nchunks;
+    J->packed = packed;
     J->NR = NR;
     J->ncp_max = ncp_max;
     J->wp = wp;
@@ -1020,6 +1059,7 @@ static PyObject *kernel_run_packed(PyObject *self, PyObject *args)
     PyMem_RawFree(m_wp);
     PyMem_RawFree(m_bp);
     PyMem_RawFree(m_scratch);
+    PyMem_RawFree(m_packed);
     release(bufs, 10);
     return PyLong_FromLong(ran);
 #endif
@@ -1175,7 +1215,7 @@ static struct PyModuleDef kernel_module = {
 PyMODINIT_FUNC PyInit__lstm_kernel(void)
 {
     PyObject *m = PyModule_Create(&kernel_module);
-    if (m != NULL) PyModule_AddIntConstant(m, "ABI", 2);
+    if (m != NULL) PyModule_AddIntConstant(m, "ABI", 3);
 #ifdef LSTMVIZ_THREADS
     if (m != NULL) PyModule_AddIntConstant(m, "MAX_THREADS", MAX_THREADS);
 #else

@@ -37,11 +37,13 @@ def tiles(request):
 
 @pytest.fixture
 def any_split(monkeypatch):
-    """Threads at any size: no work thresholds, chunks of 8 units; settings restored."""
+    """Threads at any size: no work thresholds, chunks of 8 units, batch rows split down to
+    one row per block; settings restored."""
     monkeypatch.setattr(_accel, "MIN_STEP_WORK_PER_THREAD", 0)
     monkeypatch.setattr(_accel, "MIN_CALL_WORK_PER_THREAD", 0)
     monkeypatch.setattr(_accel, "CHUNK_UNITS", {"avx512": 8, "avx2": 8})
     monkeypatch.setattr(_accel, "CHUNK_UNITS_BATCH", 8)
+    monkeypatch.setattr(_accel, "ROW_BLOCK_MIN", 1)
     previous = set_threads(None)
     yield
     set_threads(previous)
@@ -65,7 +67,8 @@ def test_threaded_recurrence_equals_the_reference_loop(
     set_threads(threads)
     lt = run_lstm(x, w, h0=h0, c0=c0, mask=m, go_backwards=go_backwards)
     assert lt.meta["path"] == f"packed-{tiles}"
-    assert lt.meta["threads"] == min(threads, -(-units // 8))  # one chunk of 8 units each
+    # chunks of 8 units, and of batch rows where there are fewer unit chunks than threads
+    assert lt.meta["threads"] == min(threads, -(-units // 8) * batch)
     # x W, h U and b summed in another order than the loop's (x W + b) + h U (see
     # test_cell.test_kernel_x_mode_at_larger_batches)
     _assert_same(lt, ref, scaled=True)
@@ -73,7 +76,7 @@ def test_threaded_recurrence_equals_the_reference_loop(
 
 
 @needs_kernel
-@pytest.mark.parametrize(("units", "batch"), [(256, 1), (96, 32), (130, 5)])
+@pytest.mark.parametrize(("units", "batch"), [(256, 1), (96, 32), (130, 5), (20, 64)])
 def test_thread_count_changes_no_bit_at_realistic_sizes(tiles, units, batch, monkeypatch):
     """Default chunks; more threads than this machine has cores (8) included: a thread that
     the OS keeps waiting has its chunks taken by the others."""
@@ -87,7 +90,8 @@ def test_thread_count_changes_no_bit_at_realistic_sizes(tiles, units, batch, mon
         for n in (2, 3, 4, 8):
             set_threads(n)
             lt = run_lstm(x, w, h0=h0, c0=c0, mask=mask)
-            assert lt.meta["threads"] == min(n, -(-units // _accel.chunk_units(batch)))
+            n_units = -(-units // _accel.chunk_units(batch))
+            assert lt.meta["threads"] == min(n, n_units * -(-batch // _accel.ROW_BLOCK_MIN))
             _assert_same(lt, one, atol=0, rtol=0)
     finally:
         set_threads(previous)
@@ -181,6 +185,7 @@ def test_small_layers_stay_on_one_thread(tiles):
         assert _accel.threads_for(32, 1, 16, 1000) == 1  # a step is too little work
         assert _accel.threads_for(256, 1, 16, 3) == 1  # the whole call is
         assert _accel.threads_for(1024, 32, 16, 1000) == 4
+        assert _accel.split(32, 64, 16, 1000) == (4, 8)  # one unit chunk: 8 row blocks
         w = _weights(4, 8)
         x, _, _, _ = _inputs(1, 50, 4, 8)
         assert run_lstm(x, w).meta["threads"] == 1
