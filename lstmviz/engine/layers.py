@@ -21,11 +21,17 @@ Arr = np.ndarray
 
 @dataclass
 class Context:
-    """What a forward pass collects on its way: the LSTM traces and initial states."""
+    """What a forward pass collects on its way: the LSTM traces and initial states.
+
+    ``reuse`` and ``out`` map LSTM trace names to the layer traces handed to
+    :func:`~lstmviz.engine.cell.run_lstm` as ``reuse=`` / ``out=`` (see ``Model.trace``).
+    """
 
     initial_states: dict[str, Any] = field(default_factory=dict)
     layer_traces: list = field(default_factory=list)
     record: bool = True
+    reuse: dict[str, Any] = field(default_factory=dict)
+    out: dict[str, Any] = field(default_factory=dict)
 
 
 class Layer:
@@ -529,6 +535,8 @@ class LSTM(Layer):
             name=name,
             layer_name=layer_name or self.name,
             direction=direction,
+            reuse=ctx.reuse.get(name) if self.weights.projection is None else None,
+            out=ctx.out.get(name) if self.weights.projection is None else None,
         )
         if ctx.record:
             ctx.layer_traces.append(lt)
