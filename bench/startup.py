@@ -95,7 +95,7 @@ def traced():
     state["traced"] = True
     win.heatmaps.viewport().update()
 
-win.document.trace_changed.connect(traced)
+win.state.events.trace.connect(traced)
 f = Painted()
 win.heatmaps.viewport().installEventFilter(f)
 win.show()

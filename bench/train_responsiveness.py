@@ -79,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
     # the task's own bundled model is open (what the Train panel opens at Start otherwise):
     # the run measures training, not the one-off switch of the window to another model
     path = EXAMPLES_DIR / f"{task.example_name or 'digit_sum'}.keras"
-    w.document.set_model(load_model(path), path)
+    w.state.set_model(load_model(path), path)
     cfg = with_overrides(task.defaults, epochs=a.epochs, snapshot_every=0 if a.no_retrace else 20)
     if a.no_retrace:
         panel.follow.setChecked(False)
@@ -135,7 +135,7 @@ def main(argv: list[str] | None = None) -> int:
             )
 
     if a.keras_engine:
-        doc = w.document
+        doc = w.state
         doc.trace_changed.connect(lambda: doc.engine == "Keras" and app.quit())
         QTimer.singleShot(120_000, app.quit)
         probe(lambda: w.engine_choice.set_engine("Keras"))

@@ -32,7 +32,7 @@ def main(out: str) -> int:
     while not done["v"]:
         app.processEvents()
     panel.timeline.setValue(len(panel.snapshots) // 2)
-    w.document.set_t(3)
+    w.state.set_t(3)
     for _ in range(50):
         app.processEvents()
     ok = w.grab().save(out)

@@ -18,7 +18,7 @@ from PySide6.QtGui import QBrush, QColor, QFont, QFontMetrics, QPainter
 from PySide6.QtWidgets import QGraphicsItem, QGraphicsObject, QGraphicsRectItem
 
 from ..engine.trace import GATES, QUANTITIES
-from .document import Document
+from ..state import ViewerState
 from .style import (
     GATE_CMAP,
     MEANINGS,
@@ -234,7 +234,7 @@ class Heatmap:
         self.plot = plot
         self.bar = bar
         self.quantity = quantity
-        self.layer = layer  # None: the document's selected layer
+        self.layer = layer  # None: the state's selected layer
         self.image = pg.ImageItem(axisOrder="row-major")
         self.image.setZValue(-10)
         # stepping repaints small strips over the image: blit them from a device-resolution
@@ -324,9 +324,9 @@ class HeatmapGrid(pg.GraphicsLayoutWidget):
 
     hovered = Signal(str)
 
-    def __init__(self, document: Document, parent: Any = None) -> None:
+    def __init__(self, state: ViewerState, parent: Any = None) -> None:
         super().__init__(parent)
-        self.document = document
+        self.state = state
         self.theme: Theme = NORMAL
         self.all_layers = False
         self.maps: dict[str, Heatmap] = {}
@@ -335,12 +335,12 @@ class HeatmapGrid(pg.GraphicsLayoutWidget):
         self.ci.layout.setVerticalSpacing(4)
         self.setBackground(self.theme.bg)
         self._build()
-        document.trace_changed.connect(self._on_trace_changed)
-        document.layer_changed.connect(self._on_trace_changed)
-        document.batch_changed.connect(self._on_trace_changed)
-        document.filter_changed.connect(self._on_trace_changed)
-        document.t_changed.connect(self._on_t_changed)
-        document.selection_changed.connect(self._on_selection_changed)
+        state.events.trace.connect(self._on_trace_changed)
+        state.events.layer.connect(self._on_trace_changed)
+        state.events.batch.connect(self._on_trace_changed)
+        state.events.rows.connect(self._on_trace_changed)
+        state.events.t.connect(self._on_t_changed)
+        state.events.selection.connect(self._on_selection_changed)
         self.scene().sigMouseClicked.connect(self._on_clicked)
         self._hover_proxy = pg.SignalProxy(
             self.scene().sigMouseMoved, rateLimit=30, slot=self._on_moved
@@ -352,9 +352,7 @@ class HeatmapGrid(pg.GraphicsLayoutWidget):
         if not self.all_layers:
             return [(None, q) for q in QUANTITIES]
         return [
-            (name, q)
-            for name in self.document.layer_names
-            for q in ("forget_gate", "cell", "hidden")
+            (name, q) for name in self.state.layer_names for q in ("forget_gate", "cell", "hidden")
         ]
 
     def _build(self) -> None:
@@ -457,15 +455,15 @@ class HeatmapGrid(pg.GraphicsLayoutWidget):
         self._drawn = None
         self._on_trace_changed()
 
-    # --- document -> view ------------------------------------------------------------------
+    # --- state -> view ------------------------------------------------------------------
     def _layer_trace(self, hm: Heatmap) -> Any:
-        tr = self.document.trace
+        tr = self.state.trace
         if tr is None:
             return None
-        return self.document.layer_trace if hm.layer is None else tr.layer(hm.layer)
+        return self.state.layer_trace if hm.layer is None else tr.layer(hm.layer)
 
     def _on_trace_changed(self, *_: Any) -> None:
-        doc = self.document
+        doc = self.state
         if doc.trace is None:
             return
         # one new trace arrives with several signals (trace, layer, batch, filter): draw once
@@ -507,7 +505,7 @@ class HeatmapGrid(pg.GraphicsLayoutWidget):
         self._on_selection_changed()
 
     def _update_time_ticks(self) -> None:
-        labels = self.document.token_labels()
+        labels = self.state.token_labels()
         for hm in self.maps.values():
             if not hm.n_t:
                 continue
@@ -521,7 +519,7 @@ class HeatmapGrid(pg.GraphicsLayoutWidget):
 
     def resizeEvent(self, ev: Any) -> None:
         super().resizeEvent(ev)
-        if getattr(self, "maps", None) and hasattr(self, "document"):
+        if getattr(self, "maps", None) and hasattr(self, "state"):
             self._update_time_ticks()
 
     @staticmethod
@@ -560,10 +558,10 @@ class HeatmapGrid(pg.GraphicsLayoutWidget):
             hm.set_t(min(t, max(hm.n_t - 1, 0)))
 
     def _on_selection_changed(self) -> None:
-        u = self.document.unit
+        u = self.state.unit
         for hm in self.maps.values():
             hit = np.nonzero(hm.rows == u)[0]
-            mine = hm.layer is None or hm.layer == self.document.layer
+            mine = hm.layer is None or hm.layer == self.state.layer
             hm.mark_row(int(hit[0]) if len(hit) and mine else None)
 
     # --- mouse ---------------------------------------------------------------------------------
@@ -590,15 +588,15 @@ class HeatmapGrid(pg.GraphicsLayoutWidget):
             return
         hm, t, unit = hit
         ev.accept()
-        if hm.layer is not None and hm.layer != self.document.layer:
-            self.document.set_layer(hm.layer)
-        self.document.set_t(t)
-        units = self.document.selected_units
+        if hm.layer is not None and hm.layer != self.state.layer:
+            self.state.set_layer(hm.layer)
+        self.state.set_t(t)
+        units = self.state.selected_units
         if ev.modifiers() & Qt.KeyboardModifier.ControlModifier:
             units = [u for u in units if u != unit] if unit in units else [*units, unit]
-            self.document.set_units(units or [unit])
+            self.state.set_units(units or [unit])
         else:
-            self.document.set_units([unit, *[u for u in units if u != unit]][:6])
+            self.state.set_units([unit, *[u for u in units if u != unit]][:6])
 
     def _on_moved(self, args: Any) -> None:
         hit = self.cell_at(args[0])
@@ -608,7 +606,7 @@ class HeatmapGrid(pg.GraphicsLayoutWidget):
         lt = self._layer_trace(hm)
         if lt is None:
             return
-        v = float(lt.at_unit(hm.quantity, t, min(self.document.batch, lt.batch_size - 1))[unit])
-        labels = self.document.token_labels()
+        v = float(lt.at_unit(hm.quantity, t, min(self.state.batch, lt.batch_size - 1))[unit])
+        labels = self.state.token_labels()
         tok = f" ({labels[t]!r})" if t < len(labels) else ""
         self.hovered.emit(f"{SHORT_TITLES[hm.quantity]} · unit {unit} · t = {t}{tok}: {v:+.3f}")

@@ -238,7 +238,7 @@ def _run(a: argparse.Namespace) -> int:
     state: dict[str, Any] = {"ready": False}
 
     def after_load() -> None:
-        doc = window.document
+        doc = window.state
         try:
             if a.layer:
                 doc.set_layer(a.layer)
@@ -257,11 +257,11 @@ def _run(a: argparse.Namespace) -> int:
     if model_path is not None:
 
         def when_traced() -> None:
-            doc = window.document
+            doc = window.state
             if doc.trace is not None and not doc.busy:
                 after_load()
             else:
-                doc.trace_changed.connect(_once(after_load))
+                doc.events.trace.connect(_once(after_load))
 
         if is_session:
             window.ensure_extensions()  # sessions are opened by an extension
@@ -291,7 +291,7 @@ def _run(a: argparse.Namespace) -> int:
                 state["ready"]
                 and not window.runner.is_running()
                 and not window.trace_runner.is_running()
-                and not window.document.busy
+                and not window.state.busy
             ) or window.last_error is not None:
                 loop.quit()
 
@@ -301,7 +301,7 @@ def _run(a: argparse.Namespace) -> int:
         loop.exec()
         timer.stop()
         sys.excepthook = old_hook
-        if window.last_error is not None and (window.document.trace is None or "error" in state):
+        if window.last_error is not None and (window.state.trace is None or "error" in state):
             window.close()
             raise LstmvizError(window.last_error)
         window.ensure_extensions()

@@ -2,7 +2,7 @@
 transport bar; menus, keyboard shortcuts, drag-and-drop, presentation mode.
 
 Extension API (for ``train_panel``, ``export_actions``, ``analysis``, ``session_actions``):
-``window.document``, ``window.menu(name)``, ``window.add_dock(widget, title, area)``,
+``window.state``, ``window.menu(name)``, ``window.add_dock(widget, title, area)``,
 ``window.plot_widgets()``, ``window.show_error(message)``, ``window.run_worker(fn, ...)``,
 ``window.open_model(path)``, ``window.status(message)``. Each of those modules, when present,
 is imported at the end of ``__init__`` and its ``install(window)`` called.
@@ -44,7 +44,7 @@ from PySide6.QtWidgets import (
 )
 
 from ..errors import LstmvizError
-from .document import Document
+from ..state import ViewerState
 from .heatmaps import HeatmapGrid
 from .model_panel import ModelPanel, SelectionPanel
 from .plots import OutputView, StepBars, UnitLines
@@ -99,14 +99,14 @@ def load_model_files(
 
 
 class MainWindow(QMainWindow):
-    """The lstmviz main window around one :class:`~lstmviz.app.document.Document`."""
+    """The lstmviz main window around one :class:`~lstmviz.app.state.ViewerState`."""
 
     #: the extensions (analysis, training, export, sessions) are installed
     extensions_installed = Signal()
 
     def __init__(
         self,
-        document: Document | None = None,
+        state: ViewerState | None = None,
         install_extensions: bool = True,
         parent: QWidget | None = None,
     ) -> None:
@@ -117,19 +117,18 @@ class MainWindow(QMainWindow):
         self.setDockOptions(
             QMainWindow.DockOption.AnimatedDocks | QMainWindow.DockOption.AllowTabbedDocks
         )
-        self.document = document if document is not None else Document(self)
+        self.state = state if state is not None else ViewerState()
         self.runner = TaskRunner(self)
         self.runner.failed.connect(self.show_error)
         self.runner.running_changed.connect(self._on_running_changed)
         self.runner.progress.connect(self._on_progress)
         # traces get their own runner: an export or a save started meanwhile must not cancel
-        # the trace the document is waiting for (and vice versa)
-        self.trace_runner = TaskRunner(self)
-        self.trace_runner.failed.connect(self.show_error)
+        # the trace the state is waiting for (and vice versa)
+        self.trace_runner = TaskRunner(self)  # its errors reach the dialog as events.failed
         self.trace_runner.running_changed.connect(self._on_running_changed)
-        self.document.runner = self._trace_runner
-        self.document.failed.connect(self.show_error)
-        self.document.busy_changed.connect(self._on_busy_changed)
+        self.state.runner = self._trace_runner
+        self.state.events.failed.connect(self.show_error)
+        self.state.events.busy.connect(self._on_busy_changed)
         self.theme: Theme = NORMAL
         self.presentation = False
         self.last_error: str | None = None
@@ -143,8 +142,8 @@ class MainWindow(QMainWindow):
         self._build_menus()
         self._build_shortcuts()
         self._build_status()
-        self.document.model_changed.connect(self._on_model_changed)
-        self.document.trace_changed.connect(self._on_trace_changed)
+        self.state.events.model.connect(self._on_model_changed)
+        self.state.events.trace.connect(self._on_trace_changed)
         self.heatmaps.hovered.connect(self._on_hovered)
         self.theme = NORMAL  # the views styled themselves with NORMAL when they were built
         self.setStyleSheet(stylesheet(NORMAL))
@@ -158,7 +157,7 @@ class MainWindow(QMainWindow):
 
     # --- construction ----------------------------------------------------------------------
     def _build_views(self) -> None:
-        doc = self.document
+        doc = self.state
         self.editor = InputEditor(doc)
         self.editor.error.connect(self.show_error)
         self.editor.load_requested.connect(self.choose_input)
@@ -436,38 +435,35 @@ class MainWindow(QMainWindow):
         input_path: str | None = None,
         then: Callable[[], None] | None = None,
         preload: Any = None,
-    ) -> Worker:
-        """Load the model at ``path`` in a worker and show it (with ``x``, ``text`` or
-        ``input_path`` as input, else its example input). ``then()`` runs once it is shown.
-        ``preload``: a future of :func:`load_model_files` already started for this path."""
+    ) -> None:
+        """Load and trace the model at ``path`` in one worker job and show it (with ``x``,
+        ``text`` or ``input_path`` as input, else its example input). ``then()`` runs once
+        it is shown. ``preload``: a future of :func:`load_model_files` already started for
+        this path."""
         path = str(path)
 
-        def load(progress: Any, should_stop: Any) -> Any:
-            if preload is not None:
-                return preload.result()  # raises what loading raised
-            return load_model_files(path, x, text, input_path)
-
-        def loaded(result: Any) -> None:
-            model, info, xx = result
-            try:
-                self.document.set_model(model, path, info, xx)
-            except LstmvizError as e:
-                self.show_error(str(e))
-                return
+        def opened() -> None:
             self._add_recent(path)
             if then is not None:
                 then()
 
         self.status(f"Opening {path}…", 3000)
-        return self.run_worker(load, loaded, f"Opening {Path(path).name}")
+        self.state.open(
+            path,
+            x=x,
+            text=text,
+            input_path=input_path,
+            on_opened=opened,
+            load=preload.result if preload is not None else None,
+        )
 
     def open_input(self, path: str | os.PathLike[str]) -> None:
         """Read an input file (.npy / .csv) and trace the current model on it."""
-        if self.document.model is None:
+        if self.state.model is None:
             self.show_error("Open a model before loading an input.")
             return
         path = str(path)
-        model, info = self.document.model, self.document.info
+        model, info = self.state.model, self.state.info
 
         def read(progress: Any, should_stop: Any) -> Any:
             from ..io.inputs import load_input
@@ -476,7 +472,7 @@ class MainWindow(QMainWindow):
 
         def loaded(x: Any) -> None:
             try:
-                self.document.set_input(x)
+                self.state.set_input(x)
             except LstmvizError as e:
                 self.show_error(f"{path}: {e}")
                 return
@@ -746,7 +742,7 @@ class MainWindow(QMainWindow):
             "its step and select its unit; Ctrl+click adds a unit.",
         )
 
-    # --- document -> window --------------------------------------------------------------------
+    # --- state -> window --------------------------------------------------------------------
     def _on_hovered(self, text: str) -> None:
         """The value under the mouse: in the status bar, or (presentation mode, no status
         bar) in a tooltip."""
@@ -763,7 +759,7 @@ class MainWindow(QMainWindow):
         self.heatmaps.setFocus(Qt.FocusReason.OtherFocusReason)
 
     def _on_model_changed(self) -> None:
-        doc = self.document
+        doc = self.state
         self.stack.setCurrentIndex(1)
         self._focus_views()
         self.statusBar().clearMessage()
@@ -788,23 +784,23 @@ class MainWindow(QMainWindow):
     def _on_trace_changed(self) -> None:
         self.stack.setCurrentIndex(1)
         self._show_panels_once()
-        tr = self.document.trace
+        tr = self.state.trace
         mb = tr.nbytes / 2**20 if tr is not None else 0
         self.engine_label.setText(
-            f"engine: {self.document.engine} · T = {self.document.timesteps} · {mb:.1f} MB"
+            f"engine: {self.state.engine} · T = {self.state.timesteps} · {mb:.1f} MB"
         )
 
     def _trace_runner(
         self,
-        fn: Callable[..., Any],
+        job: Callable[..., Any],
         on_done: Callable[[Any], None],
+        on_failed: Callable[[str], None],
         label: str,
-        on_failed: Callable[[str], None] | None = None,
-    ) -> None:
-        self.trace_runner.start(fn, on_done, label, on_failed=on_failed)
+    ) -> Worker:
+        return self.trace_runner.start(job, on_done, label, on_failed=on_failed)
 
-    def _on_busy_changed(self, busy: bool, message: str) -> None:
-        self.busy_label.setText(message if busy else "")
+    def _on_busy_changed(self, label: str) -> None:
+        self.busy_label.setText(f"{label}…" if label else "")
 
     def _on_running_changed(self, running: bool, label: str) -> None:
         running = self.runner.is_running() or self.trace_runner.is_running()
@@ -824,14 +820,10 @@ class MainWindow(QMainWindow):
     def closeEvent(self, event: QCloseEvent) -> None:
         self.save_layout()
         self.transport.set_playing(False)
-        done = self.runner.shutdown(2000)
-        done = self.trace_runner.shutdown(2000) and done
-        if not done:
-            # a trace that cannot be interrupted is still running: leave the screen now,
-            # let it finish (a QThread must never be destroyed while it runs)
-            self.hide()
-            self.runner.shutdown(-1)
-            self.trace_runner.shutdown(-1)
+        # ask every task to stop and give cooperative ones a moment; a trace inside the
+        # engine cannot be interrupted, but its daemon thread never holds the app open
+        self.runner.shutdown(200)
+        self.trace_runner.shutdown(200)
         for mod in self.extension_modules.values():
             fn = getattr(mod, "uninstall", None)
             if fn is not None:
@@ -859,7 +851,7 @@ class MainWindow(QMainWindow):
         class _Watch(QObject):
             def eventFilter(self, obj: Any, ev: Any) -> bool:
                 if ev.type() == QEvent.Type.Paint and (
-                    not wait_for_trace or window.document.trace is not None
+                    not wait_for_trace or window.state.trace is not None
                 ):
                     QTimer.singleShot(30, install)  # after the first frame is out
                 return False
@@ -868,7 +860,7 @@ class MainWindow(QMainWindow):
         self.heatmaps.viewport().installEventFilter(self._paint_watch)
         if not wait_for_trace:
             self.stack.widget(0).installEventFilter(self._paint_watch)
-        self.document.failed.connect(lambda _m: QTimer.singleShot(0, install))
+        self.state.events.failed.connect(lambda _m: QTimer.singleShot(0, install))
         self.runner.failed.connect(lambda _m: QTimer.singleShot(0, install))
         QTimer.singleShot(5000, install)  # whatever happens, not later than this
         self._install_pending = install

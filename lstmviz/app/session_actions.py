@@ -35,11 +35,11 @@ from PySide6.QtWidgets import QFileDialog, QMessageBox
 
 from ..errors import LstmvizError
 from ..io.session import SUFFIX, Session
+from ..state.session import apply_selection, session_from_state
 
 log = logging.getLogger(__name__)
 
 AUTOSAVE_MS = 30_000
-MAX_INPUT_TEXT = 100_000  # characters of typed input kept in a session
 SNAPSHOT_GAP_S = 2.0  # autosaves at training snapshots come at most this often
 _LOCK_RE = re.compile(r"running-(\d+)-(\d+)\.lock$")
 _counter = itertools.count()
@@ -198,32 +198,18 @@ class SessionActions(QObject):
     # ---- the current state --------------------------------------------------------------------
     def current_session(self) -> Session | None:
         """The window's state as a :class:`Session` (None when no model is open)."""
-        doc = self.window.document
-        if doc.model is None:
+        state = self.window.state
+        if state.model is None:
             return None
-        text = None
-        with contextlib.suppress(LstmvizError, ValueError, IndexError, TypeError):
-            text = doc.input_text() if callable(getattr(doc, "input_text", None)) else None
         view: dict[str, Any] = {}
-        mode, arg = getattr(doc, "unit_filter", ("all", None))
-        view["unit_filter"] = [mode, list(arg) if isinstance(arg, (list, tuple)) else arg]
-        panel = getattr(self.window, "selection_panel", None)
-        box = getattr(panel, "all_layers", None)
-        if box is not None and hasattr(box, "isChecked"):
-            view["all_layers"] = bool(box.isChecked())
         with contextlib.suppress(AttributeError, TypeError):  # docks, toolbars, splitters
             view["window_state"] = bytes(self.window.saveState().toBase64()).decode("ascii")
         shown = getattr(getattr(self.window, "train_panel", None), "shown_snapshot", None)
         if isinstance(shown, int):
             view["training_snapshot_shown"] = shown
-        snaps = self._training_snapshots()
-        s = Session.from_document(doc, view=view, snapshots=snaps)
-        s.input_text = text if text and len(text) <= MAX_INPUT_TEXT else None  # the array
-        # holds the input anyway; the text is what the editor showed, when it is short
+        s = session_from_state(state, view=view, snapshots=self._training_snapshots())
         choice = getattr(self.window, "engine_choice", None)  # View ▸ Engine (train_panel)
         s.engine = str(getattr(choice, "engine", "numpy") or "numpy").lower()
-        if s.model_path and not Path(s.model_path).is_file():
-            s.model_path = None
         return s
 
     def _training_snapshots(self) -> list[dict[str, Any]]:
@@ -289,7 +275,7 @@ class SessionActions(QObject):
         return p
 
     def choose_save(self) -> None:
-        doc = self.window.document
+        doc = self.window.state
         if doc.model is None:
             self.window.show_error("Nothing to save yet: open a model first.")
             return
@@ -410,7 +396,7 @@ class SessionActions(QObject):
     def _show(
         self, s: Session, model: Any, info: Any, path: str, then: Callable[[], None] | None
     ) -> None:
-        doc = self.window.document
+        doc = self.window.state
         mpath = s.model_path if s.model_path and Path(s.model_path).is_file() else None
         try:
             doc.set_model(model, mpath, info, s.input)
@@ -428,7 +414,7 @@ class SessionActions(QObject):
                 return
             done["v"] = True
             if done["connected"]:
-                doc.trace_changed.disconnect(apply)
+                doc.events.trace.disconnect(apply)
             problems = self._apply_selection(s)
             problems += self._restore_training(s)
             msgs = s.warnings + problems
@@ -444,7 +430,7 @@ class SessionActions(QObject):
             apply()
         else:
             done["connected"] = True
-            doc.trace_changed.connect(apply)
+            doc.events.trace.connect(apply)
 
     def _restore_training(self, s: Session) -> list[str]:
         """Put a session's training snapshots back on the training panel's timeline."""
@@ -467,30 +453,17 @@ class SessionActions(QObject):
         return []
 
     def _apply_selection(self, s: Session) -> list[str]:
-        doc = self.window.document
-        problems: list[str] = []
-        steps: list[tuple[str, Callable[[], Any]]] = []
-        if s.layer:
-            steps.append(("layer", lambda: doc.set_layer(s.layer)))
-        steps.append(("batch item", lambda: doc.set_batch(s.batch)))
-        if s.units:
-            steps.append(("units", lambda: doc.set_units(s.units)))
-        uf = s.view.get("unit_filter")
-        if isinstance(uf, list) and len(uf) == 2 and isinstance(uf[0], str) and uf[0] != "all":
-            steps.append(("unit filter", lambda: doc.set_unit_filter(uf[0], uf[1])))
-        steps.append(("timestep", lambda: doc.set_t(s.t)))
+        problems = apply_selection(s, self.window.state)
+        for name in ("all_layers", "lock_levels", "hide_future"):
+            if isinstance(s.view.get(name), bool):
+                setattr(self.window.state.options, name, s.view[name])
         choice = getattr(self.window, "engine_choice", None)
         names = {n.lower(): n for n in getattr(choice, "actions", {})}
         if choice is not None and s.engine in names and choice.engine != names[s.engine]:
-            steps.append(("engine", lambda: choice.set_engine(names[s.engine])))
-        for what, fn in steps:
             try:
-                fn()
-            except (LstmvizError, TypeError, ValueError) as e:
-                problems.append(f"{what} not restored: {e}")
-        box = getattr(getattr(self.window, "selection_panel", None), "all_layers", None)
-        if isinstance(s.view.get("all_layers"), bool) and box is not None:
-            box.setChecked(s.view["all_layers"])
+                choice.set_engine(names[s.engine])
+            except LstmvizError as e:
+                problems.append(f"engine not restored: {e}")
         state = s.view.get("window_state")
         if isinstance(state, str) and len(state) < 2**20:
             ok = self.window.restoreState(QByteArray.fromBase64(state.encode("ascii", "replace")))

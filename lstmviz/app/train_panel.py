@@ -92,7 +92,7 @@ class TrainPanel(QWidget):
         from ..train.tasks import list_tasks
 
         self.window = window
-        self.document = window.document
+        self.viewer = window.state
         self.runner = TaskRunner(self)
         self.tasks = list_tasks()
         self.snapshots: list[Any] = []
@@ -110,7 +110,7 @@ class TrainPanel(QWidget):
         self._shown: int | None = None
         self._own_arch_path: str | None = None
         self._pending_show: int | None = None
-        self._switched_model = False  # the document shows the snapshots' model
+        self._switched_model = False  # the viewer shows the snapshots' model
         self._last_show = 0.0
         self._show_timer = QTimer(self)
         self._show_timer.setSingleShot(True)
@@ -122,7 +122,7 @@ class TrainPanel(QWidget):
         self._curve_timer.timeout.connect(self._redraw_curves)
         self._build()
         self._on_task_changed()
-        self.document.model_changed.connect(self._on_model_changed)
+        self.viewer.events.model.connect(self._on_model_changed)
         self._on_model_changed()
         self._set_state("idle")
 
@@ -316,14 +316,14 @@ class TrainPanel(QWidget):
             w.setValue(v)
 
     def _on_model_changed(self) -> None:
-        path = self.document.model_path
+        path = self.viewer.model_path
         ok = bool(path) and str(path).endswith(".keras") and Path(str(path)).is_file()
         self._own_arch_path = str(path) if ok else None
         self.own_arch.setEnabled(ok and self.state not in ("loading", "training", "paused"))
         if not ok:
             self.own_arch.setChecked(False)
         # a model whose task we know: preselect it
-        info = self.document.info
+        info = self.viewer.info
         if info is not None and info.task and self.state not in ("loading", "training", "paused"):
             i = self.task_combo.findData(info.task)
             if i >= 0 and i != self.task_combo.currentIndex():
@@ -439,11 +439,11 @@ class TrainPanel(QWidget):
         )
 
     def _open_task_example(self, task: Any) -> None:
-        """Show the task's bundled model while TensorFlow loads, unless the document shows
+        """Show the task's bundled model while TensorFlow loads, unless the viewer shows
         this task already: the snapshots then retrace a model of the same shape, which
         redraws data only, instead of switching the whole window to another model (a
         full relayout and repaint) at the first snapshot, in the middle of training."""
-        doc = self.document
+        doc = self.viewer
         info = doc.info
         if doc.model is not None and info is not None and info.task == task.name:
             return
@@ -610,7 +610,7 @@ class TrainPanel(QWidget):
             self.show_snapshot(len(self.snapshots) - 1)
         self.window.show_error(msg)
 
-    # --- snapshots -> document ---------------------------------------------------------------
+    # --- snapshots -> viewer ---------------------------------------------------------------
     def engine_model(self, i: int) -> Any:
         """The engine model of snapshot ``i`` (cached)."""
         m = self._models.get(i)
@@ -630,7 +630,7 @@ class TrainPanel(QWidget):
     def show_snapshot(self, i: int) -> None:
         """Trace the current input with snapshot ``i``'s weights (NumPy engine)."""
         snap = self.snapshots[i]
-        doc = self.document
+        doc = self.viewer
         try:
             model = self.engine_model(i)
             if not self._switched_model and not self._fits(model):
@@ -646,20 +646,20 @@ class TrainPanel(QWidget):
             return
         self._switched_model = True
         self._shown = i
-        # the snapshot's weights become the document's: a new input, what-if or an export
+        # the snapshot's weights become the viewer's: a new input, what-if or an export
         # then use the weights on screen, not the ones from before training
         doc.set_trace(trace, engine=f"NumPy · snapshot {snap.label}", model=model)
         self._update_timeline_label(i)
 
     @property
     def shown_snapshot(self) -> int | None:
-        """Index of the snapshot the document shows, or None."""
+        """Index of the snapshot the viewer shows, or None."""
         return self._shown
 
     def load_snapshots(self, snapshots: list[Any], shown: int | None = None) -> None:
         """Put saved snapshots on the timeline (a restored session) without training.
 
-        The document is expected to show their model already; ``shown`` is traced and
+        The viewer is expected to show their model already; ``shown`` is traced and
         selected on the timeline when it is a valid index. Refused while training.
         """
         if self.state in ("loading", "training", "paused"):
@@ -684,7 +684,7 @@ class TrainPanel(QWidget):
             self._update_timeline_label(self.timeline.value())
 
     def _fits(self, model: Any) -> bool:
-        doc = self.document
+        doc = self.viewer
         if doc.model is None or doc.x is None:
             return False
         cur = doc.model
@@ -760,7 +760,7 @@ class EngineChoice(QObject):
         self.keras = KerasEngineProcess(threads=1)
         self.window = window
         self.panel = panel
-        self.document = window.document
+        self.viewer = window.state
         self.runner = TaskRunner(self)
         self.engine = "NumPy"
         menu = window.menu("View").addMenu("&Engine")
@@ -783,7 +783,7 @@ class EngineChoice(QObject):
             menu.addAction(a)
             self.actions[name] = a
         menu.setToolTipsVisible(True)
-        self.document.trace_changed.connect(self._on_trace_changed)
+        self.viewer.events.trace.connect(self._on_trace_changed)
 
     def set_engine(self, name: str) -> None:
         if name not in self.actions:
@@ -792,8 +792,8 @@ class EngineChoice(QObject):
         self.actions[name].setChecked(True)
         if name == "NumPy":
             self.runner.cancel()
-            if self.document.engine != "NumPy" and self.document.model is not None:
-                self.document.retrace()
+            if self.viewer.engine != "NumPy" and self.viewer.model is not None:
+                self.viewer.retrace()
             self.shutdown_keras()
         else:
             self._keras_trace()
@@ -801,13 +801,13 @@ class EngineChoice(QObject):
     def _on_trace_changed(self) -> None:
         if (
             self.engine == "Keras"
-            and self.document.engine.startswith("NumPy")
+            and self.viewer.engine.startswith("NumPy")
             and self.panel.state not in ("loading", "training", "paused")
         ):
             self._keras_trace()
 
     def _keras_trace(self) -> None:
-        doc = self.document
+        doc = self.viewer
         model, x = doc.model, doc.x
         if model is None or x is None:
             return

@@ -40,7 +40,7 @@ import time
 import tokenize
 import zipfile
 import zlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
@@ -314,95 +314,21 @@ class Session:
 
     __hash__ = None  # type: ignore[assignment]  # mutable
 
-    # ---- building from / applying to the app's document ------------------------------------
-    @classmethod
-    def from_document(
-        cls,
-        doc: Any,
-        view: dict[str, Any] | None = None,
-        snapshots: Sequence[dict[str, Any]] | None = None,
-    ) -> Session:
-        """The state of an app document (``lstmviz.app`` ``Document``) as a session.
-
-        Reads ``doc.model_path``, ``doc.x``, ``doc.layer``, ``doc.batch``,
-        ``doc.selected_units``, ``doc.t``, ``doc.engine`` and, when present,
-        ``doc.input_text``; ``view`` and ``snapshots`` come from the window.
-        """
-        path = getattr(doc, "model_path", None)
-        model = getattr(doc, "model", None)
-        if path is None and model is not None and getattr(model, "source", ""):
-            path = model.source
-        embedded = getattr(model, "meta", {}).get("embedded_model") if model is not None else None
-        text = getattr(doc, "input_text", None)
-        if callable(text):  # the app's Document.input_text() writes the input as text
-            try:
-                text = text()
-            except (LstmvizError, ValueError, IndexError, TypeError):
-                text = None
-        s = cls(
-            model_path=str(path) if path else None,
-            input=getattr(doc, "x", None),
-            input_text=text if isinstance(text, str) and text else None,
-            layer=getattr(doc, "layer", None),
-            batch=int(getattr(doc, "batch", 0) or 0),
-            units=[int(u) for u in (getattr(doc, "selected_units", None) or [])],
-            t=int(getattr(doc, "t", 0) or 0),
-            view=dict(view or {}),
-            engine=str(getattr(doc, "engine", "numpy") or "numpy"),
-            snapshots=list(snapshots or []),
-        )
-        if isinstance(embedded, dict):  # opened from a session that embedded it: keep it
-            s.keep_embedded(embedded)
-        return s
-
-    def keep_embedded(self, embedded: dict[str, Any]) -> None:
-        """Carry over a model that came embedded in a session (``model.meta
-        ["embedded_model"]``: bytes, name, sha256, path), so saving this session embeds it
-        again -- the model may exist nowhere else."""
-        self.model_bytes = bytes(embedded["bytes"])
+    # ---- a model that came embedded ---------------------------------------------------
+    def keep_embedded(self, model: Any) -> bool:
+        """If ``model`` was loaded from a session's embedded copy (:meth:`load_model` puts
+        bytes, name, SHA-256 and path in ``model.meta["embedded_model"]``), carry that copy
+        into this session, so saving it embeds the model again -- it may exist nowhere else.
+        Returns True when it did."""
+        embedded = getattr(model, "meta", {}).get("embedded_model")
+        if not isinstance(embedded, dict) or not isinstance(embedded.get("bytes"), bytes):
+            return False
+        self.model_bytes = embedded["bytes"]
         self.model_sha256 = embedded.get("sha256") or hashlib.sha256(self.model_bytes).hexdigest()
         self.model_name = embedded.get("name") or self.model_name
         if embedded.get("path"):
             self.model_path = str(embedded["path"])
-
-    def apply_to(self, doc: Any, model: Model | None = None) -> None:
-        """Put this session into an app document: model, input, layer, batch, units, t.
-
-        ``model`` defaults to :meth:`load_model`. Values that no longer fit the model (a
-        layer that is gone, a timestep past the end) are clamped by the document itself.
-        """
-        if model is None:
-            model = self.load_model()
-        from .meta import load_info
-
-        info = None
-        try:
-            info = load_info(self.model_path) if self.model_path else None
-        except LstmvizError:
-            info = None
-        x = self.input
-        if x is None:
-            from .inputs import load_input
-
-            x = (
-                load_input(model, text=self.input_text, info=info)
-                if self.input_text
-                else load_input(model, info=info)
-            )
-        path = self.model_path if self.model_path and Path(self.model_path).is_file() else None
-        doc.set_model(model, path=path, info=info, x=x)
-        if self.input_text and hasattr(doc, "set_input_text"):
-            doc.set_input_text(self.input_text)
-        if self.layer is not None and hasattr(doc, "set_layer"):
-            names = list(getattr(model, "lstm_trace_names", []) or [])
-            if not names or self.layer in names:
-                doc.set_layer(self.layer)
-        if hasattr(doc, "set_batch"):
-            doc.set_batch(self.batch)
-        if hasattr(doc, "set_units"):
-            doc.set_units(list(self.units))
-        if hasattr(doc, "set_t"):
-            doc.set_t(self.t)
+        return True
 
     # ---- the model ---------------------------------------------------------------------
     def model_status(self, base: str | os.PathLike[str] | None = None) -> str:

@@ -8,10 +8,10 @@ from .models import char_model, digit_info, digit_model
 
 
 @pytest.fixture
-def document(qtbot):
-    from lstmviz.app.document import Document
+def state(qtbot):
+    from lstmviz.state import ViewerState
 
-    return Document()
+    return ViewerState()
 
 
 @pytest.fixture
@@ -33,12 +33,12 @@ def window(qtbot):
 
 @pytest.fixture
 def digit_window(window):
-    window.document.set_model(digit_model(), None, digit_info())
+    window.state.set_model(digit_model(), None, digit_info())
     return window
 
 
 @pytest.fixture
 def char_window(window):
     m, info = char_model()
-    window.document.set_model(m, None, info)
+    window.state.set_model(m, None, info)
     return window

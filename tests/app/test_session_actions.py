@@ -67,12 +67,12 @@ def window(qtbot, data_dir):
 
 
 def _settled(w):
-    return w.document.trace is not None and not w.document.busy and not w.runner.is_running()
+    return w.state.trace is not None and not w.state.busy and not w.runner.is_running()
 
 
 def _open(qtbot, w, path):
     w.open_model(path)
-    qtbot.waitUntil(lambda: _settled(w) and w.document.model_path == str(path), timeout=20000)
+    qtbot.waitUntil(lambda: _settled(w) and w.state.model_path == str(path), timeout=20000)
 
 
 def _open_session(qtbot, w, path):
@@ -91,7 +91,7 @@ def test_menu_entries(window):
 
 
 def test_save_and_open_session_restores_everything(qtbot, window, models, tmp_path):
-    w, doc = window, window.document
+    w, doc = window, window.state
     _open(qtbot, w, models["stacked_lstm"])
     names = doc.layer_names
     assert len(names) == 2
@@ -118,34 +118,34 @@ def test_save_and_open_session_restores_everything(qtbot, window, models, tmp_pa
 def test_save_and_open_through_the_menu_dialogs(qtbot, window, models, tmp_path, monkeypatch):
     w = window
     _open(qtbot, w, models["digit_sum"])
-    w.document.set_t(2)
+    w.state.set_t(2)
     target = tmp_path / "via_menu.lstmviz"
     monkeypatch.setattr(QFileDialog, "getSaveFileName", lambda *a, **k: (str(target), ""))
     w.session_actions.save_action.trigger()
     assert Session.load(target).t == 2
-    w.document.set_t(0)
+    w.state.set_t(0)
     monkeypatch.setattr(QFileDialog, "getOpenFileName", lambda *a, **k: (str(target), ""))
     w.session_actions.open_action.trigger()
-    qtbot.waitUntil(lambda: w.document.t == 2, timeout=20000)
+    qtbot.waitUntil(lambda: w.state.t == 2, timeout=20000)
 
 
 def test_embedded_model_opens_when_the_file_is_gone(qtbot, window, models, tmp_path):
     w = window
     _open(qtbot, w, models["digit_sum"])
-    w.document.set_t(3)
+    w.state.set_t(3)
     p = w.session_actions.save_session(tmp_path / "e.lstmviz", embed=True)
     plain = w.session_actions.save_session(tmp_path / "p.lstmviz", embed=False)
     _open(qtbot, w, models["stacked_lstm"])
     models["digit_sum"].unlink()
-    before = w.document.model
+    before = w.state.model
     _open_session(qtbot, w, plain)  # no model anywhere: an error, the model shown stays
     assert "missing" in w.last_error
-    assert w.document.model is before
+    assert w.state.model is before
     w.error_dialog.close()
     w.last_error = None
     _open_session(qtbot, w, p)
-    assert w.document.model.name == "digit_sum"
-    assert w.document.t == 3
+    assert w.state.model.name == "digit_sum"
+    assert w.state.t == 3
     assert "embedded" in w.last_error  # told which copy is shown
 
 
@@ -163,7 +163,7 @@ def test_changed_model_file_warns(qtbot, window, models, tmp_path):
 def test_damaged_session_keeps_the_model_shown(qtbot, window, models, tmp_path):
     w = window
     _open(qtbot, w, models["digit_sum"])
-    before = w.document.model
+    before = w.state.model
     bad = tmp_path / "bad.lstmviz"
     good = w.session_actions.save_session(tmp_path / "good.lstmviz")
     bad.write_bytes(good.read_bytes()[: good.stat().st_size // 2])
@@ -172,24 +172,24 @@ def test_damaged_session_keeps_the_model_shown(qtbot, window, models, tmp_path):
     assert "bad.lstmviz" in w.last_error
     assert w.error_dialog is not None
     assert w.error_dialog.isVisible()
-    assert w.document.model is before
+    assert w.state.model is before
 
 
 def test_open_path_and_drop_route_sessions(qtbot, window, models, tmp_path):
     w = window
     _open(qtbot, w, models["digit_sum"])
-    w.document.set_t(4)
+    w.state.set_t(4)
     p = w.session_actions.save_session(tmp_path / "d.lstmviz")
-    w.document.set_t(0)
+    w.state.set_t(0)
     w.open_path(str(p))
-    qtbot.waitUntil(lambda: w.document.t == 4, timeout=20000)
+    qtbot.waitUntil(lambda: w.state.t == 4, timeout=20000)
 
 
 def test_autosave_writes_the_current_state(qtbot, window, models, data_dir):
     w, a = window, window.session_actions
     assert a.autosave() is None  # nothing open yet: nothing written
     _open(qtbot, w, models["stacked_lstm"])
-    w.document.set_t(2)
+    w.state.set_t(2)
     p = a.autosave()
     assert p == a.autosave_path
     assert p.parent == data_dir
@@ -198,7 +198,7 @@ def test_autosave_writes_the_current_state(qtbot, window, models, data_dir):
     assert s.model_path == str(models["stacked_lstm"])
     assert s.model_bytes is not None  # small models are embedded in autosaves
     a.timer.setInterval(50)  # the timer writes it too
-    w.document.set_t(1)
+    w.state.set_t(1)
     qtbot.waitUntil(lambda: Session.load(a.autosave_path).t == 1, timeout=5000)
 
 
@@ -239,9 +239,9 @@ def test_restore_offer_after_an_unclean_exit(qtbot, data_dir, models):
     assert "did not close cleanly" in a.restore_box.text()
     assert not (data_dir / f"running-{pid}-0.lock").exists()  # offered once only
     a.restore_box.button(QMessageBox.StandardButton.Yes).click()
-    qtbot.waitUntil(lambda: _settled(w) and w.document.t == 1, timeout=20000)
-    assert w.document.model_path == str(models["stacked_lstm"])
-    assert w.document.selected_units == [2]
+    qtbot.waitUntil(lambda: _settled(w) and w.state.t == 1, timeout=20000)
+    assert w.state.model_path == str(models["stacked_lstm"])
+    assert w.state.selected_units == [2]
     assert (data_dir / "recovered.lstmviz").is_file()
     w.close()
 
@@ -255,7 +255,7 @@ def test_restore_declined(qtbot, data_dir, models):
     a = SA.install(w)
     qtbot.waitUntil(lambda: a.restore_box is not None, timeout=5000)
     a.restore_box.button(QMessageBox.StandardButton.No).click()
-    assert w.document.model is None
+    assert w.state.model is None
     assert not w.runner.is_running()
     assert a.stale_autosaves() == []
     w.close()
@@ -269,7 +269,7 @@ from lstmviz.app.main_window import MainWindow
 w = MainWindow()
 w.open_model(sys.argv[1])
 def ready():
-    d = w.document
+    d = w.state
     if d.trace is None or d.busy or w.runner.is_running():
         return False
     d.set_t(3)
@@ -317,8 +317,8 @@ def test_kill_9_then_next_start_offers_restore(qtbot, data_dir, models):
     a = SA.install(w)
     qtbot.waitUntil(lambda: a.restore_box is not None, timeout=5000)
     a.restore_box.button(QMessageBox.StandardButton.Yes).click()
-    qtbot.waitUntil(lambda: _settled(w) and w.document.t == 3, timeout=20000)
-    assert w.document.model_path == str(models["digit_sum"])
+    qtbot.waitUntil(lambda: _settled(w) and w.state.t == 3, timeout=20000)
+    assert w.state.model_path == str(models["digit_sum"])
     w.close()
 
 
@@ -445,7 +445,7 @@ def test_autosave_at_each_training_snapshot_and_timeline_round_trip(
         timeout=10000,
     )
     panel.show_snapshot(1)
-    w.document.set_t(2)
+    w.state.set_t(2)
     p = a.save_session(tmp_path / "trained.lstmviz")
 
     _open(qtbot, w, models["stacked_lstm"])
@@ -457,10 +457,10 @@ def test_autosave_at_each_training_snapshot_and_timeline_round_trip(
         assert (x.step, x.metrics) == (y.step, y.metrics)
         np.testing.assert_array_equal(x.weights["lstm"][0], y.weights["lstm"][0])
     assert panel.shown_snapshot == 1
-    assert w.document.t == 2
-    assert "snapshot" in w.document.engine
-    expect = snaps[1].engine_model().trace(w.document.x).layer(w.document.layer).hidden
-    np.testing.assert_allclose(w.document.layer_trace.hidden, expect, rtol=1e-6)
+    assert w.state.t == 2
+    assert "snapshot" in w.state.engine
+    expect = snaps[1].engine_model().trace(w.state.x).layer(w.state.layer).hidden
+    np.testing.assert_allclose(w.state.layer_trace.hidden, expect, rtol=1e-6)
 
 
 def _patch_training(monkeypatch, body):
@@ -490,7 +490,7 @@ def _patch_training(monkeypatch, body):
 
 
 def test_training_worker_raising_mid_epoch_keeps_last_good_weights(qtbot, full_window, monkeypatch):
-    w, panel, doc = full_window, full_window.train_panel, full_window.document
+    w, panel, doc = full_window, full_window.train_panel, full_window.state
     snaps = _fake_snapshots(3)
 
     def body(should_stop, on_snapshot):
@@ -558,7 +558,7 @@ def test_background_autosave_writes_the_newest_state(qtbot, window, models):
     w, a = window, window.session_actions
     _open(qtbot, w, models["digit_sum"])
     for t in (1, 2, 3, 4):  # requests while a write is in flight: the newest wins
-        w.document.set_t(t)
+        w.state.set_t(t)
         assert a.autosave(background=True) == a.autosave_path
     a.wait_for_autosave()
     qtbot.waitUntil(lambda: a._writer is None or not a._writer.is_alive(), timeout=10000)

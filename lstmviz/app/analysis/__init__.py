@@ -2,7 +2,7 @@
 Saturation, Check my LSTM, Corpus.
 
 ``install(window)`` is called by the main window when this package exists. Every panel
-computes with :mod:`lstmviz.analysis` (NumPy only) from the window's document, and only
+computes with :mod:`lstmviz.analysis` (NumPy only) from the window's state, and only
 while its dock is visible.
 """
 
@@ -66,22 +66,22 @@ PANELS = (
 __all__ = ["PANELS", "Panel", "install", "make_panels", "uninstall"]
 
 
-def make_panels(document: Any, window: Any = None) -> dict[str, Panel]:
-    """Every analysis panel on ``document`` (``window``, if given, for heatmap overlays)."""
+def make_panels(state: Any, window: Any = None) -> dict[str, Panel]:
+    """Every analysis panel on ``state`` (``window``, if given, for heatmap overlays)."""
     return {
-        "decomposition": DecompositionPanel(document),
-        "unit_search": UnitSearchPanel(document),
-        "what_if": WhatIfPanel(document),
-        "compare": ComparePanel(document),
-        "saturation": SaturationPanel(document),
-        "check": CheckPanel(document, window),
-        "corpus": CorpusPanel(document, window),
+        "decomposition": DecompositionPanel(state),
+        "unit_search": UnitSearchPanel(state),
+        "what_if": WhatIfPanel(state),
+        "compare": ComparePanel(state),
+        "saturation": SaturationPanel(state),
+        "check": CheckPanel(state, window),
+        "corpus": CorpusPanel(state, window),
     }
 
 
 def install(window: Any) -> None:
     """Add the Analysis menu and one (hidden) dock per panel to ``window``."""
-    panels = make_panels(window.document, window)
+    panels = make_panels(window.state, window)
     menu = window.menu("Analysis")
     window.analysis_panels = panels
     window.analysis_docks = {}

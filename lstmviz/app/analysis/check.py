@@ -38,8 +38,8 @@ class CheckPanel(Panel):
     ``window`` (optional) gives access to the main heatmaps, where diverged cells are
     outlined in red."""
 
-    def __init__(self, document, window: Any = None, parent: QWidget | None = None) -> None:
-        super().__init__(document, parent)
+    def __init__(self, state, window: Any = None, parent: QWidget | None = None) -> None:
+        super().__init__(state, parent)
         self.window = window
         self.student: dict[str, Any] | None = None
         self.student_path: str | None = None
@@ -101,14 +101,15 @@ class CheckPanel(Panel):
                 "(current batch item); the cyan box marks the first divergence."
             )
         )
-        document.filter_changed.connect(self._update_overlays)
-        document.batch_changed.connect(lambda *_: self._update_overlays())
-        document.trace_changed.connect(self._on_new_trace)
+        state.events.rows.connect(self._update_overlays)
+        state.events.batch.connect(lambda *_: self._update_overlays())
+        state.events.layer.connect(lambda *_: self._update_overlays())
+        state.events.trace.connect(self._on_new_trace)
 
     def _on_new_trace(self) -> None:
         """A new trace invalidates the outlines at once (the panel may be hidden and
         recompute only when shown)."""
-        if self.diagnosis is not None and id(self.document.trace) != self._trace_id:
+        if self.diagnosis is not None and id(self.state.trace) != self._trace_id:
             self._clear_overlays()
 
     # --- loading ----------------------------------------------------------------------------
@@ -126,14 +127,14 @@ class CheckPanel(Panel):
     def refresh(self) -> None:
         if self.student is None and self.student_path is None:
             return
-        if self.diagnosis is None or self._trace_id != id(self.document.trace):
+        if self.diagnosis is None or self._trace_id != id(self.state.trace):
             self._run(quiet=True)  # a new model or input: compare again
         else:
             self._draw()
             self._update_overlays()
 
     def _run(self, quiet: bool = False) -> None:
-        doc = self.document
+        doc = self.state
         if doc.model is None:
             self.error.emit("open a model first")
             return
@@ -171,7 +172,7 @@ class CheckPanel(Panel):
             self.error.emit(msg)
 
     def _show(self, d: Diagnosis, trace_id: int) -> None:
-        doc = self.document
+        doc = self.state
         self.load_btn.setEnabled(True)
         if trace_id != id(doc.trace):  # the input changed meanwhile: compare again
             self._run(quiet=True)
@@ -203,13 +204,13 @@ class CheckPanel(Panel):
             self.image.clear()
             self.first_box.setVisible(False)
             return
-        b = min(self.document.batch, d.errors[q].shape[0] - 1)
+        b = min(self.state.batch, d.errors[q].shape[0] - 1)
         err = d.errors[q][b].T  # (U, T)
         hi = float(max(err.max(), d.atol * 10))
         show_image(self.plot, self.image, err, (0, hi))
         self.bar.setLevels((0, hi))
         self.plot.getAxis("bottom").setTicks(
-            [time_ticks(self.document.token_labels(), err.shape[1], offset=0.5), []]
+            [time_ticks(self.state.token_labels(), err.shape[1], offset=0.5), []]
         )
         show = (
             d.first_step is not None
@@ -224,7 +225,7 @@ class CheckPanel(Panel):
             f"|student − model| of {TITLES.get(q, q)} (max {d.max_error.get(q, 0):.2g})",
             color="#e8e8ea",
         )
-        self.on_t(self.document.t)
+        self.on_t(self.state.t)
 
     def on_t(self, t: int) -> None:
         self.cursor.setValue(t + 0.5)
@@ -233,7 +234,7 @@ class CheckPanel(Panel):
         d = self.diagnosis
         if d is None or d.first_step is None:
             return
-        doc = self.document
+        doc = self.state
         if d.layer != doc.layer:
             doc.set_layer(d.layer)
         if d.first_batch is not None:
@@ -262,7 +263,7 @@ class CheckPanel(Panel):
 
     def _update_overlays(self) -> None:
         d = self.diagnosis
-        doc = self.document
+        doc = self.state
         maps = self._heatmaps()
         if d is None or d.ok or doc.layer != d.layer or id(doc.trace) != self._trace_id:
             self._clear_overlays()

@@ -81,27 +81,27 @@ def hint(text: str) -> QLabel:
 class Panel(QWidget):
     """Base of every analysis panel.
 
-    Connects to the document and recomputes in :meth:`refresh` when the trace, layer or batch
+    Connects to the state and recomputes in :meth:`refresh` when the trace, layer or batch
     item changes -- but only while visible (a hidden dock costs nothing); ``t`` changes call
     :meth:`on_t`. Errors go to ``error`` (the window shows them in its dialog).
     """
 
     error = Signal(str)
 
-    def __init__(self, document: Any, parent: QWidget | None = None) -> None:
+    def __init__(self, state: Any, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.document = document
+        self.state = state
         self._dirty = True
-        document.trace_changed.connect(self._changed)
-        document.layer_changed.connect(self._changed)
-        document.batch_changed.connect(self._changed)
-        document.t_changed.connect(self._on_t_changed)
-        document.selection_changed.connect(self._on_selection_changed)
+        state.events.trace.connect(self._changed)
+        state.events.layer.connect(self._changed)
+        state.events.batch.connect(self._changed)
+        state.events.t.connect(self._on_t_changed)
+        state.events.selection.connect(self._on_selection_changed)
 
-    # the document's state, guarded
+    # the state's state, guarded
     @property
     def lt(self) -> Any:
-        return self.document.layer_trace
+        return self.state.layer_trace
 
     def _changed(self, *_: Any) -> None:
         self._dirty = True
@@ -137,7 +137,7 @@ class Panel(QWidget):
 
     # to override
     def refresh(self) -> None:
-        """Recompute from the document's current trace."""
+        """Recompute from the state's current trace."""
 
     def on_t(self, t: int) -> None:
         """Move to step ``t``."""

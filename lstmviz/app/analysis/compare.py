@@ -32,8 +32,8 @@ class ComparePanel(Panel):
     current trace. B's units are aligned to A's by the best correlation; heatmaps of A,
     aligned B and their difference for the current batch item."""
 
-    def __init__(self, document, parent: QWidget | None = None) -> None:
-        super().__init__(document, parent)
+    def __init__(self, state, parent: QWidget | None = None) -> None:
+        super().__init__(state, parent)
         self.pinned: Any = None  # a Trace
         self.pinned_label = ""
         self.other_model: Any = None
@@ -46,7 +46,7 @@ class ComparePanel(Panel):
         self.pin_btn.setToolTip(
             "Keep the current trace (e.g. this training snapshot) as A; "
             "then train on, scrub to another snapshot or open another "
-            "model: B follows the document"
+            "model: B follows the state"
         )
         self.pin_btn.clicked.connect(self.pin_current)
         row.addWidget(self.pin_btn)
@@ -110,7 +110,7 @@ class ComparePanel(Panel):
 
     # --- choosing A and B ---------------------------------------------------------------------
     def pin_current(self) -> None:
-        doc = self.document
+        doc = self.state
         if doc.trace is None:
             return
         self.pinned = doc.trace
@@ -142,7 +142,7 @@ class ComparePanel(Panel):
 
     def traces(self) -> tuple[Any, Any, str, str] | None:
         """``(trace A, trace B, label A, label B)`` or None when there is nothing to compare."""
-        doc = self.document
+        doc = self.state
         if doc.trace is None:
             return None
         if self.other_model is not None:
@@ -166,7 +166,7 @@ class ComparePanel(Panel):
             return
         ta, tb, la, lb = pair
         q = self.quantity.currentData()
-        doc = self.document
+        doc = self.state
         try:
             name = doc.layer
             lta = ta.layer(name) if name in ta.layer_names else ta.layer(0)
@@ -221,4 +221,4 @@ class ComparePanel(Panel):
 
     def _on_row(self, row: int, _col: int) -> None:
         if self.lt is not None and row < self.lt.units:
-            self.document.set_units([row, *[u for u in self.document.selected_units if u != row]])
+            self.state.set_units([row, *[u for u in self.state.selected_units if u != row]])

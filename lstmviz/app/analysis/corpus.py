@@ -82,8 +82,8 @@ def text_corpus(model: Any, info: Any, text: str, length: int) -> np.ndarray:
 class CorpusPanel(Panel):
     """Trace a corpus (progress, Stop) and search it."""
 
-    def __init__(self, document, window: Any = None, parent: QWidget | None = None) -> None:
-        super().__init__(document, parent)
+    def __init__(self, state, window: Any = None, parent: QWidget | None = None) -> None:
+        super().__init__(state, parent)
         self.window = window
         self.runner = TaskRunner(self)
         self.runner.failed.connect(self.error)
@@ -224,7 +224,7 @@ class CorpusPanel(Panel):
 
     # --- tracing ----------------------------------------------------------------------------
     def sequences(self) -> Any:
-        doc = self.document
+        doc = self.state
         src = self.source.currentText()
         if src == "Random inputs":
             return random_corpus(doc.model, doc.info, self.count.value(), self.length.value())
@@ -250,14 +250,14 @@ class CorpusPanel(Panel):
             self.dir_btn.setToolTip(f"Stores in {path}")
 
     def default_dir(self) -> Path:
-        doc = self.document
+        doc = self.state
         name = doc.model.name if doc.model is not None else "model"
         stamp = time.strftime("%Y%m%d-%H%M%S")
         return Path(tempfile.gettempdir()) / "lstmviz-corpus" / f"{name}-{stamp}"
 
     def start(self, sequences: Any = None, out_dir: str | Path | None = None) -> None:
         """Trace ``sequences`` (default: from the source chosen) into ``out_dir``."""
-        doc = self.document
+        doc = self.state
         if doc.model is None:
             self.error.emit("open a model first")
             return
@@ -390,12 +390,12 @@ class CorpusPanel(Panel):
         if st is None:
             self.error.emit("trace or open a corpus first")
             return
-        from ..document import Document
+        from ...state import ViewerState
 
         t0, t1 = self.selection()
         text = self.units_edit.text().strip()
         try:
-            units = Document.parse_units(text) if text else None
+            units = ViewerState.parse_units(text) if text else None
             thr = self.threshold.value()
             if units is None:
                 units = select_units(st, t0, t1, thr, self.layer)
@@ -503,8 +503,8 @@ class CorpusPanel(Panel):
         a, b = int(st.offsets[m.sequence]), int(st.offsets[m.sequence + 1])
         x = np.asarray(st.inputs()[a:b])
         try:
-            self.document.set_input(x[None])
-            self.document.set_t(m.t)
+            self.state.set_input(x[None])
+            self.state.set_t(m.t)
         except LstmvizError as e:
             self.error.emit(str(e))
 

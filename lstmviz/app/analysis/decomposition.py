@@ -35,8 +35,8 @@ class DecompositionPanel(Panel):
     """Kept vs written for one unit over time (diverging stacked bars, c as a line), the
     retention of the value written at the current step, and every unit's median lifetime."""
 
-    def __init__(self, document, parent: QWidget | None = None) -> None:
-        super().__init__(document, parent)
+    def __init__(self, state, parent: QWidget | None = None) -> None:
+        super().__init__(state, parent)
         lay = QVBoxLayout(self)
         lay.setContentsMargins(4, 4, 4, 4)
         top = QHBoxLayout()
@@ -106,7 +106,7 @@ class DecompositionPanel(Panel):
     @property
     def unit(self) -> int:
         lt = self.lt
-        u = self.document.unit
+        u = self.state.unit
         return u if lt is not None and u < lt.units else 0
 
     def refresh(self) -> None:
@@ -117,7 +117,7 @@ class DecompositionPanel(Panel):
         self.unit_box.setRange(0, lt.units - 1)
         self.unit_box.setValue(self.unit)
         self.unit_box.blockSignals(False)
-        ticks = time_ticks(self.document.token_labels(), lt.timesteps)
+        ticks = time_ticks(self.state.token_labels(), lt.timesteps)
         for p in (self.bars, self.life):
             p.getAxis("bottom").setTicks([ticks, []])
         finite = self.lifetimes[np.isfinite(self.lifetimes)]
@@ -135,7 +135,7 @@ class DecompositionPanel(Panel):
         lt = self.lt
         if lt is None or self.kept is None:
             return
-        b, u = min(self.document.batch, lt.batch_size - 1), self.unit
+        b, u = min(self.state.batch, lt.batch_size - 1), self.unit
         kept, written = self.kept[b, :, u], self.written[b, :, u]  # (T,)
         k0, k1, w0, w1 = stacked(kept, written)
         x = np.arange(lt.timesteps)
@@ -144,13 +144,13 @@ class DecompositionPanel(Panel):
         self.cell_curve.setData(x, lt.cell[b, :, u])
         self.sel_bar.setOpts(x=[u], height=[np.nan_to_num(self.lifetimes[u], posinf=lt.timesteps)])
         self.bars.setTitle(f"unit {u}: kept vs written", color="#e8e8ea")
-        self.on_t(self.document.t)
+        self.on_t(self.state.t)
 
     def on_t(self, t: int) -> None:
         lt = self.lt
         if lt is None or self.kept is None:
             return
-        b, u = min(self.document.batch, lt.batch_size - 1), self.unit
+        b, u = min(self.state.batch, lt.batch_size - 1), self.unit
         t = min(t, lt.timesteps - 1)
         self.cursor.setValue(t)
         self.life_cursor.setValue(t)
@@ -172,8 +172,8 @@ class DecompositionPanel(Panel):
         self._draw_unit()
 
     def _on_unit_box(self, u: int) -> None:
-        rest = [v for v in self.document.selected_units if v != u]
-        self.document.set_units([u, *rest])
+        rest = [v for v in self.state.selected_units if v != u]
+        self.state.set_units([u, *rest])
 
     def _on_click(self, ev) -> None:
         pos = self.units_plot.vb.mapSceneToView(ev.scenePos())

@@ -23,10 +23,10 @@ from ...errors import LstmvizError
 from .common import Panel, hint, show_image, style_plot, time_ticks
 
 
-def token_choices(document: Any) -> list[tuple[str, Any]]:
+def token_choices(state: Any) -> list[tuple[str, Any]]:
     """``(label, value)`` for every input a step can be changed to (vocabulary, digits, bit
     pairs); empty for free-form feature vectors."""
-    model, info = document.model, document.info
+    model, info = state.model, state.info
     if model.takes_tokens:
         n = model.embedding.input_dim
         vocab = info.vocab if info is not None and info.vocab else []
@@ -47,8 +47,8 @@ class WhatIfPanel(Panel):
     """Pick a step and a new input; see the divergence of every quantity over time (max over
     units), the difference heatmap of one quantity, and how the output changes."""
 
-    def __init__(self, document, parent: QWidget | None = None) -> None:
-        super().__init__(document, parent)
+    def __init__(self, state, parent: QWidget | None = None) -> None:
+        super().__init__(state, parent)
         self.result: WhatIf | None = None
         self._choices: list[tuple[str, Any]] = []
         lay = QVBoxLayout(self)
@@ -72,7 +72,7 @@ class WhatIfPanel(Panel):
         self.run_btn.clicked.connect(self.run)
         row.addWidget(self.run_btn)
         self.apply_btn = QPushButton("Use this input")
-        self.apply_btn.setToolTip("Make the changed input the document's input")
+        self.apply_btn.setToolTip("Make the changed input the state's input")
         self.apply_btn.setEnabled(False)
         self.apply_btn.clicked.connect(self.apply)
         row.addWidget(self.apply_btn)
@@ -141,7 +141,7 @@ class WhatIfPanel(Panel):
         )
 
     def refresh(self) -> None:
-        doc = self.document
+        doc = self.state
         lt = self.lt
         self.step.setRange(0, lt.timesteps - 1)
         self.step.setValue(min(doc.t, lt.timesteps - 1))
@@ -158,7 +158,7 @@ class WhatIfPanel(Panel):
 
     def _fill_values(self, *_: object) -> None:
         """Free-form features: start from the step's current values (edit them)."""
-        doc = self.document
+        doc = self.state
         if self._choices or doc.x is None or isinstance(doc.x, list):
             return
         a = np.asarray(doc.x)
@@ -188,7 +188,7 @@ class WhatIfPanel(Panel):
         return np.asarray(vals, np.float32)
 
     def run(self) -> None:
-        doc = self.document
+        doc = self.state
         if doc.model is None or doc.trace is None:
             return
         try:
@@ -213,7 +213,7 @@ class WhatIfPanel(Panel):
         if self.result is not None:
             x = self.result.x_after
             self.result = None
-            self.document.set_input(x)
+            self.state.set_input(x)
 
     def _draw(self) -> None:
         r = self.result
@@ -243,7 +243,7 @@ class WhatIfPanel(Panel):
         self.diff_plot.setTitle(f"after − before (±{m:.2g})", color="#e8e8ea")
         self.side_plots[0].setTitle(f"before: {TITLES[q]}", color="#e8e8ea")
         self.side_plots[1].setTitle(f"after: {TITLES[q]}", color="#e8e8ea")
-        ticks = time_ticks(self.document.token_labels(), lt.timesteps, offset=0.5)
+        ticks = time_ticks(self.state.token_labels(), lt.timesteps, offset=0.5)
         for p in (self.div_plot, *self.side_plots, self.diff_plot, self.out_plot):
             p.getAxis("bottom").setTicks([ticks, []])
         for line in self.marks:
