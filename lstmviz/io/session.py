@@ -612,7 +612,26 @@ class Session:
         that is not a session this lstmviz can read: not a zip, damaged, an unknown
         ``format_version``, wrong types, arrays of an absurd size.
         """
-        return _Reader(Path(path)).read()
+        return _Reader(Path(path)).read()  # type: ignore[no-any-return]
+
+    @classmethod
+    def peek(cls, path: str | os.PathLike[str]) -> dict[str, Any]:
+        """What a session file holds, from its ``session.json`` only (no arrays, no model):
+        ``{"model_name", "model_path", "saved_at", "snapshots", "embedded"}``. For listing
+        sessions (File ▸ Recover) without reading them whole. Raises like :meth:`load`."""
+        doc = _Reader(Path(path)).read(json_only=True)
+        model = doc.get("model") if isinstance(doc.get("model"), dict) else {}
+        mpath = model.get("path") if isinstance(model.get("path"), str) else None
+        name = model.get("name") if isinstance(model.get("name"), str) else None
+        snaps = doc.get("snapshots")
+        saved = doc.get("saved_at")
+        return {
+            "model_name": name or (Path(mpath).name if mpath else None),
+            "model_path": mpath,
+            "saved_at": saved if isinstance(saved, str) else None,
+            "snapshots": len(snaps) if isinstance(snaps, list) else 0,
+            "embedded": isinstance(model.get("embedded"), str),
+        }
 
 
 # ------------------------------------------------------------------------------------------
@@ -627,7 +646,7 @@ class _Reader:
         return SessionFileError(f"{self.src}: {msg}")
 
     # the zip -----------------------------------------------------------------------------
-    def read(self) -> Session:
+    def read(self, json_only: bool = False) -> Any:
         p = self.path
         regular_file(p, "session file", SessionFileError, allow_empty=True)  # a FIFO would
         try:  # block open() forever; a device never ends
@@ -664,7 +683,7 @@ class _Reader:
             raise self.fail(f"damaged session file, not a readable zip ({e})") from None
         with zf:
             try:
-                return self._read_zip(zf)
+                return self._read_zip(zf, json_only)
             except MemoryError:  # the last line of defence: sizes are checked first
                 raise MemoryBudgetError(
                     f"{self.src}: ran out of memory reading the session (set "
@@ -673,7 +692,7 @@ class _Reader:
             except RecursionError:
                 raise self.fail(f"{JSON_MEMBER} is nested too deeply") from None
 
-    def _read_zip(self, zf: zipfile.ZipFile) -> Session:
+    def _read_zip(self, zf: zipfile.ZipFile, json_only: bool = False) -> Any:
         infos = zf.infolist()
         if len(infos) > MAX_MEMBERS:
             raise self.fail(f"holds {len(infos)} members; a session has at most {MAX_MEMBERS}")
@@ -715,6 +734,8 @@ class _Reader:
                 f"unknown session format_version {v!r}; this lstmviz reads version "
                 f"{FORMAT_VERSION} (a newer lstmviz may have written it)"
             )
+        if json_only:
+            return doc
         arrays = self._arrays(zf, by_name)
         return self._build(doc, arrays, zf, by_name)
 

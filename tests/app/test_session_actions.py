@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QFileDialog, QMessageBox
 
 from lstmviz import LstmvizError, Session
@@ -238,11 +239,14 @@ def test_restore_offer_after_an_unclean_exit(qtbot, data_dir, models):
     qtbot.waitUntil(lambda: a.restore_box is not None and a.restore_box.isVisible(), timeout=5000)
     assert "did not close cleanly" in a.restore_box.text()
     assert not (data_dir / f"running-{pid}-0.lock").exists()  # offered once only
-    a.restore_box.button(QMessageBox.StandardButton.Yes).click()
+    qtbot.mouseClick(
+        a.restore_box.button(QMessageBox.StandardButton.Yes), Qt.MouseButton.LeftButton
+    )
     qtbot.waitUntil(lambda: _settled(w) and w.state.t == 1, timeout=20000)
     assert w.state.model_path == str(models["stacked_lstm"])
     assert w.state.selected_units == [2]
-    assert (data_dir / "recovered.lstmviz").is_file()
+    kept = list((data_dir / "recovered").glob("*.lstmviz"))  # kept after the restore
+    assert len(kept) == 1 and kept[0].name.endswith(f"-{pid}-0.lstmviz")
     w.close()
 
 
@@ -254,7 +258,7 @@ def test_restore_declined(qtbot, data_dir, models):
     w = _make_window(qtbot)
     a = SA.install(w)
     qtbot.waitUntil(lambda: a.restore_box is not None, timeout=5000)
-    a.restore_box.button(QMessageBox.StandardButton.No).click()
+    qtbot.mouseClick(a.restore_box.button(QMessageBox.StandardButton.No), Qt.MouseButton.LeftButton)
     assert w.state.model is None
     assert not w.runner.is_running()
     assert a.stale_autosaves() == []
@@ -316,7 +320,9 @@ def test_kill_9_then_next_start_offers_restore(qtbot, data_dir, models):
     w = _make_window(qtbot)
     a = SA.install(w)
     qtbot.waitUntil(lambda: a.restore_box is not None, timeout=5000)
-    a.restore_box.button(QMessageBox.StandardButton.Yes).click()
+    qtbot.mouseClick(
+        a.restore_box.button(QMessageBox.StandardButton.Yes), Qt.MouseButton.LeftButton
+    )
     qtbot.waitUntil(lambda: _settled(w) and w.state.t == 3, timeout=20000)
     assert w.state.model_path == str(models["digit_sum"])
     w.close()
