@@ -1101,8 +1101,15 @@ def dry_run(model: Model, source: str) -> None:
     t = model.input_timesteps or 32
     if t > 4096 or t * model.n_params > 2 * 10**8:  # too long to trace at load time (the
         return  # cost is ~ timesteps x parameters); such a model is checked when traced
+    declared = getattr(model.layers.get(model.inputs[0][0]), "batch_shape", None)
     if model.takes_tokens:
         x: np.ndarray = np.ones((1, t), np.int64)
+    elif declared is not None and len(declared) != 3:
+        # not a sequence: (batch, features) into Dense -> RepeatVector -> LSTM, say
+        dims = [1, *declared[1:]]
+        if any(d is None for d in dims) or math.prod(dims) > 2**20:
+            return
+        x = np.zeros(dims, np.float32)
     else:
         f = model.input_features
         if f is None or t * f > 2**20:

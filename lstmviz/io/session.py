@@ -961,11 +961,6 @@ class _Reader:
         ):
             raise self.fail(f"{j}: model.sha256 must be 64 hex digits; found {sha!r:.80}")
         mname = typed(model, "name", (str,), "a string", None, "model.")
-        if mname is not None and safe_file_name(mname, "") != mname:
-            raise self.fail(
-                f"{j}: model.name must be a plain file name (no '/', no '..', no NUL, at most "
-                f"255 bytes); found {mname!r:.80}"
-            )
         emb = typed(model, "embedded", (str,), "a member name", None, "model.")
         mbytes = None
         if emb is not None:

@@ -95,7 +95,7 @@ _CHILD = textwrap.dedent(
     import faulthandler, importlib, json, os, resource, signal, sys, traceback
     spec = json.loads(sys.argv[1])
     faulthandler.enable()
-    faulthandler.dump_traceback_later(spec["timeout"] + 5, exit=True)
+    faulthandler.dump_traceback_later(spec["timeout"] + 1, exit=True)
     for name in spec["imports"]:
         importlib.import_module(name)
     mod_name, _, fn_name = spec["fn"].partition(":")
