@@ -240,13 +240,14 @@ def test_trace_buffers_are_checked_before_allocation(base):
 
 
 def test_csv_input_read_in_bounded_memory(tmp_path):
-    """3 million one-value rows (6 MB of text): a compact buffer, not a list per row."""
+    """A million one-value rows (4 MB of text): one compact buffer (8 MB), not a Python
+    list per row (~100 MB)."""
     p = tmp_path / "long.csv"
-    p.write_bytes(b"0.5\n" * 3_000_000)
+    p.write_bytes(b"0.5\n" * 1_000_000)
     r = capped("run_input", str(p), budget="256MiB")
-    assert r.outcome == "ok" and "(3000000, 1)" in r.value, r.describe()
-    assert r.peak_mb < 100, r.describe()
-    r = capped("run_input", str(p), budget="8MiB")
+    assert r.outcome == "ok" and "(1000000, 1)" in r.value, r.describe()
+    assert r.peak_mb < 40, r.describe()
+    r = capped("run_input", str(p), budget="4MiB")
     r.assert_refused("MemoryBudgetError", "long.csv")
 
 
