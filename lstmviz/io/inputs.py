@@ -113,6 +113,8 @@ def _read_csv(p: Path) -> np.ndarray:
                 if not line or line.startswith("#"):
                     continue
                 parts = line.replace(",", " ").replace(";", " ").split()
+                if not parts:  # only separators
+                    continue
                 try:
                     row = list(map(float, parts))
                 except ValueError:

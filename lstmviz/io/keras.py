@@ -133,9 +133,20 @@ def _read_dataset(ds: Any, where: str, tally: list[int] | None = None) -> np.nda
     total = need + (tally[0] if tally else 0)
     budget.check(total, what=f"{where}: weight array of shape {tuple(ds.shape)} ({ds.dtype})")
     try:
-        a = np.asarray(ds[()], dtype=np.float32)
+        raw = ds[()]
+        with np.errstate(over="ignore", invalid="ignore"):
+            a = np.asarray(raw, dtype=np.float32)
     except (OSError, ValueError, TypeError) as e:
         raise ModelFileError(f"{where}: cannot read weight array ({e})") from None
+    if ds.dtype.itemsize > 4 and ds.dtype.kind == "f":
+        lost = np.isinf(a) & np.isfinite(raw)
+        if np.any(lost):
+            v = float(np.asarray(raw)[lost].flat[0])
+            raise ModelFileError(
+                f"{where}: weight value {v:g} is out of float32 range; lstmviz computes in "
+                "float32 as Keras does, and cannot represent it"
+            )
+    del raw
     if tally is not None:
         tally[0] += a.nbytes
     return a

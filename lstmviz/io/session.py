@@ -253,8 +253,12 @@ class Session:
             )
 
         def index(name: str, value: Any) -> int:
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
-                raise bad(name, "an integer >= 0", value)
+            if (
+                isinstance(value, bool)
+                or not isinstance(value, (int, np.integer))
+                or not 0 <= value < MAX_INT
+            ):
+                raise bad(name, f"an integer 0..{MAX_INT - 1}", value)
             return int(value)
 
         def text(name: str, value: Any) -> str | None:
@@ -288,6 +292,7 @@ class Session:
             setattr(self, name, text(name, getattr(self, name)))
         if not isinstance(self.engine, str):
             raise bad("engine", "a string", self.engine)
+        self.engine = self.engine or "numpy"
         self.batch = index("batch", self.batch)
         self.t = index("t", self.t)
         if isinstance(self.units, (str, bytes)) or not hasattr(self.units, "__iter__"):
@@ -306,11 +311,28 @@ class Session:
         for name in ("unknown", "unknown_arrays", "unknown_members"):
             if not isinstance(getattr(self, name), dict):
                 raise bad(name, "a dict", getattr(self, name))
+        for place, fields in self.unknown.items():
+            if not isinstance(fields, dict):
+                raise bad(f"unknown[{place!r}]", "a dict of JSON values", fields)
+        self.unknown = {k: dict(v) for k, v in self.unknown.items() if v}
+        for i, snap in enumerate(self.snapshots):
+            if not isinstance(snap.get("_unknown", {}), dict):
+                raise bad(f"snapshots[{i}]['_unknown']", "a dict", snap["_unknown"])
 
     def __eq__(self, other: object) -> bool:
+        """Equal fields (arrays by value and dtype); model paths compare as the absolute
+        paths :meth:`save` stores."""
         if not isinstance(other, Session):
             return NotImplemented
-        return all(_arrays_equal(getattr(self, f), getattr(other, f)) for f in self._FIELDS)
+
+        def path(s: Session) -> str | None:
+            return os.path.abspath(s.model_path) if s.model_path else s.model_path
+
+        return path(self) == path(other) and all(
+            _arrays_equal(getattr(self, f), getattr(other, f))
+            for f in self._FIELDS
+            if f != "model_path"
+        )
 
     __hash__ = None  # type: ignore[assignment]  # mutable
 
@@ -572,9 +594,8 @@ class Session:
                 ) from None
             # the hash describes what is stored: the file as it is now
             self.model_sha256 = hashlib.sha256(model_bytes).hexdigest()
-        if model_bytes is not None:
-            if self.model_sha256 is None:
-                self.model_sha256 = hashlib.sha256(model_bytes).hexdigest()
+        if model_bytes is not None:  # the hash describes the bytes stored
+            self.model_sha256 = hashlib.sha256(model_bytes).hexdigest()
         elif on_disk and self.model_sha256 is None:
             self.model_sha256 = file_sha256(str(self.model_path))
         doc = self.to_json(base=p.parent)
@@ -584,7 +605,11 @@ class Session:
         arrays = self._arrays()
         buf = io.BytesIO()
         np.savez(buf, **arrays)  # type: ignore[arg-type]
-        text = json.dumps(doc, indent=1, ensure_ascii=False, allow_nan=False)
+        try:
+            text = json.dumps(doc, indent=1, ensure_ascii=False, allow_nan=False)
+            text.encode("utf-8")
+        except UnicodeEncodeError:  # a lone surrogate in a string: escape it, it round-trips
+            text = json.dumps(doc, indent=1, ensure_ascii=True, allow_nan=False)
         try:
             with atomic_open(p, "wb") as fh, zipfile.ZipFile(fh, "w") as zf:
                 zf.writestr(JSON_MEMBER, text, compress_type=zipfile.ZIP_DEFLATED)
