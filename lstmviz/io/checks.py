@@ -147,6 +147,6 @@ def safe_file_name(name: Any, default: str = "model") -> str:
         stem, dot, ext = s.rpartition(".")
         ext = f".{ext}" if dot and stem and len(ext) <= 16 else ""
         room = NAME_MAX - len(ext.encode("utf-8", "surrogateescape"))
-        stem = (stem if ext else s).encode("utf-8", "surrogateescape")[:room]
-        s = stem.decode("utf-8", "ignore") + ext
+        head = (stem if ext else s).encode("utf-8", "surrogateescape")[:room]
+        s = head.decode("utf-8", "ignore") + ext
     return s

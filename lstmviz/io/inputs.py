@@ -77,7 +77,7 @@ def read_array(path: str | os.PathLike[str]) -> np.ndarray:
                 )
             _check_shape(tuple(shape), str(p))
             budget.check_array(tuple(shape), dtype.itemsize, what=f"{p}: input array")
-            return np.load(p, allow_pickle=False)
+            return np.asarray(np.load(p, allow_pickle=False))
         except InputError:
             raise
         except (ValueError, OSError, EOFError, SyntaxError, tokenize.TokenError) as e:
@@ -270,7 +270,7 @@ def _encode_text(model: Model, text: str, info: ModelInfo | None) -> np.ndarray:
             if key in index:
                 ids.append(index[key])
             elif "<unk>" in index or "<_unk>" in index:
-                ids.append(index.get("<unk>", index.get("<_unk>")))
+                ids.append(index["<unk>"] if "<unk>" in index else index["<_unk>"])
             else:
                 raise InputError(f"{tok!r} is not in the model's vocabulary ({len(vocab)} {kind})")
         return np.asarray(ids, dtype=np.int64)[None]
@@ -293,15 +293,15 @@ def _encode_text(model: Model, text: str, info: ModelInfo | None) -> np.ndarray:
         vals = [flat[i : i + f] for i in range(0, len(flat), f)]
     if len({len(r) for r in vals}) != 1:
         raise InputError("every timestep needs the same number of features")
-    a = np.asarray(vals, dtype=np.float64)
-    big = np.isfinite(a) & (np.abs(a) > np.finfo(np.float32).max)
+    x64 = np.asarray(vals, dtype=np.float64)
+    big = np.isfinite(x64) & (np.abs(x64) > np.finfo(np.float32).max)
     if np.any(big):
-        v = float(a[big][0])
+        v = float(x64[big][0])
         raise InputError(
             f"the value {v:g} is out of float32 range (magnitudes up to "
             f"{float(np.finfo(np.float32).max):.4g}); the model computes in float32"
         )
-    return a.astype(np.float32)[None]
+    return x64.astype(np.float32)[None]
 
 
 def token_labels(model: Model, x: Any, info: ModelInfo | None = None, b: int = 0) -> list[str]:

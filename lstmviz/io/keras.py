@@ -357,7 +357,8 @@ class _Builder:
                 f"{self.source}: {where}: a layer's class_name must be a string; found "
                 f"{'none' if cls is None else f'{cls!r:.60}'}"
             )
-        cfg = entry.get("config") if isinstance(entry.get("config"), dict) else {}
+        raw_cfg = entry.get("config")
+        cfg: dict[str, Any] = raw_cfg if isinstance(raw_cfg, dict) else {}
         name = cfg.get("name", where)
         module = entry.get("module")
         registered = entry.get("registered_name")
@@ -407,9 +408,11 @@ class _Builder:
                 f"({', '.join(names) or 'none'}); found {len(arrs)}"
                 + (" -- the weights are missing" if not arrs else "")
             )
-        return arrs
+        return list(arrs)
 
-    def check_shape(self, path: list[str], what: str, a: np.ndarray, shape: tuple) -> None:
+    def check_shape(
+        self, path: list[str], what: str, a: np.ndarray, shape: tuple[Any, ...]
+    ) -> None:
         ok = a.ndim == len(shape) and all(
             s is None or s == d for s, d in zip(shape, a.shape, strict=True)
         )
@@ -445,7 +448,9 @@ class _Builder:
             raise kind(f"{self.source}: layer {name!r} ({cls}): {e}") from None
 
     def _layer(self, cls: str, cfg: dict[str, Any], name: str, path: list[str]) -> L.Layer:
-        act = lambda key="activation": _activation_name(name, cfg.get(key), self.source)  # noqa: E731
+        def act(key: str = "activation") -> str:
+            return _activation_name(name, cfg.get(key), self.source)
+
         if cls == "InputLayer":
             shape = cfg.get("batch_shape", cfg.get("batch_input_shape"))
             return L.InputLayer(name, _batch_shape(shape), cfg.get("dtype", "float32"))
@@ -701,8 +706,10 @@ class _Builder:
                 prev = (lay.name, 0, 0)
                 inputs = [prev]
                 continue
+            assert prev is not None  # the first layer made the input
             nodes.append(Node(lay, 0, [prev]))
             prev = (lay.name, 0, 0)
+        assert prev is not None  # model() refuses a model without layers
         return Model(self.model_name(cfg, "sequential"), nodes, inputs, [prev], source=self.source)
 
     def _refs_v3(self, obj: Any) -> list[TensorRef]:
@@ -758,7 +765,7 @@ class _Builder:
             ins = self._refs_v3(args)
             nested = bool(args) and isinstance(args[0], list)
             kw: dict[str, Any] = {}
-            consts = [a for a in args[1:] if isinstance(a, (int, float, bool, str))]
+            consts: list[Any] = [a for a in args[1:] if isinstance(a, (int, float, bool, str))]
             consts += [
                 v
                 for k, v in (raw.get("kwargs") or {}).items()
@@ -806,7 +813,8 @@ class _Builder:
         for i, entry in enumerate(layers_cfg):
             if not isinstance(entry, dict):
                 raise ModelFileError(f"{self.source}: layer #{i} of the model is malformed")
-            cfg_i = entry.get("config") if isinstance(entry.get("config"), dict) else {}
+            raw_i = entry.get("config")
+            cfg_i: dict[str, Any] = raw_i if isinstance(raw_i, dict) else {}
             lname = self.layer_name(entry.get("name") or cfg_i.get("name"), i)
             key = self.weights.key_for(str(entry.get("class_name")), lname, used)
             self._names[(*path, key)] = lname
@@ -893,7 +901,14 @@ class OpLayer(L.Layer):
         self.kind = kind
         self.cfg = cfg
 
-    def __call__(self, inputs, masks, ctx, _consts=(), **kwargs):
+    def __call__(
+        self,
+        inputs: list[Any],
+        masks: list[Any],
+        ctx: L.Context,
+        _consts: Any = (),
+        **kwargs: Any,
+    ) -> tuple[list[Any], list[Any]]:
         x = inputs[0]
         other = inputs[1] if len(inputs) > 1 else (_consts[0] if _consts else None)
         k = self.kind
@@ -935,7 +950,9 @@ class SubModel(L.Layer):
     def n_params(self) -> int:
         return self.model.n_params
 
-    def __call__(self, inputs, masks, ctx, **kwargs):
+    def __call__(
+        self, inputs: list[Any], masks: list[Any], ctx: L.Context, **kwargs: Any
+    ) -> tuple[list[Any], list[Any]]:
         vals = self.model._run(list(inputs), ctx)
         return [vals[r] for r in self.model.outputs], [None] * len(self.model.outputs)
 

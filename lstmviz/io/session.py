@@ -890,10 +890,10 @@ class _Reader:
                     raise self.fail(f"{where} has a damaged header ({e})") from None
                 header = fh.tell()
                 a = self._allocate(shape, dtype, where, key, info.file_size - header)
-                view = memoryview(a.reshape(-1).view(np.uint8)) if a.size else memoryview(b"")
+                view = memoryview(a.reshape(-1).view(np.uint8).data) if a.size else memoryview(b"")
                 got = 0
                 while got < len(view):
-                    n = fh.readinto(view[got:])
+                    n = fh.readinto(view[got:])  # type: ignore[attr-defined]
                     if not n:
                         break
                     got += n
