@@ -86,7 +86,7 @@ def timed(fn) -> tuple[float, float]:
 def measure_app(app, units: int, steps: int, n: int, size: tuple[int, int]):
     from lstmviz.app.main_window import MainWindow
 
-    w = MainWindow(install_extensions=False)
+    w = MainWindow(actions=False)
     w.resize(*size)
     w.show()
     w.state.set_trace(synthetic_trace(units, steps))

@@ -47,7 +47,6 @@ from PySide6.QtWidgets import (
     QDialog,
     QDialogButtonBox,
     QDoubleSpinBox,
-    QFileDialog,
     QFormLayout,
     QGraphicsItem,
     QHBoxLayout,
@@ -68,6 +67,7 @@ from ..export import ExportCancelled, Source, export_trace
 from ..export.formats import ANIMATION_FORMATS, DATA_FORMATS, FIGURE_FORMATS, FORMATS, check_output
 from ..export.style import STYLES
 from ..io.atomic import atomic_write_bytes
+from . import dialogs
 from .workers import TaskRunner, Worker
 
 log = logging.getLogger(__name__)
@@ -362,7 +362,7 @@ class ExportDialog(QDialog):
         self._update()
 
     def _browse(self) -> None:
-        path, _ = QFileDialog.getSaveFileName(
+        path = dialogs.ask_save_file(
             self, self.windowTitle(), self.path.text(), _filter(self.formats)
         )
         if path:
@@ -910,17 +910,3 @@ def record_animation(
         doc.set_t(t0)
     window.status(f"Exported {out}")
     return out
-
-
-# --- extension entry points ------------------------------------------------------------------
-def install(window: Any) -> ExportActions:
-    """Add File -> Export and the plots' right-click menus to ``window``."""
-    ext = ExportActions(window)
-    window.export_actions = ext
-    return ext
-
-
-def uninstall(window: Any) -> None:
-    ext = getattr(window, "export_actions", None)
-    if ext is not None:
-        ext.shutdown()

@@ -143,7 +143,6 @@ class SelectionPanel(QWidget):
     """Layer (and "all layers"), batch item, unit filter and selected units."""
 
     error = Signal(str)
-    all_layers_toggled = Signal(bool)
 
     def __init__(self, state: ViewerState, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -157,7 +156,8 @@ class SelectionPanel(QWidget):
         self.layer_combo.activated.connect(self._on_layer_chosen)
         self.all_layers = QCheckBox("all layers at once")
         self.all_layers.setToolTip("Show forget gate, cell and hidden state of every layer")
-        self.all_layers.toggled.connect(self.all_layers_toggled)
+        self.all_layers.toggled.connect(self._on_all_layers)
+        state.options.events.all_layers.connect(lambda on: self.all_layers.setChecked(on))
         lv = QVBoxLayout()
         lv.setSpacing(2)
         lv.addWidget(self.layer_combo)
@@ -206,6 +206,9 @@ class SelectionPanel(QWidget):
         state.events.selection.connect(self._on_selection)
         state.events.batch.connect(lambda b: self.batch_spin.setValue(b))
         self.refresh()
+
+    def _on_all_layers(self, on: bool) -> None:
+        self.state.options.all_layers = on
 
     def refresh(self, *_: Any) -> None:
         doc = self.state

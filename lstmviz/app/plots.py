@@ -99,8 +99,8 @@ class UnitLines(QWidget):
         self.zero = pg.InfiniteLine(pos=0, angle=0, pen=pg.mkPen("#3a3f4b", width=1))
         self.plot.addItem(self.zero, ignoreBounds=True)
         lay.addWidget(self.widget, 1)
-        self.cursor = pg.InfiniteLine(angle=90, movable=False)
-        self.plot.addItem(self.cursor, ignoreBounds=True)
+        self.step_line = pg.InfiniteLine(angle=90, movable=False)
+        self.plot.addItem(self.step_line, ignoreBounds=True)
         self.curves: list[pg.PlotDataItem] = []
         self.set_theme(NORMAL)
         state.events.trace.connect(self.refresh)
@@ -111,14 +111,13 @@ class UnitLines(QWidget):
 
     def set_theme(self, theme: Theme) -> None:
         self.theme = theme
-        self._drawn = None
         self.widget.setBackground(theme.bg)
         _style_axes(self.plot, theme)
         _axis_labels(self.plot, theme, "value", "timestep t (input token)")
         self.plot.getAxis("left").setWidth(
             int(theme.tick_px * (4.2 if theme.name == "normal" else 2.2))
         )
-        self.cursor.setPen(pg.mkPen(theme.accent, width=theme.cursor_width))
+        self.step_line.setPen(pg.mkPen(theme.accent, width=theme.cursor_width))
         self.refresh()
 
     def _on_quantity(self, i: int) -> None:
@@ -140,18 +139,6 @@ class UnitLines(QWidget):
 
     def refresh(self, *_: Any) -> None:
         lt = self.state.layer_trace
-        doc = self.state
-        key = (
-            id(lt),
-            doc.batch,
-            tuple(doc.selected_units),
-            self.quantity,
-            self.theme.name,
-            self.plot.vb.width() > 20,
-        )
-        if key == getattr(self, "_drawn", None):
-            return
-        self._drawn = key
         self._update_title()
         if lt is None:
             for c in self.curves:
@@ -198,7 +185,7 @@ class UnitLines(QWidget):
         self._on_t_changed(self.state.t)
 
     def _on_t_changed(self, t: int) -> None:
-        self.cursor.setValue(t)
+        self.step_line.setValue(t)
 
 
 class SticksItem(pg.GraphicsObject):
@@ -281,10 +268,6 @@ class StepBars(QWidget):
 
     def rebuild(self, *_: Any) -> None:
         lt = self.state.layer_trace
-        key = (id(lt), self.state.batch, id(self.state.rows), self.theme.name)
-        if key == getattr(self, "_drawn", None) and self.items:
-            return
-        self._drawn = key
         rows = self.state.rows
         n = len(rows) if lt is not None else -1
         if n != self._n_items:  # a new trace over as many units keeps the bar items

@@ -1,6 +1,6 @@
 """File → Save Session… / Open Session… / Recover, autosave, and the restore offer after a crash.
 
-``install(window)`` (called by the main window) adds the menu entries, starts the autosave
+``SessionActions(window)`` (made by the main window) adds the menu entries, starts the autosave
 timer (every 30 s, and at each training snapshot when the training panel announces one),
 and -- when a previous lstmviz died without closing (crash, ``kill -9``) -- offers to restore
 its last autosave. Autosaves and instance markers live in the user's data directory
@@ -24,7 +24,6 @@ import itertools
 import logging
 import os
 import re
-import sys
 import tempfile
 import threading
 import time
@@ -36,12 +35,13 @@ from typing import Any
 import numpy as np
 from PySide6.QtCore import QByteArray, QObject, QStandardPaths, QTimer, Signal
 from PySide6.QtGui import QAction, QKeySequence
-from PySide6.QtWidgets import QFileDialog, QMenu, QMessageBox
+from PySide6.QtWidgets import QMenu, QMessageBox
 
 from ..errors import LstmvizError
 from ..io.atomic import clean_stale_temps
 from ..io.session import SUFFIX, Session
 from ..state.session import apply_selection, session_from_state
+from . import dialogs
 
 log = logging.getLogger(__name__)
 
@@ -221,6 +221,13 @@ class SessionActions(QObject):
         self.timer.start()
         self._write_lock()
         self._connect_training()
+        QTimer.singleShot(0, self, self.offer_restore)  # once the window is up (never after)
+        if self.data_warning:
+            QTimer.singleShot(0, self, self.show_data_warning)
+
+    def shutdown(self) -> None:
+        """The window closes: keep the last session, stop autosaving (see :meth:`close`)."""
+        self.close()
 
     # ---- menu -------------------------------------------------------------------------------
     def _build_menu(self) -> None:
@@ -247,7 +254,7 @@ class SessionActions(QObject):
         self.save_action = action(
             "Save s&ession…",
             self.choose_save,
-            "Ctrl+Alt+S",
+            "Ctrl+S",
             "Save everything you set up to a .lstmviz file",
         )
         self.embed_action = QAction("Embed the model in saved sessions", w)
@@ -304,7 +311,7 @@ class SessionActions(QObject):
         view: dict[str, Any] = {}
         with contextlib.suppress(AttributeError, TypeError):  # docks, toolbars, splitters
             view["window_state"] = bytes(self.window.saveState().toBase64()).decode("ascii")
-        shown = getattr(getattr(self.window, "train_panel", None), "shown_snapshot", None)
+        shown = getattr(self._train_panel(), "shown_snapshot", None)
         if isinstance(shown, int):
             view["training_snapshot_shown"] = shown
         s = session_from_state(state, view=view, snapshots=self._training_snapshots())
@@ -315,7 +322,7 @@ class SessionActions(QObject):
         return s
 
     def _training_snapshots(self) -> list[dict[str, Any]]:
-        panel = getattr(self.window, "train_panel", None)
+        panel = self._train_panel()
         snaps = getattr(panel, "snapshots", None) if panel is not None else None
         if callable(snaps):
             snaps = snaps()
@@ -332,16 +339,21 @@ class SessionActions(QObject):
     def _connect_training(self) -> None:
         """Autosave at each training snapshot (and when training ends), when the training
         panel (``lstmviz.app.train_panel``) is there."""
-        panel = getattr(self.window, "train_panel", None)
-        if panel is None:
-            return
         self._pending = QTimer(self)
         self._pending.setSingleShot(True)
         self._pending.timeout.connect(lambda: self.autosave(background=True))
-        for name in ("snapshot_added", "trained"):
-            sig = getattr(panel, name, None)
-            if sig is not None and hasattr(sig, "connect"):
-                sig.connect(self._on_snapshot)
+
+        def connect(panel: Any) -> None:
+            panel.snapshot_added.connect(self._on_snapshot)
+            panel.trained.connect(self._on_snapshot)
+
+        if self.window.panels is not None:
+            self.window.panels.on_built("train", connect)
+
+    def _train_panel(self) -> Any:
+        """The Train panel if it was opened, else None."""
+        panels = self.window.panels
+        return panels.built("train") if panels is not None else None
 
     def _on_snapshot(self, *_: Any) -> None:
         """Autosave now -- or, when the last one is under SNAPSHOT_GAP_S old, as soon as it is
@@ -392,7 +404,7 @@ class SessionActions(QObject):
             return
         stem = Path(doc.model_path).stem if doc.model_path else "session"
         start = str(self.session_path or Path.cwd() / f"{stem}{SUFFIX}")
-        path, _ = QFileDialog.getSaveFileName(
+        path = dialogs.ask_save_file(
             self.window, "Save session", start, f"lstmviz sessions (*{SUFFIX})"
         )
         if path:
@@ -467,8 +479,8 @@ class SessionActions(QObject):
 
     # ---- opening ------------------------------------------------------------------------------
     def choose_open(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(
-            self.window, "Open session", "", f"lstmviz sessions (*{SUFFIX});;All files (*)"
+        path = dialogs.ask_open_file(
+            self.window, "Open session", f"lstmviz sessions (*{SUFFIX});;All files (*)"
         )
         if path:
             self.open_session(path)
@@ -556,10 +568,10 @@ class SessionActions(QObject):
 
     def _restore_training(self, s: Session) -> list[str]:
         """Put a session's training snapshots back on the training panel's timeline."""
-        panel = getattr(self.window, "train_panel", None)
         snaps = [d for d in s.snapshots if "spec" in d]
-        if panel is None or not snaps or not hasattr(panel, "load_snapshots"):
+        if not snaps or self.window.panels is None:
             return []
+        panel = self.window.panels.widget("train")
         try:
             objs = [dict_to_snapshot(d) for d in snaps]
         except LstmvizError as e:
@@ -778,31 +790,3 @@ class SessionActions(QObject):
         for p in (self.autosave_path, self.lock_path):
             with contextlib.suppress(OSError):
                 p.unlink()
-
-
-def install(window: Any) -> SessionActions:
-    """Add File → Save/Open Session, autosave and the restore offer to ``window``."""
-    actions = SessionActions(window)
-    window.session_actions = actions
-    original_open_path = window.open_path
-
-    def open_path(path: str | os.PathLike[str]) -> None:  # drops, Recent: sessions too
-        if Path(path).suffix.lower() == SUFFIX:
-            actions.open_session(path)
-        else:
-            original_open_path(path)
-
-    window.open_path = open_path
-    mods = getattr(window, "extension_modules", None)
-    if isinstance(mods, dict):  # so closing the window calls uninstall() even when installed
-        mods.setdefault("session_actions", sys.modules[__name__])  # by hand
-    QTimer.singleShot(0, actions, actions.offer_restore)  # not after the window is gone
-    if actions.data_warning:
-        QTimer.singleShot(0, actions, actions.show_data_warning)
-    return actions
-
-
-def uninstall(window: Any) -> None:
-    actions = getattr(window, "session_actions", None)
-    if actions is not None:
-        actions.close()

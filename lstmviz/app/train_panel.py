@@ -31,7 +31,6 @@ from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
     QDoubleSpinBox,
-    QFileDialog,
     QFormLayout,
     QGraphicsItem,
     QHBoxLayout,
@@ -46,7 +45,9 @@ from PySide6.QtWidgets import (
 )
 
 from ..errors import LstmvizError
-from .workers import TaskRunner
+from . import dialogs
+from .panels import Panels, PanelSpec
+from .workers import TaskRunner, background
 
 log = logging.getLogger(__name__)
 
@@ -91,7 +92,7 @@ class TrainPanel(QWidget):
         super().__init__(parent)
         from ..train.tasks import list_tasks
 
-        self.window = window
+        self.main_window = window
         self.viewer = window.state
         self.runner = TaskRunner(self)
         self.tasks = list_tasks()
@@ -376,7 +377,7 @@ class TrainPanel(QWidget):
             task = task or self.selected_task
             config = config or self.config()
         except LstmvizError as e:
-            self.window.show_error(str(e))
+            self.main_window.show_error(str(e))
             return
         arch = self._own_arch_path if self.own_arch.isChecked() else None
         if arch is None:
@@ -406,7 +407,7 @@ class TrainPanel(QWidget):
         self.progress.setRange(0, config.total_steps)
         self.progress.setValue(0)
         self._set_state("loading")
-        self.window.status("loading TensorFlow…")
+        self.main_window.status("loading TensorFlow…")
         cancelled = lambda: self._cancel  # noqa: E731 (read in the worker thread)
 
         def job(progress: Any, should_stop: Any) -> Any:
@@ -461,7 +462,7 @@ class TrainPanel(QWidget):
                     return
             except LstmvizError:
                 pass
-        self.window.open_model(path)
+        self.main_window.open_model(path)
 
     def toggle_pause(self) -> None:
         """Pause between two batches, or go on."""
@@ -503,7 +504,7 @@ class TrainPanel(QWidget):
         elif kind == "logs":
             if self.state == "loading":
                 self._set_state("training")
-                self.window.status("training…")
+                self.main_window.status("training…")
             self._add_logs(obj)
         elif kind == "snapshot":
             if self.state == "loading":
@@ -597,7 +598,7 @@ class TrainPanel(QWidget):
                 f"finished in {secs:.0f} s: {extra}. Scrub the timeline to compare epochs.",
             )
         self.progress.setFormat("%v / %m batches")
-        self.window.status(self.state_label.text())
+        self.main_window.status(self.state_label.text())
         self.trained.emit(result)
 
     def _on_failed(self, msg: str) -> None:
@@ -608,7 +609,7 @@ class TrainPanel(QWidget):
         # the last good weights stay on screen (the last snapshot) and can be saved
         if self.snapshots:
             self.show_snapshot(len(self.snapshots) - 1)
-        self.window.show_error(msg)
+        self.main_window.show_error(msg)
 
     # --- snapshots -> viewer ---------------------------------------------------------------
     def engine_model(self, i: int) -> Any:
@@ -716,12 +717,10 @@ class TrainPanel(QWidget):
     # --- saving ------------------------------------------------------------------------------
     def choose_save(self) -> None:
         if self.result is None:
-            self.window.show_error("Nothing trained yet: press Start first.")
+            self.main_window.show_error("Nothing trained yet: press Start first.")
             return
         name = (self.task.example_name or self.task.name.replace("-", "_")) + "_trained.keras"
-        path, _ = QFileDialog.getSaveFileName(
-            self, "Save trained model", name, "Keras model (*.keras)"
-        )
+        path = dialogs.ask_save_file(self, "Save trained model", name, "Keras model (*.keras)")
         if path:
             if not path.endswith(".keras"):
                 path += ".keras"
@@ -737,13 +736,13 @@ class TrainPanel(QWidget):
             return result.save(path)
 
         def done(p: str) -> None:
-            self.window.status(f"saved {p}")
+            self.main_window.status(f"saved {p}")
             self.saved.emit(p)
             if open_after:
-                self.window.open_model(p)
+                self.main_window.open_model(p)
 
         self.runner.start(
-            job, done, "Saving the model", on_failed=lambda m: self.window.show_error(m)
+            job, done, "Saving the model", on_failed=lambda m: self.main_window.show_error(m)
         )
 
 
@@ -751,7 +750,7 @@ class EngineChoice(QObject):
     """View ▸ Engine: NumPy (default) or Keras; the Keras trace is computed in a child process
     (waited for by a worker thread), so TensorFlow never runs in the app's process."""
 
-    def __init__(self, window: Any, panel: TrainPanel) -> None:
+    def __init__(self, window: Any, panels: Panels) -> None:
         super().__init__(window)
         from ..train.process import KerasEngineProcess
 
@@ -759,7 +758,7 @@ class EngineChoice(QObject):
         # GIL and froze the window (~0.3 s); the process stays up while Keras is chosen
         self.keras = KerasEngineProcess(threads=1)
         self.window = window
-        self.panel = panel
+        self.panels = panels
         self.viewer = window.state
         self.runner = TaskRunner(self)
         self.engine = "NumPy"
@@ -802,9 +801,19 @@ class EngineChoice(QObject):
         if (
             self.engine == "Keras"
             and self.viewer.engine.startswith("NumPy")
-            and self.panel.state not in ("loading", "training", "paused")
+            and not self._training()
         ):
             self._keras_trace()
+
+    def _training(self) -> bool:
+        panel = self.panels.built("train")
+        return panel is not None and panel.state in ("loading", "training", "paused")
+
+    def shutdown(self) -> None:
+        """The window closes: abandon a Keras trace, end the Keras engine's process."""
+        self.runner.cancel()
+        self.keras.shutdown()  # a trace in progress is abandoned, the worker then returns
+        self.runner.shutdown()
 
     def _keras_trace(self) -> None:
         doc = self.viewer
@@ -833,53 +842,50 @@ class EngineChoice(QObject):
     def shutdown_keras(self) -> None:
         """End the Keras engine's process in the background (it holds ~0.5 GB)."""
         if self.keras.running:
-            import threading
-
-            threading.Thread(
-                target=self.keras.shutdown, name="lstmviz keras engine shutdown", daemon=True
-            ).start()
+            background(self.keras.shutdown, name="lstmviz keras engine shutdown")
 
 
-def install(window: Any) -> TrainPanel:
-    """Add the Train dock, the Train menu and View ▸ Engine to ``window``."""
-    panel = TrainPanel(window)
-    dock = window.add_dock(panel, "Train", Qt.DockWidgetArea.BottomDockWidgetArea)
-    dock.hide()
+def train_panel_spec() -> PanelSpec:
+    """The Train panel, as the main window declares its docks (built on first open)."""
+    return PanelSpec(
+        key="train",
+        title="Train",
+        menu="Train",
+        shortcut="Ctrl+T",
+        tip="Train a model on a task and watch its gates change; scrub epochs afterwards",
+        build=TrainPanel,
+        height=300,
+    )
+
+
+def add_train_menu(window: Any, panels: Panels) -> None:
+    """The Train menu's commands beside "Train" (which opens the panel)."""
     menu = window.menu("Train")
-    show = dock.toggleViewAction()
-    show.setText("Train &panel")
-    show.setShortcut(QKeySequence("Ctrl+T"))
-    menu.addAction(show)
-    window.addAction(show)
-    start = QAction("&Start training", window)
-    start.setShortcut(QKeySequence("Ctrl+Shift+T"))
-    start.triggered.connect(lambda _=False: (dock.show(), panel.start()))
-    menu.addAction(start)
-    window.addAction(start)
-    for text, slot in (
-        ("&Pause / resume", panel.toggle_pause),
-        ("&Cancel", panel.cancel),
-        ("Save trained model as .&keras…", panel.choose_save),
+
+    def panel() -> TrainPanel:
+        return panels.widget("train")  # type: ignore[return-value]
+
+    for text, key, slot, tip in (
+        (
+            "&Start training",
+            "Ctrl+Shift+T",
+            lambda: (panels.open("train"), panel().start()),
+            "Start training the chosen task with the panel's settings",
+        ),
+        ("&Pause / resume", None, lambda: panel().toggle_pause(), "Pause or resume training"),
+        ("&Cancel", None, lambda: panel().cancel(), "Stop training after this batch"),
+        (
+            "Save trained model as .&keras…",
+            None,
+            lambda: panel().choose_save(),
+            "Save the model of the snapshot on screen",
+        ),
     ):
         a = QAction(text, window)
+        if key:
+            a.setShortcut(QKeySequence(key))
+        a.setStatusTip(tip)
+        a.setToolTip(tip)
         a.triggered.connect(lambda _=False, s=slot: s())
         menu.addAction(a)
-    window.train_panel = panel
-    window.train_dock = dock
-    # a bottom dock of moderate height: the heatmaps keep most of the window
-    dock.visibilityChanged.connect(
-        lambda vis: vis and window.resizeDocks([dock], [280], Qt.Orientation.Vertical)
-    )
-    window.engine_choice = EngineChoice(window, panel)
-    return panel
-
-
-def uninstall(window: Any) -> None:
-    panel = getattr(window, "train_panel", None)
-    if panel is not None:
-        panel.shutdown()
-    ec = getattr(window, "engine_choice", None)
-    if ec is not None:
-        ec.runner.cancel()
-        ec.keras.shutdown()  # a trace in progress is abandoned, the worker then returns
-        ec.runner.shutdown()
+        window.addAction(a)

@@ -263,3 +263,27 @@ class _Relay(QObject):
     @Slot()
     def on_done(self) -> None:
         self.reaped.emit()
+
+
+def background(fn: Callable[..., Any], *args: Any, name: str = "lstmviz background") -> Any:
+    """Run ``fn(*args)`` on a daemon thread now; returns a
+    :class:`concurrent.futures.Future` of its result.
+
+    For work that touches no widget and needs no progress: reading a model while the window
+    is being built, ending a child process. Everything with progress or a result for the
+    GUI goes through :class:`TaskRunner`.
+    """
+    from concurrent.futures import Future
+
+    future: Future[Any] = Future()
+
+    def run() -> None:
+        if not future.set_running_or_notify_cancel():
+            return
+        try:
+            future.set_result(fn(*args))
+        except BaseException as e:  # noqa: BLE001 - handed to whoever asks for the result
+            future.set_exception(e)
+
+    threading.Thread(target=run, name=name, daemon=True).start()
+    return future

@@ -16,10 +16,11 @@ def state(qtbot):
 
 @pytest.fixture
 def window(qtbot):
-    """A shown main window (extensions off: those are other modules' tests)."""
+    """A shown main window with the core views only (no menus of sessions, export or
+    training, no panels: those are other modules' tests)."""
     from lstmviz.app.main_window import MainWindow
 
-    w = MainWindow(install_extensions=False)
+    w = MainWindow(actions=False)
     qtbot.addWidget(w)
     w.resize(1600, 900)
     w.show()

@@ -37,9 +37,13 @@ def bits_model(units: int = 4, seed: int = 0):
 
 @pytest.fixture
 def panels(qtbot, state):
-    from lstmviz.app.analysis import make_panels
+    from types import SimpleNamespace
 
-    ps = make_panels(state)
+    from lstmviz.app.analysis import analysis_panels
+
+    errors = []
+    host = SimpleNamespace(state=state, show_error=errors.append)  # a window's two members
+    ps = {spec.key: spec.build(host) for spec in analysis_panels()}
     for p in ps.values():
         qtbot.addWidget(p)
         p.resize(900, 500)
@@ -58,7 +62,6 @@ def test_install_adds_menu_and_docks(qtbot):
 
     w = MainWindow()
     qtbot.addWidget(w)
-    assert "analysis" in w.extension_modules, w.last_error
     menu = w.menu("Analysis")
     titles = [a.text() for a in menu.actions()]
     assert titles == [
@@ -70,13 +73,14 @@ def test_install_adds_menu_and_docks(qtbot):
         "Check my LSTM",
         "Corpus",
     ]
-    assert all(not d.isVisible() for d in w.analysis_docks.values())
+    assert all(not d.isVisible() for d in w.panels.docks.values())
+    assert all(w.panels.built(k) is None for k in w.panels.specs)  # built on first open
     w.state.set_model(digit_model(), None, digit_info())
     w.show()
     qtbot.waitExposed(w)
     menu.actions()[0].trigger()
-    assert w.analysis_docks["decomposition"].isVisible()
-    assert w.analysis_panels["decomposition"].kept is not None
+    assert w.panels.docks["decomposition"].isVisible()
+    assert w.panels.built("decomposition").kept is not None
     assert w.last_error is None
     w.close()
 
@@ -100,7 +104,7 @@ def test_decomposition_panel(qtbot, state, panels):
     same = np.sign(k1) == np.sign(w1 - w0)
     np.testing.assert_allclose(w1[same], lt.cell[0, same, u], atol=1e-6)
     state.set_t(3)
-    assert p.cursor.value() == 3
+    assert p.step_line.value() == 3
     assert "t=3" in p.readout.text()
     rx, ry = p.ret_curve.getData()
     assert rx[0] == 3 and ry[0] == 1.0
@@ -245,17 +249,13 @@ def _buggy(lt):
 
 
 def test_check_panel_highlights_divergence(qtbot, window, tmp_path):
-    from lstmviz.app.analysis import install
-
-    install(window)
+    window.build_actions()
     window.state.set_model(digit_model(), None, digit_info())
     window.state.set_text("4 7 3 9 1 2 5")
     st = _buggy(window.state.layer_trace)
     path = tmp_path / "mine.npz"
     np.savez(path, hidden=st["hidden"], cell=st["cell"])
-    dock = window.analysis_docks["check"]
-    dock.show()
-    p = window.analysis_panels["check"]
+    p = window.panels.open("check")
     p.load(str(path))
     d = p.diagnosis
     assert d is not None and d.cause == "swap_i_f"

@@ -17,7 +17,6 @@ import numpy as np
 import pytest
 from PySide6.QtWidgets import QFileDialog
 
-from lstmviz.app import session_actions as SA
 from lstmviz.examples import EXAMPLES_DIR
 
 GOOD = EXAMPLES_DIR / "digit_sum.keras"
@@ -254,9 +253,9 @@ def window(qtbot, tmp_path, monkeypatch):
     monkeypatch.setenv("LSTMVIZ_DATA_DIR", str(tmp_path / "data"))
     from lstmviz.app.main_window import MainWindow
 
-    w = MainWindow(install_extensions=False)
+    w = MainWindow(actions=False)
     qtbot.addWidget(w)
-    SA.install(w)
+    w.build_actions()
     w.show()
     qtbot.waitExposed(w)
     w.open_model(GOOD)
@@ -369,9 +368,9 @@ def test_closing_the_window_during_work_stops_the_worker(qtbot, tmp_path, monkey
     monkeypatch.setenv("LSTMVIZ_DATA_DIR", str(tmp_path / "data"))
     from lstmviz.app.main_window import MainWindow
 
-    w = MainWindow(install_extensions=False)
+    w = MainWindow(actions=False)
     qtbot.addWidget(w)
-    SA.install(w)
+    w.build_actions()
     w.show()
     started = threading.Event()
     stopped = threading.Event()

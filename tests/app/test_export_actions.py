@@ -19,13 +19,12 @@ SVG = "{http://www.w3.org/2000/svg}"
 @pytest.fixture
 def exp(window):
     """(window, ExportActions) with a digit model of 10 units and 6 timesteps."""
-    from lstmviz.app.export_actions import install, uninstall
-
-    ext = install(window)
+    window.build_actions()
+    ext = window.export_actions
     window.state.set_model(digit_model(), None, digit_info())
     window.state.set_t(2)
     yield window, ext
-    uninstall(window)
+    ext.shutdown()
 
 
 def wait(qtbot, worker, timeout=60000):
@@ -46,9 +45,8 @@ def gif_frames(path):
 
 
 def test_menu_submenu_and_enabling(window):
-    from lstmviz.app.export_actions import install, uninstall
-
-    ext = install(window)
+    window.build_actions()
+    ext = window.export_actions
     try:
         file = window.menu("File")
         sub = next(a.menu() for a in file.actions() if a.menu() is ext.menu)
@@ -66,7 +64,7 @@ def test_menu_submenu_and_enabling(window):
         window.state.set_model(digit_model(), None, digit_info())
         assert all(a.isEnabled() for a in ext.actions_)
     finally:
-        uninstall(window)
+        ext.shutdown()
 
 
 def test_grid_figure_pdf_svg_png(exp, qtbot, tmp_path):
@@ -87,7 +85,7 @@ def test_grid_figure_pdf_svg_png(exp, qtbot, tmp_path):
     png = wait(qtbot, export_figure(window, tmp_path / "g.png", size=(6, 3), dpi=50))
     with Image.open(png) as im:
         assert im.size == (300, 150)
-    assert window.statusBar().currentMessage().startswith("Exported")
+    assert window.last_status.startswith("Exported")
 
 
 def test_window_figure_svg_pdf_png(exp, tmp_path):
@@ -141,7 +139,7 @@ def test_cancel_an_animation(exp, qtbot, tmp_path):
         pass
     assert not (tmp_path / "a.mp4").exists()
     assert list(tmp_path.iterdir()) == []
-    assert "cancelled" in window.statusBar().currentMessage()
+    assert "cancelled" in window.last_status
 
 
 def test_window_animation_restores_t(exp, tmp_path):

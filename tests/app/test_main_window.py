@@ -26,7 +26,7 @@ def _views_at(window, t):
             assert hm.dim.shaded().left() == t + 1
         np.testing.assert_array_equal(hm.data, lt.get(q)[b][:, doc.rows].T)
         np.testing.assert_allclose(window.step_bars.values(q), lt.get(q)[b, t][doc.rows], rtol=1e-6)
-    assert window.unit_lines.cursor.value() == t
+    assert window.unit_lines.step_line.value() == t
     assert window.transport.slider.value() == t
     assert window.transport.t_label.text().startswith(f"t = {t} /")
     u = doc.unit
@@ -324,41 +324,28 @@ def test_unit_equations_match_contributions(digit_window):
     assert "h = o·tanh(c)" in text
 
 
-def test_extensions_install_and_failures_are_dialogs(qtbot, monkeypatch):
-    import importlib.util
-    import sys
-    import types
-
+def test_a_panel_that_fails_to_build_is_a_dialog(qtbot, monkeypatch):
     from lstmviz.app import main_window as mw
+    from lstmviz.app.panels import PanelSpec
 
-    installed = []
-    good = types.ModuleType("lstmviz.app.session_actions")
-    good.install = lambda win: installed.append(win)
-    bad = types.ModuleType("lstmviz.app.export_actions")
-
-    def boom(win):
-        raise RuntimeError("export broke")
-
-    bad.install = boom
-    monkeypatch.setitem(sys.modules, "lstmviz.app.session_actions", good)
-    monkeypatch.setitem(sys.modules, "lstmviz.app.export_actions", bad)
-    real = importlib.util.find_spec
-
-    def find_spec(name, *a):
-        if name in ("lstmviz.app.session_actions", "lstmviz.app.export_actions"):
-            return object()
-        if name.startswith("lstmviz.app.") and name.rsplit(".", 1)[1] in mw.EXTENSIONS:
-            return None
-        return real(name, *a)
-
-    monkeypatch.setattr(importlib.util, "find_spec", find_spec)
-    w = mw.MainWindow(install_extensions=False)
+    w = mw.MainWindow()
     qtbot.addWidget(w)
-    with qtbot.waitSignal(w.extensions_installed, timeout=3000):  # even when one fails
-        w._install_extensions()
-    assert installed == [w]
+    w.show()
+    qtbot.waitExposed(w)
+    w.activateWindow()
+    qtbot.waitUntil(w.isActiveWindow)
+
+    def boom(window):
+        raise RuntimeError("the panel broke")
+
+    spec = w.panels.specs["what_if"]
+    w.panels.specs["what_if"] = PanelSpec(**{**spec.__dict__, "build": boom})
+    qtbot.keyClick(
+        w, Qt.Key.Key_3, Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.AltModifier
+    )
     qtbot.waitUntil(lambda: w.last_error is not None, timeout=3000)
-    assert "export broke" in w.last_error
+    assert "What-if could not be opened" in w.last_error and "the panel broke" in w.last_error
+    assert w.panels.built("what_if") is None
     w.error_dialog.close()
     w.close()
 
@@ -448,7 +435,7 @@ def test_example_gallery_lists_and_opens(window, qtbot):
     from lstmviz.examples import list_examples
 
     examples = list_examples()
-    dlg = window.show_gallery(modal=False)
+    dlg = window.show_gallery()
     assert dlg.list.count() == len(examples)
     if not examples:
         assert "No examples" in dlg.details.text()

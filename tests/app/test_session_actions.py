@@ -45,10 +45,16 @@ def models(tmp_path):
     return out
 
 
+def _install(w):
+    """The window's sessions menu, autosave and recovery (with the rest of its menus)."""
+    w.build_actions()
+    return w.session_actions
+
+
 def _make_window(qtbot):
     from lstmviz.app.main_window import MainWindow
 
-    w = MainWindow(install_extensions=False)
+    w = MainWindow(actions=False)
     qtbot.addWidget(w)
     w.show()
     qtbot.waitExposed(w)
@@ -58,7 +64,7 @@ def _make_window(qtbot):
 @pytest.fixture
 def window(qtbot, data_dir):
     w = _make_window(qtbot)
-    actions = SA.install(w)
+    actions = _install(w)
     yield w
     if w.error_dialog is not None:
         w.error_dialog.close()
@@ -86,7 +92,7 @@ def test_menu_entries(window):
     texts = [a.text() for a in window.menu("File").actions()]
     assert "Save s&ession…" in texts
     assert "Open &session…" in texts
-    assert window.session_actions.save_action.shortcut().toString() == "Ctrl+Alt+S"
+    assert window.session_actions.save_action.shortcut().toString() == "Ctrl+S"
     assert window.session_actions.timer.isActive()
     assert window.session_actions.timer.interval() == 30_000
 
@@ -113,7 +119,7 @@ def test_save_and_open_session_restores_everything(qtbot, window, models, tmp_pa
     assert doc.model_path == str(models["stacked_lstm"])
     assert (doc.layer, doc.selected_units, doc.t, doc.batch, doc.unit_filter) == state
     np.testing.assert_array_equal(doc.x, x)
-    assert "Opened session" in w.statusBar().currentMessage()
+    assert "Opened session" in w.last_status
 
 
 def test_save_and_open_through_the_menu_dialogs(qtbot, window, models, tmp_path, monkeypatch):
@@ -205,7 +211,7 @@ def test_autosave_writes_the_current_state(qtbot, window, models, data_dir):
 
 def test_clean_exit_leaves_no_marker(qtbot, data_dir, models):
     w = _make_window(qtbot)
-    a = SA.install(w)
+    a = _install(w)
     _open(qtbot, w, models["digit_sum"])
     a.autosave()
     assert a.lock_path.is_file()
@@ -215,7 +221,7 @@ def test_clean_exit_leaves_no_marker(qtbot, data_dir, models):
     assert not a.autosave_path.exists()
     assert Session.load(data_dir / "last-session.lstmviz").model_path == str(models["digit_sum"])
     w2 = _make_window(qtbot)
-    a2 = SA.install(w2)
+    a2 = _install(w2)
     assert a2.offer_restore() is None  # a clean exit: nothing to offer
     w2.close()
 
@@ -235,7 +241,7 @@ def test_restore_offer_after_an_unclean_exit(qtbot, data_dir, models):
     )
     (data_dir / f"running-{pid}-0.lock").write_text(f"{pid}\n")
     w = _make_window(qtbot)
-    a = SA.install(w)
+    a = _install(w)
     qtbot.waitUntil(lambda: a.restore_box is not None and a.restore_box.isVisible(), timeout=5000)
     assert "did not close cleanly" in a.restore_box.text()
     assert not (data_dir / f"running-{pid}-0.lock").exists()  # offered once only
@@ -256,7 +262,7 @@ def test_restore_declined(qtbot, data_dir, models):
     Session(model_path=str(models["digit_sum"]), t=1).save(data_dir / f"autosave-{pid}-3.lstmviz")
     (data_dir / f"running-{pid}-3.lock").write_text(f"{pid}\n")
     w = _make_window(qtbot)
-    a = SA.install(w)
+    a = _install(w)
     qtbot.waitUntil(lambda: a.restore_box is not None, timeout=5000)
     qtbot.mouseClick(a.restore_box.button(QMessageBox.StandardButton.No), Qt.MouseButton.LeftButton)
     assert w.state.model is None
@@ -318,7 +324,7 @@ def test_kill_9_then_next_start_offers_restore(qtbot, data_dir, models):
         proc.stderr.close()
     assert list(data_dir.glob("running-*.lock"))  # the killed app could not clean up
     w = _make_window(qtbot)
-    a = SA.install(w)
+    a = _install(w)
     qtbot.waitUntil(lambda: a.restore_box is not None, timeout=5000)
     qtbot.mouseClick(
         a.restore_box.button(QMessageBox.StandardButton.Yes), Qt.MouseButton.LeftButton
@@ -424,12 +430,11 @@ def full_window(qtbot, data_dir):
     pytest.importorskip("lstmviz.app.train_panel")
     from lstmviz.app.main_window import MainWindow
 
-    w = MainWindow()  # every extension, as the app starts
+    w = MainWindow()  # every menu and panel, as the app starts
     qtbot.addWidget(w)
     w.show()
     qtbot.waitExposed(w)
-    assert hasattr(w, "train_panel")
-    assert hasattr(w, "session_actions")
+    assert w.panels is not None and w.session_actions is not None
     w.open_model(EXAMPLES_DIR / "digit_sum.keras")
     qtbot.waitUntil(lambda: _settled(w), timeout=20000)
     yield w
@@ -441,7 +446,7 @@ def full_window(qtbot, data_dir):
 def test_autosave_at_each_training_snapshot_and_timeline_round_trip(
     qtbot, full_window, tmp_path, models
 ):
-    w, panel, a = full_window, full_window.train_panel, full_window.session_actions
+    w, panel, a = full_window, full_window.panels.widget("train"), full_window.session_actions
     snaps = _fake_snapshots(3)
     panel._switched_model = False  # as start() sets it
     for s in snaps:
@@ -496,7 +501,7 @@ def _patch_training(monkeypatch, body):
 
 
 def test_training_worker_raising_mid_epoch_keeps_last_good_weights(qtbot, full_window, monkeypatch):
-    w, panel, doc = full_window, full_window.train_panel, full_window.state
+    w, panel, doc = full_window, full_window.panels.widget("train"), full_window.state
     snaps = _fake_snapshots(3)
 
     def body(should_stop, on_snapshot):
@@ -536,7 +541,7 @@ def test_closing_the_window_during_training_stops_the_worker(qtbot, data_dir, mo
     w.show()
     w.open_model(EXAMPLES_DIR / "digit_sum.keras")
     qtbot.waitUntil(lambda: _settled(w), timeout=20000)
-    panel = w.train_panel
+    panel = w.panels.widget("train")
     snaps = _fake_snapshots(1)
     running, stopped = threading.Event(), threading.Event()
 
@@ -596,7 +601,7 @@ def test_window_layout_saved_and_restored(qtbot, window, models, tmp_path):
     w.detail_dock.show()
     _open_session(qtbot, w, p)
     assert not w.detail_dock.isVisible()
-    assert "not restored" not in w.statusBar().currentMessage()
+    assert "not restored" not in w.last_status
 
 
 # ------------------------------------------------------------------------------------------
@@ -629,7 +634,7 @@ def test_resave_and_autosave_keep_an_embedded_model(qtbot, window, models, tmp_p
     w.state.set_t(4)
     again = tmp_path / "again.lstmviz"
     _press_save(qtbot, w, again, monkeypatch)
-    assert "embedded in it again" in w.statusBar().currentMessage()
+    assert "embedded in it again" in w.last_status
     s = Session.load(again)
     assert s.model_bytes is not None and s.t == 4
     assert s.load_model().name == "digit_sum"  # reopens: the model came along
@@ -650,7 +655,7 @@ def test_every_crashed_window_keeps_its_autosave(qtbot, data_dir, models):
     _crash(data_dir, pid, 0, models["digit_sum"], t=1)  # two windows of one process
     _crash(data_dir, pid, 1, models["stacked_lstm"], t=2)
     w = _make_window(qtbot)
-    a = SA.install(w)
+    a = _install(w)
     qtbot.waitUntil(lambda: a.restore_box is not None, timeout=5000)
     assert "other recovered session" in a.restore_box.informativeText()
     qtbot.mouseClick(a.restore_box.button(QMessageBox.StandardButton.No), Qt.MouseButton.LeftButton)
@@ -665,7 +670,7 @@ def test_every_crashed_window_keeps_its_autosave(qtbot, data_dir, models):
     pid2 = _dead_pid() - 7
     _crash(data_dir, pid2, 0, models["digit_sum"], t=4)
     w2 = _make_window(qtbot)
-    a2 = SA.install(w2)
+    a2 = _install(w2)
     qtbot.waitUntil(lambda: a2.restore_box is not None, timeout=5000)
     qtbot.mouseClick(
         a2.restore_box.button(QMessageBox.StandardButton.No), Qt.MouseButton.LeftButton
@@ -690,8 +695,8 @@ def test_an_unreadable_autosave_is_kept_not_deleted(qtbot, data_dir, models):
     (data_dir / f"autosave-{pid}-0.lstmviz").write_bytes(b"PK\x03\x04 torn")
     (data_dir / f"running-{pid}-0.lock").write_text(f"{pid}\n")
     w = _make_window(qtbot)
-    a = SA.install(w)
-    qtbot.waitUntil(lambda: "cannot be read" in w.statusBar().currentMessage(), timeout=5000)
+    a = _install(w)
+    qtbot.waitUntil(lambda: "cannot be read" in w.last_status, timeout=5000)
     assert a.restore_box is None
     (kept,) = a.recovered()
     assert not kept.readable and kept.path.is_file()
@@ -705,7 +710,7 @@ def test_a_data_folder_that_cannot_be_created_falls_back_with_a_warning(
     blocker.write_text("a file where the data folder should be")
     monkeypatch.setenv("LSTMVIZ_DATA_DIR", str(blocker / "lstmviz"))
     w = _make_window(qtbot)
-    a = SA.install(w)
+    a = _install(w)
     qtbot.waitUntil(lambda: a.data_warning_box is not None and a.data_warning_box.isVisible())
     assert str(blocker / "lstmviz") in a.data_warning_box.text()
     assert "temporary folder" in a.data_warning_box.text()

@@ -9,7 +9,6 @@ import pytest
 pytest.importorskip("keras")
 
 import lstmviz
-from lstmviz.app import train_panel
 from lstmviz.examples import EXAMPLES_DIR
 from lstmviz.train.tasks import Batch, TrainConfig, get_task
 
@@ -22,9 +21,10 @@ TINY = TrainConfig(
 
 @pytest.fixture
 def panel(window):
-    p = train_panel.install(window)
+    window.build_actions()
+    p = window.panels.open("train")
     yield p
-    train_panel.uninstall(window)
+    p.shutdown()
 
 
 def _wait_state(qtbot, panel, states):
@@ -33,8 +33,9 @@ def _wait_state(qtbot, panel, states):
 
 def test_install_adds_dock_menu_and_engine_choice(window, panel):
     texts = [a.text() for a in window.menu("Train").actions()]
-    assert "Train &panel" in texts and "&Start training" in texts
-    assert window.train_dock.widget() is panel
+    assert "Train" in texts and "&Start training" in texts
+    assert window.panels.built("train") is panel
+    assert window.panels.docks["train"].isVisible()
     assert set(window.engine_choice.actions) == {"NumPy", "Keras"}
     assert panel.task_combo.count() == 5
     panel.task_combo.setCurrentIndex(panel.task_combo.findData("binary-addition"))

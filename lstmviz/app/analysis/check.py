@@ -10,7 +10,6 @@ import pyqtgraph as pg
 from PySide6.QtCore import QRectF, Qt
 from PySide6.QtWidgets import (
     QComboBox,
-    QFileDialog,
     QHBoxLayout,
     QLabel,
     QPlainTextEdit,
@@ -22,8 +21,9 @@ from PySide6.QtWidgets import (
 from ...analysis import Diagnosis, diagnose
 from ...engine.trace import TITLES
 from ...errors import LstmvizError
+from .. import dialogs
 from ..workers import TaskRunner
-from .common import Panel, hint, show_image, style_plot, time_ticks
+from .common import Panel, PlotStack, hint, show_image, style_plot, time_ticks
 
 HIGHLIGHT = "#ff3355"
 SYNC_LIMIT = 200_000  # traces with more values than this are checked in a worker
@@ -40,7 +40,7 @@ class CheckPanel(Panel):
 
     def __init__(self, state, window: Any = None, parent: QWidget | None = None) -> None:
         super().__init__(state, parent)
-        self.window = window
+        self.main_window = window
         self.student: dict[str, Any] | None = None
         self.student_path: str | None = None
         self.diagnosis: Diagnosis | None = None
@@ -72,8 +72,8 @@ class CheckPanel(Panel):
         self.text.setReadOnly(True)
         self.text.setMaximumHeight(120)
         self.text.setPlainText(
-            "Load the arrays your own LSTM computed (see the seed homework: "
-            "np.savez('mine.npz', hidden=outputs, cell=cells)) to compare "
+            "Load the arrays your own LSTM computed on this input "
+            "(np.savez('mine.npz', hidden=outputs, cell=cells)) to compare "
             "them with this model, step by step."
         )
         lay.addWidget(self.text)
@@ -92,9 +92,14 @@ class CheckPanel(Panel):
         self.first_box.setPen(pg.mkPen("#00e5ff", width=3))
         self.first_box.setVisible(False)
         self.plot.addItem(self.first_box)
-        self.cursor = pg.InfiniteLine(0, pen=pg.mkPen("#888888", style=DASH))
-        self.plot.addItem(self.cursor)
-        lay.addWidget(self.plot_widget, 1)
+        self.step_line = pg.InfiniteLine(0, pen=pg.mkPen("#888888", style=DASH))
+        self.plot.addItem(self.step_line)
+        self.stack = PlotStack(
+            self.plot_widget,
+            "Load your LSTM's arrays (Load student arrays…): where they differ from the model "
+            "shows here, and the first divergence is outlined on the main heatmaps.",
+        )
+        lay.addWidget(self.stack, 1)
         lay.addWidget(
             hint(
                 "Red outlines on the main heatmaps mark the cells outside tolerance "
@@ -114,7 +119,7 @@ class CheckPanel(Panel):
 
     # --- loading ----------------------------------------------------------------------------
     def choose_file(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, "Student arrays", "", "NumPy archives (*.npz)")
+        path = dialogs.ask_open_file(self, "Student arrays", "NumPy archives (*.npz)")
         if path:
             self.load(path)
 
@@ -203,7 +208,9 @@ class CheckPanel(Panel):
         if d is None or lt is None or q is None or q not in d.errors:
             self.image.clear()
             self.first_box.setVisible(False)
+            self.stack.show_empty()
             return
+        self.stack.show_plots()
         b = min(self.state.batch, d.errors[q].shape[0] - 1)
         err = d.errors[q][b].T  # (U, T)
         hi = float(max(err.max(), d.atol * 10))
@@ -228,7 +235,7 @@ class CheckPanel(Panel):
         self.on_t(self.state.t)
 
     def on_t(self, t: int) -> None:
-        self.cursor.setValue(t + 0.5)
+        self.step_line.setValue(t + 0.5)
 
     def go_to_divergence(self) -> None:
         d = self.diagnosis
@@ -243,12 +250,16 @@ class CheckPanel(Panel):
             doc.set_units([d.first_unit, *[u for u in doc.selected_units if u != d.first_unit]])
         doc.set_t(d.first_step)
 
+    def shutdown(self) -> None:
+        """The window closes: stop a comparison still running."""
+        self.runner.shutdown()
+
     # --- the main window's heatmaps -------------------------------------------------------
     def _heatmaps(self) -> dict[str, Any]:
-        if self.window is None or not hasattr(self.window, "plot_widgets"):
+        if self.main_window is None or not hasattr(self.main_window, "plot_widgets"):
             return {}
         try:
-            widgets = self.window.plot_widgets()
+            widgets = self.main_window.plot_widgets()
         except (AttributeError, RuntimeError):
             return {}
         return {

@@ -6,12 +6,12 @@ from typing import Any
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import Signal
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QFont, QShowEvent
-from PySide6.QtWidgets import QGraphicsItem, QLabel, QWidget
+from PySide6.QtWidgets import QGraphicsItem, QLabel, QStackedWidget, QWidget
 
 from ...errors import LstmvizError
-from ..style import NORMAL, OKABE_ITO
+from ..style import EMPTY_STYLE, NORMAL, OKABE_ITO
 
 MUTED = "#9aa0a6"
 KEPT = "#0072B2"  # blue: what the cell keeps
@@ -69,6 +69,39 @@ def show_image(
     image.setImage(np.ascontiguousarray(data, np.float32), autoLevels=False, levels=levels)
     image.setRect(QRectF(x0, 0, max(cols, 1), max(rows, 1)))
     plot.vb.setRange(xRange=(x0, x0 + max(cols, 1)), yRange=(0, max(rows, 1)), padding=0)
+
+
+#: The least height of a panel's plot area: axes, ticks and data stay readable.
+PLOT_MIN_PX = 200
+
+
+class PlotStack(QStackedWidget):
+    """A panel's plots, or -- until there is something to plot -- a sentence saying what to
+    do (an empty state: no placeholder axes)."""
+
+    def __init__(self, plots: QWidget, empty_text: str, min_height: int = PLOT_MIN_PX) -> None:
+        super().__init__()
+        self.empty_label = QLabel(empty_text)
+        self.empty_label.setWordWrap(True)
+        self.empty_label.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.empty_label.setStyleSheet(EMPTY_STYLE)
+        self.plots = plots
+        self.addWidget(self.empty_label)
+        self.addWidget(plots)
+        self.setMinimumHeight(min_height)
+        self.show_empty()
+
+    def show_empty(self, text: str | None = None) -> None:
+        if text is not None:
+            self.empty_label.setText(text)
+        self.setCurrentWidget(self.empty_label)
+
+    def show_plots(self) -> None:
+        self.setCurrentWidget(self.plots)
+
+    @property
+    def is_empty(self) -> bool:
+        return self.currentWidget() is self.empty_label
 
 
 def hint(text: str) -> QLabel:

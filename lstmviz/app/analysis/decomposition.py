@@ -9,7 +9,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QSpinBox, QVBoxLayout, QWidget
 
 from ...analysis import decompose, mean_lifetime, retention
-from .common import KEPT, WRITTEN, Panel, hint, style_plot, time_ticks
+from .common import KEPT, WRITTEN, Panel, PlotStack, hint, style_plot, time_ticks
 
 
 def stacked(
@@ -59,7 +59,11 @@ class DecompositionPanel(Panel):
             )
         )
         self.view = pg.GraphicsLayoutWidget()
-        lay.addWidget(self.view, 1)
+        self.stack = PlotStack(
+            self.view, "Open a model: each unit's cell splits into kept and written."
+        )
+        lay.addWidget(self.stack, 1)
+        # side by side: the dock is wide and short at the bottom of the window
         self.bars = self.view.addPlot(row=0, col=0)
         style_plot(self.bars, "kept vs written", "cell", "t")
         self.kept_item = pg.BarGraphItem(
@@ -74,9 +78,9 @@ class DecompositionPanel(Panel):
             pen=pg.mkPen("#ffffff", width=2), symbol="o", symbolSize=5, symbolBrush="#ffffff"
         )
         self.bars.addLine(y=0, pen=pg.mkPen("#555a66"))
-        self.cursor = pg.InfiniteLine(0, pen=DASH_WHITE)
-        self.bars.addItem(self.cursor)
-        self.life = self.view.addPlot(row=1, col=0)
+        self.step_line = pg.InfiniteLine(0, pen=DASH_WHITE)
+        self.bars.addItem(self.step_line)
+        self.life = self.view.addPlot(row=0, col=1)
         style_plot(self.life, "retention of the value written at t", "fraction kept", "t")
         self.life.setYRange(0, 1.05)
         self.life.setXLink(self.bars)
@@ -84,7 +88,7 @@ class DecompositionPanel(Panel):
         self.life.addLine(y=0.5, pen=pg.mkPen("#555a66", style=DASH))
         self.life_cursor = pg.InfiniteLine(0, pen=DASH_WHITE)
         self.life.addItem(self.life_cursor)
-        self.units_plot = self.view.addPlot(row=2, col=0)
+        self.units_plot = self.view.addPlot(row=0, col=2)
         style_plot(
             self.units_plot, "median memory lifetime per unit (half-life, steps)", "steps", "unit"
         )
@@ -97,9 +101,9 @@ class DecompositionPanel(Panel):
             "(median over steps); bars at the top outlive the input"
         )
         self.units_plot.scene().sigMouseClicked.connect(self._on_click)
-        self.view.ci.layout.setRowStretchFactor(0, 3)
-        self.view.ci.layout.setRowStretchFactor(1, 2)
-        self.view.ci.layout.setRowStretchFactor(2, 2)
+        self.view.ci.layout.setColumnStretchFactor(0, 3)
+        self.view.ci.layout.setColumnStretchFactor(1, 2)
+        self.view.ci.layout.setColumnStretchFactor(2, 3)
         self.kept = self.written = None
         self.lifetimes = np.zeros(0)
 
@@ -111,6 +115,7 @@ class DecompositionPanel(Panel):
 
     def refresh(self) -> None:
         lt = self.lt
+        self.stack.show_plots()
         self.kept, self.written = decompose(lt)  # (B, T, U)
         self.lifetimes = mean_lifetime(lt)  # (U,)
         self.unit_box.blockSignals(True)
@@ -152,7 +157,7 @@ class DecompositionPanel(Panel):
             return
         b, u = min(self.state.batch, lt.batch_size - 1), self.unit
         t = min(t, lt.timesteps - 1)
-        self.cursor.setValue(t)
+        self.step_line.setValue(t)
         self.life_cursor.setValue(t)
         ret = retention(lt, t, b)[:, u]  # (T,)
         steps = np.arange(lt.timesteps)

@@ -130,8 +130,8 @@ class UnitSearchPanel(Panel):
         self.unit_curves = [
             self.plot.plot(pen=pg.mkPen(SERIES[k], width=2), name=f"#{k + 1}") for k in range(3)
         ]
-        self.cursor = pg.InfiniteLine(0, pen=pg.mkPen("#888888", style=DASH))
-        self.plot.addItem(self.cursor)
+        self.step_line = pg.InfiniteLine(0, pen=pg.mkPen("#888888", style=DASH))
+        self.plot.addItem(self.step_line)
         self.plot.scene().sigMouseClicked.connect(self._on_plot_click)
         split.addWidget(self.plot_widget)
         split.setStretchFactor(1, 1)
@@ -293,7 +293,7 @@ class UnitSearchPanel(Panel):
         self.on_t(self.state.t)
 
     def on_t(self, t: int) -> None:
-        self.cursor.setValue(t)
+        self.step_line.setValue(t)
 
     def _on_row_clicked(self, row: int, _col: int) -> None:
         if row < len(self.ranked):

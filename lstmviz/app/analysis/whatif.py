@@ -20,7 +20,7 @@ from PySide6.QtWidgets import (
 from ...analysis import WhatIf, what_if
 from ...engine.trace import QUANTITIES, SYMBOLS, TITLES
 from ...errors import LstmvizError
-from .common import Panel, hint, show_image, style_plot, time_ticks
+from .common import Panel, PlotStack, hint, show_image, style_plot, time_ticks
 
 
 def token_choices(state: Any) -> list[tuple[str, Any]]:
@@ -89,7 +89,14 @@ class WhatIfPanel(Panel):
         row2.addWidget(self.summary, 1)
         lay.addLayout(row2)
         self.view = pg.GraphicsLayoutWidget()
-        lay.addWidget(self.view, 1)
+        self.stack = PlotStack(
+            self.view,
+            "Pick a step and the input it should have instead, then press Compare: "
+            "every quantity before and after the change, and how the output moves.",
+        )
+        lay.addWidget(self.stack, 1)
+        # left: how much each quantity and the output change over time; right: one
+        # quantity's units x time before, after and their difference
         self.div_plot = self.view.addPlot(row=0, col=0)
         style_plot(self.div_plot, "max |after − before| over units", "", "t")
         self.div_plot.vb.invertY(True)
@@ -99,7 +106,7 @@ class WhatIfPanel(Panel):
         self.div_plot.getAxis("left").setTicks(
             [[(k + 0.5, SYMBOLS[q]) for k, q in enumerate(QUANTITIES)], []]
         )
-        inner = self.view.addLayout(row=1, col=0)
+        inner = self.view.addLayout(row=0, col=1, rowspan=2)
         self.side_plots = []
         self.side_images = []
         for k, title in enumerate(("before", "after")):
@@ -119,7 +126,7 @@ class WhatIfPanel(Panel):
         self.diff_plot.addItem(self.diff_image)
         for p in self.side_plots:
             p.setYLink(self.diff_plot)
-        self.out_plot = self.view.addPlot(row=2, col=0)
+        self.out_plot = self.view.addPlot(row=1, col=0)
         style_plot(self.out_plot, "output change (max over classes)", "", "t")
         self.out_plot.setXLink(self.div_plot)
         self.out_curve = self.out_plot.plot(
@@ -130,9 +137,8 @@ class WhatIfPanel(Panel):
             line = pg.InfiniteLine(0, pen=pg.mkPen("#56B4E9", width=2))
             p.addItem(line)
             self.marks.append(line)
-        self.view.ci.layout.setRowStretchFactor(0, 2)
-        self.view.ci.layout.setRowStretchFactor(1, 3)
-        self.view.ci.layout.setRowStretchFactor(2, 2)
+        self.view.ci.layout.setColumnStretchFactor(0, 2)
+        self.view.ci.layout.setColumnStretchFactor(1, 5)
         lay.addWidget(
             hint(
                 "Blue line: the changed step. A forward LSTM cannot change before "
@@ -222,8 +228,10 @@ class WhatIfPanel(Panel):
             for im in (self.div_image, self.diff_image, *self.side_images):
                 im.clear()
             self.out_curve.setData([], [])
-            self.summary.setText("Pick a step and a new input, then Compare.")
+            self.summary.setText("")
+            self.stack.show_empty()
             return
+        self.stack.show_plots()
         div = r.divergence[lt.name]
         mat = np.stack([div[q] for q in QUANTITIES])  # (6, T)
         hi = float(max(mat.max(), 1e-6))
@@ -259,12 +267,16 @@ class WhatIfPanel(Panel):
         out_txt = ""
         if before.shape == after.shape and before.ndim >= 2:
             bo, ao = before[r.batch], after[r.batch]
-            if bo.ndim == 2:
-                bo, ao = bo[-1], ao[-1]
-            if bo.shape[-1] > 1:
-                out_txt = f" · final output argmax {int(np.argmax(bo))} → {int(np.argmax(ao))}"
+            where = "final output"
+            if bo.ndim == 2 and bo.shape[0] == lt.timesteps:  # one output per step
+                bo, ao, where = bo[-1], ao[-1], f"output at the last step ({lt.timesteps - 1})"
+            elif bo.ndim == 1 and bo.shape[0] == lt.timesteps and lt.timesteps > 1:
+                bo, ao, where = bo[-1:], ao[-1:], f"output at the last step ({lt.timesteps - 1})"
+            if bo.ndim == 1 and bo.shape[-1] > 1:
+                out_txt = f" · {where}: class {int(np.argmax(bo))} → {int(np.argmax(ao))}"
             else:
-                out_txt = f" · final output {float(bo.ravel()[0]):.3f} → {float(ao.ravel()[0]):.3f}"
+                b0, a0 = float(np.ravel(bo)[0]), float(np.ravel(ao)[0])
+                out_txt = f" · {where}: {b0:.3f} → {a0:.3f}"
         self.summary.setText(
             f"changed step {r.t}: first affected step {first}, largest change {hi:.3g}{out_txt}"
         )
