@@ -1,21 +1,25 @@
-"""File → Save Session… / Open Session…, autosave, and the restore offer after a crash.
+"""File → Save Session… / Open Session… / Recover, autosave, and the restore offer after a crash.
 
-``install(window)`` (called by the main window) adds the menu entries, starts the autosave
+``SessionActions(window)`` (made by the main window) adds the menu entries, starts the autosave
 timer (every 30 s, and at each training snapshot when the training panel announces one),
 and -- when a previous lstmviz died without closing (crash, ``kill -9``) -- offers to restore
 its last autosave. Autosaves and instance markers live in the user's data directory
 (``QStandardPaths.AppDataLocation``; ``LSTMVIZ_DATA_DIR`` overrides it, and tests never touch
-the real one).
+the real one). When that folder cannot be created or written, a temporary folder is used for
+the run and a warning says so: the menu entries and autosave are always there.
 
 Files in the data directory, per running window ``<pid>-<n>``:
 ``running-<pid>-<n>.lock`` (removed on a clean exit) and ``autosave-<pid>-<n>.lstmviz``;
-``last-session.lstmviz`` is the session at the last clean exit, ``recovered.lstmviz`` the
-autosave of the last crash once it was offered.
+``last-session.lstmviz`` is the session at the last clean exit. The autosave of every window
+that ended without closing is kept in ``recovered/`` as ``<date>-<time>-<pid>-<n>.lstmviz``
+(one file per window, never overwritten, never deleted by lstmviz) and listed, by time and
+model, in File ▸ Recover.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import itertools
 import logging
 import os
@@ -24,15 +28,17 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from PySide6.QtCore import QByteArray, QObject, QStandardPaths, QTimer, Signal
 from PySide6.QtGui import QAction, QKeySequence
-from PySide6.QtWidgets import QMessageBox
+from PySide6.QtWidgets import QMenu, QMessageBox
 
 from ..errors import LstmvizError
+from ..io.atomic import clean_stale_temps
 from ..io.session import SUFFIX, Session
 from ..state.session import apply_selection, session_from_state
 from . import dialogs
@@ -45,19 +51,78 @@ _LOCK_RE = re.compile(r"running-(\d+)-(\d+)\.lock$")
 _counter = itertools.count()
 
 
-def data_dir() -> Path:
-    """Where autosaves go: ``$LSTMVIZ_DATA_DIR``, else (in tests) a temporary directory,
-    else Qt's per-user application data directory."""
+RECOVERED_DIR = "recovered"
+_RECOVERED_RE = re.compile(r"^\d{8}-\d{6}-\d+-\d+(-\d+)?\.lstmviz$")
+
+
+def preferred_data_dir() -> Path:
+    """Where autosaves should go: ``$LSTMVIZ_DATA_DIR``, else (in tests) a temporary
+    directory, else Qt's per-user application data directory."""
     env = os.environ.get("LSTMVIZ_DATA_DIR")
     if env:
-        p = Path(env)
-    elif os.environ.get("LSTMVIZ_TESTING"):
-        p = Path(tempfile.gettempdir()) / f"lstmviz-testing-{os.getpid()}"
-    else:
-        loc = QStandardPaths.writableLocation(QStandardPaths.StandardLocation.AppDataLocation)
-        p = Path(loc) if loc else Path.home() / ".local" / "share" / "lstmviz"
-    p.mkdir(parents=True, exist_ok=True)
-    return p
+        return Path(env)
+    if os.environ.get("LSTMVIZ_TESTING"):
+        return Path(tempfile.gettempdir()) / f"lstmviz-testing-{os.getpid()}"
+    loc = QStandardPaths.writableLocation(QStandardPaths.StandardLocation.AppDataLocation)
+    return Path(loc) if loc else Path.home() / ".local" / "share" / "lstmviz"
+
+
+def resolve_data_dir() -> tuple[Path, str | None]:
+    """The data folder to use and, when the preferred one cannot be created or written (a
+    read-only home, a file in its place), a temporary folder and the warning to show."""
+    p = preferred_data_dir()
+    try:
+        p.mkdir(parents=True, exist_ok=True)
+        if not os.access(p, os.W_OK | os.X_OK):
+            raise PermissionError(errno.EACCES, "it is not writable")
+        return p, None
+    except (OSError, ValueError) as e:
+        reason = getattr(e, "strerror", None) or str(e)
+    try:
+        tmp = Path(tempfile.mkdtemp(prefix="lstmviz-data-"))
+    except OSError:
+        tmp = Path(tempfile.gettempdir())
+    return tmp, (
+        f"lstmviz cannot use its data folder {p} ({reason}). For this run, autosaves and "
+        f"recovered sessions go to the temporary folder {tmp}, which the system may empty. "
+        "Set LSTMVIZ_DATA_DIR to a folder you can write to."
+    )
+
+
+def data_dir() -> Path:
+    """The data folder autosaves go to (see :func:`resolve_data_dir`)."""
+    return resolve_data_dir()[0]
+
+
+@dataclass(frozen=True)
+class Recovered:
+    """One kept autosave of a window that ended without closing."""
+
+    path: Path
+    when: float  # the autosave's modification time
+    model: str  # what it shows, in words ("digit_sum.keras", "a model from training")
+    readable: bool = True
+
+    @property
+    def label(self) -> str:
+        when = time.strftime("%H:%M:%S on %d %b %Y", time.localtime(self.when))
+        return f"{when} — {self.model}"
+
+
+def describe_session(path: Path) -> Recovered:
+    """A :class:`Recovered` for ``path``, reading only its ``session.json``."""
+    try:
+        when = path.stat().st_mtime
+    except OSError:
+        when = 0.0
+    try:
+        info = Session.peek(path)
+    except LstmvizError as e:
+        return Recovered(path, when, f"unreadable: {str(e)[-80:]}", readable=False)
+    name = info["model_name"] or ("a model from training" if info["snapshots"] else "no model")
+    if info["embedded"]:
+        name += " (embedded)"
+    return Recovered(path, when, name)
 
 
 def _pid_alive(pid: int) -> bool:
@@ -132,7 +197,9 @@ class SessionActions(QObject):
     def __init__(self, window: Any) -> None:
         super().__init__(window)
         self.window = window
-        self.dir = data_dir()
+        self.dir, self.data_warning = resolve_data_dir()
+        self.recovered_dir = self.dir / RECOVERED_DIR
+        self.data_warning_box: QMessageBox | None = None
         tag = f"{os.getpid()}-{next(_counter)}"
         self.lock_path = self.dir / f"running-{tag}.lock"
         self.autosave_path = self.dir / f"autosave-{tag}{SUFFIX}"
@@ -155,6 +222,8 @@ class SessionActions(QObject):
         self._write_lock()
         self._connect_training()
         QTimer.singleShot(0, self, self.offer_restore)  # once the window is up (never after)
+        if self.data_warning:
+            QTimer.singleShot(0, self, self.show_data_warning)
 
     def shutdown(self) -> None:
         """The window closes: keep the last session, stop autosaving (see :meth:`close`)."""
@@ -199,6 +268,39 @@ class SessionActions(QObject):
             file.insertAction(before, self.embed_action)
         else:
             file.addAction(self.embed_action)
+        self.recover_menu = QMenu("&Recover", w)
+        self.recover_menu.setToolTipsVisible(True)
+        self.recover_menu.menuAction().setStatusTip(
+            "Autosaves of windows that ended without closing (a crash, kill -9), by time "
+            "and model: open one"
+        )
+        self.recover_menu.aboutToShow.connect(self._fill_recover_menu)
+        if before is not None:
+            file.insertMenu(before, self.recover_menu)
+        else:
+            file.addMenu(self.recover_menu)
+        self._fill_recover_menu()
+
+    def _fill_recover_menu(self) -> None:
+        menu = self.recover_menu
+        menu.clear()
+        kept = self.recovered()
+        for r in kept:
+            a = menu.addAction(r.label)
+            a.setToolTip(str(r.path))
+            a.setStatusTip(f"Open the autosave kept in {r.path}")
+            a.setEnabled(r.readable)
+            a.triggered.connect(lambda _=False, p=r.path: self.recover(p))
+        if not kept:
+            none = menu.addAction("No recovered sessions")
+            none.setEnabled(False)
+        menu.addSeparator()
+        where = menu.addAction(f"Kept in {self.recovered_dir}")
+        where.setEnabled(False)
+        if self.data_warning:
+            warn = menu.addAction("⚠ The data folder is temporary this run")
+            warn.setToolTip(self.data_warning)
+            warn.setEnabled(False)
 
     # ---- the current state --------------------------------------------------------------------
     def current_session(self) -> Session | None:
@@ -213,6 +315,8 @@ class SessionActions(QObject):
         if isinstance(shown, int):
             view["training_snapshot_shown"] = shown
         s = session_from_state(state, view=view, snapshots=self._training_snapshots())
+        # a model opened from a session's embedded copy may exist nowhere else: keep it
+        s.keep_embedded(state.model)
         choice = getattr(self.window, "engine_choice", None)  # View ▸ Engine (train_panel)
         s.engine = str(getattr(choice, "engine", "numpy") or "numpy").lower()
         return s
@@ -277,11 +381,20 @@ class SessionActions(QObject):
         if p.suffix.lower() != SUFFIX:
             p = p.with_name(p.name + SUFFIX)
         embed = self.embed_action.isChecked() if embed is None else embed
-        s.save(p, embed_model=bool(embed and s.model_path))
+        kept = s.model_bytes is not None  # the embedded copy it was opened with
+        on_disk = bool(s.model_path) and Path(str(s.model_path)).is_file()
+        s.save(p, embed_model=bool(embed and on_disk))
         self.session_path = p
         with contextlib.suppress(AttributeError):
             self.window._add_recent(str(p))
-        self.window.status(f"Saved session {p}")
+        if kept:
+            self.window.status(
+                f"Saved session {p}, with the model embedded in it again (the session it was "
+                "opened from carried it)",
+                10000,
+            )
+        else:
+            self.window.status(f"Saved session {p}")
         return p
 
     def choose_save(self) -> None:
@@ -313,8 +426,13 @@ class SessionActions(QObject):
             s = self.current_session()
             if s is None:
                 return None
-            # embed small models: the autosave must survive the model file changing
-            small = s.model_path and Path(s.model_path).stat().st_size <= 64 * 2**20
+            # embed small models: the autosave must survive the model file changing (a model
+            # that came embedded is kept embedded whatever its size)
+            small = s.model_bytes is not None or (
+                bool(s.model_path)
+                and Path(str(s.model_path)).is_file()
+                and Path(str(s.model_path)).stat().st_size <= 64 * 2**20
+            )
         except (LstmvizError, OSError) as e:
             self._autosave_failed.emit(str(e))
             return None
@@ -400,7 +518,13 @@ class SessionActions(QObject):
             return s.load_model()
         for snap in reversed(s.snapshots):  # a model that only lived in a training run
             if "spec" in snap:
-                return dict_to_snapshot(snap).engine_model()
+                from ..io.keras import dry_run
+
+                model = dict_to_snapshot(snap).engine_model()
+                # its config and weights come from the file: run it once, small, as every
+                # model file is at load (refused with a message, not failing later)
+                dry_run(model, f"{s.source}: the model of its training timeline")
+                return model
         raise LstmvizError(f"{s.source}: the session names no model")
 
     def _show(
@@ -489,7 +613,8 @@ class SessionActions(QObject):
             log.warning("cannot write %s: %s", self.lock_path, e)
 
     def stale_autosaves(self) -> list[tuple[Path, Path | None]]:
-        """``(lock, autosave or None)`` of every lstmviz that ended without closing."""
+        """``(lock, autosave or None)`` of every lstmviz window that ended without closing,
+        oldest first."""
         out = []
         for lock in self.dir.glob("running-*.lock"):
             m = _LOCK_RE.search(lock.name)
@@ -497,7 +622,8 @@ class SessionActions(QObject):
                 continue
             auto = self.dir / f"autosave-{m.group(1)}-{m.group(2)}{SUFFIX}"
             out.append((lock, auto if auto.is_file() else None))
-        # temporary files of writes a kill interrupted
+        # temporary files of writes a kill interrupted (this and older lstmviz versions)
+        clean_stale_temps(self.dir)
         for tmp in self.dir.glob(f".autosave-*{SUFFIX}.*.tmp"):
             m = re.match(r"\.autosave-(\d+)-", tmp.name)
             if m and not _pid_alive(int(m.group(1))):
@@ -505,41 +631,112 @@ class SessionActions(QObject):
                     tmp.unlink()
         return sorted(out, key=lambda la: la[1].stat().st_mtime if la[1] else 0)
 
-    def offer_restore(self) -> QMessageBox | None:
-        """After an unclean exit, ask (without blocking) whether to restore its autosave."""
-        stale = self.stale_autosaves()
-        if not stale:
+    def _keep(self, src: Path, stem: str) -> Path | None:
+        """Move ``src`` into the recovered folder as ``<stem>.lstmviz`` (``<stem>-2``... when
+        taken); never replaces a file there. Returns the new path, None when it failed."""
+        try:
+            self.recovered_dir.mkdir(exist_ok=True)
+        except OSError as e:
+            log.warning("cannot create %s: %s", self.recovered_dir, e)
             return None
-        newest = None
-        for lock, auto in stale:
-            if auto is not None:
-                target = self.dir / f"recovered{SUFFIX}"
+        for k in range(1, 1000):
+            dst = self.recovered_dir / (f"{stem}{SUFFIX}" if k == 1 else f"{stem}-{k}{SUFFIX}")
+            try:
+                os.link(src, dst)  # fails if dst exists: nothing is overwritten
+            except FileExistsError:
+                continue
+            except OSError:  # no hard links on this file system
+                if dst.exists():
+                    continue
                 try:
-                    os.replace(auto, target)
-                    newest = target
+                    os.replace(src, dst)
                 except OSError as e:
-                    log.warning("cannot keep %s: %s", auto, e)
+                    log.warning("cannot keep %s: %s", src, e)
+                    return None
+                return dst
+            with contextlib.suppress(OSError):
+                os.unlink(src)
+            return dst
+        return None  # pragma: no cover
+
+    def keep_stale(self) -> list[Path]:
+        """Move the autosave of every window that ended without closing into the recovered
+        folder, one file each, named by time and window; drop their markers. A marker stays
+        when its autosave could not be moved (tried again next start). Returns the new
+        files, oldest first."""
+        kept: list[Path] = []
+        legacy = self.dir / f"recovered{SUFFIX}"  # what older versions kept (one file)
+        if legacy.is_file():
+            when = time.strftime("%Y%m%d-%H%M%S", time.localtime(legacy.stat().st_mtime))
+            self._keep(legacy, f"{when}-0-0")
+        for lock, auto in self.stale_autosaves():
+            if auto is not None:
+                m = _LOCK_RE.search(lock.name)
+                tag = f"{m.group(1)}-{m.group(2)}" if m else "0-0"
+                try:
+                    mtime = auto.stat().st_mtime
+                except OSError:
+                    continue
+                when = time.strftime("%Y%m%d-%H%M%S", time.localtime(mtime))
+                dst = self._keep(auto, f"{when}-{tag}")
+                if dst is None:
+                    continue  # keep the marker: offered again next time
+                kept.append(dst)
             with contextlib.suppress(OSError):
                 lock.unlink()
-        if newest is None:
-            return None
-        self.restore_candidate = newest
-        when = time.strftime("%H:%M on %d %b", time.localtime(newest.stat().st_mtime))
+        return kept
+
+    def recovered(self) -> list[Recovered]:
+        """Every kept autosave, newest first."""
         try:
-            s = Session.load(newest)
-            what = Path(s.model_path).name if s.model_path else "a model from training"
-        except LstmvizError as e:
-            log.warning("the crashed session cannot be read: %s", e)
+            paths = [
+                p
+                for p in self.recovered_dir.iterdir()
+                if p.suffix == SUFFIX and not p.name.startswith(".") and p.is_file()
+            ]
+        except OSError:
+            paths = []
+        out = [describe_session(p) for p in paths]
+        return sorted(out, key=lambda r: (r.when, r.path.name), reverse=True)
+
+    def recover(self, path: str | os.PathLike[str]) -> Any:
+        """Open a kept autosave (File ▸ Recover). The file stays where it is."""
+        return self.open_session(path)
+
+    def offer_restore(self) -> QMessageBox | None:
+        """After an unclean exit, keep its autosave(s) and ask (without blocking) whether to
+        restore the newest one; the others are in File ▸ Recover."""
+        new = self.keep_stale()
+        self._fill_recover_menu()
+        if not new:
             return None
+        newest = describe_session(max(new, key=lambda p: p.stat().st_mtime))
+        if not newest.readable:
+            log.warning("the crashed session cannot be read: %s", newest.model)
+            self.window.status(
+                f"lstmviz did not close cleanly last time; its autosave cannot be read "
+                f"({newest.model}). It is kept in {newest.path}.",
+                15000,
+            )
+            return None
+        self.restore_candidate = newest.path
+        others = len(self.recovered()) - 1
         box = QMessageBox(
             QMessageBox.Icon.Question,
             "Restore session?",
             f"lstmviz did not close cleanly last time.\n\nRestore the session "
-            f"autosaved at {when} ({what})?",
+            f"autosaved at {newest.label.replace(' — ', ' (')})?",
             QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
             self.window,
         )
-        box.setInformativeText(f"It is kept in {newest}; File → Open session… opens it later.")
+        box.setInformativeText(
+            f"It is kept in {newest.path}; File ▸ Recover opens it later"
+            + (
+                f", with {others} other recovered session{'s' if others != 1 else ''}."
+                if others > 0
+                else "."
+            )
+        )
         box.setDefaultButton(QMessageBox.StandardButton.Yes)
         box.button(QMessageBox.StandardButton.Yes).setText("&Restore")
         box.button(QMessageBox.StandardButton.No).setText("&Not now")
@@ -552,7 +749,24 @@ class SessionActions(QObject):
         box, self.restore_box = self.restore_box, None
         yes = box is not None and box.clickedButton() is box.button(QMessageBox.StandardButton.Yes)
         if yes and self.restore_candidate is not None:
-            self.open_session(self.restore_candidate)
+            self.recover(self.restore_candidate)
+
+    def show_data_warning(self) -> QMessageBox | None:
+        """Say (without blocking) that the data folder is a temporary one this run."""
+        if not self.data_warning:
+            return None
+        log.warning("%s", self.data_warning)
+        self.window.status(self.data_warning, 0)
+        box = QMessageBox(
+            QMessageBox.Icon.Warning,
+            "Autosave folder",
+            self.data_warning,
+            QMessageBox.StandardButton.Ok,
+            self.window,
+        )
+        self.data_warning_box = box
+        box.open()
+        return box
 
     # ---- clean exit ---------------------------------------------------------------------------
     def close(self) -> None:
@@ -564,8 +778,9 @@ class SessionActions(QObject):
         if getattr(self, "_pending", None) is not None:
             self._pending.stop()
         self.wait_for_autosave()  # a write in flight must not recreate the file below
-        if self.restore_box is not None:
-            self.restore_box.close()
+        for box in (self.restore_box, self.data_warning_box):
+            if box is not None:
+                box.close()
         try:
             s = self.current_session()
             if s is not None:

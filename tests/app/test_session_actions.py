@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QFileDialog, QMessageBox
 
 from lstmviz import LstmvizError, Session
@@ -244,11 +245,14 @@ def test_restore_offer_after_an_unclean_exit(qtbot, data_dir, models):
     qtbot.waitUntil(lambda: a.restore_box is not None and a.restore_box.isVisible(), timeout=5000)
     assert "did not close cleanly" in a.restore_box.text()
     assert not (data_dir / f"running-{pid}-0.lock").exists()  # offered once only
-    a.restore_box.button(QMessageBox.StandardButton.Yes).click()
+    qtbot.mouseClick(
+        a.restore_box.button(QMessageBox.StandardButton.Yes), Qt.MouseButton.LeftButton
+    )
     qtbot.waitUntil(lambda: _settled(w) and w.state.t == 1, timeout=20000)
     assert w.state.model_path == str(models["stacked_lstm"])
     assert w.state.selected_units == [2]
-    assert (data_dir / "recovered.lstmviz").is_file()
+    kept = list((data_dir / "recovered").glob("*.lstmviz"))  # kept after the restore
+    assert len(kept) == 1 and kept[0].name.endswith(f"-{pid}-0.lstmviz")
     w.close()
 
 
@@ -260,7 +264,7 @@ def test_restore_declined(qtbot, data_dir, models):
     w = _make_window(qtbot)
     a = _install(w)
     qtbot.waitUntil(lambda: a.restore_box is not None, timeout=5000)
-    a.restore_box.button(QMessageBox.StandardButton.No).click()
+    qtbot.mouseClick(a.restore_box.button(QMessageBox.StandardButton.No), Qt.MouseButton.LeftButton)
     assert w.state.model is None
     assert not w.runner.is_running()
     assert a.stale_autosaves() == []
@@ -322,7 +326,9 @@ def test_kill_9_then_next_start_offers_restore(qtbot, data_dir, models):
     w = _make_window(qtbot)
     a = _install(w)
     qtbot.waitUntil(lambda: a.restore_box is not None, timeout=5000)
-    a.restore_box.button(QMessageBox.StandardButton.Yes).click()
+    qtbot.mouseClick(
+        a.restore_box.button(QMessageBox.StandardButton.Yes), Qt.MouseButton.LeftButton
+    )
     qtbot.waitUntil(lambda: _settled(w) and w.state.t == 3, timeout=20000)
     assert w.state.model_path == str(models["digit_sum"])
     w.close()
@@ -596,3 +602,125 @@ def test_window_layout_saved_and_restored(qtbot, window, models, tmp_path):
     _open_session(qtbot, w, p)
     assert not w.detail_dock.isVisible()
     assert "not restored" not in w.last_status
+
+
+# ------------------------------------------------------------------------------------------
+# nothing lost: embedded models, every crashed window's autosave, a data folder that fails
+# ------------------------------------------------------------------------------------------
+def _click_menu_entry(qtbot, menu, text):
+    menu.popup(menu.parentWidget().mapToGlobal(menu.parentWidget().rect().center()))
+    qtbot.waitUntil(menu.isVisible, timeout=5000)
+    action = next(x for x in menu.actions() if text in x.text())
+    qtbot.mouseClick(menu, Qt.MouseButton.LeftButton, pos=menu.actionGeometry(action).center())
+
+
+def _press_save(qtbot, w, target, monkeypatch):
+    """File ▸ Save session…, clicked in the File menu, the dialog answering ``target``."""
+    monkeypatch.setattr(QFileDialog, "getSaveFileName", lambda *a, **k: (str(target), ""))
+    _click_menu_entry(qtbot, w.menu("File"), "Save s&ession")
+    qtbot.waitUntil(lambda: Path(target).is_file(), timeout=10000)
+
+
+def test_resave_and_autosave_keep_an_embedded_model(qtbot, window, models, tmp_path, monkeypatch):
+    w, a = window, window.session_actions
+    _open(qtbot, w, models["digit_sum"])
+    w.state.set_t(3)
+    shared = a.save_session(tmp_path / "shared.lstmviz", embed=True)
+    models["digit_sum"].unlink()  # a colleague receives the session only
+    _open(qtbot, w, models["stacked_lstm"])
+    _open_session(qtbot, w, shared)
+    assert w.state.model.name == "digit_sum" and w.state.t == 3
+    w.error_dialog.close()  # "using the copy embedded in the session"
+    w.state.set_t(4)
+    again = tmp_path / "again.lstmviz"
+    _press_save(qtbot, w, again, monkeypatch)
+    assert "embedded in it again" in w.last_status
+    s = Session.load(again)
+    assert s.model_bytes is not None and s.t == 4
+    assert s.load_model().name == "digit_sum"  # reopens: the model came along
+    auto = a.autosave()
+    assert auto is not None
+    assert Session.load(auto).load_model().name == "digit_sum"
+
+
+def _crash(data_dir, pid, n, model, t):
+    """What a window of process ``pid`` leaves when it is killed: its marker and autosave."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    Session(model_path=str(model), t=t).save(data_dir / f"autosave-{pid}-{n}.lstmviz")
+    (data_dir / f"running-{pid}-{n}.lock").write_text(f"{pid}\n")
+
+
+def test_every_crashed_window_keeps_its_autosave(qtbot, data_dir, models):
+    pid = _dead_pid()
+    _crash(data_dir, pid, 0, models["digit_sum"], t=1)  # two windows of one process
+    _crash(data_dir, pid, 1, models["stacked_lstm"], t=2)
+    w = _make_window(qtbot)
+    a = _install(w)
+    qtbot.waitUntil(lambda: a.restore_box is not None, timeout=5000)
+    assert "other recovered session" in a.restore_box.informativeText()
+    qtbot.mouseClick(a.restore_box.button(QMessageBox.StandardButton.No), Qt.MouseButton.LeftButton)
+    kept = sorted((data_dir / "recovered").glob("*.lstmviz"))
+    assert len(kept) == 2  # one per window, none overwritten
+    labels = [r.label for r in a.recovered()]
+    assert any("digit_sum.keras" in x for x in labels)
+    assert any("stacked_lstm.keras" in x for x in labels)
+    w.close()
+
+    # the next crash (after declining) keeps its autosave too, beside the first two
+    pid2 = _dead_pid() - 7
+    _crash(data_dir, pid2, 0, models["digit_sum"], t=4)
+    w2 = _make_window(qtbot)
+    a2 = _install(w2)
+    qtbot.waitUntil(lambda: a2.restore_box is not None, timeout=5000)
+    qtbot.mouseClick(
+        a2.restore_box.button(QMessageBox.StandardButton.No), Qt.MouseButton.LeftButton
+    )
+    assert len(list((data_dir / "recovered").glob("*.lstmviz"))) == 3
+    assert all(p.is_file() for p in kept)
+
+    # File ▸ Recover lists all three by time and model; clicking one restores it, and keeps it
+    a2._fill_recover_menu()
+    entries = [x.text() for x in a2.recover_menu.actions() if x.isEnabled() and x.text()]
+    assert len(entries) == 3 and all(" — " in e for e in entries)
+    _click_menu_entry(qtbot, a2.recover_menu, "stacked_lstm.keras")
+    qtbot.waitUntil(lambda: _settled(w2) and w2.state.t == 2, timeout=20000)
+    assert w2.state.model_path == str(models["stacked_lstm"])
+    assert len(list((data_dir / "recovered").glob("*.lstmviz"))) == 3
+    w2.close()
+
+
+def test_an_unreadable_autosave_is_kept_not_deleted(qtbot, data_dir, models):
+    pid = _dead_pid()
+    data_dir.mkdir(parents=True)
+    (data_dir / f"autosave-{pid}-0.lstmviz").write_bytes(b"PK\x03\x04 torn")
+    (data_dir / f"running-{pid}-0.lock").write_text(f"{pid}\n")
+    w = _make_window(qtbot)
+    a = _install(w)
+    qtbot.waitUntil(lambda: "cannot be read" in w.last_status, timeout=5000)
+    assert a.restore_box is None
+    (kept,) = a.recovered()
+    assert not kept.readable and kept.path.is_file()
+    w.close()
+
+
+def test_a_data_folder_that_cannot_be_created_falls_back_with_a_warning(
+    qtbot, tmp_path, monkeypatch, models
+):
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("a file where the data folder should be")
+    monkeypatch.setenv("LSTMVIZ_DATA_DIR", str(blocker / "lstmviz"))
+    w = _make_window(qtbot)
+    a = _install(w)
+    qtbot.waitUntil(lambda: a.data_warning_box is not None and a.data_warning_box.isVisible())
+    assert str(blocker / "lstmviz") in a.data_warning_box.text()
+    assert "temporary folder" in a.data_warning_box.text()
+    texts = [x.text() for x in w.menu("File").actions()]
+    assert "Save s&ession…" in texts and "Open &session…" in texts and "&Recover" in texts
+    assert a.dir.is_dir() and a.dir != blocker / "lstmviz"
+    _open(qtbot, w, models["digit_sum"])
+    auto = a.autosave()
+    assert auto is not None and auto.parent == a.dir  # autosave works, in the fallback
+    qtbot.mouseClick(
+        a.data_warning_box.button(QMessageBox.StandardButton.Ok), Qt.MouseButton.LeftButton
+    )
+    w.close()
