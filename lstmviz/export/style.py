@@ -3,8 +3,8 @@
 Colour maps are colour-blind safe and the same as the app's (:mod:`lstmviz.app.style`): the
 sequential ``viridis`` fixed to [0, 1] for the three gates; the diverging ``CET-D1A``
 (Kovesi's perceptually uniform blue - white - red) fixed to [-1, 1] for the tanh-bounded
-candidate and hidden state, and symmetric around 0 over the whole layer trace for the cell
-state, which is not bounded. ``CET-D1A`` is read from the table pyqtgraph ships (without
+candidate and hidden state, and symmetric around 0 at a robust extent for the cell state, which
+is not bounded (:mod:`lstmviz.analysis.levels`, shared with the app). ``CET-D1A`` is read from the table pyqtgraph ships (without
 importing pyqtgraph or Qt); ColorBrewer's ``RdBu_r`` stands in if that table is missing.
 """
 
@@ -73,21 +73,13 @@ def mpl_colormap(quantity: str) -> Any:
 
 
 def levels_for(quantity: str, lt: LayerTrace) -> tuple[float, float]:
-    """Fixed colour levels: gates [0, 1], candidate/hidden [-1, 1], cell ±max|c| of the layer.
-
-    A layer with ``activation=None`` (linear candidate) can leave [-1, 1]; its candidate
-    and hidden state then get symmetric levels over the trace too.
+    """Fixed colour levels of ``quantity``: :func:`lstmviz.analysis.levels.levels`, the one
+    function the app uses too (gates [0, 1], tanh-bounded values [-1, 1], the cell state and
+    unbounded activations symmetric around 0 at a robust extent, rounded to a readable number).
     """
-    if quantity in ("input_gate", "forget_gate", "output_gate"):
-        return 0.0, 1.0
-    a = lt.get(quantity)
-    m = float(np.max(np.abs(a))) if a.size else 0.0
-    if not np.isfinite(m):
-        m = 1.0
-    if quantity in ("candidate", "hidden") and m <= 1.0 + 1e-6:
-        return -1.0, 1.0
-    m = max(m, 1e-6)
-    return -m, m
+    from ..analysis.levels import levels
+
+    return levels(quantity, lt)
 
 
 @dataclass(frozen=True)
