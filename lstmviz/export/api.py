@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from ..engine.trace import QUANTITIES
 from .data import Source, write_csv, write_json, write_npz
 from .formats import check_output
+from .rows import StepRow
 from .selection import check_batch, check_step, check_units, pick_layer
 
 if TYPE_CHECKING:
@@ -43,6 +44,24 @@ def token_labels_for(
     return labels
 
 
+def step_rows(
+    trace: Trace,
+    source: Source | None,
+    batch: int,
+    labels: Sequence[str] | None,
+    timesteps: int,
+) -> tuple[list[StepRow], list[StepRow]]:
+    """The rows over and under the heatmaps: the input tokens; what the model says at every
+    step and the correct answer (when the model has a per-step output over ``timesteps``)."""
+    from .rows import output_rows, token_row
+
+    above = [token_row(labels)] if labels is not None else []
+    below = []
+    if trace.timesteps == timesteps:
+        below = output_rows(trace, source.info if source else None, batch)
+    return above, below
+
+
 def export_trace(
     out: str | os.PathLike[str],
     trace: Trace,
@@ -62,6 +81,8 @@ def export_trace(
     title: str | None = None,
     progress: Progress | None = None,
     should_stop: ShouldStop | None = None,
+    levels: Any = None,
+    rows: bool | None = None,
 ) -> Path:
     """Export ``trace`` to ``out``; the format follows the extension.
 
@@ -95,6 +116,12 @@ def export_trace(
     progress, should_stop : callables, optional
         ``progress(i, n)`` while working; a true ``should_stop()`` cancels
         (:class:`~lstmviz.export.formats.ExportCancelled`, nothing written).
+    levels : mapping or LevelLock, optional
+        Figures: colour levels to draw with (e.g. the app's locked levels); the shared
+        :func:`lstmviz.analysis.levels.levels` of the trace by default.
+    rows : bool, optional
+        Figures: draw the token row over the heatmaps and the model's output (and the correct
+        answer, for a bundled task) under them. Default: on for animations and slides.
 
     Returns
     -------
@@ -117,17 +144,24 @@ def export_trace(
 
     b = check_batch(batch, trace)
     lt = pick_layer(trace, layer)
+    labels = token_labels_for(trace, source, b, lt.timesteps)
+    if rows is None:
+        rows = fmt in ("gif", "mp4") or style == "slide"
+    above, below = step_rows(trace, source, b, labels, lt.timesteps) if rows else ([], [])
     kwargs: dict[str, Any] = dict(
         layer=lt.name,
         batch=b,
         quantities=quantities,
         units=units,
         style=style,
-        labels=token_labels_for(trace, source, b, lt.timesteps),
+        labels=labels,
         model_name=source.model_name if source else "",
         title=title,
         size=size,
         dpi=dpi,
+        levels=levels,
+        rows_above=above,
+        rows_below=below,
     )
     if fmt in ("png", "svg", "pdf"):
         grid = GridFigure(trace, step=check_step(step, lt.timesteps), **kwargs)

@@ -96,8 +96,12 @@ class Style:
     line_width: float
     max_tick_labels: int  # token labels shown along the time axis before thinning
     rc: dict[str, Any] = field(default_factory=dict)
+    #: every figure of this style has this size (inches), whatever it holds (a slide)
+    fixed_size: tuple[float, float] | None = None
 
     def size_for(self, n_panels: int) -> tuple[float, float]:
+        if self.fixed_size is not None:
+            return self.fixed_size
         if n_panels <= 1:
             return self.single_size
         w, h = self.grid_size
@@ -148,17 +152,19 @@ STYLES: dict[str, Style] = {
         line_width=0.8,
         max_tick_labels=40,
     ),
-    # a 16:9 slide: text readable from the back of a room
+    # a 16:9 slide, exactly 1920 x 1080 pixels (12.8 x 7.2 in at 150 dpi) for every figure
+    # and animation frame: text readable from the back of a room
     "slide": Style(
         "slide",
         font_size=16.0,
         title_size=20.0,
-        grid_size=(40 / 3, 7.2),
-        single_size=(10.0, 5.6),
+        grid_size=(12.8, 7.2),
+        single_size=(12.8, 7.2),
         dpi=150,
-        animation_dpi=100,
+        animation_dpi=150,
         line_width=1.6,
         max_tick_labels=30,
+        fixed_size=(12.8, 7.2),
     ),
 }
 
