@@ -220,7 +220,9 @@ def digits_of(x: Any) -> np.ndarray:
     """One-hot digits ``(batch, T, 10)`` -> digits ``(batch, T)``."""
     a = np.asarray(x)
     if a.ndim != 3 or a.shape[-1] != 10:
-        raise GroundTruthError(f"digit-sum input must be one-hot digits (batch, T, 10); got {a.shape}")
+        raise GroundTruthError(
+            f"digit-sum input must be one-hot digits (batch, T, 10); got {a.shape}"
+        )
     if not (np.isin(a, (0, 1)).all() and (a.sum(-1) == 1).all()):
         raise GroundTruthError("digit-sum input must be one-hot: one 1 and nine 0s per step")
     return a.argmax(-1).astype(np.int64)
@@ -284,7 +286,9 @@ def next_tokens(ids: Any, following: Sequence[int] | None = None) -> np.ndarray:
     the last step's is ``following[b]`` when given (the source text goes on), else -1."""
     a = np.asarray(ids)
     if a.ndim != 2 or a.dtype.kind not in "iu":
-        raise GroundTruthError(f"a language model's input must be token ids (batch, T); got {a.shape}")
+        raise GroundTruthError(
+            f"a language model's input must be token ids (batch, T); got {a.shape}"
+        )
     out = np.full(a.shape, -1, np.int64)
     out[:, :-1] = a[:, 1:]
     if following is not None:

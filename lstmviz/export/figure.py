@@ -166,8 +166,7 @@ class GridFigure:
             strip_in = self.style.font_size * 1.9 / 72  # one row of labels, inches
             heat_in = max(
                 0.5,
-                (size[1] - strip_in * (len(self.rows_above) + len(self.rows_below) + 1.5))
-                / nrows,
+                (size[1] - strip_in * (len(self.rows_above) + len(self.rows_below) + 1.5)) / nrows,
             )
             ratios = (
                 ([strip_in * len(self.rows_above)] if self.rows_above else [])
@@ -214,9 +213,7 @@ class GridFigure:
                     (False, True): "max",
                     (False, False): "neither",
                 }[(below, above)]
-                cb = fig.colorbar(
-                    im, ax=ax, fraction=0.08, pad=0.015, aspect=18, extend=extend
-                )
+                cb = fig.colorbar(im, ax=ax, fraction=0.08, pad=0.015, aspect=18, extend=extend)
                 cb.outline.set_linewidth(0.6 * lw)
                 if q in ("input_gate", "forget_gate", "output_gate"):
                     cb.set_ticks([0.0, 0.5, 1.0])
@@ -275,7 +272,9 @@ class GridFigure:
         if quantity in lv:
             lo, hi = lv[quantity]
             if not (np.isfinite(lo) and np.isfinite(hi) and lo < hi):
-                raise LstmvizError(f"levels of {quantity!r} must be finite with lo < hi; got {lv[quantity]}")
+                raise LstmvizError(
+                    f"levels of {quantity!r} must be finite with lo < hi; got {lv[quantity]}"
+                )
             return float(lo), float(hi)
         return levels_for(quantity, self.lt)
 

@@ -40,7 +40,9 @@ def token_row(labels: Sequence[str], name: str = "input") -> StepRow:
     return StepRow(name, tuple(str(s) for s in labels))
 
 
-def output_rows(trace: Trace, info: Any = None, batch: int = 0, tokens: Any = None) -> list[StepRow]:
+def output_rows(
+    trace: Trace, info: Any = None, batch: int = 0, tokens: Any = None
+) -> list[StepRow]:
     """What the model says at every step and, when its task is known, the correct answer.
 
     ``info`` is the model's sidecar (:class:`~lstmviz.io.meta.ModelInfo`, its task and
