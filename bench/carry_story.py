@@ -58,8 +58,7 @@ def main(argv: list[str] | None = None) -> int:
         acc = res.metrics.get("heldout_accuracy", float("nan"))
         rows.append({"seed": seed, "unit": unit, "r": r, "heldout": acc, "seconds": secs})
         print(
-            f"seed {seed}: carry unit {unit}, |r| = {abs(r):.4f}, held-out {acc:.4f}, "
-            f"{secs:.1f} s",
+            f"seed {seed}: carry unit {unit}, |r| = {abs(r):.4f}, held-out {acc:.4f}, {secs:.1f} s",
             flush=True,
         )
     good = sum(abs(row["r"]) >= a.threshold for row in rows)

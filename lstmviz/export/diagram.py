@@ -38,7 +38,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -503,6 +503,17 @@ def cell_scene(
         junctions += j
         labels += lab
         labels.append(Label(names[k], 1.75, dy + CELL_H - 0.35, k, "title", "left"))
+    # chain the stack: layer k - 1's h_t turns left above its cell and becomes layer k's x_t
+    for k in range(1, n):
+        up = next(w for w in wires if w.id == f"{k - 1}/h_up")
+        x_in = next(w for w in wires if w.id == f"{k}/x")
+        (ux, uy0), (_, uy1) = up.points[0], up.points[-1]
+        xx = x_in.points[-1][0]
+        link = (ux, uy0), (ux, uy1), (xx, uy1)
+        wires[wires.index(up)] = replace(up, points=link, arrow=False)
+        wires[wires.index(x_in)] = replace(
+            x_in, points=((xx, uy1), x_in.points[-1]), symbol="xₜ = hₜ of the layer below"
+        )
     top = -(n - 1) * STACK_DY - 2.6
     right = CELL_W + 2.4
     bounds = (-6.2, top, right + 3.8, 11.2) if ghosts else (-3.8, top, right + 1.6, 11.2)
@@ -981,6 +992,8 @@ class DiagramFigure:
                 )
             ax.add_patch(p)
             size = self.symbol_pt * (0.75 if len(bx.text) > 2 else 1.0)
+            if bx.ghost:
+                continue  # a ghost is a faded outline: where c and h come from and go to
             ax.text(
                 bx.x,
                 bx.y,
@@ -991,6 +1004,7 @@ class DiagramFigure:
                 alpha=a,
                 zorder=4,
                 fontweight="bold" if bx.kind != "activation" else "normal",
+                clip_on=True,
             )
         for lab in self.scene.labels:
             if lab.role == "title":
@@ -1015,6 +1029,7 @@ class DiagramFigure:
                     fontsize=self.number_pt,
                     color="#8A9AAB",
                     zorder=4,
+                    clip_on=True,
                 )
             else:
                 ha = {"right": "right", "left": "left"}.get(lab.anchor, "center")

@@ -519,7 +519,7 @@ class _Strip:
     def window(self, t: int | None) -> int:
         """First timestep shown."""
         T = self.grid.T
-        if T <= self.n or t is None:
+        if self.n >= T or t is None:
             return 0
         return int(min(max(0, t - self.n // 2), T - self.n))
 

@@ -4,8 +4,9 @@ Colour maps are colour-blind safe and the same as the app's (:mod:`lstmviz.app.s
 sequential ``viridis`` fixed to [0, 1] for the three gates; the diverging ``CET-D1A``
 (Kovesi's perceptually uniform blue - white - red) fixed to [-1, 1] for the tanh-bounded
 candidate and hidden state, and symmetric around 0 at a robust extent for the cell state, which
-is not bounded (:mod:`lstmviz.analysis.levels`, shared with the app). ``CET-D1A`` is read from the table pyqtgraph ships (without
-importing pyqtgraph or Qt); ColorBrewer's ``RdBu_r`` stands in if that table is missing.
+is not bounded (:mod:`lstmviz.analysis.levels`, shared with the app). ``CET-D1A`` is read from
+the table pyqtgraph ships (without importing pyqtgraph or Qt); ColorBrewer's ``RdBu_r`` stands
+in if that table is missing.
 """
 
 from __future__ import annotations

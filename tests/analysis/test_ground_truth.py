@@ -122,7 +122,7 @@ def test_predictions_of_sigmoid_and_softmax():
 
 
 def test_story_of_the_bundled_models():
-    ex, m, x, _tr = _bundled("binary_addition")
+    ex, m, _x, _tr = _bundled("binary_addition")
     s = story("binary-addition", m, label="bundled")
     assert isinstance(s, Story) and s.present and s.unit == 2
     assert s.sentence.startswith("Unit 2 carries the carry")
