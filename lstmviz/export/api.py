@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..engine.trace import QUANTITIES
+from ..errors import LstmvizError
 from .data import Source, write_csv, write_json, write_npz
 from .formats import check_output
 from .rows import StepRow
@@ -42,6 +43,67 @@ def token_labels_for(
     if len(labels) != n or labels == [f"x{t}" for t in range(len(labels))]:
         return None  # no tokens to show: the time axis is labelled with t
     return labels
+
+
+def _export_diagram(
+    path: Path,
+    fmt: str,
+    trace: Trace,
+    source: Source | None,
+    lt: Any,
+    b: int,
+    units: Sequence[int] | None,
+    step: int | None,
+    style: str,
+    labels: Sequence[str] | None,
+    title: str | None,
+    size: tuple[float, float] | None,
+    dpi: float | None,
+    fps: float,
+    levels: Any,
+    progress: Progress | None,
+    should_stop: ShouldStop | None,
+) -> Path:
+    from .diagram import DiagramFigure, stacked_layers, write_diagram_animation
+
+    names = [x.name for x in stacked_layers(trace)]
+    layers = names[names.index(lt.name) :] if lt.name in names else [lt.name]
+    chosen: int | list[int] | None = None
+    if units is not None:
+        us = [int(u) for u in units]
+        if len(us) == 1:
+            chosen = us[0]
+            layers = layers[:1] if len(layers) > 1 else layers
+        elif len(us) == len(layers):
+            chosen = us
+        else:
+            raise LstmvizError(
+                f"the diagram shows one unit (--units 3) or one per stacked layer "
+                f"({len(layers)} here: {', '.join(layers)}); got {len(us)} units"
+            )
+    t = check_step(step, lt.timesteps) or 0
+    fig = DiagramFigure(
+        trace,
+        t=t,
+        batch=b,
+        units=chosen,
+        layers=layers,
+        style=style,
+        labels=labels,
+        model_name=source.model_name if source else "",
+        title=title,
+        levels=levels,
+        size=size,
+        dpi=dpi if dpi is not None or fmt in ("png", "svg", "pdf") else None,
+    )
+    if fmt in ("png", "svg", "pdf"):
+        if progress is not None:
+            progress(0, 1)
+        fig.save(path, fmt)
+        if progress is not None:
+            progress(1, 1)
+        return path
+    return write_diagram_animation(path, fig, fps, progress, should_stop)
 
 
 def step_rows(
@@ -83,6 +145,7 @@ def export_trace(
     should_stop: ShouldStop | None = None,
     levels: Any = None,
     rows: bool | None = None,
+    view: str = "heatmaps",
 ) -> Path:
     """Export ``trace`` to ``out``; the format follows the extension.
 
@@ -122,6 +185,11 @@ def export_trace(
     rows : bool, optional
         Figures: draw the token row over the heatmaps and the model's output (and the correct
         answer, for a bundled task) under them. Default: on for animations and slides.
+    view : {"heatmaps", "diagram"}
+        Figures and animations: the six heatmaps, or the LSTM cell diagram
+        (:mod:`lstmviz.export.diagram`) with a number on every wire for one unit (``units``
+        with one index, or one per stacked layer) or a colour strip per wire for the whole
+        layer (``units`` None).
 
     Returns
     -------
@@ -142,9 +210,31 @@ def export_trace(
 
     from .figure import GridFigure
 
+    if view not in ("heatmaps", "diagram"):
+        raise LstmvizError(f"view must be 'heatmaps' or 'diagram'; got {view!r}")
     b = check_batch(batch, trace)
     lt = pick_layer(trace, layer)
     labels = token_labels_for(trace, source, b, lt.timesteps)
+    if view == "diagram":
+        return _export_diagram(
+            path,
+            fmt,
+            trace,
+            source,
+            lt,
+            b,
+            units,
+            step,
+            style,
+            labels,
+            title,
+            size,
+            dpi,
+            fps,
+            levels,
+            progress,
+            should_stop,
+        )
     if rows is None:
         rows = fmt in ("gif", "mp4") or style == "slide"
     above, below = step_rows(trace, source, b, labels, lt.timesteps) if rows else ([], [])

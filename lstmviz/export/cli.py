@@ -78,6 +78,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dpi", type=float, help="pixels per inch for PNG and animation frames")
     p.add_argument("--fps", type=float, default=4.0, help="animation frames per second (4)")
     p.add_argument("--title", help="figure title instead of model, layer and timestep")
+    p.add_argument(
+        "--view",
+        choices=("heatmaps", "diagram"),
+        default="heatmaps",
+        help="figures and animations: the six heatmaps (default) or the LSTM cell diagram "
+        "(--units 3: numbers for unit 3; no --units: a colour strip per wire for all units)",
+    )
     p.add_argument("--values", action="store_true", help="JSON: include every value")
     p.add_argument("--force", action="store_true", help="overwrite an existing file")
     p.add_argument("--quiet", "-q", action="store_true", help="print nothing on success")
@@ -171,6 +178,7 @@ def main(argv: list[str] | None = None) -> int:
             values=a.values,
             title=a.title,
             progress=progress,
+            view=a.view,
         )
     except KeyboardInterrupt:
         if show:
