@@ -97,6 +97,9 @@ class GridFigure:
         Rows of one label per timestep over and under the heatmaps (the input tokens; what
         the model says and the correct answer), the current step boxed, later steps dimmed.
         A long sequence shows a window around the current step.
+    hide_future : bool
+        Hide the steps after the current one completely (predict, then reveal) instead of
+        dimming them.
     """
 
     def __init__(
@@ -116,6 +119,7 @@ class GridFigure:
         levels: Any = None,
         rows_above: Sequence[StepRow] = (),
         rows_below: Sequence[StepRow] = (),
+        hide_future: bool = False,
     ) -> None:
         mpl = _mpl()
         from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -147,6 +151,7 @@ class GridFigure:
         self._rc = self.style.rc_params()
         self._background: Any = None
         self._levels = levels
+        self.hide_future = bool(hide_future)
         self.rows_above = tuple(rows_above)
         self.rows_below = tuple(rows_below)
         for row in (*self.rows_above, *self.rows_below):
@@ -240,7 +245,7 @@ class GridFigure:
                     nu,
                     fc=FUTURE_COLOUR,
                     ec="none",
-                    alpha=FUTURE_ALPHA,
+                    alpha=1.0 if self.hide_future else FUTURE_ALPHA,
                     visible=False,
                     zorder=4,
                 )
@@ -537,7 +542,7 @@ class _Strip:
                 txt.set_text(safe_label(row.labels[s], limit=self.chars))
                 future = t is not None and (s < t if back else s > t)
                 txt.set_color(row.colour(s))
-                txt.set_alpha(0.3 if future else 1.0)
+                txt.set_alpha((0.0 if self.grid.hide_future else 0.3) if future else 1.0)
                 txt.set_fontweight("bold" if s == t else "normal")
         self.box.set_visible(t is not None)
         if t is not None:

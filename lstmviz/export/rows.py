@@ -58,6 +58,8 @@ def output_rows(
     so = np.asarray(so)
     if so.ndim != 3 or so.shape[1] != trace.timesteps:
         return []
+    if not is_probabilities(so):
+        return []  # raw values (a model without a softmax or sigmoid head): no answer to read
     ids, _conf = predictions(so)
     k = so.shape[-1]
     labels = _class_labels(info, k)
@@ -79,6 +81,16 @@ def output_rows(
         truth.label(t, batch) if truth.expected[batch, t] >= 0 else "" for t in range(ids.shape[1])
     )
     return [StepRow("model says", says, colours), StepRow("correct", expected)]
+
+
+def is_probabilities(step_output: Any) -> bool:
+    """Whether a per-step output reads as answers: one sigmoid probability per step, or
+    class probabilities that sum to 1 (not, e.g., the hidden state of a model without a
+    head)."""
+    p = np.asarray(step_output, dtype=np.float64)
+    if p.size == 0 or not np.all(np.isfinite(p)) or p.min() < 0 or p.max() > 1:
+        return False
+    return p.shape[-1] == 1 or bool(np.allclose(p.sum(-1), 1.0, atol=1e-3))
 
 
 def _class_labels(info: Any, k: int) -> list[str]:
