@@ -189,8 +189,8 @@ def check(lesson: Lesson | str | os.PathLike[str]) -> list[str]:
                     got = bool(agree.correct[0, t])
                     if not agree.checked[0, t] or got != want:
                         problems.append(
-                            f"{where}: the caption says the model is {'right' if want else 'wrong'} "
-                            f"at t = {t}; {agree.text(t)}"
+                            f"{where}: the caption says the model is "
+                            f"{'right' if want else 'wrong'} at t = {t}; {agree.text(t)}"
                         )
                 elif kind == "accuracy":
                     acc = agree.accuracy()

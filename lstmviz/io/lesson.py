@@ -1,4 +1,4 @@
-"""Lessons: ``.lstmviz-lesson`` files of scripted steps a clicker drives (format in docs/lessons.md).
+"""Lessons: ``.lstmviz-lesson`` files of scripted steps a clicker drives (docs/lessons.md).
 
 A lesson is a JSON object::
 
@@ -272,7 +272,8 @@ def lesson_from_json(d: Any, source: str = "lesson", path: Path | None = None) -
         raise LessonError(f"{source}: a lesson is a JSON object; found {type(d).__name__}")
     if d.get("format") != FORMAT:
         raise LessonError(
-            f"{source}: not a lesson file: 'format' must be {FORMAT!r}; found {d.get('format')!r:.40}"
+            f"{source}: not a lesson file: 'format' must be {FORMAT!r}; "
+            f"found {d.get('format')!r:.40}"
         )
     v = d.get("format_version")
     if v != FORMAT_VERSION:
