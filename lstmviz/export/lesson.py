@@ -444,6 +444,6 @@ def export_lesson(
         return write_handout(les, path, progress, should_stop)
     if fmt == "mp4":
         return write_lesson_video(les, path, progress=progress, should_stop=should_stop)
-    raise LstmvizError(
+    raise LessonError(
         f"{path}: a lesson is exported as a PDF handout (.pdf) or a video (.mp4), not .{fmt}"
     )
