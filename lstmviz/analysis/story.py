@@ -175,3 +175,31 @@ def story(
             f"needs {100 * thr:.0f} %). Train longer, or open the bundled model."
         )
     return Story(key, f"{what} accuracy", acc, thr, ok, s, None, label)
+
+
+def describe(info: Any, model: Any) -> str:
+    """The model's description, made true for *this* model: the sidecar's description of
+    the task, then what this model actually does (:func:`story` on its example), e.g.
+    "... This model: no unit tracks the carry cleanly yet (...)".
+
+    ``info``: the model's :class:`~lstmviz.io.meta.ModelInfo` (a training snapshot's is the
+    task's). A model without a known task gets its description unchanged.
+    """
+    desc = (getattr(info, "description", "") or "").strip()
+    task = (getattr(info, "task", "") or "").strip().lower().replace("_", "-")
+    if task not in THRESHOLDS:
+        return desc
+    ids = None
+    if task in ("char-textgen", "word-lm"):
+        from ..io.inputs import encode_text
+
+        if not getattr(info, "example", ""):
+            return desc
+        ids = encode_text(model, info.example, info)[0]
+    s = story(task, model, info=info, text_ids=ids)
+    first = s.sentence
+    if first.startswith("The model "):
+        first = "it " + first[len("The model ") :]
+    elif first.startswith("No "):
+        first = "n" + first[1:]
+    return f"{desc} This model: {first}".strip()

@@ -145,3 +145,25 @@ def test_story_absent_for_an_untrained_model():
     assert not s.present and "only" in s.sentence
     with pytest.raises(LstmvizError, match="no story metric"):
         story("regression", m)
+
+
+def test_descriptions_are_true_for_the_model():
+    """The description says what *this* model does: a trained model, an untrained one."""
+    from lstmviz.analysis.story import describe
+    from tests.analysis.helpers import make_model
+
+    ex, m, _x, _tr = _bundled("digit_sum")
+    text = describe(ex.info, m)
+    assert text.startswith(ex.info.description)
+    assert text.endswith("This model: it gets the running sum right 100 % of the time.")
+    # the description of the task itself promises nothing about an untrained model
+    assert "A trained model's output" in ex.info.description
+    assert "Seed" not in ex.info.description
+    fresh = make_model(features=10, units=8, head=10, seed=2)
+    text = describe(ex.info, fresh)
+    assert "This model: it gets the running sum right only" in text
+    assert "open the bundled model" in text
+    ex, m, _x, _tr = _bundled("binary_addition")
+    assert describe(ex.info, m).endswith("(r = +0.997).")
+    ex, m, _x, _tr = _bundled("stacked_lstm")
+    assert describe(ex.info, m) == ex.info.description
