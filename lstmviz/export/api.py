@@ -185,8 +185,10 @@ def export_trace(
     rows : bool, optional
         Figures: draw the token row over the heatmaps and the model's output (and the correct
         answer, for a bundled task) under them. Default: on for animations and slides.
-    view : {"heatmaps", "diagram"}
-        Figures and animations: the six heatmaps, or the LSTM cell diagram
+    view : {"heatmaps", "diagram", "bars"}
+        Figures and animations: the six heatmaps; "bars": all six quantities of the selected
+        units (or the most active ones) at ``step`` (:mod:`lstmviz.analysis.all_six`); or the
+        LSTM cell diagram
         (:mod:`lstmviz.export.diagram`) with a number on every wire for one unit (``units``
         with one index, or one per stacked layer) or a colour strip per wire for the whole
         layer (``units`` None).
@@ -210,11 +212,28 @@ def export_trace(
 
     from .figure import GridFigure
 
-    if view not in ("heatmaps", "diagram"):
-        raise LstmvizError(f"view must be 'heatmaps' or 'diagram'; got {view!r}")
+    if view not in ("heatmaps", "diagram", "bars"):
+        raise LstmvizError(f"view must be 'heatmaps', 'diagram' or 'bars'; got {view!r}")
     b = check_batch(batch, trace)
     lt = pick_layer(trace, layer)
     labels = token_labels_for(trace, source, b, lt.timesteps)
+    if view == "bars":
+        from .bars import AllSixFigure
+
+        if fmt not in ("png", "svg", "pdf"):
+            raise LstmvizError(f"{path}: the bars are a figure: .png, .svg or .pdf, not .{fmt}")
+        AllSixFigure(
+            trace,
+            check_step(step, lt.timesteps) or 0,
+            layer=lt.name,
+            batch=b,
+            units=units,
+            style=style,
+            model_name=source.model_name if source else "",
+            size=size,
+            dpi=dpi,
+        ).save(path, fmt)
+        return path
     if view == "diagram":
         return _export_diagram(
             path,

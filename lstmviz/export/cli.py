@@ -2,7 +2,7 @@
 
     lstmviz export MODEL --input X.npy|--text "..." [--layer NAME] [--batch-index B]
         [--quantities forget_gate,input_gate,...] [--units 0,3,7] [--step T]
-        [--style paper|slide] [--view heatmaps|diagram] [--force]
+        [--style paper|slide] [--view heatmaps|diagram|bars] [--force]
         --out OUT.{png,svg,pdf,gif,mp4,npz,csv,json}
     lstmviz export LESSON.lstmviz-lesson --out handout.pdf|lesson.mp4
 
@@ -88,10 +88,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--title", help="figure title instead of model, layer and timestep")
     p.add_argument(
         "--view",
-        choices=("heatmaps", "diagram"),
+        choices=("heatmaps", "diagram", "bars"),
         default="heatmaps",
-        help="figures and animations: the six heatmaps (default) or the LSTM cell diagram "
-        "(--units 3: numbers for unit 3; no --units: a colour strip per wire for all units)",
+        help="figures and animations: the six heatmaps (default), the LSTM cell diagram "
+        "(--units 3: numbers for unit 3; no --units: a colour strip per wire for all units), "
+        "or bars of all six quantities at --step for --units (default: the most active)",
     )
     p.add_argument("--values", action="store_true", help="JSON: include every value")
     p.add_argument("--force", action="store_true", help="overwrite an existing file")

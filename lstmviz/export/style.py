@@ -175,3 +175,16 @@ def get_style(name: str) -> Style:
         return STYLES[name]
     except KeyError:
         raise LstmvizError(f"unknown style {name!r}; expected one of {', '.join(STYLES)}") from None
+
+
+#: One colour per quantity for bars and curves (Okabe-Ito, as the app's ``QUANTITY_COLORS``;
+#: the forget gate orange, input gate bluish green, output gate reddish purple, candidate sky
+#: blue, cell yellow, hidden vermillion).
+QUANTITY_COLOURS: dict[str, str] = {
+    "forget_gate": "#E69F00",
+    "input_gate": "#009E73",
+    "output_gate": "#CC79A7",
+    "candidate": "#56B4E9",
+    "cell": "#F0E442",
+    "hidden": "#D55E00",
+}
