@@ -539,6 +539,7 @@ class _Strip:
                 if s >= self.grid.T:
                     txt.set_text("")
                     continue
+                txt.set_visible(True)
                 txt.set_text(safe_label(row.labels[s], limit=self.chars))
                 future = t is not None and (s < t if back else s > t)
                 txt.set_color(row.colour(s))

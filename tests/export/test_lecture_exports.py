@@ -69,6 +69,12 @@ def test_animations_have_token_and_output_rows(tmp_path, monkeypatch, ext):
     a = grid.frame(0)
     b = grid.frame(4)
     assert a.shape == b.shape and not np.array_equal(a, b)
+    # the labels are drawn in the frames, not only set: the rows hold dark text pixels
+    assert all(t.get_visible() for t in top.texts[0][:5])
+    bbox = top.ax.get_window_extent()
+    h = a.shape[0]
+    rows = a[int(h - bbox.y1) : int(h - bbox.y0), int(bbox.x0) : int(bbox.x1)]
+    assert (rows.min(axis=-1) < 100).sum() > 50
 
 
 def test_output_rows_mark_wrong_answers():
