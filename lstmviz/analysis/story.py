@@ -163,8 +163,8 @@ def story(
             raise LstmvizError(
                 f"the {key} story is scored on a text: pass text_ids and the model's info"
             )
-        x = np.asarray(text_ids, np.int64)[None]
-        acc = _accuracy(model, key, x, info)
+        ids = np.asarray(text_ids, np.int64)[None]
+        acc = _accuracy(model, key, ids, info)
         what = "next character" if key == "char-textgen" else "next word"
     ok = acc >= thr
     if ok:

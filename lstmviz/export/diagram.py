@@ -970,6 +970,7 @@ class DiagramFigure:
         for bx in self.scene.boxes:
             a = GHOST_ALPHA if bx.ghost else 1.0
             fc = BOX_FILL[bx.kind]
+            p: Any
             if bx.shape == "rect":
                 p = FancyBboxPatch(
                     (bx.x - bx.w / 2, bx.y - bx.h / 2),
@@ -1175,7 +1176,7 @@ class DiagramFigure:
         if fmt not in ("png", "svg", "pdf"):
             raise LstmvizError(f"{p}: a diagram is written as .png, .svg or .pdf, not .{fmt}")
         title = self.title_text()
-        meta: dict[str, Any] = {
+        meta: Any = {
             "png": {"Title": title, "Software": f"lstmviz {__version__}"},
             "svg": {"Title": title, "Creator": f"lstmviz {__version__}", "Date": None},
             "pdf": {"Title": title, "Creator": f"lstmviz {__version__}", "CreationDate": None},

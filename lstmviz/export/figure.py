@@ -167,7 +167,8 @@ class GridFigure:
         with mpl.rc_context(self._rc):
             fig = Figure(figsize=size, dpi=self.dpi, layout="constrained")
             self.canvas = FigureCanvasAgg(fig)
-            fig.get_layout_engine().set(w_pad=0.02, h_pad=0.02, wspace=0.04, hspace=0.06)
+            engine: Any = fig.get_layout_engine()
+            engine.set(w_pad=0.02, h_pad=0.02, wspace=0.04, hspace=0.06)
             strip_in = self.style.font_size * 1.9 / 72  # one row of labels, inches
             heat_in = max(
                 0.5,
@@ -462,7 +463,7 @@ class GridFigure:
         from .. import __version__
 
         title = self.title_text()
-        meta: dict[str, Any] = {
+        meta: Any = {
             "png": {"Title": title, "Software": f"lstmviz {__version__}"},
             "svg": {"Title": title, "Creator": f"lstmviz {__version__}", "Date": None},
             "pdf": {"Title": title, "Creator": f"lstmviz {__version__}", "CreationDate": None},

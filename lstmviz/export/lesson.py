@@ -280,7 +280,7 @@ def _equations_image(sv: LessonStepView, size: tuple[float, float], dpi: float) 
         v["h"].formula,
     ]
     fig = Figure(figsize=size, dpi=dpi)
-    FigureCanvasAgg(fig)
+    canvas = FigureCanvasAgg(fig)
     n = len(lines)
     fs = min(20.0, size[1] * 72 / (n * 1.5))
     for k, line in enumerate(lines):
@@ -292,8 +292,8 @@ def _equations_image(sv: LessonStepView, size: tuple[float, float], dpi: float) 
             family="DejaVu Sans Mono",
             fontweight="bold" if k == 0 else "normal",
         )
-    fig.canvas.draw()
-    return np.array(np.asarray(fig.canvas.buffer_rgba())[:, :, :3], copy=True)
+    canvas.draw()
+    return np.array(np.asarray(canvas.buffer_rgba())[:, :, :3], copy=True)
 
 
 def page(

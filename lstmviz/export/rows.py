@@ -65,7 +65,7 @@ def output_rows(
     labels = _class_labels(info, k)
     says = tuple(labels[i] if 0 <= i < len(labels) else str(i) for i in ids[batch])
     truth = None
-    if info is not None and getattr(info, "task", ""):
+    if info is not None and str(getattr(info, "task", "") or ""):
         try:
             truth = ground_truth(info, trace.inputs, tokens)
         except GroundTruthError:
