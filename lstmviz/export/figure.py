@@ -140,6 +140,15 @@ class GridFigure:
         if labels is not None and len(labels) != self.T:
             raise LstmvizError(f"{len(labels)} token labels for {self.T} timesteps")
         self.labels = None if labels is None else [safe_label(str(s)) for s in labels]
+        self._tick_labels = self.labels
+        if hide_future and self.labels is not None and step is not None:
+            # predict, then reveal: the inputs still to come are not shown on the time axis
+            st = check_step(step, self.T)
+            assert st is not None
+            back = self.lt.go_backwards
+            self._tick_labels = [
+                s if (k >= st if back else k <= st) else "" for k, s in enumerate(self.labels)
+            ]
         self.model_name = model_name
         self.custom_title = title
         size = size or self.style.size_for(len(self.quantities))
@@ -323,7 +332,7 @@ class GridFigure:
         if self.labels is not None and self.style.max_tick_labels >= T:
             ax.xaxis.set_major_locator(FixedLocator(list(range(T))))
             long = max((len(s) for s in self.labels), default=1) > 2 or T > 24
-            ax.set_xticklabels(self.labels if bottom else [], rotation=90 if long else 0)
+            ax.set_xticklabels(self._tick_labels if bottom else [], rotation=90 if long else 0)
             label = "input token at step t"
         else:
             ax.xaxis.set_major_locator(MaxNLocator(nbins=8, integer=True))

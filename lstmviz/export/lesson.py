@@ -232,6 +232,18 @@ def _view_image(
 
     source = Source(model=sv.model, info=sv.info)
     above, below = step_rows(sv.trace, source, 0, sv.labels, sv.layer_trace.timesteps)
+    if hidden and st.hide_future:
+        # the question is asked before the answer at step t is shown
+        from .rows import StepRow
+
+        below = [
+            StepRow(
+                r.name,
+                tuple("?" if k >= st.t else s for k, s in enumerate(r.labels)),
+                r.colours and tuple("black" if k >= st.t else c for k, c in enumerate(r.colours)),
+            )
+            for r in below
+        ]
     grid = GridFigure(
         sv.trace,
         layer=sv.layer,

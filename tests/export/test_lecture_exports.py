@@ -95,8 +95,18 @@ def test_hidden_future_is_hidden():
     from lstmviz.export.rows import token_row
 
     tr, _src = _bundled("digit_sum", "4 7 3 9 1")
-    g = GridFigure(tr, step=1, rows_above=[token_row(list("47391"))], hide_future=True, dpi=30)
+    g = GridFigure(
+        tr,
+        step=1,
+        labels=list("47391"),
+        rows_above=[token_row(list("47391"))],
+        hide_future=True,
+        dpi=30,
+    )
     assert g._futures[0].get_alpha() == 1.0
+    g.draw()
+    ticks = [t.get_text() for t in g.axes["cell"].get_xticklabels()]
+    assert ticks == ["4", "7", "", "", ""]  # the inputs to come are not given away
     texts = g._strips[0].texts[0]
     assert texts[1].get_alpha() == 1.0 and texts[2].get_alpha() == 0.0
 
