@@ -534,7 +534,7 @@ def fmt(v: float) -> str:
     """A number for the diagram: 2 decimals below 10, 1 below 100, none beyond; − for minus."""
     v = float(v)
     if not np.isfinite(v):
-        return str(v)
+        return "—"  # e.g. a projected LSTM's per-unit h_{t-1}, which does not exist
     a = abs(v)
     s = f"{v:.2f}" if a < 10 else f"{v:.1f}" if a < 100 else f"{v:.0f}"
     if s.startswith("-") and float(s) == 0:

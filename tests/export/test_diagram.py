@@ -206,6 +206,7 @@ def test_fmt():
     assert fmt(-1.234) == "−1.23"
     assert fmt(17.04) == "17.0"
     assert fmt(-123.4) == "−123"
+    assert fmt(float("nan")) == "—"
 
 
 def test_slide_png_is_1080p_and_type_is_legible(tmp_path):
