@@ -147,6 +147,22 @@ def check(lesson: Lesson | str | os.PathLike[str]) -> list[str]:
                         f"{where}: the caption names unit {f['unit']} as the carry unit; the "
                         f"model's is unit {unit} (|r| = {abs(r):.3f})"
                     )
+            elif kind == "share":
+                a = np.asarray(lt.get(f["quantity"])[0, t], dtype=np.float64)  # (units,)
+                ref = float(f["value"])
+                hit = {
+                    "<": a < ref,
+                    "<=": a <= ref,
+                    ">": a > ref,
+                    ">=": a >= ref,
+                    "about": np.abs(a - ref) <= float(f.get("tol", 0.05)),
+                }[f["op"]]
+                share = float(hit.mean())
+                if share < float(f["min"]):
+                    problems.append(
+                        f"{where}: {share:.0%} of the units have {f['quantity']} {f['op']} "
+                        f"{ref:g} at t = {t}, fewer than {float(f['min']):.0%}"
+                    )
             elif kind == "value":
                 if f["unit"] >= lt.units:
                     problems.append(f"{where}: unit {f['unit']} does not exist")

@@ -34,7 +34,7 @@ FORMAT_VERSION = 1
 SUFFIX = ".lstmviz-lesson"
 VIEWS = ("heatmaps", "diagram", "equations")
 #: Machine-checkable facts a caption may state (checked by ``lstmviz.export.lesson.check``).
-FACT_KINDS = ("carry_unit", "value", "prediction", "correct", "accuracy")
+FACT_KINDS = ("carry_unit", "value", "share", "prediction", "correct", "accuracy")
 OPS = ("<", "<=", ">", ">=", "about")
 QUANTITY_NAMES = (
     "forget_gate",
@@ -186,9 +186,13 @@ def _check_fact(f: Any, where: str) -> dict[str, Any]:
     out = dict(f)
     if kind in ("carry_unit", "value"):
         _int(f.get("unit"), f"{where}: 'unit'")
-    if kind in ("value", "prediction", "correct") and "t" in f:
+    if kind in ("value", "share", "prediction", "correct") and "t" in f:
         _int(f["t"], f"{where}: 't'")
-    if kind == "value":
+    if kind == "share":
+        m = f.get("min")
+        if isinstance(m, bool) or not isinstance(m, (int, float)) or not 0 <= m <= 1:
+            raise LessonError(f"{where}: 'min' must be a number in [0, 1]; found {m!r:.40}")
+    if kind in ("value", "share"):
         if f.get("quantity") not in QUANTITY_NAMES:
             raise LessonError(
                 f"{where}: 'quantity' must be one of {', '.join(QUANTITY_NAMES)}; "

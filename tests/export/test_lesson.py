@@ -36,10 +36,16 @@ def test_a_false_caption_is_caught():
     les.steps[1].facts[0]["unit"] = 1  # "unit 1 is the carry unit": it is not
     les.steps[0].facts[0]["label"] = "0"
     les.steps[2].facts[0]["value"] = 0.9999
+    les.steps[5].facts.append(
+        {"kind": "share", "quantity": "forget_gate", "t": 7, "op": ">", "value": 0.5, "min": 0.9}
+    )
     problems = check(les)
     assert any("names unit 1 as the carry unit; the model's is unit 2" in p for p in problems)
     assert any("answers '0' at t = 0; it answers '1'" in p for p in problems)
     assert any("forget_gate of unit 2 at t = 2" in p for p in problems)
+    assert any(
+        "of the units have forget_gate > 0.5 at t = 7, fewer than 90%" in p for p in problems
+    )
 
 
 def _lesson(**step):
