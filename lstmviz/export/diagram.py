@@ -112,6 +112,9 @@ class Box:
     kind: str  # "gate", "activation", "multiply", "add"
     formula: str = ""
     ghost: bool = False
+    #: the quantity this part computes (its equation, its heatmap row): "forget_gate",
+    #: "input_gate", "candidate", "output_gate", "kept", "cell", "written", "tanh_c", "hidden"
+    quantity: str = ""
 
 
 @dataclass(frozen=True)
@@ -300,6 +303,18 @@ def _cell_primitives(
             g,
         ),
     ]
+    part = {
+        "box_f": "forget_gate",
+        "box_i": "input_gate",
+        "box_g": "candidate",
+        "box_o": "output_gate",
+        "mul_f": "kept",
+        "add": "cell",
+        "mul_i": "written",
+        "act_c": "tanh_c",
+        "mul_o": "hidden",
+    }
+    boxes = [replace(b, quantity=part[b.id.rsplit("/", 1)[1].split(":")[-1]]) for b in boxes]
     top = by - bh / 2
     bottom = by + bh / 2
     spec: list[tuple[str, list[Point], str, str, Point, str]] = [

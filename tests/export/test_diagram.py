@@ -178,6 +178,10 @@ def test_scene_is_renderer_agnostic_and_complete():
     x1 = s.wire("1/x").points
     assert up[-1] == x1[0] and up[-1][1] > x1[-1][1]
     assert {c.ghost for c in s.cells} == {"", "prev", "next"}
+    # every part names the quantity it computes (the app highlights its equation and row)
+    parts = {b.id: b.quantity for b in s.boxes if not b.ghost and b.layer == 0}
+    assert parts["0/box_f"] == "forget_gate" and parts["0/add"] == "cell"
+    assert parts["0/mul_o"] == "hidden" and all(parts.values())
     # the ghost of t+1 picks up c and h where this cell's end
     c_end = s.wire("0/c").points[-1]
     assert any(w.ghost and w.points[0] == c_end for w in s.wires)

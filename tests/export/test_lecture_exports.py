@@ -181,3 +181,21 @@ def test_cli_diagram_and_bars(tmp_path, capsys):
             ]
         )
     capsys.readouterr()
+
+
+def test_locked_levels_reach_the_figure():
+    """A LevelLock keeps the colour scale of the first trace for the next one (epoch 1 vs 12)."""
+    from lstmviz.analysis.levels import LevelLock, levels
+    from lstmviz.export.figure import GridFigure
+
+    short, _ = _bundled("binary_addition", "1 + 1")
+    long_, _ = _bundled("binary_addition", "1011011 + 0110110")
+    lock = LevelLock()
+    lock.lock(short.layers[0])
+    g = GridFigure(long_, levels=lock, dpi=30)
+    assert g.images["cell"].get_clim() == levels("cell", short.layers[0])
+    assert g.images["cell"].get_clim() != levels("cell", long_.layers[0])
+    g = GridFigure(long_, levels={"cell": (-3.0, 3.0)}, dpi=30)
+    assert g.images["cell"].get_clim() == (-3.0, 3.0)
+    with pytest.raises(LstmvizError, match="lo < hi"):
+        GridFigure(long_, levels={"cell": (3.0, -3.0)}, dpi=30)
