@@ -46,7 +46,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("model", help="model file (.keras/.h5) or the name of a bundled example")
     src = p.add_mutually_exclusive_group()
-    src.add_argument("--input", metavar="X.npy", help="input array (.npy or .csv)")
+    src.add_argument(
+        "--input",
+        metavar="X.npy",
+        help="input array (.npy or .csv), or .npz with one array per model input",
+    )
     src.add_argument("--text", help="input text/digits, tokenised with the model's vocabulary")
     p.add_argument("--layer", help="LSTM layer (figures: the first by default; data: all)")
     p.add_argument(

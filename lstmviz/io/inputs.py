@@ -94,7 +94,10 @@ def read_array(path: str | os.PathLike[str]) -> np.ndarray:
         if len(widths) != 1:
             raise InputError(f"{p}: rows have different lengths {sorted(widths)}")
         return np.asarray(rows, dtype=np.float64)
-    raise InputError(f"{p}: unsupported input file type {suffix!r}; use .npy or .csv")
+    raise InputError(
+        f"{p}: unsupported input file type {suffix!r}; use .npy or .csv (or .npz: one array "
+        "per model input)"
+    )
 
 
 def load_input(
@@ -108,6 +111,10 @@ def load_input(
     single sequence. Falls back to the model's example input."""
     if info is None:
         info = load_info(model.source) if model.source else None
+    if path is not None and Path(path).suffix.lower() == ".npz":  # one array per model input
+        from .input_files import load_input_file
+
+        return load_input_file(model, path, info)
     if path is not None:
         a = read_array(path)
     elif text is not None:
