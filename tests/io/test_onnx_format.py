@@ -260,7 +260,7 @@ def test_bad_onnx_files(tmp_path):
     with pytest.raises(ModelFileError, match=r"not an ONNX model"):
         lstmviz.load_model(junk)
 
-    # an op lstmviz does not interpret, named
+    # every standard op runs (onnx.reference), e.g. Erf, matching onnxruntime
     erf = helper.make_node("Erf", ["Y_h"], ["E"], name="odd")
     path = _lstm_graph(
         tmp_path / "erf.onnx",
@@ -270,8 +270,19 @@ def test_bad_onnx_files(tmp_path):
         extra_nodes=[erf],
         outputs=("E",),
     )
-    with pytest.raises(UnsupportedLayerError, match=r"'odd' is op 'Erf'"):
-        lstmviz.load_model(path)
+    x = _x(2, 6, 3)
+    np.testing.assert_allclose(
+        lstmviz.load_model(path).trace(x).output,
+        _ort(path, {"X": x.transpose(1, 0, 2).copy()})[0],
+        atol=ATOL,
+    )
+    # an op of another domain is refused, named
+    m = onnx.load(str(path))
+    m.graph.node[1].domain = "com.example"
+    m.opset_import.append(helper.make_opsetid("com.example", 1))
+    onnx.save(m, str(tmp_path / "custom.onnx"))
+    with pytest.raises(UnsupportedLayerError, match=r"'odd' is op 'Erf' of domain 'com.example'"):
+        lstmviz.load_model(tmp_path / "custom.onnx")
 
     # peepholes / sequence_lens
     ws = [_w(3, 4, 0)]
