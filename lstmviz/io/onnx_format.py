@@ -42,7 +42,7 @@ from __future__ import annotations
 import contextvars
 import math
 import os
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -87,8 +87,32 @@ _OP_ERRORS = (
 )
 # Ops that compute element by element over broadcast inputs.
 _BROADCAST = frozenset(
-    "Add Sub Mul Div Pow Mod Max Min Sum Mean Where And Or Xor Equal Less LessOrEqual Greater "
-    "GreaterOrEqual BitShift BitwiseAnd BitwiseOr BitwiseXor PRelu".split()
+    {
+        "Add",
+        "Sub",
+        "Mul",
+        "Div",
+        "Pow",
+        "Mod",
+        "Max",
+        "Min",
+        "Sum",
+        "Mean",
+        "Where",
+        "And",
+        "Or",
+        "Xor",
+        "Equal",
+        "Less",
+        "LessOrEqual",
+        "Greater",
+        "GreaterOrEqual",
+        "BitShift",
+        "BitwiseAnd",
+        "BitwiseOr",
+        "BitwiseXor",
+        "PRelu",
+    }
 )
 
 
@@ -535,6 +559,7 @@ class _Input:
     reaches_lstm: list[str] = field(default_factory=list)  # LSTM output keys whose X it feeds
     perm: list[int] | None = None  # batch-first axis order (None: as declared)
     layout: str = "as declared"  # "batch-first", "time-major", "as declared", "ambiguous"
+    unbatched: bool = False  # no batch axis in the graph (the tutorial's (T,) sentence)
 
     @property
     def rank(self) -> int:
@@ -727,9 +752,11 @@ class OnnxModel(Model):
     # --- what the model is ------------------------------------------------------------
     @staticmethod
     def _bf_shape(i: _Input) -> tuple[int | None, ...]:
-        dims = [d if isinstance(d, int) and d > 0 else None for d in i.dims]
+        dims: list[int | None] = [d if isinstance(d, int) and d > 0 else None for d in i.dims]
         if i.perm is not None:
             dims = [dims[a] for a in i.perm]
+        if i.unbatched:
+            dims = [1, *dims]
         return tuple(dims)
 
     @property
@@ -880,26 +907,27 @@ class OnnxModel(Model):
             if inp.perm is not None and inp.layout != "as declared"
             else "as the graph declares it"
         )
-        if inp.dims or inp.rank == 0:
-            if a.ndim != len(shape) or any(
-                w is not None and w != s for w, s in zip(shape, a.shape, strict=False)
-            ):
-                raise InputError(
-                    f"{self._src}: input {name!r} must have shape "
-                    f"{tuple('?' if v is None else v for v in shape)} ({order}; the graph "
-                    f"declares {_dims_text(inp.dims)}); found shape {a.shape}"
-                )
+        if (inp.dims or inp.rank == 0) and (
+            a.ndim != len(shape)
+            or any(w is not None and w != s for w, s in zip(shape, a.shape, strict=False))
+        ):
+            raise InputError(
+                f"{self._src}: input {name!r} must have shape "
+                f"{tuple('?' if v is None else v for v in shape)} ({order}; the graph "
+                f"declares {_dims_text(inp.dims)}); found shape {a.shape}"
+            )
         if a.size == 0:
             raise InputError(f"{self._src}: input {name!r} is empty (shape {a.shape})")
         if self._embedding is not None and inp is self._token_input():
             a = L.check_token_ids(a, self._embedding.input_dim, self._embedding.name)
         if inp.dtype.kind in "iub":
-            if a.dtype.kind == "f":
-                if not np.all(np.isfinite(a)) or not np.all(np.mod(a, 1) == 0):
-                    raise InputError(
-                        f"{self._src}: input {name!r} takes integers ({inp.dtype}); found "
-                        "non-integer values"
-                    )
+            if a.dtype.kind == "f" and (
+                not np.all(np.isfinite(a)) or not np.all(np.mod(a, 1) == 0)
+            ):
+                raise InputError(
+                    f"{self._src}: input {name!r} takes integers ({inp.dtype}); found "
+                    "non-integer values"
+                )
             return np.ascontiguousarray(a.astype(inp.dtype))
         a = a.astype(inp.dtype if inp.dtype.kind == "f" else np.float32)
         if not np.all(np.isfinite(a)):
@@ -984,10 +1012,10 @@ class OnnxModel(Model):
         for inp, a in zip(order, feeds_bf, strict=True):
             if a is None:
                 continue
-            native = a
+            native = a[0] if inp.unbatched else a
             if inp.perm is not None:
                 inv = list(np.argsort(inp.perm))
-                native = np.ascontiguousarray(np.transpose(a, inv))
+                native = np.ascontiguousarray(np.transpose(native, inv))
             for d, s in zip(inp.dims, native.shape, strict=False):
                 if isinstance(d, str):
                     if d in sizes and sizes[d][0] != s:
@@ -1363,9 +1391,6 @@ def _layouts(
         if inp.state or not inp.reaches_lstm:
             inp.layout = "as declared"
             continue
-        if inp.rank < 2:
-            inp.layout = "as declared"
-            continue
         call = calls.get(by_key.get(inp.reaches_lstm[0], ""))
         if probe is None or call is None:
             inp.layout = "ambiguous"
@@ -1378,6 +1403,11 @@ def _layouts(
             if call["T"] == call["B"] == 1 and shape[:2] == (1, 1):
                 inp.perm = list(range(inp.rank))
                 inp.layout = "batch-first"
+            elif len(t_axes) == 1 and call["B"] == 1 and not b_axes:
+                t = t_axes[0]  # a sequence without a batch axis, batch 1 in the LSTM
+                inp.perm = [t, *[k for k in range(inp.rank) if k != t]]
+                inp.unbatched = True
+                inp.layout = "unbatched"
             elif len(t_axes) == 1 and len(b_axes) == 1 and t_axes != b_axes:
                 t, b = t_axes[0], b_axes[0]
                 rest = [k for k in range(inp.rank) if k not in (t, b)]
@@ -1387,9 +1417,13 @@ def _layouts(
                     if (t, b) == (0, 1)
                     else ("batch-first" if (b, t) == (0, 1) else f"axes batch={b}, time={t}")
                 )
+            elif b_axes == [0] and call["B"] != call["T"]:
+                # batch first and time not on axis 1 alone (an image (batch, 1, 28, 28)
+                # reshaped to rows): fed as declared, nothing to transpose
+                inp.layout = "batch first (as declared)"
             else:
                 inp.layout = "ambiguous"
-        if inp.layout == "ambiguous" and time_major is not None:
+        if inp.layout == "ambiguous" and time_major is not None and inp.rank >= 2:
             _set_layout(inp, time_major)
         elif (
             time_major is not None
@@ -1447,7 +1481,7 @@ def _lstm_layers(
         else:
             ins = [_txt(i) for i in n.input] + [""] * 8
 
-            def arr(name: str) -> Arr | None:
+            def arr(name: str, n: Any = n) -> Arr | None:
                 if not name:
                     return None
                 t = inits.get(name, consts.get(name))
