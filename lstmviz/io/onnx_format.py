@@ -130,6 +130,7 @@ class _Run:
     used: int = 0
     ops: int = 0
     feeds: dict[str, Any] = field(default_factory=dict)  # the probe's inputs
+    error: str = ""  # why the probe could not run
     outputs: list[Any] = field(default_factory=list)  # the probe's outputs
 
 
@@ -968,6 +969,11 @@ class OnnxModel(Model):
                 "time and which is batch; say it: lstmviz.io.onnx_format.load_onnx(path, "
                 "time_major=True) for (T, batch, ...), False for (batch, T, ...), or "
                 "model.set_time_major(...)"
+                + (
+                    f" (the graph could not be run on a probe input to measure it: {why})"
+                    if (why := self.meta["onnx"]["probe"]).startswith("failed")
+                    else ""
+                )
             )
         feeds_bf = self._feeds_batch_first(x)
         feeds = self._native_feeds(feeds_bf)
@@ -1233,6 +1239,9 @@ def load_onnx(path: str | os.PathLike[str], time_major: bool | None = None) -> O
         raise MemoryBudgetError(f"{p}: the graph's constants do not fit in memory") from None
 
     probe = _probe(p, evaluator, inputs, names)
+    probe_error = probe.error if probe is not None else "a dimension no input fixes"
+    if probe is not None and probe.error:
+        probe = None
     out_names = [_txt(o.name) for o in g.output]
     out_dims = [(_declared(o) or ([], 0))[0] for o in g.output]
     meta_onnx: dict[str, Any] = {
@@ -1246,7 +1255,7 @@ def load_onnx(path: str | os.PathLike[str], time_major: bool | None = None) -> O
         "batch_first_outputs_index": [],
         "flat_time_outputs": [],
         "raw_lstm_outputs": [],
-        "probe": "ok" if probe is not None else "failed",
+        "probe": "ok" if probe is not None else f"failed: {probe_error}",
     }
     producers = {_txt(o): n for n in nodes for o in n.output}
     for k, name in enumerate(out_names):
@@ -1366,8 +1375,13 @@ def _probe(
     run = _Run(where=str(p), names=names, record=False)
     try:
         outs = _evaluate(evaluator, feeds, run, str(p))
-    except (ModelFileError, InputError):
-        return None  # what the LSTMs cannot run (UnsupportedLayerError) is refused now
+    except (ModelFileError, InputError) as e:
+        # what the LSTMs cannot run (UnsupportedLayerError) is refused now; a graph declared
+        # with static shapes only fails on every input it accepts: refused now too
+        if all(isinstance(d, int) for i in inputs for d in i.dims):
+            raise
+        run.error = str(e)
+        return run
     run.feeds, run.outputs = feeds, outs
     return run
 
