@@ -96,10 +96,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def resolve_model(name: str) -> Path:
-    """A model file path, or a bundled example by name."""
+    """A model path (a file, a TF1 checkpoint prefix, ...), or a bundled example by name."""
+    from ..io.more_formats import resolve_model_path
+
     p = Path(name).expanduser()
     if p.exists() or p.suffix:
-        return p
+        return resolve_model_path(p)
     from ..examples import get_example
 
     return get_example(name).path
