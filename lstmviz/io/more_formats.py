@@ -23,6 +23,7 @@ FORMATS: dict[str, str] = {
     ".bin": "PyTorch state_dict (torch.save; read with weights_only=True)",
     ".safetensors": "PyTorch state_dict in safetensors (no torch needed)",
     ".onnx": "ONNX graph with LSTM ops (needs the onnx package)",
+    ".pt2": "torch.export program (torch.export.save; run by torch, LSTMs recorded)",
     ".index": "TensorFlow 1 checkpoint (model.ckpt.index + .data-*; needs TensorFlow)",
 }
 _TF1_DATA = re.compile(r"\.data-\d+-of-\d+$")
@@ -89,6 +90,10 @@ def find_loader(p: Path) -> Callable[[Path], Model] | None:
         from .onnx_format import load_onnx
 
         return load_onnx
+    if suffix == ".pt2":
+        from .torch_export import load_pt2
+
+        return load_pt2
     if suffix in FORMATS:
         from .torch_format import load_torch
 
