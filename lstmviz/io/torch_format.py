@@ -107,18 +107,17 @@ def _read_torch(p: Path, state_dict_key: str | None) -> dict[str, np.ndarray]:
             "torch",
             what=f"Opening {p.name} (a torch.save file; safetensors files need no torch)",
         ) from None
+    damaged = _check_torch_zip(p)
     try:
         obj = torch.load(p, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
         m = re.search(r"Unsupported global: GLOBAL (\S+)", str(e))
         if m:
-            raise UnsafeModelError(
-                f"{p}: refused: the file holds Python objects other than tensors ({m.group(1)}; "
-                "e.g. a whole pickled nn.Module), which only an unsafe unpickler could read. "
-                "Save the weights instead: torch.save(model.state_dict(), path)"
-            ) from None
+            raise UnsafeModelError(_unsafe_message(p, m.group(1))) from None
         raise ModelFileError(
-            f"{p}: not a readable torch.save file (the weights-only unpickler rejects its contents)"
+            f"{p}: not a readable torch.save file ("
+            + (damaged or "the weights-only unpickler rejects its contents")
+            + ")"
         ) from None
     except (
         RuntimeError,
@@ -143,6 +142,90 @@ def _read_torch(p: Path, state_dict_key: str | None) -> dict[str, np.ndarray]:
             out[k] = np.array(t.numpy(), copy=True)
         except (TypeError, RuntimeError) as e:
             raise ModelFileError(f"{p}: tensor {k!r} cannot be read as an array ({e})") from None
+    return out
+
+
+def _unsafe_message(p: Path, what: str) -> str:
+    return (
+        f"{p}: refused: the file holds Python objects other than tensors ({what}; e.g. a whole "
+        "pickled nn.Module), which only an unsafe unpickler could read. Save the weights "
+        "instead: torch.save(model.state_dict(), path)"
+    )
+
+
+def _check_torch_zip(p: Path) -> str:
+    """Before torch reads a ``torch.save`` zip: its members' declared sizes against the memory
+    budget (a small file deflating to gigabytes is refused), and the globals its ``data.pkl``
+    names against torch's weights-only allowlist (refused by name, whatever torch's own
+    wording). Returns what is damaged in the pickle ("" if nothing), for the error message."""
+    import pickletools
+    import zipfile
+
+    from .. import budget
+
+    try:
+        zf = zipfile.ZipFile(p)
+    except (zipfile.BadZipFile, OSError, ValueError):
+        return ""  # the legacy (pre-1.6) format: torch's weights-only unpickler decides
+    with zf:
+        infos = zf.infolist()
+        budget.check(
+            sum(i.file_size for i in infos),
+            what=f"{p}: the torch.save archive's members (uncompressed)",
+        )
+        pkl = [i for i in infos if i.filename.endswith("data.pkl")]
+        if len(pkl) != 1:
+            return ""
+        if pkl[0].file_size > 256 * 2**20:
+            raise ModelFileError(f"{p}: data.pkl declares {pkl[0].file_size} bytes")
+        try:
+            data = zf.read(pkl[0])
+        except (zipfile.BadZipFile, OSError, ValueError, EOFError) as e:
+            return f"data.pkl cannot be read: {e}"
+    allowed = _allowed_globals()
+    names: list[str] = []
+    strings: list[str] = []
+    try:
+        for op, arg, _pos in pickletools.genops(data):
+            if isinstance(arg, str):
+                strings.append(arg)
+            if op.name == "GLOBAL" and isinstance(arg, str):
+                names.append(arg.replace(" ", "."))
+            elif op.name == "STACK_GLOBAL" and len(strings) >= 2:
+                names.append(f"{strings[-2]}.{strings[-1]}")
+            elif op.name in ("INST", "OBJ", "EXT1", "EXT2", "EXT4"):
+                names.append(str(arg).replace(" ", ".") if arg else op.name)
+    except (ValueError, IndexError, KeyError, TypeError, UnicodeDecodeError, EOFError) as e:
+        raise ModelFileError(
+            f"{p}: not a readable torch.save file (its data.pkl is truncated or damaged: {e})"
+        ) from None
+    bad = [n for n in names if n not in allowed]
+    if bad:
+        raise UnsafeModelError(_unsafe_message(p, ", ".join(sorted(set(bad))[:5])))
+    return ""
+
+
+def _allowed_globals() -> set[str]:
+    """The globals torch's weights-only unpickler accepts (its allowlist and the safe globals
+    registered in this process)."""
+    import torch
+
+    out: set[str] = set()
+    try:
+        from torch import _weights_only_unpickler
+
+        out |= set(_weights_only_unpickler._get_allowed_globals())
+    except (ImportError, AttributeError):
+        pass
+    for g in torch.serialization.get_safe_globals():
+        obj = g[0] if isinstance(g, tuple) else g
+        out.add(f"{getattr(obj, '__module__', '')}.{getattr(obj, '__qualname__', '')}")
+    out |= {
+        "torch._utils._rebuild_tensor_v2",
+        "torch._utils._rebuild_parameter",
+        "collections.OrderedDict",
+    }
+    out |= {f"torch.{n}" for n in dir(torch) if n.endswith("Storage")}
     return out
 
 
@@ -206,9 +289,13 @@ def read_safetensors(p: Path) -> dict[str, np.ndarray]:
         from safetensors.numpy import load_file
     except ImportError:
         return read_safetensors_raw(p)
+    from .. import budget
+
+    # the package maps the file and copies every tensor: at most the file's size
+    budget.check(2 * p.stat().st_size, what=f"{p}: reading the safetensors file")
     try:
         raw = load_file(str(p))
-    except (SafetensorError, TypeError, ValueError, OSError):
+    except (SafetensorError, TypeError, ValueError, OSError, RecursionError, MemoryError):
         return read_safetensors_raw(p)  # bf16 (no NumPy dtype) or a file it rejects: we say why
     return {k: (v.astype(np.float32) if v.dtype.kind == "f" else v) for k, v in raw.items()}
 
@@ -230,6 +317,10 @@ def read_safetensors_raw(p: Path) -> dict[str, np.ndarray]:
             header = json.loads(fh.read(n).decode("utf-8"))
         except (UnicodeDecodeError, ValueError) as e:
             raise ModelFileError(f"{p}: not a safetensors file (bad JSON header: {e})") from None
+        except RecursionError:
+            raise ModelFileError(
+                f"{p}: not a safetensors file (its JSON header is nested too deeply)"
+            ) from None
         if not isinstance(header, dict):
             raise ModelFileError(f"{p}: not a safetensors file (header is not a JSON object)")
         data_len = size - 8 - n
@@ -240,20 +331,33 @@ def read_safetensors_raw(p: Path) -> dict[str, np.ndarray]:
             where = f"{p}: tensor {name!r}"
             if not isinstance(spec, dict) or not {"dtype", "shape", "data_offsets"} <= set(spec):
                 raise ModelFileError(f"{where}: malformed header entry")
-            dt = _ST_DTYPES.get(spec["dtype"])
+            dtype_name = spec["dtype"]
+            dt = _ST_DTYPES.get(dtype_name) if isinstance(dtype_name, str) else None
             if dt is None:
-                raise ModelFileError(f"{where}: unsupported dtype {spec['dtype']!r}")
+                raise ModelFileError(
+                    f"{where}: unsupported dtype {dtype_name!r:.60}; expected one of "
+                    f"{', '.join(_ST_DTYPES)}"
+                )
             shape, offs = spec["shape"], spec["data_offsets"]
+
+            def whole(v: Any) -> bool:  # JSON true is not a size
+                return isinstance(v, int) and not isinstance(v, bool)
+
             if (
                 not isinstance(shape, list)
-                or not all(isinstance(d, int) and d >= 0 for d in shape)
+                or not all(whole(d) and d >= 0 for d in shape)
                 or not isinstance(offs, list)
                 or len(offs) != 2
-                or not all(isinstance(o, int) for o in offs)
+                or not all(whole(o) for o in offs)
             ):
-                raise ModelFileError(f"{where}: malformed shape or data_offsets")
+                raise ModelFileError(
+                    f"{where}: malformed shape or data_offsets (expected lists of non-negative "
+                    f"integers; found shape {shape!r:.60}, data_offsets {offs!r:.60})"
+                )
             start, end = offs
-            count = int(np.prod(shape, dtype=np.int64))
+            count = 1
+            for d in shape:  # Python integers: a product past int64 is not wrapped
+                count *= d
             if not 0 <= start <= end <= data_len or end - start != count * np.dtype(dt).itemsize:
                 raise ModelFileError(
                     f"{where}: data_offsets {offs} do not fit shape {shape} and "
