@@ -13,6 +13,7 @@ input batch for it, and a dict for the model's sidecar (or None). Sources:
   Bidirectional(LSTM(64, return_sequences)) -> Bidirectional(LSTM(64)) -> Dense(1, sigmoid).
 * ``weather`` -- keras.io/examples/timeseries/timeseries_weather_forecasting: LSTM(32) ->
   Dense(1); its ModelCheckpoint writes ``save_weights_only=True`` files.
+* ``rnn_guide`` -- keras.io/guides/working_with_rnns: Embedding -> LSTM -> Dense (logits).
 * ``lstm_seq2seq`` -- keras.io/examples/nlp/lstm_seq2seq: encoder LSTM(return_state), decoder
   LSTM(return_sequences, return_state, initial_state=encoder states), Dense(softmax); two
   model inputs.
@@ -37,12 +38,12 @@ def _fit(model: Any, x: Any, y: Any, epochs: int = 2) -> None:
     model.fit(x, y, batch_size=16, epochs=epochs, verbose=0, shuffle=False)
 
 
-def addition_rnn(seed: int = 0) -> tuple[Any, np.ndarray, dict | None]:
+def addition_rnn(seed: int = 0, num_units: int = 128) -> tuple[Any, np.ndarray, dict | None]:
     keras = _keras()
     layers = keras.layers
     keras.utils.set_random_seed(seed)
     chars = "0123456789+ "
-    digits, maxlen, num_units = 3, 7, 128
+    digits, maxlen = 3, 7
     rng = np.random.default_rng(seed)
 
     def encode(s: str, n: int) -> np.ndarray:
@@ -73,7 +74,7 @@ def addition_rnn(seed: int = 0) -> tuple[Any, np.ndarray, dict | None]:
     return model, x[:2], info
 
 
-def char_textgen(seed: int = 0) -> tuple[Any, np.ndarray, dict | None]:
+def char_textgen(seed: int = 0, units: int = 128) -> tuple[Any, np.ndarray, dict | None]:
     keras = _keras()
     layers = keras.layers
     keras.utils.set_random_seed(seed)
@@ -91,7 +92,7 @@ def char_textgen(seed: int = 0) -> tuple[Any, np.ndarray, dict | None]:
     model = keras.Sequential(
         [
             keras.Input(shape=(maxlen, len(chars))),
-            layers.LSTM(128),
+            layers.LSTM(units),
             layers.Dense(len(chars), activation="softmax"),
         ]
     )
@@ -105,18 +106,20 @@ def char_textgen(seed: int = 0) -> tuple[Any, np.ndarray, dict | None]:
     return model, x[:2], info
 
 
-def bidirectional_imdb(seed: int = 0) -> tuple[Any, np.ndarray, dict | None]:
+def bidirectional_imdb(
+    seed: int = 0, embed: int = 128, units: int = 64, max_features: int = 200
+) -> tuple[Any, np.ndarray, dict | None]:
     keras = _keras()
     layers = keras.layers
     keras.utils.set_random_seed(seed)
-    max_features, maxlen = 200, 20
+    maxlen = 20
     rng = np.random.default_rng(seed)
     x = rng.integers(1, max_features, (48, maxlen)).astype(np.int32)
     y = (x[:, :5].mean(1) > max_features / 2).astype(np.float32)
     inputs = keras.Input(shape=(None,), dtype="int32")
-    h = layers.Embedding(max_features, 128)(inputs)
-    h = layers.Bidirectional(layers.LSTM(64, return_sequences=True))(h)
-    h = layers.Bidirectional(layers.LSTM(64))(h)
+    h = layers.Embedding(max_features, embed)(inputs)
+    h = layers.Bidirectional(layers.LSTM(units, return_sequences=True))(h)
+    h = layers.Bidirectional(layers.LSTM(units))(h)
     outputs = layers.Dense(1, activation="sigmoid")(h)
     model = keras.Model(inputs, outputs)
     model.compile(optimizer="adam", loss="binary_crossentropy")
@@ -124,7 +127,7 @@ def bidirectional_imdb(seed: int = 0) -> tuple[Any, np.ndarray, dict | None]:
     return model, x[:2], None
 
 
-def weather(seed: int = 0) -> tuple[Any, np.ndarray, dict | None]:
+def weather(seed: int = 0, units: int = 32) -> tuple[Any, np.ndarray, dict | None]:
     keras = _keras()
     keras.utils.set_random_seed(seed)
     rng = np.random.default_rng(seed)
@@ -132,7 +135,7 @@ def weather(seed: int = 0) -> tuple[Any, np.ndarray, dict | None]:
     x = rng.normal(size=(48, past, features)).astype(np.float32)
     y = x[:, -1, :1] * 0.5 + 0.1
     inputs = keras.layers.Input(shape=(x.shape[1], x.shape[2]))
-    lstm_out = keras.layers.LSTM(32)(inputs)
+    lstm_out = keras.layers.LSTM(units)(inputs)
     outputs = keras.layers.Dense(1)(lstm_out)
     model = keras.Model(inputs=inputs, outputs=outputs)
     model.compile(optimizer=keras.optimizers.Adam(learning_rate=0.001), loss="mse")
@@ -166,10 +169,34 @@ def lstm_seq2seq(seed: int = 0) -> tuple[Any, list[np.ndarray], dict | None]:
     return model, [enc[:2], dec[:2]], None
 
 
+def rnn_guide(
+    seed: int = 0, vocab: int = 1000, embed: int = 64, units: int = 128
+) -> tuple[Any, np.ndarray, dict | None]:
+    """keras.io/guides/working_with_rnns: Embedding(1000, 64) -> LSTM(128) -> Dense(10)."""
+    keras = _keras()
+    layers = keras.layers
+    keras.utils.set_random_seed(seed)
+    rng = np.random.default_rng(seed)
+    x = rng.integers(0, vocab, (32, 15)).astype(np.int32)
+    y = x[:, 0] % 10
+    model = keras.Sequential()
+    model.add(keras.Input((None,), dtype="int32"))
+    model.add(layers.Embedding(input_dim=vocab, output_dim=embed))
+    model.add(layers.LSTM(units))
+    model.add(layers.Dense(10))
+    model.compile(
+        optimizer="adam", loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    )
+    _fit(model, x, y, epochs=1)
+    info = {"format_version": 1, "outputs": {"kind": "classes"}}
+    return model, x[:2], info
+
+
 BUILDERS = {
     "addition_rnn": addition_rnn,
     "char_textgen": char_textgen,
     "bidirectional_imdb": bidirectional_imdb,
     "weather": weather,
     "lstm_seq2seq": lstm_seq2seq,
+    "rnn_guide": rnn_guide,
 }

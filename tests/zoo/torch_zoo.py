@@ -10,6 +10,9 @@ for lstmviz's tests; small synthetic data; a few training steps).
   ``export_onnx`` is the example's ONNX export (``batch_size=1``, ``seq_len=bptt``).
 * ``Sequence`` -- pytorch/examples time_sequence_prediction/train.py: two ``nn.LSTMCell`` s
   called in a Python loop over the steps, then ``nn.Linear(51, 1)``.
+* ``BiLSTMFeatures`` -- the Bi-LSTM CRF tutorial's ``_get_lstm_features``
+  (pytorch.org/tutorials/beginner/nlp/advanced_tutorial): Embedding -> bidirectional LSTM ->
+  Linear, with the CRF's ``transitions`` beside it in the state_dict.
 * ``MnistRNN`` -- pytorch/examples mnist_rnn/main.py: LSTM(28, 64, batch_first) -> last step
   -> BatchNorm1d -> Dropout -> fc1 -> relu -> Dropout -> fc2 -> log_softmax.
 
@@ -76,18 +79,20 @@ class RNNModel(nn.Module):
 
 
 class Sequence(nn.Module):
-    def __init__(self) -> None:
+    def __init__(self, hidden: int = 51) -> None:
         super().__init__()
-        self.lstm1 = nn.LSTMCell(1, 51)
-        self.lstm2 = nn.LSTMCell(51, 51)
-        self.linear = nn.Linear(51, 1)
+        self.hidden = hidden
+        self.lstm1 = nn.LSTMCell(1, hidden)
+        self.lstm2 = nn.LSTMCell(hidden, hidden)
+        self.linear = nn.Linear(hidden, 1)
 
     def forward(self, input: torch.Tensor, future: int = 0) -> torch.Tensor:
         outputs = []
-        h_t = torch.zeros(input.size(0), 51, dtype=input.dtype)
-        c_t = torch.zeros(input.size(0), 51, dtype=input.dtype)
-        h_t2 = torch.zeros(input.size(0), 51, dtype=input.dtype)
-        c_t2 = torch.zeros(input.size(0), 51, dtype=input.dtype)
+        n = self.hidden
+        h_t = torch.zeros(input.size(0), n, dtype=input.dtype)
+        c_t = torch.zeros(input.size(0), n, dtype=input.dtype)
+        h_t2 = torch.zeros(input.size(0), n, dtype=input.dtype)
+        c_t2 = torch.zeros(input.size(0), n, dtype=input.dtype)
         for input_t in input.split(1, dim=1):
             h_t, c_t = self.lstm1(input_t, (h_t, c_t))
             h_t2, c_t2 = self.lstm2(h_t, (h_t2, c_t2))
@@ -102,13 +107,13 @@ class Sequence(nn.Module):
 
 
 class MnistRNN(nn.Module):
-    def __init__(self) -> None:
+    def __init__(self, hidden: int = 64) -> None:
         super().__init__()
-        self.rnn = nn.LSTM(input_size=28, hidden_size=64, batch_first=True)
-        self.batchnorm = nn.BatchNorm1d(64)
+        self.rnn = nn.LSTM(input_size=28, hidden_size=hidden, batch_first=True)
+        self.batchnorm = nn.BatchNorm1d(hidden)
         self.dropout1 = nn.Dropout2d(0.25)
         self.dropout2 = nn.Dropout2d(0.5)
-        self.fc1 = nn.Linear(64, 32)
+        self.fc1 = nn.Linear(hidden, 32)
         self.fc2 = nn.Linear(32, 10)
 
     def forward(self, input: torch.Tensor) -> torch.Tensor:
@@ -123,6 +128,42 @@ class MnistRNN(nn.Module):
         output = self.fc2(output)
         output = F.log_softmax(output, dim=1)
         return output
+
+
+class BiLSTMFeatures(nn.Module):
+    """The LSTM part of the PyTorch tutorial "Advanced: Making Dynamic Decisions and the
+    Bi-LSTM CRF" (``BiLSTM_CRF._get_lstm_features``): Embedding -> bidirectional LSTM
+    (hidden_dim // 2 per direction) over one sentence viewed as (T, 1, -1) -> hidden2tag.
+    The CRF's ``transitions`` live beside it in the state_dict; Viterbi decoding runs in
+    Python and is not part of the features."""
+
+    def __init__(self, vocab_size: int, tagset_size: int, embedding_dim: int, hidden_dim: int):
+        super().__init__()
+        self.hidden_dim = hidden_dim
+        self.word_embeds = nn.Embedding(vocab_size, embedding_dim)
+        self.lstm = nn.LSTM(embedding_dim, hidden_dim // 2, num_layers=1, bidirectional=True)
+        self.hidden2tag = nn.Linear(hidden_dim, tagset_size)
+        self.transitions = nn.Parameter(torch.randn(tagset_size, tagset_size))
+
+    def forward(self, sentence: torch.Tensor) -> torch.Tensor:
+        hidden = (
+            torch.zeros(2, 1, self.hidden_dim // 2),
+            torch.zeros(2, 1, self.hidden_dim // 2),
+        )
+        embeds = self.word_embeds(sentence).view(len(sentence), 1, -1)
+        lstm_out, _ = self.lstm(embeds, hidden)
+        lstm_out = lstm_out.view(len(sentence), self.hidden_dim)
+        return self.hidden2tag(lstm_out)
+
+
+def bilstm_crf(seed: int = 0) -> tuple[BiLSTMFeatures, np.ndarray]:
+    """The tutorial's sizes (EMBEDDING_DIM 5, HIDDEN_DIM 4, tags B I O START STOP)."""
+    torch.manual_seed(seed)
+    model = BiLSTMFeatures(14, 5, 5, 4)
+    sent = torch.tensor([0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10])
+    tags = torch.tensor([0, 1, 1, 1, 2, 2, 2, 0, 1, 2, 2])
+    _train(model, lambda: F.cross_entropy(model(sent), tags), lr=0.1)
+    return model, sent.numpy()
 
 
 def _train(model: nn.Module, step: Any, steps: int = 5, lr: float = 0.05) -> nn.Module:
@@ -174,21 +215,21 @@ def export_onnx(model: RNNModel, path: str, batch_size: int = 1, seq_len: int = 
     torch.onnx.export(model, (dummy_input, hidden), path, dynamo=False)
 
 
-def time_sequence(seed: int = 0) -> tuple[Sequence, np.ndarray]:
+def time_sequence(seed: int = 0, hidden: int = 51, steps: int = 39) -> tuple[Sequence, np.ndarray]:
     """time_sequence_prediction on sine waves (float32 here; the example uses double)."""
     torch.manual_seed(seed)
-    model = Sequence()
+    model = Sequence(hidden)
     t = np.arange(40)[None] + np.random.default_rng(seed).integers(-20, 20, (6, 1))
     data = torch.from_numpy(np.sin(t / 5.0).astype(np.float32))
     _train(model, lambda: F.mse_loss(model(data[:, :-1]), data[:, 1:]), steps=3, lr=0.5)
-    return model, data[:2, :-1].numpy()
+    return model, data[:2, :steps].numpy()
 
 
-def mnist_rnn(seed: int = 0) -> tuple[MnistRNN, np.ndarray]:
+def mnist_rnn(seed: int = 0, hidden: int = 64, batch: int = 3) -> tuple[MnistRNN, np.ndarray]:
     torch.manual_seed(seed)
-    model = MnistRNN()
+    model = MnistRNN(hidden)
     rng = np.random.default_rng(seed)
     x = torch.from_numpy(rng.normal(size=(16, 1, 28, 28)).astype(np.float32))
     y = torch.from_numpy(rng.integers(0, 10, 16))
     _train(model, lambda: F.nll_loss(model(x), y), steps=3)
-    return model, x[:3].numpy()
+    return model, x[:batch].numpy()
