@@ -311,6 +311,15 @@ class GraphModel(Model):
             if inp.perm is not None and inp.layout != "as declared"
             else "as the graph declares it"
         )
+        if (
+            not inp.state
+            and len(shape) == 2
+            and a.ndim == 3
+            and a.shape[-1] == 1
+            and inp.dtype.kind == "f"
+            and inp.reaches_lstm
+        ):
+            a = a[..., 0]  # one value per step: lstmviz's (batch, T, 1) is the graph's (batch, T)
         if (inp.dims or inp.rank == 0) and (
             a.ndim != len(shape)
             or any(w is not None and w != s for w, s in zip(shape, a.shape, strict=False))
@@ -341,6 +350,27 @@ class GraphModel(Model):
                 f"{tuple(int(v) for v in bad)})"
             )
         return a
+
+    def example_input(self) -> Any:
+        """A small deterministic input that fits every declared size (free sizes: batch 1,
+        12 steps): token ids within the vocabulary, else normal floats; batch-first."""
+        rng = np.random.default_rng(0)
+        out: list[Arr] = []
+        for inp in self._graph_inputs:
+            if inp.state:
+                continue
+            shape = [1 if d is None else d for d in self._bf_shape(inp)]
+            if inp.perm is not None and len(shape) > 1 and self._bf_shape(inp)[1] is None:
+                shape[1] = 12
+            shape = [1 if d is None else int(d) for d in shape]
+            budget.check_array(shape, 8, f"{self._src}: an example input for {inp.name!r}")
+            if self._embedding is not None and inp is self._token_input():
+                out.append(rng.integers(0, self._embedding.input_dim, shape))
+            elif inp.dtype.kind in "iub":
+                out.append(np.zeros(shape, inp.dtype))
+            else:
+                out.append(rng.normal(0, 1, shape).astype(np.float32))
+        return out[0] if len(out) == 1 else out
 
     def _token_input(self) -> GraphInput | None:
         tok = self.meta[self._key].get("token_input")

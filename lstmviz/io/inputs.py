@@ -148,6 +148,8 @@ def example_input(model: Model, info: ModelInfo | None = None) -> Any:
         info = load_info(model.source)
     if info is not None and info.example:
         return encode_text(model, info.example, info)
+    if hasattr(model, "example_input"):  # whole-graph models know their declared shapes
+        return model.example_input()
     rng = np.random.default_rng(0)
     t = model.input_timesteps or 12
     if model.takes_tokens:

@@ -282,6 +282,8 @@ def _make_runner(p: Path, gm: Any, input_names: list[str], lstm_info: dict[str, 
                     f"{p}: the engine's recording of LSTM node {n.name!r} ({base}) differs "
                     f"from torch's by {err:.2g} (more than {CHECK_TOL}); refusing to show it"
                 )
+            for _, lt in self.events[-int(num_layers) * dirs :] if self.run_.record else []:
+                lt.meta["torch_max_error"] = err  # h and c against what torch computed
 
         def _note(
             self, n: Any, lt: Any, tname: str, lname: str, w: LSTMWeights, inp: Arr, layer: int
@@ -364,6 +366,7 @@ def _make_runner(p: Path, gm: Any, input_names: list[str], lstm_info: dict[str, 
                         "direction": "forward",
                     }
                 )
+                lt.meta["torch_max_error"] = err
                 if run.record:
                     run.traces.append(lt)
 
