@@ -246,7 +246,7 @@ def probabilities(values: Any, spec: OutputSpec | str) -> np.ndarray | None:
             return 1.0 / (1.0 + np.exp(-a))
         z = a - a.max(axis=-1, keepdims=True)
         e = np.exp(z)
-        return e / e.sum(axis=-1, keepdims=True)
+        return np.asarray(e / e.sum(axis=-1, keepdims=True))
     return None
 
 

@@ -103,6 +103,8 @@ class GraphLayer(L.Layer):
 
 
 class GraphModel(Model):
+    #: The loader that takes ``time_major=`` (named in messages).
+    LOADER = "lstmviz.load_model"
     """A whole graph with LSTMs (an ONNX graph, a torch.export program), with the interface
     of :class:`lstmviz.engine.Model`.
 
@@ -226,8 +228,8 @@ class GraphModel(Model):
         lstms = self.lstm_layers
         if lstms:
             lay = lstms[0]
-            w = lay.forward.weights if isinstance(lay, L.Bidirectional) else lay.weights
-            return w.input_dim
+            w = lay.forward.weights if isinstance(lay, L.Bidirectional) else lay.weights  # type: ignore[attr-defined]
+            return int(w.input_dim)
         return None
 
     @property
@@ -399,9 +401,8 @@ class GraphModel(Model):
             raise InputError(
                 f"{self._src}: the graph's sizes do not tell which axis of input "
                 f"{ambiguous[0]!r} (declared {_dims_text(self._by_name(ambiguous[0]).dims)}) is "
-                "time and which is batch; say it: lstmviz.io.onnx_format.load_onnx(path, "
-                "time_major=True) for (T, batch, ...), False for (batch, T, ...), or "
-                "model.set_time_major(...)"
+                f"time and which is batch; say it: {self.LOADER}(path, time_major=True) for "
+                "(T, batch, ...), False for (batch, T, ...), or model.set_time_major(...)"
                 + (
                     f" (the graph could not be run on a probe input to measure it: {why})"
                     if (why := self.meta[self._key]["probe"]).startswith("failed")

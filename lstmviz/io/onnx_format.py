@@ -164,28 +164,30 @@ def _estimate(op: str, args: Sequence[Any], attrs: dict[str, Any]) -> int:
     if op == "ConstantOfShape" and args:
         v = attrs.get("value")
         size = np.asarray(v).dtype.itemsize if v is not None else 4
-        return _prod(_ints(args[0])) * size
+        return int(_prod(_ints(args[0])) * size)
     if op == "Expand" and len(args) > 1:
-        return _prod(_broadcast([list(args[0].shape), _ints(args[1])])) * args[0].dtype.itemsize
+        return int(
+            _prod(_broadcast([list(args[0].shape), _ints(args[1])])) * args[0].dtype.itemsize
+        )
     if op == "Tile" and len(args) > 1:
         reps = _ints(args[1])
-        return _prod(d * r for d, r in zip(args[0].shape, reps, strict=False)) * item
+        return int(_prod(d * r for d, r in zip(args[0].shape, reps, strict=False)) * item)
     if op == "Range" and len(args) > 2:
         start, limit, delta = (float(np.asarray(a).reshape(-1)[0]) for a in args[:3])
         if not all(math.isfinite(v) for v in (start, limit, delta)) or delta == 0:
             raise ValueError(f"Range({start}, {limit}, {delta}) has no finite length")
-        return max(0, math.ceil((limit - start) / delta)) * item
+        return int(max(0, math.ceil((limit - start) / delta)) * item)
     if op in ("Resize", "Upsample") and args:
         x = args[0]
         sizes = args[3] if len(args) > 3 and args[3] is not None and args[3].size else None
         scales = args[-1] if op == "Upsample" else (args[2] if len(args) > 2 else None)
         if sizes is not None:
-            return _prod(_ints(sizes)) * item
+            return int(_prod(_ints(sizes)) * item)
         if scales is not None and np.asarray(scales).size:
             sc = np.asarray(scales, np.float64).reshape(-1)
             if not np.all(np.isfinite(sc)):
                 raise ValueError("non-finite Resize scales")
-            return _prod(math.floor(d * s) for d, s in zip(x.shape, sc, strict=False)) * item
+            return int(_prod(math.floor(d * s) for d, s in zip(x.shape, sc, strict=False)) * item)
         return total_in
     if op == "Pad" and args:
         pads = (
@@ -197,28 +199,30 @@ def _estimate(op: str, args: Sequence[Any], attrs: dict[str, Any]) -> int:
         n = len(shape)
         if len(pads) >= 2 * n:
             shape = [d + pads[i] + pads[i + n] for i, d in enumerate(shape)]
-        return _prod(shape) * item
+        return int(_prod(shape) * item)
     if op == "OneHot" and len(args) > 1:
-        return args[0].size * max(_ints(args[1])[:1] or [0]) * item
+        return int(args[0].size * max(_ints(args[1])[:1] or [0]) * item)
     if op == "Gather" and len(args) > 1:
         data, idx = args[0], np.asarray(args[1])
         ax = int(attrs.get("axis", 0)) % max(data.ndim, 1)
-        return _prod([*data.shape[:ax], *idx.shape, *data.shape[ax + 1 :]]) * data.dtype.itemsize
+        return int(
+            _prod([*data.shape[:ax], *idx.shape, *data.shape[ax + 1 :]]) * data.dtype.itemsize
+        )
     if op in ("MatMul", "MatMulInteger") and len(arrs) > 1:
         a, b = arrs[0], arrs[1]
         if a.ndim >= 2 and b.ndim >= 2:
             batch = _broadcast([list(a.shape[:-2]), list(b.shape[:-2])])
-            return _prod([*batch, a.shape[-2], b.shape[-1]]) * item
+            return int(_prod([*batch, a.shape[-2], b.shape[-1]]) * item)
         return total_in
     if op == "Gemm" and len(arrs) > 1:
         a, b = arrs[0], arrs[1]
         m = a.shape[1] if attrs.get("transA") else a.shape[0]
         n = b.shape[0] if attrs.get("transB") else b.shape[-1]
-        return _prod([m, n]) * item + total_in
+        return int(_prod([m, n]) * item + total_in)
     if op in ("RandomNormal", "RandomUniform") and "shape" in attrs:
-        return _prod(_ints(attrs["shape"])) * item
+        return int(_prod(_ints(attrs["shape"])) * item)
     if op in _BROADCAST and arrs:
-        return _prod(_broadcast([list(a.shape) for a in arrs])) * item
+        return int(_prod(_broadcast([list(a.shape) for a in arrs])) * item)
     return total_in  # shape ops, activations, reductions: no more than what comes in
 
 
@@ -287,7 +291,7 @@ def _guarded(cl: type) -> type:
             attrs = self._lstmviz_attrs = _node_attrs(self.onnx_node)
         _check_op(self.onnx_node, args, attrs)
         try:
-            out = cl.run(self, *args, **kwargs)
+            out = cl.run(self, *args, **kwargs)  # type: ignore[attr-defined]
         except (LstmvizError, _NodeFailed):
             raise
         except MemoryError as e:
@@ -350,7 +354,7 @@ def _lstm_attrs(node: Any, where: str) -> dict[str, Any]:
 def _make_lstm_op(base: type) -> type:
     """The ``LSTM`` op class for the evaluator: runs in lstmviz's engine and records."""
 
-    class LSTM(base):  # type: ignore[misc, valid-type]
+    class LSTM(base):  # type: ignore[misc]
         op_domain = ""
 
         def __init__(self, onnx_node: Any, run_params: dict[str, Any]) -> None:
@@ -443,7 +447,7 @@ def _make_lstm_op(base: type) -> type:
             ws = self._weights(
                 np.asarray(W), np.asarray(R), None if B is None else np.asarray(B), spec
             )
-            states = []
+            states: list[Arr | None] = []
             for v in (initial_h, initial_c):
                 if v is None:
                     states.append(None)
@@ -516,7 +520,7 @@ def _evaluator_class() -> type:
 
     lstm_op = _make_lstm_op(OpRun)
 
-    class Evaluator(ReferenceEvaluator):  # type: ignore[misc]
+    class Evaluator(ReferenceEvaluator):
         def _load_impl(self, node: Any, input_types: Any = None) -> Any:
             if node.op_type == "LSTM" and node.domain in ("", "ai.onnx"):
                 return lstm_op
@@ -645,6 +649,8 @@ class OnnxModel(GraphModel):
     """An ONNX graph run by ``onnx.reference`` with its LSTMs recorded (a
     :class:`~lstmviz.io.graph_model.GraphModel`, ``format == "onnx"``)."""
 
+    LOADER = "lstmviz.io.onnx_format.load_onnx"
+
 
 def _evaluate(evaluator: Any, feeds: dict[str, Arr], run: Run, src: str) -> list[Any]:
     token = _RUN.set(run)
@@ -687,7 +693,7 @@ def load_onnx(path: str | os.PathLike[str], time_major: bool | None = None) -> O
     check_file(p)
     try:
         import onnx
-        from google.protobuf.message import DecodeError
+        from google.protobuf.message import DecodeError  # type: ignore[import-untyped]
     except ImportError:
         raise MissingDependencyError("onnx", "onnx", what=f"Opening {p.name} (ONNX)") from None
     if time_major is not None and not isinstance(time_major, bool):

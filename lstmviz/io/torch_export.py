@@ -66,6 +66,8 @@ class Pt2Model(GraphModel):
     """A ``torch.export`` program run by torch with its LSTMs recorded (a
     :class:`~lstmviz.io.graph_model.GraphModel`, ``format == "pt2"``)."""
 
+    LOADER = "lstmviz.io.torch_export.load_pt2"
+
 
 @contextlib.contextmanager
 def _weights_only_loads() -> Iterator[None]:
@@ -193,7 +195,7 @@ def _make_runner(p: Path, gm: Any, input_names: list[str], lstm_info: dict[str, 
     cell_ops = {torch.ops.aten.lstm_cell.default}
     refused = {getattr(torch.ops.aten.lstm, "data", None)}
 
-    class Recorder(Interpreter):  # type: ignore[misc]
+    class Recorder(Interpreter):
         def __init__(self, module: Any, run: Run) -> None:
             super().__init__(module)
             self.run_ = run
@@ -445,7 +447,10 @@ def load_pt2(path: str | os.PathLike[str], time_major: bool | None = None) -> Pt
         vs = _val_shape(n)
         if vs is not None and all(isinstance(d, int) for d in vs[0]):
             item = getattr(vs[1], "itemsize", 4) or 4
-            total += item * int(np.prod(vs[0], dtype=np.float64))
+            count = 1
+            for d in vs[0]:
+                count *= int(d or 0)
+            total += item * count
     budget.check(total, what=f"{p}: the program's intermediate values")
 
     # names: nn.LSTM at module "rnn" -> rnn_l0, rnn_l1; nn.LSTMCell "lstm1" -> lstm1

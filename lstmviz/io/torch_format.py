@@ -995,9 +995,13 @@ def _lstm_stack(
     for k in layers:
         dirs = []
         for pattern in names[k]:
-            key = lambda w, pat=pattern: prefix + pat.format(w)  # noqa: E731
+
+            def key(w: str, pat: str = pattern) -> str:
+                return prefix + pat.format(w)
+
             w_ih = get(key("weight_ih"), True)
             w_hh = get(key("weight_hh"), True)
+            assert w_ih is not None and w_hh is not None  # required keys: get() raised otherwise
             b_ih, b_hh = get(key("bias_ih"), False), get(key("bias_hh"), False)
             if (b_ih is None) != (b_hh is None):
                 missing = key("bias_ih") if b_ih is None else key("bias_hh")
