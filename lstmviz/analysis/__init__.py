@@ -14,10 +14,12 @@ diagnose, Diagnosis    "Check my LSTM": a from-scratch implementation against th
                        with the likely mistake named
 trace_corpus,          a whole corpus traced to memory-mapped files; LSTMVis-style pattern
 find_pattern           search over every position
+outputs                what an output is (probabilities, log-probabilities, logits, bits,
+                       values), its top-k by value, labels safe to display
 =====================  ===================================================================
 """
 
-from . import probes
+from . import outputs, probes
 from .compare import Comparison, align_units, compare
 from .corpus import (
     CorpusStore,
@@ -52,6 +54,7 @@ __all__ = [
     "mean_lifetime",
     "memory_lifetime",
     "open_corpus",
+    "outputs",
     "probes",
     "rank_units",
     "retention",

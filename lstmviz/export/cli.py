@@ -54,7 +54,11 @@ def build_parser() -> argparse.ArgumentParser:
         "(.lstmviz-lesson: --out handout.pdf or lesson.mp4)",
     )
     src = p.add_mutually_exclusive_group()
-    src.add_argument("--input", metavar="X.npy", help="input array (.npy or .csv)")
+    src.add_argument(
+        "--input",
+        metavar="X.npy",
+        help="input array (.npy or .csv), or .npz with one array per model input",
+    )
     src.add_argument("--text", help="input text/digits, tokenised with the model's vocabulary")
     p.add_argument("--layer", help="LSTM layer (figures: the first by default; data: all)")
     p.add_argument(
@@ -108,10 +112,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def resolve_model(name: str) -> Path:
-    """A model file path, or a bundled example by name."""
+    """A model path (a file, a TF1 checkpoint prefix, ...), or a bundled example by name."""
+    from ..io.more_formats import resolve_model_path
+
     p = Path(name).expanduser()
     if p.exists() or p.suffix:
-        return p
+        return resolve_model_path(p)
     from ..examples import get_example
 
     return get_example(name).path
