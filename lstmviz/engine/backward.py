@@ -1262,7 +1262,11 @@ def _backward_layer(
         flat_x = np.asarray(x).reshape((b * t, *x.shape[2:]))
         flat_y = np.asarray(y).reshape((b * t, *y.shape[2:]))
         flat_g = g.reshape((b * t, *g.shape[2:]))
-        (dx,) = _backward_layer(lay.inner, [flat_x], [None], [flat_y], [flat_g], acc, dt)
+        inner = _Acc(want_params=acc.want_params)
+        (dx,) = _backward_layer(lay.inner, [flat_x], [None], [flat_y], [flat_g], inner, dt)
+        for grads in inner.params.values():  # weights under the TimeDistributed's own name
+            for k, v in grads.items():
+                acc.param(lay.name, k, v)
         return [None if dx is None else dx.reshape(x.shape)]
     if isinstance(lay, L.Activation):
         return [activation_vjp(lay.activation, np.asarray(x, dt), np.asarray(y, dt), g)]
