@@ -30,6 +30,17 @@ from .corpus import (
 )
 from .decompose import decompose, mean_lifetime, memory_lifetime, retention
 from .diagnose import Diagnosis, diagnose
+from .gradients import (
+    Connectivity,
+    IntegratedGradients,
+    MemoryPaths,
+    connectivity,
+    gradient,
+    gradient_x_input,
+    integrated_gradients,
+    integrated_gradients_full,
+    memory_paths,
+)
 from .saturation import dead_units, gate_histograms, saturation, saturation_split
 from .search import correlations, rank_units
 from .whatif import WhatIf, what_if
@@ -60,4 +71,17 @@ __all__ = [
     "select_units",
     "trace_corpus",
     "what_if",
+]
+
+# gradients, interventions, attribution and dynamics
+__all__ += [
+    "Connectivity",
+    "IntegratedGradients",
+    "MemoryPaths",
+    "connectivity",
+    "gradient",
+    "gradient_x_input",
+    "integrated_gradients",
+    "integrated_gradients_full",
+    "memory_paths",
 ]

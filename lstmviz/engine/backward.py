@@ -324,6 +324,7 @@ def record(
     initial_state: dict[str, Any] | None = None,
     dtype: Any = np.float32,
     interventions: dict[str, list[Intervention]] | None = None,
+    overrides: dict[TensorRef, tuple[Arr, Arr | None]] | None = None,
 ) -> Tape:
     """Run ``model`` on ``x`` and keep everything :func:`backward` needs.
 
@@ -341,6 +342,11 @@ def record(
     interventions : dict, optional
         ``{lstm trace name: [Intervention, ...]}``; those LSTMs run with the interventions
         (:mod:`lstmviz.engine.intervene`).
+    overrides : dict, optional
+        ``{tensor ref: (value, mask)}``: the layer call that produces this tensor is skipped
+        and ``value`` used instead (an Embedding's output replaced by interpolated vectors, for
+        integrated gradients of a token model). :func:`backward` stops there: the gradient of
+        the tensor is in ``Gradients.tensors[ref]``.
     """
     dt = np.dtype(dtype)
     if dt not in (np.float32, np.float64):
@@ -358,12 +364,23 @@ def record(
         ctx.initial_states = {
             k: tuple(np.asarray(s, np.float64) for s in v) for k, v in ctx.initial_states.items()
         }
-    records, values = _run(model, xs, ctx, dt, _runner_for(dt, interventions))
+    ov = None
+    if overrides:
+        ov = {}
+        for ref, (v, m) in overrides.items():
+            a = np.asarray(v)
+            ov[tuple(ref)] = (a.astype(dt) if a.dtype.kind == "f" else a, m)
+    records, values = _run(model, xs, ctx, dt, _runner_for(dt, interventions), ov)
     return Tape(model, xs, dt, records, values, list(ctx.layer_traces), dict(initial_state or {}))
 
 
 def _run(
-    model: Model, xs: list[Any], ctx: L.Context, dt: np.dtype, pick: Callable[[str], Runner]
+    model: Model,
+    xs: list[Any],
+    ctx: L.Context,
+    dt: np.dtype,
+    pick: Callable[[str], Runner],
+    overrides: dict[TensorRef, tuple[Any, Any]] | None = None,
 ) -> tuple[list[NodeRecord], dict[TensorRef, Any]]:
     """:meth:`Model._run` that keeps every call (see :class:`NodeRecord`)."""
     values: dict[TensorRef, Any] = {}
@@ -375,6 +392,12 @@ def _run(
     for node in model.nodes:
         lay = node.layer
         if isinstance(lay, L.InputLayer):
+            continue
+        if overrides and any(k[:2] == (lay.name, node.index) for k in overrides):
+            for k, (v, m) in overrides.items():
+                if k[:2] == (lay.name, node.index):
+                    values[k] = v
+                    masks[k] = m
             continue
         try:
             ins = [values[r] for r in node.inputs]
