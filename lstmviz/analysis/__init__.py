@@ -41,6 +41,17 @@ from .gradients import (
     integrated_gradients_full,
     memory_paths,
 )
+from .interventions import (
+    AblationScan,
+    Intervention,
+    InterventionEffect,
+    ablate,
+    ablation_scan,
+    intervene,
+    intervention_effect,
+    mean_values,
+    sample_with_intervention,
+)
 from .saturation import dead_units, gate_histograms, saturation, saturation_split
 from .search import correlations, rank_units
 from .whatif import WhatIf, what_if
@@ -75,13 +86,22 @@ __all__ = [
 
 # gradients, interventions, attribution and dynamics
 __all__ += [
+    "AblationScan",
     "Connectivity",
     "IntegratedGradients",
+    "Intervention",
+    "InterventionEffect",
     "MemoryPaths",
+    "ablate",
+    "ablation_scan",
     "connectivity",
     "gradient",
     "gradient_x_input",
     "integrated_gradients",
     "integrated_gradients_full",
+    "intervene",
+    "intervention_effect",
+    "mean_values",
     "memory_paths",
+    "sample_with_intervention",
 ]

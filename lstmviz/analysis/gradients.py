@@ -92,9 +92,15 @@ def output_seed(model: Model, tape: Tape, target: Target) -> np.ndarray:
             f"the model has {len(tape.outputs)} outputs; targets name one unit of a "
             "single-output model (lstmviz.engine.backward.backward takes a seed per output)"
         )
-    out = np.asarray(tape.outputs[0])
     if callable(target):
         target = target(tape.output)
+    return seed_for(model, np.asarray(tape.outputs[0]), _steps_of(tape), target, tape.dtype)
+
+
+def seed_for(
+    model: Model, out: np.ndarray, steps: int, target: Target, dtype: Any = np.float64
+) -> np.ndarray:
+    """The seed for ``target`` on an output ``out`` of a model whose last LSTM ran ``steps``."""
     if isinstance(target, (int, np.integer)) and not isinstance(target, bool):
         target = (-1, int(target))
     if (
@@ -103,8 +109,7 @@ def output_seed(model: Model, tape: Tape, target: Target) -> np.ndarray:
         and all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in target)
     ):
         t, k = int(target[0]), int(target[1])
-        seed = np.zeros(out.shape, tape.dtype)
-        steps = _steps_of(tape)
+        seed = np.zeros(out.shape, dtype)
         if per_step_output(model, out, steps):
             n_t = out.shape[1]
             if not -n_t <= t < n_t:
@@ -130,15 +135,15 @@ def output_seed(model: Model, tape: Tape, target: Target) -> np.ndarray:
             flat[:, k] = 1.0
         return seed
     try:
-        seed = np.asarray(target, dtype=np.float64)
+        arr = np.asarray(target, dtype=np.float64)
     except (TypeError, ValueError):
-        seed = None
-    if seed is None or seed.shape != out.shape:
+        arr = None
+    if arr is None or arr.shape != out.shape:
         raise InputError(
             f"target: expected (t, k), an output unit k, or a seed array shaped like the output "
             f"{out.shape}; found {target!r:.80}"
         )
-    return seed.astype(tape.dtype)
+    return arr.astype(dtype)
 
 
 _SHAPE_ONLY = (L.Identity, L.Reshape, L.Flatten)

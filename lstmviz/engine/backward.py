@@ -301,13 +301,14 @@ class Tape:
 def _runner_for(
     dtype: np.dtype, interventions: dict[str, list[Intervention]] | None
 ) -> Callable[[str], Runner]:
-    """Which function runs the LSTM called ``name``: the engine's run_lstm in float32 without
-    interventions, the reference loop otherwise."""
+    """Which function runs the LSTM called ``name``: the engine's run_lstm in float32 when
+    ``interventions`` does not name the layer, the reference loop otherwise (also for an empty
+    list: a clean trace to compare intervened ones with)."""
 
     def pick(name: str) -> Runner:
-        ivs = (interventions or {}).get(name, [])
-        if dtype == np.float32 and not ivs:
+        if dtype == np.float32 and (interventions is None or name not in interventions):
             return run_lstm
+        ivs = (interventions or {}).get(name, [])
 
         def run(x: Arr, weights: LSTMWeights, **kw: Any) -> LayerTrace:
             return run_lstm_intervened(x, weights, interventions=ivs, dtype=dtype, **kw)

@@ -102,7 +102,8 @@ class Intervention:
         ``"output_gate"`` or ``"candidate"`` (``i f o g c h`` work too).
     mode : str
         ``"zero"``, ``"clamp"`` (to ``value``), ``"mean"`` (to ``values``, one per unit) or
-        ``"patch"`` (to ``values`` per step: ``(T, n_units)``, or ``(batch, T, n_units)``).
+        ``"patch"`` (to ``values`` per step: ``(T, n_units)``, or ``(batch, T, n_units)``;
+        NaN leaves that value as the network computed it).
     value : float
         The clamp value.
     values : ndarray, optional
@@ -173,8 +174,17 @@ class Intervention:
                     f"Intervention mode {self.mode!r}: values must be {shape} with "
                     f"n_units = {len(units)}; found shape {vals.shape}"
                 )
-            if not np.all(np.isfinite(vals)):
-                raise InputError("Intervention.values contains NaN or inf")
+            bad = np.isinf(vals) if self.mode == "patch" else ~np.isfinite(vals)
+            if bad.any():
+                raise InputError(
+                    "Intervention.values contains "
+                    + ("inf" if self.mode == "patch" else "NaN or inf")
+                    + (
+                        " (NaN in patch values means: leave unchanged)"
+                        if self.mode == "patch"
+                        else ""
+                    )
+                )
             vals.flags.writeable = False
             object.__setattr__(self, "values", vals)
         elif self.values is not None:
@@ -309,7 +319,14 @@ def _apply(
 ) -> None:
     for iv, when in plan.get(quantity, ()):
         if t in when:
-            target[:, list(iv.units)] = iv.value_at(t, batch, target.dtype)
+            v = iv.value_at(t, batch, target.dtype)
+            cols = list(iv.units)
+            if iv.mode == "patch":
+                v = np.broadcast_to(v, (batch, len(cols)))
+                keep = np.isnan(v)
+                if keep.any():
+                    v = np.where(keep, target[:, cols], v)
+            target[:, cols] = v
 
 
 def run_lstm_intervened(
@@ -401,6 +418,7 @@ def run_lstm_intervened(
     hs = np.empty((steps, batch, pdim), dt)
     rec_z = np.empty((batch, 4 * units), dt)
     hu = np.empty((batch, units), dt)  # o * tanh(c), before a projection
+    hus = None if proj is None else np.empty((steps, batch, units), dt)
     g3 = 3 * units
     order = range(steps - 1, -1, -1) if go_backwards else range(steps)
     for t in order:
@@ -433,6 +451,8 @@ def run_lstm_intervened(
         else:
             _apply(plan, "hidden", t, hu, batch)
             np.matmul(hu, proj, out=h)  # (B, U) @ (U, P)
+            assert hus is not None
+            hus[t] = hu
         if m is not None:
             keep = ~m[:, t]
             if keep.any():  # masked step: carry the state over
@@ -444,6 +464,15 @@ def run_lstm_intervened(
         meta["interventions"] = [iv.describe() for iv in interventions]
     if proj is not None:
         meta["projection"] = pdim
+        assert hus is not None
+        if m is not None:  # a masked step carries the previous step's per-unit output over
+            for t in order:
+                p = t + 1 if go_backwards else t - 1
+                keep = ~m[:, t]
+                if keep.any():
+                    hus[t][keep] = 0.0 if not 0 <= p < steps else hus[p][keep]
+        hus.flags.writeable = False
+        meta["_unit_hidden"] = hus.transpose(1, 0, 2)  # what LayerTrace.unit_hidden hands out
     return LayerTrace(
         name=name,
         weights=weights,
@@ -492,14 +521,18 @@ def trace_with_interventions(
     """:meth:`Model.trace <lstmviz.engine.model.Model.trace>` with interventions applied.
 
     LSTM layers without an intervention run in the engine as usual; those with one run in
-    :func:`run_lstm_intervened`. Returns an ordinary Trace whose output is the model's output
-    under the interventions.
+    :func:`run_lstm_intervened` (every LSTM runs in that loop, so that ``interventions=[]``
+    gives the clean trace to compare with, equal to ``model.trace(x)`` up to float32 rounding).
+    Returns an ordinary Trace whose output is the model's output under the interventions.
     """
     from .backward import record
 
     ivs = check_interventions(model, interventions)
-    by_layer: dict[str, list[Intervention]] = {}
+    # every LSTM runs in the reference loop (also those without an intervention, and also with
+    # no intervention at all): traces with and without interventions then differ only where
+    # an intervention acts, not by the rounding of a different loop
+    by_layer: dict[str, list[Intervention]] = {name: [] for name in model.lstm_trace_names}
     for iv in ivs:
-        by_layer.setdefault(iv.layer, []).append(iv)
+        by_layer[iv.layer].append(iv)
     tape = record(model, x, initial_state=initial_state, interventions=by_layer)
     return tape.to_trace(step_outputs=step_outputs)
