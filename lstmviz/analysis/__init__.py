@@ -18,6 +18,7 @@ find_pattern           search over every position
 """
 
 from . import probes
+from .attribution import Attribution, attribute, occlusion
 from .compare import Comparison, align_units, compare
 from .corpus import (
     CorpusStore,
@@ -52,6 +53,8 @@ from .interventions import (
     mean_values,
     sample_with_intervention,
 )
+from .lrp import LRPResult, lrp
+from .patching import PatchingResult, activation_patching
 from .saturation import dead_units, gate_histograms, saturation, saturation_split
 from .search import correlations, rank_units
 from .whatif import WhatIf, what_if
@@ -87,13 +90,18 @@ __all__ = [
 # gradients, interventions, attribution and dynamics
 __all__ += [
     "AblationScan",
+    "Attribution",
     "Connectivity",
     "IntegratedGradients",
     "Intervention",
     "InterventionEffect",
+    "LRPResult",
     "MemoryPaths",
+    "PatchingResult",
     "ablate",
     "ablation_scan",
+    "activation_patching",
+    "attribute",
     "connectivity",
     "gradient",
     "gradient_x_input",
@@ -101,7 +109,9 @@ __all__ += [
     "integrated_gradients_full",
     "intervene",
     "intervention_effect",
+    "lrp",
     "mean_values",
     "memory_paths",
+    "occlusion",
     "sample_with_intervention",
 ]

@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from ..engine.backward import record
 from ..engine.intervene import (
     Intervention,
     quantity_name,
@@ -32,7 +33,7 @@ from ..engine.intervene import (
 from ..engine.model import Model
 from ..engine.trace import QUANTITIES, Trace
 from ..errors import InputError, LstmvizError
-from .gradients import Target, output_seed, seed_for, seed_in_space
+from .gradients import Target, output_seed, seed_in_space
 
 __all__ = [
     "AblationScan",
@@ -302,18 +303,26 @@ class AblationScan:
         return [(self.groups[i], float(self.effect[i])) for i in self.order]
 
 
-def _target_value(model: Model, trace: Trace, target: Target, space: str) -> np.ndarray:
-    """The target per batch item from an already computed trace."""
-    from ..engine.backward import record
+def by_layer(model: Model, interventions: Sequence[Intervention]) -> dict[str, list[Intervention]]:
+    """``{trace name: [interventions]}`` with every LSTM of ``model`` named (all run in the
+    reference loop: see :func:`~lstmviz.engine.intervene.trace_with_interventions`)."""
+    out: dict[str, list[Intervention]] = {name: [] for name in model.lstm_trace_names}
+    for iv in interventions:
+        out[_layer_name(model, iv.layer)].append(iv)
+    return out
 
-    out = trace.output if not isinstance(trace.output, list) else trace.output[0]
-    out = np.asarray(out, np.float64)
-    if space == "output":
-        seed = seed_for(model, out, trace.timesteps, target)
-        return (seed * out).reshape(out.shape[0], -1).sum(axis=1)
-    tape = record(model, trace.inputs, dtype=np.float64)
+
+def evaluate(
+    model: Model,
+    x: Any,
+    interventions: Sequence[Intervention],
+    target: Target,
+    space: str = "output",
+) -> np.ndarray:
+    """The target's value per batch item ``(batch,)`` with ``interventions`` applied."""
+    tape = record(model, x, interventions=by_layer(model, interventions))
     _, v = seed_in_space(model, tape, output_seed(model, tape, target), space)
-    return v
+    return np.asarray(v, np.float64)
 
 
 def ablation_scan(
@@ -357,8 +366,7 @@ def ablation_scan(
         groups = [_units(g, n_units, name) for g in units]
     if not groups:
         raise InputError("units: nothing to scan")
-    clean = trace_with_interventions(model, x, [])
-    clean_v = _target_value(model, clean, target, space)
+    clean_v = evaluate(model, x, [], target, space)
     ref = x if reference is None else reference
     means = None
     if mode == "mean":
@@ -372,13 +380,10 @@ def ablation_scan(
             iv = Intervention(name, grp, q, "mean", 0.0, means[list(grp)], start, stop)
         else:
             iv = make_intervention(model, x, name, grp, q, mode, t)
-        tr = trace_with_interventions(model, x, [iv])
-        values.append(_target_value(model, tr, target, space))
+        values.append(evaluate(model, x, [iv], target, space))
         if progress is not None:
             progress(i + 1, len(groups))
     ablated = np.array(values).reshape(len(values), len(clean_v))
-    from ..engine.backward import record
-
     desc = describe_target(model, record(model, x), target)
     return AblationScan(
         groups=groups[: len(values)],

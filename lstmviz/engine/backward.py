@@ -942,7 +942,7 @@ def lstm_backward(
     )
 
 
-def _lstm_output_grads(
+def lstm_output_grads(
     lay: L.LSTM,
     lt: LayerTrace,
     mask: Arr | None,
@@ -950,8 +950,9 @@ def _lstm_output_grads(
     g_h: Arr | None,
     g_c: Arr | None,
 ) -> tuple[Arr | None, Arr | None]:
-    """The inverse of :meth:`LSTM.outputs_from`: gradients of the layer's outputs (sequence
-    in processing order, or h_T; then h_T and c_T) as ``(dh_out, dc_out)`` time-major."""
+    """The inverse of :meth:`LSTM.outputs_from`: gradients (or relevances: the map only places
+    values) of the layer's outputs -- the sequence in processing order or h_T, then h_T and
+    c_T -- as ``(dh_out, dc_out)``, time-major in input order."""
     steps, batch, pdim = lt.h.shape
     last = 0 if lay.go_backwards else steps - 1
     dh = None
@@ -1109,7 +1110,7 @@ def _backward_node(
         lt = rec.traces[0]
         g_h = gouts[1] if len(gouts) > 1 else None
         g_c = gouts[2] if len(gouts) > 2 else None
-        dh, dc = _lstm_output_grads(lay, lt, rec.masks[0], gouts[0], g_h, g_c)
+        dh, dc = lstm_output_grads(lay, lt, rec.masks[0], gouts[0], g_h, g_c)
         lg = lstm_backward(lt, dh, dc, params=acc.want_params)
         acc.layers[lt.name] = lg
         for k, v in lg.params.items():
@@ -1175,7 +1176,7 @@ def _bidi_backward(
         (lay.forward, lf, gyf, extra[0], extra[1]),
         (lay.backward, lb, gyb, extra[2], extra[3]),
     ):
-        dh, dc = _lstm_output_grads(half, lt, mask, gy, gh, gc)
+        dh, dc = lstm_output_grads(half, lt, mask, gy, gh, gc)
         lg = lstm_backward(lt, dh, dc, params=acc.want_params)
         acc.layers[lt.name] = lg
         for k, v in lg.params.items():
@@ -1656,6 +1657,7 @@ __all__ = [
     "backward",
     "gradients",
     "lstm_backward",
+    "lstm_output_grads",
     "record",
     "supports_backward",
 ]
