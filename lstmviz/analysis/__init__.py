@@ -31,6 +31,7 @@ from .corpus import (
 )
 from .decompose import decompose, mean_lifetime, memory_lifetime, retention
 from .diagnose import Diagnosis, diagnose
+from .dynamics import FixedPoint, StatePCA, fixed_points, state_pca
 from .gradients import (
     Connectivity,
     IntegratedGradients,
@@ -92,17 +93,20 @@ __all__ += [
     "AblationScan",
     "Attribution",
     "Connectivity",
+    "FixedPoint",
     "IntegratedGradients",
     "Intervention",
     "InterventionEffect",
     "LRPResult",
     "MemoryPaths",
     "PatchingResult",
+    "StatePCA",
     "ablate",
     "ablation_scan",
     "activation_patching",
     "attribute",
     "connectivity",
+    "fixed_points",
     "gradient",
     "gradient_x_input",
     "integrated_gradients",
@@ -114,4 +118,5 @@ __all__ += [
     "memory_paths",
     "occlusion",
     "sample_with_intervention",
+    "state_pca",
 ]
