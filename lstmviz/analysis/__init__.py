@@ -54,6 +54,7 @@ from .interventions import (
     mean_values,
     sample_with_intervention,
 )
+from .logit_attribution import LogitAttribution, logit_attribution
 from .lrp import LRPResult, lrp
 from .patching import PatchingResult, activation_patching
 from .saturation import dead_units, gate_histograms, saturation, saturation_split
@@ -98,6 +99,7 @@ __all__ += [
     "Intervention",
     "InterventionEffect",
     "LRPResult",
+    "LogitAttribution",
     "MemoryPaths",
     "PatchingResult",
     "StatePCA",
@@ -113,6 +115,7 @@ __all__ += [
     "integrated_gradients_full",
     "intervene",
     "intervention_effect",
+    "logit_attribution",
     "lrp",
     "mean_values",
     "memory_paths",
