@@ -63,7 +63,8 @@ class Attribution:
         ``(batch,)`` the target's value.
     check : dict
         What verifies the scores: ``{"completeness_error": ...}`` for integrated gradients,
-        ``{"conservation_error": ...}`` for LRP (relative, per batch item).
+        ``{"conservation_error": ...}`` for LRP with ``bias_factor=1`` and
+        ``{"share_kept_by_biases": ...}`` with the default 0 (relative, per batch item).
     """
 
     scores: np.ndarray
@@ -178,7 +179,11 @@ def attribute(
             target=desc,
             space=sp,
             value=r.total,
-            check={"conservation_error": r.conservation_error, "absorbed": r.absorbed},
+            check=(
+                {"conservation_error": r.conservation_error}
+                if bias_factor == 1.0
+                else {"share_kept_by_biases": r.absorbed / np.where(r.total == 0, 1, r.total)}
+            ),
         )
     if method == "occlusion":
         scores = occlusion(model, x, target, baseline=baseline, window=window, space=sp)

@@ -350,6 +350,7 @@ def _inits(
         return np.concatenate([h, c], axis=1)
     if isinstance(inits, np.ndarray) and inits.ndim == 2 and inits.shape[1] == dim:
         states = np.asarray(inits, np.float64)
+        return states[rng.choice(states.shape[0], size=n, replace=states.shape[0] < n)]
     else:
         tr = inits if isinstance(inits, Trace) else model.trace(inits, step_outputs=False)
         lt = tr.layer(layer)
@@ -357,9 +358,17 @@ def _inits(
         states = np.concatenate(
             [np.asarray(lt.hidden, np.float64)[keep], np.asarray(lt.cell, np.float64)[keep]], axis=1
         )
-    pick = rng.choice(states.shape[0], size=n, replace=states.shape[0] < n)
-    s = states[pick]
-    return s + noise * rng.normal(size=s.shape) if noise else s
+    # half of the starts are visited states (plus noise), half are spread uniformly over the
+    # box the visited states span (a short input visits only some of the memories)
+    n_seen = (n + 1) // 2
+    pick = rng.choice(states.shape[0], size=n_seen, replace=states.shape[0] < n_seen)
+    seen = states[pick]
+    if noise:
+        seen = seen + noise * rng.normal(size=seen.shape)
+    lo, hi = states.min(axis=0), states.max(axis=0)
+    pad = 0.1 * (hi - lo) + 1e-3
+    box = rng.uniform(lo - pad, hi + pad, (n - n_seen, dim))
+    return np.concatenate([seen, box])
 
 
 def find_fixed_points(
@@ -447,9 +456,10 @@ def fixed_points(
     tol : float
         A point is fixed when ``q = ½‖F(s) - s‖² <= tol``.
     inits : optional
-        Where the starts come from: an input array or a Trace (states the network visits,
-        sampled, plus ``noise``), or an array of states ``(N, P + U)``. Default: random states
-        (h in [-1, 1], c in [-2, 2]).
+        Where the starts come from: an input array or a Trace (half of the starts are states
+        the network visits, plus ``noise``; half are spread over the box those states span),
+        or an array of states ``(N, P + U)`` (used as given). Default: random states (h in
+        [-1, 1], c in [-2, 2]).
     slow : bool
         Also return local minima of ``q`` up to ``slow_tol`` (slow points).
     unique_tol : float

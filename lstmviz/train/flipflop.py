@@ -58,9 +58,12 @@ class FlipFlop(Task):
     loss_kind = "binary"
     token_kind = "floats"
     output_kind = "bits"
+    # every channel set, then one bit flipped at a time in Gray-code order: the state visits
+    # all 8 memories (000, 001, 011, 010, 110, 111, 101, 100)
     example = (
-        "1 -1 1; 0 0 0; 0 0 0; 0 1 0; 0 0 0; 0 0 0; -1 0 0; 0 0 0; 0 0 0; 0 0 -1; 0 0 0; "
-        "0 0 0; 0 -1 0; 0 0 0; 1 0 0; 0 0 0"
+        "-1 -1 -1; 0 0 0; 0 0 0; 0 0 1; 0 0 0; 0 0 0; 0 1 0; 0 0 0; 0 0 0; 0 0 -1; 0 0 0; "
+        "0 0 0; 1 0 0; 0 0 0; 0 0 0; 0 0 1; 0 0 0; 0 0 0; 0 -1 0; 0 0 0; 0 0 0; 0 0 -1; "
+        "0 0 0; 0 0 0"
     )
     defaults = TrainConfig(
         epochs=10, batch_size=64, learning_rate=0.01, units=16, steps_per_epoch=100, seed=0
