@@ -1470,6 +1470,9 @@ _ONNX_GRAD_OPS = (
 )
 
 
+#: Ops whose outputs carry no gradient (shapes, zeros of a shape): nothing to propagate.
+_ONNX_NO_GRADIENT = frozenset({"Shape", "ConstantOfShape", "Size", "Range", "Equal", "Less"})
+
 #: Ops that only pick and move elements: their backward scatters the gradient back.
 _SELECT_OPS = frozenset(
     {"Transpose", "Reshape", "Flatten", "Squeeze", "Unsqueeze", "Slice", "Gather", "Expand"}
@@ -1480,6 +1483,11 @@ def _onnx_op_backward(
     lay: Any, ins: list[Any], outs: list[Any], gouts: list[Arr | None], dt: np.dtype
 ) -> list[Arr | None]:
     op = lay.op
+    dyn_in = [np.asarray(v) for v in ins]
+    if not any(v.dtype.kind == "f" for v in dyn_in) or not any(
+        np.asarray(o).dtype.kind == "f" for o in outs
+    ):  # shapes, masks, indices, zeros of a shape: nothing a gradient flows through
+        return [None] * len(ins)
     if op not in _ONNX_GRAD_OPS:
         raise UnsupportedLayerError(
             f"ONNX node {lay.name!r} ({op}) has no backward pass in lstmviz; ops with one: "
@@ -1629,7 +1637,7 @@ def supports_backward(model: Model) -> list[str]:
             elif kind == "SubModel":
                 visit(lay.model)  # type: ignore[attr-defined]
             elif kind == "OnnxOp":
-                if lay.op not in _ONNX_GRAD_OPS:  # type: ignore[attr-defined]
+                if lay.op not in _ONNX_GRAD_OPS and lay.op not in _ONNX_NO_GRADIENT:  # type: ignore[attr-defined]
                     bad.append(f"{lay.name} (ONNX {lay.op})")  # type: ignore[attr-defined]
             elif not isinstance(lay, ok) and kind not in (
                 "LastStep",
