@@ -842,16 +842,33 @@ def lstm_backward(
     per_gate = sig_name in ("softmax", "log_softmax")
     g3 = 3 * units
 
+    from .. import budget
+
+    budget.check(
+        (3 * 4 * units + 2 * units + pdim) * steps * batch * np.dtype(dt).itemsize,
+        what=f"the backward pass of LSTM {lt.name!r} ({steps} steps, batch {batch}, {units} units)",
+        hint="a shorter input or a smaller batch",
+    )
+    # every activation's derivative for every step at once (one vectorised pass each), so that
+    # the loop below is only products into preallocated buffers and one GEMM per step
+    tc = act_fn(np.asarray(lt.c, dt), np.empty((steps, batch, units), dt))  # tanh(c_t)
+    dtc = activation_derivative(act_name, lt.c, tc)  # tanh'(c_t)
+    deriv = np.empty((steps, batch, 4 * units), dt)  # σ'(z_i, z_f, z_o), tanh'(z_c)
+    if not per_gate:
+        deriv[..., :g3] = activation_derivative(sig_name, lt.pre[..., :g3], lt.act[..., :g3])
+    deriv[..., g3:] = activation_derivative(act_name, lt.pre[..., g3:], lt.act[..., g3:])
+
     dpre = np.zeros((steps, batch, 4 * units), dt)  # (T, B, 4U) d/dz, blocks i, f, o, c
     dact = np.zeros((steps, batch, 4 * units), dt)  # (T, B, 4U) d/d(i, f, o, g)
     dcs = np.empty((steps, batch, units), dt)  # total d/dc_t
     dhs = np.empty((steps, batch, pdim), dt)  # total d/dh_t
     dh_next = np.zeros((batch, pdim), dt)  # from the step processed after t
     dc_next = np.zeros((batch, units), dt)
-    hu = np.empty((batch, units), dt)  # act(c_t)
     contrib = np.empty((batch, units), dt)
+    dhu_buf = np.empty((batch, units), dt)
     dproj = None if proj is None else np.zeros_like(proj)
     rec_t = np.ascontiguousarray(rec.T)  # (4U, P)
+    proj_t = None if proj is None else np.ascontiguousarray(proj.T)  # (P, U)
     m = None if lt.mask is None else np.asarray(lt.mask, bool)
     if m is not None and m.all():
         m = None
@@ -872,18 +889,16 @@ def lstm_backward(
             dc[...] = dc_next
         a = lt.act[t]
         i, f, o, g = (a[:, :units], a[:, units : 2 * units], a[:, 2 * units : g3], a[:, g3:])
-        c = lt.c[t]
-        act_fn(np.asarray(c, dt), hu)  # tanh(c_t)
-        if proj is None:
+        if proj_t is None:
             dhu = dh  # (B, U)
         else:
-            dhu = dh @ proj.T  # h = (o * tanh(c)) @ P: (B, P) @ (P, U)
+            dhu = np.matmul(dh, proj_t, out=dhu_buf)  # h = (o * tanh(c)) @ P
             assert dproj is not None
-            dproj += (hu * o).T @ dh  # (U, B) @ (B, P)
+            dproj += (tc[t] * o).T @ dh  # (U, B) @ (B, P)
         da = dact[t]
-        np.multiply(dhu, hu, out=da[:, 2 * units : g3])  # do = dh * tanh(c)
+        np.multiply(dhu, tc[t], out=da[:, 2 * units : g3])  # do = dh * tanh(c)
         np.multiply(dhu, o, out=contrib)  # dc += dh * o * tanh'(c)
-        contrib *= activation_derivative(act_name, c, hu)
+        contrib *= dtc[t]
         keep = None
         if m is not None:
             keep = ~m[:, t]
@@ -898,14 +913,14 @@ def lstm_backward(
         if keep is not None:
             da[keep] = 0.0
         dz = dpre[t]
-        z = lt.pre[t]
-        if per_gate:
+        if per_gate:  # softmax-like gates mix their units: the vector-Jacobian product
+            z = lt.pre[t]
             for k in range(3):
                 sl = slice(k * units, (k + 1) * units)
                 dz[:, sl] = activation_vjp(sig_name, z[:, sl], a[:, sl], da[:, sl])
+            np.multiply(da[:, g3:], deriv[t, :, g3:], out=dz[:, g3:])
         else:
-            dz[:, :g3] = activation_vjp(sig_name, z[:, :g3], a[:, :g3], da[:, :g3])
-        dz[:, g3:] = activation_vjp(act_name, z[:, g3:], g, da[:, g3:])
+            np.multiply(da, deriv[t], out=dz)  # dz = da * act'(z)
         np.multiply(dc, f, out=dc_next)  # c_t = f * c_prev + ...
         np.matmul(dz, rec_t, out=dh_next)  # z = ... + h_prev U
         if keep is not None:  # a masked step hands its state's gradient straight on

@@ -113,7 +113,7 @@ def test_gradients_equal_torch_autograd(tmp_path, case):
 @pytest.mark.filterwarnings("ignore::torch.jit.TracerWarning")
 @pytest.mark.filterwarnings("ignore::UserWarning:torch.*")
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")
-@pytest.mark.parametrize(("batch_first", "last"), [(True, False), (False, False), (True, True)])
+@pytest.mark.parametrize(("batch_first", "last"), [(True, True), (False, False)])
 def test_onnx_graph_gradients_equal_torch_autograd(tmp_path, batch_first, last):
     """An ONNX export of a torch model: the backward pass through the interpreted ONNX graph
     (Transpose, Squeeze, Concat, Gather/Slice, MatMul/Gemm, Add ... around the LSTM nodes)."""
