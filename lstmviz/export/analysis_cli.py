@@ -155,10 +155,24 @@ def parse_target(text: str, info: Any = None) -> tuple[int, int]:
     )
 
 
-def _target_label(t: int, k: int, info: Any) -> str:
+def _target_label(t: int, k: int, info: Any, n_outputs: int | None = None) -> str:
+    """``'snow'`` / ``'snow' at t=5`` / ``output 0 at t=3``: names from the model's info when
+    they name the outputs one to one."""
     names = (info.output_labels or info.vocab) if info is not None else []
-    name = repr(names[k]) if names and 0 <= k < len(names) else str(k)
+    if n_outputs is not None and len(names) != n_outputs:
+        names = []  # e.g. the adder's labels "0", "1" are the values of one sum bit
+    name = repr(names[k]) if names and 0 <= k < len(names) else f"output {k}"
     return f"{name} at t={t}" if t != -1 else name
+
+
+def _n_outputs(model: Any, x: Any) -> int:
+    from ..analysis.gradients import per_step_output
+
+    tr = model.trace(x, step_outputs=False)
+    out = np.asarray(tr.output if not isinstance(tr.output, list) else tr.output[0])
+    if per_step_output(model, out, tr.layers[-1].timesteps):
+        return int(np.prod(out.shape[2:])) if out.ndim > 2 else 1
+    return int(np.prod(out.shape[1:]))
 
 
 def _tokens(model: Any, x: Any, info: Any, b: int) -> list[str]:
@@ -222,7 +236,7 @@ def attribute_main(argv: list[str]) -> int:
     if a.baseline is not None:
         baseline = int(a.baseline) if model.takes_tokens else float(a.baseline)
     r = attribute(model, x, (t, k), a.method, space=a.space, baseline=baseline, steps=a.steps)
-    r = replace(r, target=_target_label(t, k, info))
+    r = replace(r, target=_target_label(t, k, info, _n_outputs(model, x)))
     b = a.batch_index
     if not 0 <= b < r.scores.shape[0]:
         raise InputError(f"--batch-index {b} outside 0..{r.scores.shape[0] - 1}")
@@ -313,9 +327,10 @@ def ablate_main(argv: list[str]) -> int:
             raise InputError("--scan ranks units by their effect on one output: give --target")
         t, k = parse_target(a.target, info)
         scan = ablation_scan(model, x, (t, k), layer, a.quantity, mode, window, space=space)
+        label = _target_label(t, k, info, _n_outputs(model, x))
         print(
             f"ablation scan of {scan.layer} {scan.quantity} := {scan.mode}: change of "
-            f"{_target_label(t, k, info)} ({space}), clean {scan.clean.mean():.5g}"
+            f"{label} ({space}), clean {scan.clean.mean():.5g}"
         )
         for units, eff in scan.ranking()[:20]:
             i = scan.groups.index(units)
@@ -353,7 +368,7 @@ def ablate_main(argv: list[str]) -> int:
         t, k = parse_target(a.target, info)
         v0 = evaluate(model, x, [], (t, k), space)[b]
         v1 = evaluate(model, x, [iv], (t, k), space)[b]
-        print(f"{_target_label(t, k, info)} ({space}): {v0:.5g} -> {v1:.5g}")
+        print(f"{_target_label(t, k, info, _n_outputs(model, x))} ({space}): {v0:.5g} -> {v1:.5g}")
     if out is not None:
         from .analysis_figures import intervention_figure
 
@@ -400,8 +415,9 @@ def patch_main(argv: list[str]) -> int:
         direction=a.direction,
         space=a.space or "output",
     )
+    label = _target_label(t, k, info, _n_outputs(model, clean))
     print(
-        f"{_target_label(t, k, info)}: clean {r.clean_value:.5g}, corrupted "
+        f"{label}: clean {r.clean_value:.5g}, corrupted "
         f"{r.corrupted_value:.5g}; share restored by patching one value of {r.layer}:"
     )
     tokens = _tokens(model, clean, info, 0)

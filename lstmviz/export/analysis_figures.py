@@ -58,9 +58,17 @@ def _rc(fig: Any) -> dict[str, Any]:
     return st.rc_params() if st is not None else {}
 
 
-def _ticks(ax: Any, labels: Sequence[str], st: Style, axis: str = "x") -> None:
+def _ticks(
+    ax: Any, labels: Sequence[str], st: Style, axis: str = "x", height_in: float | None = None
+) -> None:
+    """Tick labels along x (tokens) or y (units), thinned so that they do not overlap
+    (``height_in``: the rows' axes height for y)."""
     n = len(labels)
-    step = max(1, int(np.ceil(n / st.max_tick_labels)))
+    most = st.max_tick_labels
+    if axis == "y":
+        h_in = height_in if height_in is not None else 0.6 * st.single_size[1]
+        most = max(2, int(h_in * 72 / (st.font_size * 1.7)))
+    step = max(1, int(np.ceil(n / most)))
     pos = list(range(0, n, step))
     text = [safe_label(str(labels[i])) for i in pos]
     if axis == "x":
@@ -81,7 +89,7 @@ def _title(ax: Any, text: str, st: Style, width_in: float) -> None:
     """A title wrapped to the axes' width (long targets and layer names stay inside)."""
     import textwrap
 
-    chars = max(20, int(width_in * 72 / (st.font_size * 0.6)))
+    chars = max(20, int(0.65 * width_in * 72 / (st.font_size * 0.6)))
     ax.set_title("\n".join(textwrap.wrap(text, chars)))
 
 
@@ -161,7 +169,7 @@ def attribution_figure(
         sub = units[:, order].T  # (n, T)
         lim2 = _sym(sub)
         im = ax2.imshow(sub, cmap=cmap, vmin=-lim2, vmax=lim2, aspect="auto")
-        ax2.set_yticks(range(len(order)), [str(int(u)) for u in order])
+        _ticks(ax2, [str(int(u)) for u in order], st, "y", 0.6 * fig.get_size_inches()[1])
         ax2.set_ylabel("unit")
         _ticks(ax2, labels, st)
         ax2.set_xlabel("input step")
@@ -361,13 +369,13 @@ def state_space_figure(
     return fig
 
 
-def memory_paths_figure(mp: MemoryPaths, *, top: int = 32, style: str | Style = "paper") -> Any:
+def memory_paths_figure(mp: MemoryPaths, *, top: int = 20, style: str | Style = "paper") -> Any:
     """Each unit's gradient split into the cell path and the hidden path (shares)."""
     a = np.abs(np.asarray(mp.cell_path, np.float64)).sum(axis=(0, 1))
     h = np.abs(np.asarray(mp.hidden_path, np.float64)).sum(axis=(0, 1))
     order = np.argsort(-(a + h), kind="stable")[:top]
     total = np.maximum(a + h, 1e-300)[order]
-    fig, _ = _new(style)
+    fig, st = _new(style)
     ax = fig.subplots()
     pos = np.arange(len(order))
     ax.bar(pos, a[order] / total, color="#2c6fbb", label="cell path (c → c)")
@@ -378,8 +386,8 @@ def memory_paths_figure(mp: MemoryPaths, *, top: int = 32, style: str | Style = 
     ax.set_ylim(0, 1)
     ax.set_xlabel("unit (largest gradient first)")
     ax.set_ylabel("share of |∂target/∂c|")
-    ax.set_title(f"{mp.layer}: memory paths")
-    ax.legend(frameon=False, loc="lower right")
+    _title(ax, f"{mp.layer}: memory paths", st, st.single_size[0])
+    fig.legend(frameon=False, loc="outside lower center", ncols=2)
     return fig
 
 
@@ -401,7 +409,7 @@ def logit_attribution_figure(
     ax = axes[0, 0]
     lim = _sym(c[:, order])
     im = ax.imshow(c[:, order].T, cmap=mpl_colormap("hidden"), vmin=-lim, vmax=lim, aspect="auto")
-    ax.set_yticks(range(len(order)), [str(int(u)) for u in order])
+    _ticks(ax, [str(int(u)) for u in order], st, "y", 0.55 * st.single_size[1])
     ax.set_ylabel("unit")
     _title(
         ax,
