@@ -76,9 +76,9 @@ def activation_derivative(name: str | None, z: Arr, a: Arr) -> Arr:
     if key == "linear":
         return np.ones_like(z, dtype=dt)
     if key == "sigmoid":
-        return a * (1 - a)
+        return np.asarray(a * (1 - a), dt)
     if key == "tanh":
-        return 1 - a * a
+        return np.asarray(1 - a * a, dt)
     if key == "relu":
         return (z > 0).astype(dt)
     if key == "relu6":
@@ -91,7 +91,7 @@ def activation_derivative(name: str | None, z: Arr, a: Arr) -> Arr:
     if key == "softplus":
         return _sigmoid(z).astype(dt)
     if key == "softsign":
-        return (1.0 / np.square(1.0 + np.abs(z))).astype(dt)
+        return np.asarray(1.0 / np.square(1.0 + np.abs(z)), dt)
     if key == "elu":
         return np.where(z > 0, 1.0, a + 1.0).astype(dt)
     if key == "selu":
@@ -101,7 +101,7 @@ def activation_derivative(name: str | None, z: Arr, a: Arr) -> Arr:
         return np.asarray(a, dt)
     if key in ("silu", "swish"):
         s = _sigmoid(z)
-        return (s * (1 + z * (1 - s))).astype(dt)
+        return np.asarray(s * (1 + z * (1 - s)), dt)
     if key in ("hard_silu", "hard_swish"):
         hs = np.clip(z + 3.0, 0.0, 6.0) / 6.0
         return (hs + z * (((z > -3) & (z < 3)) / 6.0)).astype(dt)
@@ -110,11 +110,11 @@ def activation_derivative(name: str | None, z: Arr, a: Arr) -> Arr:
     if key == "gelu":
         phi = np.exp(-0.5 * np.square(z)) / np.sqrt(2 * np.pi)
         cdf = 0.5 * (1 + _erf(z / np.sqrt(2.0)))
-        return (cdf + z * phi).astype(dt)
+        return np.asarray(cdf + z * phi, dt)
     if key == "mish":
         sp = np.logaddexp(z, 0.0)
         tsp = np.tanh(sp)
-        return (tsp + z * (1 - tsp * tsp) * _sigmoid(z)).astype(dt)
+        return np.asarray(tsp + z * (1 - tsp * tsp) * _sigmoid(z), dt)
     if key == "celu":
         return np.where(z > 0, 1.0, np.exp(np.minimum(z, 0))).astype(dt)
     if key in ("softmax", "log_softmax"):
@@ -125,10 +125,10 @@ def activation_derivative(name: str | None, z: Arr, a: Arr) -> Arr:
 def activation_vjp(name: str | None, z: Arr, a: Arr, g: Arr) -> Arr:
     """``g · ∂f(z)/∂z`` for activation ``name``: the gradient at ``z`` given ``g`` at ``a``."""
     if name == "softmax":  # over the last axis
-        return a * (g - np.sum(g * a, axis=-1, keepdims=True))
+        return np.asarray(a * (g - np.sum(g * a, axis=-1, keepdims=True)))
     if name == "log_softmax":
-        return g - np.exp(a) * np.sum(g, axis=-1, keepdims=True)
-    return g * activation_derivative(name, z, a)
+        return np.asarray(g - np.exp(a) * np.sum(g, axis=-1, keepdims=True))
+    return np.asarray(g * activation_derivative(name, z, a))
 
 
 # ------------------------------------------------------------------------------------------
@@ -370,7 +370,10 @@ def record(
         ov = {}
         for ref, (v, m) in overrides.items():
             a = np.asarray(v)
-            ov[tuple(ref)] = (a.astype(dt) if a.dtype.kind == "f" else a, m)
+            ov[(str(ref[0]), int(ref[1]), int(ref[2]))] = (
+                a.astype(dt) if a.dtype.kind == "f" else a,
+                m,
+            )
     records, values = _run(model, xs, ctx, dt, _runner_for(dt, interventions), ov)
     return Tape(model, xs, dt, records, values, list(ctx.layer_traces), dict(initial_state or {}))
 
@@ -472,7 +475,8 @@ def _forward(
         return outs, [None] * len(outs)
     if dt == np.float32:
         return lay(ins, ms, ctx, **kw)
-    return _forward64(lay, ins, ms, kw)
+    outs64, masks64 = _forward64(lay, ins, ms, kw)
+    return list(outs64), list(masks64)
 
 
 def _lstm_run(
@@ -635,7 +639,7 @@ def _dense_z(lay: Any, x: Arr) -> Arr:
             f"layer {lay.name!r} ({lay.kind}) expects {k.shape[0]} input features on the last "
             f"axis; found shape {x.shape}"
         )
-    z = x @ k
+    z = np.asarray(x @ k)
     if lay.bias is not None:
         z = z + np.asarray(lay.bias, x.dtype)
     return z
@@ -790,16 +794,16 @@ def _merge64(lay: L.Merge, ins: list[Arr]) -> Arr:
     if k == "Concatenate":
         return np.concatenate(ins, axis=lay.axis)
     if k == "Add":
-        return np.sum(ins, axis=0)
+        return np.asarray(np.sum(ins, axis=0))
     if k == "Subtract":
-        return ins[0] - ins[1]
+        return np.asarray(ins[0] - ins[1])
     if k == "Multiply":
-        return np.prod(ins, axis=0)
+        return np.asarray(np.prod(ins, axis=0))
     if k == "Average":
-        return np.mean(ins, axis=0)
+        return np.asarray(np.mean(ins, axis=0))
     if k == "Maximum":
-        return np.max(ins, axis=0)
-    return np.min(ins, axis=0)
+        return np.asarray(np.max(ins, axis=0))
+    return np.asarray(np.min(ins, axis=0))
 
 
 # ------------------------------------------------------------------------------------------
@@ -1021,7 +1025,9 @@ class _Acc:
 def _as_seed(tape: Tape, seed: Any) -> dict[TensorRef, Arr]:
     outs = tape.model.outputs
     if isinstance(seed, dict):
-        return {tuple(k): np.asarray(v, tape.dtype) for k, v in seed.items()}  # type: ignore[misc]
+        return {
+            (str(k[0]), int(k[1]), int(k[2])): np.asarray(v, tape.dtype) for k, v in seed.items()
+        }
     if isinstance(seed, (list, tuple)) and len(outs) > 1:
         if len(seed) != len(outs):
             raise InputError(f"seed: the model has {len(outs)} outputs; got {len(seed)} seeds")
@@ -1238,7 +1244,6 @@ def _onnx_lstm_backward(
     dx = dxb if layout == 1 else dxb.transpose(1, 0, 2)
     present = lay.present  # type: ignore[attr-defined]
     out: list[Arr | None] = []
-    k = 0
     for idx, p in enumerate(present):
         if not p:
             continue
@@ -1249,7 +1254,6 @@ def _onnx_lstm_backward(
             out.append(np.swapaxes(st, 0, 1) if layout == 1 else st)
         else:
             out.append(None)
-        k += 1
     return out
 
 
@@ -1433,8 +1437,8 @@ def _merge_backward(lay: L.Merge, ins: list[Arr], g: Arr) -> list[Arr | None]:
         return [_reduce_to(g, ins[0].shape), _reduce_to(-g, ins[1].shape)]
     if k == "Average":
         return [_reduce_to(g / n, a.shape) for a in ins]
+    out: list[Arr | None] = []
     if k == "Multiply":
-        out = []
         for i in range(n):
             others = np.ones_like(g)
             for j, a in enumerate(ins):
@@ -1445,7 +1449,6 @@ def _merge_backward(lay: L.Merge, ins: list[Arr], g: Arr) -> list[Arr | None]:
     # Maximum / Minimum: the gradient goes to the (first) input that won
     best = np.max(ins, axis=0) if k == "Maximum" else np.min(ins, axis=0)
     taken = np.zeros(g.shape, bool)
-    out = []
     for a in ins:
         hit = (a == best) & ~taken
         taken |= hit

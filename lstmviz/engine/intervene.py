@@ -433,10 +433,9 @@ def run_lstm_intervened(
             sig(z[:, :g3], a[:, :g3])  # i, f, o
         act_fn(z[:, g3:], a[:, g3:])  # g
         for q in ("input_gate", "forget_gate", "output_gate", "candidate"):
-            if q in plan:
-                k = INTERVENABLE[q]
-                assert k is not None
-                _apply(plan, q, t, a[:, k * units : (k + 1) * units], batch)
+            block = INTERVENABLE[q]
+            if q in plan and block is not None:
+                _apply(plan, q, t, a[:, block * units : (block + 1) * units], batch)
         i, f, o, g = (a[:, :units], a[:, units : 2 * units], a[:, 2 * units : g3], a[:, g3:])
         c = cs[t]
         np.multiply(f, c_tm1, out=c)  # c = f * c_tm1 + i * g
