@@ -41,6 +41,7 @@ from .gradients import (
     gradient_x_input,
     integrated_gradients,
     integrated_gradients_full,
+    loss_target,
     memory_paths,
 )
 from .interventions import (
@@ -116,6 +117,7 @@ __all__ += [
     "intervene",
     "intervention_effect",
     "logit_attribution",
+    "loss_target",
     "lrp",
     "mean_values",
     "memory_paths",

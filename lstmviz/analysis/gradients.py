@@ -146,6 +146,53 @@ def seed_for(
     return arr.astype(dtype)
 
 
+LOSSES = ("sparse_categorical_crossentropy", "binary_crossentropy", "mse")
+
+
+def loss_target(
+    y: Any, loss: str = "sparse_categorical_crossentropy"
+) -> Callable[[Any], np.ndarray]:
+    """A target that is a loss: ``gradient(model, x, loss_target(y))`` is ``dL/dx``.
+
+    Returns a callable ``output -> dL/d output`` (the seed). ``L`` is summed over every entry
+    (batch items and steps), as Keras sums before it averages:
+
+    * ``"sparse_categorical_crossentropy"``: ``y`` class ids shaped like the output without its
+      last axis; the output holds probabilities (a softmax head); ``L = -Σ log p[y]``;
+    * ``"binary_crossentropy"``: ``y`` in [0, 1] shaped like the output (sigmoid outputs);
+    * ``"mse"``: ``L = Σ (output - y)²``.
+    """
+    if loss not in LOSSES:
+        raise InputError(f"loss must be one of {', '.join(LOSSES)}; got {loss!r}")
+    yy = np.asarray(y)
+
+    def seed(output: Any) -> np.ndarray:
+        out = np.asarray(output, np.float64)
+        if loss == "sparse_categorical_crossentropy":
+            if yy.shape != out.shape[:-1] or yy.dtype.kind not in "iu":
+                raise InputError(
+                    f"loss_target: class ids of shape {out.shape[:-1]} expected for an output "
+                    f"{out.shape}; got {yy.dtype} {yy.shape}"
+                )
+            if yy.size and (yy.min() < 0 or yy.max() >= out.shape[-1]):
+                raise InputError(f"loss_target: class ids must lie in 0..{out.shape[-1] - 1}")
+            g = np.zeros(out.shape)
+            p = np.take_along_axis(out, yy[..., None], axis=-1)
+            np.put_along_axis(g, yy[..., None], -1.0 / np.maximum(p, 1e-12), axis=-1)
+            return g
+        if yy.shape != out.shape:
+            raise InputError(
+                f"loss_target: y must have the output's shape {out.shape}; got {yy.shape}"
+            )
+        t = yy.astype(np.float64)
+        if loss == "mse":
+            return 2.0 * (out - t)
+        p = np.clip(out, 1e-12, 1 - 1e-12)
+        return (p - t) / (p * (1 - p))
+
+    return seed
+
+
 _SHAPE_ONLY = (L.Identity, L.Reshape, L.Flatten)
 
 

@@ -240,3 +240,44 @@ def test_multi_output_targets_are_refused(tmp_path):
     assert g.inputs[0].shape == (1, 3, 2)
     with pytest.raises(LstmvizError):
         backward(tape, [np.ones((1, 2))])
+
+
+# ------------------------------------------------------------------------------ losses
+@pytest.mark.parametrize("loss", ["sparse_categorical_crossentropy", "binary_crossentropy", "mse"])
+def test_the_gradient_of_a_loss(loss):
+    """d loss / d x through a loss target, against central differences of the loss itself."""
+    from lstmviz.analysis import loss_target
+
+    if loss == "sparse_categorical_crossentropy":
+        m = lstmviz.load_model(EXAMPLES / "digit_sum.keras")
+        x = _digits([4, 7, 3, 9], n=2)
+        y = np.array([3, 1])
+
+        def value(out):
+            return -np.log(out[np.arange(2), y]).sum()
+    else:
+        m = lstmviz.load_model(EXAMPLES / "binary_addition.keras")
+        # inputs between the bits: outputs away from 0 and 1, where the log is well conditioned
+        x = np.random.default_rng(0).uniform(0.3, 0.7, (2, 6, 2)).astype(np.float32)
+        y = np.random.default_rng(1).integers(0, 2, (2, 6)).astype(np.float64)
+
+        def value(out):
+            if loss == "mse":
+                return ((out - y) ** 2).sum()
+            return -(y * np.log(out) + (1 - y) * np.log(1 - out)).sum()
+
+    g = gradient(m, x, loss_target(y, loss), dtype=np.float64)
+    x64 = x.astype(np.float64)
+    eps = 1e-6
+    for idx in [(0, 1, 0), (1, 2, 1)]:
+        xp, xm = x64.copy(), x64.copy()
+        xp[idx] += eps
+        xm[idx] -= eps
+        num = (
+            value(record(m, xp, dtype=np.float64).output)
+            - value(record(m, xm, dtype=np.float64).output)
+        ) / (2 * eps)
+        # (central differences of logs of probabilities near 0 or 1 lose digits: 1e-4)
+        assert abs(num - g[idx]) < 1e-4 * max(1.0, abs(num)), (idx, num, g[idx])
+    with pytest.raises(InputError, match="loss must be one of"):
+        loss_target(y, "hinge")
