@@ -298,7 +298,8 @@ def gradient(
         See the module docstring; summed over the batch items' own targets.
     wrt : str
         ``"input"``: shaped like ``x`` (float inputs) or ``(batch, T, embedding dim)`` (token
-        ids: the gradient at the embedded input). ``"<layer>/<quantity>"`` (``"lstm/cell"``,
+        ids: the gradient at the embedded input); a list of those for a multi-input model.
+        ``"<layer>/<quantity>"`` (``"lstm/cell"``,
         ``"bidi/forward/forget_gate"``, ``"lstm/z_f"``): shaped like that quantity
         ``(batch, T, units)``. ``"<layer>/h0"`` / ``"<layer>/c0"``: the initial state.
         ``"<layer>/<weight>"`` (``"lstm/kernel"``, ``"dense/bias"``): shaped like the weight.
@@ -346,6 +347,8 @@ _LAYER_QUANTITIES = frozenset(
 def pick(g: Gradients, tape: Tape, wrt: str) -> np.ndarray:
     """One array out of :class:`Gradients` by the names :func:`gradient` takes."""
     model = tape.model
+    if wrt == "input" and len(g.inputs) > 1:  # a multi-input model: one array per input
+        return [e if i is None else i for i, e in zip(g.inputs, g.embedded, strict=True)]  # type: ignore[return-value]
     if wrt == "input":
         if g.inputs[0] is not None:
             return g.inputs[0]

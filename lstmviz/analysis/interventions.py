@@ -37,6 +37,7 @@ from .gradients import Target, output_seed, seed_in_space
 
 __all__ = [
     "AblationScan",
+    "Generated",
     "Intervention",
     "InterventionEffect",
     "ablate",

@@ -1114,10 +1114,6 @@ def _backward_records(tape: Tape, acc: _Acc) -> None:
                 acc.add(ref, g)
 
 
-def _zeros_like_out(rec: NodeRecord, i: int, g: Arr | None) -> Arr:
-    return np.zeros_like(np.asarray(rec.outs[i])) if g is None else g
-
-
 def _backward_node(
     rec: NodeRecord, gouts: list[Arr | None], acc: _Acc, dt: np.dtype
 ) -> tuple[list[Arr | None], list[Arr] | None]:

@@ -281,3 +281,32 @@ def test_the_gradient_of_a_loss(loss):
         assert abs(num - g[idx]) < 1e-4 * max(1.0, abs(num)), (idx, num, g[idx])
     with pytest.raises(InputError, match="loss must be one of"):
         loss_target(y, "hinge")
+
+
+def test_multi_input_gradient_is_one_array_per_input():
+    from lstmviz.engine import layers as L
+    from lstmviz.engine.cell import LSTMWeights
+    from lstmviz.engine.model import Model, Node
+
+    rng = np.random.default_rng(0)
+    enc = L.LSTM(
+        "enc",
+        LSTMWeights(rng.normal(size=(3, 16)), rng.normal(size=(4, 16)), None),
+        return_state=True,
+    )
+    dec = L.LSTM(
+        "dec",
+        LSTMWeights(rng.normal(size=(2, 16)), rng.normal(size=(4, 16)), None),
+        return_sequences=True,
+    )
+    nodes = [
+        Node(L.InputLayer("a", (None, None, 3)), 0, []),
+        Node(L.InputLayer("b", (None, None, 2)), 0, []),
+        Node(enc, 0, [("a", 0, 0)]),
+        Node(dec, 0, [("b", 0, 0)], {"initial_state": [("enc", 0, 1), ("enc", 0, 2)]}),
+    ]
+    m = Model("s2s", nodes, [("a", 0, 0), ("b", 0, 0)], [("dec", 0, 0)])
+    xs = [rng.normal(size=(2, 5, 3)), rng.normal(size=(2, 4, 2))]
+    ga, gb = gradient(m, xs, (1, 2))
+    assert ga.shape == (2, 5, 3) and gb.shape == (2, 4, 2)
+    assert np.abs(ga).max() > 0 and np.abs(gb[:, 2:]).max() == 0  # causal in the decoder
