@@ -22,6 +22,7 @@ import numpy as np
 
 from ..errors import LstmvizError
 from ..io.meta import ModelInfo
+from .flipflop import fixed_point_check
 from .tasks import TrainConfig, get_task
 
 EXAMPLES = Path(__file__).resolve().parent.parent.parent / "assets" / "examples"
@@ -120,6 +121,7 @@ RECIPES: list[Recipe] = [
         0.0,
     ),
     Recipe("stacked_lstm", "", None, 0.0),
+    Recipe("flip_flop", "flip-flop", get_task("flip-flop").defaults, 0.99, fixed_point_check),
 ]
 
 STACKED_INFO = ModelInfo(

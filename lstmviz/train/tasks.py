@@ -676,6 +676,9 @@ _REGISTRY = _Registry(
         for t in (DigitSum(), BinaryAddition(), ToyClassification(), CharTextgen(), WordLM())
     }
 )
+from .flipflop import FlipFlop  # noqa: E402  (subclasses Task, defined above)
+
+_REGISTRY.tasks[FlipFlop.name] = FlipFlop()
 TASK_NAMES: tuple[str, ...] = tuple(_REGISTRY.tasks)
 
 
