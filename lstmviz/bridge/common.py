@@ -1,0 +1,721 @@
+"""What the PyTorch and Keras bridges share: recomputing the gates from what a framework
+recorded, checking them against the framework, and the model object the app talks to.
+
+The framework runs the user's model; hooks record, for every LSTM, its input sequence, the
+state it started each step from and the state it produced. The engine's equations then give
+the pre-activations and the gates -- one matrix product for all steps instead of a Python
+loop -- and the h and c they imply are compared with the framework's own (:data:`TOL`). A
+trace whose numbers cannot be reproduced is refused (:class:`VerificationError`); the h and c
+a trace holds are the framework's.
+
+Arrays here are time-major, ``(T, B, ...)``, indexed by input position (as
+:class:`~lstmviz.engine.trace.LayerTrace` stores them), also for a backward direction.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from .. import budget
+from ..engine import activations
+from ..engine.cell import LSTMWeights
+from ..engine.layers import LSTM, Bidirectional, Layer
+from ..engine.trace import LayerTrace, Trace
+from ..errors import InputError, LstmvizError
+
+#: Largest difference allowed between the framework's h or c and the engine's:
+#: ``|ours - theirs| <= TOL * max(1, |theirs|)`` (absolute for gates and h, which are at most
+#: 1 in size; relative for a large cell state).
+TOL = 1e-5
+
+# Activations that mix the units of a gate: applied to each gate's block on its own.
+_ACROSS_UNITS = frozenset({"softmax", "log_softmax"})
+
+
+class VerificationError(LstmvizError):
+    """The engine's recomputation of an LSTM does not reproduce what the framework computed
+    (a custom cell, a patched forward, low precision): the trace is refused, not shown."""
+
+
+def framework_of(obj: Any) -> str | None:
+    """``"keras"``, ``"torch"`` or None, from the module names of ``type(obj)``'s classes.
+
+    Nothing is imported: a model can only be a torch or Keras object if its framework is
+    already loaded. Keras comes first (a Keras layer on the torch backend is also an
+    ``nn.Module``).
+    """
+    mods = [getattr(c, "__module__", "") or "" for c in type(obj).__mro__]
+    if any(m == "keras" or m.startswith(("keras.", "tf_keras.")) for m in mods):
+        return "keras"
+    if any(m.startswith("tensorflow.python.keras") for m in mods):
+        return "keras"
+    if any(m == "torch" or m.startswith("torch.") for m in mods):
+        return "torch"
+    return None
+
+
+# ------------------------------------------------------------------------- verification
+def max_excess(ours: np.ndarray, theirs: np.ndarray) -> tuple[float, tuple[int, ...] | None]:
+    """Largest ``|ours - theirs| / max(1, |theirs|)`` and where it is (None when empty)."""
+    if ours.size == 0:
+        return 0.0, None
+    err = np.abs(ours.astype(np.float64) - theirs.astype(np.float64))
+    err /= np.maximum(1.0, np.abs(theirs.astype(np.float64)))
+    flat = int(np.argmax(err))
+    return float(err.flat[flat]), tuple(int(i) for i in np.unravel_index(flat, err.shape))
+
+
+def check_close(
+    ours: np.ndarray,
+    theirs: np.ndarray,
+    *,
+    what: str,
+    layer: str,
+    framework: str,
+    axes: str = "(t, batch, unit)",
+    hint: str = "",
+) -> float:
+    """Raise :class:`VerificationError` unless ``ours`` equals ``theirs`` to :data:`TOL`;
+    returns the largest (relative) difference."""
+    if ours.shape != theirs.shape:
+        raise VerificationError(
+            f"LSTM {layer!r}: the recomputed {what} has shape {ours.shape}, {framework}'s "
+            f"{theirs.shape}; the trace is refused"
+        )
+    if not np.all(np.isfinite(theirs)):
+        raise VerificationError(
+            f"LSTM {layer!r}: {framework}'s {what} contains NaN or inf; nothing to show"
+        )
+    err, where = max_excess(ours, theirs)
+    if err > TOL:
+        assert where is not None
+        raise VerificationError(
+            f"LSTM {layer!r}: the engine's {what} differs from {framework}'s by {err:.3g} at "
+            f"{axes} = {where} (ours {float(ours[where]):.7g}, {framework} "
+            f"{float(theirs[where]):.7g}; allowed {TOL:g}). The LSTM does not compute what a "
+            "standard LSTM computes from its weights"
+            + (f" ({hint})" if hint else " (a custom cell, a patched forward, or low precision)")
+            + ", so lstmviz refuses to show gates it cannot reproduce"
+        )
+    return err
+
+
+# ------------------------------------------------------------------------- recomputation
+def _act(name: str) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
+    return activations.get(name)
+
+
+def _gates(pre: np.ndarray, act: np.ndarray, w: LSTMWeights) -> None:
+    """``act`` = the activations of ``pre`` (both ``(N, 4U)``, blocks i, f, o, c)."""
+    u = w.units
+    g3 = 3 * u
+    sig = _act(w.recurrent_activation)
+    if w.recurrent_activation in _ACROSS_UNITS:
+        for k in range(3):
+            sig(pre[:, k * u : (k + 1) * u], act[:, k * u : (k + 1) * u])
+    else:
+        sig(pre[:, :g3], act[:, :g3])  # i, f, o
+    _act(w.activation)(pre[:, g3:], act[:, g3:])  # g
+
+
+def _preactivations(x: np.ndarray, h_prev: np.ndarray, w: LSTMWeights, what: str) -> np.ndarray:
+    """``x_t W + h_prev U + b`` for every step at once, ``(T, B, 4U)`` blocks i, f, o, c.
+
+    One matrix product over ``[h_prev, x]`` ``(T*B, P + F)`` and ``[U; W]`` instead of a
+    product per step.
+    """
+    steps, batch, feats = x.shape
+    p = h_prev.shape[2]
+    u4 = 4 * w.units
+    budget.check_array((steps, batch, 2 * u4 + p + feats), 4, f"the trace of {what}")
+    both = np.empty((steps * batch, p + feats), np.float32)
+    both[:, :p] = h_prev.reshape(steps * batch, p)
+    both[:, p:] = x.reshape(steps * batch, feats)
+    pre = np.empty((steps, batch, u4), np.float32)
+    np.matmul(both, w._stacked(), out=pre.reshape(steps * batch, u4))  # (T*B, P+F) @ (P+F, 4U)
+    bias = w._internal()[2]
+    if bias is not None:
+        pre += bias
+    return pre
+
+
+def _project(w: LSTMWeights, hu: np.ndarray) -> np.ndarray:
+    """``h`` from ``o * tanh(c)``: the projection (proj_size) when the weights have one."""
+    if w.projection is None:
+        return hu
+    return hu @ w.projection  # (..., U) @ (U, P)
+
+
+def trace_from_steps(
+    *,
+    name: str,
+    weights: LSTMWeights,
+    x: np.ndarray,
+    h_prev: np.ndarray,
+    c_prev: np.ndarray,
+    h: np.ndarray,
+    c: np.ndarray,
+    framework: str,
+    mask: np.ndarray | None = None,
+    go_backwards: bool = False,
+    layer_name: str | None = None,
+    direction: str = "forward",
+    meta: dict[str, Any] | None = None,
+) -> LayerTrace:
+    """A trace from per-step records: every step's input, the state it started from and the
+    state the framework produced (an ``nn.LSTMCell`` or Keras ``LSTMCell`` called per step).
+
+    All arrays ``(T, B, ...)`` by input position. ``mask`` ``(B, T)``: at a masked step the
+    framework carried the state over (Keras's masking); the cell's own result there is
+    checked, and the trace keeps the carried state, as the engine does.
+    """
+    steps, batch, _ = x.shape
+    u = weights.units
+    pre = _preactivations(x, h_prev, weights, repr(name))
+    act = np.empty_like(pre)
+    _gates(pre.reshape(steps * batch, 4 * u), act.reshape(steps * batch, 4 * u), weights)
+    i, f, o, g = (act[..., k * u : (k + 1) * u] for k in range(4))
+    c_ours = f * c_prev + i * g  # (T, B, U)
+    check_close(c_ours, c, what="cell state c", layer=name, framework=framework)
+    hu = _act(weights.activation)(c_ours, np.empty_like(c_ours))
+    hu *= o
+    check_close(_project(weights, hu), h, what="hidden state h", layer=name, framework=framework)
+    h_out = np.array(h, np.float32)
+    c_out = np.array(c, np.float32)
+    if mask is not None and not mask.all():
+        keep = ~mask.T  # (T, B): steps where the state was carried over
+        h_out[keep] = h_prev[keep]
+        c_out[keep] = c_prev[keep]
+    first = steps - 1 if go_backwards else 0
+    return LayerTrace(
+        name=name,
+        weights=weights,
+        pre=pre,
+        act=act,
+        c=c_out,
+        h=h_out,
+        h0=np.array(h_prev[first], np.float32),
+        c0=np.array(c_prev[first], np.float32),
+        x=np.ascontiguousarray(x.transpose(1, 0, 2), np.float32),
+        mask=None if mask is None else np.asarray(mask, bool),
+        go_backwards=go_backwards,
+        layer_name=layer_name or name,
+        direction=direction,
+        meta={"engine": f"{framework} (live)", **(meta or {})},
+    )
+
+
+def trace_from_sequence(
+    *,
+    name: str,
+    weights: LSTMWeights,
+    x: np.ndarray,
+    h: np.ndarray,
+    h0: np.ndarray,
+    c0: np.ndarray,
+    c_last: np.ndarray | None,
+    framework: str,
+    mask: np.ndarray | None = None,
+    go_backwards: bool = False,
+    layer_name: str | None = None,
+    direction: str = "forward",
+    meta: dict[str, Any] | None = None,
+) -> LayerTrace:
+    """A trace from a fused LSTM's input and output: ``x`` ``(T, B, F)``, the h it returned
+    for every step ``(T, B, P)`` and its initial state; ``c_last`` the final cell state it
+    returned (``c_n``), checked too.
+
+    The gates of step t come from the framework's own ``h_{t-1}`` (one matrix product for
+    all steps); only ``c = f c_prev + i g`` runs step by step. The h this implies must equal
+    the framework's at every step. ``mask`` ``(B, T)`` marks real steps (packed sequences);
+    padded steps carry the state over.
+    """
+    steps, batch, _ = x.shape
+    u = weights.units
+    p = weights.output_units
+    order = range(steps - 1, -1, -1) if go_backwards else range(steps)
+    h_fw = np.array(h, np.float32)  # (T, B, P)
+    m = None if mask is None or mask.all() else np.asarray(mask, bool).T  # (T, B)
+    h_prev = np.empty((steps, batch, p), np.float32)
+    prev = np.asarray(h0, np.float32)
+    for t in order:  # the state each step starts from, in processing order
+        h_prev[t] = prev
+        if m is not None:
+            h_fw[t][~m[t]] = prev[~m[t]]  # padded: carried over (torch pads with zeros)
+        prev = h_fw[t]
+    pre = _preactivations(x, h_prev, weights, repr(name))
+    act = np.empty_like(pre)
+    _gates(pre.reshape(steps * batch, 4 * u), act.reshape(steps * batch, 4 * u), weights)
+    ig = act[..., :u] * act[..., 3 * u :]  # i * g, (T, B, U)
+    f = act[..., u : 2 * u]
+    cs = np.empty((steps, batch, u), np.float32)
+    c_tm1 = np.asarray(c0, np.float32)
+    for t in order:  # c = f * c_tm1 + i * g
+        ct = cs[t]
+        np.multiply(f[t], c_tm1, out=ct)
+        ct += ig[t]
+        if m is not None and not m[t].all():
+            ct[~m[t]] = c_tm1[~m[t]]
+        c_tm1 = ct
+    hu = _act(weights.activation)(cs, np.empty_like(cs))
+    hu *= act[..., 2 * u : 3 * u]  # o * tanh(c)
+    h_ours = _project(weights, hu)
+    if m is not None:
+        h_ours[~m] = h_fw[~m]  # padded steps: carried, compared through the real ones
+    check_close(h_ours, h_fw, what="hidden state h", layer=name, framework=framework)
+    if c_last is not None:
+        last = 0 if go_backwards else steps - 1
+        check_close(
+            cs[last],
+            np.asarray(c_last, np.float32),
+            what="final cell state c",
+            layer=name,
+            framework=framework,
+            axes="(batch, unit)",
+        )
+    return LayerTrace(
+        name=name,
+        weights=weights,
+        pre=pre,
+        act=act,
+        c=cs,
+        h=h_fw,
+        h0=np.array(h0, np.float32),
+        c0=np.array(c0, np.float32),
+        x=np.ascontiguousarray(x.transpose(1, 0, 2), np.float32),
+        mask=None if mask is None else np.asarray(mask, bool),
+        go_backwards=go_backwards,
+        layer_name=layer_name or name,
+        direction=direction,
+        meta={"engine": f"{framework} (live)", **(meta or {})},
+    )
+
+
+def concat_traces(parts: Sequence[LayerTrace], name: str) -> LayerTrace:
+    """Consecutive calls of one LSTM, each starting from the state the last one ended in,
+    as one trace along time (a decoder called one step at a time)."""
+    first = parts[0]
+    if len(parts) == 1 and first.name == name:
+        return first
+
+    def cat(attr: str) -> np.ndarray:
+        return np.concatenate([getattr(p, attr) for p in parts], axis=0)
+
+    return LayerTrace(
+        name=name,
+        weights=first.weights,
+        pre=cat("pre"),
+        act=cat("act"),
+        c=cat("c"),
+        h=cat("h"),
+        h0=first.h0,
+        c0=first.c0,
+        x=np.concatenate([p.x for p in parts], axis=1),
+        mask=None,
+        go_backwards=False,
+        layer_name=name if first.layer_name == first.name else first.layer_name,
+        direction=first.direction,
+        meta={**first.meta, "calls": len(parts)},
+    )
+
+
+def model_failed(name: str, feed: list[np.ndarray], error: BaseException) -> InputError:
+    """The error for a model that raised on an input (the original is chained to it)."""
+    shapes = ", ".join(str(tuple(np.shape(a))) for a in feed)
+    return InputError(
+        f"{name}: the model raised {type(error).__name__} on an input of shape {shapes}: "
+        f"{str(error)[:300]}"
+    )
+
+
+# ------------------------------------------------------------------------- inputs
+def to_numpy(obj: Any) -> Any:
+    """Framework tensors -> NumPy arrays, through tuples, lists and dicts (other values as
+    they are)."""
+    if isinstance(obj, np.ndarray):
+        return obj
+    if isinstance(obj, (list, tuple)):
+        items = [to_numpy(v) for v in obj]
+        if hasattr(obj, "_fields"):  # a namedtuple
+            return type(obj)(*items)
+        return type(obj)(items)
+    if isinstance(obj, dict):
+        return {k: to_numpy(v) for k, v in obj.items()}
+    mod = type(obj).__module__ or ""
+    if mod.startswith("torch"):
+        if type(obj).__name__ == "PackedSequence":
+            from torch.nn.utils.rnn import pad_packed_sequence
+
+            padded, lengths = pad_packed_sequence(obj, batch_first=True)
+            return (to_numpy(padded), to_numpy(lengths))
+        if hasattr(obj, "detach"):
+            t = obj.detach()
+            if str(t.dtype) == "torch.bfloat16":  # NumPy has no bfloat16
+                t = t.float()
+            return np.array(t.cpu().numpy(), copy=True)
+    if hasattr(obj, "numpy") and callable(obj.numpy):
+        try:
+            return np.array(obj.numpy(), copy=True)
+        except (TypeError, ValueError, AttributeError):
+            return obj
+    return obj
+
+
+@dataclass(frozen=True)
+class Layout:
+    """How the arrays the model takes map to lstmviz's layout, ``(batch, T, F)`` floats or
+    ``(batch, T)`` token ids.
+
+    ``time_major``: the model takes ``(T, batch, ...)``. ``scalar_steps``: the model takes
+    ``(batch, T)`` floats, one number per step (lstmviz adds a feature axis of 1).
+    """
+
+    time_major: bool = False
+    scalar_steps: bool = False
+    dtype: str = "float32"
+
+    def to_lstmviz(self, a: np.ndarray) -> np.ndarray:
+        if self.time_major and a.ndim >= 2:
+            a = a.swapaxes(0, 1)
+        if self.scalar_steps:
+            a = a[..., None]
+        return np.ascontiguousarray(a)
+
+    def to_model(self, a: np.ndarray) -> np.ndarray:
+        if self.scalar_steps:
+            a = a[..., 0]
+        if self.time_major and a.ndim >= 2:
+            a = a.swapaxes(0, 1)
+        return np.ascontiguousarray(a, dtype=self.dtype)
+
+
+def layout_of(a: np.ndarray, time_major: bool, what: str) -> Layout:
+    """The :class:`Layout` of one model input ``a`` (as the model takes it)."""
+    if a.dtype == object or a.dtype.kind not in "biuf":
+        raise InputError(f"{what} must be a numeric array or tensor; found dtype {a.dtype}")
+    if a.ndim not in (2, 3):
+        raise InputError(
+            f"{what} must be (batch, T, features) floats, (batch, T) token ids or (batch, T) "
+            f"numbers (or (T, batch, ...) with time_major=True); found shape {a.shape}. "
+            "Add a batch axis to a single sequence: x[None]"
+        )
+    tokens = a.dtype.kind in "biu"
+    return Layout(
+        time_major=time_major,
+        scalar_steps=(a.ndim == 2 and not tokens),
+        dtype=str(a.dtype),
+    )
+
+
+@dataclass
+class Vocabulary:
+    """The embedding a token-id model starts with (what the app's input tools need)."""
+
+    name: str
+    input_dim: int
+    mask_zero: bool = False
+
+
+class FrameworkLayer(Layer):
+    """A layer the framework runs and lstmviz only names (for the model panel)."""
+
+    def __init__(self, name: str, kind: str, params: int) -> None:
+        super().__init__(name)
+        self.kind = kind
+        self._params = int(params)
+
+    @property
+    def n_params(self) -> int:
+        return self._params
+
+
+_SUFFIX = re.compile(r"/(forward|backward)$")
+
+
+class LiveModel:
+    """A live torch or Keras model behind the interface the app and
+    :mod:`lstmviz.export` use from :class:`lstmviz.engine.Model`.
+
+    Its inputs are in lstmviz's layout -- ``(batch, T, F)`` floats or ``(batch, T)`` token
+    ids, one array per model input -- and :meth:`trace` calls the framework again: a new
+    input or a what-if in the app runs the user's model.
+
+    Subclasses implement :meth:`_run` (call the model with hooks, return its output and the
+    layer traces) and the descriptive hooks :meth:`_describe_layers`, :meth:`_vocabulary`.
+    """
+
+    framework = ""
+
+    def __init__(
+        self,
+        model: Any,
+        example: list[np.ndarray],
+        layouts: list[Layout],
+        *,
+        args: tuple[Any, ...] = (),
+        kwargs: dict[str, Any] | None = None,
+        multi_input: bool = False,
+        input_names: list[str] | None = None,
+        name: str | None = None,
+    ) -> None:
+        self.module = model
+        self.args = tuple(args)
+        self.kwargs = dict(kwargs or {})
+        self.layouts = list(layouts)
+        self.multi_input = multi_input
+        self.input_names = list(input_names or [f"input_{k}" for k in range(len(layouts))])
+        self.name = name or type(model).__name__
+        self.source = ""
+        self.format = f"{self.framework} (live)"
+        self.meta: dict[str, Any] = {"live": self.framework, "class": type(model).__qualname__}
+        self._example = example
+        self._last: tuple[list[np.ndarray], Trace] | None = None
+        self.layers: dict[str, Layer] = {}
+        lv = [lay.to_lstmviz(a) for lay, a in zip(layouts, example, strict=True)]
+        first = self.trace(lv if multi_input else lv[0])
+        self._describe(first)
+
+    # --- what the app reads -----------------------------------------------------------------
+    @property
+    def inputs(self) -> list[tuple[str, int, int]]:
+        return [(n, 0, 0) for n in self.input_names]
+
+    @property
+    def takes_tokens(self) -> bool:
+        return self.layouts[0].dtype[0] in "iub"
+
+    @property
+    def embedding(self) -> Vocabulary | None:
+        if not self.takes_tokens:
+            return None
+        found = self._vocabulary()
+        if found is not None:
+            return found
+        return Vocabulary("input", int(np.max(self._example[0])) + 1, False)
+
+    @property
+    def input_features(self) -> int | None:
+        if self.takes_tokens:
+            return None
+        return int(self.layouts[0].to_lstmviz(self._example[0]).shape[-1])
+
+    @property
+    def input_timesteps(self) -> int | None:
+        return None
+
+    @property
+    def lstm_layers(self) -> list[Layer]:
+        return [lay for lay in self.layers.values() if isinstance(lay, (LSTM, Bidirectional))]
+
+    @property
+    def lstm_trace_names(self) -> list[str]:
+        return list(self._trace_names)
+
+    def lstm(self, name: str) -> LSTM:
+        """The engine LSTM (weights, shapes) behind a trace name."""
+        base = _SUFFIX.sub("", name)
+        lay = self.layers.get(base)
+        if isinstance(lay, Bidirectional):
+            return lay.backward if name.endswith("/backward") else lay.forward
+        if isinstance(lay, LSTM):
+            return lay
+        raise LstmvizError(
+            f"no LSTM named {name!r} in the live model; LSTMs: {', '.join(self._trace_names)}"
+        )
+
+    @property
+    def n_params(self) -> int:
+        return self._n_params()
+
+    def summary(self) -> list[dict[str, Any]]:
+        """One row per layer: name, kind, parameters, description."""
+        return [
+            {"name": lay.name, "kind": lay.kind, "params": lay.n_params, "description": lay.kind}
+            for lay in self.layers.values()
+        ]
+
+    # --- inputs ---------------------------------------------------------------------------
+    def check_input(self, x: Any) -> Any:
+        """``x`` in lstmviz's layout, checked against the example input: the same rank, dtype
+        kind and features (a list of arrays for a model with several inputs)."""
+        if self.multi_input:
+            if not isinstance(x, (list, tuple)) or len(x) != len(self.layouts):
+                raise InputError(
+                    f"{self.name}: the model takes {len(self.layouts)} inputs "
+                    f"({', '.join(self.input_names)}); pass a list of {len(self.layouts)} arrays"
+                )
+            return [self._check_one(a, k) for k, a in enumerate(x)]
+        return self._check_one(x, 0)
+
+    def _check_one(self, x: Any, k: int) -> np.ndarray:
+        name = self.input_names[k]
+        a = to_numpy(x)
+        try:
+            a = np.asarray(a)
+        except (TypeError, ValueError) as e:
+            raise InputError(f"{self.name}: input {name!r} is not an array: {e}") from None
+        want = self.layouts[k].to_lstmviz(self._example[k])
+        tokens = want.dtype.kind in "iub"
+        if a.dtype == object or a.dtype.kind not in "biuf":
+            raise InputError(f"{self.name}: input {name!r} must be numeric; found {a.dtype}")
+        if a.ndim != want.ndim:
+            shape = "(batch, T)" if want.ndim == 2 else "(batch, T, features)"
+            raise InputError(
+                f"{self.name}: input {name!r} must have shape {shape} like the example "
+                f"{want.shape}; found shape {a.shape}"
+            )
+        if want.ndim == 3 and a.shape[2] != want.shape[2]:
+            raise InputError(
+                f"{self.name}: input {name!r} has {a.shape[2]} features per step; the model "
+                f"takes {want.shape[2]} (example shape {want.shape})"
+            )
+        if a.shape[0] == 0 or a.shape[1] == 0:
+            raise InputError(f"{self.name}: input {name!r} is empty (shape {a.shape})")
+        if tokens:
+            if a.dtype.kind == "f":
+                if not np.all(np.isfinite(a)) or not np.all(np.mod(a, 1) == 0):
+                    raise InputError(f"{self.name}: input {name!r} takes integer token ids")
+            a = a.astype(want.dtype)
+            if a.min() < 0:
+                raise InputError(f"{self.name}: input {name!r}: token id {a.min()} is negative")
+            emb = self._vocabulary() if k == 0 else None
+            if emb is not None and a.max() >= emb.input_dim:
+                raise InputError(
+                    f"{self.name}: input {name!r}: token id {a.max()} is out of the "
+                    f"vocabulary of {emb.name!r} (ids 0..{emb.input_dim - 1})"
+                )
+            return a
+        a = a.astype(np.float32)
+        if not np.all(np.isfinite(a)):
+            raise InputError(f"{self.name}: input {name!r} contains NaN or inf")
+        return a
+
+    # --- the trace --------------------------------------------------------------------------
+    def trace(
+        self, x: Any, initial_state: dict[str, Any] | None = None, step_outputs: bool = True
+    ) -> Trace:
+        """Run the framework's model on ``x`` (lstmviz's layout) and record every LSTM.
+
+        ``initial_state`` must be empty: a live model starts its LSTMs from the states its
+        own code passes (give ``h0``/``c0`` to the model instead). ``trace.output`` is the
+        framework's output (tensors as NumPy arrays); ``step_outputs`` is accepted for the
+        engine model's interface (a per-step output is kept when the model's output is one).
+        """
+        if initial_state:
+            raise InputError(
+                f"{self.name}: initial_state= cannot be set from outside a live "
+                f"{self.framework} model; pass h0/c0 to the model (trace(model, x, ...) "
+                "forwards extra arguments) -- the trace then shows them"
+            )
+        xs = self.check_input(x)
+        xs_list = list(xs) if self.multi_input else [xs]
+        if self._last is not None and _same_inputs(self._last[0], xs_list):
+            return self._last[1]
+        feed = [lay.to_model(a) for lay, a in zip(self.layouts, xs_list, strict=True)]
+        output, layer_traces = self._run(feed)
+        if not layer_traces:
+            raise LstmvizError(
+                f"{self.name}: the model ran, but no LSTM was called" + self._no_lstm_hint()
+            )
+        self._check_layout(feed[0], layer_traces)
+        step = (
+            _step_output(output, layer_traces, self.layouts[0].time_major) if step_outputs else None
+        )
+        tr = Trace(
+            output=output,
+            layers=tuple(layer_traces),
+            inputs=xs,
+            engine=f"{self.framework} (live)",
+            step_output=step,
+        )
+        self._last = (xs_list, tr)
+        return tr
+
+    def _run(self, feed: list[np.ndarray]) -> tuple[Any, list[LayerTrace]]:
+        raise NotImplementedError
+
+    def _n_params(self) -> int:
+        raise NotImplementedError
+
+    def _vocabulary(self) -> Vocabulary | None:
+        return None
+
+    def _no_lstm_hint(self) -> str:
+        return ""
+
+    def _check_layout(self, fed: np.ndarray, traces: list[LayerTrace]) -> None:
+        """Refuse an input whose time axis the model reads differently from what lstmviz was
+        told (the torch bridge checks an ``nn.LSTM``'s ``batch_first``)."""
+
+    def _framework_layers(self) -> list[Layer]:
+        return []
+
+    def _describe(self, tr: Trace) -> None:
+        """The layers dict: every LSTM the trace recorded (engine LSTM / Bidirectional
+        objects), after the framework's other layers."""
+        layers: dict[str, Layer] = {}
+        for lay in self._framework_layers():
+            layers[lay.name] = lay
+        names: list[str] = []
+        by_group: dict[str, dict[str, LayerTrace]] = {}
+        for lt in tr.layers:
+            names.append(lt.name)
+            m = _SUFFIX.search(lt.name)
+            if m is not None:
+                by_group.setdefault(_SUFFIX.sub("", lt.name), {})[m.group(1)] = lt
+            else:
+                layers[lt.name] = _engine_lstm(lt)
+        for base, halves in by_group.items():
+            if set(halves) == {"forward", "backward"}:
+                fwd, bwd = _engine_lstm(halves["forward"]), _engine_lstm(halves["backward"])
+                layers[base] = Bidirectional(base, fwd, bwd, "concat")
+            else:
+                for lt in halves.values():
+                    layers[lt.name] = _engine_lstm(lt)
+        self.layers = layers
+        self._trace_names = names
+
+    def __repr__(self) -> str:
+        return (
+            f"LiveModel({self.framework}: {self.name}, LSTMs {self._trace_names}, "
+            f"{self.n_params:,} parameters)"
+        )
+
+
+def _engine_lstm(lt: LayerTrace) -> LSTM:
+    lay = LSTM(lt.name, lt.weights, return_sequences=True, go_backwards=lt.go_backwards)
+    return lay
+
+
+def _same_inputs(a: list[np.ndarray], b: list[np.ndarray]) -> bool:
+    return len(a) == len(b) and all(
+        x.shape == y.shape and x.dtype == y.dtype and np.array_equal(x, y)
+        for x, y in zip(a, b, strict=True)
+    )
+
+
+def _first_array(output: Any) -> np.ndarray | None:
+    if isinstance(output, np.ndarray):
+        return output
+    if isinstance(output, tuple) and output and isinstance(output[0], np.ndarray):
+        return output[0]  # torch style: (output, hidden)
+    return None
+
+
+def _step_output(output: Any, traces: list[LayerTrace], time_major: bool) -> np.ndarray | None:
+    """The model's output at every step of its last LSTM, when its output is per step."""
+    out = _first_array(output)
+    last = traces[-1]
+    if out is None or out.ndim < 2 or out.dtype.kind != "f":
+        return None
+    b, t = last.batch_size, last.timesteps
+    if time_major and out.shape[:2] == (t, b):
+        out = out.swapaxes(0, 1)
+    elif out.shape[:2] != (b, t):
+        return None
+    return np.ascontiguousarray(out.reshape(b, t, -1), np.float32)
