@@ -577,9 +577,10 @@ class LiveModel:
         if a.shape[0] == 0 or a.shape[1] == 0:
             raise InputError(f"{self.name}: input {name!r} is empty (shape {a.shape})")
         if tokens:
-            if a.dtype.kind == "f":
-                if not np.all(np.isfinite(a)) or not np.all(np.mod(a, 1) == 0):
-                    raise InputError(f"{self.name}: input {name!r} takes integer token ids")
+            if a.dtype.kind == "f" and (
+                not np.all(np.isfinite(a)) or not np.all(np.mod(a, 1) == 0)
+            ):
+                raise InputError(f"{self.name}: input {name!r} takes integer token ids")
             a = a.astype(want.dtype)
             if a.min() < 0:
                 raise InputError(f"{self.name}: input {name!r}: token id {a.min()} is negative")

@@ -29,12 +29,12 @@ from ..engine.trace import LayerTrace
 from ..errors import InputError, LstmvizError, MissingDependencyError, UnsupportedLayerError
 from .common import (
     FrameworkLayer,
-    model_failed,
     LiveModel,
     Vocabulary,
     check_close,
     concat_traces,
     layout_of,
+    model_failed,
     to_numpy,
     trace_from_sequence,
     trace_from_steps,
@@ -359,7 +359,7 @@ class TorchModel(LiveModel):
                 y = model(*tensors, *self.args, **self.kwargs)
         except LstmvizError:
             raise
-        except Exception as e:  # noqa: BLE001 - the user's own code can raise anything
+        except Exception as e:  # the user's own code can raise anything; chained below
             raise model_failed(self.name, feed, e) from e
         finally:
             for h in handles:

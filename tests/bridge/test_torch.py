@@ -83,7 +83,7 @@ def test_nn_lstm_every_option(layers, bidi, proj, batch_first, given_state):
     args = ((h0, c0),) if given_state else ()
     tr = lstmviz.trace(m, feed, *args, time_major=not batch_first)
     with torch.no_grad():
-        y, (h_n, c_n) = m(feed, *args)
+        y, (_, c_n) = m(feed, *args)
     np.testing.assert_array_equal(tr.output[0], y.numpy())  # the framework's own output
     np.testing.assert_array_equal(tr.output[1][1], c_n.numpy())
     assert len(tr.layers) == layers * dirs
@@ -271,7 +271,7 @@ def test_word_language_model_time_major_with_hidden_argument():
     tr = lstmviz.trace(model, ids, hidden, time_major=True)
     assert tr.inputs.shape == (2, 35)
     with torch.no_grad():
-        want, (h_n, _) = model(ids, hidden)
+        want, _ = model(ids, hidden)
     np.testing.assert_array_equal(tr.output[0], want.numpy())
     emb = model.encoder(ids).detach().transpose(0, 1)  # (batch, T, ninp)
     _check_lstm(model.rnn, tr, emb, hidden[0], hidden[1], base="rnn")
@@ -302,7 +302,7 @@ def test_no_lstm_and_bad_inputs():
         live.trace(np.zeros((1, 5, 2), np.float32))
     with pytest.raises(InputError, match="NaN"):
         live.trace(np.full((1, 5, 3), np.nan, np.float32))
-    with pytest.raises(InputError, match="torch.nn.Module or keras.Model"):
+    with pytest.raises(InputError, match=r"torch\.nn\.Module or keras\.Model"):
         lstmviz.trace(object(), np.zeros((1, 2, 3)))
     with pytest.raises(InputError, match="raised"):
         lstmviz.trace(m, torch.randn(1, 5, 3), "not a state")
