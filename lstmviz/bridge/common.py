@@ -333,6 +333,54 @@ def model_failed(name: str, feed: list[np.ndarray], error: BaseException) -> Inp
     )
 
 
+_CALL = re.compile(r"#\d+(?=/|$)")
+
+
+def chain_calls(traces: list[LayerTrace]) -> list[LayerTrace]:
+    """Join the traces of successive calls of one layer (named ``name``, ``name#2``, ...)
+    where each call starts exactly from the state the previous one ended in -- a decoder
+    run one step at a time -- and number what remains ``name``, ``name#2``, ..."""
+    groups: list[list[LayerTrace]] = []
+    latest: dict[str, int] = {}
+    for lt in traces:
+        key = _CALL.sub("", lt.name, count=1)
+        g = latest.get(key)
+        prev = groups[g][-1] if g is not None else None
+        if (
+            prev is not None
+            and prev.mask is None
+            and lt.mask is None
+            and not prev.go_backwards
+            and not lt.go_backwards
+            and prev.h.shape[1:] == lt.h0.shape
+            and prev.c.shape[1:] == lt.c0.shape
+            and np.array_equal(prev.h[-1], lt.h0)
+            and np.array_equal(prev.c[-1], lt.c0)
+        ):
+            groups[g].append(lt)  # type: ignore[index]
+            continue
+        latest[key] = len(groups)
+        groups.append([lt])
+    out = []
+    count: dict[str, int] = {}
+    for parts in groups:
+        key = _CALL.sub("", parts[0].name, count=1)
+        k = count[key] = count.get(key, 0) + 1
+        head, sep, tail = key.partition("/")
+        name = key if k == 1 else f"{head}#{k}{sep}{tail}"
+        out.append(concat_traces(parts, name) if len(parts) > 1 else _renamed(parts[0], name))
+    return out
+
+
+def _renamed(lt: LayerTrace, name: str) -> LayerTrace:
+    if lt.name == name:
+        return lt
+    from dataclasses import replace
+
+    layer_name = name.rsplit("/", 1)[0] if "/" in name else name
+    return replace(lt, name=name, layer_name=layer_name)
+
+
 # ------------------------------------------------------------------------- inputs
 def to_numpy(obj: Any) -> Any:
     """Framework tensors -> NumPy arrays, through tuples, lists and dicts (other values as
@@ -703,8 +751,8 @@ def _same_inputs(a: list[np.ndarray], b: list[np.ndarray]) -> bool:
 def _first_array(output: Any) -> np.ndarray | None:
     if isinstance(output, np.ndarray):
         return output
-    if isinstance(output, tuple) and output and isinstance(output[0], np.ndarray):
-        return output[0]  # torch style: (output, hidden)
+    if isinstance(output, (tuple, list)) and output and isinstance(output[0], np.ndarray):
+        return output[0]  # torch's (output, hidden), Keras's [output, h, c]
     return None
 
 

@@ -67,3 +67,40 @@ def assert_layer_equal(lt, ref, atol=1e-5, mask=None):
         if mask is not None and key not in ("c", "h"):
             ours, want = ours[mask], want[mask]
         np.testing.assert_allclose(ours, want, atol=atol, rtol=0, err_msg=f"{lt.name}: {attr}")
+
+
+def keras_lstm_steps(x, cell, h0=None, c0=None, reverse=False, mask=None):
+    """One Keras LSTMCell's math step by step in keras.ops on its own weights: x (B, T, F).
+
+    Returns NumPy arrays (B, T, ...) by input position; masked steps carry the state."""
+    import keras
+    from keras import ops
+
+    cfg = cell.get_config()
+    sig = keras.activations.get(cfg["recurrent_activation"])
+    act = keras.activations.get(cfg["activation"])
+    x = np.asarray(x, np.float32)
+    b, t, _ = x.shape
+    u = cell.units
+    h = np.zeros((b, u), np.float32) if h0 is None else np.asarray(h0, np.float32)
+    c = np.zeros((b, u), np.float32) if c0 is None else np.asarray(c0, np.float32)
+    keys = ("z_i", "z_f", "z_c", "z_o", "i", "f", "g", "o", "c", "h")
+    out = {k: [None] * t for k in keys}
+    order = range(t - 1, -1, -1) if reverse else range(t)
+    for s in order:
+        z = ops.matmul(x[:, s], cell.kernel) + ops.matmul(h, cell.recurrent_kernel)
+        if cell.use_bias:
+            z = z + cell.bias
+        zi, zf, zc, zo = (z[:, k * u : (k + 1) * u] for k in range(4))
+        i, f, g, o = sig(zi), sig(zf), act(zc), sig(zo)
+        c_new = f * c + i * g
+        h_new = o * act(c_new)
+        vals = [ops.convert_to_numpy(v) for v in (zi, zf, zc, zo, i, f, g, o, c_new, h_new)]
+        if mask is not None:
+            keep = ~np.asarray(mask)[:, s, None]
+            vals[8] = np.where(keep, c, vals[8])
+            vals[9] = np.where(keep, h, vals[9])
+        c, h = vals[8], vals[9]
+        for k, v in zip(keys, vals, strict=True):
+            out[k][s] = v
+    return {k: np.stack(v, axis=1) for k, v in out.items()}
