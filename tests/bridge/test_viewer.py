@@ -104,5 +104,5 @@ def test_show_a_model_file_and_refusals(qtbot, tmp_path):
     v.close()
     with pytest.raises(InputError, match="example input"):
         lstmviz.show(Counted(), block=False)
-    with pytest.raises(LstmvizError, match="torch.nn.Module"):
+    with pytest.raises(LstmvizError, match=r"torch\.nn\.Module"):
         lstmviz.show(42, block=False)

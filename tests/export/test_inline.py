@@ -7,9 +7,9 @@ import pytest
 
 pytest.importorskip("matplotlib")
 
-from lstmviz.engine import LSTMWeights, Trace, run_lstm  # noqa: E402
-from lstmviz.errors import LstmvizError  # noqa: E402
-from lstmviz.export.inline import MAX_FRAMES, InlineAnimation  # noqa: E402
+from lstmviz.engine import LSTMWeights, Trace, run_lstm
+from lstmviz.errors import LstmvizError
+from lstmviz.export.inline import MAX_FRAMES, InlineAnimation
 
 
 def _trace(steps=8, units=5, backwards=False):
