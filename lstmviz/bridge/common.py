@@ -14,6 +14,8 @@ Arrays here are time-major, ``(T, B, ...)``, indexed by input position (as
 
 from __future__ import annotations
 
+import contextlib
+import os
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -64,10 +66,34 @@ def max_excess(ours: np.ndarray, theirs: np.ndarray) -> tuple[float, tuple[int, 
     """Largest ``|ours - theirs| / max(1, |theirs|)`` and where it is (None when empty)."""
     if ours.size == 0:
         return 0.0, None
+    d = np.abs(np.subtract(ours, theirs, dtype=np.float32))
+    if float(d.max()) <= TOL:  # the usual case: no need for the relative form
+        flat = int(np.argmax(d))
+        return float(d.flat[flat]), tuple(int(i) for i in np.unravel_index(flat, d.shape))
     err = np.abs(ours.astype(np.float64) - theirs.astype(np.float64))
     err /= np.maximum(1.0, np.abs(theirs.astype(np.float64)))
     flat = int(np.argmax(err))
     return float(err.flat[flat]), tuple(int(i) for i in np.unravel_index(flat, err.shape))
+
+
+def _refuse(
+    what: str,
+    layer: str,
+    framework: str,
+    err: float,
+    where: tuple[int, ...],
+    ours: float,
+    theirs: float,
+    axes: str,
+    hint: str,
+) -> VerificationError:
+    return VerificationError(
+        f"LSTM {layer!r}: the engine's {what} differs from {framework}'s by {err:.3g} at "
+        f"{axes} = {where} (ours {ours:.7g}, {framework} {theirs:.7g}; allowed {TOL:g}). The "
+        "LSTM does not compute what a standard LSTM computes from its weights"
+        + (f" ({hint})" if hint else " (a custom cell, a patched forward, or low precision)")
+        + ", so lstmviz refuses to show gates it cannot reproduce"
+    )
 
 
 def check_close(
@@ -79,33 +105,36 @@ def check_close(
     framework: str,
     axes: str = "(t, batch, unit)",
     hint: str = "",
+    offset: int = 0,
 ) -> float:
-    """Raise :class:`VerificationError` unless ``ours`` equals ``theirs`` to :data:`TOL`;
-    returns the largest (relative) difference."""
+    """Raise :class:`VerificationError` unless ``ours`` equals ``theirs`` to :data:`TOL`
+    (``|ours - theirs| <= TOL * max(1, |theirs|)``); returns the largest difference.
+    ``offset`` is added to the first index in the message (a block of a longer array)."""
     if ours.shape != theirs.shape:
         raise VerificationError(
             f"LSTM {layer!r}: the recomputed {what} has shape {ours.shape}, {framework}'s "
             f"{theirs.shape}; the trace is refused"
         )
-    if not np.all(np.isfinite(theirs)):
-        raise VerificationError(
-            f"LSTM {layer!r}: {framework}'s {what} contains NaN or inf; nothing to show"
-        )
     err, where = max_excess(ours, theirs)
-    if err > TOL:
+    if not np.isfinite(err) or err > TOL:
         assert where is not None
-        raise VerificationError(
-            f"LSTM {layer!r}: the engine's {what} differs from {framework}'s by {err:.3g} at "
-            f"{axes} = {where} (ours {float(ours[where]):.7g}, {framework} "
-            f"{float(theirs[where]):.7g}; allowed {TOL:g}). The LSTM does not compute what a "
-            "standard LSTM computes from its weights"
-            + (f" ({hint})" if hint else " (a custom cell, a patched forward, or low precision)")
-            + ", so lstmviz refuses to show gates it cannot reproduce"
+        if not np.all(np.isfinite(theirs)):
+            raise VerificationError(
+                f"LSTM {layer!r}: {framework}'s {what} contains NaN or inf; nothing to show"
+            )
+        at = (where[0] + offset, *where[1:])
+        raise _refuse(
+            what, layer, framework, err, at, float(ours[where]), float(theirs[where]), axes, hint
         )
     return err
 
 
 # ------------------------------------------------------------------------- recomputation
+#: Rows of ``(T*B, 4U)`` work done at a time: about 1 MiB of pre-activations, so each pass
+#: over a block stays in the CPU's cache.
+BLOCK_BYTES = 1 << 20
+
+
 def _act(name: str) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
     return activations.get(name)
 
@@ -123,25 +152,57 @@ def _gates(pre: np.ndarray, act: np.ndarray, w: LSTMWeights) -> None:
     _act(w.activation)(pre[:, g3:], act[:, g3:])  # g
 
 
-def _preactivations(x: np.ndarray, h_prev: np.ndarray, w: LSTMWeights, what: str) -> np.ndarray:
-    """``x_t W + h_prev U + b`` for every step at once, ``(T, B, 4U)`` blocks i, f, o, c.
+def _workers() -> int:
+    """CPU cores this process may use (the block work runs on that many threads)."""
+    try:
+        n = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # pragma: no cover - not Linux
+        n = os.cpu_count() or 1
+    return max(1, min(n, 8))
 
-    One matrix product over ``[h_prev, x]`` ``(T*B, P + F)`` and ``[U; W]`` instead of a
-    product per step.
+
+def blockwise(n_rows: int, row_bytes: int, fn: Callable[[int, int], Any]) -> list[Any]:
+    """``fn(start, stop)`` over blocks of rows (about :data:`BLOCK_BYTES` each), on every
+    core: NumPy and BLAS release the GIL, so blocks run in parallel, each with one BLAS
+    thread (threadpoolctl), instead of one pass over the whole array after another."""
+    rows = max(16, BLOCK_BYTES // max(row_bytes, 1))
+    blocks = [(s, min(s + rows, n_rows)) for s in range(0, n_rows, rows)]
+    n = min(_workers(), len(blocks))
+    if n <= 1:
+        return [fn(s, e) for s, e in blocks]
+    from concurrent.futures import ThreadPoolExecutor
+
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # pragma: no cover - threadpoolctl missing: BLAS keeps its threads
+        limits: Any = contextlib.nullcontext()
+    else:
+        limits = threadpool_limits(1, user_api="blas")
+    with limits, ThreadPoolExecutor(n, thread_name_prefix="lstmviz-gates") as pool:
+        return list(pool.map(lambda be: fn(*be), blocks))
+
+
+def _preactivations(both: np.ndarray, w: LSTMWeights) -> tuple[np.ndarray, np.ndarray]:
+    """``[h_prev, x] @ [U; W] + b`` and its activations for every step at once:
+    ``both`` ``(N, P + F)`` -> ``pre``, ``act`` ``(N, 4U)`` (blocks i, f, o, c / g).
+
+    One matrix product per block of rows instead of one product per step.
     """
-    steps, batch, feats = x.shape
-    p = h_prev.shape[2]
+    n = both.shape[0]
     u4 = 4 * w.units
-    budget.check_array((steps, batch, 2 * u4 + p + feats), 4, f"the trace of {what}")
-    both = np.empty((steps * batch, p + feats), np.float32)
-    both[:, :p] = h_prev.reshape(steps * batch, p)
-    both[:, p:] = x.reshape(steps * batch, feats)
-    pre = np.empty((steps, batch, u4), np.float32)
-    np.matmul(both, w._stacked(), out=pre.reshape(steps * batch, u4))  # (T*B, P+F) @ (P+F, 4U)
+    pre = np.empty((n, u4), np.float32)
+    act = np.empty((n, u4), np.float32)
+    stacked = w._stacked()  # (P + F, 4U): [U; W]
     bias = w._internal()[2]
-    if bias is not None:
-        pre += bias
-    return pre
+
+    def work(s: int, e: int) -> None:
+        np.matmul(both[s:e], stacked, out=pre[s:e])  # (rows, P+F) @ (P+F, 4U)
+        if bias is not None:
+            pre[s:e] += bias
+        _gates(pre[s:e], act[s:e], w)
+
+    blockwise(n, 8 * u4, work)
+    return pre, act
 
 
 def _project(w: LSTMWeights, hu: np.ndarray) -> np.ndarray:
@@ -149,6 +210,42 @@ def _project(w: LSTMWeights, hu: np.ndarray) -> np.ndarray:
     if w.projection is None:
         return hu
     return hu @ w.projection  # (..., U) @ (U, P)
+
+
+def _check_h(
+    w: LSTMWeights,
+    cs: np.ndarray,
+    act: np.ndarray,
+    h: np.ndarray,
+    *,
+    name: str,
+    framework: str,
+    skip: np.ndarray | None = None,
+) -> None:
+    """``o * tanh(c)`` (projected) against the framework's ``h``, block by block: all
+    ``(N, ...)`` rows; rows where ``skip`` is True (padding) are not compared."""
+    u = w.units
+    tanh = _act(w.activation)
+
+    def work(s: int, e: int) -> None:
+        hu = tanh(cs[s:e], np.empty_like(cs[s:e]))
+        hu *= act[s:e, 2 * u : 3 * u]  # o
+        ours = _project(w, hu)
+        theirs = h[s:e]
+        if skip is not None and skip[s:e].any():
+            keep = ~skip[s:e]
+            ours, theirs = ours[keep], theirs[keep]
+        check_close(
+            ours,
+            theirs,
+            what="hidden state h",
+            layer=name,
+            framework=framework,
+            axes="(row t*batch + b, unit)",
+            offset=s,
+        )
+
+    blockwise(cs.shape[0], 4 * u * 4, work)
 
 
 def trace_from_steps(
@@ -174,19 +271,38 @@ def trace_from_steps(
     framework carried the state over (Keras's masking); the cell's own result there is
     checked, and the trace keeps the carried state, as the engine does.
     """
-    steps, batch, _ = x.shape
+    steps, batch, feats = x.shape
     u = weights.units
-    pre = _preactivations(x, h_prev, weights, repr(name))
-    act = np.empty_like(pre)
-    _gates(pre.reshape(steps * batch, 4 * u), act.reshape(steps * batch, 4 * u), weights)
-    i, f, o, g = (act[..., k * u : (k + 1) * u] for k in range(4))
-    c_ours = f * c_prev + i * g  # (T, B, U)
-    check_close(c_ours, c, what="cell state c", layer=name, framework=framework)
-    hu = _act(weights.activation)(c_ours, np.empty_like(c_ours))
-    hu *= o
-    check_close(_project(weights, hu), h, what="hidden state h", layer=name, framework=framework)
+    p = h_prev.shape[2]
+    n = steps * batch
+    budget.check_array((n, 8 * u + p + feats), 4, f"the trace of LSTM {name!r}")
+    both = np.empty((steps, batch, p + feats), np.float32)
+    both[..., :p] = h_prev
+    both[..., p:] = x
+    pre, act = _preactivations(both.reshape(n, p + feats), weights)
+    cp = np.ascontiguousarray(c_prev, np.float32).reshape(n, u)
+    c_fw = np.ascontiguousarray(c, np.float32).reshape(n, u)
+
+    def cell(s: int, e: int) -> None:
+        a = act[s:e]
+        ours = a[:, :u] * a[:, 3 * u :]  # i * g
+        ours += a[:, u : 2 * u] * cp[s:e]  # + f * c_prev
+        check_close(
+            ours,
+            c_fw[s:e],
+            what="cell state c",
+            layer=name,
+            framework=framework,
+            axes="(row t*batch + b, unit)",
+            offset=s,
+        )
+
+    blockwise(n, 4 * u * 4, cell)
+    _check_h(
+        weights, c_fw, act, np.asarray(h, np.float32).reshape(n, -1), name=name, framework=framework
+    )
     h_out = np.array(h, np.float32)
-    c_out = np.array(c, np.float32)
+    c_out = c_fw.reshape(steps, batch, u).copy()
     if mask is not None and not mask.all():
         keep = ~mask.T  # (T, B): steps where the state was carried over
         h_out[keep] = h_prev[keep]
@@ -195,8 +311,8 @@ def trace_from_steps(
     return LayerTrace(
         name=name,
         weights=weights,
-        pre=pre,
-        act=act,
+        pre=pre.reshape(steps, batch, 4 * u),
+        act=act.reshape(steps, batch, 4 * u),
         c=c_out,
         h=h_out,
         h0=np.array(h_prev[first], np.float32),
@@ -233,41 +349,55 @@ def trace_from_sequence(
     The gates of step t come from the framework's own ``h_{t-1}`` (one matrix product for
     all steps); only ``c = f c_prev + i g`` runs step by step. The h this implies must equal
     the framework's at every step. ``mask`` ``(B, T)`` marks real steps (packed sequences);
-    padded steps carry the state over.
+    padded steps carry the state over. ``h`` becomes the trace's own array when it is a
+    C-contiguous float32 array (no copy).
     """
-    steps, batch, _ = x.shape
+    steps, batch, feats = x.shape
     u = weights.units
     p = weights.output_units
-    order = range(steps - 1, -1, -1) if go_backwards else range(steps)
-    h_fw = np.array(h, np.float32)  # (T, B, P)
+    n = steps * batch
+    budget.check_array((n, 9 * u + 2 * p + feats), 4, f"the trace of LSTM {name!r}")
+    h_fw = h if _owned(h) else np.array(h, np.float32)  # (T, B, P)
     m = None if mask is None or mask.all() else np.asarray(mask, bool).T  # (T, B)
-    h_prev = np.empty((steps, batch, p), np.float32)
-    prev = np.asarray(h0, np.float32)
-    for t in order:  # the state each step starts from, in processing order
-        h_prev[t] = prev
-        if m is not None:
+    h0 = np.asarray(h0, np.float32)
+    both = np.empty((steps, batch, p + feats), np.float32)  # [h_prev, x] per step
+    both[..., p:] = x
+    if m is None:  # the state each step starts from: the previous step's, in processing order
+        if go_backwards:
+            both[:-1, :, :p] = h_fw[1:]
+            both[-1, :, :p] = h0
+        else:
+            both[1:, :, :p] = h_fw[:-1]
+            both[0, :, :p] = h0
+    else:
+        prev = h0
+        for t in range(steps - 1, -1, -1) if go_backwards else range(steps):
+            both[t, :, :p] = prev
             h_fw[t][~m[t]] = prev[~m[t]]  # padded: carried over (torch pads with zeros)
-        prev = h_fw[t]
-    pre = _preactivations(x, h_prev, weights, repr(name))
-    act = np.empty_like(pre)
-    _gates(pre.reshape(steps * batch, 4 * u), act.reshape(steps * batch, 4 * u), weights)
-    ig = act[..., :u] * act[..., 3 * u :]  # i * g, (T, B, U)
-    f = act[..., u : 2 * u]
+            prev = h_fw[t]
+    pre, act = _preactivations(both.reshape(n, p + feats), weights)
+    del both
+    a3 = act.reshape(steps, batch, 4 * u)
     cs = np.empty((steps, batch, u), np.float32)
+    ig = np.empty((batch, u), np.float32)
     c_tm1 = np.asarray(c0, np.float32)
-    for t in order:  # c = f * c_tm1 + i * g
-        ct = cs[t]
-        np.multiply(f[t], c_tm1, out=ct)
-        ct += ig[t]
+    for t in range(steps - 1, -1, -1) if go_backwards else range(steps):
+        ct = cs[t]  # c = f * c_tm1 + i * g
+        np.multiply(a3[t, :, u : 2 * u], c_tm1, out=ct)
+        np.multiply(a3[t, :, :u], a3[t, :, 3 * u :], out=ig)
+        ct += ig
         if m is not None and not m[t].all():
             ct[~m[t]] = c_tm1[~m[t]]
         c_tm1 = ct
-    hu = _act(weights.activation)(cs, np.empty_like(cs))
-    hu *= act[..., 2 * u : 3 * u]  # o * tanh(c)
-    h_ours = _project(weights, hu)
-    if m is not None:
-        h_ours[~m] = h_fw[~m]  # padded steps: carried, compared through the real ones
-    check_close(h_ours, h_fw, what="hidden state h", layer=name, framework=framework)
+    _check_h(
+        weights,
+        cs.reshape(n, u),
+        act,
+        h_fw.reshape(n, p),
+        name=name,
+        framework=framework,
+        skip=None if m is None else ~m.reshape(n),
+    )
     if c_last is not None:
         last = 0 if go_backwards else steps - 1
         check_close(
@@ -281,8 +411,8 @@ def trace_from_sequence(
     return LayerTrace(
         name=name,
         weights=weights,
-        pre=pre,
-        act=act,
+        pre=pre.reshape(steps, batch, 4 * u),
+        act=a3,
         c=cs,
         h=h_fw,
         h0=np.array(h0, np.float32),
@@ -293,6 +423,16 @@ def trace_from_sequence(
         layer_name=layer_name or name,
         direction=direction,
         meta={"engine": f"{framework} (live)", **(meta or {})},
+    )
+
+
+def _owned(a: np.ndarray) -> bool:
+    return (
+        isinstance(a, np.ndarray)
+        and a.dtype == np.float32
+        and a.flags.c_contiguous
+        and a.flags.writeable
+        and a.flags.owndata
     )
 
 

@@ -51,9 +51,20 @@ def _torch() -> Any:
     return torch
 
 
+def _view(t: Any) -> np.ndarray:
+    """A tensor's values as float32 NumPy (shares memory when it can: copy before keeping)."""
+    return np.asarray(t.detach().float().cpu().numpy(), dtype=np.float32)
+
+
 def _np(t: Any) -> np.ndarray:
     """A float32 NumPy copy of a tensor."""
-    return np.array(t.detach().float().cpu().numpy(), dtype=np.float32, copy=True)
+    return np.array(_view(t), copy=True)
+
+
+def _time_major(t: Any, batch_first: bool) -> np.ndarray:
+    """A ``(B, T, ...)`` (``batch_first``) or ``(T, B, ...)`` tensor copied as ``(T, B, ...)``."""
+    v = _view(t)
+    return np.ascontiguousarray(v.swapaxes(0, 1)) if batch_first else np.array(v, copy=True)
 
 
 # ------------------------------------------------------------------------- what the hooks keep
@@ -117,12 +128,12 @@ class Recorder:
             mask = np.arange(steps)[None, :] < lengths.cpu().numpy()[:, None]  # (B, T)
             seen: tuple[int, ...] = ()
         else:
-            x, yy = _np(inp), _np(y)
             seen = tuple(inp.shape)
             if inp.dim() == 2:  # unbatched (T, F)
-                x, yy = x[:, None], yy[:, None]
-            elif module.batch_first:
-                x, yy = x.swapaxes(0, 1), yy.swapaxes(0, 1)
+                x, yy = _np(inp)[:, None], _np(y)[:, None]
+            else:
+                x = _time_major(inp, module.batch_first)
+                yy = _time_major(y, module.batch_first)
         hn, cn = _np(h_n), _np(c_n)
         if hn.ndim == 2:  # unbatched
             hn, cn = hn[:, None], cn[:, None]
@@ -256,7 +267,7 @@ def lstm_call_traces(call: LSTMCall, base: str) -> list[LayerTrace]:
             if k == layers - 1:  # torch returned this layer's h at every step
                 lt = trace_from_sequence(
                     x=layer_in,
-                    h=call.out[..., d * p : (d + 1) * p],
+                    h=call.out if dirs == 1 else call.out[..., d * p : (d + 1) * p],
                     h0=call.h0[j],
                     c0=call.c0[j],
                     c_last=call.c_n[j],
