@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -72,8 +73,13 @@ class Where:
     direction: str
 
 
+#: One live Keras trace at a time: the wrappers are set on the model's own layer objects.
+_LOCK = threading.RLock()
+
+
 @dataclass
 class Recorder:
+    thread: int = field(default_factory=threading.get_ident)  # other threads' calls: not ours
     stack: list[Frame] = field(default_factory=list)
     done: list[tuple[Frame, Any]] = field(default_factory=list)
     counter: itertools.count = field(default_factory=itertools.count)
@@ -141,7 +147,8 @@ def _wrap_rnn(rec: Recorder, layer: Any) -> Any:
     orig = layer.call
 
     def call(sequences: Any, *args: Any, **kwargs: Any) -> Any:
-        if not _concrete(sequences):  # Keras building the model on symbolic tensors
+        if threading.get_ident() != rec.thread or not _concrete(sequences):
+            # another thread's call, or Keras building the model on symbolic tensors
             return orig(sequences, *args, **kwargs)
         mask = kwargs.get("mask", args[1] if len(args) > 1 else None)
         steps = int(sequences.shape[1])
@@ -175,7 +182,7 @@ def _wrap_cell(rec: Recorder, cell: Any) -> Any:
 
     def call(inputs: Any, states: Any, *args: Any, **kwargs: Any) -> Any:
         out = orig(inputs, states, *args, **kwargs)
-        if rec.stack:
+        if rec.stack and threading.get_ident() == rec.thread:
             _output, new_states = out
             rec.stack[-1].records.setdefault(id(cell), []).append(
                 (inputs, states[0], states[1], new_states[0], new_states[1])
@@ -257,7 +264,7 @@ class KerasModel(LiveModel):
         naming = _naming(model)
         rec = Recorder()
         layers = [lay for lay in _all_layers(model) if id(lay) in naming]
-        with contextlib.ExitStack() as stack:
+        with _LOCK, contextlib.ExitStack() as stack:
             for lay in layers:
                 stack.enter_context(_patched(lay, _wrap_rnn(rec, lay)))
                 for cell in _cells_of(lay):

@@ -17,6 +17,7 @@ torch is imported inside functions only: importing this module costs nothing.
 from __future__ import annotations
 
 import itertools
+import threading
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -104,12 +105,15 @@ class Recorder:
     """Collects the calls of every hooked module during one forward pass."""
 
     paths: dict[int, str]
+    thread: int = field(default_factory=threading.get_ident)  # calls from other threads: not ours
     lstm_calls: list[LSTMCall] = field(default_factory=list)
     cell_calls: dict[int, list[CellCall]] = field(default_factory=dict)
     cells: dict[int, Any] = field(default_factory=dict)
     counter: itertools.count = field(default_factory=itertools.count)
 
     def on_lstm(self, module: Any, args: tuple[Any, ...], kwargs: dict[str, Any], out: Any) -> None:
+        if threading.get_ident() != self.thread:
+            return
         torch = _torch()
         inp = args[0] if args else kwargs.get("input")
         hx = args[1] if len(args) > 1 else kwargs.get("hx")
@@ -165,6 +169,8 @@ class Recorder:
         )
 
     def on_cell(self, module: Any, args: tuple[Any, ...], kwargs: dict[str, Any], out: Any) -> None:
+        if threading.get_ident() != self.thread:
+            return
         inp = args[0] if args else kwargs.get("input")
         hx = args[1] if len(args) > 1 else kwargs.get("hx")
         h, c = out

@@ -306,3 +306,34 @@ def test_no_lstm_and_bad_inputs():
         lstmviz.trace(object(), np.zeros((1, 2, 3)))
     with pytest.raises(InputError, match="raised"):
         lstmviz.trace(m, torch.randn(1, 5, 3), "not a state")
+
+
+def test_calls_from_other_threads_are_not_recorded():
+    import threading
+
+    started, proceed = threading.Event(), threading.Event()
+
+    class Paused(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.rnn = nn.LSTM(2, 3, batch_first=True)
+
+        def forward(self, x):
+            y, _ = self.rnn(x)
+            started.set()
+            proceed.wait(30)
+            return y
+
+    model = Paused().eval()
+    result = {}
+    worker = threading.Thread(
+        target=lambda: result.update(tr=lstmviz.trace(model, torch.randn(1, 5, 2)))
+    )
+    worker.start()
+    assert started.wait(30)
+    with torch.no_grad():
+        model.rnn(torch.randn(4, 7, 2))  # the user's own call meanwhile, on another thread
+    proceed.set()
+    worker.join(30)
+    tr = result["tr"]
+    assert tr.layer_names == ["rnn"] and tr.batch_size == 1 and tr.timesteps == 5
