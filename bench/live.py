@@ -50,6 +50,7 @@ def main() -> None:
     a = p.parse_args()
     if a.threads:
         pin_threads(a.threads)
+        os.environ["LSTMVIZ_THREADS"] = str(a.threads)  # the bridge's block workers
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")
 

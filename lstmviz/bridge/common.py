@@ -66,10 +66,11 @@ def max_excess(ours: np.ndarray, theirs: np.ndarray) -> tuple[float, tuple[int, 
     """Largest ``|ours - theirs| / max(1, |theirs|)`` and where it is (None when empty)."""
     if ours.size == 0:
         return 0.0, None
-    d = np.abs(np.subtract(ours, theirs, dtype=np.float32))
-    if float(d.max()) <= TOL:  # the usual case: no need for the relative form
-        flat = int(np.argmax(d))
-        return float(d.flat[flat]), tuple(int(i) for i in np.unravel_index(flat, d.shape))
+    d = np.subtract(ours, theirs, dtype=np.float32)
+    np.abs(d, out=d)
+    top = float(d.max())
+    if top <= TOL:  # the usual case: no need for the relative form, nor where it is
+        return top, None
     err = np.abs(ours.astype(np.float64) - theirs.astype(np.float64))
     err /= np.maximum(1.0, np.abs(theirs.astype(np.float64)))
     flat = int(np.argmax(err))
@@ -117,7 +118,7 @@ def check_close(
         )
     err, where = max_excess(ours, theirs)
     if not np.isfinite(err) or err > TOL:
-        assert where is not None
+        assert where is not None  # only within the tolerance is the place left out
         if not np.all(np.isfinite(theirs)):
             raise VerificationError(
                 f"LSTM {layer!r}: {framework}'s {what} contains NaN or inf; nothing to show"
@@ -130,9 +131,12 @@ def check_close(
 
 
 # ------------------------------------------------------------------------- recomputation
-#: Rows of ``(T*B, 4U)`` work done at a time: about 1 MiB of pre-activations, so each pass
-#: over a block stays in the CPU's cache.
-BLOCK_BYTES = 1 << 20
+#: Rows of ``(T*B, 4U)`` work done at a time: about 4 MiB of pre-activations and at least
+#: 512 rows, so that BLAS packs ``[U; W]`` rarely and each pass stays near the CPU's caches.
+BLOCK_BYTES = 4 << 20
+MIN_BLOCK_ROWS = 512
+#: ... and the activations run on sub-blocks of about this many bytes (a core's L2 cache).
+SUB_BLOCK_BYTES = 512 << 10
 
 
 def _act(name: str) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
@@ -153,7 +157,11 @@ def _gates(pre: np.ndarray, act: np.ndarray, w: LSTMWeights) -> None:
 
 
 def _workers() -> int:
-    """CPU cores this process may use (the block work runs on that many threads)."""
+    """Threads for the block work: ``LSTMVIZ_THREADS`` when set, else the CPU cores this
+    process may use (at most 8)."""
+    env = os.environ.get("LSTMVIZ_THREADS", "").strip()
+    if env.isdigit() and int(env) > 0:
+        return int(env)
     try:
         n = len(os.sched_getaffinity(0))
     except (AttributeError, OSError):  # pragma: no cover - not Linux
@@ -163,9 +171,9 @@ def _workers() -> int:
 
 def blockwise(n_rows: int, row_bytes: int, fn: Callable[[int, int], Any]) -> list[Any]:
     """``fn(start, stop)`` over blocks of rows (about :data:`BLOCK_BYTES` each), on every
-    core: NumPy and BLAS release the GIL, so blocks run in parallel, each with one BLAS
-    thread (threadpoolctl), instead of one pass over the whole array after another."""
-    rows = max(16, BLOCK_BYTES // max(row_bytes, 1))
+    core: NumPy, BLAS and the compiled activations release the GIL, so blocks run in
+    parallel, each with one BLAS thread (threadpoolctl)."""
+    rows = max(MIN_BLOCK_ROWS, BLOCK_BYTES // max(row_bytes, 1))
     blocks = [(s, min(s + rows, n_rows)) for s in range(0, n_rows, rows)]
     n = min(_workers(), len(blocks))
     if n <= 1:
@@ -195,13 +203,17 @@ def _preactivations(both: np.ndarray, w: LSTMWeights) -> tuple[np.ndarray, np.nd
     stacked = w._stacked()  # (P + F, 4U): [U; W]
     bias = w._internal()[2]
 
+    sub = max(8, SUB_BLOCK_BYTES // (4 * u4))
+
     def work(s: int, e: int) -> None:
         np.matmul(both[s:e], stacked, out=pre[s:e])  # (rows, P+F) @ (P+F, 4U)
-        if bias is not None:
-            pre[s:e] += bias
-        _gates(pre[s:e], act[s:e], w)
+        for r in range(s, e, sub):  # the elementwise passes on blocks that stay in cache
+            q = slice(r, min(r + sub, e))
+            if bias is not None:
+                pre[q] += bias
+            _gates(pre[q], act[q], w)
 
-    blockwise(n, 8 * u4, work)
+    blockwise(n, 4 * u4, work)
     return pre, act
 
 
@@ -225,6 +237,7 @@ def _check_h(
     """``o * tanh(c)`` (projected) against the framework's ``h``, block by block: all
     ``(N, ...)`` rows; rows where ``skip`` is True (padding) are not compared."""
     u = w.units
+
     tanh = _act(w.activation)
 
     def work(s: int, e: int) -> None:
@@ -245,7 +258,7 @@ def _check_h(
             offset=s,
         )
 
-    blockwise(cs.shape[0], 4 * u * 4, work)
+    blockwise(cs.shape[0], 4 * u, work)
 
 
 def trace_from_steps(
@@ -297,7 +310,7 @@ def trace_from_steps(
             offset=s,
         )
 
-    blockwise(n, 4 * u * 4, cell)
+    blockwise(n, 4 * u, cell)
     _check_h(
         weights, c_fw, act, np.asarray(h, np.float32).reshape(n, -1), name=name, framework=framework
     )
