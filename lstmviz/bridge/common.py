@@ -799,15 +799,22 @@ class LiveModel:
 
     # --- the trace --------------------------------------------------------------------------
     def trace(
-        self, x: Any, initial_state: dict[str, Any] | None = None, step_outputs: bool = True
+        self,
+        x: Any,
+        initial_state: dict[str, Any] | None = None,
+        step_outputs: bool = True,
+        reuse: Trace | None = None,
+        out: Trace | None = None,
     ) -> Trace:
         """Run the framework's model on ``x`` (lstmviz's layout) and record every LSTM.
 
         ``initial_state`` must be empty: a live model starts its LSTMs from the states its
         own code passes (give ``h0``/``c0`` to the model instead). ``trace.output`` is the
-        framework's output (tensors as NumPy arrays); ``step_outputs`` is accepted for the
-        engine model's interface (a per-step output is kept when the model's output is one).
+        framework's output (tensors as NumPy arrays). ``step_outputs``, ``reuse`` and
+        ``out`` are accepted for the engine model's interface: the framework always runs the
+        whole input (a per-step output is kept when the model's output is one).
         """
+        del reuse, out  # the framework reruns the model; nothing of an old trace is reused
         if initial_state:
             raise InputError(
                 f"{self.name}: initial_state= cannot be set from outside a live "
