@@ -107,10 +107,13 @@ def check_close(
     axes: str = "(t, batch, unit)",
     hint: str = "",
     offset: int = 0,
+    batch: int = 0,
 ) -> float:
     """Raise :class:`VerificationError` unless ``ours`` equals ``theirs`` to :data:`TOL`
     (``|ours - theirs| <= TOL * max(1, |theirs|)``); returns the largest difference.
-    ``offset`` is added to the first index in the message (a block of a longer array)."""
+    ``offset`` is added to the first index in the message (a block of a longer array);
+    with ``batch``, that index is a row ``t * batch + b`` of a ``(T*B, ...)`` array, named
+    ``(t, b, ...)``."""
     if ours.shape != theirs.shape:
         raise VerificationError(
             f"LSTM {layer!r}: the recomputed {what} has shape {ours.shape}, {framework}'s "
@@ -123,7 +126,8 @@ def check_close(
             raise VerificationError(
                 f"LSTM {layer!r}: {framework}'s {what} contains NaN or inf; nothing to show"
             )
-        at = (where[0] + offset, *where[1:])
+        row = where[0] + offset
+        at = (*divmod(row, batch), *where[1:]) if batch else (row, *where[1:])
         raise _refuse(
             what, layer, framework, err, at, float(ours[where]), float(theirs[where]), axes, hint
         )
@@ -232,10 +236,12 @@ def _check_h(
     *,
     name: str,
     framework: str,
+    batch: int,
     skip: np.ndarray | None = None,
 ) -> None:
     """``o * tanh(c)`` (projected) against the framework's ``h``, block by block: all
-    ``(N, ...)`` rows; rows where ``skip`` is True (padding) are not compared."""
+    ``(N, ...)`` rows (``t * batch + b``); rows where ``skip`` is True (padding) are not
+    compared."""
     u = w.units
 
     tanh = _act(w.activation)
@@ -246,16 +252,15 @@ def _check_h(
         ours = _project(w, hu)
         theirs = h[s:e]
         if skip is not None and skip[s:e].any():
-            keep = ~skip[s:e]
-            ours, theirs = ours[keep], theirs[keep]
+            ours[skip[s:e]] = theirs[skip[s:e]]
         check_close(
             ours,
             theirs,
             what="hidden state h",
             layer=name,
             framework=framework,
-            axes="(row t*batch + b, unit)",
             offset=s,
+            batch=batch,
         )
 
     blockwise(cs.shape[0], 4 * u, work)
@@ -306,13 +311,19 @@ def trace_from_steps(
             what="cell state c",
             layer=name,
             framework=framework,
-            axes="(row t*batch + b, unit)",
             offset=s,
+            batch=batch,
         )
 
     blockwise(n, 4 * u, cell)
     _check_h(
-        weights, c_fw, act, np.asarray(h, np.float32).reshape(n, -1), name=name, framework=framework
+        weights,
+        c_fw,
+        act,
+        np.asarray(h, np.float32).reshape(n, -1),
+        name=name,
+        framework=framework,
+        batch=batch,
     )
     h_out = np.array(h, np.float32)
     c_out = c_fw.reshape(steps, batch, u).copy()
@@ -409,6 +420,7 @@ def trace_from_sequence(
         h_fw.reshape(n, p),
         name=name,
         framework=framework,
+        batch=batch,
         skip=None if m is None else ~m.reshape(n),
     )
     if c_last is not None:

@@ -352,6 +352,11 @@ class TorchModel(LiveModel):
 
     framework = FRAMEWORK
 
+    def __init__(self, model: Any, torch_dtypes: list[Any], *args: Any, **kwargs: Any) -> None:
+        #: the dtype of each example tensor (bfloat16 has no NumPy twin): new inputs get it
+        self.torch_dtypes = list(torch_dtypes)
+        super().__init__(model, *args, **kwargs)
+
     def _modules(self) -> list[tuple[str, Any]]:
         return list(self.module.named_modules())
 
@@ -362,7 +367,10 @@ class TorchModel(LiveModel):
             device = next(model.parameters()).device
         except StopIteration:
             device = torch.device("cpu")
-        tensors = [torch.from_numpy(np.array(a, copy=True)).to(device) for a in feed]
+        tensors = [
+            torch.from_numpy(np.array(a, copy=True)).to(device=device, dtype=dtype)
+            for a, dtype in zip(feed, self.torch_dtypes, strict=True)
+        ]
         paths = {id(mod): path for path, mod in self._modules()}
         rec = Recorder(paths)
         handles = []
@@ -498,8 +506,10 @@ def live_model(
         if not isinstance(arr, np.ndarray) or arr.dtype == object:
             raise InputError(f"input {k} is not an array or tensor ({type(a).__name__})")
     layouts = [layout_of(a, time_major, f"input {k}") for k, a in enumerate(arrays)]
+    torch_dtypes = [a.dtype if isinstance(a, torch.Tensor) else None for a in xs]
     return TorchModel(
         model,
+        torch_dtypes,
         arrays,
         layouts,
         args=args,

@@ -337,3 +337,14 @@ def test_calls_from_other_threads_are_not_recorded():
     worker.join(30)
     tr = result["tr"]
     assert tr.layer_names == ["rnn"] and tr.batch_size == 1 and tr.timesteps == 5
+
+
+def test_float64_is_traced_and_bfloat16_is_refused():
+    torch.manual_seed(8)
+    m = nn.LSTM(3, 5, batch_first=True).double().eval()
+    x = torch.randn(2, 30, 3, dtype=torch.float64)
+    tr = lstmviz.trace(m, x)
+    _check_lstm(m.float(), tr, x.float())
+    low = nn.LSTM(3, 5, batch_first=True).to(torch.bfloat16).eval()
+    with pytest.raises(VerificationError, match="low precision"):
+        lstmviz.trace(low, torch.randn(2, 30, 3, dtype=torch.bfloat16))
