@@ -82,6 +82,43 @@ def test_a_new_input_calls_the_live_model_again(viewer):
     assert viewer.trace is tr  # the failed input changed nothing
 
 
+def test_typing_an_input_in_the_window_runs_the_model(viewer, qtbot):
+    model = viewer.model.module
+    before = model.calls
+    editor = viewer.window.editor
+    editor.edit.clear()
+    qtbot.keyClicks(editor.edit, "0.5 1 -1; 0 0 2; 1 1 1; -2 0 0")  # 4 steps of 3 numbers
+    qtbot.mouseClick(editor.apply_button, Qt.MouseButton.LeftButton)
+    assert model.calls == before + 1
+    assert viewer.trace.timesteps == 4
+    want = np.array([[[0.5, 1, -1], [0, 0, 2], [1, 1, 1], [-2, 0, 0]]], np.float32)
+    with torch.no_grad():
+        np.testing.assert_array_equal(viewer.trace.output, model(torch.from_numpy(want)).numpy())
+
+
+def test_keras_encoder_decoder_in_the_window(qtbot):
+    keras = pytest.importorskip("keras")
+    keras.utils.set_random_seed(0)
+    enc_in = keras.Input((None, 5), name="encoder_inputs")
+    _, h, c = keras.layers.LSTM(6, return_state=True, name="encoder")(enc_in)
+    dec_in = keras.Input((None, 4), name="decoder_inputs")
+    dec = keras.layers.LSTM(6, return_sequences=True, name="decoder")(dec_in, initial_state=[h, c])
+    model = keras.Model([enc_in, dec_in], keras.layers.Dense(4, activation="softmax")(dec))
+    rng = np.random.default_rng(0)
+    xs = [rng.normal(size=(1, 7, 5)), rng.normal(size=(1, 3, 4))]
+    xs = [a.astype("float32") for a in xs]
+    v = lstmviz.show(model, xs, block=False)
+    qtbot.addWidget(v.window)
+    assert v.layers == ["encoder", "decoder"]
+    v.layer = "decoder"
+    assert v.window.document.timesteps == 3
+    qtbot.keyClick(v.window, Qt.Key.Key_End)
+    assert v.t == 2
+    v.set_input([xs[0][:, :4], rng.normal(size=(1, 5, 4)).astype("float32")])
+    assert v.trace.layer("encoder").timesteps == 4 and v.trace.layer("decoder").timesteps == 5
+    v.close()
+
+
 def test_screenshot(viewer, tmp_path):
     viewer.t = 3
     img = viewer.screenshot(tmp_path / "shot.png")
