@@ -648,6 +648,36 @@ class FrameworkLayer(Layer):
 
 
 _SUFFIX = re.compile(r"/(forward|backward)$")
+_LAYER = re.compile(r"_l\d+$")  # layer k of a multi-layer nn.LSTM
+
+
+def state_for(
+    initial_state: dict[str, Any], names: list[str], batch: int, units: tuple[int, int], what: str
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """The ``(h0, c0)`` that ``initial_state`` gives the first of ``names`` it has (a trace
+    name, then the names of what holds it), as float32 ``(batch, P)`` / ``(batch, U)``."""
+    for key in names:
+        if key in initial_state:
+            pair = initial_state[key]
+            break
+    else:
+        return None
+    if not isinstance(pair, (list, tuple)) or len(pair) != 2:
+        raise InputError(f"initial_state[{key!r}] must be a pair (h0, c0); got {type(pair)}")
+    out = []
+    for label, v, n in (("h0", pair[0], units[0]), ("c0", pair[1], units[1])):
+        a = np.asarray(to_numpy(v), np.float32)
+        if a.ndim == 1:
+            a = np.broadcast_to(a, (batch, a.shape[0]))
+        if a.shape != (batch, n):
+            raise InputError(
+                f"initial_state[{key!r}] {label} has shape {a.shape}; {what} needs "
+                f"({batch}, {n}) or ({n},)"
+            )
+        if not np.all(np.isfinite(a)):
+            raise InputError(f"initial_state[{key!r}] {label} contains NaN or inf")
+        out.append(np.array(a, np.float32))
+    return out[0], out[1]
 
 
 class LiveModel:
@@ -820,25 +850,31 @@ class LiveModel:
     ) -> Trace:
         """Run the framework's model on ``x`` (lstmviz's layout) and record every LSTM.
 
-        ``initial_state`` must be empty: a live model starts its LSTMs from the states its
-        own code passes (give ``h0``/``c0`` to the model instead). ``trace.output`` is the
-        framework's output (tensors as NumPy arrays). ``step_outputs``, ``reuse`` and
-        ``out`` are accepted for the engine model's interface: the framework always runs the
-        whole input (a per-step output is kept when the model's output is one).
+        ``initial_state`` ``{trace name: (h0, c0)}`` (each ``(batch, units)`` or
+        ``(units,)``; a Bidirectional's or a multi-layer ``nn.LSTM``'s own name sets every
+        half) replaces the state the model's code starts that LSTM from, on its first call:
+        the framework then runs from it. ``trace.output`` is the framework's output (tensors
+        as NumPy arrays). ``step_outputs``, ``reuse`` and ``out`` are accepted for the
+        engine model's interface: the framework always runs the whole input (a per-step
+        output is kept when the model's output is one).
         """
         del reuse, out  # the framework reruns the model; nothing of an old trace is reused
-        if initial_state:
-            raise InputError(
-                f"{self.name}: initial_state= cannot be set from outside a live "
-                f"{self.framework} model; pass h0/c0 to the model (trace(model, x, ...) "
-                "forwards extra arguments) -- the trace then shows them"
-            )
+        overrides = dict(initial_state or {})
+        if overrides:
+            known = set(self._trace_names) | {lt.split("/")[0] for lt in self._trace_names}
+            known |= {_LAYER.sub("", n) for n in known}
+            unknown = [k for k in overrides if k not in known]
+            if unknown:
+                raise InputError(
+                    f"{self.name}: initial_state names {', '.join(map(repr, unknown))}; the "
+                    f"LSTMs are {', '.join(self._trace_names)}"
+                )
         xs = self.check_input(x)
         xs_list = list(xs) if self.multi_input else [xs]
-        if self._last is not None and _same_inputs(self._last[0], xs_list):
+        if not overrides and self._last is not None and _same_inputs(self._last[0], xs_list):
             return self._last[1]
         feed = [lay.to_model(a) for lay, a in zip(self.layouts, xs_list, strict=True)]
-        output, layer_traces = self._run(feed)
+        output, layer_traces = self._run(feed, overrides)
         if not layer_traces:
             raise LstmvizError(
                 f"{self.name}: the model ran, but no LSTM was called" + self._no_lstm_hint()
@@ -854,10 +890,13 @@ class LiveModel:
             engine=f"{self.framework} (live)",
             step_output=step,
         )
-        self._last = (xs_list, tr)
+        if not overrides:
+            self._last = (xs_list, tr)
         return tr
 
-    def _run(self, feed: list[np.ndarray]) -> tuple[Any, list[LayerTrace]]:
+    def _run(
+        self, feed: list[np.ndarray], initial_state: dict[str, Any]
+    ) -> tuple[Any, list[LayerTrace]]:
         raise NotImplementedError
 
     def _n_params(self) -> int:

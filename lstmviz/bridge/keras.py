@@ -33,6 +33,7 @@ from .common import (
     chain_calls,
     layout_of,
     model_failed,
+    state_for,
     to_numpy,
     trace_from_steps,
 )
@@ -80,6 +81,8 @@ _LOCK = threading.RLock()
 @dataclass
 class Recorder:
     thread: int = field(default_factory=threading.get_ident)  # other threads' calls: not ours
+    initial_state: dict[str, Any] = field(default_factory=dict)
+    seen: set[int] = field(default_factory=set)  # layers whose first call was made
     stack: list[Frame] = field(default_factory=list)
     done: list[tuple[Frame, Any]] = field(default_factory=list)
     counter: itertools.count = field(default_factory=itertools.count)
@@ -143,13 +146,53 @@ def _patched(obj: Any, wrapper: Any) -> Iterator[None]:
             object.__delattr__(obj, "call")
 
 
-def _wrap_rnn(rec: Recorder, layer: Any) -> Any:
+def _override_state(
+    rec: Recorder,
+    layer: Any,
+    where: Where,
+    sequences: Any,
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+) -> tuple[tuple[Any, ...], dict[str, Any]]:
+    """The layer's call arguments with the initial state ``trace(initial_state=...)`` names
+    for it (its first call only)."""
+    if not rec.initial_state or id(layer) in rec.seen:
+        return args, kwargs
+    rec.seen.add(id(layer))
+    cells = _cells_of(layer)
+    names = [where.names[id(c)] for c in cells]
+    if len(cells) != 1:
+        if any(n in rec.initial_state for n in names):
+            raise UnsupportedLayerError(
+                f"Keras layer {layer.name!r}: initial_state= cannot be set per cell of "
+                "StackedRNNCells; pass the states to the layer in the model's code"
+            )
+        return args, kwargs
+    cell = cells[0]
+    st = state_for(
+        rec.initial_state,
+        [names[0], where.layer_name],
+        int(sequences.shape[0]),
+        (int(cell.units), int(cell.units)),
+        f"Keras layer {layer.name!r}",
+    )
+    if st is None:
+        return args, kwargs
+    keras = _keras()
+    state = [keras.ops.convert_to_tensor(a) for a in st]
+    if args:
+        return (state, *args[1:]), kwargs
+    return args, {**kwargs, "initial_state": state}
+
+
+def _wrap_rnn(rec: Recorder, layer: Any, where: Where) -> Any:
     orig = layer.call
 
     def call(sequences: Any, *args: Any, **kwargs: Any) -> Any:
         if threading.get_ident() != rec.thread or not _concrete(sequences):
             # another thread's call, or Keras building the model on symbolic tensors
             return orig(sequences, *args, **kwargs)
+        args, kwargs = _override_state(rec, layer, where, sequences, args, kwargs)
         mask = kwargs.get("mask", args[1] if len(args) > 1 else None)
         steps = int(sequences.shape[1])
         m = None if mask is None else np.asarray(_keras().ops.convert_to_numpy(mask), bool)
@@ -258,15 +301,17 @@ class KerasModel(LiveModel):
 
     framework = FRAMEWORK
 
-    def _run(self, feed: list[np.ndarray]) -> tuple[Any, list[LayerTrace]]:
+    def _run(
+        self, feed: list[np.ndarray], initial_state: dict[str, Any]
+    ) -> tuple[Any, list[LayerTrace]]:
         keras = _keras()
         model = self.module
         naming = _naming(model)
-        rec = Recorder()
+        rec = Recorder(initial_state=initial_state)
         layers = [lay for lay in _all_layers(model) if id(lay) in naming]
         with _LOCK, contextlib.ExitStack() as stack:
             for lay in layers:
-                stack.enter_context(_patched(lay, _wrap_rnn(rec, lay)))
+                stack.enter_context(_patched(lay, _wrap_rnn(rec, lay, naming[id(lay)])))
                 for cell in _cells_of(lay):
                     stack.enter_context(_patched(cell, _wrap_cell(rec, cell)))
             stack.enter_context(_eager())

@@ -36,6 +36,7 @@ from .common import (
     concat_traces,
     layout_of,
     model_failed,
+    state_for,
     to_numpy,
     trace_from_sequence,
     trace_from_steps,
@@ -346,6 +347,86 @@ def cell_traces(module: Any, path: str, calls: list[CellCall]) -> list[tuple[int
     return out
 
 
+# ------------------------------------------------------------------------- initial states
+class _FirstCalls:
+    """A forward pre-hook that gives the first call of each ``nn.LSTM`` / ``nn.LSTMCell`` the
+    initial state ``LiveModel.trace(x, initial_state=...)`` names for it."""
+
+    def __init__(self, initial_state: dict[str, Any], paths: dict[int, str], thread: int) -> None:
+        self.initial_state = initial_state
+        self.paths = paths
+        self.thread = thread
+        self.seen: set[int] = set()
+
+    def hook(
+        self, module: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> tuple[tuple[Any, ...], dict[str, Any]] | None:
+        if threading.get_ident() != self.thread or id(module) in self.seen:
+            return None
+        self.seen.add(id(module))
+        torch = _torch()
+        inp = args[0] if args else kwargs.get("input")
+        hx = args[1] if len(args) > 1 else kwargs.get("hx")
+        path = self.paths.get(id(module), "")
+        cell = isinstance(module, torch.nn.LSTMCell)
+        packed = isinstance(inp, torch.nn.utils.rnn.PackedSequence)
+        data = inp.data if packed else inp
+        unbatched = not packed and data.dim() == (1 if cell else 2)
+        if packed:
+            batch = int(inp.batch_sizes[0])
+        elif unbatched:
+            batch = 1
+        else:
+            batch = int(data.shape[0 if cell or module.batch_first else 1])
+        hidden = int(module.hidden_size)
+        proj = int(getattr(module, "proj_size", 0) or 0) or hidden
+        if cell:
+            slots = [([path or "lstm_cell"], 0)]
+            n = 1
+        else:
+            base = path or "lstm"
+            dirs = 2 if module.bidirectional else 1
+            slots = []
+            for k in range(module.num_layers):
+                lname = base if module.num_layers == 1 else f"{base}_l{k}"
+                for d in range(dirs):
+                    name = f"{lname}/{'backward' if d else 'forward'}" if dirs == 2 else lname
+                    slots.append(([name, lname, base], k * dirs + d))
+            n = module.num_layers * dirs
+        opts = {"dtype": data.dtype, "device": data.device}
+        if hx is None:
+            h0 = torch.zeros((n, batch, proj), **opts)
+            c0 = torch.zeros((n, batch, hidden), **opts)
+        else:
+            h0, c0 = hx[0].clone(), hx[1].clone()
+            if cell:
+                h0, c0 = h0[None], c0[None]
+            if unbatched:
+                h0, c0 = h0[:, None], c0[:, None]
+        changed = False
+        for names, j in slots:
+            st = state_for(
+                self.initial_state,
+                names,
+                batch,
+                (proj, hidden),
+                f"{type(module).__name__} {path or '(the model)'!r}",
+            )
+            if st is not None:
+                h0[j] = torch.from_numpy(st[0]).to(**opts)
+                c0[j] = torch.from_numpy(st[1]).to(**opts)
+                changed = True
+        if not changed:
+            return None
+        if unbatched:
+            h0, c0 = h0[:, 0], c0[:, 0]
+        if cell:
+            h0, c0 = h0[0], c0[0]
+        if len(args) > 1:
+            return (args[0], (h0, c0), *args[2:]), kwargs
+        return args, {**kwargs, "hx": (h0, c0)}
+
+
 # ------------------------------------------------------------------------- the model
 class TorchModel(LiveModel):
     """A live ``torch.nn.Module`` (see :class:`~lstmviz.bridge.common.LiveModel`)."""
@@ -360,7 +441,9 @@ class TorchModel(LiveModel):
     def _modules(self) -> list[tuple[str, Any]]:
         return list(self.module.named_modules())
 
-    def _run(self, feed: list[np.ndarray]) -> tuple[Any, list[LayerTrace]]:
+    def _run(
+        self, feed: list[np.ndarray], initial_state: dict[str, Any]
+    ) -> tuple[Any, list[LayerTrace]]:
         torch = _torch()
         model = self.module
         try:
@@ -374,11 +457,16 @@ class TorchModel(LiveModel):
         paths = {id(mod): path for path, mod in self._modules()}
         rec = Recorder(paths)
         handles = []
+        first = _FirstCalls(initial_state, paths, rec.thread)
         for _, mod in self._modules():
             if isinstance(mod, torch.nn.LSTM):
                 handles.append(mod.register_forward_hook(rec.on_lstm, with_kwargs=True))
             elif isinstance(mod, torch.nn.LSTMCell):
                 handles.append(mod.register_forward_hook(rec.on_cell, with_kwargs=True))
+            else:
+                continue
+            if initial_state:
+                handles.append(mod.register_forward_pre_hook(first.hook, with_kwargs=True))
         try:
             with torch.no_grad():
                 y = model(*tensors, *self.args, **self.kwargs)

@@ -190,3 +190,25 @@ def test_no_lstm_and_time_major():
     lm = keras.Sequential([keras.Input((4, 2)), layers.LSTM(3)])
     with pytest.raises(InputError, match="time_major"):
         lstmviz.trace(lm, _x(4, 1, 2), time_major=True)
+
+
+def test_initial_state_overrides_a_keras_layers_start():
+    keras.utils.set_random_seed(8)
+    model = keras.Sequential(
+        [
+            keras.Input((None, 2)),
+            layers.Bidirectional(layers.LSTM(3, return_sequences=True), name="bidi"),
+        ]
+    )
+    x = _x(2, 5, 2, seed=8)
+    live = live_model(model, x)
+    h0, c0 = np.full((2, 3), 0.4, np.float32), np.full(3, -0.3, np.float32)
+    tr = live.trace(x, initial_state={"bidi/backward": (h0, c0)})
+    bidi = model.get_layer("bidi")
+    assert_layer_equal(tr.layer("bidi/forward"), keras_lstm_steps(x, bidi.forward_layer.cell), ATOL)
+    c0b = np.broadcast_to(c0, (2, 3))
+    rb = keras_lstm_steps(x, bidi.backward_layer.cell, h0, c0b, reverse=True)
+    assert_layer_equal(tr.layer("bidi/backward"), rb, ATOL)
+    rf = keras_lstm_steps(x, bidi.forward_layer.cell)
+    # Keras itself ran from the given state: its output is the two halves' h
+    np.testing.assert_allclose(tr.output, np.concatenate([rf["h"], rb["h"]], -1), atol=1e-5)

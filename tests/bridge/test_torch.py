@@ -348,3 +348,58 @@ def test_float64_is_traced_and_bfloat16_is_refused():
     low = nn.LSTM(3, 5, batch_first=True).to(torch.bfloat16).eval()
     with pytest.raises(VerificationError, match="low precision"):
         lstmviz.trace(low, torch.randn(2, 30, 3, dtype=torch.bfloat16))
+
+
+def test_initial_state_overrides_the_models_own():
+    torch.manual_seed(9)
+    m = nn.LSTM(3, 4, num_layers=2, bidirectional=True, batch_first=True).eval()
+    x = torch.randn(2, 6, 3)
+    live = lstmviz.bridge.live_model(m, x)
+    h_b, c_b = np.full((2, 4), 0.3, np.float32), np.full(4, -0.2, np.float32)
+    h_1, c_1 = np.full((2, 4), -0.5, np.float32), np.full((2, 4), 0.1, np.float32)
+    tr = live.trace(
+        x.numpy(), initial_state={"lstm_l0/backward": (h_b, c_b), "lstm_l1": (h_1, c_1)}
+    )
+    h0 = torch.zeros(4, 2, 4)
+    c0 = torch.zeros(4, 2, 4)
+    h0[1], c0[1] = torch.from_numpy(h_b), torch.from_numpy(np.broadcast_to(c_b, (2, 4)).copy())
+    h0[2:], c0[2:] = torch.from_numpy(h_1), torch.from_numpy(c_1)
+    with torch.no_grad():
+        want, _ = m(x, (h0, c0))
+    np.testing.assert_array_equal(tr.output[0], want.numpy())
+    _check_lstm(m, tr, x, h0, c0)
+    np.testing.assert_array_equal(tr.layer("lstm_l0/backward").h0, h_b)
+    assert live.trace(x.numpy()) is not tr  # no override: the model's own zeros again
+    np.testing.assert_array_equal(live.trace(x.numpy()).layer("lstm_l1/forward").h0, 0)
+    with pytest.raises(InputError, match="names 'nope'"):
+        live.trace(x.numpy(), initial_state={"nope": (h_b, c_b)})
+    with pytest.raises(InputError, match="needs"):
+        live.trace(x.numpy(), initial_state={"lstm_l1": (np.zeros((3, 4)), c_1)})
+
+
+def test_initial_state_of_an_lstm_cell_loop():
+    torch.manual_seed(10)
+    cell = nn.LSTMCell(2, 3)
+
+    class Loop(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.cell = cell
+
+        def forward(self, x):
+            state = None
+            outs = []
+            for s in range(x.shape[1]):
+                state = self.cell(x[:, s], state)
+                outs.append(state[0])
+            return torch.stack(outs, 1)
+
+    x = torch.randn(2, 5, 2)
+    live = lstmviz.bridge.live_model(Loop(), x)
+    h0, c0 = np.full((2, 3), 0.25, np.float32), np.full((2, 3), -0.5, np.float32)
+    tr = live.trace(x.numpy(), initial_state={"cell": (h0, c0)})
+    ref = torch_lstm_steps(
+        x, **_params(cell, 0, 0, True), h0=torch.from_numpy(h0), c0=torch.from_numpy(c0)
+    )
+    assert tr.layer_names == ["cell"]
+    assert_layer_equal(tr.layer("cell"), ref, ATOL)
