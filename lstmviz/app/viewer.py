@@ -331,9 +331,7 @@ def show(
         from ..bridge import live_model
 
         m: Any = live_model(model, x, *args, time_major=time_major, model_kwargs=model_kwargs)
-        assert m._last is not None
-        lv = m._last[0]
-        xs: Any = lv if m.multi_input else lv[0]
+        xs: Any = m.example_input
     else:
         if args or model_kwargs or time_major:
             raise InputError("extra model arguments are for live torch / Keras models only")

@@ -107,5 +107,5 @@ def trace(
             raise InputError("a model loaded from a file takes x only (no extra arguments)")
         return model.trace(x)
     live = live_model(model, x, *args, time_major=time_major, model_kwargs=model_kwargs)
-    assert live._last is not None
-    return live._last[1]
+    assert live.example_trace is not None
+    return live.example_trace

@@ -717,10 +717,17 @@ class LiveModel:
         self.format = f"{self.framework} (live)"
         self.meta: dict[str, Any] = {"live": self.framework, "class": type(model).__qualname__}
         self._example = example
+        #: the first trace and its input: handed out once more for the same input (the app
+        #: traces the example right after this), then every call runs the framework again
+        #: (the weights may have changed in between)
         self._last: tuple[list[np.ndarray], Trace] | None = None
+        self.example_trace: Trace | None = None
         self.layers: dict[str, Layer] = {}
         lv = [lay.to_lstmviz(a) for lay, a in zip(layouts, example, strict=True)]
         first = self.trace(lv if multi_input else lv[0])
+        self.example_input: Any = lv if multi_input else lv[0]  # lstmviz's layout
+        self.example_trace = first
+        self._last = (lv, first)
         self._describe(first)
 
     # --- what the app reads -----------------------------------------------------------------
@@ -871,8 +878,9 @@ class LiveModel:
                 )
         xs = self.check_input(x)
         xs_list = list(xs) if self.multi_input else [xs]
-        if not overrides and self._last is not None and _same_inputs(self._last[0], xs_list):
-            return self._last[1]
+        last, self._last = self._last, None
+        if not overrides and last is not None and _same_inputs(last[0], xs_list):
+            return last[1]
         feed = [lay.to_model(a) for lay, a in zip(self.layouts, xs_list, strict=True)]
         output, layer_traces = self._run(feed, overrides)
         if not layer_traces:
@@ -890,8 +898,6 @@ class LiveModel:
             engine=f"{self.framework} (live)",
             step_output=step,
         )
-        if not overrides:
-            self._last = (xs_list, tr)
         return tr
 
     def _run(

@@ -403,3 +403,19 @@ def test_initial_state_of_an_lstm_cell_loop():
     )
     assert tr.layer_names == ["cell"]
     assert_layer_equal(tr.layer("cell"), ref, ATOL)
+
+
+def test_a_retrace_after_the_weights_changed_is_not_stale():
+    torch.manual_seed(11)
+    m = nn.LSTM(3, 4, batch_first=True).eval()
+    x = torch.randn(1, 6, 3)
+    live = lstmviz.bridge.live_model(m, x)
+    first = live.trace(x.numpy())  # the example's trace, handed out once more
+    assert first is live.example_trace
+    with torch.no_grad():
+        m.weight_hh_l0.mul_(0.5)  # the user trains a step in the notebook
+        want, _ = m(x)
+    again = live.trace(x.numpy())
+    assert again is not first
+    np.testing.assert_array_equal(again.output[0], want.numpy())
+    assert not np.array_equal(again.layer(0).hidden, first.layer(0).hidden)
