@@ -425,14 +425,16 @@ def trace_from_sequence(
     )
     if c_last is not None:
         last = 0 if go_backwards else steps - 1
+        c_fw = np.asarray(c_last, np.float32)
         check_close(
             cs[last],
-            np.asarray(c_last, np.float32),
+            c_fw,
             what="final cell state c",
             layer=name,
             framework=framework,
             axes="(batch, unit)",
         )
+        cs[last] = c_fw  # the framework's own, as it hands it on (a next call starts there)
     return LayerTrace(
         name=name,
         weights=weights,

@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 import threading
+import weakref
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -35,6 +36,7 @@ from .common import (
     model_failed,
     state_for,
     to_numpy,
+    trace_from_sequence,
     trace_from_steps,
 )
 
@@ -56,13 +58,15 @@ def _np(t: Any) -> np.ndarray:
 
 @dataclass
 class Frame:
-    """One call of an RNN layer: the per-step records of each of its LSTM cells."""
+    """One call of an RNN layer: the per-step records of each of its LSTM cells, or (the
+    compiled path) its input, initial state, h at every step and final c."""
 
     layer: Any
     steps: int
     mask: np.ndarray | None
     order: int
     records: dict[int, list[tuple[Any, ...]]] = field(default_factory=dict)
+    sequence: tuple[np.ndarray, ...] | None = None  # x, h (processing order), h0, c0, c_T
 
 
 @dataclass
@@ -197,6 +201,10 @@ def _wrap_rnn(rec: Recorder, layer: Any, where: Where) -> Any:
         steps = int(sequences.shape[1])
         m = None if mask is None else np.asarray(_keras().ops.convert_to_numpy(mask), bool)
         frame = Frame(layer, steps, m, next(rec.counter))
+        if m is None and _compiled_ok(layer, steps):
+            out = _compiled_call(layer, orig, frame, sequences, args, kwargs)
+            rec.done.append((frame, layer))
+            return out
         rec.stack.append(frame)
         try:
             out = orig(sequences, *args, **kwargs)
@@ -206,6 +214,80 @@ def _wrap_rnn(rec: Recorder, layer: Any, where: Where) -> Any:
         return out
 
     return call
+
+
+#: From this many steps on, a plain Keras LSTM layer (no mask, the TensorFlow backend) runs
+#: compiled (``tf.function``: Keras's own loop in a graph, as ``predict`` runs it) and
+#: returns its h at every step, instead of running eagerly with each step recorded: the
+#: gates then come from that h as for a PyTorch ``nn.LSTM``. Shorter inputs run eagerly
+#: (compiling costs about a second).
+COMPILED_MIN_STEPS = 128
+
+_COMPILED: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
+
+
+def _compiled_ok(layer: Any, steps: int) -> bool:
+    keras = _keras()
+    return (
+        steps >= COMPILED_MIN_STEPS
+        and keras.backend.backend() == "tensorflow"
+        and type(getattr(layer, "cell", None)) is keras.layers.LSTMCell
+        and not getattr(layer, "stateful", False)
+        and not getattr(layer, "unroll", False)
+    )
+
+
+@contextlib.contextmanager
+def _flags(layer: Any) -> Iterator[None]:
+    """The layer returns its whole h sequence and its final states while inside."""
+    before = (layer.return_sequences, layer.return_state)
+    object.__setattr__(layer, "return_sequences", True)
+    object.__setattr__(layer, "return_state", True)
+    try:
+        yield
+    finally:
+        object.__setattr__(layer, "return_sequences", before[0])
+        object.__setattr__(layer, "return_state", before[1])
+
+
+def _compiled_call(
+    layer: Any,
+    orig: Any,
+    frame: Frame,
+    sequences: Any,
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+) -> Any:
+    """Run Keras's own ``call`` of an LSTM layer compiled, returning every step's h; keep
+    what the recomputation needs in ``frame`` and return what the layer returns."""
+    import tensorflow as tf
+
+    state = kwargs.get("initial_state", args[0] if args else None)
+    fn = _COMPILED.get(layer)
+    if fn is None:
+
+        def run(seq: Any, init: Any) -> Any:
+            return orig(seq, initial_state=init, training=False)
+
+        fn = _COMPILED[layer] = tf.function(run, reduce_retracing=True)
+    batch = int(sequences.shape[0])
+    units = int(layer.cell.units)
+    if state is None:
+        init = [tf.zeros((batch, units), layer.cell.compute_dtype)] * 2
+    else:
+        init = [tf.convert_to_tensor(v) for v in state]
+    before = tf.config.functions_run_eagerly()
+    tf.config.run_functions_eagerly(False)
+    try:
+        with _flags(layer):
+            seq, h_last, c_last = fn(tf.convert_to_tensor(sequences), init)
+    finally:
+        tf.config.run_functions_eagerly(before)
+    frame.sequence = (_np(sequences), _np(seq), _np(init[0]), _np(init[1]), _np(c_last))
+    out = seq if layer.return_sequences else seq[:, -1]
+    if layer.return_state:
+        return (out, h_last, c_last)  # as RNN.call returns them
+    return out
 
 
 def _concrete(t: Any) -> bool:
@@ -252,6 +334,27 @@ def frame_traces(frame: Frame, where: Where, base_names: dict[int, str]) -> list
     """The traces of one RNN layer call: one per LSTM cell, by input position."""
     layer = frame.layer
     back = bool(getattr(layer, "go_backwards", False))
+    if frame.sequence is not None:  # the compiled path: h at every step, then c_T
+        x, seq, h0, c0, c_last = frame.sequence
+        cell = layer.cell
+        name = base_names[id(cell)]
+        h = seq.swapaxes(0, 1)  # (T, B, U), processing order
+        return [
+            trace_from_sequence(
+                name=name,
+                weights=cell_weights(cell),
+                x=np.ascontiguousarray(x.swapaxes(0, 1)),
+                h=np.ascontiguousarray(h[::-1] if back else h),
+                h0=h0,
+                c0=c0,
+                c_last=c_last,
+                framework=FRAMEWORK,
+                go_backwards=back,
+                layer_name=name.rsplit("/", 1)[0] if "/" in name else name,
+                direction=where.direction,
+                meta={"keras_layer": layer.name, "keras_cell": cell.name, "path": "compiled"},
+            )
+        ]
     out = []
     for cell in _cells_of(layer):
         recs = frame.records.get(id(cell), [])

@@ -18,6 +18,21 @@ from .reference import assert_layer_equal, keras_lstm_steps  # noqa: E402
 ATOL = 1e-5
 
 
+@pytest.fixture(params=["eager", "compiled"])
+def path(request, monkeypatch):
+    """Both ways a Keras LSTM layer is recorded: eagerly step by step, or compiled (long
+    inputs) with the gates recomputed from its h at every step."""
+    import lstmviz.bridge.keras as bk
+
+    if request.param == "compiled":
+        monkeypatch.setattr(bk, "COMPILED_MIN_STEPS", 1)
+    return request.param
+
+
+def _path_of(tr, name):
+    return tr.layer(name).meta.get("path", "eager")
+
+
 def _x(*shape, seed=0):
     return np.random.default_rng(seed).normal(0, 1, shape).astype(np.float32)
 
@@ -31,7 +46,7 @@ def _same_output(tr, model, x):
         np.testing.assert_allclose(tr.output, keras.ops.convert_to_numpy(want), atol=1e-7, rtol=0)
 
 
-def test_lstm_layer_with_return_state():
+def test_lstm_layer_with_return_state(path):
     keras.utils.set_random_seed(0)
     inp = keras.Input((None, 3))
     seq, h, c = layers.LSTM(5, return_sequences=True, return_state=True, name="lstm")(inp)
@@ -44,9 +59,10 @@ def test_lstm_layer_with_return_state():
     ref = keras_lstm_steps(x, model.get_layer("lstm").cell)
     assert_layer_equal(tr.layer("lstm"), ref, ATOL)
     assert tr.step_output is not None and tr.step_output.shape == (2, 7, 2)
+    assert _path_of(tr, "lstm") == path
 
 
-def test_bidirectional_and_go_backwards_stacked():
+def test_bidirectional_and_go_backwards_stacked(path):
     keras.utils.set_random_seed(1)
     model = keras.Sequential(
         [
@@ -76,7 +92,7 @@ def test_bidirectional_and_go_backwards_stacked():
     assert live.n_params == model.count_params()
 
 
-def test_rnn_of_lstm_cells_stacked():
+def test_rnn_of_lstm_cells_stacked(path):
     keras.utils.set_random_seed(2)
     inp = keras.Input((None, 2))
     y = layers.RNN(layers.LSTMCell(4), return_sequences=True, name="rnn1")(inp)
@@ -96,7 +112,7 @@ def test_rnn_of_lstm_cells_stacked():
     assert_layer_equal(tr.layer("stack/cell_1"), keras_lstm_steps(r2["h"], cells[1]), ATOL)
 
 
-def test_encoder_decoder_with_return_state_and_initial_state():
+def test_encoder_decoder_with_return_state_and_initial_state(path):
     # the Keras lstm_seq2seq example's architecture (code written here): encoder LSTM with
     # return_state, decoder LSTM started from the encoder's states, two model inputs
     keras.utils.set_random_seed(3)
@@ -146,7 +162,7 @@ def test_embedding_mask_zero_carries_the_state():
         live.trace(np.array([[1, 12]]))
 
 
-def test_a_decoder_loop_is_one_trace():
+def test_a_decoder_loop_is_one_trace(path):
     keras.utils.set_random_seed(6)
     lstm = layers.LSTM(3, return_state=True, name="dec")
 
@@ -192,7 +208,7 @@ def test_no_lstm_and_time_major():
         lstmviz.trace(lm, _x(4, 1, 2), time_major=True)
 
 
-def test_initial_state_overrides_a_keras_layers_start():
+def test_initial_state_overrides_a_keras_layers_start(path):
     keras.utils.set_random_seed(8)
     model = keras.Sequential(
         [
