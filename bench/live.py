@@ -7,9 +7,10 @@ in one process, the rounds interleaved so that load from elsewhere hits all colu
 * ``torch``            ``model(x)`` under ``torch.no_grad()``: the framework alone;
 * ``lstmviz.trace``    ``lstmviz.trace(model, x)``: torch runs the same forward pass with the
                        hooks, then the engine recomputes every gate and checks h and c;
-* ``keras model(x)``   the eager call (what the live trace runs: the cell is called per step);
 * ``keras predict``    ``model.predict(x, batch_size=B, verbose=0)`` (a compiled graph);
-* ``lstmviz.trace``    for the Keras model.
+* ``keras model(x)``   the eager call;
+* ``lstmviz.trace``    for the Keras model: Keras runs the model, its LSTM layer compiled
+                       (long inputs; short ones run eagerly, each step recorded).
 
 Each figure is the best of ``--repeat`` rounds after a warm-up (the median is printed too);
 ratios are taken within the run. ``--threads 0`` (the default) leaves every library at its
@@ -146,25 +147,25 @@ def main() -> None:
             rows.append(("keras", b, res["eager"], res["trace"], None, res["predict"]))
 
     print()
-    head = "| model | batch | framework (ms) | lstmviz.trace (ms) | trace / framework |"
+    head = "| model | batch | the framework alone (ms) | `lstmviz.trace` (ms) | trace / framework |"
     lines = [head, "|---|---|---|---|---|"]
-    for row in rows:
-        fw, b, base, ours = row[0], row[1], row[2], row[3]
-        name = "torch `model(x)`" if fw == "torch" else "keras eager `model(x)`"
-        lines.append(
-            f"| {fw} | {b} | {min(base) * 1e3:.1f} ({name}; median {np.median(base) * 1e3:.1f}) "
+
+    def row(fw, b, label, base, ours):
+        return (
+            f"| {fw} | {b} | {min(base) * 1e3:.1f} {label} (median {np.median(base) * 1e3:.1f}) "
             f"| {min(ours) * 1e3:.1f} (median {np.median(ours) * 1e3:.1f}) "
             f"| **{min(ours) / min(base):.2f}×** (medians {np.median(ours) / np.median(base):.2f}×)"
             " |"
         )
-        if fw == "keras":
-            pred = row[5]
-            lines.append(
-                f"| keras | {b} | {min(pred) * 1e3:.1f} (`predict`) | {min(ours) * 1e3:.1f} "
-                f"| {min(ours) / min(pred):.2f}× |"
-            )
+
+    for r in rows:
+        fw, b, base, ours = r[0], r[1], r[2], r[3]
         if fw == "torch":
-            print(f"torch batch {b}: max |h_trace - h_torch| = {row[4]:.2g}")
+            lines.append(row(fw, b, "`model(x)`", base, ours))
+            print(f"torch batch {b}: max |h_trace - h_torch| = {r[4]:.2g}")
+        else:
+            lines.append(row(fw, b, "`predict`", r[5], ours))
+            lines.append(row(fw, b, "eager `model(x)`", base, ours))
     print("\n".join(lines))
 
 
