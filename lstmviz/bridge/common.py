@@ -691,7 +691,8 @@ class LiveModel:
     input or a what-if in the app runs the user's model.
 
     Subclasses implement :meth:`_run` (call the model with hooks, return its output and the
-    layer traces) and the descriptive hooks :meth:`_describe_layers`, :meth:`_vocabulary`.
+    layer traces) and the descriptive hooks :meth:`_framework_layers`, :meth:`_vocabulary`,
+    :meth:`_n_params`.
     """
 
     framework = ""
