@@ -238,9 +238,8 @@ class Viewer:
 
     def run(self) -> None:
         """Block until the window is closed (a script that used ``block=False``)."""
-        app = _application()
-        if self.window.isVisible():
-            app.exec()
+        _application()
+        _wait_closed(self.window)
 
     # --- internals -----------------------------------------------------------------------------
     def _process(self) -> None:
@@ -378,5 +377,21 @@ def show(
         _integrate_event_loop(shell)
     viewer._process()
     if block:
-        app.exec()
+        _wait_closed(window)
+    del app
     return viewer
+
+
+def _wait_closed(window: Any) -> None:
+    """Run Qt's event loop until ``window`` is closed (other windows may stay open)."""
+    from PySide6.QtCore import QEventLoop, QTimer
+
+    if not window.isVisible():
+        return
+    loop = QEventLoop()
+    timer = QTimer()
+    timer.setInterval(50)
+    timer.timeout.connect(lambda: None if window.isVisible() else loop.quit())
+    timer.start()
+    loop.exec()
+    timer.stop()

@@ -143,3 +143,20 @@ def test_show_a_model_file_and_refusals(qtbot, tmp_path):
         lstmviz.show(Counted(), block=False)
     with pytest.raises(LstmvizError, match=r"torch\.nn\.Module"):
         lstmviz.show(42, block=False)
+
+
+def test_show_blocks_until_its_window_is_closed(qtbot):
+    from PySide6.QtCore import QTimer
+    from PySide6.QtWidgets import QApplication
+
+    closed = []
+
+    def close_it():
+        for w in QApplication.topLevelWidgets():
+            if type(w).__name__ == "MainWindow" and w.isVisible():
+                w.close()  # the user closes the window (its title bar button)
+                closed.append(w)
+
+    QTimer.singleShot(1500, close_it)
+    v = lstmviz.show(Counted().eval(), torch.randn(1, 5, 3), block=True)
+    assert closed and not v.window.isVisible()  # it returned because its window closed
