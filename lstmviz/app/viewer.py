@@ -255,6 +255,8 @@ class Viewer:
         from PySide6.QtWidgets import QApplication
 
         app = QApplication.instance()
+        if app is None:
+            return
         end = time.monotonic() + TRACE_TIMEOUT
         while self._doc.busy and time.monotonic() < end:
             app.processEvents(QEventLoop.ProcessEventsFlag.AllEvents, 50)

@@ -116,7 +116,7 @@ class Recorder:
         if threading.get_ident() != self.thread:
             return
         torch = _torch()
-        inp = args[0] if args else kwargs.get("input")
+        inp: Any = args[0] if args else kwargs["input"]
         hx = args[1] if len(args) > 1 else kwargs.get("hx")
         y, (h_n, c_n) = out
         d = 2 if module.bidirectional else 1
@@ -172,7 +172,7 @@ class Recorder:
     def on_cell(self, module: Any, args: tuple[Any, ...], kwargs: dict[str, Any], out: Any) -> None:
         if threading.get_ident() != self.thread:
             return
-        inp = args[0] if args else kwargs.get("input")
+        inp: Any = args[0] if args else kwargs["input"]
         hx = args[1] if len(args) > 1 else kwargs.get("hx")
         h, c = out
         x = _np(inp)
@@ -262,7 +262,7 @@ def lstm_call_traces(call: LSTMCall, base: str) -> list[LayerTrace]:
             w = lstm_weights(m, k, reverse=d == 1)
             name = f"{lname}/{'backward' if d else 'forward'}" if dirs == 2 else lname
             j = k * dirs + d
-            common = {
+            common: dict[str, Any] = {
                 "name": name,
                 "weights": w,
                 "mask": call.mask,
@@ -365,7 +365,7 @@ class _FirstCalls:
             return None
         self.seen.add(id(module))
         torch = _torch()
-        inp = args[0] if args else kwargs.get("input")
+        inp: Any = args[0] if args else kwargs["input"]
         hx = args[1] if len(args) > 1 else kwargs.get("hx")
         path = self.paths.get(id(module), "")
         cell = isinstance(module, torch.nn.LSTMCell)
@@ -493,9 +493,9 @@ class TorchModel(LiveModel):
                 for k in range(len(per_call[0])):
                     parts = [pc[k] for pc in per_call]
                     found.append((chain[0].order, concat_traces(parts, parts[0].name)))
-        for key, calls in rec.cell_calls.items():
+        for key, cell_calls in rec.cell_calls.items():
             module = rec.cells[key]
-            found.extend(cell_traces(module, rec.paths.get(key, ""), calls))
+            found.extend(cell_traces(module, rec.paths.get(key, ""), cell_calls))
         found.sort(key=lambda p: p[0])  # stable: the layers of one call stay in order
         return [lt for _, lt in found]
 
