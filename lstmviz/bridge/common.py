@@ -402,14 +402,14 @@ def trace_from_sequence(
     pre, act = _preactivations(both.reshape(n, p + feats), weights)
     del both
     a3 = act.reshape(steps, batch, 4 * u)
-    cs = np.empty((steps, batch, u), np.float32)
-    ig = np.empty((batch, u), np.float32)
+    cs = np.multiply(a3[..., :u], a3[..., 3 * u :])  # i * g for every step, (T, B, U)
+    f = a3[..., u : 2 * u]
     c_tm1 = np.asarray(c0, np.float32)
+    mul, add = np.multiply, np.add
     for t in range(steps - 1, -1, -1) if go_backwards else range(steps):
-        ct = cs[t]  # c = f * c_tm1 + i * g
-        np.multiply(a3[t, :, u : 2 * u], c_tm1, out=ct)
-        np.multiply(a3[t, :, :u], a3[t, :, 3 * u :], out=ig)
-        ct += ig
+        ct = cs[t]  # c = f * c_tm1 + i * g: ct holds i * g on entry
+        ig = mul(f[t], c_tm1)
+        add(ct, ig, out=ct)
         if m is not None and not m[t].all():
             ct[~m[t]] = c_tm1[~m[t]]
         c_tm1 = ct

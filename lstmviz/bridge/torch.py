@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import itertools
 import threading
+import weakref
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -193,23 +194,38 @@ class Recorder:
 
 
 # ------------------------------------------------------------------------- weights
+#: Converted weights per module, reused while its parameters are the same tensors at the
+#: same version (torch counts every in-place change): a retrace skips the conversion.
+_WEIGHTS: weakref.WeakKeyDictionary[Any, dict[tuple[int, bool], tuple[Any, LSTMWeights]]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
 def lstm_weights(module: Any, layer: int, reverse: bool) -> LSTMWeights:
     """One layer and direction of an ``nn.LSTM`` in Keras's layout; ``layer=-1`` for an
     ``nn.LSTMCell`` (its parameters have no ``_l<k>`` suffix)."""
     sfx = ("" if layer < 0 else f"_l{layer}") + ("_reverse" if reverse else "")
+    names = ("weight_ih", "weight_hh", "bias_ih", "bias_hh", "weight_hr")
+    tensors = [getattr(module, f"{n}{sfx}", None) for n in names]
+    key = tuple(
+        None if t is None else (id(t), t.data_ptr(), t._version, str(t.dtype)) for t in tensors
+    )
+    cache = _WEIGHTS.setdefault(module, {})
+    hit = cache.get((layer, reverse))
+    if hit is not None and hit[0] == key:
+        return hit[1]
+    w = _convert(module, sfx, tensors)
+    cache[(layer, reverse)] = (key, w)
+    return w
 
-    def get(name: str) -> np.ndarray | None:
-        t = getattr(module, f"{name}{sfx}", None)
-        return None if t is None else _np(t)
 
-    w_ih, w_hh = get("weight_ih"), get("weight_hh")
+def _convert(module: Any, sfx: str, tensors: list[Any]) -> LSTMWeights:
+    w_ih, w_hh, b_ih, b_hh, w_hr = (None if t is None else _np(t) for t in tensors)
     if w_ih is None or w_hh is None:
         raise UnsupportedLayerError(
             f"{type(module).__name__}: no weight_ih{sfx}/weight_hh{sfx}; lstmviz reads the "
             "parameters of torch.nn.LSTM and torch.nn.LSTMCell"
         )
-    b_ih, b_hh = get("bias_ih"), get("bias_hh")
-    w_hr = get("weight_hr")
     if w_hr is not None:
         return from_torch_proj(w_ih, w_hh, w_hr, b_ih, b_hh)
     return from_torch(w_ih, w_hh, b_ih, b_hh)
