@@ -7,6 +7,7 @@ opens the app (or renders it headless); subcommands do the rest without a window
 - ``lstmviz info MODEL`` prints the model's layers
 - ``lstmviz train TASK ...`` trains an example model (TensorFlow extra)
 - ``lstmviz export MODEL ... --out OUT.{png,svg,pdf,gif,mp4,npz,csv,json}``
+- ``lstmviz corpus trace|find|stats|info|convert ...`` traces a corpus into Zarr and searches it
 """
 
 from __future__ import annotations
@@ -75,6 +76,7 @@ SUBCOMMANDS: dict[str, Callable[[list[str]], int]] = {
     "trace": _trace,
     "train": _lazy(".train.cli"),
     "export": _lazy(".export.cli"),
+    "corpus": _lazy(".analysis.corpus.cli"),
 }
 
 
