@@ -26,15 +26,22 @@ from ...errors import InputError, LstmvizError
 
 
 class _Progress:
-    """``progress(i, n)`` printed to stderr at most every 2 s (and at the end)."""
+    """``progress(i, n)`` printed to stderr at most every 2 s (and at the end). A job in
+    phases (index, then search) restarts from 0: each phase gets the next label."""
 
-    def __init__(self, what: str, unit: str) -> None:
-        self.what, self.unit = what, unit
+    def __init__(self, *labels: str, unit: str) -> None:
+        self.labels, self.unit = list(labels), unit
+        self.what = self.labels.pop(0)
         self.t0 = time.perf_counter()
         self.last = 0.0
+        self.prev = -1
 
     def __call__(self, i: int, n: int) -> None:
         now = time.perf_counter()
+        if i < self.prev and self.labels:  # a new phase
+            self.what = self.labels.pop(0)
+            self.t0, self.last = now, 0.0
+        self.prev = i
         if (now - self.last < 2.0 and i < n) or n <= 0:
             return
         self.last = now
@@ -107,13 +114,15 @@ def load_sequences(path: str, seq_len: int | None) -> Any:
     return [x[a : a + seq_len] for a in range(0, n, seq_len)]
 
 
-def _token_text(tokenizer: dict[str, Any] | None, ids: np.ndarray) -> str:
+def _token_text(tokenizer: dict[str, Any] | None, ids: np.ndarray, lo: int, hi: int) -> str:
+    """The tokens of ``ids`` with ``ids[lo:hi]`` in brackets (empty without a vocabulary)."""
     if not tokenizer or not tokenizer.get("vocab") or ids.ndim != 1:
         return ""
     vocab = tokenizer["vocab"]
     toks = [vocab[int(i)] if 0 <= int(i) < len(vocab) else "?" for i in ids]
     sep = "" if tokenizer.get("kind") == "chars" else " "
-    return sep.join(toks).replace("\n", "⏎")
+    text = sep.join(toks[:lo]) + "[" + sep.join(toks[lo:hi]) + "]" + sep.join(toks[hi:])
+    return text.replace("\n", "⏎")
 
 
 # ------------------------------------------------------------------------------ commands
@@ -133,7 +142,7 @@ def _trace(a: argparse.Namespace) -> int:
         model,
         seqs,
         a.out,
-        _Progress("traced", "token-steps"),
+        _Progress("traced", unit="token-steps"),
         quantities=quantities,
         layers=layers,
         dtype=a.dtype,
@@ -151,6 +160,7 @@ def _trace(a: argparse.Namespace) -> int:
 
 
 def _find(a: argparse.Namespace) -> int:
+    from .index import get_index
     from .search import find_pattern
     from .store import open_corpus
 
@@ -158,6 +168,15 @@ def _find(a: argparse.Namespace) -> int:
     units = parse_unit_list(a.units)
     store = open_corpus(a.store)
     t = time.perf_counter()
+    # the on/off index is built once per layer, quantity and threshold, then reused
+    get_index(
+        store,
+        a.layer,
+        a.quantity,
+        a.threshold,
+        scheduler=a.scheduler,
+        progress=_Progress("indexed", unit="positions"),
+    )
     res = find_pattern(
         store,
         units,
@@ -168,7 +187,7 @@ def _find(a: argparse.Namespace) -> int:
         quantity=a.quantity,
         max_matches=a.max_matches,
         scheduler=a.scheduler,
-        progress=_Progress("searched", "positions"),
+        progress=_Progress("searched", unit="positions"),
     )
     dt = time.perf_counter() - t
     if not res.units:
@@ -185,7 +204,8 @@ def _find(a: argparse.Namespace) -> int:
     tok = getattr(store, "tokenizer", None)
     print(f"{'rank':>4} {'sequence':>9} {'t':>6} {'length':>6} {'mean':>7}  {'positions':<15} text")
     for k, m in enumerate(res.matches):
-        text = _token_text(tok, store.tokens(max(0, m.start - 3), m.stop + 3))
+        a = max(0, m.start - 3)
+        text = _token_text(tok, store.tokens(a, m.stop + 3), m.start - a, m.stop - a)
         print(
             f"{k + 1:>4} {m.sequence:>9} {m.t:>6} {m.length:>6} {m.mean:>7.3f}  "
             f"{f'{m.start}:{m.stop}':<15} {text}"
@@ -204,7 +224,7 @@ def _stats(a: argparse.Namespace) -> int:
         a.quantity,
         threshold=a.threshold,
         scheduler=a.scheduler,
-        progress=_Progress("chunks", "chunks"),
+        progress=_Progress("read", unit="chunks"),
     )
     print(f"{st.layer} {st.quantity} over {st.n_positions:,} traced positions")
     head = f"{'unit':>5} {'mean':>8} {'std':>8} {'min':>8} {'max':>8}"
@@ -232,7 +252,7 @@ def _info(a: argparse.Namespace) -> int:
 def _convert(a: argparse.Namespace) -> int:
     from .legacy import convert_corpus
 
-    store = convert_corpus(a.source, a.out, _Progress("converted", "positions"))
+    store = convert_corpus(a.source, a.out, _Progress("converted", unit="positions"))
     print(store.describe())
     return 0
 

@@ -202,9 +202,12 @@ def _run_local(
     job = uuid.uuid4().hex[:8]
     keys: dict[str, int] = {}
     tasks: list[Any] = []
+    n = len(specs)
     for i, spec in enumerate(specs):
         prev = tasks[spec.after] if spec.after is not None else None
-        key = f"lstmviz-{spec.key or 'task'}-{job}-{i}"
+        # Dask's local scheduler starts independent tasks in descending key order: these
+        # names make it go through the corpus from the start (a stopped job keeps a prefix)
+        key = f"lstmviz-{spec.key or 'task'}-{job}-{n - 1 - i:09d}"
         keys[key] = i
         tasks.append(
             dask.delayed(_local_call, pure=False)(
