@@ -135,3 +135,24 @@ def file_sha256(path: str) -> str | None:
         for block in iter(lambda: fh.read(1 << 20), b""):
             h.update(block)
     return h.hexdigest()
+
+
+def parse_unit_list(text: str | None, what: str = "--units") -> list[int] | None:
+    """``"3, 17, 40-42"`` (commas or spaces) -> ``[3, 17, 40, 41, 42]``; empty -> None."""
+    if text is None or not text.strip():
+        return None
+    out: list[int] = []
+    for part in re.split(r"[,\s]+", text.strip()):
+        if not part:
+            continue
+        m = re.fullmatch(r"(\d+)(?:-(\d+))?", part)
+        if not m:
+            raise LstmvizError(
+                f"{what}: expected unit numbers and ranges like 3, 17, 40-42; found {part!r}"
+            )
+        a = int(m.group(1))
+        b = int(m.group(2)) if m.group(2) else a
+        if b < a or b - a > 1_000_000:
+            raise LstmvizError(f"{what}: bad unit range {part!r}")
+        out.extend(range(a, b + 1))
+    return list(dict.fromkeys(out))

@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from ...errors import InputError, LstmvizError
+from ._common import parse_unit_list
 
 
 class _Progress:
@@ -63,26 +64,6 @@ def parse_range(text: str) -> tuple[int, int]:
             f"found {text!r}"
         )
     return int(m.group(1)), int(m.group(2))
-
-
-def parse_unit_list(text: str | None) -> list[int] | None:
-    """``"3, 17, 40-42"`` -> ``[3, 17, 40, 41, 42]``; empty -> None."""
-    if text is None or not text.strip():
-        return None
-    out: list[int] = []
-    for part in text.split(","):
-        part = part.strip()
-        m = re.fullmatch(r"(\d+)(?:\s*-\s*(\d+))?", part)
-        if not m:
-            raise LstmvizError(
-                f"--units: expected unit numbers and ranges like 3,17,40-42; found {part!r}"
-            )
-        a = int(m.group(1))
-        b = int(m.group(2)) if m.group(2) else a
-        if b < a:
-            raise LstmvizError(f"--units: range {part!r} runs backwards")
-        out.extend(range(a, b + 1))
-    return out
 
 
 def _resolve_model(name: str) -> Path:
