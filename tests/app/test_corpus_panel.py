@@ -49,7 +49,7 @@ def test_trace_button_traces_into_the_store_typed(qtbot, panel, document, tmp_pa
     assert not panel.trace_btn.isEnabled() or panel.store is not None  # busy, or already done
     # (clicked(bool) landing in start(sequences=...) failed here with "'bool' object is not
     # iterable" on every click)
-    qtbot.waitUntil(lambda: panel.store is not None or panel.errors, timeout=30000)
+    qtbot.waitUntil(lambda: panel.store is not None or bool(panel.errors), timeout=30000)
     assert panel.errors == []
     st = panel.store
     assert st.location == str(out) and st.n_steps == 600 and st.complete
