@@ -371,6 +371,7 @@ def trace_corpus(
     info: Any = None,
     block_steps: int | None = None,
     storage_options: dict[str, Any] | None = None,
+    chunk_steps: int | None = None,
 ) -> CorpusStore:
     """Trace every sequence of a corpus and store the chosen quantities in a Zarr group.
 
@@ -411,6 +412,8 @@ def trace_corpus(
         trace takes at most 256 MiB). Memory stays proportional to it.
     storage_options : dict, optional
         fsspec options for a URL ``out`` (credentials, endpoint...).
+    chunk_steps : int, optional
+        The older name of ``block_steps`` (rounded down to a power of two, at least 16).
 
     Returns
     -------
@@ -434,6 +437,8 @@ def trace_corpus(
                     f"layers: no LSTM layer {name!r}; LSTM layers: {', '.join(names)}"
                 )
         names = list(dict.fromkeys(layers))
+    if chunk_steps is not None and block_steps is None:
+        block_steps = max(16, 1 << (max(int(chunk_steps), 1).bit_length() - 1))
     seqs = as_sequences(model, sequences)
     lengths = np.array([len(s) for s in seqs], np.int64)
     offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
