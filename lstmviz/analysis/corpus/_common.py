@@ -26,8 +26,9 @@ CHUNK_UNITS = 64
 CHUNK_STEPS = 4096
 #: Positions per chunk of the on/off index and per index-building task.
 INDEX_BLOCK = 1 << 20
-#: Working memory one tracing task aims for (sets the default positions per task).
-TASK_BYTES = 256 * 2**20
+#: Working memory of one tracing task, at least and at most (sets the default positions per
+#: task: a quarter of the memory budget shared by the tasks running at once, within these).
+TASK_BYTES = (256 * 2**20, 2 * 2**30)
 #: float16's largest finite value: cell states beyond it are clipped.
 F16_MAX = 65504.0
 
@@ -81,12 +82,14 @@ def bytes_per_step(model: Model) -> int:
     return 52 * units + 64
 
 
-def default_block_steps(model: Model) -> int:
-    """Positions per tracing task: the largest power of two (4096 to 65536) whose trace fits
-    in :data:`TASK_BYTES`."""
+def default_block_steps(model: Model, task_bytes: int) -> int:
+    """Positions per tracing task: the largest power of two (4096 to 65536) whose trace, with
+    a re-traced prefix as long again, fits in ``task_bytes``. Longer blocks trace longer
+    batches: at 650 units a step of a batch of 16 costs little more than one of 4, since the
+    recurrent weights are read once per step either way."""
     per = bytes_per_step(model)
     p = 1 << 16
-    while p > CHUNK_STEPS and p * per > TASK_BYTES:
+    while p > CHUNK_STEPS and 2 * p * per > task_bytes:
         p //= 2
     return p
 

@@ -159,11 +159,9 @@ def _local_call(
 
 @contextlib.contextmanager
 def _one_blas_thread(n_workers: int) -> Iterator[None]:
-    """BLAS pinned to one thread while several tasks run at once (each task is one thread of
-    work; OpenBLAS's own threads would only fight them for the cores)."""
-    if n_workers <= 1:
-        yield
-        return
+    """BLAS pinned to one thread while the tasks run: each task is one thread of work (Dask
+    runs one per core), OpenBLAS's own threads would only fight them for the cores."""
+    del n_workers
     try:
         from threadpoolctl import threadpool_limits
     except ImportError:  # optional: without it BLAS keeps its own threads

@@ -29,6 +29,7 @@ from ._common import (
     FORMAT_VERSION,
     INDEX_BLOCK,
     MANIFEST_ATTR,
+    TASK_BYTES,
     Progress,
     ShouldStop,
     bytes_per_step,
@@ -170,6 +171,44 @@ def plan_blocks(
 
 
 # ------------------------------------------------------------------------------ the task
+def batches(pieces: list[Piece], pad: bool) -> list[tuple[bool, list[int]]]:
+    """Pieces traced together: ``(carry, indices)``. A carried piece runs alone (it starts
+    from its own states). With ``pad``, the longest piece left opens a batch that takes every
+    piece at least half as long (padding wastes at most half of it: an LSTM on a batch costs
+    little more than on one sequence, the recurrent weights are read once per step);
+    without, only pieces of equal length share a batch."""
+    out: list[tuple[bool, list[int]]] = []
+    free = []
+    for i, pc in enumerate(pieces):
+        if pc.carry:
+            out.append((True, [i]))
+        else:
+            free.append(i)
+    if not pad:
+        by_len: dict[int, list[int]] = {}
+        for i in free:
+            by_len.setdefault(pieces[i].t1 - pieces[i].t0, []).append(i)
+        return out + [(False, v) for v in by_len.values()]
+    free.sort(key=lambda i: -(pieces[i].t1 - pieces[i].t0))
+    while free:
+        longest = pieces[free[0]].t1 - pieces[free[0]].t0
+        take = [i for i in free if 2 * (pieces[i].t1 - pieces[i].t0) >= longest]
+        out.append((False, take))
+        free = free[len(take) :]
+    return out
+
+
+def _stack(arrays: list[np.ndarray]) -> np.ndarray:
+    """Sequences stacked into one batch, zero-padded at the end to the longest."""
+    n = max(len(a) for a in arrays)
+    if all(len(a) == n for a in arrays):
+        return np.stack(arrays)
+    x = np.zeros((len(arrays), n, *arrays[0].shape[1:]), arrays[0].dtype)
+    for k, a in enumerate(arrays):
+        x[k, : len(a)] = a
+    return x
+
+
 def _to_store(a: np.ndarray, dtype: np.dtype[Any]) -> np.ndarray:
     if dtype == np.float16:
         a = np.clip(a, -F16_MAX, F16_MAX)
@@ -197,9 +236,13 @@ def trace_block(
     quantities: list[str],
     dtype: str,
     hand_on: bool,
+    pad: bool,
     prev: Any,
 ) -> dict[str, Any]:
     """Trace one block of the token stream and write it (see the module docstring).
+
+    ``pad``: pieces of different lengths may share a batch, zero-padded at the end (only
+    for models whose step t depends on steps <= t alone).
 
     ``xs[i]`` holds the inputs of ``pieces[i]`` (its steps ``t0:t1``); ``prev`` is the
     previous task's result, whose ``"carry"`` holds the LSTM states at the end of its block
@@ -214,10 +257,7 @@ def trace_block(
         (n, q): np.empty((model.lstm(n).units, width), np_dtype) for n in names for q in quantities
     }
     carry_out = None
-    groups: dict[tuple[int, bool], list[int]] = {}
-    for i, pc in enumerate(pieces):
-        groups.setdefault((pc.t1 - pc.t0, pc.carry), []).append(i)
-    for (_length, carry), members in groups.items():
+    for carry, members in batches(pieces, pad):
         state = None
         if carry:
             if not isinstance(prev, dict) or prev.get("carry") is None:
@@ -226,7 +266,7 @@ def trace_block(
                     "handed on no LSTM states"
                 )
             state = prev["carry"]
-        x = np.stack([np.asarray(xs[i]) for i in members])  # (B, L[, F])
+        x = _stack([np.asarray(xs[i]) for i in members])  # (B, L[, F]), zero-padded at the end
         tr = model.trace(x, initial_state=state, step_outputs=False)
         for j, i in enumerate(members):
             pc = pieces[i]
@@ -409,7 +449,9 @@ def trace_corpus(
         tokens without the model.
     block_steps : int, optional
         Positions per tracing task (a power of two; default: the largest up to 65536 whose
-        trace takes at most 256 MiB). Memory stays proportional to it.
+        trace fits in a quarter of the memory budget shared by the tasks running at once,
+        256 MiB to 2 GiB per task). Memory stays proportional to it; longer blocks trace in
+        longer batches, which is faster.
     storage_options : dict, optional
         fsspec options for a URL ``out`` (credentials, endpoint...).
     chunk_steps : int, optional
@@ -443,20 +485,13 @@ def trace_corpus(
     lengths = np.array([len(s) for s in seqs], np.int64)
     offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
     n = int(offsets[-1])
-    bs = _check_block_steps(block_steps) if block_steps is not None else default_block_steps(model)
+    if block_steps is not None:
+        _check_block_steps(block_steps)
     can_split = splittable(model)
-    if not can_split and int(lengths.max()) > bs:
-        k = int(lengths.argmax())
-        raise LstmvizError(
-            f"sequences: sequence {k} has {int(lengths.max())} steps, more than block_steps="
-            f"{bs}, and this model cannot be traced in pieces (it has layers that look across "
-            "timesteps or run backwards); pass a larger block_steps or split the corpus"
-        )
     location = normalize_location(out)
     keys = [layer_key(nm) for nm in names]
     if len(set(keys)) != len(keys):
         raise LstmvizError(f"layers: {names} map to clashing array names {keys}")
-    task_bytes = bytes_per_step(model) * 2 * bs
     first = seqs[0]
     tok = None
     if info is not None and getattr(info, "vocab", None):
@@ -466,6 +501,21 @@ def trace_corpus(
     from ... import __version__
 
     with resolve(scheduler) as sched:
+        if block_steps is not None:
+            bs = int(block_steps)
+        else:
+            lo, hi = TASK_BYTES
+            share = budget.get_budget() // (4 * sched.workers) if not sched.distributed else lo
+            bs = default_block_steps(model, int(min(hi, max(lo, share))))
+        if not can_split and int(lengths.max()) > bs:
+            k = int(lengths.argmax())
+            raise LstmvizError(
+                f"sequences: sequence {k} has {int(lengths.max())} steps, more than "
+                f"block_steps={bs}, and this model cannot be traced in pieces (it has layers "
+                "that look across timesteps or run backwards); pass a larger block_steps or "
+                "split the corpus"
+            )
+        task_bytes = bytes_per_step(model) * 2 * bs
         if not sched.distributed:
             budget.check(
                 task_bytes * sched.workers,
@@ -534,6 +584,7 @@ def trace_corpus(
                         qs,
                         dtype,
                         hand_on[b],
+                        can_split,
                     ),
                     after=b - 1 if pieces[0].carry else None,
                     key="trace",
