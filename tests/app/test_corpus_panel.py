@@ -108,9 +108,9 @@ def test_open_by_path_and_url_and_page_through(qtbot, panel, document, tmp_path)
     qtbot.waitUntil(lambda: panel.store is not None and panel.store.location == url, timeout=30000)
     st = panel.store
     assert not st.has_window(5000, 5080)  # only the first page was read
-    panel.scroll.setFocus()
+    panel.page_bar.setFocus()
     for _ in range(3):
-        qtbot.keyClick(panel.scroll, Qt.Key.Key_PageDown)
+        qtbot.keyClick(panel.page_bar, Qt.Key.Key_PageDown)
     assert panel.position == 3 * 80 and panel.pos_box.value() == 240
     qtbot.waitUntil(
         lambda: panel.image.mapRectToParent(panel.image.boundingRect()).x() == 240, timeout=30000

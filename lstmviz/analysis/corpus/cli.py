@@ -185,8 +185,8 @@ def _find(a: argparse.Namespace) -> int:
     tok = getattr(store, "tokenizer", None)
     print(f"{'rank':>4} {'sequence':>9} {'t':>6} {'length':>6} {'mean':>7}  {'positions':<15} text")
     for k, m in enumerate(res.matches):
-        a = max(0, m.start - 3)
-        text = _token_text(tok, store.tokens(a, m.stop + 3), m.start - a, m.stop - a)
+        lo = max(0, m.start - 3)
+        text = _token_text(tok, store.tokens(lo, m.stop + 3), m.start - lo, m.stop - lo)
         print(
             f"{k + 1:>4} {m.sequence:>9} {m.t:>6} {m.length:>6} {m.mean:>7.3f}  "
             f"{f'{m.start}:{m.stop}':<15} {text}"

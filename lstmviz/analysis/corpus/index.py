@@ -255,20 +255,25 @@ def get_index(
             hint="copy the corpus to a local folder, where the index is kept on disk",
         )
     n_blocks = -(-n // block)
-    layout = {
-        "shape": (units, -(-n // 8)),
-        "dtype": "uint8",
-        "chunks": (min(units, CHUNK_UNITS), block // 8),
-        "compressors": None,
-        "fill_value": 0,
-    }
+    shape = (units, -(-n // 8))
+    chunks = (min(units, CHUNK_UNITS), block // 8)
     if group is not None:
         g = group.require_group(path)
         g.attrs.update({"complete": False})
-        bits = g.create_array("bits", overwrite=True, **layout)
+        bits = g.create_array(
+            "bits",
+            shape=shape,
+            dtype="uint8",
+            chunks=chunks,
+            compressors=None,
+            fill_value=0,
+            overwrite=True,
+        )
     else:
         g = zarr.open_group(zarr.storage.MemoryStore(), mode="w")
-        bits = g.create_array("bits", **layout)
+        bits = g.create_array(
+            "bits", shape=shape, dtype="uint8", chunks=chunks, compressors=None, fill_value=0
+        )
     counts = np.zeros((n_blocks, units), np.int64)
     with resolve(scheduler) as sched:
         if sched.distributed and group is None:

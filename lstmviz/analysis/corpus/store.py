@@ -36,7 +36,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -172,6 +172,10 @@ class CorpusBase:
 
     def inputs(self) -> Any:
         """The inputs, lazily: ``(N,)`` ids or ``(N, F)`` features (slice it)."""
+        raise NotImplementedError
+
+    def array(self, layer: str | None = None, quantity: str = "hidden") -> Any:
+        """The lazy ``(units, N)`` array of one layer's quantity (slice it)."""
         raise NotImplementedError
 
     def tokens(self, start: int, stop: int) -> np.ndarray:
@@ -419,7 +423,9 @@ def read_manifest(group: Any, location: str) -> dict[str, Any]:
     return m
 
 
-def open_group(location: str, mode: str, storage_options: dict[str, Any] | None) -> Any:
+def open_group(
+    location: str, mode: Literal["r", "r+", "w"], storage_options: dict[str, Any] | None
+) -> Any:
     """``zarr.open_group`` on a local path or an fsspec URL, errors named."""
     import zarr
 

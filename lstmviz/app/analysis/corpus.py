@@ -72,10 +72,10 @@ def text_corpus(model: Any, info: Any, text: str, length: int) -> np.ndarray:
     if info.token_kind == "chars":
         index = {t: i for i, t in enumerate(info.vocab)}
         unk = index.get("<unk>", index.get("<_unk>"))
-        ids = [index.get(ch, index.get(ch.lower(), unk)) for ch in text]
-        ids = np.asarray([i for i in ids if i is not None], np.int64)
+        found = [index.get(ch, index.get(ch.lower(), unk)) for ch in text]
+        ids = np.asarray([i for i in found if i is not None], np.int64)
     else:
-        ids = encode_text(model, text, info)[0]
+        ids = np.asarray(encode_text(model, text, info)[0])
     n = len(ids) // length
     if n == 0:
         raise InputError(f"the text has {len(ids)} tokens: fewer than one sequence of {length}")
@@ -248,10 +248,10 @@ class CorpusPanel(Panel):
         )
         self.plot.addItem(self.match_marks)
         vlay.addWidget(self.view, 2)
-        self.scroll = QScrollBar(Qt.Orientation.Horizontal)
-        self.scroll.setToolTip("Page through the corpus (pages are read as they are shown)")
-        self.scroll.valueChanged.connect(self.pos_box.setValue)
-        vlay.addWidget(self.scroll)
+        self.page_bar = QScrollBar(Qt.Orientation.Horizontal)
+        self.page_bar.setToolTip("Page through the corpus (pages are read as they are shown)")
+        self.page_bar.valueChanged.connect(self.pos_box.setValue)
+        vlay.addWidget(self.page_bar)
         self.table = QTableWidget(0, 5)
         self.table.setHorizontalHeaderLabels(["sequence", "t", "length", "mean", "tokens"])
         self.table.verticalHeader().setVisible(False)
@@ -464,12 +464,12 @@ class CorpusPanel(Panel):
         self.pos_box.setRange(0, max(n - 1, 0))
         self.pos_box.setValue(0)
         self.pos_box.blockSignals(False)
-        self.scroll.blockSignals(True)
-        self.scroll.setRange(0, max(n - WINDOW, 0))
-        self.scroll.setPageStep(WINDOW)
-        self.scroll.setSingleStep(max(1, WINDOW // 8))
-        self.scroll.setValue(0)
-        self.scroll.blockSignals(False)
+        self.page_bar.blockSignals(True)
+        self.page_bar.setRange(0, max(n - WINDOW, 0))
+        self.page_bar.setPageStep(WINDOW)
+        self.page_bar.setSingleStep(max(1, WINDOW // 8))
+        self.page_bar.setValue(0)
+        self.page_bar.blockSignals(False)
         self.stack.setCurrentIndex(1)
         self.show_position(0)
 
@@ -489,10 +489,10 @@ class CorpusPanel(Panel):
         if st is None:
             return
         self.position = int(pos)
-        if self.scroll.value() != self.position:
-            self.scroll.blockSignals(True)
-            self.scroll.setValue(min(self.position, self.scroll.maximum()))
-            self.scroll.blockSignals(False)
+        if self.page_bar.value() != self.position:
+            self.page_bar.blockSignals(True)
+            self.page_bar.setValue(min(self.position, self.page_bar.maximum()))
+            self.page_bar.blockSignals(False)
         layer, q = self.layer, self.quantity
         a, b = self.position, self.position + WINDOW
         if st.has_window(a, b, layer, q) or not is_url(st.location):
@@ -556,9 +556,10 @@ class CorpusPanel(Panel):
 
     # --- searching --------------------------------------------------------------------------
     def _on_find_clicked(self) -> None:
-        self.find()
+        self.find_matches()
 
-    def find(self) -> None:
+    def find_matches(self) -> None:
+        """Search the corpus for the selected units over the brushed range."""
         st = self.store
         if st is None:
             self.error.emit("trace or open a corpus first")
