@@ -47,7 +47,7 @@ from ._common import CHUNK_STEPS, FORMAT_VERSION, MANIFEST_ATTR, is_url, normali
 #: Positions per page of the lazy window cache (one chunk column).
 PAGE_STEPS = CHUNK_STEPS
 #: Pages kept per store.
-PAGE_CACHE = 16
+PAGE_CACHE = 8
 
 
 class CorpusBase:
