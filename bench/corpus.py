@@ -39,7 +39,13 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from lstmviz.analysis.corpus import find_pattern, get_index, open_corpus, trace_corpus
+from lstmviz.analysis.corpus import (
+    find_pattern,
+    get_index,
+    open_corpus,
+    select_units,
+    trace_corpus,
+)
 from lstmviz.analysis.corpus._common import INDEX_BLOCK, MANIFEST_ATTR
 from lstmviz.analysis.corpus.index import _index_path, _stamp, threshold_key
 from lstmviz.analysis.corpus.tracing import create_store
@@ -297,18 +303,24 @@ def main() -> int:
     big = tile_index(st, out, a.search_steps, layer, a.threshold)
     fig["search_positions"] = big.n_steps
     q0 = int(st.offsets[1]) + 100
-    units = list(range(a.units))
-    for sched, label in (("sync", "1_thread"), (None, f"{cores}_threads")):
-        find_pattern(big, units, q0, q0 + 3, a.threshold, layer=layer, scheduler=sched)  # warm
-        dt, res = timed(
-            lambda sched=sched: find_pattern(
-                big, units, q0, q0 + 3, a.threshold, layer=layer, scheduler=sched
-            ),
-            label,
-        )
-        fig[f"find_{a.units}_units_{label}_positions_per_s"] = big.n_steps / dt
-        fig[f"find_{a.units}_units_{label}_positions_per_cpu_s"] = big.n_steps / CPU[label]
-        fig["find_matches"] = res.n_matches
+    # the pattern: every unit of the layer; and the units on over a brushed range (what the
+    # app and `lstmviz corpus find` pick when no units are given)
+    auto = select_units(st, q0, q0 + 3, a.threshold, layer)
+    fig["auto_units"] = len(auto)
+    for name, units in (("all", list(range(a.units))), ("auto", auto)):
+        if not units:
+            continue
+        for sched, label in (("sync", "1_thread"), (None, f"{cores}_threads")):
+            find_pattern(big, units, q0, q0 + 3, a.threshold, layer=layer, scheduler=sched)
+            dt, res = timed(
+                lambda sched=sched, units=units: find_pattern(
+                    big, units, q0, q0 + 3, a.threshold, layer=layer, scheduler=sched
+                ),
+                label,
+            )
+            fig[f"find_{name}_units_{label}_positions_per_s"] = big.n_steps / dt
+            fig[f"find_{name}_units_{label}_positions_per_cpu_s"] = big.n_steps / CPU[label]
+            fig[f"find_{name}_units_matches"] = res.n_matches
     scan_every_row(big, layer, a.threshold, a.units)  # warm the page cache
     c = time.process_time()
     fig["scan_every_row_1_thread_positions_per_s"] = scan_every_row(
