@@ -81,3 +81,38 @@ def test_cluster_trace_equals_in_process(cluster, tmp_path):
     s_remote = unit_stats(there, "lstm_2", "cell", threshold=0.1, scheduler=client)
     for f in ("mean", "std", "min", "max", "on_fraction"):
         np.testing.assert_allclose(getattr(s_remote, f), getattr(s_local, f), rtol=1e-12)
+
+
+def test_cli_scheduler_address(cluster, tmp_path, capsys):
+    from lstmviz.analysis import open_corpus
+    from lstmviz.cli import main
+
+    lc, _client = cluster
+    ids = np.random.default_rng(3).integers(1, 40, (12, 30))
+    np.save(tmp_path / "ids.npy", ids)
+    common = ["corpus", "trace", "char_textgen", "--input", str(tmp_path / "ids.npy")]
+    assert main([*common, "--out", str(tmp_path / "here.zarr")]) == 0
+    assert (
+        main([*common, "--out", str(tmp_path / "there.zarr"), "--scheduler", lc.scheduler_address])
+        == 0
+    )
+    assert "dask.distributed" in capsys.readouterr().out
+    _same_store(open_corpus(tmp_path / "here.zarr"), open_corpus(tmp_path / "there.zarr"))
+    find = ["corpus", "find", "--range", "3:5", "--threshold", "-0.99", "--units", "0,1"]
+    assert main([*find[:2], str(tmp_path / "here.zarr"), *find[2:]]) == 0
+    here = capsys.readouterr().out
+    assert (
+        main(
+            [
+                *find[:2],
+                str(tmp_path / "there.zarr"),
+                *find[2:],
+                "--scheduler",
+                lc.scheduler_address,
+            ]
+        )
+        == 0
+    )
+    there = capsys.readouterr().out
+    # the same matches (the first line also holds the time taken)
+    assert here.splitlines()[1:] == there.splitlines()[1:] and len(here.splitlines()) > 2

@@ -12,6 +12,7 @@ the same way whatever the scheduler, so a corpus traced on a cluster equals one 
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -449,9 +450,9 @@ def trace_corpus(
         tokens without the model.
     block_steps : int, optional
         Positions per tracing task (a power of two; default: the largest up to 65536 whose
-        trace fits in a quarter of the memory budget shared by the tasks running at once,
-        256 MiB to 2 GiB per task). Memory stays proportional to it; longer blocks trace in
-        longer batches, which is faster.
+        trace fits in a quarter of this machine's memory budget shared by its cores, 256 MiB
+        to 2 GiB per task, whatever the scheduler). Memory stays proportional to it; longer
+        blocks trace in longer batches, which is faster.
     storage_options : dict, optional
         fsspec options for a URL ``out`` (credentials, endpoint...).
     chunk_steps : int, optional
@@ -504,8 +505,10 @@ def trace_corpus(
         if block_steps is not None:
             bs = int(block_steps)
         else:
+            # from this machine's budget and cores whatever the scheduler: the same blocks,
+            # traced the same way, give the same store here and on a cluster
             lo, hi = TASK_BYTES
-            share = budget.get_budget() // (4 * sched.workers) if not sched.distributed else lo
+            share = budget.get_budget() // (4 * max(1, os.cpu_count() or 1))
             bs = default_block_steps(model, int(min(hi, max(lo, share))))
         if not can_split and int(lengths.max()) > bs:
             k = int(lengths.argmax())
