@@ -314,6 +314,7 @@ class CorpusStore(CorpusBase):
         self._n_sequences = int(m["n_sequences"])
         self._offsets: np.ndarray | None = None
         self._done: np.ndarray | None = None
+        self._arrays: dict[str, Any] = {}
         if block_done is None:
             block_done = np.asarray(group["done"][:], bool)
         self.block_done = block_done
@@ -368,7 +369,11 @@ class CorpusStore(CorpusBase):
         """The lazy Zarr array ``(units, N)`` of one layer's quantity."""
         layer = self.layer(layer)
         self.check_quantity(quantity)
-        return self.group[f"states/{self._keys[layer]}/{quantity}"]
+        key = f"states/{self._keys[layer]}/{quantity}"
+        arr = self._arrays.get(key)
+        if arr is None:  # opening reads the array's metadata: once per store
+            arr = self._arrays[key] = self.group[key]
+        return arr
 
     def read(
         self, layer: str | None, quantity: str, u0: int, u1: int, start: int, stop: int
@@ -382,7 +387,10 @@ class CorpusStore(CorpusBase):
         return np.asarray(a[u0:u1, start:stop], np.float32)
 
     def inputs(self) -> Any:
-        return self.group["inputs"]
+        arr = self._arrays.get("inputs")
+        if arr is None:
+            arr = self._arrays["inputs"] = self.group["inputs"]
+        return arr
 
     def stored_bytes(self) -> int:
         if is_url(self.location):
