@@ -9,6 +9,7 @@ opens the app (or renders it headless); subcommands do the rest without a window
 - ``lstmviz export MODEL ... --out OUT.{png,svg,pdf,gif,mp4,npz,csv,json}``
 - ``lstmviz attribute|ablate|patch|connectivity|fixed-points MODEL ...``: gradients,
   interventions and dynamics (:mod:`lstmviz.export.analysis_cli`)
+- ``lstmviz corpus trace|find|stats|info|convert ...`` traces a corpus into Zarr and searches it
 """
 
 from __future__ import annotations
@@ -82,6 +83,7 @@ SUBCOMMANDS: dict[str, Callable[[list[str]], int]] = {
     "patch": _lazy(".export.analysis_cli", "patch_main"),
     "connectivity": _lazy(".export.analysis_cli", "connectivity_main"),
     "fixed-points": _lazy(".export.analysis_cli", "fixed_points_main"),
+    "corpus": _lazy(".analysis.corpus.cli"),
 }
 
 
