@@ -12,7 +12,6 @@ cannot show every unit, the most active units are shown and a note says so.
 
 from __future__ import annotations
 
-import weakref
 from typing import Any
 
 import numpy as np
@@ -40,42 +39,6 @@ MAX_ROWS = 384
 MAX_COLS = 1200
 #: The least height, in pixels, of one unit's row in a heatmap.
 ROW_PX = 6
-BOUNDED = {"sigmoid", "hard_sigmoid", "tanh", "softsign"}
-
-
-_LEVELS: weakref.WeakKeyDictionary[Any, dict[str, tuple[float, float]]] = (
-    weakref.WeakKeyDictionary()
-)
-
-
-def levels_for(lt: Any, quantity: str) -> tuple[float, float]:
-    """Fixed colour levels of a quantity: [0, 1] for sigmoid gates, [-1, 1] for tanh-bounded
-    values, else symmetric around 0 over the whole layer trace (at the 99.5th percentile of
-    |value|, so a few outliers do not wash out every other unit; cached per trace)."""
-    w = lt.weights
-    if quantity in GATES and w.recurrent_activation in ("sigmoid", "hard_sigmoid"):
-        return (0.0, 1.0)
-    if quantity == "candidate" and w.activation in BOUNDED:
-        return (-1.0, 1.0)
-    if (
-        quantity == "hidden"
-        and w.activation in BOUNDED
-        and w.recurrent_activation in ("sigmoid", "hard_sigmoid")
-    ):
-        return (-1.0, 1.0)
-    cache = _LEVELS.setdefault(lt, {})
-    if quantity not in cache:
-        a = np.abs(np.asarray(lt.per_unit(quantity))).ravel()  # (B*T*U,)
-        if a.size > 1_000_000:
-            a = a[:: a.size // 1_000_000 + 1]
-        k = min(int(a.size * 0.995), a.size - 1)
-        m = float(np.partition(a, k)[k]) if a.size else 1.0  # the 99.5th percentile
-        if not np.isfinite(m) or m <= 0:
-            m = 1.0
-        mag = 10 ** np.floor(np.log10(m))
-        m = float(np.ceil(m / mag * 10) / 10 * mag)  # 2 significant digits, rounded up
-        cache[quantity] = (-m, m)
-    return cache[quantity]
 
 
 def time_ticks(
@@ -508,7 +471,7 @@ class HeatmapGrid(pg.GraphicsLayoutWidget):
             hm.set_data(
                 np.asarray(data, dtype=np.float32),
                 rows,
-                levels_for(lt, hm.quantity),
+                doc.color_levels(hm.quantity, lt),
                 backwards=bool(lt.go_backwards),
             )
             hm.set_ticks("left", self._unit_ticks(rows, self._max_unit_labels(len(rows))))

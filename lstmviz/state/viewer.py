@@ -47,10 +47,12 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol
 import numpy as np
 from psygnal import Signal, SignalGroup, evented
 
+from ..analysis.levels import LevelLock
 from ..analysis.units import UNIT_FILTERS, default_units, unit_rows
 from ..errors import InputError, LstmvizError
 
 if TYPE_CHECKING:
+    from ..analysis.outputs import OutputSpec
     from ..engine.trace import LayerTrace, Trace
     from ..io.meta import ModelInfo
 
@@ -183,6 +185,9 @@ class ViewerState:
         self.options = ViewOptions()
         #: runs loading and tracing; :func:`run_now` unless the app sets a worker runner
         self.runner: Runner = runner or run_now
+        #: the colour levels of every view and export; locked while ``options.lock_levels``
+        self.level_lock = LevelLock()
+        self.options.events.lock_levels.connect(self._on_lock_levels)
         self._model: TraceableModel | None = None
         self._model_path: str | None = None
         self._info: ModelInfo | None = None
@@ -199,6 +204,7 @@ class ViewerState:
         self._busy = ""
         self._generation = 0
         self._labels: tuple[tuple[int, int], list[str]] | None = None
+        self._spec: tuple[int, OutputSpec] | None = None
 
     # --- fields ------------------------------------------------------------------------------
     @property
@@ -298,6 +304,47 @@ class ViewerState:
         return self._generation
 
     # --- derived, read-only --------------------------------------------------------------------
+    def color_levels(self, quantity: str, lt: LayerTrace | None = None) -> tuple[float, float]:
+        """The colour levels of ``quantity`` of ``lt`` (default: the selected layer) that every
+        view and export of this state uses (:mod:`lstmviz.analysis.levels`): fixed for gates
+        and tanh-bounded values, robust to outlier units otherwise, and kept across inputs and
+        training snapshots while ``options.lock_levels`` is on."""
+        lt = lt if lt is not None else self.layer_trace
+        if lt is None:
+            raise LstmvizError("no trace yet: open a model first")
+        return self.level_lock.levels(quantity, lt)
+
+    @property
+    def output_spec(self) -> OutputSpec | None:
+        """What the model's output is (probabilities, log-probabilities, logits, bits or
+        values), decided once per model by :func:`lstmviz.analysis.outputs.output_spec`;
+        None before a trace with a per-step output exists."""
+        tr = self._trace
+        if self._model is None or tr is None or tr.step_output is None:
+            return None
+        key = id(self._model)
+        if self._spec is None or self._spec[0] != key:
+            from ..analysis.outputs import output_spec
+
+            self._spec = (key, output_spec(self._model, self._info, values=tr.step_output))
+        return self._spec[1]
+
+    def output_labels(self, k_total: int) -> list[str]:
+        """A raw label per output class (display them with
+        :func:`lstmviz.analysis.outputs.display_label`)."""
+        from ..analysis.outputs import output_labels
+
+        return output_labels(self._info, k_total)
+
+    def _on_lock_levels(self, on: bool) -> None:
+        if on:
+            traces = self._trace.layers if self._trace is not None else []
+            self.level_lock.lock(*traces)
+        else:
+            self.level_lock.unlock()
+        if self._trace is not None:
+            self.events.trace.emit()  # redraw with the new levels
+
     def token_labels(self) -> list[str]:
         """One short label per timestep of the current batch item."""
         if self._x is None or self._model is None:

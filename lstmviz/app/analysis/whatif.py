@@ -240,9 +240,7 @@ class WhatIfPanel(Panel):
         d = r.diff(lt.name, q).T  # (U, T)
         m = float(max(np.abs(d).max(), 1e-6))
         show_image(self.diff_plot, self.diff_image, d, (-m, m))
-        from ..heatmaps import levels_for
-
-        lv = levels_for(lt, q)
+        lv = self.state.color_levels(q, lt)
         cmap = "viridis" if q in ("input_gate", "forget_gate", "output_gate") else "CET-D1"
         for p, im, tr in zip(self.side_plots, self.side_images, (r.before, r.after), strict=True):
             img = np.asarray(tr.layer(lt.name).get(q)[r.batch], np.float32).T  # (U, T)
