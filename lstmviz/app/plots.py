@@ -421,6 +421,17 @@ class OutputView(QWidget):
             for ti in self.texts:
                 ti.setText("")
             return
+        if not doc.output_follows_layer:  # an encoder's steps: the output follows another
+            names = doc.layer_names
+            self.headline.setText(
+                f"<span style='color:{th.muted}'>The model's output runs along the steps of "
+                f"{names[-1] if names else 'another layer'}: select that layer to see it "
+                "under its steps.</span>"
+            )
+            self.bars.setOpts(width=np.zeros(self.k))
+            for ti in self.texts:
+                ti.setText("")
+            return
         so = tr.step_output  # (B, T, K)
         b = min(doc.batch, so.shape[0] - 1)
         t = min(doc.t, so.shape[1] - 1)

@@ -70,7 +70,12 @@ class TokenStrip(QWidget):
         self._preds = None
         tr = self.state.trace
         spec = self.state.output_spec
-        if tr is not None and tr.step_output is not None and spec is not None:
+        if (
+            tr is not None
+            and tr.step_output is not None
+            and spec is not None
+            and self.state.output_follows_layer
+        ):
             from ..analysis.outputs import display_label, predicted
 
             so = tr.step_output

@@ -185,6 +185,11 @@ class ViewerState:
         self.options = ViewOptions()
         #: runs loading and tracing; :func:`run_now` unless the app sets a worker runner
         self.runner: Runner = runner or run_now
+        #: asked when a model file cannot tell whether its inputs are time-major (some ONNX
+        #: graphs): ``ask_layout(model, input_names) -> True (time-major), False
+        #: (batch-first) or None (cancel)``; the app shows a question, scripts pass
+        #: ``time_major=`` to the loader instead
+        self.ask_layout: Callable[[Any, list[str]], bool | None] | None = None
         #: the colour levels of every view and export; locked while ``options.lock_levels``
         self.level_lock = LevelLock()
         self.options.events.lock_levels.connect(self._on_lock_levels)
@@ -346,20 +351,49 @@ class ViewerState:
             self.events.trace.emit()  # redraw with the new levels
 
     def token_labels(self) -> list[str]:
-        """One short label per timestep of the current batch item."""
+        """One short label per timestep of the current batch item, for the sequence the
+        selected layer reads (an encoder-decoder's decoder reads the second input)."""
         if self._x is None or self._model is None:
             return []
-        key = (id(self._x), self._batch)
+        k = self.input_index()
+        key = (id(self._x), self._batch, k)
         if self._labels is not None and self._labels[0] == key:
             return self._labels[1]
         from ..io.inputs import token_labels
 
+        x = self._x[k] if isinstance(self._x, list) else self._x
+        info = self._info if k == 0 else None  # the info's vocabulary is the first input's
         try:
-            labels = token_labels(self._model, self._x, self._info, self._batch)  # type: ignore[arg-type]
+            labels = token_labels(self._model, x, info, self._batch)  # type: ignore[arg-type]
         except (LstmvizError, IndexError, ValueError):
             labels = [str(t) for t in range(self.timesteps)]
         self._labels = (key, labels)
         return labels
+
+    def input_index(self, layer: str | None = None) -> int:
+        """Which model input the LSTM layer ``layer`` (default: the selected one) reads,
+        through the layers before it: 0 for a one-input model."""
+        layer = layer or self._layer
+        if not isinstance(self._x, list) or not layer:
+            return 0
+        return lstm_input_index(self._model, layer.partition("/")[0])
+
+    @property
+    def output_follows_layer(self) -> bool:
+        """Whether the model's per-step output runs along the selected layer's steps (an
+        encoder-decoder's outputs follow the decoder, not the encoder)."""
+        tr = self._trace
+        lt = self.layer_trace
+        if tr is None or lt is None or tr.step_output is None:
+            return False
+        return bool(np.shape(tr.step_output)[1] == lt.timesteps) and (
+            not isinstance(self._x, list) or self.input_index() == self._output_input_index()
+        )
+
+    def _output_input_index(self) -> int:
+        """The model input whose steps the output follows (the last LSTM's input)."""
+        names = list(getattr(self._model, "lstm_trace_names", []) or [])
+        return self.input_index(names[-1]) if names else 0
 
     def input_text(self) -> str:
         """The current input written the way :meth:`set_text` reads it."""
@@ -414,6 +448,8 @@ class ViewerState:
                 model, info, xx = load_model(path), load_info(path), x
             if xx is None and (text is not None or input_path is not None):
                 xx = load_input(model, path=input_path, text=text, info=info)
+            if getattr(model, "layout_ambiguous", None):  # ask before anything is traced
+                return model, info, xx, None
             if xx is None:
                 xx = example_input(model, info)
             xx = model.check_input(xx)
@@ -424,7 +460,23 @@ class ViewerState:
                 return
             model, info, xx, trace = result
             self._set_busy("")
-            self.set_model(model, path, info, xx, trace=trace)
+            ambiguous = list(getattr(model, "layout_ambiguous", None) or [])
+            if ambiguous:
+                answer = self.ask_layout(model, ambiguous) if self.ask_layout else None
+                if answer is None:
+                    self.events.failed.emit(
+                        f"{path}: the graph does not say whether its input "
+                        f"{', '.join(ambiguous)} is time-major (T, batch, ...) or batch-first "
+                        "(batch, T, ...); nothing was opened. From Python: "
+                        "lstmviz.load_model(path, time_major=True or False)"
+                    )
+                    return
+                model.set_time_major(bool(answer))
+            try:
+                self.set_model(model, path, info, xx, trace=trace)
+            except LstmvizError as e:
+                self.events.failed.emit(str(e))
+                return
             if on_opened is not None:
                 on_opened()
 
@@ -726,3 +778,25 @@ def trace_values(model: Any, x: Any) -> int:
         halves = [lay.forward, lay.backward] if hasattr(lay, "forward") else [lay]
         units += sum(int(getattr(h, "units", 0)) for h in halves)
     return bt * max(units, 1)
+
+
+def lstm_input_index(model: Any, layer: str) -> int:
+    """The index of the model input that reaches ``layer`` first, walking the model's graph
+    back (the first input of each node); 0 when the model has no graph to walk."""
+    nodes = getattr(model, "nodes", None)
+    inputs = list(getattr(model, "inputs", []) or [])
+    if not nodes or not inputs:
+        return 0
+    produced = {(n.layer.name, n.index): n for n in nodes}
+    input_names = [ref[0] for ref in inputs]
+    seen: set[str] = set()
+    name = layer
+    while name not in input_names and name not in seen:
+        seen.add(name)
+        node = next((n for n in nodes if n.layer.name == name), None)
+        if node is None or not node.inputs:
+            return 0
+        ref = node.inputs[0]
+        src = produced.get((ref[0], ref[1]))
+        name = src.layer.name if src is not None else ref[0]
+    return input_names.index(name) if name in input_names else 0
