@@ -15,7 +15,7 @@ from .errors import LstmvizError
 from .io import load_model
 from .io.session import Session
 
-__version__ = "0.1.0"
+from ._version import __version__
 
 __all__ = [
     "LayerTrace",
