@@ -53,8 +53,8 @@ class LessonStepView:
 
 
 def _load_model(lesson: Lesson) -> tuple[Any, Any, str]:
-    from ..io import load_model
     from ..examples import get_example
+    from ..io import load_model
     from ..io.meta import load_info
 
     kind, ref = lesson.model_ref()
