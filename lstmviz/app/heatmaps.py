@@ -20,6 +20,7 @@ from PySide6.QtCore import QPointF, QRectF, Qt, QTimer, Signal
 from PySide6.QtGui import QBrush, QColor, QFont, QFontMetrics, QPainter
 from PySide6.QtWidgets import QGraphicsItem, QGraphicsObject, QGraphicsRectItem, QLabel
 
+from ..analysis.overview import overview
 from ..engine.trace import GATES, QUANTITIES
 from ..state import ViewerState
 from .style import (
@@ -32,11 +33,8 @@ from .style import (
     SIGNED_CMAP,
     Theme,
     colormap,
-    downsample_image,
 )
 
-MAX_ROWS = 384
-MAX_COLS = 1200
 #: The least height, in pixels, of one unit's row in a heatmap.
 ROW_PX = 6
 
@@ -237,19 +235,21 @@ class Heatmap:
 
     def set_data(
         self,
-        data: np.ndarray,
+        image: np.ndarray,
         rows: np.ndarray,
+        n_t: int,
         levels: tuple[float, float],
         backwards: bool = False,
     ) -> None:
-        """``data`` is ``(len(rows), T)``: one row per shown unit. ``backwards``: the layer
-        runs from the last step to the first (its "future" is on the left)."""
-        self.data = data
+        """``image`` shows the units ``rows`` over ``n_t`` steps: ``(len(rows), n_t)``, or
+        block means of it for a long trace (:func:`lstmviz.analysis.overview.overview`).
+        ``backwards``: the layer runs from the last step to the first (its "future" is on
+        the left)."""
+        self.data = image
         self.dim.backwards = backwards
         self.rows = rows
-        self.n_rows, self.n_t = data.shape
-        img = downsample_image(data, MAX_ROWS, MAX_COLS)
-        self.image.setImage(img, autoLevels=False, levels=levels)
+        self.n_rows, self.n_t = len(rows), int(n_t)
+        self.image.setImage(image, autoLevels=False, levels=levels)
         self.bar.set_levels(levels)
         self.image.setRect(QRectF(0, 0, max(self.n_t, 1), max(self.n_rows, 1)))
         if self._shape != (self.n_rows, self.n_t):
@@ -466,11 +466,11 @@ class HeatmapGrid(pg.GraphicsLayoutWidget):
             if lt is None:
                 continue
             rows = self.shown_rows if hm.layer is None else self._rows_for(lt, np.arange(lt.units))
-            full = lt.per_unit(hm.quantity)[min(b, lt.batch_size - 1)]  # (T, U)
-            data = full[:, rows].T if len(rows) != lt.units else full.T  # (R, T)
+            img = overview(lt, hm.quantity, b, None if len(rows) == lt.units else rows)
             hm.set_data(
-                np.asarray(data, dtype=np.float32),
+                img,
                 rows,
+                lt.timesteps,
                 doc.color_levels(hm.quantity, lt),
                 backwards=bool(lt.go_backwards),
             )

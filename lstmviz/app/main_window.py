@@ -82,13 +82,12 @@ def model_suffixes() -> tuple[str, ...]:
 
 def _is_checkpoint(p: Path) -> bool:
     """A TF1 checkpoint named by its prefix (``model.ckpt``) or a folder holding one."""
-    from ..io.more_formats import resolve_model_path
+    from ..io.more_formats import resolve_model_path, tf1_prefix
 
     try:
-        resolve_model_path(p)
+        return tf1_prefix(resolve_model_path(p)) is not None
     except LstmvizError:
         return False
-    return True
 
 
 def configure_pyqtgraph() -> None:
@@ -568,10 +567,10 @@ class MainWindow(QMainWindow):
             if self.session_actions is not None:
                 self.session_actions.open_session(p)
             return
-        if suffix in model_suffixes() or _is_checkpoint(p):
-            self.open_model(p)
-        elif suffix in INPUT_SUFFIXES:
+        if suffix in INPUT_SUFFIXES:
             self.open_input(p)
+        elif suffix in model_suffixes() or _is_checkpoint(p):
+            self.open_model(p)
         else:
             self.show_error(
                 f"{p}: cannot open files of type {suffix or '(none)'!r}; models are "

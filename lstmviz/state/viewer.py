@@ -190,6 +190,11 @@ class ViewerState:
         #: (batch-first) or None (cancel)``; the app shows a question, scripts pass
         #: ``time_major=`` to the loader instead
         self.ask_layout: Callable[[Any, list[str]], bool | None] | None = None
+        #: run on each new trace *inside the tracing job* (off the GUI thread in the app),
+        #: before it is shown: ``prepare(trace, batch)`` computes what the views will draw
+        #: (overview images, colour levels, unit scores) and caches it on the layer traces.
+        #: Pure NumPy: a preparer never touches a widget.
+        self.preparers: list[Callable[[Trace, int], None]] = [prepare_trace]
         #: the colour levels of every view and export; locked while ``options.lock_levels``
         self.level_lock = LevelLock()
         self.options.events.lock_levels.connect(self._on_lock_levels)
@@ -453,7 +458,9 @@ class ViewerState:
             if xx is None:
                 xx = example_input(model, info)
             xx = model.check_input(xx)
-            return model, info, xx, model.trace(xx)
+            trace = model.trace(xx)
+            self._prepare(trace, 0)
+            return model, info, xx, trace
 
         def done(result: Any) -> None:
             if gen != self._generation:
@@ -568,6 +575,33 @@ class ViewerState:
             self._retrace_engine = engine
         self._generation += 1  # a trace still being computed is now stale
         self._install_trace(trace, engine)
+
+    def show_weights(self, model: TraceableModel, engine: str) -> None:
+        """Show the current input traced by ``model``, a model of the open one's
+        architecture with other weights (a training snapshot): traced by :attr:`runner`
+        (off the GUI thread in the app), then shown as :meth:`set_trace` with ``model`` --
+        ``t``, the layer and the selection stay."""
+        if self._x is None:
+            raise InputError("no input to trace: open a model first")
+        x = model.check_input(self._x)
+        self._generation += 1
+        gen = self._generation
+        batch = self._batch
+
+        def job(progress: ProgressFn, should_stop: ShouldStopFn) -> Any:
+            trace = model.trace(x)
+            self._prepare(trace, batch)
+            return trace
+
+        def done(trace: Any) -> None:
+            if gen == self._generation:
+                self._set_busy("")
+                self.set_trace(trace, engine=engine, model=model)
+
+        if trace_values(model, x) <= SYNC_TRACE_VALUES:
+            run_now(job, done, lambda m: self._failed(gen, m), "")
+        else:
+            self._run(job, done, f"Tracing with {engine}", gen)
 
     def retrace(self) -> None:
         """Recompute the trace of the current model and input (after its weights changed)."""
@@ -701,8 +735,15 @@ class ViewerState:
         gen = self._generation
         engine = self._retrace_engine
 
+        batch = self._batch
+        reuse = self._reusable(model, x)
+
         def job(progress: ProgressFn, should_stop: ShouldStopFn) -> Any:
-            return model.trace(x)
+            # an edit of the input retraces from the first changed step on (the engine
+            # copies the steps before it from the trace on screen, which it only reads)
+            trace = model.trace(x, reuse=reuse) if reuse is not None else model.trace(x)
+            self._prepare(trace, batch)
+            return trace
 
         def done(trace: Any) -> None:
             if gen == self._generation:
@@ -715,6 +756,31 @@ class ViewerState:
             run_now(job, done, lambda m: self._failed(gen, m), "")
         else:
             self._run(job, done, f"Tracing {steps} timesteps", gen)
+
+    def _prepare(self, trace: Trace, batch: int) -> None:
+        for prepare in list(self.preparers):
+            try:
+                prepare(trace, min(batch, trace.batch_size - 1))
+            except LstmvizError:  # a view that cannot prepare draws what it can later
+                continue
+
+    def _reusable(self, model: Any, x: Any) -> Trace | None:
+        """The trace on screen when a new input's trace can start from it: the same engine
+        model, and every input of the same shape."""
+        from ..engine.model import Model
+
+        old = self._trace
+        if old is None or not isinstance(model, Model) or model is not self._model:
+            return None
+        if self._engine != "NumPy":  # another engine's trace: trace in full
+            return None
+        xs = x if isinstance(x, list) else [x]
+        olds = old.inputs if isinstance(old.inputs, list) else [old.inputs]
+        if len(xs) != len(olds) or any(
+            np.shape(a) != np.shape(b) for a, b in zip(xs, olds, strict=True)
+        ):
+            return None
+        return old
 
     def _set_busy(self, label: str) -> None:
         if label != self._busy:
@@ -800,3 +866,21 @@ def lstm_input_index(model: Any, layer: str) -> int:
         src = produced.get((ref[0], ref[1]))
         name = src.layer.name if src is not None else ref[0]
     return input_names.index(name) if name in input_names else 0
+
+
+def prepare_trace(trace: Trace, batch: int) -> None:
+    """What the views of any trace need, computed once (and cached on its layer traces):
+    colour levels of the six quantities, unit activity scores and spreads, and the overview
+    image of each quantity of each layer for batch item ``batch``."""
+    from ..analysis.levels import levels
+    from ..analysis.overview import overview
+    from ..analysis.units import default_units, unit_scores
+    from ..engine.trace import QUANTITIES
+
+    for lt in trace.layers:
+        b = min(batch, lt.batch_size - 1)
+        unit_scores(lt, b, "active")
+        default_units(lt, b)
+        for q in QUANTITIES:
+            levels(q, lt)
+            overview(lt, q, b)

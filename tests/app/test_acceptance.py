@@ -431,7 +431,8 @@ def test_what_if_buttons(app, qtbot):
     p.step.setValue(2)
     p.token.setCurrentIndex(9)
     click(qtbot, p.run_btn)
-    assert p.result is not None and not p.stack.is_empty
+    qtbot.waitUntil(lambda: p.result is not None, timeout=20000)  # computed off the GUI thread
+    assert not p.stack.is_empty
     assert "changed step 2" in p.summary.text()
     click(qtbot, p.apply_btn)
     assert w.state.token_labels()[2] == "9"

@@ -5,21 +5,21 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from lstmviz.analysis.overview import reduce_image
 from lstmviz.app.heatmaps import time_ticks
-from lstmviz.app.style import downsample_image
 
 
-def test_downsample_image_block_means():
+def test_overview_block_means():
     a = np.arange(35, dtype=np.float32).reshape(5, 7)
-    out = downsample_image(a, 3, 3)
+    out = reduce_image(np.ascontiguousarray(a.T), None, 3, 3)
     assert out.shape == (3, 3)
     assert out[0, 0] == a[:2, :3].mean()
     assert out[2, 2] == a[4:, 6:].mean()  # the short last block: its own mean
-    small = downsample_image(a, 10, 10)
+    small = reduce_image(np.ascontiguousarray(a.T), None, 10, 10)
     np.testing.assert_array_equal(small, a)
     assert small.flags.c_contiguous
     big = np.random.default_rng(0).random((1024, 10000), dtype=np.float32).T.T  # strided
-    assert downsample_image(big, 384, 1200).shape == (342, 1112)
+    assert reduce_image(np.ascontiguousarray(big.T), None, 384, 1200).shape == (342, 1112)
 
 
 def test_heatmaps_use_the_states_levels_which_are_the_exports(digit_window):
