@@ -65,15 +65,25 @@ def overview(
     """The ``(R', T')`` image of ``quantity`` (each unit's own column; ``hidden`` of a
     projected LSTM is ``o·tanh(c)``) for batch item ``b`` and the units ``rows`` (all by
     default), reduced to at most ``max_rows x max_cols``. Cached on the layer trace."""
+    b = min(int(b), lt.batch_size - 1)
     key_rows = None if rows is None else tuple(int(r) for r in rows)
     cache = lt.meta.setdefault("_overview", {})
-    key = (quantity, int(b), key_rows, int(max_rows), int(max_cols))
+    key = (quantity, b, key_rows, int(max_rows), int(max_cols))
     got = cache.get(key)
     if got is None:
-        full = lt.per_unit(quantity)[min(int(b), lt.batch_size - 1)]  # (T, U)
-        got = reduce_image(full, None if rows is None else np.asarray(rows), max_rows, max_cols)
+        # the reduction along time (the costly part: every value is read) is kept per
+        # quantity; a different choice of units then only selects and reduces its columns
+        tkey = (quantity, b, int(max_cols))
+        reduced = cache.get(tkey)
+        if reduced is None:
+            full = lt.per_unit(quantity)[b]  # (T, U)
+            fc = max(1, -(-full.shape[0] // max(int(max_cols), 1)))
+            reduced = np.ascontiguousarray(block_mean(full, fc), dtype=np.float32)  # (T', U)
+            cache[tkey] = reduced
+        got = reduce_image(reduced, None if rows is None else np.asarray(rows), max_rows, 10**9)
         got.flags.writeable = False
         if len(cache) > 64:  # many selections over time: keep memory bounded
             cache.clear()
+            cache[tkey] = reduced
         cache[key] = got
     return got

@@ -48,7 +48,7 @@ def time_ticks(
         return []
     width_px = max(float(width_px), 50.0)
     if len(labels) >= n:
-        longest = max(len(s) for s in labels[:n])
+        longest = max(map(len, labels[:n])) if n * 4 < width_px else 99  # cannot fit anyway
         if n * (0.62 * tick_px * longest + 4) <= width_px:  # a glyph ~0.62 em, 4 px apart
             return [(t + 0.5, labels[t]) for t in range(n)]
     max_labels = max(2, int(width_px // (tick_px * 3.2)))

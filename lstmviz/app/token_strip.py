@@ -76,17 +76,18 @@ class TokenStrip(QWidget):
             and spec is not None
             and self.state.output_follows_layer
         ):
-            from ..analysis.outputs import display_label, predicted
+            from ..analysis.outputs import display_label, predicted_steps
 
             so = tr.step_output
             b = min(self.state.batch, so.shape[0] - 1)
+            steps = np.asarray(so[b])  # (T, K)
             if not spec.is_probability:
                 self._preds = None  # values, not answers: the output view shows them
             elif spec.kind == "bits" or so.shape[-1] == 1:
-                self._preds = [str(int(np.ravel(predicted(v, spec))[0])) for v in so[b]]
+                self._preds = [str(int(v)) for v in predicted_steps(steps, spec)]
             else:
-                labels = self.state.output_labels(so.shape[-1])
-                self._preds = [display_label(labels[int(predicted(v, spec))]) for v in so[b]]
+                labels = [display_label(s) for s in self.state.output_labels(so.shape[-1])]
+                self._preds = [labels[int(i)] for i in predicted_steps(steps, spec)]
         self.first = 0
         self._on_t_changed(self.state.t)
 
