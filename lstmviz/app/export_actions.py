@@ -180,7 +180,7 @@ def render_qt(
         data = QByteArray()
         buf = QBuffer(data)
         buf.open(QIODevice.OpenModeFlag.WriteOnly)
-        if not img.save(buf, "PNG"):
+        if not img.save(buf, "PNG"):  # type: ignore[call-overload]  # PySide takes str
             raise LstmvizError(f"{path}: could not encode the PNG image")
         buf.close()
         atomic_write_bytes(path, bytes(data.data()))
@@ -299,16 +299,16 @@ class ExportDialog(QDialog):
             self.what.addItem("The six heatmaps of the layer (publication figure)", "grid")
             self.what.addItem("The window as it is on screen", "window")
             form.addRow("What:", self.what)
-        self.style = QComboBox()
+        self.style_combo = QComboBox()
         if kind != "data":
             if kind != "plot" or heat is not None:
-                self.style.addItem("Paper column (7 pt text, white)", "paper")
-                self.style.addItem("Slide 16:9 (16 pt text, white)", "slide")
+                self.style_combo.addItem("Paper column (7 pt text, white)", "paper")
+                self.style_combo.addItem("Slide 16:9 (16 pt text, white)", "slide")
             if kind == "plot":
-                self.style.addItem("As on screen", SCREEN)
-            form.addRow("Style:", self.style)
+                self.style_combo.addItem("As on screen", SCREEN)
+            form.addRow("Style:", self.style_combo)
             self.what.currentIndexChanged.connect(self._update)
-            self.style.currentIndexChanged.connect(self._update)
+            self.style_combo.currentIndexChanged.connect(self._update)
         self.width_in = QDoubleSpinBox()
         self.height_in = QDoubleSpinBox()
         for sb in (self.width_in, self.height_in):
@@ -369,10 +369,10 @@ class ExportDialog(QDialog):
             self.path.setText(path)
 
     def _update(self) -> None:
-        style = self.style.currentData() or "paper"
+        style = self.style_combo.currentData() or "paper"
         what = self.what.currentData() or "grid"
         on_screen = style == SCREEN or (self.kind in ("figure", "animation") and what == "window")
-        self.style.setEnabled(not (self.kind in ("figure", "animation") and what == "window"))
+        self.style_combo.setEnabled(not (self.kind in ("figure", "animation") and what == "window"))
         if on_screen:
             target = self._target()
             r = _source_rect(target) if target is not None else QRectF(0, 0, 960, 540)
@@ -434,7 +434,7 @@ class ExportDialog(QDialog):
         return ExportOptions(
             path=str(Path(self.path.text()).expanduser()),
             what=what or "grid",
-            style=self.style.currentData() or "paper",
+            style=self.style_combo.currentData() or "paper",
             size=(self.width_in.value(), self.height_in.value()) if custom else None,
             dpi=float(self.dpi.value()),
             fps=self.fps.value(),
@@ -561,7 +561,8 @@ class ExportActions(QObject):
         if event.type() == QEvent.Type.ContextMenu and self.state.trace is not None:
             for name, item in self.window.plot_widgets().items():
                 if item is obj:
-                    self.context_menu(name).popup(event.globalPos())
+                    pos = event.globalPos()  # type: ignore[attr-defined]  # a QContextMenuEvent
+                    self.context_menu(name).popup(pos)
                     return True
         return False
 

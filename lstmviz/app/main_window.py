@@ -544,7 +544,7 @@ class MainWindow(QMainWindow):
         def read(progress: Any, should_stop: Any) -> Any:
             from ..io.inputs import load_input
 
-            return load_input(model, path=path, info=info)
+            return load_input(model, path=path, info=info)  # type: ignore[arg-type]
 
         def loaded(x: Any) -> None:
             try:
@@ -656,7 +656,7 @@ class MainWindow(QMainWindow):
         from .gallery import ExampleGallery
 
         dlg = ExampleGallery(list_examples(), self)
-        dlg.accepted.connect(lambda: dlg.chosen and self.open_example(dlg.chosen))
+        dlg.accepted.connect(lambda: self.open_example(dlg.chosen) if dlg.chosen else None)
         dlg.setWindowModality(Qt.WindowModality.WindowModal)
         dlg.open()
         self.gallery = dlg
@@ -703,7 +703,7 @@ class MainWindow(QMainWindow):
         v = s.value("recent", [])
         if isinstance(v, str):
             v = [v]
-        return [str(p) for p in (v or [])]
+        return [str(p) for p in v] if isinstance(v, list) else []
 
     def _add_recent(self, path: str) -> None:
         path = str(Path(path).resolve())

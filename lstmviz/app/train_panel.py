@@ -176,7 +176,7 @@ class TrainPanel(QWidget):
         # two label/field pairs per row; a grid gives every label the width it needs
         grid = QGridLayout()
         grid.setHorizontalSpacing(8)
-        pairs = (
+        pairs: tuple[tuple[str, Any], ...] = (
             ("Epochs", self.epochs),
             ("Batch size", self.batch_size),
             ("Batches per epoch", self.steps),
@@ -811,7 +811,7 @@ class EngineChoice(QObject):
 
     def _training(self) -> bool:
         panel = self.panels.built("train")
-        return panel is not None and panel.state in ("loading", "training", "paused")
+        return isinstance(panel, TrainPanel) and panel.state in ("loading", "training", "paused")
 
     def shutdown(self) -> None:
         """The window closes: abandon a Keras trace, end the Keras engine's process."""
@@ -873,7 +873,7 @@ def add_train_menu(window: Any, panels: Panels) -> None:
         (
             "&Start training",
             "Ctrl+Shift+T",
-            lambda: (panels.open("train"), panel().start()),
+            lambda: _start(panels),
             "Start training the chosen task with the panel's settings",
         ),
         ("&Pause / resume", None, lambda: panel().toggle_pause(), "Pause or resume training"),
@@ -893,3 +893,9 @@ def add_train_menu(window: Any, panels: Panels) -> None:
         a.triggered.connect(lambda _=False, s=slot: s())
         menu.addAction(a)
         window.addAction(a)
+
+
+def _start(panels: Panels) -> None:
+    """Train ▸ Start training: open the Train panel (raised) and start."""
+    panels.open("train")
+    panels.widget("train").start()  # type: ignore[attr-defined]

@@ -34,7 +34,7 @@ def session_from_state(
     training timeline."""
     model = state.model
     path = state.model_path
-    if path is None and model is not None and getattr(model, "source", ""):
+    if path is None and model is not None and model.source:
         path = model.source
     if path and not Path(path).is_file():
         path = None

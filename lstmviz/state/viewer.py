@@ -42,10 +42,10 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol
 
 import numpy as np
-from psygnal import Signal, SignalGroup, evented
+from psygnal import Signal, SignalGroup, SignalGroupDescriptor
 
 from ..analysis.levels import LevelLock
 from ..analysis.units import UNIT_FILTERS, default_units, unit_rows
@@ -101,9 +101,19 @@ class TraceableModel(Protocol):
 
     name: str
     source: str
+    format: str
+    meta: dict[str, Any]
 
     @property
     def takes_tokens(self) -> bool: ...
+
+    @property
+    def n_params(self) -> int: ...
+
+    @property
+    def layers(self) -> Any: ...
+
+    def summary(self) -> list[dict[str, Any]]: ...
 
     @property
     def lstm_trace_names(self) -> list[str]: ...
@@ -128,7 +138,6 @@ class ViewerEvents(SignalGroup):
     failed = Signal(str)
 
 
-@evented
 @dataclass
 class ViewOptions:
     """How the views draw; each field has its own event (``options.events.<field>``).
@@ -145,6 +154,9 @@ class ViewOptions:
     hide_future : bool
         Values after the current step are hidden ("predict, then reveal").
     """
+
+    #: one psygnal signal per field: ``options.events.presentation.connect(...)``
+    events: ClassVar[SignalGroupDescriptor] = SignalGroupDescriptor()
 
     presentation: bool = False
     all_layers: bool = False
@@ -213,7 +225,7 @@ class ViewerState:
         self._rows: np.ndarray = np.zeros(0, np.int64)
         self._busy = ""
         self._generation = 0
-        self._labels: tuple[tuple[int, int], list[str]] | None = None
+        self._labels: tuple[tuple[int, int, int], list[str]] | None = None
         self._spec: tuple[int, OutputSpec] | None = None
 
     # --- fields ------------------------------------------------------------------------------
@@ -415,9 +427,9 @@ class ViewerState:
             return " ".join(labels)
         if kind in ("words", "ids"):
             return " ".join(labels)
-        a = np.asarray(self._x[0] if isinstance(self._x, list) else self._x)
-        if a.ndim == 3:
-            return "; ".join(" ".join(f"{v:.4g}" for v in row) for row in a[self._batch])
+        arr = np.asarray(self._x[0] if isinstance(self._x, list) else self._x)
+        if arr.ndim == 3:
+            return "; ".join(" ".join(f"{v:.4g}" for v in row) for row in arr[self._batch])
         return " ".join(labels)
 
     # --- opening a model and giving it input ------------------------------------------------------
@@ -741,7 +753,11 @@ class ViewerState:
         def job(progress: ProgressFn, should_stop: ShouldStopFn) -> Any:
             # an edit of the input retraces from the first changed step on (the engine
             # copies the steps before it from the trace on screen, which it only reads)
-            trace = model.trace(x, reuse=reuse) if reuse is not None else model.trace(x)
+            trace = (
+                model.trace(x, reuse=reuse)  # type: ignore[call-arg]  # an engine Model
+                if reuse is not None
+                else model.trace(x)
+            )
             self._prepare(trace, batch)
             return trace
 

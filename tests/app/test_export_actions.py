@@ -258,7 +258,7 @@ def test_dialog_options_and_run(exp, qtbot, tmp_path):
     assert dlg.dpi.value() == 300
     assert dlg.width_in.value() == pytest.approx(7.0)
     assert "2100 \u00d7 1170" in dlg.pixels.text()
-    dlg.style.setCurrentIndex(1)  # slide
+    dlg.style_combo.setCurrentIndex(1)  # slide
     assert dlg.dpi.value() == 150
     dlg.default_size.setChecked(False)
     dlg.width_in.setValue(5)
@@ -281,7 +281,7 @@ def test_dialog_options_and_run(exp, qtbot, tmp_path):
     assert (o.all_layers, o.all_batch, o.values) == (True, False, True)
     pdlg = ExportDialog("plot", window, "unit_lines")
     qtbot.addWidget(pdlg)
-    assert [pdlg.style.itemData(i) for i in range(pdlg.style.count())] == ["screen"]
+    assert [pdlg.style_combo.itemData(i) for i in range(pdlg.style_combo.count())] == ["screen"]
 
 
 def test_colour_maps_are_the_apps():

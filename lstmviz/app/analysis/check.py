@@ -145,6 +145,8 @@ class CheckPanel(Panel):
             return
         model, x, trace = doc.model, doc.x, doc.trace
         student = self.student if self.student is not None else self.student_path
+        if student is None:
+            return
         size = sum(lt.units for lt in trace.layers) * trace.batch_size * trace.timesteps
         if size <= SYNC_LIMIT:
             try:
@@ -225,7 +227,7 @@ class CheckPanel(Panel):
             and d.first_batch == b
             and d.first_quantity == q
         )
-        if show:
+        if show and d.first_step is not None and d.first_unit is not None:
             self.first_box.setRect(QRectF(d.first_step, d.first_unit, 1, 1))
         self.first_box.setVisible(bool(show))
         self.plot.setTitle(
@@ -300,7 +302,7 @@ class CheckPanel(Panel):
                 continue
             ts, us = np.nonzero(bad[b])  # (T, U) -> cells
             where = {int(u): k for k, u in enumerate(rows)} if len(rows) else {}
-            keep = [(t, where[u]) for t, u in zip(ts, us, strict=True) if u in where]
+            keep = [(t, where[int(u)]) for t, u in zip(ts, us, strict=True) if int(u) in where]
             if len(keep) > 4000:  # the outline is a hint, not a census
                 keep = keep[:4000]
             if keep:

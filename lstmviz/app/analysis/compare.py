@@ -73,8 +73,8 @@ class ComparePanel(Panel):
         lay.addWidget(self.summary)
         split = QSplitter()
         self.view = pg.GraphicsLayoutWidget()
-        self.plots = []
-        self.images = []
+        self.plots: list[pg.PlotItem] = []
+        self.images: list[pg.ImageItem] = []
         for k, title in enumerate(("A", "B (aligned to A)", "A − B")):
             p = self.view.addPlot(row=0, col=k)  # side by side: the dock is wide and short
             style_plot(p, title, "unit", "t")

@@ -104,7 +104,8 @@ class DecompositionPanel(Panel):
         self.view.ci.layout.setColumnStretchFactor(0, 3)
         self.view.ci.layout.setColumnStretchFactor(1, 2)
         self.view.ci.layout.setColumnStretchFactor(2, 3)
-        self.kept = self.written = None
+        self.kept: np.ndarray | None = None
+        self.written: np.ndarray | None = None
         self.lifetimes = np.zeros(0)
 
     @property
@@ -138,7 +139,7 @@ class DecompositionPanel(Panel):
 
     def _draw_unit(self) -> None:
         lt = self.lt
-        if lt is None or self.kept is None:
+        if lt is None or self.kept is None or self.written is None:
             return
         b, u = min(self.state.batch, lt.batch_size - 1), self.unit
         kept, written = self.kept[b, :, u], self.written[b, :, u]  # (T,)
@@ -165,8 +166,11 @@ class DecompositionPanel(Panel):
         self.ret_curve.setData(steps[after], ret[after])
         life = self.lifetimes[u]
         life_s = "outlives the input" if not np.isfinite(life) else f"{life:.0f} steps"
+        kept, written = self.kept, self.written
+        if kept is None or written is None:
+            return
         self.readout.setText(
-            f"t={t}: kept {self.kept[b, t, u]:+.3f} + written {self.written[b, t, u]:+.3f} "
+            f"t={t}: kept {kept[b, t, u]:+.3f} + written {written[b, t, u]:+.3f} "
             f"= c {lt.cell[b, t, u]:+.3f} · median lifetime {life_s}"
         )
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -65,8 +66,10 @@ def main(argv: list[str] | None = None) -> int:
     win = MainWindow()
     win.resize(1600, 900)
     win.show()
-    panels = win.analysis_panels
-    docs = win.analysis_docks
+    win.build_actions()
+    assert win.panels is not None
+    panels: dict[str, Any] = {k: win.panels.widget(k) for k in win.panels.specs}
+    docs = win.panels.docks
     written = []
 
     def shoot(key: str, name: str, whole: bool = False, size=(1250, 600)) -> None:
@@ -107,6 +110,8 @@ def main(argv: list[str] | None = None) -> int:
         wi.step.setValue(3)
         wi.token.setCurrentIndex(0)
         wi.run()
+        while wi.result is None and wi.runner.is_running():  # computed in the panel's worker
+            app.processEvents()
         shoot("what_if", "what_if")
         # compare: the bundled model against itself with noise -- a "later snapshot"
         cp = panels["compare"]
