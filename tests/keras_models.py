@@ -32,7 +32,7 @@ def randomize(model, seed: int = 0, scale: float = 1.0) -> None:
             lay.set_weights(w)
 
 
-def digit_sum(units: int = 10):  # seed 000: LSTM(10) on one-hot digits -> softmax
+def digit_sum(units: int = 10):  # the digit-sum example: LSTM(10) on one-hot digits -> softmax
     keras = _keras()
     L = keras.layers
     return keras.Sequential(
@@ -45,7 +45,7 @@ def digit_sum(units: int = 10):  # seed 000: LSTM(10) on one-hot digits -> softm
     )
 
 
-def toy_lm():  # seed 001: Embedding(9, 2) -> LSTM(2, return_sequences) -> Dense(9)
+def toy_lm():  # the toy embedding language model: Embedding(9, 2) -> LSTM(2) -> Dense(9)
     keras = _keras()
     L = keras.layers
     return keras.Sequential(
@@ -58,7 +58,7 @@ def toy_lm():  # seed 001: Embedding(9, 2) -> LSTM(2, return_sequences) -> Dense
     )
 
 
-def classifier():  # seed 002: LSTM(128) classifier with dropout
+def classifier():  # the toy sequence classifier: LSTM(128) with dropout
     keras = _keras()
     L = keras.layers
     return keras.Sequential(
@@ -71,7 +71,7 @@ def classifier():  # seed 002: LSTM(128) classifier with dropout
     )
 
 
-def stacked_4_5():  # seed 003: stacked 4 -> 5 units on 6 features
+def stacked_4_5():  # the stacked example: 4 -> 5 units on 6 features
     keras = _keras()
     L = keras.layers
     return keras.Sequential(
@@ -79,7 +79,7 @@ def stacked_4_5():  # seed 003: stacked 4 -> 5 units on 6 features
     )
 
 
-def carry_model():  # seed 004: Conv1D -> Conv1D -> LSTM(activation=None) -> Dense(sigmoid)
+def carry_model():  # binary addition: Conv1D -> Conv1D -> LSTM(activation=None) -> sigmoid
     keras = _keras()
     L = keras.layers
     inp = keras.Input((None, 2))
@@ -91,7 +91,7 @@ def carry_model():  # seed 004: Conv1D -> Conv1D -> LSTM(activation=None) -> Den
     return keras.Model(inp, out, name="carry")
 
 
-def text_generator(vocab: int = 30):  # seed 004: Embedding -> LSTM -> LSTM -> softmax
+def text_generator(vocab: int = 30):  # text generation: Embedding -> LSTM -> LSTM -> softmax
     keras = _keras()
     L = keras.layers
     return keras.Sequential(
@@ -161,7 +161,7 @@ def kitchen_sink():  # the other layers around LSTMs
     return keras.Model(inp, x, name="kitchen_sink")
 
 
-def seq2seq():  # seed 000's reference: encoder states feed the decoder
+def seq2seq():  # an encoder-decoder: the encoder's states feed the decoder
     keras = _keras()
     L = keras.layers
     enc_in = keras.Input((None, 4))

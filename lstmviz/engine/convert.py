@@ -86,7 +86,7 @@ def from_torch_proj(
     bias_hh: Arr | None = None,
 ) -> LSTMWeights:
     """``torch.nn.LSTM(proj_size=P)`` weights of one layer and direction -> Keras layout with
-    ``projection`` (issue 8): weight_ih (4H, F), weight_hh (4H, P), weight_hr (P, H)."""
+    ``projection`` (PyTorch proj_size): weight_ih (4H, F), weight_hh (4H, P), weight_hr (P, H)."""
     weight_ih, weight_hh, weight_hr = _f32(weight_ih), _f32(weight_hh), _f32(weight_hr)
     if weight_hr.ndim != 2:
         raise ModelFileError(

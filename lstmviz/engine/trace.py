@@ -86,7 +86,7 @@ class LayerTrace:
     # --- shapes -------------------------------------------------------------------------
     @property
     def units(self) -> int:
-        return int(self.c.shape[2])  # issue 8: c, not h (h has P columns with a projection)
+        return int(self.c.shape[2])  # c, not h: h has P columns with a projection
 
     @property
     def hidden_units(self) -> int:

@@ -99,7 +99,7 @@ def test_diagnose_on_trained_digit_sum(bug):
 
 
 def test_diagnose_on_adder_linear_activation():
-    model = _load("binary_addition")  # LSTM(activation=None) as in seed 004
+    model = _load("binary_addition")  # LSTM(activation=None), as the binary-addition example has
     x = np.random.default_rng(2).integers(0, 2, (3, 10, 2)).astype(np.float32)
     lt = model.trace(x).layer(0)
     w = lt.weights

@@ -1,5 +1,5 @@
 """Check my LSTM: every listed student mistake, simulated as a from-scratch NumPy loop in
-the style of seed 001's ``MyLSTM``, is named by ``diagnose``."""
+the style of a hand-written ``MyLSTM`` class, is named by ``diagnose``."""
 
 from __future__ import annotations
 
@@ -71,7 +71,7 @@ def student_lstm(x, W, U, b, h0=None, c0=None, bug=None, forget_bias=1.0):
 
 @pytest.fixture(scope="module")
 def seed_model():
-    """Shaped like seed 001: Embedding(9, 2) -> LSTM(2): square kernels (F == U)."""
+    """Shaped like the toy language model: Embedding(9, 2) -> LSTM(2): square kernels (F == U)."""
     m = make_model(vocab=9, embed=2, units=2, head=9, seed=3)
     x = np.array([[7, 8, 0, 5], [6, 1, 3, 8], [2, 4, 5, 1]])
     return m, x
@@ -170,7 +170,7 @@ def test_forget_bias_text(wide_model):
 def test_nonzero_initial_state_is_estimated(wide_model):
     m, x = wide_model
     rng = np.random.default_rng(42)
-    h0 = rng.normal(0, 1, (1, 5)).repeat(3, 0)  # as seed 001: one random state per batch
+    h0 = rng.normal(0, 1, (1, 5)).repeat(3, 0)  # one random initial state, repeated over the batch
     c0 = rng.normal(0, 1, (1, 5)).repeat(3, 0)
     st = _run_student(m, x, None, h0=h0, c0=c0)
     d = diagnose(m, x, st)
@@ -265,7 +265,7 @@ def test_h_c_swapped(wide_model):
 
 
 def test_final_states_only(wide_model):
-    """Seed 001's MyLSTM also returns the final h and c: enough to check, and to name a
+    """A hand-written MyLSTM also returns the final h and c: enough to check, and to name a
     mistake when the whole run reproduces them."""
     m, x = wide_model
     st = _run_student(m, x, "swap_i_f")
