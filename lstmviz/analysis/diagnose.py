@@ -1,6 +1,6 @@
 """Check my LSTM: compare a from-scratch implementation with the model, name the mistake.
 
-A student who writes the six LSTM equations by hand (a ``MyLSTM`` class written from the six equations, as in the course notebook) saves the arrays
+A student who writes the six LSTM equations by hand (a ``MyLSTM`` class) saves the arrays
 their implementation produced on the model's weights and input; :func:`diagnose` traces the
 same input with lstmviz's engine, finds where the two first disagree, and re-runs the layer
 under every recognisable mistake to name the one that reproduces the student's numbers:
