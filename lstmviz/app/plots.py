@@ -385,6 +385,8 @@ class OutputView(QWidget):
             self.plot.addItem(ti)
         self.plot.setXRange(0, 1.0, padding=0)
         self.plot.getAxis("bottom").setLabel("probability")
+        # five readable rows (a label and a bar each) and the axis: never squeezed together
+        self.widget.setMinimumHeight(170)
         lay.addWidget(self.widget, 1)
         self.shown: list[tuple[str, float]] = []
         self.probabilities = True
