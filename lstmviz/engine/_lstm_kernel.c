@@ -72,8 +72,10 @@ enum {
 #define restrict __restrict /* MSVC's C mode spells C99's restrict this way */
 #endif
 
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
-/* One build runs everywhere; the loader picks the AVX2 clone where the CPU has it. */
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__) && \
+    !defined(LSTMVIZ_NO_CLONES)
+/* One build runs everywhere; the loader picks the AVX2 clone where the CPU has it.  (The
+ * ThreadSanitizer build turns the clones off: their resolvers run before its runtime.) */
 #define LSTMVIZ_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
 #else
 #define LSTMVIZ_CLONES
