@@ -378,19 +378,30 @@ TILE256(1)
 
 /* batch 1: z (NR) = [a1, a2] @ panel (+ b), eight accumulators of 16 (AVX-512) or 8 (AVX2)
  * columns: eight independent FMA chains keep both FMA pipes busy, where a 1-row tile's two
- * would wait on the FMA latency */
+ * would wait on the FMA latency.  a1's K runs as two halves side by side (16 chains, two
+ * streams of weights: 12-20 % faster at 1024 units, where the weights come from L3, the
+ * same at 256-512), then a2's (the input) is added: (first half + second half) + x terms. */
 #define MATVEC(NAME, TARGET, VEC, W, LOAD, SET1, FMA, ADD, STORE, ZERO)                       \
     static __attribute__((target(TARGET))) void NAME(                                        \
         const float *restrict a1, Py_ssize_t K1, const float *restrict a2, Py_ssize_t K2,     \
         const float *restrict wp, const float *restrict b, float *restrict z)                \
     {                                                                                        \
-        VEC acc[8];                                                                          \
-        _Pragma("GCC unroll 8") for (int i = 0; i < 8; i++) acc[i] = ZERO();                 \
-        for (Py_ssize_t k = 0; k < K1; k++) {                                                \
+        VEC acc[8], acd[8]; /* the two halves of h_tm1's K: two streams of weights */      \
+        _Pragma("GCC unroll 8") for (int i = 0; i < 8; i++) acc[i] = acd[i] = ZERO();        \
+        const Py_ssize_t KH = K1 / 2;                                                        \
+        for (Py_ssize_t k = 0; k < KH; k++) {                                                \
+            const VEC v = SET1(a1[k]), u = SET1(a1[k + KH]);                                 \
+            _Pragma("GCC unroll 8") for (int i = 0; i < 8; i++) {                            \
+                acc[i] = FMA(v, LOAD(wp + k * 8 * W + i * W), acc[i]);                       \
+                acd[i] = FMA(u, LOAD(wp + (k + KH) * 8 * W + i * W), acd[i]);                \
+            }                                                                                \
+        }                                                                                    \
+        for (Py_ssize_t k = 2 * KH; k < K1; k++) {                                           \
             const VEC v = SET1(a1[k]);                                                       \
             _Pragma("GCC unroll 8") for (int i = 0; i < 8; i++)                              \
-                acc[i] = FMA(v, LOAD(wp + k * 8 * W + i * W), acc[i]);                       \
+                acd[i] = FMA(v, LOAD(wp + k * 8 * W + i * W), acd[i]);                       \
         }                                                                                    \
+        _Pragma("GCC unroll 8") for (int i = 0; i < 8; i++) acc[i] = ADD(acc[i], acd[i]);    \
         wp += K1 * 8 * W;                                                                    \
         for (Py_ssize_t k = 0; k < K2; k++) {                                                \
             const VEC v = SET1(a2[k]);                                                       \
