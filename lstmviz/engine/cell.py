@@ -14,6 +14,7 @@ with σ = ``recurrent_activation`` and tanh = ``activation`` (both configurable)
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -137,6 +138,24 @@ class LSTMWeights:
             object.__setattr__(self, key, cached)
         return cached
 
+    def _packed(self, batch: int) -> np.ndarray:
+        """``[U; W]`` and the bias packed for the compiled kernel's own product at this batch
+        size (:func:`lstmviz.engine._accel.pack`), cached per layout like the arrays above:
+        a trace (a what-if, a training snapshot's retrace) does not pack them again, and
+        the copy belongs to the weights, not to the trace."""
+        key = _accel.pack_key(batch)
+        cache: dict[tuple[str, bool, int], np.ndarray] = self.__dict__.setdefault(
+            "_packed_cache", {}
+        )
+        buf = cache.get(key)
+        if buf is None:
+            with _PACK_LOCK:  # two traces at once pack once
+                buf = cache.get(key)
+                if buf is None:
+                    kernel, rec, bias = self._internal()
+                    buf = cache[key] = _accel.pack(np.concatenate([rec, kernel]), bias, batch)
+        return buf
+
     @property
     def n_params(self) -> int:
         """``4·U·(F + U + 1)`` with bias, ``4·U·(F + U)`` without."""
@@ -146,6 +165,8 @@ class LSTMWeights:
             return 4 * u * (f + p + (1 if self.use_bias else 0)) + u * p
         return 4 * u * (f + u + (1 if self.use_bias else 0))
 
+
+_PACK_LOCK = threading.Lock()
 
 # Activations that mix the units of a gate (not elementwise): applied gate by gate.
 _ACROSS_UNITS = frozenset({"softmax", "log_softmax"})
@@ -328,8 +349,8 @@ def run_lstm(
                 hs,
                 h_tm1,
                 c_tm1,
-                weights._stacked(False),
-                bias,
+                weights._packed(batch),
+                bias is not None,
                 x,
                 m,
                 go_backwards,
