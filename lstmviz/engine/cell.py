@@ -148,13 +148,19 @@ class LSTMWeights:
             "_packed_cache", {}
         )
         buf = cache.get(key)
-        if buf is None:
+        if buf is None or buf.ctypes.data % 64:
             with _PACK_LOCK:  # two traces at once pack once
                 buf = cache.get(key)
-                if buf is None:
+                if buf is None or buf.ctypes.data % 64:  # (a copy may lose the alignment)
                     kernel, rec, bias = self._internal()
                     buf = cache[key] = _accel.pack(np.concatenate([rec, kernel]), bias, batch)
         return buf
+
+    def __getstate__(self) -> dict[str, object]:
+        """Pickled and copied without the caches above: they are rebuilt where needed (a
+        training snapshot sent to another process, say), and an unpickled copy of the packed
+        panels would not keep their 64-byte alignment."""
+        return {k: v for k, v in self.__dict__.items() if not k.endswith("_cache")}
 
     @property
     def n_params(self) -> int:

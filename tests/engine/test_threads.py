@@ -244,3 +244,26 @@ def test_packed_weights_are_cached_per_layout(tiles):
         assert w._packed(1) is not one  # another instruction set, another layout
     finally:
         _accel.set_packed(before)
+
+
+@needs_kernel
+def test_weights_travel_without_their_caches(tiles):
+    """A pickled or copied LSTMWeights (a training snapshot sent to another process) leaves
+    its cached copies behind -- an unpickled copy of the packed panels would lose their
+    64-byte alignment -- and rebuilds them where it is used."""
+    import copy
+    import pickle
+
+    w = _weights(3, 40)
+    x, h0, c0, _ = _inputs(2, 6, 3, 40)
+    lt = run_lstm(x, w, h0=h0, c0=c0)
+    assert "_packed_cache" in w.__dict__
+    for other in (pickle.loads(pickle.dumps(w)), copy.deepcopy(w), copy.copy(w)):
+        assert not [k for k in other.__dict__ if k.endswith("_cache")]
+        _assert_same(run_lstm(x, other, h0=h0, c0=c0), lt, atol=0, rtol=0)
+    cache = w.__dict__["_packed_cache"]
+    key = next(iter(cache))
+    raw = np.empty(cache[key].size + 1, np.float32)
+    cache[key] = raw[1:]  # misaligned, as a copy might be
+    cache[key][...] = 0
+    _assert_same(run_lstm(x, w, h0=h0, c0=c0), lt, atol=0, rtol=0)  # packed again
