@@ -309,7 +309,12 @@ def run_lstm(
         span = _changed_span(reuse, x, weights, h0_, c0_, m, go_backwards, path)
         if span is not None:
             lo, hi = span
-    in_place = reuse is not None and out is reuse
+    in_place = False  # out= holds reuse's own buffers (reuse updated in place)
+    if reuse is not None and out is not None and (lo, hi) != (0, steps):
+        pairs = [(out.pre, reuse.pre), (out.act, reuse.act), (out.c, reuse.c), (out.h, reuse.h)]
+        in_place = all(a.ctypes.data == b.ctypes.data and a.shape == b.shape for a, b in pairs)
+        if not in_place and any(np.shares_memory(a, b) for a, b in pairs):
+            lo, hi = 0, steps  # overlapping some other way: nothing can be kept
 
     # The input part of every step, time-major (T, B, 4U): x W + b, with no copy of x.
     if out is not None:
