@@ -1,11 +1,14 @@
-"""Run the compiled kernel's tests under AddressSanitizer + UndefinedBehaviorSanitizer.
+"""Run the compiled kernel's tests under AddressSanitizer + UndefinedBehaviorSanitizer, and
+its threads under ThreadSanitizer.
 
 Builds ``lstmviz/engine/_lstm_kernel.c`` with ``-fsanitize=address,undefined`` into a
 temporary folder (the installed kernel is left alone), then runs the kernel's tests with that
 build standing in for ``lstmviz.engine._lstm_kernel`` and the ASan runtime preloaded (Python
 itself is not instrumented).  An out-of-bounds access, a use after free or undefined behaviour
 in the kernel (its threads included) fails the run; leak checking is off (the interpreter
-keeps memory until exit on purpose).
+keeps memory until exit on purpose).  Then ``tests/sanitize_kernel_threads.c`` -- the
+threaded recurrence driven without the interpreter, which ThreadSanitizer needs -- is built
+with ``-fsanitize=thread`` and run: a data race fails it.
 
     python tests/sanitize_kernel.py            # what .ci/run calls
     python tests/sanitize_kernel.py -k threads # extra pytest arguments
@@ -117,7 +120,41 @@ def main(argv: list[str]) -> int:
             *argv,
         ]
         print("kernel sanitizer run:", " ".join(cmd), flush=True)
-        return subprocess.run(cmd, cwd=ROOT, env=env).returncode
+        rc = subprocess.run(cmd, cwd=ROOT, env=env).returncode
+        return rc or _thread_sanitizer(cc, tmp)
+
+
+def _thread_sanitizer(cc: str, tmp: str) -> int:
+    """The threaded recurrence under ThreadSanitizer: tests/sanitize_kernel_threads.c, a
+    driver without the interpreter (ThreadSanitizer needs the whole program instrumented)."""
+    libdir = sysconfig.get_config_var("LIBDIR") or ""
+    version = sysconfig.get_config_var("LDVERSION") or sysconfig.get_python_version()
+    exe = os.path.join(tmp, "threads")
+    cmd = [
+        *cc.split(),
+        "-O1",
+        "-g",
+        "-fsanitize=thread",
+        "-DLSTMVIZ_NO_CLONES",  # the clones' resolvers would run before ThreadSanitizer
+        "-ffp-contract=off",
+        "-fno-math-errno",
+        f"-I{sysconfig.get_paths()['include']}",
+        os.path.join(ROOT, "tests", "sanitize_kernel_threads.c"),
+        "-o",
+        exe,
+        f"-L{libdir}",
+        f"-lpython{version}",
+        f"-Wl,-rpath,{libdir}",
+        "-lpthread",
+        "-lm",
+    ]
+    r = subprocess.run(cmd, capture_output=True, text=True)
+    if r.returncode != 0:
+        return _skip(f"the ThreadSanitizer driver does not build here: {r.stderr.strip()[:300]}")
+    env = dict(os.environ, TSAN_OPTIONS="halt_on_error=1")
+    env.pop("LD_PRELOAD", None)
+    print("kernel ThreadSanitizer run:", exe, flush=True)
+    return subprocess.run([exe], env=env).returncode
 
 
 if __name__ == "__main__":

@@ -52,7 +52,7 @@ ACT_CODES = {
 
 
 #: the extension's interface version (``ABI`` in ``_lstm_kernel.c``)
-_KERNEL_ABI = 3
+_KERNEL_ABI = 4
 
 
 @dataclass(frozen=True)
@@ -157,11 +157,16 @@ def _self_test(kernel: Any, blas: _Blas | None, packed: bool) -> str:
             x = np.zeros((batch, steps, batch * steps), np.float32)
             for b in range(batch):
                 x[b, :, b * steps : (b + 1) * steps] = eye
+            feats = batch * steps
+            raw = np.zeros(int(kernel.pack_size(units, feats, batch, 4)) + 16, np.float32)
+            start = (-raw.ctypes.data % 64) // 4
+            wpack = raw[start : start + raw.size - 16]
+            kernel.pack(ukw, None, wpack, units, feats, batch, 4)
             for threads in (1, 2):
                 p, act, hs = np.empty_like(pre), np.empty_like(pre), np.empty_like(cs)
                 kernel.run_packed(
-                    *(p, act, cs, hs, h0, c0, ukw, None, x, None, steps, batch, units),
-                    *(batch * steps, False, sig, tanh, threads, 4, 1, 0, steps),
+                    *(p, act, cs, hs, h0, c0, wpack, False, x, None, steps, batch, units),
+                    *(feats, False, sig, tanh, threads, 4, 1, 0, steps),
                 )
                 if not np.allclose(hs, expect_h, rtol=0.0, atol=1e-5):
                     return f"the kernel's packed product failed its self-test ({threads} threads)"
@@ -536,6 +541,29 @@ def run(
             kernel.run(*args, x, bias, x.shape[2], bool(rec_t), lo, hi)
 
 
+def pack(ukw: np.ndarray, bias: np.ndarray | None, batch: int) -> np.ndarray:
+    """``[U; W]`` ``(U + F, 4U)`` (blocks i, f, o, g) and ``bias`` packed for
+    :func:`run_packed` at this batch size (1, or more) with the current instruction set:
+    a 64-byte aligned float32 array (``LSTMWeights`` keeps it, see ``_packed``)."""
+    kernel = _load()["kernel"]
+    if kernel is None or not packed():
+        raise RuntimeError("the kernel's packed product cannot run here: " + describe())
+    k, u4 = ukw.shape
+    units = u4 // 4
+    n = int(kernel.pack_size(units, k - units, batch, chunk_units(batch)))
+    raw = np.empty(n + 16, np.float32)
+    start = (-raw.ctypes.data % 64) // 4
+    out = raw[start : start + n]
+    kernel.pack(ukw, bias, out, units, k - units, batch, chunk_units(batch))
+    out.flags.writeable = False
+    return out
+
+
+def pack_key(batch: int) -> tuple[str, bool, int]:
+    """What :func:`pack`'s layout depends on: instruction set, batch 1 or more, chunking."""
+    return (packed(), batch == 1, chunk_units(batch))
+
+
 def run_packed(
     pre: np.ndarray,
     act: np.ndarray,
@@ -543,8 +571,8 @@ def run_packed(
     hs: np.ndarray,
     h0: np.ndarray,
     c0: np.ndarray,
-    ukw: np.ndarray,
-    bias: np.ndarray | None,
+    wpack: np.ndarray,
+    has_bias: bool,
     x: np.ndarray,
     mask: np.ndarray | None,
     go_backwards: bool,
@@ -555,14 +583,14 @@ def run_packed(
     threads: int | None = None,
 ) -> int:
     """The recurrence of :func:`~lstmviz.engine.cell.run_lstm` with the kernel's packed
-    product, on :func:`threads_for` threads (or ``threads``), in place; returns the number
+    product, split as :func:`split` says (or on ``threads``), in place; returns the number
     of threads that ran.
 
-    ``x`` ``(B, T, F)``; ``ukw`` ``[U; W]`` ``(U + F, 4U)`` and ``bias`` ``(4U,)`` or None in
-    the internal block order (i, f, o, g); ``pre``, ``act`` ``(T, B, 4U)`` and ``cs``, ``hs``
-    ``(T, B, U)`` are written at input positions ``lo .. hi - 1`` (default: all), ``h0`` and
-    ``c0`` ``(B, U)`` being the state before the first of them in processing order.  The
-    result does not depend on the number of threads, bit for bit.
+    ``x`` ``(B, T, F)``; ``wpack``: ``[U; W]`` and the bias packed by :func:`pack` for this
+    batch size (``has_bias``: add the bias); ``pre``, ``act`` ``(T, B, 4U)`` and ``cs``,
+    ``hs`` ``(T, B, U)`` are written at input positions ``lo .. hi - 1`` (default: all),
+    ``h0`` and ``c0`` ``(B, U)`` being the state before the first of them in processing
+    order.  The result does not depend on the number of threads, bit for bit.
     """
     st = _load()
     kernel = st["kernel"]
@@ -586,8 +614,8 @@ def run_packed(
             hs,
             np.ascontiguousarray(h0, dtype=np.float32),
             np.ascontiguousarray(c0, dtype=np.float32),
-            ukw,
-            bias,
+            wpack,
+            bool(has_bias),
             x,
             m,
             steps,
@@ -653,6 +681,8 @@ __all__ = [
     "blas_threads",
     "describe",
     "get_threads",
+    "pack",
+    "pack_key",
     "packed",
     "path",
     "project",

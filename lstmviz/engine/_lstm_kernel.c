@@ -72,8 +72,10 @@ enum {
 #define restrict __restrict /* MSVC's C mode spells C99's restrict this way */
 #endif
 
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
-/* One build runs everywhere; the loader picks the AVX2 clone where the CPU has it. */
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__) && \
+    !defined(LSTMVIZ_NO_CLONES)
+/* One build runs everywhere; the loader picks the AVX2 clone where the CPU has it.  (The
+ * ThreadSanitizer build turns the clones off: their resolvers run before its runtime.) */
 #define LSTMVIZ_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
 #else
 #define LSTMVIZ_CLONES
@@ -376,19 +378,30 @@ TILE256(1)
 
 /* batch 1: z (NR) = [a1, a2] @ panel (+ b), eight accumulators of 16 (AVX-512) or 8 (AVX2)
  * columns: eight independent FMA chains keep both FMA pipes busy, where a 1-row tile's two
- * would wait on the FMA latency */
+ * would wait on the FMA latency.  a1's K runs as two halves side by side (16 chains, two
+ * streams of weights: 12-20 % faster at 1024 units, where the weights come from L3, the
+ * same at 256-512), then a2's (the input) is added: (first half + second half) + x terms. */
 #define MATVEC(NAME, TARGET, VEC, W, LOAD, SET1, FMA, ADD, STORE, ZERO)                       \
     static __attribute__((target(TARGET))) void NAME(                                        \
         const float *restrict a1, Py_ssize_t K1, const float *restrict a2, Py_ssize_t K2,     \
         const float *restrict wp, const float *restrict b, float *restrict z)                \
     {                                                                                        \
-        VEC acc[8];                                                                          \
-        _Pragma("GCC unroll 8") for (int i = 0; i < 8; i++) acc[i] = ZERO();                 \
-        for (Py_ssize_t k = 0; k < K1; k++) {                                                \
+        VEC acc[8], acd[8]; /* the two halves of h_tm1's K: two streams of weights */      \
+        _Pragma("GCC unroll 8") for (int i = 0; i < 8; i++) acc[i] = acd[i] = ZERO();        \
+        const Py_ssize_t KH = K1 / 2;                                                        \
+        for (Py_ssize_t k = 0; k < KH; k++) {                                                \
+            const VEC v = SET1(a1[k]), u = SET1(a1[k + KH]);                                 \
+            _Pragma("GCC unroll 8") for (int i = 0; i < 8; i++) {                            \
+                acc[i] = FMA(v, LOAD(wp + k * 8 * W + i * W), acc[i]);                       \
+                acd[i] = FMA(u, LOAD(wp + (k + KH) * 8 * W + i * W), acd[i]);                \
+            }                                                                                \
+        }                                                                                    \
+        for (Py_ssize_t k = 2 * KH; k < K1; k++) {                                           \
             const VEC v = SET1(a1[k]);                                                       \
             _Pragma("GCC unroll 8") for (int i = 0; i < 8; i++)                              \
-                acc[i] = FMA(v, LOAD(wp + k * 8 * W + i * W), acc[i]);                       \
+                acd[i] = FMA(v, LOAD(wp + k * 8 * W + i * W), acd[i]);                       \
         }                                                                                    \
+        _Pragma("GCC unroll 8") for (int i = 0; i < 8; i++) acc[i] = ADD(acc[i], acd[i]);    \
         wp += K1 * 8 * W;                                                                    \
         for (Py_ssize_t k = 0; k < K2; k++) {                                                \
             const VEC v = SET1(a2[k]);                                                       \
@@ -468,16 +481,15 @@ typedef struct {
 typedef struct {
     /* the problem */
     float *pre, *act, *cs, *hs;
-    const float *h0, *c0, *ukw, *bias, *x;
+    const float *h0, *c0, *x;
     const unsigned char *mask;
     Py_ssize_t T, B, U, F, lo, hi;
     int backwards, ract, cact, isa;
     /* the chunks: unit chunk uc (chunk_units units) x row block rb (chunk_rows batch rows),
      * chunk index ci = uc * nrb + rb */
     Py_ssize_t chunk_units, chunk_rows, nuc, nrb, nchunks, NR, ncp_max;
-    float *wp, *bp; /* each unit chunk's packed weights / bias, uc at uc * K * ncp_max */
-    atomic_int *packed; /* per unit chunk: 0 not packed, 1 being packed, 2 ready */
-    float *scratch;     /* z of one chunk, (chunk_rows, ncp_max) per thread */
+    const float *wp, *bp; /* each unit chunk's packed weights / bias (see pack_layout) */
+    float *scratch;       /* z of one chunk, (chunk_rows, ncp_max) per thread */
     int nthreads;
     Py_ssize_t own_begin[MAX_THREADS + 1]; /* thread k owns chunks own_begin[k] .. [k+1] - 1 */
     counter_t claimed[MAX_THREADS];
@@ -488,26 +500,6 @@ typedef struct {
 } job_t;
 
 static inline void cpu_relax(void) { _mm_pause(); }
-
-/* the weights of unit chunk uc, packed by the first thread that needs them (at the first
- * step; the others wait for it) */
-static void need_packed(job_t *J, Py_ssize_t uc, Py_ssize_t u0, Py_ssize_t nu, Py_ssize_t ncp)
-{
-    atomic_int *state = &J->packed[uc];
-    int expect = 0;
-    if (atomic_load_explicit(state, memory_order_acquire) == 2) return;
-    if (atomic_compare_exchange_strong(state, &expect, 1)) {
-        const Py_ssize_t K = J->U + J->F;
-        pack_chunk(J->ukw, J->bias, K, J->U, u0, nu, J->NR, ncp, J->wp + uc * K * J->ncp_max,
-                   J->bias != NULL ? J->bp + uc * J->ncp_max : NULL);
-        atomic_store_explicit(state, 2, memory_order_release);
-        return;
-    }
-    for (int n = 1; atomic_load_explicit(state, memory_order_acquire) != 2; n++) {
-        cpu_relax();
-        if (n % 1024 == 0) sched_yield();
-    }
-}
 
 static void run_chunk(job_t *J, Py_ssize_t ci, Py_ssize_t s, float *restrict zs)
 {
@@ -522,8 +514,7 @@ static void run_chunk(job_t *J, Py_ssize_t ci, Py_ssize_t s, float *restrict zs)
     const Py_ssize_t b0 = rb * J->chunk_rows, nb = B - b0 < J->chunk_rows ? B - b0 : J->chunk_rows;
     const Py_ssize_t NR = J->NR, ncp = ((4 * nu + NR - 1) / NR) * NR, ldz = J->ncp_max;
     const float *wp = J->wp + uc * K * J->ncp_max;
-    const float *bp = J->bias != NULL ? J->bp + uc * J->ncp_max : NULL;
-    if (s == 0) need_packed(J, uc, u0, nu, ncp);
+    const float *bp = J->bp != NULL ? J->bp + uc * J->ncp_max : NULL;
     const Py_ssize_t ldx = T * F;
     const float *xt = J->x + b0 * ldx + t * F; /* row r of the block: + r T F */
     const float *hb = h_tm1 + b0 * U;
@@ -898,8 +889,113 @@ static PyObject *kernel_run(PyObject *self, PyObject *args)
     Py_RETURN_NONE;
 }
 
+#ifdef LSTMVIZ_PACKED
+/* The packed weights of a layer: for each of the nuc unit chunks, K x ncp_max floats of
+ * weights (panels of NR columns), then for each chunk ncp_max floats of bias. */
+static void pack_layout(int isa, Py_ssize_t U, Py_ssize_t F, Py_ssize_t B, Py_ssize_t chunk_units,
+                        Py_ssize_t *nuc, Py_ssize_t *NR, Py_ssize_t *ncp_max, Py_ssize_t *n)
+{
+    if (chunk_units > U) chunk_units = U;
+    *nuc = (U + chunk_units - 1) / chunk_units;
+    *NR = panel_nr(isa, B);
+    *ncp_max = ((4 * chunk_units + *NR - 1) / *NR) * *NR;
+    *n = *nuc * (U + F) * *ncp_max + *nuc * *ncp_max;
+}
+
+/* out (pack_layout's n floats, 64-byte aligned) = ukw (U + F, 4U) and bias (4U,) or NULL
+ * (zeros) packed chunk by chunk */
+static void pack_all(int isa, const float *ukw, const float *bias, Py_ssize_t U, Py_ssize_t F,
+                     Py_ssize_t B, Py_ssize_t cu, float *out)
+{
+    Py_ssize_t nuc, NR, ncp_max, n;
+    pack_layout(isa, U, F, B, cu, &nuc, &NR, &ncp_max, &n);
+    if (cu > U) cu = U;
+    const Py_ssize_t K = U + F;
+    for (Py_ssize_t uc = 0; uc < nuc; uc++) {
+        const Py_ssize_t u0 = uc * cu, nu = U - u0 < cu ? U - u0 : cu;
+        const Py_ssize_t ncp = ((4 * nu + NR - 1) / NR) * NR;
+        float *wp = out + uc * K * ncp_max, *bp = out + nuc * K * ncp_max + uc * ncp_max;
+        pack_chunk(ukw, bias, K, U, u0, nu, NR, ncp, wp, bias != NULL ? bp : NULL);
+        if (bias == NULL) memset(bp, 0, (size_t)ncp_max * sizeof(float));
+    }
+}
+#endif
+
+PyDoc_STRVAR(pack_doc,
+"pack(ukw, bias, out, units, features, batch, chunk_units) -> None\n"
+"--\n\n"
+"Pack [U; W] (units + features, 4 units) and the bias (4 units,) or None into out, the\n"
+"layout run_packed reads at this batch size (1, or more) and chunking with the current\n"
+"instruction set: a float32 buffer of pack_size(...) floats, 64-byte aligned.");
+
+PyDoc_STRVAR(pack_size_doc,
+"pack_size(units, features, batch, chunk_units) -> int\n"
+"--\n\n"
+"The floats of pack()'s layout (0 when the packed product is off).");
+
+static PyObject *kernel_pack_size(PyObject *self, PyObject *args)
+{
+    Py_ssize_t U, F, B, cu;
+    if (!PyArg_ParseTuple(args, "nnnn", &U, &F, &B, &cu)) return NULL;
+    if (U < 1 || F < 0 || B < 1 || cu < 1) {
+        PyErr_SetString(PyExc_ValueError, "_lstm_kernel.pack_size: invalid sizes");
+        return NULL;
+    }
+#ifdef LSTMVIZ_PACKED
+    const int isa = packed_isa();
+    if (isa != ISA_NONE) {
+        Py_ssize_t nuc, NR, ncp, n;
+        pack_layout(isa, U, F, B, cu, &nuc, &NR, &ncp, &n);
+        return PyLong_FromSsize_t(n);
+    }
+#endif
+    return PyLong_FromLong(0);
+}
+
+static PyObject *kernel_pack(PyObject *self, PyObject *args)
+{
+    PyObject *o_ukw, *o_bias, *o_out;
+    Py_ssize_t U, F, B, cu;
+    if (!PyArg_ParseTuple(args, "OOOnnnn", &o_ukw, &o_bias, &o_out, &U, &F, &B, &cu)) return NULL;
+#ifndef LSTMVIZ_PACKED
+    PyErr_SetString(PyExc_RuntimeError, "_lstm_kernel.pack: built without the packed product");
+    return NULL;
+#else
+    const int isa = packed_isa();
+    if (isa == ISA_NONE || U < 1 || F < 0 || B < 1 || cu < 1) {
+        PyErr_SetString(PyExc_ValueError, "_lstm_kernel.pack: invalid sizes, or the packed "
+                                          "product is off");
+        return NULL;
+    }
+    Py_ssize_t nuc, NR, ncp_max, n;
+    pack_layout(isa, U, F, B, cu, &nuc, &NR, &ncp_max, &n);
+    const Py_ssize_t K = U + F;
+    buf_t bufs[3];
+    memset(bufs, 0, sizeof bufs);
+    if (get_buf(o_ukw, &bufs[0], "ukw", K * 4 * U, 4, 0) < 0 ||
+        (o_bias != Py_None && get_buf(o_bias, &bufs[1], "bias", 4 * U, 4, 0) < 0) ||
+        get_buf(o_out, &bufs[2], "out", n, 4, 1) < 0) {
+        release(bufs, 3);
+        return NULL;
+    }
+    float *out = bufs[2].view.buf;
+    if ((uintptr_t)out % 64 != 0) {
+        release(bufs, 3);
+        PyErr_SetString(PyExc_ValueError, "_lstm_kernel.pack: out must be 64-byte aligned");
+        return NULL;
+    }
+    const float *ukw = bufs[0].view.buf;
+    const float *bias = o_bias != Py_None ? bufs[1].view.buf : NULL;
+    Py_BEGIN_ALLOW_THREADS
+    pack_all(isa, ukw, bias, U, F, B, cu, out);
+    Py_END_ALLOW_THREADS
+    release(bufs, 3);
+    Py_RETURN_NONE;
+#endif
+}
+
 PyDoc_STRVAR(run_packed_doc,
-"run_packed(pre, act, c, h, h0, c0, ukw, bias, x, mask, steps, batch, units, features,\n"
+"run_packed(pre, act, c, h, h0, c0, wpack, has_bias, x, mask, steps, batch, units, features,\n"
 "           go_backwards, recurrent_activation, activation, threads, chunk_units,\n"
 "           chunk_rows, lo, hi)\n"
 "--\n\n"
@@ -907,26 +1003,29 @@ PyDoc_STRVAR(run_packed_doc,
 "(see the comment above run_chunk in _lstm_kernel.c), in place.\n\n"
 "pre, act (T, B, 4U) and c, h (T, B, U) float32 are written at input positions\n"
 "lo .. hi - 1 (processed hi - 1 .. lo when go_backwards); h0, c0 (B, U) are the state before\n"
-"the first of them.  ukw is [U; W] (U + F, 4U) with blocks i, f, o, g; bias (4U,) or None;\n"
-"x (B, T, F); mask None or (B, T) uint8.  The work of a step is cut into chunks of\n"
-"chunk_units units x chunk_rows batch rows.\n"
-"Returns the number of threads that ran (the caller included).  The GIL is released.");
+"the first of them.  wpack: [U; W] and the bias packed by pack() for this batch size and\n"
+"chunk_units (has_bias: add the bias); x (B, T, F); mask None or (B, T) uint8.  The work of\n"
+"a step is cut into chunks of chunk_units units x chunk_rows batch rows.  Returns the\n"
+"number of threads that ran (the caller included).  The GIL is released.");
 
+#ifdef LSTMVIZ_PACKED
 /* 64-byte aligned PyMem_RawMalloc; *base receives what to free */
 static void *amalloc(size_t nbytes, void **base)
 {
     *base = PyMem_RawMalloc(nbytes + 64);
     return *base == NULL ? NULL : (void *)(((uintptr_t)*base + 63) & ~(uintptr_t)63);
 }
+#endif
 
 static PyObject *kernel_run_packed(PyObject *self, PyObject *args)
 {
-    PyObject *o_pre, *o_act, *o_c, *o_h, *o_h0, *o_c0, *o_ukw, *o_bias, *o_x, *o_mask;
+    PyObject *o_pre, *o_act, *o_c, *o_h, *o_h0, *o_c0, *o_wpack, *o_x, *o_mask;
     Py_ssize_t T, B, U, F, chunk_units, chunk_rows, lo, hi;
-    int backwards, ract, cact, threads;
-    if (!PyArg_ParseTuple(args, "OOOOOOOOOOnnnnpiiinnnn", &o_pre, &o_act, &o_c, &o_h, &o_h0,
-                          &o_c0, &o_ukw, &o_bias, &o_x, &o_mask, &T, &B, &U, &F, &backwards,
-                          &ract, &cact, &threads, &chunk_units, &chunk_rows, &lo, &hi))
+    int has_bias, backwards, ract, cact, threads;
+    if (!PyArg_ParseTuple(args, "OOOOOOOpOOnnnnpiiinnnn", &o_pre, &o_act, &o_c, &o_h, &o_h0,
+                          &o_c0, &o_wpack, &has_bias, &o_x, &o_mask, &T, &B, &U, &F,
+                          &backwards, &ract, &cact, &threads, &chunk_units, &chunk_rows, &lo,
+                          &hi))
         return NULL;
 #ifndef LSTMVIZ_PACKED
     PyErr_SetString(PyExc_RuntimeError,
@@ -942,13 +1041,14 @@ static PyObject *kernel_run_packed(PyObject *self, PyObject *args)
     }
     if (T < 0 || B < 1 || U < 1 || F < 0 || ract < 0 || ract >= ACT_COUNT || cact < 0 ||
         cact >= ACT_COUNT || threads < 1 || chunk_units < 1 || chunk_rows < 1 || lo < 0 ||
-        lo > hi || hi > T ||
-        hi - lo >= INT32_MAX) {
+        lo > hi || hi > T || hi - lo >= INT32_MAX) {
         PyErr_SetString(PyExc_ValueError, "_lstm_kernel.run_packed: invalid sizes or codes");
         return NULL;
     }
     const Py_ssize_t U4 = 4 * U, K = U + F;
-    buf_t bufs[10];
+    Py_ssize_t nuc, NR, ncp_max, n_pack;
+    pack_layout(isa, U, F, B, chunk_units, &nuc, &NR, &ncp_max, &n_pack);
+    buf_t bufs[9];
     memset(bufs, 0, sizeof bufs);
     if (get_buf(o_pre, &bufs[0], "pre", T * B * U4, 4, 1) < 0 ||
         get_buf(o_act, &bufs[1], "act", T * B * U4, 4, 1) < 0 ||
@@ -956,39 +1056,32 @@ static PyObject *kernel_run_packed(PyObject *self, PyObject *args)
         get_buf(o_h, &bufs[3], "h", T * B * U, 4, 1) < 0 ||
         get_buf(o_h0, &bufs[4], "h0", B * U, 4, 0) < 0 ||
         get_buf(o_c0, &bufs[5], "c0", B * U, 4, 0) < 0 ||
-        get_buf(o_ukw, &bufs[6], "ukw", K * U4, 4, 0) < 0 ||
-        (o_bias != Py_None && get_buf(o_bias, &bufs[7], "bias", U4, 4, 0) < 0) ||
-        get_buf(o_x, &bufs[8], "x", B * T * F, 4, 0) < 0 ||
-        (o_mask != Py_None && get_buf(o_mask, &bufs[9], "mask", B * T, 1, 0) < 0)) {
-        release(bufs, 10);
+        get_buf(o_wpack, &bufs[6], "wpack (pack()'s layout for this size)", n_pack, 4, 0) < 0 ||
+        get_buf(o_x, &bufs[7], "x", B * T * F, 4, 0) < 0 ||
+        (o_mask != Py_None && get_buf(o_mask, &bufs[8], "mask", B * T, 1, 0) < 0)) {
+        release(bufs, 9);
+        return NULL;
+    }
+    const float *wpack = bufs[6].view.buf;
+    if ((uintptr_t)wpack % 64 != 0) {
+        release(bufs, 9);
+        PyErr_SetString(PyExc_ValueError, "_lstm_kernel.run_packed: wpack must be 64-byte aligned");
         return NULL;
     }
     if (chunk_units > U) chunk_units = U;
     if (chunk_rows > B) chunk_rows = B;
-    const Py_ssize_t nuc = (U + chunk_units - 1) / chunk_units;
     const Py_ssize_t nrb = (B + chunk_rows - 1) / chunk_rows, nchunks = nuc * nrb;
     int n = threads < MAX_THREADS ? threads : MAX_THREADS;
     if (n > nchunks) n = (int)nchunks;
-    const Py_ssize_t NR = panel_nr(isa, B);
-    const Py_ssize_t ncp_max = ((4 * chunk_units + NR - 1) / NR) * NR;
-    void *m_job, *m_wp, *m_bp = NULL, *m_scratch, *m_packed;
+    void *m_job, *m_scratch;
     job_t *J = amalloc(sizeof(job_t), &m_job);
-    float *wp = amalloc((size_t)(nuc * K * ncp_max) * sizeof(float), &m_wp);
-    float *bp = o_bias != Py_None ? amalloc((size_t)(nuc * ncp_max) * sizeof(float), &m_bp)
-                                  : NULL;
     float *scratch = amalloc((size_t)(n * chunk_rows * ncp_max) * sizeof(float), &m_scratch);
-    atomic_int *packed = amalloc((size_t)nuc * sizeof(atomic_int), &m_packed);
-    if (J == NULL || wp == NULL || scratch == NULL || packed == NULL ||
-        (o_bias != Py_None && bp == NULL)) {
+    if (J == NULL || scratch == NULL) {
         PyMem_RawFree(m_job);
-        PyMem_RawFree(m_wp);
-        PyMem_RawFree(m_bp);
         PyMem_RawFree(m_scratch);
-        PyMem_RawFree(m_packed);
-        release(bufs, 10);
+        release(bufs, 9);
         return PyErr_NoMemory();
     }
-    for (Py_ssize_t uc = 0; uc < nuc; uc++) atomic_init(&packed[uc], 0);
     memset(J, 0, sizeof *J);
     J->pre = bufs[0].view.buf;
     J->act = bufs[1].view.buf;
@@ -996,10 +1089,8 @@ static PyObject *kernel_run_packed(PyObject *self, PyObject *args)
     J->hs = bufs[3].view.buf;
     J->h0 = bufs[4].view.buf;
     J->c0 = bufs[5].view.buf;
-    J->ukw = bufs[6].view.buf;
-    J->bias = o_bias != Py_None ? bufs[7].view.buf : NULL;
-    J->x = bufs[8].view.buf;
-    J->mask = o_mask != Py_None ? bufs[9].view.buf : NULL;
+    J->x = bufs[7].view.buf;
+    J->mask = o_mask != Py_None ? bufs[8].view.buf : NULL;
     J->T = T;
     J->B = B;
     J->U = U;
@@ -1015,11 +1106,10 @@ static PyObject *kernel_run_packed(PyObject *self, PyObject *args)
     J->nuc = nuc;
     J->nrb = nrb;
     J->nchunks = nchunks;
-    J->packed = packed;
     J->NR = NR;
     J->ncp_max = ncp_max;
-    J->wp = wp;
-    J->bp = bp;
+    J->wp = wpack;
+    J->bp = has_bias ? wpack + nuc * K * ncp_max : NULL;
     J->scratch = scratch;
     J->nthreads = n;
     for (int k = 0; k <= n; k++) J->own_begin[k] = (Py_ssize_t)k * nchunks / n;
@@ -1056,11 +1146,8 @@ static PyObject *kernel_run_packed(PyObject *self, PyObject *args)
 #endif
     Py_END_ALLOW_THREADS
     PyMem_RawFree(m_job);
-    PyMem_RawFree(m_wp);
-    PyMem_RawFree(m_bp);
     PyMem_RawFree(m_scratch);
-    PyMem_RawFree(m_packed);
-    release(bufs, 10);
+    release(bufs, 9);
     return PyLong_FromLong(ran);
 #endif
 }
@@ -1201,6 +1288,8 @@ static PyMethodDef kernel_methods[] = {
      "(BLAS) from now on (tests and benchmarks)."},
     {"run", kernel_run, METH_VARARGS, run_doc},
     {"run_packed", kernel_run_packed, METH_VARARGS, run_packed_doc},
+    {"pack", kernel_pack, METH_VARARGS, pack_doc},
+    {"pack_size", kernel_pack_size, METH_VARARGS, pack_size_doc},
     {"project", kernel_project, METH_VARARGS, project_doc},
     {"activate", kernel_activate, METH_VARARGS, act_doc},
     {NULL, NULL, 0, NULL},
@@ -1215,7 +1304,7 @@ static struct PyModuleDef kernel_module = {
 PyMODINIT_FUNC PyInit__lstm_kernel(void)
 {
     PyObject *m = PyModule_Create(&kernel_module);
-    if (m != NULL) PyModule_AddIntConstant(m, "ABI", 3);
+    if (m != NULL) PyModule_AddIntConstant(m, "ABI", 4);
 #ifdef LSTMVIZ_THREADS
     if (m != NULL) PyModule_AddIntConstant(m, "MAX_THREADS", MAX_THREADS);
 #else

@@ -14,6 +14,7 @@ with σ = ``recurrent_activation`` and tanh = ``activation`` (both configurable)
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -137,6 +138,30 @@ class LSTMWeights:
             object.__setattr__(self, key, cached)
         return cached
 
+    def _packed(self, batch: int) -> np.ndarray:
+        """``[U; W]`` and the bias packed for the compiled kernel's own product at this batch
+        size (:func:`lstmviz.engine._accel.pack`), cached per layout like the arrays above:
+        a trace (a what-if, a training snapshot's retrace) does not pack them again, and
+        the copy belongs to the weights, not to the trace."""
+        key = _accel.pack_key(batch)
+        cache: dict[tuple[str, bool, int], np.ndarray] = self.__dict__.setdefault(
+            "_packed_cache", {}
+        )
+        buf = cache.get(key)
+        if buf is None or buf.ctypes.data % 64:
+            with _PACK_LOCK:  # two traces at once pack once
+                buf = cache.get(key)
+                if buf is None or buf.ctypes.data % 64:  # (a copy may lose the alignment)
+                    kernel, rec, bias = self._internal()
+                    buf = cache[key] = _accel.pack(np.concatenate([rec, kernel]), bias, batch)
+        return buf
+
+    def __getstate__(self) -> dict[str, object]:
+        """Pickled and copied without the caches above: they are rebuilt where needed (a
+        training snapshot sent to another process, say), and an unpickled copy of the packed
+        panels would not keep their 64-byte alignment."""
+        return {k: v for k, v in self.__dict__.items() if not k.endswith("_cache")}
+
     @property
     def n_params(self) -> int:
         """``4·U·(F + U + 1)`` with bias, ``4·U·(F + U)`` without."""
@@ -146,6 +171,8 @@ class LSTMWeights:
             return 4 * u * (f + p + (1 if self.use_bias else 0)) + u * p
         return 4 * u * (f + u + (1 if self.use_bias else 0))
 
+
+_PACK_LOCK = threading.Lock()
 
 # Activations that mix the units of a gate (not elementwise): applied gate by gate.
 _ACROSS_UNITS = frozenset({"softmax", "log_softmax"})
@@ -282,7 +309,12 @@ def run_lstm(
         span = _changed_span(reuse, x, weights, h0_, c0_, m, go_backwards, path)
         if span is not None:
             lo, hi = span
-    in_place = reuse is not None and out is reuse
+    in_place = False  # out= holds reuse's own buffers (reuse updated in place)
+    if reuse is not None and out is not None and (lo, hi) != (0, steps):
+        pairs = [(out.pre, reuse.pre), (out.act, reuse.act), (out.c, reuse.c), (out.h, reuse.h)]
+        in_place = all(a.ctypes.data == b.ctypes.data and a.shape == b.shape for a, b in pairs)
+        if not in_place and any(np.shares_memory(a, b) for a, b in pairs):
+            lo, hi = 0, steps  # overlapping some other way: nothing can be kept
 
     # The input part of every step, time-major (T, B, 4U): x W + b, with no copy of x.
     if out is not None:
@@ -328,8 +360,8 @@ def run_lstm(
                 hs,
                 h_tm1,
                 c_tm1,
-                weights._stacked(False),
-                bias,
+                weights._packed(batch),
+                bias is not None,
                 x,
                 m,
                 go_backwards,

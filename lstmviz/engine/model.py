@@ -129,7 +129,7 @@ class Model:
 
     @property
     def input_layers(self) -> list[InputLayer]:
-        return [self.layers[r[0]] for r in self.inputs if isinstance(self.layers[r[0]], InputLayer)]
+        return [lay for r in self.inputs if isinstance(lay := self.layers[r[0]], InputLayer)]
 
     @property
     def embedding(self) -> Embedding | None:
@@ -466,7 +466,12 @@ class Model:
                 last = n
             elif isinstance(n.layer, Bidirectional):
                 last = None
-        if last is None or last.layer.return_sequences or last.layer.go_backwards:
+        if (
+            last is None
+            or not isinstance(last.layer, LSTM)
+            or last.layer.return_sequences
+            or last.layer.go_backwards
+        ):
             return None
         downstream = self._downstream(last)
         if not downstream:

@@ -130,6 +130,12 @@ def test_reuse_in_place(engine):
     again = run_lstm(x2, w, h0=h0, c0=c0, mask=mask, accelerate=engine, reuse=before, out=before)
     assert np.shares_memory(again.h, before.h)  # updated in place
     _same(again, full)
+    # reuse= and out= other objects on the same buffers (`before` is stale, `again` is not)
+    x3 = x2.copy()
+    x3[0, 4] -= 1.0
+    third = run_lstm(x3, w, h0=h0, c0=c0, mask=mask, accelerate=engine, reuse=again, out=before)
+    assert np.shares_memory(third.h, again.h)
+    _same(third, run_lstm(x3, w, h0=h0, c0=c0, mask=mask, accelerate=engine))
 
 
 # ----------------------------------------------------------------------- whole models

@@ -211,12 +211,59 @@ def test_kernel_refuses_bad_ranges_and_sizes(tiles):
     w = _weights(3, 4)
     x, h0, c0, _ = _inputs(2, 5, 3, 4)
     lt = run_lstm(x, w)
-    kernel, _, bias = w._internal()
-    args = [lt.pre.copy(), lt.act.copy(), lt.c.copy(), lt.h.copy(), h0, c0, w._stacked(False)]
+    args = [lt.pre.copy(), lt.act.copy(), lt.c.copy(), lt.h.copy(), h0, c0, w._packed(2), True]
     with pytest.raises(ValueError, match="invalid sizes"):
-        _accel.run_packed(*args, bias, x, None, False, "sigmoid", "tanh", lo=3, hi=2)
+        _accel.run_packed(*args, x, None, False, "sigmoid", "tanh", lo=3, hi=2)
     with pytest.raises(ValueError, match="invalid sizes"):
-        _accel.run_packed(*args, bias, x, None, False, "sigmoid", "tanh", lo=0, hi=6)
+        _accel.run_packed(*args, x, None, False, "sigmoid", "tanh", lo=0, hi=6)
     with pytest.raises(ValueError, match="expected"):  # x of the wrong size
-        _accel.run_packed(*args, bias, x[:, :4].copy(), None, False, "sigmoid", "tanh")
-    assert np.array_equal(kernel, w._internal()[0])
+        _accel.run_packed(*args, x[:, :4].copy(), None, False, "sigmoid", "tanh")
+    args[6] = w._packed(1)  # packed for batch 1: another layout
+    with pytest.raises(ValueError, match="wpack"):
+        _accel.run_packed(*args, x, None, False, "sigmoid", "tanh")
+    misaligned = np.empty(w._packed(2).size + 1, np.float32)[1:]
+    misaligned[...] = w._packed(2)
+    args[6] = misaligned
+    with pytest.raises(ValueError, match="aligned"):
+        _accel.run_packed(*args, x, None, False, "sigmoid", "tanh")
+
+
+@needs_kernel
+def test_packed_weights_are_cached_per_layout(tiles):
+    w = _weights(3, 40)
+    one, batch = w._packed(1), w._packed(5)
+    assert w._packed(1) is one and w._packed(7) is batch  # one layout for every batch > 1
+    assert not one.flags.writeable
+    assert one.ctypes.data % 64 == 0 and batch.ctypes.data % 64 == 0
+    other = "avx2" if tiles == "avx512" else "avx512"
+    try:
+        before = _accel.set_packed(other)
+    except ValueError:
+        return
+    try:
+        assert w._packed(1) is not one  # another instruction set, another layout
+    finally:
+        _accel.set_packed(before)
+
+
+@needs_kernel
+def test_weights_travel_without_their_caches(tiles):
+    """A pickled or copied LSTMWeights (a training snapshot sent to another process) leaves
+    its cached copies behind -- an unpickled copy of the packed panels would lose their
+    64-byte alignment -- and rebuilds them where it is used."""
+    import copy
+    import pickle
+
+    w = _weights(3, 40)
+    x, h0, c0, _ = _inputs(2, 6, 3, 40)
+    lt = run_lstm(x, w, h0=h0, c0=c0)
+    assert "_packed_cache" in w.__dict__
+    for other in (pickle.loads(pickle.dumps(w)), copy.deepcopy(w), copy.copy(w)):
+        assert not [k for k in other.__dict__ if k.endswith("_cache")]
+        _assert_same(run_lstm(x, other, h0=h0, c0=c0), lt, atol=0, rtol=0)
+    cache = w.__dict__["_packed_cache"]
+    key = next(iter(cache))
+    raw = np.empty(cache[key].size + 1, np.float32)
+    cache[key] = raw[1:]  # misaligned, as a copy might be
+    cache[key][...] = 0
+    _assert_same(run_lstm(x, w, h0=h0, c0=c0), lt, atol=0, rtol=0)  # packed again
