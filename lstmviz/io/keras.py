@@ -1003,7 +1003,7 @@ def _top_model(config: Any, source: str, weights: Any, keras_version: str) -> Mo
 
 #: A weights member up to this size is decompressed into memory; a larger compressed one is
 #: streamed to a temporary file (a stored one is always read in place, never copied).
-SPOOL_BYTES = 64 * 2**20
+SPOOL_BYTES = 16 * 2**20
 
 
 @contextlib.contextmanager

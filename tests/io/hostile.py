@@ -262,7 +262,7 @@ def run_session_model(path: str) -> str:
     from lstmviz.io.session import Session
 
     m = Session.load(path).load_model()
-    return f"loaded {m.name}"
+    return f"loaded {m.name}" + (" (embedded)" if m.meta.get("embedded") else "")
 
 
 def run_input(path: str) -> str:

@@ -37,7 +37,8 @@ from hypothesis import HealthCheck, assume, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 from hypothesis.extra import numpy as hnp  # noqa: E402
 
-from lstmviz.errors import ArgumentError, InputError, LstmvizError  # noqa: E402
+from lstmviz import errors  # noqa: E402
+from lstmviz.errors import InputError, LstmvizError  # noqa: E402
 from lstmviz.io.session import MAX_INT, Session  # noqa: E402
 from tests.io import hostile as H  # noqa: E402
 
@@ -158,7 +159,7 @@ def test_anything_saved_loads_back_equal(s):
 def test_bad_session_arguments_are_argument_errors(field, value):
     try:
         Session(**{field: value})
-    except ArgumentError:
+    except errors.ArgumentError:
         return
     except LstmvizError as e:  # pragma: no cover - must be the argument subclass
         raise AssertionError(f"{field}={value!r}: {type(e).__name__} {e}") from None
@@ -473,7 +474,7 @@ def test_trace_positions_are_numpy_like_or_refused(t, b):
     lt = run_lstm(x, LSTMWeights(*H.lstm_weights(3, 2)))
     try:
         c = lt.contributions(t, b)
-    except ArgumentError:
+    except errors.ArgumentError:
         assert not (-6 <= t < 6 and -2 <= b < 2)
         return
     tt, bb = t % 6, b % 2
