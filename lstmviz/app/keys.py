@@ -10,8 +10,8 @@ from __future__ import annotations
 #: (group, keys, what they do). ``keys`` as Qt writes them ("Ctrl+Shift+O"); several keys
 #: for one action are separated by " or ".
 KEYS: tuple[tuple[str, str, str], ...] = (
-    ("Stepping", "Right or PageDown", "step forward (a presentation clicker sends PageDown)"),
-    ("Stepping", "Left or PageUp", "step back"),
+    ("Stepping", "Right or PgDown", "step forward (a presentation clicker sends PgDown)"),
+    ("Stepping", "Left or PgUp", "step back (the clicker's other button)"),
     ("Stepping", "Home", "go to the first step"),
     ("Stepping", "End", "go to the last step"),
     ("Stepping", "Space", "play / pause"),

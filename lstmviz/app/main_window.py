@@ -318,6 +318,9 @@ class MainWindow(QMainWindow):
             view, "&Presentation mode", self.toggle_presentation, "F11"
         )
         self.presentation_action.setCheckable(True)
+        self.state.options.events.presentation.connect(
+            lambda on: self.set_presentation(on, fullscreen=on and self.isVisible())
+        )
         self.all_layers_action = self._action(
             view, "&All layers at once", lambda: self._toggle_option("all_layers")
         )
@@ -735,6 +738,7 @@ class MainWindow(QMainWindow):
         if on == self.presentation:
             return
         self.presentation = on
+        self.state.options.presentation = on
         self.presentation_action.setChecked(on)
         docks = [self.model_dock, self.detail_dock]
         if on:

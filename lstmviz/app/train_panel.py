@@ -33,6 +33,7 @@ from PySide6.QtWidgets import (
     QDoubleSpinBox,
     QFormLayout,
     QGraphicsItem,
+    QGridLayout,
     QHBoxLayout,
     QLabel,
     QProgressBar,
@@ -172,21 +173,25 @@ class TrainPanel(QWidget):
         form = QFormLayout()
         form.addRow("Task", self.task_combo)
         form.addRow("", self.own_arch)
-        row = QHBoxLayout()
-        for label, w in (
+        # two label/field pairs per row; a grid gives every label the width it needs
+        grid = QGridLayout()
+        grid.setHorizontalSpacing(8)
+        pairs = (
             ("Epochs", self.epochs),
-            ("Batch", self.batch_size),
-            ("Batches/epoch", self.steps),
-        ):
-            row.addWidget(QLabel(label))
-            row.addWidget(w)
-        form.addRow(row)
-        row = QHBoxLayout()
-        for label, w in (("LR", self.lr), ("Units", self.units), ("Seed", self.seed)):
-            row.addWidget(QLabel(label))
-            row.addWidget(w)
-        form.addRow(row)
-        form.addRow("Snapshot every", self.snap_every)
+            ("Batch size", self.batch_size),
+            ("Batches per epoch", self.steps),
+            ("Learning rate", self.lr),
+            ("Units", self.units),
+            ("Seed", self.seed),
+            ("Snapshot every", self.snap_every),
+        )
+        for k, (label, w) in enumerate(pairs):
+            r, c = divmod(k, 2)
+            grid.addWidget(QLabel(label), r, 2 * c)
+            grid.addWidget(w, r, 2 * c + 1)
+        grid.setColumnStretch(1, 1)
+        grid.setColumnStretch(3, 1)
+        form.addRow(grid)
 
         self.start_btn = QPushButton("Start")
         self.start_btn.setToolTip("Start training (Ctrl+Shift+T)")
@@ -264,7 +269,7 @@ class TrainPanel(QWidget):
         lay = QHBoxLayout(self)
         lw = QWidget()
         lw.setLayout(left)
-        lw.setMaximumWidth(460)
+        lw.setMaximumWidth(620)  # the settings; the curves take the rest
         lay.addWidget(lw)
         lay.addWidget(self.plots, 1)
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Preferred)

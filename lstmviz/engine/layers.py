@@ -39,6 +39,8 @@ def trace_nbytes(batch: int, steps: int, units: int, features: int = 0) -> int:
 class Context:
     """What a forward pass collects on its way: the LSTM traces and initial states.
 
+    ``reuse`` and ``out`` map LSTM trace names to the layer traces handed to
+    :func:`~lstmviz.engine.cell.run_lstm` as ``reuse=`` / ``out=`` (see ``Model.trace``).
     ``allocated`` adds up the bytes of the trace buffers recorded so far, so every further
     layer is checked against the memory budget together with them.
     """
@@ -46,6 +48,8 @@ class Context:
     initial_states: dict[str, Any] = field(default_factory=dict)
     layer_traces: list = field(default_factory=list)
     record: bool = True
+    reuse: dict[str, Any] = field(default_factory=dict)
+    out: dict[str, Any] = field(default_factory=dict)
     allocated: int = 0
     source: str = ""
 
@@ -597,7 +601,8 @@ class LSTM(Layer):
             state = ctx.initial_states.get(layer_name)
         if state is not None:
             h0, c0 = state[0], state[1]
-        if x.ndim == 3:  # the trace buffers, checked before run_lstm allocates them
+        if x.ndim == 3 and name not in ctx.out:  # new trace buffers: checked before run_lstm
+            # allocates them (with out= it writes into buffers that exist already)
             b, steps, feats = (int(v) for v in x.shape)
             need = trace_nbytes(b, steps, self.weights.units, feats)
             src = f"{ctx.source}: " if ctx.source else ""
@@ -623,6 +628,8 @@ class LSTM(Layer):
             name=name,
             layer_name=layer_name or self.name,
             direction=direction,
+            reuse=ctx.reuse.get(name) if self.weights.projection is None else None,
+            out=ctx.out.get(name) if self.weights.projection is None else None,
         )
         if ctx.record:
             ctx.layer_traces.append(lt)

@@ -274,7 +274,13 @@ class Model:
 
     # --- the forward pass --------------------------------------------------------------------
     def trace(
-        self, x: Any, initial_state: dict[str, Any] | None = None, step_outputs: bool = True
+        self,
+        x: Any,
+        initial_state: dict[str, Any] | None = None,
+        step_outputs: bool = True,
+        *,
+        reuse: Trace | None = None,
+        out: Trace | None = None,
     ) -> Trace:
         """Run the model on ``x`` and record every LSTM's internals.
 
@@ -287,10 +293,41 @@ class Model:
             ``{lstm name: (h0, c0)}``, each ``(batch, units)`` or ``(units,)``; zeros otherwise.
         step_outputs : bool
             Also compute the model's head at every timestep (``Trace.step_output``).
+        reuse : Trace, optional
+            A trace of this model on an input of the same shape that differs from ``x`` at
+            some steps (a what-if: one token changed).  Each LSTM copies from it the steps
+            its own input did not change and computes only the rest: from the first changed
+            position on (down from the last, for a backward direction), so a change at step
+            ``t`` of a forward model retraces from ``t`` only.  The layers around the LSTMs
+            run in full.  The result equals a full trace bit for bit (see
+            :func:`~lstmviz.engine.cell.run_lstm`, ``reuse=``); an LSTM whose weights,
+            initial state or engine differ is traced in full.
+        out : Trace, optional
+            A previous trace of this model on an input of the same shape (the last training
+            snapshot's, the last what-if's) whose LSTM buffers are overwritten instead of
+            allocating new ones: no allocation, no page faults.  ``out`` becomes stale (the
+            new trace shares its buffers).  May be ``reuse`` itself.
         """
         xs = self.check_input(x)
-        self.check_trace_budget(xs)
+        if out is None:  # new buffers: check they fit the memory budget first
+            self.check_trace_budget(xs)
         ctx = Context(initial_states=dict(initial_state or {}), source=self._src)
+        if reuse is not None:
+            if not isinstance(reuse, Trace):
+                raise InputError(
+                    f"reuse= must be a Trace of this model; got {type(reuse).__name__}"
+                )
+            ctx.reuse = {lt.name: lt for lt in reuse.layers}
+        if out is not None:
+            if not isinstance(out, Trace):
+                raise InputError(f"out= must be a Trace of this model; got {type(out).__name__}")
+            names = [lt.name for lt in out.layers]
+            if sorted(names) != sorted(self.lstm_trace_names):
+                raise InputError(
+                    f"{self._src}: out= must be a trace of this model (LSTM layers "
+                    f"{', '.join(self.lstm_trace_names)}); it holds {', '.join(names) or 'none'}"
+                )
+            ctx.out = {lt.name: lt for lt in out.layers}
         try:
             values = self._run(xs if isinstance(xs, list) else [xs], ctx)
         except MemoryError:  # the last line of defence: layers check the budget first

@@ -357,3 +357,30 @@ class Trace:
     @property
     def nbytes(self) -> int:
         return sum(lt.nbytes for lt in self.layers)
+
+    # --- inline figures for notebooks (lstmviz.export.inline, imported on use) -------------
+    def plot(
+        self,
+        t: int | None = None,
+        layer: str | int | None = None,
+        units: Any = None,
+        **kwargs: Any,
+    ) -> Any:
+        """The gates of one layer as a ``matplotlib.figure.Figure`` in the export's paper
+        style (shown inline in Jupyter); ``t`` boxes a timestep and dims the later ones.
+
+        See :func:`lstmviz.export.inline.plot` for ``batch``, ``quantities``, ``style``...
+        """
+        from ..export.inline import plot
+
+        return plot(self, t=t, layer=layer, units=units, **kwargs)
+
+    def animate(self, layer: str | int | None = None, units: Any = None, **kwargs: Any) -> Any:
+        """An animation stepping through the timesteps of one layer, shown inline in
+        Jupyter as HTML5 (:class:`lstmviz.export.inline.InlineAnimation`).
+
+        See :func:`lstmviz.export.inline.animate` for ``steps``, ``fps``, ``mode``...
+        """
+        from ..export.inline import animate
+
+        return animate(self, layer=layer, units=units, **kwargs)

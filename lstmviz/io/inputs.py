@@ -87,7 +87,10 @@ def read_array(path: str | os.PathLike[str]) -> np.ndarray:
         if size > 4 * MAX_INPUT_ELEMENTS:
             raise InputError(f"{p}: CSV file is too large")
         return _read_csv(p)
-    raise InputError(f"{p}: unsupported input file type {suffix!r}; use .npy or .csv")
+    raise InputError(
+        f"{p}: unsupported input file type {suffix!r}; use .npy or .csv (or .npz: one array "
+        "per model input)"
+    )
 
 
 def _read_csv(p: Path) -> np.ndarray:
@@ -161,6 +164,10 @@ def load_input(
     single sequence. Falls back to the model's example input."""
     if info is None:
         info = load_info(model.source) if model.source else None
+    if path is not None and Path(path).suffix.lower() == ".npz":  # one array per model input
+        from .input_files import load_input_file
+
+        return load_input_file(model, path, info)
     if path is not None:
         a = read_array(path)
     elif text is not None:
@@ -194,6 +201,8 @@ def example_input(model: Model, info: ModelInfo | None = None) -> Any:
         info = load_info(model.source)
     if info is not None and info.example:
         return encode_text(model, info.example, info)
+    if hasattr(model, "example_input"):  # whole-graph models know their declared shapes
+        return model.example_input()
     rng = np.random.default_rng(0)
     t = model.input_timesteps or 12
     if model.takes_tokens:

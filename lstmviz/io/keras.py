@@ -1167,6 +1167,10 @@ def dry_run(model: Model, source: str) -> None:
 def _load_h5_model(f: Any, source: str) -> Model:
     raw = f.attrs.get("model_config")
     if raw is None:
+        from .weights_only import keras_h5_weights_only
+
+        if (weights_only := keras_h5_weights_only(f, source)) is not None:
+            raise weights_only
         if "layer_names" in f.attrs:
             raise ModelFileError(
                 f"{source}: this HDF5 file holds weights only (save_weights), no model "

@@ -317,7 +317,7 @@ def test_corpus_panel_traces_and_finds(qtbot, state, panels, tmp_path, monkeypat
     p.threshold.setValue(0.0)
     assert p.layer_box.currentText() == "lstm"
     monkeypatch.setattr("lstmviz.app.analysis.corpus.SYNC_FIND_LIMIT", 0)  # search in a worker
-    p.find()
+    p.find_matches()
     qtbot.waitUntil(lambda: p.result is not None or p.find_btn.isEnabled(), timeout=30000)
     qtbot.waitUntil(lambda: p.find_btn.isEnabled(), timeout=30000)
     r = p.result

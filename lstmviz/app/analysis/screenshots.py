@@ -183,7 +183,7 @@ def main(argv: list[str] | None = None) -> int:
         cp.set_store(trace_corpus(model, seqs, store_dir / "store"))
         cp.region.setRegion((40, 43))
         cp.threshold.setValue(0.5)
-        cp.find()
+        cp.find_matches()
         shoot("corpus", "corpus", size=(1250, 700))
     sys.stdout.write("".join(f"{p}\n" for p in written))
     win.close()
