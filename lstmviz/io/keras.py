@@ -8,9 +8,12 @@ class is refused with a message naming it.
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 import math
+import os
 import re
+import struct
 import tempfile
 import zipfile
 from collections.abc import Callable
@@ -1014,9 +1017,19 @@ def _open_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo, source: str) -> Any
     compressed one is inflated in 1 MiB chunks into a temporary file that spills to disk past
     :data:`SPOOL_BYTES`, never past the size its header declares.
     """
-    if info.compress_type == zipfile.ZIP_STORED:
-        with zf.open(info) as fh:
-            yield fh
+    if info.compress_type == zipfile.ZIP_STORED and isinstance(zf.filename, str):
+        # read in place through a window on the .keras file: zipfile's own member file
+        # re-reads from the member's start on every backward seek, and HDF5 seeks a lot
+        with open(zf.filename, "rb") as raw:
+            raw.seek(info.header_offset)
+            head = raw.read(30)
+            if len(head) != 30 or head[:4] != ZIP_MAGIC:
+                raise ModelFileError(f"{source}: member {info.filename!r}: damaged zip header")
+            name_len, extra_len = struct.unpack("<HH", head[26:30])
+            start = info.header_offset + 30 + name_len + extra_len
+            if start + info.file_size > os.fstat(raw.fileno()).st_size:
+                raise ModelFileError(f"{source}: member {info.filename!r} is truncated")
+            yield io.BufferedReader(_Window(raw, start, info.file_size), 1 << 16)
         return
     with tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES) as tmp:
         with zf.open(info) as fh:
@@ -1031,6 +1044,37 @@ def _open_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo, source: str) -> Any
                 tmp.write(chunk)
         tmp.seek(0)
         yield tmp
+
+
+class _Window(io.RawIOBase):
+    """A read-only, seekable view of ``size`` bytes of ``raw`` from offset ``start``."""
+
+    def __init__(self, raw: Any, start: int, size: int) -> None:
+        super().__init__()
+        self.raw, self.start, self.size, self.pos = raw, start, size, 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self.pos
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        base = {0: 0, 1: self.pos, 2: self.size}[whence]
+        self.pos = min(max(base + offset, 0), self.size)
+        return self.pos
+
+    def readinto(self, b: Any) -> int:
+        n = min(len(b), self.size - self.pos)
+        if n <= 0:
+            return 0
+        self.raw.seek(self.start + self.pos)
+        got = self.raw.readinto(memoryview(b)[:n])
+        self.pos += got or 0
+        return got or 0
 
 
 def _read_small(zf: zipfile.ZipFile, name: str, source: str) -> bytes:

@@ -295,9 +295,13 @@ class Session:
         self.engine = self.engine or "numpy"
         self.batch = index("batch", self.batch)
         self.t = index("t", self.t)
-        if isinstance(self.units, (str, bytes)) or not hasattr(self.units, "__iter__"):
-            raise bad("units", "a list of unit indices", self.units)
-        self.units = [index("units[]", u) for u in self.units]
+        try:
+            if isinstance(self.units, (str, bytes, dict)):
+                raise TypeError
+            units = list(self.units)
+        except TypeError:
+            raise bad("units", "a list of unit indices", self.units) from None
+        self.units = [index("units[]", u) for u in units]
         if self.view is None:
             self.view = {}
         if not isinstance(self.view, dict):
