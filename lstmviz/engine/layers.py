@@ -18,6 +18,8 @@ from . import activations
 from .cell import LSTMWeights, run_lstm
 
 Arr = np.ndarray
+#: What a layer call returns: its outputs and their masks.
+Outputs = tuple[list[Arr], list["Arr | None"]]
 
 #: Float32 values one LSTM direction records per unit, batch item and step: the pre-
 #: activations and activations of the four gates (4 + 4), the cell and hidden state (1 + 1).
@@ -46,7 +48,7 @@ class Context:
     """
 
     initial_states: dict[str, Any] = field(default_factory=dict)
-    layer_traces: list = field(default_factory=list)
+    layer_traces: list[Any] = field(default_factory=list)
     record: bool = True
     reuse: dict[str, Any] = field(default_factory=dict)
     out: dict[str, Any] = field(default_factory=dict)
@@ -114,7 +116,9 @@ def _check_last(layer: Layer, x: Arr, expected: int) -> None:
 class InputLayer(Layer):
     kind = "InputLayer"
 
-    def __init__(self, name: str, batch_shape: tuple | None = None, dtype: str = "float32"):
+    def __init__(
+        self, name: str, batch_shape: tuple[int | None, ...] | None = None, dtype: str = "float32"
+    ):
         super().__init__(name)
         self.batch_shape = tuple(batch_shape) if batch_shape is not None else None
         self.dtype = dtype
@@ -155,7 +159,9 @@ class Embedding(Layer):
     def n_params(self) -> int:
         return int(self.embeddings.size)
 
-    def __call__(self, inputs, masks, ctx, **kwargs):
+    def __call__(
+        self, inputs: list[Arr], masks: list[Arr | None], ctx: Context, **kwargs: Any
+    ) -> Outputs:
         ids = inputs[0]
         ids = check_token_ids(ids, self.input_dim, self.name)
         check_output(self, (*ids.shape, self.embeddings.shape[1]), ctx)
@@ -208,7 +214,9 @@ class Dense(Layer):
     def units(self) -> int:
         return int(self.kernel.shape[-1])
 
-    def __call__(self, inputs, masks, ctx, **kwargs):
+    def __call__(
+        self, inputs: list[Arr], masks: list[Arr | None], ctx: Context, **kwargs: Any
+    ) -> Outputs:
         x = inputs[0]
         check_output(self, (*x.shape[:-1], self.kernel.shape[-1]), ctx)
         return [self.call(x)], [masks[0]]
@@ -232,7 +240,9 @@ class TimeDistributed(Layer):
     def n_params(self) -> int:
         return self.inner.n_params
 
-    def __call__(self, inputs, masks, ctx, **kwargs):
+    def __call__(
+        self, inputs: list[Arr], masks: list[Arr | None], ctx: Context, **kwargs: Any
+    ) -> Outputs:
         x = inputs[0]
         b, t = x.shape[:2]
         flat = x.reshape((b * t, *x.shape[2:]))
@@ -289,7 +299,9 @@ class Conv1D(Layer):
         if padding not in ("valid", "same", "causal"):
             raise ModelFileError(f"layer {name!r} (Conv1D): unsupported padding {padding!r}")
 
-    def __call__(self, inputs, masks, ctx, **kwargs):
+    def __call__(
+        self, inputs: list[Arr], masks: list[Arr | None], ctx: Context, **kwargs: Any
+    ) -> Outputs:
         x = inputs[0]
         k, _cin_g, cout = self.kernel.shape
         b, t = x.shape[0], x.shape[1] if x.ndim > 1 else 0
@@ -362,7 +374,7 @@ class Reshape(Layer):
     kind = "Reshape"
     supports_masking = False
 
-    def __init__(self, name: str, target_shape: tuple):
+    def __init__(self, name: str, target_shape: tuple[int, ...]):
         super().__init__(name)
         self.target_shape = tuple(int(v) for v in target_shape)
 
@@ -380,7 +392,7 @@ class Permute(Layer):
     kind = "Permute"
     supports_masking = False
 
-    def __init__(self, name: str, dims: tuple):
+    def __init__(self, name: str, dims: tuple[int, ...]):
         super().__init__(name)
         self.dims = tuple(int(d) for d in dims)
 
@@ -400,7 +412,9 @@ class RepeatVector(Layer):
             )
         self.n = int(n)
 
-    def __call__(self, inputs, masks, ctx, **kwargs):
+    def __call__(
+        self, inputs: list[Arr], masks: list[Arr | None], ctx: Context, **kwargs: Any
+    ) -> Outputs:
         x = inputs[0]
         check_output(self, (x.shape[0], self.n, *x.shape[1:]), ctx)
         return [self.call(x)], [None]
@@ -445,7 +459,7 @@ class LayerNormalization(Layer):
             y = y * self.gamma
         if self.beta is not None and not self.rms_scaling:
             y = y + self.beta
-        return y.astype(np.float32)
+        return np.asarray(y, dtype=np.float32)
 
 
 class BatchNormalization(Layer):
@@ -485,7 +499,7 @@ class BatchNormalization(Layer):
         y = (x - self.mean.reshape(shape)) * inv.reshape(shape)
         if self.beta is not None:
             y = y + self.beta.reshape(shape)
-        return y.astype(np.float32)
+        return np.asarray(y, dtype=np.float32)
 
 
 class Masking(Layer):
@@ -495,7 +509,9 @@ class Masking(Layer):
         super().__init__(name)
         self.mask_value = float(mask_value)
 
-    def __call__(self, inputs, masks, ctx, **kwargs):
+    def __call__(
+        self, inputs: list[Arr], masks: list[Arr | None], ctx: Context, **kwargs: Any
+    ) -> Outputs:
         x = inputs[0]
         keep = np.any(x != self.mask_value, axis=-1)
         return [x * keep[..., None].astype(np.float32)], [keep]
@@ -508,7 +524,9 @@ class GlobalPooling1D(Layer):
         super().__init__(name)
         self.kind = kind
 
-    def __call__(self, inputs, masks, ctx, **kwargs):
+    def __call__(
+        self, inputs: list[Arr], masks: list[Arr | None], ctx: Context, **kwargs: Any
+    ) -> Outputs:
         x, m = inputs[0], masks[0]
         if self.kind == "GlobalAveragePooling1D":
             if m is None:
@@ -531,7 +549,9 @@ class Merge(Layer):
         self.kind = kind
         self.axis = axis
 
-    def __call__(self, inputs, masks, ctx, **kwargs):
+    def __call__(
+        self, inputs: list[Arr], masks: list[Arr | None], ctx: Context, **kwargs: Any
+    ) -> Outputs:
         k = self.kind
         if k == "Concatenate":
             y = np.concatenate(inputs, axis=self.axis)
@@ -593,7 +613,7 @@ class LSTM(Layer):
         layer_name: str | None = None,
         direction: str = "forward",
         go_backwards: bool | None = None,
-    ):
+    ) -> Any:
         name = trace_name or self.name
         h0 = c0 = None
         state = initial_state if initial_state is not None else ctx.initial_states.get(name)
@@ -635,7 +655,7 @@ class LSTM(Layer):
             ctx.layer_traces.append(lt)
         return lt
 
-    def outputs_from(self, lt, mask: Arr | None) -> list[Arr]:
+    def outputs_from(self, lt: Any, mask: Arr | None) -> list[Arr]:
         """Keras's outputs of this layer, given its trace."""
         h = lt.h  # (T, B, U) input order
         steps = h.shape[0]
@@ -653,7 +673,14 @@ class LSTM(Layer):
             return [out, np.array(h_last), np.array(c_last)]
         return [out]
 
-    def __call__(self, inputs, masks, ctx, initial_state=None, **kwargs):
+    def __call__(
+        self,
+        inputs: list[Arr],
+        masks: list[Arr | None],
+        ctx: Context,
+        initial_state: Any = None,
+        **kwargs: Any,
+    ) -> Outputs:
         x, mask = inputs[0], masks[0]
         lt = self.run(x, mask, ctx, initial_state=initial_state)
         outs = self.outputs_from(lt, mask)
@@ -687,7 +714,14 @@ class Bidirectional(Layer):
     def n_params(self) -> int:
         return self.forward.n_params + self.backward.n_params
 
-    def __call__(self, inputs, masks, ctx, initial_state=None, **kwargs):
+    def __call__(
+        self,
+        inputs: list[Arr],
+        masks: list[Arr | None],
+        ctx: Context,
+        initial_state: Any = None,
+        **kwargs: Any,
+    ) -> Outputs:
         x, mask = inputs[0], masks[0]
         fs = bs = None
         if initial_state is not None:

@@ -129,7 +129,8 @@ class Model:
 
     @property
     def input_layers(self) -> list[InputLayer]:
-        return [self.layers[r[0]] for r in self.inputs if isinstance(self.layers[r[0]], InputLayer)]
+        found = [self.layers[r[0]] for r in self.inputs]
+        return [lay for lay in found if isinstance(lay, InputLayer)]
 
     @property
     def embedding(self) -> Embedding | None:
@@ -460,13 +461,14 @@ class Model:
         if isinstance(out, np.ndarray) and out.ndim >= 2 and out.shape[:2] == (b, t):
             return out.reshape(b, t, -1) if out.ndim != 3 else out
         # the last LSTM node, returning h_T only
-        last = None
+        last: Node | None = None
+        lstm: LSTM | None = None
         for n in self.nodes:
             if isinstance(n.layer, LSTM):
-                last = n
+                last, lstm = n, n.layer
             elif isinstance(n.layer, Bidirectional):
-                last = None
-        if last is None or last.layer.return_sequences or last.layer.go_backwards:
+                last = lstm = None
+        if last is None or lstm is None or lstm.return_sequences or lstm.go_backwards:
             return None
         downstream = self._downstream(last)
         if not downstream:

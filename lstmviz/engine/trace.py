@@ -125,7 +125,7 @@ class LayerTrace:
     def at_unit(self, quantity: str, t: int, b: int = 0) -> np.ndarray:
         """Like :meth:`at`, but ``hidden`` is :attr:`unit_hidden`: ``(units,)``."""
         if quantity in ("hidden", "h") and self.projected:
-            return self.unit_hidden[b, t]
+            return np.asarray(self.unit_hidden[b, t])
         return self.at(quantity, t, b)
 
     @property
@@ -200,19 +200,19 @@ class LayerTrace:
             raise LstmvizError(
                 f"unknown quantity {quantity!r}; expected one of {', '.join(QUANTITIES)}"
             )
-        return getattr(self, quantity)
+        return np.asarray(getattr(self, quantity))
 
     def at(self, quantity: str, t: int, b: int = 0) -> np.ndarray:
         """``quantity`` of batch item ``b`` at input position ``t``: ``(units,)``."""
         if quantity in _BLOCK:
             u = self.units
             k = _BLOCK[quantity]
-            return self.act[t, b, k * u : (k + 1) * u]
+            return np.asarray(self.act[t, b, k * u : (k + 1) * u])
         if quantity == "cell":
-            return self.c[t, b]
+            return np.asarray(self.c[t, b])
         if quantity == "hidden":
-            return self.h[t, b]
-        return self.get(quantity)[b, t]
+            return np.asarray(self.h[t, b])
+        return np.asarray(self.get(quantity)[b, t])
 
     # --- the step before t, in processing order ------------------------------------------
     def prev_index(self, t: int) -> int | None:
