@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .. import budget
-from ..errors import InputError
+from ..errors import InputError, MemoryBudgetError
 from .checks import regular_file
 from .meta import ModelInfo, load_info
 
@@ -77,7 +77,10 @@ def read_array(path: str | os.PathLike[str]) -> np.ndarray:
                 )
             _check_shape(tuple(shape), str(p))
             budget.check_array(tuple(shape), dtype.itemsize, what=f"{p}: input array")
-            return np.asarray(np.load(p, allow_pickle=False))
+            try:
+                return np.asarray(np.load(p, allow_pickle=False))
+            except MemoryError:
+                raise MemoryBudgetError(f"{p}: ran out of memory reading the array") from None
         except InputError:
             raise
         except (ValueError, OSError, EOFError, SyntaxError, tokenize.TokenError) as e:
@@ -86,7 +89,13 @@ def read_array(path: str | os.PathLike[str]) -> np.ndarray:
     if suffix in (".csv", ".txt", ".tsv"):
         if size > 4 * MAX_INPUT_ELEMENTS:
             raise InputError(f"{p}: CSV file is too large")
-        return _read_csv(p)
+        try:
+            return _read_csv(p)
+        except MemoryError:  # the last line of defence: the buffer is checked as it grows
+            raise MemoryBudgetError(
+                f"{p}: ran out of memory reading the CSV (set LSTMVIZ_MEMORY_BUDGET lower so "
+                "such inputs are refused before reading)"
+            ) from None
     raise InputError(
         f"{p}: unsupported input file type {suffix!r}; use .npy or .csv (or .npz: one array "
         "per model input)"

@@ -352,6 +352,30 @@ def test_keras_weights_of_any_shape_and_dtype_load_or_refuse(keras_base, which, 
     d = _tmpdir()
     p = H.write_keras(d / "w.keras", keras_base["layers"], v3)
     _load_and_trace(p, keras_base["features"])
+    # the same weight in a legacy .h5 (model_weights/<layer>/<layer>/<name>:0)
+    legacy = {k: list(v) for k, v in keras_base["legacy"].items()}
+    key = "lstm" if which == "lstm" else "head"
+    i = min(i, len(legacy[key]) - 1)
+    legacy[key][i] = (legacy[key][i][0], a)
+    p = H.write_legacy_h5(d / "w.h5", keras_base["layers"], legacy)
+    _load_and_trace(p, keras_base["features"])
+
+
+@settings(SETTINGS, max_examples=40)
+@given(data=st.data())
+def test_legacy_h5_config_mutations_load_or_refuse(keras_base, data):
+    import h5py
+
+    cfg = {"class_name": "Sequential", "config": {"name": "m", "layers": keras_base["layers"]}}
+    cfg = json.loads(json.dumps(cfg))
+    path = data.draw(st.sampled_from(_json_paths(cfg)))
+    delete = bool(path) and data.draw(st.booleans())
+    cfg = _set(cfg, path, data.draw(json_value), delete)
+    p = _tmpdir() / "m.h5"
+    p.write_bytes(Path(keras_base["h5"]).read_bytes())
+    with h5py.File(p, "r+") as f:
+        f.attrs["model_config"] = json.dumps(cfg)
+    _load_and_trace(p, keras_base["features"])
 
 
 # ------------------------------------------------------------------------------------------
