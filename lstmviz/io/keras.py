@@ -33,7 +33,7 @@ from ..errors import (
     UnsafeModelError,
     UnsupportedLayerError,
 )
-from .checks import check_h5
+from .checks import check_global_heaps, check_h5
 
 ZIP_MAGIC = b"PK\x03\x04"
 HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
@@ -1130,7 +1130,9 @@ def load_keras_zip(path: Path) -> Model:
                     f"{source}: no model.weights.h5 inside: the weights are missing"
                 )
             kv = str(meta.get("keras_version", "3"))
-            with _open_member(zf, zf.getinfo("model.weights.h5"), source) as wfile:
+            winfo = zf.getinfo("model.weights.h5")
+            with _open_member(zf, winfo, source) as wfile:
+                check_global_heaps(wfile, winfo.file_size, f"{source}: model.weights.h5")
                 try:
                     h5 = h5py.File(wfile, "r")
                 except (OSError, ValueError) as e:
@@ -1241,6 +1243,8 @@ def load_keras_h5(path: Path) -> Model:
 
     source = str(path)
     try:
+        with open(path, "rb") as raw:
+            check_global_heaps(raw, os.fstat(raw.fileno()).st_size, source)
         f = h5py.File(path, "r")
     except (OSError, ValueError) as e:
         raise ModelFileError(f"{source}: not a readable HDF5 file ({e})") from None

@@ -134,6 +134,33 @@ def test_hdf5_that_reads_elsewhere_is_refused(base, tmp_path, kind, container):
     assert "lstmviz-session-" not in r.message  # not the deleted temporary path
 
 
+@pytest.mark.parametrize("kind", ["free0", "overrun"])
+@pytest.mark.parametrize("container", ["h5", "keras"])
+def test_a_global_heap_hdf5_would_loop_on_is_refused(base, tmp_path, kind, container):
+    """One flipped bit in a global heap (where HDF5 keeps variable-length strings) sends
+    HDF5's reader into an endless loop in C: no Python timeout stops it. Refused first."""
+    _, f = base
+    if container == "h5":
+        p = H.global_heap_loop(f["h5"], tmp_path / "loop.h5", kind)
+    else:
+
+        def vlen(h5):  # a string attribute in the weights: Keras 3 writes some
+            h5.attrs["note"] = "x" * 600
+
+        clean = H.write_keras(tmp_path / "clean.keras", f["layers"], f["v3"], hook=vlen)
+        with zipfile.ZipFile(clean) as z:
+            members = {i.filename: z.read(i) for i in z.infolist()}
+        w = tmp_path / "w.h5"
+        w.write_bytes(members["model.weights.h5"])
+        members["model.weights.h5"] = H.global_heap_loop(w, w, kind).read_bytes()
+        p = tmp_path / "loop.keras"
+        with zipfile.ZipFile(p, "w") as z:
+            for k, v in members.items():
+                z.writestr(k, v, compress_type=zipfile.ZIP_STORED)
+    r = capped("run_load", str(p), timeout=20)
+    r.assert_refused("ModelFileError", "loop.", "global heap")
+
+
 # ==========================================================================================
 # 3. memory
 # ==========================================================================================
