@@ -8,7 +8,14 @@ from typing import Any
 import numpy as np
 
 from .. import budget
-from ..errors import InputError, LstmvizError, MemoryBudgetError, ModelFileError
+from ..errors import (
+    ArgumentError,
+    InputError,
+    LstmvizError,
+    MemoryBudgetError,
+    ModelFileError,
+    UnsupportedLayerError,
+)
 from .layers import (
     CORPUS_HINT,
     LSTM,
@@ -95,7 +102,7 @@ class Model:
         for n in nodes:
             self.layers.setdefault(n.layer.name, n.layer)
         if not self.lstm_layers:
-            raise LstmvizError(
+            raise UnsupportedLayerError(
                 f"{source or name}: the model has no LSTM layer (layers: "
                 f"{', '.join(f'{k} ({v.kind})' for k, v in self.layers.items())})"
             )
@@ -123,7 +130,7 @@ class Model:
             return lay.backward if half == "backward" else lay.forward
         if isinstance(lay, LSTM):
             return lay
-        raise LstmvizError(
+        raise ArgumentError(
             f"no LSTM layer named {name!r}; LSTM layers: {', '.join(self.lstm_trace_names)}"
         )
 
@@ -427,7 +434,7 @@ class Model:
                 if "mask" in node.kwargs:
                     ms = [values[r] for r in node.kwargs["mask"]]
             except KeyError as e:
-                raise LstmvizError(
+                raise ModelFileError(
                     f"{self._src}: layer {node.layer.name!r} needs tensor {e} that nothing produced"
                 ) from None
             if "_consts" in node.kwargs:

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..errors import ArgumentError, LstmvizError
+from ..errors import ArgumentError
 
 if TYPE_CHECKING:
     from .cell import LSTMWeights
@@ -197,7 +197,7 @@ class LayerTrace:
         }
         quantity = aliases.get(quantity, quantity)
         if quantity not in (*QUANTITIES, "z_i", "z_f", "z_c", "z_o"):
-            raise LstmvizError(
+            raise ArgumentError(
                 f"unknown quantity {quantity!r}; expected one of {', '.join(QUANTITIES)}"
             )
         return np.asarray(getattr(self, quantity))
@@ -330,7 +330,7 @@ class Trace:
             try:
                 return self.layers[name]
             except IndexError:
-                raise LstmvizError(
+                raise ArgumentError(
                     f"layer index {name} out of range: the trace has {len(self.layers)} LSTM "
                     "layer(s)"
                 ) from None
@@ -341,7 +341,7 @@ class Trace:
         for lt in self.layers:
             if lt.layer_name == name:
                 return lt
-        raise LstmvizError(
+        raise ArgumentError(
             f"no LSTM layer named {name!r} in the trace; LSTM layers: "
             f"{', '.join(self.layer_names) or '(none)'}"
         )
