@@ -378,7 +378,14 @@ for c in cases[start:]:
 """
 
 
-def run(cases: list[dict[str, Any]], d: Path, cap_mb: int) -> list[dict[str, Any]]:
+def run(
+    cases: list[dict[str, Any]], d: Path, cap_mb: int, hang_s: float = 120.0
+) -> list[dict[str, Any]]:
+    """Run the cases in workers; a worker that dies (a crash) or goes silent for ``hang_s``
+    seconds (a loop in C that no Python alarm interrupts) is recorded as a bug on the case it
+    was on, and a new worker goes on after it."""
+    import select
+
     manifest = d / "cases.json"
     manifest.write_text(json.dumps(cases))
     results: dict[int, dict[str, Any]] = {}
@@ -390,25 +397,38 @@ def run(cases: list[dict[str, Any]], d: Path, cap_mb: int) -> list[dict[str, Any
         "OMP_NUM_THREADS": "1",
     }
     while start < len(cases):
-        proc = subprocess.run(
+        proc = subprocess.Popen(
             [sys.executable, "-c", WORKER, str(manifest), str(start), str(ROOT), str(cap_mb)],
-            capture_output=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
             text=True,
             env=env,
-            check=False,
         )
+        assert proc.stdout is not None
         last_started = None
-        for line in proc.stdout.splitlines():
+        hung = False
+        while True:
+            ready, _, _ = select.select([proc.stdout], [], [], hang_s)
+            if not ready:
+                hung = True
+                proc.kill()
+                break
+            line = proc.stdout.readline()
+            if not line:
+                break
             rec = json.loads(line)
             if rec.get("started"):
                 last_started = rec["i"]
             else:
                 results[rec["i"]] = rec
+        proc.wait()
+        proc.stdout.close()
         if len(results) >= len(cases):
             break
-        # the worker died on a case (a crash): record it and go on after it
         dead = last_started if last_started is not None else start
-        results[dead] = {"i": dead, "outcome": "bug", "error": f"crash (exit {proc.returncode})"}
+        if dead not in results:
+            why = f"hang (silent for {hang_s:.0f} s)" if hung else f"crash (exit {proc.returncode})"
+            results[dead] = {"i": dead, "outcome": "bug", "error": why}
         start = dead + 1
     return [results[c["i"]] for c in cases]
 

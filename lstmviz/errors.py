@@ -16,6 +16,16 @@ class ModelFileError(LstmvizError):
     """A model file cannot be read: missing, truncated, malformed, or missing weights."""
 
 
+class ModelInfoError(ModelFileError):
+    """A model's info sidecar (``<model>.lstmviz.json``) cannot be read: not JSON, nested too
+    deeply, fields of the wrong type, an unknown format version."""
+
+
+class WriteError(LstmvizError):
+    """A file cannot be written: its folder is missing, its name too long, the disk full or
+    the folder read-only. The file that was there before is left as it was."""
+
+
 class UnsupportedLayerError(LstmvizError):
     """A model holds a layer lstmviz cannot run (GRU, Lambda, a custom class, ...)."""
 

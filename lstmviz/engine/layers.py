@@ -19,6 +19,8 @@ from .cell import LSTMWeights, run_lstm
 from .trace import LayerTrace
 
 Arr = np.ndarray
+#: What a layer call returns: its outputs and their masks.
+Outputs = tuple[list[Arr], list["Arr | None"]]
 
 #: Float32 values one LSTM direction records per unit, batch item and step: the pre-
 #: activations and activations of the four gates (4 + 4), the cell and hidden state (1 + 1).
@@ -160,7 +162,7 @@ class Embedding(Layer):
 
     def __call__(
         self, inputs: list[Arr], masks: list[Arr | None], ctx: Context, **kwargs: Any
-    ) -> tuple[list[Arr], list[Arr | None]]:
+    ) -> Outputs:
         ids = inputs[0]
         ids = check_token_ids(ids, self.input_dim, self.name)
         check_output(self, (*ids.shape, self.embeddings.shape[1]), ctx)
@@ -215,7 +217,7 @@ class Dense(Layer):
 
     def __call__(
         self, inputs: list[Arr], masks: list[Arr | None], ctx: Context, **kwargs: Any
-    ) -> tuple[list[Arr], list[Arr | None]]:
+    ) -> Outputs:
         x = inputs[0]
         check_output(self, (*x.shape[:-1], self.kernel.shape[-1]), ctx)
         return [self.call(x)], [masks[0]]
@@ -241,7 +243,7 @@ class TimeDistributed(Layer):
 
     def __call__(
         self, inputs: list[Arr], masks: list[Arr | None], ctx: Context, **kwargs: Any
-    ) -> tuple[list[Arr], list[Arr | None]]:
+    ) -> Outputs:
         x = inputs[0]
         b, t = x.shape[:2]
         flat = x.reshape((b * t, *x.shape[2:]))
@@ -300,7 +302,7 @@ class Conv1D(Layer):
 
     def __call__(
         self, inputs: list[Arr], masks: list[Arr | None], ctx: Context, **kwargs: Any
-    ) -> tuple[list[Arr], list[Arr | None]]:
+    ) -> Outputs:
         x = inputs[0]
         k, _cin_g, cout = self.kernel.shape
         b, t = x.shape[0], x.shape[1] if x.ndim > 1 else 0
@@ -413,7 +415,7 @@ class RepeatVector(Layer):
 
     def __call__(
         self, inputs: list[Arr], masks: list[Arr | None], ctx: Context, **kwargs: Any
-    ) -> tuple[list[Arr], list[Arr | None]]:
+    ) -> Outputs:
         x = inputs[0]
         check_output(self, (x.shape[0], self.n, *x.shape[1:]), ctx)
         return [self.call(x)], [None]
@@ -510,7 +512,7 @@ class Masking(Layer):
 
     def __call__(
         self, inputs: list[Arr], masks: list[Arr | None], ctx: Context, **kwargs: Any
-    ) -> tuple[list[Arr], list[Arr | None]]:
+    ) -> Outputs:
         x = inputs[0]
         keep = np.any(x != self.mask_value, axis=-1)
         return [x * keep[..., None].astype(np.float32)], [keep]
@@ -525,7 +527,7 @@ class GlobalPooling1D(Layer):
 
     def __call__(
         self, inputs: list[Arr], masks: list[Arr | None], ctx: Context, **kwargs: Any
-    ) -> tuple[list[Arr], list[Arr | None]]:
+    ) -> Outputs:
         x, m = inputs[0], masks[0]
         if self.kind == "GlobalAveragePooling1D":
             if m is None:
@@ -550,7 +552,7 @@ class Merge(Layer):
 
     def __call__(
         self, inputs: list[Arr], masks: list[Arr | None], ctx: Context, **kwargs: Any
-    ) -> tuple[list[Arr], list[Arr | None]]:
+    ) -> Outputs:
         k = self.kind
         if k == "Concatenate":
             y = np.concatenate(inputs, axis=self.axis)
@@ -679,7 +681,7 @@ class LSTM(Layer):
         ctx: Context,
         initial_state: Any = None,
         **kwargs: Any,
-    ) -> tuple[list[Arr], list[Arr | None]]:
+    ) -> Outputs:
         x, mask = inputs[0], masks[0]
         lt = self.run(x, mask, ctx, initial_state=initial_state)
         outs = self.outputs_from(lt, mask)
@@ -720,7 +722,7 @@ class Bidirectional(Layer):
         ctx: Context,
         initial_state: Any = None,
         **kwargs: Any,
-    ) -> tuple[list[Arr], list[Arr | None]]:
+    ) -> Outputs:
         x, mask = inputs[0], masks[0]
         fs = bs = None
         if initial_state is not None:

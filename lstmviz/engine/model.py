@@ -8,7 +8,14 @@ from typing import Any
 import numpy as np
 
 from .. import budget
-from ..errors import InputError, LstmvizError, MemoryBudgetError, ModelFileError
+from ..errors import (
+    ArgumentError,
+    InputError,
+    LstmvizError,
+    MemoryBudgetError,
+    ModelFileError,
+    UnsupportedLayerError,
+)
 from .layers import (
     CORPUS_HINT,
     LSTM,
@@ -95,7 +102,7 @@ class Model:
         for n in nodes:
             self.layers.setdefault(n.layer.name, n.layer)
         if not self.lstm_layers:
-            raise LstmvizError(
+            raise UnsupportedLayerError(
                 f"{source or name}: the model has no LSTM layer (layers: "
                 f"{', '.join(f'{k} ({v.kind})' for k, v in self.layers.items())})"
             )
@@ -123,13 +130,14 @@ class Model:
             return lay.backward if half == "backward" else lay.forward
         if isinstance(lay, LSTM):
             return lay
-        raise LstmvizError(
+        raise ArgumentError(
             f"no LSTM layer named {name!r}; LSTM layers: {', '.join(self.lstm_trace_names)}"
         )
 
     @property
     def input_layers(self) -> list[InputLayer]:
-        return [lay for r in self.inputs if isinstance(lay := self.layers[r[0]], InputLayer)]
+        found = [self.layers[r[0]] for r in self.inputs]
+        return [lay for lay in found if isinstance(lay, InputLayer)]
 
     @property
     def embedding(self) -> Embedding | None:
@@ -426,7 +434,7 @@ class Model:
                 if "mask" in node.kwargs:
                     ms = [values[r] for r in node.kwargs["mask"]]
             except KeyError as e:
-                raise LstmvizError(
+                raise ModelFileError(
                     f"{self._src}: layer {node.layer.name!r} needs tensor {e} that nothing produced"
                 ) from None
             if "_consts" in node.kwargs:
@@ -460,18 +468,14 @@ class Model:
         if isinstance(out, np.ndarray) and out.ndim >= 2 and out.shape[:2] == (b, t):
             return out.reshape(b, t, -1) if out.ndim != 3 else out
         # the last LSTM node, returning h_T only
-        last = None
+        last: Node | None = None
+        lstm: LSTM | None = None
         for n in self.nodes:
             if isinstance(n.layer, LSTM):
-                last = n
+                last, lstm = n, n.layer
             elif isinstance(n.layer, Bidirectional):
-                last = None
-        if (
-            last is None
-            or not isinstance(last.layer, LSTM)
-            or last.layer.return_sequences
-            or last.layer.go_backwards
-        ):
+                last = lstm = None
+        if last is None or lstm is None or lstm.return_sequences or lstm.go_backwards:
             return None
         downstream = self._downstream(last)
         if not downstream:

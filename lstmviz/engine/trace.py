@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..errors import ArgumentError, LstmvizError
+from ..errors import ArgumentError
 
 if TYPE_CHECKING:
     from .cell import LSTMWeights
@@ -125,7 +125,7 @@ class LayerTrace:
     def at_unit(self, quantity: str, t: int, b: int = 0) -> np.ndarray:
         """Like :meth:`at`, but ``hidden`` is :attr:`unit_hidden`: ``(units,)``."""
         if quantity in ("hidden", "h") and self.projected:
-            return self.unit_hidden[b, t]
+            return np.asarray(self.unit_hidden[b, t])
         return self.at(quantity, t, b)
 
     @property
@@ -197,22 +197,22 @@ class LayerTrace:
         }
         quantity = aliases.get(quantity, quantity)
         if quantity not in (*QUANTITIES, "z_i", "z_f", "z_c", "z_o"):
-            raise LstmvizError(
+            raise ArgumentError(
                 f"unknown quantity {quantity!r}; expected one of {', '.join(QUANTITIES)}"
             )
-        return getattr(self, quantity)
+        return np.asarray(getattr(self, quantity))
 
     def at(self, quantity: str, t: int, b: int = 0) -> np.ndarray:
         """``quantity`` of batch item ``b`` at input position ``t``: ``(units,)``."""
         if quantity in _BLOCK:
             u = self.units
             k = _BLOCK[quantity]
-            return self.act[t, b, k * u : (k + 1) * u]
+            return np.asarray(self.act[t, b, k * u : (k + 1) * u])
         if quantity == "cell":
-            return self.c[t, b]
+            return np.asarray(self.c[t, b])
         if quantity == "hidden":
-            return self.h[t, b]
-        return self.get(quantity)[b, t]
+            return np.asarray(self.h[t, b])
+        return np.asarray(self.get(quantity)[b, t])
 
     # --- the step before t, in processing order ------------------------------------------
     def prev_index(self, t: int) -> int | None:
@@ -330,7 +330,7 @@ class Trace:
             try:
                 return self.layers[name]
             except IndexError:
-                raise LstmvizError(
+                raise ArgumentError(
                     f"layer index {name} out of range: the trace has {len(self.layers)} LSTM "
                     "layer(s)"
                 ) from None
@@ -341,7 +341,7 @@ class Trace:
         for lt in self.layers:
             if lt.layer_name == name:
                 return lt
-        raise LstmvizError(
+        raise ArgumentError(
             f"no LSTM layer named {name!r} in the trace; LSTM layers: "
             f"{', '.join(self.layer_names) or '(none)'}"
         )

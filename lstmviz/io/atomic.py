@@ -25,7 +25,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
-from ..errors import LstmvizError
+from ..errors import WriteError
 
 NAME_MAX = 255
 #: A temporary file nobody holds a lock on is stale after this long even if its writer's
@@ -132,11 +132,11 @@ def clean_stale_temps(directory: str | os.PathLike[str]) -> list[Path]:
 def _directory(p: Path) -> Path:
     d = p.parent if str(p.parent) else Path(".")
     if not d.is_dir():
-        raise LstmvizError(f"{p}: directory {d} does not exist")
+        raise WriteError(f"{p}: directory {d} does not exist")
     if not p.name or p.name in (".", ".."):
-        raise LstmvizError(f"{p}: not a file name to write to")
+        raise WriteError(f"{p}: not a file name to write to")
     if len(p.name.encode("utf-8", "surrogateescape")) > NAME_MAX:
-        raise LstmvizError(
+        raise WriteError(
             f"{p}: the file name is {len(p.name.encode('utf-8', 'surrogateescape'))} bytes "
             f"long; file systems allow at most {NAME_MAX}: choose a shorter name"
         )
@@ -153,13 +153,13 @@ def _create_temp(p: Path, d: Path, ext: str) -> tuple[int, str]:
         except FileExistsError:
             continue
         except OSError as e:
-            raise LstmvizError(f"{p}: cannot write there ({e.strerror})") from None
+            raise WriteError(f"{p}: cannot write there ({e.strerror})") from None
         with contextlib.suppress(OSError):
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         with contextlib.suppress(OSError):  # 0o600 would hide the file from others
             os.chmod(tmp, new_file_mode(p))
         return fd, tmp
-    raise LstmvizError(f"{p}: cannot create a temporary file beside it")  # pragma: no cover
+    raise WriteError(f"{p}: cannot create a temporary file beside it")  # pragma: no cover
 
 
 def _fsync_dir(d: Path) -> None:
@@ -188,7 +188,7 @@ def atomic_open(path: str | os.PathLike[str], mode: str = "wb") -> Iterator[IO[A
         _fsync_dir(d)
     except OSError as e:
         if e.errno == errno.ENAMETOOLONG:
-            raise LstmvizError(f"{p}: the path is too long for the file system") from None
+            raise WriteError(f"{p}: the path is too long for the file system") from None
         raise
     finally:
         if not ok:

@@ -8,6 +8,11 @@
   in another file, e.g. ``/etc/passwd``), virtual datasets (mapped from other files),
   external links (a link to an object in another file), soft links and user-defined links.
   Keras never writes any of these; a model file that has one was made to read elsewhere.
+- :func:`check_global_heaps` walks every HDF5 global heap collection in a file before HDF5
+  does: a damaged one (an object whose size runs past its collection, a free-space object of
+  size 0) sends HDF5's own reader into an endless loop that no timeout in Python can stop --
+  reading a variable-length string attribute (a legacy ``.h5``'s ``model_config``) with one
+  flipped bit in its heap spins forever.
 - :func:`safe_file_name` turns a name taken from a file (an embedded model's name) into one
   that can be created in a directory: no separators, no ``..``, no NUL, at most 255 bytes.
 """
@@ -133,6 +138,65 @@ def check_h5(h5: Any, source: str) -> None:
         raise ModelFileError(f"{source}: refused: {problem[0]}")
     if damaged:
         raise ModelFileError(f"{source}: damaged HDF5 file: {damaged[0]}")
+
+
+_GCOL = b"GCOL"
+_GCOL_HEADER = 16  # signature, version, 3 reserved bytes, collection size (8 bytes)
+_GOBJ_HEADER = 16  # object index (2), reference count (2), reserved (4), object size (8)
+
+
+def check_global_heaps(raw: Any, size: int, source: str) -> None:
+    """Refuse an HDF5 file (``raw``: a seekable binary file of ``size`` bytes) holding a
+    global heap collection HDF5 would loop on forever.
+
+    Every ``GCOL`` block (signature, version 1, zero reserved bytes) is walked as HDF5 walks
+    it: each object must fit in its collection, and the free-space object (index 0) must have
+    a size of at least its own header. Raises :class:`~lstmviz.errors.ModelFileError`.
+    """
+    chunk = 1 << 20
+    offset = 0
+    tail = b""
+    found: list[int] = []
+    raw.seek(0)
+    while offset < size:
+        data = raw.read(min(chunk, size - offset))
+        if not data:
+            break
+        block = tail + data
+        base = offset - len(tail)
+        i = block.find(_GCOL)
+        while i != -1:
+            found.append(base + i)
+            i = block.find(_GCOL, i + 1)
+        tail = block[-(len(_GCOL) - 1) :]
+        offset += len(data)
+    for start in sorted(set(found)):
+        raw.seek(start)
+        head = raw.read(_GCOL_HEADER)
+        if len(head) < _GCOL_HEADER or head[4] != 1 or head[5:8] != b"\0\0\0":
+            continue  # not a collection header: bytes that happen to spell GCOL
+        total = int.from_bytes(head[8:16], "little")
+        if total < _GCOL_HEADER or start + total > size:
+            raise ModelFileError(
+                f"{source}: damaged HDF5 file: a global heap at byte {start} declares "
+                f"{total} bytes (the file has {size - start} from there)"
+            )
+        body = raw.read(total - _GCOL_HEADER)
+        p = 0
+        while p + _GOBJ_HEADER <= len(body):
+            index = int.from_bytes(body[p : p + 2], "little")
+            n = int.from_bytes(body[p + 8 : p + 16], "little")
+            need = n if index == 0 else _GOBJ_HEADER + ((n + 7) & ~7)
+            if need < _GOBJ_HEADER or p + need > len(body):
+                raise ModelFileError(
+                    f"{source}: damaged HDF5 file: object {index} of the global heap at byte "
+                    f"{start} declares {n} bytes, which do not fit in its collection (HDF5 "
+                    "would read it forever)"
+                )
+            if index == 0:
+                break  # the free space runs to the end of the collection
+            p += need
+    raw.seek(0)
 
 
 def safe_file_name(name: Any, default: str = "model") -> str:

@@ -17,7 +17,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .. import budget
-from ..errors import InputError
+from ..engine.layers import Embedding
+from ..errors import InputError, MemoryBudgetError
 from .checks import regular_file
 from .meta import ModelInfo, load_info
 
@@ -77,7 +78,10 @@ def read_array(path: str | os.PathLike[str]) -> np.ndarray:
                 )
             _check_shape(tuple(shape), str(p))
             budget.check_array(tuple(shape), dtype.itemsize, what=f"{p}: input array")
-            return np.asarray(np.load(p, allow_pickle=False))
+            try:
+                return np.asarray(np.load(p, allow_pickle=False))
+            except MemoryError:
+                raise MemoryBudgetError(f"{p}: ran out of memory reading the array") from None
         except InputError:
             raise
         except (ValueError, OSError, EOFError, SyntaxError, tokenize.TokenError) as e:
@@ -86,7 +90,13 @@ def read_array(path: str | os.PathLike[str]) -> np.ndarray:
     if suffix in (".csv", ".txt", ".tsv"):
         if size > 4 * MAX_INPUT_ELEMENTS:
             raise InputError(f"{p}: CSV file is too large")
-        return _read_csv(p)
+        try:
+            return _read_csv(p)
+        except MemoryError:  # the last line of defence: the buffer is checked as it grows
+            raise MemoryBudgetError(
+                f"{p}: ran out of memory reading the CSV (set LSTMVIZ_MEMORY_BUDGET lower so "
+                "such inputs are refused before reading)"
+            ) from None
     raise InputError(
         f"{p}: unsupported input file type {suffix!r}; use .npy or .csv (or .npz: one array "
         "per model input)"
@@ -225,7 +235,7 @@ def _example_for_input(model: Model, name: str, rng: np.random.Generator) -> np.
     shape = tuple(getattr(lay, "batch_shape", None) or (None, None, 1))
     steps = int(shape[1]) if len(shape) > 1 and shape[1] is not None else 12
     for n in model.nodes:
-        if n.layer.kind == "Embedding" and any(r[0] == name for r in n.inputs):
+        if isinstance(n.layer, Embedding) and any(r[0] == name for r in n.inputs):
             return rng.integers(0, int(n.layer.input_dim), (1, steps))
     feats = int(shape[-1]) if len(shape) > 2 and shape[-1] is not None else 1
     return rng.normal(0, 1, (1, steps, feats)).astype(np.float32)

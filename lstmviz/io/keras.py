@@ -8,9 +8,12 @@ class is refused with a message naming it.
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 import math
+import os
 import re
+import struct
 import tempfile
 import zipfile
 from collections.abc import Callable
@@ -30,7 +33,7 @@ from ..errors import (
     UnsafeModelError,
     UnsupportedLayerError,
 )
-from .checks import check_h5
+from .checks import check_global_heaps, check_h5
 
 ZIP_MAGIC = b"PK\x03\x04"
 HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
@@ -1003,7 +1006,7 @@ def _top_model(config: Any, source: str, weights: Any, keras_version: str) -> Mo
 
 #: A weights member up to this size is decompressed into memory; a larger compressed one is
 #: streamed to a temporary file (a stored one is always read in place, never copied).
-SPOOL_BYTES = 64 * 2**20
+SPOOL_BYTES = 16 * 2**20
 
 
 @contextlib.contextmanager
@@ -1014,9 +1017,19 @@ def _open_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo, source: str) -> Any
     compressed one is inflated in 1 MiB chunks into a temporary file that spills to disk past
     :data:`SPOOL_BYTES`, never past the size its header declares.
     """
-    if info.compress_type == zipfile.ZIP_STORED:
-        with zf.open(info) as fh:
-            yield fh
+    if info.compress_type == zipfile.ZIP_STORED and isinstance(zf.filename, str):
+        # read in place through a window on the .keras file: zipfile's own member file
+        # re-reads from the member's start on every backward seek, and HDF5 seeks a lot
+        with open(zf.filename, "rb") as raw:
+            raw.seek(info.header_offset)
+            head = raw.read(30)
+            if len(head) != 30 or head[:4] != ZIP_MAGIC:
+                raise ModelFileError(f"{source}: member {info.filename!r}: damaged zip header")
+            name_len, extra_len = struct.unpack("<HH", head[26:30])
+            start = info.header_offset + 30 + name_len + extra_len
+            if start + info.file_size > os.fstat(raw.fileno()).st_size:
+                raise ModelFileError(f"{source}: member {info.filename!r} is truncated")
+            yield io.BufferedReader(_Window(raw, start, info.file_size), 1 << 16)
         return
     with tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES) as tmp:
         with zf.open(info) as fh:
@@ -1031,6 +1044,37 @@ def _open_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo, source: str) -> Any
                 tmp.write(chunk)
         tmp.seek(0)
         yield tmp
+
+
+class _Window(io.RawIOBase):
+    """A read-only, seekable view of ``size`` bytes of ``raw`` from offset ``start``."""
+
+    def __init__(self, raw: Any, start: int, size: int) -> None:
+        super().__init__()
+        self.raw, self.start, self.size, self.pos = raw, start, size, 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self.pos
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        base = {0: 0, 1: self.pos, 2: self.size}[whence]
+        self.pos = min(max(base + offset, 0), self.size)
+        return self.pos
+
+    def readinto(self, b: Any) -> int:
+        n = min(len(b), self.size - self.pos)
+        if n <= 0:
+            return 0
+        self.raw.seek(self.start + self.pos)
+        got = self.raw.readinto(memoryview(b)[:n])
+        self.pos += got or 0
+        return got or 0
 
 
 def _read_small(zf: zipfile.ZipFile, name: str, source: str) -> bytes:
@@ -1086,7 +1130,9 @@ def load_keras_zip(path: Path) -> Model:
                     f"{source}: no model.weights.h5 inside: the weights are missing"
                 )
             kv = str(meta.get("keras_version", "3"))
-            with _open_member(zf, zf.getinfo("model.weights.h5"), source) as wfile:
+            winfo = zf.getinfo("model.weights.h5")
+            with _open_member(zf, winfo, source) as wfile:
+                check_global_heaps(wfile, winfo.file_size, f"{source}: model.weights.h5")
                 try:
                     h5 = h5py.File(wfile, "r")
                 except (OSError, ValueError) as e:
@@ -1197,6 +1243,8 @@ def load_keras_h5(path: Path) -> Model:
 
     source = str(path)
     try:
+        with open(path, "rb") as raw:
+            check_global_heaps(raw, os.fstat(raw.fileno()).st_size, source)
         f = h5py.File(path, "r")
     except (OSError, ValueError) as e:
         raise ModelFileError(f"{source}: not a readable HDF5 file ({e})") from None

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..errors import LstmvizError
+from ..errors import ModelInfoError
 
 FORMAT_VERSION = 1
 TOKEN_KINDS = ("digits", "bits", "chars", "words", "ids", "floats")
@@ -54,10 +54,10 @@ class ModelInfo:
     @classmethod
     def from_json(cls, d: Any, source: str = "") -> ModelInfo:
         if not isinstance(d, dict):
-            raise LstmvizError(f"{source}: model info must be a JSON object")
+            raise ModelInfoError(f"{source}: model info must be a JSON object")
         v = d.get("format_version", 1)
         if v != FORMAT_VERSION:
-            raise LstmvizError(
+            raise ModelInfoError(
                 f"{source}: unknown model info format_version {v!r} (this "
                 f"lstmviz reads {FORMAT_VERSION})"
             )
@@ -65,18 +65,18 @@ class ModelInfo:
         out = d.get("outputs") or {}
         for key, val in (("tokens", tok), ("outputs", out), ("extra", d.get("extra") or {})):
             if not isinstance(val, dict):
-                raise LstmvizError(f"{source}: {key!r} must be a JSON object; found {val!r:.60}")
+                raise ModelInfoError(f"{source}: {key!r} must be a JSON object; found {val!r:.60}")
         labels = out.get("labels") or []
         if not isinstance(labels, list):
-            raise LstmvizError(f"{source}: outputs.labels must be a list; found {labels!r:.60}")
+            raise ModelInfoError(f"{source}: outputs.labels must be a list; found {labels!r:.60}")
         kind = tok.get("kind", "floats")
         if kind not in TOKEN_KINDS:
-            raise LstmvizError(
+            raise ModelInfoError(
                 f"{source}: unknown token kind {kind!r}; expected one of {', '.join(TOKEN_KINDS)}"
             )
         vocab = tok.get("vocab") or []
         if not isinstance(vocab, list) or not all(isinstance(t, str) for t in vocab):
-            raise LstmvizError(f"{source}: tokens.vocab must be a list of strings")
+            raise ModelInfoError(f"{source}: tokens.vocab must be a list of strings")
         return cls(
             task=str(d.get("task", "")),
             title=str(d.get("title", "")),
@@ -103,14 +103,14 @@ def load_info(model_path: str | os.PathLike[str] | None) -> ModelInfo | None:
     if not p.is_file():
         return None
     if p.stat().st_size > 16 * 2**20:
-        raise LstmvizError(f"{p}: model info file is too large")
+        raise ModelInfoError(f"{p}: model info file is too large")
     try:
         d = json.loads(p.read_text(encoding="utf-8"))
         return ModelInfo.from_json(d, str(p))
     except (OSError, ValueError) as e:
-        raise LstmvizError(f"{p}: not valid JSON ({e})") from None
+        raise ModelInfoError(f"{p}: not valid JSON ({e})") from None
     except RecursionError:
-        raise LstmvizError(
+        raise ModelInfoError(
             f"{p}: the model info is nested too deeply; expected a flat JSON object"
         ) from None
 

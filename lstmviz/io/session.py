@@ -48,7 +48,7 @@ from typing import IO, TYPE_CHECKING, Any
 import numpy as np
 
 from .. import budget
-from ..errors import ArgumentError, LstmvizError, MemoryBudgetError, ModelFileError
+from ..errors import ArgumentError, LstmvizError, MemoryBudgetError, ModelFileError, WriteError
 from .atomic import atomic_open
 from .checks import regular_file, safe_file_name
 from .inputs import MAX_INPUT_ELEMENTS, MAX_TIMESTEPS
@@ -143,7 +143,7 @@ def _check_json_value(value: Any, where: str) -> None:
     try:
         json.dumps(value, allow_nan=False)
     except (TypeError, ValueError) as e:
-        raise LstmvizError(
+        raise ArgumentError(
             f"session: {where} must hold only JSON values (numbers, strings, lists, dicts); {e}"
         ) from None
 
@@ -295,9 +295,13 @@ class Session:
         self.engine = self.engine or "numpy"
         self.batch = index("batch", self.batch)
         self.t = index("t", self.t)
-        if isinstance(self.units, (str, bytes)) or not hasattr(self.units, "__iter__"):
-            raise bad("units", "a list of unit indices", self.units)
-        self.units = [index("units[]", u) for u in self.units]
+        try:
+            if isinstance(self.units, (str, bytes, dict)):
+                raise TypeError
+            units = list(self.units)
+        except TypeError:
+            raise bad("units", "a list of unit indices", self.units) from None
+        self.units = [index("units[]", u) for u in units]
         if self.view is None:
             self.view = {}
         if not isinstance(self.view, dict):
@@ -465,7 +469,7 @@ class Session:
         from .._version import __version__
 
         if self.engine and not isinstance(self.engine, str):
-            raise LstmvizError(f"session: engine must be a string; got {self.engine!r}")
+            raise ArgumentError(f"session: engine must be a string; got {self.engine!r}")
         _check_json_value(self.view, "view")
         relpath = None
         if self.model_path and base is not None:
@@ -481,10 +485,12 @@ class Session:
         snaps = []
         for i, s in enumerate(self.snapshots):
             if not isinstance(s, dict):
-                raise LstmvizError(f"session: snapshot #{i} must be a dict; got {type(s).__name__}")
+                raise ArgumentError(
+                    f"session: snapshot #{i} must be a dict; got {type(s).__name__}"
+                )
             ws = s.get("weights", [])
             if not isinstance(ws, (list, tuple)):
-                raise LstmvizError(f"session: snapshot #{i}: weights must be a list of arrays")
+                raise ArgumentError(f"session: snapshot #{i}: weights must be a list of arrays")
             extra = {
                 k: _to_jsonable(v)
                 for k, v in s.items()
@@ -556,7 +562,7 @@ class Session:
             out.setdefault(str(k), np.asarray(a))
         for k, a in out.items():
             if a.dtype.kind not in _ARRAY_DTYPE_KINDS:
-                raise LstmvizError(
+                raise ArgumentError(
                     f"session: array {k} has dtype {a.dtype}; only numbers are "
                     "stored (object arrays would need pickle)"
                 )
@@ -583,13 +589,13 @@ class Session:
         on_disk = bool(self.model_path) and Path(str(self.model_path)).is_file()
         if embed_model and model_bytes is None:
             if not on_disk:
-                raise LstmvizError(
+                raise ModelFileError(
                     f"{p}: cannot embed the model: {self.model_path or '(no path)'} does not exist"
                 )
             try:
                 model_bytes = Path(str(self.model_path)).read_bytes()
             except OSError as e:
-                raise LstmvizError(
+                raise ModelFileError(
                     f"{self.model_path}: cannot read the model to embed it ({e.strerror})"
                 ) from None
             # the hash describes what is stored: the file as it is now
@@ -623,7 +629,7 @@ class Session:
                     if name not in written and not name.startswith(MODEL_DIR):
                         zf.writestr(name, data, compress_type=zipfile.ZIP_DEFLATED)
         except OSError as e:  # disk full, permissions: the previous file is left as it was
-            raise LstmvizError(f"{p}: cannot write the session ({e.strerror or e})") from None
+            raise WriteError(f"{p}: cannot write the session ({e.strerror or e})") from None
         if model_bytes is not None and embed_model:
             self.model_bytes = model_bytes
         return p

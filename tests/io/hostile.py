@@ -262,7 +262,7 @@ def run_session_model(path: str) -> str:
     from lstmviz.io.session import Session
 
     m = Session.load(path).load_model()
-    return f"loaded {m.name}"
+    return f"loaded {m.name}" + (" (embedded)" if m.meta.get("embedded") else "")
 
 
 def run_input(path: str) -> str:
@@ -288,3 +288,29 @@ def run_trace_long(path: str, steps: int) -> str:
     x = np.zeros((1, steps, m.input_features or 1), np.float32)
     t = m.trace(x)
     return f"traced {t.layers[0].timesteps}"
+
+
+def global_heap_loop(src: Path, dst: Path, kind: str) -> Path:
+    """``src`` (an HDF5 file with a variable-length string attribute) with its global heap
+    damaged so that HDF5's own reader loops forever: ``"free0"`` sets the free-space
+    object's size to 0; ``"overrun"`` makes the first object 256 bytes longer, so the walk
+    lands on zeros that read as a free-space object of size 0 (what one flipped bit did)."""
+    data = bytearray(src.read_bytes())
+    g = data.find(b"GCOL")
+    total = int.from_bytes(data[g + 8 : g + 16], "little")
+    p, objects = g + 16, []
+    while p + 16 <= g + total:
+        index = int.from_bytes(data[p : p + 2], "little")
+        n = int.from_bytes(data[p + 8 : p + 16], "little")
+        objects.append((p, index, n))
+        if index == 0:
+            break
+        p += 16 + ((n + 7) & ~7)
+    if kind == "free0":
+        at = objects[-1][0]
+        data[at + 8 : at + 16] = (0).to_bytes(8, "little")
+    else:
+        at, _, n = objects[0]
+        data[at + 8 : at + 16] = (n + 256).to_bytes(8, "little")
+    dst.write_bytes(bytes(data))
+    return dst

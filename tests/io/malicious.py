@@ -20,8 +20,9 @@ Outcomes (``CappedResult.outcome``):
   ``TypeError``...: always a bug;
 - ``"timeout"``, ``"crash"`` (the child died: a segfault, a signal).
 
-``peak_mb`` is the child's peak resident memory after its imports (``ru_maxrss`` minus the
-baseline), so a test can say "loading this 3 KB file stayed under 50 MB".
+``peak_mb`` is the child's peak resident memory during the call: Linux's ``VmHWM``, reset
+after the imports (``/proc/self/clear_refs``), minus the resident memory then -- so a test can
+say "loading this 3 KB file stayed under 50 MB".
 
 A *marker-file payload* is how a malicious file proves it ran code: a pickle that calls
 ``os.system("touch MARKER")``, a Lambda whose bytecode writes MARKER... Pass ``marker=`` and
@@ -101,15 +102,20 @@ _CHILD = textwrap.dedent(
     mod_name, _, fn_name = spec["fn"].partition(":")
     fn = getattr(importlib.import_module(mod_name), fn_name)
 
-    def vm_bytes():
+    def status_kb(key):
         with open("/proc/self/status") as fh:
             for line in fh:
-                if line.startswith("VmSize:"):
-                    return int(line.split()[1]) * 1024
+                if line.startswith(key + ":"):
+                    return int(line.split()[1])
         return 0
 
-    base_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    cap = vm_bytes() + spec["mem_mb"] * 2**20
+    try:  # reset the peak (VmHWM) so it measures the call, not the imports
+        with open("/proc/self/clear_refs", "w") as fh:
+            fh.write("5")
+    except OSError:
+        pass
+    base_rss = status_kb("VmRSS")
+    cap = status_kb("VmSize") * 1024 + spec["mem_mb"] * 2**20
     resource.setrlimit(resource.RLIMIT_AS, (cap, cap))
     out = {"outcome": "ok"}
     try:
@@ -125,7 +131,7 @@ _CHILD = textwrap.dedent(
         )
         if "LstmvizError" not in mro:
             traceback.print_exc()
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    peak = status_kb("VmHWM")
     out["peak_mb"] = max(peak - base_rss, 0) / 1024
     sys.stdout.write("\\n@@RESULT@@" + json.dumps(out) + "\\n")
     sys.stdout.flush()

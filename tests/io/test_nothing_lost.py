@@ -24,7 +24,7 @@ import numpy as np
 import pytest
 
 from lstmviz.errors import LstmvizError
-from lstmviz.io.atomic import atomic_open, atomic_target, clean_stale_temps
+from lstmviz.io.atomic import atomic_open, atomic_target
 from lstmviz.io.session import Session
 from tests.io import hostile as H
 
@@ -176,6 +176,8 @@ def test_temp_files_of_a_killed_save_are_cleaned_at_the_next_save(tmp_path):
 @pytest.mark.skipif(sys.platform == "win32", reason="flock is POSIX")
 def test_a_save_in_progress_is_never_cleaned(tmp_path):
     target = tmp_path / "work.lstmviz"
+    from lstmviz.io.atomic import clean_stale_temps
+
     proc = _writer(target)
     try:
         Session(t=1).save(tmp_path / "other.lstmviz")
