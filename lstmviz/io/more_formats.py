@@ -142,5 +142,5 @@ def resolve_model_path(path: str | os.PathLike[str]) -> Path:
     except OSError:
         pass
     raise ModelFileError(
-        f"{p}: no such model file" + (f" (in that folder: {', '.join(near)})" if near else "")
+        f"{p}: no such file" + (f" (in that folder: {', '.join(near)})" if near else "")
     )
