@@ -7,6 +7,9 @@ opens the app (or renders it headless); subcommands do the rest without a window
 - ``lstmviz info MODEL`` prints the model's layers
 - ``lstmviz train TASK ...`` trains an example model (TensorFlow extra)
 - ``lstmviz export MODEL ... --out OUT.{png,svg,pdf,gif,mp4,npz,csv,json}``
+- ``lstmviz attribute|ablate|patch|connectivity|fixed-points MODEL ...``: gradients,
+  interventions and dynamics (:mod:`lstmviz.export.analysis_cli`)
+- ``lstmviz corpus trace|find|stats|info|convert ...`` traces a corpus into Zarr and searches it
 """
 
 from __future__ import annotations
@@ -75,6 +78,12 @@ SUBCOMMANDS: dict[str, Callable[[list[str]], int]] = {
     "trace": _trace,
     "train": _lazy(".train.cli"),
     "export": _lazy(".export.cli"),
+    "attribute": _lazy(".export.analysis_cli", "attribute_main"),
+    "ablate": _lazy(".export.analysis_cli", "ablate_main"),
+    "patch": _lazy(".export.analysis_cli", "patch_main"),
+    "connectivity": _lazy(".export.analysis_cli", "connectivity_main"),
+    "fixed-points": _lazy(".export.analysis_cli", "fixed_points_main"),
+    "corpus": _lazy(".analysis.corpus.cli"),
 }
 
 
