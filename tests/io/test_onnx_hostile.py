@@ -213,3 +213,17 @@ def test_bombs_in_a_memory_capped_child(tmp_path):
         )
         r.assert_refused("MemoryBudgetError")
         assert r.peak_mb < 200, (name, r.describe())
+
+
+def test_trace_buffers_are_budgeted_before_the_engine_records(tmp_path):
+    path = _graph_with(tmp_path, "long", [], x_dims=("T", 2, 3))
+    model = lstmviz.load_model(path)
+    x = np.zeros((2, 50_000, 3), np.float32)  # 2 x 50k steps x 4 units x 10 values: 16 MB
+    with (
+        budget.budget_set_to("8MiB"),
+        pytest.raises(
+            MemoryBudgetError, match=r"the trace of LSTM 'lstm_l0' \(2 x 50000 steps x 4 units\)"
+        ),
+    ):
+        model.trace(x)
+    assert model.trace(x[:, :100]).layers[0].timesteps == 100
