@@ -221,11 +221,13 @@ def example_input(model: Model, info: ModelInfo | None = None) -> Any:
 def _example_for_input(model: Model, name: str, rng: np.random.Generator) -> np.ndarray:
     """A small deterministic input for one of several model inputs: token ids for an input
     that feeds an Embedding, else floats shaped as the input layer declares."""
+    from ..engine.layers import Embedding
+
     lay = model.layers.get(name)
     shape = tuple(getattr(lay, "batch_shape", None) or (None, None, 1))
     steps = int(shape[1]) if len(shape) > 1 and shape[1] is not None else 12
     for n in model.nodes:
-        if n.layer.kind == "Embedding" and any(r[0] == name for r in n.inputs):
+        if isinstance(n.layer, Embedding) and any(r[0] == name for r in n.inputs):
             return rng.integers(0, int(n.layer.input_dim), (1, steps))
     feats = int(shape[-1]) if len(shape) > 2 and shape[-1] is not None else 1
     return rng.normal(0, 1, (1, steps, feats)).astype(np.float32)

@@ -702,7 +702,7 @@ def load_onnx(path: str | os.PathLike[str], time_major: bool | None = None) -> O
     check_file(p)
     try:
         import onnx
-        from google.protobuf.message import DecodeError  # type: ignore[import-untyped]
+        from google.protobuf.message import DecodeError
     except ImportError:
         raise MissingDependencyError("onnx", "onnx", what=f"Opening {p.name} (ONNX)") from None
     if time_major is not None and not isinstance(time_major, bool):
