@@ -315,8 +315,8 @@ def predicted_steps(values: Any, spec: OutputSpec | str) -> np.ndarray:
     a = np.asarray(values, dtype=np.float64)
     a = a.reshape(a.shape[0], -1)
     if kind == "bits" or (kind == "logits" and a.shape[1] == 1):
-        return (a[:, 0] >= (0.5 if kind == "bits" else 0.0)).astype(np.int64)
-    return np.argmax(a, axis=1).astype(np.int64)  # the first largest, as rank() orders
+        return np.asarray(a[:, 0] >= (0.5 if kind == "bits" else 0.0)).astype(np.int64)
+    return np.asarray(np.argmax(a, axis=1)).astype(np.int64)  # the first largest, as rank()
 
 
 # ------------------------------------------------------------------------------------ labels

@@ -55,6 +55,23 @@ class Run:
     outputs: list[Any] = field(default_factory=list)  # the probe's outputs
 
 
+def check_trace_buffers(
+    run: Run | None, name: str, batch: int, steps: int, units: int, features: int
+) -> None:
+    """Before the engine records LSTM ``name``: its trace buffers against the memory budget,
+    with what the run holds already (as :meth:`lstmviz.engine.layers.LSTM.run` does)."""
+    need = L.trace_nbytes(batch, steps, units, features)
+    held = run.used if run is not None else 0
+    budget.check(
+        held + need,
+        what=f"{run.where if run is not None else 'the graph'}: the trace of LSTM {name!r} "
+        f"({batch} x {steps} steps x {units} units)",
+        hint=L.CORPUS_HINT,
+    )
+    if run is not None:
+        run.used += need
+
+
 #: Runs the whole graph on graph-native feeds, recording LSTMs into the Run.
 Runner = Callable[[dict[str, Arr], Run], list[Any]]
 
@@ -127,6 +144,7 @@ class GraphModel(Model):
         embedding: L.Embedding | None,
         graph_layer: GraphLayer,
         meta: dict[str, Any],
+        node_graph: tuple[list[Node], list[Any], list[Any]] | None = None,
     ) -> None:
         data = [i for i in inputs if not i.state]
         nodes: list[Node] = []
@@ -138,6 +156,13 @@ class GraphModel(Model):
         nodes.append(Node(graph_layer, 0, [first]))
         for lay in lstm_layers:
             nodes.append(Node(lay, 0, [first]))
+        in_refs = [(i.name, 0, 0) for i in data]
+        out_refs = [(graph_layer.name, 0, k) for k in range(len(meta[fmt]["outputs"]))]
+        if node_graph is not None:
+            # the graph as engine layers (the backward pass replays and differentiates it);
+            # trace() still runs the graph with its own runner
+            nodes, in_refs, out_refs = node_graph
+        self.graph_layer = graph_layer
         self._path = path
         self._key = fmt
         self._runner = runner
@@ -147,8 +172,8 @@ class GraphModel(Model):
         super().__init__(
             path.stem,
             nodes,
-            [(i.name, 0, 0) for i in data],
-            [(graph_layer.name, 0, k) for k in range(len(meta[fmt]["outputs"]))],
+            in_refs,
+            out_refs,
             source=str(path),
             fmt=fmt,
             meta=meta,
@@ -380,7 +405,13 @@ class GraphModel(Model):
 
     # --- the forward pass -----------------------------------------------------------------
     def trace(
-        self, x: Any, initial_state: dict[str, Any] | None = None, step_outputs: bool = True
+        self,
+        x: Any,
+        initial_state: dict[str, Any] | None = None,
+        step_outputs: bool = True,
+        *,
+        reuse: Trace | None = None,
+        out: Trace | None = None,
     ) -> Trace:
         """Run the graph on ``x`` (batch-first) and record every LSTM.
 
@@ -395,6 +426,9 @@ class GraphModel(Model):
             the graph does not feed.
         step_outputs : bool
             Also find the model's output at every timestep (``Trace.step_output``).
+        reuse, out : Trace, optional
+            Accepted for the engine Model's interface; a whole graph allocates its own
+            values every run.
         """
         ambiguous = self.layout_ambiguous
         if ambiguous:

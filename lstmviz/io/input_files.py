@@ -46,11 +46,11 @@ def read_npz(path: str | os.PathLike[str]) -> dict[str, np.ndarray]:
     MemoryBudgetError
         An array over the memory budget.
     """
+    from .checks import regular_file
     from .inputs import _check_shape
 
     p = Path(path)
-    if not p.is_file():
-        raise InputError(f"{p}: no such input file")
+    regular_file(p, "input file", InputError)
     try:
         zf = zipfile.ZipFile(p)
     except (zipfile.BadZipFile, OSError, ValueError) as e:

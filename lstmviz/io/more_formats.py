@@ -66,16 +66,12 @@ def tf1_prefix(p: Path) -> Path | None:
 
 
 def check_file(p: Path) -> None:
-    """Raise :class:`~lstmviz.errors.ModelFileError` unless ``p`` is a non-empty file."""
-    if not p.exists():
-        raise ModelFileError(f"{p}: no such file")
-    if p.is_dir():
-        raise ModelFileError(f"{p}: is a directory, not a model file")
-    try:
-        size = p.stat().st_size
-    except OSError as e:
-        raise ModelFileError(f"{p}: cannot read ({e.strerror})") from None
-    if size == 0:
+    """Raise :class:`~lstmviz.errors.ModelFileError` unless ``p`` is a non-empty regular file
+    (a FIFO or a device is refused without being opened: :func:`lstmviz.io.checks.regular_file`).
+    """
+    from .checks import regular_file
+
+    if regular_file(p, "model file") == 0:
         raise ModelFileError(f"{p}: the file is empty")
 
 
@@ -142,5 +138,5 @@ def resolve_model_path(path: str | os.PathLike[str]) -> Path:
     except OSError:
         pass
     raise ModelFileError(
-        f"{p}: no such model file" + (f" (in that folder: {', '.join(near)})" if near else "")
+        f"{p}: no such file" + (f" (in that folder: {', '.join(near)})" if near else "")
     )

@@ -60,7 +60,15 @@ from ..errors import (
     ModelFileError,
     UnsupportedLayerError,
 )
-from .graph_model import GraphInput, GraphLayer, GraphModel, Run, infer_layouts, probe_run
+from .graph_model import (
+    GraphInput,
+    GraphLayer,
+    GraphModel,
+    Run,
+    check_trace_buffers,
+    infer_layouts,
+    probe_run,
+)
 from .more_formats import check_file
 
 MAX_FILE_BYTES = 2 * 2**30  # protobuf's own limit
@@ -474,6 +482,7 @@ def _make_lstm_op(base: type) -> type:
                 elif h0 is None or c0 is None:
                     h0 = np.zeros_like(c0) if h0 is None else h0
                     c0 = np.zeros_like(h0) if c0 is None else c0
+                check_trace_buffers(run, tname, xb.shape[0], steps, w.units, xb.shape[2])
                 lt = run_lstm(
                     xb,
                     w,
@@ -693,7 +702,7 @@ def load_onnx(path: str | os.PathLike[str], time_major: bool | None = None) -> O
     check_file(p)
     try:
         import onnx
-        from google.protobuf.message import DecodeError  # type: ignore[import-untyped]
+        from google.protobuf.message import DecodeError
     except ImportError:
         raise MissingDependencyError("onnx", "onnx", what=f"Opening {p.name} (ONNX)") from None
     if time_major is not None and not isinstance(time_major, bool):
@@ -862,7 +871,61 @@ def load_onnx(path: str | os.PathLike[str], time_major: bool | None = None) -> O
             counts[o] = counts.get(o, 0) + 1
     graph_layer = GraphLayer("onnx_graph", counts, max(params, 0), "ONNXGraph", "onnx.reference")
     meta = {"onnx": meta_onnx, "output_activation": acts, "output_layer": where}
-    return OnnxModel(p, "onnx", runner, inputs, lstm_layers, names, embedding, graph_layer, meta)
+    nodes = _node_graph(p, mp, inputs, meta_onnx, probe)
+    meta_onnx["node_graph"] = nodes is not None  # the backward pass needs it
+    return OnnxModel(
+        p, "onnx", runner, inputs, lstm_layers, names, embedding, graph_layer, meta, nodes
+    )
+
+
+def _node_graph(
+    p: Path, mp: Any, inputs: list[GraphInput], meta: dict[str, Any], probe: Run | None
+) -> Any:
+    """The graph as engine layers (:mod:`lstmviz.io.onnx_nodes`) when every op has a NumPy
+    function and it reproduces the reference evaluator's outputs on the probe input."""
+    if probe is None or meta["layout_ambiguous"]:
+        return None
+    from ..engine.model import Model
+    from .onnx_nodes import NoNodeGraph, node_graph
+
+    try:
+        nodes, in_refs, out_refs = node_graph(
+            p, mp, inputs, meta["opset"], meta["batch_first_outputs_index"]
+        )
+        for n in nodes:
+            if isinstance(n.layer, L.InputLayer):
+                inp = next((i for i in inputs if i.name == n.layer.name), None)
+                if inp is not None:
+                    n.layer.batch_shape = GraphModel._bf_shape(inp)
+        plain = Model(p.stem, nodes, in_refs, out_refs, source=str(p))
+        xs = []
+        for inp in inputs:
+            if inp.state:
+                continue
+            a = probe.feeds[inp.name]
+            if inp.perm is not None:
+                a = np.transpose(a, inp.perm)
+            xs.append(a[None] if inp.unbatched else a)
+        got = plain.trace(xs if len(xs) > 1 else xs[0], step_outputs=False).output
+        got = got if isinstance(got, list) else [got]
+        for k, (a, b) in enumerate(zip(got, probe.outputs, strict=True)):
+            b = np.asarray(b)
+            if k in meta["batch_first_outputs_index"] and b.ndim >= 2:
+                b = np.swapaxes(b, 0, 1)
+            a = np.asarray(a)
+            if a.shape != b.shape or not np.allclose(a, b, atol=1e-4, rtol=1e-4):
+                return None
+    except (
+        NoNodeGraph,
+        LstmvizError,
+        ValueError,
+        TypeError,
+        IndexError,
+        KeyError,
+        ArithmeticError,
+    ):
+        return None
+    return nodes, in_refs, out_refs
 
 
 def _consumers(nodes: Sequence[Any]) -> dict[str, list[tuple[Any, int]]]:

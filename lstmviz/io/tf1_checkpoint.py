@@ -296,10 +296,9 @@ def read_index(prefix: str | os.PathLike[str]) -> tuple[list[Entry], int]:
     """Every entry of ``<prefix>.index`` and the bundle's number of shards."""
     index = Path(str(prefix) + ".index")
     where = str(index)
-    try:
-        size = index.stat().st_size
-    except OSError as e:
-        raise ModelFileError(f"{where}: cannot read ({e.strerror})") from None
+    from .checks import regular_file
+
+    size = regular_file(index, "checkpoint index")
     if size < FOOTER_BYTES:
         raise ModelFileError(f"{where}: not a TensorFlow checkpoint index (only {size} bytes)")
     if size > MAX_INDEX_BYTES:
@@ -345,6 +344,8 @@ def read_checkpoint_raw(prefix: str | os.PathLike[str]) -> dict[str, np.ndarray]
     MemoryBudgetError
         A tensor over the memory budget.
     """
+    from .checks import regular_file
+
     p = Path(prefix)
     entries, num_shards = read_index(p)
     shards: dict[int, Path] = {}
@@ -375,8 +376,9 @@ def read_checkpoint_raw(prefix: str | os.PathLike[str]) -> dict[str, np.ndarray]
                 raise ModelFileError(f"{where}: shard {e.shard_id} of {num_shards}")
             if e.shard_id not in shards:
                 path = p.with_name(f"{p.name}.data-{e.shard_id:05d}-of-{num_shards:05d}")
-                if not path.is_file():
+                if not path.exists():
                     raise ModelFileError(f"{p}: the checkpoint's data file {path.name} is missing")
+                regular_file(path, "checkpoint data file")
                 shards[e.shard_id] = path
                 handles[e.shard_id] = open(path, "rb")  # noqa: SIM115 - closed below
             path = shards[e.shard_id]

@@ -51,7 +51,15 @@ from ..errors import (
     UnsafeModelError,
     UnsupportedLayerError,
 )
-from .graph_model import GraphInput, GraphLayer, GraphModel, Run, infer_layouts, probe_run
+from .graph_model import (
+    GraphInput,
+    GraphLayer,
+    GraphModel,
+    Run,
+    check_trace_buffers,
+    infer_layouts,
+    probe_run,
+)
 from .more_formats import check_file
 
 Arr = np.ndarray
@@ -255,6 +263,9 @@ def _make_runner(p: Path, gm: Any, input_names: list[str], lstm_info: dict[str, 
                     )
                     direction = "backward" if d == 1 else "forward"
                     tname = f"{lname}/{direction}" if dirs == 2 else lname
+                    check_trace_buffers(
+                        self.run_, tname, inp.shape[0], inp.shape[1], w.units, inp.shape[2]
+                    )
                     lt = run_lstm(
                         inp,
                         w,
@@ -342,6 +353,9 @@ def _make_runner(p: Path, gm: Any, input_names: list[str], lstm_info: dict[str, 
                 g = ev
                 assert g.weights is not None
                 x = np.stack(g.xs, axis=1)  # (B, T, F)
+                check_trace_buffers(
+                    run, g.name, x.shape[0], x.shape[1], g.weights.units, x.shape[2]
+                )
                 lt = run_lstm(
                     x, g.weights, h0=g.h_in[0], c0=g.c_in[0], name=g.name, layer_name=g.name
                 )

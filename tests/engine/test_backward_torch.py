@@ -69,14 +69,16 @@ def torch_param_grad(name: str, grad: np.ndarray, params: dict, units: int) -> n
     return g["bias"]  # bias_ih and bias_hh: both add into the one Keras bias
 
 
+# a state_dict does not say what forward() does with fc (and embed): the sidecar names them
+_HEAD = {"head": "fc.", "head_activation": "linear"}
 CASES = {
-    "stacked": ({}, {}),
-    "bidirectional": ({"bidirectional": True}, {}),
-    "proj_size": ({"proj": 2}, {}),
-    "bidirectional_proj": ({"bidirectional": True, "proj": 3}, {}),
-    "last_step": ({"last": True, "layers": 1}, {"head_on": "last"}),
-    "bidirectional_last": ({"bidirectional": True, "last": True}, {"head_on": "last"}),
-    "embedding": ({"embed": 11}, {}),
+    "stacked": ({}, {**_HEAD, "head_on": "all"}),
+    "bidirectional": ({"bidirectional": True}, {**_HEAD, "head_on": "all"}),
+    "proj_size": ({"proj": 2}, {**_HEAD, "head_on": "all"}),
+    "bidirectional_proj": ({"bidirectional": True, "proj": 3}, {**_HEAD, "head_on": "all"}),
+    "last_step": ({"last": True, "layers": 1}, {**_HEAD, "head_on": "last"}),
+    "bidirectional_last": ({"bidirectional": True, "last": True}, {**_HEAD, "head_on": "last"}),
+    "embedding": ({"embed": 11}, {**_HEAD, "head_on": "all", "embedding": "embed."}),
 }
 
 

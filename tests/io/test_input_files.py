@@ -101,7 +101,7 @@ def test_unsafe_or_broken_npz_files_are_refused(tmp_path):
         zf.writestr("x.npy", hdr + b"\0" * 64)
     with pytest.raises(lstmviz.LstmvizError, match=r"too large|memory budget"):
         read_npz(tmp_path / "huge.npz")
-    with pytest.raises(InputError, match="no such input file"):
+    with pytest.raises(InputError, match="no such file"):
         read_npz(tmp_path / "absent.npz")
 
 

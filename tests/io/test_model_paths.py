@@ -51,7 +51,7 @@ def test_missing_paths_name_what_is_there(tmp_path):
     (tmp_path / "model.ckpt.index").write_bytes(b"x")
     with pytest.raises(
         ModelFileError,
-        match=r"model.ckp: no such model file \(in that folder: "
+        match=r"model.ckp: no such file \(in that folder: "
         r"model.ckpt.index\)",
     ):
         resolve_model_path(tmp_path / "model.ckp")

@@ -177,3 +177,53 @@ def test_a_loop_that_does_not_end_is_stopped(tmp_path, monkeypatch):
     path = _graph_with(tmp_path, "loop", nodes)
     with pytest.raises(LstmvizError, match=r"more than 2,000 ops"):
         lstmviz.load_model(path)
+
+
+def run_trace(path: str) -> str:
+    """For the capped child: load and trace one batch of the graph's example input."""
+    model = lstmviz.load_model(path)
+    return repr(np.shape(model.trace(model.example_input()).layers[0].hidden))
+
+
+def test_bombs_in_a_memory_capped_child(tmp_path):
+    """The bombs again with lstmviz's default budget, in a child whose address space is
+    capped: each is refused by the budget, none reaches the cap (no raw MemoryError)."""
+    malicious = pytest.importorskip("tests.io.malicious")
+    nodes = [_const("c0", np.zeros(1024, np.float32))]
+    for k in range(40):
+        nodes.append(helper.make_node("Concat", [f"c{k}", f"c{k}"], [f"c{k + 1}"], axis=0))
+    cases = {
+        "concat": _graph_with(tmp_path, "concat", nodes),
+        "const": _graph_with(
+            tmp_path,
+            "const",
+            [
+                _const("shape", np.array([2**20, 2**20], np.int64)),
+                helper.make_node("ConstantOfShape", ["shape"], ["big"]),
+            ],
+        ),
+        "wide": _graph_with(tmp_path, "wide", [], x_dims=(6, 2, 2**40)),
+    }
+    for name, path in cases.items():
+        r = malicious.run_capped(
+            "tests.io.test_onnx_hostile:run_trace",
+            [str(path)],
+            mem_mb=400,
+            preimport=("onnx", "onnx.reference"),
+        )
+        r.assert_refused("MemoryBudgetError")
+        assert r.peak_mb < 200, (name, r.describe())
+
+
+def test_trace_buffers_are_budgeted_before_the_engine_records(tmp_path):
+    path = _graph_with(tmp_path, "long", [], x_dims=("T", 2, 3))
+    model = lstmviz.load_model(path)
+    x = np.zeros((2, 50_000, 3), np.float32)  # 2 x 50k steps x 4 units x 10 values: 16 MB
+    with (
+        budget.budget_set_to("8MiB"),
+        pytest.raises(
+            MemoryBudgetError, match=r"the trace of LSTM 'lstm_l0' \(2 x 50000 steps x 4 units\)"
+        ),
+    ):
+        model.trace(x)
+    assert model.trace(x[:, :100]).layers[0].timesteps == 100
