@@ -11,7 +11,7 @@ pytest.importorskip("keras")
 import lstmviz
 from lstmviz.app import train_panel
 from lstmviz.examples import EXAMPLES_DIR
-from lstmviz.train.tasks import Batch, TrainConfig, get_task
+from lstmviz.train.tasks import TASK_NAMES, Batch, TrainConfig, get_task
 
 TIMEOUT = 120_000
 # units=32: the bundled digit_sum model's size, so snapshots retrace the open input
@@ -36,7 +36,7 @@ def test_install_adds_dock_menu_and_engine_choice(window, panel):
     assert "Train &panel" in texts and "&Start training" in texts
     assert window.train_dock.widget() is panel
     assert set(window.engine_choice.actions) == {"NumPy", "Keras"}
-    assert panel.task_combo.count() == 5
+    assert panel.task_combo.count() == len(TASK_NAMES)  # every task, the flip-flop too
     panel.task_combo.setCurrentIndex(panel.task_combo.findData("binary-addition"))
     assert panel.units.value() == 4 and panel.lr.value() == pytest.approx(0.02)
     assert panel.state == "idle" and not panel.pause_btn.isEnabled()
