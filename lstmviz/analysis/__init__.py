@@ -12,22 +12,28 @@ compare, align_units   two models / snapshots on the same input, units aligned
 saturation, dead_units gate saturation fractions and units that carry nothing
 diagnose, Diagnosis    "Check my LSTM": a from-scratch implementation against the model,
                        with the likely mistake named
-trace_corpus,          a whole corpus traced to memory-mapped files; LSTMVis-style pattern
-find_pattern           search over every position
+trace_corpus,          a whole corpus traced into a Zarr store by Dask tasks (threads or a
+find_pattern,          cluster); LSTMVis-style pattern search over a bit-packed index,
+unit_stats             per-unit statistics (lstmviz.analysis.corpus)
+outputs                what an output is (probabilities, log-probabilities, logits, bits,
+                       values), its top-k by value, labels safe to display
 =====================  ===================================================================
 """
 
-from . import probes
+from . import outputs, probes
 from .attribution import Attribution, attribute, occlusion
 from .compare import Comparison, align_units, compare
 from .corpus import (
     CorpusStore,
     Match,
     PatternResult,
+    UnitStats,
+    convert_corpus,
     find_pattern,
     open_corpus,
     select_units,
     trace_corpus,
+    unit_stats,
 )
 from .decompose import decompose, mean_lifetime, memory_lifetime, retention
 from .diagnose import Diagnosis, diagnose
@@ -68,9 +74,11 @@ __all__ = [
     "Diagnosis",
     "Match",
     "PatternResult",
+    "UnitStats",
     "WhatIf",
     "align_units",
     "compare",
+    "convert_corpus",
     "correlations",
     "dead_units",
     "decompose",
@@ -80,6 +88,7 @@ __all__ = [
     "mean_lifetime",
     "memory_lifetime",
     "open_corpus",
+    "outputs",
     "probes",
     "rank_units",
     "retention",
@@ -87,6 +96,7 @@ __all__ = [
     "saturation_split",
     "select_units",
     "trace_corpus",
+    "unit_stats",
     "what_if",
 ]
 
