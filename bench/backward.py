@@ -95,6 +95,14 @@ def main(argv: list[str] | None = None) -> int:
                 net = Net().eval()
                 path = tmp / f"net_{u}.pt"
                 torch.save(net.state_dict(), path)
+                path.with_name(path.stem + ".lstmviz.json").write_text(
+                    json.dumps(
+                        {
+                            "format_version": 1,
+                            "extra": {"torch": {"lstm_prefix": "rnn.", "head": ["fc."]}},
+                        }
+                    )
+                )
                 model = lstmviz.load_model(path)
                 rng = np.random.default_rng(0)
                 x = rng.normal(size=(b, t, a.features)).astype(np.float32)
