@@ -99,7 +99,9 @@ def main(argv: list[str] | None = None) -> int:
                     json.dumps(
                         {
                             "format_version": 1,
-                            "extra": {"torch": {"lstm_prefix": "rnn.", "head": ["fc."]}},
+                            "extra": {
+                                "torch": {"lstm_prefix": "rnn.", "head": ["fc."], "head_on": "all"}
+                            },
                         }
                     )
                 )
