@@ -14,7 +14,9 @@ gradient of ``<seed, output>`` with respect to the input and every weight:
 The gradients are checked equal (1e-4 relative to the largest entry) before timing. Each
 column is the best of ``--repeat`` rounds after three warm-up calls, rounds interleaved. Figures are
 taken at the default threads (NumPy's BLAS and torch both use every core, what users get) and
-with ``--threads 1`` (both pinned to one thread).
+with ``--threads 1`` (both pinned to one thread). Beside the wall time the script reports the
+process's CPU time (every thread's): on a machine shared with other jobs the wall time of a
+pinned run swings with the load, its CPU time much less.
 
     python bench/backward.py                       # default threads
     python bench/backward.py --threads 1           # one thread each
@@ -49,17 +51,20 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-def best(fns: dict, repeat: int) -> dict[str, float]:
+def best(fns: dict, repeat: int) -> tuple[dict[str, float], dict[str, float]]:
+    """Best wall time and best CPU time (this process, every thread) of each function."""
     for f in fns.values():  # warm up (torch builds its kernels in the first few calls)
         for _ in range(3):
             f()
-    times = {k: float("inf") for k in fns}
+    wall = {k: float("inf") for k in fns}
+    cpu = {k: float("inf") for k in fns}
     for _ in range(repeat):
         for k, f in fns.items():
-            t0 = time.perf_counter()
+            c0, t0 = time.process_time(), time.perf_counter()
             f()
-            times[k] = min(times[k], time.perf_counter() - t0)
-    return times
+            wall[k] = min(wall[k], time.perf_counter() - t0)
+            cpu[k] = min(cpu[k], time.process_time() - c0)
+    return wall, cpu
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -95,6 +100,16 @@ def main(argv: list[str] | None = None) -> int:
                 net = Net().eval()
                 path = tmp / f"net_{u}.pt"
                 torch.save(net.state_dict(), path)
+                path.with_name(path.stem + ".lstmviz.json").write_text(
+                    json.dumps(
+                        {
+                            "format_version": 1,
+                            "extra": {
+                                "torch": {"lstm_prefix": "rnn.", "head": ["fc."], "head_on": "all"}
+                            },
+                        }
+                    )
+                )
                 model = lstmviz.load_model(path)
                 rng = np.random.default_rng(0)
                 x = rng.normal(size=(b, t, a.features)).astype(np.float32)
@@ -128,7 +143,7 @@ def main(argv: list[str] | None = None) -> int:
                     / np.abs(wref).max()
                 )
                 assert err < 1e-4 and werr < 1e-4, (err, werr)
-                times = best(
+                times, cpu = best(
                     {
                         "ours": run_ours,
                         "ours_inputs": run_ours_inputs,
@@ -137,13 +152,22 @@ def main(argv: list[str] | None = None) -> int:
                     },
                     a.repeat,
                 )
-                row = {"units": u, "steps": t, "batch": b, **times, "rel_err": max(err, werr)}
+                row = {
+                    "units": u,
+                    "steps": t,
+                    "batch": b,
+                    **times,
+                    **{f"cpu_{k}": v for k, v in cpu.items()},
+                    "rel_err": max(err, werr),
+                }
                 rows.append(row)
                 print(
                     f"U={u:<5} T={t:<5} B={b:<3} ours {1e3 * times['ours']:8.2f} ms  "
                     f"no weights {1e3 * times['ours_inputs']:8.2f}  bwd only "
                     f"{1e3 * times['bwd_only']:8.2f}  torch {1e3 * times['torch']:8.2f} ms  "
-                    f"ours/torch {times['ours'] / times['torch']:5.2f}x  (max rel diff "
+                    f"ours/torch {times['ours'] / times['torch']:5.2f}x  | CPU: ours "
+                    f"{1e3 * cpu['ours']:8.2f} ms  torch {1e3 * cpu['torch']:8.2f} ms  "
+                    f"ours/torch {cpu['ours'] / cpu['torch']:5.2f}x  (max rel diff "
                     f"{max(err, werr):.1e})",
                     flush=True,
                 )
@@ -151,14 +175,16 @@ def main(argv: list[str] | None = None) -> int:
         print()
         print(
             "| units | T | batch | ours (fwd+bwd) | ours, no weights | bwd only | torch "
-            "| ours / torch |"
+            "| ours / torch | CPU: ours | CPU: torch | CPU ours / torch |"
         )
-        print("|---:|---:|---:|---:|---:|---:|---:|---:|")
+        print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
         for r in rows:
             print(
                 f"| {r['units']} | {r['steps']} | {r['batch']} | {1e3 * r['ours']:.2f} ms | "
                 f"{1e3 * r['ours_inputs']:.2f} ms | {1e3 * r['bwd_only']:.2f} ms | "
-                f"{1e3 * r['torch']:.2f} ms | {r['ours'] / r['torch']:.2f}x |"
+                f"{1e3 * r['torch']:.2f} ms | {r['ours'] / r['torch']:.2f}x | "
+                f"{1e3 * r['cpu_ours']:.2f} ms | {1e3 * r['cpu_torch']:.2f} ms | "
+                f"{r['cpu_ours'] / r['cpu_torch']:.2f}x |"
             )
     if a.json:
         Path(a.json).write_text(json.dumps(rows, indent=1))

@@ -350,9 +350,7 @@ def _node(
 ) -> tuple[list[Arr | None], list[Arr] | None]:
     lay = rec.node.layer
     kind = type(lay).__name__
-    if isinstance(lay, L.Bidirectional) or kind in ("OnnxLSTM", "OnnxBidirectionalLSTM"):
-        if kind.startswith("Onnx"):
-            raise UnsupportedLayerError(f"LRP: ONNX LSTM node {lay.name!r} is not supported")
+    if isinstance(lay, L.Bidirectional):
         return _bidi(rec, routs, rel, eps, bf)
     if isinstance(lay, L.LSTM):
         lt = rec.traces[0]
@@ -387,8 +385,6 @@ def _node(
         kind == "OpLayer" and lay.kind in ("Squeeze", "ExpandDims")
     ):
         return [r.reshape(np.shape(x))] + [None] * (len(rec.ins) - 1), None
-    if kind in ("SwapBatchTime", "_Transpose01"):
-        return [np.swapaxes(r, 0, 1)], None
     if isinstance(lay, L.Permute):
         return [r.transpose(np.argsort((0, *lay.dims)))], None
     if isinstance(lay, L.RepeatVector):

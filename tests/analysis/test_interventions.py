@@ -301,3 +301,24 @@ def test_a_clamped_unit_steers_sampling():
         sample_with_intervention(
             m, info, "a", [Intervention("lstm", (1,), "c", "patch", values=[[0.0]])], n=2
         )
+
+
+def test_interventions_survive_a_saved_session(tmp_path, adder):
+    """A session keeps interventions as JSON (``view["interventions"]``), and they come back
+    equal and give the same trace."""
+    from lstmviz.io.session import Session
+
+    x, _ = adder_data(2, 10, 7)
+    ivs = [
+        Intervention("lstm", (2,), "cell", "clamp", value=-3.0, start=2, stop=6, label="carry"),
+        Intervention("lstm", (0, 1), "forget_gate", "mean", values=np.array([0.5, 0.9])),
+    ]
+    s = Session(
+        model_path=str(EXAMPLES / "binary_addition.keras"),
+        input=x,
+        view={"interventions": [iv.to_dict() for iv in ivs]},
+    )
+    path = s.save(tmp_path / "work.lstmviz")
+    back = [Intervention.from_dict(d) for d in Session.load(path).view["interventions"]]
+    assert [b.describe() for b in back] == [iv.describe() for iv in ivs]
+    np.testing.assert_array_equal(intervene(adder, x, back).output, intervene(adder, x, ivs).output)
