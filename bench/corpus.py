@@ -307,14 +307,25 @@ def main() -> int:
     # app and `lstmviz corpus find` pick when no units are given)
     auto = select_units(st, q0, q0 + 3, a.threshold, layer)
     fig["auto_units"] = len(auto)
-    for name, units in (("all", list(range(a.units))), ("auto", auto)):
+    cases = [("all", list(range(a.units)), "mean"), ("auto", auto, "mean")]
+    cases.append(("auto_by_position", auto, "position"))
+    for name, units, rank in cases:
         if not units:
             continue
         for sched, label in (("sync", "1_thread"), (None, f"{cores}_threads")):
-            find_pattern(big, units, q0, q0 + 3, a.threshold, layer=layer, scheduler=sched)
+            find_pattern(
+                big, units, q0, q0 + 3, a.threshold, layer=layer, scheduler=sched, rank=rank
+            )
             dt, res = timed(
-                lambda sched=sched, units=units: find_pattern(
-                    big, units, q0, q0 + 3, a.threshold, layer=layer, scheduler=sched
+                lambda sched=sched, units=units, rank=rank: find_pattern(
+                    big,
+                    units,
+                    q0,
+                    q0 + 3,
+                    a.threshold,
+                    layer=layer,
+                    scheduler=sched,
+                    rank=rank,
                 ),
                 label,
             )

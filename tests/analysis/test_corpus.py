@@ -205,6 +205,13 @@ def test_find_pattern_equals_brute_force(tmp_path, seed):
         for mt in res.matches:
             k = int(np.searchsorted(st.offsets, mt.start, side="right")) - 1
             assert (mt.sequence, mt.t) == (k, mt.start - st.offsets[k])
+        # ranked by position among equal length differences: the index alone decides
+        fast = find_pattern(st, units, q0, q1, thr, chunk=chunk, max_matches=7, rank="position")
+        everything, *_ = brute_find(values, units, st.offsets, q0, q1, thr, 10**9)
+        by_pos = sorted(everything, key=lambda w: (w[0], w[2]))[:7]
+        assert [(mt.start, mt.stop) for mt in fast.matches] == [(a, b) for *_, a, b in by_pos]
+        np.testing.assert_allclose([mt.mean for mt in fast.matches], [-w[1] for w in by_pos])
+        assert fast.n_matches == res.n_matches
 
 
 def test_select_units_and_auto_units(tmp_path):
