@@ -4,6 +4,8 @@
 >>> model = lstmviz.load_model("digit_sum.keras")
 >>> trace = model.trace(x)          # every gate, cell and hidden state, (batch, T, units)
 >>> trace.layer("lstm").forget_gate
+>>> trace = lstmviz.trace(torch_or_keras_model, x)   # a live model, any architecture
+>>> viewer = lstmviz.show(torch_or_keras_model, x)   # the window (non-blocking in Jupyter)
 """
 
 from __future__ import annotations
@@ -15,4 +17,28 @@ from .io.session import Session
 
 __version__ = "0.1.0"
 
-__all__ = ["LayerTrace", "LstmvizError", "Model", "Session", "Trace", "__version__", "load_model"]
+__all__ = [
+    "LayerTrace",
+    "LstmvizError",
+    "Model",
+    "Session",
+    "Trace",
+    "__version__",
+    "load_model",
+    "show",
+    "trace",
+]
+
+
+def __getattr__(name: str) -> object:
+    # live models and the notebook viewer, imported on first use (torch, Keras and Qt stay
+    # unloaded until a model or a window needs them)
+    if name == "trace":
+        from .bridge import trace
+
+        return trace
+    if name == "show":
+        from .app.viewer import show
+
+        return show
+    raise AttributeError(f"module 'lstmviz' has no attribute {name!r}")

@@ -15,7 +15,6 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
     QComboBox,
     QDoubleSpinBox,
-    QFileDialog,
     QHBoxLayout,
     QLabel,
     QLineEdit,
@@ -34,6 +33,7 @@ from ...analysis import PatternResult, find_pattern, open_corpus, select_units, 
 from ...analysis.corpus import CorpusBase
 from ...analysis.corpus._common import is_url, parse_unit_list, weights_sha256
 from ...errors import InputError, LstmvizError
+from .. import dialogs
 from ..workers import TaskRunner
 from .common import Panel, hint, show_image, style_plot
 
@@ -89,8 +89,8 @@ def _model_name(store: CorpusBase) -> str:
 class CorpusPanel(Panel):
     """Trace a corpus (progress, Stop), open one by folder or URL, page through it, search."""
 
-    def __init__(self, document: Any, window: Any = None, parent: QWidget | None = None) -> None:
-        super().__init__(document, parent)
+    def __init__(self, state: Any, window: Any = None, parent: QWidget | None = None) -> None:
+        super().__init__(state, parent)
         self.main_window = window
         self.runner = TaskRunner(self)
         self.runner.failed.connect(self.error)
@@ -284,19 +284,19 @@ class CorpusPanel(Panel):
 
     # --- tracing ----------------------------------------------------------------------------
     def sequences(self) -> Any:
-        doc = self.document
+        doc = self.state
         src = self.source.currentText()
         if src == "Random inputs":
             return random_corpus(doc.model, doc.info, self.count.value(), self.length.value())
         if src == "Current input":
             return np.asarray(doc.x)
         if src == "Text file…":
-            path, _ = QFileDialog.getOpenFileName(self, "Text corpus", "", "Text (*.txt *.*)")
+            path = dialogs.ask_open_file(self, "Text corpus", "Text (*.txt);;All files (*)")
             if not path:
                 return None
             text = Path(path).read_text(encoding="utf-8", errors="replace")
             return text_corpus(doc.model, doc.info, text, self.length.value())
-        path, _ = QFileDialog.getOpenFileName(self, "Sequences", "", "NumPy arrays (*.npy)")
+        path = dialogs.ask_open_file(self, "Sequences", "NumPy arrays (*.npy)")
         if not path:
             return None
         from ...io.inputs import read_array
@@ -304,12 +304,12 @@ class CorpusPanel(Panel):
         return read_array(path)
 
     def _new_store_name(self) -> str:
-        doc = self.document
+        doc = self.state
         name = doc.model.name if doc.model is not None else "model"
         return f"{name}-{time.strftime('%Y%m%d-%H%M%S')}.zarr"
 
     def _on_dir_clicked(self) -> None:
-        path = QFileDialog.getExistingDirectory(self, "Folder for the traced corpus")
+        path = dialogs.ask_directory(self, "Folder for the traced corpus")
         if path:
             self.out_edit.setText(str(Path(path) / self._new_store_name()))
 
@@ -323,7 +323,7 @@ class CorpusPanel(Panel):
     def start(self, sequences: Any = None, out_dir: str | Path | None = None) -> None:
         """Trace ``sequences`` (default: from the source chosen) into ``out_dir`` (default:
         the store field, else a new folder in the temporary directory)."""
-        doc = self.document
+        doc = self.state
         if doc.model is None:
             self.error.emit("open a model first: the corpus is traced with the current model")
             return
@@ -412,7 +412,7 @@ class CorpusPanel(Panel):
         self.open_location(text)
 
     def _on_browse_clicked(self) -> None:
-        path = QFileDialog.getExistingDirectory(self, "Traced corpus folder")
+        path = dialogs.ask_directory(self, "Traced corpus folder")
         if path:
             self.open_edit.setText(path)
             self.open_location(path)
@@ -445,7 +445,7 @@ class CorpusPanel(Panel):
         self.table.setRowCount(0)
         self.match_marks.setData([], [])
         tok = store.tokenizer or {}
-        doc_info = getattr(self.document, "info", None)
+        doc_info = getattr(self.state, "info", None)
         if tok.get("vocab"):
             self.vocab, kind = list(tok["vocab"]), str(tok.get("kind", ""))
         elif doc_info is not None and doc_info.vocab:
@@ -679,7 +679,7 @@ class CorpusPanel(Panel):
         if st is None or r is None or row >= len(r.matches):
             return
         m = r.matches[row]
-        doc = self.document
+        doc = self.state
         want = st.meta.get("weights_sha256")
         if doc.model is None:
             self.error.emit(
