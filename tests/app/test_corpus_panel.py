@@ -165,3 +165,35 @@ def test_find_button_lists_matches_and_opens_them(
     state.set_model(other, None, info)
     qtbot.mouseDClick(panel.table.viewport(), Qt.MouseButton.LeftButton, pos=rect.center())
     assert "not the one that traced this corpus" in panel.errors[-1]
+
+
+def test_in_the_window_the_trace_button_works(qtbot, tmp_path, monkeypatch):
+    """Analysis > Corpus in the real window: Ctrl+Alt+7, "Store in…" (the folder dialog
+    answered), "Trace corpus" clicked; the store appears and no error is shown."""
+    from lstmviz.app import dialogs
+    from lstmviz.app.main_window import MainWindow
+    from lstmviz.examples import EXAMPLES_DIR
+
+    from .acceptance import activate, click, press, wait_settled
+
+    monkeypatch.setenv("LSTMVIZ_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setattr(dialogs, "ask_directory", lambda parent, title: str(tmp_path))
+    w = MainWindow()
+    qtbot.addWidget(w)
+    w.resize(1600, 900)
+    activate(qtbot, w)
+    w.open_model(EXAMPLES_DIR / "digit_sum.keras")
+    wait_settled(qtbot, w)
+    press(qtbot, w, "Ctrl+Alt+7")
+    p = w.panels.widget("corpus")
+    assert p.stack.currentWidget() is p.empty_label
+    p.count.setValue(40)
+    p.length.setValue(12)
+    click(qtbot, p.dir_btn)
+    assert p.out_edit.text().startswith(str(tmp_path)) and p.out_edit.text().endswith(".zarr")
+    click(qtbot, p.trace_btn)
+    qtbot.waitUntil(lambda: p.store is not None or w.last_error is not None, timeout=60000)
+    assert w.last_error is None
+    assert p.store.n_steps == 480 and p.store.complete and p.view.isVisible()
+    assert p.store.location == p.out_edit.text()
+    w.close()
