@@ -175,25 +175,30 @@ def scan_every_row(store, layer: str, threshold: float, units: int) -> float:
 
 def floors(units: int) -> dict[str, float]:
     """NumPy's AND of ``units`` rows resident in memory (positions/s, one thread) and the
-    memory read bandwidth (GB/s) with the floor it implies."""
+    memory read bandwidth (GB/s) with the floor it implies; wall and CPU-second rates."""
     rng = np.random.default_rng(0)
     block = np.ascontiguousarray(rng.integers(0, 256, (units, INDEX_BLOCK // 8), dtype=np.uint8))
     reps = 20
     np.bitwise_and.reduce(block, axis=0)
-    t = time.perf_counter()
+    c, t = time.process_time(), time.perf_counter()
     for _ in range(reps):
         np.bitwise_and.reduce(block, axis=0)
-    and_rate = reps * INDEX_BLOCK / (time.perf_counter() - t)
+    and_wall = reps * INDEX_BLOCK / (time.perf_counter() - t)
+    and_cpu = reps * INDEX_BLOCK / (time.process_time() - c)
     big = np.ones(2**27, np.uint64)  # 1 GiB
     np.bitwise_or.reduce(big)
-    t = time.perf_counter()
+    c, t = time.process_time(), time.perf_counter()
     for _ in range(3):
         np.bitwise_or.reduce(big)
-    bw = 3 * big.nbytes / (time.perf_counter() - t)
+    bw_wall = 3 * big.nbytes / (time.perf_counter() - t)
+    bw_cpu = 3 * big.nbytes / (time.process_time() - c)
     return {
-        "numpy_and_in_memory_positions_per_s": and_rate,
-        "memory_read_gb_per_s": bw / 1e9,
-        "bandwidth_floor_positions_per_s": bw / (units / 8),
+        "numpy_and_in_memory_positions_per_s": and_wall,
+        "numpy_and_in_memory_positions_per_cpu_s": and_cpu,
+        "memory_read_gb_per_s": bw_wall / 1e9,
+        "memory_read_gb_per_cpu_s": bw_cpu / 1e9,
+        "bandwidth_floor_positions_per_s": bw_wall / (units / 8),
+        "bandwidth_floor_positions_per_cpu_s": bw_cpu / (units / 8),
     }
 
 
@@ -307,14 +312,25 @@ def main() -> int:
     # app and `lstmviz corpus find` pick when no units are given)
     auto = select_units(st, q0, q0 + 3, a.threshold, layer)
     fig["auto_units"] = len(auto)
-    for name, units in (("all", list(range(a.units))), ("auto", auto)):
+    cases = [("all", list(range(a.units)), "mean"), ("auto", auto, "mean")]
+    cases.append(("auto_by_position", auto, "position"))
+    for name, units, rank in cases:
         if not units:
             continue
         for sched, label in (("sync", "1_thread"), (None, f"{cores}_threads")):
-            find_pattern(big, units, q0, q0 + 3, a.threshold, layer=layer, scheduler=sched)
+            find_pattern(
+                big, units, q0, q0 + 3, a.threshold, layer=layer, scheduler=sched, rank=rank
+            )
             dt, res = timed(
-                lambda sched=sched, units=units: find_pattern(
-                    big, units, q0, q0 + 3, a.threshold, layer=layer, scheduler=sched
+                lambda sched=sched, units=units, rank=rank: find_pattern(
+                    big,
+                    units,
+                    q0,
+                    q0 + 3,
+                    a.threshold,
+                    layer=layer,
+                    scheduler=sched,
+                    rank=rank,
                 ),
                 label,
             )

@@ -205,6 +205,13 @@ def test_find_pattern_equals_brute_force(tmp_path, seed):
         for mt in res.matches:
             k = int(np.searchsorted(st.offsets, mt.start, side="right")) - 1
             assert (mt.sequence, mt.t) == (k, mt.start - st.offsets[k])
+        # ranked by position among equal length differences: the index alone decides
+        fast = find_pattern(st, units, q0, q1, thr, chunk=chunk, max_matches=7, rank="position")
+        everything, *_ = brute_find(values, units, st.offsets, q0, q1, thr, 10**9)
+        by_pos = sorted(everything, key=lambda w: (w[0], w[2]))[:7]
+        assert [(mt.start, mt.stop) for mt in fast.matches] == [(a, b) for *_, a, b in by_pos]
+        np.testing.assert_allclose([mt.mean for mt in fast.matches], [-w[1] for w in by_pos])
+        assert fast.n_matches == res.n_matches
 
 
 def test_select_units_and_auto_units(tmp_path):
@@ -410,3 +417,22 @@ def test_direct_chunk_reads_equal_zarr(tmp_path):
         c0, c1 = sorted(rng.choice(24, 2, replace=False))
         got = _read_chunks(str(tmp_path / "bits"), a.chunks, int(u0), int(u1), int(c0), int(c1))
         np.testing.assert_array_equal(got, want[u0:u1, c0:c1])
+
+
+def test_tasks_run_the_engine_on_one_thread_and_give_the_setting_back(lm, tmp_path):
+    from lstmviz.engine import get_threads, set_threads
+
+    seen = []
+    previous = set_threads(3)
+    try:
+        trace_corpus(
+            lm,
+            np.zeros((4, 40), int),
+            tmp_path / "t.zarr",
+            block_steps=64,
+            progress=lambda a, b: seen.append(get_threads()),
+        )
+        assert get_threads() == 3  # given back
+    finally:
+        set_threads(previous)
+    assert seen[1:] and set(seen[1:]) == {1}  # while the tasks ran: Dask's threads only

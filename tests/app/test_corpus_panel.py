@@ -12,10 +12,10 @@ from .models import char_model, digit_info, digit_model
 
 
 @pytest.fixture
-def panel(qtbot, document):
+def panel(qtbot, state):
     from lstmviz.app.analysis.corpus import CorpusPanel
 
-    p = CorpusPanel(document)
+    p = CorpusPanel(state)
     errors: list[str] = []
     p.error.connect(errors.append)
     p.errors = errors
@@ -38,9 +38,9 @@ def test_empty_state_is_a_sentence(panel):
     assert "No corpus yet" in panel.empty_label.text()
 
 
-def test_trace_button_traces_into_the_store_typed(qtbot, panel, document, tmp_path):
+def test_trace_button_traces_into_the_store_typed(qtbot, panel, state, tmp_path):
     m, info = char_model()
-    document.set_model(m, None, info)
+    state.set_model(m, None, info)
     panel.count.setValue(30)
     panel.length.setValue(20)
     out = tmp_path / "c.zarr"
@@ -70,8 +70,8 @@ def test_trace_without_a_model_says_so(qtbot, panel):
     assert panel.errors and "open a model first" in panel.errors[0]
 
 
-def test_stop_button_keeps_what_was_traced(qtbot, panel, document, tmp_path):
-    document.set_model(digit_model(), None, digit_info())
+def test_stop_button_keeps_what_was_traced(qtbot, panel, state, tmp_path):
+    state.set_model(digit_model(), None, digit_info())
     panel.count.setValue(6000)
     panel.length.setValue(50)
     out = tmp_path / "stopped.zarr"
@@ -92,7 +92,7 @@ def test_stop_button_keeps_what_was_traced(qtbot, panel, document, tmp_path):
     assert "incomplete" in panel.info_label.text()
 
 
-def test_open_by_path_and_url_and_page_through(qtbot, panel, document, tmp_path):
+def test_open_by_path_and_url_and_page_through(qtbot, panel, state, tmp_path):
     m, info = char_model()
     seqs = np.random.default_rng(3).integers(0, 28, (200, 50))
     trace_corpus(m, seqs, tmp_path / "local.zarr", info=info)
@@ -132,10 +132,10 @@ def test_open_by_path_and_url_and_page_through(qtbot, panel, document, tmp_path)
 
 @pytest.mark.parametrize("in_worker", [False, True])
 def test_find_button_lists_matches_and_opens_them(
-    qtbot, panel, document, tmp_path, monkeypatch, in_worker
+    qtbot, panel, state, tmp_path, monkeypatch, in_worker
 ):
     m, info = char_model()
-    document.set_model(m, None, info)
+    state.set_model(m, None, info)
     seqs = np.random.default_rng(4).integers(0, 28, (100, 40))
     st = trace_corpus(m, seqs, tmp_path / "f.zarr", info=info)
     if in_worker:
@@ -158,10 +158,42 @@ def test_find_button_lists_matches_and_opens_them(
     qtbot.mouseClick(panel.table.viewport(), Qt.MouseButton.LeftButton, pos=rect.center())
     assert panel.position <= first.start < panel.position + 80
     qtbot.mouseDClick(panel.table.viewport(), Qt.MouseButton.LeftButton, pos=rect.center())
-    assert document.t == first.t
-    np.testing.assert_array_equal(np.asarray(document.x)[0], seqs[first.sequence])
+    assert state.t == first.t
+    np.testing.assert_array_equal(np.asarray(state.x)[0], seqs[first.sequence])
     # another model's states are not these: refused, named
     other, _ = char_model(seed=9)
-    document.set_model(other, None, info)
+    state.set_model(other, None, info)
     qtbot.mouseDClick(panel.table.viewport(), Qt.MouseButton.LeftButton, pos=rect.center())
     assert "not the one that traced this corpus" in panel.errors[-1]
+
+
+def test_in_the_window_the_trace_button_works(qtbot, tmp_path, monkeypatch):
+    """Analysis > Corpus in the real window: Ctrl+Alt+7, "Store in…" (the folder dialog
+    answered), "Trace corpus" clicked; the store appears and no error is shown."""
+    from lstmviz.app import dialogs
+    from lstmviz.app.main_window import MainWindow
+    from lstmviz.examples import EXAMPLES_DIR
+
+    from .acceptance import activate, click, press, wait_settled
+
+    monkeypatch.setenv("LSTMVIZ_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setattr(dialogs, "ask_directory", lambda parent, title: str(tmp_path))
+    w = MainWindow()
+    qtbot.addWidget(w)
+    w.resize(1600, 900)
+    activate(qtbot, w)
+    w.open_model(EXAMPLES_DIR / "digit_sum.keras")
+    wait_settled(qtbot, w)
+    press(qtbot, w, "Ctrl+Alt+7")
+    p = w.panels.widget("corpus")
+    assert p.stack.currentWidget() is p.empty_label
+    p.count.setValue(40)
+    p.length.setValue(12)
+    click(qtbot, p.dir_btn)
+    assert p.out_edit.text().startswith(str(tmp_path)) and p.out_edit.text().endswith(".zarr")
+    click(qtbot, p.trace_btn)
+    qtbot.waitUntil(lambda: p.store is not None or w.last_error is not None, timeout=60000)
+    assert w.last_error is None
+    assert p.store.n_steps == 480 and p.store.complete and p.view.isVisible()
+    assert p.store.location == p.out_edit.text()
+    w.close()

@@ -82,6 +82,21 @@ def bytes_per_step(model: Model) -> int:
     return 52 * units + 64
 
 
+def total_memory() -> int:
+    """Bytes of memory of this machine (``MemTotal``; 8 GiB when it cannot be read)."""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("MemTotal:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return int(os.sysconf("SC_PHYS_PAGES")) * int(os.sysconf("SC_PAGE_SIZE"))
+    except (OSError, ValueError, AttributeError):
+        return 8 * 2**30
+
+
 def default_block_steps(model: Model, task_bytes: int) -> int:
     """Positions per tracing task: the largest power of two (4096 to 65536) whose trace, with
     a re-traced prefix as long again, fits in ``task_bytes``. Longer blocks trace longer

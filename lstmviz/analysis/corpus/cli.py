@@ -169,6 +169,7 @@ def _find(a: argparse.Namespace) -> int:
         max_matches=a.max_matches,
         scheduler=a.scheduler,
         progress=_Progress("searched", unit="positions"),
+        rank=a.rank,
     )
     dt = time.perf_counter() - t
     if not res.units:
@@ -286,6 +287,13 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--layer", help="stored LSTM layer (default: the first)")
     f.add_argument("--quantity", default="hidden")
     f.add_argument("--max-matches", type=int, default=20, metavar="K")
+    f.add_argument(
+        "--rank",
+        default="mean",
+        choices=["mean", "position"],
+        help="order of matches as close in length to the range: by the units' mean "
+        "(default) or by position (faster for a common pattern: reads the index alone)",
+    )
     f.add_argument("--scheduler", metavar="ADDRESS", help=sched_help)
     f.set_defaults(run=_find)
 

@@ -158,17 +158,42 @@ def _local_call(
 
 
 @contextlib.contextmanager
-def _one_blas_thread(n_workers: int) -> Iterator[None]:
-    """BLAS pinned to one thread while the tasks run: each task is one thread of work (Dask
-    runs one per core), OpenBLAS's own threads would only fight them for the cores."""
-    del n_workers
+def one_thread_per_task() -> Iterator[None]:
+    """The engine and BLAS on one thread each while the tasks run: Dask runs a task per core,
+    so a task's own threads would only fight the others for the cores (the engine's
+    threaded recurrence waits for its threads at every step). Both are given back after;
+    the engine's results do not depend on its thread count."""
+    from ...engine import set_threads
+
+    previous = set_threads(1)
     try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:  # optional: without it BLAS keeps its own threads
-        yield
-        return
-    with threadpool_limits(limits=1, user_api="blas"):
-        yield
+        try:
+            from threadpoolctl import threadpool_limits  # type: ignore[import-untyped,unused-ignore]
+        except ImportError:  # optional: without it BLAS keeps its own threads
+            yield
+            return
+        with threadpool_limits(limits=1, user_api="blas"):
+            yield
+    finally:
+        set_threads(previous)
+
+
+_PINNED = {"done": False}
+
+
+def cluster_call(fn: Callable[..., Any], *args: Any) -> Any:
+    """Run a task on a cluster worker with the engine and BLAS on one thread (Dask's
+    workers run one task per thread; it already sets ``OMP_NUM_THREADS=1`` for them)."""
+    if not _PINNED["done"]:
+        from ...engine import set_threads
+
+        set_threads(1)
+        with contextlib.suppress(ImportError):
+            from threadpoolctl import threadpool_limits  # type: ignore[import-untyped,unused-ignore]
+
+            threadpool_limits(limits=1, user_api="blas")
+        _PINNED["done"] = True
+    return fn(*args)
 
 
 def run_tasks(
@@ -221,7 +246,7 @@ def _run_local(
         ran[i] = True
         on_done(i, result)
 
-    with Callback(posttask=posttask), _one_blas_thread(sched.workers):
+    with Callback(posttask=posttask), one_thread_per_task():
         dask.compute(
             *tasks,
             scheduler="sync" if sched.kind == "sync" else "threads",
@@ -258,6 +283,7 @@ def _run_distributed(
                 spec = specs[nxt]
                 prev = futures.get(spec.after) if spec.after is not None else None
                 fut = client.submit(
+                    cluster_call,
                     spec.fn,
                     *spec.args,
                     prev,

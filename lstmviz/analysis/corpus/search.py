@@ -114,6 +114,7 @@ class Query:
     max_matches: int
     layer: str
     quantity: str
+    by_mean: bool = True
 
     @property
     def qlen(self) -> int:
@@ -124,7 +125,7 @@ class Query:
 
     def key(self, r: Run) -> tuple[int, float, int]:
         n = r.stop - r.start
-        return (abs(n - self.qlen), -(r.total / n), r.start)
+        return (abs(n - self.qlen), -(r.total / n) if self.by_mean else 0.0, r.start)
 
 
 def _add_closed(s: Summary, q: Query, runs: list[Run]) -> None:
@@ -261,7 +262,8 @@ def search_block(
         if len(closed) > q.max_matches:
             cut = np.partition(diffs, q.max_matches - 1)[q.max_matches - 1]
             closed = [r for r, d in zip(closed, diffs, strict=True) if d <= cut]
-    _means(store, q, closed + edges, p0, p1)
+    if q.by_mean:
+        _means(store, q, closed + edges, p0, p1)
     closed.sort(key=q.key)
     s.cand = closed[: q.max_matches]
     if left_open:
@@ -297,6 +299,7 @@ def find_pattern(
     should_stop: ShouldStop | None = None,
     scheduler: Any = None,
     save_index: bool | None = None,
+    rank: str = "mean",
 ) -> PatternResult:
     """Find every range of the corpus where a set of units is on, LSTMVis-style.
 
@@ -331,6 +334,11 @@ def find_pattern(
         As in :func:`trace_corpus`.
     save_index : bool, optional
         Keep the on/off index in the store (default: when it is a local folder).
+    rank : {"mean", "position"}
+        How matches of the same length difference are ordered: by the units' mean (reads
+        the stored values of the selected units around every tied match -- for a common
+        pattern that is most of the corpus) or by position (the search reads the index
+        alone; the means are computed for the listed matches only).
 
     Returns
     -------
@@ -347,6 +355,8 @@ def find_pattern(
         )
     if int(max_matches) < 1:
         raise LstmvizError(f"max_matches: expected at least 1; found {max_matches}")
+    if rank not in ("mean", "position"):
+        raise LstmvizError(f"rank: expected 'mean' or 'position'; found {rank!r}")
     units = (
         [int(u) for u in unit_set]
         if unit_set is not None and len(unit_set) > 0
@@ -371,7 +381,7 @@ def find_pattern(
     )
     if index is None:
         raise LstmvizError("the search was stopped")
-    q = Query(tuple(units), float(thr), t0, t1, int(max_matches), layer, quantity)
+    q = Query(tuple(units), float(thr), t0, t1, int(max_matches), layer, quantity, rank == "mean")
     n = store.n_steps
     bs = min(_block_size(chunk), index.block)
     offsets = store.offsets
@@ -406,6 +416,8 @@ def find_pattern(
             raise LstmvizError("the search was stopped")
     total = merged[0]
     assert total is not None and total.p1 == n and total.left is None and total.right is None
+    if not q.by_mean:  # the means of the listed matches only
+        _means(store, q, total.cand, 0, n)
     seq_idx = np.searchsorted(offsets, [r.start for r in total.cand], side="right") - 1
     matches = [
         Match(r.start, r.stop, int(k), int(r.start - offsets[k]), r.total / (r.stop - r.start))

@@ -40,6 +40,7 @@ from ._common import (
     is_url,
     layer_key,
     normalize_location,
+    total_memory,
     weights_sha256,
 )
 from .scheduler import TaskSpec, resolve, run_tasks
@@ -450,9 +451,9 @@ def trace_corpus(
         tokens without the model.
     block_steps : int, optional
         Positions per tracing task (a power of two; default: the largest up to 65536 whose
-        trace fits in a quarter of this machine's memory budget shared by its cores, 256 MiB
-        to 2 GiB per task, whatever the scheduler). Memory stays proportional to it; longer
-        blocks trace in longer batches, which is faster.
+        trace fits in an eighth of this machine's memory per core, 256 MiB to 2 GiB per
+        task, whatever the scheduler, less when the memory budget is smaller). Memory stays
+        proportional to it; longer blocks trace in longer batches, which is faster.
     storage_options : dict, optional
         fsspec options for a URL ``out`` (credentials, endpoint...).
     chunk_steps : int, optional
@@ -505,10 +506,12 @@ def trace_corpus(
         if block_steps is not None:
             bs = int(block_steps)
         else:
-            # from this machine's budget and cores whatever the scheduler: the same blocks,
-            # traced the same way, give the same store here and on a cluster
+            # from this machine's memory and cores, not from what happens to be free or from
+            # the scheduler: the same blocks, traced the same way, give the same store each
+            # time, here and on a cluster (smaller only when the budget cannot hold them)
             lo, hi = TASK_BYTES
-            share = budget.get_budget() // (4 * max(1, os.cpu_count() or 1))
+            cores = max(1, os.cpu_count() or 1)
+            share = min(total_memory() // (8 * cores), budget.get_budget() // (2 * cores))
             bs = default_block_steps(model, int(min(hi, max(lo, share))))
         if not can_split and int(lengths.max()) > bs:
             k = int(lengths.argmax())
