@@ -136,9 +136,9 @@ def check_close(
 
 # ------------------------------------------------------------------------- recomputation
 #: Rows of ``(T*B, 4U)`` work done at a time: about 4 MiB of pre-activations and at least
-#: 512 rows, so that BLAS packs ``[U; W]`` rarely and each pass stays near the CPU's caches.
+#: 2048 rows, so that BLAS packs ``[U; W]`` rarely and each pass stays near the CPU's caches.
 BLOCK_BYTES = 4 << 20
-MIN_BLOCK_ROWS = 512
+MIN_BLOCK_ROWS = 2048
 #: ... and the activations run on sub-blocks of about this many bytes (a core's L2 cache).
 SUB_BLOCK_BYTES = 512 << 10
 
