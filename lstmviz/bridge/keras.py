@@ -8,6 +8,12 @@ started from and the state it returned; the RNN layer's ``call`` is wrapped too,
 which steps belong to one call, the mask and the direction. The model runs eagerly
 (``tf.config.run_functions_eagerly`` while tracing), so the values are concrete.
 
+A plain ``LSTMCell`` layer without a mask on :data:`COMPILED_MIN_STEPS` steps or more runs
+compiled instead (``tf.function`` around Keras's own ``call``, told to return h at every step
+and its final state): the gates then come from that h, as for a PyTorch ``nn.LSTM``
+(:func:`~lstmviz.bridge.common.trace_from_sequence`), and the layer hands on what it would
+have returned.
+
 Keras is imported inside functions only.
 """
 
