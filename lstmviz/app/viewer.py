@@ -53,7 +53,11 @@ def _application() -> Any:
 
         problem = xcb_problem()
         if problem is not None:
-            raise LstmvizError(problem.replace("lstmviz: error: ", "", 1))
+            raise LstmvizError(
+                problem.replace("lstmviz: error: ", "", 1)
+                + "\nWithout a window, in a notebook: trace = lstmviz.trace(model, x), then "
+                "trace.plot(t=...) and trace.animate() draw the gates inline"
+            )
         app = QApplication(["lstmviz"])
         app.setApplicationName("lstmviz")
         app.setOrganizationName("lstmviz")

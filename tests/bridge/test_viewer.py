@@ -160,3 +160,13 @@ def test_show_blocks_until_its_window_is_closed(qtbot):
     QTimer.singleShot(1500, close_it)
     v = lstmviz.show(Counted().eval(), torch.randn(1, 5, 3), block=True)
     assert closed and not v.window.isVisible()  # it returned because its window closed
+
+
+def test_no_display_is_refused_with_the_inline_route(monkeypatch):
+    import lstmviz.app.viewer as viewer_mod
+    from lstmviz.app import main
+
+    monkeypatch.setattr(main, "xcb_problem", lambda env=None: "lstmviz: error: no display")
+    monkeypatch.setattr("PySide6.QtWidgets.QApplication.instance", staticmethod(lambda: None))
+    with pytest.raises(LstmvizError, match=r"no display[\s\S]*trace\.plot"):
+        viewer_mod._application()
