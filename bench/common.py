@@ -103,16 +103,40 @@ def interleaved(
 ) -> dict[str, float]:
     """Best wall time of each function, calling them in turn ``repeat`` rounds (so that a
     burst of load from elsewhere hits every column alike)."""
+    return {k: min(v) for k, v in interleaved_times(fns, repeat, warmup).items()}
+
+
+def interleaved_times(
+    fns: dict[str, Callable[[], Any]], repeat: int, warmup: bool = True
+) -> dict[str, list[float]]:
+    """Every wall time of each function over ``repeat`` interleaved rounds (see
+    :func:`interleaved`)."""
     if warmup:
         for fn in fns.values():
             fn()
-    best = dict.fromkeys(fns, float("inf"))
+    times: dict[str, list[float]] = {k: [] for k in fns}
     for _ in range(repeat):
         for name, fn in fns.items():
             t0 = time.perf_counter()
             fn()
-            best[name] = min(best[name], time.perf_counter() - t0)
-    return best
+            times[name].append(time.perf_counter() - t0)
+    return times
+
+
+def blas_threads() -> str:
+    """The BLAS libraries loaded in this process and their thread counts (threadpoolctl)."""
+    try:
+        from threadpoolctl import threadpool_info
+    except ImportError:
+        return "?"
+    libs = [i for i in threadpool_info() if i.get("user_api") == "blas"]
+    return (
+        ", ".join(
+            f"{i.get('internal_api', '?')} {i.get('version', '')} x{i.get('num_threads')}"
+            for i in libs
+        )
+        or "none loaded"
+    )
 
 
 def fmt_ms(seconds: float | None) -> str:

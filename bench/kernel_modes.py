@@ -1,15 +1,18 @@
-"""The compiled kernel's two ways of feeding the input, side by side in one process.
+"""The compiled kernel's ways of computing each step's product, side by side in one process.
 
-* ``projection`` -- one input GEMM for all steps (``pre`` filled with the bias, then
+* ``projection`` -- BLAS: one input GEMM for all steps (``pre`` filled with the bias, then
   ``x W`` added per batch item), then per step ``h_tm1 @ U`` added into ``pre[t]``
-  (``sgemm`` with ``beta = 1``): the path at small batches;
-* ``x mode`` -- per step one product ``[h_tm1, x_t] @ [U; W]`` (K = U + F) written into
-  ``pre[t]``, plus the bias: ``pre`` is written once; the path from ``X_MODE_MIN_BATCH`` on
-  (from ``X_MODE_MIN_BATCH_WIDE`` at ``X_MODE_WIDE_UNITS`` units), its product unit-major
-  from ``REC_T_MIN_UNITS`` units (``lstmviz.engine._accel``).
+  (``sgemm``/``sgemv`` with ``beta = 1``): the BLAS path at small batches;
+* ``x mode`` -- BLAS: per step one product ``[h_tm1, x_t] @ [U; W]`` (K = U + F) written into
+  ``pre[t]``, plus the bias: the BLAS path from ``X_MODE_MIN_BATCH`` on (from
+  ``X_MODE_MIN_BATCH_WIDE`` at ``X_MODE_WIDE_UNITS`` units), its product unit-major from
+  ``REC_T_MIN_UNITS`` units (``lstmviz.engine._accel``);
+* ``packed`` -- the kernel's own product (x mode with ``[U; W]`` packed once per call, AVX-512
+  or AVX2 register tiles), on one thread: the path wherever the CPU has AVX2 + FMA
+  (``bench/threads.py`` measures it on more threads).
 
-Both run ``run_lstm(x, w, out=previous)`` (no allocation, no page faults) and are
-interleaved round by round with the NumPy floor (``T`` products ``h @ U``), one thread.
+All run ``run_lstm(x, w, out=previous)`` (no allocation, no page faults) and are interleaved
+round by round with the NumPy floor (``T`` products ``h @ U``), one thread for everything.
 
     python bench/kernel_modes.py                      # default sizes
     python bench/kernel_modes.py 256x1000x32 32x1000x8   # units x T x batch
@@ -43,7 +46,11 @@ DEFAULT = [
 
 
 def main(argv: list[str] | None = None) -> int:
-    from lstmviz.engine import LSTMWeights, _accel, run_lstm
+    from lstmviz.engine import LSTMWeights, _accel, run_lstm, set_threads
+
+    set_threads(1)
+    tiles = _accel.packed()
+    _accel.set_packed("")  # BLAS for the first two modes
 
     if not _accel.available():
         print(f"the compiled kernel is not available: {_accel.describe()}")
@@ -67,8 +74,13 @@ def main(argv: list[str] | None = None) -> int:
 
         def run(mode: str) -> None:
             _accel.x_mode = lambda units, batch: mode == "x mode"
-            prev = traces.get(mode)
-            traces[mode] = run_lstm(x, w, out=prev) if prev is not None else run_lstm(x, w)
+            if mode == "packed":
+                _accel.set_packed(tiles)
+            try:
+                prev = traces.get(mode)
+                traces[mode] = run_lstm(x, w, out=prev) if prev is not None else run_lstm(x, w)
+            finally:
+                _accel.set_packed("")
 
         rec = common.aligned(w._internal()[1])  # the floor at its fastest, as bench/trace.py
         h = common.aligned(np.zeros((batch, units), np.float32))
@@ -83,6 +95,8 @@ def main(argv: list[str] | None = None) -> int:
             "x mode": lambda: run("x mode"),
             "floor": floor,
         }
+        if tiles:
+            fns["packed"] = lambda: run("packed")
         times: dict[str, list[float]] = {k: [] for k in fns}
         for f in fns.values():  # warm-up (and the buffers out= reuses)
             f()
@@ -96,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
         fl = min(times["floor"])
         d = float(np.abs(traces["x mode"].hidden - traces["projection"].hidden).max())
         parts = [f"floor {fl * 1e3:.3g} ms"]
-        for k in ("projection", "x mode"):
+        for k in [m for m in ("projection", "x mode", "packed") if m in times]:
             b = min(times[k])
             parts.append(
                 f"{k} {b * 1e3:.3g} ms = {b / fl:.2f}x floor "

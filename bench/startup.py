@@ -6,7 +6,7 @@ to the end of the first paint that shows the data:
 - ``bare``: PySide6 + pyqtgraph, a window with six plots holding images of the model's
   size (the floor any pyqtgraph app pays);
 - ``app``: the lstmviz main window, the bundled default example loaded, traced and painted
-  (the same path as running ``lstmviz``: extensions install right after that first paint;
+  (the same path as running ``lstmviz``: menus and panels are built right after that first paint;
   the time until they are installed too is reported separately); also reports whether
   TensorFlow was imported.
 
@@ -81,13 +81,13 @@ class Painted(QObject):
 
 def done():
     # queued right after the paint event: the first frame with the data is complete (the
-    # window installs its extensions 30 ms later)
+    # window builds its menus and panels 30 ms later)
     if "painted" not in state:
         state["painted"] = time.time()
-        QTimer.singleShot(0, extensions)
+        QTimer.singleShot(0, build_actions)
 
-def extensions():
-    win.ensure_extensions()
+def build_actions():
+    win.ensure_actions()
     print("PAINTED", state["painted"], "tensorflow" in sys.modules, time.time(), flush=True)
     app.quit()
 
@@ -95,7 +95,7 @@ def traced():
     state["traced"] = True
     win.heatmaps.viewport().update()
 
-win.document.trace_changed.connect(traced)
+win.state.events.trace.connect(traced)
 f = Painted()
 win.heatmaps.viewport().installEventFilter(f)
 win.show()
@@ -142,7 +142,7 @@ def main(argv: list[str] | None = None) -> int:
         if a.verbose:
             print(
                 f"  run: bare {bare[-1] * 1000:.0f} ms, app {s * 1000:.0f} ms, with "
-                f"extensions {e * 1000:.0f} ms",
+                f"menus and panels {e * 1000:.0f} ms",
                 flush=True,
             )
         app.append(s)
@@ -161,7 +161,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     e = statistics.median(ext)
     print(
-        f"startup lstmviz until the extensions (train, export, analysis, session) are "
+        f"startup lstmviz until the menus and panels (train, export, analysis, session) are "
         f"installed too: median {e * 1000:.0f} ms | ratio to bare {e / b:.2f}"
     )
     print(f"startup tensorflow imported: {'yes' if any(tf) else 'no'}")

@@ -1,7 +1,7 @@
 """Per-step repaint latency of the real main window (trace already computed).
 
 For each size (units x timesteps) a synthetic trace is installed in the window; then each
-step calls ``document.set_t(t)`` and processes events until every view has repainted. The
+step calls ``state.set_t(t)`` and processes events until every view has repainted. The
 baseline is a bare pyqtgraph window with six images of the same size whose cursor lines move
 the same way. Prints one summary line per figure::
 
@@ -86,18 +86,18 @@ def timed(fn) -> tuple[float, float]:
 def measure_app(app, units: int, steps: int, n: int, size: tuple[int, int]):
     from lstmviz.app.main_window import MainWindow
 
-    w = MainWindow(install_extensions=False)
+    w = MainWindow(actions=False)
     w.resize(*size)
     w.show()
-    w.document.set_trace(synthetic_trace(units, steps))
-    w.document.set_units([0, 1, 2])
+    w.state.set_trace(synthetic_trace(units, steps))
+    w.state.set_units([0, 1, 2])
     for _ in range(5):
         app.processEvents()
     times = []
     for i, t in enumerate(step_positions(steps, n + 10)):
 
         def one(t=t):
-            w.document.set_t(int(t))
+            w.state.set_t(int(t))
             settle(app)
 
         dt = timed(one)

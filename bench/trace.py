@@ -28,17 +28,25 @@ through, in one process and on the same weights and input:
                   ``keras.Model``, ``predict``;
 * ``torch``       ``torch.nn.LSTM`` under ``torch.no_grad()`` (h only, no gates).
 
-Each column is the best of ``--repeat`` rounds after one warm-up call; the rounds interleave
-the columns so that load from elsewhere on the machine hits all alike.  Every library gets
-``--threads`` threads (OpenBLAS / OpenMP env vars, ``torch.set_num_threads``, TensorFlow's
-intra/inter-op pools; default 1: the benchmark machine is small and shared).
+Each column is the best of ``--repeat`` rounds after one warm-up call (the median is kept
+too); the rounds interleave the columns so that load from elsewhere on the machine hits all
+alike.
+
+Threads.  By default (``--threads default``) every library runs as a user gets it: OpenBLAS,
+torch and TensorFlow choose their own thread counts, lstmviz uses every core
+(``lstmviz.engine.get_threads``).  For each size a child process then measures the same
+columns with every library on one thread (``--threads 1``: OpenBLAS / OpenMP env vars,
+``torch.set_num_threads(1)``, TensorFlow's intra/inter-op pools, ``lstmviz.engine.set_threads``),
+and the two sets are printed side by side (``--no-one-thread``: skip it).  The **bound** is the
+least any full trace must do at those threads: floor + min(input GEMM, F/U x floor) + write.
 
     python bench/trace.py                  # --quick: units 32/256/1024 x T 100/1000 x B 1/32
     python bench/trace.py --full           # adds T = 10000 (sizes above --max-gb skipped)
     python bench/trace.py --units 256 --steps 1000 --batch 1 --repeat 5
-    python bench/trace.py --markdown       # also print a Markdown table (docs/benchmarks.md)
+    python bench/trace.py --markdown       # also print Markdown tables (docs/benchmarks.md)
+    python bench/trace.py --threads 1      # only the one-thread figures
 
-Prints one summary line per size; ``--json PATH`` saves every figure.
+Prints one summary line per size and thread setting; ``--json PATH`` saves every figure.
 """
 
 from __future__ import annotations
@@ -67,7 +75,17 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
         metavar="NAME",
         help="set OPENBLAS_CORETYPE (e.g. Haswell) before NumPy loads",
     )
-    p.add_argument("--threads", type=int, default=1, help="threads for every library")
+    p.add_argument(
+        "--threads",
+        default="default",
+        help="'default' (every library chooses; then a child process adds the one-thread "
+        "figures) or a number for every library",
+    )
+    p.add_argument(
+        "--no-one-thread",
+        action="store_true",
+        help="with --threads default: skip the one-thread figures",
+    )
     p.add_argument(
         "--max-gb",
         type=float,
@@ -86,6 +104,7 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
     )
     p.add_argument("--markdown", action="store_true", help="also print a Markdown table")
     p.add_argument("--json", help="write all figures to this JSON file")
+    p.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     a = p.parse_args(argv)
     if a.steps is None:
         a.steps = [100, 1000, 10000] if a.full else [100, 1000]
@@ -94,21 +113,33 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     a = _args(argv)
-    common.pin_threads(a.threads, a.openblas_coretype)
+    pinned = a.threads != "default"
+    if pinned:
+        a.threads = int(a.threads)
+        common.pin_threads(a.threads, a.openblas_coretype)
+    elif a.openblas_coretype:
+        os.environ["OPENBLAS_CORETYPE"] = a.openblas_coretype
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")
     import numpy as np
 
-    from lstmviz.engine import LSTMWeights, _accel, run_lstm
+    from lstmviz.engine import LSTMWeights, _accel, run_lstm, set_threads
 
-    print(f"machine: {common.machine()}")
-    print(f"engine: {_accel.describe()}; threads per library: {a.threads}; F = {a.features}")
+    if pinned:
+        set_threads(a.threads)
+    if not a.child:
+        print(f"machine: {common.machine()}")
+    label = f"{a.threads} thread(s) per library" if pinned else "default threads"
+    print(f"[{label}] engine: {_accel.describe()}; BLAS: {common.blas_threads()}; F = {a.features}")
     keras = torch = gate_cls = None
     notes = []
     if not a.no_keras:
         try:
             import tensorflow as tf
 
-            tf.config.threading.set_intra_op_parallelism_threads(a.threads)
-            tf.config.threading.set_inter_op_parallelism_threads(a.threads)
+            if pinned:
+                tf.config.threading.set_intra_op_parallelism_threads(a.threads)
+                tf.config.threading.set_inter_op_parallelism_threads(a.threads)
             import keras
 
             print(f"keras {keras.__version__} (TensorFlow {tf.__version__})")
@@ -125,7 +156,8 @@ def main(argv: list[str] | None = None) -> int:
         try:
             import torch
 
-            torch.set_num_threads(a.threads)
+            if pinned:
+                torch.set_num_threads(a.threads)
             print(f"torch {torch.__version__}, {torch.get_num_threads()} thread(s)")
         except ImportError:
             notes.append("torch column skipped: torch is not installed")
@@ -136,24 +168,28 @@ def main(argv: list[str] | None = None) -> int:
     for units in a.units:
         for steps in a.steps:
             for batch in a.batch:
-                rows.append(
-                    _one(
-                        np,
-                        LSTMWeights,
-                        run_lstm,
-                        _accel,
-                        keras,
-                        gate_cls,
-                        torch,
-                        units,
-                        steps,
-                        batch,
-                        a,
-                    )
+                row = _one(
+                    np,
+                    LSTMWeights,
+                    run_lstm,
+                    _accel,
+                    keras,
+                    gate_cls,
+                    torch,
+                    units,
+                    steps,
+                    batch,
+                    a,
                 )
+                if not pinned and not a.no_one_thread and "skipped" not in row:
+                    row["one_thread"] = _one_thread(a, units, steps, batch)
+                rows.append(row)
     if a.markdown:
         print()
         print(markdown(rows))
+        if any("one_thread" in r for r in rows):
+            print()
+            print(markdown_threads(rows))
     if a.json:
         with open(a.json, "w") as f:
             json.dump(
@@ -168,6 +204,37 @@ def main(argv: list[str] | None = None) -> int:
                 indent=1,
             )
     return 0
+
+
+def _one_thread(a: argparse.Namespace, units: int, steps: int, batch: int) -> dict:
+    """The same size with every library on one thread, in a child process (OpenBLAS and
+    TensorFlow read their thread counts when they load)."""
+    import subprocess
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        out = os.path.join(tmp, "one.json")
+        cmd = [
+            sys.executable,
+            os.path.abspath(__file__),
+            "--threads",
+            "1",
+            "--child",
+            *("--units", str(units), "--steps", str(steps), "--batch", str(batch)),
+            *("--features", str(a.features), "--repeat", str(a.repeat)),
+            *("--max-gb", str(a.max_gb), "--call-max-steps", str(a.call_max_steps)),
+            *("--json", out),
+        ]
+        cmd += [
+            f"--{k}"
+            for k in ("no-keras", "no-torch", "no-gate-layer")
+            if getattr(a, k.replace("-", "_"))
+        ]
+        if a.openblas_coretype:
+            cmd += ["--openblas-coretype", a.openblas_coretype]
+        subprocess.run(cmd, check=True)
+        with open(out) as f:
+            return json.load(f)["rows"][0]
 
 
 def _weights(np, LSTMWeights, feats, units, seed=0):
@@ -187,7 +254,13 @@ def _one(np, LSTMWeights, run_lstm, _accel, keras, gate_cls, torch, units, steps
     feats = a.features
     size = f"U={units} T={steps} B={batch}"
     trace_bytes = steps * batch * (10 * units + feats) * 4
-    row = {"units": units, "steps": steps, "batch": batch, "trace_gb": trace_bytes / 1e9}
+    row = {
+        "units": units,
+        "steps": steps,
+        "batch": batch,
+        "trace_gb": trace_bytes / 1e9,
+        "threads": a.threads,
+    }
     if trace_bytes > a.max_gb * 1e9:
         row["skipped"] = f"trace needs {trace_bytes / 1e9:.1f} GB > --max-gb {a.max_gb:g}"
         print(f"trace {size}: skipped ({row['skipped']})", flush=True)
@@ -293,11 +366,18 @@ def _one(np, LSTMWeights, run_lstm, _accel, keras, gate_cls, torch, units, steps
     # more than 30 s
     t_warm = common.interleaved(fns, 1, warmup=True)
     repeat = a.repeat if sum(t_warm.values()) < 30.0 else min(a.repeat, 2)
-    best = common.interleaved(fns, repeat, warmup=False)
-    best = {k: min(v, t_warm[k]) for k, v in best.items()}
-    row.update(best)
+    times = common.interleaved_times(fns, repeat, warmup=False)
+    row.update({k: min(min(v), t_warm[k]) for k, v in times.items()})
+    row["median"] = {k: float(np.median(v)) for k, v in times.items()}
     row["rounds"] = repeat + 1
+    # the least any full trace must do: the floor's products, the input's part of the
+    # product (a separate GEMM, or F more rows of K), and writing the trace
+    row["bound"] = (
+        row["floor"] + min(row["input GEMM"], feats / units * row["floor"]) + row["write"]
+    )
     row["engine"] = out["ours"].meta.get("engine")
+    row["path"] = out["ours"].meta.get("path")
+    row["ours threads"] = out["ours"].meta.get("threads")
     ref_h = out["ours"].hidden  # (B, T, U)
     if "keras" in out:
         row["max_dh_keras"] = float(np.abs(np.asarray(out["keras"]) - ref_h).max())
@@ -318,7 +398,9 @@ def _ratio(row, a, b):
 def summary(size: str, row: dict) -> str:
     f = common.fmt_ms
     parts = [
-        f"trace {size}: ours {f(row['ours'])} ms [{row.get('engine')}]",
+        f"trace {size} [{row.get('threads', '?')} threads]: ours {f(row['ours'])} ms "
+        f"[{row.get('path')}, {row.get('ours threads')} thread(s)]",
+        f"bound {f(row['bound'])} ms -> {common.fmt_ratio(_ratio(row, 'ours', 'bound'))} bound",
         f"numpy loop {f(row['numpy loop'])} ms",
         f"floor {f(row['floor'])} ms -> {common.fmt_ratio(_ratio(row, 'ours', 'floor'))} floor",
         f"ours out= {f(row['ours out='])} ms -> "
@@ -350,6 +432,31 @@ def summary(size: str, row: dict) -> str:
     if row.get("max_d_out"):  # out= must write exactly what a fresh trace holds
         parts.append(f"out= differs from a fresh trace by {row['max_d_out']:.1e}")
     return " | ".join(parts)
+
+
+def markdown_threads(rows: list[dict]) -> str:
+    """Default threads beside one thread per library (times in ms; ratios within a setting)."""
+    f, r = common.fmt_ms, common.fmt_ratio
+    head = (
+        "| units | T | B | ours | torch | keras predict | floor | bound | ours / torch | "
+        "ours / floor | ours / bound | predict / ours | ours 1t | torch 1t | keras 1t | "
+        "floor 1t | ours / torch 1t | predict / ours 1t |"
+    )
+    lines = [head, "|" + "---|" * 18]
+    for row in rows:
+        one = row.get("one_thread")
+        if "skipped" in row or not one:
+            continue
+        lines.append(
+            f"| {row['units']} | {row['steps']} | {row['batch']} | {f(row['ours'])} | "
+            f"{f(row.get('torch'))} | {f(row.get('keras predict'))} | {f(row['floor'])} | "
+            f"{f(row['bound'])} | {r(_ratio(row, 'ours', 'torch'))} | "
+            f"{r(_ratio(row, 'ours', 'floor'))} | {r(_ratio(row, 'ours', 'bound'))} | "
+            f"{r(_ratio(row, 'keras predict', 'ours'))} | {f(one['ours'])} | "
+            f"{f(one.get('torch'))} | {f(one.get('keras predict'))} | {f(one['floor'])} | "
+            f"{r(_ratio(one, 'ours', 'torch'))} | {r(_ratio(one, 'keras predict', 'ours'))} |"
+        )
+    return "\n".join(lines)
 
 
 def markdown(rows: list[dict]) -> str:

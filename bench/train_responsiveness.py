@@ -64,22 +64,20 @@ def main(argv: list[str] | None = None) -> int:
     a = p.parse_args(argv)
     app = QApplication.instance() or QApplication(sys.argv[:1])
     from lstmviz import load_model
-    from lstmviz.app import train_panel
     from lstmviz.app.main import freeze_gc
     from lstmviz.app.main_window import MainWindow
     from lstmviz.examples import EXAMPLES_DIR
     from lstmviz.train.tasks import get_task, with_overrides
 
-    w = MainWindow()  # with every extension, as the lstmviz command opens it
+    w = MainWindow()  # with every menu and panel, as the lstmviz command opens it
     w.resize(1600, 900)
     w.show()
-    panel = getattr(w, "train_panel", None) or train_panel.install(w)
-    w.train_dock.show()
+    panel = w.panels.open("train")
     task = get_task(a.task)
     # the task's own bundled model is open (what the Train panel opens at Start otherwise):
     # the run measures training, not the one-off switch of the window to another model
     path = EXAMPLES_DIR / f"{task.example_name or 'digit_sum'}.keras"
-    w.document.set_model(load_model(path), path)
+    w.state.set_model(load_model(path), path)
     cfg = with_overrides(task.defaults, epochs=a.epochs, snapshot_every=0 if a.no_retrace else 20)
     if a.no_retrace:
         panel.follow.setChecked(False)
@@ -90,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
     while time.perf_counter() < settle:
         app.processEvents()
         time.sleep(0.01)
-    if not a.no_freeze:  # what the lstmviz command does once its extensions are installed
+    if not a.no_freeze:  # what the lstmviz command does once its menus and panels are built
         freeze_gc()
 
     interval = a.interval / 1000
@@ -135,7 +133,7 @@ def main(argv: list[str] | None = None) -> int:
             )
 
     if a.keras_engine:
-        doc = w.document
+        doc = w.state
         doc.trace_changed.connect(lambda: doc.engine == "Keras" and app.quit())
         QTimer.singleShot(120_000, app.quit)
         probe(lambda: w.engine_choice.set_engine("Keras"))
@@ -167,7 +165,6 @@ def main(argv: list[str] | None = None) -> int:
         print(f"GUI time per snapshot (engine model + NumPy trace + redraw): {stats(shows)}")
     if a.verbose:
         report_worst(15)
-    train_panel.uninstall(w)
     w.close()
     return 0
 

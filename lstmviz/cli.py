@@ -7,6 +7,9 @@ opens the app (or renders it headless); subcommands do the rest without a window
 - ``lstmviz info MODEL`` prints the model's layers
 - ``lstmviz train TASK ...`` trains an example model (TensorFlow extra)
 - ``lstmviz export MODEL ... --out OUT.{png,svg,pdf,gif,mp4,npz,csv,json}``
+- ``lstmviz attribute|ablate|patch|connectivity|fixed-points MODEL ...``: gradients,
+  interventions and dynamics (:mod:`lstmviz.export.analysis_cli`)
+- ``lstmviz corpus trace|find|stats|info|convert ...`` traces a corpus into Zarr and searches it
 """
 
 from __future__ import annotations
@@ -43,14 +46,14 @@ def _trace(argv: list[str]) -> int:
         prog="lstmviz trace", description="Trace a model on an input and print a summary."
     )
     p.add_argument("model")
-    p.add_argument("--input", help="input .npy or .csv")
+    p.add_argument("--input", help="input .npy or .csv, or .npz with one array per model input")
     p.add_argument("--text", help="text or digits, tokenised with the model's vocabulary")
     a = p.parse_args(argv)
     m = load_model(a.model)
     x = load_input(m, path=a.input, text=a.text)
     tr = m.trace(x)
-    out = tr.output if not isinstance(tr.output, list) else tr.output[0]
-    print(f"output shape {np.shape(out)}")
+    outs = tr.output if isinstance(tr.output, list) else [tr.output]
+    print("output shape " + ", ".join(str(np.shape(o)) for o in outs))
     for lt in tr.layers:
         print(
             f"{lt.name}: units={lt.units} T={lt.timesteps} batch={lt.batch_size} "
@@ -75,6 +78,12 @@ SUBCOMMANDS: dict[str, Callable[[list[str]], int]] = {
     "trace": _trace,
     "train": _lazy(".train.cli"),
     "export": _lazy(".export.cli"),
+    "attribute": _lazy(".export.analysis_cli", "attribute_main"),
+    "ablate": _lazy(".export.analysis_cli", "ablate_main"),
+    "patch": _lazy(".export.analysis_cli", "patch_main"),
+    "connectivity": _lazy(".export.analysis_cli", "connectivity_main"),
+    "fixed-points": _lazy(".export.analysis_cli", "fixed_points_main"),
+    "corpus": _lazy(".analysis.corpus.cli"),
 }
 
 

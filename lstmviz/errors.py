@@ -28,6 +28,11 @@ class InputError(LstmvizError):
     """Input to a trace has the wrong rank, feature count, dtype or values."""
 
 
+class ArgumentError(LstmvizError):
+    """A public function or class was called with an argument of the wrong type or value
+    (``load_model(None)``, ``Session(batch="x")``, a timestep out of range)."""
+
+
 class MissingDependencyError(LstmvizError):
     """An optional dependency (TensorFlow, torch, onnx, imageio...) is not installed."""
 

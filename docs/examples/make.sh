@@ -12,3 +12,15 @@ lstmviz export digit_sum --text "$IN" --quantities cell --units 0-11 --step 7 --
     --force --out $D/cell_paper.svg
 lstmviz export digit_sum --text "$IN" --quantities forget_gate,cell,hidden --units 0-15 \
     --style slide --dpi 60 --fps 2 --force --out $D/steps.gif
+# the LSTM cell diagram: one unit's numbers (slide), the whole layer as colour strips, the adder
+lstmviz export digit_sum --text "$IN" --view diagram --units 20 --step 7 --style slide \
+    --force --out $D/diagram_unit.png
+lstmviz export digit_sum --text "$IN" --view diagram --step 7 --style slide --force \
+    --out $D/diagram_layer.svg
+lstmviz export binary_addition --text "1011011 + 0110110" --view diagram --units 2 \
+    --style slide --dpi 60 --fps 1 --force --out $D/diagram_adder.gif
+# all six quantities of a few units at one step
+lstmviz export digit_sum --text "$IN" --view bars --units 3,10,20,22 --step 7 --style slide \
+    --force --out $D/bars_slide.png
+# a bundled lesson as a handout
+lstmviz export assets/lessons/binary_addition.lstmviz-lesson --force --out $D/lesson_handout.pdf

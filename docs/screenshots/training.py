@@ -23,8 +23,7 @@ def main(out: str) -> int:
     w.resize(1600, 900)
     w.show()
     w.open_model(EXAMPLES_DIR / "digit_sum.keras")
-    panel = w.train_panel
-    w.train_dock.show()
+    panel = w.panels.open("train")
     task = get_task("digit-sum")
     done = {"v": False}
     panel.trained.connect(lambda _r: done.update(v=True))
@@ -32,7 +31,7 @@ def main(out: str) -> int:
     while not done["v"]:
         app.processEvents()
     panel.timeline.setValue(len(panel.snapshots) // 2)
-    w.document.set_t(3)
+    w.state.set_t(3)
     for _ in range(50):
         app.processEvents()
     ok = w.grab().save(out)

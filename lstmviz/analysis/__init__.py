@@ -12,24 +12,58 @@ compare, align_units   two models / snapshots on the same input, units aligned
 saturation, dead_units gate saturation fractions and units that carry nothing
 diagnose, Diagnosis    "Check my LSTM": a from-scratch implementation against the model,
                        with the likely mistake named
-trace_corpus,          a whole corpus traced to memory-mapped files; LSTMVis-style pattern
-find_pattern           search over every position
+trace_corpus,          a whole corpus traced into a Zarr store by Dask tasks (threads or a
+find_pattern,          cluster); LSTMVis-style pattern search over a bit-packed index,
+unit_stats             per-unit statistics (lstmviz.analysis.corpus)
+outputs                what an output is (probabilities, log-probabilities, logits, bits,
+                       values), its top-k by value, labels safe to display
 =====================  ===================================================================
 """
 
-from . import probes
+from . import outputs, probes
+from .attribution import Attribution, attribute, occlusion
 from .compare import Comparison, align_units, compare
 from .corpus import (
     CorpusStore,
     Match,
     PatternResult,
+    UnitStats,
+    convert_corpus,
     find_pattern,
     open_corpus,
     select_units,
     trace_corpus,
+    unit_stats,
 )
 from .decompose import decompose, mean_lifetime, memory_lifetime, retention
 from .diagnose import Diagnosis, diagnose
+from .dynamics import FixedPoint, StatePCA, fixed_points, state_pca
+from .gradients import (
+    Connectivity,
+    IntegratedGradients,
+    MemoryPaths,
+    connectivity,
+    gradient,
+    gradient_x_input,
+    integrated_gradients,
+    integrated_gradients_full,
+    loss_target,
+    memory_paths,
+)
+from .interventions import (
+    AblationScan,
+    Intervention,
+    InterventionEffect,
+    ablate,
+    ablation_scan,
+    intervene,
+    intervention_effect,
+    mean_values,
+    sample_with_intervention,
+)
+from .logit_attribution import LogitAttribution, logit_attribution
+from .lrp import LRPResult, lrp
+from .patching import PatchingResult, activation_patching
 from .saturation import dead_units, gate_histograms, saturation, saturation_split
 from .search import correlations, rank_units
 from .whatif import WhatIf, what_if
@@ -40,9 +74,11 @@ __all__ = [
     "Diagnosis",
     "Match",
     "PatternResult",
+    "UnitStats",
     "WhatIf",
     "align_units",
     "compare",
+    "convert_corpus",
     "correlations",
     "dead_units",
     "decompose",
@@ -52,6 +88,7 @@ __all__ = [
     "mean_lifetime",
     "memory_lifetime",
     "open_corpus",
+    "outputs",
     "probes",
     "rank_units",
     "retention",
@@ -59,5 +96,42 @@ __all__ = [
     "saturation_split",
     "select_units",
     "trace_corpus",
+    "unit_stats",
     "what_if",
+]
+
+# gradients, interventions, attribution and dynamics
+__all__ += [
+    "AblationScan",
+    "Attribution",
+    "Connectivity",
+    "FixedPoint",
+    "IntegratedGradients",
+    "Intervention",
+    "InterventionEffect",
+    "LRPResult",
+    "LogitAttribution",
+    "MemoryPaths",
+    "PatchingResult",
+    "StatePCA",
+    "ablate",
+    "ablation_scan",
+    "activation_patching",
+    "attribute",
+    "connectivity",
+    "fixed_points",
+    "gradient",
+    "gradient_x_input",
+    "integrated_gradients",
+    "integrated_gradients_full",
+    "intervene",
+    "intervention_effect",
+    "logit_attribution",
+    "loss_target",
+    "lrp",
+    "mean_values",
+    "memory_paths",
+    "occlusion",
+    "sample_with_intervention",
+    "state_pca",
 ]

@@ -7,6 +7,11 @@ import numpy as np
 from ..engine.trace import GATES, LayerTrace
 from ._util import check_layer_trace, valid_mask
 
+#: A gate value below LOW (closed) or above HIGH (open) counts as saturated, everywhere
+#: lstmviz says "saturated" (Karpathy et al. 2015's thresholds).
+LOW = 0.1
+HIGH = 0.9
+
 
 def _check_levels(low: float, high: float) -> None:
     if not 0.0 <= low < high <= 1.0:
@@ -14,7 +19,7 @@ def _check_levels(low: float, high: float) -> None:
 
 
 def saturation_split(
-    layer_trace: LayerTrace, low: float = 0.1, high: float = 0.9
+    layer_trace: LayerTrace, low: float = LOW, high: float = HIGH
 ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """Per gate, the fraction of valid steps each unit spends below ``low`` (left
     saturated: closed) and above ``high`` (right saturated: open).
@@ -37,7 +42,7 @@ def saturation_split(
 
 
 def saturation(
-    layer_trace: LayerTrace, low: float = 0.1, high: float = 0.9
+    layer_trace: LayerTrace, low: float = LOW, high: float = HIGH
 ) -> dict[str, np.ndarray]:
     """Fraction of steps each unit's gates are saturated.
 

@@ -44,7 +44,7 @@ class WhatIf:
         """``after - before`` of one quantity for batch item ``batch``: ``(T, units)``."""
         a = self.after.layer(layer).get(quantity)[self.batch]
         b = self.before.layer(layer).get(quantity)[self.batch]
-        return np.asarray(a, np.float32) - b
+        return np.asarray(np.asarray(a, np.float32) - b, np.float32)
 
     @property
     def output_before(self) -> Any:
@@ -72,8 +72,13 @@ def what_if(
     batch: int = 0,
     before: Trace | None = None,
     initial_state: dict[str, Any] | None = None,
+    out: Trace | None = None,
 ) -> WhatIf:
-    """Replace the input at step ``t`` of batch item ``batch`` and retrace.
+    """Replace the input at step ``t`` of batch item ``batch`` and retrace from ``t``.
+
+    The new trace reuses ``before``: every LSTM copies the steps its input did not change
+    and computes the rest (``Model.trace(x, reuse=before)``; equal to a full trace bit for
+    bit), so a change in the middle of a forward model costs half a trace.
 
     Parameters
     ----------
@@ -90,6 +95,10 @@ def what_if(
         The trace of ``x`` if already computed (saves one pass).
     initial_state : dict, optional
         Passed to :meth:`Model.trace` for both runs.
+    out : Trace, optional
+        The ``after`` trace of a previous what-if on this model and an input of the same
+        shape: its buffers are overwritten instead of allocating new ones (a what-if slider);
+        it becomes stale.  Not ``before`` itself.
 
     Returns
     -------
@@ -116,13 +125,25 @@ def what_if(
             )
         xa[batch, t] = v
     tb = before if before is not None else model.trace(xb, initial_state=initial_state)
-    ta = model.trace(xa, initial_state=initial_state)
+    if out is not None and any(
+        np.shares_memory(lo.pre, lb.pre) for lo in out.layers for lb in tb.layers
+    ):
+        raise InputError(
+            "out= shares its buffers with the trace before the change; pass the previous "
+            "what-if's `after` trace, or None"
+        )
+    ta = model.trace(xa, initial_state=initial_state, reuse=tb, out=out)
     div: dict[str, dict[str, np.ndarray]] = {}
     for la, lb in zip(ta.layers, tb.layers, strict=True):
-        div[lb.name] = {
-            q: np.abs(np.asarray(la.get(q)[batch], np.float32) - lb.get(q)[batch]).max(axis=1)
-            for q in QUANTITIES
-        }
+        # steps outside the recomputed range were copied from `before`: no change there
+        lo, hi = la.meta.get("recomputed", (0, la.timesteps))
+        div[lb.name] = {}
+        for q in QUANTITIES:
+            d = np.zeros(la.timesteps, np.float32)
+            if hi > lo:
+                a = np.asarray(la.get(q)[batch, lo:hi], np.float32)
+                d[lo:hi] = np.abs(a - lb.get(q)[batch, lo:hi]).max(axis=1)
+            div[lb.name][q] = d
     out_change = None
     if ta.step_output is not None and tb.step_output is not None:
         out_change = np.abs(ta.step_output[batch] - tb.step_output[batch]).max(axis=-1)

@@ -2,7 +2,7 @@
 
 Only this package imports Qt. Entry point: :func:`lstmviz.app.main.main`. The pieces:
 
-- :mod:`.document` -- :class:`~.document.Document`, the one document (model, input, trace,
+- :mod:`.state` -- :class:`~.state.ViewerState`, the one state (model, input, trace,
   current timestep, selection) every view reads;
 - :mod:`.workers` -- long work off the GUI thread;
 - :mod:`.main_window` -- :class:`~.main_window.MainWindow` and its extension API;

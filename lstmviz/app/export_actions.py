@@ -47,7 +47,6 @@ from PySide6.QtWidgets import (
     QDialog,
     QDialogButtonBox,
     QDoubleSpinBox,
-    QFileDialog,
     QFormLayout,
     QGraphicsItem,
     QHBoxLayout,
@@ -68,6 +67,7 @@ from ..export import ExportCancelled, Source, export_trace
 from ..export.formats import ANIMATION_FORMATS, DATA_FORMATS, FIGURE_FORMATS, FORMATS, check_output
 from ..export.style import STYLES
 from ..io.atomic import atomic_write_bytes
+from . import dialogs
 from .workers import TaskRunner, Worker
 
 log = logging.getLogger(__name__)
@@ -270,7 +270,7 @@ class ExportDialog(QDialog):
         self.kind = kind
         self.plot = plot
         self.window_ = window
-        doc = window.document
+        doc = window.state
         if kind == "plot":
             heat = _plot_quantity(plot or "")
             self.formats = FIGURE_FORMATS + ANIMATION_FORMATS
@@ -362,7 +362,7 @@ class ExportDialog(QDialog):
         self._update()
 
     def _browse(self) -> None:
-        path, _ = QFileDialog.getSaveFileName(
+        path = dialogs.ask_save_file(
             self, self.windowTitle(), self.path.text(), _filter(self.formats)
         )
         if path:
@@ -455,7 +455,7 @@ class ExportActions(QObject):
     def __init__(self, window: Any) -> None:
         super().__init__(window)
         self.window = window
-        self.document = window.document
+        self.state = window.state
         self.runner = TaskRunner(self)
         self.runner.failed.connect(self._on_failed)
         self.progress_dialog: QProgressDialog | None = None
@@ -464,8 +464,8 @@ class ExportActions(QObject):
         self._hooked: set[int] = set()
         self._hooked_widgets: set[int] = set()
         self._build_menu()
-        self.document.trace_changed.connect(self._on_trace_changed)
-        self.document.model_changed.connect(self._on_trace_changed)
+        self.state.events.trace.connect(self._on_trace_changed)
+        self.state.events.model.connect(self._on_trace_changed)
         self._on_trace_changed()
 
     # --- menu ---------------------------------------------------------------------------------
@@ -516,7 +516,7 @@ class ExportActions(QObject):
         self.actions_ = [self.figure_action, self.animation_action, self.data_action]
 
     def _on_trace_changed(self) -> None:
-        ok = self.document.trace is not None
+        ok = self.state.trace is not None
         for a in self.actions_:
             a.setEnabled(ok)
         self._hook_plots()
@@ -549,7 +549,7 @@ class ExportActions(QObject):
         return None
 
     def _on_scene_clicked(self, scene: Any, ev: Any) -> None:
-        if ev.button() != Qt.MouseButton.RightButton or self.document.trace is None:
+        if ev.button() != Qt.MouseButton.RightButton or self.state.trace is None:
             return
         name = self.plot_at(scene, ev.scenePos())
         if name is None:
@@ -558,7 +558,7 @@ class ExportActions(QObject):
         self.context_menu(name).popup(ev.screenPos().toPoint())
 
     def eventFilter(self, obj: QObject, event: QEvent) -> bool:  # Qt override
-        if event.type() == QEvent.Type.ContextMenu and self.document.trace is not None:
+        if event.type() == QEvent.Type.ContextMenu and self.state.trace is not None:
             for name, item in self.window.plot_widgets().items():
                 if item is obj:
                     self.context_menu(name).popup(event.globalPos())
@@ -582,7 +582,7 @@ class ExportActions(QObject):
     # --- dialogs ------------------------------------------------------------------------------
     def ask(self, kind: str, plot: str | None = None) -> ExportDialog | None:
         """Open the export dialog; on Save, run the export. Returns the dialog (for tests)."""
-        if self.document.trace is None:
+        if self.state.trace is None:
             self.window.show_error("Open a model first: there is nothing to export yet.")
             return None
         dlg = ExportDialog(kind, self.window, plot, start_dir=self.last_dir or str(Path.cwd()))
@@ -684,7 +684,7 @@ def _actions(window: Any) -> ExportActions:
 
 
 def _source(window: Any) -> Source:
-    doc = window.document
+    doc = window.state
     text = None
     with contextlib.suppress(LstmvizError, ValueError, IndexError, TypeError, AttributeError):
         text = doc.input_text() or None  # the input as typed (digits, text)
@@ -707,7 +707,7 @@ def _shown_units(doc: Any) -> list[int] | None:
 
 
 def _require_trace(window: Any) -> Any:
-    tr = window.document.trace
+    tr = window.state.trace
     if tr is None:
         raise LstmvizError("there is no trace to export: open a model first")
     return tr
@@ -724,7 +724,7 @@ def _grid_job(
     fps: float,
     step: bool,
 ) -> Callable[..., Any]:
-    doc = window.document
+    doc = window.state
     trace = _require_trace(window)
     source = _source(window)
     kwargs: dict[str, Any] = dict(
@@ -805,7 +805,7 @@ def export_data(
     fmt = check_output(path, force=True)[1]
     if fmt not in DATA_FORMATS:
         raise LstmvizError(f"{path}: trace data is .npz, .csv or .json")
-    doc = window.document
+    doc = window.state
     trace = _require_trace(window)
     source = _source(window)
     layer = None if all_layers else doc.layer
@@ -874,7 +874,7 @@ def record_animation(
     was."""
     from ..export.animation import write_gif_frames, write_mp4_frames
 
-    doc = window.document
+    doc = window.state
     _require_trace(window)
     n = doc.timesteps
     t0 = doc.t
@@ -910,17 +910,3 @@ def record_animation(
         doc.set_t(t0)
     window.status(f"Exported {out}")
     return out
-
-
-# --- extension entry points ------------------------------------------------------------------
-def install(window: Any) -> ExportActions:
-    """Add File -> Export and the plots' right-click menus to ``window``."""
-    ext = ExportActions(window)
-    window.export_actions = ext
-    return ext
-
-
-def uninstall(window: Any) -> None:
-    ext = getattr(window, "export_actions", None)
-    if ext is not None:
-        ext.shutdown()

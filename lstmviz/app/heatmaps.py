@@ -4,6 +4,10 @@ One :class:`pyqtgraph.ImageItem` per quantity, drawn once per trace with fixed c
 (gates [0, 1], tanh-bounded values [-1, 1], the cell state symmetric around 0 over the trace).
 Stepping only moves a column outline (the cursor) and the rectangle that dims the future.
 Clicking a cell jumps to its timestep and selects its unit.
+
+The grid fits itself to its height: every unit row keeps at least :data:`ROW_PX` pixels.
+Tall enough, the six maps sit 3 x 2; shorter (a panel open below), 6 x 1; when even that
+cannot show every unit, the most active units are shown and a note says so.
 """
 
 from __future__ import annotations
@@ -13,12 +17,12 @@ from typing import Any
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QPointF, QRectF, Qt, Signal
+from PySide6.QtCore import QPointF, QRectF, Qt, QTimer, Signal
 from PySide6.QtGui import QBrush, QColor, QFont, QFontMetrics, QPainter
-from PySide6.QtWidgets import QGraphicsItem, QGraphicsObject, QGraphicsRectItem
+from PySide6.QtWidgets import QGraphicsItem, QGraphicsObject, QGraphicsRectItem, QLabel
 
 from ..engine.trace import GATES, QUANTITIES
-from .document import Document
+from ..state import ViewerState
 from .style import (
     GATE_CMAP,
     MEANINGS,
@@ -34,6 +38,8 @@ from .style import (
 
 MAX_ROWS = 384
 MAX_COLS = 1200
+#: The least height, in pixels, of one unit's row in a heatmap.
+ROW_PX = 6
 BOUNDED = {"sigmoid", "hard_sigmoid", "tanh", "softsign"}
 
 
@@ -82,12 +88,14 @@ def time_ticks(
     width_px = max(float(width_px), 50.0)
     if len(labels) >= n:
         longest = max(len(s) for s in labels[:n])
-        if n * tick_px * (0.62 * longest + 0.9) <= width_px:
+        if n * (0.62 * tick_px * longest + 4) <= width_px:  # a glyph ~0.62 em, 4 px apart
             return [(t + 0.5, labels[t]) for t in range(n)]
     max_labels = max(2, int(width_px // (tick_px * 3.2)))
     raw = n / max_labels
     mag = 10 ** np.floor(np.log10(raw)) if raw >= 1 else 1
     step = int(next(m * mag for m in (1, 2, 5, 10) if m * mag >= raw))
+    if step >= n:  # at least the first and the last step
+        step = max(n - 1, 1)
     return [(t + 0.5, str(t)) for t in range(0, n, max(step, 1))]
 
 
@@ -234,7 +242,7 @@ class Heatmap:
         self.plot = plot
         self.bar = bar
         self.quantity = quantity
-        self.layer = layer  # None: the document's selected layer
+        self.layer = layer  # None: the state's selected layer
         self.image = pg.ImageItem(axisOrder="row-major")
         self.image.setZValue(-10)
         # stepping repaints small strips over the image: blit them from a device-resolution
@@ -324,9 +332,9 @@ class HeatmapGrid(pg.GraphicsLayoutWidget):
 
     hovered = Signal(str)
 
-    def __init__(self, document: Document, parent: Any = None) -> None:
+    def __init__(self, state: ViewerState, parent: Any = None) -> None:
         super().__init__(parent)
-        self.document = document
+        self.state = state
         self.theme: Theme = NORMAL
         self.all_layers = False
         self.maps: dict[str, Heatmap] = {}
@@ -334,13 +342,24 @@ class HeatmapGrid(pg.GraphicsLayoutWidget):
         self.ci.layout.setHorizontalSpacing(2)
         self.ci.layout.setVerticalSpacing(4)
         self.setBackground(self.theme.bg)
+        self.ncol = 3  # 3: two rows of maps; 6: one row (titles shortened to one line)
+        self.shown_rows: np.ndarray = np.zeros(0, np.int64)  # units drawn (a top-k may apply)
+        self.note = QLabel(self)  # says when not every unit fits
+        self.note.setStyleSheet(
+            "background: rgba(23, 25, 30, 220); color: #F0E442; padding: 2px 8px;"
+            "border: 1px solid #5a5f6b; border-radius: 4px;"
+        )
+        self.note.hide()
+        self._relayout = QTimer(self)
+        self._relayout.setSingleShot(True)
+        self._relayout.timeout.connect(self._fit)
         self._build()
-        document.trace_changed.connect(self._on_trace_changed)
-        document.layer_changed.connect(self._on_trace_changed)
-        document.batch_changed.connect(self._on_trace_changed)
-        document.filter_changed.connect(self._on_trace_changed)
-        document.t_changed.connect(self._on_t_changed)
-        document.selection_changed.connect(self._on_selection_changed)
+        state.events.trace.connect(self._on_trace_changed)
+        state.events.layer.connect(self._on_trace_changed)
+        state.events.batch.connect(self._on_trace_changed)
+        state.events.rows.connect(self._on_trace_changed)
+        state.events.t.connect(self._on_t_changed)
+        state.events.selection.connect(self._on_selection_changed)
         self.scene().sigMouseClicked.connect(self._on_clicked)
         self._hover_proxy = pg.SignalProxy(
             self.scene().sigMouseMoved, rateLimit=30, slot=self._on_moved
@@ -352,16 +371,14 @@ class HeatmapGrid(pg.GraphicsLayoutWidget):
         if not self.all_layers:
             return [(None, q) for q in QUANTITIES]
         return [
-            (name, q)
-            for name in self.document.layer_names
-            for q in ("forget_gate", "cell", "hidden")
+            (name, q) for name in self.state.layer_names for q in ("forget_gate", "cell", "hidden")
         ]
 
     def _build(self) -> None:
         self.ci.clear()
         self.maps = {}
         cells = self.cells()
-        ncol = 3
+        ncol = 3 if self.all_layers else self.ncol
         first: pg.PlotItem | None = None
         for k, (layer, q) in enumerate(cells):
             r, c = divmod(k, ncol)
@@ -394,6 +411,11 @@ class HeatmapGrid(pg.GraphicsLayoutWidget):
                 f"<span style='color:{color}; font-size:{th.title_px}px; font-weight:600'>"
                 f"{hm.layer} · {name}</span>"
             )
+        if not self.all_layers and self.ncol == 6:  # six side by side: one short line
+            return (
+                f"<span style='color:{color}; font-size:{th.title_px}px; font-weight:700'>"
+                f"{name}</span>"
+            )
         if th.name == "presentation":
             return (
                 f"<span style='color:{color}; font-size:{th.title_px}px; "
@@ -409,6 +431,7 @@ class HeatmapGrid(pg.GraphicsLayoutWidget):
     def _apply_theme(self) -> None:
         th = self.theme
         self.setBackground(th.bg)
+        self.setMinimumHeight(self.overhead() + 8 * ROW_PX)
         tick_font = QFont("DejaVu Sans")
         tick_font.setPixelSize(th.tick_px)
         for hm in self.maps.values():
@@ -423,6 +446,11 @@ class HeatmapGrid(pg.GraphicsLayoutWidget):
                 hm.plot.getAxis("bottom").showLabel(False)
                 hm.plot.getAxis("left").setWidth(int(th.tick_px * 2.0))
                 hm.plot.getAxis("bottom").setHeight(int(th.tick_px * 1.7))
+            elif not self.all_layers and self.ncol == 6:  # narrow: the titles say it
+                hm.plot.getAxis("left").showLabel(False)
+                hm.plot.getAxis("bottom").showLabel(False)
+                hm.plot.getAxis("left").setWidth(int(th.tick_px * 2.2))
+                hm.plot.getAxis("bottom").setHeight(int(th.tick_px * 1.9))
             else:
                 label_style = {"color": th.muted, "font-size": f"{th.tick_px - 1}px"}
                 hm.plot.getAxis("left").setLabel("unit", **label_style)
@@ -445,7 +473,6 @@ class HeatmapGrid(pg.GraphicsLayoutWidget):
     def set_theme(self, theme: Theme) -> None:
         self.theme = theme
         self._apply_theme()
-        self._drawn = None
         self._on_trace_changed()
 
     def set_all_layers(self, on: bool) -> None:
@@ -454,44 +481,28 @@ class HeatmapGrid(pg.GraphicsLayoutWidget):
             return
         self.all_layers = on
         self._build()
-        self._drawn = None
         self._on_trace_changed()
 
-    # --- document -> view ------------------------------------------------------------------
+    # --- state -> view ------------------------------------------------------------------
     def _layer_trace(self, hm: Heatmap) -> Any:
-        tr = self.document.trace
+        tr = self.state.trace
         if tr is None:
             return None
-        return self.document.layer_trace if hm.layer is None else tr.layer(hm.layer)
+        return self.state.layer_trace if hm.layer is None else tr.layer(hm.layer)
 
     def _on_trace_changed(self, *_: Any) -> None:
-        doc = self.document
+        doc = self.state
         if doc.trace is None:
             return
-        # one new trace arrives with several signals (trace, layer, batch, filter): draw once
-        key = (
-            id(doc.trace),
-            doc.layer,
-            doc.batch,
-            id(doc.rows),
-            self.all_layers,
-            self.theme.name,
-            len(self.maps),
-        )
-        if key == getattr(self, "_drawn", None):
-            return
-        self._drawn = key
         if self.all_layers and [k.split(":")[0] for k in self.maps][::3] != doc.layer_names:
             self._build()
-            self._drawn = (*key[:-1], len(self.maps))
+        self._fit(redraw=False)
         b = doc.batch
         for hm in self.maps.values():
             lt = self._layer_trace(hm)
             if lt is None:
                 continue
-            rows = doc.rows if hm.layer is None else np.arange(lt.units)
-            if hm.layer is None and len(rows) == 0:
-                rows = np.arange(lt.units)
+            rows = self.shown_rows if hm.layer is None else self._rows_for(lt, np.arange(lt.units))
             full = lt.per_unit(hm.quantity)[min(b, lt.batch_size - 1)]  # (T, U)
             data = full[:, rows].T if len(rows) != lt.units else full.T  # (R, T)
             hm.set_data(
@@ -500,14 +511,110 @@ class HeatmapGrid(pg.GraphicsLayoutWidget):
                 levels_for(lt, hm.quantity),
                 backwards=bool(lt.go_backwards),
             )
-            hm.set_ticks("left", self._unit_ticks(rows, self.theme.max_unit_labels))
-
+            hm.set_ticks("left", self._unit_ticks(rows, self._max_unit_labels(len(rows))))
             hm.set_t(min(doc.t, max(lt.timesteps - 1, 0)))
         self._update_time_ticks()
         self._on_selection_changed()
 
+    # --- fitting the grid to its height ----------------------------------------------------------
+    def overhead(self, ncol: int | None = None) -> int:
+        """Pixels of one row of maps that are not unit rows (title, time axis, margins), with
+        ``ncol`` maps per row (default: as now)."""
+        th = self.theme
+        ncol = self.ncol if ncol is None else ncol
+        two_lines = self.all_layers is False and ncol == 3
+        second = th.tick_px if th.name == "presentation" else th.title_px - 2
+        title = th.title_px + (second if two_lines else 0) + 10
+        narrow = th.name == "presentation" or (not self.all_layers and ncol == 6)
+        axis = int(th.tick_px * (1.7 if th.name == "presentation" else 1.9 if narrow else 2.9))
+        return title + axis + 12
+
+    def capacity(self, ncol: int, height: float | None = None) -> int:
+        """How many unit rows fit per map with ``ncol`` maps per row (3 or 6)."""
+        h = float(self.height() if height is None else height)
+        if self.all_layers:
+            grid_rows = max(len(self.state.layer_names), 1)
+        else:
+            grid_rows = 2 if ncol == 3 else 1
+        return max(int((h / grid_rows - self.overhead(ncol)) // ROW_PX), 1)
+
+    def _rows_for(self, lt: Any, rows: np.ndarray) -> np.ndarray:
+        """``rows``, or its most active units when they do not all fit at ROW_PX each."""
+        cap = self.capacity(3 if self.all_layers else self.ncol)
+        if len(rows) <= cap:
+            return rows
+        from ..analysis.units import unit_scores
+
+        score = unit_scores(lt, min(self.state.batch, lt.batch_size - 1), "active")[rows]
+        keep = np.sort(rows[np.argsort(-score, kind="stable")[:cap]])
+        return keep.astype(np.int64)
+
+    def wanted_height(self) -> int:
+        """The height that shows every unit (up to 48) at :data:`ROW_PX` in one row of maps:
+        the window gives the heatmaps this before the line plots below get any."""
+        lt = self.state.layer_trace
+        n = len(self.state.rows) if lt is not None and len(self.state.rows) else 16
+        if self.all_layers:
+            layers = max(len(self.state.layer_names), 1)
+            return layers * (self.overhead() + min(n, 24) * ROW_PX)
+        return self.overhead(6) + min(n, 48) * ROW_PX
+
+    def _max_unit_labels(self, n_rows: int) -> int:
+        """As many unit labels as fit the map's height without touching each other."""
+        grid_rows = max(len(self.state.layer_names), 1) if self.all_layers else 6 // self.ncol
+        px = self.height() / grid_rows - self.overhead()  # a map's data height
+        per_label = self.theme.tick_px * 1.5
+        return max(2, min(self.theme.max_unit_labels, int(px // per_label), n_rows))
+
+    def _fit(self, redraw: bool = True) -> None:
+        """Choose 3 x 2 or 6 x 1 maps for the height, and the units that fit."""
+        doc = self.state
+        lt = doc.layer_trace
+        if lt is None:
+            self.note.hide()
+            return
+        rows = doc.rows if len(doc.rows) else np.arange(lt.units, dtype=np.int64)
+        n = len(rows)
+        ncol = self.ncol
+        if not self.all_layers:
+            ncol = 3 if n <= self.capacity(3) else 6
+            if ncol != self.ncol:
+                self.ncol = ncol
+                self._place()
+                self._apply_theme()
+                QTimer.singleShot(0, self._update_time_ticks)  # once the maps have new widths
+        shown = self._rows_for(lt, rows)
+        changed = not np.array_equal(shown, self.shown_rows)
+        self.shown_rows = shown
+        if len(shown) < n:
+            self.note.setText(
+                f"showing the {len(shown)} most active of {n} units "
+                f"({ROW_PX} px each): make the window taller, or pick units in Show"
+            )
+            self.note.adjustSize()
+            self.note.move(max(self.width() - self.note.width() - 8, 0), 2)
+            self.note.show()
+            self.note.raise_()
+        else:
+            self.note.hide()
+        if redraw and changed:
+            self._on_trace_changed()
+
+    def _place(self) -> None:
+        """Put the existing maps in ``self.ncol`` columns (no plot is rebuilt)."""
+        plots = [hm.plot for hm in self.maps.values()]
+        for plot in plots:
+            self.ci.removeItem(plot)
+        for k, plot in enumerate(plots):
+            r, c = divmod(k, self.ncol)
+            self.ci.addItem(plot, row=r, col=c)
+        for c in range(6):
+            self.ci.layout.setColumnStretchFactor(c, 1 if c < self.ncol else 0)
+        for r in range(6):
+            self.ci.layout.setRowStretchFactor(r, 1 if r < (6 // self.ncol) else 0)
+
     def _update_time_ticks(self) -> None:
-        labels = self.document.token_labels()
+        labels = self.state.token_labels()
         for hm in self.maps.values():
             if not hm.n_t:
                 continue
@@ -521,8 +628,9 @@ class HeatmapGrid(pg.GraphicsLayoutWidget):
 
     def resizeEvent(self, ev: Any) -> None:
         super().resizeEvent(ev)
-        if getattr(self, "maps", None) and hasattr(self, "document"):
+        if getattr(self, "maps", None) and hasattr(self, "state"):
             self._update_time_ticks()
+            self._relayout.start(0)
 
     @staticmethod
     def _unit_ticks(rows: np.ndarray, max_labels: int = 12) -> list[tuple[float, str]]:
@@ -560,10 +668,10 @@ class HeatmapGrid(pg.GraphicsLayoutWidget):
             hm.set_t(min(t, max(hm.n_t - 1, 0)))
 
     def _on_selection_changed(self) -> None:
-        u = self.document.unit
+        u = self.state.unit
         for hm in self.maps.values():
             hit = np.nonzero(hm.rows == u)[0]
-            mine = hm.layer is None or hm.layer == self.document.layer
+            mine = hm.layer is None or hm.layer == self.state.layer
             hm.mark_row(int(hit[0]) if len(hit) and mine else None)
 
     # --- mouse ---------------------------------------------------------------------------------
@@ -590,15 +698,15 @@ class HeatmapGrid(pg.GraphicsLayoutWidget):
             return
         hm, t, unit = hit
         ev.accept()
-        if hm.layer is not None and hm.layer != self.document.layer:
-            self.document.set_layer(hm.layer)
-        self.document.set_t(t)
-        units = self.document.selected_units
+        if hm.layer is not None and hm.layer != self.state.layer:
+            self.state.set_layer(hm.layer)
+        self.state.set_t(t)
+        units = self.state.selected_units
         if ev.modifiers() & Qt.KeyboardModifier.ControlModifier:
             units = [u for u in units if u != unit] if unit in units else [*units, unit]
-            self.document.set_units(units or [unit])
+            self.state.set_units(units or [unit])
         else:
-            self.document.set_units([unit, *[u for u in units if u != unit]][:6])
+            self.state.set_units([unit, *[u for u in units if u != unit]][:6])
 
     def _on_moved(self, args: Any) -> None:
         hit = self.cell_at(args[0])
@@ -608,7 +716,7 @@ class HeatmapGrid(pg.GraphicsLayoutWidget):
         lt = self._layer_trace(hm)
         if lt is None:
             return
-        v = float(lt.at_unit(hm.quantity, t, min(self.document.batch, lt.batch_size - 1))[unit])
-        labels = self.document.token_labels()
+        v = float(lt.at_unit(hm.quantity, t, min(self.state.batch, lt.batch_size - 1))[unit])
+        labels = self.state.token_labels()
         tok = f" ({labels[t]!r})" if t < len(labels) else ""
         self.hovered.emit(f"{SHORT_TITLES[hm.quantity]} · unit {unit} · t = {t}{tok}: {v:+.3f}")

@@ -73,20 +73,25 @@ XCB_CURSOR_HINT = xcb_hint(["libxcb-cursor.so.0"])
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
+    from ..io import MODEL_FORMATS
+    from .keys import keys_text
+
+    formats = "\n".join(f"  {suffix:<13} {what}" for suffix, what in MODEL_FORMATS.items())
     p = argparse.ArgumentParser(
         prog="lstmviz",
         description="Open an LSTM model and step through a sequence, watching every gate.",
-        epilog="Keys in the window: Right/Left (or PageDown/PageUp) step, Home/End, Space "
-        "play/pause, +/- speed, F11 presentation mode, Ctrl+O open, Ctrl+Shift+G examples, "
-        "Ctrl+E export. "
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=f"Model files:\n{formats}\n  .lstmviz      a saved session (model, input, view)\n"
+        "  A TF1 checkpoint opens by its prefix (model.ckpt) too.\n\n"
+        f"Keys in the window:\n{keys_text()}\n\n"
         "Subcommands: lstmviz info|trace|train|export ... (see lstmviz SUBCOMMAND -h)",
     )
     p.add_argument(
         "model",
         nargs="?",
-        help="a .keras or .h5 model, or a .lstmviz session (default: a bundled example)",
+        help="a model file (formats below) or a .lstmviz session (default: a bundled example)",
     )
-    p.add_argument("--input", help="input sequence, .npy or .csv")
+    p.add_argument("--input", help="input sequence: .npy, .npz (one array per model input), .csv")
     p.add_argument("--text", help='input typed as text, e.g. "4 7 3" or "hello"')
     p.add_argument("--layer", help="LSTM layer to show first")
     p.add_argument("--step", type=int, default=0, help="timestep to show first")
@@ -112,6 +117,11 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         raise LstmvizError(f"--step must be >= 0; got {a.step}")
     if a.screenshot is not None and Path(a.screenshot).suffix.lower() != ".png":
         raise LstmvizError(f"--screenshot must name a .png file; got {a.screenshot!r}")
+    if a.screenshot is not None and not Path(a.screenshot).resolve().parent.is_dir():
+        raise LstmvizError(
+            f"--screenshot {a.screenshot}: the folder {Path(a.screenshot).parent} does not "
+            "exist; create it first or save somewhere else"
+        )
     return a
 
 
@@ -238,7 +248,7 @@ def _run(a: argparse.Namespace) -> int:
     state: dict[str, Any] = {"ready": False}
 
     def after_load() -> None:
-        doc = window.document
+        doc = window.state
         try:
             if a.layer:
                 doc.set_layer(a.layer)
@@ -257,16 +267,15 @@ def _run(a: argparse.Namespace) -> int:
     if model_path is not None:
 
         def when_traced() -> None:
-            doc = window.document
+            doc = window.state
             if doc.trace is not None and not doc.busy:
                 after_load()
             else:
-                doc.trace_changed.connect(_once(after_load))
+                doc.events.trace.connect(_once(after_load))
 
         if is_session:
-            window.ensure_extensions()  # sessions are opened by an extension
-        if is_session and hasattr(window, "session_actions"):
-            # a saved session (issue 7: lstmviz.app.session_actions)
+            window.ensure_actions()  # the session menu opens sessions
+        if is_session and window.session_actions is not None:
             window.session_actions.open_session(model_path, then=when_traced)
         else:
             window.open_model(
@@ -291,7 +300,7 @@ def _run(a: argparse.Namespace) -> int:
                 state["ready"]
                 and not window.runner.is_running()
                 and not window.trace_runner.is_running()
-                and not window.document.busy
+                and not window.state.busy
             ) or window.last_error is not None:
                 loop.quit()
 
@@ -301,14 +310,13 @@ def _run(a: argparse.Namespace) -> int:
         loop.exec()
         timer.stop()
         sys.excepthook = old_hook
-        if window.last_error is not None and (window.document.trace is None or "error" in state):
+        if window.last_error is not None and (window.state.trace is None or "error" in state):
             window.close()
             raise LstmvizError(window.last_error)
-        window.ensure_extensions()
+        window.ensure_actions()
         for _ in range(3):
             app.processEvents()
         out = Path(a.screenshot)
-        out.parent.mkdir(parents=True, exist_ok=True)
         pixmap = window.grab()
         from ..io.atomic import atomic_target
 
@@ -326,7 +334,7 @@ def _run(a: argparse.Namespace) -> int:
     # Once the window and its extensions exist, their ~80,000 Python objects live as long as
     # the app: moved out of the garbage collector's view, a full collection no longer walks
     # them (44 ms with the Train panel: a visible stall while a model trains).
-    window.extensions_installed.connect(_once(freeze_gc))
+    window.actions_built.connect(_once(freeze_gc))
     if a.presentation:
         window.showFullScreen()
     else:
@@ -341,14 +349,10 @@ def start_loading(path: str, text: str | None = None, input_path: str | None = N
     """Start reading a model (and its input) on a background thread; returns a
     :class:`concurrent.futures.Future` of ``(model, info, x)`` for
     :meth:`MainWindow.open_model`'s ``preload``."""
-    from concurrent.futures import ThreadPoolExecutor
-
     from .main_window import load_model_files
+    from .workers import background
 
-    pool = ThreadPoolExecutor(1, thread_name_prefix="lstmviz-preload")
-    future = pool.submit(load_model_files, str(path), None, text, input_path)
-    pool.shutdown(wait=False)
-    return future
+    return background(load_model_files, str(path), None, text, input_path, name="lstmviz preload")
 
 
 def build_window(width: int = 1600, height: int = 900, with_model: bool = True) -> Any:
@@ -356,11 +360,11 @@ def build_window(width: int = 1600, height: int = 900, with_model: bool = True) 
     paint (of the model, when one is being opened), so the model shows up early."""
     from .main_window import MainWindow
 
-    window = MainWindow(install_extensions=False)
+    window = MainWindow(actions=False)
     window.resize(width, height)
     if with_model:  # lay the side panels out now, while the model loads
         window.show_panels()
-    window.install_extensions_after_first_paint(wait_for_trace=with_model)
+    window.build_actions_after_first_paint(wait_for_trace=with_model)
     return window
 
 

@@ -1,17 +1,16 @@
 """The main window: token strip, six heatmaps, line plots, bars, unit detail, output view,
 transport bar; menus, keyboard shortcuts, drag-and-drop, presentation mode.
 
-Extension API (for ``train_panel``, ``export_actions``, ``analysis``, ``session_actions``):
-``window.document``, ``window.menu(name)``, ``window.add_dock(widget, title, area)``,
-``window.plot_widgets()``, ``window.show_error(message)``, ``window.run_worker(fn, ...)``,
-``window.open_model(path)``, ``window.status(message)``. Each of those modules, when present,
-is imported at the end of ``__init__`` and its ``install(window)`` called.
+The window composes everything explicitly: the views are built in :meth:`_build_views`; the
+sessions, export and training menus and the dockable panels (Train, Analysis ▸ ...) in
+:meth:`MainWindow.build_actions` (the panels are declared as :class:`~.panels.PanelSpec`
+and built the first time they open). Every view gets the window's
+:class:`~lstmviz.state.ViewerState` and subscribes to its events.
 """
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
+import html
 import logging
 import os
 import platform
@@ -19,7 +18,7 @@ import sys
 import traceback
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pyqtgraph as pg
 from PySide6.QtCore import QEvent, QObject, QSettings, Qt, QTimer, Signal
@@ -27,7 +26,6 @@ from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QKe
 from PySide6.QtWidgets import (
     QApplication,
     QDockWidget,
-    QFileDialog,
     QGroupBox,
     QHBoxLayout,
     QLabel,
@@ -44,9 +42,11 @@ from PySide6.QtWidgets import (
 )
 
 from ..errors import LstmvizError
-from .document import Document
+from ..state import ViewerState
+from . import dialogs
 from .heatmaps import HeatmapGrid
 from .model_panel import ModelPanel, SelectionPanel
+from .panels import Panels
 from .plots import OutputView, StepBars, UnitLines
 from .style import NORMAL, PRESENTATION, Theme, stylesheet
 from .token_strip import InputEditor, TokenStrip
@@ -54,12 +54,19 @@ from .transport import Transport
 from .unit_detail import UnitDetail
 from .workers import TaskRunner, Worker
 
+if TYPE_CHECKING:
+    from .export_actions import ExportActions
+    from .session_actions import SessionActions
+    from .train_panel import EngineChoice
+
 log = logging.getLogger(__name__)
 
 MENU_ORDER = ("File", "View", "Train", "Analysis", "Help")
-EXTENSIONS = ("train_panel", "export_actions", "analysis", "session_actions")
+#: The least height of the line plots and bars under the heatmaps (their data stays readable;
+#: drag the splitter down to hide them).
+BOTTOM_MIN_PX = 140
 MODEL_SUFFIXES = (".keras", ".h5", ".hdf5")  # more when lstmviz.io knows more formats
-INPUT_SUFFIXES = (".npy", ".csv", ".txt", ".tsv")
+INPUT_SUFFIXES = (".npy", ".npz", ".csv", ".txt", ".tsv")
 MAX_RECENT = 10
 
 _configured = False
@@ -99,15 +106,15 @@ def load_model_files(
 
 
 class MainWindow(QMainWindow):
-    """The lstmviz main window around one :class:`~lstmviz.app.document.Document`."""
+    """The lstmviz main window around one :class:`~lstmviz.app.state.ViewerState`."""
 
-    #: the extensions (analysis, training, export, sessions) are installed
-    extensions_installed = Signal()
+    #: the menus and panels of :meth:`build_actions` are in place
+    actions_built = Signal()
 
     def __init__(
         self,
-        document: Document | None = None,
-        install_extensions: bool = True,
+        state: ViewerState | None = None,
+        actions: bool = True,
         parent: QWidget | None = None,
     ) -> None:
         super().__init__(parent)
@@ -117,24 +124,28 @@ class MainWindow(QMainWindow):
         self.setDockOptions(
             QMainWindow.DockOption.AnimatedDocks | QMainWindow.DockOption.AllowTabbedDocks
         )
-        self.document = document if document is not None else Document(self)
+        self.state = state if state is not None else ViewerState()
         self.runner = TaskRunner(self)
         self.runner.failed.connect(self.show_error)
         self.runner.running_changed.connect(self._on_running_changed)
         self.runner.progress.connect(self._on_progress)
         # traces get their own runner: an export or a save started meanwhile must not cancel
-        # the trace the document is waiting for (and vice versa)
-        self.trace_runner = TaskRunner(self)
-        self.trace_runner.failed.connect(self.show_error)
+        # the trace the state is waiting for (and vice versa)
+        self.trace_runner = TaskRunner(self)  # its errors reach the dialog as events.failed
         self.trace_runner.running_changed.connect(self._on_running_changed)
-        self.document.runner = self._trace_runner
-        self.document.failed.connect(self.show_error)
-        self.document.busy_changed.connect(self._on_busy_changed)
+        self.state.runner = self._trace_runner
+        self.state.events.failed.connect(self.show_error)
+        self.state.events.busy.connect(self._on_busy_changed)
         self.theme: Theme = NORMAL
         self.presentation = False
         self.last_error: str | None = None
+        self.last_status = ""  # the newest status-bar message (it fades after a while)
         self.error_dialog: QMessageBox | None = None
-        self.extension_modules: dict[str, Any] = {}
+        self.panels: Panels | None = None
+        self.session_actions: SessionActions | None = None
+        self.export_actions: ExportActions | None = None
+        self.engine_choice: EngineChoice | None = None
+        self._build_pending: Callable[[], None] | None = None
         self._menus: dict[str, QMenu] = {}
         self._docks_before: dict[QDockWidget, bool] = {}
         self._recent_mem: list[str] = []
@@ -143,8 +154,8 @@ class MainWindow(QMainWindow):
         self._build_menus()
         self._build_shortcuts()
         self._build_status()
-        self.document.model_changed.connect(self._on_model_changed)
-        self.document.trace_changed.connect(self._on_trace_changed)
+        self.state.events.model.connect(self._on_model_changed)
+        self.state.events.trace.connect(self._on_trace_changed)
         self.heatmaps.hovered.connect(self._on_hovered)
         self.theme = NORMAL  # the views styled themselves with NORMAL when they were built
         self.setStyleSheet(stylesheet(NORMAL))
@@ -153,12 +164,13 @@ class MainWindow(QMainWindow):
         self._panels_shown = False
         for d in (self.model_dock, self.detail_dock):
             d.hide()
-        if install_extensions:
-            self._install_extensions()
+        self._default_layout = self.saveState()
+        if actions:
+            self.build_actions()
 
     # --- construction ----------------------------------------------------------------------
     def _build_views(self) -> None:
-        doc = self.document
+        doc = self.state
         self.editor = InputEditor(doc)
         self.editor.error.connect(self.show_error)
         self.editor.load_requested.connect(self.choose_input)
@@ -173,7 +185,7 @@ class MainWindow(QMainWindow):
         self.model_panel = ModelPanel(doc)
         self.selection_panel = SelectionPanel(doc)
         self.selection_panel.error.connect(self.show_error)
-        self.selection_panel.all_layers_toggled.connect(self.heatmaps.set_all_layers)
+        self.state.options.events.all_layers.connect(self.heatmaps.set_all_layers)
 
         main = QWidget()
         v = QVBoxLayout(main)
@@ -186,9 +198,12 @@ class MainWindow(QMainWindow):
         self.bottom.addWidget(self.step_bars)
         self.bottom.setStretchFactor(0, 1)
         self.bottom.setStretchFactor(1, 1)
-        self.vsplit = QSplitter(Qt.Orientation.Vertical)
+        self.bottom.setMinimumHeight(BOTTOM_MIN_PX)
+        self.vsplit = _FitSplitter(self._fit_central)
         self.vsplit.addWidget(self.heatmaps)
         self.vsplit.addWidget(self.bottom)
+        self.vsplit.setCollapsible(0, False)  # the heatmaps never vanish
+        self.vsplit.setChildrenCollapsible(True)
         self.vsplit.setStretchFactor(0, 5)
         self.vsplit.setStretchFactor(1, 2)
         self.vsplit.setSizes([560, 200])
@@ -233,6 +248,21 @@ class MainWindow(QMainWindow):
         )
         self.detail_dock.setMinimumWidth(260)
         self.resizeDocks([self.model_dock, self.detail_dock], [288, 335], Qt.Orientation.Horizontal)
+
+    def _fit_central(self) -> None:
+        """Heatmaps first: when the window (or a panel opened below) leaves too little height
+        for every unit's row and the line plots, the line plots fold away; they come back
+        when there is room again."""
+        total = self.vsplit.height()
+        need = self.heatmaps.wanted_height() + BOTTOM_MIN_PX + self.vsplit.handleWidth()
+        sizes = self.vsplit.sizes()
+        if total < need:
+            if sizes[1] > 0:
+                self._bottom_folded = True
+                self.vsplit.setSizes([total, 0])
+        elif getattr(self, "_bottom_folded", False) and sizes[1] == 0:
+            self._bottom_folded = False
+            self.vsplit.setSizes([max(total * 5 // 7, total - 260), min(total * 2 // 7, 260)])
 
     def _build_welcome(self) -> QWidget:
         w = QWidget()
@@ -282,16 +312,24 @@ class MainWindow(QMainWindow):
         file.addSeparator()
         self._action(file, "Save &screenshot…", self.choose_screenshot, "Ctrl+Shift+S")
         file.addSeparator()
-        self._action(file, "&Quit", self.close, QKeySequence.StandardKey.Quit)
+        self._action(file, "&Quit", self.close, "Ctrl+Q")
         view = self.menu("View")
         self.presentation_action = self._action(
             view, "&Presentation mode", self.toggle_presentation, "F11"
         )
         self.presentation_action.setCheckable(True)
+        self.state.options.events.presentation.connect(
+            lambda on: self.set_presentation(on, fullscreen=on and self.isVisible())
+        )
         self.all_layers_action = self._action(
-            view, "&All layers at once", lambda: self.selection_panel.all_layers.toggle()
+            view, "&All layers at once", lambda: self._toggle_option("all_layers")
+        )
+        self.all_layers_action.setCheckable(True)
+        self.state.options.events.all_layers.connect(
+            lambda on: self.all_layers_action.setChecked(on)
         )
         self._action(view, "&Reset zoom", self.reset_zoom, "Ctrl+0")
+        self._action(view, "Reset &layout", self.reset_layout, "Ctrl+Shift+0")
         view.addSeparator()
         view.addAction(self.model_dock.toggleViewAction())
         view.addAction(self.detail_dock.toggleViewAction())
@@ -371,18 +409,42 @@ class MainWindow(QMainWindow):
         widget: QWidget,
         title: str,
         area: Qt.DockWidgetArea = Qt.DockWidgetArea.RightDockWidgetArea,
+        key: str | None = None,
     ) -> QDockWidget:
-        """Put ``widget`` in a dock titled ``title``; returns the dock."""
+        """Put ``widget`` in a dock titled ``title``; returns the dock.
+
+        Docks move and close but do not float: a drag on a splitter or a title never tears
+        a panel off the window (the dock layout is saved; View ▸ Reset layout restores it).
+        """
         dock = QDockWidget(title, self)
-        dock.setObjectName(f"dock_{title.lower().replace(' ', '_')}")
+        dock.setObjectName(f"dock_{key or title.lower().replace(' ', '_')}")
         dock.setWidget(widget)
         dock.setFeatures(
             QDockWidget.DockWidgetFeature.DockWidgetMovable
             | QDockWidget.DockWidgetFeature.DockWidgetClosable
-            | QDockWidget.DockWidgetFeature.DockWidgetFloatable
         )
         self.addDockWidget(area, dock)
         return dock
+
+    def fit_dock(self, dock: QDockWidget, height: int) -> None:
+        """Give a bottom dock ``height`` pixels, less if the views above need the room."""
+        if self.dockWidgetArea(dock) != Qt.DockWidgetArea.BottomDockWidgetArea:
+            return
+        room = self.height() - self.centralWidget().minimumSizeHint().height() - 80
+        self.resizeDocks([dock], [max(120, min(height, room))], Qt.Orientation.Vertical)
+
+    def reset_layout(self) -> None:
+        """View ▸ Reset layout: every panel back in its default place and size."""
+        if self.presentation:
+            self.set_presentation(False)
+        self.restoreState(self._default_layout)
+        if self.panels is not None:
+            self.panels.close_all()
+        self._panels_shown = False
+        if self.state.model is not None:
+            self._show_panels_once()
+        self.resizeDocks([self.model_dock, self.detail_dock], [288, 335], Qt.Orientation.Horizontal)
+        self.vsplit.setSizes([560, 200])
 
     def plot_widgets(self) -> dict[str, Any]:
         """Every named view: ``heatmap_<quantity>``, ``unit_lines``,
@@ -425,6 +487,8 @@ class MainWindow(QMainWindow):
         return self.runner.start(fn, on_finished, label, **kwargs)
 
     def status(self, message: str, ms: int = 5000) -> None:
+        """Show ``message`` in the status bar for ``ms`` milliseconds."""
+        self.last_status = message
         self.statusBar().showMessage(message, ms)
 
     # --- opening files -------------------------------------------------------------------------
@@ -436,38 +500,35 @@ class MainWindow(QMainWindow):
         input_path: str | None = None,
         then: Callable[[], None] | None = None,
         preload: Any = None,
-    ) -> Worker:
-        """Load the model at ``path`` in a worker and show it (with ``x``, ``text`` or
-        ``input_path`` as input, else its example input). ``then()`` runs once it is shown.
-        ``preload``: a future of :func:`load_model_files` already started for this path."""
+    ) -> None:
+        """Load and trace the model at ``path`` in one worker job and show it (with ``x``,
+        ``text`` or ``input_path`` as input, else its example input). ``then()`` runs once
+        it is shown. ``preload``: a future of :func:`load_model_files` already started for
+        this path."""
         path = str(path)
 
-        def load(progress: Any, should_stop: Any) -> Any:
-            if preload is not None:
-                return preload.result()  # raises what loading raised
-            return load_model_files(path, x, text, input_path)
-
-        def loaded(result: Any) -> None:
-            model, info, xx = result
-            try:
-                self.document.set_model(model, path, info, xx)
-            except LstmvizError as e:
-                self.show_error(str(e))
-                return
+        def opened() -> None:
             self._add_recent(path)
             if then is not None:
                 then()
 
         self.status(f"Opening {path}…", 3000)
-        return self.run_worker(load, loaded, f"Opening {Path(path).name}")
+        self.state.open(
+            path,
+            x=x,
+            text=text,
+            input_path=input_path,
+            on_opened=opened,
+            load=preload.result if preload is not None else None,
+        )
 
     def open_input(self, path: str | os.PathLike[str]) -> None:
         """Read an input file (.npy / .csv) and trace the current model on it."""
-        if self.document.model is None:
+        if self.state.model is None:
             self.show_error("Open a model before loading an input.")
             return
         path = str(path)
-        model, info = self.document.model, self.document.info
+        model, info = self.state.model, self.state.info
 
         def read(progress: Any, should_stop: Any) -> Any:
             from ..io.inputs import load_input
@@ -476,7 +537,7 @@ class MainWindow(QMainWindow):
 
         def loaded(x: Any) -> None:
             try:
-                self.document.set_input(x)
+                self.state.set_input(x)
             except LstmvizError as e:
                 self.show_error(f"{path}: {e}")
                 return
@@ -485,9 +546,16 @@ class MainWindow(QMainWindow):
         self.run_worker(read, loaded, f"Reading {Path(path).name}")
 
     def open_path(self, path: str | os.PathLike[str]) -> None:
-        """Open a model or an input file, by its suffix."""
+        """Open a model, an input or a session file, by its suffix."""
+        from ..io.session import SUFFIX as SESSION_SUFFIX
+
         p = Path(path)
         suffix = p.suffix.lower()
+        if suffix == SESSION_SUFFIX:
+            self.ensure_actions()
+            if self.session_actions is not None:
+                self.session_actions.open_session(p)
+            return
         if suffix in model_suffixes():
             self.open_model(p)
         elif suffix in INPUT_SUFFIXES:
@@ -501,26 +569,19 @@ class MainWindow(QMainWindow):
 
     def choose_model(self) -> None:
         pattern = " ".join(f"*{s}" for s in model_suffixes())
-        path, _ = QFileDialog.getOpenFileName(
-            self, "Open a model", self._last_dir(), f"Models ({pattern});;All files (*)"
-        )
+        path = dialogs.ask_open_file(self, "Open a model", f"Models ({pattern});;All files (*)")
         if path:
             self.open_model(path)
 
     def choose_input(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(
-            self,
-            "Open an input sequence",
-            self._last_dir(),
-            "Inputs (*.npy *.csv *.txt);;All files (*)",
+        path = dialogs.ask_open_file(
+            self, "Open an input sequence", "Inputs (*.npy *.npz *.csv *.txt);;All files (*)"
         )
         if path:
             self.open_input(path)
 
     def choose_screenshot(self) -> None:
-        path, _ = QFileDialog.getSaveFileName(
-            self, "Save a screenshot", "lstmviz.png", "PNG images (*.png)"
-        )
+        path = dialogs.ask_save_file(self, "Save a screenshot", "lstmviz.png", "PNG images (*.png)")
         if path:
             from ..io.atomic import atomic_target
 
@@ -578,18 +639,20 @@ class MainWindow(QMainWindow):
             self.welcome_examples.addWidget(b, 0, Qt.AlignmentFlag.AlignHCenter)
             del row
 
-    def show_gallery(self, modal: bool = True) -> Any:
-        """The example gallery dialog (returns it; ``modal=False`` for tests)."""
+    def show_gallery(self) -> Any:
+        """The example gallery dialog (window-modal; the event loop keeps running)."""
         from ..examples import list_examples
         from .gallery import ExampleGallery
 
         dlg = ExampleGallery(list_examples(), self)
         dlg.accepted.connect(lambda: dlg.chosen and self.open_example(dlg.chosen))
-        if modal:
-            dlg.exec()
-        else:
-            dlg.show()
+        dlg.setWindowModality(Qt.WindowModality.WindowModal)
+        dlg.open()
+        self.gallery = dlg
         return dlg
+
+    def _toggle_option(self, name: str) -> None:
+        setattr(self.state.options, name, not getattr(self.state.options, name))
 
     def reset_zoom(self) -> None:
         """Show every timestep and unit again after zooming with the mouse wheel."""
@@ -675,6 +738,7 @@ class MainWindow(QMainWindow):
         if on == self.presentation:
             return
         self.presentation = on
+        self.state.options.presentation = on
         self.presentation_action.setChecked(on)
         docks = [self.model_dock, self.detail_dock]
         if on:
@@ -725,28 +789,30 @@ class MainWindow(QMainWindow):
 
         from .. import __version__
 
-        QMessageBox.about(
-            self,
-            "About lstmviz",
+        box = QMessageBox(QMessageBox.Icon.NoIcon, "About lstmviz", "", parent=self)
+        box.setWindowModality(Qt.WindowModality.WindowModal)
+        self.about_box = box
+        box.setText(
             f"<h3>lstmviz {__version__}</h3><p>Open up an LSTM and watch it think.</p>"
             f"<p>Python {platform.python_version()} · NumPy {np.__version__}<br>"
             f"PySide6 {PySide6.__version__} (Qt {qVersion()}) · pyqtgraph {pg.__version__}<br>"
             f"{platform.system()} {platform.machine()}</p>",
         )
+        box.open()
 
-    def show_shortcuts(self) -> None:
-        QMessageBox.information(
-            self,
-            "Keyboard shortcuts",
-            "Right / PageDown: step forward\nLeft / PageUp: step back\nHome / End: start / end"
-            "\nSpace: play / pause\n+ / -: faster / slower\nF11: presentation mode (Esc leaves)"
-            "\nCtrl+O: open a model\nCtrl+I: open an input\nCtrl+Shift+G: example gallery"
-            "\nCtrl+0: reset zoom (the mouse wheel zooms the heatmaps)\n\n"
-            "Click a heatmap cell to jump to "
-            "its step and select its unit; Ctrl+click adds a unit.",
-        )
+    def show_shortcuts(self) -> QMessageBox:
+        """Help ▸ Keyboard shortcuts (F1): every key of the app (:mod:`.keys`)."""
+        from .keys import keys_text
 
-    # --- document -> window --------------------------------------------------------------------
+        box = QMessageBox(QMessageBox.Icon.Information, "Keyboard shortcuts", "", parent=self)
+        box.setText(f"<pre style='font-size:13px'>{html.escape(keys_text())}</pre>")
+        box.setTextFormat(Qt.TextFormat.RichText)
+        box.setWindowModality(Qt.WindowModality.WindowModal)
+        self.shortcuts_box = box
+        box.open()
+        return box
+
+    # --- state -> window --------------------------------------------------------------------
     def _on_hovered(self, text: str) -> None:
         """The value under the mouse: in the status bar, or (presentation mode, no status
         bar) in a tooltip."""
@@ -763,7 +829,7 @@ class MainWindow(QMainWindow):
         self.heatmaps.setFocus(Qt.FocusReason.OtherFocusReason)
 
     def _on_model_changed(self) -> None:
-        doc = self.document
+        doc = self.state
         self.stack.setCurrentIndex(1)
         self._focus_views()
         self.statusBar().clearMessage()
@@ -788,23 +854,25 @@ class MainWindow(QMainWindow):
     def _on_trace_changed(self) -> None:
         self.stack.setCurrentIndex(1)
         self._show_panels_once()
-        tr = self.document.trace
-        mb = tr.nbytes / 2**20 if tr is not None else 0
+        from ..budget import format_bytes
+
+        tr = self.state.trace
+        size = format_bytes(tr.nbytes) if tr is not None else "–"
         self.engine_label.setText(
-            f"engine: {self.document.engine} · T = {self.document.timesteps} · {mb:.1f} MB"
+            f"engine: {self.state.engine} · T = {self.state.timesteps} · trace {size}"
         )
 
     def _trace_runner(
         self,
-        fn: Callable[..., Any],
+        job: Callable[..., Any],
         on_done: Callable[[Any], None],
+        on_failed: Callable[[str], None],
         label: str,
-        on_failed: Callable[[str], None] | None = None,
-    ) -> None:
-        self.trace_runner.start(fn, on_done, label, on_failed=on_failed)
+    ) -> Worker:
+        return self.trace_runner.start(job, on_done, label, on_failed=on_failed)
 
-    def _on_busy_changed(self, busy: bool, message: str) -> None:
-        self.busy_label.setText(message if busy else "")
+    def _on_busy_changed(self, label: str) -> None:
+        self.busy_label.setText(f"{label}…" if label else "")
 
     def _on_running_changed(self, running: bool, label: str) -> None:
         running = self.runner.is_running() or self.trace_runner.is_running()
@@ -824,80 +892,88 @@ class MainWindow(QMainWindow):
     def closeEvent(self, event: QCloseEvent) -> None:
         self.save_layout()
         self.transport.set_playing(False)
-        done = self.runner.shutdown(2000)
-        done = self.trace_runner.shutdown(2000) and done
-        if not done:
-            # a trace that cannot be interrupted is still running: leave the screen now,
-            # let it finish (a QThread must never be destroyed while it runs)
-            self.hide()
-            self.runner.shutdown(-1)
-            self.trace_runner.shutdown(-1)
-        for mod in self.extension_modules.values():
-            fn = getattr(mod, "uninstall", None)
-            if fn is not None:
-                try:
-                    fn(self)
-                except Exception:  # noqa: BLE001 - closing must not fail
-                    log.error("uninstall failed:\n%s", traceback.format_exc())
+        # ask every task to stop and give cooperative ones a moment; a trace inside the
+        # engine cannot be interrupted, but its daemon thread never holds the app open
+        self.runner.shutdown(200)
+        self.trace_runner.shutdown(200)
+        self._shut_down_actions()
         super().closeEvent(event)
 
-    # --- extensions ----------------------------------------------------------------------------
-    def install_extensions_after_first_paint(self, wait_for_trace: bool = True) -> None:
-        """Install the extensions once the window has painted (with a trace when
+    # --- menus and panels beyond the core views ----------------------------------------------
+    def build_actions(self) -> None:
+        """Sessions (File ▸ Save/Open session, autosave, recovery), export (File ▸ Export,
+        plot right-click menus), training (Train menu, View ▸ Engine) and the dockable panels
+        (Train, Analysis ▸ ...; built on first open). Called once; later calls do nothing."""
+        if self.panels is not None:
+            return
+        from .analysis import analysis_panels
+        from .export_actions import ExportActions
+        from .session_actions import SessionActions
+        from .train_panel import EngineChoice, add_train_menu, train_panel_spec
+
+        self.panels = Panels(self, [train_panel_spec(), *analysis_panels()])
+        add_train_menu(self, self.panels)
+        self.engine_choice = EngineChoice(self, self.panels)
+        self.export_actions = ExportActions(self)
+        self.session_actions = SessionActions(self)
+        self._default_layout = self.saveState()
+        self._build_pending = None
+        self.actions_built.emit()
+
+    def build_actions_after_first_paint(self, wait_for_trace: bool = True) -> None:
+        """:meth:`build_actions` once the window has painted (with a trace when
         ``wait_for_trace``): the start-up path of the ``lstmviz`` command, so the user sees
-        the model first and the extension menus and docks follow a moment later."""
-        state = {"done": False}
+        the model first and the menus and docks follow a moment later."""
         window = self
 
-        def install() -> None:
-            if not state["done"]:
-                state["done"] = True
-                self.heatmaps.viewport().removeEventFilter(self._paint_watch)
-                self.stack.widget(0).removeEventFilter(self._paint_watch)
-                self._install_extensions()
+        def build() -> None:
+            if self._build_pending is None:
+                return
+            self._build_pending = None
+            self.heatmaps.viewport().removeEventFilter(self._paint_watch)
+            self.stack.widget(0).removeEventFilter(self._paint_watch)
+            self.build_actions()
 
         class _Watch(QObject):
             def eventFilter(self, obj: Any, ev: Any) -> bool:
                 if ev.type() == QEvent.Type.Paint and (
-                    not wait_for_trace or window.document.trace is not None
+                    not wait_for_trace or window.state.trace is not None
                 ):
-                    QTimer.singleShot(30, install)  # after the first frame is out
+                    QTimer.singleShot(30, build)  # after the first frame is out
                 return False
 
         self._paint_watch = _Watch(self)
         self.heatmaps.viewport().installEventFilter(self._paint_watch)
         if not wait_for_trace:
             self.stack.widget(0).installEventFilter(self._paint_watch)
-        self.document.failed.connect(lambda _m: QTimer.singleShot(0, install))
-        self.runner.failed.connect(lambda _m: QTimer.singleShot(0, install))
-        QTimer.singleShot(5000, install)  # whatever happens, not later than this
-        self._install_pending = install
+        self.state.events.failed.connect(lambda _m: QTimer.singleShot(0, build))
+        QTimer.singleShot(5000, build)  # whatever happens, not later than this
+        self._build_pending = build
 
-    def ensure_extensions(self) -> None:
-        """Install deferred extensions now (before a screenshot, say)."""
-        fn = getattr(self, "_install_pending", None)
-        if fn is not None:
-            fn()
+    def ensure_actions(self) -> None:
+        """Build the deferred menus and panels now (before a screenshot, say)."""
+        if self._build_pending is not None:
+            self._build_pending()
 
-    def _install_extensions(self) -> None:
-        for name in EXTENSIONS:
-            if name in self.extension_modules:
+    def _shut_down_actions(self) -> None:
+        """Stop the background work of panels and actions (closing must not fail)."""
+        for part in (self.engine_choice, self.export_actions, self.session_actions):
+            if part is None:
                 continue
-            full = f"lstmviz.app.{name}"
             try:
-                if importlib.util.find_spec(full) is None:
+                part.shutdown()
+            except Exception:  # noqa: BLE001 - closing must not fail
+                log.error("shutting down %s failed:\n%s", part, traceback.format_exc())
+        if self.panels is not None:
+            for key in self.panels.specs:
+                widget = self.panels.built(key)
+                stop = getattr(widget, "shutdown", None)
+                if stop is None:
                     continue
-                mod = importlib.import_module(full)
-                mod.install(self)
-                self.extension_modules[name] = mod
-            except Exception as e:  # noqa: BLE001 - an extension never kills the app
-                log.error("extension %s failed:\n%s", full, traceback.format_exc())
-                msg = (
-                    f"The {name.replace('_', ' ')} extension could not be loaded: "
-                    f"{type(e).__name__}: {e}"
-                )
-                QTimer.singleShot(0, lambda m=msg: self.show_error(m))
-        self.extensions_installed.emit()
+                try:
+                    stop()
+                except Exception:  # noqa: BLE001 - closing must not fail
+                    log.error("shutting down panel %s failed:\n%s", key, traceback.format_exc())
 
 
 def _excepthook_for(window: MainWindow) -> Callable[..., None]:
@@ -917,3 +993,19 @@ def _excepthook_for(window: MainWindow) -> Callable[..., None]:
             )
 
     return hook
+
+
+class _FitSplitter(QSplitter):
+    """A vertical splitter that calls ``fit()`` after each resize (see
+    :meth:`MainWindow._fit_central`)."""
+
+    def __init__(self, fit: Callable[[], None]) -> None:
+        super().__init__(Qt.Orientation.Vertical)
+        self._fit = fit
+        self._timer = QTimer(self)
+        self._timer.setSingleShot(True)
+        self._timer.timeout.connect(fit)
+
+    def resizeEvent(self, ev: Any) -> None:
+        super().resizeEvent(ev)
+        self._timer.start(0)

@@ -19,7 +19,7 @@ from PySide6.QtWidgets import (
 )
 
 from ..errors import LstmvizError
-from .document import Document
+from ..state import ViewerState
 from .style import NORMAL, Theme
 
 
@@ -83,17 +83,17 @@ def _torch_bias_note(m: Any, theme: Theme) -> str:
 class ModelPanel(QLabel):
     """What the model is: title, description, each layer and its parameter count."""
 
-    def __init__(self, document: Document, parent: QWidget | None = None) -> None:
+    def __init__(self, state: ViewerState, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.document = document
+        self.state = state
         self.theme = NORMAL
         self.setTextFormat(Qt.TextFormat.RichText)
         self.setWordWrap(True)
         self.setAlignment(Qt.AlignmentFlag.AlignTop | Qt.AlignmentFlag.AlignLeft)
         self.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        document.model_changed.connect(self.refresh)
-        document.layer_changed.connect(self.refresh)
-        document.trace_changed.connect(self.refresh)
+        state.events.model.connect(self.refresh)
+        state.events.layer.connect(self.refresh)
+        state.events.trace.connect(self.refresh)
         self.refresh()
 
     def set_theme(self, theme: Theme) -> None:
@@ -101,7 +101,7 @@ class ModelPanel(QLabel):
         self.refresh()
 
     def refresh(self, *_: Any) -> None:
-        doc = self.document
+        doc = self.state
         m = doc.model
         th = self.theme
         if m is None:
@@ -143,11 +143,10 @@ class SelectionPanel(QWidget):
     """Layer (and "all layers"), batch item, unit filter and selected units."""
 
     error = Signal(str)
-    all_layers_toggled = Signal(bool)
 
-    def __init__(self, document: Document, parent: QWidget | None = None) -> None:
+    def __init__(self, state: ViewerState, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.document = document
+        self.state = state
         form = QFormLayout(self)
         form.setContentsMargins(4, 4, 4, 4)
         self.layer_combo = QComboBox()
@@ -157,7 +156,8 @@ class SelectionPanel(QWidget):
         self.layer_combo.activated.connect(self._on_layer_chosen)
         self.all_layers = QCheckBox("all layers at once")
         self.all_layers.setToolTip("Show forget gate, cell and hidden state of every layer")
-        self.all_layers.toggled.connect(self.all_layers_toggled)
+        self.all_layers.toggled.connect(self._on_all_layers)
+        state.options.events.all_layers.connect(lambda on: self.all_layers.setChecked(on))
         lv = QVBoxLayout()
         lv.setSpacing(2)
         lv.addWidget(self.layer_combo)
@@ -201,14 +201,17 @@ class SelectionPanel(QWidget):
         )
         self.units_edit.returnPressed.connect(self._on_units_typed)
         form.addRow("Units", self.units_edit)
-        document.trace_changed.connect(self.refresh)
-        document.layer_changed.connect(self.refresh)
-        document.selection_changed.connect(self._on_selection)
-        document.batch_changed.connect(lambda b: self.batch_spin.setValue(b))
+        state.events.trace.connect(self.refresh)
+        state.events.layer.connect(self.refresh)
+        state.events.selection.connect(self._on_selection)
+        state.events.batch.connect(lambda b: self.batch_spin.setValue(b))
         self.refresh()
 
+    def _on_all_layers(self, on: bool) -> None:
+        self.state.options.all_layers = on
+
     def refresh(self, *_: Any) -> None:
-        doc = self.document
+        doc = self.state
         self.layer_combo.blockSignals(True)
         self.layer_combo.clear()
         for name in doc.layer_names:
@@ -228,21 +231,21 @@ class SelectionPanel(QWidget):
 
     def _on_selection(self) -> None:
         if not self.units_edit.hasFocus():
-            self.units_edit.setText(", ".join(str(u) for u in self.document.selected_units))
-        mode, _arg = self.document.unit_filter
+            self.units_edit.setText(", ".join(str(u) for u in self.state.selected_units))
+        mode, _arg = self.state.unit_filter
         self.filter_combo.setCurrentIndex(self.filter_combo.findData(mode))
         self.filter_k.setVisible(mode in ("active", "saturated"))
         self.filter_list.setVisible(mode == "list")
 
     def _on_layer_chosen(self, i: int) -> None:
         try:
-            self.document.set_layer(self.layer_combo.itemData(i))
+            self.state.set_layer(self.layer_combo.itemData(i))
         except LstmvizError as e:
             self.error.emit(str(e))
 
     def _on_batch(self, b: int) -> None:
         try:
-            self.document.set_batch(b)
+            self.state.set_batch(b)
         except LstmvizError as e:
             self.error.emit(str(e))
 
@@ -255,14 +258,14 @@ class SelectionPanel(QWidget):
                 if not self.filter_list.text().strip():
                     self.filter_list.setFocus()
                     return
-                self.document.set_unit_filter("list", self.filter_list.text())
+                self.state.set_unit_filter("list", self.filter_list.text())
             else:
-                self.document.set_unit_filter(mode, self.filter_k.value())
+                self.state.set_unit_filter(mode, self.filter_k.value())
         except LstmvizError as e:
             self.error.emit(str(e))
 
     def _on_units_typed(self) -> None:
         try:
-            self.document.set_units(self.document.parse_units(self.units_edit.text()))
+            self.state.set_units(self.state.parse_units(self.units_edit.text()))
         except LstmvizError as e:
             self.error.emit(str(e))

@@ -20,7 +20,7 @@ from PySide6.QtWidgets import (
 )
 
 from ..engine.trace import QUANTITIES, SYMBOLS
-from .document import Document
+from ..state import ViewerState
 from .heatmaps import levels_for, set_ticks, time_ticks
 from .style import NORMAL, QUANTITY_COLORS, SHORT_TITLES, Theme, unit_color
 
@@ -73,9 +73,9 @@ def _style_axes(plot: pg.PlotItem, theme: Theme) -> None:
 class UnitLines(QWidget):
     """One quantity of the selected units over time, with a cursor at ``t``."""
 
-    def __init__(self, document: Document, parent: QWidget | None = None) -> None:
+    def __init__(self, state: ViewerState, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.document = document
+        self.state = state
         self.theme = NORMAL
         self.quantity = "hidden"
         lay = QVBoxLayout(self)
@@ -99,26 +99,25 @@ class UnitLines(QWidget):
         self.zero = pg.InfiniteLine(pos=0, angle=0, pen=pg.mkPen("#3a3f4b", width=1))
         self.plot.addItem(self.zero, ignoreBounds=True)
         lay.addWidget(self.widget, 1)
-        self.cursor = pg.InfiniteLine(angle=90, movable=False)
-        self.plot.addItem(self.cursor, ignoreBounds=True)
+        self.step_line = pg.InfiniteLine(angle=90, movable=False)
+        self.plot.addItem(self.step_line, ignoreBounds=True)
         self.curves: list[pg.PlotDataItem] = []
         self.set_theme(NORMAL)
-        document.trace_changed.connect(self.refresh)
-        document.layer_changed.connect(self.refresh)
-        document.batch_changed.connect(self.refresh)
-        document.selection_changed.connect(self.refresh)
-        document.t_changed.connect(self._on_t_changed)
+        state.events.trace.connect(self.refresh)
+        state.events.layer.connect(self.refresh)
+        state.events.batch.connect(self.refresh)
+        state.events.selection.connect(self.refresh)
+        state.events.t.connect(self._on_t_changed)
 
     def set_theme(self, theme: Theme) -> None:
         self.theme = theme
-        self._drawn = None
         self.widget.setBackground(theme.bg)
         _style_axes(self.plot, theme)
         _axis_labels(self.plot, theme, "value", "timestep t (input token)")
         self.plot.getAxis("left").setWidth(
             int(theme.tick_px * (4.2 if theme.name == "normal" else 2.2))
         )
-        self.cursor.setPen(pg.mkPen(theme.accent, width=theme.cursor_width))
+        self.step_line.setPen(pg.mkPen(theme.accent, width=theme.cursor_width))
         self.refresh()
 
     def _on_quantity(self, i: int) -> None:
@@ -128,7 +127,7 @@ class UnitLines(QWidget):
     def _update_title(self) -> None:
         th = self.theme
         c = QUANTITY_COLORS[self.quantity]
-        sel = self.document.selected_units
+        sel = self.state.selected_units
         units = ", ".join(f"<b style='color:{unit_color(k)}'>{u}</b>" for k, u in enumerate(sel))
         self.title.setText(
             f"<span style='color:{c}; font-weight:700; font-size:{th.title_px}px'>"
@@ -139,28 +138,16 @@ class UnitLines(QWidget):
         )
 
     def refresh(self, *_: Any) -> None:
-        lt = self.document.layer_trace
-        doc = self.document
-        key = (
-            id(lt),
-            doc.batch,
-            tuple(doc.selected_units),
-            self.quantity,
-            self.theme.name,
-            self.plot.vb.width() > 20,
-        )
-        if key == getattr(self, "_drawn", None):
-            return
-        self._drawn = key
+        lt = self.state.layer_trace
         self._update_title()
         if lt is None:
             for c in self.curves:
                 self.plot.removeItem(c)
             self.curves = []
             return
-        b = min(self.document.batch, lt.batch_size - 1)
+        b = min(self.state.batch, lt.batch_size - 1)
         data = lt.per_unit(self.quantity)[b]  # (T, U)
-        units = self.document.selected_units
+        units = self.state.selected_units
         old, self.curves = self.curves, []
         for k, u in enumerate(units):
             xs, ys = peak_decimate(data[:, u], 2 * MAX_POINTS)
@@ -189,16 +176,16 @@ class UnitLines(QWidget):
         self.plot.setYRange(lo, hi, padding=0.05)
         set_ticks(self.plot.getAxis("left"), [(v, f"{v:g}") for v in (lo, (lo + hi) / 2, hi)])
         self.plot.setXRange(0, max(lt.timesteps - 1, 1), padding=0.02)
-        labels = self.document.token_labels()
+        labels = self.state.token_labels()
         w = self.plot.vb.width() if self.plot.vb.width() > 20 else self.width() - 60
         ticks = time_ticks(
             labels if len(labels) == lt.timesteps else [], lt.timesteps, w, self.theme.tick_px
         )
         set_ticks(self.plot.getAxis("bottom"), [(x - 0.5, s) for x, s in ticks])
-        self._on_t_changed(self.document.t)
+        self._on_t_changed(self.state.t)
 
     def _on_t_changed(self, t: int) -> None:
-        self.cursor.setValue(t)
+        self.step_line.setValue(t)
 
 
 class SticksItem(pg.GraphicsObject):
@@ -243,9 +230,9 @@ class StepBars(QWidget):
     like the heatmap titles); more units: thin sticks, one path per quantity.
     """
 
-    def __init__(self, document: Document, parent: QWidget | None = None) -> None:
+    def __init__(self, state: ViewerState, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.document = document
+        self.state = state
         self.theme = NORMAL
         lay = QVBoxLayout(self)
         lay.setContentsMargins(0, 0, 0, 0)
@@ -265,11 +252,11 @@ class StepBars(QWidget):
         self.scale: dict[str, float] = {}
         self._bars = True
         self.set_theme(NORMAL)
-        document.trace_changed.connect(self.rebuild)
-        document.layer_changed.connect(self.rebuild)
-        document.batch_changed.connect(self.rebuild)
-        document.filter_changed.connect(self.rebuild)
-        document.t_changed.connect(self._on_t_changed)
+        state.events.trace.connect(self.rebuild)
+        state.events.layer.connect(self.rebuild)
+        state.events.batch.connect(self.rebuild)
+        state.events.rows.connect(self.rebuild)
+        state.events.t.connect(self._on_t_changed)
 
     def set_theme(self, theme: Theme) -> None:
         self.theme = theme
@@ -280,12 +267,8 @@ class StepBars(QWidget):
         self.rebuild()
 
     def rebuild(self, *_: Any) -> None:
-        lt = self.document.layer_trace
-        key = (id(lt), self.document.batch, id(self.document.rows), self.theme.name)
-        if key == getattr(self, "_drawn", None) and self.items:
-            return
-        self._drawn = key
-        rows = self.document.rows
+        lt = self.state.layer_trace
+        rows = self.state.rows
         n = len(rows) if lt is not None else -1
         if n != self._n_items:  # a new trace over as many units keeps the bar items
             for item in self.items.values():
@@ -338,7 +321,7 @@ class StepBars(QWidget):
         )
         step = max(1, -(-n // 16))
         set_ticks(self.plot.getAxis("bottom"), [(k, str(int(rows[k]))) for k in range(0, n, step)])
-        self._on_t_changed(self.document.t)
+        self._on_t_changed(self.state.t)
 
     def values(self, quantity: str) -> np.ndarray:
         """Values currently drawn for ``quantity``, unscaled (for tests)."""
@@ -348,12 +331,12 @@ class StepBars(QWidget):
         return np.asarray(self.items["sticks"].ys[k]) * self.scale[quantity]
 
     def _on_t_changed(self, t: int) -> None:
-        lt = self.document.layer_trace
+        lt = self.state.layer_trace
         if lt is None or not self.items:
             return
-        b = min(self.document.batch, lt.batch_size - 1)
+        b = min(self.state.batch, lt.batch_size - 1)
         t = min(t, lt.timesteps - 1)
-        rows = self.document.rows
+        rows = self.state.rows
         ys = []
         for q in QUANTITIES:
             v = lt.at_unit(q, t, b)[rows]  # (R,)
@@ -371,9 +354,9 @@ class OutputView(QWidget):
     """What the model says at the current step: top-k tokens with probabilities, the
     predicted digit, or the probability of a 1 bit."""
 
-    def __init__(self, document: Document, parent: QWidget | None = None) -> None:
+    def __init__(self, state: ViewerState, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.document = document
+        self.state = state
         self.theme = NORMAL
         self.k = 5
         lay = QVBoxLayout(self)
@@ -405,9 +388,10 @@ class OutputView(QWidget):
         self.shown: list[tuple[str, float]] = []
         self.probabilities = True
         self.set_theme(NORMAL)
-        document.trace_changed.connect(self.refresh)
-        document.batch_changed.connect(self.refresh)
-        document.t_changed.connect(self.refresh)
+        state.events.trace.connect(self.refresh)
+        state.events.batch.connect(self.refresh)
+        state.events.layer.connect(self.refresh)
+        state.events.t.connect(self.refresh)
 
     def set_theme(self, theme: Theme) -> None:
         self.theme = theme
@@ -421,10 +405,10 @@ class OutputView(QWidget):
         self.refresh()
 
     def labels(self, k_total: int) -> list[str]:
-        return output_labels(self.document, k_total)
+        return output_labels(self.state, k_total)
 
     def refresh(self, *_: Any) -> None:
-        doc = self.document
+        doc = self.state
         tr = doc.trace
         th = self.theme
         self.shown = []
@@ -495,7 +479,7 @@ class OutputView(QWidget):
         self.plot.setYRange(-0.5, max(n, 3) - 0.5, padding=0)
 
 
-def output_labels(doc: Document, k_total: int) -> list[str]:
+def output_labels(doc: ViewerState, k_total: int) -> list[str]:
     """Names of the model's output classes (from its info, vocabulary, or 0..K-1)."""
     info = doc.info
     if info is not None:

@@ -1,63 +1,128 @@
-"""File → Save Session… / Open Session…, autosave, and the restore offer after a crash.
+"""File → Save Session… / Open Session… / Recover, autosave, and the restore offer after a crash.
 
-``install(window)`` (called by the main window) adds the menu entries, starts the autosave
+``SessionActions(window)`` (made by the main window) adds the menu entries, starts the autosave
 timer (every 30 s, and at each training snapshot when the training panel announces one),
 and -- when a previous lstmviz died without closing (crash, ``kill -9``) -- offers to restore
 its last autosave. Autosaves and instance markers live in the user's data directory
 (``QStandardPaths.AppDataLocation``; ``LSTMVIZ_DATA_DIR`` overrides it, and tests never touch
-the real one).
+the real one). When that folder cannot be created or written, a temporary folder is used for
+the run and a warning says so: the menu entries and autosave are always there.
 
 Files in the data directory, per running window ``<pid>-<n>``:
 ``running-<pid>-<n>.lock`` (removed on a clean exit) and ``autosave-<pid>-<n>.lstmviz``;
-``last-session.lstmviz`` is the session at the last clean exit, ``recovered.lstmviz`` the
-autosave of the last crash once it was offered.
+``last-session.lstmviz`` is the session at the last clean exit. The autosave of every window
+that ended without closing is kept in ``recovered/`` as ``<date>-<time>-<pid>-<n>.lstmviz``
+(one file per window, never overwritten, never deleted by lstmviz) and listed, by time and
+model, in File ▸ Recover.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import itertools
 import logging
 import os
 import re
-import sys
 import tempfile
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from PySide6.QtCore import QByteArray, QObject, QStandardPaths, QTimer, Signal
 from PySide6.QtGui import QAction, QKeySequence
-from PySide6.QtWidgets import QFileDialog, QMessageBox
+from PySide6.QtWidgets import QMenu, QMessageBox
 
 from ..errors import LstmvizError
+from ..io.atomic import clean_stale_temps
 from ..io.session import SUFFIX, Session
+from ..state.session import apply_selection, session_from_state
+from . import dialogs
 
 log = logging.getLogger(__name__)
 
 AUTOSAVE_MS = 30_000
-MAX_INPUT_TEXT = 100_000  # characters of typed input kept in a session
 SNAPSHOT_GAP_S = 2.0  # autosaves at training snapshots come at most this often
 _LOCK_RE = re.compile(r"running-(\d+)-(\d+)\.lock$")
 _counter = itertools.count()
 
 
-def data_dir() -> Path:
-    """Where autosaves go: ``$LSTMVIZ_DATA_DIR``, else (in tests) a temporary directory,
-    else Qt's per-user application data directory."""
+RECOVERED_DIR = "recovered"
+_RECOVERED_RE = re.compile(r"^\d{8}-\d{6}-\d+-\d+(-\d+)?\.lstmviz$")
+
+
+def preferred_data_dir() -> Path:
+    """Where autosaves should go: ``$LSTMVIZ_DATA_DIR``, else (in tests) a temporary
+    directory, else Qt's per-user application data directory."""
     env = os.environ.get("LSTMVIZ_DATA_DIR")
     if env:
-        p = Path(env)
-    elif os.environ.get("LSTMVIZ_TESTING"):
-        p = Path(tempfile.gettempdir()) / f"lstmviz-testing-{os.getpid()}"
-    else:
-        loc = QStandardPaths.writableLocation(QStandardPaths.StandardLocation.AppDataLocation)
-        p = Path(loc) if loc else Path.home() / ".local" / "share" / "lstmviz"
-    p.mkdir(parents=True, exist_ok=True)
-    return p
+        return Path(env)
+    if os.environ.get("LSTMVIZ_TESTING"):
+        return Path(tempfile.gettempdir()) / f"lstmviz-testing-{os.getpid()}"
+    loc = QStandardPaths.writableLocation(QStandardPaths.StandardLocation.AppDataLocation)
+    return Path(loc) if loc else Path.home() / ".local" / "share" / "lstmviz"
+
+
+def resolve_data_dir() -> tuple[Path, str | None]:
+    """The data folder to use and, when the preferred one cannot be created or written (a
+    read-only home, a file in its place), a temporary folder and the warning to show."""
+    p = preferred_data_dir()
+    try:
+        p.mkdir(parents=True, exist_ok=True)
+        if not os.access(p, os.W_OK | os.X_OK):
+            raise PermissionError(errno.EACCES, "it is not writable")
+        return p, None
+    except (OSError, ValueError) as e:
+        reason = getattr(e, "strerror", None) or str(e)
+    try:
+        tmp = Path(tempfile.mkdtemp(prefix="lstmviz-data-"))
+    except OSError:
+        tmp = Path(tempfile.gettempdir())
+    return tmp, (
+        f"lstmviz cannot use its data folder {p} ({reason}). For this run, autosaves and "
+        f"recovered sessions go to the temporary folder {tmp}, which the system may empty. "
+        "Set LSTMVIZ_DATA_DIR to a folder you can write to."
+    )
+
+
+def data_dir() -> Path:
+    """The data folder autosaves go to (see :func:`resolve_data_dir`)."""
+    return resolve_data_dir()[0]
+
+
+@dataclass(frozen=True)
+class Recovered:
+    """One kept autosave of a window that ended without closing."""
+
+    path: Path
+    when: float  # the autosave's modification time
+    model: str  # what it shows, in words ("digit_sum.keras", "a model from training")
+    readable: bool = True
+
+    @property
+    def label(self) -> str:
+        when = time.strftime("%H:%M:%S on %d %b %Y", time.localtime(self.when))
+        return f"{when} — {self.model}"
+
+
+def describe_session(path: Path) -> Recovered:
+    """A :class:`Recovered` for ``path``, reading only its ``session.json``."""
+    try:
+        when = path.stat().st_mtime
+    except OSError:
+        when = 0.0
+    try:
+        info = Session.peek(path)
+    except LstmvizError as e:
+        return Recovered(path, when, f"unreadable: {str(e)[-80:]}", readable=False)
+    name = info["model_name"] or ("a model from training" if info["snapshots"] else "no model")
+    if info["embedded"]:
+        name += " (embedded)"
+    return Recovered(path, when, name)
 
 
 def _pid_alive(pid: int) -> bool:
@@ -132,7 +197,9 @@ class SessionActions(QObject):
     def __init__(self, window: Any) -> None:
         super().__init__(window)
         self.window = window
-        self.dir = data_dir()
+        self.dir, self.data_warning = resolve_data_dir()
+        self.recovered_dir = self.dir / RECOVERED_DIR
+        self.data_warning_box: QMessageBox | None = None
         tag = f"{os.getpid()}-{next(_counter)}"
         self.lock_path = self.dir / f"running-{tag}.lock"
         self.autosave_path = self.dir / f"autosave-{tag}{SUFFIX}"
@@ -154,6 +221,13 @@ class SessionActions(QObject):
         self.timer.start()
         self._write_lock()
         self._connect_training()
+        QTimer.singleShot(0, self, self.offer_restore)  # once the window is up (never after)
+        if self.data_warning:
+            QTimer.singleShot(0, self, self.show_data_warning)
+
+    def shutdown(self) -> None:
+        """The window closes: keep the last session, stop autosaving (see :meth:`close`)."""
+        self.close()
 
     # ---- menu -------------------------------------------------------------------------------
     def _build_menu(self) -> None:
@@ -180,7 +254,7 @@ class SessionActions(QObject):
         self.save_action = action(
             "Save s&ession…",
             self.choose_save,
-            "Ctrl+Alt+S",
+            "Ctrl+S",
             "Save everything you set up to a .lstmviz file",
         )
         self.embed_action = QAction("Embed the model in saved sessions", w)
@@ -194,40 +268,61 @@ class SessionActions(QObject):
             file.insertAction(before, self.embed_action)
         else:
             file.addAction(self.embed_action)
+        self.recover_menu = QMenu("&Recover", w)
+        self.recover_menu.setToolTipsVisible(True)
+        self.recover_menu.menuAction().setStatusTip(
+            "Autosaves of windows that ended without closing (a crash, kill -9), by time "
+            "and model: open one"
+        )
+        self.recover_menu.aboutToShow.connect(self._fill_recover_menu)
+        if before is not None:
+            file.insertMenu(before, self.recover_menu)
+        else:
+            file.addMenu(self.recover_menu)
+        self._fill_recover_menu()
+
+    def _fill_recover_menu(self) -> None:
+        menu = self.recover_menu
+        menu.clear()
+        kept = self.recovered()
+        for r in kept:
+            a = menu.addAction(r.label)
+            a.setToolTip(str(r.path))
+            a.setStatusTip(f"Open the autosave kept in {r.path}")
+            a.setEnabled(r.readable)
+            a.triggered.connect(lambda _=False, p=r.path: self.recover(p))
+        if not kept:
+            none = menu.addAction("No recovered sessions")
+            none.setEnabled(False)
+        menu.addSeparator()
+        where = menu.addAction(f"Kept in {self.recovered_dir}")
+        where.setEnabled(False)
+        if self.data_warning:
+            warn = menu.addAction("⚠ The data folder is temporary this run")
+            warn.setToolTip(self.data_warning)
+            warn.setEnabled(False)
 
     # ---- the current state --------------------------------------------------------------------
     def current_session(self) -> Session | None:
         """The window's state as a :class:`Session` (None when no model is open)."""
-        doc = self.window.document
-        if doc.model is None:
+        state = self.window.state
+        if state.model is None:
             return None
-        text = None
-        with contextlib.suppress(LstmvizError, ValueError, IndexError, TypeError):
-            text = doc.input_text() if callable(getattr(doc, "input_text", None)) else None
         view: dict[str, Any] = {}
-        mode, arg = getattr(doc, "unit_filter", ("all", None))
-        view["unit_filter"] = [mode, list(arg) if isinstance(arg, (list, tuple)) else arg]
-        panel = getattr(self.window, "selection_panel", None)
-        box = getattr(panel, "all_layers", None)
-        if box is not None and hasattr(box, "isChecked"):
-            view["all_layers"] = bool(box.isChecked())
         with contextlib.suppress(AttributeError, TypeError):  # docks, toolbars, splitters
             view["window_state"] = bytes(self.window.saveState().toBase64()).decode("ascii")
-        shown = getattr(getattr(self.window, "train_panel", None), "shown_snapshot", None)
+        shown = getattr(self._train_panel(), "shown_snapshot", None)
         if isinstance(shown, int):
             view["training_snapshot_shown"] = shown
-        snaps = self._training_snapshots()
-        s = Session.from_document(doc, view=view, snapshots=snaps)
-        s.input_text = text if text and len(text) <= MAX_INPUT_TEXT else None  # the array
-        # holds the input anyway; the text is what the editor showed, when it is short
+        s = session_from_state(state, view=view, snapshots=self._training_snapshots())
+        # a model opened from a session's embedded copy may exist nowhere else: keep it
+        s.keep_embedded(state.model)
         choice = getattr(self.window, "engine_choice", None)  # View ▸ Engine (train_panel)
         s.engine = str(getattr(choice, "engine", "numpy") or "numpy").lower()
-        if s.model_path and not Path(s.model_path).is_file():
-            s.model_path = None
         return s
 
     def _training_snapshots(self) -> list[dict[str, Any]]:
-        panel = getattr(self.window, "train_panel", None)
+        panel = self._train_panel()
         snaps = getattr(panel, "snapshots", None) if panel is not None else None
         if callable(snaps):
             snaps = snaps()
@@ -244,16 +339,21 @@ class SessionActions(QObject):
     def _connect_training(self) -> None:
         """Autosave at each training snapshot (and when training ends), when the training
         panel (``lstmviz.app.train_panel``) is there."""
-        panel = getattr(self.window, "train_panel", None)
-        if panel is None:
-            return
         self._pending = QTimer(self)
         self._pending.setSingleShot(True)
         self._pending.timeout.connect(lambda: self.autosave(background=True))
-        for name in ("snapshot_added", "trained"):
-            sig = getattr(panel, name, None)
-            if sig is not None and hasattr(sig, "connect"):
-                sig.connect(self._on_snapshot)
+
+        def connect(panel: Any) -> None:
+            panel.snapshot_added.connect(self._on_snapshot)
+            panel.trained.connect(self._on_snapshot)
+
+        if self.window.panels is not None:
+            self.window.panels.on_built("train", connect)
+
+    def _train_panel(self) -> Any:
+        """The Train panel if it was opened, else None."""
+        panels = self.window.panels
+        return panels.built("train") if panels is not None else None
 
     def _on_snapshot(self, *_: Any) -> None:
         """Autosave now -- or, when the last one is under SNAPSHOT_GAP_S old, as soon as it is
@@ -281,21 +381,30 @@ class SessionActions(QObject):
         if p.suffix.lower() != SUFFIX:
             p = p.with_name(p.name + SUFFIX)
         embed = self.embed_action.isChecked() if embed is None else embed
-        s.save(p, embed_model=bool(embed and s.model_path))
+        kept = s.model_bytes is not None  # the embedded copy it was opened with
+        on_disk = bool(s.model_path) and Path(str(s.model_path)).is_file()
+        s.save(p, embed_model=bool(embed and on_disk))
         self.session_path = p
         with contextlib.suppress(AttributeError):
             self.window._add_recent(str(p))
-        self.window.status(f"Saved session {p}")
+        if kept:
+            self.window.status(
+                f"Saved session {p}, with the model embedded in it again (the session it was "
+                "opened from carried it)",
+                10000,
+            )
+        else:
+            self.window.status(f"Saved session {p}")
         return p
 
     def choose_save(self) -> None:
-        doc = self.window.document
+        doc = self.window.state
         if doc.model is None:
             self.window.show_error("Nothing to save yet: open a model first.")
             return
         stem = Path(doc.model_path).stem if doc.model_path else "session"
         start = str(self.session_path or Path.cwd() / f"{stem}{SUFFIX}")
-        path, _ = QFileDialog.getSaveFileName(
+        path = dialogs.ask_save_file(
             self.window, "Save session", start, f"lstmviz sessions (*{SUFFIX})"
         )
         if path:
@@ -317,8 +426,13 @@ class SessionActions(QObject):
             s = self.current_session()
             if s is None:
                 return None
-            # embed small models: the autosave must survive the model file changing
-            small = s.model_path and Path(s.model_path).stat().st_size <= 64 * 2**20
+            # embed small models: the autosave must survive the model file changing (a model
+            # that came embedded is kept embedded whatever its size)
+            small = s.model_bytes is not None or (
+                bool(s.model_path)
+                and Path(str(s.model_path)).is_file()
+                and Path(str(s.model_path)).stat().st_size <= 64 * 2**20
+            )
         except (LstmvizError, OSError) as e:
             self._autosave_failed.emit(str(e))
             return None
@@ -365,8 +479,8 @@ class SessionActions(QObject):
 
     # ---- opening ------------------------------------------------------------------------------
     def choose_open(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(
-            self.window, "Open session", "", f"lstmviz sessions (*{SUFFIX});;All files (*)"
+        path = dialogs.ask_open_file(
+            self.window, "Open session", f"lstmviz sessions (*{SUFFIX});;All files (*)"
         )
         if path:
             self.open_session(path)
@@ -404,13 +518,19 @@ class SessionActions(QObject):
             return s.load_model()
         for snap in reversed(s.snapshots):  # a model that only lived in a training run
             if "spec" in snap:
-                return dict_to_snapshot(snap).engine_model()
+                from ..io.keras import dry_run
+
+                model = dict_to_snapshot(snap).engine_model()
+                # its config and weights come from the file: run it once, small, as every
+                # model file is at load (refused with a message, not failing later)
+                dry_run(model, f"{s.source}: the model of its training timeline")
+                return model
         raise LstmvizError(f"{s.source}: the session names no model")
 
     def _show(
         self, s: Session, model: Any, info: Any, path: str, then: Callable[[], None] | None
     ) -> None:
-        doc = self.window.document
+        doc = self.window.state
         mpath = s.model_path if s.model_path and Path(s.model_path).is_file() else None
         try:
             doc.set_model(model, mpath, info, s.input)
@@ -428,7 +548,7 @@ class SessionActions(QObject):
                 return
             done["v"] = True
             if done["connected"]:
-                doc.trace_changed.disconnect(apply)
+                doc.events.trace.disconnect(apply)
             problems = self._apply_selection(s)
             problems += self._restore_training(s)
             msgs = s.warnings + problems
@@ -444,14 +564,14 @@ class SessionActions(QObject):
             apply()
         else:
             done["connected"] = True
-            doc.trace_changed.connect(apply)
+            doc.events.trace.connect(apply)
 
     def _restore_training(self, s: Session) -> list[str]:
         """Put a session's training snapshots back on the training panel's timeline."""
-        panel = getattr(self.window, "train_panel", None)
         snaps = [d for d in s.snapshots if "spec" in d]
-        if panel is None or not snaps or not hasattr(panel, "load_snapshots"):
+        if not snaps or self.window.panels is None:
             return []
+        panel = self.window.panels.widget("train")
         try:
             objs = [dict_to_snapshot(d) for d in snaps]
         except LstmvizError as e:
@@ -467,30 +587,17 @@ class SessionActions(QObject):
         return []
 
     def _apply_selection(self, s: Session) -> list[str]:
-        doc = self.window.document
-        problems: list[str] = []
-        steps: list[tuple[str, Callable[[], Any]]] = []
-        if s.layer:
-            steps.append(("layer", lambda: doc.set_layer(s.layer)))
-        steps.append(("batch item", lambda: doc.set_batch(s.batch)))
-        if s.units:
-            steps.append(("units", lambda: doc.set_units(s.units)))
-        uf = s.view.get("unit_filter")
-        if isinstance(uf, list) and len(uf) == 2 and isinstance(uf[0], str) and uf[0] != "all":
-            steps.append(("unit filter", lambda: doc.set_unit_filter(uf[0], uf[1])))
-        steps.append(("timestep", lambda: doc.set_t(s.t)))
+        problems = apply_selection(s, self.window.state)
+        for name in ("all_layers", "lock_levels", "hide_future"):
+            if isinstance(s.view.get(name), bool):
+                setattr(self.window.state.options, name, s.view[name])
         choice = getattr(self.window, "engine_choice", None)
         names = {n.lower(): n for n in getattr(choice, "actions", {})}
         if choice is not None and s.engine in names and choice.engine != names[s.engine]:
-            steps.append(("engine", lambda: choice.set_engine(names[s.engine])))
-        for what, fn in steps:
             try:
-                fn()
-            except (LstmvizError, TypeError, ValueError) as e:
-                problems.append(f"{what} not restored: {e}")
-        box = getattr(getattr(self.window, "selection_panel", None), "all_layers", None)
-        if isinstance(s.view.get("all_layers"), bool) and box is not None:
-            box.setChecked(s.view["all_layers"])
+                choice.set_engine(names[s.engine])
+            except LstmvizError as e:
+                problems.append(f"engine not restored: {e}")
         state = s.view.get("window_state")
         if isinstance(state, str) and len(state) < 2**20:
             ok = self.window.restoreState(QByteArray.fromBase64(state.encode("ascii", "replace")))
@@ -506,7 +613,8 @@ class SessionActions(QObject):
             log.warning("cannot write %s: %s", self.lock_path, e)
 
     def stale_autosaves(self) -> list[tuple[Path, Path | None]]:
-        """``(lock, autosave or None)`` of every lstmviz that ended without closing."""
+        """``(lock, autosave or None)`` of every lstmviz window that ended without closing,
+        oldest first."""
         out = []
         for lock in self.dir.glob("running-*.lock"):
             m = _LOCK_RE.search(lock.name)
@@ -514,7 +622,8 @@ class SessionActions(QObject):
                 continue
             auto = self.dir / f"autosave-{m.group(1)}-{m.group(2)}{SUFFIX}"
             out.append((lock, auto if auto.is_file() else None))
-        # temporary files of writes a kill interrupted
+        # temporary files of writes a kill interrupted (this and older lstmviz versions)
+        clean_stale_temps(self.dir)
         for tmp in self.dir.glob(f".autosave-*{SUFFIX}.*.tmp"):
             m = re.match(r"\.autosave-(\d+)-", tmp.name)
             if m and not _pid_alive(int(m.group(1))):
@@ -522,41 +631,112 @@ class SessionActions(QObject):
                     tmp.unlink()
         return sorted(out, key=lambda la: la[1].stat().st_mtime if la[1] else 0)
 
-    def offer_restore(self) -> QMessageBox | None:
-        """After an unclean exit, ask (without blocking) whether to restore its autosave."""
-        stale = self.stale_autosaves()
-        if not stale:
+    def _keep(self, src: Path, stem: str) -> Path | None:
+        """Move ``src`` into the recovered folder as ``<stem>.lstmviz`` (``<stem>-2``... when
+        taken); never replaces a file there. Returns the new path, None when it failed."""
+        try:
+            self.recovered_dir.mkdir(exist_ok=True)
+        except OSError as e:
+            log.warning("cannot create %s: %s", self.recovered_dir, e)
             return None
-        newest = None
-        for lock, auto in stale:
-            if auto is not None:
-                target = self.dir / f"recovered{SUFFIX}"
+        for k in range(1, 1000):
+            dst = self.recovered_dir / (f"{stem}{SUFFIX}" if k == 1 else f"{stem}-{k}{SUFFIX}")
+            try:
+                os.link(src, dst)  # fails if dst exists: nothing is overwritten
+            except FileExistsError:
+                continue
+            except OSError:  # no hard links on this file system
+                if dst.exists():
+                    continue
                 try:
-                    os.replace(auto, target)
-                    newest = target
+                    os.replace(src, dst)
                 except OSError as e:
-                    log.warning("cannot keep %s: %s", auto, e)
+                    log.warning("cannot keep %s: %s", src, e)
+                    return None
+                return dst
+            with contextlib.suppress(OSError):
+                os.unlink(src)
+            return dst
+        return None  # pragma: no cover
+
+    def keep_stale(self) -> list[Path]:
+        """Move the autosave of every window that ended without closing into the recovered
+        folder, one file each, named by time and window; drop their markers. A marker stays
+        when its autosave could not be moved (tried again next start). Returns the new
+        files, oldest first."""
+        kept: list[Path] = []
+        legacy = self.dir / f"recovered{SUFFIX}"  # what older versions kept (one file)
+        if legacy.is_file():
+            when = time.strftime("%Y%m%d-%H%M%S", time.localtime(legacy.stat().st_mtime))
+            self._keep(legacy, f"{when}-0-0")
+        for lock, auto in self.stale_autosaves():
+            if auto is not None:
+                m = _LOCK_RE.search(lock.name)
+                tag = f"{m.group(1)}-{m.group(2)}" if m else "0-0"
+                try:
+                    mtime = auto.stat().st_mtime
+                except OSError:
+                    continue
+                when = time.strftime("%Y%m%d-%H%M%S", time.localtime(mtime))
+                dst = self._keep(auto, f"{when}-{tag}")
+                if dst is None:
+                    continue  # keep the marker: offered again next time
+                kept.append(dst)
             with contextlib.suppress(OSError):
                 lock.unlink()
-        if newest is None:
-            return None
-        self.restore_candidate = newest
-        when = time.strftime("%H:%M on %d %b", time.localtime(newest.stat().st_mtime))
+        return kept
+
+    def recovered(self) -> list[Recovered]:
+        """Every kept autosave, newest first."""
         try:
-            s = Session.load(newest)
-            what = Path(s.model_path).name if s.model_path else "a model from training"
-        except LstmvizError as e:
-            log.warning("the crashed session cannot be read: %s", e)
+            paths = [
+                p
+                for p in self.recovered_dir.iterdir()
+                if p.suffix == SUFFIX and not p.name.startswith(".") and p.is_file()
+            ]
+        except OSError:
+            paths = []
+        out = [describe_session(p) for p in paths]
+        return sorted(out, key=lambda r: (r.when, r.path.name), reverse=True)
+
+    def recover(self, path: str | os.PathLike[str]) -> Any:
+        """Open a kept autosave (File ▸ Recover). The file stays where it is."""
+        return self.open_session(path)
+
+    def offer_restore(self) -> QMessageBox | None:
+        """After an unclean exit, keep its autosave(s) and ask (without blocking) whether to
+        restore the newest one; the others are in File ▸ Recover."""
+        new = self.keep_stale()
+        self._fill_recover_menu()
+        if not new:
             return None
+        newest = describe_session(max(new, key=lambda p: p.stat().st_mtime))
+        if not newest.readable:
+            log.warning("the crashed session cannot be read: %s", newest.model)
+            self.window.status(
+                f"lstmviz did not close cleanly last time; its autosave cannot be read "
+                f"({newest.model}). It is kept in {newest.path}.",
+                15000,
+            )
+            return None
+        self.restore_candidate = newest.path
+        others = len(self.recovered()) - 1
         box = QMessageBox(
             QMessageBox.Icon.Question,
             "Restore session?",
             f"lstmviz did not close cleanly last time.\n\nRestore the session "
-            f"autosaved at {when} ({what})?",
+            f"autosaved at {newest.label.replace(' — ', ' (')})?",
             QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
             self.window,
         )
-        box.setInformativeText(f"It is kept in {newest}; File → Open session… opens it later.")
+        box.setInformativeText(
+            f"It is kept in {newest.path}; File ▸ Recover opens it later"
+            + (
+                f", with {others} other recovered session{'s' if others != 1 else ''}."
+                if others > 0
+                else "."
+            )
+        )
         box.setDefaultButton(QMessageBox.StandardButton.Yes)
         box.button(QMessageBox.StandardButton.Yes).setText("&Restore")
         box.button(QMessageBox.StandardButton.No).setText("&Not now")
@@ -569,7 +749,24 @@ class SessionActions(QObject):
         box, self.restore_box = self.restore_box, None
         yes = box is not None and box.clickedButton() is box.button(QMessageBox.StandardButton.Yes)
         if yes and self.restore_candidate is not None:
-            self.open_session(self.restore_candidate)
+            self.recover(self.restore_candidate)
+
+    def show_data_warning(self) -> QMessageBox | None:
+        """Say (without blocking) that the data folder is a temporary one this run."""
+        if not self.data_warning:
+            return None
+        log.warning("%s", self.data_warning)
+        self.window.status(self.data_warning, 0)
+        box = QMessageBox(
+            QMessageBox.Icon.Warning,
+            "Autosave folder",
+            self.data_warning,
+            QMessageBox.StandardButton.Ok,
+            self.window,
+        )
+        self.data_warning_box = box
+        box.open()
+        return box
 
     # ---- clean exit ---------------------------------------------------------------------------
     def close(self) -> None:
@@ -581,8 +778,9 @@ class SessionActions(QObject):
         if getattr(self, "_pending", None) is not None:
             self._pending.stop()
         self.wait_for_autosave()  # a write in flight must not recreate the file below
-        if self.restore_box is not None:
-            self.restore_box.close()
+        for box in (self.restore_box, self.data_warning_box):
+            if box is not None:
+                box.close()
         try:
             s = self.current_session()
             if s is not None:
@@ -592,29 +790,3 @@ class SessionActions(QObject):
         for p in (self.autosave_path, self.lock_path):
             with contextlib.suppress(OSError):
                 p.unlink()
-
-
-def install(window: Any) -> SessionActions:
-    """Add File → Save/Open Session, autosave and the restore offer to ``window``."""
-    actions = SessionActions(window)
-    window.session_actions = actions
-    original_open_path = window.open_path
-
-    def open_path(path: str | os.PathLike[str]) -> None:  # drops, Recent: sessions too
-        if Path(path).suffix.lower() == SUFFIX:
-            actions.open_session(path)
-        else:
-            original_open_path(path)
-
-    window.open_path = open_path
-    mods = getattr(window, "extension_modules", None)
-    if isinstance(mods, dict):  # so closing the window calls uninstall() even when installed
-        mods.setdefault("session_actions", sys.modules[__name__])  # by hand
-    QTimer.singleShot(0, actions, actions.offer_restore)  # not after the window is gone
-    return actions
-
-
-def uninstall(window: Any) -> None:
-    actions = getattr(window, "session_actions", None)
-    if actions is not None:
-        actions.close()

@@ -9,8 +9,16 @@ unit curves come from the Okabe-Ito palette.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
+
+#: Small SVG icons the style sheet draws controls with (check marks, spin-box arrows):
+#: without them a dark style sheet leaves Qt's indicators invisible.
+ICONS = Path(__file__).with_name("icons")
+
+#: The look of an empty state: a sentence saying what to do, no axes.
+EMPTY_STYLE = "color: #9aa0a6; font-size: 15px; padding: 24px;"
 
 GATE_CMAP = "viridis"
 SIGNED_CMAP = "CET-D1A"
@@ -111,6 +119,8 @@ PRESENTATION = Theme(
 
 def stylesheet(theme: Theme) -> str:
     """The Qt style sheet of the widgets around the plots."""
+    ind = max(14, theme.font_px + 2)  # check box indicators grow with the type
+    icons = ICONS.as_posix()
     return f"""
     QWidget {{ background: {theme.bg}; color: {theme.fg}; font-size: {theme.font_px}px; }}
     QMainWindow::separator {{ background: #2a2d35; width: 3px; height: 3px; }}
@@ -137,6 +147,31 @@ def stylesheet(theme: Theme) -> str:
     QScrollArea {{ border: none; }}
     QTabBar::tab {{ background: #22252d; padding: 5px 12px; }}
     QTabBar::tab:selected {{ background: #0072B2; }}
+    QCheckBox::indicator, QGroupBox::indicator {{ width: {ind}px; height: {ind}px;
+                border: 1px solid #9aa0a6; border-radius: 3px; background: #0f1115; }}
+    QCheckBox::indicator:hover {{ border: 1px solid #56B4E9; }}
+    QCheckBox::indicator:checked, QGroupBox::indicator:checked {{ background: #56B4E9;
+                border: 1px solid #56B4E9; image: url({icons}/check.svg); }}
+    QCheckBox::indicator:disabled {{ border: 1px solid #4a4f5b; background: #1d2026; }}
+    QMenu::indicator:checked {{ image: url({icons}/check.svg); background: #56B4E9;
+                border-radius: 3px; }}
+    QSpinBox, QDoubleSpinBox {{ background: #0f1115; border: 1px solid #3a3f4b;
+                border-radius: 4px; padding: 3px 18px 3px 6px; }}
+    QSpinBox::up-button, QDoubleSpinBox::up-button {{ subcontrol-position: top right;
+                width: 16px; background: #262a33; border-left: 1px solid #3a3f4b;
+                border-top-right-radius: 4px; }}
+    QSpinBox::down-button, QDoubleSpinBox::down-button {{ subcontrol-position: bottom right;
+                width: 16px; background: #262a33; border-left: 1px solid #3a3f4b;
+                border-bottom-right-radius: 4px; }}
+    QSpinBox::up-button:hover, QSpinBox::down-button:hover,
+    QDoubleSpinBox::up-button:hover, QDoubleSpinBox::down-button:hover {{ background: #323743; }}
+    QSpinBox::up-arrow, QDoubleSpinBox::up-arrow {{ image: url({icons}/up.svg);
+                width: 9px; height: 6px; }}
+    QSpinBox::down-arrow, QDoubleSpinBox::down-arrow {{ image: url({icons}/down.svg);
+                width: 9px; height: 6px; }}
+    QComboBox::drop-down {{ width: 18px; border-left: 1px solid #3a3f4b; }}
+    QComboBox::down-arrow {{ image: url({icons}/down.svg); width: 9px; height: 6px; }}
+    QComboBox QAbstractItemView {{ background: #1d2026; selection-background-color: #0072B2; }}
     """
 
 

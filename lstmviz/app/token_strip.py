@@ -18,7 +18,7 @@ from PySide6.QtWidgets import (
 )
 
 from ..errors import LstmvizError
-from .document import Document
+from ..state import ViewerState
 from .plots import output_labels
 from .style import NORMAL, Theme
 
@@ -35,9 +35,9 @@ HINTS = {
 class TokenStrip(QWidget):
     """Paints the tokens around the current step; click a token to jump there."""
 
-    def __init__(self, document: Document, parent: QWidget | None = None) -> None:
+    def __init__(self, state: ViewerState, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.document = document
+        self.state = state
         self.theme = NORMAL
         self.first = 0  # first visible timestep
         self._cells: list[tuple[int, QRectF]] = []
@@ -48,9 +48,10 @@ class TokenStrip(QWidget):
             "The input sequence (top) and the model's output at each step "
             "(bottom). Click a token to jump to it."
         )
-        document.trace_changed.connect(self._on_trace_changed)
-        document.batch_changed.connect(self._on_trace_changed)
-        document.t_changed.connect(self._on_t_changed)
+        state.events.trace.connect(self._on_trace_changed)
+        state.events.batch.connect(self._on_trace_changed)
+        state.events.layer.connect(self._on_trace_changed)
+        state.events.t.connect(self._on_t_changed)
         self.set_theme(NORMAL)
 
     def set_theme(self, theme: Theme) -> None:
@@ -68,33 +69,33 @@ class TokenStrip(QWidget):
 
     def _on_trace_changed(self, *_: Any) -> None:
         self._preds = None
-        tr = self.document.trace
+        tr = self.state.trace
         if tr is not None and tr.step_output is not None and _probabilities(tr.step_output):
             so = tr.step_output
-            b = min(self.document.batch, so.shape[0] - 1)
+            b = min(self.state.batch, so.shape[0] - 1)
             if so.shape[-1] == 1:
                 self._preds = [str(int(v >= 0.5)) for v in so[b, :, 0]]
             else:
-                labels = output_labels(self.document, so.shape[-1])
+                labels = output_labels(self.state, so.shape[-1])
                 self._preds = [labels[int(i)] for i in np.argmax(so[b], axis=-1)]
         self.first = 0
-        self._on_t_changed(self.document.t)
+        self._on_t_changed(self.state.t)
 
     def _features(self) -> np.ndarray | None:
         """``(T, F)`` features scaled to [-1, 1] for float inputs with several features
         (drawn as tiny bar charts), else None."""
-        x = self.document.x
+        x = self.state.x
         if x is None or isinstance(x, list):
             return None
         a = np.asarray(x)
         if a.ndim != 3 or a.shape[-1] < 2 or a.shape[-1] > 32 or a.dtype.kind != "f":
             return None
-        labels = self.document.token_labels()
+        labels = self.state.token_labels()
         if labels and not labels[0].startswith("x"):
             return None  # one-hot digits or bit pairs have readable labels
-        key = (id(x), self.document.batch)
+        key = (id(x), self.state.batch)
         if getattr(self, "_spark_key", None) != key:
-            seq = a[min(self.document.batch, a.shape[0] - 1)]  # (T, F)
+            seq = a[min(self.state.batch, a.shape[0] - 1)]  # (T, F)
             m = float(np.abs(seq).max()) or 1.0
             self._spark = seq / m
             self._spark_key = key
@@ -126,7 +127,7 @@ class TokenStrip(QWidget):
         return int(min(max(w + 14, fm.height() * 1.3), 220))
 
     def visible_range(self) -> tuple[int, int]:
-        labels = self.document.token_labels()
+        labels = self.state.token_labels()
         n = len(labels)
         if not n:
             return 0, 0
@@ -135,7 +136,7 @@ class TokenStrip(QWidget):
         return self.first, min(n, self.first + per)
 
     def _on_t_changed(self, t: int) -> None:
-        labels = self.document.token_labels()
+        labels = self.state.token_labels()
         n = len(labels)
         if n:
             cw = self.cell_width(labels)
@@ -147,7 +148,7 @@ class TokenStrip(QWidget):
         self.update()
 
     def paintEvent(self, event: QPaintEvent) -> None:
-        doc = self.document
+        doc = self.state
         th = self.theme
         p = QPainter(self)
         p.setRenderHint(QPainter.RenderHint.Antialiasing)
@@ -226,13 +227,13 @@ class TokenStrip(QWidget):
         pos = event.position()
         for i, r in self._cells:
             if r.contains(pos) or (r.left() <= pos.x() <= r.right()):
-                self.document.set_t(i)
+                self.state.set_t(i)
                 return
         super().mousePressEvent(event)
 
     def resizeEvent(self, event: Any) -> None:
         super().resizeEvent(event)
-        self._on_t_changed(self.document.t)
+        self._on_t_changed(self.state.t)
 
 
 def _probabilities(so: np.ndarray) -> bool:
@@ -250,9 +251,9 @@ class InputEditor(QWidget):
     load_requested = Signal()
     done = Signal()  # the input was applied (or editing abandoned): give the keys back
 
-    def __init__(self, document: Document, parent: QWidget | None = None) -> None:
+    def __init__(self, state: ViewerState, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.document = document
+        self.state = state
         lay = QHBoxLayout(self)
         lay.setContentsMargins(0, 0, 0, 0)
         self.label = QLabel("Input")
@@ -272,21 +273,21 @@ class InputEditor(QWidget):
         lay.addWidget(self.edit, 1)
         lay.addWidget(self.apply_button)
         lay.addWidget(self.load_button)
-        document.input_changed.connect(self._on_input_changed)
-        document.model_changed.connect(self._on_model_changed)
+        state.events.input.connect(self._on_input_changed)
+        state.events.model.connect(self._on_model_changed)
 
     def _on_model_changed(self) -> None:
-        info = self.document.info
+        info = self.state.info
         kind = info.token_kind if info is not None else None
-        if kind is None and self.document.model is not None:
-            kind = "ids" if self.document.model.takes_tokens else "floats"
+        if kind is None and self.state.model is not None:
+            kind = "ids" if self.state.model.takes_tokens else "floats"
         self.edit.setPlaceholderText(
             f"type {HINTS.get(kind or 'floats', 'an input')} and press Enter"
         )
 
     def _on_input_changed(self) -> None:
         try:
-            text = self.document.input_text()
+            text = self.state.input_text()
         except (LstmvizError, ValueError, IndexError):
             text = ""
         if len(text) > 5000:
@@ -298,7 +299,7 @@ class InputEditor(QWidget):
     def apply(self) -> None:
         text = self.edit.text()
         try:
-            self.document.set_text(text)
+            self.state.set_text(text)
         except LstmvizError as e:
             self.error.emit(str(e))
             return

@@ -31,9 +31,9 @@ from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
     QDoubleSpinBox,
-    QFileDialog,
     QFormLayout,
     QGraphicsItem,
+    QGridLayout,
     QHBoxLayout,
     QLabel,
     QProgressBar,
@@ -46,7 +46,9 @@ from PySide6.QtWidgets import (
 )
 
 from ..errors import LstmvizError
-from .workers import TaskRunner
+from . import dialogs
+from .panels import Panels, PanelSpec
+from .workers import TaskRunner, background
 
 log = logging.getLogger(__name__)
 
@@ -91,8 +93,8 @@ class TrainPanel(QWidget):
         super().__init__(parent)
         from ..train.tasks import list_tasks
 
-        self.window = window
-        self.document = window.document
+        self.main_window = window
+        self.viewer = window.state
         self.runner = TaskRunner(self)
         self.tasks = list_tasks()
         self.snapshots: list[Any] = []
@@ -110,7 +112,7 @@ class TrainPanel(QWidget):
         self._shown: int | None = None
         self._own_arch_path: str | None = None
         self._pending_show: int | None = None
-        self._switched_model = False  # the document shows the snapshots' model
+        self._switched_model = False  # the viewer shows the snapshots' model
         self._last_show = 0.0
         self._show_timer = QTimer(self)
         self._show_timer.setSingleShot(True)
@@ -122,7 +124,7 @@ class TrainPanel(QWidget):
         self._curve_timer.timeout.connect(self._redraw_curves)
         self._build()
         self._on_task_changed()
-        self.document.model_changed.connect(self._on_model_changed)
+        self.viewer.events.model.connect(self._on_model_changed)
         self._on_model_changed()
         self._set_state("idle")
 
@@ -171,21 +173,25 @@ class TrainPanel(QWidget):
         form = QFormLayout()
         form.addRow("Task", self.task_combo)
         form.addRow("", self.own_arch)
-        row = QHBoxLayout()
-        for label, w in (
+        # two label/field pairs per row; a grid gives every label the width it needs
+        grid = QGridLayout()
+        grid.setHorizontalSpacing(8)
+        pairs = (
             ("Epochs", self.epochs),
-            ("Batch", self.batch_size),
-            ("Batches/epoch", self.steps),
-        ):
-            row.addWidget(QLabel(label))
-            row.addWidget(w)
-        form.addRow(row)
-        row = QHBoxLayout()
-        for label, w in (("LR", self.lr), ("Units", self.units), ("Seed", self.seed)):
-            row.addWidget(QLabel(label))
-            row.addWidget(w)
-        form.addRow(row)
-        form.addRow("Snapshot every", self.snap_every)
+            ("Batch size", self.batch_size),
+            ("Batches per epoch", self.steps),
+            ("Learning rate", self.lr),
+            ("Units", self.units),
+            ("Seed", self.seed),
+            ("Snapshot every", self.snap_every),
+        )
+        for k, (label, w) in enumerate(pairs):
+            r, c = divmod(k, 2)
+            grid.addWidget(QLabel(label), r, 2 * c)
+            grid.addWidget(w, r, 2 * c + 1)
+        grid.setColumnStretch(1, 1)
+        grid.setColumnStretch(3, 1)
+        form.addRow(grid)
 
         self.start_btn = QPushButton("Start")
         self.start_btn.setToolTip("Start training (Ctrl+Shift+T)")
@@ -263,7 +269,7 @@ class TrainPanel(QWidget):
         lay = QHBoxLayout(self)
         lw = QWidget()
         lw.setLayout(left)
-        lw.setMaximumWidth(460)
+        lw.setMaximumWidth(620)  # the settings; the curves take the rest
         lay.addWidget(lw)
         lay.addWidget(self.plots, 1)
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Preferred)
@@ -316,14 +322,14 @@ class TrainPanel(QWidget):
             w.setValue(v)
 
     def _on_model_changed(self) -> None:
-        path = self.document.model_path
+        path = self.viewer.model_path
         ok = bool(path) and str(path).endswith(".keras") and Path(str(path)).is_file()
         self._own_arch_path = str(path) if ok else None
         self.own_arch.setEnabled(ok and self.state not in ("loading", "training", "paused"))
         if not ok:
             self.own_arch.setChecked(False)
         # a model whose task we know: preselect it
-        info = self.document.info
+        info = self.viewer.info
         if info is not None and info.task and self.state not in ("loading", "training", "paused"):
             i = self.task_combo.findData(info.task)
             if i >= 0 and i != self.task_combo.currentIndex():
@@ -376,7 +382,7 @@ class TrainPanel(QWidget):
             task = task or self.selected_task
             config = config or self.config()
         except LstmvizError as e:
-            self.window.show_error(str(e))
+            self.main_window.show_error(str(e))
             return
         arch = self._own_arch_path if self.own_arch.isChecked() else None
         if arch is None:
@@ -406,7 +412,7 @@ class TrainPanel(QWidget):
         self.progress.setRange(0, config.total_steps)
         self.progress.setValue(0)
         self._set_state("loading")
-        self.window.status("loading TensorFlow…")
+        self.main_window.status("loading TensorFlow…")
         cancelled = lambda: self._cancel  # noqa: E731 (read in the worker thread)
 
         def job(progress: Any, should_stop: Any) -> Any:
@@ -439,11 +445,11 @@ class TrainPanel(QWidget):
         )
 
     def _open_task_example(self, task: Any) -> None:
-        """Show the task's bundled model while TensorFlow loads, unless the document shows
+        """Show the task's bundled model while TensorFlow loads, unless the viewer shows
         this task already: the snapshots then retrace a model of the same shape, which
         redraws data only, instead of switching the whole window to another model (a
         full relayout and repaint) at the first snapshot, in the middle of training."""
-        doc = self.document
+        doc = self.viewer
         info = doc.info
         if doc.model is not None and info is not None and info.task == task.name:
             return
@@ -461,7 +467,7 @@ class TrainPanel(QWidget):
                     return
             except LstmvizError:
                 pass
-        self.window.open_model(path)
+        self.main_window.open_model(path)
 
     def toggle_pause(self) -> None:
         """Pause between two batches, or go on."""
@@ -503,7 +509,7 @@ class TrainPanel(QWidget):
         elif kind == "logs":
             if self.state == "loading":
                 self._set_state("training")
-                self.window.status("training…")
+                self.main_window.status("training…")
             self._add_logs(obj)
         elif kind == "snapshot":
             if self.state == "loading":
@@ -597,7 +603,7 @@ class TrainPanel(QWidget):
                 f"finished in {secs:.0f} s: {extra}. Scrub the timeline to compare epochs.",
             )
         self.progress.setFormat("%v / %m batches")
-        self.window.status(self.state_label.text())
+        self.main_window.status(self.state_label.text())
         self.trained.emit(result)
 
     def _on_failed(self, msg: str) -> None:
@@ -608,9 +614,9 @@ class TrainPanel(QWidget):
         # the last good weights stay on screen (the last snapshot) and can be saved
         if self.snapshots:
             self.show_snapshot(len(self.snapshots) - 1)
-        self.window.show_error(msg)
+        self.main_window.show_error(msg)
 
-    # --- snapshots -> document ---------------------------------------------------------------
+    # --- snapshots -> viewer ---------------------------------------------------------------
     def engine_model(self, i: int) -> Any:
         """The engine model of snapshot ``i`` (cached)."""
         m = self._models.get(i)
@@ -630,7 +636,7 @@ class TrainPanel(QWidget):
     def show_snapshot(self, i: int) -> None:
         """Trace the current input with snapshot ``i``'s weights (NumPy engine)."""
         snap = self.snapshots[i]
-        doc = self.document
+        doc = self.viewer
         try:
             model = self.engine_model(i)
             if not self._switched_model and not self._fits(model):
@@ -646,20 +652,20 @@ class TrainPanel(QWidget):
             return
         self._switched_model = True
         self._shown = i
-        # the snapshot's weights become the document's: a new input, what-if or an export
+        # the snapshot's weights become the viewer's: a new input, what-if or an export
         # then use the weights on screen, not the ones from before training
         doc.set_trace(trace, engine=f"NumPy · snapshot {snap.label}", model=model)
         self._update_timeline_label(i)
 
     @property
     def shown_snapshot(self) -> int | None:
-        """Index of the snapshot the document shows, or None."""
+        """Index of the snapshot the viewer shows, or None."""
         return self._shown
 
     def load_snapshots(self, snapshots: list[Any], shown: int | None = None) -> None:
         """Put saved snapshots on the timeline (a restored session) without training.
 
-        The document is expected to show their model already; ``shown`` is traced and
+        The viewer is expected to show their model already; ``shown`` is traced and
         selected on the timeline when it is a valid index. Refused while training.
         """
         if self.state in ("loading", "training", "paused"):
@@ -684,7 +690,7 @@ class TrainPanel(QWidget):
             self._update_timeline_label(self.timeline.value())
 
     def _fits(self, model: Any) -> bool:
-        doc = self.document
+        doc = self.viewer
         if doc.model is None or doc.x is None:
             return False
         cur = doc.model
@@ -716,12 +722,10 @@ class TrainPanel(QWidget):
     # --- saving ------------------------------------------------------------------------------
     def choose_save(self) -> None:
         if self.result is None:
-            self.window.show_error("Nothing trained yet: press Start first.")
+            self.main_window.show_error("Nothing trained yet: press Start first.")
             return
         name = (self.task.example_name or self.task.name.replace("-", "_")) + "_trained.keras"
-        path, _ = QFileDialog.getSaveFileName(
-            self, "Save trained model", name, "Keras model (*.keras)"
-        )
+        path = dialogs.ask_save_file(self, "Save trained model", name, "Keras model (*.keras)")
         if path:
             if not path.endswith(".keras"):
                 path += ".keras"
@@ -737,13 +741,13 @@ class TrainPanel(QWidget):
             return result.save(path)
 
         def done(p: str) -> None:
-            self.window.status(f"saved {p}")
+            self.main_window.status(f"saved {p}")
             self.saved.emit(p)
             if open_after:
-                self.window.open_model(p)
+                self.main_window.open_model(p)
 
         self.runner.start(
-            job, done, "Saving the model", on_failed=lambda m: self.window.show_error(m)
+            job, done, "Saving the model", on_failed=lambda m: self.main_window.show_error(m)
         )
 
 
@@ -751,7 +755,7 @@ class EngineChoice(QObject):
     """View ▸ Engine: NumPy (default) or Keras; the Keras trace is computed in a child process
     (waited for by a worker thread), so TensorFlow never runs in the app's process."""
 
-    def __init__(self, window: Any, panel: TrainPanel) -> None:
+    def __init__(self, window: Any, panels: Panels) -> None:
         super().__init__(window)
         from ..train.process import KerasEngineProcess
 
@@ -759,8 +763,8 @@ class EngineChoice(QObject):
         # GIL and froze the window (~0.3 s); the process stays up while Keras is chosen
         self.keras = KerasEngineProcess(threads=1)
         self.window = window
-        self.panel = panel
-        self.document = window.document
+        self.panels = panels
+        self.viewer = window.state
         self.runner = TaskRunner(self)
         self.engine = "NumPy"
         menu = window.menu("View").addMenu("&Engine")
@@ -783,7 +787,7 @@ class EngineChoice(QObject):
             menu.addAction(a)
             self.actions[name] = a
         menu.setToolTipsVisible(True)
-        self.document.trace_changed.connect(self._on_trace_changed)
+        self.viewer.events.trace.connect(self._on_trace_changed)
 
     def set_engine(self, name: str) -> None:
         if name not in self.actions:
@@ -792,8 +796,8 @@ class EngineChoice(QObject):
         self.actions[name].setChecked(True)
         if name == "NumPy":
             self.runner.cancel()
-            if self.document.engine != "NumPy" and self.document.model is not None:
-                self.document.retrace()
+            if self.viewer.engine != "NumPy" and self.viewer.model is not None:
+                self.viewer.retrace()
             self.shutdown_keras()
         else:
             self._keras_trace()
@@ -801,13 +805,23 @@ class EngineChoice(QObject):
     def _on_trace_changed(self) -> None:
         if (
             self.engine == "Keras"
-            and self.document.engine.startswith("NumPy")
-            and self.panel.state not in ("loading", "training", "paused")
+            and self.viewer.engine.startswith("NumPy")
+            and not self._training()
         ):
             self._keras_trace()
 
+    def _training(self) -> bool:
+        panel = self.panels.built("train")
+        return panel is not None and panel.state in ("loading", "training", "paused")
+
+    def shutdown(self) -> None:
+        """The window closes: abandon a Keras trace, end the Keras engine's process."""
+        self.runner.cancel()
+        self.keras.shutdown()  # a trace in progress is abandoned, the worker then returns
+        self.runner.shutdown()
+
     def _keras_trace(self) -> None:
-        doc = self.document
+        doc = self.viewer
         model, x = doc.model, doc.x
         if model is None or x is None:
             return
@@ -833,53 +847,50 @@ class EngineChoice(QObject):
     def shutdown_keras(self) -> None:
         """End the Keras engine's process in the background (it holds ~0.5 GB)."""
         if self.keras.running:
-            import threading
-
-            threading.Thread(
-                target=self.keras.shutdown, name="lstmviz keras engine shutdown", daemon=True
-            ).start()
+            background(self.keras.shutdown, name="lstmviz keras engine shutdown")
 
 
-def install(window: Any) -> TrainPanel:
-    """Add the Train dock, the Train menu and View ▸ Engine to ``window``."""
-    panel = TrainPanel(window)
-    dock = window.add_dock(panel, "Train", Qt.DockWidgetArea.BottomDockWidgetArea)
-    dock.hide()
+def train_panel_spec() -> PanelSpec:
+    """The Train panel, as the main window declares its docks (built on first open)."""
+    return PanelSpec(
+        key="train",
+        title="Train",
+        menu="Train",
+        shortcut="Ctrl+T",
+        tip="Train a model on a task and watch its gates change; scrub epochs afterwards",
+        build=TrainPanel,
+        height=300,
+    )
+
+
+def add_train_menu(window: Any, panels: Panels) -> None:
+    """The Train menu's commands beside "Train" (which opens the panel)."""
     menu = window.menu("Train")
-    show = dock.toggleViewAction()
-    show.setText("Train &panel")
-    show.setShortcut(QKeySequence("Ctrl+T"))
-    menu.addAction(show)
-    window.addAction(show)
-    start = QAction("&Start training", window)
-    start.setShortcut(QKeySequence("Ctrl+Shift+T"))
-    start.triggered.connect(lambda _=False: (dock.show(), panel.start()))
-    menu.addAction(start)
-    window.addAction(start)
-    for text, slot in (
-        ("&Pause / resume", panel.toggle_pause),
-        ("&Cancel", panel.cancel),
-        ("Save trained model as .&keras…", panel.choose_save),
+
+    def panel() -> TrainPanel:
+        return panels.widget("train")  # type: ignore[return-value]
+
+    for text, key, slot, tip in (
+        (
+            "&Start training",
+            "Ctrl+Shift+T",
+            lambda: (panels.open("train"), panel().start()),
+            "Start training the chosen task with the panel's settings",
+        ),
+        ("&Pause / resume", None, lambda: panel().toggle_pause(), "Pause or resume training"),
+        ("&Cancel", None, lambda: panel().cancel(), "Stop training after this batch"),
+        (
+            "Save trained model as .&keras…",
+            None,
+            lambda: panel().choose_save(),
+            "Save the model of the snapshot on screen",
+        ),
     ):
         a = QAction(text, window)
+        if key:
+            a.setShortcut(QKeySequence(key))
+        a.setStatusTip(tip)
+        a.setToolTip(tip)
         a.triggered.connect(lambda _=False, s=slot: s())
         menu.addAction(a)
-    window.train_panel = panel
-    window.train_dock = dock
-    # a bottom dock of moderate height: the heatmaps keep most of the window
-    dock.visibilityChanged.connect(
-        lambda vis: vis and window.resizeDocks([dock], [280], Qt.Orientation.Vertical)
-    )
-    window.engine_choice = EngineChoice(window, panel)
-    return panel
-
-
-def uninstall(window: Any) -> None:
-    panel = getattr(window, "train_panel", None)
-    if panel is not None:
-        panel.shutdown()
-    ec = getattr(window, "engine_choice", None)
-    if ec is not None:
-        ec.runner.cancel()
-        ec.keras.shutdown()  # a trace in progress is abandoned, the worker then returns
-        ec.runner.shutdown()
+        window.addAction(a)

@@ -12,7 +12,7 @@ import pyqtgraph as pg
 from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QSlider, QToolButton, QWidget
 
-from .document import Document
+from ..state import ViewerState
 
 SPEEDS = (0.5, 1, 2, 4, 8, 15, 30, 60, 120)  # steps per second
 
@@ -22,9 +22,9 @@ class Transport(QWidget):
 
     playing_changed = Signal(bool)
 
-    def __init__(self, document: Document, parent: QWidget | None = None) -> None:
+    def __init__(self, state: ViewerState, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.document = document
+        self.state = state
         self.speed_index = SPEEDS.index(4)
         self.timer = QTimer(self)
         self.timer.timeout.connect(self._tick)
@@ -62,24 +62,24 @@ class Transport(QWidget):
         self._proxy = pg.SignalProxy(
             self.slider.valueChanged, rateLimit=60, delay=0, slot=self._on_slider
         )
-        document.trace_changed.connect(self._on_trace_changed)
-        document.layer_changed.connect(self._on_trace_changed)
-        document.t_changed.connect(self._on_t_changed)
+        state.events.trace.connect(self._on_trace_changed)
+        state.events.layer.connect(self._on_trace_changed)
+        state.events.t.connect(self._on_t_changed)
         self._update_speed()
         self._on_trace_changed()
 
     # --- actions -------------------------------------------------------------------------------
     def forward(self) -> None:
-        self.document.step(1)
+        self.state.step(1)
 
     def back(self) -> None:
-        self.document.step(-1)
+        self.state.step(-1)
 
     def to_start(self) -> None:
-        self.document.set_t(0)
+        self.state.set_t(0)
 
     def to_end(self) -> None:
-        self.document.set_t(self.document.timesteps - 1)
+        self.state.set_t(self.state.timesteps - 1)
 
     @property
     def playing(self) -> bool:
@@ -92,8 +92,8 @@ class Transport(QWidget):
         if on == self.playing:
             return
         if on:
-            if self.document.t >= self.document.timesteps - 1:
-                self.document.set_t(0)
+            if self.state.t >= self.state.timesteps - 1:
+                self.state.set_t(0)
             self.timer.start(int(1000 / SPEEDS[self.speed_index]))
         else:
             self.timer.stop()
@@ -119,27 +119,27 @@ class Transport(QWidget):
             self.timer.setInterval(int(1000 / s))
 
     def _tick(self) -> None:
-        doc = self.document
+        doc = self.state
         if doc.t >= doc.timesteps - 1:
             self.set_playing(False)
             return
         doc.step(1)
 
-    # --- document -> view ------------------------------------------------------------------
+    # --- state -> view ------------------------------------------------------------------
     def _on_slider(self, args: Any) -> None:
-        self.document.set_t(int(args[0]))
+        self.state.set_t(int(args[0]))
 
     def _on_trace_changed(self, *_: Any) -> None:
-        n = self.document.timesteps
+        n = self.state.timesteps
         self.slider.blockSignals(True)
         self.slider.setRange(0, max(n - 1, 0))
         self.slider.setPageStep(max(1, n // 20))
-        self.slider.setValue(self.document.t)
+        self.slider.setValue(self.state.t)
         self.slider.blockSignals(False)
-        self._on_t_changed(self.document.t)
+        self._on_t_changed(self.state.t)
 
     def _on_t_changed(self, t: int) -> None:
-        n = self.document.timesteps
+        n = self.state.timesteps
         if self.slider.value() != t:
             self.slider.blockSignals(True)
             self.slider.setValue(t)

@@ -16,7 +16,7 @@ from PySide6.QtCore import QSize
 from PySide6.QtGui import QColor, QFont, QFontMetrics, QPainter, QPaintEvent
 from PySide6.QtWidgets import QSizePolicy, QWidget
 
-from .document import Document
+from ..state import ViewerState
 from .style import NORMAL, QUANTITY_COLORS, Theme
 
 ACT_SYMBOL = {
@@ -107,22 +107,22 @@ class UnitDetail(QWidget):
     Painted directly (no rich-text layout per step): a step costs well under a millisecond.
     """
 
-    def __init__(self, document: Document, parent: QWidget | None = None) -> None:
+    def __init__(self, state: ViewerState, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.document = document
+        self.state = state
         self.theme = NORMAL
         self.lines: list[list[Seg]] = []
         self.values: dict[str, Any] = {}
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
         self._fonts()
         for sig in (
-            document.trace_changed,
-            document.selection_changed,
-            document.batch_changed,
-            document.layer_changed,
+            state.events.trace,
+            state.events.selection,
+            state.events.batch,
+            state.events.layer,
         ):
             sig.connect(self.refresh)
-        document.t_changed.connect(self.refresh)
+        state.events.t.connect(self.refresh)
         self.refresh()
 
     def _fonts(self) -> None:
@@ -154,7 +154,7 @@ class UnitDetail(QWidget):
         return QSize(self.char_w * 20, self.line_h * 4)
 
     def refresh(self, *_: Any) -> None:
-        doc = self.document
+        doc = self.state
         lt = doc.layer_trace
         th = self.theme
         if lt is None:

@@ -1,12 +1,16 @@
-"""Long work off the GUI thread.
+"""Long work off the GUI thread: the app's one worker mechanism.
 
 Work is a plain function ``fn(progress, should_stop) -> result`` (testable without Qt):
 ``progress(i, n)`` reports progress, ``progress.partial(obj)`` hands on a partial result,
 ``should_stop()`` says the user cancelled or a newer task replaced this one. A
-:class:`Worker` runs it on a :class:`QThread`; a :class:`TaskRunner` runs one task at a
-time (a new start cancels the old one, Orange3's ``concurrent.py`` style) and sends every
-error to one handler. Widgets are only ever touched from the GUI thread: the worker's
-signals are queued to slots living there.
+:class:`Worker` runs it on a daemon thread; a :class:`TaskRunner` runs one task at a time
+(a new start cancels the old one, Orange3's ``concurrent.py`` style) and sends every error
+to one handler. Widgets are only ever touched from the GUI thread: the worker's signals are
+queued to slots living there. Daemon threads never hold the app open: closing the window
+does not wait for a long trace (its result is dropped).
+
+Training runs in a child process (:mod:`lstmviz.train.process`), not here: TensorFlow would
+hold the GIL and stall the window.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ import traceback
 from collections.abc import Callable
 from typing import Any
 
-from PySide6.QtCore import QObject, Qt, QThread, Signal, Slot
+from PySide6.QtCore import QObject, Qt, Signal, Slot
 
 from ..errors import LstmvizError
 
@@ -47,7 +51,7 @@ class Progress:
 
 
 class Worker(QObject):
-    """Runs ``fn(progress, should_stop)`` once on its own :class:`QThread`.
+    """Runs ``fn(progress, should_stop)`` once on its own daemon thread.
 
     Signals: ``progress(int, int)``, ``partial(object)``, ``finished(object)``,
     ``failed(str)``, ``cancelled()``; then ``done()`` whatever the outcome.
@@ -59,21 +63,19 @@ class Worker(QObject):
     failed = Signal(str)
     cancelled = Signal()
     done = Signal()
-    _go = Signal()
 
     def __init__(self, fn: Task, label: str = "") -> None:
         super().__init__()
         self.fn = fn
         self.label = label
         self._stop = threading.Event()
-        self._thread = QThread()
-        self._thread.setObjectName(f"lstmviz worker: {label}")
-        self.moveToThread(self._thread)
-        self._go.connect(self._run)
+        self._ended = threading.Event()
+        self._thread = threading.Thread(
+            target=self._run, name=f"lstmviz worker: {label}", daemon=True
+        )
 
     def start(self) -> None:
         self._thread.start()
-        self._go.emit()  # queued: runs _run in the worker thread
 
     def stop(self) -> None:
         """Ask the task to stop (it checks ``should_stop()``); its result is dropped."""
@@ -83,16 +85,15 @@ class Worker(QObject):
         return self._stop.is_set()
 
     def is_running(self) -> bool:
-        return self._thread.isRunning()
+        return self._thread.is_alive() and not self._ended.is_set()
 
     def wait(self, ms: int = 5000) -> bool:
-        """Wait for the thread to end (after :meth:`stop`); True when it ended. A negative
+        """Wait for the task to end (after :meth:`stop`); True when it ended. A negative
         ``ms`` waits as long as it takes."""
-        if ms < 0:
-            return bool(self._thread.wait())
-        return bool(self._thread.wait(ms))
+        if not self._thread.is_alive() and not self._ended.is_set():
+            return True  # never started
+        return self._ended.wait(None if ms < 0 else ms / 1000)
 
-    @Slot()
     def _run(self) -> None:
         try:
             result = self.fn(Progress(self), self.should_stop)
@@ -111,8 +112,8 @@ class Worker(QObject):
             else:
                 self.finished.emit(result)
         finally:
+            self._ended.set()
             self.done.emit()
-            self._thread.quit()
 
 
 class TaskRunner(QObject):
@@ -262,3 +263,27 @@ class _Relay(QObject):
     @Slot()
     def on_done(self) -> None:
         self.reaped.emit()
+
+
+def background(fn: Callable[..., Any], *args: Any, name: str = "lstmviz background") -> Any:
+    """Run ``fn(*args)`` on a daemon thread now; returns a
+    :class:`concurrent.futures.Future` of its result.
+
+    For work that touches no widget and needs no progress: reading a model while the window
+    is being built, ending a child process. Everything with progress or a result for the
+    GUI goes through :class:`TaskRunner`.
+    """
+    from concurrent.futures import Future
+
+    future: Future[Any] = Future()
+
+    def run() -> None:
+        if not future.set_running_or_notify_cancel():
+            return
+        try:
+            future.set_result(fn(*args))
+        except BaseException as e:  # noqa: BLE001 - handed to whoever asks for the result
+            future.set_exception(e)
+
+    threading.Thread(target=run, name=name, daemon=True).start()
+    return future

@@ -3,6 +3,7 @@
 Nothing here imports Qt, TensorFlow, Keras or torch.
 """
 
+from ._accel import get_threads, set_threads
 from .cell import LSTMWeights, lstm_step, run_lstm
 from .model import Model, Node
 from .trace import GATES, QUANTITIES, SYMBOLS, TITLES, LayerTrace, Trace
@@ -17,6 +18,8 @@ __all__ = [
     "Model",
     "Node",
     "Trace",
+    "get_threads",
     "lstm_step",
     "run_lstm",
+    "set_threads",
 ]

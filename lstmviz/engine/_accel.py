@@ -1,30 +1,42 @@
 """Optional compiled accelerator for :func:`lstmviz.engine.cell.run_lstm`.
 
 ``lstmviz.engine._lstm_kernel`` (``_lstm_kernel.c``, built by ``setup.py`` when a C compiler
-is present) runs the whole T-step recurrence in one call: per step one BLAS ``sgemv``/``sgemm``
-that adds ``h_tm1 @ U`` into the pre-activations in place (``beta = 1``), then the fused gate
-and state math in vectorised C, with the GIL released.  The NumPy loop in ``cell.py`` stays
-the reference; the kernel is used only when it
+is present) runs the whole T-step recurrence in one call, with the GIL released:
+
+* **packed** (x86-64 with AVX2 + FMA, GCC or Clang builds): the kernel's own product -- the
+  weights ``[U; W]`` packed once per call, each step's ``[h_tm1, x_t] @ [U; W] + b`` in
+  AVX-512 or AVX2 register tiles -- split over up to :func:`get_threads` threads (pthreads,
+  the units cut into chunks, one wait per step; see ``_lstm_kernel.c``).  No BLAS involved.
+* **BLAS** otherwise: per step one ``sgemv``/``sgemm`` from SciPy's ``scipy.linalg.cython_blas``
+  (its documented LP64 Fortran interface, taken from the capsules it exports, signature
+  checked), with BLAS's own threads set around the call by threadpoolctl
+  (:func:`blas_threads`).
+
+The NumPy loop in ``cell.py`` stays the reference (its BLAS threads are set the same way).
+The kernel is used only when it
 
 * was built (``pip install -e .`` builds it; a failed build is not an error),
-* finds a BLAS: first NumPy's own bundled OpenBLAS (the very library ``np.matmul`` uses, so
-  both paths share one thread pool), then SciPy's ``scipy.linalg.cython_blas``,
+* has a product to run: the packed one, or a BLAS from SciPy,
 * passes a self-test against a plain NumPy step on first use,
 * knows both activations of the layer (:data:`ACT_CODES`; others use the NumPy loop),
 * is not switched off with the environment variable ``LSTMVIZ_ACCEL=0``.
 
-:func:`describe` says which of these happened.
+:func:`describe` says which of these happened.  Threads: :func:`set_threads`, or the
+environment variable ``LSTMVIZ_THREADS``; by default every core the process may run on.
 """
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
-import glob
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+
+from ..errors import LstmvizError
 
 #: Activation name -> the kernel's code (``enum`` in ``_lstm_kernel.c``).
 ACT_CODES = {
@@ -37,6 +49,10 @@ ACT_CODES = {
     "relu6": 6,
     "softsign": 7,
 }
+
+
+#: the extension's interface version (``ABI`` in ``_lstm_kernel.c``)
+_KERNEL_ABI = 3
 
 
 @dataclass(frozen=True)
@@ -55,143 +71,176 @@ def _act_code(name: str | None) -> int | None:
     return ACT_CODES.get(key)
 
 
-def _numpy_blas() -> _Blas | None:
-    """The OpenBLAS bundled with NumPy's wheels (``scipy_sgemm_64_``: ILP64, Fortran ABI)."""
-    root = os.path.dirname(np.__file__)
-    patterns = [
-        os.path.join(root + ".libs", "*openblas*"),  # Linux (auditwheel), Windows (delvewheel)
-        os.path.join(root, ".dylibs", "*openblas*"),  # macOS (delocate)
-    ]
-    names = (("scipy_sgemm_64_", "scipy_sgemv_64_", True), ("sgemm_64_", "sgemv_64_", True))
-    for pattern in patterns:
-        for path in sorted(glob.glob(pattern)):
-            try:
-                lib = ctypes.CDLL(path)  # already loaded by NumPy: the same handle
-            except OSError:
-                continue
-            for gemm, gemv, ilp64 in names:
-                try:
-                    f_gemm, f_gemv = getattr(lib, gemm), getattr(lib, gemv)
-                except AttributeError:
-                    continue
-                addr = ctypes.cast(f_gemm, ctypes.c_void_p).value
-                addr_v = ctypes.cast(f_gemv, ctypes.c_void_p).value
-                if addr and addr_v:
-                    return _Blas(addr, addr_v, ilp64, f"NumPy's {os.path.basename(path)} ({gemm})")
-    return None
+#: What SciPy's ``cython_blas`` capsules must declare for the kernel's calls: LP64 ``int``
+#: sizes and float32 (``cython_blas.s``, a ``ctypedef float``; ``{s}``: its C name) in the
+#: Fortran convention.
+_SCIPY_SIGNATURES = {
+    "sgemm": "void (char *, char *, int *, int *, int *, {s} *, {s} *, int *, {s} *, int *, "
+    "{s} *, {s} *, int *)",
+    "sgemv": "void (char *, int *, int *, {s} *, {s} *, int *, {s} *, int *, {s} *, {s} *, int *)",
+}
 
 
-def _scipy_blas() -> _Blas | None:
-    """SciPy's ``cython_blas`` (LP64, Fortran ABI), when SciPy is installed."""
+def _scipy_blas() -> tuple[_Blas | None, str]:
+    """SciPy's ``cython_blas`` sgemm/sgemv (LP64, Fortran ABI), and why not when not.
+
+    The addresses come from the PyCapsules of ``cython_blas.__pyx_capi__`` -- SciPy's
+    documented way for compiled code to call its BLAS -- and each capsule's name, which is the
+    C signature Cython exported, must be the one the kernel calls with.
+    """
     try:
-        from scipy.linalg import cython_blas
+        from scipy.linalg import cython_blas  # type: ignore[import-untyped,unused-ignore]
     except ImportError:
-        return None
+        return None, "SciPy is not installed"
     api = ctypes.pythonapi
     api.PyCapsule_GetName.restype = ctypes.c_char_p
     api.PyCapsule_GetName.argtypes = [ctypes.py_object]
     api.PyCapsule_GetPointer.restype = ctypes.c_void_p
     api.PyCapsule_GetPointer.argtypes = [ctypes.py_object, ctypes.c_char_p]
+    capi = getattr(cython_blas, "__pyx_capi__", {})
     addrs = []
-    for name in ("sgemm", "sgemv"):
-        cap = cython_blas.__pyx_capi__.get(name)
+    for name, pattern in _SCIPY_SIGNATURES.items():
+        cap = capi.get(name)
         if cap is None:
-            return None
+            return None, f"scipy.linalg.cython_blas has no {name}"
+        sig = (api.PyCapsule_GetName(cap) or b"").decode("ascii", "replace")
+        args = sig[sig.find("(") + 1 : sig.rfind(")")].split(", ")
+        real = next((a for a in args if a not in ("char *", "int *")), "").removesuffix(" *")
+        if not real.endswith("cython_blas_s") or sig != pattern.format(s=real):
+            return None, f"scipy.linalg.cython_blas.{name} has an unexpected signature {sig!r}"
         addrs.append(api.PyCapsule_GetPointer(cap, api.PyCapsule_GetName(cap)))
     if not all(addrs):
-        return None
-    return _Blas(addrs[0], addrs[1], False, "SciPy's cython_blas")
+        return None, "scipy.linalg.cython_blas gave a null pointer"
+    return _Blas(addrs[0], addrs[1], False, "SciPy's cython_blas"), ""
 
 
-def _self_test(kernel: Any, blas: _Blas) -> bool:
-    """Run the kernel on a small random problem (gemv and gemm paths) against NumPy."""
-    rng = np.random.default_rng(12345)
+def _self_test_step(steps: int, batch: int, units: int, seed: int) -> tuple[Any, ...]:
+    """A small random problem and its float64 reference h: ``(pre, rec, h0, c0, expect_h)``
+    with ``pre`` = x W + b (random) and ``rec`` the recurrent kernel (blocks i, f, o, g)."""
+    rng = np.random.default_rng(seed)
+    rec = rng.normal(0.0, 0.5, (units, 4 * units)).astype(np.float32)
+    pre = rng.normal(0.0, 1.0, (steps, batch, 4 * units)).astype(np.float32)
+    h0 = rng.normal(0.0, 0.5, (batch, units)).astype(np.float32)
+    c0 = rng.normal(0.0, 0.5, (batch, units)).astype(np.float32)
+    expect_h = np.empty((steps, batch, units), np.float32)
+    h, c = h0.astype(np.float64), c0.astype(np.float64)
+    for t in range(steps):
+        z = pre[t] + h @ rec  # (B, 4U)
+        i, f, o = (1.0 / (1.0 + np.exp(-z[:, k * units : (k + 1) * units])) for k in range(3))
+        g = np.tanh(z[:, 3 * units :])
+        c = f * c + i * g
+        h = o * np.tanh(c)
+        expect_h[t] = h
+    return pre, rec, h0, c0, expect_h
+
+
+def _self_test(kernel: Any, blas: _Blas | None, packed: bool) -> str:
+    """Run the kernel's products on small random problems (batch 1 and 3; BLAS's gemv and
+    gemm; the packed product on one and two threads) against NumPy; "" or what failed."""
+    sig, tanh = ACT_CODES["sigmoid"], ACT_CODES["tanh"]
     steps, units = 5, 7
     for batch in (1, 3):
-        rec = rng.normal(0.0, 0.5, (units, 4 * units)).astype(np.float32)
-        pre = rng.normal(0.0, 1.0, (steps, batch, 4 * units)).astype(np.float32)
-        h0 = rng.normal(0.0, 0.5, (batch, units)).astype(np.float32)
-        c0 = rng.normal(0.0, 0.5, (batch, units)).astype(np.float32)
-        expect_h = np.empty((steps, batch, units), np.float32)
-        h, c = h0.astype(np.float64), c0.astype(np.float64)
-        for t in range(steps):
-            z = pre[t] + h @ rec  # (B, 4U)
-            i, f, o = (1.0 / (1.0 + np.exp(-z[:, k * units : (k + 1) * units])) for k in range(3))
-            g = np.tanh(z[:, 3 * units :])
-            c = f * c + i * g
-            h = o * np.tanh(c)
-            expect_h[t] = h
-        act = np.empty_like(pre)
+        pre, rec, h0, c0, expect_h = _self_test_step(steps, batch, units, 12345 + batch)
         cs = np.empty((steps, batch, units), np.float32)
-        hs = np.empty_like(cs)
-        kernel.run(
-            pre,
-            act,
-            cs,
-            hs,
-            h0,
-            c0,
-            rec,
-            None,
-            steps,
-            batch,
-            units,
-            False,
-            ACT_CODES["sigmoid"],
-            ACT_CODES["tanh"],
-            blas.gemm,
-            blas.gemv,
-            blas.ilp64,
-        )
-        if not np.allclose(hs, expect_h, rtol=0.0, atol=1e-5):
-            return False
-    return True
+        if blas is not None:
+            p, act, hs = pre.copy(), np.empty_like(pre), np.empty_like(cs)
+            kernel.run(
+                *(p, act, cs, hs, h0, c0, rec, None, steps, batch, units, False, sig, tanh),
+                *(blas.gemm, blas.gemv, blas.ilp64),
+            )
+            if not np.allclose(hs, expect_h, rtol=0.0, atol=1e-5):
+                return f"the kernel's self-test failed with {blas.source}"
+        if packed:
+            # x = the one-hot identity, W = the given pre-activations: x W = pre
+            eye = np.eye(steps, dtype=np.float32)
+            ukw = np.concatenate([rec] + [pre[:, b, :] for b in range(batch)])  # row bT + t
+            x = np.zeros((batch, steps, batch * steps), np.float32)
+            for b in range(batch):
+                x[b, :, b * steps : (b + 1) * steps] = eye
+            for threads in (1, 2):
+                p, act, hs = np.empty_like(pre), np.empty_like(pre), np.empty_like(cs)
+                kernel.run_packed(
+                    *(p, act, cs, hs, h0, c0, ukw, None, x, None, steps, batch, units),
+                    *(batch * steps, False, sig, tanh, threads, 4, 1, 0, steps),
+                )
+                if not np.allclose(hs, expect_h, rtol=0.0, atol=1e-5):
+                    return f"the kernel's packed product failed its self-test ({threads} threads)"
+    return ""
 
 
 def _load() -> dict[str, Any]:
+    """The kernel, checked (``_state["kernel"]``: None when it cannot run, with the reason).
+    SciPy's BLAS is looked up only when needed (:func:`_blas`): importing ``scipy.linalg``
+    takes ~0.2 s, and the packed product needs no BLAS."""
     if _state:
         return _state
     if os.environ.get("LSTMVIZ_ACCEL", "1").strip().lower() in ("0", "false", "no", "off"):
-        _state.update(kernel=None, reason="switched off by LSTMVIZ_ACCEL=0")
+        _state.update(kernel=None, blas=None, reason="switched off by LSTMVIZ_ACCEL=0")
         return _state
     try:
         from . import _lstm_kernel as kernel  # type: ignore[attr-defined]
     except ImportError:
         _state.update(
             kernel=None,
+            blas=None,
             reason="the compiled kernel lstmviz.engine._lstm_kernel "
             "was not built (needs a C compiler at install time)",
         )
         return _state
-    blas = _numpy_blas() or _scipy_blas()
-    if blas is None:
+    if getattr(kernel, "ABI", 0) != _KERNEL_ABI:
         _state.update(
             kernel=None,
-            reason="no BLAS found (neither NumPy's bundled OpenBLAS nor scipy.linalg.cython_blas)",
+            blas=None,
+            reason=f"the compiled kernel is from another version of lstmviz (ABI "
+            f"{getattr(kernel, 'ABI', '?')}, expected {_KERNEL_ABI}): rebuild it with "
+            "`pip install -e .` or `python setup.py build_ext --inplace`",
         )
         return _state
-    if not _self_test(kernel, blas):
-        _state.update(kernel=None, reason=f"the kernel's self-test failed with {blas.source}")
-        return _state
-    tiles = kernel.packed()
-    _state.update(
-        kernel=kernel,
-        blas=blas,
-        reason=f"C kernel + {blas.source}"
-        + (f", packed {tiles.upper()} product from batch 2" if tiles else ""),
-    )
+    tiles = str(kernel.packed())
+    failed = _self_test(kernel, None, True) if tiles else ""
+    if failed:
+        kernel.set_packed("")  # the BLAS path may still pass its own test
+    _state.update(kernel=kernel, reason="C kernel")
+    if (not tiles or failed) and _blas() is None:
+        _state.update(
+            kernel=None,
+            reason=failed
+            or "no product to run: no packed product on this CPU or build, "
+            f"and no BLAS ({_state['why_no_blas']}; `pip install scipy` gives one)",
+        )
     return _state
 
 
+def _blas() -> _Blas | None:
+    """SciPy's BLAS for the kernel, found and self-tested on first use (None: none)."""
+    st = _load()
+    if "blas" not in st:
+        blas, why = _scipy_blas()
+        if blas is not None and st["kernel"] is not None:
+            failed = _self_test(st["kernel"], blas, False)
+            if failed:
+                blas, why = None, failed
+        st.update(blas=blas, why_no_blas=why)
+    return st["blas"]  # type: ignore[no-any-return]
+
+
 def available() -> bool:
-    """True when the compiled kernel can run (built, BLAS found, self-test passed)."""
+    """True when the compiled kernel can run (built, a product found, self-test passed)."""
     return _load()["kernel"] is not None
 
 
 def describe() -> str:
-    """One line for status bars and benchmarks: the engine that traces, or why not the kernel."""
+    """One line for status bars and benchmarks: the engine that traces (with its threads),
+    or why not the kernel."""
     st = _load()
-    return st["reason"] if st["kernel"] is not None else f"NumPy ({st['reason']})"
+    if st["kernel"] is None:
+        return f"NumPy ({st['reason']})"
+    n = get_threads()
+    tiles = packed()
+    if tiles:
+        return f"C kernel, packed {tiles.upper()} product, up to {n} thread{'s' * (n > 1)}"
+    blas = _blas()
+    return f"C kernel + {blas.source if blas else '?'}, BLAS threads up to {n}"
 
 
 def supports(recurrent_activation: str | None, activation: str | None) -> bool:
@@ -203,28 +252,167 @@ def supports(recurrent_activation: str | None, activation: str | None) -> bool:
     )
 
 
-#: from this batch size on, :func:`run` takes ``x`` itself (one product per step with
-#: K = U + F) instead of a separate input projection. ``bench/kernel_modes.py`` at batch 32:
-#: faster in 9 of 11 comparisons over three runs (32 units: ~3.0x instead of ~3.5x the
-#: floor), slower in 1; at batch 8-16 it was slower in 2 of 3 runs (batch-major product;
-#: with the unit-major one see X_MODE_MIN_BATCH_WIDE)
+# ------------------------------------------------------------------------------- threads
+_threads: dict[str, int | None] = {"set": None}
+
+
+def _cores() -> int:
+    """The cores this process may run on (its CPU affinity where the OS says)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return max(1, os.cpu_count() or 1)
+
+
+def _check_threads(n: Any, what: str) -> int:
+    try:
+        v = int(n)
+    except (TypeError, ValueError):
+        v = 0
+    if isinstance(n, bool) or v < 1 or str(n).strip() not in (str(v), f"{v}.0"):
+        raise LstmvizError(f"{what} must be a whole number of threads >= 1; found {n!r}")
+    return v
+
+
+def get_threads() -> int:
+    """How many threads the engine may use: :func:`set_threads`'s value, else the
+    environment variable ``LSTMVIZ_THREADS``, else every core the process may run on."""
+    if _threads["set"] is not None:
+        return _threads["set"]
+    env = os.environ.get("LSTMVIZ_THREADS", "").strip()
+    if env:
+        return _check_threads(env, "the environment variable LSTMVIZ_THREADS")
+    return _cores()
+
+
+def set_threads(n: int | None) -> int | None:
+    """Let the engine use up to ``n`` threads from now on (``None``: back to the default,
+    see :func:`get_threads`); returns the previous setting (``None`` when it was the default).
+
+    The engine's own threads split each step of the compiled recurrence; BLAS's threads (the
+    NumPy loop, the kernel without its packed product) are set to at most ``n`` around the
+    engine's calls with threadpoolctl and given back afterwards.  Fewer threads are used
+    where more would not pay (small layers, short sequences).
+    """
+    previous = _threads["set"]
+    _threads["set"] = None if n is None else _check_threads(n, "set_threads(n)")
+    return previous
+
+
+#: the units of one chunk of the threaded recurrence (4 x this many columns of each step's
+#: product): at batch 1 one 128-column AVX-512 matrix-vector panel (64 with AVX2), at larger
+#: batches 4 panels of 32 (8 of 16)
+CHUNK_UNITS = {"avx512": 32, "avx2": 16}
+CHUNK_UNITS_BATCH = 32
+
+#: a step's product must have at least this many multiply-adds per thread for a thread more
+#: to pay (bench/threads.py), and the whole call this many per thread (starting a thread and
+#: the one wait per step cost a few microseconds)
+MIN_STEP_WORK_PER_THREAD = 64 * 1024
+MIN_CALL_WORK_PER_THREAD = 4 * 1024 * 1024
+
+
+def chunk_units(batch: int) -> int:
+    """Units per chunk of the threaded recurrence at this batch size."""
+    return CHUNK_UNITS.get(packed(), 16) if batch == 1 else CHUNK_UNITS_BATCH
+
+
+#: where there are fewer unit chunks than threads (few units, many batch rows) the batch rows
+#: are split too, in blocks of at least this many rows (one AVX-512 register tile)
+ROW_BLOCK_MIN = 8
+
+
+def split(units: int, batch: int, features: int, steps: int) -> tuple[int, int]:
+    """How the packed recurrence splits a layer of this size: ``(threads, chunk_rows)``.
+
+    At most :func:`get_threads` threads, only as many as the work pays for
+    (:data:`MIN_STEP_WORK_PER_THREAD`, :data:`MIN_CALL_WORK_PER_THREAD`) and as there are
+    chunks: unit chunks (:func:`chunk_units`), times blocks of batch rows when there are
+    fewer unit chunks than threads (about two blocks per thread, :data:`ROW_BLOCK_MIN` rows
+    or more each).
+    """
+    n = get_threads()
+    if n <= 1:
+        return 1, batch
+    step_work = batch * (units + features) * 4 * units
+    by_work = min(
+        step_work // max(1, MIN_STEP_WORK_PER_THREAD),
+        step_work * steps // max(1, MIN_CALL_WORK_PER_THREAD),
+    )
+    n_units = -(-units // chunk_units(batch))
+    row_blocks = -(-batch // max(1, ROW_BLOCK_MIN))
+    n = int(max(1, min(n, by_work, n_units * row_blocks)))
+    if n <= n_units:
+        return n, batch
+    blocks = min(row_blocks, -(-2 * n // n_units))
+    return n, -(-batch // blocks)
+
+
+def threads_for(units: int, batch: int, features: int, steps: int) -> int:
+    """The threads the packed recurrence uses for a layer of this size (see :func:`split`)."""
+    return split(units, batch, features, steps)[0]
+
+
+#: BLAS gets more than one thread only for products of at least this many multiply-adds
+#: (a batch-1 matrix-vector product ran up to 13x slower on two OpenBLAS threads than on
+#: one when the machine was busy)
+BLAS_MIN_WORK = 1024 * 1024
+
+
+def blas_threads(units: int, batch: int) -> int:
+    """BLAS threads for the recurrence's per-step product ``(B, U) @ (U, 4U)``."""
+    return get_threads() if batch * units * 4 * units >= BLAS_MIN_WORK else 1
+
+
+_controller: dict[str, Any] = {}
+
+
+@contextlib.contextmanager
+def blas_limits(n: int) -> Iterator[None]:
+    """BLAS (NumPy's, SciPy's) at ``n`` threads inside the block, as before after it
+    (threadpoolctl; nothing else of the process changes)."""
+    ctl = _controller.get("ctl")
+    if ctl is None:
+        from threadpoolctl import ThreadpoolController  # type: ignore[import-untyped,unused-ignore]
+
+        ctl = _controller["ctl"] = ThreadpoolController()
+    elif _state.get("blas") is not None and not _controller.get("scipy"):
+        # SciPy's BLAS came later: a new controller sees it too
+        from threadpoolctl import ThreadpoolController  # type: ignore[import-untyped,unused-ignore]
+
+        ctl = _controller["ctl"] = ThreadpoolController()
+    _controller["scipy"] = _state.get("blas") is not None
+    info = ctl.select(user_api="blas")
+    if not info.lib_controllers or all(c.num_threads == n for c in info.lib_controllers):
+        yield
+        return
+    with ctl.limit(limits=n, user_api="blas"):
+        yield
+
+
+#: without the packed product (BLAS): from this batch size on, :func:`run` takes ``x``
+#: itself (one product per step with K = U + F) instead of a separate input projection.
+#: ``bench/kernel_modes.py`` at batch 32: faster in 9 of 11 comparisons over three runs
+#: (32 units: ~3.0x instead of ~3.5x the floor), slower in 1; at batch 8-16 it was slower in
+#: 2 of 3 runs (batch-major product; with the unit-major one see X_MODE_MIN_BATCH_WIDE)
 X_MODE_MIN_BATCH = 32
 
-#: in x mode from this many units on, the kernel takes ``[U; W]`` transposed and its product
-#: comes out unit-major (then transposed into ``pre``): OpenBLAS 0.3.31 (SkylakeX kernels,
-#: one thread, batch 32, K = U + 16) took 200 instead of 283 us per step at 256 units, 789
-#: instead of 1095 at 512, 3638 instead of 4328 at 1024 and 54 instead of 61 at 128, but
-#: 6.5 instead of 4.6 at 32 and 16.5 instead of 12.6 at 64 (``bench/kernel_modes.py``)
+#: in BLAS's x mode from this many units on, the kernel takes ``[U; W]`` transposed and its
+#: product comes out unit-major (then transposed into ``pre``): OpenBLAS 0.3.31 (SkylakeX
+#: kernels, one thread, batch 32, K = U + 16) took 200 instead of 283 us per step at 256
+#: units, 789 instead of 1095 at 512, 3638 instead of 4328 at 1024 and 54 instead of 61 at
+#: 128, but 6.5 instead of 4.6 at 32 and 16.5 instead of 12.6 at 64
+#: (``bench/kernel_modes.py``)
 REC_T_MIN_UNITS = 128
 
 
 def rec_transposed(units: int, batch: int) -> bool:
-    """Whether x mode at this size takes ``[U; W]`` transposed (see :data:`REC_T_MIN_UNITS`):
-    only for BLAS's product -- the packed product packs ``[U; W]`` as it is."""
+    """Whether BLAS's x mode at this size takes ``[U; W]`` transposed (see
+    :data:`REC_T_MIN_UNITS`); the packed product packs ``[U; W]`` as it is."""
     return batch > 1 and units >= REC_T_MIN_UNITS and not packed()
 
 
-#: with the unit-major product, x mode pays from batch 8 on at 256 units and more
+#: with the unit-major product, BLAS's x mode pays from batch 8 on at 256 units and more
 #: (``bench/kernel_modes.py``, T 100-1000: 0.68-0.82x the floor at batch 8 where the
 #: projection path took 1.03-1.11x; at batch 4 a tie, at batch 2 and at 128 units x batch
 #: 4-8 slower)
@@ -234,13 +422,12 @@ X_MODE_MIN_BATCH_WIDE, X_MODE_WIDE_UNITS = 8, 256
 def x_mode(units: int, batch: int) -> bool:
     """Whether :func:`~lstmviz.engine.cell.run_lstm` hands ``x`` to the kernel at this size.
 
-    With the kernel's own packed product (:func:`packed`) from batch 2 on
-    (``bench/kernel_modes.py``: 0.25-0.99x the floor from 256 units, where BLAS's x mode
-    took 0.8-1.2x and the projection path 1.0-2.4x; a tie at 32 units x batch 2, and at
-    batch 1, where the gemv path stays); else by :data:`X_MODE_MIN_BATCH` and
-    :data:`X_MODE_MIN_BATCH_WIDE`.
+    Always with the kernel's own packed product (:func:`packed`, :func:`run_packed`): each
+    step's product is ``[h_tm1, x_t] @ [U; W]``.  With BLAS from :data:`X_MODE_MIN_BATCH`
+    and :data:`X_MODE_MIN_BATCH_WIDE`; below that a separate input projection
+    (:func:`project`) and the per-step ``h_tm1 @ U``.
     """
-    if batch >= 2 and packed():
+    if packed():
         return True
     return batch >= X_MODE_MIN_BATCH or (
         batch >= X_MODE_MIN_BATCH_WIDE
@@ -250,12 +437,12 @@ def x_mode(units: int, batch: int) -> bool:
 
 
 def packed() -> str:
-    """``"avx512"`` or ``"avx2"``: the instruction set of the kernel's packed product (x mode
+    """``"avx512"`` or ``"avx2"``: the instruction set of the kernel's packed product (which
     packs ``[U; W]`` once per call into column panels and multiplies them with its own
-    register tiles, instead of BLAS repacking the weights at every step); ``""`` when it uses
-    BLAS (no kernel, a CPU without AVX2 + FMA, or ``LSTMVIZ_PACKED=0``)."""
+    register tiles, on up to :func:`get_threads` threads); ``""`` when the kernel uses BLAS
+    (no kernel, a CPU without AVX2 + FMA, or ``LSTMVIZ_PACKED=0``)."""
     st = _load()
-    return st["kernel"].packed() if st["kernel"] is not None else ""
+    return str(st["kernel"].packed()) if st["kernel"] is not None else ""
 
 
 def set_packed(name: str) -> str:
@@ -266,7 +453,21 @@ def set_packed(name: str) -> str:
         if name:
             raise RuntimeError("the compiled LSTM kernel cannot run here: " + describe())
         return ""
-    return st["kernel"].set_packed(name)
+    if not name and _blas() is None:
+        raise ValueError(f"set_packed(''): no BLAS to use instead ({_state['why_no_blas']})")
+    return str(st["kernel"].set_packed(name))
+
+
+def path(units: int, batch: int) -> str:
+    """Which computation :func:`~lstmviz.engine.cell.run_lstm` runs at this size with the
+    kernel: ``"packed-avx512"``, ``"packed-avx2"``, ``"blas-x/<threads>"`` (BLAS, x mode),
+    ``"blas/<threads>"`` (BLAS after an input projection).  Two traces computed on the same
+    path agree bit for bit step by step (a retrace from a changed step relies on it)."""
+    tiles = packed()
+    if tiles:
+        return f"packed-{tiles}"
+    n = blas_threads(units, batch)
+    return f"blas-x/{n}" if x_mode(units, batch) else f"blas/{n}"
 
 
 def run(
@@ -284,8 +485,11 @@ def run(
     x: np.ndarray | None = None,
     bias: np.ndarray | None = None,
     rec_t: bool = False,
+    lo: int = 0,
+    hi: int | None = None,
 ) -> None:
-    """The recurrence of :func:`~lstmviz.engine.cell.run_lstm` in C, in place.
+    """The recurrence of :func:`~lstmviz.engine.cell.run_lstm` in C with BLAS's product, in
+    place.
 
     ``pre`` ``(T, B, 4U)`` holds ``x W + b`` and receives the pre-activations; ``act``
     ``(T, B, 4U)``, ``cs``/``hs`` ``(T, B, U)`` are written; blocks i, f, o, g.  ``mask``
@@ -294,13 +498,15 @@ def run(
     With ``x`` ``(B, T, F)``: ``rec`` is ``[U; W]`` ``(U + F, 4U)`` -- or its transpose
     ``(4U, U + F)`` with ``rec_t`` -- ``pre`` need not hold anything and each step writes
     ``[h_tm1, x_t] @ [U; W] + bias`` into it.
+
+    ``lo``, ``hi``: only input positions ``lo .. hi - 1`` (default: all), ``h0``/``c0`` being
+    the state before the first of them in processing order.
     """
-    st = _load()
-    kernel, blas = st["kernel"], st["blas"]
+    kernel, blas = _load()["kernel"], _blas()
     steps, batch, u4 = pre.shape
     m = None if mask is None else np.ascontiguousarray(mask, dtype=np.uint8)  # (B, T)
     r_code, c_code = _act_code(recurrent_activation), _act_code(activation)
-    if kernel is None or r_code is None or c_code is None:
+    if kernel is None or blas is None or r_code is None or c_code is None:
         raise RuntimeError("the compiled LSTM kernel cannot run here: " + describe())
     args = (
         pre,
@@ -321,25 +527,96 @@ def run(
         blas.gemv,
         blas.ilp64,
     )
-    if x is None:
-        kernel.run(*args)
-    else:
-        x = np.ascontiguousarray(x, dtype=np.float32)
-        kernel.run(*args, x, bias, x.shape[2], bool(rec_t))
+    hi = steps if hi is None else hi
+    with blas_limits(blas_threads(u4 // 4, batch)):
+        if x is None:
+            kernel.run(*args, None, None, 0, False, lo, hi)
+        else:
+            x = np.ascontiguousarray(x, dtype=np.float32)
+            kernel.run(*args, x, bias, x.shape[2], bool(rec_t), lo, hi)
+
+
+def run_packed(
+    pre: np.ndarray,
+    act: np.ndarray,
+    cs: np.ndarray,
+    hs: np.ndarray,
+    h0: np.ndarray,
+    c0: np.ndarray,
+    ukw: np.ndarray,
+    bias: np.ndarray | None,
+    x: np.ndarray,
+    mask: np.ndarray | None,
+    go_backwards: bool,
+    recurrent_activation: str | None,
+    activation: str | None,
+    lo: int = 0,
+    hi: int | None = None,
+    threads: int | None = None,
+) -> int:
+    """The recurrence of :func:`~lstmviz.engine.cell.run_lstm` with the kernel's packed
+    product, on :func:`threads_for` threads (or ``threads``), in place; returns the number
+    of threads that ran.
+
+    ``x`` ``(B, T, F)``; ``ukw`` ``[U; W]`` ``(U + F, 4U)`` and ``bias`` ``(4U,)`` or None in
+    the internal block order (i, f, o, g); ``pre``, ``act`` ``(T, B, 4U)`` and ``cs``, ``hs``
+    ``(T, B, U)`` are written at input positions ``lo .. hi - 1`` (default: all), ``h0`` and
+    ``c0`` ``(B, U)`` being the state before the first of them in processing order.  The
+    result does not depend on the number of threads, bit for bit.
+    """
+    st = _load()
+    kernel = st["kernel"]
+    r_code, c_code = _act_code(recurrent_activation), _act_code(activation)
+    if kernel is None or not packed() or r_code is None or c_code is None:
+        raise RuntimeError("the kernel's packed product cannot run here: " + describe())
+    steps, batch, u4 = pre.shape
+    units = u4 // 4
+    x = np.ascontiguousarray(x, dtype=np.float32)
+    feats = x.shape[2]
+    hi = steps if hi is None else hi
+    n, rows = split(units, batch, feats, hi - lo)
+    if threads is not None:
+        n = threads
+    m = None if mask is None else np.ascontiguousarray(mask, dtype=np.uint8)  # (B, T)
+    return int(
+        kernel.run_packed(
+            pre,
+            act,
+            cs,
+            hs,
+            np.ascontiguousarray(h0, dtype=np.float32),
+            np.ascontiguousarray(c0, dtype=np.float32),
+            ukw,
+            bias,
+            x,
+            m,
+            steps,
+            batch,
+            units,
+            feats,
+            bool(go_backwards),
+            r_code,
+            c_code,
+            int(n),
+            chunk_units(batch),
+            int(rows),
+            int(lo),
+            int(hi),
+        )
+    )
 
 
 def project(x: np.ndarray, kernel: np.ndarray, bias: np.ndarray | None, pre: np.ndarray) -> None:
     """``pre[t, b] = x[b, t] @ kernel + bias`` in C (one sgemm per batch item, no copy of x).
 
     ``x`` ``(B, T, F)``, ``kernel`` ``(F, 4U)``, ``bias`` ``(4U,)`` or None, ``pre``
-    ``(T, B, 4U)`` float32 C-contiguous (written).
+    ``(T, B, 4U)`` float32 C-contiguous (written).  Needs BLAS (SciPy).
     """
-    st = _load()
-    if st["kernel"] is None:
-        raise RuntimeError("the compiled LSTM kernel cannot run here: " + describe())
+    ext, blas = _load()["kernel"], _blas()
+    if ext is None or blas is None:
+        raise RuntimeError("the compiled kernel has no BLAS here: " + describe())
     batch, steps, feats = x.shape
-    blas = st["blas"]
-    st["kernel"].project(
+    ext.project(
         np.ascontiguousarray(x, dtype=np.float32),
         kernel,
         bias,
@@ -372,11 +649,19 @@ def _reset_for_tests() -> None:
 __all__ = [
     "ACT_CODES",
     "available",
+    "blas_limits",
+    "blas_threads",
     "describe",
+    "get_threads",
     "packed",
+    "path",
     "project",
     "run",
+    "run_packed",
     "set_packed",
+    "set_threads",
+    "split",
     "supports",
+    "threads_for",
     "x_mode",
 ]

@@ -24,7 +24,20 @@
 #include <string.h>
 #if defined(__GNUC__) && defined(__x86_64__) && !defined(LSTMVIZ_NO_PACKED)
 #include <immintrin.h>
+#include <stdatomic.h>
+#include <time.h>
 #define LSTMVIZ_PACKED 1
+#if !defined(_WIN32) && !defined(LSTMVIZ_NO_THREADS)
+#include <pthread.h>
+#include <sched.h>
+#include <signal.h>
+#define LSTMVIZ_THREADS 1
+#ifdef __linux__
+#include <linux/futex.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+#endif
+#endif
 #endif
 
 typedef void (*sgemm32_fn)(const char *, const char *, const int32_t *, const int32_t *,
@@ -89,9 +102,9 @@ static inline float fast_tanhf(float x)
     y = y * r + 1.6666665459e-1f;
     y = y * r + 5.0000001201e-1f;
     y = y * r * r + r + 1.0f;
-    int32_t bits;
+    uint32_t bits; /* unsigned: a NaN's bits shift out without undefined behaviour */
     memcpy(&bits, &fr, sizeof bits);
-    bits = (bits - 0x4B400000 + 127) << 23; /* the float 2^n */
+    bits = (bits - 0x4B400000u + 127u) << 23; /* the float 2^n */
     float scale;
     memcpy(&scale, &bits, sizeof scale);
     const float big = 1.0f - 2.0f / (y * scale + 1.0f);
@@ -223,15 +236,31 @@ static void untranspose(const float *restrict zT, float *restrict z, const float
     }
 }
 
-/* ---------------------------------------------------------------- packed product
- * The x mode's per-step product z (B, 4U) = [h_tm1, x_t] (B, K) @ [U; W] (K, 4U) with the
- * weights packed once per call into panels of NR columns, Wp[p][k][0:NR], instead of
- * BLAS repacking them at every step (OpenBLAS's sgemm_oncopy was ~12 % of a 256-unit,
- * batch-32 trace).  A tile of MR batch rows x NR columns accumulates over k = 0..K-1 in
- * order with FMA, as BLAS kernels do, and is written batch-major straight into z (+ b):
- * no transpose.  AVX-512: MR 8, NR 32 (16 zmm accumulators); AVX2: MR 6, NR 16 (12 ymm);
- * rows left over (B not a multiple of MR) run tiles of 4, 2 and 1 rows.  Without AVX2/FMA (or off
- * x86-64 / GCC-compatible compilers) the kernel uses BLAS. */
+/* ---------------------------------------------------------------- packed, threaded recurrence
+ * When the CPU has AVX2 + FMA (x86-64, GCC or Clang), run_packed() runs the whole recurrence
+ * with its own product instead of BLAS: per step, z (B, 4U) = [h_tm1, x_t] (B, U + F) @
+ * [U; W] (U + F, 4U) + b, then the gate and state math.  The weights are packed once per call
+ * into column panels, Wp[p][k][0:NR] (BLAS repacks them at every call: OpenBLAS's
+ * sgemm_oncopy was ~12 % of a 256-unit, batch-32 trace), and multiplied in register tiles:
+ * MR batch rows x NR columns, accumulated over k = 0..K-1 in order with FMA (h_tm1's K
+ * first, then x_t's), then + b.  AVX-512: 8 x 32 tiles (16 zmm accumulators); AVX2: 6 x 16;
+ * rows left over run tiles of 4, 2 and 1 rows; batch 1 runs a matrix-vector product over
+ * panels of 128 (AVX-512) or 64 (AVX2) columns, eight independent accumulators.  Every
+ * output is the same chain of FMAs whatever the tile, the instruction set or the thread, so
+ * the trace does not depend on how the work was split.
+ *
+ * Threads.  The units are cut into chunks (chunk_units units each: 4 x chunk_units columns
+ * of z, i.e. the i, f, o and g columns of those units) and, where there are fewer unit chunks
+ * than threads (few units, many batch rows), the batch rows into blocks of chunk_rows; a
+ * chunk of work is one unit chunk x one row block.  Thread k owns a contiguous range of
+ * chunks, packs their weights (its slice of [U; W] then lives in its own cache) and, at
+ * every step, computes z for its chunks and then their gates, c and h.  Step t + 1 needs all
+ * of h[t]: one wait per step for the step's last chunk.  A thread that is done with its own
+ * chunks takes the ones nobody has started yet (claimed with a compare-and-swap on the
+ * owner's counter), so a thread that the OS keeps off its core (a busy machine, the app's GUI
+ * thread) slows the trace down instead of stalling it.  The wait spins for a few
+ * microseconds, then sleeps (futex on Linux, sched_yield elsewhere).  The calling thread
+ * is worker 0; the others are started per call (pthreads); the GIL is released. */
 #ifdef LSTMVIZ_PACKED
 enum { ISA_NONE = 0, ISA_AVX2 = 1, ISA_AVX512 = 2 };
 
@@ -258,120 +287,394 @@ static int packed_isa(void)
     return isa;
 }
 
-static Py_ssize_t packed_nr(int isa) { return isa == ISA_AVX512 ? 32 : 16; }
-
-/* Wp (ceil(N / NR) panels of K x NR, zero-padded) from w: (K, N) row-major, or (N, K)
- * row-major when transposed */
-static void pack_weights(const float *restrict w, int transposed, float *restrict wp,
-                         Py_ssize_t K, Py_ssize_t N, Py_ssize_t NR)
+/* columns per panel: tiles (batch > 1) and the matrix-vector product (batch 1) */
+static Py_ssize_t panel_nr(int isa, Py_ssize_t B)
 {
-    for (Py_ssize_t p0 = 0; p0 < N; p0 += NR) {
-        const Py_ssize_t nc = N - p0 < NR ? N - p0 : NR;
-        for (Py_ssize_t k = 0; k < K; k++) {
-            float *dst = wp + (p0 / NR) * K * NR + k * NR;
-            if (transposed)
-                for (Py_ssize_t j = 0; j < nc; j++) dst[j] = w[(p0 + j) * K + k];
-            else
-                memcpy(dst, w + k * N + p0, (size_t)nc * sizeof(float));
-            for (Py_ssize_t j = nc; j < NR; j++) dst[j] = 0.0f;
-        }
-    }
+    if (B == 1) return isa == ISA_AVX512 ? 128 : 64;
+    return isa == ISA_AVX512 ? 32 : 16;
 }
 
-#define TILE512(MR)                                                                         \
-    static __attribute__((target("avx512f,fma"))) void tile512_##MR(                        \
-        const float *restrict a, Py_ssize_t lda, const float *restrict wp, Py_ssize_t K,    \
-        const float *restrict b, float *restrict z, Py_ssize_t ldz, Py_ssize_t nc)          \
-    {                                                                                       \
-        __m512 acc0[MR], acc1[MR];                                                          \
-        _Pragma("GCC unroll 8") for (int r = 0; r < MR; r++) acc0[r] = acc1[r] = _mm512_setzero_ps();               \
-        for (Py_ssize_t k = 0; k < K; k++) {                                                \
-            const __m512 w0 = _mm512_load_ps(wp + k * 32), w1 = _mm512_load_ps(wp + k * 32 + 16); \
-            _Pragma("GCC unroll 8") for (int r = 0; r < MR; r++) {                                                  \
-                const __m512 v = _mm512_set1_ps(a[r * lda + k]);                            \
-                acc0[r] = _mm512_fmadd_ps(v, w0, acc0[r]);                                  \
-                acc1[r] = _mm512_fmadd_ps(v, w1, acc1[r]);                                  \
-            }                                                                               \
-        }                                                                                   \
-        const __mmask16 m0 = nc >= 16 ? 0xFFFF : (__mmask16)((1u << nc) - 1u);              \
-        const __mmask16 m1 = nc >= 32 ? 0xFFFF : nc <= 16 ? 0 : (__mmask16)((1u << (nc - 16)) - 1u); \
-        const __m512 b0 = b ? _mm512_maskz_loadu_ps(m0, b) : _mm512_setzero_ps();           \
-        const __m512 b1 = b ? _mm512_maskz_loadu_ps(m1, b + 16) : _mm512_setzero_ps();      \
-        _Pragma("GCC unroll 8") for (int r = 0; r < MR; r++) {                                                      \
-            _mm512_mask_storeu_ps(z + r * ldz, m0, b ? _mm512_add_ps(acc0[r], b0) : acc0[r]);      \
-            _mm512_mask_storeu_ps(z + r * ldz + 16, m1, b ? _mm512_add_ps(acc1[r], b1) : acc1[r]); \
-        }                                                                                   \
+#define TILE512(MR)                                                                          \
+    static __attribute__((target("avx512f,fma"))) void tile512_##MR(                         \
+        const float *restrict a1, Py_ssize_t lda1, Py_ssize_t K1, const float *restrict a2,  \
+        Py_ssize_t lda2, Py_ssize_t K2, const float *restrict wp, const float *restrict b,   \
+        float *restrict z, Py_ssize_t ldz)                                                   \
+    {                                                                                        \
+        __m512 acc0[MR], acc1[MR];                                                           \
+        _Pragma("GCC unroll 8") for (int r = 0; r < MR; r++) acc0[r] = acc1[r] =            \
+            _mm512_setzero_ps();                                                             \
+        for (Py_ssize_t k = 0; k < K1; k++) {                                                \
+            const __m512 w0 = _mm512_load_ps(wp + k * 32);                                   \
+            const __m512 w1 = _mm512_load_ps(wp + k * 32 + 16);                              \
+            _Pragma("GCC unroll 8") for (int r = 0; r < MR; r++) {                           \
+                const __m512 v = _mm512_set1_ps(a1[r * lda1 + k]);                           \
+                acc0[r] = _mm512_fmadd_ps(v, w0, acc0[r]);                                   \
+                acc1[r] = _mm512_fmadd_ps(v, w1, acc1[r]);                                   \
+            }                                                                                \
+        }                                                                                    \
+        wp += K1 * 32;                                                                       \
+        for (Py_ssize_t k = 0; k < K2; k++) {                                                \
+            const __m512 w0 = _mm512_load_ps(wp + k * 32);                                   \
+            const __m512 w1 = _mm512_load_ps(wp + k * 32 + 16);                              \
+            _Pragma("GCC unroll 8") for (int r = 0; r < MR; r++) {                           \
+                const __m512 v = _mm512_set1_ps(a2[r * lda2 + k]);                           \
+                acc0[r] = _mm512_fmadd_ps(v, w0, acc0[r]);                                   \
+                acc1[r] = _mm512_fmadd_ps(v, w1, acc1[r]);                                   \
+            }                                                                                \
+        }                                                                                    \
+        const __m512 b0 = b ? _mm512_load_ps(b) : _mm512_setzero_ps();                       \
+        const __m512 b1 = b ? _mm512_load_ps(b + 16) : _mm512_setzero_ps();                  \
+        _Pragma("GCC unroll 8") for (int r = 0; r < MR; r++) {                               \
+            _mm512_store_ps(z + r * ldz, b ? _mm512_add_ps(acc0[r], b0) : acc0[r]);          \
+            _mm512_store_ps(z + r * ldz + 16, b ? _mm512_add_ps(acc1[r], b1) : acc1[r]);     \
+        }                                                                                    \
     }
 TILE512(8)
 TILE512(4)
 TILE512(2)
 TILE512(1)
 
-#define TILE256(MR)                                                                         \
-    static __attribute__((target("avx2,fma"))) void tile256_##MR(                           \
-        const float *restrict a, Py_ssize_t lda, const float *restrict wp, Py_ssize_t K,    \
-        const float *restrict b, float *restrict z, Py_ssize_t ldz, Py_ssize_t nc)          \
-    {                                                                                       \
-        __m256 acc0[MR], acc1[MR];                                                          \
-        _Pragma("GCC unroll 8") for (int r = 0; r < MR; r++) acc0[r] = acc1[r] = _mm256_setzero_ps();               \
-        for (Py_ssize_t k = 0; k < K; k++) {                                                \
-            const __m256 w0 = _mm256_load_ps(wp + k * 16), w1 = _mm256_load_ps(wp + k * 16 + 8); \
-            _Pragma("GCC unroll 8") for (int r = 0; r < MR; r++) {                                                  \
-                const __m256 v = _mm256_broadcast_ss(a + r * lda + k);                      \
-                acc0[r] = _mm256_fmadd_ps(v, w0, acc0[r]);                                  \
-                acc1[r] = _mm256_fmadd_ps(v, w1, acc1[r]);                                  \
-            }                                                                               \
-        }                                                                                   \
-        float tmp[16];                                                                      \
-        _Pragma("GCC unroll 8") for (int r = 0; r < MR; r++) {                                                      \
-            _mm256_storeu_ps(tmp, acc0[r]);                                                 \
-            _mm256_storeu_ps(tmp + 8, acc1[r]);                                             \
-            float *zr = z + r * ldz;                                                        \
-            if (b)                                                                          \
-                for (Py_ssize_t j = 0; j < nc; j++) zr[j] = tmp[j] + b[j];                  \
-            else                                                                            \
-                for (Py_ssize_t j = 0; j < nc; j++) zr[j] = tmp[j];                         \
-        }                                                                                   \
+#define TILE256(MR)                                                                          \
+    static __attribute__((target("avx2,fma"))) void tile256_##MR(                            \
+        const float *restrict a1, Py_ssize_t lda1, Py_ssize_t K1, const float *restrict a2,  \
+        Py_ssize_t lda2, Py_ssize_t K2, const float *restrict wp, const float *restrict b,   \
+        float *restrict z, Py_ssize_t ldz)                                                   \
+    {                                                                                        \
+        __m256 acc0[MR], acc1[MR];                                                           \
+        _Pragma("GCC unroll 8") for (int r = 0; r < MR; r++) acc0[r] = acc1[r] =            \
+            _mm256_setzero_ps();                                                             \
+        for (Py_ssize_t k = 0; k < K1; k++) {                                                \
+            const __m256 w0 = _mm256_load_ps(wp + k * 16);                                   \
+            const __m256 w1 = _mm256_load_ps(wp + k * 16 + 8);                               \
+            _Pragma("GCC unroll 8") for (int r = 0; r < MR; r++) {                           \
+                const __m256 v = _mm256_broadcast_ss(a1 + r * lda1 + k);                     \
+                acc0[r] = _mm256_fmadd_ps(v, w0, acc0[r]);                                   \
+                acc1[r] = _mm256_fmadd_ps(v, w1, acc1[r]);                                   \
+            }                                                                                \
+        }                                                                                    \
+        wp += K1 * 16;                                                                       \
+        for (Py_ssize_t k = 0; k < K2; k++) {                                                \
+            const __m256 w0 = _mm256_load_ps(wp + k * 16);                                   \
+            const __m256 w1 = _mm256_load_ps(wp + k * 16 + 8);                               \
+            _Pragma("GCC unroll 8") for (int r = 0; r < MR; r++) {                           \
+                const __m256 v = _mm256_broadcast_ss(a2 + r * lda2 + k);                     \
+                acc0[r] = _mm256_fmadd_ps(v, w0, acc0[r]);                                   \
+                acc1[r] = _mm256_fmadd_ps(v, w1, acc1[r]);                                   \
+            }                                                                                \
+        }                                                                                    \
+        const __m256 b0 = b ? _mm256_load_ps(b) : _mm256_setzero_ps();                       \
+        const __m256 b1 = b ? _mm256_load_ps(b + 8) : _mm256_setzero_ps();                   \
+        _Pragma("GCC unroll 8") for (int r = 0; r < MR; r++) {                               \
+            _mm256_store_ps(z + r * ldz, b ? _mm256_add_ps(acc0[r], b0) : acc0[r]);          \
+            _mm256_store_ps(z + r * ldz + 8, b ? _mm256_add_ps(acc1[r], b1) : acc1[r]);      \
+        }                                                                                    \
     }
 TILE256(6)
 TILE256(4)
 TILE256(2)
 TILE256(1)
 
-/* z (M, N) row-major = a (M, K) row-major @ packed weights (+ b) */
-static void packed_product(int isa, const float *a, Py_ssize_t M, Py_ssize_t K,
-                           const float *wp, Py_ssize_t N, const float *b, float *z)
+/* batch 1: z (NR) = [a1, a2] @ panel (+ b), eight accumulators of 16 (AVX-512) or 8 (AVX2)
+ * columns: eight independent FMA chains keep both FMA pipes busy, where a 1-row tile's two
+ * would wait on the FMA latency */
+#define MATVEC(NAME, TARGET, VEC, W, LOAD, SET1, FMA, ADD, STORE, ZERO)                       \
+    static __attribute__((target(TARGET))) void NAME(                                        \
+        const float *restrict a1, Py_ssize_t K1, const float *restrict a2, Py_ssize_t K2,     \
+        const float *restrict wp, const float *restrict b, float *restrict z)                \
+    {                                                                                        \
+        VEC acc[8];                                                                          \
+        _Pragma("GCC unroll 8") for (int i = 0; i < 8; i++) acc[i] = ZERO();                 \
+        for (Py_ssize_t k = 0; k < K1; k++) {                                                \
+            const VEC v = SET1(a1[k]);                                                       \
+            _Pragma("GCC unroll 8") for (int i = 0; i < 8; i++)                              \
+                acc[i] = FMA(v, LOAD(wp + k * 8 * W + i * W), acc[i]);                       \
+        }                                                                                    \
+        wp += K1 * 8 * W;                                                                    \
+        for (Py_ssize_t k = 0; k < K2; k++) {                                                \
+            const VEC v = SET1(a2[k]);                                                       \
+            _Pragma("GCC unroll 8") for (int i = 0; i < 8; i++)                              \
+                acc[i] = FMA(v, LOAD(wp + k * 8 * W + i * W), acc[i]);                       \
+        }                                                                                    \
+        _Pragma("GCC unroll 8") for (int i = 0; i < 8; i++)                                  \
+            STORE(z + i * W, b ? ADD(acc[i], LOAD(b + i * W)) : acc[i]);                     \
+    }
+MATVEC(matvec512, "avx512f,fma", __m512, 16, _mm512_load_ps, _mm512_set1_ps, _mm512_fmadd_ps,
+       _mm512_add_ps, _mm512_store_ps, _mm512_setzero_ps)
+MATVEC(matvec256, "avx2,fma", __m256, 8, _mm256_load_ps, _mm256_set1_ps, _mm256_fmadd_ps,
+       _mm256_add_ps, _mm256_store_ps, _mm256_setzero_ps)
+
+/* The gates, c and h of one batch row for the nu units of a chunk.  z: the chunk's columns
+ * (i, f, o, g blocks of nu); pre/act: the row's (4U,) buffers at the chunk's first unit
+ * (block k at + k U); c_tm1, c, h: (nu,) at the chunk's first unit.  The operations are the
+ * ones of sigmoid_tanh_row / apply_act + cell_row, block by block, so the result does not
+ * depend on the chunking. */
+LSTMVIZ_CLONES
+static void chunk_gates(const float *restrict z, Py_ssize_t nu, float *restrict pre,
+                        float *restrict act, Py_ssize_t U, const float *restrict c_tm1,
+                        float *restrict c, float *restrict h, int ract, int cact)
 {
-    const Py_ssize_t NR = packed_nr(isa), MR = isa == ISA_AVX512 ? 8 : 6;
-    for (Py_ssize_t p0 = 0; p0 < N; p0 += NR) {
-        const Py_ssize_t nc = N - p0 < NR ? N - p0 : NR;
-        const float *panel = wp + (p0 / NR) * K * NR;
-        const float *bp = b ? b + p0 : NULL;
-        Py_ssize_t r0 = 0;
-        for (; r0 + MR <= M; r0 += MR) {
-            if (isa == ISA_AVX512)
-                tile512_8(a + r0 * K, K, panel, K, bp, z + r0 * N + p0, N, nc);
-            else
-                tile256_6(a + r0 * K, K, panel, K, bp, z + r0 * N + p0, N, nc);
+    const int fused = ract == ACT_SIGMOID && cact == ACT_TANH;
+    for (int k = 0; k < 4; k++) {
+        const float *restrict zk = z + k * nu;
+        float *restrict pk = pre + k * U, *restrict ak = act + k * U;
+        for (Py_ssize_t j = 0; j < nu; j++) pk[j] = zk[j];
+        if (fused && k < 3) /* sigma(z) = 0.5 tanh(z / 2) + 0.5, as activations.py */
+            for (Py_ssize_t j = 0; j < nu; j++) ak[j] = fast_tanhf(zk[j] * 0.5f) * 0.5f + 0.5f;
+        else if (fused)
+            for (Py_ssize_t j = 0; j < nu; j++) ak[j] = fast_tanhf(zk[j]);
+        else
+            apply_act(k < 3 ? ract : cact, zk, ak, nu);
+    }
+    const float *i = act, *f = act + U, *o = act + 2 * U, *g = act + 3 * U;
+    for (Py_ssize_t j = 0; j < nu; j++) c[j] = f[j] * c_tm1[j] + i[j] * g[j];
+    if (cact == ACT_TANH) {
+        for (Py_ssize_t j = 0; j < nu; j++) h[j] = o[j] * fast_tanhf(c[j]);
+    } else {
+        apply_act(cact, c, h, nu);
+        for (Py_ssize_t j = 0; j < nu; j++) h[j] *= o[j];
+    }
+}
+
+/* Wp of one chunk: its columns (i, f, o, g of units u0 .. u0 + nu - 1, taken from the rows
+ * of ukw (K, 4U)) in panels of NR, K x NR each, zero-padded; bp: its bias in that order */
+static void pack_chunk(const float *restrict ukw, const float *restrict bias, Py_ssize_t K,
+                       Py_ssize_t U, Py_ssize_t u0, Py_ssize_t nu, Py_ssize_t NR,
+                       Py_ssize_t ncp, float *restrict wp, float *restrict bp)
+{
+    Py_ssize_t src[128]; /* the panel's source columns in ukw; -1: padding */
+    for (Py_ssize_t p0 = 0; p0 < ncp; p0 += NR) {
+        for (Py_ssize_t jj = 0; jj < NR; jj++) {
+            const Py_ssize_t col = p0 + jj; /* gate col / nu, unit u0 + col % nu */
+            src[jj] = col < 4 * nu ? (col / nu) * U + u0 + col % nu : -1;
         }
-        while (r0 < M) { /* the rows left over, in tiles of 4, 2, 1 */
-            const Py_ssize_t left = M - r0, mr = left >= 4 ? 4 : left >= 2 ? 2 : 1;
-            const float *ar = a + r0 * K;
-            float *zr = z + r0 * N + p0;
-            if (isa == ISA_AVX512) {
-                if (mr == 4) tile512_4(ar, K, panel, K, bp, zr, N, nc);
-                else if (mr == 2) tile512_2(ar, K, panel, K, bp, zr, N, nc);
-                else tile512_1(ar, K, panel, K, bp, zr, N, nc);
+        float *panel = wp + p0 * K;
+        for (Py_ssize_t k = 0; k < K; k++) {
+            const float *row = ukw + k * 4 * U;
+            float *dst = panel + k * NR;
+            for (Py_ssize_t jj = 0; jj < NR; jj++) dst[jj] = src[jj] >= 0 ? row[src[jj]] : 0.0f;
+        }
+        if (bp != NULL)
+            for (Py_ssize_t jj = 0; jj < NR; jj++)
+                bp[p0 + jj] = src[jj] >= 0 ? bias[src[jj]] : 0.0f;
+    }
+}
+
+#define MAX_THREADS 64
+
+typedef struct {
+    _Alignas(64) atomic_llong taken; /* chunks of this thread's range claimed so far */
+} counter_t;
+
+typedef struct {
+    /* the problem */
+    float *pre, *act, *cs, *hs;
+    const float *h0, *c0, *ukw, *bias, *x;
+    const unsigned char *mask;
+    Py_ssize_t T, B, U, F, lo, hi;
+    int backwards, ract, cact, isa;
+    /* the chunks: unit chunk uc (chunk_units units) x row block rb (chunk_rows batch rows),
+     * chunk index ci = uc * nrb + rb */
+    Py_ssize_t chunk_units, chunk_rows, nuc, nrb, nchunks, NR, ncp_max;
+    float *wp, *bp; /* each unit chunk's packed weights / bias, uc at uc * K * ncp_max */
+    atomic_int *packed; /* per unit chunk: 0 not packed, 1 being packed, 2 ready */
+    float *scratch;     /* z of one chunk, (chunk_rows, ncp_max) per thread */
+    int nthreads;
+    Py_ssize_t own_begin[MAX_THREADS + 1]; /* thread k owns chunks own_begin[k] .. [k+1] - 1 */
+    counter_t claimed[MAX_THREADS];
+    /* steps */
+    _Alignas(64) atomic_llong done; /* chunks finished, over all steps */
+    _Alignas(64) atomic_int gen;    /* steps finished */
+    atomic_int sleepers;
+} job_t;
+
+static inline void cpu_relax(void) { _mm_pause(); }
+
+/* the weights of unit chunk uc, packed by the first thread that needs them (at the first
+ * step; the others wait for it) */
+static void need_packed(job_t *J, Py_ssize_t uc, Py_ssize_t u0, Py_ssize_t nu, Py_ssize_t ncp)
+{
+    atomic_int *state = &J->packed[uc];
+    int expect = 0;
+    if (atomic_load_explicit(state, memory_order_acquire) == 2) return;
+    if (atomic_compare_exchange_strong(state, &expect, 1)) {
+        const Py_ssize_t K = J->U + J->F;
+        pack_chunk(J->ukw, J->bias, K, J->U, u0, nu, J->NR, ncp, J->wp + uc * K * J->ncp_max,
+                   J->bias != NULL ? J->bp + uc * J->ncp_max : NULL);
+        atomic_store_explicit(state, 2, memory_order_release);
+        return;
+    }
+    for (int n = 1; atomic_load_explicit(state, memory_order_acquire) != 2; n++) {
+        cpu_relax();
+        if (n % 1024 == 0) sched_yield();
+    }
+}
+
+static void run_chunk(job_t *J, Py_ssize_t ci, Py_ssize_t s, float *restrict zs)
+{
+    const Py_ssize_t B = J->B, U = J->U, F = J->F, T = J->T, K = U + F;
+    const Py_ssize_t t = J->backwards ? J->hi - 1 - s : J->lo + s;
+    const Py_ssize_t tp = J->backwards ? t + 1 : t - 1; /* the step before, in input order */
+    const float *h_tm1 = s == 0 ? J->h0 : J->hs + tp * B * U;
+    const float *c_tm1 = s == 0 ? J->c0 : J->cs + tp * B * U;
+    const Py_ssize_t uc = ci / J->nrb, rb = ci % J->nrb;
+    const Py_ssize_t u0 = uc * J->chunk_units;
+    const Py_ssize_t nu = U - u0 < J->chunk_units ? U - u0 : J->chunk_units;
+    const Py_ssize_t b0 = rb * J->chunk_rows, nb = B - b0 < J->chunk_rows ? B - b0 : J->chunk_rows;
+    const Py_ssize_t NR = J->NR, ncp = ((4 * nu + NR - 1) / NR) * NR, ldz = J->ncp_max;
+    const float *wp = J->wp + uc * K * J->ncp_max;
+    const float *bp = J->bias != NULL ? J->bp + uc * J->ncp_max : NULL;
+    if (s == 0) need_packed(J, uc, u0, nu, ncp);
+    const Py_ssize_t ldx = T * F;
+    const float *xt = J->x + b0 * ldx + t * F; /* row r of the block: + r T F */
+    const float *hb = h_tm1 + b0 * U;
+    const int avx512 = J->isa == ISA_AVX512;
+    for (Py_ssize_t p0 = 0; p0 < ncp; p0 += NR) {
+        const float *panel = wp + p0 * K, *bpp = bp ? bp + p0 : NULL;
+        if (B == 1) {
+            if (avx512) matvec512(hb, U, xt, F, panel, bpp, zs + p0);
+            else matvec256(hb, U, xt, F, panel, bpp, zs + p0);
+            continue;
+        }
+        const Py_ssize_t MR = avx512 ? 8 : 6;
+        Py_ssize_t r0 = 0;
+        for (; r0 + MR <= nb; r0 += MR) {
+            if (avx512)
+                tile512_8(hb + r0 * U, U, U, xt + r0 * ldx, ldx, F, panel, bpp,
+                          zs + r0 * ldz + p0, ldz);
+            else
+                tile256_6(hb + r0 * U, U, U, xt + r0 * ldx, ldx, F, panel, bpp,
+                          zs + r0 * ldz + p0, ldz);
+        }
+        while (r0 < nb) { /* the rows left over, in tiles of 4, 2, 1 */
+            const Py_ssize_t left = nb - r0, mr = left >= 4 ? 4 : left >= 2 ? 2 : 1;
+            const float *a1 = hb + r0 * U, *a2 = xt + r0 * ldx;
+            float *zr = zs + r0 * ldz + p0;
+            if (avx512) {
+                if (mr == 4) tile512_4(a1, U, U, a2, ldx, F, panel, bpp, zr, ldz);
+                else if (mr == 2) tile512_2(a1, U, U, a2, ldx, F, panel, bpp, zr, ldz);
+                else tile512_1(a1, U, U, a2, ldx, F, panel, bpp, zr, ldz);
             } else {
-                if (mr == 4) tile256_4(ar, K, panel, K, bp, zr, N, nc);
-                else if (mr == 2) tile256_2(ar, K, panel, K, bp, zr, N, nc);
-                else tile256_1(ar, K, panel, K, bp, zr, N, nc);
+                if (mr == 4) tile256_4(a1, U, U, a2, ldx, F, panel, bpp, zr, ldz);
+                else if (mr == 2) tile256_2(a1, U, U, a2, ldx, F, panel, bpp, zr, ldz);
+                else tile256_1(a1, U, U, a2, ldx, F, panel, bpp, zr, ldz);
             }
             r0 += mr;
         }
     }
+    const Py_ssize_t U4 = 4 * U;
+    for (Py_ssize_t b = b0; b < b0 + nb; b++) {
+        const Py_ssize_t row = (t * B + b);
+        float *c = J->cs + row * U + u0, *h = J->hs + row * U + u0;
+        chunk_gates(zs + (b - b0) * ldz, nu, J->pre + row * U4 + u0, J->act + row * U4 + u0, U,
+                    c_tm1 + b * U + u0, c, h, J->ract, J->cact);
+        if (J->mask != NULL && !J->mask[b * T + t]) { /* masked step: carry the state over */
+            memcpy(c, c_tm1 + b * U + u0, (size_t)nu * sizeof(float));
+            memcpy(h, h_tm1 + b * U + u0, (size_t)nu * sizeof(float));
+        }
+    }
 }
+
+/* claim the next unstarted chunk of thread k's range at step s: its index, or -1 */
+static Py_ssize_t claim(job_t *J, int k, Py_ssize_t s)
+{
+    const long long n = J->own_begin[k + 1] - J->own_begin[k];
+    if (n == 0) return -1;
+    long long v = atomic_load_explicit(&J->claimed[k].taken, memory_order_relaxed);
+    for (;;) {
+        if (v >= (s + 1) * n || v < s * n) return -1; /* none left (or not this step's) */
+        if (atomic_compare_exchange_weak_explicit(&J->claimed[k].taken, &v, v + 1,
+                                                  memory_order_acq_rel, memory_order_relaxed))
+            return J->own_begin[k] + (Py_ssize_t)(v - s * n);
+    }
+}
+
+#if defined(LSTMVIZ_THREADS) && defined(__linux__)
+static void gen_sleep(atomic_int *gen, int seen)
+{
+    syscall(SYS_futex, (int *)gen, FUTEX_WAIT_PRIVATE, seen, NULL, NULL, 0);
+}
+static void gen_wake(atomic_int *gen) { syscall(SYS_futex, (int *)gen, FUTEX_WAKE_PRIVATE, INT32_MAX, NULL, NULL, 0); }
+#else
+static void gen_sleep(atomic_int *gen, int seen)
+{
+    (void)gen;
+    (void)seen;
+    sched_yield();
+}
+static void gen_wake(atomic_int *gen) { (void)gen; }
 #endif
+
+static double now_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec * 1e6 + ts.tv_nsec * 1e-3;
+}
+
+/* wait until more than `s` steps are finished: spin ~SPIN_US, then sleep */
+#define SPIN_US 50.0
+static void wait_step(job_t *J, Py_ssize_t s)
+{
+    const int want = (int)(s + 1);
+    if (atomic_load_explicit(&J->gen, memory_order_acquire) >= want) return;
+    const double until = now_us() + SPIN_US;
+    for (int n = 1;; n++) {
+        for (int p = 0; p < 16; p++) {
+            if (atomic_load_explicit(&J->gen, memory_order_acquire) >= want) return;
+            cpu_relax();
+        }
+        if (n % 8 == 0 && now_us() > until) break;
+    }
+    atomic_fetch_add(&J->sleepers, 1);
+    for (;;) {
+        const int g = atomic_load(&J->gen);
+        if (g >= want) break;
+        gen_sleep(&J->gen, g);
+    }
+    atomic_fetch_sub(&J->sleepers, 1);
+}
+
+typedef struct {
+    job_t *job;
+    int k;
+} worker_arg_t;
+
+static void *worker(void *arg)
+{
+    job_t *J = ((worker_arg_t *)arg)->job;
+    const int k = ((worker_arg_t *)arg)->k, n = J->nthreads;
+    float *zs = J->scratch + (Py_ssize_t)k * J->chunk_rows * J->ncp_max;
+    const Py_ssize_t steps = J->hi - J->lo;
+    const long long per_step = J->nchunks;
+    Py_ssize_t s = 0;
+    while (s < steps) {
+        const int g = atomic_load_explicit(&J->gen, memory_order_acquire);
+        if (g > s) s = g; /* this thread was late: the others did those steps */
+        if (s >= steps) break;
+        long long mine = 0;
+        for (int v = 0; v < n; v++) { /* own chunks first, then the others' left over */
+            const int owner = (k + v) % n;
+            Py_ssize_t ci;
+            while ((ci = claim(J, owner, s)) >= 0) {
+                run_chunk(J, ci, s, zs);
+                mine++;
+            }
+        }
+        if (mine) {
+            const long long total = atomic_fetch_add(&J->done, mine) + mine;
+            if (total == (s + 1) * per_step) { /* this thread finished the step */
+                atomic_store(&J->gen, (int)(s + 1));
+                if (atomic_load(&J->sleepers) > 0) gen_wake(&J->gen);
+                s++;
+                continue;
+            }
+        }
+        wait_step(J, s);
+        s++;
+    }
+    return NULL;
+}
+#endif /* LSTMVIZ_PACKED */
 
 typedef struct {
     Py_buffer view;
@@ -407,9 +710,10 @@ static void release(buf_t *bufs, int n)
 
 PyDoc_STRVAR(run_doc,
 "run(pre, act, c, h, h0, c0, rec, mask, steps, batch, units, go_backwards,\n"
-"    recurrent_activation, activation, sgemm, sgemv, ilp64[, x, bias, features, rec_t])\n"
+"    recurrent_activation, activation, sgemm, sgemv, ilp64[, x, bias, features, rec_t,\n"
+"    lo, hi])\n"
 "--\n\n"
-"The LSTM recurrence over time-major float32 buffers, in place.\n\n"
+"The LSTM recurrence over time-major float32 buffers, in place, with BLAS's product.\n\n"
 "pre (T, B, 4U) holds x W + b on entry and the full pre-activations on return; act\n"
 "(T, B, 4U), c and h (T, B, U) are written.  rec is the (U, 4U) recurrent kernel with\n"
 "blocks i, f, o, g; mask is None or (B, T) uint8.  sgemm / sgemv are addresses of BLAS\n"
@@ -417,19 +721,23 @@ PyDoc_STRVAR(run_doc,
 "released while the loop runs.\n\n"
 "With x (B, T, features) float32: rec is [U; W] ((units + features), 4U), or its transpose\n"
 "(4U, units + features) when rec_t is true; pre need not hold anything on entry, and each step\n"
-"writes [h_tm1, x_t] @ [U; W] (+ bias (4U,) or None).");
+"writes [h_tm1, x_t] @ [U; W] (+ bias (4U,) or None).\n\n"
+"lo, hi (default 0, T): run input positions lo .. hi - 1 only (hi - 1 .. lo when\n"
+"go_backwards), h0 and c0 being the state before the first of them; the rest of the\n"
+"buffers is left as it is (a retrace from a changed step).");
 
 static PyObject *kernel_run(PyObject *self, PyObject *args)
 {
     PyObject *o_pre, *o_act, *o_c, *o_h, *o_h0, *o_c0, *o_rec, *o_mask;
     PyObject *o_x = Py_None, *o_bias = Py_None;
-    Py_ssize_t T, B, U, F = 0;
+    Py_ssize_t T, B, U, F = 0, lo = 0, hi = -1;
     int backwards, ract, cact, ilp64, rec_t = 0;
     unsigned long long p_gemm, p_gemv;
-    if (!PyArg_ParseTuple(args, "OOOOOOOOnnnpiiKKp|OOnp", &o_pre, &o_act, &o_c, &o_h, &o_h0,
+    if (!PyArg_ParseTuple(args, "OOOOOOOOnnnpiiKKp|OOnpnn", &o_pre, &o_act, &o_c, &o_h, &o_h0,
                           &o_c0, &o_rec, &o_mask, &T, &B, &U, &backwards, &ract, &cact,
-                          &p_gemm, &p_gemv, &ilp64, &o_x, &o_bias, &F, &rec_t))
+                          &p_gemm, &p_gemv, &ilp64, &o_x, &o_bias, &F, &rec_t, &lo, &hi))
         return NULL;
+    if (hi < 0) hi = T;
     /* x mode (x given): rec is [U; W] (U + F rows) and pre receives the whole
      * pre-activation: each step's product [h_tm1, x_t] @ [U; W] is written once, plus the
      * bias, instead of a separate input projection filling pre beforehand */
@@ -438,7 +746,7 @@ static PyObject *kernel_run(PyObject *self, PyObject *args)
         F = 0;
     const int rt = xmode && rec_t; /* rec given transposed, (4U, F + U) */
     if (T < 0 || B < 1 || U < 1 || ract < 0 || ract >= ACT_COUNT || cact < 0 ||
-        cact >= ACT_COUNT || p_gemm == 0 || p_gemv == 0) {
+        cact >= ACT_COUNT || p_gemm == 0 || p_gemv == 0 || lo < 0 || lo > hi || hi > T) {
         PyErr_SetString(PyExc_ValueError, "_lstm_kernel.run: invalid sizes, codes or BLAS");
         return NULL;
     }
@@ -490,31 +798,11 @@ static PyObject *kernel_run(PyObject *self, PyObject *args)
         xh = (float *)(((uintptr_t)xh_mem + 63) & ~(uintptr_t)63);
         if (rt && B > 1) zT = xh + n_xh;
     }
-#ifdef LSTMVIZ_PACKED
-    const int isa = xmode ? packed_isa() : 0;
-#else
-    const int isa = 0;
-#endif
-    float *wp = NULL;     /* isa: the packed weights, 64-byte aligned */
-    void *wp_mem = NULL;
-#ifdef LSTMVIZ_PACKED
-    if (isa) {
-        const Py_ssize_t NR = packed_nr(isa), n_wp = ((U4 + NR - 1) / NR) * NR * K;
-        wp_mem = PyMem_RawMalloc((size_t)n_wp * sizeof(float) + 64);
-        if (wp_mem == NULL) {
-            PyMem_RawFree(xh_mem);
-            release(bufs, 10);
-            return PyErr_NoMemory();
-        }
-        wp = (float *)(((uintptr_t)wp_mem + 63) & ~(uintptr_t)63);
-    }
-#endif
     const int fused = ract == ACT_SIGMOID && cact == ACT_TANH;
     float *coef = NULL;
     if (fused) {
         coef = PyMem_RawMalloc((size_t)(2 * U4) * sizeof(float));
         if (coef == NULL) {
-            PyMem_RawFree(wp_mem);
             PyMem_RawFree(xh_mem);
             release(bufs, 10);
             return PyErr_NoMemory();
@@ -525,13 +813,10 @@ static PyObject *kernel_run(PyObject *self, PyObject *args)
         }
     }
     Py_BEGIN_ALLOW_THREADS
-#ifdef LSTMVIZ_PACKED
-    if (isa) pack_weights(rec, rt, wp, K, U4, packed_nr(isa));
-#endif
     const int32_t m32 = (int32_t)U4, k32 = (int32_t)K, n32 = (int32_t)B, inc32 = 1;
     const int64_t m64 = U4, k64 = K, n64 = B, inc64 = 1;
-    for (Py_ssize_t s = 0; s < T; s++) {
-        const Py_ssize_t t = backwards ? T - 1 - s : s;
+    for (Py_ssize_t s = 0; s < hi - lo; s++) {
+        const Py_ssize_t t = backwards ? hi - 1 - s : lo + s;
         float *z = pre + t * B * U4; /* (B, 4U): x_t W + b, completed with h_tm1 U */
         float *a = act + t * B * U4;
         float *c = cs + t * B * U;
@@ -550,11 +835,7 @@ static PyObject *kernel_run(PyObject *self, PyObject *args)
             }
             v = xh;
         }
-        if (isa) {
-#ifdef LSTMVIZ_PACKED
-            packed_product(isa, v, B, K, wp, U4, bias, z);
-#endif
-        } else if (rt && B > 1) {
+        if (rt && B > 1) {
             /* rec is [U; W]^T (4U x K, row-major), i.e. column-major K x 4U.  Column-major
              * zT^T (B x 4U) = [h_tm1, x_t] (B x K, "T" of its K x B view) @ rec (K x 4U):
              * zT comes out (4U, B) row-major.  From ~128 units on OpenBLAS runs this shape
@@ -611,11 +892,177 @@ static PyObject *kernel_run(PyObject *self, PyObject *args)
     }
     Py_END_ALLOW_THREADS
 
-    PyMem_RawFree(wp_mem);
     PyMem_RawFree(xh_mem);
     PyMem_RawFree(coef);
     release(bufs, 10);
     Py_RETURN_NONE;
+}
+
+PyDoc_STRVAR(run_packed_doc,
+"run_packed(pre, act, c, h, h0, c0, ukw, bias, x, mask, steps, batch, units, features,\n"
+"           go_backwards, recurrent_activation, activation, threads, chunk_units,\n"
+"           chunk_rows, lo, hi)\n"
+"--\n\n"
+"The LSTM recurrence with the kernel's own packed product on up to `threads` threads\n"
+"(see the comment above run_chunk in _lstm_kernel.c), in place.\n\n"
+"pre, act (T, B, 4U) and c, h (T, B, U) float32 are written at input positions\n"
+"lo .. hi - 1 (processed hi - 1 .. lo when go_backwards); h0, c0 (B, U) are the state before\n"
+"the first of them.  ukw is [U; W] (U + F, 4U) with blocks i, f, o, g; bias (4U,) or None;\n"
+"x (B, T, F); mask None or (B, T) uint8.  The work of a step is cut into chunks of\n"
+"chunk_units units x chunk_rows batch rows.\n"
+"Returns the number of threads that ran (the caller included).  The GIL is released.");
+
+/* 64-byte aligned PyMem_RawMalloc; *base receives what to free */
+static void *amalloc(size_t nbytes, void **base)
+{
+    *base = PyMem_RawMalloc(nbytes + 64);
+    return *base == NULL ? NULL : (void *)(((uintptr_t)*base + 63) & ~(uintptr_t)63);
+}
+
+static PyObject *kernel_run_packed(PyObject *self, PyObject *args)
+{
+    PyObject *o_pre, *o_act, *o_c, *o_h, *o_h0, *o_c0, *o_ukw, *o_bias, *o_x, *o_mask;
+    Py_ssize_t T, B, U, F, chunk_units, chunk_rows, lo, hi;
+    int backwards, ract, cact, threads;
+    if (!PyArg_ParseTuple(args, "OOOOOOOOOOnnnnpiiinnnn", &o_pre, &o_act, &o_c, &o_h, &o_h0,
+                          &o_c0, &o_ukw, &o_bias, &o_x, &o_mask, &T, &B, &U, &F, &backwards,
+                          &ract, &cact, &threads, &chunk_units, &chunk_rows, &lo, &hi))
+        return NULL;
+#ifndef LSTMVIZ_PACKED
+    PyErr_SetString(PyExc_RuntimeError,
+                    "_lstm_kernel.run_packed: built without the packed product (x86-64 GCC/Clang)");
+    return NULL;
+#else
+    const int isa = packed_isa();
+    if (isa == ISA_NONE) {
+        PyErr_SetString(PyExc_RuntimeError,
+                        "_lstm_kernel.run_packed: the packed product is off (no AVX2 + FMA, or "
+                        "LSTMVIZ_PACKED=0)");
+        return NULL;
+    }
+    if (T < 0 || B < 1 || U < 1 || F < 0 || ract < 0 || ract >= ACT_COUNT || cact < 0 ||
+        cact >= ACT_COUNT || threads < 1 || chunk_units < 1 || chunk_rows < 1 || lo < 0 ||
+        lo > hi || hi > T ||
+        hi - lo >= INT32_MAX) {
+        PyErr_SetString(PyExc_ValueError, "_lstm_kernel.run_packed: invalid sizes or codes");
+        return NULL;
+    }
+    const Py_ssize_t U4 = 4 * U, K = U + F;
+    buf_t bufs[10];
+    memset(bufs, 0, sizeof bufs);
+    if (get_buf(o_pre, &bufs[0], "pre", T * B * U4, 4, 1) < 0 ||
+        get_buf(o_act, &bufs[1], "act", T * B * U4, 4, 1) < 0 ||
+        get_buf(o_c, &bufs[2], "c", T * B * U, 4, 1) < 0 ||
+        get_buf(o_h, &bufs[3], "h", T * B * U, 4, 1) < 0 ||
+        get_buf(o_h0, &bufs[4], "h0", B * U, 4, 0) < 0 ||
+        get_buf(o_c0, &bufs[5], "c0", B * U, 4, 0) < 0 ||
+        get_buf(o_ukw, &bufs[6], "ukw", K * U4, 4, 0) < 0 ||
+        (o_bias != Py_None && get_buf(o_bias, &bufs[7], "bias", U4, 4, 0) < 0) ||
+        get_buf(o_x, &bufs[8], "x", B * T * F, 4, 0) < 0 ||
+        (o_mask != Py_None && get_buf(o_mask, &bufs[9], "mask", B * T, 1, 0) < 0)) {
+        release(bufs, 10);
+        return NULL;
+    }
+    if (chunk_units > U) chunk_units = U;
+    if (chunk_rows > B) chunk_rows = B;
+    const Py_ssize_t nuc = (U + chunk_units - 1) / chunk_units;
+    const Py_ssize_t nrb = (B + chunk_rows - 1) / chunk_rows, nchunks = nuc * nrb;
+    int n = threads < MAX_THREADS ? threads : MAX_THREADS;
+    if (n > nchunks) n = (int)nchunks;
+    const Py_ssize_t NR = panel_nr(isa, B);
+    const Py_ssize_t ncp_max = ((4 * chunk_units + NR - 1) / NR) * NR;
+    void *m_job, *m_wp, *m_bp = NULL, *m_scratch, *m_packed;
+    job_t *J = amalloc(sizeof(job_t), &m_job);
+    float *wp = amalloc((size_t)(nuc * K * ncp_max) * sizeof(float), &m_wp);
+    float *bp = o_bias != Py_None ? amalloc((size_t)(nuc * ncp_max) * sizeof(float), &m_bp)
+                                  : NULL;
+    float *scratch = amalloc((size_t)(n * chunk_rows * ncp_max) * sizeof(float), &m_scratch);
+    atomic_int *packed = amalloc((size_t)nuc * sizeof(atomic_int), &m_packed);
+    if (J == NULL || wp == NULL || scratch == NULL || packed == NULL ||
+        (o_bias != Py_None && bp == NULL)) {
+        PyMem_RawFree(m_job);
+        PyMem_RawFree(m_wp);
+        PyMem_RawFree(m_bp);
+        PyMem_RawFree(m_scratch);
+        PyMem_RawFree(m_packed);
+        release(bufs, 10);
+        return PyErr_NoMemory();
+    }
+    for (Py_ssize_t uc = 0; uc < nuc; uc++) atomic_init(&packed[uc], 0);
+    memset(J, 0, sizeof *J);
+    J->pre = bufs[0].view.buf;
+    J->act = bufs[1].view.buf;
+    J->cs = bufs[2].view.buf;
+    J->hs = bufs[3].view.buf;
+    J->h0 = bufs[4].view.buf;
+    J->c0 = bufs[5].view.buf;
+    J->ukw = bufs[6].view.buf;
+    J->bias = o_bias != Py_None ? bufs[7].view.buf : NULL;
+    J->x = bufs[8].view.buf;
+    J->mask = o_mask != Py_None ? bufs[9].view.buf : NULL;
+    J->T = T;
+    J->B = B;
+    J->U = U;
+    J->F = F;
+    J->lo = lo;
+    J->hi = hi;
+    J->backwards = backwards;
+    J->ract = ract;
+    J->cact = cact;
+    J->isa = isa;
+    J->chunk_units = chunk_units;
+    J->chunk_rows = chunk_rows;
+    J->nuc = nuc;
+    J->nrb = nrb;
+    J->nchunks = nchunks;
+    J->packed = packed;
+    J->NR = NR;
+    J->ncp_max = ncp_max;
+    J->wp = wp;
+    J->bp = bp;
+    J->scratch = scratch;
+    J->nthreads = n;
+    for (int k = 0; k <= n; k++) J->own_begin[k] = (Py_ssize_t)k * nchunks / n;
+    for (int k = 0; k < n; k++) atomic_init(&J->claimed[k].taken, 0);
+    atomic_init(&J->done, 0);
+    atomic_init(&J->gen, 0);
+    atomic_init(&J->sleepers, 0);
+    worker_arg_t wargs[MAX_THREADS];
+    int ran = 1;
+    Py_BEGIN_ALLOW_THREADS
+    for (int k = 0; k < n; k++) {
+        wargs[k].job = J;
+        wargs[k].k = k;
+    }
+#ifdef LSTMVIZ_THREADS
+    pthread_t tids[MAX_THREADS];
+    int started[MAX_THREADS] = {0};
+    if (n > 1 && hi > lo) {
+        /* the workers take no signals: Python handles them in the main thread */
+        sigset_t all, old;
+        sigfillset(&all);
+        pthread_sigmask(SIG_SETMASK, &all, &old);
+        for (int k = 1; k < n; k++) { /* a thread that does not start: the others take its chunks */
+            started[k] = pthread_create(&tids[k], NULL, worker, &wargs[k]) == 0;
+            ran += started[k];
+        }
+        pthread_sigmask(SIG_SETMASK, &old, NULL);
+    }
+#endif
+    worker(&wargs[0]);
+#ifdef LSTMVIZ_THREADS
+    for (int k = 1; k < n; k++)
+        if (started[k]) pthread_join(tids[k], NULL);
+#endif
+    Py_END_ALLOW_THREADS
+    PyMem_RawFree(m_job);
+    PyMem_RawFree(m_wp);
+    PyMem_RawFree(m_bp);
+    PyMem_RawFree(m_scratch);
+    PyMem_RawFree(m_packed);
+    release(bufs, 10);
+    return PyLong_FromLong(ran);
+#endif
 }
 
 PyDoc_STRVAR(project_doc,
@@ -753,6 +1200,7 @@ static PyMethodDef kernel_methods[] = {
      "set_packed(name) -> previous name: use 'avx512', 'avx2' (when the CPU has it) or ''\n"
      "(BLAS) from now on (tests and benchmarks)."},
     {"run", kernel_run, METH_VARARGS, run_doc},
+    {"run_packed", kernel_run_packed, METH_VARARGS, run_packed_doc},
     {"project", kernel_project, METH_VARARGS, project_doc},
     {"activate", kernel_activate, METH_VARARGS, act_doc},
     {NULL, NULL, 0, NULL},
@@ -767,6 +1215,11 @@ static struct PyModuleDef kernel_module = {
 PyMODINIT_FUNC PyInit__lstm_kernel(void)
 {
     PyObject *m = PyModule_Create(&kernel_module);
-    if (m != NULL) PyModule_AddIntConstant(m, "ABI", 1);
+    if (m != NULL) PyModule_AddIntConstant(m, "ABI", 3);
+#ifdef LSTMVIZ_THREADS
+    if (m != NULL) PyModule_AddIntConstant(m, "MAX_THREADS", MAX_THREADS);
+#else
+    if (m != NULL) PyModule_AddIntConstant(m, "MAX_THREADS", 1);
+#endif
     return m;
 }

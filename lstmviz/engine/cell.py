@@ -34,7 +34,7 @@ class LSTMWeights:
     kernel ``(F, 4U)``, recurrent_kernel ``(U, 4U)``, bias ``(4U,)`` or None; gate order
     i, f, c, o along the last axis.
 
-    ``projection`` ``(U, P)`` or None (issue 8, PyTorch ``proj_size`` / TF1 ``num_proj``):
+    ``projection`` ``(U, P)`` or None (PyTorch's ``proj_size``, TF1's ``num_proj``):
     when set, ``h = (o * tanh(c)) @ projection`` has P columns and recurrent_kernel is
     ``(P, 4U)``; :func:`run_lstm` then uses :mod:`lstmviz.engine.projection`.
     """
@@ -44,14 +44,14 @@ class LSTMWeights:
     bias: np.ndarray | None = None
     activation: str = "tanh"
     recurrent_activation: str = "sigmoid"
-    projection: np.ndarray | None = None  # (U, P); issue 8 (proj_size), None = none
+    projection: np.ndarray | None = None  # (U, P) (proj_size), None = none
 
     def __post_init__(self) -> None:
         # Own read-only float32 copies: the weights are immutable, so the internal
         # (gate-permuted) copies below can be cached safely.
         k = _frozen_f32(self.kernel)
         r = _frozen_f32(self.recurrent_kernel)
-        if self.projection is not None:  # issue 8: proj_size, checked in projection.py
+        if self.projection is not None:  # proj_size, checked in projection.py
             from .projection import check_projection
 
             check_projection(self, k, r)
@@ -141,7 +141,7 @@ class LSTMWeights:
     def n_params(self) -> int:
         """``4·U·(F + U + 1)`` with bias, ``4·U·(F + U)`` without."""
         u, f = self.units, self.input_dim
-        if self.projection is not None:  # issue 8: 4·U·(F + P + 1) + U·P
+        if self.projection is not None:  # 4·U·(F + P + 1) + U·P
             p = self.output_units
             return 4 * u * (f + p + (1 if self.use_bias else 0)) + u * p
         return 4 * u * (f + u + (1 if self.use_bias else 0))
@@ -184,24 +184,51 @@ def run_lstm(
     direction: str = "forward",
     accelerate: bool | None = None,
     out: LayerTrace | None = None,
+    reuse: LayerTrace | None = None,
 ) -> LayerTrace:
     """Run one LSTM over ``x`` ``(batch, T, F)`` and record every internal value.
 
-    ``mask`` ``(batch, T)`` marks the steps that count; at a masked step the state is carried
-    over unchanged (as in Keras). ``go_backwards`` processes the sequence from its end; the
-    trace is still indexed by input position.
+    Parameters
+    ----------
+    x : ndarray
+        ``(batch, T, F)`` inputs.
+    weights : LSTMWeights
+    h0, c0 : ndarray, optional
+        Initial states ``(batch, units)`` or ``(units,)``; zeros by default.
+    mask : ndarray, optional
+        ``(batch, T)`` bool, True where the step counts; at a masked step the state is
+        carried over unchanged (as in Keras).
+    go_backwards : bool
+        Process the sequence from its end; the trace is still indexed by input position.
+    name, layer_name, direction : str
+        Recorded in the trace.
+    accelerate : bool, optional
+        None (default) runs the recurrence in the optional compiled kernel
+        (:mod:`lstmviz.engine._accel`) when it is built and knows both activations, else in
+        the NumPy loop below; False forces the NumPy loop (the reference); True requires the
+        kernel.  ``LayerTrace.meta["engine"]`` records which one ran, ``meta["path"]`` how,
+        ``meta["threads"]`` on how many of the kernel's threads (up to
+        :func:`lstmviz.engine.get_threads`; BLAS's threads are set around BLAS calls).
+    out : LayerTrace, optional
+        A trace of the same shape (batch, T, units) -- typically the previous call's --
+        whose arrays are overwritten instead of allocating new ones.  Repeated traces (a
+        what-if slider, training snapshots, a benchmark loop) then pay no allocation and no
+        page faults; ``out`` itself becomes stale (the returned trace shares its buffers).
+    reuse : LayerTrace, optional
+        A trace of this LSTM (same weights, computed the same way) on an input that differs
+        from ``x`` at some positions only: the steps before the first position where ``x``,
+        the mask or nothing else differs -- after the last one, for ``go_backwards`` -- are
+        copied from it instead of recomputed.  The result is equal to a full trace, bit for
+        bit (each step is computed the same way whatever the range); when ``reuse`` does not
+        fit (another shape, weights, initial state, direction or engine path) everything is
+        recomputed.  ``meta["recomputed"]`` says which positions ``(lo, hi)`` were.  ``out``
+        may be ``reuse`` itself (updated in place).
 
-    ``accelerate``: None (default) runs the recurrence in the optional compiled kernel
-    (:mod:`lstmviz.engine._accel`) when it is built and knows both activations, else in the
-    NumPy loop below; False forces the NumPy loop (the reference); True requires the kernel.
-    ``LayerTrace.meta["engine"]`` records which one ran.
-
-    ``out``: a trace of the same shape (batch, T, units) -- typically the previous call's --
-    whose arrays are overwritten instead of allocating new ones. Repeated traces (a what-if
-    slider, a benchmark loop) then pay no allocation and no page faults; ``out`` itself
-    becomes stale (the returned trace shares its buffers).
+    Returns
+    -------
+    LayerTrace
     """
-    if weights.projection is not None:  # issue 8: proj_size LSTMs run in projection.py
+    if weights.projection is not None:  # proj_size LSTMs run in projection.py
         if out is not None:
             raise InputError(f"LSTM {name!r}: out= is not supported for projected LSTMs")
         from .projection import run_lstm_projected
@@ -244,14 +271,29 @@ def run_lstm(
             f"activations {weights.recurrent_activation!r}/{weights.activation!r}, kernel "
             f"knows {', '.join(_accel.ACT_CODES)}); use accelerate=None or False"
         )
+    # how the steps are computed: two traces on the same path agree step for step
+    path = _accel.path(units, batch) if accelerate else f"numpy/{_accel.blas_threads(units, batch)}"
+    packed = path.startswith("packed")
+    x_mode = bool(accelerate) and (packed or (feats > 0 and _accel.x_mode(units, batch)))
+
+    # the input positions to compute: all, or those from the first change on (reuse=)
+    lo, hi = 0, steps
+    if reuse is not None:
+        span = _changed_span(reuse, x, weights, h0_, c0_, m, go_backwards, path)
+        if span is not None:
+            lo, hi = span
+    in_place = reuse is not None and out is reuse
 
     # The input part of every step, time-major (T, B, 4U): x W + b, with no copy of x.
     if out is not None:
         pre, act, cs, hs = _reuse(out, x, steps, batch, units, name)
-        h_tm1, c_tm1 = h0_, c0_  # copies: h0/c0 may be views of out (a streamed state)
     else:
         pre = np.empty((steps, batch, 4 * units), np.float32)
-    x_mode = bool(accelerate) and feats > 0 and _accel.x_mode(units, batch)
+        act = np.empty_like(pre)  # (T, B, 4U) i, f, o, g
+        cs = np.empty((steps, batch, units), np.float32)
+        hs = np.empty((steps, batch, units), np.float32)
+    if not x_mode and (lo, hi) != (0, steps) and in_place:
+        lo, hi = 0, steps  # the projection below would overwrite the rows kept in place
     if x_mode:  # the kernel writes [h_tm1, x_t] @ [U; W] + b itself, step by step
         pass
     elif accelerate:  # bias fill + one sgemm per batch item into the strided rows of `pre`
@@ -265,57 +307,91 @@ def run_lstm(
                 np.matmul(x[:, t, :], kernel, out=pre[t])  # (B, F) @ (F, 4U)
         if bias is not None:
             pre += bias
-    if out is None:
-        act = np.empty_like(pre)  # (T, B, 4U) i, f, o, g
-        cs = np.empty((steps, batch, units), np.float32)
-        hs = np.empty((steps, batch, units), np.float32)
-    if x_mode:
-        rec_t = _accel.rec_transposed(units, batch)
-        _accel.run(
-            pre,
-            act,
-            cs,
-            hs,
-            h_tm1,
-            c_tm1,
-            weights._stacked(rec_t),
-            m,
-            go_backwards,
-            weights.recurrent_activation,
-            weights.activation,
-            x=x,
-            bias=bias,
-            rec_t=rec_t,
-        )
-    elif accelerate:  # the same recurrence in C (lstmviz/engine/_lstm_kernel.c)
-        _accel.run(
-            pre,
-            act,
-            cs,
-            hs,
-            h_tm1,
-            c_tm1,
-            rec,
-            m,
-            go_backwards,
-            weights.recurrent_activation,
-            weights.activation,
-        )
-    else:
-        _recurrence(
-            pre,
-            act,
-            cs,
-            hs,
-            h_tm1,
-            c_tm1,
-            rec,
-            m,
-            go_backwards,
-            activations.get(weights.recurrent_activation),
-            activations.get(weights.activation),
-            per_gate=weights.recurrent_activation in _ACROSS_UNITS,
-        )
+    if (lo, hi) != (0, steps):  # reuse=: the unchanged steps, and the state before the rest
+        assert reuse is not None
+        keep = slice(0, lo) if not go_backwards else slice(hi, steps)
+        if not in_place:
+            for dst, src in ((pre, reuse.pre), (act, reuse.act), (cs, reuse.c), (hs, reuse.h)):
+                dst[keep] = src[keep]
+        before = lo - 1 if not go_backwards else hi  # the position processed just before
+        if 0 <= before < steps:
+            h_tm1, c_tm1 = reuse.h[before].copy(), reuse.c[before].copy()
+    elif out is not None:
+        h_tm1, c_tm1 = h0_, c0_  # copies: h0/c0 may be views of out (a streamed state)
+    threads = 1
+    if hi > lo:
+        if packed:  # the kernel's own product, on its threads (lstmviz/engine/_lstm_kernel.c)
+            threads = _accel.run_packed(
+                pre,
+                act,
+                cs,
+                hs,
+                h_tm1,
+                c_tm1,
+                weights._stacked(False),
+                bias,
+                x,
+                m,
+                go_backwards,
+                weights.recurrent_activation,
+                weights.activation,
+                lo=lo,
+                hi=hi,
+            )
+        elif x_mode:  # BLAS's product of [h_tm1, x_t] and [U; W]
+            rec_t = _accel.rec_transposed(units, batch)
+            _accel.run(
+                pre,
+                act,
+                cs,
+                hs,
+                h_tm1,
+                c_tm1,
+                weights._stacked(rec_t),
+                m,
+                go_backwards,
+                weights.recurrent_activation,
+                weights.activation,
+                x=x,
+                bias=bias,
+                rec_t=rec_t,
+                lo=lo,
+                hi=hi,
+            )
+        elif accelerate:  # the same recurrence in C, BLAS's h_tm1 @ U
+            _accel.run(
+                pre,
+                act,
+                cs,
+                hs,
+                h_tm1,
+                c_tm1,
+                rec,
+                m,
+                go_backwards,
+                weights.recurrent_activation,
+                weights.activation,
+                lo=lo,
+                hi=hi,
+            )
+        else:
+            with _accel.blas_limits(_accel.blas_threads(units, batch)):
+                _recurrence(
+                    pre,
+                    act,
+                    cs,
+                    hs,
+                    h_tm1,
+                    c_tm1,
+                    rec,
+                    m,
+                    go_backwards,
+                    activations.get(weights.recurrent_activation),
+                    activations.get(weights.activation),
+                    per_gate=weights.recurrent_activation in _ACROSS_UNITS,
+                    lo=lo,
+                    hi=hi,
+                )
     return LayerTrace(
         name=name,
         weights=weights,
@@ -330,8 +406,66 @@ def run_lstm(
         go_backwards=go_backwards,
         layer_name=layer_name or name,
         direction=direction,
-        meta={"engine": "c" if accelerate else "numpy"},
+        meta={
+            "engine": "c" if accelerate else "numpy",
+            "path": path,
+            "threads": threads,
+            "recomputed": (lo, hi),
+        },
     )
+
+
+def _same_weights(a: LSTMWeights, b: LSTMWeights) -> bool:
+    """The same LSTM: the same object, or equal arrays and activations."""
+    if a is b:
+        return True
+    return (
+        a.activation == b.activation
+        and a.recurrent_activation == b.recurrent_activation
+        and a.projection is None
+        and b.projection is None
+        and np.array_equal(a.kernel, b.kernel)
+        and np.array_equal(a.recurrent_kernel, b.recurrent_kernel)
+        and (
+            (a.bias is None and b.bias is None)
+            or (a.bias is not None and b.bias is not None and np.array_equal(a.bias, b.bias))
+        )
+    )
+
+
+def _changed_span(
+    reuse: LayerTrace,
+    x: np.ndarray,
+    weights: LSTMWeights,
+    h0: np.ndarray,
+    c0: np.ndarray,
+    mask: np.ndarray | None,
+    go_backwards: bool,
+    path: str,
+) -> tuple[int, int] | None:
+    """The input positions ``(lo, hi)`` a trace of ``x`` must compute when the rest can be
+    copied from ``reuse`` (see :func:`run_lstm`); None when ``reuse`` does not fit."""
+    if not isinstance(reuse, LayerTrace) or reuse.x.shape != x.shape:
+        return None
+    batch, steps, _ = x.shape
+    if (
+        reuse.pre.shape != (steps, batch, 4 * weights.units)
+        or reuse.meta.get("path") != path
+        or reuse.go_backwards != go_backwards
+        or not _same_weights(reuse.weights, weights)
+        or not np.array_equal(reuse.h0, h0)
+        or not np.array_equal(reuse.c0, c0)
+    ):
+        return None
+    changed = np.any(x != reuse.x, axis=(0, 2)) if x.size else np.zeros(steps, bool)  # (T,)
+    if mask is not None or reuse.mask is not None:
+        new_m = np.ones((batch, steps), bool) if mask is None else mask
+        old_m = np.ones((batch, steps), bool) if reuse.mask is None else reuse.mask
+        changed |= np.any(new_m != old_m, axis=0)
+    where = np.flatnonzero(changed)
+    if where.size == 0:
+        return (steps, steps) if not go_backwards else (0, 0)
+    return (int(where[0]), steps) if not go_backwards else (0, int(where[-1]) + 1)
 
 
 def _reuse(
@@ -357,7 +491,7 @@ def _reuse(
             raise InputError(f"LSTM {name!r}: out= shares memory with the input x")
     for a in bufs:  # a trace's arrays are read-only; they were run_lstm's, and are again
         a.flags.writeable = True
-    return bufs  # type: ignore[return-value]
+    return bufs
 
 
 def _recurrence(
@@ -373,19 +507,24 @@ def _recurrence(
     sig: Callable[[np.ndarray, np.ndarray], np.ndarray],
     tanh: Callable[[np.ndarray, np.ndarray], np.ndarray],
     per_gate: bool = False,
+    lo: int = 0,
+    hi: int | None = None,
 ) -> None:
     """The NumPy reference recurrence, in place (blocks i, f, o, g; see :func:`run_lstm`).
 
     ``pre`` ``(T, B, 4U)`` holds ``x W + b`` on entry and ``z`` on return; ``act``, ``cs``,
     ``hs`` are written; ``m`` ``(B, T)`` bool or None.  ``per_gate``: apply ``sig`` to each
     gate's block on its own (softmax-like activations mix the units of one gate only).
+    ``lo``, ``hi``: only input positions ``lo .. hi - 1`` (default all), ``h_tm1``/``c_tm1``
+    being the state before the first of them in processing order.
     """
     steps, batch, u4 = pre.shape
     units = u4 // 4
     g3 = 3 * units
     rec_z = np.empty((batch, u4), np.float32)  # h_tm1 @ U, reused every step
     ig = np.empty((batch, units), np.float32)  # i * g, reused every step
-    order = range(steps - 1, -1, -1) if go_backwards else range(steps)
+    hi = steps if hi is None else hi
+    order = range(hi - 1, lo - 1, -1) if go_backwards else range(lo, hi)
     for t in order:
         z = pre[t]  # (B, 4U): x_t W + b, completed in place with h_tm1 U
         np.matmul(h_tm1, rec, out=rec_z)
@@ -437,7 +576,7 @@ def lstm_step(
     o = sig(z_o, np.empty_like(z_o))
     c = f * c_tm1 + i * g
     h = o * act(c, np.empty_like(c))
-    if weights.projection is not None:  # issue 8: proj_size
+    if weights.projection is not None:  # proj_size
         h = h @ weights.projection  # (B, U) @ (U, P)
     return {
         "z_i": z_i,

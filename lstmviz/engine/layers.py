@@ -12,20 +12,62 @@ from typing import Any
 
 import numpy as np
 
+from .. import budget
 from ..errors import InputError, ModelFileError
 from . import activations
 from .cell import LSTMWeights, run_lstm
 
 Arr = np.ndarray
 
+#: Float32 values one LSTM direction records per unit, batch item and step: the pre-
+#: activations and activations of the four gates (4 + 4), the cell and hidden state (1 + 1).
+TRACE_VALUES_PER_UNIT = 10
+#: What to do instead when a trace is too large for memory.
+CORPUS_HINT = (
+    "trace a shorter input, fewer batch items, or trace it in chunks with `lstmviz corpus "
+    "trace MODEL --input X.npy --out STORE.zarr`, which keeps memory bounded"
+)
+
+
+def trace_nbytes(batch: int, steps: int, units: int, features: int = 0) -> int:
+    """Bytes the trace buffers of one LSTM direction take: ``batch x T x units x`` the
+    :data:`TRACE_VALUES_PER_UNIT` recorded quantities, plus its copy of the input."""
+    return 4 * batch * steps * (TRACE_VALUES_PER_UNIT * units + features)
+
 
 @dataclass
 class Context:
-    """What a forward pass collects on its way: the LSTM traces and initial states."""
+    """What a forward pass collects on its way: the LSTM traces and initial states.
+
+    ``reuse`` and ``out`` map LSTM trace names to the layer traces handed to
+    :func:`~lstmviz.engine.cell.run_lstm` as ``reuse=`` / ``out=`` (see ``Model.trace``).
+    ``allocated`` adds up the bytes of the trace buffers recorded so far, so every further
+    layer is checked against the memory budget together with them.
+    """
 
     initial_states: dict[str, Any] = field(default_factory=dict)
     layer_traces: list = field(default_factory=list)
     record: bool = True
+    reuse: dict[str, Any] = field(default_factory=dict)
+    out: dict[str, Any] = field(default_factory=dict)
+    allocated: int = 0
+    source: str = ""
+
+
+def check_output(layer: Layer, shape: tuple[int, ...], ctx: Context | None = None) -> None:
+    """Check a float32 array of ``shape`` that ``layer`` is about to allocate against the
+    memory budget (with what the trace holds already)."""
+    n = 4
+    for d in shape:
+        n *= int(d)
+    held = ctx.allocated if ctx is not None else 0
+    src = f"{ctx.source}: " if ctx is not None and ctx.source else ""
+    budget.check(
+        n + held,
+        what=f"{src}layer {layer.name!r} ({layer.kind}): an output of shape {tuple(shape)}"
+        + (f" next to the {budget.format_bytes(held)} traced so far" if held else ""),
+        hint=CORPUS_HINT,
+    )
 
 
 class Layer:
@@ -116,6 +158,7 @@ class Embedding(Layer):
     def __call__(self, inputs, masks, ctx, **kwargs):
         ids = inputs[0]
         ids = check_token_ids(ids, self.input_dim, self.name)
+        check_output(self, (*ids.shape, self.embeddings.shape[1]), ctx)
         y = self.embeddings[ids]
         mask = (ids != 0) if self.mask_zero else masks[0]
         return [y], [mask]
@@ -164,6 +207,11 @@ class Dense(Layer):
     @property
     def units(self) -> int:
         return int(self.kernel.shape[-1])
+
+    def __call__(self, inputs, masks, ctx, **kwargs):
+        x = inputs[0]
+        check_output(self, (*x.shape[:-1], self.kernel.shape[-1]), ctx)
+        return [self.call(x)], [masks[0]]
 
     def call(self, x: Arr) -> Arr:
         _check_last(self, x, self.kernel.shape[0])
@@ -227,14 +275,30 @@ class Conv1D(Layer):
                 f"{self.kernel.shape}"
             )
         self.bias = None if bias is None else _f32(bias)
-        self.strides = int(strides)
+        self.strides = _positive(name, "strides", strides)
         self.padding = padding
-        self.dilation = int(dilation_rate)
-        self.groups = int(groups)
+        self.dilation = _positive(name, "dilation_rate", dilation_rate)
+        self.groups = _positive(name, "groups", groups)
+        cout = self.kernel.shape[2]
+        if cout % self.groups:
+            raise ModelFileError(
+                f"layer {name!r} (Conv1D): {cout} filters cannot be split into {self.groups} groups"
+            )
         self.activation = activation or "linear"
         activations.get(self.activation)
         if padding not in ("valid", "same", "causal"):
             raise ModelFileError(f"layer {name!r} (Conv1D): unsupported padding {padding!r}")
+
+    def __call__(self, inputs, masks, ctx, **kwargs):
+        x = inputs[0]
+        k, _cin_g, cout = self.kernel.shape
+        b, t = x.shape[0], x.shape[1] if x.ndim > 1 else 0
+        span = self.dilation * (k - 1) + 1
+        padded = t + (span - 1 if self.padding != "valid" else 0)
+        if self.padding != "valid":  # the padded copy of the input
+            check_output(self, (b, padded, *x.shape[2:]), ctx)
+        check_output(self, (b, max(-(-t // self.strides), 0), cout), ctx)
+        return [self.call(x)], [None]
 
     @property
     def n_params(self) -> int:
@@ -275,6 +339,15 @@ class Conv1D(Layer):
         if self.bias is not None:
             y += self.bias
         return activations.get(self.activation)(y, y)
+
+
+def _positive(name: str, key: str, value: Any) -> int:
+    """A size from a layer's config: an integer >= 1."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ModelFileError(
+            f"layer {name!r} (Conv1D): {key} must be an integer >= 1; found {value!r:.40}"
+        )
+    return int(value)
 
 
 class Flatten(Layer):
@@ -321,7 +394,16 @@ class RepeatVector(Layer):
 
     def __init__(self, name: str, n: int):
         super().__init__(name)
+        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
+            raise ModelFileError(
+                f"layer {name!r} (RepeatVector): n must be an integer >= 1; found {n!r:.40}"
+            )
         self.n = int(n)
+
+    def __call__(self, inputs, masks, ctx, **kwargs):
+        x = inputs[0]
+        check_output(self, (x.shape[0], self.n, *x.shape[1:]), ctx)
+        return [self.call(x)], [None]
 
     def call(self, x: Arr) -> Arr:
         return np.repeat(x[:, None, :], self.n, axis=1)
@@ -519,6 +601,23 @@ class LSTM(Layer):
             state = ctx.initial_states.get(layer_name)
         if state is not None:
             h0, c0 = state[0], state[1]
+        if x.ndim == 3 and name not in ctx.out:  # new trace buffers: checked before run_lstm
+            # allocates them (with out= it writes into buffers that exist already)
+            b, steps, feats = (int(v) for v in x.shape)
+            need = trace_nbytes(b, steps, self.weights.units, feats)
+            src = f"{ctx.source}: " if ctx.source else ""
+            budget.check(
+                ctx.allocated + need,
+                what=f"{src}the trace of LSTM {name!r} ({b} x {steps} steps x "
+                f"{self.weights.units} units x {TRACE_VALUES_PER_UNIT} values)"
+                + (
+                    f" next to the {budget.format_bytes(ctx.allocated)} traced before it"
+                    if ctx.allocated
+                    else ""
+                ),
+                hint=CORPUS_HINT,
+            )
+            ctx.allocated += need
         lt = run_lstm(
             x,
             self.weights,
@@ -529,6 +628,8 @@ class LSTM(Layer):
             name=name,
             layer_name=layer_name or self.name,
             direction=direction,
+            reuse=ctx.reuse.get(name) if self.weights.projection is None else None,
+            out=ctx.out.get(name) if self.weights.projection is None else None,
         )
         if ctx.record:
             ctx.layer_traces.append(lt)

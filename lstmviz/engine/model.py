@@ -7,11 +7,39 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import InputError, LstmvizError, ModelFileError
-from .layers import LSTM, Bidirectional, Context, Embedding, InputLayer, Layer
+from .. import budget
+from ..errors import InputError, LstmvizError, MemoryBudgetError, ModelFileError
+from .layers import (
+    CORPUS_HINT,
+    LSTM,
+    TRACE_VALUES_PER_UNIT,
+    Bidirectional,
+    Context,
+    Embedding,
+    InputLayer,
+    Layer,
+    trace_nbytes,
+)
 from .trace import Trace
 
 TensorRef = tuple[str, int, int]  # (layer name, node index, tensor index)
+
+#: Layers that map each timestep on its own: the time axis of their output is their input's.
+_STEPWISE = {
+    "Embedding",
+    "Dense",
+    "TimeDistributed",
+    "Activation",
+    "Masking",
+    "LayerNormalization",
+    "BatchNormalization",
+    "Dropout",
+    "SpatialDropout1D",
+    "GaussianNoise",
+    "GaussianDropout",
+    "AlphaDropout",
+    "ActivityRegularization",
+}
 
 
 @dataclass
@@ -198,6 +226,11 @@ class Model:
                     f"{self._src}: input {name!r} feeds Embedding {emb.name!r} and must be token "
                     f"ids of shape (batch, T); found shape {a.shape}"
                 )
+            if a.size == 0:
+                raise InputError(
+                    f"{self._src}: input {name!r} holds no tokens (shape {a.shape}); give at "
+                    "least one token id"
+                )
             from .layers import check_token_ids
 
             return check_token_ids(a, emb.input_dim, emb.name)
@@ -220,20 +253,34 @@ class Model:
                         f"{self._src}: input {name!r} expects {want[ax]} features on axis {ax}; "
                         f"found {a.shape[ax]} (shape {a.shape})"
                     )
-        a = a.astype(np.float32)
-        if not np.all(np.isfinite(a)):
+        if a.shape[0] == 0 or (a.ndim > 1 and a.shape[1] == 0):
+            raise InputError(f"{self._src}: input {name!r} is empty (shape {a.shape})")
+        if a.dtype.kind == "f" and not np.all(np.isfinite(a)):
             bad = np.argwhere(~np.isfinite(a))[0]
             raise InputError(
                 f"{self._src}: input {name!r} contains NaN or inf (first at index "
                 f"{tuple(int(v) for v in bad)})"
             )
-        if a.shape[0] == 0 or (a.ndim > 1 and a.shape[1] == 0):
-            raise InputError(f"{self._src}: input {name!r} is empty (shape {a.shape})")
-        return a
+        if a.dtype.itemsize > 4 or a.dtype.kind in "iu":
+            big = np.abs(a) > np.finfo(np.float32).max
+            if np.any(big):
+                i = tuple(int(v) for v in np.argwhere(big)[0])
+                raise InputError(
+                    f"{self._src}: input {name!r} holds {a[i]!r} at index {i}, out of float32 "
+                    f"range (magnitudes up to {float(np.finfo(np.float32).max):.4g}); the "
+                    "model computes in float32"
+                )
+        return a.astype(np.float32)
 
     # --- the forward pass --------------------------------------------------------------------
     def trace(
-        self, x: Any, initial_state: dict[str, Any] | None = None, step_outputs: bool = True
+        self,
+        x: Any,
+        initial_state: dict[str, Any] | None = None,
+        step_outputs: bool = True,
+        *,
+        reuse: Trace | None = None,
+        out: Trace | None = None,
     ) -> Trace:
         """Run the model on ``x`` and record every LSTM's internals.
 
@@ -246,10 +293,48 @@ class Model:
             ``{lstm name: (h0, c0)}``, each ``(batch, units)`` or ``(units,)``; zeros otherwise.
         step_outputs : bool
             Also compute the model's head at every timestep (``Trace.step_output``).
+        reuse : Trace, optional
+            A trace of this model on an input of the same shape that differs from ``x`` at
+            some steps (a what-if: one token changed).  Each LSTM copies from it the steps
+            its own input did not change and computes only the rest: from the first changed
+            position on (down from the last, for a backward direction), so a change at step
+            ``t`` of a forward model retraces from ``t`` only.  The layers around the LSTMs
+            run in full.  The result equals a full trace bit for bit (see
+            :func:`~lstmviz.engine.cell.run_lstm`, ``reuse=``); an LSTM whose weights,
+            initial state or engine differ is traced in full.
+        out : Trace, optional
+            A previous trace of this model on an input of the same shape (the last training
+            snapshot's, the last what-if's) whose LSTM buffers are overwritten instead of
+            allocating new ones: no allocation, no page faults.  ``out`` becomes stale (the
+            new trace shares its buffers).  May be ``reuse`` itself.
         """
         xs = self.check_input(x)
-        ctx = Context(initial_states=dict(initial_state or {}))
-        values = self._run(xs if isinstance(xs, list) else [xs], ctx)
+        if out is None:  # new buffers: check they fit the memory budget first
+            self.check_trace_budget(xs)
+        ctx = Context(initial_states=dict(initial_state or {}), source=self._src)
+        if reuse is not None:
+            if not isinstance(reuse, Trace):
+                raise InputError(
+                    f"reuse= must be a Trace of this model; got {type(reuse).__name__}"
+                )
+            ctx.reuse = {lt.name: lt for lt in reuse.layers}
+        if out is not None:
+            if not isinstance(out, Trace):
+                raise InputError(f"out= must be a Trace of this model; got {type(out).__name__}")
+            names = [lt.name for lt in out.layers]
+            if sorted(names) != sorted(self.lstm_trace_names):
+                raise InputError(
+                    f"{self._src}: out= must be a trace of this model (LSTM layers "
+                    f"{', '.join(self.lstm_trace_names)}); it holds {', '.join(names) or 'none'}"
+                )
+            ctx.out = {lt.name: lt for lt in out.layers}
+        try:
+            values = self._run(xs if isinstance(xs, list) else [xs], ctx)
+        except MemoryError:  # the last line of defence: layers check the budget first
+            raise MemoryBudgetError(
+                f"{self._src}: ran out of memory tracing an input of shape "
+                f"{getattr(xs, 'shape', '?')}; {CORPUS_HINT}"
+            ) from None
         outs = [values[r] for r in self.outputs]
         output = outs[0] if self.single_output else outs
         step = self._step_output(values, ctx) if step_outputs else None
@@ -261,6 +346,54 @@ class Model:
             engine="numpy",
             step_output=step,
             layer_outputs=layer_outputs,
+        )
+
+    def trace_nbytes(self, xs: Any) -> int:
+        """Bytes of trace buffers a trace of ``xs`` (checked input) will hold at least: every
+        LSTM whose input keeps the time axis of the model's input (the layers between them
+        only map each step: Embedding, Dense, Dropout, Masking, normalisation, merges, LSTMs
+        returning sequences). Layers that change the time axis (Conv1D, RepeatVector,
+        Reshape...) are checked again when they run."""
+        arrays = xs if isinstance(xs, list) else [xs]
+        timed: dict[TensorRef, tuple[int, int, int]] = {}  # ref -> (batch, T, features)
+        for ref, a in zip(self.inputs, arrays, strict=True):
+            if a.ndim >= 2:
+                timed[ref] = (int(a.shape[0]), int(a.shape[1]), int(a.shape[-1]))
+        total = 0
+        for node in self.nodes:
+            lay = node.layer
+            if isinstance(lay, InputLayer) or not node.inputs:
+                continue
+            src = timed.get(node.inputs[0])
+            if src is None:
+                continue
+            b, t, f = src
+            if isinstance(lay, (LSTM, Bidirectional)):
+                halves = [lay.forward, lay.backward] if isinstance(lay, Bidirectional) else [lay]
+                for h in halves:
+                    total += trace_nbytes(b, t, h.weights.units, h.weights.input_dim)
+                if lay.return_sequences:
+                    units = sum(h.weights.units for h in halves)
+                    timed[(lay.name, node.index, 0)] = (b, t, units)
+            elif lay.kind in _STEPWISE:
+                out = (
+                    getattr(lay, "units", None)
+                    or getattr(getattr(lay, "embeddings", None), "shape", (0, f))[1]
+                )
+                timed[(lay.name, node.index, 0)] = (b, t, int(out))
+        return total
+
+    def check_trace_budget(self, xs: Any) -> None:
+        """Refuse, before anything is allocated, an input whose trace buffers (batch x T x
+        units x the recorded quantities, summed over the LSTM layers) exceed the memory
+        budget; the message names the size and the way to trace it in chunks."""
+        need = self.trace_nbytes(xs)
+        a = xs[0] if isinstance(xs, list) else xs
+        budget.check(
+            need,
+            what=f"{self._src}: tracing an input of shape {tuple(a.shape)} (batch x T x units "
+            f"x {TRACE_VALUES_PER_UNIT} recorded values for each LSTM layer)",
+            hint=CORPUS_HINT,
         )
 
     def _run(
@@ -300,7 +433,7 @@ class Model:
                 kw["_consts"] = node.kwargs["_consts"]
             try:
                 outs, out_masks = node.layer(ins, ms, ctx, **kw)
-            except (ValueError, IndexError, TypeError) as e:
+            except (ValueError, IndexError, TypeError, ZeroDivisionError, OverflowError) as e:
                 # weights or a config from a file that do not fit what flows in: say where
                 shapes = ", ".join(str(getattr(a, "shape", "?")) for a in ins) or "none"
                 raise ModelFileError(

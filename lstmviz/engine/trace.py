@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..errors import LstmvizError
+from ..errors import ArgumentError, LstmvizError
 
 if TYPE_CHECKING:
     from .cell import LSTMWeights
@@ -246,8 +246,32 @@ class LayerTrace:
             out[0] = first
         return _readonly(out.transpose(1, 0, 2))
 
+    def position(self, t: Any, b: Any = 0) -> tuple[int, int]:
+        """``(t, b)`` as indices into this trace: integers, negative values counted from the
+        end as in NumPy (``t=-1`` is the last input position). Raises
+        :class:`~lstmviz.errors.ArgumentError` naming the range for anything else."""
+        out = []
+        for key, v, n in (("t", t, self.timesteps), ("b", b, self.batch_size)):
+            if isinstance(v, bool) or not isinstance(v, (int, np.integer)):
+                raise ArgumentError(
+                    f"layer {self.name!r}: {key} must be an integer; found "
+                    f"{type(v).__name__} {v!r:.40}"
+                )
+            i = int(v) + n if v < 0 else int(v)
+            if not 0 <= i < n:
+                what = "timestep" if key == "t" else "batch item"
+                raise ArgumentError(
+                    f"layer {self.name!r}: {what} {key}={int(v)} is out of range; the trace has "
+                    f"{n} {'timesteps' if key == 't' else 'batch items'} ({key} = 0..{n - 1}, or "
+                    f"-{n}..-1 from the end)"
+                )
+            out.append(i)
+        return out[0], out[1]
+
     def prev_state(self, t: int, b: int = 0) -> tuple[np.ndarray, np.ndarray]:
-        """``(h_{t-1}, c_{t-1})`` of batch item ``b`` before the step at position ``t``."""
+        """``(h_{t-1}, c_{t-1})`` of batch item ``b`` before the step at position ``t``
+        (``t=-1``: the last position, as in NumPy)."""
+        t, b = self.position(t, b)
         p = self.prev_index(t)
         if p is None:
             return self.h0[b], self.c0[b]
@@ -258,9 +282,12 @@ class LayerTrace:
 
         Returns ``{gate: {"Wx": (units,), "Uh": (units,), "b": (units,), "z": (units,)}}``
         with gate in ``("input_gate", "forget_gate", "candidate", "output_gate")``.
+        ``t=-1`` is the last input position, as in NumPy; a ``t`` or ``b`` out of range raises
+        :class:`~lstmviz.errors.ArgumentError`.
         """
         w = self.weights
         u = self.units
+        t, b = self.position(t, b)
         h_tm1, _ = self.prev_state(t, b)
         x_t = self.x[b, t]
         wx = x_t @ w.kernel  # (4U,) Keras order i, f, c, o

@@ -12,8 +12,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..engine.trace import QUANTITIES
+from ..errors import LstmvizError
 from .data import Source, write_csv, write_json, write_npz
 from .formats import check_output
+from .rows import StepRow
 from .selection import check_batch, check_step, check_units, pick_layer
 
 if TYPE_CHECKING:
@@ -43,6 +45,85 @@ def token_labels_for(
     return labels
 
 
+def _export_diagram(
+    path: Path,
+    fmt: str,
+    trace: Trace,
+    source: Source | None,
+    lt: Any,
+    b: int,
+    units: Sequence[int] | None,
+    step: int | None,
+    style: str,
+    labels: Sequence[str] | None,
+    title: str | None,
+    size: tuple[float, float] | None,
+    dpi: float | None,
+    fps: float,
+    levels: Any,
+    progress: Progress | None,
+    should_stop: ShouldStop | None,
+) -> Path:
+    from .diagram import DiagramFigure, stacked_layers, write_diagram_animation
+
+    names = [x.name for x in stacked_layers(trace)]
+    layers = names[names.index(lt.name) :] if lt.name in names else [lt.name]
+    chosen: int | list[int] | None = None
+    if units is not None:
+        us = [int(u) for u in units]
+        if len(us) == 1:
+            chosen = us[0]
+            layers = layers[:1] if len(layers) > 1 else layers
+        elif len(us) == len(layers):
+            chosen = us
+        else:
+            raise LstmvizError(
+                f"the diagram shows one unit (--units 3) or one per stacked layer "
+                f"({len(layers)} here: {', '.join(layers)}); got {len(us)} units"
+            )
+    t = check_step(step, lt.timesteps) or 0
+    fig = DiagramFigure(
+        trace,
+        t=t,
+        batch=b,
+        units=chosen,
+        layers=layers,
+        style=style,
+        labels=labels,
+        model_name=source.model_name if source else "",
+        title=title,
+        levels=levels,
+        size=size,
+        dpi=dpi if dpi is not None or fmt in ("png", "svg", "pdf") else None,
+    )
+    if fmt in ("png", "svg", "pdf"):
+        if progress is not None:
+            progress(0, 1)
+        fig.save(path, fmt)
+        if progress is not None:
+            progress(1, 1)
+        return path
+    return write_diagram_animation(path, fig, fps, progress, should_stop)
+
+
+def step_rows(
+    trace: Trace,
+    source: Source | None,
+    batch: int,
+    labels: Sequence[str] | None,
+    timesteps: int,
+) -> tuple[list[StepRow], list[StepRow]]:
+    """The rows over and under the heatmaps: the input tokens; what the model says at every
+    step and the correct answer (when the model has a per-step output over ``timesteps``)."""
+    from .rows import output_rows, token_row
+
+    above = [token_row(labels)] if labels is not None else []
+    below = []
+    if trace.timesteps == timesteps:
+        below = output_rows(trace, source.info if source else None, batch)
+    return above, below
+
+
 def export_trace(
     out: str | os.PathLike[str],
     trace: Trace,
@@ -62,6 +143,9 @@ def export_trace(
     title: str | None = None,
     progress: Progress | None = None,
     should_stop: ShouldStop | None = None,
+    levels: Any = None,
+    rows: bool | None = None,
+    view: str = "heatmaps",
 ) -> Path:
     """Export ``trace`` to ``out``; the format follows the extension.
 
@@ -95,6 +179,19 @@ def export_trace(
     progress, should_stop : callables, optional
         ``progress(i, n)`` while working; a true ``should_stop()`` cancels
         (:class:`~lstmviz.export.formats.ExportCancelled`, nothing written).
+    levels : mapping or LevelLock, optional
+        Figures: colour levels to draw with (e.g. the app's locked levels); the shared
+        :func:`lstmviz.analysis.levels.levels` of the trace by default.
+    rows : bool, optional
+        Figures: draw the token row over the heatmaps and the model's output (and the correct
+        answer, for a bundled task) under them. Default: on for animations and slides.
+    view : {"heatmaps", "diagram", "bars"}
+        Figures and animations: the six heatmaps; "bars": all six quantities of the selected
+        units (or the most active ones) at ``step`` (:mod:`lstmviz.analysis.all_six`); or the
+        LSTM cell diagram
+        (:mod:`lstmviz.export.diagram`) with a number on every wire for one unit (``units``
+        with one index, or one per stacked layer) or a colour strip per wire for the whole
+        layer (``units`` None).
 
     Returns
     -------
@@ -115,19 +212,65 @@ def export_trace(
 
     from .figure import GridFigure
 
+    if view not in ("heatmaps", "diagram", "bars"):
+        raise LstmvizError(f"view must be 'heatmaps', 'diagram' or 'bars'; got {view!r}")
     b = check_batch(batch, trace)
     lt = pick_layer(trace, layer)
+    labels = token_labels_for(trace, source, b, lt.timesteps)
+    if view == "bars":
+        from .bars import AllSixFigure
+
+        if fmt not in ("png", "svg", "pdf"):
+            raise LstmvizError(f"{path}: the bars are a figure: .png, .svg or .pdf, not .{fmt}")
+        AllSixFigure(
+            trace,
+            check_step(step, lt.timesteps) or 0,
+            layer=lt.name,
+            batch=b,
+            units=units,
+            style=style,
+            model_name=source.model_name if source else "",
+            size=size,
+            dpi=dpi,
+        ).save(path, fmt)
+        return path
+    if view == "diagram":
+        return _export_diagram(
+            path,
+            fmt,
+            trace,
+            source,
+            lt,
+            b,
+            units,
+            step,
+            style,
+            labels,
+            title,
+            size,
+            dpi,
+            fps,
+            levels,
+            progress,
+            should_stop,
+        )
+    if rows is None:
+        rows = fmt in ("gif", "mp4") or style == "slide"
+    above, below = step_rows(trace, source, b, labels, lt.timesteps) if rows else ([], [])
     kwargs: dict[str, Any] = dict(
         layer=lt.name,
         batch=b,
         quantities=quantities,
         units=units,
         style=style,
-        labels=token_labels_for(trace, source, b, lt.timesteps),
+        labels=labels,
         model_name=source.model_name if source else "",
         title=title,
         size=size,
         dpi=dpi,
+        levels=levels,
+        rows_above=above,
+        rows_below=below,
     )
     if fmt in ("png", "svg", "pdf"):
         grid = GridFigure(trace, step=check_step(step, lt.timesteps), **kwargs)

@@ -2,7 +2,9 @@
 
     lstmviz export MODEL --input X.npy|--text "..." [--layer NAME] [--batch-index B]
         [--quantities forget_gate,input_gate,...] [--units 0,3,7] [--step T]
-        [--style paper|slide] [--force] --out OUT.{png,svg,pdf,gif,mp4,npz,csv,json}
+        [--style paper|slide] [--view heatmaps|diagram|bars] [--force]
+        --out OUT.{png,svg,pdf,gif,mp4,npz,csv,json}
+    lstmviz export LESSON.lstmviz-lesson --out handout.pdf|lesson.mp4
 
 The format follows the extension of ``--out``. Figures show a grid of the six quantities
 (units x time heatmaps with colour bars, the input tokens along the time axis) titled with
@@ -42,11 +44,21 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=f"formats (chosen by the extension of --out):\n{formats}\n\nexamples:\n"
         "  lstmviz export digit_sum.keras --text '4 7 3 9' --out gates.pdf\n"
         "  lstmviz export model.keras --input x.npy --style slide --out steps.mp4\n"
-        "  lstmviz export model.keras --input x.npy --out trace.npz",
+        "  lstmviz export model.keras --input x.npy --out trace.npz\n"
+        "  lstmviz export digit_sum --view diagram --units 20 --step 1 --out cell.svg\n"
+        "  lstmviz export assets/lessons/binary_addition.lstmviz-lesson --out handout.pdf",
     )
-    p.add_argument("model", help="model file (.keras/.h5) or the name of a bundled example")
+    p.add_argument(
+        "model",
+        help="model file (.keras/.h5), the name of a bundled example, or a lesson "
+        "(.lstmviz-lesson: --out handout.pdf or lesson.mp4)",
+    )
     src = p.add_mutually_exclusive_group()
-    src.add_argument("--input", metavar="X.npy", help="input array (.npy or .csv)")
+    src.add_argument(
+        "--input",
+        metavar="X.npy",
+        help="input array (.npy or .csv), or .npz with one array per model input",
+    )
     src.add_argument("--text", help="input text/digits, tokenised with the model's vocabulary")
     p.add_argument("--layer", help="LSTM layer (figures: the first by default; data: all)")
     p.add_argument(
@@ -78,6 +90,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dpi", type=float, help="pixels per inch for PNG and animation frames")
     p.add_argument("--fps", type=float, default=4.0, help="animation frames per second (4)")
     p.add_argument("--title", help="figure title instead of model, layer and timestep")
+    p.add_argument(
+        "--view",
+        choices=("heatmaps", "diagram", "bars"),
+        default="heatmaps",
+        help="figures and animations: the six heatmaps (default), the LSTM cell diagram "
+        "(--units 3: numbers for unit 3; no --units: a colour strip per wire for all units), "
+        "or bars of all six quantities at --step for --units (default: the most active)",
+    )
     p.add_argument("--values", action="store_true", help="JSON: include every value")
     p.add_argument("--force", action="store_true", help="overwrite an existing file")
     p.add_argument("--quiet", "-q", action="store_true", help="print nothing on success")
@@ -92,18 +112,39 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def resolve_model(name: str) -> Path:
-    """A model file path, or a bundled example by name."""
+    """A model path (a file, a TF1 checkpoint prefix, ...), or a bundled example by name."""
+    from ..io.more_formats import resolve_model_path
+
     p = Path(name).expanduser()
     if p.exists() or p.suffix:
-        return p
+        return resolve_model_path(p)
     from ..examples import get_example
 
     return get_example(name).path
 
 
+def _export_lesson(a: argparse.Namespace) -> int:
+    """``lstmviz export LESSON.lstmviz-lesson --out handout.pdf|lesson.mp4``."""
+    from .lesson import export_lesson
+
+    show = not a.quiet and sys.stderr.isatty()
+
+    def progress(i: int, n: int) -> None:
+        if show:
+            print(f"\rstep {i}/{n}", end="" if i < n else "\n", file=sys.stderr, flush=True)
+
+    path = export_lesson(a.model, a.out, force=a.force, progress=progress)
+    if not a.quiet:
+        kind = "PDF handout" if path.suffix == ".pdf" else "MP4 video"
+        print(f"wrote {path} ({kind}, {path.stat().st_size:,} bytes)")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run ``lstmviz export``; returns 0, raises :class:`LstmvizError` for bad input."""
     a = build_parser().parse_args(argv)
+    if a.model.endswith(".lstmviz-lesson"):
+        return _export_lesson(a)
     # everything that can be checked before loading the model is checked first
     out, fmt = check_output(a.out, force=a.force)
     quantities = parse_quantities(a.quantities)
@@ -171,6 +212,7 @@ def main(argv: list[str] | None = None) -> int:
             values=a.values,
             title=a.title,
             progress=progress,
+            view=a.view,
         )
     except KeyboardInterrupt:
         if show:

@@ -21,10 +21,12 @@ import numpy as np
 from ..engine.trace import QUANTITIES, TITLES
 from ..errors import LstmvizError, MissingDependencyError
 from ..io.atomic import atomic_open
+from .rows import StepRow
 from .selection import check_batch, check_step, check_units, pick_layer
 from .style import Style, get_style, levels_for, mpl_colormap
 
 if TYPE_CHECKING:
+    from ..analysis.levels import LevelLock
     from ..engine.trace import Trace
 
 #: Colour of the dimmed future (drawn over it with FUTURE_ALPHA) and of the cursor box.
@@ -87,6 +89,17 @@ class GridFigure:
         Figure size in inches (the style's default otherwise).
     dpi : float, optional
         Pixels per inch for PNG and animation frames.
+    levels : mapping or LevelLock, optional
+        Colour levels ``{quantity: (lo, hi)}`` to use instead of the trace's own
+        (:func:`lstmviz.analysis.levels.levels`), e.g. locked across training snapshots; a
+        :class:`~lstmviz.analysis.levels.LevelLock` is asked for each quantity.
+    rows_above, rows_below : sequence of StepRow, optional
+        Rows of one label per timestep over and under the heatmaps (the input tokens; what
+        the model says and the correct answer), the current step boxed, later steps dimmed.
+        A long sequence shows a window around the current step.
+    hide_future : bool
+        Hide the steps after the current one completely (predict, then reveal) instead of
+        dimming them.
     """
 
     def __init__(
@@ -103,6 +116,10 @@ class GridFigure:
         title: str | None = None,
         size: tuple[float, float] | None = None,
         dpi: float | None = None,
+        levels: Any = None,
+        rows_above: Sequence[StepRow] = (),
+        rows_below: Sequence[StepRow] = (),
+        hide_future: bool = False,
     ) -> None:
         mpl = _mpl()
         from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -123,6 +140,15 @@ class GridFigure:
         if labels is not None and len(labels) != self.T:
             raise LstmvizError(f"{len(labels)} token labels for {self.T} timesteps")
         self.labels = None if labels is None else [safe_label(str(s)) for s in labels]
+        self._tick_labels = self.labels
+        if hide_future and self.labels is not None and step is not None:
+            # predict, then reveal: the inputs still to come are not shown on the time axis
+            st = check_step(step, self.T)
+            assert st is not None
+            back = self.lt.go_backwards
+            self._tick_labels = [
+                s if (k >= st if back else k <= st) else "" for k, s in enumerate(self.labels)
+            ]
         self.model_name = model_name
         self.custom_title = title
         size = size or self.style.size_for(len(self.quantities))
@@ -133,6 +159,16 @@ class GridFigure:
             raise LstmvizError(f"dpi must be between 10 and 2400; got {self.dpi:g}")
         self._rc = self.style.rc_params()
         self._background: Any = None
+        self._levels = levels
+        self.hide_future = bool(hide_future)
+        self.rows_above = tuple(rows_above)
+        self.rows_below = tuple(rows_below)
+        for row in (*self.rows_above, *self.rows_below):
+            if len(row.labels) != self.T:
+                raise LstmvizError(
+                    f"row {row.name!r} has {len(row.labels)} labels for {self.T} timesteps"
+                )
+        self._strips: list[_Strip] = []
 
         n = len(self.quantities)
         ncols = min(3, n)
@@ -140,8 +176,25 @@ class GridFigure:
         with mpl.rc_context(self._rc):
             fig = Figure(figsize=size, dpi=self.dpi, layout="constrained")
             self.canvas = FigureCanvasAgg(fig)
-            fig.get_layout_engine().set(w_pad=0.02, h_pad=0.02, wspace=0.04, hspace=0.06)
-            axes = fig.subplots(nrows, ncols, squeeze=False)
+            engine: Any = fig.get_layout_engine()
+            engine.set(w_pad=0.02, h_pad=0.02, wspace=0.04, hspace=0.06)
+            strip_in = self.style.font_size * 1.9 / 72  # one row of labels, inches
+            heat_in = max(
+                0.5,
+                (size[1] - strip_in * (len(self.rows_above) + len(self.rows_below) + 1.5)) / nrows,
+            )
+            ratios = (
+                ([strip_in * len(self.rows_above)] if self.rows_above else [])
+                + [heat_in] * nrows
+                + ([strip_in * len(self.rows_below)] if self.rows_below else [])
+            )
+            gs = fig.add_gridspec(len(ratios), ncols, height_ratios=ratios)
+            off = 1 if self.rows_above else 0
+            axes = [[fig.add_subplot(gs[off + r, c]) for c in range(ncols)] for r in range(nrows)]
+            if self.rows_above:
+                self._strips.append(_Strip(self, fig.add_subplot(gs[0, :]), self.rows_above))
+            if self.rows_below:
+                self._strips.append(_Strip(self, fig.add_subplot(gs[-1, :]), self.rows_below))
             self.axes: dict[str, Any] = {}
             self.images: dict[str, Any] = {}
             self._cursors: list[Any] = []
@@ -151,7 +204,7 @@ class GridFigure:
             for k, q in enumerate(self.quantities):
                 ax = axes[k // ncols][k % ncols]
                 data = self.lt.get(q)[self.batch][:, list(self.units)].T  # (units, T)
-                lo, hi = levels_for(q, self.lt)
+                lo, hi = self.levels_of(q)
                 im = ax.imshow(
                     data,
                     cmap=mpl_colormap(q),
@@ -164,14 +217,25 @@ class GridFigure:
                 self.axes[q] = ax
                 self.images[q] = im
                 ax.set_title(TITLES[q], loc="left", pad=3 * lw)
-                cb = fig.colorbar(im, ax=ax, fraction=0.08, pad=0.015, aspect=18)
+                finite = data[np.isfinite(data)]
+                below = finite.size > 0 and float(finite.min()) < lo
+                above = finite.size > 0 and float(finite.max()) > hi
+                # arrows on the colour bar: some values lie beyond the levels (robust levels
+                # leave a few outliers saturated)
+                extend = {
+                    (True, True): "both",
+                    (True, False): "min",
+                    (False, True): "max",
+                    (False, False): "neither",
+                }[(below, above)]
+                cb = fig.colorbar(im, ax=ax, fraction=0.08, pad=0.015, aspect=18, extend=extend)
                 cb.outline.set_linewidth(0.6 * lw)
                 if q in ("input_gate", "forget_gate", "output_gate"):
                     cb.set_ticks([0.0, 0.5, 1.0])
                 elif (lo, hi) == (-1.0, 1.0):
                     cb.set_ticks([-1.0, 0.0, 1.0])
                 else:
-                    cb.set_ticks([lo, 0.0, hi], labels=[f"{lo:.2g}", "0", f"{hi:.2g}"])
+                    cb.set_ticks([lo, 0.0, hi], labels=[f"{lo:g}", "0", f"{hi:g}"])
                 self._time_axis(ax, bottom=k // ncols == nrows - 1 or k + ncols >= n)
                 self._unit_axis(ax, left=k % ncols == 0)
                 self._mark_padding(ax, nu)
@@ -191,7 +255,7 @@ class GridFigure:
                     nu,
                     fc=FUTURE_COLOUR,
                     ec="none",
-                    alpha=FUTURE_ALPHA,
+                    alpha=1.0 if self.hide_future else FUTURE_ALPHA,
                     visible=False,
                     zorder=4,
                 )
@@ -201,6 +265,8 @@ class GridFigure:
                 self._futures.append(fut)
             for k in range(n, nrows * ncols):
                 axes[k // ncols][k % ncols].set_visible(False)
+            for strip in self._strips:
+                strip.build()
             self.suptitle = fig.suptitle(
                 "",
                 fontweight="bold",
@@ -209,6 +275,23 @@ class GridFigure:
             self.figure = fig
         self.step: int | None = None
         self.set_step(step)
+
+    def levels_of(self, quantity: str) -> tuple[float, float]:
+        """The colour levels ``quantity`` is drawn with (given ones, or the shared function)."""
+        lv = self._levels
+        if lv is None:
+            return levels_for(quantity, self.lt)
+        if hasattr(lv, "levels") and callable(lv.levels):
+            lock: LevelLock = lv
+            return lock.levels(quantity, self.lt)
+        if quantity in lv:
+            lo, hi = lv[quantity]
+            if not (np.isfinite(lo) and np.isfinite(hi) and lo < hi):
+                raise LstmvizError(
+                    f"levels of {quantity!r} must be finite with lo < hi; got {lv[quantity]}"
+                )
+            return float(lo), float(hi)
+        return levels_for(quantity, self.lt)
 
     def _mark_padding(self, ax: Any, nu: int) -> None:
         """Hatch the timesteps a mask skips (padding): the layer kept its state there."""
@@ -249,7 +332,7 @@ class GridFigure:
         if self.labels is not None and self.style.max_tick_labels >= T:
             ax.xaxis.set_major_locator(FixedLocator(list(range(T))))
             long = max((len(s) for s in self.labels), default=1) > 2 or T > 24
-            ax.set_xticklabels(self.labels if bottom else [], rotation=90 if long else 0)
+            ax.set_xticklabels(self._tick_labels if bottom else [], rotation=90 if long else 0)
             label = "input token at step t"
         else:
             ax.xaxis.set_major_locator(MaxNLocator(nbins=8, integer=True))
@@ -310,7 +393,12 @@ class GridFigure:
             fut.set_x(x0)
             fut.set_width(width)
             fut.set_visible(width > 0)
+        for strip in self._strips:
+            strip.set_step(t)
         self.suptitle.set_text(safe_label(self.title_text(), limit=400))
+
+    def _strip_artists(self) -> list[Any]:
+        return [a for strip in self._strips for a in strip.artists()]
 
     # --- output ------------------------------------------------------------------------------
     def draw(self) -> None:
@@ -329,7 +417,7 @@ class GridFigure:
         mpl = _mpl()
         self.freeze_layout()
         keep = self.step
-        for a in (*self._cursors, *self._futures):
+        for a in (*self._cursors, *self._futures, *self._strip_artists()):
             a.set_visible(False)
         self.suptitle.set_visible(False)
         with mpl.rc_context(self._rc):
@@ -349,6 +437,9 @@ class GridFigure:
             for ax, fut, cur in zip(self.axes.values(), self._futures, self._cursors, strict=True):
                 ax.draw_artist(fut)
                 ax.draw_artist(cur)
+            for strip in self._strips:
+                for a in strip.artists():
+                    strip.ax.draw_artist(a)
             self.figure.draw_artist(self.suptitle)
         return self._buffer(even)
 
@@ -381,7 +472,7 @@ class GridFigure:
         from .. import __version__
 
         title = self.title_text()
-        meta: dict[str, Any] = {
+        meta: Any = {
             "png": {"Title": title, "Software": f"lstmviz {__version__}"},
             "svg": {"Title": title, "Creator": f"lstmviz {__version__}", "Date": None},
             "pdf": {"Title": title, "Creator": f"lstmviz {__version__}", "CreationDate": None},
@@ -389,6 +480,87 @@ class GridFigure:
         with mpl.rc_context(self._rc), atomic_open(p, "wb") as fh:
             self.figure.savefig(fh, format=fmt, dpi=self.dpi, metadata=meta)
         return p
+
+
+class _Strip:
+    """Rows of labels, one cell per timestep, in one axes spanning the figure's width.
+
+    A sequence longer than fits shows a window of cells around the current step. Cells after
+    the current step (before it, for a layer that runs backwards) are dimmed like the
+    heatmaps' future.
+    """
+
+    def __init__(self, grid: GridFigure, ax: Any, rows: Sequence[StepRow]) -> None:
+        self.grid = grid
+        self.ax = ax
+        self.rows = tuple(rows)
+        self.texts: list[list[Any]] = []
+        self.box: Any = None
+        longest = max((len(s) for r in self.rows for s in r.labels), default=1)
+        self.chars = min(max(longest, 1), 8)
+        self.n = 1
+
+    def build(self) -> None:
+        from matplotlib.patches import Rectangle
+
+        g = self.grid
+        fs = g.style.font_size
+        width_pt = self.ax.get_position().width * self.ax.figure.get_size_inches()[0] * 72
+        cell_pt = (self.chars + 1.2) * 0.62 * fs
+        self.n = int(max(3, min(g.T, width_pt // cell_pt)))
+        ax = self.ax
+        nr = len(self.rows)
+        ax.set_xlim(-0.5, self.n - 0.5)
+        ax.set_ylim(nr, 0)
+        ax.set_yticks([k + 0.5 for k in range(nr)], [r.name for r in self.rows])
+        ax.tick_params(axis="y", length=0)
+        ax.set_xticks([])
+        for side in ("top", "right", "bottom", "left"):
+            ax.spines[side].set_visible(False)
+        for k in range(1, nr):
+            ax.axhline(k, color=(0.85, 0.85, 0.85), lw=0.5 * g.style.line_width)
+        self.texts = [
+            [
+                ax.text(i, k + 0.5, "", ha="center", va="center", fontsize=fs, clip_on=True)
+                for i in range(self.n)
+            ]
+            for k in range(nr)
+        ]
+        self.box = Rectangle(
+            (-0.5, 0.02), 1.0, nr - 0.04, fill=False, ec=CURSOR_COLOUR, lw=1.4 * g.style.line_width
+        )
+        ax.add_patch(self.box)
+
+    def window(self, t: int | None) -> int:
+        """First timestep shown."""
+        T = self.grid.T
+        if self.n >= T or t is None:
+            return 0
+        return int(min(max(0, t - self.n // 2), T - self.n))
+
+    def set_step(self, t: int | None) -> None:
+        if not self.texts:
+            return
+        w0 = self.window(t)
+        back = self.grid.lt.go_backwards
+        for k, row in enumerate(self.rows):
+            for i, txt in enumerate(self.texts[k]):
+                s = w0 + i
+                if s >= self.grid.T:
+                    txt.set_text("")
+                    continue
+                txt.set_visible(True)
+                txt.set_text(safe_label(row.labels[s], limit=self.chars))
+                future = t is not None and (s < t if back else s > t)
+                txt.set_color(row.colour(s))
+                txt.set_alpha((0.0 if self.grid.hide_future else 0.3) if future else 1.0)
+                txt.set_fontweight("bold" if s == t else "normal")
+        self.box.set_visible(t is not None)
+        if t is not None:
+            self.box.set_x(t - w0 - 0.5)
+
+    def artists(self) -> list[Any]:
+        return [*(a for row in self.texts for a in row), *([self.box] if self.box else [])]
 
 
 def render_figure(trace: Trace, path: str | os.PathLike[str], **kwargs: Any) -> Path:

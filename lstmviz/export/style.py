@@ -3,9 +3,10 @@
 Colour maps are colour-blind safe and the same as the app's (:mod:`lstmviz.app.style`): the
 sequential ``viridis`` fixed to [0, 1] for the three gates; the diverging ``CET-D1A``
 (Kovesi's perceptually uniform blue - white - red) fixed to [-1, 1] for the tanh-bounded
-candidate and hidden state, and symmetric around 0 over the whole layer trace for the cell
-state, which is not bounded. ``CET-D1A`` is read from the table pyqtgraph ships (without
-importing pyqtgraph or Qt); ColorBrewer's ``RdBu_r`` stands in if that table is missing.
+candidate and hidden state, and symmetric around 0 at a robust extent for the cell state, which
+is not bounded (:mod:`lstmviz.analysis.levels`, shared with the app). ``CET-D1A`` is read from
+the table pyqtgraph ships (without importing pyqtgraph or Qt); ColorBrewer's ``RdBu_r`` stands
+in if that table is missing.
 """
 
 from __future__ import annotations
@@ -73,21 +74,13 @@ def mpl_colormap(quantity: str) -> Any:
 
 
 def levels_for(quantity: str, lt: LayerTrace) -> tuple[float, float]:
-    """Fixed colour levels: gates [0, 1], candidate/hidden [-1, 1], cell ±max|c| of the layer.
-
-    A layer with ``activation=None`` (linear candidate) can leave [-1, 1]; its candidate
-    and hidden state then get symmetric levels over the trace too.
+    """Fixed colour levels of ``quantity``: :func:`lstmviz.analysis.levels.levels`, the one
+    function the app uses too (gates [0, 1], tanh-bounded values [-1, 1], the cell state and
+    unbounded activations symmetric around 0 at a robust extent, rounded to a readable number).
     """
-    if quantity in ("input_gate", "forget_gate", "output_gate"):
-        return 0.0, 1.0
-    a = lt.get(quantity)
-    m = float(np.max(np.abs(a))) if a.size else 0.0
-    if not np.isfinite(m):
-        m = 1.0
-    if quantity in ("candidate", "hidden") and m <= 1.0 + 1e-6:
-        return -1.0, 1.0
-    m = max(m, 1e-6)
-    return -m, m
+    from ..analysis.levels import levels
+
+    return levels(quantity, lt)
 
 
 @dataclass(frozen=True)
@@ -104,8 +97,12 @@ class Style:
     line_width: float
     max_tick_labels: int  # token labels shown along the time axis before thinning
     rc: dict[str, Any] = field(default_factory=dict)
+    #: every figure of this style has this size (inches), whatever it holds (a slide)
+    fixed_size: tuple[float, float] | None = None
 
     def size_for(self, n_panels: int) -> tuple[float, float]:
+        if self.fixed_size is not None:
+            return self.fixed_size
         if n_panels <= 1:
             return self.single_size
         w, h = self.grid_size
@@ -156,17 +153,19 @@ STYLES: dict[str, Style] = {
         line_width=0.8,
         max_tick_labels=40,
     ),
-    # a 16:9 slide: text readable from the back of a room
+    # a 16:9 slide, exactly 1920 x 1080 pixels (12.8 x 7.2 in at 150 dpi) for every figure
+    # and animation frame: text readable from the back of a room
     "slide": Style(
         "slide",
         font_size=16.0,
         title_size=20.0,
-        grid_size=(40 / 3, 7.2),
-        single_size=(10.0, 5.6),
+        grid_size=(12.8, 7.2),
+        single_size=(12.8, 7.2),
         dpi=150,
-        animation_dpi=100,
+        animation_dpi=150,
         line_width=1.6,
         max_tick_labels=30,
+        fixed_size=(12.8, 7.2),
     ),
 }
 
@@ -176,3 +175,16 @@ def get_style(name: str) -> Style:
         return STYLES[name]
     except KeyError:
         raise LstmvizError(f"unknown style {name!r}; expected one of {', '.join(STYLES)}") from None
+
+
+#: One colour per quantity for bars and curves (Okabe-Ito, as the app's ``QUANTITY_COLORS``;
+#: the forget gate orange, input gate bluish green, output gate reddish purple, candidate sky
+#: blue, cell yellow, hidden vermillion).
+QUANTITY_COLOURS: dict[str, str] = {
+    "forget_gate": "#E69F00",
+    "input_gate": "#009E73",
+    "output_gate": "#CC79A7",
+    "candidate": "#56B4E9",
+    "cell": "#F0E442",
+    "hidden": "#D55E00",
+}

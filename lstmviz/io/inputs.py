@@ -7,6 +7,7 @@ text and tokens using the model's vocabulary (:mod:`lstmviz.io.meta`).
 
 from __future__ import annotations
 
+import array
 import os
 import re
 import tokenize
@@ -15,7 +16,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from .. import budget
 from ..errors import InputError
+from .checks import regular_file
 from .meta import ModelInfo, load_info
 
 if TYPE_CHECKING:
@@ -23,6 +26,7 @@ if TYPE_CHECKING:
 
 MAX_INPUT_ELEMENTS = 200_000_000  # ~800 MB of float32: refuse before reading anything larger
 MAX_TIMESTEPS = 10_000_000
+_MAX_CSV_LINE = 10_000_000  # characters in one CSV line (one timestep)
 
 
 def _check_shape(shape: tuple[int, ...], source: str) -> None:
@@ -47,10 +51,14 @@ def _check_shape(shape: tuple[int, ...], source: str) -> None:
 
 
 def read_array(path: str | os.PathLike[str]) -> np.ndarray:
-    """Read a ``.npy`` (never pickled) or ``.csv`` (numbers, comma/space separated) file."""
+    """Read a ``.npy`` (never pickled) or ``.csv`` (numbers, comma/space separated) file.
+
+    Both go through the same bounds (:data:`MAX_INPUT_ELEMENTS`, :data:`MAX_TIMESTEPS`, the
+    memory budget) before their values are held: a ``.npy`` by its header, a CSV as it is
+    read, line by line, into a compact buffer.
+    """
     p = Path(path)
-    if not p.is_file():
-        raise InputError(f"{p}: no such input file")
+    size = regular_file(p, "input file", InputError, allow_empty=True)
     suffix = p.suffix.lower()
     if suffix == ".npy":
         try:
@@ -60,41 +68,89 @@ def read_array(path: str | os.PathLike[str]) -> np.ndarray:
                     shape, _fortran, dtype = np.lib.format.read_array_header_1_0(fh)
                 else:
                     shape, _fortran, dtype = np.lib.format.read_array_header_2_0(fh)
-            _check_shape(tuple(shape), str(p))
             if dtype.hasobject:
                 raise InputError(f"{p}: object arrays are refused (they need pickle)")
-            return np.load(p, allow_pickle=False)
+            if dtype.kind not in "biuf":
+                raise InputError(
+                    f"{p}: the array holds {dtype} values; an input must be numbers "
+                    "(integers or floats)"
+                )
+            _check_shape(tuple(shape), str(p))
+            budget.check_array(tuple(shape), dtype.itemsize, what=f"{p}: input array")
+            return np.asarray(np.load(p, allow_pickle=False))
         except InputError:
             raise
         except (ValueError, OSError, EOFError, SyntaxError, tokenize.TokenError) as e:
             # numpy parses the header's dict literal with tokenize/ast: damage shows up as these
             raise InputError(f"{p}: not a readable .npy file ({e})") from None
     if suffix in (".csv", ".txt", ".tsv"):
-        if p.stat().st_size > 4 * MAX_INPUT_ELEMENTS:
+        if size > 4 * MAX_INPUT_ELEMENTS:
             raise InputError(f"{p}: CSV file is too large")
+        return _read_csv(p)
+    raise InputError(
+        f"{p}: unsupported input file type {suffix!r}; use .npy or .csv (or .npz: one array "
+        "per model input)"
+    )
+
+
+def _read_csv(p: Path) -> np.ndarray:
+    """Numbers from a CSV, one row per line (a header line and ``#`` comments skipped),
+    bounded as it is read: values go into a float64 buffer (8 bytes each, no Python object
+    per value), checked against the element, timestep and memory bounds every line."""
+    values = array.array("d")
+    width = None
+    rows = 0
+    try:
+        fh = open(p, encoding="utf-8", newline=None)  # noqa: SIM115 - closed below
+    except OSError as e:
+        raise InputError(f"{p}: cannot read as text ({e.strerror})") from None
+    with fh:
         try:
-            text = p.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as e:
-            raise InputError(f"{p}: cannot read as text ({e})") from None
-        rows = []
-        for ln, line in enumerate(text.splitlines(), 1):
-            line = line.strip()
-            if not line or line.startswith("#"):
-                continue
-            parts = [v for v in re.split(r"[,\s;\t]+", line) if v]
-            try:
-                rows.append([float(v) for v in parts])
-            except ValueError:
-                if not rows and ln == 1:  # a header line
+            for ln, line in enumerate(fh, 1):
+                if len(line) > _MAX_CSV_LINE:
+                    raise InputError(
+                        f"{p}: line {ln} is longer than {_MAX_CSV_LINE} characters; one line "
+                        "is one timestep"
+                    )
+                line = line.strip()
+                if not line or line.startswith("#"):
                     continue
-                raise InputError(f"{p}: line {ln} is not numbers: {line[:60]!r}") from None
-        if not rows:
-            raise InputError(f"{p}: no numbers in the CSV file")
-        widths = {len(r) for r in rows}
-        if len(widths) != 1:
-            raise InputError(f"{p}: rows have different lengths {sorted(widths)}")
-        return np.asarray(rows, dtype=np.float64)
-    raise InputError(f"{p}: unsupported input file type {suffix!r}; use .npy or .csv")
+                parts = line.replace(",", " ").replace(";", " ").split()
+                if not parts:  # only separators
+                    continue
+                try:
+                    row = list(map(float, parts))
+                except ValueError:
+                    if not rows and ln == 1:  # a header line
+                        continue
+                    raise InputError(f"{p}: line {ln} is not numbers: {line[:60]!r}") from None
+                if width is None:
+                    width = len(row)
+                elif len(row) != width:
+                    raise InputError(
+                        f"{p}: rows have different lengths: line {ln} has {len(row)} values, "
+                        f"the rows before it {width}"
+                    )
+                rows += 1
+                if rows > MAX_TIMESTEPS:
+                    raise InputError(f"{p}: more than {MAX_TIMESTEPS} rows (timesteps)")
+                if len(values) + width > MAX_INPUT_ELEMENTS:
+                    raise InputError(
+                        f"{p}: more than {MAX_INPUT_ELEMENTS} numbers; the limit is "
+                        f"{MAX_INPUT_ELEMENTS} elements"
+                    )
+                if rows % 4096 == 1:  # the buffer, and its float copy later, within budget
+                    budget.check(
+                        (len(values) + 4096 * width) * 8 * 2, what=f"{p}: CSV input (line {ln})"
+                    )
+                values.extend(row)
+        except UnicodeDecodeError as e:
+            raise InputError(f"{p}: cannot read as text ({e})") from None
+        except OSError as e:
+            raise InputError(f"{p}: cannot read ({e.strerror})") from None
+    if not rows or width is None:
+        raise InputError(f"{p}: no numbers in the CSV file")
+    return np.frombuffer(values, dtype=np.float64).reshape(rows, width)
 
 
 def load_input(
@@ -108,6 +164,10 @@ def load_input(
     single sequence. Falls back to the model's example input."""
     if info is None:
         info = load_info(model.source) if model.source else None
+    if path is not None and Path(path).suffix.lower() == ".npz":  # one array per model input
+        from .input_files import load_input_file
+
+        return load_input_file(model, path, info)
     if path is not None:
         a = read_array(path)
     elif text is not None:
@@ -141,6 +201,8 @@ def example_input(model: Model, info: ModelInfo | None = None) -> Any:
         info = load_info(model.source)
     if info is not None and info.example:
         return encode_text(model, info.example, info)
+    if hasattr(model, "example_input"):  # whole-graph models know their declared shapes
+        return model.example_input()
     rng = np.random.default_rng(0)
     t = model.input_timesteps or 12
     if model.takes_tokens:
@@ -170,6 +232,15 @@ def encode_text(model: Model, text: str, info: ModelInfo | None = None) -> np.nd
     - ids: integers separated by spaces or commas
     - floats: numbers; one row per timestep separated by ``;`` or newlines
     """
+    if not isinstance(text, str):
+        raise InputError(f"the input text must be a string; found {type(text).__name__}")
+    a = _encode_text(model, text, info)
+    if a.ndim < 2 or a.shape[1] == 0:
+        raise InputError(f"the input text {text.strip()[:60]!r} holds no timesteps")
+    return a
+
+
+def _encode_text(model: Model, text: str, info: ModelInfo | None) -> np.ndarray:
     kind = info.token_kind if info else None
     text = text.strip()
     if not text:
@@ -208,7 +279,7 @@ def encode_text(model: Model, text: str, info: ModelInfo | None = None) -> np.nd
             if key in index:
                 ids.append(index[key])
             elif "<unk>" in index or "<_unk>" in index:
-                ids.append(index.get("<unk>", index.get("<_unk>")))
+                ids.append(index["<unk>"] if "<unk>" in index else index["<_unk>"])
             else:
                 raise InputError(f"{tok!r} is not in the model's vocabulary ({len(vocab)} {kind})")
         return np.asarray(ids, dtype=np.int64)[None]
@@ -231,7 +302,15 @@ def encode_text(model: Model, text: str, info: ModelInfo | None = None) -> np.nd
         vals = [flat[i : i + f] for i in range(0, len(flat), f)]
     if len({len(r) for r in vals}) != 1:
         raise InputError("every timestep needs the same number of features")
-    return np.asarray(vals, dtype=np.float32)[None]
+    x64 = np.asarray(vals, dtype=np.float64)
+    big = np.isfinite(x64) & (np.abs(x64) > np.finfo(np.float32).max)
+    if np.any(big):
+        v = float(x64[big][0])
+        raise InputError(
+            f"the value {v:g} is out of float32 range (magnitudes up to "
+            f"{float(np.finfo(np.float32).max):.4g}); the model computes in float32"
+        )
+    return x64.astype(np.float32)[None]
 
 
 def token_labels(model: Model, x: Any, info: ModelInfo | None = None, b: int = 0) -> list[str]:

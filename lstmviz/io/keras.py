@@ -7,9 +7,11 @@ class is refused with a message naming it.
 
 from __future__ import annotations
 
-import io
+import contextlib
 import json
+import math
 import re
+import tempfile
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
@@ -17,10 +19,18 @@ from typing import Any
 
 import numpy as np
 
+from .. import budget
 from ..engine import layers as L
 from ..engine.cell import LSTMWeights
 from ..engine.model import Model, Node, TensorRef
-from ..errors import LstmvizError, ModelFileError, UnsafeModelError, UnsupportedLayerError
+from ..errors import (
+    LstmvizError,
+    MemoryBudgetError,
+    ModelFileError,
+    UnsafeModelError,
+    UnsupportedLayerError,
+)
+from .checks import check_h5
 
 ZIP_MAGIC = b"PK\x03\x04"
 HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
@@ -30,6 +40,7 @@ MAX_WEIGHTS_BYTES = 4 * 2**30
 MAX_ARRAY_ELEMENTS = 2**31  # one weight array; refuse before reading
 MAX_COMPRESSION_RATIO = 1000
 MAX_DECLARED_SIZE = 10_000_000  # a declared input axis (timesteps, features) beyond this is absurd
+MAX_MODEL_NESTING = 32  # models inside models inside models...
 
 IDENTITY_LAYERS = {
     "Dropout",
@@ -91,12 +102,17 @@ SUPPORTED_LAYERS = sorted(
 # ------------------------------------------------------------------------------------------
 # weights
 # ------------------------------------------------------------------------------------------
-def _read_dataset(ds: Any, where: str) -> np.ndarray:
+def _read_dataset(ds: Any, where: str, tally: list[int] | None = None) -> np.ndarray:
+    """One weight array as float32, after checking its size against the memory budget.
+
+    ``tally`` (one int) adds up the bytes of every array read for one model, so a file of many
+    arrays, each small enough alone, cannot add up past the budget either.
+    """
     import h5py
 
     if not isinstance(ds, h5py.Dataset):
         raise ModelFileError(f"{where}: expected a weight array, found a group")
-    n = int(np.prod(ds.shape, dtype=np.int64)) if ds.shape else 1
+    n = math.prod(int(d) for d in ds.shape) if ds.shape else 1
     if n > MAX_ARRAY_ELEMENTS:
         raise ModelFileError(f"{where}: weight array of shape {ds.shape} is too large to be real")
     if ds.dtype.kind not in "fiub":
@@ -112,10 +128,28 @@ def _read_dataset(ds: Any, where: str) -> np.ndarray:
                 f"{where}: weight array of shape {ds.shape} declares {nbytes} "
                 f"bytes but the file stores {stored}: refused"
             )
+    # reading holds the stored values and their float32 copy at once (int8 -> float32 is 4x)
+    need = n * (ds.dtype.itemsize + (0 if ds.dtype == np.float32 else 4))
+    total = need + (tally[0] if tally else 0)
+    budget.check(total, what=f"{where}: weight array of shape {tuple(ds.shape)} ({ds.dtype})")
     try:
-        return np.asarray(ds[()], dtype=np.float32)
+        raw = ds[()]
+        with np.errstate(over="ignore", invalid="ignore"):
+            a = np.asarray(raw, dtype=np.float32)
     except (OSError, ValueError, TypeError) as e:
         raise ModelFileError(f"{where}: cannot read weight array ({e})") from None
+    if ds.dtype.itemsize > 4 and ds.dtype.kind == "f":
+        lost = np.isinf(a) & np.isfinite(raw)
+        if np.any(lost):
+            v = float(np.asarray(raw)[lost].flat[0])
+            raise ModelFileError(
+                f"{where}: weight value {v:g} is out of float32 range; lstmviz computes in "
+                "float32 as Keras does, and cannot represent it"
+            )
+    del raw
+    if tally is not None:
+        tally[0] += a.nbytes
+    return a
 
 
 def to_snake_case(name: str) -> str:
@@ -146,6 +180,7 @@ class KerasV3Weights:
     def __init__(self, h5: Any, source: str) -> None:
         self.h5 = h5
         self.source = source
+        self.tally = [0]  # bytes of weights read so far
 
     def arrays(self, path: list[str]) -> list[np.ndarray]:
         import h5py
@@ -177,7 +212,7 @@ class KerasV3Weights:
                 idx = sorted(v.keys(), key=int)
             except ValueError:
                 raise ModelFileError(f"{where}: unexpected weight names {list(v.keys())}") from None
-            out += [_read_dataset(v[k], f"{where} var {k}") for k in idx]
+            out += [_read_dataset(v[k], f"{where} var {k}", self.tally) for k in idx]
         rest = [k for k in self._ORDER[1:] if k in keys]
         rest += sorted(k for k in keys if k not in self._ORDER)
         for k in rest:
@@ -202,6 +237,7 @@ class LegacyH5Weights:
         self.g = group
         self.source = source
         self._queues: dict[str, list[np.ndarray]] = {}
+        self.tally = [0]  # bytes of weights read so far
 
     def arrays(self, path: list[str]) -> list[np.ndarray]:
         top = path[0]
@@ -227,7 +263,9 @@ class LegacyH5Weights:
                 raise ModelFileError(
                     f"{self.source}: layer {name!r}: weight {wn!r} is listed but missing"
                 ) from None
-            out.append(_read_dataset(ds, f"{self.source}: layer {name!r} weight {wn!r}"))
+            out.append(
+                _read_dataset(ds, f"{self.source}: layer {name!r} weight {wn!r}", self.tally)
+            )
         return out
 
 
@@ -315,8 +353,12 @@ class _Builder:
             )
         cls = entry.get("class_name")
         if not isinstance(cls, str):
-            raise ModelFileError(f"{self.source}: {where}: layer has no class_name")
-        cfg = entry.get("config") if isinstance(entry.get("config"), dict) else {}
+            raise ModelFileError(
+                f"{self.source}: {where}: a layer's class_name must be a string; found "
+                f"{'none' if cls is None else f'{cls!r:.60}'}"
+            )
+        raw_cfg = entry.get("config")
+        cfg: dict[str, Any] = raw_cfg if isinstance(raw_cfg, dict) else {}
         name = cfg.get("name", where)
         module = entry.get("module")
         registered = entry.get("registered_name")
@@ -366,9 +408,11 @@ class _Builder:
                 f"({', '.join(names) or 'none'}); found {len(arrs)}"
                 + (" -- the weights are missing" if not arrs else "")
             )
-        return arrs
+        return list(arrs)
 
-    def check_shape(self, path: list[str], what: str, a: np.ndarray, shape: tuple) -> None:
+    def check_shape(
+        self, path: list[str], what: str, a: np.ndarray, shape: tuple[Any, ...]
+    ) -> None:
         ok = a.ndim == len(shape) and all(
             s is None or s == d for s, d in zip(shape, a.shape, strict=True)
         )
@@ -404,7 +448,9 @@ class _Builder:
             raise kind(f"{self.source}: layer {name!r} ({cls}): {e}") from None
 
     def _layer(self, cls: str, cfg: dict[str, Any], name: str, path: list[str]) -> L.Layer:
-        act = lambda key="activation": _activation_name(name, cfg.get(key), self.source)  # noqa: E731
+        def act(key: str = "activation") -> str:
+            return _activation_name(name, cfg.get(key), self.source)
+
         if cls == "InputLayer":
             shape = cfg.get("batch_shape", cfg.get("batch_input_shape"))
             return L.InputLayer(name, _batch_shape(shape), cfg.get("dtype", "float32"))
@@ -601,10 +647,31 @@ class _Builder:
         )
 
     # ---- models ---------------------------------------------------------------------------
+    def layer_name(self, name: Any, i: int) -> str:
+        """A layer's name from the config: a string (missing: ``layer_<i>``)."""
+        if name is None or name == "":
+            return f"layer_{i}"
+        if not isinstance(name, str):
+            raise ModelFileError(
+                f"{self.source}: layer #{i}: its name must be a string; found "
+                f"{type(name).__name__} {name!r:.60}"
+            )
+        return name
+
+    def model_name(self, cfg: dict[str, Any], default: str) -> str:
+        name = cfg.get("name")
+        return name if isinstance(name, str) and name else default
+
     def model(self, cls: str, cfg: dict[str, Any], path: list[str]) -> Model:
         layers_cfg = cfg.get("layers")
         if not isinstance(layers_cfg, list) or not layers_cfg:
-            raise ModelFileError(f"{self.source}: model {cfg.get('name')!r} has no layers")
+            raise ModelFileError(
+                f"{self.source}: model {self.model_name(cfg, '(unnamed)')!r} has no layers"
+            )
+        if len(path) >= MAX_MODEL_NESTING:
+            raise ModelFileError(
+                f"{self.source}: models nested more than {MAX_MODEL_NESTING} deep; refused"
+            )
         if cls == "Sequential":
             return self.sequential(cfg, layers_cfg, path)
         return self.functional(cfg, layers_cfg, path)
@@ -617,7 +684,7 @@ class _Builder:
         for i, entry in enumerate(layers_cfg):
             if not isinstance(entry, dict) or not isinstance(entry.get("config"), dict):
                 raise ModelFileError(f"{self.source}: layer #{i} of the model is malformed")
-            lname = entry["config"].get("name") or f"layer_{i}"
+            lname = self.layer_name(entry.get("name") or entry["config"].get("name"), i)
             if prev is None and entry.get("class_name") != "InputLayer":
                 shape = entry["config"].get("batch_input_shape") or entry["config"].get(
                     "batch_shape"
@@ -639,9 +706,11 @@ class _Builder:
                 prev = (lay.name, 0, 0)
                 inputs = [prev]
                 continue
+            assert prev is not None  # the first layer made the input
             nodes.append(Node(lay, 0, [prev]))
             prev = (lay.name, 0, 0)
-        return Model(cfg.get("name", "sequential"), nodes, inputs, [prev], source=self.source)
+        assert prev is not None  # model() refuses a model without layers
+        return Model(self.model_name(cfg, "sequential"), nodes, inputs, [prev], source=self.source)
 
     def _refs_v3(self, obj: Any) -> list[TensorRef]:
         out: list[TensorRef] = []
@@ -696,7 +765,7 @@ class _Builder:
             ins = self._refs_v3(args)
             nested = bool(args) and isinstance(args[0], list)
             kw: dict[str, Any] = {}
-            consts = [a for a in args[1:] if isinstance(a, (int, float, bool, str))]
+            consts: list[Any] = [a for a in args[1:] if isinstance(a, (int, float, bool, str))]
             consts += [
                 v
                 for k, v in (raw.get("kwargs") or {}).items()
@@ -744,8 +813,9 @@ class _Builder:
         for i, entry in enumerate(layers_cfg):
             if not isinstance(entry, dict):
                 raise ModelFileError(f"{self.source}: layer #{i} of the model is malformed")
-            cfg_i = entry.get("config") if isinstance(entry.get("config"), dict) else {}
-            lname = entry.get("name") or cfg_i.get("name") or f"layer_{i}"
+            raw_i = entry.get("config")
+            cfg_i: dict[str, Any] = raw_i if isinstance(raw_i, dict) else {}
+            lname = self.layer_name(entry.get("name") or cfg_i.get("name"), i)
             key = self.weights.key_for(str(entry.get("class_name")), lname, used)
             self._names[(*path, key)] = lname
             lay = self.layer(entry, [*path, key], lname)
@@ -782,7 +852,7 @@ class _Builder:
                     f"{self.source}: model input/output refers to unknown layer {r[0]!r}"
                 )
         return Model(
-            cfg.get("name", "model"),
+            self.model_name(cfg, "model"),
             nodes,
             inputs,
             outputs,
@@ -831,7 +901,14 @@ class OpLayer(L.Layer):
         self.kind = kind
         self.cfg = cfg
 
-    def __call__(self, inputs, masks, ctx, _consts=(), **kwargs):
+    def __call__(
+        self,
+        inputs: list[Any],
+        masks: list[Any],
+        ctx: L.Context,
+        _consts: Any = (),
+        **kwargs: Any,
+    ) -> tuple[list[Any], list[Any]]:
         x = inputs[0]
         other = inputs[1] if len(inputs) > 1 else (_consts[0] if _consts else None)
         k = self.kind
@@ -873,7 +950,9 @@ class SubModel(L.Layer):
     def n_params(self) -> int:
         return self.model.n_params
 
-    def __call__(self, inputs, masks, ctx, **kwargs):
+    def __call__(
+        self, inputs: list[Any], masks: list[Any], ctx: L.Context, **kwargs: Any
+    ) -> tuple[list[Any], list[Any]]:
         vals = self.model._run(list(inputs), ctx)
         return [vals[r] for r in self.model.outputs], [None] * len(self.model.outputs)
 
@@ -886,6 +965,8 @@ def _parse_json(raw: bytes, what: str, source: str) -> Any:
         return json.loads(raw)
     except (ValueError, UnicodeDecodeError) as e:
         raise ModelFileError(f"{source}: {what} is not valid JSON ({e})") from None
+    except RecursionError:
+        raise ModelFileError(f"{source}: {what} is nested too deeply to be a model") from None
 
 
 def _top_model(config: Any, source: str, weights: Any, keras_version: str) -> Model:
@@ -894,7 +975,7 @@ def _top_model(config: Any, source: str, weights: Any, keras_version: str) -> Mo
             f"{source}: the model config must be a JSON object; found {type(config).__name__}"
         )
     cls = config.get("class_name")
-    if cls not in MODEL_CLASSES:
+    if not isinstance(cls, str) or cls not in MODEL_CLASSES:
         if isinstance(cls, str):
             b = _Builder(source, weights, keras_version)
             b.check_class(config, "model")  # a custom model class gets the custom message
@@ -920,6 +1001,49 @@ def _top_model(config: Any, source: str, weights: Any, keras_version: str) -> Mo
     return m
 
 
+#: A weights member up to this size is decompressed into memory; a larger compressed one is
+#: streamed to a temporary file (a stored one is always read in place, never copied).
+SPOOL_BYTES = 64 * 2**20
+
+
+@contextlib.contextmanager
+def _open_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo, source: str) -> Any:
+    """A seekable binary file of one zip member, without holding all of it in memory.
+
+    A stored member (how Keras writes ``model.weights.h5``) is read in place from the zip; a
+    compressed one is inflated in 1 MiB chunks into a temporary file that spills to disk past
+    :data:`SPOOL_BYTES`, never past the size its header declares.
+    """
+    if info.compress_type == zipfile.ZIP_STORED:
+        with zf.open(info) as fh:
+            yield fh
+        return
+    with tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES) as tmp:
+        with zf.open(info) as fh:
+            copied = 0
+            while chunk := fh.read(min(1 << 20, info.file_size + 1 - copied)):
+                copied += len(chunk)
+                if copied > info.file_size:
+                    raise ModelFileError(
+                        f"{source}: member {info.filename!r} holds more than the "
+                        f"{info.file_size} bytes its header declares"
+                    )
+                tmp.write(chunk)
+        tmp.seek(0)
+        yield tmp
+
+
+def _read_small(zf: zipfile.ZipFile, name: str, source: str) -> bytes:
+    info = zf.getinfo(name)
+    if info.file_size > MAX_CONFIG_BYTES:
+        raise ModelFileError(
+            f"{source}: {name} declares {info.file_size} bytes; a model's {name} is "
+            f"at most {MAX_CONFIG_BYTES}: refused"
+        )
+    budget.check(info.file_size, what=f"{source}: {name}")
+    return zf.read(name)
+
+
 def load_keras_zip(path: Path) -> Model:
     """A Keras 3 ``.keras`` file."""
     import h5py
@@ -927,7 +1051,7 @@ def load_keras_zip(path: Path) -> Model:
     source = str(path)
     try:
         zf = zipfile.ZipFile(path)
-    except (zipfile.BadZipFile, OSError, EOFError) as e:
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError, ValueError) as e:
         raise ModelFileError(f"{source}: not a readable .keras (zip) file: {e}") from None
     with zf:
         names = set(zf.namelist())
@@ -951,35 +1075,41 @@ def load_keras_zip(path: Path) -> Model:
                 f"{source}: no config.json inside; this is a zip but not a Keras 3 .keras file "
                 f"(members: {', '.join(sorted(names)[:8]) or 'none'})"
             )
-        if zf.getinfo("config.json").file_size > MAX_CONFIG_BYTES:
-            raise ModelFileError(f"{source}: config.json is too large to be a model config")
         try:
-            config = _parse_json(zf.read("config.json"), "config.json", source)
+            config = _parse_json(_read_small(zf, "config.json", source), "config.json", source)
             meta = {}
             if "metadata.json" in names:
-                m = _parse_json(zf.read("metadata.json"), "metadata.json", source)
+                m = _parse_json(_read_small(zf, "metadata.json", source), "metadata.json", source)
                 meta = m if isinstance(m, dict) else {}
             if "model.weights.h5" not in names:
                 raise ModelFileError(
                     f"{source}: no model.weights.h5 inside: the weights are missing"
                 )
-            wbytes = zf.read("model.weights.h5")
-        except (zipfile.BadZipFile, OSError, EOFError, RuntimeError, ValueError) as e:
-            if isinstance(e, ModelFileError):
-                raise
+            kv = str(meta.get("keras_version", "3"))
+            with _open_member(zf, zf.getinfo("model.weights.h5"), source) as wfile:
+                try:
+                    h5 = h5py.File(wfile, "r")
+                except (OSError, ValueError) as e:
+                    raise ModelFileError(
+                        f"{source}: model.weights.h5 inside is not a readable HDF5 file ({e})"
+                    ) from None
+                with h5:
+                    check_h5(h5, f"{source}: model.weights.h5")
+                    try:
+                        model = _top_model(config, source, KerasV3Weights(h5, source), kv)
+                    except (OSError, RuntimeError) as e:
+                        raise ModelFileError(f"{source}: damaged weights: {e}") from None
+        except (
+            zipfile.BadZipFile,
+            OSError,
+            EOFError,
+            RuntimeError,
+            ValueError,
+            NotImplementedError,
+        ) as e:
             raise ModelFileError(f"{source}: damaged .keras file: {e}") from None
-    kv = str(meta.get("keras_version", "3"))
-    try:
-        h5 = h5py.File(io.BytesIO(wbytes), "r")
-    except (OSError, ValueError) as e:
-        raise ModelFileError(
-            f"{source}: model.weights.h5 inside is not a readable HDF5 file ({e})"
-        ) from None
-    with h5:
-        try:
-            model = _top_model(config, source, KerasV3Weights(h5, source), kv)
-        except (OSError, RuntimeError) as e:
-            raise ModelFileError(f"{source}: damaged weights: {e}") from None
+        except RecursionError:
+            raise ModelFileError(f"{source}: the model config is nested too deeply") from None
     model.format = "keras"
     dry_run(model, source)
     return model
@@ -999,8 +1129,15 @@ def dry_run(model: Model, source: str) -> None:
     t = model.input_timesteps or 32
     if t > 4096 or t * model.n_params > 2 * 10**8:  # too long to trace at load time (the
         return  # cost is ~ timesteps x parameters); such a model is checked when traced
+    declared = getattr(model.layers.get(model.inputs[0][0]), "batch_shape", None)
     if model.takes_tokens:
         x: np.ndarray = np.ones((1, t), np.int64)
+    elif declared is not None and len(declared) != 3:
+        # not a sequence: (batch, features) into Dense -> RepeatVector -> LSTM, say
+        dims = [1, *declared[1:]]
+        if any(d is None for d in dims) or math.prod(dims) > 2**20:
+            return
+        x = np.zeros(dims, np.float32)
     else:
         f = model.input_features
         if f is None or t * f > 2**20:
@@ -1008,6 +1145,15 @@ def dry_run(model: Model, source: str) -> None:
         x = np.zeros((1, t, f), np.float32)  # (1, T, F)
     try:
         model.trace(x, step_outputs=False)
+    except MemoryBudgetError as e:  # a layer that asks for too much (RepeatVector(10**7))
+        msg = str(e)
+        if msg.startswith(source):
+            msg = msg[len(source) :].lstrip(": ")
+        raise MemoryBudgetError(
+            f"{source}: a test trace of an input of shape {x.shape} at load: {msg}",
+            nbytes=e.nbytes,
+            budget=e.budget,
+        ) from None
     except LstmvizError as e:
         msg = str(e)
         if msg.startswith(source):
@@ -1021,6 +1167,10 @@ def dry_run(model: Model, source: str) -> None:
 def _load_h5_model(f: Any, source: str) -> Model:
     raw = f.attrs.get("model_config")
     if raw is None:
+        from .weights_only import keras_h5_weights_only
+
+        if (weights_only := keras_h5_weights_only(f, source)) is not None:
+            raise weights_only
         if "layer_names" in f.attrs:
             raise ModelFileError(
                 f"{source}: this HDF5 file holds weights only (save_weights), no model "
@@ -1051,10 +1201,13 @@ def load_keras_h5(path: Path) -> Model:
     except (OSError, ValueError) as e:
         raise ModelFileError(f"{source}: not a readable HDF5 file ({e})") from None
     with f:
+        check_h5(f, source)
         try:
             model = _load_h5_model(f, source)
         except (OSError, RuntimeError, KeyError) as e:  # h5py's errors on a damaged file
             raise ModelFileError(f"{source}: damaged HDF5 file ({e})") from None
+        except RecursionError:
+            raise ModelFileError(f"{source}: the model config is nested too deeply") from None
     model.format = "h5"
     dry_run(model, source)
     return model

@@ -106,9 +106,13 @@ def load_info(model_path: str | os.PathLike[str] | None) -> ModelInfo | None:
         raise LstmvizError(f"{p}: model info file is too large")
     try:
         d = json.loads(p.read_text(encoding="utf-8"))
+        return ModelInfo.from_json(d, str(p))
     except (OSError, ValueError) as e:
         raise LstmvizError(f"{p}: not valid JSON ({e})") from None
-    return ModelInfo.from_json(d, str(p))
+    except RecursionError:
+        raise LstmvizError(
+            f"{p}: the model info is nested too deeply; expected a flat JSON object"
+        ) from None
 
 
 def save_info(model_path: str | os.PathLike[str], info: ModelInfo) -> Path:

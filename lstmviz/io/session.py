@@ -10,8 +10,15 @@ A session file is a zip holding
 - optionally ``model/<file name>``: the model file's bytes, embedded.
 
 Nothing in it is ever unpickled or evaluated. Reading is bounded: member sizes are checked in
-the zip's central directory and every array's header before anything large is allocated.
+the zip's central directory and every array's header before anything large is allocated, and
+against the memory budget (:mod:`lstmviz.budget`); arrays are read straight from the file.
 Writing is atomic (:mod:`lstmviz.io.atomic`): a kill at any moment leaves the previous file.
+
+Compatibility: ``format_version`` is the major version. A later lstmviz that only *adds*
+fields, arrays or members keeps it (and may count its additions in ``format_minor``); this
+one reads such a file, and keeps everything it does not know -- JSON fields at the top level,
+in ``model``, ``input`` and each snapshot, arrays nothing it knows refers to, extra members --
+so re-saving it loses nothing (:attr:`Session.unknown`).
 
 >>> s = Session(model_path="digit_sum.keras", input=x, layer="lstm", t=3)
 >>> s.save("work.lstmviz")
@@ -21,6 +28,7 @@ True
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import json
@@ -32,15 +40,17 @@ import time
 import tokenize
 import zipfile
 import zlib
-from collections.abc import Sequence
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..errors import LstmvizError, ModelFileError
+from .. import budget
+from ..errors import ArgumentError, LstmvizError, MemoryBudgetError, ModelFileError
 from .atomic import atomic_open
+from .checks import regular_file, safe_file_name
 from .inputs import MAX_INPUT_ELEMENTS, MAX_TIMESTEPS
 
 if TYPE_CHECKING:
@@ -66,6 +76,26 @@ MAX_UNITS = 1_000_000
 MAX_INT = 2**53  # anything larger in an index field is not a real value
 _CHUNK = 1 << 20
 _ARRAY_DTYPE_KINDS = "biuf"
+# the JSON fields this version reads; anything else is kept as a later version's
+_TOP_KEYS = {
+    "format_version",
+    "kind",
+    "lstmviz_version",
+    "saved_at",
+    "model",
+    "input",
+    "input_text",
+    "layer",
+    "batch",
+    "units",
+    "t",
+    "view",
+    "engine",
+    "snapshots",
+}
+_MODEL_KEYS = {"path", "relpath", "sha256", "name", "embedded"}
+_INPUT_KEYS = {"arrays", "list"}
+_SNAPSHOT_KEYS = {"epoch", "batch", "weights", "extra"}
 
 
 class SessionFileError(LstmvizError):
@@ -171,6 +201,11 @@ class Session:
         Set by :meth:`load_model`: e.g. the model file changed since the session was saved.
     source : str
         The file this session was loaded from ("" when made in memory).
+    unknown : dict
+        What a later lstmviz wrote that this one does not know, kept for re-saving:
+        ``{"": {top-level fields}, "model": {...}, "input": {...}}``, ``unknown_arrays``
+        (arrays nothing known refers to) and ``unknown_members`` (extra zip members).
+        Unknown fields of a snapshot stay in that snapshot's dict under ``"_unknown"``.
     """
 
     model_path: str | None = None
@@ -189,6 +224,9 @@ class Session:
     model_relpath: str | None = field(default=None, repr=False)  # relative to the session file
     warnings: list[str] = field(default_factory=list, repr=False)
     source: str = field(default="", repr=False)
+    unknown: dict[str, dict[str, Any]] = field(default_factory=dict, repr=False)
+    unknown_arrays: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
+    unknown_members: dict[str, bytes] = field(default_factory=dict, repr=False)
 
     _FIELDS = (
         "model_path",
@@ -203,102 +241,116 @@ class Session:
         "view",
         "engine",
         "snapshots",
+        "unknown",
+        "unknown_arrays",
+        "unknown_members",
     )
 
     def __post_init__(self) -> None:
+        def bad(name: str, expected: str, value: Any) -> ArgumentError:
+            return ArgumentError(
+                f"Session: {name} must be {expected}; found {type(value).__name__} {value!r:.60}"
+            )
+
+        def index(name: str, value: Any) -> int:
+            if (
+                isinstance(value, bool)
+                or not isinstance(value, (int, np.integer))
+                or not 0 <= value < MAX_INT
+            ):
+                raise bad(name, f"an integer 0..{MAX_INT - 1}", value)
+            return int(value)
+
+        def text(name: str, value: Any) -> str | None:
+            if value is not None and not isinstance(value, str):
+                raise bad(name, "a string or None", value)
+            return value
+
         if self.model_path is not None:
+            if not isinstance(self.model_path, (str, os.PathLike)):
+                raise bad("model_path", "a file path or None", self.model_path)
             self.model_path = os.fspath(self.model_path)
-        self.input = _as_input(self.input)
-        self.units = [int(u) for u in self.units]
-        self.batch = int(self.batch)
-        self.t = int(self.t)
-        self.view = dict(self.view or {})
-        self.snapshots = [dict(s) for s in self.snapshots]
+            if not isinstance(self.model_path, str):
+                raise bad("model_path", "a str path", self.model_path)
+        if self.model_sha256 is not None and not (
+            isinstance(self.model_sha256, str)
+            and len(self.model_sha256) == 64
+            and all(c in "0123456789abcdef" for c in self.model_sha256.lower())
+        ):
+            raise bad("model_sha256", "64 hex digits or None", self.model_sha256)
         if self.model_bytes is not None:
+            if not isinstance(self.model_bytes, (bytes, bytearray, memoryview)):
+                raise bad("model_bytes", "bytes or None", self.model_bytes)
             self.model_bytes = bytes(self.model_bytes)
+        try:
+            self.input = _as_input(self.input)
+        except (ValueError, TypeError) as e:
+            raise ArgumentError(
+                f"Session: input must be an array or a list of arrays ({e})"
+            ) from None
+        for name in ("input_text", "layer", "model_name", "model_relpath"):
+            setattr(self, name, text(name, getattr(self, name)))
+        if not isinstance(self.engine, str):
+            raise bad("engine", "a string", self.engine)
+        self.engine = self.engine or "numpy"
+        self.batch = index("batch", self.batch)
+        self.t = index("t", self.t)
+        if isinstance(self.units, (str, bytes)) or not hasattr(self.units, "__iter__"):
+            raise bad("units", "a list of unit indices", self.units)
+        self.units = [index("units[]", u) for u in self.units]
+        if self.view is None:
+            self.view = {}
+        if not isinstance(self.view, dict):
+            raise bad("view", "a dict of JSON values", self.view)
+        self.view = dict(self.view)
+        if not isinstance(self.snapshots, (list, tuple)) or not all(
+            isinstance(x, dict) for x in self.snapshots
+        ):
+            raise bad("snapshots", "a list of dicts", self.snapshots)
+        self.snapshots = [dict(x) for x in self.snapshots]
+        for name in ("unknown", "unknown_arrays", "unknown_members"):
+            if not isinstance(getattr(self, name), dict):
+                raise bad(name, "a dict", getattr(self, name))
+        for place, fields in self.unknown.items():
+            if not isinstance(fields, dict):
+                raise bad(f"unknown[{place!r}]", "a dict of JSON values", fields)
+        self.unknown = {k: dict(v) for k, v in self.unknown.items() if v}
+        for i, snap in enumerate(self.snapshots):
+            if not isinstance(snap.get("_unknown", {}), dict):
+                raise bad(f"snapshots[{i}]['_unknown']", "a dict", snap["_unknown"])
 
     def __eq__(self, other: object) -> bool:
+        """Equal fields (arrays by value and dtype); model paths compare as the absolute
+        paths :meth:`save` stores."""
         if not isinstance(other, Session):
             return NotImplemented
-        return all(_arrays_equal(getattr(self, f), getattr(other, f)) for f in self._FIELDS)
+
+        def path(s: Session) -> str | None:
+            return os.path.abspath(s.model_path) if s.model_path else s.model_path
+
+        return path(self) == path(other) and all(
+            _arrays_equal(getattr(self, f), getattr(other, f))
+            for f in self._FIELDS
+            if f != "model_path"
+        )
 
     __hash__ = None  # type: ignore[assignment]  # mutable
 
-    # ---- building from / applying to the app's document ------------------------------------
-    @classmethod
-    def from_document(
-        cls,
-        doc: Any,
-        view: dict[str, Any] | None = None,
-        snapshots: Sequence[dict[str, Any]] | None = None,
-    ) -> Session:
-        """The state of an app document (``lstmviz.app`` ``Document``) as a session.
-
-        Reads ``doc.model_path``, ``doc.x``, ``doc.layer``, ``doc.batch``,
-        ``doc.selected_units``, ``doc.t``, ``doc.engine`` and, when present,
-        ``doc.input_text``; ``view`` and ``snapshots`` come from the window.
-        """
-        path = getattr(doc, "model_path", None)
-        model = getattr(doc, "model", None)
-        if path is None and model is not None and getattr(model, "source", ""):
-            path = model.source
-        text = getattr(doc, "input_text", None)
-        if callable(text):  # the app's Document.input_text() writes the input as text
-            try:
-                text = text()
-            except (LstmvizError, ValueError, IndexError, TypeError):
-                text = None
-        return cls(
-            model_path=str(path) if path else None,
-            input=getattr(doc, "x", None),
-            input_text=text if isinstance(text, str) and text else None,
-            layer=getattr(doc, "layer", None),
-            batch=int(getattr(doc, "batch", 0) or 0),
-            units=[int(u) for u in (getattr(doc, "selected_units", None) or [])],
-            t=int(getattr(doc, "t", 0) or 0),
-            view=dict(view or {}),
-            engine=str(getattr(doc, "engine", "numpy") or "numpy"),
-            snapshots=list(snapshots or []),
-        )
-
-    def apply_to(self, doc: Any, model: Model | None = None) -> None:
-        """Put this session into an app document: model, input, layer, batch, units, t.
-
-        ``model`` defaults to :meth:`load_model`. Values that no longer fit the model (a
-        layer that is gone, a timestep past the end) are clamped by the document itself.
-        """
-        if model is None:
-            model = self.load_model()
-        from .meta import load_info
-
-        info = None
-        try:
-            info = load_info(self.model_path) if self.model_path else None
-        except LstmvizError:
-            info = None
-        x = self.input
-        if x is None:
-            from .inputs import load_input
-
-            x = (
-                load_input(model, text=self.input_text, info=info)
-                if self.input_text
-                else load_input(model, info=info)
-            )
-        path = self.model_path if self.model_path and Path(self.model_path).is_file() else None
-        doc.set_model(model, path=path, info=info, x=x)
-        if self.input_text and hasattr(doc, "set_input_text"):
-            doc.set_input_text(self.input_text)
-        if self.layer is not None and hasattr(doc, "set_layer"):
-            names = list(getattr(model, "lstm_trace_names", []) or [])
-            if not names or self.layer in names:
-                doc.set_layer(self.layer)
-        if hasattr(doc, "set_batch"):
-            doc.set_batch(self.batch)
-        if hasattr(doc, "set_units"):
-            doc.set_units(list(self.units))
-        if hasattr(doc, "set_t"):
-            doc.set_t(self.t)
+    # ---- a model that came embedded ---------------------------------------------------
+    def keep_embedded(self, model: Any) -> bool:
+        """If ``model`` was loaded from a session's embedded copy (:meth:`load_model` puts
+        bytes, name, SHA-256 and path in ``model.meta["embedded_model"]``), carry that copy
+        into this session, so saving it embeds the model again -- it may exist nowhere else.
+        Returns True when it did."""
+        embedded = getattr(model, "meta", {}).get("embedded_model")
+        if not isinstance(embedded, dict) or not isinstance(embedded.get("bytes"), bytes):
+            return False
+        self.model_bytes = embedded["bytes"]
+        self.model_sha256 = embedded.get("sha256") or hashlib.sha256(self.model_bytes).hexdigest()
+        self.model_name = embedded.get("name") or self.model_name
+        if embedded.get("path"):
+            self.model_path = str(embedded["path"])
+        return True
 
     # ---- the model ---------------------------------------------------------------------
     def model_status(self, base: str | os.PathLike[str] | None = None) -> str:
@@ -370,25 +422,41 @@ class Session:
         )
 
     def _load_embedded(self) -> Model:
+        """Load the embedded model from a private temporary file named safely (the name in
+        a session file may be anything: ``..``, a NUL, 300 characters). Errors name the
+        session and the embedded model, not the temporary path."""
         from . import load_model
 
         assert self.model_bytes is not None
-        name = (
-            Path(
-                self.model_name
-                or (Path(self.model_path).name if self.model_path else "model.keras")
-            ).name
-            or "model.keras"
-        )
+        raw_name = self.model_name or (Path(self.model_path).name if self.model_path else "")
+        name = safe_file_name(raw_name, "model.keras")
+        where = f"{self.source or 'session'}: embedded model {raw_name or name!r}"
+        budget.check(len(self.model_bytes), what=where)
         d = tempfile.mkdtemp(prefix="lstmviz-session-")
         try:
             p = Path(d) / name
-            p.write_bytes(self.model_bytes)
-            model = load_model(p)
+            try:
+                p.write_bytes(self.model_bytes)
+            except OSError as e:
+                raise ModelFileError(f"{where}: cannot be unpacked ({e.strerror})") from None
+            try:
+                model = load_model(p)
+            except LstmvizError as e:
+                msg = str(e).replace(str(p), where).replace(d, "(temporary folder)")
+                err = type(e).__new__(type(e))
+                Exception.__init__(err, msg)
+                err.__dict__.update(e.__dict__)
+                raise err from None
         finally:
             shutil.rmtree(d, ignore_errors=True)
         model.source = self.model_path or name
         model.meta["embedded"] = True
+        model.meta["embedded_model"] = {
+            "bytes": self.model_bytes,
+            "name": self.model_name or name,
+            "sha256": self.model_sha256 or hashlib.sha256(self.model_bytes).hexdigest(),
+            "path": self.model_path,
+        }
         return model
 
     # ---- writing ---------------------------------------------------------------------------
@@ -418,23 +486,45 @@ class Session:
             if not isinstance(ws, (list, tuple)):
                 raise LstmvizError(f"session: snapshot #{i}: weights must be a list of arrays")
             extra = {
-                k: _to_jsonable(v) for k, v in s.items() if k not in ("epoch", "batch", "weights")
+                k: _to_jsonable(v)
+                for k, v in s.items()
+                if k not in ("epoch", "batch", "weights", "_unknown")
             }
             _check_json_value(extra, f"snapshot #{i}")
+            unknown = s.get("_unknown") or {}
+            _check_json_value(unknown, f"snapshot #{i} (fields of a later lstmviz)")
+            for key in ("epoch", "batch"):
+                v = s.get(key, 0)
+                if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 0:
+                    raise ArgumentError(
+                        f"session: snapshot #{i}: {key} must be an integer >= 0; found {v!r:.40}"
+                    )
             snaps.append(
                 {
+                    **{k: v for k, v in unknown.items() if k not in _SNAPSHOT_KEYS},
                     "epoch": int(s.get("epoch", 0)),
                     "batch": int(s.get("batch", 0)),
                     "weights": [f"snap_{i:05d}_{j:03d}" for j in range(len(ws))],
                     "extra": extra,
                 }
             )
+        unknown = self.unknown or {}
+        _check_json_value(unknown, "the fields of a later lstmviz")
+        top = {k: v for k, v in (unknown.get("") or {}).items() if k not in _TOP_KEYS}
+        model_extra = {
+            k: v for k, v in (unknown.get("model") or {}).items() if k not in _MODEL_KEYS
+        }
+        input_extra = {
+            k: v for k, v in (unknown.get("input") or {}).items() if k not in _INPUT_KEYS
+        }
         return {
+            **top,
             "format_version": FORMAT_VERSION,
             "kind": KIND,
             "lstmviz_version": __version__,
             "saved_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             "model": {
+                **model_extra,
                 "path": os.path.abspath(self.model_path) if self.model_path else None,
                 "relpath": relpath,
                 "sha256": self.model_sha256,
@@ -442,7 +532,7 @@ class Session:
                 or (Path(self.model_path).name if self.model_path else None),
                 "embedded": None,
             },
-            "input": None if inputs is None else {"arrays": inputs, "list": is_list},
+            "input": None if inputs is None else {**input_extra, "arrays": inputs, "list": is_list},
             "input_text": self.input_text,
             "layer": self.layer,
             "batch": int(self.batch),
@@ -462,6 +552,8 @@ class Session:
         for i, s in enumerate(self.snapshots):
             for j, w in enumerate(s.get("weights", [])):
                 out[f"snap_{i:05d}_{j:03d}"] = np.asarray(w)
+        for k, a in self.unknown_arrays.items():  # a later lstmviz's: kept as they were
+            out.setdefault(str(k), np.asarray(a))
         for k, a in out.items():
             if a.dtype.kind not in _ARRAY_DTYPE_KINDS:
                 raise LstmvizError(
@@ -502,19 +594,22 @@ class Session:
                 ) from None
             # the hash describes what is stored: the file as it is now
             self.model_sha256 = hashlib.sha256(model_bytes).hexdigest()
-        if model_bytes is not None:
-            if self.model_sha256 is None:
-                self.model_sha256 = hashlib.sha256(model_bytes).hexdigest()
+        if model_bytes is not None:  # the hash describes the bytes stored
+            self.model_sha256 = hashlib.sha256(model_bytes).hexdigest()
         elif on_disk and self.model_sha256 is None:
             self.model_sha256 = file_sha256(str(self.model_path))
         doc = self.to_json(base=p.parent)
         if model_bytes is not None:
-            name = doc["model"]["name"] or "model.keras"
-            doc["model"]["embedded"] = MODEL_DIR + Path(name).name
+            name = safe_file_name(doc["model"]["name"], "model.keras")
+            doc["model"]["embedded"] = MODEL_DIR + name
         arrays = self._arrays()
         buf = io.BytesIO()
         np.savez(buf, **arrays)  # type: ignore[arg-type]
-        text = json.dumps(doc, indent=1, ensure_ascii=False, allow_nan=False)
+        try:
+            text = json.dumps(doc, indent=1, ensure_ascii=False, allow_nan=False)
+            text.encode("utf-8")
+        except UnicodeEncodeError:  # a lone surrogate in a string: escape it, it round-trips
+            text = json.dumps(doc, indent=1, ensure_ascii=True, allow_nan=False)
         try:
             with atomic_open(p, "wb") as fh, zipfile.ZipFile(fh, "w") as zf:
                 zf.writestr(JSON_MEMBER, text, compress_type=zipfile.ZIP_DEFLATED)
@@ -523,6 +618,10 @@ class Session:
                     zf.writestr(
                         doc["model"]["embedded"], model_bytes, compress_type=zipfile.ZIP_STORED
                     )
+                written = {JSON_MEMBER, ARRAYS_MEMBER, doc["model"]["embedded"]}
+                for name, data in self.unknown_members.items():
+                    if name not in written and not name.startswith(MODEL_DIR):
+                        zf.writestr(name, data, compress_type=zipfile.ZIP_DEFLATED)
         except OSError as e:  # disk full, permissions: the previous file is left as it was
             raise LstmvizError(f"{p}: cannot write the session ({e.strerror or e})") from None
         if model_bytes is not None and embed_model:
@@ -538,7 +637,26 @@ class Session:
         that is not a session this lstmviz can read: not a zip, damaged, an unknown
         ``format_version``, wrong types, arrays of an absurd size.
         """
-        return _Reader(Path(path)).read()
+        return _Reader(Path(path)).read()  # type: ignore[no-any-return]
+
+    @classmethod
+    def peek(cls, path: str | os.PathLike[str]) -> dict[str, Any]:
+        """What a session file holds, from its ``session.json`` only (no arrays, no model):
+        ``{"model_name", "model_path", "saved_at", "snapshots", "embedded"}``. For listing
+        sessions (File ▸ Recover) without reading them whole. Raises like :meth:`load`."""
+        doc = _Reader(Path(path)).read(json_only=True)
+        model = doc.get("model") if isinstance(doc.get("model"), dict) else {}
+        mpath = model.get("path") if isinstance(model.get("path"), str) else None
+        name = model.get("name") if isinstance(model.get("name"), str) else None
+        snaps = doc.get("snapshots")
+        saved = doc.get("saved_at")
+        return {
+            "model_name": name or (Path(mpath).name if mpath else None),
+            "model_path": mpath,
+            "saved_at": saved if isinstance(saved, str) else None,
+            "snapshots": len(snaps) if isinstance(snaps, list) else 0,
+            "embedded": isinstance(model.get("embedded"), str),
+        }
 
 
 # ------------------------------------------------------------------------------------------
@@ -553,13 +671,10 @@ class _Reader:
         return SessionFileError(f"{self.src}: {msg}")
 
     # the zip -----------------------------------------------------------------------------
-    def read(self) -> Session:
+    def read(self, json_only: bool = False) -> Any:
         p = self.path
-        if not p.exists():
-            raise self.fail("no such session file")
-        if p.is_dir():
-            raise self.fail("is a directory, not a session file")
-        try:
+        regular_file(p, "session file", SessionFileError, allow_empty=True)  # a FIFO would
+        try:  # block open() forever; a device never ends
             size = p.stat().st_size
             with open(p, "rb") as fh:
                 head = fh.read(4)
@@ -592,9 +707,17 @@ class _Reader:
         ) as e:
             raise self.fail(f"damaged session file, not a readable zip ({e})") from None
         with zf:
-            return self._read_zip(zf)
+            try:
+                return self._read_zip(zf, json_only)
+            except MemoryError:  # the last line of defence: sizes are checked first
+                raise MemoryBudgetError(
+                    f"{self.src}: ran out of memory reading the session (set "
+                    "LSTMVIZ_MEMORY_BUDGET lower so such files are refused before reading)"
+                ) from None
+            except RecursionError:
+                raise self.fail(f"{JSON_MEMBER} is nested too deeply") from None
 
-    def _read_zip(self, zf: zipfile.ZipFile) -> Session:
+    def _read_zip(self, zf: zipfile.ZipFile, json_only: bool = False) -> Any:
         infos = zf.infolist()
         if len(infos) > MAX_MEMBERS:
             raise self.fail(f"holds {len(infos)} members; a session has at most {MAX_MEMBERS}")
@@ -636,11 +759,15 @@ class _Reader:
                 f"unknown session format_version {v!r}; this lstmviz reads version "
                 f"{FORMAT_VERSION} (a newer lstmviz may have written it)"
             )
+        if json_only:
+            return doc
         arrays = self._arrays(zf, by_name)
         return self._build(doc, arrays, zf, by_name)
 
     def _member(self, zf: zipfile.ZipFile, info: zipfile.ZipInfo) -> bytes:
-        """A member's bytes, reading at most its declared size."""
+        """A member's bytes, reading at most its declared size (checked against the memory
+        budget first)."""
+        budget.check(info.file_size, what=f"{self.src}: member {info.filename!r}")
         out = bytearray()
         try:
             with zf.open(info) as fh:
@@ -667,62 +794,127 @@ class _Reader:
         return bytes(out)
 
     # the arrays --------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def _open_arrays(self, zf: zipfile.ZipFile, info: zipfile.ZipInfo) -> Iterator[IO[bytes]]:
+        """``arrays.npz`` as a seekable file without holding it whole: lstmviz stores it
+        uncompressed, read in place; a compressed one is inflated into a temporary file."""
+        try:
+            if info.compress_type == zipfile.ZIP_STORED:
+                with zf.open(info) as fh:
+                    yield fh
+                return
+            with tempfile.TemporaryFile() as tmp, zf.open(info) as fh:
+                copied = 0
+                while chunk := fh.read(min(_CHUNK, info.file_size + 1 - copied)):
+                    copied += len(chunk)
+                    if copied > info.file_size:
+                        raise self.fail(f"member {info.filename!r} holds more than it declares")
+                    tmp.write(chunk)
+                tmp.seek(0)
+                yield tmp
+        except (
+            zipfile.BadZipFile,
+            EOFError,
+            RuntimeError,
+            NotImplementedError,
+            zlib.error,
+        ) as e:
+            raise self.fail(f"member {info.filename!r} is damaged ({e})") from None
+
     def _arrays(
         self, zf: zipfile.ZipFile, by_name: dict[str, zipfile.ZipInfo]
     ) -> dict[str, np.ndarray]:
         if ARRAYS_MEMBER not in by_name:
             return {}
-        raw = self._member(zf, by_name[ARRAYS_MEMBER])
         where = f"{ARRAYS_MEMBER}"
-        try:
-            inner = zipfile.ZipFile(io.BytesIO(raw))
-        except (
-            zipfile.BadZipFile,
-            zipfile.LargeZipFile,
-            OSError,
-            EOFError,
-            ValueError,
-            NotImplementedError,
-        ) as e:
-            raise self.fail(f"{where} is damaged, not a readable .npz ({e})") from None
         out: dict[str, np.ndarray] = {}
-        with inner:
-            infos = inner.infolist()
-            if len(infos) > MAX_ARRAY_MEMBERS:
-                raise self.fail(f"{where} holds {len(infos)} arrays; refused")
-            total = sum(i.file_size for i in infos)
-            if total > MAX_ARRAYS_BYTES:
-                raise self.fail(
-                    f"{where} declares {total} bytes of arrays; the limit is {MAX_ARRAYS_BYTES}"
-                )
-            for info in infos:
-                if info.file_size > 2**20 and info.file_size > MAX_COMPRESSION_RATIO * max(
-                    info.compress_size, 1
-                ):
+        with self._open_arrays(zf, by_name[ARRAYS_MEMBER]) as raw:
+            try:
+                inner = zipfile.ZipFile(raw)
+            except (
+                zipfile.BadZipFile,
+                zipfile.LargeZipFile,
+                OSError,
+                EOFError,
+                ValueError,
+                NotImplementedError,
+            ) as e:
+                raise self.fail(f"{where} is damaged, not a readable .npz ({e})") from None
+            with inner:
+                infos = inner.infolist()
+                if len(infos) > MAX_ARRAY_MEMBERS:
+                    raise self.fail(f"{where} holds {len(infos)} arrays; refused")
+                total = sum(i.file_size for i in infos)
+                if total > MAX_ARRAYS_BYTES:
                     raise self.fail(
-                        f"{where}: array {info.filename!r} declares "
-                        f"{info.file_size} bytes from {info.compress_size} "
-                        "compressed: refused as a likely zip bomb"
+                        f"{where} declares {total} bytes of arrays; the limit is {MAX_ARRAYS_BYTES}"
                     )
-                name = info.filename
-                if not name.endswith(".npy"):
-                    raise self.fail(f"{where}: unexpected member {name!r} (arrays only)")
-                key = name[:-4]
-                out[key] = self._npy(self._member(inner, info), f"{where}: array {key!r}", key)
+                budget.check(total, what=f"{self.src}: the arrays of the session ({where})")
+                for info in infos:
+                    if info.file_size > 2**20 and info.file_size > MAX_COMPRESSION_RATIO * max(
+                        info.compress_size, 1
+                    ):
+                        raise self.fail(
+                            f"{where}: array {info.filename!r} declares "
+                            f"{info.file_size} bytes from {info.compress_size} "
+                            "compressed: refused as a likely zip bomb"
+                        )
+                    name = info.filename
+                    if not name.endswith(".npy"):
+                        raise self.fail(f"{where}: unexpected member {name!r} (arrays only)")
+                    key = name[:-4]
+                    out[key] = self._npy(inner, info, f"{where}: array {key!r}", key)
         return out
 
-    def _npy(self, data: bytes, where: str, key: str) -> np.ndarray:
-        fh = io.BytesIO(data)
+    def _npy(self, zf: zipfile.ZipFile, info: zipfile.ZipInfo, where: str, key: str) -> np.ndarray:
+        """One ``.npy`` member: its header checked, then its data read into a new array
+        (never through pickle, never more than the header declares)."""
         try:
-            version = np.lib.format.read_magic(fh)
-            if version == (1, 0):
-                shape, _fortran, dtype = np.lib.format.read_array_header_1_0(fh)
-            elif version in ((2, 0), (3, 0)):
-                shape, _fortran, dtype = np.lib.format.read_array_header_2_0(fh)
-            else:
-                raise ValueError(f"unsupported .npy version {version}")
-        except (ValueError, OSError, EOFError, TypeError, SyntaxError, tokenize.TokenError) as e:
-            raise self.fail(f"{where} has a damaged header ({e})") from None
+            with zf.open(info) as fh:
+                try:
+                    version = np.lib.format.read_magic(fh)
+                    if version == (1, 0):
+                        shape, fortran, dtype = np.lib.format.read_array_header_1_0(fh)
+                    elif version in ((2, 0), (3, 0)):
+                        shape, fortran, dtype = np.lib.format.read_array_header_2_0(fh)
+                    else:
+                        raise ValueError(f"unsupported .npy version {version}")
+                except (
+                    ValueError,
+                    OSError,
+                    EOFError,
+                    TypeError,
+                    SyntaxError,
+                    tokenize.TokenError,
+                ) as e:
+                    raise self.fail(f"{where} has a damaged header ({e})") from None
+                header = fh.tell()
+                a = self._allocate(shape, dtype, where, key, info.file_size - header)
+                view = memoryview(a.reshape(-1).view(np.uint8).data) if a.size else memoryview(b"")
+                got = 0
+                while got < len(view):
+                    n = fh.readinto(view[got:])  # type: ignore[attr-defined]
+                    if not n:
+                        break
+                    got += n
+                if got != len(view) or fh.read(1):
+                    raise self.fail(f"{where}: its data does not match its header")
+        except (
+            zipfile.BadZipFile,
+            OSError,
+            EOFError,
+            RuntimeError,
+            NotImplementedError,
+            zlib.error,
+        ) as e:
+            raise self.fail(f"{where} is damaged ({e})") from None
+        if fortran and a.ndim > 1:
+            a = a.reshape(shape[::-1]).T
+        return a
+
+    def _allocate(self, shape: Any, dtype: np.dtype, where: str, key: str, have: int) -> np.ndarray:
+        """An empty array for a header, after every check: numeric dtype, sane shape, input
+        and weight bounds, the size matching the bytes that follow, the memory budget."""
         if dtype.hasobject or dtype.kind not in _ARRAY_DTYPE_KINDS:
             raise self.fail(
                 f"{where} has dtype {dtype}; only numeric arrays are read (never pickled objects)"
@@ -744,17 +936,13 @@ class _Reader:
         elif n > MAX_SNAPSHOT_ELEMENTS:
             raise self.fail(f"{where}: weight array of shape {shape} is too large to be real")
         need = n * dtype.itemsize
-        have = len(data) - fh.tell()
         if need != have:
             raise self.fail(
                 f"{where}: its header declares shape {shape} of {dtype} ({need} "
                 f"bytes) but {have} bytes follow"
             )
-        try:
-            a = np.load(io.BytesIO(data), allow_pickle=False)
-        except (ValueError, OSError, EOFError, TypeError) as e:
-            raise self.fail(f"{where} cannot be read ({e})") from None
-        return np.asarray(a)
+        budget.check(need, what=f"{self.src}: {where} of shape {tuple(shape)}")
+        return np.empty(n, dtype=dtype).reshape(shape)
 
     # the document ------------------------------------------------------------------------
     def _build(
@@ -853,6 +1041,9 @@ class _Reader:
             for k, val in extra.items():
                 if k not in snap:
                     snap[k] = val
+            later = {k: v for k, v in s.items() if k not in _SNAPSHOT_KEYS}
+            if later:
+                snap["_unknown"] = later
             snaps.append(snap)
         s = Session(
             model_path=mpath,
@@ -870,5 +1061,21 @@ class _Reader:
             model_name=mname,
             model_relpath=rel,
         )
+        # what a later lstmviz wrote: kept, so re-saving loses nothing
+        unknown = {"": {k: v for k, v in doc.items() if k not in _TOP_KEYS}}
+        unknown["model"] = {k: v for k, v in model.items() if k not in _MODEL_KEYS}
+        if inp is not None:
+            unknown["input"] = {k: v for k, v in inp.items() if k not in _INPUT_KEYS}
+        s.unknown = {k: v for k, v in unknown.items() if v}
+        used = {n for n in (inp or {}).get("arrays", [])} | {
+            n for snap in snaps_raw for n in snap.get("weights", [])
+        }
+        s.unknown_arrays = {k: a for k, a in arrays.items() if k not in used}
+        known = {JSON_MEMBER, ARRAYS_MEMBER, emb}
+        s.unknown_members = {
+            name: self._member(zf, info)
+            for name, info in by_name.items()
+            if name not in known and not name.endswith("/") and not name.startswith(MODEL_DIR)
+        }
         s.source = self.src
         return s

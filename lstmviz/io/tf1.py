@@ -2,8 +2,8 @@
 
 A TF1 checkpoint is a prefix (``model.ckpt``) naming ``model.ckpt.index`` and
 ``model.ckpt.data-00000-of-00001``; :func:`load_tf1` takes the prefix, the ``.index`` or a
-``.data-*`` file. It is read with ``tf.train.load_checkpoint`` (TensorFlow is imported inside
-the function: the only lstmviz loader that needs it; install the TensorFlow extra).
+``.data-*`` file. It is read without TensorFlow by :mod:`lstmviz.io.tf1_checkpoint` (the
+index's table and the few protobuf fields parsed by hand, checksums verified).
 
 The cells are found by their variable names, as TF1 writes them::
 
@@ -32,7 +32,7 @@ import numpy as np
 from ..engine import convert
 from ..engine.cell import LSTMWeights
 from ..engine.model import Model
-from ..errors import MissingDependencyError, ModelFileError, UnsupportedLayerError
+from ..errors import ModelFileError, UnsupportedLayerError
 from .meta import info_path, load_info
 from .more_formats import tf1_prefix
 from .stacked import HEAD_ON, build_stack
@@ -111,7 +111,8 @@ def read_options(prefix: Path) -> dict[str, Any]:
 
 
 def read_checkpoint(prefix: Path) -> dict[str, np.ndarray]:
-    """Every variable of a TF1 checkpoint as a NumPy array (TensorFlow imported here only)."""
+    """Every numeric variable of a TF1 checkpoint as a NumPy array, read without TensorFlow
+    (:mod:`lstmviz.io.tf1_checkpoint`)."""
     if not Path(str(prefix) + ".index").is_file():
         raise ModelFileError(
             f"{prefix}: no such TF1 checkpoint: expected {prefix.name}.index and "
@@ -122,27 +123,9 @@ def read_checkpoint(prefix: Path) -> dict[str, np.ndarray]:
             f"{prefix}: the checkpoint's data file {prefix.name}.data-* is "
             f"missing (only {prefix.name}.index is there)"
         )
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ start-up chatter
-    try:
-        import tensorflow as tf
-    except ImportError:
-        raise MissingDependencyError(
-            "tensorflow", "tensorflow", what=f"Opening the TF1 checkpoint {prefix.name}"
-        ) from None
-    try:
-        reader = tf.train.load_checkpoint(str(prefix))
-        shapes = reader.get_variable_to_shape_map()
-        dtypes = reader.get_variable_to_dtype_map()
-        out = {}
-        for name in shapes:
-            if not (dtypes[name].is_floating or dtypes[name].is_integer):
-                continue
-            out[name] = np.asarray(reader.get_tensor(name))
-    except (tf.errors.OpError, ValueError) as e:
-        raise ModelFileError(
-            f"{prefix}: not a readable TF1 checkpoint ({type(e).__name__}: {str(e)[:300]})"
-        ) from None
-    return out
+    from .tf1_checkpoint import read_checkpoint_raw
+
+    return read_checkpoint_raw(prefix)
 
 
 def load_tf1(path: str | os.PathLike[str]) -> Model:
@@ -355,6 +338,10 @@ def model_from_variables(var: dict[str, np.ndarray], prefix: Path, opts: dict[st
         paths = _cell_paths(var)
         if not paths:
             names = sorted(var)
+            from .weights_only import tf_checkpoint_weights_only
+
+            if (weights_only := tf_checkpoint_weights_only(names, str(prefix))) is not None:
+                raise weights_only
             hint = ""
             if any(".ATTRIBUTES" in n for n in names):
                 hint = (

@@ -22,6 +22,7 @@ import numpy as np
 
 from ..errors import LstmvizError
 from ..io.meta import ModelInfo
+from .flipflop import fixed_point_check
 from .tasks import TrainConfig, get_task
 
 EXAMPLES = Path(__file__).resolve().parent.parent.parent / "assets" / "examples"
@@ -120,18 +121,21 @@ RECIPES: list[Recipe] = [
         0.0,
     ),
     Recipe("stacked_lstm", "", None, 0.0),
+    Recipe("flip_flop", "flip-flop", get_task("flip-flop").defaults, 0.99, fixed_point_check),
 ]
 
 STACKED_INFO = ModelInfo(
     task="",
     title="Stacked LSTM, 4 -> 5 units (untrained)",
     description=(
-        "Seed 003's stacked LSTM: six input features per step feed a first LSTM of 4 units, "
-        "whose whole hidden sequence feeds a second LSTM of 5 units (both return_sequences). "
-        "Its weights are random -- it has learned nothing -- which is the point: it shows how "
-        "layers stack (the 4 hidden values of layer 1 are the 4 inputs of layer 2) and what "
-        "gates of a fresh network look like: close to 0.5, with small cell states. The input "
-        "is the seed's sample sequence [1 2 3 4 3 2], [1 2 1 1 1 2], [1 2 2 2 2 2]. Parameters: "
+        "A stacked LSTM: six input features per step feed a first LSTM of 4 units, whose "
+        "whole hidden sequence feeds a second LSTM of 5 units (both return_sequences). Its "
+        "weights are random -- it has learned nothing, so there is no right answer to show -- "
+        "which is the point: it shows how layers stack (the 4 hidden values of layer 1 are "
+        "the 4 inputs of layer 2) and what the gates of a fresh network look like: input and "
+        "output gates near 0.5, forget gates near 0.73 (Keras starts the forget bias at 1, "
+        "and sigmoid(1) = 0.73), small cell states. The input is a sample sequence of three "
+        "steps: [1 2 3 4 3 2], [1 2 1 1 1 2], [1 2 2 2 2 2]. Parameters: "
         "4*4*(6+4+1) = 176 and 4*5*(4+5+1) = 200."
     ),
     token_kind="floats",
@@ -150,7 +154,7 @@ def _deterministic() -> None:
 
 
 def build_stacked(seed: int = 3) -> Any:
-    """Seed 003's stacked LSTM (4 -> 5 units on 6 features), random weights."""
+    """The stacked example: LSTM 4 -> LSTM 5 units on 6 features, random weights."""
     from .backend import keras_module, set_seed
 
     keras = keras_module()
@@ -229,7 +233,7 @@ def make(recipe: Recipe, out: Path, log: Callable[[str], None] = print) -> dict[
     if "carry_unit" in checks:
         info.description += (
             f" In this model it is unit {checks['carry_unit']} (its cell "
-            f"state has correlation r = {checks['carry_r']:.2f} with the "
+            f"state has correlation r = {checks['carry_r']:.3f} with the "
             "carry bit)."
         )
     save_model(result, str(path), info)

@@ -1,4 +1,4 @@
-"""The training tasks: the seeds' examples, each a data generator correct by construction,
+"""The training tasks: the bundled examples, each a data generator correct by construction,
 a Keras model and a default training budget.
 
 The data side is pure NumPy (importable and testable without TensorFlow); Keras is imported
@@ -7,18 +7,18 @@ only inside :meth:`Task.build_model`.
 ==================== =====================================================================
 task                 what the model learns
 ==================== =====================================================================
-digit-sum            one-hot digits -> LSTM -> softmax: the digit sum mod 10 (seed 000)
+digit-sum            one-hot digits -> LSTM -> softmax: the digit sum mod 10
 binary-addition      two binary numbers, least significant bit first -> their sum bits,
-                     Conv1D -> Conv1D -> LSTM(activation=None) -> sigmoid (seed 004)
-toy-classification   which symbol repeats in a sequence of symbols 0..3 (seed 002)
-char-textgen         next character of a bundled public-domain text (seed 004)
-word-lm              Embedding -> LSTM -> next word over a small vocabulary (seed 001)
+                     Conv1D -> Conv1D -> LSTM(activation=None) -> sigmoid
+toy-classification   which symbol repeats in a sequence of symbols 0..3
+char-textgen         next character of a bundled public-domain text
+word-lm              Embedding -> LSTM -> next word over a small vocabulary
 ==================== =====================================================================
 
 Every task trains on *per-step* targets where the task has them (the running digit sum, every
 sum bit, the next token after every position): the LSTM is told what it should know at every
-step, which makes training fast. The saved digit-sum model still returns only ``h_T`` (as in
-seed 000); its head applied at every step then shows the running sum.
+step, which makes training fast. The saved digit-sum model still returns only ``h_T`` (as the
+original digit-sum exercise does); its head applied at every step then shows the running sum.
 """
 
 from __future__ import annotations
@@ -222,7 +222,7 @@ def adam(keras: Any, config: TrainConfig) -> Any:
 
 
 # ------------------------------------------------------------------------------------------
-# digit-sum (seed 000)
+# digit-sum
 # ------------------------------------------------------------------------------------------
 def digit_sum_data(rng: np.random.Generator, n: int, length: int) -> Batch:
     """``n`` random ``length``-digit numbers, one-hot ``(n, length, 10)``; ``y`` the running
@@ -238,12 +238,13 @@ class DigitSum(Task):
     example_name = "digit_sum"
     title = "Digit sum mod 10"
     description = (
-        "The LSTM reads a number one digit at a time (each digit one-hot, 10 inputs) and must "
-        "answer the sum of its digits modulo 10 -- for 4 7 3 9 1 that is 24 mod 10 = 4. It has "
-        "to keep a running total in its cell state: watch the cell and hidden states change "
-        "with every digit, and the output per step (the softmax applied to h_t) give the "
-        "running sum 4, 1, 4, 3, 4. Seed 000: one-hot digits -> LSTM -> Dense(10, softmax); "
-        "the layer returns only its last hidden state h_T, which the softmax reads."
+        "The LSTM reads a number one digit at a time (each digit as 10 inputs, one of them 1) "
+        "and has to answer the sum of its digits modulo 10: for 4 7 3 9 1 that is 24 mod 10 = "
+        "4. To do it, it must keep a running total in its memory, the cell state. A trained "
+        "model's output at every step (the softmax applied to h_t) gives the running sum 4, 1, "
+        "4, 3, 4; the correct answer is shown under the model's output, so you can see "
+        "whether this model has learned it. The model: digits -> LSTM -> Dense(10, softmax); "
+        "the saved LSTM returns only its last hidden state h_T, which the softmax reads."
     )
     token_kind = "digits"
     output_kind = "classes"
@@ -300,11 +301,11 @@ class DigitSum(Task):
 
 
 # ------------------------------------------------------------------------------------------
-# binary addition (seed 004)
+# binary addition
 # ------------------------------------------------------------------------------------------
 def binary_addition_data(rng: np.random.Generator, n: int, length: int) -> Batch:
     """Two random binary numbers per row, least significant bit first: ``x`` ``(n, T, 2)``
-    float bits, ``y`` ``(n, T)`` the sum's bits (as seed 004's generator, carry propagated).
+    float bits, ``y`` ``(n, T)`` the sum's bits (carry propagated).
 
     Some rows end in zero bits, so the final carry shows up as a sum bit (as when the app
     encodes ``"1011 + 0110"``)."""
@@ -338,14 +339,14 @@ class BinaryAddition(Task):
     example_name = "binary_addition"
     title = "Binary addition (the carry)"
     description = (
-        "Two binary numbers are fed least significant bit first, one bit of each per step "
-        "(2 inputs); the model outputs the sum bit at every step. The sum bit depends on the "
+        "Two binary numbers go in least significant bit first, one bit of each per step (2 "
+        "inputs), and the model outputs the sum bit at every step. The sum bit depends on the "
         "carry from the previous step, which nothing in the input shows: the LSTM has to "
-        "remember it. Look for the cell unit whose state switches with the carry: 1+1 sets "
-        "it, 1+0 and 0+1 keep it (the forget gate stays open, the input gate shut), 0+0 "
-        "clears it (which sign means 'carry' is the network's choice). As in "
-        "seed 004 the LSTM has no tanh (activation=None), so the cell state is a plain "
-        "running value. Trained on 10-bit numbers, it adds numbers of any length."
+        "remember it. In a trained model, look for the cell unit whose state follows the "
+        "carry: 1+1 sets it, 1+0 and 0+1 keep it (the forget gate stays open, the input gate "
+        "shut), 0+0 clears it (which sign means 'carry' is the network's choice). This LSTM "
+        "has no tanh (activation=None), so its cell state is a plain running value. Trained "
+        "on 10-bit numbers, a trained model adds numbers of any length."
     )
     loss_kind = "binary"
     token_kind = "bits"
@@ -356,7 +357,7 @@ class BinaryAddition(Task):
     )
     train_length = 10
     heldout_length = 20
-    #: seed 004's LSTM has no tanh: the cell state is a plain running value
+    #: the adder's LSTM has no tanh: the cell state is a plain running value
     lstm_activation: str | None = None
     conv_bias = 0.5
     heldout_note = "per bit, on unseen 20- and 40-bit additions; trained on 10 bits"
@@ -408,9 +409,9 @@ class BinaryAddition(Task):
 
 
 # ------------------------------------------------------------------------------------------
-# toy classification (seed 002)
+# toy classification
 # ------------------------------------------------------------------------------------------
-#: seed 002's data: which symbol (1, 2, 3) repeats in a sequence of six symbols
+#: the six hand-written sequences of the toy classifier: which symbol (1, 2, 3) repeats
 SEED_X = np.array(
     [
         [0, 1, 1, 0, 0, 0],
@@ -451,12 +452,11 @@ class ToyClassification(Task):
     example_name = "toy_classification"
     title = "Which symbol repeats?"
     description = (
-        "Seed 002's toy classifier: a sequence of six symbols, 0 for blank and 1-3, where one "
-        "symbol appears twice in a row; the model names it (0 0 3 3 0 0 -> 3). The symbol is "
-        "fed as one number per step (1 input feature). The LSTM has to remember the previous "
-        "symbol to notice the repeat and then hold the answer until the end, where the "
-        "softmax reads h_T. Trained on the seed's six sequences plus generated ones that also "
-        "hold a single distracting symbol."
+        "A sequence of six symbols, 0 for blank and 1-3, in which one symbol appears twice in "
+        "a row; the model names it (0 0 3 3 0 0 -> 3). Each symbol is one number per step. "
+        "The LSTM has to remember the previous symbol to notice the repeat, then hold the "
+        "answer until the end, where the softmax reads h_T. Trained on six hand-written "
+        "sequences plus generated ones that also hold one distracting symbol."
     )
     token_kind = "floats"
     output_kind = "classes"
@@ -465,7 +465,7 @@ class ToyClassification(Task):
         epochs=6, batch_size=64, learning_rate=0.01, units=16, steps_per_epoch=60
     )
     length = 6
-    heldout_note = "the seed's 6 sequences and 1000 unseen generated ones"
+    heldout_note = "the 6 hand-written sequences and 1000 unseen generated ones"
 
     @property
     def output_labels(self) -> list[str]:
@@ -477,7 +477,7 @@ class ToyClassification(Task):
 
     def batch(self, rng: np.random.Generator, batch_size: int, step: int = 0) -> Batch:
         b = toy_classification_data(rng, batch_size, self.length)
-        if step % 4 == 0:  # mix the seed's own six examples in
+        if step % 4 == 0:  # mix the six hand-written examples in
             n = min(len(SEED_Y), batch_size)
             b.x[:n] = SEED_X[:n]
             b.y_final[:n] = SEED_Y[:n]
@@ -507,7 +507,7 @@ class ToyClassification(Task):
 
 
 # ------------------------------------------------------------------------------------------
-# language models: characters (seed 004) and words (seed 001)
+# language models: characters and words
 # ------------------------------------------------------------------------------------------
 def read_corpus(name: str) -> str:
     p = CORPORA / name
@@ -608,12 +608,13 @@ class CharTextgen(_LanguageModel):
     example_name = "char_textgen"
     title = "Character-level text generation"
     description = (
-        "A character-level language model (seed 004's text generation) trained on Shakespeare "
-        "sonnets and the Gettysburg Address (public domain, assets/corpora/sonnets.txt). Each "
-        "character is an id, embedded, fed to the LSTM; at every step the softmax predicts the "
-        "next character. Watch units that switch on inside a word and reset at spaces, or "
-        "track the line position; then generate text at a temperature: low is safe and "
-        "repetitive, high is adventurous."
+        "A character-level language model trained on Shakespeare's sonnets and the "
+        "Gettysburg Address (public domain, assets/corpora/sonnets.txt). Each character "
+        "becomes an id, then a vector (its embedding), then goes into the LSTM; at every step "
+        "the softmax guesses the next character, and the correct next character is shown "
+        "under it. Look for units that switch on inside a word and reset at spaces, or that "
+        "track the position in the line; then generate text at a temperature: low is safe "
+        "and repetitive, high is adventurous."
     )
     token_kind = "chars"
     example = "Shall I compare thee to a summer's day?"
@@ -636,12 +637,12 @@ class WordLM(_LanguageModel):
     example_name = "word_lm"
     title = "Word language model"
     description = (
-        "Seed 001's language model: word ids -> Embedding -> LSTM -> softmax over the "
-        "vocabulary, predicting the next word after every word. Trained on nursery rhymes "
+        "A word-level language model: word ids -> Embedding -> LSTM -> softmax over the "
+        "vocabulary, guessing the next word after every word. Trained on nursery rhymes "
         "(public domain, assets/corpora/rhymes.txt) with their small vocabulary; each word "
         "becomes a vector of 8 numbers before the LSTM sees it. Type a line such as 'mary had "
-        "a little' and see which word the model expects next, and which units carry the "
-        "rhyme you are in."
+        "a little' and see which word the model expects next, and which units carry the rhyme "
+        "you are in."
     )
     token_kind = "words"
     example = "mary had a little lamb its fleece was white as snow"
@@ -675,6 +676,9 @@ _REGISTRY = _Registry(
         for t in (DigitSum(), BinaryAddition(), ToyClassification(), CharTextgen(), WordLM())
     }
 )
+from .flipflop import FlipFlop  # noqa: E402  (subclasses Task, defined above)
+
+_REGISTRY.tasks[FlipFlop.name] = FlipFlop()
 TASK_NAMES: tuple[str, ...] = tuple(_REGISTRY.tasks)
 
 

@@ -8,18 +8,19 @@ from .models import char_model, digit_info, digit_model
 
 
 @pytest.fixture
-def document(qtbot):
-    from lstmviz.app.document import Document
+def state(qtbot):
+    from lstmviz.state import ViewerState
 
-    return Document()
+    return ViewerState()
 
 
 @pytest.fixture
 def window(qtbot):
-    """A shown main window (extensions off: those are other modules' tests)."""
+    """A shown main window with the core views only (no menus of sessions, export or
+    training, no panels: those are other modules' tests)."""
     from lstmviz.app.main_window import MainWindow
 
-    w = MainWindow(install_extensions=False)
+    w = MainWindow(actions=False)
     qtbot.addWidget(w)
     w.resize(1600, 900)
     w.show()
@@ -33,12 +34,12 @@ def window(qtbot):
 
 @pytest.fixture
 def digit_window(window):
-    window.document.set_model(digit_model(), None, digit_info())
+    window.state.set_model(digit_model(), None, digit_info())
     return window
 
 
 @pytest.fixture
 def char_window(window):
     m, info = char_model()
-    window.document.set_model(m, None, info)
+    window.state.set_model(m, None, info)
     return window

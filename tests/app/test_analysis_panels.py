@@ -36,10 +36,14 @@ def bits_model(units: int = 4, seed: int = 0):
 
 
 @pytest.fixture
-def panels(qtbot, document):
-    from lstmviz.app.analysis import make_panels
+def panels(qtbot, state):
+    from types import SimpleNamespace
 
-    ps = make_panels(document)
+    from lstmviz.app.analysis import analysis_panels
+
+    errors = []
+    host = SimpleNamespace(state=state, show_error=errors.append)  # a window's two members
+    ps = {spec.key: spec.build(host) for spec in analysis_panels()}
     for p in ps.values():
         qtbot.addWidget(p)
         p.resize(900, 500)
@@ -58,7 +62,6 @@ def test_install_adds_menu_and_docks(qtbot):
 
     w = MainWindow()
     qtbot.addWidget(w)
-    assert "analysis" in w.extension_modules, w.last_error
     menu = w.menu("Analysis")
     titles = [a.text() for a in menu.actions()]
     assert titles == [
@@ -70,23 +73,24 @@ def test_install_adds_menu_and_docks(qtbot):
         "Check my LSTM",
         "Corpus",
     ]
-    assert all(not d.isVisible() for d in w.analysis_docks.values())
-    w.document.set_model(digit_model(), None, digit_info())
+    assert all(not d.isVisible() for d in w.panels.docks.values())
+    assert all(w.panels.built(k) is None for k in w.panels.specs)  # built on first open
+    w.state.set_model(digit_model(), None, digit_info())
     w.show()
     qtbot.waitExposed(w)
     menu.actions()[0].trigger()
-    assert w.analysis_docks["decomposition"].isVisible()
-    assert w.analysis_panels["decomposition"].kept is not None
+    assert w.panels.docks["decomposition"].isVisible()
+    assert w.panels.built("decomposition").kept is not None
     assert w.last_error is None
     w.close()
 
 
-def test_decomposition_panel(qtbot, document, panels):
-    document.set_model(digit_model(), None, digit_info())
+def test_decomposition_panel(qtbot, state, panels):
+    state.set_model(digit_model(), None, digit_info())
     p = _show(qtbot, panels["decomposition"])
-    lt = document.layer_trace
+    lt = state.layer_trace
     kept, _written = decompose(lt)
-    u = document.unit
+    u = state.unit
     np.testing.assert_allclose(p.kept_item.opts["y1"], kept[0, :, u])
     _x, y = p.cell_curve.getData()
     np.testing.assert_allclose(y, lt.cell[0, :, u])
@@ -99,32 +103,32 @@ def test_decomposition_panel(qtbot, document, panels):
     )
     same = np.sign(k1) == np.sign(w1 - w0)
     np.testing.assert_allclose(w1[same], lt.cell[0, same, u], atol=1e-6)
-    document.set_t(3)
-    assert p.cursor.value() == 3
+    state.set_t(3)
+    assert p.step_line.value() == 3
     assert "t=3" in p.readout.text()
     rx, ry = p.ret_curve.getData()
     assert rx[0] == 3 and ry[0] == 1.0
     p.unit_box.setValue(7)
-    assert document.unit == 7
+    assert state.unit == 7
     np.testing.assert_allclose(p.cell_curve.getData()[1], lt.cell[0, :, 7])
 
 
-def test_unit_search_probe_regex_paint(qtbot, document, panels):
+def test_unit_search_probe_regex_paint(qtbot, state, panels):
     m, info = bits_model()
-    document.set_model(m, None, info)
+    state.set_model(m, None, info)
     x = np.random.default_rng(0).integers(0, 2, (6, 16, 2)).astype(np.float32)
-    document.set_input(x)
+    state.set_input(x)
     p = _show(qtbot, panels["unit_search"])
     assert p.probe.currentData() == "carry_out"
-    expect = rank_units(document.layer_trace, probes.carry_out(x), "cell")
+    expect = rank_units(state.layer_trace, probes.carry_out(x), "cell")
     assert p.ranked == expect
     assert p.table.rowCount() == 4 and p.table.item(0, 1).text() == str(expect[0][0])
     p.quantity.setCurrentIndex(p.quantity.findData("hidden"))
-    assert p.ranked == rank_units(document.layer_trace, probes.carry_out(x), "hidden")
+    assert p.ranked == rank_units(state.layer_trace, probes.carry_out(x), "hidden")
     p._on_row_clicked(1, 0)
-    assert document.selected_units[0] == p.ranked[1][0]
+    assert state.selected_units[0] == p.ranked[1][0]
     # painted mask on the current batch item
-    document.set_t(4)
+    state.set_t(4)
     p.toggle_current()
     assert p.source.currentText() == "Painted mask"
     sig = p.signal
@@ -141,7 +145,7 @@ def test_unit_search_probe_regex_paint(qtbot, document, panels):
     np.testing.assert_array_equal(p.signal, both.astype(float))
 
 
-def test_unit_search_bundled_adder_carry_on_top(qtbot, document, panels):
+def test_unit_search_bundled_adder_carry_on_top(qtbot, state, panels):
     from lstmviz.examples import EXAMPLES_DIR
     from lstmviz.io import load_model
     from lstmviz.io.meta import load_info
@@ -149,8 +153,8 @@ def test_unit_search_bundled_adder_carry_on_top(qtbot, document, panels):
     path = EXAMPLES_DIR / "binary_addition.keras"
     if not path.is_file():
         pytest.skip(f"{path} is not in this checkout")
-    document.set_model(load_model(path), path, load_info(path))
-    document.set_input(np.random.default_rng(5).integers(0, 2, (50, 20, 2)).astype(np.float32))
+    state.set_model(load_model(path), path, load_info(path))
+    state.set_input(np.random.default_rng(5).integers(0, 2, (50, 20, 2)).astype(np.float32))
     p = _show(qtbot, panels["unit_search"])
     assert p.probe.currentData() == "carry_out"  # the default for bit inputs
     unit, r = p.ranked[0]
@@ -158,10 +162,10 @@ def test_unit_search_bundled_adder_carry_on_top(qtbot, document, panels):
     assert p.table.item(0, 1).text() == str(unit)
 
 
-def test_unit_search_regex_on_text(qtbot, document, panels):
+def test_unit_search_regex_on_text(qtbot, state, panels):
     m, info = char_model()
-    document.set_model(m, None, info)
-    document.set_text("hello world hello")
+    state.set_model(m, None, info)
+    state.set_text("hello world hello")
     p = _show(qtbot, panels["unit_search"])
     p.source.setCurrentText("Regex")
     p.regex.setText("l+")
@@ -172,9 +176,9 @@ def test_unit_search_regex_on_text(qtbot, document, panels):
     assert "inside_quotes" in [p.probe.itemData(k) for k in range(p.probe.count())]
 
 
-def test_what_if_panel(qtbot, document, panels):
-    document.set_model(digit_model(), None, digit_info())
-    document.set_text("4 7 3 9 1 2")
+def test_what_if_panel(qtbot, state, panels):
+    state.set_model(digit_model(), None, digit_info())
+    state.set_text("4 7 3 9 1 2")
     p = _show(qtbot, panels["what_if"])
     assert p.token.count() == 10
     p.step.setValue(2)
@@ -187,39 +191,39 @@ def test_what_if_panel(qtbot, document, panels):
     assert np.all(img[:, :2] == 0) and img[:, 2].max() > 0
     assert "first affected step 2" in p.summary.text()
     p.apply()
-    assert np.argmax(np.asarray(document.x)[0, 2]) == 8
+    assert np.argmax(np.asarray(state.x)[0, 2]) == 8
 
 
-def test_compare_panel(qtbot, document, panels, tmp_path):
-    document.set_model(digit_model(seed=0), None, digit_info())
+def test_compare_panel(qtbot, state, panels, tmp_path):
+    state.set_model(digit_model(seed=0), None, digit_info())
     p = _show(qtbot, panels["compare"])
     assert p.comparison is None
     p.pin_current()
-    document.set_model(digit_model(seed=1), None, digit_info())
+    state.set_model(digit_model(seed=1), None, digit_info())
     p.ensure_fresh()
     c = p.comparison
     assert c is not None and len(c.order) == 10
     assert p.table.rowCount() == 10
-    assert p.images[2].image.shape == (10, document.timesteps)
+    assert p.images[2].image.shape == (10, state.timesteps)
     # the same model against itself: perfect alignment, zero difference
     p.clear()
-    document.set_model(digit_model(seed=1), None, digit_info())
+    state.set_model(digit_model(seed=1), None, digit_info())
     p.pin_current()
     p.ensure_fresh()
     np.testing.assert_allclose(p.comparison.r, 1.0, atol=1e-6)
     assert np.abs(p.images[2].image).max() < 1e-6
-    # a training snapshot arrives as a trace (the train panel's Document.set_trace): B follows
-    snap = digit_model(seed=2).trace(document.x)
-    document.set_trace(snap, engine="NumPy · snapshot epoch 3")
+    # a training snapshot arrives as a trace (the train panel's ViewerState.set_trace): B follows
+    snap = digit_model(seed=2).trace(state.x)
+    state.set_trace(snap, engine="NumPy · snapshot epoch 3")
     p.ensure_fresh()
     assert p.comparison.b is snap
     assert "snapshot epoch 3" in p.plots[1].titleLabel.text
 
 
-def test_saturation_panel(qtbot, document, panels):
-    document.set_model(digit_model(), None, digit_info())
+def test_saturation_panel(qtbot, state, panels):
+    state.set_model(digit_model(), None, digit_info())
     p = _show(qtbot, panels["saturation"])
-    lt = document.layer_trace
+    lt = state.layer_trace
     xs, ys = p.scatters["forget_gate"].getData()
     f = np.asarray(lt.forget_gate)
     np.testing.assert_allclose(xs, (f < 0.1).mean(axis=(0, 1)))
@@ -245,17 +249,13 @@ def _buggy(lt):
 
 
 def test_check_panel_highlights_divergence(qtbot, window, tmp_path):
-    from lstmviz.app.analysis import install
-
-    install(window)
-    window.document.set_model(digit_model(), None, digit_info())
-    window.document.set_text("4 7 3 9 1 2 5")
-    st = _buggy(window.document.layer_trace)
+    window.build_actions()
+    window.state.set_model(digit_model(), None, digit_info())
+    window.state.set_text("4 7 3 9 1 2 5")
+    st = _buggy(window.state.layer_trace)
     path = tmp_path / "mine.npz"
     np.savez(path, hidden=st["hidden"], cell=st["cell"])
-    dock = window.analysis_docks["check"]
-    dock.show()
-    p = window.analysis_panels["check"]
+    p = window.panels.open("check")
     p.load(str(path))
     d = p.diagnosis
     assert d is not None and d.cause == "swap_i_f"
@@ -264,12 +264,12 @@ def test_check_panel_highlights_divergence(qtbot, window, tmp_path):
     assert p.overlay_points("forget_gate") == 0  # the student gave no gates
     assert p.image.image.shape == (10, 7)
     assert p.goto_btn.isEnabled()
-    window.document.set_t(5)
+    window.state.set_t(5)
     p.go_to_divergence()
-    assert window.document.t == d.first_step
-    assert window.document.unit == d.first_unit
+    assert window.state.t == d.first_step
+    assert window.state.unit == d.first_unit
     # a correct student: nothing outlined
-    lt = window.document.layer_trace
+    lt = window.state.layer_trace
     from tests.analysis.test_diagnose import student_lstm
 
     w = lt.weights
@@ -285,14 +285,14 @@ def test_check_panel_highlights_divergence(qtbot, window, tmp_path):
     # a new input invalidates the outlines; the student's arrays no longer fit: said quietly
     p.load(str(path))
     assert p.overlay_points("cell") > 0
-    window.document.set_text("1 2 3")
+    window.state.set_text("1 2 3")
     assert p.overlay_points("cell") == 0
     assert "Could not compare" in p.text.toPlainText()
     assert window.last_error is None
 
 
-def test_check_panel_bad_file(qtbot, document, panels, tmp_path):
-    document.set_model(digit_model(), None, digit_info())
+def test_check_panel_bad_file(qtbot, state, panels, tmp_path):
+    state.set_model(digit_model(), None, digit_info())
     p = _show(qtbot, panels["check"])
     bad = tmp_path / "bad.npz"
     np.savez(bad, hidden=np.zeros((1, 3, 10)))
@@ -302,9 +302,9 @@ def test_check_panel_bad_file(qtbot, document, panels, tmp_path):
     assert "Could not compare" in p.text.toPlainText()
 
 
-def test_corpus_panel_traces_and_finds(qtbot, document, panels, tmp_path, monkeypatch):
+def test_corpus_panel_traces_and_finds(qtbot, state, panels, tmp_path, monkeypatch):
     m, info = char_model()
-    document.set_model(m, None, info)
+    state.set_model(m, None, info)
     p = _show(qtbot, panels["corpus"])
     from lstmviz.app.analysis.corpus import random_corpus, text_corpus
 
@@ -317,7 +317,7 @@ def test_corpus_panel_traces_and_finds(qtbot, document, panels, tmp_path, monkey
     p.threshold.setValue(0.0)
     assert p.layer_box.currentText() == "lstm"
     monkeypatch.setattr("lstmviz.app.analysis.corpus.SYNC_FIND_LIMIT", 0)  # search in a worker
-    p.find()
+    p.find_matches()
     qtbot.waitUntil(lambda: p.result is not None or p.find_btn.isEnabled(), timeout=30000)
     qtbot.waitUntil(lambda: p.find_btn.isEnabled(), timeout=30000)
     r = p.result
@@ -328,13 +328,13 @@ def test_corpus_panel_traces_and_finds(qtbot, document, panels, tmp_path, monkey
     p._on_match(0, 0)
     assert p.position <= r.matches[0].start
     p._open_match(0, 0)
-    assert document.t == r.matches[0].t
+    assert state.t == r.matches[0].t
     ids = text_corpus(m, info, "hello world " * 10, 20)
     assert ids.shape == (6, 20)
 
 
-def test_corpus_panel_stop(qtbot, document, panels, tmp_path):
-    document.set_model(digit_model(), None, digit_info())
+def test_corpus_panel_stop(qtbot, state, panels, tmp_path):
+    state.set_model(digit_model(), None, digit_info())
     p = _show(qtbot, panels["corpus"])
     seqs = np.eye(10, dtype=np.float32)[np.random.default_rng(0).integers(0, 10, (4000, 50))]
     p.start(seqs, tmp_path / "stopped")
@@ -345,20 +345,20 @@ def test_corpus_panel_stop(qtbot, document, panels, tmp_path):
     assert p.trace_btn.isEnabled() and not p.stop_btn.isEnabled()
 
 
-def test_panels_paint(qtbot, document, panels):
+def test_panels_paint(qtbot, state, panels):
     """Every panel really paints (PySide6/pyqtgraph pairs that crash on paint fail here)."""
-    document.set_model(digit_model(), None, digit_info())
+    state.set_model(digit_model(), None, digit_info())
     for p in panels.values():
         _show(qtbot, p)
         img = p.grab().toImage()
         assert img.width() > 100 and img.height() > 100
 
 
-def test_check_panel_worker_for_large_traces(qtbot, document, panels, monkeypatch):
+def test_check_panel_worker_for_large_traces(qtbot, state, panels, monkeypatch):
     monkeypatch.setattr("lstmviz.app.analysis.check.SYNC_LIMIT", 0)
-    document.set_model(digit_model(), None, digit_info())
+    state.set_model(digit_model(), None, digit_info())
     p = _show(qtbot, panels["check"])
-    st = _buggy(document.layer_trace)
+    st = _buggy(state.layer_trace)
     p.load({"hidden": st["hidden"]})
     assert not p.load_btn.isEnabled()  # busy
     qtbot.waitUntil(lambda: p.diagnosis is not None, timeout=30000)

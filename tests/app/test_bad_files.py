@@ -17,7 +17,6 @@ import numpy as np
 import pytest
 from PySide6.QtWidgets import QFileDialog
 
-from lstmviz.app import session_actions as SA
 from lstmviz.examples import EXAMPLES_DIR
 
 GOOD = EXAMPLES_DIR / "digit_sum.keras"
@@ -254,15 +253,13 @@ def window(qtbot, tmp_path, monkeypatch):
     monkeypatch.setenv("LSTMVIZ_DATA_DIR", str(tmp_path / "data"))
     from lstmviz.app.main_window import MainWindow
 
-    w = MainWindow(install_extensions=False)
+    w = MainWindow(actions=False)
     qtbot.addWidget(w)
-    SA.install(w)
+    w.build_actions()
     w.show()
     qtbot.waitExposed(w)
     w.open_model(GOOD)
-    qtbot.waitUntil(
-        lambda: w.document.trace is not None and not w.runner.is_running(), timeout=20000
-    )
+    qtbot.waitUntil(lambda: w.state.trace is not None and not w.runner.is_running(), timeout=20000)
     yield w
     if w.error_dialog is not None:
         w.error_dialog.close()
@@ -276,7 +273,7 @@ def _action(window, text: str):
 def _try(qtbot, w, monkeypatch, action_text: str, path: Path, pattern: str) -> None:
     import re
 
-    doc = w.document
+    doc = w.state
     before = (doc.model, doc.trace, w.windowTitle(), doc.t)
     w.last_error = None
     monkeypatch.setattr(QFileDialog, "getOpenFileName", lambda *a, **k: (str(path), ""))
@@ -319,7 +316,7 @@ def test_every_bad_session_through_open_session(qtbot, window, tmp_path, monkeyp
 def test_worker_failing_mid_epoch_keeps_last_good_weights(qtbot, window):
     """A training-like task hands on new weights per step, then raises: the app shows the
     error, keeps the last good weights' trace, and stays usable."""
-    w, doc = window, window.document
+    w, doc = window, window.state
     model = doc.model
     lstm = model.lstm(model.lstm_trace_names[0])
     w0 = lstm.weights
@@ -371,9 +368,9 @@ def test_closing_the_window_during_work_stops_the_worker(qtbot, tmp_path, monkey
     monkeypatch.setenv("LSTMVIZ_DATA_DIR", str(tmp_path / "data"))
     from lstmviz.app.main_window import MainWindow
 
-    w = MainWindow(install_extensions=False)
+    w = MainWindow(actions=False)
     qtbot.addWidget(w)
-    SA.install(w)
+    w.build_actions()
     w.show()
     started = threading.Event()
     stopped = threading.Event()
@@ -393,7 +390,8 @@ def test_closing_the_window_during_work_stops_the_worker(qtbot, tmp_path, monkey
     thread = worker._thread
     w.close()
     assert stopped.is_set()
-    assert not thread.isRunning()
+    thread.join(5)
+    assert not thread.is_alive()
     assert not any(
         "QThread: Destroyed while thread is still running" in r.message for r in qtlog.records
     )
@@ -406,7 +404,7 @@ def test_mutated_sessions_through_the_app(qtbot, window, tmp_path):
     from lstmviz import Session
     from tests.io.test_fuzz import mutate_json
 
-    w, doc = window, window.document
+    w, doc = window, window.state
     doc.set_t(2)
     base = w.session_actions.save_session(tmp_path / "base.lstmviz")
     ms = _members(base)

@@ -19,13 +19,12 @@ SVG = "{http://www.w3.org/2000/svg}"
 @pytest.fixture
 def exp(window):
     """(window, ExportActions) with a digit model of 10 units and 6 timesteps."""
-    from lstmviz.app.export_actions import install, uninstall
-
-    ext = install(window)
-    window.document.set_model(digit_model(), None, digit_info())
-    window.document.set_t(2)
+    window.build_actions()
+    ext = window.export_actions
+    window.state.set_model(digit_model(), None, digit_info())
+    window.state.set_t(2)
     yield window, ext
-    uninstall(window)
+    ext.shutdown()
 
 
 def wait(qtbot, worker, timeout=60000):
@@ -46,9 +45,8 @@ def gif_frames(path):
 
 
 def test_menu_submenu_and_enabling(window):
-    from lstmviz.app.export_actions import install, uninstall
-
-    ext = install(window)
+    window.build_actions()
+    ext = window.export_actions
     try:
         file = window.menu("File")
         sub = next(a.menu() for a in file.actions() if a.menu() is ext.menu)
@@ -63,10 +61,10 @@ def test_menu_submenu_and_enabling(window):
         ext.ask("figure")
         assert "Open a model first" in window.last_error
         window.error_dialog.close()
-        window.document.set_model(digit_model(), None, digit_info())
+        window.state.set_model(digit_model(), None, digit_info())
         assert all(a.isEnabled() for a in ext.actions_)
     finally:
-        uninstall(window)
+        ext.shutdown()
 
 
 def test_grid_figure_pdf_svg_png(exp, qtbot, tmp_path):
@@ -87,7 +85,7 @@ def test_grid_figure_pdf_svg_png(exp, qtbot, tmp_path):
     png = wait(qtbot, export_figure(window, tmp_path / "g.png", size=(6, 3), dpi=50))
     with Image.open(png) as im:
         assert im.size == (300, 150)
-    assert window.statusBar().currentMessage().startswith("Exported")
+    assert window.last_status.startswith("Exported")
 
 
 def test_window_figure_svg_pdf_png(exp, tmp_path):
@@ -114,7 +112,7 @@ def test_grid_animation_gif_and_mp4(exp, qtbot, tmp_path):
     from lstmviz.app.export_actions import export_animation
 
     window, ext = exp
-    T = window.document.timesteps
+    T = window.state.timesteps
     seen = []
     w = export_animation(window, tmp_path / "a.gif", dpi=40)
     w.progress.connect(lambda i, n: seen.append((i, n)))
@@ -141,7 +139,7 @@ def test_cancel_an_animation(exp, qtbot, tmp_path):
         pass
     assert not (tmp_path / "a.mp4").exists()
     assert list(tmp_path.iterdir()) == []
-    assert "cancelled" in window.statusBar().currentMessage()
+    assert "cancelled" in window.last_status
 
 
 def test_window_animation_restores_t(exp, tmp_path):
@@ -150,17 +148,17 @@ def test_window_animation_restores_t(exp, tmp_path):
     window, _ = exp
     out = export_animation(window, tmp_path / "w.gif", what="window", size=(4, 2.25), dpi=60)
     frames = gif_frames(out)
-    assert frames.shape[0] == window.document.timesteps
+    assert frames.shape[0] == window.state.timesteps
     assert frames.shape[1:3] == (136, 240)  # even sizes
     assert not np.array_equal(frames[0], frames[-1])
-    assert window.document.t == 2
+    assert window.state.t == 2
 
 
 def test_trace_data(exp, qtbot, tmp_path):
     from lstmviz.app.export_actions import export_data
 
     window, _ = exp
-    doc = window.document
+    doc = window.state
     lt = doc.layer_trace
     npz = wait(qtbot, export_data(window, tmp_path / "t.npz"))
     with np.load(npz, allow_pickle=False) as z:
@@ -200,9 +198,9 @@ def test_export_one_plot(exp, qtbot, tmp_path):
     svg2 = export_plot(window, "heatmap_forget_gate", tmp_path / "f.svg", style="screen")
     assert list(ET.parse(svg2).getroot().iter(f"{SVG}text"))
     gif = export_plot(window, "output", tmp_path / "o.gif", style="screen", dpi=48)
-    assert gif_frames(gif).shape[0] == window.document.timesteps
+    assert gif_frames(gif).shape[0] == window.state.timesteps
     wgif = wait(qtbot, export_plot(window, "heatmap_hidden", tmp_path / "h.gif", dpi=40))
-    assert gif_frames(wgif).shape[0] == window.document.timesteps
+    assert gif_frames(wgif).shape[0] == window.state.timesteps
     with pytest.raises(Exception, match="no plot named"):
         export_plot(window, "nope", tmp_path / "n.png")
 
@@ -237,12 +235,12 @@ def test_right_click_menus(exp, qtbot):
     # a real right click on a heatmap opens its menu and leaves the timestep alone
     from PySide6.QtCore import Qt
 
-    t0 = window.document.t
+    t0 = window.state.t
     vpos = hm.mapFromScene(hm.scene_pos_of(key, 4, 1))
     qtbot.mouseClick(hm.viewport(), Qt.MouseButton.RightButton, pos=vpos)
     qtbot.waitUntil(lambda: len(opened) == 2, timeout=3000)
     assert opened[1] == f"heatmap_{key}"
-    assert window.document.t == t0
+    assert window.state.t == t0
 
 
 class _Menu:

@@ -99,9 +99,9 @@ def test_screenshot_bad_layer_is_an_error(qtbot, keras_digit_model, tmp_path):
 
 def test_window_opens_keras_file(window, qtbot, keras_digit_model):
     path, keras_out = keras_digit_model
-    with qtbot.waitSignal(window.document.trace_changed, timeout=20000):
+    with qtbot.waitSignal(window.state.events.trace, timeout=20000):
         window.open_model(path)
-    doc = window.document
+    doc = window.state
     assert doc.layer == "lstm_digits"
     assert doc.token_labels() == ["4", "7", "3", "9", "1", "2"]
     np.testing.assert_allclose(doc.trace.output, keras_out, rtol=1e-4, atol=1e-5)

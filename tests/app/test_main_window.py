@@ -13,8 +13,8 @@ from .models import digit_info, digit_model
 
 
 def _views_at(window, t):
-    """Assert every view shows timestep t of the document's trace."""
-    doc = window.document
+    """Assert every view shows timestep t of the state's trace."""
+    doc = window.state
     lt = doc.layer_trace
     b = doc.batch
     for q in QUANTITIES:
@@ -26,7 +26,7 @@ def _views_at(window, t):
             assert hm.dim.shaded().left() == t + 1
         np.testing.assert_array_equal(hm.data, lt.get(q)[b][:, doc.rows].T)
         np.testing.assert_allclose(window.step_bars.values(q), lt.get(q)[b, t][doc.rows], rtol=1e-6)
-    assert window.unit_lines.cursor.value() == t
+    assert window.unit_lines.step_line.value() == t
     assert window.transport.slider.value() == t
     assert window.transport.t_label.text().startswith(f"t = {t} /")
     u = doc.unit
@@ -42,7 +42,7 @@ def test_window_shows_the_trace(digit_window):
     w = digit_window
     assert w.stack.currentIndex() == 1  # not the welcome page
     _views_at(w, 0)
-    lt = w.document.layer_trace
+    lt = w.state.layer_trace
     # fixed colour levels: gates [0, 1], tanh-bounded [-1, 1], cell symmetric over the trace
     assert tuple(w.heatmaps.maps["forget_gate"].image.getLevels()) == (0.0, 1.0)
     assert tuple(w.heatmaps.maps["hidden"].image.getLevels()) == (-1.0, 1.0)
@@ -63,19 +63,19 @@ def test_step_with_keys(digit_window, qtbot):
     w = digit_window
     qtbot.keyClick(w, Qt.Key.Key_Right)
     qtbot.keyClick(w, Qt.Key.Key_Right)
-    assert w.document.t == 2
+    assert w.state.t == 2
     _views_at(w, 2)
     qtbot.keyClick(w, Qt.Key.Key_Left)
-    assert w.document.t == 1
+    assert w.state.t == 1
     qtbot.keyClick(w, Qt.Key.Key_End)
-    assert w.document.t == 5
+    assert w.state.t == 5
     _views_at(w, 5)
     qtbot.keyClick(w, Qt.Key.Key_PageUp)
-    assert w.document.t == 4
+    assert w.state.t == 4
     qtbot.keyClick(w, Qt.Key.Key_Home)
-    assert w.document.t == 0
+    assert w.state.t == 0
     qtbot.keyClick(w, Qt.Key.Key_PageDown)
-    assert w.document.t == 1
+    assert w.state.t == 1
     speed = w.transport.speed
     qtbot.keyClick(w, Qt.Key.Key_Plus)
     assert w.transport.speed > speed
@@ -90,7 +90,7 @@ def test_play_runs_to_the_end(digit_window, qtbot):
     qtbot.keyClick(w, Qt.Key.Key_Space)
     assert w.transport.playing
     qtbot.waitUntil(lambda: not w.transport.playing, timeout=5000)
-    assert w.document.t == 5
+    assert w.state.t == 5
     _views_at(w, 5)
 
 
@@ -101,8 +101,8 @@ def test_click_heatmap_jumps_and_selects_unit(digit_window, qtbot):
     scene_pos = view.scene_pos_of("input_gate", 4, 7)
     pos = view.mapFromScene(scene_pos)
     qtbot.mouseClick(view.viewport(), Qt.MouseButton.LeftButton, pos=QPoint(pos.x(), pos.y()))
-    assert w.document.t == 4
-    assert w.document.unit == 7
+    assert w.state.t == 4
+    assert w.state.unit == 7
     _views_at(w, 4)
     assert w.unit_detail.values["u"] == 7
     hm = w.heatmaps.maps["forget_gate"]
@@ -116,7 +116,7 @@ def test_token_strip_click(digit_window, qtbot):
     strip.repaint()
     _i, rect = strip._cells[3]
     qtbot.mouseClick(strip, Qt.MouseButton.LeftButton, pos=rect.center().toPoint())
-    assert w.document.t == 3
+    assert w.state.t == 3
 
 
 def test_edit_input_retraces(digit_window, qtbot):
@@ -124,13 +124,13 @@ def test_edit_input_retraces(digit_window, qtbot):
     w.editor.edit.setFocus()
     w.editor.edit.clear()
     qtbot.keyClicks(w.editor.edit, "1 2 3 4 5 6 7 8")
-    with qtbot.waitSignal(w.document.trace_changed):
+    with qtbot.waitSignal(w.state.events.trace):
         qtbot.keyClick(w.editor.edit, Qt.Key.Key_Return)
-    assert w.document.timesteps == 8
+    assert w.state.timesteps == 8
     assert not w.editor.edit.hasFocus()  # Enter gives the arrow keys back to stepping
     qtbot.keyClick(w, Qt.Key.Key_Right)
-    assert w.document.t == 1
-    w.document.set_t(0)
+    assert w.state.t == 1
+    w.state.set_t(0)
     expected = digit_model().trace(np.eye(10, dtype=np.float32)[[list(range(1, 9))]])
     np.testing.assert_allclose(
         w.heatmaps.maps["cell"].data, expected.layer("lstm").cell[0].T, rtol=1e-6
@@ -143,8 +143,8 @@ def test_edit_input_retraces(digit_window, qtbot):
     assert "only 0-9" in w.last_error
     assert w.error_dialog.isVisible()
     w.error_dialog.close()
-    assert w.document.timesteps == 8
-    w.document.set_t(2)
+    assert w.state.timesteps == 8
+    w.state.set_t(2)
     _views_at(w, 2)
 
 
@@ -153,7 +153,7 @@ def test_same_shape_retrace_redraws_data_only(digit_window):
     new values while keeping the plot items, the axes' ticks and the user's zoom: that is
     what keeps the window responsive while a model trains."""
     w = digit_window
-    doc = w.document
+    doc = w.state
     doc.set_units([1, 3])
     doc.set_t(2)
     hm = w.heatmaps.maps["cell"]
@@ -183,20 +183,20 @@ def test_same_shape_retrace_redraws_data_only(digit_window):
 
 def test_switch_layer_and_all_layers(window, qtbot):
     w = window
-    w.document.set_model(digit_model(stacked=True), None, digit_info())
+    w.state.set_model(digit_model(stacked=True), None, digit_info())
     combo = w.selection_panel.layer_combo
     assert combo.count() == 2
-    w.document.set_t(3)
+    w.state.set_t(3)
     combo.setCurrentIndex(1)
     combo.activated.emit(1)
-    assert w.document.layer == "lstm_b"
+    assert w.state.layer == "lstm_b"
     assert w.heatmaps.maps["hidden"].data.shape == (12, 6)
     _views_at(w, 3)
     w.selection_panel.all_layers.setChecked(True)
     assert set(w.heatmaps.maps) == {
         f"{n}:{q}" for n in ("lstm_a", "lstm_b") for q in ("forget_gate", "cell", "hidden")
     }
-    lt_a = w.document.trace.layer("lstm_a")
+    lt_a = w.state.trace.layer("lstm_a")
     np.testing.assert_array_equal(w.heatmaps.maps["lstm_a:cell"].data, lt_a.cell[0].T)
     assert w.heatmaps.maps["lstm_a:cell"].cursor_t() == 3
     w.selection_panel.all_layers.setChecked(False)
@@ -209,13 +209,13 @@ def test_unit_filter_from_panel(digit_window):
     sp.filter_combo.setCurrentIndex(sp.filter_combo.findData("active"))
     sp.filter_k.setValue(3)
     sp._apply_filter()
-    assert len(w.document.rows) == 3
+    assert len(w.state.rows) == 3
     assert w.heatmaps.maps["forget_gate"].data.shape == (3, 6)
     _views_at(w, 0)
     sp.filter_combo.setCurrentIndex(sp.filter_combo.findData("list"))
     sp.filter_list.setText("9, 1")
     sp._apply_filter()
-    assert list(w.document.rows) == [9, 1]  # in the order typed
+    assert list(w.state.rows) == [9, 1]  # in the order typed
 
 
 def test_presentation_mode(digit_window, qtbot):
@@ -239,7 +239,7 @@ def test_open_bad_file_shows_dialog(window, qtbot, tmp_path):
     w = window
     bad = tmp_path / "broken.keras"
     bad.write_bytes(b"this is not a zip file")
-    with qtbot.waitSignal(w.runner.failed, timeout=10000):
+    with qtbot.waitSignal(w.state.events.failed, timeout=10000):
         w.open_model(bad)
     assert "broken.keras" in w.last_error
     assert w.error_dialog.isVisible()
@@ -247,9 +247,9 @@ def test_open_bad_file_shows_dialog(window, qtbot, tmp_path):
     w.activateWindow()
     qtbot.waitUntil(w.isActiveWindow)
     # still usable: open a real model afterwards
-    w.document.set_model(digit_model(), None, digit_info())
+    w.state.set_model(digit_model(), None, digit_info())
     qtbot.keyClick(w, Qt.Key.Key_Right)
-    assert w.document.t == 1
+    assert w.state.t == 1
     # an input the model cannot take
     arr = tmp_path / "wrong.npy"
     np.save(arr, np.zeros((5, 3), np.float32))
@@ -262,7 +262,7 @@ def test_open_bad_file_shows_dialog(window, qtbot, tmp_path):
 
 def test_output_view_and_strip(char_window):
     w = char_window
-    doc = w.document
+    doc = w.state
     doc.set_t(2)
     so = doc.trace.step_output[0, 2]
     best = int(np.argmax(so))
@@ -308,7 +308,7 @@ def test_freeze_gc_takes_the_windows_objects_out_of_collections():
 def test_unit_equations_match_contributions(digit_window):
     from lstmviz.app.unit_detail import unit_equations
 
-    lt = digit_window.document.layer_trace
+    lt = digit_window.state.layer_trace
     for t in (0, 3):
         contrib = lt.contributions(t, 0)
         v = unit_equations(lt, t, 0, 4)
@@ -324,41 +324,28 @@ def test_unit_equations_match_contributions(digit_window):
     assert "h = o·tanh(c)" in text
 
 
-def test_extensions_install_and_failures_are_dialogs(qtbot, monkeypatch):
-    import importlib.util
-    import sys
-    import types
-
+def test_a_panel_that_fails_to_build_is_a_dialog(qtbot, monkeypatch):
     from lstmviz.app import main_window as mw
+    from lstmviz.app.panels import PanelSpec
 
-    installed = []
-    good = types.ModuleType("lstmviz.app.session_actions")
-    good.install = lambda win: installed.append(win)
-    bad = types.ModuleType("lstmviz.app.export_actions")
-
-    def boom(win):
-        raise RuntimeError("export broke")
-
-    bad.install = boom
-    monkeypatch.setitem(sys.modules, "lstmviz.app.session_actions", good)
-    monkeypatch.setitem(sys.modules, "lstmviz.app.export_actions", bad)
-    real = importlib.util.find_spec
-
-    def find_spec(name, *a):
-        if name in ("lstmviz.app.session_actions", "lstmviz.app.export_actions"):
-            return object()
-        if name.startswith("lstmviz.app.") and name.rsplit(".", 1)[1] in mw.EXTENSIONS:
-            return None
-        return real(name, *a)
-
-    monkeypatch.setattr(importlib.util, "find_spec", find_spec)
-    w = mw.MainWindow(install_extensions=False)
+    w = mw.MainWindow()
     qtbot.addWidget(w)
-    with qtbot.waitSignal(w.extensions_installed, timeout=3000):  # even when one fails
-        w._install_extensions()
-    assert installed == [w]
+    w.show()
+    qtbot.waitExposed(w)
+    w.activateWindow()
+    qtbot.waitUntil(w.isActiveWindow)
+
+    def boom(window):
+        raise RuntimeError("the panel broke")
+
+    spec = w.panels.specs["what_if"]
+    w.panels.specs["what_if"] = PanelSpec(**{**spec.__dict__, "build": boom})
+    qtbot.keyClick(
+        w, Qt.Key.Key_3, Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.AltModifier
+    )
     qtbot.waitUntil(lambda: w.last_error is not None, timeout=3000)
-    assert "export broke" in w.last_error
+    assert "What-if could not be opened" in w.last_error and "the panel broke" in w.last_error
+    assert w.panels.built("what_if") is None
     w.error_dialog.close()
     w.close()
 
@@ -366,7 +353,7 @@ def test_extensions_install_and_failures_are_dialogs(qtbot, monkeypatch):
 def test_welcome_page_without_model(window):
     assert window.stack.currentIndex() == 0
     window.transport.forward()  # no crash without a trace
-    assert window.document.trace is None
+    assert window.state.trace is None
 
 
 def test_drop_files_opens_them(digit_window, qtbot, tmp_path):
@@ -385,29 +372,30 @@ def test_drop_files_opens_them(digit_window, qtbot, tmp_path):
         Qt.MouseButton.LeftButton,
         Qt.KeyboardModifier.NoModifier,
     )
-    with qtbot.waitSignal(w.document.trace_changed, timeout=10000):
+    with qtbot.waitSignal(w.state.events.trace, timeout=10000):
         w.dropEvent(ev)
-    assert w.document.token_labels() == ["1", "1", "2"]
+    assert w.state.token_labels() == ["1", "1", "2"]
     assert str(arr.resolve()) in w.recent_files()
 
 
 def test_long_input_traces_in_a_worker(digit_window, qtbot, monkeypatch):
     """Above the size limit tracing runs off the GUI thread; the window shows progress and
     stays responsive; the trace arrives through trace_changed."""
-    from lstmviz.app import document as docmod
+    from lstmviz.state import viewer
 
     w = digit_window
-    monkeypatch.setattr(docmod, "SYNC_TRACE_LIMIT", 100)
+    monkeypatch.setattr(viewer, "SYNC_TRACE_VALUES", 100)
     x = np.eye(10, dtype=np.float32)[np.arange(400) % 10]  # (400, 10)
     busy = []
-    w.document.busy_changed.connect(lambda b, msg: busy.append((b, msg)))
-    with qtbot.waitSignal(w.document.trace_changed, timeout=20000):
-        w.document.set_input(x)
-        assert w.trace_runner.is_running() or w.document.timesteps == 400
+    w.state.events.busy.connect(busy.append)
+    with qtbot.waitSignal(w.state.events.trace, timeout=20000):
+        w.state.set_input(x)
+        assert w.trace_runner.is_running() or w.state.timesteps == 400
         w.run_worker(lambda progress, should_stop: 1, None, "another task")  # no cancel
-    assert busy[0] == (True, "Tracing 400 timesteps…")
-    assert busy[-1][0] is False
-    assert w.document.timesteps == 400
+    assert busy[0] == "Tracing 400 timesteps"
+    assert busy[-1] == ""
+    assert w.busy_label.text() == ""
+    assert w.state.timesteps == 400
     qtbot.keyClick(w, Qt.Key.Key_End)
     _views_at(w, 399)
 
@@ -431,11 +419,11 @@ def test_raw_outputs_and_float_inputs(window):
         [("input", 0, 0)],
         [("lstm", 0, 0)],
     )
-    window.document.set_model(m, None, None, rng.normal(0, 1, (1, 4, 6)).astype(np.float32))
-    window.document.set_t(2)
+    window.state.set_model(m, None, None, rng.normal(0, 1, (1, 4, 6)).astype(np.float32))
+    window.state.set_t(2)
     ov = window.output_view
     assert not ov.probabilities
-    h = window.document.trace.layer("lstm").hidden[0, 2]
+    h = window.state.trace.layer("lstm").hidden[0, 2]
     _label, v = ov.shown[0]
     assert v == pytest.approx(float(h[np.argmax(np.abs(h))]))
     assert window.token_strip._features().shape == (4, 6)
@@ -447,7 +435,7 @@ def test_example_gallery_lists_and_opens(window, qtbot):
     from lstmviz.examples import list_examples
 
     examples = list_examples()
-    dlg = window.show_gallery(modal=False)
+    dlg = window.show_gallery()
     assert dlg.list.count() == len(examples)
     if not examples:
         assert "No examples" in dlg.details.text()
@@ -455,10 +443,10 @@ def test_example_gallery_lists_and_opens(window, qtbot):
         return
     dlg.list.setCurrentRow(0)
     assert examples[0].title in dlg.details.text()
-    with qtbot.waitSignal(window.document.trace_changed, timeout=20000):
+    with qtbot.waitSignal(window.state.events.trace, timeout=20000):
         dlg._accept()
-    assert window.document.model_path == str(examples[0].path)
-    assert window.document.timesteps > 0
+    assert window.state.model_path == str(examples[0].path)
+    assert window.state.timesteps > 0
 
 
 def test_bidirectional_backward_layer(window):
@@ -487,7 +475,7 @@ def test_bidirectional_backward_layer(window):
         [("input", 0, 0)],
         [("bi", 0, 0)],
     )
-    doc = window.document
+    doc = window.state
     doc.set_model(m, None, digit_info())
     assert doc.layer_names == ["bi/forward", "bi/backward"]
     doc.set_layer("bi/backward")
@@ -506,16 +494,16 @@ def test_bidirectional_backward_layer(window):
 def test_slider_and_transport_buttons(digit_window, qtbot):
     w = digit_window
     w.transport.slider.setValue(4)  # a drag: rate-limited, the last value always arrives
-    qtbot.waitUntil(lambda: w.document.t == 4, timeout=3000)
+    qtbot.waitUntil(lambda: w.state.t == 4, timeout=3000)
     _views_at(w, 4)
     qtbot.mouseClick(w.transport.start_button, Qt.MouseButton.LeftButton)
-    assert w.document.t == 0
+    assert w.state.t == 0
     qtbot.mouseClick(w.transport.forward_button, Qt.MouseButton.LeftButton)
-    assert w.document.t == 1
+    assert w.state.t == 1
     qtbot.mouseClick(w.transport.end_button, Qt.MouseButton.LeftButton)
-    assert w.document.t == 5
+    assert w.state.t == 5
     qtbot.mouseClick(w.transport.back_button, Qt.MouseButton.LeftButton)
-    assert w.document.t == 4
+    assert w.state.t == 4
     assert w.transport.slider.value() == 4
 
 
@@ -524,7 +512,7 @@ def test_hover_shows_the_value(digit_window, qtbot):
     qtbot.waitUntil(lambda: w.heatmaps.maps["cell"].plot.vb.width() > 10)
     pos = w.heatmaps.scene_pos_of("cell", 2, 5)
     w.heatmaps._on_moved((pos,))
-    v = float(w.document.layer_trace.cell[0, 2, 5])
+    v = float(w.state.layer_trace.cell[0, 2, 5])
     msg = w.statusBar().currentMessage()
     assert msg.startswith("cell state c · unit 5 · t = 2 ('3')")
     assert msg.endswith(f"{v:+.3f}")

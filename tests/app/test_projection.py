@@ -40,15 +40,15 @@ def test_window_steps_through_a_projected_lstm(window, qtbot):
     pytest.importorskip("pyqtgraph")
     m = _proj_model()
     x = np.random.default_rng(2).normal(size=(1, 6, 2)).astype(np.float32)
-    window.document.set_model(m, None, None, x)
-    qtbot.waitUntil(lambda: window.document.trace is not None, timeout=10000)
-    window.document.set_units([7, 5, 0])  # units beyond the 3 projected columns
+    window.state.set_model(m, None, None, x)
+    qtbot.waitUntil(lambda: window.state.trace is not None, timeout=10000)
+    window.state.set_units([7, 5, 0])  # units beyond the 3 projected columns
     from PySide6.QtWidgets import QApplication
 
     for t in range(6):
-        window.document.set_t(t)
+        window.state.set_t(t)
         QApplication.processEvents()
-    assert window.document.t == 5
+    assert window.state.t == 5
     assert window.last_error is None, window.last_error
 
 

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QFileDialog, QMessageBox
 
 from lstmviz import LstmvizError, Session
@@ -44,10 +45,16 @@ def models(tmp_path):
     return out
 
 
+def _install(w):
+    """The window's sessions menu, autosave and recovery (with the rest of its menus)."""
+    w.build_actions()
+    return w.session_actions
+
+
 def _make_window(qtbot):
     from lstmviz.app.main_window import MainWindow
 
-    w = MainWindow(install_extensions=False)
+    w = MainWindow(actions=False)
     qtbot.addWidget(w)
     w.show()
     qtbot.waitExposed(w)
@@ -57,7 +64,7 @@ def _make_window(qtbot):
 @pytest.fixture
 def window(qtbot, data_dir):
     w = _make_window(qtbot)
-    actions = SA.install(w)
+    actions = _install(w)
     yield w
     if w.error_dialog is not None:
         w.error_dialog.close()
@@ -67,12 +74,12 @@ def window(qtbot, data_dir):
 
 
 def _settled(w):
-    return w.document.trace is not None and not w.document.busy and not w.runner.is_running()
+    return w.state.trace is not None and not w.state.busy and not w.runner.is_running()
 
 
 def _open(qtbot, w, path):
     w.open_model(path)
-    qtbot.waitUntil(lambda: _settled(w) and w.document.model_path == str(path), timeout=20000)
+    qtbot.waitUntil(lambda: _settled(w) and w.state.model_path == str(path), timeout=20000)
 
 
 def _open_session(qtbot, w, path):
@@ -85,13 +92,13 @@ def test_menu_entries(window):
     texts = [a.text() for a in window.menu("File").actions()]
     assert "Save s&ession…" in texts
     assert "Open &session…" in texts
-    assert window.session_actions.save_action.shortcut().toString() == "Ctrl+Alt+S"
+    assert window.session_actions.save_action.shortcut().toString() == "Ctrl+S"
     assert window.session_actions.timer.isActive()
     assert window.session_actions.timer.interval() == 30_000
 
 
 def test_save_and_open_session_restores_everything(qtbot, window, models, tmp_path):
-    w, doc = window, window.document
+    w, doc = window, window.state
     _open(qtbot, w, models["stacked_lstm"])
     names = doc.layer_names
     assert len(names) == 2
@@ -112,40 +119,40 @@ def test_save_and_open_session_restores_everything(qtbot, window, models, tmp_pa
     assert doc.model_path == str(models["stacked_lstm"])
     assert (doc.layer, doc.selected_units, doc.t, doc.batch, doc.unit_filter) == state
     np.testing.assert_array_equal(doc.x, x)
-    assert "Opened session" in w.statusBar().currentMessage()
+    assert "Opened session" in w.last_status
 
 
 def test_save_and_open_through_the_menu_dialogs(qtbot, window, models, tmp_path, monkeypatch):
     w = window
     _open(qtbot, w, models["digit_sum"])
-    w.document.set_t(2)
+    w.state.set_t(2)
     target = tmp_path / "via_menu.lstmviz"
     monkeypatch.setattr(QFileDialog, "getSaveFileName", lambda *a, **k: (str(target), ""))
     w.session_actions.save_action.trigger()
     assert Session.load(target).t == 2
-    w.document.set_t(0)
+    w.state.set_t(0)
     monkeypatch.setattr(QFileDialog, "getOpenFileName", lambda *a, **k: (str(target), ""))
     w.session_actions.open_action.trigger()
-    qtbot.waitUntil(lambda: w.document.t == 2, timeout=20000)
+    qtbot.waitUntil(lambda: w.state.t == 2, timeout=20000)
 
 
 def test_embedded_model_opens_when_the_file_is_gone(qtbot, window, models, tmp_path):
     w = window
     _open(qtbot, w, models["digit_sum"])
-    w.document.set_t(3)
+    w.state.set_t(3)
     p = w.session_actions.save_session(tmp_path / "e.lstmviz", embed=True)
     plain = w.session_actions.save_session(tmp_path / "p.lstmviz", embed=False)
     _open(qtbot, w, models["stacked_lstm"])
     models["digit_sum"].unlink()
-    before = w.document.model
+    before = w.state.model
     _open_session(qtbot, w, plain)  # no model anywhere: an error, the model shown stays
     assert "missing" in w.last_error
-    assert w.document.model is before
+    assert w.state.model is before
     w.error_dialog.close()
     w.last_error = None
     _open_session(qtbot, w, p)
-    assert w.document.model.name == "digit_sum"
-    assert w.document.t == 3
+    assert w.state.model.name == "digit_sum"
+    assert w.state.t == 3
     assert "embedded" in w.last_error  # told which copy is shown
 
 
@@ -163,7 +170,7 @@ def test_changed_model_file_warns(qtbot, window, models, tmp_path):
 def test_damaged_session_keeps_the_model_shown(qtbot, window, models, tmp_path):
     w = window
     _open(qtbot, w, models["digit_sum"])
-    before = w.document.model
+    before = w.state.model
     bad = tmp_path / "bad.lstmviz"
     good = w.session_actions.save_session(tmp_path / "good.lstmviz")
     bad.write_bytes(good.read_bytes()[: good.stat().st_size // 2])
@@ -172,24 +179,24 @@ def test_damaged_session_keeps_the_model_shown(qtbot, window, models, tmp_path):
     assert "bad.lstmviz" in w.last_error
     assert w.error_dialog is not None
     assert w.error_dialog.isVisible()
-    assert w.document.model is before
+    assert w.state.model is before
 
 
 def test_open_path_and_drop_route_sessions(qtbot, window, models, tmp_path):
     w = window
     _open(qtbot, w, models["digit_sum"])
-    w.document.set_t(4)
+    w.state.set_t(4)
     p = w.session_actions.save_session(tmp_path / "d.lstmviz")
-    w.document.set_t(0)
+    w.state.set_t(0)
     w.open_path(str(p))
-    qtbot.waitUntil(lambda: w.document.t == 4, timeout=20000)
+    qtbot.waitUntil(lambda: w.state.t == 4, timeout=20000)
 
 
 def test_autosave_writes_the_current_state(qtbot, window, models, data_dir):
     w, a = window, window.session_actions
     assert a.autosave() is None  # nothing open yet: nothing written
     _open(qtbot, w, models["stacked_lstm"])
-    w.document.set_t(2)
+    w.state.set_t(2)
     p = a.autosave()
     assert p == a.autosave_path
     assert p.parent == data_dir
@@ -198,13 +205,13 @@ def test_autosave_writes_the_current_state(qtbot, window, models, data_dir):
     assert s.model_path == str(models["stacked_lstm"])
     assert s.model_bytes is not None  # small models are embedded in autosaves
     a.timer.setInterval(50)  # the timer writes it too
-    w.document.set_t(1)
+    w.state.set_t(1)
     qtbot.waitUntil(lambda: Session.load(a.autosave_path).t == 1, timeout=5000)
 
 
 def test_clean_exit_leaves_no_marker(qtbot, data_dir, models):
     w = _make_window(qtbot)
-    a = SA.install(w)
+    a = _install(w)
     _open(qtbot, w, models["digit_sum"])
     a.autosave()
     assert a.lock_path.is_file()
@@ -214,7 +221,7 @@ def test_clean_exit_leaves_no_marker(qtbot, data_dir, models):
     assert not a.autosave_path.exists()
     assert Session.load(data_dir / "last-session.lstmviz").model_path == str(models["digit_sum"])
     w2 = _make_window(qtbot)
-    a2 = SA.install(w2)
+    a2 = _install(w2)
     assert a2.offer_restore() is None  # a clean exit: nothing to offer
     w2.close()
 
@@ -234,15 +241,18 @@ def test_restore_offer_after_an_unclean_exit(qtbot, data_dir, models):
     )
     (data_dir / f"running-{pid}-0.lock").write_text(f"{pid}\n")
     w = _make_window(qtbot)
-    a = SA.install(w)
+    a = _install(w)
     qtbot.waitUntil(lambda: a.restore_box is not None and a.restore_box.isVisible(), timeout=5000)
     assert "did not close cleanly" in a.restore_box.text()
     assert not (data_dir / f"running-{pid}-0.lock").exists()  # offered once only
-    a.restore_box.button(QMessageBox.StandardButton.Yes).click()
-    qtbot.waitUntil(lambda: _settled(w) and w.document.t == 1, timeout=20000)
-    assert w.document.model_path == str(models["stacked_lstm"])
-    assert w.document.selected_units == [2]
-    assert (data_dir / "recovered.lstmviz").is_file()
+    qtbot.mouseClick(
+        a.restore_box.button(QMessageBox.StandardButton.Yes), Qt.MouseButton.LeftButton
+    )
+    qtbot.waitUntil(lambda: _settled(w) and w.state.t == 1, timeout=20000)
+    assert w.state.model_path == str(models["stacked_lstm"])
+    assert w.state.selected_units == [2]
+    kept = list((data_dir / "recovered").glob("*.lstmviz"))  # kept after the restore
+    assert len(kept) == 1 and kept[0].name.endswith(f"-{pid}-0.lstmviz")
     w.close()
 
 
@@ -252,10 +262,10 @@ def test_restore_declined(qtbot, data_dir, models):
     Session(model_path=str(models["digit_sum"]), t=1).save(data_dir / f"autosave-{pid}-3.lstmviz")
     (data_dir / f"running-{pid}-3.lock").write_text(f"{pid}\n")
     w = _make_window(qtbot)
-    a = SA.install(w)
+    a = _install(w)
     qtbot.waitUntil(lambda: a.restore_box is not None, timeout=5000)
-    a.restore_box.button(QMessageBox.StandardButton.No).click()
-    assert w.document.model is None
+    qtbot.mouseClick(a.restore_box.button(QMessageBox.StandardButton.No), Qt.MouseButton.LeftButton)
+    assert w.state.model is None
     assert not w.runner.is_running()
     assert a.stale_autosaves() == []
     w.close()
@@ -269,7 +279,7 @@ from lstmviz.app.main_window import MainWindow
 w = MainWindow()
 w.open_model(sys.argv[1])
 def ready():
-    d = w.document
+    d = w.state
     if d.trace is None or d.busy or w.runner.is_running():
         return False
     d.set_t(3)
@@ -314,11 +324,13 @@ def test_kill_9_then_next_start_offers_restore(qtbot, data_dir, models):
         proc.stderr.close()
     assert list(data_dir.glob("running-*.lock"))  # the killed app could not clean up
     w = _make_window(qtbot)
-    a = SA.install(w)
+    a = _install(w)
     qtbot.waitUntil(lambda: a.restore_box is not None, timeout=5000)
-    a.restore_box.button(QMessageBox.StandardButton.Yes).click()
-    qtbot.waitUntil(lambda: _settled(w) and w.document.t == 3, timeout=20000)
-    assert w.document.model_path == str(models["digit_sum"])
+    qtbot.mouseClick(
+        a.restore_box.button(QMessageBox.StandardButton.Yes), Qt.MouseButton.LeftButton
+    )
+    qtbot.waitUntil(lambda: _settled(w) and w.state.t == 3, timeout=20000)
+    assert w.state.model_path == str(models["digit_sum"])
     w.close()
 
 
@@ -418,12 +430,11 @@ def full_window(qtbot, data_dir):
     pytest.importorskip("lstmviz.app.train_panel")
     from lstmviz.app.main_window import MainWindow
 
-    w = MainWindow()  # every extension, as the app starts
+    w = MainWindow()  # every menu and panel, as the app starts
     qtbot.addWidget(w)
     w.show()
     qtbot.waitExposed(w)
-    assert hasattr(w, "train_panel")
-    assert hasattr(w, "session_actions")
+    assert w.panels is not None and w.session_actions is not None
     w.open_model(EXAMPLES_DIR / "digit_sum.keras")
     qtbot.waitUntil(lambda: _settled(w), timeout=20000)
     yield w
@@ -435,7 +446,7 @@ def full_window(qtbot, data_dir):
 def test_autosave_at_each_training_snapshot_and_timeline_round_trip(
     qtbot, full_window, tmp_path, models
 ):
-    w, panel, a = full_window, full_window.train_panel, full_window.session_actions
+    w, panel, a = full_window, full_window.panels.widget("train"), full_window.session_actions
     snaps = _fake_snapshots(3)
     panel._switched_model = False  # as start() sets it
     for s in snaps:
@@ -445,7 +456,7 @@ def test_autosave_at_each_training_snapshot_and_timeline_round_trip(
         timeout=10000,
     )
     panel.show_snapshot(1)
-    w.document.set_t(2)
+    w.state.set_t(2)
     p = a.save_session(tmp_path / "trained.lstmviz")
 
     _open(qtbot, w, models["stacked_lstm"])
@@ -457,10 +468,10 @@ def test_autosave_at_each_training_snapshot_and_timeline_round_trip(
         assert (x.step, x.metrics) == (y.step, y.metrics)
         np.testing.assert_array_equal(x.weights["lstm"][0], y.weights["lstm"][0])
     assert panel.shown_snapshot == 1
-    assert w.document.t == 2
-    assert "snapshot" in w.document.engine
-    expect = snaps[1].engine_model().trace(w.document.x).layer(w.document.layer).hidden
-    np.testing.assert_allclose(w.document.layer_trace.hidden, expect, rtol=1e-6)
+    assert w.state.t == 2
+    assert "snapshot" in w.state.engine
+    expect = snaps[1].engine_model().trace(w.state.x).layer(w.state.layer).hidden
+    np.testing.assert_allclose(w.state.layer_trace.hidden, expect, rtol=1e-6)
 
 
 def _patch_training(monkeypatch, body):
@@ -490,7 +501,7 @@ def _patch_training(monkeypatch, body):
 
 
 def test_training_worker_raising_mid_epoch_keeps_last_good_weights(qtbot, full_window, monkeypatch):
-    w, panel, doc = full_window, full_window.train_panel, full_window.document
+    w, panel, doc = full_window, full_window.panels.widget("train"), full_window.state
     snaps = _fake_snapshots(3)
 
     def body(should_stop, on_snapshot):
@@ -530,7 +541,7 @@ def test_closing_the_window_during_training_stops_the_worker(qtbot, data_dir, mo
     w.show()
     w.open_model(EXAMPLES_DIR / "digit_sum.keras")
     qtbot.waitUntil(lambda: _settled(w), timeout=20000)
-    panel = w.train_panel
+    panel = w.panels.widget("train")
     snaps = _fake_snapshots(1)
     running, stopped = threading.Event(), threading.Event()
 
@@ -558,7 +569,7 @@ def test_background_autosave_writes_the_newest_state(qtbot, window, models):
     w, a = window, window.session_actions
     _open(qtbot, w, models["digit_sum"])
     for t in (1, 2, 3, 4):  # requests while a write is in flight: the newest wins
-        w.document.set_t(t)
+        w.state.set_t(t)
         assert a.autosave(background=True) == a.autosave_path
     a.wait_for_autosave()
     qtbot.waitUntil(lambda: a._writer is None or not a._writer.is_alive(), timeout=10000)
@@ -590,4 +601,126 @@ def test_window_layout_saved_and_restored(qtbot, window, models, tmp_path):
     w.detail_dock.show()
     _open_session(qtbot, w, p)
     assert not w.detail_dock.isVisible()
-    assert "not restored" not in w.statusBar().currentMessage()
+    assert "not restored" not in w.last_status
+
+
+# ------------------------------------------------------------------------------------------
+# nothing lost: embedded models, every crashed window's autosave, a data folder that fails
+# ------------------------------------------------------------------------------------------
+def _click_menu_entry(qtbot, menu, text):
+    menu.popup(menu.parentWidget().mapToGlobal(menu.parentWidget().rect().center()))
+    qtbot.waitUntil(menu.isVisible, timeout=5000)
+    action = next(x for x in menu.actions() if text in x.text())
+    qtbot.mouseClick(menu, Qt.MouseButton.LeftButton, pos=menu.actionGeometry(action).center())
+
+
+def _press_save(qtbot, w, target, monkeypatch):
+    """File ▸ Save session…, clicked in the File menu, the dialog answering ``target``."""
+    monkeypatch.setattr(QFileDialog, "getSaveFileName", lambda *a, **k: (str(target), ""))
+    _click_menu_entry(qtbot, w.menu("File"), "Save s&ession")
+    qtbot.waitUntil(lambda: Path(target).is_file(), timeout=10000)
+
+
+def test_resave_and_autosave_keep_an_embedded_model(qtbot, window, models, tmp_path, monkeypatch):
+    w, a = window, window.session_actions
+    _open(qtbot, w, models["digit_sum"])
+    w.state.set_t(3)
+    shared = a.save_session(tmp_path / "shared.lstmviz", embed=True)
+    models["digit_sum"].unlink()  # a colleague receives the session only
+    _open(qtbot, w, models["stacked_lstm"])
+    _open_session(qtbot, w, shared)
+    assert w.state.model.name == "digit_sum" and w.state.t == 3
+    w.error_dialog.close()  # "using the copy embedded in the session"
+    w.state.set_t(4)
+    again = tmp_path / "again.lstmviz"
+    _press_save(qtbot, w, again, monkeypatch)
+    assert "embedded in it again" in w.last_status
+    s = Session.load(again)
+    assert s.model_bytes is not None and s.t == 4
+    assert s.load_model().name == "digit_sum"  # reopens: the model came along
+    auto = a.autosave()
+    assert auto is not None
+    assert Session.load(auto).load_model().name == "digit_sum"
+
+
+def _crash(data_dir, pid, n, model, t):
+    """What a window of process ``pid`` leaves when it is killed: its marker and autosave."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    Session(model_path=str(model), t=t).save(data_dir / f"autosave-{pid}-{n}.lstmviz")
+    (data_dir / f"running-{pid}-{n}.lock").write_text(f"{pid}\n")
+
+
+def test_every_crashed_window_keeps_its_autosave(qtbot, data_dir, models):
+    pid = _dead_pid()
+    _crash(data_dir, pid, 0, models["digit_sum"], t=1)  # two windows of one process
+    _crash(data_dir, pid, 1, models["stacked_lstm"], t=2)
+    w = _make_window(qtbot)
+    a = _install(w)
+    qtbot.waitUntil(lambda: a.restore_box is not None, timeout=5000)
+    assert "other recovered session" in a.restore_box.informativeText()
+    qtbot.mouseClick(a.restore_box.button(QMessageBox.StandardButton.No), Qt.MouseButton.LeftButton)
+    kept = sorted((data_dir / "recovered").glob("*.lstmviz"))
+    assert len(kept) == 2  # one per window, none overwritten
+    labels = [r.label for r in a.recovered()]
+    assert any("digit_sum.keras" in x for x in labels)
+    assert any("stacked_lstm.keras" in x for x in labels)
+    w.close()
+
+    # the next crash (after declining) keeps its autosave too, beside the first two
+    pid2 = _dead_pid() - 7
+    _crash(data_dir, pid2, 0, models["digit_sum"], t=4)
+    w2 = _make_window(qtbot)
+    a2 = _install(w2)
+    qtbot.waitUntil(lambda: a2.restore_box is not None, timeout=5000)
+    qtbot.mouseClick(
+        a2.restore_box.button(QMessageBox.StandardButton.No), Qt.MouseButton.LeftButton
+    )
+    assert len(list((data_dir / "recovered").glob("*.lstmviz"))) == 3
+    assert all(p.is_file() for p in kept)
+
+    # File ▸ Recover lists all three by time and model; clicking one restores it, and keeps it
+    a2._fill_recover_menu()
+    entries = [x.text() for x in a2.recover_menu.actions() if x.isEnabled() and x.text()]
+    assert len(entries) == 3 and all(" — " in e for e in entries)
+    _click_menu_entry(qtbot, a2.recover_menu, "stacked_lstm.keras")
+    qtbot.waitUntil(lambda: _settled(w2) and w2.state.t == 2, timeout=20000)
+    assert w2.state.model_path == str(models["stacked_lstm"])
+    assert len(list((data_dir / "recovered").glob("*.lstmviz"))) == 3
+    w2.close()
+
+
+def test_an_unreadable_autosave_is_kept_not_deleted(qtbot, data_dir, models):
+    pid = _dead_pid()
+    data_dir.mkdir(parents=True)
+    (data_dir / f"autosave-{pid}-0.lstmviz").write_bytes(b"PK\x03\x04 torn")
+    (data_dir / f"running-{pid}-0.lock").write_text(f"{pid}\n")
+    w = _make_window(qtbot)
+    a = _install(w)
+    qtbot.waitUntil(lambda: "cannot be read" in w.last_status, timeout=5000)
+    assert a.restore_box is None
+    (kept,) = a.recovered()
+    assert not kept.readable and kept.path.is_file()
+    w.close()
+
+
+def test_a_data_folder_that_cannot_be_created_falls_back_with_a_warning(
+    qtbot, tmp_path, monkeypatch, models
+):
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("a file where the data folder should be")
+    monkeypatch.setenv("LSTMVIZ_DATA_DIR", str(blocker / "lstmviz"))
+    w = _make_window(qtbot)
+    a = _install(w)
+    qtbot.waitUntil(lambda: a.data_warning_box is not None and a.data_warning_box.isVisible())
+    assert str(blocker / "lstmviz") in a.data_warning_box.text()
+    assert "temporary folder" in a.data_warning_box.text()
+    texts = [x.text() for x in w.menu("File").actions()]
+    assert "Save s&ession…" in texts and "Open &session…" in texts and "&Recover" in texts
+    assert a.dir.is_dir() and a.dir != blocker / "lstmviz"
+    _open(qtbot, w, models["digit_sum"])
+    auto = a.autosave()
+    assert auto is not None and auto.parent == a.dir  # autosave works, in the fallback
+    qtbot.mouseClick(
+        a.data_warning_box.button(QMessageBox.StandardButton.Ok), Qt.MouseButton.LeftButton
+    )
+    w.close()

@@ -1,4 +1,4 @@
-"""The Train panel: start, live snapshots into the document, cancel, failure dialog, timeline
+"""The Train panel: start, live snapshots into the state, cancel, failure dialog, timeline
 scrubbing, save -> open, and the Keras engine menu (pytest-qt, real worker threads)."""
 
 from __future__ import annotations
@@ -9,7 +9,6 @@ import pytest
 pytest.importorskip("keras")
 
 import lstmviz
-from lstmviz.app import train_panel
 from lstmviz.examples import EXAMPLES_DIR
 from lstmviz.train.tasks import Batch, TrainConfig, get_task
 
@@ -22,9 +21,10 @@ TINY = TrainConfig(
 
 @pytest.fixture
 def panel(window):
-    p = train_panel.install(window)
+    window.build_actions()
+    p = window.panels.open("train")
     yield p
-    train_panel.uninstall(window)
+    p.shutdown()
 
 
 def _wait_state(qtbot, panel, states):
@@ -33,8 +33,9 @@ def _wait_state(qtbot, panel, states):
 
 def test_install_adds_dock_menu_and_engine_choice(window, panel):
     texts = [a.text() for a in window.menu("Train").actions()]
-    assert "Train &panel" in texts and "&Start training" in texts
-    assert window.train_dock.widget() is panel
+    assert "Train" in texts and "&Start training" in texts
+    assert window.panels.built("train") is panel
+    assert window.panels.docks["train"].isVisible()
     assert set(window.engine_choice.actions) == {"NumPy", "Keras"}
     assert panel.task_combo.count() == 5
     panel.task_combo.setCurrentIndex(panel.task_combo.findData("binary-addition"))
@@ -43,11 +44,11 @@ def test_install_adds_dock_menu_and_engine_choice(window, panel):
 
 
 def test_training_run_snapshots_timeline_and_save(qtbot, window, panel, tmp_path):
-    window.document.set_model(
+    window.state.set_model(
         lstmviz.load_model(EXAMPLES_DIR / "digit_sum.keras"), EXAMPLES_DIR / "digit_sum.keras"
     )
     assert panel.selected_task.name == "digit-sum"  # preselected from the model's info
-    x_before = window.document.x
+    x_before = window.state.x
     with qtbot.waitSignal(panel.trained, timeout=TIMEOUT) as blocker:
         panel.start(config=TINY)
         assert panel.state == "loading" and "TensorFlow" in panel.state_label.text()
@@ -60,8 +61,8 @@ def test_training_run_snapshots_timeline_and_save(qtbot, window, panel, tmp_path
     # the loss curve got every batch
     xs, ys = panel.loss_curve.getData()
     assert list(xs) == list(range(1, 13)) and np.all(np.isfinite(ys))
-    # the document shows the last snapshot, on the same input
-    doc = window.document
+    # the state shows the last snapshot, on the same input
+    doc = window.state
     assert doc.x is x_before and doc.engine.startswith("NumPy · snapshot")
     last = panel.engine_model(len(steps) - 1)
     np.testing.assert_allclose(doc.trace.output, last.trace(doc.x).output)
@@ -73,7 +74,7 @@ def test_training_run_snapshots_timeline_and_save(qtbot, window, panel, tmp_path
     np.testing.assert_allclose(doc.trace.layer(0).cell, first.layer(0).cell)
     assert not np.allclose(doc.trace.layer(0).cell, last.trace(doc.x).layer(0).cell)
     assert "snapshot 1/" in panel.timeline_label.text()
-    # the weights on screen are the document's: a new input is traced with them too
+    # the weights on screen are the state's: a new input is traced with them too
     assert doc.model is panel.engine_model(0)
     x3 = np.eye(10, dtype=np.float32)[[[3, 1, 4, 1, 5]]]
     doc.set_input(x3)
@@ -85,7 +86,7 @@ def test_training_run_snapshots_timeline_and_save(qtbot, window, panel, tmp_path
     panel.timeline.setValue(len(steps) - 1)
     # save -> it opens in lstmviz, equal to Keras's output
     out = tmp_path / "trained.keras"
-    with qtbot.waitSignal(doc.model_changed, timeout=TIMEOUT):
+    with qtbot.waitSignal(doc.events.model, timeout=TIMEOUT):
         panel.save(str(out))
     assert doc.model_path == str(out)
     np.testing.assert_allclose(doc.trace.output, last.trace(doc.x).output, atol=1e-5)
@@ -122,10 +123,10 @@ def test_live_curves_are_coalesced_and_the_x_axis_is_fixed(qtbot, window, panel,
 
 
 def test_other_task_switches_the_document_to_its_model(qtbot, window, panel):
-    window.document.set_model(
+    window.state.set_model(
         lstmviz.load_model(EXAMPLES_DIR / "digit_sum.keras"), EXAMPLES_DIR / "digit_sum.keras"
     )
-    doc = window.document
+    doc = window.state
     with qtbot.waitSignal(panel.trained, timeout=TIMEOUT):
         panel.start(
             get_task("binary-addition"),
@@ -144,7 +145,7 @@ def test_start_keeps_an_open_model_of_the_tasks_shape(window, panel, monkeypatch
     """A digit-sum model without its sidecar (no task info) fits the task: Start must not
     replace it by the bundled example."""
     m = lstmviz.load_model(EXAMPLES_DIR / "digit_sum.keras")
-    window.document.set_model(m, None, None)
+    window.state.set_model(m, None, None)
     opened = []
     monkeypatch.setattr(window, "open_model", lambda path, *a, **k: opened.append(path))
     panel._open_task_example(get_task("digit-sum"))
@@ -198,7 +199,7 @@ class _NaNTask:
 
 
 def test_failure_shows_dialog_and_keeps_last_good_weights(qtbot, window, panel):
-    window.document.set_model(
+    window.state.set_model(
         lstmviz.load_model(EXAMPLES_DIR / "digit_sum.keras"), EXAMPLES_DIR / "digit_sum.keras"
     )
     cfg = TrainConfig(epochs=1, batch_size=8, units=32, steps_per_epoch=10, snapshot_every=3)
@@ -210,38 +211,38 @@ def test_failure_shows_dialog_and_keeps_last_good_weights(qtbot, window, panel):
     assert window.error_dialog is not None and window.error_dialog.isVisible()
     # the last good weights (after batch 4) are on screen and finite, and can be saved
     assert panel.snapshots[-1].step == 4
-    assert np.all(np.isfinite(window.document.trace.layer(0).cell))
+    assert np.all(np.isfinite(window.state.trace.layer(0).cell))
     assert panel.result is not None and panel.save_btn.isEnabled()
 
 
 def test_keras_engine_menu(qtbot, window, panel):
-    window.document.set_model(
+    window.state.set_model(
         lstmviz.load_model(EXAMPLES_DIR / "digit_sum.keras"), EXAMPLES_DIR / "digit_sum.keras"
     )
-    numpy_trace = window.document.trace
-    with qtbot.waitSignal(window.document.trace_changed, timeout=TIMEOUT):
+    numpy_trace = window.state.trace
+    with qtbot.waitSignal(window.state.events.trace, timeout=TIMEOUT):
         window.engine_choice.actions["Keras"].trigger()
-    tr = window.document.trace
-    assert window.document.engine == "Keras" and tr.engine == "keras"
+    tr = window.state.trace
+    assert window.state.engine == "Keras" and tr.engine == "keras"
     assert "engine: Keras" in window.engine_label.text()
     np.testing.assert_allclose(tr.layer(0).forget_gate, numpy_trace.layer(0).forget_gate, atol=1e-5)
     keras = window.engine_choice.keras
     assert keras.running  # TensorFlow runs in the engine's own process, not in the app's
     pid = keras._proc.pid
-    with qtbot.waitSignal(window.document.trace_changed, timeout=TIMEOUT):
-        window.document.set_input(np.eye(10, dtype=np.float32)[[[1, 2, 3]]])
-    qtbot.waitUntil(lambda: window.document.engine == "Keras", timeout=TIMEOUT)
+    with qtbot.waitSignal(window.state.events.trace, timeout=TIMEOUT):
+        window.state.set_input(np.eye(10, dtype=np.float32)[[[1, 2, 3]]])
+    qtbot.waitUntil(lambda: window.state.engine == "Keras", timeout=TIMEOUT)
     assert keras._proc.pid == pid  # the same process traced the new input
-    assert window.document.trace.layer(0).timesteps == 3
-    with qtbot.waitSignal(window.document.trace_changed, timeout=TIMEOUT):
+    assert window.state.trace.layer(0).timesteps == 3
+    with qtbot.waitSignal(window.state.events.trace, timeout=TIMEOUT):
         window.engine_choice.actions["NumPy"].trigger()
-    assert window.document.engine == "NumPy"
+    assert window.state.engine == "NumPy"
     qtbot.waitUntil(lambda: not keras.running, timeout=10_000)  # its memory is given back
 
 
 def test_train_the_open_models_architecture(qtbot, window, panel):
     path = EXAMPLES_DIR / "toy_classification.keras"
-    window.document.set_model(lstmviz.load_model(path), path)
+    window.state.set_model(lstmviz.load_model(path), path)
     assert panel.own_arch.isEnabled() and panel.selected_task.name == "toy-classification"
     panel.own_arch.setChecked(True)
     cfg = TrainConfig(epochs=1, batch_size=16, units=3, steps_per_epoch=4)  # units: ignored
@@ -249,4 +250,4 @@ def test_train_the_open_models_architecture(qtbot, window, panel):
         panel.start(config=cfg)
     m = panel.engine_model(len(panel.snapshots) - 1)
     assert [lay.units for lay in m.lstm_layers] == [16]  # the open model's LSTM(16)
-    assert window.document.engine.startswith("NumPy · snapshot")
+    assert window.state.engine.startswith("NumPy · snapshot")

@@ -46,7 +46,7 @@ def test_png_styles_differ(digits, tmp_path):
         with Image.open(out) as im:
             sizes[style] = im.size
     assert sizes["paper"] == (2100, 1170)  # 7 x 3.9 in at 300 dpi
-    assert sizes["slide"] == (2000, 1080)  # 13.33 x 7.2 in at 150 dpi (16:9 slide width)
+    assert sizes["slide"] == (1920, 1080)  # 12.8 x 7.2 in at 150 dpi: a 1080p slide
 
 
 def test_svg_has_real_text(digits, tmp_path):

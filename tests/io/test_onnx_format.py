@@ -12,7 +12,7 @@ import pytest
 import lstmviz
 from lstmviz.engine import convert
 from lstmviz.engine.cell import LSTMWeights
-from lstmviz.errors import ModelFileError, UnsupportedLayerError
+from lstmviz.errors import InputError, ModelFileError, UnsupportedLayerError
 
 onnx = pytest.importorskip("onnx")
 ort = pytest.importorskip("onnxruntime")
@@ -260,7 +260,7 @@ def test_bad_onnx_files(tmp_path):
     with pytest.raises(ModelFileError, match=r"not an ONNX model"):
         lstmviz.load_model(junk)
 
-    # an op lstmviz does not interpret, named
+    # every standard op runs (onnx.reference), e.g. Erf, matching onnxruntime
     erf = helper.make_node("Erf", ["Y_h"], ["E"], name="odd")
     path = _lstm_graph(
         tmp_path / "erf.onnx",
@@ -270,8 +270,19 @@ def test_bad_onnx_files(tmp_path):
         extra_nodes=[erf],
         outputs=("E",),
     )
-    with pytest.raises(UnsupportedLayerError, match=r"'odd' is op 'Erf'"):
-        lstmviz.load_model(path)
+    x = _x(2, 6, 3)
+    np.testing.assert_allclose(
+        lstmviz.load_model(path).trace(x).output,
+        _ort(path, {"X": x.transpose(1, 0, 2).copy()})[0],
+        atol=ATOL,
+    )
+    # an op of another domain is refused, named
+    m = onnx.load(str(path))
+    m.graph.node[1].domain = "com.example"
+    m.opset_import.append(helper.make_opsetid("com.example", 1))
+    onnx.save(m, str(tmp_path / "custom.onnx"))
+    with pytest.raises(UnsupportedLayerError, match=r"'odd' is op 'Erf' of domain 'com.example'"):
+        lstmviz.load_model(tmp_path / "custom.onnx")
 
     # peepholes / sequence_lens
     ws = [_w(3, 4, 0)]
@@ -362,3 +373,178 @@ def test_tf2onnx_style_keras_lstm_graph(tmp_path):
     trace = model.trace(x)
     np.testing.assert_allclose(trace.output, _ort(path, {"input_1": x})[0], atol=ATOL)
     np.testing.assert_allclose(trace.output.sum(axis=1), 1, atol=1e-6)
+
+
+# ---------------------------------------------------------------------------- real exports
+@_EXPORT_WARNINGS[0]
+@_EXPORT_WARNINGS[1]
+def test_word_language_model_export_traces_exactly(tmp_path):
+    """pytorch/examples word_language_model: batch_first=False, the embedding's Gather between
+    the graph input and the LSTM, h0/c0 as graph inputs (through Slice)."""
+    pytest.importorskip("torch")
+    import torch
+
+    from tests.zoo.torch_zoo import export_onnx, word_language_model
+
+    net, ids = word_language_model()  # ids (35, 1): (T, batch), as the example feeds them
+    path = tmp_path / "wlm.onnx"
+    export_onnx(net, str(path))
+    model = lstmviz.load_model(path)
+    info = model.meta["onnx"]
+    assert info["time_major"] is True and info["layout_ambiguous"] == []
+    assert model.takes_tokens and model.embedding.input_dim == 50
+    assert len(model.optional_inputs) == 2  # h0, c0: zeros when left out
+    trace = model.trace(ids.T)  # batch-first (1, 35)
+    with torch.no_grad():
+        ref, (h, c) = net(torch.from_numpy(ids), net.init_hidden(1))
+        seq, _ = net.rnn(net.encoder(torch.from_numpy(ids)))
+    np.testing.assert_allclose(trace.output[0], ref.numpy(), atol=ATOL)
+    np.testing.assert_allclose(trace.output[1], h.numpy(), atol=ATOL)
+    np.testing.assert_allclose(trace.output[2], c.numpy(), atol=ATOL)
+    assert [lt.hidden.shape for lt in trace.layers] == [(1, 35, 20), (1, 35, 20)]
+    np.testing.assert_allclose(trace.layer("lstm_l1").hidden[0], seq.numpy()[:, 0], atol=ATOL)
+    assert trace.step_output.shape == (1, 35, 50)  # the log-probabilities at every step
+    sess_in = [i.name for i in ort.InferenceSession(str(path)).get_inputs()]
+    zeros = np.zeros((2, 1, 20), np.float32)
+    for a, b in zip(
+        trace.output, _ort(path, dict(zip(sess_in, [ids, zeros, zeros], strict=False))), strict=True
+    ):
+        np.testing.assert_allclose(a, b, atol=ATOL)
+    # given h0/c0 are used, as a list or a dict
+    rng = np.random.default_rng(5)
+    h0 = rng.normal(size=(2, 1, 20)).astype(np.float32)
+    c0 = rng.normal(size=(2, 1, 20)).astype(np.float32)
+    with torch.no_grad():
+        ref2, _ = net(torch.from_numpy(ids), (torch.from_numpy(h0), torch.from_numpy(c0)))
+    for x in ([ids.T, h0, c0], dict(zip(model.input_names, [ids.T, h0, c0], strict=False))):
+        np.testing.assert_allclose(model.trace(x).output[0], ref2.numpy(), atol=ATOL)
+    np.testing.assert_allclose(model.trace([ids.T, h0, c0]).layer("lstm_l1").h0, h0[1, 0:1])
+    # the graph is static: another length is refused with both shapes named
+    with pytest.raises(
+        InputError,
+        match=r"must have shape \(1, 35\).*declares \(35, 1\)"
+        r".*found shape \(1, 20\)",
+    ):
+        model.trace(ids.T[:, :20])
+    with pytest.raises(InputError, match="out of the vocabulary"):
+        model.trace(np.full((1, 35), 50))
+
+
+@_EXPORT_WARNINGS[0]
+@_EXPORT_WARNINGS[1]
+def test_dynamic_axes_bind_across_inputs(tmp_path):
+    pytest.importorskip("torch")
+    import torch
+
+    from tests.zoo.torch_zoo import word_language_model
+
+    net, _ = word_language_model()
+    path = tmp_path / "wlm_dyn.onnx"
+    torch.onnx.export(
+        net,
+        (torch.zeros((6, 2), dtype=torch.long), net.init_hidden(2)),
+        str(path),
+        dynamo=False,
+        input_names=["tokens", "h0", "c0"],
+        output_names=["logp", "h", "c"],
+        dynamic_axes={
+            "tokens": {0: "seq", 1: "batch"},
+            "h0": {1: "batch"},
+            "c0": {1: "batch"},
+            "logp": {0: "rows"},
+            "h": {1: "batch"},
+            "c": {1: "batch"},
+        },
+    )
+    model = lstmviz.load_model(path)
+    assert model.meta["onnx"]["time_major"] is True
+    ids = np.random.default_rng(0).integers(0, 50, (3, 9))  # batch 3, T 9, batch-first
+    trace = model.trace(ids)
+    with torch.no_grad():
+        ref, (h, _) = net(torch.from_numpy(ids.T.copy()), net.init_hidden(3))
+    np.testing.assert_allclose(trace.output[0], ref.numpy(), atol=ATOL)
+    np.testing.assert_allclose(trace.output[1], h.numpy(), atol=ATOL)
+    assert trace.layer("lstm_l0").hidden.shape == (3, 9, 20)
+    assert trace.step_output is None  # (T * batch, V) rows: not per step once batch > 1
+    with pytest.raises(InputError, match=r"dimension 'batch' is 3 in input 'tokens' but 2"):
+        model.trace({"tokens": ids, "h0": np.zeros((2, 2, 20), np.float32)})
+
+
+@_EXPORT_WARNINGS[0]
+@_EXPORT_WARNINGS[1]
+def test_mnist_rnn_and_tagger_exports_with_the_ops_around_the_lstm(tmp_path):
+    """BatchNormalization, Gemm, Relu, LogSoftmax, Gather, Slice run as the ONNX spec says
+    (onnx.reference), checked against torch and onnxruntime."""
+    pytest.importorskip("torch")
+    import torch
+
+    from tests.zoo.torch_zoo import lstm_tagger, mnist_rnn
+
+    net, x = mnist_rnn()
+    path = tmp_path / "mnist.onnx"
+    torch.onnx.export(
+        net,
+        (torch.from_numpy(x),),
+        str(path),
+        dynamo=False,
+        input_names=["img"],
+        dynamic_axes={"img": {0: "batch"}},
+    )
+    model = lstmviz.load_model(path)
+    ops = set(model.layers["onnx_graph"].ops)
+    assert {"BatchNormalization", "Gemm", "Relu", "LogSoftmax"} <= ops
+    trace = model.trace(x)
+    with torch.no_grad():
+        ref = net(torch.from_numpy(x)).numpy()
+    np.testing.assert_allclose(trace.output, ref, atol=ATOL)
+    np.testing.assert_allclose(trace.output, _ort(path, {"img": x})[0], atol=ATOL)
+    assert trace.layer("lstm_l0").hidden.shape == (3, 28, 64)
+    from lstmviz.analysis.outputs import output_spec
+
+    assert output_spec(model).kind == "log_probabilities"
+
+    tagger, sent = lstm_tagger()
+    path = tmp_path / "tagger.onnx"
+    torch.onnx.export(tagger, (torch.from_numpy(sent),), str(path), dynamo=False)
+    model = lstmviz.load_model(path)
+    assert model.meta["onnx"]["input_layouts"][model.input_names[0]] == "unbatched"
+    trace = model.trace(sent[None])  # the (T,) sentence, with lstmviz's batch axis
+    with torch.no_grad():
+        ref = tagger(torch.from_numpy(sent)).numpy()
+    np.testing.assert_allclose(trace.output, ref, atol=ATOL)
+    assert trace.step_output.shape == (1, 5, 3)
+    assert output_spec(model).kind == "log_probabilities"
+
+
+# ---------------------------------------------------------------------------- layouts
+def test_ambiguous_static_layout_needs_time_major(tmp_path):
+    ws = [_w(3, 4, 0)]
+    path = _lstm_graph(tmp_path / "sq.onnx", ws, "forward", [5, 5, 3])
+    model = lstmviz.load_model(path)
+    assert model.layout_ambiguous == ["X"]
+    x = _x(5, 5, 3)
+    with pytest.raises(InputError, match=r"do not tell which axis of input 'X'.*time_major"):
+        model.trace(x)
+    model.set_time_major(True)
+    ref = _ort(path, {"X": x.transpose(1, 0, 2).copy()})
+    np.testing.assert_allclose(model.trace(x).output[0], ref[0], atol=ATOL)
+    from lstmviz.io.onnx_format import load_onnx
+
+    m2 = load_onnx(path, time_major=True)
+    np.testing.assert_allclose(m2.trace(x).output[1], ref[1], atol=ATOL)
+    # where the sizes tell, a contradicting time_major is refused
+    p2 = _lstm_graph(tmp_path / "tm.onnx", ws, "forward", [6, 2, 3])
+    with pytest.raises(lstmviz.LstmvizError, match="contradicts the graph"):
+        load_onnx(p2, time_major=False)
+
+
+def test_inputs_are_checked_against_declared_shapes(tmp_path):
+    path = _lstm_graph(tmp_path / "a.onnx", [_w(3, 4, 0)], "forward", [6, 2, 3])
+    model = lstmviz.load_model(path)
+    assert model.time_major and model.input_features == 3 and model.input_timesteps == 6
+    with pytest.raises(InputError, match=r"must have shape \(2, 6, 3\).*found shape \(2, 6, 4\)"):
+        model.trace(_x(2, 6, 4))
+    with pytest.raises(InputError, match=r"NaN or inf"):
+        model.trace(np.full((2, 6, 3), np.nan, np.float32))
+    with pytest.raises(InputError, match=r"must be numeric"):
+        model.trace(np.array([["a"]]))

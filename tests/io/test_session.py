@@ -391,56 +391,6 @@ def test_model_found_beside_moved_session(tmp_path, model_file):
     assert any("using" in w for w in s.warnings)
 
 
-# ---- the app's document ---------------------------------------------------------------------
-class _FakeDoc:
-    def __init__(self):
-        self.calls = []
-        self.model_path = None
-        self.model = None
-        self.x = None
-        self.layer = None
-        self.batch = 0
-        self.selected_units = []
-        self.t = 0
-        self.engine = "numpy"
-
-    def set_model(self, model, path=None, info=None, x=None):
-        self.calls.append("set_model")
-        self.model, self.model_path, self.x = model, path, x
-
-    def set_layer(self, name):
-        self.layer = name
-
-    def set_batch(self, b):
-        self.batch = b
-
-    def set_units(self, units):
-        self.selected_units = list(units)
-
-    def set_t(self, t):
-        self.t = t
-
-
-def test_document_round_trip(tmp_path, model_file):
-    x = np.eye(10, dtype=np.float32)[[[3, 1, 4], [1, 5, 9]]]
-    doc = _FakeDoc()
-    s = Session(
-        model_path=str(model_file), input=x, layer="lstm_digits", batch=1, units=[2, 3], t=2
-    )
-    s.apply_to(doc)
-    assert doc.calls == ["set_model"]
-    assert (doc.layer, doc.batch, doc.selected_units, doc.t) == ("lstm_digits", 1, [2, 3], 2)
-    np.testing.assert_array_equal(doc.x, x)
-    back = Session.from_document(doc, view={"k": 1})
-    back.save(tmp_path / "d.lstmviz")
-    again = Session.load(tmp_path / "d.lstmviz")
-    assert again.layer == "lstm_digits"
-    assert again.units == [2, 3]
-    assert again.t == 2
-    assert again.view == {"k": 1}
-    np.testing.assert_array_equal(again.input, x)
-
-
 def test_embedded_bytes_and_hash_agree(tmp_path):
     """The hash saved is the hash of what is embedded, whatever the file on disk holds."""
     model = tmp_path / "m.keras"

@@ -288,5 +288,69 @@ def test_bad_checkpoints(tmp_path):
     bad = tmp_path / "bad.ckpt"
     Path(str(bad) + ".index").write_bytes(b"garbage" * 10)
     Path(str(bad) + ".data-00000-of-00001").write_bytes(b"garbage")
-    with pytest.raises(LstmvizError, match=r"not a readable TF1 checkpoint"):
+    with pytest.raises(LstmvizError, match=r"not a TensorFlow checkpoint index"):
         lstmviz.load_model(bad)
+
+
+def test_reader_matches_tensorflow_and_imports_no_tensorflow(tmp_path):
+    """lstmviz.io.tf1_checkpoint reads what tf.compat.v1.train.Saver wrote, byte for byte,
+    with TensorFlow unimportable; checksums are verified (in Python without google-crc32c)."""
+    from lstmviz.io.tf1_checkpoint import read_checkpoint_raw
+
+    rng = np.random.default_rng(3)
+    v = {
+        "a/kernel": rng.normal(size=(7, 12)).astype(np.float32),
+        "a/bias": rng.normal(size=12).astype(np.float32),
+        "step": np.int64(12345),
+        "d": np.float64(2.5),
+        "h": rng.normal(size=(3, 2)).astype(np.float16),
+        "i": rng.integers(-5, 5, (4,)).astype(np.int32),
+        "flag": np.array([True, False]),
+    }
+    prefix = write_checkpoint(tmp_path / "m.ckpt", v)
+    got = read_checkpoint_raw(prefix)
+    reader = tf.train.load_checkpoint(str(prefix))
+    for k, a in v.items():
+        np.testing.assert_array_equal(got[k], reader.get_tensor(k))
+        assert got[k].dtype == np.asarray(a).dtype
+    code = textwrap.dedent(
+        f"""
+        import sys
+        sys.modules["tensorflow"] = None
+        sys.modules["google_crc32c"] = None  # the pure-Python CRC path
+        from lstmviz.io.tf1_checkpoint import read_checkpoint_raw
+        got = read_checkpoint_raw({str(prefix)!r})
+        assert got["step"] == 12345 and got["a/kernel"].shape == (7, 12), got
+        """
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=120, cwd=Path.cwd())
+    # a flipped byte in the data file is a checksum error, not a wrong number
+    data = Path(str(prefix) + ".data-00000-of-00001")
+    raw = bytearray(data.read_bytes())
+    raw[5] ^= 0x40
+    data.write_bytes(bytes(raw))
+    with pytest.raises(ModelFileError, match="checksum mismatch"):
+        read_checkpoint_raw(prefix)
+    # a truncated data file, a truncated index
+    data.write_bytes(bytes(raw[:20]))
+    with pytest.raises(ModelFileError, match="past the end of"):
+        read_checkpoint_raw(prefix)
+    index = Path(str(prefix) + ".index")
+    good = index.read_bytes()
+    for cut in (10, len(good) // 2, len(good) - 1):
+        index.write_bytes(good[:cut])
+        with pytest.raises(ModelFileError):
+            read_checkpoint_raw(prefix)
+    # every single-byte flip of the index: an LstmvizError or the same values
+    data.write_bytes(bytes(raw[:5] + bytes([raw[5] ^ 0x40]) + raw[6:]))
+    for pos in range(0, len(good), 3):
+        b = bytearray(good)
+        b[pos] ^= 0x5A
+        index.write_bytes(bytes(b))
+        try:
+            again = read_checkpoint_raw(prefix)
+        except LstmvizError:
+            continue
+        assert again.keys() == got.keys(), pos
+        for k in got:
+            np.testing.assert_array_equal(again[k], got[k])

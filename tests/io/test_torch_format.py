@@ -139,7 +139,11 @@ class _Net(torch.nn.Module):
 @pytest.mark.parametrize("bidirectional", [False, True])
 def test_linear_head_every_step(tmp_path, suffix, bidirectional):
     net = _Net(bidirectional).eval()
-    model = lstmviz.load_model(_save(net.state_dict(), tmp_path / f"net{suffix}"))
+    path = _save(net.state_dict(), tmp_path / f"net{suffix}")
+    with pytest.raises(ModelFileError, match=r"Only the LSTM can be known"):
+        lstmviz.load_model(path)  # a head is never attached unless the user names it
+    _sidecar(path, {"head": "fc.", "head_on": "all", "head_activation": "linear"})
+    model = lstmviz.load_model(path)
     assert list(model.layers)[-1] == "fc"
     assert model.meta["torch"]["head"] == "fc."
     x = _x()
@@ -154,7 +158,7 @@ def test_linear_head_every_step(tmp_path, suffix, bidirectional):
 def test_linear_head_on_last_step(tmp_path, bidirectional):
     net = _Net(bidirectional, last=True).eval()
     path = _save(net.state_dict(), tmp_path / "last.pt")
-    _sidecar(path, {"head_on": "last", "head_activation": "linear"})
+    _sidecar(path, {"head": "fc.", "head_on": "last", "head_activation": "linear"})
     model = lstmviz.load_model(path)
     x = _x()
     with torch.no_grad():
@@ -172,7 +176,9 @@ def test_linear_head_on_last_step(tmp_path, bidirectional):
 @pytest.mark.parametrize("suffix", [".pt", ".safetensors"])
 def test_proj_size(tmp_path, suffix):
     net = _Net(bidirectional=True, proj=2).eval()
-    model = lstmviz.load_model(_save(net.state_dict(), tmp_path / f"proj{suffix}"))
+    path = _save(net.state_dict(), tmp_path / f"proj{suffix}")
+    _sidecar(path, {"head": ["fc."], "head_on": "all"})
+    model = lstmviz.load_model(path)
     assert model.meta["torch"]["proj_size"] == 2
     x = _x()
     with torch.no_grad():
@@ -232,7 +238,9 @@ def test_projection_engine_matches_reference_step():
 
 def test_embedding_lstm_linear(tmp_path):
     net = _Net(embed=11).eval()
-    model = lstmviz.load_model(_save(net.state_dict(), tmp_path / "charlm.pt"))
+    path = _save(net.state_dict(), tmp_path / "charlm.pt")
+    _sidecar(path, {"embedding": "embed.", "head": ["fc."], "head_on": "all"})
+    model = lstmviz.load_model(path)
     assert model.takes_tokens
     assert model.embedding.name == "embed"
     ids = np.random.default_rng(1).integers(0, 11, size=(2, 9))
@@ -348,6 +356,9 @@ def test_ambiguous_files_say_what_json_to_write(tmp_path):
     assert '"lstm_prefix": "dec."' in msg
     assert "'enc.'" in msg
     _sidecar(path, {"lstm_prefix": "enc."})
+    with pytest.raises(ModelFileError, match=r"dec. \[nn.LSTM: dec.weight_ih_l0"):
+        lstmviz.load_model(path)  # the other LSTM is never ignored silently
+    _sidecar(path, {"lstm_prefix": "enc.", "head": None})
     model = lstmviz.load_model(path)
     assert model.lstm("lstm_l0").weights.units == 5
 
@@ -360,12 +371,27 @@ def test_ambiguous_files_say_what_json_to_write(tmp_path):
         lstmviz.load_model(path)
     msg = str(e.value)
     assert "norm.weight (5,)" in msg
-    assert '"head": "out."' in msg
+    assert '"head": ["norm.", "<activation after it, or remove>", "out."' in msg
     assert "extra.lstmviz.json" in msg
     _sidecar(path, {"head": None})
     assert list(lstmviz.load_model(path).layers) == ["input", "lstm_l0"]
-    _sidecar(path, {"head": "norm."})
-    with pytest.raises(ModelFileError, match=r"not an nn.Linear"):
+    _sidecar(path, {"head": "norm.", "head_on": "all", "head_activation": "linear"})
+    with pytest.raises(ModelFileError, match=r"leaves weights unplaced: out.weight"):
+        lstmviz.load_model(path)
+    _sidecar(path, {"head": "out.", "head_on": "all"})
+    with pytest.raises(ModelFileError, match=r"also give 'head_activation'"):
+        lstmviz.load_model(path)
+    _sidecar(path, {"head": ["out.", "norm."], "head_on": "all"})
+    with pytest.raises(ModelFileError, match=r"normalises 5 features; what comes before it has 2"):
+        lstmviz.load_model(path)
+    _sidecar(path, {"head": ["norm.", "tanh", "out.", "sigmoid"], "head_on": "all"})
+    x = np.random.default_rng(0).normal(size=(2, 4, 4)).astype(np.float32)
+    with torch.no_grad():
+        y, _ = net["rnn"](torch.from_numpy(x.transpose(1, 0, 2).copy()))
+        ref = torch.sigmoid(net["out"](torch.tanh(net["norm"](y)))).numpy().transpose(1, 0, 2)
+    np.testing.assert_allclose(lstmviz.load_model(path).trace(x).output, ref, atol=ATOL)
+    _sidecar(path, {"head": ["norm.", "<activation after it, or remove>"], "head_on": "all"})
+    with pytest.raises(ModelFileError, match=r"neither a module of the state_dict nor an act"):
         lstmviz.load_model(path)
 
     _sidecar(path, {"batch_first": "yes"})
@@ -389,6 +415,7 @@ def test_loading_never_imports_tensorflow(tmp_path):
     net = _Net(bidirectional=True)
     pt = _save(net.state_dict(), tmp_path / "a.pt")
     st = _save(net.state_dict(), tmp_path / "a.safetensors")
+    _sidecar(pt, {"head": None})
     code = (
         "import sys, lstmviz\n"
         f"lstmviz.load_model({str(pt)!r}); lstmviz.load_model({str(st)!r})\n"

@@ -35,6 +35,9 @@ TINY = {
     "word-lm": TrainConfig(
         epochs=2, batch_size=16, learning_rate=0.01, units=16, steps_per_epoch=15
     ),
+    "flip-flop": TrainConfig(
+        epochs=2, batch_size=16, learning_rate=0.01, units=8, steps_per_epoch=15
+    ),
 }
 
 

@@ -17,6 +17,7 @@ NAMES = [
     "char_textgen",
     "word_lm",
     "stacked_lstm",
+    "flip_flop",
 ]
 
 

@@ -30,6 +30,7 @@ def test_task_names_are_the_issues():
         "toy-classification",
         "char-textgen",
         "word-lm",
+        "flip-flop",
     )
     assert get_task("digit_sum").name == "digit-sum"
     with pytest.raises(LstmvizError, match="unknown task 'nope'; tasks: digit-sum"):

@@ -1,18 +1,19 @@
 """The Analysis menu and its panels (docks): Decomposition, Unit search, What-if, Compare,
 Saturation, Check my LSTM, Corpus.
 
-``install(window)`` is called by the main window when this package exists. Every panel
-computes with :mod:`lstmviz.analysis` (NumPy only) from the window's document, and only
-while its dock is visible.
+:func:`analysis_panels` declares them for the main window, which builds each the first time
+it opens. Every panel computes with :mod:`lstmviz.analysis` (NumPy only) from the window's
+state, and only while its dock is visible.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
-from PySide6.QtCore import Qt
-from PySide6.QtGui import QAction, QKeySequence
+from PySide6.QtWidgets import QWidget
 
+from ..panels import PanelSpec
 from .check import CheckPanel
 from .common import Panel
 from .compare import ComparePanel
@@ -63,56 +64,37 @@ PANELS = (
     ),
 )
 
-__all__ = ["PANELS", "Panel", "install", "make_panels", "uninstall"]
+__all__ = ["PANELS", "Panel", "analysis_panels"]
 
 
-def make_panels(document: Any, window: Any = None) -> dict[str, Panel]:
-    """Every analysis panel on ``document`` (``window``, if given, for heatmap overlays)."""
-    return {
-        "decomposition": DecompositionPanel(document),
-        "unit_search": UnitSearchPanel(document),
-        "what_if": WhatIfPanel(document),
-        "compare": ComparePanel(document),
-        "saturation": SaturationPanel(document),
-        "check": CheckPanel(document, window),
-        "corpus": CorpusPanel(document, window),
-    }
-
-
-def install(window: Any) -> None:
-    """Add the Analysis menu and one (hidden) dock per panel to ``window``."""
-    panels = make_panels(window.document, window)
-    menu = window.menu("Analysis")
-    window.analysis_panels = panels
-    window.analysis_docks = {}
-    first = None
-    for key, title, shortcut, tip in PANELS:
-        panel = panels[key]
-        panel.error.connect(window.show_error)
-        dock = window.add_dock(panel, title, Qt.DockWidgetArea.BottomDockWidgetArea)
-        dock.setObjectName(f"dock_analysis_{key}")
-        dock.setToolTip(tip)
-        if first is None:
-            first = dock
+def _builder(key: str) -> Callable[[Any], QWidget]:
+    def build(window: Any) -> QWidget:
+        state = window.state
+        panel: Panel
+        if key == "decomposition":
+            panel = DecompositionPanel(state)
+        elif key == "unit_search":
+            panel = UnitSearchPanel(state)
+        elif key == "what_if":
+            panel = WhatIfPanel(state)
+        elif key == "compare":
+            panel = ComparePanel(state)
+        elif key == "saturation":
+            panel = SaturationPanel(state)
+        elif key == "check":
+            panel = CheckPanel(state, window)
         else:
-            window.tabifyDockWidget(first, dock)
-        dock.hide()
-        act: QAction = dock.toggleViewAction()
-        act.setText(title)
-        act.setShortcut(QKeySequence(shortcut))
-        act.setToolTip(tip)
-        act.setStatusTip(tip)
-        menu.addAction(act)
-        window.analysis_docks[key] = dock
-    menu.setToolTipsVisible(True)
+            panel = CorpusPanel(state, window)
+        panel.error.connect(window.show_error)
+        return panel
+
+    return build
 
 
-def uninstall(window: Any) -> None:
-    """Stop background work (the corpus tracer) when the window closes."""
-    panels = getattr(window, "analysis_panels", {})
-    corpus = panels.get("corpus")
-    if corpus is not None:
-        corpus.shutdown()
-    check = panels.get("check")
-    if check is not None:
-        check.runner.shutdown()
+def analysis_panels() -> list[PanelSpec]:
+    """The Analysis menu's panels, as the main window declares its docks (each built the
+    first time it opens, tabbed at the bottom)."""
+    return [
+        PanelSpec(key, title, "Analysis", shortcut, tip, _builder(key), height=340)
+        for key, title, shortcut, tip in PANELS
+    ]

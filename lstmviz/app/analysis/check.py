@@ -10,7 +10,6 @@ import pyqtgraph as pg
 from PySide6.QtCore import QRectF, Qt
 from PySide6.QtWidgets import (
     QComboBox,
-    QFileDialog,
     QHBoxLayout,
     QLabel,
     QPlainTextEdit,
@@ -22,8 +21,9 @@ from PySide6.QtWidgets import (
 from ...analysis import Diagnosis, diagnose
 from ...engine.trace import TITLES
 from ...errors import LstmvizError
+from .. import dialogs
 from ..workers import TaskRunner
-from .common import Panel, hint, show_image, style_plot, time_ticks
+from .common import Panel, PlotStack, hint, show_image, style_plot, time_ticks
 
 HIGHLIGHT = "#ff3355"
 SYNC_LIMIT = 200_000  # traces with more values than this are checked in a worker
@@ -38,9 +38,9 @@ class CheckPanel(Panel):
     ``window`` (optional) gives access to the main heatmaps, where diverged cells are
     outlined in red."""
 
-    def __init__(self, document, window: Any = None, parent: QWidget | None = None) -> None:
-        super().__init__(document, parent)
-        self.window = window
+    def __init__(self, state, window: Any = None, parent: QWidget | None = None) -> None:
+        super().__init__(state, parent)
+        self.main_window = window
         self.student: dict[str, Any] | None = None
         self.student_path: str | None = None
         self.diagnosis: Diagnosis | None = None
@@ -72,8 +72,8 @@ class CheckPanel(Panel):
         self.text.setReadOnly(True)
         self.text.setMaximumHeight(120)
         self.text.setPlainText(
-            "Load the arrays your own LSTM computed (see the seed homework: "
-            "np.savez('mine.npz', hidden=outputs, cell=cells)) to compare "
+            "Load the arrays your own LSTM computed on this input "
+            "(np.savez('mine.npz', hidden=outputs, cell=cells)) to compare "
             "them with this model, step by step."
         )
         lay.addWidget(self.text)
@@ -92,28 +92,34 @@ class CheckPanel(Panel):
         self.first_box.setPen(pg.mkPen("#00e5ff", width=3))
         self.first_box.setVisible(False)
         self.plot.addItem(self.first_box)
-        self.cursor = pg.InfiniteLine(0, pen=pg.mkPen("#888888", style=DASH))
-        self.plot.addItem(self.cursor)
-        lay.addWidget(self.plot_widget, 1)
+        self.step_line = pg.InfiniteLine(0, pen=pg.mkPen("#888888", style=DASH))
+        self.plot.addItem(self.step_line)
+        self.stack = PlotStack(
+            self.plot_widget,
+            "Load your LSTM's arrays (Load student arrays…): where they differ from the model "
+            "shows here, and the first divergence is outlined on the main heatmaps.",
+        )
+        lay.addWidget(self.stack, 1)
         lay.addWidget(
             hint(
                 "Red outlines on the main heatmaps mark the cells outside tolerance "
                 "(current batch item); the cyan box marks the first divergence."
             )
         )
-        document.filter_changed.connect(self._update_overlays)
-        document.batch_changed.connect(lambda *_: self._update_overlays())
-        document.trace_changed.connect(self._on_new_trace)
+        state.events.rows.connect(self._update_overlays)
+        state.events.batch.connect(lambda *_: self._update_overlays())
+        state.events.layer.connect(lambda *_: self._update_overlays())
+        state.events.trace.connect(self._on_new_trace)
 
     def _on_new_trace(self) -> None:
         """A new trace invalidates the outlines at once (the panel may be hidden and
         recompute only when shown)."""
-        if self.diagnosis is not None and id(self.document.trace) != self._trace_id:
+        if self.diagnosis is not None and id(self.state.trace) != self._trace_id:
             self._clear_overlays()
 
     # --- loading ----------------------------------------------------------------------------
     def choose_file(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, "Student arrays", "", "NumPy archives (*.npz)")
+        path = dialogs.ask_open_file(self, "Student arrays", "NumPy archives (*.npz)")
         if path:
             self.load(path)
 
@@ -126,14 +132,14 @@ class CheckPanel(Panel):
     def refresh(self) -> None:
         if self.student is None and self.student_path is None:
             return
-        if self.diagnosis is None or self._trace_id != id(self.document.trace):
+        if self.diagnosis is None or self._trace_id != id(self.state.trace):
             self._run(quiet=True)  # a new model or input: compare again
         else:
             self._draw()
             self._update_overlays()
 
     def _run(self, quiet: bool = False) -> None:
-        doc = self.document
+        doc = self.state
         if doc.model is None:
             self.error.emit("open a model first")
             return
@@ -171,7 +177,7 @@ class CheckPanel(Panel):
             self.error.emit(msg)
 
     def _show(self, d: Diagnosis, trace_id: int) -> None:
-        doc = self.document
+        doc = self.state
         self.load_btn.setEnabled(True)
         if trace_id != id(doc.trace):  # the input changed meanwhile: compare again
             self._run(quiet=True)
@@ -202,14 +208,16 @@ class CheckPanel(Panel):
         if d is None or lt is None or q is None or q not in d.errors:
             self.image.clear()
             self.first_box.setVisible(False)
+            self.stack.show_empty()
             return
-        b = min(self.document.batch, d.errors[q].shape[0] - 1)
+        self.stack.show_plots()
+        b = min(self.state.batch, d.errors[q].shape[0] - 1)
         err = d.errors[q][b].T  # (U, T)
         hi = float(max(err.max(), d.atol * 10))
         show_image(self.plot, self.image, err, (0, hi))
         self.bar.setLevels((0, hi))
         self.plot.getAxis("bottom").setTicks(
-            [time_ticks(self.document.token_labels(), err.shape[1], offset=0.5), []]
+            [time_ticks(self.state.token_labels(), err.shape[1], offset=0.5), []]
         )
         show = (
             d.first_step is not None
@@ -224,16 +232,16 @@ class CheckPanel(Panel):
             f"|student − model| of {TITLES.get(q, q)} (max {d.max_error.get(q, 0):.2g})",
             color="#e8e8ea",
         )
-        self.on_t(self.document.t)
+        self.on_t(self.state.t)
 
     def on_t(self, t: int) -> None:
-        self.cursor.setValue(t + 0.5)
+        self.step_line.setValue(t + 0.5)
 
     def go_to_divergence(self) -> None:
         d = self.diagnosis
         if d is None or d.first_step is None:
             return
-        doc = self.document
+        doc = self.state
         if d.layer != doc.layer:
             doc.set_layer(d.layer)
         if d.first_batch is not None:
@@ -242,12 +250,16 @@ class CheckPanel(Panel):
             doc.set_units([d.first_unit, *[u for u in doc.selected_units if u != d.first_unit]])
         doc.set_t(d.first_step)
 
+    def shutdown(self) -> None:
+        """The window closes: stop a comparison still running."""
+        self.runner.shutdown()
+
     # --- the main window's heatmaps -------------------------------------------------------
     def _heatmaps(self) -> dict[str, Any]:
-        if self.window is None or not hasattr(self.window, "plot_widgets"):
+        if self.main_window is None or not hasattr(self.main_window, "plot_widgets"):
             return {}
         try:
-            widgets = self.window.plot_widgets()
+            widgets = self.main_window.plot_widgets()
         except (AttributeError, RuntimeError):
             return {}
         return {
@@ -262,7 +274,7 @@ class CheckPanel(Panel):
 
     def _update_overlays(self) -> None:
         d = self.diagnosis
-        doc = self.document
+        doc = self.state
         maps = self._heatmaps()
         if d is None or d.ok or doc.layer != d.layer or id(doc.trace) != self._trace_id:
             self._clear_overlays()

@@ -6,12 +6,12 @@ from typing import Any
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import Signal
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QFont, QShowEvent
-from PySide6.QtWidgets import QGraphicsItem, QLabel, QWidget
+from PySide6.QtWidgets import QGraphicsItem, QLabel, QStackedWidget, QWidget
 
 from ...errors import LstmvizError
-from ..style import NORMAL, OKABE_ITO
+from ..style import EMPTY_STYLE, NORMAL, OKABE_ITO
 
 MUTED = "#9aa0a6"
 KEPT = "#0072B2"  # blue: what the cell keeps
@@ -71,6 +71,39 @@ def show_image(
     plot.vb.setRange(xRange=(x0, x0 + max(cols, 1)), yRange=(0, max(rows, 1)), padding=0)
 
 
+#: The least height of a panel's plot area: axes, ticks and data stay readable.
+PLOT_MIN_PX = 200
+
+
+class PlotStack(QStackedWidget):
+    """A panel's plots, or -- until there is something to plot -- a sentence saying what to
+    do (an empty state: no placeholder axes)."""
+
+    def __init__(self, plots: QWidget, empty_text: str, min_height: int = PLOT_MIN_PX) -> None:
+        super().__init__()
+        self.empty_label = QLabel(empty_text)
+        self.empty_label.setWordWrap(True)
+        self.empty_label.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.empty_label.setStyleSheet(EMPTY_STYLE)
+        self.plots = plots
+        self.addWidget(self.empty_label)
+        self.addWidget(plots)
+        self.setMinimumHeight(min_height)
+        self.show_empty()
+
+    def show_empty(self, text: str | None = None) -> None:
+        if text is not None:
+            self.empty_label.setText(text)
+        self.setCurrentWidget(self.empty_label)
+
+    def show_plots(self) -> None:
+        self.setCurrentWidget(self.plots)
+
+    @property
+    def is_empty(self) -> bool:
+        return self.currentWidget() is self.empty_label
+
+
 def hint(text: str) -> QLabel:
     lab = QLabel(text)
     lab.setWordWrap(True)
@@ -81,27 +114,27 @@ def hint(text: str) -> QLabel:
 class Panel(QWidget):
     """Base of every analysis panel.
 
-    Connects to the document and recomputes in :meth:`refresh` when the trace, layer or batch
+    Connects to the state and recomputes in :meth:`refresh` when the trace, layer or batch
     item changes -- but only while visible (a hidden dock costs nothing); ``t`` changes call
     :meth:`on_t`. Errors go to ``error`` (the window shows them in its dialog).
     """
 
     error = Signal(str)
 
-    def __init__(self, document: Any, parent: QWidget | None = None) -> None:
+    def __init__(self, state: Any, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.document = document
+        self.state = state
         self._dirty = True
-        document.trace_changed.connect(self._changed)
-        document.layer_changed.connect(self._changed)
-        document.batch_changed.connect(self._changed)
-        document.t_changed.connect(self._on_t_changed)
-        document.selection_changed.connect(self._on_selection_changed)
+        state.events.trace.connect(self._changed)
+        state.events.layer.connect(self._changed)
+        state.events.batch.connect(self._changed)
+        state.events.t.connect(self._on_t_changed)
+        state.events.selection.connect(self._on_selection_changed)
 
-    # the document's state, guarded
+    # the state's state, guarded
     @property
     def lt(self) -> Any:
-        return self.document.layer_trace
+        return self.state.layer_trace
 
     def _changed(self, *_: Any) -> None:
         self._dirty = True
@@ -137,7 +170,7 @@ class Panel(QWidget):
 
     # to override
     def refresh(self) -> None:
-        """Recompute from the document's current trace."""
+        """Recompute from the state's current trace."""
 
     def on_t(self, t: int) -> None:
         """Move to step ``t``."""

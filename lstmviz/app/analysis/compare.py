@@ -9,7 +9,6 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6.QtWidgets import (
     QComboBox,
-    QFileDialog,
     QHBoxLayout,
     QHeaderView,
     QLabel,
@@ -24,7 +23,8 @@ from PySide6.QtWidgets import (
 from ...analysis import Comparison, align_units
 from ...engine.trace import GATES, QUANTITIES, TITLES
 from ...errors import LstmvizError
-from .common import Panel, hint, show_image, style_plot, time_ticks
+from .. import dialogs
+from .common import Panel, PlotStack, hint, show_image, style_plot, time_ticks
 
 
 class ComparePanel(Panel):
@@ -32,8 +32,8 @@ class ComparePanel(Panel):
     current trace. B's units are aligned to A's by the best correlation; heatmaps of A,
     aligned B and their difference for the current batch item."""
 
-    def __init__(self, document, parent: QWidget | None = None) -> None:
-        super().__init__(document, parent)
+    def __init__(self, state, parent: QWidget | None = None) -> None:
+        super().__init__(state, parent)
         self.pinned: Any = None  # a Trace
         self.pinned_label = ""
         self.other_model: Any = None
@@ -46,7 +46,7 @@ class ComparePanel(Panel):
         self.pin_btn.setToolTip(
             "Keep the current trace (e.g. this training snapshot) as A; "
             "then train on, scrub to another snapshot or open another "
-            "model: B follows the document"
+            "model: B follows the state"
         )
         self.pin_btn.clicked.connect(self.pin_current)
         row.addWidget(self.pin_btn)
@@ -68,7 +68,7 @@ class ComparePanel(Panel):
         row.addWidget(self.quantity)
         row.addStretch(1)
         lay.addLayout(row)
-        self.summary = QLabel("Pin a snapshot or open a second model.")
+        self.summary = QLabel("")
         self.summary.setWordWrap(True)
         lay.addWidget(self.summary)
         split = QSplitter()
@@ -76,7 +76,7 @@ class ComparePanel(Panel):
         self.plots = []
         self.images = []
         for k, title in enumerate(("A", "B (aligned to A)", "A − B")):
-            p = self.view.addPlot(row=k, col=0)
+            p = self.view.addPlot(row=0, col=k)  # side by side: the dock is wide and short
             style_plot(p, title, "unit", "t")
             p.vb.invertY(True)
             im = pg.ImageItem(axisOrder="row-major")
@@ -87,7 +87,12 @@ class ComparePanel(Panel):
                 p.setYLink(self.plots[0])
             self.plots.append(p)
             self.images.append(im)
-        split.addWidget(self.view)
+        self.stack = PlotStack(
+            self.view,
+            "Pin what is on screen as A (a model, a training snapshot), then change the "
+            "input or open a second model as B: their units are aligned and compared.",
+        )
+        split.addWidget(self.stack)
         self.table = QTableWidget(0, 3)
         self.table.setHorizontalHeaderLabels(["A unit", "B unit", "r"])
         self.table.verticalHeader().setVisible(False)
@@ -110,7 +115,7 @@ class ComparePanel(Panel):
 
     # --- choosing A and B ---------------------------------------------------------------------
     def pin_current(self) -> None:
-        doc = self.document
+        doc = self.state
         if doc.trace is None:
             return
         self.pinned = doc.trace
@@ -119,7 +124,10 @@ class ComparePanel(Panel):
         self._changed()
 
     def choose_model(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, "Model B", "", "Keras models (*.keras *.h5)")
+        from ..main_window import model_suffixes
+
+        pattern = " ".join(f"*{s}" for s in model_suffixes())
+        path = dialogs.ask_open_file(self, "Model B", f"Models ({pattern});;All files (*)")
         if path:
             self.open_model(path)
 
@@ -142,7 +150,7 @@ class ComparePanel(Panel):
 
     def traces(self) -> tuple[Any, Any, str, str] | None:
         """``(trace A, trace B, label A, label B)`` or None when there is nothing to compare."""
-        doc = self.document
+        doc = self.state
         if doc.trace is None:
             return None
         if self.other_model is not None:
@@ -162,11 +170,12 @@ class ComparePanel(Panel):
             for im in self.images:
                 im.clear()
             self.table.setRowCount(0)
-            self.summary.setText("Pin a snapshot (A) and move on, or open a second model (B).")
+            self.summary.setText("")
+            self.stack.show_empty()
             return
         ta, tb, la, lb = pair
         q = self.quantity.currentData()
-        doc = self.document
+        doc = self.state
         try:
             name = doc.layer
             lta = ta.layer(name) if name in ta.layer_names else ta.layer(0)
@@ -176,6 +185,7 @@ class ComparePanel(Panel):
             self.summary.setText(f"<span style='color:#E69F00'>Cannot compare: {e}</span>")
             self.comparison = None
             return
+        self.stack.show_plots()
         self.comparison = Comparison(
             a=ta, b=tb, layer_a=lta.name, layer_b=ltb.name, order=order, r=r, quantity=q
         )
@@ -221,4 +231,4 @@ class ComparePanel(Panel):
 
     def _on_row(self, row: int, _col: int) -> None:
         if self.lt is not None and row < self.lt.units:
-            self.document.set_units([row, *[u for u in self.document.selected_units if u != row]])
+            self.state.set_units([row, *[u for u in self.state.selected_units if u != row]])

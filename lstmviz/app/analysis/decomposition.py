@@ -9,7 +9,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QSpinBox, QVBoxLayout, QWidget
 
 from ...analysis import decompose, mean_lifetime, retention
-from .common import KEPT, WRITTEN, Panel, hint, style_plot, time_ticks
+from .common import KEPT, WRITTEN, Panel, PlotStack, hint, style_plot, time_ticks
 
 
 def stacked(
@@ -35,8 +35,8 @@ class DecompositionPanel(Panel):
     """Kept vs written for one unit over time (diverging stacked bars, c as a line), the
     retention of the value written at the current step, and every unit's median lifetime."""
 
-    def __init__(self, document, parent: QWidget | None = None) -> None:
-        super().__init__(document, parent)
+    def __init__(self, state, parent: QWidget | None = None) -> None:
+        super().__init__(state, parent)
         lay = QVBoxLayout(self)
         lay.setContentsMargins(4, 4, 4, 4)
         top = QHBoxLayout()
@@ -59,7 +59,11 @@ class DecompositionPanel(Panel):
             )
         )
         self.view = pg.GraphicsLayoutWidget()
-        lay.addWidget(self.view, 1)
+        self.stack = PlotStack(
+            self.view, "Open a model: each unit's cell splits into kept and written."
+        )
+        lay.addWidget(self.stack, 1)
+        # side by side: the dock is wide and short at the bottom of the window
         self.bars = self.view.addPlot(row=0, col=0)
         style_plot(self.bars, "kept vs written", "cell", "t")
         self.kept_item = pg.BarGraphItem(
@@ -74,9 +78,9 @@ class DecompositionPanel(Panel):
             pen=pg.mkPen("#ffffff", width=2), symbol="o", symbolSize=5, symbolBrush="#ffffff"
         )
         self.bars.addLine(y=0, pen=pg.mkPen("#555a66"))
-        self.cursor = pg.InfiniteLine(0, pen=DASH_WHITE)
-        self.bars.addItem(self.cursor)
-        self.life = self.view.addPlot(row=1, col=0)
+        self.step_line = pg.InfiniteLine(0, pen=DASH_WHITE)
+        self.bars.addItem(self.step_line)
+        self.life = self.view.addPlot(row=0, col=1)
         style_plot(self.life, "retention of the value written at t", "fraction kept", "t")
         self.life.setYRange(0, 1.05)
         self.life.setXLink(self.bars)
@@ -84,7 +88,7 @@ class DecompositionPanel(Panel):
         self.life.addLine(y=0.5, pen=pg.mkPen("#555a66", style=DASH))
         self.life_cursor = pg.InfiniteLine(0, pen=DASH_WHITE)
         self.life.addItem(self.life_cursor)
-        self.units_plot = self.view.addPlot(row=2, col=0)
+        self.units_plot = self.view.addPlot(row=0, col=2)
         style_plot(
             self.units_plot, "median memory lifetime per unit (half-life, steps)", "steps", "unit"
         )
@@ -97,27 +101,28 @@ class DecompositionPanel(Panel):
             "(median over steps); bars at the top outlive the input"
         )
         self.units_plot.scene().sigMouseClicked.connect(self._on_click)
-        self.view.ci.layout.setRowStretchFactor(0, 3)
-        self.view.ci.layout.setRowStretchFactor(1, 2)
-        self.view.ci.layout.setRowStretchFactor(2, 2)
+        self.view.ci.layout.setColumnStretchFactor(0, 3)
+        self.view.ci.layout.setColumnStretchFactor(1, 2)
+        self.view.ci.layout.setColumnStretchFactor(2, 3)
         self.kept = self.written = None
         self.lifetimes = np.zeros(0)
 
     @property
     def unit(self) -> int:
         lt = self.lt
-        u = self.document.unit
+        u = self.state.unit
         return u if lt is not None and u < lt.units else 0
 
     def refresh(self) -> None:
         lt = self.lt
+        self.stack.show_plots()
         self.kept, self.written = decompose(lt)  # (B, T, U)
         self.lifetimes = mean_lifetime(lt)  # (U,)
         self.unit_box.blockSignals(True)
         self.unit_box.setRange(0, lt.units - 1)
         self.unit_box.setValue(self.unit)
         self.unit_box.blockSignals(False)
-        ticks = time_ticks(self.document.token_labels(), lt.timesteps)
+        ticks = time_ticks(self.state.token_labels(), lt.timesteps)
         for p in (self.bars, self.life):
             p.getAxis("bottom").setTicks([ticks, []])
         finite = self.lifetimes[np.isfinite(self.lifetimes)]
@@ -135,7 +140,7 @@ class DecompositionPanel(Panel):
         lt = self.lt
         if lt is None or self.kept is None:
             return
-        b, u = min(self.document.batch, lt.batch_size - 1), self.unit
+        b, u = min(self.state.batch, lt.batch_size - 1), self.unit
         kept, written = self.kept[b, :, u], self.written[b, :, u]  # (T,)
         k0, k1, w0, w1 = stacked(kept, written)
         x = np.arange(lt.timesteps)
@@ -144,15 +149,15 @@ class DecompositionPanel(Panel):
         self.cell_curve.setData(x, lt.cell[b, :, u])
         self.sel_bar.setOpts(x=[u], height=[np.nan_to_num(self.lifetimes[u], posinf=lt.timesteps)])
         self.bars.setTitle(f"unit {u}: kept vs written", color="#e8e8ea")
-        self.on_t(self.document.t)
+        self.on_t(self.state.t)
 
     def on_t(self, t: int) -> None:
         lt = self.lt
         if lt is None or self.kept is None:
             return
-        b, u = min(self.document.batch, lt.batch_size - 1), self.unit
+        b, u = min(self.state.batch, lt.batch_size - 1), self.unit
         t = min(t, lt.timesteps - 1)
-        self.cursor.setValue(t)
+        self.step_line.setValue(t)
         self.life_cursor.setValue(t)
         ret = retention(lt, t, b)[:, u]  # (T,)
         steps = np.arange(lt.timesteps)
@@ -172,8 +177,8 @@ class DecompositionPanel(Panel):
         self._draw_unit()
 
     def _on_unit_box(self, u: int) -> None:
-        rest = [v for v in self.document.selected_units if v != u]
-        self.document.set_units([u, *rest])
+        rest = [v for v in self.state.selected_units if v != u]
+        self.state.set_units([u, *rest])
 
     def _on_click(self, ev) -> None:
         pos = self.units_plot.vb.mapSceneToView(ev.scenePos())

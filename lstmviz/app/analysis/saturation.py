@@ -18,8 +18,8 @@ class SaturationPanel(Panel):
     """Karpathy-style scatter (fraction of steps left- vs right-saturated, one dot per unit and
     gate), a histogram of every gate's values, and the dead units of the layer."""
 
-    def __init__(self, document, parent: QWidget | None = None) -> None:
-        super().__init__(document, parent)
+    def __init__(self, state, parent: QWidget | None = None) -> None:
+        super().__init__(state, parent)
         lay = QVBoxLayout(self)
         lay.setContentsMargins(4, 4, 4, 4)
         row = QHBoxLayout()
@@ -111,7 +111,7 @@ class SaturationPanel(Panel):
         self.low_line.setValue(lo)
         self.high_line.setValue(hi)
         self.per_layer = {}
-        tr = self.document.trace
+        tr = self.state.trace
         for other in tr.layers:
             sat = saturation(other, lo, hi)
             self.per_layer[other.name] = {g: float(v.mean()) for g, v in sat.items()}
@@ -136,4 +136,4 @@ class SaturationPanel(Panel):
     def _on_point(self, _item, points, _ev=None) -> None:
         if len(points):
             u = int(points[0].data())
-            self.document.set_units([u, *[v for v in self.document.selected_units if v != u]])
+            self.state.set_units([u, *[v for v in self.state.selected_units if v != u]])

@@ -94,9 +94,9 @@ def main(argv: list[str] | None = None) -> int:
     digits = _example("digit_sum")
     if digits is not None:
         model, ex = digits
-        win.document.set_model(model, ex.path, ex.info)
-        win.document.set_text("4 7 3 9 1 8 2 6 5 3 7 1")
-        win.document.set_t(5)
+        win.state.set_model(model, ex.path, ex.info)
+        win.state.set_text("4 7 3 9 1 8 2 6 5 3 7 1")
+        win.state.set_t(5)
         if _example("binary_addition") is None:
             shoot("decomposition", "decomposition")
         shoot("saturation", "saturation")
@@ -111,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
         # compare: the bundled model against itself with noise -- a "later snapshot"
         cp = panels["compare"]
         cp.pin_current()
-        lt = win.document.layer_trace
+        lt = win.state.layer_trace
         from ...engine.cell import LSTMWeights
 
         rng = np.random.default_rng(0)
@@ -126,44 +126,44 @@ def main(argv: list[str] | None = None) -> int:
             old.activation,
             old.recurrent_activation,
         )
-        win.document.retrace()
+        win.state.retrace()
         shoot("compare", "compare")
         lay.weights = old
-        win.document.retrace()
+        win.state.retrace()
         cp.clear()
         ck = panels["check"]
         docs["check"].show()
         app.processEvents()
-        ck.load(buggy_student(win.document.layer_trace))
+        ck.load(buggy_student(win.state.layer_trace))
         from PySide6.QtCore import Qt
 
         for k, d in docs.items():
             d.setVisible(k == "check")
         win.resize(1600, 1150)
-        win.document.set_t(2)
+        win.state.set_t(2)
         win.resizeDocks([docs["check"]], [400], Qt.Orientation.Vertical)
         shoot("check", "check", whole=True)
         win.resize(1600, 900)
     adder = _example("binary_addition")
     if adder is not None:
         model, ex = adder
-        win.document.set_model(model, ex.path, ex.info)
+        win.state.set_model(model, ex.path, ex.info)
         from ...analysis.probes import carry_in  # noqa: F401 - the probe the panel picks
 
         rng = np.random.default_rng(3)
         x = rng.integers(0, 2, (8, 24, 2)).astype(np.float32)
-        win.document.set_input(x)
+        win.state.set_input(x)
         shoot("unit_search", "unit_search")
         # the carry unit: what it keeps while a carry runs, what it writes when one starts
-        win.document.set_text("1011011 + 0110110")
+        win.state.set_text("1011011 + 0110110")
         best = panels["unit_search"].ranked[0][0] if panels["unit_search"].ranked else 0
-        win.document.set_units([best])
-        win.document.set_t(3)
+        win.state.set_units([best])
+        win.state.set_t(3)
         shoot("decomposition", "decomposition")
     text = _example("char_textgen") or digits
     if text is not None:
         model, ex = text
-        win.document.set_model(model, ex.path, ex.info)
+        win.state.set_model(model, ex.path, ex.info)
         cp = panels["corpus"]
         docs["corpus"].show()
         app.processEvents()
@@ -183,7 +183,7 @@ def main(argv: list[str] | None = None) -> int:
         cp.set_store(trace_corpus(model, seqs, store_dir / "store"))
         cp.region.setRegion((40, 43))
         cp.threshold.setValue(0.5)
-        cp.find()
+        cp.find_matches()
         shoot("corpus", "corpus", size=(1250, 700))
     sys.stdout.write("".join(f"{p}\n" for p in written))
     win.close()

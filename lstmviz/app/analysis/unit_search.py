@@ -31,11 +31,11 @@ SOURCES = ("Probe", "Regex", "Painted mask")
 TOP = 20
 
 
-def text_tokens(document: Any) -> list[list[str]] | None:
+def text_tokens(state: Any) -> list[list[str]] | None:
     """Token strings for every batch item (characters as they are, words with a trailing
     space), or None when the model has no text vocabulary."""
-    info = document.info
-    x = document.x
+    info = state.info
+    x = state.x
     if info is None or info.token_kind not in ("chars", "words") or not info.vocab:
         return None
     toks = probes.tokens_from_ids(np.asarray(x), info.vocab)
@@ -44,13 +44,13 @@ def text_tokens(document: Any) -> list[list[str]] | None:
     return toks
 
 
-def all_labels(document: Any) -> list[list[str]]:
+def all_labels(state: Any) -> list[list[str]]:
     """A label per step for every batch item (for regexes over non-text inputs)."""
     from ...io.inputs import token_labels
 
-    x = document.x
+    x = state.x
     n = np.asarray(x[0] if isinstance(x, list) else x).shape[0]
-    return [token_labels(document.model, x, document.info, b) for b in range(n)]
+    return [token_labels(state.model, x, state.info, b) for b in range(n)]
 
 
 DASH = Qt.PenStyle.DashLine
@@ -59,8 +59,8 @@ DASH = Qt.PenStyle.DashLine
 class UnitSearchPanel(Panel):
     """Pick a signal, see every unit ranked by |r| and the best ones overlaid on it."""
 
-    def __init__(self, document, parent: QWidget | None = None) -> None:
-        super().__init__(document, parent)
+    def __init__(self, state, parent: QWidget | None = None) -> None:
+        super().__init__(state, parent)
         self.painted: dict[int, set[int]] = {}
         self.signal: np.ndarray | None = None
         self.ranked: list[tuple[int, float]] = []
@@ -130,8 +130,8 @@ class UnitSearchPanel(Panel):
         self.unit_curves = [
             self.plot.plot(pen=pg.mkPen(SERIES[k], width=2), name=f"#{k + 1}") for k in range(3)
         ]
-        self.cursor = pg.InfiniteLine(0, pen=pg.mkPen("#888888", style=DASH))
-        self.plot.addItem(self.cursor)
+        self.step_line = pg.InfiniteLine(0, pen=pg.mkPen("#888888", style=DASH))
+        self.plot.addItem(self.step_line)
         self.plot.scene().sigMouseClicked.connect(self._on_plot_click)
         split.addWidget(self.plot_widget)
         split.setStretchFactor(1, 1)
@@ -158,7 +158,7 @@ class UnitSearchPanel(Panel):
         self.search()
 
     def refresh(self) -> None:
-        doc = self.document
+        doc = self.state
         names = probes.available(doc.x, text_tokens(doc))
         current = self.probe.currentData()
         self.probe.blockSignals(True)
@@ -175,7 +175,7 @@ class UnitSearchPanel(Panel):
         self.search()
 
     def build_signal(self) -> np.ndarray:
-        doc = self.document
+        doc = self.state
         lt = self.lt
         src = self.source.currentText()
         if src == "Probe":
@@ -218,7 +218,7 @@ class UnitSearchPanel(Panel):
             self.toggle_step(t)
 
     def toggle_step(self, t: int) -> None:
-        s = self.painted.setdefault(self.document.batch, set())
+        s = self.painted.setdefault(self.state.batch, set())
         s.symmetric_difference_update({int(t)})
         if self.source.currentText() != "Painted mask":
             self.source.setCurrentText("Painted mask")
@@ -226,7 +226,7 @@ class UnitSearchPanel(Panel):
             self.search()
 
     def toggle_current(self) -> None:
-        self.toggle_step(self.document.t)
+        self.toggle_step(self.state.t)
 
     def clear_paint(self) -> None:
         self.painted = {}
@@ -271,7 +271,7 @@ class UnitSearchPanel(Panel):
             for c in self.unit_curves:
                 c.setData([], [])
             return
-        b = min(self.document.batch, lt.batch_size - 1)
+        b = min(self.state.batch, lt.batch_size - 1)
         x = np.arange(lt.timesteps)
         s = self.signal[b]
         ok = np.isfinite(s)
@@ -290,12 +290,12 @@ class UnitSearchPanel(Panel):
         self.legend.addItem(self.signal_curve, "signal")
         for curve in self.unit_curves[: len(self.ranked)]:
             self.legend.addItem(curve, curve.opts["name"])
-        self.on_t(self.document.t)
+        self.on_t(self.state.t)
 
     def on_t(self, t: int) -> None:
-        self.cursor.setValue(t)
+        self.step_line.setValue(t)
 
     def _on_row_clicked(self, row: int, _col: int) -> None:
         if row < len(self.ranked):
             u = self.ranked[row][0]
-            self.document.set_units([u, *[v for v in self.document.selected_units if v != u]])
+            self.state.set_units([u, *[v for v in self.state.selected_units if v != u]])

@@ -20,13 +20,13 @@ from PySide6.QtWidgets import (
 from ...analysis import WhatIf, what_if
 from ...engine.trace import QUANTITIES, SYMBOLS, TITLES
 from ...errors import LstmvizError
-from .common import Panel, hint, show_image, style_plot, time_ticks
+from .common import Panel, PlotStack, hint, show_image, style_plot, time_ticks
 
 
-def token_choices(document: Any) -> list[tuple[str, Any]]:
+def token_choices(state: Any) -> list[tuple[str, Any]]:
     """``(label, value)`` for every input a step can be changed to (vocabulary, digits, bit
     pairs); empty for free-form feature vectors."""
-    model, info = document.model, document.info
+    model, info = state.model, state.info
     if model.takes_tokens:
         n = model.embedding.input_dim
         vocab = info.vocab if info is not None and info.vocab else []
@@ -47,8 +47,8 @@ class WhatIfPanel(Panel):
     """Pick a step and a new input; see the divergence of every quantity over time (max over
     units), the difference heatmap of one quantity, and how the output changes."""
 
-    def __init__(self, document, parent: QWidget | None = None) -> None:
-        super().__init__(document, parent)
+    def __init__(self, state, parent: QWidget | None = None) -> None:
+        super().__init__(state, parent)
         self.result: WhatIf | None = None
         self._choices: list[tuple[str, Any]] = []
         lay = QVBoxLayout(self)
@@ -72,7 +72,7 @@ class WhatIfPanel(Panel):
         self.run_btn.clicked.connect(self.run)
         row.addWidget(self.run_btn)
         self.apply_btn = QPushButton("Use this input")
-        self.apply_btn.setToolTip("Make the changed input the document's input")
+        self.apply_btn.setToolTip("Make the changed input the state's input")
         self.apply_btn.setEnabled(False)
         self.apply_btn.clicked.connect(self.apply)
         row.addWidget(self.apply_btn)
@@ -89,7 +89,14 @@ class WhatIfPanel(Panel):
         row2.addWidget(self.summary, 1)
         lay.addLayout(row2)
         self.view = pg.GraphicsLayoutWidget()
-        lay.addWidget(self.view, 1)
+        self.stack = PlotStack(
+            self.view,
+            "Pick a step and the input it should have instead, then press Compare: "
+            "every quantity before and after the change, and how the output moves.",
+        )
+        lay.addWidget(self.stack, 1)
+        # left: how much each quantity and the output change over time; right: one
+        # quantity's units x time before, after and their difference
         self.div_plot = self.view.addPlot(row=0, col=0)
         style_plot(self.div_plot, "max |after − before| over units", "", "t")
         self.div_plot.vb.invertY(True)
@@ -99,7 +106,7 @@ class WhatIfPanel(Panel):
         self.div_plot.getAxis("left").setTicks(
             [[(k + 0.5, SYMBOLS[q]) for k, q in enumerate(QUANTITIES)], []]
         )
-        inner = self.view.addLayout(row=1, col=0)
+        inner = self.view.addLayout(row=0, col=1, rowspan=2)
         self.side_plots = []
         self.side_images = []
         for k, title in enumerate(("before", "after")):
@@ -119,7 +126,7 @@ class WhatIfPanel(Panel):
         self.diff_plot.addItem(self.diff_image)
         for p in self.side_plots:
             p.setYLink(self.diff_plot)
-        self.out_plot = self.view.addPlot(row=2, col=0)
+        self.out_plot = self.view.addPlot(row=1, col=0)
         style_plot(self.out_plot, "output change (max over classes)", "", "t")
         self.out_plot.setXLink(self.div_plot)
         self.out_curve = self.out_plot.plot(
@@ -130,9 +137,8 @@ class WhatIfPanel(Panel):
             line = pg.InfiniteLine(0, pen=pg.mkPen("#56B4E9", width=2))
             p.addItem(line)
             self.marks.append(line)
-        self.view.ci.layout.setRowStretchFactor(0, 2)
-        self.view.ci.layout.setRowStretchFactor(1, 3)
-        self.view.ci.layout.setRowStretchFactor(2, 2)
+        self.view.ci.layout.setColumnStretchFactor(0, 2)
+        self.view.ci.layout.setColumnStretchFactor(1, 5)
         lay.addWidget(
             hint(
                 "Blue line: the changed step. A forward LSTM cannot change before "
@@ -141,7 +147,7 @@ class WhatIfPanel(Panel):
         )
 
     def refresh(self) -> None:
-        doc = self.document
+        doc = self.state
         lt = self.lt
         self.step.setRange(0, lt.timesteps - 1)
         self.step.setValue(min(doc.t, lt.timesteps - 1))
@@ -158,7 +164,7 @@ class WhatIfPanel(Panel):
 
     def _fill_values(self, *_: object) -> None:
         """Free-form features: start from the step's current values (edit them)."""
-        doc = self.document
+        doc = self.state
         if self._choices or doc.x is None or isinstance(doc.x, list):
             return
         a = np.asarray(doc.x)
@@ -188,7 +194,7 @@ class WhatIfPanel(Panel):
         return np.asarray(vals, np.float32)
 
     def run(self) -> None:
-        doc = self.document
+        doc = self.state
         if doc.model is None or doc.trace is None:
             return
         try:
@@ -213,7 +219,7 @@ class WhatIfPanel(Panel):
         if self.result is not None:
             x = self.result.x_after
             self.result = None
-            self.document.set_input(x)
+            self.state.set_input(x)
 
     def _draw(self) -> None:
         r = self.result
@@ -222,8 +228,10 @@ class WhatIfPanel(Panel):
             for im in (self.div_image, self.diff_image, *self.side_images):
                 im.clear()
             self.out_curve.setData([], [])
-            self.summary.setText("Pick a step and a new input, then Compare.")
+            self.summary.setText("")
+            self.stack.show_empty()
             return
+        self.stack.show_plots()
         div = r.divergence[lt.name]
         mat = np.stack([div[q] for q in QUANTITIES])  # (6, T)
         hi = float(max(mat.max(), 1e-6))
@@ -243,7 +251,7 @@ class WhatIfPanel(Panel):
         self.diff_plot.setTitle(f"after − before (±{m:.2g})", color="#e8e8ea")
         self.side_plots[0].setTitle(f"before: {TITLES[q]}", color="#e8e8ea")
         self.side_plots[1].setTitle(f"after: {TITLES[q]}", color="#e8e8ea")
-        ticks = time_ticks(self.document.token_labels(), lt.timesteps, offset=0.5)
+        ticks = time_ticks(self.state.token_labels(), lt.timesteps, offset=0.5)
         for p in (self.div_plot, *self.side_plots, self.diff_plot, self.out_plot):
             p.getAxis("bottom").setTicks([ticks, []])
         for line in self.marks:
@@ -259,12 +267,16 @@ class WhatIfPanel(Panel):
         out_txt = ""
         if before.shape == after.shape and before.ndim >= 2:
             bo, ao = before[r.batch], after[r.batch]
-            if bo.ndim == 2:
-                bo, ao = bo[-1], ao[-1]
-            if bo.shape[-1] > 1:
-                out_txt = f" · final output argmax {int(np.argmax(bo))} → {int(np.argmax(ao))}"
+            where = "final output"
+            if bo.ndim == 2 and bo.shape[0] == lt.timesteps:  # one output per step
+                bo, ao, where = bo[-1], ao[-1], f"output at the last step ({lt.timesteps - 1})"
+            elif bo.ndim == 1 and bo.shape[0] == lt.timesteps and lt.timesteps > 1:
+                bo, ao, where = bo[-1:], ao[-1:], f"output at the last step ({lt.timesteps - 1})"
+            if bo.ndim == 1 and bo.shape[-1] > 1:
+                out_txt = f" · {where}: class {int(np.argmax(bo))} → {int(np.argmax(ao))}"
             else:
-                out_txt = f" · final output {float(bo.ravel()[0]):.3f} → {float(ao.ravel()[0]):.3f}"
+                b0, a0 = float(np.ravel(bo)[0]), float(np.ravel(ao)[0])
+                out_txt = f" · {where}: {b0:.3f} → {a0:.3f}"
         self.summary.setText(
             f"changed step {r.t}: first affected step {first}, largest change {hi:.3g}{out_txt}"
         )

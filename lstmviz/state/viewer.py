@@ -1,0 +1,681 @@
+"""The viewer's state: model, input, trace, step ``t``, layer, batch item, units, view options.
+
+One typed, Qt-free, evented object (psygnal, as napari's ``components`` are). Every view of
+the app receives it in ``__init__`` and connects to ``state.events.<name>``; sessions, export
+and tests use the same object without a window::
+
+    state = ViewerState()
+    state.events.t.connect(lambda t: print("now at step", t))
+    state.set_model(lstmviz.load_model("digit_sum.keras"))
+    state.set_t(3)                      # -> "now at step 3"
+
+Each change emits exactly one event (none carries an array: views read the state):
+
+============  =======================================================================
+``model``     a new model was opened (``model``, ``model_path``, ``info``, ``x``)
+``input``     a new input was given (its trace follows as ``trace``)
+``trace``     a new trace was installed; ``layer``, ``batch``, ``t``, the selected
+              units and the heatmap rows may have changed with it -- redraw everything
+``t(int)``    the current step moved
+``layer(str)``  another LSTM layer was selected (units and rows follow it)
+``batch(int)``  another batch item was selected (rows follow it)
+``selection`` the selected units changed (the first is "the" unit of the detail views)
+``rows``      the unit filter changed: the units the heatmaps show
+``busy(str)`` long work started (its label) or ended (``""``)
+``failed(str)``  a trace could not be computed (the message)
+============  =======================================================================
+
+View options (presentation mode, colour-level lock, ...) live in :attr:`ViewerState.options`,
+a psygnal evented dataclass with one event per field.
+
+Long work (loading, tracing) runs through :attr:`ViewerState.runner`: the app sets one that
+runs the job in a worker thread and calls back on the GUI thread; the default
+(:func:`run_now`, for scripts, tests, sessions and export) runs it at once. Tiny traces (at
+most :data:`SYNC_TRACE_VALUES` values, well under a millisecond) are computed at once either
+way, so a keypress shows its result in the same frame.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal, Protocol
+
+import numpy as np
+from psygnal import Signal, SignalGroup, evented
+
+from ..analysis.units import UNIT_FILTERS, default_units, unit_rows
+from ..errors import InputError, LstmvizError
+
+if TYPE_CHECKING:
+    from ..engine.trace import LayerTrace, Trace
+    from ..io.meta import ModelInfo
+
+#: Traces of at most this many values (batch x steps x units, summed over LSTM layers) are
+#: computed on the caller's thread: they take well under a millisecond.
+SYNC_TRACE_VALUES = 65_536
+
+#: Progress callback of long work: ``progress(done, total)``.
+ProgressFn = Callable[[int, int], None]
+#: Cooperative cancellation: long work returns early when this says True.
+ShouldStopFn = Callable[[], bool]
+#: A long job: ``fn(progress, should_stop) -> result``.
+Job = Callable[[ProgressFn, ShouldStopFn], Any]
+
+
+class Runner(Protocol):
+    """Runs a :data:`Job` somewhere and calls back on the caller's thread.
+
+    ``runner(job, on_done, on_failed, label)``; a new call may cancel the previous one.
+    """
+
+    def __call__(
+        self,
+        job: Job,
+        on_done: Callable[[Any], None],
+        on_failed: Callable[[str], None],
+        label: str,
+    ) -> object: ...
+
+
+def run_now(
+    job: Job, on_done: Callable[[Any], None], on_failed: Callable[[str], None], label: str
+) -> None:
+    """The default :class:`Runner`: run the job at once, on this thread."""
+    try:
+        result = job(lambda i, n: None, lambda: False)
+    except LstmvizError as e:
+        on_failed(str(e))
+        return
+    on_done(result)
+
+
+class TraceableModel(Protocol):
+    """What the viewer needs of a model: an engine :class:`~lstmviz.engine.Model`, a model
+    run by a framework with its LSTMs recorded, or anything else with these members."""
+
+    name: str
+    source: str
+
+    @property
+    def takes_tokens(self) -> bool: ...
+
+    @property
+    def lstm_trace_names(self) -> list[str]: ...
+
+    def check_input(self, x: Any) -> Any: ...
+
+    def trace(self, x: Any) -> Trace: ...
+
+
+class ViewerEvents(SignalGroup):
+    """The events of :class:`ViewerState` (see the module docstring)."""
+
+    model = Signal()
+    input = Signal()
+    trace = Signal()
+    t = Signal(int)
+    layer = Signal(str)
+    batch = Signal(int)
+    selection = Signal()
+    rows = Signal()
+    busy = Signal(str)
+    failed = Signal(str)
+
+
+@evented
+@dataclass
+class ViewOptions:
+    """How the views draw; each field has its own event (``options.events.<field>``).
+
+    Attributes
+    ----------
+    presentation : bool
+        Presentation mode: large type, thick lines, high contrast, side panels hidden.
+    all_layers : bool
+        The heatmaps show every LSTM layer at once instead of the selected one.
+    lock_levels : bool
+        Colour levels stay fixed across inputs and training snapshots (instead of following
+        each trace).
+    hide_future : bool
+        Values after the current step are hidden ("predict, then reveal").
+    """
+
+    presentation: bool = False
+    all_layers: bool = False
+    lock_levels: bool = False
+    hide_future: bool = False
+
+
+FilterMode = Literal["all", "active", "saturated", "list"]
+
+
+@dataclass(frozen=True)
+class UnitFilter:
+    """Which units the heatmaps show: ``mode`` with its argument (``k`` for "active" and
+    "saturated", the unit list for "list")."""
+
+    mode: FilterMode = "all"
+    k: int = 8
+    units: tuple[int, ...] = ()
+
+    def as_tuple(self) -> tuple[str, Any]:
+        """``(mode, arg)`` as sessions store it."""
+        if self.mode == "list":
+            return ("list", list(self.units))
+        if self.mode in ("active", "saturated"):
+            return (self.mode, self.k)
+        return ("all", None)
+
+
+class ViewerState:
+    """Model, input, trace, current step, layer, batch item, selection and view options.
+
+    Read the fields as properties; change them with the ``set_*`` methods (each validates its
+    argument and emits one event of :attr:`events`).
+    """
+
+    def __init__(self, runner: Runner | None = None) -> None:
+        self.events = ViewerEvents()
+        self.options = ViewOptions()
+        #: runs loading and tracing; :func:`run_now` unless the app sets a worker runner
+        self.runner: Runner = runner or run_now
+        self._model: TraceableModel | None = None
+        self._model_path: str | None = None
+        self._info: ModelInfo | None = None
+        self._x: Any = None
+        self._trace: Trace | None = None
+        self._engine = "NumPy"
+        self._retrace_engine = "NumPy"  # the label of traces retrace() computes
+        self._t = 0
+        self._layer = ""
+        self._batch = 0
+        self._units: list[int] = []
+        self._filter = UnitFilter()
+        self._rows: np.ndarray = np.zeros(0, np.int64)
+        self._busy = ""
+        self._generation = 0
+        self._labels: tuple[tuple[int, int], list[str]] | None = None
+
+    # --- fields ------------------------------------------------------------------------------
+    @property
+    def model(self) -> TraceableModel | None:
+        """The open model, or None."""
+        return self._model
+
+    @property
+    def model_path(self) -> str | None:
+        """The file the model came from (None for a live object)."""
+        return self._model_path
+
+    @property
+    def info(self) -> ModelInfo | None:
+        """The model's :class:`~lstmviz.io.meta.ModelInfo` (vocabulary, example), or None."""
+        return self._info
+
+    @property
+    def x(self) -> Any:
+        """The input: ``(batch, T, F)`` floats, ``(batch, T)`` token ids, or a list of those
+        for a model with several inputs."""
+        return self._x
+
+    @property
+    def trace(self) -> Trace | None:
+        """The current trace, or None."""
+        return self._trace
+
+    @property
+    def engine(self) -> str:
+        """What computed the trace (shown in the status bar)."""
+        return self._engine
+
+    @property
+    def t(self) -> int:
+        """The current step."""
+        return self._t
+
+    @property
+    def layer(self) -> str:
+        """Trace name of the selected LSTM layer (``"lstm"``, ``"bidi/backward"``)."""
+        return self._layer
+
+    @property
+    def layer_trace(self) -> LayerTrace | None:
+        """The selected layer's trace, or None."""
+        if self._trace is None or not self._layer:
+            return None
+        return self._trace.layer(self._layer)
+
+    @property
+    def layer_names(self) -> list[str]:
+        return list(self._trace.layer_names) if self._trace is not None else []
+
+    @property
+    def batch(self) -> int:
+        """The batch item shown."""
+        return self._batch
+
+    @property
+    def selected_units(self) -> list[int]:
+        """Units shown in the line plots and the detail views; the first is "the" unit."""
+        return list(self._units)
+
+    @property
+    def unit(self) -> int:
+        """The unit of the detail views (the first selected one)."""
+        return self._units[0] if self._units else 0
+
+    @property
+    def unit_filter(self) -> tuple[str, Any]:
+        """``(mode, arg)``: ``("all", None)``, ``("active", k)``, ``("saturated", k)`` or
+        ``("list", [units])``."""
+        return self._filter.as_tuple()
+
+    @property
+    def rows(self) -> np.ndarray:
+        """Unit indices the heatmaps show, top to bottom (the unit filter applied)."""
+        return self._rows
+
+    @property
+    def busy(self) -> bool:
+        return bool(self._busy)
+
+    @property
+    def busy_label(self) -> str:
+        return self._busy
+
+    @property
+    def timesteps(self) -> int:
+        lt = self.layer_trace
+        return lt.timesteps if lt is not None else 0
+
+    @property
+    def generation(self) -> int:
+        """Counts traces asked for; a result computed for an older one is dropped."""
+        return self._generation
+
+    # --- derived, read-only --------------------------------------------------------------------
+    def token_labels(self) -> list[str]:
+        """One short label per timestep of the current batch item."""
+        if self._x is None or self._model is None:
+            return []
+        key = (id(self._x), self._batch)
+        if self._labels is not None and self._labels[0] == key:
+            return self._labels[1]
+        from ..io.inputs import token_labels
+
+        try:
+            labels = token_labels(self._model, self._x, self._info, self._batch)  # type: ignore[arg-type]
+        except (LstmvizError, IndexError, ValueError):
+            labels = [str(t) for t in range(self.timesteps)]
+        self._labels = (key, labels)
+        return labels
+
+    def input_text(self) -> str:
+        """The current input written the way :meth:`set_text` reads it."""
+        labels = self.token_labels()
+        kind = self._info.token_kind if self._info is not None else None
+        if kind == "chars":
+            inv = {"␣": " ", "⏎": "\n", "⇥": "\t"}
+            return "".join(inv.get(s, s) for s in labels)
+        if kind == "bits" and labels and all(len(s) == 2 for s in labels):
+            a = "".join(s[0] for s in reversed(labels))
+            b = "".join(s[1] for s in reversed(labels))
+            return f"{a} + {b}"
+        if kind == "digits" or (labels and all(len(s) == 1 and s.isdigit() for s in labels)):
+            return " ".join(labels)
+        if kind in ("words", "ids"):
+            return " ".join(labels)
+        a = np.asarray(self._x[0] if isinstance(self._x, list) else self._x)
+        if a.ndim == 3:
+            return "; ".join(" ".join(f"{v:.4g}" for v in row) for row in a[self._batch])
+        return " ".join(labels)
+
+    # --- opening a model and giving it input ------------------------------------------------------
+    def open(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        x: Any = None,
+        text: str | None = None,
+        input_path: str | None = None,
+        on_opened: Callable[[], None] | None = None,
+        load: Callable[[], tuple[Any, Any, Any]] | None = None,
+    ) -> None:
+        """Load the model file at ``path`` and trace it, in one job of :attr:`runner`.
+
+        The input is ``x``, ``text`` (tokenised with the model's vocabulary), the file
+        ``input_path``, or the model's example input. ``on_opened()`` runs once the model and
+        its trace are shown. Errors arrive as the ``failed`` event. ``load()``: returns
+        ``(model, info, x)`` when reading started earlier (the app's start-up preload).
+        """
+        path = str(path)
+        self._generation += 1
+        gen = self._generation
+
+        def job(progress: ProgressFn, should_stop: ShouldStopFn) -> Any:
+            from ..io import load_model
+            from ..io.inputs import example_input, load_input
+            from ..io.meta import load_info
+
+            if load is not None:
+                model, info, xx = load()
+            else:
+                model, info, xx = load_model(path), load_info(path), x
+            if xx is None and (text is not None or input_path is not None):
+                xx = load_input(model, path=input_path, text=text, info=info)
+            if xx is None:
+                xx = example_input(model, info)
+            xx = model.check_input(xx)
+            return model, info, xx, model.trace(xx)
+
+        def done(result: Any) -> None:
+            if gen != self._generation:
+                return
+            model, info, xx, trace = result
+            self._set_busy("")
+            self.set_model(model, path, info, xx, trace=trace)
+            if on_opened is not None:
+                on_opened()
+
+        self._run(job, done, f"Opening {Path(path).name}", gen)
+
+    def set_model(
+        self,
+        model: TraceableModel,
+        path: str | os.PathLike[str] | None = None,
+        info: ModelInfo | None = None,
+        x: Any = None,
+        *,
+        trace: Trace | None = None,
+    ) -> None:
+        """Show ``model`` (already loaded) on ``x`` (default: its example input).
+
+        ``info`` defaults to the model's sidecar file. ``trace``: the trace of ``model`` on
+        ``x`` when the caller computed it already (else it is computed by :attr:`runner`).
+        Resets ``t`` to 0, the layer to the first LSTM, the batch item and the selection.
+        Emits ``model``, then ``trace`` once the trace is in.
+        """
+        from ..io.inputs import example_input
+        from ..io.meta import load_info
+
+        if model is None or not hasattr(model, "trace"):
+            raise LstmvizError(f"set_model: expected a loaded model; found {model!r}")
+        if info is None and path is not None:
+            info = load_info(path)
+        if x is None:
+            x = example_input(model, info)  # type: ignore[arg-type]
+        x = model.check_input(x)
+        self._generation += 1
+        self._model = model
+        self._retrace_engine = "NumPy"
+        self._model_path = str(path) if path is not None else (model.source or None)
+        self._info = info
+        self._x = x
+        self._labels = None
+        self._trace = None
+        self._t = 0
+        self._layer = ""
+        self._batch = 0
+        self._units = []
+        self._filter = UnitFilter()
+        self._rows = np.zeros(0, np.int64)
+        self.events.model.emit()
+        if trace is not None:
+            self._install_trace(trace, self._retrace_engine)
+        else:
+            self._retrace()
+
+    def set_input(self, x: Any) -> None:
+        """Trace the current model on a new input (a batch axis is added if missing)."""
+        if self._model is None:
+            raise InputError("open a model before giving it an input")
+        from ..io.inputs import add_batch_axis
+
+        a = x if isinstance(x, list) else add_batch_axis(self._model, np.asarray(x))  # type: ignore[arg-type]
+        a = self._model.check_input(a)
+        self._x = a
+        self._labels = None
+        self.events.input.emit()
+        self._retrace()
+
+    def set_text(self, text: str) -> None:
+        """Tokenise ``text`` with the model's vocabulary (digits, bits, characters, words,
+        ids or numbers) and trace it."""
+        if self._model is None:
+            raise InputError("open a model before typing an input")
+        from ..io.inputs import encode_text
+
+        self.set_input(encode_text(self._model, text, self._info))  # type: ignore[arg-type]
+
+    def set_trace(
+        self, trace: Trace, engine: str = "NumPy", model: TraceableModel | None = None
+    ) -> None:
+        """Show a trace computed elsewhere (a training snapshot, another engine).
+
+        ``t``, the layer, the batch item and the selection are kept where still valid.
+        ``model``: the model whose weights made ``trace`` when they are not the open model's
+        (a training snapshot). It replaces the open model without resetting the view (no
+        ``model`` event), so later traces (a new input, what-if, export) use the weights on
+        screen. It must take the current input.
+        """
+        if model is not None and model is not self._model:
+            if self._x is not None:
+                model.check_input(self._x)
+            self._model = model
+            self._retrace_engine = engine
+        self._generation += 1  # a trace still being computed is now stale
+        self._install_trace(trace, engine)
+
+    def retrace(self) -> None:
+        """Recompute the trace of the current model and input (after its weights changed)."""
+        self._retrace()
+
+    # --- navigation and selection --------------------------------------------------------------
+    def set_t(self, t: int) -> None:
+        """Move to step ``t`` (clamped to the trace; no event if unchanged)."""
+        n = self.timesteps
+        t = min(max(int(t), 0), max(n - 1, 0))
+        if t == self._t:
+            return
+        self._t = t
+        self.events.t.emit(t)
+
+    def step(self, dt: int) -> None:
+        """Move ``dt`` steps (negative: back)."""
+        self.set_t(self._t + int(dt))
+
+    def set_layer(self, name: str) -> None:
+        """Select the LSTM layer ``name`` (a trace name, or a Bidirectional's name for its
+        forward half)."""
+        if self._trace is None:
+            raise LstmvizError("no trace yet: open a model first")
+        lt = self._trace.layer(name)  # raises, listing the layers
+        if lt.name == self._layer:
+            return
+        self._layer = lt.name
+        self._t = min(self._t, max(lt.timesteps - 1, 0))
+        self._units = [u for u in self._units if u < lt.units] or self._default_units(lt)
+        self._update_rows()
+        self.events.layer.emit(lt.name)
+
+    def set_batch(self, b: int) -> None:
+        """Select batch item ``b``."""
+        if self._trace is None:
+            return
+        n = self._trace.batch_size
+        if not 0 <= int(b) < n:
+            raise LstmvizError(f"batch item {b} out of range: the input has {n} item(s)")
+        if int(b) == self._batch:
+            return
+        self._batch = int(b)
+        self._labels = None
+        self._update_rows()
+        self.events.batch.emit(self._batch)
+
+    def set_units(self, units: list[int]) -> None:
+        """Select units (the first is the unit of the detail views)."""
+        lt = self.layer_trace
+        n = lt.units if lt is not None else 0
+        try:
+            units = [int(u) for u in units]
+        except (TypeError, ValueError):
+            raise LstmvizError(f"units must be integers; found {units!r}") from None
+        bad = [u for u in units if not 0 <= u < n]
+        if bad:
+            raise LstmvizError(
+                f"unit {bad[0]} out of range: layer {self._layer!r} has {n} units (0..{n - 1})"
+            )
+        units = list(dict.fromkeys(units))
+        if units == self._units:
+            return
+        self._units = units
+        self.events.selection.emit()
+
+    def set_unit_filter(self, mode: str, arg: Any = None) -> None:
+        """Choose which units the heatmaps show.
+
+        Parameters
+        ----------
+        mode : {"all", "active", "saturated", "list"}
+            All units; the ``arg`` most active (largest mean |h|); the ``arg`` most saturated
+            (gates saturated most of the time, :data:`lstmviz.analysis.saturation.LOW` /
+            ``HIGH``); or the units listed in ``arg`` (ints, or a string like ``"0-3, 7"``).
+        """
+        if mode not in UNIT_FILTERS:
+            raise LstmvizError(
+                f"unit filter must be one of {', '.join(UNIT_FILTERS)}; got {mode!r}"
+            )
+        if mode == "list":
+            units = self.parse_units(arg) if isinstance(arg, str) else [int(u) for u in arg]
+            n = self.layer_trace.units if self.layer_trace is not None else 0
+            bad = [u for u in units if not 0 <= u < n]
+            if bad:
+                raise LstmvizError(
+                    f"unit {bad[0]} out of range: layer {self._layer!r} has {n} units (0..{n - 1})"
+                )
+            if not units:
+                raise LstmvizError("the unit list is empty; type units like 0, 3, 5-8")
+            new = UnitFilter("list", units=tuple(units))
+        elif mode in ("active", "saturated"):
+            new = UnitFilter(mode, k=max(1, int(arg or 8)))  # type: ignore[arg-type]
+        else:
+            new = UnitFilter()
+        self._filter = new
+        self._update_rows()
+        self.events.rows.emit()
+
+    @staticmethod
+    def parse_units(text: str) -> list[int]:
+        """``"0, 3, 5-8"`` -> ``[0, 3, 5, 6, 7, 8]``."""
+        out: list[int] = []
+        for part in re.split(r"[,\s]+", str(text).strip()):
+            if not part:
+                continue
+            m = re.fullmatch(r"(\d+)(?:-(\d+))?", part)
+            if m is None:
+                raise LstmvizError(f"cannot read unit {part!r}; type units like 0, 3, 5-8")
+            a, b = int(m.group(1)), int(m.group(2) or m.group(1))
+            if b < a or b - a > 100_000:
+                raise LstmvizError(f"bad unit range {part!r}")
+            out.extend(range(a, b + 1))
+        return list(dict.fromkeys(out))
+
+    # --- internals -------------------------------------------------------------------------------
+    def _run(self, job: Job, done: Callable[[Any], None], label: str, gen: int) -> None:
+        self._set_busy(label)
+        self.runner(job, done, lambda m: self._failed(gen, m), label)
+
+    def _failed(self, gen: int, message: str) -> None:
+        if gen == self._generation:
+            self._set_busy("")
+            self.events.failed.emit(message)
+
+    def _retrace(self) -> None:
+        model, x = self._model, self._x
+        if model is None or x is None:
+            return
+        self._generation += 1
+        gen = self._generation
+        engine = self._retrace_engine
+
+        def job(progress: ProgressFn, should_stop: ShouldStopFn) -> Any:
+            return model.trace(x)
+
+        def done(trace: Any) -> None:
+            if gen == self._generation:
+                self._set_busy("")
+                self._install_trace(trace, engine)
+
+        a0 = x[0] if isinstance(x, list) else x
+        steps = np.shape(a0)[1] if np.ndim(a0) >= 2 else 0
+        if trace_values(model, x) <= SYNC_TRACE_VALUES:
+            run_now(job, done, lambda m: self._failed(gen, m), "")
+        else:
+            self._run(job, done, f"Tracing {steps} timesteps", gen)
+
+    def _set_busy(self, label: str) -> None:
+        if label != self._busy:
+            self._busy = label
+            self.events.busy.emit(label)
+
+    def _install_trace(self, trace: Trace, engine: str) -> None:
+        if not trace.layers:
+            raise LstmvizError("the trace holds no LSTM layer")
+        self._trace = trace
+        self._engine = engine
+        names = trace.layer_names
+        if self._layer not in names:
+            self._layer = names[0]
+        lt = trace.layer(self._layer)
+        if self._batch >= lt.batch_size:
+            self._batch = 0
+        self._t = min(self._t, max(lt.timesteps - 1, 0))
+        self._units = [u for u in self._units if u < lt.units] or self._default_units(lt)
+        if self._filter.mode == "list" and any(u >= lt.units for u in self._filter.units):
+            self._filter = UnitFilter()
+        self._labels = None
+        self._update_rows()
+        self.events.trace.emit()
+
+    def _default_units(self, lt: LayerTrace) -> list[int]:
+        return default_units(lt, self._batch, self._info_units())
+
+    def _info_units(self) -> list[int]:
+        extra = getattr(self._info, "extra", None) or {}
+        out: list[int] = []
+        shown = extra.get("show_units")
+        if isinstance(shown, list):
+            out += [int(u) for u in shown if isinstance(u, int)]
+        for d in (extra, extra.get("checks") or {}):
+            if isinstance(d, dict):
+                out += [
+                    int(v)
+                    for k, v in d.items()
+                    if k.endswith("_unit") and isinstance(v, int) and not isinstance(v, bool)
+                ]
+        return out
+
+    def _update_rows(self) -> None:
+        lt = self.layer_trace
+        if lt is None:
+            self._rows = np.zeros(0, np.int64)
+        else:
+            mode, arg = self._filter.as_tuple()
+            self._rows = unit_rows(lt, self._batch, mode, arg)
+
+
+def trace_values(model: Any, x: Any) -> int:
+    """About how many values a trace of ``model`` on ``x`` holds per quantity: batch x steps
+    x units, summed over the LSTM layers (both halves of a Bidirectional)."""
+    a0 = x[0] if isinstance(x, list) else x
+    shape = np.shape(a0)
+    bt = int(shape[0]) * int(shape[1]) if len(shape) >= 2 else 1
+    units = 0
+    for lay in getattr(model, "lstm_layers", []):
+        halves = [lay.forward, lay.backward] if hasattr(lay, "forward") else [lay]
+        units += sum(int(getattr(h, "units", 0)) for h in halves)
+    return bt * max(units, 1)

@@ -1,0 +1,590 @@
+"""Acceptance: the real main window, driven with the mouse and the keyboard as a user drives it.
+
+Every entry of every menu is clicked with the mouse, every shortcut pressed, every button of
+every panel clicked, and each must show a visible effect on the state or a view. A menu entry
+or a shortcut added later without an effect here fails :func:`test_every_menu_entry_is_covered`
+and :func:`test_the_key_table_is_what_the_window_binds`. Layout invariants are read from the
+widgets at 1600x900 and 1920x1080 with each panel open, and a screenshot is checked pixel by
+pixel against the colour map.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QKeySequence
+from PySide6.QtWidgets import QApplication, QDialog, QLabel, QMessageBox
+
+from lstmviz.examples import EXAMPLES_DIR
+from lstmviz.io.session import Session
+
+from .acceptance import activate, buttons, click, click_menu, menu_entries, press, wait_settled
+
+DIGITS = EXAMPLES_DIR / "digit_sum.keras"
+STACKED = EXAMPLES_DIR / "stacked_lstm.keras"
+ADDER = EXAMPLES_DIR / "binary_addition.keras"
+TRAIN_TIMEOUT = 180_000
+
+
+@pytest.fixture
+def answers(monkeypatch):
+    """The user's answers to file dialogs, by dialog title; an unexpected dialog fails."""
+    from lstmviz.app import dialogs
+
+    given: dict[str, str] = {}
+
+    def answer(title: str) -> str:
+        assert title in given, f"unexpected file dialog {title!r}"
+        return given.pop(title)
+
+    monkeypatch.setattr(dialogs, "ask_open_file", lambda parent, title, filters: answer(title))
+    monkeypatch.setattr(
+        dialogs, "ask_save_file", lambda parent, title, suggested, filters: answer(title)
+    )
+    monkeypatch.setattr(dialogs, "ask_directory", lambda parent, title: answer(title))
+    return given
+
+
+@pytest.fixture
+def app(qtbot, tmp_path, monkeypatch, answers):
+    """The whole window, as the ``lstmviz`` command builds it, showing the digit-sum example."""
+    from lstmviz.app.main_window import MainWindow
+
+    monkeypatch.setenv("LSTMVIZ_DATA_DIR", str(tmp_path / "data"))
+    w = MainWindow()
+    qtbot.addWidget(w)
+    w.resize(1600, 900)
+    activate(qtbot, w)
+    w.open_model(DIGITS)
+    wait_settled(qtbot, w)
+    yield w
+    for top in QApplication.topLevelWidgets():
+        if top.isVisible() and isinstance(top, (QDialog, QMessageBox)):
+            top.close()
+    w.close()
+
+
+def _dialog(title_part: str) -> QDialog | None:
+    for top in QApplication.topLevelWidgets():
+        if isinstance(top, QDialog) and top.isVisible() and title_part in top.windowTitle():
+            return top
+    return None
+
+
+def _raised(dock) -> bool:
+    """Visible and on top of its tab group (not behind another tab)."""
+    return dock.isVisible() and not dock.visibleRegion().isEmpty()
+
+
+def _open(qtbot, w, path):
+    w.open_model(path)
+    qtbot.waitUntil(lambda: w.state.model_path == str(path), timeout=20000)
+    wait_settled(qtbot, w)
+
+
+# --- the effect of each menu entry ---------------------------------------------------------
+def _file_entries(qtbot, w, answers, tmp_path):
+    answers["Open a model"] = str(ADDER)
+    click_menu(qtbot, w, "File", "Open model…")
+    qtbot.waitUntil(lambda: w.state.model_path == str(ADDER), timeout=20000)
+    wait_settled(qtbot, w)
+    _open(qtbot, w, DIGITS)
+
+    x = np.eye(10, dtype=np.float32)[[1, 2, 3, 4, 5, 6, 7]]
+    np.save(tmp_path / "seven.npy", x)
+    answers["Open an input sequence"] = str(tmp_path / "seven.npy")
+    click_menu(qtbot, w, "File", "Open input…")
+    qtbot.waitUntil(lambda: w.state.timesteps == 7, timeout=20000)
+
+    click_menu(qtbot, w, "File", "Examples", "Gallery…")
+    qtbot.waitUntil(lambda: w.gallery.isVisible(), timeout=5000)
+    w.gallery.close()
+    from lstmviz.examples import list_examples
+
+    for ex in list_examples():
+        click_menu(qtbot, w, "File", "Examples", ex.title)
+        qtbot.waitUntil(lambda p=str(ex.path): w.state.model_path == p, timeout=30000)
+        wait_settled(qtbot, w)
+    recent = w.recent_files()
+    assert recent and recent[0] == str(Path(list_examples()[-1].path).resolve())
+    _open(qtbot, w, DIGITS)
+    click_menu(qtbot, w, "File", "Recent", str(Path(list_examples()[-1].path).resolve()))
+    qtbot.waitUntil(lambda: w.state.model_path == str(list_examples()[-1].path), timeout=30000)
+    wait_settled(qtbot, w)
+    _open(qtbot, w, DIGITS)
+
+    w.state.set_t(3)
+    answers["Save session"] = str(tmp_path / "work.lstmviz")
+    click_menu(qtbot, w, "File", "Save session…")
+    qtbot.waitUntil((tmp_path / "work.lstmviz").is_file, timeout=10000)
+    assert Session.load(tmp_path / "work.lstmviz").t == 3
+    w.state.set_t(0)
+    answers["Open session"] = str(tmp_path / "work.lstmviz")
+    click_menu(qtbot, w, "File", "Open session…")
+    qtbot.waitUntil(lambda: w.state.t == 3, timeout=20000)
+
+    # File > Recover lists every kept autosave; clicking one opens it
+    kept = w.session_actions.recovered_dir
+    kept.mkdir(parents=True, exist_ok=True)
+    Session(model_path=str(STACKED), t=1).save(kept / "autosave-kept.lstmviz")
+    label = w.session_actions.recovered()[0].label
+    click_menu(qtbot, w, "File", "Recover", label)
+    qtbot.waitUntil(lambda: w.state.model_path == str(STACKED) and w.state.t == 1, timeout=20000)
+    wait_settled(qtbot, w)
+    _open(qtbot, w, DIGITS)
+
+    embed = w.session_actions.embed_action
+    before = embed.isChecked()
+    click_menu(qtbot, w, "File", "Embed the model in saved sessions")
+    assert embed.isChecked() is not before
+
+    for entry, title in (
+        ("Figure (PNG, SVG, PDF)…", "figure"),
+        ("Animation (GIF, MP4)…", "animation"),
+        ("Trace data (NPZ, CSV, JSON)…", "data"),
+    ):
+        click_menu(qtbot, w, "File", "Export", entry)
+        qtbot.waitUntil(lambda t=title: _dialog("Export") is not None, timeout=5000)
+        dlg = _dialog("Export")
+        assert title in dlg.windowTitle().lower()
+        dlg.close()
+
+    answers["Save a screenshot"] = str(tmp_path / "shot.png")
+    click_menu(qtbot, w, "File", "Save screenshot…")
+    assert (tmp_path / "shot.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def _view_entries(qtbot, w, answers, tmp_path):
+    click_menu(qtbot, w, "View", "Presentation mode")
+    assert w.presentation and w.state.options.presentation
+    press(qtbot, w, "Escape")
+    assert not w.presentation
+
+    _open(qtbot, w, STACKED)
+    click_menu(qtbot, w, "View", "All layers at once")
+    assert w.state.options.all_layers and w.heatmaps.all_layers
+    assert len(w.heatmaps.maps) == 3 * len(w.state.layer_names)
+    click_menu(qtbot, w, "View", "All layers at once")
+    assert not w.heatmaps.all_layers
+    _open(qtbot, w, DIGITS)
+
+    vb = w.heatmaps.maps["cell"].plot.vb
+    vb.setRange(xRange=(1, 2), yRange=(3, 4), padding=0)
+    click_menu(qtbot, w, "View", "Reset zoom")
+    (x0, x1), _ = vb.viewRange()
+    assert x0 <= 0.01 and x1 >= w.state.timesteps - 0.01
+
+    w.panels.open("what_if")
+    click_menu(qtbot, w, "View", "Reset layout")
+    assert not w.panels.docks["what_if"].isVisible()
+    assert w.model_dock.isVisible() and w.detail_dock.isVisible()
+
+    for entry, dock in (("Model", w.model_dock), ("Unit detail and output", w.detail_dock)):
+        click_menu(qtbot, w, "View", entry)
+        assert not dock.isVisible()
+        click_menu(qtbot, w, "View", entry)
+        assert dock.isVisible()
+
+    click_menu(qtbot, w, "View", "Engine", "Keras")
+    qtbot.waitUntil(lambda: w.state.engine == "Keras", timeout=TRAIN_TIMEOUT)
+    assert "engine: Keras" in w.engine_label.text()
+    click_menu(qtbot, w, "View", "Engine", "NumPy")
+    qtbot.waitUntil(lambda: w.state.engine == "NumPy", timeout=20000)
+
+
+def _train_entries(qtbot, w, answers, tmp_path):
+    from lstmviz.train.tasks import TrainConfig
+
+    click_menu(qtbot, w, "Train", "Train")
+    panel = w.panels.built("train")
+    assert panel is not None and _raised(w.panels.docks["train"])
+    panel.epochs.setValue(50)  # long enough to pause and cancel it
+    panel.steps.setValue(50)
+    del TrainConfig
+    click_menu(qtbot, w, "Train", "Start training")
+    qtbot.waitUntil(lambda: panel.state == "training", timeout=TRAIN_TIMEOUT)
+    click_menu(qtbot, w, "Train", "Pause / resume")
+    qtbot.waitUntil(lambda: panel.state == "paused", timeout=20000)
+    click_menu(qtbot, w, "Train", "Pause / resume")
+    qtbot.waitUntil(lambda: panel.state == "training", timeout=20000)
+    click_menu(qtbot, w, "Train", "Cancel")
+    qtbot.waitUntil(lambda: panel.state == "cancelled", timeout=60000)
+    answers["Save trained model"] = str(tmp_path / "trained.keras")
+    click_menu(qtbot, w, "Train", "Save trained model as .keras…")
+    qtbot.waitUntil((tmp_path / "trained.keras").is_file, timeout=60000)
+
+
+def _analysis_entries(qtbot, w, answers, tmp_path):
+    for key, spec in w.panels.specs.items():
+        if spec.menu != "Analysis":
+            continue
+        click_menu(qtbot, w, "Analysis", spec.title)
+        assert _raised(w.panels.docks[key]), key
+        assert w.panels.built(key) is not None
+        press(qtbot, w, spec.shortcut)  # pressing it again raises, never closes
+        assert _raised(w.panels.docks[key]), key
+
+
+def _help_entries(qtbot, w, answers, tmp_path):
+    click_menu(qtbot, w, "Help", "Keyboard shortcuts")
+    qtbot.waitUntil(lambda: w.shortcuts_box.isVisible(), timeout=5000)
+    assert "Ctrl+Alt+3" in w.shortcuts_box.text()
+    w.shortcuts_box.close()
+    click_menu(qtbot, w, "Help", "About lstmviz")
+    qtbot.waitUntil(lambda: w.about_box.isVisible(), timeout=5000)
+    assert "lstmviz" in w.about_box.text()
+    w.about_box.close()
+
+
+COVERED = {
+    "File": _file_entries,
+    "View": _view_entries,
+    "Train": _train_entries,
+    "Analysis": _analysis_entries,
+    "Help": _help_entries,
+}
+
+
+def test_every_menu_entry_is_covered(app):
+    """Each entry of the menu bar has its effect checked in this file (see COVERED)."""
+    checked = {
+        ("File", "Open model…"),
+        ("File", "Open input…"),
+        ("File", "Examples", "Gallery…"),
+        ("File", "Open session…"),
+        ("File", "Save session…"),
+        ("File", "Embed the model in saved sessions"),
+        ("File", "Export", "Figure (PNG, SVG, PDF)…"),
+        ("File", "Export", "Animation (GIF, MP4)…"),
+        ("File", "Export", "Trace data (NPZ, CSV, JSON)…"),
+        ("File", "Save screenshot…"),
+        ("File", "Quit"),
+        ("View", "Presentation mode"),
+        ("View", "All layers at once"),
+        ("View", "Reset zoom"),
+        ("View", "Reset layout"),
+        ("View", "Model"),
+        ("View", "Unit detail and output"),
+        ("View", "Engine", "NumPy"),
+        ("View", "Engine", "Keras"),
+        ("Train", "Train"),
+        ("Train", "Start training"),
+        ("Train", "Pause / resume"),
+        ("Train", "Cancel"),
+        ("Train", "Save trained model as .keras…"),
+        ("Help", "Keyboard shortcuts"),
+        ("Help", "About lstmviz"),
+    }
+    analysis = {("Analysis", s.title) for s in app.panels.specs.values() if s.menu == "Analysis"}
+    from lstmviz.examples import list_examples
+
+    examples = {("File", "Examples", ex.title) for ex in list_examples()}
+    # Recent and Recover list files (checked by clicking one in the File test)
+    entries = {
+        e for e in menu_entries(app) if e[:2] not in (("File", "Recent"), ("File", "Recover"))
+    }
+    missing = entries - checked - analysis - examples
+    assert not missing, f"menu entries without an acceptance check: {sorted(missing)}"
+
+
+@pytest.mark.parametrize("menu", ["File", "View", "Analysis", "Help"])
+def test_menu_entries_have_their_effect(app, qtbot, answers, tmp_path, menu):
+    COVERED[menu](qtbot, app, answers, tmp_path)
+    assert app.last_error is None, app.last_error
+    assert not answers, f"file dialogs expected but never shown: {answers}"
+
+
+def test_train_menu_trains_pauses_cancels_and_saves(app, qtbot, answers, tmp_path):
+    pytest.importorskip("tensorflow")
+    _train_entries(qtbot, app, answers, tmp_path)
+    assert app.last_error is None, app.last_error
+
+
+def test_quit_closes_the_window(app, qtbot):
+    click_menu(qtbot, app, "File", "Quit")
+    qtbot.waitUntil(lambda: not app.isVisible(), timeout=5000)
+
+
+# --- keys ------------------------------------------------------------------------------------
+def test_the_key_table_is_what_the_window_binds(app):
+    """Every shortcut the window has is in the key table (F1, --help) and vice versa."""
+    from PySide6.QtGui import QAction
+    from PySide6.QtWidgets import QAbstractButton
+
+    from lstmviz.app.keys import bound_keys
+
+    for key in app.panels.specs:
+        app.panels.widget(key)  # panels' own buttons have keys too
+    bound: set[str] = set()
+    for a in app.findChildren(QAction):
+        for seq in a.shortcuts():
+            bound.add(seq.toString())
+    for b in app.findChildren(QAbstractButton):
+        if not b.shortcut().isEmpty():
+            bound.add(b.shortcut().toString())
+    table = {QKeySequence(k).toString() for k in bound_keys()}
+    assert bound == table, (
+        f"bound but not in the key table: {sorted(bound - table)}; "
+        f"in the table but not bound: {sorted(table - bound)}"
+    )
+
+
+def test_stepping_keys(app, qtbot):
+    w = app
+    w.state.set_text("1 2 3 4 5 6 7 8")
+    for key, t in (
+        ("Right", 1),
+        ("PgDown", 2),
+        ("PgUp", 1),
+        ("Left", 0),
+        ("End", 7),
+        ("Home", 0),
+    ):
+        press(qtbot, w.heatmaps, key)
+        assert w.state.t == t, key
+        assert w.transport.slider.value() == t and w.heatmaps.maps["cell"].cursor_t() == t
+    speed = w.transport.speed_index
+    press(qtbot, w.heatmaps, "+")
+    assert w.transport.speed_index > speed
+    press(qtbot, w.heatmaps, "-")
+    assert w.transport.speed_index == speed
+    press(qtbot, w.heatmaps, "Space")
+    assert w.transport.playing
+    qtbot.waitUntil(lambda: w.state.t >= 1, timeout=10000)
+    press(qtbot, w.heatmaps, "Space")
+    assert not w.transport.playing
+
+
+def test_panel_shortcuts_open_raised_and_focused(app, qtbot):
+    w = app
+    for key, spec in w.panels.specs.items():
+        press(qtbot, w, spec.shortcut)
+        assert _raised(w.panels.docks[key]), key
+        press(qtbot, w, spec.shortcut)  # again: still there, never closed
+        assert _raised(w.panels.docks[key]), key
+    press(qtbot, w, "F1")
+    qtbot.waitUntil(lambda: w.shortcuts_box.isVisible(), timeout=5000)
+    w.shortcuts_box.close()
+    press(qtbot, w, "F11")
+    assert w.presentation
+    press(qtbot, w, "Escape")
+    assert not w.presentation
+
+
+# --- the buttons of the core views and of every panel ----------------------------------------
+def test_core_buttons(app, qtbot, answers, tmp_path):
+    w = app
+    w.editor.edit.setText("9 9 9")
+    click(qtbot, w.editor.apply_button)
+    assert w.state.input_text() == "9 9 9"
+    np.save(tmp_path / "four.npy", np.eye(10, dtype=np.float32)[[1, 2, 3, 4]])
+    answers["Open an input sequence"] = str(tmp_path / "four.npy")
+    click(qtbot, w.editor.load_button)
+    qtbot.waitUntil(lambda: w.state.timesteps == 4, timeout=20000)
+    tr = w.transport
+    for button, t in (
+        (tr.end_button, 3),
+        (tr.start_button, 0),
+        (tr.forward_button, 1),
+        (tr.back_button, 0),
+    ):
+        click(qtbot, button)
+        assert w.state.t == t
+    speed = tr.speed_index
+    click(qtbot, tr.faster_button)
+    assert tr.speed_index > speed
+    click(qtbot, tr.slower_button)
+    assert tr.speed_index == speed
+    click(qtbot, tr.play_button)
+    assert tr.playing
+    click(qtbot, tr.play_button)
+    assert not tr.playing
+    _open(qtbot, w, STACKED)
+    box = w.selection_panel.all_layers
+    click(qtbot, box)
+    assert w.state.options.all_layers and box.isChecked()
+    click(qtbot, box)
+    assert not w.state.options.all_layers
+    # every button of the core views was pressed above
+    core = set(buttons(w.centralWidget())) | set(buttons(w.model_dock.widget()))
+    pressed = {
+        w.editor.apply_button,
+        w.editor.load_button,
+        tr.end_button,
+        tr.start_button,
+        tr.forward_button,
+        tr.back_button,
+        tr.faster_button,
+        tr.slower_button,
+        tr.play_button,
+        box,
+    }
+    assert core <= pressed, f"buttons without a check: {[b.text() for b in core - pressed]}"
+
+
+def test_what_if_buttons(app, qtbot):
+    w = app
+    p = w.panels.open("what_if")
+    p.step.setValue(2)
+    p.token.setCurrentIndex(9)
+    click(qtbot, p.run_btn)
+    assert p.result is not None and not p.stack.is_empty
+    assert "changed step 2" in p.summary.text()
+    click(qtbot, p.apply_btn)
+    assert w.state.token_labels()[2] == "9"
+    assert w.last_error is None
+
+
+def test_compare_buttons(app, qtbot, answers):
+    w = app
+    p = w.panels.open("compare")
+    click(qtbot, p.pin_btn)
+    assert p.pinned is not None
+    w.state.set_text("1 2 3 4 5")
+    assert not p.stack.is_empty and p.comparison is not None
+    click(qtbot, p.clear_btn)
+    assert p.pinned is None and p.stack.is_empty
+    answers["Model B"] = str(DIGITS)
+    click(qtbot, p.open_btn)
+    qtbot.waitUntil(lambda: p.comparison is not None, timeout=20000)
+    assert w.last_error is None
+
+
+def test_check_buttons(app, qtbot, answers, tmp_path):
+    from tests.app.test_analysis_panels import _buggy
+
+    w = app
+    p = w.panels.open("check")
+    st = _buggy(w.state.layer_trace)
+    np.savez(tmp_path / "mine.npz", hidden=st["hidden"], cell=st["cell"])
+    answers["Student arrays"] = str(tmp_path / "mine.npz")
+    click(qtbot, p.load_btn)
+    qtbot.waitUntil(lambda: p.diagnosis is not None, timeout=20000)
+    assert not p.stack.is_empty
+    w.state.set_t(0)
+    click(qtbot, p.goto_btn)
+    assert w.state.t == p.diagnosis.first_step
+
+
+def test_train_panel_buttons(app, qtbot, answers, tmp_path):
+    pytest.importorskip("tensorflow")
+    w = app
+    p = w.panels.open("train")
+    click(qtbot, p.follow)
+    assert not p.follow.isChecked()
+    click(qtbot, p.follow)
+    click(qtbot, p.own_arch)
+    assert p.own_arch.isChecked()
+    click(qtbot, p.own_arch)
+    p.epochs.setValue(50)
+    click(qtbot, p.start_btn)
+    qtbot.waitUntil(lambda: p.state == "training", timeout=TRAIN_TIMEOUT)
+    click(qtbot, p.pause_btn)
+    qtbot.waitUntil(lambda: p.state == "paused", timeout=20000)
+    click(qtbot, p.cancel_btn)
+    qtbot.waitUntil(lambda: p.state == "cancelled", timeout=60000)
+    answers["Save trained model"] = str(tmp_path / "t.keras")
+    click(qtbot, p.save_btn)
+    qtbot.waitUntil((tmp_path / "t.keras").is_file, timeout=60000)
+
+
+# --- layout at the sizes users have -------------------------------------------------------
+SIZES = [(1600, 900), (1920, 1080)]
+
+
+def _layout_problems(w) -> list[str]:
+    from lstmviz.app.analysis.common import PlotStack
+    from lstmviz.app.heatmaps import ROW_PX
+
+    out = []
+    for key, hm in w.heatmaps.maps.items():
+        h = hm.plot.vb.height()
+        if hm.n_rows and h / hm.n_rows < ROW_PX - 0.01:
+            out.append(f"heatmap {key}: {h / hm.n_rows:.1f} px per unit row")
+        if hm.plot.vb.width() < 40:
+            out.append(f"heatmap {key}: data area {hm.plot.vb.width():.0f} px wide")
+    for stack in w.findChildren(PlotStack):
+        if not stack.isVisible():
+            continue
+        if stack.height() < 150:
+            out.append(f"{stack.parent().__class__.__name__}: plot area {stack.height()} px tall")
+    for label in w.findChildren(QLabel):
+        if not label.isVisible() or label.wordWrap() or not label.text():
+            continue
+        if label.textFormat() == Qt.TextFormat.RichText or "<" in label.text():
+            continue
+        need = label.fontMetrics().horizontalAdvance(label.text())
+        if need > label.contentsRect().width() + 2:
+            out.append(f"label {label.text()!r} clipped ({need} px in {label.width()} px)")
+    return out
+
+
+def _settle(qtbot, w) -> None:
+    """Until the layout stops moving (relayouts are queued after each resize)."""
+
+    def geometry():
+        return [round(hm.plot.vb.height()) for hm in w.heatmaps.maps.values()] + [
+            w.vsplit.sizes()[0],
+            w.heatmaps.ncol,
+        ]
+
+    last = [None]
+
+    def still() -> bool:
+        now = geometry()
+        same = now == last[0]
+        last[0] = now
+        return same
+
+    qtbot.wait(100)
+    qtbot.waitUntil(still, timeout=5000)
+
+
+@pytest.mark.parametrize(("width", "height"), SIZES)
+def test_layout_with_each_panel_open(app, qtbot, width, height):
+    w = app
+    w.resize(width, height)
+    w.panels.close_all()
+    _settle(qtbot, w)
+    problems = {"(no panel)": _layout_problems(w)}
+    for key in w.panels.specs:
+        w.panels.close_all()
+        w.panels.open(key)
+        _settle(qtbot, w)
+        problems[key] = _layout_problems(w)
+    bad = {k: v for k, v in problems.items() if v}
+    assert not bad, bad
+
+
+# --- pixels -----------------------------------------------------------------------------------
+def test_screenshot_pixels_follow_the_colour_map(app, qtbot):
+    """A blank or wrongly coloured render fails: heatmap pixels at known cells are the colour
+    map's colour of the trace's value there."""
+    from lstmviz.app.heatmaps import levels_for
+    from lstmviz.app.style import colormap
+
+    w = app
+    w.state.set_t(w.state.timesteps - 1)  # nothing dimmed
+    qtbot.wait(300)
+    img = w.heatmaps.grab().toImage()
+    lt = w.state.layer_trace
+    checked = 0
+    for key, cmap in (("forget_gate", "viridis"), ("cell", "CET-D1A")):
+        hm = w.heatmaps.maps[key]
+        lo, hi = levels_for(lt, key)
+        lut = colormap(cmap).getLookupTable(nPts=256, alpha=False)
+        for row in (0, hm.n_rows // 2, hm.n_rows - 1):
+            for t in range(0, hm.n_t - 1):
+                p = w.heatmaps.scene_pos_of(key, t, row)
+                v = w.heatmaps.mapFromScene(p)
+                c = img.pixelColor(v.x(), v.y())
+                value = float(lt.per_unit(key)[w.state.batch, t, hm.rows[row]])
+                k = int(np.clip((value - lo) / (hi - lo), 0, 1) * 255)
+                want = lut[k]
+                got = np.array([c.red(), c.green(), c.blue()])
+                assert np.abs(got - want).max() <= 40, (key, row, t, got, want)
+                checked += 1
+    assert checked >= 12

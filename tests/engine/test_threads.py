@@ -1,0 +1,222 @@
+"""The threaded recurrence, the engine's thread settings, and BLAS's threads around it.
+
+The compiled kernel's packed product splits every step over threads (the units cut into
+chunks, ``lstmviz/engine/_lstm_kernel.c``): the trace must equal the NumPy reference loop
+for every thread count and unit count, and not change by a bit with the number of threads.
+The work thresholds that keep small layers on one thread are switched off here, and the
+chunks made small, so that every thread really runs (``meta["threads"]`` says how many did).
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+
+from lstmviz.engine import _accel, get_threads, run_lstm, set_threads
+from lstmviz.errors import LstmvizError
+
+from .test_cell import _assert_same, _inputs, _weights
+
+needs_kernel = pytest.mark.skipif(not _accel.available(), reason=_accel.describe())
+
+
+@pytest.fixture(params=["avx2", "avx512"])
+def tiles(request):
+    """The packed product with AVX2 or AVX-512 tiles (skipped where the CPU lacks them)."""
+    if not _accel.available():
+        pytest.skip(_accel.describe())
+    try:
+        before = _accel.set_packed(request.param)
+    except ValueError as e:
+        pytest.skip(str(e))
+    yield request.param
+    _accel.set_packed(before)
+
+
+@pytest.fixture
+def any_split(monkeypatch):
+    """Threads at any size: no work thresholds, chunks of 8 units, batch rows split down to
+    one row per block; settings restored."""
+    monkeypatch.setattr(_accel, "MIN_STEP_WORK_PER_THREAD", 0)
+    monkeypatch.setattr(_accel, "MIN_CALL_WORK_PER_THREAD", 0)
+    monkeypatch.setattr(_accel, "CHUNK_UNITS", {"avx512": 8, "avx2": 8})
+    monkeypatch.setattr(_accel, "CHUNK_UNITS_BATCH", 8)
+    monkeypatch.setattr(_accel, "ROW_BLOCK_MIN", 1)
+    previous = set_threads(None)
+    yield
+    set_threads(previous)
+
+
+@needs_kernel
+@pytest.mark.parametrize("threads", [1, 2, 3, 4])
+@pytest.mark.parametrize("units", [1, 5, 33, 97])
+@pytest.mark.parametrize("batch", [1, 3, 9])
+@pytest.mark.parametrize("variant", ["plain", "masked-backwards"])
+def test_threaded_recurrence_equals_the_reference_loop(
+    tiles, any_split, threads, units, batch, variant
+):
+    masked = go_backwards = variant == "masked-backwards"
+    w = _weights(5, units, seed=units + batch)
+    x, h0, c0, mask = _inputs(batch, 17, 5, units, seed=threads)
+    m = mask if masked else None
+    ref = run_lstm(x, w, h0=h0, c0=c0, mask=m, go_backwards=go_backwards, accelerate=False)
+    set_threads(1)
+    one = run_lstm(x, w, h0=h0, c0=c0, mask=m, go_backwards=go_backwards)
+    set_threads(threads)
+    lt = run_lstm(x, w, h0=h0, c0=c0, mask=m, go_backwards=go_backwards)
+    assert lt.meta["path"] == f"packed-{tiles}"
+    # chunks of 8 units, and of batch rows where there are fewer unit chunks than threads
+    assert lt.meta["threads"] == min(threads, -(-units // 8) * batch)
+    # x W, h U and b summed in another order than the loop's (x W + b) + h U (see
+    # test_cell.test_kernel_x_mode_at_larger_batches)
+    _assert_same(lt, ref, scaled=True)
+    _assert_same(lt, one, atol=0, rtol=0)  # the threads change nothing, bit for bit
+
+
+@needs_kernel
+@pytest.mark.parametrize(("units", "batch"), [(256, 1), (96, 32), (130, 5), (20, 64)])
+def test_thread_count_changes_no_bit_at_realistic_sizes(tiles, units, batch, monkeypatch):
+    """Default chunks; more threads than this machine has cores (8) included: a thread that
+    the OS keeps waiting has its chunks taken by the others."""
+    monkeypatch.setattr(_accel, "MIN_STEP_WORK_PER_THREAD", 0)
+    monkeypatch.setattr(_accel, "MIN_CALL_WORK_PER_THREAD", 0)
+    w = _weights(16, units, seed=7)
+    x, h0, c0, mask = _inputs(batch, 40, 16, units, seed=8)
+    previous = set_threads(1)
+    try:
+        one = run_lstm(x, w, h0=h0, c0=c0, mask=mask)
+        for n in (2, 3, 4, 8):
+            set_threads(n)
+            lt = run_lstm(x, w, h0=h0, c0=c0, mask=mask)
+            n_units = -(-units // _accel.chunk_units(batch))
+            assert lt.meta["threads"] == min(n, n_units * -(-batch // _accel.ROW_BLOCK_MIN))
+            _assert_same(lt, one, atol=0, rtol=0)
+    finally:
+        set_threads(previous)
+    ref = run_lstm(x, w, h0=h0, c0=c0, mask=mask, accelerate=False)
+    _assert_same(one, ref, scaled=True)
+
+
+@needs_kernel
+@pytest.mark.parametrize("batch", [1, 32])
+@pytest.mark.parametrize("threads", [1, 2, 3, 4])
+def test_blas_path_with_blas_threads_equals_the_reference_loop(batch, threads, monkeypatch):
+    """Without the packed product the kernel calls SciPy's BLAS; its threads are set
+    around the call (threadpoolctl) to the engine's count, and given back afterwards."""
+    try:
+        before = _accel.set_packed("")
+    except ValueError as e:
+        pytest.skip(str(e))
+    monkeypatch.setattr(_accel, "BLAS_MIN_WORK", 0)
+    seen = []
+    real = _accel.blas_limits
+
+    def spy(n):
+        seen.append(n)
+        return real(n)
+
+    monkeypatch.setattr(_accel, "blas_limits", spy)
+    previous = set_threads(threads)
+    blas_before = _blas_threads()
+    try:
+        w = _weights(6, 37, seed=threads)
+        x, h0, c0, mask = _inputs(batch, 15, 6, 37, seed=batch)
+        lt = run_lstm(x, w, h0=h0, c0=c0, mask=mask)
+        ref = run_lstm(x, w, h0=h0, c0=c0, mask=mask, accelerate=False)
+    finally:
+        set_threads(previous)
+        _accel.set_packed(before)
+    assert lt.meta["path"] == ("blas-x" if batch >= 32 else "blas") + f"/{threads}"
+    assert seen == [threads, threads]  # the kernel's BLAS, then the NumPy loop's
+    assert _blas_threads() == blas_before
+    _assert_same(lt, ref, scaled=batch >= 32)
+
+
+def _blas_threads():
+    from threadpoolctl import threadpool_info
+
+    return sorted(
+        (i["filepath"], i["num_threads"]) for i in threadpool_info() if i["user_api"] == "blas"
+    )
+
+
+def test_blas_limits_set_blas_threads_inside_and_give_them_back():
+    before = _blas_threads()
+    with _accel.blas_limits(1):
+        inside = _blas_threads()
+    assert all(n == 1 for _, n in inside)
+    assert _blas_threads() == before
+    w = _weights(3, 300, seed=1)  # a product large enough for every thread
+    x, _, _, _ = _inputs(2, 3, 3, 300)
+    run_lstm(x, w, accelerate=False)
+    assert _blas_threads() == before  # nothing changed for the rest of the process
+
+
+def test_thread_settings(monkeypatch):
+    monkeypatch.delenv("LSTMVIZ_THREADS", raising=False)
+    previous = set_threads(None)
+    try:
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+        assert get_threads() == cores
+        monkeypatch.setenv("LSTMVIZ_THREADS", "3")
+        assert get_threads() == 3
+        assert set_threads(2) is None
+        assert get_threads() == 2  # set_threads wins over the environment
+        assert set_threads(None) == 2
+        assert get_threads() == 3
+        for bad in (0, -1, 1.5, "x", True, None):
+            if bad is None:
+                continue
+            with pytest.raises(LstmvizError, match="set_threads"):
+                set_threads(bad)
+        monkeypatch.setenv("LSTMVIZ_THREADS", "two")
+        with pytest.raises(LstmvizError, match=r"LSTMVIZ_THREADS.*'two'"):
+            get_threads()
+    finally:
+        set_threads(previous)
+
+
+@needs_kernel
+def test_small_layers_stay_on_one_thread(tiles):
+    previous = set_threads(4)
+    try:
+        assert _accel.threads_for(32, 1, 16, 1000) == 1  # a step is too little work
+        assert _accel.threads_for(256, 1, 16, 3) == 1  # the whole call is
+        assert _accel.threads_for(1024, 32, 16, 1000) == 4
+        assert _accel.split(32, 64, 16, 1000) == (4, 8)  # one unit chunk: 8 row blocks
+        w = _weights(4, 8)
+        x, _, _, _ = _inputs(1, 50, 4, 8)
+        assert run_lstm(x, w).meta["threads"] == 1
+    finally:
+        set_threads(previous)
+
+
+def test_scipy_blas_signature_is_checked(monkeypatch):
+    pytest.importorskip("scipy")
+    blas, why = _accel._scipy_blas()
+    assert blas is not None and not why
+    assert not blas.ilp64  # cython_blas is LP64
+    wrong = dict(_accel._SCIPY_SIGNATURES)
+    wrong["sgemm"] = wrong["sgemm"].replace("int *", "long *", 1)
+    monkeypatch.setattr(_accel, "_SCIPY_SIGNATURES", wrong)
+    blas, why = _accel._scipy_blas()
+    assert blas is None
+    assert "unexpected signature" in why
+
+
+@needs_kernel
+def test_kernel_refuses_bad_ranges_and_sizes(tiles):
+    w = _weights(3, 4)
+    x, h0, c0, _ = _inputs(2, 5, 3, 4)
+    lt = run_lstm(x, w)
+    kernel, _, bias = w._internal()
+    args = [lt.pre.copy(), lt.act.copy(), lt.c.copy(), lt.h.copy(), h0, c0, w._stacked(False)]
+    with pytest.raises(ValueError, match="invalid sizes"):
+        _accel.run_packed(*args, bias, x, None, False, "sigmoid", "tanh", lo=3, hi=2)
+    with pytest.raises(ValueError, match="invalid sizes"):
+        _accel.run_packed(*args, bias, x, None, False, "sigmoid", "tanh", lo=0, hi=6)
+    with pytest.raises(ValueError, match="expected"):  # x of the wrong size
+        _accel.run_packed(*args, bias, x[:, :4].copy(), None, False, "sigmoid", "tanh")
+    assert np.array_equal(kernel, w._internal()[0])
