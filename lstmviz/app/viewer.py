@@ -35,13 +35,9 @@ def _ipython() -> Any:
     """The running IPython shell, or None (plain Python, a script)."""
     import sys
 
-    if "IPython" not in sys.modules:
-        return None
-    try:
-        from IPython import get_ipython
-    except ImportError:  # pragma: no cover - IPython half-installed
-        return None
-    return get_ipython()
+    ipython = sys.modules.get("IPython")  # not imported: not running under IPython
+    getter = getattr(ipython, "get_ipython", None)
+    return getter() if callable(getter) else None
 
 
 def _application() -> Any:

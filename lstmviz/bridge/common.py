@@ -225,7 +225,8 @@ def _project(w: LSTMWeights, hu: np.ndarray) -> np.ndarray:
     """``h`` from ``o * tanh(c)``: the projection (proj_size) when the weights have one."""
     if w.projection is None:
         return hu
-    return hu @ w.projection  # (..., U) @ (U, P)
+    h: np.ndarray = hu @ w.projection  # (..., U) @ (U, P)
+    return h
 
 
 def _check_h(

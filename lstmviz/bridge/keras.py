@@ -95,7 +95,7 @@ class Recorder:
     seen: set[int] = field(default_factory=set)  # layers whose first call was made
     stack: list[Frame] = field(default_factory=list)
     done: list[tuple[Frame, Any]] = field(default_factory=list)
-    counter: itertools.count = field(default_factory=itertools.count)
+    counter: itertools.count[int] = field(default_factory=itertools.count)
 
 
 def _cells_of(rnn: Any) -> list[Any]:

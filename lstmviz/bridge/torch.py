@@ -111,7 +111,7 @@ class Recorder:
     lstm_calls: list[LSTMCall] = field(default_factory=list)
     cell_calls: dict[int, list[CellCall]] = field(default_factory=dict)
     cells: dict[int, Any] = field(default_factory=dict)
-    counter: itertools.count = field(default_factory=itertools.count)
+    counter: itertools.count[int] = field(default_factory=itertools.count)
 
     def on_lstm(self, module: Any, args: tuple[Any, ...], kwargs: dict[str, Any], out: Any) -> None:
         if threading.get_ident() != self.thread:

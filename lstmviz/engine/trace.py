@@ -125,7 +125,8 @@ class LayerTrace:
     def at_unit(self, quantity: str, t: int, b: int = 0) -> np.ndarray:
         """Like :meth:`at`, but ``hidden`` is :attr:`unit_hidden`: ``(units,)``."""
         if quantity in ("hidden", "h") and self.projected:
-            return self.unit_hidden[b, t]
+            row: np.ndarray = self.unit_hidden[b, t]
+            return row
         return self.at(quantity, t, b)
 
     @property
@@ -200,19 +201,23 @@ class LayerTrace:
             raise LstmvizError(
                 f"unknown quantity {quantity!r}; expected one of {', '.join(QUANTITIES)}"
             )
-        return getattr(self, quantity)
+        out: np.ndarray = getattr(self, quantity)
+        return out
 
     def at(self, quantity: str, t: int, b: int = 0) -> np.ndarray:
         """``quantity`` of batch item ``b`` at input position ``t``: ``(units,)``."""
+        out: np.ndarray
         if quantity in _BLOCK:
             u = self.units
             k = _BLOCK[quantity]
-            return self.act[t, b, k * u : (k + 1) * u]
-        if quantity == "cell":
-            return self.c[t, b]
-        if quantity == "hidden":
-            return self.h[t, b]
-        return self.get(quantity)[b, t]
+            out = self.act[t, b, k * u : (k + 1) * u]
+        elif quantity == "cell":
+            out = self.c[t, b]
+        elif quantity == "hidden":
+            out = self.h[t, b]
+        else:
+            out = self.get(quantity)[b, t]
+        return out
 
     # --- the step before t, in processing order ------------------------------------------
     def prev_index(self, t: int) -> int | None:
