@@ -610,7 +610,15 @@ def live_model(
         if not isinstance(arr, np.ndarray) or arr.dtype == object:
             raise InputError(f"input {k} is not an array or tensor ({type(a).__name__})")
     layouts = [layout_of(a, time_major, f"input {k}") for k, a in enumerate(arrays)]
-    torch_dtypes = [a.dtype if isinstance(a, torch.Tensor) else None for a in xs]
+    # a tensor keeps its dtype; NumPy floats (float64 by default) get the model's own float
+    # dtype, as torch.tensor(x, dtype=...) would be written for it
+    param = next((p for p in model.parameters() if p.is_floating_point()), None)
+    torch_dtypes = [
+        a.dtype
+        if isinstance(a, torch.Tensor)
+        else (param.dtype if param is not None and arr.dtype.kind == "f" else None)
+        for a, arr in zip(xs, arrays, strict=True)
+    ]
     return TorchModel(
         model,
         torch_dtypes,

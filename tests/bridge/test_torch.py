@@ -458,3 +458,13 @@ def test_encoder_decoder_and_a_shared_lstm():
     assert tr.layer_names == ["rnn", "rnn#2"]
     assert tr.layer("rnn").timesteps == 5 and tr.layer("rnn#2").timesteps == 7
     _check_lstm(s.rnn, tr, b, base="rnn#2")
+
+
+def test_numpy_input_gets_the_models_float_dtype():
+    torch.manual_seed(13)
+    m = nn.LSTM(3, 4, batch_first=True).eval()
+    x = np.random.default_rng(0).normal(size=(2, 5, 3))  # float64, as NumPy makes it
+    tr = lstmviz.trace(m, x)
+    with torch.no_grad():
+        want, _ = m(torch.from_numpy(x).float())
+    np.testing.assert_array_equal(tr.output[0], want.numpy())
