@@ -958,8 +958,15 @@ class LiveModel:
 
 
 def _engine_lstm(lt: LayerTrace) -> LSTM:
-    lay = LSTM(lt.name, lt.weights, return_sequences=True, go_backwards=lt.go_backwards)
-    return lay
+    """What the model panel shows of one recorded LSTM: its weights and what it hands on
+    (``meta["return_sequences"]`` / ``["return_state"]`` where the framework says)."""
+    return LSTM(
+        lt.name,
+        lt.weights,
+        return_sequences=bool(lt.meta.get("return_sequences", True)),
+        return_state=bool(lt.meta.get("return_state", False)),
+        go_backwards=lt.go_backwards,
+    )
 
 
 def _same_inputs(a: list[np.ndarray], b: list[np.ndarray]) -> bool:

@@ -358,7 +358,12 @@ def frame_traces(frame: Frame, where: Where, base_names: dict[int, str]) -> list
                 go_backwards=back,
                 layer_name=name.rsplit("/", 1)[0] if "/" in name else name,
                 direction=where.direction,
-                meta={"keras_layer": layer.name, "keras_cell": cell.name, "path": "compiled"},
+                meta={
+                    "keras_layer": layer.name,
+                    "keras_cell": cell.name,
+                    "path": "compiled",
+                    **_hands_on(layer, True),
+                },
             )
         ]
     out = []
@@ -399,10 +404,25 @@ def frame_traces(frame: Frame, where: Where, base_names: dict[int, str]) -> list
                 go_backwards=back,
                 layer_name=name.rsplit("/", 1)[0] if "/" in name else name,
                 direction=where.direction,
-                meta={"keras_layer": layer.name, "keras_cell": cell.name},
+                meta={
+                    "keras_layer": layer.name,
+                    "keras_cell": cell.name,
+                    **_hands_on(layer, cell is _cells_of(layer)[-1]),
+                },
             )
         )
     return out
+
+
+def _hands_on(layer: Any, last_cell: bool) -> dict[str, bool]:
+    """What a Keras RNN layer returns (a cell before the last of stacked cells hands its whole
+    h sequence to the next)."""
+    if not last_cell:
+        return {"return_sequences": True, "return_state": False}
+    return {
+        "return_sequences": bool(getattr(layer, "return_sequences", False)),
+        "return_state": bool(getattr(layer, "return_state", False)),
+    }
 
 
 class KerasModel(LiveModel):

@@ -285,7 +285,13 @@ def lstm_call_traces(call: LSTMCall, base: str) -> list[LayerTrace]:
                 "go_backwards": d == 1,
                 "layer_name": lname,
                 "direction": "backward" if d else "forward",
-                "meta": {"module": call.path, "torch_layer": k},
+                # nn.LSTM returns every step's h and (h_n, c_n)
+                "meta": {
+                    "module": call.path,
+                    "torch_layer": k,
+                    "return_sequences": True,
+                    "return_state": True,
+                },
             }
             if k == layers - 1:  # torch returned this layer's h at every step
                 lt = trace_from_sequence(
@@ -357,7 +363,12 @@ def cell_traces(module: Any, path: str, calls: list[CellCall]) -> list[tuple[int
             h=np.stack([c.h for c in seg]),
             c=np.stack([c.c for c in seg]),
             framework=FRAMEWORK,
-            meta={"module": path, "calls": len(seg)},
+            meta={
+                "module": path,
+                "calls": len(seg),
+                "return_sequences": True,
+                "return_state": True,
+            },
         )
         out.append((seg[0].order, lt))
     return out
