@@ -11,8 +11,9 @@ In Jupyter or IPython the window opens without blocking: Qt's event loop is inte
 ``napari.view_image`` does. In a script ``show`` blocks until the window is closed, unless
 ``block=False`` (then :meth:`Viewer.run` blocks later).
 
-The handle talks to the window through its public methods and its document (``set_t``,
-``set_layer``, ``set_input``, ...): the same calls the app's own widgets make.
+The handle talks to the window through its public methods and its state
+(:class:`lstmviz.state.ViewerState`: ``set_t``, ``set_layer``, ``set_input``, ...): the same
+calls the app's own widgets make.
 """
 
 from __future__ import annotations
@@ -34,13 +35,9 @@ def _ipython() -> Any:
     """The running IPython shell, or None (plain Python, a script)."""
     import sys
 
-    if "IPython" not in sys.modules:
-        return None
-    try:
-        from IPython import get_ipython
-    except ImportError:  # pragma: no cover - IPython half-installed
-        return None
-    return get_ipython()
+    ipython = sys.modules.get("IPython")  # not imported: not running under IPython
+    getter = getattr(ipython, "get_ipython", None)
+    return getter() if callable(getter) else None
 
 
 def _application() -> Any:
@@ -53,7 +50,11 @@ def _application() -> Any:
 
         problem = xcb_problem()
         if problem is not None:
-            raise LstmvizError(problem.replace("lstmviz: error: ", "", 1))
+            raise LstmvizError(
+                problem.replace("lstmviz: error: ", "", 1)
+                + "\nWithout a window, in a notebook: trace = lstmviz.trace(model, x), then "
+                "trace.plot(t=...) and trace.animate() draw the gates inline"
+            )
         app = QApplication(["lstmviz"])
         app.setApplicationName("lstmviz")
         app.setOrganizationName("lstmviz")
@@ -87,11 +88,15 @@ class Viewer:
         self.window = window
         self.model = model
 
-    # --- the document (today's Document; lstmviz.state.ViewerState keeps the names) ---------
+    # --- the window's state (lstmviz.state.ViewerState) --------------------------------------
     @property
     def _doc(self) -> Any:
-        state = getattr(self.window, "state", None)
-        return state if state is not None else self.window.document
+        return self.window.state
+
+    @property
+    def state(self) -> Any:
+        """The window's :class:`lstmviz.state.ViewerState` (events, options, selection)."""
+        return self.window.state
 
     @property
     def trace(self) -> Any:
@@ -264,7 +269,7 @@ class Viewer:
         self._process()
 
     def _guard(self, fn: Any) -> None:
-        """Run a document call; a trace that fails (also in a worker) raises here."""
+        """Run a state call; a trace that fails (also in a worker) raises here."""
         before = self.window.last_error
         self.window.last_error = None
         fn()
@@ -368,7 +373,8 @@ def show(
     window.show_panels()
     window.show()
     viewer = Viewer(window, m)
-    viewer._guard(lambda: window.document.set_model(m, path, info, xs))
+    first = getattr(m, "example_trace", None) if xs is getattr(m, "example_input", None) else None
+    viewer._guard(lambda: window.state.set_model(m, path, info, xs, trace=first))
     if layer is not None:
         viewer.layer = layer
     if t is not None:

@@ -136,9 +136,9 @@ def check_close(
 
 # ------------------------------------------------------------------------- recomputation
 #: Rows of ``(T*B, 4U)`` work done at a time: about 4 MiB of pre-activations and at least
-#: 512 rows, so that BLAS packs ``[U; W]`` rarely and each pass stays near the CPU's caches.
+#: 2048 rows, so that BLAS packs ``[U; W]`` rarely and each pass stays near the CPU's caches.
 BLOCK_BYTES = 4 << 20
-MIN_BLOCK_ROWS = 512
+MIN_BLOCK_ROWS = 2048
 #: ... and the activations run on sub-blocks of about this many bytes (a core's L2 cache).
 SUB_BLOCK_BYTES = 512 << 10
 
@@ -225,7 +225,8 @@ def _project(w: LSTMWeights, hu: np.ndarray) -> np.ndarray:
     """``h`` from ``o * tanh(c)``: the projection (proj_size) when the weights have one."""
     if w.projection is None:
         return hu
-    return hu @ w.projection  # (..., U) @ (U, P)
+    h: np.ndarray = hu @ w.projection  # (..., U) @ (U, P)
+    return h
 
 
 def _check_h(
@@ -957,8 +958,15 @@ class LiveModel:
 
 
 def _engine_lstm(lt: LayerTrace) -> LSTM:
-    lay = LSTM(lt.name, lt.weights, return_sequences=True, go_backwards=lt.go_backwards)
-    return lay
+    """What the model panel shows of one recorded LSTM: its weights and what it hands on
+    (``meta["return_sequences"]`` / ``["return_state"]`` where the framework says)."""
+    return LSTM(
+        lt.name,
+        lt.weights,
+        return_sequences=bool(lt.meta.get("return_sequences", True)),
+        return_state=bool(lt.meta.get("return_state", False)),
+        go_backwards=lt.go_backwards,
+    )
 
 
 def _same_inputs(a: list[np.ndarray], b: list[np.ndarray]) -> bool:

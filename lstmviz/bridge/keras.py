@@ -8,6 +8,12 @@ started from and the state it returned; the RNN layer's ``call`` is wrapped too,
 which steps belong to one call, the mask and the direction. The model runs eagerly
 (``tf.config.run_functions_eagerly`` while tracing), so the values are concrete.
 
+A plain ``LSTMCell`` layer without a mask on :data:`COMPILED_MIN_STEPS` steps or more runs
+compiled instead (``tf.function`` around Keras's own ``call``, told to return h at every step
+and its final state): the gates then come from that h, as for a PyTorch ``nn.LSTM``
+(:func:`~lstmviz.bridge.common.trace_from_sequence`), and the layer hands on what it would
+have returned.
+
 Keras is imported inside functions only.
 """
 
@@ -89,7 +95,7 @@ class Recorder:
     seen: set[int] = field(default_factory=set)  # layers whose first call was made
     stack: list[Frame] = field(default_factory=list)
     done: list[tuple[Frame, Any]] = field(default_factory=list)
-    counter: itertools.count = field(default_factory=itertools.count)
+    counter: itertools.count[int] = field(default_factory=itertools.count)
 
 
 def _cells_of(rnn: Any) -> list[Any]:
@@ -352,7 +358,12 @@ def frame_traces(frame: Frame, where: Where, base_names: dict[int, str]) -> list
                 go_backwards=back,
                 layer_name=name.rsplit("/", 1)[0] if "/" in name else name,
                 direction=where.direction,
-                meta={"keras_layer": layer.name, "keras_cell": cell.name, "path": "compiled"},
+                meta={
+                    "keras_layer": layer.name,
+                    "keras_cell": cell.name,
+                    "path": "compiled",
+                    **_hands_on(layer, True),
+                },
             )
         ]
     out = []
@@ -393,10 +404,25 @@ def frame_traces(frame: Frame, where: Where, base_names: dict[int, str]) -> list
                 go_backwards=back,
                 layer_name=name.rsplit("/", 1)[0] if "/" in name else name,
                 direction=where.direction,
-                meta={"keras_layer": layer.name, "keras_cell": cell.name},
+                meta={
+                    "keras_layer": layer.name,
+                    "keras_cell": cell.name,
+                    **_hands_on(layer, cell is _cells_of(layer)[-1]),
+                },
             )
         )
     return out
+
+
+def _hands_on(layer: Any, last_cell: bool) -> dict[str, bool]:
+    """What a Keras RNN layer returns (a cell before the last of stacked cells hands its whole
+    h sequence to the next)."""
+    if not last_cell:
+        return {"return_sequences": True, "return_state": False}
+    return {
+        "return_sequences": bool(getattr(layer, "return_sequences", False)),
+        "return_state": bool(getattr(layer, "return_state", False)),
+    }
 
 
 class KerasModel(LiveModel):

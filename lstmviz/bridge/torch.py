@@ -111,7 +111,7 @@ class Recorder:
     lstm_calls: list[LSTMCall] = field(default_factory=list)
     cell_calls: dict[int, list[CellCall]] = field(default_factory=dict)
     cells: dict[int, Any] = field(default_factory=dict)
-    counter: itertools.count = field(default_factory=itertools.count)
+    counter: itertools.count[int] = field(default_factory=itertools.count)
 
     def on_lstm(self, module: Any, args: tuple[Any, ...], kwargs: dict[str, Any], out: Any) -> None:
         if threading.get_ident() != self.thread:
@@ -285,7 +285,13 @@ def lstm_call_traces(call: LSTMCall, base: str) -> list[LayerTrace]:
                 "go_backwards": d == 1,
                 "layer_name": lname,
                 "direction": "backward" if d else "forward",
-                "meta": {"module": call.path, "torch_layer": k},
+                # nn.LSTM returns every step's h and (h_n, c_n)
+                "meta": {
+                    "module": call.path,
+                    "torch_layer": k,
+                    "return_sequences": True,
+                    "return_state": True,
+                },
             }
             if k == layers - 1:  # torch returned this layer's h at every step
                 lt = trace_from_sequence(
@@ -357,7 +363,12 @@ def cell_traces(module: Any, path: str, calls: list[CellCall]) -> list[tuple[int
             h=np.stack([c.h for c in seg]),
             c=np.stack([c.c for c in seg]),
             framework=FRAMEWORK,
-            meta={"module": path, "calls": len(seg)},
+            meta={
+                "module": path,
+                "calls": len(seg),
+                "return_sequences": True,
+                "return_state": True,
+            },
         )
         out.append((seg[0].order, lt))
     return out
@@ -610,7 +621,15 @@ def live_model(
         if not isinstance(arr, np.ndarray) or arr.dtype == object:
             raise InputError(f"input {k} is not an array or tensor ({type(a).__name__})")
     layouts = [layout_of(a, time_major, f"input {k}") for k, a in enumerate(arrays)]
-    torch_dtypes = [a.dtype if isinstance(a, torch.Tensor) else None for a in xs]
+    # a tensor keeps its dtype; NumPy floats (float64 by default) get the model's own float
+    # dtype, as torch.tensor(x, dtype=...) would be written for it
+    param = next((p for p in model.parameters() if p.is_floating_point()), None)
+    torch_dtypes = [
+        a.dtype
+        if isinstance(a, torch.Tensor)
+        else (param.dtype if param is not None and arr.dtype.kind == "f" else None)
+        for a, arr in zip(xs, arrays, strict=True)
+    ]
     return TorchModel(
         model,
         torch_dtypes,

@@ -323,11 +323,10 @@ def _ffmpeg_for_matplotlib(mpl: Any) -> None:
 def _register_inline_png() -> None:
     """In IPython, show ``matplotlib.figure.Figure`` objects as PNG (what ``%matplotlib
     inline`` does), also when pyplot was never imported."""
-    try:
-        from IPython import get_ipython
-    except ImportError:
-        return
-    ip = get_ipython()
+    import sys
+
+    getter = getattr(sys.modules.get("IPython"), "get_ipython", None)
+    ip = getter() if callable(getter) else None
     if ip is None:
         return
     from matplotlib.figure import Figure
@@ -335,8 +334,9 @@ def _register_inline_png() -> None:
     png = ip.display_formatter.formatters.get("image/png")
     if png is None or _has(png, Figure):
         return
-    from IPython.core.pylabtools import print_figure
+    import importlib
 
+    print_figure: Any = importlib.import_module("IPython.core.pylabtools").print_figure
     png.for_type(Figure, lambda fig: print_figure(fig, "png", bbox_inches="tight"))
 
 

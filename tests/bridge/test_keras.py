@@ -88,6 +88,9 @@ def test_bidirectional_and_go_backwards_stacked(path):
     )
     live = live_model(model, x)
     assert live.layers["bidi"].kind == "Bidirectional"
+    back = live.lstm("back")  # what the model panel says it hands on
+    assert not back.return_sequences and not back.return_state
+    assert live.lstm("bidi/forward").return_sequences
     assert live.lstm("bidi/backward").weights.units == 3
     assert live.n_params == model.count_params()
 

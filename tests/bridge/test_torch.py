@@ -419,3 +419,52 @@ def test_a_retrace_after_the_weights_changed_is_not_stale():
     assert again is not first
     np.testing.assert_array_equal(again.output[0], want.numpy())
     assert not np.array_equal(again.layer(0).hidden, first.layer(0).hidden)
+
+
+def test_encoder_decoder_and_a_shared_lstm():
+    torch.manual_seed(12)
+
+    class Seq2Seq(nn.Module):  # the decoder starts from the encoder's final state
+        def __init__(self):
+            super().__init__()
+            self.encoder = nn.LSTM(3, 5, batch_first=True)
+            self.decoder = nn.LSTM(2, 5, batch_first=True)
+
+        def forward(self, src, tgt):
+            _, state = self.encoder(src)
+            y, _ = self.decoder(tgt, state)
+            return y
+
+    m = Seq2Seq().eval()
+    src, tgt = torch.randn(2, 6, 3), torch.randn(2, 4, 2)
+    tr = lstmviz.trace(m, [src, tgt])
+    assert tr.layer_names == ["encoder", "decoder"]
+    _check_lstm(m.encoder, tr, src, base="encoder")
+    h0 = torch.from_numpy(np.array(tr.layer("encoder").h[-1]))[None]
+    c0 = torch.from_numpy(np.array(tr.layer("encoder").c[-1]))[None]
+    _check_lstm(m.decoder, tr, tgt, h0, c0, base="decoder")
+
+    class Siamese(nn.Module):  # one LSTM on two unrelated inputs: two traces
+        def __init__(self):
+            super().__init__()
+            self.rnn = nn.LSTM(3, 4, batch_first=True)
+
+        def forward(self, a, b):
+            return self.rnn(a)[0][:, -1] - self.rnn(b)[0][:, -1]
+
+    s = Siamese().eval()
+    a, b = torch.randn(1, 5, 3), torch.randn(1, 7, 3)
+    tr = lstmviz.trace(s, [a, b])
+    assert tr.layer_names == ["rnn", "rnn#2"]
+    assert tr.layer("rnn").timesteps == 5 and tr.layer("rnn#2").timesteps == 7
+    _check_lstm(s.rnn, tr, b, base="rnn#2")
+
+
+def test_numpy_input_gets_the_models_float_dtype():
+    torch.manual_seed(13)
+    m = nn.LSTM(3, 4, batch_first=True).eval()
+    x = np.random.default_rng(0).normal(size=(2, 5, 3))  # float64, as NumPy makes it
+    tr = lstmviz.trace(m, x)
+    with torch.no_grad():
+        want, _ = m(torch.from_numpy(x).float())
+    np.testing.assert_array_equal(tr.output[0], want.numpy())

@@ -48,15 +48,15 @@ def test_show_returns_a_handle_that_drives_the_window(viewer, qtbot):
     assert viewer.window.isVisible()
     assert viewer.layers == ["rnn_l0", "rnn_l1"]
     viewer.t = 5
-    assert viewer.window.document.t == 5 and _cursor(viewer) == 5
+    assert viewer.window.state.t == 5 and _cursor(viewer) == 5
     viewer.layer = "rnn_l1"
-    assert viewer.window.document.layer == "rnn_l1"
+    assert viewer.window.state.layer == "rnn_l1"
     viewer.layer = 0
     assert viewer.layer == "rnn_l0"
     viewer.batch = 1
-    assert viewer.window.document.batch == 1
+    assert viewer.window.state.batch == 1
     viewer.units = [4, 2]
-    assert viewer.window.document.selected_units == [4, 2]
+    assert viewer.window.state.selected_units == [4, 2]
     qtbot.keyClick(viewer.window, Qt.Key.Key_Right)  # the user steps on from t = 5
     assert viewer.t == 6 and _cursor(viewer) == 6
     qtbot.mouseClick(viewer.window.transport.back_button, Qt.MouseButton.LeftButton)
@@ -111,7 +111,7 @@ def test_keras_encoder_decoder_in_the_window(qtbot):
     qtbot.addWidget(v.window)
     assert v.layers == ["encoder", "decoder"]
     v.layer = "decoder"
-    assert v.window.document.timesteps == 3
+    assert v.window.state.timesteps == 3
     qtbot.keyClick(v.window, Qt.Key.Key_End)
     assert v.t == 2
     v.set_input([xs[0][:, :4], rng.normal(size=(1, 5, 4)).astype("float32")])
@@ -160,3 +160,13 @@ def test_show_blocks_until_its_window_is_closed(qtbot):
     QTimer.singleShot(1500, close_it)
     v = lstmviz.show(Counted().eval(), torch.randn(1, 5, 3), block=True)
     assert closed and not v.window.isVisible()  # it returned because its window closed
+
+
+def test_no_display_is_refused_with_the_inline_route(monkeypatch):
+    import lstmviz.app.viewer as viewer_mod
+    from lstmviz.app import main
+
+    monkeypatch.setattr(main, "xcb_problem", lambda env=None: "lstmviz: error: no display")
+    monkeypatch.setattr("PySide6.QtWidgets.QApplication.instance", staticmethod(lambda: None))
+    with pytest.raises(LstmvizError, match=r"no display[\s\S]*trace\.plot"):
+        viewer_mod._application()
