@@ -265,6 +265,12 @@ class Heatmap:
         self.row_mark.setBrush(QBrush(Qt.BrushStyle.NoBrush))
         self.row_mark.setZValue(9)
         plot.vb.addItem(self.row_mark, ignoreBounds=True)
+        # a part of the cell diagram clicked: its quantity's row of the selected unit
+        self.highlight = QGraphicsRectItem()
+        self.highlight.setBrush(QBrush(QColor(86, 180, 233, 60)))
+        self.highlight.setZValue(11)
+        self.highlight.setVisible(False)
+        plot.vb.addItem(self.highlight, ignoreBounds=True)
         self.n_t = 0
         self.n_rows = 0
         self.rows: np.ndarray = np.zeros(0, np.int64)
@@ -309,12 +315,17 @@ class Heatmap:
         self.dim.set_t(t)
         del n
 
-    def mark_row(self, row: int | None) -> None:
+    def mark_row(self, row: int | None, highlight: bool = False) -> None:
+        """Outline the selected unit's row (``highlight``: also light it up: its quantity
+        was clicked in the cell diagram)."""
+        self.highlight.setVisible(row is not None and highlight)
         if row is None:
             self.row_mark.setVisible(False)
             return
         self.row_mark.setVisible(True)
         self.row_mark.setRect(QRectF(0, row, max(self.n_t, 1), 1))
+        if highlight:
+            self.highlight.setRect(QRectF(-0.02, row - 0.15, max(self.n_t, 1) + 0.04, 1.3))
 
     def cursor_t(self) -> int:
         """The timestep the cursor outlines (for tests and tools)."""
@@ -360,6 +371,7 @@ class HeatmapGrid(pg.GraphicsLayoutWidget):
         state.events.rows.connect(self._on_trace_changed)
         state.events.t.connect(self._on_t_changed)
         state.events.selection.connect(self._on_selection_changed)
+        state.options.events.highlight.connect(self._on_selection_changed)
         self.scene().sigMouseClicked.connect(self._on_clicked)
         self._hover_proxy = pg.SignalProxy(
             self.scene().sigMouseMoved, rateLimit=30, slot=self._on_moved
@@ -468,6 +480,7 @@ class HeatmapGrid(pg.GraphicsLayoutWidget):
                 )
             )
             hm.dim.set_brush(QBrush(QColor(0, 0, 0, th.dim_alpha)))
+            hm.highlight.setPen(pg.mkPen("#56B4E9", width=th.cursor_width * 1.6, cosmetic=True))
             hm.plot.vb.setBackgroundColor(th.panel)
 
     def set_theme(self, theme: Theme) -> None:
@@ -667,12 +680,15 @@ class HeatmapGrid(pg.GraphicsLayoutWidget):
         for hm in self.maps.values():
             hm.set_t(min(t, max(hm.n_t - 1, 0)))
 
-    def _on_selection_changed(self) -> None:
+    def _on_selection_changed(self, *_: Any) -> None:
+        from .diagram_view import HEATMAP_OF
+
         u = self.state.unit
+        lit = HEATMAP_OF.get(self.state.options.highlight, "")
         for hm in self.maps.values():
             hit = np.nonzero(hm.rows == u)[0]
             mine = hm.layer is None or hm.layer == self.state.layer
-            hm.mark_row(int(hit[0]) if len(hit) and mine else None)
+            hm.mark_row(int(hit[0]) if len(hit) and mine else None, hm.quantity == lit)
 
     # --- mouse ---------------------------------------------------------------------------------
     def cell_at(self, scene_pos: QPointF) -> tuple[Heatmap, int, int] | None:

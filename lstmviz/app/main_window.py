@@ -907,11 +907,14 @@ class MainWindow(QMainWindow):
         if self.panels is not None:
             return
         from .analysis import analysis_panels
+        from .diagram_view import diagram_panel_spec
         from .export_actions import ExportActions
         from .session_actions import SessionActions
         from .train_panel import EngineChoice, add_train_menu, train_panel_spec
 
-        self.panels = Panels(self, [train_panel_spec(), *analysis_panels()])
+        self.panels = Panels(
+            self, [train_panel_spec(), diagram_panel_spec(), *analysis_panels()]
+        )
         add_train_menu(self, self.panels)
         self.engine_choice = EngineChoice(self, self.panels)
         self.export_actions = ExportActions(self)

@@ -23,6 +23,7 @@ Each change emits exactly one event (none carries an array: views read the state
 ``rows``      the unit filter changed: the units the heatmaps show
 ``busy(str)`` long work started (its label) or ended (``""``)
 ``failed(str)``  a trace could not be computed (the message)
+``levels``    the colour levels were locked, unlocked or widened (:attr:`ViewerState.levels`)
 ============  =======================================================================
 
 View options (presentation mode, colour-level lock, ...) live in :attr:`ViewerState.options`,
@@ -47,6 +48,7 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol
 import numpy as np
 from psygnal import Signal, SignalGroup, evented
 
+from ..analysis.levels import LevelLock
 from ..analysis.units import UNIT_FILTERS, default_units, unit_rows
 from ..errors import InputError, LstmvizError
 
@@ -124,6 +126,7 @@ class ViewerEvents(SignalGroup):
     rows = Signal()
     busy = Signal(str)
     failed = Signal(str)
+    levels = Signal()
 
 
 @evented
@@ -142,12 +145,43 @@ class ViewOptions:
         each trace).
     hide_future : bool
         Values after the current step are hidden ("predict, then reveal").
+    hide_answer : bool
+        The model's answer at the current step is hidden too (a lesson asks its question
+        before revealing it).
+    presentation_view : str
+        What presentation mode shows beside the heatmaps: ``"diagram"`` (the LSTM cell with
+        its numbers), ``"equations"`` (the unit's equations) or ``"heatmaps"`` (the heatmaps
+        alone, full width).
+    focus_units : tuple of int
+        Presentation mode: the units (at most :data:`MAX_FOCUS`) the heatmaps show, large.
+        Empty: the selected units, then the most active ones, up to :data:`MAX_FOCUS`.
+    highlight : str
+        A quantity highlighted in every view (its diagram part, equation and heatmap row):
+        ``"forget_gate"``, ..., ``"hidden"``, ``"kept"``, ``"written"``, ``"tanh_c"``, or
+        ``""`` for none.
+    diagram_layer : bool
+        The cell diagram shows the whole layer (a colour strip per wire) instead of the
+        selected unit (a number per wire).
+    animate : bool
+        Stepping animates the values flowing along the diagram's wires.
     """
 
     presentation: bool = False
     all_layers: bool = False
     lock_levels: bool = False
     hide_future: bool = False
+    hide_answer: bool = False
+    presentation_view: str = "diagram"
+    focus_units: tuple[int, ...] = ()
+    highlight: str = ""
+    diagram_layer: bool = False
+    animate: bool = True
+
+
+#: Presentation mode's heatmaps show at most this many units (each row large enough to point at).
+MAX_FOCUS = 8
+#: What presentation mode can show beside the heatmaps (:attr:`ViewOptions.presentation_view`).
+PRESENTATION_VIEWS = ("diagram", "equations", "heatmaps")
 
 
 FilterMode = Literal["all", "active", "saturated", "list"]
@@ -181,6 +215,10 @@ class ViewerState:
     def __init__(self, runner: Runner | None = None) -> None:
         self.events = ViewerEvents()
         self.options = ViewOptions()
+        #: the colour levels of every view and export: they follow each trace, or stay put
+        #: while ``options.lock_levels`` is on (across inputs and training snapshots)
+        self.levels = LevelLock()
+        self.options.events.lock_levels.connect(self._on_lock_levels)
         #: runs loading and tracing; :func:`run_now` unless the app sets a worker runner
         self.runner: Runner = runner or run_now
         self._model: TraceableModel | None = None
@@ -296,6 +334,49 @@ class ViewerState:
     def generation(self) -> int:
         """Counts traces asked for; a result computed for an older one is dropped."""
         return self._generation
+
+    # --- colour levels --------------------------------------------------------------------------
+    def level_range(self, quantity: str, lt: LayerTrace | None = None) -> tuple[float, float]:
+        """The colour levels ``(lo, hi)`` of ``quantity`` of ``lt`` (default: the selected
+        layer) as every view draws them: :func:`lstmviz.analysis.levels.levels`, kept while
+        the levels are locked."""
+        lt = lt if lt is not None else self.layer_trace
+        if lt is None:
+            raise LstmvizError("no trace yet: open a model first")
+        return self.levels.levels(quantity, lt)
+
+    def _layer_traces(self) -> list[LayerTrace]:
+        return list(self._trace.layers) if self._trace is not None else []
+
+    def _on_lock_levels(self, on: bool) -> None:
+        if on:
+            self.levels.lock(*self._layer_traces())
+        else:
+            self.levels.unlock()
+        self.events.levels.emit()
+
+    def widen_levels(self) -> bool:
+        """Grow the locked levels to cover the trace on screen too (never shrink); True when
+        anything grew."""
+        grew = self.levels.widen(*self._layer_traces())
+        if grew:
+            self.events.levels.emit()
+        return grew
+
+    def levels_outside(self) -> tuple[str, float]:
+        """The quantity of the selected layer with the largest share of values beyond its
+        locked levels, and that share (``("", 0.0)`` when unlocked or nothing is outside)."""
+        from ..analysis.levels import SIX, outside
+
+        lt = self.layer_trace
+        if lt is None or not self.levels.locked:
+            return "", 0.0
+        worst = ("", 0.0)
+        for q in SIX:
+            share = outside(q, lt, self.levels.levels(q, lt))
+            if share > worst[1]:
+                worst = (q, share)
+        return worst
 
     # --- derived, read-only --------------------------------------------------------------------
     def token_labels(self) -> list[str]:
@@ -423,6 +504,7 @@ class ViewerState:
         self._units = []
         self._filter = UnitFilter()
         self._rows = np.zeros(0, np.int64)
+        self.levels.clear()  # another model's levels mean nothing here (a lock stays on)
         self.events.model.emit()
         if trace is not None:
             self._install_trace(trace, self._retrace_engine)
