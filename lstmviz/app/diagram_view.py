@@ -573,7 +573,9 @@ class DiagramView(QWidget):
 
         # "f = 0.80" on a gate where it fits; the bare number where the longer text would
         # cover a neighbour (a box, a wire, another number)
-        obstacles = [self._box_path(bx, s).boundingRect() for bx in self.scene.boxes if not bx.ghost]
+        obstacles = [
+            self._box_path(bx, s).boundingRect() for bx in self.scene.boxes if not bx.ghost
+        ]
         for o in self.scene.wires:
             if o.ghost:
                 continue
@@ -881,7 +883,9 @@ class EquationsView(QWidget):
         y = 8.0
         p.setFont(head)
         p.setPen(QColor(th.fg))
-        p.drawText(QRectF(12, y, self.width() - 24, line_h), Qt.AlignmentFlag.AlignVCenter, self.header)
+        p.drawText(
+            QRectF(12, y, self.width() - 24, line_h), Qt.AlignmentFlag.AlignVCenter, self.header
+        )
         self.text_px.append(px)
         y += line_h * 1.3
         hl = self.state.options.highlight
@@ -896,7 +900,9 @@ class EquationsView(QWidget):
                 colour = QColor(th.fg)
             p.setFont(bold if is_result else mono)
             p.setPen(colour)
-            p.drawText(QRectF(12, y, self.width() - 24, line_h), Qt.AlignmentFlag.AlignVCenter, text)
+            p.drawText(
+                QRectF(12, y, self.width() - 24, line_h), Qt.AlignmentFlag.AlignVCenter, text
+            )
             self.text_px.append(px)
             if words and words_x + fm.horizontalAdvance(words) < self.width():
                 p.setFont(mono)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from PySide6.QtCore import QEvent, QPoint, Qt
+from PySide6.QtCore import QEvent, Qt
 from PySide6.QtGui import QHelpEvent
 from PySide6.QtWidgets import QApplication, QToolTip
 
@@ -212,4 +212,3 @@ def test_equations_view_shows_the_units_formulas(state, qtbot):
         assert vals[key].formula in eq.text()
     assert eq.header.startswith("unit 4 of layer lstm · t = 2")
     assert min(eq.text_px) >= 28
-    del QPoint
