@@ -19,13 +19,13 @@ The views only draw: every number comes from the trace through those functions.
 
 from __future__ import annotations
 
+import itertools
 import math
 from typing import Any
 
 import numpy as np
 from PySide6.QtCore import QEasingCurve, QPointF, QRectF, QSize, Qt, QVariantAnimation
 from PySide6.QtGui import (
-    QBrush,
     QColor,
     QFont,
     QFontMetricsF,
@@ -303,7 +303,7 @@ class DiagramView(QWidget):
 
     def _px(self, factor: float, s: float, role: str = "") -> int:
         """A text size proportional to the drawing, never below the minimum."""
-        px = int(round(factor * s))
+        px = round(factor * s)
         if role == "header":
             px = max(px, self.theme.font_px)
         return max(px, self._min_px())
@@ -579,7 +579,7 @@ class DiagramView(QWidget):
         for o in self.scene.wires:
             if o.ghost:
                 continue
-            obstacles += [self._segment_rect(q, s) for q in zip(o.points[:-1], o.points[1:])]
+            obstacles += [self._segment_rect(q, s) for q in itertools.pairwise(o.points)]
         own: dict[str, QRectF] = {}
         for o in self.scene.wires:
             v = self.values.get(o.id)
@@ -598,7 +598,7 @@ class DiagramView(QWidget):
                     continue
                 r = chip(w, text)
                 if shown and text != v.text and w.key != "x":
-                    mine = [self._segment_rect(q, s) for q in zip(w.points[:-1], w.points[1:])]
+                    mine = [self._segment_rect(q, s) for q in itertools.pairwise(w.points)]
                     hits = [q for q in obstacles if q.intersects(r) and q not in mine]
                     hits += [q for k, q in own.items() if k != w.id and q.intersects(r)]
                     if hits:
@@ -760,10 +760,7 @@ class DiagramView(QWidget):
 
 def _along(points: tuple[tuple[float, float], ...], frac: float) -> tuple[float, float]:
     """The point a fraction ``frac`` of the way along a polyline."""
-    segs = [
-        (a, b, math.hypot(b[0] - a[0], b[1] - a[1]))
-        for a, b in zip(points[:-1], points[1:], strict=True)
-    ]
+    segs = [(a, b, math.hypot(b[0] - a[0], b[1] - a[1])) for a, b in itertools.pairwise(points)]
     total = sum(n for _, _, n in segs) or 1.0
     left = min(max(frac, 0.0), 1.0) * total
     for a, b, n in segs:
@@ -778,7 +775,7 @@ def _along(points: tuple[tuple[float, float], ...], frac: float) -> tuple[float,
 def _distance(points: tuple[tuple[float, float], ...], q: tuple[float, float]) -> float:
     """Distance from ``q`` to a polyline."""
     best = math.inf
-    for a, b in zip(points[:-1], points[1:], strict=True):
+    for a, b in itertools.pairwise(points):
         dx, dy = b[0] - a[0], b[1] - a[1]
         n2 = dx * dx + dy * dy
         k = 0.0 if n2 == 0 else max(0.0, min(1.0, ((q[0] - a[0]) * dx + (q[1] - a[1]) * dy) / n2))
