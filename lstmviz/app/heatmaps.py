@@ -12,7 +12,6 @@ cannot show every unit, the most active units are shown and a note says so.
 
 from __future__ import annotations
 
-import weakref
 from typing import Any
 
 import numpy as np
@@ -43,39 +42,16 @@ ROW_PX = 6
 BOUNDED = {"sigmoid", "hard_sigmoid", "tanh", "softsign"}
 
 
-_LEVELS: weakref.WeakKeyDictionary[Any, dict[str, tuple[float, float]]] = (
-    weakref.WeakKeyDictionary()
-)
-
-
 def levels_for(lt: Any, quantity: str) -> tuple[float, float]:
-    """Fixed colour levels of a quantity: [0, 1] for sigmoid gates, [-1, 1] for tanh-bounded
-    values, else symmetric around 0 over the whole layer trace (at the 99.5th percentile of
-    |value|, so a few outliers do not wash out every other unit; cached per trace)."""
-    w = lt.weights
-    if quantity in GATES and w.recurrent_activation in ("sigmoid", "hard_sigmoid"):
-        return (0.0, 1.0)
-    if quantity == "candidate" and w.activation in BOUNDED:
-        return (-1.0, 1.0)
-    if (
-        quantity == "hidden"
-        and w.activation in BOUNDED
-        and w.recurrent_activation in ("sigmoid", "hard_sigmoid")
-    ):
-        return (-1.0, 1.0)
-    cache = _LEVELS.setdefault(lt, {})
-    if quantity not in cache:
-        a = np.abs(np.asarray(lt.per_unit(quantity))).ravel()  # (B*T*U,)
-        if a.size > 1_000_000:
-            a = a[:: a.size // 1_000_000 + 1]
-        k = min(int(a.size * 0.995), a.size - 1)
-        m = float(np.partition(a, k)[k]) if a.size else 1.0  # the 99.5th percentile
-        if not np.isfinite(m) or m <= 0:
-            m = 1.0
-        mag = 10 ** np.floor(np.log10(m))
-        m = float(np.ceil(m / mag * 10) / 10 * mag)  # 2 significant digits, rounded up
-        cache[quantity] = (-m, m)
-    return cache[quantity]
+    """The colour levels of a quantity, as every view and export draws them
+    (:func:`lstmviz.analysis.levels.levels`): [0, 1] for sigmoid gates, [-1, 1] for
+    tanh-bounded values, else symmetric around 0 at a robust extent (each unit's 99.5th
+    percentile of |value|, ignoring the few outlier units, rounded to a readable number;
+    cached per trace). The heatmaps draw :meth:`ViewerState.level_range`: these levels, kept
+    fixed while the levels are locked."""
+    from ..analysis.levels import levels
+
+    return levels(quantity, lt)
 
 
 def time_ticks(
@@ -129,6 +105,24 @@ def set_title(plot: pg.PlotItem, html: str) -> None:
         label.updateMin = update_min
         label._capped = True
         label.updateMin()
+
+
+def pointed_ticks(
+    rows: np.ndarray, selected: list[int], max_labels: int
+) -> list[tuple[float, str]]:
+    """Unit labels for at most ``max_labels`` rows, the selected units' rows first, the
+    others spread out so no two labels touch."""
+    n = len(rows)
+    if n <= max_labels:
+        return [(k + 0.5, str(int(rows[k]))) for k in range(n)]
+    gap = -(-n // max(max_labels, 1))
+    chosen: list[int] = [k for k in range(n) if int(rows[k]) in selected][:max_labels]
+    for k in range(n):
+        if len(chosen) >= max_labels:
+            break
+        if all(abs(k - c) >= gap for c in chosen):
+            chosen.append(k)
+    return [(k + 0.5, str(int(rows[k]))) for k in sorted(chosen)]
 
 
 class ColorBar(pg.GraphicsWidget):
@@ -361,6 +355,13 @@ class HeatmapGrid(pg.GraphicsLayoutWidget):
             "border: 1px solid #5a5f6b; border-radius: 4px;"
         )
         self.note.hide()
+        # a locked colour scale that many values overflow: offer to widen it
+        self.levels_note = QLabel(self)
+        self.levels_note.setStyleSheet(
+            "background: rgba(23, 25, 30, 220); color: #F0E442; padding: 2px 8px;"
+            "border: 1px solid #5a5f6b; border-radius: 4px;"
+        )
+        self.levels_note.hide()
         self._relayout = QTimer(self)
         self._relayout.setSingleShot(True)
         self._relayout.timeout.connect(self._fit)
@@ -369,9 +370,13 @@ class HeatmapGrid(pg.GraphicsLayoutWidget):
         state.events.layer.connect(self._on_trace_changed)
         state.events.batch.connect(self._on_trace_changed)
         state.events.rows.connect(self._on_trace_changed)
+        state.events.levels.connect(self._on_trace_changed)
         state.events.t.connect(self._on_t_changed)
         state.events.selection.connect(self._on_selection_changed)
         state.options.events.highlight.connect(self._on_selection_changed)
+        state.options.events.focus_units.connect(self._on_focus_changed)
+        state.options.events.hide_future.connect(self._on_hide_future)
+        state.events.selection.connect(self._on_focus_changed)
         self.scene().sigMouseClicked.connect(self._on_clicked)
         self._hover_proxy = pg.SignalProxy(
             self.scene().sigMouseMoved, rateLimit=30, slot=self._on_moved
@@ -471,15 +476,18 @@ class HeatmapGrid(pg.GraphicsLayoutWidget):
                 hm.plot.getAxis("bottom").setHeight(int(th.tick_px * 2.9))
             hm.bar.set_style(tick_font, th.fg, max(10, th.tick_px - 2))
             hm.cursor.setPen(pg.mkPen(th.accent, width=th.cursor_width, cosmetic=True))
-            hm.row_mark.setPen(
-                pg.mkPen(
-                    "#ffffff",
-                    width=max(1.0, th.cursor_width / 2.5),
-                    style=Qt.PenStyle.DashLine,
-                    cosmetic=True,
+            if th.name == "presentation":  # a pointer on the selected unit: solid, bright
+                hm.row_mark.setPen(pg.mkPen("#F0E442", width=th.cursor_width, cosmetic=True))
+            else:
+                hm.row_mark.setPen(
+                    pg.mkPen(
+                        "#ffffff",
+                        width=max(1.0, th.cursor_width / 2.5),
+                        style=Qt.PenStyle.DashLine,
+                        cosmetic=True,
+                    )
                 )
-            )
-            hm.dim.set_brush(QBrush(QColor(0, 0, 0, th.dim_alpha)))
+            hm.dim.set_brush(self._shade_brush())
             hm.highlight.setPen(pg.mkPen("#56B4E9", width=th.cursor_width * 1.6, cosmetic=True))
             hm.plot.vb.setBackgroundColor(th.panel)
 
@@ -487,6 +495,21 @@ class HeatmapGrid(pg.GraphicsLayoutWidget):
         self.theme = theme
         self._apply_theme()
         self._on_trace_changed()
+
+    def _shade_brush(self) -> QBrush:
+        """What covers the steps after t: a dark veil, or -- while the future is hidden
+        ("predict, then reveal") -- the plot's background, opaque."""
+        if self.state.options.hide_future:
+            return QBrush(QColor(self.theme.panel))
+        return QBrush(QColor(0, 0, 0, self.theme.dim_alpha))
+
+    def _on_hide_future(self, _on: bool) -> None:
+        for hm in self.maps.values():
+            hm.dim.set_brush(self._shade_brush())
+
+    def _on_focus_changed(self, *_: Any) -> None:
+        if self.theme.name == "presentation" and not self.all_layers:
+            self._on_trace_changed()  # the focus rows and their labels follow the selection
 
     def set_all_layers(self, on: bool) -> None:
         """Show forget gate, cell and hidden state of every layer at once."""
@@ -521,13 +544,33 @@ class HeatmapGrid(pg.GraphicsLayoutWidget):
             hm.set_data(
                 np.asarray(data, dtype=np.float32),
                 rows,
-                levels_for(lt, hm.quantity),
+                doc.level_range(hm.quantity, lt),
                 backwards=bool(lt.go_backwards),
             )
-            hm.set_ticks("left", self._unit_ticks(rows, self._max_unit_labels(len(rows))))
+            n_labels = self._max_unit_labels(len(rows))
+            if self.theme.name == "presentation":  # the pointed-at unit always has its number
+                ticks = pointed_ticks(rows, self.state.selected_units, n_labels)
+            else:
+                ticks = self._unit_ticks(rows, n_labels)
+            hm.set_ticks("left", ticks)
             hm.set_t(min(doc.t, max(lt.timesteps - 1, 0)))
         self._update_time_ticks()
         self._on_selection_changed()
+        self._update_levels_note()
+
+    def _update_levels_note(self) -> None:
+        q, share = self.state.levels_outside()
+        if share < 0.02 or self.theme.name == "presentation":
+            self.levels_note.hide()
+            return
+        self.levels_note.setText(
+            f"locked colours: {share:.0%} of the {SHORT_TITLES[q]} values are beyond the "
+            "scale (View ▸ Colour levels ▸ Widen)"
+        )
+        self.levels_note.adjustSize()
+        self.levels_note.move(8, max(self.height() - self.levels_note.height() - 4, 0))
+        self.levels_note.show()
+        self.levels_note.raise_()
 
     # --- fitting the grid to its height ----------------------------------------------------------
     def overhead(self, ncol: int | None = None) -> int:
@@ -587,6 +630,8 @@ class HeatmapGrid(pg.GraphicsLayoutWidget):
             self.note.hide()
             return
         rows = doc.rows if len(doc.rows) else np.arange(lt.units, dtype=np.int64)
+        if self.theme.name == "presentation" and not self.all_layers:
+            rows = doc.focus_rows()  # a few units, each row large enough to point at
         n = len(rows)
         ncol = self.ncol
         if not self.all_layers:

@@ -19,7 +19,6 @@ from PySide6.QtWidgets import (
 
 from ..errors import LstmvizError
 from ..state import ViewerState
-from .plots import output_labels
 from .style import NORMAL, Theme
 
 HINTS = {
@@ -103,32 +102,19 @@ class TokenStrip(QWidget):
         self._on_t_changed(self.state.t)
 
     def _answers(self) -> None:
-        """The model's answer per step and, for a task lstmviz knows, the correct one
-        (:mod:`lstmviz.analysis.outputs`, :mod:`lstmviz.analysis.ground_truth`)."""
-        from ..analysis.ground_truth import ground_truth, predictions
-        from ..analysis.outputs import output_spec, probabilities
+        """The model's answer per step and, for a task lstmviz knows, the correct one."""
+        from .answers import step_answers
 
-        st = self.state
-        tr = st.trace
-        so = tr.step_output if tr is not None else None
-        if so is None or st.model is None:
+        ans = step_answers(self.state)
+        if ans is None:
             return
-        spec = output_spec(st.model, st.info, values=so)
-        probs = probabilities(so, spec)
-        if probs is None or (spec.kind == "bits" and probs.shape[-1] > 1):
-            return  # regression values (or several bits): no single answer per step
-        b = min(st.batch, probs.shape[0] - 1)
-        ids, _conf = predictions(probs)
-        labels = output_labels(st, probs.shape[-1]) if probs.shape[-1] > 1 else ["0", "1"]
-        self._preds = [labels[int(i)] for i in ids[b]]
-        gt = ground_truth(st.info, st.x)
-        if not gt.available:
-            return
-        agree = gt.compare(probs)
-        self._truth = [gt.label(t, b) for t in range(probs.shape[1])]
-        self._right = agree.correct[b]
-        self._checked = agree.checked[b]
-        self.summary = agree.summary(b)
+        self._preds = list(ans.said)
+        agree = ans.agreement
+        if agree is not None:
+            self._truth = ans.truth
+            self._right = agree.correct[ans.batch]
+            self._checked = agree.checked[ans.batch]
+            self.summary = ans.summary()
 
     def hidden(self, i: int) -> bool:
         """Whether step ``i``'s answers are hidden now ("predict, then reveal")."""

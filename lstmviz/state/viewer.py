@@ -378,6 +378,29 @@ class ViewerState:
                 worst = (q, share)
         return worst
 
+    def focus_rows(self) -> np.ndarray:
+        """The units presentation mode's heatmaps show, top to bottom (at most
+        :data:`MAX_FOCUS`): ``options.focus_units`` when set, else the selected units and then
+        the most active ones (largest mean |h|), in unit order."""
+        from ..analysis.units import unit_scores
+
+        lt = self.layer_trace
+        if lt is None:
+            return np.zeros(0, np.int64)
+        n = lt.units
+        chosen = [u for u in self.options.focus_units if 0 <= u < n]
+        if not chosen:
+            chosen = [u for u in self._units if u < n]
+            if len(chosen) < MAX_FOCUS:
+                score = unit_scores(lt, min(self._batch, lt.batch_size - 1), "active")
+                for u in np.argsort(-score, kind="stable"):
+                    if len(chosen) >= MAX_FOCUS:
+                        break
+                    if int(u) not in chosen:
+                        chosen.append(int(u))
+        chosen = list(dict.fromkeys(chosen))[:MAX_FOCUS]
+        return np.asarray(sorted(chosen), np.int64)
+
     # --- derived, read-only --------------------------------------------------------------------
     def token_labels(self) -> list[str]:
         """One short label per timestep of the current batch item."""
