@@ -102,7 +102,7 @@ def _compute(state: ViewerState) -> StepAnswers | None:
     labels = [display_label(s) for s in output_labels(state.info, k)] if k > 1 else ["0", "1"]
     info = state.info
     kind = str(getattr(info, "output_kind", "") or "")
-    what = "next token" if kind == "next-token" else "answer"
+    what = "next token" if kind == "next-token" else "model says"
     token_kind = getattr(info, "token_kind", None)
     if kind == "next-token" and token_kind in ("chars", "words"):
         what = f"next {token_kind[:-1]}"

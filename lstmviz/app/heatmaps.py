@@ -605,6 +605,14 @@ class HeatmapGrid(pg.GraphicsLayoutWidget):
         keep = np.sort(rows[np.argsort(-score, kind="stable")[:cap]])
         return keep.astype(np.int64)
 
+    def focus_capacity(self) -> int:
+        """Presentation mode: how many unit rows fit a map with each row at least as tall
+        as its label (so every unit shown has its number beside it)."""
+        row = int(self.theme.tick_px * 1.2) + 1
+        grid_rows = 2 if self.ncol == 3 else 1
+        h = self.height() / grid_rows - self.overhead()
+        return max(int(h // row), 1)
+
     def wanted_height(self) -> int:
         """The height that shows every unit (up to 48) at :data:`ROW_PX` in one row of maps:
         the window gives the heatmaps this before the line plots below get any."""
@@ -619,7 +627,7 @@ class HeatmapGrid(pg.GraphicsLayoutWidget):
         """As many unit labels as fit the map's height without touching each other."""
         grid_rows = max(len(self.state.layer_names), 1) if self.all_layers else 6 // self.ncol
         px = self.height() / grid_rows - self.overhead()  # a map's data height
-        per_label = self.theme.tick_px * 1.5
+        per_label = self.theme.tick_px * (1.2 if self.theme.name == "presentation" else 1.5)
         return max(2, min(self.theme.max_unit_labels, int(px // per_label), n_rows))
 
     def _fit(self, redraw: bool = True) -> None:
@@ -631,7 +639,7 @@ class HeatmapGrid(pg.GraphicsLayoutWidget):
             return
         rows = doc.rows if len(doc.rows) else np.arange(lt.units, dtype=np.int64)
         if self.theme.name == "presentation" and not self.all_layers:
-            rows = doc.focus_rows()  # a few units, each row large enough to point at
+            rows = doc.focus_rows(self.focus_capacity())  # each row large enough to point at
         n = len(rows)
         ncol = self.ncol
         if not self.all_layers:

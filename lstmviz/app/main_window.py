@@ -594,11 +594,17 @@ class MainWindow(QMainWindow):
         self.run_worker(read, loaded, f"Reading {Path(path).name}")
 
     def open_path(self, path: str | os.PathLike[str]) -> None:
-        """Open a model, an input or a session file, by its suffix."""
+        """Open a model, an input, a session or a lesson file, by its suffix."""
+        from ..io.lesson import SUFFIX as LESSON_SUFFIX
         from ..io.session import SUFFIX as SESSION_SUFFIX
 
         p = Path(path)
         suffix = p.suffix.lower()
+        if suffix == LESSON_SUFFIX:
+            self.ensure_actions()
+            if self.lessons is not None:
+                self.lessons.open_lesson(p)
+            return
         if suffix == SESSION_SUFFIX:
             self.ensure_actions()
             if self.session_actions is not None:
@@ -1031,6 +1037,7 @@ class MainWindow(QMainWindow):
         from .analysis import analysis_panels
         from .diagram_view import diagram_panel_spec
         from .export_actions import ExportActions
+        from .lessons import LessonActions
         from .session_actions import SessionActions
         from .train_panel import EngineChoice, add_train_menu, train_panel_spec
 
@@ -1039,6 +1046,8 @@ class MainWindow(QMainWindow):
         self.engine_choice = EngineChoice(self, self.panels)
         self.export_actions = ExportActions(self)
         self.session_actions = SessionActions(self)
+        self.lessons = LessonActions(self)
+        self.state.events.model.connect(self.lessons._update_actions)
         self._default_layout = self.saveState()
         self._build_pending = None
         self.actions_built.emit()
@@ -1080,7 +1089,9 @@ class MainWindow(QMainWindow):
 
     def _shut_down_actions(self) -> None:
         """Stop the background work of panels and actions (closing must not fail)."""
-        for part in (self.engine_choice, self.export_actions, self.session_actions):
+        if self.presenter is not None:
+            self.presenter.close()
+        for part in (self.engine_choice, self.export_actions, self.session_actions, self.lessons):
             if part is None:
                 continue
             try:

@@ -112,7 +112,7 @@ PRESENTATION = Theme(
     tick_px=28,
     mono_px=30,
     line_width=4.0,
-    max_unit_labels=5,
+    max_unit_labels=8,
     cursor_width=4.5,
     dim_alpha=170,
 )

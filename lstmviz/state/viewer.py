@@ -378,10 +378,11 @@ class ViewerState:
                 worst = (q, share)
         return worst
 
-    def focus_rows(self) -> np.ndarray:
-        """The units presentation mode's heatmaps show, top to bottom (at most
+    def focus_rows(self, k: int = MAX_FOCUS) -> np.ndarray:
+        """The units presentation mode's heatmaps show, top to bottom (at most ``k``, at most
         :data:`MAX_FOCUS`): ``options.focus_units`` when set, else the selected units and then
         the most active ones (largest mean |h|), in unit order."""
+        k = max(1, min(int(k), MAX_FOCUS))
         from ..analysis.units import unit_scores
 
         lt = self.layer_trace
@@ -391,14 +392,14 @@ class ViewerState:
         chosen = [u for u in self.options.focus_units if 0 <= u < n]
         if not chosen:
             chosen = [u for u in self._units if u < n]
-            if len(chosen) < MAX_FOCUS:
+            if len(chosen) < k:
                 score = unit_scores(lt, min(self._batch, lt.batch_size - 1), "active")
                 for u in np.argsort(-score, kind="stable"):
-                    if len(chosen) >= MAX_FOCUS:
+                    if len(chosen) >= k:
                         break
                     if int(u) not in chosen:
                         chosen.append(int(u))
-        chosen = list(dict.fromkeys(chosen))[:MAX_FOCUS]
+        chosen = list(dict.fromkeys(chosen))[:k]
         return np.asarray(sorted(chosen), np.int64)
 
     # --- derived, read-only --------------------------------------------------------------------

@@ -18,7 +18,7 @@ def _views_at(window, t):
     lt = doc.layer_trace
     b = doc.batch
     # presentation mode shows a few units large (the selected ones first)
-    rows = doc.focus_rows() if window.presentation else doc.rows
+    rows = doc.focus_rows(window.heatmaps.focus_capacity()) if window.presentation else doc.rows
     for q in QUANTITIES:
         hm = window.heatmaps.maps[q]
         assert hm.cursor_t() == t
