@@ -25,6 +25,7 @@ KEYS: tuple[tuple[str, str, str], ...] = (
     ("Stepping", "-", "play slower"),
     ("File", "Ctrl+O", "open a model"),
     ("File", "Ctrl+I", "open an input (.npy, .npz, .csv)"),
+    ("File", "Ctrl+L", "open a lesson (then PgDown / PgUp move through its steps)"),
     ("File", "Ctrl+Shift+G", "the example gallery"),
     ("File", "Ctrl+Shift+O", "open a session"),
     ("File", "Ctrl+S", "save the session (model, input, view, training timeline)"),
