@@ -248,7 +248,7 @@ class DiagramView(QWidget):
             return
         layer_mode = bool(st.options.diagram_layer)
         lts = [lt]
-        if layer_mode and not self.big:  # in a lecture hall one cell, large, is legible
+        if layer_mode:  # the whole layer: stacked layers chain, layer 0 at the bottom
             stack = stacked_layers(tr)
             if any(x.name == lt.name for x in stack):
                 lts = stack
@@ -451,9 +451,29 @@ class DiagramView(QWidget):
         p.drawPolygon(QPolygonF([tip, left, right]))
         p.restore()
 
+    def _box_font(self, bx: Box, s: float) -> QFont:
+        factor = 0.62 if len(bx.text) <= 2 else 0.5
+        return self._font(self._px(factor, s), bold=bx.kind != "activation")
+
+    def _box_size(self, bx: Box, s: float) -> tuple[float, float]:
+        """The box's size in pixels: the scene's, grown to fit its text when the text may
+        not shrink (presentation mode's smallest type on a small drawing)."""
+        w, h = bx.w * s, bx.h * s
+        if bx.ghost:
+            return w, h
+        fm = QFontMetricsF(self._box_font(bx, s))
+        tw, th = fm.horizontalAdvance(bx.text) + 0.3 * fm.height(), fm.height() * 0.95
+        if bx.shape == "circle":
+            d = max(w, tw, th)
+            return d, d
+        if bx.shape == "ellipse":
+            tw *= 1.25
+        return max(w, tw), max(h, th)
+
     def _box_path(self, bx: Box, s: float, grow: float = 0.0) -> QPainterPath:
         path = QPainterPath()
-        w, h = (bx.w + grow) * s, (bx.h + grow) * s
+        w, h = self._box_size(bx, s)
+        w, h = w + grow * s, h + grow * s
         r = QRectF(bx.x * s - w / 2, bx.y * s - h / 2, w, h)
         if bx.shape == "rect":
             path.addRoundedRect(r, 0.15 * s, 0.15 * s)
@@ -464,6 +484,7 @@ class DiagramView(QWidget):
     def _paint_boxes(self, p: QPainter, s: float) -> None:
         assert self.scene is not None
         hl = self.state.options.highlight
+        drawn = [self._box_path(bx, s).boundingRect() for bx in self.scene.boxes if not bx.ghost]
         for bx in self.scene.boxes:
             p.setOpacity(GHOST_ALPHA if bx.ghost else 1.0)
             lit = bool(hl) and not bx.ghost and bx.quantity == hl
@@ -471,23 +492,32 @@ class DiagramView(QWidget):
                 p.setPen(QPen(QColor(HIGHLIGHT), max(3.0, 0.12 * s)))
                 p.setBrush(Qt.BrushStyle.NoBrush)
                 p.drawPath(self._box_path(bx, s, grow=0.35))
-            p.setPen(QPen(QColor("#202020"), max(1.2, 0.04 * s)))
+            gate = GATE_LETTER.get(bx.quantity) if bx.shape == "rect" else None
+            if gate and not bx.ghost:  # the gate's border in its heatmap title's colour
+                p.setPen(QPen(QColor(QUANTITY_COLORS[bx.quantity]), max(2.0, 0.08 * s)))
+            else:
+                p.setPen(QPen(QColor("#202020"), max(1.2, 0.04 * s)))
             p.setBrush(QColor(BOX_FILL[bx.kind]))
-            p.drawPath(self._box_path(bx, s))
+            path = self._box_path(bx, s)
+            p.drawPath(path)
             if bx.ghost:
                 continue
-            factor = 0.62 if len(bx.text) <= 2 else 0.5
-            f = self._font(self._px(factor, s), bold=bx.kind != "activation")
-            r = QRectF((bx.x - bx.w) * s, (bx.y - bx.h) * s, 2 * bx.w * s, 2 * bx.h * s)
-            self._text(p, r, bx.text, f, QColor("#111111"), Qt.AlignmentFlag.AlignCenter)
-            letter = GATE_LETTER.get(bx.quantity) if bx.shape == "rect" else None
-            if letter:  # which gate this is, in its heatmap's title colour
+            r = path.boundingRect()
+            self._text(
+                p,
+                r,
+                bx.text,
+                self._box_font(bx, s),
+                QColor("#111111"),
+                Qt.AlignmentFlag.AlignCenter,
+            )
+            if gate:  # which gate this is, in its colour, where there is room for the letter
                 lf = self._font(self._px(0.55, s), bold=True)
-                lw = QFontMetricsF(lf).horizontalAdvance(letter) + 4
-                left = (bx.x - bx.w / 2) * s - lw - 0.12 * s
-                r = QRectF(left, (bx.y - bx.h / 2) * s, lw, bx.h * s)
-                colour = QColor(QUANTITY_COLORS[bx.quantity])
-                self._text(p, r, letter, lf, colour, Qt.AlignmentFlag.AlignCenter)
+                lw = QFontMetricsF(lf).horizontalAdvance(gate) + 4
+                lr = QRectF(r.left() - lw - 0.1 * s, r.top(), lw, r.height())
+                if not any(lr.intersects(o) for o in drawn):
+                    colour = QColor(QUANTITY_COLORS[bx.quantity])
+                    self._text(p, lr, gate, lf, colour, Qt.AlignmentFlag.AlignCenter)
         p.setOpacity(1.0)
 
     def _paint_labels(self, p: QPainter, s: float) -> None:
@@ -856,9 +886,24 @@ class EquationsView(QWidget):
             self.lines.append((text, q, words, key))
         self.update()
 
-    def _font_px(self) -> int:
-        n = len(self.lines) + 2
-        px = int(self.height() / (n * 1.32)) if self.height() > 0 else 20
+    @staticmethod
+    def _rows(lines: list[tuple[str, str, str, str]]) -> float:
+        """The height of ``lines`` in line heights: the header, the lines, the gaps."""
+        gaps = sum(0.25 for *_, key in lines if key in ("f", "i", "g", "o", "written", "c"))
+        return 1.3 + len(lines) + gaps + 0.3
+
+    def shown_lines(self) -> list[tuple[str, str, str, str]]:
+        """Every line, or -- when they do not all fit at the smallest type -- the lines
+        without the pre-activations' sums (each gate's line still shows its z)."""
+        if self.height() <= 0 or not self.lines:
+            return self.lines
+        least = PRESENTATION_MIN_PX if self.big else 11
+        if self.height() / (self._rows(self.lines) * 1.32) >= least:
+            return self.lines
+        return [line for line in self.lines if not line[3].startswith("z_")]
+
+    def _font_px(self, lines: list[tuple[str, str, str, str]]) -> int:
+        px = int(self.height() / (self._rows(lines) * 1.32)) if self.height() > 0 else 20
         px = min(px, 44 if self.big else 18)
         return max(px, PRESENTATION_MIN_PX if self.big else 11)
 
@@ -868,7 +913,8 @@ class EquationsView(QWidget):
         p.setRenderHint(QPainter.RenderHint.TextAntialiasing)
         p.fillRect(self.rect(), QColor(th.bg))
         self.text_px = []
-        px = self._font_px()
+        lines = self.shown_lines()
+        px = self._font_px(lines)
         mono = QFont("DejaVu Sans Mono")
         mono.setPixelSize(px)
         bold = QFont(mono)
@@ -887,8 +933,8 @@ class EquationsView(QWidget):
         y += line_h * 1.3
         hl = self.state.options.highlight
         fm = QFontMetricsF(mono)
-        words_x = 12 + max((fm.horizontalAdvance(t) for t, *_ in self.lines), default=0) + 2 * px
-        for text, q, words, key in self.lines:
+        words_x = 12 + max((fm.horizontalAdvance(t) for t, *_ in lines), default=0) + 2 * px
+        for text, q, words, key in lines:
             is_result = not key.startswith("z_")
             if hl and q == hl:
                 p.fillRect(QRectF(4, y, self.width() - 8, line_h), QColor(86, 180, 233, 70))

@@ -83,7 +83,11 @@ class PredictionView(QWidget):
     def sizeHint(self) -> QSize:
         big, small = self._fonts()
         h = QFontMetricsF(big).height() + QFontMetricsF(small).height() * 1.4 + 12
-        return QSize(int(QFontMetricsF(small).horizontalAdvance("x") * 34), int(h))
+        w = max(
+            QFontMetricsF(big).horizontalAdvance(self.said or "model says: 0  (100%)"),
+            QFontMetricsF(small).horizontalAdvance(self.verdict),
+        )
+        return QSize(int(w) + 24, int(h))
 
     def minimumSizeHint(self) -> QSize:
         return self.sizeHint()
@@ -91,6 +95,7 @@ class PredictionView(QWidget):
     def refresh(self, *_: Any) -> None:
         st = self.state
         self.said = self.verdict = self.verdict_colour = ""
+        self.updateGeometry()  # its width follows the text
         ans = step_answers(st)
         lt = st.layer_trace
         if ans is None or lt is None:
@@ -101,6 +106,7 @@ class PredictionView(QWidget):
             self.said = f"{ans.what}: ?"
             self.verdict = "what will it say?"
             self.verdict_colour = self.theme.muted
+            self.updateGeometry()
             self.update()
             return
         self.said = f"{ans.what}: {ans.said[t]}  ({ans.confidence[t]:.0%})"
@@ -113,6 +119,7 @@ class PredictionView(QWidget):
         elif truth is not None and ans.agreement is not None:
             self.verdict = ans.agreement.text(t, ans.batch)
             self.verdict_colour = self.theme.muted
+        self.updateGeometry()
         self.update()
 
     def paintEvent(self, event: QPaintEvent) -> None:
