@@ -21,7 +21,7 @@ from PySide6.QtWidgets import (
 
 from ..engine.trace import QUANTITIES, SYMBOLS
 from ..state import ViewerState
-from .heatmaps import levels_for, set_ticks, time_ticks
+from .heatmaps import set_ticks, time_ticks
 from .style import NORMAL, QUANTITY_COLORS, SHORT_TITLES, Theme, unit_color
 
 LONG = 400  # curves with more points than this are drawn without antialiasing (speed)
@@ -101,12 +101,16 @@ class UnitLines(QWidget):
         self.step_line = pg.InfiniteLine(angle=90, movable=False)
         self.plot.addItem(self.step_line, ignoreBounds=True)
         self.curves: list[pg.PlotDataItem] = []
+        self._full = []
+        self._clipped = False
         self.set_theme(NORMAL)
         state.events.trace.connect(self.refresh)
         state.events.layer.connect(self.refresh)
         state.events.batch.connect(self.refresh)
         state.events.selection.connect(self.refresh)
+        state.events.levels.connect(self.refresh)
         state.events.t.connect(self._on_t_changed)
+        state.options.events.hide_future.connect(self._on_hide_future)
 
     def set_theme(self, theme: Theme) -> None:
         self.theme = theme
@@ -148,8 +152,10 @@ class UnitLines(QWidget):
         data = lt.per_unit(self.quantity)[b]  # (T, U)
         units = self.state.selected_units
         old, self.curves = self.curves, []
+        self._full: list[tuple[np.ndarray, np.ndarray]] = []
         for k, u in enumerate(units):
             xs, ys = peak_decimate(data[:, u], 2 * MAX_POINTS)
+            self._full.append((xs, ys))
             dense = len(xs) < lt.timesteps  # min/max envelope of a long sequence: thin lines
             color = pg.mkColor(unit_color(k))
             if dense:
@@ -171,7 +177,7 @@ class UnitLines(QWidget):
             self.curves.append(c)
         for c in old[len(units) :]:
             self.plot.removeItem(c)
-        lo, hi = levels_for(lt, self.quantity)
+        lo, hi = self.state.level_range(self.quantity, lt)  # the heatmaps' (locked) levels
         self.plot.setYRange(lo, hi, padding=0.05)
         set_ticks(self.plot.getAxis("left"), [(v, f"{v:g}") for v in (lo, (lo + hi) / 2, hi)])
         self.plot.setXRange(0, max(lt.timesteps - 1, 1), padding=0.02)
@@ -185,6 +191,22 @@ class UnitLines(QWidget):
 
     def _on_t_changed(self, t: int) -> None:
         self.step_line.setValue(t)
+        if self.state.options.hide_future or self._clipped:
+            self._clip(t)
+
+    def _clip(self, t: int) -> None:
+        """Predict, then reveal: the curves stop at step t while the future is hidden."""
+        hide = bool(self.state.options.hide_future)
+        for c, (xs, ys) in zip(self.curves, getattr(self, "_full", []), strict=False):
+            if hide:
+                keep = xs <= t + 1e-9
+                c.setData(xs[keep], ys[keep])
+            else:
+                c.setData(xs, ys)
+        self._clipped = hide
+
+    def _on_hide_future(self, _on: bool) -> None:
+        self._clip(self.state.t)
 
 
 class StepBars(QWidget):
@@ -395,6 +417,7 @@ class OutputView(QWidget):
         state.events.batch.connect(self.refresh)
         state.events.layer.connect(self.refresh)
         state.events.t.connect(self.refresh)
+        state.options.events.hide_answer.connect(self.refresh)
 
     def set_theme(self, theme: Theme) -> None:
         self.theme = theme
@@ -415,6 +438,15 @@ class OutputView(QWidget):
         tr = doc.trace
         th = self.theme
         self.shown = []
+        if tr is not None and tr.step_output is not None and doc.options.hide_answer:
+            self.headline.setText(  # a lesson asks first: predict, then reveal
+                f"<span style='color:{th.muted}'>The answer at t = {doc.t} is hidden: "
+                "PageDown reveals it.</span>"
+            )
+            self.bars.setOpts(width=np.zeros(self.k))
+            for ti in self.texts:
+                ti.setText("")
+            return
         if tr is None or tr.step_output is None:
             self.headline.setText(
                 f"<span style='color:{th.muted}'>This model has no per-step output to show.</span>"

@@ -125,6 +125,7 @@ class UnitDetail(QWidget):
             sig.connect(self.refresh)
         state.events.t.connect(self.refresh)
         state.options.events.highlight.connect(self._on_highlight)
+        state.options.events.hide_answer.connect(self.refresh)
         self.refresh()
 
     def _fonts(self) -> None:
@@ -267,10 +268,21 @@ class UnitDetail(QWidget):
                 (f"written {abs(written) / total:.0%}", "#009E73", False, False),
             ]
         )
+        if doc.options.hide_answer:  # a lesson asks first: the cell's update is the answer
+            at = 3 + 4 * len(GATE_ROWS)
+            lines = [
+                *lines[:at],
+                [("c", cc, True, False), (" = f·c_prev + i·g = ?", fg, False, False)],
+                [],
+                [("h", hc, True, False), (f" = o·{hact} = ?", fg, False, False)],
+            ]
         tags = ["", "", ""]
         for _sym, _key, q, _m in GATE_ROWS:
             tags += [q, q, q, ""]
-        tags += ["cell"] * 3 + [""] + ["hidden"] * 2 + [""] + ["share", "share"]
+        if doc.options.hide_answer:
+            tags += ["cell", "", "hidden"]
+        else:
+            tags += ["cell"] * 3 + [""] + ["hidden"] * 2 + [""] + ["share", "share"]
         grow = len(lines) != len(self.lines)
         self.lines = lines
         self.line_quantity = tags[: len(lines)] + [""] * (len(lines) - len(tags))

@@ -188,13 +188,25 @@ def test_predict_then_reveal(app, qtbot):
     assert hm.dim.shaded().left() == st.t + 1
     assert hm.dim._brush.color().alpha() == 255  # the future is covered, not dimmed
     assert w.story_bar.prediction.said.endswith(": ?")
+    # the normal window's views keep the secret too (the lecturer may not be in F11)
+    assert "hidden" in w.output_view.headline.text() and not w.output_view.shown
+    assert "c = f·c_prev + i·g = ?" in w.unit_detail.text()
+    xs, _ = w.unit_lines.curves[0].getData()
+    assert xs.max() <= st.t  # the curves stop at t
     press(qtbot, w, "PgDown")  # reveal
     assert not st.options.hide_answer and st.options.hide_future
     assert not strip.hidden(st.t) and strip.hidden(st.t + 1)
     assert w.story_bar.prediction.said.startswith("model says: 1")
     assert w.story_bar.prediction.verdict == "correct: 1 ✓"
+    assert w.output_view.shown and "= ?" not in w.unit_detail.text()
     press(qtbot, w, "Right")  # the lecturer reveals one more step
     assert st.t == 2 and not strip.hidden(2) and strip.hidden(3)
+    xs, _ = w.unit_lines.curves[0].getData()
+    assert xs.max() == 2
+    click_menu(qtbot, w, "View", "Hide the future (predict, then reveal)")  # everything again
+    assert not st.options.hide_future
+    xs, _ = w.unit_lines.curves[0].getData()
+    assert xs.max() == st.timesteps - 1
 
 
 def test_authoring_a_lesson_from_the_app(app, qtbot, answers, tmp_path):
