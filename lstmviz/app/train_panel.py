@@ -263,10 +263,6 @@ class TrainPanel(QWidget):
         left.addLayout(buttons)
         left.addWidget(self.progress)
         left.addWidget(self.state_label)
-        srow = QHBoxLayout()
-        srow.addWidget(self.story_label, 1)
-        srow.addWidget(self.bundled_btn)
-        left.addLayout(srow)
         left.addLayout(trow)
         left.addWidget(self.timeline_label)
         left.addStretch(1)
@@ -312,7 +308,13 @@ class TrainPanel(QWidget):
         lw.setLayout(left)
         lw.setMaximumWidth(620)  # the settings; the curves take the rest
         lay.addWidget(lw)
-        lay.addWidget(self.plots, 1)
+        right = QVBoxLayout()
+        right.addWidget(self.plots, 1)
+        srow = QHBoxLayout()  # the story in words, under its curve
+        srow.addWidget(self.story_label, 1)
+        srow.addWidget(self.bundled_btn)
+        right.addLayout(srow)
+        lay.addLayout(right, 1)
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Preferred)
 
     # --- state -------------------------------------------------------------------------------
