@@ -523,7 +523,8 @@ def test_what_if_buttons(app, qtbot):
     p.step.setValue(2)
     p.token.setCurrentIndex(9)
     click(qtbot, p.run_btn)
-    assert p.result is not None and not p.stack.is_empty
+    qtbot.waitUntil(lambda: p.result is not None, timeout=20000)  # computed off the GUI thread
+    assert not p.stack.is_empty
     assert "changed step 2" in p.summary.text()
     click(qtbot, p.apply_btn)
     assert w.state.token_labels()[2] == "9"
@@ -655,7 +656,6 @@ def test_layout_with_each_panel_open(app, qtbot, width, height):
 def test_screenshot_pixels_follow_the_colour_map(app, qtbot):
     """A blank or wrongly coloured render fails: heatmap pixels at known cells are the colour
     map's colour of the trace's value there."""
-    from lstmviz.app.heatmaps import levels_for
     from lstmviz.app.style import colormap
 
     w = app
@@ -666,7 +666,7 @@ def test_screenshot_pixels_follow_the_colour_map(app, qtbot):
     checked = 0
     for key, cmap in (("forget_gate", "viridis"), ("cell", "CET-D1A")):
         hm = w.heatmaps.maps[key]
-        lo, hi = levels_for(lt, key)
+        lo, hi = w.state.color_levels(key, lt)
         lut = colormap(cmap).getLookupTable(nPts=256, alpha=False)
         for row in (0, hm.n_rows // 2, hm.n_rows - 1):
             for t in range(0, hm.n_t - 1):
