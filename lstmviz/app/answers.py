@@ -75,6 +75,8 @@ def step_answers(state: ViewerState) -> StepAnswers | None:
     tr = state.trace
     if tr is None or tr.step_output is None or state.model is None:
         return None
+    if not state.output_follows_layer:  # an encoder's steps: the output follows another layer
+        return None
     per = _CACHE.setdefault(tr, {})
     key = (state.batch, id(state.info))
     if key not in per:
@@ -87,19 +89,21 @@ def step_answers(state: ViewerState) -> StepAnswers | None:
 
 def _compute(state: ViewerState) -> StepAnswers | None:
     from ..analysis.ground_truth import ground_truth, predictions
-    from ..analysis.outputs import display_label, output_labels, output_spec, probabilities
+    from ..analysis.outputs import display_label, probabilities
 
     tr = state.trace
     assert tr is not None and tr.step_output is not None
     so = tr.step_output
-    spec = output_spec(state.model, state.info, values=so)
+    spec = state.output_spec  # decided once per model
+    if spec is None:
+        return None
     probs = probabilities(so, spec)
     if probs is None or (spec.kind == "bits" and probs.shape[-1] > 1):
         return None
     b = min(state.batch, probs.shape[0] - 1)
     ids, conf = predictions(probs)
     k = probs.shape[-1]
-    labels = [display_label(s) for s in output_labels(state.info, k)] if k > 1 else ["0", "1"]
+    labels = [display_label(s) for s in state.output_labels(k)] if k > 1 else ["0", "1"]
     info = state.info
     kind = str(getattr(info, "output_kind", "") or "")
     what = "next token" if kind == "next-token" else "model says"

@@ -198,7 +198,7 @@ class DiagramView(QWidget):
         self.setMinimumSize(320, 180)
         self.setToolTip("")
         ev = state.events
-        for sig in (ev.trace, ev.layer, ev.batch, ev.selection, ev.levels):
+        for sig in (ev.trace, ev.layer, ev.batch, ev.selection):
             sig.connect(self._invalidate)
         ev.t.connect(self._on_t)
         opts = state.options.events
@@ -573,7 +573,7 @@ class DiagramView(QWidget):
 
     def _level(self, w: Wire) -> tuple[float, float]:
         lt = self.state.trace.layer(self.layer_names[w.layer])  # type: ignore[union-attr]
-        return self.state.level_range(w.level, lt)
+        return self.state.color_levels(w.level, lt)
 
     def _label_rect(self, w: Wire, width: float, height: float, s: float) -> QRectF:
         x, y = w.label_at[0] * s, w.label_at[1] * s

@@ -23,7 +23,6 @@ Each change emits exactly one event (none carries an array: views read the state
 ``rows``      the unit filter changed: the units the heatmaps show
 ``busy(str)`` long work started (its label) or ended (``""``)
 ``failed(str)``  a trace could not be computed (the message)
-``levels``    the colour levels were locked, unlocked or widened (:attr:`ViewerState.levels`)
 ============  =======================================================================
 
 View options (presentation mode, colour-level lock, ...) live in :attr:`ViewerState.options`,
@@ -127,7 +126,6 @@ class ViewerEvents(SignalGroup):
     rows = Signal()
     busy = Signal(str)
     failed = Signal(str)
-    levels = Signal()
 
 
 @evented
@@ -216,10 +214,6 @@ class ViewerState:
     def __init__(self, runner: Runner | None = None) -> None:
         self.events = ViewerEvents()
         self.options = ViewOptions()
-        #: the colour levels of every view and export: they follow each trace, or stay put
-        #: while ``options.lock_levels`` is on (across inputs and training snapshots)
-        self.levels = LevelLock()
-        self.options.events.lock_levels.connect(self._on_lock_levels)
         #: runs loading and tracing; :func:`run_now` unless the app sets a worker runner
         self.runner: Runner = runner or run_now
         #: asked when a model file cannot tell whether its inputs are time-major (some ONNX
@@ -351,31 +345,13 @@ class ViewerState:
         return self._generation
 
     # --- colour levels --------------------------------------------------------------------------
-    def level_range(self, quantity: str, lt: LayerTrace | None = None) -> tuple[float, float]:
-        """The colour levels ``(lo, hi)`` of ``quantity`` of ``lt`` (default: the selected
-        layer) as every view draws them: :func:`lstmviz.analysis.levels.levels`, kept while
-        the levels are locked."""
-        lt = lt if lt is not None else self.layer_trace
-        if lt is None:
-            raise LstmvizError("no trace yet: open a model first")
-        return self.levels.levels(quantity, lt)
-
-    def _layer_traces(self) -> list[LayerTrace]:
-        return list(self._trace.layers) if self._trace is not None else []
-
-    def _on_lock_levels(self, on: bool) -> None:
-        if on:
-            self.levels.lock(*self._layer_traces())
-        else:
-            self.levels.unlock()
-        self.events.levels.emit()
-
     def widen_levels(self) -> bool:
         """Grow the locked levels to cover the trace on screen too (never shrink); True when
-        anything grew."""
-        grew = self.levels.widen(*self._layer_traces())
-        if grew:
-            self.events.levels.emit()
+        anything grew (the views then redraw: a ``trace`` event)."""
+        traces = list(self._trace.layers) if self._trace is not None else []
+        grew = self.level_lock.widen(*traces)
+        if grew and self._trace is not None:
+            self.events.trace.emit()  # redraw with the new levels
         return grew
 
     def levels_outside(self) -> tuple[str, float]:
@@ -384,11 +360,11 @@ class ViewerState:
         from ..analysis.levels import SIX, outside
 
         lt = self.layer_trace
-        if lt is None or not self.levels.locked:
+        if lt is None or not self.level_lock.locked:
             return "", 0.0
         worst = ("", 0.0)
         for q in SIX:
-            share = outside(q, lt, self.levels.levels(q, lt))
+            share = outside(q, lt, self.level_lock.levels(q, lt))
             if share > worst[1]:
                 worst = (q, share)
         return worst
@@ -633,7 +609,7 @@ class ViewerState:
         self._units = []
         self._filter = UnitFilter()
         self._rows = np.zeros(0, np.int64)
-        self.levels.clear()  # another model's levels mean nothing here (a lock stays on)
+        self.level_lock.clear()  # another model's levels mean nothing here (a lock stays on)
         self.events.model.emit()
         if trace is not None:
             self._install_trace(trace, self._retrace_engine)

@@ -216,15 +216,15 @@ def _lecture_view_entries(qtbot, w):
     assert not w.state.options.hide_future
     lt = w.state.layer_trace
     click_menu(qtbot, w, "View", "Colour levels", "Lock colour levels")
-    assert w.state.options.lock_levels and w.state.levels.locked
-    kept = w.state.level_range("cell", lt)
+    assert w.state.options.lock_levels and w.state.level_lock.locked
+    kept = w.state.color_levels("cell", lt)
     w.state.set_text("9 9 9 9 9 9 9 9 9 9 9 9")  # another input: the locked levels stay
-    assert w.state.level_range("cell") == kept
+    assert w.state.color_levels("cell") == kept
     click_menu(qtbot, w, "View", "Colour levels", "Widen to the trace on screen")
-    lo, hi = w.state.level_range("cell")
+    lo, hi = w.state.color_levels("cell")
     assert lo <= kept[0] and hi >= kept[1]
     click_menu(qtbot, w, "View", "Colour levels", "Lock colour levels")
-    assert not w.state.levels.locked
+    assert not w.state.level_lock.locked
 
 
 def _lesson_entries(qtbot, w, answers, tmp_path):

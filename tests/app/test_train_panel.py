@@ -271,7 +271,7 @@ def test_the_story_emerges_snapshot_by_snapshot(qtbot, window, panel):
     assert not window.state.options.lock_levels
     with qtbot.waitSignal(panel.trained, timeout=TIMEOUT):
         panel.start(config=TINY)
-        assert window.state.options.lock_levels and window.state.levels.locked
+        assert window.state.options.lock_levels and window.state.level_lock.locked
     qtbot.waitUntil(
         lambda: not panel.story_runner.is_running() and panel._story_pending is None,
         timeout=TIMEOUT,

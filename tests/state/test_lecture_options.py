@@ -21,35 +21,35 @@ def state():
 
 def test_levels_follow_the_trace_until_locked(state):
     events = []
-    state.events.levels.connect(lambda: events.append("levels"))
+    state.events.trace.connect(lambda: events.append("trace"))
     lt = state.layer_trace
-    assert state.level_range("cell") == levels("cell", lt)
-    assert state.level_range("forget_gate") == (0.0, 1.0)
+    assert state.color_levels("cell") == levels("cell", lt)
+    assert state.color_levels("forget_gate") == (0.0, 1.0)
     state.options.lock_levels = True
-    kept = state.level_range("cell")
-    assert events == ["levels"] and state.levels.locked
+    kept = state.color_levels("cell")
+    assert events == ["trace"] and state.level_lock.locked  # redrawn
     state.set_model(digit_model(units=12, seed=5), None, digit_info())  # other weights
-    other = state.level_range("cell")  # a new model: its own levels, kept from now on
-    assert state.levels.locked
+    other = state.color_levels("cell")  # a new model: its own levels, kept from now on
+    assert state.level_lock.locked
     state.set_trace(digit_model(units=12, seed=9).trace(state.x))  # a training snapshot
-    assert state.level_range("cell") == other
+    assert state.color_levels("cell") == other
     grew = state.widen_levels()
-    lo, hi = state.level_range("cell")
+    lo, hi = state.color_levels("cell")
     assert lo <= other[0] and hi >= other[1]
     assert grew == ((lo, hi) != other)
     state.options.lock_levels = False
-    assert state.level_range("cell") == levels("cell", state.layer_trace)
+    assert state.color_levels("cell") == levels("cell", state.layer_trace)
     del kept
 
 
 def test_levels_outside_says_what_overflows_a_locked_scale(state):
     assert state.levels_outside() == ("", 0.0)  # unlocked: nothing to widen
-    state.levels.set("cell", (-0.01, 0.01), state.layer)
-    state.levels.locked = True
+    state.level_lock.set("cell", (-0.01, 0.01), state.layer)
+    state.level_lock.locked = True
     q, share = state.levels_outside()
     assert q == "cell" and share > 0.5
     with pytest.raises(LstmvizError, match="open a model"):
-        ViewerState().level_range("cell")
+        ViewerState().color_levels("cell")
 
 
 def test_focus_rows_put_the_selected_units_first(state):
