@@ -740,6 +740,10 @@ def _grid_job(
         fps=fps,
         force=True,
     )
+    if doc.level_lock.locked:  # the figure keeps the colour scales the window shows
+        from ..analysis.levels import LevelLock
+
+        kwargs["levels"] = LevelLock.from_dict(doc.level_lock.to_dict())
 
     def job(progress: Callable[[int, int], None], should_stop: Callable[[], bool]) -> Path:
         return export_trace(

@@ -92,6 +92,24 @@ def set_title(plot: pg.PlotItem, html: str) -> None:
         label.updateMin()
 
 
+def pointed_ticks(
+    rows: np.ndarray, selected: list[int], max_labels: int
+) -> list[tuple[float, str]]:
+    """Unit labels for at most ``max_labels`` rows, the selected units' rows first, the
+    others spread out so no two labels touch."""
+    n = len(rows)
+    if n <= max_labels:
+        return [(k + 0.5, str(int(rows[k]))) for k in range(n)]
+    gap = -(-n // max(max_labels, 1))
+    chosen: list[int] = [k for k in range(n) if int(rows[k]) in selected][:max_labels]
+    for k in range(n):
+        if len(chosen) >= max_labels:
+            break
+        if all(abs(k - c) >= gap for c in chosen):
+            chosen.append(k)
+    return [(k + 0.5, str(int(rows[k]))) for k in sorted(chosen)]
+
+
 class ColorBar(pg.GraphicsWidget):
     """A light colour bar beside a heatmap: the colour map from ``lo`` (bottom) to ``hi``
     (top) with three labels. (pyqtgraph's ColorBarItem is a whole PlotItem: six of them
@@ -226,6 +244,12 @@ class Heatmap:
         self.row_mark.setBrush(QBrush(Qt.BrushStyle.NoBrush))
         self.row_mark.setZValue(9)
         plot.vb.addItem(self.row_mark, ignoreBounds=True)
+        # a part of the cell diagram clicked: its quantity's row of the selected unit
+        self.highlight = QGraphicsRectItem()
+        self.highlight.setBrush(QBrush(QColor(86, 180, 233, 60)))
+        self.highlight.setZValue(11)
+        self.highlight.setVisible(False)
+        plot.vb.addItem(self.highlight, ignoreBounds=True)
         self.n_t = 0
         self.n_rows = 0
         self.rows: np.ndarray = np.zeros(0, np.int64)
@@ -272,12 +296,17 @@ class Heatmap:
         self.dim.set_t(t)
         del n
 
-    def mark_row(self, row: int | None) -> None:
+    def mark_row(self, row: int | None, highlight: bool = False) -> None:
+        """Outline the selected unit's row (``highlight``: also light it up: its quantity
+        was clicked in the cell diagram)."""
+        self.highlight.setVisible(row is not None and highlight)
         if row is None:
             self.row_mark.setVisible(False)
             return
         self.row_mark.setVisible(True)
         self.row_mark.setRect(QRectF(0, row, max(self.n_t, 1), 1))
+        if highlight:
+            self.highlight.setRect(QRectF(-0.02, row - 0.15, max(self.n_t, 1) + 0.04, 1.3))
 
     def cursor_t(self) -> int:
         """The timestep the cursor outlines (for tests and tools)."""
@@ -313,6 +342,13 @@ class HeatmapGrid(pg.GraphicsLayoutWidget):
             "border: 1px solid #5a5f6b; border-radius: 4px;"
         )
         self.note.hide()
+        # a locked colour scale that many values overflow: offer to widen it
+        self.levels_note = QLabel(self)
+        self.levels_note.setStyleSheet(
+            "background: rgba(23, 25, 30, 220); color: #F0E442; padding: 2px 8px;"
+            "border: 1px solid #5a5f6b; border-radius: 4px;"
+        )
+        self.levels_note.hide()
         self._relayout = QTimer(self)
         self._relayout.setSingleShot(True)
         self._relayout.timeout.connect(self._fit)
@@ -323,6 +359,10 @@ class HeatmapGrid(pg.GraphicsLayoutWidget):
         state.events.rows.connect(self._on_trace_changed)
         state.events.t.connect(self._on_t_changed)
         state.events.selection.connect(self._on_selection_changed)
+        state.options.events.highlight.connect(self._on_selection_changed)
+        state.options.events.focus_units.connect(self._on_focus_changed)
+        state.options.events.hide_future.connect(self._on_hide_future)
+        state.events.selection.connect(self._on_focus_changed)
         self.scene().sigMouseClicked.connect(self._on_clicked)
         self._hover_proxy = pg.SignalProxy(
             self.scene().sigMouseMoved, rateLimit=30, slot=self._on_moved
@@ -422,21 +462,40 @@ class HeatmapGrid(pg.GraphicsLayoutWidget):
                 hm.plot.getAxis("bottom").setHeight(int(th.tick_px * 2.9))
             hm.bar.set_style(tick_font, th.fg, max(10, th.tick_px - 2))
             hm.cursor.setPen(pg.mkPen(th.accent, width=th.cursor_width, cosmetic=True))
-            hm.row_mark.setPen(
-                pg.mkPen(
-                    "#ffffff",
-                    width=max(1.0, th.cursor_width / 2.5),
-                    style=Qt.PenStyle.DashLine,
-                    cosmetic=True,
+            if th.name == "presentation":  # a pointer on the selected unit: solid, bright
+                hm.row_mark.setPen(pg.mkPen("#F0E442", width=th.cursor_width, cosmetic=True))
+            else:
+                hm.row_mark.setPen(
+                    pg.mkPen(
+                        "#ffffff",
+                        width=max(1.0, th.cursor_width / 2.5),
+                        style=Qt.PenStyle.DashLine,
+                        cosmetic=True,
+                    )
                 )
-            )
-            hm.dim.set_brush(QBrush(QColor(0, 0, 0, th.dim_alpha)))
+            hm.dim.set_brush(self._shade_brush())
+            hm.highlight.setPen(pg.mkPen("#56B4E9", width=th.cursor_width * 1.6, cosmetic=True))
             hm.plot.vb.setBackgroundColor(th.panel)
 
     def set_theme(self, theme: Theme) -> None:
         self.theme = theme
         self._apply_theme()
         self._on_trace_changed()
+
+    def _shade_brush(self) -> QBrush:
+        """What covers the steps after t: a dark veil, or -- while the future is hidden
+        ("predict, then reveal") -- the plot's background, opaque."""
+        if self.state.options.hide_future:
+            return QBrush(QColor(self.theme.panel))
+        return QBrush(QColor(0, 0, 0, self.theme.dim_alpha))
+
+    def _on_hide_future(self, _on: bool) -> None:
+        for hm in self.maps.values():
+            hm.dim.set_brush(self._shade_brush())
+
+    def _on_focus_changed(self, *_: Any) -> None:
+        if self.theme.name == "presentation" and not self.all_layers:
+            self._on_trace_changed()  # the focus rows and their labels follow the selection
 
     def set_all_layers(self, on: bool) -> None:
         """Show forget gate, cell and hidden state of every layer at once."""
@@ -474,10 +533,30 @@ class HeatmapGrid(pg.GraphicsLayoutWidget):
                 doc.color_levels(hm.quantity, lt),
                 backwards=bool(lt.go_backwards),
             )
-            hm.set_ticks("left", self._unit_ticks(rows, self._max_unit_labels(len(rows))))
+            n_labels = self._max_unit_labels(len(rows))
+            if self.theme.name == "presentation":  # the pointed-at unit always has its number
+                ticks = pointed_ticks(rows, self.state.selected_units, n_labels)
+            else:
+                ticks = self._unit_ticks(rows, n_labels)
+            hm.set_ticks("left", ticks)
             hm.set_t(min(doc.t, max(lt.timesteps - 1, 0)))
         self._update_time_ticks()
         self._on_selection_changed()
+        self._update_levels_note()
+
+    def _update_levels_note(self) -> None:
+        q, share = self.state.levels_outside()
+        if share < 0.02 or self.theme.name == "presentation":
+            self.levels_note.hide()
+            return
+        self.levels_note.setText(
+            f"locked colours: {share:.0%} of the {SHORT_TITLES[q]} values are beyond the "
+            "scale (View ▸ Colour levels ▸ Widen)"
+        )
+        self.levels_note.adjustSize()
+        self.levels_note.move(8, max(self.height() - self.levels_note.height() - 4, 0))
+        self.levels_note.show()
+        self.levels_note.raise_()
 
     # --- fitting the grid to its height ----------------------------------------------------------
     def overhead(self, ncol: int | None = None) -> int:
@@ -512,6 +591,14 @@ class HeatmapGrid(pg.GraphicsLayoutWidget):
         keep = np.sort(rows[np.argsort(-score, kind="stable")[:cap]])
         return keep.astype(np.int64)
 
+    def focus_capacity(self) -> int:
+        """Presentation mode: how many unit rows fit a map with each row at least as tall
+        as its label (so every unit shown has its number beside it)."""
+        row = int(self.theme.tick_px * 1.2) + 1
+        grid_rows = 2 if self.ncol == 3 else 1
+        h = self.height() / grid_rows - self.overhead()
+        return max(int(h // row), 1)
+
     def wanted_height(self) -> int:
         """The height that shows every unit (up to 48) at :data:`ROW_PX` in one row of maps:
         the window gives the heatmaps this before the line plots below get any."""
@@ -526,7 +613,7 @@ class HeatmapGrid(pg.GraphicsLayoutWidget):
         """As many unit labels as fit the map's height without touching each other."""
         grid_rows = max(len(self.state.layer_names), 1) if self.all_layers else 6 // self.ncol
         px = self.height() / grid_rows - self.overhead()  # a map's data height
-        per_label = self.theme.tick_px * 1.5
+        per_label = self.theme.tick_px * (1.2 if self.theme.name == "presentation" else 1.5)
         return max(2, min(self.theme.max_unit_labels, int(px // per_label), n_rows))
 
     def _fit(self, redraw: bool = True) -> None:
@@ -537,6 +624,8 @@ class HeatmapGrid(pg.GraphicsLayoutWidget):
             self.note.hide()
             return
         rows = doc.rows if len(doc.rows) else np.arange(lt.units, dtype=np.int64)
+        if self.theme.name == "presentation" and not self.all_layers:
+            rows = doc.focus_rows(self.focus_capacity())  # each row large enough to point at
         n = len(rows)
         ncol = self.ncol
         if not self.all_layers:
@@ -630,12 +719,15 @@ class HeatmapGrid(pg.GraphicsLayoutWidget):
         for hm in self.maps.values():
             hm.set_t(min(t, max(hm.n_t - 1, 0)))
 
-    def _on_selection_changed(self) -> None:
+    def _on_selection_changed(self, *_: Any) -> None:
+        from .diagram_view import HEATMAP_OF
+
         u = self.state.unit
+        lit = HEATMAP_OF.get(self.state.options.highlight, "")
         for hm in self.maps.values():
             hit = np.nonzero(hm.rows == u)[0]
             mine = hm.layer is None or hm.layer == self.state.layer
-            hm.mark_row(int(hit[0]) if len(hit) and mine else None)
+            hm.mark_row(int(hit[0]) if len(hit) and mine else None, hm.quantity == lit)
 
     # --- mouse ---------------------------------------------------------------------------------
     def cell_at(self, scene_pos: QPointF) -> tuple[Heatmap, int, int] | None:

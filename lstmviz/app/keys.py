@@ -10,8 +10,14 @@ from __future__ import annotations
 #: (group, keys, what they do). ``keys`` as Qt writes them ("Ctrl+Shift+O"); several keys
 #: for one action are separated by " or ".
 KEYS: tuple[tuple[str, str, str], ...] = (
-    ("Stepping", "Right or PgDown", "step forward (a presentation clicker sends PgDown)"),
-    ("Stepping", "Left or PgUp", "step back (the clicker's other button)"),
+    ("Stepping", "Right", "step forward"),
+    ("Stepping", "Left", "step back"),
+    (
+        "Stepping",
+        "PgDown",
+        "the clicker: the next lesson step (its question, then its answer), else step forward",
+    ),
+    ("Stepping", "PgUp", "the clicker's other button: the previous lesson step, else step back"),
     ("Stepping", "Home", "go to the first step"),
     ("Stepping", "End", "go to the last step"),
     ("Stepping", "Space", "play / pause"),
@@ -19,6 +25,7 @@ KEYS: tuple[tuple[str, str, str], ...] = (
     ("Stepping", "-", "play slower"),
     ("File", "Ctrl+O", "open a model"),
     ("File", "Ctrl+I", "open an input (.npy, .npz, .csv)"),
+    ("File", "Ctrl+L", "open a lesson (then PgDown / PgUp move through its steps)"),
     ("File", "Ctrl+Shift+G", "the example gallery"),
     ("File", "Ctrl+Shift+O", "open a session"),
     ("File", "Ctrl+S", "save the session (model, input, view, training timeline)"),
@@ -27,7 +34,9 @@ KEYS: tuple[tuple[str, str, str], ...] = (
     ("File", "Ctrl+Shift+S", "save a screenshot of the window"),
     ("File", "Ctrl+Q", "quit"),
     ("View", "F11", "presentation mode"),
+    ("View", "V", "presentation mode: the cell diagram, the equations or the heatmaps"),
     ("View", "Escape", "leave presentation mode"),
+    ("View", "Ctrl+D", "the cell diagram: the selected unit's numbers on every wire"),
     ("View", "Ctrl+0", "reset the heatmaps' zoom (the mouse wheel zooms)"),
     ("View", "Ctrl+Shift+0", "reset the layout of every panel"),
     ("Train", "Ctrl+T", "the Train panel"),

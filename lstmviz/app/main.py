@@ -1,5 +1,8 @@
 """``lstmviz [MODEL] [--input FILE] [--text T] [--layer NAME] [--step T] [--size WxH]
-[--screenshot OUT.png] [--presentation]``: open the app, or render it headless to a PNG."""
+[--screenshot OUT.png] [--presentation]``: open the app, or render it headless to a PNG.
+
+``lstmviz LESSON.lstmviz-lesson [--lesson-step N] [--presentation] [--screenshot OUT.png]``
+opens a lesson at its step N (1 is the first)."""
 
 from __future__ import annotations
 
@@ -82,6 +85,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         description="Open an LSTM model and step through a sequence, watching every gate.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog=f"Model files:\n{formats}\n  .lstmviz      a saved session (model, input, view)\n"
+        "  .lstmviz-lesson  a lesson: scripted steps the clicker (PageDown) moves through\n"
         "  A TF1 checkpoint opens by its prefix (model.ckpt) too.\n\n"
         f"Keys in the window:\n{keys_text()}\n\n"
         "Subcommands: lstmviz info|trace|train|export ... (see lstmviz SUBCOMMAND -h)",
@@ -89,7 +93,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument(
         "model",
         nargs="?",
-        help="a model file (formats below) or a .lstmviz session (default: a bundled example)",
+        help="a model file (formats below), a .lstmviz session or a .lstmviz-lesson "
+        "(default: a bundled example)",
     )
     p.add_argument("--input", help="input sequence: .npy, .npz (one array per model input), .csv")
     p.add_argument("--text", help='input typed as text, e.g. "4 7 3" or "hello"')
@@ -106,6 +111,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         action="store_true",
         help="start in presentation mode (large fonts, full screen)",
     )
+    p.add_argument(
+        "--lesson-step",
+        type=int,
+        metavar="N",
+        help="a lesson: open it at step N (1 is the first; default 1)",
+    )
     a = p.parse_args(argv)
     m = re.fullmatch(r"(\d+)[x×X](\d+)", a.size.strip())
     if m is None or not (200 <= int(m.group(1)) <= 10000 and 200 <= int(m.group(2)) <= 10000):
@@ -115,6 +126,27 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         raise LstmvizError("give either --input or --text, not both")
     if a.step < 0:
         raise LstmvizError(f"--step must be >= 0; got {a.step}")
+    a.is_lesson = a.model is not None and a.model.lower().endswith(".lstmviz-lesson")
+    if a.lesson_step is not None and not a.is_lesson:
+        raise LstmvizError("--lesson-step N opens a lesson at a step: give a .lstmviz-lesson file")
+    if a.lesson_step is not None and a.lesson_step < 1:
+        raise LstmvizError(f"--lesson-step counts from 1 (the first step); got {a.lesson_step}")
+    if a.is_lesson:
+        given = [
+            opt
+            for opt, v in (
+                ("--input", a.input),
+                ("--text", a.text),
+                ("--layer", a.layer),
+                ("--step", a.step or None),
+            )
+            if v is not None
+        ]
+        if given:
+            raise LstmvizError(
+                f"{given[0]} does not apply to a lesson: each lesson step sets its input, layer "
+                "and timestep (use --lesson-step N to start at step N)"
+            )
     if a.screenshot is not None and Path(a.screenshot).suffix.lower() != ".png":
         raise LstmvizError(f"--screenshot must name a .png file; got {a.screenshot!r}")
     if a.screenshot is not None and not Path(a.screenshot).resolve().parent.is_dir():
@@ -235,10 +267,11 @@ def _run(a: argparse.Namespace) -> int:
         ex = default_example()
         model_path = str(ex.path) if ex is not None else None
     is_session = model_path is not None and Path(model_path).suffix.lower() == ".lstmviz"
+    is_lesson = bool(getattr(a, "is_lesson", False))
     # read the model while Qt, pyqtgraph and the window come up
     preload = (
         start_loading(model_path, text=a.text, input_path=a.input)
-        if model_path is not None and not is_session
+        if model_path is not None and not is_session and not is_lesson
         else None
     )
     app = QApplication.instance() or QApplication(["lstmviz"])
@@ -247,6 +280,8 @@ def _run(a: argparse.Namespace) -> int:
     from .main_window import _excepthook_for
 
     window = build_window(a.width, a.height, with_model=model_path is not None)
+    if a.screenshot is not None:
+        window.state.options.animate = False  # the picture shows every number
     old_hook = sys.excepthook
     sys.excepthook = _excepthook_for(window)
     state: dict[str, Any] = {"ready": False}
@@ -277,9 +312,18 @@ def _run(a: argparse.Namespace) -> int:
             else:
                 doc.events.trace.connect(_once(after_load))
 
-        if is_session:
-            window.ensure_actions()  # the session menu opens sessions
-        if is_session and window.session_actions is not None:
+        if is_session or is_lesson:
+            window.ensure_actions()  # the session and lesson menus open these
+        if is_lesson and window.lessons is not None:
+
+            def lesson_ready() -> None:
+                state["ready"] = True
+
+            step = (a.lesson_step or 1) - 1
+            if not window.lessons.open_lesson(model_path, step=step, then=lesson_ready):
+                state["error"] = window.last_error or "the lesson could not be opened"
+                state["ready"] = True
+        elif is_session and window.session_actions is not None:
             window.session_actions.open_session(model_path, then=when_traced)
         else:
             window.open_model(

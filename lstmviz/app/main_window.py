@@ -44,10 +44,12 @@ from PySide6.QtWidgets import (
 from ..errors import LstmvizError
 from ..state import ViewerState
 from . import dialogs
+from .diagram_view import DiagramView, EquationsView
 from .heatmaps import HeatmapGrid
 from .model_panel import ModelPanel, SelectionPanel
 from .panels import Panels
 from .plots import OutputView, StepBars, UnitLines
+from .presentation import PresenterWindow, StoryBar, audience_screens
 from .style import NORMAL, PRESENTATION, Theme, stylesheet
 from .token_strip import InputEditor, TokenStrip
 from .transport import Transport
@@ -56,6 +58,7 @@ from .workers import TaskRunner, Worker
 
 if TYPE_CHECKING:
     from .export_actions import ExportActions
+    from .lessons import LessonActions
     from .session_actions import SessionActions
     from .train_panel import EngineChoice
 
@@ -153,6 +156,8 @@ class MainWindow(QMainWindow):
         self.last_status = ""  # the newest status-bar message (it fades after a while)
         self.error_dialog: QMessageBox | None = None
         self.panels: Panels | None = None
+        self.lessons: LessonActions | None = None
+        self.presenter: PresenterWindow | None = None
         self.session_actions: SessionActions | None = None
         self.export_actions: ExportActions | None = None
         self.engine_choice: EngineChoice | None = None
@@ -218,8 +223,20 @@ class MainWindow(QMainWindow):
         self.vsplit.setStretchFactor(0, 5)
         self.vsplit.setStretchFactor(1, 2)
         self.vsplit.setSizes([560, 200])
-        v.addWidget(self.vsplit, 1)
+        # presentation mode shows one big view at a time: the heatmaps, the cell diagram or
+        # the equations (state.options.presentation_view), with the story bar under it
+        self.stage_diagram = DiagramView(doc, big=True)
+        self.stage_equations = EquationsView(doc, big=True)
+        self.middle = QStackedWidget()
+        self.middle.addWidget(self.vsplit)
+        self.middle.addWidget(self.stage_diagram)
+        self.middle.addWidget(self.stage_equations)
+        v.addWidget(self.middle, 1)
+        self.story_bar = StoryBar(doc)
+        self.story_bar.setVisible(False)
+        v.addWidget(self.story_bar)
         v.addWidget(self.transport)
+        doc.options.events.presentation_view.connect(self._apply_stage)
 
         self.welcome = self._build_welcome()
         self.stack = QStackedWidget()
@@ -339,6 +356,35 @@ class MainWindow(QMainWindow):
         self.state.options.events.all_layers.connect(
             lambda on: self.all_layers_action.setChecked(on)
         )
+        self._action(
+            view,
+            "Presentation &view: diagram, equations, heatmaps",
+            self.cycle_presentation_view,
+            "V",
+        )
+        self.hide_future_action = self._action(
+            view,
+            "&Hide the future (predict, then reveal)",
+            lambda: self._toggle_option("hide_future"),
+        )
+        self.hide_future_action.setCheckable(True)
+        self.state.options.events.hide_future.connect(
+            lambda on: self.hide_future_action.setChecked(bool(on))
+        )
+        levels = view.addMenu("&Colour levels")
+        self.lock_levels_action = self._action(
+            levels, "&Lock colour levels", lambda: self._toggle_option("lock_levels")
+        )
+        self.lock_levels_action.setCheckable(True)
+        self.lock_levels_action.setToolTip(
+            "Keep the colour scales fixed across inputs and training snapshots, so that "
+            "epoch 1 and epoch 12 can be compared by eye (locked while training)"
+        )
+        self.state.options.events.lock_levels.connect(
+            lambda on: self.lock_levels_action.setChecked(bool(on))
+        )
+        self._action(levels, "&Widen to the trace on screen", self.widen_levels)
+        levels.setToolTipsVisible(True)
         self._action(view, "&Reset zoom", self.reset_zoom, "Ctrl+0")
         self._action(view, "Reset &layout", self.reset_layout, "Ctrl+Shift+0")
         view.addSeparator()
@@ -364,8 +410,10 @@ class MainWindow(QMainWindow):
     def _build_shortcuts(self) -> None:
         tr = self.transport
         keys: list[tuple[str, Callable[[], Any], tuple[Any, ...]]] = [
-            ("Step forward", tr.forward, (Qt.Key.Key_Right, Qt.Key.Key_PageDown)),
-            ("Step back", tr.back, (Qt.Key.Key_Left, Qt.Key.Key_PageUp)),
+            ("Step forward", tr.forward, (Qt.Key.Key_Right,)),
+            ("Step back", tr.back, (Qt.Key.Key_Left,)),
+            ("Next (clicker)", lambda: self.page(1), (Qt.Key.Key_PageDown,)),
+            ("Back (clicker)", lambda: self.page(-1), (Qt.Key.Key_PageUp,)),
             ("Go to start", tr.to_start, (Qt.Key.Key_Home,)),
             ("Go to end", tr.to_end, (Qt.Key.Key_End,)),
             ("Play / pause", tr.toggle_play, (Qt.Key.Key_Space,)),
@@ -557,11 +605,17 @@ class MainWindow(QMainWindow):
         self.run_worker(read, loaded, f"Reading {Path(path).name}")
 
     def open_path(self, path: str | os.PathLike[str]) -> None:
-        """Open a model, an input or a session file, by its suffix."""
+        """Open a model, an input, a session or a lesson file, by its suffix."""
+        from ..io.lesson import SUFFIX as LESSON_SUFFIX
         from ..io.session import SUFFIX as SESSION_SUFFIX
 
         p = Path(path)
         suffix = p.suffix.lower()
+        if suffix == LESSON_SUFFIX:
+            self.ensure_actions()
+            if self.lessons is not None:
+                self.lessons.open_lesson(p)
+            return
         if suffix == SESSION_SUFFIX:
             self.ensure_actions()
             if self.session_actions is not None:
@@ -665,6 +719,20 @@ class MainWindow(QMainWindow):
     def _toggle_option(self, name: str) -> None:
         setattr(self.state.options, name, not getattr(self.state.options, name))
 
+    def widen_levels(self) -> None:
+        """View ▸ Colour levels ▸ Widen: the locked levels grow to cover what is on screen
+        (locking them if they were not)."""
+        if not self.state.options.lock_levels:
+            self.state.options.lock_levels = True
+            self.status("Colour levels locked at the trace on screen")
+            return
+        grew = self.state.widen_levels()
+        self.status(
+            "Colour levels widened to cover the trace on screen"
+            if grew
+            else "The locked colour levels already cover the trace on screen"
+        )
+
     def reset_zoom(self) -> None:
         """Show every timestep and unit again after zooming with the mouse wheel."""
         for hm in self.heatmaps.maps.values():
@@ -751,33 +819,93 @@ class MainWindow(QMainWindow):
         self.presentation = on
         self.state.options.presentation = on
         self.presentation_action.setChecked(on)
-        docks = [self.model_dock, self.detail_dock]
         if on:
             self._docks_before = {d: d.isVisible() for d in self.findChildren(QDockWidget)}
-            for d in docks:
+            for d in self._docks_before:  # every panel: the big view takes the screen
                 d.setVisible(False)
             self.editor.setVisible(False)
-            self.step_bars.setVisible(False)
+            self.bottom.setVisible(False)
             self.menuBar().setVisible(False)
             self.statusBar().setVisible(False)
             self.set_theme(PRESENTATION)
+            self._apply_stage()
+            screens = audience_screens()
+            if fullscreen and len(screens) >= 2:  # the projector shows this window
+                self.setScreen(screens[1])
+                self.move(screens[1].geometry().topLeft())
+                self.show_presenter(screens[0])
             if fullscreen:
                 self.showFullScreen()
         else:
             for d, vis in self._docks_before.items():
                 d.setVisible(vis)
             self.editor.setVisible(True)
-            self.step_bars.setVisible(True)
+            self.bottom.setVisible(True)
             self.menuBar().setVisible(True)
             self.statusBar().setVisible(True)
             self.set_theme(NORMAL)
+            self._apply_stage()
+            if self.presenter is not None:
+                self.presenter.close()
+                self.presenter = None
             if self.isFullScreen():
                 self.showNormal()
+
+    def _apply_stage(self, *_: Any) -> None:
+        """The big view of presentation mode (the heatmaps in the normal window); the story
+        bar shows in presentation mode and while a lesson is open."""
+        view = self.state.options.presentation_view
+        pages = {"heatmaps": 0, "diagram": 1, "equations": 2}
+        self.middle.setCurrentIndex(pages.get(view, 0) if self.presentation else 0)
+        lesson_open = self.lessons is not None and self.lessons.run is not None
+        self.story_bar.setVisible(self.presentation or lesson_open)
+        self.story_bar.prediction.setVisible(self.presentation)
+
+    def cycle_presentation_view(self) -> None:
+        """V: presentation mode shows the cell diagram, then the equations, then the
+        heatmaps (outside presentation mode: opens the Cell diagram panel)."""
+        from ..state.viewer import PRESENTATION_VIEWS
+
+        opts = self.state.options
+        if not self.presentation:
+            if self.panels is not None:
+                self.panels.open("diagram")
+            return
+        k = (
+            PRESENTATION_VIEWS.index(opts.presentation_view)
+            if opts.presentation_view in (PRESENTATION_VIEWS)
+            else -1
+        )
+        opts.presentation_view = PRESENTATION_VIEWS[(k + 1) % len(PRESENTATION_VIEWS)]
+
+    def page(self, step: int) -> None:
+        """The clicker (PageDown / PageUp): the next / previous lesson step when a lesson is
+        open (a question first, then its answer), else one timestep."""
+        if self.lessons is not None and self.lessons.run is not None:
+            self.lessons.page(step)
+        else:
+            self.state.step(step)
+
+    def show_presenter(self, screen: Any = None) -> PresenterWindow:
+        """The presenter's window (notes, next step, controls), on ``screen`` when given."""
+        if self.presenter is None:
+            self.presenter = PresenterWindow(self)
+        if screen is not None:
+            self.presenter.setScreen(screen)
+            self.presenter.move(screen.geometry().topLeft())
+            self.presenter.showMaximized()
+        else:
+            self.presenter.show()
+        self.presenter.raise_()
+        return self.presenter
 
     def set_theme(self, theme: Theme) -> None:
         self.theme = theme
         self.setStyleSheet(stylesheet(theme))
         for v in (
+            self.stage_diagram,
+            self.stage_equations,
+            self.story_bar,
             self.heatmaps,
             self.unit_lines,
             self.step_bars,
@@ -940,15 +1068,19 @@ class MainWindow(QMainWindow):
         if self.panels is not None:
             return
         from .analysis import analysis_panels
+        from .diagram_view import diagram_panel_spec
         from .export_actions import ExportActions
+        from .lessons import LessonActions
         from .session_actions import SessionActions
         from .train_panel import EngineChoice, add_train_menu, train_panel_spec
 
-        self.panels = Panels(self, [train_panel_spec(), *analysis_panels()])
+        self.panels = Panels(self, [train_panel_spec(), diagram_panel_spec(), *analysis_panels()])
         add_train_menu(self, self.panels)
         self.engine_choice = EngineChoice(self, self.panels)
         self.export_actions = ExportActions(self)
         self.session_actions = SessionActions(self)
+        self.lessons = LessonActions(self)
+        self.state.events.model.connect(self.lessons._update_actions)
         self._default_layout = self.saveState()
         self._build_pending = None
         self.actions_built.emit()
@@ -990,7 +1122,9 @@ class MainWindow(QMainWindow):
 
     def _shut_down_actions(self) -> None:
         """Stop the background work of panels and actions (closing must not fail)."""
-        for part in (self.engine_choice, self.export_actions, self.session_actions):
+        if self.presenter is not None:
+            self.presenter.close()
+        for part in (self.engine_choice, self.export_actions, self.session_actions, self.lessons):
             if part is None:
                 continue
             try:

@@ -3,11 +3,12 @@ model's output (top-k / digit / bit) at the current step."""
 
 from __future__ import annotations
 
+import html
 from typing import Any
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QRectF, Qt
+from PySide6.QtCore import Qt
 from PySide6.QtGui import QFont
 from PySide6.QtWidgets import (
     QComboBox,
@@ -24,7 +25,6 @@ from ..state import ViewerState
 from .heatmaps import set_ticks, time_ticks
 from .style import NORMAL, QUANTITY_COLORS, SHORT_TITLES, Theme, unit_color
 
-MAX_BARS = 32  # more units than this: step curves instead of grouped bars
 LONG = 400  # curves with more points than this are drawn without antialiasing (speed)
 MAX_POINTS = 400  # longer curves are drawn from min/max per bin
 
@@ -102,12 +102,15 @@ class UnitLines(QWidget):
         self.step_line = pg.InfiniteLine(angle=90, movable=False)
         self.plot.addItem(self.step_line, ignoreBounds=True)
         self.curves: list[pg.PlotDataItem] = []
+        self._full = []
+        self._clipped = False
         self.set_theme(NORMAL)
         state.events.trace.connect(self.refresh)
         state.events.layer.connect(self.refresh)
         state.events.batch.connect(self.refresh)
         state.events.selection.connect(self.refresh)
         state.events.t.connect(self._on_t_changed)
+        state.options.events.hide_future.connect(self._on_hide_future)
 
     def set_theme(self, theme: Theme) -> None:
         self.theme = theme
@@ -149,8 +152,10 @@ class UnitLines(QWidget):
         data = lt.per_unit(self.quantity)[b]  # (T, U)
         units = self.state.selected_units
         old, self.curves = self.curves, []
+        self._full: list[tuple[np.ndarray, np.ndarray]] = []
         for k, u in enumerate(units):
             xs, ys = peak_decimate(data[:, u], 2 * MAX_POINTS)
+            self._full.append((xs, ys))
             dense = len(xs) < lt.timesteps  # min/max envelope of a long sequence: thin lines
             color = pg.mkColor(unit_color(k))
             if dense:
@@ -172,7 +177,7 @@ class UnitLines(QWidget):
             self.curves.append(c)
         for c in old[len(units) :]:
             self.plot.removeItem(c)
-        lo, hi = self.state.color_levels(self.quantity, lt)
+        lo, hi = self.state.color_levels(self.quantity, lt)  # the heatmaps' (locked) levels
         self.plot.setYRange(lo, hi, padding=0.05)
         set_ticks(self.plot.getAxis("left"), [(v, f"{v:g}") for v in (lo, (lo + hi) / 2, hi)])
         self.plot.setXRange(0, max(lt.timesteps - 1, 1), padding=0.02)
@@ -186,48 +191,32 @@ class UnitLines(QWidget):
 
     def _on_t_changed(self, t: int) -> None:
         self.step_line.setValue(t)
+        if self.state.options.hide_future or self._clipped:
+            self._clip(t)
 
+    def _clip(self, t: int) -> None:
+        """Predict, then reveal: the curves stop at step t while the future is hidden."""
+        hide = bool(self.state.options.hide_future)
+        for c, (xs, ys) in zip(self.curves, getattr(self, "_full", []), strict=False):
+            if hide:
+                keep = xs <= t + 1e-9
+                c.setData(xs[keep], ys[keep])
+            else:
+                c.setData(xs, ys)
+        self._clipped = hide
 
-class SticksItem(pg.GraphicsObject):
-    """Many thin vertical bars (one per unit) of several series, drawn from numpy arrays
-    as one path per series: cheap to update at every step for 1024 units."""
-
-    def __init__(self, pens: list[Any]) -> None:
-        super().__init__()
-        self.pens = pens
-        self.paths: list[Any] = []
-        self.ys: list[np.ndarray] = []
-        self._rect = QRectF(0, -1, 1, 2)
-
-    def set_area(self, rect: QRectF) -> None:
-        self.prepareGeometryChange()
-        self._rect = QRectF(rect)
-
-    def set_sticks(self, xs: list[np.ndarray], ys: list[np.ndarray]) -> None:
-        """Series k: sticks from 0 to ``ys[k][j]`` at ``xs[k][j]``."""
-        self.ys = ys
-        self.paths = []
-        for x, y in zip(xs, ys, strict=True):
-            xx = np.repeat(x, 2)  # (2R,)
-            yy = np.zeros(2 * len(y))
-            yy[1::2] = y
-            self.paths.append(pg.arrayToQPath(xx, yy, connect="pairs"))
-        self.update()
-
-    def boundingRect(self) -> QRectF:
-        return self._rect
-
-    def paint(self, painter: Any, option: Any, widget: Any = None) -> None:
-        for path, pen in zip(self.paths, self.pens, strict=False):
-            painter.setPen(pen)
-            painter.drawPath(path)
+    def _on_hide_future(self, _on: bool) -> None:
+        self._clip(self.state.t)
 
 
 class StepBars(QWidget):
-    """All six quantities across the shown units at the current step, in one plot.
+    """ "All six now": the six quantities of the selected units at the current step, as bars.
 
-    Up to ``MAX_BARS`` units: grouped bars (f, i, o, g, c, h side by side per unit, coloured
-    like the heatmap titles); more units: thin sticks, one path per quantity.
+    Drawn from :func:`lstmviz.analysis.all_six.all_six_now`: the selected units (at most
+    eight; with none selected, the most active ones, and the title says so), bars grouped by
+    unit and coloured like the heatmap titles. Quantities bounded to [-1, 1] or [0, 1] share
+    one plot; unbounded ones (the cell state; g and h of an LSTM without tanh) get a plot of
+    their own at the heatmaps' levels: nothing is rescaled, and each plot says its scale.
     """
 
     def __init__(self, state: ViewerState, parent: QWidget | None = None) -> None:
@@ -240,115 +229,149 @@ class StepBars(QWidget):
         self.title = QLabel()
         self.title.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         lay.addWidget(self.title)
-        self.widget = pg.PlotWidget(enableMenu=False)
-        self.plot: pg.PlotItem = self.widget.getPlotItem()
-        self.plot.hideButtons()
-        self.plot.setMouseEnabled(x=True, y=False)
-        self.zero = pg.InfiniteLine(pos=0, angle=0, pen=pg.mkPen("#6b7078", width=1))
-        self.plot.addItem(self.zero, ignoreBounds=True)
+        self.widget = pg.GraphicsLayoutWidget()
+        self.widget.ci.setContentsMargins(0, 0, 0, 0)
+        self.plots: list[pg.PlotItem] = []
+        self.plot: pg.PlotItem = self._plot(0)  # the first group's plot (for export)
         lay.addWidget(self.widget, 1)
-        self.items: dict[str, Any] = {}
-        self._n_items = -1
-        self.scale: dict[str, float] = {}
-        self._bars = True
+        self.items: dict[str, pg.BarGraphItem] = {}  # one per quantity
+        self._home: dict[str, pg.PlotItem] = {}  # the plot each item is in
+        self.six: Any = None
+        self._shape: Any = None
         self.set_theme(NORMAL)
         state.events.trace.connect(self.rebuild)
         state.events.layer.connect(self.rebuild)
         state.events.batch.connect(self.rebuild)
-        state.events.rows.connect(self.rebuild)
+        state.events.selection.connect(self.rebuild)
         state.events.t.connect(self._on_t_changed)
+
+    def _plot(self, k: int) -> pg.PlotItem:
+        while len(self.plots) <= k:
+            plot = self.widget.ci.addPlot(row=0, col=len(self.plots), enableMenu=False)
+            plot.hideButtons()
+            plot.setMouseEnabled(x=False, y=False)
+            plot.addItem(pg.InfiniteLine(pos=0, angle=0, pen=pg.mkPen("#6b7078", width=1)))
+            _style_axes(plot, self.theme)
+            self.plots.append(plot)
+        return self.plots[k]
+
+    @property
+    def units(self) -> tuple[int, ...]:
+        """The units shown, left to right."""
+        return tuple(self.six.units) if self.six is not None else ()
 
     def set_theme(self, theme: Theme) -> None:
         self.theme = theme
         self.widget.setBackground(theme.bg)
-        _style_axes(self.plot, theme)
-        _axis_labels(self.plot, theme, "value", "unit")
-        self.plot.getAxis("left").setWidth(int(theme.tick_px * 4.2))
+        for plot in self.plots:
+            _style_axes(plot, theme)
+            _axis_labels(plot, theme, "value", "unit")
+            plot.getAxis("left").setWidth(int(theme.tick_px * 3.2))
         self.rebuild()
 
-    def rebuild(self, *_: Any) -> None:
-        lt = self.state.layer_trace
-        rows = self.state.rows
-        n = len(rows) if lt is not None else -1
-        if n != self._n_items:  # a new trace over as many units keeps the bar items
-            for item in self.items.values():
-                self.plot.removeItem(item)
-            self.items = {}
-            self._n_items = n
+    def _compute(self) -> Any:
+        from ..analysis.all_six import all_six_now
+
+        st = self.state
+        lt = st.layer_trace
         if lt is None:
+            return None
+        b = min(st.batch, lt.batch_size - 1)
+        t = min(st.t, lt.timesteps - 1)
+        return all_six_now(lt, t, b, units=st.selected_units or None, max_units=8)
+
+    def rebuild(self, *_: Any) -> None:
+        six = self._compute()
+        self.six = six
+        if six is None:
             return
-        self._bars = n <= MAX_BARS
-        width = 0.84 / len(QUANTITIES)
-        self._xs = [np.arange(n) - 0.42 + (k + 0.5) * width for k in range(len(QUANTITIES))]
-        if self.items:
-            pass  # heights are set below, at the current step
-        elif self._bars:
-            for k, q in enumerate(QUANTITIES):
-                item = pg.BarGraphItem(
-                    x=self._xs[k],
-                    height=np.zeros(n),
-                    width=width * 0.92,
-                    brush=pg.mkBrush(QUANTITY_COLORS[q]),
-                    pen=pg.mkPen(None),
-                )
-                self.plot.addItem(item)
-                self.items[q] = item
-        else:
-            sticks = SticksItem([pg.mkPen(QUANTITY_COLORS[q], width=1) for q in QUANTITIES])
-            self.plot.addItem(sticks)
-            self.items["sticks"] = sticks
-        # unbounded quantities (the cell state, or g/h of an LSTM without tanh) are drawn
-        # divided by their level so that the gates stay readable; the legend says so
-        lv = {q: self.state.color_levels(q, lt) for q in QUANTITIES}
-        self.scale = {q: max(abs(lv[q][0]), lv[q][1]) for q in QUANTITIES}
-        self.scale = {q: (v if v > 1.5 else 1.0) for q, v in self.scale.items()}
-        lo = min(lv[q][0] / self.scale[q] for q in QUANTITIES)
-        hi = max(lv[q][1] / self.scale[q] for q in QUANTITIES)
-        if not self._bars:
-            self.items["sticks"].set_area(QRectF(-0.5, lo, n, hi - lo))
-        self.plot.setYRange(lo, hi, padding=0.05)
-        set_ticks(self.plot.getAxis("left"), [(v, f"{v:g}") for v in sorted({lo, 0.0, hi})])
-        self.plot.setXRange(-0.6, n - 0.4, padding=0)
+        shape = (tuple(g.quantities for g in six.groups), len(six.units))
+        if shape != self._shape:
+            # the bar items are kept (a new trace of the same shape redraws data only); a
+            # quantity that changes group moves to the other plot
+            self._shape = shape
+            n = len(six.units)
+            for k, g in enumerate(six.groups):
+                plot = self._plot(k)
+                width = 0.84 / len(g.quantities)
+                for j, q in enumerate(g.quantities):
+                    x = np.arange(n) - 0.42 + (j + 0.5) * width
+                    item = self.items.get(q)
+                    if item is None:
+                        item = pg.BarGraphItem(
+                            x=x,
+                            height=np.zeros(n),
+                            width=width * 0.9,
+                            brush=pg.mkBrush(QUANTITY_COLORS[q]),
+                            pen=pg.mkPen(None),
+                        )
+                        self.items[q] = item
+                    else:
+                        item.setOpts(x=x, height=np.zeros(n), width=width * 0.9)
+                    if self._home.get(q) is not plot:
+                        old = self._home.get(q)
+                        if old is not None:
+                            old.removeItem(item)
+                        plot.addItem(item)
+                        self._home[q] = plot
+            for k, plot in enumerate(self.plots):
+                plot.setVisible(k < len(six.groups))
+                self.widget.ci.layout.setColumnStretchFactor(k, 3 if k == 0 else 2)
         th = self.theme
-        key = " ".join(
-            f"<b style='color:{QUANTITY_COLORS[q]}'>■{SYMBOLS[q]}"
-            f"{'÷' + format(self.scale[q], 'g') if self.scale[q] != 1 else ''}</b>"
-            for q in QUANTITIES
-        )
+        for k, g in enumerate(six.groups):
+            plot = self.plots[k]
+            lo, hi = g.range
+            plot.setYRange(lo, hi, padding=0.05)
+            set_ticks(plot.getAxis("left"), [(v, f"{v:g}") for v in sorted({lo, 0.0, hi})])
+            plot.setXRange(-0.6, len(six.units) - 0.4, padding=0)
+            set_ticks(plot.getAxis("bottom"), [(i, str(u)) for i, u in enumerate(six.units)])
+            legend = " ".join(
+                f"<b style='color:{QUANTITY_COLORS[q]}'>■{SYMBOLS[q]}</b>" for q in g.quantities
+            )
+            scale = f"{lo:g} to {hi:g}".replace("-", "−")
+            plot.setTitle(
+                f"<span style='font-size:{th.tick_px}px'>{legend} "
+                f"<span style='color:{th.muted}'>{scale}</span></span>"
+            )
+            plot.setToolTip(g.title)
+        self._set_title()
+        self._set_heights()
+
+    def _set_title(self) -> None:
+        six, th = self.six, self.theme
         self.title.setText(
-            f"<span style='font-weight:700; font-size:{th.title_px}px'>all six "
-            f"now</span> {key} <span style='color:{th.muted}'>· per unit, at "
-            "the current step</span>"
+            f"<span style='font-weight:700; font-size:{th.title_px}px'>all six now</span> "
+            f"<span style='color:{th.muted}'>· {html.escape(six.caption)}"
+            + (
+                " · the cell state on its own scale, as in the heatmaps"
+                if len(six.groups) > 1
+                else ""
+            )
+            + "</span>"
         )
-        step = max(1, -(-n // 16))
-        set_ticks(self.plot.getAxis("bottom"), [(k, str(int(rows[k]))) for k in range(0, n, step)])
-        self._on_t_changed(self.state.t)
+        self.title.setToolTip("\n".join(g.title for g in six.groups))
+
+    def _set_heights(self) -> None:
+        six = self.six
+        for g in six.groups:
+            for j, q in enumerate(g.quantities):
+                self.items[q].setOpts(height=np.asarray(g.values[j], dtype=np.float64))
 
     def values(self, quantity: str) -> np.ndarray:
-        """Values currently drawn for ``quantity``, unscaled (for tests)."""
-        if self._bars:
-            return np.asarray(self.items[quantity].opts["height"]) * self.scale[quantity]
-        k = QUANTITIES.index(quantity)
-        return np.asarray(self.items["sticks"].ys[k]) * self.scale[quantity]
+        """The bar heights drawn for ``quantity``, one per shown unit (for tests)."""
+        return np.asarray(self.items[quantity].opts["height"], dtype=np.float64)
 
     def _on_t_changed(self, t: int) -> None:
-        lt = self.state.layer_trace
-        if lt is None or not self.items:
+        six = self._compute()
+        if six is None:
             return
-        b = min(self.state.batch, lt.batch_size - 1)
-        t = min(t, lt.timesteps - 1)
-        rows = self.state.rows
-        ys = []
-        for q in QUANTITIES:
-            v = lt.at_unit(q, t, b)[rows]  # (R,)
-            if self.scale[q] != 1:
-                v = v / self.scale[q]
-            ys.append(v)
-        if self._bars:
-            for q, v in zip(QUANTITIES, ys, strict=True):
-                self.items[q].setOpts(height=v)
-        else:
-            self.items["sticks"].set_sticks(self._xs, ys)
+        self.six = six
+        shape = (tuple(g.quantities for g in six.groups), len(six.units))
+        if shape != self._shape or not six.selected:
+            self.rebuild()  # the most active units change with t
+            return
+        self._set_heights()
+        self._set_title()
 
 
 class OutputView(QWidget):
@@ -395,6 +418,7 @@ class OutputView(QWidget):
         state.events.batch.connect(self.refresh)
         state.events.layer.connect(self.refresh)
         state.events.t.connect(self.refresh)
+        state.options.events.hide_answer.connect(self.refresh)
 
     def set_theme(self, theme: Theme) -> None:
         self.theme = theme
@@ -414,6 +438,15 @@ class OutputView(QWidget):
         tr = doc.trace
         th = self.theme
         self.shown = []
+        if tr is not None and tr.step_output is not None and doc.options.hide_answer:
+            self.headline.setText(  # a lesson asks first: predict, then reveal
+                f"<span style='color:{th.muted}'>The answer at t = {doc.t} is hidden: "
+                "PageDown reveals it.</span>"
+            )
+            self.bars.setOpts(width=np.zeros(self.k))
+            for ti in self.texts:
+                ti.setText("")
+            return
         spec = doc.output_spec
         if tr is None or tr.step_output is None or spec is None:
             self.headline.setText(

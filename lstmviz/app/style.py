@@ -104,12 +104,13 @@ PRESENTATION = Theme(
     fg="#ffffff",
     muted="#d0d0d0",
     accent="#ffffff",
-    font_px=26,
-    title_px=28,
-    tick_px=24,
-    mono_px=28,
+    # no text below 28 px at 1080p: legible from the back of a lecture hall
+    font_px=28,
+    title_px=32,
+    tick_px=28,
+    mono_px=30,
     line_width=4.0,
-    max_unit_labels=5,
+    max_unit_labels=8,
     cursor_width=4.5,
     dim_alpha=170,
 )

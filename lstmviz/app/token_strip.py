@@ -41,6 +41,13 @@ class TokenStrip(QWidget):
         self.first = 0  # first visible timestep
         self._cells: list[tuple[int, QRectF]] = []
         self._preds: list[str] | None = None
+        #: the correct answer per step (None: the model's task is not known), whether the
+        #: model's answer is right there, whether it is checked there, and the accuracy line
+        self._truth: list[str] | None = None
+        self._right: np.ndarray | None = None
+        self._checked: np.ndarray | None = None
+        self.summary = ""
+        self.text_px: list[int] = []  # pixel sizes of the text of the last paint
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
         self.setMouseTracking(False)
         self.setToolTip(
@@ -51,45 +58,69 @@ class TokenStrip(QWidget):
         state.events.batch.connect(self._on_trace_changed)
         state.events.layer.connect(self._on_trace_changed)
         state.events.t.connect(self._on_t_changed)
+        for name in ("hide_future", "hide_answer"):
+            getattr(state.options.events, name).connect(self._on_option)
         self.set_theme(NORMAL)
 
     def set_theme(self, theme: Theme) -> None:
         self.theme = theme
+        big = theme.name == "presentation"
         self.font_ = QFont("DejaVu Sans Mono")
         self.font_.setPixelSize(int(theme.font_px * 1.35))
         self.small = QFont("DejaVu Sans Mono")
         self.small.setPixelSize(theme.tick_px)
+        # the model's answers: in presentation mode as large as the input, bold, bright
+        self.answer = QFont("DejaVu Sans Mono")
+        self.answer.setPixelSize(int(theme.font_px * 1.2) if big else theme.tick_px + 1)
+        self.answer.setBold(True)
+        self._fit_height()
+        self.update()
+
+    def _fit_height(self) -> None:
         fm = QFontMetrics(self.font_)
         sm = QFontMetrics(self.small)
+        am = QFontMetrics(self.answer)
         self.row_h = fm.height() + 12
-        self.pred_h = sm.height() + 6
-        self.setFixedHeight(self.row_h + self.pred_h + sm.height() + 14)
+        self.pred_h = am.height() + 6
+        self.truth_h = am.height() + 6 if self._truth is not None else 0
+        self.setFixedHeight(self.row_h + self.pred_h + self.truth_h + sm.height() + 14)
+
+    def _on_option(self, _on: bool) -> None:
         self.update()
 
     def _on_trace_changed(self, *_: Any) -> None:
         self._preds = None
-        tr = self.state.trace
-        spec = self.state.output_spec
-        if (
-            tr is not None
-            and tr.step_output is not None
-            and spec is not None
-            and self.state.output_follows_layer
-        ):
-            from ..analysis.outputs import display_label, predicted_steps
-
-            so = tr.step_output
-            b = min(self.state.batch, so.shape[0] - 1)
-            steps = np.asarray(so[b])  # (T, K)
-            if not spec.is_probability:
-                self._preds = None  # values, not answers: the output view shows them
-            elif spec.kind == "bits" or so.shape[-1] == 1:
-                self._preds = [str(int(v)) for v in predicted_steps(steps, spec)]
-            else:
-                labels = [display_label(s) for s in self.state.output_labels(so.shape[-1])]
-                self._preds = [labels[int(i)] for i in predicted_steps(steps, spec)]
+        self._truth = self._right = self._checked = None
+        self.summary = ""
+        try:
+            self._answers()
+        except LstmvizError:  # an output that does not read as answers: no answer rows
+            self._preds = None
+            self._truth = None
+        self._fit_height()
         self.first = 0
         self._on_t_changed(self.state.t)
+
+    def _answers(self) -> None:
+        """The model's answer per step and, for a task lstmviz knows, the correct one."""
+        from .answers import step_answers
+
+        ans = step_answers(self.state)
+        if ans is None:
+            return
+        self._preds = list(ans.said)
+        agree = ans.agreement
+        if agree is not None:
+            self._truth = ans.truth
+            self._right = agree.correct[ans.batch]
+            self._checked = agree.checked[ans.batch]
+            self.summary = ans.summary()
+
+    def hidden(self, i: int) -> bool:
+        """Whether step ``i``'s answers are hidden now ("predict, then reveal")."""
+        opts = self.state.options
+        t = self.state.t
+        return (opts.hide_future and i > t) or (opts.hide_answer and i >= t)
 
     def _features(self) -> np.ndarray | None:
         """``(T, F)`` features scaled to [-1, 1] for float inputs with several features
@@ -126,7 +157,7 @@ class TokenStrip(QWidget):
             )
 
     def label_width(self) -> int:
-        return QFontMetrics(self.small).horizontalAdvance("output") + 14
+        return QFontMetrics(self.small).horizontalAdvance("correct") + 14
 
     def cell_width(self, labels: list[str]) -> int:
         fm = QFontMetrics(self.font_)
@@ -182,11 +213,18 @@ class TokenStrip(QWidget):
             Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter,
             "input",
         )
+        self.text_px = [self.small.pixelSize()]
         if self._preds is not None:
             p.drawText(
                 QRectF(0, self.row_h + 6, x0 - 6, self.pred_h),
                 Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter,
                 "output",
+            )
+        if self._truth is not None:
+            p.drawText(
+                QRectF(0, self.row_h + 6 + self.pred_h, x0 - 6, self.truth_h),
+                Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter,
+                "correct",
             )
         for k, i in enumerate(range(lo, hi)):
             x = x0 + k * (cw + 4)
@@ -208,21 +246,27 @@ class TokenStrip(QWidget):
                 p.setPen(QColor(th.fg if not future else "#6b7078"))
                 p.drawText(r, Qt.AlignmentFlag.AlignCenter, labels[i])
             if self._preds is not None and i < len(self._preds):
-                pr = QRectF(x, self.row_h + 6, cw, self.pred_h)
-                p.setFont(self.small)
-                p.setPen(QColor("#F0E442" if current else ("#b8b070" if not future else "#55544a")))
-                p.drawText(pr, Qt.AlignmentFlag.AlignCenter, self._preds[i])
+                self._paint_answers(p, i, x, cw, current, future)
             p.setFont(self.small)
             p.setPen(QColor(th.muted if not current else th.fg))
             if current or (i % 5 == 0 and abs(i - t) >= 2):
                 p.drawText(
                     QRectF(
-                        x - 10, self.row_h + self.pred_h + 6, cw + 20, self.small.pixelSize() + 6
+                        x - 10,
+                        self.row_h + self.pred_h + self.truth_h + 6,
+                        cw + 20,
+                        self.small.pixelSize() + 6,
                     ),
                     Qt.AlignmentFlag.AlignCenter,
                     f"t={i}" if current else str(i),
                 )
         n = len(labels)
+        if (
+            self.summary
+            and not self.state.options.hide_future
+            and not self.state.options.hide_answer
+        ):
+            self._paint_summary(p)
         p.setFont(self.small)
         p.setPen(QColor(th.muted))
         if lo > 0:
@@ -232,6 +276,60 @@ class TokenStrip(QWidget):
                 QRectF(self.width() - 20, 4, 18, self.row_h), Qt.AlignmentFlag.AlignCenter, "…"
             )
         p.end()
+
+    def _paint_answers(
+        self, p: QPainter, i: int, x: float, cw: float, current: bool, future: bool
+    ) -> None:
+        """The model's answer at step ``i`` (high contrast; a wrong one on red) and, under
+        it, the correct one."""
+        assert self._preds is not None
+        big = self.theme.name == "presentation"
+        pr = QRectF(x, self.row_h + 6, cw, self.pred_h)
+        hidden = self.hidden(i)
+        wrong = (
+            self._right is not None
+            and self._checked is not None
+            and bool(self._checked[i])
+            and not bool(self._right[i])
+            and not hidden
+        )
+        if wrong:
+            p.setPen(Qt.PenStyle.NoPen)
+            p.setBrush(QColor("#D55E00"))
+            p.drawRoundedRect(pr.adjusted(1, 1, -1, -1), 4, 4)
+        p.setFont(self.answer)
+        if hidden:
+            colour = "#6b7078"
+        elif wrong:
+            colour = "#ffffff"
+        elif current or big:
+            colour = "#F0E442"
+        else:
+            colour = "#b8b070" if not future else "#807a4a"
+        p.setPen(QColor(colour))
+        p.drawText(pr, Qt.AlignmentFlag.AlignCenter, "?" if hidden else self._preds[i])
+        self.text_px.append(self.answer.pixelSize())
+        if self._truth is not None and i < len(self._truth):
+            tr = QRectF(x, self.row_h + 6 + self.pred_h, cw, self.truth_h)
+            checked = self._checked is not None and bool(self._checked[i])
+            p.setPen(QColor("#6b7078" if hidden else ("#e8e8ea" if checked else "#9aa0a6")))
+            p.setFont(self.answer)
+            p.drawText(tr, Qt.AlignmentFlag.AlignCenter, "?" if hidden else self._truth[i])
+
+    def _paint_summary(self, p: QPainter) -> None:
+        """Accuracy over the shown input, bottom right (over the sparse step numbers)."""
+        text = self.summary
+        fm = QFontMetrics(self.small)
+        w = fm.horizontalAdvance(text) + 16
+        y = self.row_h + self.pred_h + self.truth_h + 4
+        r = QRectF(max(self.width() - w - 6, self.label_width()), y, w, fm.height() + 6)
+        p.setPen(Qt.PenStyle.NoPen)
+        p.setBrush(QColor(self.theme.bg))
+        p.drawRect(r)
+        p.setFont(self.small)
+        bad = "wrong at" in text
+        p.setPen(QColor("#ff9a66" if bad else "#7fd4a8"))
+        p.drawText(r, Qt.AlignmentFlag.AlignCenter, text)
 
     def mousePressEvent(self, event: QMouseEvent) -> None:
         pos = event.position()

@@ -70,6 +70,16 @@ def _nice_ceil(v: float) -> float:
     return float(next(m * e for m in (1, 2, 2.5, 5, 10) if m * e >= v * (1 - 1e-9)))
 
 
+#: what the story plot shows, per task (the metric of lstmviz.analysis.story)
+_STORY_METRIC = {
+    "binary-addition": "the carry unit's |r|",
+    "digit-sum": "running-sum accuracy",
+    "toy-classification": "accuracy of the answer",
+    "char-textgen": "next-character accuracy",
+    "word-lm": "next-word accuracy",
+}
+
+
 def _fmt_eta(s: float) -> str:
     s = max(0, round(s))
     return f"{s // 60}:{s % 60:02d}"
@@ -122,6 +132,10 @@ class TrainPanel(QWidget):
         self._curve_timer.setSingleShot(True)
         self._curve_timer.setInterval(int(CURVE_INTERVAL * 1000))
         self._curve_timer.timeout.connect(self._redraw_curves)
+        self.tracker: Any = None  # the StoryTracker of the run
+        self.story_runner = TaskRunner(self)  # scores snapshots off the GUI thread
+        self._story_pending: int | None = None
+        self._story_xy: tuple[list[float], list[float]] = ([], [])
         self._build()
         self._on_task_changed()
         self.viewer.events.model.connect(self._on_model_changed)
@@ -211,6 +225,17 @@ class TrainPanel(QWidget):
 
         self.state_label = QLabel()
         self.state_label.setWordWrap(True)
+        # the story emerging (the carry unit's r, the running-sum accuracy...), snapshot by
+        # snapshot, or the plain news that this run has none
+        self.story_label = QLabel()
+        self.story_label.setWordWrap(True)
+        self.story_label.setToolTip(
+            "What the task's example teaches, measured on every weight snapshot of this run"
+        )
+        self.bundled_btn = QPushButton("Open the bundled model")
+        self.bundled_btn.setToolTip("The task's bundled, fully trained model, which has the story")
+        self.bundled_btn.clicked.connect(self.open_bundled)
+        self.bundled_btn.setVisible(False)
         self.progress = QProgressBar()
         self.progress.setRange(0, 1)
         self.progress.setValue(0)
@@ -255,6 +280,18 @@ class TrainPanel(QWidget):
                 p.getAxis(ax).setCacheMode(QGraphicsItem.CacheMode.DeviceCoordinateCache)
             p.setDownsampling(mode="peak")
             p.setClipToView(True)
+        self.story_plot = self.plots.addPlot(title="the story")
+        self.story_plot.setLabel("bottom", "batch")
+        self.story_plot.setYRange(0, 1)
+        self.story_plot.showGrid(x=False, y=True, alpha=0.2)
+        self.story_curve = self.story_plot.plot(
+            pen=pg.mkPen("#2fd39a", width=2), symbol="o", symbolSize=6, symbolBrush="#2fd39a"
+        )
+        self.story_line = pg.InfiniteLine(
+            angle=0, pen=pg.mkPen("#F0E442", style=Qt.PenStyle.DashLine)
+        )
+        self.story_line.setVisible(False)
+        self.story_plot.addItem(self.story_line)
         self.acc_plot.setYRange(0, 1)
         self.loss_curve = self.loss_plot.plot(pen=pg.mkPen("#f0a040", width=2), antialias=False)
         self.acc_curve = self.acc_plot.plot(pen=pg.mkPen("#50b0f0", width=2), antialias=False)
@@ -271,7 +308,13 @@ class TrainPanel(QWidget):
         lw.setLayout(left)
         lw.setMaximumWidth(620)  # the settings; the curves take the rest
         lay.addWidget(lw)
-        lay.addWidget(self.plots, 1)
+        right = QVBoxLayout()
+        right.addWidget(self.plots, 1)
+        srow = QHBoxLayout()  # the story in words, under its curve
+        srow.addWidget(self.story_label, 1)
+        srow.addWidget(self.bundled_btn)
+        right.addLayout(srow)
+        lay.addLayout(right, 1)
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Preferred)
 
     # --- state -------------------------------------------------------------------------------
@@ -405,6 +448,9 @@ class TrainPanel(QWidget):
         self.timeline.blockSignals(False)
         self.timeline.setEnabled(False)
         self.timeline_label.setText("no snapshots yet")
+        self._start_story(task)
+        # colours stay comparable across the snapshots: epoch 1 and epoch 12 by eye
+        self.viewer.options.lock_levels = True
         self._cancel = False
         self._gate = PauseGate()
         gate = self._gate
@@ -496,6 +542,7 @@ class TrainPanel(QWidget):
 
     def shutdown(self) -> None:
         self._discard_result()
+        self.story_runner.shutdown()
         self._cancel = True
         if self._gate is not None:
             self._gate.resume()
@@ -547,9 +594,91 @@ class TrainPanel(QWidget):
             self._loss_top = top
             self.loss_plot.setYRange(0, top, padding=0.02)
 
+    # --- the story, snapshot by snapshot ---------------------------------------------------
+    def _start_story(self, task: Any) -> None:
+        from ..train.story import StoryTracker
+
+        self.story_runner.cancel()
+        self._story_pending = None
+        self._story_xy = ([], [])
+        self.story_curve.setData([], [])
+        self.bundled_btn.setVisible(False)
+        self.tracker = StoryTracker(task)
+        if not self.tracker.available:
+            self.story_label.setText(f"The {task.title} task has no story to measure.")
+            self.story_plot.setTitle("the story")
+            self.story_line.setVisible(False)
+            return
+        from ..analysis.story import THRESHOLDS
+
+        self.story_line.setValue(THRESHOLDS[task.name])
+        self.story_line.setVisible(True)
+        self.story_plot.setTitle(f"the story: {_STORY_METRIC.get(task.name, 'its metric')}")
+        self.story_label.setText("The story: measured on every snapshot as the model learns…")
+
+    def _score_next(self) -> None:
+        """Score the newest snapshot not scored yet (one at a time, the newest wins)."""
+        tracker, i = self.tracker, self._story_pending
+        if tracker is None or not tracker.available or i is None:
+            return
+        if self.story_runner.is_running():
+            return
+        self._story_pending = None
+        snap = self.snapshots[i]
+        model = self._models.get(i)
+
+        def job(progress: Any, should_stop: Any) -> Any:
+            return tracker.add(snap, model)
+
+        def done(story: Any) -> None:
+            if tracker is not self.tracker or story is None:
+                return
+            xs, ys = self._story_xy
+            xs.append(float(snap.step))
+            ys.append(float(story.value))
+            self.story_curve.setData(xs, ys)
+            self._show_verdict()
+            self._score_next()
+
+        def failed(msg: str) -> None:
+            log.warning("scoring the story of a snapshot failed: %s", msg)
+            self._score_next()
+
+        self.story_runner.start(job, done, "Scoring the story", on_failed=failed)
+
+    def _show_verdict(self) -> None:
+        tracker = self.tracker
+        if tracker is None or not tracker.available or not tracker.stories:
+            return
+        over = self.state in ("finished", "cancelled", "failed")
+        settled = over and self._story_pending is None and not self.story_runner.is_running()
+        self.story_label.setText(tracker.verdict(finished=settled))
+        last = tracker.stories[-1]
+        self.bundled_btn.setVisible(
+            settled and not last.present and self._bundled_path() is not None
+        )
+
+    def _bundled_path(self) -> Path | None:
+        from ..examples import EXAMPLES_DIR
+
+        task = self.task
+        if task is None or not task.example_name:
+            return None
+        path = EXAMPLES_DIR / f"{task.example_name}.keras"
+        return path if path.is_file() else None
+
+    def open_bundled(self) -> None:
+        """Open the task's bundled model: it tells the story this run did not."""
+        path = self._bundled_path()
+        if path is not None:
+            self.main_window.open_model(path)
+
     def _add_snapshot(self, snap: Any) -> None:
         self.snapshots.append(snap)
         i = len(self.snapshots) - 1
+        if self.tracker is not None and self.tracker.available:
+            self._story_pending = i
+            self._score_next()
         at_end = self.timeline.value() >= self.timeline.maximum()
         self.timeline.blockSignals(True)
         self.timeline.setRange(0, i)
@@ -604,6 +733,7 @@ class TrainPanel(QWidget):
             )
         self.progress.setFormat("%v / %m batches")
         self.main_window.status(self.state_label.text())
+        self._show_verdict()
         self.trained.emit(result)
 
     def _on_failed(self, msg: str) -> None:

@@ -112,6 +112,7 @@ class UnitDetail(QWidget):
         self.state = state
         self.theme = NORMAL
         self.lines: list[list[Seg]] = []
+        self.line_quantity: list[str] = []  # the quantity each line computes ("" for none)
         self.values: dict[str, Any] = {}
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
         self._fonts()
@@ -123,6 +124,8 @@ class UnitDetail(QWidget):
         ):
             sig.connect(self.refresh)
         state.events.t.connect(self.refresh)
+        state.options.events.highlight.connect(self._on_highlight)
+        state.options.events.hide_answer.connect(self.refresh)
         self.refresh()
 
     def _fonts(self) -> None:
@@ -265,11 +268,42 @@ class UnitDetail(QWidget):
                 (f"written {abs(written) / total:.0%}", "#009E73", False, False),
             ]
         )
+        if doc.options.hide_answer:  # a lesson asks first: the cell's update is the answer
+            at = 3 + 4 * len(GATE_ROWS)
+            lines = [
+                *lines[:at],
+                [("c", cc, True, False), (" = f·c_prev + i·g = ?", fg, False, False)],
+                [],
+                [("h", hc, True, False), (f" = o·{hact} = ?", fg, False, False)],
+            ]
+        tags = ["", "", ""]
+        for _sym, _key, q, _m in GATE_ROWS:
+            tags += [q, q, q, ""]
+        if doc.options.hide_answer:
+            tags += ["cell", "", "hidden"]
+        else:
+            tags += ["cell"] * 3 + [""] + ["hidden"] * 2 + [""] + ["share", "share"]
         grow = len(lines) != len(self.lines)
         self.lines = lines
+        self.line_quantity = tags[: len(lines)] + [""] * (len(lines) - len(tags))
         if grow:
             self.setMinimumHeight(self.line_h * len(lines) + 8)
         self.update()
+
+    def _on_highlight(self, _quantity: str) -> None:
+        self.update()
+
+    def highlighted(self, k: int) -> bool:
+        """Whether line ``k`` computes the quantity highlighted in the cell diagram."""
+        hl = self.state.options.highlight
+        tag = self.line_quantity[k] if k < len(self.line_quantity) else ""
+        if not hl or not tag:
+            return False
+        if hl in ("kept", "written"):
+            return tag in ("cell", "share")
+        if hl == "tanh_c":
+            return tag == "hidden"
+        return tag == hl
 
     def paintEvent(self, event: QPaintEvent) -> None:
         p = QPainter(self)
@@ -277,10 +311,12 @@ class UnitDetail(QWidget):
         y = 4
         fm = QFontMetrics(self.font_)
         asc = fm.ascent()
-        for line in self.lines:
+        for k, line in enumerate(self.lines):
             if not line:
                 y += self.line_h // 2
                 continue
+            if self.highlighted(k):
+                p.fillRect(2, y, self.width() - 4, self.line_h, QColor(86, 180, 233, 70))
             x = 6
             for text, color, bold, sub in line:
                 f = self.sub if sub else (self.bold if bold else self.font_)

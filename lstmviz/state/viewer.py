@@ -153,6 +153,25 @@ class ViewOptions:
         each trace).
     hide_future : bool
         Values after the current step are hidden ("predict, then reveal").
+    hide_answer : bool
+        The model's answer at the current step is hidden too (a lesson asks its question
+        before revealing it).
+    presentation_view : str
+        What presentation mode shows beside the heatmaps: ``"diagram"`` (the LSTM cell with
+        its numbers), ``"equations"`` (the unit's equations) or ``"heatmaps"`` (the heatmaps
+        alone, full width).
+    focus_units : tuple of int
+        Presentation mode: the units (at most :data:`MAX_FOCUS`) the heatmaps show, large.
+        Empty: the selected units, then the most active ones, up to :data:`MAX_FOCUS`.
+    highlight : str
+        A quantity highlighted in every view (its diagram part, equation and heatmap row):
+        ``"forget_gate"``, ..., ``"hidden"``, ``"kept"``, ``"written"``, ``"tanh_c"``, or
+        ``""`` for none.
+    diagram_layer : bool
+        The cell diagram shows the whole layer (a colour strip per wire) instead of the
+        selected unit (a number per wire).
+    animate : bool
+        Stepping animates the values flowing along the diagram's wires.
     """
 
     #: one psygnal signal per field: ``options.events.presentation.connect(...)``
@@ -162,6 +181,18 @@ class ViewOptions:
     all_layers: bool = False
     lock_levels: bool = False
     hide_future: bool = False
+    hide_answer: bool = False
+    presentation_view: str = "diagram"
+    focus_units: tuple[int, ...] = ()
+    highlight: str = ""
+    diagram_layer: bool = False
+    animate: bool = True
+
+
+#: Presentation mode's heatmaps show at most this many units (each row large enough to point at).
+MAX_FOCUS = 8
+#: What presentation mode can show beside the heatmaps (:attr:`ViewOptions.presentation_view`).
+PRESENTATION_VIEWS = ("diagram", "equations", "heatmaps")
 
 
 FilterMode = Literal["all", "active", "saturated", "list"]
@@ -324,6 +355,55 @@ class ViewerState:
     def generation(self) -> int:
         """Counts traces asked for; a result computed for an older one is dropped."""
         return self._generation
+
+    # --- colour levels --------------------------------------------------------------------------
+    def widen_levels(self) -> bool:
+        """Grow the locked levels to cover the trace on screen too (never shrink); True when
+        anything grew (the views then redraw: a ``trace`` event)."""
+        traces = list(self._trace.layers) if self._trace is not None else []
+        grew = self.level_lock.widen(*traces)
+        if grew and self._trace is not None:
+            self.events.trace.emit()  # redraw with the new levels
+        return grew
+
+    def levels_outside(self) -> tuple[str, float]:
+        """The quantity of the selected layer with the largest share of values beyond its
+        locked levels, and that share (``("", 0.0)`` when unlocked or nothing is outside)."""
+        from ..analysis.levels import SIX, outside
+
+        lt = self.layer_trace
+        if lt is None or not self.level_lock.locked:
+            return "", 0.0
+        worst = ("", 0.0)
+        for q in SIX:
+            share = outside(q, lt, self.level_lock.levels(q, lt))
+            if share > worst[1]:
+                worst = (q, share)
+        return worst
+
+    def focus_rows(self, k: int = MAX_FOCUS) -> np.ndarray:
+        """The units presentation mode's heatmaps show, top to bottom (at most ``k``, at most
+        :data:`MAX_FOCUS`): ``options.focus_units`` when set, else the selected units and then
+        the most active ones (largest mean |h|), in unit order."""
+        k = max(1, min(int(k), MAX_FOCUS))
+        from ..analysis.units import unit_scores
+
+        lt = self.layer_trace
+        if lt is None:
+            return np.zeros(0, np.int64)
+        n = lt.units
+        chosen = [u for u in self.options.focus_units if 0 <= u < n]
+        if not chosen:
+            chosen = [u for u in self._units if u < n]
+            if len(chosen) < k:
+                score = unit_scores(lt, min(self._batch, lt.batch_size - 1), "active")
+                for u in np.argsort(-score, kind="stable"):
+                    if len(chosen) >= k:
+                        break
+                    if int(u) not in chosen:
+                        chosen.append(int(u))
+        chosen = list(dict.fromkeys(chosen))[:k]
+        return np.asarray(sorted(chosen), np.int64)
 
     # --- derived, read-only --------------------------------------------------------------------
     def color_levels(self, quantity: str, lt: LayerTrace | None = None) -> tuple[float, float]:
@@ -541,6 +621,7 @@ class ViewerState:
         self._units = []
         self._filter = UnitFilter()
         self._rows = np.zeros(0, np.int64)
+        self.level_lock.clear()  # another model's levels mean nothing here (a lock stays on)
         self.events.model.emit()
         if trace is not None:
             self._install_trace(trace, self._retrace_engine)

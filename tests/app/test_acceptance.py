@@ -188,11 +188,87 @@ def _view_entries(qtbot, w, answers, tmp_path):
         click_menu(qtbot, w, "View", entry)
         assert dock.isVisible()
 
+    _lecture_view_entries(qtbot, w)
+
     click_menu(qtbot, w, "View", "Engine", "Keras")
     qtbot.waitUntil(lambda: w.state.engine == "Keras", timeout=TRAIN_TIMEOUT)
     assert "engine: Keras" in w.engine_label.text()
     click_menu(qtbot, w, "View", "Engine", "NumPy")
     qtbot.waitUntil(lambda: w.state.engine == "NumPy", timeout=20000)
+
+
+def _lecture_view_entries(qtbot, w):
+    """The cell diagram, presentation mode's big view, predict-then-reveal, colour levels."""
+    click_menu(qtbot, w, "View", "Cell diagram")
+    assert _raised(w.panels.docks["diagram"])
+    assert w.panels.built("diagram").view.isVisible()
+    click_menu(qtbot, w, "View", "Presentation view: diagram, equations, heatmaps")
+    assert w.panels.docks["diagram"].isVisible()  # outside presentation: the diagram panel
+    w.set_presentation(True, fullscreen=False)
+    before = w.state.options.presentation_view
+    press(qtbot, w, "V")  # the menu bar is hidden in presentation mode: its key
+    assert w.state.options.presentation_view != before
+    press(qtbot, w, "Escape")
+    click_menu(qtbot, w, "View", "Hide the future (predict, then reveal)")
+    assert w.state.options.hide_future and w.hide_future_action.isChecked()
+    assert w.token_strip.hidden(w.state.t + 1)
+    click_menu(qtbot, w, "View", "Hide the future (predict, then reveal)")
+    assert not w.state.options.hide_future
+    lt = w.state.layer_trace
+    click_menu(qtbot, w, "View", "Colour levels", "Lock colour levels")
+    assert w.state.options.lock_levels and w.state.level_lock.locked
+    kept = w.state.color_levels("cell", lt)
+    w.state.set_text("9 9 9 9 9 9 9 9 9 9 9 9")  # another input: the locked levels stay
+    assert w.state.color_levels("cell") == kept
+    click_menu(qtbot, w, "View", "Colour levels", "Widen to the trace on screen")
+    lo, hi = w.state.color_levels("cell")
+    assert lo <= kept[0] and hi >= kept[1]
+    click_menu(qtbot, w, "View", "Colour levels", "Lock colour levels")
+    assert not w.state.level_lock.locked
+
+
+def _lesson_entries(qtbot, w, answers, tmp_path):
+    lesson = Path(__file__).resolve().parents[2] / "assets" / "lessons" / "digit_sum.lstmviz-lesson"
+    answers["Open a lesson"] = str(lesson)
+    click_menu(qtbot, w, "File", "Open lesson…")
+    qtbot.waitUntil(lambda: w.lessons.run is not None and w.lessons.run.asking, timeout=20000)
+    wait_settled(qtbot, w)
+    click_menu(qtbot, w, "Lesson", "Reveal the answer")
+    assert not w.lessons.run.asking and not w.state.options.hide_answer
+    click_menu(qtbot, w, "Lesson", "Next step")
+    qtbot.waitUntil(lambda: w.lessons.run.index == 1, timeout=20000)
+    assert w.state.t == w.lessons.run.step.t
+    click_menu(qtbot, w, "Lesson", "Previous step")
+    qtbot.waitUntil(lambda: w.lessons.run.index == 0, timeout=20000)
+    click_menu(qtbot, w, "Lesson", "Presenter view")
+    qtbot.waitUntil(lambda: w.presenter is not None and w.presenter.isVisible(), timeout=5000)
+    assert "step 1 of 5" in w.presenter.where.text()
+    w.presenter.close()
+    w.presenter = None
+    activate(qtbot, w)
+    click_menu(qtbot, w, "Lesson", "Add this view as a step…")
+    qtbot.waitUntil(lambda: w.lessons.dialog.isVisible(), timeout=5000)
+    w.lessons.dialog.caption.setPlainText("A step added in the app.")
+    click(qtbot, w.lessons.dialog.buttons.button(w.lessons.dialog.buttons.StandardButton.Ok))
+    assert len(w.lessons.run.lesson.steps) == 6 and w.lessons.run.index == 1
+    answers["Save lesson"] = str(tmp_path / "saved.lstmviz-lesson")
+    click_menu(qtbot, w, "Lesson", "Save lesson…")
+    assert (tmp_path / "saved.lstmviz-lesson").is_file()
+    # exports of a one-step lesson (a new one: the view on screen) keep this test quick
+    w.lessons.close_lesson()
+    w.lessons.add_step("One step.")
+    assert len(w.lessons.run.lesson.steps) == 1
+    for entry, title, name, head in (
+        ("Export handout (PDF)…", "Export handout", "h.pdf", b"%PDF-"),
+        ("Export video (MP4)…", "Export video", "v.mp4", None),
+    ):
+        answers[title] = str(tmp_path / name)
+        with qtbot.waitSignal(w.lessons.exported, timeout=TRAIN_TIMEOUT):
+            click_menu(qtbot, w, "Lesson", entry)
+        data = (tmp_path / name).read_bytes()
+        assert data[:5] == head if head else data[4:8] == b"ftyp"
+    click_menu(qtbot, w, "Lesson", "Close lesson")
+    assert w.lessons.run is None and not w.story_bar.isVisible()
 
 
 def _train_entries(qtbot, w, answers, tmp_path):
@@ -244,6 +320,7 @@ COVERED = {
     "View": _view_entries,
     "Train": _train_entries,
     "Analysis": _analysis_entries,
+    "Lesson": _lesson_entries,
     "Help": _help_entries,
 }
 
@@ -270,6 +347,21 @@ def test_every_menu_entry_is_covered(app):
         ("View", "Unit detail and output"),
         ("View", "Engine", "NumPy"),
         ("View", "Engine", "Keras"),
+        ("View", "Cell diagram"),
+        ("View", "Presentation view: diagram, equations, heatmaps"),
+        ("View", "Hide the future (predict, then reveal)"),
+        ("View", "Colour levels", "Lock colour levels"),
+        ("View", "Colour levels", "Widen to the trace on screen"),
+        ("File", "Open lesson…"),
+        ("Lesson", "Next step"),
+        ("Lesson", "Previous step"),
+        ("Lesson", "Reveal the answer"),
+        ("Lesson", "Add this view as a step…"),
+        ("Lesson", "Save lesson…"),
+        ("Lesson", "Export handout (PDF)…"),
+        ("Lesson", "Export video (MP4)…"),
+        ("Lesson", "Presenter view"),
+        ("Lesson", "Close lesson"),
         ("Train", "Train"),
         ("Train", "Start training"),
         ("Train", "Pause / resume"),
@@ -290,7 +382,7 @@ def test_every_menu_entry_is_covered(app):
     assert not missing, f"menu entries without an acceptance check: {sorted(missing)}"
 
 
-@pytest.mark.parametrize("menu", ["File", "View", "Analysis", "Help"])
+@pytest.mark.parametrize("menu", ["File", "View", "Analysis", "Lesson", "Help"])
 def test_menu_entries_have_their_effect(app, qtbot, answers, tmp_path, menu):
     COVERED[menu](qtbot, app, answers, tmp_path)
     assert app.last_error is None, app.last_error

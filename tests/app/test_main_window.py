@@ -17,6 +17,8 @@ def _views_at(window, t):
     doc = window.state
     lt = doc.layer_trace
     b = doc.batch
+    # presentation mode shows a few units large (the selected ones first)
+    rows = doc.focus_rows(window.heatmaps.focus_capacity()) if window.presentation else doc.rows
     for q in QUANTITIES:
         hm = window.heatmaps.maps[q]
         assert hm.cursor_t() == t
@@ -24,8 +26,10 @@ def _views_at(window, t):
             assert hm.dim.shaded().width() == t
         else:  # not reached yet: t+1 .. T-1
             assert hm.dim.shaded().left() == t + 1
-        np.testing.assert_array_equal(hm.data, lt.get(q)[b][:, doc.rows].T)
-        np.testing.assert_allclose(window.step_bars.values(q), lt.get(q)[b, t][doc.rows], rtol=1e-6)
+        np.testing.assert_array_equal(hm.data, lt.get(q)[b][:, rows].T)
+        shown = list(window.step_bars.units)  # the selected units (all six now)
+        assert shown == doc.selected_units[:8]
+        np.testing.assert_allclose(window.step_bars.values(q), lt.get(q)[b, t][shown], rtol=1e-6)
     assert window.unit_lines.step_line.value() == t
     assert window.transport.slider.value() == t
     assert window.transport.t_label.text().startswith(f"t = {t} /")

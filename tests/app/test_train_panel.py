@@ -12,6 +12,8 @@ import lstmviz
 from lstmviz.examples import EXAMPLES_DIR
 from lstmviz.train.tasks import TASK_NAMES, Batch, TrainConfig, get_task
 
+from .models import digit_info, digit_model
+
 TIMEOUT = 120_000
 # units=32: the bundled digit_sum model's size, so snapshots retrace the open input
 TINY = TrainConfig(
@@ -253,3 +255,43 @@ def test_train_the_open_models_architecture(qtbot, window, panel):
     m = panel.engine_model(len(panel.snapshots) - 1)
     assert [lay.units for lay in m.lstm_layers] == [16]  # the open model's LSTM(16)
     assert window.state.engine.startswith("NumPy · snapshot")
+
+
+def test_the_story_emerges_snapshot_by_snapshot(qtbot, window, panel):
+    """Every snapshot is scored (the task's story metric, lstmviz.analysis.story), the curve
+    shows it, colours are locked while training, and a run without the story says so and
+    offers the bundled model."""
+    from lstmviz.analysis.story import THRESHOLDS
+
+    from .acceptance import click
+
+    window.state.set_model(
+        lstmviz.load_model(EXAMPLES_DIR / "digit_sum.keras"), EXAMPLES_DIR / "digit_sum.keras"
+    )
+    assert not window.state.options.lock_levels
+    with qtbot.waitSignal(panel.trained, timeout=TIMEOUT):
+        panel.start(config=TINY)
+        assert window.state.options.lock_levels and window.state.level_lock.locked
+    qtbot.waitUntil(
+        lambda: not panel.story_runner.is_running() and panel._story_pending is None,
+        timeout=TIMEOUT,
+    )
+    tracker = panel.tracker
+    assert tracker.task.name == "digit-sum" and len(tracker.stories) >= 2
+    xs, ys = panel.story_curve.getData()
+    np.testing.assert_allclose(ys, [v for _, v in tracker.values()])
+    assert list(xs) == sorted(xs) and xs[-1] == panel.snapshots[-1].step
+    assert panel.story_line.value() == THRESHOLDS["digit-sum"]
+    last = tracker.stories[-1]
+    assert panel.story_label.text() == tracker.verdict(finished=True)
+    if last.present:
+        assert not panel.bundled_btn.isVisible()
+    else:  # two tiny epochs: no story yet; the panel says so and offers the bundled model
+        assert panel.story_label.text().startswith("This run has no clear story")
+        assert panel.bundled_btn.isVisible()
+        window.state.set_model(digit_model(), None, digit_info())
+        click(qtbot, panel.bundled_btn)
+        qtbot.waitUntil(
+            lambda: window.state.model_path == str(EXAMPLES_DIR / "digit_sum.keras"),
+            timeout=TIMEOUT,
+        )
