@@ -39,6 +39,7 @@ KEYS: tuple[tuple[str, str, str], ...] = (
     ("Analysis", "Ctrl+Alt+5", "Saturation and dead units"),
     ("Analysis", "Ctrl+Alt+6", "Check my LSTM against the model"),
     ("Analysis", "Ctrl+Alt+7", "Corpus: trace many sequences, search for patterns"),
+    ("Analysis", "Ctrl+Alt+8", "Interventions: ablate or clamp units, see what breaks"),
     ("Panels", "Ctrl+W", "What-if: compare with the changed input"),
     ("Panels", "M", "Unit search: paint the selected steps into the mask"),
     ("Panels", "Ctrl+F", "Corpus: find the selected pattern everywhere"),

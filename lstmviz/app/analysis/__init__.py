@@ -1,5 +1,6 @@
 """The Analysis menu and its panels (docks): Decomposition, Unit search, What-if, Compare,
-Saturation, Check my LSTM, Corpus.
+Saturation, Check my LSTM, Corpus; and the causal analyses: Interventions, Activation
+patching, Attribution, State space, Logit attribution.
 
 :func:`analysis_panels` declares them for the main window, which builds each the first time
 it opens. Every panel computes with :mod:`lstmviz.analysis` (NumPy only) from the window's
@@ -19,6 +20,7 @@ from .common import Panel
 from .compare import ComparePanel
 from .corpus import CorpusPanel
 from .decomposition import DecompositionPanel
+from .interventions import InterventionsPanel
 from .saturation import SaturationPanel
 from .unit_search import UnitSearchPanel
 from .whatif import WhatIfPanel
@@ -62,6 +64,12 @@ PANELS = (
         "Ctrl+Alt+7",
         "Trace a whole corpus to disk and search it for hidden-state patterns",
     ),
+    (
+        "interventions",
+        "Interventions",
+        "Ctrl+Alt+8",
+        "Ablate or clamp units and see the output change; rank units by their effect",
+    ),
 )
 
 __all__ = ["PANELS", "Panel", "analysis_panels"]
@@ -83,6 +91,8 @@ def _builder(key: str) -> Callable[[Any], QWidget]:
             panel = SaturationPanel(state)
         elif key == "check":
             panel = CheckPanel(state, window)
+        elif key == "interventions":
+            panel = InterventionsPanel(state)
         else:
             panel = CorpusPanel(state, window)
         panel.error.connect(window.show_error)
