@@ -40,6 +40,7 @@ KEYS: tuple[tuple[str, str, str], ...] = (
     ("Analysis", "Ctrl+Alt+6", "Check my LSTM against the model"),
     ("Analysis", "Ctrl+Alt+7", "Corpus: trace many sequences, search for patterns"),
     ("Analysis", "Ctrl+Alt+8", "Interventions: ablate or clamp units, see what breaks"),
+    ("Analysis", "Ctrl+Alt+9", "Activation patching: clean vs corrupted input"),
     ("Panels", "Ctrl+W", "What-if: compare with the changed input"),
     ("Panels", "M", "Unit search: paint the selected steps into the mask"),
     ("Panels", "Ctrl+F", "Corpus: find the selected pattern everywhere"),

@@ -21,6 +21,7 @@ from .compare import ComparePanel
 from .corpus import CorpusPanel
 from .decomposition import DecompositionPanel
 from .interventions import InterventionsPanel
+from .patching import PatchingPanel
 from .saturation import SaturationPanel
 from .unit_search import UnitSearchPanel
 from .whatif import WhatIfPanel
@@ -70,6 +71,12 @@ PANELS = (
         "Ctrl+Alt+8",
         "Ablate or clamp units and see the output change; rank units by their effect",
     ),
+    (
+        "patching",
+        "Activation patching",
+        "Ctrl+Alt+9",
+        "Clean vs corrupted input: where in time and in which path the answer travels",
+    ),
 )
 
 __all__ = ["PANELS", "Panel", "analysis_panels"]
@@ -93,6 +100,8 @@ def _builder(key: str) -> Callable[[Any], QWidget]:
             panel = CheckPanel(state, window)
         elif key == "interventions":
             panel = InterventionsPanel(state)
+        elif key == "patching":
+            panel = PatchingPanel(state)
         else:
             panel = CorpusPanel(state, window)
         panel.error.connect(window.show_error)

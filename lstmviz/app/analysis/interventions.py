@@ -31,7 +31,6 @@ from PySide6.QtWidgets import (
     QPlainTextEdit,
     QPushButton,
     QSpinBox,
-    QSplitter,
     QTableWidget,
     QTableWidgetItem,
     QTabWidget,
@@ -51,6 +50,7 @@ from .targets import (
     engine_model,
     on_row_clicked,
     output_layout,
+    side_by_side,
     unit_ticks,
 )
 
@@ -160,10 +160,7 @@ class InterventionsPanel(Panel):
 
         lay = QVBoxLayout(self)
         lay.setContentsMargins(4, 4, 4, 4)
-        split = QSplitter(Qt.Orientation.Horizontal)
-        lay.addWidget(split, 1)
         self.tabs = QTabWidget()
-        split.addWidget(self.tabs)
         self.tabs.addTab(self._setup_tab(), "Interventions")
         self.tabs.addTab(self._scan_tab(), "Scan units")
         self.tabs.addTab(self._generate_tab(), "Generate")
@@ -187,10 +184,7 @@ class InterventionsPanel(Panel):
         self.view = pg.GraphicsLayoutWidget()
         self.stack = PlotStack(self.view, EMPTY)
         rl.addWidget(self.stack, 1)
-        split.addWidget(right)
-        split.setStretchFactor(0, 0)
-        split.setStretchFactor(1, 1)
-        split.setSizes([470, 900])
+        lay.addWidget(side_by_side(self.tabs, right), 1)
 
         self.diff_plot = self.view.addPlot(row=0, col=0)
         style_plot(self.diff_plot, "after − before", "unit", "t")

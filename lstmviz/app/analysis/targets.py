@@ -9,14 +9,17 @@ from typing import Any
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import Qt
+from PySide6.QtCore import QSize, Qt
 from PySide6.QtWidgets import (
     QComboBox,
+    QFrame,
     QHBoxLayout,
     QLabel,
     QProgressBar,
     QPushButton,
+    QScrollArea,
     QSpinBox,
+    QSplitter,
     QWidget,
 )
 
@@ -111,7 +114,8 @@ class TargetPicker(QWidget):
             self.k.clear()
             labels = output_labels(self.state, n_k) if n_k > 1 else ["the output"]
             for i, lab in enumerate(labels):
-                self.k.addItem(f"{lab}" if lab == str(i) else f"{lab}  ({i})", i)
+                plain = n_k == 1 or lab == str(i)
+                self.k.addItem(lab if plain else f"{lab}  ({i})", i)
             self.k.blockSignals(False)
         self.t.setRange(0, max(steps - 1, 0))
         self.t.setVisible(per_step)
@@ -237,3 +241,47 @@ def describe(iv: Any) -> str:
     units = ", ".join(str(u) for u in iv.units)
     plural = "s" if len(iv.units) > 1 else ""
     return f"{iv.layer}: {iv.quantity.replace('_', ' ')} of unit{plural} {units} {what}{when}"
+
+
+class _Controls(QScrollArea):
+    """The controls column: as wide as its widgets need (never clipped), scrolling
+    vertically when the dock is short."""
+
+    def __init__(self, inner: QWidget) -> None:
+        super().__init__()
+        self.setWidget(inner)
+        self.setWidgetResizable(True)
+        self.setFrameShape(QFrame.Shape.NoFrame)
+        self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+
+    def minimumSizeHint(self) -> QSize:
+        inner = self.widget()
+        bar = self.verticalScrollBar().sizeHint().width()
+        w = inner.minimumSizeHint().width() if inner is not None else 100
+        return QSize(w + bar + 4, 60)
+
+    def sizeHint(self) -> QSize:
+        return self.minimumSizeHint()
+
+
+def side_by_side(left: QWidget, right: QWidget, left_width: int = 470) -> QSplitter:
+    """The causal panels' layout: controls on the left (scrolling when the dock is short),
+    plots on the right taking the rest."""
+    scroll = _Controls(left)
+    split = QSplitter(Qt.Orientation.Horizontal)
+    split.addWidget(scroll)
+    split.addWidget(right)
+    split.setStretchFactor(0, 0)
+    split.setStretchFactor(1, 1)
+    split.setSizes([left_width, 1000])
+    split.setChildrenCollapsible(False)
+    return split
+
+
+def input_as_text(state: Any, x: Any) -> str:
+    """``x`` (one sequence of the state's model) written as the input editor reads it."""
+    from ...state import ViewerState
+
+    tmp = ViewerState()  # a throwaway state: its input_text() knows every input kind
+    tmp.set_model(state.model, None, state.info, x, trace=state.trace)
+    return tmp.input_text()
