@@ -50,6 +50,7 @@ from .targets import (
     engine_model,
     on_row_clicked,
     output_layout,
+    robust_max,
     side_by_side,
     unit_ticks,
 )
@@ -536,7 +537,7 @@ class InterventionsPanel(Panel):
         b = self.state.batch
         q = self.diff_q.currentData()
         d = np.asarray(e.diffs[lt.name][q][b], np.float32).T  # (U, T)
-        m = float(max(np.abs(d).max(), 1e-6))
+        m = max(robust_max(d), 1e-6)
         show_image(self.diff_plot, self.diff_image, d, (-m, m))
         self.diff_plot.setTitle(
             f"{TITLES[q]}: after − before (±{m:.2g}), layer {lt.name}",

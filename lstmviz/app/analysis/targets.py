@@ -219,9 +219,14 @@ def on_row_clicked(plot: pg.PlotItem, callback: Callable[[int, float], None]) ->
     plot.scene().sigMouseClicked.connect(clicked)
 
 
-def unit_ticks(n: int, max_labels: int = 24) -> list[tuple[float, str]]:
-    """Left-axis ticks for ``n`` unit rows (row u spans ``[u, u + 1)``): centred labels."""
-    step = max(1, -(-n // max_labels))
+def unit_ticks(n: int, max_labels: int = 10) -> list[tuple[float, str]]:
+    """Left-axis ticks for ``n`` unit rows (row u spans ``[u, u + 1)``): centred labels, at
+    most ``max_labels`` of them (every 1, 2, 5, 10, 20, 50, ... units)."""
+    step = 1
+    for s in (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000):
+        step = s
+        if -(-n // s) <= max_labels:
+            break
     return [(u + 0.5, str(u)) for u in range(0, n, step)]
 
 
@@ -285,3 +290,11 @@ def input_as_text(state: Any, x: Any) -> str:
     tmp = ViewerState()  # a throwaway state: its input_text() knows every input kind
     tmp.set_model(state.model, None, state.info, x, trace=state.trace)
     return tmp.input_text()
+
+
+def robust_max(a: np.ndarray, q: float = 99.5) -> float:
+    """The ``q``-th percentile of ``|a|`` (a few extreme cells do not wash out the rest of a
+    heatmap), at least 1e-12."""
+    v = np.abs(np.asarray(a, np.float64)).ravel()
+    v = v[np.isfinite(v)]
+    return float(max(np.percentile(v, q), 1e-12)) if v.size else 1e-12
