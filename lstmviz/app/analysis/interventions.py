@@ -425,6 +425,9 @@ class InterventionsPanel(Panel):
             "corpus": f"{CORPUS_SEQUENCES} random inputs",
             "resample": repr(self.source.text().strip()),
         }
+        lt = self.lt
+        if lt is not None:  # e.g. resampled from an input of another length
+            iv.check(lt.units, lt.timesteps, lt.batch_size)
         return replace(iv, label=source.get(mode, ""))
 
     def _random_inputs(self) -> Any:
