@@ -141,11 +141,11 @@ class AttributionPanel(Panel):
             "Connectivity of the whole output vector (the norm over all its units) instead of "
             "the chosen output"
         )
-        v.addWidget(self.all_units)
+        v.addLayout(_left(self.all_units))
         self.colour_strip = QCheckBox("colour the input strip by the scores")
         self.colour_strip.setChecked(True)
         self.colour_strip.toggled.connect(self._on_colour_toggled)
-        v.addWidget(self.colour_strip)
+        v.addLayout(_left(self.colour_strip))
         row = QHBoxLayout()
         self.run_btn = QPushButton("Compute")
         self.run_btn.setToolTip("Compute what 'Show' names for the chosen output")
@@ -480,3 +480,12 @@ class AttributionPanel(Panel):
             self.state.set_units([row])
         if 0 <= x < self.state.timesteps:
             self.state.set_t(int(x))
+
+
+def _left(widget: QWidget) -> QHBoxLayout:
+    """``widget`` at its own width on the left of a row (a check box's click area is its box
+    and text, not the whole row)."""
+    row = QHBoxLayout()
+    row.addWidget(widget)
+    row.addStretch(1)
+    return row
