@@ -49,6 +49,7 @@ def _panel(qtbot, w, key):
 
 def click_cell(qtbot, plot, x: float, y: float) -> None:
     """A real mouse click on a pyqtgraph plot at data coordinates (x, y)."""
+    qtbot.wait(50)  # drawn and ranged, as the user sees it
     view = plot.scene().views()[0]
     scene_pos = plot.vb.mapViewToScene(QPointF(x, y))
     pos = view.mapFromScene(scene_pos)
@@ -138,6 +139,12 @@ def test_scan_ranks_the_carry_unit_first_and_a_row_click_selects_it(win, qtbot):
     click_row(qtbot, p.table, 0)
     assert w.state.selected_units == [CARRY_UNIT]
     assert p.units_edit.text() == str(CARRY_UNIT)
+    assert not p.scan_stack.is_empty and p.pages.currentIndex() == 1  # the ranking, drawn
+    assert f"unit {CARRY_UNIT}" in p.scan_summary.text().split(",")[0]
+    click_cell(qtbot, p.scan_plot, 3, 0.5 * p.scan.signed_effect[3])  # the bar of unit 3
+    assert w.state.selected_units == [3]
+    p.tabs.setCurrentIndex(0)
+    assert p.pages.currentIndex() == 0
 
 
 def test_scan_shows_progress_and_stops(win, qtbot, monkeypatch):

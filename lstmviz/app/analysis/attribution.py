@@ -341,7 +341,8 @@ class AttributionPanel(Panel):
         s = np.asarray(a.scores[b], np.float64)
         labels = st.token_labels()
         ticks = time_ticks(labels, len(s), offset=0.5)
-        p = self._new_plot("tokens", 0, 0, f"{a.title}: each input token", "score", "input")
+        title = f"{METHOD_TITLES[a.method]} of {what}: each input token"
+        p = self._new_plot("tokens", 0, 0, title, "score", "input")
         xs = np.arange(len(s)) + 0.5
         brushes = [pg.mkBrush(POSITIVE if v >= 0 else NEGATIVE) for v in s]
         p.addItem(pg.BarGraphItem(x=xs, height=s, width=0.8, brushes=brushes))

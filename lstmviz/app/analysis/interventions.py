@@ -31,6 +31,7 @@ from PySide6.QtWidgets import (
     QPlainTextEdit,
     QPushButton,
     QSpinBox,
+    QStackedWidget,
     QTableWidget,
     QTableWidgetItem,
     QTabWidget,
@@ -74,6 +75,11 @@ MODE_CHOICES = (
 )
 #: Random sequences the "mean on random inputs" mode averages over.
 CORPUS_SEQUENCES = 256
+SCAN_EMPTY = (
+    "Pick the output to explain and press Scan every unit: each unit of the layer is set in "
+    "turn as the Interventions tab says (zero by default), and ranked by how much the output "
+    "moves."
+)
 EMPTY = (
     "Pick units (a heatmap click selects one), what to set (their cell state, hidden state "
     "or a gate) and to what, then press Add: the output's change shows here at once."
@@ -185,7 +191,24 @@ class InterventionsPanel(Panel):
         self.view = pg.GraphicsLayoutWidget()
         self.stack = PlotStack(self.view, EMPTY)
         rl.addWidget(self.stack, 1)
-        lay.addWidget(side_by_side(self.tabs, right), 1)
+        # the Scan tab draws its ranking on the right instead
+        scan_page = QWidget()
+        sl = QVBoxLayout(scan_page)
+        sl.setContentsMargins(0, 0, 0, 0)
+        self.scan_summary = QLabel("")
+        self.scan_summary.setWordWrap(True)
+        sl.addWidget(self.scan_summary)
+        self.scan_view = pg.GraphicsLayoutWidget()
+        self.scan_stack = PlotStack(self.scan_view, SCAN_EMPTY)
+        sl.addWidget(self.scan_stack, 1)
+        self.pages = QStackedWidget()
+        self.pages.addWidget(right)
+        self.pages.addWidget(scan_page)
+        self.tabs.currentChanged.connect(lambda i: self.pages.setCurrentIndex(int(i == 1)))
+        lay.addWidget(side_by_side(self.tabs, self.pages), 1)
+        self.scan_plot = self.scan_view.addPlot(row=0, col=0)
+        style_plot(self.scan_plot, "", "change", "unit")
+        on_row_clicked(self.scan_plot, lambda row, x: self._select_unit(round(x)))
 
         self.diff_plot = self.view.addPlot(row=0, col=0)
         style_plot(self.diff_plot, "after − before", "unit", "t")
@@ -699,16 +722,46 @@ class InterventionsPanel(Panel):
                 item = QTableWidgetItem(text)
                 item.setData(Qt.ItemDataRole.UserRole, units[0])
                 self.table.setItem(r, c, item)
-        self.table.setToolTip(
-            f"{scan.target} ({self.target.space_name()}) when each unit's {scan.quantity} is set "
-            f"to {scan.mode}: largest change first. Click a row to select that unit."
+        what = (
+            f"{scan.target} ({self.target.space_name()}) when each unit's "
+            f"{scan.quantity.replace('_', ' ')} is set to {scan.mode}"
         )
+        self.table.setToolTip(f"{what}: largest change first. Click a row to select that unit.")
+        self._draw_scan(what)
+
+    def _draw_scan(self, what: str) -> None:
+        scan = self.scan
+        p = self.scan_plot
+        p.clear()
+        units = np.array([g[0] for g in scan.groups])
+        vals = np.asarray(scan.signed_effect, np.float64)
+        brushes = [pg.mkBrush("#E69F00" if v >= 0 else "#56B4E9") for v in vals]
+        p.addItem(pg.BarGraphItem(x=units, height=vals, width=0.8, brushes=brushes))
+        p.addLine(y=0, pen=pg.mkPen("#9aa0a6"))
+        p.getAxis("bottom").setTicks([[(u - 0.5, s) for u, s in unit_ticks(len(units), 16)], []])
+        p.setTitle(f"change of {what}", color="#e8e8ea", size="13px")
+        p.enableAutoRange()
+        self.scan_stack.show_plots()
+        top = ", ".join(f"unit {g[0]} ({e:+.3g})" for g, e in self._signed_top(3))
+        self.scan_summary.setText(
+            f"Largest changes: {top}. Orange: the output goes up; blue: down. Click a bar or a "
+            "row to select the unit."
+        )
+
+    def _signed_top(self, n: int) -> list[tuple[tuple[int, ...], float]]:
+        scan = self.scan
+        signed = dict(zip(scan.groups, scan.signed_effect, strict=True))
+        return [(g, float(signed[g])) for g, _ in scan.ranking()[:n]]
 
     def _on_scan_row(self, row: int, col: int) -> None:
         item = self.table.item(row, 0)
-        if item is None:
+        if item is not None:
+            self._select_unit(int(item.data(Qt.ItemDataRole.UserRole)))
+
+    def _select_unit(self, u: int) -> None:
+        lt = self.lt
+        if lt is None or not 0 <= u < lt.units:
             return
-        u = int(item.data(Qt.ItemDataRole.UserRole))
         self.units_edit.setText(str(u))
         try:
             self.state.set_units([u])

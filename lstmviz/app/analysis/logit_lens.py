@@ -186,15 +186,8 @@ class LogitLensPanel(Panel):
         xs = np.arange(steps) + 0.5
         layers = list(r.lens)
         if len(layers) <= 1:
-            p.plot(
-                xs,
-                r.logit[0],
-                pen=pg.mkPen("#E69F00", width=2),
-                symbol="o",
-                symbolSize=5,
-                name="Σ W·h + b",
-            )
-            p.setTitle("the logit over time", color="#e8e8ea", size="13px")
+            p.plot(xs, r.logit[0], pen=pg.mkPen("#E69F00", width=2), symbol="o", symbolSize=5)
+            p.setTitle("the logit Σ W·h + b over time", color="#e8e8ea", size="13px")
         else:
             for i, name in enumerate(layers):
                 vals = np.asarray(r.lens[name])[0, :, r.k]
