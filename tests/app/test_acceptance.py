@@ -688,5 +688,5 @@ def test_state_space_buttons(app, qtbot, answers, tmp_path):
     p.source.setCurrentIndex(p.source.findData("corpus"))
     p.source.activated.emit(p.source.currentIndex())  # what choosing it with the mouse sends
     qtbot.waitUntil(lambda: p.pca is not None and p.pca.projected is None, timeout=30000)
-    assert "traced corpus" in p.pca_plot.titleLabel.text
+    assert "fitted on the corpus corpus.zarr" in p.pca_plot.titleLabel.text
     assert w.last_error is None, w.last_error

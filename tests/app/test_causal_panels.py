@@ -125,6 +125,35 @@ def test_clamp_window_and_resample(win, qtbot):
     assert w.last_error is not None and "steps" in w.last_error
 
 
+def test_mean_on_a_traced_corpus(win, qtbot, tmp_path, monkeypatch):
+    from lstmviz.analysis import mean_values, trace_corpus
+    from lstmviz.app import dialogs
+    from lstmviz.app.analysis.corpus import random_corpus
+
+    w = win
+    _open(qtbot, w, ADDER)
+    xs = random_corpus(w.state.model, w.state.info, 30, 8)
+    store = trace_corpus(w.state.model, xs, tmp_path / "adder.zarr")
+    monkeypatch.setattr(
+        dialogs, "ask_directory", lambda parent, title: str(tmp_path / "adder.zarr")
+    )
+    p = _panel(qtbot, w, "interventions")
+    k = p.mode.findData("store")
+    p.mode.setCurrentIndex(k)
+    p.mode.activated.emit(k)  # what choosing it with the mouse sends
+    assert p.mode.itemText(k) == "their mean on the corpus adder.zarr"
+    _add(qtbot, p, "2", "store")
+    iv = w.state.interventions[0]
+    np.testing.assert_allclose(iv.values, mean_values(w.state.model, store, "lstm", [2], "cell"))
+    assert "mean on the corpus adder.zarr" in p.list.item(0).text()
+    # a corpus traced by another model is refused, and the mode goes back to this input's mean
+    _open(qtbot, w, DIGITS)
+    p.mode.setCurrentIndex(k)
+    p.mode.activated.emit(k)
+    assert "traced by another model" in w.last_error
+    assert p.mode.currentData() == "mean"
+
+
 def test_scan_ranks_the_carry_unit_first_and_a_row_click_selects_it(win, qtbot):
     w = win
     _open(qtbot, w, ADDER)

@@ -50,6 +50,7 @@ from .targets import (
     describe,
     engine_model,
     on_row_clicked,
+    open_traced_corpus,
     output_layout,
     robust_max,
     side_by_side,
@@ -70,6 +71,7 @@ MODE_CHOICES = (
     ("zero", "zero"),
     ("mean", "their mean on this input"),
     ("corpus", "their mean on random inputs"),
+    ("store", "their mean on a traced corpus…"),
     ("clamp", "a value"),
     ("resample", "their values on another input"),
 )
@@ -162,6 +164,8 @@ class InterventionsPanel(Panel):
         self.generated: tuple[str, str] | None = None
         self._rects: list[QGraphicsRectItem] = []
         self._units_for: int | None = None
+        self.store: Any = None  # a traced corpus ("their mean on a traced corpus…")
+        self.store_name = ""
         self.runner = TaskRunner(self)  # the effect of the interventions (quick)
         state.events.interventions.connect(self._changed)
 
@@ -253,6 +257,7 @@ class InterventionsPanel(Panel):
             "value: clamp; another input: the values the units take there (same length)"
         )
         self.mode.currentIndexChanged.connect(self._on_mode)
+        self.mode.activated.connect(self._on_mode_chosen)
         row.addWidget(self.mode, 1)
         self.value = QDoubleSpinBox()
         self.value.setRange(-100.0, 100.0)
@@ -391,6 +396,34 @@ class InterventionsPanel(Panel):
         self.value.setVisible(m == "clamp")
         self.source.setVisible(m == "resample")
 
+    def _on_mode_chosen(self, index: int) -> None:
+        """Choosing "a traced corpus…" asks for its folder (cancel: back to the mean on this
+        input)."""
+        if self.mode.itemData(index) != "store":
+            return
+        try:
+            got = open_traced_corpus(self, self.state)
+        except LstmvizError as e:
+            self.error.emit(str(e))
+            got = None
+        if got is None:
+            self.mode.setCurrentIndex(self.mode.findData("mean"))
+            return
+        self.store, self.store_name = got
+        self.mode.setItemText(index, f"their mean on the corpus {self.store_name}")
+
+    def _reference(self, mode: str) -> tuple[Any, dict[str, Any]]:
+        """``(mode, keyword arguments)`` for :mod:`lstmviz.analysis` from the form's mode."""
+        if mode == "clamp":
+            return float(self.value.value()), {}
+        if mode == "corpus":
+            return "mean", {"reference": self._random_inputs()}
+        if mode == "store":
+            if self.store is None:
+                raise InputError("choose the traced corpus again (Set to: a traced corpus…)")
+            return "mean", {"reference": self.store}
+        return mode, {}
+
     def _on_every(self, every: bool) -> None:
         for wid in (self.t_from, self.t_to, self.from_lbl, self.to_lbl):
             wid.setEnabled(not every)
@@ -415,22 +448,16 @@ class InterventionsPanel(Panel):
 
         model = engine_model(self.state)
         mode = self.mode.currentData()
-        kwargs: dict[str, Any] = {}
-        if mode == "clamp":
-            m: Any = float(self.value.value())
-        elif mode == "corpus":
-            m = "mean"
-            kwargs["reference"] = self._random_inputs()
-        elif mode == "resample":
+        if mode == "resample":
             from ...io.inputs import encode_text
 
             text = self.source.text().strip()
             if not text:
                 raise InputError("type the other input the units' values come from")
-            m = "resample"
-            kwargs["source"] = model.check_input(encode_text(model, text, self.state.info))
+            m: Any = "resample"
+            kwargs = {"source": model.check_input(encode_text(model, text, self.state.info))}
         else:
-            m = mode
+            m, kwargs = self._reference(mode)
         iv = make_intervention(
             model,
             self.state.x,
@@ -446,6 +473,7 @@ class InterventionsPanel(Panel):
         source = {
             "mean": "this input",
             "corpus": f"{CORPUS_SEQUENCES} random inputs",
+            "store": f"the corpus {self.store_name}",
             "resample": repr(self.source.text().strip()),
         }
         lt = self.lt
@@ -670,19 +698,12 @@ class InterventionsPanel(Panel):
         try:
             model = engine_model(st)
             mode = self.mode.currentData()
-            kwargs: dict[str, Any] = {}
-            if mode == "clamp":
-                m: Any = float(self.value.value())
-            elif mode == "corpus":
-                m = "mean"
-                kwargs["reference"] = self._random_inputs()
-            elif mode == "resample":
+            if mode == "resample":
                 raise InputError(
                     "the scan sets each unit to zero, its mean or a value; choose one of those "
                     "on the Interventions tab"
                 )
-            else:
-                m = mode
+            m, kwargs = self._reference(mode)
             window = self._window()
         except LstmvizError as e:
             self.error.emit(str(e))

@@ -25,9 +25,8 @@ from PySide6.QtWidgets import (
 )
 
 from ...errors import LstmvizError
-from .. import dialogs
 from .common import Panel, PlotStack, hint, style_plot
-from .targets import TaskBar, engine_model, side_by_side
+from .targets import TaskBar, engine_model, open_traced_corpus, side_by_side
 
 SOURCES = (
     ("input", "this input"),
@@ -196,18 +195,16 @@ class StateSpacePanel(Panel):
 
     def _on_source(self, *_: Any) -> None:
         if self.source.currentData() == "corpus":
-            folder = dialogs.ask_directory(self, "A traced corpus")
-            if not folder:
-                self.source.setCurrentIndex(0)
-                return
             try:
-                from ...analysis import open_corpus
-
-                self.corpus = open_corpus(folder)
+                got = open_traced_corpus(self, self.state)
             except LstmvizError as e:
                 self.error.emit(str(e))
+                got = None
+            if got is None:
                 self.source.setCurrentIndex(0)
                 return
+            self.corpus, name = got
+            self.source.setItemText(self.source.currentIndex(), f"the corpus {name}")
         self._fit()
 
     def _fit(self) -> None:

@@ -298,3 +298,32 @@ def robust_max(a: np.ndarray, q: float = 99.5) -> float:
     v = np.abs(np.asarray(a, np.float64)).ravel()
     v = v[np.isfinite(v)]
     return float(max(np.percentile(v, q), 1e-12)) if v.size else 1e-12
+
+
+def open_traced_corpus(parent: QWidget, state: Any) -> tuple[Any, str] | None:
+    """Ask for a corpus traced by the open model (the Corpus panel writes them) and open it:
+    ``(store, folder name)``, or None when the user cancelled. A corpus of another model
+    (other weights) raises :class:`LstmvizError`."""
+    from pathlib import Path
+
+    from ...analysis import open_corpus
+    from ...analysis.corpus._common import weights_sha256
+    from .. import dialogs
+
+    folder = dialogs.ask_directory(parent, "A traced corpus")
+    if not folder:
+        return None
+    store = open_corpus(folder)
+    want = store.meta.get("weights_sha256")
+    model = engine_model(state)
+    if want and weights_sha256(model) != want:
+        raise LstmvizError(
+            f"the corpus in {folder} was traced by another model (its weights differ from "
+            f"{model.name}'s); trace this model's corpus in the Corpus panel"
+        )
+    if state.layer not in store.layers:
+        raise LstmvizError(
+            f"the corpus in {folder} has no layer {state.layer!r} (it has "
+            f"{', '.join(store.layers)})"
+        )
+    return store, Path(folder).name
