@@ -225,8 +225,8 @@ class InterventionsPanel(Panel):
         self.out_plot.addLegend(offset=(-4, 4), labelTextColor="#e8e8ea")
         self.view.ci.layout.setColumnStretchFactor(0, 3)
         self.view.ci.layout.setColumnStretchFactor(1, 2)
-        self.cursor = pg.InfiniteLine(0, pen=pg.mkPen("#56B4E9", width=1))
-        self.diff_plot.addItem(self.cursor)
+        self.t_line = pg.InfiniteLine(0, pen=pg.mkPen("#56B4E9", width=1))
+        self.diff_plot.addItem(self.t_line)
         on_row_clicked(self.diff_plot, self._on_heatmap_clicked)
 
     # --- the three tabs ------------------------------------------------------------------------
@@ -573,7 +573,7 @@ class InterventionsPanel(Panel):
         self._draw()
 
     def on_t(self, t: int) -> None:
-        self.cursor.setValue(t + 0.5)
+        self.t_line.setValue(t + 0.5)
 
     # --- drawing ----------------------------------------------------------------------------------
     def _draw(self) -> None:
@@ -616,7 +616,7 @@ class InterventionsPanel(Panel):
                 rect.setPen(pen)
                 self.diff_plot.addItem(rect)
                 self._rects.append(rect)
-        self.cursor.setValue(self.state.t + 0.5)
+        self.t_line.setValue(self.state.t + 0.5)
         self._draw_output(e)
         ch = self.change
         n = len(self.state.interventions)

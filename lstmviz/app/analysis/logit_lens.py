@@ -56,8 +56,8 @@ class LogitLensPanel(Panel):
         self.image = pg.ImageItem(axisOrder="row-major")
         self.image.setColorMap(pg.colormap.get("CET-D1"))
         self.heat.addItem(self.image)
-        self.cursor = pg.InfiniteLine(0, pen=pg.mkPen("#56B4E9", width=1))
-        self.heat.addItem(self.cursor)
+        self.t_line = pg.InfiniteLine(0, pen=pg.mkPen("#56B4E9", width=1))
+        self.heat.addItem(self.t_line)
         on_row_clicked(self.heat, self._on_row)
         self.bars = self.view.addPlot(row=0, col=1)
         style_plot(self.bars, "", "W·h", "unit")
@@ -124,7 +124,7 @@ class LogitLensPanel(Panel):
         self._draw()
 
     def on_t(self, t: int) -> None:
-        self.cursor.setValue(t + 0.5)
+        self.t_line.setValue(t + 0.5)
         self.lens_cursor.setValue(t + 0.5)
         self._draw_bars()
 
@@ -145,7 +145,7 @@ class LogitLensPanel(Panel):
         ticks = time_ticks(self.state.token_labels(), c.shape[1], offset=0.5)
         self.heat.getAxis("bottom").setTicks([ticks, []])
         self.heat.getAxis("left").setTicks([unit_ticks(c.shape[0]), []])
-        self.cursor.setValue(self.state.t + 0.5)
+        self.t_line.setValue(self.state.t + 0.5)
         self._draw_lens(ticks)
         self._draw_bars()
 

@@ -113,7 +113,7 @@ class StateSpacePanel(Panel):
             "Minimise ½‖F(s) − s‖² from many starts; classify each point by its Jacobian's "
             "eigenvalues"
         )
-        self.find_btn.clicked.connect(self.find)
+        self.find_btn.clicked.connect(self.find_points)
         row.addWidget(self.find_btn)
         v.addLayout(row)
         self.bar = TaskBar()
@@ -252,7 +252,7 @@ class StateSpacePanel(Panel):
         self._draw()
 
     # --- fixed points -----------------------------------------------------------------------
-    def find(self) -> None:
+    def find_points(self) -> None:
         from ...analysis import fixed_points
 
         st = self.state
