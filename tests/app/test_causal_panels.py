@@ -466,3 +466,51 @@ def test_panels_say_what_they_need(win, qtbot):
     p = _panel(qtbot, w, "logit_attribution")
     assert p.stack.is_empty and "Dense" in p.stack.empty_label.text()
     assert w.last_error is None
+
+
+# --- layout with results shown --------------------------------------------------------------------
+@pytest.mark.parametrize(("width", "height"), [(1600, 900), (1920, 1080)])
+def test_layout_with_results_shown(win, qtbot, width, height):
+    """The acceptance layout invariants (no clipped label, plot areas tall enough, heatmap rows
+    readable) with each causal panel showing a result, at both screen sizes."""
+    from .test_acceptance import _layout_problems, _settle
+
+    w = win
+    w.resize(width, height)
+    _open(qtbot, w, ADDER)
+    problems = {}
+    p = _panel(qtbot, w, "interventions")
+    _add(qtbot, p, "2", "mean")
+    _settle(qtbot, w)
+    problems["interventions"] = _layout_problems(w)
+    p.tabs.setCurrentIndex(1)
+    click(qtbot, p.scan_btn)
+    qtbot.waitUntil(lambda: p.scan is not None, timeout=20000)
+    _settle(qtbot, w)
+    problems["scan"] = _layout_problems(w)
+    w.panels.close_all()
+    p = _panel(qtbot, w, "patching")
+    p.corrupted.setText("1011011 + 0110111")
+    click(qtbot, p.run_btn)
+    qtbot.waitUntil(lambda: p.result is not None, timeout=20000)
+    _settle(qtbot, w)
+    problems["patching"] = _layout_problems(w)
+    w.panels.close_all()
+    p = _panel(qtbot, w, "attribution")
+    for view in ("tokens", "connectivity", "memory"):
+        _compute(qtbot, p, view)
+        _settle(qtbot, w)
+        problems[view] = _layout_problems(w)
+    w.panels.close_all()
+    p = _panel(qtbot, w, "logit_attribution")
+    _settle(qtbot, w)
+    problems["logit"] = _layout_problems(w)
+    _open(qtbot, w, FLIP_FLOP)
+    w.panels.close_all()
+    p = _panel(qtbot, w, "state_space")
+    click(qtbot, p.find_btn)
+    qtbot.waitUntil(lambda: bool(p.points), timeout=60000)
+    _settle(qtbot, w)
+    problems["state_space"] = _layout_problems(w)
+    bad = {k: v for k, v in problems.items() if v}
+    assert not bad, bad

@@ -307,6 +307,12 @@ class InterventionsPanel(Panel):
         self.list.setToolTip("The interventions applied (saved with the session)")
         self.list.setMinimumHeight(40)
         v.addWidget(self.list, 1)
+        v.addWidget(
+            hint(
+                "The main view keeps showing the network as it is; the heatmap on the right "
+                "shows what the interventions change."
+            )
+        )
         self._on_mode()
         self._on_every(True)
         return w
