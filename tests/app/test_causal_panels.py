@@ -514,3 +514,22 @@ def test_layout_with_results_shown(win, qtbot, width, height):
     problems["state_space"] = _layout_problems(w)
     bad = {k: v for k, v in problems.items() if v}
     assert not bad, bad
+
+
+def test_stop_ends_a_fixed_point_search_and_closing_stops_the_rest(win, qtbot):
+    """The fixed-point search of the character model (192 dimensions) takes minutes: Stop
+    ends its worker at the next iteration; closing the window stops a running one too."""
+    w = win
+    _open(qtbot, w, CHARS)
+    p = _panel(qtbot, w, "state_space")
+    assert p.n_init.value() == 32  # fewer starts for a big layer
+    click(qtbot, p.find_btn)
+    worker = p.bar.runner.current
+    qtbot.waitUntil(lambda: p.bar.isVisible(), timeout=5000)
+    click(qtbot, p.bar.stop_btn)
+    qtbot.waitUntil(lambda: not worker.is_running(), timeout=20000)
+    assert p.points == [] and not p.bar.isVisible() and w.last_error is None
+    click(qtbot, p.find_btn)
+    worker = p.bar.runner.current
+    w.close()
+    qtbot.waitUntil(lambda: not worker.is_running(), timeout=20000)

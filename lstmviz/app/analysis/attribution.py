@@ -221,6 +221,10 @@ class AttributionPanel(Panel):
             return x.mean(axis=1, keepdims=True)  # (B, 1, F): broadcasts over the steps
         return b
 
+    def shutdown(self) -> None:
+        """Stop the background work (the window is closing)."""
+        self.bar.shutdown()
+
     # --- state ----------------------------------------------------------------------------------
     def refresh(self) -> None:
         st = self.state

@@ -510,6 +510,12 @@ class InterventionsPanel(Panel):
     def clear(self) -> None:
         self.state.clear_interventions()
 
+    def shutdown(self) -> None:
+        """Stop the background work (the window is closing)."""
+        self.runner.shutdown(200)
+        self.scan_bar.shutdown()
+        self.gen_bar.shutdown()
+
     # --- the state changed ----------------------------------------------------------------------
     def refresh(self) -> None:
         st = self.state

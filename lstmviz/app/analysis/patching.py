@@ -157,6 +157,10 @@ class PatchingPanel(Panel):
         on_row_clicked(self.u_plot, self._on_unit_clicked)
         on_row_clicked(self.q_plot, lambda row, x: self._goto(x))
 
+    def shutdown(self) -> None:
+        """Stop the background work (the window is closing)."""
+        self.bar.shutdown()
+
     # --- state ----------------------------------------------------------------------------------
     def refresh(self) -> None:
         st = self.state

@@ -54,6 +54,8 @@ class StateSpacePanel(Panel):
         self.points: list[Any] = []
         self.points_for: tuple[str, str] | None = None  # (layer, what the input was)
         self.selected = -1
+        self.searched = False  # a search ran for this layer (it may have found nothing)
+        self._model_id: int | None = None
         self.corpus: Any = None
         lay = QVBoxLayout(self)
         lay.setContentsMargins(4, 4, 4, 4)
@@ -180,10 +182,25 @@ class StateSpacePanel(Panel):
         self.view.ci.layout.setColumnStretchFactor(0, 3)
         self.view.ci.layout.setColumnStretchFactor(1, 2)
 
+    def shutdown(self) -> None:
+        """Stop the background work (the window is closing)."""
+        self.bar.shutdown()
+        self.fit_bar.shutdown()
+
     # --- state ----------------------------------------------------------------------------------
     def refresh(self) -> None:
-        key = (self.state.layer, str(id(self.state.model)))
-        if self.points_for is not None and self.points_for[0] != key[0]:
+        st = self.state
+        if self._model_id != id(st.model):
+            self._model_id = id(st.model)
+            lt = self.lt
+            dim = 2 * lt.units if lt is not None else 0
+            # the search solves a (2U x 2U) system per start and step: fewer starts for big
+            # layers keep it to seconds (the user can ask for more)
+            self.n_init.setValue(128 if dim <= 64 else 32)
+            self.searched = False
+            self._set_points([])
+        if self.points_for is not None and self.points_for[0] != st.layer:
+            self.searched = False
             self._set_points([])
         if self.source.currentData() == "input" or self.pca is None:
             self._fit()
@@ -277,6 +294,7 @@ class StateSpacePanel(Panel):
 
         def done(points: Any) -> None:
             self.points_for = (layer, what)
+            self.searched = True
             self._set_points(points)
 
         self.bar.start(job, done, "Finding fixed points")
@@ -368,7 +386,13 @@ class StateSpacePanel(Panel):
             self.pca_plot.addItem(item)
             self.fp_items.append(item)
         self._draw_selected()
-        if self.points_for is not None and self.points:
+        if self.searched and self.points_for is not None and not self.points:
+            self.summary.setText(
+                f"No fixed or slow points of layer {self.points_for[0]} with "
+                f"{self.points_for[1]} from {self.n_init.value()} starts (none reached "
+                "½‖F(s) − s‖² ≤ 1e-4): try more starts or another constant input."
+            )
+        elif self.points_for is not None and self.points:
             kinds = ", ".join(f"{n} {k}" for k, n in counts.items() if n)
             self.summary.setText(
                 f"Fixed points of layer {self.points_for[0]} with {self.points_for[1]}: "

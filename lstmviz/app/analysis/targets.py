@@ -154,6 +154,11 @@ class TargetPicker(QWidget):
         return f"output {text!r}{where}" + ("" if sp == "output" else f" ({sp})")
 
 
+class Stopped(LstmvizError):
+    """The user pressed Stop (or the window closed): the task ends at its next progress
+    report."""
+
+
 class TaskBar(QWidget):
     """A progress bar and a Stop button for one panel's long work (a :class:`TaskRunner`)."""
 
@@ -182,11 +187,25 @@ class TaskBar(QWidget):
         on_failed: Callable[[str], None] | None = None,
     ) -> None:
         """Run ``fn(progress, should_stop)`` in a worker; ``on_done(result)`` on the GUI
-        thread."""
+        thread. A task that only reports progress also stops when asked: its next report
+        raises :class:`Stopped`."""
         self.stopped = False
         self.progress.setRange(0, 0)  # busy until the first progress report
         self.progress.setFormat(f"{label}… %p%")
-        self.runner.start(fn, on_done, label, on_failed=on_failed)
+
+        def run(progress: Callable[[int, int], None], should_stop: Callable[[], bool]) -> Any:
+            def report(i: int, n: int) -> None:
+                if should_stop():
+                    raise Stopped(f"{label}: stopped")
+                progress(i, n)
+
+            return fn(report, should_stop)
+
+        self.runner.start(run, on_done, label, on_failed=on_failed)
+
+    def shutdown(self) -> None:
+        """Stop the task and give it a moment to end (the window is closing)."""
+        self.runner.shutdown(200)
 
     def stop(self) -> None:
         self.stopped = True
