@@ -364,6 +364,8 @@ class ViewerState:
             inv = {"␣": " ", "⏎": "\n", "⇥": "\t"}
             return "".join(inv.get(s, s) for s in labels)
         if kind == "bits" and labels and all(len(s) == 2 for s in labels):
+            if len(labels) > 1 and labels[-1] == "00":
+                labels = labels[:-1]  # the final carry's step: set_text adds it back
             a = "".join(s[0] for s in reversed(labels))
             b = "".join(s[1] for s in reversed(labels))
             return f"{a} + {b}"

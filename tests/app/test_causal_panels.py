@@ -292,6 +292,15 @@ def test_patching_finds_where_the_carry_travels(win, qtbot):
     assert "clean" in p.summary.text() and not p.stack.is_empty
     click_cell(qtbot, p.u_plot, 1.5, CARRY_UNIT + 0.5)
     assert w.state.selected_units[0] == CARRY_UNIT and w.state.t == 1
+    # a corruption picked from the bit pairs: the same length, so it patches
+    p.pick_step.setValue(0)
+    p.pick_token.setCurrentIndex(0)  # "00"
+    click(qtbot, p.pick_btn)
+    assert p.corrupted.text() == "0110110 + 0000000"
+    p.result = None
+    click(qtbot, p.run_btn)
+    qtbot.waitUntil(lambda: p.result is not None, timeout=20000)
+    assert w.last_error is None
 
 
 def test_patching_pick_a_corruption_and_refuse_another_length(win, qtbot):

@@ -254,3 +254,17 @@ def test_token_scores_colour_one_input(state):
     state.set_token_scores(np.ones((1, 4)))
     state.set_token_scores(None)
     assert state.token_scores is None
+
+
+def test_typed_bits_round_trip_with_the_carry_step(state):
+    """The text of a binary-addition input reads back as the same input (set_text adds one
+    step for the final carry; the text leaves that step out)."""
+    from tests.app.test_analysis_panels import bits_model
+
+    m, info = bits_model()
+    state.set_model(m, None, info)
+    state.set_text("0110111 + 0000001")
+    x = np.array(state.x)
+    assert x.shape[1] == 8 and state.input_text() == "0110111 + 0000001"
+    state.set_text(state.input_text())
+    np.testing.assert_array_equal(state.x, x)
