@@ -10,12 +10,11 @@
 
 from __future__ import annotations
 
+from ._version import __version__
 from .engine import LayerTrace, Model, Trace
 from .errors import LstmvizError
 from .io import load_model
 from .io.session import Session
-
-__version__ = "0.1.0"
 
 __all__ = [
     "LayerTrace",

@@ -21,7 +21,7 @@ from collections.abc import Callable
 def _info(argv: list[str]) -> int:
     import argparse
 
-    from . import load_model
+    from .io import load_model
 
     p = argparse.ArgumentParser(prog="lstmviz info", description="Show a model's layers.")
     p.add_argument("model")
@@ -39,7 +39,7 @@ def _trace(argv: list[str]) -> int:
 
     import numpy as np
 
-    from . import load_model
+    from .io import load_model
     from .io.inputs import load_input
 
     p = argparse.ArgumentParser(
@@ -95,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
         if argv and argv[0] in SUBCOMMANDS:
             return SUBCOMMANDS[argv[0]](argv[1:])
         if argv and argv[0] in ("-V", "--version"):
-            from . import __version__
+            from ._version import __version__
 
             print(f"lstmviz {__version__}")
             return 0

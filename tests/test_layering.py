@@ -106,3 +106,19 @@ def test_cli_info_does_not_import_tensorflow(tmp_path):
     )
     assert r.returncode == 0, r.stderr[-2000:]
     assert "lstm_digits" in r.stdout
+
+
+def test_import_contracts_hold():
+    """The import-linter contracts of pyproject.toml (layers; Qt only under app; TensorFlow
+    only under train; nothing imports app): they see imports inside functions too."""
+    pytest.importorskip("importlinter")
+    r = subprocess.run(
+        [sys.executable, "-m", "importlinter.cli", "--config", str(ROOT / "pyproject.toml")],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    if "No module named importlinter.cli" in r.stderr:
+        r = subprocess.run(["lint-imports"], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stdout[-4000:] + r.stderr[-2000:]

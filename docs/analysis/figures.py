@@ -19,6 +19,11 @@ path = EXAMPLES / "digit_sum.keras"
 model, info = lstmviz.load_model(path), load_info(path)
 x = encode_text(model, "4 7 3 9 1 8 2 6", info)  # digit sum 40: the answer is 0
 tokens = token_labels(model, x, info)
-save_figure(logit_attribution_figure(logit_attribution(model, x, 0), tokens), OUT / "dla_digit_sum.png")
-save_figure(memory_paths_figure(memory_paths(model, x, 0, space="logit")), OUT / "memory_paths_digit_sum.png")
+save_figure(
+    logit_attribution_figure(logit_attribution(model, x, 0), tokens), OUT / "dla_digit_sum.png"
+)
+save_figure(
+    memory_paths_figure(memory_paths(model, x, 0, space="logit")),
+    OUT / "memory_paths_digit_sum.png",
+)
 print("wrote", OUT / "dla_digit_sum.png", OUT / "memory_paths_digit_sum.png")

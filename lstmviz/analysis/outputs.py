@@ -308,6 +308,17 @@ def predicted(values: Any, spec: OutputSpec | str) -> int | np.ndarray:
     return int(rank(a)[0])
 
 
+def predicted_steps(values: Any, spec: OutputSpec | str) -> np.ndarray:
+    """:func:`predicted` for every step at once: ``values`` ``(T, K)`` -> ``(T,)`` int64,
+    the class of each step, or for bits the 0/1 of the first output."""
+    kind = spec.kind if isinstance(spec, OutputSpec) else spec
+    a = np.asarray(values, dtype=np.float64)
+    a = a.reshape(a.shape[0], -1)
+    if kind == "bits" or (kind == "logits" and a.shape[1] == 1):
+        return (a[:, 0] >= (0.5 if kind == "bits" else 0.0)).astype(np.int64)
+    return np.argmax(a, axis=1).astype(np.int64)  # the first largest, as rank() orders
+
+
 # ------------------------------------------------------------------------------------ labels
 _VISIBLE = {" ": "␣", "\n": "⏎", "\t": "⇥", "\r": "␍", "": "∅"}
 

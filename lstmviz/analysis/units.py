@@ -31,14 +31,21 @@ def unit_scores(lt: LayerTrace, b: int, mode: str) -> np.ndarray:
     """
     if not 0 <= b < lt.batch_size:
         raise LstmvizError(f"batch item {b} out of range: the trace has {lt.batch_size} item(s)")
-    n = lt.units
-    if mode == "active":
-        h = lt.per_unit("hidden")[b]  # (T, U)
-        return np.abs(h).mean(axis=0, dtype=np.float64)
-    if mode == "saturated":
-        gates = lt.act[:, b, : 3 * n].reshape(lt.timesteps, 3, n)  # (T, 3, U): i, f, o
-        return ((gates < LOW) | (gates > HIGH)).mean(axis=(0, 1), dtype=np.float64)
-    raise LstmvizError(f"unit score must be 'active' or 'saturated'; got {mode!r}")
+    if mode not in ("active", "saturated"):
+        raise LstmvizError(f"unit score must be 'active' or 'saturated'; got {mode!r}")
+    cache = lt.meta.setdefault("_unit_scores", {})  # computed once per trace (off the GUI
+    key = (mode, int(b))  # thread when the app prepares a new trace)
+    if key not in cache:
+        n = lt.units
+        if mode == "active":
+            h = lt.per_unit("hidden")[b]  # (T, U)
+            score = np.abs(h).mean(axis=0, dtype=np.float64)
+        else:
+            gates = lt.act[:, b, : 3 * n].reshape(lt.timesteps, 3, n)  # (T, 3, U): i, f, o
+            score = ((gates < LOW) | (gates > HIGH)).mean(axis=(0, 1), dtype=np.float64)
+        score.flags.writeable = False
+        cache[key] = score
+    return cache[key]
 
 
 def unit_rows(lt: LayerTrace, b: int, mode: str, arg: Any = None) -> np.ndarray:
@@ -61,7 +68,11 @@ def default_units(lt: LayerTrace, b: int, named: Sequence[int] = (), k: int = 3)
     """The units selected when a trace opens: those the model's info names (``named``,
     e.g. the adder's carry unit), then those whose hidden state varies most; up to ``k``."""
     keep = [int(u) for u in named if 0 <= int(u) < lt.units]
-    h = lt.per_unit("hidden")[min(b, lt.batch_size - 1)]  # (T, U)
-    spread = np.asarray(h.max(axis=0) - h.min(axis=0)) if h.shape[0] else np.zeros(lt.units)
+    b = min(b, lt.batch_size - 1)
+    cache = lt.meta.setdefault("_unit_spread", {})
+    if b not in cache:
+        h = lt.per_unit("hidden")[b]  # (T, U)
+        cache[b] = np.asarray(h.max(axis=0) - h.min(axis=0)) if h.shape[0] else np.zeros(lt.units)
+    spread = cache[b]
     ranked = [int(u) for u in np.argsort(-spread, kind="stable")]
     return list(dict.fromkeys([*keep, *ranked]))[: min(k, lt.units)]

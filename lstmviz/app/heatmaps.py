@@ -12,7 +12,6 @@ cannot show every unit, the most active units are shown and a note says so.
 
 from __future__ import annotations
 
-import weakref
 from typing import Any
 
 import numpy as np
@@ -21,6 +20,7 @@ from PySide6.QtCore import QPointF, QRectF, Qt, QTimer, Signal
 from PySide6.QtGui import QBrush, QColor, QFont, QFontMetrics, QPainter
 from PySide6.QtWidgets import QGraphicsItem, QGraphicsObject, QGraphicsRectItem, QLabel
 
+from ..analysis.overview import overview
 from ..engine.trace import GATES, QUANTITIES
 from ..state import ViewerState
 from .style import (
@@ -33,49 +33,10 @@ from .style import (
     SIGNED_CMAP,
     Theme,
     colormap,
-    downsample_image,
 )
 
-MAX_ROWS = 384
-MAX_COLS = 1200
 #: The least height, in pixels, of one unit's row in a heatmap.
 ROW_PX = 6
-BOUNDED = {"sigmoid", "hard_sigmoid", "tanh", "softsign"}
-
-
-_LEVELS: weakref.WeakKeyDictionary[Any, dict[str, tuple[float, float]]] = (
-    weakref.WeakKeyDictionary()
-)
-
-
-def levels_for(lt: Any, quantity: str) -> tuple[float, float]:
-    """Fixed colour levels of a quantity: [0, 1] for sigmoid gates, [-1, 1] for tanh-bounded
-    values, else symmetric around 0 over the whole layer trace (at the 99.5th percentile of
-    |value|, so a few outliers do not wash out every other unit; cached per trace)."""
-    w = lt.weights
-    if quantity in GATES and w.recurrent_activation in ("sigmoid", "hard_sigmoid"):
-        return (0.0, 1.0)
-    if quantity == "candidate" and w.activation in BOUNDED:
-        return (-1.0, 1.0)
-    if (
-        quantity == "hidden"
-        and w.activation in BOUNDED
-        and w.recurrent_activation in ("sigmoid", "hard_sigmoid")
-    ):
-        return (-1.0, 1.0)
-    cache = _LEVELS.setdefault(lt, {})
-    if quantity not in cache:
-        a = np.abs(np.asarray(lt.per_unit(quantity))).ravel()  # (B*T*U,)
-        if a.size > 1_000_000:
-            a = a[:: a.size // 1_000_000 + 1]
-        k = min(int(a.size * 0.995), a.size - 1)
-        m = float(np.partition(a, k)[k]) if a.size else 1.0  # the 99.5th percentile
-        if not np.isfinite(m) or m <= 0:
-            m = 1.0
-        mag = 10 ** np.floor(np.log10(m))
-        m = float(np.ceil(m / mag * 10) / 10 * mag)  # 2 significant digits, rounded up
-        cache[quantity] = (-m, m)
-    return cache[quantity]
 
 
 def time_ticks(
@@ -87,7 +48,7 @@ def time_ticks(
         return []
     width_px = max(float(width_px), 50.0)
     if len(labels) >= n:
-        longest = max(len(s) for s in labels[:n])
+        longest = max(map(len, labels[:n])) if n * 4 < width_px else 99  # cannot fit anyway
         if n * (0.62 * tick_px * longest + 4) <= width_px:  # a glyph ~0.62 em, 4 px apart
             return [(t + 0.5, labels[t]) for t in range(n)]
     max_labels = max(2, int(width_px // (tick_px * 3.2)))
@@ -274,19 +235,21 @@ class Heatmap:
 
     def set_data(
         self,
-        data: np.ndarray,
+        image: np.ndarray,
         rows: np.ndarray,
+        n_t: int,
         levels: tuple[float, float],
         backwards: bool = False,
     ) -> None:
-        """``data`` is ``(len(rows), T)``: one row per shown unit. ``backwards``: the layer
-        runs from the last step to the first (its "future" is on the left)."""
-        self.data = data
+        """``image`` shows the units ``rows`` over ``n_t`` steps: ``(len(rows), n_t)``, or
+        block means of it for a long trace (:func:`lstmviz.analysis.overview.overview`).
+        ``backwards``: the layer runs from the last step to the first (its "future" is on
+        the left)."""
+        self.data = image
         self.dim.backwards = backwards
         self.rows = rows
-        self.n_rows, self.n_t = data.shape
-        img = downsample_image(data, MAX_ROWS, MAX_COLS)
-        self.image.setImage(img, autoLevels=False, levels=levels)
+        self.n_rows, self.n_t = len(rows), int(n_t)
+        self.image.setImage(image, autoLevels=False, levels=levels)
         self.bar.set_levels(levels)
         self.image.setRect(QRectF(0, 0, max(self.n_t, 1), max(self.n_rows, 1)))
         if self._shape != (self.n_rows, self.n_t):
@@ -503,12 +466,12 @@ class HeatmapGrid(pg.GraphicsLayoutWidget):
             if lt is None:
                 continue
             rows = self.shown_rows if hm.layer is None else self._rows_for(lt, np.arange(lt.units))
-            full = lt.per_unit(hm.quantity)[min(b, lt.batch_size - 1)]  # (T, U)
-            data = full[:, rows].T if len(rows) != lt.units else full.T  # (R, T)
+            img = overview(lt, hm.quantity, b, None if len(rows) == lt.units else rows)
             hm.set_data(
-                np.asarray(data, dtype=np.float32),
+                img,
                 rows,
-                levels_for(lt, hm.quantity),
+                lt.timesteps,
+                doc.color_levels(hm.quantity, lt),
                 backwards=bool(lt.go_backwards),
             )
             hm.set_ticks("left", self._unit_ticks(rows, self._max_unit_labels(len(rows))))

@@ -206,8 +206,12 @@ def main(argv: list[str] | None = None) -> int:
     """Run the app (or take a screenshot); returns the exit code."""
     argv = list(sys.argv[1:] if argv is None else argv)
     a = parse_args(argv)
-    if a.model is not None and not Path(a.model).is_file():
-        raise LstmvizError(f"{a.model}: no such model file")
+    if a.model is not None and Path(a.model).suffix.lower() != ".lstmviz":
+        from ..io.more_formats import resolve_model_path
+
+        resolve_model_path(a.model)  # a model file, or a TF1 checkpoint by its prefix
+    elif a.model is not None and not Path(a.model).is_file():
+        raise LstmvizError(f"{a.model}: no such session file")
     if a.input is not None and not Path(a.input).is_file():
         raise LstmvizError(f"{a.input}: no such input file")
     if a.screenshot is not None:

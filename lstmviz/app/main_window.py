@@ -80,6 +80,16 @@ def model_suffixes() -> tuple[str, ...]:
     return tuple(formats) if formats else MODEL_SUFFIXES
 
 
+def _is_checkpoint(p: Path) -> bool:
+    """A TF1 checkpoint named by its prefix (``model.ckpt``) or a folder holding one."""
+    from ..io.more_formats import resolve_model_path, tf1_prefix
+
+    try:
+        return tf1_prefix(resolve_model_path(p)) is not None
+    except LstmvizError:
+        return False
+
+
 def configure_pyqtgraph() -> None:
     """Global pyqtgraph options, set once."""
     global _configured
@@ -134,6 +144,7 @@ class MainWindow(QMainWindow):
         self.trace_runner = TaskRunner(self)  # its errors reach the dialog as events.failed
         self.trace_runner.running_changed.connect(self._on_running_changed)
         self.state.runner = self._trace_runner
+        self.state.ask_layout = self._ask_layout
         self.state.events.failed.connect(self.show_error)
         self.state.events.busy.connect(self._on_busy_changed)
         self.theme: Theme = NORMAL
@@ -556,10 +567,10 @@ class MainWindow(QMainWindow):
             if self.session_actions is not None:
                 self.session_actions.open_session(p)
             return
-        if suffix in model_suffixes():
-            self.open_model(p)
-        elif suffix in INPUT_SUFFIXES:
+        if suffix in INPUT_SUFFIXES:
             self.open_input(p)
+        elif suffix in model_suffixes() or _is_checkpoint(p):
+            self.open_model(p)
         else:
             self.show_error(
                 f"{p}: cannot open files of type {suffix or '(none)'!r}; models are "
@@ -870,6 +881,28 @@ class MainWindow(QMainWindow):
         label: str,
     ) -> Worker:
         return self.trace_runner.start(job, on_done, label, on_failed=on_failed)
+
+    def _ask_layout(self, model: Any, inputs: list[str]) -> bool | None:
+        """Ask how a graph's inputs are laid out when its shapes cannot tell (some ONNX
+        exports): never guessed."""
+        box = QMessageBox(self)
+        box.setIcon(QMessageBox.Icon.Question)
+        box.setWindowTitle("How is the input laid out?")
+        box.setText(
+            f"{Path(model.source).name if model.source else model.name}: the graph does not "
+            f"say whether its input {', '.join(inputs)} is time-major or batch-first."
+        )
+        box.setInformativeText(
+            "PyTorch's nn.LSTM is time-major (T, batch, features) unless batch_first=True; "
+            "Keras and most exports with batch_first=True are batch-first."
+        )
+        tm = box.addButton("Time-major (T, batch, …)", QMessageBox.ButtonRole.AcceptRole)
+        bf = box.addButton("Batch-first (batch, T, …)", QMessageBox.ButtonRole.AcceptRole)
+        box.addButton(QMessageBox.StandardButton.Cancel)
+        self.layout_box = box
+        box.exec()
+        clicked = box.clickedButton()
+        return True if clicked is tm else False if clicked is bf else None
 
     def _on_busy_changed(self, label: str) -> None:
         self.busy_label.setText(f"{label}…" if label else "")

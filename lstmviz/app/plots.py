@@ -21,7 +21,7 @@ from PySide6.QtWidgets import (
 
 from ..engine.trace import QUANTITIES, SYMBOLS
 from ..state import ViewerState
-from .heatmaps import levels_for, set_ticks, time_ticks
+from .heatmaps import set_ticks, time_ticks
 from .style import NORMAL, QUANTITY_COLORS, SHORT_TITLES, Theme, unit_color
 
 MAX_BARS = 32  # more units than this: step curves instead of grouped bars
@@ -172,7 +172,7 @@ class UnitLines(QWidget):
             self.curves.append(c)
         for c in old[len(units) :]:
             self.plot.removeItem(c)
-        lo, hi = levels_for(lt, self.quantity)
+        lo, hi = self.state.color_levels(self.quantity, lt)
         self.plot.setYRange(lo, hi, padding=0.05)
         set_ticks(self.plot.getAxis("left"), [(v, f"{v:g}") for v in (lo, (lo + hi) / 2, hi)])
         self.plot.setXRange(0, max(lt.timesteps - 1, 1), padding=0.02)
@@ -299,10 +299,11 @@ class StepBars(QWidget):
             self.items["sticks"] = sticks
         # unbounded quantities (the cell state, or g/h of an LSTM without tanh) are drawn
         # divided by their level so that the gates stay readable; the legend says so
-        self.scale = {q: max(abs(levels_for(lt, q)[0]), levels_for(lt, q)[1]) for q in QUANTITIES}
+        lv = {q: self.state.color_levels(q, lt) for q in QUANTITIES}
+        self.scale = {q: max(abs(lv[q][0]), lv[q][1]) for q in QUANTITIES}
         self.scale = {q: (v if v > 1.5 else 1.0) for q, v in self.scale.items()}
-        lo = min(levels_for(lt, q)[0] / self.scale[q] for q in QUANTITIES)
-        hi = max(levels_for(lt, q)[1] / self.scale[q] for q in QUANTITIES)
+        lo = min(lv[q][0] / self.scale[q] for q in QUANTITIES)
+        hi = max(lv[q][1] / self.scale[q] for q in QUANTITIES)
         if not self._bars:
             self.items["sticks"].set_area(QRectF(-0.5, lo, n, hi - lo))
         self.plot.setYRange(lo, hi, padding=0.05)
@@ -404,17 +405,28 @@ class OutputView(QWidget):
         self.plot.getAxis("left").setWidth(int(theme.tick_px * 3.2))
         self.refresh()
 
-    def labels(self, k_total: int) -> list[str]:
-        return output_labels(self.state, k_total)
-
     def refresh(self, *_: Any) -> None:
+        from ..analysis.outputs import display_label, top_k
+
         doc = self.state
         tr = doc.trace
         th = self.theme
         self.shown = []
-        if tr is None or tr.step_output is None:
+        spec = doc.output_spec
+        if tr is None or tr.step_output is None or spec is None:
             self.headline.setText(
                 f"<span style='color:{th.muted}'>This model has no per-step output to show.</span>"
+            )
+            self.bars.setOpts(width=np.zeros(self.k))
+            for ti in self.texts:
+                ti.setText("")
+            return
+        if not doc.output_follows_layer:  # an encoder's steps: the output follows another
+            names = doc.layer_names
+            self.headline.setText(
+                f"<span style='color:{th.muted}'>The model's output runs along the steps of "
+                f"{names[-1] if names else 'another layer'}: select that layer to see it "
+                "under its steps.</span>"
             )
             self.bars.setOpts(width=np.zeros(self.k))
             for ti in self.texts:
@@ -424,31 +436,32 @@ class OutputView(QWidget):
         b = min(doc.batch, so.shape[0] - 1)
         t = min(doc.t, so.shape[1] - 1)
         p = np.asarray(so[b, t], dtype=np.float64)  # (K,)
-        labels = self.labels(p.shape[0])
-        in01 = bool(np.all((p >= 0) & (p <= 1)))
-        self.probabilities = in01 and (p.shape[0] == 1 or abs(float(p.sum()) - 1) < 1e-3)
-        if not self.probabilities:  # raw outputs (regression, a hidden sequence...)
-            order = np.argsort(-np.abs(p), kind="stable")[: self.k]
-            self.shown = [(labels[i], float(p[i])) for i in order]
+        labels = doc.output_labels(p.shape[0])
+        self.probabilities = spec.is_probability
+        muted = f"color:{th.muted}"
+        big = f"color:#F0E442; font-size:{int(th.title_px * 1.5)}px"
+        if not spec.is_probability:  # regression values: ranked by value, shown as they are
+            ranked = top_k(p, spec, labels, k=self.k)
+            self.shown = [(display_label(r.label), r.value) for r in ranked]
             vals = ", ".join(f"{v:+.2f}" for v in p[:8]) + (" …" if p.shape[0] > 8 else "")
             self.headline.setText(
                 f"<span style='font-size:{th.title_px}px'>output at t = {t}</span> "
-                f"<span style='color:{th.muted}'>({p.shape[0]} values, largest |value| first)"
-                f"</span><br><span style='font-family:monospace'>{vals}</span>"
+                f"<span style='{muted}'>({p.shape[0]} values, largest first)</span>"
+                f"<br><span style='font-family:monospace'>{vals}</span>"
             )
-        elif p.shape[0] == 1:  # a sigmoid: the probability of a 1 (the adder's sum bit)
-            prob = float(p[0])
+        elif spec.kind == "bits" or p.shape[0] == 1:  # a bit: the probability of a 1
+            prob = float(top_k(p, spec, labels, k=1)[0].probability or 0.0)
             bit = int(prob >= 0.5)
             self.headline.setText(
                 f"<span style='font-size:{th.title_px}px'>output at t = {t}: "
-                f"<b style='color:#F0E442; font-size:{int(th.title_px * 1.5)}px'>{bit}</b>"
-                f"</span> <span style='color:{th.muted}'>(P(1) = {prob:.2f})</span>"
+                f"<b style='{big}'>{bit}</b></span> "
+                f"<span style='{muted}'>(P(1) = {prob:.2f})</span>"
             )
             self.shown = [("P(1)", prob)]
-        else:
-            order = np.argsort(-p, kind="stable")[: self.k]
-            self.shown = [(labels[i], float(p[i])) for i in order]
-            best, pb = self.shown[0]
+        else:  # a distribution (probabilities, log-probabilities or logits): by probability
+            ranked = top_k(p, spec, labels, k=self.k)
+            self.shown = [(display_label(r.label), float(r.probability or 0.0)) for r in ranked]
+            best = display_label(ranked[0].label, html_escape=True)
             what = (
                 "next token"
                 if doc.info is not None and doc.info.output_kind == "next-token"
@@ -456,8 +469,8 @@ class OutputView(QWidget):
             )
             self.headline.setText(
                 f"<span style='font-size:{th.title_px}px'>{what} at t = {t}: "
-                f"<b style='color:#F0E442; font-size:{int(th.title_px * 1.5)}px'>"
-                f"{_html(best)}</b></span> <span style='color:{th.muted}'>({pb:.0%})</span>"
+                f"<b style='{big}'>{best}</b></span> "
+                f"<span style='{muted}'>({self.shown[0][1]:.0%})</span>"
             )
         n = len(self.shown)
         widths = np.zeros(self.k)
@@ -473,26 +486,7 @@ class OutputView(QWidget):
             else:
                 ti.setText("")
         self.plot.setXRange(0 if self.probabilities else -m, m, padding=0.02)
-        label = "probability" if self.probabilities else "value"
+        label = "probability" if self.probabilities else spec.unit
         if self.plot.getAxis("bottom").labelText != label:  # setLabel re-lays the plot out
             self.plot.getAxis("bottom").setLabel(label)
         self.plot.setYRange(-0.5, max(n, 3) - 0.5, padding=0)
-
-
-def output_labels(doc: ViewerState, k_total: int) -> list[str]:
-    """Names of the model's output classes (from its info, vocabulary, or 0..K-1)."""
-    info = doc.info
-    if info is not None:
-        if len(info.output_labels) == k_total:
-            return [_visible(s) for s in info.output_labels]
-        if info.token_kind in ("chars", "words") and len(info.vocab) == k_total:
-            return [_visible(s) for s in info.vocab]
-    return [str(i) for i in range(k_total)]
-
-
-def _visible(s: str) -> str:
-    return {" ": "␣", "\n": "⏎", "\t": "⇥", "": "∅"}.get(s, s)
-
-
-def _html(s: str) -> str:
-    return s.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")

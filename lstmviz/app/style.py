@@ -11,8 +11,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-
 #: Small SVG icons the style sheet draws controls with (check marks, spin-box arrows):
 #: without them a dark style sheet leaves Qt's indicators invisible.
 ICONS = Path(__file__).with_name("icons")
@@ -184,25 +182,3 @@ def colormap(name: str):
 def unit_color(k: int) -> str:
     """Colour of the k-th selected unit's curve."""
     return OKABE_ITO[(k + 5) % len(OKABE_ITO)] if k else "#56B4E9"
-
-
-def downsample_image(a: np.ndarray, max_rows: int, max_cols: int) -> np.ndarray:
-    """Block-average a ``(rows, cols)`` image to at most ``max_rows x max_cols``.
-
-    Large traces (1024 units x 10,000 steps) are drawn from this reduced copy: memory and
-    paint time stay bounded while the image still spans the full time axis. The last block
-    of each axis may be smaller; it is averaged over what it holds.
-    """
-    r, c = a.shape
-    fr = max(1, -(-r // max_rows))
-    fc = max(1, -(-c // max_cols))
-    out = a
-    if fr > 1:
-        idx = np.arange(0, r, fr)
-        sizes = np.diff(np.append(idx, r)).astype(np.float32)
-        out = np.add.reduceat(out, idx, axis=0, dtype=np.float32) / sizes[:, None]
-    if fc > 1:
-        idx = np.arange(0, c, fc)
-        sizes = np.diff(np.append(idx, c)).astype(np.float32)
-        out = np.add.reduceat(out, idx, axis=1, dtype=np.float32) / sizes[None, :]
-    return np.ascontiguousarray(out, dtype=np.float32)

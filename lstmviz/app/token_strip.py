@@ -19,7 +19,6 @@ from PySide6.QtWidgets import (
 
 from ..errors import LstmvizError
 from ..state import ViewerState
-from .plots import output_labels
 from .style import NORMAL, Theme
 
 HINTS = {
@@ -105,14 +104,25 @@ class TokenStrip(QWidget):
     def _on_trace_changed(self, *_: Any) -> None:
         self._preds = None
         tr = self.state.trace
-        if tr is not None and tr.step_output is not None and _probabilities(tr.step_output):
+        spec = self.state.output_spec
+        if (
+            tr is not None
+            and tr.step_output is not None
+            and spec is not None
+            and self.state.output_follows_layer
+        ):
+            from ..analysis.outputs import display_label, predicted_steps
+
             so = tr.step_output
             b = min(self.state.batch, so.shape[0] - 1)
-            if so.shape[-1] == 1:
-                self._preds = [str(int(v >= 0.5)) for v in so[b, :, 0]]
+            steps = np.asarray(so[b])  # (T, K)
+            if not spec.is_probability:
+                self._preds = None  # values, not answers: the output view shows them
+            elif spec.kind == "bits" or so.shape[-1] == 1:
+                self._preds = [str(int(v)) for v in predicted_steps(steps, spec)]
             else:
-                labels = output_labels(self.state, so.shape[-1])
-                self._preds = [labels[int(i)] for i in np.argmax(so[b], axis=-1)]
+                labels = [display_label(s) for s in self.state.output_labels(so.shape[-1])]
+                self._preds = [labels[int(i)] for i in predicted_steps(steps, spec)]
         self.first = 0
         self._on_t_changed(self.state.t)
 
@@ -275,14 +285,6 @@ class TokenStrip(QWidget):
     def resizeEvent(self, event: Any) -> None:
         super().resizeEvent(event)
         self._on_t_changed(self.state.t)
-
-
-def _probabilities(so: np.ndarray) -> bool:
-    """Whether per-step outputs ``(B, T, K)`` are probabilities (a prediction per step)."""
-    sample = np.asarray(so[:, :200])
-    if not np.all((sample >= 0) & (sample <= 1)):
-        return False
-    return sample.shape[-1] == 1 or bool(np.allclose(sample.sum(-1), 1, atol=1e-3))
 
 
 class InputEditor(QWidget):

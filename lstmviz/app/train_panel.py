@@ -646,15 +646,14 @@ class TrainPanel(QWidget):
 
                 doc.set_model(model, None, info, example_input(model, info))
                 self._switched_model = True
-            trace = model.trace(doc.x)
+            # traced off the GUI thread; the snapshot's weights become the viewer's: a new
+            # input, what-if or an export then use the weights on screen
+            doc.show_weights(model, engine=f"NumPy · snapshot {snap.label}")
         except LstmvizError as e:
             self.state_label.setText(f"cannot trace this snapshot: {e}")
             return
         self._switched_model = True
         self._shown = i
-        # the snapshot's weights become the viewer's: a new input, what-if or an export
-        # then use the weights on screen, not the ones from before training
-        doc.set_trace(trace, engine=f"NumPy · snapshot {snap.label}", model=model)
         self._update_timeline_label(i)
 
     @property

@@ -112,7 +112,7 @@ def _target_args(p: argparse.ArgumentParser, required: bool = True) -> None:
 
 
 def _load(name: str) -> tuple[Any, Any, Path]:
-    from .. import load_model
+    from ..io import load_model
     from ..io.meta import load_info
     from .cli import resolve_model
 

@@ -112,7 +112,7 @@ def save_figure(fig: Any, path: str | os.PathLike[str]) -> Path:
         raise LstmvizError(f"{p}: a figure is written as .png, .svg or .pdf, not .{fmt or '?'}")
     st = getattr(fig, "_lstmviz_style", None)
     dpi = st.dpi if st is not None else 150
-    from .. import __version__
+    from .._version import __version__
 
     meta: dict[str, Any] = {
         "png": {"Software": f"lstmviz {__version__}"},

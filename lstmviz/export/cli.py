@@ -150,7 +150,7 @@ def main(argv: list[str] | None = None) -> int:
     quantities = parse_quantities(a.quantities)
     units = parse_units(a.units)
 
-    from .. import load_model
+    from ..io import load_model
     from ..io.inputs import load_input
     from ..io.meta import load_info
     from .api import export_trace

@@ -97,7 +97,7 @@ def sha256_file(path: str | os.PathLike[str]) -> str:
 
 
 def _versions() -> dict[str, str]:
-    from .. import __version__
+    from .._version import __version__
 
     v = {
         "lstmviz": __version__,

@@ -1182,7 +1182,7 @@ class DiagramFigure:
 
     def save(self, path: str | os.PathLike[str], fmt: str | None = None) -> Path:
         """Write PNG, SVG or PDF atomically (the format from the extension by default)."""
-        from .. import __version__
+        from .._version import __version__
         from ..io.atomic import atomic_open
 
         mpl = _mpl()

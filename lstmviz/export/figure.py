@@ -469,7 +469,7 @@ class GridFigure:
         fmt = (fmt or p.suffix.lstrip(".")).lower()
         if fmt not in ("png", "svg", "pdf"):
             raise LstmvizError(f"{p}: a figure is written as .png, .svg or .pdf, not .{fmt}")
-        from .. import __version__
+        from .._version import __version__
 
         title = self.title_text()
         meta: Any = {

@@ -53,8 +53,8 @@ class LessonStepView:
 
 
 def _load_model(lesson: Lesson) -> tuple[Any, Any, str]:
-    from .. import load_model
     from ..examples import get_example
+    from ..io import load_model
     from ..io.meta import load_info
 
     kind, ref = lesson.model_ref()
@@ -402,7 +402,7 @@ def write_handout(
     """A PDF with one page per step: questions, the view, the caption (atomic)."""
     from matplotlib.backends.backend_pdf import PdfPages
 
-    from .. import __version__
+    from .._version import __version__
     from ..io.atomic import atomic_open
 
     views = prepare(lesson)

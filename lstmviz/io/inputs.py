@@ -204,6 +204,8 @@ def example_input(model: Model, info: ModelInfo | None = None) -> Any:
     if hasattr(model, "example_input"):  # whole-graph models know their declared shapes
         return model.example_input()
     rng = np.random.default_rng(0)
+    if len(getattr(model, "inputs", []) or []) > 1:  # one array per model input
+        return [_example_for_input(model, ref[0], rng) for ref in model.inputs]
     t = model.input_timesteps or 12
     if model.takes_tokens:
         emb = model.embedding
@@ -214,6 +216,19 @@ def example_input(model: Model, info: ModelInfo | None = None) -> Any:
     if f == 10:
         return np.eye(10, dtype=np.float32)[rng.integers(0, 10, (1, t))]
     return rng.normal(0, 1, (1, t, f)).astype(np.float32)
+
+
+def _example_for_input(model: Model, name: str, rng: np.random.Generator) -> np.ndarray:
+    """A small deterministic input for one of several model inputs: token ids for an input
+    that feeds an Embedding, else floats shaped as the input layer declares."""
+    lay = model.layers.get(name)
+    shape = tuple(getattr(lay, "batch_shape", None) or (None, None, 1))
+    steps = int(shape[1]) if len(shape) > 1 and shape[1] is not None else 12
+    for n in model.nodes:
+        if n.layer.kind == "Embedding" and any(r[0] == name for r in n.inputs):
+            return rng.integers(0, int(n.layer.input_dim), (1, steps))
+    feats = int(shape[-1]) if len(shape) > 2 and shape[-1] is not None else 1
+    return rng.normal(0, 1, (1, steps, feats)).astype(np.float32)
 
 
 def _bits_lsb_first(number: str) -> list[int]:

@@ -462,7 +462,7 @@ class Session:
     # ---- writing ---------------------------------------------------------------------------
     def to_json(self, base: str | os.PathLike[str] | None = None) -> dict[str, Any]:
         """The ``session.json`` document (arrays are referenced by name)."""
-        from .. import __version__
+        from .._version import __version__
 
         if self.engine and not isinstance(self.engine, str):
             raise LstmvizError(f"session: engine must be a string; got {self.engine!r}")

@@ -49,10 +49,12 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol
 import numpy as np
 from psygnal import Signal, SignalGroup, evented
 
+from ..analysis.levels import LevelLock
 from ..analysis.units import UNIT_FILTERS, default_units, unit_rows
 from ..errors import InputError, LstmvizError
 
 if TYPE_CHECKING:
+    from ..analysis.outputs import OutputSpec
     from ..engine.intervene import Intervention
     from ..engine.trace import LayerTrace, Trace
     from ..io.meta import ModelInfo
@@ -211,6 +213,19 @@ class ViewerState:
         self.options = ViewOptions()
         #: runs loading and tracing; :func:`run_now` unless the app sets a worker runner
         self.runner: Runner = runner or run_now
+        #: asked when a model file cannot tell whether its inputs are time-major (some ONNX
+        #: graphs): ``ask_layout(model, input_names) -> True (time-major), False
+        #: (batch-first) or None (cancel)``; the app shows a question, scripts pass
+        #: ``time_major=`` to the loader instead
+        self.ask_layout: Callable[[Any, list[str]], bool | None] | None = None
+        #: run on each new trace *inside the tracing job* (off the GUI thread in the app),
+        #: before it is shown: ``prepare(trace, batch)`` computes what the views will draw
+        #: (overview images, colour levels, unit scores) and caches it on the layer traces.
+        #: Pure NumPy: a preparer never touches a widget.
+        self.preparers: list[Callable[[Trace, int], None]] = [prepare_trace]
+        #: the colour levels of every view and export; locked while ``options.lock_levels``
+        self.level_lock = LevelLock()
+        self.options.events.lock_levels.connect(self._on_lock_levels)
         self._model: TraceableModel | None = None
         self._model_path: str | None = None
         self._info: ModelInfo | None = None
@@ -227,6 +242,7 @@ class ViewerState:
         self._busy = ""
         self._generation = 0
         self._labels: tuple[tuple[int, int], list[str]] | None = None
+        self._spec: tuple[int, OutputSpec] | None = None
         self._interventions: tuple[Intervention, ...] = ()
         self._token_scores: TokenScores | None = None
 
@@ -340,21 +356,91 @@ class ViewerState:
         return self._generation
 
     # --- derived, read-only --------------------------------------------------------------------
+    def color_levels(self, quantity: str, lt: LayerTrace | None = None) -> tuple[float, float]:
+        """The colour levels of ``quantity`` of ``lt`` (default: the selected layer) that every
+        view and export of this state uses (:mod:`lstmviz.analysis.levels`): fixed for gates
+        and tanh-bounded values, robust to outlier units otherwise, and kept across inputs and
+        training snapshots while ``options.lock_levels`` is on."""
+        lt = lt if lt is not None else self.layer_trace
+        if lt is None:
+            raise LstmvizError("no trace yet: open a model first")
+        return self.level_lock.levels(quantity, lt)
+
+    @property
+    def output_spec(self) -> OutputSpec | None:
+        """What the model's output is (probabilities, log-probabilities, logits, bits or
+        values), decided once per model by :func:`lstmviz.analysis.outputs.output_spec`;
+        None before a trace with a per-step output exists."""
+        tr = self._trace
+        if self._model is None or tr is None or tr.step_output is None:
+            return None
+        key = id(self._model)
+        if self._spec is None or self._spec[0] != key:
+            from ..analysis.outputs import output_spec
+
+            self._spec = (key, output_spec(self._model, self._info, values=tr.step_output))
+        return self._spec[1]
+
+    def output_labels(self, k_total: int) -> list[str]:
+        """A raw label per output class (display them with
+        :func:`lstmviz.analysis.outputs.display_label`)."""
+        from ..analysis.outputs import output_labels
+
+        return output_labels(self._info, k_total)
+
+    def _on_lock_levels(self, on: bool) -> None:
+        if on:
+            traces = self._trace.layers if self._trace is not None else []
+            self.level_lock.lock(*traces)
+        else:
+            self.level_lock.unlock()
+        if self._trace is not None:
+            self.events.trace.emit()  # redraw with the new levels
+
     def token_labels(self) -> list[str]:
-        """One short label per timestep of the current batch item."""
+        """One short label per timestep of the current batch item, for the sequence the
+        selected layer reads (an encoder-decoder's decoder reads the second input)."""
         if self._x is None or self._model is None:
             return []
-        key = (id(self._x), self._batch)
+        k = self.input_index()
+        key = (id(self._x), self._batch, k)
         if self._labels is not None and self._labels[0] == key:
             return self._labels[1]
         from ..io.inputs import token_labels
 
+        x = self._x[k] if isinstance(self._x, list) else self._x
+        info = self._info if k == 0 else None  # the info's vocabulary is the first input's
         try:
-            labels = token_labels(self._model, self._x, self._info, self._batch)  # type: ignore[arg-type]
+            labels = token_labels(self._model, x, info, self._batch)  # type: ignore[arg-type]
         except (LstmvizError, IndexError, ValueError):
             labels = [str(t) for t in range(self.timesteps)]
         self._labels = (key, labels)
         return labels
+
+    def input_index(self, layer: str | None = None) -> int:
+        """Which model input the LSTM layer ``layer`` (default: the selected one) reads,
+        through the layers before it: 0 for a one-input model."""
+        layer = layer or self._layer
+        if not isinstance(self._x, list) or not layer:
+            return 0
+        return lstm_input_index(self._model, layer.partition("/")[0])
+
+    @property
+    def output_follows_layer(self) -> bool:
+        """Whether the model's per-step output runs along the selected layer's steps (an
+        encoder-decoder's outputs follow the decoder, not the encoder)."""
+        tr = self._trace
+        lt = self.layer_trace
+        if tr is None or lt is None or tr.step_output is None:
+            return False
+        return bool(np.shape(tr.step_output)[1] == lt.timesteps) and (
+            not isinstance(self._x, list) or self.input_index() == self._output_input_index()
+        )
+
+    def _output_input_index(self) -> int:
+        """The model input whose steps the output follows (the last LSTM's input)."""
+        names = list(getattr(self._model, "lstm_trace_names", []) or [])
+        return self.input_index(names[-1]) if names else 0
 
     def input_text(self) -> str:
         """The current input written the way :meth:`set_text` reads it."""
@@ -411,17 +497,37 @@ class ViewerState:
                 model, info, xx = load_model(path), load_info(path), x
             if xx is None and (text is not None or input_path is not None):
                 xx = load_input(model, path=input_path, text=text, info=info)
+            if getattr(model, "layout_ambiguous", None):  # ask before anything is traced
+                return model, info, xx, None
             if xx is None:
                 xx = example_input(model, info)
             xx = model.check_input(xx)
-            return model, info, xx, model.trace(xx)
+            trace = model.trace(xx)
+            self._prepare(trace, 0)
+            return model, info, xx, trace
 
         def done(result: Any) -> None:
             if gen != self._generation:
                 return
             model, info, xx, trace = result
             self._set_busy("")
-            self.set_model(model, path, info, xx, trace=trace)
+            ambiguous = list(getattr(model, "layout_ambiguous", None) or [])
+            if ambiguous:
+                answer = self.ask_layout(model, ambiguous) if self.ask_layout else None
+                if answer is None:
+                    self.events.failed.emit(
+                        f"{path}: the graph does not say whether its input "
+                        f"{', '.join(ambiguous)} is time-major (T, batch, ...) or batch-first "
+                        "(batch, T, ...); nothing was opened. From Python: "
+                        "lstmviz.load_model(path, time_major=True or False)"
+                    )
+                    return
+                model.set_time_major(bool(answer))
+            try:
+                self.set_model(model, path, info, xx, trace=trace)
+            except LstmvizError as e:
+                self.events.failed.emit(str(e))
+                return
             if on_opened is not None:
                 on_opened()
 
@@ -516,6 +622,33 @@ class ViewerState:
             self._retrace_engine = engine
         self._generation += 1  # a trace still being computed is now stale
         self._install_trace(trace, engine)
+
+    def show_weights(self, model: TraceableModel, engine: str) -> None:
+        """Show the current input traced by ``model``, a model of the open one's
+        architecture with other weights (a training snapshot): traced by :attr:`runner`
+        (off the GUI thread in the app), then shown as :meth:`set_trace` with ``model`` --
+        ``t``, the layer and the selection stay."""
+        if self._x is None:
+            raise InputError("no input to trace: open a model first")
+        x = model.check_input(self._x)
+        self._generation += 1
+        gen = self._generation
+        batch = self._batch
+
+        def job(progress: ProgressFn, should_stop: ShouldStopFn) -> Any:
+            trace = model.trace(x)
+            self._prepare(trace, batch)
+            return trace
+
+        def done(trace: Any) -> None:
+            if gen == self._generation:
+                self._set_busy("")
+                self.set_trace(trace, engine=engine, model=model)
+
+        if trace_values(model, x) <= SYNC_TRACE_VALUES:
+            run_now(job, done, lambda m: self._failed(gen, m), "")
+        else:
+            self._run(job, done, f"Tracing with {engine}", gen)
 
     def retrace(self) -> None:
         """Recompute the trace of the current model and input (after its weights changed)."""
@@ -736,8 +869,15 @@ class ViewerState:
         gen = self._generation
         engine = self._retrace_engine
 
+        batch = self._batch
+        reuse = self._reusable(model, x)
+
         def job(progress: ProgressFn, should_stop: ShouldStopFn) -> Any:
-            return model.trace(x)
+            # an edit of the input retraces from the first changed step on (the engine
+            # copies the steps before it from the trace on screen, which it only reads)
+            trace = model.trace(x, reuse=reuse) if reuse is not None else model.trace(x)
+            self._prepare(trace, batch)
+            return trace
 
         def done(trace: Any) -> None:
             if gen == self._generation:
@@ -750,6 +890,31 @@ class ViewerState:
             run_now(job, done, lambda m: self._failed(gen, m), "")
         else:
             self._run(job, done, f"Tracing {steps} timesteps", gen)
+
+    def _prepare(self, trace: Trace, batch: int) -> None:
+        for prepare in list(self.preparers):
+            try:
+                prepare(trace, min(batch, trace.batch_size - 1))
+            except LstmvizError:  # a view that cannot prepare draws what it can later
+                continue
+
+    def _reusable(self, model: Any, x: Any) -> Trace | None:
+        """The trace on screen when a new input's trace can start from it: the same engine
+        model, and every input of the same shape."""
+        from ..engine.model import Model
+
+        old = self._trace
+        if old is None or not isinstance(model, Model) or model is not self._model:
+            return None
+        if self._engine != "NumPy":  # another engine's trace: trace in full
+            return None
+        xs = x if isinstance(x, list) else [x]
+        olds = old.inputs if isinstance(old.inputs, list) else [old.inputs]
+        if len(xs) != len(olds) or any(
+            np.shape(a) != np.shape(b) for a, b in zip(xs, olds, strict=True)
+        ):
+            return None
+        return old
 
     def _set_busy(self, label: str) -> None:
         if label != self._busy:
@@ -813,3 +978,43 @@ def trace_values(model: Any, x: Any) -> int:
         halves = [lay.forward, lay.backward] if hasattr(lay, "forward") else [lay]
         units += sum(int(getattr(h, "units", 0)) for h in halves)
     return bt * max(units, 1)
+
+
+def lstm_input_index(model: Any, layer: str) -> int:
+    """The index of the model input that reaches ``layer`` first, walking the model's graph
+    back (the first input of each node); 0 when the model has no graph to walk."""
+    nodes = getattr(model, "nodes", None)
+    inputs = list(getattr(model, "inputs", []) or [])
+    if not nodes or not inputs:
+        return 0
+    produced = {(n.layer.name, n.index): n for n in nodes}
+    input_names = [ref[0] for ref in inputs]
+    seen: set[str] = set()
+    name = layer
+    while name not in input_names and name not in seen:
+        seen.add(name)
+        node = next((n for n in nodes if n.layer.name == name), None)
+        if node is None or not node.inputs:
+            return 0
+        ref = node.inputs[0]
+        src = produced.get((ref[0], ref[1]))
+        name = src.layer.name if src is not None else ref[0]
+    return input_names.index(name) if name in input_names else 0
+
+
+def prepare_trace(trace: Trace, batch: int) -> None:
+    """What the views of any trace need, computed once (and cached on its layer traces):
+    colour levels of the six quantities, unit activity scores and spreads, and the overview
+    image of each quantity of each layer for batch item ``batch``."""
+    from ..analysis.levels import levels
+    from ..analysis.overview import overview
+    from ..analysis.units import default_units, unit_scores
+    from ..engine.trace import QUANTITIES
+
+    for lt in trace.layers:
+        b = min(batch, lt.batch_size - 1)
+        unit_scores(lt, b, "active")
+        default_units(lt, b)
+        for q in QUANTITIES:
+            levels(q, lt)
+            overview(lt, q, b)

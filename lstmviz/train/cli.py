@@ -131,13 +131,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     print(f"saved {path} (open it with: lstmviz {path})", flush=True)
     if task.token_kind in ("chars", "words"):
-        import lstmviz
-
+        from ..io import load_model
         from .sampling import generate
 
         info = task.info(config, result.metrics)
         text = generate(
-            lstmviz.load_model(path), info, task.example, n=60, temperature=0.7, rng=config.seed
+            load_model(path), info, task.example, n=60, temperature=0.7, rng=config.seed
         )
         print(f"sample at temperature 0.7: {text!r}", flush=True)
     return 0

@@ -319,9 +319,9 @@ def keras_trace(model: Any, x: Any, initial_state: dict[str, Any] | None = None)
     from ..engine.trace import LayerTrace, Trace
 
     if isinstance(model, (str, Path)):
-        import lstmviz
+        from ..io import load_model
 
-        model = lstmviz.load_model(model)
+        model = load_model(model)
     ref = model.trace(x, initial_state=initial_state)
     km = _load_keras_model(model)
     inputs: dict[str, np.ndarray] = {}

@@ -173,7 +173,12 @@ def test_integrated_gradients_agree_with_captum(tmp_path):
     net = Net().eval()
     torch.save(net.state_dict(), tmp_path / "net.pt")
     (tmp_path / "net.lstmviz.json").write_text(
-        json.dumps({"format_version": 1, "extra": {"torch": {"head_on": "last"}}})
+        json.dumps(
+            {
+                "format_version": 1,
+                "extra": {"torch": {"lstm_prefix": "rnn.", "head": ["fc."], "head_on": "last"}},
+            }
+        )
     )
     model = lstmviz.load_model(tmp_path / "net.pt")
     x = np.random.default_rng(0).normal(size=(2, 9, 3)).astype(np.float32)

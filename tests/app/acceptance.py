@@ -91,7 +91,7 @@ def menu_entries(w: Any) -> list[tuple[str, ...]]:
                 continue
             if a.menu() is not None:
                 walk(a.menu(), (*path, _plain(a)))
-            else:
+            elif a.isEnabled():  # disabled rows only inform ("No recovered sessions")
                 out.append((*path, _plain(a)))
 
     for a in w.menuBar().actions():

@@ -126,6 +126,16 @@ def _file_entries(qtbot, w, answers, tmp_path):
     click_menu(qtbot, w, "File", "Open session…")
     qtbot.waitUntil(lambda: w.state.t == 3, timeout=20000)
 
+    # File > Recover lists every kept autosave; clicking one opens it
+    kept = w.session_actions.recovered_dir
+    kept.mkdir(parents=True, exist_ok=True)
+    Session(model_path=str(STACKED), t=1).save(kept / "autosave-kept.lstmviz")
+    label = w.session_actions.recovered()[0].label
+    click_menu(qtbot, w, "File", "Recover", label)
+    qtbot.waitUntil(lambda: w.state.model_path == str(STACKED) and w.state.t == 1, timeout=20000)
+    wait_settled(qtbot, w)
+    _open(qtbot, w, DIGITS)
+
     embed = w.session_actions.embed_action
     before = embed.isChecked()
     click_menu(qtbot, w, "File", "Embed the model in saved sessions")
@@ -272,7 +282,10 @@ def test_every_menu_entry_is_covered(app):
     from lstmviz.examples import list_examples
 
     examples = {("File", "Examples", ex.title) for ex in list_examples()}
-    entries = {e for e in menu_entries(app) if e[:2] != ("File", "Recent")}
+    # Recent and Recover list files (checked by clicking one in the File test)
+    entries = {
+        e for e in menu_entries(app) if e[:2] not in (("File", "Recent"), ("File", "Recover"))
+    }
     missing = entries - checked - analysis - examples
     assert not missing, f"menu entries without an acceptance check: {sorted(missing)}"
 
@@ -418,7 +431,8 @@ def test_what_if_buttons(app, qtbot):
     p.step.setValue(2)
     p.token.setCurrentIndex(9)
     click(qtbot, p.run_btn)
-    assert p.result is not None and not p.stack.is_empty
+    qtbot.waitUntil(lambda: p.result is not None, timeout=20000)  # computed off the GUI thread
+    assert not p.stack.is_empty
     assert "changed step 2" in p.summary.text()
     click(qtbot, p.apply_btn)
     assert w.state.token_labels()[2] == "9"
@@ -550,7 +564,6 @@ def test_layout_with_each_panel_open(app, qtbot, width, height):
 def test_screenshot_pixels_follow_the_colour_map(app, qtbot):
     """A blank or wrongly coloured render fails: heatmap pixels at known cells are the colour
     map's colour of the trace's value there."""
-    from lstmviz.app.heatmaps import levels_for
     from lstmviz.app.style import colormap
 
     w = app
@@ -561,7 +574,7 @@ def test_screenshot_pixels_follow_the_colour_map(app, qtbot):
     checked = 0
     for key, cmap in (("forget_gate", "viridis"), ("cell", "CET-D1A")):
         hm = w.heatmaps.maps[key]
-        lo, hi = levels_for(lt, key)
+        lo, hi = w.state.color_levels(key, lt)
         lut = colormap(cmap).getLookupTable(nPts=256, alpha=False)
         for row in (0, hm.n_rows // 2, hm.n_rows - 1):
             for t in range(0, hm.n_t - 1):

@@ -188,7 +188,8 @@ def test_what_if_panel(qtbot, state, panels):
     assert p.token.count() == 10
     p.step.setValue(2)
     p.token.setCurrentIndex(8)
-    p.run()
+    p.run()  # computed in the panel's worker
+    qtbot.waitUntil(lambda: p.result is not None, timeout=20000)
     r = p.result
     assert r is not None and r.t == 2
     img = p.div_image.image

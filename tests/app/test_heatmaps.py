@@ -5,36 +5,42 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from lstmviz.app.heatmaps import levels_for, time_ticks
-from lstmviz.app.style import downsample_image
-
-from .models import digit_model
+from lstmviz.analysis.overview import reduce_image
+from lstmviz.app.heatmaps import time_ticks
 
 
-def test_downsample_image_block_means():
+def test_overview_block_means():
     a = np.arange(35, dtype=np.float32).reshape(5, 7)
-    out = downsample_image(a, 3, 3)
+    out = reduce_image(np.ascontiguousarray(a.T), None, 3, 3)
     assert out.shape == (3, 3)
     assert out[0, 0] == a[:2, :3].mean()
     assert out[2, 2] == a[4:, 6:].mean()  # the short last block: its own mean
-    small = downsample_image(a, 10, 10)
+    small = reduce_image(np.ascontiguousarray(a.T), None, 10, 10)
     np.testing.assert_array_equal(small, a)
     assert small.flags.c_contiguous
     big = np.random.default_rng(0).random((1024, 10000), dtype=np.float32).T.T  # strided
-    assert downsample_image(big, 384, 1200).shape == (342, 1112)
+    assert reduce_image(np.ascontiguousarray(big.T), None, 384, 1200).shape == (342, 1112)
 
 
-def test_levels():
-    m = digit_model()
-    x = np.eye(10, dtype=np.float32)[[[1, 2, 3, 4]]]
-    lt = m.trace(x).layer("lstm")
-    assert levels_for(lt, "forget_gate") == (0.0, 1.0)
-    assert levels_for(lt, "candidate") == (-1.0, 1.0)
-    assert levels_for(lt, "hidden") == (-1.0, 1.0)
-    lo, hi = levels_for(lt, "cell")
-    assert lo == -hi
-    assert hi >= np.percentile(np.abs(lt.cell), 99.5)
-    assert levels_for(lt, "cell") == (lo, hi)  # cached, same answer
+def test_heatmaps_use_the_states_levels_which_are_the_exports(digit_window):
+    """One implementation of colour levels: the app's heatmaps, the state and the export
+    agree (analysis.levels), and a lock keeps them across inputs."""
+    from lstmviz.analysis.levels import levels
+    from lstmviz.export import levels_for as export_levels
+
+    w = digit_window
+    lt = w.state.layer_trace
+    for q in ("forget_gate", "candidate", "cell", "hidden"):
+        want = levels(q, lt)
+        assert w.state.color_levels(q) == want == export_levels(q, lt)
+        assert tuple(w.heatmaps.maps[q].bar.levels) == want
+    w.state.options.lock_levels = True
+    locked = w.state.color_levels("cell")
+    w.state.set_text("9 9 9 9 9 9 9 9 9 9 9 9")
+    assert w.state.color_levels("cell") == locked
+    assert tuple(w.heatmaps.maps["cell"].bar.levels) == locked
+    w.state.options.lock_levels = False
+    assert w.state.color_levels("cell") == levels("cell", w.state.layer_trace)
 
 
 def test_time_ticks():

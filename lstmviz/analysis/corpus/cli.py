@@ -108,7 +108,7 @@ def _token_text(tokenizer: dict[str, Any] | None, ids: np.ndarray, lo: int, hi: 
 
 # ------------------------------------------------------------------------------ commands
 def _trace(a: argparse.Namespace) -> int:
-    from ... import load_model
+    from ...io import load_model
     from ...io.meta import load_info
     from .tracing import trace_corpus
 

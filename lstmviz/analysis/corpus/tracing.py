@@ -499,7 +499,7 @@ def trace_corpus(
         tok = {"kind": str(info.token_kind), "vocab": [str(v) for v in info.vocab]}
     elif info is not None:
         tok = {"kind": str(info.token_kind), "vocab": []}
-    from ... import __version__
+    from ..._version import __version__
 
     with resolve(scheduler) as sched:
         if block_steps is not None:

@@ -60,12 +60,14 @@ def show_image(
     data: np.ndarray,
     levels: tuple[float, float],
     x0: float = 0.0,
+    extent: tuple[int, int] | None = None,
 ) -> None:
     """``data`` (rows, cols) into ``image`` covering ``[x0, x0 + cols) x [0, rows)`` and the
-    view fitted to it (linked views follow)."""
+    view fitted to it (linked views follow). ``extent``: ``(rows, cols)`` the image stands
+    for when ``data`` is a reduced overview of a larger map."""
     from PySide6.QtCore import QRectF
 
-    rows, cols = data.shape
+    rows, cols = extent if extent is not None else data.shape
     image.setImage(np.ascontiguousarray(data, np.float32), autoLevels=False, levels=levels)
     image.setRect(QRectF(x0, 0, max(cols, 1), max(rows, 1)))
     plot.vb.setRange(xRange=(x0, x0 + max(cols, 1)), yRange=(0, max(rows, 1)), padding=0)

@@ -20,6 +20,7 @@ from PySide6.QtWidgets import (
 from ...analysis import WhatIf, what_if
 from ...engine.trace import QUANTITIES, SYMBOLS, TITLES
 from ...errors import LstmvizError
+from ..workers import TaskRunner
 from .common import Panel, PlotStack, hint, show_image, style_plot, time_ticks
 
 
@@ -50,6 +51,8 @@ class WhatIfPanel(Panel):
     def __init__(self, state, parent: QWidget | None = None) -> None:
         super().__init__(state, parent)
         self.result: WhatIf | None = None
+        self._images: dict[str, Any] | None = None  # what _draw shows, made in the worker
+        self.runner = TaskRunner(self)
         self._choices: list[tuple[str, Any]] = []
         lay = QVBoxLayout(self)
         lay.setContentsMargins(4, 4, 4, 4)
@@ -83,7 +86,7 @@ class WhatIfPanel(Panel):
         for q in QUANTITIES:
             self.quantity.addItem(TITLES[q], q)
         self.quantity.setCurrentIndex(QUANTITIES.index("hidden"))
-        self.quantity.currentIndexChanged.connect(lambda *_: self._draw())
+        self.quantity.currentIndexChanged.connect(lambda *_: self._on_quantity())
         row2.addWidget(self.quantity)
         self.summary = QLabel()
         row2.addWidget(self.summary, 1)
@@ -194,26 +197,32 @@ class WhatIfPanel(Panel):
         return np.asarray(vals, np.float32)
 
     def run(self) -> None:
+        """Retrace with the changed input (from the changed step on) and diff everything:
+        computed in the panel's worker, so a long trace never stalls the window."""
         doc = self.state
         if doc.model is None or doc.trace is None:
             return
         try:
-            # the shown trace may come from elsewhere (a training snapshot): then retrace both
-            own = doc.engine == "NumPy"
-            self.result = what_if(
-                doc.model,
-                doc.x,
-                self.step.value(),
-                self.new_value(),
-                batch=doc.batch,
-                before=doc.trace if own else None,
-            )
+            value = self.new_value()
         except LstmvizError as e:
-            self.result = None
             self.error.emit(str(e))
             return
-        self.apply_btn.setEnabled(True)
-        self._draw()
+        # the shown trace may come from elsewhere (a training snapshot): then retrace both
+        own = doc.engine == "NumPy"
+        model, x, t, batch = doc.model, doc.x, self.step.value(), doc.batch
+        before = doc.trace if own else None
+        layer, q = doc.layer, self.quantity.currentData()
+
+        def job(progress: Any, should_stop: Any) -> Any:
+            r = what_if(model, x, t, value, batch=batch, before=before)
+            return r, images(r, layer, q)
+
+        def done(result: Any) -> None:
+            self.result, self._images = result
+            self.apply_btn.setEnabled(True)
+            self._draw()
+
+        self.runner.start(job, done, "What-if", on_failed=self.error.emit)
 
     def apply(self) -> None:
         if self.result is not None:
@@ -221,10 +230,29 @@ class WhatIfPanel(Panel):
             self.result = None
             self.state.set_input(x)
 
+    def shutdown(self) -> None:
+        """The window closes: drop a what-if still being computed."""
+        self.runner.shutdown(200)
+
+    def _on_quantity(self) -> None:
+        r, lt = self.result, self.lt
+        if r is None or lt is None:
+            return
+        layer, q = lt.name, self.quantity.currentData()
+
+        def done(imgs: dict[str, Any]) -> None:
+            self._images = imgs
+            self._draw()
+
+        self.runner.start(
+            lambda p, s: images(r, layer, q), done, "What-if", on_failed=self.error.emit
+        )
+
     def _draw(self) -> None:
         r = self.result
         lt = self.lt
-        if r is None or lt is None:
+        imgs = self._images
+        if r is None or lt is None or imgs is None or imgs["layer"] != lt.name:
             for im in (self.div_image, self.diff_image, *self.side_images):
                 im.clear()
             self.out_curve.setData([], [])
@@ -232,22 +260,17 @@ class WhatIfPanel(Panel):
             self.stack.show_empty()
             return
         self.stack.show_plots()
-        div = r.divergence[lt.name]
-        mat = np.stack([div[q] for q in QUANTITIES])  # (6, T)
-        hi = float(max(mat.max(), 1e-6))
-        show_image(self.div_plot, self.div_image, mat, (0, hi))
-        q = self.quantity.currentData()
-        d = r.diff(lt.name, q).T  # (U, T)
-        m = float(max(np.abs(d).max(), 1e-6))
-        show_image(self.diff_plot, self.diff_image, d, (-m, m))
-        from ..heatmaps import levels_for
-
-        lv = levels_for(lt, q)
+        q = imgs["quantity"]
+        steps, units = lt.timesteps, lt.units
+        hi = imgs["hi"]
+        show_image(self.div_plot, self.div_image, imgs["divergence"], (0, hi), extent=(6, steps))
+        m = imgs["m"]
+        show_image(self.diff_plot, self.diff_image, imgs["diff"], (-m, m), extent=(units, steps))
+        lv = self.state.color_levels(q, lt)
         cmap = "viridis" if q in ("input_gate", "forget_gate", "output_gate") else "CET-D1"
-        for p, im, tr in zip(self.side_plots, self.side_images, (r.before, r.after), strict=True):
-            img = np.asarray(tr.layer(lt.name).get(q)[r.batch], np.float32).T  # (U, T)
+        for p, im, key in zip(self.side_plots, self.side_images, ("before", "after"), strict=True):
             im.setColorMap(pg.colormap.get(cmap))
-            show_image(p, im, img, lv)
+            show_image(p, im, imgs[key], lv, extent=(units, steps))
         self.diff_plot.setTitle(f"after − before (±{m:.2g})", color="#e8e8ea")
         self.side_plots[0].setTitle(f"before: {TITLES[q]}", color="#e8e8ea")
         self.side_plots[1].setTitle(f"after: {TITLES[q]}", color="#e8e8ea")
@@ -280,3 +303,26 @@ class WhatIfPanel(Panel):
         self.summary.setText(
             f"changed step {r.t}: first affected step {first}, largest change {hi:.3g}{out_txt}"
         )
+
+
+def images(r: WhatIf, layer: str, q: str) -> dict[str, Any]:
+    """What the panel draws of a what-if, reduced to screen size (block means of long
+    traces): the divergence of the six quantities over time, and ``q`` before, after and
+    their difference over units x time. Pure NumPy: runs in the panel's worker."""
+    from ...analysis.overview import reduce_image
+
+    div = r.divergence[layer]
+    mat = np.stack([np.asarray(div[k], np.float32) for k in QUANTITIES])  # (6, T)
+    before = np.asarray(r.before.layer(layer).per_unit(q)[r.batch], np.float32)  # (T, U)
+    after = np.asarray(r.after.layer(layer).per_unit(q)[r.batch], np.float32)
+    diff = after - before
+    return {
+        "layer": layer,
+        "quantity": q,
+        "divergence": reduce_image(np.ascontiguousarray(mat.T), None),
+        "hi": float(max(float(mat.max()) if mat.size else 0.0, 1e-6)),
+        "before": reduce_image(before),
+        "after": reduce_image(after),
+        "diff": reduce_image(diff),
+        "m": float(max(float(np.abs(diff).max()) if diff.size else 0.0, 1e-6)),
+    }
