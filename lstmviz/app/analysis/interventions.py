@@ -51,6 +51,7 @@ from .targets import (
     engine_model,
     on_row_clicked,
     open_traced_corpus,
+    output_labels,
     output_layout,
     robust_max,
     side_by_side,
@@ -104,7 +105,7 @@ def output_change(state: Any, before: Any, after: Any) -> OutputChange:
     b = state.batch
     ob = np.asarray(before.output[0] if isinstance(before.output, list) else before.output)
     oa = np.asarray(after.output[0] if isinstance(after.output, list) else after.output)
-    spec = output_spec(state.model, state.info, values=ob)
+    spec = state.output_spec or output_spec(state.model, state.info, values=ob)
     vb = ob[b].reshape(steps, n_k) if per_step else ob[b].reshape(1, -1)
     va = oa[b].reshape(steps, n_k) if per_step else oa[b].reshape(1, -1)
     if spec.kind == "regression":
@@ -131,8 +132,6 @@ def output_change(state: Any, before: Any, after: Any) -> OutputChange:
         else:
             text = f"{what} {seq_b} → {seq_a}"
         return OutputChange(text, len(changed), len(pb))
-    from ..plots import output_labels
-
     labels = output_labels(state, vb.shape[-1])
     if per_step:
         text = f"the answer changes at {len(changed)} of {steps} steps" + (
@@ -680,8 +679,6 @@ class InterventionsPanel(Panel):
         if p.legend is not None:
             p.legend.addItem(pg.BarGraphItem(x=[0], height=[0], width=0, brush="#9aa0a6"), "before")
             p.legend.addItem(pg.BarGraphItem(x=[0], height=[0], width=0, brush="#E69F00"), "after")
-        from ..plots import output_labels
-
         labels = output_labels(st, len(vb))
         step = max(1, -(-len(vb) // 20))
         p.getAxis("bottom").setTicks([[(i, labels[i]) for i in range(0, len(vb), step)], []])

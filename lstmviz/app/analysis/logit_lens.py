@@ -12,9 +12,8 @@ import pyqtgraph as pg
 from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QVBoxLayout, QWidget
 
 from ...errors import LstmvizError
-from ..plots import output_labels
 from .common import SERIES, Panel, PlotStack, hint, show_image, style_plot, time_ticks
-from .targets import engine_model, on_row_clicked, robust_max, unit_ticks
+from .targets import engine_model, on_row_clicked, output_labels, robust_max, unit_ticks
 
 TOP = 10  # units in the bar chart
 

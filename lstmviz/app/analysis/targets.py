@@ -24,7 +24,6 @@ from PySide6.QtWidgets import (
 )
 
 from ...errors import LstmvizError
-from ..plots import output_labels
 from ..workers import TaskRunner
 
 #: The spaces a target is measured in (see :mod:`lstmviz.analysis.gradients`), as the
@@ -34,6 +33,13 @@ SPACES = (
     ("logit", "logit", "The head's value before its softmax or sigmoid (never saturates)"),
     ("log", "log", "The log of the output (a log-probability)"),
 )
+
+
+def output_labels(state: Any, k_total: int) -> list[str]:
+    """A label per output class, safe to display (a space shows as ␣)."""
+    from ...analysis.outputs import display_label
+
+    return [display_label(s) for s in state.output_labels(k_total)]
 
 
 def engine_model(state: Any) -> Any:
