@@ -144,7 +144,7 @@ class TokenStrip(QWidget):
             m = float(np.abs(seq).max()) or 1.0
             self._spark = seq / m
             self._spark_key = key
-        return self._spark
+        return np.asarray(self._spark)
 
     def _sparkline(self, p: QPainter, r: QRectF, feats: np.ndarray, future: bool) -> None:
         n = len(feats)

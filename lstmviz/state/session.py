@@ -34,8 +34,9 @@ def session_from_state(
     training timeline."""
     model = state.model
     path = state.model_path
-    if path is None and model is not None and getattr(model, "source", ""):
-        path = model.source
+    source = str(getattr(model, "source", "") or "") if model is not None else ""
+    if path is None and source:
+        path = source
     if path and not Path(path).is_file():
         path = None
     text: str | None = None

@@ -225,7 +225,7 @@ class ViewerState:
         self.preparers: list[Callable[[Trace, int], None]] = [prepare_trace]
         #: the colour levels of every view and export; locked while ``options.lock_levels``
         self.level_lock = LevelLock()
-        self.options.events.lock_levels.connect(self._on_lock_levels)
+        self.options.events.lock_levels.connect(self._on_lock_levels)  # type: ignore[attr-defined]
         self._model: TraceableModel | None = None
         self._model_path: str | None = None
         self._info: ModelInfo | None = None
@@ -241,7 +241,7 @@ class ViewerState:
         self._rows: np.ndarray = np.zeros(0, np.int64)
         self._busy = ""
         self._generation = 0
-        self._labels: tuple[tuple[int, int], list[str]] | None = None
+        self._labels: tuple[tuple[int, ...], list[str]] | None = None
         self._spec: tuple[int, OutputSpec] | None = None
         self._interventions: tuple[Intervention, ...] = ()
         self._token_scores: TokenScores | None = None
@@ -459,9 +459,9 @@ class ViewerState:
             return " ".join(labels)
         if kind in ("words", "ids"):
             return " ".join(labels)
-        a = np.asarray(self._x[0] if isinstance(self._x, list) else self._x)
-        if a.ndim == 3:
-            return "; ".join(" ".join(f"{v:.4g}" for v in row) for row in a[self._batch])
+        arr = np.asarray(self._x[0] if isinstance(self._x, list) else self._x)
+        if arr.ndim == 3:
+            return "; ".join(" ".join(f"{v:.4g}" for v in row) for row in arr[self._batch])
         return " ".join(labels)
 
     # --- opening a model and giving it input ------------------------------------------------------
@@ -875,7 +875,7 @@ class ViewerState:
         def job(progress: ProgressFn, should_stop: ShouldStopFn) -> Any:
             # an edit of the input retraces from the first changed step on (the engine
             # copies the steps before it from the trace on screen, which it only reads)
-            trace = model.trace(x, reuse=reuse) if reuse is not None else model.trace(x)
+            trace = model.trace(x, reuse=reuse) if reuse is not None else model.trace(x)  # type: ignore[call-arg]
             self._prepare(trace, batch)
             return trace
 

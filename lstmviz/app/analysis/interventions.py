@@ -445,7 +445,8 @@ class InterventionsPanel(Panel):
         text = self.units_edit.text().strip()
         if not text:
             raise InputError("type the units to change, e.g. 2 or 0-3, 7")
-        return self.state.parse_units(text)
+        units: list[int] = self.state.parse_units(text)
+        return units
 
     def make(self) -> Any:
         """The intervention the form describes (on the selected layer)."""

@@ -331,7 +331,7 @@ class StateSpacePanel(Panel):
         vals = np.asarray(lt.per_unit(pca.quantity), np.float64)[self.state.batch]  # (T, D)
         if vals.shape[-1] != pca.mean.shape[0]:
             return None
-        return pca.project(vals)
+        return np.asarray(pca.project(vals))
 
     def _draw(self) -> None:
         for item in self.fp_items:
