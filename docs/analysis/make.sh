@@ -12,3 +12,5 @@ lstmviz ablate binary_addition --text "0110111 + 0000001" --layer lstm --units 2
 lstmviz patch binary_addition --clean "0110111 + 0000001" --corrupted "0110110 + 0000001" --target 3,0 --space logit --force --out $D/patching_adder.png
 lstmviz fixed-points flip_flop --force --out $D/fixed_points_flip_flop.png
 python docs/analysis/figures.py
+# the app panels, in the real window (needs a display: xvfb-run makes one)
+xvfb-run -a -s "-screen 0 1920x1080x24" python docs/analysis/panels.py

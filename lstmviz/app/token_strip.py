@@ -60,7 +60,42 @@ class TokenStrip(QWidget):
         state.events.t.connect(self._on_t_changed)
         for name in ("hide_future", "hide_answer"):
             getattr(state.options.events, name).connect(self._on_option)
+        state.events.token_scores.connect(self._on_scores_changed)
         self.set_theme(NORMAL)
+
+    def _on_scores_changed(self) -> None:
+        ts = self.state.token_scores
+        base = (
+            "The input sequence (top) and the model's output at each step "
+            "(bottom). Click a token to jump to it."
+        )
+        if ts is not None:
+            base += (
+                f"\nTokens coloured by {ts.label or 'their scores'}: orange pushes the output up, "
+                "blue pushes it down; the stronger the colour, the larger the score."
+            )
+        self.setToolTip(base)
+        self.update()
+
+    def score_colour(self, t: int) -> QColor | None:
+        """The fill of token ``t`` when the tokens are coloured by scores (None otherwise):
+        orange for a positive score, blue for a negative one, as strong as the score is
+        large relative to the largest of the sequence."""
+        ts = self.state.token_scores
+        if ts is None or self.state.batch >= ts.scores.shape[0]:
+            return None
+        s = ts.normalized(self.state.batch)
+        if not 0 <= t < len(s):
+            return None
+        v = float(s[t])
+        warm, cool, base = QColor("#E69F00"), QColor("#56B4E9"), QColor("#262a33")
+        to = warm if v >= 0 else cool
+        a = min(abs(v), 1.0) * 0.9
+        return QColor(
+            round(base.red() + (to.red() - base.red()) * a),
+            round(base.green() + (to.green() - base.green()) * a),
+            round(base.blue() + (to.blue() - base.blue()) * a),
+        )
 
     def set_theme(self, theme: Theme) -> None:
         self.theme = theme
@@ -140,7 +175,7 @@ class TokenStrip(QWidget):
             m = float(np.abs(seq).max()) or 1.0
             self._spark = seq / m
             self._spark_key = key
-        return self._spark
+        return np.asarray(self._spark)
 
     def _sparkline(self, p: QPainter, r: QRectF, feats: np.ndarray, future: bool) -> None:
         n = len(feats)
@@ -232,18 +267,24 @@ class TokenStrip(QWidget):
             self._cells.append((i, r))
             current = i == t
             future = i > t
+            scored = self.score_colour(i)
             if current:
                 p.setPen(QPen(QColor(th.accent), 3))
-                p.setBrush(QColor("#0072B2"))
+                p.setBrush(scored if scored is not None else QColor("#0072B2"))
             else:
                 p.setPen(QPen(QColor("#3a3f4b"), 1))
-                p.setBrush(QColor("#262a33" if not future else "#1a1c22"))
+                p.setBrush(
+                    scored if scored is not None else QColor("#262a33" if not future else "#1a1c22")
+                )
             p.drawRoundedRect(r, 5, 5)
             if spark is not None:
                 self._sparkline(p, r, spark[i], future)
             else:
                 p.setFont(self.font_)
-                p.setPen(QColor(th.fg if not future else "#6b7078"))
+                if scored is not None and scored.lightness() > 120:
+                    p.setPen(QColor("#111111"))  # dark text on a strong colour
+                else:
+                    p.setPen(QColor(th.fg if not future or scored is not None else "#6b7078"))
                 p.drawText(r, Qt.AlignmentFlag.AlignCenter, labels[i])
             if self._preds is not None and i < len(self._preds):
                 self._paint_answers(p, i, x, cw, current, future)

@@ -34,8 +34,9 @@ def session_from_state(
     training timeline."""
     model = state.model
     path = state.model_path
-    if path is None and model is not None and model.source:
-        path = model.source
+    source = str(getattr(model, "source", "") or "") if model is not None else ""
+    if path is None and source:
+        path = source
     if path and not Path(path).is_file():
         path = None
     text: str | None = None
@@ -51,6 +52,8 @@ def session_from_state(
         "lock_levels": bool(options.lock_levels),
         "hide_future": bool(options.hide_future),
     }
+    if state.interventions:
+        v["interventions"] = [iv.to_dict() for iv in state.interventions]
     v.update(view or {})
     return Session(
         model_path=str(path) if path else None,
@@ -116,8 +119,8 @@ def apply_session(
 
 
 def apply_selection(session: Session, state: ViewerState) -> list[str]:
-    """Layer, batch item, units, unit filter and step of ``session`` on ``state``'s trace;
-    returns what could not be restored."""
+    """Layer, batch item, units, unit filter, step and interventions of ``session`` on
+    ``state``'s trace; returns what could not be restored."""
     problems: list[str] = []
     if session.layer:
         try:
@@ -140,4 +143,32 @@ def apply_selection(session: Session, state: ViewerState) -> list[str]:
         except (LstmvizError, TypeError, ValueError):
             problems.append(f"unit filter {flt!r} does not fit the layer")
     state.set_t(session.t)
+    problems.extend(apply_interventions(session, state))
+    return problems
+
+
+def apply_interventions(session: Session, state: ViewerState) -> list[str]:
+    """The session's interventions on units (``view["interventions"]``: their
+    :meth:`~lstmviz.engine.intervene.Intervention.to_dict`) on ``state``; each that cannot be
+    read or does not fit the model is left out and named in the returned list."""
+    from ..engine.intervene import Intervention
+
+    saved = (session.view or {}).get("interventions")
+    if not saved:
+        if state.interventions:
+            state.clear_interventions()
+        return []
+    if not isinstance(saved, list):
+        return [f"interventions: expected a list; found {type(saved).__name__}"]
+    problems: list[str] = []
+    kept: list[Intervention] = []
+    for k, d in enumerate(saved):
+        try:
+            iv = Intervention.from_dict(d)
+            state.check_intervention(iv)
+        except LstmvizError as e:
+            problems.append(f"intervention {k + 1} left out: {e}")
+            continue
+        kept.append(iv)
+    state.set_interventions(kept)
     return problems

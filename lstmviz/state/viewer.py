@@ -23,6 +23,8 @@ Each change emits exactly one event (none carries an array: views read the state
 ``rows``      the unit filter changed: the units the heatmaps show
 ``busy(str)`` long work started (its label) or ended (``""``)
 ``failed(str)``  a trace could not be computed (the message)
+``interventions``  the interventions on units changed (:attr:`ViewerState.interventions`)
+``token_scores``   the per-token scores the input strip colours changed (attribution)
 ============  =======================================================================
 
 View options (presentation mode, colour-level lock, ...) live in :attr:`ViewerState.options`,
@@ -53,6 +55,7 @@ from ..errors import InputError, LstmvizError
 
 if TYPE_CHECKING:
     from ..analysis.outputs import OutputSpec
+    from ..engine.intervene import Intervention
     from ..engine.trace import LayerTrace, Trace
     from ..io.meta import ModelInfo
 
@@ -136,6 +139,8 @@ class ViewerEvents(SignalGroup):
     rows = Signal()
     busy = Signal(str)
     failed = Signal(str)
+    interventions = Signal()
+    token_scores = Signal()
 
 
 @dataclass
@@ -216,6 +221,29 @@ class UnitFilter:
         return ("all", None)
 
 
+@dataclass(frozen=True, eq=False)
+class TokenScores:
+    """One score per input step of every batch item, as the input strip colours them.
+
+    Attributes
+    ----------
+    scores : ndarray
+        ``(batch, T)`` float64; the strip colours each token by its score divided by the
+        largest magnitude of its batch item (positive warm, negative cool).
+    label : str
+        What the scores are ("integrated gradients of output 4"), for the strip's tooltip.
+    """
+
+    scores: np.ndarray
+    label: str = ""
+
+    def normalized(self, b: int) -> np.ndarray:
+        """Batch item ``b``'s scores in [-1, 1] (divided by their largest magnitude)."""
+        s = np.asarray(self.scores[b], np.float64)
+        m = float(np.abs(s).max()) if s.size else 0.0
+        return s / m if m > 0 else s
+
+
 class ViewerState:
     """Model, input, trace, current step, layer, batch item, selection and view options.
 
@@ -240,7 +268,7 @@ class ViewerState:
         self.preparers: list[Callable[[Trace, int], None]] = [prepare_trace]
         #: the colour levels of every view and export; locked while ``options.lock_levels``
         self.level_lock = LevelLock()
-        self.options.events.lock_levels.connect(self._on_lock_levels)
+        self.options.events.lock_levels.connect(self._on_lock_levels)  # type: ignore[attr-defined]
         self._model: TraceableModel | None = None
         self._model_path: str | None = None
         self._info: ModelInfo | None = None
@@ -256,8 +284,10 @@ class ViewerState:
         self._rows: np.ndarray = np.zeros(0, np.int64)
         self._busy = ""
         self._generation = 0
-        self._labels: tuple[tuple[int, int, int], list[str]] | None = None
+        self._labels: tuple[tuple[int, ...], list[str]] | None = None
         self._spec: tuple[int, OutputSpec] | None = None
+        self._interventions: tuple[Intervention, ...] = ()
+        self._token_scores: TokenScores | None = None
 
     # --- fields ------------------------------------------------------------------------------
     @property
@@ -350,6 +380,18 @@ class ViewerState:
     def timesteps(self) -> int:
         lt = self.layer_trace
         return lt.timesteps if lt is not None else 0
+
+    @property
+    def interventions(self) -> tuple[Intervention, ...]:
+        """The interventions on units (ablations, clamps, patches) the Interventions panel
+        applies to the current input; sessions keep them. A new model clears them."""
+        return self._interventions
+
+    @property
+    def token_scores(self) -> TokenScores | None:
+        """Per-token scores the input strip colours (an attribution of the current input), or
+        None. A new input or model clears them."""
+        return self._token_scores
 
     @property
     def generation(self) -> int:
@@ -500,6 +542,8 @@ class ViewerState:
             inv = {"␣": " ", "⏎": "\n", "⇥": "\t"}
             return "".join(inv.get(s, s) for s in labels)
         if kind == "bits" and labels and all(len(s) == 2 for s in labels):
+            if len(labels) > 1 and labels[-1] == "00":
+                labels = labels[:-1]  # the final carry's step: set_text adds it back
             a = "".join(s[0] for s in reversed(labels))
             b = "".join(s[1] for s in reversed(labels))
             return f"{a} + {b}"
@@ -622,6 +666,8 @@ class ViewerState:
         self._filter = UnitFilter()
         self._rows = np.zeros(0, np.int64)
         self.level_lock.clear()  # another model's levels mean nothing here (a lock stays on)
+        self._interventions = ()  # they name another model's layers and units
+        self._token_scores = None
         self.events.model.emit()
         if trace is not None:
             self._install_trace(trace, self._retrace_engine)
@@ -638,6 +684,7 @@ class ViewerState:
         a = self._model.check_input(a)
         self._x = a
         self._labels = None
+        self._token_scores = None  # scores of the old input
         self.events.input.emit()
         self._retrace()
 
@@ -809,6 +856,93 @@ class ViewerState:
                 raise LstmvizError(f"bad unit range {part!r}")
             out.extend(range(a, b + 1))
         return list(dict.fromkeys(out))
+
+    # --- interventions and token scores --------------------------------------------------------
+    def set_interventions(self, interventions: Any) -> None:
+        """Replace the interventions (a sequence of
+        :class:`~lstmviz.engine.intervene.Intervention`); each must name an LSTM layer of the
+        open model and units it has. Emits ``interventions`` once."""
+        from ..engine.intervene import Intervention
+
+        try:
+            ivs = tuple(interventions)
+        except TypeError:
+            raise LstmvizError(
+                "interventions must be a list of Intervention; found "
+                f"{type(interventions).__name__}"
+            ) from None
+        for iv in ivs:
+            if not isinstance(iv, Intervention):
+                raise LstmvizError(
+                    f"interventions must be Intervention objects; found {type(iv).__name__}"
+                )
+            self.check_intervention(iv)
+        if ivs == self._interventions:
+            return
+        self._interventions = ivs
+        self.events.interventions.emit()
+
+    def add_intervention(self, iv: Intervention) -> None:
+        """Add one intervention (after the others)."""
+        self.set_interventions([*self._interventions, iv])
+
+    def remove_intervention(self, index: int) -> None:
+        """Remove the intervention at ``index``."""
+        n = len(self._interventions)
+        if not 0 <= int(index) < n:
+            raise LstmvizError(f"intervention {index} does not exist: there are {n}")
+        ivs = list(self._interventions)
+        del ivs[int(index)]
+        self.set_interventions(ivs)
+
+    def clear_interventions(self) -> None:
+        self.set_interventions([])
+
+    def check_intervention(self, iv: Intervention) -> None:
+        """Raise :class:`~lstmviz.errors.LstmvizError` unless ``iv`` names an LSTM layer of
+        the open model and units it has."""
+        if self._model is None:
+            raise LstmvizError("open a model before adding interventions")
+        names = list(self._model.lstm_trace_names)
+        if iv.layer not in names:
+            raise LstmvizError(
+                f"intervention on layer {iv.layer!r}: the model's LSTM layers are "
+                f"{', '.join(names)}"
+            )
+        units = None
+        if self._trace is not None:
+            units = self._trace.layer(iv.layer).units
+        elif hasattr(self._model, "lstm"):
+            units = int(self._model.lstm(iv.layer).weights.units)
+        if units is not None and max(iv.units) >= units:
+            raise LstmvizError(
+                f"intervention on layer {iv.layer!r}: unit {max(iv.units)} does not exist (the "
+                f"layer has {units} units, 0..{units - 1})"
+            )
+
+    def set_token_scores(self, scores: Any, label: str = "") -> None:
+        """Colour the input strip's tokens by ``scores`` (``(batch, T)`` or ``(T,)`` for a
+        single sequence, one per input step), or stop colouring them (None)."""
+        if scores is None:
+            if self._token_scores is None:
+                return
+            self._token_scores = None
+            self.events.token_scores.emit()
+            return
+        a = np.asarray(scores, np.float64)
+        if a.ndim == 1:
+            a = a[None]
+        lt = self.layer_trace
+        want = (lt.batch_size, lt.timesteps) if lt is not None else None
+        if a.ndim != 2 or (want is not None and a.shape != want):
+            raise LstmvizError(
+                f"token scores must be one per input step: shape {want or '(batch, T)'}; "
+                f"found {a.shape}"
+            )
+        if not np.all(np.isfinite(a)):
+            raise LstmvizError("token scores must be finite numbers (found NaN or inf)")
+        self._token_scores = TokenScores(a, str(label))
+        self.events.token_scores.emit()
 
     # --- internals -------------------------------------------------------------------------------
     def _run(self, job: Job, done: Callable[[Any], None], label: str, gen: int) -> None:

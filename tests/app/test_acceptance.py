@@ -680,3 +680,118 @@ def test_screenshot_pixels_follow_the_colour_map(app, qtbot):
                 assert np.abs(got - want).max() <= 40, (key, row, t, got, want)
                 checked += 1
     assert checked >= 12
+
+
+# --- the causal panels' buttons (their numbers: tests/app/test_causal_panels.py) ----------------
+def _every_button_pressed(panel, pressed) -> None:
+    left = {b for b in buttons(panel) if b not in pressed}
+    assert not left, f"buttons without a check: {[b.text() for b in left]}"
+
+
+def test_interventions_buttons(app, qtbot):
+    w = app
+    _open(qtbot, w, ADDER)
+    p = w.panels.open("interventions")
+    pressed = set()
+    p.units_edit.setText("2")
+    p.mode.setCurrentIndex(p.mode.findData("mean"))
+    click(qtbot, p.every)  # a window of steps
+    assert p.t_from.isEnabled()
+    click(qtbot, p.every)
+    click(qtbot, p.add_btn)
+    qtbot.waitUntil(lambda: p.effect is not None, timeout=20000)
+    assert p.change.changed >= 1 and not p.stack.is_empty and p.list.count() == 1
+    click(qtbot, p.add_btn)
+    assert len(w.state.interventions) == 2
+    p.list.setCurrentRow(0)
+    click(qtbot, p.remove_btn)
+    assert len(w.state.interventions) == 1 and p.list.count() == 1
+    click(qtbot, p.clear_btn)
+    assert w.state.interventions == () and p.list.count() == 0
+    pressed |= {p.add_btn, p.remove_btn, p.clear_btn, p.every}
+    _every_button_pressed(p, pressed)
+    p.tabs.setCurrentIndex(1)
+    click(qtbot, p.scan_btn)
+    qtbot.waitUntil(lambda: p.scan is not None, timeout=20000)
+    assert p.table.rowCount() == 4 and p.table.item(0, 0).text() == "2"
+    pressed.add(p.scan_btn)
+    _every_button_pressed(p, pressed)
+    _open(qtbot, w, EXAMPLES_DIR / "char_textgen.keras")
+    p.tabs.setCurrentIndex(0)
+    p.units_edit.setText("95")
+    p.quantity.setCurrentIndex(p.quantity.findData("hidden"))
+    p.mode.setCurrentIndex(p.mode.findData("clamp"))
+    p.value.setValue(-1.0)
+    click(qtbot, p.add_btn)
+    p.tabs.setCurrentIndex(2)
+    p.n_tokens.setValue(40)
+    click(qtbot, p.gen_btn)
+    qtbot.waitUntil(lambda: p.generated is not None, timeout=30000)
+    assert p.generated[0] != p.generated[1]
+    assert p.text_without.toPlainText().startswith("without:")
+    pressed.add(p.gen_btn)
+    _every_button_pressed(p, pressed)
+    assert w.last_error is None, w.last_error
+
+
+def test_patching_buttons(app, qtbot):
+    w = app
+    w.state.set_text("4 7 3 9 1")
+    p = w.panels.open("patching")
+    p.pick_step.setValue(2)
+    p.pick_token.setCurrentIndex(0)
+    click(qtbot, p.pick_btn)
+    assert p.corrupted.text() == "4 7 0 9 1"
+    click(qtbot, p.run_btn)
+    qtbot.waitUntil(lambda: p.result is not None, timeout=20000)
+    assert not p.stack.is_empty and "What restores most" in p.summary.text()
+    _every_button_pressed(p, {p.pick_btn, p.run_btn})
+    assert w.last_error is None, w.last_error
+
+
+def test_attribution_buttons(app, qtbot):
+    w = app
+    p = w.panels.open("attribution")
+    pressed = {p.run_btn}
+    for view in ("tokens", "connectivity", "memory"):
+        p.show_what.setCurrentIndex(p.show_what.findData(view))
+        if view == "connectivity":
+            click(qtbot, p.all_units)  # every output unit: the norm over all ten
+            pressed.add(p.all_units)
+        click(qtbot, p.run_btn)
+        qtbot.waitUntil(lambda v=view: p.result is not None and p.result[0] == v, timeout=30000)
+        assert not p.stack.is_empty
+        if view == "tokens":
+            assert w.state.token_scores is not None
+            click(qtbot, p.colour_strip)
+            assert w.state.token_scores is None
+            click(qtbot, p.colour_strip)
+            assert w.state.token_scores is not None
+            pressed.add(p.colour_strip)
+        if view == "connectivity":
+            assert p.result[1].unit is None
+        _every_button_pressed(p, pressed)
+    assert w.last_error is None, w.last_error
+
+
+def test_state_space_buttons(app, qtbot, answers, tmp_path):
+    from lstmviz.analysis import trace_corpus
+    from lstmviz.app.analysis.corpus import random_corpus
+
+    w = app
+    _open(qtbot, w, EXAMPLES_DIR / "flip_flop.keras")
+    p = w.panels.open("state_space")
+    assert p.pca is not None and not p.stack.is_empty
+    click(qtbot, p.find_btn)
+    qtbot.waitUntil(lambda: bool(p.points), timeout=60000)
+    assert [pt.kind for pt in p.points].count("stable") == 8
+    _every_button_pressed(p, {p.find_btn})
+    # the PCA fitted on a traced corpus, picked in a folder dialog
+    xs = random_corpus(w.state.model, w.state.info, 20, 24)
+    trace_corpus(w.state.model, xs, tmp_path / "corpus.zarr")
+    answers["A traced corpus"] = str(tmp_path / "corpus.zarr")
+    p.source.setCurrentIndex(p.source.findData("corpus"))
+    p.source.activated.emit(p.source.currentIndex())  # what choosing it with the mouse sends
+    qtbot.waitUntil(lambda: p.pca is not None and p.pca.projected is None, timeout=30000)
+    assert "fitted on the corpus corpus.zarr" in p.pca_plot.titleLabel.text
+    assert w.last_error is None, w.last_error

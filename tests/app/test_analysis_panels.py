@@ -72,6 +72,11 @@ def test_install_adds_menu_and_docks(qtbot):
         "Saturation",
         "Check my LSTM",
         "Corpus",
+        "Interventions",
+        "Activation patching",
+        "Attribution",
+        "State space",
+        "Logit attribution",
     ]
     assert all(not d.isVisible() for d in w.panels.docks.values())
     assert all(w.panels.built(k) is None for k in w.panels.specs)  # built on first open

@@ -43,3 +43,30 @@ def test_what_no_longer_fits_is_reported(tmp_path):
     assert any("layer 'gone'" in p for p in problems)
     assert any("units [99]" in p for p in problems)
     assert state.t == 1  # clamped to the input
+
+
+def test_interventions_round_trip(tmp_path):
+    from lstmviz.engine.intervene import Intervention
+
+    m = digit_model()
+    state = ViewerState()
+    state.set_model(m, None, digit_info(), np.eye(10, dtype=np.float32)[[[3, 1, 4, 1]]])
+    ivs = [
+        Intervention("lstm", (2,), "cell", "zero", start=1, stop=3, label="carry"),
+        Intervention("lstm", (0, 5), "hidden", "mean", values=np.array([0.25, -0.5])),
+        Intervention("lstm", (7,), "forget_gate", "clamp", value=1.0),
+    ]
+    state.set_interventions(ivs)
+    session_from_state(state).save(tmp_path / "iv.lstmviz")
+    other = ViewerState()
+    assert apply_session(Session.load(tmp_path / "iv.lstmviz"), other, model=m) == []
+    assert [iv.to_dict() for iv in other.interventions] == [iv.to_dict() for iv in ivs]
+    # a session whose intervention no longer fits the model: left out, and said so
+    s = Session.load(tmp_path / "iv.lstmviz")
+    s.view["interventions"][1]["units"] = [0, 50]
+    s.view["interventions"][2]["mode"] = "melt"
+    third = ViewerState()
+    problems = apply_session(s, third, model=m)
+    assert len(third.interventions) == 1 and third.interventions[0].label == "carry"
+    assert any(p.startswith("intervention 2 left out") and "unit 50" in p for p in problems)
+    assert any(p.startswith("intervention 3 left out") and "mode" in p for p in problems)

@@ -31,6 +31,8 @@ class Recorder:
             "rows",
             "busy",
             "failed",
+            "interventions",
+            "token_scores",
         ):
             getattr(state.events, name).connect(lambda *a, _n=name: self.seen.append((_n, a)))
 
@@ -205,3 +207,64 @@ def test_default_units_follow_the_model_info(state):
     state.set_model(digit_model(), None, info)
     assert state.selected_units[0] == 7
     assert len(state.selected_units) == 3
+
+
+def test_interventions_are_state_with_one_event(state):
+    from lstmviz.engine.intervene import Intervention
+
+    state.set_model(digit_model(), None, digit_info())
+    rec = Recorder(state)
+    a = Intervention("lstm", (2,), "cell", "zero")
+    b = Intervention("lstm", (3, 4), "forget_gate", "clamp", value=1.0, start=1, stop=3)
+    state.add_intervention(a)
+    state.add_intervention(b)
+    assert state.interventions == (a, b)
+    state.remove_intervention(0)
+    assert state.interventions == (b,)
+    assert rec.names() == ["interventions"] * 3
+    with pytest.raises(LstmvizError, match="unit 10 does not exist"):
+        state.add_intervention(Intervention("lstm", (10,)))
+    with pytest.raises(LstmvizError, match="LSTM layers are lstm"):
+        state.add_intervention(Intervention("other", (1,)))
+    with pytest.raises(LstmvizError, match="Intervention objects"):
+        state.set_interventions([{"layer": "lstm"}])
+    with pytest.raises(LstmvizError, match="does not exist: there are 1"):
+        state.remove_intervention(4)
+    assert state.interventions == (b,) and rec.names() == ["interventions"] * 3
+    state.set_text("1 2 3")  # a new input keeps them
+    assert state.interventions == (b,)
+    state.set_model(digit_model(seed=1), None, digit_info())  # a new model clears them
+    assert state.interventions == ()
+
+
+def test_token_scores_colour_one_input(state):
+    state.set_model(digit_model(), None, digit_info(), np.eye(10, dtype=np.float32)[[[1, 2, 3]]])
+    rec = Recorder(state)
+    state.set_token_scores([0.5, -1.0, 0.25], "a test")
+    ts = state.token_scores
+    assert ts is not None and ts.label == "a test" and ts.scores.shape == (1, 3)
+    np.testing.assert_allclose(ts.normalized(0), [0.5, -1.0, 0.25])
+    assert rec.names() == ["token_scores"]
+    with pytest.raises(LstmvizError, match=r"one per input step: shape \(1, 3\)"):
+        state.set_token_scores([1.0, 2.0])
+    with pytest.raises(LstmvizError, match="finite"):
+        state.set_token_scores([1.0, np.nan, 2.0])
+    state.set_text("4 5 6 7")  # scores of the old input are dropped with it
+    assert state.token_scores is None
+    state.set_token_scores(np.ones((1, 4)))
+    state.set_token_scores(None)
+    assert state.token_scores is None
+
+
+def test_typed_bits_round_trip_with_the_carry_step(state):
+    """The text of a binary-addition input reads back as the same input (set_text adds one
+    step for the final carry; the text leaves that step out)."""
+    from tests.app.test_analysis_panels import bits_model
+
+    m, info = bits_model()
+    state.set_model(m, None, info)
+    state.set_text("0110111 + 0000001")
+    x = np.array(state.x)
+    assert x.shape[1] == 8 and state.input_text() == "0110111 + 0000001"
+    state.set_text(state.input_text())
+    np.testing.assert_array_equal(state.x, x)

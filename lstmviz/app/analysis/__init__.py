@@ -1,5 +1,6 @@
 """The Analysis menu and its panels (docks): Decomposition, Unit search, What-if, Compare,
-Saturation, Check my LSTM, Corpus.
+Saturation, Check my LSTM, Corpus; and the causal analyses: Interventions, Activation
+patching, Attribution, State space, Logit attribution.
 
 :func:`analysis_panels` declares them for the main window, which builds each the first time
 it opens. Every panel computes with :mod:`lstmviz.analysis` (NumPy only) from the window's
@@ -14,12 +15,17 @@ from typing import Any
 from PySide6.QtWidgets import QWidget
 
 from ..panels import PanelSpec
+from .attribution import AttributionPanel
 from .check import CheckPanel
 from .common import Panel
 from .compare import ComparePanel
 from .corpus import CorpusPanel
 from .decomposition import DecompositionPanel
+from .interventions import InterventionsPanel
+from .logit_lens import LogitLensPanel
+from .patching import PatchingPanel
 from .saturation import SaturationPanel
+from .state_space import StateSpacePanel
 from .unit_search import UnitSearchPanel
 from .whatif import WhatIfPanel
 
@@ -62,6 +68,36 @@ PANELS = (
         "Ctrl+Alt+7",
         "Trace a whole corpus to disk and search it for hidden-state patterns",
     ),
+    (
+        "interventions",
+        "Interventions",
+        "Ctrl+Alt+8",
+        "Ablate or clamp units and see the output change; rank units by their effect",
+    ),
+    (
+        "patching",
+        "Activation patching",
+        "Ctrl+Alt+9",
+        "Clean vs corrupted input: where in time and in which path the answer travels",
+    ),
+    (
+        "attribution",
+        "Attribution",
+        "Ctrl+Alt+0",
+        "Which input tokens and units account for an output; connectivity; memory paths",
+    ),
+    (
+        "state_space",
+        "State space",
+        "Ctrl+Alt+-",
+        "PCA of the state with the trajectory; fixed points and their stability",
+    ),
+    (
+        "logit_attribution",
+        "Logit attribution",
+        "Ctrl+Alt+=",
+        "Each unit's direct contribution to an output of the Dense head; the logit lens",
+    ),
 )
 
 __all__ = ["PANELS", "Panel", "analysis_panels"]
@@ -83,6 +119,16 @@ def _builder(key: str) -> Callable[[Any], QWidget]:
             panel = SaturationPanel(state)
         elif key == "check":
             panel = CheckPanel(state, window)
+        elif key == "interventions":
+            panel = InterventionsPanel(state)
+        elif key == "patching":
+            panel = PatchingPanel(state)
+        elif key == "attribution":
+            panel = AttributionPanel(state)
+        elif key == "state_space":
+            panel = StateSpacePanel(state)
+        elif key == "logit_attribution":
+            panel = LogitLensPanel(state)
         else:
             panel = CorpusPanel(state, window)
         panel.error.connect(window.show_error)
