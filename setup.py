@@ -20,7 +20,8 @@ class OptionalBuildExt(build_ext):
             # multiply-then-add (the app shows the two terms summing to c)
             ext.extra_compile_args = (
                 ["-O3", "-fno-math-errno", "-fno-trapping-math", "-ffp-contract=off"]
-                if unix else ["/O2", "/fp:precise"]
+                if unix
+                else ["/O2", "/fp:precise"]
             )
         super().build_extensions()
 

@@ -204,7 +204,6 @@ class LayerTrace:
 
     def at(self, quantity: str, t: int, b: int = 0) -> np.ndarray:
         """``quantity`` of batch item ``b`` at input position ``t``: ``(units,)``."""
-        out: np.ndarray
         if quantity in _BLOCK:
             u = self.units
             k = _BLOCK[quantity]

@@ -231,7 +231,6 @@ def example_input(model: Model, info: ModelInfo | None = None) -> Any:
 def _example_for_input(model: Model, name: str, rng: np.random.Generator) -> np.ndarray:
     """A small deterministic input for one of several model inputs: token ids for an input
     that feeds an Embedding, else floats shaped as the input layer declares."""
-    from ..engine.layers import Embedding
 
     lay = model.layers.get(name)
     shape = tuple(getattr(lay, "batch_shape", None) or (None, None, 1))

@@ -10,7 +10,7 @@ pytest.importorskip("keras")
 
 import lstmviz
 from lstmviz.examples import EXAMPLES_DIR
-from lstmviz.train.tasks import TASK_NAMES, Batch, TrainConfig, get_task
+from lstmviz.train.tasks import Batch, TrainConfig, get_task
 
 from .models import digit_info, digit_model
 
