@@ -6,10 +6,13 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from ..errors import LstmvizError
-from .tasks import TASK_NAMES, get_task, with_overrides
+from .tasks import TASK_NAMES, Task, get_task, with_overrides
+
+if TYPE_CHECKING:
+    from .core import TrainResult
 
 
 def _fmt_time(s: float) -> str:
@@ -46,6 +49,29 @@ class ProgressBar:
         else:
             self.stream.write(line + "\n")
         self.stream.flush()
+
+
+def story_verdict(task: Task, result: TrainResult) -> str:
+    """What the trained model shows of its example's story, in one line: the task's story
+    metric (:mod:`lstmviz.analysis.story`) on the final weights, and for a run without the
+    story the bundled model that has it ("" for a task without a story metric)."""
+    from .story import StoryTracker
+
+    tracker = StoryTracker(task)
+    if not tracker.available or not result.snapshots:
+        return ""
+    s = tracker.add(result.snapshots[-1])
+    if s is None:
+        return ""
+    if s.present:
+        return s.sentence
+    text = tracker.verdict(finished=True)
+    from ..examples import EXAMPLES_DIR
+
+    bundled = EXAMPLES_DIR / f"{task.example_name}.keras" if task.example_name else None
+    if bundled is not None and bundled.is_file():
+        text += f" The bundled model has it: lstmviz {bundled}"
+    return text
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -130,6 +156,9 @@ def main(argv: list[str] | None = None) -> int:
         flush=True,
     )
     print(f"saved {path} (open it with: lstmviz {path})", flush=True)
+    verdict = story_verdict(task, result)
+    if verdict:
+        print(f"story: {verdict}", flush=True)
     if task.token_kind in ("chars", "words"):
         from ..io import load_model
         from .sampling import generate

@@ -82,3 +82,24 @@ def test_train_writes_model_and_sidecar(tmp_path, capsys):
     }
     x = np.eye(10, dtype=np.float32)[[[4, 7, 3]]]
     assert m.trace(x).output.shape == (1, 10)
+
+
+def test_train_prints_the_story_verdict(tmp_path, capsys):
+    """A run too short to learn the carry says so, and names the bundled model that has it."""
+    pytest.importorskip("keras")
+    from lstmviz.analysis.story import story
+    from lstmviz.examples import EXAMPLES_DIR
+
+    out = tmp_path / "add.keras"
+    args = ["train", "binary-addition", "--epochs", "1", "--steps", "3", "--batch-size", "8"]
+    assert lstmviz_main([*args, "--quiet", "--out", str(out)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    verdict = lines[-1]
+    import lstmviz
+
+    s = story("binary-addition", lstmviz.load_model(out))
+    assert not s.present  # 3 batches of 8 additions teach no carry
+    assert verdict == (
+        f"story: This run has no clear story. {s.sentence} The bundled model has it: "
+        f"lstmviz {EXAMPLES_DIR / 'binary_addition.keras'}"
+    )
