@@ -136,9 +136,13 @@ class TrainPanel(QWidget):
         self.story_runner = TaskRunner(self)  # scores snapshots off the GUI thread
         self._story_pending: int | None = None
         self._story_xy: tuple[list[float], list[float]] = ([], [])
+        # the colour levels are locked while training; unlocked again afterwards when the
+        # user had them unlocked (and has not touched the lock since)
+        self._unlock_after = False
         self._build()
         self._on_task_changed()
         self.viewer.events.model.connect(self._on_model_changed)
+        self.viewer.options.events.lock_levels.connect(self._on_lock_toggled)
         self._on_model_changed()
         self._set_state("idle")
 
@@ -450,7 +454,9 @@ class TrainPanel(QWidget):
         self.timeline_label.setText("no snapshots yet")
         self._start_story(task)
         # colours stay comparable across the snapshots: epoch 1 and epoch 12 by eye
+        unlocked = not self.viewer.options.lock_levels
         self.viewer.options.lock_levels = True
+        self._unlock_after = unlocked
         self._cancel = False
         self._gate = PauseGate()
         gate = self._gate
@@ -534,6 +540,16 @@ class TrainPanel(QWidget):
         if self._gate is not None:
             self._gate.resume()
         self.state_label.setText("cancelling after this batch…")
+
+    def _on_lock_toggled(self, on: bool) -> None:
+        # the user's own choice while training wins over restoring theirs from before
+        self._unlock_after = False
+
+    def _restore_lock(self) -> None:
+        """Training is over: the colour levels follow each input again if they did before."""
+        if self._unlock_after:
+            self._unlock_after = False
+            self.viewer.options.lock_levels = False
 
     def _discard_result(self) -> None:
         r, self.result = self.result, None
@@ -733,6 +749,7 @@ class TrainPanel(QWidget):
             )
         self.progress.setFormat("%v / %m batches")
         self.main_window.status(self.state_label.text())
+        self._restore_lock()
         self._show_verdict()
         self.trained.emit(result)
 
@@ -744,6 +761,7 @@ class TrainPanel(QWidget):
         # the last good weights stay on screen (the last snapshot) and can be saved
         if self.snapshots:
             self.show_snapshot(len(self.snapshots) - 1)
+        self._restore_lock()
         self.main_window.show_error(msg)
 
     # --- snapshots -> viewer ---------------------------------------------------------------

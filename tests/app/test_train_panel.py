@@ -295,3 +295,34 @@ def test_the_story_emerges_snapshot_by_snapshot(qtbot, window, panel):
             lambda: window.state.model_path == str(EXAMPLES_DIR / "digit_sum.keras"),
             timeout=TIMEOUT,
         )
+
+
+def test_levels_locked_while_training_then_as_the_user_had_them(qtbot, window, panel):
+    """Start locks the colour levels (epoch 1 and the last epoch compare by eye); when the
+    run ends they follow each input again if the user had them unlocked, and stay locked if
+    the user had locked them (View > Colour levels > Lock colour levels)."""
+    from .acceptance import click, click_menu
+
+    window.state.set_model(
+        lstmviz.load_model(EXAMPLES_DIR / "digit_sum.keras"), EXAMPLES_DIR / "digit_sum.keras"
+    )
+    assert panel.selected_task.name == "digit-sum"
+    for box, v in ((panel.epochs, 1), (panel.steps, 3), (panel.batch_size, 8)):
+        box.setValue(v)
+    panel.snap_every.setValue(0)
+    options = window.state.options
+    assert not options.lock_levels
+    with qtbot.waitSignal(panel.trained, timeout=TIMEOUT):
+        click(qtbot, panel.start_btn)
+        assert options.lock_levels and window.state.level_lock.locked
+        assert window.lock_levels_action.isChecked()  # the menu shows it too
+    assert panel.state == "finished"
+    assert not options.lock_levels and not window.state.level_lock.locked
+    assert not window.lock_levels_action.isChecked()
+
+    click_menu(qtbot, window, "View", "Colour levels", "Lock colour levels")
+    assert options.lock_levels
+    with qtbot.waitSignal(panel.trained, timeout=TIMEOUT):
+        click(qtbot, panel.start_btn)
+    assert panel.state == "finished"
+    assert options.lock_levels and window.state.level_lock.locked
