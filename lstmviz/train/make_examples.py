@@ -11,6 +11,7 @@ saved with its sidecar ``<name>.lstmviz.json``. CPU only; a few minutes in all.
 from __future__ import annotations
 
 import argparse
+import copy
 import sys
 import time
 from collections.abc import Callable
@@ -38,6 +39,9 @@ class Recipe:
     config: TrainConfig | None
     min_accuracy: float
     check: Callable[[Any, Any], dict[str, float]] | None = None
+    #: task attributes that differ from the task's current ones (an example trained before
+    #: the task changed keeps the recipe that made it)
+    task_attrs: dict[str, Any] | None = None
 
 
 def carry_correlation(
@@ -89,12 +93,16 @@ RECIPES: list[Recipe] = [
     Recipe(
         "binary_addition",
         "binary-addition",
-        # seed 4 gives a unit whose cell state is the carry (|r| >= 0.9), for the analysis
+        # seed 4 gives a unit whose cell state is the carry (unit 2, r = 0.997), for the
+        # analysis; the model predates the case-code front-end and the L1 on the recurrent
+        # kernel of the task's defaults, and the lessons and docs name its units, so its
+        # recipe keeps the random front-end
         TrainConfig(
             epochs=8, batch_size=64, learning_rate=0.02, units=4, steps_per_epoch=100, seed=4
         ),
         0.99,
         _adder_check,
+        {"case_code_scale": None, "recurrent_init_std": None, "recurrent_l1": 0.0},
     ),
     Recipe(
         "toy_classification",
@@ -214,6 +222,12 @@ def make(recipe: Recipe, out: Path, log: Callable[[str], None] = print) -> dict[
             "bytes": path.stat().st_size,
         }
     task = get_task(recipe.task)
+    if recipe.task_attrs:
+        task = copy.copy(task)
+        for k, v in recipe.task_attrs.items():
+            if not hasattr(task, k):
+                raise LstmvizError(f"{recipe.name}: the {task.name} task has no {k!r}")
+            setattr(task, k, v)
     result = train(task, recipe.config)
     figures: dict[str, Any] = {"name": recipe.name, **result.metrics}
     em = engine_model_from_keras(result.model)

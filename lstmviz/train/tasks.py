@@ -334,6 +334,32 @@ def carries(x: np.ndarray) -> np.ndarray:
     return out
 
 
+def case_code(conv1: Any, conv2: Any, scale: float = 1.0) -> None:
+    """Start the adder's front-end (two ``Conv1D(kernel_size=1)`` ReLU layers, 8 and 4
+    features) as the code of a column's three cases: feature 0 of ``conv2`` is ``scale`` for
+    0 + 0, feature 1 for 1 + 0 and 0 + 1, feature 2 for 1 + 1, else 0; feature 3 and
+    ``conv1``'s features 3.. keep their random start. Everything stays trainable.
+
+    These are the cases the carry story is told in (0 + 0 clears the carry, one 1 keeps it,
+    1 + 1 sets it). Without them each gate first has to learn the cases from the two bits
+    through the random front-end, and the runs end in many different codes of the carry,
+    most of them spread over several units.
+    """
+    w1, b1 = (np.array(a) for a in conv1.get_weights())  # (1, 2, 8), (8,)
+    w2, b2 = (np.array(a) for a in conv2.get_weights())  # (1, 8, 4), (4,)
+    w1[0, :, 0], b1[0] = 1.0, 0.0  # a + b
+    w1[0, :, 1], b1[1] = 1.0, -1.0  # a + b - 1: 1 for 1 + 1
+    w1[0, :, 2], b1[2] = -1.0, 1.0  # 1 - a - b: 1 for 0 + 0
+    w2[0, :3, :] = 0.0
+    w2[0, :, :3] = 0.0
+    w2[0, 2, 0] = scale  # 0 + 0
+    w2[0, 0, 1], w2[0, 1, 1] = scale, -2.0 * scale  # a + b - 2 (1 + 1): 1 for one 1
+    w2[0, 1, 2] = scale  # 1 + 1
+    b2[:3] = 0.0
+    conv1.set_weights([w1, b1])
+    conv2.set_weights([w2, b2])
+
+
 class BinaryAddition(Task):
     name = "binary-addition"
     example_name = "binary_addition"
@@ -360,6 +386,13 @@ class BinaryAddition(Task):
     #: the adder's LSTM has no tanh: the cell state is a plain running value
     lstm_activation: str | None = None
     conv_bias = 0.5
+    #: the front-end starts as the code of a column's three cases (0 + 0, one 1, 1 + 1): the
+    #: cases the carry story is told in (:func:`case_code`)
+    case_code_scale: float | None = 1.0
+    #: the recurrent kernel starts small (normal, this std) and pays an L1 penalty: a unit
+    #: listens to another only where the sum needs it, so the carry stays in one unit
+    recurrent_init_std: float | None = 0.1
+    recurrent_l1: float = 1e-3
     heldout_note = "per bit, on unseen 20- and 40-bit additions; trained on 10 bits"
 
     @property
@@ -384,6 +417,13 @@ class BinaryAddition(Task):
         keras = _keras()
         L = keras.layers
         init = keras.initializers.Constant(self.conv_bias)
+        rec: dict[str, Any] = {}
+        if self.recurrent_init_std is not None:
+            rec["recurrent_initializer"] = keras.initializers.RandomNormal(
+                0.0, self.recurrent_init_std
+            )
+        if self.recurrent_l1:
+            rec["recurrent_regularizer"] = keras.regularizers.L1(self.recurrent_l1)
         m = keras.Sequential(
             [
                 keras.Input((None, 2), name="bits"),
@@ -396,12 +436,15 @@ class BinaryAddition(Task):
                     activation=self.lstm_activation,
                     return_sequences=True,
                     name="lstm",
+                    **rec,
                 ),
                 L.Dense(1, activation="sigmoid", name="sum_bit"),
                 L.Reshape((-1,), name="squeeze"),
             ],
             name="binary_addition",
         )
+        if self.case_code_scale is not None:
+            case_code(m.get_layer("conv1"), m.get_layer("conv2"), self.case_code_scale)
         m.compile(
             optimizer=adam(keras, config), loss="binary_crossentropy", metrics=["binary_accuracy"]
         )
