@@ -102,7 +102,12 @@ RECIPES: list[Recipe] = [
         ),
         0.99,
         _adder_check,
-        {"case_code_scale": None, "recurrent_init_std": None, "recurrent_l1": 0.0},
+        {
+            "case_code_scale": None,
+            "recurrent_init_std": None,
+            "recurrent_l1": 0.0,
+            "keep_runs": 0.0,
+        },
     ),
     Recipe(
         "toy_classification",

@@ -303,13 +303,25 @@ class DigitSum(Task):
 # ------------------------------------------------------------------------------------------
 # binary addition
 # ------------------------------------------------------------------------------------------
-def binary_addition_data(rng: np.random.Generator, n: int, length: int) -> Batch:
+def binary_addition_data(
+    rng: np.random.Generator, n: int, length: int, keep_runs: float = 0.0
+) -> Batch:
     """Two random binary numbers per row, least significant bit first: ``x`` ``(n, T, 2)``
     float bits, ``y`` ``(n, T)`` the sum's bits (carry propagated).
 
     Some rows end in zero bits, so the final carry shows up as a sum bit (as when the app
-    encodes ``"1011 + 0110"``)."""
+    encodes ``"1011 + 0110"``). A share ``keep_runs`` of the rows has a run of ``T/2`` to
+    ``T`` columns with exactly one 1 (1 + 0 or 0 + 1), through which a carry (or its
+    absence) has to pass unchanged; random numbers have such runs of 5 or more columns only
+    once in 32 positions."""
     a = rng.integers(0, 2, (n, length, 2))  # (n, T, 2)
+    if keep_runs > 0:
+        rows = np.nonzero(rng.random(n) < keep_runs)[0]
+        runs = rng.integers(length // 2, length + 1, len(rows))
+        starts = rng.integers(0, length - runs + 1)
+        pos = np.arange(length)[None, :]
+        inside = (pos >= starts[:, None]) & (pos < (starts + runs)[:, None])  # (r, T)
+        a[rows, :, 1] = np.where(inside, 1 - a[rows, :, 0], a[rows, :, 1])
     # pad a random number of most significant positions with zeros in ~half of the rows
     pad = np.where(rng.random(n) < 0.5, rng.integers(1, max(2, length // 2), n), 0)
     pos = np.arange(length)[None, :]
@@ -392,7 +404,10 @@ class BinaryAddition(Task):
     #: the recurrent kernel starts small (normal, this std) and pays an L1 penalty: a unit
     #: listens to another only where the sum needs it, so the carry stays in one unit
     recurrent_init_std: float | None = 0.1
-    recurrent_l1: float = 1e-3
+    recurrent_l1: float = 1e-2
+    #: the share of training rows with a long run of one-1 columns (the carry's "keep"):
+    #: a forget gate that leaks, or an input gate that adds, shows in them
+    keep_runs = 0.25
     heldout_note = "per bit, on unseen 20- and 40-bit additions; trained on 10 bits"
 
     @property
@@ -404,7 +419,7 @@ class BinaryAddition(Task):
         return 2
 
     def batch(self, rng: np.random.Generator, batch_size: int, step: int = 0) -> Batch:
-        return binary_addition_data(rng, batch_size, self.train_length)
+        return binary_addition_data(rng, batch_size, self.train_length, self.keep_runs)
 
     def heldout(self) -> list[Batch]:
         rng = np.random.default_rng(20_000)

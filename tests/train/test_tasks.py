@@ -148,3 +148,37 @@ def test_importing_train_does_not_import_tensorflow():
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     ).stdout.strip()
     assert out == "False False"
+
+
+def test_binary_addition_keep_runs():
+    """Rows with a long run of one-1 columns (the carry's "keep"), labels still exact."""
+    rng = np.random.default_rng(4)
+    b = binary_addition_data(rng, 400, 10, keep_runs=0.5)
+    for x, y in zip(b.x, b.y, strict=True):
+        assert _bits_to_int(y) == (_bits_to_int(x[:, 0]) + _bits_to_int(x[:, 1])) % (1 << 10)
+
+    def longest_keep(row):
+        best = run = 0
+        for one in row.sum(-1) == 1:
+            run = run + 1 if one else 0
+            best = max(best, run)
+        return best
+
+    long_rows = np.mean([longest_keep(x) >= 5 for x in b.x])
+    plain = binary_addition_data(np.random.default_rng(4), 400, 10)
+    assert long_rows > 0.45 and np.mean([longest_keep(x) >= 5 for x in plain.x]) < 0.3
+    assert get_task("binary-addition").keep_runs > 0
+
+
+def test_binary_addition_front_end_starts_as_the_case_code():
+    """conv2's first three features are 1 for exactly one case: 0 + 0, one 1, 1 + 1; the
+    recurrent kernel pays an L1 penalty."""
+    keras = pytest.importorskip("keras")
+    task = get_task("binary-addition")
+    model, _ = task.build_model(task.defaults)
+    front = keras.Model(model.inputs, model.get_layer("conv2").output)
+    x = np.array([[[0, 0], [1, 0], [0, 1], [1, 1]]], np.float32)
+    code = np.asarray(front(x))[0, :, :3]
+    np.testing.assert_array_equal(code, [[1, 0, 0], [0, 1, 0], [0, 1, 0], [0, 0, 1]])
+    reg = model.get_layer("lstm").recurrent_regularizer
+    assert reg is not None and reg.get_config()["l1"] == pytest.approx(task.recurrent_l1)
