@@ -391,7 +391,7 @@ class BinaryAddition(Task):
     output_kind = "bits"
     example = "1011011 + 0110110"
     defaults = TrainConfig(
-        epochs=12, batch_size=64, learning_rate=0.02, units=4, steps_per_epoch=100
+        epochs=12, batch_size=64, learning_rate=0.02, units=8, steps_per_epoch=100
     )
     train_length = 10
     heldout_length = 20

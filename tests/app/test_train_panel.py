@@ -43,7 +43,7 @@ def test_install_adds_dock_menu_and_engine_choice(window, panel):
 
     assert panel.task_combo.count() == len(list_tasks()) >= 5
     panel.task_combo.setCurrentIndex(panel.task_combo.findData("binary-addition"))
-    assert panel.units.value() == 4 and panel.lr.value() == pytest.approx(0.02)
+    assert panel.units.value() == 8 and panel.lr.value() == pytest.approx(0.02)
     assert panel.state == "idle" and not panel.pause_btn.isEnabled()
 
 
