@@ -9,11 +9,13 @@ accuracy and the training time. The goal: |r| >= 0.99 in at least 9 of 10 seeds.
     python bench/carry_story.py                      # the task's defaults, seeds 0-9
     python bench/carry_story.py --curve              # and |r| after every epoch
     python bench/carry_story.py --epochs 8 --units 8 --seeds 10 --json out.json
+    python bench/carry_story.py --units 4 --task-attr keep_runs=0   # one change at a time
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import sys
 import time
@@ -31,6 +33,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--lr", type=float)
     p.add_argument("--steps", type=int, help="batches per epoch")
     p.add_argument("--batch-size", type=int)
+    p.add_argument(
+        "--task-attr",
+        action="append",
+        default=[],
+        metavar="NAME=JSON",
+        help="set a BinaryAddition attribute, e.g. recurrent_l1=0.003, keep_runs=0, "
+        "case_code_scale=null (repeatable)",
+    )
     p.add_argument("--threshold", type=float, default=0.99)
     p.add_argument("--curve", action="store_true", help="print |r| after every epoch")
     p.add_argument("--json", help="write the per-seed results here")
@@ -40,7 +50,12 @@ def main(argv: list[str] | None = None) -> int:
     from lstmviz.train.core import train
     from lstmviz.train.tasks import get_task, with_overrides
 
-    task = get_task("binary-addition")
+    task = copy.copy(get_task("binary-addition"))
+    for item in a.task_attr:
+        name, _, value = item.partition("=")
+        if not hasattr(task, name):
+            p.error(f"--task-attr {item!r}: the task has no attribute {name!r}")
+        setattr(task, name, json.loads(value))
     overrides = {
         "epochs": a.epochs,
         "units": a.units,
@@ -49,9 +64,11 @@ def main(argv: list[str] | None = None) -> int:
         "batch_size": a.batch_size,
     }
     cfg = with_overrides(task.defaults, **overrides)
+    attrs = ("case_code_scale", "recurrent_init_std", "recurrent_l1", "keep_runs")
     print(
         f"config: epochs={cfg.epochs} units={cfg.units} lr={cfg.learning_rate} "
-        f"steps={cfg.steps_per_epoch} batch={cfg.batch_size}",
+        f"steps={cfg.steps_per_epoch} batch={cfg.batch_size}; "
+        + " ".join(f"{k}={getattr(task, k)}" for k in attrs),
         flush=True,
     )
     rows = []
