@@ -107,6 +107,7 @@ RECIPES: list[Recipe] = [
             "recurrent_init_std": None,
             "recurrent_l1": 0.0,
             "keep_runs": 0.0,
+            "activity_l2": 0.0,
         },
     ),
     Recipe(

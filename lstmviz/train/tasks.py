@@ -405,6 +405,10 @@ class BinaryAddition(Task):
     #: listens to another only where the sum needs it, so the carry stays in one unit
     recurrent_init_std: float | None = 0.1
     recurrent_l1: float = 1e-2
+    #: an L2 penalty on the LSTM's output h: the cross-entropy alone rewards a cell state
+    #: that keeps growing (a larger h is a surer answer), so "keep" would add a little at
+    #: every step and "set" would add to what is there; with the penalty an exact value wins
+    activity_l2: float = 1e-4
     #: the share of training rows with a long run of one-1 columns (the carry's "keep"):
     #: a forget gate that leaks, or an input gate that adds, shows in them
     keep_runs = 0.25
@@ -439,6 +443,8 @@ class BinaryAddition(Task):
             )
         if self.recurrent_l1:
             rec["recurrent_regularizer"] = keras.regularizers.L1(self.recurrent_l1)
+        if self.activity_l2:
+            rec["activity_regularizer"] = keras.regularizers.L2(self.activity_l2)
         m = keras.Sequential(
             [
                 keras.Input((None, 2), name="bits"),

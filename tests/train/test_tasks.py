@@ -172,7 +172,7 @@ def test_binary_addition_keep_runs():
 
 def test_binary_addition_front_end_starts_as_the_case_code():
     """conv2's first three features are 1 for exactly one case: 0 + 0, one 1, 1 + 1; the
-    recurrent kernel pays an L1 penalty."""
+    recurrent kernel pays an L1 penalty, the output h an L2 penalty."""
     keras = pytest.importorskip("keras")
     task = get_task("binary-addition")
     model, _ = task.build_model(task.defaults)
@@ -182,3 +182,6 @@ def test_binary_addition_front_end_starts_as_the_case_code():
     np.testing.assert_array_equal(code, [[1, 0, 0], [0, 1, 0], [0, 1, 0], [0, 0, 1]])
     reg = model.get_layer("lstm").recurrent_regularizer
     assert reg is not None and reg.get_config()["l1"] == pytest.approx(task.recurrent_l1)
+    act = model.get_layer("lstm").activity_regularizer
+    assert act is not None and act.get_config()["l2"] == pytest.approx(task.activity_l2)
+    assert task.recurrent_l1 > 0 and task.activity_l2 > 0
