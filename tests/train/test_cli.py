@@ -103,3 +103,20 @@ def test_train_prints_the_story_verdict(tmp_path, capsys):
         f"story: This run has no clear story. {s.sentence} The bundled model has it: "
         f"lstmviz {EXAMPLES_DIR / 'binary_addition.keras'}"
     )
+
+
+def test_the_adders_defaults_tell_the_story(tmp_path, capsys):
+    """Binary addition with the task's defaults (two of its twelve epochs): one unit's cell
+    state follows the carry with |r| >= 0.99 (docs/benchmarks.md measures 30 seeds)."""
+    pytest.importorskip("keras")
+    import lstmviz
+    from lstmviz.analysis.story import story
+
+    out = tmp_path / "add.keras"
+    args = ["train", "binary-addition", "--epochs", "2", "--seed", "0", "--quiet"]
+    assert lstmviz_main([*args, "--out", str(out)]) == 0
+    last = capsys.readouterr().out.splitlines()[-1]
+    s = story("binary-addition", lstmviz.load_model(out))
+    assert s.present and s.value >= 0.99, s.sentence
+    assert last == f"story: {s.sentence}"
+    assert last.startswith(f"story: Unit {s.unit} carries the carry")
