@@ -40,7 +40,7 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 import numpy as np
 
@@ -144,6 +144,18 @@ class Diagnosis:
 
     def __str__(self) -> str:
         return self.summary()
+
+
+class _Common(TypedDict):
+    """The fields of a :class:`Diagnosis` that a match and a mismatch fill the same way."""
+
+    layer: str
+    max_error: dict[str, float]
+    errors: dict[str, np.ndarray]
+    notes: list[str]
+    atol: float
+    rtol: float
+    outside: dict[str, np.ndarray]
 
 
 # ----------------------------------------------------------------------------- student input
@@ -387,11 +399,12 @@ def _hypotheses(
             key, text = _perm_name(p)
             hyps.append(_Hyp(key, text, perm(p)))
 
-    if w.bias is not None:
+    bias = w.bias
+    if bias is not None:
 
         def fbias(delta: float) -> Callable[[], Sim]:
             def go() -> Sim:
-                b = w.bias.copy()
+                b = bias.copy()
                 b[u : 2 * u] += delta
                 return _run(lt, _weights(w, bias=b), h0, c0)
 
@@ -425,7 +438,7 @@ def _hypotheses(
             _Hyp(
                 "bias_doubled",
                 "bias added twice (e.g. PyTorch's bias_ih and bias_hh both set to the whole bias)",
-                lambda: _run(lt, _weights(w, bias=2 * w.bias), h0, c0),
+                lambda: _run(lt, _weights(w, bias=2 * bias), h0, c0),
             )
         )
     act, rec_act = w.activation, w.recurrent_activation
@@ -805,7 +818,7 @@ def diagnose(
         if q in st:
             max_error[q] = float(np.abs(ref[src][:, last] - st[q]).max())
     t0, q0, b0, u0 = _first_divergence(ref, st, valid, lt, atol, rtol)
-    base = dict(
+    base = _Common(
         layer=lt.name,
         max_error=max_error,
         errors=errors,
