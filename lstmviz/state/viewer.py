@@ -268,7 +268,7 @@ class ViewerState:
         self.preparers: list[Callable[[Trace, int], None]] = [prepare_trace]
         #: the colour levels of every view and export; locked while ``options.lock_levels``
         self.level_lock = LevelLock()
-        self.options.events.lock_levels.connect(self._on_lock_levels)  # type: ignore[attr-defined]
+        self.options.events.lock_levels.connect(self._on_lock_levels)
         self._model: TraceableModel | None = None
         self._model_path: str | None = None
         self._info: ModelInfo | None = None
