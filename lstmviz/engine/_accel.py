@@ -183,7 +183,7 @@ def _load() -> dict[str, Any]:
         _state.update(kernel=None, blas=None, reason="switched off by LSTMVIZ_ACCEL=0")
         return _state
     try:
-        from . import _lstm_kernel as kernel  # type: ignore[attr-defined]
+        from . import _lstm_kernel as kernel  # type: ignore[attr-defined]  # C, no stub
     except ImportError:
         _state.update(
             kernel=None,
@@ -226,7 +226,8 @@ def _blas() -> _Blas | None:
             if failed:
                 blas, why = None, failed
         st.update(blas=blas, why_no_blas=why)
-    return st["blas"]  # type: ignore[no-any-return]
+    found: _Blas | None = st["blas"]
+    return found
 
 
 def available() -> bool:
