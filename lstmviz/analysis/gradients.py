@@ -349,6 +349,7 @@ def pick(g: Gradients, tape: Tape, wrt: str) -> np.ndarray:
     """One array out of :class:`Gradients` by the names :func:`gradient` takes."""
     model = tape.model
     if wrt == "input" and len(g.inputs) > 1:  # a multi-input model: one array per input
+        # documented: a list of arrays for a multi-input model (typed for the common case)
         return [e if i is None else i for i, e in zip(g.inputs, g.embedded, strict=True)]  # type: ignore[return-value]
     if wrt == "input":
         if g.inputs[0] is not None:

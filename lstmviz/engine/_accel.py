@@ -89,7 +89,7 @@ def _scipy_blas() -> tuple[_Blas | None, str]:
     C signature Cython exported, must be the one the kernel calls with.
     """
     try:
-        from scipy.linalg import cython_blas  # type: ignore[import-untyped,unused-ignore]
+        from scipy.linalg import cython_blas
     except ImportError:
         return None, "SciPy is not installed"
     api = ctypes.pythonapi
@@ -379,12 +379,12 @@ def blas_limits(n: int) -> Iterator[None]:
     (threadpoolctl; nothing else of the process changes)."""
     ctl = _controller.get("ctl")
     if ctl is None:
-        from threadpoolctl import ThreadpoolController  # type: ignore[import-untyped,unused-ignore]
+        from threadpoolctl import ThreadpoolController
 
         ctl = _controller["ctl"] = ThreadpoolController()
     elif _state.get("blas") is not None and not _controller.get("scipy"):
         # SciPy's BLAS came later: a new controller sees it too
-        from threadpoolctl import ThreadpoolController  # type: ignore[import-untyped,unused-ignore]
+        from threadpoolctl import ThreadpoolController
 
         ctl = _controller["ctl"] = ThreadpoolController()
     _controller["scipy"] = _state.get("blas") is not None

@@ -610,7 +610,7 @@ class Session:
             doc["model"]["embedded"] = MODEL_DIR + name
         arrays = self._arrays()
         buf = io.BytesIO()
-        np.savez(buf, **arrays)  # type: ignore[arg-type]  # numpy's stub: as if into allow_pickle
+        np.savez(buf, **arrays)  # type: ignore[arg-type]  # numpy's stub: allow_pickle
         try:
             text = json.dumps(doc, indent=1, ensure_ascii=False, allow_nan=False)
             text.encode("utf-8")
