@@ -296,7 +296,21 @@ def _simulate(
     return out
 
 
-def _loop(order, zx, rec, h, c, m, out, sig, tanh_g, tanh_c, u, use_o, squash_cell) -> None:
+def _loop(
+    order: list[int],
+    zx: np.ndarray,
+    rec: np.ndarray,
+    h: np.ndarray,
+    c: np.ndarray,
+    m: np.ndarray | None,
+    out: Sim,
+    sig: Callable[[np.ndarray], np.ndarray],
+    tanh_g: Callable[[np.ndarray], np.ndarray],
+    tanh_c: Callable[[np.ndarray], np.ndarray],
+    u: int,
+    use_o: bool,
+    squash_cell: bool,
+) -> None:
     for t in order:
         z = zx[:, t] + h @ rec  # (B, 4U)
         i = sig(z[:, :u])
@@ -327,8 +341,8 @@ def _blocks(a: np.ndarray, u: int) -> list[np.ndarray]:
 
 def _weights(
     w: LSTMWeights,
-    kernel=None,
-    rec=None,
+    kernel: np.ndarray | None = None,
+    rec: np.ndarray | None = None,
     bias: Any = "same",
     activation: str | None = None,
     recurrent_activation: str | None = None,
@@ -697,7 +711,9 @@ def _closed_form_state(lt: LayerTrace, w: LSTMWeights, st: dict[str, Any]) -> np
 
 def _first_divergence(
     ref: Sim, st: dict[str, Any], valid: np.ndarray, lt: LayerTrace, atol: float, rtol: float
-):
+) -> tuple[int | None, str | None, int | None, int | None]:
+    """``(t, quantity, batch item, unit)`` where the student first leaves the tolerance (all
+    None where it never does)."""
     bad = {
         q: (np.abs(ref[q] - st[q]) > _tol(st[q], atol, rtol)) & valid[..., None]
         for q in ORDER
