@@ -1,4 +1,4 @@
-"""Which loader opens a PyTorch, ONNX or TF1-checkpoint path (issue 8).
+"""Which loader opens a PyTorch, ONNX or TF1-checkpoint path.
 
 :func:`lstmviz.io.load_model` asks :func:`find_loader` first, before it looks for a file (a TF1
 checkpoint is a *prefix*: ``model.ckpt`` names ``model.ckpt.index`` + ``model.ckpt.data-*``)
