@@ -186,6 +186,9 @@ class LessonActions(QObject):
 
     # --- opening -------------------------------------------------------------------------------
     def choose_open(self) -> None:
+        from ..examples import ASSETS
+
+        dialogs.start_in(ASSETS / "lessons")  # the bundled lessons, the first time
         path = dialogs.ask_open_file(
             self.window, "Open a lesson", f"Lessons (*{SUFFIX});;All files (*)"
         )

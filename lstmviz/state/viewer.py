@@ -1023,7 +1023,8 @@ class ViewerState:
         if not trace.layers:
             raise LstmvizError("the trace holds no LSTM layer")
         self._trace = trace
-        self._engine = engine
+        # a live model's trace names its framework ("torch (live)"): the status bar says so
+        self._engine = trace.engine if str(trace.engine).endswith("(live)") else engine
         names = trace.layer_names
         if self._layer not in names:
             self._layer = names[0]

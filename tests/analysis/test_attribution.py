@@ -25,7 +25,7 @@ from lstmviz.errors import InputError, UnsupportedLayerError
 from lstmviz.io.inputs import encode_text
 from lstmviz.io.meta import load_info
 
-EXAMPLES = Path(__file__).resolve().parents[2] / "assets" / "examples"
+EXAMPLES = Path(__file__).resolve().parents[2] / "lstmviz" / "assets" / "examples"
 
 
 def _load(name):

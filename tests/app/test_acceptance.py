@@ -228,7 +228,13 @@ def _lecture_view_entries(qtbot, w):
 
 
 def _lesson_entries(qtbot, w, answers, tmp_path):
-    lesson = Path(__file__).resolve().parents[2] / "assets" / "lessons" / "digit_sum.lstmviz-lesson"
+    lesson = (
+        Path(__file__).resolve().parents[2]
+        / "lstmviz"
+        / "assets"
+        / "lessons"
+        / "digit_sum.lstmviz-lesson"
+    )
     answers["Open a lesson"] = str(lesson)
     click_menu(qtbot, w, "File", "Open lesson…")
     qtbot.waitUntil(lambda: w.lessons.run is not None and w.lessons.run.asking, timeout=20000)

@@ -29,7 +29,7 @@ from lstmviz.engine.intervene import Intervention, run_lstm_intervened
 from lstmviz.engine.model import Model, Node
 from lstmviz.errors import InputError, LstmvizError, UnsupportedLayerError
 
-EXAMPLES = Path(__file__).resolve().parents[2] / "assets" / "examples"
+EXAMPLES = Path(__file__).resolve().parents[2] / "lstmviz" / "assets" / "examples"
 RTOL = 1e-4  # gradients against TensorFlow / torch: relative to the largest entry
 FD_RTOL = 1e-6  # central differences in float64
 

@@ -27,7 +27,7 @@ from lstmviz.io.inputs import encode_text, token_labels
 from lstmviz.io.meta import load_info
 
 pytest.importorskip("matplotlib")
-EXAMPLES = Path(__file__).resolve().parents[2] / "assets" / "examples"
+EXAMPLES = Path(__file__).resolve().parents[2] / "lstmviz" / "assets" / "examples"
 
 
 @pytest.fixture(scope="module")
