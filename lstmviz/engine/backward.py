@@ -473,6 +473,21 @@ class _NestsModel(Protocol):
     model: Model
 
 
+@runtime_checkable
+class _OnnxLSTMNode(Protocol):
+    """An ONNX LSTM node (the io's ``OnnxLSTM`` / ``OnnxBidirectionalLSTM``)."""
+
+    layout: int  # 0: (T, B, ...), 1: (B, T, ...)
+    present: list[bool]  # which of the node's optional inputs are given
+
+
+@runtime_checkable
+class _OnnxOpNode(Protocol):
+    """Any other ONNX node (the io's ``OnnxOp``)."""
+
+    op: str
+
+
 def _forward(
     lay: L.Layer,
     ins: list[Any],
@@ -1237,8 +1252,9 @@ def _onnx_lstm_backward(
     rec: NodeRecord, gouts: list[Arr | None], acc: _Acc, dt: np.dtype
 ) -> list[Arr | None]:
     lay = rec.node.layer
+    assert isinstance(lay, _OnnxLSTMNode)  # the caller dispatched on its kind
     halves = _onnx_halves(lay)
-    layout = lay.layout  # type: ignore[attr-defined]
+    layout = lay.layout
     gy, gyh, gyc = [*gouts, None, None, None][:3]
     if layout == 1:  # back to (T, dirs, B, H) and (dirs, B, H)
         gy = None if gy is None else gy.transpose(1, 2, 0, 3)
@@ -1268,7 +1284,7 @@ def _onnx_lstm_backward(
         dstates_c.append(lg.dc0)
     assert dxb is not None
     dx = dxb if layout == 1 else dxb.transpose(1, 0, 2)
-    present = lay.present  # type: ignore[attr-defined]
+    present = lay.present
     out: list[Arr | None] = []
     for idx, p in enumerate(present):
         if not p:
@@ -1546,7 +1562,8 @@ def _onnx_op_backward(
     g = gouts[0]
     gfull: list[Arr | None] = [None] * len(full)
     if op == "Split":
-        ax = a.get("axis", 0) % x.ndim  # type: ignore[union-attr]
+        assert x is not None  # Split's input is a graph value
+        ax = a.get("axis", 0) % x.ndim
         parts = [
             np.zeros(np.shape(o), dt) if gg is None else gg
             for o, gg in zip(outs, gouts, strict=True)
@@ -1560,11 +1577,12 @@ def _onnx_op_backward(
         gfull[0] = np.asarray(g, dt) if x is not None and x.dtype.kind == "f" else None
     elif op in _SELECT_OPS:
         if dyn[0]:  # which element of x each output element is: run the op on positions
-            pos = np.arange(x.size, dtype=np.int64).reshape(x.shape)  # type: ignore[union-attr]
+            assert x is not None  # a dynamic input is a graph value
+            pos = np.arange(x.size, dtype=np.int64).reshape(x.shape)
             picked = lay([pos, *ins[1:]], [None] * len(ins), L.Context(record=False))[0][0]
-            gx = np.zeros(x.size, dt)  # type: ignore[union-attr]
+            gx = np.zeros(x.size, dt)
             np.add.at(gx, np.asarray(picked).reshape(-1), np.asarray(g, dt).reshape(-1))
-            gfull[0] = gx.reshape(x.shape)  # type: ignore[union-attr]
+            gfull[0] = gx.reshape(x.shape)
     elif op == "Concat":
         vals = [np.asarray(v) for v in full if v is not None]
         ax = a["axis"] % g.ndim
@@ -1682,8 +1700,9 @@ def supports_backward(model: Model) -> list[str]:
                 assert isinstance(lay, _NestsModel)  # every SubModel holds its model
                 visit(lay.model)
             elif kind == "OnnxOp":
-                if lay.op not in _ONNX_GRAD_OPS and lay.op not in _ONNX_NO_GRADIENT:  # type: ignore[attr-defined]
-                    bad.append(f"{lay.name} (ONNX {lay.op})")  # type: ignore[attr-defined]
+                assert isinstance(lay, _OnnxOpNode)  # every ONNX node names its op
+                if lay.op not in _ONNX_GRAD_OPS and lay.op not in _ONNX_NO_GRADIENT:
+                    bad.append(f"{lay.name} (ONNX {lay.op})")
             elif not isinstance(lay, ok) and kind not in (
                 "LastStep",
                 "OpLayer",
