@@ -312,7 +312,7 @@ class LessonActions(QObject):
                 else:
                     from ..io.inputs import example_input
 
-                    st.set_input(example_input(st.model, st.info))  # type: ignore[arg-type]
+                    st.set_input(example_input(st.model, st.info))
             except LstmvizError as e:
                 self.window.show_error(f"{les.path or les.title}: step {k + 1}: input: {e}")
                 return

@@ -102,7 +102,7 @@ class UnitLines(QWidget):
         self.step_line = pg.InfiniteLine(angle=90, movable=False)
         self.plot.addItem(self.step_line, ignoreBounds=True)
         self.curves: list[pg.PlotDataItem] = []
-        self._full = []
+        self._full: list[tuple[np.ndarray, np.ndarray]] = []  # each curve's decimated data
         self._clipped = False
         self.set_theme(NORMAL)
         state.events.trace.connect(self.refresh)
@@ -152,7 +152,7 @@ class UnitLines(QWidget):
         data = lt.per_unit(self.quantity)[b]  # (T, U)
         units = self.state.selected_units
         old, self.curves = self.curves, []
-        self._full: list[tuple[np.ndarray, np.ndarray]] = []
+        self._full = []
         for k, u in enumerate(units):
             xs, ys = peak_decimate(data[:, u], 2 * MAX_POINTS)
             self._full.append((xs, ys))

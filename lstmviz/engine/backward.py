@@ -37,7 +37,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -466,6 +466,13 @@ def _kind(lay: L.Layer) -> str:
     return type(lay).__name__
 
 
+@runtime_checkable
+class _NestsModel(Protocol):
+    """A layer that runs a whole model (the io's ``SubModel``: a model used as a layer)."""
+
+    model: Model
+
+
 def _forward(
     lay: L.Layer,
     ins: list[Any],
@@ -490,7 +497,8 @@ def _forward(
             out_mask = ms[0][:, ::-1] if lay.go_backwards else ms[0]
         return outs, [out_mask] + [None] * (len(outs) - 1)
     if kind == "SubModel":
-        sub_model: Model = lay.model  # type: ignore[attr-defined]
+        assert isinstance(lay, _NestsModel)  # every SubModel holds its model
+        sub_model = lay.model
         records, values = _run(sub_model, list(ins), ctx, dt, pick)
         rec.sub = Tape(sub_model, list(ins), dt, records, values, [], {})
         outs = [values[r] for r in sub_model.outputs]
@@ -1671,10 +1679,12 @@ def supports_backward(model: Model) -> list[str]:
                 if not isinstance(lay.inner, ok):
                     bad.append(f"{lay.name} ({lay.kind} of {lay.inner.kind})")
             elif kind == "SubModel":
-                visit(lay.model)  # type: ignore[attr-defined]
+                assert isinstance(lay, _NestsModel)  # every SubModel holds its model
+                visit(lay.model)
             elif kind == "OnnxOp":
-                if lay.op not in _ONNX_GRAD_OPS and lay.op not in _ONNX_NO_GRADIENT:  # type: ignore[attr-defined]
-                    bad.append(f"{lay.name} (ONNX {lay.op})")  # type: ignore[attr-defined]
+                op = str(getattr(lay, "op", ""))
+                if op not in _ONNX_GRAD_OPS and op not in _ONNX_NO_GRADIENT:
+                    bad.append(f"{lay.name} (ONNX {op})")
             elif not isinstance(lay, ok) and kind not in (
                 "LastStep",
                 "OpLayer",

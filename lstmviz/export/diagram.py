@@ -918,7 +918,7 @@ class DiagramFigure:
         if lv is None:
             return levels(quantity, lt)
         if hasattr(lv, "levels") and callable(lv.levels):
-            return lv.levels(quantity, lt)  # type: ignore[no-any-return]
+            return lv.levels(quantity, lt)
         if quantity in lv:
             lo, hi = lv[quantity]
             return float(lo), float(hi)

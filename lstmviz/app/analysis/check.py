@@ -38,7 +38,7 @@ class CheckPanel(Panel):
     ``window`` (optional) gives access to the main heatmaps, where diverged cells are
     outlined in red."""
 
-    def __init__(self, state, window: Any = None, parent: QWidget | None = None) -> None:
+    def __init__(self, state: Any, window: Any = None, parent: QWidget | None = None) -> None:
         super().__init__(state, parent)
         self.main_window = window
         self.student: dict[str, Any] | None = None
@@ -159,7 +159,7 @@ class CheckPanel(Panel):
         self.text.setPlainText("Comparing with the model and trying every known mistake…")
         self.load_btn.setEnabled(False)
 
-        def task(progress, should_stop):
+        def task(progress: Any, should_stop: Any) -> Diagnosis:
             return diagnose(model, x, student)
 
         self.runner.start(

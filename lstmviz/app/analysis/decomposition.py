@@ -3,6 +3,8 @@ and how long written values survive."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt
@@ -35,7 +37,7 @@ class DecompositionPanel(Panel):
     """Kept vs written for one unit over time (diverging stacked bars, c as a line), the
     retention of the value written at the current step, and every unit's median lifetime."""
 
-    def __init__(self, state, parent: QWidget | None = None) -> None:
+    def __init__(self, state: Any, parent: QWidget | None = None) -> None:
         super().__init__(state, parent)
         lay = QVBoxLayout(self)
         lay.setContentsMargins(4, 4, 4, 4)
@@ -184,7 +186,7 @@ class DecompositionPanel(Panel):
         rest = [v for v in self.state.selected_units if v != u]
         self.state.set_units([u, *rest])
 
-    def _on_click(self, ev) -> None:
+    def _on_click(self, ev: Any) -> None:
         pos = self.units_plot.vb.mapSceneToView(ev.scenePos())
         if not self.units_plot.vb.sceneBoundingRect().contains(ev.scenePos()):
             return

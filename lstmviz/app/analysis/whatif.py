@@ -48,7 +48,7 @@ class WhatIfPanel(Panel):
     """Pick a step and a new input; see the divergence of every quantity over time (max over
     units), the difference heatmap of one quantity, and how the output changes."""
 
-    def __init__(self, state, parent: QWidget | None = None) -> None:
+    def __init__(self, state: Any, parent: QWidget | None = None) -> None:
         super().__init__(state, parent)
         self.result: WhatIf | None = None
         self._images: dict[str, Any] | None = None  # what _draw shows, made in the worker
