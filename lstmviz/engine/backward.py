@@ -588,26 +588,7 @@ def _bidi_forward(
         )
         halves.append(half.outputs_from(lt, mask))
     of, ob = halves
-    yf, yb = of[0], ob[0]
-    if lay.return_sequences:
-        if lay.backward.go_backwards:
-            yb = yb[:, ::-1]
-        if lay.forward.go_backwards:
-            yf = yf[:, ::-1]
-    mm = lay.merge_mode
-    if mm == "concat":
-        ys = [np.concatenate([yf, yb], axis=-1)]
-    elif mm == "sum":
-        ys = [yf + yb]
-    elif mm == "mul":
-        ys = [yf * yb]
-    elif mm == "ave":
-        ys = [(yf + yb) / 2]
-    elif mm in (None, "None", "none"):
-        ys = [yf, yb]
-    else:
-        raise UnsupportedLayerError(f"Bidirectional {lay.name!r}: unknown merge_mode {mm!r}")
-    ys = [np.ascontiguousarray(y, dtype=dt) for y in ys]
+    ys = lay.merge(of[0], ob[0], dt)
     if lay.return_state:
         ys += of[1:] + ob[1:]
     out_mask = mask if (lay.return_sequences and mask is not None) else None
