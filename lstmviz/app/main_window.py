@@ -65,9 +65,10 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 MENU_ORDER = ("File", "View", "Train", "Analysis", "Help")
-#: The least height of the line plots and bars under the heatmaps (their data stays readable;
+#: The least height of the line plots and bars under the heatmaps (their data areas keep about
+#: 80 px, so ticks do not pile up; with less room they fold away and the heatmaps keep theirs;
 #: drag the splitter down to hide them).
-BOTTOM_MIN_PX = 140
+BOTTOM_MIN_PX = 180
 MODEL_SUFFIXES = (".keras", ".h5", ".hdf5")  # more when lstmviz.io knows more formats
 INPUT_SUFFIXES = (".npy", ".npz", ".csv", ".txt", ".tsv")
 MAX_RECENT = 10
@@ -173,6 +174,7 @@ class MainWindow(QMainWindow):
         self.state.events.model.connect(self._on_model_changed)
         self.state.events.trace.connect(self._on_trace_changed)
         self.heatmaps.hovered.connect(self._on_hovered)
+        self.heatmaps.overhead_changed.connect(self._fit_central)
         self.theme = NORMAL  # the views styled themselves with NORMAL when they were built
         self.setStyleSheet(stylesheet(NORMAL))
         self.resize(1600, 900)
@@ -291,6 +293,11 @@ class MainWindow(QMainWindow):
         elif getattr(self, "_bottom_folded", False) and sizes[1] == 0:
             self._bottom_folded = False
             self.vsplit.setSizes([max(total * 5 // 7, total - 260), min(total * 2 // 7, 260)])
+        elif sizes[1] > 0 and sizes[0] < total - need + self.heatmaps.wanted_height():
+            # both fit, but the splitter shrank them in proportion: the heatmaps first
+            want = self.heatmaps.wanted_height()
+            if sizes[0] < want:
+                self.vsplit.setSizes([want, total - want - self.vsplit.handleWidth()])
 
     def _build_welcome(self) -> QWidget:
         w = QWidget()

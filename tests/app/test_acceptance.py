@@ -588,11 +588,43 @@ def test_train_panel_buttons(app, qtbot, answers, tmp_path):
 SIZES = [(1600, 900), (1920, 1080)]
 
 
+#: The least data area (inside the axes) of any plot on screen, in pixels: ticks, bars and
+#: curves stay readable.
+PLOT_DATA_MIN_PX = (60, 80)  # width, height
+
+
+def _plot_problems(w) -> list[str]:
+    """Every plot shown (not folded away, not behind another tab): a readable data area and
+    a title that fits."""
+    import pyqtgraph as pg
+
+    grid = {hm.plot for hm in w.heatmaps.maps.values()}  # checked per unit row
+    out = []
+    for view in w.findChildren(pg.GraphicsView):
+        if not view.isVisible() or view.visibleRegion().isEmpty():
+            continue
+        for item in view.scene().items():
+            if not isinstance(item, pg.PlotItem) or not item.isVisible() or item in grid:
+                continue
+            title = item.titleLabel.item.toPlainText() if item.titleLabel.isVisible() else ""
+            name = f"{view.window().windowTitle() or type(view.parent()).__name__}"
+            where = f"{type(view.parentWidget()).__name__} plot {title[:40]!r} ({name})"
+            vb = item.vb
+            if vb.width() < PLOT_DATA_MIN_PX[0] or vb.height() < PLOT_DATA_MIN_PX[1]:
+                out.append(f"{where}: data area {vb.width():.0f}x{vb.height():.0f} px")
+            if title:
+                need = item.titleLabel.item.boundingRect().width()
+                if need > item.width() + 2:
+                    out.append(f"{where}: title needs {need:.0f} px of {item.width():.0f}")
+    return out
+
+
 def _layout_problems(w) -> list[str]:
     from lstmviz.app.analysis.common import PlotStack
+    from lstmviz.app.fit_label import html_width
     from lstmviz.app.heatmaps import ROW_PX
 
-    out = []
+    out = _plot_problems(w)
     for key, hm in w.heatmaps.maps.items():
         h = hm.plot.vb.height()
         if hm.n_rows and h / hm.n_rows < ROW_PX - 0.01:
@@ -608,10 +640,11 @@ def _layout_problems(w) -> list[str]:
         if not label.isVisible() or label.wordWrap() or not label.text():
             continue
         if label.textFormat() == Qt.TextFormat.RichText or "<" in label.text():
-            continue
-        need = label.fontMetrics().horizontalAdvance(label.text())
+            need = html_width(label, label.text())
+        else:
+            need = label.fontMetrics().horizontalAdvance(label.text())
         if need > label.contentsRect().width() + 2:
-            out.append(f"label {label.text()!r} clipped ({need} px in {label.width()} px)")
+            out.append(f"label {label.text()[:80]!r} clipped ({need:.0f} px in {label.width()} px)")
     return out
 
 
