@@ -16,7 +16,16 @@ import numpy as np
 import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QKeySequence
-from PySide6.QtWidgets import QApplication, QDialog, QLabel, QMessageBox
+from PySide6.QtWidgets import (
+    QAbstractButton,
+    QAbstractSpinBox,
+    QApplication,
+    QComboBox,
+    QDialog,
+    QLabel,
+    QMessageBox,
+    QWidget,
+)
 
 from lstmviz.examples import EXAMPLES_DIR
 from lstmviz.io.session import Session
@@ -606,6 +615,8 @@ def _plot_problems(w) -> list[str]:
         for item in view.scene().items():
             if not isinstance(item, pg.PlotItem) or not item.isVisible() or item in grid:
                 continue
+            if isinstance(item, pg.ColorBarItem):  # a colour bar (a PlotItem inside), no data
+                continue
             title = item.titleLabel.item.toPlainText() if item.titleLabel.isVisible() else ""
             name = f"{view.window().windowTitle() or type(view.parent()).__name__}"
             where = f"{type(view.parentWidget()).__name__} plot {title[:40]!r} ({name})"
@@ -625,6 +636,12 @@ def _layout_problems(w) -> list[str]:
     from lstmviz.app.heatmaps import ROW_PX
 
     out = _plot_problems(w)
+    if w.model_dock.isVisible():  # the Show controls never scroll away under the description
+        for c in w.selection_panel.findChildren(QWidget):
+            if not isinstance(c, (QComboBox, QAbstractButton, QAbstractSpinBox)):
+                continue
+            if c.isVisible() and c.visibleRegion().isEmpty():
+                out.append(f"Show control {c.toolTip()[:40] or type(c).__name__!r} out of view")
     for key, hm in w.heatmaps.maps.items():
         h = hm.plot.vb.height()
         if hm.n_rows and h / hm.n_rows < ROW_PX - 0.01:
@@ -681,6 +698,21 @@ def test_layout_with_each_panel_open(app, qtbot, width, height):
         w.panels.open(key)
         _settle(qtbot, w)
         problems[key] = _layout_problems(w)
+    bad = {k: v for k, v in problems.items() if v}
+    assert not bad, bad
+
+
+@pytest.mark.parametrize(("width", "height"), SIZES)
+def test_layout_with_the_longest_descriptions(app, qtbot, width, height):
+    """Examples whose description fills the Model dock: it scrolls, the Show controls stay in
+    view, and no view loses its readable size."""
+    w = app
+    w.resize(width, height)
+    problems = {}
+    for path in (STACKED, EXAMPLES_DIR / "char_textgen.keras"):
+        _open(qtbot, w, path)
+        _settle(qtbot, w)
+        problems[path.name] = _layout_problems(w)
     bad = {k: v for k, v in problems.items() if v}
     assert not bad, bad
 
