@@ -49,9 +49,11 @@ def time_ticks(
     if n <= 0:
         return []
     width_px = max(float(width_px), 50.0)
-    if len(labels) >= n:
-        longest = max(map(len, labels[:n])) if n * 4 < width_px else 99  # cannot fit anyway
-        if n * (0.62 * tick_px * longest + 4) <= width_px:  # a glyph ~0.62 em, 4 px apart
+    if len(labels) >= n and n * 4 < width_px:  # else they cannot fit anyway
+        font = QFont("DejaVu Sans")  # the axes' tick font
+        font.setPixelSize(tick_px)
+        widest = max(QFontMetrics(font).horizontalAdvance(s) for s in labels[:n])
+        if n * (widest + 5) <= width_px:  # 5 px between two labels: "m m", not "mm"
             return [(t + 0.5, labels[t]) for t in range(n)]
     max_labels = max(2, int(width_px // (tick_px * 3.2)))
     raw = n / max_labels

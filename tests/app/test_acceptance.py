@@ -10,6 +10,7 @@ pixel against the colour map.
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 import numpy as np
@@ -602,6 +603,37 @@ SIZES = [(1600, 900), (1920, 1080)]
 PLOT_DATA_MIN_PX = (60, 80)  # width, height
 
 
+def _crowded_ticks(item) -> list[str]:
+    """Tick labels set by the app (not pyqtgraph's own, which space themselves) that run into
+    each other: "10111213" instead of 10, 11, 12, 13."""
+    from PySide6.QtGui import QFontMetrics
+
+    out = []
+    (x0, x1), (y0, y1) = item.vb.viewRange()
+    for side, lo, hi, length in (
+        ("bottom", x0, x1, item.vb.width()),
+        ("left", y0, y1, item.vb.height()),
+    ):
+        axis = item.getAxis(side)
+        levels = getattr(axis, "_tickLevels", None)
+        if not axis.isVisible() or not levels or hi <= lo or not axis.style["showValues"]:
+            continue
+        fm = QFontMetrics(axis.style["tickFont"] or axis.font())
+        ticks = sorted((v, str(t)) for v, t in levels[0] if lo <= v <= hi and str(t))
+        px = length / (hi - lo)
+        for (va, a), (vb, b) in itertools.pairwise(ticks):
+            gap = (vb - va) * px
+            need = (  # 4 px between two labels, rows of labels 80% of a line apart
+                (fm.horizontalAdvance(a) + fm.horizontalAdvance(b)) / 2 + 4
+                if side == "bottom"
+                else fm.height() * 0.8
+            )
+            if gap < need:
+                out.append(f"{side} tick labels {a!r} and {b!r} {gap:.0f} px apart")
+                break
+    return out
+
+
 def _plot_problems(w) -> list[str]:
     """Every plot shown (not folded away, not behind another tab): a readable data area and
     a title that fits."""
@@ -613,13 +645,18 @@ def _plot_problems(w) -> list[str]:
         if not view.isVisible() or view.visibleRegion().isEmpty():
             continue
         for item in view.scene().items():
-            if not isinstance(item, pg.PlotItem) or not item.isVisible() or item in grid:
+            if not isinstance(item, pg.PlotItem) or not item.isVisible():
                 continue
             if isinstance(item, pg.ColorBarItem):  # a colour bar (a PlotItem inside), no data
+                continue
+            crowded = _crowded_ticks(item)
+            if item in grid:
+                out.extend(f"heatmap: {c}" for c in crowded)
                 continue
             title = item.titleLabel.item.toPlainText() if item.titleLabel.isVisible() else ""
             name = f"{view.window().windowTitle() or type(view.parent()).__name__}"
             where = f"{type(view.parentWidget()).__name__} plot {title[:40]!r} ({name})"
+            out.extend(f"{where}: {c}" for c in crowded)
             vb = item.vb
             if vb.width() < PLOT_DATA_MIN_PX[0] or vb.height() < PLOT_DATA_MIN_PX[1]:
                 out.append(f"{where}: data area {vb.width():.0f}x{vb.height():.0f} px")
