@@ -517,8 +517,17 @@ class OutputView(QWidget):
         m = 1.0 if self.probabilities else max(1e-6, max(abs(v) for _, v in self.shown))
         for i, ti in enumerate(self.texts):
             if i < n:
-                ti.setText(f" {self.shown[i][1]:.2f}")
-                ti.setPos(min(max(self.shown[i][1], 0), 0.82 * m), i)
+                v = self.shown[i][1]
+                if v > 0.5 * m:  # a long bar: the value inside its end (never past the edge)
+                    ti.setAnchor((1, 0.5))
+                    ti.setColor("#111111")
+                    ti.setText(f"{v:.2f} ")
+                    ti.setPos(v, i)
+                else:  # a short one: after its end
+                    ti.setAnchor((0, 0.5))
+                    ti.setColor("#ffffff")
+                    ti.setText(f" {v:.2f}")
+                    ti.setPos(max(v, 0), i)
             else:
                 ti.setText("")
         self.plot.setXRange(0 if self.probabilities else -m, m, padding=0.02)

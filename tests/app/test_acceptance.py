@@ -657,6 +657,12 @@ def _plot_problems(w) -> list[str]:
             name = f"{view.window().windowTitle() or type(view.parent()).__name__}"
             where = f"{type(view.parentWidget()).__name__} plot {title[:40]!r} ({name})"
             out.extend(f"{where}: {c}" for c in crowded)
+            box = item.vb.sceneBoundingRect().adjusted(-1, -1, 1, 1)
+            for text in item.vb.addedItems:  # value labels stay inside the data area
+                if not isinstance(text, pg.TextItem) or not text.isVisible():
+                    continue
+                if text.toPlainText() and not box.contains(text.sceneBoundingRect()):
+                    out.append(f"{where}: label {text.toPlainText()!r} cut at the edge")
             vb = item.vb
             if vb.width() < PLOT_DATA_MIN_PX[0] or vb.height() < PLOT_DATA_MIN_PX[1]:
                 out.append(f"{where}: data area {vb.width():.0f}x{vb.height():.0f} px")
@@ -750,6 +756,10 @@ def test_layout_with_the_longest_descriptions(app, qtbot, width, height):
         _open(qtbot, w, path)
         _settle(qtbot, w)
         problems[path.name] = _layout_problems(w)
+    # the side docks dragged as narrow as they go
+    w.resizeDocks([w.model_dock, w.detail_dock], [1, 1], Qt.Orientation.Horizontal)
+    _settle(qtbot, w)
+    problems["narrow docks"] = _layout_problems(w)
     bad = {k: v for k, v in problems.items() if v}
     assert not bad, bad
 
