@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pyqtgraph as pg
-from PySide6.QtCore import QEvent, QObject, QSettings, Qt, QTimer, Signal
+from PySide6.QtCore import QEvent, QObject, QSettings, QSize, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QKeySequence
 from PySide6.QtWidgets import (
     QApplication,
@@ -1186,3 +1186,14 @@ class _FitSplitter(QSplitter):
     def resizeEvent(self, ev: Any) -> None:
         super().resizeEvent(ev)
         self._timer.start(0)
+
+    def minimumSizeHint(self) -> QSize:
+        """The heatmaps' least height only: the line plots below fold away when there is
+        no room for them (a splitter counts every child's minimum, and the window grew
+        taller than the screen with a panel open)."""
+        hint = super().minimumSizeHint()
+        first = self.widget(0)
+        if first is None:
+            return hint
+        least = max(first.minimumHeight(), first.minimumSizeHint().height())
+        return QSize(hint.width(), least)

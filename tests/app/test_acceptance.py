@@ -674,6 +674,16 @@ def _plot_problems(w) -> list[str]:
 
 
 def _layout_problems(w) -> list[str]:
+
+    out = []
+    want = getattr(w, "_asked_size", None)  # what the test resized it to
+    if want is not None and (w.width() > want[0] or w.height() > want[1]):
+        out.append(f"window grew to {w.width()}x{w.height()} (minimum sizes add up to more)")
+    out += _inside_problems(w)
+    return out
+
+
+def _inside_problems(w) -> list[str]:
     from lstmviz.app.analysis.common import PlotStack
     from lstmviz.app.fit_label import html_width
     from lstmviz.app.heatmaps import ROW_PX
@@ -733,6 +743,7 @@ def _settle(qtbot, w) -> None:
 def test_layout_with_each_panel_open(app, qtbot, width, height):
     w = app
     w.resize(width, height)
+    w._asked_size = (width, height)
     w.panels.close_all()
     _settle(qtbot, w)
     problems = {"(no panel)": _layout_problems(w)}
@@ -751,6 +762,7 @@ def test_layout_with_the_longest_descriptions(app, qtbot, width, height):
     view, and no view loses its readable size."""
     w = app
     w.resize(width, height)
+    w._asked_size = (width, height)
     problems = {}
     for path in (STACKED, EXAMPLES_DIR / "char_textgen.keras"):
         _open(qtbot, w, path)
