@@ -706,6 +706,12 @@ def _inside_problems(w) -> list[str]:
             continue
         if stack.height() < 150:
             out.append(f"{stack.parent().__class__.__name__}: plot area {stack.height()} px tall")
+    for combo in w.findChildren(QComboBox):
+        if not combo.isVisible() or not combo.currentText() or combo.isEditable():
+            continue
+        need = combo.fontMetrics().horizontalAdvance(combo.currentText()) + 24  # + the arrow
+        if need > combo.width():
+            out.append(f"combo box {combo.currentText()!r} cut ({need} px in {combo.width()})")
     for label in w.findChildren(QLabel):
         if not label.isVisible() or label.wordWrap() or not label.text():
             continue
@@ -772,6 +778,51 @@ def test_layout_with_the_longest_descriptions(app, qtbot, width, height):
     w.resizeDocks([w.model_dock, w.detail_dock], [1, 1], Qt.Orientation.Horizontal)
     _settle(qtbot, w)
     problems["narrow docks"] = _layout_problems(w)
+    bad = {k: v for k, v in problems.items() if v}
+    assert not bad, bad
+
+
+@pytest.mark.parametrize(("width", "height"), SIZES)
+def test_layout_with_analysis_results_shown(app, qtbot, answers, tmp_path, width, height):
+    """The panels whose plots appear only after a first action (the causal ones:
+    tests/app/test_causal_panels.py), with that action's result shown."""
+    from tests.app.test_analysis_panels import _buggy
+
+    w = app
+    w.resize(width, height)
+    w._asked_size = (width, height)
+    problems = {}
+    p = w.panels.open("what_if")
+    p.step.setValue(3)
+    click(qtbot, p.run_btn)
+    qtbot.waitUntil(lambda: p.result is not None, timeout=20000)
+    _settle(qtbot, w)
+    problems["what_if"] = _layout_problems(w)
+    w.panels.close_all()
+    p = w.panels.open("check")
+    st = _buggy(w.state.layer_trace)
+    np.savez(tmp_path / "mine.npz", hidden=st["hidden"], cell=st["cell"])
+    answers["Student arrays"] = str(tmp_path / "mine.npz")
+    click(qtbot, p.load_btn)
+    qtbot.waitUntil(lambda: p.diagnosis is not None, timeout=20000)
+    _settle(qtbot, w)
+    problems["check"] = _layout_problems(w)
+    w.panels.close_all()
+    p = w.panels.open("corpus")
+    p.count.setValue(40)
+    p.length.setValue(12)
+    answers["Folder for the traced corpus"] = str(tmp_path)
+    click(qtbot, p.dir_btn)
+    click(qtbot, p.trace_btn)
+    qtbot.waitUntil(lambda: p.store is not None, timeout=60000)
+    _settle(qtbot, w)
+    problems["corpus"] = _layout_problems(w)
+    w.panels.close_all()
+    p = w.panels.open("compare")
+    click(qtbot, p.pin_btn)
+    w.state.set_text("4 7 3 0 1")
+    _settle(qtbot, w)
+    problems["compare"] = _layout_problems(w)
     bad = {k: v for k, v in problems.items() if v}
     assert not bad, bad
 

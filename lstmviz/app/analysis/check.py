@@ -64,6 +64,8 @@ class CheckPanel(Panel):
         row.addWidget(self.goto_btn)
         row.addWidget(QLabel("show"))
         self.quantity = QComboBox()
+        # filled once arrays are loaded: sized then, not when first shown (empty)
+        self.quantity.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
         self.quantity.currentIndexChanged.connect(lambda *_: self._draw())
         row.addWidget(self.quantity)
         row.addStretch(1)
