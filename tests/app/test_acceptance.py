@@ -657,6 +657,10 @@ def _plot_problems(w) -> list[str]:
             name = f"{view.window().windowTitle() or type(view.parent()).__name__}"
             where = f"{type(view.parentWidget()).__name__} plot {title[:40]!r} ({name})"
             out.extend(f"{where}: {c}" for c in crowded)
+            if item.legend is not None and item.legend.isVisible():
+                names = [label.text for _, label in item.legend.items]
+                if len(names) != len(set(names)):
+                    out.append(f"{where}: legend lists {names}")
             box = item.vb.sceneBoundingRect().adjusted(-1, -1, 1, 1)
             for text in item.vb.addedItems:  # value labels stay inside the data area
                 if not isinstance(text, pg.TextItem) or not text.isVisible():
@@ -823,6 +827,13 @@ def test_layout_with_analysis_results_shown(app, qtbot, answers, tmp_path, width
     w.state.set_text("4 7 3 0 1")
     _settle(qtbot, w)
     problems["compare"] = _layout_problems(w)
+    w.panels.close_all()
+    p = w.panels.open("interventions")  # on the digit-sum example: output bars, a legend
+    p.units_edit.setText("3")
+    click(qtbot, p.add_btn)
+    qtbot.waitUntil(lambda: p.effect is not None and not p.runner.is_running(), timeout=20000)
+    _settle(qtbot, w)
+    problems["interventions"] = _layout_problems(w)
     bad = {k: v for k, v in problems.items() if v}
     assert not bad, bad
 
