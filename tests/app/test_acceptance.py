@@ -570,6 +570,14 @@ def test_check_buttons(app, qtbot, answers, tmp_path):
     w.state.set_t(0)
     click(qtbot, p.goto_btn)
     assert w.state.t == p.diagnosis.first_step
+    # its outlines on the main heatmaps go with the panel and come back with it
+    assert p.overlay_points("cell") > 0
+    dock = w.panels.docks["check"]
+    click(qtbot, dock.findChild(QAbstractButton, "qt_dockwidget_closebutton"))
+    qtbot.waitUntil(lambda: not dock.isVisible(), timeout=5000)
+    assert p.overlay_points("cell") == 0
+    press(qtbot, w, w.panels.specs["check"].shortcut)
+    qtbot.waitUntil(lambda: p.overlay_points("cell") > 0, timeout=5000)
 
 
 def test_train_panel_buttons(app, qtbot, answers, tmp_path):
