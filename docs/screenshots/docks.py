@@ -29,6 +29,18 @@ TEXT = "4 7 3 9 1 8 2 6 5 3 7 1"
 CHANGED = "4 7 3 0 1 8 2 6 5 3 7 1"  # step 3 changed: the What-if, Compare and patching input
 
 
+def small(path: Path) -> None:
+    """Rewrite the PNG with a 256-colour palette (a third of the size; the colour maps'
+    steps stay visible). Without Pillow it stays as Qt wrote it."""
+    try:
+        from PIL import Image
+    except ImportError:
+        return
+    with Image.open(path) as im:
+        rgb = im.convert("RGB")
+    rgb.quantize(256, method=Image.Quantize.FASTOCTREE).save(path, optimize=True)
+
+
 def main(argv: list[str]) -> int:
     out = Path(argv[0]) if argv else Path(__file__).with_name("docks")
     os.environ.setdefault("LSTMVIZ_TESTING", "1")  # no remembered layout, a temporary data folder
@@ -112,12 +124,14 @@ def main(argv: list[str]) -> int:
         def shot(name: str, window: MainWindow = w, where: Path = folder) -> None:
             p = where / f"{name}.png"
             window.grab().save(str(p))
+            small(p)
             written.append(p)
 
         shot("main")
         assert w.panels is not None
         for key in w.panels.specs:
             w.panels.close_all()
+            w.state.set_token_scores(None)  # the Attribution panel coloured the input strip
             if w.state.input_text() != TEXT:  # the Compare panel changed it
                 w.state.set_text(TEXT)
                 settle(w)
