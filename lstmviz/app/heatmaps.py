@@ -681,7 +681,12 @@ class HeatmapGrid(pg.GraphicsLayoutWidget):
                 f"({ROW_PX} px each): make the window taller, or pick units in Show"
             )
             self.note.adjustSize()
-            self.note.move(max(self.width() - self.note.width() - 8, 0), 2)
+            # bottom right, over the last map's time axis (the others repeat it): at the top
+            # it hid the maps' titles
+            self.note.move(
+                max(self.width() - self.note.width() - 8, 0),
+                max(self.height() - self.note.height() - 2, 0),
+            )
             self.note.show()
             self.note.raise_()
         else:

@@ -692,6 +692,14 @@ def _layout_problems(w) -> list[str]:
     if want is not None and (w.width() > want[0] or w.height() > want[1]):
         out.append(f"window grew to {w.width()}x{w.height()} (minimum sizes add up to more)")
     out += _inside_problems(w)
+    note = w.heatmaps.note  # "showing the k most active units": never over a map's title
+    if note.isVisible():
+        for key, hm in w.heatmaps.maps.items():
+            if not hm.plot.titleLabel.isVisible():
+                continue
+            title = w.heatmaps.mapFromScene(hm.plot.titleLabel.sceneBoundingRect()).boundingRect()
+            if title.intersects(note.geometry()):
+                out.append(f"the top-k note covers the title of heatmap {key}")
     return out
 
 
@@ -786,6 +794,10 @@ def test_layout_with_the_longest_descriptions(app, qtbot, width, height):
         _open(qtbot, w, path)
         _settle(qtbot, w)
         problems[path.name] = _layout_problems(w)
+    # a panel open under the character model's many units: the heatmaps fall back to a top-k
+    w.panels.open("saturation")
+    _settle(qtbot, w)
+    problems["char_textgen.keras + Saturation"] = _layout_problems(w)
     # the side docks dragged as narrow as they go
     w.resizeDocks([w.model_dock, w.detail_dock], [1, 1], Qt.Orientation.Horizontal)
     _settle(qtbot, w)

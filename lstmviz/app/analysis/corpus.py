@@ -232,7 +232,7 @@ class CorpusPanel(Panel):
         vlay.addLayout(row2)
         self.view = pg.GraphicsLayoutWidget()
         self.plot = self.view.addPlot()
-        style_plot(self.plot, "", "unit", "position")
+        style_plot(self.plot, "", "unit", "")  # the x axis: the "position" box above it
         self.plot.vb.invertY(True)
         self.image = pg.ImageItem(axisOrder="row-major")
         self.image.setColorMap(pg.colormap.get("CET-D1"))
@@ -253,7 +253,7 @@ class CorpusPanel(Panel):
         map_side = QWidget()
         mlay = QVBoxLayout(map_side)
         mlay.setContentsMargins(0, 0, 0, 0)
-        self.view.setMinimumHeight(PLOT_MIN_PX - 40)
+        self.view.setMinimumHeight(PLOT_MIN_PX - 60)  # a data area of about 80 px
         mlay.addWidget(self.view, 1)
         self.page_bar = QScrollBar(Qt.Orientation.Horizontal)
         self.page_bar.setToolTip("Page through the corpus (pages are read as they are shown)")
