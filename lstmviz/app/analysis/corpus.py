@@ -16,6 +16,7 @@ from PySide6.QtWidgets import (
     QComboBox,
     QDoubleSpinBox,
     QHBoxLayout,
+    QHeaderView,
     QLabel,
     QLineEdit,
     QProgressBar,
@@ -267,7 +268,10 @@ class CorpusPanel(Panel):
         self.table.setToolTip(
             "Click: show the match; double-click: open that sequence in the main view"
         )
-        self.table.horizontalHeader().setStretchLastSection(True)
+        header = self.table.horizontalHeader()
+        header.setStretchLastSection(True)
+        for col in range(4):  # numbers: as wide as they are; the tokens get the rest
+            header.setSectionResizeMode(col, QHeaderView.ResizeMode.ResizeToContents)
         self.table.cellClicked.connect(self._on_match)
         self.table.cellDoubleClicked.connect(self._open_match)
         split = QSplitter(Qt.Orientation.Horizontal)
