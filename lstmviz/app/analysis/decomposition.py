@@ -12,6 +12,7 @@ from PySide6.QtWidgets import QHBoxLayout, QLabel, QSpinBox, QVBoxLayout, QWidge
 
 from ...analysis import decompose, mean_lifetime, retention
 from .common import KEPT, WRITTEN, Panel, PlotStack, hint, style_plot, time_ticks
+from .targets import unit_ticks
 
 
 def stacked(
@@ -132,9 +133,9 @@ class DecompositionPanel(Panel):
         cap = float(lt.timesteps)
         heights = np.where(np.isfinite(self.lifetimes), self.lifetimes, cap)
         self.life_bars.setOpts(x=np.arange(lt.units), height=heights)
-        step = max(1, -(-lt.units // 32))
+        # every 1, 2, 5, 10... units: 32 labels side by side ran into each other
         self.units_plot.getAxis("bottom").setTicks(
-            [[(u, str(u)) for u in range(0, lt.units, step)], []]
+            [[(x - 0.5, label) for x, label in unit_ticks(lt.units, 16)], []]
         )
         self.units_plot.setYRange(0, max(cap, float(finite.max(initial=1.0))) * 1.05)
         self._draw_unit()
