@@ -1163,10 +1163,16 @@ def _backward_node(
     if kind == "SubModel":
         assert rec.sub is not None
         sub = rec.sub
+        # the nested model's tensors in their own namespace (its names may repeat the outer
+        # model's: an inner "in" is not the outer "in"); its LSTMs and weights are the model's
+        inner = _Acc(layers=acc.layers, params=acc.params, want_params=acc.want_params)
         for ref, g in zip(sub.model.outputs, gouts, strict=True):
-            acc.add(ref, g)
-        _backward_records(sub, acc)
-        return [acc.tensors.get(ref) for ref in sub.model.inputs], None
+            inner.add(ref, g)
+        _backward_records(sub, inner)
+        for ref, g in inner.tensors.items():  # inner tensors stay readable where unambiguous
+            if ref not in sub.model.inputs:
+                acc.tensors.setdefault(ref, g)
+        return [inner.tensors.get(ref) for ref in sub.model.inputs], None
     g = gouts[0]
     if len(rec.outs) == 1 and g is None:
         return [None] * len(rec.ins), None

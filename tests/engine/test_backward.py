@@ -507,3 +507,20 @@ def test_a_model_used_as_a_layer_backpropagates_and_is_looked_into():
     _fd_check(m, rng.normal(size=(2, 5, 3)))
     odd_inside = _seq_model(SubModel("inner", inner(Odd("odd"), lstm)), outer)
     assert supports_backward(odd_inside) == ["odd (OddLayer)"]
+
+
+def test_a_nested_model_whose_tensors_share_the_outer_names():
+    """Keras names a nested model's input as it likes: "in" inside and outside must not add
+    the inner gradient to the outer one twice."""
+    from lstmviz.io.keras import SubModel
+
+    rng = np.random.default_rng(13)
+    lstm = L.LSTM("inner_lstm", _weights(rng, 3, 4), return_sequences=True)
+    inner = Model(
+        "inner",
+        [Node(L.InputLayer("in", (None, None, 3)), 0, []), Node(lstm, 0, [("in", 0, 0)])],
+        [("in", 0, 0)],
+        [("inner_lstm", 0, 0)],
+    )
+    m = _seq_model(SubModel("inner", inner), L.LSTM("outer_lstm", _weights(rng, 4, 3)))
+    _fd_check(m, rng.normal(size=(2, 5, 3)))
