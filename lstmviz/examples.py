@@ -1,4 +1,4 @@
-"""The bundled examples: ``assets/examples/<name>.keras`` with ``<name>.lstmviz.json``.
+"""The bundled examples: ``lstmviz/assets/examples/<name>.keras`` with ``<name>.lstmviz.json``.
 
 The models are produced by ``lstmviz.train`` (``python -m lstmviz.train.make_examples``
 regenerates them deterministically).
@@ -11,7 +11,7 @@ from pathlib import Path
 
 from .io.meta import ModelInfo, load_info
 
-ASSETS = Path(__file__).resolve().parent.parent / "assets"
+ASSETS = Path(__file__).resolve().parent / "assets"
 EXAMPLES_DIR = ASSETS / "examples"
 #: The example ``lstmviz`` opens when started without a model.
 DEFAULT_EXAMPLE = "digit_sum"

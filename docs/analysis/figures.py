@@ -13,7 +13,7 @@ from lstmviz.io.inputs import encode_text, token_labels
 from lstmviz.io.meta import load_info
 
 OUT = Path(__file__).resolve().parent / "img"
-EXAMPLES = Path(lstmviz.__file__).resolve().parent.parent / "assets" / "examples"
+EXAMPLES = Path(lstmviz.__file__).resolve().parent / "assets" / "examples"
 
 path = EXAMPLES / "digit_sum.keras"
 model, info = lstmviz.load_model(path), load_info(path)

@@ -23,4 +23,4 @@ lstmviz export binary_addition --text "1011011 + 0110110" --view diagram --units
 lstmviz export digit_sum --text "$IN" --view bars --units 3,10,20,22 --step 7 --style slide \
     --force --out $D/bars_slide.png
 # a bundled lesson as a handout
-lstmviz export assets/lessons/binary_addition.lstmviz-lesson --force --out $D/lesson_handout.pdf
+lstmviz export lstmviz/assets/lessons/binary_addition.lstmviz-lesson --force --out $D/lesson_handout.pdf

@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-LESSONS = HERE.parents[1] / "assets" / "lessons"
+LESSONS = HERE.parents[1] / "lstmviz" / "assets" / "lessons"
 sys.path.insert(0, str(HERE.parents[1]))  # this checkout's lstmviz
 MIN_PX = 28
 

@@ -4,9 +4,12 @@
 
 For 1600x900 and 1920x1080: the window alone (no panel), then every dockable panel (Train,
 each Analysis panel, and any other declared with a PanelSpec) opened the way a user opens it,
-on the bundled digit-sum example; panels that need a first action to show something (What-if:
-Compare; Compare: a pinned trace and a changed input) get it. Writes
-``OUT_DIR/<size>/<panel>.png`` (default OUT_DIR: docs/screenshots/docks).
+on the bundled digit-sum example; panels that need a first action to show something get it
+(What-if: Compare; Compare: a pinned trace and a changed input; Check my LSTM: arrays with a
+bug from step 6 on; Corpus: 200 random sequences traced; Interventions: unit 22's cell state
+zeroed; Activation patching: step 3 changed; Attribution: Compute; State space: Find fixed
+points). Writes ``OUT_DIR/<size>/<panel>.png`` (default OUT_DIR: docs/screenshots/docks).
+Run it from the repository root (``PYTHONPATH=.`` if lstmviz is not installed).
 """
 
 from __future__ import annotations
@@ -14,11 +17,28 @@ from __future__ import annotations
 import os
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 from PySide6.QtWidgets import QApplication
 
 SIZES = ((1600, 900), (1920, 1080))
+TEXT = "4 7 3 9 1 8 2 6 5 3 7 1"
+CHANGED = "4 7 3 0 1 8 2 6 5 3 7 1"  # step 3 changed: the What-if, Compare and patching input
+
+
+def small(path: Path) -> None:
+    """Rewrite the PNG with a 256-colour palette (a third of the size; the colour maps'
+    steps stay visible). Without Pillow it stays as Qt wrote it."""
+    try:
+        from PIL import Image
+    except ImportError:
+        return
+    with Image.open(path) as im:
+        rgb = im.convert("RGB")
+    rgb.quantize(256, method=Image.Quantize.FASTOCTREE).save(path, optimize=True)
 
 
 def main(argv: list[str]) -> int:
@@ -40,6 +60,55 @@ def main(argv: list[str]) -> int:
             spin(0.1)
         spin(0.7)
 
+    def wait_for(what: str, done: Callable[[], bool], timeout: float = 120.0) -> None:
+        end = time.time() + timeout
+        while not done():
+            if time.time() > end:
+                raise RuntimeError(f"timed out waiting for {what}")
+            spin(0.1)
+        spin(0.7)
+
+    def first_action(w: MainWindow, key: str, panel: Any) -> None:
+        """What a user does first in the panel so it shows a result."""
+        if key == "what_if":
+            panel.step.setValue(3)
+            panel.token.setCurrentIndex(0)
+            panel.run_btn.click()
+            wait_for("the what-if", lambda: panel.result is not None)
+        elif key == "compare":
+            panel.pin_current()
+            w.state.set_text(CHANGED)
+            settle(w)
+        elif key == "check":
+            lt = w.state.layer_trace
+            hidden, cell = np.array(lt.hidden), np.array(lt.cell)
+            cell[:, 6:, 3] += 0.5  # a student's bug: unit 3's cell drifts from step 6 on
+            hidden[:, 6:, 3] = np.tanh(cell[:, 6:, 3]) * np.array(lt.output_gate)[:, 6:, 3]
+            panel.load({"hidden": hidden, "cell": cell})
+            wait_for("the check", lambda: not panel.runner.is_running())
+        elif key == "corpus":
+            panel.count.setValue(200)
+            panel.length.setValue(12)
+            panel.trace_btn.click()
+            wait_for("the corpus", lambda: panel.store is not None)
+        elif key == "interventions":
+            panel.units_edit.setText("22")
+            panel.add_btn.click()
+            wait_for(
+                "the intervention",
+                lambda: panel.effect is not None and not panel.runner.is_running(),
+            )
+        elif key == "patching":
+            panel.corrupted.setText(CHANGED)
+            panel.run_btn.click()
+            wait_for("the patching", lambda: panel.result is not None)
+        elif key == "attribution":
+            panel.run_btn.click()
+            wait_for("the attribution", lambda: panel.result is not None)
+        elif key == "state_space":
+            panel.find_btn.click()
+            wait_for("the fixed points", lambda: bool(panel.points))
+
     written = []
     for width, height in SIZES:
         folder = out / f"{width}x{height}"
@@ -47,7 +116,7 @@ def main(argv: list[str]) -> int:
         w = MainWindow()
         w.resize(width, height)
         w.show()
-        w.open_model(EXAMPLES_DIR / "digit_sum.keras", text="4 7 3 9 1 8 2 6 5 3 7 1")
+        w.open_model(EXAMPLES_DIR / "digit_sum.keras", text=TEXT)
         settle(w)
         w.state.set_t(5)
         settle(w)
@@ -55,23 +124,21 @@ def main(argv: list[str]) -> int:
         def shot(name: str, window: MainWindow = w, where: Path = folder) -> None:
             p = where / f"{name}.png"
             window.grab().save(str(p))
+            small(p)
             written.append(p)
 
         shot("main")
         assert w.panels is not None
         for key in w.panels.specs:
             w.panels.close_all()
+            w.state.set_token_scores(None)  # the Attribution panel coloured the input strip
+            if w.state.input_text() != TEXT:  # the Compare panel changed it
+                w.state.set_text(TEXT)
+                settle(w)
+                w.state.set_t(5)
             panel = w.panels.open(key)
             settle(w)
-            if key == "what_if":
-                panel.step.setValue(3)
-                panel.token.setCurrentIndex(0)
-                panel.run()
-                settle(w)
-            elif key == "compare":
-                panel.pin_current()
-                w.state.set_text("4 7 3 0 1 8 2 6 5 3 7 1")
-                settle(w)
+            first_action(w, key, panel)
             shot(key)
         w.close()
     for p in written:

@@ -4,6 +4,7 @@
 #   sh docs/screenshots/make.sh
 set -e
 cd "$(dirname "$0")/../.."
+export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"  # this checkout's lstmviz
 OUT=docs/screenshots
 WAIT=${WAIT:-15}
 
@@ -21,8 +22,10 @@ shot() {  # shot OUT.png lstmviz-arguments...
     echo "wrote $out"
 }
 
-shot $OUT/main.png assets/examples/digit_sum.keras --step 3
-shot $OUT/presentation.png assets/examples/char_textgen.keras --text "'to be or not to be'" --step 9 --presentation
-shot $OUT/char_textgen.png assets/examples/char_textgen.keras --step 12
-shot $OUT/binary_addition.png assets/examples/binary_addition.keras --step 4
+shot $OUT/main.png lstmviz/assets/examples/digit_sum.keras --step 3
+shot $OUT/presentation.png lstmviz/assets/examples/char_textgen.keras --text "'to be or not to be'" --step 9 --presentation
+shot $OUT/char_textgen.png lstmviz/assets/examples/char_textgen.keras --step 12
+shot $OUT/binary_addition.png lstmviz/assets/examples/binary_addition.keras --step 4
 xvfb-run -a -s "-screen 0 1600x900x24" python docs/screenshots/training.py $OUT/training.png
+# every dockable panel open in the real window, at 1600x900 and 1920x1080 (docs/screenshots/README.md)
+xvfb-run -a -s "-screen 0 1920x1080x24" python docs/screenshots/docks.py $OUT/docks

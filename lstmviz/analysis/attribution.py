@@ -118,7 +118,7 @@ def occlusion(
             raise InputError(f"baseline: a token model is occluded with a token id; got {fill!r}")
     else:
         fill = 0.0 if baseline is None else np.asarray(baseline, np.float32)
-        if np.ndim(fill) not in (0, 1) or (np.ndim(fill) == 1 and len(fill) != xc.shape[2]):
+        if np.ndim(fill) not in (0, 1) or (np.ndim(fill) == 1 and np.shape(fill)[0] != xc.shape[2]):
             raise InputError(
                 f"baseline: a number or a feature vector of {xc.shape[2]}; got {np.shape(fill)}"
             )
@@ -196,11 +196,11 @@ def attribute(
         units[name] = np.asarray(lt.hidden, np.float64) * lg.get("hidden")
     check: dict[str, np.ndarray] = {}
     if method == "ig":
-        r = integrated_gradients_full(model, x, target, baseline, steps, space=sp)
-        per_feature = r.per_feature
-        scores = r.attributions if r.attributions.ndim == 2 else r.attributions.sum(axis=-1)
-        check["completeness_error"] = r.relative_error
-        values = r.value
+        ig = integrated_gradients_full(model, x, target, baseline, steps, space=sp)
+        per_feature = ig.per_feature
+        scores = ig.attributions if ig.attributions.ndim == 2 else ig.attributions.sum(axis=-1)
+        check["completeness_error"] = ig.relative_error
+        values = ig.value
     else:
         grad = gradient(model, x, target, "input", space=sp)
         if model.takes_tokens:

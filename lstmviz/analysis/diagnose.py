@@ -40,7 +40,7 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 import numpy as np
 
@@ -144,6 +144,18 @@ class Diagnosis:
 
     def __str__(self) -> str:
         return self.summary()
+
+
+class _Common(TypedDict):
+    """The fields of a :class:`Diagnosis` that a match and a mismatch fill the same way."""
+
+    layer: str
+    max_error: dict[str, float]
+    errors: dict[str, np.ndarray]
+    notes: list[str]
+    atol: float
+    rtol: float
+    outside: dict[str, np.ndarray]
 
 
 # ----------------------------------------------------------------------------- student input
@@ -284,7 +296,21 @@ def _simulate(
     return out
 
 
-def _loop(order, zx, rec, h, c, m, out, sig, tanh_g, tanh_c, u, use_o, squash_cell) -> None:
+def _loop(
+    order: list[int],
+    zx: np.ndarray,
+    rec: np.ndarray,
+    h: np.ndarray,
+    c: np.ndarray,
+    m: np.ndarray | None,
+    out: Sim,
+    sig: Callable[[np.ndarray], np.ndarray],
+    tanh_g: Callable[[np.ndarray], np.ndarray],
+    tanh_c: Callable[[np.ndarray], np.ndarray],
+    u: int,
+    use_o: bool,
+    squash_cell: bool,
+) -> None:
     for t in order:
         z = zx[:, t] + h @ rec  # (B, 4U)
         i = sig(z[:, :u])
@@ -315,8 +341,8 @@ def _blocks(a: np.ndarray, u: int) -> list[np.ndarray]:
 
 def _weights(
     w: LSTMWeights,
-    kernel=None,
-    rec=None,
+    kernel: np.ndarray | None = None,
+    rec: np.ndarray | None = None,
     bias: Any = "same",
     activation: str | None = None,
     recurrent_activation: str | None = None,
@@ -387,11 +413,12 @@ def _hypotheses(
             key, text = _perm_name(p)
             hyps.append(_Hyp(key, text, perm(p)))
 
-    if w.bias is not None:
+    bias = w.bias
+    if bias is not None:
 
         def fbias(delta: float) -> Callable[[], Sim]:
             def go() -> Sim:
-                b = w.bias.copy()
+                b = bias.copy()
                 b[u : 2 * u] += delta
                 return _run(lt, _weights(w, bias=b), h0, c0)
 
@@ -425,7 +452,7 @@ def _hypotheses(
             _Hyp(
                 "bias_doubled",
                 "bias added twice (e.g. PyTorch's bias_ih and bias_hh both set to the whole bias)",
-                lambda: _run(lt, _weights(w, bias=2 * w.bias), h0, c0),
+                lambda: _run(lt, _weights(w, bias=2 * bias), h0, c0),
             )
         )
     act, rec_act = w.activation, w.recurrent_activation
@@ -684,7 +711,9 @@ def _closed_form_state(lt: LayerTrace, w: LSTMWeights, st: dict[str, Any]) -> np
 
 def _first_divergence(
     ref: Sim, st: dict[str, Any], valid: np.ndarray, lt: LayerTrace, atol: float, rtol: float
-):
+) -> tuple[int | None, str | None, int | None, int | None]:
+    """``(t, quantity, batch item, unit)`` where the student first leaves the tolerance (all
+    None where it never does)."""
     bad = {
         q: (np.abs(ref[q] - st[q]) > _tol(st[q], atol, rtol)) & valid[..., None]
         for q in ORDER
@@ -805,7 +834,7 @@ def diagnose(
         if q in st:
             max_error[q] = float(np.abs(ref[src][:, last] - st[q]).max())
     t0, q0, b0, u0 = _first_divergence(ref, st, valid, lt, atol, rtol)
-    base = dict(
+    base = _Common(
         layer=lt.name,
         max_error=max_error,
         errors=errors,

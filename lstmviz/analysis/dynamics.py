@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal, overload
 
 import numpy as np
 
@@ -191,6 +191,10 @@ class StepMap:
     def split(self, s: Arr) -> tuple[Arr, Arr]:
         return s[..., : self.pdim], s[..., self.pdim :]
 
+    @overload
+    def __call__(self, s: Arr, jacobian: Literal[True]) -> tuple[Arr, Arr]: ...
+    @overload
+    def __call__(self, s: Arr, jacobian: Literal[False] = ...) -> tuple[Arr, None]: ...
     def __call__(self, s: Arr, jacobian: bool = False) -> tuple[Arr, Arr | None]:
         """``F(s)`` ``(N, D)``, and with ``jacobian`` ``dF/ds`` ``(N, D, D)``."""
         u_ = self.units
@@ -321,7 +325,7 @@ def constant_layer_input(
         tok = 0 if x_const is None else x_const
         if not isinstance(tok, (int, np.integer)) or isinstance(tok, bool):
             raise InputError(f"x_const: a token model takes a token id; got {x_const!r}")
-        x = np.full((1, steps), int(tok), np.int64)
+        x: Arr = np.full((1, steps), int(tok), np.int64)
     else:
         f = model.input_features
         if f is None:

@@ -27,9 +27,10 @@ import numpy as np
 
 from .. import budget
 from ..engine import layers as L
-from ..engine.backward import Gradients, Tape, backward, record
+from ..engine.backward import Gradients, NodeRecord, Tape, backward, record
 from ..engine.model import Model, TensorRef
 from ..errors import InputError, LstmvizError
+from ..io.keras import OpLayer
 
 SPACES = ("output", "logit", "log")
 IG_METHODS = (
@@ -196,7 +197,7 @@ def loss_target(
 _SHAPE_ONLY = (L.Identity, L.Reshape, L.Flatten)
 
 
-def _producer(tape: Tape, ref: TensorRef) -> Any:
+def _producer(tape: Tape, ref: TensorRef) -> NodeRecord | None:
     for rec in tape.records:
         if (rec.node.layer.name, rec.node.index) == ref[:2]:
             return rec
@@ -231,7 +232,7 @@ def seed_in_space(
         lay = None if rec is None else rec.node.layer
         if rec is not None and (
             isinstance(lay, _SHAPE_ONLY)
-            or (type(lay).__name__ == "OpLayer" and lay.kind in ("Squeeze", "ExpandDims"))
+            or (isinstance(lay, OpLayer) and lay.kind in ("Squeeze", "ExpandDims"))
         ):
             s = s.reshape(np.shape(rec.ins[0]))
             ref = rec.node.inputs[0]
@@ -348,6 +349,7 @@ def pick(g: Gradients, tape: Tape, wrt: str) -> np.ndarray:
     """One array out of :class:`Gradients` by the names :func:`gradient` takes."""
     model = tape.model
     if wrt == "input" and len(g.inputs) > 1:  # a multi-input model: one array per input
+        # documented: a list of arrays for a multi-input model (typed for the common case)
         return [e if i is None else i for i, e in zip(g.inputs, g.embedded, strict=True)]  # type: ignore[return-value]
     if wrt == "input":
         if g.inputs[0] is not None:
@@ -564,11 +566,13 @@ def integrated_gradients_full(
     n = len(alphas)
     b = xc.shape[0]
     tokens = model.takes_tokens
+    # token models: the path runs in embedding space, fed in at the embedding's output
+    emb_ref: TensorRef | None = None
     if tokens:
         start, mask = _embed(model, xc)
-        ref, _ = _embedding_ref(model)
+        emb_ref, _ = _embedding_ref(model)
     else:
-        start, mask, ref = np.asarray(xc, np.float64), None, None
+        start, mask = np.asarray(xc, np.float64), None
     base = _baseline(model, xc, baseline)
     diff = start - base
     per_point = tape_bytes(model, start.shape[1], int(np.prod(start.shape[2:])))
@@ -586,14 +590,14 @@ def integrated_gradients_full(
         a = alphas[lo : lo + chunk]
         pts = base[None] + a[:, None, None, None] * diff[None]  # (n, B, T, F)
         flat = pts.reshape(len(a) * b, *start.shape[1:])
-        if tokens:
+        if emb_ref is not None:
             ids = np.tile(xc, (len(a), 1))
             m = None if mask is None else np.tile(mask, (len(a), 1))
-            tape = record(model, ids, dtype=dt, overrides={ref: (flat, m)})
+            tape = record(model, ids, dtype=dt, overrides={emb_ref: (flat, m)})
         else:
             tape = record(model, flat.astype(dt), dtype=dt)
         g, _ = _target_backward(model, tape, target, space)
-        grad = g.tensors.get(ref) if tokens else g.inputs[0]  # type: ignore[arg-type]
+        grad = g.tensors.get(emb_ref) if emb_ref is not None else g.inputs[0]
         if grad is None:
             grad = np.zeros(flat.shape)
         grad = np.asarray(grad, np.float64).reshape(len(a), *start.shape)
@@ -603,8 +607,8 @@ def integrated_gradients_full(
             progress(done, n)
     per_feature = diff * total
     attributions = per_feature.sum(axis=-1) if tokens else per_feature
-    value = _values_at(model, xc, start, mask, ref, target, space)
-    base_value = _values_at(model, xc, base, mask, ref, target, space)
+    value = _values_at(model, xc, start, mask, emb_ref, target, space)
+    base_value = _values_at(model, xc, base, mask, emb_ref, target, space)
     delta = per_feature.reshape(b, -1).sum(axis=1) - (value - base_value)
     return IntegratedGradients(
         attributions=attributions,

@@ -361,6 +361,7 @@ def ablation_scan(
     name = _layer_name(model, layer)
     q = quantity_name(quantity)
     n_units = model.lstm(name).weights.units
+    groups: list[tuple[int, ...]]
     if units is None:
         groups = [(u,) for u in range(n_units)]
     else:

@@ -23,6 +23,7 @@ reports the balance.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -347,7 +348,7 @@ def lstm_lrp(
 
 def _node(
     rec: NodeRecord, routs: list[Arr | None], rel: _Rel, eps: float, bf: float, tape: Tape
-) -> tuple[list[Arr | None], list[Arr] | None]:
+) -> tuple[Sequence[Arr | None], list[Arr] | None]:
     lay = rec.node.layer
     kind = type(lay).__name__
     if isinstance(lay, L.Bidirectional):
@@ -384,7 +385,8 @@ def _node(
     if isinstance(lay, (L.Flatten, L.Reshape)) or (
         kind == "OpLayer" and lay.kind in ("Squeeze", "ExpandDims")
     ):
-        return [r.reshape(np.shape(x))] + [None] * (len(rec.ins) - 1), None
+        assert x is not None  # a reshaping layer always has an input
+        return [r.reshape(x.shape)] + [None] * (len(rec.ins) - 1), None
     if isinstance(lay, L.Permute):
         return [r.transpose(np.argsort((0, *lay.dims)))], None
     if isinstance(lay, L.RepeatVector):
@@ -449,12 +451,12 @@ def _node(
         if lay.kind in ("Maximum", "Minimum"):
             best = np.max(ins, axis=0) if lay.kind == "Maximum" else np.min(ins, axis=0)
             taken = np.zeros(r.shape, bool)
-            out = []
+            winners: list[Arr] = []
             for a in ins:
                 hit = (a == best) & ~taken
                 taken |= hit
-                out.append(r * hit)
-            return out, None
+                winners.append(r * hit)
+            return winners, None
     raise UnsupportedLayerError(
         f"LRP has no rule for layer {lay.name!r} ({lay.kind}); use integrated gradients or "
         "occlusion for this model"
@@ -463,7 +465,7 @@ def _node(
 
 def _bidi(
     rec: NodeRecord, routs: list[Arr | None], rel: _Rel, eps: float, bf: float
-) -> tuple[list[Arr | None], list[Arr] | None]:
+) -> tuple[Sequence[Arr | None], list[Arr] | None]:
     lay = rec.node.layer
     assert isinstance(lay, L.Bidirectional)
     lf, lb = rec.traces

@@ -152,11 +152,11 @@ def regex(tokens: Tokens, pattern: str, flags: int = 0) -> np.ndarray:
         starts = np.cumsum([0] + [len(t) for t in row])  # token k covers [starts[k], starts[k+1])
         text = "".join(row)
         for m in rx.finditer(text):
-            s, e = m.span()
-            if e == s:
+            begin, end = m.span()
+            if end == begin:
                 continue
-            first = int(np.searchsorted(starts, s, side="right")) - 1
-            last = int(np.searchsorted(starts, e, side="left")) - 1
+            first = int(np.searchsorted(starts, begin, side="right")) - 1
+            last = int(np.searchsorted(starts, end, side="left")) - 1
             out[b, max(first, 0) : last + 1] = 1.0
     return out
 

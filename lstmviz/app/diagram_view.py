@@ -572,7 +572,7 @@ class DiagramView(QWidget):
         return v.text
 
     def _level(self, w: Wire) -> tuple[float, float]:
-        lt = self.state.trace.layer(self.layer_names[w.layer])  # type: ignore[union-attr]
+        lt = self.state.trace.layer(self.layer_names[w.layer])
         return self.state.color_levels(w.level, lt)
 
     def _label_rect(self, w: Wire, width: float, height: float, s: float) -> QRectF:
@@ -881,7 +881,7 @@ class EquationsView(QWidget):
         for key, q, words in EQUATION_LINES:
             text = vals[key].formula
             if hide and key in ANSWER_KEYS:
-                head, _, _ = text.partition(" = ")
+                head = text.partition(" = ")[0]
                 text = f"{head} = ?"
             self.lines.append((text, q, words, key))
         self.update()

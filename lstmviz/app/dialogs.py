@@ -13,6 +13,14 @@ from PySide6.QtWidgets import QFileDialog, QWidget
 _last_dir = ""
 
 
+def start_in(folder: str | Path) -> None:
+    """Open the next file dialog in ``folder`` unless the user has chosen a folder already
+    (the bundled lessons' folder, for the first "Open lesson")."""
+    global _last_dir
+    if not _last_dir and Path(folder).is_dir():
+        _last_dir = str(folder)
+
+
 def ask_open_file(parent: QWidget | None, title: str, filters: str) -> str:
     """A file to open, or ``""`` when the user cancelled."""
     global _last_dir

@@ -37,6 +37,8 @@ from .style import (
 
 #: The least height, in pixels, of one unit's row in a heatmap.
 ROW_PX = 6
+GRID_SPACING = 4  # pixels between two rows of maps
+QWIDGETSIZE_MAX = 16777215
 
 
 def time_ticks(
@@ -47,9 +49,11 @@ def time_ticks(
     if n <= 0:
         return []
     width_px = max(float(width_px), 50.0)
-    if len(labels) >= n:
-        longest = max(map(len, labels[:n])) if n * 4 < width_px else 99  # cannot fit anyway
-        if n * (0.62 * tick_px * longest + 4) <= width_px:  # a glyph ~0.62 em, 4 px apart
+    if len(labels) >= n and n * 4 < width_px:  # else they cannot fit anyway
+        font = QFont("DejaVu Sans")  # the axes' tick font
+        font.setPixelSize(tick_px)
+        widest = max(QFontMetrics(font).horizontalAdvance(s) for s in labels[:n])
+        if n * (widest + 5) <= width_px:  # 5 px between two labels: "m m", not "mm"
             return [(t + 0.5, labels[t]) for t in range(n)]
     max_labels = max(2, int(width_px // (tick_px * 3.2)))
     raw = n / max_labels
@@ -320,9 +324,12 @@ class HeatmapGrid(pg.GraphicsLayoutWidget):
     Signals
     -------
     hovered(str) : a description of the value under the mouse (for the status bar).
+    overhead_changed() : the maps' titles and axes turned out taller than estimated (the
+        window gives them more room: see :meth:`wanted_height`).
     """
 
     hovered = Signal(str)
+    overhead_changed = Signal()
 
     def __init__(self, state: ViewerState, parent: Any = None) -> None:
         super().__init__(parent)
@@ -332,7 +339,9 @@ class HeatmapGrid(pg.GraphicsLayoutWidget):
         self.maps: dict[str, Heatmap] = {}
         self.ci.setContentsMargins(4, 4, 4, 4)
         self.ci.layout.setHorizontalSpacing(2)
-        self.ci.layout.setVerticalSpacing(4)
+        self.ci.layout.setVerticalSpacing(GRID_SPACING)
+        # the pixels of a row of maps that are not unit rows, as laid out (see overhead())
+        self._measured: dict[tuple[str, bool, int], int] = {}
         self.setBackground(self.theme.bg)
         self.ncol = 3  # 3: two rows of maps; 6: one row (titles shortened to one line)
         self.shown_rows: np.ndarray = np.zeros(0, np.int64)  # units drawn (a top-k may apply)
@@ -352,6 +361,9 @@ class HeatmapGrid(pg.GraphicsLayoutWidget):
         self._relayout = QTimer(self)
         self._relayout.setSingleShot(True)
         self._relayout.timeout.connect(self._fit)
+        self._measure_later = QTimer(self)
+        self._measure_later.setSingleShot(True)
+        self._measure_later.timeout.connect(self._measure_now)
         self._build()
         state.events.trace.connect(self._on_trace_changed)
         state.events.layer.connect(self._on_trace_changed)
@@ -401,6 +413,7 @@ class HeatmapGrid(pg.GraphicsLayoutWidget):
             self.ci.layout.setColumnStretchFactor(c, 1)
             if first is None:
                 first = plot
+                plot.vb.sigResized.connect(self._measure)
             else:
                 plot.setXLink(first)
         self._apply_theme()
@@ -569,7 +582,31 @@ class HeatmapGrid(pg.GraphicsLayoutWidget):
         title = th.title_px + (second if two_lines else 0) + 10
         narrow = th.name == "presentation" or (not self.all_layers and ncol == 6)
         axis = int(th.tick_px * (1.7 if th.name == "presentation" else 1.9 if narrow else 2.9))
-        return title + axis + 12
+        guess = title + axis + 12
+        return max(guess, self._measured.get((th.name, self.all_layers, ncol), 0))
+
+    def _measure(self, *_: Any) -> None:
+        """Record :meth:`overhead` as laid out (fonts and title heights vary between
+        systems) once the layout has settled; when it changed, fit the units again and tell
+        the window."""
+        self._measure_later.start(0)  # mid-change (columns placed, titles not yet): wait
+
+    def _measure_now(self) -> None:
+        if not self.maps:
+            return
+        plot = next(iter(self.maps.values())).plot
+        inside = plot.height() - plot.vb.height()  # title, time axis, margins of a map
+        if plot.vb.height() <= 0 or inside <= 0:
+            return
+        grid_rows = max(len(self.state.layer_names), 1) if self.all_layers else 6 // self.ncol
+        _, top, _, bottom = self.ci.layout.getContentsMargins()
+        outside = top + bottom + GRID_SPACING * (grid_rows - 1)
+        got = int(np.ceil(inside + outside / grid_rows))
+        key = (self.theme.name, self.all_layers, self.ncol)
+        if got != self._measured.get(key):
+            self._measured[key] = got
+            self.overhead_changed.emit()
+            self._relayout.start(0)
 
     def capacity(self, ncol: int, height: float | None = None) -> int:
         """How many unit rows fit per map with ``ncol`` maps per row (3 or 6)."""
@@ -644,7 +681,12 @@ class HeatmapGrid(pg.GraphicsLayoutWidget):
                 f"({ROW_PX} px each): make the window taller, or pick units in Show"
             )
             self.note.adjustSize()
-            self.note.move(max(self.width() - self.note.width() - 8, 0), 2)
+            # bottom right, over the last map's time axis (the others repeat it): at the top
+            # it hid the maps' titles
+            self.note.move(
+                max(self.width() - self.note.width() - 8, 0),
+                max(self.height() - self.note.height() - 2, 0),
+            )
             self.note.show()
             self.note.raise_()
         else:
@@ -662,8 +704,13 @@ class HeatmapGrid(pg.GraphicsLayoutWidget):
             self.ci.addItem(plot, row=r, col=c)
         for c in range(6):
             self.ci.layout.setColumnStretchFactor(c, 1 if c < self.ncol else 0)
+        used = 6 // self.ncol
         for r in range(6):
-            self.ci.layout.setRowStretchFactor(r, 1 if r < (6 // self.ncol) else 0)
+            # a row left over from the 3 x 2 grid keeps its height and spacing unless told:
+            # 20 px the maps would not get
+            self.ci.layout.setRowStretchFactor(r, 1 if r < used else 0)
+            self.ci.layout.setRowMaximumHeight(r, QWIDGETSIZE_MAX if r < used else 0)
+            self.ci.layout.setRowSpacing(r, GRID_SPACING if r < used - 1 else 0)
 
     def _update_time_ticks(self) -> None:
         labels = self.state.token_labels()

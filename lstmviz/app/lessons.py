@@ -186,6 +186,9 @@ class LessonActions(QObject):
 
     # --- opening -------------------------------------------------------------------------------
     def choose_open(self) -> None:
+        from ..examples import ASSETS
+
+        dialogs.start_in(ASSETS / "lessons")  # the bundled lessons, the first time
         path = dialogs.ask_open_file(
             self.window, "Open a lesson", f"Lessons (*{SUFFIX});;All files (*)"
         )
@@ -309,7 +312,7 @@ class LessonActions(QObject):
                 else:
                     from ..io.inputs import example_input
 
-                    st.set_input(example_input(st.model, st.info))  # type: ignore[arg-type]
+                    st.set_input(example_input(st.model, st.info))
             except LstmvizError as e:
                 self.window.show_error(f"{les.path or les.title}: step {k + 1}: input: {e}")
                 return

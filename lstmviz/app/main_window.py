@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pyqtgraph as pg
-from PySide6.QtCore import QEvent, QObject, QSettings, Qt, QTimer, Signal
+from PySide6.QtCore import QEvent, QObject, QSettings, QSize, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QKeySequence
 from PySide6.QtWidgets import (
     QApplication,
@@ -65,9 +65,10 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 MENU_ORDER = ("File", "View", "Train", "Analysis", "Help")
-#: The least height of the line plots and bars under the heatmaps (their data stays readable;
+#: The least height of the line plots and bars under the heatmaps (their data areas keep about
+#: 80 px, so ticks do not pile up; with less room they fold away and the heatmaps keep theirs;
 #: drag the splitter down to hide them).
-BOTTOM_MIN_PX = 140
+BOTTOM_MIN_PX = 180
 MODEL_SUFFIXES = (".keras", ".h5", ".hdf5")  # more when lstmviz.io knows more formats
 INPUT_SUFFIXES = (".npy", ".npz", ".csv", ".txt", ".tsv")
 MAX_RECENT = 10
@@ -173,6 +174,7 @@ class MainWindow(QMainWindow):
         self.state.events.model.connect(self._on_model_changed)
         self.state.events.trace.connect(self._on_trace_changed)
         self.heatmaps.hovered.connect(self._on_hovered)
+        self.heatmaps.overhead_changed.connect(self._fit_central)
         self.theme = NORMAL  # the views styled themselves with NORMAL when they were built
         self.setStyleSheet(stylesheet(NORMAL))
         self.resize(1600, 900)
@@ -244,21 +246,24 @@ class MainWindow(QMainWindow):
         self.stack.addWidget(main)
         self.setCentralWidget(self.stack)
 
+        # the model's description scrolls on its own; the Show controls (layer, batch item,
+        # units) stay in view under it however long the description is
         left = QWidget()
         lv = QVBoxLayout(left)
         lv.setContentsMargins(4, 4, 4, 4)
         g1 = QGroupBox("Model")
-        QVBoxLayout(g1).addWidget(self.model_panel)
-        g2 = QGroupBox("Show")
-        QVBoxLayout(g2).addWidget(self.selection_panel)
-        lv.addWidget(g1)
-        lv.addWidget(g2)
-        lv.addStretch(1)
+        g1v = QVBoxLayout(g1)
+        g1v.setContentsMargins(0, 0, 0, 0)
         scroll = QScrollArea()
         scroll.setWidgetResizable(True)
-        scroll.setWidget(left)
+        scroll.setWidget(self.model_panel)
         scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-        self.model_dock = self.add_dock(scroll, "Model", Qt.DockWidgetArea.LeftDockWidgetArea)
+        g1v.addWidget(scroll)
+        g2 = QGroupBox("Show")
+        QVBoxLayout(g2).addWidget(self.selection_panel)
+        lv.addWidget(g1, 1)
+        lv.addWidget(g2)
+        self.model_dock = self.add_dock(left, "Model", Qt.DockWidgetArea.LeftDockWidgetArea)
         self.model_dock.setMinimumWidth(220)
 
         right = QSplitter(Qt.Orientation.Vertical)
@@ -291,6 +296,11 @@ class MainWindow(QMainWindow):
         elif getattr(self, "_bottom_folded", False) and sizes[1] == 0:
             self._bottom_folded = False
             self.vsplit.setSizes([max(total * 5 // 7, total - 260), min(total * 2 // 7, 260)])
+        elif sizes[1] > 0 and sizes[0] < total - need + self.heatmaps.wanted_height():
+            # both fit, but the splitter shrank them in proportion: the heatmaps first
+            want = self.heatmaps.wanted_height()
+            if sizes[0] < want:
+                self.vsplit.setSizes([want, total - want - self.vsplit.handleWidth()])
 
     def _build_welcome(self) -> QWidget:
         w = QWidget()
@@ -592,7 +602,7 @@ class MainWindow(QMainWindow):
         def read(progress: Any, should_stop: Any) -> Any:
             from ..io.inputs import load_input
 
-            return load_input(model, path=path, info=info)  # type: ignore[arg-type]
+            return load_input(model, path=path, info=info)  # type: ignore[arg-type]  # a live model duck-types Model
 
         def loaded(x: Any) -> None:
             try:
@@ -1176,3 +1186,14 @@ class _FitSplitter(QSplitter):
     def resizeEvent(self, ev: Any) -> None:
         super().resizeEvent(ev)
         self._timer.start(0)
+
+    def minimumSizeHint(self) -> QSize:
+        """The heatmaps' least height only: the line plots below fold away when there is
+        no room for them (a splitter counts every child's minimum, and the window grew
+        taller than the screen with a panel open)."""
+        hint = super().minimumSizeHint()
+        first = self.widget(0)
+        if first is None:
+            return hint
+        least = max(first.minimumHeight(), first.minimumSizeHint().height())
+        return QSize(hint.width(), least)

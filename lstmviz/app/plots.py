@@ -15,13 +15,13 @@ from PySide6.QtWidgets import (
     QGraphicsItem,
     QHBoxLayout,
     QLabel,
-    QSizePolicy,
     QVBoxLayout,
     QWidget,
 )
 
 from ..engine.trace import QUANTITIES, SYMBOLS
 from ..state import ViewerState
+from .fit_label import FitLabel
 from .heatmaps import set_ticks, time_ticks
 from .style import NORMAL, QUANTITY_COLORS, SHORT_TITLES, Theme, unit_color
 
@@ -82,8 +82,7 @@ class UnitLines(QWidget):
         lay.setContentsMargins(0, 0, 0, 0)
         lay.setSpacing(2)
         top = QHBoxLayout()
-        self.title = QLabel()
-        self.title.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        self.title = FitLabel()
         self.combo = QComboBox()
         for q in QUANTITIES:
             self.combo.addItem(SHORT_TITLES[q], q)
@@ -102,7 +101,7 @@ class UnitLines(QWidget):
         self.step_line = pg.InfiniteLine(angle=90, movable=False)
         self.plot.addItem(self.step_line, ignoreBounds=True)
         self.curves: list[pg.PlotDataItem] = []
-        self._full = []
+        self._full: list[tuple[np.ndarray, np.ndarray]] = []  # each curve's decimated data
         self._clipped = False
         self.set_theme(NORMAL)
         state.events.trace.connect(self.refresh)
@@ -132,12 +131,17 @@ class UnitLines(QWidget):
         c = QUANTITY_COLORS[self.quantity]
         sel = self.state.selected_units
         units = ", ".join(f"<b style='color:{unit_color(k)}'>{u}</b>" for k, u in enumerate(sel))
-        self.title.setText(
+        name = (
             f"<span style='color:{c}; font-weight:700; font-size:{th.title_px}px'>"
-            f"{SHORT_TITLES[self.quantity]}</span> over time · unit"
-            f"{'s' if len(sel) > 1 else ''} {units}"
-            f"<span style='color:{th.muted}'> · click a heatmap row to pick "
-            "another</span>"
+            f"{SHORT_TITLES[self.quantity]}</span>"
+        )
+        which = f"unit{'s' if len(sel) > 1 else ''} {units}"
+        self.title.set_texts(
+            f"{name} over time · {which}"
+            f"<span style='color:{th.muted}'> · click a heatmap row to pick another</span>",
+            f"{name} over time · {which}",
+            f"{name} · {which}",
+            name,
         )
 
     def refresh(self, *_: Any) -> None:
@@ -152,7 +156,7 @@ class UnitLines(QWidget):
         data = lt.per_unit(self.quantity)[b]  # (T, U)
         units = self.state.selected_units
         old, self.curves = self.curves, []
-        self._full: list[tuple[np.ndarray, np.ndarray]] = []
+        self._full = []
         for k, u in enumerate(units):
             xs, ys = peak_decimate(data[:, u], 2 * MAX_POINTS)
             self._full.append((xs, ys))
@@ -226,8 +230,7 @@ class StepBars(QWidget):
         lay = QVBoxLayout(self)
         lay.setContentsMargins(0, 0, 0, 0)
         lay.setSpacing(2)
-        self.title = QLabel()
-        self.title.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        self.title = FitLabel()
         lay.addWidget(self.title)
         self.widget = pg.GraphicsLayoutWidget()
         self.widget.ci.setContentsMargins(0, 0, 0, 0)
@@ -339,17 +342,15 @@ class StepBars(QWidget):
 
     def _set_title(self) -> None:
         six, th = self.six, self.theme
-        self.title.setText(
-            f"<span style='font-weight:700; font-size:{th.title_px}px'>all six now</span> "
-            f"<span style='color:{th.muted}'>· {html.escape(six.caption)}"
-            + (
-                " · the cell state on its own scale, as in the heatmaps"
-                if len(six.groups) > 1
-                else ""
-            )
-            + "</span>"
+        name = f"<span style='font-weight:700; font-size:{th.title_px}px'>all six now</span>"
+        caption = f"<span style='color:{th.muted}'>· {html.escape(six.caption)}"
+        own = " · the cell state on its own scale, as in the heatmaps"
+        self.title.set_texts(
+            f"{name} {caption}{own if len(six.groups) > 1 else ''}</span>",
+            f"{name} {caption}</span>",
+            name,
+            tip="\n".join(g.title for g in six.groups),
         )
-        self.title.setToolTip("\n".join(g.title for g in six.groups))
 
     def _set_heights(self) -> None:
         six = self.six
@@ -516,8 +517,17 @@ class OutputView(QWidget):
         m = 1.0 if self.probabilities else max(1e-6, max(abs(v) for _, v in self.shown))
         for i, ti in enumerate(self.texts):
             if i < n:
-                ti.setText(f" {self.shown[i][1]:.2f}")
-                ti.setPos(min(max(self.shown[i][1], 0), 0.82 * m), i)
+                v = self.shown[i][1]
+                if v > 0.5 * m:  # a long bar: the value inside its end (never past the edge)
+                    ti.setAnchor((1, 0.5))
+                    ti.setColor("#111111")
+                    ti.setText(f"{v:.2f} ")
+                    ti.setPos(v, i)
+                else:  # a short one: after its end
+                    ti.setAnchor((0, 0.5))
+                    ti.setColor("#ffffff")
+                    ti.setText(f" {v:.2f}")
+                    ti.setPos(max(v, 0), i)
             else:
                 ti.setText("")
         self.plot.setXRange(0 if self.probabilities else -m, m, padding=0.02)

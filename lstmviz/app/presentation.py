@@ -112,10 +112,9 @@ class PredictionView(QWidget):
         self.said = f"{ans.what}: {ans.said[t]}  ({ans.confidence[t]:.0%})"
         right = ans.right(t)
         truth = ans.truth
-        if right is True:
-            self.verdict, self.verdict_colour = f"correct: {truth[t]} ✓", RIGHT  # type: ignore[index]
-        elif right is False:
-            self.verdict, self.verdict_colour = f"correct: {truth[t]} ✗", WRONG  # type: ignore[index]
+        if right is not None and truth is not None:  # checked against a correct answer
+            mark, colour = ("✓", RIGHT) if right else ("✗", WRONG)
+            self.verdict, self.verdict_colour = f"correct: {truth[t]} {mark}", colour
         elif truth is not None and ans.agreement is not None:
             self.verdict = ans.agreement.text(t, ans.batch)
             self.verdict_colour = self.theme.muted

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 #: Small SVG icons the style sheet draws controls with (check marks, spin-box arrows):
 #: without them a dark style sheet leaves Qt's indicators invisible.
@@ -174,7 +175,7 @@ def stylesheet(theme: Theme) -> str:
     """
 
 
-def colormap(name: str):
+def colormap(name: str) -> Any:
     import pyqtgraph as pg
 
     return pg.colormap.get(name)

@@ -47,6 +47,7 @@ from PySide6.QtWidgets import (
 
 from ..errors import LstmvizError
 from . import dialogs
+from .analysis.common import PlotStack
 from .panels import Panels, PanelSpec
 from .workers import TaskRunner, background
 
@@ -243,7 +244,7 @@ class TrainPanel(QWidget):
         self.progress = QProgressBar()
         self.progress.setRange(0, 1)
         self.progress.setValue(0)
-        self.progress.setFormat("%v / %m batches")
+        self.progress.setFormat("not started")
 
         self.timeline = QSlider(Qt.Orientation.Horizontal)
         self.timeline.setRange(0, 0)
@@ -313,7 +314,14 @@ class TrainPanel(QWidget):
         lw.setMaximumWidth(620)  # the settings; the curves take the rest
         lay.addWidget(lw)
         right = QVBoxLayout()
-        right.addWidget(self.plots, 1)
+        # until a run starts, a sentence instead of empty axes
+        self.plot_stack = PlotStack(
+            self.plots,
+            "Pick a task and press Start: the loss, the accuracy and the story (what the "
+            "network learns to keep in its cell state) draw here batch by batch.",
+            min_height=160,
+        )
+        right.addWidget(self.plot_stack, 1)
         srow = QHBoxLayout()  # the story in words, under its curve
         srow.addWidget(self.story_label, 1)
         srow.addWidget(self.bundled_btn)
@@ -445,6 +453,7 @@ class TrainPanel(QWidget):
         self._loss_top = None
         self.loss_curve.setData([], [])
         self.acc_curve.setData([], [])
+        self.plot_stack.show_plots()
         for p in (self.loss_plot, self.acc_plot):  # the x axis is fixed for the whole run
             p.setXRange(0, max(config.total_steps, 1), padding=0.02)
         self.timeline.blockSignals(True)
@@ -463,6 +472,7 @@ class TrainPanel(QWidget):
         self._switched_model = False
         self.progress.setRange(0, config.total_steps)
         self.progress.setValue(0)
+        self.progress.setFormat("%v / %m batches")
         self._set_state("loading")
         self.main_window.status("loading TensorFlow…")
         cancelled = lambda: self._cancel  # noqa: E731 (read in the worker thread)

@@ -515,7 +515,8 @@ def chain_calls(traces: list[LayerTrace]) -> list[LayerTrace]:
         g = latest.get(key)
         prev = groups[g][-1] if g is not None else None
         if (
-            prev is not None
+            g is not None
+            and prev is not None
             and prev.mask is None
             and lt.mask is None
             and not prev.go_backwards
@@ -525,7 +526,7 @@ def chain_calls(traces: list[LayerTrace]) -> list[LayerTrace]:
             and np.array_equal(prev.h[-1], lt.h0)
             and np.array_equal(prev.c[-1], lt.c0)
         ):
-            groups[g].append(lt)  # type: ignore[index]
+            groups[g].append(lt)
             continue
         latest[key] = len(groups)
         groups.append([lt])

@@ -89,7 +89,7 @@ def _scipy_blas() -> tuple[_Blas | None, str]:
     C signature Cython exported, must be the one the kernel calls with.
     """
     try:
-        from scipy.linalg import cython_blas  # type: ignore[import-untyped,unused-ignore]
+        from scipy.linalg import cython_blas
     except ImportError:
         return None, "SciPy is not installed"
     api = ctypes.pythonapi
@@ -183,7 +183,7 @@ def _load() -> dict[str, Any]:
         _state.update(kernel=None, blas=None, reason="switched off by LSTMVIZ_ACCEL=0")
         return _state
     try:
-        from . import _lstm_kernel as kernel  # type: ignore[attr-defined]
+        from . import _lstm_kernel as kernel  # type: ignore[attr-defined]  # C, no stub
     except ImportError:
         _state.update(
             kernel=None,
@@ -226,7 +226,8 @@ def _blas() -> _Blas | None:
             if failed:
                 blas, why = None, failed
         st.update(blas=blas, why_no_blas=why)
-    return st["blas"]  # type: ignore[no-any-return]
+    found: _Blas | None = st["blas"]
+    return found
 
 
 def available() -> bool:
@@ -378,12 +379,12 @@ def blas_limits(n: int) -> Iterator[None]:
     (threadpoolctl; nothing else of the process changes)."""
     ctl = _controller.get("ctl")
     if ctl is None:
-        from threadpoolctl import ThreadpoolController  # type: ignore[import-untyped,unused-ignore]
+        from threadpoolctl import ThreadpoolController
 
         ctl = _controller["ctl"] = ThreadpoolController()
     elif _state.get("blas") is not None and not _controller.get("scipy"):
         # SciPy's BLAS came later: a new controller sees it too
-        from threadpoolctl import ThreadpoolController  # type: ignore[import-untyped,unused-ignore]
+        from threadpoolctl import ThreadpoolController
 
         ctl = _controller["ctl"] = ThreadpoolController()
     _controller["scipy"] = _state.get("blas") is not None

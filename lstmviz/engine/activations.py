@@ -31,11 +31,13 @@ def _sigmoid(x: Array, out: Array) -> Array:
 
 
 def _tanh(x: Array, out: Array) -> Array:
-    return np.tanh(x, out=out)
+    np.tanh(x, out=out)
+    return out
 
 
 def _relu(x: Array, out: Array) -> Array:
-    return np.maximum(x, 0, out=out)
+    np.maximum(x, 0, out=out)
+    return out
 
 
 def _relu6(x: Array, out: Array) -> Array:
@@ -96,7 +98,8 @@ def _selu(x: Array, out: Array) -> Array:
 
 
 def _exponential(x: Array, out: Array) -> Array:
-    return np.exp(x, out=out)
+    np.exp(x, out=out)
+    return out
 
 
 def _silu(x: Array, out: Array) -> Array:

@@ -24,10 +24,12 @@ The LSTM's backward step (Keras layout; ``σ'`` and ``tanh'`` the activations' d
 vectorised over the batch: one ``(B, 4U) @ (4U, U)`` product per step in the loop, the input
 and weight gradients as single GEMMs over all steps afterwards, every buffer preallocated.
 
-Layers without a backward raise :class:`~lstmviz.errors.UnsupportedLayerError` naming the layer.
-A model that is a whole graph run by another interpreter (an ONNX graph run by
-``onnx.reference``, a ``torch.export`` program run by torch) has no lstmviz layers around its
-LSTMs to differentiate: it is refused with a message saying what to load instead.
+Layers without a backward (a Lambda never loads; an ONNX operator outside the list below)
+raise :class:`~lstmviz.errors.UnsupportedLayerError` naming the layer. An ONNX graph is
+differentiated through its node graph (the ONNX reader keeps one when every operator has a NumPy
+function here and it reproduces ``onnx.reference``); a model that is a whole graph run by another
+interpreter and nothing else (a ``torch.export`` program run by torch, an ONNX graph without a
+node graph) has no lstmviz layers around its LSTMs: it is refused with what to load instead.
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -459,9 +461,31 @@ def _run(
 
 
 def _kind(lay: L.Layer) -> str:
-    """The layer's class name: io-level layers (nested models, graphs) are told apart by it, as
+    """The layer's class name: io-level layers (ONNX, nested models) are told apart by it, as
     the engine may not import :mod:`lstmviz.io`."""
     return type(lay).__name__
+
+
+@runtime_checkable
+class _NestsModel(Protocol):
+    """A layer that runs a whole model (the io's ``SubModel``: a model used as a layer)."""
+
+    model: Model
+
+
+@runtime_checkable
+class _OnnxLSTMNode(Protocol):
+    """An ONNX LSTM node (the io's ``OnnxLSTM`` / ``OnnxBidirectionalLSTM``)."""
+
+    layout: int  # 0: (T, B, ...), 1: (B, T, ...)
+    present: list[bool]  # which of the node's optional inputs are given
+
+
+@runtime_checkable
+class _OnnxOpNode(Protocol):
+    """Any other ONNX node (the io's ``OnnxOp``)."""
+
+    op: str
 
 
 def _forward(
@@ -476,6 +500,8 @@ def _forward(
     rec: NodeRecord,
 ) -> tuple[list[Any], list[Any]]:
     kind = _kind(lay)
+    if kind in ("OnnxLSTM", "OnnxBidirectionalLSTM"):
+        return _onnx_lstm_forward(lay, ins, ctx, dt, pick)
     if isinstance(lay, L.Bidirectional):
         return _bidi_forward(lay, ins[0], ms[0], states, ctx, dt, pick)
     if isinstance(lay, L.LSTM):
@@ -486,7 +512,8 @@ def _forward(
             out_mask = ms[0][:, ::-1] if lay.go_backwards else ms[0]
         return outs, [out_mask] + [None] * (len(outs) - 1)
     if kind == "SubModel":
-        sub_model: Model = lay.model  # type: ignore[attr-defined]
+        assert isinstance(lay, _NestsModel)  # every SubModel holds its model
+        sub_model = lay.model
         records, values = _run(sub_model, list(ins), ctx, dt, pick)
         rec.sub = Tape(sub_model, list(ins), dt, records, values, [], {})
         outs = [values[r] for r in sub_model.outputs]
@@ -561,30 +588,73 @@ def _bidi_forward(
         )
         halves.append(half.outputs_from(lt, mask))
     of, ob = halves
-    yf, yb = of[0], ob[0]
-    if lay.return_sequences:
-        if lay.backward.go_backwards:
-            yb = yb[:, ::-1]
-        if lay.forward.go_backwards:
-            yf = yf[:, ::-1]
-    mm = lay.merge_mode
-    if mm == "concat":
-        ys = [np.concatenate([yf, yb], axis=-1)]
-    elif mm == "sum":
-        ys = [yf + yb]
-    elif mm == "mul":
-        ys = [yf * yb]
-    elif mm == "ave":
-        ys = [(yf + yb) / 2]
-    elif mm in (None, "None", "none"):
-        ys = [yf, yb]
-    else:
-        raise UnsupportedLayerError(f"Bidirectional {lay.name!r}: unknown merge_mode {mm!r}")
-    ys = [np.ascontiguousarray(y, dtype=dt) for y in ys]
+    ys = lay.merge(of[0], ob[0], dt)
     if lay.return_state:
         ys += of[1:] + ob[1:]
     out_mask = mask if (lay.return_sequences and mask is not None) else None
     return ys, [out_mask] * len(ys)
+
+
+def _onnx_states(ins: list[Any], dirs: int, dt: np.dtype) -> list[tuple[Arr, Arr] | None]:
+    h0, c0 = ins[1], ins[2]
+    out: list[tuple[Arr, Arr] | None] = []
+    for d in range(dirs):
+        h = None if h0 is None else np.asarray(h0, dt)[d]
+        c = None if c0 is None else np.asarray(c0, dt)[d]
+        if (h is None or not h.any()) and (c is None or not c.any()):
+            out.append(None)
+        else:
+            hh = np.zeros_like(c) if h is None else h
+            out.append((hh, np.zeros_like(hh) if c is None else c))
+    return out
+
+
+def _onnx_halves(lay: Any) -> list[tuple[L.LSTM, str]]:
+    if _kind(lay) == "OnnxBidirectionalLSTM":
+        return [(lay.forward, "forward"), (lay.backward, "backward")]
+    return [(lay, "backward" if lay.go_backwards else "forward")]
+
+
+def _onnx_lstm_forward(
+    lay: Any, inputs: list[Any], ctx: L.Context, dt: np.dtype, pick: Callable[[str], Runner]
+) -> tuple[list[Any], list[Any]]:
+    """An ONNX LSTM node ``[X, initial_h, initial_c] -> [Y, Y_h, Y_c]`` with the chosen runner
+    (the same steps as the ONNX loader's own, which lives above the engine)."""
+    it = iter(inputs)
+    ins = [next(it) if p else None for p in lay.present]
+    x = np.asarray(ins[0], dt)
+    if x.ndim != 3:
+        raise InputError(f"ONNX LSTM {lay.name!r}: X must be 3-D; found shape {x.shape}")
+    xb = x if lay.layout == 1 else x.transpose(1, 0, 2)  # (B, T, F)
+    if lay.layout == 1:
+        ins = [ins[0]] + [None if v is None else np.swapaxes(v, 0, 1) for v in ins[1:3]]
+    halves = _onnx_halves(lay)
+    states = _onnx_states(ins, len(halves), dt)
+    ys, hs, cs = [], [], []
+    for (lstm, direction), st in zip(halves, states, strict=True):
+        back = direction == "backward"
+        lt = _lstm_run(
+            lstm,
+            xb,
+            None,
+            ctx,
+            st,
+            pick,
+            trace_name=f"{lay.name}/{direction}" if len(halves) == 2 else lay.name,
+            layer_name=lay.name,
+            direction=direction,
+            go_backwards=back,
+        )
+        ys.append(lt.h)
+        last = 0 if back else lt.timesteps - 1
+        hs.append(lt.h[last])
+        cs.append(lt.c[last])
+    y = np.stack(ys, axis=1)  # (T, dirs, B, H)
+    yh, yc = np.stack(hs), np.stack(cs)
+    if lay.layout == 1:
+        y = y.transpose(2, 0, 1, 3)
+        yh, yc = yh.transpose(1, 0, 2), yc.transpose(1, 0, 2)
+    return [np.ascontiguousarray(v) for v in (y, yh, yc)], [None, None, None]
 
 
 # ---- float64 forward of the layers around the LSTMs (the float32 path calls the engine) ----
@@ -736,6 +806,9 @@ def _forward64(lay: L.Layer, ins: list[Any], ms: list[Any], kw: dict[str, Any]) 
         if lay.kind == "Cast" and np.asarray(o).dtype.kind == "f":
             o = np.asarray(x, dt) if np.asarray(x).dtype.kind == "f" else np.asarray(o, dt)
         return [o], masks
+    if kind in ("OnnxConst", "SwapBatchTime", "_Transpose01"):
+        outs, masks = lay(ins, ms, L.Context(record=False), **kw)
+        return [np.asarray(o, dt) if np.asarray(o).dtype.kind == "f" else o for o in outs], masks
     raise UnsupportedLayerError(
         f"layer {lay.name!r} ({lay.kind}) has no float64 path in lstmviz's backward pass; use "
         "dtype=np.float32"
@@ -1072,6 +1145,8 @@ def _backward_node(
 ) -> tuple[list[Arr | None], list[Arr] | None]:
     lay = rec.node.layer
     kind = _kind(lay)
+    if kind in ("OnnxLSTM", "OnnxBidirectionalLSTM"):
+        return _onnx_lstm_backward(rec, gouts, acc, dt), None
     if isinstance(lay, L.Bidirectional):
         return _bidi_backward(rec, gouts, acc)
     if isinstance(lay, L.LSTM):
@@ -1088,10 +1163,16 @@ def _backward_node(
     if kind == "SubModel":
         assert rec.sub is not None
         sub = rec.sub
+        # the nested model's tensors in their own namespace (its names may repeat the outer
+        # model's: an inner "in" is not the outer "in"); its LSTMs and weights are the model's
+        inner = _Acc(layers=acc.layers, params=acc.params, want_params=acc.want_params)
         for ref, g in zip(sub.model.outputs, gouts, strict=True):
-            acc.add(ref, g)
-        _backward_records(sub, acc)
-        return [acc.tensors.get(ref) for ref in sub.model.inputs], None
+            inner.add(ref, g)
+        _backward_records(sub, inner)
+        for ref, g in inner.tensors.items():  # inner tensors stay readable where unambiguous
+            if ref not in sub.model.inputs:
+                acc.tensors.setdefault(ref, g)
+        return [inner.tensors.get(ref) for ref in sub.model.inputs], None
     g = gouts[0]
     if len(rec.outs) == 1 and g is None:
         return [None] * len(rec.ins), None
@@ -1152,6 +1233,57 @@ def _bidi_backward(
         dx = lg.dx if dx is None else dx + lg.dx
         states += [lg.dh0, lg.dc0]
     return [dx], states if rec.states is not None else None
+
+
+def _onnx_lstm_backward(
+    rec: NodeRecord, gouts: list[Arr | None], acc: _Acc, dt: np.dtype
+) -> list[Arr | None]:
+    lay = rec.node.layer
+    assert isinstance(lay, _OnnxLSTMNode)  # the caller dispatched on its kind
+    halves = _onnx_halves(lay)
+    layout = lay.layout
+    gy, gyh, gyc = [*gouts, None, None, None][:3]
+    if layout == 1:  # back to (T, dirs, B, H) and (dirs, B, H)
+        gy = None if gy is None else gy.transpose(1, 2, 0, 3)
+        gyh = None if gyh is None else gyh.transpose(1, 0, 2)
+        gyc = None if gyc is None else gyc.transpose(1, 0, 2)
+    dxb = None
+    dstates_h, dstates_c = [], []
+    for d, ((_lstm, direction), lt) in enumerate(zip(halves, rec.traces, strict=True)):
+        steps = lt.timesteps
+        back = direction == "backward"
+        last = 0 if back else steps - 1
+        dh = np.zeros(lt.h.shape, dt)
+        if gy is not None:
+            dh += gy[:, d]
+        if gyh is not None:
+            dh[last] += gyh[d]
+        dc = None
+        if gyc is not None:
+            dc = np.zeros(lt.c.shape, dt)
+            dc[last] += gyc[d]
+        lg = lstm_backward(lt, dh, dc, params=acc.want_params)
+        acc.layers[lt.name] = lg
+        for k, v in lg.params.items():
+            acc.param(lt.name, k, v)
+        dxb = lg.dx if dxb is None else dxb + lg.dx
+        dstates_h.append(lg.dh0)
+        dstates_c.append(lg.dc0)
+    assert dxb is not None
+    dx = dxb if layout == 1 else dxb.transpose(1, 0, 2)
+    present = lay.present
+    out: list[Arr | None] = []
+    for idx, p in enumerate(present):
+        if not p:
+            continue
+        if idx == 0:
+            out.append(np.ascontiguousarray(dx))
+        elif idx in (1, 2):
+            st = np.stack(dstates_h if idx == 1 else dstates_c)  # (dirs, B, H)
+            out.append(np.swapaxes(st, 0, 1) if layout == 1 else st)
+        else:
+            out.append(None)
+    return out
 
 
 def _reduce_to(g: Arr, shape: tuple[int, ...]) -> Arr:
@@ -1278,6 +1410,12 @@ def _backward_layer(
         if op == "Cast" and np.asarray(x).dtype.kind == "f":
             return [np.asarray(g, dt)]
         return [None] * len(ins)
+    if kind in ("SwapBatchTime", "_Transpose01"):
+        return [np.ascontiguousarray(np.swapaxes(g, 0, 1))]
+    if kind == "OnnxConst":
+        return []
+    if kind == "OnnxOp":
+        return _onnx_op_backward(lay, ins, outs, gouts, dt)
     raise UnsupportedLayerError(
         f"layer {lay.name!r} ({lay.kind}) has no backward pass in lstmviz; gradients, "
         "integrated gradients and LRP cannot go through it"
@@ -1347,6 +1485,155 @@ def _merge_backward(lay: L.Merge, ins: list[Arr], g: Arr) -> list[Arr | None]:
     return out
 
 
+# ---- ONNX operators (the graph a torch.onnx / tf2onnx export holds around its LSTMs) ------
+_ONNX_GRAD_OPS = (
+    "Identity",
+    "Dropout",
+    "Cast",
+    "Expand",
+    "Transpose",
+    "Reshape",
+    "Flatten",
+    "Squeeze",
+    "Unsqueeze",
+    "Concat",
+    "Split",
+    "Slice",
+    "Gather",
+    "MatMul",
+    "Gemm",
+    "Add",
+    "Sub",
+    "Mul",
+    "Div",
+    "Neg",
+    "Relu",
+    "Tanh",
+    "Sigmoid",
+    "Exp",
+    "Log",
+    "Softmax",
+    "LogSoftmax",
+)
+
+
+#: Ops whose outputs carry no gradient (shapes, zeros of a shape): nothing to propagate.
+_ONNX_NO_GRADIENT = frozenset({"Shape", "ConstantOfShape", "Size", "Range", "Equal", "Less"})
+
+#: Ops that only pick and move elements: their backward scatters the gradient back.
+_SELECT_OPS = frozenset(
+    {"Transpose", "Reshape", "Flatten", "Squeeze", "Unsqueeze", "Slice", "Gather", "Expand"}
+)
+
+
+def _onnx_op_backward(
+    lay: Any, ins: list[Any], outs: list[Any], gouts: list[Arr | None], dt: np.dtype
+) -> list[Arr | None]:
+    op = lay.op
+    dyn_in = [np.asarray(v) for v in ins]
+    if not any(v.dtype.kind == "f" for v in dyn_in) or not any(
+        np.asarray(o).dtype.kind == "f" for o in outs
+    ):  # shapes, masks, indices, zeros of a shape: nothing a gradient flows through
+        return [None] * len(ins)
+    if op not in _ONNX_GRAD_OPS:
+        raise UnsupportedLayerError(
+            f"ONNX node {lay.name!r} ({op}) has no backward pass in lstmviz; ops with one: "
+            f"{', '.join(_ONNX_GRAD_OPS)}"
+        )
+    # full argument list: graph values where the spec says dynamic, constants elsewhere
+    it = iter(ins)
+    full = [next(it) if isinstance(v, str) else v for v in lay.spec]
+    dyn = [isinstance(v, str) for v in lay.spec]
+    a = lay.attrs
+    x = None if full[0] is None else np.asarray(full[0])
+    g = gouts[0]
+    gfull: list[Arr | None] = [None] * len(full)
+    if op == "Split":
+        assert x is not None  # Split's input is a graph value
+        ax = a.get("axis", 0) % x.ndim
+        parts = [
+            np.zeros(np.shape(o), dt) if gg is None else gg
+            for o, gg in zip(outs, gouts, strict=True)
+        ]
+        gfull[0] = np.concatenate(parts, axis=ax)
+    elif g is None:
+        pass
+    elif op in ("Identity", "Dropout"):
+        gfull[0] = g
+    elif op == "Cast":
+        gfull[0] = np.asarray(g, dt) if x is not None and x.dtype.kind == "f" else None
+    elif op in _SELECT_OPS:
+        if dyn[0]:  # which element of x each output element is: run the op on positions
+            assert x is not None  # a dynamic input is a graph value
+            pos = np.arange(x.size, dtype=np.int64).reshape(x.shape)
+            picked = lay([pos, *ins[1:]], [None] * len(ins), L.Context(record=False))[0][0]
+            gx = np.zeros(x.size, dt)
+            np.add.at(gx, np.asarray(picked).reshape(-1), np.asarray(g, dt).reshape(-1))
+            gfull[0] = gx.reshape(x.shape)
+    elif op == "Concat":
+        vals = [np.asarray(v) for v in full if v is not None]
+        ax = a["axis"] % g.ndim
+        parts = np.split(g, np.cumsum([v.shape[ax] for v in vals])[:-1], axis=ax)
+        k = 0
+        for idx, v in enumerate(full):
+            if v is not None:
+                gfull[idx] = parts[k]
+                k += 1
+    elif op in ("MatMul", "Gemm"):
+        b = np.asarray(full[1], dt)
+        xx = np.asarray(x, dt)
+        if op == "MatMul":
+            gfull[0] = _reduce_to(g @ np.swapaxes(b, -1, -2), xx.shape) if xx.ndim > 1 else None
+            gfull[1] = _reduce_to(np.swapaxes(xx, -1, -2) @ g, b.shape) if b.ndim > 1 else None
+        else:
+            alpha, beta = a.get("alpha", 1.0), a.get("beta", 1.0)
+            xa = xx.T if a.get("transA", 0) else xx
+            wb = b.T if a.get("transB", 0) else b
+            gxa = alpha * g @ wb.T
+            gwb = alpha * xa.T @ g
+            gfull[0] = gxa.T if a.get("transA", 0) else gxa
+            gfull[1] = gwb.T if a.get("transB", 0) else gwb
+            if len(full) > 2 and full[2] is not None:
+                gfull[2] = _reduce_to(beta * g, np.shape(full[2]))
+    elif op in ("Add", "Sub", "Mul", "Div"):
+        u, v = np.asarray(full[0], dt), np.asarray(full[1], dt)
+        if op == "Add":
+            gu, gv = g, g
+        elif op == "Sub":
+            gu, gv = g, -g
+        elif op == "Mul":
+            gu, gv = g * v, g * u
+        else:
+            gu, gv = g / v, -g * u / (v * v)
+        gfull[0], gfull[1] = _reduce_to(gu, u.shape), _reduce_to(gv, v.shape)
+    elif op == "Neg":
+        gfull[0] = -g
+    elif op in ("Relu", "Tanh", "Sigmoid", "Exp"):
+        name = {"Relu": "relu", "Tanh": "tanh", "Sigmoid": "sigmoid", "Exp": "exponential"}[op]
+        gfull[0] = activation_vjp(name, np.asarray(x, dt), np.asarray(outs[0], dt), g)
+    elif op == "Log":
+        gfull[0] = g / np.asarray(x, dt)
+    elif op in ("Softmax", "LogSoftmax"):
+        yy = np.asarray(outs[0], dt)
+        if lay.opset >= 13:
+            ax = a.get("axis", -1)
+            if op == "Softmax":
+                gfull[0] = yy * (g - np.sum(g * yy, axis=ax, keepdims=True))
+            else:
+                gfull[0] = g - np.exp(yy) * np.sum(g, axis=ax, keepdims=True)
+        else:
+            ax = a.get("axis", 1) % yy.ndim
+            shp = yy.shape
+            f_y = yy.reshape(int(np.prod(shp[:ax])), -1)
+            f_g = g.reshape(f_y.shape)
+            if op == "Softmax":
+                r = f_y * (f_g - np.sum(f_g * f_y, axis=1, keepdims=True))
+            else:
+                r = f_g - np.exp(f_y) * np.sum(f_g, axis=1, keepdims=True)
+            gfull[0] = r.reshape(shp)
+    return [gg for gg, d in zip(gfull, dyn, strict=True) if d]
+
+
 # ------------------------------------------------------------------------------------------
 # convenience
 # ------------------------------------------------------------------------------------------
@@ -1397,8 +1684,21 @@ def supports_backward(model: Model) -> list[str]:
                 if not isinstance(lay.inner, ok):
                     bad.append(f"{lay.name} ({lay.kind} of {lay.inner.kind})")
             elif kind == "SubModel":
-                visit(lay.model)  # type: ignore[attr-defined]
-            elif not isinstance(lay, ok) and kind not in ("LastStep", "OpLayer"):
+                assert isinstance(lay, _NestsModel)  # every SubModel holds its model
+                visit(lay.model)
+            elif kind == "OnnxOp":
+                assert isinstance(lay, _OnnxOpNode)  # every ONNX node names its op
+                if lay.op not in _ONNX_GRAD_OPS and lay.op not in _ONNX_NO_GRADIENT:
+                    bad.append(f"{lay.name} (ONNX {lay.op})")
+            elif not isinstance(lay, ok) and kind not in (
+                "LastStep",
+                "OpLayer",
+                "OnnxConst",
+                "SwapBatchTime",
+                "_Transpose01",
+                "OnnxLSTM",
+                "OnnxBidirectionalLSTM",
+            ):
                 bad.append(f"{lay.name} ({lay.kind})")
 
     visit(model)

@@ -715,6 +715,28 @@ class Bidirectional(Layer):
     def n_params(self) -> int:
         return self.forward.n_params + self.backward.n_params
 
+    def merge(self, yf: Arr, yb: Arr, dtype: Any) -> list[Arr]:
+        """Keras's merge of the two directions' outputs (``merge_mode``), both in input order."""
+        if self.return_sequences:  # both back to input order
+            if self.backward.go_backwards:
+                yb = yb[:, ::-1]
+            if self.forward.go_backwards:
+                yf = yf[:, ::-1]
+        mm = self.merge_mode
+        if mm == "concat":
+            ys = [np.concatenate([yf, yb], axis=-1)]
+        elif mm == "sum":
+            ys = [yf + yb]
+        elif mm == "mul":
+            ys = [yf * yb]
+        elif mm == "ave":
+            ys = [(yf + yb) / 2]
+        elif mm in (None, "None", "none"):
+            ys = [yf, yb]
+        else:
+            raise ModelFileError(f"Bidirectional {self.name!r}: unknown merge_mode {mm!r}")
+        return [np.ascontiguousarray(y, dtype=dtype) for y in ys]
+
     def __call__(
         self,
         inputs: list[Arr],
@@ -747,26 +769,7 @@ class Bidirectional(Layer):
         )
         of = self.forward.outputs_from(lf, mask)
         ob = self.backward.outputs_from(lb, mask)
-        yf, yb = of[0], ob[0]
-        if self.return_sequences:  # both back to input order
-            if self.backward.go_backwards:
-                yb = yb[:, ::-1]
-            if self.forward.go_backwards:
-                yf = yf[:, ::-1]
-        mm = self.merge_mode
-        if mm == "concat":
-            ys = [np.concatenate([yf, yb], axis=-1)]
-        elif mm == "sum":
-            ys = [yf + yb]
-        elif mm == "mul":
-            ys = [yf * yb]
-        elif mm == "ave":
-            ys = [(yf + yb) / 2]
-        elif mm in (None, "None", "none"):
-            ys = [yf, np.ascontiguousarray(yb)]
-        else:
-            raise ModelFileError(f"Bidirectional {self.name!r}: unknown merge_mode {mm!r}")
-        ys = [np.ascontiguousarray(y, dtype=np.float32) for y in ys]
+        ys = self.merge(of[0], ob[0], np.float32)
         if self.return_state:
             ys += of[1:] + ob[1:]
         out_mask = mask if (self.return_sequences and mask is not None) else None

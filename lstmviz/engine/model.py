@@ -109,7 +109,7 @@ class Model:
 
     # --- what the model holds --------------------------------------------------------------
     @property
-    def lstm_layers(self) -> list[Layer]:
+    def lstm_layers(self) -> list[LSTM | Bidirectional]:
         return [lay for lay in self.layers.values() if isinstance(lay, (LSTM, Bidirectional))]
 
     @property

@@ -332,10 +332,10 @@ def ablate_main(argv: list[str]) -> int:
             f"ablation scan of {scan.layer} {scan.quantity} := {scan.mode}: change of "
             f"{label} ({space}), clean {scan.clean.mean():.5g}"
         )
-        for units, eff in scan.ranking()[:20]:
-            i = scan.groups.index(units)
+        for group, change in scan.ranking()[:20]:
+            i = scan.groups.index(group)
             print(
-                f"  unit {','.join(map(str, units)):<8} mean |change| {eff:.5f}  "
+                f"  unit {','.join(map(str, group)):<8} mean |change| {change:.5f}  "
                 f"mean change {scan.signed_effect[i]:+.5f}"
             )
         if out is not None:

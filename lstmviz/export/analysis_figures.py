@@ -15,6 +15,7 @@ or PDF. Nothing here computes an analysis: the numbers come from the result.
 from __future__ import annotations
 
 import os
+import weakref
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -42,6 +43,10 @@ KIND_STYLE = {  # fixed-point kinds: marker, filled
 }
 
 
+# the style each figure was drawn in: save_figure draws with its rc parameters and dpi
+_STYLES: weakref.WeakKeyDictionary[Any, Style] = weakref.WeakKeyDictionary()
+
+
 def _new(style: str | Style, size: tuple[float, float] | None = None) -> tuple[Any, Style]:
     mpl = _mpl()
     st = get_style(style) if isinstance(style, str) else style
@@ -49,12 +54,12 @@ def _new(style: str | Style, size: tuple[float, float] | None = None) -> tuple[A
 
     with mpl.rc_context(st.rc_params()):
         fig = Figure(figsize=size or st.single_size, layout="constrained")
-    fig._lstmviz_style = st  # the rc parameters save_figure draws with
+    _STYLES[fig] = st
     return fig, st
 
 
 def _rc(fig: Any) -> dict[str, Any]:
-    st = getattr(fig, "_lstmviz_style", None)
+    st = _STYLES.get(fig)
     return st.rc_params() if st is not None else {}
 
 
@@ -110,15 +115,16 @@ def save_figure(fig: Any, path: str | os.PathLike[str]) -> Path:
     fmt = p.suffix.lstrip(".").lower()
     if fmt not in ("png", "svg", "pdf"):
         raise LstmvizError(f"{p}: a figure is written as .png, .svg or .pdf, not .{fmt or '?'}")
-    st = getattr(fig, "_lstmviz_style", None)
+    st = _STYLES.get(fig)
     dpi = st.dpi if st is not None else 150
     from .._version import __version__
 
-    meta: dict[str, Any] = {
+    metas: dict[str, dict[str, str | None]] = {
         "png": {"Software": f"lstmviz {__version__}"},
         "svg": {"Creator": f"lstmviz {__version__}", "Date": None},
         "pdf": {"Creator": f"lstmviz {__version__}", "CreationDate": None},
-    }[fmt]
+    }
+    meta = metas[fmt]
     with mpl.rc_context(_rc(fig)), atomic_open(p, "wb") as fh:
         fig.savefig(fh, format=fmt, dpi=dpi, metadata=meta)
     return p

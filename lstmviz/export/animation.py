@@ -88,7 +88,11 @@ def write_gif_frames(
         raise MissingDependencyError("imageio", what="GIF export") from None
     p = Path(path)
     size = None
-    with atomic_open(p, "wb") as fh, iio.imopen(fh, "w", extension=".gif", plugin="pillow") as out:
+    # closing(): the plugin's own __enter__ is typed as the base class, without its options
+    with (
+        atomic_open(p, "wb") as fh,
+        contextlib.closing(iio.imopen(fh, "w", extension=".gif", plugin="pillow")) as out,
+    ):
         for frame in frames_:
             f = fit_frame(frame, size, even=False)
             size = f.shape[:2]

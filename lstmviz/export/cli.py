@@ -46,7 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
         "  lstmviz export model.keras --input x.npy --style slide --out steps.mp4\n"
         "  lstmviz export model.keras --input x.npy --out trace.npz\n"
         "  lstmviz export digit_sum --view diagram --units 20 --step 1 --out cell.svg\n"
-        "  lstmviz export assets/lessons/binary_addition.lstmviz-lesson --out handout.pdf",
+        "  lstmviz export lstmviz/assets/lessons/binary_addition.lstmviz-lesson --out handout.pdf",
     )
     p.add_argument(
         "model",

@@ -254,7 +254,7 @@ def write_npz(
     meta = metadata(trace, source, layers, quantities, units, batch)
     arrays["meta"] = np.array(json.dumps(meta, ensure_ascii=False))
     with atomic_open(path, "wb") as fh:
-        np.savez_compressed(fh, **arrays)  # type: ignore[arg-type]
+        np.savez_compressed(fh, **arrays)  # type: ignore[arg-type]  # numpy's stub: allow_pickle
     return Path(path)
 
 

@@ -918,7 +918,7 @@ class DiagramFigure:
         if lv is None:
             return levels(quantity, lt)
         if hasattr(lv, "levels") and callable(lv.levels):
-            return lv.levels(quantity, lt)  # type: ignore[no-any-return]
+            return lv.levels(quantity, lt)
         if quantity in lv:
             lo, hi = lv[quantity]
             return float(lo), float(hi)
@@ -1168,13 +1168,9 @@ class DiagramFigure:
         mpl = _mpl()
         with mpl.rc_context(self._rc):
             self.canvas.draw()
-        img = np.asarray(self.canvas.buffer_rgba())[:, :, :3]
-        if even and (img.shape[0] % 2 or img.shape[1] % 2):
-            h, w = img.shape[0] + img.shape[0] % 2, img.shape[1] + img.shape[1] % 2
-            out = np.full((h, w, 3), 255, np.uint8)
-            out[: img.shape[0], : img.shape[1]] = img
-            return out
-        return np.array(img, copy=True)
+        from .figure import canvas_rgb
+
+        return canvas_rgb(self.canvas, even)
 
     def pixel_size(self) -> tuple[int, int]:
         w, h = self.figure.get_size_inches()
@@ -1182,23 +1178,9 @@ class DiagramFigure:
 
     def save(self, path: str | os.PathLike[str], fmt: str | None = None) -> Path:
         """Write PNG, SVG or PDF atomically (the format from the extension by default)."""
-        from .._version import __version__
-        from ..io.atomic import atomic_open
+        from .figure import save_mpl_figure
 
-        mpl = _mpl()
-        p = Path(path)
-        fmt = (fmt or p.suffix.lstrip(".")).lower()
-        if fmt not in ("png", "svg", "pdf"):
-            raise LstmvizError(f"{p}: a diagram is written as .png, .svg or .pdf, not .{fmt}")
-        title = self.title_text()
-        meta: Any = {
-            "png": {"Title": title, "Software": f"lstmviz {__version__}"},
-            "svg": {"Title": title, "Creator": f"lstmviz {__version__}", "Date": None},
-            "pdf": {"Title": title, "Creator": f"lstmviz {__version__}", "CreationDate": None},
-        }[fmt]
-        with mpl.rc_context(self._rc), atomic_open(p, "wb") as fh:
-            self.figure.savefig(fh, format=fmt, dpi=self.dpi, metadata=meta)
-        return p
+        return save_mpl_figure(self.figure, path, fmt, self.dpi, self._rc, self.title_text())
 
 
 def diagram_frames(

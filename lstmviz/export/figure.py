@@ -43,6 +43,46 @@ def _mpl() -> Any:
     return matplotlib
 
 
+def canvas_rgb(canvas: Any, even: bool = False) -> np.ndarray:
+    """A drawn matplotlib canvas as an ``(H, W, 3)`` uint8 image (``even``: padded to even
+    sizes with white, as H.264 with yuv420p needs)."""
+    img = np.asarray(canvas.buffer_rgba())[:, :, :3]  # (H, W, 3)
+    if even and (img.shape[0] % 2 or img.shape[1] % 2):
+        h, w = img.shape[0] + img.shape[0] % 2, img.shape[1] + img.shape[1] % 2
+        out = np.full((h, w, 3), 255, np.uint8)
+        out[: img.shape[0], : img.shape[1]] = img
+        return out
+    return np.array(img, copy=True)
+
+
+def save_mpl_figure(
+    figure: Any,
+    path: str | os.PathLike[str],
+    fmt: str | None,
+    dpi: float,
+    rc: dict[str, Any],
+    title: str,
+) -> Path:
+    """Write a matplotlib figure as PNG, SVG or PDF atomically (the format from the extension
+    by default), titled and signed in the file's metadata, without a date (same input, same
+    bytes)."""
+    from .._version import __version__
+
+    mpl = _mpl()
+    p = Path(path)
+    fmt = (fmt or p.suffix.lstrip(".")).lower()
+    if fmt not in ("png", "svg", "pdf"):
+        raise LstmvizError(f"{p}: a figure is written as .png, .svg or .pdf, not .{fmt}")
+    meta: Any = {
+        "png": {"Title": title, "Software": f"lstmviz {__version__}"},
+        "svg": {"Title": title, "Creator": f"lstmviz {__version__}", "Date": None},
+        "pdf": {"Title": title, "Creator": f"lstmviz {__version__}", "CreationDate": None},
+    }[fmt]
+    with mpl.rc_context(rc), atomic_open(p, "wb") as fh:
+        figure.savefig(fh, format=fmt, dpi=dpi, metadata=meta)
+    return p
+
+
 @lru_cache(maxsize=1)
 def _charmap() -> frozenset[int]:
     from matplotlib import font_manager, ft2font
@@ -450,13 +490,7 @@ class GridFigure:
         return self._buffer(even)
 
     def _buffer(self, even: bool) -> np.ndarray:
-        img = np.asarray(self.canvas.buffer_rgba())[:, :, :3]  # (H, W, 3)
-        if even and (img.shape[0] % 2 or img.shape[1] % 2):
-            h, w = img.shape[0] + img.shape[0] % 2, img.shape[1] + img.shape[1] % 2
-            out = np.full((h, w, 3), 255, np.uint8)
-            out[: img.shape[0], : img.shape[1]] = img
-            return out
-        return np.array(img, copy=True)
+        return canvas_rgb(self.canvas, even)
 
     def pixel_size(self) -> tuple[int, int]:
         w, h = self.figure.get_size_inches()
@@ -464,22 +498,7 @@ class GridFigure:
 
     def save(self, path: str | os.PathLike[str], fmt: str | None = None) -> Path:
         """Write PNG, SVG or PDF atomically (the format from the extension by default)."""
-        mpl = _mpl()
-        p = Path(path)
-        fmt = (fmt or p.suffix.lstrip(".")).lower()
-        if fmt not in ("png", "svg", "pdf"):
-            raise LstmvizError(f"{p}: a figure is written as .png, .svg or .pdf, not .{fmt}")
-        from .._version import __version__
-
-        title = self.title_text()
-        meta: Any = {
-            "png": {"Title": title, "Software": f"lstmviz {__version__}"},
-            "svg": {"Title": title, "Creator": f"lstmviz {__version__}", "Date": None},
-            "pdf": {"Title": title, "Creator": f"lstmviz {__version__}", "CreationDate": None},
-        }[fmt]
-        with mpl.rc_context(self._rc), atomic_open(p, "wb") as fh:
-            self.figure.savefig(fh, format=fmt, dpi=self.dpi, metadata=meta)
-        return p
+        return save_mpl_figure(self.figure, path, fmt, self.dpi, self._rc, self.title_text())
 
 
 class _Strip:

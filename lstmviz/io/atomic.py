@@ -22,8 +22,9 @@ import secrets
 import socket
 import time
 from collections.abc import Iterator
+from contextlib import AbstractContextManager
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, BinaryIO, Literal, TextIO, overload
 
 from ..errors import WriteError
 
@@ -171,9 +172,22 @@ def _fsync_dir(d: Path) -> None:
             os.close(dfd)
 
 
+@overload
+def atomic_open(
+    path: str | os.PathLike[str], mode: Literal["wb"] = "wb"
+) -> AbstractContextManager[BinaryIO]: ...
+@overload
+def atomic_open(
+    path: str | os.PathLike[str], mode: Literal["w"]
+) -> AbstractContextManager[TextIO]: ...
+@overload
+def atomic_open(path: str | os.PathLike[str], mode: str) -> AbstractContextManager[IO[Any]]: ...
 @contextlib.contextmanager
-def atomic_open(path: str | os.PathLike[str], mode: str = "wb") -> Iterator[IO[Any]]:
-    """Open a temporary file beside ``path``; on success it replaces ``path`` atomically."""
+def atomic_open(path: str | os.PathLike[str], mode: str = "wb") -> Iterator[Any]:
+    """Open a temporary file beside ``path``; on success it replaces ``path`` atomically.
+
+    ``"wb"`` gives a binary file, ``"w"`` a text file (the overloads above tell a type checker).
+    """
     p = Path(path)
     d = _directory(p)
     fd, tmp = _create_temp(p, d, ".tmp")

@@ -253,7 +253,7 @@ class GraphModel(Model):
         lstms = self.lstm_layers
         if lstms:
             lay = lstms[0]
-            w = lay.forward.weights if isinstance(lay, L.Bidirectional) else lay.weights  # type: ignore[attr-defined]
+            w = lay.forward.weights if isinstance(lay, L.Bidirectional) else lay.weights
             return int(w.input_dim)
         return None
 

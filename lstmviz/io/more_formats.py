@@ -1,4 +1,4 @@
-"""Which loader opens a PyTorch, ONNX or TF1-checkpoint path (issue 8).
+"""Which loader opens a PyTorch, ONNX or TF1-checkpoint path.
 
 :func:`lstmviz.io.load_model` asks :func:`find_loader` first, before it looks for a file (a TF1
 checkpoint is a *prefix*: ``model.ckpt`` names ``model.ckpt.index`` + ``model.ckpt.data-*``)
@@ -24,7 +24,7 @@ FORMATS: dict[str, str] = {
     ".safetensors": "PyTorch state_dict in safetensors (no torch needed)",
     ".onnx": "ONNX graph with LSTM ops (needs the onnx package)",
     ".pt2": "torch.export program (torch.export.save; run by torch, LSTMs recorded)",
-    ".index": "TensorFlow 1 checkpoint (model.ckpt.index + .data-*; needs TensorFlow)",
+    ".index": "TensorFlow 1 checkpoint (model.ckpt.index + .data-*; read without TensorFlow)",
 }
 _TF1_DATA = re.compile(r"\.data-\d+-of-\d+$")
 

@@ -44,7 +44,7 @@ import math
 import os
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -70,6 +70,9 @@ from .graph_model import (
     probe_run,
 )
 from .more_formats import check_file
+
+if TYPE_CHECKING:  # onnx is imported where it is used (an optional dependency)
+    from onnx.reference.op_run import OpRun
 
 MAX_FILE_BYTES = 2 * 2**30  # protobuf's own limit
 #: Ops one run may execute (Loop bodies count every iteration); more is refused.
@@ -286,7 +289,7 @@ def _node_attrs(node: Any) -> dict[str, Any]:
 _GUARDED: dict[type, type] = {}
 
 
-def _guarded(cl: type) -> type:
+def _guarded(cl: type[OpRun]) -> type[OpRun]:
     """``cl`` (an onnx.reference op class) with the budget check before it runs and its
     outputs accounted after."""
     g = _GUARDED.get(cl)
@@ -299,7 +302,7 @@ def _guarded(cl: type) -> type:
             attrs = self._lstmviz_attrs = _node_attrs(self.onnx_node)
         _check_op(self.onnx_node, args, attrs)
         try:
-            out = cl.run(self, *args, **kwargs)  # type: ignore[attr-defined]
+            out = cl.run(self, *args, **kwargs)  # type: ignore[no-untyped-call,unused-ignore]  # onnx: untyped
         except (LstmvizError, _NodeFailed):
             raise
         except MemoryError as e:
@@ -359,10 +362,11 @@ def _lstm_attrs(node: Any, where: str) -> dict[str, Any]:
     }
 
 
-def _make_lstm_op(base: type) -> type:
+def _make_lstm_op() -> type[OpRun]:
     """The ``LSTM`` op class for the evaluator: runs in lstmviz's engine and records."""
+    from onnx.reference.op_run import OpRun
 
-    class LSTM(base):  # type: ignore[misc]
+    class LSTM(OpRun):
         op_domain = ""
 
         def __init__(self, onnx_node: Any, run_params: dict[str, Any]) -> None:
@@ -525,9 +529,8 @@ def _make_lstm_op(base: type) -> type:
 def _evaluator_class() -> type:
     """A ReferenceEvaluator whose ops are budget-guarded and whose LSTM records."""
     from onnx.reference import ReferenceEvaluator
-    from onnx.reference.op_run import OpRun
 
-    lstm_op = _make_lstm_op(OpRun)
+    lstm_op = _make_lstm_op()
 
     class Evaluator(ReferenceEvaluator):
         def _load_impl(self, node: Any, input_types: Any = None) -> Any:

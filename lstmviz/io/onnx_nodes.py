@@ -290,7 +290,9 @@ class _OnnxLSTMMixin:
     present: list[bool]
     name: str
 
-    def _onnx_run(self, inputs: list[Any], ctx: L.Context, halves: list[tuple[L.LSTM, str]]) -> Any:
+    def _onnx_run(
+        self, inputs: list[Any], ctx: L.Context, halves: list[tuple[L.LSTM, str]]
+    ) -> L.Outputs:
         it = iter(inputs)
         ins = [next(it) if p else None for p in self.present]
         x = np.asarray(ins[0], np.float32)
@@ -336,7 +338,14 @@ class OnnxLSTM(_OnnxLSTMMixin, L.LSTM):
         super().__init__(name, weights, return_sequences=True, go_backwards=direction == "reverse")
         self.layout, self.present, self.onnx_direction = layout, present, direction
 
-    def __call__(self, inputs: Any, masks: Any, ctx: Any, **kwargs: Any) -> Any:  # type: ignore[override]
+    def __call__(
+        self,
+        inputs: list[Any],
+        masks: list[Any],
+        ctx: L.Context,
+        initial_state: Any = None,  # ONNX passes initial_h / initial_c among the inputs
+        **kwargs: Any,
+    ) -> L.Outputs:
         d = "backward" if self.go_backwards else "forward"
         return self._onnx_run(inputs, ctx, [(self, d)])
 
@@ -360,7 +369,14 @@ class OnnxBidirectionalLSTM(_OnnxLSTMMixin, L.Bidirectional):
         )
         self.layout, self.present = layout, present
 
-    def __call__(self, inputs: Any, masks: Any, ctx: Any, **kwargs: Any) -> Any:  # type: ignore[override]
+    def __call__(
+        self,
+        inputs: list[Any],
+        masks: list[Any],
+        ctx: L.Context,
+        initial_state: Any = None,  # ONNX passes initial_h / initial_c among the inputs
+        **kwargs: Any,
+    ) -> L.Outputs:
         return self._onnx_run(inputs, ctx, [(self.forward, "forward"), (self.backward, "backward")])
 
 

@@ -43,7 +43,7 @@ import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any, Literal, overload
 
 import numpy as np
 
@@ -610,7 +610,7 @@ class Session:
             doc["model"]["embedded"] = MODEL_DIR + name
         arrays = self._arrays()
         buf = io.BytesIO()
-        np.savez(buf, **arrays)  # type: ignore[arg-type]
+        np.savez(buf, **arrays)  # type: ignore[arg-type]  # numpy's stub: allow_pickle
         try:
             text = json.dumps(doc, indent=1, ensure_ascii=False, allow_nan=False)
             text.encode("utf-8")
@@ -643,7 +643,7 @@ class Session:
         that is not a session this lstmviz can read: not a zip, damaged, an unknown
         ``format_version``, wrong types, arrays of an absurd size.
         """
-        return _Reader(Path(path)).read()  # type: ignore[no-any-return]
+        return _Reader(Path(path)).read()
 
     @classmethod
     def peek(cls, path: str | os.PathLike[str]) -> dict[str, Any]:
@@ -651,7 +651,8 @@ class Session:
         ``{"model_name", "model_path", "saved_at", "snapshots", "embedded"}``. For listing
         sessions (File ▸ Recover) without reading them whole. Raises like :meth:`load`."""
         doc = _Reader(Path(path)).read(json_only=True)
-        model = doc.get("model") if isinstance(doc.get("model"), dict) else {}
+        m = doc.get("model")
+        model: dict[str, Any] = m if isinstance(m, dict) else {}
         mpath = model.get("path") if isinstance(model.get("path"), str) else None
         name = model.get("name") if isinstance(model.get("name"), str) else None
         snaps = doc.get("snapshots")
@@ -677,7 +678,11 @@ class _Reader:
         return SessionFileError(f"{self.src}: {msg}")
 
     # the zip -----------------------------------------------------------------------------
-    def read(self, json_only: bool = False) -> Any:
+    @overload
+    def read(self, json_only: Literal[False] = False) -> Session: ...
+    @overload
+    def read(self, json_only: Literal[True]) -> dict[str, Any]: ...
+    def read(self, json_only: bool = False) -> Session | dict[str, Any]:
         p = self.path
         regular_file(p, "session file", SessionFileError, allow_empty=True)  # a FIFO would
         try:  # block open() forever; a device never ends
@@ -723,7 +728,7 @@ class _Reader:
             except RecursionError:
                 raise self.fail(f"{JSON_MEMBER} is nested too deeply") from None
 
-    def _read_zip(self, zf: zipfile.ZipFile, json_only: bool = False) -> Any:
+    def _read_zip(self, zf: zipfile.ZipFile, json_only: bool = False) -> Session | dict[str, Any]:
         infos = zf.infolist()
         if len(infos) > MAX_MEMBERS:
             raise self.fail(f"holds {len(infos)} members; a session has at most {MAX_MEMBERS}")
@@ -877,6 +882,7 @@ class _Reader:
         (never through pickle, never more than the header declares)."""
         try:
             with zf.open(info) as fh:
+                assert isinstance(fh, zipfile.ZipExtFile)  # a member opened for reading
                 try:
                     version = np.lib.format.read_magic(fh)
                     if version == (1, 0):
@@ -899,7 +905,7 @@ class _Reader:
                 view = memoryview(a.reshape(-1).view(np.uint8).data) if a.size else memoryview(b"")
                 got = 0
                 while got < len(view):
-                    n = fh.readinto(view[got:])  # type: ignore[attr-defined]
+                    n = fh.readinto(view[got:])
                     if not n:
                         break
                     got += n

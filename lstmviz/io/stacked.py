@@ -1,4 +1,4 @@
-"""Build an engine :class:`~lstmviz.engine.Model` for a stack of LSTM layers (issue 8).
+"""Build an engine :class:`~lstmviz.engine.Model` for a stack of LSTM layers.
 
 Shared by the PyTorch and TF1 loaders, whose files hold weights but no graph: the graph is
 always ``input -> [embedding] -> lstm_l0 -> lstm_l1 -> ... -> [head]``.

@@ -1,4 +1,4 @@
-"""Open TensorFlow 1 checkpoints of ``BasicLSTMCell`` / ``LSTMCell`` / ``MultiRNNCell`` (issue 8).
+"""Open TensorFlow 1 checkpoints of ``BasicLSTMCell`` / ``LSTMCell`` / ``MultiRNNCell``.
 
 A TF1 checkpoint is a prefix (``model.ckpt``) naming ``model.ckpt.index`` and
 ``model.ckpt.data-00000-of-00001``; :func:`load_tf1` takes the prefix, the ``.index`` or a

@@ -1,4 +1,4 @@
-"""Open PyTorch ``nn.LSTM`` state_dicts: ``torch.save`` files and safetensors (issue 8).
+"""Open PyTorch ``nn.LSTM`` state_dicts: ``torch.save`` files and safetensors.
 
 Safety: ``.pt``/``.pth``/``.bin`` are read with ``torch.load(..., weights_only=True)`` (torch's
 restricted unpickler: tensors, dicts, lists, numbers; nothing else) and never with plain

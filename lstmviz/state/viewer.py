@@ -268,7 +268,7 @@ class ViewerState:
         self.preparers: list[Callable[[Trace, int], None]] = [prepare_trace]
         #: the colour levels of every view and export; locked while ``options.lock_levels``
         self.level_lock = LevelLock()
-        self.options.events.lock_levels.connect(self._on_lock_levels)  # type: ignore[attr-defined]
+        self.options.events.lock_levels.connect(self._on_lock_levels)
         self._model: TraceableModel | None = None
         self._model_path: str | None = None
         self._info: ModelInfo | None = None
@@ -503,7 +503,7 @@ class ViewerState:
         x = self._x[k] if isinstance(self._x, list) else self._x
         info = self._info if k == 0 else None  # the info's vocabulary is the first input's
         try:
-            labels = token_labels(self._model, x, info, self._batch)  # type: ignore[arg-type]
+            labels = token_labels(self._model, x, info, self._batch)  # type: ignore[arg-type]  # a live model duck-types Model
         except (LstmvizError, IndexError, ValueError):
             labels = [str(t) for t in range(self.timesteps)]
         self._labels = (key, labels)
@@ -649,7 +649,7 @@ class ViewerState:
         if info is None and path is not None:
             info = load_info(path)
         if x is None:
-            x = example_input(model, info)  # type: ignore[arg-type]
+            x = example_input(model, info)  # type: ignore[arg-type]  # a live model duck-types Model
         x = model.check_input(x)
         self._generation += 1
         self._model = model
@@ -680,7 +680,7 @@ class ViewerState:
             raise InputError("open a model before giving it an input")
         from ..io.inputs import add_batch_axis
 
-        a = x if isinstance(x, list) else add_batch_axis(self._model, np.asarray(x))  # type: ignore[arg-type]
+        a = x if isinstance(x, list) else add_batch_axis(self._model, np.asarray(x))  # type: ignore[arg-type]  # a live model duck-types Model
         a = self._model.check_input(a)
         self._x = a
         self._labels = None
@@ -695,7 +695,7 @@ class ViewerState:
             raise InputError("open a model before typing an input")
         from ..io.inputs import encode_text
 
-        self.set_input(encode_text(self._model, text, self._info))  # type: ignore[arg-type]
+        self.set_input(encode_text(self._model, text, self._info))  # type: ignore[arg-type]  # a live model duck-types Model
 
     def set_trace(
         self, trace: Trace, engine: str = "NumPy", model: TraceableModel | None = None
@@ -834,7 +834,8 @@ class ViewerState:
                 raise LstmvizError("the unit list is empty; type units like 0, 3, 5-8")
             new = UnitFilter("list", units=tuple(units))
         elif mode in ("active", "saturated"):
-            new = UnitFilter(mode, k=max(1, int(arg or 8)))  # type: ignore[arg-type]
+            ranked: FilterMode = "active" if mode == "active" else "saturated"
+            new = UnitFilter(ranked, k=max(1, int(arg or 8)))
         else:
             new = UnitFilter()
         self._filter = new
@@ -1022,7 +1023,8 @@ class ViewerState:
         if not trace.layers:
             raise LstmvizError("the trace holds no LSTM layer")
         self._trace = trace
-        self._engine = engine
+        # a live model's trace names its framework ("torch (live)"): the status bar says so
+        self._engine = trace.engine if str(trace.engine).endswith("(live)") else engine
         names = trace.layer_names
         if self._layer not in names:
             self._layer = names[0]

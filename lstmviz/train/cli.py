@@ -115,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
         print("loading TensorFlow...", file=out, flush=True)
     t0 = time.monotonic()
     keras_module()
-    from .core import train
+    from .core import BatchLog, train
 
     if not a.quiet:
         print(
@@ -127,17 +127,9 @@ def main(argv: list[str] | None = None) -> int:
         )
     bar = ProgressBar(out)
 
-    def on_batch(b: object) -> None:
+    def on_batch(b: BatchLog) -> None:
         if not a.quiet:
-            bar.update(
-                b.step,
-                b.total,
-                b.epoch,
-                b.loss,
-                b.accuracy,  # type: ignore[attr-defined]
-                b.elapsed,
-                b.eta,
-            )  # type: ignore[attr-defined]
+            bar.update(b.step, b.total, b.epoch, b.loss, b.accuracy, b.elapsed, b.eta)
 
     try:
         result = train(task, config, on_batch=on_batch)

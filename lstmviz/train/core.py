@@ -17,7 +17,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -113,6 +113,16 @@ class TrainResult:
     def save(self, path: str, info: Any = None) -> str:
         """Save the model as ``.keras`` and its sidecar ``.lstmviz.json``; returns the path."""
         return save_model(self, path, info)
+
+
+class Pausable(Protocol):
+    """What :func:`train` polls between batches: a :class:`PauseGate`, or anything with the
+    same two members (the training process's pause flag)."""
+
+    @property
+    def paused(self) -> bool: ...
+
+    def wait(self, should_stop: ShouldStop | None = None) -> None: ...
 
 
 class PauseGate:
@@ -282,7 +292,7 @@ def train(
     on_snapshot: Callable[[Snapshot], None] | None = None,
     *,
     on_batch: Callable[[BatchLog], None] | None = None,
-    pause: PauseGate | None = None,
+    pause: Pausable | None = None,
     model: Any = None,
     evaluate: bool = True,
 ) -> TrainResult:
@@ -304,7 +314,7 @@ def train(
     on_batch : callable, optional
         Receives a :class:`BatchLog` (loss, accuracy, ETA) after every batch.
     pause : PauseGate, optional
-        Training waits between batches while it is paused.
+        Training waits between batches while it is paused (any :class:`Pausable`).
     model : keras.Model, optional
         Train this model (e.g. the open model's architecture) on the task's data instead of
         the task's own model.
@@ -319,16 +329,16 @@ def train(
     """
     from .backend import keras_module, set_seed
 
-    config = config or task.defaults
-    should_stop = should_stop or (lambda: False)
-    keras = keras_module()
+    cfg: TrainConfig = config or task.defaults
+    stop: ShouldStop = should_stop or (lambda: False)
+    keras: Any = keras_module()
     t0 = time.monotonic()
-    set_seed(config.seed)
-    train_model, export_model = prepare_model(task, config, model)
+    set_seed(cfg.seed)
+    train_model, export_model = prepare_model(task, cfg, model)
     spec = ModelSpec.from_keras(export_model)
     targets = _targets_for(task, train_model)
-    data = _batches(task, config, targets)
-    total = config.total_steps
+    data = _batches(task, cfg, targets)
+    total = cfg.total_steps
     snapshots: list[Snapshot] = []
     history: dict[str, list[float]] = {"loss": [], "accuracy": [], "step": []}
     state: dict[str, Any] = {"step": 0, "epoch": 0, "nan": None, "stopped": False}
@@ -348,7 +358,7 @@ def train(
             on_snapshot(s)
         snapshots.append(s)
 
-    class _Control(keras.callbacks.Callback):  # type: ignore[misc, name-defined]
+    class _Control(keras.callbacks.Callback):
         def on_train_begin(self, logs: Any = None) -> None:
             snap(0, -1, {})
             self._t_start = time.monotonic()
@@ -382,16 +392,16 @@ def train(
                 progress(step, total)
             if on_batch is not None:
                 on_batch(BatchLog(step, total, state["epoch"], loss, acc, elapsed, eta))
-            every = config.snapshot_every
-            if every and step % every == 0 and batch + 1 < config.steps_per_epoch:
+            every = cfg.snapshot_every
+            if every and step % every == 0 and batch + 1 < cfg.steps_per_epoch:
                 snap(state["epoch"], batch, {"loss": mean_loss, "accuracy": mean_acc})
-            if should_stop():
+            if stop():
                 state["stopped"] = True
                 self.model.stop_training = True
                 return
             if pause is not None and pause.paused:
-                pause.wait(should_stop)
-                if should_stop():
+                pause.wait(stop)
+                if stop():
                     state["stopped"] = True
                     self.model.stop_training = True
 
@@ -403,12 +413,12 @@ def train(
                 "loss": float(logs.get("loss", float("nan"))),
                 "accuracy": float(logs.get("accuracy", logs.get("binary_accuracy", float("nan")))),
             }
-            snap(epoch, config.steps_per_epoch - 1, metrics)
+            snap(epoch, cfg.steps_per_epoch - 1, metrics)
 
     train_model.fit(
         data,
-        epochs=config.epochs,
-        steps_per_epoch=config.steps_per_epoch,
+        epochs=cfg.epochs,
+        steps_per_epoch=cfg.steps_per_epoch,
         verbose=0,
         shuffle=False,
         callbacks=[_Control()],
@@ -428,7 +438,7 @@ def train(
         epoch, batch, loss = state["nan"]
         res = TrainResult(
             task,
-            config,
+            cfg,
             export_model,
             history,
             {},
@@ -440,7 +450,7 @@ def train(
         raise TrainingError(
             f"training diverged: the loss became {loss} in epoch {epoch + 1}, batch "
             f"{batch + 1}. The last good weights (after batch {good.step}) are kept. Try a "
-            f"smaller learning rate than {config.learning_rate:g}.",
+            f"smaller learning rate than {cfg.learning_rate:g}.",
             res,
         )
     _copy_into(train_model, export_model)
@@ -448,11 +458,11 @@ def train(
     if evaluate and not state["stopped"]:
         metrics = evaluate_model(task, export_model)
     if history["loss"]:
-        tail = history["loss"][-min(len(history["loss"]), config.steps_per_epoch) :]
+        tail = history["loss"][-min(len(history["loss"]), cfg.steps_per_epoch) :]
         metrics.setdefault("final_loss", float(np.mean(tail)))  # the last epoch's mean
     return TrainResult(
         task,
-        config,
+        cfg,
         export_model,
         history,
         metrics,

@@ -42,7 +42,7 @@ def flip_flop_data(
 
 
 class FlipFlop(Task):
-    name = "flip-flop"
+    name: str = "flip-flop"
     example_name = "flip_flop"
     title = "3-bit flip-flop (fixed points)"
     description = (

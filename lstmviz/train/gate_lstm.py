@@ -34,7 +34,7 @@ def gate_lstm_class() -> Any:
         return _CLASS
     from .backend import keras_module
 
-    keras = keras_module()
+    keras: Any = keras_module()
     ops = keras.ops
 
     @keras.saving.register_keras_serializable(package="lstmviz")
@@ -150,7 +150,7 @@ def gate_lstm_class() -> Any:
             z = seq[..., : 4 * u]  # (T, B, 4U)
             i, f, g, o, c, h = (seq[..., (4 + k) * u : (5 + k) * u] for k in range(6))
             bm = lambda a: ops.transpose(a, (1, 0, 2))  # noqa: E731  (T, B, n) -> (B, T, n)
-            out = (bm(h), bm(i), bm(f), bm(g), bm(o), bm(c))
+            out: tuple[Any, ...] = (bm(h), bm(i), bm(f), bm(g), bm(o), bm(c))
             if self.return_preactivations:
                 out = (*out, bm(z))
             return out
@@ -160,7 +160,7 @@ def gate_lstm_class() -> Any:
 
         def compute_output_shape(self, input_shape: Any) -> Any:
             seq = (input_shape[0], input_shape[1], self.units)
-            out = (seq,) * 6
+            out: tuple[tuple[Any, Any, int], ...] = (seq,) * 6
             if self.return_preactivations:
                 out = (*out, (input_shape[0], input_shape[1], 4 * self.units))
             return out

@@ -1,4 +1,4 @@
-"""Regenerate the bundled example models in ``assets/examples/`` deterministically.
+"""Regenerate the bundled example models in ``lstmviz/assets/examples/`` deterministically.
 
 ``python -m lstmviz.train.make_examples [--only NAME ...] [--out DIR]``
 
@@ -26,7 +26,7 @@ from ..io.meta import ModelInfo
 from .flipflop import fixed_point_check
 from .tasks import TrainConfig, get_task
 
-EXAMPLES = Path(__file__).resolve().parent.parent.parent / "assets" / "examples"
+EXAMPLES = Path(__file__).resolve().parent.parent / "assets" / "examples"
 MAX_BYTES = 1_000_000
 
 

@@ -154,7 +154,7 @@ def _child(
                 on_batch=on_batch,
                 pause=_Pause(),
                 model=model,
-            )  # type: ignore[arg-type]
+            )
         except TrainingError as e:
             q.put(("error", str(e), summary(e.result) if e.result is not None else None))
             return
@@ -263,7 +263,7 @@ def train_in_process(
                 continue
             kind = msg[0]
             if kind == "done":
-                return msg[1]  # type: ignore[no-any-return]
+                return msg[1]
             if kind == "error":
                 if msg[2] is None:
                     shutil.rmtree(out_dir, ignore_errors=True)

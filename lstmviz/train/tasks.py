@@ -36,7 +36,7 @@ import numpy as np
 from ..errors import LstmvizError
 from ..io.meta import ModelInfo
 
-CORPORA = Path(__file__).resolve().parent.parent.parent / "assets" / "corpora"
+CORPORA = Path(__file__).resolve().parent.parent / "assets" / "corpora"
 
 
 @dataclass(frozen=True)
@@ -673,7 +673,7 @@ class CharTextgen(_LanguageModel):
     title = "Character-level text generation"
     description = (
         "A character-level language model trained on Shakespeare's sonnets and the "
-        "Gettysburg Address (public domain, assets/corpora/sonnets.txt). Each character "
+        "Gettysburg Address (public domain, lstmviz/assets/corpora/sonnets.txt). Each character "
         "becomes an id, then a vector (its embedding), then goes into the LSTM; at every step "
         "the softmax guesses the next character, and the correct next character is shown "
         "under it. Look for units that switch on inside a word and reset at spaces, or that "
@@ -703,7 +703,7 @@ class WordLM(_LanguageModel):
     description = (
         "A word-level language model: word ids -> Embedding -> LSTM -> softmax over the "
         "vocabulary, guessing the next word after every word. Trained on nursery rhymes "
-        "(public domain, assets/corpora/rhymes.txt) with their small vocabulary; each word "
+        "(public domain, lstmviz/assets/corpora/rhymes.txt) with their small vocabulary; each word "
         "becomes a vector of 8 numbers before the LSTM sees it. Type a line such as 'mary had "
         "a little' and see which word the model expects next, and which units carry the rhyme "
         "you are in."

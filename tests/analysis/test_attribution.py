@@ -25,7 +25,7 @@ from lstmviz.errors import InputError, UnsupportedLayerError
 from lstmviz.io.inputs import encode_text
 from lstmviz.io.meta import load_info
 
-EXAMPLES = Path(__file__).resolve().parents[2] / "assets" / "examples"
+EXAMPLES = Path(__file__).resolve().parents[2] / "lstmviz" / "assets" / "examples"
 
 
 def _load(name):
@@ -146,6 +146,75 @@ def test_lrp_refuses_what_it_has_no_rule_for():
         lrp(m, rng.normal(size=(1, 4, 3)), 0)
     with pytest.raises(InputError, match="space must be 'logit' or 'output'"):
         lrp(m, rng.normal(size=(1, 4, 3)), 0, space="log")
+
+
+@pytest.mark.parametrize("merge", ["Concatenate", "Maximum"])
+def test_lrp_conserves_relevance_through_merges(merge):
+    # two LSTMs read the same input; a merge joins their last states before the head
+    rng = np.random.default_rng(3)
+    f, u = 3, 4
+
+    def weights():
+        return LSTMWeights(
+            rng.normal(size=(f, 4 * u)), rng.normal(size=(u, 4 * u)), rng.normal(size=4 * u)
+        )
+
+    width = 2 * u if merge == "Concatenate" else u
+    nodes = [
+        Node(L.InputLayer("in", (None, None, f)), 0, []),
+        Node(L.LSTM("a", weights()), 0, [("in", 0, 0)]),
+        Node(L.LSTM("b", weights()), 0, [("in", 0, 0)]),
+        Node(L.Merge("join", merge), 0, [("a", 0, 0), ("b", 0, 0)]),
+        Node(L.Dense("out", rng.normal(size=(width, 2)), None, "linear"), 0, [("join", 0, 0)]),
+    ]
+    m = Model("two", nodes, [("in", 0, 0)], [("out", 0, 0)])
+    x = rng.normal(size=(2, 5, f))
+    r = lrp(m, x, 1, bias_factor=1.0)
+    assert r.relevance.shape == (2, 5)
+    np.testing.assert_allclose(r.relevance.sum(1) + r.initial_state, r.total, rtol=1e-9, atol=1e-9)
+    np.testing.assert_allclose(r.total, record(m, x, dtype=np.float64).output[:, 1], rtol=1e-9)
+
+
+def test_lrp_conserves_relevance_through_a_nested_model_with_the_outer_names():
+    # a model used as a layer whose tensors are named as the outer model's ("in", "out")
+    from lstmviz.io.keras import SubModel
+
+    rng = np.random.default_rng(4)
+    f, u = 3, 4
+    w = LSTMWeights(
+        rng.normal(size=(f, 4 * u)), rng.normal(size=(u, 4 * u)), rng.normal(size=4 * u)
+    )
+    inner = Model(
+        "inner",
+        [
+            Node(L.InputLayer("in", (None, None, f)), 0, []),
+            Node(L.Dense("out", rng.normal(size=(f, f)), None, "linear"), 0, [("in", 0, 0)]),
+            Node(L.LSTM("lstm", w, return_sequences=True), 0, [("out", 0, 0)]),
+        ],
+        [("in", 0, 0)],
+        [("lstm", 0, 0)],
+    )
+    w2 = LSTMWeights(
+        rng.normal(size=(u, 4 * u)), rng.normal(size=(u, 4 * u)), rng.normal(size=4 * u)
+    )
+    nodes = [
+        Node(L.InputLayer("in", (None, None, f)), 0, []),
+        Node(SubModel("sub", inner), 0, [("in", 0, 0)]),
+        Node(L.LSTM("outer_lstm", w2), 0, [("sub", 0, 0)]),
+        Node(L.Dense("out", rng.normal(size=(u, 2)), None, "linear"), 0, [("outer_lstm", 0, 0)]),
+    ]
+    m = Model("outer", nodes, [("in", 0, 0)], [("out", 0, 0)])
+    x = rng.normal(size=(2, 5, f))
+    r = lrp(m, x, 1, bias_factor=1.0)
+    np.testing.assert_allclose(r.relevance.sum(1) + r.initial_state, r.total, rtol=1e-9, atol=1e-9)
+    np.testing.assert_allclose(r.total, record(m, x, dtype=np.float64).output[:, 1], rtol=1e-9)
+
+
+def test_regex_probe_marks_every_token_a_match_overlaps():
+    tokens = [["ab", "c", "(", "de", ")"], ["x", "yy", "z", "", "w"]]
+    got = probes.regex(tokens, r"c\(d|yz")
+    np.testing.assert_array_equal(got, [[0, 1, 1, 1, 0], [0, 1, 1, 0, 0]])
+    assert not probes.regex(tokens, r"q*").any()  # empty matches mark nothing
 
 
 # ------------------------------------------------------------------------------ occlusion

@@ -1,4 +1,4 @@
-"""The analysis on the bundled, trained example models (assets/examples)."""
+"""The analysis on the bundled, trained example models (lstmviz/assets/examples)."""
 
 from __future__ import annotations
 

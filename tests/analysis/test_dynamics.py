@@ -15,7 +15,7 @@ from lstmviz.engine.cell import LSTMWeights, run_lstm
 from lstmviz.errors import InputError
 from lstmviz.train.flipflop import flip_flop_data
 
-EXAMPLES = Path(__file__).resolve().parents[2] / "assets" / "examples"
+EXAMPLES = Path(__file__).resolve().parents[2] / "lstmviz" / "assets" / "examples"
 
 
 @pytest.fixture(scope="module")

@@ -21,7 +21,7 @@ from lstmviz.analysis import (
 from lstmviz.engine.backward import backward, record
 from lstmviz.errors import InputError, LstmvizError
 
-EXAMPLES = Path(__file__).resolve().parents[2] / "assets" / "examples"
+EXAMPLES = Path(__file__).resolve().parents[2] / "lstmviz" / "assets" / "examples"
 
 
 @pytest.fixture(scope="module")

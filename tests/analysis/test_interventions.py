@@ -29,7 +29,7 @@ from lstmviz.engine.model import Model, Node
 from lstmviz.errors import InputError
 from lstmviz.io.meta import load_info
 
-EXAMPLES = Path(__file__).resolve().parents[2] / "assets" / "examples"
+EXAMPLES = Path(__file__).resolve().parents[2] / "lstmviz" / "assets" / "examples"
 
 
 def adder_data(n: int, length: int, seed: int) -> tuple[np.ndarray, np.ndarray]:

@@ -14,7 +14,7 @@ from lstmviz.engine.cell import LSTMWeights
 from lstmviz.engine.model import Model, Node
 from lstmviz.errors import InputError, LstmvizError
 
-EXAMPLES = Path(__file__).resolve().parents[2] / "assets" / "examples"
+EXAMPLES = Path(__file__).resolve().parents[2] / "lstmviz" / "assets" / "examples"
 
 
 def test_contributions_add_up_to_the_logit_at_every_step():

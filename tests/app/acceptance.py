@@ -36,7 +36,7 @@ def activate(qtbot: Any, w: QWidget) -> None:
     qtbot.waitExposed(w)
     w.activateWindow()
     w.raise_()
-    qtbot.waitUntil(w.isActiveWindow, timeout=5000)
+    qtbot.waitUntil(w.isActiveWindow, timeout=30000)
 
 
 def _plain(a: QAction) -> str:
@@ -59,7 +59,7 @@ def click_menu(qtbot: Any, w: Any, *texts: str) -> None:
     qtbot.mouseClick(
         bar, Qt.MouseButton.LeftButton, pos=bar.actionGeometry(top.menuAction()).center()
     )
-    qtbot.waitUntil(top.isVisible, timeout=5000)
+    qtbot.waitUntil(top.isVisible, timeout=30000)
     menus = [top]
     for text in texts[1:-1]:  # submenus: found once their parent is open (some fill on show)
         parent = menus[-1]
@@ -69,7 +69,7 @@ def click_menu(qtbot: Any, w: Any, *texts: str) -> None:
         # first pointer moves after it pops up, so hovering is not reliable in a test)
         parent.setActiveAction(sub.menuAction())
         qtbot.keyClick(parent, Qt.Key.Key_Right)
-        qtbot.waitUntil(sub.isVisible, timeout=5000)
+        qtbot.waitUntil(sub.isVisible, timeout=30000)
         menus.append(sub)
     last = menus[-1]
     action = _entry(last.actions(), texts[-1])
@@ -77,7 +77,7 @@ def click_menu(qtbot: Any, w: Any, *texts: str) -> None:
     rect = last.actionGeometry(action)
     assert rect.isValid(), f"{' ▸ '.join(texts)} is not shown in its menu"
     qtbot.mouseClick(last, Qt.MouseButton.LeftButton, pos=rect.center())
-    qtbot.waitUntil(lambda: not any(m.isVisible() for m in menus), timeout=5000)
+    qtbot.waitUntil(lambda: not any(m.isVisible() for m in menus), timeout=30000)
 
 
 def menu_entries(w: Any) -> list[tuple[str, ...]]:
@@ -123,7 +123,7 @@ def click(qtbot: Any, button: QAbstractButton) -> None:
     """A real left click in the middle of ``button``."""
     # a user clicks what is on screen: wait until the button is laid out and visible
     qtbot.waitUntil(
-        lambda: button.isVisible() and not button.visibleRegion().isEmpty(), timeout=5000
+        lambda: button.isVisible() and not button.visibleRegion().isEmpty(), timeout=30000
     )
     assert button.isEnabled(), f"{button.text()!r} is disabled"
     centre = QPoint(button.width() // 2, button.height() // 2)

@@ -10,13 +10,23 @@ pixel against the colour map.
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QKeySequence
-from PySide6.QtWidgets import QApplication, QDialog, QLabel, QMessageBox
+from PySide6.QtWidgets import (
+    QAbstractButton,
+    QAbstractSpinBox,
+    QApplication,
+    QComboBox,
+    QDialog,
+    QLabel,
+    QMessageBox,
+    QWidget,
+)
 
 from lstmviz.examples import EXAMPLES_DIR
 from lstmviz.io.session import Session
@@ -228,7 +238,13 @@ def _lecture_view_entries(qtbot, w):
 
 
 def _lesson_entries(qtbot, w, answers, tmp_path):
-    lesson = Path(__file__).resolve().parents[2] / "assets" / "lessons" / "digit_sum.lstmviz-lesson"
+    lesson = (
+        Path(__file__).resolve().parents[2]
+        / "lstmviz"
+        / "assets"
+        / "lessons"
+        / "digit_sum.lstmviz-lesson"
+    )
     answers["Open a lesson"] = str(lesson)
     click_menu(qtbot, w, "File", "Open lesson…")
     qtbot.waitUntil(lambda: w.lessons.run is not None and w.lessons.run.asking, timeout=20000)
@@ -560,6 +576,14 @@ def test_check_buttons(app, qtbot, answers, tmp_path):
     w.state.set_t(0)
     click(qtbot, p.goto_btn)
     assert w.state.t == p.diagnosis.first_step
+    # its outlines on the main heatmaps go with the panel and come back with it
+    assert p.overlay_points("cell") > 0
+    dock = w.panels.docks["check"]
+    click(qtbot, dock.findChild(QAbstractButton, "qt_dockwidget_closebutton"))
+    qtbot.waitUntil(lambda: not dock.isVisible(), timeout=5000)
+    assert p.overlay_points("cell") == 0
+    press(qtbot, w, w.panels.specs["check"].shortcut)
+    qtbot.waitUntil(lambda: p.overlay_points("cell") > 0, timeout=5000)
 
 
 def test_train_panel_buttons(app, qtbot, answers, tmp_path):
@@ -588,11 +612,115 @@ def test_train_panel_buttons(app, qtbot, answers, tmp_path):
 SIZES = [(1600, 900), (1920, 1080)]
 
 
-def _layout_problems(w) -> list[str]:
-    from lstmviz.app.analysis.common import PlotStack
-    from lstmviz.app.heatmaps import ROW_PX
+#: The least data area (inside the axes) of any plot on screen, in pixels: ticks, bars and
+#: curves stay readable.
+PLOT_DATA_MIN_PX = (60, 80)  # width, height
+
+
+def _crowded_ticks(item) -> list[str]:
+    """Tick labels set by the app (not pyqtgraph's own, which space themselves) that run into
+    each other: "10111213" instead of 10, 11, 12, 13."""
+    from PySide6.QtGui import QFontMetrics
 
     out = []
+    (x0, x1), (y0, y1) = item.vb.viewRange()
+    for side, lo, hi, length in (
+        ("bottom", x0, x1, item.vb.width()),
+        ("left", y0, y1, item.vb.height()),
+    ):
+        axis = item.getAxis(side)
+        levels = getattr(axis, "_tickLevels", None)
+        if not axis.isVisible() or not levels or hi <= lo or not axis.style["showValues"]:
+            continue
+        fm = QFontMetrics(axis.style["tickFont"] or axis.font())
+        ticks = sorted((v, str(t)) for v, t in levels[0] if lo <= v <= hi and str(t))
+        px = length / (hi - lo)
+        for (va, a), (vb, b) in itertools.pairwise(ticks):
+            gap = (vb - va) * px
+            need = (  # 4 px between two labels, rows of labels 80% of a line apart
+                (fm.horizontalAdvance(a) + fm.horizontalAdvance(b)) / 2 + 4
+                if side == "bottom"
+                else fm.height() * 0.8
+            )
+            if gap < need:
+                out.append(f"{side} tick labels {a!r} and {b!r} {gap:.0f} px apart")
+                break
+    return out
+
+
+def _plot_problems(w) -> list[str]:
+    """Every plot shown (not folded away, not behind another tab): a readable data area and
+    a title that fits."""
+    import pyqtgraph as pg
+
+    grid = {hm.plot for hm in w.heatmaps.maps.values()}  # checked per unit row
+    out = []
+    for view in w.findChildren(pg.GraphicsView):
+        if not view.isVisible() or view.visibleRegion().isEmpty():
+            continue
+        for item in view.scene().items():
+            if not isinstance(item, pg.PlotItem) or not item.isVisible():
+                continue
+            if isinstance(item, pg.ColorBarItem):  # a colour bar (a PlotItem inside), no data
+                continue
+            crowded = _crowded_ticks(item)
+            if item in grid:
+                out.extend(f"heatmap: {c}" for c in crowded)
+                continue
+            title = item.titleLabel.item.toPlainText() if item.titleLabel.isVisible() else ""
+            name = f"{view.window().windowTitle() or type(view.parent()).__name__}"
+            where = f"{type(view.parentWidget()).__name__} plot {title[:40]!r} ({name})"
+            out.extend(f"{where}: {c}" for c in crowded)
+            if item.legend is not None and item.legend.isVisible():
+                names = [label.text for _, label in item.legend.items]
+                if len(names) != len(set(names)):
+                    out.append(f"{where}: legend lists {names}")
+            box = item.vb.sceneBoundingRect().adjusted(-1, -1, 1, 1)
+            for text in item.vb.addedItems:  # value labels stay inside the data area
+                if not isinstance(text, pg.TextItem) or not text.isVisible():
+                    continue
+                if text.toPlainText() and not box.contains(text.sceneBoundingRect()):
+                    out.append(f"{where}: label {text.toPlainText()!r} cut at the edge")
+            vb = item.vb
+            if vb.width() < PLOT_DATA_MIN_PX[0] or vb.height() < PLOT_DATA_MIN_PX[1]:
+                out.append(f"{where}: data area {vb.width():.0f}x{vb.height():.0f} px")
+            if title:
+                need = item.titleLabel.item.boundingRect().width()
+                if need > item.width() + 2:
+                    out.append(f"{where}: title needs {need:.0f} px of {item.width():.0f}")
+    return out
+
+
+def _layout_problems(w) -> list[str]:
+
+    out = []
+    want = getattr(w, "_asked_size", None)  # what the test resized it to
+    if want is not None and (w.width() > want[0] or w.height() > want[1]):
+        out.append(f"window grew to {w.width()}x{w.height()} (minimum sizes add up to more)")
+    out += _inside_problems(w)
+    note = w.heatmaps.note  # "showing the k most active units": never over a map's title
+    if note.isVisible():
+        for key, hm in w.heatmaps.maps.items():
+            if not hm.plot.titleLabel.isVisible():
+                continue
+            title = w.heatmaps.mapFromScene(hm.plot.titleLabel.sceneBoundingRect()).boundingRect()
+            if title.intersects(note.geometry()):
+                out.append(f"the top-k note covers the title of heatmap {key}")
+    return out
+
+
+def _inside_problems(w) -> list[str]:
+    from lstmviz.app.analysis.common import PlotStack
+    from lstmviz.app.fit_label import html_width
+    from lstmviz.app.heatmaps import ROW_PX
+
+    out = _plot_problems(w)
+    if w.model_dock.isVisible():  # the Show controls never scroll away under the description
+        for c in w.selection_panel.findChildren(QWidget):
+            if not isinstance(c, (QComboBox, QAbstractButton, QAbstractSpinBox)):
+                continue
+            if c.isVisible() and c.visibleRegion().isEmpty():
+                out.append(f"Show control {c.toolTip()[:40] or type(c).__name__!r} out of view")
     for key, hm in w.heatmaps.maps.items():
         h = hm.plot.vb.height()
         if hm.n_rows and h / hm.n_rows < ROW_PX - 0.01:
@@ -604,14 +732,21 @@ def _layout_problems(w) -> list[str]:
             continue
         if stack.height() < 150:
             out.append(f"{stack.parent().__class__.__name__}: plot area {stack.height()} px tall")
+    for combo in w.findChildren(QComboBox):
+        if not combo.isVisible() or not combo.currentText() or combo.isEditable():
+            continue
+        need = combo.fontMetrics().horizontalAdvance(combo.currentText()) + 24  # + the arrow
+        if need > combo.width():
+            out.append(f"combo box {combo.currentText()!r} cut ({need} px in {combo.width()})")
     for label in w.findChildren(QLabel):
         if not label.isVisible() or label.wordWrap() or not label.text():
             continue
         if label.textFormat() == Qt.TextFormat.RichText or "<" in label.text():
-            continue
-        need = label.fontMetrics().horizontalAdvance(label.text())
+            need = html_width(label, label.text())
+        else:
+            need = label.fontMetrics().horizontalAdvance(label.text())
         if need > label.contentsRect().width() + 2:
-            out.append(f"label {label.text()!r} clipped ({need} px in {label.width()} px)")
+            out.append(f"label {label.text()[:80]!r} clipped ({need:.0f} px in {label.width()} px)")
     return out
 
 
@@ -640,6 +775,7 @@ def _settle(qtbot, w) -> None:
 def test_layout_with_each_panel_open(app, qtbot, width, height):
     w = app
     w.resize(width, height)
+    w._asked_size = (width, height)
     w.panels.close_all()
     _settle(qtbot, w)
     problems = {"(no panel)": _layout_problems(w)}
@@ -648,6 +784,82 @@ def test_layout_with_each_panel_open(app, qtbot, width, height):
         w.panels.open(key)
         _settle(qtbot, w)
         problems[key] = _layout_problems(w)
+    bad = {k: v for k, v in problems.items() if v}
+    assert not bad, bad
+
+
+@pytest.mark.parametrize(("width", "height"), SIZES)
+def test_layout_with_the_longest_descriptions(app, qtbot, width, height):
+    """Examples whose description fills the Model dock: it scrolls, the Show controls stay in
+    view, and no view loses its readable size."""
+    w = app
+    w.resize(width, height)
+    w._asked_size = (width, height)
+    problems = {}
+    for path in (STACKED, EXAMPLES_DIR / "char_textgen.keras"):
+        _open(qtbot, w, path)
+        _settle(qtbot, w)
+        problems[path.name] = _layout_problems(w)
+    # a panel open under the character model's many units: the heatmaps fall back to a top-k
+    w.panels.open("saturation")
+    _settle(qtbot, w)
+    problems["char_textgen.keras + Saturation"] = _layout_problems(w)
+    # the side docks dragged as narrow as they go
+    w.resizeDocks([w.model_dock, w.detail_dock], [1, 1], Qt.Orientation.Horizontal)
+    _settle(qtbot, w)
+    problems["narrow docks"] = _layout_problems(w)
+    bad = {k: v for k, v in problems.items() if v}
+    assert not bad, bad
+
+
+@pytest.mark.parametrize(("width", "height"), SIZES)
+def test_layout_with_analysis_results_shown(app, qtbot, answers, tmp_path, width, height):
+    """The panels whose plots appear only after a first action (the causal ones:
+    tests/app/test_causal_panels.py), with that action's result shown."""
+    from tests.app.test_analysis_panels import _buggy
+
+    w = app
+    w.resize(width, height)
+    w._asked_size = (width, height)
+    problems = {}
+    p = w.panels.open("what_if")
+    p.step.setValue(3)
+    click(qtbot, p.run_btn)
+    qtbot.waitUntil(lambda: p.result is not None, timeout=20000)
+    _settle(qtbot, w)
+    problems["what_if"] = _layout_problems(w)
+    w.panels.close_all()
+    p = w.panels.open("check")
+    st = _buggy(w.state.layer_trace)
+    np.savez(tmp_path / "mine.npz", hidden=st["hidden"], cell=st["cell"])
+    answers["Student arrays"] = str(tmp_path / "mine.npz")
+    click(qtbot, p.load_btn)
+    qtbot.waitUntil(lambda: p.diagnosis is not None, timeout=20000)
+    _settle(qtbot, w)
+    problems["check"] = _layout_problems(w)
+    w.panels.close_all()
+    p = w.panels.open("corpus")
+    p.count.setValue(40)
+    p.length.setValue(12)
+    answers["Folder for the traced corpus"] = str(tmp_path)
+    click(qtbot, p.dir_btn)
+    click(qtbot, p.trace_btn)
+    qtbot.waitUntil(lambda: p.store is not None, timeout=60000)
+    _settle(qtbot, w)
+    problems["corpus"] = _layout_problems(w)
+    w.panels.close_all()
+    p = w.panels.open("compare")
+    click(qtbot, p.pin_btn)
+    w.state.set_text("4 7 3 0 1")
+    _settle(qtbot, w)
+    problems["compare"] = _layout_problems(w)
+    w.panels.close_all()
+    p = w.panels.open("interventions")  # on the digit-sum example: output bars, a legend
+    p.units_edit.setText("3")
+    click(qtbot, p.add_btn)
+    qtbot.waitUntil(lambda: p.effect is not None and not p.runner.is_running(), timeout=20000)
+    _settle(qtbot, w)
+    problems["interventions"] = _layout_problems(w)
     bad = {k: v for k, v in problems.items() if v}
     assert not bad, bad
 

@@ -43,9 +43,13 @@ def test_heatmaps_use_the_states_levels_which_are_the_exports(digit_window):
     assert w.state.color_levels("cell") == levels("cell", w.state.layer_trace)
 
 
-def test_time_ticks():
+def test_time_ticks(qapp):  # the labels are measured in the axes' font
     labels = list("hello")
     assert time_ticks(labels, 5, 400, 12) == [(t + 0.5, s) for t, s in enumerate(labels)]
+    # tokens side by side only with room between them: "m m", not "mm"
+    wide = list("mmmmmmmmmm")
+    assert time_ticks(wide, 10, 10 * 12, 12)[1][1] != "m"
+    assert time_ticks(wide, 10, 10 * 20, 12) == [(t + 0.5, "m") for t in range(10)]
     many = [str(i % 10) for i in range(1000)]
     ticks = time_ticks(many, 1000, 300, 12)
     assert 2 <= len(ticks) <= 300 // (12 * 3.2) + 1

@@ -16,7 +16,7 @@ from lstmviz.io.lesson import load_lesson
 
 from .acceptance import activate, click, click_menu, press, wait_settled
 
-LESSONS = Path(__file__).resolve().parents[2] / "assets" / "lessons"
+LESSONS = Path(__file__).resolve().parents[2] / "lstmviz" / "assets" / "lessons"
 BUNDLED = sorted(LESSONS.glob("*.lstmviz-lesson"))
 MIN_PX = 28
 

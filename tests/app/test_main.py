@@ -51,7 +51,7 @@ def test_parse_args():
 
 
 def test_missing_files_are_named(tmp_path):
-    with pytest.raises(LstmvizError, match=r"nope\.keras: no such model file"):
+    with pytest.raises(LstmvizError, match=r"nope\.keras: no such file"):
         app_main.main([str(tmp_path / "nope.keras"), "--screenshot", str(tmp_path / "a.png")])
 
 

@@ -46,6 +46,9 @@ def _cursor(v):
 
 def test_show_returns_a_handle_that_drives_the_window(viewer, qtbot):
     assert viewer.window.isVisible()
+    # the status bar names what computed the trace: the framework, not the NumPy engine
+    assert viewer.window.state.engine == "torch (live)"
+    assert "engine: torch (live)" in viewer.window.engine_label.text()
     assert viewer.layers == ["rnn_l0", "rnn_l1"]
     viewer.t = 5
     assert viewer.window.state.t == 5 and _cursor(viewer) == 5

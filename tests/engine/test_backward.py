@@ -29,7 +29,7 @@ from lstmviz.engine.intervene import Intervention, run_lstm_intervened
 from lstmviz.engine.model import Model, Node
 from lstmviz.errors import InputError, LstmvizError, UnsupportedLayerError
 
-EXAMPLES = Path(__file__).resolve().parents[2] / "assets" / "examples"
+EXAMPLES = Path(__file__).resolve().parents[2] / "lstmviz" / "assets" / "examples"
 RTOL = 1e-4  # gradients against TensorFlow / torch: relative to the largest entry
 FD_RTOL = 1e-6  # central differences in float64
 
@@ -480,3 +480,47 @@ def test_gradients_equal_tf_gradient_tape(keras_zoo, name, suffix):
         n += 1
     assert n >= 2
     assert np.isclose(g.value, float(target), rtol=1e-4, atol=1e-4)
+
+
+def test_a_model_used_as_a_layer_backpropagates_and_is_looked_into():
+    from lstmviz.io.keras import SubModel  # what the Keras reader builds for a nested model
+
+    class Odd(L.Layer):
+        kind = "OddLayer"
+
+        def call(self, x):
+            return x * 2
+
+    rng = np.random.default_rng(12)
+
+    def inner(*layers):
+        nodes, prev = [Node(L.InputLayer("inner_in", (None, None, 3)), 0, [])], ("inner_in", 0, 0)
+        for lay in layers:
+            nodes.append(Node(lay, 0, [prev]))
+            prev = (lay.name, 0, 0)
+        return Model("inner", nodes, [("inner_in", 0, 0)], [prev])
+
+    lstm = L.LSTM("inner_lstm", _weights(rng, 3, 4), return_sequences=True)
+    outer = L.LSTM("outer_lstm", _weights(rng, 4, 3))
+    m = _seq_model(SubModel("inner", inner(lstm)), outer)
+    assert supports_backward(m) == []
+    _fd_check(m, rng.normal(size=(2, 5, 3)))
+    odd_inside = _seq_model(SubModel("inner", inner(Odd("odd"), lstm)), outer)
+    assert supports_backward(odd_inside) == ["odd (OddLayer)"]
+
+
+def test_a_nested_model_whose_tensors_share_the_outer_names():
+    """Keras names a nested model's input as it likes: "in" inside and outside must not add
+    the inner gradient to the outer one twice."""
+    from lstmviz.io.keras import SubModel
+
+    rng = np.random.default_rng(13)
+    lstm = L.LSTM("inner_lstm", _weights(rng, 3, 4), return_sequences=True)
+    inner = Model(
+        "inner",
+        [Node(L.InputLayer("in", (None, None, 3)), 0, []), Node(lstm, 0, [("in", 0, 0)])],
+        [("in", 0, 0)],
+        [("inner_lstm", 0, 0)],
+    )
+    m = _seq_model(SubModel("inner", inner), L.LSTM("outer_lstm", _weights(rng, 4, 3)))
+    _fd_check(m, rng.normal(size=(2, 5, 3)))

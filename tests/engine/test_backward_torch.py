@@ -119,30 +119,56 @@ def test_gradients_equal_torch_autograd(tmp_path, case):
 @pytest.mark.filterwarnings("ignore::torch.jit.TracerWarning")
 @pytest.mark.filterwarnings("ignore::UserWarning:torch.*")
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")
-def test_a_whole_onnx_graph_is_refused_with_what_to_load_instead(tmp_path):
-    """An ONNX graph runs as a whole in onnx.reference (lstmviz records its LSTMs only): there
-    are no lstmviz layers around them to differentiate or to intervene through."""
+@pytest.mark.parametrize(("batch_first", "last"), [(True, True), (False, False)])
+def test_onnx_graph_gradients_equal_torch_autograd(tmp_path, batch_first, last):
+    """An ONNX export of a torch model: the backward pass through the interpreted ONNX graph
+    (Transpose, Squeeze, Concat, Gather/Slice, MatMul/Gemm, Add ... around the LSTM nodes)."""
     pytest.importorskip("onnx")
-    from lstmviz.analysis import ablate, gradient
-    from lstmviz.engine.backward import supports_backward
-    from lstmviz.errors import UnsupportedLayerError
 
-    net = Net(layers=1).eval()
+    class OnnxNet(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.rnn = torch.nn.LSTM(
+                4, 5, num_layers=2, bidirectional=True, batch_first=batch_first
+            )
+            self.fc = torch.nn.Linear(10, 3)
+
+        def forward(self, x):
+            y, _ = self.rnn(x)
+            if last:
+                y = y[:, -1] if batch_first else y[-1]
+            return torch.tanh(self.fc(y))
+
+    torch.manual_seed(1)
+    net = OnnxNet().eval()
+    x = np.random.default_rng(2).normal(size=(3, 6, 4)).astype(np.float32)
+    xt = x if batch_first else x.transpose(1, 0, 2).copy()
+    axes = {0: "batch", 1: "time"} if batch_first else {0: "time", 1: "batch"}
     path = tmp_path / "net.onnx"
     torch.onnx.export(
         net,
-        (torch.zeros(1, 5, 4),),
+        (torch.from_numpy(xt),),
         str(path),
         dynamo=False,
         input_names=["x"],
         output_names=["y"],
-        dynamic_axes={"x": {0: "batch", 1: "time"}, "y": {0: "batch", 1: "time"}},
+        dynamic_axes={"x": axes, "y": {0: "batch"} if last else axes},
     )
     model = lstmviz.load_model(path)
-    x = np.zeros((1, 5, 4), np.float32)
-    assert model.trace(x).layers  # it traces
-    assert supports_backward(model)  # but lists what has no backward
-    with pytest.raises(UnsupportedLayerError, match=r"whole onnx graph run by onnx\.reference"):
-        gradient(model, x, (-1, 0))
-    with pytest.raises(UnsupportedLayerError, match="PyTorch state_dict"):
-        ablate(model, x, model.lstm_trace_names[0], 0)
+    tx = torch.from_numpy(xt).requires_grad_(True)
+    y = net(tx)
+    seed_t = np.random.default_rng(3).normal(size=tuple(y.shape)).astype(np.float32)
+    (y * torch.from_numpy(seed_t)).sum().backward()
+    tape = record(model, x)
+    out = np.asarray(tape.output)
+    # lstmviz hands a time-major graph batch-first: outputs and the seed follow
+    seed = seed_t if (batch_first or last) else seed_t.transpose(1, 0, 2)
+    np.testing.assert_allclose(
+        out,
+        y.detach().numpy() if seed is seed_t else y.detach().numpy().transpose(1, 0, 2),
+        atol=1e-5,
+    )
+    g = backward(tape, seed)
+    ref = tx.grad.numpy() if batch_first else tx.grad.numpy().transpose(1, 0, 2)
+    assert_grad_close(g.inputs[0], ref, what="input")
+    assert set(g.layers) == {f"lstm_l{k}/{d}" for k in (0, 1) for d in ("forward", "backward")}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 
 from lstmviz.cli import main
@@ -65,6 +66,17 @@ def test_ablate_and_scan(capsys, tmp_path):
         "3,0",
     )
     assert code == 0 and "cell of unit 2 := corpus mean" in out and "->" in out
+    # one ablation written out: its figure, and its numbers as JSON
+    for name in ("one.png", "one.json"):
+        code, out, _ = run(
+            capsys, "ablate", "binary_addition", *ADD, "--units", "2", "--out", str(tmp_path / name)
+        )
+        assert code == 0 and "largest output change" in out
+    assert (tmp_path / "one.png").stat().st_size > 1000
+    data = json.loads((tmp_path / "one.json").read_text())
+    assert data["intervention"]["units"] == [2] and data["intervention"]["mode"] == "zero"
+    assert np.shape(data["output_before"]) == np.shape(data["output_after"])
+    assert data["output_before"] != data["output_after"]
     code, out, _ = run(
         capsys,
         "ablate",

@@ -27,7 +27,7 @@ from lstmviz.io.inputs import encode_text, token_labels
 from lstmviz.io.meta import load_info
 
 pytest.importorskip("matplotlib")
-EXAMPLES = Path(__file__).resolve().parents[2] / "assets" / "examples"
+EXAMPLES = Path(__file__).resolve().parents[2] / "lstmviz" / "assets" / "examples"
 
 
 @pytest.fixture(scope="module")
@@ -83,3 +83,13 @@ def test_bad_figure_arguments(adder, tmp_path):
         af.attribution_figure(a, ["a", "b", "c"])
     with pytest.raises(LstmvizError, match=r"written as \.png, \.svg or \.pdf"):
         af.save_figure(af.attribution_figure(a), tmp_path / "x.gif")
+
+
+def test_a_figure_is_saved_at_its_styles_resolution(tmp_path):
+    import struct
+
+    wl = lstmviz.load_model(EXAMPLES / "word_lm.keras")
+    conn = connectivity(wl, np.array([[3, 5, 7, 2, 9]]), unit=4)
+    for style, size in (("slide", (1920, 1080)), ("paper", (1020, 690))):
+        png = af.save_figure(af.connectivity_figure(conn, style=style), tmp_path / f"{style}.png")
+        assert struct.unpack(">II", png.read_bytes()[16:24]) == size, style

@@ -306,4 +306,4 @@ def test_bad_options_are_clear(digits, tmp_path, capsys, args, message):
 
 def test_missing_model_file(tmp_path, capsys):
     assert run(tmp_path / "none.keras", "--out", tmp_path / "a.png") == 2
-    assert "no such model file" in capsys.readouterr().err
+    assert "no such file" in capsys.readouterr().err

@@ -12,7 +12,7 @@ from lstmviz.export.cli import main as export_main
 from lstmviz.export.lesson import check, export_lesson, prepare
 from lstmviz.io.lesson import FORMAT, LessonError, lesson_from_json, load_lesson
 
-LESSONS = Path(__file__).resolve().parents[2] / "assets" / "lessons"
+LESSONS = Path(__file__).resolve().parents[2] / "lstmviz" / "assets" / "lessons"
 
 
 @pytest.mark.parametrize("path", sorted(LESSONS.glob("*.lstmviz-lesson")), ids=lambda p: p.stem)

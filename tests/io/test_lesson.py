@@ -20,7 +20,7 @@ from lstmviz.io.lesson import (
     save_lesson,
 )
 
-LESSONS = Path(__file__).resolve().parents[2] / "assets" / "lessons"
+LESSONS = Path(__file__).resolve().parents[2] / "lstmviz" / "assets" / "lessons"
 
 
 def _minimal(**kw):

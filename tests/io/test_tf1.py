@@ -18,7 +18,7 @@ from lstmviz.errors import LstmvizError, ModelFileError, UnsupportedLayerError
 tf = pytest.importorskip("tensorflow")
 
 ATOL = 1e-5
-#: the seed's sample input (seed 003): batch 2, 3 steps, 6 features
+#: the TF1 stacked-cells example's sample input: batch 2, 3 steps, 6 features
 SEED_X = np.array(
     [
         [[1, 2, 3, 4, 3, 2], [1, 2, 1, 1, 1, 2], [1, 2, 2, 2, 2, 2]],

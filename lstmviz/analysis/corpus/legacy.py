@@ -60,8 +60,8 @@ class LegacyCorpusStore(CorpusBase):
         self.meta = dict(d.get("meta", {}))
         self.tokenizer = None
         self.writable = False
-        self.offsets = np.load(path / "offsets.npy", allow_pickle=False).astype(np.int64)
-        if self.offsets.ndim != 1 or int(self.offsets[-1]) != self.n_steps:
+        self._offsets = np.load(path / "offsets.npy", allow_pickle=False).astype(np.int64)
+        if self._offsets.ndim != 1 or int(self._offsets[-1]) != self.n_steps:
             raise LstmvizError(
                 f"{path / 'offsets.npy'}: does not end at n_steps={self.n_steps}; the folder "
                 "is damaged"
@@ -69,11 +69,19 @@ class LegacyCorpusStore(CorpusBase):
         done_path = path / "done.npy"
         complete = bool(d.get("complete", True))
         if done_path.is_file():
-            self.done = np.load(done_path, allow_pickle=False).astype(bool)
+            self._done = np.load(done_path, allow_pickle=False).astype(bool)
         else:
-            self.done = np.full(self.n_sequences, complete, bool)
-        self.complete = complete and bool(self.done.all())
+            self._done = np.full(self.n_sequences, complete, bool)
+        self.complete = complete and bool(self._done.all())
         self._position_done: np.ndarray | None = None
+
+    @property
+    def offsets(self) -> np.ndarray:
+        return self._offsets
+
+    @property
+    def done(self) -> np.ndarray:
+        return self._done
 
     def _file(self, layer: str, quantity: str) -> Path:
         return self.folder / _safe(layer) / f"{quantity}.npy"

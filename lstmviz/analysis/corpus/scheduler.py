@@ -168,7 +168,7 @@ def one_thread_per_task() -> Iterator[None]:
     previous = set_threads(1)
     try:
         try:
-            from threadpoolctl import threadpool_limits  # type: ignore[import-untyped,unused-ignore]
+            from threadpoolctl import threadpool_limits
         except ImportError:  # optional: without it BLAS keeps its own threads
             yield
             return
@@ -189,7 +189,7 @@ def cluster_call(fn: Callable[..., Any], *args: Any) -> Any:
 
         set_threads(1)
         with contextlib.suppress(ImportError):
-            from threadpoolctl import threadpool_limits  # type: ignore[import-untyped,unused-ignore]
+            from threadpoolctl import threadpool_limits
 
             threadpool_limits(limits=1, user_api="blas")
         _PINNED["done"] = True

@@ -83,10 +83,8 @@ class CorpusBase:
     quantities: list[str]
     units: dict[str, int]
     n_steps: int
-    offsets: np.ndarray
     dtype: str
     complete: bool
-    done: np.ndarray
     meta: dict[str, Any]
     tokenizer: dict[str, Any] | None
     writable: bool
@@ -156,6 +154,16 @@ class CorpusBase:
                 f"{', '.join(self.quantities)}"
             )
         return quantity
+
+    @property
+    def offsets(self) -> np.ndarray:
+        """``(n_sequences + 1,)`` int64: the sequence boundaries in the token stream."""
+        raise NotImplementedError
+
+    @property
+    def done(self) -> np.ndarray:
+        """``(n_sequences,)`` bool: the sequences fully traced."""
+        raise NotImplementedError
 
     def traced_mask(self, start: int, stop: int) -> np.ndarray | None:
         """``(stop - start,)`` bool of the positions that hold traced values, or None when
@@ -330,7 +338,7 @@ class CorpusStore(CorpusBase):
         return self._n_sequences
 
     @property
-    def offsets(self) -> np.ndarray:  # type: ignore[override]
+    def offsets(self) -> np.ndarray:
         if self._offsets is None:
             n_seq = self._n_sequences
             budget.check_array((n_seq + 1,), 8, f"{self.location}: sequence offsets")
@@ -344,7 +352,7 @@ class CorpusStore(CorpusBase):
         return self._offsets
 
     @property
-    def done(self) -> np.ndarray:  # type: ignore[override]
+    def done(self) -> np.ndarray:
         if self._done is None:
             self._done = self._sequence_done()
         return self._done

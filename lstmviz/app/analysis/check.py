@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QRectF, Qt
+from PySide6.QtGui import QHideEvent, QShowEvent
 from PySide6.QtWidgets import (
     QComboBox,
     QHBoxLayout,
@@ -38,7 +39,7 @@ class CheckPanel(Panel):
     ``window`` (optional) gives access to the main heatmaps, where diverged cells are
     outlined in red."""
 
-    def __init__(self, state, window: Any = None, parent: QWidget | None = None) -> None:
+    def __init__(self, state: Any, window: Any = None, parent: QWidget | None = None) -> None:
         super().__init__(state, parent)
         self.main_window = window
         self.student: dict[str, Any] | None = None
@@ -64,6 +65,8 @@ class CheckPanel(Panel):
         row.addWidget(self.goto_btn)
         row.addWidget(QLabel("show"))
         self.quantity = QComboBox()
+        # filled once arrays are loaded: sized then, not when first shown (empty)
+        self.quantity.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
         self.quantity.currentIndexChanged.connect(lambda *_: self._draw())
         row.addWidget(self.quantity)
         row.addStretch(1)
@@ -159,7 +162,7 @@ class CheckPanel(Panel):
         self.text.setPlainText("Comparing with the model and trying every known mistake…")
         self.load_btn.setEnabled(False)
 
-        def task(progress, should_stop):
+        def task(progress: Any, should_stop: Any) -> Diagnosis:
             return diagnose(model, x, student)
 
         self.runner.start(
@@ -270,6 +273,16 @@ class CheckPanel(Panel):
             if k.startswith("heatmap_") and ":" not in k
         }
 
+    def showEvent(self, event: QShowEvent) -> None:
+        super().showEvent(event)
+        self._update_overlays()
+
+    def hideEvent(self, event: QHideEvent) -> None:
+        """The panel closed: its outlines leave the main heatmaps (nothing there would say
+        what they mean); they come back when it opens again."""
+        super().hideEvent(event)
+        self._clear_overlays()
+
     def _clear_overlays(self) -> None:
         for item in self._overlays.values():
             item.setData([], [])
@@ -278,7 +291,13 @@ class CheckPanel(Panel):
         d = self.diagnosis
         doc = self.state
         maps = self._heatmaps()
-        if d is None or d.ok or doc.layer != d.layer or id(doc.trace) != self._trace_id:
+        if (
+            d is None
+            or d.ok
+            or doc.layer != d.layer
+            or id(doc.trace) != self._trace_id
+            or not self.isVisible()
+        ):
             self._clear_overlays()
             return
         rows = np.asarray(doc.rows)

@@ -32,7 +32,7 @@ class ComparePanel(Panel):
     current trace. B's units are aligned to A's by the best correlation; heatmaps of A,
     aligned B and their difference for the current batch item."""
 
-    def __init__(self, state, parent: QWidget | None = None) -> None:
+    def __init__(self, state: Any, parent: QWidget | None = None) -> None:
         super().__init__(state, parent)
         self.pinned: Any = None  # a Trace
         self.pinned_label = ""

@@ -16,12 +16,14 @@ from PySide6.QtWidgets import (
     QComboBox,
     QDoubleSpinBox,
     QHBoxLayout,
+    QHeaderView,
     QLabel,
     QLineEdit,
     QProgressBar,
     QPushButton,
     QScrollBar,
     QSpinBox,
+    QSplitter,
     QStackedWidget,
     QTableWidget,
     QTableWidgetItem,
@@ -35,7 +37,7 @@ from ...analysis.corpus._common import is_url, parse_unit_list, weights_sha256
 from ...errors import InputError, LstmvizError
 from .. import dialogs
 from ..workers import TaskRunner
-from .common import Panel, hint, show_image, style_plot
+from .common import PLOT_MIN_PX, Panel, hint, show_image, style_plot
 
 SOURCES = ("Random inputs", "Text file…", ".npy file…", "Current input")
 WINDOW = 80
@@ -231,7 +233,7 @@ class CorpusPanel(Panel):
         vlay.addLayout(row2)
         self.view = pg.GraphicsLayoutWidget()
         self.plot = self.view.addPlot()
-        style_plot(self.plot, "", "unit", "position")
+        style_plot(self.plot, "", "unit", "")  # the x axis: the "position" box above it
         self.plot.vb.invertY(True)
         self.image = pg.ImageItem(axisOrder="row-major")
         self.image.setColorMap(pg.colormap.get("CET-D1"))
@@ -247,11 +249,17 @@ class CorpusPanel(Panel):
             pen=pg.mkPen("#E69F00", width=2),
         )
         self.plot.addItem(self.match_marks)
-        vlay.addWidget(self.view, 2)
+        # the map and its pager on the left, the matches on the right: stacked under each
+        # other in a bottom dock, the map kept no height at all
+        map_side = QWidget()
+        mlay = QVBoxLayout(map_side)
+        mlay.setContentsMargins(0, 0, 0, 0)
+        self.view.setMinimumHeight(PLOT_MIN_PX - 60)  # a data area of about 80 px
+        mlay.addWidget(self.view, 1)
         self.page_bar = QScrollBar(Qt.Orientation.Horizontal)
         self.page_bar.setToolTip("Page through the corpus (pages are read as they are shown)")
         self.page_bar.valueChanged.connect(self.pos_box.setValue)
-        vlay.addWidget(self.page_bar)
+        mlay.addWidget(self.page_bar)
         self.table = QTableWidget(0, 5)
         self.table.setHorizontalHeaderLabels(["sequence", "t", "length", "mean", "tokens"])
         self.table.verticalHeader().setVisible(False)
@@ -260,10 +268,19 @@ class CorpusPanel(Panel):
         self.table.setToolTip(
             "Click: show the match; double-click: open that sequence in the main view"
         )
-        self.table.horizontalHeader().setStretchLastSection(True)
+        header = self.table.horizontalHeader()
+        header.setStretchLastSection(True)
+        for col in range(4):  # numbers: as wide as they are; the tokens get the rest
+            header.setSectionResizeMode(col, QHeaderView.ResizeMode.ResizeToContents)
         self.table.cellClicked.connect(self._on_match)
         self.table.cellDoubleClicked.connect(self._open_match)
-        vlay.addWidget(self.table, 1)
+        split = QSplitter(Qt.Orientation.Horizontal)
+        split.addWidget(map_side)
+        split.addWidget(self.table)
+        split.setStretchFactor(0, 3)
+        split.setStretchFactor(1, 2)
+        split.setChildrenCollapsible(False)
+        vlay.addWidget(split, 1)
         self.stack.addWidget(view_page)
         lay.addWidget(self.stack, 1)
         lay.addWidget(

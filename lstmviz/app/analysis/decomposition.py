@@ -3,6 +3,8 @@ and how long written values survive."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt
@@ -10,6 +12,7 @@ from PySide6.QtWidgets import QHBoxLayout, QLabel, QSpinBox, QVBoxLayout, QWidge
 
 from ...analysis import decompose, mean_lifetime, retention
 from .common import KEPT, WRITTEN, Panel, PlotStack, hint, style_plot, time_ticks
+from .targets import unit_ticks
 
 
 def stacked(
@@ -35,7 +38,7 @@ class DecompositionPanel(Panel):
     """Kept vs written for one unit over time (diverging stacked bars, c as a line), the
     retention of the value written at the current step, and every unit's median lifetime."""
 
-    def __init__(self, state, parent: QWidget | None = None) -> None:
+    def __init__(self, state: Any, parent: QWidget | None = None) -> None:
         super().__init__(state, parent)
         lay = QVBoxLayout(self)
         lay.setContentsMargins(4, 4, 4, 4)
@@ -130,9 +133,9 @@ class DecompositionPanel(Panel):
         cap = float(lt.timesteps)
         heights = np.where(np.isfinite(self.lifetimes), self.lifetimes, cap)
         self.life_bars.setOpts(x=np.arange(lt.units), height=heights)
-        step = max(1, -(-lt.units // 32))
+        # every 1, 2, 5, 10... units: 32 labels side by side ran into each other
         self.units_plot.getAxis("bottom").setTicks(
-            [[(u, str(u)) for u in range(0, lt.units, step)], []]
+            [[(x - 0.5, label) for x, label in unit_ticks(lt.units, 16)], []]
         )
         self.units_plot.setYRange(0, max(cap, float(finite.max(initial=1.0))) * 1.05)
         self._draw_unit()
@@ -184,7 +187,7 @@ class DecompositionPanel(Panel):
         rest = [v for v in self.state.selected_units if v != u]
         self.state.set_units([u, *rest])
 
-    def _on_click(self, ev) -> None:
+    def _on_click(self, ev: Any) -> None:
         pos = self.units_plot.vb.mapSceneToView(ev.scenePos())
         if not self.units_plot.vb.sceneBoundingRect().contains(ev.scenePos()):
             return

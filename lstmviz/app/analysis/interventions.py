@@ -676,10 +676,8 @@ class InterventionsPanel(Panel):
         p.addItem(
             pg.BarGraphItem(x=xs - 0.2, height=vb, width=0.38, brush="#9aa0a6", name="before")
         )
+        # named items join the legend by themselves (adding them again listed each twice)
         p.addItem(pg.BarGraphItem(x=xs + 0.2, height=va, width=0.38, brush="#E69F00", name="after"))
-        if p.legend is not None:
-            p.legend.addItem(pg.BarGraphItem(x=[0], height=[0], width=0, brush="#9aa0a6"), "before")
-            p.legend.addItem(pg.BarGraphItem(x=[0], height=[0], width=0, brush="#E69F00"), "after")
         labels = output_labels(st, len(vb))
         step = max(1, -(-len(vb) // 20))
         p.getAxis("bottom").setTicks([[(i, labels[i]) for i in range(0, len(vb), step)], []])

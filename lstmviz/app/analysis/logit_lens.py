@@ -49,7 +49,8 @@ class LogitLensPanel(Panel):
                 "later steps is the Interventions panel's question). Click a row to select it."
             )
         )
-        self.heat = self.view.addPlot(row=0, col=0, rowspan=2)
+        # side by side: stacked, the two small plots got a few pixels each in a bottom dock
+        self.heat = self.view.addPlot(row=0, col=0)
         style_plot(self.heat, "", "unit", "t")
         self.heat.vb.invertY(True)
         self.image = pg.ImageItem(axisOrder="row-major")
@@ -60,12 +61,13 @@ class LogitLensPanel(Panel):
         on_row_clicked(self.heat, self._on_row)
         self.bars = self.view.addPlot(row=0, col=1)
         style_plot(self.bars, "", "W·h", "unit")
-        self.lens = self.view.addPlot(row=1, col=1)
+        self.lens = self.view.addPlot(row=0, col=2)
         style_plot(self.lens, "", "logit", "t")
         self.lens.addLegend(offset=(-4, 4), labelTextColor="#e8e8ea")
         self.lens_cursor = pg.InfiniteLine(0, pen=pg.mkPen("#56B4E9", width=1))
         self.view.ci.layout.setColumnStretchFactor(0, 3)
         self.view.ci.layout.setColumnStretchFactor(1, 2)
+        self.view.ci.layout.setColumnStretchFactor(2, 2)
 
     def refresh(self) -> None:
         st = self.state

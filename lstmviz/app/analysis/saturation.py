@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt
@@ -18,7 +20,7 @@ class SaturationPanel(Panel):
     """Karpathy-style scatter (fraction of steps left- vs right-saturated, one dot per unit and
     gate), a histogram of every gate's values, and the dead units of the layer."""
 
-    def __init__(self, state, parent: QWidget | None = None) -> None:
+    def __init__(self, state: Any, parent: QWidget | None = None) -> None:
         super().__init__(state, parent)
         lay = QVBoxLayout(self)
         lay.setContentsMargins(4, 4, 4, 4)
@@ -133,7 +135,7 @@ class SaturationPanel(Panel):
         else:
             self.dead_label.setText(f"No dead units: all {lt.units} units vary over this input.")
 
-    def _on_point(self, _item, points, _ev=None) -> None:
+    def _on_point(self, _item: Any, points: Any, _ev: Any = None) -> None:
         if len(points):
             u = int(points[0].data())
             self.state.set_units([u, *[v for v in self.state.selected_units if v != u]])

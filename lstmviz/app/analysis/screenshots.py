@@ -16,8 +16,10 @@ from typing import Any
 
 import numpy as np
 
+from ...engine.trace import LayerTrace
 
-def _example(name: str):
+
+def _example(name: str) -> tuple[Any, Any] | None:
     from ...examples import get_example
     from ...io import load_model
 
@@ -28,7 +30,7 @@ def _example(name: str):
     return load_model(ex.path), ex
 
 
-def buggy_student(lt) -> dict[str, np.ndarray]:
+def buggy_student(lt: LayerTrace) -> dict[str, np.ndarray]:
     """A from-scratch LSTM with the forget and input gates swapped (for the picture)."""
     w = lt.weights
     u = w.units
@@ -72,7 +74,9 @@ def main(argv: list[str] | None = None) -> int:
     docs = win.panels.docks
     written = []
 
-    def shoot(key: str, name: str, whole: bool = False, size=(1250, 600)) -> None:
+    def shoot(
+        key: str, name: str, whole: bool = False, size: tuple[int, int] = (1250, 600)
+    ) -> None:
         for k, d in docs.items():
             d.setVisible(k == key)
         dock = docs[key]
@@ -139,7 +143,9 @@ def main(argv: list[str] | None = None) -> int:
         ck = panels["check"]
         docs["check"].show()
         app.processEvents()
-        ck.load(buggy_student(win.state.layer_trace))
+        traced = win.state.layer_trace
+        assert traced is not None  # the example opened above is traced
+        ck.load(buggy_student(traced))
         from PySide6.QtCore import Qt
 
         for k, d in docs.items():

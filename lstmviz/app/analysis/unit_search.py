@@ -59,7 +59,7 @@ DASH = Qt.PenStyle.DashLine
 class UnitSearchPanel(Panel):
     """Pick a signal, see every unit ranked by |r| and the best ones overlaid on it."""
 
-    def __init__(self, state, parent: QWidget | None = None) -> None:
+    def __init__(self, state: Any, parent: QWidget | None = None) -> None:
         super().__init__(state, parent)
         self.painted: dict[int, set[int]] = {}
         self.signal: np.ndarray | None = None
@@ -207,7 +207,7 @@ class UnitSearchPanel(Panel):
                 sig[bb, [t for t in ts if t < lt.timesteps]] = 1.0
         return sig
 
-    def _on_plot_click(self, ev) -> None:
+    def _on_plot_click(self, ev: Any) -> None:
         """Painted mask: a click on the plot toggles that step."""
         if self.source.currentText() != "Painted mask" or self.lt is None:
             return

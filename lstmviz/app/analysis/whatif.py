@@ -48,7 +48,7 @@ class WhatIfPanel(Panel):
     """Pick a step and a new input; see the divergence of every quantity over time (max over
     units), the difference heatmap of one quantity, and how the output changes."""
 
-    def __init__(self, state, parent: QWidget | None = None) -> None:
+    def __init__(self, state: Any, parent: QWidget | None = None) -> None:
         super().__init__(state, parent)
         self.result: WhatIf | None = None
         self._images: dict[str, Any] | None = None  # what _draw shows, made in the worker
@@ -98,8 +98,9 @@ class WhatIfPanel(Panel):
             "every quantity before and after the change, and how the output moves.",
         )
         lay.addWidget(self.stack, 1)
-        # left: how much each quantity and the output change over time; right: one
-        # quantity's units x time before, after and their difference
+        # side by side (stacked, each got a few pixels in a bottom dock): how much each
+        # quantity changes over time, how much the output changes, then one quantity's
+        # units x time before, after and their difference
         self.div_plot = self.view.addPlot(row=0, col=0)
         style_plot(self.div_plot, "max |after − before| over units", "", "t")
         self.div_plot.vb.invertY(True)
@@ -109,7 +110,7 @@ class WhatIfPanel(Panel):
         self.div_plot.getAxis("left").setTicks(
             [[(k + 0.5, SYMBOLS[q]) for k, q in enumerate(QUANTITIES)], []]
         )
-        inner = self.view.addLayout(row=0, col=1, rowspan=2)
+        inner = self.view.addLayout(row=0, col=2)
         self.side_plots = []
         self.side_images = []
         for k, title in enumerate(("before", "after")):
@@ -129,7 +130,7 @@ class WhatIfPanel(Panel):
         self.diff_plot.addItem(self.diff_image)
         for p in self.side_plots:
             p.setYLink(self.diff_plot)
-        self.out_plot = self.view.addPlot(row=1, col=0)
+        self.out_plot = self.view.addPlot(row=0, col=1)
         style_plot(self.out_plot, "output change (max over classes)", "", "t")
         self.out_plot.setXLink(self.div_plot)
         self.out_curve = self.out_plot.plot(
@@ -141,7 +142,8 @@ class WhatIfPanel(Panel):
             p.addItem(line)
             self.marks.append(line)
         self.view.ci.layout.setColumnStretchFactor(0, 2)
-        self.view.ci.layout.setColumnStretchFactor(1, 5)
+        self.view.ci.layout.setColumnStretchFactor(1, 2)
+        self.view.ci.layout.setColumnStretchFactor(2, 6)
         lay.addWidget(
             hint(
                 "Blue line: the changed step. A forward LSTM cannot change before "
