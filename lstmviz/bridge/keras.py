@@ -536,6 +536,7 @@ def live_model(
     time_major: bool = False,
     model_kwargs: dict[str, Any] | None = None,
     name: str | None = None,
+    verify: str = "auto",
 ) -> KerasModel:
     """A :class:`KerasModel` for ``model`` with example input ``x`` (a list for a model with
     several inputs, as Keras takes it)."""
@@ -559,4 +560,5 @@ def live_model(
         multi_input=multi,
         input_names=_input_names(model, len(arrays)),
         name=name or getattr(model, "name", None) or type(model).__name__,
+        verify=verify,
     )
