@@ -179,7 +179,7 @@ def spot_windows(steps: int) -> list[tuple[int, int]]:
     the first step to the last."""
     n = min(steps, SPOT_STEPS)
     count = min(SPOT_WINDOWS, steps - n + 1)
-    starts = sorted({int(round(s)) for s in np.linspace(0, steps - n, count)})
+    starts = sorted({round(float(s)) for s in np.linspace(0, steps - n, count)})
     return [(s, s + n) for s in starts]
 
 

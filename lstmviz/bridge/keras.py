@@ -313,7 +313,7 @@ def _engine_ok(
     no dropout being applied, and ``verify`` (:func:`~lstmviz.bridge.common.replace_route`)
     asking for it."""
     keras = _keras()
-    cell = getattr(layer, "cell", None)
+    cell: Any = getattr(layer, "cell", None)
     if type(cell) is not keras.layers.LSTMCell or getattr(layer, "stateful", False):
         return False
     if getattr(layer, "unroll", False) or len(getattr(sequences, "shape", ())) != 3:

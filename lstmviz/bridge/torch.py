@@ -37,10 +37,10 @@ from .common import (
     Vocabulary,
     check_close,
     concat_traces,
-    replace_route,
-    spot_check,
     layout_of,
     model_failed,
+    replace_route,
+    spot_check,
     state_for,
     to_numpy,
     trace_from_sequence,
@@ -398,7 +398,7 @@ def cell_traces(module: Any, path: str, calls: list[CellCall]) -> list[tuple[int
     return out
 
 
-# ------------------------------------------------------------------------- the engine in torch's place
+# ------------------------------------------------------------------ the engine in torch's place
 def _replaceable(module: Any, inp: Any, hx: Any) -> bool:
     """Whether the engine can run this ``nn.LSTM`` call in torch's place: torch's own
     ``nn.LSTM.forward`` (not a subclass's), no ``proj_size``, no packed sequence, float32 on
@@ -444,7 +444,7 @@ class _EngineForward:
         self.verify = verify
         self.orig = module.forward  # the class's forward, bound: no hooks, no recursion
 
-    def __call__(self, input: Any, hx: Any = None) -> Any:  # noqa: A002 - torch's name
+    def __call__(self, input: Any, hx: Any = None) -> Any:
         m = self.module
         if threading.get_ident() != self.rec.thread or not _replaceable(m, input, hx):
             return self.orig(input, hx)
@@ -454,7 +454,7 @@ class _EngineForward:
             return self.orig(input, hx)
         return self._run(input, hx, unbatched)
 
-    def _run(self, input: Any, hx: Any, unbatched: bool) -> Any:  # noqa: A002
+    def _run(self, input: Any, hx: Any, unbatched: bool) -> Any:
         torch = _torch()
         m = self.module
         path = self.rec.paths.get(id(m), "")
@@ -462,7 +462,7 @@ class _EngineForward:
         if unbatched:
             x = x[:, None]  # (T, 1, F)
         x_tm = np.ascontiguousarray(x.swapaxes(0, 1) if m.batch_first and not unbatched else x)
-        steps, batch = x_tm.shape[:2]
+        batch = x_tm.shape[1]
         dirs = 2 if m.bidirectional else 1
         n = int(m.num_layers) * dirs
         hidden = int(m.hidden_size)
