@@ -278,26 +278,13 @@ def _compiled_call(
     import tensorflow as tf
 
     state = kwargs.get("initial_state", args[0] if args else None)
-    fn = _COMPILED.get(layer)
-    if fn is None:
-
-        def run(seq: Any, init: Any) -> Any:
-            return orig(seq, initial_state=init, training=False)
-
-        fn = _COMPILED[layer] = tf.function(run, reduce_retracing=True)
     batch = int(sequences.shape[0])
     units = int(layer.cell.units)
     if state is None:
         init = [tf.zeros((batch, units), layer.cell.compute_dtype)] * 2
     else:
         init = [tf.convert_to_tensor(v) for v in state]
-    before = tf.config.functions_run_eagerly()
-    tf.config.run_functions_eagerly(False)
-    try:
-        with _flags(layer):
-            seq, h_last, c_last = fn(tf.convert_to_tensor(sequences), init)
-    finally:
-        tf.config.run_functions_eagerly(before)
+    seq, h_last, c_last = _keras_call(layer, orig, tf.convert_to_tensor(sequences), init)
     frame.sequence = (_np(sequences), _np(seq), _np(init[0]), _np(init[1]), _np(c_last))
     out = seq if layer.return_sequences else seq[:, -1]
     if layer.return_state:
@@ -366,8 +353,10 @@ def _engine_call(
         seq_in = keras.ops.convert_to_tensor(np.ascontiguousarray(xw.swapaxes(0, 1)))
         rec.stack.append(Frame(layer, xw.shape[0], None, -1))  # its steps: not the model's
         try:
-            with _flags(layer):
-                seq, h_last, c_last = orig(seq_in, initial_state=init, training=False)
+            # compiled when the layer's input is long enough for the full route to compile
+            # it too (the spot check then costs a small part of Keras's own pass)
+            compiled = frame.steps >= COMPILED_MIN_STEPS
+            seq, h_last, c_last = _keras_call(layer, orig, seq_in, init, compiled)
         finally:
             rec.stack.pop()
         h = _np(seq).swapaxes(0, 1)  # (L, N, U) in processing order
@@ -383,6 +372,37 @@ def _engine_call(
     out = as_t(np.ascontiguousarray(seq_np if layer.return_sequences else seq_np[:, -1]))
     if layer.return_state:
         return (out, as_t(np.array(lt.h[end])), as_t(np.array(lt.c[end])))
+    return out
+
+
+def _keras_call(
+    layer: Any, orig: Any, seq: Any, init: list[Any], compiled: bool = True
+) -> tuple[Any, Any, Any]:
+    """Keras's own ``call`` of an LSTM layer from ``init``, returning h at every step (in
+    the layer's processing order) and its final h and c: compiled with the TensorFlow
+    backend (as ``predict`` runs it; an eager loop costs milliseconds a step, compiling
+    about a second once per layer), else (or with ``compiled=False``) eagerly."""
+    keras = _keras()
+    if not compiled or keras.backend.backend() != "tensorflow":
+        with _flags(layer):
+            out: tuple[Any, Any, Any] = orig(seq, initial_state=init, training=False)
+        return out
+    import tensorflow as tf
+
+    fn = _COMPILED.get(layer)
+    if fn is None:
+
+        def run(seq: Any, init: Any) -> Any:
+            return orig(seq, initial_state=init, training=False)
+
+        fn = _COMPILED[layer] = tf.function(run, reduce_retracing=True)
+    before = tf.config.functions_run_eagerly()
+    tf.config.run_functions_eagerly(False)
+    try:
+        with _flags(layer):
+            out = fn(seq, init)
+    finally:
+        tf.config.run_functions_eagerly(before)
     return out
 
 

@@ -461,8 +461,9 @@ class _EngineForward:
         x = _view(input)
         if unbatched:
             x = x[:, None]  # (T, 1, F)
-        x_tm = np.ascontiguousarray(x.swapaxes(0, 1) if m.batch_first and not unbatched else x)
-        batch = x_tm.shape[1]
+        # (B, T, F) for run_lstm, a copy (the model's code may change its tensor later)
+        x_bt = np.array(x if m.batch_first and not unbatched else x.swapaxes(0, 1), order="C")
+        batch = x_bt.shape[0]
         dirs = 2 if m.bidirectional else 1
         n = int(m.num_layers) * dirs
         hidden = int(m.hidden_size)
@@ -474,7 +475,7 @@ class _EngineForward:
             if h0.shape != (n, batch, hidden) or c0.shape != (n, batch, hidden):
                 return self.orig(input, hx)  # torch raises its own error for the shapes
         stack: list[list[LayerTrace]] = []
-        layer_in = np.ascontiguousarray(x_tm.swapaxes(0, 1))  # (B, T, F) for run_lstm
+        layer_in = x_bt
         for k in range(int(m.num_layers)):
             halves = []
             for d in range(dirs):
@@ -493,11 +494,11 @@ class _EngineForward:
                 halves.append(lt)
             stack.append(halves)
             if k + 1 < m.num_layers:
-                layer_in = np.concatenate([lt.h for lt in halves], axis=2).swapaxes(0, 1)
-                layer_in = np.ascontiguousarray(layer_in)
+                layer_in = _batch_major(halves)
         spot_check(stack, self._torch_run, name=path or "lstm", framework=FRAMEWORK)
-        last = stack[-1]
-        y = np.concatenate([lt.h for lt in last], axis=2)  # (T, B, D*P), a new array
+        # the output torch gets: one copy of the engine's h (the model may change it in place)
+        time_major = unbatched or not m.batch_first
+        y = _time_major_h(stack[-1]) if time_major else _batch_major(stack[-1])
         flat = [lt for layer in stack for lt in layer]
         h_n = np.stack([lt.h[0 if lt.go_backwards else -1] for lt in flat])
         c_n = np.stack([lt.c[0 if lt.go_backwards else -1] for lt in flat])
@@ -506,10 +507,10 @@ class _EngineForward:
                 order=next(self.rec.counter),
                 module=m,
                 path=path,
-                x=x_tm,
+                x=x_bt.swapaxes(0, 1),
                 h0=h0,
                 c0=c0,
-                out=y,
+                out=y if time_major else y.swapaxes(0, 1),
                 h_n=h_n,
                 c_n=c_n,
                 mask=None,
@@ -521,16 +522,9 @@ class _EngineForward:
         )
         self.rec.replaced.add(id(m))  # recorded: the forward hook skips this call
         if unbatched:
-            y_out, hn_out, cn_out = y[:, 0], h_n[:, 0], c_n[:, 0]
-        elif m.batch_first:
-            y_out, hn_out, cn_out = np.ascontiguousarray(y.swapaxes(0, 1)), h_n, c_n
-        else:
-            y_out, hn_out, cn_out = y, h_n, c_n
+            y, h_n, c_n = y[:, 0], h_n[:, 0], c_n[:, 0]
         as_t = torch.from_numpy
-        return as_t(np.ascontiguousarray(y_out)), (
-            as_t(np.ascontiguousarray(hn_out)),
-            as_t(np.ascontiguousarray(cn_out)),
-        )
+        return as_t(y), (as_t(h_n), as_t(c_n))
 
     def _torch_run(
         self, x: np.ndarray, h0: np.ndarray, c0: np.ndarray
@@ -545,6 +539,22 @@ class _EngineForward:
         if self.module.batch_first:
             y = y.transpose(0, 1)
         return _np(y), _np(h_n), _np(c_n)
+
+
+def _batch_major(halves: list[LayerTrace]) -> np.ndarray:
+    """The h of one layer's directions side by side, ``(B, T, D*P)``, in one new array."""
+    t, b, p = halves[0].h.shape
+    out = np.empty((b, t, p * len(halves)), np.float32)
+    for d, lt in enumerate(halves):
+        out[..., d * p : (d + 1) * p] = lt.h.swapaxes(0, 1)
+    return out
+
+
+def _time_major_h(halves: list[LayerTrace]) -> np.ndarray:
+    """The same, ``(T, B, D*P)``."""
+    if len(halves) == 1:
+        return np.array(halves[0].h, copy=True)
+    return np.concatenate([lt.h for lt in halves], axis=2)
 
 
 @contextlib.contextmanager

@@ -322,3 +322,29 @@ def test_keras_mask_takes_the_full_route(keras):
     ids = np.array([[3, 4, 5, 0, 0]] * 9, np.int32)
     tr = lstmviz.trace(model, ids, verify="spot")
     assert _routes(tr) == {"lstm": "full"}
+
+
+def test_keras_spot_check_compiled_for_long_inputs(keras, monkeypatch):
+    """From COMPILED_MIN_STEPS steps on, Keras's call runs the spot check's windows
+    compiled (here from 1 step on, to keep the test small)."""
+    import lstmviz.bridge.keras as bk
+
+    from .reference import assert_layer_equal, keras_lstm_steps
+
+    monkeypatch.setattr(bk, "COMPILED_MIN_STEPS", 1)
+    keras.utils.set_random_seed(9)
+    inp = keras.Input((None, 3))
+    seq, h, c = keras.layers.LSTM(4, return_state=True, go_backwards=True, name="back")(inp)
+    model = keras.Model(inp, [keras.layers.Dense(2)(seq), h, c])
+    x = np.random.default_rng(9).normal(size=(2, 50, 3)).astype(np.float32)
+    tr = lstmviz.trace(model, x, verify="spot")
+    assert _routes(tr) == {"back": "spot"}
+    assert bk._COMPILED.get(model.get_layer("back")) is not None  # ran compiled
+    for ours, want in zip(tr.output, model(x, training=False), strict=True):
+        np.testing.assert_allclose(ours, keras.ops.convert_to_numpy(want), atol=ATOL, rtol=0)
+    ref = keras_lstm_steps(x, model.get_layer("back").cell, reverse=True)
+    assert_layer_equal(tr.layer("back"), ref, ATOL)
+    orig = bk.cell_weights
+    monkeypatch.setattr(bk, "cell_weights", lambda cell: _swap_input_and_forget(orig(cell)))
+    with pytest.raises(VerificationError, match="spot check of steps"):
+        lstmviz.trace(model, x, verify="spot")
