@@ -29,6 +29,7 @@ from typing import Any
 
 import numpy as np
 
+from .. import budget
 from ..engine import activations
 from ..engine.cell import LSTMWeights, run_lstm
 from ..engine.layers import Layer
@@ -339,6 +340,10 @@ def _engine_call(
     back = bool(getattr(layer, "go_backwards", False))
     state = kwargs.get("initial_state", args[0] if args else None)
     x = _np(sequences)
+    units = int(cell.units)
+    budget.check_array(
+        (x.shape[0] * x.shape[1], 10 * units + x.shape[2]), 4, f"the trace of {layer.name!r}"
+    )
     h0 = c0 = None
     if state is not None:
         h0, c0 = _np(state[0]), _np(state[1])

@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from .. import budget
 from ..engine.cell import LSTMWeights, run_lstm
 from ..engine.convert import from_torch, from_torch_proj
 from ..engine.layers import Layer
@@ -463,10 +464,16 @@ class _EngineForward:
             x = x[:, None]  # (T, 1, F)
         # (B, T, F) for run_lstm, a copy (the model's code may change its tensor later)
         x_bt = np.array(x if m.batch_first and not unbatched else x.swapaxes(0, 1), order="C")
-        batch = x_bt.shape[0]
+        batch, steps, feats = x_bt.shape
         dirs = 2 if m.bidirectional else 1
         n = int(m.num_layers) * dirs
         hidden = int(m.hidden_size)
+        if batch == 0 or steps == 0:
+            return self.orig(input, hx)  # torch says what it makes of an empty input
+        # pre-activations, gates, c, h and the input of every layer and direction
+        budget.check_array(
+            (n * steps * batch, 10 * hidden + feats), 4, f"the trace of nn.LSTM {path!r}"
+        )
         if hx is None:
             h0 = np.zeros((n, batch, hidden), np.float32)
             c0 = np.zeros((n, batch, hidden), np.float32)
