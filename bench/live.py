@@ -17,8 +17,8 @@ in one process, the rounds interleaved so that load from elsewhere hits all colu
                        its LSTM layer compiled for long inputs; short ones run eagerly, each
                        step recorded).
 
-``verify="auto"`` (the default) takes the spot route from ``SPOT_MIN_BATCH`` (8) sequences
-on, the full route below; the "auto" column repeats the route it picks.
+``verify="auto"`` (the default) takes the spot route from ``SPOT_MIN_BATCH`` (2) sequences
+on, the full route for one; the "auto" column repeats the route it picks.
 
 Each figure is the best of ``--repeat`` rounds after a warm-up (the median is printed too);
 ratios are taken within the run. ``--threads 0`` (the default) leaves every library at its

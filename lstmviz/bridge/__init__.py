@@ -89,9 +89,9 @@ def live_model(
           own ``forward``, parametrized weights, float64 / bfloat16 / a GPU, a Keras layer
           with a mask, a custom cell, ``stateful`` or ``unroll``.
         - ``"auto"`` (default): ``"spot"`` for a replaceable LSTM call of at least
-          :data:`SPOT_MIN_BATCH` sequences, where checking every step costs as much as the
-          framework's forward pass itself; ``"full"`` otherwise (a batch of one costs less
-          than the forward pass to check in full).
+          :data:`SPOT_MIN_BATCH` (2) sequences, where checking every step costs more than
+          the framework's forward pass itself; ``"full"`` otherwise (a single sequence is
+          checked in full for less than its forward pass costs).
     """
     fw = framework_of(model)
     if fw == "torch":

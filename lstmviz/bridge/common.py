@@ -146,11 +146,12 @@ def check_close(
 #: ``"full"``.
 VERIFY = ("auto", "full", "spot")
 
-#: ``verify="auto"`` replaces an LSTM call from this many sequences in the batch on: below
-#: it, the framework's forward pass is a matrix-vector product per step and the full check
-#: (one matrix-matrix product) costs less than it; from here on the full check costs as
-#: much as the forward pass itself (docs/benchmarks.md, "Live models").
-SPOT_MIN_BATCH = 8
+#: ``verify="auto"`` replaces an LSTM call from this many sequences in the batch on. For
+#: one sequence the framework's forward pass is a matrix-vector product per step and the
+#: full check (one matrix-matrix product) costs less than it (1.8x the forward pass in all);
+#: from 2 sequences on it costs 2.3-3.4x (docs/benchmarks.md, "Live models"), the spot
+#: route 1.0-2.0x.
+SPOT_MIN_BATCH = 2
 #: Each spot-check window runs this many steps in the framework ...
 SPOT_STEPS = 16
 #: ... and there are this many windows, evenly spaced, the first and the last included.
