@@ -564,23 +564,32 @@ def _time_major_h(halves: list[LayerTrace]) -> np.ndarray:
     return np.concatenate([lt.h for lt in halves], axis=2)
 
 
+#: One trace at a time sets :class:`_EngineForward` on a model's modules (two traces from
+#: two threads would otherwise restore each other's).
+_LOCK = threading.RLock()
+
+
 @contextlib.contextmanager
 def _engine_forwards(rec: Recorder, modules: list[Any], verify: str) -> Iterator[None]:
     """Each ``nn.LSTM`` in ``modules`` runs :class:`_EngineForward` while inside (an
     instance attribute shadowing the class's ``forward``; restored afterwards)."""
-    saved = []
-    for m in modules:
-        had = "forward" in vars(m)
-        saved.append((m, had, vars(m).get("forward")))
-        object.__setattr__(m, "forward", _EngineForward(rec, m, verify))
-    try:
+    if verify == "full" or not modules:
         yield
-    finally:
-        for m, had, old in saved:
-            if had:
-                object.__setattr__(m, "forward", old)
-            else:
-                object.__delattr__(m, "forward")
+        return
+    with _LOCK:
+        saved = []
+        for m in modules:
+            had = "forward" in vars(m)
+            saved.append((m, had, vars(m).get("forward")))
+            object.__setattr__(m, "forward", _EngineForward(rec, m, verify))
+        try:
+            yield
+        finally:
+            for m, had, old in reversed(saved):
+                if had:
+                    object.__setattr__(m, "forward", old)
+                else:
+                    object.__delattr__(m, "forward")
 
 
 # ------------------------------------------------------------------------- initial states
