@@ -348,3 +348,44 @@ def test_keras_spot_check_compiled_for_long_inputs(keras, monkeypatch):
     monkeypatch.setattr(bk, "cell_weights", lambda cell: _swap_input_and_forget(orig(cell)))
     with pytest.raises(VerificationError, match="spot check of steps"):
         lstmviz.trace(model, x, verify="spot")
+
+
+def test_encoder_decoder_and_a_shared_lstm_on_the_spot_route():
+    torch.manual_seed(12)
+
+    class Seq2Seq(nn.Module):  # the decoder starts from the encoder's final state
+        def __init__(self):
+            super().__init__()
+            self.encoder = nn.LSTM(3, 5, batch_first=True)
+            self.decoder = nn.LSTM(2, 5, batch_first=True)
+
+        def forward(self, src, tgt):
+            _, state = self.encoder(src)
+            y, _ = self.decoder(tgt, state)
+            return y
+
+    m = Seq2Seq().eval()
+    src, tgt = torch.randn(3, 20, 3), torch.randn(3, 4, 2)
+    tr = lstmviz.trace(m, [src, tgt], verify="spot")
+    assert _routes(tr) == {"encoder": "spot", "decoder": "spot"}
+    with torch.no_grad():
+        np.testing.assert_allclose(tr.output, m(src, tgt).numpy(), atol=ATOL, rtol=0)
+    _check_lstm(m.encoder, tr, src, base="encoder")
+    h0 = torch.from_numpy(np.array(tr.layer("encoder").h[-1]))[None]
+    c0 = torch.from_numpy(np.array(tr.layer("encoder").c[-1]))[None]
+    _check_lstm(m.decoder, tr, tgt, h0, c0, base="decoder")
+
+    class Siamese(nn.Module):  # one LSTM on two unrelated inputs: two traces
+        def __init__(self):
+            super().__init__()
+            self.rnn = nn.LSTM(3, 4, batch_first=True)
+
+        def forward(self, a, b):
+            return self.rnn(a)[0][:, -1] - self.rnn(b)[0][:, -1]
+
+    s = Siamese().eval()
+    a, b = torch.randn(2, 5, 3), torch.randn(2, 7, 3)
+    tr = lstmviz.trace(s, [a, b], verify="spot")
+    assert tr.layer_names == ["rnn", "rnn#2"] and set(_routes(tr).values()) == {"spot"}
+    _check_lstm(s.rnn, tr, a, base="rnn")
+    _check_lstm(s.rnn, tr, b, base="rnn#2")
