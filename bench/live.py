@@ -5,12 +5,20 @@ For a PyTorch model (``nn.LSTM(F, U, batch_first=True)`` and a Linear head) and 
 in one process, the rounds interleaved so that load from elsewhere hits all columns alike:
 
 * ``torch``            ``model(x)`` under ``torch.no_grad()``: the framework alone;
-* ``lstmviz.trace``    ``lstmviz.trace(model, x)``: torch runs the same forward pass with the
-                       hooks, then the engine recomputes every gate and checks h and c;
+* ``trace full``       ``lstmviz.trace(model, x, verify="full")``: torch runs the same forward
+                       pass with the hooks, then the engine recomputes every gate from torch's
+                       h and checks h and c at every step;
+* ``trace spot``       ``lstmviz.trace(model, x, verify="spot")``: the engine runs the LSTM in
+                       torch's place (one pass records every gate), torch runs the head on its
+                       h, and torch's own LSTM spot-checks 4 windows of 16 steps;
 * ``keras predict``    ``model.predict(x, batch_size=B, verbose=0)`` (a compiled graph);
 * ``keras model(x)``   the eager call;
-* ``lstmviz.trace``    for the Keras model: Keras runs the model, its LSTM layer compiled
-                       (long inputs; short ones run eagerly, each step recorded).
+* ``trace full/spot``  the same two routes for the Keras model (on the full route Keras runs
+                       its LSTM layer compiled for long inputs; short ones run eagerly, each
+                       step recorded).
+
+``verify="auto"`` (the default) takes the spot route from ``SPOT_MIN_BATCH`` (2) sequences
+on, the full route for one; the "auto" column repeats the route it picks.
 
 Each figure is the best of ``--repeat`` rounds after a warm-up (the median is printed too);
 ratios are taken within the run. ``--threads 0`` (the default) leaves every library at its
@@ -20,7 +28,7 @@ TensorFlow to one thread.
     python bench/live.py                          # 256 units x 1000 steps, batch 1 and 32
     python bench/live.py --threads 1              # pinned
     python bench/live.py --no-keras --repeat 7    # torch only
-    python bench/live.py --markdown               # a table for docs/benchmarks.md
+    python bench/live.py --batch 1 4 8 16 32 --no-keras   # where the spot route pays off
 """
 
 from __future__ import annotations
@@ -47,7 +55,7 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=0, help="0: each library's default")
     p.add_argument("--no-keras", action="store_true")
     p.add_argument("--keras-repeat", type=int, default=2, help="rounds for the slow eager call")
-    p.add_argument("--markdown", action="store_true")
+    p.add_argument("--no-eager", action="store_true", help="skip Keras's eager model(x)")
     a = p.parse_args()
     if a.threads:
         pin_threads(a.threads)
@@ -59,6 +67,7 @@ def main() -> None:
     import torch
 
     import lstmviz
+    from lstmviz.bridge import SPOT_MIN_BATCH
 
     if a.threads:
         torch.set_num_threads(a.threads)
@@ -66,17 +75,23 @@ def main() -> None:
     print(
         f"torch {torch.__version__} ({torch.get_num_threads()} threads), "
         f"units {a.units}, steps {a.steps}, features {a.features}, "
-        f"threads {'default' if not a.threads else a.threads}"
+        f"threads {'default' if not a.threads else a.threads}, "
+        f"load average {' '.join(f'{v:.1f}' for v in os.getloadavg())}"
     )
     rows = []
 
-    def timed(fn, n):
-        ts = []
+    def timed(fn):
+        t0 = time.perf_counter()
+        fn()
+        return time.perf_counter() - t0
+
+    def rounds(fns, n):
+        """Every function once per round, interleaved: load from elsewhere hits all alike."""
+        res = {k: [] for k in fns}
         for _ in range(n):
-            t0 = time.perf_counter()
-            fn()
-            ts.append(time.perf_counter() - t0)
-        return ts
+            for k, fn in fns.items():
+                res[k].append(timed(fn))
+        return res
 
     for b in a.batch:
         torch.manual_seed(0)
@@ -98,17 +113,21 @@ def main() -> None:
             with torch.no_grad():
                 return net(x)
 
-        def live(net=net, x=x):
-            return lstmviz.trace(net, x)
-
-        fwd(), live()  # warm-up
-        res = {"torch": [], "trace": []}
-        for _ in range(a.repeat):
-            res["torch"] += timed(fwd, 1)
-            res["trace"] += timed(live, 1)
-        tr = live()
-        dh = float(np.abs(tr.layer("rnn").hidden - fwd_h(net, x)).max())
-        rows.append(("torch", b, res["torch"], res["trace"], dh))
+        fns = {
+            "framework": fwd,
+            "full": lambda net=net, x=x: lstmviz.trace(net, x, verify="full"),
+            "spot": lambda net=net, x=x: lstmviz.trace(net, x, verify="spot"),
+        }
+        for fn in fns.values():
+            fn()  # warm-up
+        res = rounds(fns, a.repeat)
+        y = fwd().numpy()
+        errs = []
+        for v in ("full", "spot"):
+            tr = fns[v]()
+            assert tr.layer("rnn").meta["verified"] == v
+            errs.append(float(np.abs(tr.output - y).max()))
+        rows.append(("torch", b, "`model(x)`", res, errs))
 
     if not a.no_keras:
         import keras
@@ -129,52 +148,55 @@ def main() -> None:
             )
             xk = np.random.default_rng(0).normal(size=(b, a.steps, a.features)).astype("float32")
 
-            def eager(km=km, xk=xk):
-                return km(xk, training=False)
-
             def predict(km=km, xk=xk, b=b):
                 return km.predict(xk, batch_size=b, verbose=0)
 
-            def klive(km=km, xk=xk):
-                return lstmviz.trace(km, xk)
-
-            predict(), eager(), klive()
-            res = {"eager": [], "predict": [], "trace": []}
-            for _ in range(a.keras_repeat):
-                res["predict"] += timed(predict, 1)
-                res["eager"] += timed(eager, 1)
-                res["trace"] += timed(klive, 1)
-            rows.append(("keras", b, res["eager"], res["trace"], None, res["predict"]))
+            fns = {
+                "framework": predict,
+                "full": lambda km=km, xk=xk: lstmviz.trace(km, xk, verify="full"),
+                "spot": lambda km=km, xk=xk: lstmviz.trace(km, xk, verify="spot"),
+            }
+            for fn in fns.values():
+                fn()
+            res = rounds(fns, a.keras_repeat)
+            y = predict()
+            errs = [float(np.abs(fns[v]().output - y).max()) for v in ("full", "spot")]
+            rows.append(("keras", b, "`predict`", res, errs))
+            if not a.no_eager:
+                eager = {"framework": lambda km=km, xk=xk: km(xk, training=False)}
+                eager["framework"]()
+                res_e = rounds(eager, a.keras_repeat)
+                rows.append(("keras", b, "eager `model(x)`", {**res, **res_e}, errs))
 
     print()
-    head = "| model | batch | the framework alone (ms) | `lstmviz.trace` (ms) | trace / framework |"
-    lines = [head, "|---|---|---|---|---|"]
+    lines = [
+        '| model | batch | the framework alone (ms) | trace, `verify="full"` (ms) '
+        '| trace, `verify="spot"` (ms) | full / framework | spot / framework '
+        '| `"auto"` / framework |',
+        "|---|---|---|---|---|---|---|---|",
+    ]
 
-    def row(fw, b, label, base, ours):
-        return (
-            f"| {fw} | {b} | {min(base) * 1e3:.1f} {label} (median {np.median(base) * 1e3:.1f}) "
-            f"| {min(ours) * 1e3:.1f} (median {np.median(ours) * 1e3:.1f}) "
-            f"| **{min(ours) / min(base):.2f}×** (medians {np.median(ours) / np.median(base):.2f}×)"
-            " |"
+    def ms(ts):
+        return f"{min(ts) * 1e3:.1f} (median {np.median(ts) * 1e3:.1f})"
+
+    def ratio(ours, base):
+        return f"{min(ours) / min(base):.2f}× ({np.median(ours) / np.median(base):.2f}×)"
+
+    for fw, b, label, res, errs in rows:
+        base = res["framework"]
+        auto = "spot" if b >= SPOT_MIN_BATCH else "full"
+        lines.append(
+            f"| {fw} | {b} | {ms(base)} {label} | {ms(res['full'])} | {ms(res['spot'])} "
+            f"| {ratio(res['full'], base)} | {ratio(res['spot'], base)} "
+            f"| **{min(res[auto]) / min(base):.2f}×** ({auto}) |"
         )
-
-    for r in rows:
-        fw, b, base, ours = r[0], r[1], r[2], r[3]
-        if fw == "torch":
-            lines.append(row(fw, b, "`model(x)`", base, ours))
-            print(f"torch batch {b}: max |h_trace - h_torch| = {r[4]:.2g}")
-        else:
-            lines.append(row(fw, b, "`predict`", r[5], ours))
-            lines.append(row(fw, b, "eager `model(x)`", base, ours))
+        print(
+            f"{fw} batch {b}: max |trace.output - framework output| full {errs[0]:.2g}, "
+            f"spot {errs[1]:.2g}"
+        )
+    print("best of the rounds (median in brackets); ratios: best / best (median / median)")
+    print(f"load average after: {' '.join(f'{v:.1f}' for v in os.getloadavg())}")
     print("\n".join(lines))
-
-
-def fwd_h(net, x):
-    import torch
-
-    with torch.no_grad():
-        y, _ = net.rnn(x)
-    return y.numpy()
 
 
 if __name__ == "__main__":

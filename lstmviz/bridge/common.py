@@ -134,6 +134,130 @@ def check_close(
     return err
 
 
+# ------------------------------------------------------------------------- the two routes
+#: ``verify=`` values: how a live trace makes sure its numbers are the framework's.
+#:
+#: ``"full"`` -- the framework runs its LSTM; the engine recomputes every gate from the h the
+#: framework produced and the h and c this implies must equal the framework's at every step.
+#: ``"spot"`` -- the engine *replaces* the framework's LSTM call (the framework runs the rest
+#: of the model on the engine's h), and a spot check (:func:`spot_check`) runs the
+#: framework's own LSTM over a few windows of steps. ``"auto"`` -- ``"spot"`` for an LSTM
+#: call of at least :data:`SPOT_MIN_BATCH` sequences that the engine can replace, else
+#: ``"full"``.
+VERIFY = ("auto", "full", "spot")
+
+#: ``verify="auto"`` replaces an LSTM call from this many sequences in the batch on. For
+#: one sequence the framework's forward pass is a matrix-vector product per step and the
+#: full check (one matrix-matrix product) costs less than it (1.8x the forward pass in all);
+#: from 2 sequences on it costs 2.3-3.4x (docs/benchmarks.md, "Live models"), the spot
+#: route 1.0-2.0x.
+SPOT_MIN_BATCH = 2
+#: Each spot-check window runs this many steps in the framework ...
+SPOT_STEPS = 16
+#: ... and there are this many windows, evenly spaced, the first and the last included.
+SPOT_WINDOWS = 4
+
+
+def check_verify(verify: Any) -> str:
+    """``verify`` checked against :data:`VERIFY` (an :class:`InputError` otherwise)."""
+    if not isinstance(verify, str) or verify not in VERIFY:
+        raise InputError(
+            f"verify={verify!r}: expected one of {', '.join(map(repr, VERIFY))} "
+            '("full" checks every step against the framework, "spot" lets the engine '
+            'replace the framework\'s LSTM and spot-checks it, "auto" picks)'
+        )
+    return verify
+
+
+def replace_route(verify: str, batch: int) -> bool:
+    """Whether a replaceable LSTM call of ``batch`` sequences takes the spot-check route."""
+    return verify == "spot" or (verify == "auto" and batch >= SPOT_MIN_BATCH)
+
+
+def spot_windows(steps: int) -> list[tuple[int, int]]:
+    """The spot check's windows of input positions ``[start, stop)``: :data:`SPOT_WINDOWS`
+    windows of :data:`SPOT_STEPS` steps (fewer when the input is short), evenly spaced from
+    the first step to the last."""
+    n = min(steps, SPOT_STEPS)
+    count = min(SPOT_WINDOWS, steps - n + 1)
+    starts = sorted({round(float(s)) for s in np.linspace(0, steps - n, count)})
+    return [(s, s + n) for s in starts]
+
+
+#: ``run(x, h0, c0) -> (h, h_n, c_n)``: the framework's own LSTM (every layer and direction)
+#: on ``x`` ``(L, N, F)`` from ``h0`` ``(J, N, P)`` / ``c0`` ``(J, N, U)``; ``h`` ``(L, N, D*P)``
+#: by input position, ``h_n`` / ``c_n`` ``(J, N, ...)`` the state after each layer and
+#: direction's last processed step.
+FrameworkRun = Callable[
+    [np.ndarray, np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray, np.ndarray]
+]
+
+
+def spot_check(
+    stack: Sequence[Sequence[LayerTrace]],
+    run: FrameworkRun,
+    *,
+    name: str,
+    framework: str,
+) -> int:
+    """Check an LSTM the engine ran in place of the framework's against the framework.
+
+    ``stack[k][d]`` is the engine's trace of layer ``k``, direction ``d`` (all of one call,
+    without a mask). For each window of :func:`spot_windows` the framework's own LSTM runs
+    the window's steps, every layer and direction starting from the engine's state just
+    before the window (in processing order; the real initial state for the window at the
+    start of the sequence, and at its end for a backward direction). Its h at every step of
+    the window (the last layer) and its h and c after the window (every layer and
+    direction) must equal the engine's to :data:`TOL`, else :class:`VerificationError`.
+    All windows run as one batch. Returns the number of steps the framework ran.
+    """
+    flat = [lt for layer in stack for lt in layer]
+    first = flat[0]
+    steps, batch = first.timesteps, first.batch_size
+    x = first.x  # (B, T, F)
+    wins = spot_windows(steps)
+    n = wins[0][1] - wins[0][0]
+    rows = len(wins) * batch
+    xw = np.empty((n, rows, x.shape[2]), np.float32)
+    h0w = np.empty((len(flat), rows, first.h.shape[2]), np.float32)
+    c0w = np.empty((len(flat), rows, first.c.shape[2]), np.float32)
+    for k, (s, e) in enumerate(wins):
+        r = slice(k * batch, (k + 1) * batch)
+        xw[:, r] = x[:, s:e].transpose(1, 0, 2)
+        for j, lt in enumerate(flat):
+            before = e if lt.go_backwards else s - 1  # the step processed just before
+            inside = 0 <= before < steps
+            h0w[j, r] = lt.h[before] if inside else lt.h0
+            c0w[j, r] = lt.c[before] if inside else lt.c0
+    h, h_n, c_n = run(xw, h0w, c0w)
+    last = stack[-1]
+    for k, (s, e) in enumerate(wins):
+        r = slice(k * batch, (k + 1) * batch)
+        where = f"(spot check of steps {s}..{e - 1}, {framework} run from the engine's state)"
+        ours = np.concatenate([lt.h[s:e] for lt in last], axis=2)
+        check_close(
+            ours,
+            np.asarray(h[:, r], np.float32),
+            what=f"hidden state h {where}",
+            layer=name,
+            framework=framework,
+            offset=s,
+        )
+        for j, lt in enumerate(flat):
+            end = s if lt.go_backwards else e - 1  # the window's last processed step
+            for what, mine, theirs in (("h", lt.h, h_n), ("c", lt.c, c_n)):
+                check_close(
+                    mine[end],
+                    np.asarray(theirs[j, r], np.float32),
+                    what=f"{'hidden' if what == 'h' else 'cell'} state {what} at step {end} "
+                    + where,
+                    layer=lt.name,
+                    framework=framework,
+                    axes="(batch, unit)",
+                )
+    return n * rows
+
+
 # ------------------------------------------------------------------------- recomputation
 #: Rows of ``(T*B, 4U)`` work done at a time: about 4 MiB of pre-activations and at least
 #: 2048 rows, so that BLAS packs ``[U; W]`` rarely and each pass stays near the CPU's caches.
@@ -347,7 +471,7 @@ def trace_from_steps(
         go_backwards=go_backwards,
         layer_name=layer_name or name,
         direction=direction,
-        meta={"engine": f"{framework} (live)", **(meta or {})},
+        meta={"engine": f"{framework} (live)", "verified": "full", **(meta or {})},
     )
 
 
@@ -450,7 +574,7 @@ def trace_from_sequence(
         go_backwards=go_backwards,
         layer_name=layer_name or name,
         direction=direction,
-        meta={"engine": f"{framework} (live)", **(meta or {})},
+        meta={"engine": f"{framework} (live)", "verified": "full", **(meta or {})},
     )
 
 
@@ -692,6 +816,10 @@ class LiveModel:
     ids, one array per model input -- and :meth:`trace` calls the framework again: a new
     input or a what-if in the app runs the user's model.
 
+    ``verify`` (:data:`VERIFY`) picks, per LSTM call, between the full check (the framework
+    runs its LSTM, the engine recomputes and checks every step) and the engine replacing the
+    framework's LSTM with a spot check; ``LayerTrace.meta["verified"]`` records which ran.
+
     Subclasses implement :meth:`_run` (call the model with hooks, return its output and the
     layer traces) and the descriptive hooks :meth:`_framework_layers`, :meth:`_vocabulary`,
     :meth:`_n_params`.
@@ -710,7 +838,10 @@ class LiveModel:
         multi_input: bool = False,
         input_names: list[str] | None = None,
         name: str | None = None,
+        verify: str = "auto",
     ) -> None:
+        #: how each LSTM call is checked against the framework (see :data:`VERIFY`)
+        self.verify = check_verify(verify)
         self.module = model
         self.args = tuple(args)
         self.kwargs = dict(kwargs or {})

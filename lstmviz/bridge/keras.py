@@ -24,12 +24,14 @@ import itertools
 import threading
 import weakref
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
 
-from ..engine.cell import LSTMWeights
+from .. import budget
+from ..engine import activations
+from ..engine.cell import LSTMWeights, run_lstm
 from ..engine.layers import Layer
 from ..engine.trace import LayerTrace
 from ..errors import InputError, LstmvizError, MissingDependencyError, UnsupportedLayerError
@@ -40,6 +42,8 @@ from .common import (
     chain_calls,
     layout_of,
     model_failed,
+    replace_route,
+    spot_check,
     state_for,
     to_numpy,
     trace_from_sequence,
@@ -73,6 +77,7 @@ class Frame:
     order: int
     records: dict[int, list[tuple[Any, ...]]] = field(default_factory=dict)
     sequence: tuple[np.ndarray, ...] | None = None  # x, h (processing order), h0, c0, c_T
+    trace: LayerTrace | None = None  # the engine ran the layer in Keras's place (spot-checked)
 
 
 @dataclass
@@ -96,6 +101,7 @@ class Recorder:
     stack: list[Frame] = field(default_factory=list)
     done: list[tuple[Frame, Any]] = field(default_factory=list)
     counter: itertools.count[int] = field(default_factory=itertools.count)
+    verify: str = "auto"
 
 
 def _cells_of(rnn: Any) -> list[Any]:
@@ -207,6 +213,10 @@ def _wrap_rnn(rec: Recorder, layer: Any, where: Where) -> Any:
         steps = int(sequences.shape[1])
         m = None if mask is None else np.asarray(_keras().ops.convert_to_numpy(mask), bool)
         frame = Frame(layer, steps, m, next(rec.counter))
+        if m is None and _engine_ok(layer, sequences, args, kwargs, rec.verify):
+            out = _engine_call(rec, layer, orig, frame, sequences, args, kwargs)
+            rec.done.append((frame, layer))
+            return out
         if m is None and _compiled_ok(layer, steps):
             out = _compiled_call(layer, orig, frame, sequences, args, kwargs)
             rec.done.append((frame, layer))
@@ -269,6 +279,121 @@ def _compiled_call(
     import tensorflow as tf
 
     state = kwargs.get("initial_state", args[0] if args else None)
+    batch = int(sequences.shape[0])
+    units = int(layer.cell.units)
+    if state is None:
+        init = [tf.zeros((batch, units), layer.cell.compute_dtype)] * 2
+    else:
+        init = [tf.convert_to_tensor(v) for v in state]
+    seq, h_last, c_last = _keras_call(layer, orig, tf.convert_to_tensor(sequences), init)
+    frame.sequence = (_np(sequences), _np(seq), _np(init[0]), _np(init[1]), _np(c_last))
+    out = seq if layer.return_sequences else seq[:, -1]
+    if layer.return_state:
+        return (out, h_last, c_last)  # as RNN.call returns them
+    return out
+
+
+def _engine_ok(
+    layer: Any, sequences: Any, args: tuple[Any, ...], kwargs: dict[str, Any], verify: str
+) -> bool:
+    """Whether the engine runs this call of a Keras LSTM layer in Keras's place: a plain
+    ``LSTMCell`` with named activations, float32, no mask, not ``stateful`` / ``unroll``,
+    no dropout being applied, and ``verify`` (:func:`~lstmviz.bridge.common.replace_route`)
+    asking for it."""
+    keras = _keras()
+    cell: Any = getattr(layer, "cell", None)
+    if type(cell) is not keras.layers.LSTMCell or getattr(layer, "stateful", False):
+        return False
+    if getattr(layer, "unroll", False) or len(getattr(sequences, "shape", ())) != 3:
+        return False
+    if not replace_route(verify, int(sequences.shape[0])):
+        return False
+    if kwargs.get("training") and (cell.dropout or cell.recurrent_dropout):
+        return False
+    if str(getattr(cell, "compute_dtype", "float32")) != "float32":
+        return False
+    if str(keras.backend.standardize_dtype(sequences.dtype)) != "float32":
+        return False
+    if len(args) > 1 or kwargs.get("mask") is not None:
+        return False
+    cfg = cell.get_config()
+    return all(
+        isinstance(cfg.get(k), str) and cfg[k] in activations.SUPPORTED
+        for k in ("activation", "recurrent_activation")
+    )
+
+
+def _engine_call(
+    rec: Recorder,
+    layer: Any,
+    orig: Any,
+    frame: Frame,
+    sequences: Any,
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+) -> Any:
+    """The engine runs the layer's LSTM in Keras's place, Keras's own ``call`` spot-checks
+    it (:func:`~lstmviz.bridge.common.spot_check`), and the layer returns what Keras's would
+    have returned, computed by the engine."""
+    keras = _keras()
+    cell = layer.cell
+    back = bool(getattr(layer, "go_backwards", False))
+    state = kwargs.get("initial_state", args[0] if args else None)
+    x = _np(sequences)
+    units = int(cell.units)
+    budget.check_array(
+        (x.shape[0] * x.shape[1], 10 * units + x.shape[2]), 4, f"the trace of {layer.name!r}"
+    )
+    h0 = c0 = None
+    if state is not None:
+        h0, c0 = _np(state[0]), _np(state[1])
+    lt = run_lstm(x, cell_weights(cell), h0=h0, c0=c0, go_backwards=back, name=layer.name)
+    kernel = lt.meta.get("engine")
+    lt.meta.update({"engine": "keras (live)", "verified": "spot", "kernel": kernel})
+
+    def keras_run(
+        xw: np.ndarray, h0w: np.ndarray, c0w: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        init = [keras.ops.convert_to_tensor(h0w[0]), keras.ops.convert_to_tensor(c0w[0])]
+        seq_in = keras.ops.convert_to_tensor(np.ascontiguousarray(xw.swapaxes(0, 1)))
+        rec.stack.append(Frame(layer, xw.shape[0], None, -1))  # its steps: not the model's
+        try:
+            # compiled when the layer's input is long enough for the full route to compile
+            # it too (the spot check then costs a small part of Keras's own pass)
+            compiled = frame.steps >= COMPILED_MIN_STEPS
+            seq, h_last, c_last = _keras_call(layer, orig, seq_in, init, compiled)
+        finally:
+            rec.stack.pop()
+        h = _np(seq).swapaxes(0, 1)  # (L, N, U) in processing order
+        return np.ascontiguousarray(h[::-1] if back else h), _np(h_last)[None], _np(c_last)[None]
+
+    spot_check([[lt]], keras_run, name=layer.name, framework=FRAMEWORK)
+    frame.trace = lt
+    seq_np = lt.h.swapaxes(0, 1)  # (B, T, U) by input position
+    if back:
+        seq_np = seq_np[:, ::-1]  # Keras returns a backward layer's steps in its own order
+    end = 0 if back else -1
+    as_t = keras.ops.convert_to_tensor
+    out = as_t(np.ascontiguousarray(seq_np if layer.return_sequences else seq_np[:, -1]))
+    if layer.return_state:
+        return (out, as_t(np.array(lt.h[end])), as_t(np.array(lt.c[end])))
+    return out
+
+
+def _keras_call(
+    layer: Any, orig: Any, seq: Any, init: list[Any], compiled: bool = True
+) -> tuple[Any, Any, Any]:
+    """Keras's own ``call`` of an LSTM layer from ``init``, returning h at every step (in
+    the layer's processing order) and its final h and c: compiled with the TensorFlow
+    backend (as ``predict`` runs it; an eager loop costs milliseconds a step, compiling
+    about a second once per layer), else (or with ``compiled=False``) eagerly."""
+    keras = _keras()
+    if not compiled or keras.backend.backend() != "tensorflow":
+        with _flags(layer):
+            out: tuple[Any, Any, Any] = orig(seq, initial_state=init, training=False)
+        return out
+    import tensorflow as tf
+
     fn = _COMPILED.get(layer)
     if fn is None:
 
@@ -276,23 +401,13 @@ def _compiled_call(
             return orig(seq, initial_state=init, training=False)
 
         fn = _COMPILED[layer] = tf.function(run, reduce_retracing=True)
-    batch = int(sequences.shape[0])
-    units = int(layer.cell.units)
-    if state is None:
-        init = [tf.zeros((batch, units), layer.cell.compute_dtype)] * 2
-    else:
-        init = [tf.convert_to_tensor(v) for v in state]
     before = tf.config.functions_run_eagerly()
     tf.config.run_functions_eagerly(False)
     try:
         with _flags(layer):
-            seq, h_last, c_last = fn(tf.convert_to_tensor(sequences), init)
+            out = fn(seq, init)
     finally:
         tf.config.run_functions_eagerly(before)
-    frame.sequence = (_np(sequences), _np(seq), _np(init[0]), _np(init[1]), _np(c_last))
-    out = seq if layer.return_sequences else seq[:, -1]
-    if layer.return_state:
-        return (out, h_last, c_last)  # as RNN.call returns them
     return out
 
 
@@ -340,6 +455,23 @@ def frame_traces(frame: Frame, where: Where, base_names: dict[int, str]) -> list
     """The traces of one RNN layer call: one per LSTM cell, by input position."""
     layer = frame.layer
     back = bool(getattr(layer, "go_backwards", False))
+    if frame.trace is not None:  # the engine ran it in Keras's place
+        name = base_names[id(layer.cell)]
+        return [
+            replace(
+                frame.trace,
+                name=name,
+                layer_name=name.rsplit("/", 1)[0] if "/" in name else name,
+                direction=where.direction,
+                meta={
+                    **frame.trace.meta,
+                    "keras_layer": layer.name,
+                    "keras_cell": layer.cell.name,
+                    "path": "engine",
+                    **_hands_on(layer, True),
+                },
+            )
+        ]
     if frame.sequence is not None:  # the compiled path: h at every step, then c_T
         x, seq, h0, c0, c_last = frame.sequence
         cell = layer.cell
@@ -436,7 +568,7 @@ class KerasModel(LiveModel):
         keras = _keras()
         model = self.module
         naming = _naming(model)
-        rec = Recorder(initial_state=initial_state)
+        rec = Recorder(initial_state=initial_state, verify=self.verify)
         layers = [lay for lay in _all_layers(model) if id(lay) in naming]
         with _LOCK, contextlib.ExitStack() as stack:
             for lay in layers:
@@ -536,6 +668,7 @@ def live_model(
     time_major: bool = False,
     model_kwargs: dict[str, Any] | None = None,
     name: str | None = None,
+    verify: str = "auto",
 ) -> KerasModel:
     """A :class:`KerasModel` for ``model`` with example input ``x`` (a list for a model with
     several inputs, as Keras takes it)."""
@@ -559,4 +692,5 @@ def live_model(
         multi_input=multi,
         input_names=_input_names(model, len(arrays)),
         name=name or getattr(model, "name", None) or type(model).__name__,
+        verify=verify,
     )

@@ -16,14 +16,17 @@ torch is imported inside functions only: importing this module costs nothing.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import threading
 import weakref
-from dataclasses import dataclass, field
+from collections.abc import Iterator
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
 
+from .. import budget
 from ..engine.cell import LSTMWeights, run_lstm
 from ..engine.convert import from_torch, from_torch_proj
 from ..engine.layers import Layer
@@ -37,6 +40,8 @@ from .common import (
     concat_traces,
     layout_of,
     model_failed,
+    replace_route,
+    spot_check,
     state_for,
     to_numpy,
     trace_from_sequence,
@@ -88,6 +93,9 @@ class LSTMCall:
     seen_shape: tuple[int, ...]  # the input's shape as the module received it
     batch_first: bool
     packed: bool
+    #: the engine's traces ``[layer][direction]`` when the engine replaced torch's LSTM
+    #: (the spot-check route), else None
+    stack: list[list[LayerTrace]] | None = None
 
 
 @dataclass
@@ -112,9 +120,14 @@ class Recorder:
     cell_calls: dict[int, list[CellCall]] = field(default_factory=dict)
     cells: dict[int, Any] = field(default_factory=dict)
     counter: itertools.count[int] = field(default_factory=itertools.count)
+    #: modules whose call the engine has just replaced (recorded already; the hook skips it)
+    replaced: set[int] = field(default_factory=set)
 
     def on_lstm(self, module: Any, args: tuple[Any, ...], kwargs: dict[str, Any], out: Any) -> None:
         if threading.get_ident() != self.thread:
+            return
+        if id(module) in self.replaced:
+            self.replaced.discard(id(module))
             return
         torch = _torch()
         inp: Any = args[0] if args else kwargs["input"]
@@ -275,9 +288,25 @@ def lstm_call_traces(call: LSTMCall, base: str) -> list[LayerTrace]:
         lname = base if layers == 1 else f"{base}_l{k}"
         halves = []
         for d in range(dirs):
-            w = lstm_weights(m, k, reverse=d == 1)
             name = f"{lname}/{'backward' if d else 'forward'}" if dirs == 2 else lname
             j = k * dirs + d
+            # nn.LSTM returns every step's h and (h_n, c_n)
+            meta = {
+                "module": call.path,
+                "torch_layer": k,
+                "return_sequences": True,
+                "return_state": True,
+            }
+            if call.stack is not None:  # the engine ran it in torch's place (spot-checked)
+                lt = replace(
+                    call.stack[k][d],
+                    name=name,
+                    layer_name=lname,
+                    meta={**call.stack[k][d].meta, **meta},
+                )
+                out.append(lt)
+                continue
+            w = lstm_weights(m, k, reverse=d == 1)
             common: dict[str, Any] = {
                 "name": name,
                 "weights": w,
@@ -285,13 +314,7 @@ def lstm_call_traces(call: LSTMCall, base: str) -> list[LayerTrace]:
                 "go_backwards": d == 1,
                 "layer_name": lname,
                 "direction": "backward" if d else "forward",
-                # nn.LSTM returns every step's h and (h_n, c_n)
-                "meta": {
-                    "module": call.path,
-                    "torch_layer": k,
-                    "return_sequences": True,
-                    "return_state": True,
-                },
+                "meta": meta,
             }
             if k == layers - 1:  # torch returned this layer's h at every step
                 lt = trace_from_sequence(
@@ -328,9 +351,11 @@ def lstm_call_traces(call: LSTMCall, base: str) -> list[LayerTrace]:
                         framework=FRAMEWORK,
                         axes="(batch, unit)",
                     )
-                lt.meta.update({"engine": "torch (live)", **common["meta"]})
+                lt.meta.update({"engine": "torch (live)", "verified": "full", **meta})
             halves.append(lt)
             out.append(lt)
+        if call.stack is not None:
+            continue
         layer_in = np.concatenate([lt.h for lt in halves], axis=2) if dirs == 2 else halves[0].h
     return out
 
@@ -372,6 +397,199 @@ def cell_traces(module: Any, path: str, calls: list[CellCall]) -> list[tuple[int
         )
         out.append((seg[0].order, lt))
     return out
+
+
+# ------------------------------------------------------------------ the engine in torch's place
+def _replaceable(module: Any, inp: Any, hx: Any) -> bool:
+    """Whether the engine can run this ``nn.LSTM`` call in torch's place: torch's own
+    ``nn.LSTM.forward`` (not a subclass's), no ``proj_size``, no packed sequence, float32 on
+    the CPU, no parametrization, no dropout being applied. Anything else runs in torch with
+    every step checked."""
+    torch = _torch()
+    if type(module).forward is not torch.nn.LSTM.forward or int(module.proj_size or 0):
+        return False
+    if not isinstance(inp, torch.Tensor) or inp.dim() not in (2, 3):
+        return False  # a PackedSequence, or something torch will refuse itself
+    if module.training and module.num_layers > 1 and float(module.dropout) > 0:
+        return False  # refused with its message on the full route
+    tensors = [inp, *module._flat_weights]
+    if hx is not None:
+        if not isinstance(hx, (tuple, list)) or len(hx) != 2:
+            return False
+        tensors += list(hx)
+    if not all(
+        isinstance(t, torch.Tensor) and t.dtype == torch.float32 and t.device.type == "cpu"
+        for t in tensors
+    ):
+        return False
+    from torch.nn.utils import parametrize
+
+    return not parametrize.is_parametrized(module)
+
+
+def _state(t: Any, unbatched: bool) -> np.ndarray:
+    a = _np(t)
+    return a[:, None] if unbatched else a
+
+
+class _EngineForward:
+    """``nn.LSTM.forward`` for the duration of one trace: the engine runs the LSTM (every
+    layer and direction) in torch's place, torch's own forward spot-checks it
+    (:func:`~lstmviz.bridge.common.spot_check`), and torch gets the engine's output and
+    final state to run the rest of the model on. Calls the engine cannot replace, calls from
+    other threads and, with ``verify="auto"``, small batches go to torch's own forward."""
+
+    def __init__(self, rec: Recorder, module: Any, verify: str) -> None:
+        self.rec = rec
+        self.module = module
+        self.verify = verify
+        self.orig = module.forward  # the class's forward, bound: no hooks, no recursion
+
+    def __call__(self, input: Any, hx: Any = None) -> Any:
+        m = self.module
+        if threading.get_ident() != self.rec.thread or not _replaceable(m, input, hx):
+            return self.orig(input, hx)
+        unbatched = input.dim() == 2
+        batch = 1 if unbatched else int(input.shape[0 if m.batch_first else 1])
+        if not replace_route(self.verify, batch):
+            return self.orig(input, hx)
+        return self._run(input, hx, unbatched)
+
+    def _run(self, input: Any, hx: Any, unbatched: bool) -> Any:
+        torch = _torch()
+        m = self.module
+        path = self.rec.paths.get(id(m), "")
+        x = _view(input)
+        if unbatched:
+            x = x[:, None]  # (T, 1, F)
+        # (B, T, F) for run_lstm, a copy (the model's code may change its tensor later)
+        x_bt = np.array(x if m.batch_first and not unbatched else x.swapaxes(0, 1), order="C")
+        batch, steps, feats = x_bt.shape
+        dirs = 2 if m.bidirectional else 1
+        n = int(m.num_layers) * dirs
+        hidden = int(m.hidden_size)
+        if batch == 0 or steps == 0:
+            return self.orig(input, hx)  # torch says what it makes of an empty input
+        # pre-activations, gates, c, h and the input of every layer and direction
+        budget.check_array(
+            (n * steps * batch, 10 * hidden + feats), 4, f"the trace of nn.LSTM {path!r}"
+        )
+        if hx is None:
+            h0 = np.zeros((n, batch, hidden), np.float32)
+            c0 = np.zeros((n, batch, hidden), np.float32)
+        else:
+            h0, c0 = _state(hx[0], unbatched), _state(hx[1], unbatched)
+            if h0.shape != (n, batch, hidden) or c0.shape != (n, batch, hidden):
+                return self.orig(input, hx)  # torch raises its own error for the shapes
+        stack: list[list[LayerTrace]] = []
+        layer_in = x_bt
+        for k in range(int(m.num_layers)):
+            halves = []
+            for d in range(dirs):
+                j = k * dirs + d
+                lt = run_lstm(
+                    layer_in,
+                    lstm_weights(m, k, reverse=d == 1),
+                    h0=h0[j],
+                    c0=c0[j],
+                    go_backwards=d == 1,
+                    name=f"{path or 'lstm'}_l{k}",
+                    direction="backward" if d else "forward",
+                )
+                kernel = lt.meta.get("engine")
+                lt.meta.update({"engine": "torch (live)", "verified": "spot", "kernel": kernel})
+                halves.append(lt)
+            stack.append(halves)
+            if k + 1 < m.num_layers:
+                layer_in = _batch_major(halves)
+        spot_check(stack, self._torch_run, name=path or "lstm", framework=FRAMEWORK)
+        # the output torch gets: one copy of the engine's h (the model may change it in place)
+        time_major = unbatched or not m.batch_first
+        y = _time_major_h(stack[-1]) if time_major else _batch_major(stack[-1])
+        flat = [lt for layer in stack for lt in layer]
+        h_n = np.stack([lt.h[0 if lt.go_backwards else -1] for lt in flat])
+        c_n = np.stack([lt.c[0 if lt.go_backwards else -1] for lt in flat])
+        self.rec.lstm_calls.append(
+            LSTMCall(
+                order=next(self.rec.counter),
+                module=m,
+                path=path,
+                x=x_bt.swapaxes(0, 1),
+                h0=h0,
+                c0=c0,
+                out=y if time_major else y.swapaxes(0, 1),
+                h_n=h_n,
+                c_n=c_n,
+                mask=None,
+                seen_shape=tuple(input.shape),
+                batch_first=bool(m.batch_first),
+                packed=False,
+                stack=stack,
+            )
+        )
+        self.rec.replaced.add(id(m))  # recorded: the forward hook skips this call
+        if unbatched:
+            y, h_n, c_n = y[:, 0], h_n[:, 0], c_n[:, 0]
+        as_t = torch.from_numpy
+        return as_t(y), (as_t(h_n), as_t(c_n))
+
+    def _torch_run(
+        self, x: np.ndarray, h0: np.ndarray, c0: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """torch's own ``nn.LSTM.forward`` on time-major windows (the spot check)."""
+        torch = _torch()
+        xin = torch.from_numpy(x)
+        if self.module.batch_first:
+            xin = xin.transpose(0, 1)
+        with torch.no_grad():
+            y, (h_n, c_n) = self.orig(xin, (torch.from_numpy(h0), torch.from_numpy(c0)))
+        if self.module.batch_first:
+            y = y.transpose(0, 1)
+        return _np(y), _np(h_n), _np(c_n)
+
+
+def _batch_major(halves: list[LayerTrace]) -> np.ndarray:
+    """The h of one layer's directions side by side, ``(B, T, D*P)``, in one new array."""
+    t, b, p = halves[0].h.shape
+    out = np.empty((b, t, p * len(halves)), np.float32)
+    for d, lt in enumerate(halves):
+        out[..., d * p : (d + 1) * p] = lt.h.swapaxes(0, 1)
+    return out
+
+
+def _time_major_h(halves: list[LayerTrace]) -> np.ndarray:
+    """The same, ``(T, B, D*P)``."""
+    if len(halves) == 1:
+        return np.array(halves[0].h, copy=True)
+    return np.concatenate([lt.h for lt in halves], axis=2)
+
+
+#: One trace at a time sets :class:`_EngineForward` on a model's modules (two traces from
+#: two threads would otherwise restore each other's).
+_LOCK = threading.RLock()
+
+
+@contextlib.contextmanager
+def _engine_forwards(rec: Recorder, modules: list[Any], verify: str) -> Iterator[None]:
+    """Each ``nn.LSTM`` in ``modules`` runs :class:`_EngineForward` while inside (an
+    instance attribute shadowing the class's ``forward``; restored afterwards)."""
+    if verify == "full" or not modules:
+        yield
+        return
+    with _LOCK:
+        saved = []
+        for m in modules:
+            had = "forward" in vars(m)
+            saved.append((m, had, vars(m).get("forward")))
+            object.__setattr__(m, "forward", _EngineForward(rec, m, verify))
+        try:
+            yield
+        finally:
+            for m, had, old in reversed(saved):
+                if had:
+                    object.__setattr__(m, "forward", old)
+                else:
+                    object.__delattr__(m, "forward")
 
 
 # ------------------------------------------------------------------------- initial states
@@ -494,8 +712,9 @@ class TorchModel(LiveModel):
                 continue
             if initial_state:
                 handles.append(mod.register_forward_pre_hook(first.hook, with_kwargs=True))
+        lstms = [mod for _, mod in self._modules() if isinstance(mod, torch.nn.LSTM)]
         try:
-            with torch.no_grad():
+            with torch.no_grad(), _engine_forwards(rec, lstms, self.verify):
                 y = model(*tensors, *self.args, **self.kwargs)
         except LstmvizError:
             raise
@@ -596,6 +815,7 @@ def live_model(
     time_major: bool = False,
     model_kwargs: dict[str, Any] | None = None,
     name: str | None = None,
+    verify: str = "auto",
 ) -> TorchModel:
     """A :class:`TorchModel` for ``model`` with example input ``x`` (as the model takes it;
     a list or tuple of arrays is passed as several positional inputs)."""
@@ -639,4 +859,5 @@ def live_model(
         kwargs=model_kwargs,
         multi_input=multi,
         name=name or type(model).__name__,
+        verify=verify,
     )

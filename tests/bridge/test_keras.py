@@ -18,6 +18,16 @@ from .reference import assert_layer_equal, keras_lstm_steps  # noqa: E402
 ATOL = 1e-5
 
 
+@pytest.fixture(autouse=True)
+def _full_route(monkeypatch):
+    """These tests check the full route (the framework runs its LSTM, every step checked),
+    bit for bit where it hands on the framework's own values; verify="auto" would take the
+    spot route for their batches of 2 or more (tests/bridge/test_routes.py tests that)."""
+    import lstmviz.bridge.common as bc
+
+    monkeypatch.setattr(bc, "SPOT_MIN_BATCH", 1 << 30)
+
+
 @pytest.fixture(params=["eager", "compiled"])
 def path(request, monkeypatch):
     """Both ways a Keras LSTM layer is recorded: eagerly step by step, or compiled (long
