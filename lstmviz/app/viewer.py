@@ -301,6 +301,7 @@ def show(
     t: int | None = None,
     size: tuple[int, int] = (1600, 900),
     presentation: bool = False,
+    verify: str = "auto",
 ) -> Viewer:
     """Open the lstmviz window on a model and return a :class:`Viewer` handle.
 
@@ -323,6 +324,9 @@ def show(
         Window size in pixels.
     presentation : bool
         Start in presentation mode (large type, no side panels).
+    verify : {"auto", "full", "spot"}
+        For a live model: how its LSTMs are checked against the framework (see
+        :func:`lstmviz.bridge.live_model`).
     """
     from ..bridge.common import LiveModel, framework_of
 
@@ -336,7 +340,9 @@ def show(
             )
         from ..bridge import live_model
 
-        m: Any = live_model(model, x, *args, time_major=time_major, model_kwargs=model_kwargs)
+        m: Any = live_model(
+            model, x, *args, time_major=time_major, model_kwargs=model_kwargs, verify=verify
+        )
         xs: Any = m.example_input
     else:
         if args or model_kwargs or time_major:

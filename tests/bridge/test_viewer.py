@@ -49,6 +49,8 @@ def test_show_returns_a_handle_that_drives_the_window(viewer, qtbot):
     # the status bar names what computed the trace: the framework, not the NumPy engine
     assert viewer.window.state.engine == "torch (live)"
     assert "engine: torch (live)" in viewer.window.engine_label.text()
+    # a batch of two takes the spot-checked route by default; verify= chooses
+    assert viewer.trace.layers[0].meta["verified"] == "spot"
     assert viewer.layers == ["rnn_l0", "rnn_l1"]
     viewer.t = 5
     assert viewer.window.state.t == 5 and _cursor(viewer) == 5
@@ -68,6 +70,10 @@ def test_show_returns_a_handle_that_drives_the_window(viewer, qtbot):
         viewer.t = 9
     viewer.t = -1
     assert viewer.t == 8
+    full = lstmviz.show(Counted().eval(), torch.randn(2, 9, 3), block=False, verify="full")
+    qtbot.addWidget(full.window)
+    assert full.trace.layers[0].meta["verified"] == "full"
+    full.close()
 
 
 def test_a_new_input_calls_the_live_model_again(viewer):
