@@ -44,27 +44,13 @@ class Recipe:
     task_attrs: dict[str, Any] | None = None
 
 
-def carry_correlation(
-    model: Any, length: int = 60, n: int = 200, seed: int = 5
-) -> tuple[int, float]:
-    """The LSTM unit whose cell state follows the carry of a binary addition best.
+def carry_correlation(model: Any) -> tuple[int, float]:
+    """The LSTM unit whose cell state follows the carry of a binary addition best:
+    ``(unit, Pearson r)`` as :func:`lstmviz.analysis.story.carry_unit` measures it (the story
+    metric the Train panel and ``lstmviz train`` report)."""
+    from ..analysis.story import carry_unit
 
-    ``model`` is an engine model of the adder; returns ``(unit, Pearson r)`` between the unit's
-    cell state after step t and the carry out of step t, over ``n`` random additions of
-    ``length`` bits.
-    """
-    from .tasks import binary_addition_data, carries
-
-    b = binary_addition_data(np.random.default_rng(seed), n, length)
-    tr = model.trace(b.x)
-    c = tr.layer(0).cell  # (n, T, U)
-    car = carries(b.x).ravel().astype(np.float64)  # (n*T,)
-    rs = []
-    for u in range(c.shape[2]):
-        v = c[:, :, u].ravel().astype(np.float64)
-        rs.append(0.0 if v.std() == 0 else float(np.corrcoef(v, car)[0, 1]))
-    best = int(np.argmax(np.abs(rs)))
-    return best, rs[best]
+    return carry_unit(model)
 
 
 def _adder_check(engine_model: Any, result: Any) -> dict[str, float]:
