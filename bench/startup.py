@@ -13,7 +13,7 @@ to the end of the first paint that shows the data:
 Prints one summary line per figure::
 
     python bench/startup.py            # 5 runs each, alternating
-    python bench/startup.py --runs 9 --model assets/examples/char_textgen.keras
+    python bench/startup.py --runs 9 --model lstmviz/assets/examples/char_textgen.keras
 """
 
 from __future__ import annotations
