@@ -71,18 +71,31 @@ def build_model(units: int, features: int, seed: int):
     return Model("stall_bench", nodes, [("input", 0, 0)], [("head", 0, 0)])
 
 
+KERAS_SCRIPT = """
+import sys
+import keras
+units, features, path = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
+inp = keras.Input((None, features))
+h = keras.layers.LSTM(units, return_sequences=True, name="lstm_1")(inp)
+h = keras.layers.LSTM(units, return_sequences=True, name="lstm_2")(h)
+out = keras.layers.Dense(10, activation="softmax", name="head")(h)
+keras.Model(inp, out).save(path)
+"""
+
+
 def save_keras(units: int, features: int, path: Path) -> bool:
-    """The same architecture as a real .keras file (Keras, when installed)."""
-    try:
-        import keras
-    except ImportError:
-        return False
-    inp = keras.Input((None, features))
-    h = keras.layers.LSTM(units, return_sequences=True, name="lstm_1")(inp)
-    h = keras.layers.LSTM(units, return_sequences=True, name="lstm_2")(h)
-    out = keras.layers.Dense(10, activation="softmax", name="head")(h)
-    keras.Model(inp, out).save(path)
-    return True
+    """The same architecture as a real .keras file, written by Keras in a child process (the
+    app never imports TensorFlow; neither does the process measured). False without Keras."""
+    import subprocess
+
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", CUDA_VISIBLE_DEVICES="")
+    r = subprocess.run(
+        [sys.executable, "-c", KERAS_SCRIPT, str(units), str(features), str(path)],
+        capture_output=True,
+        env=env,
+        check=False,
+    )
+    return r.returncode == 0 and path.is_file()
 
 
 class Probe:
@@ -132,14 +145,23 @@ class Sampler(threading.Thread):
         self.target = threading.main_thread().ident
         self.samples: list[tuple[float, tuple[tuple[str, int, str], ...]]] = []
         self.others: list[tuple[float, str, tuple[tuple[str, int, str], ...]]] = []
+        #: the GUI thread's scheduler state at each sample (Linux): R running or runnable
+        #: (waiting for a CPU), S sleeping (waiting: the GIL, a lock, a timer), D disk
+        self.states: list[tuple[float, str]] = []
+        self._stat = Path(f"/proc/self/task/{threading.get_native_id()}/stat")
         self.running = threading.Event()
         self.running.set()
 
     def run(self) -> None:
         me = threading.get_ident()
         while self.running.is_set():
+            try:
+                state = self._stat.read_text().rsplit(")", 1)[1].split()[0]
+            except (OSError, IndexError):
+                state = "?"
             frames = sys._current_frames()
             now = time.perf_counter()
+            self.states.append((now, state))
             names = {t.ident: t.name for t in threading.enumerate()}
             for ident, frame in frames.items():
                 if ident == me:
@@ -168,6 +190,10 @@ class Sampler(threading.Thread):
                 counts[_key(stack, depth)] += 1
         return counts, n
 
+    def thread_states(self, windows: list[tuple[float, float, float]]) -> Counter:
+        """The GUI thread's scheduler states sampled inside ``windows``."""
+        return Counter(st for t, st in self.states if any(a <= t <= b for a, b, _ in windows))
+
     def other_threads(self, windows: list[tuple[float, float, float]], depth: int) -> Counter:
         """What the other threads were doing inside ``windows`` (those in lstmviz's code, or
         not waiting): each may hold the GIL the GUI thread waits for."""
@@ -193,6 +219,27 @@ def _key(stack: tuple[tuple[str, int, str], ...], depth: int) -> str:
     if ours and stack and stack[0] is not ours[0]:
         key = f"[{_short(stack[0][0])}:{stack[0][1]} {stack[0][2]}] " + key
     return key
+
+
+STATE_NAMES = {
+    "R": "running or waiting for a CPU",
+    "S": "asleep (the GIL, a lock, a timer)",
+    "D": "waiting for the disk",
+}
+
+
+def major_faults() -> tuple[int, int]:
+    """Major page faults so far of the GUI thread and of the whole process (Linux; zeros
+    elsewhere): pages read back from disk -- library code evicted by the OS, say -- stall the
+    thread that touches them without using its CPU."""
+    out = []
+    for path in (f"/proc/self/task/{threading.get_native_id()}/stat", "/proc/self/stat"):
+        try:
+            fields = Path(path).read_text().rsplit(")", 1)[1].split()
+            out.append(int(fields[9]))  # majflt: field 12 of stat(5), 10th after the name
+        except (OSError, IndexError, ValueError):
+            out.append(0)
+    return out[0], out[1]
 
 
 def _short(path: str) -> str:
@@ -251,11 +298,16 @@ def run(units: int, steps: int, repeat: int, hot_ms: float = 50.0, depth: int = 
     results: dict[str, list[tuple[float, float, float, float]]] = {}
     windows: dict[str, list[tuple[float, float, float]]] = {}
 
+    faults: dict[str, list[tuple[int, int]]] = {}
+
     def measure(name: str, act, done) -> None:
+        f0 = major_faults()
         probe.start()
         act()
         wall = spin_until(done)
         gaps = np.asarray(probe.stop()) * 1000
+        f1 = major_faults()
+        faults.setdefault(name, []).append((f1[0] - f0[0], f1[1] - f0[1]))
         i = int(gaps.argmax()) if gaps.size else -1
         results.setdefault(name, []).append(
             (
@@ -314,7 +366,9 @@ def run(units: int, steps: int, repeat: int, hot_ms: float = 50.0, depth: int = 
         print(
             f"  {name:<26} shown after {np.median(a[:, 0]) * 1000:7.0f} ms (median)  "
             f"longest stall {a[:, 1].max():6.1f} ms "
-            f"(GUI thread CPU {a[a[:, 1].argmax(), 3]:5.1f} ms)  p99 {np.median(a[:, 2]):5.1f} ms"
+            f"(GUI thread CPU {a[a[:, 1].argmax(), 3]:5.1f} ms)  p99 {np.median(a[:, 2]):5.1f} ms  "
+            f"major page faults {sum(f[0] for f in faults[name])} GUI thread / "
+            f"{sum(f[1] for f in faults[name])} process"
         )
     print(f"  longest stall of all: {worst:.1f} ms ({'met' if worst <= 50 else 'NOT met'})")
     print(f"hot spots: the GUI thread's stack in stalls over {hot_ms:g} ms (2 ms samples)")
@@ -324,6 +378,11 @@ def run(units: int, steps: int, repeat: int, hot_ms: float = 50.0, depth: int = 
         counts, n = sampler.hot_spots(win, depth)
         total = sum(g for _, _, g in win) * 1000
         print(f"  {name}: {len(win)} stall(s), {total:.0f} ms in all, {n} samples")
+        states = sampler.thread_states(win)
+        if states:
+            k = sum(states.values())
+            parts = [f"{STATE_NAMES.get(st, st)} {c * 100 / k:.0f}%" for st, c in states.items()]
+            print("    GUI thread state: " + ", ".join(parts))
         for key, c in counts.most_common(6):
             print(f"    {c * 100 / max(n, 1):4.0f}%  {key}")
         others = sampler.other_threads(win, depth)
