@@ -14,8 +14,12 @@ fired; the goal is no stall over 50 ms at 1024 units x 10,000 steps.
 
     python bench/gui_stall.py [--units 1024] [--steps 10000] [--repeat 3]
 
-Runs offscreen unless a display is set. Prints per action: wall time until shown, and the
-longest and 99th-percentile stall.
+Runs offscreen unless a display is set. Prints per action: wall time until shown, the longest
+and 99th-percentile stall, and how much of the longest stall the GUI thread spent on its own
+CPU (the rest is waiting: for the CPU on a busy machine, or for the GIL held by a worker).
+Then the hot spots: a sampler thread records the GUI thread's Python stack every 2 ms, and
+the samples taken inside stalls over ``--hot-ms`` (default 50) are summed per place in
+lstmviz's code (the innermost lstmviz frames; ``--depth`` of them).
 """
 
 from __future__ import annotations
@@ -24,7 +28,9 @@ import argparse
 import os
 import sys
 import tempfile
+import threading
 import time
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -65,46 +71,186 @@ def build_model(units: int, features: int, seed: int):
     return Model("stall_bench", nodes, [("input", 0, 0)], [("head", 0, 0)])
 
 
+KERAS_SCRIPT = """
+import sys
+import keras
+units, features, path = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
+inp = keras.Input((None, features))
+h = keras.layers.LSTM(units, return_sequences=True, name="lstm_1")(inp)
+h = keras.layers.LSTM(units, return_sequences=True, name="lstm_2")(h)
+out = keras.layers.Dense(10, activation="softmax", name="head")(h)
+keras.Model(inp, out).save(path)
+"""
+
+
 def save_keras(units: int, features: int, path: Path) -> bool:
-    """The same architecture as a real .keras file (Keras, when installed)."""
-    try:
-        import keras
-    except ImportError:
-        return False
-    inp = keras.Input((None, features))
-    h = keras.layers.LSTM(units, return_sequences=True, name="lstm_1")(inp)
-    h = keras.layers.LSTM(units, return_sequences=True, name="lstm_2")(h)
-    out = keras.layers.Dense(10, activation="softmax", name="head")(h)
-    keras.Model(inp, out).save(path)
-    return True
+    """The same architecture as a real .keras file, written by Keras in a child process (the
+    app never imports TensorFlow; neither does the process measured). False without Keras."""
+    import subprocess
+
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", CUDA_VISIBLE_DEVICES="")
+    r = subprocess.run(
+        [sys.executable, "-c", KERAS_SCRIPT, str(units), str(features), str(path)],
+        capture_output=True,
+        env=env,
+        check=False,
+    )
+    return r.returncode == 0 and path.is_file()
 
 
 class Probe:
-    """Records how late a 5 ms timer fires."""
+    """Records how late a 5 ms timer fires, and the GUI thread's CPU time meanwhile."""
 
     def __init__(self) -> None:
         self.gaps: list[float] = []
+        self.cpu: list[float] = []
+        self.ends: list[float] = []
         self.last = time.perf_counter()
+        self.last_cpu = time.thread_time()
         self.timer = QTimer()
         self.timer.setInterval(5)
         self.timer.timeout.connect(self.tick)
 
     def tick(self) -> None:
-        now = time.perf_counter()
+        now, cpu = time.perf_counter(), time.thread_time()
         self.gaps.append(now - self.last - 0.005)
-        self.last = now
+        self.cpu.append(cpu - self.last_cpu)
+        self.ends.append(now)
+        self.last, self.last_cpu = now, cpu
 
     def start(self) -> None:
-        self.gaps = []
-        self.last = time.perf_counter()
+        self.gaps, self.cpu, self.ends = [], [], []
+        self.last, self.last_cpu = time.perf_counter(), time.thread_time()
         self.timer.start()
 
     def stop(self) -> list[float]:
         self.timer.stop()
         return self.gaps
 
+    def stalls(self, over: float) -> list[tuple[float, float, float]]:
+        """``(start, end, gap)`` of every stall longer than ``over`` seconds."""
+        return [
+            (end - gap - 0.005, end, gap)
+            for end, gap in zip(self.ends, self.gaps, strict=True)
+            if gap > over
+        ]
 
-def run(units: int, steps: int, repeat: int) -> int:
+
+class Sampler(threading.Thread):
+    """Samples the GUI thread's Python stack every ``interval`` seconds (a daemon thread)."""
+
+    def __init__(self, interval: float = 0.002) -> None:
+        super().__init__(name="stall sampler", daemon=True)
+        self.interval = interval
+        self.target = threading.main_thread().ident
+        self.samples: list[tuple[float, tuple[tuple[str, int, str], ...]]] = []
+        self.others: list[tuple[float, str, tuple[tuple[str, int, str], ...]]] = []
+        #: the GUI thread's scheduler state at each sample (Linux): R running or runnable
+        #: (waiting for a CPU), S sleeping (waiting: the GIL, a lock, a timer), D disk
+        self.states: list[tuple[float, str]] = []
+        self._stat = Path(f"/proc/self/task/{threading.get_native_id()}/stat")
+        self.running = threading.Event()
+        self.running.set()
+
+    def run(self) -> None:
+        me = threading.get_ident()
+        while self.running.is_set():
+            try:
+                state = self._stat.read_text().rsplit(")", 1)[1].split()[0]
+            except (OSError, IndexError):
+                state = "?"
+            frames = sys._current_frames()
+            now = time.perf_counter()
+            self.states.append((now, state))
+            names = {t.ident: t.name for t in threading.enumerate()}
+            for ident, frame in frames.items():
+                if ident == me:
+                    continue
+                stack = []
+                while frame is not None and len(stack) < 60:
+                    code = frame.f_code
+                    stack.append((code.co_filename, frame.f_lineno, code.co_name))
+                    frame = frame.f_back
+                if ident == self.target:
+                    self.samples.append((now, tuple(stack)))
+                else:
+                    self.others.append((now, names.get(ident, "?"), tuple(stack)))
+            time.sleep(self.interval)
+
+    def hot_spots(
+        self, windows: list[tuple[float, float, float]], depth: int
+    ) -> tuple[Counter, int]:
+        """Samples inside ``windows`` counted per place: the innermost ``depth`` frames of
+        lstmviz's code (or the innermost frame when none is lstmviz's)."""
+        counts: Counter = Counter()
+        n = 0
+        for t, stack in self.samples:
+            if any(a <= t <= b for a, b, _ in windows):
+                n += 1
+                counts[_key(stack, depth)] += 1
+        return counts, n
+
+    def thread_states(self, windows: list[tuple[float, float, float]]) -> Counter:
+        """The GUI thread's scheduler states sampled inside ``windows``."""
+        return Counter(st for t, st in self.states if any(a <= t <= b for a, b, _ in windows))
+
+    def other_threads(self, windows: list[tuple[float, float, float]], depth: int) -> Counter:
+        """What the other threads were doing inside ``windows`` (those in lstmviz's code, or
+        not waiting): each may hold the GIL the GUI thread waits for."""
+        counts: Counter = Counter()
+        for t, name, stack in self.others:
+            if not any(a <= t <= b for a, b, _ in windows):
+                continue
+            if not any("/lstmviz/" in f[0] for f in stack):
+                continue
+            counts[f"({name}) " + _key(stack, depth)] += 1
+        return counts
+
+
+def _key(stack: tuple[tuple[str, int, str], ...], depth: int) -> str:
+    ours = [f for f in stack if "/lstmviz/" in f[0]]
+    frames = ours[:depth] if ours else stack[:1]
+    if not ours and frames and frames[0][2] in ("qt_work", "nap"):
+        return {
+            "qt_work": "Qt's own work (layout, painting, event dispatch: no Python frame)",
+            "nap": "waiting for the GIL (held by another thread) or for a CPU",
+        }[frames[0][2]]
+    key = " < ".join(f"{_short(f[0])}:{f[1]} {f[2]}" for f in frames)
+    if ours and stack and stack[0] is not ours[0]:
+        key = f"[{_short(stack[0][0])}:{stack[0][1]} {stack[0][2]}] " + key
+    return key
+
+
+STATE_NAMES = {
+    "R": "running or waiting for a CPU",
+    "S": "asleep (the GIL, a lock, a timer)",
+    "D": "waiting for the disk",
+}
+
+
+def major_faults() -> tuple[int, int]:
+    """Major page faults so far of the GUI thread and of the whole process (Linux; zeros
+    elsewhere): pages read back from disk -- library code evicted by the OS, say -- stall the
+    thread that touches them without using its CPU."""
+    out = []
+    for path in (f"/proc/self/task/{threading.get_native_id()}/stat", "/proc/self/stat"):
+        try:
+            fields = Path(path).read_text().rsplit(")", 1)[1].split()
+            out.append(int(fields[9]))  # majflt: field 12 of stat(5), 10th after the name
+        except (OSError, IndexError, ValueError):
+            out.append(0)
+    return out[0], out[1]
+
+
+def _short(path: str) -> str:
+    i = path.rfind("/lstmviz/")
+    if i >= 0:
+        return path[i + 1 :]
+    parts = path.split("/")
+    return "/".join(parts[-2:])
+
+
+def run(units: int, steps: int, repeat: int, hot_ms: float = 50.0, depth: int = 3) -> int:
     app = QApplication.instance() or QApplication(sys.argv[:1])
     from lstmviz.app.main_window import MainWindow
 
@@ -121,16 +267,24 @@ def run(units: int, steps: int, repeat: int) -> int:
     w.resize(1600, 900)
     w.show()
     probe = Probe()
+    sampler = Sampler()
+    sampler.start()
+
+    def qt_work() -> None:  # a sample here: Qt's own work (layout, painting, no Python)
+        app.processEvents()
+
+    def nap() -> None:  # a sample here after 1 ms: waiting for the GIL or for a CPU
+        time.sleep(0.001)
 
     def spin_until(cond, timeout: float = 600.0) -> float:
         t0 = time.perf_counter()
         while not cond():
-            app.processEvents()
-            time.sleep(0.001)
+            qt_work()
+            nap()
             if time.perf_counter() - t0 > timeout:
                 raise TimeoutError("the action did not finish")
         for _ in range(5):  # the repaint that shows it
-            app.processEvents()
+            qt_work()
         return time.perf_counter() - t0
 
     def settled() -> bool:
@@ -141,16 +295,29 @@ def run(units: int, steps: int, repeat: int) -> int:
             and not w.trace_runner.is_running()
         )
 
-    results: dict[str, list[tuple[float, float, float]]] = {}
+    results: dict[str, list[tuple[float, float, float, float]]] = {}
+    windows: dict[str, list[tuple[float, float, float]]] = {}
+
+    faults: dict[str, list[tuple[int, int]]] = {}
 
     def measure(name: str, act, done) -> None:
+        f0 = major_faults()
         probe.start()
         act()
         wall = spin_until(done)
         gaps = np.asarray(probe.stop()) * 1000
+        f1 = major_faults()
+        faults.setdefault(name, []).append((f1[0] - f0[0], f1[1] - f0[1]))
+        i = int(gaps.argmax()) if gaps.size else -1
         results.setdefault(name, []).append(
-            (wall, float(gaps.max()) if gaps.size else 0.0, float(np.percentile(gaps, 99)))
+            (
+                wall,
+                float(gaps[i]) if gaps.size else 0.0,
+                float(np.percentile(gaps, 99)) if gaps.size else 0.0,
+                probe.cpu[i] * 1000 if gaps.size else 0.0,
+            )
         )
+        windows.setdefault(name, []).extend(probe.stalls(hot_ms / 1000))
 
     for _ in range(repeat):
         if real_file:
@@ -185,6 +352,8 @@ def run(units: int, steps: int, repeat: int) -> int:
             lambda g=gen: w.state.generation > g and settled(),
         )
     w.close()
+    sampler.running.clear()
+    sampler.join()
     print(
         f"GUI stalls, {units} units x {steps} steps x 2 layers, batch 1 "
         f"({'a .keras file' if real_file else 'an engine model'}); {repeat} runs; "
@@ -196,9 +365,31 @@ def run(units: int, steps: int, repeat: int) -> int:
         worst = max(worst, float(a[:, 1].max()))
         print(
             f"  {name:<26} shown after {np.median(a[:, 0]) * 1000:7.0f} ms (median)  "
-            f"longest stall {a[:, 1].max():6.1f} ms  p99 {np.median(a[:, 2]):5.1f} ms"
+            f"longest stall {a[:, 1].max():6.1f} ms "
+            f"(GUI thread CPU {a[a[:, 1].argmax(), 3]:5.1f} ms)  p99 {np.median(a[:, 2]):5.1f} ms  "
+            f"major page faults {sum(f[0] for f in faults[name])} GUI thread / "
+            f"{sum(f[1] for f in faults[name])} process"
         )
     print(f"  longest stall of all: {worst:.1f} ms ({'met' if worst <= 50 else 'NOT met'})")
+    print(f"hot spots: the GUI thread's stack in stalls over {hot_ms:g} ms (2 ms samples)")
+    for name, win in windows.items():
+        if not win:
+            continue
+        counts, n = sampler.hot_spots(win, depth)
+        total = sum(g for _, _, g in win) * 1000
+        print(f"  {name}: {len(win)} stall(s), {total:.0f} ms in all, {n} samples")
+        states = sampler.thread_states(win)
+        if states:
+            k = sum(states.values())
+            parts = [f"{STATE_NAMES.get(st, st)} {c * 100 / k:.0f}%" for st, c in states.items()]
+            print("    GUI thread state: " + ", ".join(parts))
+        for key, c in counts.most_common(6):
+            print(f"    {c * 100 / max(n, 1):4.0f}%  {key}")
+        others = sampler.other_threads(win, depth)
+        if others:
+            print("    other threads in lstmviz's code meanwhile (they may hold the GIL):")
+            for key, c in others.most_common(4):
+                print(f"    {c * 100 / max(n, 1):4.0f}%  {key}")
     return 0
 
 
@@ -207,8 +398,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--units", type=int, default=1024)
     p.add_argument("--steps", type=int, default=10_000)
     p.add_argument("--repeat", type=int, default=3)
+    p.add_argument("--hot-ms", type=float, default=50.0, help="stalls profiled (ms)")
+    p.add_argument("--depth", type=int, default=3, help="lstmviz frames per hot spot")
     a = p.parse_args(argv)
-    return run(a.units, a.steps, a.repeat)
+    return run(a.units, a.steps, a.repeat, a.hot_ms, a.depth)
 
 
 if __name__ == "__main__":

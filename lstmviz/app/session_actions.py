@@ -210,9 +210,13 @@ class SessionActions(QObject):
         self.last_autosave: float | None = None
         self._closed = False
         self._restoring = False
+        # background autosaves go to one writer thread that stays up: starting a thread per
+        # autosave made the GUI thread wait until the new thread ran (Thread.start), up to
+        # tens of milliseconds when the cores are busy
         self._writer: threading.Thread | None = None
-        self._writer_mutex = threading.Lock()
-        self._next: tuple[Session, bool] | None = None
+        self._writer_cv = threading.Condition()
+        self._next: tuple[Session, bool] | None = None  # the newest state wins
+        self._writing = False
         self._autosave_failed.connect(self._on_autosave_failed)
         self._build_menu()
         self.timer = QTimer(self)
@@ -439,14 +443,16 @@ class SessionActions(QObject):
         if not background:
             self.wait_for_autosave()
             return self.autosave_path if self._write(s, bool(small)) else None
-        with self._writer_mutex:
-            if self._writer is not None and self._writer.is_alive():
-                self._next = (s, bool(small))  # the newest state wins
-                return self.autosave_path
-            self._writer = threading.Thread(
-                target=self._write_loop, args=(s, bool(small)), name="lstmviz autosave", daemon=True
-            )
-            self._writer.start()
+        with self._writer_cv:
+            self._next = (s, bool(small))  # the newest state wins
+            self._writer_cv.notify_all()
+            start = self._writer is None
+            if start:
+                self._writer = threading.Thread(
+                    target=self._write_loop, name="lstmviz autosave", daemon=True
+                )
+        if start and self._writer is not None:
+            self._writer.start()  # once: it then waits for the next autosave
         return self.autosave_path
 
     def _write(self, s: Session, embed: bool) -> bool:
@@ -458,20 +464,26 @@ class SessionActions(QObject):
         self.last_autosave = time.time()
         return True
 
-    def _write_loop(self, s: Session, embed: bool) -> None:
+    def _write_loop(self) -> None:
         while True:
-            self._write(s, embed)
-            with self._writer_mutex:
-                nxt, self._next = self._next, None
-                if nxt is None or self._closed:
+            with self._writer_cv:
+                while self._next is None and not self._closed:
+                    self._writer_cv.wait()
+                if self._next is None:  # closed, nothing left to write
                     return
-            s, embed = nxt
+                (s, embed), self._next = self._next, None
+                self._writing = True
+            try:
+                self._write(s, embed)
+            finally:
+                with self._writer_cv:
+                    self._writing = False
+                    self._writer_cv.notify_all()
 
     def wait_for_autosave(self, timeout: float = 60.0) -> None:
-        """Wait until a background autosave has been written."""
-        w = self._writer
-        if w is not None:
-            w.join(timeout)
+        """Wait until the background autosaves asked for have been written."""
+        with self._writer_cv:
+            self._writer_cv.wait_for(lambda: self._next is None and not self._writing, timeout)
 
     def _on_autosave_failed(self, msg: str) -> None:
         log.warning("autosave failed: %s", msg)
@@ -778,6 +790,8 @@ class SessionActions(QObject):
         if getattr(self, "_pending", None) is not None:
             self._pending.stop()
         self.wait_for_autosave()  # a write in flight must not recreate the file below
+        with self._writer_cv:
+            self._writer_cv.notify_all()  # the writer thread ends
         for box in (self.restore_box, self.data_warning_box):
             if box is not None:
                 box.close()

@@ -21,6 +21,9 @@ from ..errors import LstmvizError
 from ..state import ViewerState
 from .style import NORMAL, Theme
 
+#: The input editor shows the input's text up to this many characters.
+MAX_EDIT_TEXT = 5000
+
 HINTS = {
     "digits": "digits, e.g. 4 7 3",
     "bits": "two binary numbers, e.g. 1011 + 0110",
@@ -428,11 +431,13 @@ class InputEditor(QWidget):
 
     def _on_input_changed(self) -> None:
         try:
-            text = self.state.input_text()
+            # a long input of feature values is not even written (10,000 steps of 16
+            # features took ~0.1 s on the GUI thread, to be dropped)
+            within = self.state.input_text_within(MAX_EDIT_TEXT)
         except (LstmvizError, ValueError, IndexError):
-            text = ""
-        if len(text) > 5000:
-            text = ""
+            within = ""
+        text = within or ""
+        if within is None:
             self.edit.setPlaceholderText("(long input loaded from a file)")
         if not self.edit.hasFocus() or self.edit.text().strip() == "":
             self.edit.setText(text)

@@ -277,25 +277,50 @@ class LayerTrace:
             return self.h0[b], self.c0[b]
         return self.h[p, b], self.c[p, b]
 
-    def contributions(self, t: int, b: int = 0) -> dict[str, dict[str, np.ndarray]]:
+    def contributions(
+        self, t: int, b: int = 0, units: Any = None
+    ) -> dict[str, dict[str, np.ndarray]]:
         """Each gate's pre-activation split into ``W·x``, ``U·h`` and ``b`` for step ``t``.
 
-        Returns ``{gate: {"Wx": (units,), "Uh": (units,), "b": (units,), "z": (units,)}}``
-        with gate in ``("input_gate", "forget_gate", "candidate", "output_gate")``.
-        ``t=-1`` is the last input position, as in NumPy; a ``t`` or ``b`` out of range raises
-        :class:`~lstmviz.errors.ArgumentError`.
+        Returns ``{gate: {"Wx": (n,), "Uh": (n,), "b": (n,), "z": (n,)}}`` with gate in
+        ``("input_gate", "forget_gate", "candidate", "output_gate")``, for every unit
+        (``n = units``) or only for ``units`` (a sequence of unit indices, in that order):
+        a view of one unit reads four columns of the weights instead of all of them.
+        ``t=-1`` is the last input position, as in NumPy; a ``t``, ``b`` or unit out of
+        range raises :class:`~lstmviz.errors.ArgumentError`.
         """
         w = self.weights
         u = self.units
         t, b = self.position(t, b)
         h_tm1, _ = self.prev_state(t, b)
         x_t = self.x[b, t]
-        wx = x_t @ w.kernel  # (4U,) Keras order i, f, c, o
-        uh = h_tm1 @ w.recurrent_kernel  # (4U,)
+        gates = ("input_gate", "forget_gate", "candidate", "output_gate")
         bias = w.bias if w.bias is not None else np.zeros(4 * u, np.float32)
+        if units is not None:
+            try:
+                idx = np.asarray([int(v) for v in np.atleast_1d(units)], np.int64)
+            except (TypeError, ValueError):
+                raise ArgumentError(
+                    f"layer {self.name!r}: units must be unit indices; found {units!r:.60}"
+                ) from None
+            bad = idx[(idx < 0) | (idx >= u)]
+            if bad.size:
+                raise ArgumentError(
+                    f"layer {self.name!r}: unit {int(bad[0])} is out of range; the layer has "
+                    f"{u} units (0..{u - 1})"
+                )
+            cols = (np.arange(4)[:, None] * u + idx[None, :]).ravel()  # (4 * n,) gate-major
+            n = idx.size
+            wx = x_t @ w.kernel[:, cols]
+            uh = h_tm1 @ w.recurrent_kernel[:, cols]
+            bias = bias[cols]
+        else:
+            n = u
+            wx = x_t @ w.kernel  # (4U,) Keras order i, f, c, o
+            uh = h_tm1 @ w.recurrent_kernel  # (4U,)
         out = {}
-        for k, gate in enumerate(("input_gate", "forget_gate", "candidate", "output_gate")):
-            sl = slice(k * u, (k + 1) * u)
+        for k, gate in enumerate(gates):
+            sl = slice(k * n, (k + 1) * n)
             out[gate] = {"Wx": wx[sl], "Uh": uh[sl], "b": bias[sl], "z": wx[sl] + uh[sl] + bias[sl]}
         return out
 

@@ -614,7 +614,7 @@ def unit_values(
 
     act = lt.weights.activation
     A = _act_text(act)
-    contrib = lt.contributions(t, b)
+    contrib = lt.contributions(t, b, units=[u])  # this unit's four columns only
     h_prev_all, c_prev_all = lt.prev_state(t, b)
     c_prev = float(c_prev_all[u])
     h_prev = float(h_prev_all[u]) if not lt.projected else float("nan")
@@ -654,13 +654,13 @@ def unit_values(
     sub = {"z_i": "i", "z_f": "f", "z_c": "c", "z_o": "o"}
     for key, gate in names.items():
         d = contrib[gate]
-        z = float(d["z"][u])
+        z = float(d["z"][0])
         s = sub[key]
         out[key] = WireValue(
             z,
             fmt(z),
-            f"z_{s} = W_{s}·xₜ + U_{s}·hₜ₋₁ + b_{s} = {fmt(d['Wx'][u])} + "
-            f"{_paren(float(d['Uh'][u]))} + {_paren(float(d['b'][u]))} = {fmt(z)}",
+            f"z_{s} = W_{s}·xₜ + U_{s}·hₜ₋₁ + b_{s} = {fmt(d['Wx'][0])} + "
+            f"{_paren(float(d['Uh'][0]))} + {_paren(float(d['b'][0]))} = {fmt(z)}",
         )
     out["f"] = WireValue(f, fmt(f), f"f = σ({fmt(out['z_f'].value)}) = {fmt(f)}")
     out["i"] = WireValue(i, fmt(i), f"i = σ({fmt(out['z_i'].value)}) = {fmt(i)}")

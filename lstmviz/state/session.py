@@ -41,7 +41,7 @@ def session_from_state(
         path = None
     text: str | None = None
     try:
-        text = state.input_text() if state.model is not None else None
+        text = state.input_text_within(MAX_INPUT_TEXT) if state.model is not None else None
     except (LstmvizError, ValueError, IndexError, TypeError):
         text = None
     mode, arg = state.unit_filter
@@ -58,7 +58,7 @@ def session_from_state(
     return Session(
         model_path=str(path) if path else None,
         input=state.x,
-        input_text=text if text and len(text) <= MAX_INPUT_TEXT else None,
+        input_text=text or None,
         layer=state.layer or None,
         batch=state.batch,
         units=list(state.selected_units),

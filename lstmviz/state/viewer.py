@@ -536,6 +536,16 @@ class ViewerState:
 
     def input_text(self) -> str:
         """The current input written the way :meth:`set_text` reads it."""
+        return self._input_text(None) or ""
+
+    def input_text_within(self, limit: int) -> str | None:
+        """:meth:`input_text`, or None when it would be longer than ``limit`` characters (a
+        long input of feature values is then not written at all: 10,000 steps of 16
+        features took ~0.1 s)."""
+        text = self._input_text(int(limit))
+        return None if text is None or len(text) > limit else text
+
+    def _input_text(self, limit: int | None) -> str | None:
         labels = self.token_labels()
         kind = self._info.token_kind if self._info is not None else None
         if kind == "chars":
@@ -553,6 +563,8 @@ class ViewerState:
             return " ".join(labels)
         arr = np.asarray(self._x[0] if isinstance(self._x, list) else self._x)
         if arr.ndim == 3:
+            if limit is not None and 2 * arr[self._batch].size - 1 > limit:
+                return None  # each value takes a character and a separator at least
             return "; ".join(" ".join(f"{v:.4g}" for v in row) for row in arr[self._batch])
         return " ".join(labels)
 

@@ -4,6 +4,7 @@ traced in this process, and the search and statistics give the same answers ther
 from __future__ import annotations
 
 import logging
+import os
 
 import numpy as np
 import pytest
@@ -56,15 +57,23 @@ def test_cluster_trace_equals_in_process(cluster, tmp_path):
     kw = {"quantities": ("hidden", "cell", "input_gate"), "block_steps": 64}
     here = trace_corpus(m, seqs, tmp_path / "here.zarr", **kw)
     calls = []
-    there = trace_corpus(
-        m,
-        seqs,
-        tmp_path / "there.zarr",
-        lambda a, b: calls.append((a, b)),
-        scheduler=client,
-        **kw,
-    )
+    with distributed.get_task_stream(client=client) as stream:
+        there = trace_corpus(
+            m,
+            seqs,
+            tmp_path / "there.zarr",
+            lambda a, b: calls.append((a, b)),
+            scheduler=client,
+            **kw,
+        )
     assert there.complete and there.manifest["scheduler"].startswith("dask.distributed")
+    # the tracing tasks ran in the cluster's two worker processes, not in this one
+    workers = client.scheduler_info()["workers"]
+    assert len(workers) == 2
+    ran_on = {t["worker"] for t in stream.data}
+    assert stream.data and ran_on <= set(workers)
+    pids = client.run(os.getpid)
+    assert len(set(pids.values())) == 2 and os.getpid() not in pids.values()
     assert calls[-1] == (here.n_steps, here.n_steps)
     _same_store(here, there)
     # by address, as `--scheduler ADDRESS` does

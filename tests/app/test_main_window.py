@@ -520,3 +520,15 @@ def test_hover_shows_the_value(digit_window, qtbot):
     msg = w.statusBar().currentMessage()
     assert msg.startswith("cell state c · unit 5 · t = 2 ('3')")
     assert msg.endswith(f"{v:+.3f}")
+
+
+def test_input_editor_shows_short_inputs_and_leaves_long_ones_out(digit_window):
+    from lstmviz.app.token_strip import MAX_EDIT_TEXT
+
+    w = digit_window
+    w.state.set_input(np.eye(10, dtype=np.float32)[[[4, 2]]])
+    assert w.editor.edit.text() == "4 2"
+    steps = MAX_EDIT_TEXT // 2 + 1  # "d d d ...": 2 characters a step
+    w.state.set_input(np.eye(10, dtype=np.float32)[np.arange(steps)[None] % 10])
+    assert w.editor.edit.text() == ""
+    assert "long input" in w.editor.edit.placeholderText()

@@ -572,10 +572,17 @@ def test_background_autosave_writes_the_newest_state(qtbot, window, models):
         w.state.set_t(t)
         assert a.autosave(background=True) == a.autosave_path
     a.wait_for_autosave()
-    qtbot.waitUntil(lambda: a._writer is None or not a._writer.is_alive(), timeout=10000)
     assert Session.load(a.autosave_path).t == 4
-    w.close()  # waits for any write, then removes the autosave
+    writer = a._writer  # one writer thread for every background autosave
+    assert writer is not None and writer.is_alive()
+    w.state.set_t(2)
+    a.autosave(background=True)
+    a.wait_for_autosave()
+    assert Session.load(a.autosave_path).t == 2 and a._writer is writer
+    w.close()  # waits for any write, then removes the autosave; the writer thread ends
     assert not a.autosave_path.exists()
+    writer.join(10)
+    assert not writer.is_alive()
 
 
 def test_engine_choice_saved_and_restored(qtbot, full_window, tmp_path, monkeypatch):

@@ -70,3 +70,27 @@ def test_interventions_round_trip(tmp_path):
     assert len(third.interventions) == 1 and third.interventions[0].label == "carry"
     assert any(p.startswith("intervention 2 left out") and "unit 50" in p for p in problems)
     assert any(p.startswith("intervention 3 left out") and "mode" in p for p in problems)
+
+
+def test_a_long_input_is_kept_as_the_array_only():
+    """Autosaves take the session on the GUI thread: a text longer than MAX_INPUT_TEXT is
+    not kept, and one of feature values is not even written."""
+    from lstmviz.state.session import MAX_INPUT_TEXT
+
+    m = digit_model()
+    state = ViewerState()
+    digits = np.eye(10, dtype=np.float32)[[[3, 1, 4]]]
+    state.set_model(m, None, digit_info(), digits)
+    assert session_from_state(state).input_text == "3 1 4"
+    assert state.input_text_within(5) == "3 1 4" and state.input_text_within(4) is None
+    feats = np.linspace(-1, 1, 2 * 3 * 10, dtype=np.float32).reshape(2, 3, 10)
+    state.set_model(m, None, None, feats)  # no token kind: the feature values themselves
+    full = state.input_text()
+    assert full.count(";") == 2 and len(full) > 59
+    assert state.input_text_within(len(full)) == full
+    assert state.input_text_within(len(full) - 1) is None
+    assert state.input_text_within(58) is None  # 30 values need 59 characters at least
+    steps = MAX_INPUT_TEXT // 20 + 1
+    state.set_input(np.zeros((1, steps, 10), np.float32))
+    s = session_from_state(state)
+    assert s.input_text is None and s.input.shape == (1, steps, 10)
