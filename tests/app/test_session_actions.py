@@ -524,10 +524,13 @@ def test_training_worker_raising_mid_epoch_keeps_last_good_weights(qtbot, full_w
     w.error_dialog.close()
     doc.set_t(3)  # still usable
     assert doc.t == 3
+
     # and the autosave holds the good snapshots
-    qtbot.waitUntil(
-        lambda: len(Session.load(w.session_actions.autosave_path).snapshots) == 2, timeout=10000
-    )
+    def autosaved_both() -> bool:  # the writer thread may not have written it yet
+        path = w.session_actions.autosave_path
+        return path.is_file() and len(Session.load(path).snapshots) == 2
+
+    qtbot.waitUntil(autosaved_both, timeout=30000)
 
 
 def test_closing_the_window_during_training_stops_the_worker(qtbot, data_dir, monkeypatch, qtlog):
