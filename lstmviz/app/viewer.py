@@ -77,41 +77,32 @@ def _integrate_event_loop(shell: Any) -> None:
 
 
 def _keep_kernel_awake(shell: Any) -> None:
-    """Make sure a Jupyter kernel leaves Qt's event loop when a cell is waiting.
+    """Make sure a Jupyter kernel gets back to its own loop between cells.
 
-    Between cells ipykernel runs Qt's event loop and leaves it when the edge-triggered
-    descriptor of its shell socket fires. A request that arrives while Qt is busy painting can
-    miss that edge, and the kernel then waits for ever (seen on a loaded machine: the cell after
-    ``lstmviz.show`` never ran). A timer looks for such a waiting request four times a second and
-    leaves the loop as ipykernel itself does. Nothing happens outside a kernel or while a cell
-    runs (ipykernel's notifier is off then).
+    Between cells ipykernel runs Qt's event loop and leaves it when the descriptor of its
+    shell socket fires. On a loaded machine a request could arrive without that wake-up, and the
+    kernel then sat in Qt's loop for ever (the cell after ``lstmviz.show`` never ran). A timer
+    hands control back to the kernel four times a second, as IPython's input hooks do: the
+    kernel handles what is waiting and enters Qt's loop again a millisecond later. Nothing
+    happens outside a kernel or while a cell runs (ipykernel's notifier is off then).
     """
     kernel = getattr(shell, "kernel", None)
     if kernel is None or getattr(kernel, "_lstmviz_keep_awake", None) is not None:
         return
-    try:
-        from ipykernel.eventloops import get_shell_stream
-    except ImportError:  # not an ipykernel (a terminal IPython has no socket to watch)
-        return
     from PySide6.QtCore import QTimer
     from PySide6.QtWidgets import QApplication
 
-    def check() -> None:
+    def back_to_the_kernel() -> None:
         notifier = getattr(kernel, "_qt_notifier", None)
         loop = getattr(getattr(kernel, "app", None), "qt_event_loop", None)
         if notifier is None or loop is None or not notifier.isEnabled():
             return  # not in ipykernel's loop between cells
-        try:
-            waiting = get_shell_stream(kernel).flush(limit=1)
-        except Exception:  # noqa: BLE001 - another ipykernel: leave its loop alone
-            return
-        if waiting:
-            notifier.setEnabled(False)
-            loop.quit()
+        notifier.setEnabled(False)
+        loop.quit()
 
     timer = QTimer(QApplication.instance())
     timer.setInterval(250)
-    timer.timeout.connect(check)
+    timer.timeout.connect(back_to_the_kernel)
     timer.start()
     kernel._lstmviz_keep_awake = timer
 
