@@ -542,6 +542,10 @@ def test_what_if_buttons(app, qtbot):
     qtbot.waitUntil(lambda: p.result is not None, timeout=20000)  # computed off the GUI thread
     assert not p.stack.is_empty
     assert "changed step 2" in p.summary.text()
+    # the time axes name the change at its step: the old token, then the new one
+    before = w.state.token_labels()[2]
+    labels = [text for _, text in p.side_plots[1].getAxis("bottom")._tickLevels[0]]
+    assert f"{before}→9" in labels
     click(qtbot, p.apply_btn)
     assert w.state.token_labels()[2] == "9"
     assert w.last_error is None

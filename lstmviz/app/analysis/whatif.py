@@ -250,6 +250,14 @@ class WhatIfPanel(Panel):
             lambda p, s: images(r, layer, q), done, "What-if", on_failed=self.error.emit
         )
 
+    def _labels(self, r: WhatIf) -> list[str]:
+        """The time axis' tokens, the changed step reading "old→new"."""
+        labels = list(self.state.token_labels())
+        new = _changed_label(self.state, r)
+        if new is not None and 0 <= r.t < len(labels) and new != labels[r.t]:
+            labels[r.t] = f"{labels[r.t]}→{new}"
+        return labels
+
     def _draw(self) -> None:
         r = self.result
         lt = self.lt
@@ -276,7 +284,7 @@ class WhatIfPanel(Panel):
         self.diff_plot.setTitle(f"after − before (±{m:.2g})", color="#e8e8ea")
         self.side_plots[0].setTitle(f"before: {TITLES[q]}", color="#e8e8ea")
         self.side_plots[1].setTitle(f"after: {TITLES[q]}", color="#e8e8ea")
-        ticks = time_ticks(self.state.token_labels(), lt.timesteps, offset=0.5)
+        ticks = time_ticks(self._labels(r), lt.timesteps, offset=0.5)
         for p in (self.div_plot, *self.side_plots, self.diff_plot, self.out_plot):
             p.getAxis("bottom").setTicks([ticks, []])
         for line in self.marks:
@@ -305,6 +313,21 @@ class WhatIfPanel(Panel):
         self.summary.setText(
             f"changed step {r.t}: first affected step {first}, largest change {hi:.3g}{out_txt}"
         )
+
+
+def _changed_label(state: Any, r: WhatIf) -> str | None:
+    """The label of the input the what-if put at step ``r.t`` (None when it cannot be told)."""
+    from ...io.inputs import token_labels
+
+    x = r.x_after
+    if isinstance(x, list) or state.model is None:
+        return None
+    step = np.asarray(x)[r.batch : r.batch + 1, r.t : r.t + 1]
+    try:
+        labels = token_labels(state.model, step, state.info, 0)
+    except (LstmvizError, ValueError, IndexError):
+        return None
+    return labels[0] if labels else None
 
 
 def images(r: WhatIf, layer: str, q: str) -> dict[str, Any]:
