@@ -544,8 +544,12 @@ def test_what_if_buttons(app, qtbot):
     assert "changed step 2" in p.summary.text()
     # the time axes name the change at its step: the old token, then the new one
     before = w.state.token_labels()[2]
-    labels = [text for _, text in p.side_plots[1].getAxis("bottom")._tickLevels[0]]
-    assert f"{before}→9" in labels
+
+    def labels(plot):
+        return [text for _, text in plot.getAxis("bottom")._tickLevels[0]]
+
+    assert f"{before}→9" in labels(p.div_plot)
+    assert labels(p.side_plots[0])[2] == before and labels(p.side_plots[1])[2] == "9"
     click(qtbot, p.apply_btn)
     assert w.state.token_labels()[2] == "9"
     assert w.last_error is None

@@ -250,13 +250,16 @@ class WhatIfPanel(Panel):
             lambda p, s: images(r, layer, q), done, "What-if", on_failed=self.error.emit
         )
 
-    def _labels(self, r: WhatIf) -> list[str]:
-        """The time axis' tokens, the changed step reading "old→new"."""
-        labels = list(self.state.token_labels())
-        new = _changed_label(self.state, r)
-        if new is not None and 0 <= r.t < len(labels) and new != labels[r.t]:
-            labels[r.t] = f"{labels[r.t]}→{new}"
-        return labels
+    def _labels(self, r: WhatIf) -> tuple[list[str], list[str], list[str]]:
+        """The time axes' tokens before and after the change, and both ("old→new" at the
+        changed step)."""
+        old = list(self.state.token_labels())
+        new, both = list(old), list(old)
+        label = _changed_label(self.state, r)
+        if label is not None and 0 <= r.t < len(old) and label != old[r.t]:
+            new[r.t] = label
+            both[r.t] = f"{old[r.t]}→{label}"
+        return old, new, both
 
     def _draw(self) -> None:
         r = self.result
@@ -284,9 +287,17 @@ class WhatIfPanel(Panel):
         self.diff_plot.setTitle(f"after − before (±{m:.2g})", color="#e8e8ea")
         self.side_plots[0].setTitle(f"before: {TITLES[q]}", color="#e8e8ea")
         self.side_plots[1].setTitle(f"after: {TITLES[q]}", color="#e8e8ea")
-        ticks = time_ticks(self._labels(r), lt.timesteps, offset=0.5)
-        for p in (self.div_plot, *self.side_plots, self.diff_plot, self.out_plot):
-            p.getAxis("bottom").setTicks([ticks, []])
+        # the before map reads the old input, the after and difference maps the new one, the
+        # plots over time both ("old→new" at the changed step)
+        old_labels, new_labels, both = self._labels(r)
+        for plots, labels in (
+            ((self.side_plots[0],), old_labels),
+            ((self.side_plots[1], self.diff_plot), new_labels),
+            ((self.div_plot, self.out_plot), both),
+        ):
+            ticks = time_ticks(labels, lt.timesteps, offset=0.5)
+            for p in plots:
+                p.getAxis("bottom").setTicks([ticks, []])
         for line in self.marks:
             line.setValue(r.t + 0.5)
         if r.output_change is not None:
