@@ -73,6 +73,10 @@ def show_image(
     plot.vb.setRange(xRange=(x0, x0 + max(cols, 1)), yRange=(0, max(rows, 1)), padding=0)
 
 
+#: A legend's background: dark and nearly opaque, so its text stays readable over the data
+#: it sits on (curves and points pass under it).
+LEGEND_BRUSH = (24, 26, 32, 215)
+
 #: The least height of a panel's plot area: axes, ticks and data stay readable.
 PLOT_MIN_PX = 200
 

@@ -43,7 +43,7 @@ from ...analysis.outputs import output_spec, predicted
 from ...engine.trace import TITLES
 from ...errors import InputError, LstmvizError
 from ..workers import TaskRunner
-from .common import Panel, PlotStack, hint, show_image, style_plot, time_ticks
+from .common import LEGEND_BRUSH, Panel, PlotStack, hint, show_image, style_plot, time_ticks
 from .targets import (
     TargetPicker,
     TaskBar,
@@ -221,7 +221,7 @@ class InterventionsPanel(Panel):
         self.diff_plot.addItem(self.diff_image)
         self.out_plot = self.view.addPlot(row=0, col=1)
         style_plot(self.out_plot, "output", "", "t")
-        self.out_plot.addLegend(offset=(-4, 4), labelTextColor="#e8e8ea")
+        self.out_plot.addLegend(offset=(-4, 4), brush=LEGEND_BRUSH, labelTextColor="#e8e8ea")
         self.view.ci.layout.setColumnStretchFactor(0, 3)
         self.view.ci.layout.setColumnStretchFactor(1, 2)
         self.t_line = pg.InfiniteLine(0, pen=pg.mkPen("#56B4E9", width=1))

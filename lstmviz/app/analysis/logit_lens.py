@@ -12,7 +12,7 @@ import pyqtgraph as pg
 from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QVBoxLayout, QWidget
 
 from ...errors import LstmvizError
-from .common import SERIES, Panel, PlotStack, hint, show_image, style_plot, time_ticks
+from .common import LEGEND_BRUSH, SERIES, Panel, PlotStack, hint, show_image, style_plot, time_ticks
 from .targets import engine_model, on_row_clicked, output_labels, robust_max, unit_ticks
 
 TOP = 10  # units in the bar chart
@@ -63,7 +63,7 @@ class LogitLensPanel(Panel):
         style_plot(self.bars, "", "W·h", "unit")
         self.lens = self.view.addPlot(row=0, col=2)
         style_plot(self.lens, "", "logit", "t")
-        self.lens.addLegend(offset=(-4, 4), labelTextColor="#e8e8ea")
+        self.lens.addLegend(offset=(-4, 4), brush=LEGEND_BRUSH, labelTextColor="#e8e8ea")
         self.lens_cursor = pg.InfiniteLine(0, pen=pg.mkPen("#56B4E9", width=1))
         self.view.ci.layout.setColumnStretchFactor(0, 3)
         self.view.ci.layout.setColumnStretchFactor(1, 2)

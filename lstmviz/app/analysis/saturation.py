@@ -11,7 +11,7 @@ from PySide6.QtWidgets import QDoubleSpinBox, QHBoxLayout, QLabel, QVBoxLayout, 
 
 from ...analysis import dead_units, gate_histograms, saturation, saturation_split
 from ...engine.trace import GATES, TITLES
-from .common import GATE_COLORS, Panel, hint, style_plot
+from .common import GATE_COLORS, LEGEND_BRUSH, Panel, hint, style_plot
 
 DASH = Qt.PenStyle.DashLine
 
@@ -53,7 +53,7 @@ class SaturationPanel(Panel):
         self.scatter_plot.setXRange(0, 1)
         self.scatter_plot.setYRange(0, 1)
         self.scatter_plot.plot([0, 1], [1, 0], pen=pg.mkPen("#555a66", style=DASH))
-        self.legend = self.scatter_plot.addLegend(offset=(-5, 5))
+        self.legend = self.scatter_plot.addLegend(offset=(-5, 5), brush=LEGEND_BRUSH)
         self.scatters = {}
         for g in GATES:
             sc = pg.ScatterPlotItem(

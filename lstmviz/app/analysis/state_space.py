@@ -25,7 +25,7 @@ from PySide6.QtWidgets import (
 )
 
 from ...errors import LstmvizError
-from .common import Panel, PlotStack, hint, style_plot
+from .common import LEGEND_BRUSH, Panel, PlotStack, hint, style_plot
 from .targets import TaskBar, engine_model, open_traced_corpus, side_by_side
 
 SOURCES = (
@@ -155,7 +155,7 @@ class StateSpacePanel(Panel):
         self.pca_plot = self.view.addPlot(row=0, col=0)
         style_plot(self.pca_plot, "", "PC2", "PC1")
         self.pca_plot.showGrid(x=True, y=True, alpha=0.15)
-        self.pca_plot.addLegend(offset=(-4, 4), labelTextColor="#e8e8ea")
+        self.pca_plot.addLegend(offset=(-4, 4), brush=LEGEND_BRUSH, labelTextColor="#e8e8ea")
         self.traj = self.pca_plot.plot(
             pen=pg.mkPen("#56B4E9", width=1.5),
             symbol="o",

@@ -25,7 +25,7 @@ from PySide6.QtWidgets import (
 from ...analysis import probes, rank_units
 from ...engine.trace import TITLES
 from ...errors import LstmvizError
-from .common import SERIES, Panel, hint, style_plot, time_ticks, zscore
+from .common import LEGEND_BRUSH, SERIES, Panel, hint, style_plot, time_ticks, zscore
 
 SOURCES = ("Probe", "Regex", "Painted mask")
 TOP = 20
@@ -123,7 +123,7 @@ class UnitSearchPanel(Panel):
         self.plot_widget = pg.PlotWidget()
         self.plot = self.plot_widget.getPlotItem()
         style_plot(self.plot, "signal and the best units (z-scored)", "", "t")
-        self.legend = self.plot.addLegend(offset=(5, 5))
+        self.legend = self.plot.addLegend(offset=(5, 5), brush=LEGEND_BRUSH)
         self.signal_curve = self.plot.plot(
             pen=pg.mkPen("#ffffff", width=3), name="signal", stepMode=None
         )
