@@ -26,7 +26,7 @@ from PySide6.QtWidgets import (
 
 from ...analysis.attribution import METHOD_TITLES, METHODS
 from ...errors import LstmvizError
-from .common import Panel, PlotStack, hint, show_image, style_plot, time_ticks
+from .common import Panel, hint, result_pane, show_image, style_plot, time_ticks
 from .targets import (
     TargetPicker,
     TaskBar,
@@ -157,15 +157,9 @@ class AttributionPanel(Panel):
         v.addLayout(row)
         v.addStretch(1)
 
-        right = QWidget()
-        rl = QVBoxLayout(right)
-        rl.setContentsMargins(0, 0, 0, 0)
-        self.summary = QLabel("")
-        self.summary.setWordWrap(True)
-        rl.addWidget(self.summary)
-        self.view = pg.GraphicsLayoutWidget()
-        self.stack = PlotStack(self.view, EMPTY["tokens"])
-        rl.addWidget(self.stack, 1)
+        pane = result_pane(EMPTY["tokens"])
+        right, rl = pane.widget, pane.layout
+        self.summary, self.view, self.stack = pane.summary, pane.view, pane.stack
         self.legend = hint("")
         rl.addWidget(self.legend)
         lay.addWidget(side_by_side(left, right), 1)

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QFont, QShowEvent
-from PySide6.QtWidgets import QGraphicsItem, QLabel, QStackedWidget, QWidget
+from PySide6.QtWidgets import QGraphicsItem, QLabel, QStackedWidget, QVBoxLayout, QWidget
 
 from ...errors import LstmvizError
 from ..style import EMPTY_STYLE, NORMAL, OKABE_ITO
@@ -189,3 +190,30 @@ def zscore(a: np.ndarray) -> np.ndarray:
     a = np.asarray(a, np.float64)
     sd = a.std()
     return (a - a.mean()) / sd if sd > 1e-12 else a - a.mean()
+
+
+@dataclass
+class ResultPane:
+    """A panel's result side: a summary sentence above its plots (or their empty state)."""
+
+    widget: QWidget
+    layout: QVBoxLayout
+    summary: QLabel
+    view: pg.GraphicsLayoutWidget
+    stack: PlotStack
+
+
+def result_pane(empty_text: str) -> ResultPane:
+    """The result side of a panel: a word-wrapped summary, then a plot area that shows
+    ``empty_text`` until there is something to plot. Add plots to ``view``; widgets added to
+    ``layout`` go below them."""
+    widget = QWidget()
+    layout = QVBoxLayout(widget)
+    layout.setContentsMargins(0, 0, 0, 0)
+    summary = QLabel("")
+    summary.setWordWrap(True)
+    layout.addWidget(summary)
+    view = pg.GraphicsLayoutWidget()
+    stack = PlotStack(view, empty_text)
+    layout.addWidget(stack, 1)
+    return ResultPane(widget, layout, summary, view, stack)

@@ -43,7 +43,16 @@ from ...analysis.outputs import output_spec, predicted
 from ...engine.trace import TITLES
 from ...errors import InputError, LstmvizError
 from ..workers import TaskRunner
-from .common import LEGEND_BRUSH, Panel, PlotStack, hint, show_image, style_plot, time_ticks
+from .common import (
+    LEGEND_BRUSH,
+    Panel,
+    PlotStack,
+    hint,
+    result_pane,
+    show_image,
+    style_plot,
+    time_ticks,
+)
 from .targets import (
     TargetPicker,
     TaskBar,
@@ -195,15 +204,9 @@ class InterventionsPanel(Panel):
         self.stack = PlotStack(self.view, EMPTY)
         rl.addWidget(self.stack, 1)
         # the Scan tab draws its ranking on the right instead
-        scan_page = QWidget()
-        sl = QVBoxLayout(scan_page)
-        sl.setContentsMargins(0, 0, 0, 0)
-        self.scan_summary = QLabel("")
-        self.scan_summary.setWordWrap(True)
-        sl.addWidget(self.scan_summary)
-        self.scan_view = pg.GraphicsLayoutWidget()
-        self.scan_stack = PlotStack(self.scan_view, SCAN_EMPTY)
-        sl.addWidget(self.scan_stack, 1)
+        pane = result_pane(SCAN_EMPTY)
+        scan_page = pane.widget
+        self.scan_summary, self.scan_view, self.scan_stack = pane.summary, pane.view, pane.stack
         self.pages = QStackedWidget()
         self.pages.addWidget(right)
         self.pages.addWidget(scan_page)

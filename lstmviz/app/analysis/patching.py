@@ -21,7 +21,7 @@ from PySide6.QtWidgets import (
 
 from ...engine.trace import SYMBOLS, TITLES
 from ...errors import InputError, LstmvizError
-from .common import Panel, PlotStack, hint, show_image, style_plot, time_ticks
+from .common import Panel, hint, result_pane, show_image, style_plot, time_ticks
 from .targets import (
     TargetPicker,
     TaskBar,
@@ -118,15 +118,9 @@ class PatchingPanel(Panel):
         v.addLayout(row)
         v.addStretch(1)
 
-        right = QWidget()
-        rl = QVBoxLayout(right)
-        rl.setContentsMargins(0, 0, 0, 0)
-        self.summary = QLabel("")
-        self.summary.setWordWrap(True)
-        rl.addWidget(self.summary)
-        self.view = pg.GraphicsLayoutWidget()
-        self.stack = PlotStack(self.view, EMPTY)
-        rl.addWidget(self.stack, 1)
+        pane = result_pane(EMPTY)
+        right = pane.widget
+        self.summary, self.view, self.stack = pane.summary, pane.view, pane.stack
         lay.addWidget(side_by_side(left, right), 1)
 
         self.q_plot = self.view.addPlot(row=0, col=0)

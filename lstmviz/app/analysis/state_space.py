@@ -25,7 +25,7 @@ from PySide6.QtWidgets import (
 )
 
 from ...errors import LstmvizError
-from .common import LEGEND_BRUSH, Panel, PlotStack, hint, style_plot
+from .common import LEGEND_BRUSH, Panel, hint, result_pane, style_plot
 from .targets import TaskBar, engine_model, open_traced_corpus, side_by_side
 
 SOURCES = (
@@ -135,15 +135,9 @@ class StateSpacePanel(Panel):
         self.table.setMinimumHeight(60)
         v.addWidget(self.table, 1)
 
-        right = QWidget()
-        rl = QVBoxLayout(right)
-        rl.setContentsMargins(0, 0, 0, 0)
-        self.summary = QLabel("")
-        self.summary.setWordWrap(True)
-        rl.addWidget(self.summary)
-        self.view = pg.GraphicsLayoutWidget()
-        self.stack = PlotStack(self.view, EMPTY)
-        rl.addWidget(self.stack, 1)
+        pane = result_pane(EMPTY)
+        right, rl = pane.widget, pane.layout
+        self.summary, self.view, self.stack = pane.summary, pane.view, pane.stack
         rl.addWidget(
             hint(
                 "Line: the input's trajectory (blue dot: the current step). Green: stable "
