@@ -52,6 +52,8 @@ static double run(int nthreads, Py_ssize_t T, Py_ssize_t B, Py_ssize_t U, Py_ssi
     J->bp = wpack + J->nuc * K * J->ncp_max;
     int n = nthreads < J->nchunks ? nthreads : (int)J->nchunks;
     J->scratch = al(n * cr * J->ncp_max * 4);
+    J->apack = B > 1 && J->isa == ISA_AVX512 ? al(n * cr * K * 4) : NULL; /* packed rows */
+    for (int k = 0; k < MAX_THREADS; k++) J->apack_key[k] = -1;
     J->nthreads = n;
     for (int k = 0; k <= n; k++) J->own_begin[k] = (Py_ssize_t)k * J->nchunks / n;
     worker_arg_t wa[MAX_THREADS];
@@ -71,9 +73,11 @@ int main(void)
         printf("skipped: this CPU has no AVX2 + FMA for the packed product\n");
         return 0;
     }
+    /* T, B, U, F, chunk units, chunk rows; the last two take every packed AVX-512 tile */
     const Py_ssize_t cases[][6] = {{40, 1, 97, 5, 8, 1}, {30, 9, 33, 4, 8, 2}, {20, 32, 20, 16, 32, 8},
-                                   {25, 3, 64, 3, 16, 3}};
-    for (int c = 0; c < 4; c++) {
+                                   {25, 3, 64, 3, 16, 3}, {12, 31, 40, 5, 16, 31},
+                                   {10, 47, 24, 3, 8, 16}};
+    for (int c = 0; c < 6; c++) {
         const Py_ssize_t *p = cases[c];
         float *h1 = al(p[0] * p[1] * p[2] * 4 + 64);
         float *hn = al(p[0] * p[1] * p[2] * 4 + 64);

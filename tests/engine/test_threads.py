@@ -76,10 +76,15 @@ def test_threaded_recurrence_equals_the_reference_loop(
 
 
 @needs_kernel
-@pytest.mark.parametrize(("units", "batch"), [(256, 1), (96, 32), (130, 5), (20, 64)])
+@pytest.mark.parametrize(
+    ("units", "batch"),
+    [(256, 1), (96, 32), (130, 5), (20, 64), (40, 14), (33, 15), (64, 29), (70, 31)],
+)
 def test_thread_count_changes_no_bit_at_realistic_sizes(tiles, units, batch, monkeypatch):
     """Default chunks; more threads than this machine has cores (8) included: a thread that
-    the OS keeps waiting has its chunks taken by the others."""
+    the OS keeps waiting has its chunks taken by the others.  The batch sizes take every
+    AVX-512 tile of packed rows (14, 8, 4, 2 and 1 rows: 14 + 1, 14 + 14 + 1, 14 + 14 + 2 + 1)
+    and row blocks of 8-16 rows."""
     monkeypatch.setattr(_accel, "MIN_STEP_WORK_PER_THREAD", 0)
     monkeypatch.setattr(_accel, "MIN_CALL_WORK_PER_THREAD", 0)
     w = _weights(16, units, seed=7)
