@@ -4,6 +4,7 @@ Nothing here imports Qt, TensorFlow, Keras or torch.
 """
 
 from ._accel import get_threads, set_threads
+from ._pool import clear as release_memory
 from .cell import LSTMWeights, lstm_step, run_lstm
 from .model import Model, Node
 from .trace import GATES, QUANTITIES, SYMBOLS, TITLES, LayerTrace, Trace
@@ -20,6 +21,7 @@ __all__ = [
     "Trace",
     "get_threads",
     "lstm_step",
+    "release_memory",
     "run_lstm",
     "set_threads",
 ]

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import InputError, LstmvizError, ModelFileError
-from . import _accel, activations
+from . import _accel, _pool, activations
 from .trace import LayerTrace
 
 # Keras blocks (i, f, c, o) -> internal blocks (i, f, o, c): the three gates contiguous.
@@ -320,10 +320,11 @@ def run_lstm(
     if out is not None:
         pre, act, cs, hs = _reuse(out, x, steps, batch, units, name)
     else:
-        pre = np.empty((steps, batch, 4 * units), np.float32)
-        act = np.empty_like(pre)  # (T, B, 4U) i, f, o, g
-        cs = np.empty((steps, batch, units), np.float32)
-        hs = np.empty((steps, batch, units), np.float32)
+        # recycled memory where a freed trace left some (_pool: no page faults to pay)
+        pre = _pool.empty((steps, batch, 4 * units))
+        act = _pool.empty((steps, batch, 4 * units))  # (T, B, 4U) i, f, o, g
+        cs = _pool.empty((steps, batch, units))
+        hs = _pool.empty((steps, batch, units))
     if not x_mode and (lo, hi) != (0, steps) and in_place:
         lo, hi = 0, steps  # the projection below would overwrite the rows kept in place
     if x_mode:  # the kernel writes [h_tm1, x_t] @ [U; W] + b itself, step by step

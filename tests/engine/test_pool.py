@@ -1,0 +1,77 @@
+"""Recycled trace memory (engine/_pool.py): a freed trace's buffers serve the next trace of a
+similar size, and memory that anything still references is never handed out again."""
+
+from __future__ import annotations
+
+import gc
+
+import numpy as np
+import pytest
+
+from lstmviz.engine import LSTMWeights, _pool, release_memory, run_lstm
+
+
+def _problem(units=64, batch=16, steps=300, feats=5, seed=0):
+    rng = np.random.default_rng(seed)
+    w = LSTMWeights(
+        rng.normal(0, 0.3, (feats, 4 * units)).astype(np.float32),
+        rng.normal(0, 0.3, (units, 4 * units)).astype(np.float32),
+        rng.normal(0, 0.1, 4 * units).astype(np.float32),
+    )
+    return rng.standard_normal((batch, steps, feats)).astype(np.float32), w
+
+
+@pytest.fixture(autouse=True)
+def _empty_pool():
+    release_memory()
+    yield
+    release_memory()
+
+
+def test_a_freed_trace_serves_the_next_one():
+    x, w = _problem()  # pre/act: 300 x 16 x 256 floats = 4.9 MB, pooled
+    first = run_lstm(x, w)
+    expect = first.h.copy()
+    del first
+    gc.collect()
+    assert _pool.pooled_bytes() > 0
+    before = _pool.stats()["reused"]
+    again = run_lstm(x, w)
+    assert _pool.stats()["reused"] - before >= 2  # pre and act at least
+    np.testing.assert_array_equal(again.h, expect)
+
+
+def test_memory_still_referenced_is_never_reused():
+    x, w = _problem()
+    first = run_lstm(x, w)
+    kept_act = first.act[100:]  # a view: keeps the whole buffer's block alive
+    kept_h = memoryview(first.h)  # a buffer export keeps it too
+    snapshot_act, snapshot_h = kept_act.copy(), np.asarray(kept_h).copy()
+    del first
+    gc.collect()
+    x2 = -x  # another input: another trace written into whatever the pool gives out
+    for _ in range(3):
+        other = run_lstm(x2, w)
+        del other
+        gc.collect()
+    np.testing.assert_array_equal(kept_act, snapshot_act)
+    np.testing.assert_array_equal(np.asarray(kept_h), snapshot_h)
+
+
+def test_pool_is_bounded_and_released():
+    x, w = _problem()
+    traces = [run_lstm(x, w) for _ in range(6)]
+    del traces
+    gc.collect()
+    assert 0 < _pool.pooled_bytes() <= _pool.MAX_BYTES
+    assert len(_pool._free) <= _pool.MAX_BLOCKS
+    assert release_memory() > 0
+    assert _pool.pooled_bytes() == 0
+
+
+def test_small_and_huge_requests_bypass_the_pool():
+    small = _pool.empty((10, 10))
+    assert small.base is None or not isinstance(small.base, _pool._Block)
+    huge = _pool.MAX_BYTES // 4 + 1
+    big = _pool.empty((huge,))
+    assert big.base is None and big.nbytes > _pool.MAX_BYTES
