@@ -86,8 +86,9 @@ def empty(shape: tuple[int, ...], dtype: Any = np.float32) -> np.ndarray:
         _stats["fresh"] += 1
     else:
         _stats["reused"] += 1
-    flat = np.asarray(_Block(raw))  # base: the block (keeps raw, returns it when freed)
-    return flat[:nbytes].view(dt).reshape(shape)
+    flat: np.ndarray = np.asarray(_Block(raw))  # base: the block (returns raw when freed)
+    out: np.ndarray = flat[:nbytes].view(dt).reshape(shape)
+    return out
 
 
 def clear() -> int:
