@@ -91,6 +91,20 @@ def empty(shape: tuple[int, ...], dtype: Any = np.float32) -> np.ndarray:
     return out
 
 
+def owns(a: np.ndarray) -> bool:
+    """Whether ``a`` is a whole buffer of its own: an array that owns its data, or one that
+    :func:`empty` made (not a view into somebody else's array)."""
+    if a.flags.owndata:
+        return True
+    b = a.base
+    return (
+        isinstance(b, np.ndarray)
+        and isinstance(b.base, _Block)
+        and a.ctypes.data == b.ctypes.data
+        and a.flags.c_contiguous
+    )
+
+
 def clear() -> int:
     """Free every buffer the pool keeps; returns the bytes released."""
     with _lock:

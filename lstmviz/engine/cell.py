@@ -513,7 +513,7 @@ def _reuse(
             or a.shape != shape
             or a.dtype != np.float32
             or not a.flags.c_contiguous
-            or not a.flags.owndata
+            or not _pool.owns(a)
         ):
             raise InputError(
                 f"LSTM {name!r}: out= must be a trace run_lstm made with the same shape "

@@ -3,12 +3,14 @@ similar size, and memory that anything still references is never handed out agai
 
 from __future__ import annotations
 
+import dataclasses
 import gc
 
 import numpy as np
 import pytest
 
 from lstmviz.engine import LSTMWeights, _pool, release_memory, run_lstm
+from lstmviz.errors import InputError
 
 
 def _problem(units=64, batch=16, steps=300, feats=5, seed=0):
@@ -75,3 +77,30 @@ def test_small_and_huge_requests_bypass_the_pool():
     huge = _pool.MAX_BYTES // 4 + 1
     big = _pool.empty((huge,))
     assert big.base is None and big.nbytes > _pool.MAX_BYTES
+
+
+def test_a_pooled_trace_takes_out_and_reuse():
+    x, w = _problem()
+    first = run_lstm(x, w)
+    assert isinstance(first.pre.base.base, _pool._Block)  # this size is pooled
+    ref = run_lstm(x, w, accelerate=False)
+    again = run_lstm(x, w, out=first)  # its own buffers, written again
+    assert again.pre.ctypes.data == first.pre.ctypes.data
+    np.testing.assert_allclose(again.h, ref.h, atol=1e-5)
+    x2 = x.copy()
+    x2[:, 200] += 1.0
+    changed = run_lstm(x2, w, reuse=again, out=again)  # a what-if in place
+    np.testing.assert_allclose(changed.h, run_lstm(x2, w, accelerate=False).h, atol=1e-5)
+    # a view into the middle of a pooled buffer is not a buffer of its own
+    big = _pool.empty((301, 16, 256))
+    assert _pool.owns(big) and not _pool.owns(big[1:]) and not _pool.owns(big[:, :, ::2])
+    assert not _pool.owns(np.zeros((4, 4))[1:])
+
+
+def test_out_refuses_a_view_into_another_buffer():
+    x, w = _problem()
+    first = run_lstm(x, w)
+    big = _pool.empty((301, 16, 64))
+    other = dataclasses.replace(first, h=big[1:])  # same shape, somebody else's memory
+    with pytest.raises(InputError, match="out= must be"):
+        run_lstm(x, w, out=other)
