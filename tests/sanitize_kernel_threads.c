@@ -51,7 +51,7 @@ static double run(int nthreads, Py_ssize_t T, Py_ssize_t B, Py_ssize_t U, Py_ssi
     J->wp = wpack;
     J->bp = wpack + J->nuc * K * J->ncp_max;
     int n = nthreads < J->nchunks ? nthreads : (int)J->nchunks;
-    J->scratch = al(n * cr * J->ncp_max * 4);
+    J->scratch = al(n * (cr + 1) * J->ncp_max * 4);
     J->apack = B > 1 && J->isa == ISA_AVX512 ? al(n * cr * K * 4) : NULL; /* packed rows */
     for (int k = 0; k < MAX_THREADS; k++) J->apack_key[k] = -1;
     J->nthreads = n;

@@ -498,17 +498,20 @@ MATVEC(matvec256, "avx2,fma", __m256, 8, _mm256_load_ps, _mm256_set1_ps, _mm256_
  * (i, f, o, g blocks of nu); pre/act: the row's (4U,) buffers at the chunk's first unit
  * (block k at + k U); c_tm1, c, h: (nu,) at the chunk's first unit.  The operations are the
  * ones of sigmoid_tanh_row / apply_act + cell_row, block by block, so the result does not
- * depend on the chunking. */
+ * depend on the chunking.  pre == NULL: not written (streamed from z by the caller); act's
+ * blocks are `ast` floats apart (U in the trace, nu in a staging buffer). */
 LSTMVIZ_CLONES
 static void chunk_gates(const float *restrict z, Py_ssize_t nu, float *restrict pre,
-                        float *restrict act, Py_ssize_t U, const float *restrict c_tm1,
-                        float *restrict c, float *restrict h, int ract, int cact)
+                        float *restrict act, Py_ssize_t U, Py_ssize_t ast,
+                        const float *restrict c_tm1, float *restrict c, float *restrict h,
+                        int ract, int cact)
 {
     const int fused = ract == ACT_SIGMOID && cact == ACT_TANH;
     for (int k = 0; k < 4; k++) {
         const float *restrict zk = z + k * nu;
-        float *restrict pk = pre + k * U, *restrict ak = act + k * U;
-        for (Py_ssize_t j = 0; j < nu; j++) pk[j] = zk[j];
+        float *restrict ak = act + k * ast;
+        if (pre != NULL)
+            for (Py_ssize_t j = 0; j < nu; j++) pre[k * U + j] = zk[j];
         if (fused && k < 3) /* sigma(z) = 0.5 tanh(z / 2) + 0.5, as activations.py */
             for (Py_ssize_t j = 0; j < nu; j++) ak[j] = fast_tanhf(zk[j] * 0.5f) * 0.5f + 0.5f;
         else if (fused)
@@ -516,7 +519,7 @@ static void chunk_gates(const float *restrict z, Py_ssize_t nu, float *restrict 
         else
             apply_act(k < 3 ? ract : cact, zk, ak, nu);
     }
-    const float *i = act, *f = act + U, *o = act + 2 * U, *g = act + 3 * U;
+    const float *i = act, *f = act + ast, *o = act + 2 * ast, *g = act + 3 * ast;
     for (Py_ssize_t j = 0; j < nu; j++) c[j] = f[j] * c_tm1[j] + i[j] * g[j];
     if (cact == ACT_TANH) {
         for (Py_ssize_t j = 0; j < nu; j++) h[j] = o[j] * fast_tanhf(c[j]);
@@ -525,6 +528,20 @@ static void chunk_gates(const float *restrict z, Py_ssize_t nu, float *restrict 
         for (Py_ssize_t j = 0; j < nu; j++) h[j] *= o[j];
     }
 }
+
+#ifdef LSTMVIZ_PACKED
+/* dst[k U + j] = src[k nu + j] for the 4 blocks, j < nu (a multiple of 16), with streaming
+ * stores: pre and act are written once and not read again by the recurrence, so their lines
+ * need not be read into the cache first (dst 64-byte aligned, as are U's blocks) */
+static __attribute__((target("avx512f"))) void stream_blocks(float *restrict dst,
+                                                             const float *restrict src,
+                                                             Py_ssize_t nu, Py_ssize_t U)
+{
+    for (int k = 0; k < 4; k++)
+        for (Py_ssize_t j = 0; j < nu; j += 16)
+            _mm512_stream_ps(dst + k * U + j, _mm512_loadu_ps(src + k * nu + j));
+}
+#endif
 
 /* Wp of one chunk: its columns (i, f, o, g of units u0 .. u0 + nu - 1, taken from the rows
  * of ukw (K, 4U)) in panels of NR, K x NR each, zero-padded; bp: its bias in that order */
@@ -567,7 +584,8 @@ typedef struct {
      * chunk index ci = uc * nrb + rb */
     Py_ssize_t chunk_units, chunk_rows, nuc, nrb, nchunks, NR, ncp_max;
     const float *wp, *bp; /* each unit chunk's packed weights / bias (see pack_layout) */
-    float *scratch;       /* z of one chunk, (chunk_rows, ncp_max) per thread */
+    float *scratch;       /* z of one chunk, (chunk_rows, ncp_max) per thread, and a row
+                           * more: act of one row before it is streamed out */
     float *apack;         /* AVX-512 tiles: [h_tm1, x_t] of a row block packed (pack_rows),
                            * (chunk_rows, K) per thread */
     Py_ssize_t apack_key[MAX_THREADS]; /* step * nrb + row block packed there now, or -1 */
@@ -662,16 +680,29 @@ static void run_chunk(job_t *J, int th, Py_ssize_t ci, Py_ssize_t s, float *rest
         }
     }
     const Py_ssize_t U4 = 4 * U;
+    /* pre and act by streaming stores where every block of the chunk's rows starts on a
+     * cache line (the pool's buffers are 64-byte aligned) */
+    const int stream = avx512 && nu % 16 == 0 && U % 16 == 0 &&
+                       (uintptr_t)(J->pre + u0) % 64 == 0 && (uintptr_t)(J->act + u0) % 64 == 0;
+    float *stage = zs + J->chunk_rows * ldz; /* act of one row, blocks nu apart */
     for (Py_ssize_t b = b0; b < b0 + nb; b++) {
         const Py_ssize_t row = (t * B + b);
         float *c = J->cs + row * U + u0, *h = J->hs + row * U + u0;
-        chunk_gates(zs + (b - b0) * ldz, nu, J->pre + row * U4 + u0, J->act + row * U4 + u0, U,
-                    c_tm1 + b * U + u0, c, h, J->ract, J->cact);
+        const float *z = zs + (b - b0) * ldz;
+        if (stream) {
+            chunk_gates(z, nu, NULL, stage, U, nu, c_tm1 + b * U + u0, c, h, J->ract, J->cact);
+            stream_blocks(J->pre + row * U4 + u0, z, nu, U);
+            stream_blocks(J->act + row * U4 + u0, stage, nu, U);
+        } else {
+            chunk_gates(z, nu, J->pre + row * U4 + u0, J->act + row * U4 + u0, U, U,
+                        c_tm1 + b * U + u0, c, h, J->ract, J->cact);
+        }
         if (J->mask != NULL && !J->mask[b * T + t]) { /* masked step: carry the state over */
             memcpy(c, c_tm1 + b * U + u0, (size_t)nu * sizeof(float));
             memcpy(h, h_tm1 + b * U + u0, (size_t)nu * sizeof(float));
         }
     }
+    if (stream) _mm_sfence(); /* the streamed lines are written before the chunk counts done */
 }
 
 /* claim the next unstarted chunk of thread k's range at step s: its index, or -1 */
@@ -743,7 +774,7 @@ static void *worker(void *arg)
 {
     job_t *J = ((worker_arg_t *)arg)->job;
     const int k = ((worker_arg_t *)arg)->k, n = J->nthreads;
-    float *zs = J->scratch + (Py_ssize_t)k * J->chunk_rows * J->ncp_max;
+    float *zs = J->scratch + (Py_ssize_t)k * (J->chunk_rows + 1) * J->ncp_max;
     const Py_ssize_t steps = J->hi - J->lo;
     const long long per_step = J->nchunks;
     Py_ssize_t s = 0;
@@ -1184,7 +1215,7 @@ static PyObject *kernel_run_packed(PyObject *self, PyObject *args)
     if (n > nchunks) n = (int)nchunks;
     void *m_job, *m_scratch, *m_apack = NULL;
     job_t *J = amalloc(sizeof(job_t), &m_job);
-    float *scratch = amalloc((size_t)(n * chunk_rows * ncp_max) * sizeof(float), &m_scratch);
+    float *scratch = amalloc((size_t)(n * (chunk_rows + 1) * ncp_max) * sizeof(float), &m_scratch);
     float *apack = B > 1 && isa == ISA_AVX512
                        ? amalloc((size_t)(n * chunk_rows * K) * sizeof(float), &m_apack)
                        : NULL;

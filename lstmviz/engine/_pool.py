@@ -36,8 +36,13 @@ _lock = threading.Lock()
 _stats = {"reused": 0, "fresh": 0}
 
 
+#: where the buffers start: a cache line (the kernel streams its stores to whole lines)
+ALIGN = 64
+
+
 class _Block:
-    """The owner of a pooled buffer: the base of the arrays :func:`empty` returns."""
+    """The owner of a pooled buffer: the base of the arrays :func:`empty` returns, which
+    start at its first 64-byte boundary."""
 
     __slots__ = ("raw",)
 
@@ -46,7 +51,14 @@ class _Block:
 
     @property
     def __array_interface__(self) -> dict[str, Any]:
-        return self.raw.__array_interface__
+        start = self.raw.ctypes.data
+        skip = -start % ALIGN
+        return {
+            "version": 3,
+            "shape": (self.raw.nbytes - skip,),
+            "typestr": "|u1",
+            "data": (start + skip, False),
+        }
 
     def __del__(self) -> None:
         _give_back(self.raw)
@@ -55,7 +67,7 @@ class _Block:
 def _give_back(raw: np.ndarray) -> None:
     # may run in any thread, and inside a garbage collection started while _take holds
     # the lock: never wait for it (a buffer that cannot be kept is simply freed)
-    if raw.nbytes > MAX_BYTES or not _lock.acquire(blocking=False):
+    if raw.nbytes > MAX_BYTES + ALIGN or not _lock.acquire(blocking=False):
         return
     try:
         _free.append(raw)
@@ -66,6 +78,7 @@ def _give_back(raw: np.ndarray) -> None:
 
 
 def _take(nbytes: int) -> np.ndarray | None:
+    nbytes += ALIGN  # room to start on a boundary
     with _lock:
         best = -1
         for i, raw in enumerate(_free):
@@ -75,14 +88,15 @@ def _take(nbytes: int) -> np.ndarray | None:
 
 
 def empty(shape: tuple[int, ...], dtype: Any = np.float32) -> np.ndarray:
-    """An uninitialised C-contiguous array, on recycled memory when the pool has some."""
+    """An uninitialised C-contiguous array, on recycled memory when the pool has some; from
+    :data:`MIN_BYTES` on it starts on a 64-byte boundary."""
     dt = np.dtype(dtype)
     nbytes = int(np.prod(shape, dtype=np.int64)) * dt.itemsize
-    if nbytes < MIN_BYTES or nbytes > MAX_BYTES:
+    if nbytes < MIN_BYTES:
         return np.empty(shape, dt)
-    raw = _take(nbytes)
+    raw = _take(nbytes) if nbytes <= MAX_BYTES else None  # larger: aligned, never kept
     if raw is None:
-        raw = np.empty(nbytes, np.uint8)
+        raw = np.empty(nbytes + ALIGN, np.uint8)
         _stats["fresh"] += 1
     else:
         _stats["reused"] += 1

@@ -76,7 +76,19 @@ def test_small_and_huge_requests_bypass_the_pool():
     assert small.base is None or not isinstance(small.base, _pool._Block)
     huge = _pool.MAX_BYTES // 4 + 1
     big = _pool.empty((huge,))
-    assert big.base is None and big.nbytes > _pool.MAX_BYTES
+    assert big.nbytes > _pool.MAX_BYTES and big.ctypes.data % 64 == 0
+    before = _pool.pooled_bytes()
+    del big
+    gc.collect()
+    assert _pool.pooled_bytes() == before  # too big to keep
+
+
+def test_pooled_buffers_start_on_a_cache_line():
+    for shape in [(300, 16, 256), (1000, 7, 333), (2**20 + 3,)]:
+        a = _pool.empty(shape)
+        assert a.ctypes.data % 64 == 0 and a.shape == shape and a.flags.c_contiguous
+        a[...] = 1.0  # the whole array is writable memory of the block
+        del a
 
 
 def test_a_pooled_trace_takes_out_and_reuse():
