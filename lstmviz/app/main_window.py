@@ -602,7 +602,7 @@ class MainWindow(QMainWindow):
         def read(progress: Any, should_stop: Any) -> Any:
             from ..io.inputs import load_input
 
-            return load_input(model, path=path, info=info)  # type: ignore[arg-type]  # a live model duck-types Model
+            return load_input(model, path=path, info=info)
 
         def loaded(x: Any) -> None:
             try:

@@ -11,8 +11,9 @@ import array
 import os
 import re
 import tokenize
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -22,8 +23,32 @@ from ..errors import InputError, MemoryBudgetError
 from .checks import regular_file
 from .meta import ModelInfo, load_info
 
-if TYPE_CHECKING:
-    from ..engine.model import Model
+
+class InputModel(Protocol):
+    """What inputs need of a model: an engine :class:`~lstmviz.engine.Model`, a whole-graph
+    model (ONNX) or a live framework model (:mod:`lstmviz.bridge`) -- each has these members."""
+
+    @property
+    def source(self) -> str: ...
+
+    @property
+    def takes_tokens(self) -> bool: ...
+
+    @property
+    def input_features(self) -> int | None: ...
+
+    @property
+    def input_timesteps(self) -> int | None: ...
+
+    @property
+    def embedding(self) -> Any: ...  # .input_dim, .mask_zero; None without one
+
+    @property
+    def inputs(self) -> Sequence[tuple[str, int, int]]: ...
+
+    @property
+    def layers(self) -> Mapping[str, Any]: ...
+
 
 MAX_INPUT_ELEMENTS = 200_000_000  # ~800 MB of float32: refuse before reading anything larger
 MAX_TIMESTEPS = 10_000_000
@@ -164,7 +189,7 @@ def _read_csv(p: Path) -> np.ndarray:
 
 
 def load_input(
-    model: Model,
+    model: InputModel,
     path: str | os.PathLike[str] | None = None,
     text: str | None = None,
     info: ModelInfo | None = None,
@@ -189,7 +214,7 @@ def load_input(
     return add_batch_axis(model, a)
 
 
-def add_batch_axis(model: Model, a: np.ndarray) -> np.ndarray:
+def add_batch_axis(model: InputModel, a: np.ndarray) -> np.ndarray:
     """``(T,)`` ids -> ``(1, T)``; ``(T, F)`` floats -> ``(1, T, F)``; otherwise unchanged."""
     if model.takes_tokens:
         if a.ndim == 1:
@@ -205,14 +230,17 @@ def add_batch_axis(model: Model, a: np.ndarray) -> np.ndarray:
     return a
 
 
-def example_input(model: Model, info: ModelInfo | None = None) -> Any:
+def example_input(model: InputModel, info: ModelInfo | None = None) -> Any:
     """The bundled example (from the model info), else a small deterministic input."""
     if info is None and model.source:
         info = load_info(model.source)
     if info is not None and info.example:
         return encode_text(model, info.example, info)
-    if hasattr(model, "example_input"):  # whole-graph models know their declared shapes
-        return model.example_input()
+    declared = getattr(model, "example_input", None)
+    if callable(declared):  # whole-graph models know their declared shapes
+        return declared()
+    if declared is not None:  # a live model keeps the input it was wrapped with
+        return declared
     rng = np.random.default_rng(0)
     if len(getattr(model, "inputs", []) or []) > 1:  # one array per model input
         return [_example_for_input(model, ref[0], rng) for ref in model.inputs]
@@ -228,14 +256,14 @@ def example_input(model: Model, info: ModelInfo | None = None) -> Any:
     return rng.normal(0, 1, (1, t, f)).astype(np.float32)
 
 
-def _example_for_input(model: Model, name: str, rng: np.random.Generator) -> np.ndarray:
+def _example_for_input(model: InputModel, name: str, rng: np.random.Generator) -> np.ndarray:
     """A small deterministic input for one of several model inputs: token ids for an input
     that feeds an Embedding, else floats shaped as the input layer declares."""
 
     lay = model.layers.get(name)
     shape = tuple(getattr(lay, "batch_shape", None) or (None, None, 1))
     steps = int(shape[1]) if len(shape) > 1 and shape[1] is not None else 12
-    for n in model.nodes:
+    for n in getattr(model, "nodes", []):
         if isinstance(n.layer, Embedding) and any(r[0] == name for r in n.inputs):
             return rng.integers(0, int(n.layer.input_dim), (1, steps))
     feats = int(shape[-1]) if len(shape) > 2 and shape[-1] is not None else 1
@@ -248,7 +276,7 @@ def _bits_lsb_first(number: str) -> list[int]:
     return [int(c) for c in reversed(number)]
 
 
-def encode_text(model: Model, text: str, info: ModelInfo | None = None) -> np.ndarray:
+def encode_text(model: InputModel, text: str, info: ModelInfo | None = None) -> np.ndarray:
     """Turn typed text into the model's input, using its vocabulary.
 
     - digits (one-hot, 10 features): ``"4 7 3"`` or ``"473"``
@@ -266,7 +294,7 @@ def encode_text(model: Model, text: str, info: ModelInfo | None = None) -> np.nd
     return a
 
 
-def _encode_text(model: Model, text: str, info: ModelInfo | None) -> np.ndarray:
+def _encode_text(model: InputModel, text: str, info: ModelInfo | None) -> np.ndarray:
     kind = info.token_kind if info else None
     text = text.strip()
     if not text:
@@ -339,7 +367,7 @@ def _encode_text(model: Model, text: str, info: ModelInfo | None) -> np.ndarray:
     return x64.astype(np.float32)[None]
 
 
-def token_labels(model: Model, x: Any, info: ModelInfo | None = None, b: int = 0) -> list[str]:
+def token_labels(model: InputModel, x: Any, info: ModelInfo | None = None, b: int = 0) -> list[str]:
     """A short label per timestep of batch item ``b`` (for the input strip and time axes)."""
     a = np.asarray(x[0] if isinstance(x, list) else x)
     kind = info.token_kind if info else None

@@ -91,7 +91,7 @@ def apply_session(
         info = None
     x = session.input
     if x is None:
-        x = load_input(model, text=session.input_text, info=info)  # type: ignore[arg-type]  # a live model duck-types Model
+        x = load_input(model, text=session.input_text, info=info)
     path = session.model_path if session.model_path and Path(session.model_path).is_file() else None
     problems: list[str] = []
     view = session.view or {}

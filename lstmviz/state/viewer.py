@@ -52,6 +52,7 @@ from psygnal import Signal, SignalGroup, SignalGroupDescriptor
 from ..analysis.levels import LevelLock
 from ..analysis.units import UNIT_FILTERS, default_units, unit_rows
 from ..errors import InputError, LstmvizError
+from ..io.inputs import InputModel
 
 if TYPE_CHECKING:
     from ..analysis.outputs import OutputSpec
@@ -98,12 +99,12 @@ def run_now(
     on_done(result)
 
 
-class TraceableModel(Protocol):
+class TraceableModel(InputModel, Protocol):
     """What the viewer needs of a model: an engine :class:`~lstmviz.engine.Model`, a model
-    run by a framework with its LSTMs recorded, or anything else with these members."""
+    run by a framework with its LSTMs recorded, or anything else with these members (and
+    those inputs need, :class:`~lstmviz.io.inputs.InputModel`)."""
 
     name: str
-    source: str
     format: str
     meta: dict[str, Any]
 
@@ -503,7 +504,7 @@ class ViewerState:
         x = self._x[k] if isinstance(self._x, list) else self._x
         info = self._info if k == 0 else None  # the info's vocabulary is the first input's
         try:
-            labels = token_labels(self._model, x, info, self._batch)  # type: ignore[arg-type]  # a live model duck-types Model
+            labels = token_labels(self._model, x, info, self._batch)
         except (LstmvizError, IndexError, ValueError):
             labels = [str(t) for t in range(self.timesteps)]
         self._labels = (key, labels)
@@ -661,7 +662,7 @@ class ViewerState:
         if info is None and path is not None:
             info = load_info(path)
         if x is None:
-            x = example_input(model, info)  # type: ignore[arg-type]  # a live model duck-types Model
+            x = example_input(model, info)
         x = model.check_input(x)
         self._generation += 1
         self._model = model
@@ -692,7 +693,7 @@ class ViewerState:
             raise InputError("open a model before giving it an input")
         from ..io.inputs import add_batch_axis
 
-        a = x if isinstance(x, list) else add_batch_axis(self._model, np.asarray(x))  # type: ignore[arg-type]  # a live model duck-types Model
+        a = x if isinstance(x, list) else add_batch_axis(self._model, np.asarray(x))
         a = self._model.check_input(a)
         self._x = a
         self._labels = None
@@ -707,7 +708,7 @@ class ViewerState:
             raise InputError("open a model before typing an input")
         from ..io.inputs import encode_text
 
-        self.set_input(encode_text(self._model, text, self._info))  # type: ignore[arg-type]  # a live model duck-types Model
+        self.set_input(encode_text(self._model, text, self._info))
 
     def set_trace(
         self, trace: Trace, engine: str = "NumPy", model: TraceableModel | None = None

@@ -389,3 +389,26 @@ def test_encoder_decoder_and_a_shared_lstm_on_the_spot_route():
     assert tr.layer_names == ["rnn", "rnn#2"] and set(_routes(tr).values()) == {"spot"}
     _check_lstm(s.rnn, tr, a, base="rnn")
     _check_lstm(s.rnn, tr, b, base="rnn#2")
+
+
+def test_a_live_model_opened_without_an_input_shows_the_one_it_was_wrapped_with():
+    """The viewer state falls back to the model's example input: for a live model, the input
+    it was wrapped with (it is kept as a value, where whole-graph models have a method)."""
+    from lstmviz.bridge import live_model
+    from lstmviz.state import ViewerState
+
+    class Tagger(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.lstm = torch.nn.LSTM(3, 8, batch_first=True)
+            self.head = torch.nn.Linear(8, 2)
+
+        def forward(self, x):
+            return self.head(self.lstm(x)[0])
+
+    x = np.random.default_rng(0).random((1, 5, 3)).astype(np.float32)
+    live = live_model(Tagger(), x)
+    state = ViewerState()
+    state.set_model(live)  # no x: the example input
+    assert state.layer_trace is not None and state.timesteps == 5
+    np.testing.assert_allclose(state.layer_trace.h, live.trace(x).layers[0].h, atol=1e-6)
