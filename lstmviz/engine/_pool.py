@@ -25,9 +25,12 @@ from typing import Any
 
 import numpy as np
 
-#: buffers kept for reuse, and their bytes at most
+from .. import budget
+
+#: buffers kept for reuse, and their bytes at most: 512 MiB, or a sixteenth of the memory
+#: available when lstmviz started if that is less (~300 MB on a laptop with 5 GB free)
 MAX_BLOCKS = 8
-MAX_BYTES = 512 * 2**20
+MAX_BYTES = min(512 * 2**20, budget.available_memory() // 16)
 #: requests under this many bytes use np.empty (mapping small buffers costs little)
 MIN_BYTES = 4 * 2**20
 
