@@ -21,7 +21,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import QDockWidget, QLabel, QVBoxLayout, QWidget
 
-from .style import EMPTY_STYLE
+from .style import EMPTY_STATE
 
 if TYPE_CHECKING:
     from .main_window import MainWindow
@@ -76,7 +76,7 @@ class _Pending(QLabel):
     def __init__(self, title: str) -> None:
         super().__init__(f"{title} opens here.")
         self.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        self.setStyleSheet(EMPTY_STYLE)
+        self.setObjectName(EMPTY_STATE)
 
 
 class Panels:

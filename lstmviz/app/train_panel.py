@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QObject, Qt, QTimer, Signal
+from PySide6.QtCore import QEvent, QObject, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QActionGroup, QKeySequence
 from PySide6.QtWidgets import (
     QCheckBox,
@@ -38,6 +38,7 @@ from PySide6.QtWidgets import (
     QLabel,
     QProgressBar,
     QPushButton,
+    QScrollArea,
     QSizePolicy,
     QSlider,
     QSpinBox,
@@ -265,7 +266,6 @@ class TrainPanel(QWidget):
 
         left = QVBoxLayout()
         left.addLayout(form)
-        left.addLayout(buttons)
         left.addWidget(self.progress)
         left.addWidget(self.state_label)
         left.addLayout(trow)
@@ -309,10 +309,11 @@ class TrainPanel(QWidget):
         self.acc_cursor.setVisible(False)
 
         lay = QHBoxLayout(self)
-        lw = QWidget()
-        lw.setLayout(left)
-        lw.setMaximumWidth(620)  # the settings; the curves take the rest
-        lay.addWidget(lw)
+        self.settings = _SettingsColumn(left)
+        column = QVBoxLayout()  # the buttons stay in view; the settings under them scroll
+        column.addLayout(buttons)
+        column.addWidget(self.settings, 1)
+        lay.addLayout(column)
         right = QVBoxLayout()
         # until a run starts, a sentence instead of empty axes
         self.plot_stack = PlotStack(
@@ -906,6 +907,46 @@ class TrainPanel(QWidget):
         self.runner.start(
             job, done, "Saving the model", on_failed=lambda m: self.main_window.show_error(m)
         )
+
+
+class _SettingsColumn(QScrollArea):
+    """The panel's settings, beside the curves: as wide as its labels and fields need at the
+    current font (620 px at least: the curves take the rest), and scrolled when the panel is
+    lower than they are tall -- in presentation mode's large type the panel would otherwise
+    need ~580 px and push the window past the bottom of the screen."""
+
+    MIN_WIDTH = 620
+
+    def __init__(self, layout: QVBoxLayout) -> None:
+        super().__init__()
+        inner = QWidget()
+        inner.setLayout(layout)
+        self.setWidget(inner)
+        self.setWidgetResizable(True)
+        self.setFrameShape(QScrollArea.Shape.NoFrame)
+        self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self._fit_width()
+
+    def _fit_width(self) -> None:
+        lay = self.widget().layout()
+        lay.invalidate()  # a hidden panel's layout keeps the old type's sizes otherwise
+        need = lay.minimumSize().width() + self.verticalScrollBar().sizeHint().width()
+        self.setMinimumWidth(need)
+        self.setMaximumWidth(max(self.MIN_WIDTH, need))
+
+    def minimumSizeHint(self) -> Any:
+        hint = super().minimumSizeHint()
+        hint.setHeight(min(hint.height(), 100))  # two rows; the rest scrolls
+        return hint
+
+    def changeEvent(self, ev: QEvent) -> None:
+        super().changeEvent(ev)
+        if ev.type() in (QEvent.Type.StyleChange, QEvent.Type.FontChange):
+            QTimer.singleShot(0, self._fit_width)  # after the layouts took the new type
+
+    def showEvent(self, ev: Any) -> None:
+        super().showEvent(ev)
+        self._fit_width()
 
 
 class EngineChoice(QObject):

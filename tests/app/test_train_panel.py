@@ -326,3 +326,24 @@ def test_levels_locked_while_training_then_as_the_user_had_them(qtbot, window, p
         click(qtbot, panel.start_btn)
     assert panel.state == "finished"
     assert options.lock_levels and window.state.level_lock.locked
+
+
+def test_presentation_mode_with_the_panel_fits_a_1080p_screen(qtbot, window, panel):
+    """A lecturer trains in presentation mode (28 px type): the window still fits 1920x1080,
+    Start stays in view, and no settings label is cut (the settings scroll instead)."""
+    from PySide6.QtWidgets import QLabel
+
+    window.set_presentation(True, fullscreen=False)  # hides every panel
+    assert window.panels.open("train") is panel  # Ctrl+T in front of the room
+    window.resize(1920, 1080)
+    qtbot.waitUntil(lambda: panel.settings.maximumWidth() > 620, timeout=5000)  # re-fitted
+    qtbot.wait(50)
+    assert window.minimumSizeHint().height() <= 1080
+    assert window.height() <= 1080
+    start = panel.start_btn
+    assert start.isVisible() and not start.visibleRegion().isEmpty()
+    for label in panel.settings.widget().findChildren(QLabel):
+        if label.isVisible() and label.text() and not label.wordWrap():
+            assert label.width() >= label.sizeHint().width(), label.text()
+    window.set_presentation(False)
+    qtbot.waitUntil(lambda: panel.settings.maximumWidth() == 620, timeout=5000)

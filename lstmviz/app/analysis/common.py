@@ -12,7 +12,7 @@ from PySide6.QtGui import QFont, QShowEvent
 from PySide6.QtWidgets import QGraphicsItem, QLabel, QStackedWidget, QVBoxLayout, QWidget
 
 from ...errors import LstmvizError
-from ..style import EMPTY_STYLE, NORMAL, OKABE_ITO
+from ..style import EMPTY_STATE, NORMAL, OKABE_ITO
 
 MUTED = "#9aa0a6"
 KEPT = "#0072B2"  # blue: what the cell keeps
@@ -91,7 +91,7 @@ class PlotStack(QStackedWidget):
         self.empty_label = QLabel(empty_text)
         self.empty_label.setWordWrap(True)
         self.empty_label.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        self.empty_label.setStyleSheet(EMPTY_STYLE)
+        self.empty_label.setObjectName(EMPTY_STATE)
         self.plots = plots
         self.addWidget(self.empty_label)
         self.addWidget(plots)
