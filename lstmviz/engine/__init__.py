@@ -3,7 +3,7 @@
 Nothing here imports Qt, TensorFlow, Keras or torch.
 """
 
-from ._accel import get_threads, set_threads
+from ._accel import cores, get_threads, set_threads, threads_limited
 from .cell import LSTMWeights, lstm_step, run_lstm
 from .model import Model, Node
 from .trace import GATES, QUANTITIES, SYMBOLS, TITLES, LayerTrace, Trace
@@ -18,8 +18,10 @@ __all__ = [
     "Model",
     "Node",
     "Trace",
+    "cores",
     "get_threads",
     "lstm_step",
     "run_lstm",
     "set_threads",
+    "threads_limited",
 ]
