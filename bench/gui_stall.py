@@ -6,6 +6,7 @@ while it, one after the other:
 - opens a model (two stacked LSTMs of UNITS units, a Dense head) on an input of STEPS steps,
 - takes a new input typed in (a different sequence of the same length),
 - runs a what-if (the What-if panel: one step changed, retraced from there),
+- closes the What-if panel,
 - switches the layer shown,
 - shows a training snapshot (the same architecture, other weights).
 
@@ -397,7 +398,8 @@ def run(
         panel.values.setText(" ".join(["0.5"] * features))
         panel.result = None
         measure("what-if in the middle", panel.run, lambda: panel.result is not None)
-        w.panels.close_all()
+        # its own action: the maps grow into the panel's space (laid out and drawn again)
+        measure("close the What-if panel", w.panels.close_all, lambda: True)
         other = next(n for n in w.state.layer_names if n != w.state.layer)
         measure("switch layer", lambda o=other: w.state.set_layer(o), settled)
         gen = w.state.generation
