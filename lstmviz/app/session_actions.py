@@ -465,9 +465,6 @@ class SessionActions(QObject):
         return True
 
     def _write_loop(self) -> None:
-        from .workers import lower_priority
-
-        lower_priority()  # a woken GUI thread goes first (as for the app's workers)
         while True:
             with self._writer_cv:
                 while self._next is None and not self._closed:

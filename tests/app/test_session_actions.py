@@ -7,7 +7,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -583,11 +582,6 @@ def test_background_autosave_writes_the_newest_state(qtbot, window, models):
     a.autosave(background=True)
     a.wait_for_autosave()
     assert Session.load(a.autosave_path).t == 2 and a._writer is writer
-    if sys.platform.startswith("linux"):  # the writer yields to a woken GUI thread
-        from lstmviz.app.workers import WORKER_NICE
-
-        gui = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
-        assert os.getpriority(os.PRIO_PROCESS, writer.native_id) == min(gui + WORKER_NICE, 19)
     w.close()  # waits for any write, then removes the autosave; the writer thread ends
     assert not a.autosave_path.exists()
     writer.join(10)
