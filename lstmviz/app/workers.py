@@ -52,29 +52,6 @@ class Progress:
         self._worker.partial.emit(obj)
 
 
-#: how much lower than the GUI thread's a worker thread's scheduling priority is (Linux nice
-#: levels): a woken GUI thread then gets a core before the worker -- and before the engine's
-#: threads it starts, which inherit it -- where they compete (the same process group);
-#: against other programs the process keeps its share
-WORKER_NICE = 10
-
-
-def lower_priority(by: int = WORKER_NICE) -> bool:
-    """Lower the calling thread's scheduling priority by ``by`` nice levels (Linux, where a
-    thread has its own nice value; elsewhere nothing happens). True when it was lowered."""
-    import os
-    import sys
-
-    if not sys.platform.startswith("linux") or by <= 0:
-        return False
-    tid = threading.get_native_id()
-    try:
-        os.setpriority(os.PRIO_PROCESS, tid, min(os.getpriority(os.PRIO_PROCESS, tid) + by, 19))
-    except OSError:
-        return False
-    return True
-
-
 class Worker(QObject):
     """Runs ``fn(progress, should_stop)`` once on its own daemon thread.
 
@@ -122,7 +99,6 @@ class Worker(QObject):
     def _run(self) -> None:
         from ..engine import cores, threads_limited
 
-        lower_priority()
         try:
             # the engine leaves a core to the GUI thread (on two cores a trace on both kept
             # the window waiting for a CPU for 130-530 ms); the trace is the same, bit for bit

@@ -2,12 +2,8 @@
 
 from __future__ import annotations
 
-import os
-import sys
 import threading
 import time
-
-import pytest
 
 from lstmviz.app.workers import TaskRunner, Worker
 from lstmviz.errors import LstmvizError
@@ -128,26 +124,3 @@ def test_tasks_leave_a_core_to_the_window(qtbot, monkeypatch):
             assert get_threads() == 8
     finally:
         set_threads(previous)
-
-
-def test_tasks_run_at_a_lower_priority_than_the_window(qtbot):
-    """Linux: a task's thread (and the engine threads it starts) yields the CPU to a woken
-    GUI thread; the GUI thread's own priority does not change."""
-
-    from lstmviz.app.workers import WORKER_NICE
-
-    if not sys.platform.startswith("linux"):
-        pytest.skip("threads have their own nice value on Linux only")
-    gui = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
-    seen = {}
-
-    def fn(progress, should_stop):
-        seen["nice"] = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
-        return None
-
-    w = Worker(fn, "priority")
-    with qtbot.waitSignal(w.finished, timeout=5000):
-        w.start()
-    assert w.wait(2000)
-    assert seen["nice"] == min(gui + WORKER_NICE, 19)
-    assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == gui
