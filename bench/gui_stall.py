@@ -6,6 +6,7 @@ while it, one after the other:
 - opens a model (two stacked LSTMs of UNITS units, a Dense head) on an input of STEPS steps,
 - takes a new input typed in (a different sequence of the same length),
 - runs a what-if (the What-if panel: one step changed, retraced from there),
+- closes the What-if panel,
 - switches the layer shown,
 - shows a training snapshot (the same architecture, other weights).
 
@@ -14,9 +15,12 @@ fired; the goal is no stall over 50 ms at 1024 units x 10,000 steps.
 
     python bench/gui_stall.py [--units 1024] [--steps 10000] [--repeat 3]
 
-Runs offscreen unless a display is set. Prints per action: wall time until shown, the longest
-and 99th-percentile stall, and how much of the longest stall the GUI thread spent on its own
-CPU (the rest is waiting: for the CPU on a busy machine, or for the GIL held by a worker).
+Runs offscreen unless a display is set. As the ``lstmviz`` command does, the window's objects
+are moved out of the garbage collector's view once it is built (``gc.freeze``; ``--no-freeze``
+leaves them). Prints per action: wall time until shown, the longest and 99th-percentile
+stall, how much of the longest stall the GUI thread spent on its own CPU (the rest is
+waiting: for the CPU on a busy machine, or for the GIL held by a worker) and in garbage
+collections.
 Then the hot spots: a sampler thread records the GUI thread's Python stack every 2 ms, and
 the samples taken inside stalls over ``--hot-ms`` (default 50) are summed per place in
 lstmviz's code (the innermost lstmviz frames; ``--depth`` of them).
@@ -136,6 +140,37 @@ class Probe:
         ]
 
 
+class GcTimer:
+    """Records every garbage collection on the GUI thread: ``(start, end, generation)``."""
+
+    def __init__(self) -> None:
+        import gc
+
+        self.spans: list[tuple[float, float, int]] = []
+        self._t0 = 0.0
+        self._gui = threading.main_thread().ident
+        gc.callbacks.append(self._callback)
+
+    def _callback(self, phase: str, info: dict) -> None:
+        if threading.get_ident() != self._gui:
+            return
+        now = time.perf_counter()
+        if phase == "start":
+            self._t0 = now
+        else:
+            self.spans.append((self._t0, now, int(info.get("generation", -1))))
+
+    def inside(self, a: float, b: float) -> tuple[float, int]:
+        """Seconds of collection inside ``[a, b]`` and the oldest generation collected."""
+        total, oldest = 0.0, -1
+        for s, e, g in self.spans:
+            overlap = min(e, b) - max(s, a)
+            if overlap > 0:
+                total += overlap
+                oldest = max(oldest, g)
+        return total, oldest
+
+
 class Sampler(threading.Thread):
     """Samples the GUI thread's Python stack every ``interval`` seconds (a daemon thread)."""
 
@@ -250,7 +285,14 @@ def _short(path: str) -> str:
     return "/".join(parts[-2:])
 
 
-def run(units: int, steps: int, repeat: int, hot_ms: float = 50.0, depth: int = 3) -> int:
+def run(
+    units: int,
+    steps: int,
+    repeat: int,
+    hot_ms: float = 50.0,
+    depth: int = 3,
+    freeze: bool = True,
+) -> int:
     app = QApplication.instance() or QApplication(sys.argv[:1])
     from lstmviz.app.main_window import MainWindow
 
@@ -266,6 +308,13 @@ def run(units: int, steps: int, repeat: int, hot_ms: float = 50.0, depth: int = 
     w = MainWindow()
     w.resize(1600, 900)
     w.show()
+    if freeze:  # what the lstmviz command does once its menus and panels are built
+        from lstmviz.app.main import freeze_gc
+
+        for _ in range(20):
+            app.processEvents()
+        freeze_gc()
+    gc_timer = GcTimer()
     probe = Probe()
     sampler = Sampler()
     sampler.start()
@@ -295,7 +344,7 @@ def run(units: int, steps: int, repeat: int, hot_ms: float = 50.0, depth: int = 
             and not w.trace_runner.is_running()
         )
 
-    results: dict[str, list[tuple[float, float, float, float]]] = {}
+    results: dict[str, list[tuple[float, float, float, float, float, int]]] = {}
     windows: dict[str, list[tuple[float, float, float]]] = {}
 
     faults: dict[str, list[tuple[int, int]]] = {}
@@ -309,12 +358,19 @@ def run(units: int, steps: int, repeat: int, hot_ms: float = 50.0, depth: int = 
         f1 = major_faults()
         faults.setdefault(name, []).append((f1[0] - f0[0], f1[1] - f0[1]))
         i = int(gaps.argmax()) if gaps.size else -1
+        collected, generation = (
+            gc_timer.inside(probe.ends[i] - gaps[i] / 1000 - 0.005, probe.ends[i])
+            if gaps.size
+            else (0.0, -1)
+        )
         results.setdefault(name, []).append(
             (
                 wall,
                 float(gaps[i]) if gaps.size else 0.0,
                 float(np.percentile(gaps, 99)) if gaps.size else 0.0,
                 probe.cpu[i] * 1000 if gaps.size else 0.0,
+                collected * 1000,
+                generation,
             )
         )
         windows.setdefault(name, []).extend(probe.stalls(hot_ms / 1000))
@@ -342,7 +398,8 @@ def run(units: int, steps: int, repeat: int, hot_ms: float = 50.0, depth: int = 
         panel.values.setText(" ".join(["0.5"] * features))
         panel.result = None
         measure("what-if in the middle", panel.run, lambda: panel.result is not None)
-        w.panels.close_all()
+        # its own action: the maps grow into the panel's space (laid out and drawn again)
+        measure("close the What-if panel", w.panels.close_all, lambda: True)
         other = next(n for n in w.state.layer_names if n != w.state.layer)
         measure("switch layer", lambda o=other: w.state.set_layer(o), settled)
         gen = w.state.generation
@@ -357,16 +414,22 @@ def run(units: int, steps: int, repeat: int, hot_ms: float = 50.0, depth: int = 
     print(
         f"GUI stalls, {units} units x {steps} steps x 2 layers, batch 1 "
         f"({'a .keras file' if real_file else 'an engine model'}); {repeat} runs; "
-        f"goal: no stall over 50 ms"
+        f"goal: no stall over 50 ms; "
+        + ("gc.freeze() once the window is built, as lstmviz does" if freeze else "no gc.freeze()")
     )
+    import lstmviz
+
+    print(f"  lstmviz from {Path(lstmviz.__file__).parent}")
     worst = 0.0
     for name, rows in results.items():
         a = np.asarray(rows)
         worst = max(worst, float(a[:, 1].max()))
+        k = int(a[:, 1].argmax())
+        gc_note = f", GC {a[k, 4]:.0f} ms (gen {int(a[k, 5])})" if a[k, 4] > 0.5 else ""
         print(
             f"  {name:<26} shown after {np.median(a[:, 0]) * 1000:7.0f} ms (median)  "
             f"longest stall {a[:, 1].max():6.1f} ms "
-            f"(GUI thread CPU {a[a[:, 1].argmax(), 3]:5.1f} ms)  p99 {np.median(a[:, 2]):5.1f} ms  "
+            f"(GUI thread CPU {a[k, 3]:5.1f} ms{gc_note})  p99 {np.median(a[:, 2]):5.1f} ms  "
             f"major page faults {sum(f[0] for f in faults[name])} GUI thread / "
             f"{sum(f[1] for f in faults[name])} process"
         )
@@ -400,8 +463,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--repeat", type=int, default=3)
     p.add_argument("--hot-ms", type=float, default=50.0, help="stalls profiled (ms)")
     p.add_argument("--depth", type=int, default=3, help="lstmviz frames per hot spot")
+    p.add_argument(
+        "--no-freeze",
+        action="store_true",
+        help="leave the window's objects to the garbage collector (no gc.freeze)",
+    )
     a = p.parse_args(argv)
-    return run(a.units, a.steps, a.repeat, a.hot_ms, a.depth)
+    return run(a.units, a.steps, a.repeat, a.hot_ms, a.depth, freeze=not a.no_freeze)
 
 
 if __name__ == "__main__":

@@ -582,6 +582,9 @@ class MainWindow(QMainWindow):
                 then()
 
         self.status(f"Opening {path}…", 3000)
+        # the side panels appear (and are laid out) now, while the worker reads and traces,
+        # rather than in the same event-loop turn as the first trace (as `lstmviz FILE` does)
+        self.show_panels()
         self.state.open(
             path,
             x=x,

@@ -35,12 +35,12 @@ def peak_decimate(y: np.ndarray, max_points: int) -> tuple[np.ndarray, np.ndarra
     n = len(y)
     if n <= max_points:
         return np.arange(n, dtype=np.float64), np.asarray(y, dtype=np.float64)
-    bins = max_points // 2
-    size = -(-n // bins)
+    size = -(-n // (max_points // 2))
+    bins = -(-n // size)  # no bin past the end (those would repeat the last value there)
     pad = bins * size - n
     yy = np.pad(np.asarray(y, dtype=np.float64), (0, pad), mode="edge").reshape(bins, size)
     lo, hi = yy.min(axis=1), yy.max(axis=1)  # (bins,)
-    xs = np.repeat(np.arange(bins) * size + size / 2, 2)
+    xs = np.repeat(np.minimum(np.arange(bins) * size + size / 2, n - 1), 2)
     ys = np.empty(2 * bins)
     ys[0::2], ys[1::2] = lo, hi
     return xs, ys

@@ -5,8 +5,10 @@ Work is a plain function ``fn(progress, should_stop) -> result`` (testable witho
 ``should_stop()`` says the user cancelled or a newer task replaced this one. A
 :class:`Worker` runs it on a daemon thread; a :class:`TaskRunner` runs one task at a time
 (a new start cancels the old one, Orange3's ``concurrent.py`` style) and sends every error
-to one handler. Widgets are only ever touched from the GUI thread: the worker's signals are
-queued to slots living there. Daemon threads never hold the app open: closing the window
+to one handler. A task's engine calls use one thread fewer than the cores
+(:func:`lstmviz.engine.threads_limited`), so the window always has a core. Widgets are
+only ever touched from the GUI thread: the worker's signals are queued to slots living
+there. Daemon threads never hold the app open: closing the window
 does not wait for a long trace (its result is dropped).
 
 Training runs in a child process (:mod:`lstmviz.train.process`), not here: TensorFlow would
@@ -95,8 +97,13 @@ class Worker(QObject):
         return self._ended.wait(None if ms < 0 else ms / 1000)
 
     def _run(self) -> None:
+        from ..engine import cores, threads_limited
+
         try:
-            result = self.fn(Progress(self), self.should_stop)
+            # the engine leaves a core to the GUI thread (on two cores a trace on both kept
+            # the window waiting for a CPU for 130-530 ms); the trace is the same, bit for bit
+            with threads_limited(max(1, cores() - 1)):
+                result = self.fn(Progress(self), self.should_stop)
         except LstmvizError as e:
             if not self.should_stop():
                 self.failed.emit(str(e))

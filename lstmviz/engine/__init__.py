@@ -3,7 +3,7 @@
 Nothing here imports Qt, TensorFlow, Keras or torch.
 """
 
-from ._accel import get_threads, set_threads
+from ._accel import cores, get_threads, set_threads, threads_limited
 from ._pool import clear as release_memory
 from .cell import LSTMWeights, lstm_step, run_lstm
 from .model import Model, Node
@@ -19,9 +19,11 @@ __all__ = [
     "Model",
     "Node",
     "Trace",
+    "cores",
     "get_threads",
     "lstm_step",
     "release_memory",
     "run_lstm",
     "set_threads",
+    "threads_limited",
 ]

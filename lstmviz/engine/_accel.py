@@ -22,7 +22,9 @@ The kernel is used only when it
 * is not switched off with the environment variable ``LSTMVIZ_ACCEL=0``.
 
 :func:`describe` says which of these happened.  Threads: :func:`set_threads`, or the
-environment variable ``LSTMVIZ_THREADS``; by default every core the process may run on.
+environment variable ``LSTMVIZ_THREADS``; by default every core the process may run on;
+:func:`threads_limited` caps them for the calls of one thread only (an app's worker thread
+leaving a core to its window while a notebook's own traces keep every core).
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import os
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -280,15 +283,57 @@ def _check_threads(n: Any, what: str) -> int:
     return v
 
 
+def cores() -> int:
+    """The cores this process may run on (its CPU affinity where the OS says, else the
+    machine's CPU count)."""
+    return _cores()
+
+
+#: the per-thread caps of :func:`threads_limited` (``limit``: None outside any block)
+_local = threading.local()
+
+
 def get_threads() -> int:
     """How many threads the engine may use: :func:`set_threads`'s value, else the
-    environment variable ``LSTMVIZ_THREADS``, else every core the process may run on."""
+    environment variable ``LSTMVIZ_THREADS``, else every core the process may run on --
+    at most the cap of a :func:`threads_limited` block the calling thread is in."""
     if _threads["set"] is not None:
-        return _threads["set"]
-    env = os.environ.get("LSTMVIZ_THREADS", "").strip()
-    if env:
-        return _check_threads(env, "the environment variable LSTMVIZ_THREADS")
-    return _cores()
+        n = _threads["set"]
+    else:
+        env = os.environ.get("LSTMVIZ_THREADS", "").strip()
+        n = _check_threads(env, "the environment variable LSTMVIZ_THREADS") if env else _cores()
+    limit: int | None = getattr(_local, "limit", None)
+    return n if limit is None else min(n, limit)
+
+
+@contextlib.contextmanager
+def threads_limited(n: int) -> Iterator[int]:
+    """Inside the block, the engine's calls made **by this thread** use at most ``n``
+    threads (:func:`get_threads` is capped at ``n``); other threads, and this one after the
+    block, are not affected.  Yields the cap in force (blocks nest: the smaller cap wins).
+
+    For an application's worker thread that must leave cores to others -- a window's GUI
+    thread, say -- while traces started elsewhere in the process (a notebook's) keep
+    :func:`set_threads`'s count.  The trace does not change by a bit with the threads.
+
+    Parameters
+    ----------
+    n : int
+        The most threads the engine may use on this thread, >= 1.
+
+    Examples
+    --------
+    >>> from lstmviz.engine import cores, threads_limited
+    >>> with threads_limited(max(1, cores() - 1)):
+    ...     pass  # model.trace(x) here leaves one core free
+    """
+    cap = _check_threads(n, "threads_limited(n)")
+    previous: int | None = getattr(_local, "limit", None)
+    _local.limit = cap if previous is None else min(previous, cap)
+    try:
+        yield _local.limit
+    finally:
+        _local.limit = previous
 
 
 def set_threads(n: int | None) -> int | None:
@@ -680,6 +725,7 @@ __all__ = [
     "available",
     "blas_limits",
     "blas_threads",
+    "cores",
     "describe",
     "get_threads",
     "pack",
@@ -694,5 +740,6 @@ __all__ = [
     "split",
     "supports",
     "threads_for",
+    "threads_limited",
     "x_mode",
 ]

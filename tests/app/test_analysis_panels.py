@@ -196,8 +196,38 @@ def test_what_if_panel(qtbot, state, panels):
     assert img.shape == (6, 6)
     assert np.all(img[:, :2] == 0) and img[:, 2].max() > 0
     assert "first affected step 2" in p.summary.text()
+    # a short input: the output change at every step, a dot each
+    xs, ys = p.out_curve.getData()
+    np.testing.assert_array_equal(xs, np.arange(6) + 0.5)
+    np.testing.assert_allclose(ys, r.output_change)
+    assert p.out_curve.opts["symbol"] == "o"
     p.apply()
     assert np.argmax(np.asarray(state.x)[0, 2]) == 8
+
+
+def test_what_if_panel_draws_a_long_output_change_at_screen_size(qtbot, state, panels):
+    """3,000 steps: the output change is drawn from min/max pairs per bin (no dot per step),
+    computed in the panel's worker; every extreme is still drawn."""
+    from PySide6.QtCore import Qt
+
+    from lstmviz.app.analysis.whatif import OUT_POINTS
+
+    state.set_model(digit_model(), None, digit_info())
+    rng = np.random.default_rng(0)
+    state.set_text(" ".join(str(d) for d in rng.integers(0, 10, 3000)))
+    p = _show(qtbot, panels["what_if"])
+    p.step.setValue(1500)
+    p.token.setCurrentIndex(3 if np.argmax(np.asarray(state.x)[0, 1500]) != 3 else 4)
+    qtbot.mouseClick(p.run_btn, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: p.result is not None, timeout=20000)
+    change = p.result.output_change
+    assert change is not None and len(change) == 3000 and change.max() > 0
+    xs, ys = p.out_curve.getData()
+    assert len(xs) <= OUT_POINTS
+    assert ys.max() == pytest.approx(change.max()) and ys.min() == pytest.approx(change.min())
+    assert ys[xs < 1500].max() == 0  # nothing changes before the changed step
+    assert xs.min() >= 0 and xs.max() <= 3000
+    assert p.out_curve.opts["symbol"] is None
 
 
 def test_compare_panel(qtbot, state, panels, tmp_path):

@@ -532,3 +532,17 @@ def test_input_editor_shows_short_inputs_and_leaves_long_ones_out(digit_window):
     w.state.set_input(np.eye(10, dtype=np.float32)[np.arange(steps)[None] % 10])
     assert w.editor.edit.text() == ""
     assert "long input" in w.editor.edit.placeholderText()
+
+
+def test_peak_decimate_keeps_every_extreme_and_stays_inside_the_steps():
+    from lstmviz.app.plots import peak_decimate
+
+    for n in (5, 800, 801, 1001, 3000, 10_007):
+        y = np.random.default_rng(n).normal(size=n)
+        xs, ys = peak_decimate(y, 800)
+        assert len(xs) == len(ys) <= 800
+        assert ys.max() == y.max() and ys.min() == y.min()
+        assert xs.min() >= 0 and xs.max() <= n - 1  # no bin past the last step
+        if n <= 800:
+            np.testing.assert_array_equal(xs, np.arange(n))
+            np.testing.assert_array_equal(ys, y)

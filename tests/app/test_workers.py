@@ -99,3 +99,28 @@ def test_shutdown_waits_for_a_task_that_ignores_stop(qtbot):
     assert not runner.shutdown(10)  # still running after 10 ms
     assert runner.shutdown(-1)  # waits as long as it takes: never destroyed while running
     assert not w.is_running()
+
+
+def test_tasks_leave_a_core_to_the_window(qtbot, monkeypatch):
+    """A task's engine calls use one thread fewer than the cores (at least one); the GUI
+    thread's own (a notebook's) keep the process-wide count."""
+    from lstmviz.engine import _accel, get_threads, set_threads
+
+    seen = {}
+
+    def fn(progress, should_stop):
+        seen["threads"] = get_threads()
+        return None
+
+    previous = set_threads(8)
+    try:
+        for cores, expected in ((4, 3), (2, 1), (1, 1)):
+            monkeypatch.setattr(_accel, "_cores", lambda c=cores: c)
+            w = Worker(fn, "threads")
+            with qtbot.waitSignal(w.finished, timeout=5000):
+                w.start()
+            assert w.wait(2000)
+            assert seen["threads"] == expected
+            assert get_threads() == 8
+    finally:
+        set_threads(previous)

@@ -165,6 +165,7 @@ def test_thread_settings(monkeypatch):
     try:
         cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
         assert get_threads() == cores
+        assert _accel.cores() == cores
         monkeypatch.setenv("LSTMVIZ_THREADS", "3")
         assert get_threads() == 3
         assert set_threads(2) is None
@@ -272,3 +273,54 @@ def test_weights_travel_without_their_caches(tiles):
     cache[key] = raw[1:]  # misaligned, as a copy might be
     cache[key][...] = 0
     _assert_same(run_lstm(x, w, h0=h0, c0=c0), lt, atol=0, rtol=0)  # packed again
+
+
+@needs_kernel
+def test_threads_limited_caps_this_thread_only(tiles, any_split):
+    """A worker thread traces inside ``threads_limited(n)`` on n threads, bit for bit the
+    trace of every thread, while a trace started on another thread meanwhile keeps the
+    process-wide count; after the block the cap is gone."""
+    import threading
+
+    from lstmviz.engine import threads_limited
+
+    w = _weights(5, 64, seed=3)
+    x, h0, c0, mask = _inputs(2, 30, 5, 64, seed=4)
+    set_threads(4)
+    full = run_lstm(x, w, h0=h0, c0=c0, mask=mask)
+    assert full.meta["threads"] == 4
+    seen: dict[str, object] = {}
+    inside, outside = threading.Event(), threading.Event()
+
+    def worker() -> None:
+        with threads_limited(3) as cap:
+            seen["cap"] = cap
+            seen["worker"] = run_lstm(x, w, h0=h0, c0=c0, mask=mask)
+            with threads_limited(5) as inner:  # nested: the smaller cap wins
+                seen["inner"] = inner
+                with threads_limited(1):
+                    seen["one"] = run_lstm(x, w, h0=h0, c0=c0, mask=mask)
+            inside.set()
+            outside.wait(10)  # still in the block while the other thread traces
+        seen["after"] = get_threads()
+
+    t = threading.Thread(target=worker)
+    t.start()
+    assert inside.wait(60)
+    other = run_lstm(x, w, h0=h0, c0=c0, mask=mask)  # this thread: not capped
+    assert get_threads() == 4
+    outside.set()
+    t.join(60)
+    assert seen["cap"] == 3 and seen["inner"] == 3 and seen["after"] == 4
+    assert other.meta["threads"] == 4
+    assert seen["worker"].meta["threads"] == 3  # type: ignore[attr-defined]
+    assert seen["one"].meta["threads"] == 1  # type: ignore[attr-defined]
+    for lt in (seen["worker"], seen["one"], other):
+        _assert_same(lt, full, atol=0, rtol=0)  # type: ignore[arg-type]
+    with threads_limited(2):
+        assert get_threads() == 2
+        set_threads(1)  # a smaller process-wide count still applies inside
+        assert get_threads() == 1
+    for bad in (0, -2, 1.5, "x", True):
+        with pytest.raises(LstmvizError, match="threads_limited"), threads_limited(bad):
+            pass

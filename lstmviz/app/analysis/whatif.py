@@ -300,9 +300,12 @@ class WhatIfPanel(Panel):
                 p.getAxis("bottom").setTicks([ticks, []])
         for line in self.marks:
             line.setValue(r.t + 0.5)
-        if r.output_change is not None:
-            x = np.arange(len(r.output_change)) + 0.5
-            self.out_curve.setData(x, r.output_change)
+        if imgs.get("out") is not None:
+            x, y, dense = imgs["out"]
+            if dense:  # a min/max envelope per bin of a long sequence: thin, no symbols
+                self.out_curve.setData(x, y, connect="pairs", symbol=None, antialias=False)
+            else:  # every step, a dot each
+                self.out_curve.setData(x, y, connect="all", symbol="o", antialias=True)
         else:
             self.out_curve.setData([], [])
         first = r.first_affected(lt.name)
@@ -341,17 +344,28 @@ def _changed_label(state: Any, r: WhatIf) -> str | None:
     return labels[0] if labels else None
 
 
+#: the output change is drawn from at most this many points (min/max pairs per bin beyond)
+OUT_POINTS = 800
+
+
 def images(r: WhatIf, layer: str, q: str) -> dict[str, Any]:
     """What the panel draws of a what-if, reduced to screen size (block means of long
     traces): the divergence of the six quantities over time, and ``q`` before, after and
     their difference over units x time. Pure NumPy: runs in the panel's worker."""
     from ...analysis.overview import reduce_image
+    from ..plots import peak_decimate
 
     div = r.divergence[layer]
     mat = np.stack([np.asarray(div[k], np.float32) for k in QUANTITIES])  # (6, T)
     before = np.asarray(r.before.layer(layer).per_unit(q)[r.batch], np.float32)  # (T, U)
     after = np.asarray(r.after.layer(layer).per_unit(q)[r.batch], np.float32)
     diff = after - before
+    out = None
+    if r.output_change is not None:
+        # the output change per step as a screen can show it (min/max per bin when longer
+        # than OUT_POINTS): 10,000 steps with a dot each cost the window ~40 ms to set and draw
+        x, y = peak_decimate(np.asarray(r.output_change, np.float64), OUT_POINTS)
+        out = (x + 0.5, y, len(r.output_change) > OUT_POINTS)
     return {
         "layer": layer,
         "quantity": q,
@@ -361,4 +375,5 @@ def images(r: WhatIf, layer: str, q: str) -> dict[str, Any]:
         "after": reduce_image(after),
         "diff": reduce_image(diff),
         "m": float(max(float(np.abs(diff).max()) if diff.size else 0.0, 1e-6)),
+        "out": out,
     }
