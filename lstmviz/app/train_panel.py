@@ -909,6 +909,10 @@ class TrainPanel(QWidget):
         )
 
 
+#: from this type size on (presentation mode) the settings scroll rather than take the room
+LARGE_TYPE_PX = 20
+
+
 class _SettingsColumn(QScrollArea):
     """The panel's settings, beside the curves: as wide as its labels and fields need at the
     current font (620 px at least: the curves take the rest), and scrolled when the panel is
@@ -936,13 +940,18 @@ class _SettingsColumn(QScrollArea):
 
     def minimumSizeHint(self) -> Any:
         hint = super().minimumSizeHint()
-        hint.setHeight(min(hint.height(), 100))  # two rows; the rest scrolls
+        inner = self.widget().minimumSizeHint().height()
+        # normal type: every setting in view (the window has room); presentation's large type:
+        # two rows, the rest scrolls
+        big = self.font().pixelSize() >= LARGE_TYPE_PX
+        hint.setHeight(min(inner, 100) if big else inner)
         return hint
 
     def changeEvent(self, ev: QEvent) -> None:
         super().changeEvent(ev)
         if ev.type() in (QEvent.Type.StyleChange, QEvent.Type.FontChange):
             QTimer.singleShot(0, self._fit_width)  # after the layouts took the new type
+            self.updateGeometry()  # the least height depends on the type
 
     def showEvent(self, ev: Any) -> None:
         super().showEvent(ev)
