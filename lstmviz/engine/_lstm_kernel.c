@@ -245,8 +245,9 @@ static void untranspose(const float *restrict zT, float *restrict z, const float
  * into column panels, Wp[p][k][0:NR] (BLAS repacks them at every call: OpenBLAS's
  * sgemm_oncopy was ~12 % of a 256-unit, batch-32 trace), and multiplied in register tiles:
  * MR batch rows x NR columns, accumulated over k = 0..K-1 in order with FMA (h_tm1's K
- * first, then x_t's), then + b.  AVX-512: 8 x 32 tiles (16 zmm accumulators); AVX2: 6 x 16;
- * rows left over run tiles of 4, 2 and 1 rows; batch 1 runs a matrix-vector product over
+ * first, then x_t's), then + b.  AVX-512: the row block's rows packed once per step, tiles of
+ * 14 x 32 (28 zmm accumulators), K in blocks of 128 (see PTILE512); AVX2: 6 x 16 read in
+ * place; rows left over run tiles of 8, 4, 2, 1 rows; batch 1 runs a matrix-vector product over
  * panels of 128 (AVX-512) or 64 (AVX2) columns, eight independent accumulators.  Every
  * output is the same chain of FMAs whatever the tile, the instruction set or the thread, so
  * the trace does not depend on how the work was split.
@@ -296,54 +297,15 @@ static Py_ssize_t panel_nr(int isa, Py_ssize_t B)
     return isa == ISA_AVX512 ? 32 : 16;
 }
 
-#define TILE512(MR)                                                                          \
-    static __attribute__((target("avx512f,fma"))) void tile512_##MR(                         \
-        const float *restrict a1, Py_ssize_t lda1, Py_ssize_t K1, const float *restrict a2,  \
-        Py_ssize_t lda2, Py_ssize_t K2, const float *restrict wp, const float *restrict b,   \
-        float *restrict z, Py_ssize_t ldz)                                                   \
-    {                                                                                        \
-        __m512 acc0[MR], acc1[MR];                                                           \
-        _Pragma("GCC unroll 8") for (int r = 0; r < MR; r++) acc0[r] = acc1[r] =            \
-            _mm512_setzero_ps();                                                             \
-        for (Py_ssize_t k = 0; k < K1; k++) {                                                \
-            const __m512 w0 = _mm512_load_ps(wp + k * 32);                                   \
-            const __m512 w1 = _mm512_load_ps(wp + k * 32 + 16);                              \
-            _Pragma("GCC unroll 8") for (int r = 0; r < MR; r++) {                           \
-                const __m512 v = _mm512_set1_ps(a1[r * lda1 + k]);                           \
-                acc0[r] = _mm512_fmadd_ps(v, w0, acc0[r]);                                   \
-                acc1[r] = _mm512_fmadd_ps(v, w1, acc1[r]);                                   \
-            }                                                                                \
-        }                                                                                    \
-        wp += K1 * 32;                                                                       \
-        for (Py_ssize_t k = 0; k < K2; k++) {                                                \
-            const __m512 w0 = _mm512_load_ps(wp + k * 32);                                   \
-            const __m512 w1 = _mm512_load_ps(wp + k * 32 + 16);                              \
-            _Pragma("GCC unroll 8") for (int r = 0; r < MR; r++) {                           \
-                const __m512 v = _mm512_set1_ps(a2[r * lda2 + k]);                           \
-                acc0[r] = _mm512_fmadd_ps(v, w0, acc0[r]);                                   \
-                acc1[r] = _mm512_fmadd_ps(v, w1, acc1[r]);                                   \
-            }                                                                                \
-        }                                                                                    \
-        const __m512 b0 = b ? _mm512_load_ps(b) : _mm512_setzero_ps();                       \
-        const __m512 b1 = b ? _mm512_load_ps(b + 16) : _mm512_setzero_ps();                  \
-        _Pragma("GCC unroll 8") for (int r = 0; r < MR; r++) {                               \
-            _mm512_store_ps(z + r * ldz, b ? _mm512_add_ps(acc0[r], b0) : acc0[r]);          \
-            _mm512_store_ps(z + r * ldz + 16, b ? _mm512_add_ps(acc1[r], b1) : acc1[r]);     \
-        }                                                                                    \
-    }
-TILE512(8)
-TILE512(4)
-TILE512(2)
-TILE512(1)
-
-/* The same product with the tile's rows of [h_tm1, x_t] packed first (pack_rows): a[k MR + r],
+/* AVX-512: the product with the tile's rows of [h_tm1, x_t] packed first (pack_rows): a[k MR + r],
  * one stream of broadcasts instead of MR rows 4 KB apart (which share an L1 set at 1024 units),
  * and up to 14 rows (28 accumulators) per tile.  K is run in blocks (KC) so that every tile of
  * the row block reads a block of weights from L1 after the first has brought it in; `carry`
  * continues the sums stored in z by the block before (the registers are stored and loaded
- * again, nothing is rounded differently).  The terms are added in the same order as the tiles
- * above (k = 0 .. K - 1, h_tm1's then x_t's), so the sums are the same bit for bit.  At 1024
- * units x batch 32, one core: 134 -> 167 GFLOP/s for the tile alone (peak 180). */
+ * again, nothing is rounded differently).  The terms are added in the same order as the AVX2
+ * tiles (k = 0 .. K - 1, h_tm1's then x_t's), so the sums are the same bit for bit.  At 1024
+ * units x batch 32, one core: 134 GFLOP/s for 8-row tiles reading h in place -> 167 for these
+ * (peak 180). */
 /* K block of the packed tiles: 128 x 32 floats of weights (16 KB) stay in L1 for the row
  * block's tiles; the second tile prefetches the next block into L1 (PF_HINT), so the first
  * tile of the next block does not wait for L3 (12 % faster at 1024 units x batch 32 than
@@ -653,29 +615,18 @@ static void run_chunk(job_t *J, int th, Py_ssize_t ci, Py_ssize_t s, float *rest
             }
             continue;
         }
-        const Py_ssize_t MR = 6;
+        const Py_ssize_t MR = 6; /* AVX2: rows of [h_tm1, x_t] read in place, 6 per tile */
         Py_ssize_t r0 = 0;
-        for (; r0 + MR <= nb; r0 += MR) {
-            if (avx512)
-                tile512_8(hb + r0 * U, U, U, xt + r0 * ldx, ldx, F, panel, bpp,
-                          zs + r0 * ldz + p0, ldz);
-            else
-                tile256_6(hb + r0 * U, U, U, xt + r0 * ldx, ldx, F, panel, bpp,
-                          zs + r0 * ldz + p0, ldz);
-        }
+        for (; r0 + MR <= nb; r0 += MR)
+            tile256_6(hb + r0 * U, U, U, xt + r0 * ldx, ldx, F, panel, bpp, zs + r0 * ldz + p0,
+                      ldz);
         while (r0 < nb) { /* the rows left over, in tiles of 4, 2, 1 */
             const Py_ssize_t left = nb - r0, mr = left >= 4 ? 4 : left >= 2 ? 2 : 1;
             const float *a1 = hb + r0 * U, *a2 = xt + r0 * ldx;
             float *zr = zs + r0 * ldz + p0;
-            if (avx512) {
-                if (mr == 4) tile512_4(a1, U, U, a2, ldx, F, panel, bpp, zr, ldz);
-                else if (mr == 2) tile512_2(a1, U, U, a2, ldx, F, panel, bpp, zr, ldz);
-                else tile512_1(a1, U, U, a2, ldx, F, panel, bpp, zr, ldz);
-            } else {
-                if (mr == 4) tile256_4(a1, U, U, a2, ldx, F, panel, bpp, zr, ldz);
-                else if (mr == 2) tile256_2(a1, U, U, a2, ldx, F, panel, bpp, zr, ldz);
-                else tile256_1(a1, U, U, a2, ldx, F, panel, bpp, zr, ldz);
-            }
+            if (mr == 4) tile256_4(a1, U, U, a2, ldx, F, panel, bpp, zr, ldz);
+            else if (mr == 2) tile256_2(a1, U, U, a2, ldx, F, panel, bpp, zr, ldz);
+            else tile256_1(a1, U, U, a2, ldx, F, panel, bpp, zr, ldz);
             r0 += mr;
         }
     }
