@@ -1010,6 +1010,12 @@ class MainWindow(QMainWindow):
         self.engine_label.setText(
             f"engine: {self.state.engine} · T = {self.state.timesteps} · trace {size}"
         )
+        if self.isVisible():
+            # the views took the new trace and their sizes changed (the token strip's rows,
+            # the model's description, the labels): lay the window out now, so the next frame
+            # is drawn once at its final layout (a frame drawn first at the old layout showed
+            # the views jump, and the whole window was drawn twice)
+            QApplication.sendPostedEvents(None, QEvent.Type.LayoutRequest)
 
     def _trace_runner(
         self,
