@@ -166,6 +166,7 @@ class MainWindow(QMainWindow):
         self._menus: dict[str, QMenu] = {}
         self._docks_before: dict[QDockWidget, bool] = {}
         self._recent_mem: list[str] = []
+        self._qsettings: QSettings | None = None
 
         self._build_views()
         self._build_menus()
@@ -756,6 +757,8 @@ class MainWindow(QMainWindow):
         if s is not None and not self.presentation:
             s.setValue("geometry", self.saveGeometry())
             s.setValue("state", self.saveState())
+        if s is not None:
+            s.sync()  # the process may end before Qt's next write
 
     def restore_layout(self) -> None:
         """Window geometry and dock layout of the last session (the ``lstmviz`` command)."""
@@ -772,7 +775,13 @@ class MainWindow(QMainWindow):
     def _settings(self) -> QSettings | None:
         if os.environ.get("LSTMVIZ_TESTING"):
             return None
-        return QSettings("lstmviz", "lstmviz")
+        # one QSettings for the window: a change is in it at once (the Recent menu reads it
+        # back) and Qt writes the file from the event loop, or when the window closes; a
+        # QSettings made per call wrote the file (2-17 ms) inside the handler that changed it,
+        # which held back the first frame of a model just opened
+        if self._qsettings is None:
+            self._qsettings = QSettings("lstmviz", "lstmviz", self)
+        return self._qsettings
 
     def recent_files(self) -> list[str]:
         s = self._settings()
