@@ -298,15 +298,31 @@ def test_plot_widgets_menus_docks(digit_window):
 
 def test_freeze_gc_takes_the_windows_objects_out_of_collections():
     import gc
+    import weakref
 
     from lstmviz.app.main import freeze_gc
 
-    before = gc.get_freeze_count()
+    class Node:
+        me: object = None
+
+    enabled = gc.isenabled()
+    gc.disable()  # as during the start-up (pause_gc): no collection meanwhile
     try:
+        kept = Node()
+        kept.me = kept  # alive, in a cycle
+        lost = Node()
+        lost.me = lost  # a cycle nothing refers to any more
+        gone = weakref.ref(lost)
+        del lost
+        gc.freeze()  # as resume_gc leaves the start-up's objects, the cycle among them
         freeze_gc()
-        assert gc.get_freeze_count() > before
+        assert gone() is None  # collected all the same
+        assert gc.get_freeze_count() > 0
+        assert not any(o is kept for o in gc.get_objects())  # out of every collection
     finally:
         gc.unfreeze()  # the test session's objects go back to the collector
+        if enabled:
+            gc.enable()
 
 
 def test_unit_equations_match_contributions(digit_window):

@@ -39,3 +39,32 @@ def test_panels_load_on_first_open():
     n_analysis, n_train = (int(v) for v in lines["menus"].split())
     assert n_analysis == 12 and n_train >= 5  # every entry is there from the start
     assert lines["opened"] == "True True True"
+
+
+GC_CODE = r"""
+import gc, sys
+from PySide6.QtWidgets import QApplication
+from lstmviz.app.main import build_window, start_loading
+from lstmviz.examples import default_example
+
+preload = start_loading(str(default_example().path))
+paused = not gc.isenabled()
+app = QApplication(sys.argv[:1])
+w = build_window(1600, 900)
+w.show()
+w.open_model(str(default_example().path), preload=preload)
+w.ensure_actions()
+print("gc:", paused, gc.isenabled())
+w.close()
+"""
+
+
+def test_garbage_collector_pauses_for_the_start_up_only():
+    """`lstmviz` pauses the cyclic collector while the window starts, and turns it back on
+    once the menus and panels are installed."""
+    env = dict(os.environ, QT_QPA_PLATFORM="offscreen")
+    r = subprocess.run(
+        [sys.executable, "-c", GC_CODE], capture_output=True, text=True, env=env, timeout=120
+    )
+    assert r.returncode == 0, r.stderr
+    assert "gc: True True" in r.stdout
