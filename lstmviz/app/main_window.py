@@ -72,6 +72,8 @@ BOTTOM_MIN_PX = 180
 MODEL_SUFFIXES = (".keras", ".h5", ".hdf5")  # more when lstmviz.io knows more formats
 INPUT_SUFFIXES = (".npy", ".npz", ".csv", ".txt", ".tsv")
 MAX_RECENT = 10
+#: the progress bar and the busy cursor appear when a job has run this long (milliseconds)
+BUSY_AFTER_MS = 150
 
 _configured = False
 
@@ -447,6 +449,10 @@ class MainWindow(QMainWindow):
         self.progress_bar.setMaximumWidth(220)
         self.progress_bar.setVisible(False)
         self.busy_label = QLabel()
+        self._busy_later = QTimer(self)
+        self._busy_later.setSingleShot(True)
+        self._busy_later.setInterval(BUSY_AFTER_MS)
+        self._busy_later.timeout.connect(self._show_busy)
         self.engine_label = QLabel()
         self.engine_label.setToolTip("What computed the trace shown")
         sb.addPermanentWidget(self.busy_label)
@@ -1062,14 +1068,25 @@ class MainWindow(QMainWindow):
 
     def _on_running_changed(self, running: bool, label: str) -> None:
         running = self.runner.is_running() or self.trace_runner.is_running()
-        self.progress_bar.setVisible(running)
-        self.progress_bar.setRange(0, 0)
         self.busy_label.setText(f"{label}…" if running and label else "")
         if running:
+            self.progress_bar.setRange(0, 0)
+            # the progress bar and the busy cursor show for work that takes a while: a job
+            # done at once (opening a small model, most traces) does not make them flicker
+            if not self.progress_bar.isVisible():
+                self._busy_later.start()
+            return
+        self._busy_later.stop()
+        self.progress_bar.setVisible(False)
+        while QApplication.overrideCursor() is not None:
+            QApplication.restoreOverrideCursor()
+
+    def _show_busy(self) -> None:
+        if not (self.runner.is_running() or self.trace_runner.is_running()):
+            return
+        self.progress_bar.setVisible(True)
+        if QApplication.overrideCursor() is None:
             QApplication.setOverrideCursor(Qt.CursorShape.BusyCursor)
-        else:
-            while QApplication.overrideCursor() is not None:
-                QApplication.restoreOverrideCursor()
 
     def _on_progress(self, i: int, n: int) -> None:
         self.progress_bar.setRange(0, max(n, 1))

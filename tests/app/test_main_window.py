@@ -548,3 +548,30 @@ def test_input_editor_shows_short_inputs_and_leaves_long_ones_out(digit_window):
     w.state.set_input(np.eye(10, dtype=np.float32)[np.arange(steps)[None] % 10])
     assert w.editor.edit.text() == ""
     assert "long input" in w.editor.edit.placeholderText()
+
+
+def test_busy_indicator_only_for_work_that_takes_a_while(window, qtbot):
+    """A job done at once leaves the progress bar hidden (no flicker); one that runs on
+    shows it, and the bar goes when the job ends."""
+    import time
+
+    from lstmviz.app.main_window import BUSY_AFTER_MS
+
+    done = []
+    window.run_worker(lambda progress, should_stop: 1, done.append, "quick")
+    qtbot.waitUntil(lambda: done == [1], timeout=5000)
+    qtbot.wait(BUSY_AFTER_MS + 100)
+    assert not window.progress_bar.isVisible()
+
+    def slow(progress, should_stop):
+        end = time.monotonic() + 3 * BUSY_AFTER_MS / 1000
+        while time.monotonic() < end and not should_stop():
+            time.sleep(0.01)
+        return 2
+
+    window.run_worker(slow, done.append, "slow")
+    assert window.busy_label.text() == "slow…"  # said at once
+    qtbot.waitUntil(window.progress_bar.isVisible, timeout=5000)
+    qtbot.waitUntil(lambda: done == [1, 2], timeout=5000)
+    qtbot.waitUntil(lambda: not window.progress_bar.isVisible(), timeout=5000)
+    assert window.busy_label.text() == ""
