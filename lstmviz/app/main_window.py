@@ -44,7 +44,6 @@ from PySide6.QtWidgets import (
 from ..errors import LstmvizError
 from ..state import ViewerState
 from . import dialogs
-from .diagram_view import DiagramView, EquationsView
 from .heatmaps import HeatmapGrid
 from .model_panel import ModelPanel, SelectionPanel
 from .panels import Panels
@@ -57,6 +56,7 @@ from .unit_detail import UnitDetail
 from .workers import TaskRunner, Worker
 
 if TYPE_CHECKING:
+    from .diagram_view import DiagramView, EquationsView
     from .export_actions import ExportActions
     from .lessons import LessonActions
     from .session_actions import SessionActions
@@ -229,13 +229,11 @@ class MainWindow(QMainWindow):
         self.vsplit.setStretchFactor(1, 2)
         self.vsplit.setSizes([560, 200])
         # presentation mode shows one big view at a time: the heatmaps, the cell diagram or
-        # the equations (state.options.presentation_view), with the story bar under it
-        self.stage_diagram = DiagramView(doc, big=True)
-        self.stage_equations = EquationsView(doc, big=True)
+        # the equations (state.options.presentation_view), with the story bar under it; the
+        # diagram and the equations are built the first time they are shown (_stage)
         self.middle = QStackedWidget()
         self.middle.addWidget(self.vsplit)
-        self.middle.addWidget(self.stage_diagram)
-        self.middle.addWidget(self.stage_equations)
+        self._stages: dict[str, DiagramView | EquationsView] = {}
         v.addWidget(self.middle, 1)
         self.story_bar = StoryBar(doc)
         self.story_bar.setVisible(False)
@@ -876,12 +874,41 @@ class MainWindow(QMainWindow):
             if self.isFullScreen():
                 self.showNormal()
 
+    @property
+    def stage_diagram(self) -> DiagramView:
+        """Presentation mode's big cell diagram (built on first use)."""
+        return self._stage("diagram")  # type: ignore[return-value]
+
+    @property
+    def stage_equations(self) -> EquationsView:
+        """Presentation mode's big equations (built on first use)."""
+        return self._stage("equations")  # type: ignore[return-value]
+
+    def _stage(self, view: str) -> DiagramView | EquationsView:
+        """The big view ``view`` ("diagram" or "equations") of presentation mode: built, in
+        the window's theme, the first time it is asked for (most sessions never show it)."""
+        got = self._stages.get(view)
+        if got is None:
+            from .diagram_view import DiagramView, EquationsView
+
+            built: DiagramView | EquationsView = (
+                DiagramView(self.state, big=True)
+                if view == "diagram"
+                else EquationsView(self.state, big=True)
+            )
+            built.set_theme(self.theme)
+            self.middle.addWidget(built)
+            self._stages[view] = got = built
+        return got
+
     def _apply_stage(self, *_: Any) -> None:
         """The big view of presentation mode (the heatmaps in the normal window); the story
         bar shows in presentation mode and while a lesson is open."""
         view = self.state.options.presentation_view
-        pages = {"heatmaps": 0, "diagram": 1, "equations": 2}
-        self.middle.setCurrentIndex(pages.get(view, 0) if self.presentation else 0)
+        if self.presentation and view in ("diagram", "equations"):
+            self.middle.setCurrentWidget(self._stage(view))
+        else:
+            self.middle.setCurrentIndex(0)
         lesson_open = self.lessons is not None and self.lessons.run is not None
         self.story_bar.setVisible(self.presentation or lesson_open)
         self.story_bar.prediction.setVisible(self.presentation)
@@ -927,9 +954,9 @@ class MainWindow(QMainWindow):
     def set_theme(self, theme: Theme) -> None:
         self.theme = theme
         self.setStyleSheet(stylesheet(theme))
+        for stage in self._stages.values():
+            stage.set_theme(theme)
         for v in (
-            self.stage_diagram,
-            self.stage_equations,
             self.story_bar,
             self.heatmaps,
             self.unit_lines,
