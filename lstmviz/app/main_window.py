@@ -46,7 +46,7 @@ from ..state import ViewerState
 from . import dialogs
 from .heatmaps import HeatmapGrid
 from .model_panel import ModelPanel, SelectionPanel
-from .panels import Panels
+from .panels import Panels, PanelSpec
 from .plots import OutputView, StepBars, UnitLines
 from .presentation import PresenterWindow, StoryBar, audience_screens
 from .style import NORMAL, PRESENTATION, Theme, stylesheet
@@ -1137,7 +1137,6 @@ class MainWindow(QMainWindow):
         if self.panels is not None:
             return
         from .analysis import analysis_panels
-        from .diagram_view import diagram_panel_spec
         from .export_actions import ExportActions
         from .lessons import LessonActions
         from .session_actions import SessionActions
@@ -1210,6 +1209,26 @@ class MainWindow(QMainWindow):
                     stop()
                 except Exception:  # noqa: BLE001 - closing must not fail
                     log.error("shutting down panel %s failed:\n%s", key, traceback.format_exc())
+
+
+def diagram_panel_spec() -> PanelSpec:
+    """The Cell diagram dock, as the main window declares its panels (built on first open,
+    when :mod:`.diagram_view` and the diagram's layout are imported)."""
+
+    def build(window: MainWindow) -> QWidget:
+        from .diagram_view import DiagramPanel
+
+        return DiagramPanel(window)
+
+    return PanelSpec(
+        key="diagram",
+        title="Cell diagram",
+        menu="View",
+        shortcut="Ctrl+D",
+        tip="The LSTM cell with the selected unit's numbers on every wire, at this step",
+        build=build,
+        height=400,
+    )
 
 
 def _excepthook_for(window: MainWindow) -> Callable[..., None]:

@@ -17,13 +17,17 @@ w = build_window(1600, 900, with_model=False)
 w.show()
 w.ensure_actions()
 lazy = ("lstmviz.app.analysis.corpus", "lstmviz.analysis.corpus", "lstmviz.app.analysis.whatif",
-        "lstmviz.app.analysis.attribution", "lstmviz.analysis.attribution", "lstmviz.train")
+        "lstmviz.app.analysis.attribution", "lstmviz.analysis.attribution", "lstmviz.train",
+        "lstmviz.app.diagram_view", "lstmviz.export.diagram")
 print("loaded:", ",".join(m for m in lazy if m in sys.modules))
 print("menus:", len(w.menu("Analysis").actions()), len(w.menu("Train").actions()))
 corpus = next(a for a in w.menu("Analysis").actions() if a.text() == "Corpus")
 corpus.trigger()
 print("opened:", w.panels.built("corpus") is not None, "lstmviz.app.analysis.corpus" in sys.modules,
       w.panels.docks["corpus"].isVisible())
+diagram = next(a for a in w.menu("View").actions() if a.text() == "Cell diagram")
+diagram.trigger()
+print("diagram:", type(w.panels.built("diagram")).__name__, w.panels.docks["diagram"].isVisible())
 w.close()
 """
 
@@ -39,6 +43,7 @@ def test_panels_load_on_first_open():
     n_analysis, n_train = (int(v) for v in lines["menus"].split())
     assert n_analysis == 12 and n_train >= 5  # every entry is there from the start
     assert lines["opened"] == "True True True"
+    assert lines["diagram"] == "DiagramPanel True"
 
 
 GC_CODE = r"""
