@@ -402,10 +402,28 @@ def start_loading(path: str, text: str | None = None, input_path: str | None = N
     (:func:`pause_gc`) until the window built by :func:`build_window` is complete.
     """
     pause_gc()
-    from .main_window import load_model_files
     from .workers import background
 
-    return background(load_model_files, str(path), None, text, input_path, name="lstmviz preload")
+    future = background(load_model_files, str(path), None, text, input_path, name="lstmviz preload")
+    # the window's modules (pyqtgraph, the views) import while the file is being read
+    from . import main_window  # noqa: F401
+
+    return future
+
+
+def load_model_files(
+    path: str, x: Any = None, text: str | None = None, input_path: str | None = None
+) -> tuple[Any, Any, Any]:
+    """``(model, info, x)`` read from disk (no Qt: runs on any thread)."""
+    from ..io import load_model
+    from ..io.inputs import load_input
+    from ..io.meta import load_info
+
+    model = load_model(path)
+    info = load_info(path)
+    if x is None and (text is not None or input_path is not None):
+        x = load_input(model, path=input_path, text=text, info=info)
+    return model, info, x
 
 
 def build_window(width: int = 1600, height: int = 900, with_model: bool = True) -> Any:

@@ -106,21 +106,6 @@ def configure_pyqtgraph() -> None:
         _configured = True
 
 
-def load_model_files(
-    path: str, x: Any = None, text: str | None = None, input_path: str | None = None
-) -> tuple[Any, Any, Any]:
-    """``(model, info, x)`` read from disk (no Qt: runs on any thread)."""
-    from ..io import load_model
-    from ..io.inputs import load_input
-    from ..io.meta import load_info
-
-    model = load_model(path)
-    info = load_info(path)
-    if x is None and (text is not None or input_path is not None):
-        x = load_input(model, path=input_path, text=text, info=info)
-    return model, info, x
-
-
 class MainWindow(QMainWindow):
     """The lstmviz main window around one :class:`~lstmviz.app.state.ViewerState`."""
 
@@ -577,7 +562,7 @@ class MainWindow(QMainWindow):
     ) -> None:
         """Load and trace the model at ``path`` in one worker job and show it (with ``x``,
         ``text`` or ``input_path`` as input, else its example input). ``then()`` runs once
-        it is shown. ``preload``: a future of :func:`load_model_files` already started for
+        it is shown. ``preload``: a future of :func:`.main.load_model_files` already started for
         this path."""
         path = str(path)
 
