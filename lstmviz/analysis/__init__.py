@@ -20,53 +20,61 @@ outputs                what an output is (probabilities, log-probabilities, logi
 =====================  ===================================================================
 """
 
-from . import outputs, probes
-from .attribution import Attribution, attribute, occlusion
+from types import ModuleType
+from typing import TYPE_CHECKING
+
+# Modules that share their name with a function they export are imported here: the package's
+# attribute is the function (``lstmviz.analysis.compare``, ``.decompose``, ...), whichever
+# import comes first. The rest load on first use (``__getattr__`` below).
 from .compare import Comparison, align_units, compare
-from .corpus import (
-    CorpusStore,
-    Match,
-    PatternResult,
-    UnitStats,
-    convert_corpus,
-    find_pattern,
-    open_corpus,
-    select_units,
-    trace_corpus,
-    unit_stats,
-)
 from .decompose import decompose, mean_lifetime, memory_lifetime, retention
 from .diagnose import Diagnosis, diagnose
-from .dynamics import FixedPoint, StatePCA, fixed_points, state_pca
-from .gradients import (
-    Connectivity,
-    IntegratedGradients,
-    MemoryPaths,
-    connectivity,
-    gradient,
-    gradient_x_input,
-    integrated_gradients,
-    integrated_gradients_full,
-    loss_target,
-    memory_paths,
-)
-from .interventions import (
-    AblationScan,
-    Intervention,
-    InterventionEffect,
-    ablate,
-    ablation_scan,
-    intervene,
-    intervention_effect,
-    mean_values,
-    sample_with_intervention,
-)
 from .logit_attribution import LogitAttribution, logit_attribution
 from .lrp import LRPResult, lrp
-from .patching import PatchingResult, activation_patching
 from .saturation import dead_units, gate_histograms, saturation, saturation_split
-from .search import correlations, rank_units
-from .whatif import WhatIf, what_if
+
+if TYPE_CHECKING:  # imported on first use, by __getattr__ below
+    from . import outputs, probes
+    from .attribution import Attribution, attribute, occlusion
+    from .corpus import (
+        CorpusStore,
+        Match,
+        PatternResult,
+        UnitStats,
+        convert_corpus,
+        find_pattern,
+        open_corpus,
+        select_units,
+        trace_corpus,
+        unit_stats,
+    )
+    from .dynamics import FixedPoint, StatePCA, fixed_points, state_pca
+    from .gradients import (
+        Connectivity,
+        IntegratedGradients,
+        MemoryPaths,
+        connectivity,
+        gradient,
+        gradient_x_input,
+        integrated_gradients,
+        integrated_gradients_full,
+        loss_target,
+        memory_paths,
+    )
+    from .interventions import (
+        AblationScan,
+        Intervention,
+        InterventionEffect,
+        ablate,
+        ablation_scan,
+        intervene,
+        intervention_effect,
+        mean_values,
+        sample_with_intervention,
+    )
+    from .patching import PatchingResult, activation_patching
+    from .search import correlations, rank_units
+    from .whatif import WhatIf, what_if
 
 __all__ = [
     "Comparison",
@@ -135,3 +143,77 @@ __all__ += [
     "sample_with_intervention",
     "state_pca",
 ]
+
+
+def __getattr__(name: str) -> object:
+    """A public name (or submodule) of the package, imported on first use.
+
+    Importing one analysis module (the viewer's ``lstmviz.analysis.levels`` at start-up) runs
+    this package first; importing every analysis here would load the corpus machinery,
+    gradients, attribution, ... into a window that has not asked for them yet.
+    """
+    module: ModuleType
+    if name == "outputs":
+        import lstmviz.analysis.outputs as module
+    elif name == "probes":
+        import lstmviz.analysis.probes as module
+    elif name in ("attribution", "Attribution", "attribute", "occlusion"):
+        import lstmviz.analysis.attribution as module
+    elif name in (
+        "corpus",
+        "CorpusStore",
+        "Match",
+        "PatternResult",
+        "UnitStats",
+        "convert_corpus",
+        "find_pattern",
+        "open_corpus",
+        "select_units",
+        "trace_corpus",
+        "unit_stats",
+    ):
+        import lstmviz.analysis.corpus as module
+    elif name in ("dynamics", "FixedPoint", "StatePCA", "fixed_points", "state_pca"):
+        import lstmviz.analysis.dynamics as module
+    elif name in (
+        "gradients",
+        "Connectivity",
+        "IntegratedGradients",
+        "MemoryPaths",
+        "connectivity",
+        "gradient",
+        "gradient_x_input",
+        "integrated_gradients",
+        "integrated_gradients_full",
+        "loss_target",
+        "memory_paths",
+    ):
+        import lstmviz.analysis.gradients as module
+    elif name in (
+        "interventions",
+        "AblationScan",
+        "Intervention",
+        "InterventionEffect",
+        "ablate",
+        "ablation_scan",
+        "intervene",
+        "intervention_effect",
+        "mean_values",
+        "sample_with_intervention",
+    ):
+        import lstmviz.analysis.interventions as module
+    elif name in ("patching", "PatchingResult", "activation_patching"):
+        import lstmviz.analysis.patching as module
+    elif name in ("search", "correlations", "rank_units"):
+        import lstmviz.analysis.search as module
+    elif name in ("whatif", "WhatIf", "what_if"):
+        import lstmviz.analysis.whatif as module
+    else:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = module if module.__name__ == f"{__name__}.{name}" else getattr(module, name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

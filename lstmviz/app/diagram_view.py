@@ -107,18 +107,6 @@ STAGES = {
 N_STAGES = 7
 #: the wires a question hides until the answer is revealed: the cell's update and its output
 ANSWER_KEYS = frozenset({"kept", "written", "c", "c_branch", "tanh_c", "h", "h_up"})
-#: the quantity whose heatmap row a highlighted diagram part points at
-HEATMAP_OF = {
-    "forget_gate": "forget_gate",
-    "input_gate": "input_gate",
-    "output_gate": "output_gate",
-    "candidate": "candidate",
-    "cell": "cell",
-    "hidden": "hidden",
-    "kept": "forget_gate",
-    "written": "input_gate",
-    "tanh_c": "cell",
-}
 GATE_LETTER = {"forget_gate": "f", "input_gate": "i", "candidate": "g", "output_gate": "o"}
 #: colah's colours: yellow layers, pink pointwise operations
 BOX_FILL = {"gate": "#F6D55C", "activation": "#F6D55C", "multiply": "#F4A7B9", "add": "#F4A7B9"}
@@ -1004,18 +992,3 @@ class DiagramPanel(QWidget):
         self.view = DiagramView(window.state)
         self.view.set_theme(window.theme)
         lay.addWidget(self.view, 1)
-
-
-def diagram_panel_spec() -> Any:
-    """The Cell diagram dock, as the main window declares its panels (built on first open)."""
-    from .panels import PanelSpec
-
-    return PanelSpec(
-        key="diagram",
-        title="Cell diagram",
-        menu="View",
-        shortcut="Ctrl+D",
-        tip="The LSTM cell with the selected unit's numbers on every wire, at this step",
-        build=DiagramPanel,
-        height=400,
-    )

@@ -25,6 +25,7 @@ from ..engine.trace import GATES, QUANTITIES
 from ..state import ViewerState
 from .style import (
     GATE_CMAP,
+    HEATMAP_OF,
     MEANINGS,
     NORMAL,
     QUANTITY_COLORS,
@@ -767,8 +768,6 @@ class HeatmapGrid(pg.GraphicsLayoutWidget):
             hm.set_t(min(t, max(hm.n_t - 1, 0)))
 
     def _on_selection_changed(self, *_: Any) -> None:
-        from .diagram_view import HEATMAP_OF
-
         u = self.state.unit
         lit = HEATMAP_OF.get(self.state.options.highlight, "")
         for hm in self.maps.values():

@@ -396,11 +396,34 @@ def _run(a: argparse.Namespace) -> int:
 def start_loading(path: str, text: str | None = None, input_path: str | None = None) -> Any:
     """Start reading a model (and its input) on a background thread; returns a
     :class:`concurrent.futures.Future` of ``(model, info, x)`` for
-    :meth:`MainWindow.open_model`'s ``preload``."""
-    from .main_window import load_model_files
+    :meth:`MainWindow.open_model`'s ``preload``.
+
+    The ``lstmviz`` command's start-up begins here: the cyclic garbage collector pauses
+    (:func:`pause_gc`) until the window built by :func:`build_window` is complete.
+    """
+    pause_gc()
     from .workers import background
 
-    return background(load_model_files, str(path), None, text, input_path, name="lstmviz preload")
+    future = background(load_model_files, str(path), None, text, input_path, name="lstmviz preload")
+    # the window's modules (pyqtgraph, the views) import while the file is being read
+    from . import main_window  # noqa: F401
+
+    return future
+
+
+def load_model_files(
+    path: str, x: Any = None, text: str | None = None, input_path: str | None = None
+) -> tuple[Any, Any, Any]:
+    """``(model, info, x)`` read from disk (no Qt: runs on any thread)."""
+    from ..io import load_model
+    from ..io.inputs import load_input
+    from ..io.meta import load_info
+
+    model = load_model(path)
+    info = load_info(path)
+    if x is None and (text is not None or input_path is not None):
+        x = load_input(model, path=input_path, text=text, info=info)
+    return model, info, x
 
 
 def build_window(width: int = 1600, height: int = 900, with_model: bool = True) -> Any:
@@ -413,13 +436,53 @@ def build_window(width: int = 1600, height: int = 900, with_model: bool = True) 
     if with_model:  # lay the side panels out now, while the model loads
         window.show_panels()
     window.build_actions_after_first_paint(wait_for_trace=with_model)
+    window.actions_built.connect(_once(resume_gc))
     return window
 
 
-def freeze_gc() -> None:
-    """Move every object alive now out of the garbage collector's view (``gc.freeze``)."""
+#: the collector was enabled when :func:`pause_gc` paused it
+_gc_paused = {"v": False}
+
+
+def pause_gc() -> None:
+    """Pause the cyclic garbage collector for the start-up (:func:`resume_gc` ends it).
+
+    Starting the window allocates ~10^5 objects that live as long as the app (modules,
+    classes, widgets, plot items); each of the ~170 collections that allocation set off
+    walked the young ones again and one walked everything: 50-70 ms of the start-up. They
+    are collected once, after the window is complete (``gc.freeze`` then keeps them out of
+    later collections, :func:`freeze_gc`).
+    """
     import gc
 
+    if gc.isenabled():
+        gc.disable()
+        _gc_paused["v"] = True
+
+
+def resume_gc() -> None:
+    """Turn the collector back on after :func:`pause_gc`.
+
+    What the start-up made is moved out of the collector's view first (``gc.freeze``):
+    enabled as it was, the first collection would have walked all of it (~35 ms), in the
+    middle of the user's first click. Reference counting freed everything acyclic
+    meanwhile; the few cycles the start-up left (~120 objects) go when :func:`freeze_gc`
+    collects everything once.
+    """
+    import gc
+
+    if _gc_paused["v"]:
+        _gc_paused["v"] = False
+        gc.freeze()
+        gc.enable()
+
+
+def freeze_gc() -> None:
+    """Collect everything once, then move every object alive now out of the garbage
+    collector's view (``gc.freeze``)."""
+    import gc
+
+    gc.unfreeze()
     gc.collect()
     gc.freeze()
 

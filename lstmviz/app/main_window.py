@@ -44,10 +44,9 @@ from PySide6.QtWidgets import (
 from ..errors import LstmvizError
 from ..state import ViewerState
 from . import dialogs
-from .diagram_view import DiagramView, EquationsView
 from .heatmaps import HeatmapGrid
 from .model_panel import ModelPanel, SelectionPanel
-from .panels import Panels
+from .panels import Panels, PanelSpec
 from .plots import OutputView, StepBars, UnitLines
 from .presentation import PresenterWindow, StoryBar, audience_screens
 from .style import NORMAL, PRESENTATION, Theme, stylesheet
@@ -57,6 +56,7 @@ from .unit_detail import UnitDetail
 from .workers import TaskRunner, Worker
 
 if TYPE_CHECKING:
+    from .diagram_view import DiagramView, EquationsView
     from .export_actions import ExportActions
     from .lessons import LessonActions
     from .session_actions import SessionActions
@@ -72,6 +72,8 @@ BOTTOM_MIN_PX = 180
 MODEL_SUFFIXES = (".keras", ".h5", ".hdf5")  # more when lstmviz.io knows more formats
 INPUT_SUFFIXES = (".npy", ".npz", ".csv", ".txt", ".tsv")
 MAX_RECENT = 10
+#: the progress bar and the busy cursor appear when a job has run this long (milliseconds)
+BUSY_AFTER_MS = 150
 
 _configured = False
 
@@ -102,21 +104,6 @@ def configure_pyqtgraph() -> None:
             antialias=True, imageAxisOrder="row-major", background="#17191e", foreground="#e8e8ea"
         )
         _configured = True
-
-
-def load_model_files(
-    path: str, x: Any = None, text: str | None = None, input_path: str | None = None
-) -> tuple[Any, Any, Any]:
-    """``(model, info, x)`` read from disk (no Qt: runs on any thread)."""
-    from ..io import load_model
-    from ..io.inputs import load_input
-    from ..io.meta import load_info
-
-    model = load_model(path)
-    info = load_info(path)
-    if x is None and (text is not None or input_path is not None):
-        x = load_input(model, path=input_path, text=text, info=info)
-    return model, info, x
 
 
 class MainWindow(QMainWindow):
@@ -166,6 +153,7 @@ class MainWindow(QMainWindow):
         self._menus: dict[str, QMenu] = {}
         self._docks_before: dict[QDockWidget, bool] = {}
         self._recent_mem: list[str] = []
+        self._qsettings: QSettings | None = None
 
         self._build_views()
         self._build_menus()
@@ -226,13 +214,11 @@ class MainWindow(QMainWindow):
         self.vsplit.setStretchFactor(1, 2)
         self.vsplit.setSizes([560, 200])
         # presentation mode shows one big view at a time: the heatmaps, the cell diagram or
-        # the equations (state.options.presentation_view), with the story bar under it
-        self.stage_diagram = DiagramView(doc, big=True)
-        self.stage_equations = EquationsView(doc, big=True)
+        # the equations (state.options.presentation_view), with the story bar under it; the
+        # diagram and the equations are built the first time they are shown (_stage)
         self.middle = QStackedWidget()
         self.middle.addWidget(self.vsplit)
-        self.middle.addWidget(self.stage_diagram)
-        self.middle.addWidget(self.stage_equations)
+        self._stages: dict[str, DiagramView | EquationsView] = {}
         v.addWidget(self.middle, 1)
         self.story_bar = StoryBar(doc)
         self.story_bar.setVisible(False)
@@ -446,6 +432,10 @@ class MainWindow(QMainWindow):
         self.progress_bar.setMaximumWidth(220)
         self.progress_bar.setVisible(False)
         self.busy_label = QLabel()
+        self._busy_later = QTimer(self)
+        self._busy_later.setSingleShot(True)
+        self._busy_later.setInterval(BUSY_AFTER_MS)
+        self._busy_later.timeout.connect(self._show_busy)
         self.engine_label = QLabel()
         self.engine_label.setToolTip("What computed the trace shown")
         sb.addPermanentWidget(self.busy_label)
@@ -572,7 +562,7 @@ class MainWindow(QMainWindow):
     ) -> None:
         """Load and trace the model at ``path`` in one worker job and show it (with ``x``,
         ``text`` or ``input_path`` as input, else its example input). ``then()`` runs once
-        it is shown. ``preload``: a future of :func:`load_model_files` already started for
+        it is shown. ``preload``: a future of :func:`.main.load_model_files` already started for
         this path."""
         path = str(path)
 
@@ -759,6 +749,8 @@ class MainWindow(QMainWindow):
         if s is not None and not self.presentation:
             s.setValue("geometry", self.saveGeometry())
             s.setValue("state", self.saveState())
+        if s is not None:
+            s.sync()  # the process may end before Qt's next write
 
     def restore_layout(self) -> None:
         """Window geometry and dock layout of the last session (the ``lstmviz`` command)."""
@@ -775,7 +767,13 @@ class MainWindow(QMainWindow):
     def _settings(self) -> QSettings | None:
         if os.environ.get("LSTMVIZ_TESTING"):
             return None
-        return QSettings("lstmviz", "lstmviz")
+        # one QSettings for the window: a change is in it at once (the Recent menu reads it
+        # back) and Qt writes the file from the event loop, or when the window closes; a
+        # QSettings made per call wrote the file (2-17 ms) inside the handler that changed it,
+        # which held back the first frame of a model just opened
+        if self._qsettings is None:
+            self._qsettings = QSettings("lstmviz", "lstmviz", self)
+        return self._qsettings
 
     def recent_files(self) -> list[str]:
         s = self._settings()
@@ -864,12 +862,41 @@ class MainWindow(QMainWindow):
             if self.isFullScreen():
                 self.showNormal()
 
+    @property
+    def stage_diagram(self) -> DiagramView:
+        """Presentation mode's big cell diagram (built on first use)."""
+        return self._stage("diagram")  # type: ignore[return-value]
+
+    @property
+    def stage_equations(self) -> EquationsView:
+        """Presentation mode's big equations (built on first use)."""
+        return self._stage("equations")  # type: ignore[return-value]
+
+    def _stage(self, view: str) -> DiagramView | EquationsView:
+        """The big view ``view`` ("diagram" or "equations") of presentation mode: built, in
+        the window's theme, the first time it is asked for (most sessions never show it)."""
+        got = self._stages.get(view)
+        if got is None:
+            from .diagram_view import DiagramView, EquationsView
+
+            built: DiagramView | EquationsView = (
+                DiagramView(self.state, big=True)
+                if view == "diagram"
+                else EquationsView(self.state, big=True)
+            )
+            built.set_theme(self.theme)
+            self.middle.addWidget(built)
+            self._stages[view] = got = built
+        return got
+
     def _apply_stage(self, *_: Any) -> None:
         """The big view of presentation mode (the heatmaps in the normal window); the story
         bar shows in presentation mode and while a lesson is open."""
         view = self.state.options.presentation_view
-        pages = {"heatmaps": 0, "diagram": 1, "equations": 2}
-        self.middle.setCurrentIndex(pages.get(view, 0) if self.presentation else 0)
+        if self.presentation and view in ("diagram", "equations"):
+            self.middle.setCurrentWidget(self._stage(view))
+        else:
+            self.middle.setCurrentIndex(0)
         lesson_open = self.lessons is not None and self.lessons.run is not None
         self.story_bar.setVisible(self.presentation or lesson_open)
         self.story_bar.prediction.setVisible(self.presentation)
@@ -915,9 +942,9 @@ class MainWindow(QMainWindow):
     def set_theme(self, theme: Theme) -> None:
         self.theme = theme
         self.setStyleSheet(stylesheet(theme))
+        for stage in self._stages.values():
+            stage.set_theme(theme)
         for v in (
-            self.stage_diagram,
-            self.stage_equations,
             self.story_bar,
             self.heatmaps,
             self.unit_lines,
@@ -1013,6 +1040,12 @@ class MainWindow(QMainWindow):
         self.engine_label.setText(
             f"engine: {self.state.engine} · T = {self.state.timesteps} · trace {size}"
         )
+        if self.isVisible():
+            # the views took the new trace and their sizes changed (the token strip's rows,
+            # the model's description, the labels): lay the window out now, so the next frame
+            # is drawn once at its final layout (a frame drawn first at the old layout showed
+            # the views jump, and the whole window was drawn twice)
+            QApplication.sendPostedEvents(None, QEvent.Type.LayoutRequest)
 
     def _trace_runner(
         self,
@@ -1050,14 +1083,25 @@ class MainWindow(QMainWindow):
 
     def _on_running_changed(self, running: bool, label: str) -> None:
         running = self.runner.is_running() or self.trace_runner.is_running()
-        self.progress_bar.setVisible(running)
-        self.progress_bar.setRange(0, 0)
         self.busy_label.setText(f"{label}…" if running and label else "")
         if running:
+            self.progress_bar.setRange(0, 0)
+            # the progress bar and the busy cursor show for work that takes a while: a job
+            # done at once (opening a small model, most traces) does not make them flicker
+            if not self.progress_bar.isVisible():
+                self._busy_later.start()
+            return
+        self._busy_later.stop()
+        self.progress_bar.setVisible(False)
+        while QApplication.overrideCursor() is not None:
+            QApplication.restoreOverrideCursor()
+
+    def _show_busy(self) -> None:
+        if not (self.runner.is_running() or self.trace_runner.is_running()):
+            return
+        self.progress_bar.setVisible(True)
+        if QApplication.overrideCursor() is None:
             QApplication.setOverrideCursor(Qt.CursorShape.BusyCursor)
-        else:
-            while QApplication.overrideCursor() is not None:
-                QApplication.restoreOverrideCursor()
 
     def _on_progress(self, i: int, n: int) -> None:
         self.progress_bar.setRange(0, max(n, 1))
@@ -1081,7 +1125,6 @@ class MainWindow(QMainWindow):
         if self.panels is not None:
             return
         from .analysis import analysis_panels
-        from .diagram_view import diagram_panel_spec
         from .export_actions import ExportActions
         from .lessons import LessonActions
         from .session_actions import SessionActions
@@ -1154,6 +1197,26 @@ class MainWindow(QMainWindow):
                     stop()
                 except Exception:  # noqa: BLE001 - closing must not fail
                     log.error("shutting down panel %s failed:\n%s", key, traceback.format_exc())
+
+
+def diagram_panel_spec() -> PanelSpec:
+    """The Cell diagram dock, as the main window declares its panels (built on first open,
+    when :mod:`.diagram_view` and the diagram's layout are imported)."""
+
+    def build(window: MainWindow) -> QWidget:
+        from .diagram_view import DiagramPanel
+
+        return DiagramPanel(window)
+
+    return PanelSpec(
+        key="diagram",
+        title="Cell diagram",
+        menu="View",
+        shortcut="Ctrl+D",
+        tip="The LSTM cell with the selected unit's numbers on every wire, at this step",
+        build=build,
+        height=400,
+    )
 
 
 def _excepthook_for(window: MainWindow) -> Callable[..., None]:

@@ -178,6 +178,21 @@ def stylesheet(theme: Theme) -> str:
     """
 
 
+#: the quantity whose heatmap row a highlighted part of the cell diagram points at (here, not
+#: in the diagram's module: the heatmaps need it from the first frame, the diagram later)
+HEATMAP_OF = {
+    "forget_gate": "forget_gate",
+    "input_gate": "input_gate",
+    "output_gate": "output_gate",
+    "candidate": "candidate",
+    "cell": "cell",
+    "hidden": "hidden",
+    "kept": "forget_gate",
+    "written": "input_gate",
+    "tanh_c": "cell",
+}
+
+
 def colormap(name: str) -> Any:
     import pyqtgraph as pg
 

@@ -21,7 +21,7 @@ import logging
 import time
 from collections import OrderedDict
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyqtgraph as pg
@@ -51,6 +51,9 @@ from . import dialogs
 from .analysis.common import PlotStack
 from .panels import Panels, PanelSpec
 from .workers import TaskRunner, background
+
+if TYPE_CHECKING:
+    from ..train.process import KerasEngineProcess
 
 log = logging.getLogger(__name__)
 
@@ -964,11 +967,10 @@ class EngineChoice(QObject):
 
     def __init__(self, window: Any, panels: Panels) -> None:
         super().__init__(window)
-        from ..train.process import KerasEngineProcess
-
         # TensorFlow lives in a child process: importing it in a thread of the app held the
-        # GIL and froze the window (~0.3 s); the process stays up while Keras is chosen
-        self.keras = KerasEngineProcess(threads=1)
+        # GIL and froze the window (~0.3 s); the process stays up while Keras is chosen. Its
+        # handle (and lstmviz.train) is made when Keras is first chosen (see ``keras``).
+        self._keras: KerasEngineProcess | None = None
         self.window = window
         self.panels = panels
         self.viewer = window.state
@@ -995,6 +997,15 @@ class EngineChoice(QObject):
             self.actions[name] = a
         menu.setToolTipsVisible(True)
         self.viewer.events.trace.connect(self._on_trace_changed)
+
+    @property
+    def keras(self) -> KerasEngineProcess:
+        """The Keras engine's child process (started by its first trace)."""
+        if self._keras is None:
+            from ..train.process import KerasEngineProcess
+
+            self._keras = KerasEngineProcess(threads=1)
+        return self._keras
 
     def set_engine(self, name: str) -> None:
         if name not in self.actions:
@@ -1024,7 +1035,8 @@ class EngineChoice(QObject):
     def shutdown(self) -> None:
         """The window closes: abandon a Keras trace, end the Keras engine's process."""
         self.runner.cancel()
-        self.keras.shutdown()  # a trace in progress is abandoned, the worker then returns
+        if self._keras is not None:
+            self._keras.shutdown()  # a trace in progress is abandoned, the worker then returns
         self.runner.shutdown()
 
     def _keras_trace(self) -> None:
@@ -1053,8 +1065,8 @@ class EngineChoice(QObject):
 
     def shutdown_keras(self) -> None:
         """End the Keras engine's process in the background (it holds ~0.5 GB)."""
-        if self.keras.running:
-            background(self.keras.shutdown, name="lstmviz keras engine shutdown")
+        if self._keras is not None and self._keras.running:
+            background(self._keras.shutdown, name="lstmviz keras engine shutdown")
 
 
 def train_panel_spec() -> PanelSpec:

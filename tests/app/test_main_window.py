@@ -298,15 +298,31 @@ def test_plot_widgets_menus_docks(digit_window):
 
 def test_freeze_gc_takes_the_windows_objects_out_of_collections():
     import gc
+    import weakref
 
     from lstmviz.app.main import freeze_gc
 
-    before = gc.get_freeze_count()
+    class Node:
+        me: object = None
+
+    enabled = gc.isenabled()
+    gc.disable()  # as during the start-up (pause_gc): no collection meanwhile
     try:
+        kept = Node()
+        kept.me = kept  # alive, in a cycle
+        lost = Node()
+        lost.me = lost  # a cycle nothing refers to any more
+        gone = weakref.ref(lost)
+        del lost
+        gc.freeze()  # as resume_gc leaves the start-up's objects, the cycle among them
         freeze_gc()
-        assert gc.get_freeze_count() > before
+        assert gone() is None  # collected all the same
+        assert gc.get_freeze_count() > 0
+        assert not any(o is kept for o in gc.get_objects())  # out of every collection
     finally:
         gc.unfreeze()  # the test session's objects go back to the collector
+        if enabled:
+            gc.enable()
 
 
 def test_unit_equations_match_contributions(digit_window):
@@ -546,3 +562,30 @@ def test_peak_decimate_keeps_every_extreme_and_stays_inside_the_steps():
         if n <= 800:
             np.testing.assert_array_equal(xs, np.arange(n))
             np.testing.assert_array_equal(ys, y)
+
+
+def test_busy_indicator_only_for_work_that_takes_a_while(window, qtbot):
+    """A job done at once leaves the progress bar hidden (no flicker); one that runs on
+    shows it, and the bar goes when the job ends."""
+    import time
+
+    from lstmviz.app.main_window import BUSY_AFTER_MS
+
+    done = []
+    window.run_worker(lambda progress, should_stop: 1, done.append, "quick")
+    qtbot.waitUntil(lambda: done == [1], timeout=5000)
+    qtbot.wait(BUSY_AFTER_MS + 100)
+    assert not window.progress_bar.isVisible()
+
+    def slow(progress, should_stop):
+        end = time.monotonic() + 3 * BUSY_AFTER_MS / 1000
+        while time.monotonic() < end and not should_stop():
+            time.sleep(0.01)
+        return 2
+
+    window.run_worker(slow, done.append, "slow")
+    assert window.busy_label.text() == "slow…"  # said at once
+    qtbot.waitUntil(window.progress_bar.isVisible, timeout=5000)
+    qtbot.waitUntil(lambda: done == [1, 2], timeout=5000)
+    qtbot.waitUntil(lambda: not window.progress_bar.isVisible(), timeout=5000)
+    assert window.busy_label.text() == ""

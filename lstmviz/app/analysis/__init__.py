@@ -15,19 +15,7 @@ from typing import Any
 from PySide6.QtWidgets import QWidget
 
 from ..panels import PanelSpec
-from .attribution import AttributionPanel
-from .check import CheckPanel
 from .common import Panel
-from .compare import ComparePanel
-from .corpus import CorpusPanel
-from .decomposition import DecompositionPanel
-from .interventions import InterventionsPanel
-from .logit_lens import LogitLensPanel
-from .patching import PatchingPanel
-from .saturation import SaturationPanel
-from .state_space import StateSpacePanel
-from .unit_search import UnitSearchPanel
-from .whatif import WhatIfPanel
 
 #: (key, title, shortcut, tooltip)
 PANELS = (
@@ -104,32 +92,58 @@ __all__ = ["PANELS", "Panel", "analysis_panels"]
 
 
 def _builder(key: str) -> Callable[[Any], QWidget]:
+    # each panel's module (and the analysis it computes with) is imported when the panel is
+    # first opened: the window's start-up does not pay for twelve panels nobody opened yet
     def build(window: Any) -> QWidget:
         state = window.state
         panel: Panel
         if key == "decomposition":
+            from .decomposition import DecompositionPanel
+
             panel = DecompositionPanel(state)
         elif key == "unit_search":
+            from .unit_search import UnitSearchPanel
+
             panel = UnitSearchPanel(state)
         elif key == "what_if":
+            from .whatif import WhatIfPanel
+
             panel = WhatIfPanel(state)
         elif key == "compare":
+            from .compare import ComparePanel
+
             panel = ComparePanel(state)
         elif key == "saturation":
+            from .saturation import SaturationPanel
+
             panel = SaturationPanel(state)
         elif key == "check":
+            from .check import CheckPanel
+
             panel = CheckPanel(state, window)
         elif key == "interventions":
+            from .interventions import InterventionsPanel
+
             panel = InterventionsPanel(state)
         elif key == "patching":
+            from .patching import PatchingPanel
+
             panel = PatchingPanel(state)
         elif key == "attribution":
+            from .attribution import AttributionPanel
+
             panel = AttributionPanel(state)
         elif key == "state_space":
+            from .state_space import StateSpacePanel
+
             panel = StateSpacePanel(state)
         elif key == "logit_attribution":
+            from .logit_lens import LogitLensPanel
+
             panel = LogitLensPanel(state)
         else:
+            from .corpus import CorpusPanel
+
             panel = CorpusPanel(state, window)
         panel.error.connect(window.show_error)
         return panel

@@ -1,0 +1,60 @@
+"""lstmviz.analysis loads its submodules on first use, with the same public names as before."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+import lstmviz.analysis as analysis
+
+
+def test_every_public_name_resolves():
+    for name in analysis.__all__:
+        assert getattr(analysis, name) is not None, name
+    namespace: dict[str, object] = {}
+    exec("from lstmviz.analysis import *", namespace)
+    assert set(analysis.__all__) <= set(namespace)
+    from lstmviz.analysis.corpus import find_pattern
+    from lstmviz.analysis.gradients import integrated_gradients
+
+    assert namespace["find_pattern"] is find_pattern
+    assert analysis.integrated_gradients is integrated_gradients
+    assert analysis.outputs.__name__ == "lstmviz.analysis.outputs"
+    assert "what_if" in dir(analysis)
+
+
+def test_unknown_name_is_an_attribute_error():
+    with pytest.raises(AttributeError, match="no_such_analysis"):
+        analysis.no_such_analysis  # noqa: B018 - the lookup is the test
+
+
+def _fresh(code: str) -> str:
+    r = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120
+    )
+    return r.stdout.strip()
+
+
+def test_importing_one_module_leaves_the_rest_unloaded():
+    """The viewer imports lstmviz.analysis.levels at start-up: the corpus machinery, the
+    gradients' users and the panels' analyses stay unloaded until asked for."""
+    out = _fresh(
+        "import sys, lstmviz.analysis.levels, lstmviz.analysis.units; "
+        "lazy = ('corpus', 'attribution', 'interventions', 'dynamics', 'patching', 'search', "
+        "'whatif', 'probes'); "
+        "print(','.join(m for m in lazy if 'lstmviz.analysis.' + m in sys.modules))"
+    )
+    assert out == ""
+
+
+def test_functions_named_like_their_module_stay_functions():
+    """``lstmviz.analysis.compare`` is the function even when its module was imported first."""
+    out = _fresh(
+        "import lstmviz.analysis.compare, lstmviz.analysis.lrp, lstmviz.analysis.decompose; "
+        "import lstmviz.analysis as a; "
+        "print(all(callable(f) and type(f).__name__ == 'function' "
+        "for f in (a.compare, a.lrp, a.decompose, a.diagnose, a.saturation)))"
+    )
+    assert out == "True"
