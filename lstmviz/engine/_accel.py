@@ -153,9 +153,11 @@ def _self_test(kernel: Any, blas: _Blas | None, packed: bool) -> str:
     steps, units = 5, 7
     for batch in (1, 3):
         pre, rec, h0, c0, expect_h = _self_test_step(steps, batch, units, 12345 + batch)
+        # h starts as NaN: a kernel that writes nothing fails (empty memory could hold an
+        # earlier run's values)
         cs = np.empty((steps, batch, units), np.float32)
         if blas is not None:
-            p, act, hs = pre.copy(), np.empty_like(pre), np.empty_like(cs)
+            p, act, hs = pre.copy(), np.empty_like(pre), np.full_like(cs, np.nan)
             kernel.run(
                 *(p, act, cs, hs, h0, c0, rec, None, steps, batch, units, False, sig, tanh),
                 *(blas.gemm, blas.gemv, blas.ilp64),
@@ -175,7 +177,7 @@ def _self_test(kernel: Any, blas: _Blas | None, packed: bool) -> str:
             wpack = raw[start : start + raw.size - 16]
             kernel.pack(ukw, None, wpack, units, feats, batch, 4)
             for threads in (1, 2):
-                p, act, hs = np.empty_like(pre), np.empty_like(pre), np.empty_like(cs)
+                p, act, hs = np.empty_like(pre), np.empty_like(pre), np.full_like(cs, np.nan)
                 kernel.run_packed(
                     *(p, act, cs, hs, h0, c0, wpack, False, x, None, steps, batch, units),
                     *(feats, False, sig, tanh, threads, 4, 1, 0, steps),
