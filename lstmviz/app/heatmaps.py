@@ -23,6 +23,7 @@ from PySide6.QtWidgets import QGraphicsItem, QGraphicsObject, QGraphicsRectItem,
 from ..analysis.overview import overview
 from ..engine.trace import GATES, QUANTITIES
 from ..state import ViewerState
+from .stagger import staged
 from .style import (
     GATE_CMAP,
     MEANINGS,
@@ -365,7 +366,8 @@ class HeatmapGrid(pg.GraphicsLayoutWidget):
         self._measure_later.setSingleShot(True)
         self._measure_later.timeout.connect(self._measure_now)
         self._build()
-        state.events.trace.connect(self._on_trace_changed)
+        # a big trace: the heatmaps draw it first, each view in its own event-loop turn
+        state.events.trace.connect(staged(state, self._on_trace_changed, order=0))
         state.events.layer.connect(self._on_trace_changed)
         state.events.batch.connect(self._on_trace_changed)
         state.events.rows.connect(self._on_trace_changed)
