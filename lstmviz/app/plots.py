@@ -416,7 +416,7 @@ class OutputView(QWidget):
         self.shown: list[tuple[str, float]] = []
         self.probabilities = True
         self.set_theme(NORMAL)
-        state.events.trace.connect(self.refresh)
+        state.events.trace.connect(staged(state, self.refresh, order=3))  # after the bars
         state.events.batch.connect(self.refresh)
         state.events.layer.connect(self.refresh)
         state.events.t.connect(self.refresh)

@@ -551,30 +551,34 @@ def test_peak_decimate_keeps_every_extreme_and_stays_inside_the_steps():
 def test_a_big_trace_reaches_the_views_one_event_loop_turn_at_a_time(
     digit_window, qtbot, monkeypatch
 ):
-    """A big trace: the heatmaps, the curves and the bars each take it in their own
-    event-loop turn (heatmaps first); once the loop is idle every view shows it, exactly as
-    a small trace drawn at once."""
+    """A big trace: the heatmaps, the curves, the bars, the output view and the unit's
+    equations each take it in their own event-loop turn (heatmaps first); once the loop is
+    idle every view shows it, exactly as a small trace drawn at once."""
+    from PySide6.QtWidgets import QApplication
+
     from lstmviz.app import stagger
 
     w = digit_window
     monkeypatch.setattr(stagger, "BIG_TRACE_BYTES", 0)  # every trace counts as big
     before = w.heatmaps.maps["cell"].data.copy()
-    drawn = []
-    for view, name in ((w.heatmaps, "_on_trace_changed"), (w.unit_lines, "refresh")):
-        orig = getattr(view, name)
-        monkeypatch.setattr(view, name, lambda *a, o=orig, n=name: (drawn.append(n), o(*a)))
+    curves_before = [c.getData()[1].copy() for c in w.unit_lines.curves]
     x = np.eye(10, dtype=np.float32)[[2, 5, 5, 8, 0, 1, 3]]  # another input, one step longer
     w.state.set_input(x)
     assert w.state.timesteps == 7
-    assert stagger.pending(w.state) == 3  # not drawn yet: the loop has not turned
+    assert stagger.pending(w.state) == 5  # not drawn yet: the loop has not turned
     np.testing.assert_array_equal(w.heatmaps.maps["cell"].data, before)
+    QApplication.processEvents()  # one turn: the heatmaps, not yet the curves
+    assert stagger.pending(w.state) == 4
+    assert w.heatmaps.maps["cell"].data.shape[1] == 7
+    for c, ys in zip(w.unit_lines.curves, curves_before, strict=True):
+        np.testing.assert_array_equal(c.getData()[1], ys)
     qtbot.waitUntil(lambda: stagger.pending(w.state) == 0, timeout=5000)
     _views_at(w, w.state.t)
     qtbot.keyClick(w, Qt.Key.Key_End)
     _views_at(w, 6)
     # flush draws what is queued at once (before a screenshot)
     w.state.set_input(x[:5])
-    assert stagger.pending(w.state) == 3
+    assert stagger.pending(w.state) == 5
     stagger.flush(w.state)
     assert stagger.pending(w.state) == 0
     _views_at(w, w.state.t)
