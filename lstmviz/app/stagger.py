@@ -17,6 +17,7 @@ from collections.abc import Callable
 from typing import Any
 
 from PySide6.QtCore import QObject, QTimer
+from PySide6.QtWidgets import QWidget
 
 #: traces at least this big (bytes) reach the staged views one event-loop turn at a time
 BIG_TRACE_BYTES = 64 * 2**20
@@ -74,16 +75,27 @@ def _is_big(state: Any) -> bool:
 def staged(state: Any, slot: Callable[..., Any], order: int) -> Callable[..., None]:
     """A slot for ``state.events.trace`` that calls ``slot`` (a bound method) at once for a
     small trace, and in its own event-loop turn, after the slots of lower ``order``, for a big
-    one. Holds the method's object weakly."""
+    one. Holds the method's object weakly. When that object is a widget, it is not painted
+    until its turn (the first paint of a page of plots would otherwise paint every one of them
+    in the same turn, with the old trace)."""
     ref = weakref.WeakMethod(slot)
 
     def call() -> None:
         fn = ref()
-        if fn is not None:
+        if fn is None:
+            return
+        try:
             fn()
+        finally:
+            widget = getattr(fn, "__self__", None)
+            if isinstance(widget, QWidget) and not widget.updatesEnabled():
+                widget.setUpdatesEnabled(True)  # and painted, in this turn
 
     def on_trace(*_: Any) -> None:
         if _is_big(state):
+            widget = getattr(ref(), "__self__", None)
+            if isinstance(widget, QWidget):
+                widget.setUpdatesEnabled(False)
             _queue(state).add(id(on_trace), order, call)
         else:
             q = _queues.get(state)
