@@ -72,12 +72,15 @@ def _is_big(state: Any) -> bool:
     return trace is not None and int(getattr(trace, "nbytes", 0)) >= BIG_TRACE_BYTES
 
 
-def staged(state: Any, slot: Callable[..., Any], order: int) -> Callable[..., None]:
+def staged(
+    state: Any, slot: Callable[..., Any], order: int, paint: bool = True
+) -> Callable[..., None]:
     """A slot for ``state.events.trace`` that calls ``slot`` (a bound method) at once for a
     small trace, and in its own event-loop turn, after the slots of lower ``order``, for a big
     one. Holds the method's object weakly. When that object is a widget, it is not painted
     until its turn (the first paint of a page of plots would otherwise paint every one of them
-    in the same turn, with the old trace)."""
+    in the same turn, with the old trace); ``paint=False``: a step that only lays the widget
+    out, painted with a later one."""
     ref = weakref.WeakMethod(slot)
 
     def call() -> None:
@@ -88,13 +91,13 @@ def staged(state: Any, slot: Callable[..., Any], order: int) -> Callable[..., No
             fn()
         finally:
             widget = getattr(fn, "__self__", None)
-            if isinstance(widget, QWidget) and not widget.updatesEnabled():
+            if paint and isinstance(widget, QWidget) and not widget.updatesEnabled():
                 widget.setUpdatesEnabled(True)  # and painted, in this turn
 
     def on_trace(*_: Any) -> None:
         if _is_big(state):
             widget = getattr(ref(), "__self__", None)
-            if isinstance(widget, QWidget):
+            if paint and isinstance(widget, QWidget):
                 widget.setUpdatesEnabled(False)
             _queue(state).add(id(on_trace), order, call)
         else:

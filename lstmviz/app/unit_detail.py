@@ -118,7 +118,7 @@ class UnitDetail(QWidget):
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
         self._fonts()
         # a big trace: drawn in its own event-loop turn, after the views in the middle
-        state.events.trace.connect(staged(state, self.refresh, order=4))
+        state.events.trace.connect(staged(state, self.refresh, order=5))
         for sig in (
             state.events.selection,
             state.events.batch,

@@ -551,9 +551,9 @@ def test_peak_decimate_keeps_every_extreme_and_stays_inside_the_steps():
 def test_a_big_trace_reaches_the_views_one_event_loop_turn_at_a_time(
     digit_window, qtbot, monkeypatch
 ):
-    """A big trace: the heatmaps, the curves, the bars, the output view and the unit's
-    equations each take it in their own event-loop turn (heatmaps first); once the loop is
-    idle every view shows it, exactly as a small trace drawn at once."""
+    """A big trace: the heatmaps (laid out, then drawn), the curves, the bars, the output
+    view and the unit's equations each take it in their own event-loop turn (heatmaps first);
+    once the loop is idle every view shows it, exactly as a small trace drawn at once."""
     from PySide6.QtWidgets import QApplication
 
     from lstmviz.app import stagger
@@ -565,9 +565,10 @@ def test_a_big_trace_reaches_the_views_one_event_loop_turn_at_a_time(
     x = np.eye(10, dtype=np.float32)[[2, 5, 5, 8, 0, 1, 3]]  # another input, one step longer
     w.state.set_input(x)
     assert w.state.timesteps == 7
-    assert stagger.pending(w.state) == 5  # not drawn yet: the loop has not turned
+    assert stagger.pending(w.state) == 6  # not drawn yet: the loop has not turned
     np.testing.assert_array_equal(w.heatmaps.maps["cell"].data, before)
-    QApplication.processEvents()  # one turn: the heatmaps, not yet the curves
+    QApplication.processEvents()  # one turn: the heatmaps laid out
+    QApplication.processEvents()  # and one drawn: not yet the curves
     assert stagger.pending(w.state) == 4
     assert w.heatmaps.maps["cell"].data.shape[1] == 7
     for c, ys in zip(w.unit_lines.curves, curves_before, strict=True):
@@ -578,7 +579,7 @@ def test_a_big_trace_reaches_the_views_one_event_loop_turn_at_a_time(
     _views_at(w, 6)
     # flush draws what is queued at once (before a screenshot)
     w.state.set_input(x[:5])
-    assert stagger.pending(w.state) == 5
+    assert stagger.pending(w.state) == 6
     stagger.flush(w.state)
     assert stagger.pending(w.state) == 0
     _views_at(w, w.state.t)
