@@ -20,7 +20,8 @@ are moved out of the garbage collector's view once it is built (``gc.freeze``; `
 leaves them). Prints per action: wall time until shown, the longest and 99th-percentile
 stall, how much of the longest stall the GUI thread spent on its own CPU (the rest is
 waiting: for the CPU on a busy machine, or for the GIL held by a worker) and in garbage
-collections.
+collections; and the busiest turn: the most CPU the GUI thread spent between two probe
+ticks (its own work, whatever the machine's load).
 Then the hot spots: a sampler thread records the GUI thread's Python stack every 2 ms, and
 the samples taken inside stalls over ``--hot-ms`` (default 50) are summed per place in
 lstmviz's code (the innermost lstmviz frames; ``--depth`` of them).
@@ -344,7 +345,7 @@ def run(
             and not w.trace_runner.is_running()
         )
 
-    results: dict[str, list[tuple[float, float, float, float, float, int]]] = {}
+    results: dict[str, list[tuple[float, float, float, float, float, int, float, float]]] = {}
     windows: dict[str, list[tuple[float, float, float]]] = {}
 
     faults: dict[str, list[tuple[int, int]]] = {}
@@ -358,6 +359,8 @@ def run(
         f1 = major_faults()
         faults.setdefault(name, []).append((f1[0] - f0[0], f1[1] - f0[1]))
         i = int(gaps.argmax()) if gaps.size else -1
+        # the busiest probe interval: the most GUI-thread CPU between two ticks
+        j = int(np.argmax(probe.cpu)) if gaps.size else -1
         collected, generation = (
             gc_timer.inside(probe.ends[i] - gaps[i] / 1000 - 0.005, probe.ends[i])
             if gaps.size
@@ -371,6 +374,8 @@ def run(
                 probe.cpu[i] * 1000 if gaps.size else 0.0,
                 collected * 1000,
                 generation,
+                probe.cpu[j] * 1000 if gaps.size else 0.0,
+                float(gaps[j]) if gaps.size else 0.0,
             )
         )
         windows.setdefault(name, []).extend(probe.stalls(hot_ms / 1000))
@@ -432,6 +437,11 @@ def run(
             f"(GUI thread CPU {a[k, 3]:5.1f} ms{gc_note})  p99 {np.median(a[:, 2]):5.1f} ms  "
             f"major page faults {sum(f[0] for f in faults[name])} GUI thread / "
             f"{sum(f[1] for f in faults[name])} process"
+        )
+        k = int(a[:, 6].argmax())
+        print(
+            f"  {'':<26} busiest turn: GUI thread CPU {a[k, 6]:5.1f} ms "
+            f"(in a stall of {a[k, 7]:.1f} ms)"
         )
     print(f"  longest stall of all: {worst:.1f} ms ({'met' if worst <= 50 else 'NOT met'})")
     print(f"hot spots: the GUI thread's stack in stalls over {hot_ms:g} ms (2 ms samples)")

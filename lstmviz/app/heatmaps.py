@@ -23,6 +23,7 @@ from PySide6.QtWidgets import QGraphicsItem, QGraphicsObject, QGraphicsRectItem,
 from ..analysis.overview import overview
 from ..engine.trace import GATES, QUANTITIES
 from ..state import ViewerState
+from .stagger import staged
 from .style import (
     GATE_CMAP,
     HEATMAP_OF,
@@ -366,7 +367,10 @@ class HeatmapGrid(pg.GraphicsLayoutWidget):
         self._measure_later.setSingleShot(True)
         self._measure_later.timeout.connect(self._measure_now)
         self._build()
-        state.events.trace.connect(self._on_trace_changed)
+        # a big trace: the heatmaps draw it first, each view in its own event-loop turn
+        # (laid out for it -- 3 x 2 or 6 x 1 maps -- in one turn, drawn in the next)
+        state.events.trace.connect(staged(state, self._fit_for_trace, order=0, paint=False))
+        state.events.trace.connect(staged(state, self._on_trace_changed, order=1))
         state.events.layer.connect(self._on_trace_changed)
         state.events.batch.connect(self._on_trace_changed)
         state.events.rows.connect(self._on_trace_changed)
@@ -525,6 +529,11 @@ class HeatmapGrid(pg.GraphicsLayoutWidget):
         if tr is None:
             return None
         return self.state.layer_trace if hm.layer is None else tr.layer(hm.layer)
+
+    def _fit_for_trace(self) -> None:
+        """Lay the maps out for the trace (drawn by :meth:`_on_trace_changed`)."""
+        if self.state.trace is not None:
+            self._fit(redraw=False)
 
     def _on_trace_changed(self, *_: Any) -> None:
         doc = self.state

@@ -362,6 +362,9 @@ def _run(a: argparse.Namespace) -> int:
             window.close()
             raise LstmvizError(window.last_error)
         window.ensure_actions()
+        from .stagger import flush
+
+        flush(window.state)  # a big trace still on its way to some views: drawn now
         for _ in range(3):
             app.processEvents()
         out = Path(a.screenshot)

@@ -23,6 +23,7 @@ from ..engine.trace import QUANTITIES, SYMBOLS
 from ..state import ViewerState
 from .fit_label import FitLabel
 from .heatmaps import set_ticks, time_ticks
+from .stagger import staged
 from .style import NORMAL, QUANTITY_COLORS, SHORT_TITLES, Theme, unit_color
 
 LONG = 400  # curves with more points than this are drawn without antialiasing (speed)
@@ -104,7 +105,7 @@ class UnitLines(QWidget):
         self._full: list[tuple[np.ndarray, np.ndarray]] = []  # each curve's decimated data
         self._clipped = False
         self.set_theme(NORMAL)
-        state.events.trace.connect(self.refresh)
+        state.events.trace.connect(staged(state, self.refresh, order=2))  # after the heatmaps
         state.events.layer.connect(self.refresh)
         state.events.batch.connect(self.refresh)
         state.events.selection.connect(self.refresh)
@@ -242,7 +243,7 @@ class StepBars(QWidget):
         self.six: Any = None
         self._shape: Any = None
         self.set_theme(NORMAL)
-        state.events.trace.connect(self.rebuild)
+        state.events.trace.connect(staged(state, self.rebuild, order=3))  # after the curves
         state.events.layer.connect(self.rebuild)
         state.events.batch.connect(self.rebuild)
         state.events.selection.connect(self.rebuild)
@@ -415,7 +416,7 @@ class OutputView(QWidget):
         self.shown: list[tuple[str, float]] = []
         self.probabilities = True
         self.set_theme(NORMAL)
-        state.events.trace.connect(self.refresh)
+        state.events.trace.connect(staged(state, self.refresh, order=4))  # after the bars
         state.events.batch.connect(self.refresh)
         state.events.layer.connect(self.refresh)
         state.events.t.connect(self.refresh)

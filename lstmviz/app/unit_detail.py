@@ -17,6 +17,7 @@ from PySide6.QtGui import QColor, QFont, QFontMetrics, QPainter, QPaintEvent
 from PySide6.QtWidgets import QSizePolicy, QWidget
 
 from ..state import ViewerState
+from .stagger import staged
 from .style import NORMAL, QUANTITY_COLORS, Theme
 
 ACT_SYMBOL = {
@@ -116,8 +117,9 @@ class UnitDetail(QWidget):
         self.values: dict[str, Any] = {}
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
         self._fonts()
+        # a big trace: drawn in its own event-loop turn, after the views in the middle
+        state.events.trace.connect(staged(state, self.refresh, order=5))
         for sig in (
-            state.events.trace,
             state.events.selection,
             state.events.batch,
             state.events.layer,

@@ -241,6 +241,9 @@ class Viewer:
         when given. ``size`` resizes the window first, in pixels ``(width, height)``."""
         if size is not None:
             self.window.resize(int(size[0]), int(size[1]))
+        from .stagger import flush
+
+        flush(self.window.state)  # a big trace still on its way to some views: drawn now
         self._process()
         self._process()
         image = self.window.grab().toImage()

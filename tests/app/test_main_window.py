@@ -589,3 +589,40 @@ def test_busy_indicator_only_for_work_that_takes_a_while(window, qtbot):
     qtbot.waitUntil(lambda: done == [1, 2], timeout=5000)
     qtbot.waitUntil(lambda: not window.progress_bar.isVisible(), timeout=5000)
     assert window.busy_label.text() == ""
+
+
+def test_a_big_trace_reaches_the_views_one_event_loop_turn_at_a_time(
+    digit_window, qtbot, monkeypatch
+):
+    """A big trace: the heatmaps (laid out, then drawn), the curves, the bars, the output
+    view and the unit's equations each take it in their own event-loop turn (heatmaps first);
+    once the loop is idle every view shows it, exactly as a small trace drawn at once."""
+    from PySide6.QtWidgets import QApplication
+
+    from lstmviz.app import stagger
+
+    w = digit_window
+    monkeypatch.setattr(stagger, "BIG_TRACE_BYTES", 0)  # every trace counts as big
+    before = w.heatmaps.maps["cell"].data.copy()
+    curves_before = [c.getData()[1].copy() for c in w.unit_lines.curves]
+    x = np.eye(10, dtype=np.float32)[[2, 5, 5, 8, 0, 1, 3]]  # another input, one step longer
+    w.state.set_input(x)
+    assert w.state.timesteps == 7
+    assert stagger.pending(w.state) == 6  # not drawn yet: the loop has not turned
+    np.testing.assert_array_equal(w.heatmaps.maps["cell"].data, before)
+    QApplication.processEvents()  # one turn: the heatmaps laid out
+    QApplication.processEvents()  # and one drawn: not yet the curves
+    assert stagger.pending(w.state) == 4
+    assert w.heatmaps.maps["cell"].data.shape[1] == 7
+    for c, ys in zip(w.unit_lines.curves, curves_before, strict=True):
+        np.testing.assert_array_equal(c.getData()[1], ys)
+    qtbot.waitUntil(lambda: stagger.pending(w.state) == 0, timeout=5000)
+    _views_at(w, w.state.t)
+    qtbot.keyClick(w, Qt.Key.Key_End)
+    _views_at(w, 6)
+    # flush draws what is queued at once (before a screenshot)
+    w.state.set_input(x[:5])
+    assert stagger.pending(w.state) == 6
+    stagger.flush(w.state)
+    assert stagger.pending(w.state) == 0
+    _views_at(w, w.state.t)
