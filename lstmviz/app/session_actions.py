@@ -46,6 +46,8 @@ from . import dialogs
 log = logging.getLogger(__name__)
 
 AUTOSAVE_MS = 30_000
+#: a background autosave during a trace is retried this often until the trace is in
+BUSY_RETRY_MS = 500
 SNAPSHOT_GAP_S = 2.0  # autosaves at training snapshots come at most this often
 _LOCK_RE = re.compile(r"running-(\d+)-(\d+)\.lock$")
 _counter = itertools.count()
@@ -223,6 +225,13 @@ class SessionActions(QObject):
         self.timer.setInterval(AUTOSAVE_MS)
         self.timer.timeout.connect(lambda: self.autosave(background=True))
         self.timer.start()
+        # a background autosave asked for while a trace is computed waits for it: the trace
+        # on screen is about to change, and writing a session (tens of MB with the model)
+        # beside a trace took the GUI thread's core and the GIL (a 61 ms stall at a snapshot)
+        self._after_busy = QTimer(self)
+        self._after_busy.setSingleShot(True)
+        self._after_busy.setInterval(BUSY_RETRY_MS)
+        self._after_busy.timeout.connect(lambda: self.autosave(background=True))
         self._write_lock()
         self._connect_training()
         QTimer.singleShot(0, self, self.offer_restore)  # once the window is up (never after)
@@ -426,6 +435,9 @@ class SessionActions(QObject):
         """
         if self._closed:
             return None
+        if background and self.window.state.busy:
+            self._after_busy.start()  # again once the trace is in
+            return self.autosave_path
         try:
             s = self.current_session()
             if s is None:

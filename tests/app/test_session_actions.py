@@ -734,3 +734,25 @@ def test_a_data_folder_that_cannot_be_created_falls_back_with_a_warning(
         a.data_warning_box.button(QMessageBox.StandardButton.Ok), Qt.MouseButton.LeftButton
     )
     w.close()
+
+
+def test_background_autosave_waits_for_a_trace_in_progress(qtbot, window, models, monkeypatch):
+    """An autosave asked for while a trace is computed is written once the trace is in (a
+    session of tens of MB written beside a trace stalled the window), with the new state."""
+    from lstmviz.app import session_actions
+
+    w, a = window, window.session_actions
+    _open(qtbot, w, models["digit_sum"])
+    a._after_busy.setInterval(20)
+    monkeypatch.setattr(session_actions, "BUSY_RETRY_MS", 20)
+    a.autosave_path.unlink(missing_ok=True)
+    w.state._set_busy("Tracing 6 timesteps")  # as the state does while its runner traces
+    assert a.autosave(background=True) == a.autosave_path
+    qtbot.wait(200)
+    a.wait_for_autosave()
+    assert not a.autosave_path.exists()  # nothing written during the trace
+    w.state.set_t(3)
+    w.state._set_busy("")  # the trace is in
+    qtbot.waitUntil(a.autosave_path.is_file, timeout=5000)
+    a.wait_for_autosave()
+    assert Session.load(a.autosave_path).t == 3
