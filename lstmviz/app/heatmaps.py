@@ -23,7 +23,7 @@ from PySide6.QtWidgets import QGraphicsItem, QGraphicsObject, QGraphicsRectItem,
 from ..analysis.overview import overview
 from ..engine.trace import GATES, QUANTITIES
 from ..state import ViewerState
-from .stagger import staged
+from .stagger import hold_on_resize, staged
 from .style import (
     GATE_CMAP,
     HEATMAP_OF,
@@ -371,6 +371,7 @@ class HeatmapGrid(pg.GraphicsLayoutWidget):
         # (laid out for it -- 3 x 2 or 6 x 1 maps -- in one turn, drawn in the next)
         state.events.trace.connect(staged(state, self._fit_for_trace, order=0, paint=False))
         state.events.trace.connect(staged(state, self._on_trace_changed, order=1))
+        hold_on_resize(state, self, order=1, settling=self._settling)
         state.events.layer.connect(self._on_trace_changed)
         state.events.batch.connect(self._on_trace_changed)
         state.events.rows.connect(self._on_trace_changed)
@@ -529,6 +530,10 @@ class HeatmapGrid(pg.GraphicsLayoutWidget):
         if tr is None:
             return None
         return self.state.layer_trace if hm.layer is None else tr.layer(hm.layer)
+
+    def _settling(self) -> bool:
+        """Whether a re-layout for a new size is still to run (see :meth:`resizeEvent`)."""
+        return self._relayout.isActive()
 
     def _fit_for_trace(self) -> None:
         """Lay the maps out for the trace (drawn by :meth:`_on_trace_changed`)."""

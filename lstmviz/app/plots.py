@@ -23,7 +23,7 @@ from ..engine.trace import QUANTITIES, SYMBOLS
 from ..state import ViewerState
 from .fit_label import FitLabel
 from .heatmaps import set_ticks, time_ticks
-from .stagger import staged
+from .stagger import hold_on_resize, staged
 from .style import NORMAL, QUANTITY_COLORS, SHORT_TITLES, Theme, unit_color
 
 LONG = 400  # curves with more points than this are drawn without antialiasing (speed)
@@ -106,6 +106,7 @@ class UnitLines(QWidget):
         self._clipped = False
         self.set_theme(NORMAL)
         state.events.trace.connect(staged(state, self.refresh, order=2))  # after the heatmaps
+        hold_on_resize(state, self, order=2)
         state.events.layer.connect(self.refresh)
         state.events.batch.connect(self.refresh)
         state.events.selection.connect(self.refresh)
@@ -244,6 +245,7 @@ class StepBars(QWidget):
         self._shape: Any = None
         self.set_theme(NORMAL)
         state.events.trace.connect(staged(state, self.rebuild, order=3))  # after the curves
+        hold_on_resize(state, self, order=3)
         state.events.layer.connect(self.rebuild)
         state.events.batch.connect(self.rebuild)
         state.events.selection.connect(self.rebuild)
@@ -417,6 +419,7 @@ class OutputView(QWidget):
         self.probabilities = True
         self.set_theme(NORMAL)
         state.events.trace.connect(staged(state, self.refresh, order=4))  # after the bars
+        hold_on_resize(state, self, order=4)
         state.events.batch.connect(self.refresh)
         state.events.layer.connect(self.refresh)
         state.events.t.connect(self.refresh)

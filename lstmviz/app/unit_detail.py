@@ -17,7 +17,7 @@ from PySide6.QtGui import QColor, QFont, QFontMetrics, QPainter, QPaintEvent
 from PySide6.QtWidgets import QSizePolicy, QWidget
 
 from ..state import ViewerState
-from .stagger import staged
+from .stagger import hold_on_resize, staged
 from .style import NORMAL, QUANTITY_COLORS, Theme
 
 ACT_SYMBOL = {
@@ -119,6 +119,7 @@ class UnitDetail(QWidget):
         self._fonts()
         # a big trace: drawn in its own event-loop turn, after the views in the middle
         state.events.trace.connect(staged(state, self.refresh, order=5))
+        hold_on_resize(state, self, order=5)
         for sig in (
             state.events.selection,
             state.events.batch,

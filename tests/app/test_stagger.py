@@ -1,0 +1,114 @@
+"""A panel opened or closed beside a big trace: the views wait for the layout to settle and
+then paint once each, one per event-loop turn (lstmviz/app/stagger.py)."""
+
+from __future__ import annotations
+
+import pytest
+
+pytest.importorskip("PySide6")
+pytest.importorskip("pyqtgraph")
+
+from PySide6.QtCore import QEvent, QObject
+from PySide6.QtWidgets import QAbstractButton, QApplication
+
+from lstmviz.examples import EXAMPLES_DIR
+
+from .acceptance import activate, click, press, wait_settled
+
+DIGITS = EXAMPLES_DIR / "digit_sum.keras"
+
+
+class _Paints(QObject):
+    """Counts the paint events of the widgets it watches."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.n: dict[str, int] = {}
+
+    def eventFilter(self, obj: QObject, ev: QEvent) -> bool:
+        if ev.type() == QEvent.Type.Paint:
+            name = type(obj).__name__
+            self.n[name] = self.n.get(name, 0) + 1
+        return False
+
+
+@pytest.fixture
+def app(qtbot, tmp_path, monkeypatch):
+    from lstmviz.app.main_window import MainWindow
+
+    monkeypatch.setenv("LSTMVIZ_DATA_DIR", str(tmp_path / "data"))
+    w = MainWindow()
+    qtbot.addWidget(w)
+    w.resize(1600, 900)
+    activate(qtbot, w)
+    w.open_model(DIGITS)
+    wait_settled(qtbot, w)
+    yield w
+    w.close()
+
+
+def _views(w):
+    return [w.heatmaps, w.unit_lines, w.step_bars, w.output_view, w.unit_detail]
+
+
+def test_closing_a_panel_beside_a_big_trace_paints_each_view_once(app, qtbot, monkeypatch):
+    from lstmviz.app import stagger
+
+    w = app
+    monkeypatch.setattr(stagger, "BIG_TRACE_BYTES", 0)  # every trace counts as big
+    press(qtbot, w, w.panels.specs["what_if"].shortcut)
+    dock = w.panels.docks["what_if"]
+    qtbot.waitUntil(dock.isVisible, timeout=5000)
+    # opening it resized the views: held, then released one per turn
+    qtbot.waitUntil(lambda: stagger.held(w.state) == 0, timeout=5000)
+    assert all(v.updatesEnabled() for v in _views(w))
+    heights = w.heatmaps.height()
+
+    paints = _Paints()
+    w.heatmaps.viewport().installEventFilter(paints)  # the maps paint on their viewport
+    for v in _views(w)[1:]:
+        v.installEventFilter(paints)
+    click(qtbot, dock.findChild(QAbstractButton, "qt_dockwidget_closebutton"))
+    # the window lays itself out again: every view that grew waits to paint
+    QApplication.processEvents()
+    assert stagger.held(w.state) >= 3
+    assert not w.heatmaps.updatesEnabled()
+    released: list[int] = []
+    for _ in range(200):
+        before = stagger.held(w.state)
+        if before == 0:
+            break
+        QApplication.processEvents()
+        released.append(before - stagger.held(w.state))
+    assert stagger.held(w.state) == 0
+    assert max(released) == 1  # one view per event-loop turn
+    qtbot.wait(50)
+    assert all(v.updatesEnabled() for v in _views(w))
+    assert w.heatmaps.height() > heights  # they grew into the panel's room
+    # each view painted for its new size, at most twice (not once per layout step)
+    assert set(paints.n) == {"QWidget", "UnitLines", "StepBars", "OutputView", "UnitDetail"}
+    assert max(paints.n.values()) <= 2, paints.n
+
+
+def test_a_small_trace_is_never_held(app, qtbot):
+    from lstmviz.app import stagger
+
+    w = app
+    press(qtbot, w, w.panels.specs["what_if"].shortcut)
+    qtbot.waitUntil(w.panels.docks["what_if"].isVisible, timeout=5000)
+    QApplication.processEvents()
+    assert stagger.held(w.state) == 0
+    assert all(v.updatesEnabled() for v in _views(w))
+
+
+def test_flush_releases_held_views(app, qtbot, monkeypatch):
+    from lstmviz.app import stagger
+
+    w = app
+    monkeypatch.setattr(stagger, "BIG_TRACE_BYTES", 0)
+    w.resize(1500, 850)  # the window resized: the views are held
+    QApplication.processEvents()
+    assert stagger.held(w.state) > 0
+    stagger.flush(w.state)  # a screenshot asks for everything now
+    assert stagger.held(w.state) == 0
+    assert all(v.updatesEnabled() for v in _views(w))
