@@ -123,6 +123,27 @@ def staged(
     return on_trace
 
 
+def draw_then_paint(state: Any, widget: QWidget, draw: Callable[[], None]) -> None:
+    """Call ``draw()`` (which fills ``widget``'s plots) now, and -- with a big trace -- let
+    ``widget`` paint in the next event-loop turn rather than in this one: filling and laying
+    out a page of plots and painting it would otherwise take one long turn."""
+    if not _is_big(state) or not widget.updatesEnabled():
+        draw()
+        return
+    widget.setUpdatesEnabled(False)
+    try:
+        draw()
+    finally:
+        ref = weakref.ref(widget)
+
+        def paint() -> None:
+            w = ref()
+            if w is not None and not w.updatesEnabled():
+                w.setUpdatesEnabled(True)
+
+        QTimer.singleShot(0, paint)
+
+
 def pending(state: Any) -> int:
     """How many views of ``state`` have yet to draw the current trace."""
     q = _queues.get(state)

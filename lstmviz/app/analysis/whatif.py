@@ -20,6 +20,7 @@ from PySide6.QtWidgets import (
 from ...analysis import WhatIf, what_if
 from ...engine.trace import QUANTITIES, SYMBOLS, TITLES
 from ...errors import LstmvizError
+from ..stagger import draw_then_paint
 from ..workers import TaskRunner
 from .common import Panel, PlotStack, hint, show_image, style_plot, time_ticks
 
@@ -222,7 +223,7 @@ class WhatIfPanel(Panel):
         def done(result: Any) -> None:
             self.result, self._images = result
             self.apply_btn.setEnabled(True)
-            self._draw()
+            draw_then_paint(self.state, self.stack, self._draw)  # a big trace: paint next turn
 
         self.runner.start(job, done, "What-if", on_failed=self.error.emit)
 
