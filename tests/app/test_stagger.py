@@ -51,7 +51,7 @@ def _views(w):
     return [w.heatmaps, w.unit_lines, w.step_bars, w.output_view, w.unit_detail]
 
 
-def test_closing_a_panel_beside_a_big_trace_paints_each_view_once(app, qtbot, monkeypatch):
+def test_closing_a_panel_beside_a_big_trace_holds_the_views_until_the_layout_settles(app, qtbot, monkeypatch):
     from lstmviz.app import stagger
 
     w = app
