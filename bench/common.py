@@ -99,24 +99,27 @@ def best_of(fn: Callable[[], Any], repeat: int) -> float:
 
 
 def interleaved(
-    fns: dict[str, Callable[[], Any]], repeat: int, warmup: bool = True
+    fns: dict[str, Callable[[], Any]], repeat: int, warmup: bool = True, rest: float = 0.0
 ) -> dict[str, float]:
     """Best wall time of each function, calling them in turn ``repeat`` rounds (so that a
     burst of load from elsewhere hits every column alike)."""
-    return {k: min(v) for k, v in interleaved_times(fns, repeat, warmup).items()}
+    return {k: min(v) for k, v in interleaved_times(fns, repeat, warmup, rest).items()}
 
 
 def interleaved_times(
-    fns: dict[str, Callable[[], Any]], repeat: int, warmup: bool = True
+    fns: dict[str, Callable[[], Any]], repeat: int, warmup: bool = True, rest: float = 0.0
 ) -> dict[str, list[float]]:
     """Every wall time of each function over ``repeat`` interleaved rounds (see
-    :func:`interleaved`)."""
+    :func:`interleaved`); ``rest`` seconds of idle before each timed call (the worker
+    threads a library left spinning go to sleep)."""
     if warmup:
         for fn in fns.values():
             fn()
     times: dict[str, list[float]] = {k: [] for k in fns}
     for _ in range(repeat):
         for name, fn in fns.items():
+            if rest > 0:
+                time.sleep(rest)
             t0 = time.perf_counter()
             fn()
             times[name].append(time.perf_counter() - t0)

@@ -30,7 +30,10 @@ through, in one process and on the same weights and input:
 
 Each column is the best of ``--repeat`` rounds after one warm-up call (the median is kept
 too); the rounds interleave the columns so that load from elsewhere on the machine hits all
-alike.
+alike.  ``--rest S`` idles S seconds before each timed call: OpenBLAS, OpenMP (torch) and
+TensorFlow leave their worker threads spinning for a while after a call, and back to back
+(the default) each column runs beside the spinning threads of the column before it -- a
+two-thread column loses a core to them.
 
 Threads.  By default (``--threads default``) every library runs as a user gets it: OpenBLAS,
 torch and TensorFlow choose their own thread counts, lstmviz uses every core
@@ -102,6 +105,14 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
         help="time Keras's eager model(x) only up to this T (default 100: it runs "
         "op by op, 10-20 s at T=1000)",
     )
+    p.add_argument(
+        "--rest",
+        type=float,
+        default=0.0,
+        help="seconds of idle before each timed call (default 0: back to back). OpenBLAS, "
+        "OpenMP and TensorFlow keep their worker threads spinning for a while after a call: "
+        "back to back, each column runs beside the spinning threads of the one before it",
+    )
     p.add_argument("--markdown", action="store_true", help="also print a Markdown table")
     p.add_argument("--json", help="write all figures to this JSON file")
     p.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
@@ -131,6 +142,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"machine: {common.machine()}")
     label = f"{a.threads} thread(s) per library" if pinned else "default threads"
     print(f"[{label}] engine: {_accel.describe()}; BLAS: {common.blas_threads()}; F = {a.features}")
+    print(
+        f"each timed call after {a.rest:g} s of idle (the libraries' spinning threads asleep)"
+        if a.rest > 0
+        else "timed calls back to back (each beside the threads the one before left spinning)"
+    )
     keras = torch = gate_cls = None
     notes = []
     if not a.no_keras:
@@ -223,7 +239,7 @@ def _one_thread(a: argparse.Namespace, units: int, steps: int, batch: int) -> di
             *("--units", str(units), "--steps", str(steps), "--batch", str(batch)),
             *("--features", str(a.features), "--repeat", str(a.repeat)),
             *("--max-gb", str(a.max_gb), "--call-max-steps", str(a.call_max_steps)),
-            *("--json", out),
+            *("--rest", str(a.rest), "--json", out),
         ]
         cmd += [
             f"--{k}"
@@ -364,9 +380,10 @@ def _one(np, LSTMWeights, run_lstm, _accel, keras, gate_cls, torch, units, steps
 
     # a warm-up round (timed too), then --repeat rounds; 2 for sizes where a round takes
     # more than 30 s
-    t_warm = common.interleaved(fns, 1, warmup=True)
+    t_warm = common.interleaved(fns, 1, warmup=True, rest=a.rest)
     repeat = a.repeat if sum(t_warm.values()) < 30.0 else min(a.repeat, 2)
-    times = common.interleaved_times(fns, repeat, warmup=False)
+    times = common.interleaved_times(fns, repeat, warmup=False, rest=a.rest)
+    row["rest"] = a.rest
     row.update({k: min(min(v), t_warm[k]) for k, v in times.items()})
     row["median"] = {k: float(np.median(v)) for k, v in times.items()}
     row["rounds"] = repeat + 1
