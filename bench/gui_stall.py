@@ -326,6 +326,8 @@ def run(
     def nap() -> None:  # a sample here after 1 ms: waiting for the GIL or for a CPU
         time.sleep(0.001)
 
+    from lstmviz.app import stagger
+
     def spin_until(cond, timeout: float = 600.0) -> float:
         t0 = time.perf_counter()
         while not cond():
@@ -333,16 +335,24 @@ def run(
             nap()
             if time.perf_counter() - t0 > timeout:
                 raise TimeoutError("the action did not finish")
-        for _ in range(5):  # the repaint that shows it
+        quiet = 0
+        while quiet < 5:  # the repaints that show it: until five turns find nothing held
             qt_work()
+            nap()
+            idle = stagger.pending(w.state) == 0 and stagger.held(w.state) == 0
+            quiet = quiet + 1 if idle else 0
+            if time.perf_counter() - t0 > timeout:
+                raise TimeoutError("the views did not finish drawing")
         return time.perf_counter() - t0
 
-    def settled() -> bool:
+    def settled() -> bool:  # traced, and every view has drawn it (see lstmviz/app/stagger.py)
         return (
             w.state.trace is not None
             and not w.state.busy
             and not w.runner.is_running()
             and not w.trace_runner.is_running()
+            and stagger.pending(w.state) == 0
+            and stagger.held(w.state) == 0
         )
 
     results: dict[str, list[tuple[float, float, float, float, float, int, float, float]]] = {}
