@@ -370,10 +370,12 @@ class HeatmapGrid(pg.GraphicsLayoutWidget):
         # a big trace: the heatmaps draw it first, each view in its own event-loop turn
         # (laid out for it -- 3 x 2 or 6 x 1 maps -- in one turn, drawn in the next)
         state.events.trace.connect(staged(state, self._fit_for_trace, order=0, paint=False))
-        state.events.trace.connect(staged(state, self._on_trace_changed, order=1))
+        # another layer or batch item of a big trace: the same, drawn in its own turn
+        redraw = staged(state, self._on_trace_changed, order=1)
+        state.events.trace.connect(redraw)
+        state.events.layer.connect(redraw)
+        state.events.batch.connect(redraw)
         hold_on_resize(state, self, order=1, settling=self._settling)
-        state.events.layer.connect(self._on_trace_changed)
-        state.events.batch.connect(self._on_trace_changed)
         state.events.rows.connect(self._on_trace_changed)
         state.events.t.connect(self._on_t_changed)
         state.events.selection.connect(self._on_selection_changed)

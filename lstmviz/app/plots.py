@@ -105,10 +105,10 @@ class UnitLines(QWidget):
         self._full: list[tuple[np.ndarray, np.ndarray]] = []  # each curve's decimated data
         self._clipped = False
         self.set_theme(NORMAL)
-        state.events.trace.connect(staged(state, self.refresh, order=2))  # after the heatmaps
+        redraw = staged(state, self.refresh, order=2)  # after the heatmaps
+        for sig in (state.events.trace, state.events.layer, state.events.batch):
+            sig.connect(redraw)
         hold_on_resize(state, self, order=2)
-        state.events.layer.connect(self.refresh)
-        state.events.batch.connect(self.refresh)
         state.events.selection.connect(self.refresh)
         state.events.t.connect(self._on_t_changed)
         state.options.events.hide_future.connect(self._on_hide_future)
@@ -244,10 +244,10 @@ class StepBars(QWidget):
         self.six: Any = None
         self._shape: Any = None
         self.set_theme(NORMAL)
-        state.events.trace.connect(staged(state, self.rebuild, order=3))  # after the curves
+        redraw = staged(state, self.rebuild, order=3)  # after the curves
+        for sig in (state.events.trace, state.events.layer, state.events.batch):
+            sig.connect(redraw)
         hold_on_resize(state, self, order=3)
-        state.events.layer.connect(self.rebuild)
-        state.events.batch.connect(self.rebuild)
         state.events.selection.connect(self.rebuild)
         state.events.t.connect(self._on_t_changed)
 
@@ -418,10 +418,10 @@ class OutputView(QWidget):
         self.shown: list[tuple[str, float]] = []
         self.probabilities = True
         self.set_theme(NORMAL)
-        state.events.trace.connect(staged(state, self.refresh, order=4))  # after the bars
+        redraw = staged(state, self.refresh, order=4)  # after the bars
+        for sig in (state.events.trace, state.events.layer, state.events.batch):
+            sig.connect(redraw)
         hold_on_resize(state, self, order=4)
-        state.events.batch.connect(self.refresh)
-        state.events.layer.connect(self.refresh)
         state.events.t.connect(self.refresh)
         state.options.events.hide_answer.connect(self.refresh)
 

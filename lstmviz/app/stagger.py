@@ -83,7 +83,8 @@ def _is_big(state: Any) -> bool:
 def staged(
     state: Any, slot: Callable[..., Any], order: int, paint: bool = True
 ) -> Callable[..., None]:
-    """A slot for ``state.events.trace`` that calls ``slot`` (a bound method) at once for a
+    """A slot for ``state.events.trace`` (or another event that redraws the view from the
+    trace: ``layer``, ``batch``) that calls ``slot`` (a bound method) at once for a
     small trace, and in its own event-loop turn, after the slots of lower ``order``, for a big
     one. Holds the method's object weakly. When that object is a widget, it is not painted
     until its turn (the first paint of a page of plots would otherwise paint every one of them

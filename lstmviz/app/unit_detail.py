@@ -118,14 +118,11 @@ class UnitDetail(QWidget):
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
         self._fonts()
         # a big trace: drawn in its own event-loop turn, after the views in the middle
-        state.events.trace.connect(staged(state, self.refresh, order=5))
+        redraw = staged(state, self.refresh, order=5)  # (another layer or batch item too)
+        for sig in (state.events.trace, state.events.layer, state.events.batch):
+            sig.connect(redraw)
         hold_on_resize(state, self, order=5)
-        for sig in (
-            state.events.selection,
-            state.events.batch,
-            state.events.layer,
-        ):
-            sig.connect(self.refresh)
+        state.events.selection.connect(self.refresh)
         state.events.t.connect(self.refresh)
         state.options.events.highlight.connect(self._on_highlight)
         state.options.events.hide_answer.connect(self.refresh)

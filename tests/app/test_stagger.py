@@ -51,7 +51,9 @@ def _views(w):
     return [w.heatmaps, w.unit_lines, w.step_bars, w.output_view, w.unit_detail]
 
 
-def test_closing_a_panel_beside_a_big_trace_holds_the_views_until_the_layout_settles(app, qtbot, monkeypatch):
+def test_closing_a_panel_beside_a_big_trace_holds_the_views_until_the_layout_settles(
+    app, qtbot, monkeypatch
+):
     from lstmviz.app import stagger
 
     w = app
@@ -151,3 +153,37 @@ def test_a_what_if_beside_a_big_trace_ends_painted(app, qtbot, monkeypatch):
     qtbot.waitUntil(lambda: p.result is not None, timeout=20000)
     qtbot.waitUntil(p.stack.updatesEnabled, timeout=5000)
     assert not p.stack.is_empty
+
+
+def test_another_layer_of_a_big_trace_reaches_the_views_one_turn_at_a_time(
+    qtbot, tmp_path, monkeypatch
+):
+    """Choosing another layer in the Model panel: with a big trace each view redraws in its
+    own event-loop turn (heatmaps first); once idle every view shows the new layer."""
+    from PySide6.QtCore import Qt
+
+    from lstmviz.app import stagger
+    from lstmviz.app.main_window import MainWindow
+
+    monkeypatch.setenv("LSTMVIZ_DATA_DIR", str(tmp_path / "data"))
+    w = MainWindow()
+    qtbot.addWidget(w)
+    w.resize(1600, 900)
+    activate(qtbot, w)
+    w.open_model(EXAMPLES_DIR / "stacked_lstm.keras")
+    wait_settled(qtbot, w)
+    assert len(w.state.layer_names) >= 2
+    first = w.state.layer
+    monkeypatch.setattr(stagger, "BIG_TRACE_BYTES", 0)
+    combo = w.selection_panel.layer_combo
+    combo.setFocus()
+    qtbot.keyClick(combo, Qt.Key.Key_Down)  # a closed combo box moves to the next layer
+    assert w.state.layer != first
+    assert stagger.pending(w.state) == 5  # nothing redrawn in the turn of the key press
+    QApplication.processEvents()
+    assert stagger.pending(w.state) == 4  # the heatmaps first
+    qtbot.waitUntil(lambda: stagger.pending(w.state) == 0, timeout=5000)
+    lt = w.state.layer_trace
+    assert w.heatmaps.maps["cell"].data.shape[-1] == lt.timesteps
+    assert w.unit_detail.updatesEnabled() and w.heatmaps.updatesEnabled()
+    w.close()
