@@ -20,6 +20,11 @@ outputs                what an output is (probabilities, log-probabilities, logi
 =====================  ===================================================================
 """
 
+# The names imported for type checkers below are the package's public names (``__all__`` is
+# built from the table that loads them, so a linter cannot see that they are used).
+# ruff: noqa: F401
+
+from importlib import import_module
 from types import ModuleType
 from typing import TYPE_CHECKING
 
@@ -76,91 +81,14 @@ if TYPE_CHECKING:  # imported on first use, by __getattr__ below
     from .search import correlations, rank_units
     from .whatif import WhatIf, what_if
 
-__all__ = [
-    "Comparison",
-    "CorpusStore",
-    "Diagnosis",
-    "Match",
-    "PatternResult",
-    "UnitStats",
-    "WhatIf",
-    "align_units",
-    "compare",
-    "convert_corpus",
-    "correlations",
-    "dead_units",
-    "decompose",
-    "diagnose",
-    "find_pattern",
-    "gate_histograms",
-    "mean_lifetime",
-    "memory_lifetime",
-    "open_corpus",
-    "outputs",
-    "probes",
-    "rank_units",
-    "retention",
-    "saturation",
-    "saturation_split",
-    "select_units",
-    "trace_corpus",
-    "unit_stats",
-    "what_if",
-]
-
-# gradients, interventions, attribution and dynamics
-__all__ += [
-    "AblationScan",
-    "Attribution",
-    "Connectivity",
-    "FixedPoint",
-    "IntegratedGradients",
-    "Intervention",
-    "InterventionEffect",
-    "LRPResult",
-    "LogitAttribution",
-    "MemoryPaths",
-    "PatchingResult",
-    "StatePCA",
-    "ablate",
-    "ablation_scan",
-    "activation_patching",
-    "attribute",
-    "connectivity",
-    "fixed_points",
-    "gradient",
-    "gradient_x_input",
-    "integrated_gradients",
-    "integrated_gradients_full",
-    "intervene",
-    "intervention_effect",
-    "logit_attribution",
-    "loss_target",
-    "lrp",
-    "mean_values",
-    "memory_paths",
-    "occlusion",
-    "sample_with_intervention",
-    "state_pca",
-]
-
-
-def __getattr__(name: str) -> object:
-    """A public name (or submodule) of the package, imported on first use.
-
-    Importing one analysis module (the viewer's ``lstmviz.analysis.levels`` at start-up) runs
-    this package first; importing every analysis here would load the corpus machinery,
-    gradients, attribution, ... into a window that has not asked for them yet.
-    """
-    module: ModuleType
-    if name == "outputs":
-        import lstmviz.analysis.outputs as module
-    elif name == "probes":
-        import lstmviz.analysis.probes as module
-    elif name in ("attribution", "Attribution", "attribute", "occlusion"):
-        import lstmviz.analysis.attribution as module
-    elif name in (
-        "corpus",
+#: what loads on first use: {submodule: the public names it gives the package}. The
+#: TYPE_CHECKING imports above say the same for type checkers
+#: (tests/analysis/test_lazy_package.py checks that the two agree).
+_LAZY: dict[str, tuple[str, ...]] = {
+    "outputs": (),
+    "probes": (),
+    "attribution": ("Attribution", "attribute", "occlusion"),
+    "corpus": (
         "CorpusStore",
         "Match",
         "PatternResult",
@@ -171,12 +99,9 @@ def __getattr__(name: str) -> object:
         "select_units",
         "trace_corpus",
         "unit_stats",
-    ):
-        import lstmviz.analysis.corpus as module
-    elif name in ("dynamics", "FixedPoint", "StatePCA", "fixed_points", "state_pca"):
-        import lstmviz.analysis.dynamics as module
-    elif name in (
-        "gradients",
+    ),
+    "dynamics": ("FixedPoint", "StatePCA", "fixed_points", "state_pca"),
+    "gradients": (
         "Connectivity",
         "IntegratedGradients",
         "MemoryPaths",
@@ -187,10 +112,8 @@ def __getattr__(name: str) -> object:
         "integrated_gradients_full",
         "loss_target",
         "memory_paths",
-    ):
-        import lstmviz.analysis.gradients as module
-    elif name in (
-        "interventions",
+    ),
+    "interventions": (
         "AblationScan",
         "Intervention",
         "InterventionEffect",
@@ -200,17 +123,51 @@ def __getattr__(name: str) -> object:
         "intervention_effect",
         "mean_values",
         "sample_with_intervention",
-    ):
-        import lstmviz.analysis.interventions as module
-    elif name in ("patching", "PatchingResult", "activation_patching"):
-        import lstmviz.analysis.patching as module
-    elif name in ("search", "correlations", "rank_units"):
-        import lstmviz.analysis.search as module
-    elif name in ("whatif", "WhatIf", "what_if"):
-        import lstmviz.analysis.whatif as module
-    else:
+    ),
+    "patching": ("PatchingResult", "activation_patching"),
+    "search": ("correlations", "rank_units"),
+    "whatif": ("WhatIf", "what_if"),
+}
+_HOME = {name: module for module, names in _LAZY.items() for name in names}
+
+__all__ = [
+    # imported above
+    "Comparison",
+    "Diagnosis",
+    "LRPResult",
+    "LogitAttribution",
+    "align_units",
+    "compare",
+    "dead_units",
+    "decompose",
+    "diagnose",
+    "gate_histograms",
+    "logit_attribution",
+    "lrp",
+    "mean_lifetime",
+    "memory_lifetime",
+    "retention",
+    "saturation",
+    "saturation_split",
+    # loaded on first use
+    "outputs",
+    "probes",
+    *_HOME,
+]
+
+
+def __getattr__(name: str) -> object:
+    """A public name (or submodule) of the package, imported on first use.
+
+    Importing one analysis module (the viewer's ``lstmviz.analysis.levels`` at start-up) runs
+    this package first; importing every analysis here would load the corpus machinery,
+    gradients, attribution, ... into a window that has not asked for them yet.
+    """
+    home = name if name in _LAZY else _HOME.get(name)
+    if home is None:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = module if module.__name__ == f"{__name__}.{name}" else getattr(module, name)
+    module: ModuleType = import_module(f"{__name__}.{home}")
+    value = module if home == name else getattr(module, name)
     globals()[name] = value
     return value
 

@@ -58,3 +58,33 @@ def test_functions_named_like_their_module_stay_functions():
         "for f in (a.compare, a.lrp, a.decompose, a.diagnose, a.saturation)))"
     )
     assert out == "True"
+
+
+def test_the_lazy_table_and_the_type_checkers_imports_agree():
+    """``_LAZY`` (what ``__getattr__`` loads) and the TYPE_CHECKING imports (what type
+    checkers see) list the same names of the same modules, each public in its module."""
+    import ast
+    import importlib
+    from pathlib import Path
+
+    tree = ast.parse(Path(analysis.__file__).read_text(encoding="utf-8"))
+    block = next(
+        n for n in tree.body if isinstance(n, ast.If) and ast.unparse(n.test) == "TYPE_CHECKING"
+    )
+    typed: dict[str, set[str]] = {}
+    for node in block.body:
+        assert isinstance(node, ast.ImportFrom) and node.level == 1, ast.unparse(node)
+        if node.module is None:  # from . import outputs, probes: whole modules
+            for a in node.names:
+                typed.setdefault(a.name, set())
+        else:
+            typed.setdefault(node.module, set()).update(a.name for a in node.names)
+    assert typed == {m: set(names) for m, names in analysis._LAZY.items()}
+    for module, names in analysis._LAZY.items():
+        mod = importlib.import_module(f"lstmviz.analysis.{module}")
+        public = getattr(mod, "__all__", None)
+        for name in names:
+            assert hasattr(mod, name), (module, name)
+            if public is not None:
+                assert name in public, (module, name)
+    assert len(analysis.__all__) == len(set(analysis.__all__))
