@@ -435,8 +435,8 @@ class SessionActions(QObject):
         """
         if self._closed:
             return None
-        if background and self.window.state.busy:
-            self._after_busy.start()  # again once the trace is in
+        if background and self._drawing():
+            self._after_busy.start()  # again once the trace is in and drawn
             return self.autosave_path
         try:
             s = self.current_session()
@@ -466,6 +466,15 @@ class SessionActions(QObject):
         if start and self._writer is not None:
             self._writer.start()  # once: it then waits for the next autosave
         return self.autosave_path
+
+    def _drawing(self) -> bool:
+        """A trace is being computed, or the views are still drawing a big one over several
+        event-loop turns (lstmviz/app/stagger.py): a session written now would hold the GIL
+        while the window needs it."""
+        from . import stagger
+
+        st = self.window.state
+        return bool(st.busy) or stagger.pending(st) > 0 or stagger.held(st) > 0
 
     def _write(self, s: Session, embed: bool) -> bool:
         try:

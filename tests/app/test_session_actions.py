@@ -756,3 +756,25 @@ def test_background_autosave_waits_for_a_trace_in_progress(qtbot, window, models
     qtbot.waitUntil(a.autosave_path.is_file, timeout=5000)
     a.wait_for_autosave()
     assert Session.load(a.autosave_path).t == 3
+
+
+def test_background_autosave_waits_while_the_views_draw_a_big_trace(
+    qtbot, window, models, monkeypatch
+):
+    """A big trace reaches the views over several event-loop turns: an autosave asked for
+    meanwhile is written once every view has drawn it (the writer would hold the GIL)."""
+    from lstmviz.app import session_actions, stagger
+
+    w, a = window, window.session_actions
+    _open(qtbot, w, models["digit_sum"])
+    a._after_busy.setInterval(20)
+    monkeypatch.setattr(session_actions, "BUSY_RETRY_MS", 20)
+    monkeypatch.setattr(stagger, "BIG_TRACE_BYTES", 0)  # every trace counts as big
+    a.autosave_path.unlink(missing_ok=True)
+    w.state.set_input(w.state.x)  # traced at once (small); its views draw over the next turns
+    assert stagger.pending(w.state) > 0
+    assert a.autosave(background=True) == a.autosave_path
+    a.wait_for_autosave()
+    assert not a.autosave_path.exists()  # nothing written while the views draw
+    qtbot.waitUntil(a.autosave_path.is_file, timeout=5000)  # written once they have drawn
+    assert stagger.pending(w.state) == 0
