@@ -68,6 +68,12 @@ _CACHE: weakref.WeakKeyDictionary[Any, dict[tuple[int, int], StepAnswers | None]
 )
 
 
+def warm_imports(trace: Any, batch: int) -> None:
+    """A preparer (``ViewerState.preparers``, run in the tracing job): import what
+    :func:`step_answers` needs, so that the first trace's turn on the GUI thread does not."""
+    from ..analysis import ground_truth, outputs  # noqa: F401
+
+
 def step_answers(state: ViewerState) -> StepAnswers | None:
     """The answers of the state's trace and batch item (cached per trace), or None when its
     per-step output does not read as one answer per step (regression values, a hidden

@@ -44,6 +44,7 @@ from PySide6.QtWidgets import (
 from ..errors import LstmvizError
 from ..state import ViewerState
 from . import dialogs
+from .answers import warm_imports
 from .heatmaps import HeatmapGrid
 from .model_panel import ModelPanel, SelectionPanel
 from .panels import Panels, PanelSpec
@@ -135,6 +136,9 @@ class MainWindow(QMainWindow):
         self.trace_runner = TaskRunner(self)  # its errors reach the dialog as events.failed
         self.trace_runner.running_changed.connect(self._on_running_changed)
         self.state.runner = self._trace_runner
+        # the modules the views read a new trace with load in the tracing job, not in the
+        # event-loop turn that shows the trace
+        self.state.preparers.append(warm_imports)
         self.state.ask_layout = self._ask_layout
         self.state.events.failed.connect(self.show_error)
         self.state.events.busy.connect(self._on_busy_changed)
