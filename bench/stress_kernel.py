@@ -223,6 +223,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         for i in range(a.trials):
             isa = isas[i % len(isas)]
+            stacks = ""
             cmd = [sys.executable, __file__, "--child", "--seconds", str(a.seconds)]
             cmd += ["--workers", str(a.workers), "--isa", isa, "--seed", str(a.seed + i)]
             proc = subprocess.Popen(
@@ -236,11 +237,13 @@ def main(argv: list[str] | None = None) -> int:
                 stacks = dump_hung(proc.pid) if a.gdb else ""
                 proc.send_signal(6)  # SIGABRT: faulthandler prints the Python stacks
                 out, _ = proc.communicate()
-                what, out = "HUNG", out + stacks
+                what = "HUNG"
             outcomes[what] = outcomes.get(what, 0) + 1
             print(f"trial {i + 1} ({isa or 'default'}): {what}", flush=True)
             lines = out.strip().splitlines()
             print("  " + "\n  ".join(lines if what == "ok" else lines[-60:]), flush=True)
+            if stacks:
+                print("  C stacks (gdb):\n  " + "\n  ".join(stacks.splitlines()), flush=True)
     finally:
         for h in hogs:
             h.kill()

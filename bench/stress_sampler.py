@@ -151,6 +151,7 @@ def main(argv: list[str] | None = None) -> int:
         flush=True,
     )
     for i in range(a.trials):
+        stacks = ""
         proc = subprocess.Popen(
             cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=os.environ
         )
@@ -163,11 +164,12 @@ def main(argv: list[str] | None = None) -> int:
             proc.send_signal(6)  # SIGABRT: faulthandler prints the Python stacks
             out, _ = proc.communicate()
             what = "HUNG"
-            out += stacks
         outcomes[what] = outcomes.get(what, 0) + 1
         print(f"trial {i + 1}: {what}", flush=True)
         if what != "ok":
             print("  " + "\n  ".join(out.strip().splitlines()[-40:]), flush=True)
+            if stacks:
+                print("  C stacks (gdb):\n  " + "\n  ".join(stacks.splitlines()), flush=True)
     print("outcomes:", ", ".join(f"{k} {v}" for k, v in sorted(outcomes.items())))
     return 0 if outcomes.get("ok", 0) == a.trials else 1
 
