@@ -15,12 +15,14 @@ that is not done ``--grace`` seconds after its time is a hang: its threads' C st
 printed (``gdb``, when installed) and its Python stacks (``faulthandler``), then it is
 killed.
 
-    python bench/stress_sampler.py [--trials 10] [--seconds 10] [--unguarded]
+    python bench/stress_sampler.py [--trials 10] [--seconds 30] [--unguarded] [--gdb]
 
 ``--unguarded`` runs the sampler without its garbage-collector guard (as it was before): on
-CPython 3.11.7 every trial hung (the sampler inside ``sys._current_frames()`` waiting for the
-GIL, a starting or ending thread holding the GIL waiting for the thread-list lock), or a
-frame object read as an ``int``. With the guard none did.
+CPython 3.11.7, 8 of 13 trials of 30 s hung (gdb: the sampler inside
+``sys._current_frames()``, in a collection started by a new frame object, waiting for the
+GIL; a thread starting another holding the GIL and waiting for the thread-list lock); a first
+version of this script also saw a frame object read as an ``int``. With the guard, 15 of 15
+trials finished.
 """
 
 from __future__ import annotations
@@ -133,7 +135,7 @@ def dump_hung(pid: int) -> str:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--trials", type=int, default=10)
-    p.add_argument("--seconds", type=float, default=10.0, help="per trial")
+    p.add_argument("--seconds", type=float, default=30.0, help="per trial")
     p.add_argument("--grace", type=float, default=30.0, help="after which a trial hangs")
     p.add_argument("--unguarded", action="store_true", help="no GC guard (as before)")
     p.add_argument("--gdb", action="store_true", help="print a hung trial's C stacks")
