@@ -30,6 +30,7 @@ lstmviz's code (the innermost lstmviz frames; ``--depth`` of them).
 from __future__ import annotations
 
 import argparse
+import gc
 import os
 import sys
 import tempfile
@@ -37,6 +38,7 @@ import threading
 import time
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -172,6 +174,51 @@ class GcTimer:
         return total, oldest
 
 
+#: pause the garbage collector while :func:`thread_stacks` walks the other threads' frames
+#: (False only to show what happens without: ``bench/stress_sampler.py --unguarded``)
+GC_GUARD = True
+
+
+def thread_stacks(
+    skip: int | None = None, depth: int = 60
+) -> dict[int, tuple[tuple[str, int, str], ...]]:
+    """Every Python thread's stack but ``skip``'s, innermost frame first:
+    ``{thread ident: ((file, line, function), ...)}``, at most ``depth`` frames each.
+
+    The walk runs with the garbage collector paused. On CPython 3.11,
+    ``sys._current_frames()`` and ``frame.f_back`` may create frame objects, and creating
+    one may start a collection right there; the collection runs Python code (``gc.callbacks``
+    such as :class:`GcTimer`'s, ``__del__`` methods such as the buffer pool's), which lets
+    another thread take the GIL in the middle. Inside ``sys._current_frames()`` the sampler
+    then holds the interpreter's thread-list lock without the GIL, and a thread that starts
+    or ends (the app's workers do, task by task) holds the GIL and waits for that lock: the
+    process hangs for good (fixed in CPython 3.11.9:
+    https://github.com/python/cpython/issues/106883). Inside
+    ``f_back`` the other thread may return from the frame being walked meanwhile: its
+    memory is freed under the sampler (a crash, or a corrupted object). Both are shown by
+    ``bench/stress_sampler.py``.
+    """
+    enabled = gc.isenabled()
+    if GC_GUARD:
+        gc.disable()
+    try:
+        out: dict[int, tuple[tuple[str, int, str], ...]] = {}
+        for ident, frame in sys._current_frames().items():
+            if ident == skip:
+                continue
+            stack = []
+            f: Any = frame
+            while f is not None and len(stack) < depth:
+                code = f.f_code
+                stack.append((code.co_filename, f.f_lineno, code.co_name))
+                f = f.f_back
+            out[ident] = tuple(stack)
+    finally:
+        if GC_GUARD and enabled:
+            gc.enable()
+    return out
+
+
 class Sampler(threading.Thread):
     """Samples the GUI thread's Python stack every ``interval`` seconds (a daemon thread)."""
 
@@ -195,18 +242,11 @@ class Sampler(threading.Thread):
                 state = self._stat.read_text().rsplit(")", 1)[1].split()[0]
             except (OSError, IndexError):
                 state = "?"
-            frames = sys._current_frames()
+            stacks = thread_stacks(skip=me)
             now = time.perf_counter()
             self.states.append((now, state))
             names = {t.ident: t.name for t in threading.enumerate()}
-            for ident, frame in frames.items():
-                if ident == me:
-                    continue
-                stack = []
-                while frame is not None and len(stack) < 60:
-                    code = frame.f_code
-                    stack.append((code.co_filename, frame.f_lineno, code.co_name))
-                    frame = frame.f_back
+            for ident, stack in stacks.items():
                 if ident == self.target:
                     self.samples.append((now, tuple(stack)))
                 else:

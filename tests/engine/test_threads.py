@@ -324,3 +324,61 @@ def test_threads_limited_caps_this_thread_only(tiles, any_split):
     for bad in (0, -2, 1.5, "x", True):
         with pytest.raises(LstmvizError, match="threads_limited"), threads_limited(bad):
             pass
+
+
+@needs_kernel
+def test_traces_from_several_threads_at_once_keep_their_bits(tiles, any_split):
+    """Three Python threads trace at the same time (as the app's workers and a notebook may),
+    each inside its own ``threads_limited`` cap and on more kernel threads than the cores,
+    into an earlier trace's buffers (``out=``) and retracing a what-if (``reuse=``): every
+    trace equals the one computed alone on one thread, bit for bit, and nothing hangs (the
+    threads are joined with a timeout; ``bench/stress_kernel.py`` runs this for minutes
+    against CPU hogs)."""
+    import threading
+
+    from lstmviz.engine import threads_limited
+
+    cases = [  # units, batch, features, steps, backwards, masked
+        (33, 1, 5, 40, False, False),
+        (97, 3, 4, 30, True, True),
+        (20, 32, 16, 20, False, True),
+        (5, 9, 3, 50, True, False),
+    ]
+    expected = {}
+    for k, (units, batch, feats, steps, back, masked) in enumerate(cases):
+        w = _weights(feats, units, seed=k)
+        x, h0, c0, mask = _inputs(batch, steps, feats, units, seed=k + 10)
+        x2 = x.copy()
+        x2[0, steps // 2] += 0.5  # the what-if
+        kw = {"h0": h0, "c0": c0, "mask": mask if masked else None, "go_backwards": back}
+        with threads_limited(1):
+            expected[k] = (w, x, x2, kw, run_lstm(x, w, **kw), run_lstm(x2, w, **kw))
+    set_threads(4)  # more kernel threads than the cores: some wait, the others take over
+    errors: list[str] = []
+
+    def _check(i: int, k: int, what: str, got: object, ref: object) -> None:
+        for q in ("pre", "act", "c", "h"):
+            if not np.array_equal(getattr(got, q), getattr(ref, q)):
+                errors.append(f"thread {i}, case {k}, {what}: {q} differs")
+
+    def worker(i: int) -> None:
+        try:
+            with threads_limited(2 + i % 3):
+                for r in range(3):
+                    for j in range(len(cases)):
+                        k = (j + i) % len(cases)
+                        w, x, x2, kw, want, want2 = expected[k]
+                        lt = run_lstm(x, w, **kw)
+                        again = run_lstm(x2, w, reuse=lt, out=lt if r % 2 else None, **kw)
+                        _check(i, k, "what-if", again, want2)
+                        _check(i, k, "out=", run_lstm(x, w, out=again, **kw), want)
+        except Exception as e:  # noqa: BLE001 - reported below
+            errors.append(f"thread {i}: {type(e).__name__}: {e}")
+
+    threads = [threading.Thread(target=worker, args=(i,), daemon=True) for i in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert not any(t.is_alive() for t in threads), "a tracing thread did not finish"
+    assert not errors, errors[:5]
