@@ -721,6 +721,15 @@ class HeatmapGrid(pg.GraphicsLayoutWidget):
             self.ci.layout.setRowStretchFactor(r, 1 if r < used else 0)
             self.ci.layout.setRowMaximumHeight(r, QWIDGETSIZE_MAX if r < used else 0)
             self.ci.layout.setRowSpacing(r, GRID_SPACING if r < used - 1 else 0)
+        # the grid keeps the height its old arrangement needed at least (two rows of maps
+        # need more than one) until it is given its geometry again: without this the maps
+        # stayed taller than the view and their time axes were cut at its bottom
+        self.ci.layout.invalidate()
+        QTimer.singleShot(0, self._fill_view)
+
+    def _fill_view(self) -> None:
+        """The maps' layout fills the view exactly (see :meth:`_place`)."""
+        self.ci.setGeometry(QRectF(self.range))
 
     def _update_time_ticks(self) -> None:
         labels = self.state.token_labels()

@@ -273,7 +273,12 @@ class MainWindow(QMainWindow):
         for every unit's row and the line plots, the line plots fold away; they come back
         when there is room again."""
         total = self.vsplit.height()
-        need = self.heatmaps.wanted_height() + BOTTOM_MIN_PX + self.vsplit.handleWidth()
+        hm = self.heatmaps
+        # the heatmaps never get less than their own minimum either (a model with few units
+        # wants less than that): counting only what they want let the splitter push the line
+        # plots' axes out at the bottom
+        least = max(hm.wanted_height(), hm.minimumHeight(), hm.minimumSizeHint().height())
+        need = least + BOTTOM_MIN_PX + self.vsplit.handleWidth()
         sizes = self.vsplit.sizes()
         if total < need:
             if sizes[1] > 0:

@@ -656,6 +656,45 @@ def _crowded_ticks(item) -> list[str]:
     return out
 
 
+def _axis_cut(view, item) -> list[str]:
+    """Axis titles and tick labels that reach out of the plot widget (cut at its edge)."""
+    from PySide6.QtCore import QRectF
+
+    # what of the view is on screen: its viewport, less what its parents cut off (a widget
+    # taller than the room its layout has is drawn cut at the bottom)
+    port = view.viewport()
+    seen = port.visibleRegion().boundingRect() & port.rect()
+    shown = view.mapToScene(seen).boundingRect().adjusted(-1, -1, 1, 1)
+    out = []
+    for side in ("left", "bottom", "right", "top"):
+        axis = item.getAxis(side)
+        if axis is None or not axis.isVisible():
+            continue
+        if axis.label.isVisible() and axis.labelText:
+            # the text's own box, without the margin its document keeps around it
+            m = axis.label.document().documentMargin() - 1
+            r = axis.label.sceneBoundingRect().adjusted(m, m, -m, -m)
+            if not shown.contains(r):
+                over = max(
+                    shown.left() - r.left(),
+                    r.right() - shown.right(),
+                    shown.top() - r.top(),
+                    r.bottom() - shown.bottom(),
+                )
+                out.append(
+                    f"{side} axis title {axis.labelText!r} cut at the widget's edge ({over:.0f} px)"
+                )
+        if axis.style["showValues"]:
+            # the tick labels are drawn inside the axis's own rectangle
+            r = axis.mapRectToScene(QRectF(axis.boundingRect()))
+            inner = r.intersected(shown)
+            if side in ("bottom", "top") and inner.height() < r.height() - 1:
+                out.append(f"{side} tick labels cut ({inner.height():.0f} of {r.height():.0f} px)")
+            if side in ("left", "right") and inner.width() < r.width() - 1:
+                out.append(f"{side} tick labels cut ({inner.width():.0f} of {r.width():.0f} px)")
+    return out
+
+
 def _plot_problems(w) -> list[str]:
     """Every plot shown (not folded away, not behind another tab): a readable data area and
     a title that fits."""
@@ -672,13 +711,14 @@ def _plot_problems(w) -> list[str]:
             if isinstance(item, pg.ColorBarItem):  # a colour bar (a PlotItem inside), no data
                 continue
             crowded = _crowded_ticks(item)
+            cut = _axis_cut(view, item)
             if item in grid:
-                out.extend(f"heatmap: {c}" for c in crowded)
+                out.extend(f"heatmap: {c}" for c in crowded + cut)
                 continue
             title = item.titleLabel.item.toPlainText() if item.titleLabel.isVisible() else ""
             name = f"{view.window().windowTitle() or type(view.parent()).__name__}"
             where = f"{type(view.parentWidget()).__name__} plot {title[:40]!r} ({name})"
-            out.extend(f"{where}: {c}" for c in crowded)
+            out.extend(f"{where}: {c}" for c in crowded + cut)
             if item.legend is not None and item.legend.isVisible():
                 names = [label.text for _, label in item.legend.items]
                 if len(names) != len(set(names)):
@@ -790,6 +830,26 @@ def test_layout_with_each_panel_open(app, qtbot, width, height):
     for key in w.panels.specs:
         w.panels.close_all()
         w.panels.open(key)
+        _settle(qtbot, w)
+        problems[key] = _layout_problems(w)
+    bad = {k: v for k, v in problems.items() if v}
+    assert not bad, bad
+
+
+@pytest.mark.parametrize(("width", "height"), SIZES)
+def test_layout_with_few_units(app, qtbot, width, height):
+    """A model with few units (the binary-addition example: 4) wants short heatmaps, less
+    than their least height: with the Train panel open the line plots' time axis was pushed
+    out at the bottom, and with an analysis panel the maps' time axes."""
+    w = app
+    w.resize(width, height)
+    w._asked_size = (width, height)
+    _open(qtbot, w, ADDER)
+    problems = {}
+    for key in ("train", "decomposition", "check", "diagram"):
+        w.panels.close_all()
+        press(qtbot, w, w.panels.specs[key].shortcut)
+        qtbot.waitUntil(lambda k=key: _raised(w.panels.docks[k]), timeout=5000)
         _settle(qtbot, w)
         problems[key] = _layout_problems(w)
     bad = {k: v for k, v in problems.items() if v}
