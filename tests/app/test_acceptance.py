@@ -746,14 +746,24 @@ def _layout_problems(w) -> list[str]:
     if want is not None and (w.width() > want[0] or w.height() > want[1]):
         out.append(f"window grew to {w.width()}x{w.height()} (minimum sizes add up to more)")
     out += _inside_problems(w)
-    note = w.heatmaps.note  # "showing the k most active units": never over a map's title
-    if note.isVisible():
-        for key, hm in w.heatmaps.maps.items():
-            if not hm.plot.titleLabel.isVisible():
-                continue
-            title = w.heatmaps.mapFromScene(hm.plot.titleLabel.sceneBoundingRect()).boundingRect()
-            if title.intersects(note.geometry()):
-                out.append(f"the top-k note covers the title of heatmap {key}")
+    # the notes ("showing the k most active units", "locked colours") cover no part of a map:
+    # its title, its data, its axes and their tick labels
+    grid = w.heatmaps
+    for name, note in (("top-k", grid.note), ("colour levels", grid.levels_note)):
+        if not note.isVisible():
+            continue
+        if not grid.rect().contains(note.geometry()):
+            out.append(f"the {name} note leaves the heatmaps' view")
+        for key, hm in grid.maps.items():
+            plot = hm.plot
+            parts = {"title": plot.titleLabel, "data": plot.vb}
+            parts.update({f"{side} axis": plot.getAxis(side) for side in ("left", "bottom")})
+            for part, item in parts.items():
+                if not item.isVisible():
+                    continue
+                r = grid.mapFromScene(item.sceneBoundingRect()).boundingRect()
+                if r.intersects(note.geometry()):
+                    out.append(f"the {name} note covers the {part} of heatmap {key}")
     return out
 
 
