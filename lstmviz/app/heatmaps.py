@@ -611,11 +611,13 @@ class HeatmapGrid(pg.GraphicsLayoutWidget):
         room = self._note_room()
         bottom = self.height() - 2
         if not self.note.isHidden():
-            self.note.move(max(self.width() - self.note.width() - 8, 0), bottom - self.note.height())
+            left = max(self.width() - self.note.width() - 8, 0)
+            self.note.move(left, bottom - self.note.height())
         if not self.levels_note.isHidden():
-            above = not self.note.isHidden() and room > max(
-                self.note.height(), self.levels_note.height()
-            ) + 4
+            above = (
+                not self.note.isHidden()
+                and room > max(self.note.height(), self.levels_note.height()) + 4
+            )
             top = (bottom - self.note.height() - 2) if above else bottom
             self.levels_note.move(8, max(top - self.levels_note.height(), 0))
         if room != self._note_px:
