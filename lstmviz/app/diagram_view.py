@@ -523,9 +523,14 @@ class DiagramView(QWidget):
         if bx.ghost:
             return w, h
         fm = QFontMetricsF(self._box_font(bx, s))
-        tw, th = fm.horizontalAdvance(bx.text) + 0.3 * fm.height(), fm.height() * 0.95
+        # as large as the glyphs' ink (σ, ⊙, tanh have no descenders), not as the font's
+        # line: presentation mode's large type in a short view otherwise grew neighbours
+        # into each other
+        ink = fm.tightBoundingRect(bx.text)
+        tw = fm.horizontalAdvance(bx.text) + 0.3 * fm.height()
+        th = min(ink.height() + 8, fm.height() * 0.95)
         if bx.shape == "circle":
-            d = max(w, tw, th)
+            d = max(w, min(tw, max(ink.width(), ink.height()) + 8), th)
             return d, d
         if bx.shape == "ellipse":
             tw *= 1.25
