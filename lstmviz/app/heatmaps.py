@@ -722,7 +722,10 @@ class HeatmapGrid(pg.GraphicsLayoutWidget):
         n = len(rows)
         ncol = self.ncol
         if not self.all_layers:
-            ncol = 3 if n <= self.capacity(3) else 6
+            # two rows of maps only where each has room for its units (capacity() says 1
+            # however low the view: presentation mode with a panel open got maps 0 px high)
+            room = (self.height() - GRID_SPACING) / 2 - self.overhead(3)
+            ncol = 3 if n <= self.capacity(3) and room >= n * ROW_PX else 6
             if ncol != self.ncol:
                 self.ncol = ncol
                 self._place()

@@ -123,10 +123,12 @@ class TokenStrip(QWidget):
         self.row_h = fm.height() + 12
         self.pred_h = am.height() + 6
         self.truth_h = am.height() + 6 if self._truth is not None and not self.compact else 0
-        self.setFixedHeight(self.row_h + self.pred_h + self.truth_h + sm.height() + 14)
+        steps = 0 if self.compact else sm.height() + 4  # the step numbers, the accuracy
+        self.setFixedHeight(self.row_h + self.pred_h + self.truth_h + steps + 10)
 
     def set_compact(self, on: bool) -> None:
-        """Leave out the row of correct answers (a wrong output stays red) to save height."""
+        """Leave out the row of correct answers (a wrong output stays red) and the row of step
+        numbers and accuracy (the current step is the highlighted token) to save height."""
         if on != self.compact:
             self.compact = on
             self._fit_height()
@@ -302,7 +304,7 @@ class TokenStrip(QWidget):
                 self._paint_answers(p, i, x, cw, current, future)
             p.setFont(self.small)
             p.setPen(QColor(th.muted if not current else th.fg))
-            if current or (i % 5 == 0 and abs(i - t) >= 2):
+            if not self.compact and (current or (i % 5 == 0 and abs(i - t) >= 2)):
                 p.drawText(
                     QRectF(
                         x - 10,
@@ -316,6 +318,7 @@ class TokenStrip(QWidget):
         n = len(labels)
         if (
             self.summary
+            and not self.compact
             and not self.state.options.hide_future
             and not self.state.options.hide_answer
         ):

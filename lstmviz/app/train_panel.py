@@ -938,7 +938,7 @@ class TrainPanel(QWidget):
 #: from this type size on (presentation mode) the settings scroll rather than take the room
 LARGE_TYPE_PX = 20
 #: the curves' least height in normal and in large (presentation) type
-CURVES_MIN_PX = {False: 160, True: 110}
+CURVES_MIN_PX = {False: 160, True: 150}
 
 
 class _SettingsColumn(QScrollArea):

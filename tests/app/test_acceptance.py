@@ -942,6 +942,68 @@ def test_layout_with_analysis_results_shown(app, qtbot, answers, tmp_path, width
     assert not bad, bad
 
 
+#: the projectors a lecturer meets
+PROJECTORS = [(1280, 720), (1920, 1080)]
+
+
+def _diagram_problems(d) -> list[str]:
+    """The big cell diagram as drawn: no two texts (numbers, names, box symbols, header)
+    overlap, none leaves the view, none is smaller than the back row can read."""
+    from PySide6.QtCore import QRectF
+
+    from lstmviz.app.diagram_view import PRESENTATION_MIN_PX
+
+    d.grab()
+    out = []
+    texts = [(f"number on {k}", r) for k, r in d.value_rects.items()]
+    texts += [(repr(t), r) for t, r in d.text_rects]
+    for (a, ra), (b, rb) in itertools.combinations(texts, 2):
+        if ra.intersects(rb):
+            out.append(f"diagram: {a} runs into {b}")
+    view = QRectF(d.rect())
+    out += [f"diagram: {a} leaves the view" for a, r in texts if not view.contains(r)]
+    if min(d.text_px) < PRESENTATION_MIN_PX:
+        out.append(f"diagram: text of {min(d.text_px)} px")
+    if len(d.value_rects) < 8:  # a few left out for room; most numbers stay
+        out.append(f"diagram: only {len(d.value_rects)} numbers shown ({d.dropped} left out)")
+    return out
+
+
+@pytest.mark.parametrize(("width", "height"), PROJECTORS)
+@pytest.mark.parametrize("panel", [None, "train", "what_if"])
+def test_presentation_layout(app, qtbot, width, height, panel):
+    """Presentation mode (F11) on a projector, alone and with a panel opened by its
+    shortcut: the window keeps the projector's size, the big cell diagram's texts neither
+    overlap nor leave it, and its two other views (V, V) fit as well."""
+    w = app
+    w.state.set_text("4 7 3 9 1 8 2 6 5 3 7 1")
+    wait_settled(qtbot, w)
+    w.state.set_t(5)
+    press(qtbot, w, "F11")
+    assert w.presentation
+    # the test platform's screen is 800 x 800: make the full-screen window the projector's
+    w.showNormal()
+    w.resize(width, height)
+    qtbot.waitUntil(lambda: w.size().width() == width, timeout=5000)
+    if panel is not None:
+        press(qtbot, w, w.panels.specs[panel].shortcut)
+        qtbot.waitUntil(lambda: _raised(w.panels.docks[panel]), timeout=5000)
+    assert w.middle.currentWidget() is w.stage_diagram
+    problems = {}
+    for view in ("diagram", "equations", "heatmaps"):
+        qtbot.waitUntil(lambda v=view: w.state.options.presentation_view == v, timeout=5000)
+        _settle(qtbot, w)
+        got = _inside_problems(w)
+        if (w.width(), w.height()) != (width, height):
+            got.append(f"window grew to {w.width()}x{w.height()}")
+        if view == "diagram":
+            got += _diagram_problems(w.stage_diagram)
+        problems[view] = got
+        press(qtbot, w, "V")
+    bad = {k: v for k, v in problems.items() if v}
+    assert not bad, bad
+
+
 # --- pixels -----------------------------------------------------------------------------------
 def test_screenshot_pixels_follow_the_colour_map(app, qtbot):
     """A blank or wrongly coloured render fails: heatmap pixels at known cells are the colour
