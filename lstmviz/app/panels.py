@@ -17,9 +17,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from PySide6.QtCore import QEvent, QSize, Qt
+from PySide6.QtCore import Qt
 from PySide6.QtGui import QAction, QKeySequence
-from PySide6.QtWidgets import QDockWidget, QLabel, QScrollArea, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QDockWidget, QLabel, QVBoxLayout, QWidget
 
 from .style import EMPTY_STATE
 
@@ -70,39 +70,6 @@ class PanelError(Exception):
     """A panel could not be built (the user has seen a dialog saying why)."""
 
 
-#: large type (presentation mode) from this pixel size on
-LARGE_TYPE_PX = 20
-#: in large type a panel's dock may get this low; the panel scrolls inside it
-LARGE_TYPE_MIN_PX = 120
-
-
-class _Holder(QScrollArea):
-    """A dock's content: the panel, scrolled when the dock is lower than the panel's least
-    height -- only in presentation mode's large type, where a panel's least height with the
-    big view above it would push the window past the bottom of a 1280 x 720 projector (in
-    normal type the dock asks for the panel's whole least height, as before)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        inner = QWidget()
-        QVBoxLayout(inner).setContentsMargins(0, 0, 0, 0)
-        self.setWidget(inner)
-        self.setWidgetResizable(True)
-        self.setFrameShape(QScrollArea.Shape.NoFrame)
-
-    def minimumSizeHint(self) -> QSize:
-        inner = self.widget().minimumSizeHint()
-        if self.font().pixelSize() >= LARGE_TYPE_PX:
-            bar = self.verticalScrollBar().sizeHint().width()
-            return QSize(inner.width() + bar, min(inner.height(), LARGE_TYPE_MIN_PX))
-        return inner
-
-    def changeEvent(self, ev: QEvent) -> None:
-        super().changeEvent(ev)
-        if ev.type() in (QEvent.Type.StyleChange, QEvent.Type.FontChange):
-            self.updateGeometry()  # the least height depends on the type
-
-
 class _Pending(QLabel):
     """What a dock holds until its panel is built."""
 
@@ -128,8 +95,9 @@ class Panels:
 
     def _add(self, spec: PanelSpec) -> None:
         w = self.window
-        holder = _Holder()
-        holder.widget().layout().addWidget(_Pending(spec.title))
+        holder = QWidget()
+        QVBoxLayout(holder).setContentsMargins(0, 0, 0, 0)
+        holder.layout().addWidget(_Pending(spec.title))
         dock = w.add_dock(holder, spec.title, spec.area, key=spec.key)
         dock.setToolTip(spec.tip)
         first = self._tab_with.get(spec.area)
@@ -171,7 +139,7 @@ class Panels:
         widget = spec.build(self.window)
         self._widgets[key] = widget
         holder = self.docks[key].widget()
-        lay = holder.widget().layout()
+        lay = holder.layout()
         while lay.count():
             item = lay.takeAt(0)
             old = item.widget()
