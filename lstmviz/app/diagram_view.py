@@ -735,7 +735,7 @@ class DiagramView(QWidget):
         taken = [q.translated(-self._shift) for _, q in self.text_rects]
         order = sorted(chips, key=lambda c: VALUE_PRIORITY.get(c[0].key, len(VALUE_PRIORITY)))
         for w, v, text, want in order:
-            r = next(
+            spot = next(
                 (
                     q
                     for q in self._nudged(want, w.label_side)
@@ -743,9 +743,10 @@ class DiagramView(QWidget):
                 ),
                 None,
             )
-            if r is None:
+            if spot is None:
                 self.dropped.append(w.id)
                 continue
+            r = spot
             taken.append(r)
             self.drawn[w.id] = text
             self.value_rects[w.id] = r.translated(self._shift)
