@@ -731,6 +731,9 @@ class HeatmapGrid(pg.GraphicsLayoutWidget):
                 self._place()
                 self._apply_theme()
                 QTimer.singleShot(0, self._update_time_ticks)  # once the maps have new widths
+                if self.theme.name == "presentation":  # as many as the new arrangement holds
+                    rows = doc.focus_rows(self.focus_capacity())
+                    n = len(rows)
         shown = self._rows_for(lt, rows)
         changed = not np.array_equal(shown, self.shown_rows)
         self.shown_rows = shown

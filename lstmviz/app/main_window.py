@@ -143,6 +143,7 @@ class MainWindow(QMainWindow):
         self.state.events.busy.connect(self._on_busy_changed)
         self.theme: Theme = NORMAL
         self.presentation = False
+        self._switching = False  # set_presentation() is hiding or showing the docks
         self.last_error: str | None = None
         self.last_status = ""  # the newest status-bar message (it fades after a while)
         self.error_dialog: QMessageBox | None = None
@@ -496,8 +497,10 @@ class MainWindow(QMainWindow):
         return dock
 
     def _on_dock_visibility(self, *_: Any) -> None:
-        if self.presentation:  # a panel opened or closed under the big view: at once,
-            self._apply_stage()  # before the window grows to the old minimum height
+        # a panel opened or closed under the big view: at once, before the window grows to
+        # the old least height (not while presentation mode itself hides or shows the docks)
+        if self.presentation and not self._switching:
+            self._apply_stage()
 
     def bottom_panel_open(self) -> bool:
         """Whether a dock (the Train panel, an analysis panel) is shown under the views."""
@@ -865,6 +868,13 @@ class MainWindow(QMainWindow):
         """Presentation mode: full screen, large fonts, thick lines, side panels hidden."""
         if on == self.presentation:
             return
+        self._switching = True
+        try:
+            self._set_presentation(on, fullscreen)
+        finally:
+            self._switching = False
+
+    def _set_presentation(self, on: bool, fullscreen: bool) -> None:
         self.presentation = on
         self.state.options.presentation = on
         self.presentation_action.setChecked(on)
