@@ -9,6 +9,10 @@ on the bundled digit-sum example; panels that need a first action to show someth
 bug from step 6 on; Corpus: 200 random sequences traced; Interventions: unit 22's cell state
 zeroed; Activation patching: step 3 changed; Attribution: Compute; State space: Find fixed
 points). Writes ``OUT_DIR/<size>/<panel>.png`` (default OUT_DIR: docs/screenshots/docks).
+
+Then presentation mode (the big cell diagram, large type) on the projectors a lecturer meets,
+1920x1080 and 1280x720: alone, with the Train panel open, and with the What-if panel open
+after Compare: ``OUT_DIR/presentation/<size>/{alone,train,what_if}.png``.
 Run it from the repository root (``PYTHONPATH=.`` if lstmviz is not installed).
 """
 
@@ -25,6 +29,7 @@ import numpy as np
 from PySide6.QtWidgets import QApplication
 
 SIZES = ((1600, 900), (1920, 1080))
+PROJECTORS = ((1920, 1080), (1280, 720))
 TEXT = "4 7 3 9 1 8 2 6 5 3 7 1"
 CHANGED = "4 7 3 0 1 8 2 6 5 3 7 1"  # step 3 changed: the What-if, Compare and patching input
 
@@ -140,6 +145,36 @@ def main(argv: list[str]) -> int:
             settle(w)
             first_action(w, key, panel)
             shot(key)
+        w.close()
+
+    for width, height in PROJECTORS:
+        folder = out / "presentation" / f"{width}x{height}"
+        folder.mkdir(parents=True, exist_ok=True)
+        w = MainWindow()
+        w.resize(width, height)
+        w.show()
+        w.open_model(EXAMPLES_DIR / "digit_sum.keras", text=TEXT)
+        settle(w)
+        w.state.set_t(5)
+        # full screen on the projector: here a window of the projector's size
+        w.set_presentation(True, fullscreen=False)
+        w.resize(width, height)
+        settle(w)
+
+        def pshot(name: str, window: MainWindow = w, where: Path = folder) -> None:
+            p = where / f"{name}.png"
+            window.grab().save(str(p))
+            small(p)
+            written.append(p)
+
+        pshot("alone")
+        assert w.panels is not None
+        for key in ("train", "what_if"):
+            w.panels.close_all()
+            panel = w.panels.open(key)
+            settle(w)
+            first_action(w, key, panel)
+            pshot(key)
         w.close()
     for p in written:
         print(f"wrote {p}")

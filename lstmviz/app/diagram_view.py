@@ -57,6 +57,9 @@ from .style import NORMAL, QUANTITY_COLORS, Theme, colormap
 
 #: Presentation mode: no text smaller than this (pixels), for the back of a lecture hall.
 PRESENTATION_MIN_PX = 28
+#: How much farther apart the diagram's parts may be placed across (or down) than their size
+#: scale when the view is much wider than tall (or taller than wide).
+MAX_STRETCH = 2.6
 #: The animation of one step, in milliseconds (short: stepping stays snappy).
 ANIMATION_MS = 650
 
@@ -107,6 +110,32 @@ STAGES = {
 N_STAGES = 7
 #: the wires a question hides until the answer is revealed: the cell's update and its output
 ANSWER_KEYS = frozenset({"kept", "written", "c", "c_branch", "tanh_c", "h", "h_up"})
+#: which numbers stay when a short view has no room for all of them (first kept first): the
+#: cell state in and out, the input, the gates, what is kept and written, then the rest
+VALUE_PRIORITY = {
+    key: k
+    for k, key in enumerate(
+        (
+            "c_prev",
+            "c",
+            "h_prev",
+            "h",
+            "x",
+            "f",
+            "i",
+            "g",
+            "o",
+            "kept",
+            "written",
+            "tanh_c",
+            "h_up",
+            "z_f",
+            "z_i",
+            "z_c",
+            "z_o",
+        )
+    )
+}
 GATE_LETTER = {"forget_gate": "f", "input_gate": "i", "candidate": "g", "output_gate": "o"}
 #: colah's colours: yellow layers, pink pointwise operations
 BOX_FILL = {"gate": "#F6D55C", "activation": "#F6D55C", "multiply": "#F4A7B9", "add": "#F4A7B9"}
@@ -170,6 +199,15 @@ class DiagramView(QWidget):
         self.drawn: dict[str, str] = {}
         self.drawn_strips: dict[str, np.ndarray] = {}
         self.text_px: list[int] = []  # pixel sizes of the text of the last paint
+        #: wire id -> where its number was drawn (widget coordinates) in the last paint
+        self.value_rects: dict[str, QRectF] = {}
+        #: the name labels (cₜ₋₁, hₜ, ...) and box texts of the last paint, in widget
+        #: coordinates: ``(text, rect)``
+        self.text_rects: list[tuple[str, QRectF]] = []
+        #: wire ids whose number had no room in the last paint (their tooltip shows it)
+        self.dropped: list[str] = []
+        self._k = (1.0, 1.0)  # the stretch of the last _transform
+        self._shift = QPointF(0.0, 0.0)
         self._lut = _Lut()
         self._scene_key: Any = None
         self._dirty = True
@@ -267,24 +305,47 @@ class DiagramView(QWidget):
     def _header_px(self) -> int:
         return self._px(0.62, self._scale_for(self.rect()), role="header")
 
-    def _scale_for(self, r: QRectF | Any) -> float:
-        if self.scene is None:
-            return 1.0
+    def _fits(self, r: QRectF | Any) -> tuple[float, float]:
+        """The scales (pixels per scene unit) at which the drawing fills the width and the
+        height under the header."""
+        assert self.scene is not None
         x0, y0, x1, y1 = self.scene.bounds
         head = 1.7 * max(self.theme.font_px, PRESENTATION_MIN_PX if self.big else 12)
-        return max(min(r.width() / (x1 - x0), (r.height() - head) / (y1 - y0)), 1.0)
+        return r.width() / (x1 - x0), (r.height() - head) / (y1 - y0)
+
+    def _scale_for(self, r: QRectF | Any) -> float:
+        """The size scale: text, boxes and line widths (the smaller of the two fits)."""
+        if self.scene is None:
+            return 1.0
+        return max(min(self._fits(r)), 1.0)
+
+    def _stretch(self, r: QRectF | Any) -> tuple[float, float]:
+        """``(kx, ky)``: how much farther apart than the size scale the parts are placed
+        across and down. A wide, short view (presentation mode with a panel under it)
+        spreads the parts across its width, so the numbers -- whose type may not shrink --
+        keep room between them; at most :data:`MAX_STRETCH` times."""
+        s = self._scale_for(r)
+        fx, fy = self._fits(r)
+        return min(max(fx / s, 1.0), MAX_STRETCH), min(max(fy / s, 1.0), MAX_STRETCH)
 
     def _transform(self) -> tuple[float, float, float]:
-        """``(scale, dx, dy)``: widget = scene * scale + (dx, dy)."""
+        """``(scale, dx, dy)``: widget = scene * scale * (kx, ky) + (dx, dy), with the
+        stretch ``(kx, ky)`` of :meth:`_stretch` (kept in :attr:`_k` for the painters)."""
         assert self.scene is not None
         r = self.rect()
         s = self._scale_for(r)
+        self._k = kx, ky = self._stretch(r)
         x0, y0, x1, y1 = self.scene.bounds
-        head = r.height() - s * (y1 - y0)
+        head = r.height() - s * ky * (y1 - y0)
         head = max(head, 0.0)
-        dx = (r.width() - s * (x1 - x0)) / 2 - s * x0
-        dy = head - s * y0 - max(0.0, head - 2.2 * self._min_px()) / 2
+        dx = (r.width() - s * kx * (x1 - x0)) / 2 - s * kx * x0
+        dy = head - s * ky * y0 - max(0.0, head - 2.2 * self._min_px()) / 2
         return s, dx, dy
+
+    def _at(self, x: float, y: float, s: float) -> QPointF:
+        """Where the scene point ``(x, y)`` is drawn (before the ``(dx, dy)`` shift)."""
+        kx, ky = self._k
+        return QPointF(x * s * kx, y * s * ky)
 
     def _min_px(self) -> int:
         return PRESENTATION_MIN_PX if self.big else 11
@@ -317,6 +378,9 @@ class DiagramView(QWidget):
         self.drawn = {}
         self.drawn_strips = {}
         self.text_px = []
+        self.value_rects = {}
+        self.text_rects = []
+        self.dropped = []
         if self.scene is None:
             self._text(
                 p,
@@ -329,6 +393,7 @@ class DiagramView(QWidget):
             p.end()
             return
         s, dx, dy = self._transform()
+        self._shift = QPointF(dx, dy)
         self._paint_header(p, s)
         p.translate(dx, dy)
         self._paint_cells(p, s)
@@ -368,11 +433,15 @@ class DiagramView(QWidget):
 
     def _paint_header(self, p: QPainter, s: float) -> None:
         f = self._font(self._header_px(), bold=True)
-        h = QFontMetricsF(f).height()
+        fm = QFontMetricsF(f)
+        h = fm.height()
+        text = self.header_text()
+        width = min(fm.horizontalAdvance(text), self.width() - 16.0)
+        self.text_rects.append((text, QRectF(8, 4, width, h + 4)))
         self._text(
             p,
             QRectF(8, 4, self.width() - 16, h + 4),
-            self.header_text(),
+            text,
             f,
             QColor(self.theme.fg),
             Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter,
@@ -389,7 +458,11 @@ class DiagramView(QWidget):
                 edge, width = self.theme.accent, max(2.5, 0.08 * s)
             p.setPen(QPen(QColor(edge), width))
             p.setBrush(QColor(CELL_FILL))
-            p.drawRoundedRect(QRectF(cf.x * s, cf.y * s, cf.w * s, cf.h * s), 0.6 * s, 0.6 * s)
+            p.drawRoundedRect(
+                QRectF(self._at(cf.x, cf.y, s), self._at(cf.x + cf.w, cf.y + cf.h, s)),
+                0.6 * s,
+                0.6 * s,
+            )
         p.setOpacity(1.0)
 
     def _wire_pen(self, s: float, colour: str = WIRE, width: float = 0.075) -> QPen:
@@ -407,7 +480,7 @@ class DiagramView(QWidget):
             pen = self._wire_pen(s, HIGHLIGHT if lit else WIRE, 0.14 if lit else 0.075)
             p.setPen(pen)
             p.setBrush(Qt.BrushStyle.NoBrush)
-            pts = [QPointF(x * s, y * s) for x, y in w.points]
+            pts = [self._at(x, y, s) for x, y in w.points]
             path = QPainterPath(pts[0])
             for q in pts[1:]:
                 path.lineTo(q)
@@ -419,7 +492,7 @@ class DiagramView(QWidget):
         p.setBrush(QColor(WIRE))
         for j in self.scene.junctions:
             p.setOpacity(GHOST_ALPHA if j.ghost else 1.0)
-            p.drawEllipse(QPointF(j.x * s, j.y * s), 0.13 * s, 0.13 * s)
+            p.drawEllipse(self._at(j.x, j.y, s), 0.13 * s, 0.13 * s)
         p.setOpacity(1.0)
 
     def _arrow(self, p: QPainter, a: QPointF, b: QPointF, s: float, colour: str) -> None:
@@ -450,9 +523,14 @@ class DiagramView(QWidget):
         if bx.ghost:
             return w, h
         fm = QFontMetricsF(self._box_font(bx, s))
-        tw, th = fm.horizontalAdvance(bx.text) + 0.3 * fm.height(), fm.height() * 0.95
+        # as large as the glyphs' ink (σ, ⊙, tanh have no descenders), not as the font's
+        # line: presentation mode's large type in a short view otherwise grew neighbours
+        # into each other
+        ink = fm.tightBoundingRect(bx.text)
+        tw = fm.horizontalAdvance(bx.text) + 0.3 * fm.height()
+        th = min(ink.height() + 8, fm.height() * 0.95)
         if bx.shape == "circle":
-            d = max(w, tw, th)
+            d = max(w, min(tw, max(ink.width(), ink.height()) + 8), th)
             return d, d
         if bx.shape == "ellipse":
             tw *= 1.25
@@ -462,7 +540,8 @@ class DiagramView(QWidget):
         path = QPainterPath()
         w, h = self._box_size(bx, s)
         w, h = w + grow * s, h + grow * s
-        r = QRectF(bx.x * s - w / 2, bx.y * s - h / 2, w, h)
+        c = self._at(bx.x, bx.y, s)
+        r = QRectF(c.x() - w / 2, c.y() - h / 2, w, h)
         if bx.shape == "rect":
             path.addRoundedRect(r, 0.15 * s, 0.15 * s)
         else:
@@ -499,6 +578,7 @@ class DiagramView(QWidget):
                 QColor("#111111"),
                 Qt.AlignmentFlag.AlignCenter,
             )
+            self.text_rects.append((bx.text, r.translated(self._shift)))
             if gate:  # which gate this is, in its colour, where there is room for the letter
                 lf = self._font(self._px(0.55, s), bold=True)
                 lw = QFontMetricsF(lf).horizontalAdvance(gate) + 4
@@ -506,6 +586,7 @@ class DiagramView(QWidget):
                 if not any(lr.intersects(o) for o in drawn):
                     colour = QColor(QUANTITY_COLORS[bx.quantity])
                     self._text(p, lr, gate, lf, colour, Qt.AlignmentFlag.AlignCenter)
+                    self.text_rects.append((gate, lr.translated(self._shift)))
         p.setOpacity(1.0)
 
     def _paint_labels(self, p: QPainter, s: float) -> None:
@@ -525,7 +606,8 @@ class DiagramView(QWidget):
             fm = QFontMetricsF(f)
             w = fm.horizontalAdvance(lab.text) + 4
             h = fm.height()
-            x, y = lab.x * s, lab.y * s
+            at = self._at(lab.x, lab.y, s)
+            x, y = at.x(), at.y()
             if lab.role == "title":  # inside the cell's bottom edge, under the gates' bus
                 r = QRectF(x + 0.5 * s, y - 0.25 * s, w, h)
                 flags = Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop
@@ -540,6 +622,8 @@ class DiagramView(QWidget):
                 flags = Qt.AlignmentFlag.AlignHCenter | Qt.AlignmentFlag.AlignBottom
             p.setOpacity(GHOST_ALPHA * 2 if lab.role == "ghost" else 1.0)
             self._text(p, r, lab.text, f, colour, flags)
+            if lab.role != "ghost":
+                self.text_rects.append((lab.text, r.translated(self._shift)))
         p.setOpacity(1.0)
 
     def _shown(self, w: Wire) -> bool:
@@ -564,7 +648,8 @@ class DiagramView(QWidget):
         return self.state.color_levels(w.level, lt)
 
     def _label_rect(self, w: Wire, width: float, height: float, s: float) -> QRectF:
-        x, y = w.label_at[0] * s, w.label_at[1] * s
+        at = self._at(w.label_at[0], w.label_at[1], s)
+        x, y = at.x(), at.y()
         if w.label_side == "right":
             return QRectF(x, y - height / 2, width, height)
         if w.label_side == "left":
@@ -573,12 +658,24 @@ class DiagramView(QWidget):
             return QRectF(x - width / 2, y - height, width, height)
         return QRectF(x - width / 2, y, width, height)
 
-    @staticmethod
-    def _segment_rect(seg: Any, s: float) -> QRectF:
+    def _segment_rect(self, seg: Any, s: float) -> QRectF:
         (x0, y0), (x1, y1) = seg
         return QRectF(
-            QPointF(min(x0, x1) * s, min(y0, y1) * s), QPointF(max(x0, x1) * s, max(y0, y1) * s)
+            self._at(min(x0, x1), min(y0, y1), s), self._at(max(x0, x1), max(y0, y1), s)
         ).adjusted(-1, -1, 1, 1)
+
+    @staticmethod
+    def _nudged(r: QRectF, side: str) -> list[QRectF]:
+        """Where a number may go, best first: its place beside the wire, then up or down
+        by half or all its height, then moved away from the wire by half its width (a
+        number a whole chip away from its wire would read as another wire's)."""
+        w, h = r.width(), r.height()
+        away = -1.0 if side == "left" else 1.0
+        return [
+            r.translated(away * dx * w, dy * h)
+            for dx in (0.0, 0.5)
+            for dy in (0.0, -0.5, 0.5, -1.0, 1.0)
+        ]
 
     def _paint_values(self, p: QPainter, s: float) -> None:
         assert self.scene is not None
@@ -604,6 +701,7 @@ class DiagramView(QWidget):
             if not o.ghost and o.key not in UNLABELLED and isinstance(v, WireValue):
                 own[o.id] = chip(o, v.text)
 
+        chips: list[tuple[Wire, WireValue, str, QRectF]] = []
         for w in self.scene.wires:
             if w.ghost or w.key in UNLABELLED or w.id not in self.values:
                 continue
@@ -622,23 +720,46 @@ class DiagramView(QWidget):
                     if hits:
                         text = v.text
                         r = chip(w, text)
-                self.drawn[w.id] = text
-                if w.key == "x" or not shown:
-                    fill = QColor("#f2f2f2") if w.key == "x" else QColor("#3a3f4b")
-                else:
-                    lo, hi = self._level(w)
-                    fill = self._lut.colour(w.level, float(v.value), lo, hi)
-                p.setPen(QPen(QColor("#0b0b0b"), max(1.0, 0.03 * s)))
-                p.setBrush(fill)
-                p.drawRoundedRect(r, 0.25 * fm.height(), 0.25 * fm.height())
-                ink = QColor("#000000") if _luminance(fill) > 0.5 else QColor("#ffffff")
-                self._text(p, r, text, f, ink, Qt.AlignmentFlag.AlignCenter)
+                chips.append((w, v, text, r))
             else:
                 if not shown:
                     continue
                 vals = np.asarray(v, dtype=np.float64)
                 self.drawn_strips[w.id] = vals
                 self._strip(p, w, vals, s)
+
+        # the numbers never run into each other, a name or a box, nor leave the view: where
+        # there is no room (a short view whose type may not shrink) the less telling ones
+        # (pre-activations first) are left out; hovering the wire still shows its value
+        room = QRectF(self.rect()).translated(-self._shift)
+        taken = [q.translated(-self._shift) for _, q in self.text_rects]
+        order = sorted(chips, key=lambda c: VALUE_PRIORITY.get(c[0].key, len(VALUE_PRIORITY)))
+        for w, v, text, want in order:
+            spot = next(
+                (
+                    q
+                    for q in self._nudged(want, w.label_side)
+                    if room.contains(q) and not any(o.intersects(q) for o in taken)
+                ),
+                None,
+            )
+            if spot is None:
+                self.dropped.append(w.id)
+                continue
+            r = spot
+            taken.append(r)
+            self.drawn[w.id] = text
+            self.value_rects[w.id] = r.translated(self._shift)
+            if w.key == "x" or not self._shown(w):
+                fill = QColor("#f2f2f2") if w.key == "x" else QColor("#3a3f4b")
+            else:
+                lo, hi = self._level(w)
+                fill = self._lut.colour(w.level, float(v.value), lo, hi)
+            p.setPen(QPen(QColor("#0b0b0b"), max(1.0, 0.03 * s)))
+            p.setBrush(fill)
+            p.drawRoundedRect(r, 0.25 * fm.height(), 0.25 * fm.height())
+            ink = QColor("#000000") if _luminance(fill) > 0.5 else QColor("#ffffff")
+            self._text(p, r, text, f, ink, Qt.AlignmentFlag.AlignCenter)
 
     def _strip(self, p: QPainter, w: Wire, vals: np.ndarray, s: float) -> None:
         """One small cell per unit at the wire's label position."""
@@ -678,12 +799,13 @@ class DiagramView(QWidget):
                 colour = self._lut.colour(w.level, float(v.value), lo, hi)
             p.setPen(QPen(QColor("#ffffff"), max(1.5, 0.05 * s)))
             p.setBrush(colour)
-            p.drawEllipse(QPointF(pt[0] * s, pt[1] * s), 0.26 * s, 0.26 * s)
+            p.drawEllipse(self._at(pt[0], pt[1], s), 0.26 * s, 0.26 * s)
 
     # --- mouse -------------------------------------------------------------------------------
     def _to_scene(self, pos: QPointF) -> tuple[float, float]:
         s, dx, dy = self._transform()
-        return (pos.x() - dx) / s, (pos.y() - dy) / s
+        kx, ky = self._k
+        return (pos.x() - dx) / (s * kx), (pos.y() - dy) / (s * ky)
 
     def part_at(self, pos: QPointF) -> Box | Wire | None:
         """The box or wire of the current cell under a widget position, or None."""
@@ -691,15 +813,20 @@ class DiagramView(QWidget):
             self.refresh()
         if self.scene is None:
             return None
-        x, y = self._to_scene(pos)
+        s, dx, dy = self._transform()
+        q = QPointF(pos) - QPointF(dx, dy)  # where the painter drew (before its shift)
         for bx in self.scene.boxes:
-            if not bx.ghost and abs(x - bx.x) <= bx.w / 2 + 0.1 and abs(y - bx.y) <= bx.h / 2 + 0.1:
+            grow = 0.1 * s
+            if not bx.ghost and self._box_path(bx, s).boundingRect().adjusted(
+                -grow, -grow, grow, grow
+            ).contains(q):
                 return bx
-        best: tuple[float, Wire | None] = (0.35, None)
+        best: tuple[float, Wire | None] = (0.35 * s, None)
         for w in self.scene.wires:
             if w.ghost:
                 continue
-            d = _distance(w.points, (x, y))
+            pts = tuple((a.x(), a.y()) for a in (self._at(x, y, s) for x, y in w.points))
+            d = _distance(pts, (q.x(), q.y()))
             if d < best[0]:
                 best = (d, w)
         return best[1]
@@ -709,7 +836,7 @@ class DiagramView(QWidget):
         if self._dirty:
             self.refresh()
         s, dx, dy = self._transform()
-        return QPointF(scene_xy[0] * s + dx, scene_xy[1] * s + dy)
+        return self._at(scene_xy[0], scene_xy[1], s) + QPointF(dx, dy)
 
     def mousePressEvent(self, event: QMouseEvent) -> None:
         if event.button() != Qt.MouseButton.LeftButton:

@@ -360,6 +360,7 @@ class HeatmapGrid(pg.GraphicsLayoutWidget):
             "border: 1px solid #5a5f6b; border-radius: 4px;"
         )
         self.levels_note.hide()
+        self._note_px = 0  # the strip under the maps kept for the notes (see _place_notes)
         self._relayout = QTimer(self)
         self._relayout.setSingleShot(True)
         self._relayout.timeout.connect(self._fit)
@@ -578,15 +579,57 @@ class HeatmapGrid(pg.GraphicsLayoutWidget):
         q, share = self.state.levels_outside()
         if share < 0.02 or self.theme.name == "presentation":
             self.levels_note.hide()
+            self._place_notes()
             return
-        self.levels_note.setText(
+        self._set_note(
+            self.levels_note,
             f"locked colours: {share:.0%} of the {SHORT_TITLES[q]} values are beyond the "
-            "scale (View ▸ Colour levels ▸ Widen)"
+            "scale (View ▸ Colour levels ▸ Widen)",
         )
-        self.levels_note.adjustSize()
-        self.levels_note.move(8, max(self.height() - self.levels_note.height() - 4, 0))
         self.levels_note.show()
         self.levels_note.raise_()
+        self._place_notes()
+
+    def _set_note(self, label: QLabel, text: str) -> None:
+        """``text`` in the note ``label``, elided to the grid's width (whole in its tooltip)."""
+        room = max(self.width() - 16, 120)
+        pad = label.sizeHint().width() - label.fontMetrics().horizontalAdvance(label.text())
+        shown = label.fontMetrics().elidedText(
+            text, Qt.TextElideMode.ElideRight, max(room - max(pad, 0), 60)
+        )
+        label.setText(shown)
+        label.setToolTip(text if shown != text else "")
+        label.adjustSize()
+
+    def _note_room(self) -> int:
+        """The height of the strip the notes need under the maps (0 without a note)."""
+        notes = [n for n in (self.levels_note, self.note) if not n.isHidden()]
+        if not notes:
+            return 0
+        if sum(n.width() for n in notes) + 8 * (len(notes) + 1) <= self.width():
+            return max(n.height() for n in notes) + 4  # side by side
+        return sum(n.height() + 2 for n in notes) + 2  # one above the other
+
+    def _place_notes(self) -> None:
+        """The notes (top-k, locked colours) in a strip under the maps that the maps leave
+        free: laid over the last map they covered its time axis. The top-k note sits at
+        the bottom right, the colour note at the bottom left (above it when both do not fit
+        side by side)."""
+        room = self._note_room()
+        bottom = self.height() - 2
+        if not self.note.isHidden():
+            left = max(self.width() - self.note.width() - 8, 0)
+            self.note.move(left, bottom - self.note.height())
+        if not self.levels_note.isHidden():
+            above = (
+                not self.note.isHidden()
+                and room > max(self.note.height(), self.levels_note.height()) + 4
+            )
+            top = (bottom - self.note.height() - 2) if above else bottom
+            self.levels_note.move(8, max(top - self.levels_note.height(), 0))
+        if room != self._note_px:
+            self._note_px = room
+            self.ci.setContentsMargins(4, 4, 4, 4 + room)
 
     # --- fitting the grid to its height ----------------------------------------------------------
     def overhead(self, ncol: int | None = None) -> int:
@@ -617,7 +660,7 @@ class HeatmapGrid(pg.GraphicsLayoutWidget):
             return
         grid_rows = max(len(self.state.layer_names), 1) if self.all_layers else 6 // self.ncol
         _, top, _, bottom = self.ci.layout.getContentsMargins()
-        outside = top + bottom + GRID_SPACING * (grid_rows - 1)
+        outside = top + bottom - self._note_px + GRID_SPACING * (grid_rows - 1)
         got = int(np.ceil(inside + outside / grid_rows))
         key = (self.theme.name, self.all_layers, self.ncol)
         if got != self._measured.get(key):
@@ -635,10 +678,13 @@ class HeatmapGrid(pg.GraphicsLayoutWidget):
         return max(int((h / grid_rows - self.overhead(ncol)) // ROW_PX), 1)
 
     def _rows_for(self, lt: Any, rows: np.ndarray) -> np.ndarray:
-        """``rows``, or its most active units when they do not all fit at ROW_PX each."""
-        cap = self.capacity(3 if self.all_layers else self.ncol)
-        if len(rows) <= cap:
+        """``rows``, or its most active units when they do not all fit at ROW_PX each (then
+        in the height the note saying so leaves)."""
+        ncol = 3 if self.all_layers else self.ncol
+        if len(rows) <= self.capacity(ncol):
             return rows
+        note = self._note_px or self.note.sizeHint().height() + 4
+        cap = self.capacity(ncol, self.height() - note)
         from ..analysis.units import unit_scores
 
         score = unit_scores(lt, min(self.state.batch, lt.batch_size - 1), "active")[rows]
@@ -683,31 +729,32 @@ class HeatmapGrid(pg.GraphicsLayoutWidget):
         n = len(rows)
         ncol = self.ncol
         if not self.all_layers:
-            ncol = 3 if n <= self.capacity(3) else 6
+            # two rows of maps only where each has room for its units (capacity() says 1
+            # however low the view: presentation mode with a panel open got maps 0 px high)
+            room = (self.height() - GRID_SPACING) / 2 - self.overhead(3)
+            ncol = 3 if n <= self.capacity(3) and room >= n * ROW_PX else 6
             if ncol != self.ncol:
                 self.ncol = ncol
                 self._place()
                 self._apply_theme()
                 QTimer.singleShot(0, self._update_time_ticks)  # once the maps have new widths
+                if self.theme.name == "presentation":  # as many as the new arrangement holds
+                    rows = doc.focus_rows(self.focus_capacity())
+                    n = len(rows)
         shown = self._rows_for(lt, rows)
         changed = not np.array_equal(shown, self.shown_rows)
         self.shown_rows = shown
         if len(shown) < n:
-            self.note.setText(
+            self._set_note(
+                self.note,
                 f"showing the {len(shown)} most active of {n} units "
-                f"({ROW_PX} px each): make the window taller, or pick units in Show"
-            )
-            self.note.adjustSize()
-            # bottom right, over the last map's time axis (the others repeat it): at the top
-            # it hid the maps' titles
-            self.note.move(
-                max(self.width() - self.note.width() - 8, 0),
-                max(self.height() - self.note.height() - 2, 0),
+                f"({ROW_PX} px each): make the window taller, or pick units in Show",
             )
             self.note.show()
             self.note.raise_()
         else:
             self.note.hide()
+        self._place_notes()
         if redraw and changed:
             self._on_trace_changed()
 
@@ -728,6 +775,15 @@ class HeatmapGrid(pg.GraphicsLayoutWidget):
             self.ci.layout.setRowStretchFactor(r, 1 if r < used else 0)
             self.ci.layout.setRowMaximumHeight(r, QWIDGETSIZE_MAX if r < used else 0)
             self.ci.layout.setRowSpacing(r, GRID_SPACING if r < used - 1 else 0)
+        # the grid keeps the height its old arrangement needed at least (two rows of maps
+        # need more than one) until it is given its geometry again: without this the maps
+        # stayed taller than the view and their time axes were cut at its bottom
+        self.ci.layout.invalidate()
+        QTimer.singleShot(0, self._fill_view)
+
+    def _fill_view(self) -> None:
+        """The maps' layout fills the view exactly (see :meth:`_place`)."""
+        self.ci.setGeometry(QRectF(self.range))
 
     def _update_time_ticks(self) -> None:
         labels = self.state.token_labels()
@@ -747,6 +803,8 @@ class HeatmapGrid(pg.GraphicsLayoutWidget):
         if getattr(self, "maps", None) and hasattr(self, "state"):
             self._update_time_ticks()
             self._relayout.start(0)
+            if not self.levels_note.isHidden():
+                self._update_levels_note()  # elided to the new width
 
     @staticmethod
     def _unit_ticks(rows: np.ndarray, max_labels: int = 12) -> list[tuple[float, str]]:

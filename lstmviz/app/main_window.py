@@ -70,6 +70,9 @@ MENU_ORDER = ("File", "View", "Train", "Analysis", "Help")
 #: 80 px, so ticks do not pile up; with less room they fold away and the heatmaps keep theirs;
 #: drag the splitter down to hide them).
 BOTTOM_MIN_PX = 180
+#: presentation mode: the big view's height that a panel opened under it leaves at least
+#: (the cell diagram's large type has room from there on)
+STAGE_PX = 300
 MODEL_SUFFIXES = (".keras", ".h5", ".hdf5")  # more when lstmviz.io knows more formats
 INPUT_SUFFIXES = (".npy", ".npz", ".csv", ".txt", ".tsv")
 MAX_RECENT = 10
@@ -144,6 +147,7 @@ class MainWindow(QMainWindow):
         self.state.events.busy.connect(self._on_busy_changed)
         self.theme: Theme = NORMAL
         self.presentation = False
+        self._switching = False  # set_presentation() is hiding or showing the docks
         self.last_error: str | None = None
         self.last_status = ""  # the newest status-bar message (it fades after a while)
         self.error_dialog: QMessageBox | None = None
@@ -234,6 +238,7 @@ class MainWindow(QMainWindow):
         self.stack = QStackedWidget()
         self.stack.addWidget(self.welcome)
         self.stack.addWidget(main)
+        self.main_page = main
         self.setCentralWidget(self.stack)
 
         # the model's description scrolls on its own; the Show controls (layer, batch item,
@@ -277,7 +282,12 @@ class MainWindow(QMainWindow):
         for every unit's row and the line plots, the line plots fold away; they come back
         when there is room again."""
         total = self.vsplit.height()
-        need = self.heatmaps.wanted_height() + BOTTOM_MIN_PX + self.vsplit.handleWidth()
+        hm = self.heatmaps
+        # the heatmaps never get less than their own minimum either (a model with few units
+        # wants less than that): counting only what they want let the splitter push the line
+        # plots' axes out at the bottom
+        least = max(hm.wanted_height(), hm.minimumHeight(), hm.minimumSizeHint().height())
+        need = least + BOTTOM_MIN_PX + self.vsplit.handleWidth()
         sizes = self.vsplit.sizes()
         if total < need:
             if sizes[1] > 0:
@@ -487,13 +497,44 @@ class MainWindow(QMainWindow):
             | QDockWidget.DockWidgetFeature.DockWidgetClosable
         )
         self.addDockWidget(area, dock)
+        dock.visibilityChanged.connect(self._on_dock_visibility)
         return dock
+
+    def _on_dock_visibility(self, *_: Any) -> None:
+        # a panel opened or closed under the big view: at once, before the window grows to
+        # the old least height (not while presentation mode itself hides or shows the docks)
+        if self.presentation and not self._switching:
+            self._apply_stage()
+
+    def bottom_panel_open(self) -> bool:
+        """Whether a dock (the Train panel, an analysis panel) is shown under the views."""
+        bottom = Qt.DockWidgetArea.BottomDockWidgetArea
+        return any(
+            d.isVisible() and self.dockWidgetArea(d) == bottom
+            for d in self.findChildren(QDockWidget)
+        )
+
+    def before_dock_shown(self, dock: QDockWidget) -> None:
+        """Called just before ``dock`` is shown: in presentation mode the views above make
+        room for a bottom panel first (showing the dock resizes the window at once to fit
+        everyone's least height: it grew past a 1280 x 720 screen)."""
+        if (
+            self.presentation
+            and self.dockWidgetArea(dock) == Qt.DockWidgetArea.BottomDockWidgetArea
+        ):
+            self._apply_stage(squeeze=True)
+            # the least heights now, not when the queued relayout comes (after the dock)
+            self.main_page.layout().activate()
+            self.stack.updateGeometry()
+            self.layout().invalidate()
 
     def fit_dock(self, dock: QDockWidget, height: int) -> None:
         """Give a bottom dock ``height`` pixels, less if the views above need the room."""
         if self.dockWidgetArea(dock) != Qt.DockWidgetArea.BottomDockWidgetArea:
             return
         room = self.height() - self.centralWidget().minimumSizeHint().height() - 80
+        if self.presentation:  # the big view above keeps the height its large type needs
+            room += 80 - max(STAGE_PX - self.middle.minimumSizeHint().height(), 0)
         self.resizeDocks([dock], [max(120, min(height, room))], Qt.Orientation.Vertical)
 
     def reset_layout(self) -> None:
@@ -831,6 +872,13 @@ class MainWindow(QMainWindow):
         """Presentation mode: full screen, large fonts, thick lines, side panels hidden."""
         if on == self.presentation:
             return
+        self._switching = True
+        try:
+            self._set_presentation(on, fullscreen)
+        finally:
+            self._switching = False
+
+    def _set_presentation(self, on: bool, fullscreen: bool) -> None:
         self.presentation = on
         self.state.options.presentation = on
         self.presentation_action.setChecked(on)
@@ -893,7 +941,7 @@ class MainWindow(QMainWindow):
             self._stages[view] = got = built
         return got
 
-    def _apply_stage(self, *_: Any) -> None:
+    def _apply_stage(self, *_: Any, squeeze: bool = False) -> None:
         """The big view of presentation mode (the heatmaps in the normal window); the story
         bar shows in presentation mode and while a lesson is open."""
         view = self.state.options.presentation_view
@@ -902,8 +950,14 @@ class MainWindow(QMainWindow):
         else:
             self.middle.setCurrentIndex(0)
         lesson_open = self.lessons is not None and self.lessons.run is not None
-        self.story_bar.setVisible(self.presentation or lesson_open)
-        self.story_bar.prediction.setVisible(self.presentation)
+        # presentation mode with a panel under the big view (a 1280 x 720 projector has no
+        # room for all of it in large type): the big prediction goes (the token strip's output
+        # row shows it), the token strip drops its row of correct answers (a wrong output is
+        # red), and the story bar shows only a lesson's caption
+        squeezed = self.presentation and (squeeze or self.bottom_panel_open())
+        self.story_bar.setVisible((self.presentation and not squeezed) or lesson_open)
+        self.story_bar.prediction.setVisible(self.presentation and not squeezed)
+        self.token_strip.set_compact(squeezed)
 
     def cycle_presentation_view(self) -> None:
         """V: presentation mode shows the cell diagram, then the equations, then the

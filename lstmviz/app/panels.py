@@ -166,6 +166,8 @@ class Panels:
             raise PanelError(key) from e
         dock = self.docks[key]
         first_show = not dock.isVisible()
+        if first_show:
+            self.window.before_dock_shown(dock)
         dock.show()
         dock.raise_()
         if first_show and dock.isFloating() is False:

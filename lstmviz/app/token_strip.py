@@ -51,6 +51,8 @@ class TokenStrip(QWidget):
         self._checked: np.ndarray | None = None
         self.summary = ""
         self.text_px: list[int] = []  # pixel sizes of the text of the last paint
+        #: without the row of correct answers (presentation mode with a panel open)
+        self.compact = False
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
         self.setMouseTracking(False)
         self.setToolTip(
@@ -120,8 +122,17 @@ class TokenStrip(QWidget):
         am = QFontMetrics(self.answer)
         self.row_h = fm.height() + 12
         self.pred_h = am.height() + 6
-        self.truth_h = am.height() + 6 if self._truth is not None else 0
-        self.setFixedHeight(self.row_h + self.pred_h + self.truth_h + sm.height() + 14)
+        self.truth_h = am.height() + 6 if self._truth is not None and not self.compact else 0
+        steps = 0 if self.compact else sm.height() + 4  # the step numbers, the accuracy
+        self.setFixedHeight(self.row_h + self.pred_h + self.truth_h + steps + 10)
+
+    def set_compact(self, on: bool) -> None:
+        """Leave out the row of correct answers (a wrong output stays red) and the row of step
+        numbers and accuracy (the current step is the highlighted token) to save height."""
+        if on != self.compact:
+            self.compact = on
+            self._fit_height()
+            self.update()
 
     def _on_option(self, _on: bool) -> None:
         self.update()
@@ -258,7 +269,7 @@ class TokenStrip(QWidget):
                 Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter,
                 "output",
             )
-        if self._truth is not None:
+        if self._truth is not None and self.truth_h:
             p.drawText(
                 QRectF(0, self.row_h + 6 + self.pred_h, x0 - 6, self.truth_h),
                 Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter,
@@ -293,7 +304,7 @@ class TokenStrip(QWidget):
                 self._paint_answers(p, i, x, cw, current, future)
             p.setFont(self.small)
             p.setPen(QColor(th.muted if not current else th.fg))
-            if current or (i % 5 == 0 and abs(i - t) >= 2):
+            if not self.compact and (current or (i % 5 == 0 and abs(i - t) >= 2)):
                 p.drawText(
                     QRectF(
                         x - 10,
@@ -307,6 +318,7 @@ class TokenStrip(QWidget):
         n = len(labels)
         if (
             self.summary
+            and not self.compact
             and not self.state.options.hide_future
             and not self.state.options.hide_answer
         ):
@@ -353,7 +365,7 @@ class TokenStrip(QWidget):
         p.setPen(QColor(colour))
         p.drawText(pr, Qt.AlignmentFlag.AlignCenter, "?" if hidden else self._preds[i])
         self.text_px.append(self.answer.pixelSize())
-        if self._truth is not None and i < len(self._truth):
+        if self._truth is not None and self.truth_h and i < len(self._truth):
             tr = QRectF(x, self.row_h + 6 + self.pred_h, cw, self.truth_h)
             checked = self._checked is not None and bool(self._checked[i])
             p.setPen(QColor("#6b7078" if hidden else ("#e8e8ea" if checked else "#9aa0a6")))

@@ -208,12 +208,11 @@ class TrainPanel(QWidget):
             ("Seed", self.seed),
             ("Snapshot every", self.snap_every),
         )
-        for k, (label, w) in enumerate(pairs):
-            r, c = divmod(k, 2)
-            grid.addWidget(QLabel(label), r, 2 * c)
-            grid.addWidget(w, r, 2 * c + 1)
+        self._grid = grid
+        self._pairs = [(QLabel(label), w) for label, w in pairs]
+        self._grid_columns = 0
+        self._place_settings(2)
         grid.setColumnStretch(1, 1)
-        grid.setColumnStretch(3, 1)
         form.addRow(grid)
 
         self.start_btn = QPushButton("Start")
@@ -332,6 +331,30 @@ class TrainPanel(QWidget):
         right.addLayout(srow)
         lay.addLayout(right, 1)
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Preferred)
+
+    def _place_settings(self, columns: int) -> None:
+        """The settings' label/field pairs, ``columns`` pairs a row."""
+        if columns == self._grid_columns:
+            return
+        self._grid_columns = columns
+        for label, w in self._pairs:
+            self._grid.removeWidget(label)
+            self._grid.removeWidget(w)
+        for k, (label, w) in enumerate(self._pairs):
+            r, c = divmod(k, columns)
+            self._grid.addWidget(label, r, 2 * c)
+            self._grid.addWidget(w, r, 2 * c + 1)
+        self._grid.setColumnStretch(3, 1 if columns == 2 else 0)
+
+    def changeEvent(self, ev: QEvent) -> None:
+        super().changeEvent(ev)
+        if ev.type() in (QEvent.Type.StyleChange, QEvent.Type.FontChange):
+            # presentation mode's large type: one setting a row (two were ~950 px wide and
+            # left the curves ~300 px on a 1280 px projector) -- they scroll -- and lower
+            # curves (the panel shares the screen's height with the big view above it)
+            big = self.font().pixelSize() >= LARGE_TYPE_PX
+            self._place_settings(1 if big else 2)
+            self.plot_stack.setMinimumHeight(CURVES_MIN_PX[big])
 
     # --- state -------------------------------------------------------------------------------
     @property
@@ -914,6 +937,8 @@ class TrainPanel(QWidget):
 
 #: from this type size on (presentation mode) the settings scroll rather than take the room
 LARGE_TYPE_PX = 20
+#: the curves' least height in normal and in large (presentation) type
+CURVES_MIN_PX = {False: 160, True: 150}
 
 
 class _SettingsColumn(QScrollArea):

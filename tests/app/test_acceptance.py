@@ -656,6 +656,45 @@ def _crowded_ticks(item) -> list[str]:
     return out
 
 
+def _axis_cut(view, item) -> list[str]:
+    """Axis titles and tick labels that reach out of the plot widget (cut at its edge)."""
+    from PySide6.QtCore import QRectF
+
+    # what of the view is on screen: its viewport, less what its parents cut off (a widget
+    # taller than the room its layout has is drawn cut at the bottom)
+    port = view.viewport()
+    seen = port.visibleRegion().boundingRect() & port.rect()
+    shown = view.mapToScene(seen).boundingRect().adjusted(-1, -1, 1, 1)
+    out = []
+    for side in ("left", "bottom", "right", "top"):
+        axis = item.getAxis(side)
+        if axis is None or not axis.isVisible():
+            continue
+        if axis.label.isVisible() and axis.labelText:
+            # the text's own box, without the margin its document keeps around it
+            m = axis.label.document().documentMargin() - 1
+            r = axis.label.sceneBoundingRect().adjusted(m, m, -m, -m)
+            if not shown.contains(r):
+                over = max(
+                    shown.left() - r.left(),
+                    r.right() - shown.right(),
+                    shown.top() - r.top(),
+                    r.bottom() - shown.bottom(),
+                )
+                out.append(
+                    f"{side} axis title {axis.labelText!r} cut at the widget's edge ({over:.0f} px)"
+                )
+        if axis.style["showValues"]:
+            # the tick labels are drawn inside the axis's own rectangle
+            r = axis.mapRectToScene(QRectF(axis.boundingRect()))
+            inner = r.intersected(shown)
+            if side in ("bottom", "top") and inner.height() < r.height() - 1:
+                out.append(f"{side} tick labels cut ({inner.height():.0f} of {r.height():.0f} px)")
+            if side in ("left", "right") and inner.width() < r.width() - 1:
+                out.append(f"{side} tick labels cut ({inner.width():.0f} of {r.width():.0f} px)")
+    return out
+
+
 def _plot_problems(w) -> list[str]:
     """Every plot shown (not folded away, not behind another tab): a readable data area and
     a title that fits."""
@@ -672,13 +711,14 @@ def _plot_problems(w) -> list[str]:
             if isinstance(item, pg.ColorBarItem):  # a colour bar (a PlotItem inside), no data
                 continue
             crowded = _crowded_ticks(item)
+            cut = _axis_cut(view, item)
             if item in grid:
-                out.extend(f"heatmap: {c}" for c in crowded)
+                out.extend(f"heatmap: {c}" for c in crowded + cut)
                 continue
             title = item.titleLabel.item.toPlainText() if item.titleLabel.isVisible() else ""
             name = f"{view.window().windowTitle() or type(view.parent()).__name__}"
             where = f"{type(view.parentWidget()).__name__} plot {title[:40]!r} ({name})"
-            out.extend(f"{where}: {c}" for c in crowded)
+            out.extend(f"{where}: {c}" for c in crowded + cut)
             if item.legend is not None and item.legend.isVisible():
                 names = [label.text for _, label in item.legend.items]
                 if len(names) != len(set(names)):
@@ -706,14 +746,24 @@ def _layout_problems(w) -> list[str]:
     if want is not None and (w.width() > want[0] or w.height() > want[1]):
         out.append(f"window grew to {w.width()}x{w.height()} (minimum sizes add up to more)")
     out += _inside_problems(w)
-    note = w.heatmaps.note  # "showing the k most active units": never over a map's title
-    if note.isVisible():
-        for key, hm in w.heatmaps.maps.items():
-            if not hm.plot.titleLabel.isVisible():
-                continue
-            title = w.heatmaps.mapFromScene(hm.plot.titleLabel.sceneBoundingRect()).boundingRect()
-            if title.intersects(note.geometry()):
-                out.append(f"the top-k note covers the title of heatmap {key}")
+    # the notes ("showing the k most active units", "locked colours") cover no part of a map:
+    # its title, its data, its axes and their tick labels
+    grid = w.heatmaps
+    for name, note in (("top-k", grid.note), ("colour levels", grid.levels_note)):
+        if not note.isVisible():
+            continue
+        if not grid.rect().contains(note.geometry()):
+            out.append(f"the {name} note leaves the heatmaps' view")
+        for key, hm in grid.maps.items():
+            plot = hm.plot
+            parts = {"title": plot.titleLabel, "data": plot.vb}
+            parts.update({f"{side} axis": plot.getAxis(side) for side in ("left", "bottom")})
+            for part, item in parts.items():
+                if not item.isVisible():
+                    continue
+                r = grid.mapFromScene(item.sceneBoundingRect()).boundingRect()
+                if r.intersects(note.geometry()):
+                    out.append(f"the {name} note covers the {part} of heatmap {key}")
     return out
 
 
@@ -797,6 +847,26 @@ def test_layout_with_each_panel_open(app, qtbot, width, height):
 
 
 @pytest.mark.parametrize(("width", "height"), SIZES)
+def test_layout_with_few_units(app, qtbot, width, height):
+    """A model with few units (the binary-addition example: 4) wants short heatmaps, less
+    than their least height: with the Train panel open the line plots' time axis was pushed
+    out at the bottom, and with an analysis panel the maps' time axes."""
+    w = app
+    w.resize(width, height)
+    w._asked_size = (width, height)
+    _open(qtbot, w, ADDER)
+    problems = {}
+    for key in ("train", "decomposition", "check", "diagram"):
+        w.panels.close_all()
+        press(qtbot, w, w.panels.specs[key].shortcut)
+        qtbot.waitUntil(lambda k=key: _raised(w.panels.docks[k]), timeout=5000)
+        _settle(qtbot, w)
+        problems[key] = _layout_problems(w)
+    bad = {k: v for k, v in problems.items() if v}
+    assert not bad, bad
+
+
+@pytest.mark.parametrize(("width", "height"), SIZES)
 def test_layout_with_the_longest_descriptions(app, qtbot, width, height):
     """Examples whose description fills the Model dock: it scrolls, the Show controls stay in
     view, and no view loses its readable size."""
@@ -868,6 +938,73 @@ def test_layout_with_analysis_results_shown(app, qtbot, answers, tmp_path, width
     qtbot.waitUntil(lambda: p.effect is not None and not p.runner.is_running(), timeout=20000)
     _settle(qtbot, w)
     problems["interventions"] = _layout_problems(w)
+    bad = {k: v for k, v in problems.items() if v}
+    assert not bad, bad
+
+
+#: the projectors a lecturer meets
+PROJECTORS = [(1280, 720), (1920, 1080)]
+
+
+def _diagram_problems(d) -> list[str]:
+    """The big cell diagram as drawn: no two texts (numbers, names, box symbols, header)
+    overlap, none leaves the view, none is smaller than the back row can read."""
+    from PySide6.QtCore import QRectF
+
+    from lstmviz.app.diagram_view import PRESENTATION_MIN_PX
+
+    d.grab()
+    out = []
+    texts = [(f"number on {k}", r) for k, r in d.value_rects.items()]
+    texts += [(repr(t), r) for t, r in d.text_rects]
+    for (a, ra), (b, rb) in itertools.combinations(texts, 2):
+        if ra.intersects(rb):
+            out.append(f"diagram: {a} runs into {b}")
+    view = QRectF(d.rect())
+    out += [f"diagram: {a} leaves the view" for a, r in texts if not view.contains(r)]
+    if min(d.text_px) < PRESENTATION_MIN_PX:
+        out.append(f"diagram: text of {min(d.text_px)} px")
+    if len(d.value_rects) < 8:  # a few left out for room; most numbers stay
+        out.append(f"diagram: only {len(d.value_rects)} numbers shown ({d.dropped} left out)")
+    return out
+
+
+@pytest.mark.parametrize(
+    ("width", "height", "panel"),
+    # the What-if panel's least height in large type does not leave a 1280 x 720 window
+    # room for the big view: only at 1920 x 1080
+    [(*size, panel) for size in PROJECTORS for panel in (None, "train")]
+    + [(1920, 1080, "what_if")],
+)
+def test_presentation_layout(app, qtbot, width, height, panel):
+    """Presentation mode (F11) on a projector, alone and with a panel opened by its
+    shortcut: the window keeps the projector's size, the big cell diagram's texts neither
+    overlap nor leave it, and its two other views (V, V) fit as well."""
+    w = app
+    w.state.set_text("4 7 3 9 1 8 2 6 5 3 7 1")
+    wait_settled(qtbot, w)
+    w.state.set_t(5)
+    press(qtbot, w, "F11")
+    assert w.presentation
+    # the test platform's screen is 800 x 800: make the full-screen window the projector's
+    w.showNormal()
+    w.resize(width, height)
+    qtbot.waitUntil(lambda: w.size().width() == width, timeout=5000)
+    if panel is not None:
+        press(qtbot, w, w.panels.specs[panel].shortcut)
+        qtbot.waitUntil(lambda: _raised(w.panels.docks[panel]), timeout=5000)
+    assert w.middle.currentWidget() is w.stage_diagram
+    problems = {}
+    for view in ("diagram", "equations", "heatmaps"):
+        qtbot.waitUntil(lambda v=view: w.state.options.presentation_view == v, timeout=5000)
+        _settle(qtbot, w)
+        got = _inside_problems(w)
+        if (w.width(), w.height()) != (width, height):
+            got.append(f"window grew to {w.width()}x{w.height()}")
+        if view == "diagram":
+            got += _diagram_problems(w.stage_diagram)
+        problems[view] = got
+        press(qtbot, w, "V")
     bad = {k: v for k, v in problems.items() if v}
     assert not bad, bad
 

@@ -98,10 +98,47 @@ class PlotStack(QStackedWidget):
         self.setMinimumHeight(min_height)
         self.show_empty()
 
+        self._empty_text = empty_text
+
     def show_empty(self, text: str | None = None) -> None:
         if text is not None:
+            self._empty_text = text
             self.empty_label.setText(text)
+            self._fit_empty()
         self.setCurrentWidget(self.empty_label)
+
+    def resizeEvent(self, ev: Any) -> None:
+        super().resizeEvent(ev)
+        self._fit_empty()
+
+    def _fit_empty(self) -> None:
+        """The sentence as a whole where it fits, else its first words that fit with "…"
+        (the whole sentence in the tooltip): in presentation mode's large type a low panel
+        cut it mid-line."""
+        lab, text = self.empty_label, self._empty_text
+        r = lab.contentsRect()
+        if r.width() <= 0 or r.height() <= 0:
+            return
+        fm = lab.fontMetrics()
+        flags = int(Qt.AlignmentFlag.AlignCenter) | int(Qt.TextFlag.TextWordWrap)
+
+        def fits(t: str) -> bool:
+            return fm.boundingRect(0, 0, r.width(), 100_000, flags, t).height() <= r.height()
+
+        shown = text
+        if not fits(text):
+            words = text.split()
+            lo, hi = 1, len(words)  # the most words that fit with "…"
+            while lo < hi:
+                mid = (lo + hi + 1) // 2
+                if fits(" ".join(words[:mid]) + " …"):
+                    lo = mid
+                else:
+                    hi = mid - 1
+            shown = " ".join(words[:lo]) + " …"
+        if shown != lab.text():
+            lab.setText(shown)
+        lab.setToolTip(text if shown != text else "")
 
     def show_plots(self) -> None:
         self.setCurrentWidget(self.plots)
