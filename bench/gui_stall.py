@@ -355,6 +355,12 @@ def run(
         for _ in range(20):
             app.processEvents()
         freeze_gc()
+    # a user opens a model from the welcome page a moment after the window appears: the
+    # window imports the model readers in that moment (MainWindow.LOADER_WARM_MS)
+    t_idle = time.perf_counter() + 1.5
+    while time.perf_counter() < t_idle:
+        app.processEvents()
+        time.sleep(0.005)
     gc_timer = GcTimer()
     probe = Probe()
     sampler = Sampler()

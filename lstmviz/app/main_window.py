@@ -54,7 +54,7 @@ from .style import NORMAL, PRESENTATION, Theme, stylesheet
 from .token_strip import InputEditor, TokenStrip
 from .transport import Transport
 from .unit_detail import UnitDetail
-from .workers import TaskRunner, Worker
+from .workers import TaskRunner, Worker, background
 
 if TYPE_CHECKING:
     from .diagram_view import DiagramView, EquationsView
@@ -64,6 +64,20 @@ if TYPE_CHECKING:
     from .train_panel import EngineChoice
 
 log = logging.getLogger(__name__)
+
+#: how long after it is built the window starts importing the model readers in the background
+LOADER_WARM_MS = 1000
+
+
+def import_loaders() -> None:
+    """Import what opening a model file needs (on a background thread: no widget)."""
+    import contextlib
+
+    from ..io import inputs, keras, meta  # noqa: F401
+
+    with contextlib.suppress(ImportError):
+        import h5py  # noqa: F401
+
 
 MENU_ORDER = ("File", "View", "Train", "Analysis", "Help")
 #: The least height of the line plots and bars under the heatmaps (their data areas keep about
@@ -143,6 +157,10 @@ class MainWindow(QMainWindow):
         # event-loop turn that shows the trace
         self.state.preparers.append(warm_imports)
         self.state.ask_layout = self._ask_layout
+        # the model readers (h5py above all) load on a background thread once the window has
+        # been idle a moment: imported by the first open's job instead, they held the GIL
+        # while the window drew its side panels (a 78 ms stall)
+        QTimer.singleShot(LOADER_WARM_MS, self, self._warm_loaders)
         self.state.events.failed.connect(self.show_error)
         self.state.events.busy.connect(self._on_busy_changed)
         self.theme: Theme = NORMAL
@@ -1228,6 +1246,10 @@ class MainWindow(QMainWindow):
         self.state.events.failed.connect(lambda _m: QTimer.singleShot(0, build))
         QTimer.singleShot(5000, build)  # whatever happens, not later than this
         self._build_pending = build
+
+    def _warm_loaders(self) -> None:
+        if "h5py" not in sys.modules:
+            background(import_loaders, name="lstmviz warm-up")
 
     def ensure_actions(self) -> None:
         """Build the deferred menus and panels now (before a screenshot, say)."""

@@ -73,3 +73,38 @@ def test_garbage_collector_pauses_for_the_start_up_only():
     )
     assert r.returncode == 0, r.stderr
     assert "gc: True True" in r.stdout
+
+
+WARM = r"""
+import sys, time
+from PySide6.QtWidgets import QApplication
+from lstmviz.app.main import build_window
+from lstmviz.app import main_window
+
+app = QApplication(sys.argv[:1])
+w = build_window(1600, 900, with_model=False)
+w.show()
+app.processEvents()
+readers = ("h5py",)
+print("at start:", ",".join(m for m in readers if m in sys.modules))
+end = time.perf_counter() + main_window.LOADER_WARM_MS / 1000 + 3
+while time.perf_counter() < end and not all(m in sys.modules for m in readers):
+    app.processEvents()
+    time.sleep(0.01)
+time.sleep(0.2)  # the warm-up thread finishes its imports
+print("after a moment:", ",".join(m for m in readers if m in sys.modules))
+w.close()
+"""
+
+
+def test_the_idle_window_imports_the_model_readers_in_the_background():
+    """Opening the first model file must not import h5py in its job (the import held the GIL
+    while the window drew): an idle window imports the readers on a background thread."""
+    env = dict(os.environ, QT_QPA_PLATFORM="offscreen")
+    r = subprocess.run(
+        [sys.executable, "-c", WARM], capture_output=True, text=True, env=env, timeout=120
+    )
+    assert r.returncode == 0, r.stderr
+    lines = dict(line.split(":", 1) for line in r.stdout.splitlines() if ":" in line)
+    assert lines["at start"].strip() == ""
+    assert lines["after a moment"].strip() == "h5py"
