@@ -644,8 +644,10 @@ class DiagramView(QWidget):
         return v.text
 
     def _level(self, w: Wire) -> tuple[float, float]:
-        lt = self.state.trace.layer(self.layer_names[w.layer])
-        return self.state.color_levels(w.level, lt)
+        tr = self.state.trace
+        if tr is None:  # nothing is drawn without a trace
+            return (-1.0, 1.0)
+        return self.state.color_levels(w.level, tr.layer(self.layer_names[w.layer]))
 
     def _label_rect(self, w: Wire, width: float, height: float, s: float) -> QRectF:
         at = self._at(w.label_at[0], w.label_at[1], s)

@@ -542,15 +542,20 @@ class MainWindow(QMainWindow):
         ):
             self._apply_stage(squeeze=True)
             # the least heights now, not when the queued relayout comes (after the dock)
-            self.main_page.layout().activate()
+            page_layout, own = self.main_page.layout(), self.layout()
+            if page_layout is not None:
+                page_layout.activate()
             self.stack.updateGeometry()
-            self.layout().invalidate()
+            if own is not None:
+                own.invalidate()
 
     def fit_dock(self, dock: QDockWidget, height: int) -> None:
         """Give a bottom dock ``height`` pixels, less if the views above need the room."""
         if self.dockWidgetArea(dock) != Qt.DockWidgetArea.BottomDockWidgetArea:
             return
-        room = self.height() - self.centralWidget().minimumSizeHint().height() - 80
+        central = self.centralWidget()
+        least = central.minimumSizeHint().height() if central is not None else 0
+        room = self.height() - least - 80
         if self.presentation:  # the big view above keeps the height its large type needs
             room += 80 - max(STAGE_PX - self.middle.minimumSizeHint().height(), 0)
         self.resizeDocks([dock], [max(120, min(height, room))], Qt.Orientation.Vertical)
@@ -760,8 +765,9 @@ class MainWindow(QMainWindow):
         # the welcome page lists them too
         while self.welcome_examples.count():
             item = self.welcome_examples.takeAt(0)
-            if item.widget() is not None:
-                item.widget().deleteLater()
+            old = item.widget() if item is not None else None
+            if old is not None:
+                old.deleteLater()
         for ex in examples:
             b = QPushButton(f"{ex.title}")
             b.setToolTip(ex.description)
@@ -1088,7 +1094,10 @@ class MainWindow(QMainWindow):
         self.stack.setCurrentIndex(1)
         self._focus_views()
         self.statusBar().clearMessage()
-        name = Path(doc.model_path).name if doc.model_path else doc.model.name
+        if doc.model_path:
+            name = Path(doc.model_path).name
+        else:
+            name = doc.model.name if doc.model is not None else ""
         title = doc.info.title if doc.info is not None and doc.info.title else ""
         self.setWindowTitle(f"{title + ' — ' if title else ''}{name} — lstmviz")
 
@@ -1228,7 +1237,9 @@ class MainWindow(QMainWindow):
                 return
             self._build_pending = None
             self.heatmaps.viewport().removeEventFilter(self._paint_watch)
-            self.stack.widget(0).removeEventFilter(self._paint_watch)
+            welcome = self.stack.widget(0)
+            if welcome is not None:
+                welcome.removeEventFilter(self._paint_watch)
             self.build_actions()
 
         class _Watch(QObject):
@@ -1241,8 +1252,9 @@ class MainWindow(QMainWindow):
 
         self._paint_watch = _Watch(self)
         self.heatmaps.viewport().installEventFilter(self._paint_watch)
-        if not wait_for_trace:
-            self.stack.widget(0).installEventFilter(self._paint_watch)
+        welcome = self.stack.widget(0)
+        if not wait_for_trace and welcome is not None:
+            welcome.installEventFilter(self._paint_watch)
         self.state.events.failed.connect(lambda _m: QTimer.singleShot(0, build))
         QTimer.singleShot(5000, build)  # whatever happens, not later than this
         self._build_pending = build

@@ -214,9 +214,10 @@ class SelectionPanel(QWidget):
         doc = self.state
         self.layer_combo.blockSignals(True)
         self.layer_combo.clear()
-        for name in doc.layer_names:
-            lt = doc.trace.layer(name)
-            self.layer_combo.addItem(f"{name} ({lt.units} units)", name)
+        tr = doc.trace
+        if tr is not None:
+            for name in doc.layer_names:
+                self.layer_combo.addItem(f"{name} ({tr.layer(name).units} units)", name)
         if doc.layer:
             self.layer_combo.setCurrentIndex(max(0, doc.layer_names.index(doc.layer)))
         self.layer_combo.blockSignals(False)

@@ -96,8 +96,9 @@ class Panels:
     def _add(self, spec: PanelSpec) -> None:
         w = self.window
         holder = QWidget()
-        QVBoxLayout(holder).setContentsMargins(0, 0, 0, 0)
-        holder.layout().addWidget(_Pending(spec.title))
+        lay = QVBoxLayout(holder)
+        lay.setContentsMargins(0, 0, 0, 0)
+        lay.addWidget(_Pending(spec.title))
         dock = w.add_dock(holder, spec.title, spec.area, key=spec.key)
         dock.setToolTip(spec.tip)
         first = self._tab_with.get(spec.area)
@@ -139,10 +140,12 @@ class Panels:
         widget = spec.build(self.window)
         self._widgets[key] = widget
         holder = self.docks[key].widget()
-        lay = holder.layout()
+        lay = holder.layout() if holder is not None else None
+        if lay is None:  # _add gave every dock a holder with a layout
+            raise RuntimeError(f"the dock of panel {key!r} lost its holder")
         while lay.count():
             item = lay.takeAt(0)
-            old = item.widget()
+            old = item.widget() if item is not None else None
             if old is not None:
                 old.hide()
                 old.setParent(None)

@@ -960,7 +960,10 @@ class _SettingsColumn(QScrollArea):
         self._fit_width()
 
     def _fit_width(self) -> None:
-        lay = self.widget().layout()
+        inner = self.widget()
+        lay = inner.layout() if inner is not None else None
+        if lay is None:
+            return
         lay.invalidate()  # a hidden panel's layout keeps the old type's sizes otherwise
         need = lay.minimumSize().width() + self.verticalScrollBar().sizeHint().width()
         self.setMinimumWidth(need)
@@ -968,7 +971,8 @@ class _SettingsColumn(QScrollArea):
 
     def minimumSizeHint(self) -> Any:
         hint = super().minimumSizeHint()
-        inner = self.widget().minimumSizeHint().height()
+        widget = self.widget()
+        inner = widget.minimumSizeHint().height() if widget is not None else 0
         # normal type: every setting in view (the window has room); presentation's large type:
         # two rows, the rest scrolls
         big = self.font().pixelSize() >= LARGE_TYPE_PX

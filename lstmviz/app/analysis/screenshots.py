@@ -121,6 +121,8 @@ def main(argv: list[str] | None = None) -> int:
         cp = panels["compare"]
         cp.pin_current()
         lt = win.state.layer_trace
+        if lt is None:
+            raise RuntimeError("the compare screenshot needs the bundled model traced")
         from ...engine.cell import LSTMWeights
 
         rng = np.random.default_rng(0)
