@@ -96,6 +96,8 @@ _TOP_KEYS = {
 _MODEL_KEYS = {"path", "relpath", "sha256", "name", "embedded"}
 _INPUT_KEYS = {"arrays", "list"}
 _SNAPSHOT_KEYS = {"epoch", "batch", "weights", "extra"}
+#: a snapshot's ``batch`` before the first batch of its epoch: the weights before training
+BEFORE_FIRST_BATCH = -1
 
 
 class SessionFileError(LstmvizError):
@@ -193,7 +195,8 @@ class Session:
         The trace engine (``"numpy"``).
     snapshots : list of dict
         The training timeline: ``{"epoch": int, "batch": int, "weights": [ndarray, ...]}``
-        plus any JSON-valued extras (``"loss"``, ``"metrics"``...).
+        plus any JSON-valued extras (``"loss"``, ``"metrics"``...); ``batch`` is -1 for the
+        weights before the first batch (the "before training" snapshot).
 
     Attributes
     ----------
@@ -499,11 +502,12 @@ class Session:
             _check_json_value(extra, f"snapshot #{i}")
             unknown = s.get("_unknown") or {}
             _check_json_value(unknown, f"snapshot #{i} (fields of a later lstmviz)")
-            for key in ("epoch", "batch"):
+            for key, least in (("epoch", 0), ("batch", BEFORE_FIRST_BATCH)):
                 v = s.get(key, 0)
-                if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 0:
+                if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < least:
                     raise ArgumentError(
-                        f"session: snapshot #{i}: {key} must be an integer >= 0; found {v!r:.40}"
+                        f"session: snapshot #{i}: {key} must be an integer >= {least}; "
+                        f"found {v!r:.40}"
                     )
             snaps.append(
                 {
@@ -983,10 +987,10 @@ class _Reader:
                 raise self.fail(f"{j}: {where}{key!r} must be {what}; found {v!r:.60}")
             return v
 
-        def index(obj: dict[str, Any], key: str, where: str = "") -> int:
-            v = typed(obj, key, (int,), "an integer >= 0", 0, where)
-            if not 0 <= v < MAX_INT:
-                raise self.fail(f"{j}: {where}{key!r} must be an integer >= 0; found {v!r}")
+        def index(obj: dict[str, Any], key: str, where: str = "", least: int = 0) -> int:
+            v = typed(obj, key, (int,), f"an integer >= {least}", 0, where)
+            if not least <= v < MAX_INT:
+                raise self.fail(f"{j}: {where}{key!r} must be an integer >= {least}; found {v!r}")
             return int(v)
 
         model = typed(doc, "model", (dict,), "an object", {})
@@ -1049,7 +1053,11 @@ class _Reader:
                     )
                 ws.append(arrays[n])
             extra = typed(s, "extra", (dict,), "an object", {}, w)
-            snap = {"epoch": index(s, "epoch", w), "batch": index(s, "batch", w), "weights": ws}
+            snap = {
+                "epoch": index(s, "epoch", w),
+                "batch": index(s, "batch", w, least=BEFORE_FIRST_BATCH),
+                "weights": ws,
+            }
             for k, val in extra.items():
                 if k not in snap:
                     snap[k] = val

@@ -406,3 +406,21 @@ def test_embedded_bytes_and_hash_agree(tmp_path):
     given = Session(model_path=str(model), model_bytes=b"other bytes")  # given, not read
     given.save(tmp_path / "c.lstmviz")
     assert Session.load(tmp_path / "c.lstmviz").model_bytes == b"other bytes"
+
+
+def test_the_before_training_snapshot_round_trips(tmp_path):
+    """Training's first snapshot holds the weights before the first batch (batch -1): a
+    session with it saves and loads (the autosave after any training failed on it)."""
+    s = _full_session()
+    s.snapshots[0]["batch"] = -1
+    s.snapshots[0]["epoch"] = 0
+    p = tmp_path / "s.lstmviz"
+    s.save(p)
+    back = Session.load(p)
+    assert [x["batch"] for x in back.snapshots] == [-1, 10, 20]
+    s.snapshots[0]["batch"] = -2  # nothing else below zero
+    with pytest.raises(LstmvizError, match="batch must be an integer >= -1"):
+        s.save(tmp_path / "bad.lstmviz")
+    _rewrite(p, lambda d: {**d, "snapshots": [{**d["snapshots"][0], "batch": -2}]})
+    with pytest.raises(LstmvizError, match="'batch' must be an integer >= -1"):
+        Session.load(p)
