@@ -396,7 +396,8 @@ def test_command_line_opens_a_session(qtbot, data_dir, models, tmp_path):
 # with the real training panel (lstmviz.app.train_panel), training replaced by a fake loop
 # ------------------------------------------------------------------------------------------
 def _fake_snapshots(n: int):
-    """Snapshots of the bundled digit_sum model with scaled weights (no TensorFlow)."""
+    """Snapshots of the bundled digit_sum model with scaled weights (no TensorFlow); the
+    first is the one training takes before its first batch (batch -1, step 0)."""
     import json
     import zipfile
 
@@ -412,7 +413,7 @@ def _fake_snapshots(n: int):
     return [
         Snapshot(
             0,
-            10 * i,
+            10 * i - 1,  # the weights after batch 10 i - 1; -1: before the first batch
             10 * i,
             {
                 "lstm": [lw.kernel * (1 + 0.2 * i), lw.recurrent_kernel, lw.bias],
