@@ -32,8 +32,8 @@ class _Paints(QObject):
         return False
 
 
-@pytest.fixture
-def app(qtbot, tmp_path, monkeypatch):
+def _window(qtbot, tmp_path, monkeypatch, model):
+    """The whole window at 1600x900 showing ``model``, as the ``lstmviz`` command opens it."""
     from lstmviz.app.main_window import MainWindow
 
     monkeypatch.setenv("LSTMVIZ_DATA_DIR", str(tmp_path / "data"))
@@ -41,8 +41,14 @@ def app(qtbot, tmp_path, monkeypatch):
     qtbot.addWidget(w)
     w.resize(1600, 900)
     activate(qtbot, w)
-    w.open_model(DIGITS)
+    w.open_model(model)
     wait_settled(qtbot, w)
+    return w
+
+
+@pytest.fixture
+def app(qtbot, tmp_path, monkeypatch):
+    w = _window(qtbot, tmp_path, monkeypatch, DIGITS)
     yield w
     w.close()
 
@@ -163,15 +169,8 @@ def test_another_layer_of_a_big_trace_reaches_the_views_one_turn_at_a_time(
     from PySide6.QtCore import Qt
 
     from lstmviz.app import stagger
-    from lstmviz.app.main_window import MainWindow
 
-    monkeypatch.setenv("LSTMVIZ_DATA_DIR", str(tmp_path / "data"))
-    w = MainWindow()
-    qtbot.addWidget(w)
-    w.resize(1600, 900)
-    activate(qtbot, w)
-    w.open_model(EXAMPLES_DIR / "stacked_lstm.keras")
-    wait_settled(qtbot, w)
+    w = _window(qtbot, tmp_path, monkeypatch, EXAMPLES_DIR / "stacked_lstm.keras")
     assert len(w.state.layer_names) >= 2
     first = w.state.layer
     monkeypatch.setattr(stagger, "BIG_TRACE_BYTES", 0)
