@@ -27,10 +27,14 @@ import numpy as np
 
 from .. import budget
 
-#: buffers kept for reuse, and their bytes at most: 512 MiB, or a sixteenth of the memory
-#: available when lstmviz started if that is less (~300 MB on a laptop with 5 GB free)
+#: buffers kept for reuse, and their bytes at most: a sixteenth of the memory available when
+#: lstmviz started (~300 MB on a laptop with 5 GB free, 1.4 GB with 23 GB free: there the four
+#: buffers of a 1024-unit x 1000-step x batch-32 trace, 1.3 GB, are kept). Fresh memory costs
+#: more than its page faults: NumPy asks for transparent huge pages, and where free memory is
+#: fragmented (after other big arrays came and went) the kernel compacts memory on each fault
+#: -- writing 1.3 GB afresh took 0.2-3 s on the benchmark machine, into kept buffers 0.16 s.
 MAX_BLOCKS = 8
-MAX_BYTES = min(512 * 2**20, budget.available_memory() // 16)
+MAX_BYTES = budget.available_memory() // 16
 #: requests under this many bytes use np.empty (mapping small buffers costs little)
 MIN_BYTES = 4 * 2**20
 

@@ -60,7 +60,10 @@ def test_memory_still_referenced_is_never_reused():
     np.testing.assert_array_equal(np.asarray(kept_h), snapshot_h)
 
 
-def test_pool_is_bounded_and_released():
+@pytest.mark.parametrize("max_mib", [None, 12])
+def test_pool_is_bounded_and_released(monkeypatch, max_mib):
+    if max_mib is not None:  # a machine with little free memory: the byte bound evicts
+        monkeypatch.setattr(_pool, "MAX_BYTES", max_mib * 2**20)
     x, w = _problem()
     traces = [run_lstm(x, w) for _ in range(6)]
     del traces
@@ -71,7 +74,8 @@ def test_pool_is_bounded_and_released():
     assert _pool.pooled_bytes() == 0
 
 
-def test_small_and_huge_requests_bypass_the_pool():
+def test_small_and_huge_requests_bypass_the_pool(monkeypatch):
+    monkeypatch.setattr(_pool, "MAX_BYTES", 64 * 2**20)  # the bound scales with free memory
     small = _pool.empty((10, 10))
     assert small.base is None or not isinstance(small.base, _pool._Block)
     huge = _pool.MAX_BYTES // 4 + 1
