@@ -25,16 +25,18 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from ..engine import layers as L
-from ..engine.backward import NodeRecord, Tape, lstm_output_grads, record
 from ..engine.model import Model, TensorRef
 from ..engine.trace import LayerTrace
 from ..errors import InputError, UnsupportedLayerError
-from .gradients import Target, describe_target, output_seed
+
+if TYPE_CHECKING:  # the backward machinery loads on the first call (the window starts without it)
+    from ..engine.backward import NodeRecord, Tape
+    from .gradients import Target
 
 Arr = np.ndarray
 
@@ -164,6 +166,9 @@ def lrp(
         raise InputError(f"space must be 'logit' or 'output' for LRP; got {space!r}")
     if eps < 0:
         raise InputError(f"eps must be >= 0; got {eps}")
+    from ..engine.backward import record
+    from .gradients import describe_target, output_seed
+
     tape = record(model, x, initial_state=initial_state, dtype=np.float64)
     seed = output_seed(model, tape, target)
     rel = _Rel()
@@ -354,6 +359,8 @@ def _node(
     if isinstance(lay, L.Bidirectional):
         return _bidi(rec, routs, rel, eps, bf)
     if isinstance(lay, L.LSTM):
+        from ..engine.backward import lstm_output_grads
+
         lt = rec.traces[0]
         rh, rc = lstm_output_grads(
             lay,
@@ -501,6 +508,8 @@ def _bidi(
             rb = rb[:, ::-1]
         if rf is not None and lay.forward.go_backwards:
             rf = rf[:, ::-1]
+    from ..engine.backward import lstm_output_grads
+
     rx_total = None
     states: list[Arr] = []
     for half, lt, rr, rh_, rc_ in (
