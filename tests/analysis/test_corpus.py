@@ -412,11 +412,28 @@ def test_direct_chunk_reads_equal_zarr(tmp_path):
     want = np.asarray(a[:])
     assert not want[4:8, 10:15].any()
     rng = np.random.default_rng(1)
-    for _ in range(50):
-        u0, u1 = sorted(rng.choice(12, 2, replace=False))
-        c0, c1 = sorted(rng.choice(24, 2, replace=False))
-        got = _read_chunks(str(tmp_path / "bits"), a.chunks, int(u0), int(u1), int(c0), int(c1))
+    spans = [
+        tuple(
+            int(v)
+            for v in (
+                *sorted(rng.choice(12, 2, replace=False)),
+                *sorted(rng.choice(24, 2, replace=False)),
+            )
+        )
+        for _ in range(50)
+    ]
+    # one whole chunk column (the search's reads: straight into the result), with and
+    # without the missing chunk, and a row range across chunk rows
+    spans += [(0, 11, 5, 10), (3, 9, 0, 5), (2, 11, 10, 15), (4, 8, 10, 15), (0, 11, 0, 23)]
+    for u0, u1, c0, c1 in spans:
+        got = _read_chunks(str(tmp_path / "bits"), a.chunks, u0, u1, c0, c1)
         np.testing.assert_array_equal(got, want[u0:u1, c0:c1])
+    # a chunk file cut short is named, on both paths
+    chunk = tmp_path / "bits" / "c" / "0" / "1"
+    chunk.write_bytes(chunk.read_bytes()[:7])
+    for c0, c1 in ((5, 10), (6, 9)):
+        with pytest.raises(LstmvizError, match="damaged"):
+            _read_chunks(str(tmp_path / "bits"), a.chunks, 0, 4, c0, c1)
 
 
 def test_tasks_run_the_engine_on_one_thread_and_give_the_setting_back(lm, tmp_path):

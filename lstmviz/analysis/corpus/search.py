@@ -227,7 +227,8 @@ def search_block(
     for g in order:
         g0, g1 = min(groups[g]), max(groups[g]) + 1
         rows = index.read(g0, g1, p0, p1)  # (g1 - g0, bytes)
-        sel = rows[[u - g0 for u in groups[g]]]
+        # every row read is in the pattern (a run of units): no copy of the selection
+        sel = rows if len(groups[g]) == g1 - g0 else rows[[u - g0 for u in groups[g]]]
         r = np.bitwise_and.reduce(sel, axis=0)
         acc = r if acc is None else np.bitwise_and(acc, r, out=acc)
         if not acc.any():
