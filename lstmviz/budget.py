@@ -78,6 +78,15 @@ def parse_size(text: str) -> int:
     return int(value * _UNITS[unit])
 
 
+def user_budget() -> int | None:
+    """The budget the user chose (:func:`set_budget` or ``LSTMVIZ_MEMORY_BUDGET``), or None
+    when lstmviz uses its default."""
+    if _budget is not None:
+        return _budget
+    env = os.environ.get("LSTMVIZ_MEMORY_BUDGET")
+    return parse_size(env) if env else None
+
+
 def get_budget() -> int:
     """The budget in bytes: what :func:`set_budget` set, else ``LSTMVIZ_MEMORY_BUDGET``, else
     :data:`DEFAULT_FRACTION` of the memory available now."""

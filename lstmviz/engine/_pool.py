@@ -14,8 +14,9 @@ see it reused.
 
 Bounds: the pool keeps at most :data:`MAX_BLOCKS` buffers and :data:`MAX_BYTES` bytes (the
 most recently freed win) and hands a buffer out only for a request of at least half its size,
-so it never holds more than one trace's worth of memory that nobody uses; :func:`clear` empties
-it (``lstmviz.engine.release_memory()``).
+so it never holds more than one trace's worth of memory that nobody uses -- nor more than the
+memory budget the user set (``LSTMVIZ_MEMORY_BUDGET``); :func:`clear` empties it
+(``lstmviz.engine.release_memory()``).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from .. import budget
+from ..errors import LstmvizError
 
 #: buffers kept for reuse, and their bytes at most: a sixteenth of the memory available when
 #: lstmviz started (~300 MB on a laptop with 5 GB free, 1.4 GB with 23 GB free: there the four
@@ -71,14 +73,25 @@ class _Block:
         _give_back(self.raw)
 
 
+def _limit() -> int:
+    """The pool's bound in bytes: :data:`MAX_BYTES`, or less when the user set a smaller
+    memory budget."""
+    try:
+        user = budget.user_budget()
+    except LstmvizError:  # a malformed LSTMVIZ_MEMORY_BUDGET is reported where it is checked
+        user = None
+    return MAX_BYTES if user is None else min(MAX_BYTES, user)
+
+
 def _give_back(raw: np.ndarray) -> None:
     # may run in any thread, and inside a garbage collection started while _take holds
     # the lock: never wait for it (a buffer that cannot be kept is simply freed)
-    if raw.nbytes > MAX_BYTES + ALIGN or not _lock.acquire(blocking=False):
+    limit = _limit()
+    if raw.nbytes > limit + ALIGN or not _lock.acquire(blocking=False):
         return
     try:
         _free.append(raw)
-        while len(_free) > MAX_BLOCKS or sum(b.nbytes for b in _free) > MAX_BYTES:
+        while len(_free) > MAX_BLOCKS or sum(b.nbytes for b in _free) > limit:
             _free.pop(0)  # the least recently freed goes
     finally:
         _lock.release()
@@ -101,7 +114,7 @@ def empty(shape: tuple[int, ...], dtype: Any = np.float32) -> np.ndarray:
     nbytes = int(np.prod(shape, dtype=np.int64)) * dt.itemsize
     if nbytes < MIN_BYTES:
         return np.empty(shape, dt)
-    raw = _take(nbytes) if nbytes <= MAX_BYTES else None  # larger: aligned, never kept
+    raw = _take(nbytes) if nbytes <= _limit() else None  # larger: aligned, never kept
     if raw is None:
         raw = np.empty(nbytes + ALIGN, np.uint8)
         _stats["fresh"] += 1

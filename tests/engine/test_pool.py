@@ -74,6 +74,21 @@ def test_pool_is_bounded_and_released(monkeypatch, max_mib):
     assert _pool.pooled_bytes() == 0
 
 
+def test_the_pool_keeps_no_more_than_the_users_memory_budget(monkeypatch):
+    x, w = _problem()  # pre and act: 4.9 MB each, pooled by default
+    monkeypatch.setenv("LSTMVIZ_MEMORY_BUDGET", "6MB")
+    traces = [run_lstm(x, w) for _ in range(3)]
+    del traces
+    gc.collect()
+    assert 0 < _pool.pooled_bytes() <= 6_000_000  # one buffer kept, not six
+    monkeypatch.setenv("LSTMVIZ_MEMORY_BUDGET", "4MB")  # under one buffer: nothing kept
+    release_memory()
+    traces = [run_lstm(x, w) for _ in range(3)]
+    del traces
+    gc.collect()
+    assert _pool.pooled_bytes() == 0
+
+
 def test_small_and_huge_requests_bypass_the_pool(monkeypatch):
     monkeypatch.setattr(_pool, "MAX_BYTES", 64 * 2**20)  # the bound scales with free memory
     small = _pool.empty((10, 10))

@@ -152,7 +152,7 @@ def _read_chunks(
             with open(path, "rb") as f:
                 f.seek(r0 * cb)
                 if dst.flags.c_contiguous and k1 - k0 == cb:  # whole rows: straight into out
-                    got = f.readinto(memoryview(dst).cast("B"))
+                    got = f.readinto(dst.reshape(-1).data)
                     data = None
                 else:
                     data = np.fromfile(f, np.uint8, count=want)
