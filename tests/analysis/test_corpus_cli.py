@@ -88,6 +88,20 @@ def test_find_prints_the_ranked_matches(traced, capsys):
         assert code == 1 and "no unit is >= 0.05" in out
 
 
+def test_find_takes_units_as_one_list_or_several_words(traced, capsys):
+    """`--units 3,17,40-42` and `--units 3 17 40-42` name the same units."""
+    _tmp, store, _ids = traced
+    outs = []
+    for units in (["0,1,2-3"], ["0", "1", "2-3"], ["0", "1,2", "3"]):
+        capsys.readouterr()
+        code = main(["corpus", "find", str(store), "--range", "100:103", "--threshold", "-0.99",
+                     "--units", *units])  # fmt: skip
+        out = capsys.readouterr().out
+        assert code in (0, 1), out
+        outs.append(out[out.index("units ") :].split(" (")[0])  # the line without its timing
+    assert outs[0].startswith("units 0, 1, 2, 3 ") and len(set(outs)) == 1, outs
+
+
 def test_stats_info_and_seq_len(traced, capsys, tmp_path):
     _tmp, store, ids = traced
     capsys.readouterr()

@@ -146,7 +146,7 @@ def _find(a: argparse.Namespace) -> int:
     from .store import open_corpus
 
     t0_, t1_ = parse_range(a.range)
-    units = parse_unit_list(a.units)
+    units = parse_unit_list(" ".join(a.units) if a.units else None)
     store = open_corpus(a.store)
     t = time.perf_counter()
     # the on/off index is built once per layer, quantity and threshold, then reused
@@ -282,7 +282,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     f.add_argument("--threshold", required=True, type=float, metavar="V")
     f.add_argument(
-        "--units", metavar="U,...", help="units (3,17,40-42); default: every unit on over A:B"
+        "--units",
+        nargs="+",
+        metavar="U,...",
+        help="units (3,17,40-42 or 3 17 40-42); default: every unit on over A:B",
     )
     f.add_argument("--layer", help="stored LSTM layer (default: the first)")
     f.add_argument("--quantity", default="hidden")
