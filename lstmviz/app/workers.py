@@ -9,7 +9,9 @@ to one handler. A task's engine calls use one thread fewer than the cores
 (:func:`lstmviz.engine.threads_limited`), so the window always has a core. Widgets are
 only ever touched from the GUI thread: the worker's signals are queued to slots living
 there. Daemon threads never hold the app open: closing the window
-does not wait for a long trace (its result is dropped).
+does not wait for a long trace (its result is dropped). A worker is destroyed on the GUI
+thread whoever lets go of it last (Qt deletes a QObject in its own thread): as its last act
+its thread hands it to a reaper there, which waits for the thread to be gone.
 
 Training runs in a child process (:mod:`lstmviz.train.process`), not here: TensorFlow would
 hold the GIL and stall the window.
