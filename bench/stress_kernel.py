@@ -31,11 +31,9 @@ import subprocess
 import sys
 import threading
 import time
-from pathlib import Path
 
 import numpy as np
-
-HERE = Path(__file__).resolve().parent
+from _watchdog import Watchdog
 
 UNITS = (1, 5, 33, 97, 130, 256)
 BATCHES = (1, 3, 32)
@@ -207,9 +205,6 @@ def main(argv: list[str] | None = None) -> int:
         hog()
     if a.child:
         return child(a.seconds, a.workers, a.isa, a.seed)
-    sys.path.insert(0, str(HERE))
-    from stress_sampler import dump_hung
-
     from lstmviz.engine import _accel
 
     isas = [i for i in ("avx512", "avx2") if _cpu_has(_accel, i)] or [""]
@@ -219,37 +214,18 @@ def main(argv: list[str] | None = None) -> int:
         flush=True,
     )
     hogs = [subprocess.Popen([sys.executable, __file__, "--hog"]) for _ in range(a.hogs)]
-    outcomes: dict[str, int] = {}
+    dog = Watchdog({0: "ok", 3: "WRONG"}, gdb=a.gdb, tail=60, show_ok=True)
     try:
         for i in range(a.trials):
             isa = isas[i % len(isas)]
-            stacks = ""
             cmd = [sys.executable, __file__, "--child", "--seconds", str(a.seconds)]
             cmd += ["--workers", str(a.workers), "--isa", isa, "--seed", str(a.seed + i)]
-            proc = subprocess.Popen(
-                cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
-            )
-            try:
-                out, _ = proc.communicate(timeout=a.seconds + a.grace)
-                rc = proc.returncode
-                what = {0: "ok", 3: "WRONG"}.get(rc, f"crashed (status {rc})")
-            except subprocess.TimeoutExpired:
-                stacks = dump_hung(proc.pid) if a.gdb else ""
-                proc.send_signal(6)  # SIGABRT: faulthandler prints the Python stacks
-                out, _ = proc.communicate()
-                what = "HUNG"
-            outcomes[what] = outcomes.get(what, 0) + 1
-            print(f"trial {i + 1} ({isa or 'default'}): {what}", flush=True)
-            lines = out.strip().splitlines()
-            print("  " + "\n  ".join(lines if what == "ok" else lines[-60:]), flush=True)
-            if stacks:
-                print("  C stacks (gdb):\n  " + "\n  ".join(stacks.splitlines()), flush=True)
+            dog.trial(f"{i + 1} ({isa or 'default'})", cmd, a.seconds + a.grace)
     finally:
         for h in hogs:
             h.kill()
             h.wait()
-    print("outcomes:", ", ".join(f"{k} {v}" for k, v in sorted(outcomes.items())))
-    return 0 if outcomes.get("ok", 0) == a.trials else 1
+    return dog.finish(a.trials)
 
 
 def _cpu_has(accel, isa: str) -> bool:

@@ -30,13 +30,12 @@ from __future__ import annotations
 import argparse
 import faulthandler
 import gc
-import os
-import shutil
-import subprocess
 import sys
 import threading
 import time
 from pathlib import Path
+
+from _watchdog import Watchdog
 
 HERE = Path(__file__).resolve().parent
 
@@ -117,21 +116,6 @@ def child(seconds: float, unguarded: bool) -> int:
     return 0 if n else 4
 
 
-def dump_hung(pid: int) -> str:
-    """The C stacks of every thread of ``pid`` (gdb), or a note."""
-    gdb = shutil.which("gdb")
-    if gdb is None:
-        return "(no gdb for the C stacks)"
-    r = subprocess.run(
-        [gdb, "-q", "-p", str(pid), "-batch", "-ex", "thread apply all bt 25"],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    return r.stdout + r.stderr
-
-
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--trials", type=int, default=10)
@@ -143,7 +127,6 @@ def main(argv: list[str] | None = None) -> int:
     a = p.parse_args(argv)
     if a.child:
         return child(a.seconds, a.unguarded)
-    outcomes: dict[str, int] = {}
     cmd = [sys.executable, __file__, "--child", "--seconds", str(a.seconds)]
     if a.unguarded:
         cmd.append("--unguarded")
@@ -152,28 +135,10 @@ def main(argv: list[str] | None = None) -> int:
         f" its GC guard; Python {sys.version.split()[0]}",
         flush=True,
     )
+    dog = Watchdog({0: "ok", 3: "corrupted", 4: "no samples"}, gdb=a.gdb, tail=40)
     for i in range(a.trials):
-        stacks = ""
-        proc = subprocess.Popen(
-            cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=os.environ
-        )
-        try:
-            out, _ = proc.communicate(timeout=a.seconds + a.grace)
-            rc = proc.returncode
-            what = {0: "ok", 3: "corrupted", 4: "no samples"}.get(rc, f"crashed (status {rc})")
-        except subprocess.TimeoutExpired:
-            stacks = dump_hung(proc.pid) if a.gdb else ""
-            proc.send_signal(6)  # SIGABRT: faulthandler prints the Python stacks
-            out, _ = proc.communicate()
-            what = "HUNG"
-        outcomes[what] = outcomes.get(what, 0) + 1
-        print(f"trial {i + 1}: {what}", flush=True)
-        if what != "ok":
-            print("  " + "\n  ".join(out.strip().splitlines()[-40:]), flush=True)
-            if stacks:
-                print("  C stacks (gdb):\n  " + "\n  ".join(stacks.splitlines()), flush=True)
-    print("outcomes:", ", ".join(f"{k} {v}" for k, v in sorted(outcomes.items())))
-    return 0 if outcomes.get("ok", 0) == a.trials else 1
+        dog.trial(str(i + 1), cmd, a.seconds + a.grace)
+    return dog.finish(a.trials)
 
 
 if __name__ == "__main__":

@@ -114,9 +114,14 @@ def main(argv: list[str]) -> int:
             panel.find_btn.click()
             wait_for("the fixed points", lambda: bool(panel.points))
 
+    # (folder, window size, presentation mode, the first shot's name, the panels: all if None)
+    runs = [(out / f"{wd}x{ht}", (wd, ht), False, "main", None) for wd, ht in SIZES]
+    runs += [
+        (out / "presentation" / f"{wd}x{ht}", (wd, ht), True, "alone", ("train", "what_if"))
+        for wd, ht in PROJECTORS
+    ]
     written = []
-    for width, height in SIZES:
-        folder = out / f"{width}x{height}"
+    for folder, (width, height), presentation, first, keys in runs:
         folder.mkdir(parents=True, exist_ok=True)
         w = MainWindow()
         w.resize(width, height)
@@ -124,6 +129,10 @@ def main(argv: list[str]) -> int:
         w.open_model(EXAMPLES_DIR / "digit_sum.keras", text=TEXT)
         settle(w)
         w.state.set_t(5)
+        if presentation:
+            # full screen on the projector: here a window of the projector's size
+            w.set_presentation(True, fullscreen=False)
+            w.resize(width, height)
         settle(w)
 
         def shot(name: str, window: MainWindow = w, where: Path = folder) -> None:
@@ -132,9 +141,9 @@ def main(argv: list[str]) -> int:
             small(p)
             written.append(p)
 
-        shot("main")
+        shot(first)
         assert w.panels is not None
-        for key in w.panels.specs:
+        for key in keys or tuple(w.panels.specs):
             w.panels.close_all()
             w.state.set_token_scores(None)  # the Attribution panel coloured the input strip
             if w.state.input_text() != TEXT:  # the Compare panel changed it
@@ -147,35 +156,6 @@ def main(argv: list[str]) -> int:
             shot(key)
         w.close()
 
-    for width, height in PROJECTORS:
-        folder = out / "presentation" / f"{width}x{height}"
-        folder.mkdir(parents=True, exist_ok=True)
-        w = MainWindow()
-        w.resize(width, height)
-        w.show()
-        w.open_model(EXAMPLES_DIR / "digit_sum.keras", text=TEXT)
-        settle(w)
-        w.state.set_t(5)
-        # full screen on the projector: here a window of the projector's size
-        w.set_presentation(True, fullscreen=False)
-        w.resize(width, height)
-        settle(w)
-
-        def pshot(name: str, window: MainWindow = w, where: Path = folder) -> None:
-            p = where / f"{name}.png"
-            window.grab().save(str(p))
-            small(p)
-            written.append(p)
-
-        pshot("alone")
-        assert w.panels is not None
-        for key in ("train", "what_if"):
-            w.panels.close_all()
-            panel = w.panels.open(key)
-            settle(w)
-            first_action(w, key, panel)
-            pshot(key)
-        w.close()
     for p in written:
         print(f"wrote {p}")
     return 0

@@ -9,7 +9,9 @@ to one handler. A task's engine calls use one thread fewer than the cores
 (:func:`lstmviz.engine.threads_limited`), so the window always has a core. Widgets are
 only ever touched from the GUI thread: the worker's signals are queued to slots living
 there. Daemon threads never hold the app open: closing the window
-does not wait for a long trace (its result is dropped).
+does not wait for a long trace (its result is dropped). A worker is destroyed on the GUI
+thread whoever lets go of it last (Qt deletes a QObject in its own thread): as its last act
+its thread hands it to a reaper there, which waits for the thread to be gone.
 
 Training runs in a child process (:mod:`lstmviz.train.process`), not here: TensorFlow would
 hold the GIL and stall the window.
@@ -24,7 +26,7 @@ import traceback
 from collections.abc import Callable
 from typing import Any
 
-from PySide6.QtCore import QObject, Qt, Signal, Slot
+from PySide6.QtCore import QCoreApplication, QObject, Qt, QTimer, Signal, Slot
 
 from ..errors import LstmvizError
 
@@ -65,6 +67,7 @@ class Worker(QObject):
     failed = Signal(str)
     cancelled = Signal()
     done = Signal()
+    _release = Signal(object)  # the ended worker, handed to the reaper on the GUI thread
 
     def __init__(self, fn: Task, label: str = "") -> None:
         super().__init__()
@@ -72,11 +75,15 @@ class Worker(QObject):
         self.label = label
         self._stop = threading.Event()
         self._ended = threading.Event()
-        self._thread = threading.Thread(
-            target=self._run, name=f"lstmviz worker: {label}", daemon=True
-        )
+        self._thread: threading.Thread | None = None  # made by start(): no cycle before
+        reaper = _reaper()
+        if reaper is not None:
+            self._release.connect(reaper.take, Qt.ConnectionType.QueuedConnection)
 
     def start(self) -> None:
+        self._thread = threading.Thread(
+            target=self._run, name=f"lstmviz worker: {self.label}", daemon=True
+        )
         self._thread.start()
 
     def stop(self) -> None:
@@ -87,12 +94,14 @@ class Worker(QObject):
         return self._stop.is_set()
 
     def is_running(self) -> bool:
-        return self._thread.is_alive() and not self._ended.is_set()
+        t = self._thread
+        return t is not None and t.is_alive() and not self._ended.is_set()
 
     def wait(self, ms: int = 5000) -> bool:
         """Wait for the task to end (after :meth:`stop`); True when it ended. A negative
         ``ms`` waits as long as it takes."""
-        if not self._thread.is_alive() and not self._ended.is_set():
+        t = self._thread
+        if t is None or (not t.is_alive() and not self._ended.is_set()):
             return True  # never started
         return self._ended.wait(None if ms < 0 else ms / 1000)
 
@@ -121,6 +130,58 @@ class Worker(QObject):
         finally:
             self._ended.set()
             self.done.emit()
+            # This thread holds references to the worker until it has returned. Were they
+            # the last (the window let go of the worker while it ran, or it closed the
+            # panel that ran it), the QObject would be destroyed here, not in its own
+            # thread as Qt requires: the reaper holds it until this thread is gone.
+            self._release.emit(self)
+
+
+class _Reaper(QObject):
+    """Lives on the GUI thread and takes every worker whose task ended: it waits for the
+    worker's thread to be gone, then lets go of the worker there, so a worker that nothing
+    else holds any more is destroyed on the GUI thread."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._waiting: list[Worker] = []
+
+    @Slot(object)
+    def take(self, worker: Worker) -> None:
+        # the thread emitted its worker as its last act: it is gone within microseconds
+        t = worker._thread
+        if t is not None and t.is_alive():
+            t.join(0.05)
+        if t is not None and t.is_alive():  # held up (a busy GIL): never block the window
+            self._waiting.append(worker)
+            QTimer.singleShot(20, self._retry)
+        # else the queued call's reference to the worker goes when this slot returns
+
+    @Slot()
+    def _retry(self) -> None:
+        waiting, self._waiting = self._waiting, []
+        for w in waiting:
+            self.take(w)
+
+
+_reaper_lock = threading.Lock()
+_the_reaper: _Reaper | None = None
+
+
+def _reaper() -> _Reaper | None:
+    """The one reaper, on the application's thread (None without a QCoreApplication: no
+    queued signal is delivered then)."""
+    global _the_reaper
+    app = QCoreApplication.instance()
+    if app is None:
+        return None
+    with _reaper_lock:
+        if _the_reaper is None:
+            r = _Reaper()
+            if r.thread() is not app.thread():
+                r.moveToThread(app.thread())
+            _the_reaper = r
+    return _the_reaper
 
 
 class TaskRunner(QObject):

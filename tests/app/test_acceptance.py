@@ -24,7 +24,6 @@ from PySide6.QtWidgets import (
     QComboBox,
     QDialog,
     QLabel,
-    QMessageBox,
     QWidget,
 )
 
@@ -40,41 +39,9 @@ TRAIN_TIMEOUT = 180_000
 
 
 @pytest.fixture
-def answers(monkeypatch):
-    """The user's answers to file dialogs, by dialog title; an unexpected dialog fails."""
-    from lstmviz.app import dialogs
-
-    given: dict[str, str] = {}
-
-    def answer(title: str) -> str:
-        assert title in given, f"unexpected file dialog {title!r}"
-        return given.pop(title)
-
-    monkeypatch.setattr(dialogs, "ask_open_file", lambda parent, title, filters: answer(title))
-    monkeypatch.setattr(
-        dialogs, "ask_save_file", lambda parent, title, suggested, filters: answer(title)
-    )
-    monkeypatch.setattr(dialogs, "ask_directory", lambda parent, title: answer(title))
-    return given
-
-
-@pytest.fixture
-def app(qtbot, tmp_path, monkeypatch, answers):
+def app(full_window, answers):
     """The whole window, as the ``lstmviz`` command builds it, showing the digit-sum example."""
-    from lstmviz.app.main_window import MainWindow
-
-    monkeypatch.setenv("LSTMVIZ_DATA_DIR", str(tmp_path / "data"))
-    w = MainWindow()
-    qtbot.addWidget(w)
-    w.resize(1600, 900)
-    activate(qtbot, w)
-    w.open_model(DIGITS)
-    wait_settled(qtbot, w)
-    yield w
-    for top in QApplication.topLevelWidgets():
-        if top.isVisible() and isinstance(top, (QDialog, QMessageBox)):
-            top.close()
-    w.close()
+    return full_window(DIGITS)
 
 
 def _dialog(title_part: str) -> QDialog | None:

@@ -477,6 +477,29 @@ def test_panels_say_what_they_need(win, qtbot):
     assert w.last_error is None
 
 
+def test_causal_buttons_refuse_a_model_with_two_inputs(win, qtbot, monkeypatch):
+    """Attribution and fixed points run on one input: an encoder-decoder opened with both of
+    its inputs is refused, on the button's click, with that reason (and nothing runs)."""
+    from pathlib import Path
+
+    from lstmviz.app import dialogs
+
+    seq2seq = Path(__file__).resolve().parents[1] / "zoo" / "golden" / "keras_lstm_seq2seq"
+    w = win
+    _open(qtbot, w, seq2seq / "model.keras")
+    monkeypatch.setattr(dialogs, "ask_open_file", lambda *a: str(seq2seq / "input.npz"))
+    click(qtbot, w.editor.load_button)
+    qtbot.waitUntil(lambda: isinstance(w.state.x, list), timeout=20000)
+    wait_settled(qtbot, w)
+    for key, button in (("attribution", "run_btn"), ("state_space", "find_btn")):
+        w.last_error = None
+        p = _panel(qtbot, w, key)
+        click(qtbot, getattr(p, button))
+        assert w.last_error is not None and "models with one input" in w.last_error
+        assert not p.bar.is_running()
+        w.error_dialog.close()
+
+
 # --- layout with results shown --------------------------------------------------------------------
 @pytest.mark.parametrize(("width", "height"), [(1600, 900), (1920, 1080)])
 def test_layout_with_results_shown(win, qtbot, width, height):

@@ -22,24 +22,6 @@ MIN_PX = 28
 
 
 @pytest.fixture
-def answers(monkeypatch):
-    """The user's answers to file dialogs, by dialog title."""
-    from lstmviz.app import dialogs
-
-    given: dict[str, str] = {}
-
-    def answer(title: str) -> str:
-        assert title in given, f"unexpected file dialog {title!r}"
-        return given.pop(title)
-
-    monkeypatch.setattr(dialogs, "ask_open_file", lambda parent, title, filters: answer(title))
-    monkeypatch.setattr(
-        dialogs, "ask_save_file", lambda parent, title, suggested, filters: answer(title)
-    )
-    return given
-
-
-@pytest.fixture
 def app(qtbot, tmp_path, monkeypatch):
     """The whole window, as the ``lstmviz`` command builds it."""
     from lstmviz.app.main_window import MainWindow

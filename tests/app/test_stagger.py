@@ -13,7 +13,7 @@ from PySide6.QtWidgets import QAbstractButton, QApplication
 
 from lstmviz.examples import EXAMPLES_DIR
 
-from .acceptance import activate, click, press, wait_settled
+from .acceptance import click, press
 
 DIGITS = EXAMPLES_DIR / "digit_sum.keras"
 
@@ -32,25 +32,9 @@ class _Paints(QObject):
         return False
 
 
-def _window(qtbot, tmp_path, monkeypatch, model):
-    """The whole window at 1600x900 showing ``model``, as the ``lstmviz`` command opens it."""
-    from lstmviz.app.main_window import MainWindow
-
-    monkeypatch.setenv("LSTMVIZ_DATA_DIR", str(tmp_path / "data"))
-    w = MainWindow()
-    qtbot.addWidget(w)
-    w.resize(1600, 900)
-    activate(qtbot, w)
-    w.open_model(model)
-    wait_settled(qtbot, w)
-    return w
-
-
 @pytest.fixture
-def app(qtbot, tmp_path, monkeypatch):
-    w = _window(qtbot, tmp_path, monkeypatch, DIGITS)
-    yield w
-    w.close()
+def app(full_window):
+    return full_window(DIGITS)
 
 
 def _views(w):
@@ -162,7 +146,7 @@ def test_a_what_if_beside_a_big_trace_ends_painted(app, qtbot, monkeypatch):
 
 
 def test_another_layer_of_a_big_trace_reaches_the_views_one_turn_at_a_time(
-    qtbot, tmp_path, monkeypatch
+    full_window, qtbot, monkeypatch
 ):
     """Choosing another layer in the Model panel: with a big trace each view redraws in its
     own event-loop turn (heatmaps first); once idle every view shows the new layer."""
@@ -170,7 +154,7 @@ def test_another_layer_of_a_big_trace_reaches_the_views_one_turn_at_a_time(
 
     from lstmviz.app import stagger
 
-    w = _window(qtbot, tmp_path, monkeypatch, EXAMPLES_DIR / "stacked_lstm.keras")
+    w = full_window(EXAMPLES_DIR / "stacked_lstm.keras")
     assert len(w.state.layer_names) >= 2
     first = w.state.layer
     monkeypatch.setattr(stagger, "BIG_TRACE_BYTES", 0)
@@ -185,4 +169,3 @@ def test_another_layer_of_a_big_trace_reaches_the_views_one_turn_at_a_time(
     lt = w.state.layer_trace
     assert w.heatmaps.maps["cell"].data.shape[-1] == lt.timesteps
     assert w.unit_detail.updatesEnabled() and w.heatmaps.updatesEnabled()
-    w.close()

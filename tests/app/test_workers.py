@@ -124,3 +124,99 @@ def test_tasks_leave_a_core_to_the_window(qtbot, monkeypatch):
             assert get_threads() == 8
     finally:
         set_threads(previous)
+
+
+def _record_deletion(worker, where: list[int]) -> None:
+    """Append the id of the thread that destroys ``worker``'s QObject to ``where``
+    (``destroyed`` is emitted by the destructor, on the thread that runs it)."""
+    from PySide6.QtCore import Qt
+
+    worker.destroyed.connect(
+        lambda *_: where.append(threading.get_ident()), Qt.ConnectionType.DirectConnection
+    )
+
+
+def _blocked(release: threading.Event):
+    def fn(progress, should_stop):
+        release.wait(10)
+        return "done"
+
+    return fn
+
+
+def test_a_worker_let_go_of_while_it_runs_is_destroyed_on_the_gui_thread(qtbot):
+    """A QObject must be deleted in its own thread: a Worker (created on the GUI thread)
+    whose last reference outside its thread goes while it runs is still destroyed on the
+    GUI thread once its task ends, never on the worker thread that held it last."""
+    import gc
+
+    main = threading.get_ident()
+    where: list[int] = []
+    n = 20
+    for _ in range(n):
+        release = threading.Event()
+        w = Worker(_blocked(release), "dropped")
+        _record_deletion(w, where)
+        w.start()
+        del w
+        gc.collect()
+        release.set()
+    qtbot.waitUntil(lambda: len(where) == n, timeout=20000)
+    assert where == [main] * n
+
+
+def test_a_task_that_outlives_its_runner_is_destroyed_on_the_gui_thread(qtbot):
+    """A panel closed while its task runs: the runner gives up waiting, is destroyed with
+    the panel, and the task ends later; the Worker is destroyed on the GUI thread."""
+    import gc
+
+    from PySide6.QtCore import QObject
+
+    main = threading.get_ident()
+    where: list[int] = []
+    got: list[object] = []
+    n = 10
+    releases = []
+    for _ in range(n):
+        release = threading.Event()
+        releases.append(release)
+        panel = QObject()
+        runner = TaskRunner(panel)
+        w = runner.start(_blocked(release), got.append, "outlives")
+        _record_deletion(w, where)
+        del w
+        assert not runner.shutdown(1)
+        gone: list[bool] = []
+        panel.destroyed.connect(lambda *_, gone=gone: gone.append(True))
+        panel.deleteLater()  # closing a panel deletes it, its runner with it
+        del panel, runner
+        qtbot.waitUntil(lambda gone=gone: gone == [True], timeout=5000)
+        gc.collect()
+    assert where == []  # every task still runs
+    for release in releases:
+        release.set()
+    qtbot.waitUntil(lambda: len(where) == n, timeout=20000)
+    assert where == [main] * n
+    assert got == []  # the results went with their runners
+
+
+def test_finished_workers_are_destroyed_on_the_gui_thread(qtbot):
+    """Many short tasks, every reference dropped at once and collected: each Worker ends on
+    the GUI thread, whichever thread lets go of it last."""
+    import gc
+
+    main = threading.get_ident()
+    where: list[int] = []
+    got: list[object] = []
+    runner = TaskRunner()
+    n = 60
+    for k in range(n):
+        w = runner.start(lambda progress, should_stop, k=k: k, got.append, f"short {k}")
+        _record_deletion(w, where)
+        del w
+        gc.collect()
+        qtbot.waitUntil(lambda: not runner.is_running(), timeout=5000)
+    qtbot.waitUntil(lambda: len(where) == n, timeout=20000)
+    assert where == [main] * n
+    assert got == list(range(n))
+    assert runner.shutdown(5000)

@@ -107,7 +107,14 @@ def test_train_prints_the_story_verdict(tmp_path, capsys):
 
 def test_the_adders_defaults_tell_the_story(tmp_path, capsys):
     """Binary addition with the task's defaults (two of its twelve epochs): one unit's cell
-    state follows the carry with |r| >= 0.99 (docs/benchmarks.md measures 30 seeds)."""
+    state follows the carry with |r| >= 0.99 (docs/benchmarks.md measures 30 seeds).
+
+    Deterministic, not lucky: ``--seed 0`` seeds the weights (``keras.utils.set_random_seed``),
+    batch k is drawn from ``default_rng([0, k])`` and the story's additions from a fixed seed.
+    Measured: unit 5, |r| = 0.99629 in a fresh process, after other trainings in the same
+    process and with TensorFlow's op determinism on (bit-identical), and 0.99629 with
+    TensorFlow on one thread (the app's setting, which an app test can fix for its worker
+    first; differs by 2e-8). A run that loses the carry unit fails here."""
     pytest.importorskip("keras")
     import lstmviz
     from lstmviz.analysis.story import story
@@ -117,6 +124,6 @@ def test_the_adders_defaults_tell_the_story(tmp_path, capsys):
     assert lstmviz_main([*args, "--out", str(out)]) == 0
     last = capsys.readouterr().out.splitlines()[-1]
     s = story("binary-addition", lstmviz.load_model(out))
-    assert s.present and s.value >= 0.99, s.sentence
+    assert s.present and s.value >= 0.99, f"{s.sentence} (unit {s.unit}, |r| {s.value:.5f})"
     assert last == f"story: {s.sentence}"
     assert last.startswith(f"story: Unit {s.unit} carries the carry")

@@ -18,7 +18,6 @@ from PySide6.QtWidgets import (
     QComboBox,
     QHBoxLayout,
     QLabel,
-    QPushButton,
     QSpinBox,
     QVBoxLayout,
     QWidget,
@@ -26,11 +25,9 @@ from PySide6.QtWidgets import (
 
 from ...analysis.attribution import METHOD_TITLES, METHODS
 from ...errors import LstmvizError
-from .common import Panel, hint, result_pane, show_image, style_plot, time_ticks
+from .common import Panel, hint, result_pane, run_row, show_image, style_plot, time_ticks
 from .targets import (
     TargetPicker,
-    TaskBar,
-    engine_model,
     on_row_clicked,
     robust_max,
     side_by_side,
@@ -146,14 +143,9 @@ class AttributionPanel(Panel):
         self.colour_strip.setChecked(True)
         self.colour_strip.toggled.connect(self._on_colour_toggled)
         v.addLayout(_left(self.colour_strip))
-        row = QHBoxLayout()
-        self.run_btn = QPushButton("Compute")
-        self.run_btn.setToolTip("Compute what 'Show' names for the chosen output")
-        self.run_btn.clicked.connect(self.run)
-        row.addWidget(self.run_btn)
-        self.bar = TaskBar()
-        self.bar.runner.failed.connect(self.error)
-        row.addWidget(self.bar, 1)
+        row, self.run_btn, self.bar = run_row(
+            "Compute", "Compute what 'Show' names for the chosen output", self.run, self.error
+        )
         v.addLayout(row)
         v.addStretch(1)
 
@@ -241,10 +233,8 @@ class AttributionPanel(Panel):
         from ...analysis import attribute, connectivity, memory_paths
 
         st = self.state
-        try:
-            model = engine_model(st)
-        except LstmvizError as e:
-            self.error.emit(str(e))
+        model = self.engine_model_or_say_why()
+        if model is None:
             return
         key = self.view_key()
         x, b, layer = st.x, st.batch, st.layer

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -9,10 +10,19 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QFont, QShowEvent
-from PySide6.QtWidgets import QGraphicsItem, QLabel, QStackedWidget, QVBoxLayout, QWidget
+from PySide6.QtWidgets import (
+    QGraphicsItem,
+    QHBoxLayout,
+    QLabel,
+    QPushButton,
+    QStackedWidget,
+    QVBoxLayout,
+    QWidget,
+)
 
 from ...errors import LstmvizError
 from ..style import EMPTY_STATE, NORMAL, OKABE_ITO
+from .targets import TaskBar, engine_model
 
 MUTED = "#9aa0a6"
 KEPT = "#0072B2"  # blue: what the cell keeps
@@ -148,6 +158,23 @@ class PlotStack(QStackedWidget):
         return self.currentWidget() is self.empty_label
 
 
+def run_row(
+    text: str, tooltip: str, run: Callable[[], None], error: Any
+) -> tuple[QHBoxLayout, QPushButton, TaskBar]:
+    """A panel's action row: the button ``text`` that calls ``run`` and, beside it, the
+    progress bar and Stop button shown while the computation runs (its errors go to the
+    signal ``error``). Returns ``(row, button, bar)``."""
+    row = QHBoxLayout()
+    button = QPushButton(text)
+    button.setToolTip(tooltip)
+    button.clicked.connect(run)
+    row.addWidget(button)
+    bar = TaskBar()
+    bar.runner.failed.connect(error)
+    row.addWidget(bar, 1)
+    return row, button, bar
+
+
 def hint(text: str) -> QLabel:
     lab = QLabel(text)
     lab.setWordWrap(True)
@@ -179,6 +206,15 @@ class Panel(QWidget):
     @property
     def lt(self) -> Any:
         return self.state.layer_trace
+
+    def engine_model_or_say_why(self) -> Any:
+        """The open model when lstmviz's engine runs it (the causal analyses need its
+        backward pass and intervened recurrence); else None, after ``error`` said why."""
+        try:
+            return engine_model(self.state)
+        except LstmvizError as e:
+            self.error.emit(str(e))
+            return None
 
     def _changed(self, *_: Any) -> None:
         self._dirty = True

@@ -49,13 +49,13 @@ from .common import (
     PlotStack,
     hint,
     result_pane,
+    run_row,
     show_image,
     style_plot,
     time_ticks,
 )
 from .targets import (
     TargetPicker,
-    TaskBar,
     describe,
     engine_model,
     on_row_clicked,
@@ -325,17 +325,13 @@ class InterventionsPanel(Panel):
         v.setContentsMargins(4, 4, 4, 4)
         self.target = TargetPicker(self.state, space="logit")
         v.addWidget(self.target)
-        row = QHBoxLayout()
-        self.scan_btn = QPushButton("Scan every unit")
-        self.scan_btn.setToolTip(
+        row, self.scan_btn, self.scan_bar = run_row(
+            "Scan every unit",
             "Change each unit of the layer in turn, as set on the Interventions tab, and rank "
-            "the units by how much the output moves"
+            "the units by how much the output moves",
+            self.run_scan,
+            self.error,
         )
-        self.scan_btn.clicked.connect(self.run_scan)
-        row.addWidget(self.scan_btn)
-        self.scan_bar = TaskBar()
-        self.scan_bar.runner.failed.connect(self.error)
-        row.addWidget(self.scan_bar, 1)
         v.addLayout(row)
         self.table = QTableWidget(0, 3)
         self.table.setHorizontalHeaderLabels(["unit", "mean |change|", "mean change"])
@@ -373,17 +369,13 @@ class InterventionsPanel(Panel):
         row.addWidget(self.temperature)
         row.addStretch(1)
         v.addLayout(row)
-        row = QHBoxLayout()
-        self.gen_btn = QPushButton("Generate with this intervention")
-        self.gen_btn.setToolTip(
+        row, self.gen_btn, self.gen_bar = run_row(
+            "Generate with this intervention",
             "Sample text twice from the same random numbers: without the interventions and "
-            "with them; whatever differs is their doing"
+            "with them; whatever differs is their doing",
+            self.generate,
+            self.error,
         )
-        self.gen_btn.clicked.connect(self.generate)
-        row.addWidget(self.gen_btn)
-        self.gen_bar = TaskBar()
-        self.gen_bar.runner.failed.connect(self.error)
-        row.addWidget(self.gen_bar, 1)
         v.addLayout(row)
         self.gen_note = hint("")
         v.addWidget(self.gen_note)
@@ -805,10 +797,8 @@ class InterventionsPanel(Panel):
         from ...analysis import sample_with_intervention
 
         st = self.state
-        try:
-            model = engine_model(st)
-        except LstmvizError as e:
-            self.error.emit(str(e))
+        model = self.engine_model_or_say_why()
+        if model is None:
             return
         info, ivs = st.info, list(st.interventions)
         seed = self.seed_text.text() or st.input_text()

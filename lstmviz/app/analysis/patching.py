@@ -21,10 +21,9 @@ from PySide6.QtWidgets import (
 
 from ...engine.trace import SYMBOLS, TITLES
 from ...errors import InputError, LstmvizError
-from .common import Panel, hint, result_pane, show_image, style_plot, time_ticks
+from .common import Panel, hint, result_pane, run_row, show_image, style_plot, time_ticks
 from .targets import (
     TargetPicker,
-    TaskBar,
     engine_model,
     input_as_text,
     on_row_clicked,
@@ -107,14 +106,9 @@ class PatchingPanel(Panel):
         )
         row.addWidget(self.direction, 1)
         v.addLayout(row)
-        row = QHBoxLayout()
-        self.run_btn = QPushButton("Patch")
-        self.run_btn.setToolTip("Patch every quantity and every unit at every step")
-        self.run_btn.clicked.connect(self.run)
-        row.addWidget(self.run_btn)
-        self.bar = TaskBar()
-        self.bar.runner.failed.connect(self.error)
-        row.addWidget(self.bar, 1)
+        row, self.run_btn, self.bar = run_row(
+            "Patch", "Patch every quantity and every unit at every step", self.run, self.error
+        )
         v.addLayout(row)
         v.addStretch(1)
 

@@ -26,7 +26,7 @@ from PySide6.QtWidgets import (
 
 from ...errors import LstmvizError
 from .common import LEGEND_BRUSH, Panel, hint, result_pane, style_plot
-from .targets import TaskBar, engine_model, open_traced_corpus, side_by_side
+from .targets import TaskBar, open_traced_corpus, side_by_side
 
 SOURCES = (
     ("input", "this input"),
@@ -237,10 +237,8 @@ class StateSpacePanel(Panel):
                 return
             self._draw()
             return
-        try:
-            model = engine_model(st)
-        except LstmvizError as e:
-            self.error.emit(str(e))
+        model = self.engine_model_or_say_why()
+        if model is None:
             return
         corpus = self.corpus
         if src == "corpus" and (corpus is None or layer not in corpus.layers):
@@ -267,10 +265,8 @@ class StateSpacePanel(Panel):
         from ...analysis import fixed_points
 
         st = self.state
-        try:
-            model = engine_model(st)
-        except LstmvizError as e:
-            self.error.emit(str(e))
+        model = self.engine_model_or_say_why()
+        if model is None:
             return
         layer, trace, n = st.layer, st.trace, self.n_init.value()
         x_const: Any = None
