@@ -26,6 +26,7 @@ import numpy as np
 from ..engine.backward import record
 from ..engine.model import Model
 from ..errors import InputError
+from ._util import engine_model
 from .gradients import (
     Target,
     _target_backward,
@@ -104,6 +105,7 @@ def occlusion(
     ``mask_zero`` Embedding that drops the step), a number, a feature vector ``(F,)`` or a token
     id. All occluded copies run as one batch per batch item.
     """
+    engine_model(model, "occlusion")
     from .interventions import evaluate
 
     if isinstance(x, list):
@@ -162,6 +164,7 @@ def attribute(
     eps, bias_factor
         LRP's ε-rule.
     """
+    engine_model(model, "attribute")
     if method not in METHODS:
         raise InputError(f"method must be one of {', '.join(METHODS)}; got {method!r}")
     sp = space or ("logit" if method == "lrp" else "output")

@@ -31,6 +31,7 @@ from ..engine.backward import Gradients, NodeRecord, Tape, backward, record
 from ..engine.model import Model, TensorRef
 from ..errors import InputError, LstmvizError
 from ..io.keras import OpLayer
+from ._util import engine_model
 
 SPACES = ("output", "logit", "log")
 IG_METHODS = (
@@ -315,6 +316,7 @@ def gradient(
     -------
     ndarray
     """
+    engine_model(model, "gradient")
     tape = record(model, x, initial_state=initial_state, dtype=dtype)
     want_params = wrt != "input" and wrt.rsplit("/", 1)[-1] not in _LAYER_QUANTITIES
     g, _ = _target_backward(model, tape, target, space, params=want_params)
@@ -424,6 +426,7 @@ def gradient_x_input(
 ) -> np.ndarray:
     """Gradient × input: shaped like ``x`` (floats) or ``(batch, T)`` (token ids: the
     embedded input times its gradient, summed over the embedding)."""
+    engine_model(model, "gradient_x_input")
     g = gradient(model, x, target, "input", space=space, initial_state=initial_state)
     if model.takes_tokens:
         e, _ = _embed(model, np.asarray(x))
@@ -559,6 +562,7 @@ def integrated_gradients_full(
     progress : callable, optional
         ``progress(done, total)`` after every chunk.
     """
+    engine_model(model, "integrated_gradients_full")
     if isinstance(x, list):
         raise InputError("integrated gradients work on single-input models")
     xc = model.check_input(x)
@@ -655,6 +659,7 @@ def integrated_gradients(
     ``space``, ``internal_batch_size``); its result also says how well completeness holds:
     the attributions sum to ``f(x) - f(baseline)``.
     """
+    engine_model(model, "integrated_gradients")
     return integrated_gradients_full(model, x, target, baseline, steps, **kwargs).attributions
 
 
@@ -698,6 +703,7 @@ def connectivity(
     token ids ``x_s`` is the embedded token. ``unit`` picks one output unit; None takes the
     Frobenius norm over all of them (distill's "memorization in RNNs" connectivity).
     """
+    engine_model(model, "connectivity")
     if isinstance(x, list):
         raise InputError("connectivity works on single-input models")
     xc = model.check_input(x)
@@ -779,6 +785,7 @@ def memory_paths(
     initial_state: dict[str, Any] | None = None,
 ) -> MemoryPaths:
     """Split each unit's cell-state gradient into the cell path and the hidden path."""
+    engine_model(model, "memory_paths")
     from ..engine.backward import activation_derivative
 
     tape = record(model, x, initial_state=initial_state)

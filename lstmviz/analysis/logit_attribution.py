@@ -19,6 +19,7 @@ import numpy as np
 from ..engine import layers as L
 from ..engine.model import Model
 from ..errors import InputError, LstmvizError
+from ._util import engine_model
 
 Arr = np.ndarray
 
@@ -107,6 +108,7 @@ def logit_attribution(
     batch : int, optional
         Keep only this batch item (as a batch of one).
     """
+    engine_model(model, "logit_attribution")
     head, lstm = _head(model)
     kern = np.asarray(head.kernel, np.float64)
     n_k = kern.shape[1]

@@ -33,6 +33,7 @@ from ..engine import layers as L
 from ..engine.model import Model, TensorRef
 from ..engine.trace import LayerTrace
 from ..errors import InputError, UnsupportedLayerError
+from ._util import engine_model
 
 if TYPE_CHECKING:  # the backward machinery loads on the first call (the window starts without it)
     from ..engine.backward import NodeRecord, Tape
@@ -162,6 +163,7 @@ def lrp(
     -------
     LRPResult
     """
+    engine_model(model, "lrp")
     if space not in ("logit", "output"):
         raise InputError(f"space must be 'logit' or 'output' for LRP; got {space!r}")
     if eps < 0:

@@ -29,6 +29,7 @@ from ..engine.intervene import Intervention, quantity_name
 from ..engine.model import Model
 from ..engine.trace import QUANTITIES
 from ..errors import InputError
+from ._util import engine_model
 from .gradients import Target, describe_target
 from .interventions import _layer_name, _units, evaluate, intervene
 
@@ -134,6 +135,7 @@ def activation_patching(
     -------
     PatchingResult
     """
+    engine_model(model, "activation_patching")
     if direction not in DIRECTIONS:
         raise InputError(f"direction must be one of {', '.join(DIRECTIONS)}; got {direction!r}")
     xc = _one(model, clean, batch, "clean")

@@ -10,6 +10,7 @@ import numpy as np
 from ..engine.model import Model
 from ..engine.trace import QUANTITIES, Trace
 from ..errors import InputError
+from ._util import engine_model
 
 
 @dataclass(frozen=True)
@@ -104,6 +105,7 @@ def what_if(
     -------
     WhatIf
     """
+    engine_model(model, "what_if", live_ok=True)
     if isinstance(x, list):
         raise InputError("what-if works on single-input models")
     xb = np.array(model.check_input(x))  # validated copy

@@ -1,0 +1,129 @@
+"""Causal analysis asked of a live model: gradients, interventions, patching and attribution
+run lstmviz's own forward and backward pass through every layer, which a live torch / Keras
+model (run by its framework, LSTMs recorded) does not give. They are refused with the route to
+a model file -- and that route, followed as the message writes it, gives gradients equal to
+the framework's own."""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pytest
+
+import lstmviz
+from lstmviz.analysis import (
+    ablate,
+    ablation_scan,
+    activation_patching,
+    attribute,
+    gradient,
+    integrated_gradients,
+    logit_attribution,
+    lrp,
+    occlusion,
+    what_if,
+)
+from lstmviz.errors import InputError
+
+torch = pytest.importorskip("torch")
+
+
+class WordLM(torch.nn.Module):
+    """PyTorch's word_language_model RNNModel, small: Embedding -> 2-layer LSTM -> Linear."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.drop = torch.nn.Dropout(0.2)
+        self.encoder = torch.nn.Embedding(20, 6)
+        self.rnn = torch.nn.LSTM(6, 8, 2, dropout=0.2)
+        self.decoder = torch.nn.Linear(8, 20)
+
+    def forward(self, ids, hidden):
+        out, hidden = self.rnn(self.drop(self.encoder(ids)), hidden)
+        return self.decoder(self.drop(out)), hidden
+
+
+def _word_lm():
+    torch.manual_seed(0)
+    m = WordLM().eval()
+    ids = torch.randint(0, 20, (7, 1))  # (T, batch), as the model takes it
+    hidden = (torch.zeros(2, 1, 8), torch.zeros(2, 1, 8))
+    return m, ids, hidden
+
+
+CALLS = {
+    "gradient": lambda m, x: gradient(m, x, (-1, 3)),
+    "integrated_gradients": lambda m, x: integrated_gradients(m, x, (-1, 3)),
+    "attribute": lambda m, x: attribute(m, x, (-1, 3), "ig"),
+    "occlusion": lambda m, x: occlusion(m, x, (-1, 3)),
+    "lrp": lambda m, x: lrp(m, x, (-1, 3)),
+    "ablate": lambda m, x: ablate(m, x, "rnn_l1", [5]),
+    "ablation_scan": lambda m, x: ablation_scan(m, x, (-1, 3), "rnn_l1"),
+    "activation_patching": lambda m, x: activation_patching(m, x, x[:, ::-1], (-1, 3), "rnn_l1"),
+    "logit_attribution": lambda m, x: logit_attribution(m, x, 3),
+}
+
+
+@pytest.mark.parametrize("what", list(CALLS))
+def test_live_torch_model_is_refused_with_the_route(what: str) -> None:
+    m, ids, hidden = _word_lm()
+    live = lstmviz.bridge.live_model(m, ids, hidden, time_major=True)
+    x = ids.numpy().T  # lstmviz's layout, (batch, T)
+    for model in (live, m):  # the wrapped model and the nn.Module itself
+        with pytest.raises(InputError) as e:
+            CALLS[what](model, x)
+        msg = str(e.value)
+        assert msg.startswith(f"{what}: the live PyTorch model WordLM runs in PyTorch")
+        # the modules of this model, named as load_torch takes them
+        assert "lstm_prefix='rnn.', embedding='encoder.', head=['decoder.']" in msg
+        assert "torch.onnx.export" in msg
+
+
+def test_the_route_in_the_message_gives_torch_autograd_gradients(tmp_path) -> None:
+    m, ids, hidden = _word_lm()
+    with pytest.raises(InputError) as e:
+        gradient(m, ids.numpy().T, (-1, 3))
+    kwargs = re.search(r"load_torch\('m.pt', (.*?), head_on=", str(e.value))
+    assert kwargs is not None
+    torch.save(m.state_dict(), tmp_path / "m.pt")
+    from lstmviz.io.torch_format import load_torch
+
+    opts = eval(f"dict({kwargs.group(1)})")  # the keyword arguments as the message writes them
+    f = load_torch(tmp_path / "m.pt", **opts, head_on="all", batch_first=False)
+    x = ids.numpy().T
+    # the file's trace is the live model's
+    live = lstmviz.trace(m, ids, hidden, time_major=True)
+    ft = f.trace(x)
+    for a, b in zip(ft.layer_names, live.layer_names, strict=True):
+        np.testing.assert_allclose(ft.layer(a).hidden, live.layer(b).hidden, atol=1e-5)
+    # d logit 3 at the last step / d embedded input, against torch.autograd
+    emb = m.encoder(ids).detach().requires_grad_(True)
+    out, _ = m.rnn(emb, hidden)
+    m.decoder(out)[-1, 0, 3].backward()
+    ours = gradient(f, x, (-1, 3))  # (batch, T, embedding)
+    np.testing.assert_allclose(ours[0], emb.grad.numpy()[:, 0], atol=1e-5)
+
+
+def test_what_if_takes_the_live_model_and_names_the_wrapper_for_the_module() -> None:
+    m, ids, hidden = _word_lm()
+    live = lstmviz.bridge.live_model(m, ids, hidden, time_major=True)
+    x = ids.numpy().T
+    w = what_if(live, x, 2, (int(x[0, 2]) + 1) % 20)  # runs the framework again
+    ref, _ = m(torch.from_numpy(np.ascontiguousarray(w.x_after.T)), hidden)
+    np.testing.assert_allclose(w.output_after[0], ref.detach().numpy(), atol=1e-5)
+    with pytest.raises(InputError, match=r"lstmviz\.bridge\.live_model\(model, x\)"):
+        what_if(m, x, 2, 1)
+
+
+def test_live_keras_model_is_refused_with_the_keras_route(tmp_path) -> None:
+    keras = pytest.importorskip("keras")
+    inp = keras.Input((5, 3))
+    model = keras.Model(inp, keras.layers.Dense(2)(keras.layers.LSTM(4, name="lstm")(inp)))
+    x = np.random.default_rng(0).normal(size=(1, 5, 3)).astype("float32")
+    with pytest.raises(InputError, match=r"model\.save\('m\.keras'\)") as e:
+        ablate(model, x, "lstm", [1])
+    assert str(e.value).startswith("ablate: the live Keras model Functional runs in Keras")
+    model.save(tmp_path / "m.keras")
+    f = lstmviz.load_model(tmp_path / "m.keras")
+    np.testing.assert_allclose(ablate(f, x, "lstm", [1]).layer("lstm").cell[..., 1], 0.0, atol=0)
