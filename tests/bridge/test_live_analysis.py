@@ -127,3 +127,14 @@ def test_live_keras_model_is_refused_with_the_keras_route(tmp_path) -> None:
     model.save(tmp_path / "m.keras")
     f = lstmviz.load_model(tmp_path / "m.keras")
     np.testing.assert_allclose(ablate(f, x, "lstm", [1]).layer("lstm").cell[..., 1], 0.0, atol=0)
+
+
+def test_new_input_in_the_models_own_time_major_layout_says_so() -> None:
+    m, ids, hidden = _word_lm()
+    live = lstmviz.bridge.live_model(m, ids, hidden, time_major=True)
+    with pytest.raises(InputError, match=r"pass x\.swapaxes\(0, 1\)") as e:
+        live.trace(ids.numpy())  # (T, batch) as the model takes it; live.trace takes (batch, T)
+    assert "given to this time-major model as (T, batch, ...)" in str(e.value)
+    tr = live.trace(ids.numpy().swapaxes(0, 1))  # as the message says
+    ref, _ = m(ids, hidden)
+    np.testing.assert_allclose(tr.output[0], ref.detach().numpy(), atol=1e-5)
