@@ -138,3 +138,79 @@ def test_new_input_in_the_models_own_time_major_layout_says_so() -> None:
     tr = live.trace(ids.numpy().swapaxes(0, 1))  # as the message says
     ref, _ = m(ids, hidden)
     np.testing.assert_allclose(tr.output[0], ref.detach().numpy(), atol=1e-5)
+
+
+def _torch_lstm_layer(rnn, k, x, h, c, edit):
+    """Layer ``k`` of ``rnn`` stepped by hand in torch (gate order i, f, g, o); ``edit(t, gates,
+    c, h)`` may change the gates (before c), then c (before h), then h, in place."""
+    w_ih, w_hh = getattr(rnn, f"weight_ih_l{k}"), getattr(rnn, f"weight_hh_l{k}")
+    b = getattr(rnn, f"bias_ih_l{k}") + getattr(rnn, f"bias_hh_l{k}")
+    out = []
+    for t in range(x.shape[0]):
+        z = x[t] @ w_ih.T + h @ w_hh.T + b
+        i, f, g, o = z.chunk(4, -1)
+        gates = {"i": i.sigmoid(), "f": f.sigmoid(), "g": g.tanh(), "o": o.sigmoid()}
+        edit(t, gates, None, None)
+        c = gates["f"] * c + gates["i"] * gates["g"]
+        edit(t, None, c, None)
+        h = gates["o"] * c.tanh()
+        edit(t, None, None, h)
+        out.append(h)
+    return torch.stack(out)
+
+
+@pytest.mark.parametrize(
+    ("quantity", "mode", "value", "key"),
+    [
+        ("cell", "zero", 0.0, "c"),
+        ("forget_gate", "clamp", 0.9, "f"),
+        ("hidden", "clamp", -0.5, "h"),
+    ],
+)
+def test_ablation_on_the_file_route_equals_torch_stepped_by_hand(
+    tmp_path, quantity: str, mode: str, value: float, key: str
+) -> None:
+    """What a unit causes, on the model file the refusal points to: the intervened output
+    equals torch's own LSTM stepped by hand with the same unit changed inside the recurrence."""
+    from lstmviz.io.torch_format import load_torch
+
+    m, ids, hidden = _word_lm()
+    torch.save(m.state_dict(), tmp_path / "m.pt")
+    f = load_torch(
+        tmp_path / "m.pt",
+        lstm_prefix="rnn.",
+        embedding="encoder.",
+        head=["decoder."],
+        head_on="all",
+        batch_first=False,
+    )
+    x = ids.numpy().T
+    unit, start, stop = 5, 2, 5
+    ours = ablate(
+        f, x, "lstm_l1", [unit], quantity, mode if mode == "zero" else value, t=(start, stop)
+    )
+
+    def edit(t, gates, c, h):
+        if not start <= t < stop:
+            return
+        if key in "ifgo" and gates is not None:
+            gates[key] = gates[key].clone()
+            gates[key][:, unit] = value
+        elif key == "c" and c is not None:
+            c[:, unit] = value
+        elif key == "h" and h is not None:
+            h[:, unit] = value
+
+    with torch.no_grad():
+        e = m.encoder(ids)
+        fused, _ = m.rnn(e, hidden)
+        h0 = _torch_lstm_layer(m.rnn, 0, e, hidden[0][0], hidden[1][0], lambda *a: None)
+        plain = _torch_lstm_layer(m.rnn, 1, h0, hidden[0][1], hidden[1][1], lambda *a: None)
+        np.testing.assert_allclose(plain.numpy(), fused.numpy(), atol=1e-5)  # the reference
+        np.testing.assert_allclose(
+            h0.numpy(), f.trace(x).layer("lstm_l0").hidden.swapaxes(0, 1), atol=1e-5
+        )
+        h1 = _torch_lstm_layer(m.rnn, 1, h0, hidden[0][1], hidden[1][1], edit)
+        ref = m.decoder(h1)  # (T, batch, vocab)
+    np.testing.assert_allclose(ours.output[0], ref[:, 0].numpy(), atol=1e-5)
+    assert np.abs(ours.output[0] - f.trace(x).output[0]).max() > 1e-3  # the unit mattered
