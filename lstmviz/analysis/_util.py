@@ -117,7 +117,9 @@ def engine_model(model: object, what: str, *, live_ok: bool = False) -> object:
             "torch.save(model.state_dict(), 'm.pt'); m = lstmviz.io.torch_format.load_torch("
             f"'m.pt', {_torch_modules(inner)}, head_on='all' or 'last', batch_first=...) "
             "(the modules found in the model, in the order forward() applies them; add the "
-            "activation after the head, e.g. 'log_softmax', to head), or export it: "
+            "activation after the head, e.g. 'log_softmax', to head; add mask_zero=True when "
+            "forward() packs padded batches with pack_padded_sequence, token id 0 being the "
+            "padding), or export it: "
             "torch.onnx.export(model, (x,), 'm.onnx', dynamo=False); "
             "m = lstmviz.load_model('m.onnx')"
         )
