@@ -50,8 +50,8 @@ def _framework(obj: object) -> str:
     return ""
 
 
-def _torch_modules(module: object) -> str:
-    """``"lstm_prefix='rnn.', embedding='encoder.', head=['decoder.', ...]"``: the keyword
+def torch_options_hint(module: object) -> str:
+    """``"lstm_prefix='rnn.', embedding='encoder.', head=['decoder.']"``: the keyword
     arguments of ``load_torch`` that the module's own ``nn.LSTM`` / ``nn.Embedding`` /
     ``nn.Linear`` children suggest (their order in ``forward()`` is the user's to confirm)."""
     named = getattr(module, "named_modules", None)
@@ -84,7 +84,8 @@ def engine_model(model: object, what: str, *, live_ok: bool = False) -> object:
     pass through every layer, so they need a model lstmviz runs layer by layer (a file from
     :func:`lstmviz.load_model`). A live torch or Keras model (``lstmviz.bridge.live_model``)
     runs in its framework, where lstmviz records the LSTMs only: such a model (or the
-    framework object itself) is refused with the route that gets a file model from it.
+    framework object itself) is refused with the route that gets one from it,
+    :func:`lstmviz.bridge.as_model`.
     ``live_ok``: ``what`` needs only traces (a live model from ``live_model`` is fine).
     """
     if hasattr(model, "nodes") and hasattr(model, "lstm_trace_names"):
@@ -107,25 +108,20 @@ def engine_model(model: object, what: str, *, live_ok: bool = False) -> object:
             f"arguments, as for lstmviz.trace), then {what}(live, ...)"
         )
     if fw == "Keras":
-        route = (
-            "save it and open the file, which lstmviz runs layer by layer: "
-            "model.save('m.keras'); m = lstmviz.load_model('m.keras')"
-        )
+        route = "m = lstmviz.bridge.as_model(model, x) (it saves the model as .keras and opens it"
     else:
         route = (
-            "save its weights and say what forward() does around the LSTM: "
-            "torch.save(model.state_dict(), 'm.pt'); m = lstmviz.io.torch_format.load_torch("
-            f"'m.pt', {_torch_modules(inner)}, head_on='all' or 'last', batch_first=...) "
-            "(the modules found in the model, in the order forward() applies them; add the "
-            "activation after the head, e.g. 'log_softmax', to head; add mask_zero=True when "
-            "forward() packs padded batches with pack_padded_sequence, token id 0 being the "
-            "padding), or export it: "
-            "torch.onnx.export(model, (x,), 'm.onnx', dynamo=False); "
-            "m = lstmviz.load_model('m.onnx')"
+            f"m = lstmviz.bridge.as_model(model, x, ..., {torch_options_hint(inner)}, "
+            "head_on='all' or 'last', batch_first=...) (x and the model's further arguments as "
+            "for lstmviz.trace; the modules found in the model, in the order forward() applies "
+            "them; add the activation after the head, e.g. 'log_softmax', to head; "
+            "mask_zero=True when forward() packs padded batches with pack_padded_sequence, "
+            "token id 0 being the padding. It saves the state_dict and opens it"
         )
     raise InputError(
         f"{what}: the live {fw} model {cls} runs in {fw}, where lstmviz records only its "
         f"LSTMs; {what} runs lstmviz's own forward and backward pass through every layer of "
-        f"the model, so it needs a model file. To get one, {route}. Then {what}(m, x, ...); "
-        "m.trace(x) equals lstmviz.trace(model, x) when the file describes the model"
+        f"the model, so it needs the model as lstmviz runs it. Get it with {route}, and "
+        "refuses it unless its LSTMs' h and c and its output equal the live model's on x). "
+        f"Then {what}(m, ...), with inputs in lstmviz's layout, (batch, T, ...)"
     )
