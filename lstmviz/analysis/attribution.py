@@ -25,6 +25,7 @@ import numpy as np
 
 from ..engine.backward import record
 from ..engine.model import Model
+from ..engine.reprs import dataclass_repr
 from ..errors import InputError
 from ._util import engine_model
 from .gradients import (
@@ -76,6 +77,8 @@ class Attribution:
     space: str
     value: np.ndarray
     check: dict[str, np.ndarray] = field(default_factory=dict)
+
+    __repr__ = dataclass_repr  # arrays by dtype and shape, not every value
 
     @property
     def title(self) -> str:

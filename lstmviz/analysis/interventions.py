@@ -31,6 +31,7 @@ from ..engine.intervene import (
     trace_with_interventions,
 )
 from ..engine.model import Model
+from ..engine.reprs import dataclass_repr
 from ..engine.trace import QUANTITIES, Trace
 from ..errors import InputError, LstmvizError
 from ._util import engine_model
@@ -234,6 +235,8 @@ class InterventionEffect:
     output_diff: np.ndarray | None
     final_diff: np.ndarray
 
+    __repr__ = dataclass_repr  # arrays by dtype and shape, not every value
+
     def max_change(self, layer: str, quantity: str) -> np.ndarray:
         """``(T,)``: the largest absolute change over units and batch at every step."""
         return np.abs(self.diffs[layer][quantity]).max(axis=(0, 2))
@@ -297,6 +300,8 @@ class AblationScan:
     quantity: str
     mode: str
     target: str
+
+    __repr__ = dataclass_repr  # arrays by dtype and shape, not every value
 
     @property
     def order(self) -> np.ndarray:

@@ -18,6 +18,7 @@ import numpy as np
 
 from ..engine import layers as L
 from ..engine.model import Model
+from ..engine.reprs import dataclass_repr
 from ..errors import InputError, LstmvizError
 from ._util import engine_model
 
@@ -54,6 +55,8 @@ class LogitAttribution:
     head: str
     k: int
     lens: dict[str, Arr]
+
+    __repr__ = dataclass_repr  # arrays by dtype and shape, not every value
 
     def top_units(self, b: int = 0, t: int = -1, n: int = 5) -> list[tuple[int, float]]:
         """The ``n`` units with the largest ``|contribution|`` at step ``t``."""

@@ -31,6 +31,7 @@ import numpy as np
 
 from ..engine import layers as L
 from ..engine.model import Model, TensorRef
+from ..engine.reprs import dataclass_repr
 from ..engine.trace import LayerTrace
 from ..errors import InputError, UnsupportedLayerError
 from ._util import engine_model
@@ -102,6 +103,8 @@ class LRPResult:
     eps: float
     bias_factor: float
     target: str
+
+    __repr__ = dataclass_repr  # arrays by dtype and shape, not every value
 
     @property
     def conservation_error(self) -> Arr:

@@ -27,6 +27,7 @@ import numpy as np
 
 from ..engine.intervene import Intervention, quantity_name
 from ..engine.model import Model
+from ..engine.reprs import dataclass_repr
 from ..engine.trace import QUANTITIES
 from ..errors import InputError
 from ._util import engine_model
@@ -70,6 +71,8 @@ class PatchingResult:
     units: tuple[int, ...]
     clean: np.ndarray
     corrupted: np.ndarray
+
+    __repr__ = dataclass_repr  # arrays by dtype and shape, not every value
 
     def top(self, n: int = 5) -> list[tuple[str, int, float]]:
         """The ``n`` largest entries of ``by_quantity``: ``[(quantity, t, restored), ...]``."""

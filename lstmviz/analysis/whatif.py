@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 
 from ..engine.model import Model
+from ..engine.reprs import dataclass_repr
 from ..engine.trace import QUANTITIES, Trace
 from ..errors import InputError
 from ._util import engine_model
@@ -40,6 +41,8 @@ class WhatIf:
     after: Trace
     divergence: dict[str, dict[str, np.ndarray]]
     output_change: np.ndarray | None
+
+    __repr__ = dataclass_repr  # arrays by dtype and shape, not every value
 
     def diff(self, layer: str | int, quantity: str) -> np.ndarray:
         """``after - before`` of one quantity for batch item ``batch``: ``(T, units)``."""
