@@ -29,6 +29,7 @@ from .. import budget
 from ..engine import layers as L
 from ..engine.backward import Gradients, NodeRecord, Tape, backward, record
 from ..engine.model import Model, TensorRef
+from ..engine.reprs import dataclass_repr
 from ..errors import InputError, LstmvizError
 from ..io.keras import OpLayer
 from ._util import engine_model
@@ -90,9 +91,14 @@ def describe_target(model: Model, tape: Tape, target: Target) -> str:
 def output_seed(model: Model, tape: Tape, target: Target) -> np.ndarray:
     """The seed ``d target / d output`` (shaped like the model's first output) for ``target``."""
     if len(tape.outputs) != 1:
+        shapes = ", ".join(str(tuple(np.shape(o))) for o in tape.outputs)
         raise InputError(
-            f"the model has {len(tape.outputs)} outputs; targets name one unit of a "
-            "single-output model (lstmviz.engine.backward.backward takes a seed per output)"
+            f"{model.source or model.name}: the model has {len(tape.outputs)} outputs "
+            f"({shapes}); a target names one unit of a single-output model. Give the model "
+            "one output: export it from a wrapper that returns only the output to explain "
+            "(a torch language model's forward returns (log_probs, hidden): return "
+            "model(x, hidden)[0]), or from the live model use lstmviz.bridge.as_model(model, "
+            "x, ...); lstmviz.engine.backward.backward takes a seed per output"
         )
     if callable(target):
         target = target(tape.output)
@@ -495,6 +501,8 @@ class IntegratedGradients:
     method: str
     steps: int
 
+    __repr__ = dataclass_repr  # arrays by dtype and shape, not every value
+
     @property
     def relative_error(self) -> np.ndarray:
         """``|delta| / |value - baseline_value|`` per batch item."""
@@ -687,6 +695,8 @@ class Connectivity:
     space: str
     batch: int
 
+    __repr__ = dataclass_repr  # arrays by dtype and shape, not every value
+
 
 def connectivity(
     model: Model,
@@ -765,6 +775,8 @@ class MemoryPaths:
     cell_path: np.ndarray
     hidden_path: np.ndarray
     layer: str
+
+    __repr__ = dataclass_repr  # arrays by dtype and shape, not every value
 
     @property
     def cell_share(self) -> np.ndarray:
