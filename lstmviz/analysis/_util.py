@@ -120,8 +120,9 @@ def engine_model(model: object, what: str, *, live_ok: bool = False) -> object:
         )
     raise InputError(
         f"{what}: the live {fw} model {cls} runs in {fw}, where lstmviz records only its "
-        f"LSTMs; {what} runs lstmviz's own forward and backward pass through every layer of "
-        f"the model, so it needs the model as lstmviz runs it. Get it with {route}, and "
+        f"LSTMs; {what} runs lstmviz's own computation through every layer of the model "
+        f"(its forward pass, and for gradients its backward pass), so it needs the model as "
+        f"lstmviz runs it. Get it with {route}, and "
         "refuses it unless its LSTMs' h and c and its output equal the live model's on x). "
         f"Then {what}(m, ...), with inputs in lstmviz's layout, (batch, T, ...)"
     )

@@ -364,7 +364,14 @@ def pick(g: Gradients, tape: Tape, wrt: str) -> np.ndarray:
             return g.inputs[0]
         if g.embedded[0] is not None:
             return g.embedded[0]
-        raise LstmvizError("the model's input is token ids that feed no Embedding directly")
+        lstms = model.lstm_trace_names
+        raise LstmvizError(
+            f"{model.source or model.name}: the model's token ids go through other operations "
+            "(a transpose to time-major, say) before their embedding lookup, so there is no "
+            "embedded input to take the gradient with respect to; take it with respect to an "
+            f"LSTM quantity instead (wrt='{lstms[0] if lstms else 'lstm'}/hidden'), or get the "
+            "model from the live one with lstmviz.bridge.as_model(model, x, ...)"
+        )
     if "/" not in wrt:
         raise InputError(
             f"wrt must be 'input' or '<layer>/<quantity>' (e.g. 'lstm/cell'); got {wrt!r}"

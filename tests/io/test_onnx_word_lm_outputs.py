@@ -80,3 +80,31 @@ def test_gradients_pass_an_initial_state_folded_into_a_constant(tmp_path) -> Non
     xg = x.clone().requires_grad_(True)
     m(xg, hidden)[0][-1, 0, 1].backward()
     np.testing.assert_allclose(ours[0], xg.grad.numpy()[:, 0], atol=1e-5)
+
+
+def test_token_ids_transposed_before_the_lookup_name_what_works(tmp_path) -> None:
+    torch.manual_seed(0)
+    m = WordLM().eval()
+    ids = torch.randint(0, 15, (5, 1))
+    hidden = (torch.zeros(2, 1, 6), torch.zeros(2, 1, 6))
+    one = _export(FirstOutput(m), (ids, hidden), tmp_path / "lm1.onnx")
+    with pytest.raises(lstmviz.LstmvizError, match=r"lm1.onnx: .*wrt='lstm_l0/hidden'.*as_model"):
+        gradient(one, ids.numpy().T, (-1, 2))
+    g = gradient(one, ids.numpy().T, (-1, 2), "lstm_l0/hidden")  # what the message offers
+    # torch: layer 0 stepped as an nn.LSTMCell, every h_t kept (its total derivative: into
+    # layer 1 and on through the recurrence), layer 1 as an nn.LSTM
+    cell, top = torch.nn.LSTMCell(4, 6), torch.nn.LSTM(6, 6)
+    with torch.no_grad():
+        for k in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):
+            getattr(cell, k).copy_(getattr(m.rnn, k + "_l0"))
+            getattr(top, k + "_l0").copy_(getattr(m.rnn, k + "_l1"))
+    e = m.encoder(ids).detach()
+    h, c = hidden[0][0], hidden[1][0]
+    hs = []
+    for t in range(5):
+        h, c = cell(e[t], (h, c))
+        h.retain_grad()
+        hs.append(h)
+    out, _ = top(torch.stack(hs), (hidden[0][1:], hidden[1][1:]))
+    torch.log_softmax(m.decoder(out), -1)[-1, 0, 2].backward()
+    np.testing.assert_allclose(g[0], np.stack([v.grad.numpy()[0] for v in hs]), atol=1e-5)
