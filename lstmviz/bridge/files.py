@@ -96,7 +96,14 @@ def _keras_file(model: Any, d: Path) -> Model:
     from ..io import load_model
 
     path = d / "model.keras"
-    model.save(path)
+    try:
+        model.save(path)
+    except Exception as e:  # Keras raises what a layer's get_config raises; chained below
+        raise InputError(
+            f"as_model: Keras could not save {getattr(model, 'name', type(model).__name__)} as "
+            f".keras ({type(e).__name__}: {str(e)[:200]}); a custom layer needs get_config "
+            "and keras.saving.register_keras_serializable"
+        ) from e
     return load_model(path)
 
 

@@ -86,3 +86,20 @@ def test_keras_model_needs_no_options() -> None:
     assert f.trace(x).layer_names == lstmviz.trace(model, x).layer_names
     with pytest.raises(InputError, match="needs none"):
         as_model(model, x, head_on="all")
+
+
+def test_keras_model_that_cannot_be_saved_or_opened_says_so() -> None:
+    keras = pytest.importorskip("keras")
+
+    class NoConfig(keras.layers.Layer):
+        def call(self, x):
+            return x * 2.0
+
+        def get_config(self):
+            raise NotImplementedError("no config for this layer")
+
+    inp = keras.Input((4, 3))
+    model = keras.Model(inp, keras.layers.Dense(1)(keras.layers.LSTM(2)(NoConfig()(inp))))
+    x = np.zeros((1, 4, 3), np.float32)
+    with pytest.raises(InputError, match=r"Keras could not save .*no config for this layer"):
+        as_model(model, x)
