@@ -77,6 +77,8 @@ def as_model(
             f"as_model: options {sorted(torch_options)} describe a torch state_dict; a Keras "
             "model is saved whole (.keras) and needs none"
         )
+    if fw == "torch":
+        _check_eval_mode(model)
     live = live_model(
         model, x, *args, time_major=time_major, model_kwargs=model_kwargs, verify="full"
     )
@@ -90,6 +92,27 @@ def as_model(
     engine.source = f"{live.name} (live {live.framework} model)"
     _check(engine, live)
     return engine
+
+
+def _check_eval_mode(model: Any) -> None:
+    """A torch model whose dropout or batch norm is in training mode computes another thing
+    at every call (and not what the file will): refused with the fix."""
+    named = getattr(model, "named_modules", None)
+    if not callable(named):
+        return
+    busy = [
+        name or type(sub).__name__
+        for name, sub in named()
+        if getattr(sub, "training", False)
+        and any(k in type(sub).__name__ for k in ("Dropout", "BatchNorm"))
+        and not (isinstance(getattr(sub, "p", None), float) and sub.p == 0.0)
+    ]
+    if busy:
+        raise InputError(
+            f"as_model: {type(model).__name__} is in training mode ({', '.join(busy[:4])} "
+            "change from call to call; the file runs them as in evaluation): call "
+            "model.eval() first"
+        )
 
 
 def _keras_file(model: Any, d: Path) -> Model:

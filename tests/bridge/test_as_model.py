@@ -103,3 +103,13 @@ def test_keras_model_that_cannot_be_saved_or_opened_says_so() -> None:
     x = np.zeros((1, 4, 3), np.float32)
     with pytest.raises(InputError, match=r"Keras could not save .*no config for this layer"):
         as_model(model, x)
+
+
+def test_torch_model_in_training_mode_is_refused() -> None:
+    m, x, lengths = _packed()
+    m.drop = torch.nn.Dropout(0.3)  # registered, in training mode after train()
+    m.train()
+    with pytest.raises(InputError, match=r"in training mode \(drop change .*model\.eval\(\)"):
+        as_model(m, x, lengths, **OPTS, head=["fc.", "log_softmax"], mask_zero=True)
+    m.eval()
+    assert as_model(m, x, lengths, **OPTS, head=["fc.", "log_softmax"], mask_zero=True)
