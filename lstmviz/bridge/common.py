@@ -617,7 +617,11 @@ def concat_traces(parts: Sequence[LayerTrace], name: str) -> LayerTrace:
 
 
 def model_failed(
-    name: str, feed: list[np.ndarray], error: BaseException, layouts: Sequence[Layout] = ()
+    name: str,
+    feed: list[np.ndarray],
+    error: BaseException,
+    layouts: Sequence[Layout] = (),
+    extra_args: bool = False,
 ) -> InputError:
     """The error for a model that raised on an input (the original is chained to it).
 
@@ -631,6 +635,12 @@ def model_failed(
             " (a new input is taken in lstmviz's layout, (batch, T, ...), and given to this "
             "time-major model as (T, batch, ...): pass x.swapaxes(0, 1) if x is already as "
             "the model takes it)"
+        )
+    if layouts and extra_args:
+        note += (
+            " (the further arguments given with the example input -- a hidden state, say -- "
+            "are passed again unchanged: for another batch size wrap the model again with "
+            "new ones, lstmviz.bridge.live_model(model, x2, *new_args))"
         )
     return InputError(
         f"{name}: the model raised {type(error).__name__} on an input of shape {shapes}"

@@ -210,3 +210,15 @@ def test_ablation_on_the_file_route_equals_torch_stepped_by_hand(
         ref = m.decoder(h1)  # (T, batch, vocab)
     np.testing.assert_allclose(ours.output[0], ref[:, 0].numpy(), atol=1e-5)
     assert np.abs(ours.output[0] - f.trace(x).output[0]).max() > 1e-3  # the unit mattered
+
+
+def test_new_batch_size_with_the_examples_hidden_state_says_to_wrap_again() -> None:
+    m, ids, hidden = _word_lm()
+    live = lstmviz.bridge.live_model(m, ids, hidden, time_major=True)
+    two = np.random.default_rng(0).integers(0, 20, (2, 7))  # lstmviz's layout, 2 sequences
+    with pytest.raises(InputError, match=r"passed again unchanged.*live_model\(model, x2"):
+        live.trace(two)
+    hidden2 = (torch.zeros(2, 2, 8), torch.zeros(2, 2, 8))
+    ids2 = torch.from_numpy(two.T.copy())
+    tr = lstmviz.bridge.live_model(m, ids2, hidden2, time_major=True).trace(two)
+    np.testing.assert_allclose(tr.output[0], m(ids2, hidden2)[0].detach().numpy(), atol=1e-5)
