@@ -166,7 +166,9 @@ def loss_target(
     (batch items and steps), as Keras sums before it averages:
 
     * ``"sparse_categorical_crossentropy"``: ``y`` class ids shaped like the output without its
-      last axis; the output holds probabilities (a softmax head); ``L = -Σ log p[y]``;
+      last axis; the output holds probabilities (a softmax head) or log-probabilities (a
+      log_softmax head, as PyTorch's language models end); ``L = -Σ log p[y]``; any other
+      output (logits) is refused;
     * ``"binary_crossentropy"``: ``y`` in [0, 1] shaped like the output (sigmoid outputs);
     * ``"mse"``: ``L = Σ (output - y)²``.
     """
@@ -185,6 +187,18 @@ def loss_target(
             if yy.size and (yy.min() < 0 or yy.max() >= out.shape[-1]):
                 raise InputError(f"loss_target: class ids must lie in 0..{out.shape[-1] - 1}")
             g = np.zeros(out.shape)
+            kind = _class_scores(out)
+            if kind == "log-probabilities":  # a log_softmax head: L = -Σ log_p[y]
+                np.put_along_axis(g, yy[..., None], -1.0, axis=-1)
+                return g
+            if kind != "probabilities":
+                raise InputError(
+                    "loss_target: sparse_categorical_crossentropy reads the output as "
+                    "probabilities (a softmax head) or log-probabilities (log_softmax); this "
+                    f"output is neither ({kind}), so the loss and its gradient would be wrong. "
+                    "Give the model its softmax or log_softmax (in a state_dict's head list, "
+                    "say), or take a target on one output unit instead"
+                )
             p = np.take_along_axis(out, yy[..., None], axis=-1)
             np.put_along_axis(g, yy[..., None], -1.0 / np.maximum(p, 1e-12), axis=-1)
             return g
@@ -199,6 +213,26 @@ def loss_target(
         return (p - t) / (p * (1 - p))
 
     return seed
+
+
+def _class_scores(out: np.ndarray, tol: float = 1e-3) -> str:
+    """``"probabilities"`` (each row in [0, 1], summing to 1), ``"log-probabilities"`` (each
+    row <= 0, its exponentials summing to 1), or what the rows are instead."""
+    if out.size == 0:
+        return "probabilities"
+    if np.all(out >= -tol) and np.all(out <= 1 + tol):
+        total = out.sum(axis=-1)
+        if np.allclose(total, 1.0, atol=tol):
+            return "probabilities"
+        return (
+            f"values in [0, 1] whose rows sum to {float(total.min()):.3g}..{float(total.max()):.3g}"
+        )
+    if np.all(out <= tol):
+        top = out.max(axis=-1, keepdims=True)
+        lse = (top + np.log(np.exp(out - top).sum(axis=-1, keepdims=True)))[..., 0]
+        if np.allclose(lse, 0.0, atol=tol):
+            return "log-probabilities"
+    return f"values from {float(out.min()):.3g} to {float(out.max()):.3g}: logits, say"
 
 
 _SHAPE_ONLY = (L.Identity, L.Reshape, L.Flatten)

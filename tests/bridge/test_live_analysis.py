@@ -222,3 +222,39 @@ def test_new_batch_size_with_the_examples_hidden_state_says_to_wrap_again() -> N
     ids2 = torch.from_numpy(two.T.copy())
     tr = lstmviz.bridge.live_model(m, ids2, hidden2, time_major=True).trace(two)
     np.testing.assert_allclose(tr.output[0], m(ids2, hidden2)[0].detach().numpy(), atol=1e-5)
+
+
+class LogSoftmaxLM(WordLM):
+    """As PyTorch's word_language_model ends: log-probabilities."""
+
+    def forward(self, ids, hidden):
+        out, hidden = super().forward(ids, hidden)
+        return torch.log_softmax(out, -1), hidden
+
+
+def test_loss_target_on_a_log_softmax_head_equals_torch_nll_loss() -> None:
+    """The loss of a log_softmax head is -Σ log_p[y] (the log-probabilities were read as
+    probabilities: gradients of 1e9); logits are refused."""
+    from lstmviz.analysis import loss_target
+
+    m, ids, hidden = _word_lm()
+    lm = LogSoftmaxLM().eval()
+    lm.load_state_dict(m.state_dict())
+    opts = {"lstm_prefix": "rnn.", "embedding": "encoder.", "head_on": "all"}
+    opts |= {"batch_first": False}
+    f = lstmviz.bridge.as_model(
+        lm, ids, hidden, time_major=True, **opts, head=["decoder.", "log_softmax"]
+    )
+    x = ids.numpy().T  # (1, 7)
+    y = np.roll(x, -1, axis=1)  # next tokens
+    ours = gradient(f, x, loss_target(y))
+    emb = lm.encoder(ids).detach().requires_grad_(True)
+    out, _ = lm.rnn(emb, hidden)
+    logp = torch.log_softmax(lm.decoder(out), -1)  # (T, 1, V)
+    torch.nn.functional.nll_loss(
+        logp.reshape(-1, 20), torch.from_numpy(y.T.copy()).reshape(-1), reduction="sum"
+    ).backward()
+    np.testing.assert_allclose(ours[0], emb.grad.numpy()[:, 0], atol=1e-5)
+    logits = lstmviz.bridge.as_model(m, ids, hidden, time_major=True, **opts, head=["decoder."])
+    with pytest.raises(InputError, match=r"neither \(values from .* logits, say\)"):
+        gradient(logits, x, loss_target(y))
