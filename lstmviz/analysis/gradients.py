@@ -209,6 +209,13 @@ def loss_target(
         t = yy.astype(np.float64)
         if loss == "mse":
             return 2.0 * (out - t)
+        if np.any(out < -1e-6) or np.any(out > 1 + 1e-6):
+            raise InputError(
+                "loss_target: binary_crossentropy reads the output as probabilities (a "
+                f"sigmoid head); this output has values from {float(out.min()):.3g} to "
+                f"{float(out.max()):.3g} (logits, say), so the loss and its gradient would be "
+                "wrong. Give the model its sigmoid (in a state_dict's head list, say)"
+            )
         p = np.clip(out, 1e-12, 1 - 1e-12)
         return (p - t) / (p * (1 - p))
 

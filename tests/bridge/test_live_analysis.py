@@ -258,3 +258,40 @@ def test_loss_target_on_a_log_softmax_head_equals_torch_nll_loss() -> None:
     logits = lstmviz.bridge.as_model(m, ids, hidden, time_major=True, **opts, head=["decoder."])
     with pytest.raises(InputError, match=r"neither \(values from .* logits, say\)"):
         gradient(logits, x, loss_target(y))
+
+
+class Sentiment(torch.nn.Module):
+    """An LSTM over float steps and a one-unit head, with or without its sigmoid."""
+
+    def __init__(self, sigmoid: bool) -> None:
+        super().__init__()
+        self.lstm = torch.nn.LSTM(3, 5, batch_first=True)
+        self.fc = torch.nn.Linear(5, 1)
+        self.sigmoid = sigmoid
+
+    def forward(self, x):
+        y, _ = self.lstm(x)
+        z = self.fc(y[:, -1])
+        return torch.sigmoid(z) if self.sigmoid else z
+
+
+def test_binary_loss_target_needs_probabilities() -> None:
+    from lstmviz.analysis import loss_target
+
+    torch.manual_seed(0)
+    x = torch.randn(3, 6, 3) * 3
+    y = np.array([[1.0], [0.0], [1.0]])
+    opts = {"lstm_prefix": "lstm.", "head_on": "last", "batch_first": True}
+    probs = Sentiment(True).eval()
+    f = lstmviz.bridge.as_model(probs, x, **opts, head=["fc.", "sigmoid"])
+    ours = gradient(f, x.numpy(), loss_target(y, "binary_crossentropy"))
+    xg = x.clone().requires_grad_(True)
+    torch.nn.functional.binary_cross_entropy(
+        probs(xg), torch.from_numpy(y).float(), reduction="sum"
+    ).backward()
+    np.testing.assert_allclose(ours, xg.grad.numpy(), atol=1e-5)
+    logits = Sentiment(False).eval()
+    logits.load_state_dict(probs.state_dict())
+    g = lstmviz.bridge.as_model(logits, x, **opts, head=["fc."])
+    with pytest.raises(InputError, match=r"binary_crossentropy reads the output as probabil"):
+        gradient(g, x.numpy(), loss_target(y, "binary_crossentropy"))
