@@ -271,6 +271,11 @@ def seed_in_space(
         return {ref: seed}, (seed * out).reshape(b, -1).sum(axis=1)
     if space == "log":
         if np.any(out[seed != 0] <= 0):
+            if _class_scores(out) == "log-probabilities":
+                raise InputError(
+                    "space='log': the output is already log-probabilities (a log_softmax "
+                    "head): space='output' is the log-probability"
+                )
             raise InputError("space='log' needs a positive output (a probability) at the target")
         safe = np.where(seed != 0, out, 1.0)
         return {ref: seed / safe}, (seed * np.log(safe)).reshape(b, -1).sum(axis=1)

@@ -255,6 +255,8 @@ def test_loss_target_on_a_log_softmax_head_equals_torch_nll_loss() -> None:
         logp.reshape(-1, 20), torch.from_numpy(y.T.copy()).reshape(-1), reduction="sum"
     ).backward()
     np.testing.assert_allclose(ours[0], emb.grad.numpy()[:, 0], atol=1e-5)
+    with pytest.raises(InputError, match=r"already log-probabilities .* space='output'"):
+        gradient(f, x, (-1, 3), space="log")
     logits = lstmviz.bridge.as_model(m, ids, hidden, time_major=True, **opts, head=["decoder."])
     with pytest.raises(InputError, match=r"neither \(values from .* logits, say\)"):
         gradient(logits, x, loss_target(y))
