@@ -29,6 +29,11 @@ __all__ = [
 ]
 
 
+#: subpackages reachable as attributes of ``lstmviz`` without importing them first (loaded on
+#: first use; the app's Qt stays behind ``lstmviz.show``)
+_SUBPACKAGES = frozenset({"analysis", "bridge", "examples", "export", "state", "train"})
+
+
 def __getattr__(name: str) -> object:
     # live models and the notebook viewer, imported on first use (torch, Keras and Qt stay
     # unloaded until a model or a window needs them)
@@ -40,4 +45,10 @@ def __getattr__(name: str) -> object:
         from .app.viewer import show
 
         return show
+    if name in _SUBPACKAGES:
+        # ``import lstmviz`` then ``lstmviz.bridge.live_model(...)`` or
+        # ``lstmviz.analysis.rank_units(...)``, as the README writes them
+        from importlib import import_module
+
+        return import_module(f"{__name__}.{name}")
     raise AttributeError(f"module 'lstmviz' has no attribute {name!r}")

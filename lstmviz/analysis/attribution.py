@@ -25,7 +25,9 @@ import numpy as np
 
 from ..engine.backward import record
 from ..engine.model import Model
+from ..engine.reprs import dataclass_repr
 from ..errors import InputError
+from ._util import engine_model
 from .gradients import (
     Target,
     _target_backward,
@@ -76,6 +78,8 @@ class Attribution:
     value: np.ndarray
     check: dict[str, np.ndarray] = field(default_factory=dict)
 
+    __repr__ = dataclass_repr  # arrays by dtype and shape, not every value
+
     @property
     def title(self) -> str:
         return f"{METHOD_TITLES.get(self.method, self.method)} of {self.target}"
@@ -104,6 +108,7 @@ def occlusion(
     ``mask_zero`` Embedding that drops the step), a number, a feature vector ``(F,)`` or a token
     id. All occluded copies run as one batch per batch item.
     """
+    engine_model(model, "occlusion")
     from .interventions import evaluate
 
     if isinstance(x, list):
@@ -162,6 +167,7 @@ def attribute(
     eps, bias_factor
         LRP's ε-rule.
     """
+    engine_model(model, "attribute")
     if method not in METHODS:
         raise InputError(f"method must be one of {', '.join(METHODS)}; got {method!r}")
     sp = space or ("logit" if method == "lrp" else "output")

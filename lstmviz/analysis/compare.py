@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 
 from ..engine.model import Model
+from ..engine.reprs import dataclass_repr
 from ..engine.trace import LayerTrace, Trace
 from ..errors import LstmvizError
 from ._util import check_layer_trace, quantity, valid_mask
@@ -103,6 +104,8 @@ class Comparison:
     order: np.ndarray
     r: np.ndarray
     quantity: str
+
+    __repr__ = dataclass_repr  # arrays by dtype and shape, not every value
 
     def aligned(self, quantity_name: str | None = None) -> np.ndarray:
         """B's ``quantity`` with its units reordered (and signs flipped where r < 0 for

@@ -24,6 +24,7 @@ from .. import budget
 from ..engine import activations
 from ..engine.backward import activation_derivative
 from ..engine.model import Model
+from ..engine.reprs import dataclass_repr
 from ..engine.trace import LayerTrace, Trace
 from ..errors import InputError, LstmvizError
 
@@ -57,6 +58,8 @@ class StatePCA:
     projected: Arr | None
     layer: str
     quantity: str
+
+    __repr__ = dataclass_repr  # arrays by dtype and shape, not every value
 
     def project(self, states: Arr) -> Arr:
         """``(..., D)`` states -> ``(..., k)`` coordinates."""
@@ -262,6 +265,8 @@ class FixedPoint:
     speed: float
     eigenvalues: Arr
     tol: float
+
+    __repr__ = dataclass_repr  # arrays by dtype and shape, not every value
 
     @property
     def state(self) -> Arr:

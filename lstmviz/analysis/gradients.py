@@ -29,8 +29,10 @@ from .. import budget
 from ..engine import layers as L
 from ..engine.backward import Gradients, NodeRecord, Tape, backward, record
 from ..engine.model import Model, TensorRef
+from ..engine.reprs import dataclass_repr
 from ..errors import InputError, LstmvizError
 from ..io.keras import OpLayer
+from ._util import engine_model
 
 SPACES = ("output", "logit", "log")
 IG_METHODS = (
@@ -89,9 +91,14 @@ def describe_target(model: Model, tape: Tape, target: Target) -> str:
 def output_seed(model: Model, tape: Tape, target: Target) -> np.ndarray:
     """The seed ``d target / d output`` (shaped like the model's first output) for ``target``."""
     if len(tape.outputs) != 1:
+        shapes = ", ".join(str(tuple(np.shape(o))) for o in tape.outputs)
         raise InputError(
-            f"the model has {len(tape.outputs)} outputs; targets name one unit of a "
-            "single-output model (lstmviz.engine.backward.backward takes a seed per output)"
+            f"{model.source or model.name}: the model has {len(tape.outputs)} outputs "
+            f"({shapes}); a target names one unit of a single-output model. Give the model "
+            "one output: export it from a wrapper that returns only the output to explain "
+            "(a torch language model's forward returns (log_probs, hidden): return "
+            "model(x, hidden)[0]), or from the live model use lstmviz.bridge.as_model(model, "
+            "x, ...); lstmviz.engine.backward.backward takes a seed per output"
         )
     if callable(target):
         target = target(tape.output)
@@ -159,7 +166,9 @@ def loss_target(
     (batch items and steps), as Keras sums before it averages:
 
     * ``"sparse_categorical_crossentropy"``: ``y`` class ids shaped like the output without its
-      last axis; the output holds probabilities (a softmax head); ``L = -Σ log p[y]``;
+      last axis; the output holds probabilities (a softmax head) or log-probabilities (a
+      log_softmax head, as PyTorch's language models end); ``L = -Σ log p[y]``; any other
+      output (logits) is refused;
     * ``"binary_crossentropy"``: ``y`` in [0, 1] shaped like the output (sigmoid outputs);
     * ``"mse"``: ``L = Σ (output - y)²``.
     """
@@ -178,6 +187,18 @@ def loss_target(
             if yy.size and (yy.min() < 0 or yy.max() >= out.shape[-1]):
                 raise InputError(f"loss_target: class ids must lie in 0..{out.shape[-1] - 1}")
             g = np.zeros(out.shape)
+            kind = _class_scores(out)
+            if kind == "log-probabilities":  # a log_softmax head: L = -Σ log_p[y]
+                np.put_along_axis(g, yy[..., None], -1.0, axis=-1)
+                return g
+            if kind != "probabilities":
+                raise InputError(
+                    "loss_target: sparse_categorical_crossentropy reads the output as "
+                    "probabilities (a softmax head) or log-probabilities (log_softmax); this "
+                    f"output is neither ({kind}), so the loss and its gradient would be wrong. "
+                    "Give the model its softmax or log_softmax (in a state_dict's head list, "
+                    "say), or take a target on one output unit instead"
+                )
             p = np.take_along_axis(out, yy[..., None], axis=-1)
             np.put_along_axis(g, yy[..., None], -1.0 / np.maximum(p, 1e-12), axis=-1)
             return g
@@ -188,10 +209,37 @@ def loss_target(
         t = yy.astype(np.float64)
         if loss == "mse":
             return 2.0 * (out - t)
+        if np.any(out < -1e-6) or np.any(out > 1 + 1e-6):
+            raise InputError(
+                "loss_target: binary_crossentropy reads the output as probabilities (a "
+                f"sigmoid head); this output has values from {float(out.min()):.3g} to "
+                f"{float(out.max()):.3g} (logits, say), so the loss and its gradient would be "
+                "wrong. Give the model its sigmoid (in a state_dict's head list, say)"
+            )
         p = np.clip(out, 1e-12, 1 - 1e-12)
         return (p - t) / (p * (1 - p))
 
     return seed
+
+
+def _class_scores(out: np.ndarray, tol: float = 1e-3) -> str:
+    """``"probabilities"`` (each row in [0, 1], summing to 1), ``"log-probabilities"`` (each
+    row <= 0, its exponentials summing to 1), or what the rows are instead."""
+    if out.size == 0:
+        return "probabilities"
+    if np.all(out >= -tol) and np.all(out <= 1 + tol):
+        total = out.sum(axis=-1)
+        if np.allclose(total, 1.0, atol=tol):
+            return "probabilities"
+        return (
+            f"values in [0, 1] whose rows sum to {float(total.min()):.3g}..{float(total.max()):.3g}"
+        )
+    if np.all(out <= tol):
+        top = out.max(axis=-1, keepdims=True)
+        lse = (top + np.log(np.exp(out - top).sum(axis=-1, keepdims=True)))[..., 0]
+        if np.allclose(lse, 0.0, atol=tol):
+            return "log-probabilities"
+    return f"values from {float(out.min()):.3g} to {float(out.max()):.3g}: logits, say"
 
 
 _SHAPE_ONLY = (L.Identity, L.Reshape, L.Flatten)
@@ -223,6 +271,11 @@ def seed_in_space(
         return {ref: seed}, (seed * out).reshape(b, -1).sum(axis=1)
     if space == "log":
         if np.any(out[seed != 0] <= 0):
+            if _class_scores(out) == "log-probabilities":
+                raise InputError(
+                    "space='log': the output is already log-probabilities (a log_softmax "
+                    "head): space='output' is the log-probability"
+                )
             raise InputError("space='log' needs a positive output (a probability) at the target")
         safe = np.where(seed != 0, out, 1.0)
         return {ref: seed / safe}, (seed * np.log(safe)).reshape(b, -1).sum(axis=1)
@@ -315,6 +368,7 @@ def gradient(
     -------
     ndarray
     """
+    engine_model(model, "gradient")
     tape = record(model, x, initial_state=initial_state, dtype=dtype)
     want_params = wrt != "input" and wrt.rsplit("/", 1)[-1] not in _LAYER_QUANTITIES
     g, _ = _target_backward(model, tape, target, space, params=want_params)
@@ -356,7 +410,14 @@ def pick(g: Gradients, tape: Tape, wrt: str) -> np.ndarray:
             return g.inputs[0]
         if g.embedded[0] is not None:
             return g.embedded[0]
-        raise LstmvizError("the model's input is token ids that feed no Embedding directly")
+        lstms = model.lstm_trace_names
+        raise LstmvizError(
+            f"{model.source or model.name}: the model's token ids go through other operations "
+            "(a transpose to time-major, say) before their embedding lookup, so there is no "
+            "embedded input to take the gradient with respect to; take it with respect to an "
+            f"LSTM quantity instead (wrt='{lstms[0] if lstms else 'lstm'}/hidden'), or get the "
+            "model from the live one with lstmviz.bridge.as_model(model, x, ...)"
+        )
     if "/" not in wrt:
         raise InputError(
             f"wrt must be 'input' or '<layer>/<quantity>' (e.g. 'lstm/cell'); got {wrt!r}"
@@ -424,6 +485,7 @@ def gradient_x_input(
 ) -> np.ndarray:
     """Gradient × input: shaped like ``x`` (floats) or ``(batch, T)`` (token ids: the
     embedded input times its gradient, summed over the embedding)."""
+    engine_model(model, "gradient_x_input")
     g = gradient(model, x, target, "input", space=space, initial_state=initial_state)
     if model.takes_tokens:
         e, _ = _embed(model, np.asarray(x))
@@ -492,6 +554,8 @@ class IntegratedGradients:
     method: str
     steps: int
 
+    __repr__ = dataclass_repr  # arrays by dtype and shape, not every value
+
     @property
     def relative_error(self) -> np.ndarray:
         """``|delta| / |value - baseline_value|`` per batch item."""
@@ -559,6 +623,7 @@ def integrated_gradients_full(
     progress : callable, optional
         ``progress(done, total)`` after every chunk.
     """
+    engine_model(model, "integrated_gradients_full")
     if isinstance(x, list):
         raise InputError("integrated gradients work on single-input models")
     xc = model.check_input(x)
@@ -655,6 +720,7 @@ def integrated_gradients(
     ``space``, ``internal_batch_size``); its result also says how well completeness holds:
     the attributions sum to ``f(x) - f(baseline)``.
     """
+    engine_model(model, "integrated_gradients")
     return integrated_gradients_full(model, x, target, baseline, steps, **kwargs).attributions
 
 
@@ -682,6 +748,8 @@ class Connectivity:
     space: str
     batch: int
 
+    __repr__ = dataclass_repr  # arrays by dtype and shape, not every value
+
 
 def connectivity(
     model: Model,
@@ -698,6 +766,7 @@ def connectivity(
     token ids ``x_s`` is the embedded token. ``unit`` picks one output unit; None takes the
     Frobenius norm over all of them (distill's "memorization in RNNs" connectivity).
     """
+    engine_model(model, "connectivity")
     if isinstance(x, list):
         raise InputError("connectivity works on single-input models")
     xc = model.check_input(x)
@@ -760,6 +829,8 @@ class MemoryPaths:
     hidden_path: np.ndarray
     layer: str
 
+    __repr__ = dataclass_repr  # arrays by dtype and shape, not every value
+
     @property
     def cell_share(self) -> np.ndarray:
         """Each unit's share of the cell path, ``Σ|cell| / (Σ|cell| + Σ|hidden|)`` over batch
@@ -779,6 +850,7 @@ def memory_paths(
     initial_state: dict[str, Any] | None = None,
 ) -> MemoryPaths:
     """Split each unit's cell-state gradient into the cell path and the hidden path."""
+    engine_model(model, "memory_paths")
     from ..engine.backward import activation_derivative
 
     tape = record(model, x, initial_state=initial_state)

@@ -31,8 +31,10 @@ from ..engine.intervene import (
     trace_with_interventions,
 )
 from ..engine.model import Model
+from ..engine.reprs import dataclass_repr
 from ..engine.trace import QUANTITIES, Trace
 from ..errors import InputError, LstmvizError
+from ._util import engine_model
 from .gradients import Target, output_seed, seed_in_space
 
 __all__ = [
@@ -88,6 +90,7 @@ def mean_values(
     :class:`~lstmviz.analysis.CorpusStore` (its stored float16 values); masked steps are left
     out.
     """
+    engine_model(model, "mean_values", live_ok=True)
     name = _layer_name(model, layer)
     q = quantity_name(quantity)
     if isinstance(reference, Trace):
@@ -190,6 +193,7 @@ def ablate(
         As :meth:`Model.trace` returns, under the intervention (``trace.output`` is the model's
         output; the intervened quantity shows the values it was set to).
     """
+    engine_model(model, "ablate")
     iv = make_intervention(model, x, layer, units, quantity, mode, t, **kwargs)
     return trace_with_interventions(model, x, [iv])
 
@@ -202,6 +206,7 @@ def intervene(
     initial_state: dict[str, Any] | None = None,
 ) -> Trace:
     """The trace of ``x`` with every intervention applied (see :class:`Intervention`)."""
+    engine_model(model, "intervene")
     return trace_with_interventions(model, x, interventions, initial_state=initial_state)
 
 
@@ -229,6 +234,8 @@ class InterventionEffect:
     diffs: dict[str, dict[str, np.ndarray]]
     output_diff: np.ndarray | None
     final_diff: np.ndarray
+
+    __repr__ = dataclass_repr  # arrays by dtype and shape, not every value
 
     def max_change(self, layer: str, quantity: str) -> np.ndarray:
         """``(T,)``: the largest absolute change over units and batch at every step."""
@@ -294,6 +301,8 @@ class AblationScan:
     mode: str
     target: str
 
+    __repr__ = dataclass_repr  # arrays by dtype and shape, not every value
+
     @property
     def order(self) -> np.ndarray:
         """Group indices sorted by ``|effect|``, largest first."""
@@ -356,6 +365,7 @@ def ablation_scan(
         ``progress(done, total)`` after every group; the scan ends early (with the groups done
         so far) when ``should_stop()`` is true.
     """
+    engine_model(model, "ablation_scan")
     from ..analysis.gradients import describe_target
 
     name = _layer_name(model, layer)
@@ -463,6 +473,7 @@ def sample_with_intervention(
     info : ModelInfo
         Its vocabulary and token kind (``"chars"`` or ``"words"``), from the ``.lstmviz.json``.
     """
+    engine_model(model, "sample_with_intervention")
     from ..io.inputs import encode_text
 
     if info is None or info.token_kind not in ("chars", "words") or not info.vocab:

@@ -18,7 +18,9 @@ import numpy as np
 
 from ..engine import layers as L
 from ..engine.model import Model
+from ..engine.reprs import dataclass_repr
 from ..errors import InputError, LstmvizError
+from ._util import engine_model
 
 Arr = np.ndarray
 
@@ -53,6 +55,8 @@ class LogitAttribution:
     head: str
     k: int
     lens: dict[str, Arr]
+
+    __repr__ = dataclass_repr  # arrays by dtype and shape, not every value
 
     def top_units(self, b: int = 0, t: int = -1, n: int = 5) -> list[tuple[int, float]]:
         """The ``n`` units with the largest ``|contribution|`` at step ``t``."""
@@ -107,6 +111,7 @@ def logit_attribution(
     batch : int, optional
         Keep only this batch item (as a batch of one).
     """
+    engine_model(model, "logit_attribution")
     head, lstm = _head(model)
     kern = np.asarray(head.kernel, np.float64)
     n_k = kern.shape[1]

@@ -31,8 +31,10 @@ import numpy as np
 
 from ..engine import layers as L
 from ..engine.model import Model, TensorRef
+from ..engine.reprs import dataclass_repr
 from ..engine.trace import LayerTrace
 from ..errors import InputError, UnsupportedLayerError
+from ._util import engine_model
 
 if TYPE_CHECKING:  # the backward machinery loads on the first call (the window starts without it)
     from ..engine.backward import NodeRecord, Tape
@@ -102,6 +104,8 @@ class LRPResult:
     bias_factor: float
     target: str
 
+    __repr__ = dataclass_repr  # arrays by dtype and shape, not every value
+
     @property
     def conservation_error(self) -> Arr:
         """``|Σ input relevance + initial state - total| / |total|`` per batch item."""
@@ -162,6 +166,7 @@ def lrp(
     -------
     LRPResult
     """
+    engine_model(model, "lrp")
     if space not in ("logit", "output"):
         raise InputError(f"space must be 'logit' or 'output' for LRP; got {space!r}")
     if eps < 0:

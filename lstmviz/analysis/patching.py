@@ -27,8 +27,10 @@ import numpy as np
 
 from ..engine.intervene import Intervention, quantity_name
 from ..engine.model import Model
+from ..engine.reprs import dataclass_repr
 from ..engine.trace import QUANTITIES
 from ..errors import InputError
+from ._util import engine_model
 from .gradients import Target, describe_target
 from .interventions import _layer_name, _units, evaluate, intervene
 
@@ -69,6 +71,8 @@ class PatchingResult:
     units: tuple[int, ...]
     clean: np.ndarray
     corrupted: np.ndarray
+
+    __repr__ = dataclass_repr  # arrays by dtype and shape, not every value
 
     def top(self, n: int = 5) -> list[tuple[str, int, float]]:
         """The ``n`` largest entries of ``by_quantity``: ``[(quantity, t, restored), ...]``."""
@@ -134,6 +138,7 @@ def activation_patching(
     -------
     PatchingResult
     """
+    engine_model(model, "activation_patching")
     if direction not in DIRECTIONS:
         raise InputError(f"direction must be one of {', '.join(DIRECTIONS)}; got {direction!r}")
     xc = _one(model, clean, batch, "clean")

@@ -8,8 +8,10 @@ from typing import Any
 import numpy as np
 
 from ..engine.model import Model
+from ..engine.reprs import dataclass_repr
 from ..engine.trace import QUANTITIES, Trace
 from ..errors import InputError
+from ._util import engine_model
 
 
 @dataclass(frozen=True)
@@ -39,6 +41,8 @@ class WhatIf:
     after: Trace
     divergence: dict[str, dict[str, np.ndarray]]
     output_change: np.ndarray | None
+
+    __repr__ = dataclass_repr  # arrays by dtype and shape, not every value
 
     def diff(self, layer: str | int, quantity: str) -> np.ndarray:
         """``after - before`` of one quantity for batch item ``batch``: ``(T, units)``."""
@@ -104,6 +108,7 @@ def what_if(
     -------
     WhatIf
     """
+    engine_model(model, "what_if", live_ok=True)
     if isinstance(x, list):
         raise InputError("what-if works on single-input models")
     xb = np.array(model.check_input(x))  # validated copy

@@ -14,6 +14,7 @@ from typing import Any
 from ..engine.trace import Trace
 from ..errors import InputError
 from .common import SPOT_MIN_BATCH, TOL, VERIFY, LiveModel, VerificationError, framework_of
+from .files import as_model
 
 __all__ = [
     "SPOT_MIN_BATCH",
@@ -21,6 +22,7 @@ __all__ = [
     "VERIFY",
     "LiveModel",
     "VerificationError",
+    "as_model",
     "framework_of",
     "live_model",
     "trace",

@@ -616,12 +616,35 @@ def concat_traces(parts: Sequence[LayerTrace], name: str) -> LayerTrace:
     )
 
 
-def model_failed(name: str, feed: list[np.ndarray], error: BaseException) -> InputError:
-    """The error for a model that raised on an input (the original is chained to it)."""
+def model_failed(
+    name: str,
+    feed: list[np.ndarray],
+    error: BaseException,
+    layouts: Sequence[Layout] = (),
+    extra_args: bool = False,
+) -> InputError:
+    """The error for a model that raised on an input (the original is chained to it).
+
+    ``layouts``: given for a new input of a wrapped model (not its example), whose arrays are
+    in lstmviz's layout; a time-major model got them transposed, which the message says.
+    """
     shapes = ", ".join(str(tuple(np.shape(a))) for a in feed)
+    note = ""
+    if any(lay.time_major for lay in layouts):
+        note = (
+            " (a new input is taken in lstmviz's layout, (batch, T, ...), and given to this "
+            "time-major model as (T, batch, ...): pass x.swapaxes(0, 1) if x is already as "
+            "the model takes it)"
+        )
+    if layouts and extra_args:
+        note += (
+            " (the further arguments given with the example input -- a hidden state, say -- "
+            "are passed again unchanged: for another batch size wrap the model again with "
+            "new ones, lstmviz.bridge.live_model(model, x2, *new_args))"
+        )
     return InputError(
-        f"{name}: the model raised {type(error).__name__} on an input of shape {shapes}: "
-        f"{str(error)[:300]}"
+        f"{name}: the model raised {type(error).__name__} on an input of shape {shapes}"
+        f"{note}: {str(error)[:300]}"
     )
 
 
@@ -926,6 +949,11 @@ class LiveModel:
         ]
 
     # --- inputs ---------------------------------------------------------------------------
+    def _new_input_layouts(self) -> list[Layout]:
+        """The input layouts once the example has been traced (a new input, given in
+        lstmviz's layout); none while tracing the example (given as the model takes it)."""
+        return self.layouts if self.example_trace is not None else []
+
     def check_input(self, x: Any) -> Any:
         """``x`` in lstmviz's layout, checked against the example input: the same rank, dtype
         kind and features (a list of arrays for a model with several inputs)."""

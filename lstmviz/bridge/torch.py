@@ -719,7 +719,9 @@ class TorchModel(LiveModel):
         except LstmvizError:
             raise
         except Exception as e:  # the user's own code can raise anything; chained below
-            raise model_failed(self.name, feed, e) from e
+            raise model_failed(
+                self.name, feed, e, self._new_input_layouts(), bool(self.args)
+            ) from e
         finally:
             for h in handles:
                 h.remove()

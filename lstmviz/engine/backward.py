@@ -1132,6 +1132,8 @@ def _backward_records(tape: Tape, acc: _Acc) -> None:
         gouts = [acc.tensors.get((lay.name, node.index, i)) for i in range(len(rec.outs))]
         if all(g is None for g in gouts):
             continue
+        if not node.inputs and "initial_state" not in node.kwargs:
+            continue  # a constant (an ONNX initial state folded in): nothing to pass on to
         gins, gstates = _backward_node(rec, gouts, acc, tape.dtype)
         for ref, g in zip(node.inputs, gins, strict=True):
             acc.add(ref, g)

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..errors import ArgumentError
+from .reprs import short
 
 if TYPE_CHECKING:
     from .cell import LSTMWeights
@@ -78,6 +79,13 @@ class LayerTrace:
     layer_name: str = ""  # the model layer this belongs to (the Bidirectional's name)
     direction: str = "forward"  # "forward" or "backward"
     meta: dict[str, Any] = field(default_factory=dict)
+
+    def __repr__(self) -> str:
+        b, t, u = self.batch_size, self.timesteps, self.units
+        extra = ", go_backwards=True" if self.go_backwards else ""
+        if self.mask is not None:
+            extra += f", masked steps={int(np.size(self.mask) - np.count_nonzero(self.mask))}"
+        return f"LayerTrace({self.name!r}, batch={b}, T={t}, units={u}{extra})"
 
     def __post_init__(self) -> None:
         for a in (self.pre, self.act, self.c, self.h, self.h0, self.c0, self.x):
@@ -344,6 +352,13 @@ class Trace:
     engine: str = "numpy"
     step_output: np.ndarray | None = None  # (batch, T, K): the head applied to h_t at every t
     layer_outputs: dict[str, Any] = field(default_factory=dict)
+
+    def __repr__(self) -> str:
+        out = short(self.output)
+        return (
+            f"Trace(layers={list(self.layer_names)}, batch={self.batch_size}, "
+            f"T={self.timesteps}, output={out}, engine={self.engine!r})"
+        )
 
     @property
     def layer_names(self) -> list[str]:

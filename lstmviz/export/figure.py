@@ -404,10 +404,10 @@ class GridFigure:
     def title_text(self) -> str:
         if self.custom_title is not None:
             return self.custom_title
-        parts = [
-            self.model_name or "model",
-            f"layer {self.lt.name}" + (" (runs backwards)" if self.lt.go_backwards else ""),
-        ]
+        parts = [self.model_name] if self.model_name else []  # a notebook trace has none
+        parts.append(
+            f"layer {self.lt.name}" + (" (runs backwards)" if self.lt.go_backwards else "")
+        )
         if self.trace.batch_size > 1:
             parts.append(f"batch item {self.batch}")
         if self.step is None:

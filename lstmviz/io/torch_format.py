@@ -60,6 +60,9 @@ OPTIONS: dict[str, str] = {
     "head_activation": 'activation after a one-Linear head: "linear", "softmax", '
     '"log_softmax", "sigmoid", ...; required with "head": "fc."',
     "embedding": 'the nn.Embedding in front, e.g. "emb." (null or absent: none)',
+    "mask_zero": "true: token id 0 is padding after each sequence, which forward() packs "
+    "away (pack_padded_sequence with the lengths of the non-zero ids): the LSTM skips those "
+    "steps and keeps its state, so h at the last step is torch's h_n; needs an embedding",
     "state_dict_key": 'for a checkpoint dict: the entry holding the state_dict, e.g. "model"',
 }
 _UNSET: Any = object()
@@ -407,6 +410,7 @@ def check_options(opts: dict[str, Any], where: str) -> dict[str, Any]:
         "head_on": (str,),
         "head_activation": (str,),
         "embedding": (str, type(None)),
+        "mask_zero": (bool,),
         "state_dict_key": (str,),
     }
     for k, v in opts.items():
@@ -472,6 +476,7 @@ def load_torch(
     head_activation: str | None = None,
     embedding: str | None = _UNSET,
     state_dict_key: str | None = None,
+    mask_zero: bool | None = None,
 ) -> Model:
     """Open a PyTorch state_dict (``.pt``/``.pth``/``.bin`` or ``.safetensors``).
 
@@ -484,6 +489,11 @@ def load_torch(
     nn.LSTMCells) is refused with a message listing its modules and the sidecars that load
     either the LSTM alone or the whole model; ``.pt2`` (``torch.export``), ONNX and
     ``lstmviz.show(model, x)`` run any ``forward()``.
+
+    ``mask_zero=True`` describes a ``forward()`` that packs a padded batch
+    (``pack_padded_sequence``) whose padding is token id 0 after each sequence: the LSTM
+    skips those steps and keeps its state (Keras's ``mask_zero``), so the last step's h is
+    torch's ``h_n`` and gradients are those of the packed model.
     """
     p = Path(path)
     check_file(p)
@@ -496,6 +506,7 @@ def load_torch(
         "head_on": head_on,
         "head_activation": head_activation,
         "state_dict_key": state_dict_key,
+        "mask_zero": mask_zero,
     }
     if lstm_prefix is not None:
         opts.pop("cells", None)
@@ -592,7 +603,18 @@ def model_from_state_dict(sd: dict[str, np.ndarray], p: Path, opts: dict[str, An
             "ignored": ignored,
         }
     }
-    return _build(p, stack, emb, emb_name, head_layers, head_on, meta)
+    if opts.get("mask_zero") and emb is None:
+        raise ModelFileError(
+            f"{p}: mask_zero=True marks token id 0 as padding, which needs the nn.Embedding in "
+            'front: also give "embedding" (the prefix of its weight, e.g. "emb.")'
+        )
+    meta["torch"]["mask_zero"] = bool(opts.get("mask_zero", False))
+    model = _build(p, stack, emb, emb_name, head_layers, head_on, meta)
+    if opts.get("mask_zero"):
+        for n in model.nodes:
+            if isinstance(n.layer, L.Embedding):
+                n.layer.mask_zero = True
+    return model
 
 
 #: Activation names a head list (or head_activation) may use.

@@ -63,3 +63,5 @@ def test_quickstart_notebook_runs(tmp_path, monkeypatch):
     assert any("image/png" in o.get("data", {}) for o in code[6]["outputs"])
     assert "t=5 of 30" in _text(code[7]) and "open" in _text(code[7])
     assert "(900, 1600, 4)" in _text(code[8])
+    assert "'framework': 'torch'" in _text(code[10]) and "'tolerance': 1e-05" in _text(code[10])
+    assert _text(code[11]).startswith("[((")  # the scan's ranking: (units, effect), ...
