@@ -53,7 +53,9 @@ def engine_model(state: Any) -> Any:
     if not isinstance(model, Model):
         raise LstmvizError(
             "this analysis runs on lstmviz's own engine; the open model is run live by its "
-            "framework. Save it to a file (.keras, .pt2, .onnx) and open that file"
+            "framework. In the notebook, lstmviz.show(lstmviz.bridge.as_model(model, x), x) "
+            "opens it on the engine (checked against the framework first); or save it as "
+            ".keras, .onnx or a PyTorch state_dict and open that file"
         )
     if isinstance(state.x, list):
         raise LstmvizError("this analysis works on models with one input")
