@@ -942,6 +942,26 @@ def test_layout_with_analysis_results_shown(app, qtbot, answers, tmp_path, width
     assert not bad, bad
 
 
+def test_what_if_time_axis_on_the_text_example(app, qtbot):
+    """The text-generation example (39 characters) at 1600 x 900: the changed step's tick
+    "a→⏎" (old→new) is wider than one character, and its neighbours ran into it ("Sa→⏎l")."""
+    w = app
+    w.resize(1600, 900)
+    w._asked_size = (1600, 900)
+    _open(qtbot, w, EXAMPLES_DIR / "char_textgen.keras")
+    press(qtbot, w, w.panels.specs["what_if"].shortcut)
+    qtbot.waitUntil(lambda: _raised(w.panels.docks["what_if"]), timeout=5000)
+    p = w.panels.widget("what_if")
+    p.step.setValue(2)
+    p.token.setCurrentIndex(0)  # the newline
+    click(qtbot, p.run_btn)
+    qtbot.waitUntil(lambda: p.result is not None and not p.stack.is_empty, timeout=20000)
+    _settle(qtbot, w)
+    ticks = [lab for _, lab in p.out_plot.getAxis("bottom")._tickLevels[0]]
+    assert any("→" in lab for lab in ticks), ticks  # the changed step keeps its label
+    assert not _layout_problems(w)
+
+
 #: the projectors a lecturer meets
 PROJECTORS = [(1280, 720), (1920, 1080)]
 

@@ -7,6 +7,7 @@ from typing import Any
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QEvent
+from PySide6.QtGui import QFont, QFontMetrics
 from PySide6.QtWidgets import (
     QComboBox,
     QDockWidget,
@@ -365,7 +366,7 @@ class WhatIfPanel(Panel):
         ):
             ticks = time_ticks(labels, lt.timesteps, offset=0.5)
             for p in plots:
-                p.getAxis("bottom").setTicks([ticks, []])
+                p.getAxis("bottom").setTicks([clear_around(ticks, r.t + 0.5, p), []])
         for line in self.marks:
             line.setValue(r.t + 0.5)
         if imgs.get("out") is not None:
@@ -402,6 +403,32 @@ class WhatIfPanel(Panel):
             f"step {r.t} changed: first affected {first}, largest change {hi:.3g}{short_out}"
         )
         self._title_summary()
+
+
+def clear_around(
+    ticks: list[tuple[float, str]], x: float, plot: pg.PlotItem
+) -> list[tuple[float, str]]:
+    """``ticks`` without those whose labels would run into the label at ``x`` (the changed
+    step's "old→new" is wider than its neighbours: "Sa→⏎l" on the text-generation example)
+    at the plot's current width."""
+    axis = plot.getAxis("bottom")
+    vb = plot.vb
+    lo, hi = vb.viewRange()[0]
+    if vb.width() <= 0 or hi <= lo:
+        return ticks
+    px = vb.width() / (hi - lo)  # pixels per step
+    font = axis.style.get("tickFont") or QFont()
+    fm = QFontMetrics(font)
+    at = [lab for pos, lab in ticks if pos == x]
+    if not at:
+        return ticks
+    half = fm.horizontalAdvance(at[0]) / 2
+    gap = fm.horizontalAdvance(" ")
+    return [
+        (pos, lab)
+        for pos, lab in ticks
+        if pos == x or abs(pos - x) * px >= half + fm.horizontalAdvance(lab) / 2 + gap
+    ]
 
 
 def _changed_label(state: Any, r: WhatIf) -> str | None:
