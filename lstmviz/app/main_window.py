@@ -300,12 +300,7 @@ class MainWindow(QMainWindow):
         for every unit's row and the line plots, the line plots fold away; they come back
         when there is room again."""
         total = self.vsplit.height()
-        hm = self.heatmaps
-        # the heatmaps never get less than their own minimum either (a model with few units
-        # wants less than that): counting only what they want let the splitter push the line
-        # plots' axes out at the bottom
-        least = max(hm.wanted_height(), hm.minimumHeight(), hm.minimumSizeHint().height())
-        need = least + BOTTOM_MIN_PX + self.vsplit.handleWidth()
+        need = self._vsplit_need()
         sizes = self.vsplit.sizes()
         if total < need:
             if sizes[1] > 0:
@@ -319,6 +314,15 @@ class MainWindow(QMainWindow):
             want = self.heatmaps.wanted_height()
             if sizes[0] < want:
                 self.vsplit.setSizes([want, total - want - self.vsplit.handleWidth()])
+
+    def _vsplit_need(self) -> int:
+        """The height the heatmaps and the line plots under them need together."""
+        hm = self.heatmaps
+        # the heatmaps never get less than their own minimum either (a model with few units
+        # wants less than that): counting only what they want let the splitter push the line
+        # plots' axes out at the bottom
+        least = max(hm.wanted_height(), hm.minimumHeight(), hm.minimumSizeHint().height())
+        return least + BOTTOM_MIN_PX + self.vsplit.handleWidth()
 
     def _build_welcome(self) -> QWidget:
         w = QWidget()
@@ -549,8 +553,10 @@ class MainWindow(QMainWindow):
             if own is not None:
                 own.invalidate()
 
-    def fit_dock(self, dock: QDockWidget, height: int) -> None:
-        """Give a bottom dock ``height`` pixels, less if the views above need the room."""
+    def fit_dock(self, dock: QDockWidget, height: int, keep_line_plots: bool = False) -> None:
+        """Give a bottom dock ``height`` pixels, less if the views above need the room;
+        ``keep_line_plots``: less again where that leaves the line plots under the heatmaps
+        their least height (they fold away otherwise)."""
         if self.dockWidgetArea(dock) != Qt.DockWidgetArea.BottomDockWidgetArea:
             return
         central = self.centralWidget()
@@ -558,6 +564,13 @@ class MainWindow(QMainWindow):
         room = self.height() - least - 80
         if self.presentation:  # the big view above keeps the height its large type needs
             room += 80 - max(STAGE_PX - self.middle.minimumSizeHint().height(), 0)
+        elif keep_line_plots and central is not None and self.vsplit.isVisible():
+            bar = self.statusBar()
+            bottom = bar.geometry().top() if bar.isVisible() else self.height()
+            available = bottom - central.geometry().top() - 3  # the separator
+            views = central.height() - self.vsplit.height() + self._vsplit_need()
+            if available - views >= dock.minimumSizeHint().height():
+                room = min(room, available - views)
         self.resizeDocks([dock], [max(120, min(height, room))], Qt.Orientation.Vertical)
 
     def reset_layout(self) -> None:

@@ -847,6 +847,37 @@ def test_layout_with_each_panel_open(app, qtbot, width, height):
 
 
 @pytest.mark.parametrize(("width", "height"), SIZES)
+def test_train_panel_leaves_the_line_plots(app, qtbot, width, height):
+    """The Train panel opened with Ctrl+T on the digit-sum example (32 units): its settings
+    scroll rather than fold away the line plots under the heatmaps (at 1600 x 900 they did),
+    and the end of a run (the story's verdict, its button) does not grow it."""
+    from lstmviz.app.main_window import BOTTOM_MIN_PX
+
+    w = app
+    w.resize(width, height)
+    w._asked_size = (width, height)
+    _settle(qtbot, w)
+    press(qtbot, w, w.panels.specs["train"].shortcut)
+    qtbot.waitUntil(lambda: _raised(w.panels.docks["train"]), timeout=5000)
+    _settle(qtbot, w)
+    assert w.vsplit.sizes()[1] >= BOTTOM_MIN_PX, w.vsplit.sizes()
+    assert w.unit_lines.isVisible() and not w.unit_lines.visibleRegion().isEmpty()
+    assert not _layout_problems(w)
+    panel = w.panels.widget("train")
+    for widget in (panel.start_btn, panel.progress, panel.timeline, panel.follow):
+        assert not widget.visibleRegion().isEmpty(), widget
+    # a run ended without the story: its two-sentence verdict and the bundled model's button
+    panel._set_story(
+        "This run has no clear story: the model gets the running sum right only 18 % of "
+        "the time (the story needs 99 %). Train longer, or open the bundled model."
+    )
+    panel.bundled_btn.setVisible(True)
+    _settle(qtbot, w)
+    assert w.vsplit.sizes()[1] >= BOTTOM_MIN_PX, w.vsplit.sizes()
+    assert not _layout_problems(w)
+
+
+@pytest.mark.parametrize(("width", "height"), SIZES)
 def test_layout_with_few_units(app, qtbot, width, height):
     """A model with few units (the binary-addition example: 4) wants short heatmaps, less
     than their least height: with the Train panel open the line plots' time axis was pushed
