@@ -767,12 +767,27 @@ def _layout_problems(w) -> list[str]:
     return out
 
 
+def _colour_bar_problems(w) -> list[str]:
+    """The heatmaps' colour bars: their labels apart, and none past the bar's right edge."""
+    out = []
+    for key, hm in w.heatmaps.maps.items():
+        if not hm.bar.isVisible():
+            continue
+        drawn = hm.bar.label_rects()
+        for (a, ra), (b, rb) in itertools.combinations(drawn, 2):
+            if ra.intersects(rb):
+                out.append(f"heatmap {key}: colour bar labels {a!r} and {b!r} overlap")
+        right = hm.bar.boundingRect().right() + 1
+        out += [f"heatmap {key}: colour bar label {a!r} cut" for a, r in drawn if r.right() > right]
+    return out
+
+
 def _inside_problems(w) -> list[str]:
     from lstmviz.app.analysis.common import PlotStack
     from lstmviz.app.fit_label import html_width
     from lstmviz.app.heatmaps import ROW_PX
 
-    out = _plot_problems(w)
+    out = _plot_problems(w) + _colour_bar_problems(w)
     if w.model_dock.isVisible():  # the Show controls never scroll away under the description
         for c in w.selection_panel.findChildren(QWidget):
             if not isinstance(c, (QComboBox, QAbstractButton, QAbstractSpinBox)):
