@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pyqtgraph as pg
-from PySide6.QtCore import QEvent, QObject, QSettings, QSize, Qt, QTimer, Signal
+from PySide6.QtCore import QEvent, QKeyCombination, QObject, QSettings, QSize, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QKeySequence
 from PySide6.QtWidgets import (
     QApplication,
@@ -49,7 +49,7 @@ from .heatmaps import HeatmapGrid
 from .model_panel import ModelPanel, SelectionPanel
 from .panels import Panels, PanelSpec
 from .plots import OutputView, StepBars, UnitLines
-from .presentation import PresenterWindow, StoryBar, audience_screens
+from .presentation import BlankCover, PresenterWindow, StoryBar, audience_screens
 from .style import NORMAL, PRESENTATION, Theme, stylesheet
 from .token_strip import InputEditor, TokenStrip
 from .transport import Transport
@@ -441,6 +441,7 @@ class MainWindow(QMainWindow):
 
     def _build_shortcuts(self) -> None:
         tr = self.transport
+        self.blank = BlankCover(self)
         keys: list[tuple[str, Callable[[], Any], tuple[Any, ...]]] = [
             ("Step forward", tr.forward, (Qt.Key.Key_Right,)),
             ("Step back", tr.back, (Qt.Key.Key_Left,)),
@@ -452,6 +453,13 @@ class MainWindow(QMainWindow):
             ("Faster", tr.faster, (Qt.Key.Key_Plus, Qt.Key.Key_Equal)),
             ("Slower", tr.slower, (Qt.Key.Key_Minus,)),
             ("Leave presentation mode", lambda: self.set_presentation(False), (Qt.Key.Key_Escape,)),
+            # a presentation clicker's other buttons: "start the show" and "blank screen"
+            (
+                "Presentation mode (clicker)",
+                lambda: self.set_presentation(True),
+                (Qt.Key.Key_F5, QKeyCombination(Qt.KeyboardModifier.ShiftModifier, Qt.Key.Key_F5)),
+            ),
+            ("Blank screen (clicker)", self.blank.toggle, (Qt.Key.Key_B, Qt.Key.Key_Period)),
         ]
         self.key_actions: dict[str, QAction] = {}
         for text, slot, ks in keys:

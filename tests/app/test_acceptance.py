@@ -466,6 +466,40 @@ def test_stepping_keys(app, qtbot):
     assert not w.transport.playing
 
 
+def test_clicker_start_and_blank_keys(app, qtbot):
+    """A presentation clicker's other buttons: F5 (start the show) turns presentation mode
+    on; B or the full stop blanks the window (black), and the next key -- the clicker's
+    PageDown included -- brings the view back without stepping; typed into the input, B is
+    a letter."""
+    w = app
+    w.state.set_text("1 2 3 4 5")
+    wait_settled(qtbot, w)
+    press(qtbot, w.heatmaps, "F5")
+    assert w.presentation
+    w.showNormal()
+    w.resize(1280, 720)
+    qtbot.waitUntil(lambda: w.width() == 1280, timeout=5000)
+    for key in ("B", "."):
+        t = w.state.t
+        press(qtbot, QApplication.focusWidget() or w, key)
+        qtbot.waitUntil(w.blank.isVisible, timeout=5000)
+        image = w.grab().toImage()
+        assert w.blank.geometry() == w.rect()
+        for x, y in ((10, 10), (640, 360), (1270, 710)):  # black over every view
+            assert image.pixelColor(x, y).name() == "#000000", (key, x, y)
+        press(qtbot, QApplication.focusWidget() or w, "PgDown")
+        assert not w.blank.isVisible() and w.state.t == t and w.presentation
+    press(qtbot, w.heatmaps, "PgDown")  # then the clicker steps again
+    assert w.state.t == t + 1
+    press(qtbot, w.heatmaps, "Escape")
+    assert not w.presentation
+    edit = w.editor.edit
+    edit.setFocus()
+    edit.clear()
+    qtbot.keyClicks(edit, "b.")
+    assert edit.text() == "b." and not w.blank.isVisible()
+
+
 def test_panel_shortcuts_open_raised_and_focused(app, qtbot):
     w = app
     for key, spec in w.panels.specs.items():
