@@ -87,6 +87,8 @@ BOTTOM_MIN_PX = 180
 #: presentation mode: the big view's height that a panel opened under it leaves at least
 #: (the cell diagram's large type has room from there on)
 STAGE_PX = 300
+#: a bottom panel opened before the first trace is fitted again this long after it (ms)
+FIT_AFTER_TRACE_MS = 300
 MODEL_SUFFIXES = (".keras", ".h5", ".hdf5")  # more when lstmviz.io knows more formats
 INPUT_SUFFIXES = (".npy", ".npz", ".csv", ".txt", ".tsv")
 MAX_RECENT = 10
@@ -166,6 +168,8 @@ class MainWindow(QMainWindow):
         self.theme: Theme = NORMAL
         self.presentation = False
         self._switching = False  # set_presentation() is hiding or showing the docks
+        #: a bottom dock opened before the first trace, fitted again when it comes
+        self._fit_after_trace: tuple[QDockWidget, int] | None = None
         self.last_error: str | None = None
         self.last_status = ""  # the newest status-bar message (it fades after a while)
         self.error_dialog: QMessageBox | None = None
@@ -572,7 +576,10 @@ class MainWindow(QMainWindow):
         room = self.height() - least - 80
         if self.presentation:  # the big view above keeps the height its large type needs
             room += 80 - max(STAGE_PX - self.middle.minimumSizeHint().height(), 0)
-        elif keep_line_plots and central is not None and self.vsplit.isVisible():
+        elif keep_line_plots and (self.state.trace is None or not self.vsplit.isVisible()):
+            # opened before a model (or its trace): fitted again once the views have one
+            self._fit_after_trace = (dock, height)
+        elif keep_line_plots and central is not None:
             bar = self.statusBar()
             bottom = bar.geometry().top() if bar.isVisible() else self.height()
             available = bottom - central.geometry().top() - 3  # the separator
@@ -1139,6 +1146,14 @@ class MainWindow(QMainWindow):
     def _on_trace_changed(self) -> None:
         self.stack.setCurrentIndex(1)
         self._show_panels_once()
+        pending, self._fit_after_trace = self._fit_after_trace, None
+        if pending is not None:  # a panel opened before the first trace: fit it now
+            dock, height = pending
+            # after the views above took their new sizes (the token strip's rows, the maps)
+            QTimer.singleShot(
+                FIT_AFTER_TRACE_MS,
+                lambda: dock.isVisible() and self.fit_dock(dock, height, keep_line_plots=True),
+            )
         from ..budget import format_bytes
 
         tr = self.state.trace

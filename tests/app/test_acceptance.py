@@ -932,6 +932,26 @@ def test_train_panel_leaves_the_line_plots(app, qtbot, width, height):
     assert not _layout_problems(w)
 
 
+def test_train_panel_opened_before_a_model_leaves_the_line_plots(qtbot, tmp_path, monkeypatch):
+    """Ctrl+T on the welcome page, then a model: the panel is fitted again once the views
+    have a trace (fitted before, it folded the line plots away at 1600 x 900)."""
+    from lstmviz.app.main_window import BOTTOM_MIN_PX, MainWindow
+
+    monkeypatch.setenv("LSTMVIZ_DATA_DIR", str(tmp_path / "data"))
+    w = MainWindow()
+    qtbot.addWidget(w)
+    w.resize(1600, 900)
+    activate(qtbot, w)
+    press(qtbot, w, w.panels.specs["train"].shortcut)
+    qtbot.waitUntil(lambda: _raised(w.panels.docks["train"]), timeout=5000)
+    w.open_model(DIGITS)
+    wait_settled(qtbot, w)
+    qtbot.waitUntil(lambda: w.vsplit.sizes()[1] >= BOTTOM_MIN_PX, timeout=5000)
+    _settle(qtbot, w)
+    assert w.vsplit.sizes()[1] >= BOTTOM_MIN_PX and (w.width(), w.height()) == (1600, 900)
+    w.close()
+
+
 @pytest.mark.parametrize(("width", "height"), SIZES)
 def test_layout_with_few_units(app, qtbot, width, height):
     """A model with few units (the binary-addition example: 4) wants short heatmaps, less
