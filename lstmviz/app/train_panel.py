@@ -467,7 +467,7 @@ class TrainPanel(QWidget):
         if state == "loading":
             self.progress.setRange(0, 0)  # busy indicator
         default = {
-            "idle": "Pick a task and press Start.",
+            "idle": "",  # the curves' area says what to do, the progress "not started"
             "loading": "loading TensorFlow…",
             "training": "training…",
             "paused": "paused",
