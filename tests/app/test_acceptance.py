@@ -1069,6 +1069,32 @@ def test_what_if_time_axis_on_the_text_example(app, qtbot):
     assert not _layout_problems(w)
 
 
+def test_what_if_result_follows_the_layer(app, qtbot):
+    """On the stacked example, a what-if's result stays when the user picks the other layer
+    in the Model dock: the panel shows that layer's difference (it was dropped, and Compare
+    had to be pressed again); a new input drops it."""
+    w = app
+    _open(qtbot, w, STACKED)
+    press(qtbot, w, w.panels.specs["what_if"].shortcut)
+    qtbot.waitUntil(lambda: _raised(w.panels.docks["what_if"]), timeout=5000)
+    p = w.panels.widget("what_if")
+    p.step.setValue(1)
+    click(qtbot, p.run_btn)
+    qtbot.waitUntil(lambda: p.result is not None and not p.stack.is_empty, timeout=20000)
+    first, second = w.state.layer_names[:2]
+    assert p._images["layer"] == first
+    combo = w.selection_panel.layer_combo
+    combo.setFocus()
+    press(qtbot, combo, "Down")  # the user picks the second layer
+    qtbot.waitUntil(lambda: w.state.layer == second, timeout=5000)
+    qtbot.waitUntil(lambda: p._images is not None and p._images["layer"] == second, timeout=20000)
+    assert p.result is not None and not p.stack.is_empty
+    assert p.summary.full_text.startswith("changed step 1")
+    w.state.set_text(w.state.input_text())  # a new trace: the old what-if no longer applies
+    wait_settled(qtbot, w)
+    qtbot.waitUntil(lambda: p.result is None and p.stack.is_empty, timeout=5000)
+
+
 #: the projectors a lecturer meets
 PROJECTORS = [(1280, 720), (1920, 1080)]
 

@@ -78,6 +78,7 @@ class WhatIfPanel(Panel):
         self._large = False  # presentation mode's large type (see changeEvent)
         self._dock_title: str | None = None  # the dock's own title, before a summary
         self._short = ""  # the summary as the dock's title shows it
+        self._result_of: tuple[Any, int] | None = None  # (trace, batch item) of the result
         lay = QVBoxLayout(self)
         lay.setContentsMargins(4, 4, 4, 4)
         self.row = row = QHBoxLayout()
@@ -222,6 +223,12 @@ class WhatIfPanel(Panel):
     def refresh(self) -> None:
         doc = self.state
         lt = self.lt
+        of = self._result_of
+        if self.result is not None and of is not None and of[0] is doc.trace and of[1] == doc.batch:
+            # another layer of the same trace: the what-if holds every layer, so show this
+            # one's difference (it was dropped, and Compare had to be pressed again)
+            self._on_quantity()
+            return
         self.step.setRange(0, lt.timesteps - 1)
         self.step.setValue(min(doc.t, lt.timesteps - 1))
         self._choices = token_choices(doc)
@@ -287,8 +294,11 @@ class WhatIfPanel(Panel):
             r = what_if(model, x, t, value, batch=batch, before=before)
             return r, images(r, layer, q)
 
+        of = (doc.trace, batch)
+
         def done(result: Any) -> None:
             self.result, self._images = result
+            self._result_of = of
             self.apply_btn.setEnabled(True)
             draw_then_paint(self.state, self.stack, self._draw)  # a big trace: paint next turn
 
