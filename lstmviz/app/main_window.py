@@ -168,6 +168,7 @@ class MainWindow(QMainWindow):
         self.theme: Theme = NORMAL
         self.presentation = False
         self._switching = False  # set_presentation() is hiding or showing the docks
+        self._dock_min: dict[QDockWidget, QSize] = {}  # docks' least sizes before presentation
         #: a bottom dock opened before the first trace, fitted again when it comes
         self._fit_after_trace: tuple[QDockWidget, int] | None = None
         self.last_error: str | None = None
@@ -936,6 +937,10 @@ class MainWindow(QMainWindow):
         self.presentation_action.setChecked(on)
         if on:
             self._docks_before = {d: d.isVisible() for d in self.findChildren(QDockWidget)}
+            # a dock's layout raises its least size to its content's, in large type too, and
+            # never lowers it: the Model dock came back 485 px wide at least and the window
+            # grew past a 1920 px screen (1975 px) on leaving presentation mode
+            self._dock_min = {d: d.minimumSize() for d in self._docks_before}
             for d in self._docks_before:  # every panel: the big view takes the screen
                 d.setVisible(False)
             self.editor.setVisible(False)
@@ -952,13 +957,16 @@ class MainWindow(QMainWindow):
             if fullscreen:
                 self.showFullScreen()
         else:
+            # normal type first: docks shown in large type grew the window past the screen
+            self.set_theme(NORMAL)
+            for d, least in self._dock_min.items():
+                d.setMinimumSize(least)
             for d, vis in self._docks_before.items():
                 d.setVisible(vis)
             self.editor.setVisible(True)
             self.bottom.setVisible(True)
             self.menuBar().setVisible(True)
             self.statusBar().setVisible(True)
-            self.set_theme(NORMAL)
             self._apply_stage()
             if self.presenter is not None:
                 self.presenter.close()

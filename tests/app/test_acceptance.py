@@ -501,6 +501,33 @@ def test_clicker_start_and_blank_keys(app, qtbot):
     assert edit.text() == "b." and not w.blank.isVisible()
 
 
+def test_leaving_presentation_mode_keeps_the_window_size(app, qtbot):
+    """F11, the three big views (V, V, V) and a panel in large type, then Escape: the window
+    comes back at its size, not wider than the screen (the Model dock kept the least width of
+    its large type, and the window grew from 1600 to 1975 px)."""
+    w = app
+    w.resize(1600, 900)
+    qtbot.waitUntil(lambda: w.width() == 1600, timeout=5000)
+    least = w.minimumSizeHint()
+    press(qtbot, w.heatmaps, "F11")
+    assert w.presentation
+    w.showNormal()
+    w.resize(1600, 900)
+    qtbot.waitUntil(lambda: w.width() == 1600, timeout=5000)
+    for _ in range(3):
+        press(qtbot, QApplication.focusWidget() or w, "V")
+        _settle(qtbot, w)
+    press(qtbot, w, w.panels.specs["what_if"].shortcut)  # a panel built in large type
+    qtbot.waitUntil(lambda: _raised(w.panels.docks["what_if"]), timeout=5000)
+    _settle(qtbot, w)
+    press(qtbot, QApplication.focusWidget() or w, "Escape")
+    assert not w.presentation
+    _settle(qtbot, w)
+    assert (w.width(), w.height()) == (1600, 900)
+    assert w.minimumSizeHint().width() <= least.width() + 40, (least, w.minimumSizeHint())
+    assert not _layout_problems(w)
+
+
 def test_panel_shortcuts_open_raised_and_focused(app, qtbot):
     w = app
     for key, spec in w.panels.specs.items():
