@@ -169,6 +169,7 @@ class MainWindow(QMainWindow):
         self.presentation = False
         self._switching = False  # set_presentation() is hiding or showing the docks
         self._dock_min: dict[QDockWidget, QSize] = {}  # docks' least sizes before presentation
+        self._dock_size: dict[QDockWidget, QSize] = {}  # shown docks' sizes before it
         #: a bottom dock opened before the first trace, fitted again when it comes
         self._fit_after_trace: tuple[QDockWidget, int] | None = None
         self.last_error: str | None = None
@@ -941,6 +942,7 @@ class MainWindow(QMainWindow):
             # never lowers it: the Model dock came back 485 px wide at least and the window
             # grew past a 1920 px screen (1975 px) on leaving presentation mode
             self._dock_min = {d: d.minimumSize() for d in self._docks_before}
+            self._dock_size = {d: d.size() for d, vis in self._docks_before.items() if vis}
             for d in self._docks_before:  # every panel: the big view takes the screen
                 d.setVisible(False)
             self.editor.setVisible(False)
@@ -968,6 +970,20 @@ class MainWindow(QMainWindow):
             self.menuBar().setVisible(True)
             self.statusBar().setVisible(True)
             self._apply_stage()
+            # the side docks as wide as they were (they came back a third wider, and the
+            # bars under the heatmaps lost their axes)
+            side = (Qt.DockWidgetArea.LeftDockWidgetArea, Qt.DockWidgetArea.RightDockWidgetArea)
+            back = [d for d in self._dock_size if d.isVisible() and self.dockWidgetArea(d) in side]
+            widths = [self._dock_size[d].width() for d in back]
+            least = dict(self._dock_min)
+
+            def restore() -> None:  # once the shown docks took the normal type
+                for d, size in least.items():
+                    d.setMinimumSize(size)
+                if back:
+                    self.resizeDocks(back, widths, Qt.Orientation.Horizontal)
+
+            QTimer.singleShot(0, restore)
             if self.presenter is not None:
                 self.presenter.close()
                 self.presenter = None

@@ -509,6 +509,7 @@ def test_leaving_presentation_mode_keeps_the_window_size(app, qtbot):
     w.resize(1600, 900)
     qtbot.waitUntil(lambda: w.width() == 1600, timeout=5000)
     least = w.minimumSizeHint()
+    widths = (w.model_dock.width(), w.detail_dock.width())
     press(qtbot, w.heatmaps, "F11")
     assert w.presentation
     w.showNormal()
@@ -517,6 +518,7 @@ def test_leaving_presentation_mode_keeps_the_window_size(app, qtbot):
     for _ in range(3):
         press(qtbot, QApplication.focusWidget() or w, "V")
         _settle(qtbot, w)
+        w.grab()  # painted, as on the projector
     press(qtbot, w, w.panels.specs["what_if"].shortcut)  # a panel built in large type
     qtbot.waitUntil(lambda: _raised(w.panels.docks["what_if"]), timeout=5000)
     _settle(qtbot, w)
@@ -525,6 +527,9 @@ def test_leaving_presentation_mode_keeps_the_window_size(app, qtbot):
     _settle(qtbot, w)
     assert (w.width(), w.height()) == (1600, 900)
     assert w.minimumSizeHint().width() <= least.width() + 40, (least, w.minimumSizeHint())
+    # the side docks as wide as before (the Model dock came back 409 px wide, not 288)
+    assert abs(w.model_dock.width() - widths[0]) <= 4, (w.model_dock.width(), widths)
+    assert abs(w.detail_dock.width() - widths[1]) <= 4, (w.detail_dock.width(), widths)
     assert not _layout_problems(w)
 
 
