@@ -975,11 +975,11 @@ class MainWindow(QMainWindow):
             side = (Qt.DockWidgetArea.LeftDockWidgetArea, Qt.DockWidgetArea.RightDockWidgetArea)
             back = [d for d in self._dock_size if d.isVisible() and self.dockWidgetArea(d) in side]
             widths = [self._dock_size[d].width() for d in back]
-            least = dict(self._dock_min)
+            sizes = dict(self._dock_min)
 
             def restore() -> None:  # once the shown docks took the normal type
-                for d, size in least.items():
-                    d.setMinimumSize(size)
+                for dock, size in sizes.items():
+                    dock.setMinimumSize(size)
                 if back:
                     self.resizeDocks(back, widths, Qt.Orientation.Horizontal)
 
@@ -1173,11 +1173,13 @@ class MainWindow(QMainWindow):
         pending, self._fit_after_trace = self._fit_after_trace, None
         if pending is not None:  # a panel opened before the first trace: fit it now
             dock, height = pending
+
+            def fit() -> None:
+                if dock.isVisible():
+                    self.fit_dock(dock, height, keep_line_plots=True)
+
             # after the views above took their new sizes (the token strip's rows, the maps)
-            QTimer.singleShot(
-                FIT_AFTER_TRACE_MS,
-                lambda: dock.isVisible() and self.fit_dock(dock, height, keep_line_plots=True),
-            )
+            QTimer.singleShot(FIT_AFTER_TRACE_MS, fit)
         from ..budget import format_bytes
 
         tr = self.state.trace
