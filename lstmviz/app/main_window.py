@@ -983,7 +983,7 @@ class MainWindow(QMainWindow):
                 if back:
                     self.resizeDocks(back, widths, Qt.Orientation.Horizontal)
 
-            QTimer.singleShot(0, restore)
+            QTimer.singleShot(0, self, restore)  # dropped with the window
             if self.presenter is not None:
                 self.presenter.close()
                 self.presenter = None
@@ -1179,7 +1179,7 @@ class MainWindow(QMainWindow):
                     self.fit_dock(dock, height, keep_line_plots=True)
 
             # after the views above took their new sizes (the token strip's rows, the maps)
-            QTimer.singleShot(FIT_AFTER_TRACE_MS, fit)
+            QTimer.singleShot(FIT_AFTER_TRACE_MS, dock, fit)  # dropped with the dock
         from ..budget import format_bytes
 
         tr = self.state.trace
