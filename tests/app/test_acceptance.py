@@ -1101,6 +1101,27 @@ def test_what_if_time_axis_on_the_text_example(app, qtbot):
     assert not _layout_problems(w)
 
 
+def test_corpus_tokens_on_the_text_example(app, qtbot, answers, tmp_path):
+    """The Corpus panel on the text-generation example at 1600 x 900: its map's time axis
+    labels every character only where they do not touch ('W' and 'M' were 15 px apart)."""
+    w = app
+    w.resize(1600, 900)
+    w._asked_size = (1600, 900)
+    _open(qtbot, w, EXAMPLES_DIR / "char_textgen.keras")
+    press(qtbot, w, w.panels.specs["corpus"].shortcut)
+    qtbot.waitUntil(lambda: _raised(w.panels.docks["corpus"]), timeout=5000)
+    p = w.panels.widget("corpus")
+    p.count.setValue(50)
+    p.length.setValue(12)
+    answers["Folder for the traced corpus"] = str(tmp_path)
+    click(qtbot, p.dir_btn)
+    click(qtbot, p.trace_btn)
+    qtbot.waitUntil(lambda: p.store is not None, timeout=60000)
+    _settle(qtbot, w)
+    assert p.plot.getAxis("bottom")._tickLevels, "the time axis has no labels"
+    assert not _layout_problems(w)
+
+
 def test_what_if_result_follows_the_layer(app, qtbot):
     """On the stacked example, a what-if's result stays when the user picks the other layer
     in the Model dock: the panel shows that layer's difference (it was dropped, and Compare
