@@ -153,9 +153,38 @@ class ColorBar(pg.GraphicsWidget):
         lo, hi = self.levels
         return [f"{v:.2g}" for v in (hi, (lo + hi) / 2, lo)]
 
-    def paint(self, painter: QPainter, option: Any, widget: Any = None) -> None:
+    def _bar(self) -> QRectF:
         r = self.boundingRect()
-        bar = QRectF(r.left() + 2, r.top() + 1, self.bar_w, r.height() - 2)
+        return QRectF(r.left() + 2, r.top() + 1, self.bar_w, r.height() - 2)
+
+    def label_rects(self) -> list[tuple[str, QRectF]]:
+        """The labels drawn beside the bar and where (item coordinates): top, middle and
+        bottom when three lines fit, the two ends when two do, else one line with the range
+        ("0…1", "±1.2"): a heatmap of one unit's row in presentation mode's large type is a
+        line high, and its three labels were drawn over each other."""
+        bar = self._bar()
+        fm = QFontMetrics(self.font_)
+        x, line = bar.right() + 4, fm.height()
+        hi, mid, lo = self.labels()
+
+        def at(text: str, top: float) -> tuple[str, QRectF]:
+            return text, QRectF(x, top, fm.horizontalAdvance(text), line)
+
+        if bar.height() >= 3 * line:
+            middle = bar.center().y() - line / 2
+            return [at(hi, bar.top()), at(mid, middle), at(lo, bar.bottom() - line)]
+        if bar.height() >= 2 * line:
+            return [at(hi, bar.top()), at(lo, bar.bottom() - line)]
+        a, b = self.levels
+        room = self.boundingRect().right() - x
+        texts = [f"{lo}…{hi}"]
+        if a == -b:
+            texts.append(f"±{hi}")
+        text = next((t for t in texts if fm.horizontalAdvance(t) <= room), texts[-1])
+        return [at(text, bar.center().y() - line / 2)]
+
+    def paint(self, painter: QPainter, option: Any, widget: Any = None) -> None:
+        bar = self._bar()
         painter.fillRect(
             bar, QBrush(self.cmap.getGradient(QPointF(0, bar.bottom()), QPointF(0, bar.top())))
         )
@@ -164,11 +193,8 @@ class ColorBar(pg.GraphicsWidget):
         painter.setFont(self.font_)
         painter.setPen(self.color)
         fm = QFontMetrics(self.font_)
-        x = bar.right() + 4
-        hi, mid, lo = self.labels()
-        painter.drawText(QPointF(x, bar.top() + fm.ascent()), hi)
-        painter.drawText(QPointF(x, bar.center().y() + fm.ascent() / 2 - 1), mid)
-        painter.drawText(QPointF(x, bar.bottom() - fm.descent()), lo)
+        for text, rect in self.label_rects():
+            painter.drawText(QPointF(rect.left(), rect.top() + fm.ascent()), text)
 
 
 class FutureShade(QGraphicsObject):

@@ -36,6 +36,8 @@ KEYS: tuple[tuple[str, str, str], ...] = (
     ("View", "F11", "presentation mode"),
     ("View", "V", "presentation mode: the cell diagram, the equations or the heatmaps"),
     ("View", "Escape", "leave presentation mode"),
+    ("View", "F5 or Shift+F5", "presentation mode (a clicker's start-the-show button)"),
+    ("View", "B or .", "blank screen (black; any key brings the view back)"),
     ("View", "Ctrl+D", "the cell diagram: the selected unit's numbers on every wire"),
     ("View", "Ctrl+0", "reset the heatmaps' zoom (the mouse wheel zooms)"),
     ("View", "Ctrl+Shift+0", "reset the layout of every panel"),

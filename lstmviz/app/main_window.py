@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pyqtgraph as pg
-from PySide6.QtCore import QEvent, QObject, QSettings, QSize, Qt, QTimer, Signal
+from PySide6.QtCore import QEvent, QKeyCombination, QObject, QSettings, QSize, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QKeySequence
 from PySide6.QtWidgets import (
     QApplication,
@@ -49,7 +49,7 @@ from .heatmaps import HeatmapGrid
 from .model_panel import ModelPanel, SelectionPanel
 from .panels import Panels, PanelSpec
 from .plots import OutputView, StepBars, UnitLines
-from .presentation import PresenterWindow, StoryBar, audience_screens
+from .presentation import BlankCover, PresenterWindow, StoryBar, audience_screens
 from .style import NORMAL, PRESENTATION, Theme, stylesheet
 from .token_strip import InputEditor, TokenStrip
 from .transport import Transport
@@ -87,6 +87,8 @@ BOTTOM_MIN_PX = 180
 #: presentation mode: the big view's height that a panel opened under it leaves at least
 #: (the cell diagram's large type has room from there on)
 STAGE_PX = 300
+#: a bottom panel opened before the first trace is fitted again this long after it (ms)
+FIT_AFTER_TRACE_MS = 300
 MODEL_SUFFIXES = (".keras", ".h5", ".hdf5")  # more when lstmviz.io knows more formats
 INPUT_SUFFIXES = (".npy", ".npz", ".csv", ".txt", ".tsv")
 MAX_RECENT = 10
@@ -166,6 +168,10 @@ class MainWindow(QMainWindow):
         self.theme: Theme = NORMAL
         self.presentation = False
         self._switching = False  # set_presentation() is hiding or showing the docks
+        self._dock_min: dict[QDockWidget, QSize] = {}  # docks' least sizes before presentation
+        self._dock_size: dict[QDockWidget, QSize] = {}  # shown docks' sizes before it
+        #: a bottom dock opened before the first trace, fitted again when it comes
+        self._fit_after_trace: tuple[QDockWidget, int] | None = None
         self.last_error: str | None = None
         self.last_status = ""  # the newest status-bar message (it fades after a while)
         self.error_dialog: QMessageBox | None = None
@@ -300,12 +306,7 @@ class MainWindow(QMainWindow):
         for every unit's row and the line plots, the line plots fold away; they come back
         when there is room again."""
         total = self.vsplit.height()
-        hm = self.heatmaps
-        # the heatmaps never get less than their own minimum either (a model with few units
-        # wants less than that): counting only what they want let the splitter push the line
-        # plots' axes out at the bottom
-        least = max(hm.wanted_height(), hm.minimumHeight(), hm.minimumSizeHint().height())
-        need = least + BOTTOM_MIN_PX + self.vsplit.handleWidth()
+        need = self._vsplit_need()
         sizes = self.vsplit.sizes()
         if total < need:
             if sizes[1] > 0:
@@ -319,6 +320,15 @@ class MainWindow(QMainWindow):
             want = self.heatmaps.wanted_height()
             if sizes[0] < want:
                 self.vsplit.setSizes([want, total - want - self.vsplit.handleWidth()])
+
+    def _vsplit_need(self) -> int:
+        """The height the heatmaps and the line plots under them need together."""
+        hm = self.heatmaps
+        # the heatmaps never get less than their own minimum either (a model with few units
+        # wants less than that): counting only what they want let the splitter push the line
+        # plots' axes out at the bottom
+        least = max(hm.wanted_height(), hm.minimumHeight(), hm.minimumSizeHint().height())
+        return least + BOTTOM_MIN_PX + self.vsplit.handleWidth()
 
     def _build_welcome(self) -> QWidget:
         w = QWidget()
@@ -437,6 +447,7 @@ class MainWindow(QMainWindow):
 
     def _build_shortcuts(self) -> None:
         tr = self.transport
+        self.blank = BlankCover(self)
         keys: list[tuple[str, Callable[[], Any], tuple[Any, ...]]] = [
             ("Step forward", tr.forward, (Qt.Key.Key_Right,)),
             ("Step back", tr.back, (Qt.Key.Key_Left,)),
@@ -448,6 +459,13 @@ class MainWindow(QMainWindow):
             ("Faster", tr.faster, (Qt.Key.Key_Plus, Qt.Key.Key_Equal)),
             ("Slower", tr.slower, (Qt.Key.Key_Minus,)),
             ("Leave presentation mode", lambda: self.set_presentation(False), (Qt.Key.Key_Escape,)),
+            # a presentation clicker's other buttons: "start the show" and "blank screen"
+            (
+                "Presentation mode (clicker)",
+                lambda: self.set_presentation(True),
+                (Qt.Key.Key_F5, QKeyCombination(Qt.KeyboardModifier.ShiftModifier, Qt.Key.Key_F5)),
+            ),
+            ("Blank screen (clicker)", self.blank.toggle, (Qt.Key.Key_B, Qt.Key.Key_Period)),
         ]
         self.key_actions: dict[str, QAction] = {}
         for text, slot, ks in keys:
@@ -549,8 +567,10 @@ class MainWindow(QMainWindow):
             if own is not None:
                 own.invalidate()
 
-    def fit_dock(self, dock: QDockWidget, height: int) -> None:
-        """Give a bottom dock ``height`` pixels, less if the views above need the room."""
+    def fit_dock(self, dock: QDockWidget, height: int, keep_line_plots: bool = False) -> None:
+        """Give a bottom dock ``height`` pixels, less if the views above need the room;
+        ``keep_line_plots``: less again where that leaves the line plots under the heatmaps
+        their least height (they fold away otherwise)."""
         if self.dockWidgetArea(dock) != Qt.DockWidgetArea.BottomDockWidgetArea:
             return
         central = self.centralWidget()
@@ -558,6 +578,16 @@ class MainWindow(QMainWindow):
         room = self.height() - least - 80
         if self.presentation:  # the big view above keeps the height its large type needs
             room += 80 - max(STAGE_PX - self.middle.minimumSizeHint().height(), 0)
+        elif keep_line_plots and (self.state.trace is None or not self.vsplit.isVisible()):
+            # opened before a model (or its trace): fitted again once the views have one
+            self._fit_after_trace = (dock, height)
+        elif keep_line_plots and central is not None:
+            bar = self.statusBar()
+            bottom = bar.geometry().top() if bar.isVisible() else self.height()
+            available = bottom - central.geometry().top() - 3  # the separator
+            views = central.height() - self.vsplit.height() + self._vsplit_need()
+            if available - views >= dock.minimumSizeHint().height():
+                room = min(room, available - views)
         self.resizeDocks([dock], [max(120, min(height, room))], Qt.Orientation.Vertical)
 
     def reset_layout(self) -> None:
@@ -908,6 +938,11 @@ class MainWindow(QMainWindow):
         self.presentation_action.setChecked(on)
         if on:
             self._docks_before = {d: d.isVisible() for d in self.findChildren(QDockWidget)}
+            # a dock's layout raises its least size to its content's, in large type too, and
+            # never lowers it: the Model dock came back 485 px wide at least and the window
+            # grew past a 1920 px screen (1975 px) on leaving presentation mode
+            self._dock_min = {d: d.minimumSize() for d in self._docks_before}
+            self._dock_size = {d: d.size() for d, vis in self._docks_before.items() if vis}
             for d in self._docks_before:  # every panel: the big view takes the screen
                 d.setVisible(False)
             self.editor.setVisible(False)
@@ -924,14 +959,31 @@ class MainWindow(QMainWindow):
             if fullscreen:
                 self.showFullScreen()
         else:
+            # normal type first: docks shown in large type grew the window past the screen
+            self.set_theme(NORMAL)
+            for d, least in self._dock_min.items():
+                d.setMinimumSize(least)
             for d, vis in self._docks_before.items():
                 d.setVisible(vis)
             self.editor.setVisible(True)
             self.bottom.setVisible(True)
             self.menuBar().setVisible(True)
             self.statusBar().setVisible(True)
-            self.set_theme(NORMAL)
             self._apply_stage()
+            # the side docks as wide as they were (they came back a third wider, and the
+            # bars under the heatmaps lost their axes)
+            side = (Qt.DockWidgetArea.LeftDockWidgetArea, Qt.DockWidgetArea.RightDockWidgetArea)
+            back = [d for d in self._dock_size if d.isVisible() and self.dockWidgetArea(d) in side]
+            widths = [self._dock_size[d].width() for d in back]
+            sizes = dict(self._dock_min)
+
+            def restore() -> None:  # once the shown docks took the normal type
+                for dock, size in sizes.items():
+                    dock.setMinimumSize(size)
+                if back:
+                    self.resizeDocks(back, widths, Qt.Orientation.Horizontal)
+
+            QTimer.singleShot(0, self, restore)  # dropped with the window
             if self.presenter is not None:
                 self.presenter.close()
                 self.presenter = None
@@ -1118,6 +1170,16 @@ class MainWindow(QMainWindow):
     def _on_trace_changed(self) -> None:
         self.stack.setCurrentIndex(1)
         self._show_panels_once()
+        pending, self._fit_after_trace = self._fit_after_trace, None
+        if pending is not None:  # a panel opened before the first trace: fit it now
+            dock, height = pending
+
+            def fit() -> None:
+                if dock.isVisible():
+                    self.fit_dock(dock, height, keep_line_plots=True)
+
+            # after the views above took their new sizes (the token strip's rows, the maps)
+            QTimer.singleShot(FIT_AFTER_TRACE_MS, dock, fit)  # dropped with the dock
         from ..budget import format_bytes
 
         tr = self.state.trace

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QPaintEvent
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -14,6 +15,9 @@ from PySide6.QtWidgets import (
     QLabel,
     QLineEdit,
     QSpinBox,
+    QStyle,
+    QStyleOptionComboBox,
+    QStylePainter,
     QVBoxLayout,
     QWidget,
 )
@@ -139,6 +143,42 @@ class ModelPanel(QLabel):
         self.setText("".join(parts))
 
 
+#: an item's shorter text, shown when its whole text does not fit the box
+SHORT_ROLE = Qt.ItemDataRole.UserRole + 1
+
+
+class FitComboBox(QComboBox):
+    """A combo box that shows its current item's shorter text (``SHORT_ROLE``), elided if
+    need be, when the whole does not fit (the list and the tooltip keep the whole): the
+    layer "first_lstm (16 units)" was cut mid-word in the Model dock at 1600 x 900."""
+
+    def shown_text(self) -> str:
+        """The text drawn in the box."""
+        opt = QStyleOptionComboBox()
+        self.initStyleOption(opt)
+        room = (
+            self.style()
+            .subControlRect(
+                QStyle.ComplexControl.CC_ComboBox, opt, QStyle.SubControl.SC_ComboBoxEditField, self
+            )
+            .width()
+        )
+        fm = self.fontMetrics()
+        full = self.currentText()
+        if fm.horizontalAdvance(full) <= room:
+            return full
+        short = self.currentData(SHORT_ROLE) or full
+        return fm.elidedText(str(short), Qt.TextElideMode.ElideRight, room)
+
+    def paintEvent(self, event: QPaintEvent) -> None:
+        p = QStylePainter(self)
+        opt = QStyleOptionComboBox()
+        self.initStyleOption(opt)
+        p.drawComplexControl(QStyle.ComplexControl.CC_ComboBox, opt)
+        opt.currentText = self.shown_text()
+        p.drawControl(QStyle.ControlElement.CE_ComboBoxLabel, opt)
+
+
 class SelectionPanel(QWidget):
     """Layer (and "all layers"), batch item, unit filter and selected units."""
 
@@ -149,7 +189,7 @@ class SelectionPanel(QWidget):
         self.state = state
         form = QFormLayout(self)
         form.setContentsMargins(4, 4, 4, 4)
-        self.layer_combo = QComboBox()
+        self.layer_combo = FitComboBox()
         self.layer_combo.setToolTip(
             "The LSTM layer shown (stacked and bidirectional models have several)"
         )
@@ -217,7 +257,13 @@ class SelectionPanel(QWidget):
         tr = doc.trace
         if tr is not None:
             for name in doc.layer_names:
-                self.layer_combo.addItem(f"{name} ({tr.layer(name).units} units)", name)
+                units = tr.layer(name).units
+                self.layer_combo.addItem(f"{name} ({units} units)", name)
+                k = self.layer_combo.count() - 1
+                self.layer_combo.setItemData(k, f"{name} ({units})", SHORT_ROLE)
+                self.layer_combo.setItemData(
+                    k, f"{name}: {units} units", Qt.ItemDataRole.ToolTipRole
+                )
         if doc.layer:
             self.layer_combo.setCurrentIndex(max(0, doc.layer_names.index(doc.layer)))
         self.layer_combo.blockSignals(False)

@@ -54,6 +54,9 @@ class PanelSpec:
         Where it docks by default.
     height : int
         Its default height in pixels when docked at the bottom.
+    keep_line_plots : bool
+        Opened at the bottom, it is made lower where its default height would fold away the
+        line plots under the heatmaps (and its content allows).
     """
 
     key: str
@@ -64,6 +67,7 @@ class PanelSpec:
     build: Callable[[MainWindow], QWidget]
     area: Qt.DockWidgetArea = BOTTOM
     height: int = 320
+    keep_line_plots: bool = False
 
 
 class PanelError(Exception):
@@ -174,7 +178,8 @@ class Panels:
         dock.show()
         dock.raise_()
         if first_show and dock.isFloating() is False:
-            self.window.fit_dock(dock, self.specs[key].height)
+            spec = self.specs[key]
+            self.window.fit_dock(dock, spec.height, keep_line_plots=spec.keep_line_plots)
         widget.setFocus(Qt.FocusReason.ShortcutFocusReason)
         return widget
 

@@ -16,10 +16,11 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from PySide6 import QtGui
-from PySide6.QtCore import QRectF, QSize, Qt, QTimer
+from PySide6.QtCore import QEvent, QRectF, QSize, Qt, QTimer
 from PySide6.QtGui import QColor, QFont, QFontInfo, QFontMetricsF, QGuiApplication, QPainter
 from PySide6.QtWidgets import (
     QAbstractButton,
+    QApplication,
     QComboBox,
     QGraphicsItem,
     QGraphicsTextItem,
@@ -295,6 +296,64 @@ class PresenterWindow(QWidget):
             )
         else:
             self.next.setText("This is the last step.")
+
+
+class BlankCover(QWidget):
+    """The clicker's "blank screen" button (B or the full stop, as in slide software): the
+    window goes black over everything; the next key -- any key, the clicker's included --
+    brings it back without acting (the room sees the view it left)."""
+
+    def __init__(self, parent: QWidget) -> None:
+        super().__init__(parent)
+        self.setAutoFillBackground(False)
+        self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
+        self.setToolTip("Blank screen: press any key to come back")
+        self._back_to: QWidget | None = None
+        self.hide()
+        parent.installEventFilter(self)
+
+    def paintEvent(self, event: QPaintEvent) -> None:
+        QPainter(self).fillRect(self.rect(), QColor("#000000"))
+
+    def toggle(self) -> None:
+        """Blank the window, or bring it back."""
+        if self.isVisible():
+            self.uncover()
+        else:
+            self.cover()
+
+    def cover(self) -> None:
+        parent = self.parentWidget()
+        if parent is None:
+            return
+        self._back_to = QApplication.focusWidget()
+        self.setGeometry(parent.rect())
+        self.show()
+        self.raise_()
+        self.setFocus(Qt.FocusReason.ShortcutFocusReason)
+
+    def uncover(self) -> None:
+        self.hide()
+        if self._back_to is not None:
+            self._back_to.setFocus(Qt.FocusReason.OtherFocusReason)
+        self._back_to = None
+
+    def event(self, ev: QEvent) -> bool:
+        # while black, every key is this cover's: no shortcut steps the view unseen
+        if ev.type() == QEvent.Type.ShortcutOverride:
+            ev.accept()
+            return True
+        if ev.type() == QEvent.Type.KeyPress:
+            self.uncover()
+            return True
+        return super().event(ev)
+
+    def eventFilter(self, obj: Any, ev: QEvent) -> bool:
+        if ev.type() == QEvent.Type.Resize and self.isVisible():
+            parent = self.parentWidget()
+            if parent is not None:
+                self.setGeometry(parent.rect())
+        return False
 
 
 def audience_screens() -> list[QScreen]:

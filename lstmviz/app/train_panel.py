@@ -49,6 +49,7 @@ from PySide6.QtWidgets import (
 from ..errors import LstmvizError
 from . import dialogs
 from .analysis.common import PlotStack
+from .fit_label import FitLabel
 from .panels import Panels, PanelSpec
 from .workers import TaskRunner, background
 
@@ -231,15 +232,16 @@ class TrainPanel(QWidget):
         for b in (self.start_btn, self.pause_btn, self.cancel_btn, self.save_btn):
             buttons.addWidget(b)
 
-        self.state_label = QLabel()
-        self.state_label.setWordWrap(True)
+        # one line beside the progress bar, always in view: shortened to the room it has
+        # (the whole sentence in its tooltip)
+        self.state_label = FitLabel()
         # the story emerging (the carry unit's r, the running-sum accuracy...), snapshot by
         # snapshot, or the plain news that this run has none
-        self.story_label = QLabel()
-        self.story_label.setWordWrap(True)
-        self.story_label.setToolTip(
-            "What the task's example teaches, measured on every weight snapshot of this run"
-        )
+        # one line under the curves (its first sentence when the whole does not fit; the
+        # whole in the tooltip): two wrapped lines grew the panel mid-run and folded away
+        # the line plots under the heatmaps
+        self.story_label = FitLabel()
+        self.story_label.setToolTip(STORY_TIP)
         self.bundled_btn = QPushButton("Open the bundled model")
         self.bundled_btn.setToolTip("The task's bundled, fully trained model, which has the story")
         self.bundled_btn.clicked.connect(self.open_bundled)
@@ -257,29 +259,35 @@ class TrainPanel(QWidget):
             "current input traced with the weights of that moment"
         )
         self.timeline.valueChanged.connect(self._on_timeline)
-        self.timeline_label = QLabel("no snapshots yet")
+        # one line beside the slider, shortened rather than widening the panel
+        self.timeline_label = FitLabel()
+        self.timeline_label.set_texts("no snapshots yet")
         self.follow = QCheckBox("Follow")
         self.follow.setChecked(True)
         self.follow.setToolTip("Show every new snapshot while training")
-        trow = QHBoxLayout()
+        # the timeline: under the curves it scrubs (normal type), or in the settings column
+        # (presentation mode's large type: the curves share a 720 px projector's height with
+        # the big view above)
+        self.timeline_row = QWidget()
+        trow = QHBoxLayout(self.timeline_row)
+        trow.setContentsMargins(0, 0, 0, 0)
         trow.addWidget(QLabel("Timeline"))
-        trow.addWidget(self.timeline, 1)
+        trow.addWidget(self.timeline, 2)
         trow.addWidget(self.follow)
+        trow.addWidget(self.timeline_label, 3)
 
         left = QVBoxLayout()
         left.addLayout(form)
-        left.addWidget(self.progress)
-        left.addWidget(self.state_label)
-        left.addLayout(trow)
-        left.addWidget(self.timeline_label)
         left.addStretch(1)
+        self._left = left
 
         self.plots = pg.GraphicsLayoutWidget()
-        self.plots.setMinimumHeight(160)
-        self.loss_plot = self.plots.addPlot(title="loss")
-        self.acc_plot = self.plots.addPlot(title="accuracy")
+        self.plots.setMinimumHeight(CURVES_MIN_PX[False])
+        # the x axes' name is in the titles ("by batch"): an axis label took 20 of the
+        # curves' 150 px, their data kept 64
+        self.loss_plot = self.plots.addPlot(title="loss by batch")
+        self.acc_plot = self.plots.addPlot(title="accuracy by batch")
         for p in (self.loss_plot, self.acc_plot):
-            p.setLabel("bottom", "batch")
             # a light horizontal grid only: AxisItem grids across the whole plot cost ~10 ms
             # per repaint, and the curves are redrawn while the GUI must stay responsive
             p.showGrid(x=False, y=True, alpha=0.2)
@@ -287,8 +295,7 @@ class TrainPanel(QWidget):
                 p.getAxis(ax).setCacheMode(QGraphicsItem.CacheMode.DeviceCoordinateCache)
             p.setDownsampling(mode="peak")
             p.setClipToView(True)
-        self.story_plot = self.plots.addPlot(title="the story")
-        self.story_plot.setLabel("bottom", "batch")
+        self.story_plot = self.plots.addPlot(title="the story by batch")
         self.story_plot.setYRange(0, 1)
         self.story_plot.showGrid(x=False, y=True, alpha=0.2)
         self.story_curve = self.story_plot.plot(
@@ -311,12 +318,18 @@ class TrainPanel(QWidget):
         self.acc_cursor.setVisible(False)
 
         lay = QHBoxLayout(self)
+        lay.setContentsMargins(6, 4, 6, 4)
         self.settings = _SettingsColumn(left)
-        column = QVBoxLayout()  # the buttons stay in view; the settings under them scroll
-        column.addLayout(buttons)
+        column = QVBoxLayout()  # the buttons and the progress stay in view; the settings
+        column.addLayout(buttons)  # under them scroll when the panel is low
+        prow = QHBoxLayout()
+        prow.addWidget(self.progress, 2)
+        prow.addWidget(self.state_label, 3)
+        column.addLayout(prow)
         column.addWidget(self.settings, 1)
         lay.addLayout(column)
         right = QVBoxLayout()
+        right.setSpacing(2)
         # until a run starts, a sentence instead of empty axes
         self.plot_stack = PlotStack(
             self.plots,
@@ -329,6 +342,9 @@ class TrainPanel(QWidget):
         srow.addWidget(self.story_label, 1)
         srow.addWidget(self.bundled_btn)
         right.addLayout(srow)
+        right.addWidget(self.timeline_row)
+        self._right = right
+        self._timeline_left = False
         lay.addLayout(right, 1)
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Preferred)
 
@@ -355,6 +371,16 @@ class TrainPanel(QWidget):
             big = self.font().pixelSize() >= LARGE_TYPE_PX
             self._place_settings(1 if big else 2)
             self.plot_stack.setMinimumHeight(CURVES_MIN_PX[big])
+            # normal type: the story's row as high with its button as without it (the panel
+            # keeps its height when the run ends)
+            self.story_label.setMinimumHeight(0 if big else self.bundled_btn.sizeHint().height())
+            if big != self._timeline_left:
+                self._timeline_left = big
+                (self._right if big else self._left).removeWidget(self.timeline_row)
+                if big:  # under the settings, before the stretch
+                    self._left.insertWidget(self._left.count() - 1, self.timeline_row)
+                else:
+                    self._right.addWidget(self.timeline_row)
 
     # --- state -------------------------------------------------------------------------------
     @property
@@ -441,7 +467,7 @@ class TrainPanel(QWidget):
         if state == "loading":
             self.progress.setRange(0, 0)  # busy indicator
         default = {
-            "idle": "Pick a task and press Start.",
+            "idle": "",  # the curves' area says what to do, the progress "not started"
             "loading": "loading TensorFlow…",
             "training": "training…",
             "paused": "paused",
@@ -449,7 +475,7 @@ class TrainPanel(QWidget):
             "cancelled": "cancelled",
             "failed": "failed",
         }[state]
-        self.state_label.setText(text or default)
+        self.state_label.set_texts(text or default)
         self.state_changed.emit(state)
 
     # --- training ----------------------------------------------------------------------------
@@ -487,7 +513,7 @@ class TrainPanel(QWidget):
         self.timeline.setRange(0, 0)
         self.timeline.blockSignals(False)
         self.timeline.setEnabled(False)
-        self.timeline_label.setText("no snapshots yet")
+        self.timeline_label.set_texts("no snapshots yet")
         self._start_story(task)
         # colours stay comparable across the snapshots: epoch 1 and epoch 12 by eye
         unlocked = not self.viewer.options.lock_levels
@@ -576,7 +602,7 @@ class TrainPanel(QWidget):
         self._cancel = True
         if self._gate is not None:
             self._gate.resume()
-        self.state_label.setText("cancelling after this batch…")
+        self.state_label.set_texts("cancelling after this batch…")
 
     def _on_lock_toggled(self, on: bool) -> None:
         # the user's own choice while training wins over restoring theirs from before
@@ -605,7 +631,7 @@ class TrainPanel(QWidget):
     def _on_partial(self, msg: Any) -> None:
         kind, obj = msg
         if kind == "phase":
-            self.state_label.setText(obj)
+            self.state_label.set_texts(obj)
         elif kind == "logs":
             if self.state == "loading":
                 self._set_state("training")
@@ -630,9 +656,10 @@ class TrainPanel(QWidget):
         self.progress.setValue(b.step)
         self.progress.setFormat(f"%v / %m batches · ETA {_fmt_eta(b.eta)}")
         if self.state == "training" and not self._cancel:
-            self.state_label.setText(
+            self.state_label.set_texts(
                 f"training: epoch {b.epoch + 1}, loss {b.loss:.4f}, accuracy {b.accuracy:.3f}"
-                f" · {_fmt_eta(b.elapsed)} elapsed, ETA {_fmt_eta(b.eta)}"
+                f" · {_fmt_eta(b.elapsed)} elapsed, ETA {_fmt_eta(b.eta)}",
+                f"epoch {b.epoch + 1}, loss {b.loss:.4f}, accuracy {b.accuracy:.3f}",
             )
 
     def _redraw_curves(self) -> None:
@@ -658,16 +685,17 @@ class TrainPanel(QWidget):
         self.bundled_btn.setVisible(False)
         self.tracker = StoryTracker(task)
         if not self.tracker.available:
-            self.story_label.setText(f"The {task.title} task has no story to measure.")
-            self.story_plot.setTitle("the story")
+            self._set_story(f"The {task.title} task has no story to measure.")
+            self.story_plot.setTitle("the story by batch")
             self.story_line.setVisible(False)
             return
         from ..analysis.story import THRESHOLDS
 
         self.story_line.setValue(THRESHOLDS[task.name])
         self.story_line.setVisible(True)
-        self.story_plot.setTitle(f"the story: {_STORY_METRIC.get(task.name, 'its metric')}")
-        self.story_label.setText("The story: measured on every snapshot as the model learns…")
+        metric = _STORY_METRIC.get(task.name, "its metric")
+        self.story_plot.setTitle(f"the story by batch: {metric}")
+        self._set_story("The story: measured on every snapshot as the model learns…")
 
     def _score_next(self) -> None:
         """Score the newest snapshot not scored yet (one at a time, the newest wins)."""
@@ -705,7 +733,7 @@ class TrainPanel(QWidget):
             return
         over = self.state in ("finished", "cancelled", "failed")
         settled = over and self._story_pending is None and not self.story_runner.is_running()
-        self.story_label.setText(tracker.verdict(finished=settled))
+        self._set_story(tracker.verdict(finished=settled))
         last = tracker.stories[-1]
         self.bundled_btn.setVisible(
             settled and not last.present and self._bundled_path() is not None
@@ -785,7 +813,7 @@ class TrainPanel(QWidget):
                 f"finished in {secs:.0f} s: {extra}. Scrub the timeline to compare epochs.",
             )
         self.progress.setFormat("%v / %m batches")
-        self.main_window.status(self.state_label.text())
+        self.main_window.status(self.state_label.full_text)
         self._restore_lock()
         self._show_verdict()
         self.trained.emit(result)
@@ -835,7 +863,7 @@ class TrainPanel(QWidget):
             # input, what-if or an export then use the weights on screen
             doc.show_weights(model, engine=f"NumPy · snapshot {snap.label}")
         except LstmvizError as e:
-            self.state_label.setText(f"cannot trace this snapshot: {e}")
+            self.state_label.set_texts(f"cannot trace this snapshot: {e}")
             return
         self._switched_model = True
         self._shown = i
@@ -891,14 +919,19 @@ class TrainPanel(QWidget):
             return emb is not None and cur_emb is not None and emb.input_dim == cur_emb.input_dim
         return True
 
+    def _set_story(self, text: str) -> None:
+        first = text.split(". ")[0].rstrip(".") + "."
+        self.story_label.set_texts(text, first, tip=STORY_TIP)
+
     def _update_timeline_label(self, i: int) -> None:
         if not self.snapshots:
-            self.timeline_label.setText("no snapshots yet")
+            self.timeline_label.set_texts("no snapshots yet")
             return
         s = self.snapshots[min(i, len(self.snapshots) - 1)]
         loss = s.metrics.get("loss")
         tail = f" · loss {loss:.4f}" if loss is not None and np.isfinite(loss) else ""
-        self.timeline_label.setText(f"snapshot {i + 1}/{len(self.snapshots)}: {s.label}{tail}")
+        which = f"snapshot {i + 1}/{len(self.snapshots)}"
+        self.timeline_label.set_texts(f"{which}: {s.label}{tail}", f"{which}: {s.label}", which)
         for c in (self.loss_cursor, self.acc_cursor):
             c.setValue(s.step)
             c.setVisible(s.step > 0)
@@ -935,10 +968,15 @@ class TrainPanel(QWidget):
         )
 
 
+#: the story line's tooltip (after the whole sentence when a shorter one is shown)
+STORY_TIP = "What the task's example teaches, measured on every weight snapshot of this run"
 #: from this type size on (presentation mode) the settings scroll rather than take the room
 LARGE_TYPE_PX = 20
 #: the curves' least height in normal and in large (presentation) type
-CURVES_MIN_PX = {False: 160, True: 150}
+CURVES_MIN_PX = {False: 150, True: 150}
+#: the settings column's least height in normal type: the rest scrolls (the panel leaves the
+#: line plots under the heatmaps their room on a 1600 x 900 screen)
+SETTINGS_MIN_PX = 120
 
 
 class _SettingsColumn(QScrollArea):
@@ -973,10 +1011,10 @@ class _SettingsColumn(QScrollArea):
         hint = super().minimumSizeHint()
         widget = self.widget()
         inner = widget.minimumSizeHint().height() if widget is not None else 0
-        # normal type: every setting in view (the window has room); presentation's large type:
-        # two rows, the rest scrolls
+        # normal type: the first settings in view, the rest scrolls when the panel is low;
+        # presentation's large type: two rows
         big = self.font().pixelSize() >= LARGE_TYPE_PX
-        hint.setHeight(min(inner, 100) if big else inner)
+        hint.setHeight(min(inner, 100 if big else SETTINGS_MIN_PX))
         return hint
 
     def changeEvent(self, ev: QEvent) -> None:
@@ -1108,6 +1146,7 @@ def train_panel_spec() -> PanelSpec:
         tip="Train a model on a task and watch its gates change; scrub epochs afterwards",
         build=TrainPanel,
         height=300,
+        keep_line_plots=True,  # settings scroll; the window keeps every view
     )
 
 

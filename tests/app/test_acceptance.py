@@ -35,6 +35,7 @@ from .acceptance import activate, buttons, click, click_menu, menu_entries, pres
 DIGITS = EXAMPLES_DIR / "digit_sum.keras"
 STACKED = EXAMPLES_DIR / "stacked_lstm.keras"
 ADDER = EXAMPLES_DIR / "binary_addition.keras"
+TOY = EXAMPLES_DIR / "toy_classification.keras"
 TRAIN_TIMEOUT = 180_000
 
 
@@ -433,6 +434,72 @@ def test_stepping_keys(app, qtbot):
     assert not w.transport.playing
 
 
+def test_clicker_start_and_blank_keys(app, qtbot):
+    """A presentation clicker's other buttons: F5 (start the show) turns presentation mode
+    on; B or the full stop blanks the window (black), and the next key -- the clicker's
+    PageDown included -- brings the view back without stepping; typed into the input, B is
+    a letter."""
+    w = app
+    w.state.set_text("1 2 3 4 5")
+    wait_settled(qtbot, w)
+    press(qtbot, w.heatmaps, "F5")
+    assert w.presentation
+    w.showNormal()
+    w.resize(1280, 720)
+    qtbot.waitUntil(lambda: w.width() == 1280, timeout=5000)
+    for key in ("B", "."):
+        t = w.state.t
+        press(qtbot, QApplication.focusWidget() or w, key)
+        qtbot.waitUntil(w.blank.isVisible, timeout=5000)
+        image = w.grab().toImage()
+        assert w.blank.geometry() == w.rect()
+        for x, y in ((10, 10), (640, 360), (1270, 710)):  # black over every view
+            assert image.pixelColor(x, y).name() == "#000000", (key, x, y)
+        press(qtbot, QApplication.focusWidget() or w, "PgDown")
+        assert not w.blank.isVisible() and w.state.t == t and w.presentation
+    press(qtbot, w.heatmaps, "PgDown")  # then the clicker steps again
+    assert w.state.t == t + 1
+    press(qtbot, w.heatmaps, "Escape")
+    assert not w.presentation
+    edit = w.editor.edit
+    edit.setFocus()
+    edit.clear()
+    qtbot.keyClicks(edit, "b.")
+    assert edit.text() == "b." and not w.blank.isVisible()
+
+
+def test_leaving_presentation_mode_keeps_the_window_size(app, qtbot):
+    """F11, the three big views (V, V, V) and a panel in large type, then Escape: the window
+    comes back at its size, not wider than the screen (the Model dock kept the least width of
+    its large type, and the window grew from 1600 to 1975 px)."""
+    w = app
+    w.resize(1600, 900)
+    qtbot.waitUntil(lambda: w.width() == 1600, timeout=5000)
+    least = w.minimumSizeHint()
+    widths = (w.model_dock.width(), w.detail_dock.width())
+    press(qtbot, w.heatmaps, "F11")
+    assert w.presentation
+    w.showNormal()
+    w.resize(1600, 900)
+    qtbot.waitUntil(lambda: w.width() == 1600, timeout=5000)
+    for _ in range(3):
+        press(qtbot, QApplication.focusWidget() or w, "V")
+        _settle(qtbot, w)
+        w.grab()  # painted, as on the projector
+    press(qtbot, w, w.panels.specs["what_if"].shortcut)  # a panel built in large type
+    qtbot.waitUntil(lambda: _raised(w.panels.docks["what_if"]), timeout=5000)
+    _settle(qtbot, w)
+    press(qtbot, QApplication.focusWidget() or w, "Escape")
+    assert not w.presentation
+    _settle(qtbot, w)
+    assert (w.width(), w.height()) == (1600, 900)
+    assert w.minimumSizeHint().width() <= least.width() + 40, (least, w.minimumSizeHint())
+    # the side docks as wide as before (the Model dock came back 409 px wide, not 288)
+    assert abs(w.model_dock.width() - widths[0]) <= 4, (w.model_dock.width(), widths)
+    assert abs(w.detail_dock.width() - widths[1]) <= 4, (w.detail_dock.width(), widths)
+    assert not _layout_problems(w)
+
+
 def test_panel_shortcuts_open_raised_and_focused(app, qtbot):
     w = app
     for key, spec in w.panels.specs.items():
@@ -734,12 +801,27 @@ def _layout_problems(w) -> list[str]:
     return out
 
 
+def _colour_bar_problems(w) -> list[str]:
+    """The heatmaps' colour bars: their labels apart, and none past the bar's right edge."""
+    out = []
+    for key, hm in w.heatmaps.maps.items():
+        if not hm.bar.isVisible():
+            continue
+        drawn = hm.bar.label_rects()
+        for (a, ra), (b, rb) in itertools.combinations(drawn, 2):
+            if ra.intersects(rb):
+                out.append(f"heatmap {key}: colour bar labels {a!r} and {b!r} overlap")
+        right = hm.bar.boundingRect().right() + 1
+        out += [f"heatmap {key}: colour bar label {a!r} cut" for a, r in drawn if r.right() > right]
+    return out
+
+
 def _inside_problems(w) -> list[str]:
     from lstmviz.app.analysis.common import PlotStack
     from lstmviz.app.fit_label import html_width
     from lstmviz.app.heatmaps import ROW_PX
 
-    out = _plot_problems(w)
+    out = _plot_problems(w) + _colour_bar_problems(w)
     if w.model_dock.isVisible():  # the Show controls never scroll away under the description
         for c in w.selection_panel.findChildren(QWidget):
             if not isinstance(c, (QComboBox, QAbstractButton, QAbstractSpinBox)):
@@ -760,9 +842,14 @@ def _inside_problems(w) -> list[str]:
     for combo in w.findChildren(QComboBox):
         if not combo.isVisible() or not combo.currentText() or combo.isEditable():
             continue
-        need = combo.fontMetrics().horizontalAdvance(combo.currentText()) + 24  # + the arrow
+        # a box that shortens its text itself (FitComboBox) must show at least a word
+        shown = combo.shown_text() if hasattr(combo, "shown_text") else combo.currentText()
+        if shown != combo.currentText() and len(shown.rstrip("…").split()) == 0:
+            out.append(f"combo box {combo.currentText()!r} shows {shown!r}")
+            continue
+        need = combo.fontMetrics().horizontalAdvance(shown) + 24  # + the arrow
         if need > combo.width():
-            out.append(f"combo box {combo.currentText()!r} cut ({need} px in {combo.width()})")
+            out.append(f"combo box {shown!r} cut ({need} px in {combo.width()})")
     for label in w.findChildren(QLabel):
         if not label.isVisible() or label.wordWrap() or not label.text():
             continue
@@ -814,6 +901,57 @@ def test_layout_with_each_panel_open(app, qtbot, width, height):
 
 
 @pytest.mark.parametrize(("width", "height"), SIZES)
+def test_train_panel_leaves_the_line_plots(app, qtbot, width, height):
+    """The Train panel opened with Ctrl+T on the digit-sum example (32 units): its settings
+    scroll rather than fold away the line plots under the heatmaps (at 1600 x 900 they did),
+    and the end of a run (the story's verdict, its button) does not grow it."""
+    from lstmviz.app.main_window import BOTTOM_MIN_PX
+
+    w = app
+    w.resize(width, height)
+    w._asked_size = (width, height)
+    _settle(qtbot, w)
+    press(qtbot, w, w.panels.specs["train"].shortcut)
+    qtbot.waitUntil(lambda: _raised(w.panels.docks["train"]), timeout=5000)
+    _settle(qtbot, w)
+    assert w.vsplit.sizes()[1] >= BOTTOM_MIN_PX, w.vsplit.sizes()
+    assert w.unit_lines.isVisible() and not w.unit_lines.visibleRegion().isEmpty()
+    assert not _layout_problems(w)
+    panel = w.panels.widget("train")
+    for widget in (panel.start_btn, panel.progress, panel.timeline, panel.follow):
+        assert not widget.visibleRegion().isEmpty(), widget
+    # a run ended without the story: its two-sentence verdict and the bundled model's button
+    panel._set_story(
+        "This run has no clear story: the model gets the running sum right only 18 % of "
+        "the time (the story needs 99 %). Train longer, or open the bundled model."
+    )
+    panel.bundled_btn.setVisible(True)
+    _settle(qtbot, w)
+    assert w.vsplit.sizes()[1] >= BOTTOM_MIN_PX, w.vsplit.sizes()
+    assert not _layout_problems(w)
+
+
+def test_train_panel_opened_before_a_model_leaves_the_line_plots(qtbot, tmp_path, monkeypatch):
+    """Ctrl+T on the welcome page, then a model: the panel is fitted again once the views
+    have a trace (fitted before, it folded the line plots away at 1600 x 900)."""
+    from lstmviz.app.main_window import BOTTOM_MIN_PX, MainWindow
+
+    monkeypatch.setenv("LSTMVIZ_DATA_DIR", str(tmp_path / "data"))
+    w = MainWindow()
+    qtbot.addWidget(w)
+    w.resize(1600, 900)
+    activate(qtbot, w)
+    press(qtbot, w, w.panels.specs["train"].shortcut)
+    qtbot.waitUntil(lambda: _raised(w.panels.docks["train"]), timeout=5000)
+    w.open_model(DIGITS)
+    wait_settled(qtbot, w)
+    qtbot.waitUntil(lambda: w.vsplit.sizes()[1] >= BOTTOM_MIN_PX, timeout=5000)
+    _settle(qtbot, w)
+    assert w.vsplit.sizes()[1] >= BOTTOM_MIN_PX and (w.width(), w.height()) == (1600, 900)
+    w.close()
+
+
+@pytest.mark.parametrize(("width", "height"), SIZES)
 def test_layout_with_few_units(app, qtbot, width, height):
     """A model with few units (the binary-addition example: 4) wants short heatmaps, less
     than their least height: with the Train panel open the line plots' time axis was pushed
@@ -841,7 +979,8 @@ def test_layout_with_the_longest_descriptions(app, qtbot, width, height):
     w.resize(width, height)
     w._asked_size = (width, height)
     problems = {}
-    for path in (STACKED, EXAMPLES_DIR / "char_textgen.keras"):
+    # the toy classification's layer "first_lstm (16 units)" was cut in the Layer box
+    for path in (STACKED, TOY, EXAMPLES_DIR / "char_textgen.keras"):
         _open(qtbot, w, path)
         _settle(qtbot, w)
         problems[path.name] = _layout_problems(w)
@@ -909,6 +1048,73 @@ def test_layout_with_analysis_results_shown(app, qtbot, answers, tmp_path, width
     assert not bad, bad
 
 
+def test_what_if_time_axis_on_the_text_example(app, qtbot):
+    """The text-generation example (39 characters) at 1600 x 900: the changed step's tick
+    "a→⏎" (old→new) is wider than one character, and its neighbours ran into it ("Sa→⏎l")."""
+    w = app
+    w.resize(1600, 900)
+    w._asked_size = (1600, 900)
+    _open(qtbot, w, EXAMPLES_DIR / "char_textgen.keras")
+    press(qtbot, w, w.panels.specs["what_if"].shortcut)
+    qtbot.waitUntil(lambda: _raised(w.panels.docks["what_if"]), timeout=5000)
+    p = w.panels.widget("what_if")
+    p.step.setValue(2)
+    p.token.setCurrentIndex(0)  # the newline
+    click(qtbot, p.run_btn)
+    qtbot.waitUntil(lambda: p.result is not None and not p.stack.is_empty, timeout=20000)
+    _settle(qtbot, w)
+    ticks = [lab for _, lab in p.out_plot.getAxis("bottom")._tickLevels[0]]
+    assert any("→" in lab for lab in ticks), ticks  # the changed step keeps its label
+    assert not _layout_problems(w)
+
+
+def test_corpus_tokens_on_the_text_example(app, qtbot, answers, tmp_path):
+    """The Corpus panel on the text-generation example at 1600 x 900: its map's time axis
+    labels every character only where they do not touch ('W' and 'M' were 15 px apart)."""
+    w = app
+    w.resize(1600, 900)
+    w._asked_size = (1600, 900)
+    _open(qtbot, w, EXAMPLES_DIR / "char_textgen.keras")
+    press(qtbot, w, w.panels.specs["corpus"].shortcut)
+    qtbot.waitUntil(lambda: _raised(w.panels.docks["corpus"]), timeout=5000)
+    p = w.panels.widget("corpus")
+    p.count.setValue(50)
+    p.length.setValue(12)
+    answers["Folder for the traced corpus"] = str(tmp_path)
+    click(qtbot, p.dir_btn)
+    click(qtbot, p.trace_btn)
+    qtbot.waitUntil(lambda: p.store is not None, timeout=60000)
+    _settle(qtbot, w)
+    assert p.plot.getAxis("bottom")._tickLevels, "the time axis has no labels"
+    assert not _layout_problems(w)
+
+
+def test_what_if_result_follows_the_layer(app, qtbot):
+    """On the stacked example, a what-if's result stays when the user picks the other layer
+    in the Model dock: the panel shows that layer's difference (it was dropped, and Compare
+    had to be pressed again); a new input drops it."""
+    w = app
+    _open(qtbot, w, STACKED)
+    press(qtbot, w, w.panels.specs["what_if"].shortcut)
+    qtbot.waitUntil(lambda: _raised(w.panels.docks["what_if"]), timeout=5000)
+    p = w.panels.widget("what_if")
+    p.step.setValue(1)
+    click(qtbot, p.run_btn)
+    qtbot.waitUntil(lambda: p.result is not None and not p.stack.is_empty, timeout=20000)
+    first, second = w.state.layer_names[:2]
+    assert p._images["layer"] == first
+    combo = w.selection_panel.layer_combo
+    combo.setFocus()
+    press(qtbot, combo, "Down")  # the user picks the second layer
+    qtbot.waitUntil(lambda: w.state.layer == second, timeout=5000)
+    qtbot.waitUntil(lambda: p._images is not None and p._images["layer"] == second, timeout=20000)
+    assert p.result is not None and not p.stack.is_empty
+    assert p.summary.full_text.startswith("changed step 1")
+    w.state.set_text(w.state.input_text())  # a new trace: the old what-if no longer applies
+    wait_settled(qtbot, w)
+    qtbot.waitUntil(lambda: p.result is None and p.stack.is_empty, timeout=5000)
+
+
 #: the projectors a lecturer meets
 PROJECTORS = [(1280, 720), (1920, 1080)]
 
@@ -938,15 +1144,13 @@ def _diagram_problems(d) -> list[str]:
 
 @pytest.mark.parametrize(
     ("width", "height", "panel"),
-    # the What-if panel's least height in large type does not leave a 1280 x 720 window
-    # room for the big view: only at 1920 x 1080
-    [(*size, panel) for size in PROJECTORS for panel in (None, "train")]
-    + [(1920, 1080, "what_if")],
+    [(*size, panel) for size in PROJECTORS for panel in (None, "train", "what_if")],
 )
 def test_presentation_layout(app, qtbot, width, height, panel):
     """Presentation mode (F11) on a projector, alone and with a panel opened by its
-    shortcut: the window keeps the projector's size, the big cell diagram's texts neither
-    overlap nor leave it, and its two other views (V, V) fit as well."""
+    shortcut (the What-if panel with a result shown): the window keeps the projector's
+    size, the big cell diagram's texts neither overlap nor leave it, and its two other
+    views (V, V) fit as well."""
     w = app
     w.state.set_text("4 7 3 9 1 8 2 6 5 3 7 1")
     wait_settled(qtbot, w)
@@ -960,6 +1164,11 @@ def test_presentation_layout(app, qtbot, width, height, panel):
     if panel is not None:
         press(qtbot, w, w.panels.specs[panel].shortcut)
         qtbot.waitUntil(lambda: _raised(w.panels.docks[panel]), timeout=5000)
+    if panel == "what_if":  # with its result: the summary line and the plots
+        p = w.panels.widget("what_if")
+        p.step.setValue(3)
+        click(qtbot, p.run_btn)
+        qtbot.waitUntil(lambda: p.result is not None and not p.stack.is_empty, timeout=20000)
     assert w.middle.currentWidget() is w.stage_diagram
     problems = {}
     for view in ("diagram", "equations", "heatmaps"):

@@ -94,17 +94,27 @@ def _check_step(w, lesson, k: int, asking: bool) -> None:
         )
 
 
+#: the projectors a lecturer meets
+PROJECTORS = [(1920, 1080), (1280, 720)]
+
+
+@pytest.mark.parametrize(("width", "height"), PROJECTORS, ids=lambda v: str(v))
 @pytest.mark.parametrize("path", BUNDLED, ids=[p.stem for p in BUNDLED])
-def test_bundled_lesson_runs_end_to_end_in_presentation_mode(app, qtbot, path):
-    """The clicker (PageDown) drives the whole lesson at 1920 x 1080 in presentation mode:
-    each step shows its question first, then its answer; every text is at least 28 px."""
+def test_bundled_lesson_runs_end_to_end_in_presentation_mode(app, qtbot, path, width, height):
+    """The clicker (PageDown) drives the whole lesson in presentation mode on a projector:
+    each step shows its question first, then its answer; every text is at least 28 px, the
+    window keeps the projector's size, and at 1920 x 1080 nothing is cut or drawn over; at
+    1280 x 720 the heatmaps' colour bars keep their labels apart (a heatmap of one unit's row
+    drew its colour bar's three labels over each other)."""
+    from .test_acceptance import _colour_bar_problems, _inside_problems
+
     w = app
     lesson = load_lesson(path)
     assert w.lessons.open_lesson(path)
     _settle(qtbot, w)
     w.set_presentation(True, fullscreen=False)
-    w.resize(1920, 1080)
-    qtbot.waitUntil(lambda: w.size().width() == 1920 and w.size().height() == 1080)
+    w.resize(width, height)
+    qtbot.waitUntil(lambda: w.size().width() == width and w.size().height() == height)
     clicks = 0
     for k, step in enumerate(lesson.steps):
         for asking in [True, False] if step.ask else [False]:
@@ -116,6 +126,12 @@ def test_bundled_lesson_runs_end_to_end_in_presentation_mode(app, qtbot, path):
             small = _too_small(w)
             assert not small, f"step {k + 1}: text below {MIN_PX} px: {small[:8]}"
             assert w.last_error is None, w.last_error
+            # at 1280 x 720 a long caption leaves the heatmaps' rows less than their least
+            # height (a known limit): only the colour bars are checked there
+            problems = _inside_problems(w) if width >= 1920 else _colour_bar_problems(w)
+            if (w.width(), w.height()) != (width, height):
+                problems.append(f"window grew to {w.width()}x{w.height()}")
+            assert not problems, f"step {k + 1}: {problems}"
     press(qtbot, w, "PgDown")  # past the end: stays on the last step
     assert w.lessons.run.index == len(lesson.steps) - 1
     press(qtbot, w, "PgUp")  # the clicker's other button: the step before

@@ -55,9 +55,9 @@ def test_training_run_snapshots_timeline_and_save(qtbot, window, panel, tmp_path
     x_before = window.state.x
     with qtbot.waitSignal(panel.trained, timeout=TIMEOUT) as blocker:
         panel.start(config=TINY)
-        assert panel.state == "loading" and "TensorFlow" in panel.state_label.text()
+        assert panel.state == "loading" and "TensorFlow" in panel.state_label.full_text
     result = blocker.args[0]
-    assert panel.state == "finished" and "held-out accuracy" in panel.state_label.text()
+    assert panel.state == "finished" and "held-out accuracy" in panel.state_label.full_text
     # snapshots: before training, every 2 batches, epoch ends -> a scrubbable timeline
     steps = [s.step for s in panel.snapshots]
     assert steps[0] == 0 and steps[-1] == 12 and len(steps) >= 5
@@ -283,11 +283,11 @@ def test_the_story_emerges_snapshot_by_snapshot(qtbot, window, panel):
     assert list(xs) == sorted(xs) and xs[-1] == panel.snapshots[-1].step
     assert panel.story_line.value() == THRESHOLDS["digit-sum"]
     last = tracker.stories[-1]
-    assert panel.story_label.text() == tracker.verdict(finished=True)
+    assert panel.story_label.full_text == tracker.verdict(finished=True)
     if last.present:
         assert not panel.bundled_btn.isVisible()
     else:  # two tiny epochs: no story yet; the panel says so and offers the bundled model
-        assert panel.story_label.text().startswith("This run has no clear story")
+        assert panel.story_label.full_text.startswith("This run has no clear story")
         assert panel.bundled_btn.isVisible()
         window.state.set_model(digit_model(), None, digit_info())
         click(qtbot, panel.bundled_btn)

@@ -90,6 +90,11 @@ LEGEND_BRUSH = (24, 26, 32, 215)
 
 #: The least height of a panel's plot area: axes, ticks and data stay readable.
 PLOT_MIN_PX = 200
+#: The same in presentation mode's large type, where a panel shares a projector's 720 px
+#: with the big view above it.
+PLOT_MIN_LARGE_PX = 150
+#: From this type size on (presentation mode) panels make room for the big view above them.
+LARGE_TYPE_PX = 20
 
 
 class PlotStack(QStackedWidget):

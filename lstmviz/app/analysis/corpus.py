@@ -4,6 +4,7 @@ of units over a range and find where else it occurs (LSTMVis-style)."""
 
 from __future__ import annotations
 
+import math
 import tempfile
 import time
 from pathlib import Path
@@ -12,6 +13,7 @@ from typing import Any
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt
+from PySide6.QtGui import QFont, QFontMetrics
 from PySide6.QtWidgets import (
     QComboBox,
     QDoubleSpinBox,
@@ -560,6 +562,12 @@ class CorpusPanel(Panel):
         if ids.ndim == 1 and self.vocab:
             labels = self._labels(ids)
             step = max(1, n // 100)
+            axis = self.plot.getAxis("bottom")
+            width = self.plot.vb.width()
+            if width > 0 and labels:  # no two labels closer than the widest one needs
+                fm = QFontMetrics(axis.style.get("tickFont") or QFont())
+                widest = max(fm.horizontalAdvance(s) for s in labels) + fm.horizontalAdvance(" ")
+                step = max(step, math.ceil(widest / (width / max(n, 1))))
             ticks = [(pos + k + 0.5, labels[k]) for k in range(0, n, step)]
             self.plot.getAxis("bottom").setTicks([ticks, []])
         else:

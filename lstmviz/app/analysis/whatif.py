@@ -6,8 +6,11 @@ from typing import Any
 
 import numpy as np
 import pyqtgraph as pg
+from PySide6.QtCore import QEvent
+from PySide6.QtGui import QFont, QFontMetrics
 from PySide6.QtWidgets import (
     QComboBox,
+    QDockWidget,
     QHBoxLayout,
     QLabel,
     QLineEdit,
@@ -20,9 +23,26 @@ from PySide6.QtWidgets import (
 from ...analysis import WhatIf, what_if
 from ...engine.trace import QUANTITIES, SYMBOLS, TITLES
 from ...errors import LstmvizError
+from ..fit_label import FitLabel
 from ..stagger import draw_then_paint
 from ..workers import TaskRunner
-from .common import Panel, PlotStack, hint, show_image, style_plot, time_ticks
+from .common import (
+    LARGE_TYPE_PX,
+    PLOT_MIN_LARGE_PX,
+    PLOT_MIN_PX,
+    Panel,
+    PlotStack,
+    hint,
+    show_image,
+    style_plot,
+    time_ticks,
+)
+
+#: what the blue line on every plot means (under the plots; in large type their tooltip)
+BLUE_LINE = (
+    "Blue line: the changed step. A forward LSTM cannot change before it; a backward one "
+    "changes only before it."
+)
 
 
 def token_choices(state: Any) -> list[tuple[str, Any]]:
@@ -55,9 +75,13 @@ class WhatIfPanel(Panel):
         self._images: dict[str, Any] | None = None  # what _draw shows, made in the worker
         self.runner = TaskRunner(self)
         self._choices: list[tuple[str, Any]] = []
+        self._large = False  # presentation mode's large type (see changeEvent)
+        self._dock_title: str | None = None  # the dock's own title, before a summary
+        self._short = ""  # the summary as the dock's title shows it
+        self._result_of: tuple[Any, int] | None = None  # (trace, batch item) of the result
         lay = QVBoxLayout(self)
         lay.setContentsMargins(4, 4, 4, 4)
-        row = QHBoxLayout()
+        self.row = row = QHBoxLayout()
         row.addWidget(QLabel("At step"))
         self.step = QSpinBox()
         self.step.setToolTip("The timestep whose input changes (defaults to the current one)")
@@ -81,15 +105,19 @@ class WhatIfPanel(Panel):
         self.apply_btn.clicked.connect(self.apply)
         row.addWidget(self.apply_btn)
         lay.addLayout(row)
-        row2 = QHBoxLayout()
-        row2.addWidget(QLabel("difference of"))
+        self.row2 = row2 = QHBoxLayout()
+        self.quantity_label = QLabel("difference of")
+        row2.addWidget(self.quantity_label)
         self.quantity = QComboBox()
         for q in QUANTITIES:
             self.quantity.addItem(TITLES[q], q)
         self.quantity.setCurrentIndex(QUANTITIES.index("hidden"))
+        self.quantity.setToolTip("The quantity whose difference the maps show")
         self.quantity.currentIndexChanged.connect(lambda *_: self._on_quantity())
         row2.addWidget(self.quantity)
-        self.summary = QLabel()
+        # one line that never widens the window: a shorter sentence when the panel is narrow
+        # (presentation mode's large type on a 1280 px projector), the whole one in its tooltip
+        self.summary = FitLabel()
         row2.addWidget(self.summary, 1)
         lay.addLayout(row2)
         self.view = pg.GraphicsLayoutWidget()
@@ -112,6 +140,7 @@ class WhatIfPanel(Panel):
             [[(k + 0.5, SYMBOLS[q]) for k, q in enumerate(QUANTITIES)], []]
         )
         inner = self.view.addLayout(row=0, col=2)
+        inner.setContentsMargins(0, 0, 0, 0)  # its maps as tall as the plots beside them
         self.side_plots = []
         self.side_images = []
         for k, title in enumerate(("before", "after")):
@@ -145,16 +174,61 @@ class WhatIfPanel(Panel):
         self.view.ci.layout.setColumnStretchFactor(0, 2)
         self.view.ci.layout.setColumnStretchFactor(1, 2)
         self.view.ci.layout.setColumnStretchFactor(2, 6)
-        lay.addWidget(
-            hint(
-                "Blue line: the changed step. A forward LSTM cannot change before "
-                "it; a backward one changes only before it."
-            )
-        )
+        self.hint = hint(BLUE_LINE)
+        lay.addWidget(self.hint)
+
+    def changeEvent(self, ev: QEvent) -> None:
+        super().changeEvent(ev)
+        if ev.type() in (QEvent.Type.StyleChange, QEvent.Type.FontChange):
+            # presentation mode's large type: the panel shares a 720 px projector with the big
+            # view above it -- lower plots without the time axes' name "t" (their ticks are
+            # the steps' inputs), and the two-line note on the blue line becomes the plots'
+            # tooltip (at its full size the panel grew the window to 1601 x 787)
+            big = self.font().pixelSize() >= LARGE_TYPE_PX
+            self.stack.setMinimumHeight(PLOT_MIN_LARGE_PX if big else PLOT_MIN_PX)
+            for p in (self.div_plot, self.out_plot, *self.side_plots, self.diff_plot):
+                p.showLabel("bottom", not big)
+            self.hint.setVisible(not big)
+            self.stack.plots.setToolTip(BLUE_LINE if big else "")
+            # one row of controls, not two: the quantity at the end of the first row and the
+            # summary in the dock's title bar (with the big view above, the second row left
+            # the cell diagram too little height for its large type)
+            self._large = big
+            self.row.removeWidget(self.quantity)
+            self.row2.removeWidget(self.quantity)
+            if big:
+                self.row.addWidget(self.quantity)
+            else:
+                self.row2.insertWidget(1, self.quantity)
+            self.quantity_label.setVisible(not big)
+            self.summary.setVisible(not big)
+            self._title_summary()
+
+    def _dock(self) -> QDockWidget | None:
+        w = self.parentWidget()
+        while w is not None and not isinstance(w, QDockWidget):
+            w = w.parentWidget()
+        return w
+
+    def _title_summary(self) -> None:
+        """In large type the summary line is the dock's title ("What-if · step 3 → 3, ...")."""
+        dock = self._dock()
+        if dock is None:
+            return
+        if self._dock_title is None:
+            self._dock_title = dock.windowTitle()
+        text = self.summary.full_text if self._large else ""
+        dock.setWindowTitle(f"{self._dock_title} · {self._short}" if text else self._dock_title)
 
     def refresh(self) -> None:
         doc = self.state
         lt = self.lt
+        of = self._result_of
+        if self.result is not None and of is not None and of[0] is doc.trace and of[1] == doc.batch:
+            # another layer of the same trace: the what-if holds every layer, so show this
+            # one's difference (it was dropped, and Compare had to be pressed again)
+            self._on_quantity()
+            return
         self.step.setRange(0, lt.timesteps - 1)
         self.step.setValue(min(doc.t, lt.timesteps - 1))
         self._choices = token_choices(doc)
@@ -220,8 +294,11 @@ class WhatIfPanel(Panel):
             r = what_if(model, x, t, value, batch=batch, before=before)
             return r, images(r, layer, q)
 
+        of = (doc.trace, batch)
+
         def done(result: Any) -> None:
             self.result, self._images = result
+            self._result_of = of
             self.apply_btn.setEnabled(True)
             draw_then_paint(self.state, self.stack, self._draw)  # a big trace: paint next turn
 
@@ -270,7 +347,8 @@ class WhatIfPanel(Panel):
             for im in (self.div_image, self.diff_image, *self.side_images):
                 im.clear()
             self.out_curve.setData([], [])
-            self.summary.setText("")
+            self.summary.set_texts("")
+            self._title_summary()
             self.stack.show_empty()
             return
         self.stack.show_plots()
@@ -298,7 +376,7 @@ class WhatIfPanel(Panel):
         ):
             ticks = time_ticks(labels, lt.timesteps, offset=0.5)
             for p in plots:
-                p.getAxis("bottom").setTicks([ticks, []])
+                p.getAxis("bottom").setTicks([clear_around(ticks, r.t + 0.5, p), []])
         for line in self.marks:
             line.setValue(r.t + 0.5)
         if imgs.get("out") is not None:
@@ -312,7 +390,7 @@ class WhatIfPanel(Panel):
         first = r.first_affected(lt.name)
         before = np.asarray(r.before.output)
         after = np.asarray(r.after.output)
-        out_txt = ""
+        out_txt = short_out = ""
         if before.shape == after.shape and before.ndim >= 2:
             bo, ao = before[r.batch], after[r.batch]
             where = "final output"
@@ -321,13 +399,46 @@ class WhatIfPanel(Panel):
             elif bo.ndim == 1 and bo.shape[0] == lt.timesteps and lt.timesteps > 1:
                 bo, ao, where = bo[-1:], ao[-1:], f"output at the last step ({lt.timesteps - 1})"
             if bo.ndim == 1 and bo.shape[-1] > 1:
-                out_txt = f" · {where}: class {int(np.argmax(bo))} → {int(np.argmax(ao))}"
+                change = f"class {int(np.argmax(bo))} → {int(np.argmax(ao))}"
             else:
                 b0, a0 = float(np.ravel(bo)[0]), float(np.ravel(ao)[0])
-                out_txt = f" · {where}: {b0:.3f} → {a0:.3f}"
-        self.summary.setText(
-            f"changed step {r.t}: first affected step {first}, largest change {hi:.3g}{out_txt}"
+                change = f"{b0:.3f} → {a0:.3f}"
+            out_txt, short_out = f" · {where}: {change}", f" · output {change}"
+        self.summary.set_texts(
+            f"changed step {r.t}: first affected step {first}, largest change {hi:.3g}{out_txt}",
+            f"step {r.t}: first affected {first}, largest change {hi:.3g}{short_out}",
+            f"step {r.t} → {first}, max {hi:.3g}{short_out}",
         )
+        self._short = (
+            f"step {r.t} changed: first affected {first}, largest change {hi:.3g}{short_out}"
+        )
+        self._title_summary()
+
+
+def clear_around(
+    ticks: list[tuple[float, str]], x: float, plot: pg.PlotItem
+) -> list[tuple[float, str]]:
+    """``ticks`` without those whose labels would run into the label at ``x`` (the changed
+    step's "old→new" is wider than its neighbours: "Sa→⏎l" on the text-generation example)
+    at the plot's current width."""
+    axis = plot.getAxis("bottom")
+    vb = plot.vb
+    lo, hi = vb.viewRange()[0]
+    if vb.width() <= 0 or hi <= lo:
+        return ticks
+    px = vb.width() / (hi - lo)  # pixels per step
+    font = axis.style.get("tickFont") or QFont()
+    fm = QFontMetrics(font)
+    at = [lab for pos, lab in ticks if pos == x]
+    if not at:
+        return ticks
+    half = fm.horizontalAdvance(at[0]) / 2
+    gap = fm.horizontalAdvance(" ")
+    return [
+        (pos, lab)
+        for pos, lab in ticks
+        if pos == x or abs(pos - x) * px >= half + fm.horizontalAdvance(lab) / 2 + gap
+    ]
 
 
 def _changed_label(state: Any, r: WhatIf) -> str | None:
