@@ -10,11 +10,15 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from ._version import __version__
 from .engine import LayerTrace, Model, Trace
 from .errors import LstmvizError
 from .io import load_model
-from .io.session import Session
+
+if TYPE_CHECKING:
+    from .io.session import Session
 
 __all__ = [
     "LayerTrace",
@@ -41,6 +45,10 @@ def __getattr__(name: str) -> object:
         from .bridge import trace
 
         return trace
+    if name == "Session":  # the session file format (zip, hashes), loaded when first used
+        from .io.session import Session
+
+        return Session
     if name == "show":
         from .app.viewer import show
 

@@ -22,7 +22,7 @@ import logging
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from PySide6.QtCore import (
@@ -63,12 +63,15 @@ from PySide6.QtWidgets import (
 
 from ..engine.trace import QUANTITIES, TITLES
 from ..errors import LstmvizError
-from ..export import ExportCancelled, Source, export_trace
+from ..export import ExportCancelled
 from ..export.formats import ANIMATION_FORMATS, DATA_FORMATS, FIGURE_FORMATS, FORMATS, check_output
 from ..export.style import STYLES
 from ..io.atomic import atomic_write_bytes
 from . import dialogs
 from .workers import TaskRunner, Worker
+
+if TYPE_CHECKING:  # the writers load when something is exported
+    from ..export import Source
 
 log = logging.getLogger(__name__)
 
@@ -685,6 +688,8 @@ def _actions(window: Any) -> ExportActions:
 
 
 def _source(window: Any) -> Source:
+    from ..export import Source
+
     doc = window.state
     text = None
     with contextlib.suppress(LstmvizError, ValueError, IndexError, TypeError, AttributeError):
@@ -746,6 +751,8 @@ def _grid_job(
         kwargs["levels"] = LevelLock.from_dict(doc.level_lock.to_dict())
 
     def job(progress: Callable[[int, int], None], should_stop: Callable[[], bool]) -> Path:
+        from ..export import export_trace
+
         return export_trace(
             path, trace, source, progress=progress, should_stop=should_stop, **kwargs
         )
@@ -817,6 +824,8 @@ def export_data(
     batch = None if all_batch else doc.batch
 
     def job(progress: Callable[[int, int], None], should_stop: Callable[[], bool]) -> Path:
+        from ..export import export_trace
+
         return export_trace(
             path,
             trace,

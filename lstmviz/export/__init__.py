@@ -12,8 +12,8 @@ only when that format is written.
 
 from __future__ import annotations
 
-from .api import export_trace
-from .data import Source, metadata, trace_arrays, write_csv, write_json, write_npz
+from typing import TYPE_CHECKING
+
 from .formats import (
     ANIMATION_FORMATS,
     DATA_FORMATS,
@@ -25,14 +25,36 @@ from .formats import (
 )
 from .style import COLORMAPS, STYLES, levels_for
 
+if TYPE_CHECKING:  # imported on first use, by __getattr__ below
+    from .api import export_trace
+    from .data import Source, metadata, trace_arrays, write_csv, write_json, write_npz
+    from .figure import GridFigure, render_figure
+
+#: public names and the module that holds each, imported on first use: the window builds its
+#: Export menu from the formats alone, and the writers (hashing, CSV, the renderer and
+#: matplotlib) load when something is exported
+_LAZY: dict[str, str] = {
+    "export_trace": "api",
+    "Source": "data",
+    "metadata": "data",
+    "trace_arrays": "data",
+    "write_csv": "data",
+    "write_json": "data",
+    "write_npz": "data",
+    "GridFigure": "figure",
+    "render_figure": "figure",
+}
+
 
 def __getattr__(name: str) -> object:
-    # the renderer imports matplotlib: only when it is asked for
-    if name in ("GridFigure", "render_figure"):
-        from . import figure
+    home = _LAZY.get(name)
+    if home is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    from importlib import import_module
 
-        return getattr(figure, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(import_module(f"{__name__}.{home}"), name)
+    globals()[name] = value  # found directly from now on
+    return value
 
 
 __all__ = [

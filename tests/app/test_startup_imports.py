@@ -19,7 +19,7 @@ w.ensure_actions()
 lazy = ("lstmviz.app.analysis.corpus", "lstmviz.analysis.corpus", "lstmviz.app.analysis.whatif",
         "lstmviz.app.analysis.attribution", "lstmviz.analysis.attribution", "lstmviz.train",
         "lstmviz.app.diagram_view", "lstmviz.export.diagram", "lstmviz.engine.backward",
-        "lstmviz.analysis.gradients")
+        "lstmviz.analysis.gradients", "lstmviz.export.api", "lstmviz.export.data")
 print("loaded:", ",".join(m for m in lazy if m in sys.modules))
 print("menus:", len(w.menu("Analysis").actions()), len(w.menu("Train").actions()))
 corpus = next(a for a in w.menu("Analysis").actions() if a.text() == "Corpus")
