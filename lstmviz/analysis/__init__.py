@@ -24,23 +24,15 @@ outputs                what an output is (probabilities, log-probabilities, logi
 # built from the table that loads them, so a linter cannot see that they are used).
 # ruff: noqa: F401
 
+import sys
 from importlib import import_module
 from types import ModuleType
-from typing import TYPE_CHECKING
-
-# Modules that share their name with a function they export are imported here: the package's
-# attribute is the function (``lstmviz.analysis.compare``, ``.decompose``, ...), whichever
-# import comes first. The rest load on first use (``__getattr__`` below).
-from .compare import Comparison, align_units, compare
-from .decompose import decompose, mean_lifetime, memory_lifetime, retention
-from .diagnose import Diagnosis, diagnose
-from .logit_attribution import LogitAttribution, logit_attribution
-from .lrp import LRPResult, lrp
-from .saturation import dead_units, gate_histograms, saturation, saturation_split
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # imported on first use, by __getattr__ below
     from . import outputs, probes
     from .attribution import Attribution, attribute, occlusion
+    from .compare import Comparison, align_units, compare
     from .corpus import (
         CorpusStore,
         Match,
@@ -53,6 +45,8 @@ if TYPE_CHECKING:  # imported on first use, by __getattr__ below
         trace_corpus,
         unit_stats,
     )
+    from .decompose import decompose, mean_lifetime, memory_lifetime, retention
+    from .diagnose import Diagnosis, diagnose
     from .dynamics import FixedPoint, StatePCA, fixed_points, state_pca
     from .gradients import (
         Connectivity,
@@ -77,7 +71,10 @@ if TYPE_CHECKING:  # imported on first use, by __getattr__ below
         mean_values,
         sample_with_intervention,
     )
+    from .logit_attribution import LogitAttribution, logit_attribution
+    from .lrp import LRPResult, lrp
     from .patching import PatchingResult, activation_patching
+    from .saturation import dead_units, gate_histograms, saturation, saturation_split
     from .search import correlations, rank_units
     from .whatif import WhatIf, what_if
 
@@ -85,6 +82,12 @@ if TYPE_CHECKING:  # imported on first use, by __getattr__ below
 #: TYPE_CHECKING imports above say the same for type checkers
 #: (tests/analysis/test_lazy_package.py checks that the two agree).
 _LAZY: dict[str, tuple[str, ...]] = {
+    "compare": ("Comparison", "align_units", "compare"),
+    "decompose": ("decompose", "mean_lifetime", "memory_lifetime", "retention"),
+    "diagnose": ("Diagnosis", "diagnose"),
+    "logit_attribution": ("LogitAttribution", "logit_attribution"),
+    "lrp": ("LRPResult", "lrp"),
+    "saturation": ("dead_units", "gate_histograms", "saturation", "saturation_split"),
     "outputs": (),
     "probes": (),
     "attribution": ("Attribution", "attribute", "occlusion"),
@@ -130,30 +133,30 @@ _LAZY: dict[str, tuple[str, ...]] = {
 }
 _HOME = {name: module for module, names in _LAZY.items() for name in names}
 
-__all__ = [
-    # imported above
-    "Comparison",
-    "Diagnosis",
-    "LRPResult",
-    "LogitAttribution",
-    "align_units",
-    "compare",
-    "dead_units",
-    "decompose",
-    "diagnose",
-    "gate_histograms",
-    "logit_attribution",
-    "lrp",
-    "mean_lifetime",
-    "memory_lifetime",
-    "retention",
-    "saturation",
-    "saturation_split",
-    # loaded on first use
-    "outputs",
-    "probes",
-    *_HOME,
-]
+#: submodules whose package attribute is the function of the same name
+#: (``lstmviz.analysis.compare`` is :func:`compare`, whichever import comes first)
+_SAME_NAME = frozenset(m for m, names in _LAZY.items() if m in names)
+
+__all__ = ["outputs", "probes", *_HOME]
+
+
+class _Package(ModuleType):
+    """The package's module type: when the import system binds a submodule to the package
+    (``import lstmviz.analysis.compare`` sets ``lstmviz.analysis.compare``), a function of
+    the submodule's name keeps the attribute."""
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if (
+            name in _SAME_NAME
+            and isinstance(value, ModuleType)
+            and value.__name__ == f"{__name__}.{name}"
+            and hasattr(value, name)
+        ):
+            value = getattr(value, name)
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _Package
 
 
 def __getattr__(name: str) -> object:
@@ -163,11 +166,11 @@ def __getattr__(name: str) -> object:
     this package first; importing every analysis here would load the corpus machinery,
     gradients, attribution, ... into a window that has not asked for them yet.
     """
-    home = name if name in _LAZY else _HOME.get(name)
+    home = _HOME.get(name) or (name if name in _LAZY else None)
     if home is None:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
     module: ModuleType = import_module(f"{__name__}.{home}")
-    value = module if home == name else getattr(module, name)
+    value = getattr(module, name) if name in _HOME else module
     globals()[name] = value
     return value
 

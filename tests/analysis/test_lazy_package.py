@@ -43,7 +43,7 @@ def test_importing_one_module_leaves_the_rest_unloaded():
     out = _fresh(
         "import sys, lstmviz.analysis.levels, lstmviz.analysis.units; "
         "lazy = ('corpus', 'attribution', 'interventions', 'dynamics', 'patching', 'search', "
-        "'whatif', 'probes'); "
+        "'whatif', 'probes', 'compare', 'decompose', 'diagnose', 'logit_attribution', 'lrp'); "
         "print(','.join(m for m in lazy if 'lstmviz.analysis.' + m in sys.modules))"
     )
     assert out == ""
