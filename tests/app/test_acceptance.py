@@ -1048,16 +1048,21 @@ def test_layout_with_analysis_results_shown(app, qtbot, answers, tmp_path, width
     assert not bad, bad
 
 
+def _panel_at_1600x900(qtbot, w, example, key):
+    """The window at 1600 x 900 on a bundled example, with panel ``key`` opened by its key."""
+    w.resize(1600, 900)
+    w._asked_size = (1600, 900)
+    _open(qtbot, w, EXAMPLES_DIR / example)
+    press(qtbot, w, w.panels.specs[key].shortcut)
+    qtbot.waitUntil(lambda: _raised(w.panels.docks[key]), timeout=5000)
+    return w.panels.widget(key)
+
+
 def test_what_if_time_axis_on_the_text_example(app, qtbot):
     """The text-generation example (39 characters) at 1600 x 900: the changed step's tick
     "a→⏎" (old→new) is wider than one character, and its neighbours ran into it ("Sa→⏎l")."""
     w = app
-    w.resize(1600, 900)
-    w._asked_size = (1600, 900)
-    _open(qtbot, w, EXAMPLES_DIR / "char_textgen.keras")
-    press(qtbot, w, w.panels.specs["what_if"].shortcut)
-    qtbot.waitUntil(lambda: _raised(w.panels.docks["what_if"]), timeout=5000)
-    p = w.panels.widget("what_if")
+    p = _panel_at_1600x900(qtbot, w, "char_textgen.keras", "what_if")
     p.step.setValue(2)
     p.token.setCurrentIndex(0)  # the newline
     click(qtbot, p.run_btn)
@@ -1072,12 +1077,7 @@ def test_corpus_tokens_on_the_text_example(app, qtbot, answers, tmp_path):
     """The Corpus panel on the text-generation example at 1600 x 900: its map's time axis
     labels every character only where they do not touch ('W' and 'M' were 15 px apart)."""
     w = app
-    w.resize(1600, 900)
-    w._asked_size = (1600, 900)
-    _open(qtbot, w, EXAMPLES_DIR / "char_textgen.keras")
-    press(qtbot, w, w.panels.specs["corpus"].shortcut)
-    qtbot.waitUntil(lambda: _raised(w.panels.docks["corpus"]), timeout=5000)
-    p = w.panels.widget("corpus")
+    p = _panel_at_1600x900(qtbot, w, "char_textgen.keras", "corpus")
     p.count.setValue(50)
     p.length.setValue(12)
     answers["Folder for the traced corpus"] = str(tmp_path)
