@@ -154,22 +154,35 @@ def check_global_heaps(raw: Any, size: int, source: str) -> None:
     a size of at least its own header. Raises :class:`~lstmviz.errors.ModelFileError`.
     """
     chunk = 1 << 20
+    keep = len(_GCOL) - 1  # a signature may straddle two reads: the last bytes stay in front
+    buf = bytearray(chunk + keep)
+    view = memoryview(buf)
     offset = 0
-    tail = b""
+    have = 0  # bytes kept from the previous read, at the front of buf
     found: list[int] = []
     raw.seek(0)
+    # read into one buffer (no per-read copies: the window's GUI thread shares the GIL with
+    # this scan of a model file of any size)
     while offset < size:
-        data = raw.read(min(chunk, size - offset))
-        if not data:
+        want = min(chunk, size - offset)
+        if hasattr(raw, "readinto"):
+            got = raw.readinto(view[have : have + want]) or 0
+        else:  # pragma: no cover - every caller passes a file with readinto
+            data = raw.read(want)
+            got = len(data)
+            buf[have : have + got] = data
+        if not got:
             break
-        block = tail + data
-        base = offset - len(tail)
-        i = block.find(_GCOL)
+        end = have + got
+        base = offset - have
+        i = buf.find(_GCOL, 0, end)
         while i != -1:
             found.append(base + i)
-            i = block.find(_GCOL, i + 1)
-        tail = block[-(len(_GCOL) - 1) :]
-        offset += len(data)
+            i = buf.find(_GCOL, i + 1, end)
+        k = min(keep, end)
+        buf[:k] = buf[end - k : end]
+        have = k
+        offset += got
     for start in sorted(set(found)):
         raw.seek(start)
         head = raw.read(_GCOL_HEADER)
