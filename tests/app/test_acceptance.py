@@ -1023,12 +1023,7 @@ def test_layout_with_analysis_results_shown(app, qtbot, answers, tmp_path, width
     problems["check"] = _layout_problems(w)
     w.panels.close_all()
     p = w.panels.open("corpus")
-    p.count.setValue(40)
-    p.length.setValue(12)
-    answers["Folder for the traced corpus"] = str(tmp_path)
-    click(qtbot, p.dir_btn)
-    click(qtbot, p.trace_btn)
-    qtbot.waitUntil(lambda: p.store is not None, timeout=60000)
+    _trace_a_corpus(qtbot, p, answers, tmp_path, 40)
     _settle(qtbot, w)
     problems["corpus"] = _layout_problems(w)
     w.panels.close_all()
@@ -1046,6 +1041,17 @@ def test_layout_with_analysis_results_shown(app, qtbot, answers, tmp_path, width
     problems["interventions"] = _layout_problems(w)
     bad = {k: v for k, v in problems.items() if v}
     assert not bad, bad
+
+
+def _trace_a_corpus(qtbot, panel, answers, folder, count):
+    """Trace ``count`` random sequences of 12 steps into ``folder`` with the Corpus panel's
+    buttons, and wait for the store."""
+    panel.count.setValue(count)
+    panel.length.setValue(12)
+    answers["Folder for the traced corpus"] = str(folder)
+    click(qtbot, panel.dir_btn)
+    click(qtbot, panel.trace_btn)
+    qtbot.waitUntil(lambda: panel.store is not None, timeout=60000)
 
 
 def _panel_at_1600x900(qtbot, w, example, key):
@@ -1078,12 +1084,7 @@ def test_corpus_tokens_on_the_text_example(app, qtbot, answers, tmp_path):
     labels every character only where they do not touch ('W' and 'M' were 15 px apart)."""
     w = app
     p = _panel_at_1600x900(qtbot, w, "char_textgen.keras", "corpus")
-    p.count.setValue(50)
-    p.length.setValue(12)
-    answers["Folder for the traced corpus"] = str(tmp_path)
-    click(qtbot, p.dir_btn)
-    click(qtbot, p.trace_btn)
-    qtbot.waitUntil(lambda: p.store is not None, timeout=60000)
+    _trace_a_corpus(qtbot, p, answers, tmp_path, 50)
     _settle(qtbot, w)
     assert p.plot.getAxis("bottom")._tickLevels, "the time axis has no labels"
     assert not _layout_problems(w)
